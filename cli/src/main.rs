@@ -1,1 +1,52 @@
-fn main() {}
+//! The `aclc` command line: parses the arguments and hands over to one module per subcommand.
+
+mod check;
+mod input;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: success (the policy is valid; warnings allowed).
+const EXIT_OK: u8 = 0;
+/// Exit status: a usage error, an unreadable file or a malformed inventory.
+const EXIT_USAGE: u8 = 1;
+/// Exit status: a policy is invalid.
+const EXIT_INVALID: u8 = 2;
+
+/// Check Tailscale policy files: every problem reported at once, with its position.
+#[derive(Debug, Parser)]
+#[command(name = "aclc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policy files and report every problem with its position.
+    ///
+    /// Exit status: 0 valid (warnings allowed), 2 invalid, 1 usage error or unreadable input.
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            // clap exits 2 on usage errors; 2 means "invalid policy" here, so map to 1.
+            let code = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EXIT_OK,
+                _ => EXIT_USAGE,
+            };
+            // Nothing useful to do if printing the message fails.
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => ExitCode::from(check::run(&args)),
+    }
+}

@@ -3,7 +3,10 @@
 pub mod diag;
 pub mod hujson;
 pub mod limits;
+mod lower;
+pub mod model;
 pub mod source;
+mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use limits::Limits;
@@ -30,14 +33,109 @@ pub struct Options {
     pub context: Context,
 }
 
+/// A policy that passed validation, and the warnings found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The typed policy.
+    pub policy: model::Policy,
+    /// Warnings (never errors), sorted by position.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parse and validate a policy: HuJSON syntax, shapes, values, references and placement
+/// rules, collecting every problem. `Err` holds the errors and the warnings, sorted by
+/// position; `Ok` holds the policy and its warnings.
+pub fn parse(source: &Source, options: &Options) -> Result<Checked, Diagnostics> {
+    let (document, mut diagnostics) = hujson::parse(source, &options.limits);
+    let policy = document.map(|document| {
+        let (policy, lowering) = lower::lower(source, &document.root);
+        let validation = validate::validate(&policy, &options.context, &lowering);
+        diagnostics.extend(lowering);
+        diagnostics.extend(validation);
+        policy
+    });
+    let mut diagnostics = Diagnostics(diagnostics);
+    diagnostics.sort();
+    match policy {
+        Some(policy) if !diagnostics.has_errors() => Ok(Checked {
+            policy,
+            warnings: diagnostics.0,
+        }),
+        Some(_) => Err(diagnostics),
+        None => {
+            if !diagnostics.has_errors() {
+                // The parser returned no document without saying why; never accept that.
+                diagnostics.0.push(Diagnostic::error(
+                    "aclc::internal",
+                    Span::default(),
+                    "the policy could not be read (this is a bug: no syntax error was reported)",
+                ));
+            }
+            Err(diagnostics)
+        }
+    }
+}
+
+/// [`parse`] from a string: builds the [`Source`] (named `name`) and returns it with the
+/// result, so diagnostics can be rendered against it.
+pub fn parse_str(
+    name: &str,
+    text: &str,
+    options: &Options,
+) -> (Source, Result<Checked, Diagnostics>) {
+    let source = Source::new(name, text);
+    let result = parse(&source, options);
+    (source, result)
+}
+
 /// Decode raw bytes into a [`Source`]: refuses files over the size limit, a byte-order mark and
 /// invalid UTF-8, each with a spanned diagnostic. The returned source is always usable for
 /// display (invalid bytes replaced), so the diagnostics can be rendered.
-pub fn source_from_bytes(
-    name: &str,
-    bytes: &[u8],
-    limits: &Limits,
-) -> (Source, Vec<Diagnostic>) {
-    let _ = limits;
-    (Source::new(name, String::from_utf8_lossy(bytes)), Vec::new())
+pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, Vec<Diagnostic>) {
+    if bytes.len() > limits.max_bytes {
+        // Too large to even look at: the source is left empty.
+        let diagnostic = hujson::too_large(bytes.len(), limits.max_bytes);
+        return (Source::new(name, String::new()), vec![diagnostic]);
+    }
+    let mut diagnostics = Vec::new();
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        diagnostics.push(
+            Diagnostic::error(
+                "aclc::byte_order_mark",
+                Span::new(0, 3),
+                "the policy starts with a byte-order mark (U+FEFF)",
+            )
+            .with_label("byte-order mark")
+            .with_help("save the file as UTF-8 without a byte-order mark (BOM)"),
+        );
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(error) => {
+            let at = error.valid_up_to();
+            let bad_len = error
+                .error_len()
+                .unwrap_or_else(|| bytes.len().saturating_sub(at));
+            let bad = bytes.get(at..at + bad_len).unwrap_or_default();
+            let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02X}")).collect();
+            let label = match error.error_len() {
+                Some(1) => format!("invalid byte {}", shown.join(" ")),
+                Some(_) => format!("invalid bytes {}", shown.join(" ")),
+                None => format!("incomplete character at the end: {}", shown.join(" ")),
+            };
+            // The lossy text replaces the bad bytes with U+FFFD (3 bytes); earlier offsets are
+            // unchanged, so the span covers that replacement character.
+            diagnostics.push(
+                Diagnostic::error(
+                    "aclc::invalid_utf8",
+                    Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
+                    "the policy is not valid UTF-8",
+                )
+                .with_label(label)
+                .with_help("save the file as UTF-8"),
+            );
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    };
+    (Source::new(name, text), diagnostics)
 }

@@ -2,9 +2,13 @@
 //!
 //! The tree keeps comments beside the values so a formatter can be built without a second parser.
 
+mod errors;
 mod parser;
+#[cfg(test)]
+mod tests;
 
 pub use parser::parse;
+pub(crate) use parser::too_large;
 
 use crate::source::Span;
 

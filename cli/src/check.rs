@@ -1,0 +1,180 @@
+//! `aclc check`: validate policy files and report every problem, for people or as JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aclc_policy::{Diagnostic, Options, Source};
+use serde::Serialize;
+
+use crate::input::{read_inventory, read_policy, PolicyFile};
+use crate::report::{json_input_error, summary, use_colour, Format, HumanRenderer, JsonDiagnostic};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+/// Arguments of `aclc check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Policy files to check (HuJSON or JSON); `-` reads standard input.
+    #[arg(required = true, value_name = "POLICY")]
+    policies: Vec<PathBuf>,
+    /// Node inventory (JSON) whose users and tailnet domain the policy is checked against.
+    #[arg(long, value_name = "INVENTORY")]
+    inventory: Option<PathBuf>,
+    /// Output format: `human` renders diagnostics on stderr, `json` prints one document on
+    /// stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// What checking one policy found.
+struct FileResult {
+    source: Source,
+    diagnostics: Vec<Diagnostic>,
+    valid: bool,
+}
+
+/// Run `aclc check`; returns the exit status.
+pub(crate) fn run(args: &CheckArgs) -> u8 {
+    let stdin_uses = args
+        .policies
+        .iter()
+        .filter(|p| p.as_path() == Path::new("-"))
+        .count();
+    if stdin_uses > 1 {
+        return input_error(args.format, "standard input (`-`) can be checked only once");
+    }
+    let mut options = Options::default();
+    if let Some(path) = &args.inventory {
+        match read_inventory(path) {
+            Ok((inventory, warnings)) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                options.context = inventory.policy_context();
+            }
+            Err(message) => return input_error(args.format, &message),
+        }
+    }
+    let mut files = Vec::with_capacity(args.policies.len());
+    for path in &args.policies {
+        match read_policy(path) {
+            Ok(file) => files.push(file),
+            Err(message) => return input_error(args.format, &message),
+        }
+    }
+    let results: Vec<FileResult> = files.iter().map(|f| check_file(f, &options)).collect();
+    match args.format {
+        Format::Human => print_human(&results),
+        Format::Json => print_json(&results),
+    }
+    if results.iter().all(|r| r.valid) {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    }
+}
+
+/// Report an input that could not be read at all: a message on stderr and, for JSON output, an
+/// error document on stdout.
+fn input_error(format: Format, message: &str) -> u8 {
+    eprintln!("error: {message}");
+    if format == Format::Json {
+        println!("{}", json_input_error(message));
+    }
+    EXIT_USAGE
+}
+
+fn check_file(file: &PolicyFile, options: &Options) -> FileResult {
+    let (source, mut diagnostics) =
+        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
+    // Undecodable input (bad UTF-8, too large) would only produce confusing follow-on errors.
+    let mut valid = !diagnostics.iter().any(Diagnostic::is_error);
+    if valid {
+        match aclc_policy::parse(&source, options) {
+            Ok(checked) => diagnostics.extend(checked.warnings),
+            Err(found) => {
+                valid = false;
+                diagnostics.extend(found.0);
+            }
+        }
+    }
+    FileResult {
+        source,
+        diagnostics,
+        valid,
+    }
+}
+
+fn print_human(results: &[FileResult]) {
+    let stderr = std::io::stderr();
+    let renderer = HumanRenderer::new(use_colour(&stderr));
+    let mut out = stderr.lock();
+    // Write errors (a closed pipe) are not worth a different exit status.
+    for result in results {
+        for diagnostic in &result.diagnostics {
+            let _ = writeln!(out, "{}", renderer.render(diagnostic, &result.source));
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            summary(result.source.name(), &result.diagnostics)
+        );
+    }
+}
+
+/// The JSON of one file.
+#[derive(Serialize)]
+struct JsonFile {
+    file: String,
+    valid: bool,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+/// The JSON of a single file: `{"valid", "diagnostics"}`.
+#[derive(Serialize)]
+struct JsonSingle {
+    valid: bool,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+/// The JSON of several files: per file, and every diagnostic flattened.
+#[derive(Serialize)]
+struct JsonMany {
+    valid: bool,
+    files: Vec<JsonFile>,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+fn json_diagnostics(result: &FileResult) -> Vec<JsonDiagnostic> {
+    result
+        .diagnostics
+        .iter()
+        .map(|d| JsonDiagnostic::new(d, &result.source))
+        .collect()
+}
+
+fn print_json(results: &[FileResult]) {
+    let valid = results.iter().all(|r| r.valid);
+    let text = match results {
+        [one] => serde_json::to_string(&JsonSingle {
+            valid,
+            diagnostics: json_diagnostics(one),
+        }),
+        many => serde_json::to_string(&JsonMany {
+            valid,
+            files: many
+                .iter()
+                .map(|r| JsonFile {
+                    file: r.source.name().to_string(),
+                    valid: r.valid,
+                    diagnostics: json_diagnostics(r),
+                })
+                .collect(),
+            diagnostics: many.iter().flat_map(json_diagnostics).collect(),
+        }),
+    };
+    match text {
+        Ok(text) => println!("{text}"),
+        // Only plain strings and numbers are serialised; this cannot fail.
+        Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
+    }
+}

@@ -1,0 +1,122 @@
+//! Showing diagnostics: miette's graphical rendering for people, a stable JSON shape for
+//! programs (and `check.py`).
+
+use std::io::IsTerminal;
+
+use aclc_policy::{Diagnostic, Severity, Source};
+use clap::ValueEnum;
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use serde::Serialize;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Rendered diagnostics with the source line and the offending text underlined (stderr).
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// True when colour should be used on a stream: it is a terminal and `NO_COLOR` is unset or
+/// empty (<https://no-color.org>).
+pub(crate) fn use_colour(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+}
+
+/// Renders diagnostics for a terminal or a log.
+pub(crate) struct HumanRenderer {
+    handler: GraphicalReportHandler,
+}
+
+impl HumanRenderer {
+    /// A renderer, in colour or not.
+    pub(crate) fn new(colour: bool) -> HumanRenderer {
+        let theme = if colour {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        HumanRenderer {
+            handler: GraphicalReportHandler::new_themed(theme).with_links(false),
+        }
+    }
+
+    /// One diagnostic: `file:line:column`, the source line, the span underlined, the help.
+    pub(crate) fn render(&self, diagnostic: &Diagnostic, source: &Source) -> String {
+        let report = diagnostic.report(source);
+        let mut out = String::new();
+        if self
+            .handler
+            .render_report(&mut out, report.as_ref())
+            .is_err()
+        {
+            // Rendering into a String cannot fail in practice; fall back to the bare facts.
+            let at = source.line_col(diagnostic.span.start as usize);
+            out = format!(
+                "{}: {}:{}:{}: {}\n",
+                diagnostic.severity.as_str(),
+                source.name(),
+                at.line,
+                at.column,
+                diagnostic.message
+            );
+        }
+        out
+    }
+}
+
+/// `policy.hujson: 2 errors, 1 warning`, or `policy.hujson: valid` (`valid, 1 warning`).
+pub(crate) fn summary(name: &str, diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (errors, warnings) {
+        (0, 0) => format!("{name}: valid"),
+        (0, w) => format!("{name}: valid, {}", plural(w, "warning")),
+        (e, 0) => format!("{name}: {}", plural(e, "error")),
+        (e, w) => format!("{name}: {}, {}", plural(e, "error"), plural(w, "warning")),
+    }
+}
+
+/// A diagnostic as JSON. Lines and columns are 1-based (columns in characters); the end is the
+/// position just past the span.
+#[derive(Debug, Serialize)]
+pub(crate) struct JsonDiagnostic {
+    severity: &'static str,
+    code: &'static str,
+    message: String,
+    help: Option<String>,
+    file: String,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+}
+
+impl JsonDiagnostic {
+    /// The JSON form of a diagnostic of `source`.
+    pub(crate) fn new(diagnostic: &Diagnostic, source: &Source) -> JsonDiagnostic {
+        let start = source.line_col(diagnostic.span.start as usize);
+        let end = source.line_col(diagnostic.span.end as usize);
+        JsonDiagnostic {
+            severity: match diagnostic.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            code: diagnostic.code,
+            message: diagnostic.message.clone(),
+            help: diagnostic.help.clone(),
+            file: source.name().to_string(),
+            line: start.line,
+            column: start.column,
+            end_line: end.line,
+            end_column: end.column,
+        }
+    }
+}
+
+/// `{"valid": false, "error": {"message": ...}}`: what JSON output says when an input could not
+/// be read at all.
+pub(crate) fn json_input_error(message: &str) -> String {
+    serde_json::json!({"valid": false, "error": {"message": message}}).to_string()
+}

@@ -1,0 +1,749 @@
+//! The node inventory: the tailnet's users, nodes, routes and settings that a policy is
+//! compiled against, read from the corpus' JSON format and validated once on load.
+//!
+//! Format (the `topology` object of a conformance case plus its `tailnet`):
+//!
+//! ```json
+//! {"users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
+//!  "nodes": [{"name": "bulbasaur", "user": "odin@example.com", "tags": [],
+//!             "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
+//!             "routable_ips": [], "approved_routes": []}],
+//!  "registration_order": ["bulbasaur"],
+//!  "tailnet": {"name": "odin@example.com", "dns": {}, "settings": {}}}
+//! ```
+//!
+//! Users and nodes refuse unknown fields (a misspelt `approved_routes` would silently change
+//! what gets compiled); the top level and `tailnet` tolerate them, and `tailnet` keeps them so
+//! an inventory round-trips.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A validated node inventory. Immutable once built: every constructor checks the invariants
+/// listed on [`Inventory::from_json`], so code holding an `Inventory` can rely on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawInventory")]
+pub struct Inventory {
+    users: Vec<User>,
+    nodes: Vec<Node>,
+    registration_order: Vec<String>,
+    tailnet: Tailnet,
+    #[serde(skip)]
+    index: Index,
+}
+
+/// Lookups built once on load.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Index {
+    node_by_name: HashMap<String, usize>,
+    user_by_email: HashMap<String, usize>,
+    registration_rank: HashMap<String, usize>,
+}
+
+/// A user of the tailnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Numeric user id.
+    pub id: u64,
+    /// Display or login name.
+    pub name: String,
+    /// Login email; nodes name their owner by it.
+    pub email: String,
+    /// Tailnet roles (needed for `autogroup:admin`, `autogroup:owner`, ...).
+    pub roles: Vec<Role>,
+}
+
+impl User {
+    /// True if the user holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A Tailscale user role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// `owner`
+    Owner,
+    /// `admin`
+    Admin,
+    /// `network-admin`
+    NetworkAdmin,
+    /// `it-admin`
+    ItAdmin,
+    /// `billing-admin`
+    BillingAdmin,
+    /// `auditor`
+    Auditor,
+    /// `member`
+    Member,
+}
+
+impl Role {
+    /// Every role, in the order used in messages.
+    pub const ALL: [Role; 7] = [
+        Role::Owner,
+        Role::Admin,
+        Role::NetworkAdmin,
+        Role::ItAdmin,
+        Role::BillingAdmin,
+        Role::Auditor,
+        Role::Member,
+    ];
+
+    /// The role's name as written in the inventory (`network-admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::NetworkAdmin => "network-admin",
+            Role::ItAdmin => "it-admin",
+            Role::BillingAdmin => "billing-admin",
+            Role::Auditor => "auditor",
+            Role::Member => "member",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// A node (device) of the tailnet: either owned by a user or tagged, never both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// The node's name, unique in the inventory.
+    pub name: String,
+    /// The OS hostname, only when it differs from `name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Owner's email for a user-owned node; `None` for a tagged node.
+    pub user: Option<String>,
+    /// Tags (`tag:...`); empty for a user-owned node.
+    pub tags: Vec<String>,
+    /// Tailscale IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// Tailscale IPv6 address.
+    pub ipv6: Ipv6Addr,
+    /// Routes the node advertises.
+    pub routable_ips: Vec<IpNet>,
+    /// Routes the control plane approved for the node.
+    pub approved_routes: Vec<IpNet>,
+}
+
+impl Node {
+    /// The OS hostname (the name when no separate hostname is recorded).
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.name)
+    }
+
+    /// True for a tagged node.
+    pub fn is_tagged(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
+    /// The node's own addresses, IPv4 first.
+    pub fn addresses(&self) -> [IpAddr; 2] {
+        [IpAddr::V4(self.ipv4), IpAddr::V6(self.ipv6)]
+    }
+
+    /// Approved routes the node also advertises: the routes it can actually serve. An approval
+    /// for a route the node does not advertise takes effect only once it advertises it.
+    pub fn served_routes(&self) -> impl Iterator<Item = &IpNet> + '_ {
+        self.approved_routes
+            .iter()
+            .filter(|r| self.routable_ips.contains(r))
+    }
+}
+
+/// Tailnet-wide facts: its name, DNS configuration and settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tailnet {
+    /// The tailnet's name: the owner's email for a personal tailnet, else usually a domain.
+    pub name: String,
+    /// DNS configuration.
+    pub dns: Dns,
+    /// Tailnet settings.
+    pub settings: Settings,
+    /// Fields this version does not model, kept so the inventory round-trips.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Tailnet {
+    /// The domain associated with the tailnet, lowercased: the domain of the name when the name
+    /// is an email (`odin@example.com` -> `example.com`), the name itself when it looks like a
+    /// domain, else `None`. A `*.ts.net` name is a DNS name, not a login domain, so `None`.
+    pub fn domain(&self) -> Option<String> {
+        let name = self.name.trim();
+        let domain = match name.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() => domain,
+            Some(_) => return None,
+            None => name,
+        };
+        let looks_like_domain = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        let domain = domain.to_lowercase();
+        (looks_like_domain && !domain.ends_with(".ts.net")).then_some(domain)
+    }
+}
+
+/// The tailnet's DNS configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Dns {
+    /// MagicDNS on or off.
+    pub magic_dns: bool,
+    /// Global nameservers.
+    pub nameservers: Vec<String>,
+    /// Search domains.
+    pub search_paths: Vec<String>,
+    /// Split DNS: domain -> nameservers.
+    pub split_dns: BTreeMap<String, Vec<String>>,
+    /// Fields this version does not model.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Tailnet settings that show up in what nodes receive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Whether new devices update automatically (sent as `default-auto-update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices_auto_updates_on: Option<bool>,
+    /// Fields this version does not model.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Why an inventory was refused (or, from [`Inventory::warnings`], what looks wrong in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    /// What kind of problem.
+    pub kind: InventoryErrorKind,
+    /// One line with the path of the offending value: `nodes[3].ipv4: invalid IP address "x"`.
+    pub message: String,
+    /// How many further problems were found after this one.
+    more: usize,
+}
+
+impl InventoryError {
+    fn new(kind: InventoryErrorKind, message: impl Into<String>) -> InventoryError {
+        InventoryError {
+            kind,
+            message: message.into(),
+            more: 0,
+        }
+    }
+
+    /// How many further problems were found after this one.
+    pub fn more(&self) -> usize {
+        self.more
+    }
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if self.more > 0 {
+            write!(f, " (+{} more)", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+/// The kinds of [`InventoryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InventoryErrorKind {
+    /// Not JSON, or not the inventory's shape (wrong type, missing or unknown field).
+    Syntax,
+    /// A node address that does not parse or is of the wrong family.
+    InvalidAddress,
+    /// A route that is not a canonical `address/length` prefix.
+    InvalidPrefix,
+    /// A node tag that does not start with `tag:`, or a tag listed twice.
+    InvalidTag,
+    /// A role that Tailscale does not have.
+    UnknownRole,
+    /// An empty node name.
+    EmptyName,
+    /// Two users with the same email or id.
+    DuplicateUser,
+    /// Two nodes with the same name.
+    DuplicateNodeName,
+    /// Two nodes with the same address.
+    DuplicateAddress,
+    /// A node owned by an email that is not among the users.
+    UnknownOwner,
+    /// A node that is both user-owned and tagged, or neither.
+    Ownership,
+    /// `registration_order` names a node that is not in `nodes`.
+    UnknownNode,
+    /// `registration_order` names a node twice.
+    DuplicateRegistration,
+    /// (Warning) an approved route the node does not advertise.
+    ApprovedRouteNotAdvertised,
+}
+
+/// The inventory as written, before validation.
+#[derive(Deserialize)]
+struct RawInventory {
+    users: Vec<RawUser>,
+    nodes: Vec<RawNode>,
+    #[serde(default)]
+    registration_order: Vec<String>,
+    #[serde(default)]
+    tailnet: Tailnet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    id: u64,
+    name: String,
+    email: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    ipv4: String,
+    ipv6: String,
+    #[serde(default)]
+    routable_ips: Vec<String>,
+    #[serde(default)]
+    approved_routes: Vec<String>,
+}
+
+impl TryFrom<RawInventory> for Inventory {
+    type Error = InventoryError;
+
+    fn try_from(raw: RawInventory) -> Result<Inventory, InventoryError> {
+        let mut errors = Vec::new();
+        let users = raw
+            .users
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| convert_user(i, u, &mut errors))
+            .collect();
+        let nodes = raw
+            .nodes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, n)| convert_node(i, n, &mut errors))
+            .collect();
+        if !errors.is_empty() {
+            return Err(first_of(errors));
+        }
+        Inventory::new(users, nodes, raw.registration_order, raw.tailnet)
+    }
+}
+
+fn first_of(mut errors: Vec<InventoryError>) -> InventoryError {
+    let more = errors.len().saturating_sub(1);
+    let mut first = errors.swap_remove(0);
+    first.more = more;
+    first
+}
+
+fn convert_user(i: usize, raw: RawUser, errors: &mut Vec<InventoryError>) -> User {
+    let roles = raw
+        .roles
+        .iter()
+        .enumerate()
+        .filter_map(|(j, name)| {
+            let role = Role::from_name(name);
+            if role.is_none() {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                errors.push(InventoryError::new(
+                    InventoryErrorKind::UnknownRole,
+                    format!(
+                        "users[{i}].roles[{j}]: unknown role \"{name}\" (expected one of: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            role
+        })
+        .collect();
+    User {
+        id: raw.id,
+        name: raw.name,
+        email: raw.email,
+        roles,
+    }
+}
+
+fn convert_node(i: usize, raw: RawNode, errors: &mut Vec<InventoryError>) -> Option<Node> {
+    let ipv4 = match raw.ipv4.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some(a),
+        Ok(IpAddr::V6(_)) => {
+            errors.push(InventoryError::new(
+                InventoryErrorKind::InvalidAddress,
+                format!("nodes[{i}].ipv4: \"{}\" is not an IPv4 address", raw.ipv4),
+            ));
+            None
+        }
+        Err(_) => {
+            errors.push(invalid_address(&format!("nodes[{i}].ipv4"), &raw.ipv4));
+            None
+        }
+    };
+    let ipv6 = match raw.ipv6.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) => Some(a),
+        Ok(IpAddr::V4(_)) => {
+            errors.push(InventoryError::new(
+                InventoryErrorKind::InvalidAddress,
+                format!("nodes[{i}].ipv6: \"{}\" is not an IPv6 address", raw.ipv6),
+            ));
+            None
+        }
+        Err(_) => {
+            errors.push(invalid_address(&format!("nodes[{i}].ipv6"), &raw.ipv6));
+            None
+        }
+    };
+    let routable_ips = convert_prefixes(
+        &format!("nodes[{i}].routable_ips"),
+        &raw.routable_ips,
+        errors,
+    );
+    let approved_routes = convert_prefixes(
+        &format!("nodes[{i}].approved_routes"),
+        &raw.approved_routes,
+        errors,
+    );
+    Some(Node {
+        name: raw.name,
+        hostname: raw.hostname,
+        user: raw.user,
+        tags: raw.tags,
+        ipv4: ipv4?,
+        ipv6: ipv6?,
+        routable_ips,
+        approved_routes,
+    })
+}
+
+fn invalid_address(path: &str, text: &str) -> InventoryError {
+    InventoryError::new(
+        InventoryErrorKind::InvalidAddress,
+        format!("{path}: invalid IP address \"{text}\""),
+    )
+}
+
+fn convert_prefixes(path: &str, texts: &[String], errors: &mut Vec<InventoryError>) -> Vec<IpNet> {
+    texts
+        .iter()
+        .enumerate()
+        .filter_map(|(j, text)| match parse_prefix(text) {
+            Ok(net) => Some(net),
+            Err(why) => {
+                errors.push(InventoryError::new(
+                    InventoryErrorKind::InvalidPrefix,
+                    format!("{path}[{j}]: {why}"),
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+/// A canonical `address/length` prefix.
+fn parse_prefix(text: &str) -> Result<IpNet, String> {
+    let Ok(net) = text.parse::<IpNet>() else {
+        return Err(if text.parse::<IpAddr>().is_ok() {
+            format!("invalid prefix \"{text}\" (a route needs a length, as in \"{text}/32\")")
+        } else {
+            format!("invalid prefix \"{text}\"")
+        });
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "prefix \"{text}\" has host bits set (did you mean \"{}\"?)",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+impl Inventory {
+    /// Read and validate an inventory from JSON.
+    ///
+    /// Refused (with the path of the offending value in the message): malformed JSON or a wrong
+    /// shape, unknown fields in a user or node, an empty node name, duplicate user
+    /// emails or ids, an unknown role, duplicate node names, an address used twice, an invalid
+    /// address or an IPv6 address in `ipv4` (and the reverse), a route that is not a canonical
+    /// prefix, a tag not starting with `tag:`, a node owned by an email that is not among the
+    /// users, a node both user-owned and tagged or neither, and `registration_order` naming an
+    /// unknown node or a node twice. The first problem is returned; [`InventoryError::more`]
+    /// counts the others.
+    ///
+    /// Accepted with a warning ([`Inventory::warnings`]): an approved route that the node does
+    /// not advertise (Tailscale keeps such approvals; they take effect once advertised).
+    pub fn from_json(text: &str) -> Result<Inventory, InventoryError> {
+        let raw: RawInventory = serde_json::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let message = message.strip_suffix(&suffix).unwrap_or(&message);
+            InventoryError::new(
+                InventoryErrorKind::Syntax,
+                format!("line {}, column {}: {message}", e.line(), e.column()),
+            )
+        })?;
+        Inventory::try_from(raw)
+    }
+
+    /// Build and validate an inventory from its parts (same checks as [`Inventory::from_json`]).
+    pub fn new(
+        users: Vec<User>,
+        nodes: Vec<Node>,
+        registration_order: Vec<String>,
+        tailnet: Tailnet,
+    ) -> Result<Inventory, InventoryError> {
+        let inventory = Inventory {
+            users,
+            nodes,
+            registration_order,
+            tailnet,
+            index: Index::default(),
+        };
+        let (index, errors) = inventory.check();
+        if errors.is_empty() {
+            Ok(Inventory { index, ..inventory })
+        } else {
+            Err(first_of(errors))
+        }
+    }
+
+    /// Every problem, in document order, and the lookups (valid only when there is none).
+    fn check(&self) -> (Index, Vec<InventoryError>) {
+        use InventoryErrorKind as K;
+        let mut errors = Vec::new();
+        let mut err = |kind, message: String| errors.push(InventoryError::new(kind, message));
+        let mut index = Index::default();
+        let mut user_ids: HashMap<u64, usize> = HashMap::new();
+        for (i, user) in self.users.iter().enumerate() {
+            // Some recorded users have no login (an empty email); no node can name them as its
+            // owner, but they are not an error.
+            let duplicate = match user.email.is_empty() {
+                true => None,
+                false => index.user_by_email.insert(user.email.clone(), i),
+            };
+            if let Some(first) = duplicate {
+                index.user_by_email.insert(user.email.clone(), first);
+                err(
+                    K::DuplicateUser,
+                    format!(
+                        "users[{i}].email: duplicate user \"{}\" (also users[{first}])",
+                        user.email
+                    ),
+                );
+            }
+            if let Some(first) = user_ids.insert(user.id, i) {
+                user_ids.insert(user.id, first);
+                err(
+                    K::DuplicateUser,
+                    format!(
+                        "users[{i}].id: duplicate user id {} (also users[{first}])",
+                        user.id
+                    ),
+                );
+            }
+        }
+        let mut addresses: HashMap<IpAddr, usize> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let name = &node.name;
+            if name.trim().is_empty() {
+                err(K::EmptyName, format!("nodes[{i}].name: empty node name"));
+            } else if let Some(first) = index.node_by_name.insert(name.clone(), i) {
+                index.node_by_name.insert(name.clone(), first);
+                err(
+                    K::DuplicateNodeName,
+                    format!(
+                        "nodes[{i}].name: duplicate node name \"{name}\" (also nodes[{first}])"
+                    ),
+                );
+            }
+            match (&node.user, node.tags.is_empty()) {
+                (Some(owner), false) => err(
+                    K::Ownership,
+                    format!(
+                        "nodes[{i}]: node \"{name}\" is owned by \"{owner}\" and also tagged; \
+                         a tagged node has no owner (set \"user\" to null)"
+                    ),
+                ),
+                (None, true) => err(
+                    K::Ownership,
+                    format!("nodes[{i}]: node \"{name}\" has neither an owner (\"user\") nor tags"),
+                ),
+                (Some(owner), true) if !index.user_by_email.contains_key(owner) => err(
+                    K::UnknownOwner,
+                    format!("nodes[{i}].user: unknown user \"{owner}\" (not among users)"),
+                ),
+                _ => {}
+            }
+            let mut seen_tags = HashSet::new();
+            for (j, tag) in node.tags.iter().enumerate() {
+                if tag.strip_prefix("tag:").map_or(true, str::is_empty) {
+                    err(
+                        K::InvalidTag,
+                        format!("nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"),
+                    );
+                } else if !seen_tags.insert(tag) {
+                    err(
+                        K::InvalidTag,
+                        format!("nodes[{i}].tags[{j}]: tag \"{tag}\" listed twice"),
+                    );
+                }
+            }
+            for (field, address) in [
+                ("ipv4", IpAddr::V4(node.ipv4)),
+                ("ipv6", IpAddr::V6(node.ipv6)),
+            ] {
+                if let Some(first) = addresses.insert(address, i) {
+                    addresses.insert(address, first);
+                    let other = self.nodes.get(first).map_or("", |n| n.name.as_str());
+                    err(
+                        K::DuplicateAddress,
+                        format!(
+                            "nodes[{i}].{field}: address {address} is already used by node \"{other}\" (nodes[{first}])"
+                        ),
+                    );
+                }
+            }
+        }
+        for (i, name) in self.registration_order.iter().enumerate() {
+            if !index.node_by_name.contains_key(name) {
+                err(
+                    K::UnknownNode,
+                    format!("registration_order[{i}]: unknown node \"{name}\" (not among nodes)"),
+                );
+            } else if let Some(first) = index.registration_rank.insert(name.clone(), i) {
+                index.registration_rank.insert(name.clone(), first);
+                err(
+                    K::DuplicateRegistration,
+                    format!(
+                        "registration_order[{i}]: node \"{name}\" listed twice (also registration_order[{first}])"
+                    ),
+                );
+            }
+        }
+        (index, errors)
+    }
+
+    /// Things that look wrong but do not stop the inventory from loading: approved routes the
+    /// node does not advertise.
+    pub fn warnings(&self) -> Vec<InventoryError> {
+        let mut warnings = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for (j, route) in node.approved_routes.iter().enumerate() {
+                if !node.routable_ips.contains(route) {
+                    warnings.push(InventoryError::new(
+                        InventoryErrorKind::ApprovedRouteNotAdvertised,
+                        format!(
+                            "nodes[{i}].approved_routes[{j}]: route {route} is approved but node \"{}\" does not advertise it",
+                            node.name
+                        ),
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// The users, in inventory order.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
+    /// The nodes, in inventory order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Node names, oldest registration first (may omit nodes).
+    pub fn registration_order(&self) -> &[String] {
+        &self.registration_order
+    }
+
+    /// The tailnet's name, DNS and settings.
+    pub fn tailnet(&self) -> &Tailnet {
+        &self.tailnet
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.index
+            .node_by_name
+            .get(name)
+            .and_then(|&i| self.nodes.get(i))
+    }
+
+    /// The user whose email is `email`.
+    pub fn user(&self, email: &str) -> Option<&User> {
+        self.index
+            .user_by_email
+            .get(email)
+            .and_then(|&i| self.users.get(i))
+    }
+
+    /// The owner of a user-owned node.
+    pub fn owner(&self, node: &Node) -> Option<&User> {
+        node.user.as_deref().and_then(|email| self.user(email))
+    }
+
+    /// Position of the node in `registration_order` (0 = oldest); `None` when not listed.
+    pub fn registration_rank(&self, name: &str) -> Option<usize> {
+        self.index.registration_rank.get(name).copied()
+    }
+
+    /// What the policy checker needs to know about this tailnet: its domain (see
+    /// [`Tailnet::domain`]) and its users' logins.
+    pub fn policy_context(&self) -> aclc_policy::Context {
+        aclc_policy::Context {
+            tailnet_domains: self.tailnet.domain().map(|d| vec![d]),
+            user_logins: Some(
+                self.users
+                    .iter()
+                    .filter(|u| !u.email.is_empty())
+                    .map(|u| u.email.clone())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+// Inventories are built once and shared between threads (a control server compiles for many
+// nodes at once).
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Inventory>();
+    assert_send_sync::<InventoryError>();
+};
+
+#[cfg(test)]
+mod tests;

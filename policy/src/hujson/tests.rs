@@ -1,0 +1,980 @@
+//! Tests of the HuJSON parser: the grammar, spans, comments, and every diagnostic it can give
+//! (asserting message, code, help and the underlined text, never raw offsets).
+
+use super::{parse, CommentKind, Document, ValueKind};
+use crate::diag::Diagnostic;
+use crate::limits::Limits;
+use crate::source::{LineCol, Source};
+use crate::source_from_bytes;
+
+fn parse_text(text: &str) -> (Source, Option<Document>, Vec<Diagnostic>) {
+    let source = Source::new("test.hujson", text);
+    let (doc, diagnostics) = parse(&source, &Limits::default());
+    (source, doc, diagnostics)
+}
+
+/// Parses text that must be valid, returning the document.
+fn ok(text: &str) -> Document {
+    let (_, doc, diagnostics) = parse_text(text);
+    assert!(diagnostics.is_empty(), "{text:?}: {diagnostics:#?}");
+    doc.expect("a document")
+}
+
+/// Parses text that must fail with exactly one error, returning it and the source.
+fn fail(text: &str) -> (Source, Diagnostic) {
+    let (source, doc, mut diagnostics) = parse_text(text);
+    assert_eq!(diagnostics.len(), 1, "{text:?}: {diagnostics:#?}");
+    let diagnostic = diagnostics.remove(0);
+    if diagnostic.code == "aclc::syntax" || diagnostic.code == "aclc::too_deep" {
+        assert!(
+            doc.is_none(),
+            "{text:?} gave a document despite {diagnostic:?}"
+        );
+    }
+    assert!(diagnostic.is_error());
+    (source, diagnostic)
+}
+
+/// Asserts a syntax error with this message and underlined text.
+fn syntax(text: &str, message: &str, underline: &str) -> Diagnostic {
+    let (source, diagnostic) = fail(text);
+    assert_eq!(diagnostic.code, "aclc::syntax", "{text:?}: {diagnostic:?}");
+    assert_eq!(diagnostic.message, message, "{text:?}");
+    assert_eq!(
+        source.slice(diagnostic.span),
+        underline,
+        "{text:?}: {diagnostic:?}"
+    );
+    assert!(
+        !diagnostic.message.ends_with('.'),
+        "message ends with a period: {}",
+        diagnostic.message
+    );
+    diagnostic
+}
+
+fn help(diagnostic: &Diagnostic) -> &str {
+    diagnostic.help.as_deref().unwrap_or("")
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).expect("valid JSON")
+}
+
+// --- the grammar --------------------------------------------------------------------------
+
+#[test]
+fn parses_plain_json_like_serde_json() {
+    let text = r#"{"a": [1, -2.5e3, 0, 1E+2, 3e-1, true, false, null, "x\n\"y\""], "b": {}, "c": [],
+        "d": {"e": {"f": [[]]}}, "g": "\u00e9\ud83d\ude00\/\\\b\f\r\t"}"#;
+    assert_eq!(ok(text).root.to_json(), json(text));
+}
+
+#[test]
+fn scalars_at_top_level() {
+    for text in [
+        "1", "-0", "0.5e-7", "\"s\"", "true", "false", "null", " [ ] ", "{}",
+    ] {
+        assert_eq!(ok(text).root.to_json(), json(text), "{text}");
+    }
+}
+
+#[test]
+fn every_key_and_value_has_its_span() {
+    let text = "{\"acls\": [ \"a\\n\" , 12, {\"k\": null} ], \"x\":true}";
+    let (source, doc, diagnostics) = parse_text(text);
+    assert!(diagnostics.is_empty());
+    let doc = doc.expect("a document");
+    assert_eq!(source.slice(doc.root.span), text);
+    let members = doc.root.as_object().expect("an object");
+    assert_eq!(source.slice(members[0].key.span), "\"acls\"");
+    assert_eq!(members[0].key.name, "acls");
+    let acls = &members[0].value;
+    assert_eq!(source.slice(acls.span), "[ \"a\\n\" , 12, {\"k\": null} ]");
+    let items = acls.as_array().expect("an array");
+    assert_eq!(source.slice(items[0].span), "\"a\\n\"");
+    assert_eq!(items[0].as_str(), Some("a\n"));
+    assert_eq!(source.slice(items[1].span), "12");
+    assert!(
+        matches!(&items[1].kind, ValueKind::Number(n) if n.0 == "12" && n.as_u64() == Some(12))
+    );
+    assert_eq!(source.slice(items[2].span), "{\"k\": null}");
+    let inner = items[2].as_object().expect("an object");
+    assert_eq!(source.slice(inner[0].key.span), "\"k\"");
+    assert_eq!(source.slice(inner[0].value.span), "null");
+    assert_eq!(source.slice(members[1].key.span), "\"x\"");
+    assert_eq!(source.slice(members[1].value.span), "true");
+}
+
+#[test]
+fn numbers_are_kept_as_written() {
+    let doc = ok("[100000000000000000000000000001, -0.0, 1E400]");
+    let items = doc.root.as_array().expect("an array");
+    let written: Vec<&str> = items
+        .iter()
+        .map(|v| match &v.kind {
+            ValueKind::Number(n) => n.0.as_str(),
+            _ => "",
+        })
+        .collect();
+    assert_eq!(written, ["100000000000000000000000000001", "-0.0", "1E400"]);
+}
+
+#[test]
+fn valid_numbers() {
+    for text in [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "10",
+        "1234567890",
+        "0.0",
+        "0.125",
+        "-0.5",
+        "1e5",
+        "1E5",
+        "1e+5",
+        "1e-5",
+        "1.5e10",
+        "0e0",
+        "-0E-0",
+        "12.34E+56",
+    ] {
+        let doc = ok(text);
+        assert!(
+            matches!(&doc.root.kind, ValueKind::Number(n) if n.0 == text),
+            "{text}"
+        );
+        assert_eq!(doc.root.to_json(), json(text), "{text}");
+    }
+}
+
+#[test]
+fn invalid_numbers() {
+    let cases = [
+        ("[01]", "01", "leading zeros"),
+        ("[-012.5]", "-012.5", "leading zeros"),
+        ("[.5]", ".5", "before the decimal point"),
+        ("[-.5]", "-.5", "before the decimal point"),
+        ("[5.]", "5.", "decimal point must be followed by a digit"),
+        (
+            "[5.e3]",
+            "5.e3",
+            "decimal point must be followed by a digit",
+        ),
+        ("[+1]", "+1", "cannot start with `+`"),
+        ("[0x1F]", "0x1F", "hexadecimal"),
+        ("[-0X1f]", "-0X1f", "hexadecimal"),
+        ("[1e]", "1e", "exponent needs digits"),
+        ("[1e+]", "1e+", "exponent needs digits"),
+        ("[-]", "-", "`-` must be followed by a digit"),
+        ("[-Infinity]", "-Infinity", "NaN or Infinity"),
+        ("[1_000]", "1_000", "cannot contain `_`"),
+        ("[1.2.3]", "1.2.3", ""),
+        ("[12abc]", "12abc", ""),
+    ];
+    for (text, token, help_part) in cases {
+        let diagnostic = syntax(text, &format!("invalid number `{token}`"), token);
+        assert!(
+            help(&diagnostic).contains(help_part),
+            "{text}: {diagnostic:?}"
+        );
+    }
+}
+
+#[test]
+fn words_that_are_not_values() {
+    let cases = [
+        ("[NaN]", "NaN", "NaN or Infinity"),
+        ("[Infinity]", "Infinity", "NaN or Infinity"),
+        ("[True]", "True", "lowercase: `true`"),
+        ("[undefined]", "undefined", "`null`"),
+        ("[nul]", "nul", "double-quoted: `\"nul\"`"),
+        ("[truex]", "truex", "double-quoted"),
+        ("{\"a\": foo}", "foo", "double-quoted: `\"foo\"`"),
+    ];
+    for (text, word, help_part) in cases {
+        let diagnostic = syntax(text, &format!("expected a value, found `{word}`"), word);
+        assert!(
+            help(&diagnostic).contains(help_part),
+            "{text}: {diagnostic:?}"
+        );
+    }
+}
+
+#[test]
+fn single_quotes_are_refused() {
+    let diagnostic = syntax("{\"a\": 'b c'}", "unexpected character `'`", "'b c'");
+    assert_eq!(help(&diagnostic), "JSON strings use double quotes");
+    let diagnostic = syntax("{'a': 1}", "unexpected character `'`", "'a'");
+    assert_eq!(help(&diagnostic), "JSON strings use double quotes");
+    // No closing quote on the line: just the quote.
+    syntax("['abc\n]", "unexpected character `'`", "'");
+}
+
+#[test]
+fn unquoted_keys_are_refused() {
+    let diagnostic = syntax(
+        "{\n  acls: []\n}",
+        "expected a double-quoted key or `}`, found `acls`",
+        "acls",
+    );
+    assert_eq!(
+        help(&diagnostic),
+        "object keys are double-quoted strings: `\"acls\"`"
+    );
+    let diagnostic = syntax(
+        "{1: 2}",
+        "expected a double-quoted key or `}`, found `1`",
+        "1",
+    );
+    assert_eq!(
+        help(&diagnostic),
+        "object keys are double-quoted strings: `\"1\"`"
+    );
+}
+
+#[test]
+fn whitespace_is_json_whitespace_only() {
+    let ok_text = " \t\r\n[ \t\r\n1 \t\r\n] \t\r\n";
+    assert_eq!(ok(ok_text).root.to_json(), json("[1]"));
+    for (text, shown) in [
+        ("[1,\u{0B}2]", "U+000B"),
+        ("[1,\u{0C}2]", "U+000C"),
+        ("[1,\u{A0}2]", "U+00A0"),
+        ("[1,\u{FEFF}2]", "U+FEFF"),
+        ("[1,\u{2028}2]", "U+2028"),
+    ] {
+        let underline: String = text.chars().nth(3).map(String::from).unwrap_or_default();
+        let diagnostic = syntax(text, &format!("unexpected character {shown}"), &underline);
+        assert!(!help(&diagnostic).is_empty(), "{text:?}");
+    }
+}
+
+#[test]
+fn other_unexpected_characters() {
+    let diagnostic = syntax("[1, @]", "unexpected character `@`", "@");
+    assert_eq!(diagnostic.label, "expected a value");
+    let diagnostic = syntax("# comment\n{}", "unexpected character `#`", "#");
+    assert!(help(&diagnostic).contains("`//`"));
+    let diagnostic = syntax("{\"a\" = 1}", "unexpected character `=`", "=");
+    assert_eq!(help(&diagnostic), "use `:` between a key and its value");
+    syntax("[é]", "unexpected character `é`", "é");
+    syntax("[\u{0}]", "unexpected character U+0000", "\u{0}");
+}
+
+// --- comments ----------------------------------------------------------------------------
+
+#[test]
+fn comments_are_collected_in_order() {
+    let text = "// head\n{ /* a */ \"k\" /**/ : // after colon\n [1, /* in\n array */ 2] } // tail";
+    let (source, doc, diagnostics) = parse_text(text);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let doc = doc.expect("a document");
+    assert_eq!(doc.root.to_json(), json(r#"{"k": [1, 2]}"#));
+    let comments: Vec<(&str, CommentKind)> = doc
+        .comments
+        .iter()
+        .map(|c| (source.slice(c.span), c.kind))
+        .collect();
+    assert_eq!(
+        comments,
+        [
+            ("// head", CommentKind::Line),
+            ("/* a */", CommentKind::Block),
+            ("/**/", CommentKind::Block),
+            ("// after colon", CommentKind::Line),
+            ("/* in\n array */", CommentKind::Block),
+            ("// tail", CommentKind::Line),
+        ]
+    );
+}
+
+#[test]
+fn comment_edge_cases() {
+    // A line comment ends at LF; its span leaves out the CR of a CRLF line.
+    let (source, doc, _) = parse_text("[1, // one\r\n2]");
+    let doc = doc.expect("a document");
+    assert_eq!(source.slice(doc.comments[0].span), "// one");
+    // A line comment at the very end, without a newline.
+    assert_eq!(ok("1//").comments.len(), 1);
+    // Block comments do not nest, and `/*/` does not close itself.
+    assert_eq!(ok("/* /* */ 1").root.to_json(), json("1"));
+    syntax("/*/ 1", "unterminated block comment", "/*");
+    // Comments are not recognised inside strings.
+    assert_eq!(ok(r#""// not /* a */ comment""#).comments.len(), 0);
+    // Comment-only and empty documents have no value.
+    let diagnostic = syntax(
+        "// nothing\n",
+        "expected a value, found the end of the input",
+        "",
+    );
+    assert_eq!(help(&diagnostic), "a document holds exactly one JSON value");
+    syntax("", "expected a value, found the end of the input", "");
+}
+
+#[test]
+fn unterminated_block_comment_points_at_its_start() {
+    let text = "{\n  \"a\": 1, /* note\n  \"b\": 2\n}\n";
+    let diagnostic = syntax(text, "unterminated block comment", "/*");
+    let source = Source::new("p", text);
+    assert_eq!(
+        source.line_col(diagnostic.span.start as usize),
+        LineCol {
+            line: 2,
+            column: 11
+        }
+    );
+    assert_eq!(help(&diagnostic), "close the comment with `*/`");
+}
+
+#[test]
+fn lone_slash_is_not_a_comment() {
+    let diagnostic = syntax("[1 / 2]", "unexpected character `/`", "/");
+    assert_eq!(help(&diagnostic), "comments start with `//` or `/*`");
+    syntax("1 /", "unexpected character `/`", "/");
+}
+
+// --- trailing commas ---------------------------------------------------------------------
+
+#[test]
+fn trailing_commas_are_accepted() {
+    let doc = ok("{\"a\": [1, 2, ], \"b\": {\"c\": [[],], }, }");
+    assert_eq!(
+        doc.root.to_json(),
+        json(r#"{"a": [1, 2], "b": {"c": [[]]}}"#)
+    );
+    assert_eq!(ok("[1,/* c */]").root.to_json(), json("[1]"));
+    assert_eq!(ok("[1 , // c\n ]").root.to_json(), json("[1]"));
+}
+
+#[test]
+fn only_one_trailing_comma_and_never_alone() {
+    syntax("[,]", "expected a value, found `,`", ",");
+    syntax("[1,,]", "expected a value, found `,`", ",");
+    syntax("[1,,2]", "expected a value, found `,`", ",");
+    syntax("{,}", "expected a double-quoted key or `}`, found `,`", ",");
+    syntax(
+        "{\"a\":1,,}",
+        "expected a double-quoted key or `}`, found `,`",
+        ",",
+    );
+    syntax("1,", "unexpected `,` after the top-level value", ",");
+}
+
+// --- structure errors --------------------------------------------------------------------
+
+#[test]
+fn missing_comma_between_members_on_two_lines_points_at_the_second() {
+    let text =
+        "{\n  \"hosts\": {\n    \"a\": \"100.64.0.1\"\n    \"b\": \"100.64.0.2\",\n  },\n}\n";
+    let (source, diagnostic) = fail(text);
+    assert_eq!(diagnostic.code, "aclc::syntax");
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `}` after an object member"
+    );
+    assert_eq!(source.slice(diagnostic.span), "\"b\"");
+    assert_eq!(
+        source.line_col(diagnostic.span.start as usize),
+        LineCol { line: 4, column: 5 }
+    );
+    assert_eq!(help(&diagnostic), "add a comma between the two members");
+}
+
+#[test]
+fn missing_comma_between_elements_on_two_lines_points_at_the_second() {
+    let text = "[\n  \"tag:a\"\n  \"tag:b\"\n]";
+    let (source, diagnostic) = fail(text);
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `]` after an array element"
+    );
+    assert_eq!(source.slice(diagnostic.span), "\"tag:b\"");
+    assert_eq!(
+        source.line_col(diagnostic.span.start as usize),
+        LineCol { line: 3, column: 3 }
+    );
+    assert_eq!(help(&diagnostic), "add a comma between the two elements");
+    for (text, underline) in [
+        ("[1 2]", "2"),
+        ("[{} {}]", "{"),
+        ("[[] []]", "["),
+        ("[1 true]", "true"),
+        ("[1 -5]", "-5"),
+    ] {
+        let diagnostic = syntax(
+            text,
+            "expected `,` or `]` after an array element",
+            underline,
+        );
+        assert_eq!(help(&diagnostic), "add a comma between the two elements");
+    }
+    let diagnostic = syntax(
+        "{\"a\": 1 \"b\": 2}",
+        "expected `,` or `}` after an object member",
+        "\"b\"",
+    );
+    assert_eq!(help(&diagnostic), "add a comma between the two members");
+}
+
+#[test]
+fn mismatched_and_unclosed_brackets() {
+    let diagnostic = syntax("[1, 2}", "expected `,` or `]` after an array element", "}");
+    assert_eq!(help(&diagnostic), "an array is closed with `]`");
+    let diagnostic = syntax(
+        "{\"a\": 1]",
+        "expected `,` or `}` after an object member",
+        "]",
+    );
+    assert_eq!(help(&diagnostic), "an object is closed with `}`");
+
+    let text = "{\"a\": [1, 2\n";
+    let (source, diagnostic) = fail(text);
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `]` after an array element"
+    );
+    assert_eq!(diagnostic.label, "the input ends here");
+    assert_eq!(diagnostic.related.len(), 1);
+    assert_eq!(source.slice(diagnostic.related[0].span), "[");
+    assert_eq!(diagnostic.related[0].message, "the array starts here");
+
+    let (source, diagnostic) = fail("{\"a\": 1");
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `}` after an object member"
+    );
+    assert_eq!(source.slice(diagnostic.related[0].span), "{");
+
+    let (source, diagnostic) = fail("{\"a\": 1,");
+    assert_eq!(
+        diagnostic.message,
+        "expected a double-quoted key or `}`, found the end of the input"
+    );
+    assert_eq!(source.slice(diagnostic.related[0].span), "{");
+
+    syntax("[1,", "expected a value, found the end of the input", "");
+    syntax(
+        "{\"a\":",
+        "expected a value, found the end of the input",
+        "",
+    );
+    syntax("{\"a\": }", "expected a value, found `}`", "}");
+    syntax("]", "expected a value, found `]`", "]");
+}
+
+#[test]
+fn missing_colon() {
+    let diagnostic = syntax(
+        "{\"a\" 1}",
+        "expected `:` after the object key, found `1`",
+        "1",
+    );
+    assert_eq!(help(&diagnostic), "add `:` between the key and its value");
+    syntax(
+        "{\"a\"}",
+        "expected `:` after the object key, found `}`",
+        "}",
+    );
+    syntax(
+        "{\"a\"",
+        "expected `:` after the object key, found the end of the input",
+        "",
+    );
+}
+
+#[test]
+fn exactly_one_top_level_value() {
+    let diagnostic = syntax("{} {}", "unexpected `{` after the top-level value", "{");
+    assert!(help(&diagnostic).contains("exactly one value"));
+    syntax("{}}", "unexpected `}` after the top-level value", "}");
+    syntax("1 2", "unexpected `2` after the top-level value", "2");
+    syntax(
+        "\"a\" \"b\"",
+        "unexpected `\"b\"` after the top-level value",
+        "\"b\"",
+    );
+    syntax("null x", "unexpected `x` after the top-level value", "x");
+    syntax("[] @", "unexpected character `@`", "@");
+}
+
+#[test]
+fn long_tokens_are_shortened_in_messages() {
+    let long = "a".repeat(100);
+    let text = format!("[1 \"{long}\"]");
+    let (source, diagnostic) = fail(&format!("1 \"{long}\""));
+    assert!(
+        diagnostic.message.contains("...`"),
+        "{}",
+        diagnostic.message
+    );
+    assert_eq!(source.slice(diagnostic.span).len(), 102);
+    let (_, diagnostic) = fail(&text);
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `]` after an array element"
+    );
+}
+
+// --- strings -----------------------------------------------------------------------------
+
+#[test]
+fn escapes_are_decoded() {
+    let doc =
+        ok(r#"["\"\\\/\b\f\n\r\t", "\u0041\u00e9\u20AC\uFFFF", "\uD83D\uDE00x", "\ud800\udc00"]"#);
+    let strings: Vec<&str> = doc
+        .root
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        strings,
+        ["\"\\/\u{8}\u{c}\n\r\t", "Aé€\u{FFFF}", "😀x", "\u{10000}"]
+    );
+    assert_eq!(
+        ok("\"ünïcödé 😀 \u{7f}\"").root.as_str(),
+        Some("ünïcödé 😀 \u{7f}")
+    );
+    assert_eq!(ok(r#""\u0000""#).root.as_str(), Some("\u{0}"));
+    // Long strings go through the eight-bytes-at-a-time scan: put specials at every offset.
+    for n in 0..40 {
+        let head = "x".repeat(n);
+        let text = format!("[\"{head}\\n{head}\", \"{head}\"]");
+        let value = serde_json::json!([format!("{head}\n{head}"), head]);
+        assert_eq!(ok(&text).root.to_json(), value);
+        syntax(
+            &format!("\"{head}\u{1}{head}\""),
+            "invalid control character U+0001 in string",
+            "\u{1}",
+        );
+    }
+}
+
+#[test]
+fn lone_surrogates_are_refused() {
+    let diagnostic = syntax(
+        r#"["\ud800"]"#,
+        "unpaired surrogate `\\ud800` in string",
+        "\\ud800",
+    );
+    assert!(help(&diagnostic).contains("must be followed by a low surrogate"));
+    syntax(
+        r#"["\uDBFFx"]"#,
+        "unpaired surrogate `\\uDBFF` in string",
+        "\\uDBFF",
+    );
+    syntax(
+        r#"["\ud800\n"]"#,
+        "unpaired surrogate `\\ud800` in string",
+        "\\ud800",
+    );
+    syntax(
+        r#"["\ud800\u0041"]"#,
+        "unpaired surrogate `\\ud800` in string",
+        "\\ud800",
+    );
+    syntax(
+        r#"["\ud800\ud800"]"#,
+        "unpaired surrogate `\\ud800` in string",
+        "\\ud800",
+    );
+    let diagnostic = syntax(
+        r#"["\udc00"]"#,
+        "unpaired surrogate `\\udc00` in string",
+        "\\udc00",
+    );
+    assert!(help(&diagnostic).contains("must follow a high surrogate"));
+    syntax(
+        r#"["a\uDFFF\ud800"]"#,
+        "unpaired surrogate `\\uDFFF` in string",
+        "\\uDFFF",
+    );
+    syntax(
+        r#"["\ud800\u12"]"#,
+        "invalid unicode escape `\\u12`",
+        "\\u12",
+    );
+}
+
+#[test]
+fn invalid_escapes() {
+    let diagnostic = syntax(r#"["\x41"]"#, "invalid escape `\\x` in string", "\\x");
+    assert!(help(&diagnostic).contains("`\\u00XX`"));
+    let diagnostic = syntax(r#"["\'"]"#, "invalid escape `\\'` in string", "\\'");
+    assert!(help(&diagnostic).contains("needs no escape"));
+    let diagnostic = syntax(r#"["\a"]"#, "invalid escape `\\a` in string", "\\a");
+    assert!(help(&diagnostic).contains("`\\uXXXX`"));
+    syntax("[\"\\é\"]", "invalid escape `\\é` in string", "\\é");
+    syntax(
+        "[\"\\\u{1}\"]",
+        "invalid escape: `\\` followed by U+0001",
+        "\\\u{1}",
+    );
+    let diagnostic = syntax(r#"["\u12G4"]"#, "invalid unicode escape `\\u12G`", "\\u12G");
+    assert!(help(&diagnostic).contains("four hexadecimal digits"));
+    syntax(r#"["\u12"]"#, "invalid unicode escape `\\u12`", "\\u12");
+    syntax(r#"["\u"]"#, "invalid unicode escape `\\u`", "\\u");
+    syntax(r#"["\U0041"]"#, "invalid escape `\\U` in string", "\\U");
+}
+
+#[test]
+fn control_characters_in_strings_are_refused() {
+    let diagnostic = syntax(
+        "{\"a\": \"x\ty\"}",
+        "invalid control character U+0009 in string",
+        "\t",
+    );
+    assert_eq!(help(&diagnostic), "write it as `\\t`");
+    let diagnostic = syntax(
+        "[\"\u{0}\"]",
+        "invalid control character U+0000 in string",
+        "\u{0}",
+    );
+    assert_eq!(help(&diagnostic), "write it as `\\u0000`");
+    syntax(
+        "[\"\u{1f}\"]",
+        "invalid control character U+001F in string",
+        "\u{1f}",
+    );
+    // DEL and C1 controls are fine in JSON.
+    assert_eq!(ok("\"\u{7f}\u{85}\"").root.as_str(), Some("\u{7f}\u{85}"));
+}
+
+#[test]
+fn unterminated_strings_point_at_their_start() {
+    // A missing closing quote inside a line swallows up to the next quote: the error is then
+    // the word after it, as in any JSON parser.
+    let text = "{\n  \"acls\": [\"tag:a, \"tag:b\"],\n}";
+    let (source, diagnostic) = fail(text);
+    assert_eq!(
+        diagnostic.message,
+        "expected `,` or `]` after an array element"
+    );
+    assert_eq!(source.slice(diagnostic.span), "tag");
+    let text = "{\n  \"a\": \"never closed,\n  \"b\": 1\n}";
+    let diagnostic = syntax(text, "unterminated string", "\"never closed,");
+    let source = Source::new("p", text);
+    assert_eq!(
+        source.line_col(diagnostic.span.start as usize),
+        LineCol { line: 2, column: 8 }
+    );
+    assert!(help(&diagnostic).contains("`\\n`"));
+    syntax("\"abc", "unterminated string", "\"abc");
+    syntax("[\"abc\\", "unterminated string", "\"abc\\");
+    syntax("[\"abc\\\"]", "unterminated string", "\"abc\\\"]");
+    syntax("\"a\r\"", "unterminated string", "\"a");
+}
+
+// --- duplicate keys ----------------------------------------------------------------------
+
+#[test]
+fn duplicate_keys_are_errors_but_the_document_is_kept() {
+    let text = "{\n  \"acls\": [],\n  \"groups\": {},\n  \"acls\": [1],\n}";
+    let (source, doc, diagnostics) = parse_text(text);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    let diagnostic = &diagnostics[0];
+    assert_eq!(diagnostic.code, "aclc::duplicate_key");
+    assert_eq!(diagnostic.message, "duplicate key \"acls\"");
+    assert_eq!(source.slice(diagnostic.span), "\"acls\"");
+    assert_eq!(source.line_col(diagnostic.span.start as usize).line, 4);
+    assert_eq!(diagnostic.related.len(), 1);
+    assert_eq!(diagnostic.related[0].message, "first defined here");
+    assert_eq!(source.slice(diagnostic.related[0].span), "\"acls\"");
+    assert_eq!(
+        source
+            .line_col(diagnostic.related[0].span.start as usize)
+            .line,
+        2
+    );
+    let doc = doc.expect("the document is kept");
+    let keys: Vec<&str> = doc
+        .root
+        .as_object()
+        .expect("an object")
+        .iter()
+        .map(|m| m.key.name.as_str())
+        .collect();
+    assert_eq!(keys, ["acls", "groups", "acls"]);
+}
+
+#[test]
+fn duplicate_keys_compare_decoded_names_and_are_reported_in_order() {
+    // Escapes are decoded before comparing; every repetition points at the first.
+    let (source, _, diagnostics) =
+        parse_text(r#"{"b": {"x": 1, "x": 2}, "a": 1, "\u0061": 2, "a": 3, "b": 4}"#);
+    let found: Vec<(&str, &str, &str)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.message.as_str(),
+                source.slice(d.span),
+                source.slice(d.related[0].span),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("duplicate key \"x\"", "\"x\"", "\"x\""),
+            ("duplicate key \"a\"", "\"\\u0061\"", "\"a\""),
+            ("duplicate key \"a\"", "\"a\"", "\"a\""),
+            ("duplicate key \"b\"", "\"b\"", "\"b\""),
+        ]
+    );
+    assert_eq!(
+        diagnostics[1].related[0].span,
+        diagnostics[2].related[0].span
+    );
+    // Keys are shown as JSON strings.
+    let (_, _, diagnostics) = parse_text(r#"{"a\"b": 1, "a\"b": 2}"#);
+    assert_eq!(diagnostics[0].message, r#"duplicate key "a\"b""#);
+}
+
+#[test]
+fn duplicate_keys_in_large_objects() {
+    // More members than the pairwise check handles: the sorting path.
+    let mut text = String::from("{");
+    for n in 0..50 {
+        text.push_str(&format!("\"k{n}\": {n},"));
+    }
+    text.push_str("\"k7\": 0, \"k49\": 1, \"k7\": 2}");
+    let (source, doc, diagnostics) = parse_text(&text);
+    assert_eq!(
+        doc.expect("a document").root.as_object().map(<[_]>::len),
+        Some(53)
+    );
+    let found: Vec<(&str, usize, usize)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                source.slice(d.span),
+                d.span.start as usize,
+                d.related[0].span.start as usize,
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 3);
+    assert!(found.windows(2).all(|w| w[0].1 < w[1].1), "in source order");
+    let k7 = text.find("\"k7\"").expect("k7");
+    let k49 = text.find("\"k49\"").expect("k49");
+    assert_eq!((found[0].0, found[0].2), ("\"k7\"", k7));
+    assert_eq!((found[1].0, found[1].2), ("\"k49\"", k49));
+    assert_eq!((found[2].0, found[2].2), ("\"k7\"", k7));
+}
+
+#[test]
+fn duplicate_keys_before_a_syntax_error_are_reported_too() {
+    let (_, doc, diagnostics) = parse_text(r#"[{"a": 1, "a": 2}, @]"#);
+    assert!(doc.is_none());
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["aclc::duplicate_key", "aclc::syntax"]);
+}
+
+// --- limits ------------------------------------------------------------------------------
+
+fn nested(depth: usize) -> String {
+    let mut text = String::new();
+    for n in 0..depth {
+        text.push_str(if n % 2 == 0 { "[" } else { "{\"k\":" });
+    }
+    text.push('1');
+    for n in (0..depth).rev() {
+        text.push(if n % 2 == 0 { ']' } else { '}' });
+    }
+    text
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_fine() {
+    let text = nested(128);
+    let doc = ok(&text);
+    // Walking, converting, cloning and dropping the deepest tree allowed is safe too.
+    let json = doc.root.to_json();
+    assert_eq!(
+        serde_json::to_string(&json).map(|s| s.len()).ok(),
+        Some(text.len())
+    );
+    let copy = doc.clone();
+    assert_eq!(copy, doc);
+    assert!(!format!("{doc:?}").is_empty());
+}
+
+#[test]
+fn nesting_over_the_limit_is_an_error() {
+    let text = nested(129);
+    let (source, diagnostic) = fail(&text);
+    assert_eq!(diagnostic.code, "aclc::too_deep");
+    assert_eq!(
+        diagnostic.message,
+        "arrays and objects are nested more than 128 levels deep"
+    );
+    // The bracket that opens level 129 is underlined.
+    assert_eq!(source.slice(diagnostic.span), "[");
+    assert_eq!(
+        diagnostic.span.start as usize,
+        text.find('1').unwrap_or(0) - 1
+    );
+    assert!(help(&diagnostic).contains("at most 128 levels"));
+    // Empty containers count as a level too.
+    let (_, diagnostic) = fail(&format!("{}[]{}", "[".repeat(128), "]".repeat(128)));
+    assert_eq!(diagnostic.code, "aclc::too_deep");
+}
+
+#[test]
+fn hostile_nesting_does_not_overflow_the_stack() {
+    for text in [
+        "[".repeat(1_000_000),
+        "{\"a\":".repeat(500_000),
+        "[{\"\":".repeat(300_000),
+    ] {
+        let (_, diagnostic) = fail(&text);
+        assert_eq!(diagnostic.code, "aclc::too_deep");
+    }
+    // Even with a huge limit, parsing is iterative; (only dropping recurses, so stay shallow
+    // enough for that here).
+    let limits = Limits {
+        max_depth: usize::MAX,
+        ..Limits::default()
+    };
+    let source = Source::new("p", "[".repeat(1_000_000));
+    let (doc, diagnostics) = parse(&source, &limits);
+    assert!(doc.is_none());
+    assert_eq!(
+        diagnostics[0].message,
+        "expected a value, found the end of the input"
+    );
+}
+
+#[test]
+fn a_custom_depth_limit() {
+    let limits = Limits {
+        max_depth: 2,
+        ..Limits::default()
+    };
+    let source = Source::new("p", "[[1]]");
+    assert!(parse(&source, &limits).1.is_empty());
+    let source = Source::new("p", "[[{}]]");
+    let (doc, diagnostics) = parse(&source, &limits);
+    assert!(doc.is_none());
+    assert_eq!(
+        diagnostics[0].message,
+        "arrays and objects are nested more than 2 levels deep"
+    );
+    assert_eq!(source.slice(diagnostics[0].span), "{");
+    let zero = Limits {
+        max_depth: 0,
+        ..Limits::default()
+    };
+    assert!(parse(&Source::new("p", "1"), &zero).1.is_empty());
+    assert_eq!(
+        parse(&Source::new("p", "[]"), &zero).1[0].code,
+        "aclc::too_deep"
+    );
+}
+
+#[test]
+fn size_limit() {
+    let limits = Limits {
+        max_bytes: 10,
+        ..Limits::default()
+    };
+    let (source, diagnostics) = source_from_bytes("big.hujson", b"[1, 2, 3, 4, 5]", &limits);
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].code, "aclc::too_large");
+    assert_eq!(
+        diagnostics[0].message,
+        "the policy is 15 bytes, more than the limit of 10 bytes"
+    );
+    assert_eq!(source.name(), "big.hujson");
+    // `parse` checks the limit as well, for sources built another way.
+    let (doc, diagnostics) = parse(&Source::new("p", "[1, 2, 3, 4, 5]"), &limits);
+    assert!(doc.is_none());
+    assert_eq!(diagnostics[0].code, "aclc::too_large");
+    let (_, diagnostics) = source_from_bytes("ok.hujson", b"[1, 2, 3]", &limits);
+    assert!(diagnostics.is_empty());
+}
+
+// --- bytes to text -----------------------------------------------------------------------
+
+#[test]
+fn valid_utf8_passes_through() {
+    let (source, diagnostics) = source_from_bytes("p", "{\"é\": 1}".as_bytes(), &Limits::default());
+    assert!(diagnostics.is_empty());
+    assert_eq!(source.text(), "{\"é\": 1}");
+    assert_eq!(source.name(), "p");
+}
+
+#[test]
+fn byte_order_mark_is_refused() {
+    let (source, diagnostics) = source_from_bytes("p", b"\xEF\xBB\xBF{}", &Limits::default());
+    assert_eq!(diagnostics.len(), 1);
+    let diagnostic = &diagnostics[0];
+    assert_eq!(diagnostic.code, "aclc::byte_order_mark");
+    assert_eq!(
+        diagnostic.message,
+        "the policy starts with a byte-order mark (U+FEFF)"
+    );
+    assert_eq!(source.slice(diagnostic.span), "\u{FEFF}");
+    assert!(help(diagnostic).contains("UTF-8 without"));
+    // Were it parsed anyway, the parser refuses the mark as well.
+    let (doc, diagnostics) = parse(&source, &Limits::default());
+    assert!(doc.is_none());
+    assert_eq!(diagnostics[0].message, "unexpected character U+FEFF");
+}
+
+#[test]
+fn invalid_utf8_is_spanned_at_the_first_bad_byte() {
+    let bytes = b"{\n  \"a\": \"x\xFFy\xFE\"\n}";
+    let (source, diagnostics) = source_from_bytes("p", bytes, &Limits::default());
+    assert_eq!(diagnostics.len(), 1);
+    let diagnostic = &diagnostics[0];
+    assert_eq!(diagnostic.code, "aclc::invalid_utf8");
+    assert_eq!(diagnostic.message, "the policy is not valid UTF-8");
+    assert_eq!(diagnostic.label, "invalid byte 0xFF");
+    assert_eq!(source.slice(diagnostic.span), "\u{FFFD}");
+    assert_eq!(
+        source.line_col(diagnostic.span.start as usize),
+        LineCol {
+            line: 2,
+            column: 10
+        }
+    );
+    // The lossy text can still be shown.
+    assert_eq!(source.text(), "{\n  \"a\": \"x\u{FFFD}y\u{FFFD}\"\n}");
+
+    let (source, diagnostics) = source_from_bytes("p", b"[\"\xE2\x82\"]", &Limits::default());
+    assert_eq!(diagnostics[0].label, "invalid bytes 0xE2 0x82");
+    assert_eq!(source.slice(diagnostics[0].span), "\u{FFFD}");
+    let (source, diagnostics) = source_from_bytes("p", b"[\"\xF0\x9F", &Limits::default());
+    assert_eq!(
+        diagnostics[0].label,
+        "incomplete character at the end: 0xF0 0x9F"
+    );
+    assert_eq!(source.slice(diagnostics[0].span), "\u{FFFD}");
+    // Both problems at once.
+    let (_, diagnostics) = source_from_bytes("p", b"\xEF\xBB\xBF\xC0", &Limits::default());
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["aclc::byte_order_mark", "aclc::invalid_utf8"]);
+}
+
+// --- rendering ---------------------------------------------------------------------------
+
+#[test]
+fn diagnostics_render_with_miette() {
+    let text = "{\n  \"a\": 1\n  \"b\": 2\n}";
+    let (source, diagnostic) = fail(text);
+    let mut out = String::new();
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+    let report = diagnostic.report(&source);
+    handler
+        .render_report(&mut out, report.as_ref())
+        .expect("rendered");
+    assert!(out.contains("aclc::syntax"), "{out}");
+    assert!(out.contains("test.hujson:3:3"), "{out}");
+    assert!(out.contains("add a comma between the two members"), "{out}");
+}

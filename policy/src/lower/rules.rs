@@ -1,0 +1,589 @@
+//! Lowering of the rule sections: `acls`, `grants`, `ssh`, `nodeAttrs`, `tests`, `sshTests`.
+
+use super::{quote, Lowerer};
+use crate::hujson::Value;
+use crate::model::{parse_port_list, PortError};
+use crate::model::{
+    Acl, AclAction, AclDestination, Alias, AppCapability, CheckPeriod, GoDuration, Grant,
+    IpProtoPorts, NetworkTest, NodeAttr, Protocol, Spanned, SshAction, SshRule, SshTest, SshUser,
+};
+
+const ACL_KEYS: &[&str] = &[
+    "action",
+    "src",
+    "dst",
+    "proto",
+    "users",
+    "ports",
+    "srcPosture",
+];
+const GRANT_KEYS: &[&str] = &["src", "dst", "ip", "app", "via", "srcPosture"];
+const SSH_KEYS: &[&str] = &[
+    "action",
+    "src",
+    "dst",
+    "users",
+    "checkPeriod",
+    "acceptEnv",
+    "srcPosture",
+    "recorder",
+    "enforceRecorder",
+];
+const NODE_ATTR_KEYS: &[&str] = &["target", "attr", "app", "ipPool"];
+const TEST_KEYS: &[&str] = &[
+    "src",
+    "user",
+    "srcPostureAttrs",
+    "proto",
+    "accept",
+    "allow",
+    "deny",
+];
+const SSH_TEST_KEYS: &[&str] = &["src", "dst", "accept", "check", "deny", "srcPostureAttrs"];
+
+impl Lowerer<'_> {
+    /// Pick between a field and its legacy spelling, warning about the legacy one.
+    fn legacy<'v>(
+        &mut self,
+        fields: &super::Fields<'v>,
+        current: &str,
+        legacy: &str,
+        path: &str,
+    ) -> Option<&'v Value> {
+        let new = fields.member(current);
+        let old = fields.member(legacy);
+        if let Some(old) = old {
+            let span = self.key_span(&old.key);
+            if new.is_some() {
+                self.error(
+                    "aclc::conflicting_fields",
+                    span,
+                    format!(
+                        "{path}: {} and its legacy spelling {} cannot both be used",
+                        quote(current),
+                        quote(legacy)
+                    ),
+                )
+                .help = Some(format!("merge the entries into {}", quote(current)));
+            } else {
+                self.warning(
+                    "aclc::legacy_field",
+                    span,
+                    format!(
+                        "{} is a legacy spelling of {}",
+                        quote(legacy),
+                        quote(current)
+                    ),
+                )
+                .help = Some(format!("rename it to {}", quote(current)));
+            }
+        }
+        new.or(old).map(|m| &m.value)
+    }
+
+    /// One `acls` entry.
+    pub(super) fn acl(&mut self, v: &Value, path: &str) -> Option<Acl> {
+        let fields = self.object(v, path, "an object", ACL_KEYS)?;
+        let action = match fields.get("action") {
+            Some(a) => self.trimmed(a, &format!("{path}.action")),
+            None => None,
+        };
+        let action_span = action.as_ref().map_or(v.span, |a| a.span);
+        let action_text = action.as_ref().map_or("", |a| a.value.as_str());
+        if action_text != "accept" {
+            self.error(
+                "aclc::invalid_action",
+                action_span,
+                format!("action={} is not supported", quote(action_text)),
+            )
+            .help = Some(
+                "ACL rules only allow traffic: the only action is \"accept\"; traffic no rule allows is denied"
+                    .into(),
+            );
+        }
+        let src_value = self.legacy(&fields, "src", "users", path);
+        let src = self.selectors(src_value, &format!("{path}.src"));
+        let dst_value = self.legacy(&fields, "dst", "ports", path);
+        let dst_items = self.array(dst_value, &format!("{path}.dst"), "an array of strings");
+        let mut dst = Vec::new();
+        for (i, item) in dst_items.iter().enumerate() {
+            if let Some(d) = self.acl_destination(item, &format!("{path}.dst[{i}]")) {
+                dst.push(d);
+            }
+        }
+        let proto = match fields.get("proto") {
+            None => None,
+            Some(p) => self.protocol(p, &format!("{path}.proto")),
+        };
+        let src_posture = self.strings(
+            fields.get("srcPosture"),
+            &format!("{path}.srcPosture"),
+            "an array of posture names",
+        );
+        Some(Acl {
+            action: Spanned::new(AclAction::Accept, action_span),
+            src,
+            dst,
+            proto,
+            src_posture,
+            span: v.span,
+        })
+    }
+
+    /// An ACL `proto`: a name or number, as a string (or a bare JSON number).
+    fn protocol(&mut self, v: &Value, path: &str) -> Option<Spanned<Protocol>> {
+        let text = match &v.kind {
+            crate::hujson::ValueKind::Number(n) => Spanned::new(n.0.clone(), v.span),
+            _ => self.trimmed(v, path)?,
+        };
+        if text.value.is_empty() {
+            // An empty proto is the same as none.
+            return None;
+        }
+        match Protocol::parse(&text.value) {
+            Ok(p) => Some(Spanned::new(p, text.span)),
+            Err(message) => {
+                self.error("aclc::invalid_protocol", text.span, message).help = Some(
+                    "use a protocol name (tcp, udp, icmp, sctp, gre, esp, ah, igmp, ...) or a number 1-255"
+                        .into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// One ACL `dst` entry: `host:ports`, split at the last colon (`[v6]:ports` bracketed).
+    fn acl_destination(&mut self, v: &Value, path: &str) -> Option<AclDestination> {
+        let text = self.trimmed(v, path)?;
+        let exact = text.span.len() == text.value.len();
+        let sub = |from: usize, to: usize| {
+            if exact {
+                text.span.sub(from, to)
+            } else {
+                text.span
+            }
+        };
+        let whole = text.value.as_str();
+        // Host part text, its offset in `whole`, and the port list with its offset.
+        let split = if let Some(rest) = whole.strip_prefix('[') {
+            // `[addr]:ports` or `[addr]/len:ports`.
+            rest.find(']').and_then(|close| {
+                let addr = rest.get(..close).unwrap_or("");
+                let after = rest.get(close + 1..).unwrap_or("");
+                let (suffix, ports) = after.rsplit_once(':')?;
+                let host = format!("{addr}{suffix}");
+                let port_offset = whole.len() - ports.len();
+                Some((host, 1, ports.to_string(), port_offset))
+            })
+        } else {
+            whole.rfind(':').map(|i| {
+                (
+                    whole.get(..i).unwrap_or("").to_string(),
+                    0,
+                    whole.get(i + 1..).unwrap_or("").to_string(),
+                    i + 1,
+                )
+            })
+        };
+        let Some((host, host_offset, ports_text, port_offset)) = split else {
+            self.error(
+                "aclc::missing_port",
+                text.span,
+                format!(
+                    "dst={}: hostport must contain a colon (\":\")",
+                    quote(whole)
+                ),
+            )
+            .help = Some(format!(
+                "add the ports, e.g. {}",
+                quote(&format!("{whole}:*"))
+            ));
+            return None;
+        };
+        if host.contains(',') {
+            self.error(
+                "aclc::invalid_port",
+                text.span,
+                format!("dst={}: host cannot contain a comma (\",\")", quote(whole)),
+            )
+            .help = Some("write one destination per entry".into());
+            return None;
+        }
+        let ports_span = sub(port_offset, whole.len());
+        let ports = match parse_port_list(&ports_text) {
+            Ok(p) => p,
+            Err(e) => {
+                let help = port_help(&e, &host);
+                self.error(
+                    "aclc::invalid_port",
+                    ports_span,
+                    format!("dst={}: {e}", quote(whole)),
+                )
+                .help = Some(help);
+                return None;
+            }
+        };
+        let host_span = sub(host_offset, host_offset + host.len());
+        let target = self.selector_from(Spanned::new(host, host_span))?;
+        Some(AclDestination {
+            target,
+            ports,
+            text: text.value.clone(),
+            span: text.span,
+        })
+    }
+
+    /// One `grants` entry.
+    pub(super) fn grant(&mut self, v: &Value, path: &str) -> Option<Grant> {
+        let fields = self.object(v, path, "an object", GRANT_KEYS)?;
+        let src = self.selectors(fields.get("src"), &format!("{path}.src"));
+        let dst = self.selectors(fields.get("dst"), &format!("{path}.dst"));
+        let ip_items = self.array(
+            fields.get("ip"),
+            &format!("{path}.ip"),
+            "an array of strings",
+        );
+        let mut ip = Vec::new();
+        for (i, item) in ip_items.iter().enumerate() {
+            let Some(text) = self.trimmed(item, &format!("{path}.ip[{i}]")) else {
+                continue;
+            };
+            match IpProtoPorts::parse(&text.value) {
+                Ok(p) => ip.push(Spanned::new(p, text.span)),
+                Err(message) => {
+                    let code = if message.starts_with("proto name")
+                        || message.starts_with("leading 0")
+                        || message.starts_with("IP protocol")
+                        || message == "empty protocol"
+                    {
+                        "aclc::invalid_protocol"
+                    } else {
+                        "aclc::invalid_port"
+                    };
+                    self.error(code, text.span, message).help = Some(
+                        "an ip entry is \"*\", a port or range (\"443\", \"80-90\"), or protocol:ports (\"tcp:443\", \"icmp:*\")"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let app = match fields.get("app") {
+            Some(a) => self.app_capabilities(a, &format!("{path}.app")),
+            None => Vec::new(),
+        };
+        let via = self.selectors(fields.get("via"), &format!("{path}.via"));
+        let src_posture = self.strings(
+            fields.get("srcPosture"),
+            &format!("{path}.srcPosture"),
+            "an array of posture names",
+        );
+        Some(Grant {
+            src,
+            dst,
+            ip,
+            app,
+            via,
+            src_posture,
+            span: v.span,
+        })
+    }
+
+    /// An `app` object: capability name -> array of values.
+    fn app_capabilities(&mut self, v: &Value, path: &str) -> Vec<AppCapability> {
+        let Some(members) = v.as_object() else {
+            self.wrong_type(v, path, "an object of capabilities");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in members {
+            let cap_path = super::key_path(path, &m.key.name);
+            if m.value.as_array().is_none() && !m.value.is_null() {
+                self.wrong_type(&m.value, &cap_path, "an array of values");
+                continue;
+            }
+            let values = if m.value.is_null() {
+                serde_json::Value::Array(Vec::new())
+            } else {
+                m.value.to_json()
+            };
+            out.push(AppCapability {
+                name: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
+                values: Spanned::new(values, m.value.span),
+            });
+        }
+        out
+    }
+
+    /// One `ssh` entry.
+    pub(super) fn ssh_rule(&mut self, v: &Value, path: &str) -> Option<SshRule> {
+        let fields = self.object(v, path, "an object", SSH_KEYS)?;
+        let action_text = match fields.get("action") {
+            Some(a) => self.trimmed(a, &format!("{path}.action")),
+            None => None,
+        };
+        let action = match &action_text {
+            None => {
+                self.error("aclc::missing_action", v.span, "action must be specified")
+                    .help = Some("add \"action\": \"accept\" or \"action\": \"check\"".into());
+                Spanned::new(SshAction::Accept, v.span)
+            }
+            Some(t) => match SshAction::parse(&t.value) {
+                Ok(a) => Spanned::new(a, t.span),
+                Err(message) => {
+                    let code = if t.value.is_empty() {
+                        "aclc::missing_action"
+                    } else {
+                        "aclc::invalid_action"
+                    };
+                    self.error(code, t.span, message).help =
+                        Some("the SSH actions are \"accept\" and \"check\" (lower case)".into());
+                    Spanned::new(SshAction::Accept, t.span)
+                }
+            },
+        };
+        let src = self.selectors(fields.get("src"), &format!("{path}.src"));
+        let dst = self.selectors(fields.get("dst"), &format!("{path}.dst"));
+        let user_items = self.array(
+            fields.get("users"),
+            &format!("{path}.users"),
+            "an array of strings",
+        );
+        if user_items.is_empty() {
+            let span = fields.member("users").map_or(v.span, |m| m.value.span);
+            let span = if fields.member("users").is_none() {
+                v.span
+            } else {
+                span
+            };
+            self.error("aclc::missing_users", span, "users must be specified")
+                .help = Some(
+                "list the local users, e.g. [\"root\"], [\"autogroup:nonroot\"] or [\"localpart:*@example.com\"]"
+                    .into(),
+            );
+        }
+        let mut users = Vec::new();
+        for (i, item) in user_items.iter().enumerate() {
+            let Some(text) = self.trimmed(item, &format!("{path}.users[{i}]")) else {
+                continue;
+            };
+            match SshUser::parse(&text.value) {
+                Ok(u) => users.push(Spanned::new(u, text.span)),
+                Err(message) => {
+                    // An empty string has no text to underline: point at the quotes.
+                    let span = if text.span.is_empty() {
+                        item.span
+                    } else {
+                        text.span
+                    };
+                    self.error("aclc::invalid_ssh_user", span, message).help = Some(
+                        "name a local user, \"root\", \"autogroup:nonroot\" or \"localpart:*@<domain>\""
+                            .into(),
+                    );
+                }
+            }
+        }
+        let check_period = match fields.get("checkPeriod") {
+            None => None,
+            Some(c) => self.check_period(c, &format!("{path}.checkPeriod")),
+        };
+        let env_items = self.array(
+            fields.get("acceptEnv"),
+            &format!("{path}.acceptEnv"),
+            "an array of strings",
+        );
+        let mut accept_env = Vec::new();
+        for (i, item) in env_items.iter().enumerate() {
+            let Some(s) = self.raw_string(item, &format!("{path}.acceptEnv[{i}]")) else {
+                continue;
+            };
+            if s.value.is_empty() {
+                self.error(
+                    "aclc::empty_accept_env",
+                    item.span,
+                    "acceptEnv values cannot be empty",
+                )
+                .help = Some("name an environment variable or a glob such as \"GIT_*\"".into());
+                continue;
+            }
+            accept_env.push(s);
+        }
+        let src_posture = self.strings(
+            fields.get("srcPosture"),
+            &format!("{path}.srcPosture"),
+            "an array of posture names",
+        );
+        let recorder = self.selectors(fields.get("recorder"), &format!("{path}.recorder"));
+        let enforce_recorder = self.boolean(
+            fields.get("enforceRecorder"),
+            &format!("{path}.enforceRecorder"),
+        );
+        Some(SshRule {
+            action,
+            src,
+            dst,
+            users,
+            check_period,
+            accept_env,
+            src_posture,
+            recorder,
+            enforce_recorder,
+            span: v.span,
+        })
+    }
+
+    /// `checkPeriod`: `always` or a Go duration. The range is checked by validation.
+    fn check_period(&mut self, v: &Value, path: &str) -> Option<Spanned<CheckPeriod>> {
+        let text = self.trimmed(v, path)?;
+        if text.value == "always" {
+            return Some(Spanned::new(CheckPeriod::Always, text.span));
+        }
+        match GoDuration::parse(&text.value) {
+            Ok(d) => Some(Spanned::new(CheckPeriod::Every(d), text.span)),
+            Err(message) => {
+                let span = if text.span.is_empty() {
+                    v.span
+                } else {
+                    text.span
+                };
+                self.error("aclc::invalid_check_period", span, message).help = Some(
+                    "write a duration such as \"12h\", \"30m\" or \"1h30m\", or \"always\"".into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// One `nodeAttrs` entry.
+    pub(super) fn node_attr(&mut self, v: &Value, path: &str) -> Option<NodeAttr> {
+        let fields = self.object(v, path, "an object", NODE_ATTR_KEYS)?;
+        let target = self.selectors(fields.get("target"), &format!("{path}.target"));
+        let attr = self.strings(
+            fields.get("attr"),
+            &format!("{path}.attr"),
+            "an array of strings",
+        );
+        let app = match fields.get("app") {
+            Some(a) => self.app_capabilities(a, &format!("{path}.app")),
+            None => Vec::new(),
+        };
+        let pool_texts = self.strings(
+            fields.get("ipPool"),
+            &format!("{path}.ipPool"),
+            "an array of prefixes",
+        );
+        let mut ip_pool = Vec::new();
+        for t in pool_texts {
+            match t.value.parse::<ipnet::IpNet>() {
+                Ok(net) => ip_pool.push(Spanned::new(net, t.span)),
+                Err(_) => {
+                    self.error(
+                        "aclc::invalid_prefix",
+                        t.span,
+                        format!("IPPool({}): invalid prefix", t.value),
+                    )
+                    .help = Some("an ipPool entry is a prefix such as 100.80.0.0/16".into());
+                }
+            }
+        }
+        Some(NodeAttr {
+            target,
+            attr,
+            app,
+            ip_pool,
+            span: v.span,
+        })
+    }
+
+    /// One `tests` entry, kept as written.
+    pub(super) fn network_test(&mut self, v: &Value, path: &str) -> Option<NetworkTest> {
+        let fields = self.object(v, path, "an object", TEST_KEYS)?;
+        let src = match self.legacy(&fields, "src", "user", path) {
+            Some(s) => self.raw_string(s, &format!("{path}.src")),
+            None => None,
+        };
+        let src_posture_attrs = self.posture_attrs(fields.get("srcPostureAttrs"), path);
+        let proto = match fields.get("proto") {
+            None => None,
+            Some(p) => match &p.kind {
+                crate::hujson::ValueKind::Number(n) => Some(Spanned::new(n.0.clone(), p.span)),
+                _ => self.raw_string(p, &format!("{path}.proto")),
+            },
+        };
+        let accept_value = self.legacy(&fields, "accept", "allow", path);
+        let accept = self.raw_strings(accept_value, &format!("{path}.accept"));
+        let deny = self.raw_strings(fields.get("deny"), &format!("{path}.deny"));
+        Some(NetworkTest {
+            src,
+            src_posture_attrs,
+            proto,
+            accept,
+            deny,
+            span: v.span,
+        })
+    }
+
+    /// One `sshTests` entry, kept as written.
+    pub(super) fn ssh_test(&mut self, v: &Value, path: &str) -> Option<SshTest> {
+        let fields = self.object(v, path, "an object", SSH_TEST_KEYS)?;
+        let src = match fields.get("src") {
+            Some(s) => self.raw_string(s, &format!("{path}.src")),
+            None => None,
+        };
+        let dst = self.raw_strings(fields.get("dst"), &format!("{path}.dst"));
+        let accept = self.raw_strings(fields.get("accept"), &format!("{path}.accept"));
+        let check = self.raw_strings(fields.get("check"), &format!("{path}.check"));
+        let deny = self.raw_strings(fields.get("deny"), &format!("{path}.deny"));
+        let src_posture_attrs = self.posture_attrs(fields.get("srcPostureAttrs"), path);
+        Some(SshTest {
+            src,
+            dst,
+            accept,
+            check,
+            deny,
+            src_posture_attrs,
+            span: v.span,
+        })
+    }
+
+    fn posture_attrs(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+    ) -> Option<Spanned<serde_json::Value>> {
+        let v = v?;
+        if v.as_object().is_none() {
+            self.wrong_type(v, &format!("{path}.srcPostureAttrs"), "an object");
+            return None;
+        }
+        Some(Spanned::new(v.to_json(), v.span))
+    }
+
+    fn raw_strings(&mut self, v: Option<&Value>, path: &str) -> Vec<Spanned<String>> {
+        let items = self.array(v, path, "an array of strings");
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(s) = self.raw_string(item, &format!("{path}[{i}]")) {
+                out.push(s);
+            }
+        }
+        out
+    }
+}
+
+/// Help for a port list error; `host` is the destination before the colon.
+fn port_help(error: &PortError, host: &str) -> String {
+    match error {
+        PortError::InvalidFirst { range } if !host.contains(':') => {
+            // `autogroup:self` alone splits into host `autogroup` and ports `self`.
+            match Alias::parse(&format!("{host}:{range}")) {
+                Ok(Alias::Autogroup(_) | Alias::Tag(_) | Alias::Group(_)) => format!(
+                    "an ACL destination needs ports after the selector: write \"{host}:{range}:*\""
+                ),
+                _ => "ports are numbers (22), ranges (80-90), comma lists (22,443) or *".into(),
+            }
+        }
+        PortError::Zero { .. } => "port 0 is not a port; use * for every port".into(),
+        PortError::Inverted { .. } => "write the lower port first (80-90)".into(),
+        _ => "ports are numbers (22), ranges (80-90), comma lists (22,443) or *".into(),
+    }
+}

@@ -1,0 +1,332 @@
+//! Selectors ("aliases"): the strings that name devices in `src`, `dst`, `target`, owners and
+//! approvers, parsed into one enum so later stages match on kinds instead of string prefixes.
+
+use crate::source::Span;
+use std::net::IpAddr;
+
+/// A selector as written, what it means, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Selector {
+    /// What it selects.
+    pub alias: Alias,
+    /// The text as written, surrounding whitespace trimmed (wire output may need it verbatim,
+    /// e.g. prefixes are "kept as written").
+    pub text: String,
+    /// The selector text (inside the quotes when that can be pointed at exactly).
+    #[serde(serialize_with = "super::serialize_span")]
+    pub span: Span,
+}
+
+/// The kinds of selector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Alias {
+    /// `*`.
+    Wildcard,
+    /// A user login such as `alice@example.com` (as written).
+    User(String),
+    /// `user:*@domain`: every user whose login is in the domain.
+    UserDomain(String),
+    /// `group:name` (full text, prefix included).
+    Group(String),
+    /// `tag:name` (full text, prefix included).
+    Tag(String),
+    /// `autogroup:...`.
+    Autogroup(Autogroup),
+    /// A host alias name (from `hosts`); `host:name` is stored as `name`.
+    Host(String),
+    /// A single IP address.
+    Ip(IpAddr),
+    /// A CIDR prefix; host bits are kept as written.
+    Prefix(#[serde(serialize_with = "super::serialize_display")] ipnet::IpNet),
+    /// An address range `first-last`, both ends included.
+    Range(IpAddr, IpAddr),
+    /// `ipset:name` (full text).
+    IpSet(String),
+    /// `svc:name` (full text): a Tailscale Service.
+    Service(String),
+}
+
+/// The autogroups Tailscale knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Autogroup {
+    /// `autogroup:internet`: the public internet through exit nodes (dst only).
+    Internet,
+    /// `autogroup:self`: the source user's own devices (dst only).
+    SelfDevices,
+    /// `autogroup:member`: devices of direct members of the tailnet.
+    Member,
+    /// `autogroup:members`: legacy spelling of `member`.
+    Members,
+    /// `autogroup:tagged`: every tagged device.
+    Tagged,
+    /// `autogroup:danger-all`: every address, inside the tailnet or not (src only).
+    DangerAll,
+    /// `autogroup:shared`: users who accepted a device share (src only).
+    Shared,
+    /// `autogroup:nonroot`: SSH `users` only, any local user but root.
+    Nonroot,
+    /// `autogroup:admin`.
+    Admin,
+    /// `autogroup:owner`.
+    Owner,
+    /// `autogroup:network-admin`.
+    NetworkAdmin,
+    /// `autogroup:it-admin`.
+    ItAdmin,
+    /// `autogroup:billing-admin`.
+    BillingAdmin,
+    /// `autogroup:auditor`.
+    Auditor,
+}
+
+impl Autogroup {
+    /// Every autogroup, in the order of the docs.
+    pub const ALL: [Autogroup; 14] = [
+        Autogroup::Internet,
+        Autogroup::SelfDevices,
+        Autogroup::Member,
+        Autogroup::Members,
+        Autogroup::Tagged,
+        Autogroup::DangerAll,
+        Autogroup::Shared,
+        Autogroup::Nonroot,
+        Autogroup::Admin,
+        Autogroup::Owner,
+        Autogroup::NetworkAdmin,
+        Autogroup::ItAdmin,
+        Autogroup::BillingAdmin,
+        Autogroup::Auditor,
+    ];
+
+    /// The full selector text, `autogroup:...`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Autogroup::Internet => "autogroup:internet",
+            Autogroup::SelfDevices => "autogroup:self",
+            Autogroup::Member => "autogroup:member",
+            Autogroup::Members => "autogroup:members",
+            Autogroup::Tagged => "autogroup:tagged",
+            Autogroup::DangerAll => "autogroup:danger-all",
+            Autogroup::Shared => "autogroup:shared",
+            Autogroup::Nonroot => "autogroup:nonroot",
+            Autogroup::Admin => "autogroup:admin",
+            Autogroup::Owner => "autogroup:owner",
+            Autogroup::NetworkAdmin => "autogroup:network-admin",
+            Autogroup::ItAdmin => "autogroup:it-admin",
+            Autogroup::BillingAdmin => "autogroup:billing-admin",
+            Autogroup::Auditor => "autogroup:auditor",
+        }
+    }
+
+    /// The autogroup named by `text` (the full `autogroup:...` form).
+    pub fn from_name(text: &str) -> Option<Autogroup> {
+        Autogroup::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// True for the role autogroups (admin, owner, network-admin, it-admin, billing-admin,
+    /// auditor): the devices of users holding that role.
+    pub fn is_role(self) -> bool {
+        matches!(
+            self,
+            Autogroup::Admin
+                | Autogroup::Owner
+                | Autogroup::NetworkAdmin
+                | Autogroup::ItAdmin
+                | Autogroup::BillingAdmin
+                | Autogroup::Auditor
+        )
+    }
+
+    /// True for autogroups that stand for a set of users (member, members, shared, roles).
+    pub fn is_user_set(self) -> bool {
+        matches!(
+            self,
+            Autogroup::Member | Autogroup::Members | Autogroup::Shared
+        ) || self.is_role()
+    }
+}
+
+impl std::fmt::Display for Autogroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a selector could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasError {
+    /// The empty string.
+    Empty,
+    /// `autogroup:` followed by a name Tailscale does not know.
+    UnknownAutogroup(String),
+    /// A `user:` form other than `user:*@domain`, or with an empty domain.
+    BadUserDomain(String),
+}
+
+impl Alias {
+    /// Read a selector (already trimmed). Anything that is not another kind of selector is a
+    /// host alias name; whether that host exists is for validation to say.
+    pub fn parse(text: &str) -> Result<Alias, AliasError> {
+        if text.is_empty() {
+            return Err(AliasError::Empty);
+        }
+        if text == "*" {
+            return Ok(Alias::Wildcard);
+        }
+        if text.starts_with("autogroup:") {
+            return Autogroup::from_name(text)
+                .map(Alias::Autogroup)
+                .ok_or_else(|| AliasError::UnknownAutogroup(text.to_string()));
+        }
+        if text.starts_with("group:") {
+            return Ok(Alias::Group(text.to_string()));
+        }
+        if text.starts_with("tag:") {
+            return Ok(Alias::Tag(text.to_string()));
+        }
+        if text.starts_with("ipset:") {
+            return Ok(Alias::IpSet(text.to_string()));
+        }
+        if text.starts_with("svc:") {
+            return Ok(Alias::Service(text.to_string()));
+        }
+        if let Some(rest) = text.strip_prefix("user:") {
+            return match rest.strip_prefix("*@") {
+                Some(domain) if !domain.is_empty() => Ok(Alias::UserDomain(domain.to_string())),
+                _ => Err(AliasError::BadUserDomain(text.to_string())),
+            };
+        }
+        if let Some(name) = text.strip_prefix("host:") {
+            return Ok(Alias::Host(name.to_string()));
+        }
+        if text.contains('@') {
+            return Ok(Alias::User(text.to_string()));
+        }
+        if let Some(addr) = parse_ip(text) {
+            return Ok(Alias::Ip(addr));
+        }
+        if text.contains('/') {
+            if let Ok(net) = text.parse::<ipnet::IpNet>() {
+                return Ok(Alias::Prefix(net));
+            }
+        }
+        if let Some((a, b)) = text.split_once('-') {
+            if let (Some(first), Some(last)) = (parse_ip(a), parse_ip(b)) {
+                if first.is_ipv4() == last.is_ipv4() && first <= last {
+                    return Ok(Alias::Range(first, last));
+                }
+            }
+        }
+        Ok(Alias::Host(text.to_string()))
+    }
+
+    /// True for the aliases that only name addresses (IP, prefix, range).
+    pub fn is_address(&self) -> bool {
+        matches!(self, Alias::Ip(_) | Alias::Prefix(_) | Alias::Range(..))
+    }
+
+    /// The autogroup, if this is one.
+    pub fn autogroup(&self) -> Option<Autogroup> {
+        match self {
+            Alias::Autogroup(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+/// An IP address, IPv6 possibly in brackets. Zone suffixes are refused.
+pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let addr: IpAddr = inner.parse().ok()?;
+    if inner.len() != text.len() && addr.is_ipv4() {
+        return None;
+    }
+    Some(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn p(s: &str) -> Alias {
+        Alias::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(p("*"), Alias::Wildcard);
+        assert_eq!(
+            p("alice@example.com"),
+            Alias::User("alice@example.com".into())
+        );
+        assert_eq!(p("alice@github"), Alias::User("alice@github".into()));
+        assert_eq!(
+            p("user:*@example.com"),
+            Alias::UserDomain("example.com".into())
+        );
+        assert_eq!(p("group:eng"), Alias::Group("group:eng".into()));
+        assert_eq!(p("tag:server"), Alias::Tag("tag:server".into()));
+        assert_eq!(
+            p("autogroup:self"),
+            Alias::Autogroup(Autogroup::SelfDevices)
+        );
+        assert_eq!(
+            p("autogroup:danger-all"),
+            Alias::Autogroup(Autogroup::DangerAll)
+        );
+        assert_eq!(p("webserver"), Alias::Host("webserver".into()));
+        assert_eq!(p("host:webserver"), Alias::Host("webserver".into()));
+        assert_eq!(p("100.64.0.1"), Alias::Ip("100.64.0.1".parse().unwrap()));
+        assert_eq!(p("fd7a::1"), Alias::Ip("fd7a::1".parse().unwrap()));
+        assert_eq!(p("[fd7a::1]"), Alias::Ip("fd7a::1".parse().unwrap()));
+        assert_eq!(
+            p("10.0.0.0/8"),
+            Alias::Prefix("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            p("10.33.0.100/32"),
+            Alias::Prefix("10.33.0.100/32".parse().unwrap())
+        );
+        assert_eq!(
+            p("10.0.0.1-10.0.0.9"),
+            Alias::Range("10.0.0.1".parse().unwrap(), "10.0.0.9".parse().unwrap())
+        );
+        assert_eq!(p("ipset:office"), Alias::IpSet("ipset:office".into()));
+        assert_eq!(p("svc:web"), Alias::Service("svc:web".into()));
+    }
+
+    #[test]
+    fn odd_text_is_a_host_name() {
+        assert_eq!(p("%bogus%"), Alias::Host("%bogus%".into()));
+        assert_eq!(p("10.0.0.0/33"), Alias::Host("10.0.0.0/33".into()));
+        assert_eq!(
+            p("10.0.0.9-10.0.0.1"),
+            Alias::Host("10.0.0.9-10.0.0.1".into())
+        );
+        assert_eq!(p("[10.0.0.1]"), Alias::Host("[10.0.0.1]".into()));
+    }
+
+    #[test]
+    fn refuses_unknown_autogroups_and_bad_user_forms() {
+        assert_eq!(
+            Alias::parse("autogroup:everyone"),
+            Err(AliasError::UnknownAutogroup("autogroup:everyone".into()))
+        );
+        assert!(matches!(
+            Alias::parse("user:*@"),
+            Err(AliasError::BadUserDomain(_))
+        ));
+        assert_eq!(Alias::parse(""), Err(AliasError::Empty));
+    }
+
+    #[test]
+    fn autogroup_names_round_trip() {
+        for a in Autogroup::ALL {
+            assert_eq!(Autogroup::from_name(a.as_str()), Some(a));
+        }
+    }
+}

@@ -1,0 +1,762 @@
+//! Validation: the rules Tailscale enforces that the policy text (plus the tailnet's domains)
+//! decides — references resolve, selectors are used where they are allowed, values are in
+//! range — and warnings for things Tailscale accepts but that are probably mistakes.
+//!
+//! Messages reproduce Tailscale's text where it is known (see the conformance corpus), so they
+//! can be searched for; the code, span and help add what Tailscale lacks.
+
+mod rules;
+
+use crate::diag::Diagnostic;
+use crate::model::{quote_go as quote, Alias, Autogroup, Policy, Selector, Spanned};
+use crate::source::Span;
+use crate::Context;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Validate a lowered policy; returns errors and warnings (unsorted).
+///
+/// `earlier` are the diagnostics of the previous stages: a rule with an error there is not
+/// also reported for what the error left out of it (a grant whose only `ip` entry was
+/// refused is not "empty").
+pub(crate) fn validate(
+    policy: &Policy,
+    context: &Context,
+    earlier: &[Diagnostic],
+) -> Vec<Diagnostic> {
+    let broken: Vec<Span> = earlier
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.span)
+        .collect();
+    let index = Index {
+        tags: policy
+            .tag_owners
+            .iter()
+            .map(|t| t.tag.value.as_str())
+            .collect(),
+        groups: policy
+            .groups
+            .iter()
+            .map(|g| (g.name.value.as_str(), g.members.is_empty()))
+            .collect(),
+        hosts: policy.hosts.iter().map(|h| h.name.value.as_str()).collect(),
+        ipsets: policy
+            .ipsets
+            .iter()
+            .map(|s| s.name.value.as_str())
+            .collect(),
+        postures: policy
+            .postures
+            .iter()
+            .map(|p| p.name.value.as_str())
+            .collect(),
+        logins: context
+            .user_logins
+            .as_ref()
+            .map(|logins| logins.iter().map(|l| l.to_lowercase()).collect()),
+    };
+    let mut v = Validator {
+        policy,
+        context,
+        index,
+        broken,
+        diags: Vec::new(),
+        used: BTreeSet::new(),
+        saw_member: None,
+        saw_members: None,
+    };
+    v.definitions();
+    v.rules();
+    v.member_spellings();
+    v.unused();
+    v.diags
+}
+
+/// Where a selector is used; decides what is allowed and how messages are worded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place<'a> {
+    /// ACL or grant `src`.
+    Src,
+    /// ACL or grant `dst`; `host` is the destination text before the ports.
+    Dst { host: &'a str },
+    /// Grant `via`.
+    Via,
+    /// SSH `src`.
+    SshSrc,
+    /// SSH `dst`.
+    SshDst,
+    /// SSH `recorder`.
+    Recorder,
+    /// `nodeAttrs` `target`.
+    Target,
+    /// A `tagOwners` owner of `tag`.
+    Owner { tag: &'a str },
+    /// An `autoApprovers` approver.
+    Approver,
+    /// An entry of the IP set `name`.
+    IpSet { name: &'a str },
+}
+
+impl Place<'_> {
+    /// Wrap an inner message the way Tailscale does for this place.
+    fn wrap(self, inner: &str) -> String {
+        match self {
+            Place::Src => format!("src={inner}"),
+            Place::Dst { host } => format!("dst={}: {inner}", quote(host)),
+            Place::Owner { tag } => format!("tagOwners[{}]: {inner}", quote(tag)),
+            Place::IpSet { name } => format!("ipsets[{}]: {inner}", quote(name)),
+            _ => inner.to_string(),
+        }
+    }
+}
+
+/// Names defined by the policy, for lookups in constant time.
+struct Index<'p> {
+    tags: HashSet<&'p str>,
+    /// Group name -> "has no members".
+    groups: HashMap<&'p str, bool>,
+    hosts: HashSet<&'p str>,
+    ipsets: HashSet<&'p str>,
+    postures: HashSet<&'p str>,
+    /// Lower-cased user logins, when known.
+    logins: Option<HashSet<String>>,
+}
+
+/// State of one validation run.
+pub(crate) struct Validator<'p> {
+    policy: &'p Policy,
+    context: &'p Context,
+    index: Index<'p>,
+    /// Spans of errors found while lowering.
+    broken: Vec<Span>,
+    diags: Vec<Diagnostic>,
+    /// Names of groups, tags, hosts, IP sets and postures referenced anywhere.
+    used: BTreeSet<String>,
+    /// First use of `autogroup:member` / `autogroup:members`.
+    saw_member: Option<Span>,
+    saw_members: Option<Span>,
+}
+
+/// True if `start` reaches itself through the "includes" edges.
+fn reaches_itself(edges: &BTreeMap<&str, Vec<(&str, Span)>>, start: &str) -> bool {
+    let mut stack: Vec<&str> = vec![start];
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    while let Some(cur) = stack.pop() {
+        for (next, _) in edges.get(cur).map(Vec::as_slice).unwrap_or(&[]) {
+            if *next == start {
+                return true;
+            }
+            if seen.insert(next) {
+                stack.push(next);
+            }
+        }
+    }
+    false
+}
+
+/// What `CheckTag` in Tailscale says about a tag name, if anything is wrong.
+pub(crate) fn tag_name_problem(tag: &str) -> Option<&'static str> {
+    let Some(name) = tag.strip_prefix("tag:") else {
+        return Some("tags must start with 'tag:'");
+    };
+    let Some(first) = name.bytes().next() else {
+        return Some("tag names must not be empty");
+    };
+    if !first.is_ascii_alphabetic() {
+        return Some("tag names must start with a letter, after 'tag:'");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Some("tag names can only contain numbers, letters, or dashes");
+    }
+    None
+}
+
+impl<'p> Validator<'p> {
+    fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>, help: &str) {
+        let mut d = Diagnostic::error(code, span, message);
+        if !help.is_empty() {
+            d.help = Some(help.to_string());
+        }
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>, help: &str) {
+        let mut d = Diagnostic::warning(code, span, message);
+        if !help.is_empty() {
+            d.help = Some(help.to_string());
+        }
+        self.diags.push(d);
+    }
+
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// True if an earlier stage reported an error inside `span`.
+    fn has_earlier_error(&self, span: Span) -> bool {
+        self.broken
+            .iter()
+            .any(|b| span.start <= b.start && b.end <= span.end)
+    }
+
+    /// Count a selector as a use of what it names, without checking anything.
+    pub(crate) fn mark_used(&mut self, sel: &Selector) {
+        match &sel.alias {
+            Alias::Tag(n) | Alias::Group(n) | Alias::IpSet(n) => {
+                self.used.insert(n.clone());
+            }
+            Alias::Host(h) => {
+                self.used.insert(format!("host {h}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Check a selector used at `place`: is it allowed there, does what it names exist, is
+    /// its domain the tailnet's. Placement rules specific to a section are checked by the
+    /// caller before this; this handles the references.
+    pub(crate) fn reference(&mut self, sel: &Selector, place: Place<'_>) {
+        match &sel.alias {
+            Alias::Tag(tag) => {
+                self.used.insert(tag.clone());
+                if !self.index.tags.contains(tag.as_str()) {
+                    let message = match place {
+                        Place::Via => format!("tag {} not found", quote(tag)),
+                        _ => place.wrap(&format!("tag not found: {}", quote(tag))),
+                    };
+                    let d = Diagnostic::error("aclc::undefined_tag", sel.span, message)
+                        .with_label("not defined in tagOwners")
+                        .with_help(self.suggest_tag(tag));
+                    self.push(d);
+                }
+            }
+            Alias::Group(group) => {
+                self.used.insert(group.clone());
+                if !self.index.groups.contains_key(group.as_str()) {
+                    let names: Vec<&str> = self
+                        .policy
+                        .groups
+                        .iter()
+                        .map(|g| g.name.value.as_str())
+                        .collect();
+                    let help = match crate::lower::closest(group, &names) {
+                        Some(n) => format!("did you mean {}?", quote(n)),
+                        None => format!("define {} in \"groups\"", quote(group)),
+                    };
+                    let d = Diagnostic::error(
+                        "aclc::undefined_group",
+                        sel.span,
+                        place.wrap(&format!("group not found: {}", quote(group))),
+                    )
+                    .with_label("not defined in groups")
+                    .with_help(help);
+                    self.push(d);
+                }
+            }
+            Alias::Host(host) => {
+                self.used.insert(format!("host {host}"));
+                if !self.index.hosts.contains(host.as_str()) {
+                    let names: Vec<&str> = self
+                        .policy
+                        .hosts
+                        .iter()
+                        .map(|h| h.name.value.as_str())
+                        .collect();
+                    let help = match crate::lower::closest(host, &names) {
+                        Some(n) => format!("did you mean the host {}?", quote(n)),
+                        None => format!(
+                            "{} is not an IP address, a prefix, or a host defined in \"hosts\"",
+                            quote(host)
+                        ),
+                    };
+                    let d = Diagnostic::error(
+                        "aclc::undefined_host",
+                        sel.span,
+                        place.wrap(&format!("{}: invalid address", quote(host))),
+                    )
+                    .with_label("not a host, IP address or prefix")
+                    .with_help(help);
+                    self.push(d);
+                }
+            }
+            Alias::IpSet(name) => {
+                self.used.insert(name.clone());
+                if !self.index.ipsets.contains(name.as_str()) {
+                    self.error(
+                        "aclc::undefined_ipset",
+                        sel.span,
+                        place.wrap(&format!("ipset not found: {}", quote(name))),
+                        &format!("define {} in \"ipsets\"", quote(name)),
+                    );
+                }
+            }
+            Alias::UserDomain(domain) => self.domain(domain, sel.span, place),
+            Alias::User(login) => self.known_user(login, sel.span),
+            Alias::Autogroup(a) => self.autogroup_seen(*a, sel.span),
+            _ => {}
+        }
+    }
+
+    fn suggest_tag(&self, tag: &str) -> String {
+        let names: Vec<&str> = self
+            .policy
+            .tag_owners
+            .iter()
+            .map(|t| t.tag.value.as_str())
+            .collect();
+        match crate::lower::closest(tag, &names) {
+            Some(n) => format!("did you mean {}?", quote(n)),
+            None => format!(
+                "define it in \"tagOwners\", e.g. \"tagOwners\": {{{}: [\"autogroup:admin\"]}}",
+                quote(tag)
+            ),
+        }
+    }
+
+    /// `user:*@domain` / `localpart:*@domain`: the domain must be one of the tailnet's.
+    pub(crate) fn domain(&mut self, domain: &str, span: Span, place: Place<'_>) {
+        let Some(domains) = &self.context.tailnet_domains else {
+            return;
+        };
+        if domains.iter().any(|d| d == domain) {
+            return;
+        }
+        let prefix = if matches!(place, Place::SshSrc) {
+            "[ssh] "
+        } else {
+            ""
+        };
+        let help = if domains.is_empty() {
+            "the tailnet has no associated domain".to_string()
+        } else {
+            format!(
+                "the tailnet's domains: {}",
+                domains
+                    .iter()
+                    .map(|d| quote(d))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        self.error(
+            "aclc::domain_not_associated",
+            span,
+            format!(
+                "{prefix}{domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions"
+            ),
+            &help,
+        );
+    }
+
+    /// A user login: warn when the tailnet's users are known and it is not one of them.
+    pub(crate) fn known_user(&mut self, login: &str, span: Span) {
+        let (Some(known), Some(logins)) = (&self.index.logins, &self.context.user_logins) else {
+            return;
+        };
+        if known.contains(&login.to_lowercase()) {
+            return;
+        }
+        let names: Vec<&str> = logins.iter().map(String::as_str).collect();
+        let help = match crate::lower::closest(login, &names) {
+            Some(n) => format!("did you mean {}? (Tailscale accepts users who have not joined yet)", quote(n)),
+            None => "Tailscale accepts users who have not joined yet; the rule matches nothing until they do".to_string(),
+        };
+        self.warning(
+            "aclc::unknown_user",
+            span,
+            format!("user {} is not a member of the tailnet", quote(login)),
+            &help,
+        );
+    }
+
+    fn autogroup_seen(&mut self, a: Autogroup, span: Span) {
+        match a {
+            Autogroup::Member => {
+                self.saw_member.get_or_insert(span);
+            }
+            Autogroup::Members => {
+                if self.saw_members.is_none() {
+                    self.warning(
+                        "aclc::legacy_autogroup",
+                        span,
+                        "autogroup:members is a legacy spelling of autogroup:member",
+                        "write autogroup:member",
+                    );
+                }
+                self.saw_members.get_or_insert(span);
+            }
+            _ => {}
+        }
+    }
+
+    /// `autogroup:member` and its legacy spelling may not be mixed.
+    fn member_spellings(&mut self) {
+        if let (Some(member), Some(members)) = (self.saw_member, self.saw_members) {
+            let d = Diagnostic::error(
+                "aclc::mixed_member_autogroups",
+                members,
+                "autogroup:members and autogroup:member cannot be used in the same policy",
+            )
+            .with_related(member, "autogroup:member used here")
+            .with_help("replace autogroup:members with autogroup:member");
+            self.push(d);
+        }
+    }
+
+    /// A posture reference (`srcPosture`, `defaultSrcPosture`).
+    pub(crate) fn posture_ref(&mut self, name: &Spanned<String>) {
+        self.used.insert(name.value.clone());
+        if !self.index.postures.contains(name.value.as_str()) {
+            self.error(
+                "aclc::undefined_posture",
+                name.span,
+                format!("posture not found: {}", quote(&name.value)),
+                &format!("define {} in \"postures\"", quote(&name.value)),
+            );
+        }
+    }
+
+    /// Checks on the definition sections.
+    fn definitions(&mut self) {
+        let policy = self.policy;
+        for group in &policy.groups {
+            let name = &group.name.value;
+            if !name.starts_with("group:") || name.len() == "group:".len() {
+                self.error(
+                    "aclc::invalid_group_name",
+                    group.name.span,
+                    format!(
+                        "groups[{}]: group names must start with 'group:'",
+                        quote(name)
+                    ),
+                    &format!("rename it to {}", quote(&format!("group:{name}"))),
+                );
+            }
+            for member in &group.members {
+                let m = member.value.as_str();
+                if m.starts_with("group:") {
+                    self.used.insert(m.to_string());
+                    let d = Diagnostic::error(
+                        "aclc::recursive_group",
+                        member.span,
+                        format!(
+                            "groups[{}]: {}: group members cannot be recursive",
+                            quote(name),
+                            quote(m)
+                        ),
+                    )
+                    .with_label("a group inside a group")
+                    .with_help(format!(
+                        "list the members of {} here instead: groups cannot contain groups",
+                        quote(m)
+                    ));
+                    self.push(d);
+                } else if m.is_empty()
+                    || m == "*"
+                    || m.starts_with("tag:")
+                    || m.starts_with("autogroup:")
+                {
+                    self.error(
+                        "aclc::invalid_group_member",
+                        member.span,
+                        format!(
+                            "groups[{}]: {}: group members must be users",
+                            quote(name),
+                            quote(m)
+                        ),
+                        "a group lists user logins such as \"alice@example.com\"",
+                    );
+                } else if let Some(domain) =
+                    m.strip_prefix("user:").and_then(|r| r.strip_prefix("*@"))
+                {
+                    self.domain(domain, member.span, Place::Approver);
+                } else {
+                    self.known_user(m, member.span);
+                }
+            }
+        }
+        for owner in &policy.tag_owners {
+            let tag = owner.tag.value.as_str();
+            if let Some(problem) = tag_name_problem(tag) {
+                self.error(
+                    "aclc::invalid_tag_name",
+                    owner.tag.span,
+                    format!("tagOwners[{}]: {problem}", quote(tag)),
+                    "tag names are `tag:` followed by an ASCII letter, then letters, digits or dashes",
+                );
+            }
+            for sel in &owner.owners {
+                let ok = match &sel.alias {
+                    Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) | Alias::Tag(_) => true,
+                    Alias::Autogroup(a) => {
+                        a.is_role()
+                            || matches!(
+                                a,
+                                Autogroup::Member | Autogroup::Members | Autogroup::Tagged
+                            )
+                    }
+                    _ => false,
+                };
+                if ok {
+                    self.reference(sel, Place::Owner { tag });
+                } else {
+                    self.error(
+                        "aclc::invalid_tag_owner",
+                        sel.span,
+                        format!(
+                            "tagOwners[{}]: {} cannot own a tag",
+                            quote(tag),
+                            quote(&sel.text)
+                        ),
+                        "tag owners are users, groups, tags or autogroups such as autogroup:admin",
+                    );
+                }
+            }
+        }
+        for posture in &policy.postures {
+            if !posture.name.value.starts_with("posture:") {
+                self.error(
+                    "aclc::invalid_posture_name",
+                    posture.name.span,
+                    format!(
+                        "postures[{}]: posture names must start with 'posture:'",
+                        quote(&posture.name.value)
+                    ),
+                    "",
+                );
+            }
+        }
+        for name in &policy.default_src_posture {
+            self.posture_ref(name);
+        }
+        self.ipsets();
+        self.auto_approvers();
+    }
+
+    /// `ipsets`: names, allowed entries, no cycles.
+    fn ipsets(&mut self) {
+        let policy = self.policy;
+        let mut edges: BTreeMap<&str, Vec<(&str, Span)>> = BTreeMap::new();
+        for set in &policy.ipsets {
+            let name = set.name.value.as_str();
+            if !name.starts_with("ipset:") {
+                self.error(
+                    "aclc::invalid_ipset_name",
+                    set.name.span,
+                    format!(
+                        "ipsets[{}]: IP set names must start with 'ipset:'",
+                        quote(name)
+                    ),
+                    "",
+                );
+            }
+            for entry in &set.entries {
+                let ok = match &entry.target.alias {
+                    Alias::Ip(_) | Alias::Prefix(_) | Alias::Range(..) | Alias::Host(_) => true,
+                    Alias::IpSet(other) => {
+                        edges
+                            .entry(name)
+                            .or_default()
+                            .push((other, entry.target.span));
+                        true
+                    }
+                    Alias::Autogroup(Autogroup::Internet) => true,
+                    _ => false,
+                };
+                if ok {
+                    self.reference(&entry.target, Place::IpSet { name });
+                } else {
+                    self.error(
+                        "aclc::invalid_ipset_entry",
+                        entry.target.span,
+                        format!(
+                            "ipsets[{}]: {} cannot be used in an IP set",
+                            quote(name),
+                            quote(&entry.target.text)
+                        ),
+                        "IP sets hold IP addresses, prefixes, ranges, hosts, other IP sets and autogroup:internet",
+                    );
+                }
+            }
+        }
+        // Cycles: a set that reaches itself.
+        for set in &policy.ipsets {
+            let start = set.name.value.as_str();
+            if reaches_itself(&edges, start) {
+                self.error(
+                    "aclc::recursive_ipset",
+                    set.name.span,
+                    format!("ipsets[{}]: IP sets cannot be recursive", quote(start)),
+                    "an IP set cannot include itself, directly or through other sets",
+                );
+            }
+        }
+    }
+
+    /// `autoApprovers`.
+    fn auto_approvers(&mut self) {
+        let policy = self.policy;
+        let approvers = policy
+            .auto_approvers
+            .routes
+            .iter()
+            .flat_map(|r| r.approvers.iter())
+            .chain(policy.auto_approvers.exit_node.iter())
+            .chain(
+                policy
+                    .auto_approvers
+                    .services
+                    .iter()
+                    .flat_map(|s| s.approvers.iter()),
+            );
+        for sel in approvers {
+            let ok = match &sel.alias {
+                Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) | Alias::Tag(_) => true,
+                Alias::Autogroup(a) => {
+                    a.is_role()
+                        || matches!(
+                            a,
+                            Autogroup::Member | Autogroup::Members | Autogroup::Tagged
+                        )
+                }
+                _ => false,
+            };
+            if ok {
+                self.reference(sel, Place::Approver);
+            } else {
+                self.error(
+                    "aclc::invalid_approver",
+                    sel.span,
+                    format!("autoApprovers: {} cannot approve routes", quote(&sel.text)),
+                    "approvers are users, groups, tags or autogroups such as autogroup:admin",
+                );
+            }
+        }
+        for route in &policy.auto_approvers.routes {
+            if route.prefix.value.prefix_len() == 0 {
+                self.warning(
+                    "aclc::exit_route_in_routes",
+                    route.prefix.span,
+                    format!(
+                        "{} under autoApprovers.routes does not approve exit nodes",
+                        route.text
+                    ),
+                    "list exit node approvers under autoApprovers.exitNode",
+                );
+            }
+        }
+    }
+
+    /// Warnings for definitions nothing refers to.
+    fn unused(&mut self) {
+        if !self.broken.is_empty() {
+            // A reference inside an entry that could not be read was never seen.
+            return;
+        }
+        let policy = self.policy;
+        // Names mentioned in tests count as uses.
+        let mut mentioned: BTreeSet<String> = BTreeSet::new();
+        let mut mention = |text: &str| {
+            let t = text.trim();
+            mentioned.insert(t.to_string());
+            if let Some((host, _)) = t.rsplit_once(':') {
+                mentioned.insert(host.to_string());
+            }
+        };
+        for test in &policy.tests {
+            test.src.iter().for_each(|s| mention(&s.value));
+            test.accept
+                .iter()
+                .chain(&test.deny)
+                .for_each(|s| mention(&s.value));
+        }
+        for test in &policy.ssh_tests {
+            test.src.iter().for_each(|s| mention(&s.value));
+            test.dst.iter().for_each(|s| mention(&s.value));
+        }
+        let is_used = |key: &str, plain: &str| self.used.contains(key) || mentioned.contains(plain);
+        let mut warnings = Vec::new();
+        for g in &policy.groups {
+            if !is_used(&g.name.value, &g.name.value) {
+                warnings.push((
+                    "aclc::unused_group",
+                    g.name.span,
+                    format!("group {} is never used", quote(&g.name.value)),
+                ));
+            }
+        }
+        for t in &policy.tag_owners {
+            let used_elsewhere =
+                self.used.contains(&t.tag.value) || mentioned.contains(&t.tag.value);
+            if !used_elsewhere {
+                warnings.push((
+                    "aclc::unused_tag",
+                    t.tag.span,
+                    format!("tag {} is never used in a rule", quote(&t.tag.value)),
+                ));
+            }
+        }
+        for h in &policy.hosts {
+            if !is_used(&format!("host {}", h.name.value), &h.name.value) {
+                warnings.push((
+                    "aclc::unused_host",
+                    h.name.span,
+                    format!("host {} is never used", quote(&h.name.value)),
+                ));
+            }
+        }
+        for s in &policy.ipsets {
+            if !is_used(&s.name.value, &s.name.value) {
+                warnings.push((
+                    "aclc::unused_ipset",
+                    s.name.span,
+                    format!("IP set {} is never used", quote(&s.name.value)),
+                ));
+            }
+        }
+        for p in &policy.postures {
+            if !is_used(&p.name.value, &p.name.value) {
+                warnings.push((
+                    "aclc::unused_posture",
+                    p.name.span,
+                    format!("posture {} is never used", quote(&p.name.value)),
+                ));
+            }
+        }
+        for (code, span, message) in warnings {
+            let help = if code == "aclc::unused_tag" {
+                "a tag nothing refers to can still be applied to devices; remove it if it is not"
+            } else {
+                "remove it, or refer to it in a rule"
+            };
+            self.warning(code, span, message, help);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_names() {
+        assert_eq!(tag_name_problem("tag:server"), None);
+        assert_eq!(tag_name_problem("tag:group-a1"), None);
+        assert_eq!(
+            tag_name_problem("tag:сервер"),
+            Some("tag names must start with a letter, after 'tag:'")
+        );
+        assert_eq!(
+            tag_name_problem("tag:1abc"),
+            Some("tag names must start with a letter, after 'tag:'")
+        );
+        assert_eq!(
+            tag_name_problem("tag:a_b"),
+            Some("tag names can only contain numbers, letters, or dashes")
+        );
+        assert_eq!(
+            tag_name_problem("server"),
+            Some("tags must start with 'tag:'")
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! Validation of the rule sections: `acls`, `grants`, `ssh`, `nodeAttrs`, `sshTests`.
+
+use super::{quote, Place, Validator};
+use crate::diag::Diagnostic;
+use crate::model::{
+    Alias, AppCapability, Autogroup, CheckPeriod, GoDuration, Protocol, Selector, SshAction,
+    SshUser,
+};
+use crate::source::Span;
+
+/// Capabilities in the `tailscale.com` domain that policies may grant.
+const TAILSCALE_CAPS: &[&str] = &[
+    "tailscale.com/cap/drive",
+    "tailscale.com/cap/relay",
+    "tailscale.com/cap/webui",
+    "tailscale.com/cap/kubernetes",
+    "tailscale.com/cap/tsidp",
+    "tailscale.com/cap/secrets",
+    "tailscale.com/cap/tailsql",
+    "tailscale.com/cap/golink",
+];
+
+/// Prefixes nodeAttrs `ipPool` may not overlap.
+const RESERVED_POOLS: &[&str] = &["100.100.100.0/24", "100.115.92.0/23"];
+
+const SELF_SOURCES: &str =
+    "autogroup:self can only be used with users, groups, or supported autogroups";
+
+impl Validator<'_> {
+    /// Every rule section.
+    pub(super) fn rules(&mut self) {
+        let policy = self.policy;
+        if let Some(acls) = &policy.acls {
+            for acl in &acls.value {
+                self.sources(&acl.src);
+                for d in &acl.dst {
+                    self.destination(&d.target, &d.target.text);
+                }
+                let self_dst = acl
+                    .dst
+                    .iter()
+                    .find(|d| d.target.alias == Alias::Autogroup(Autogroup::SelfDevices));
+                if let Some(d) = self_dst {
+                    self.self_sources(&acl.src, d.target.span, true);
+                }
+                if let Some(proto) = &acl.proto {
+                    for d in &acl.dst {
+                        if !proto.value.has_ports() && d.ports.iter().any(|p| !p.is_any()) {
+                            self.portless(proto.value, d.span, proto.span);
+                        }
+                    }
+                }
+                for p in &acl.src_posture {
+                    self.posture_ref(p);
+                }
+                self.never_matches(&acl.src, acl.span);
+                self.no_destinations(acl.dst.is_empty(), acl.span);
+            }
+        }
+        if let Some(grants) = &policy.grants {
+            for grant in &grants.value {
+                self.grant(grant);
+            }
+        }
+        if let Some(rules) = &policy.ssh {
+            for rule in &rules.value {
+                self.ssh_rule(rule);
+            }
+        }
+        for attr in &policy.node_attrs {
+            self.node_attr(attr);
+        }
+        for test in &policy.ssh_tests {
+            for dst in &test.dst {
+                self.ssh_test_dst(&dst.value, dst.span);
+            }
+        }
+    }
+
+    /// ACL / grant sources.
+    fn sources(&mut self, src: &[Selector]) {
+        for sel in src {
+            match &sel.alias {
+                Alias::Autogroup(
+                    a @ (Autogroup::SelfDevices | Autogroup::Internet | Autogroup::Nonroot),
+                ) => {
+                    let help = match a {
+                        Autogroup::SelfDevices => "autogroup:self is a destination: it means the source user's own devices",
+                        Autogroup::Internet => "autogroup:internet can only be a destination (traffic through exit nodes)",
+                        _ => "autogroup:nonroot is only valid in SSH \"users\"",
+                    };
+                    let d = Diagnostic::error(
+                        "aclc::invalid_src",
+                        sel.span,
+                        format!("{} not valid on the src side of a rule", quote(a.as_str())),
+                    )
+                    .with_help(help);
+                    let d = if *a == Autogroup::SelfDevices {
+                        Diagnostic {
+                            code: "aclc::self_in_src",
+                            ..d
+                        }
+                    } else {
+                        d
+                    };
+                    self.push(d);
+                }
+                Alias::Service(_) => self.error(
+                    "aclc::invalid_src",
+                    sel.span,
+                    format!("{} not valid on the src side of a rule", quote(&sel.text)),
+                    "a Tailscale Service can only be a destination",
+                ),
+                _ => self.reference(sel, Place::Src),
+            }
+        }
+    }
+
+    /// One ACL / grant destination.
+    fn destination(&mut self, sel: &Selector, host: &str) {
+        match &sel.alias {
+            Alias::Autogroup(
+                a @ (Autogroup::DangerAll | Autogroup::Shared | Autogroup::Nonroot),
+            ) => {
+                let help = match a {
+                    Autogroup::DangerAll => "use \"*\" for every destination",
+                    Autogroup::Shared => "autogroup:shared can only be a source",
+                    _ => "autogroup:nonroot is only valid in SSH \"users\"",
+                };
+                self.error(
+                    if *a == Autogroup::DangerAll {
+                        "aclc::danger_all_in_dst"
+                    } else {
+                        "aclc::invalid_dst"
+                    },
+                    sel.span,
+                    format!("cannot use {a} as a dst"),
+                    help,
+                );
+            }
+            _ => self.reference(sel, Place::Dst { host }),
+        }
+    }
+
+    /// With an `autogroup:self` destination, every source must be a set of users.
+    fn self_sources(&mut self, src: &[Selector], self_span: Span, allow_wildcard: bool) {
+        let bad = src.iter().find(|s| match &s.alias {
+            Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) => false,
+            Alias::Wildcard => !allow_wildcard,
+            Alias::Autogroup(a) => {
+                !(a.is_role() || matches!(a, Autogroup::Member | Autogroup::Members))
+            }
+            _ => true,
+        });
+        if let Some(bad) = bad {
+            let help = if bad.alias == Alias::Wildcard {
+                "in grants, \"*\" cannot be combined with autogroup:self: use autogroup:member"
+            } else {
+                "autogroup:self means \"the source user's own devices\", so the sources must be users, groups or autogroup:member"
+            };
+            let d = Diagnostic::error("aclc::self_with_invalid_src", bad.span, SELF_SOURCES)
+                .with_label("not a set of users")
+                .with_related(self_span, "autogroup:self destination")
+                .with_help(help);
+            self.push(d);
+        }
+    }
+
+    /// Ports on a protocol that has none.
+    fn portless(&mut self, proto: Protocol, span: Span, proto_span: Span) {
+        let d = Diagnostic::error(
+            "aclc::ports_on_portless_protocol",
+            span,
+            format!(
+                "protocol does not support specific ports: {}, only \"*\" is allowed",
+                quote(&proto.to_string())
+            ),
+        )
+        .with_related(proto_span, "protocol without ports")
+        .with_help("only tcp, udp and sctp have ports; use \"*\" for the others");
+        self.push(d);
+    }
+
+    /// One grant.
+    fn grant(&mut self, grant: &crate::model::Grant) {
+        self.sources(&grant.src);
+        for d in &grant.dst {
+            if let Alias::Prefix(net) = &d.alias {
+                if net.prefix_len() == 0 {
+                    self.error(
+                        "aclc::all_addresses_dst",
+                        d.span,
+                        format!(
+                            "dst {}: to allow all IP addresses, use \"*\" or \"autogroup:internet\"",
+                            quote(&d.text)
+                        ),
+                        "\"*\" means every destination; autogroup:internet means the internet through exit nodes",
+                    );
+                    continue;
+                }
+            }
+            self.destination(d, &d.text);
+        }
+        if let Some(d) = grant
+            .dst
+            .iter()
+            .find(|d| d.alias == Alias::Autogroup(Autogroup::SelfDevices))
+        {
+            self.self_sources(&grant.src, d.span, false);
+        }
+        if grant.ip.is_empty() && grant.app.is_empty() && !self.has_earlier_error(grant.span) {
+            self.error(
+                "aclc::empty_grant",
+                grant.span,
+                "ip and app can not both be empty",
+                "add \"ip\": [\"*\"] (network access) or \"app\": {...} (application capabilities)",
+            );
+        }
+        if !grant.app.is_empty() {
+            if let Some(d) = grant
+                .dst
+                .iter()
+                .find(|d| d.alias == Alias::Autogroup(Autogroup::Internet))
+            {
+                self.error(
+                    "aclc::app_with_internet",
+                    d.span,
+                    "cannot use app grants with autogroup:internet",
+                    "application capabilities go to tailnet devices; grant the internet with \"ip\" only",
+                );
+            }
+        }
+        self.capabilities(&grant.app);
+        for ip in &grant.ip {
+            if let Some(proto) = ip.value.proto {
+                if !proto.has_ports() && !ip.value.ports.is_any() {
+                    self.portless(proto, ip.span, ip.span);
+                }
+            }
+        }
+        for via in &grant.via {
+            if let Alias::Tag(_) = via.alias {
+                self.reference(via, Place::Via);
+            } else {
+                self.error(
+                    "aclc::via_not_tag",
+                    via.span,
+                    "via can only be a tag",
+                    "via names the tags of the subnet routers or exit nodes to route through",
+                );
+            }
+        }
+        for p in &grant.src_posture {
+            self.posture_ref(p);
+        }
+        self.never_matches(&grant.src, grant.span);
+        self.no_destinations(grant.dst.is_empty(), grant.span);
+    }
+
+    /// Capability names of `app` (grants and nodeAttrs).
+    fn capabilities(&mut self, caps: &[AppCapability]) {
+        for cap in caps {
+            let name = cap.name.value.as_str();
+            let form_ok = !name.contains("://")
+                && name
+                    .split_once('/')
+                    .is_some_and(|(domain, path)| !domain.is_empty() && !path.is_empty());
+            if !form_ok {
+                self.error(
+                    "aclc::invalid_capability",
+                    cap.name.span,
+                    "capability name must have the form {domain}/{path}",
+                    "write the capability without a scheme, e.g. \"example.com/cap/my-app\"",
+                );
+                continue;
+            }
+            let domain = name.split('/').next().unwrap_or("");
+            if domain.eq_ignore_ascii_case("tailscale.com") && !TAILSCALE_CAPS.contains(&name) {
+                self.error(
+                    "aclc::invalid_capability",
+                    cap.name.span,
+                    "capability name must not be in the tailscale.com domain",
+                    &format!(
+                        "the tailscale.com capabilities a policy may grant: {}",
+                        TAILSCALE_CAPS.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A rule whose sources can never match anything.
+    fn never_matches(&mut self, src: &[Selector], span: Span) {
+        if self.has_earlier_error(span) {
+            return;
+        }
+        if src.is_empty() {
+            self.warning(
+                "aclc::never_matches",
+                span,
+                "this rule has no sources and never matches",
+                "add sources, or remove the rule",
+            );
+            return;
+        }
+        let all_empty = src.iter().all(|s| match &s.alias {
+            Alias::Group(g) => self.index.groups.get(g.as_str()).copied().unwrap_or(false),
+            _ => false,
+        });
+        if all_empty {
+            let first = src.first().map_or(span, |s| s.span);
+            self.warning(
+                "aclc::never_matches",
+                first,
+                "this rule never matches: its sources are all empty groups",
+                "add members to the group, or remove the rule",
+            );
+        }
+    }
+
+    /// A rule without destinations.
+    fn no_destinations(&mut self, empty: bool, span: Span) {
+        if empty && !self.has_earlier_error(span) {
+            self.warning(
+                "aclc::never_matches",
+                span,
+                "this rule has no destinations and never matches",
+                "add destinations, or remove the rule",
+            );
+        }
+    }
+
+    /// One SSH rule.
+    fn ssh_rule(&mut self, rule: &crate::model::SshRule) {
+        let mut src_has_tags = false;
+        for sel in &rule.src {
+            let ok = match &sel.alias {
+                Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) => true,
+                Alias::Tag(_) => {
+                    src_has_tags = true;
+                    true
+                }
+                Alias::Autogroup(Autogroup::Tagged) => {
+                    src_has_tags = true;
+                    true
+                }
+                Alias::Autogroup(a) => {
+                    a.is_role() || matches!(a, Autogroup::Member | Autogroup::Members)
+                }
+                _ => false,
+            };
+            if ok {
+                self.reference(sel, Place::SshSrc);
+            } else {
+                self.mark_used(sel);
+                self.error(
+                    "aclc::ssh_invalid_src",
+                    sel.span,
+                    format!("invalid src {}", quote(&sel.text)),
+                    "SSH sources are users, groups, tags, autogroup:member, autogroup:tagged or user:*@domain",
+                );
+            }
+        }
+        for sel in &rule.dst {
+            let ok = matches!(
+                &sel.alias,
+                Alias::Tag(_)
+                    | Alias::User(_)
+                    | Alias::Autogroup(
+                        Autogroup::SelfDevices
+                            | Autogroup::Member
+                            | Autogroup::Members
+                            | Autogroup::Tagged,
+                    )
+            );
+            if !ok {
+                self.mark_used(sel);
+                let help = match &sel.alias {
+                    Alias::Host(_) | Alias::Ip(_) | Alias::Prefix(_) | Alias::Range(..) => {
+                        "SSH destinations are devices named by tag, autogroup:self, autogroup:member or autogroup:tagged, not addresses or hosts"
+                    }
+                    Alias::Wildcard => "\"*\" is not a valid SSH destination: use autogroup:member, autogroup:tagged or tags",
+                    _ => "SSH destinations are tags, autogroup:self, autogroup:member, autogroup:tagged, or the source user",
+                };
+                self.error(
+                    "aclc::ssh_invalid_dst",
+                    sel.span,
+                    format!("invalid dst {}", quote(&sel.text)),
+                    help,
+                );
+                continue;
+            }
+            self.reference(sel, Place::SshDst);
+            match &sel.alias {
+                Alias::Autogroup(Autogroup::SelfDevices) if src_has_tags => {
+                    let d = Diagnostic::error(
+                        "aclc::self_with_invalid_src",
+                        sel.span,
+                        SELF_SOURCES,
+                    )
+                    .with_help(
+                        "tagged devices have no owner: autogroup:self needs user or group sources",
+                    );
+                    self.push(d);
+                }
+                Alias::Autogroup(Autogroup::Member | Autogroup::Members) if src_has_tags => {
+                    self.error(
+                        "aclc::ssh_tag_to_user_devices",
+                        sel.span,
+                        "tags in SSH source cannot access user-owned devices",
+                        "tagged devices may only SSH into other tagged devices",
+                    );
+                }
+                Alias::User(login) => {
+                    let only_that_user = rule.src.len() == 1
+                        && rule
+                            .src
+                            .first()
+                            .is_some_and(|s| s.alias == Alias::User(login.clone()));
+                    if !only_that_user {
+                        self.error(
+                            "aclc::ssh_user_dst",
+                            sel.span,
+                            format!("invalid dst {}", quote(&sel.text)),
+                            "a user as SSH destination requires the source to be exactly that user; use autogroup:self",
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        for user in &rule.users {
+            if let SshUser::Localpart { domain } = &user.value {
+                self.domain(domain, user.span, Place::Approver);
+            }
+        }
+        if let Some(period) = &rule.check_period {
+            if let CheckPeriod::Every(d) = period.value {
+                let max = GoDuration(168 * GoDuration::HOUR.0);
+                if d.is_negative() {
+                    self.error(
+                        "aclc::invalid_check_period",
+                        period.span,
+                        format!("checkPeriod {d} must be a positive duration"),
+                        "write a duration between 0s and 168h, or \"always\"",
+                    );
+                } else if d > max {
+                    self.error(
+                        "aclc::invalid_check_period",
+                        period.span,
+                        format!("checkPeriod {d} is above the max (168h)"),
+                        "the longest check period is one week, 168h",
+                    );
+                }
+            }
+            if rule.action.value == SshAction::Accept {
+                self.warning(
+                    "aclc::check_period_without_check",
+                    period.span,
+                    "checkPeriod has no effect on an accept rule",
+                    "use \"action\": \"check\", or remove checkPeriod",
+                );
+            }
+        }
+        if rule.action.value == SshAction::Check && src_has_tags {
+            self.warning(
+                "aclc::check_with_tags",
+                rule.action.span,
+                "check mode needs a user to re-authenticate; tagged sources cannot",
+                "use \"accept\" for rules from tagged devices",
+            );
+        }
+        for sel in &rule.recorder {
+            if let Alias::Tag(_) = sel.alias {
+                self.reference(sel, Place::Recorder);
+            } else {
+                self.error(
+                    "aclc::invalid_recorder",
+                    sel.span,
+                    format!("invalid recorder {}", quote(&sel.text)),
+                    "recorders are named by tag",
+                );
+            }
+        }
+        for p in &rule.src_posture {
+            self.posture_ref(p);
+        }
+        self.never_matches(&rule.src, rule.span);
+        self.no_destinations(rule.dst.is_empty(), rule.span);
+    }
+
+    /// One nodeAttrs entry.
+    fn node_attr(&mut self, attr: &crate::model::NodeAttr) {
+        for sel in &attr.target {
+            match &sel.alias {
+                Alias::Autogroup(Autogroup::SelfDevices) => self.error(
+                    "aclc::invalid_target",
+                    sel.span,
+                    "autogroup:self cannot be used as a nodeAttrs target (Tailscale answers: internal server error)",
+                    "name the devices with users, groups, tags or autogroup:member",
+                ),
+                Alias::Autogroup(a @ (Autogroup::Internet | Autogroup::DangerAll | Autogroup::Nonroot)) => self.error(
+                    "aclc::invalid_target",
+                    sel.span,
+                    format!("{a} cannot be used as a nodeAttrs target"),
+                    "name the devices with users, groups, tags or autogroups such as autogroup:member",
+                ),
+                _ => self.reference(sel, Place::Target),
+            }
+        }
+        self.capabilities(&attr.app);
+        for pool in &attr.ip_pool {
+            let reserved = RESERVED_POOLS
+                .iter()
+                .filter_map(|r| r.parse::<ipnet::IpNet>().ok())
+                .find(|r| r.contains(&pool.value) || pool.value.contains(r));
+            if let Some(r) = reserved {
+                self.error(
+                    "aclc::reserved_ip_pool",
+                    pool.span,
+                    format!("IPPool({}): network within reserved range", pool.value),
+                    &format!("{r} is reserved by Tailscale; pick another part of 100.64.0.0/10"),
+                );
+            }
+        }
+    }
+
+    /// The shape rules Tailscale applies to `sshTests` destinations before running them.
+    fn ssh_test_dst(&mut self, dst: &str, span: Span) {
+        let text = dst.trim();
+        let disallowed = text == "autogroup:internet"
+            || (text.contains('/') && text.parse::<ipnet::IpNet>().is_ok());
+        if disallowed {
+            self.error(
+                "aclc::ssh_test_dst",
+                span,
+                format!("SSH tests dst contains disallowed element {}", quote(text)),
+                "an SSH test destination names devices: a tag, user, host alias or single IP",
+            );
+        } else if text.starts_with("tag:") {
+            self.used.insert(text.to_string());
+            if !self.index.tags.contains(text) {
+                let help = if text.matches(':').count() > 1 {
+                    "SSH test destinations have no port: write the tag alone".to_string()
+                } else {
+                    self.suggest_tag(text)
+                };
+                self.error(
+                    "aclc::ssh_test_dst",
+                    span,
+                    format!("SSH tests dst contains unknown tag {}", quote(text)),
+                    &help,
+                );
+            }
+        }
+    }
+}

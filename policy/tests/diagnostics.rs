@@ -1,0 +1,604 @@
+//! Diagnostic tests: for each kind of mistake, the message (Tailscale's text where known), the
+//! stable code, the help and the underlined text — never raw offsets.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use aclc_policy::{parse_str, Context, Diagnostic, Options, Severity};
+
+fn options() -> Options {
+    Options {
+        context: Context {
+            tailnet_domains: Some(vec!["example.com".into()]),
+            user_logins: Some(vec!["alice@example.com".into(), "bob@example.com".into()]),
+        },
+        ..Options::default()
+    }
+}
+
+/// Every diagnostic of `text` as (severity, code, message, underlined text, help).
+fn diagnose(text: &str) -> Vec<(Severity, &'static str, String, String, Option<String>)> {
+    let (source, result) = parse_str("policy.hujson", text, &options());
+    let diagnostics: Vec<Diagnostic> = match result {
+        Ok(checked) => checked.warnings,
+        Err(d) => d.0,
+    };
+    diagnostics
+        .into_iter()
+        .map(|d| {
+            (
+                d.severity,
+                d.code,
+                d.message.clone(),
+                source.slice(d.span).to_string(),
+                d.help.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The errors of `text`, as (code, message, underlined text).
+fn errors(text: &str) -> Vec<(&'static str, String, String)> {
+    diagnose(text)
+        .into_iter()
+        .filter(|d| d.0 == Severity::Error)
+        .map(|(_, code, message, underline, _)| (code, message, underline))
+        .collect()
+}
+
+/// Assert that `text` has exactly one error, with this code, message and underlined text.
+#[track_caller]
+fn expect_error(text: &str, code: &str, message: &str, underline: &str) {
+    let found = errors(text);
+    let found: Vec<(&str, &str, &str)> = found
+        .iter()
+        .map(|(c, m, u)| (*c, m.as_str(), u.as_str()))
+        .collect();
+    assert_eq!(found, vec![(code, message, underline)], "policy: {text}");
+}
+
+/// Assert a warning with this code and underlined text, and no errors.
+#[track_caller]
+fn expect_warning(text: &str, code: &str, message: &str, underline: &str) {
+    let all = diagnose(text);
+    assert!(
+        all.iter().all(|d| d.0 == Severity::Warning),
+        "unexpected errors: {all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|d| d.1 == code && d.2 == message && d.3 == underline),
+        "no warning {code} {message:?} on {underline:?} in {all:?}"
+    );
+}
+
+const TAGS: &str =
+    r#""tagOwners": {"tag:server": ["alice@example.com"], "tag:client": ["alice@example.com"]}"#;
+
+fn acl(rule: &str) -> String {
+    format!(r#"{{"acls": [{rule}], {TAGS}}}"#)
+}
+
+fn grant(rule: &str) -> String {
+    format!(r#"{{"grants": [{rule}], {TAGS}}}"#)
+}
+
+fn ssh(rule: &str) -> String {
+    format!(r#"{{"ssh": [{rule}], {TAGS}}}"#)
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    let d = diagnose(r#"{"acl": []}"#);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1, "aclc::unknown_key");
+    assert_eq!(d[0].2, r#"unknown field "acl""#);
+    assert_eq!(d[0].3, "acl");
+    assert_eq!(d[0].4.as_deref(), Some(r#"did you mean "acls"?"#));
+
+    let d = errors(&acl(
+        r#"{"action": "accept", "src": ["*"], "dts": ["*:*"]}"#,
+    ));
+    assert_eq!(
+        d,
+        vec![(
+            "aclc::unknown_key",
+            r#"unknown field "dts""#.into(),
+            "dts".into()
+        )]
+    );
+}
+
+#[test]
+fn key_in_other_case_is_a_warning() {
+    expect_warning(
+        &acl(r#"{"Action": "accept", "src": ["*"], "dst": ["*:*"]}"#),
+        "aclc::key_case",
+        r#"field "Action" is spelled "action""#,
+        "Action",
+    );
+}
+
+#[test]
+fn wrong_json_type_names_path_and_types() {
+    expect_error(
+        r#"{"groups": {"group:eng": "alice@example.com"}}"#,
+        "aclc::wrong_type",
+        r#"groups["group:eng"] must be an array of users, got a string"#,
+        r#""alice@example.com""#,
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": "*", "dst": ["*:*"]}"#),
+        "aclc::wrong_type",
+        "acls[0].src must be an array of strings, got a string",
+        r#""*""#,
+    );
+}
+
+#[test]
+fn undefined_references() {
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["tag:nope"], "dst": ["*:*"]}"#),
+        "aclc::undefined_tag",
+        r#"src=tag not found: "tag:nope""#,
+        "tag:nope",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["tag:nope:22"]}"#),
+        "aclc::undefined_tag",
+        r#"dst="tag:nope": tag not found: "tag:nope""#,
+        "tag:nope",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["tag:nope"]}"#),
+        "aclc::undefined_tag",
+        r#"tag "tag:nope" not found"#,
+        "tag:nope",
+    );
+    expect_error(
+        r#"{"nodeAttrs": [{"target": ["tag:nope"], "attr": ["funnel"]}]}"#,
+        "aclc::undefined_tag",
+        r#"tag not found: "tag:nope""#,
+        "tag:nope",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["group:nope"], "dst": ["*:*"]}"#),
+        "aclc::undefined_group",
+        r#"src=group not found: "group:nope""#,
+        "group:nope",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["nohost"], "dst": ["*:*"]}"#),
+        "aclc::undefined_host",
+        r#"src="nohost": invalid address"#,
+        "nohost",
+    );
+    expect_error(
+        r#"{"nodeAttrs": [{"target": ["%bogus%"], "attr": ["funnel"]}]}"#,
+        "aclc::undefined_host",
+        r#""%bogus%": invalid address"#,
+        "%bogus%",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["ipset:nope"], "dst": ["*:*"]}"#),
+        "aclc::undefined_ipset",
+        r#"src=ipset not found: "ipset:nope""#,
+        "ipset:nope",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["*"], "ip": ["*"], "srcPosture": ["posture:nope"]}"#),
+        "aclc::undefined_posture",
+        r#"posture not found: "posture:nope""#,
+        "posture:nope",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["autogroup:everyone"], "dst": ["*:*"]}"#),
+        "aclc::unknown_autogroup",
+        r#"unknown autogroup "autogroup:everyone""#,
+        "autogroup:everyone",
+    );
+}
+
+#[test]
+fn undefined_tag_suggests_a_defined_one() {
+    let d = diagnose(&acl(
+        r#"{"action": "accept", "src": ["tag:servr"], "dst": ["*:*"]}"#,
+    ));
+    let e = d.iter().find(|d| d.1 == "aclc::undefined_tag").unwrap();
+    assert_eq!(e.4.as_deref(), Some(r#"did you mean "tag:server"?"#));
+}
+
+#[test]
+fn placement_rules() {
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["autogroup:self"], "dst": ["*:*"]}"#),
+        "aclc::self_in_src",
+        r#""autogroup:self" not valid on the src side of a rule"#,
+        "autogroup:self",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["tag:client"], "dst": ["autogroup:self:*"]}"#),
+        "aclc::self_with_invalid_src",
+        "autogroup:self can only be used with users, groups, or supported autogroups",
+        "tag:client",
+    );
+    // ACLs accept `*` with autogroup:self, grants do not.
+    assert!(errors(&acl(
+        r#"{"action": "accept", "src": ["*"], "dst": ["autogroup:self:*"]}"#
+    ))
+    .is_empty());
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["autogroup:self"], "ip": ["*"]}"#),
+        "aclc::self_with_invalid_src",
+        "autogroup:self can only be used with users, groups, or supported autogroups",
+        "*",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["autogroup:danger-all"], "ip": ["*"]}"#),
+        "aclc::danger_all_in_dst",
+        "cannot use autogroup:danger-all as a dst",
+        "autogroup:danger-all",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["::/0"], "ip": ["*"]}"#),
+        "aclc::all_addresses_dst",
+        r#"dst "::/0": to allow all IP addresses, use "*" or "autogroup:internet""#,
+        "::/0",
+    );
+    expect_error(
+        &grant(
+            r#"{"src": ["*"], "dst": ["autogroup:internet"], "app": {"example.com/cap/x": [{}]}}"#,
+        ),
+        "aclc::app_with_internet",
+        "cannot use app grants with autogroup:internet",
+        "autogroup:internet",
+    );
+    expect_error(
+        &grant(
+            r#"{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["autogroup:tagged"]}"#,
+        ),
+        "aclc::via_not_tag",
+        "via can only be a tag",
+        "autogroup:tagged",
+    );
+    expect_error(
+        r#"{"nodeAttrs": [{"target": ["autogroup:self"], "attr": ["funnel"]}]}"#,
+        "aclc::invalid_target",
+        "autogroup:self cannot be used as a nodeAttrs target (Tailscale answers: internal server error)",
+        "autogroup:self",
+    );
+}
+
+#[test]
+fn ports_protocols_and_actions() {
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["tag:server:ssh"]}"#),
+        "aclc::invalid_port",
+        r#"dst="tag:server:ssh": port range "ssh": invalid first integer"#,
+        "ssh",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["autogroup:self"]}"#),
+        "aclc::invalid_port",
+        r#"dst="autogroup:self": port range "self": invalid first integer"#,
+        "self",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["tag:server:90-80"]}"#),
+        "aclc::invalid_port",
+        r#"dst="tag:server:90-80": port range "90-80": first port must be >= last port"#,
+        "90-80",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["100.64.0.1"]}"#),
+        "aclc::missing_port",
+        r#"dst="100.64.0.1": hostport must contain a colon (":")"#,
+        "100.64.0.1",
+    );
+    expect_error(
+        &acl(r#"{"action": "deny", "src": ["*"], "dst": ["*:*"]}"#),
+        "aclc::invalid_action",
+        r#"action="deny" is not supported"#,
+        "deny",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "proto": "bogus", "src": ["*"], "dst": ["*:*"]}"#),
+        "aclc::invalid_protocol",
+        r#"proto name "bogus" not known; use protocol number 0-255"#,
+        "bogus",
+    );
+    expect_error(
+        &acl(r#"{"action": "accept", "proto": "icmp", "src": ["*"], "dst": ["tag:server:22"]}"#),
+        "aclc::ports_on_portless_protocol",
+        r#"protocol does not support specific ports: "icmp", only "*" is allowed"#,
+        "tag:server:22",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["tag:server"], "ip": ["tcp:0"]}"#),
+        "aclc::invalid_port",
+        r#"port range "0": first port must be >0, or use '*' for wildcard"#,
+        "tcp:0",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["tag:server"], "ip": ["icmp"]}"#),
+        "aclc::invalid_port",
+        r#"port range "icmp": invalid first integer"#,
+        "icmp",
+    );
+    // IPv6 destinations with ports are bracketed.
+    assert!(errors(&acl(
+        r#"{"action": "accept", "src": ["*"], "dst": ["[fd7a::1]:22"]}"#
+    ))
+    .is_empty());
+}
+
+#[test]
+fn grant_values() {
+    let empty = grant(r#"{"src": ["*"], "dst": ["*"]}"#);
+    let found = errors(&empty);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "aclc::empty_grant");
+    assert_eq!(found[0].1, "ip and app can not both be empty");
+    assert_eq!(found[0].2, r#"{"src": ["*"], "dst": ["*"]}"#);
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["*"], "app": {"https://example.com/cap/x": [{}]}}"#),
+        "aclc::invalid_capability",
+        "capability name must have the form {domain}/{path}",
+        "https://example.com/cap/x",
+    );
+    expect_error(
+        &grant(r#"{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}"#),
+        "aclc::invalid_capability",
+        "capability name must not be in the tailscale.com domain",
+        "tailscale.com/cap/funnel",
+    );
+}
+
+#[test]
+fn definitions() {
+    expect_error(
+        r#"{"groups": {"group:a": ["group:b"], "group:b": ["bob@example.com"]},
+            "acls": [{"action": "accept", "src": ["group:a"], "dst": ["*:*"]}]}"#,
+        "aclc::recursive_group",
+        r#"groups["group:a"]: "group:b": group members cannot be recursive"#,
+        "group:b",
+    );
+    expect_error(
+        r#"{"tagOwners": {"tag:1x": []}}"#,
+        "aclc::invalid_tag_name",
+        r#"tagOwners["tag:1x"]: tag names must start with a letter, after 'tag:'"#,
+        "tag:1x",
+    );
+    expect_error(
+        r#"{"hosts": {"db": "10.0.0.300"}}"#,
+        "aclc::invalid_host",
+        r#"hosts["db"]: "10.0.0.300": invalid address"#,
+        "10.0.0.300",
+    );
+    expect_error(
+        r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.100.0/24"]}]}"#,
+        "aclc::reserved_ip_pool",
+        "IPPool(100.100.100.0/24): network within reserved range",
+        "100.100.100.0/24",
+    );
+    expect_error(
+        r#"{"acls": [{"action": "accept", "src": ["autogroup:member", "autogroup:members"], "dst": ["*:*"]}]}"#,
+        "aclc::mixed_member_autogroups",
+        "autogroup:members and autogroup:member cannot be used in the same policy",
+        "autogroup:members",
+    );
+}
+
+#[test]
+fn domains() {
+    expect_error(
+        &ssh(r#"{"action": "accept", "src": ["user:*@example.org"], "dst": ["tag:server"], "users": ["root"]}"#),
+        "aclc::domain_not_associated",
+        "[ssh] example.org is not associated with this Tailnet and cannot be used in user:*@<domain> expressions",
+        "user:*@example.org",
+    );
+    expect_error(
+        &ssh(
+            r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@*"]}"#,
+        ),
+        "aclc::domain_not_associated",
+        "* is not associated with this Tailnet and cannot be used in user:*@<domain> expressions",
+        "localpart:*@*",
+    );
+    expect_error(
+        &grant(r#"{"src": ["user:*@example.org"], "dst": ["*"], "ip": ["*"]}"#),
+        "aclc::domain_not_associated",
+        "example.org is not associated with this Tailnet and cannot be used in user:*@<domain> expressions",
+        "user:*@example.org",
+    );
+    assert!(errors(&grant(
+        r#"{"src": ["user:*@example.com"], "dst": ["*"], "ip": ["*"]}"#
+    ))
+    .is_empty());
+}
+
+#[test]
+fn ssh_rules() {
+    let rule = |fields: &str| {
+        ssh(&format!(
+            r#"{{"src": ["autogroup:member"], "dst": ["tag:server"], {fields}}}"#
+        ))
+    };
+    expect_error(
+        &rule(r#""users": ["root"]"#),
+        "aclc::missing_action",
+        "action must be specified",
+        r#"{"src": ["autogroup:member"], "dst": ["tag:server"], "users": ["root"]}"#,
+    );
+    expect_error(
+        &rule(r#""action": "ACCEPT", "users": ["root"]"#),
+        "aclc::invalid_action",
+        r#""ACCEPT" is not a valid action"#,
+        "ACCEPT",
+    );
+    expect_error(
+        &rule(r#""action": "accept", "users": []"#),
+        "aclc::missing_users",
+        "users must be specified",
+        "[]",
+    );
+    expect_error(
+        &rule(r#""action": "accept", "users": ["root", "*"]"#),
+        "aclc::invalid_ssh_user",
+        r#"user "*" is not valid"#,
+        "*",
+    );
+    expect_error(
+        &rule(r#""action": "accept", "users": [""]"#),
+        "aclc::invalid_ssh_user",
+        r#"user "" is not valid"#,
+        r#""""#,
+    );
+    expect_error(
+        &rule(r#""action": "accept", "users": ["root"], "acceptEnv": [""]"#),
+        "aclc::empty_accept_env",
+        "acceptEnv values cannot be empty",
+        r#""""#,
+    );
+    expect_error(
+        &rule(r#""action": "check", "users": ["root"], "checkPeriod": "abc""#),
+        "aclc::invalid_check_period",
+        r#"time: invalid duration "abc""#,
+        "abc",
+    );
+    expect_error(
+        &rule(r#""action": "check", "users": ["root"], "checkPeriod": "-1m""#),
+        "aclc::invalid_check_period",
+        "checkPeriod -1m0s must be a positive duration",
+        "-1m",
+    );
+    expect_error(
+        &rule(r#""action": "check", "users": ["root"], "checkPeriod": "168h0m1s""#),
+        "aclc::invalid_check_period",
+        "checkPeriod 168h0m1s is above the max (168h)",
+        "168h0m1s",
+    );
+    expect_error(
+        r#"{"hosts": {"srv": "100.64.0.16"}, "ssh": [{"action": "accept", "src": ["alice@example.com"], "dst": ["srv"], "users": ["root"]}]}"#,
+        "aclc::ssh_invalid_dst",
+        r#"invalid dst "srv""#,
+        "srv",
+    );
+    expect_error(
+        &ssh(r#"{"action": "accept", "src": ["*"], "dst": ["tag:server"], "users": ["root"]}"#),
+        "aclc::ssh_invalid_src",
+        r#"invalid src "*""#,
+        "*",
+    );
+    // Whitespace around values is trimmed, as Tailscale does.
+    assert!(errors(&ssh(
+        r#"{"action": " accept", "src": [" alice@example.com"], "dst": ["tag:server "], "users": ["root"]}"#
+    ))
+    .is_empty());
+}
+
+#[test]
+fn ssh_test_shapes() {
+    let policy = |dst: &str| {
+        format!(
+            r#"{{"ssh": [{{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:server"], "users": ["root"]}}],
+                "sshTests": [{{"src": "alice@example.com", "dst": ["{dst}"], "accept": ["root"]}}], {TAGS}}}"#
+        )
+    };
+    expect_error(
+        &policy("100.64.0.0/24"),
+        "aclc::ssh_test_dst",
+        r#"SSH tests dst contains disallowed element "100.64.0.0/24""#,
+        "100.64.0.0/24",
+    );
+    expect_error(
+        &policy("tag:server:22"),
+        "aclc::ssh_test_dst",
+        r#"SSH tests dst contains unknown tag "tag:server:22""#,
+        "tag:server:22",
+    );
+    assert!(errors(&policy("tag:server")).is_empty());
+}
+
+#[test]
+fn warnings() {
+    expect_warning(
+        r#"{"groups": {"group:unused": ["alice@example.com"]}}"#,
+        "aclc::unused_group",
+        r#"group "group:unused" is never used"#,
+        "group:unused",
+    );
+    expect_warning(
+        &acl(r#"{"action": "accept", "src": ["carol@example.com"], "dst": ["tag:server:22"]}"#),
+        "aclc::unknown_user",
+        r#"user "carol@example.com" is not a member of the tailnet"#,
+        "carol@example.com",
+    );
+    expect_warning(
+        &acl(r#"{"action": "accept", "users": ["*"], "ports": ["tag:server:22"]}"#),
+        "aclc::legacy_field",
+        r#""users" is a legacy spelling of "src""#,
+        "users",
+    );
+    expect_warning(
+        r#"{"groups": {"group:empty": []}, "acls": [{"action": "accept", "src": ["group:empty"], "dst": ["*:*"]}]}"#,
+        "aclc::never_matches",
+        "this rule never matches: its sources are all empty groups",
+        "group:empty",
+    );
+}
+
+#[test]
+fn five_independent_mistakes_are_all_reported_in_order() {
+    let text = r#"{
+  "acls": [
+    {"action": "deny", "src": ["*"], "dst": ["*:*"]},
+    {"action": "accept", "src": ["tag:missing"], "dst": ["*:*"]},
+    {"action": "accept", "src": ["*"], "dst": ["tag:server:http"]},
+  ],
+  "ssh": [
+    {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["*"]},
+  ],
+  "tagOwners": {"tag:server": ["alice@example.com"]},
+  "grants": [{"src": ["*"], "dst": ["*"], "colour": "blue", "ip": ["*"]}],
+}"#;
+    let found = errors(text);
+    let codes: Vec<&str> = found.iter().map(|e| e.0).collect();
+    assert_eq!(
+        codes,
+        vec![
+            "aclc::invalid_action",
+            "aclc::undefined_tag",
+            "aclc::invalid_port",
+            "aclc::invalid_ssh_user",
+            "aclc::unknown_key",
+        ],
+        "{found:#?}"
+    );
+    let underlined: Vec<&str> = found.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        underlined,
+        vec!["deny", "tag:missing", "http", "*", "colour"]
+    );
+    // The error list's display names the first and counts the rest.
+    let (_, result) = parse_str("p", text, &options());
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        r#"action="deny" is not supported (+4 more)"#
+    );
+}
+
+#[test]
+fn selector_without_ports_gets_a_fix_in_the_help() {
+    let d = diagnose(&acl(
+        r#"{"action": "accept", "src": ["*"], "dst": ["autogroup:self"]}"#,
+    ));
+    let e = d.iter().find(|d| d.1 == "aclc::invalid_port").unwrap();
+    assert_eq!(
+        e.4.as_deref(),
+        Some(r#"an ACL destination needs ports after the selector: write "autogroup:self:*""#)
+    );
+}
