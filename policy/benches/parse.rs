@@ -114,7 +114,8 @@ fn strip(text: &str) -> String {
 fn bench_parse(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("parse");
-    group.sample_size(20);
+    group.sample_size(30);
+    group.measurement_time(std::time::Duration::from_secs(8));
     for preset in WORKLOADS {
         let Some(text) = workload(preset) else {
             continue;
