@@ -7,88 +7,10 @@
     clippy::indexing_slicing
 )]
 
-use aclc_policy::{parse_str, Context, Diagnostic, Options, Severity};
+mod common;
 
-fn options() -> Options {
-    Options {
-        context: Context {
-            tailnet_domains: Some(vec!["example.com".into()]),
-            user_logins: Some(vec!["alice@example.com".into(), "bob@example.com".into()]),
-        },
-        ..Options::default()
-    }
-}
-
-/// Every diagnostic of `text` as (severity, code, message, underlined text, help).
-fn diagnose(text: &str) -> Vec<(Severity, &'static str, String, String, Option<String>)> {
-    let (source, result) = parse_str("policy.hujson", text, &options());
-    let diagnostics: Vec<Diagnostic> = match result {
-        Ok(checked) => checked.warnings,
-        Err(d) => d.0,
-    };
-    diagnostics
-        .into_iter()
-        .map(|d| {
-            (
-                d.severity,
-                d.code,
-                d.message.clone(),
-                source.slice(d.span).to_string(),
-                d.help.clone(),
-            )
-        })
-        .collect()
-}
-
-/// The errors of `text`, as (code, message, underlined text).
-fn errors(text: &str) -> Vec<(&'static str, String, String)> {
-    diagnose(text)
-        .into_iter()
-        .filter(|d| d.0 == Severity::Error)
-        .map(|(_, code, message, underline, _)| (code, message, underline))
-        .collect()
-}
-
-/// Assert that `text` has exactly one error, with this code, message and underlined text.
-#[track_caller]
-fn expect_error(text: &str, code: &str, message: &str, underline: &str) {
-    let found = errors(text);
-    let found: Vec<(&str, &str, &str)> = found
-        .iter()
-        .map(|(c, m, u)| (*c, m.as_str(), u.as_str()))
-        .collect();
-    assert_eq!(found, vec![(code, message, underline)], "policy: {text}");
-}
-
-/// Assert a warning with this code and underlined text, and no errors.
-#[track_caller]
-fn expect_warning(text: &str, code: &str, message: &str, underline: &str) {
-    let all = diagnose(text);
-    assert!(
-        all.iter().all(|d| d.0 == Severity::Warning),
-        "unexpected errors: {all:?}"
-    );
-    assert!(
-        all.iter()
-            .any(|d| d.1 == code && d.2 == message && d.3 == underline),
-        "no warning {code} {message:?} on {underline:?} in {all:?}"
-    );
-}
-
-const TAGS: &str =
-    r#""tagOwners": {"tag:server": ["alice@example.com"], "tag:client": ["alice@example.com"]}"#;
-
-fn acl(rule: &str) -> String {
-    format!(r#"{{"acls": [{rule}], {TAGS}}}"#)
-}
-
-fn grant(rule: &str) -> String {
-    format!(r#"{{"grants": [{rule}], {TAGS}}}"#)
-}
-
-fn ssh(rule: &str) -> String {
-    format!(r#"{{"ssh": [{rule}], {TAGS}}}"#)
-}
+use aclc_policy::parse_str;
+use common::{acl, diagnose, errors, expect_error, expect_warning, grant, options, ssh, TAGS};
 
 #[test]
 fn unknown_key_suggests_the_closest() {

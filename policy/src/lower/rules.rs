@@ -223,7 +223,12 @@ impl Lowerer<'_> {
                 return None;
             }
         };
-        let host_span = sub(host_offset, host_offset + host.len());
+        // An empty host has no text to underline: point at the whole destination.
+        let host_span = if host.is_empty() {
+            text.span
+        } else {
+            sub(host_offset, host_offset + host.len())
+        };
         let target = self.selector_from(Spanned::new(host, host_span))?;
         Some(AclDestination {
             target,

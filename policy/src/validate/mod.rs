@@ -429,7 +429,11 @@ impl<'p> Validator<'p> {
                         "groups[{}]: group names must start with 'group:'",
                         quote(name)
                     ),
-                    &format!("rename it to {}", quote(&format!("group:{name}"))),
+                    &if name == "group:" {
+                        "add a name after 'group:', e.g. \"group:eng\"".to_string()
+                    } else {
+                        format!("rename it to {}", quote(&format!("group:{name}")))
+                    },
                 );
             }
             for member in &group.members {

@@ -453,7 +453,9 @@ impl Validator<'_> {
                     );
                 }
             }
-            if rule.action.value == SshAction::Accept {
+            // An action that could not be read was taken as "accept"; saying the period has
+            // no effect on an accept rule would then be misleading.
+            if rule.action.value == SshAction::Accept && !self.has_earlier_error(rule.action.span) {
                 self.warning(
                     "aclc::check_period_without_check",
                     period.span,
