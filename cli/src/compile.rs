@@ -1,0 +1,311 @@
+//! `aclc compile`: compile a policy against a node inventory and print what each node
+//! receives (packet filter, routes, peers), as the corpus' JSON or as a table for people.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use aclc_compiler::wire::FilterRule;
+use aclc_compiler::{compile, NodeView};
+use aclc_policy::{Diagnostic, Options};
+use serde::Serialize;
+
+use crate::input::{read_inventory, read_policy};
+use crate::report::{json_input_error, use_colour, Format, HumanRenderer, JsonDiagnostic};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+/// Arguments of `aclc compile`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompileArgs {
+    /// Policy file (HuJSON or JSON); `-` reads standard input.
+    #[arg(value_name = "POLICY")]
+    policy: PathBuf,
+    /// Node inventory (JSON): users, nodes, registration order, tailnet.
+    #[arg(long, value_name = "INVENTORY")]
+    inventory: PathBuf,
+    /// Only this node (repeatable); default: every node.
+    #[arg(long = "node", value_name = "NAME")]
+    nodes: Vec<String>,
+    /// Output format: `json` prints `{"nodes": {...}}` on stdout, `human` a table per node.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// `{"error": {"message", "diagnostics"}}`: a refused policy as JSON.
+#[derive(Serialize)]
+struct JsonRefusal {
+    error: JsonError,
+}
+
+#[derive(Serialize)]
+struct JsonError {
+    message: String,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+/// Run `aclc compile`; returns the exit status (0 compiled, 2 policy refused, 1 otherwise).
+pub(crate) fn run(args: &CompileArgs) -> u8 {
+    let (inventory, warnings) = match read_inventory(&args.inventory) {
+        Ok(found) => found,
+        Err(message) => return input_error(args.format, &message),
+    };
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let file = match read_policy(&args.policy) {
+        Ok(file) => file,
+        Err(message) => return input_error(args.format, &message),
+    };
+    let options = Options {
+        context: inventory.policy_context(),
+        ..Options::default()
+    };
+    let (source, mut diagnostics) =
+        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
+    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        match aclc_policy::parse(&source, &options) {
+            Ok(checked) => Some(checked),
+            Err(found) => {
+                diagnostics.extend(found.0);
+                None
+            }
+        }
+    };
+    let Some(checked) = checked else {
+        return refused(args.format, &source, &diagnostics);
+    };
+    if args.format == Format::Human && !checked.warnings.is_empty() {
+        let n = checked.warnings.len();
+        eprintln!(
+            "{}: {n} warning{} (`aclc check` shows them)",
+            source.name(),
+            plural(n)
+        );
+    }
+    let compiled = compile(&checked.policy, &inventory);
+    let names: Vec<String> = if args.nodes.is_empty() {
+        compiled.node_names().map(String::from).collect()
+    } else {
+        args.nodes.clone()
+    };
+    if let Some(unknown) = names.iter().find(|n| !compiled.has_node(n)) {
+        let message = format!("unknown node \"{unknown}\" (not in the inventory)");
+        return input_error(args.format, &message);
+    }
+    // Each node is computed, printed and dropped in turn: a whole tailnet's output can be
+    // gigabytes (every node lists its peers), so it is never held in memory at once.
+    let views = names.iter().filter_map(|name| compiled.node(name));
+    let written = match args.format {
+        Format::Json => write_json(views),
+        Format::Human => write_human(views),
+    };
+    if let Err(e) = written {
+        // A closed pipe (`| head`) is not worth a complaint.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    EXIT_OK
+}
+
+/// Write `{"nodes": {name: node, ...}}` one node at a time.
+fn write_json<'a>(views: impl Iterator<Item = NodeView<'a>>) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    out.write_all(b"{\"nodes\":{")?;
+    for (i, view) in views.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut out, view.name())?;
+        out.write_all(b":")?;
+        serde_json::to_writer(&mut out, &view.to_wire())?;
+    }
+    out.write_all(b"}}\n")?;
+    out.flush()
+}
+
+/// Write a readable block per node.
+fn write_human<'a>(views: impl Iterator<Item = NodeView<'a>>) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for view in views {
+        let mut text = String::new();
+        human_node(&mut text, &view);
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// Report an input that could not be read: a message on stderr and, for JSON, an error
+/// document on stdout.
+fn input_error(format: Format, message: &str) -> u8 {
+    eprintln!("error: {message}");
+    if format == Format::Json {
+        println!("{}", json_input_error(message));
+    }
+    EXIT_USAGE
+}
+
+/// Report a refused policy: rendered diagnostics, or the JSON error document.
+fn refused(format: Format, source: &aclc_policy::Source, diagnostics: &[Diagnostic]) -> u8 {
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
+    match format {
+        Format::Human => {
+            let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
+            for diagnostic in diagnostics {
+                eprint!("{}", renderer.render(diagnostic, source));
+            }
+            eprintln!("{}: policy refused, nothing compiled", source.name());
+        }
+        Format::Json => {
+            let mut message = errors.first().map_or_else(
+                || "the policy was refused".to_string(),
+                |d| d.message.clone(),
+            );
+            if errors.len() > 1 {
+                let _ = write!(message, " (+{} more)", errors.len() - 1);
+            }
+            let refusal = JsonRefusal {
+                error: JsonError {
+                    message,
+                    diagnostics: diagnostics
+                        .iter()
+                        .map(|d| JsonDiagnostic::new(d, source))
+                        .collect(),
+                },
+            };
+            match serde_json::to_string(&refusal) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
+            }
+        }
+    }
+    EXIT_INVALID
+}
+
+/// One node as a readable block.
+fn human_node(out: &mut String, view: &NodeView<'_>) {
+    let [v4, v6] = view.addresses();
+    let _ = writeln!(out, "node {}  {v4}  {v6}", view.name());
+    let served: Vec<String> = view
+        .allowed_ips()
+        .iter()
+        .skip(2)
+        .map(ToString::to_string)
+        .collect();
+    if !served.is_empty() {
+        let primary: Vec<String> = view
+            .primary_routes()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  routes:  {} (primary: {})",
+            served.join(", "),
+            list_or_none(&primary)
+        );
+    }
+    let rules = view.packet_filter_rules();
+    let _ = writeln!(
+        out,
+        "  packet filter: {} rule{}",
+        rules.len(),
+        plural(rules.len())
+    );
+    for (i, rule) in rules.iter().enumerate() {
+        human_rule(out, i + 1, rule);
+    }
+    let _ = writeln!(out, "  peers: {}", view.peer_count());
+    for peer in view.peers() {
+        let extra: Vec<String> = peer
+            .allowed_ips()
+            .iter()
+            .skip(2)
+            .map(ToString::to_string)
+            .collect();
+        if extra.is_empty() {
+            let _ = writeln!(out, "    {}", peer.name());
+        } else {
+            let _ = writeln!(out, "    {}  via {}", peer.name(), extra.join(", "));
+        }
+    }
+    out.push('\n');
+}
+
+fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
+    const SHOWN: usize = 6;
+    let sources: Vec<&str> = rule.src_ips.iter().map(|s| &**s).collect();
+    let more = sources.len().saturating_sub(SHOWN);
+    let mut from = sources
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        let _ = write!(from, " (+{more} more)");
+    }
+    let proto = match rule.ip_proto.as_slice() {
+        [] => String::new(),
+        protos => {
+            let names: Vec<String> = protos.iter().map(|p| proto_name(*p)).collect();
+            format!(" [{}]", names.join(","))
+        }
+    };
+    let _ = writeln!(
+        out,
+        "    #{n} from {}{proto}",
+        if from.is_empty() { "(nobody)" } else { &from }
+    );
+    for dst in &rule.dst_ports {
+        let ports = if dst.ports.first == 0 && dst.ports.last == u16::MAX {
+            "*".to_string()
+        } else if dst.ports.first == dst.ports.last {
+            dst.ports.first.to_string()
+        } else {
+            format!("{}-{}", dst.ports.first, dst.ports.last)
+        };
+        let _ = writeln!(out, "        to {} port {ports}", dst.ip);
+    }
+    for grant in &rule.cap_grant {
+        let caps: Vec<&str> = grant.cap_map.keys().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "        grant {} on {}",
+            caps.join(", "),
+            grant.dsts.join(", ")
+        );
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".to_string(),
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        58 => "ipv6-icmp".to_string(),
+        132 => "sctp".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}
