@@ -27,7 +27,7 @@ pub(crate) struct CompileArgs {
     #[arg(long = "node", value_name = "NAME")]
     nodes: Vec<String>,
     /// Output format: `json` prints `{"nodes": {...}}` on stdout, `human` a table per node.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
 }
 

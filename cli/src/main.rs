@@ -1,6 +1,7 @@
 //! The `aclc` command line: parses the arguments and hands over to one module per subcommand.
 
 mod check;
+mod compile;
 mod input;
 mod report;
 
@@ -15,7 +16,7 @@ const EXIT_USAGE: u8 = 1;
 /// Exit status: a policy is invalid.
 const EXIT_INVALID: u8 = 2;
 
-/// Check Tailscale policy files: every problem reported at once, with its position.
+/// Check Tailscale policy files and compile them into what each node receives.
 #[derive(Debug, Parser)]
 #[command(name = "aclc", version)]
 struct Cli {
@@ -29,6 +30,10 @@ enum Command {
     ///
     /// Exit status: 0 valid (warnings allowed), 2 invalid, 1 usage error or unreadable input.
     Check(check::CheckArgs),
+    /// Compile a policy against a node inventory: each node's packet filter, routes and peers.
+    ///
+    /// Exit status: 0 compiled, 2 policy refused, 1 usage error or unreadable input.
+    Compile(compile::CompileArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +53,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => ExitCode::from(check::run(&args)),
+        Command::Compile(args) => ExitCode::from(compile::run(&args)),
     }
 }

@@ -1,10 +1,25 @@
 //! Compiles a Tailscale policy and a node inventory into what each node receives.
 //!
-//! For now this crate holds the [`Inventory`]: the tailnet's users, nodes and routes, read from
-//! JSON and validated once on load.
+//! The [`Inventory`] holds the tailnet's users, nodes and routes, read from JSON and validated
+//! once on load. [`compile`] resolves every alias of a validated policy once, against the
+//! inventory, into shared address sets; the resulting [`Compiled`] is immutable and
+//! `Send + Sync`, and [`Compiled::node`] derives one node's packet filter, routes and peers on
+//! demand, in Tailscale's wire format ([`wire`]).
 
 mod inventory;
 
 pub use inventory::{
     Dns, Inventory, InventoryError, InventoryErrorKind, Node, Role, Settings, Tailnet, User,
 };
+
+mod addrset;
+mod compiled;
+mod lower;
+mod nodes;
+mod peers;
+mod resolve;
+mod routes;
+pub mod wire;
+
+pub use compiled::{compile, compile_with_options, CompileOptions, Compiled, NodeView, PeerView};
+pub use routes::auto_approved_routes;

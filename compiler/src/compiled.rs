@@ -1,0 +1,367 @@
+//! The compiled policy: built once per (policy, inventory) version, immutable and shareable
+//! between threads; each node's rules, routes and peers are derived on demand from structures
+//! shared by all nodes, so asking for one node costs what that node receives.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use aclc_policy::model::Policy;
+use ipnet::IpNet;
+
+use crate::inventory::Inventory;
+use crate::lower::{self, Lowered};
+use crate::nodes::{NodeId, NodeInfo, NodeTable};
+use crate::peers::PeerIndex;
+use crate::routes::{self, RouteTable};
+use crate::wire::{CapMap, FilterRule, NodeOutput, PeerOutput};
+
+/// How to compile.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    /// Approve the advertised routes `autoApprovers` covers, in addition to the inventory's
+    /// approvals (Tailscale approves them as soon as they are advertised). Default: on.
+    pub auto_approve: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions { auto_approve: true }
+    }
+}
+
+/// A policy compiled against an inventory.
+#[derive(Debug)]
+pub struct Compiled {
+    table: NodeTable,
+    routes: RouteTable,
+    lowered: Lowered,
+    peers: PeerIndex,
+}
+
+// A compiled policy is shared by the threads of a control server.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Compiled>();
+    assert_send_sync::<NodeView<'static>>();
+};
+
+/// Compile `policy` for every node of `inventory` with the default options.
+pub fn compile(policy: &Policy, inventory: &Inventory) -> Compiled {
+    compile_with_options(policy, inventory, &CompileOptions::default())
+}
+
+/// Compile `policy` for every node of `inventory`.
+pub fn compile_with_options(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+) -> Compiled {
+    let mut table = NodeTable::new(inventory);
+    let auto = options
+        .auto_approve
+        .then(|| routes::auto_approvals(policy, &table));
+    routes::apply(&mut table, auto.as_deref());
+    let routes = RouteTable::new(&table);
+    let lowered = lower::lower(policy, &table);
+    let peers = PeerIndex::new(&table, &routes, &lowered);
+    Compiled {
+        table,
+        routes,
+        lowered,
+        peers,
+    }
+}
+
+impl Compiled {
+    /// Node names, sorted.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.table.nodes.iter().map(|n| &*n.name)
+    }
+
+    /// True if the inventory has a node called `name`.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.table.id(name).is_some()
+    }
+
+    /// What node `name` receives, or `None` for an unknown node.
+    pub fn node(&self, name: &str) -> Option<NodeView<'_>> {
+        let id = self.table.id(name)?;
+        let node = self.table.get(id)?;
+        let rules = self.lowered.filter_rules(&self.table, id);
+        let peers = self.peers.peer_bits(&self.table, id);
+        Some(NodeView {
+            compiled: self,
+            id,
+            node,
+            primary_routes: node
+                .subnet_routes
+                .iter()
+                .filter(|r| self.routes.primary(r) == Some(id))
+                .copied()
+                .collect(),
+            rules,
+            peers,
+        })
+    }
+
+    /// Just the packet filter of node `name` (cheaper than [`Compiled::node`]).
+    pub fn filter_rules(&self, name: &str) -> Option<Vec<FilterRule>> {
+        let id = self.table.id(name)?;
+        Some(self.lowered.filter_rules(&self.table, id))
+    }
+
+    /// Every node's view, in name order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> + '_ {
+        self.node_names().filter_map(|name| self.node(name))
+    }
+
+    fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {
+        let node = self.table.get(peer)?;
+        if node.subnet_routes.is_empty() {
+            return Some(PeerView {
+                node,
+                routes: Vec::new(),
+            });
+        }
+        let routes = node
+            .subnet_routes
+            .iter()
+            .filter(|net| {
+                self.routes.get(net).is_some_and(|(i, _)| {
+                    self.peers.route_visible(i, viewer)
+                        && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(peer)
+                })
+            })
+            .copied()
+            .collect();
+        Some(PeerView { node, routes })
+    }
+}
+
+/// What one node receives. Borrowed from the [`Compiled`] it came from; peers are kept as a
+/// set and detailed ([`PeerView`]) only when iterated.
+#[derive(Debug)]
+pub struct NodeView<'a> {
+    compiled: &'a Compiled,
+    id: NodeId,
+    node: &'a NodeInfo,
+    primary_routes: Vec<IpNet>,
+    rules: Vec<FilterRule>,
+    /// One bit per node id.
+    peers: Vec<u64>,
+}
+
+impl<'a> NodeView<'a> {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// The packet filter, in wire order.
+    pub fn packet_filter_rules(&self) -> &[FilterRule] {
+        &self.rules
+    }
+
+    /// The node's addresses, IPv4 first.
+    pub fn addresses(&self) -> [IpAddr; 2] {
+        self.node.ips()
+    }
+
+    /// The node's own AllowedIPs: addresses, then the routes it serves.
+    pub fn allowed_ips(&self) -> Vec<IpNet> {
+        let mut out: Vec<IpNet> = self.addresses().into_iter().map(IpNet::from).collect();
+        out.extend(self.node.served.iter().copied());
+        out
+    }
+
+    /// Subnet routes this node is the primary router for.
+    pub fn primary_routes(&self) -> &[IpNet] {
+        &self.primary_routes
+    }
+
+    /// Visible peers, in name order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerView<'a>> + '_ {
+        let compiled = self.compiled;
+        let viewer = self.id;
+        crate::peers::iter_bits(&self.peers).filter_map(move |p| compiled.peer_view(viewer, p))
+    }
+
+    /// How many peers the node sees.
+    pub fn peer_count(&self) -> usize {
+        self.peers.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// The owned wire form (the corpus' per-node document).
+    pub fn to_wire(&self) -> NodeOutput {
+        let strings = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
+        NodeOutput {
+            packet_filter_rules: self.rules.clone(),
+            ssh_rules: Vec::new(),
+            addresses: vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()],
+            allowed_ips: strings(&self.allowed_ips()),
+            primary_routes: strings(&self.primary_routes),
+            cap_map: None,
+            peers: self
+                .peers()
+                .map(|p| (p.name().to_string(), p.to_wire()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+/// How a node sees one peer.
+#[derive(Debug)]
+pub struct PeerView<'a> {
+    node: &'a NodeInfo,
+    routes: Vec<IpNet>,
+}
+
+impl PeerView<'_> {
+    /// The peer's name.
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// The peer's addresses, IPv4 first.
+    pub fn addresses(&self) -> [IpAddr; 2] {
+        self.node.ips()
+    }
+
+    /// Subnet routes this peer carries for the viewing node.
+    pub fn primary_routes(&self) -> &[IpNet] {
+        &self.routes
+    }
+
+    /// True when the peer is an exit node (its exit routes are in its AllowedIPs).
+    pub fn is_exit_node(&self) -> bool {
+        self.node.exit
+    }
+
+    /// The peer's AllowedIPs for the viewing node: addresses, carried routes, exit routes.
+    pub fn allowed_ips(&self) -> Vec<IpNet> {
+        let mut out: Vec<IpNet> = self.addresses().into_iter().map(IpNet::from).collect();
+        out.extend(self.routes.iter().copied());
+        out.extend(
+            self.node
+                .served
+                .iter()
+                .filter(|r| routes::is_exit_route(r))
+                .copied(),
+        );
+        out
+    }
+
+    /// The owned wire form.
+    pub fn to_wire(&self) -> PeerOutput {
+        let mut allowed_ips = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
+        allowed_ips.extend(self.allowed_ips().iter().skip(2).map(ToString::to_string));
+        PeerOutput {
+            allowed_ips,
+            primary_routes: self.routes.iter().map(ToString::to_string).collect(),
+            // Tailscale marks exit nodes as suggestible to every peer.
+            cap_map: self.node.exit.then(|| {
+                CapMap::from([("suggest-exit-node".to_string(), serde_json::Value::Null)])
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::sync::Arc;
+
+    use super::*;
+
+    const INVENTORY: &str = r#"{
+        "users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
+        "nodes": [
+            {"name": "laptop", "user": "odin@example.com", "tags": [],
+             "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
+             "routable_ips": [], "approved_routes": []},
+            {"name": "router", "user": null, "tags": ["tag:router"],
+             "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2",
+             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}
+        ],
+        "registration_order": ["laptop", "router"],
+        "tailnet": {"name": "odin@example.com"}
+    }"#;
+
+    fn compiled(policy: &str) -> Compiled {
+        let inventory = Inventory::from_json(INVENTORY).unwrap();
+        let options = aclc_policy::Options {
+            context: inventory.policy_context(),
+            ..Default::default()
+        };
+        let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
+        compile(&parsed.unwrap().policy, &inventory)
+    }
+
+    #[test]
+    fn default_policy_allows_everything() {
+        let c = compiled("{}");
+        let laptop = c.node("laptop").unwrap();
+        let rules = laptop.packet_filter_rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(&*rules[0].dst_ports[0].ip, "*");
+        assert!(rules[0].ip_proto.is_empty());
+        assert_eq!(laptop.peer_count(), 1);
+        assert!(c.node("nobody").is_none());
+    }
+
+    #[test]
+    fn auto_approved_route_reaches_filters_and_peers() {
+        let c = compiled(
+            r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
+                "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}},
+                "acls": [{"action": "accept", "src": ["odin@example.com"], "dst": ["10.1.2.0/24:22"]}]}"#,
+        );
+        let router = c.node("router").unwrap();
+        assert_eq!(
+            router.primary_routes(),
+            ["10.1.0.0/16".parse::<IpNet>().unwrap()]
+        );
+        let rules = router.packet_filter_rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(&*rules[0].dst_ports[0].ip, "10.1.2.0/24");
+        assert_eq!(
+            &*rules[0].src_ips,
+            [
+                Arc::<str>::from("100.64.0.1"),
+                Arc::from("fd7a:115c:a1e0::1")
+            ]
+        );
+        let laptop = c.node("laptop").unwrap();
+        assert!(laptop.packet_filter_rules().is_empty());
+        let peers: Vec<PeerView<'_>> = laptop.peers().collect();
+        assert_eq!(peers.len(), 1);
+        assert_eq!(
+            peers[0].primary_routes(),
+            ["10.1.0.0/16".parse::<IpNet>().unwrap()]
+        );
+        let off = compile_with_options(
+            &aclc_policy::parse_str("p", r#"{"acls": []}"#, &Default::default())
+                .1
+                .unwrap()
+                .policy,
+            &Inventory::from_json(INVENTORY).unwrap(),
+            &CompileOptions {
+                auto_approve: false,
+            },
+        );
+        assert!(off.node("router").unwrap().primary_routes().is_empty());
+    }
+
+    #[test]
+    fn wire_output_round_trips() {
+        let c = compiled(
+            r#"{"grants": [{"src": ["*"], "dst": ["tag:router"], "ip": ["tcp:443", "udp:53"]}],
+                            "tagOwners": {"tag:router": ["odin@example.com"]}}"#,
+        );
+        let wire = c.node("router").unwrap().to_wire();
+        assert_eq!(wire.packet_filter_rules.len(), 2, "one rule per protocol");
+        let text = serde_json::to_string(&wire).unwrap();
+        let back: NodeOutput = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, wire);
+    }
+}

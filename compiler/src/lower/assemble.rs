@@ -1,0 +1,362 @@
+//! Assembling one node's packet filter from the lowered items: pick the items that reach the
+//! node, settle the per-node keys (`autogroup:self` sources, `via` routers), order the parts by
+//! slot and merge network parts that share one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Body, Item, Lowered};
+use crate::nodes::{NodeId, NodeInfo, NodeTable};
+use crate::resolve::Target;
+use crate::wire::{CapGrant, FilterRule, NetPortRange, Ports, Strings};
+
+/// The key rule merging uses: interned `SrcIPs` (or a per-node list) and `IPProto`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SrcKey {
+    Id(u32),
+    Set(Strings),
+}
+
+/// What assembling one node's filter knows beyond the items: the `autogroup:self` sources of
+/// each self item, and the slots claimed per node (by self and `via` items).
+#[derive(Default)]
+struct NodeState {
+    narrowed: HashMap<u32, Strings>,
+    claimed: HashMap<(SrcKey, Option<u8>), u32>,
+}
+
+/// One item's share of a node's filter, before merging.
+enum Part {
+    Net {
+        src: Strings,
+        proto: Option<u8>,
+        dst_ports: Vec<NetPortRange>,
+    },
+    Rule(FilterRule),
+}
+
+impl Lowered {
+    /// The items that may concern node `id`, in policy order.
+    fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
+        let mut out: Vec<u32> = self.by_node.get(id as usize).cloned().unwrap_or_default();
+        out.extend_from_slice(&self.global);
+        if !node.is_tagged() {
+            out.extend_from_slice(&self.self_items);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Node `id`'s packet filter.
+    pub(crate) fn filter_rules(&self, table: &NodeTable, id: NodeId) -> Vec<FilterRule> {
+        let Some(node) = table.get(id) else {
+            return Vec::new();
+        };
+        let candidates = self.candidates(id, node);
+        // `autogroup:self` sources first: they may claim an earlier slot for their key.
+        let mut state = NodeState::default();
+        for &i in &candidates {
+            let Some(item) = self.items.get(i as usize) else {
+                continue;
+            };
+            if !item.body.is_self() {
+                continue;
+            }
+            let sources = self_sources(table, node, &item.src_targets);
+            if let Body::SelfNet { proto, .. } = item.body {
+                if !sources.is_empty() {
+                    let key = match self.srcs.lookup(&sources) {
+                        Some(src) => SrcKey::Id(src),
+                        None => SrcKey::Set(sources.clone()),
+                    };
+                    let global = match key {
+                        SrcKey::Id(src) => self.first_slot.get(&(src, proto)).copied(),
+                        SrcKey::Set(_) => None,
+                    };
+                    let slot = state.claimed.entry((key, proto)).or_insert(i);
+                    *slot = (*slot).min(global.unwrap_or(u32::MAX));
+                }
+            }
+            state.narrowed.insert(i, sources);
+        }
+        // Network `via` items claim their key's slot on every node carrying a via tag, even
+        // where they grant nothing.
+        for &i in &self.via_items {
+            let Some(item) = self.items.get(i as usize) else {
+                continue;
+            };
+            let (Body::Net { proto, .. }, Some(tags)) = (&item.body, &item.via) else {
+                continue;
+            };
+            if tags.iter().any(|t| node.has_tag(t)) {
+                let key = (SrcKey::Id(item.src), *proto);
+                let global = self.first_slot.get(&(item.src, *proto)).copied();
+                let slot = state.claimed.entry(key).or_insert(i);
+                *slot = (*slot).min(i).min(global.unwrap_or(u32::MAX));
+            }
+        }
+        let mut parts: Vec<(u32, u32, Part)> = Vec::new();
+        for &i in &candidates {
+            let Some(item) = self.items.get(i as usize) else {
+                continue;
+            };
+            if let Some(part) = self.part(table, id, i, item, &state) {
+                parts.push(part);
+            }
+        }
+        parts.sort_by_key(|&(slot, i, _)| (slot, i));
+        let mut rules: Vec<FilterRule> = Vec::new();
+        let mut open: Option<(u32, FilterRule)> = None;
+        for (slot, _, part) in parts {
+            match part {
+                Part::Net {
+                    src,
+                    proto,
+                    dst_ports,
+                } => match &mut open {
+                    Some((s, rule)) if *s == slot => rule.dst_ports.extend(dst_ports),
+                    _ => {
+                        rules.extend(open.take().map(|(_, r)| r));
+                        open = Some((
+                            slot,
+                            FilterRule {
+                                src_ips: src,
+                                dst_ports,
+                                ip_proto: proto.into_iter().collect(),
+                                cap_grant: Vec::new(),
+                            },
+                        ));
+                    }
+                },
+                Part::Rule(rule) => {
+                    rules.extend(open.take().map(|(_, r)| r));
+                    rules.push(rule);
+                }
+            }
+        }
+        rules.extend(open.map(|(_, r)| r));
+        rules.retain(|r| !r.dst_ports.is_empty() || !r.cap_grant.is_empty());
+        rules
+    }
+
+    /// What item `i` contributes to node `id`, with its slot.
+    fn part(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        i: u32,
+        item: &Item,
+        state: &NodeState,
+    ) -> Option<(u32, u32, Part)> {
+        let node = table.get(id)?;
+        let NodeState { narrowed, claimed } = state;
+        let own_hosts = || vec![node.v4_host.clone(), node.v6_host.clone()];
+        match &item.body {
+            Body::Net { proto, dst, ports } => {
+                let ips = self.dst_ips(id, node, dst);
+                if ips.is_empty() {
+                    return None;
+                }
+                let slot = claimed
+                    .get(&(SrcKey::Id(item.src), *proto))
+                    .map_or(item.slot, |&c| c.min(item.slot));
+                let part = Part::Net {
+                    src: self.srcs.get(item.src),
+                    proto: *proto,
+                    dst_ports: port_ranges(&ips, ports),
+                };
+                Some((slot, i, part))
+            }
+            Body::SelfNet { proto, ports } => {
+                let src = narrowed.get(&i).filter(|s| !s.is_empty())?.clone();
+                let key = match self.srcs.lookup(&src) {
+                    Some(id) => SrcKey::Id(id),
+                    None => SrcKey::Set(src.clone()),
+                };
+                let slot = claimed.get(&(key, *proto)).copied().unwrap_or(i);
+                let ips = [node.v4_text.clone(), node.v6_text.clone()];
+                let part = Part::Net {
+                    src,
+                    proto: *proto,
+                    dst_ports: port_ranges(&ips, ports),
+                };
+                Some((slot, i, part))
+            }
+            Body::App { .. } if item.via.is_some() => None,
+            Body::App { dsts, caps } => {
+                let cap_grant: Vec<CapGrant> = dsts
+                    .iter()
+                    .map(|t| narrow(id, node, t))
+                    .filter(|d| !d.is_empty())
+                    .map(|dsts| CapGrant {
+                        dsts,
+                        cap_map: caps.clone(),
+                    })
+                    .collect();
+                (!cap_grant.is_empty()).then(|| {
+                    let rule = FilterRule {
+                        src_ips: self.srcs.get(item.src),
+                        dst_ports: Vec::new(),
+                        ip_proto: Vec::new(),
+                        cap_grant,
+                    };
+                    (i, i, Part::Rule(rule))
+                })
+            }
+            Body::Companion { caps, src_ips } => {
+                let mut dsts: Vec<Arc<str>> = Vec::new();
+                for target in item.src_targets.iter() {
+                    for d in narrow(id, node, target) {
+                        if !dsts.contains(&d) {
+                            dsts.push(d);
+                        }
+                    }
+                }
+                (!dsts.is_empty()).then(|| {
+                    let rule = FilterRule {
+                        src_ips: self.srcs.get(*src_ips),
+                        dst_ports: Vec::new(),
+                        ip_proto: Vec::new(),
+                        cap_grant: vec![CapGrant {
+                            dsts,
+                            cap_map: caps.clone(),
+                        }],
+                    };
+                    (i, i, Part::Rule(rule))
+                })
+            }
+            Body::SelfApp { caps } => {
+                let src = narrowed.get(&i).filter(|s| !s.is_empty())?.clone();
+                let rule = FilterRule {
+                    src_ips: src,
+                    dst_ports: Vec::new(),
+                    ip_proto: Vec::new(),
+                    cap_grant: vec![CapGrant {
+                        dsts: own_hosts(),
+                        cap_map: caps.clone(),
+                    }],
+                };
+                Some((i, i, Part::Rule(rule)))
+            }
+            Body::SelfCompanion { caps } => {
+                if !item.src_targets.iter().any(|t| t.contains_node(id, node)) {
+                    return None;
+                }
+                let owner = node.owner?;
+                let mut src: Vec<Arc<str>> = table
+                    .devices
+                    .get(owner as usize)?
+                    .iter()
+                    .filter_map(|&m| table.get(m))
+                    .flat_map(|m| [m.v4_text.clone(), m.v6_text.clone()])
+                    .collect();
+                src.sort_unstable();
+                let rule = FilterRule {
+                    src_ips: Arc::from(src),
+                    dst_ports: Vec::new(),
+                    ip_proto: Vec::new(),
+                    cap_grant: vec![CapGrant {
+                        dsts: own_hosts(),
+                        cap_map: caps.clone(),
+                    }],
+                };
+                Some((i, i, Part::Rule(rule)))
+            }
+        }
+    }
+
+    /// The `DstPorts` addresses a destination target puts on node `id`: its own bare
+    /// addresses, `*`, the internet ranges on an exit node, or a policy prefix (as written)
+    /// holding one of its addresses, overlapping a route it serves, or, on an exit node,
+    /// lying inside the internet.
+    fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+        match target {
+            Target::Wildcard | Target::DangerAll => vec![Arc::from("*")],
+            Target::Internet if node.exit => self
+                .internet
+                .iter()
+                .filter(|text| {
+                    if text.contains(':') {
+                        node.exit_v6
+                    } else {
+                        node.exit_v4
+                    }
+                })
+                .cloned()
+                .collect(),
+            Target::Internet | Target::SelfDevices => Vec::new(),
+            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => {
+                vec![node.v4_text.clone(), node.v6_text.clone()]
+            }
+            Target::Nodes(_) => Vec::new(),
+            Target::Literal(lit) => lit
+                .pieces
+                .iter()
+                .filter(|p| {
+                    node.address_in(&p.set)
+                        || node.routes_overlap(&p.set)
+                        || (p.public && node.exits_for(&p.set))
+                })
+                .map(|p| p.text.clone())
+                .collect(),
+        }
+    }
+}
+
+fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
+    ips.iter()
+        .flat_map(|ip| {
+            ports.iter().map(move |&ports| NetPortRange {
+                ip: ip.clone(),
+                ports,
+            })
+        })
+        .collect()
+}
+
+/// `CapGrant.Dsts` of a target for one node: the node's `/32` and `/128` when the target
+/// holds it, and policy prefixes overlapping a route it serves, as written.
+fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+    match target {
+        Target::Wildcard | Target::DangerAll => vec![node.v4_host.clone(), node.v6_host.clone()],
+        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => {
+            vec![node.v4_host.clone(), node.v6_host.clone()]
+        }
+        Target::Literal(lit) => {
+            let mut out = Vec::new();
+            if lit.set.contains(std::net::IpAddr::V4(node.v4)) {
+                out.push(node.v4_host.clone());
+            }
+            if lit.set.contains(std::net::IpAddr::V6(node.v6)) {
+                out.push(node.v6_host.clone());
+            }
+            for piece in &lit.pieces {
+                if node.routes_overlap(&piece.set) {
+                    out.push(piece.text.clone());
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The sources of an `autogroup:self` item for node `node`: the addresses of its owner's
+/// untagged devices that the item's sources hold, sorted.
+fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strings {
+    let Some(devices) = node.owner.and_then(|u| table.devices.get(u as usize)) else {
+        return Arc::from(Vec::new());
+    };
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for &m in devices {
+        let Some(device) = table.get(m) else { continue };
+        if targets.iter().any(|t| t.contains_node(m, device)) {
+            out.push(device.v4_text.clone());
+            out.push(device.v6_text.clone());
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Arc::from(out)
+}

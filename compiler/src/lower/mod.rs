@@ -1,0 +1,552 @@
+//! Lowering: `grants` and `acls` become one stream of rule items in policy order (grants
+//! first, each ACL destination its own item), resolved once; each node's `FilterRule` list is
+//! then assembled from the items that reach it.
+//!
+//! Tailscale's control plane merges network rules whose `SrcIPs` and `IPProto` are equal into
+//! the rule where that pair first occurs in the policy, concatenating `DstPorts` without
+//! de-duplication, and only then drops what does not concern a node. Every network item
+//! therefore carries a *slot*: the index of the first item with its key. `autogroup:self`
+//! items have per-node sources, so their key (and the slot it claims) is settled per node.
+//! Rules carrying `CapGrant` are never merged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aclc_policy::model::{Alias, Autogroup, Policy, PortRange, Selector};
+
+use crate::addrset::{INTERNET_WIRE, TAILNET_WIRE};
+use crate::nodes::{NodeId, NodeTable};
+use crate::resolve::{Resolver, Target};
+use crate::wire::{CapMap, Ports, Strings};
+
+mod assemble;
+
+/// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
+const COMPANIONS: [(&str, &str); 2] = [
+    ("tailscale.com/cap/drive", "tailscale.com/cap/drive-sharer"),
+    ("tailscale.com/cap/relay", "tailscale.com/cap/relay-target"),
+];
+
+/// Interned `SrcIPs` lists: equal lists get the same id, which is what rule merging keys on.
+#[derive(Debug, Default)]
+pub(crate) struct SrcTable {
+    sets: Vec<Strings>,
+    index: HashMap<Strings, u32>,
+}
+
+impl SrcTable {
+    /// The id of a list (sorted and de-duplicated first).
+    fn intern(&mut self, mut strings: Vec<Arc<str>>) -> u32 {
+        strings.sort_unstable();
+        strings.dedup();
+        let set: Strings = Arc::from(strings);
+        if let Some(&id) = self.index.get(&set) {
+            return id;
+        }
+        let id = crate::nodes::index(self.sets.len());
+        self.sets.push(set.clone());
+        self.index.insert(set, id);
+        id
+    }
+
+    /// The list with this id.
+    pub(crate) fn get(&self, id: u32) -> Strings {
+        self.sets
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// The id of a sorted, de-duplicated list, if it was interned.
+    fn lookup(&self, strings: &[Arc<str>]) -> Option<u32> {
+        self.index.get(strings).copied()
+    }
+}
+
+/// One rule item.
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// The sources as written, resolved.
+    pub(crate) src_targets: Arc<[Target]>,
+    /// Their `SrcIPs` (unused by `autogroup:self` items, whose sources are per node).
+    pub(crate) src: u32,
+    /// `via` tags; `None` for an ordinary rule.
+    pub(crate) via: Option<Arc<[Arc<str>]>>,
+    /// What the item grants.
+    pub(crate) body: Body,
+    /// For network items, the index of the first item with the same (`SrcIPs`, `IPProto`).
+    pub(crate) slot: u32,
+}
+
+/// What an item grants.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Network access to one destination.
+    Net {
+        /// `IPProto`; `None` is the default set.
+        proto: Option<u8>,
+        /// The destination.
+        dst: Target,
+        /// The ports.
+        ports: Arc<[Ports]>,
+    },
+    /// Network access from a user's devices to the same user's devices.
+    SelfNet {
+        /// `IPProto`.
+        proto: Option<u8>,
+        /// The ports.
+        ports: Arc<[Ports]>,
+    },
+    /// Application capabilities on some destinations.
+    App {
+        /// The destinations, one `CapGrant` each.
+        dsts: Arc<[Target]>,
+        /// The capabilities.
+        caps: Arc<CapMap>,
+    },
+    /// Application capabilities from a user's devices to the same user's devices.
+    SelfApp {
+        /// The capabilities.
+        caps: Arc<CapMap>,
+    },
+    /// The reversed companion of an app grant: sources are the grant's destinations,
+    /// `CapGrant.Dsts` its sources.
+    Companion {
+        /// `{companion: null}`.
+        caps: Arc<CapMap>,
+        /// `SrcIPs`: the grant's destinations.
+        src_ips: u32,
+    },
+    /// The companion of an `autogroup:self` app grant.
+    SelfCompanion {
+        /// `{companion: null}`.
+        caps: Arc<CapMap>,
+    },
+}
+
+impl Body {
+    /// True for the `autogroup:self` kinds, which apply to every untagged node.
+    pub(crate) fn is_self(&self) -> bool {
+        matches!(
+            self,
+            Body::SelfNet { .. } | Body::SelfApp { .. } | Body::SelfCompanion { .. }
+        )
+    }
+}
+
+/// The policy's rules, lowered once, with an index from node to the items that reach it.
+#[derive(Debug)]
+pub(crate) struct Lowered {
+    /// Every item, in policy order.
+    pub(crate) items: Vec<Item>,
+    /// Interned `SrcIPs`.
+    pub(crate) srcs: SrcTable,
+    /// First item index per (`SrcIPs`, `IPProto`) of network items.
+    first_slot: HashMap<(u32, Option<u8>), u32>,
+    /// Per node, the items that may reach it (sorted).
+    by_node: Vec<Vec<u32>>,
+    /// Items that may reach every node.
+    global: Vec<u32>,
+    /// `autogroup:self` items (they may reach every untagged node).
+    self_items: Vec<u32>,
+    /// Network items with `via` (they take part in merging on the nodes carrying a via tag).
+    via_items: Vec<u32>,
+    /// `autogroup:internet` as wire strings, IPv4 then IPv6.
+    internet: Vec<Arc<str>>,
+    /// What `*` means as a source.
+    pub(crate) star: Vec<Arc<str>>,
+}
+
+/// Where an item may apply.
+enum Reach {
+    All,
+    Some(Vec<NodeId>),
+}
+
+/// Lower the policy's rules against a node table whose routes are settled.
+pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
+    let mut builder = Builder {
+        resolver: Resolver::new(policy, table),
+        table,
+        lowered: Lowered {
+            items: Vec::new(),
+            srcs: SrcTable::default(),
+            first_slot: HashMap::new(),
+            by_node: vec![Vec::new(); table.len()],
+            global: Vec::new(),
+            self_items: Vec::new(),
+            via_items: Vec::new(),
+            internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
+            star: star_sources(table),
+        },
+        src_cache: HashMap::new(),
+    };
+    if policy.is_default_allow() {
+        let star = Selector {
+            alias: Alias::Wildcard,
+            text: "*".to_string(),
+            span: aclc_policy::Span::default(),
+        };
+        let (targets, src) = builder.sources(std::slice::from_ref(&star));
+        builder.push_net(
+            &targets,
+            src,
+            None,
+            None,
+            Target::Wildcard,
+            &[PortRange::ANY],
+        );
+    }
+    for grant in policy.grants.iter().flat_map(|g| g.value.iter()) {
+        builder.grant(grant);
+    }
+    for acl in policy.acls.iter().flat_map(|a| a.value.iter()) {
+        builder.acl(acl);
+    }
+    builder.lowered
+}
+
+/// `*` as a source: the tailnet ranges and every approved subnet route.
+fn star_sources(table: &NodeTable) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = TAILNET_WIRE.iter().map(|s| Arc::from(*s)).collect();
+    let mut routes: Vec<String> = table
+        .nodes
+        .iter()
+        .flat_map(|n| n.subnet_routes.iter().map(ToString::to_string))
+        .collect();
+    routes.sort_unstable();
+    routes.dedup();
+    out.extend(routes.into_iter().map(Arc::from));
+    out
+}
+
+struct Builder<'a> {
+    resolver: Resolver<'a>,
+    table: &'a NodeTable,
+    lowered: Lowered,
+    src_cache: HashMap<Vec<Alias>, (Arc<[Target]>, u32)>,
+}
+
+impl Builder<'_> {
+    /// Resolve a source list and intern its `SrcIPs`.
+    fn sources(&mut self, selectors: &[Selector]) -> (Arc<[Target]>, u32) {
+        let key: Vec<Alias> = selectors.iter().map(|s| s.alias.clone()).collect();
+        if let Some(hit) = self.src_cache.get(&key) {
+            return hit.clone();
+        }
+        let targets: Arc<[Target]> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
+        let strings = self.strings_of(&targets);
+        let id = self.lowered.srcs.intern(strings);
+        self.src_cache.insert(key, (targets.clone(), id));
+        (targets, id)
+    }
+
+    /// The wire strings of targets used as sources.
+    fn strings_of(&self, targets: &[Target]) -> Vec<Arc<str>> {
+        // `autogroup:danger-all` covers every address; nothing else is listed beside it.
+        if targets.iter().any(|t| matches!(t, Target::DangerAll)) {
+            return vec![Arc::from("*")];
+        }
+        let mut out = Vec::new();
+        for target in targets {
+            match target {
+                Target::Wildcard => out.extend(self.lowered.star.iter().cloned()),
+                Target::DangerAll => {}
+                Target::Nodes(ids) => {
+                    for node in ids.iter().filter_map(|&id| self.table.get(id)) {
+                        out.push(node.v4_text.clone());
+                        out.push(node.v6_text.clone());
+                    }
+                }
+                Target::Literal(lit) => out.extend(lit.pieces.iter().map(|p| p.text.clone())),
+                Target::Internet | Target::SelfDevices => {}
+            }
+        }
+        out
+    }
+
+    fn grant(&mut self, grant: &aclc_policy::model::Grant) {
+        if grant.src.is_empty() || grant.dst.is_empty() {
+            return;
+        }
+        let (src_targets, src) = self.sources(&grant.src);
+        let via: Option<Arc<[Arc<str>]>> = (!grant.via.is_empty()).then(|| {
+            grant
+                .via
+                .iter()
+                .map(|v| Arc::from(v.text.as_str()))
+                .collect()
+        });
+        let mut others = Vec::new();
+        let mut has_self = false;
+        for dst in &grant.dst {
+            match self.resolver.resolve(dst) {
+                Target::SelfDevices => has_self = true,
+                target => others.push(target),
+            }
+        }
+        for ip in &grant.ip {
+            let proto = ip.value.proto.map(|p| p.0);
+            for dst in &others {
+                self.push_net(
+                    &src_targets,
+                    src,
+                    via.clone(),
+                    proto,
+                    dst.clone(),
+                    &[ip.value.ports],
+                );
+            }
+            if has_self {
+                self.push_self_net(&src_targets, src, proto, &[ip.value.ports]);
+            }
+        }
+        if grant.app.is_empty() {
+            return;
+        }
+        let caps: Arc<CapMap> = Arc::new(
+            grant
+                .app
+                .iter()
+                .map(|c| (c.name.value.clone(), c.values.value.clone()))
+                .collect(),
+        );
+        if via.is_some() {
+            // Application grants routed through `via` produce no filter rules, but they still
+            // make their sources and routers peers: the item is kept, on no node.
+            let body = Body::App {
+                dsts: Arc::from(others),
+                caps,
+            };
+            self.push(src_targets, src, via, body, Reach::Some(Vec::new()));
+            return;
+        }
+        let companions: Vec<Arc<CapMap>> = COMPANIONS
+            .iter()
+            .filter(|(name, _)| caps.contains_key(*name))
+            .map(|(_, companion)| {
+                Arc::new(CapMap::from([(
+                    companion.to_string(),
+                    serde_json::Value::Null,
+                )]))
+            })
+            .collect();
+        if !others.is_empty() {
+            let dsts: Arc<[Target]> = Arc::from(others);
+            let reach = self.union_reach(dsts.iter().map(|t| self.dst_reach(t, None)));
+            self.push(
+                src_targets.clone(),
+                src,
+                None,
+                Body::App {
+                    dsts: dsts.clone(),
+                    caps: caps.clone(),
+                },
+                reach,
+            );
+            if !companions.is_empty() {
+                let reversed = self.strings_of(&dsts);
+                let src_ips = self.lowered.srcs.intern(reversed);
+                for caps in &companions {
+                    let reach = self.union_reach(src_targets.iter().map(|t| self.src_reach(t)));
+                    let body = Body::Companion {
+                        caps: caps.clone(),
+                        src_ips,
+                    };
+                    self.push(src_targets.clone(), src, None, body, reach);
+                }
+            }
+        }
+        if has_self {
+            self.push_self(src_targets.clone(), src, Body::SelfApp { caps });
+            for caps in companions {
+                self.push_self(src_targets.clone(), src, Body::SelfCompanion { caps });
+            }
+        }
+    }
+
+    fn acl(&mut self, acl: &aclc_policy::model::Acl) {
+        let (src_targets, src) = self.sources(&acl.src);
+        let proto = acl.proto.as_ref().map(|p| p.value.0);
+        // Observed ordering: an ACL naming anything but autogroups lists its `autogroup:self`
+        // destinations after the others; an all-autogroup ACL keeps the written order.
+        let is_self = |d: &&aclc_policy::model::AclDestination| {
+            d.target.alias == Alias::Autogroup(Autogroup::SelfDevices)
+        };
+        let reorder = acl
+            .dst
+            .iter()
+            .any(|d| !matches!(d.target.alias, Alias::Autogroup(_)));
+        let ordered: Vec<&aclc_policy::model::AclDestination> = if reorder {
+            let (selfs, others): (Vec<_>, Vec<_>) = acl.dst.iter().partition(is_self);
+            others.into_iter().chain(selfs).collect()
+        } else {
+            acl.dst.iter().collect()
+        };
+        for dst in ordered {
+            match self.resolver.resolve(&dst.target) {
+                Target::SelfDevices => self.push_self_net(&src_targets, src, proto, &dst.ports),
+                target => self.push_net(&src_targets, src, None, proto, target, &dst.ports),
+            }
+        }
+    }
+
+    fn push_net(
+        &mut self,
+        src_targets: &Arc<[Target]>,
+        src: u32,
+        via: Option<Arc<[Arc<str>]>>,
+        proto: Option<u8>,
+        dst: Target,
+        ports: &[PortRange],
+    ) {
+        // A network rule whose sources resolve to nothing is left out.
+        if self.lowered.srcs.get(src).is_empty() {
+            return;
+        }
+        let reach = self.dst_reach(&dst, via.as_deref());
+        let body = Body::Net {
+            proto,
+            dst,
+            ports: wire_ports(ports),
+        };
+        self.push(src_targets.clone(), src, via, body, reach);
+    }
+
+    fn push_self_net(
+        &mut self,
+        src_targets: &Arc<[Target]>,
+        src: u32,
+        proto: Option<u8>,
+        ports: &[PortRange],
+    ) {
+        let body = Body::SelfNet {
+            proto,
+            ports: wire_ports(ports),
+        };
+        self.push_self(src_targets.clone(), src, body);
+    }
+
+    fn push_self(&mut self, src_targets: Arc<[Target]>, src: u32, body: Body) {
+        let i = crate::nodes::index(self.lowered.items.len());
+        self.lowered.self_items.push(i);
+        self.lowered.items.push(Item {
+            src_targets,
+            src,
+            via: None,
+            body,
+            slot: i,
+        });
+    }
+
+    fn push(
+        &mut self,
+        src_targets: Arc<[Target]>,
+        src: u32,
+        via: Option<Arc<[Arc<str>]>>,
+        body: Body,
+        reach: Reach,
+    ) {
+        let lowered = &mut self.lowered;
+        let i = crate::nodes::index(lowered.items.len());
+        // `via` items count for merging only on the routers they apply to (per node).
+        let slot = match &body {
+            Body::Net { proto, .. } if via.is_none() => {
+                *lowered.first_slot.entry((src, *proto)).or_insert(i)
+            }
+            Body::Net { .. } => {
+                lowered.via_items.push(i);
+                i
+            }
+            _ => i,
+        };
+        match reach {
+            Reach::All => lowered.global.push(i),
+            Reach::Some(ids) => {
+                for id in ids {
+                    if let Some(list) = lowered.by_node.get_mut(id as usize) {
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        lowered.items.push(Item {
+            src_targets,
+            src,
+            via,
+            body,
+            slot,
+        });
+    }
+
+    /// The nodes a destination target may put a rule on.
+    fn dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
+        let reach = match target {
+            Target::Wildcard | Target::DangerAll => Reach::All,
+            Target::Internet => Reach::Some(self.table.exits.clone()),
+            Target::Nodes(ids) => Reach::Some(ids.to_vec()),
+            Target::Literal(lit) => {
+                Reach::Some(self.table.destination_nodes(&lit.set, &lit.public_part()))
+            }
+            Target::SelfDevices => Reach::Some(Vec::new()),
+        };
+        match via {
+            None => reach,
+            Some(tags) => {
+                let carries = |id: &NodeId| {
+                    self.table
+                        .get(*id)
+                        .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
+                };
+                let ids = match reach {
+                    Reach::All => {
+                        let mut ids: Vec<NodeId> = tags
+                            .iter()
+                            .flat_map(|t| self.table.with_tag(t).iter().copied())
+                            .collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        ids
+                    }
+                    Reach::Some(ids) => ids.into_iter().filter(carries).collect(),
+                };
+                Reach::Some(ids)
+            }
+        }
+    }
+
+    /// The nodes a source target may narrow a companion rule to.
+    fn src_reach(&self, target: &Target) -> Reach {
+        match target {
+            Target::Wildcard | Target::DangerAll => Reach::All,
+            Target::Nodes(ids) => Reach::Some(ids.to_vec()),
+            Target::Literal(lit) => Reach::Some(self.table.source_nodes(&lit.set)),
+            Target::Internet | Target::SelfDevices => Reach::Some(Vec::new()),
+        }
+    }
+
+    fn union_reach(&self, parts: impl Iterator<Item = Reach>) -> Reach {
+        let mut ids = Vec::new();
+        for part in parts {
+            match part {
+                Reach::All => return Reach::All,
+                Reach::Some(more) => ids.extend(more),
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Reach::Some(ids)
+    }
+}
+
+fn wire_ports(ports: &[PortRange]) -> Arc<[Ports]> {
+    ports
+        .iter()
+        .map(|p| Ports {
+            first: p.first,
+            last: p.last,
+        })
+        .collect()
+}

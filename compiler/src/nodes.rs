@@ -1,0 +1,303 @@
+//! The tailnet as the compiler sees it: nodes in a canonical order (sorted by name, so the
+//! inventory's order never shows in the output), with their wire strings made once, and the
+//! lookups that alias resolution needs (by owner, by tag, by address).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::addrset::AddrSet;
+use crate::inventory::{Inventory, Role};
+
+/// Index of a node in [`NodeTable::nodes`].
+pub(crate) type NodeId = u32;
+
+/// One node, with everything the compiler reads from it.
+#[derive(Debug)]
+pub(crate) struct NodeInfo {
+    /// Unique name.
+    pub(crate) name: Arc<str>,
+    /// Owner (index into [`NodeTable::users`]) of a user-owned node.
+    pub(crate) owner: Option<u32>,
+    /// Tags; empty for a user-owned node.
+    pub(crate) tags: Vec<Arc<str>>,
+    /// Tailscale IPv4 address.
+    pub(crate) v4: Ipv4Addr,
+    /// Tailscale IPv6 address.
+    pub(crate) v6: Ipv6Addr,
+    /// `v4` as a bare address (how `SrcIPs` and `DstPorts` name it).
+    pub(crate) v4_text: Arc<str>,
+    /// `v6` as a bare address.
+    pub(crate) v6_text: Arc<str>,
+    /// `v4` as `a/32` (how `CapGrant.Dsts`, `addresses` and `AllowedIPs` name it).
+    pub(crate) v4_host: Arc<str>,
+    /// `v6` as `a/128`.
+    pub(crate) v6_host: Arc<str>,
+    /// Routes the node advertises.
+    pub(crate) advertised: Vec<IpNet>,
+    /// Routes approved in the inventory.
+    pub(crate) approved: Vec<IpNet>,
+    /// Position in the registration order; `usize::MAX` when not listed.
+    pub(crate) rank: usize,
+    /// Advertised routes that are approved (by the inventory or `autoApprovers`), in the
+    /// order advertised. Set by [`crate::routes`].
+    pub(crate) served: Vec<IpNet>,
+    /// `served` without the exit routes.
+    pub(crate) subnet_routes: Vec<IpNet>,
+    /// True when an exit route (`0.0.0.0/0` or `::/0`) is served.
+    pub(crate) exit: bool,
+    /// True when `0.0.0.0/0` is served.
+    pub(crate) exit_v4: bool,
+    /// True when `::/0` is served.
+    pub(crate) exit_v6: bool,
+}
+
+impl NodeInfo {
+    /// The node's addresses.
+    pub(crate) fn ips(&self) -> [IpAddr; 2] {
+        [IpAddr::V4(self.v4), IpAddr::V6(self.v6)]
+    }
+
+    /// True for a tagged node.
+    pub(crate) fn is_tagged(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
+    /// True if the node carries `tag`.
+    pub(crate) fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| &**t == tag)
+    }
+
+    /// True if an address of the node is in `set`.
+    pub(crate) fn address_in(&self, set: &AddrSet) -> bool {
+        set.contains(IpAddr::V4(self.v4)) || set.contains(IpAddr::V6(self.v6))
+    }
+
+    /// True if the node is an exit node for the family of (some of) `set`'s addresses.
+    pub(crate) fn exits_for(&self, set: &AddrSet) -> bool {
+        (self.exit_v4 && !set.v4_ranges().is_empty())
+            || (self.exit_v6 && !set.v6_ranges().is_empty())
+    }
+
+    /// True if a subnet route the node serves overlaps `set`.
+    pub(crate) fn routes_overlap(&self, set: &AddrSet) -> bool {
+        self.subnet_routes.iter().any(|r| set.overlaps_net(r))
+    }
+}
+
+/// A user, as far as aliases care.
+#[derive(Debug)]
+pub(crate) struct UserInfo {
+    /// Login email, lowercased.
+    pub(crate) email: String,
+    /// Roles.
+    pub(crate) roles: Vec<Role>,
+}
+
+impl UserInfo {
+    /// The domain of the login, lowercased.
+    pub(crate) fn domain(&self) -> Option<&str> {
+        self.email.rsplit_once('@').map(|(_, d)| d)
+    }
+}
+
+/// Every node and user, with lookups.
+#[derive(Debug)]
+pub(crate) struct NodeTable {
+    /// Nodes sorted by name.
+    pub(crate) nodes: Vec<NodeInfo>,
+    /// Users in inventory order.
+    pub(crate) users: Vec<UserInfo>,
+    by_name: HashMap<Arc<str>, NodeId>,
+    user_by_email: HashMap<String, u32>,
+    /// Untagged nodes of each user, sorted.
+    pub(crate) devices: Vec<Vec<NodeId>>,
+    /// Nodes carrying each tag, sorted.
+    by_tag: HashMap<Arc<str>, Vec<NodeId>>,
+    /// Tagged nodes, sorted.
+    pub(crate) tagged: Vec<NodeId>,
+    /// Untagged nodes, sorted.
+    pub(crate) untagged: Vec<NodeId>,
+    by_v4: Vec<(u32, NodeId)>,
+    by_v6: Vec<(u128, NodeId)>,
+    /// Nodes serving a subnet route, sorted. Set by [`crate::routes`].
+    pub(crate) routers: Vec<NodeId>,
+    /// Nodes serving an exit route, sorted. Set by [`crate::routes`].
+    pub(crate) exits: Vec<NodeId>,
+}
+
+impl NodeTable {
+    /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
+    pub(crate) fn new(inventory: &Inventory) -> NodeTable {
+        let users: Vec<UserInfo> = inventory
+            .users()
+            .iter()
+            .map(|u| UserInfo {
+                email: u.email.to_lowercase(),
+                roles: u.roles.clone(),
+            })
+            .collect();
+        let mut user_by_email = HashMap::new();
+        for (i, user) in users.iter().enumerate() {
+            if !user.email.is_empty() {
+                user_by_email.entry(user.email.clone()).or_insert(index(i));
+            }
+        }
+        let mut sorted: Vec<&crate::inventory::Node> = inventory.nodes().iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let nodes: Vec<NodeInfo> = sorted
+            .into_iter()
+            .map(|n| NodeInfo {
+                name: Arc::from(n.name.as_str()),
+                owner: n
+                    .user
+                    .as_deref()
+                    .filter(|_| n.tags.is_empty())
+                    .and_then(|email| user_by_email.get(&email.to_lowercase()).copied()),
+                tags: n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+                v4: n.ipv4,
+                v6: n.ipv6,
+                v4_text: Arc::from(n.ipv4.to_string()),
+                v6_text: Arc::from(n.ipv6.to_string()),
+                v4_host: Arc::from(format!("{}/32", n.ipv4)),
+                v6_host: Arc::from(format!("{}/128", n.ipv6)),
+                advertised: n.routable_ips.clone(),
+                approved: n.approved_routes.clone(),
+                rank: inventory.registration_rank(&n.name).unwrap_or(usize::MAX),
+                served: Vec::new(),
+                subnet_routes: Vec::new(),
+                exit: false,
+                exit_v4: false,
+                exit_v6: false,
+            })
+            .collect();
+        let mut table = NodeTable {
+            by_name: HashMap::with_capacity(nodes.len()),
+            devices: vec![Vec::new(); users.len()],
+            users,
+            user_by_email,
+            by_tag: HashMap::new(),
+            tagged: Vec::new(),
+            untagged: Vec::new(),
+            by_v4: Vec::with_capacity(nodes.len()),
+            by_v6: Vec::with_capacity(nodes.len()),
+            routers: Vec::new(),
+            exits: Vec::new(),
+            nodes,
+        };
+        for (i, node) in table.nodes.iter().enumerate() {
+            let id = index(i);
+            table.by_name.insert(node.name.clone(), id);
+            if node.is_tagged() {
+                table.tagged.push(id);
+                for tag in &node.tags {
+                    table.by_tag.entry(tag.clone()).or_default().push(id);
+                }
+            } else {
+                table.untagged.push(id);
+                if let Some(list) = node.owner.and_then(|u| table.devices.get_mut(u as usize)) {
+                    list.push(id);
+                }
+            }
+            table.by_v4.push((u32::from(node.v4), id));
+            table.by_v6.push((u128::from(node.v6), id));
+        }
+        table.by_v4.sort_unstable();
+        table.by_v6.sort_unstable();
+        for list in table.by_tag.values_mut() {
+            list.dedup();
+        }
+        table
+    }
+
+    /// The node with this id.
+    pub(crate) fn get(&self, id: NodeId) -> Option<&NodeInfo> {
+        self.nodes.get(id as usize)
+    }
+
+    /// The id of the node called `name`.
+    pub(crate) fn id(&self, name: &str) -> Option<NodeId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The user whose login is `email` (case-insensitive).
+    pub(crate) fn user(&self, email: &str) -> Option<u32> {
+        self.user_by_email.get(&email.to_lowercase()).copied()
+    }
+
+    /// Nodes carrying `tag`, sorted.
+    pub(crate) fn with_tag(&self, tag: &str) -> &[NodeId] {
+        self.by_tag.get(tag).map_or(&[], Vec::as_slice)
+    }
+
+    /// Nodes with an address in `set`, sorted.
+    pub(crate) fn addressed_in(&self, set: &AddrSet) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        for &(first, last) in set.v4_ranges() {
+            let start = self.by_v4.partition_point(|&(ip, _)| ip < first);
+            let rest = self.by_v4.get(start..).unwrap_or_default();
+            out.extend(
+                rest.iter()
+                    .take_while(|&&(ip, _)| ip <= last)
+                    .map(|&(_, id)| id),
+            );
+        }
+        for &(first, last) in set.v6_ranges() {
+            let start = self.by_v6.partition_point(|&(ip, _)| ip < first);
+            let rest = self.by_v6.get(start..).unwrap_or_default();
+            out.extend(
+                rest.iter()
+                    .take_while(|&&(ip, _)| ip <= last)
+                    .map(|&(_, id)| id),
+            );
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Nodes a set of addresses stands for as a source: those with an address in it and the
+    /// routers whose subnet routes overlap it (traffic from behind them comes through them).
+    pub(crate) fn source_nodes(&self, set: &AddrSet) -> Vec<NodeId> {
+        let mut out = self.addressed_in(set);
+        out.extend(
+            self.routers
+                .iter()
+                .copied()
+                .filter(|&id| self.get(id).is_some_and(|n| n.routes_overlap(set))),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Nodes a set of addresses reaches as a destination: [`NodeTable::source_nodes`] plus the
+    /// exit nodes of the families of `public` (its part inside `autogroup:internet`).
+    pub(crate) fn destination_nodes(&self, set: &AddrSet, public: &AddrSet) -> Vec<NodeId> {
+        let mut out = self.source_nodes(set);
+        if !public.is_empty() {
+            out.extend(
+                self.exits
+                    .iter()
+                    .copied()
+                    .filter(|&id| self.get(id).is_some_and(|n| n.exits_for(public))),
+            );
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+}
+
+/// A `usize` index as a `u32` id. Inventories hold far fewer than 2^32 nodes or users; should
+/// one not, ids saturate and lookups simply fail rather than alias.
+pub(crate) fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,464 @@
+//! Peer visibility and the routes each node is shown.
+//!
+//! A node is sent another as a peer when either can reach the other under the policy,
+//! ignoring ports and protocols; a router counts as reachable through the subnets it serves
+//! and as a source for traffic from behind them, an exit node through the internet. Each rule
+//! item gives a source node set S and a destination node set D; every member of S sees every
+//! member of D and the reverse, so per distinct node set the union of everything on the other
+//! side of its rules is computed once, and a node's peers are the union over the (few) sets it
+//! belongs to.
+//!
+//! A peer's subnet route is shown to a node when the node may use it (a rule from the node to
+//! the route, or from the route's subnet to the node, or the node serves the same route) and
+//! the peer carries it for that node: the primary router, unless `via` grants steer the node to
+//! another router (only when the node has no ordinary rule to the route).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::addrset::{AddrSet, INTERNET_WIRE};
+use crate::lower::{Body, Item, Lowered};
+use crate::nodes::{NodeId, NodeTable};
+use crate::resolve::Target;
+use crate::routes::RouteTable;
+
+/// A set of node ids, stored to suit its size.
+#[derive(Debug, Clone)]
+pub(crate) enum NodeSet {
+    /// Every node.
+    All,
+    /// A few nodes, sorted.
+    List(Vec<NodeId>),
+    /// Many nodes, one bit each.
+    Bits(Vec<u64>),
+}
+
+impl NodeSet {
+    /// The empty set.
+    pub(crate) fn empty() -> NodeSet {
+        NodeSet::List(Vec::new())
+    }
+
+    fn from_bits(bits: Vec<u64>, len: usize) -> NodeSet {
+        let count: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+        if count == len && len > 0 {
+            NodeSet::All
+        } else if count.saturating_mul(32) > len {
+            NodeSet::Bits(bits)
+        } else {
+            NodeSet::List(ids_of(&bits))
+        }
+    }
+
+    /// True if `id` is in the set.
+    pub(crate) fn contains(&self, id: NodeId) -> bool {
+        match self {
+            NodeSet::All => true,
+            NodeSet::List(ids) => ids.binary_search(&id).is_ok(),
+            NodeSet::Bits(bits) => bit(bits, id),
+        }
+    }
+
+    /// Add the set's members to a bitmap.
+    pub(crate) fn or_into(&self, bits: &mut [u64]) {
+        match self {
+            NodeSet::All => bits.iter_mut().for_each(|w| *w = u64::MAX),
+            NodeSet::List(ids) => ids.iter().for_each(|&id| set_bit(bits, id)),
+            NodeSet::Bits(more) => bits.iter_mut().zip(more).for_each(|(w, m)| *w |= m),
+        }
+    }
+}
+
+fn bit(bits: &[u64], id: NodeId) -> bool {
+    bits.get(id as usize / 64)
+        .is_some_and(|w| w & (1 << (id % 64)) != 0)
+}
+
+fn set_bit(bits: &mut [u64], id: NodeId) {
+    if let Some(w) = bits.get_mut(id as usize / 64) {
+        *w |= 1 << (id % 64);
+    }
+}
+
+fn clear_bit(bits: &mut [u64], id: NodeId) {
+    if let Some(w) = bits.get_mut(id as usize / 64) {
+        *w &= !(1 << (id % 64));
+    }
+}
+
+/// The ids whose bits are set, ascending.
+pub(crate) fn iter_bits(bits: &[u64]) -> impl Iterator<Item = NodeId> + '_ {
+    bits.iter().enumerate().flat_map(|(i, &word)| {
+        let mut w = word;
+        std::iter::from_fn(move || {
+            (w != 0).then(|| {
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                crate::nodes::index(i * 64 + b as usize)
+            })
+        })
+    })
+}
+
+fn ids_of(bits: &[u64]) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    for (i, &word) in bits.iter().enumerate() {
+        let mut w = word;
+        while w != 0 {
+            let b = w.trailing_zeros();
+            out.push(crate::nodes::index(i * 64 + b as usize));
+            w &= w - 1;
+        }
+    }
+    out
+}
+
+/// Who sees whom, and which routes.
+#[derive(Debug)]
+pub(crate) struct PeerIndex {
+    len: usize,
+    /// Interned node sets of rule sources and destinations.
+    sets: Vec<NodeSet>,
+    /// Per set: every node on the other side of its rules.
+    reach: Vec<NodeSet>,
+    /// Per node: the sets holding it (other than those holding every node).
+    membership: Vec<Vec<u32>>,
+    /// Sets holding every node.
+    universal: Vec<u32>,
+    /// Sources of `autogroup:self` rules.
+    self_sources: NodeSet,
+    /// Per route of the [`RouteTable`].
+    routes: Vec<RouteView>,
+}
+
+/// Who may be shown one subnet route.
+#[derive(Debug)]
+struct RouteView {
+    /// Nodes allowed to see it.
+    visible: NodeSet,
+    /// Nodes with an ordinary (non-`via`) rule to it.
+    direct: NodeSet,
+    /// `via` rules to it: their source set and tags.
+    via: Vec<(u32, Arc<[Arc<str>]>)>,
+}
+
+/// Builds the index.
+struct Builder<'a> {
+    table: &'a NodeTable,
+    words: usize,
+    sets: Vec<Vec<NodeId>>,
+    set_ids: HashMap<Vec<NodeId>, u32>,
+    star: Option<u32>,
+    internet: AddrSet,
+}
+
+impl Builder<'_> {
+    fn intern(&mut self, mut ids: Vec<NodeId>) -> u32 {
+        ids.sort_unstable();
+        ids.dedup();
+        if let Some(&id) = self.set_ids.get(&ids) {
+            return id;
+        }
+        let id = crate::nodes::index(self.sets.len());
+        self.sets.push(ids.clone());
+        self.set_ids.insert(ids, id);
+        id
+    }
+
+    fn all(&self) -> Vec<NodeId> {
+        (0..self.table.len()).map(crate::nodes::index).collect()
+    }
+
+    /// Nodes `targets` stand for as sources.
+    fn sources(&mut self, targets: &[Target], star_set: &AddrSet) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        for target in targets {
+            match target {
+                Target::Wildcard => {
+                    let id = match self.star {
+                        Some(id) => id,
+                        None => {
+                            let ids = self.table.source_nodes(star_set);
+                            let id = self.intern(ids);
+                            self.star = Some(id);
+                            id
+                        }
+                    };
+                    out.extend(self.sets.get(id as usize).into_iter().flatten().copied());
+                }
+                Target::DangerAll => return self.all(),
+                Target::Nodes(ids) => out.extend(ids.iter().copied()),
+                Target::Literal(lit) => out.extend(self.table.source_nodes(&lit.set)),
+                Target::Internet | Target::SelfDevices => {}
+            }
+        }
+        out
+    }
+
+    /// Nodes `target` reaches as a destination.
+    fn destinations(&self, target: &Target) -> Vec<NodeId> {
+        match target {
+            Target::Wildcard | Target::DangerAll => self.all(),
+            Target::Internet => self.table.exits.clone(),
+            Target::Nodes(ids) => ids.to_vec(),
+            Target::Literal(lit) => self.table.destination_nodes(&lit.set, &lit.public_part()),
+            Target::SelfDevices => Vec::new(),
+        }
+    }
+
+    fn to_set(&self, ids: &[NodeId]) -> NodeSet {
+        let mut bits = vec![0u64; self.words];
+        ids.iter().for_each(|&id| set_bit(&mut bits, id));
+        NodeSet::from_bits(bits, self.table.len())
+    }
+}
+
+/// The destination targets of a non-self item.
+fn dst_targets(item: &Item) -> &[Target] {
+    match &item.body {
+        Body::Net { dst, .. } => std::slice::from_ref(dst),
+        Body::App { dsts, .. } => dsts,
+        _ => &[],
+    }
+}
+
+/// True if a target (as source or destination) shares addresses with a route.
+fn overlaps_route(target: &Target, route: &IpNet, inside: &[NodeId], internet: &AddrSet) -> bool {
+    match target {
+        Target::Wildcard | Target::DangerAll => true,
+        Target::Internet => internet.overlaps_net(route),
+        Target::Nodes(ids) => inside.iter().any(|id| ids.binary_search(id).is_ok()),
+        Target::Literal(lit) => lit.set.overlaps_net(route),
+        Target::SelfDevices => false,
+    }
+}
+
+impl PeerIndex {
+    /// Build the index of a lowered policy.
+    pub(crate) fn new(table: &NodeTable, routes: &RouteTable, lowered: &Lowered) -> PeerIndex {
+        let len = table.len();
+        let words = len.div_ceil(64);
+        let mut b = Builder {
+            table,
+            words,
+            sets: Vec::new(),
+            set_ids: HashMap::new(),
+            star: None,
+            internet: AddrSet::from_wire(INTERNET_WIRE),
+        };
+        let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
+        // Source and destination sets of every item that grants access.
+        let mut src_cache: HashMap<u32, u32> = HashMap::new();
+        let mut item_sets: Vec<Option<(u32, u32)>> = Vec::with_capacity(lowered.items.len());
+        let mut self_sources = Vec::new();
+        for item in &lowered.items {
+            match &item.body {
+                Body::SelfNet { .. } | Body::SelfApp { .. } => {
+                    let ids = b.sources(&item.src_targets, &star_set);
+                    self_sources.extend(ids);
+                    item_sets.push(None);
+                    continue;
+                }
+                Body::Net { .. } | Body::App { .. } => {}
+                Body::Companion { .. } | Body::SelfCompanion { .. } => {
+                    item_sets.push(None);
+                    continue;
+                }
+            }
+            let s = match src_cache.get(&item.src) {
+                Some(&s) => s,
+                None => {
+                    let ids = b.sources(&item.src_targets, &star_set);
+                    let s = b.intern(ids);
+                    src_cache.insert(item.src, s);
+                    s
+                }
+            };
+            let mut dst: Vec<NodeId> = dst_targets(item)
+                .iter()
+                .flat_map(|t| b.destinations(t))
+                .collect();
+            if let Some(tags) = &item.via {
+                dst.retain(|&id| {
+                    table
+                        .get(id)
+                        .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
+                });
+            }
+            let d = b.intern(dst);
+            item_sets.push(Some((s, d)));
+        }
+        // Per set, the union of the other side of its edges.
+        let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
+        let mut seen = HashSet::new();
+        for &(s, d) in item_sets.iter().flatten() {
+            let empty = |x: u32| b.sets.get(x as usize).map_or(true, Vec::is_empty);
+            if empty(s) || empty(d) || !seen.insert((s, d)) {
+                continue;
+            }
+            for (mine, other) in [(s, d), (d, s)] {
+                let bits = acc
+                    .get_mut(mine as usize)
+                    .map(|slot| slot.get_or_insert_with(|| vec![0; words]));
+                if let (Some(bits), Some(ids)) = (bits, b.sets.get(other as usize)) {
+                    ids.iter().for_each(|&id| set_bit(bits, id));
+                }
+            }
+        }
+        let mut reach = Vec::with_capacity(acc.len());
+        let mut membership: Vec<Vec<u32>> = vec![Vec::new(); len];
+        let mut universal = Vec::new();
+        for (i, slot) in acc.into_iter().enumerate() {
+            let id = crate::nodes::index(i);
+            match slot {
+                Some(bits) => {
+                    reach.push(NodeSet::from_bits(bits, len));
+                    let members = b.sets.get(i).map_or(&[][..], Vec::as_slice);
+                    if members.len() == len {
+                        universal.push(id);
+                    } else {
+                        for &m in members {
+                            if let Some(list) = membership.get_mut(m as usize) {
+                                list.push(id);
+                            }
+                        }
+                    }
+                }
+                None => reach.push(NodeSet::empty()),
+            }
+        }
+        // Routes.
+        let mut views = Vec::with_capacity(routes.routes.len());
+        for route in &routes.routes {
+            let inside = table.addressed_in(&AddrSet::from_net(route.net));
+            let mut visible = vec![0u64; words];
+            let mut direct = vec![0u64; words];
+            let mut via = Vec::new();
+            for (item, sets) in lowered.items.iter().zip(&item_sets) {
+                let Some((s, d)) = *sets else { continue };
+                let set = |x: u32| b.sets.get(x as usize).map_or(&[][..], Vec::as_slice);
+                let to_route = dst_targets(item)
+                    .iter()
+                    .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
+                if to_route {
+                    set(s).iter().for_each(|&id| set_bit(&mut visible, id));
+                    match &item.via {
+                        Some(tags) => via.push((s, tags.clone())),
+                        None => set(s).iter().for_each(|&id| set_bit(&mut direct, id)),
+                    }
+                }
+                let from_route = item
+                    .src_targets
+                    .iter()
+                    .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
+                if from_route {
+                    set(d).iter().for_each(|&id| set_bit(&mut visible, id));
+                }
+            }
+            route
+                .servers
+                .iter()
+                .for_each(|&id| set_bit(&mut visible, id));
+            views.push(RouteView {
+                visible: NodeSet::from_bits(visible, len),
+                direct: NodeSet::from_bits(direct, len),
+                via,
+            });
+        }
+        let self_sources = b.to_set(&self_sources);
+        let sets = b.sets.iter().map(|ids| b.to_set(ids)).collect();
+        PeerIndex {
+            len,
+            sets,
+            reach,
+            membership,
+            universal,
+            self_sources,
+            routes: views,
+        }
+    }
+
+    /// The peers of node `id`, one bit per node id.
+    pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
+        let mut bits = vec![0u64; self.len.div_ceil(64)];
+        let member_of = self
+            .membership
+            .get(id as usize)
+            .map_or(&[][..], Vec::as_slice);
+        for &s in member_of.iter().chain(&self.universal) {
+            if let Some(set) = self.reach.get(s as usize) {
+                set.or_into(&mut bits);
+            }
+        }
+        if let Some(node) = table.get(id) {
+            if let Some(devices) = node.owner.and_then(|u| table.devices.get(u as usize)) {
+                let mine = self.self_sources.contains(id);
+                for &m in devices {
+                    if mine || self.self_sources.contains(m) {
+                        set_bit(&mut bits, m);
+                    }
+                }
+            }
+        }
+        clear_bit(&mut bits, id);
+        // `All` fills whole words; clear the bits past the last node.
+        if let Some(last) = bits.last_mut() {
+            let used = self.len % 64;
+            if used != 0 {
+                *last &= (1u64 << used) - 1;
+            }
+        }
+        bits
+    }
+
+    /// True if `viewer` is shown route number `route` at all.
+    pub(crate) fn route_visible(&self, route: usize, viewer: NodeId) -> bool {
+        self.routes
+            .get(route)
+            .is_some_and(|r| r.visible.contains(viewer))
+    }
+
+    /// The router carrying route number `route` for `viewer`: a `via` router when the viewer's
+    /// only rules to the route go through `via`, else the primary.
+    pub(crate) fn carrier(
+        &self,
+        table: &NodeTable,
+        routes: &RouteTable,
+        route: usize,
+        viewer: NodeId,
+    ) -> Option<NodeId> {
+        let entry = routes.routes.get(route)?;
+        let primary = entry.servers.first().copied();
+        let Some(view) = self.routes.get(route) else {
+            return primary;
+        };
+        if view.via.is_empty() || view.direct.contains(viewer) {
+            return primary;
+        }
+        let tags: Vec<&Arc<str>> = view
+            .via
+            .iter()
+            .filter(|(s, _)| {
+                self.sets
+                    .get(*s as usize)
+                    .is_some_and(|set| set.contains(viewer))
+            })
+            .flat_map(|(_, tags)| tags.iter())
+            .collect();
+        if tags.is_empty() {
+            return primary;
+        }
+        entry
+            .servers
+            .iter()
+            .copied()
+            .find(|&id| {
+                table
+                    .get(id)
+                    .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
+            })
+            .or(primary)
+    }
+}

@@ -1,0 +1,173 @@
+//! Routes: which advertised routes are approved (the inventory's approvals plus those
+//! `autoApprovers` grants), which nodes are exit nodes, and which router is primary for each
+//! subnet route (the oldest registered of its approved advertisers).
+
+use std::collections::{BTreeMap, HashMap};
+
+use aclc_policy::model::{Policy, Selector};
+use ipnet::IpNet;
+
+use crate::inventory::Inventory;
+use crate::nodes::{index, NodeId, NodeTable};
+use crate::resolve::{Resolver, Target};
+
+/// True for `0.0.0.0/0` and `::/0`.
+pub(crate) fn is_exit_route(net: &IpNet) -> bool {
+    net.prefix_len() == 0
+}
+
+/// Per node (by id), the advertised routes `autoApprovers` approves: an exit route when the
+/// node matches `autoApprovers.exitNode` (listing `0.0.0.0/0` under `routes` does not approve
+/// it), any other route when it lies inside a `routes` prefix whose approvers match the node.
+pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNet>> {
+    let mut resolver = Resolver::new(policy, table);
+    let mut matches = |selectors: &[Selector]| -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = selectors
+            .iter()
+            .filter_map(|s| match resolver.resolve(s) {
+                Target::Nodes(ids) => Some(ids),
+                _ => None,
+            })
+            .flat_map(|ids| ids.iter().copied().collect::<Vec<_>>())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    let approvers = &policy.auto_approvers;
+    let exit_approvers = matches(&approvers.exit_node);
+    let route_approvers: Vec<(IpNet, Vec<NodeId>)> = approvers
+        .routes
+        .iter()
+        .map(|r| (r.prefix.value.trunc(), matches(&r.approvers)))
+        .collect();
+    table
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let id = index(i);
+            node.advertised
+                .iter()
+                .filter(|route| {
+                    if is_exit_route(route) {
+                        exit_approvers.binary_search(&id).is_ok()
+                    } else {
+                        route_approvers.iter().any(|(prefix, nodes)| {
+                            prefix.contains(*route) && nodes.binary_search(&id).is_ok()
+                        })
+                    }
+                })
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
+/// Settle each node's served routes: advertised and approved (by the inventory, or by
+/// `auto` when given), split into subnet and exit routes.
+pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
+    let mut routers = Vec::new();
+    let mut exits = Vec::new();
+    for (i, node) in table.nodes.iter_mut().enumerate() {
+        let extra = auto.and_then(|a| a.get(i));
+        let mut served: Vec<IpNet> = Vec::new();
+        for route in &node.advertised {
+            let approved =
+                node.approved.contains(route) || extra.is_some_and(|e| e.contains(route));
+            if approved && !served.contains(route) {
+                served.push(*route);
+            }
+        }
+        node.subnet_routes = served
+            .iter()
+            .filter(|r| !is_exit_route(r))
+            .copied()
+            .collect();
+        node.exit_v4 = served
+            .iter()
+            .any(|r| is_exit_route(r) && r.addr().is_ipv4());
+        node.exit_v6 = served
+            .iter()
+            .any(|r| is_exit_route(r) && r.addr().is_ipv6());
+        node.exit = node.exit_v4 || node.exit_v6;
+        node.served = served;
+        if !node.subnet_routes.is_empty() {
+            routers.push(index(i));
+        }
+        if node.exit {
+            exits.push(index(i));
+        }
+    }
+    table.routers = routers;
+    table.exits = exits;
+}
+
+/// Every subnet route served in the tailnet and who serves it.
+#[derive(Debug, Default)]
+pub(crate) struct RouteTable {
+    /// Distinct subnet routes, sorted.
+    pub(crate) routes: Vec<RouteEntry>,
+    by_net: HashMap<IpNet, usize>,
+}
+
+/// One subnet route.
+#[derive(Debug)]
+pub(crate) struct RouteEntry {
+    /// The prefix.
+    pub(crate) net: IpNet,
+    /// Its servers, oldest registration first (then by name); the first is the primary.
+    pub(crate) servers: Vec<NodeId>,
+}
+
+impl RouteTable {
+    /// The routes of a table whose routes were settled by [`apply`].
+    pub(crate) fn new(table: &NodeTable) -> RouteTable {
+        let mut servers: BTreeMap<IpNet, Vec<NodeId>> = BTreeMap::new();
+        for &id in &table.routers {
+            if let Some(node) = table.get(id) {
+                for route in &node.subnet_routes {
+                    servers.entry(*route).or_default().push(id);
+                }
+            }
+        }
+        let routes: Vec<RouteEntry> = servers
+            .into_iter()
+            .map(|(net, mut servers)| {
+                // Node ids follow names, so sorting by (rank, id) breaks rank ties by name.
+                servers.sort_by_key(|&id| (table.get(id).map_or(usize::MAX, |n| n.rank), id));
+                RouteEntry { net, servers }
+            })
+            .collect();
+        let by_net = routes.iter().enumerate().map(|(i, r)| (r.net, i)).collect();
+        RouteTable { routes, by_net }
+    }
+
+    /// The entry of a route.
+    pub(crate) fn get(&self, net: &IpNet) -> Option<(usize, &RouteEntry)> {
+        let i = *self.by_net.get(net)?;
+        Some((i, self.routes.get(i)?))
+    }
+
+    /// The primary router of a route.
+    pub(crate) fn primary(&self, net: &IpNet) -> Option<NodeId> {
+        self.get(net).and_then(|(_, r)| r.servers.first().copied())
+    }
+}
+
+/// The routes `autoApprovers` approves, per node name (nodes with none are left out), in the
+/// order each node advertises them. In Tailscale's recordings these are exactly the routes
+/// the control plane approved, so a control server can call this when a node advertises
+/// routes and store the result as the node's approvals.
+pub fn auto_approved_routes(
+    policy: &Policy,
+    inventory: &Inventory,
+) -> BTreeMap<String, Vec<IpNet>> {
+    let table = NodeTable::new(inventory);
+    auto_approvals(policy, &table)
+        .into_iter()
+        .zip(&table.nodes)
+        .filter(|(routes, _)| !routes.is_empty())
+        .map(|(routes, node)| (node.name.to_string(), routes))
+        .collect()
+}
