@@ -1,7 +1,14 @@
-//! Golden-corpus harness for `aclc check`: runs the binary on every conformance case the way
-//! `check.py --mode check --skip-tests` does, and holds the result to the ratchet in
-//! `testdata/conformance/check.passing` (cases listed there must keep passing; the list only
-//! grows). `ACLC_UPDATE_RATCHET=1 cargo test -p aclc --test conformance` adds newly passing cases.
+//! Golden-corpus harness: runs the `aclc` binary on every conformance case the way `check.py`
+//! does, in two modes, each held to its own ratchet in `testdata/conformance/`:
+//!
+//! - compile mode (`check.py`'s default): `aclc compile` on all cases, every recorded node
+//!   compared with `check.py`'s normalisation; ratchet `compile.passing`;
+//! - check mode (`check.py --mode check --skip-tests`): `aclc check`, verdict and message only,
+//!   without the cases refused because their tests failed; ratchet `check.passing`.
+//!
+//! Cases listed in a ratchet must keep passing; the lists only grow. Newly passing cases are
+//! printed; `ACLC_UPDATE_RATCHET=1 cargo test -p aclc --test conformance` adds them (it never
+//! removes an id). `ACLC_BIN=path` scores another build of `aclc` instead of this one.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,21 +16,69 @@
     clippy::indexing_slicing
 )]
 
+#[path = "conformance/judge.rs"]
+mod judge;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use judge::Problem;
+
+/// Seconds allowed per case, as `check.py`'s default `--timeout`.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The two ways `check.py` scores a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `aclc compile`, the full comparison (`check.py`'s default).
+    Compile,
+    /// `aclc check`, the verdict only (`check.py --mode check --skip-tests`).
+    Check,
+}
+
+impl Mode {
+    /// The subcommand, and the mode's name in `check.py`.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Compile => "compile",
+            Mode::Check => "check",
+        }
+    }
+
+    /// The ratchet file in `testdata/conformance`.
+    fn ratchet(self) -> PathBuf {
+        testdata().join(format!("{}.passing", self.name()))
+    }
+
+    /// Whether the mode scores this case (`--skip-tests` leaves out refusals by failed tests).
+    fn scores(self, case: &Value) -> bool {
+        match self {
+            Mode::Compile => true,
+            Mode::Check => case["expect"]["tests"] != "fail",
+        }
+    }
+}
 
 fn testdata() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance");
     std::fs::canonicalize(&path).unwrap_or(path)
 }
 
-/// Every case file, sorted by path.
-fn case_paths() -> Vec<PathBuf> {
+/// The binary under test: this package's `aclc`, or `$ACLC_BIN`.
+fn aclc_binary() -> PathBuf {
+    std::env::var_os("ACLC_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_aclc")), PathBuf::from)
+}
+
+/// Every case, sorted by path (`cases/<category>/<id>.json`).
+fn cases() -> Vec<Value> {
     let mut paths = Vec::new();
     for category in std::fs::read_dir(testdata().join("cases")).unwrap() {
         let category = category.unwrap().path();
@@ -39,17 +94,28 @@ fn case_paths() -> Vec<PathBuf> {
     }
     paths.sort();
     paths
+        .iter()
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
 }
 
-/// Outcome of one case: `Ok` when it passed, else why not.
+/// Outcome of one case: no problems when it passed.
 struct Outcome {
     id: String,
     category: String,
-    result: Result<(), String>,
+    problems: Vec<Problem>,
 }
 
-/// Run `aclc check` on one case and judge it as `check.py --mode check` does.
-fn run_case(case: &Value, scratch: &Path) -> Result<(), String> {
+/// What one run of the binary left: exit code, stdout, stderr.
+struct Run {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Write the case's policy and inventory (its `topology` plus `tailnet`) to a scratch folder
+/// and run `aclc MODE POLICY --inventory INVENTORY --format json` with a time limit.
+fn run_binary(mode: Mode, case: &Value, scratch: &Path) -> Result<Run, String> {
     let id = case["id"].as_str().unwrap();
     let dir = scratch.join(id);
     std::fs::create_dir_all(&dir).unwrap();
@@ -67,50 +133,69 @@ fn run_case(case: &Value, scratch: &Path) -> Result<(), String> {
         .unwrap_or_else(|| Value::Object(Default::default()));
     let inventory_path = dir.join("inventory.json");
     std::fs::write(&inventory_path, inventory.to_string()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_aclc"))
-        .arg("check")
+    // Output goes to files, so a large document cannot block the child while we poll it.
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let binary = aclc_binary();
+    let mut child = Command::new(&binary)
+        .arg(mode.name())
         .arg(&policy)
         .arg("--inventory")
         .arg(&inventory_path)
         .args(["--format", "json"])
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    let run = status.map(|status| Run {
+        code: status.code(),
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: String::from_utf8_lossy(&std::fs::read(&err_path).unwrap()).into_owned(),
+    });
     let _ = std::fs::remove_dir_all(&dir);
-    let code = output.status.code();
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    let messages: Vec<&str> = out["diagnostics"]
-        .as_array()
-        .map(|ds| ds.iter().filter_map(|d| d["message"].as_str()).collect())
-        .unwrap_or_default();
-    let expect = &case["expect"];
-    if expect["outcome"] == "rejected" {
-        let want = expect["error"].as_str().unwrap();
-        if code != Some(2) {
-            return Err(format!("expected exit 2 with {want:?}, got exit {code:?}"));
-        }
-        if !messages.iter().any(|m| m.contains(want)) {
-            let first: Vec<_> = messages.iter().take(3).collect();
-            return Err(format!("expected error {want:?}, got {first:?}"));
-        }
-        return Ok(());
-    }
-    if code != Some(0) {
-        let first: Vec<_> = messages.iter().take(3).collect();
-        return Err(format!("expected exit 0, got exit {code:?}: {first:?}"));
-    }
-    Ok(())
+    run.ok_or_else(|| format!("timed out after {}s", TIMEOUT.as_secs()))
 }
 
-/// Run every case (except those refused because their tests failed, like `--skip-tests`) on
-/// all cores.
-fn run_all() -> Vec<Outcome> {
-    let cases: Vec<Value> = case_paths()
-        .iter()
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .filter(|c: &Value| c["expect"]["tests"] != "fail")
-        .collect();
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-check");
+/// Run and judge one case as `check.py`'s `run_case` does.
+fn run_case(mode: Mode, case: &Value, scratch: &Path) -> Vec<Problem> {
+    let run = match run_binary(mode, case, scratch) {
+        Ok(run) => run,
+        Err(message) => return vec![("run", message)],
+    };
+    // `json.loads(stdout or "null")`, anything unparsable being `None`.
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap_or(Value::Null);
+    let expect = &case["expect"];
+    match mode {
+        Mode::Check => judge::check_verdict(expect, run.code, &out),
+        Mode::Compile => judge::compile_verdict(
+            case["category"].as_str().unwrap(),
+            expect,
+            run.code,
+            &out,
+            &run.stderr,
+        ),
+    }
+}
+
+/// Run every case the mode scores on all cores, sorted by id.
+fn run_all(mode: Mode) -> Vec<Outcome> {
+    let cases: Vec<Value> = cases().into_iter().filter(|c| mode.scores(c)).collect();
+    let scratch =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("conformance-{}", mode.name()));
     let next = AtomicUsize::new(0);
     let outcomes = Mutex::new(Vec::with_capacity(cases.len()));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -122,7 +207,7 @@ fn run_all() -> Vec<Outcome> {
                 let outcome = Outcome {
                     id: case["id"].as_str().unwrap().to_string(),
                     category: case["category"].as_str().unwrap().to_string(),
-                    result: run_case(case, &scratch),
+                    problems: run_case(mode, case, &scratch),
                 };
                 outcomes.lock().unwrap().push(outcome);
             });
@@ -156,11 +241,11 @@ fn known_defects() -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn check_mode_ratchet() {
-    let outcomes = run_all();
+/// Print the score like `check.py`, then hold the outcomes to the mode's ratchet.
+fn score_and_ratchet(mode: Mode) {
+    let outcomes = run_all(mode);
     assert!(outcomes.len() > 600, "only {} cases found", outcomes.len());
-    let ratchet_path = testdata().join("check.passing");
+    let ratchet_path = mode.ratchet();
     let listed = read_ratchet(&ratchet_path);
     let mut sorted = listed.clone();
     sorted.sort();
@@ -174,21 +259,36 @@ fn check_mode_ratchet() {
     let listed: BTreeSet<String> = listed.into_iter().collect();
 
     let mut per_category: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut part_fail: BTreeMap<&str, usize> = BTreeMap::new();
     for o in &outcomes {
         let entry = per_category.entry(&o.category).or_default();
         entry.1 += 1;
-        entry.0 += usize::from(o.result.is_ok());
+        entry.0 += usize::from(o.problems.is_empty());
+        let parts: BTreeSet<&str> = o.problems.iter().map(|(part, _)| *part).collect();
+        for part in parts {
+            *part_fail.entry(part).or_default() += 1;
+        }
+        if let Some((_, first)) = o.problems.first() {
+            println!("FAIL {}/{}: {first}", o.category, o.id);
+        }
     }
     for (category, (ok, total)) in &per_category {
         println!("{category:12} {ok:4}/{total:<4} passed");
     }
+    if !part_fail.is_empty() {
+        let mut parts: Vec<(&str, usize)> = part_fail.into_iter().collect();
+        parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = parts.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        println!("failing cases by part: {}", parts.join(", "));
+    }
     let passing: BTreeSet<String> = outcomes
         .iter()
-        .filter(|o| o.result.is_ok())
+        .filter(|o| o.problems.is_empty())
         .map(|o| o.id.clone())
         .collect();
     println!(
-        "conformance (check): {}/{} passed",
+        "conformance ({}): {}/{} passed",
+        mode.name(),
         passing.len(),
         outcomes.len()
     );
@@ -196,7 +296,7 @@ fn check_mode_ratchet() {
     let defects = known_defects();
     for o in &outcomes {
         let key = format!("{}/{}", o.category, o.id);
-        if defects.contains(&key) && o.result.is_ok() {
+        if defects.contains(&key) && o.problems.is_empty() {
             println!("known defect {key} passes now: update DEFECTS.md");
         }
     }
@@ -206,12 +306,10 @@ fn check_mode_ratchet() {
         .iter()
         .filter(|id| !passing.contains(*id))
         .map(|id| match by_id.get(id.as_str()) {
-            Some(o) => format!(
-                "{}/{}: {}",
-                o.category,
-                id,
-                o.result.as_ref().err().map_or("", String::as_str)
-            ),
+            Some(o) => {
+                let why: Vec<&str> = o.problems.iter().take(4).map(|(_, m)| m.as_str()).collect();
+                format!("{}/{}: {}", o.category, id, why.join("; "))
+            }
             None => format!("{id}: no such case"),
         })
         .collect();
@@ -230,11 +328,7 @@ fn check_mode_ratchet() {
         // Only ever add: a listed case that fails stays listed (and fails the test).
         let updated: BTreeSet<&String> = listed.iter().chain(passing.iter()).collect();
         assert!(listed.iter().all(|id| updated.contains(id)));
-        let mut text = String::new();
-        for id in &updated {
-            text.push_str(id);
-            text.push('\n');
-        }
+        let text: String = updated.iter().map(|id| format!("{id}\n")).collect();
         std::fs::write(&ratchet_path, text).unwrap();
         println!("wrote {} ids to {}", updated.len(), ratchet_path.display());
     } else if !new.is_empty() {
@@ -242,9 +336,20 @@ fn check_mode_ratchet() {
     }
     assert!(
         regressions.is_empty(),
-        "{} case(s) listed in {} no longer pass:\n    {}",
+        "{} case(s) listed in {} no longer pass in {} mode:\n    {}",
         regressions.len(),
         ratchet_path.display(),
+        mode.name(),
         regressions.join("\n    ")
     );
+}
+
+#[test]
+fn compile_mode_ratchet() {
+    score_and_ratchet(Mode::Compile);
+}
+
+#[test]
+fn check_mode_ratchet() {
+    score_and_ratchet(Mode::Check);
 }

@@ -2,9 +2,12 @@
 //! and `grant` categories goes through `aclc_policy::parse` and `aclc_compiler::compile`, and
 //! each recorded node is compared with the normalisation of `check.py` (`compare_node`).
 //!
-//! The ratchet `testdata/conformance/compile.passing` lists case ids that must keep passing;
-//! `ACLC_UPDATE_RATCHET=1 cargo test -p aclc-compiler --test corpus_compile` adds newly passing
-//! ids (it never removes any). Refused cases are the policy crate's concern and are skipped.
+//! The ratchet `testdata/conformance/compiler-lib.passing` lists case ids that must keep
+//! passing; `ACLC_UPDATE_RATCHET=1 cargo test -p aclc-compiler --test corpus_compile` adds newly
+//! passing ids (it never removes any). Refused cases are the policy crate's concern and are
+//! skipped. This is the library-level view, handy for debugging without the binary; the
+//! scored harness is `cli/tests/conformance.rs` (ratchet `compile.passing`), which drives
+//! `aclc compile` on every case the way `check.py` does.
 //!
 //! The same run also checks `auto_approved_routes` against the recorded approvals, which are
 //! the control plane's own answer (except in cases whose route state changed mid-capture).
@@ -317,7 +320,7 @@ fn compile_ratchet() {
         }
     }
 
-    let path = testdata().join("compile.passing");
+    let path = testdata().join("compiler-lib.passing");
     let listed = read_ratchet(&path);
     let mut sorted = listed.clone();
     sorted.sort();
@@ -331,7 +334,7 @@ fn compile_ratchet() {
     let listed: BTreeSet<String> = listed.into_iter().collect();
     let regressed: Vec<&String> = listed.difference(&passing).collect();
     let newly: Vec<&String> = passing.difference(&listed).collect();
-    if std::env::var_os("ACLC_UPDATE_RATCHET").is_some_and(|v| !v.is_empty()) && !newly.is_empty() {
+    if std::env::var_os("ACLC_UPDATE_RATCHET").is_some_and(|v| v == "1") && !newly.is_empty() {
         let all: BTreeSet<&String> = listed.iter().chain(newly.iter().copied()).collect();
         let text: String = all.iter().map(|id| format!("{id}\n")).collect();
         std::fs::write(&path, text).unwrap();
