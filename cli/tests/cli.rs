@@ -118,6 +118,7 @@ fn help_and_version_exit_0() {
     let o = aclc(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("check"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("compile"), "{}", stdout(&o));
     let o = aclc(&["check", "--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("--inventory"));
@@ -134,6 +135,17 @@ fn usage_errors_exit_1() {
         &["check"][..],
         &["check", "p.hujson", "--format", "xml"][..],
         &["check", "p.hujson", "--no-such-flag"][..],
+        &["compile"][..],
+        &["compile", "p.hujson"][..],
+        &[
+            "compile",
+            "p.hujson",
+            "--inventory",
+            "i.json",
+            "--format",
+            "xml",
+        ][..],
+        &["compile", "a.hujson", "b.hujson", "--inventory", "i.json"][..],
     ] {
         let o = aclc(args);
         assert_eq!(o.status.code(), Some(1), "aclc {args:?}: {}", stderr(&o));

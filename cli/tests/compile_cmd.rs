@@ -133,7 +133,12 @@ fn json_has_the_corpus_shape() {
     .into();
     for (name, node) in out["nodes"].as_object().unwrap() {
         let node = node.as_object().unwrap();
-        for key in ["packet_filter_rules", "ssh_rules", "addresses", "allowed_ips"] {
+        for key in [
+            "packet_filter_rules",
+            "ssh_rules",
+            "addresses",
+            "allowed_ips",
+        ] {
             assert!(node[key].is_array(), "{name}.{key}: {}", node[key]);
         }
         assert!(node["peers"].is_object(), "{name}.peers");
@@ -204,7 +209,11 @@ fn json_holds_the_known_rules_of_the_example() {
     let router = &nodes["office-router"];
     assert_eq!(
         router["allowed_ips"],
-        json!(["100.64.2.1/32", "fd7a:115c:a1e0::201/128", "192.168.10.0/24"])
+        json!([
+            "100.64.2.1/32",
+            "fd7a:115c:a1e0::201/128",
+            "192.168.10.0/24"
+        ])
     );
     assert_eq!(router["primary_routes"], json!(["192.168.10.0/24"]));
     let router_rules = router["packet_filter_rules"].as_array().unwrap();
@@ -214,7 +223,10 @@ fn json_holds_the_known_rules_of_the_example() {
         json!({"SrcIPs": eng, "DstPorts": [dst("192.168.10.20", 22, 22)]}),
         ops_everywhere.clone(),
     ] {
-        assert!(router_rules.contains(&rule), "{rule} not in {router_rules:#?}");
+        assert!(
+            router_rules.contains(&rule),
+            "{rule} not in {router_rules:#?}"
+        );
     }
 
     // alice sees the router with the route it is primary for.
@@ -235,7 +247,12 @@ fn json_holds_the_known_rules_of_the_example() {
     let exit = &nodes["exit-1"];
     assert_eq!(
         exit["allowed_ips"],
-        json!(["100.64.2.2/32", "fd7a:115c:a1e0::202/128", "0.0.0.0/0", "::/0"])
+        json!([
+            "100.64.2.2/32",
+            "fd7a:115c:a1e0::202/128",
+            "0.0.0.0/0",
+            "::/0"
+        ])
     );
     assert!(exit.get("primary_routes").is_none(), "{exit}");
     assert_eq!(exit["packet_filter_rules"], json!([ops_everywhere]));
@@ -274,7 +291,10 @@ fn node_flag_restricts_the_output() {
 
 #[test]
 fn unknown_node_exits_1() {
-    let o = compile_example("policy.hujson", &["--node", "db-1", "--node", "no-such-node"]);
+    let o = compile_example(
+        "policy.hujson",
+        &["--node", "db-1", "--node", "no-such-node"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("unknown node \"no-such-node\""),
@@ -398,7 +418,11 @@ fn unreadable_inputs_exit_1() {
     // A missing policy file, and a missing --inventory (a usage error).
     let o = compile_example("no-such-policy.hujson", &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no-such-policy.hujson"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-policy.hujson"),
+        "{}",
+        stderr(&o)
+    );
     let o = aclc_in(&examples, &["compile", "policy.hujson"], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--inventory"), "{}", stderr(&o));
@@ -413,7 +437,9 @@ fn human_format_prints_a_table_per_node() {
     let lines: Vec<&str> = text.lines().collect();
     for name in INVENTORY_NODES {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("node {name}  "))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("node {name}  "))),
             "no block for {name}:\n{text}"
         );
     }

@@ -195,7 +195,10 @@ fn compare_node(
                 }
             }
             if norm_caps(&wp["cap_map"]) != norm_caps(&gp["cap_map"]) {
-                bad.push(("peer_cap_map", format!("{name}: peer {peer} cap_map differs")));
+                bad.push((
+                    "peer_cap_map",
+                    format!("{name}: peer {peer} cap_map differs"),
+                ));
             }
         }
     } else {
@@ -295,7 +298,11 @@ fn norm_rule(rule: &Value) -> Value {
                     .then(port(a, "First").total_cmp(&port(b, "First")))
                     .then(port(a, "Last").total_cmp(&port(b, "Last")))
             });
-            Value::Array(list.iter().map(|d| non_empty(d, |_, v| v.clone())).collect())
+            Value::Array(
+                list.iter()
+                    .map(|d| non_empty(d, |_, v| v.clone()))
+                    .collect(),
+            )
         }
         "CapGrant" => Value::Array(
             val.as_array()
@@ -400,10 +407,17 @@ mod tests {
     #[test]
     fn refusal_messages_are_found_in_diagnostics() {
         let expect = json!({"outcome": "rejected", "error": "tag not found"});
-        let out = json!({"error": {"message": "x", "diagnostics": [{"message": "a tag not found"}]}});
+        let out =
+            json!({"error": {"message": "x", "diagnostics": [{"message": "a tag not found"}]}});
         assert!(compile_verdict("acl", &expect, Some(2), &out, "").is_empty());
-        assert_eq!(compile_verdict("acl", &expect, Some(1), &out, "")[0].0, "rejected");
+        assert_eq!(
+            compile_verdict("acl", &expect, Some(1), &out, "")[0].0,
+            "rejected"
+        );
         let out = json!({"error": {"message": "x", "diagnostics": []}});
-        assert_eq!(compile_verdict("acl", &expect, Some(2), &out, "")[0].0, "error_message");
+        assert_eq!(
+            compile_verdict("acl", &expect, Some(2), &out, "")[0].0,
+            "error_message"
+        );
     }
 }
