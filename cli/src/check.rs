@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aclc_compiler::Inventory;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::Serialize;
 
@@ -16,7 +17,9 @@ pub(crate) struct CheckArgs {
     /// Policy files to check (HuJSON or JSON); `-` reads standard input.
     #[arg(required = true, value_name = "POLICY")]
     policies: Vec<PathBuf>,
-    /// Node inventory (JSON) whose users and tailnet domain the policy is checked against.
+    /// Node inventory (JSON) whose users and tailnet domain the policy is checked against;
+    /// with it, the policy's `tests` and `sshTests` run too (a failing one refuses the
+    /// policy, as Tailscale does).
     #[arg(long, value_name = "INVENTORY")]
     inventory: Option<PathBuf>,
     /// Output format: `human` renders diagnostics on stderr, `json` prints one document on
@@ -43,13 +46,15 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         return input_error(args.format, "standard input (`-`) can be checked only once");
     }
     let mut options = Options::default();
+    let mut inventory = None;
     if let Some(path) = &args.inventory {
         match read_inventory(path) {
-            Ok((inventory, warnings)) => {
+            Ok((found, warnings)) => {
                 for warning in warnings {
                     eprintln!("warning: {warning}");
                 }
-                options.context = inventory.policy_context();
+                options.context = found.policy_context();
+                inventory = Some(found);
             }
             Err(message) => return input_error(args.format, &message),
         }
@@ -61,7 +66,10 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
             Err(message) => return input_error(args.format, &message),
         }
     }
-    let results: Vec<FileResult> = files.iter().map(|f| check_file(f, &options)).collect();
+    let results: Vec<FileResult> = files
+        .iter()
+        .map(|f| check_file(f, &options, inventory.as_ref()))
+        .collect();
     match args.format {
         Format::Human => print_human(&results),
         Format::Json => print_json(&results),
@@ -83,14 +91,23 @@ fn input_error(format: Format, message: &str) -> u8 {
     EXIT_USAGE
 }
 
-fn check_file(file: &PolicyFile, options: &Options) -> FileResult {
+fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory>) -> FileResult {
     let (source, mut diagnostics) =
         aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
     // Undecodable input (bad UTF-8, too large) would only produce confusing follow-on errors.
     let mut valid = !diagnostics.iter().any(Diagnostic::is_error);
     if valid {
         match aclc_policy::parse(&source, options) {
-            Ok(checked) => diagnostics.extend(checked.warnings),
+            Ok(checked) => {
+                diagnostics.extend(checked.warnings);
+                if let Some(inventory) = inventory {
+                    let report = crate::test::run_tests(&checked.policy, inventory);
+                    if !report.passed() {
+                        valid = false;
+                        diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
+                    }
+                }
+            }
             Err(found) => {
                 valid = false;
                 diagnostics.extend(found.0);

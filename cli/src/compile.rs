@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::wire::FilterRule;
-use aclc_compiler::{compile, NodeView};
+use aclc_compiler::wire::{FilterRule, SshRule};
+use aclc_compiler::{compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
 use aclc_policy::{Diagnostic, Options};
 use serde::Serialize;
 
@@ -29,6 +29,9 @@ pub(crate) struct CompileArgs {
     /// Output format: `json` prints `{"nodes": {...}}` on stdout, `human` a table per node.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
+    /// The control server's URL, the base of the links SSH check-mode rules send clients to.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_CONTROL_URL)]
+    control_url: String,
 }
 
 /// `{"error": {"message", "diagnostics"}}`: a refused policy as JSON.
@@ -84,7 +87,14 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
             plural(n)
         );
     }
-    let compiled = compile(&checked.policy, &inventory);
+    let mut compile_options = CompileOptions::default();
+    compile_options.control_url.clone_from(&args.control_url);
+    let compiled = compile_with_options(&checked.policy, &inventory, &compile_options);
+    // Tailscale refuses a policy whose own assertions fail.
+    let report = aclc_compiler::run_tests(&checked.policy, &compiled);
+    if !report.passed() {
+        return tests_refused(args.format, &source, &report);
+    }
     let names: Vec<String> = if args.nodes.is_empty() {
         compiled.node_names().map(String::from).collect()
     } else {
@@ -187,6 +197,39 @@ fn refused(format: Format, source: &aclc_policy::Source, diagnostics: &[Diagnost
     EXIT_INVALID
 }
 
+/// Report a policy refused because its assertions failed: `test(s) failed` and one line per
+/// failed assertion (human: on stderr; JSON: the message of the error document).
+fn tests_refused(
+    format: Format,
+    source: &aclc_policy::Source,
+    report: &aclc_compiler::TestReport,
+) -> u8 {
+    let message = report.refusal_message(source);
+    match format {
+        Format::Human => {
+            eprintln!("{message}");
+            eprintln!("{}: policy refused, nothing compiled", source.name());
+        }
+        Format::Json => {
+            let diagnostics = crate::test::failure_diagnostics(report, source);
+            let refusal = JsonRefusal {
+                error: JsonError {
+                    message,
+                    diagnostics: diagnostics
+                        .iter()
+                        .map(|d| JsonDiagnostic::new(d, source))
+                        .collect(),
+                },
+            };
+            match serde_json::to_string(&refusal) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
+            }
+        }
+    }
+    EXIT_INVALID
+}
+
 /// One node as a readable block.
 fn human_node(out: &mut String, view: &NodeView<'_>) {
     let [v4, v6] = view.addresses();
@@ -219,6 +262,13 @@ fn human_node(out: &mut String, view: &NodeView<'_>) {
     );
     for (i, rule) in rules.iter().enumerate() {
         human_rule(out, i + 1, rule);
+    }
+    let ssh = view.ssh_rules();
+    if !ssh.is_empty() {
+        let _ = writeln!(out, "  ssh: {} rule{}", ssh.len(), plural(ssh.len()));
+        for (i, rule) in ssh.iter().enumerate() {
+            human_ssh_rule(out, i + 1, rule);
+        }
     }
     let _ = writeln!(out, "  peers: {}", view.peer_count());
     for peer in view.peers() {
@@ -280,6 +330,40 @@ fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
             caps.join(", "),
             grant.dsts.join(", ")
         );
+    }
+}
+
+fn human_ssh_rule(out: &mut String, n: usize, rule: &SshRule) {
+    const SHOWN: usize = 6;
+    let sources: Vec<&str> = rule.principals.iter().map(|p| &*p.node_ip).collect();
+    let more = sources.len().saturating_sub(SHOWN);
+    let mut from = sources
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        let _ = write!(from, " (+{more} more)");
+    }
+    let action = if rule.action.is_check() {
+        "check"
+    } else {
+        "accept"
+    };
+    let users: Vec<String> = rule
+        .ssh_users
+        .iter()
+        .map(|(login, local)| match local.as_str() {
+            "" => format!("{login} -> (refused)"),
+            "=" => format!("{login} -> (same name)"),
+            l => format!("{login} -> {l}"),
+        })
+        .collect();
+    let _ = writeln!(out, "    #{n} {action} from {from}");
+    let _ = writeln!(out, "        users {}", users.join(", "));
+    if !rule.accept_env.is_empty() {
+        let _ = writeln!(out, "        env {}", rule.accept_env.join(", "));
     }
 }
 

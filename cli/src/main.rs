@@ -4,6 +4,7 @@ mod check;
 mod compile;
 mod input;
 mod report;
+mod test;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ const EXIT_USAGE: u8 = 1;
 /// Exit status: a policy is invalid.
 const EXIT_INVALID: u8 = 2;
 
-/// Check Tailscale policy files and compile them into what each node receives.
+/// Check Tailscale policy files, run their tests and compile them into what each node receives.
 #[derive(Debug, Parser)]
 #[command(name = "aclc", version)]
 struct Cli {
@@ -34,6 +35,12 @@ enum Command {
     ///
     /// Exit status: 0 compiled, 2 policy refused, 1 usage error or unreadable input.
     Compile(compile::CompileArgs),
+    /// Run a policy's `tests` and `sshTests` against a node inventory and report every
+    /// assertion.
+    ///
+    /// Exit status: 0 all passed, 3 some failed, 2 policy invalid, 1 usage error or
+    /// unreadable input.
+    Test(test::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +61,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => ExitCode::from(check::run(&args)),
         Command::Compile(args) => ExitCode::from(compile::run(&args)),
+        Command::Test(args) => ExitCode::from(test::run(&args)),
     }
 }

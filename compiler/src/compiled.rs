@@ -8,24 +8,43 @@ use std::net::IpAddr;
 use aclc_policy::model::Policy;
 use ipnet::IpNet;
 
+use crate::capmap::NodeCaps;
 use crate::inventory::Inventory;
 use crate::lower::{self, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable};
 use crate::peers::PeerIndex;
 use crate::routes::{self, RouteTable};
-use crate::wire::{CapMap, FilterRule, NodeOutput, PeerOutput};
+use crate::ssh::{NodeSshRule, SshLowered};
+use crate::wire::{CapMap, FilterRule, NodeOutput, PeerOutput, SshRule};
 
-/// How to compile.
+/// How to compile. Build it from [`CompileOptions::default`] and set the fields that differ.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CompileOptions {
     /// Approve the advertised routes `autoApprovers` covers, in addition to the inventory's
     /// approvals (Tailscale approves them as soon as they are advertised). Default: on.
     pub auto_approve: bool,
+    /// The control server's URL: SSH check-mode rules send clients to
+    /// `<control_url>/machine/ssh/action/...`. Default: `https://unused`, the placeholder
+    /// of the conformance corpus.
+    pub control_url: String,
+    /// Put the capabilities the control plane derives from tailnet state (not from the
+    /// policy) in each node's `cap_map`: file sharing, SSH, tailnet lock, the admin and owner
+    /// marks, the tailnet's display name, the auto-update default and a few client tunables.
+    /// Default: on.
+    pub tailnet_state_caps: bool,
 }
+
+/// The control URL of the conformance corpus' captures.
+pub const DEFAULT_CONTROL_URL: &str = "https://unused";
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
-        CompileOptions { auto_approve: true }
+        CompileOptions {
+            auto_approve: true,
+            control_url: DEFAULT_CONTROL_URL.to_string(),
+            tailnet_state_caps: true,
+        }
     }
 }
 
@@ -36,6 +55,8 @@ pub struct Compiled {
     routes: RouteTable,
     lowered: Lowered,
     peers: PeerIndex,
+    ssh: SshLowered,
+    caps: NodeCaps,
 }
 
 // A compiled policy is shared by the threads of a control server.
@@ -64,11 +85,15 @@ pub fn compile_with_options(
     let routes = RouteTable::new(&table);
     let lowered = lower::lower(policy, &table);
     let peers = PeerIndex::new(&table, &routes, &lowered);
+    let ssh = SshLowered::new(policy, inventory, &table, &options.control_url);
+    let caps = NodeCaps::new(policy, inventory, &table, options.tailnet_state_caps);
     Compiled {
         table,
         routes,
         lowered,
         peers,
+        ssh,
+        caps,
     }
 }
 
@@ -110,17 +135,42 @@ impl Compiled {
         Some(self.lowered.filter_rules(&self.table, id))
     }
 
+    /// Just the SSH rules of node `name`, in the order the node evaluates them.
+    pub fn ssh_rules(&self, name: &str) -> Option<Vec<SshRule>> {
+        let id = self.table.id(name)?;
+        Some(
+            self.ssh
+                .node_rules(&self.table, id)
+                .into_iter()
+                .map(|r| r.rule)
+                .collect(),
+        )
+    }
+
     /// Every node's view, in name order.
     pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> + '_ {
         self.node_names().filter_map(|name| self.node(name))
     }
 
+    /// The node table (for the test runner).
+    pub(crate) fn table(&self) -> &NodeTable {
+        &self.table
+    }
+
+    /// Node `id`'s SSH rules with the policy rule each came from (for the test runner).
+    pub(crate) fn node_ssh_rules(&self, id: NodeId) -> Vec<NodeSshRule> {
+        self.ssh.node_rules(&self.table, id)
+    }
+
     fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {
         let node = self.table.get(peer)?;
+        // A node without IPv4 neither reaches nor is reached over IPv4.
+        let hide_v4 = self.caps.ipv4_disabled(viewer) || self.caps.ipv4_disabled(peer);
         if node.subnet_routes.is_empty() {
             return Some(PeerView {
                 node,
                 routes: Vec::new(),
+                hide_v4,
             });
         }
         let routes = node
@@ -134,7 +184,11 @@ impl Compiled {
             })
             .copied()
             .collect();
-        Some(PeerView { node, routes })
+        Some(PeerView {
+            node,
+            routes,
+            hide_v4,
+        })
     }
 }
 
@@ -191,16 +245,44 @@ impl<'a> NodeView<'a> {
         self.peers.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    /// The SSH rules, in the order the node evaluates them (first match wins).
+    pub fn ssh_rules(&self) -> Vec<SshRule> {
+        self.compiled
+            .ssh
+            .node_rules(&self.compiled.table, self.id)
+            .into_iter()
+            .map(|r| r.rule)
+            .collect()
+    }
+
+    /// The node's capability map: node attributes, tailnet options and (unless turned off)
+    /// the capabilities the control plane derives from tailnet state.
+    pub fn cap_map(&self) -> CapMap {
+        self.compiled.caps.cap_map(&self.compiled.table, self.id)
+    }
+
+    /// True when `disable-ipv4` took the node's IPv4 address away: the wire form then lists
+    /// only its IPv6 address, and the node sees its peers over IPv6 only.
+    pub fn ipv4_disabled(&self) -> bool {
+        self.compiled.caps.ipv4_disabled(self.id)
+    }
+
     /// The owned wire form (the corpus' per-node document).
     pub fn to_wire(&self) -> NodeOutput {
         let strings = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let mut addresses = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
+        let mut allowed_ips = strings(&self.allowed_ips());
+        if self.ipv4_disabled() {
+            addresses.remove(0);
+            allowed_ips.retain(|a| *a != *self.node.v4_host);
+        }
         NodeOutput {
             packet_filter_rules: self.rules.clone(),
-            ssh_rules: Vec::new(),
-            addresses: vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()],
-            allowed_ips: strings(&self.allowed_ips()),
+            ssh_rules: self.ssh_rules(),
+            addresses,
+            allowed_ips,
             primary_routes: strings(&self.primary_routes),
-            cap_map: None,
+            cap_map: Some(self.cap_map()),
             peers: self
                 .peers()
                 .map(|p| (p.name().to_string(), p.to_wire()))
@@ -214,6 +296,8 @@ impl<'a> NodeView<'a> {
 pub struct PeerView<'a> {
     node: &'a NodeInfo,
     routes: Vec<IpNet>,
+    /// The viewer or the peer has no IPv4 address (`disable-ipv4`).
+    hide_v4: bool,
 }
 
 impl PeerView<'_> {
@@ -254,6 +338,9 @@ impl PeerView<'_> {
     /// The owned wire form.
     pub fn to_wire(&self) -> PeerOutput {
         let mut allowed_ips = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
+        if self.hide_v4 {
+            allowed_ips.remove(0);
+        }
         allowed_ips.extend(self.allowed_ips().iter().skip(2).map(ToString::to_string));
         PeerOutput {
             allowed_ips,
@@ -347,6 +434,7 @@ mod tests {
             &Inventory::from_json(INVENTORY).unwrap(),
             &CompileOptions {
                 auto_approve: false,
+                ..CompileOptions::default()
             },
         );
         assert!(off.node("router").unwrap().primary_routes().is_empty());

@@ -23,3 +23,13 @@ pub mod wire;
 
 pub use compiled::{compile, compile_with_options, CompileOptions, Compiled, NodeView, PeerView};
 pub use routes::auto_approved_routes;
+
+mod capmap;
+pub mod policytest;
+mod ssh;
+
+pub use compiled::DEFAULT_CONTROL_URL;
+pub use policytest::{run_tests, TestReport};
+
+pub mod matcher;
+pub use matcher::{Matcher, ReferenceMatcher};

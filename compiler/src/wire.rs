@@ -93,15 +93,133 @@ pub struct CapGrant {
     pub cap_map: Arc<CapMap>,
 }
 
+/// One Tailscale SSH rule (`tailcfg.SSHRule`, lowerCamel JSON keys): who may log in
+/// (`principals`), as which local users (`sshUsers`), and what happens then (`action`).
+///
+/// Lists and maps are shared (`Arc`): one policy rule usually becomes the same SSH rule on
+/// many nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshRule {
+    /// Connecting devices, one entry per address; any entry matching admits the connection.
+    pub principals: Arc<[SshPrincipal]>,
+    /// Requested login -> local user: `*` is any other login, `=` means the same name, and
+    /// `""` refuses that login.
+    #[serde(rename = "sshUsers")]
+    pub ssh_users: Arc<BTreeMap<String, String>>,
+    /// What to do with a matching connection.
+    pub action: SshAction,
+    /// Environment variables the client may send (`*` and `?` globs), in policy order.
+    #[serde(
+        rename = "acceptEnv",
+        default = "empty_env",
+        skip_serializing_if = "is_empty_env",
+        deserialize_with = "null_env"
+    )]
+    pub accept_env: Arc<[String]>,
+}
+
+fn empty_env() -> Arc<[String]> {
+    Arc::from(Vec::new())
+}
+
+fn is_empty_env(env: &Arc<[String]>) -> bool {
+    env.is_empty()
+}
+
+fn null_env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[String]>, D::Error> {
+    Ok(Option::<Arc<[String]>>::deserialize(deserializer)?.unwrap_or_else(empty_env))
+}
+
+/// Who an SSH rule admits (`tailcfg.SSHPrincipal`); the control plane names devices by
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SshPrincipal {
+    /// A Tailscale address of the connecting device.
+    #[serde(rename = "nodeIP")]
+    pub node_ip: Arc<str>,
+}
+
+/// What an SSH rule does (`tailcfg.SSHAction`); flags that are off are left out, as Go's
+/// `omitempty` does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SshAction {
+    /// Admit the session.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub accept: bool,
+    /// Allow SSH agent forwarding.
+    #[serde(
+        rename = "allowAgentForwarding",
+        default,
+        skip_serializing_if = "is_false"
+    )]
+    pub allow_agent_forwarding: bool,
+    /// Allow local port forwarding.
+    #[serde(
+        rename = "allowLocalPortForwarding",
+        default,
+        skip_serializing_if = "is_false"
+    )]
+    pub allow_local_port_forwarding: bool,
+    /// Allow remote port forwarding.
+    #[serde(
+        rename = "allowRemotePortForwarding",
+        default,
+        skip_serializing_if = "is_false"
+    )]
+    pub allow_remote_port_forwarding: bool,
+    /// Check mode: the URL the client asks before admitting the session (its `$VARIABLES`
+    /// are expanded by the client).
+    #[serde(
+        rename = "holdAndDelegate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hold_and_delegate: Option<String>,
+}
+
+impl SshAction {
+    /// What an `accept` rule sends: admit, with every kind of forwarding.
+    pub fn accept() -> SshAction {
+        SshAction {
+            accept: true,
+            allow_agent_forwarding: true,
+            allow_local_port_forwarding: true,
+            allow_remote_port_forwarding: true,
+            hold_and_delegate: None,
+        }
+    }
+
+    /// What a `check` rule sends: hold the session and ask the control server at
+    /// `control_url` (as Tailscale's control plane does, nothing else is set).
+    pub fn check(control_url: &str) -> SshAction {
+        SshAction {
+            hold_and_delegate: Some(format!(
+                "{}/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER",
+                control_url.trim_end_matches('/')
+            )),
+            ..SshAction::default()
+        }
+    }
+
+    /// True for a check-mode action.
+    pub fn is_check(&self) -> bool {
+        self.hold_and_delegate.is_some()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// What one node receives, in the shape of the conformance corpus' `expect.nodes.<name>`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NodeOutput {
     /// The packet filter.
     #[serde(default)]
     pub packet_filter_rules: Vec<FilterRule>,
-    /// SSH rules (`tailcfg.SSHRule` JSON).
-    #[serde(default)]
-    pub ssh_rules: Vec<serde_json::Value>,
+    /// SSH rules (`tailcfg.SSHRule` JSON), in the order the node evaluates them.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ssh_rules: Vec<SshRule>,
     /// The node's own addresses (`a/32`, `a/128`).
     #[serde(default)]
     pub addresses: Vec<String>,

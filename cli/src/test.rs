@@ -1,0 +1,304 @@
+//! `aclc test`: run a policy's `tests` and `sshTests` against a node inventory and report every
+//! assertion; also the refusal `compile` and `check` give a policy whose assertions fail.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
+use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
+use aclc_policy::{Diagnostic, Options, Source, Span};
+use serde::Serialize;
+
+use crate::input::{read_inventory, read_policy};
+use crate::report::{json_input_error, use_colour, Format, HumanRenderer, JsonDiagnostic};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+/// Exit status of `aclc test` when some assertion failed.
+pub(crate) const EXIT_TESTS_FAILED: u8 = 3;
+
+/// Arguments of `aclc test`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// Policy file (HuJSON or JSON); `-` reads standard input.
+    #[arg(value_name = "POLICY")]
+    policy: PathBuf,
+    /// Node inventory (JSON): users, nodes, registration order, tailnet.
+    #[arg(long, value_name = "INVENTORY")]
+    inventory: PathBuf,
+    /// Output format: `human` prints one line per assertion, `json` one document, both on
+    /// stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Run `aclc test`; returns the exit status (0 all passed, 3 some failed, 2 invalid policy,
+/// 1 usage or I/O error).
+pub(crate) fn run(args: &TestArgs) -> u8 {
+    let (inventory, warnings) = match read_inventory(&args.inventory) {
+        Ok(found) => found,
+        Err(message) => return input_error(args.format, &message),
+    };
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let file = match read_policy(&args.policy) {
+        Ok(file) => file,
+        Err(message) => return input_error(args.format, &message),
+    };
+    let options = Options {
+        context: inventory.policy_context(),
+        ..Options::default()
+    };
+    let (source, mut diagnostics) =
+        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
+    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        match aclc_policy::parse(&source, &options) {
+            Ok(checked) => Some(checked),
+            Err(found) => {
+                diagnostics.extend(found.0);
+                None
+            }
+        }
+    };
+    let Some(checked) = checked else {
+        return invalid(args.format, &source, &diagnostics);
+    };
+    let report = run_tests(&checked.policy, &inventory);
+    let written = match args.format {
+        Format::Human => write_human(&report, &source),
+        Format::Json => write_json(&report, &source),
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    if report.passed() {
+        EXIT_OK
+    } else {
+        EXIT_TESTS_FAILED
+    }
+}
+
+/// Compile `policy` against `inventory` with the default options and run its assertions.
+pub(crate) fn run_tests(policy: &aclc_policy::model::Policy, inventory: &Inventory) -> TestReport {
+    let compiled = compile_with_options(policy, inventory, &CompileOptions::default());
+    aclc_compiler::run_tests(policy, &compiled)
+}
+
+/// The diagnostics of a refusal for failed assertions: `test(s) failed` (Tailscale's text)
+/// on the first failure, then one per failed assertion.
+pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<Diagnostic> {
+    let failures: Vec<&TestResult> = report.failures().collect();
+    let Some(first) = failures.first() else {
+        return Vec::new();
+    };
+    let n = failures.len();
+    let mut out = vec![
+        Diagnostic::error("aclc::tests_failed", first.span, TESTS_FAILED).with_help(format!(
+            "{n} assertion{} of the policy's tests failed; `aclc test` reports every assertion",
+            if n == 1 { "" } else { "s" }
+        )),
+    ];
+    for failure in failures {
+        let mut diagnostic =
+            Diagnostic::error("aclc::test_failed", failure.span, failure.message(source));
+        if let Ok(verdict) = &failure.outcome {
+            for &rule in verdict.rules() {
+                diagnostic = diagnostic.with_related(rule, "allowed by this rule");
+            }
+        }
+        out.push(diagnostic);
+    }
+    out
+}
+
+/// Report an input that could not be read.
+fn input_error(format: Format, message: &str) -> u8 {
+    eprintln!("error: {message}");
+    if format == Format::Json {
+        println!("{}", json_input_error(message));
+    }
+    EXIT_USAGE
+}
+
+/// `{"passed": false, "error": {"message", "diagnostics"}}` for an invalid policy.
+#[derive(Serialize)]
+struct JsonInvalid {
+    passed: bool,
+    error: JsonInvalidError,
+}
+
+#[derive(Serialize)]
+struct JsonInvalidError {
+    message: String,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+/// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
+fn invalid(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
+    match format {
+        Format::Human => {
+            let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
+            for diagnostic in diagnostics {
+                eprint!("{}", renderer.render(diagnostic, source));
+            }
+            eprintln!("{}: policy refused, no test run", source.name());
+        }
+        Format::Json => {
+            let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
+                || "the policy was refused".to_string(),
+                |d| d.message.clone(),
+            );
+            let doc = JsonInvalid {
+                passed: false,
+                error: JsonInvalidError {
+                    message,
+                    diagnostics: diagnostics
+                        .iter()
+                        .map(|d| JsonDiagnostic::new(d, source))
+                        .collect(),
+                },
+            };
+            match serde_json::to_string(&doc) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
+            }
+        }
+    }
+    EXIT_INVALID
+}
+
+/// `PASS`/`FAIL` and the assertion's line, then a summary.
+fn write_human(report: &TestReport, source: &Source) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for result in &report.results {
+        let mark = if result.passed { "PASS" } else { "FAIL" };
+        let at = source.line_col(result.span.start as usize);
+        writeln!(
+            out,
+            "{mark} {}:{}: {}",
+            source.name(),
+            at.line,
+            result.message(source)
+        )?;
+    }
+    writeln!(out, "{}", summary(report, source.name()))?;
+    out.flush()
+}
+
+/// `policy.hujson: 6 assertions, 1 failed` (or `all passed`, or `no tests`).
+fn summary(report: &TestReport, name: &str) -> String {
+    let total = report.results.len();
+    let failed = report.failures().count();
+    let assertions = format!("{total} assertion{}", if total == 1 { "" } else { "s" });
+    match (total, failed) {
+        (0, _) => format!("{name}: no tests"),
+        (_, 0) => format!("{name}: {assertions}, all passed"),
+        (_, f) => format!("{name}: {assertions}, {f} failed"),
+    }
+}
+
+/// `aclc test --format json`.
+#[derive(Serialize)]
+struct JsonReport {
+    passed: bool,
+    total: usize,
+    failed: usize,
+    results: Vec<JsonResult>,
+}
+
+#[derive(Serialize)]
+struct JsonResult {
+    /// `network` or `ssh`.
+    kind: &'static str,
+    /// Index in `tests` / `sshTests`.
+    test: usize,
+    passed: bool,
+    subject: String,
+    /// `allowed`, `allowed_by_check`, `denied`; absent for a malformed test.
+    expected: Option<&'static str>,
+    /// `denied`, `allowed`, `allowed_by_accept`, `allowed_by_check`; absent on error.
+    got: Option<&'static str>,
+    /// Why the assertion could not be evaluated.
+    error: Option<String>,
+    /// The rules that allow the traffic or login.
+    allowed_by: Vec<JsonPlace>,
+    /// The line a person reads.
+    message: String,
+    file: String,
+    line: usize,
+    column: usize,
+}
+
+#[derive(Serialize)]
+struct JsonPlace {
+    file: String,
+    line: usize,
+    column: usize,
+}
+
+fn place(source: &Source, span: Span) -> JsonPlace {
+    let at = source.line_col(span.start as usize);
+    JsonPlace {
+        file: source.name().to_string(),
+        line: at.line,
+        column: at.column,
+    }
+}
+
+fn write_json(report: &TestReport, source: &Source) -> std::io::Result<()> {
+    use aclc_compiler::policytest::{Expectation, TestKind};
+    let results = report
+        .results
+        .iter()
+        .map(|r| {
+            let at = place(source, r.span);
+            JsonResult {
+                kind: match r.kind {
+                    TestKind::Network => "network",
+                    TestKind::Ssh => "ssh",
+                },
+                test: r.test,
+                passed: r.passed,
+                subject: r.subject.clone(),
+                expected: r.expected.map(|e| match e {
+                    Expectation::Allowed => "allowed",
+                    Expectation::AllowedByCheck => "allowed_by_check",
+                    Expectation::Denied => "denied",
+                }),
+                got: r.outcome.as_ref().ok().map(|v| match v {
+                    Verdict::Denied => "denied",
+                    Verdict::Allowed { .. } => "allowed",
+                    Verdict::AllowedByAccept { .. } => "allowed_by_accept",
+                    Verdict::AllowedByCheck { .. } => "allowed_by_check",
+                }),
+                error: r.outcome.as_ref().err().map(ToString::to_string),
+                allowed_by: r
+                    .outcome
+                    .as_ref()
+                    .map(|v| v.rules().iter().map(|&s| place(source, s)).collect())
+                    .unwrap_or_default(),
+                message: r.message(source),
+                file: at.file,
+                line: at.line,
+                column: at.column,
+            }
+        })
+        .collect();
+    let doc = JsonReport {
+        passed: report.passed(),
+        total: report.results.len(),
+        failed: report.failures().count(),
+        results,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer(&mut out, &doc)?;
+    writeln!(out)?;
+    out.flush()
+}

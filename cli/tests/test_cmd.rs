@@ -1,0 +1,262 @@
+//! Drives `aclc test` (every assertion reported, exit 0 / 3 / 2 / 1, human and JSON output)
+//! and the refusal `compile` and `check --inventory` give a policy whose tests fail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+/// The example inventory: alice and bob are in `group:eng`, carol in `group:ops`.
+fn inventory() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples/inventory.json")
+}
+
+/// A scratch directory holding `policy.hujson` with `text`.
+fn policy(text: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("test-cmd")
+        .join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("policy.hujson"), text).unwrap();
+    dir
+}
+
+/// `aclc ARGS` in `dir` (so the policy is named `policy.hujson` in messages).
+fn aclc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aclc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn run(dir: &Path, command: &str, extra: &[&str]) -> Output {
+    let inventory = inventory();
+    let mut args = vec![
+        command,
+        "policy.hujson",
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    aclc(dir, &args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// Lines 1-5: ACL rules on lines 3 and 4, the SSH rule on line 5; tests from line 6.
+const HEAD: &str = r#"{"groups": {"group:eng": ["alice@example.com", "bob@example.com"], "group:ops": ["carol@example.com"]},
+"tagOwners": {"tag:web": ["group:ops"], "tag:db": ["group:ops"]},
+"acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},
+         {"action": "accept", "src": ["group:ops"], "dst": ["*:*"]}],
+"ssh": [{"action": "check", "src": ["group:ops"], "dst": ["tag:db"], "users": ["root"]}],
+"#;
+
+const PASSING: &str = r#""tests": [{"src": "alice@example.com", "accept": ["tag:web:443"], "deny": ["tag:db:5432"]}],
+"sshTests": [{"src": "carol@example.com", "dst": ["tag:db"], "check": ["root"], "deny": ["ubuntu"]}]}"#;
+
+const FAILING: &str = r#""tests": [{"src": "group:eng", "proto": "tcp", "accept": ["tag:web:443", "tag:db:5432"], "deny": ["tag:web:443"]},
+  {"src": "group:phantom", "accept": ["tag:web:443"]}],
+"sshTests": [{"src": "carol@example.com", "dst": ["tag:db"], "accept": ["root"], "deny": ["root"]}]}"#;
+
+const FAILURES: [&str; 4] = [
+    "group:eng -> tag:db:5432 (tcp): expected allowed, got denied",
+    "group:eng -> tag:web:443 (tcp): expected denied, got allowed (allowed by policy.hujson:3)",
+    "tests[1]: group \"group:phantom\" is not defined",
+    "carol@example.com -> tag:db as root: expected denied, got allowed by a check rule (policy.hujson:5)",
+];
+
+#[test]
+fn passing_tests_exit_0_and_list_every_assertion() {
+    let dir = policy(&format!("{HEAD}{PASSING}"));
+    let o = run(&dir, "test", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "PASS policy.hujson:6: alice@example.com -> tag:web:443 (tcp/udp): allowed (allowed by policy.hujson:3)\n\
+         PASS policy.hujson:6: alice@example.com -> tag:db:5432 (tcp/udp): denied\n\
+         PASS policy.hujson:7: carol@example.com -> tag:db as root: allowed by a check rule (policy.hujson:5)\n\
+         PASS policy.hujson:7: carol@example.com -> tag:db as ubuntu: denied\n\
+         policy.hujson: 4 assertions, all passed\n"
+    );
+    // compile and check accept it.
+    let o = run(&dir, "compile", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&dir, "check", &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(json(&o)["valid"], true);
+}
+
+#[test]
+fn failing_tests_exit_3_and_say_why() {
+    let dir = policy(&format!("{HEAD}{FAILING}"));
+    let o = run(&dir, "test", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    assert_eq!(
+        lines[0],
+        "PASS policy.hujson:6: group:eng -> tag:web:443 (tcp): allowed (allowed by policy.hujson:3)"
+    );
+    assert_eq!(lines[1], format!("FAIL policy.hujson:6: {}", FAILURES[0]));
+    assert_eq!(lines[2], format!("FAIL policy.hujson:6: {}", FAILURES[1]));
+    assert_eq!(lines[3], format!("FAIL policy.hujson:7: {}", FAILURES[2]));
+    assert_eq!(
+        lines[4],
+        "PASS policy.hujson:8: carol@example.com -> tag:db as root: allowed by a check rule (policy.hujson:5)"
+    );
+    assert_eq!(lines[5], format!("FAIL policy.hujson:8: {}", FAILURES[3]));
+    assert_eq!(lines[6], "policy.hujson: 6 assertions, 4 failed");
+}
+
+#[test]
+fn json_report() {
+    let dir = policy(&format!("{HEAD}{FAILING}"));
+    let o = run(&dir, "test", &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = json(&o);
+    assert_eq!(out["passed"], false);
+    assert_eq!(out["total"], 6);
+    assert_eq!(out["failed"], 4);
+    let results = out["results"].as_array().unwrap();
+    let second = &results[1];
+    assert_eq!(second["kind"], "network");
+    assert_eq!(second["test"], 0);
+    assert_eq!(second["passed"], false);
+    assert_eq!(second["subject"], "group:eng -> tag:db:5432 (tcp)");
+    assert_eq!(second["expected"], "allowed");
+    assert_eq!(second["got"], "denied");
+    assert_eq!(second["message"], FAILURES[0]);
+    assert_eq!(
+        (second["line"].as_u64(), second["column"].as_u64()),
+        (Some(6), Some(75))
+    );
+    let third = &results[2];
+    assert_eq!(third["got"], "allowed");
+    assert_eq!(
+        third["allowed_by"],
+        serde_json::json!([{"file": "policy.hujson", "line": 3, "column": 10}])
+    );
+    let malformed = &results[3];
+    assert_eq!(malformed["expected"], Value::Null);
+    assert_eq!(malformed["got"], Value::Null);
+    assert_eq!(malformed["error"], "group \"group:phantom\" is not defined");
+    let ssh = &results[5];
+    assert_eq!(ssh["kind"], "ssh");
+    assert_eq!(ssh["expected"], "denied");
+    assert_eq!(ssh["got"], "allowed_by_check");
+
+    let dir = policy(&format!("{HEAD}{PASSING}"));
+    let o = run(&dir, "test", &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json(&o)["passed"], true);
+    assert_eq!(json(&o)["failed"], 0);
+}
+
+#[test]
+fn compile_refuses_with_one_line_per_failure() {
+    let dir = policy(&format!("{HEAD}{FAILING}"));
+    let o = run(&dir, "compile", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = json(&o);
+    assert!(out.get("nodes").is_none(), "{out}");
+    let expected = format!("test(s) failed\n{}", FAILURES.join("\n"));
+    assert_eq!(out["error"]["message"], expected);
+    let diagnostics = out["error"]["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 5);
+    assert_eq!(diagnostics[0]["message"], "test(s) failed");
+    assert_eq!(diagnostics[0]["code"], "aclc::tests_failed");
+    for (d, line) in diagnostics[1..].iter().zip(FAILURES) {
+        assert_eq!(d["message"], line);
+        assert_eq!(d["code"], "aclc::test_failed");
+    }
+
+    let o = run(&dir, "compile", &["--format", "human"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        format!("{expected}\npolicy.hujson: policy refused, nothing compiled\n")
+    );
+}
+
+#[test]
+fn check_runs_tests_only_with_an_inventory() {
+    let dir = policy(&format!("{HEAD}{FAILING}"));
+    let o = run(&dir, "check", &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let out = json(&o);
+    assert_eq!(out["valid"], false);
+    let messages: Vec<&str> = out["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["test(s) failed"];
+    expected.extend(FAILURES);
+    assert_eq!(messages, expected);
+
+    let o = aclc(&dir, &["check", "policy.hujson", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn invalid_policy_exits_2_and_unreadable_input_exits_1() {
+    let dir = policy(r#"{"acls": [{"action": "deny", "src": ["*"], "dst": ["*:*"]}]}"#);
+    let o = run(&dir, "test", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("action=\"deny\" is not supported"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "");
+    let o = run(&dir, "test", &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = json(&o);
+    assert_eq!(out["passed"], false);
+    assert_eq!(out["error"]["message"], "action=\"deny\" is not supported");
+
+    let o = aclc(
+        &dir,
+        &["test", "missing.hujson", "--inventory", "missing.json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
+    let o = aclc(&dir, &["test", "policy.hujson"]);
+    assert_eq!(o.status.code(), Some(1), "--inventory is required");
+}
+
+#[test]
+fn no_tests_is_a_pass() {
+    let dir = policy(r#"{"acls": []}"#);
+    let o = run(&dir, "test", &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "policy.hujson: no tests\n");
+}

@@ -1,0 +1,838 @@
+//! The fast matcher: interval tables per address family, rule sets intersected per lookup.
+//!
+//! For each family the build cuts the address space at every boundary of every source network
+//! and records, per run, the set of rules whose sources contain it (`src`); it does the same
+//! for destinations and the local networks, recording per run a *slot* (`dst`): not local, or
+//! local with its port table (port runs, each with the set of rules open on those ports), the
+//! rules with any port open there (for ICMP), and the rules with all ports open (for other
+//! protocols). Protocols map to the set of rules listing them. A lookup is then two interval
+//! lookups, one port lookup and the lowest common index of three interned sets; `cap:` rules,
+//! usually few, are tried in order below that index. See `INTERNALS.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::intervals::{IntervalMap, Key};
+use super::parse::{CapEntry, DstRange, ParsedRules, Rule};
+use super::sets::{FastMap, RuleSets, SetBuilder, SetId, EMPTY};
+use super::{
+    path, pre_check, Addr, Allow, AppCapabilities, CapabilityLookup, FilterProblem, Flow,
+    FlowFilter, LocalNetworks, MatcherError, Net, Path, Refusal, RuleMatch, Verdict,
+};
+
+/// The fast matcher. Build it once per filter; it is immutable and `Send + Sync`, and
+/// [`Matcher::check`] does not allocate.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    v4: Family<u32>,
+    v6: Family<u128>,
+    sets: RuleSets,
+    /// Protocol number -> the rules listing it.
+    protos: Box<[SetId]>,
+    /// The `cap:` names of every rule, back to back.
+    cap_names: Box<[Box<str>]>,
+    /// (rule, its application capability grants), by rule.
+    grants: Box<[(u32, Box<[CapEntry]>)]>,
+    rule_count: usize,
+    source_entries: usize,
+    problems: Box<[FilterProblem]>,
+}
+
+/// The tables of one address family.
+#[derive(Debug, Clone)]
+struct Family<K> {
+    /// Address -> the rules with a source of this family containing it.
+    src: Sources<K>,
+    /// Address -> slot; slot 0 is "not local".
+    dst: IntervalMap<K>,
+    slots: Box<[Slot]>,
+    /// The port tables of all slots, back to back: run starts and their rule sets.
+    port_starts: Box<[u16]>,
+    port_sets: Box<[SetId]>,
+    /// Rules with `cap:` sources and a destination of this family, by rule index.
+    cap_rules: Box<[CapRule]>,
+    /// Address -> the rules with capability grants and a source of this family containing it.
+    grant_src: Sources<K>,
+}
+
+/// The source side of one family: single addresses, looked up exactly, with their full rule
+/// sets (including the wide networks around them), and the wide networks (CIDRs, ranges, `*`)
+/// as runs. Filters list mostly single addresses; keeping them as points costs one entry each
+/// instead of two runs (the address and the return to what surrounds it).
+#[derive(Debug, Clone)]
+struct Sources<K> {
+    hosts: IntervalMap<K>,
+    nets: IntervalMap<K>,
+}
+
+impl<K: Key> Sources<K> {
+    #[inline]
+    fn get(&self, addr: K) -> SetId {
+        match self.hosts.get_exact(addr) {
+            Some(set) => set,
+            None => self.nets.get(addr),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.hosts.runs() + self.nets.runs()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.hosts.heap_bytes() + self.nets.heap_bytes()
+    }
+}
+
+/// What a local destination run allows.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    ports_start: u32,
+    ports_len: u32,
+    /// Rules with a destination here, whatever the ports (the ICMP rule).
+    any_port: SetId,
+    /// Rules with a destination here whose ports are exactly 0-65535 (other protocols).
+    all_ports: SetId,
+}
+
+const NOT_LOCAL: Slot = Slot {
+    ports_start: 0,
+    ports_len: 0,
+    any_port: EMPTY,
+    all_ports: EMPTY,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct CapRule {
+    rule: u32,
+    names_start: u32,
+    names_len: u32,
+}
+
+/// Sizes of a built [`Matcher`], for capacity planning and the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MatcherStats {
+    /// Rules in the filter.
+    pub rules: usize,
+    /// Source networks over all rules (`*` counts twice).
+    pub source_entries: usize,
+    /// Runs in the two source tables.
+    pub source_runs: usize,
+    /// Runs in the two destination tables.
+    pub destination_runs: usize,
+    /// Distinct rule sets.
+    pub rule_sets: usize,
+    /// Heap bytes held by the matcher (problems excluded).
+    pub heap_bytes: usize,
+}
+
+impl Matcher {
+    /// Builds the matcher for a node's rules and local networks.
+    pub fn new(rules: &ParsedRules, local: &LocalNetworks) -> Matcher {
+        let rule_count = rules.rules.len();
+        let mut builder = SetBuilder::new(rule_count);
+        let local_nets: Vec<Net> = local
+            .addresses
+            .iter()
+            .map(|&ip| {
+                let addr = Addr::from(ip);
+                Net {
+                    v6: addr.v6,
+                    lo: addr.bits,
+                    hi: addr.bits,
+                }
+            })
+            .chain(local.routes.iter().map(Net::from_ipnet))
+            .collect();
+
+        let mut cap_names: Vec<Box<str>> = Vec::new();
+        let mut cap_ranges: Vec<(u32, u32)> = Vec::with_capacity(rule_count);
+        for rule in &rules.rules {
+            let start = index32(cap_names.len());
+            cap_names.extend(rule.src_caps.iter().cloned());
+            cap_ranges.push((start, index32(rule.src_caps.len())));
+        }
+
+        let v4 = Family::build(&rules.rules, &local_nets, false, &cap_ranges, &mut builder);
+        let v6 = Family::build(&rules.rules, &local_nets, true, &cap_ranges, &mut builder);
+
+        let mut by_proto: Vec<Vec<u32>> = vec![Vec::new(); 256];
+        for (r, rule) in rules.rules.iter().enumerate() {
+            for &p in &rule.protos {
+                if let Some(list) = by_proto.get_mut(usize::from(p)) {
+                    if list.last() != Some(&index32(r)) {
+                        list.push(index32(r));
+                    }
+                }
+            }
+        }
+        let protos: Box<[SetId]> = by_proto.iter().map(|l| builder.intern(l)).collect();
+
+        let grants = rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| !rule.caps.is_empty())
+            .map(|(r, rule)| (index32(r), rule.caps.clone().into_boxed_slice()))
+            .collect();
+
+        Matcher {
+            v4,
+            v6,
+            sets: builder.finish(),
+            protos,
+            cap_names: cap_names.into_boxed_slice(),
+            grants,
+            rule_count,
+            source_entries: rules.source_entries(),
+            problems: rules.problems.clone().into_boxed_slice(),
+        }
+    }
+
+    /// Reads the rules from JSON and builds the matcher; see [`ParsedRules::from_json`].
+    pub fn from_json(json: &str, local: &LocalNetworks) -> Result<Matcher, MatcherError> {
+        Ok(Matcher::new(&ParsedRules::from_json(json)?, local))
+    }
+
+    /// Verdict for a flow, with no source holding any capability.
+    #[inline]
+    pub fn check(&self, flow: &Flow) -> Verdict {
+        self.check_with(flow, &super::NoCapabilities)
+    }
+
+    /// Verdict for a flow, with `cap:` sources resolved through `capabilities`.
+    #[inline]
+    pub fn check_with<C: CapabilityLookup + ?Sized>(&self, flow: &Flow, capabilities: &C) -> Verdict {
+        if let Some(refusal) = pre_check(flow) {
+            return Verdict::Refuse(refusal);
+        }
+        match (flow.src, flow.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                self.check_in(&self.v4, u32::from(src), u32::from(dst), flow, capabilities)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                self.check_in(&self.v6, u128::from(src), u128::from(dst), flow, capabilities)
+            }
+            _ => Verdict::Refuse(Refusal::MixedFamilies),
+        }
+    }
+
+    #[inline]
+    fn check_in<K: Key, C: CapabilityLookup + ?Sized>(
+        &self,
+        family: &Family<K>,
+        src: K,
+        dst: K,
+        flow: &Flow,
+        capabilities: &C,
+    ) -> Verdict {
+        let slot_id = family.dst.get(dst);
+        let slot = match family.slots.get(slot_id as usize) {
+            Some(slot) if slot_id != 0 => slot,
+            _ => return Verdict::Refuse(Refusal::NotLocal),
+        };
+        let found = match path(flow) {
+            Path::Stateless(allow) => return Verdict::Allow(allow),
+            Path::Full => {
+                let ports = family.port_set(slot, flow.dst_port);
+                let protos = self.proto_set(flow.proto);
+                if ports == EMPTY || protos == EMPTY {
+                    return Verdict::Refuse(Refusal::NoRule);
+                }
+                let by_address = self
+                    .sets
+                    .first_common([family.src.get(src), protos, ports]);
+                let by_capability = self.first_cap_rule(
+                    family,
+                    by_address,
+                    flow.src,
+                    capabilities,
+                    |rule| self.sets.contains(protos, rule) && self.sets.contains(ports, rule),
+                );
+                match (by_capability, by_address) {
+                    (Some(rule), _) => Some((rule, RuleMatch::Capability)),
+                    (None, Some(rule)) => Some((rule, RuleMatch::Address)),
+                    (None, None) => None,
+                }
+            }
+            Path::Icmp => {
+                match self.sets.first_common([family.src.get(src), slot.any_port]) {
+                    Some(rule) => Some((rule, RuleMatch::IcmpAnyPort)),
+                    None => self
+                        .first_cap_rule(family, None, flow.src, capabilities, |_| true)
+                        .map(|rule| (rule, RuleMatch::IcmpCapability)),
+                }
+            }
+            Path::Other => self
+                .sets
+                .first_common([
+                    family.src.get(src),
+                    self.proto_set(flow.proto),
+                    slot.all_ports,
+                ])
+                .map(|rule| (rule, RuleMatch::AllPorts)),
+        };
+        match found {
+            Some((rule, how)) => Verdict::Allow(Allow::Rule {
+                rule: rule as usize,
+                how,
+            }),
+            None => Verdict::Refuse(Refusal::NoRule),
+        }
+    }
+
+    #[inline]
+    fn proto_set(&self, proto: u8) -> SetId {
+        self.protos.get(usize::from(proto)).copied().unwrap_or(EMPTY)
+    }
+
+    /// The first rule with `cap:` sources, below `below`, that is `eligible` and one of whose
+    /// capabilities the source holds.
+    fn first_cap_rule<K: Key, C: CapabilityLookup + ?Sized>(
+        &self,
+        family: &Family<K>,
+        below: Option<u32>,
+        src: IpAddr,
+        capabilities: &C,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        for cap_rule in family.cap_rules.iter() {
+            if below.is_some_and(|b| cap_rule.rule >= b) {
+                break;
+            }
+            if !eligible(cap_rule.rule) {
+                continue;
+            }
+            let start = cap_rule.names_start as usize;
+            let names = self
+                .cap_names
+                .get(start..start + cap_rule.names_len as usize)
+                .unwrap_or(&[]);
+            if names
+                .iter()
+                .any(|name| capabilities.has_capability(src, name))
+            {
+                return Some(cap_rule.rule);
+            }
+        }
+        None
+    }
+
+    /// The application capabilities `src` holds towards `dst` through `CapGrant` rules.
+    pub fn app_capabilities(&self, src: IpAddr, dst: IpAddr) -> AppCapabilities {
+        let mut out = AppCapabilities::new();
+        self.for_each_grant(src, dst, |entry| {
+            out.entry(entry.cap.to_string())
+                .or_default()
+                .extend(entry.values.iter().cloned());
+            false
+        });
+        out
+    }
+
+    /// Whether `src` holds application capability `capability` towards `dst`.
+    pub fn has_app_capability(&self, src: IpAddr, dst: IpAddr, capability: &str) -> bool {
+        self.for_each_grant(src, dst, |entry| &*entry.cap == capability)
+    }
+
+    /// Calls `visit` on every grant `src` holds towards `dst`, in rule order, until it returns
+    /// true; returns whether it did.
+    fn for_each_grant(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        mut visit: impl FnMut(&CapEntry) -> bool,
+    ) -> bool {
+        let rules = match src {
+            IpAddr::V4(v4) => self.v4.grant_src.get(u32::from(v4)),
+            IpAddr::V6(v6) => self.v6.grant_src.get(u128::from(v6)),
+        };
+        let dst = Addr::from(dst);
+        for &rule in self.sets.elems(rules) {
+            let Ok(at) = self.grants.binary_search_by_key(&rule, |(r, _)| *r) else {
+                continue;
+            };
+            let Some((_, entries)) = self.grants.get(at) else {
+                continue;
+            };
+            for entry in entries.iter() {
+                if !entry.cap.is_empty() && entry.dst.contains(dst) && visit(entry) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The entries skipped while reading the rules.
+    pub fn problems(&self) -> &[FilterProblem] {
+        &self.problems
+    }
+
+    /// The number of rules.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+
+    /// Table sizes and memory.
+    pub fn stats(&self) -> MatcherStats {
+        let family_bytes = |src: usize, dst: usize, rest: usize| src + dst + rest;
+        let v4 = family_bytes(
+            self.v4.src.heap_bytes() + self.v4.grant_src.heap_bytes(),
+            self.v4.dst.heap_bytes(),
+            self.v4.heap_bytes_rest(),
+        );
+        let v6 = family_bytes(
+            self.v6.src.heap_bytes() + self.v6.grant_src.heap_bytes(),
+            self.v6.dst.heap_bytes(),
+            self.v6.heap_bytes_rest(),
+        );
+        let names: usize = self
+            .cap_names
+            .iter()
+            .map(|n| n.len() + std::mem::size_of::<Box<str>>())
+            .sum();
+        let grants: usize = self
+            .grants
+            .iter()
+            .map(|(_, g)| std::mem::size_of::<(u32, Box<[CapEntry]>)>() + std::mem::size_of_val(&**g))
+            .sum();
+        MatcherStats {
+            rules: self.rule_count,
+            source_entries: self.source_entries,
+            source_runs: self.v4.src.runs() + self.v6.src.runs(),
+            destination_runs: self.v4.dst.runs() + self.v6.dst.runs(),
+            rule_sets: self.sets.count(),
+            heap_bytes: v4
+                + v6
+                + self.sets.heap_bytes()
+                + std::mem::size_of_val(&*self.protos)
+                + names
+                + grants,
+        }
+    }
+}
+
+impl<K: Key> Family<K> {
+    fn build(
+        rules: &[Rule],
+        local: &[Net],
+        v6: bool,
+        cap_ranges: &[(u32, u32)],
+        builder: &mut SetBuilder,
+    ) -> Self {
+        let src = build_sources::<K>(
+            rules.iter().enumerate().map(|(r, rule)| (index32(r), &rule.srcs[..])),
+            v6,
+            builder,
+        );
+        let grant_src = build_sources::<K>(
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| !rule.caps.is_empty())
+                .map(|(r, rule)| (index32(r), &rule.srcs[..])),
+            v6,
+            builder,
+        );
+
+        let cap_rules = rules
+            .iter()
+            .enumerate()
+            .zip(cap_ranges)
+            .filter(|((_, rule), _)| {
+                !rule.src_caps.is_empty() && rule.dsts.iter().any(|d| d.net.v6 == v6)
+            })
+            .map(|((r, _), &(names_start, names_len))| CapRule {
+                rule: index32(r),
+                names_start,
+                names_len,
+            })
+            .collect();
+
+        let mut family = Family {
+            src,
+            dst: IntervalMap::new([]),
+            slots: Box::new([]),
+            port_starts: Box::new([]),
+            port_sets: Box::new([]),
+            cap_rules,
+            grant_src,
+        };
+        family.build_destinations(rules, local, v6, builder);
+        family
+    }
+
+    /// The destination table and its slots.
+    fn build_destinations(
+        &mut self,
+        rules: &[Rule],
+        local: &[Net],
+        v6: bool,
+        builder: &mut SetBuilder,
+    ) {
+        // Entries of this family: (rule, ports).
+        let entries: Vec<(u32, DstRange)> = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(r, rule)| rule.dsts.iter().map(move |d| (index32(r), *d)))
+            .filter(|(_, d)| d.net.v6 == v6)
+            .collect();
+        let locals: Vec<Net> = local.iter().copied().filter(|n| n.v6 == v6).collect();
+
+        // Events: (position, code); code = index << 2 | local << 1 | end.
+        let mut events: Vec<(K, u32)> = Vec::with_capacity(2 * (entries.len() + locals.len()));
+        let mut push = |net: Net, index: u32, local: u32| {
+            let code = index << 2 | local << 1;
+            events.push((K::from_u128(net.lo), code));
+            if net.hi < K::MAX.to_u128() {
+                events.push((K::from_u128(net.hi + 1), code | 1));
+            }
+        };
+        for (e, (_, d)) in entries.iter().enumerate() {
+            push(d.net, index32(e), 0);
+        }
+        for (l, net) in locals.iter().enumerate() {
+            push(*net, index32(l), 1);
+        }
+        events.sort_unstable();
+
+        let mut slots = vec![NOT_LOCAL];
+        let mut port_starts: Vec<u16> = Vec::new();
+        let mut port_sets: Vec<SetId> = Vec::new();
+        let mut slot_ids: FastMap<Vec<u32>, u32> = FastMap::default();
+        let mut active: BTreeSet<u32> = BTreeSet::new();
+        let mut local_depth = 0usize;
+        let mut runs: Vec<(K, u32)> = vec![(K::default(), 0)];
+        let mut i = 0;
+        while let Some(&(position, _)) = events.get(i) {
+            while let Some(&(at, code)) = events.get(i) {
+                if at != position {
+                    break;
+                }
+                let end = code & 1 == 1;
+                let is_local = code & 2 == 2;
+                let index = code >> 2;
+                match (is_local, end) {
+                    (true, false) => local_depth += 1,
+                    (true, true) => local_depth = local_depth.saturating_sub(1),
+                    (false, false) => {
+                        active.insert(index);
+                    }
+                    (false, true) => {
+                        active.remove(&index);
+                    }
+                }
+                i += 1;
+            }
+            let slot = if local_depth == 0 {
+                0
+            } else {
+                let key: Vec<u32> = active.iter().copied().collect();
+                match slot_ids.get(&key) {
+                    Some(&slot) => slot,
+                    None => {
+                        let here: Vec<(u32, DstRange)> = key
+                            .iter()
+                            .filter_map(|&e| entries.get(e as usize).copied())
+                            .collect();
+                        let slot =
+                            build_slot(&here, builder, &mut port_starts, &mut port_sets);
+                        let id = index32(slots.len());
+                        slots.push(slot);
+                        slot_ids.insert(key, id);
+                        id
+                    }
+                }
+            };
+            runs.push((position, slot));
+        }
+        self.dst = IntervalMap::new(runs);
+        self.slots = slots.into_boxed_slice();
+        self.port_starts = port_starts.into_boxed_slice();
+        self.port_sets = port_sets.into_boxed_slice();
+    }
+
+    /// The rules open on `port` in `slot`.
+    #[inline]
+    fn port_set(&self, slot: &Slot, port: u16) -> SetId {
+        let start = slot.ports_start as usize;
+        let end = start + slot.ports_len as usize;
+        let starts = self.port_starts.get(start..end).unwrap_or(&[]);
+        // INVARIANT: every port table starts at port 0, so the count is at least 1.
+        let at = starts.partition_point(|&s| s <= port);
+        at.checked_sub(1)
+            .and_then(|at| self.port_sets.get(start + at))
+            .copied()
+            .unwrap_or(EMPTY)
+    }
+
+    fn heap_bytes_rest(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+            + std::mem::size_of_val(&*self.port_starts)
+            + std::mem::size_of_val(&*self.port_sets)
+            + std::mem::size_of_val(&*self.cap_rules)
+    }
+}
+
+/// The slot of a local run where `here` (rule, destination entry) apply.
+fn build_slot(
+    here: &[(u32, DstRange)],
+    builder: &mut SetBuilder,
+    port_starts: &mut Vec<u16>,
+    port_sets: &mut Vec<SetId>,
+) -> Slot {
+    let mut any: Vec<u32> = here.iter().map(|(r, _)| *r).collect();
+    any.sort_unstable();
+    any.dedup();
+    let mut all: Vec<u32> = here
+        .iter()
+        .filter(|(_, d)| d.all_ports())
+        .map(|(r, _)| *r)
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+
+    // Port runs: a sweep over range boundaries, as for addresses.
+    let mut events: Vec<(u32, u32)> = Vec::with_capacity(2 * here.len());
+    for &(rule, d) in here {
+        if d.first <= d.last {
+            events.push((u32::from(d.first), rule << 1));
+            events.push((u32::from(d.last) + 1, rule << 1 | 1));
+        }
+    }
+    events.sort_unstable();
+    let mut active: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut scratch: Vec<u32> = Vec::new();
+    let mut runs: Vec<(u16, SetId)> = vec![(0, EMPTY)];
+    let mut i = 0;
+    while let Some(&(position, _)) = events.get(i) {
+        while let Some(&(at, code)) = events.get(i) {
+            if at != position {
+                break;
+            }
+            count(&mut active, code >> 1, code & 1 == 1);
+            i += 1;
+        }
+        let Ok(start) = u16::try_from(position) else {
+            break;
+        };
+        scratch.clear();
+        scratch.extend(active.keys());
+        let set = builder.intern(&scratch);
+        match runs.last_mut() {
+            Some(last) if last.0 == start => last.1 = set,
+            _ => runs.push((start, set)),
+        }
+    }
+    runs.dedup_by(|next, prev| next.1 == prev.1);
+    let ports_start = index32(port_starts.len());
+    port_starts.extend(runs.iter().map(|(s, _)| *s));
+    port_sets.extend(runs.iter().map(|(_, id)| *id));
+    Slot {
+        ports_start,
+        ports_len: index32(runs.len()),
+        any_port: builder.intern(&any),
+        all_ports: builder.intern(&all),
+    }
+}
+
+/// Counts one more (or one fewer) active interval of `key`; a key leaves at zero.
+fn count(active: &mut BTreeMap<u32, u32>, key: u32, end: bool) {
+    if end {
+        if let Some(n) = active.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                active.remove(&key);
+            }
+        }
+    } else {
+        *active.entry(key).or_insert(0) += 1;
+    }
+}
+
+/// The source tables of one family for `rules` (rule index, its sources of both families).
+fn build_sources<'r, K: Key>(
+    rules: impl Iterator<Item = (u32, &'r [Net])>,
+    v6: bool,
+    builder: &mut SetBuilder,
+) -> Sources<K> {
+    // Distinct source lists: rules built from the same group share one list, and the work
+    // below is per list entry, not per rule entry.
+    let mut list_ids: FastMap<Vec<Net>, u32> = FastMap::default();
+    let mut list_rules: Vec<Vec<u32>> = Vec::new();
+    for (rule, srcs) in rules {
+        let family: Vec<Net> = srcs.iter().copied().filter(|n| n.v6 == v6).collect();
+        if family.is_empty() {
+            continue;
+        }
+        let next = index32(list_rules.len());
+        let id = *list_ids.entry(family).or_insert(next);
+        if id == next {
+            list_rules.push(Vec::new());
+        }
+        if let Some(r) = list_rules.get_mut(id as usize) {
+            r.push(rule);
+        }
+    }
+    let list_sets: Vec<SetId> = list_rules.iter().map(|r| builder.intern(r)).collect();
+
+    // Single addresses become points; the rest sweep into runs.
+    let mut points: Vec<(K, u32)> = Vec::new();
+    let mut events: Vec<(K, u32)> = Vec::new();
+    for (nets, &list) in &list_ids {
+        for net in nets {
+            if net.lo == net.hi {
+                points.push((K::from_u128(net.lo), list));
+            } else {
+                events.push((K::from_u128(net.lo), list << 1));
+                if net.hi < K::MAX.to_u128() {
+                    events.push((K::from_u128(net.hi + 1), list << 1 | 1));
+                }
+            }
+        }
+    }
+    drop(list_ids);
+
+    let rules_of = |lists: &mut dyn Iterator<Item = u32>, scratch: &mut Vec<u32>| {
+        scratch.clear();
+        for list in lists {
+            scratch.extend(list_rules.get(list as usize).into_iter().flatten());
+        }
+        scratch.sort_unstable();
+        scratch.dedup();
+    };
+
+    events.sort_unstable();
+    let mut active: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut scratch: Vec<u32> = Vec::new();
+    let mut runs: Vec<(K, SetId)> = vec![(K::default(), EMPTY)];
+    let mut i = 0;
+    while let Some(&(position, _)) = events.get(i) {
+        while let Some(&(at, code)) = events.get(i) {
+            if at != position {
+                break;
+            }
+            count(&mut active, code >> 1, code & 1 == 1);
+            i += 1;
+        }
+        let set = match (active.len(), active.keys().next()) {
+            (0, _) => EMPTY,
+            (1, Some(&list)) => list_sets.get(list as usize).copied().unwrap_or(EMPTY),
+            _ => {
+                rules_of(&mut active.keys().copied(), &mut scratch);
+                builder.intern(&scratch)
+            }
+        };
+        runs.push((position, set));
+    }
+    let nets = IntervalMap::new(runs);
+
+    // Each point's set: its lists' rules and those of the wide networks around it.
+    points.sort_unstable();
+    let mut hosts: Vec<(K, SetId)> = Vec::with_capacity(points.len());
+    let mut i = 0;
+    while let Some(&(addr, first_list)) = points.get(i) {
+        let mut end = i + 1;
+        while points.get(end).is_some_and(|&(a, _)| a == addr) {
+            end += 1;
+        }
+        let around = nets.get(addr);
+        let set = if end == i + 1 && around == EMPTY {
+            list_sets.get(first_list as usize).copied().unwrap_or(EMPTY)
+        } else {
+            let lists = points.get(i..end).unwrap_or(&[]);
+            rules_of(&mut lists.iter().map(|&(_, list)| list), &mut scratch);
+            scratch.extend_from_slice(builder.elems(around));
+            scratch.sort_unstable();
+            scratch.dedup();
+            builder.intern(&scratch)
+        };
+        hosts.push((addr, set));
+        i = end;
+    }
+    Sources {
+        hosts: IntervalMap::points(hosts),
+        nets,
+    }
+}
+
+/// A rule or entry index as stored in the tables. Filters have far fewer than 2^30 rules (each
+/// costs tens of bytes of JSON); an impossible overflow saturates rather than panics.
+fn index32(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX >> 2)
+}
+
+impl FlowFilter for Matcher {
+    fn check_with<C: CapabilityLookup + ?Sized>(&self, flow: &Flow, capabilities: &C) -> Verdict {
+        Matcher::check_with(self, flow, capabilities)
+    }
+
+    fn app_capabilities(&self, src: IpAddr, dst: IpAddr) -> AppCapabilities {
+        Matcher::app_capabilities(self, src, dst)
+    }
+
+    fn has_app_capability(&self, src: IpAddr, dst: IpAddr, capability: &str) -> bool {
+        Matcher::has_app_capability(self, src, dst, capability)
+    }
+
+    fn problems(&self) -> &[FilterProblem] {
+        Matcher::problems(self)
+    }
+
+    fn rule_count(&self) -> usize {
+        Matcher::rule_count(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn star_beside_host_rules() {
+        // The case BartFilter gets wrong: a source in a host rule and in a `*` rule must still
+        // reach what only the `*` rule opens.
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["100.64.0.1"],"DstPorts":[{"IP":"100.64.0.9","Ports":{"First":22,"Last":22}}]},
+                {"SrcIPs":["*"],"DstPorts":[{"IP":"100.64.0.9","Ports":{"First":443,"Last":443}}]}]"#,
+        )
+        .unwrap();
+        let local = LocalNetworks::addresses(["100.64.0.9".parse().unwrap()]);
+        let m = Matcher::new(&rules, &local);
+        let src = "100.64.0.1".parse().unwrap();
+        let dst = "100.64.0.9".parse().unwrap();
+        assert_eq!(m.check(&Flow::tcp(src, dst, 443)).rule(), Some(1));
+        assert_eq!(m.check(&Flow::tcp(src, dst, 22)).rule(), Some(0));
+        assert!(!m.check(&Flow::tcp(src, dst, 80)).is_allowed());
+    }
+
+    #[test]
+    fn port_tables() {
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":10,"Last":20}},{"IP":"*","Ports":{"First":65535,"Last":65535}}]},
+                {"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":15,"Last":30}},{"IP":"*","Ports":{"First":5,"Last":1}}]}]"#,
+        )
+        .unwrap();
+        let local = LocalNetworks::addresses(["10.0.0.1".parse().unwrap()]);
+        let m = Matcher::new(&rules, &local);
+        let src = "10.9.9.9".parse().unwrap();
+        let dst = "10.0.0.1".parse().unwrap();
+        for (port, rule) in [
+            (0, None),
+            (9, None),
+            (10, Some(0)),
+            (15, Some(0)),
+            (20, Some(0)),
+            (21, Some(1)),
+            (30, Some(1)),
+            (31, None),
+            (3, None),
+            (65534, None),
+            (65535, Some(0)),
+        ] {
+            assert_eq!(m.check(&Flow::udp(src, dst, port)).rule(), rule, "port {port}");
+        }
+    }
+}

@@ -1,0 +1,727 @@
+//! Reads a node's `FilterRule` list (wire JSON) the way the Tailscale client does.
+//!
+//! The client (`wgengine/filter/tailcfg.go:MatchesFromFilterRules`, `parseIPSet`) decodes the
+//! JSON with Go's `encoding/json` (field names matched without regard to case, unknown fields
+//! ignored), then converts each rule: `*` is every IPv4 and every IPv6 address, `cap:X` a
+//! capability source, `a/n` a CIDR that must have no host bits, `a-b` an inclusive range of one
+//! family, anything else a single address. An entry that does not parse is skipped and the rest
+//! of the filter stays in force; `SrcBits` or `Bits` (pre-2020 encodings) abort the whole
+//! conversion, leaving no rule at all. We keep those semantics and report every skipped entry.
+//!
+//! These serde types are private to the matcher on purpose: the compiler's `wire` module owns
+//! the output side, and the matcher must accept whatever a control server sends, not only
+//! what our compiler writes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::{proto, Addr, FilterProblem, MatcherError, Net};
+
+/// A node's packet filter, read and checked: the input of both matchers.
+///
+/// Reading is separate from building so the same rules can feed the fast and the reference
+/// matcher, and so the cost of JSON decoding is not mistaken for the cost of building.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedRules {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) problems: Vec<FilterProblem>,
+}
+
+/// One rule after conversion (the client's `filtertype.Match`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rule {
+    /// Protocols (`IPProto`, or the default set when absent); may be empty.
+    pub(crate) protos: Vec<u8>,
+    /// Source networks of both families.
+    pub(crate) srcs: Vec<Net>,
+    /// `cap:` sources, without the prefix.
+    pub(crate) src_caps: Vec<Box<str>>,
+    /// Destinations with their ports.
+    pub(crate) dsts: Vec<DstRange>,
+    /// Application capability grants, one per (destination, capability).
+    pub(crate) caps: Vec<CapEntry>,
+}
+
+/// A `DstPorts` entry (one per network when the entry was `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct DstRange {
+    pub(crate) net: Net,
+    pub(crate) first: u16,
+    pub(crate) last: u16,
+}
+
+impl DstRange {
+    pub(crate) fn all_ports(&self) -> bool {
+        self.first == 0 && self.last == u16::MAX
+    }
+}
+
+/// One application capability granted towards one destination network.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CapEntry {
+    pub(crate) dst: Net,
+    pub(crate) cap: Box<str>,
+    pub(crate) values: Vec<serde_json::Value>,
+}
+
+impl ParsedRules {
+    /// Reads a `FilterRule` list from JSON text (`null` is an empty list).
+    ///
+    /// Fails only if the text is not JSON of that shape; entries that do not parse (an address
+    /// with host bits set after the slash, a reversed range, ...) are skipped and listed in
+    /// [`ParsedRules::problems`], as the client skips them.
+    pub fn from_json(json: &str) -> Result<Self, MatcherError> {
+        let wire: Option<Vec<WireRule<'_>>> =
+            serde_json::from_str(json).map_err(|e| MatcherError::json(&e))?;
+        Ok(convert(wire.unwrap_or_default()))
+    }
+
+    /// Reads a `FilterRule` list from JSON bytes; see [`ParsedRules::from_json`].
+    pub fn from_slice(json: &[u8]) -> Result<Self, MatcherError> {
+        let wire: Option<Vec<WireRule<'_>>> =
+            serde_json::from_slice(json).map_err(|e| MatcherError::json(&e))?;
+        Ok(convert(wire.unwrap_or_default()))
+    }
+
+    /// The entries that were skipped.
+    pub fn problems(&self) -> &[FilterProblem] {
+        &self.problems
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there is no rule (everything but the stateless allowances is refused).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The number of source networks over all rules (`*` counts as two: one per family).
+    pub fn source_entries(&self) -> usize {
+        self.rules.iter().map(|r| r.srcs.len()).sum()
+    }
+}
+
+fn convert(wire: Vec<WireRule<'_>>) -> ParsedRules {
+    let mut out = ParsedRules::default();
+    for (index, wire_rule) in wire.into_iter().enumerate() {
+        if wire_rule.src_bits {
+            return abort(out.problems, index, "SrcBits");
+        }
+        let mut rule = Rule {
+            protos: match &wire_rule.ip_proto {
+                None => proto::DEFAULT.to_vec(),
+                Some(list) if list.is_empty() => proto::DEFAULT.to_vec(),
+                // Numbers outside 0..=255 are ignored, as by the client; a list of only such
+                // numbers leaves a rule that no packet's protocol matches.
+                Some(list) => list.iter().filter_map(|&n| u8::try_from(n).ok()).collect(),
+            },
+            ..Rule::default()
+        };
+        for (i, text) in wire_rule.src_ips.iter().enumerate() {
+            match parse_ip_set(text.as_str()) {
+                Ok(IpSet::Nets(nets)) => rule.srcs.extend(nets),
+                Ok(IpSet::Cap(cap)) => {
+                    if !cap.is_empty() {
+                        rule.src_caps.push(cap.into());
+                    }
+                }
+                Err(message) => out.problems.push(problem(
+                    index,
+                    format!("SrcIPs[{i}]"),
+                    text.as_str(),
+                    message,
+                )),
+            }
+        }
+        for (i, dst) in wire_rule.dst_ports.iter().enumerate() {
+            if dst.bits {
+                return abort(out.problems, index, &format!("DstPorts[{i}].Bits"));
+            }
+            match parse_ip_set(dst.ip.as_str()) {
+                Ok(IpSet::Nets(nets)) => rule.dsts.extend(nets.map(|net| DstRange {
+                    net,
+                    first: dst.first,
+                    last: dst.last,
+                })),
+                Ok(IpSet::Cap(cap)) => {
+                    if !cap.is_empty() {
+                        out.problems.push(problem(
+                            index,
+                            format!("DstPorts[{i}].IP"),
+                            dst.ip.as_str(),
+                            format!("unexpected capability {cap:?} in DstPorts"),
+                        ));
+                    }
+                }
+                Err(message) => out.problems.push(problem(
+                    index,
+                    format!("DstPorts[{i}].IP"),
+                    dst.ip.as_str(),
+                    message,
+                )),
+            }
+        }
+        for (g, grant) in wire_rule.cap_grant.iter().enumerate() {
+            for (d, text) in grant.dsts.iter().enumerate() {
+                let dst = match parse_prefix(text.as_str(), false) {
+                    Ok(net) => net,
+                    Err(message) => {
+                        out.problems.push(problem(
+                            index,
+                            format!("CapGrant[{g}].Dsts[{d}]"),
+                            text.as_str(),
+                            message,
+                        ));
+                        continue;
+                    }
+                };
+                for cap in &grant.caps {
+                    rule.caps.push(CapEntry {
+                        dst,
+                        cap: cap.as_str().into(),
+                        values: Vec::new(),
+                    });
+                }
+                for (cap, values) in &grant.cap_map {
+                    rule.caps.push(CapEntry {
+                        dst,
+                        cap: cap.as_str().into(),
+                        values: values.clone(),
+                    });
+                }
+            }
+        }
+        out.rules.push(rule);
+    }
+    out
+}
+
+/// `SrcBits`/`Bits`: the client refuses the whole filter, which leaves no rule.
+fn abort(mut problems: Vec<FilterProblem>, rule: usize, field: &str) -> ParsedRules {
+    problems.push(problem(
+        rule,
+        field.to_string(),
+        "",
+        "unexpected legacy prefix-length field; the whole filter is ignored".to_string(),
+    ));
+    ParsedRules {
+        rules: Vec::new(),
+        problems,
+    }
+}
+
+fn problem(rule: usize, field: String, entry: &str, message: String) -> FilterProblem {
+    FilterProblem {
+        rule,
+        field,
+        entry: entry.to_string(),
+        message,
+    }
+}
+
+/// What one `SrcIPs` or `DstPorts[].IP` entry denotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IpSet<'a> {
+    /// One or two networks (`*` is both families).
+    Nets(NetIter),
+    /// A `cap:` entry: the capability name (possibly empty).
+    Cap(&'a str),
+}
+
+/// At most two networks, without allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NetIter {
+    first: Option<Net>,
+    second: Option<Net>,
+}
+
+impl Iterator for NetIter {
+    type Item = Net;
+
+    fn next(&mut self) -> Option<Net> {
+        self.first.take().or_else(|| self.second.take())
+    }
+}
+
+impl NetIter {
+    fn one(net: Net) -> Self {
+        NetIter {
+            first: Some(net),
+            second: None,
+        }
+    }
+}
+
+/// The client's `parseIPSet`, with ranges kept as one interval (the client splits them into
+/// covering prefixes, which denote the same addresses).
+pub(crate) fn parse_ip_set(text: &str) -> Result<IpSet<'_>, String> {
+    if text == "*" {
+        return Ok(IpSet::Nets(NetIter {
+            first: Some(Net::ALL_V4),
+            second: Some(Net::ALL_V6),
+        }));
+    }
+    if let Some(cap) = text.strip_prefix("cap:") {
+        return Ok(IpSet::Cap(cap));
+    }
+    if text.contains('/') {
+        return parse_prefix(text, true).map(|net| IpSet::Nets(NetIter::one(net)));
+    }
+    if text.matches('-').count() == 1 {
+        let (a, b) = text.split_once('-').unwrap_or((text, ""));
+        let lo = parse_addr(a)?;
+        let hi = parse_addr(b)?;
+        if lo.v6 != hi.v6 || hi.bits < lo.bits {
+            return Err(format!("invalid IP range {text:?}"));
+        }
+        return Ok(IpSet::Nets(NetIter::one(Net {
+            v6: lo.v6,
+            lo: lo.bits,
+            hi: hi.bits,
+        })));
+    }
+    let addr = parse_addr(text).map_err(|_| format!("invalid IP address {text:?}"))?;
+    Ok(IpSet::Nets(NetIter::one(Net {
+        v6: addr.v6,
+        lo: addr.bits,
+        hi: addr.bits,
+    })))
+}
+
+/// Go's `netip.ParseAddr`, with an IPv6 zone dropped the way `netip.PrefixFrom` and
+/// `netipx.IPRangeFrom` drop it.
+fn parse_addr(text: &str) -> Result<Addr, String> {
+    if let Some((ip, zone)) = text.split_once('%') {
+        if zone.is_empty() {
+            return Err(format!("{text:?}: zone must be a non-empty string"));
+        }
+        return ip
+            .parse::<Ipv6Addr>()
+            .map(|v6| Addr::from(IpAddr::V6(v6)))
+            .map_err(|_| format!("{text:?}: invalid IPv6 address with zone"));
+    }
+    text.parse::<IpAddr>()
+        .map(Addr::from)
+        .map_err(|_| format!("{text:?}: invalid IP address"))
+}
+
+/// Go's `netip.ParsePrefix`; with `masked`, host bits must be zero (as `parseIPSet` demands),
+/// otherwise they are ignored (as `Prefix.Contains` ignores them in `CapGrant.Dsts`).
+fn parse_prefix(text: &str, masked: bool) -> Result<Net, String> {
+    let Some((ip, bits)) = text.rsplit_once('/') else {
+        return Err(format!("{text:?}: no '/'"));
+    };
+    if ip.contains('%') {
+        return Err(format!("{text:?}: IPv6 zones cannot be present in a prefix"));
+    }
+    let addr = ip
+        .parse::<IpAddr>()
+        .map(Addr::from)
+        .map_err(|_| format!("{text:?}: invalid IP address"))?;
+    let width: u32 = if addr.v6 { 128 } else { 32 };
+    let leading_zero = bits.len() > 1 && bits.starts_with('0');
+    let bits: u32 = match bits.parse::<u32>() {
+        Ok(n) if !leading_zero && bits.bytes().all(|b| b.is_ascii_digit()) && n <= width => n,
+        _ => return Err(format!("{text:?}: bad bits after slash: {bits:?}")),
+    };
+    // Host part of the address: the low (width - bits) bits.
+    let host_mask: u128 = match (width - bits).cmp(&128) {
+        std::cmp::Ordering::Less => (1u128 << (width - bits)) - 1,
+        _ => u128::MAX,
+    };
+    if masked && addr.bits & host_mask != 0 {
+        return Err(format!("{text} contains non-network bits set"));
+    }
+    let lo = addr.bits & !host_mask;
+    Ok(Net {
+        v6: addr.v6,
+        lo,
+        hi: lo | host_mask,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types. Go's decoder matches field names case-insensitively and ignores unknown fields;
+// the visitors below do the same (ASCII case only), and borrow strings from the input.
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(PhantomData))
+    }
+}
+
+/// Which of `names` a JSON key is, ignoring ASCII case.
+fn field(key: &str, names: &[&str]) -> Option<usize> {
+    names.iter().position(|n| n.eq_ignore_ascii_case(key))
+}
+
+/// `null` or absent is the same as empty, as for Go slices.
+fn list<'de, A, T>(map: &mut A) -> Result<Vec<T>, A::Error>
+where
+    A: MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(map.next_value::<Option<Vec<T>>>()?.unwrap_or_default())
+}
+
+#[derive(Default)]
+struct WireRule<'a> {
+    src_ips: Vec<Text<'a>>,
+    src_bits: bool,
+    dst_ports: Vec<WireDst<'a>>,
+    ip_proto: Option<Vec<i64>>,
+    cap_grant: Vec<WireCapGrant<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireRule<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RuleVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for RuleVisitor<'a> {
+            type Value = WireRule<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a FilterRule object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireRule<'a>, A::Error> {
+                let mut rule = WireRule::default();
+                const NAMES: &[&str] = &["SrcIPs", "SrcBits", "DstPorts", "IPProto", "CapGrant"];
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match field(key.as_str(), NAMES) {
+                        Some(0) => rule.src_ips = list(&mut map)?,
+                        Some(1) => rule.src_bits = !list::<_, IgnoredAny>(&mut map)?.is_empty(),
+                        Some(2) => rule.dst_ports = list(&mut map)?,
+                        Some(3) => rule.ip_proto = map.next_value()?,
+                        Some(4) => rule.cap_grant = list(&mut map)?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(rule)
+            }
+        }
+        deserializer.deserialize_map(RuleVisitor(PhantomData))
+    }
+}
+
+/// `NetPortRange`.
+struct WireDst<'a> {
+    ip: Text<'a>,
+    bits: bool,
+    first: u16,
+    last: u16,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireDst<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DstVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for DstVisitor<'a> {
+            type Value = WireDst<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a NetPortRange object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireDst<'a>, A::Error> {
+                let mut dst = WireDst {
+                    ip: Text(Cow::Borrowed("")),
+                    bits: false,
+                    first: 0,
+                    last: 0,
+                };
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match field(key.as_str(), &["IP", "Bits", "Ports"]) {
+                        Some(0) => dst.ip = map.next_value()?,
+                        Some(1) => dst.bits = map.next_value::<Option<IgnoredAny>>()?.is_some(),
+                        Some(2) => {
+                            if let Some(ports) = map.next_value::<Option<WirePorts>>()? {
+                                dst.first = ports.first;
+                                dst.last = ports.last;
+                            }
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(dst)
+            }
+        }
+        deserializer.deserialize_map(DstVisitor(PhantomData))
+    }
+}
+
+/// `PortRange`.
+struct WirePorts {
+    first: u16,
+    last: u16,
+}
+
+impl<'de> Deserialize<'de> for WirePorts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortsVisitor;
+        impl<'de> Visitor<'de> for PortsVisitor {
+            type Value = WirePorts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a PortRange object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WirePorts, A::Error> {
+                let mut ports = WirePorts { first: 0, last: 0 };
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match field(key.as_str(), &["First", "Last"]) {
+                        Some(0) => ports.first = map.next_value()?,
+                        Some(1) => ports.last = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ports)
+            }
+        }
+        deserializer.deserialize_map(PortsVisitor)
+    }
+}
+
+/// `CapGrant`.
+#[derive(Default)]
+struct WireCapGrant<'a> {
+    dsts: Vec<Text<'a>>,
+    caps: Vec<Text<'a>>,
+    cap_map: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireCapGrant<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GrantVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for GrantVisitor<'a> {
+            type Value = WireCapGrant<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CapGrant object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireCapGrant<'a>, A::Error> {
+                let mut grant = WireCapGrant::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match field(key.as_str(), &["Dsts", "Caps", "CapMap"]) {
+                        Some(0) => grant.dsts = list(&mut map)?,
+                        Some(1) => grant.caps = list(&mut map)?,
+                        Some(2) => {
+                            let raw: Option<BTreeMap<String, Option<Vec<serde_json::Value>>>> =
+                                map.next_value()?;
+                            grant.cap_map = raw
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(k, v)| (k, v.unwrap_or_default()))
+                                .collect();
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(grant)
+            }
+        }
+        deserializer.deserialize_map(GrantVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+
+    fn net(text: &str) -> Net {
+        match parse_ip_set(text).unwrap() {
+            IpSet::Nets(mut nets) => nets.next().unwrap(),
+            IpSet::Cap(_) => panic!("a capability"),
+        }
+    }
+
+    #[test]
+    fn ip_set_forms() {
+        assert_eq!(
+            net("100.64.0.1"),
+            Net {
+                v6: false,
+                lo: 0x6440_0001,
+                hi: 0x6440_0001
+            }
+        );
+        assert_eq!(
+            net("10.0.0.0/8"),
+            Net {
+                v6: false,
+                lo: 0x0a00_0000,
+                hi: 0x0aff_ffff
+            }
+        );
+        assert_eq!(net("0.0.0.0/0"), Net::ALL_V4);
+        assert_eq!(net("::/0"), Net::ALL_V6);
+        assert_eq!(
+            net("10.0.0.5-10.0.0.9"),
+            Net {
+                v6: false,
+                lo: 0x0a00_0005,
+                hi: 0x0a00_0009
+            }
+        );
+        assert_eq!(net("fe80::1%eth0"), net("fe80::1"));
+        let star: Vec<Net> = match parse_ip_set("*").unwrap() {
+            IpSet::Nets(nets) => nets.collect(),
+            IpSet::Cap(_) => panic!(),
+        };
+        assert_eq!(star, vec![Net::ALL_V4, Net::ALL_V6]);
+        assert_eq!(parse_ip_set("cap:foo").unwrap(), IpSet::Cap("foo"));
+        // A mapped IPv4 address is an IPv6 address, as in Go.
+        assert!(net("::ffff:1.2.3.4").v6);
+    }
+
+    #[test]
+    fn ip_set_errors() {
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0.0/08",
+            "10.0.0.0/+8",
+            "10.0.0.0/",
+            "fe80::%eth0/64",
+            "10.0.0.9-10.0.0.5",
+            "10.0.0.1-::1",
+            "10.0.0.1-10.0.0.2-10.0.0.3",
+            "01.2.3.4",
+            "1.2.3.4%eth0",
+            "fe80::1%",
+            "",
+            " 1.2.3.4",
+            "host.example",
+            "**",
+        ] {
+            assert!(parse_ip_set(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_skipped_and_reported() {
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["10.0.0.1/8","10.0.0.2"],"DstPorts":[{"IP":"cap:x","Ports":{"First":1,"Last":2}},{"IP":"*","Ports":{"First":1,"Last":2}}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.rules[0].srcs.len(), 1);
+        assert_eq!(rules.rules[0].dsts.len(), 2);
+        let fields: Vec<&str> = rules.problems().iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["SrcIPs[0]", "DstPorts[0].IP"]);
+    }
+
+    #[test]
+    fn legacy_bits_abort_everything() {
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]},
+                {"SrcIPs":["1.2.3.4"],"SrcBits":[32],"DstPorts":[]}]"#,
+        )
+        .unwrap();
+        assert!(rules.is_empty());
+        assert_eq!(rules.problems()[0].field, "SrcBits");
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Bits":32,"Ports":{"First":0,"Last":65535}}]}]"#,
+        )
+        .unwrap();
+        assert!(rules.is_empty());
+        // `null` is absent.
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"],"SrcBits":null,"DstPorts":[{"IP":"*","Bits":null,"Ports":{"First":0,"Last":65535}}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.len(), 1);
+    }
+
+    #[test]
+    fn field_names_ignore_case_and_unknown_fields() {
+        let rules = ParsedRules::from_json(
+            r#"[{"srcips":["*"],"dstPorts":[{"ip":"*","ports":{"first":22,"LAST":23}}],"ipproto":[6,300,-1],"Extra":{"a":[1]}}]"#,
+        )
+        .unwrap();
+        let rule = &rules.rules[0];
+        assert_eq!(rule.srcs.len(), 2);
+        assert_eq!((rule.dsts[0].first, rule.dsts[0].last), (22, 23));
+        assert_eq!(rule.protos, vec![6]);
+    }
+
+    #[test]
+    fn protocols() {
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"]},{"SrcIPs":["*"],"IPProto":[]},{"SrcIPs":["*"],"IPProto":null},{"SrcIPs":["*"],"IPProto":[256]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.rules[0].protos, proto::DEFAULT);
+        assert_eq!(rules.rules[1].protos, proto::DEFAULT);
+        assert_eq!(rules.rules[2].protos, proto::DEFAULT);
+        assert!(rules.rules[3].protos.is_empty());
+    }
+
+    #[test]
+    fn whole_input_errors() {
+        assert!(ParsedRules::from_json("{").is_err());
+        assert!(ParsedRules::from_json(r#"{"SrcIPs":[]}"#).is_err());
+        assert!(ParsedRules::from_json(r#"[{"SrcIPs":[1]}]"#).is_err());
+        assert!(ParsedRules::from_json(
+            r#"[{"DstPorts":[{"IP":"*","Ports":{"First":70000,"Last":1}}]}]"#
+        )
+        .is_err());
+        assert!(ParsedRules::from_json(r#"[{"IPProto":[6.5]}]"#).is_err());
+        assert!(ParsedRules::from_json("null").unwrap().is_empty());
+        assert!(ParsedRules::from_json("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn cap_grants() {
+        let rules = ParsedRules::from_json(
+            r#"[{"SrcIPs":["100.64.0.1"],"CapGrant":[{"Dsts":["100.64.0.2/32","100.64.0.3/24","bad"],
+                "Caps":["legacy"],"CapMap":{"example.com/cap/a":[{"x":1}],"example.com/cap/b":null}}]}]"#,
+        )
+        .unwrap();
+        let rule = &rules.rules[0];
+        // Two good destinations, three capabilities each; host bits in CapGrant.Dsts are
+        // ignored (netip.Prefix keeps them, Contains masks them).
+        assert_eq!(rule.caps.len(), 6);
+        assert_eq!(rule.caps[3].dst, net("100.64.0.0/24"));
+        assert_eq!(rules.problems().len(), 1);
+        assert_eq!(rules.problems()[0].field, "CapGrant[0].Dsts[2]");
+    }
+}

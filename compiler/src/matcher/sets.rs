@@ -1,0 +1,314 @@
+//! Interned sets of rule indices, and the intersection the fast matcher's lookups end with.
+//!
+//! Every distinct set of rules (the rules whose sources contain some address, the rules open on
+//! some port of some destination, the rules listing some protocol) is stored once in one arena
+//! of `u32`s and named by its offset there (`SetId`): a header word (length, and a flag for a
+//! dense set), then for a dense set the offset of its bitset, then the rule indices in
+//! ascending order. A set is dense when at least one rule in 32 is in it; its bitset makes
+//! membership one load. Keeping the header beside the indices means reading a set costs one
+//! cache line or two, never a separate table.
+//!
+//! A lookup asks for the lowest rule index common to two or three sets: it walks the smallest
+//! set in order and tests each index against the others, so its cost follows the smallest set,
+//! not the number of rules.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// Names an interned set: its offset in the arena.
+pub(crate) type SetId = u32;
+
+/// The empty set.
+pub(crate) const EMPTY: SetId = 0;
+
+const DENSE: u32 = 1 << 31;
+
+/// The interned sets of one matcher.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleSets {
+    arena: Box<[u32]>,
+    words: Box<[u64]>,
+    count: usize,
+}
+
+/// A set as read from the arena.
+#[derive(Debug, Clone, Copy)]
+struct View<'a> {
+    elems: &'a [u32],
+    /// The bitset, for a dense set.
+    bits: Option<&'a [u64]>,
+}
+
+impl View<'_> {
+    #[inline]
+    fn has(&self, rule: u32) -> bool {
+        match self.bits {
+            Some(bits) => bits
+                .get((rule / 64) as usize)
+                .is_some_and(|w| w & (1u64 << (rule % 64)) != 0),
+            None => self.elems.binary_search(&rule).is_ok(),
+        }
+    }
+}
+
+impl RuleSets {
+    #[inline]
+    fn view(&self, id: SetId) -> View<'_> {
+        read(&self.arena, &self.words, id)
+    }
+
+    /// The rule indices of a set, ascending.
+    pub(crate) fn elems(&self, id: SetId) -> &[u32] {
+        self.view(id).elems
+    }
+
+    /// Whether `rule` is in set `id`.
+    #[inline]
+    pub(crate) fn contains(&self, id: SetId, rule: u32) -> bool {
+        self.view(id).has(rule)
+    }
+
+    /// The lowest rule index in every one of `ids`.
+    #[inline]
+    pub(crate) fn first_common<const N: usize>(&self, ids: [SetId; N]) -> Option<u32> {
+        let views = ids.map(|id| self.view(id));
+        let (driver_at, driver) = views
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, v)| v.elems.len())?;
+        if driver.elems.is_empty() {
+            return None;
+        }
+        if views.iter().all(|v| v.bits.is_some()) {
+            return first_common_dense(&views);
+        }
+        driver.elems.iter().copied().find(|&rule| {
+            views
+                .iter()
+                .enumerate()
+                .all(|(i, v)| i == driver_at || v.has(rule))
+        })
+    }
+
+    /// The number of distinct sets.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Heap bytes used.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.arena) + std::mem::size_of_val(&*self.words)
+    }
+}
+
+#[inline]
+fn read<'a>(arena: &'a [u32], words: &'a [u64], id: SetId) -> View<'a> {
+    let at = id as usize;
+    let header = arena.get(at).copied().unwrap_or(0);
+    let len = (header & !DENSE) as usize;
+    if header & DENSE == 0 {
+        View {
+            elems: arena.get(at + 1..at + 1 + len).unwrap_or(&[]),
+            bits: None,
+        }
+    } else {
+        let bits_at = arena.get(at + 1).copied().unwrap_or(0) as usize;
+        let elems = arena.get(at + 2..at + 2 + len).unwrap_or(&[]);
+        // A dense set's bitset covers every rule; its width is fixed per matcher.
+        let width = elems.last().map_or(0, |&last| (last / 64) as usize + 1);
+        View {
+            elems,
+            bits: words.get(bits_at..bits_at + width),
+        }
+    }
+}
+
+/// All sets are dense: AND their bitsets word by word (only up to the shortest).
+fn first_common_dense(views: &[View<'_>]) -> Option<u32> {
+    let width = views
+        .iter()
+        .map(|v| v.bits.map_or(0, <[u64]>::len))
+        .min()
+        .unwrap_or(0);
+    for w in 0..width {
+        let mut word = u64::MAX;
+        for view in views {
+            word &= view.bits.and_then(|b| b.get(w)).copied().unwrap_or(0);
+        }
+        if word != 0 {
+            return u32::try_from(w * 64).ok().map(|b| b + word.trailing_zeros());
+        }
+    }
+    None
+}
+
+/// A small, fast, non-cryptographic hasher (FxHash's multiply-rotate) for interning at build
+/// time. The keys come from the filter the control server sent, which the node trusts anyway.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            for (b, c) in buf.iter_mut().zip(chunk) {
+                *b = *c;
+            }
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+fn hash_of(rules: &[u32]) -> u64 {
+    let mut hasher = FastHasher::default();
+    rules.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Interns sets while a matcher is built.
+pub(crate) struct SetBuilder {
+    rule_count: usize,
+    width: usize,
+    arena: Vec<u32>,
+    words: Vec<u64>,
+    count: usize,
+    /// Hash of a set's indices -> the first set with that hash; collisions chain through
+    /// `next`, keyed by set id. No set is copied out of the arena to serve as a key.
+    by_hash: FastMap<u64, SetId>,
+    next: FastMap<SetId, SetId>,
+}
+
+impl SetBuilder {
+    pub(crate) fn new(rule_count: usize) -> Self {
+        let mut builder = SetBuilder {
+            rule_count,
+            width: rule_count.div_ceil(64),
+            arena: Vec::new(),
+            words: Vec::new(),
+            count: 0,
+            by_hash: FastMap::default(),
+            next: FastMap::default(),
+        };
+        // INVARIANT: the empty set is EMPTY (offset 0).
+        builder.intern(&[]);
+        builder
+    }
+
+    /// The id of a set given as ascending, distinct rule indices (all below the rule count).
+    pub(crate) fn intern(&mut self, rules: &[u32]) -> SetId {
+        let hash = hash_of(rules);
+        let mut candidate = self.by_hash.get(&hash).copied();
+        while let Some(id) = candidate {
+            if self.elems(id) == rules {
+                return id;
+            }
+            candidate = self.next.get(&id).copied();
+        }
+        let id = SetId::try_from(self.arena.len()).unwrap_or(SetId::MAX);
+        let len = u32::try_from(rules.len()).unwrap_or(0) & !DENSE;
+        let dense = !rules.is_empty() && rules.len() * 32 >= self.rule_count;
+        if dense {
+            let offset = self.words.len();
+            self.words.resize(offset + self.width, 0);
+            for &rule in rules {
+                if let Some(w) = self.words.get_mut(offset + (rule / 64) as usize) {
+                    *w |= 1u64 << (rule % 64);
+                }
+            }
+            self.arena.push(len | DENSE);
+            self.arena.push(u32::try_from(offset).unwrap_or(0));
+        } else {
+            self.arena.push(len);
+        }
+        self.arena.extend_from_slice(rules);
+        if let Some(first) = self.by_hash.insert(hash, id) {
+            self.next.insert(id, first);
+        }
+        self.count += 1;
+        id
+    }
+
+    /// The rule indices of an interned set.
+    pub(crate) fn elems(&self, id: SetId) -> &[u32] {
+        read(&self.arena, &self.words, id).elems
+    }
+
+    pub(crate) fn finish(self) -> RuleSets {
+        RuleSets {
+            arena: self.arena.into_boxed_slice(),
+            words: self.words.into_boxed_slice(),
+            count: self.count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn interning() {
+        let mut b = SetBuilder::new(10);
+        let a = b.intern(&[1, 3]);
+        assert_eq!(b.intern(&[1, 3]), a);
+        let c = b.intern(&[1, 2, 3]);
+        assert_ne!(a, c);
+        assert_eq!(b.elems(c), &[1, 2, 3]);
+        assert_eq!(b.intern(&[]), EMPTY);
+        // Dense: 1 rule in 10.
+        assert_eq!(b.elems(a), &[1, 3]);
+        let sets = b.finish();
+        assert!(sets.contains(c, 2) && !sets.contains(a, 2));
+        assert_eq!(sets.count(), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn first_common_is_the_minimum_of_the_intersection(
+            rule_count in 1usize..300,
+            sets in proptest::collection::vec(proptest::collection::btree_set(0u32..300, 0..120), 3),
+        ) {
+            let sets: Vec<Vec<u32>> = sets.into_iter()
+                .map(|s| s.into_iter().filter(|&r| (r as usize) < rule_count).collect())
+                .collect();
+            let mut b = SetBuilder::new(rule_count);
+            let ids: Vec<SetId> = sets.iter().map(|s| b.intern(s)).collect();
+            for (id, set) in ids.iter().zip(&sets) {
+                prop_assert_eq!(b.elems(*id), &set[..]);
+            }
+            let rs = b.finish();
+            let expect3 = sets[0].iter().copied().find(|r| sets[1].contains(r) && sets[2].contains(r));
+            prop_assert_eq!(rs.first_common([ids[0], ids[1], ids[2]]), expect3);
+            let expect2 = sets[0].iter().copied().find(|r| sets[1].contains(r));
+            prop_assert_eq!(rs.first_common([ids[0], ids[1]]), expect2);
+            for r in 0..rule_count as u32 {
+                prop_assert_eq!(rs.contains(ids[0], r), sets[0].contains(&r));
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! `tests`: network reachability assertions, judged against the policy's network rules as a
+//! whole (not one node's filter: a host alias may name an address no node has).
+//!
+//! Traffic from a source to a destination on a port is allowed when every address of the
+//! source is let through by some rule to some address of the destination, with a protocol in
+//! common (a test without `proto` means TCP or UDP). Only `acls` and `ip` grants count; app
+//! grants, `via` grants (routing) and `autogroup:internet` (exit-node use) do not.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aclc_policy::model::{Alias, NetworkTest, Policy, PortRange, Protocol};
+use aclc_policy::Span;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::endpoint::{quote, Device, Endpoints, Side};
+use super::{Expectation, TestError, TestKind, TestResult, Verdict};
+use crate::addrset::{AddrSet, TAILNET_WIRE};
+use crate::compiled::Compiled;
+use crate::nodes::{NodeId, NodeTable};
+use crate::resolve::{Resolver, Target};
+
+/// The protocols a rule without `proto` allows: TCP, UDP, ICMP, ICMPv6.
+const DEFAULT_RULE_PROTOS: [u8; 4] = [6, 17, 1, 58];
+/// The protocols a test without `proto` asks about: TCP or UDP.
+const DEFAULT_TEST_PROTOS: [u8; 2] = [6, 17];
+
+/// One network rule: sources, a destination, protocols and ports.
+#[derive(Debug)]
+struct NetRule {
+    /// The `acls` / `grants` entry; `None` for the default allow-all policy.
+    span: Option<Span>,
+    /// The sources: the union of the parts.
+    src: Arc<[Addrs]>,
+    /// `None`: the default protocols.
+    proto: Option<u8>,
+    dst: Dst,
+    ports: Vec<PortRange>,
+}
+
+/// Addresses as the policy names them: devices (kept as ids, so a big group costs nothing to
+/// build) or literal addresses.
+#[derive(Debug, Clone)]
+enum Addrs {
+    /// The devices' own addresses (sorted ids).
+    Nodes(Arc<[NodeId]>),
+    /// Literal addresses (`*` is the tailnet ranges and routes).
+    Set(Arc<AddrSet>),
+}
+
+impl Addrs {
+    /// True if `addr`, an address of device `node` (if any), is in the set.
+    fn contains(&self, addr: IpAddr, node: Option<NodeId>) -> bool {
+        match self {
+            Addrs::Nodes(ids) => node.is_some_and(|id| ids.binary_search(&id).is_ok()),
+            Addrs::Set(set) => set.contains(addr),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Dst {
+    /// `*`.
+    Any,
+    /// Addresses.
+    Addrs(Addrs),
+    /// `autogroup:self`: devices of the source device's own user.
+    SelfDevices,
+}
+
+/// Run the `tests` block.
+pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
+    if policy.tests.is_empty() {
+        return Vec::new();
+    }
+    let rules = rules(policy, compiled.table());
+    let mut endpoints = Endpoints::new(policy, compiled);
+    let mut out = Vec::new();
+    for (i, test) in policy.tests.iter().enumerate() {
+        run_test(&rules, &mut endpoints, i, test, &mut out);
+    }
+    out
+}
+
+fn run_test(
+    rules: &[NetRule],
+    endpoints: &mut Endpoints<'_>,
+    index: usize,
+    test: &NetworkTest,
+    out: &mut Vec<TestResult>,
+) {
+    let malformed = |error| TestResult::malformed(TestKind::Network, index, test.span, error);
+    let Some(src) = &test.src else {
+        out.push(malformed(TestError::NoSource));
+        return;
+    };
+    let src_text = src.value.trim();
+    if src_text.is_empty() {
+        out.push(malformed(TestError::InvalidSource(
+            "src is empty".to_string(),
+        )));
+        return;
+    }
+    if test.accept.is_empty() && test.deny.is_empty() {
+        out.push(malformed(TestError::NoAssertions));
+        return;
+    }
+    let sources = match endpoints.resolve(src_text, Side::Source) {
+        Ok(devices) => devices,
+        Err(error) => {
+            out.push(malformed(error));
+            return;
+        }
+    };
+    let (protos, proto_name) = match test.proto.as_ref().map(|p| p.value.trim()) {
+        None | Some("") => (DEFAULT_TEST_PROTOS.to_vec(), "tcp/udp".to_string()),
+        Some(text) => match Protocol::parse(text) {
+            Ok(p) => (vec![p.0], p.to_string()),
+            Err(why) => {
+                out.push(malformed(TestError::InvalidProtocol(format!(
+                    "proto {}: {why}",
+                    quote(text)
+                ))));
+                return;
+            }
+        },
+    };
+    let entries = test
+        .accept
+        .iter()
+        .map(|e| (e, Expectation::Allowed))
+        .chain(test.deny.iter().map(|e| (e, Expectation::Denied)));
+    for (entry, expected) in entries {
+        let dst_text = entry.value.trim();
+        let subject = format!("{src_text} -> {dst_text} ({proto_name})");
+        let outcome = destination(endpoints, dst_text).map(|(devices, port)| {
+            verdict(rules, endpoints.table(), &sources, &devices, &protos, port)
+        });
+        out.push(TestResult::evaluated(
+            TestKind::Network,
+            index,
+            entry.span,
+            subject,
+            expected,
+            outcome,
+        ));
+    }
+}
+
+/// A destination entry `host:port`: its devices and the port.
+fn destination(endpoints: &mut Endpoints<'_>, text: &str) -> Result<(Vec<Device>, u16), TestError> {
+    let Some((host, port_text)) = text.rsplit_once(':') else {
+        return Err(TestError::InvalidDestination(format!(
+            "dst {} has no port: write host:port",
+            quote(text)
+        )));
+    };
+    let port = port_number(port_text).ok_or_else(|| {
+        TestError::InvalidDestination(format!(
+            "dst {}: a test names one port (a number from 1 to 65535), not {}",
+            quote(text),
+            quote(port_text)
+        ))
+    })?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let devices = endpoints.resolve(host, Side::Destination)?;
+    Ok((devices, port))
+}
+
+/// A single port: decimal digits, 1 to 65535.
+fn port_number(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|&p| p > 0)
+}
+
+/// What the rules do with traffic from every source address to the destination.
+fn verdict(
+    rules: &[NetRule],
+    table: &NodeTable,
+    sources: &[Device],
+    destinations: &[Device],
+    protos: &[u8],
+    port: u16,
+) -> Verdict {
+    let mut by: Vec<Span> = Vec::new();
+    for source in sources {
+        for &addr in &source.addrs {
+            let allowing = rules.iter().find(|rule| {
+                rule.src.iter().any(|part| part.contains(addr, source.node))
+                    && rule_protos(rule).any(|p| protos.contains(&p))
+                    && rule.ports.iter().any(|r| r.contains(port))
+                    && reaches(rule, table, source.node, destinations)
+            });
+            match allowing {
+                None => return Verdict::Denied,
+                Some(rule) => by.extend(rule.span),
+            }
+        }
+    }
+    by.sort_unstable();
+    by.dedup();
+    Verdict::Allowed { by }
+}
+
+fn rule_protos(rule: &NetRule) -> impl Iterator<Item = u8> + '_ {
+    let list: &[u8] = match &rule.proto {
+        Some(p) => std::slice::from_ref(p),
+        None => &DEFAULT_RULE_PROTOS,
+    };
+    list.iter().copied()
+}
+
+/// True if the rule's destination covers an address of the destination devices, for traffic
+/// from `source` (the node of the source address, if any).
+fn reaches(
+    rule: &NetRule,
+    table: &NodeTable,
+    source: Option<NodeId>,
+    destinations: &[Device],
+) -> bool {
+    match &rule.dst {
+        Dst::Any => true,
+        Dst::Addrs(addrs) => destinations
+            .iter()
+            .any(|d| d.addrs.iter().any(|&a| addrs.contains(a, d.node))),
+        Dst::SelfDevices => {
+            let owner = |id: Option<NodeId>| {
+                let node = table.get(id?)?;
+                if node.is_tagged() {
+                    None
+                } else {
+                    node.owner
+                }
+            };
+            let Some(user) = owner(source) else {
+                return false;
+            };
+            destinations.iter().any(|d| owner(d.node) == Some(user))
+        }
+    }
+}
+
+/// The policy's network rules, in policy order (grants, then ACLs).
+fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
+    let mut resolver = Resolver::new(policy, table);
+    let star = Arc::new(star(table));
+    let everything = Arc::new({
+        let mut all = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
+        all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
+        all
+    });
+    let sources = |resolver: &mut Resolver<'_>, aliases: &mut dyn Iterator<Item = &Alias>| {
+        let parts: Vec<Addrs> = aliases
+            .filter_map(|alias| match resolver.resolve_alias(alias) {
+                Target::Wildcard => Some(Addrs::Set(star.clone())),
+                Target::DangerAll => Some(Addrs::Set(everything.clone())),
+                Target::Nodes(ids) => Some(Addrs::Nodes(ids)),
+                Target::Literal(lit) => Some(Addrs::Set(Arc::new(lit.set.clone()))),
+                Target::Internet | Target::SelfDevices => None,
+            })
+            .collect();
+        Arc::<[Addrs]>::from(parts)
+    };
+    let mut out = Vec::new();
+    if policy.is_default_allow() {
+        out.push(NetRule {
+            span: None,
+            src: Arc::from(vec![Addrs::Set(star.clone())]),
+            proto: None,
+            dst: Dst::Any,
+            ports: vec![PortRange::ANY],
+        });
+    }
+    for grant in policy.grants.iter().flat_map(|g| g.value.iter()) {
+        // `via` grants route traffic through chosen routers; tests do not cover routing.
+        if !grant.via.is_empty() || grant.ip.is_empty() {
+            continue;
+        }
+        let src = sources(&mut resolver, &mut grant.src.iter().map(|s| &s.alias));
+        for dst in &grant.dst {
+            let Some(dst) = destination_of(resolver.resolve(dst)) else {
+                continue;
+            };
+            for ip in &grant.ip {
+                out.push(NetRule {
+                    span: Some(grant.span),
+                    src: src.clone(),
+                    proto: ip.value.proto.map(|p| p.0),
+                    dst: dst.clone(),
+                    ports: vec![ip.value.ports],
+                });
+            }
+        }
+    }
+    for acl in policy.acls.iter().flat_map(|a| a.value.iter()) {
+        let src = sources(&mut resolver, &mut acl.src.iter().map(|s| &s.alias));
+        for dst in &acl.dst {
+            let Some(target) = destination_of(resolver.resolve(&dst.target)) else {
+                continue;
+            };
+            out.push(NetRule {
+                span: Some(acl.span),
+                src: src.clone(),
+                proto: acl.proto.as_ref().map(|p| p.value.0),
+                dst: target,
+                ports: dst.ports.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// `*` as a source: the tailnet's address ranges and every approved subnet route.
+fn star(table: &NodeTable) -> AddrSet {
+    let mut set = AddrSet::from_wire(TAILNET_WIRE);
+    for node in &table.nodes {
+        for route in &node.subnet_routes {
+            set.add(&AddrSet::from_net(*route));
+        }
+    }
+    set
+}
+
+/// A rule destination; `None` for what tests do not cover (`autogroup:internet`).
+fn destination_of(target: Target) -> Option<Dst> {
+    Some(match target {
+        Target::Wildcard | Target::DangerAll => Dst::Any,
+        Target::Internet => return None,
+        Target::SelfDevices => Dst::SelfDevices,
+        Target::Nodes(ids) => Dst::Addrs(Addrs::Nodes(ids)),
+        Target::Literal(lit) => Dst::Addrs(Addrs::Set(Arc::new(lit.set.clone()))),
+    })
+}

@@ -1,0 +1,388 @@
+//! Unit tests of the test runner: every way an assertion can pass or fail, with the exact line
+//! each one prints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use aclc_policy::Source;
+
+use super::*;
+use crate::inventory::Inventory;
+
+/// alice (owner) has a laptop, bob a laptop, dave nothing; prod-1 and web-1 are tagged;
+/// `tag:empty` is defined but on no device.
+const INVENTORY: &str = r#"{
+    "users": [
+        {"id": 1, "name": "alice", "email": "alice@example.com", "roles": ["owner", "admin"]},
+        {"id": 2, "name": "bob", "email": "bob@example.com", "roles": []},
+        {"id": 3, "name": "dave", "email": "dave@example.com", "roles": []}
+    ],
+    "nodes": [
+        {"name": "alice-laptop", "user": "alice@example.com", "tags": [],
+         "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []},
+        {"name": "bob-laptop", "user": "bob@example.com", "tags": [],
+         "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2", "routable_ips": [], "approved_routes": []},
+        {"name": "prod-1", "user": null, "tags": ["tag:prod"],
+         "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3", "routable_ips": [], "approved_routes": []},
+        {"name": "web-1", "user": null, "tags": ["tag:web"],
+         "ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4", "routable_ips": [], "approved_routes": []}
+    ],
+    "registration_order": ["alice-laptop", "bob-laptop", "prod-1", "web-1"],
+    "tailnet": {"name": "example.com"}
+}"#;
+
+/// The preamble every test policy shares (lines 1-4), so rule line numbers are stable.
+const HEAD: &str = r#"{"groups": {"group:eng": ["alice@example.com", "bob@example.com"], "group:none": []},
+"tagOwners": {"tag:prod": ["alice@example.com"], "tag:web": ["alice@example.com"], "tag:empty": ["alice@example.com"]},
+"hosts": {"db": "100.64.0.3", "lan": "10.0.0.0/8", "outside": "192.0.2.7"},
+"#;
+
+fn run(body: &str) -> (Source, TestReport) {
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = match aclc_policy::parse(&source, &options) {
+        Ok(checked) => checked,
+        Err(found) => panic!("policy refused: {:?}", found.0),
+    };
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let report = run_tests(&checked.policy, &compiled);
+    (source, report)
+}
+
+/// Every assertion's line, `PASS`/`FAIL` first.
+fn lines(body: &str) -> Vec<String> {
+    let (source, report) = run(body);
+    report
+        .results
+        .iter()
+        .map(|r| {
+            let mark = if r.passed { "PASS" } else { "FAIL" };
+            format!("{mark} {}", r.message(&source))
+        })
+        .collect()
+}
+
+const ACLS: &str = r#""acls": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:80,443"]},
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod:22", "outside:25"], "proto": "tcp"},
+  {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]}
+],
+"#;
+
+#[test]
+fn network_assertions_that_hold() {
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [
+  {{"src": "bob@example.com", "accept": ["tag:web:443", "bob@example.com:8080"], "deny": ["tag:prod:22", "tag:web:22"]}},
+  {{"src": "alice@example.com", "proto": "tcp", "accept": ["db:22", "outside:25", "[fd7a:115c:a1e0::3]:22"]}},
+  {{"src": "100.64.0.2", "proto": "udp", "accept": ["tag:web:80"], "deny": ["alice@example.com:80"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "PASS bob@example.com -> tag:web:443 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS bob@example.com -> bob@example.com:8080 (tcp/udp): allowed (allowed by policy.hujson:7)",
+            "PASS bob@example.com -> tag:prod:22 (tcp/udp): denied",
+            "PASS bob@example.com -> tag:web:22 (tcp/udp): denied",
+            "PASS alice@example.com -> db:22 (tcp): allowed (allowed by policy.hujson:6)",
+            "PASS alice@example.com -> outside:25 (tcp): allowed (allowed by policy.hujson:6)",
+            "PASS alice@example.com -> [fd7a:115c:a1e0::3]:22 (tcp): allowed (allowed by policy.hujson:6)",
+            "PASS 100.64.0.2 -> tag:web:80 (udp): allowed (allowed by policy.hujson:5)",
+            "PASS 100.64.0.2 -> alice@example.com:80 (udp): denied",
+        ]
+    );
+}
+
+#[test]
+fn network_mismatches_name_the_allowing_rules() {
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [
+  {{"src": "group:eng", "proto": "tcp", "accept": ["tag:prod:22"], "deny": ["tag:web:80"]}},
+  {{"src": "alice@example.com", "proto": "udp", "accept": ["db:22"]}},
+  {{"src": "alice@example.com", "deny": ["alice@example.com:22"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "FAIL group:eng -> tag:prod:22 (tcp): expected allowed, got denied",
+            "FAIL group:eng -> tag:web:80 (tcp): expected denied, got allowed (allowed by policy.hujson:5)",
+            "FAIL alice@example.com -> db:22 (udp): expected allowed, got denied",
+            "FAIL alice@example.com -> alice@example.com:22 (tcp/udp): expected denied, got allowed (allowed by policy.hujson:7)",
+        ]
+    );
+}
+
+#[test]
+fn every_source_address_must_be_allowed_and_all_rules_are_named() {
+    // bob reaches prod only through the second rule; alice through the first.
+    let got = lines(
+        r#""grants": [
+  {"src": ["alice@example.com"], "dst": ["tag:prod"], "ip": ["tcp:22"]},
+  {"src": ["bob@example.com"], "dst": ["db"], "ip": ["22"]}
+],
+"tests": [{"src": "group:eng", "proto": "6", "deny": ["tag:prod:22"], "accept": ["tag:prod:23"]}]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "FAIL group:eng -> tag:prod:23 (tcp): expected allowed, got denied",
+            "FAIL group:eng -> tag:prod:22 (tcp): expected denied, got allowed (allowed by policy.hujson:5, policy.hujson:6)",
+        ]
+    );
+}
+
+#[test]
+fn default_policy_allows_everything() {
+    let got = lines(r#""tests": [{"src": "tag:web", "deny": ["tag:prod:5432"]}]"#);
+    assert_eq!(
+        got,
+        ["FAIL tag:web -> tag:prod:5432 (tcp/udp): expected denied, got allowed (allowed by the default policy: no acls or grants)"]
+    );
+}
+
+#[test]
+fn app_via_and_internet_rules_do_not_count() {
+    let got = lines(
+        r#""grants": [
+  {"src": ["alice@example.com"], "dst": ["tag:prod"], "app": {"example.com/cap/x": [{}]}},
+  {"src": ["alice@example.com"], "dst": ["lan"], "ip": ["*"], "via": ["tag:web"]},
+  {"src": ["alice@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]}
+],
+"tests": [{"src": "alice@example.com", "deny": ["tag:prod:443", "outside:443"]}]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> tag:prod:443 (tcp/udp): denied",
+            "PASS alice@example.com -> outside:443 (tcp/udp): denied",
+        ]
+    );
+}
+
+#[test]
+fn malformed_network_tests() {
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [
+  {{"accept": ["tag:web:80"]}},
+  {{"src": " ", "accept": ["tag:web:80"]}},
+  {{"src": "bob@example.com"}},
+  {{"src": "ghost@example.com", "accept": ["tag:web:80"]}},
+  {{"src": "group:phantom", "accept": ["tag:web:80"]}},
+  {{"src": "tag:phantom", "accept": ["tag:web:80"]}},
+  {{"src": "phantom", "accept": ["tag:web:80"]}},
+  {{"src": "10.0.0.0/8", "accept": ["tag:web:80"]}},
+  {{"src": "*", "accept": ["tag:web:80"]}},
+  {{"src": "dave@example.com", "accept": ["tag:web:80"]}},
+  {{"src": "group:none", "accept": ["tag:web:80"]}},
+  {{"src": "lan", "accept": ["tag:web:80"]}},
+  {{"src": "autogroup:internet", "accept": ["tag:web:80"]}},
+  {{"src": "bob@example.com", "proto": "bogus", "accept": ["tag:web:80"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "FAIL tests[0]: the test has no src",
+            "FAIL tests[1]: src is empty",
+            "FAIL tests[2]: the test asserts nothing",
+            "FAIL tests[3]: src \"ghost@example.com\" is not a user of the tailnet",
+            "FAIL tests[4]: group \"group:phantom\" is not defined",
+            "FAIL tests[5]: tag \"tag:phantom\" is not defined in tagOwners",
+            "FAIL tests[6]: src \"phantom\" is not a user, group, tag or host alias",
+            "FAIL tests[7]: src \"10.0.0.0/8\" is a range of addresses: a test needs a single address",
+            "FAIL tests[8]: src \"*\" is not a device: name a user, group, tag, host or address",
+            "FAIL tests[9]: src \"dave@example.com\" has no devices",
+            "FAIL tests[10]: src \"group:none\" has no devices",
+            "FAIL tests[11]: host \"lan\" stands for the prefix 10.0.0.0/8: a test needs a single address",
+            "FAIL tests[12]: src \"autogroup:internet\" cannot be tested: tests cover the tailnet, not exit-node traffic",
+            "FAIL tests[13]: proto \"bogus\": proto name \"bogus\" not known; use protocol number 0-255",
+        ]
+    );
+}
+
+#[test]
+fn malformed_network_destinations() {
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [{{"src": "bob@example.com", "accept": [
+  "tag:web", "web-1", "tag:web:*", "tag:web:80,443", "tag:web:80-90", "tag:web:-1", "tag:web:99999",
+  "tag:web:0", "tag:web:http", "10.0.0.0/8:22", "100.64.0.4/32:80", "lan:22", "*:80",
+  "autogroup:internet:443", "autogroup:self:22", "autogroup:nonroot:22", "tag:phantom:80",
+  "group:phantom:80", "ghost@example.com:80", "phantom:80", "tag:empty:80", "dave@example.com:80"
+]}}]"#
+    ));
+    let bob = "FAIL bob@example.com -> ";
+    let expected = [
+        "tag:web (tcp/udp): dst \"tag:web\": a test names one port (a number from 1 to 65535), not \"web\"",
+        "web-1 (tcp/udp): dst \"web-1\" has no port: write host:port",
+        "tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 1 to 65535), not \"*\"",
+        "tag:web:80,443 (tcp/udp): dst \"tag:web:80,443\": a test names one port (a number from 1 to 65535), not \"80,443\"",
+        "tag:web:80-90 (tcp/udp): dst \"tag:web:80-90\": a test names one port (a number from 1 to 65535), not \"80-90\"",
+        "tag:web:-1 (tcp/udp): dst \"tag:web:-1\": a test names one port (a number from 1 to 65535), not \"-1\"",
+        "tag:web:99999 (tcp/udp): dst \"tag:web:99999\": a test names one port (a number from 1 to 65535), not \"99999\"",
+        "tag:web:0 (tcp/udp): dst \"tag:web:0\": a test names one port (a number from 1 to 65535), not \"0\"",
+        "tag:web:http (tcp/udp): dst \"tag:web:http\": a test names one port (a number from 1 to 65535), not \"http\"",
+        "10.0.0.0/8:22 (tcp/udp): dst \"10.0.0.0/8\" is a range of addresses: a test needs a single address",
+        "100.64.0.4/32:80 (tcp/udp): dst \"100.64.0.4/32\" is a range of addresses: a test needs a single address",
+        "lan:22 (tcp/udp): host \"lan\" stands for the prefix 10.0.0.0/8: a test needs a single address",
+        "*:80 (tcp/udp): dst \"*\" is not a device: name a user, group, tag, host or address",
+        "autogroup:internet:443 (tcp/udp): dst \"autogroup:internet\" cannot be tested: tests cover the tailnet, not exit-node traffic",
+        "autogroup:self:22 (tcp/udp): dst \"autogroup:self\" is not allowed in network tests",
+        "autogroup:nonroot:22 (tcp/udp): dst \"autogroup:nonroot\" is not a set of devices",
+        "tag:phantom:80 (tcp/udp): tag \"tag:phantom\" is not defined in tagOwners",
+        "group:phantom:80 (tcp/udp): group \"group:phantom\" is not defined",
+        "ghost@example.com:80 (tcp/udp): dst \"ghost@example.com\" is not a user of the tailnet",
+        "phantom:80 (tcp/udp): dst \"phantom\" is not a user, group, tag or host alias",
+        "tag:empty:80 (tcp/udp): dst \"tag:empty\" has no devices",
+        "dave@example.com:80 (tcp/udp): dst \"dave@example.com\" has no devices",
+    ];
+    let expected: Vec<String> = expected.iter().map(|e| format!("{bob}{e}")).collect();
+    assert_eq!(got, expected);
+}
+
+const SSH: &str = r#""ssh": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu", "autogroup:nonroot"]},
+  {"action": "check", "src": ["alice@example.com"], "dst": ["tag:prod"], "users": ["root"]},
+  {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["localpart:*@example.com"]}
+],
+"#;
+
+#[test]
+fn ssh_assertions_that_hold() {
+    let got = lines(&format!(
+        r#"{SSH}"sshTests": [
+  {{"src": "alice@example.com", "dst": ["tag:prod", "db"], "accept": ["ubuntu", "alice2"], "check": ["root"]}},
+  {{"src": "bob@example.com", "dst": ["tag:prod"], "deny": ["root"]}},
+  {{"src": "bob@example.com", "dst": ["autogroup:self", "100.64.0.2"], "accept": ["bob"], "deny": ["alice", "root"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> tag:prod as ubuntu: allowed by an accept rule (policy.hujson:5)",
+            "PASS alice@example.com -> tag:prod as alice2: allowed by an accept rule (policy.hujson:5)",
+            "PASS alice@example.com -> tag:prod as root: allowed by a check rule (policy.hujson:6)",
+            "PASS alice@example.com -> db as ubuntu: allowed by an accept rule (policy.hujson:5)",
+            "PASS alice@example.com -> db as alice2: allowed by an accept rule (policy.hujson:5)",
+            "PASS alice@example.com -> db as root: allowed by a check rule (policy.hujson:6)",
+            "PASS bob@example.com -> tag:prod as root: denied",
+            "PASS bob@example.com -> autogroup:self as bob: allowed by an accept rule (policy.hujson:7)",
+            "PASS bob@example.com -> autogroup:self as alice: denied",
+            "PASS bob@example.com -> autogroup:self as root: denied",
+            "PASS bob@example.com -> 100.64.0.2 as bob: allowed by an accept rule (policy.hujson:7)",
+            "PASS bob@example.com -> 100.64.0.2 as alice: denied",
+            "PASS bob@example.com -> 100.64.0.2 as root: denied",
+        ]
+    );
+}
+
+#[test]
+fn ssh_mismatches() {
+    let got = lines(&format!(
+        r#"{SSH}"sshTests": [
+  {{"src": "bob@example.com", "dst": ["tag:prod"], "accept": ["root"], "check": ["ubuntu", "root"], "deny": ["ubuntu"]}},
+  {{"src": "alice@example.com", "dst": ["tag:prod"], "deny": ["root"]}},
+  {{"src": "tag:web", "dst": ["tag:prod"], "accept": ["ubuntu"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "FAIL bob@example.com -> tag:prod as root: expected allowed, got denied",
+            "FAIL bob@example.com -> tag:prod as ubuntu: expected allowed by a check rule, got allowed by an accept rule (policy.hujson:5)",
+            "FAIL bob@example.com -> tag:prod as root: expected allowed by a check rule, got denied",
+            "FAIL bob@example.com -> tag:prod as ubuntu: expected denied, got allowed by an accept rule (policy.hujson:5)",
+            "FAIL alice@example.com -> tag:prod as root: expected denied, got allowed by a check rule (policy.hujson:6)",
+            "FAIL tag:web -> tag:prod as ubuntu: expected allowed, got denied",
+        ]
+    );
+}
+
+#[test]
+fn malformed_ssh_tests() {
+    let got = lines(&format!(
+        r#"{SSH}"sshTests": [
+  {{"dst": ["tag:prod"], "accept": ["root"]}},
+  {{"src": "", "dst": ["tag:prod"], "accept": ["root"]}},
+  {{"src": "bob@example.com", "accept": ["root"]}},
+  {{"src": "bob@example.com", "dst": ["tag:prod"]}},
+  {{"src": "ghost@example.com", "dst": ["tag:prod"], "accept": ["root"]}},
+  {{"src": "dave@example.com", "dst": ["tag:prod"], "accept": ["root"]}},
+  {{"src": "bob@example.com", "dst": ["tag:empty", "fd7a:115c:a1e0::3", "192.0.2.9", "phantom"], "accept": ["ubuntu"]}},
+  {{"src": "tag:web", "dst": ["autogroup:self"], "deny": ["root"]}},
+  {{"src": "bob@example.com", "dst": ["tag:prod"], "accept": [""]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "FAIL sshTests[0]: the test has no src",
+            "FAIL sshTests[1]: src is empty",
+            "FAIL sshTests[2]: the test has no dst",
+            "FAIL sshTests[3]: the test asserts nothing",
+            "FAIL sshTests[4]: src \"ghost@example.com\" is not a user of the tailnet",
+            "FAIL sshTests[5]: src \"dave@example.com\" has no devices",
+            "FAIL bob@example.com -> tag:empty as ubuntu: dst \"tag:empty\" has no devices",
+            "FAIL bob@example.com -> fd7a:115c:a1e0::3 as ubuntu: dst \"fd7a:115c:a1e0::3\": SSH tests name devices by IPv4 address, not IPv6",
+            "FAIL bob@example.com -> 192.0.2.9 as ubuntu: dst \"192.0.2.9\" has no devices",
+            "FAIL bob@example.com -> phantom as ubuntu: dst \"phantom\" is not a user, group, tag or host alias",
+            "FAIL tag:web -> autogroup:self as root: dst \"autogroup:self\" has no devices",
+            "FAIL bob@example.com -> tag:prod as \"\": user \"\" is not valid",
+        ]
+    );
+}
+
+#[test]
+fn refusal_message_and_report_shape() {
+    let (source, report) = run(&format!(
+        r#"{ACLS}"tests": [
+  {{"src": "bob@example.com", "accept": ["tag:web:443", "tag:prod:22"]}}
+]"#
+    ));
+    assert!(!report.passed());
+    assert!(!report.is_empty());
+    assert_eq!(report.failures().count(), 1);
+    assert_eq!(
+        report.refusal_message(&source),
+        "test(s) failed\nbob@example.com -> tag:prod:22 (tcp/udp): expected allowed, got denied"
+    );
+    let failure = report.failures().next().unwrap();
+    assert_eq!(source.slice(failure.span), "tag:prod:22");
+    assert_eq!(failure.kind, TestKind::Network);
+    assert_eq!(failure.expected, Some(Expectation::Allowed));
+    assert_eq!(failure.outcome, Ok(Verdict::Denied));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["results"][1]["outcome"]["Ok"]["verdict"], "denied");
+    assert_eq!(json["results"][0]["outcome"]["Ok"]["verdict"], "allowed");
+
+    let (_, empty) = run(r#""acls": []"#);
+    assert!(empty.passed() && empty.is_empty());
+}
+
+#[test]
+fn user_maps_as_a_device_reads_them() {
+    use std::collections::BTreeMap;
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let local = super::ssh::local_user;
+    let nonroot = map(&[("*", "="), ("root", "")]);
+    assert_eq!(local(&nonroot, "alice").as_deref(), Some("alice"));
+    assert_eq!(local(&nonroot, "root"), None);
+    // `=` never yields root, even without an explicit root entry.
+    assert_eq!(local(&map(&[("*", "=")]), "root"), None);
+    let listed = map(&[("root", "root"), ("deploy", "deploy")]);
+    assert_eq!(local(&listed, "root").as_deref(), Some("root"));
+    assert_eq!(local(&listed, "deploy").as_deref(), Some("deploy"));
+    assert_eq!(local(&listed, "alice"), None);
+    assert_eq!(
+        local(&map(&[("alice", "admin")]), "alice").as_deref(),
+        Some("admin")
+    );
+}

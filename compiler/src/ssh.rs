@@ -1,0 +1,458 @@
+//! Tailscale SSH: the policy's `ssh` rules lowered once per compile, and each node's
+//! `SSHPolicy` rules derived from them on demand, as Tailscale's control plane sends them.
+//!
+//! What the captures show (`ssh` corpus category):
+//! - `principals` name every address of every source device; a tagged device reached through
+//!   `autogroup:tagged` appears once per tag it carries.
+//! - `sshUsers` always has `root` (`""` unless `root` is listed), `*` -> `=` for
+//!   `autogroup:nonroot`, and every other name mapped to itself.
+//! - A rule with `localpart:*@domain` users is split per source user (in user-id order): that
+//!   user's devices with the common user map, then, for a user in the domain, the same devices
+//!   with `{localpart: localpart}`; tagged sources get one common rule at the end. Such a rule
+//!   also reaches the source devices themselves, scoped to their own user (`ssh/ssh-d2`).
+//! - `autogroup:self` gives each user-owned device the rule narrowed to its owner's devices.
+//! - Check rules come before accept rules, otherwise policy order (the client takes the first
+//!   rule that matches).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aclc_policy::model::{Alias, Autogroup, Policy, SshAction as PolicyAction, SshUser};
+
+use crate::inventory::Inventory;
+use crate::nodes::{index, NodeId, NodeInfo, NodeTable};
+use crate::resolve::{Resolver, Target};
+use crate::wire::{SshAction, SshPrincipal, SshRule};
+
+/// The `ssh` section, lowered, with an index from node to the rules that may reach it (so a
+/// node's rules cost what the node receives, not a pass over every rule).
+#[derive(Debug)]
+pub(crate) struct SshLowered {
+    rules: Vec<LoweredRule>,
+    /// Per node, the rules naming it as a destination or (localpart rules) a source; sorted.
+    by_node: Vec<Vec<u32>>,
+    /// Rules whose destinations are every node.
+    global: Vec<u32>,
+    /// Rules with `autogroup:self` (they may reach every user-owned node).
+    self_rules: Vec<u32>,
+}
+
+/// Where one policy rule applies and what it sends.
+#[derive(Debug)]
+struct LoweredRule {
+    /// Index of the rule in the policy's `ssh` list.
+    index: usize,
+    action: SshAction,
+    /// The user map every piece of the rule carries.
+    users: Arc<BTreeMap<String, String>>,
+    accept_env: Arc<[String]>,
+    /// True when the rule lists `localpart:*@domain` users.
+    localpart: bool,
+    /// Every source address, with the control plane's repetitions (rules without localpart
+    /// users and with destinations besides `autogroup:self`).
+    all: Arc<[SshPrincipal]>,
+    /// Source devices per owner, in user-id order (localpart and `autogroup:self` rules).
+    by_user: Vec<UserSources>,
+    /// Position in `by_user` of each user.
+    user_index: HashMap<u32, usize>,
+    /// Tagged source devices (localpart rules).
+    tagged: Arc<[SshPrincipal]>,
+    /// Source nodes, sorted.
+    sources: Vec<NodeId>,
+    /// Destinations other than `autogroup:self`.
+    dst: Destinations,
+    /// True when `autogroup:self` is a destination.
+    self_dst: bool,
+}
+
+/// The source devices of one user.
+#[derive(Debug)]
+struct UserSources {
+    /// Index of the user in the node table.
+    user: u32,
+    principals: Arc<[SshPrincipal]>,
+    /// `{localpart: localpart}` when the user's login is in a `localpart:` domain.
+    localpart: Option<Arc<BTreeMap<String, String>>>,
+}
+
+/// The nodes a rule's (non-self) destinations stand for.
+#[derive(Debug)]
+enum Destinations {
+    /// No destination besides `autogroup:self`.
+    None,
+    /// Every node.
+    All,
+    /// Some nodes, sorted.
+    Some(Vec<NodeId>),
+}
+
+impl Destinations {
+    fn contains(&self, id: NodeId) -> bool {
+        match self {
+            Destinations::None => false,
+            Destinations::All => true,
+            Destinations::Some(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        matches!(self, Destinations::None)
+    }
+}
+
+/// One SSH rule of a node, with the index of the policy rule it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeSshRule {
+    /// Index of the source rule in the policy's `ssh` list.
+    pub(crate) policy_index: usize,
+    /// The wire rule.
+    pub(crate) rule: SshRule,
+}
+
+impl SshLowered {
+    /// Lower the `ssh` section against a node table. `control_url` is the base of check-mode
+    /// links.
+    pub(crate) fn new(
+        policy: &Policy,
+        inventory: &Inventory,
+        table: &NodeTable,
+        control_url: &str,
+    ) -> SshLowered {
+        let mut lowered = SshLowered {
+            rules: Vec::new(),
+            by_node: vec![Vec::new(); table.len()],
+            global: Vec::new(),
+            self_rules: Vec::new(),
+        };
+        let Some(section) = &policy.ssh else {
+            return lowered;
+        };
+        let mut resolver = Resolver::new(policy, table);
+        // Users are walked in id order, as the control plane does; inventory order breaks ties.
+        let ids: Vec<u64> = inventory.users().iter().map(|u| u.id).collect();
+        let user_key = |u: u32| (ids.get(u as usize).copied().unwrap_or(u64::MAX), u);
+        let logins: Vec<&str> = inventory.users().iter().map(|u| u.email.as_str()).collect();
+        // Rules with the same sources share one principal list.
+        let mut shared: HashMap<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> = HashMap::new();
+        for (i, rule) in section.value.iter().enumerate() {
+            let domains: Vec<String> = rule
+                .users
+                .iter()
+                .filter_map(|u| match &u.value {
+                    SshUser::Localpart { domain } => Some(domain.to_lowercase()),
+                    _ => None,
+                })
+                .collect();
+            let localpart = !domains.is_empty();
+            let mut self_dst = false;
+            let mut dst = Destinations::None;
+            for selector in &rule.dst {
+                match resolver.resolve(selector) {
+                    Target::SelfDevices => self_dst = true,
+                    target => dst = union(dst, destination_nodes(table, &target)),
+                }
+            }
+            let counts = source_counts(&mut resolver, table, &rule.src);
+            let sources: Vec<NodeId> = counts.iter().map(|&(id, _)| id).collect();
+            // Only what the rule's shape uses is built: one list of every source, or the
+            // sources per user (localpart rules, `autogroup:self`) and the tagged ones.
+            let all = if !localpart && !dst.is_none() {
+                shared
+                    .entry(counts.clone())
+                    .or_insert_with(|| {
+                        counts
+                            .iter()
+                            .filter_map(|&(id, count)| Some((table.get(id)?, count)))
+                            .flat_map(|(node, count)| {
+                                std::iter::repeat(principals_of(node)).take(count).flatten()
+                            })
+                            .collect()
+                    })
+                    .clone()
+            } else {
+                Arc::from(Vec::new())
+            };
+            let mut tagged = Vec::new();
+            let mut per_user: HashMap<u32, Vec<SshPrincipal>> = HashMap::new();
+            if localpart || self_dst {
+                for &(id, count) in &counts {
+                    let Some(node) = table.get(id) else { continue };
+                    if node.is_tagged() {
+                        if localpart {
+                            for _ in 0..count {
+                                tagged.extend(principals_of(node));
+                            }
+                        }
+                    } else if let Some(owner) = node.owner {
+                        per_user
+                            .entry(owner)
+                            .or_default()
+                            .extend(principals_of(node));
+                    }
+                }
+            }
+            let mut users: Vec<u32> = per_user.keys().copied().collect();
+            users.sort_by_key(|&u| user_key(u));
+            let by_user: Vec<UserSources> = users
+                .into_iter()
+                .filter_map(|user| {
+                    let principals = per_user.remove(&user)?;
+                    let login = logins.get(user as usize).copied().unwrap_or_default();
+                    Some(UserSources {
+                        user,
+                        principals: Arc::from(principals),
+                        localpart: localpart_map(login, &domains),
+                    })
+                })
+                .collect();
+            let user_index = by_user
+                .iter()
+                .enumerate()
+                .map(|(k, s)| (s.user, k))
+                .collect();
+            lowered.record(
+                index(lowered.rules.len()),
+                &dst,
+                self_dst,
+                localpart,
+                &sources,
+            );
+            lowered.rules.push(LoweredRule {
+                index: i,
+                action: match rule.action.value {
+                    PolicyAction::Accept => SshAction::accept(),
+                    PolicyAction::Check => SshAction::check(control_url),
+                },
+                users: Arc::new(user_map(rule.users.iter().map(|u| &u.value))),
+                accept_env: rule.accept_env.iter().map(|e| e.value.clone()).collect(),
+                localpart,
+                all,
+                by_user,
+                user_index,
+                tagged: Arc::from(tagged),
+                sources,
+                dst,
+                self_dst,
+            });
+        }
+        lowered
+    }
+
+    /// Record where rule `i` may apply.
+    fn record(
+        &mut self,
+        i: u32,
+        dst: &Destinations,
+        self_dst: bool,
+        localpart: bool,
+        sources: &[NodeId],
+    ) {
+        if sources.is_empty() {
+            return;
+        }
+        let mut add = |id: NodeId| {
+            if let Some(list) = self.by_node.get_mut(id as usize) {
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        };
+        match dst {
+            Destinations::None => {}
+            Destinations::All => self.global.push(i),
+            Destinations::Some(ids) => ids.iter().copied().for_each(&mut add),
+        }
+        if localpart && !dst.is_none() {
+            sources.iter().copied().for_each(&mut add);
+        }
+        if self_dst {
+            self.self_rules.push(i);
+        }
+    }
+
+    /// Node `id`'s SSH rules, in the order the node evaluates them.
+    pub(crate) fn node_rules(&self, table: &NodeTable, id: NodeId) -> Vec<NodeSshRule> {
+        let Some(node) = table.get(id) else {
+            return Vec::new();
+        };
+        let mut candidates: Vec<u32> = self.by_node.get(id as usize).cloned().unwrap_or_default();
+        candidates.extend_from_slice(&self.global);
+        if !node.is_tagged() {
+            candidates.extend_from_slice(&self.self_rules);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut out = Vec::new();
+        for rule in candidates
+            .iter()
+            .filter_map(|&i| self.rules.get(i as usize))
+        {
+            if rule.sources.is_empty() {
+                continue;
+            }
+            if rule.self_dst && !node.is_tagged() {
+                if let Some(sources) = node.owner.and_then(|u| rule.user_sources(u)) {
+                    rule.push_user(&mut out, sources);
+                }
+            }
+            if rule.dst.is_none() {
+                continue;
+            }
+            if rule.dst.contains(id) {
+                if rule.localpart {
+                    for sources in &rule.by_user {
+                        rule.push_user(&mut out, sources);
+                    }
+                    if !rule.tagged.is_empty() {
+                        rule.push(&mut out, rule.tagged.clone(), rule.users.clone());
+                    }
+                } else {
+                    rule.push(&mut out, rule.all.clone(), rule.users.clone());
+                }
+            } else if rule.localpart && rule.sources.binary_search(&id).is_ok() {
+                // A source device outside the destinations still gets the rule, scoped to
+                // its own user (or, for a tagged device, to itself).
+                if node.is_tagged() {
+                    rule.push(&mut out, Arc::from(principals_of(node)), rule.users.clone());
+                } else if let Some(sources) = node.owner.and_then(|u| rule.user_sources(u)) {
+                    rule.push_user(&mut out, sources);
+                }
+            }
+        }
+        // Check rules first; the sort is stable, so policy order holds otherwise.
+        out.sort_by_key(|r| !r.rule.action.is_check());
+        out
+    }
+}
+
+impl LoweredRule {
+    fn user_sources(&self, user: u32) -> Option<&UserSources> {
+        self.by_user.get(*self.user_index.get(&user)?)
+    }
+
+    fn push(
+        &self,
+        out: &mut Vec<NodeSshRule>,
+        principals: Arc<[SshPrincipal]>,
+        users: Arc<BTreeMap<String, String>>,
+    ) {
+        out.push(NodeSshRule {
+            policy_index: self.index,
+            rule: SshRule {
+                principals,
+                ssh_users: users,
+                action: self.action.clone(),
+                accept_env: self.accept_env.clone(),
+            },
+        });
+    }
+
+    /// The common rule for one user's devices and, in a `localpart:` domain, its local-part
+    /// rule.
+    fn push_user(&self, out: &mut Vec<NodeSshRule>, sources: &UserSources) {
+        self.push(out, sources.principals.clone(), self.users.clone());
+        if let Some(users) = &sources.localpart {
+            self.push(out, sources.principals.clone(), users.clone());
+        }
+    }
+}
+
+/// The user map every piece of a rule carries: `root` always present (`""` refuses it),
+/// `*` -> `=` for `autogroup:nonroot`, other names mapped to themselves. `localpart:` entries
+/// get rules of their own.
+pub(crate) fn user_map<'a>(users: impl Iterator<Item = &'a SshUser>) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::from([("root".to_string(), String::new())]);
+    for user in users {
+        match user {
+            SshUser::Root => {
+                map.insert("root".to_string(), "root".to_string());
+            }
+            SshUser::Nonroot => {
+                map.insert("*".to_string(), "=".to_string());
+            }
+            SshUser::Literal(name) => {
+                map.insert(name.clone(), name.clone());
+            }
+            SshUser::Localpart { .. } => {}
+        }
+    }
+    map
+}
+
+/// `{localpart: localpart}` for a login whose domain is one of `domains` (lowercase).
+fn localpart_map(login: &str, domains: &[String]) -> Option<Arc<BTreeMap<String, String>>> {
+    let (local, domain) = login.rsplit_once('@')?;
+    if local.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return None;
+    }
+    Some(Arc::new(BTreeMap::from([(
+        local.to_string(),
+        local.to_string(),
+    )])))
+}
+
+/// One principal per address of a device.
+fn principals_of(node: &NodeInfo) -> [SshPrincipal; 2] {
+    [
+        SshPrincipal {
+            node_ip: node.v4_text.clone(),
+        },
+        SshPrincipal {
+            node_ip: node.v6_text.clone(),
+        },
+    ]
+}
+
+/// The source devices of a rule, sorted, each with how often the control plane lists it:
+/// `autogroup:tagged` lists a device once per tag it carries; otherwise once.
+fn source_counts(
+    resolver: &mut Resolver<'_>,
+    table: &NodeTable,
+    selectors: &[aclc_policy::model::Selector],
+) -> Vec<(NodeId, usize)> {
+    let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for selector in selectors {
+        let per_tag = selector.alias == Alias::Autogroup(Autogroup::Tagged);
+        let target = resolver.resolve(selector);
+        for id in source_nodes(table, &target) {
+            let count = if per_tag {
+                table.get(id).map_or(1, |n| n.tags.len().max(1))
+            } else {
+                1
+            };
+            let entry = counts.entry(id).or_insert(0);
+            *entry = (*entry).max(count);
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// The devices a source target stands for (by their own addresses).
+fn source_nodes(table: &NodeTable, target: &Target) -> Vec<NodeId> {
+    match target {
+        Target::Wildcard | Target::DangerAll => (0..table.len()).map(index).collect(),
+        Target::Nodes(ids) => ids.to_vec(),
+        Target::Literal(lit) => table.addressed_in(&lit.set),
+        Target::Internet | Target::SelfDevices => Vec::new(),
+    }
+}
+
+fn destination_nodes(table: &NodeTable, target: &Target) -> Destinations {
+    match target {
+        Target::Wildcard | Target::DangerAll => Destinations::All,
+        other => Destinations::Some(source_nodes(table, other)),
+    }
+}
+
+fn union(a: Destinations, b: Destinations) -> Destinations {
+    match (a, b) {
+        (Destinations::All, _) | (_, Destinations::All) => Destinations::All,
+        (Destinations::None, other) | (other, Destinations::None) => other,
+        (Destinations::Some(mut x), Destinations::Some(y)) => {
+            x.extend(y);
+            x.sort_unstable();
+            x.dedup();
+            Destinations::Some(x)
+        }
+    }
+}
