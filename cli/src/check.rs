@@ -7,9 +7,11 @@ use aclc_compiler::Inventory;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::Serialize;
 
-use crate::input::{read_inventory, read_policy, PolicyFile};
-use crate::report::{json_input_error, summary, use_colour, Format, HumanRenderer, JsonDiagnostic};
-use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::input::{parse_policy, read_inventory, read_policy, ParsedPolicy, PolicyFile};
+use crate::report::{
+    input_error, print_json, summary, use_colour, Format, HumanRenderer, JsonDiagnostic,
+};
+use crate::{EXIT_INVALID, EXIT_OK};
 
 /// Arguments of `aclc check`.
 #[derive(Debug, clap::Args)]
@@ -49,10 +51,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
     let mut inventory = None;
     if let Some(path) = &args.inventory {
         match read_inventory(path) {
-            Ok((found, warnings)) => {
-                for warning in warnings {
-                    eprintln!("warning: {warning}");
-                }
+            Ok(found) => {
                 options.context = found.policy_context();
                 inventory = Some(found);
             }
@@ -72,7 +71,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         .collect();
     match args.format {
         Format::Human => print_human(&results),
-        Format::Json => print_json(&results),
+        Format::Json => print_json_results(&results),
     }
     if results.iter().all(|r| r.valid) {
         EXIT_OK
@@ -81,36 +80,20 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
     }
 }
 
-/// Report an input that could not be read at all: a message on stderr and, for JSON output, an
-/// error document on stdout.
-fn input_error(format: Format, message: &str) -> u8 {
-    eprintln!("error: {message}");
-    if format == Format::Json {
-        println!("{}", json_input_error(message));
-    }
-    EXIT_USAGE
-}
-
 fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory>) -> FileResult {
-    let (source, mut diagnostics) =
-        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
-    // Undecodable input (bad UTF-8, too large) would only produce confusing follow-on errors.
-    let mut valid = !diagnostics.iter().any(Diagnostic::is_error);
-    if valid {
-        match aclc_policy::parse(&source, options) {
-            Ok(checked) => {
-                diagnostics.extend(checked.warnings);
-                if let Some(inventory) = inventory {
-                    let report = crate::test::run_tests(&checked.policy, inventory);
-                    if !report.passed() {
-                        valid = false;
-                        diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
-                    }
-                }
-            }
-            Err(found) => {
+    let ParsedPolicy {
+        source,
+        mut diagnostics,
+        checked,
+    } = parse_policy(file, options);
+    let mut valid = checked.is_some();
+    if let Some(checked) = checked {
+        diagnostics.extend(checked.warnings);
+        if let Some(inventory) = inventory {
+            let report = crate::test::run_tests(&checked.policy, inventory);
+            if !report.passed() {
                 valid = false;
-                diagnostics.extend(found.0);
+                diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
             }
         }
     }
@@ -169,14 +152,14 @@ fn json_diagnostics(result: &FileResult) -> Vec<JsonDiagnostic> {
         .collect()
 }
 
-fn print_json(results: &[FileResult]) {
+fn print_json_results(results: &[FileResult]) {
     let valid = results.iter().all(|r| r.valid);
-    let text = match results {
-        [one] => serde_json::to_string(&JsonSingle {
+    match results {
+        [one] => print_json(&JsonSingle {
             valid,
             diagnostics: json_diagnostics(one),
         }),
-        many => serde_json::to_string(&JsonMany {
+        many => print_json(&JsonMany {
             valid,
             files: many
                 .iter()
@@ -188,10 +171,5 @@ fn print_json(results: &[FileResult]) {
                 .collect(),
             diagnostics: many.iter().flat_map(json_diagnostics).collect(),
         }),
-    };
-    match text {
-        Ok(text) => println!("{text}"),
-        // Only plain strings and numbers are serialised; this cannot fail.
-        Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
     }
 }

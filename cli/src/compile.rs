@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use aclc_compiler::wire::{FilterRule, SshRule};
 use aclc_compiler::{compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
-use aclc_policy::{Diagnostic, Options};
+use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
 
-use crate::input::{read_inventory, read_policy};
-use crate::report::{json_input_error, use_colour, Format, HumanRenderer, JsonDiagnostic};
+use crate::input::read_inputs;
+use crate::report::{eprint_diagnostics, input_error, print_json, Format, JsonError};
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Arguments of `aclc compile`.
@@ -40,45 +40,13 @@ struct JsonRefusal {
     error: JsonError,
 }
 
-#[derive(Serialize)]
-struct JsonError {
-    message: String,
-    diagnostics: Vec<JsonDiagnostic>,
-}
-
 /// Run `aclc compile`; returns the exit status (0 compiled, 2 policy refused, 1 otherwise).
 pub(crate) fn run(args: &CompileArgs) -> u8 {
-    let (inventory, warnings) = match read_inventory(&args.inventory) {
-        Ok(found) => found,
-        Err(message) => return input_error(args.format, &message),
-    };
-    for warning in warnings {
-        eprintln!("warning: {warning}");
-    }
-    let file = match read_policy(&args.policy) {
-        Ok(file) => file,
-        Err(message) => return input_error(args.format, &message),
-    };
-    let options = Options {
-        context: inventory.policy_context(),
-        ..Options::default()
-    };
-    let (source, mut diagnostics) =
-        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
-    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
-        None
-    } else {
-        match aclc_policy::parse(&source, &options) {
-            Ok(checked) => Some(checked),
-            Err(found) => {
-                diagnostics.extend(found.0);
-                None
-            }
-        }
-    };
-    let Some(checked) = checked else {
-        return refused(args.format, &source, &diagnostics);
-    };
+    let (inventory, source, checked) =
+        match read_inputs(&args.policy, &args.inventory, args.format, refused) {
+            Ok(inputs) => inputs,
+            Err(status) => return status,
+        };
     if args.format == Format::Human && !checked.warnings.is_empty() {
         let n = checked.warnings.len();
         eprintln!(
@@ -150,28 +118,15 @@ fn write_human<'a>(views: impl Iterator<Item = NodeView<'a>>) -> std::io::Result
     out.flush()
 }
 
-/// Report an input that could not be read: a message on stderr and, for JSON, an error
-/// document on stdout.
-fn input_error(format: Format, message: &str) -> u8 {
-    eprintln!("error: {message}");
-    if format == Format::Json {
-        println!("{}", json_input_error(message));
-    }
-    EXIT_USAGE
-}
-
 /// Report a refused policy: rendered diagnostics, or the JSON error document.
-fn refused(format: Format, source: &aclc_policy::Source, diagnostics: &[Diagnostic]) -> u8 {
-    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
+fn refused(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
     match format {
         Format::Human => {
-            let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
-            for diagnostic in diagnostics {
-                eprint!("{}", renderer.render(diagnostic, source));
-            }
+            eprint_diagnostics(diagnostics, source);
             eprintln!("{}: policy refused, nothing compiled", source.name());
         }
         Format::Json => {
+            let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
             let mut message = errors.first().map_or_else(
                 || "the policy was refused".to_string(),
                 |d| d.message.clone(),
@@ -179,19 +134,9 @@ fn refused(format: Format, source: &aclc_policy::Source, diagnostics: &[Diagnost
             if errors.len() > 1 {
                 let _ = write!(message, " (+{} more)", errors.len() - 1);
             }
-            let refusal = JsonRefusal {
-                error: JsonError {
-                    message,
-                    diagnostics: diagnostics
-                        .iter()
-                        .map(|d| JsonDiagnostic::new(d, source))
-                        .collect(),
-                },
-            };
-            match serde_json::to_string(&refusal) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
-            }
+            print_json(&JsonRefusal {
+                error: JsonError::new(message, diagnostics, source),
+            });
         }
     }
     EXIT_INVALID
@@ -199,11 +144,7 @@ fn refused(format: Format, source: &aclc_policy::Source, diagnostics: &[Diagnost
 
 /// Report a policy refused because its assertions failed: `test(s) failed` and one line per
 /// failed assertion (human: on stderr; JSON: the message of the error document).
-fn tests_refused(
-    format: Format,
-    source: &aclc_policy::Source,
-    report: &aclc_compiler::TestReport,
-) -> u8 {
+fn tests_refused(format: Format, source: &Source, report: &aclc_compiler::TestReport) -> u8 {
     let message = report.refusal_message(source);
     match format {
         Format::Human => {
@@ -212,19 +153,9 @@ fn tests_refused(
         }
         Format::Json => {
             let diagnostics = crate::test::failure_diagnostics(report, source);
-            let refusal = JsonRefusal {
-                error: JsonError {
-                    message,
-                    diagnostics: diagnostics
-                        .iter()
-                        .map(|d| JsonDiagnostic::new(d, source))
-                        .collect(),
-                },
-            };
-            match serde_json::to_string(&refusal) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
-            }
+            print_json(&JsonRefusal {
+                error: JsonError::new(message, &diagnostics, source),
+            });
         }
     }
     EXIT_INVALID
@@ -287,19 +218,25 @@ fn human_node(out: &mut String, view: &NodeView<'_>) {
     out.push('\n');
 }
 
-fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
+/// The first few of `items`, comma-separated, and how many more there are.
+fn first_few(items: &[&str]) -> String {
     const SHOWN: usize = 6;
-    let sources: Vec<&str> = rule.src_ips.iter().map(|s| &**s).collect();
-    let more = sources.len().saturating_sub(SHOWN);
-    let mut from = sources
+    let mut text = items
         .iter()
         .take(SHOWN)
         .copied()
         .collect::<Vec<_>>()
         .join(", ");
+    let more = items.len().saturating_sub(SHOWN);
     if more > 0 {
-        let _ = write!(from, " (+{more} more)");
+        let _ = write!(text, " (+{more} more)");
     }
+    text
+}
+
+fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
+    let sources: Vec<&str> = rule.src_ips.iter().map(|s| &**s).collect();
+    let from = first_few(&sources);
     let proto = match rule.ip_proto.as_slice() {
         [] => String::new(),
         protos => {
@@ -334,18 +271,8 @@ fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
 }
 
 fn human_ssh_rule(out: &mut String, n: usize, rule: &SshRule) {
-    const SHOWN: usize = 6;
     let sources: Vec<&str> = rule.principals.iter().map(|p| &*p.node_ip).collect();
-    let more = sources.len().saturating_sub(SHOWN);
-    let mut from = sources
-        .iter()
-        .take(SHOWN)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if more > 0 {
-        let _ = write!(from, " (+{more} more)");
-    }
+    let from = first_few(&sources);
     let action = if rule.action.is_check() {
         "check"
     } else {

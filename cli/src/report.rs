@@ -115,8 +115,52 @@ impl JsonDiagnostic {
     }
 }
 
-/// `{"valid": false, "error": {"message": ...}}`: what JSON output says when an input could not
-/// be read at all.
-pub(crate) fn json_input_error(message: &str) -> String {
-    serde_json::json!({"valid": false, "error": {"message": message}}).to_string()
+/// The `error` object of a refused policy as JSON: the message and every diagnostic.
+#[derive(Serialize)]
+pub(crate) struct JsonError {
+    message: String,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+impl JsonError {
+    /// The error object for `diagnostics` of `source`, under `message`.
+    pub(crate) fn new(message: String, diagnostics: &[Diagnostic], source: &Source) -> JsonError {
+        JsonError {
+            message,
+            diagnostics: diagnostics
+                .iter()
+                .map(|d| JsonDiagnostic::new(d, source))
+                .collect(),
+        }
+    }
+}
+
+/// Print one JSON document on stdout.
+pub(crate) fn print_json(document: &impl Serialize) {
+    match serde_json::to_string(document) {
+        Ok(text) => println!("{text}"),
+        // Only plain strings and numbers are serialised; this cannot fail.
+        Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
+    }
+}
+
+/// Render every diagnostic on stderr, for a person.
+pub(crate) fn eprint_diagnostics(diagnostics: &[Diagnostic], source: &Source) {
+    let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
+    for diagnostic in diagnostics {
+        eprint!("{}", renderer.render(diagnostic, source));
+    }
+}
+
+/// Report an input that could not be read at all: a message on stderr and, for JSON output,
+/// `{"valid": false, "error": {"message": ...}}` on stdout. Returns the exit status.
+pub(crate) fn input_error(format: Format, message: &str) -> u8 {
+    eprintln!("error: {message}");
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::json!({"valid": false, "error": {"message": message}})
+        );
+    }
+    crate::EXIT_USAGE
 }

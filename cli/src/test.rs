@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
 use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
-use aclc_policy::{Diagnostic, Options, Source, Span};
+use aclc_policy::{Diagnostic, Source, Span};
 use serde::Serialize;
 
-use crate::input::{read_inventory, read_policy};
-use crate::report::{json_input_error, use_colour, Format, HumanRenderer, JsonDiagnostic};
+use crate::input::read_inputs;
+use crate::report::{eprint_diagnostics, print_json, Format, JsonError};
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Exit status of `aclc test` when some assertion failed.
@@ -34,37 +34,11 @@ pub(crate) struct TestArgs {
 /// Run `aclc test`; returns the exit status (0 all passed, 3 some failed, 2 invalid policy,
 /// 1 usage or I/O error).
 pub(crate) fn run(args: &TestArgs) -> u8 {
-    let (inventory, warnings) = match read_inventory(&args.inventory) {
-        Ok(found) => found,
-        Err(message) => return input_error(args.format, &message),
-    };
-    for warning in warnings {
-        eprintln!("warning: {warning}");
-    }
-    let file = match read_policy(&args.policy) {
-        Ok(file) => file,
-        Err(message) => return input_error(args.format, &message),
-    };
-    let options = Options {
-        context: inventory.policy_context(),
-        ..Options::default()
-    };
-    let (source, mut diagnostics) =
-        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
-    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
-        None
-    } else {
-        match aclc_policy::parse(&source, &options) {
-            Ok(checked) => Some(checked),
-            Err(found) => {
-                diagnostics.extend(found.0);
-                None
-            }
-        }
-    };
-    let Some(checked) = checked else {
-        return invalid(args.format, &source, &diagnostics);
-    };
+    let (inventory, source, checked) =
+        match read_inputs(&args.policy, &args.inventory, args.format, invalid) {
+            Ok(inputs) => inputs,
+            Err(status) => return status,
+        };
     let report = run_tests(&checked.policy, &inventory);
     let written = match args.format {
         Format::Human => write_human(&report, &source),
@@ -116,36 +90,18 @@ pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<D
     out
 }
 
-/// Report an input that could not be read.
-fn input_error(format: Format, message: &str) -> u8 {
-    eprintln!("error: {message}");
-    if format == Format::Json {
-        println!("{}", json_input_error(message));
-    }
-    EXIT_USAGE
-}
-
 /// `{"passed": false, "error": {"message", "diagnostics"}}` for an invalid policy.
 #[derive(Serialize)]
 struct JsonInvalid {
     passed: bool,
-    error: JsonInvalidError,
-}
-
-#[derive(Serialize)]
-struct JsonInvalidError {
-    message: String,
-    diagnostics: Vec<JsonDiagnostic>,
+    error: JsonError,
 }
 
 /// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
 fn invalid(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
     match format {
         Format::Human => {
-            let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
-            for diagnostic in diagnostics {
-                eprint!("{}", renderer.render(diagnostic, source));
-            }
+            eprint_diagnostics(diagnostics, source);
             eprintln!("{}: policy refused, no test run", source.name());
         }
         Format::Json => {
@@ -153,20 +109,10 @@ fn invalid(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
                 || "the policy was refused".to_string(),
                 |d| d.message.clone(),
             );
-            let doc = JsonInvalid {
+            print_json(&JsonInvalid {
                 passed: false,
-                error: JsonInvalidError {
-                    message,
-                    diagnostics: diagnostics
-                        .iter()
-                        .map(|d| JsonDiagnostic::new(d, source))
-                        .collect(),
-                },
-            };
-            match serde_json::to_string(&doc) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
-            }
+                error: JsonError::new(message, diagnostics, source),
+            });
         }
     }
     EXIT_INVALID

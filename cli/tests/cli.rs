@@ -6,76 +6,13 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{aclc, aclc_in, examples, file, json, scratch, stderr, stdout};
 use serde_json::Value;
-
-/// A fresh scratch directory for one test.
-fn scratch() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli-tests")
-        .join(format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Write `text` to `name` in a fresh scratch directory; returns the directory and the path.
-fn file(name: &str, text: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    (dir, path)
-}
-
-/// Run `aclc` in `dir` with `args` and optional standard input; colour is never wanted here.
-fn aclc_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        // aclc may exit before reading (a usage error): a closed pipe is fine.
-        match child.stdin.take().unwrap().write_all(text.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.unwrap(),
-        }
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn aclc(args: &[&str]) -> Output {
-    aclc_in(&scratch(), args, None)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(o)))
-}
 
 const VALID: &str = r#"// A small valid policy.
 {
@@ -112,6 +49,13 @@ const INVENTORY: &str = r#"{
   "registration_order": ["laptop"],
   "tailnet": {"name": "alice@example.com", "dns": {}, "settings": {}}
 }"#;
+
+/// `aclc check policy.hujson --inventory INVENTORY EXTRA...` in `dir`.
+fn check_in(dir: &Path, inventory: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["check", "policy.hujson", "--inventory", inventory];
+    args.extend_from_slice(extra);
+    aclc_in(dir, &args, None)
+}
 
 #[test]
 fn help_and_version_exit_0() {
@@ -277,46 +221,23 @@ fn malformed_inventory_exits_1() {
         INVENTORY.replace("100.64.0.1", "100.64.0.300"),
     )
     .unwrap();
-    let o = aclc_in(
-        &dir,
-        &["check", "policy.hujson", "--inventory", "inventory.json"],
-        None,
-    );
+    let o = check_in(&dir, "inventory.json", &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains(r#"nodes[0].ipv4: invalid IP address "100.64.0.300""#),
         "{}",
         stderr(&o)
     );
-    let o = aclc_in(
-        &dir,
-        &[
-            "check",
-            "policy.hujson",
-            "--inventory",
-            "inventory.json",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let o = check_in(&dir, "inventory.json", &["--format", "json"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(json(&o)["error"]["message"]
         .as_str()
         .unwrap()
         .contains("nodes[0].ipv4"));
     std::fs::write(dir.join("broken.json"), "{\"users\": [").unwrap();
-    let o = aclc_in(
-        &dir,
-        &["check", "policy.hujson", "--inventory", "broken.json"],
-        None,
-    );
+    let o = check_in(&dir, "broken.json", &[]);
     assert_eq!(o.status.code(), Some(1));
-    let o = aclc_in(
-        &dir,
-        &["check", "policy.hujson", "--inventory", "missing.json"],
-        None,
-    );
+    let o = check_in(&dir, "missing.json", &[]);
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -324,11 +245,7 @@ fn malformed_inventory_exits_1() {
 fn valid_inventory_is_accepted() {
     let (dir, _) = file("policy.hujson", VALID);
     std::fs::write(dir.join("inventory.json"), INVENTORY).unwrap();
-    let o = aclc_in(
-        &dir,
-        &["check", "policy.hujson", "--inventory", "inventory.json"],
-        None,
-    );
+    let o = check_in(&dir, "inventory.json", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
@@ -365,12 +282,8 @@ fn several_files_json_shape() {
 
 #[test]
 fn example_files_behave_as_documented() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples");
-    let o = aclc_in(
-        &examples,
-        &["check", "policy.hujson", "--inventory", "inventory.json"],
-        None,
-    );
+    let examples = examples();
+    let o = check_in(&examples, "inventory.json", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = aclc_in(
         &examples,
@@ -400,15 +313,7 @@ const FIVE_MISTAKES: &str = r#"{
 fn five_independent_mistakes_are_all_reported() {
     let (dir, _) = file("policy.hujson", FIVE_MISTAKES);
     std::fs::write(dir.join("inventory.json"), INVENTORY).unwrap();
-    let args = [
-        "check",
-        "policy.hujson",
-        "--inventory",
-        "inventory.json",
-        "--format",
-        "json",
-    ];
-    let o = aclc_in(&dir, &args, None);
+    let o = check_in(&dir, "inventory.json", &["--format", "json"]);
     assert_eq!(o.status.code(), Some(2));
     let out = json(&o);
     let errors: Vec<&Value> = out["diagnostics"]
@@ -433,11 +338,7 @@ fn five_independent_mistakes_are_all_reported() {
     );
 
     // Human output: all five, then the summary.
-    let o = aclc_in(
-        &dir,
-        &["check", "policy.hujson", "--inventory", "inventory.json"],
-        None,
-    );
+    let o = check_in(&dir, "inventory.json", &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     for at in [
@@ -467,15 +368,7 @@ fn inventory_context_enables_domain_checks() {
         .filter(|d| d["message"].as_str().unwrap().contains("not associated"))
         .count();
     assert_eq!(errors, 0, "{}", stdout(&o));
-    let args = [
-        "check",
-        "policy.hujson",
-        "--inventory",
-        "inventory.json",
-        "--format",
-        "json",
-    ];
-    let o = aclc_in(&dir, &args, None);
+    let o = check_in(&dir, "inventory.json", &["--format", "json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stdout(&o).contains("example.org is not associated with this Tailnet"),

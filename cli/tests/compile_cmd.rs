@@ -7,75 +7,19 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
+use common::{aclc_in, examples, json, scratch, stderr, stdout};
 use serde_json::{json, Value};
-
-/// `testdata/examples`: `policy.hujson`, `inventory.json`, `invalid.hujson`.
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples")
-}
-
-/// A fresh scratch directory for one test.
-fn scratch() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("compile-cmd-tests")
-        .join(format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Run `aclc` in `dir` with `args` and optional standard input.
-fn aclc_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        // aclc may exit before reading (a usage error): a closed pipe is fine.
-        match child.stdin.take().unwrap().write_all(text.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.unwrap(),
-        }
-    }
-    child.wait_with_output().unwrap()
-}
 
 /// `aclc compile POLICY --inventory inventory.json EXTRA...` in the examples folder.
 fn compile_example(policy: &str, extra: &[&str]) -> Output {
     let mut args = vec!["compile", policy, "--inventory", "inventory.json"];
     args.extend_from_slice(extra);
     aclc_in(&examples(), &args, None)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(o)))
 }
 
 /// The example compiled, as JSON (`{"nodes": {...}}`), with the exit status checked.

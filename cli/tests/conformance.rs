@@ -26,9 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aclc_testkit::corpus::{self, compare::Problem, Ratchet};
 use serde_json::Value;
-
-use judge::Problem;
 
 /// Seconds allowed per case, as `check.py`'s default `--timeout`.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,8 +51,8 @@ impl Mode {
     }
 
     /// The ratchet file in `testdata/conformance`.
-    fn ratchet(self) -> PathBuf {
-        testdata().join(format!("{}.passing", self.name()))
+    fn ratchet(self) -> Ratchet {
+        Ratchet::open(&format!("{}.passing", self.name()))
     }
 
     /// Whether the mode scores this case (`--skip-tests` leaves out refusals by failed tests).
@@ -65,38 +64,11 @@ impl Mode {
     }
 }
 
-fn testdata() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance");
-    std::fs::canonicalize(&path).unwrap_or(path)
-}
-
 /// The binary under test: this package's `aclc`, or `$ACLC_BIN`.
 fn aclc_binary() -> PathBuf {
     std::env::var_os("ACLC_BIN")
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_aclc")), PathBuf::from)
-}
-
-/// Every case, sorted by path (`cases/<category>/<id>.json`).
-fn cases() -> Vec<Value> {
-    let mut paths = Vec::new();
-    for category in std::fs::read_dir(testdata().join("cases")).unwrap() {
-        let category = category.unwrap().path();
-        if !category.is_dir() {
-            continue;
-        }
-        for case in std::fs::read_dir(&category).unwrap() {
-            let path = case.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                paths.push(path);
-            }
-        }
-    }
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .collect()
 }
 
 /// Outcome of one case: no problems when it passed.
@@ -116,8 +88,7 @@ struct Run {
 /// Write the case's policy and inventory (its `topology` plus `tailnet`) to a scratch folder
 /// and run `aclc MODE POLICY --inventory INVENTORY --format json` with a time limit.
 fn run_binary(mode: Mode, case: &Value, scratch: &Path) -> Result<Run, String> {
-    let id = case["id"].as_str().unwrap();
-    let dir = scratch.join(id);
+    let dir = scratch.join(corpus::id(case));
     std::fs::create_dir_all(&dir).unwrap();
     let suffix = if case["policy"]["format"] == "hujson" {
         "hujson"
@@ -125,14 +96,9 @@ fn run_binary(mode: Mode, case: &Value, scratch: &Path) -> Result<Run, String> {
         "json"
     };
     let policy = dir.join(format!("policy.{suffix}"));
-    std::fs::write(&policy, case["policy"]["text"].as_str().unwrap()).unwrap();
-    let mut inventory = case["topology"].clone();
-    inventory["tailnet"] = case
-        .get("tailnet")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    std::fs::write(&policy, corpus::policy_text(case)).unwrap();
     let inventory_path = dir.join("inventory.json");
-    std::fs::write(&inventory_path, inventory.to_string()).unwrap();
+    std::fs::write(&inventory_path, corpus::inventory_json(case).to_string()).unwrap();
     // Output goes to files, so a large document cannot block the child while we poll it.
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
     let binary = aclc_binary();
@@ -181,19 +147,18 @@ fn run_case(mode: Mode, case: &Value, scratch: &Path) -> Vec<Problem> {
     let expect = &case["expect"];
     match mode {
         Mode::Check => judge::check_verdict(expect, run.code, &out),
-        Mode::Compile => judge::compile_verdict(
-            case["category"].as_str().unwrap(),
-            expect,
-            run.code,
-            &out,
-            &run.stderr,
-        ),
+        Mode::Compile => {
+            judge::compile_verdict(corpus::category(case), expect, run.code, &out, &run.stderr)
+        }
     }
 }
 
 /// Run every case the mode scores on all cores, sorted by id.
 fn run_all(mode: Mode) -> Vec<Outcome> {
-    let cases: Vec<Value> = cases().into_iter().filter(|c| mode.scores(c)).collect();
+    let cases: Vec<Value> = corpus::all_cases()
+        .into_iter()
+        .filter(|c| mode.scores(c))
+        .collect();
     let scratch =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("conformance-{}", mode.name()));
     let next = AtomicUsize::new(0);
@@ -205,8 +170,8 @@ fn run_all(mode: Mode) -> Vec<Outcome> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(case) = cases.get(i) else { break };
                 let outcome = Outcome {
-                    id: case["id"].as_str().unwrap().to_string(),
-                    category: case["category"].as_str().unwrap().to_string(),
+                    id: corpus::id(case).to_string(),
+                    category: corpus::category(case).to_string(),
                     problems: run_case(mode, case, &scratch),
                 };
                 outcomes.lock().unwrap().push(outcome);
@@ -218,53 +183,11 @@ fn run_all(mode: Mode) -> Vec<Outcome> {
     outcomes
 }
 
-/// Case ids in a ratchet file: one per line; blank lines and `#` comments ignored.
-fn read_ratchet(path: &Path) -> Vec<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => panic!("cannot read {}: {e}", path.display()),
-    }
-}
-
-/// `category/id` of the cases DEFECTS.md lists as defective in `mode`: list items starting with
-/// a backticked id, optionally followed by `(compile mode)` or `(check mode)` when the defect
-/// shows in one mode only.
-fn known_defects(mode: Mode) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(testdata().join("DEFECTS.md")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("- `"))
-        .filter_map(|l| l.split_once('`'))
-        .filter(|(_, rest)| {
-            let rest = rest.trim_start();
-            !rest.starts_with("(compile mode)") && !rest.starts_with("(check mode)")
-                || rest.starts_with(&format!("({} mode)", mode.name()))
-        })
-        .map(|(id, _)| id.to_string())
-        .collect()
-}
-
 /// Print the score like `check.py`, then hold the outcomes to the mode's ratchet.
 fn score_and_ratchet(mode: Mode) {
     let outcomes = run_all(mode);
     assert!(outcomes.len() > 600, "only {} cases found", outcomes.len());
-    let ratchet_path = mode.ratchet();
-    let listed = read_ratchet(&ratchet_path);
-    let mut sorted = listed.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        listed,
-        sorted,
-        "{} must be sorted, without duplicates",
-        ratchet_path.display()
-    );
-    let listed: BTreeSet<String> = listed.into_iter().collect();
+    let ratchet = mode.ratchet();
 
     let mut per_category: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut part_fail: BTreeMap<&str, usize> = BTreeMap::new();
@@ -301,7 +224,7 @@ fn score_and_ratchet(mode: Mode) {
         outcomes.len()
     );
 
-    let defects = known_defects(mode);
+    let defects = corpus::known_defects(mode.name());
     for o in &outcomes {
         let key = format!("{}/{}", o.category, o.id);
         if defects.contains(&key) && o.problems.is_empty() {
@@ -310,9 +233,9 @@ fn score_and_ratchet(mode: Mode) {
     }
 
     let by_id: BTreeMap<&str, &Outcome> = outcomes.iter().map(|o| (o.id.as_str(), o)).collect();
-    let regressions: Vec<String> = listed
-        .iter()
-        .filter(|id| !passing.contains(*id))
+    let regressions: Vec<String> = ratchet
+        .regressions(&passing)
+        .into_iter()
         .map(|id| match by_id.get(id.as_str()) {
             Some(o) => {
                 let why: Vec<&str> = o.problems.iter().take(4).map(|(_, m)| m.as_str()).collect();
@@ -321,32 +244,12 @@ fn score_and_ratchet(mode: Mode) {
             None => format!("{id}: no such case"),
         })
         .collect();
-    let new: Vec<&String> = passing.difference(&listed).collect();
-    if !new.is_empty() {
-        println!(
-            "{} newly passing case(s), not yet in {}:",
-            new.len(),
-            ratchet_path.display()
-        );
-        for id in &new {
-            println!("    {id}");
-        }
-    }
-    if std::env::var_os("ACLC_UPDATE_RATCHET").is_some_and(|v| v == "1") {
-        // Only ever add: a listed case that fails stays listed (and fails the test).
-        let updated: BTreeSet<&String> = listed.iter().chain(passing.iter()).collect();
-        assert!(listed.iter().all(|id| updated.contains(id)));
-        let text: String = updated.iter().map(|id| format!("{id}\n")).collect();
-        std::fs::write(&ratchet_path, text).unwrap();
-        println!("wrote {} ids to {}", updated.len(), ratchet_path.display());
-    } else if !new.is_empty() {
-        println!("rerun with ACLC_UPDATE_RATCHET=1 to add them");
-    }
+    ratchet.report_and_update(&passing);
     assert!(
         regressions.is_empty(),
         "{} case(s) listed in {} no longer pass in {} mode:\n    {}",
         regressions.len(),
-        ratchet_path.display(),
+        ratchet.path().display(),
         mode.name(),
         regressions.join("\n    ")
     );

@@ -7,42 +7,26 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{aclc_in, examples, file, json, stderr, stdout};
 use serde_json::Value;
 
 /// The example inventory: alice and bob are in `group:eng`, carol in `group:ops`.
 fn inventory() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples/inventory.json")
+    examples().join("inventory.json")
 }
 
 /// A scratch directory holding `policy.hujson` with `text`.
 fn policy(text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("test-cmd")
-        .join(format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("policy.hujson"), text).unwrap();
-    dir
+    file("policy.hujson", text).0
 }
 
-/// `aclc ARGS` in `dir` (so the policy is named `policy.hujson` in messages).
-fn aclc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aclc"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
+/// `aclc COMMAND policy.hujson --inventory INVENTORY EXTRA...` in `dir` (so the policy is
+/// named `policy.hujson` in messages).
 fn run(dir: &Path, command: &str, extra: &[&str]) -> Output {
     let inventory = inventory();
     let mut args = vec![
@@ -52,20 +36,7 @@ fn run(dir: &Path, command: &str, extra: &[&str]) -> Output {
         inventory.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    aclc(dir, &args)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+    aclc_in(dir, &args, None)
 }
 
 /// Lines 1-5: ACL rules on lines 3 and 4, the SSH rule on line 5; tests from line 6.
@@ -222,7 +193,7 @@ fn check_runs_tests_only_with_an_inventory() {
     expected.extend(FAILURES);
     assert_eq!(messages, expected);
 
-    let o = aclc(&dir, &["check", "policy.hujson", "--format", "json"]);
+    let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
@@ -243,13 +214,14 @@ fn invalid_policy_exits_2_and_unreadable_input_exits_1() {
     assert_eq!(out["passed"], false);
     assert_eq!(out["error"]["message"], "action=\"deny\" is not supported");
 
-    let o = aclc(
+    let o = aclc_in(
         &dir,
         &["test", "missing.hujson", "--inventory", "missing.json"],
+        None,
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
-    let o = aclc(&dir, &["test", "policy.hujson"]);
+    let o = aclc_in(&dir, &["test", "policy.hujson"], None);
     assert_eq!(o.status.code(), Some(1), "--inventory is required");
 }
 

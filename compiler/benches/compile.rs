@@ -12,51 +12,14 @@
 )]
 #![allow(missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use aclc_compiler::{compile, Inventory};
 use aclc_policy::model::Policy;
+use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const PRESET: &str = "medium";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the compiler crate is in the workspace")
-        .to_path_buf()
-}
-
-/// The workload's directory, generated first if missing; `None` if it cannot be had.
-fn workload_dir(preset: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("ACLC_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("bench-workloads"));
-    let out = dir.join(preset);
-    if !out.join("inventory.json").exists() || !out.join("policy.hujson").exists() {
-        let script = workspace_root().join("../shared/bench/gen_workload.py");
-        if !script.exists() {
-            eprintln!(
-                "skipping the {preset} workload: nothing in {} and no generator at {}",
-                out.display(),
-                script.display()
-            );
-            return None;
-        }
-        eprintln!("generating the {preset} workload into {}", out.display());
-        let status = Command::new("python3")
-            .arg(&script)
-            .args(["--preset", preset, "--seed", "1", "--flows", "10", "--out"])
-            .arg(&out)
-            .status();
-        if !status.as_ref().is_ok_and(|s| s.success()) {
-            eprintln!("skipping the {preset} workload: the generator failed ({status:?})");
-            return None;
-        }
-    }
-    Some(out)
-}
 
 fn load(dir: &Path) -> (Policy, Inventory) {
     let inventory =
@@ -92,7 +55,8 @@ fn all_views(policy: &Policy, inventory: &Inventory) -> (usize, usize) {
 }
 
 fn bench_compile(c: &mut Criterion) {
-    let Some(dir) = workload_dir(PRESET) else {
+    let Some(dir) = workloads::workload_dir(PRESET, 10, &["inventory.json", "policy.hujson"])
+    else {
         return;
     };
     let (policy, inventory) = load(&dir);

@@ -2,23 +2,18 @@
 //! the test runner must give Tailscale's verdict (a refusal recorded as `test(s) failed`
 //! means some assertion fails; an accepted policy means all hold). Cases the policy crate
 //! refuses are its concern and are skipped.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod corpus_cases;
 
 use aclc_compiler::run_tests;
+use aclc_testkit::corpus;
 
 #[test]
 fn verdicts_match_tailscale() {
     let mut judged = 0;
     let mut failures = Vec::new();
-    for case in corpus_cases::cases(&["policytest", "sshtest"]) {
-        let id = case["id"].as_str().unwrap();
+    for case in corpus::cases(&["policytest", "sshtest"]) {
+        let id = corpus::id(&case);
         let expect = &case["expect"];
         let Some(loaded) = corpus_cases::load(&case) else {
             assert_ne!(

@@ -10,34 +10,12 @@
 )]
 
 use aclc_policy::{parse, Context, Options, Source};
-use std::path::{Path, PathBuf};
+use aclc_testkit::corpus;
 
 /// Cases whose recorded message cannot be reproduced; only the refusal is checked.
 /// - status 500 `internal server error` (the message carries no information);
 /// - ssh-e1: the message names a domain (PASSKEY) that the anonymised text does not contain.
 const REFUSAL_ONLY: &[&str] = &["nodeattrs-error-e3-autogroup-self", "ssh-e1"];
-
-fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/cases")
-}
-
-fn case_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for category in std::fs::read_dir(cases_dir()).expect("cases directory") {
-        let category = category.unwrap().path();
-        if !category.is_dir() {
-            continue;
-        }
-        for case in std::fs::read_dir(&category).unwrap() {
-            let case = case.unwrap().path();
-            if case.extension().is_some_and(|e| e == "json") {
-                files.push(case);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 fn options_for(case: &serde_json::Value) -> Options {
     let tailnet = case["tailnet"]["name"].as_str().unwrap_or("");
@@ -62,7 +40,7 @@ fn options_for(case: &serde_json::Value) -> Options {
 
 #[test]
 fn corpus_verdicts_and_messages() {
-    let files = case_files();
+    let files = corpus::case_files();
     assert!(
         files.len() > 600,
         "expected the whole corpus, found {} cases",
@@ -71,18 +49,14 @@ fn corpus_verdicts_and_messages() {
     let mut failures = Vec::new();
     let (mut accepted, mut refused, mut skipped) = (0, 0, 0);
     for file in &files {
-        let case: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        let id = case["id"].as_str().unwrap().to_string();
+        let case = corpus::read_case(file);
+        let id = corpus::id(&case).to_string();
         let expect = &case["expect"];
         if expect["tests"] == "fail" {
             skipped += 1;
             continue;
         }
-        let source = Source::new(
-            format!("{id}.json"),
-            case["policy"]["text"].as_str().unwrap(),
-        );
+        let source = Source::new(format!("{id}.json"), corpus::policy_text(&case));
         let result = parse(&source, &options_for(&case));
         match (expect["outcome"].as_str().unwrap(), result) {
             ("accepted", Ok(_)) => accepted += 1,
@@ -136,10 +110,8 @@ fn refusal_only_cases_are_refused_with_useful_text() {
             "EXAMPLE.COM is not associated with this Tailnet",
         ),
     ] {
-        let case: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(cases_dir().join(path)).unwrap())
-                .unwrap();
-        let source = Source::new(path, case["policy"]["text"].as_str().unwrap());
+        let case = corpus::read_case(&corpus::cases_dir().join(path));
+        let source = Source::new(path, corpus::policy_text(&case));
         let diagnostics = parse(&source, &options_for(&case)).expect_err(path);
         assert!(
             diagnostics.errors().any(|d| d.message.contains(needle)),

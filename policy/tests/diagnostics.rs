@@ -1,11 +1,5 @@
 //! Diagnostic tests: for each kind of mistake, the message (Tailscale's text where known), the
 //! stable code, the help and the underlined text — never raw offsets.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod common;
 

@@ -20,6 +20,7 @@
 
 use aclc_policy::hujson::{self, Document, Value, ValueKind};
 use aclc_policy::{source_from_bytes, Diagnostic, Limits, Source};
+use aclc_testkit::hujson::strip;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value as Json;
@@ -237,58 +238,6 @@ fn apply_edits(text: &str, edits: &[(usize, u8, u8)]) -> Vec<u8> {
 }
 
 // --- oracles -----------------------------------------------------------------------------
-
-/// `text` (valid HuJSON) with comments and trailing commas replaced by spaces, written apart
-/// from the parser.
-fn strip(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = b.to_vec();
-    let mut i = 0;
-    let mut comma: Option<usize> = None;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                comma = None;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    out[i] = b' ';
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
-                for byte in &mut out[i..end] {
-                    if *byte != b'\n' {
-                        *byte = b' ';
-                    }
-                }
-                i = end;
-            }
-            b',' => {
-                comma = Some(i);
-                i += 1;
-            }
-            b']' | b'}' => {
-                if let Some(at) = comma.take() {
-                    out[at] = b' ';
-                }
-                i += 1;
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            _ => {
-                comma = None;
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
 
 /// A `serde_json` refusal that RFC 8259 (and so the parser) allows.
 fn serde_limit(error: &serde_json::Error) -> bool {

@@ -16,7 +16,7 @@ use super::intervals::{IntervalMap, Key};
 use super::parse::{CapEntry, DstRange, ParsedRules, Rule};
 use super::sets::{FastMap, RuleSets, SetBuilder, SetId, EMPTY};
 use super::{
-    path, pre_check, Addr, Allow, AppCapabilities, CapabilityLookup, FilterProblem, Flow,
+    path, Addr, Allow, AppCapabilities, CapabilityLookup, FilterProblem, Flow,
     FlowFilter, LocalNetworks, MatcherError, Net, Path, Refusal, RuleMatch, Verdict,
 };
 
@@ -46,9 +46,6 @@ struct Family<K> {
     /// Address -> slot; slot 0 is "not local".
     dst: IntervalMap<K>,
     slots: Box<[Slot]>,
-    /// The port tables of all slots, back to back: run starts and their rule sets.
-    port_starts: Box<[u16]>,
-    port_sets: Box<[SetId]>,
     /// Rules with `cap:` sources and a destination of this family, by rule index.
     cap_rules: Box<[CapRule]>,
     /// Address -> the rules with capability grants and a source of this family containing it.
@@ -84,22 +81,39 @@ impl<K: Key> Sources<K> {
 }
 
 /// What a local destination run allows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Slot {
-    ports_start: u32,
-    ports_len: u32,
+    /// Port -> rules open on it, whatever their protocols.
+    ports: IntervalMap<u32>,
+    /// The same restricted to rules listing TCP, and UDP: the common flows need no protocol
+    /// set then, and intersect two sets instead of three.
+    tcp: IntervalMap<u32>,
+    udp: IntervalMap<u32>,
     /// Rules with a destination here, whatever the ports (the ICMP rule).
     any_port: SetId,
     /// Rules with a destination here whose ports are exactly 0-65535 (other protocols).
     all_ports: SetId,
 }
 
-const NOT_LOCAL: Slot = Slot {
-    ports_start: 0,
-    ports_len: 0,
-    any_port: EMPTY,
-    all_ports: EMPTY,
-};
+impl Slot {
+    fn not_local() -> Slot {
+        Slot {
+            ports: IntervalMap::new([]),
+            tcp: IntervalMap::new([]),
+            udp: IntervalMap::new([]),
+            any_port: EMPTY,
+            all_ports: EMPTY,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.ports.heap_bytes() + self.tcp.heap_bytes() + self.udp.heap_bytes()
+    }
+}
+
+/// Per-rule protocol flags for the TCP and UDP port tables.
+const LISTS_TCP: u8 = 1;
+const LISTS_UDP: u8 = 2;
 
 #[derive(Debug, Clone, Copy)]
 struct CapRule {
@@ -152,8 +166,17 @@ impl Matcher {
             cap_ranges.push((start, index32(rule.src_caps.len())));
         }
 
-        let v4 = Family::build(&rules.rules, &local_nets, false, &cap_ranges, &mut builder);
-        let v6 = Family::build(&rules.rules, &local_nets, true, &cap_ranges, &mut builder);
+        let flags: Vec<u8> = rules
+            .rules
+            .iter()
+            .map(|rule| {
+                let tcp = if rule.protos.contains(&super::proto::TCP) { LISTS_TCP } else { 0 };
+                let udp = if rule.protos.contains(&super::proto::UDP) { LISTS_UDP } else { 0 };
+                tcp | udp
+            })
+            .collect();
+        let v4 = Family::build(&rules.rules, &local_nets, false, &cap_ranges, &flags, &mut builder);
+        let v6 = Family::build(&rules.rules, &local_nets, true, &cap_ranges, &flags, &mut builder);
 
         let mut by_proto: Vec<Vec<u32>> = vec![Vec::new(); 256];
         for (r, rule) in rules.rules.iter().enumerate() {
@@ -202,15 +225,43 @@ impl Matcher {
     /// Verdict for a flow, with `cap:` sources resolved through `capabilities`.
     #[inline]
     pub fn check_with<C: CapabilityLookup + ?Sized>(&self, flow: &Flow, capabilities: &C) -> Verdict {
-        if let Some(refusal) = pre_check(flow) {
-            return Verdict::Refuse(refusal);
+        // The pre-checks of `super::pre_check`, on integers.
+        if flow.proto == 0 || flow.proto == 255 {
+            return match (flow.src, flow.dst) {
+                (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                    Verdict::Refuse(Refusal::UnknownProtocol)
+                }
+                _ => Verdict::Refuse(Refusal::MixedFamilies),
+            };
         }
         match (flow.src, flow.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                self.check_in(&self.v4, u32::from(src), u32::from(dst), flow, capabilities)
+                let dst = u32::from(dst);
+                if let Some(refusal) = special_v4(dst) {
+                    return Verdict::Refuse(refusal);
+                }
+                self.check_in(&self.v4, u32::from(src), dst, flow, capabilities)
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                self.check_in(&self.v6, u128::from(src), u128::from(dst), flow, capabilities)
+                let dst = u128::from(dst);
+                let special = if dst >> 120 == 0xff {
+                    Some(Refusal::Multicast)
+                } else if dst >> 118 == 0xfe80 >> 6 {
+                    Some(Refusal::LinkLocal)
+                } else if dst >> 32 == 0xffff {
+                    // IPv4-mapped: Go's predicates look at the IPv4 address, and the metadata
+                    // exception holds only for the plain IPv4 address.
+                    match special_v4(dst as u32) {
+                        None if dst as u32 == METADATA => Some(Refusal::LinkLocal),
+                        other => other,
+                    }
+                } else {
+                    None
+                };
+                if let Some(refusal) = special {
+                    return Verdict::Refuse(refusal);
+                }
+                self.check_in(&self.v6, u128::from(src), dst, flow, capabilities)
             }
             _ => Verdict::Refuse(Refusal::MixedFamilies),
         }
@@ -233,20 +284,31 @@ impl Matcher {
         let found = match path(flow) {
             Path::Stateless(allow) => return Verdict::Allow(allow),
             Path::Full => {
-                let ports = family.port_set(slot, flow.dst_port);
-                let protos = self.proto_set(flow.proto);
-                if ports == EMPTY || protos == EMPTY {
+                // `ports` holds the rules open on the port for the protocol, except for
+                // protocols other than TCP and UDP, where `protos` still has to be met.
+                let port = u32::from(flow.dst_port);
+                let (ports, protos) = match flow.proto {
+                    super::proto::TCP => (slot.tcp.get(port), None),
+                    super::proto::UDP => (slot.udp.get(port), None),
+                    other => (slot.ports.get(port), Some(self.proto_set(other))),
+                };
+                if ports == EMPTY || protos == Some(EMPTY) {
                     return Verdict::Refuse(Refusal::NoRule);
                 }
-                let by_address = self
-                    .sets
-                    .first_common([family.src.get(src), protos, ports]);
+                let sources = family.src.get(src);
+                let by_address = match protos {
+                    None => self.sets.first_common2(sources, ports),
+                    Some(protos) => self.sets.first_common3(sources, protos, ports),
+                };
                 let by_capability = self.first_cap_rule(
                     family,
                     by_address,
                     flow.src,
                     capabilities,
-                    |rule| self.sets.contains(protos, rule) && self.sets.contains(ports, rule),
+                    |rule| {
+                        self.sets.contains(ports, rule)
+                            && protos.map_or(true, |protos| self.sets.contains(protos, rule))
+                    },
                 );
                 match (by_capability, by_address) {
                     (Some(rule), _) => Some((rule, RuleMatch::Capability)),
@@ -255,7 +317,7 @@ impl Matcher {
                 }
             }
             Path::Icmp => {
-                match self.sets.first_common([family.src.get(src), slot.any_port]) {
+                match self.sets.first_common2(family.src.get(src), slot.any_port) {
                     Some(rule) => Some((rule, RuleMatch::IcmpAnyPort)),
                     None => self
                         .first_cap_rule(family, None, flow.src, capabilities, |_| true)
@@ -264,11 +326,11 @@ impl Matcher {
             }
             Path::Other => self
                 .sets
-                .first_common([
+                .first_common3(
                     family.src.get(src),
                     self.proto_set(flow.proto),
                     slot.all_ports,
-                ])
+                )
                 .map(|rule| (rule, RuleMatch::AllPorts)),
         };
         match found {
@@ -412,12 +474,28 @@ impl Matcher {
     }
 }
 
+/// 169.254.169.254, the one link-local destination let through.
+const METADATA: u32 = 0xa9fe_a9fe;
+
+/// Multicast (224.0.0.0/4) and link-local (169.254.0.0/16 but the metadata address).
+#[inline]
+fn special_v4(dst: u32) -> Option<Refusal> {
+    if dst >> 28 == 0xe {
+        Some(Refusal::Multicast)
+    } else if dst >> 16 == 0xa9fe && dst != METADATA {
+        Some(Refusal::LinkLocal)
+    } else {
+        None
+    }
+}
+
 impl<K: Key> Family<K> {
     fn build(
         rules: &[Rule],
         local: &[Net],
         v6: bool,
         cap_ranges: &[(u32, u32)],
+        flags: &[u8],
         builder: &mut SetBuilder,
     ) -> Self {
         let src = build_sources::<K>(
@@ -453,12 +531,10 @@ impl<K: Key> Family<K> {
             src,
             dst: IntervalMap::new([]),
             slots: Box::new([]),
-            port_starts: Box::new([]),
-            port_sets: Box::new([]),
             cap_rules,
             grant_src,
         };
-        family.build_destinations(rules, local, v6, builder);
+        family.build_destinations(rules, local, v6, flags, builder);
         family
     }
 
@@ -468,6 +544,7 @@ impl<K: Key> Family<K> {
         rules: &[Rule],
         local: &[Net],
         v6: bool,
+        flags: &[u8],
         builder: &mut SetBuilder,
     ) {
         // Entries of this family: (rule, ports).
@@ -496,9 +573,7 @@ impl<K: Key> Family<K> {
         }
         events.sort_unstable();
 
-        let mut slots = vec![NOT_LOCAL];
-        let mut port_starts: Vec<u16> = Vec::new();
-        let mut port_sets: Vec<SetId> = Vec::new();
+        let mut slots = vec![Slot::not_local()];
         let mut slot_ids: FastMap<Vec<u32>, u32> = FastMap::default();
         let mut active: BTreeSet<u32> = BTreeSet::new();
         let mut local_depth = 0usize;
@@ -535,8 +610,7 @@ impl<K: Key> Family<K> {
                             .iter()
                             .filter_map(|&e| entries.get(e as usize).copied())
                             .collect();
-                        let slot =
-                            build_slot(&here, builder, &mut port_starts, &mut port_sets);
+                        let slot = build_slot(&here, flags, builder);
                         let id = index32(slots.len());
                         slots.push(slot);
                         slot_ids.insert(key, id);
@@ -548,39 +622,17 @@ impl<K: Key> Family<K> {
         }
         self.dst = IntervalMap::new(runs);
         self.slots = slots.into_boxed_slice();
-        self.port_starts = port_starts.into_boxed_slice();
-        self.port_sets = port_sets.into_boxed_slice();
-    }
-
-    /// The rules open on `port` in `slot`.
-    #[inline]
-    fn port_set(&self, slot: &Slot, port: u16) -> SetId {
-        let start = slot.ports_start as usize;
-        let end = start + slot.ports_len as usize;
-        let starts = self.port_starts.get(start..end).unwrap_or(&[]);
-        // INVARIANT: every port table starts at port 0, so the count is at least 1.
-        let at = starts.partition_point(|&s| s <= port);
-        at.checked_sub(1)
-            .and_then(|at| self.port_sets.get(start + at))
-            .copied()
-            .unwrap_or(EMPTY)
     }
 
     fn heap_bytes_rest(&self) -> usize {
         std::mem::size_of_val(&*self.slots)
-            + std::mem::size_of_val(&*self.port_starts)
-            + std::mem::size_of_val(&*self.port_sets)
+            + self.slots.iter().map(Slot::heap_bytes).sum::<usize>()
             + std::mem::size_of_val(&*self.cap_rules)
     }
 }
 
 /// The slot of a local run where `here` (rule, destination entry) apply.
-fn build_slot(
-    here: &[(u32, DstRange)],
-    builder: &mut SetBuilder,
-    port_starts: &mut Vec<u16>,
-    port_sets: &mut Vec<SetId>,
-) -> Slot {
+fn build_slot(here: &[(u32, DstRange)], flags: &[u8], builder: &mut SetBuilder) -> Slot {
     let mut any: Vec<u32> = here.iter().map(|(r, _)| *r).collect();
     any.sort_unstable();
     any.dedup();
@@ -591,10 +643,28 @@ fn build_slot(
         .collect();
     all.sort_unstable();
     all.dedup();
+    let lists = |flag: u8| {
+        move |&&(rule, _): &&(u32, DstRange)| {
+            flags.get(rule as usize).is_some_and(|f| f & flag != 0)
+        }
+    };
+    Slot {
+        ports: port_table(here.iter(), builder),
+        tcp: port_table(here.iter().filter(lists(LISTS_TCP)), builder),
+        udp: port_table(here.iter().filter(lists(LISTS_UDP)), builder),
+        any_port: builder.intern(&any),
+        all_ports: builder.intern(&all),
+    }
+}
 
-    // Port runs: a sweep over range boundaries, as for addresses.
-    let mut events: Vec<(u32, u32)> = Vec::with_capacity(2 * here.len());
-    for &(rule, d) in here {
+/// Port -> the rules of `entries` open on it.
+fn port_table<'e>(
+    entries: impl Iterator<Item = &'e (u32, DstRange)>,
+    builder: &mut SetBuilder,
+) -> IntervalMap<u32> {
+    // A sweep over range boundaries, as for addresses.
+    let mut events: Vec<(u32, u32)> = Vec::new();
+    for &(rule, d) in entries {
         if d.first <= d.last {
             events.push((u32::from(d.first), rule << 1));
             events.push((u32::from(d.last) + 1, rule << 1 | 1));
@@ -603,7 +673,7 @@ fn build_slot(
     events.sort_unstable();
     let mut active: BTreeMap<u32, u32> = BTreeMap::new();
     let mut scratch: Vec<u32> = Vec::new();
-    let mut runs: Vec<(u16, SetId)> = vec![(0, EMPTY)];
+    let mut runs: Vec<(u32, SetId)> = vec![(0, EMPTY)];
     let mut i = 0;
     while let Some(&(position, _)) = events.get(i) {
         while let Some(&(at, code)) = events.get(i) {
@@ -613,27 +683,11 @@ fn build_slot(
             count(&mut active, code >> 1, code & 1 == 1);
             i += 1;
         }
-        let Ok(start) = u16::try_from(position) else {
-            break;
-        };
         scratch.clear();
         scratch.extend(active.keys());
-        let set = builder.intern(&scratch);
-        match runs.last_mut() {
-            Some(last) if last.0 == start => last.1 = set,
-            _ => runs.push((start, set)),
-        }
+        runs.push((position, builder.intern(&scratch)));
     }
-    runs.dedup_by(|next, prev| next.1 == prev.1);
-    let ports_start = index32(port_starts.len());
-    port_starts.extend(runs.iter().map(|(s, _)| *s));
-    port_sets.extend(runs.iter().map(|(_, id)| *id));
-    Slot {
-        ports_start,
-        ports_len: index32(runs.len()),
-        any_port: builder.intern(&any),
-        all_ports: builder.intern(&all),
-    }
+    IntervalMap::new(runs)
 }
 
 /// Counts one more (or one fewer) active interval of `key`; a key leaves at zero.

@@ -53,6 +53,9 @@ impl Key for u128 {
     }
 }
 
+/// Tables up to this many runs are scanned rather than indexed.
+const SCAN: usize = 16;
+
 /// The value of the filler run of a points map.
 const NO_POINT: u32 = u32::MAX;
 
@@ -127,6 +130,16 @@ impl<K: Key> IntervalMap<K> {
     /// The position of the run containing `addr`.
     #[inline]
     fn position(&self, addr: K) -> usize {
+        if self.starts.len() <= SCAN {
+            // A node's destination table is a handful of runs: count them without branches.
+            // INVARIANT: starts[0] == 0 <= addr, so the count is at least 1.
+            return self
+                .starts
+                .iter()
+                .map(|&start| usize::from(start <= addr))
+                .sum::<usize>()
+                .saturating_sub(1);
+        }
         if addr < self.base {
             return 0;
         }

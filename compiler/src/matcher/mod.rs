@@ -539,6 +539,7 @@ pub(crate) enum Path {
     Other,
 }
 
+#[inline]
 pub(crate) fn path(flow: &Flow) -> Path {
     let v6 = flow.src.is_ipv6();
     match flow.proto {
@@ -554,6 +555,7 @@ pub(crate) fn path(flow: &Flow) -> Path {
     }
 }
 
+#[inline]
 fn icmp_path(packet: Packet, v6: bool) -> Path {
     let Packet::Icmp { icmp_type, code } = packet else {
         return Path::Icmp;

@@ -28,11 +28,14 @@ const DENSE: u32 = 1 << 31;
 pub(crate) struct RuleSets {
     arena: Box<[u32]>,
     words: Box<[u64]>,
+    /// Words per bitset.
+    width: usize,
     count: usize,
 }
 
 /// A set as read from the arena.
 #[derive(Debug, Clone, Copy)]
+#[must_use]
 struct View<'a> {
     elems: &'a [u32],
     /// The bitset, for a dense set.
@@ -54,7 +57,7 @@ impl View<'_> {
 impl RuleSets {
     #[inline]
     fn view(&self, id: SetId) -> View<'_> {
-        read(&self.arena, &self.words, id)
+        read(&self.arena, &self.words, self.width, id)
     }
 
     /// The rule indices of a set, ascending.
@@ -68,26 +71,41 @@ impl RuleSets {
         self.view(id).has(rule)
     }
 
-    /// The lowest rule index in every one of `ids`.
+    /// The lowest rule index in both sets.
     #[inline]
-    pub(crate) fn first_common<const N: usize>(&self, ids: [SetId; N]) -> Option<u32> {
-        let views = ids.map(|id| self.view(id));
-        let (driver_at, driver) = views
+    pub(crate) fn first_common2(&self, a: SetId, b: SetId) -> Option<u32> {
+        let (a, b) = (self.view(a), self.view(b));
+        let (driver, other) = if a.elems.len() <= b.elems.len() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        if let (Some(x), Some(y)) = (driver.bits, other.bits) {
+            return first_common_bits(x, y, &[]);
+        }
+        driver.elems.iter().copied().find(|&rule| other.has(rule))
+    }
+
+    /// The lowest rule index in all three sets.
+    #[inline]
+    pub(crate) fn first_common3(&self, a: SetId, b: SetId, c: SetId) -> Option<u32> {
+        let (a, b, c) = (self.view(a), self.view(b), self.view(c));
+        // Drive with the smallest set; test each of its rules against the other two.
+        let (driver, x, y) = if a.elems.len() <= b.elems.len() && a.elems.len() <= c.elems.len() {
+            (a, b, c)
+        } else if b.elems.len() <= c.elems.len() {
+            (b, a, c)
+        } else {
+            (c, a, b)
+        };
+        if let (Some(d), Some(xb), Some(yb)) = (driver.bits, x.bits, y.bits) {
+            return first_common_bits(d, xb, yb);
+        }
+        driver
+            .elems
             .iter()
-            .enumerate()
-            .min_by_key(|(_, v)| v.elems.len())?;
-        if driver.elems.is_empty() {
-            return None;
-        }
-        if views.iter().all(|v| v.bits.is_some()) {
-            return first_common_dense(&views);
-        }
-        driver.elems.iter().copied().find(|&rule| {
-            views
-                .iter()
-                .enumerate()
-                .all(|(i, v)| i == driver_at || v.has(rule))
-        })
+            .copied()
+            .find(|&rule| x.has(rule) && y.has(rule))
     }
 
     /// The number of distinct sets.
@@ -102,7 +120,7 @@ impl RuleSets {
 }
 
 #[inline]
-fn read<'a>(arena: &'a [u32], words: &'a [u64], id: SetId) -> View<'a> {
+fn read<'a>(arena: &'a [u32], words: &'a [u64], width: usize, id: SetId) -> View<'a> {
     let at = id as usize;
     let header = arena.get(at).copied().unwrap_or(0);
     let len = (header & !DENSE) as usize;
@@ -113,27 +131,19 @@ fn read<'a>(arena: &'a [u32], words: &'a [u64], id: SetId) -> View<'a> {
         }
     } else {
         let bits_at = arena.get(at + 1).copied().unwrap_or(0) as usize;
-        let elems = arena.get(at + 2..at + 2 + len).unwrap_or(&[]);
-        // A dense set's bitset covers every rule; its width is fixed per matcher.
-        let width = elems.last().map_or(0, |&last| (last / 64) as usize + 1);
         View {
-            elems,
+            elems: arena.get(at + 2..at + 2 + len).unwrap_or(&[]),
             bits: words.get(bits_at..bits_at + width),
         }
     }
 }
 
-/// All sets are dense: AND their bitsets word by word (only up to the shortest).
-fn first_common_dense(views: &[View<'_>]) -> Option<u32> {
-    let width = views
-        .iter()
-        .map(|v| v.bits.map_or(0, <[u64]>::len))
-        .min()
-        .unwrap_or(0);
-    for w in 0..width {
-        let mut word = u64::MAX;
-        for view in views {
-            word &= view.bits.and_then(|b| b.get(w)).copied().unwrap_or(0);
+/// Dense sets: AND their bitsets word by word, up to the shortest (`z` empty means two sets).
+fn first_common_bits(x: &[u64], y: &[u64], z: &[u64]) -> Option<u32> {
+    for (w, (a, b)) in x.iter().zip(y).enumerate() {
+        let mut word = a & b;
+        if !z.is_empty() {
+            word &= z.get(w).copied().unwrap_or(0);
         }
         if word != 0 {
             return u32::try_from(w * 64).ok().map(|b| b + word.trailing_zeros());
@@ -252,13 +262,14 @@ impl SetBuilder {
 
     /// The rule indices of an interned set.
     pub(crate) fn elems(&self, id: SetId) -> &[u32] {
-        read(&self.arena, &self.words, id).elems
+        read(&self.arena, &self.words, self.width, id).elems
     }
 
     pub(crate) fn finish(self) -> RuleSets {
         RuleSets {
             arena: self.arena.into_boxed_slice(),
             words: self.words.into_boxed_slice(),
+            width: self.width,
             count: self.count,
         }
     }
@@ -303,9 +314,12 @@ mod tests {
             }
             let rs = b.finish();
             let expect3 = sets[0].iter().copied().find(|r| sets[1].contains(r) && sets[2].contains(r));
-            prop_assert_eq!(rs.first_common([ids[0], ids[1], ids[2]]), expect3);
+            prop_assert_eq!(rs.first_common3(ids[0], ids[1], ids[2]), expect3);
+            prop_assert_eq!(rs.first_common3(ids[2], ids[0], ids[1]), expect3);
+            prop_assert_eq!(rs.first_common3(ids[1], ids[2], ids[0]), expect3);
             let expect2 = sets[0].iter().copied().find(|r| sets[1].contains(r));
-            prop_assert_eq!(rs.first_common([ids[0], ids[1]]), expect2);
+            prop_assert_eq!(rs.first_common2(ids[0], ids[1]), expect2);
+            prop_assert_eq!(rs.first_common2(ids[1], ids[0]), expect2);
             for r in 0..rule_count as u32 {
                 prop_assert_eq!(rs.contains(ids[0], r), sets[0].contains(&r));
             }

@@ -1,5 +1,6 @@
-//! Loading conformance cases for the library-level corpus tests: the case files, and each
-//! case's policy parsed and compiled the way `check.py` has `aclc` do it.
+//! Loading conformance cases for the library-level corpus tests: each case's inventory, and
+//! its policy parsed and compiled the way `check.py` has `aclc` do it. Finding the cases and
+//! comparing outputs is `aclc_testkit::corpus`'s job; this is the part that needs the compiler.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,32 +9,26 @@
     dead_code
 )]
 
-use std::path::{Path, PathBuf};
-
 use aclc_compiler::{compile, Compiled, Inventory};
 use aclc_policy::model::Policy;
-use aclc_policy::Source;
+use aclc_policy::{Checked, Diagnostics, Source};
+use aclc_testkit::corpus;
 use serde_json::Value;
 
-fn testdata() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance");
-    std::fs::canonicalize(&path).unwrap_or(path)
+/// The case's inventory (its `topology` and `tailnet`), validated.
+pub fn inventory(case: &Value) -> Inventory {
+    Inventory::from_json(&corpus::inventory_json(case).to_string()).unwrap()
 }
 
-/// Every case of the given categories, sorted by id.
-pub fn cases(categories: &[&str]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for category in categories {
-        let dir = testdata().join("cases").join(category);
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap());
-            }
-        }
-    }
-    out.sort_by(|a: &Value, b: &Value| a["id"].as_str().cmp(&b["id"].as_str()));
-    out
+/// The case's policy parsed in the inventory's context, as `policy.hujson`.
+pub fn parse(case: &Value, inventory: &Inventory) -> (Source, Result<Checked, Diagnostics>) {
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", corpus::policy_text(case));
+    let parsed = aclc_policy::parse(&source, &options);
+    (source, parsed)
 }
 
 /// A case's policy and compiled tailnet, or `None` when the policy crate refuses it.
@@ -44,32 +39,13 @@ pub struct Loaded {
 }
 
 pub fn load(case: &Value) -> Option<Loaded> {
-    let mut inventory = case["topology"].clone();
-    inventory["tailnet"] = case
-        .get("tailnet")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    let inventory = Inventory::from_json(&inventory.to_string()).unwrap();
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let source = Source::new("policy.hujson", case["policy"]["text"].as_str().unwrap());
-    let checked = aclc_policy::parse(&source, &options).ok()?;
+    let inventory = inventory(case);
+    let (source, parsed) = parse(case, &inventory);
+    let checked = parsed.ok()?;
     let compiled = compile(&checked.policy, &inventory);
     Some(Loaded {
         source,
         policy: checked.policy,
         compiled,
     })
-}
-
-/// Null, `[]` and `{}` are the same thing to the corpus comparison.
-pub fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
 }

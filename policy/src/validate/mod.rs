@@ -490,18 +490,7 @@ impl<'p> Validator<'p> {
                 );
             }
             for sel in &owner.owners {
-                let ok = match &sel.alias {
-                    Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) | Alias::Tag(_) => true,
-                    Alias::Autogroup(a) => {
-                        a.is_role()
-                            || matches!(
-                                a,
-                                Autogroup::Member | Autogroup::Members | Autogroup::Tagged
-                            )
-                    }
-                    _ => false,
-                };
-                if ok {
+                if may_own_or_approve(&sel.alias) {
                     self.reference(sel, Place::Owner { tag });
                 } else {
                     self.error(
@@ -614,18 +603,7 @@ impl<'p> Validator<'p> {
                     .flat_map(|s| s.approvers.iter()),
             );
         for sel in approvers {
-            let ok = match &sel.alias {
-                Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) | Alias::Tag(_) => true,
-                Alias::Autogroup(a) => {
-                    a.is_role()
-                        || matches!(
-                            a,
-                            Autogroup::Member | Autogroup::Members | Autogroup::Tagged
-                        )
-                }
-                _ => false,
-            };
-            if ok {
+            if may_own_or_approve(&sel.alias) {
                 self.reference(sel, Place::Approver);
             } else {
                 self.error(
@@ -678,65 +656,95 @@ impl<'p> Validator<'p> {
             test.src.iter().for_each(|s| mention(&s.value));
             test.dst.iter().for_each(|s| mention(&s.value));
         }
-        let is_used = |key: &str, plain: &str| self.used.contains(key) || mentioned.contains(plain);
-        let mut warnings = Vec::new();
-        for g in &policy.groups {
-            if !is_used(&g.name.value, &g.name.value) {
-                warnings.push((
-                    "aclc::unused_group",
-                    g.name.span,
-                    format!("group {} is never used", quote(&g.name.value)),
-                ));
-            }
-        }
-        for t in &policy.tag_owners {
-            let used_elsewhere =
-                self.used.contains(&t.tag.value) || mentioned.contains(&t.tag.value);
-            if !used_elsewhere {
-                warnings.push((
-                    "aclc::unused_tag",
-                    t.tag.span,
-                    format!("tag {} is never used in a rule", quote(&t.tag.value)),
-                ));
-            }
-        }
-        for h in &policy.hosts {
-            if !is_used(&format!("host {}", h.name.value), &h.name.value) {
-                warnings.push((
-                    "aclc::unused_host",
-                    h.name.span,
-                    format!("host {} is never used", quote(&h.name.value)),
-                ));
-            }
-        }
-        for s in &policy.ipsets {
-            if !is_used(&s.name.value, &s.name.value) {
-                warnings.push((
-                    "aclc::unused_ipset",
-                    s.name.span,
-                    format!("IP set {} is never used", quote(&s.name.value)),
-                ));
-            }
-        }
-        for p in &policy.postures {
-            if !is_used(&p.name.value, &p.name.value) {
-                warnings.push((
-                    "aclc::unused_posture",
-                    p.name.span,
-                    format!("posture {} is never used", quote(&p.name.value)),
-                ));
-            }
-        }
-        for (code, span, message) in warnings {
-            let help = if code == "aclc::unused_tag" {
-                "a tag nothing refers to can still be applied to devices; remove it if it is not"
-            } else {
-                "remove it, or refer to it in a rule"
+        // Every definition with its kind, in the order the warnings come out.
+        let definitions = (policy.groups.iter().map(|g| (&UNUSED_GROUP, &g.name)))
+            .chain(policy.tag_owners.iter().map(|t| (&UNUSED_TAG, &t.tag)))
+            .chain(policy.hosts.iter().map(|h| (&UNUSED_HOST, &h.name)))
+            .chain(policy.ipsets.iter().map(|s| (&UNUSED_IPSET, &s.name)))
+            .chain(policy.postures.iter().map(|p| (&UNUSED_POSTURE, &p.name)));
+        for (kind, name) in definitions {
+            let referred = match kind.key_prefix {
+                "" => self.used.contains(name.value.as_str()),
+                prefix => self.used.contains(&format!("{prefix}{}", name.value)),
             };
-            self.warning(code, span, message, help);
+            if referred || mentioned.contains(&name.value) {
+                continue;
+            }
+            let message = format!("{} {} {}", kind.noun, quote(&name.value), kind.never);
+            self.warning(kind.code, name.span, message, kind.help);
         }
     }
 }
+
+/// Whether `alias` may own a tag or approve routes: users, groups, tags, and the role and
+/// membership autogroups.
+fn may_own_or_approve(alias: &Alias) -> bool {
+    match alias {
+        Alias::User(_) | Alias::UserDomain(_) | Alias::Group(_) | Alias::Tag(_) => true,
+        Alias::Autogroup(a) => {
+            a.is_role()
+                || matches!(
+                    a,
+                    Autogroup::Member | Autogroup::Members | Autogroup::Tagged
+                )
+        }
+        _ => false,
+    }
+}
+
+/// A kind of definition that gets a warning when nothing refers to it.
+struct Unused {
+    code: &'static str,
+    /// What the message calls it.
+    noun: &'static str,
+    /// The message after the quoted name.
+    never: &'static str,
+    /// What a reference to it is recorded under in `used`: this prefix and the name.
+    key_prefix: &'static str,
+    help: &'static str,
+}
+
+const REMOVE_OR_REFER: &str = "remove it, or refer to it in a rule";
+
+const UNUSED_GROUP: Unused = Unused {
+    code: "aclc::unused_group",
+    noun: "group",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_TAG: Unused = Unused {
+    code: "aclc::unused_tag",
+    noun: "tag",
+    never: "is never used in a rule",
+    key_prefix: "",
+    help: "a tag nothing refers to can still be applied to devices; remove it if it is not",
+};
+
+const UNUSED_HOST: Unused = Unused {
+    code: "aclc::unused_host",
+    noun: "host",
+    never: "is never used",
+    key_prefix: "host ",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_IPSET: Unused = Unused {
+    code: "aclc::unused_ipset",
+    noun: "IP set",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_POSTURE: Unused = Unused {
+    code: "aclc::unused_posture",
+    noun: "posture",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
 
 #[cfg(test)]
 mod tests {
