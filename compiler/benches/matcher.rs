@@ -15,7 +15,8 @@
 //! After criterion, a summary measures per-lookup medians over batches of distinct flows and
 //! prints them next to the targets of the issue, with the memory per source entry.
 //!
-//! `ACLC_BENCH_SAMPLE_ONLY=1` runs the sample filter alone.
+//! `ACLC_BENCH_SUBJECTS=sample` (a comma-separated list of `sample`, `generated`,
+//! `prefixes-100k`) limits the filters for a quick run; the sample filter is always loaded.
 //!
 //! The workload comes from the seeded generator (`shared/bench/gen_workload.py --preset large
 //! --seed 1 --flows 100000`): set `ACLC_BENCH_DIR` to a directory holding `large/`, or let the
@@ -32,7 +33,6 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aclc_compiler::matcher::{
@@ -45,45 +45,14 @@ use ts_packetfilter::{FilterExt, FilterStorageExt, PacketInfo};
 
 const PRESET: &str = "large";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the compiler crate is in the workspace")
-        .to_path_buf()
-}
-
 fn shared_bench() -> PathBuf {
-    workspace_root().join("../shared/bench")
+    aclc_testkit::workspace_root().join("../shared/bench")
 }
 
-/// The workload's directory, generated first if missing; `None` if it cannot be had.
+/// The workload's directory (generated with 100,000 flows if missing), or `None` after saying
+/// why.
 fn workload_dir(preset: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("ACLC_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("bench-workloads"));
-    let out = dir.join(preset);
-    if !out.join("inventory.json").exists() || !out.join("policy.hujson").exists() {
-        let script = shared_bench().join("gen_workload.py");
-        if !script.exists() {
-            eprintln!(
-                "skipping the {preset} workload: nothing in {} and no generator at {}",
-                out.display(),
-                script.display()
-            );
-            return None;
-        }
-        eprintln!("generating the {preset} workload into {}", out.display());
-        let status = Command::new("python3")
-            .arg(&script)
-            .args(["--preset", preset, "--seed", "1", "--flows", "100000", "--out"])
-            .arg(&out)
-            .status();
-        if !status.as_ref().is_ok_and(|s| s.success()) {
-            eprintln!("skipping the {preset} workload: the generator failed ({status:?})");
-            return None;
-        }
-    }
-    Some(out)
+    aclc_testkit::workloads::workload_dir(preset, 100_000, &["policy.hujson", "inventory.json"])
 }
 
 /// A deterministic xorshift generator, so that flow sets are the same run to run.
@@ -258,7 +227,10 @@ fn flows(
         last: u16,
     }
     let rules: Vec<WireRule> = serde_json::from_str(json).unwrap();
-    let rules: Vec<WireRule> = rules.into_iter().filter(|r| !r.dst_ports.is_empty()).collect();
+    let rules: Vec<WireRule> = rules
+        .into_iter()
+        .filter(|r| !r.dst_ports.is_empty())
+        .collect();
     let mut rng = Rng(seed);
     let node_addresses = &local.addresses;
     let sources: Vec<&str> = rules
@@ -280,7 +252,11 @@ fn flows(
             let a: IpAddr = a.parse().ok()?;
             let width = if a.is_ipv6() { 128 } else { 32 };
             let host = width - bits.parse::<u32>().ok()?;
-            let span = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+            let span = if host >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host) - 1
+            };
             (to_bits(a), to_bits(a) | span)
         } else {
             let a: IpAddr = entry.parse().ok()?;
@@ -342,7 +318,11 @@ fn flows(
             if v6 {
                 from_bits((0x2001_0db8u128 << 96) | u128::from(rng.next()), true)
             } else {
-                let base: u32 = if rng.below(2) == 0 { 0xc633_6400 } else { 0x647f_0000 };
+                let base: u32 = if rng.below(2) == 0 {
+                    0xc633_6400
+                } else {
+                    0x647f_0000
+                };
                 IpAddr::V4(Ipv4Addr::from(base | (rng.next() as u32 & 0xffff)))
             }
         } else {
@@ -403,7 +383,11 @@ fn contains(entry: &str, addr: IpAddr) -> bool {
         }
         let width = if a.is_ipv6() { 128 } else { 32 };
         let host = width - len;
-        let span = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+        let span = if host >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host) - 1
+        };
         return to_bits(a) <= bits && bits <= (to_bits(a) | span);
     }
     false
@@ -484,77 +468,117 @@ fn prefixes_100k(dir: &Path) -> Subject {
         .flat_map(|n| [n["ipv4"].as_str().unwrap(), n["ipv6"].as_str().unwrap()])
         .collect();
     let node = &nodes[60_000];
-    let (v4, v6) = (node["ipv4"].as_str().unwrap(), node["ipv6"].as_str().unwrap());
-    let dst = |port: u16| serde_json::json!([
-        {"IP": v4, "Ports": {"First": port, "Last": port}},
-        {"IP": v6, "Ports": {"First": port, "Last": port}},
-    ]);
+    let (v4, v6) = (
+        node["ipv4"].as_str().unwrap(),
+        node["ipv6"].as_str().unwrap(),
+    );
+    let dst = |port: u16| {
+        serde_json::json!([
+            {"IP": v4, "Ports": {"First": port, "Last": port}},
+            {"IP": v6, "Ports": {"First": port, "Last": port}},
+        ])
+    };
     let mut rules: Vec<serde_json::Value> = (0..100)
         .map(|i| {
-            let srcs: Vec<&str> = (0..1000).map(|k| pool[(i * 500 + k) % pool.len()]).collect();
+            let srcs: Vec<&str> = (0..1000)
+                .map(|k| pool[(i * 500 + k) % pool.len()])
+                .collect();
             serde_json::json!({"SrcIPs": srcs, "DstPorts": dst(1000 + i as u16)})
         })
         .collect();
     rules.push(serde_json::json!({"SrcIPs": ["*"], "DstPorts": dst(443)}));
     for k in 0..10 {
-        rules.push(serde_json::json!({"SrcIPs": [format!("100.{}.0.0/16", 64 + k)], "DstPorts": dst(22)}));
+        rules.push(
+            serde_json::json!({"SrcIPs": [format!("100.{}.0.0/16", 64 + k)], "DstPorts": dst(22)}),
+        );
     }
     let local = LocalNetworks::addresses([v4.parse().unwrap(), v6.parse().unwrap()]);
-    Subject::new("prefixes-100k", serde_json::Value::Array(rules).to_string(), local, 0x100)
+    Subject::new(
+        "prefixes-100k",
+        serde_json::Value::Array(rules).to_string(),
+        local,
+        0x100,
+    )
+}
+
+/// `flows` repeated to a power-of-two length, so that a timing loop can cycle through them
+/// with a mask instead of a division.
+fn cycled_pow2(flows: &[Flow]) -> Vec<Flow> {
+    let len = flows.len().max(1).next_power_of_two();
+    flows.iter().cycle().take(len).copied().collect()
+}
+
+/// Times `lookup` over `flows` in order, one flow per iteration.
+fn bench_flows(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    flows: &[Flow],
+    lookup: impl Fn(&Flow) -> bool,
+) {
+    if flows.is_empty() {
+        return;
+    }
+    let flows = cycled_pow2(flows);
+    let mask = flows.len() - 1;
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for k in 0..iters as usize {
+                black_box(lookup(black_box(&flows[k & mask])));
+            }
+            start.elapsed()
+        })
+    });
 }
 
 fn time_lookups(c: &mut Criterion, group_name: &str, subject: &Subject, hot: bool) {
     let mut group = c.benchmark_group(group_name);
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
-    let sets: [(&str, &[Flow], &[Flow]); 2] = [
-        ("allowed", &subject.allowed, &subject.bart_allowed),
-        ("denied", &subject.denied, &subject.bart_denied),
-    ];
-    for (kind, ours, theirs) in sets {
-        if !ours.is_empty() {
-            group.bench_function(format!("aclc/{kind}"), |b| {
-                let mut i = 0usize;
-                b.iter(|| {
-                    i = (i + 1) % ours.len();
-                    black_box(subject.fast.check(black_box(&ours[i])))
-                })
-            });
-        }
-        if !theirs.is_empty() {
-            group.bench_function(format!("tailscale-rs/{kind}"), |b| {
-                let mut i = 0usize;
-                b.iter(|| {
-                    i = (i + 1) % theirs.len();
-                    black_box(bart_allows(&subject.bart, black_box(&theirs[i])))
-                })
-            });
-        }
-    }
+    let ours = |f: &Flow| subject.fast.check(f).is_allowed();
+    let theirs = |f: &Flow| bart_allows(&subject.bart, f);
+    bench_flows(&mut group, "aclc/allowed", &subject.allowed, ours);
+    bench_flows(
+        &mut group,
+        "tailscale-rs/allowed",
+        &subject.bart_allowed,
+        theirs,
+    );
+    bench_flows(&mut group, "aclc/denied", &subject.denied, ours);
+    bench_flows(
+        &mut group,
+        "tailscale-rs/denied",
+        &subject.bart_denied,
+        theirs,
+    );
     if hot {
-        if let Some(flow) = subject.allowed.first() {
-            group.bench_function("aclc/hot", |b| {
-                b.iter(|| black_box(subject.fast.check(black_box(flow))))
-            });
-        }
-        if let Some(flow) = subject.bart_allowed.first() {
-            group.bench_function("tailscale-rs/hot", |b| {
-                b.iter(|| black_box(bart_allows(&subject.bart, black_box(flow))))
-            });
-        }
+        let hot: Vec<Flow> = subject.allowed.first().copied().into_iter().collect();
+        bench_flows(&mut group, "aclc/hot", &hot, ours);
+        let hot: Vec<Flow> = subject.bart_allowed.first().copied().into_iter().collect();
+        bench_flows(&mut group, "tailscale-rs/hot", &hot, theirs);
     }
     group.finish();
 }
 
 fn bench(c: &mut Criterion) {
+    // ACLC_BENCH_SUBJECTS=sample,prefixes-100k (say) limits the filters, for a quick run or a
+    // profile; all three by default.
+    let wanted = std::env::var("ACLC_BENCH_SUBJECTS").ok();
+    let wants = |name: &str| {
+        wanted
+            .as_deref()
+            .map_or(true, |w| w.split(',').any(|n| n == name))
+    };
     let sample = sample();
-    // ACLC_BENCH_SAMPLE_ONLY=1 skips the workload (a quick run, or profiling the sample).
-    let sample_only = std::env::var_os("ACLC_BENCH_SAMPLE_ONLY").is_some();
-    let generated = if sample_only { None } else { generated() };
-    let prefixes = if sample_only {
-        None
+    let generated = if wants("generated") {
+        generated()
     } else {
+        None
+    };
+    let prefixes = if wants("prefixes-100k") {
         workload_dir(PRESET).map(|dir| prefixes_100k(&dir))
+    } else {
+        None
     };
 
     time_lookups(c, "matcher/sample", &sample, false);

@@ -49,18 +49,50 @@ fn lookups_do_not_allocate() {
     let matcher = Matcher::new(&parsed, &local);
     let cache = FlowCache::default();
 
-    let sources = ["100.64.0.1", "100.64.1.15", "100.64.19.136", "203.0.113.1", "100.64.0.2"];
+    let sources = [
+        "100.64.0.1",
+        "100.64.1.15",
+        "100.64.19.136",
+        "203.0.113.1",
+        "100.64.0.2",
+    ];
     let mut flows = Vec::new();
     for src in sources {
         for dst in ["100.64.0.9", "100.64.0.10", "224.0.0.1"] {
-            for (proto, port) in [(6u8, 22u16), (6, 443), (6, 1500), (6, 8050), (17, 1500), (1, 0), (47, 0), (99, 0), (132, 1000), (0, 0)] {
-                for packet in [Packet::First, Packet::Tcp { flags: 0x10 }, Packet::Icmp { icmp_type: 0, code: 0 }] {
-                    flows.push(Flow::new(ip(src), ip(dst), proto, port).with_src_port(40000).with_packet(packet));
+            for (proto, port) in [
+                (6u8, 22u16),
+                (6, 443),
+                (6, 1500),
+                (6, 8050),
+                (17, 1500),
+                (1, 0),
+                (47, 0),
+                (99, 0),
+                (132, 1000),
+                (0, 0),
+            ] {
+                for packet in [
+                    Packet::First,
+                    Packet::Tcp { flags: 0x10 },
+                    Packet::Icmp {
+                        icmp_type: 0,
+                        code: 0,
+                    },
+                ] {
+                    flows.push(
+                        Flow::new(ip(src), ip(dst), proto, port)
+                            .with_src_port(40000)
+                            .with_packet(packet),
+                    );
                 }
             }
         }
     }
-    for (src, dst) in [("fd7a:115c:a1e0::1", "fd7a:115c:a1e0::9"), ("2001:db8::1", "fd7a:115c:a1e0::9"), ("fd7a:115c:a1e0::1", "100.64.0.9")] {
+    for (src, dst) in [
+        ("fd7a:115c:a1e0::1", "fd7a:115c:a1e0::9"),
+        ("2001:db8::1", "fd7a:115c:a1e0::9"),
+        ("fd7a:115c:a1e0::1", "100.64.0.9"),
+    ] {
         for (proto, port) in [(6u8, 22u16), (58, 0), (17, 1500)] {
             flows.push(Flow::new(ip(src), ip(dst), proto, port));
         }
@@ -76,7 +108,10 @@ fn lookups_do_not_allocate() {
     for flow in &flows {
         allowed += usize::from(matcher.check_with(flow, &holds).is_allowed());
     }
-    assert!(allowed > 20, "the flows should exercise allowing paths, got {allowed}");
+    assert!(
+        allowed > 20,
+        "the flows should exercise allowing paths, got {allowed}"
+    );
 
     let region = Region::new(GLOBAL);
     for _ in 0..100 {

@@ -59,7 +59,11 @@ fn prefix_of(addr: IpAddr, len: u8) -> String {
         }
         IpAddr::V6(a) => {
             let len = u32::from(len) % 129;
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             format!("{}/{len}", Ipv6Addr::from(u128::from(a) & mask))
         }
     }
@@ -105,7 +109,14 @@ fn ip_entry(caps: bool) -> impl Strategy<Value = String> {
 }
 
 fn ports() -> impl Strategy<Value = (u16, u16)> {
-    let port = prop_oneof![Just(0u16), Just(22), Just(80), Just(443), Just(65535), any::<u16>()];
+    let port = prop_oneof![
+        Just(0u16),
+        Just(22),
+        Just(80),
+        Just(443),
+        Just(65535),
+        any::<u16>()
+    ];
     prop_oneof![
         3 => Just((0u16, 65535u16)),
         3 => port.clone().prop_map(|p| (p, p)),
@@ -116,8 +127,18 @@ fn ports() -> impl Strategy<Value = (u16, u16)> {
 
 fn protos() -> impl Strategy<Value = Option<Vec<i64>>> {
     let proto = prop_oneof![
-        Just(1i64), Just(6), Just(17), Just(58), Just(132), Just(47), Just(99), Just(0),
-        Just(300), Just(-1), Just(255), Just(2),
+        Just(1i64),
+        Just(6),
+        Just(17),
+        Just(58),
+        Just(132),
+        Just(47),
+        Just(99),
+        Just(0),
+        Just(300),
+        Just(-1),
+        Just(255),
+        Just(2),
     ];
     prop_oneof![
         3 => Just(None),
@@ -137,7 +158,12 @@ fn cap_grant() -> impl Strategy<Value = Value> {
         .prop_map(|(dsts, caps, legacy)| {
             let cap_map: serde_json::Map<String, Value> = caps
                 .into_iter()
-                .map(|(name, v)| (name.to_string(), if v % 4 == 0 { Value::Null } else { json!([v]) }))
+                .map(|(name, v)| {
+                    (
+                        name.to_string(),
+                        if v % 4 == 0 { Value::Null } else { json!([v]) },
+                    )
+                })
                 .collect();
             json!({"Dsts": dsts, "CapMap": cap_map, "Caps": legacy})
         })
@@ -194,9 +220,25 @@ fn flow(pool: Vec<IpAddr>) -> impl Strategy<Value = Flow> {
         1 => addr(),
     ];
     let proto = prop_oneof![
-        Just(6u8), Just(17), Just(1), Just(58), Just(132), Just(47), Just(99), Just(0), Just(255), Just(2),
+        Just(6u8),
+        Just(17),
+        Just(1),
+        Just(58),
+        Just(132),
+        Just(47),
+        Just(99),
+        Just(0),
+        Just(255),
+        Just(2),
     ];
-    let port = prop_oneof![Just(0u16), Just(22), Just(80), Just(443), Just(65535), any::<u16>()];
+    let port = prop_oneof![
+        Just(0u16),
+        Just(22),
+        Just(80),
+        Just(443),
+        Just(65535),
+        any::<u16>()
+    ];
     (pick.clone(), pick, proto, port, any::<u16>(), packet()).prop_map(
         |(src, dst, proto, dst_port, src_port, packet)| Flow {
             src,
@@ -232,8 +274,12 @@ fn mentioned(rules: &[Value], local: &LocalNetworks) -> Vec<IpAddr> {
                 pool.push(ip);
                 // Just past the end of a network or range, where boundaries bite.
                 match ip {
-                    IpAddr::V4(a) => pool.push(IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(1)))),
-                    IpAddr::V6(a) => pool.push(IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_sub(1)))),
+                    IpAddr::V4(a) => {
+                        pool.push(IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(1))))
+                    }
+                    IpAddr::V6(a) => {
+                        pool.push(IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_sub(1))))
+                    }
                 }
             }
         }

@@ -94,7 +94,10 @@ fn rule_proto(srcs: &[&str], dsts: &[(&str, u16, u16)], protos: &[i64]) -> serde
 fn address_families_are_kept_apart() {
     // Sources of one family and destinations of the other: nothing matches.
     let m = Both::new(
-        json!([rule(&[PEER4], &[(NODE6, 0, 65535)]), rule(&[PEER6], &[(NODE4, 0, 65535)])]),
+        json!([
+            rule(&[PEER4], &[(NODE6, 0, 65535)]),
+            rule(&[PEER6], &[(NODE4, 0, 65535)])
+        ]),
         &node(),
     );
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), REFUSED);
@@ -128,9 +131,18 @@ fn destinations_outside_the_local_set_are_refused() {
     local.routes.push("10.1.0.0/16".parse().unwrap());
     let m = Both::new(json!([rule(&["*"], &[("*", 0, 65535)])]), &local);
     let not_local = Verdict::Refuse(Refusal::NotLocal);
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip("100.64.0.10"), 22)), not_local);
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip("10.2.0.1"), 22)), not_local);
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip("10.1.200.7"), 22)), by_address(0));
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip("100.64.0.10"), 22)),
+        not_local
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip("10.2.0.1"), 22)),
+        not_local
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip("10.1.200.7"), 22)),
+        by_address(0)
+    );
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), by_address(0));
     // Before any stateless allowance.
     let ack = Flow::tcp(ip(PEER4), ip("100.64.0.10"), 22).with_packet(Packet::Tcp { flags: 0x10 });
@@ -143,7 +155,10 @@ fn destinations_outside_the_local_set_are_refused() {
     });
     assert_eq!(m.check(&reply), not_local);
     // A node with no local addresses accepts nothing.
-    let m = Both::new(json!([rule(&["*"], &[("*", 0, 65535)])]), &LocalNetworks::default());
+    let m = Both::new(
+        json!([rule(&["*"], &[("*", 0, 65535)])]),
+        &LocalNetworks::default(),
+    );
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), not_local);
     // An exit node serves every address.
     let exit = LocalNetworks {
@@ -151,8 +166,14 @@ fn destinations_outside_the_local_set_are_refused() {
         routes: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
     };
     let m = Both::new(json!([rule(&[PEER4, PEER6], &[("*", 443, 443)])]), &exit);
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip("8.8.8.8"), 443)), by_address(0));
-    assert_eq!(m.check(&Flow::tcp(ip(PEER6), ip("2001:db8::1"), 443)), by_address(0));
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip("8.8.8.8"), 443)),
+        by_address(0)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER6), ip("2001:db8::1"), 443)),
+        by_address(0)
+    );
 }
 
 // --- Pre-checks ---------------------------------------------------------------------------------
@@ -209,10 +230,14 @@ fn pre_checks() {
 #[test]
 fn icmp_replies_and_errors_pass() {
     let m = Both::new(json!([]), &node());
-    for (v6, types) in [(false, &[0u8, 3, 11, 12][..]), (true, &[129u8, 1, 2, 3, 4][..])] {
+    for (v6, types) in [
+        (false, &[0u8, 3, 11, 12][..]),
+        (true, &[129u8, 1, 2, 3, 4][..]),
+    ] {
         let (src, dst) = if v6 { (PEER6, NODE6) } else { (PEER4, NODE4) };
         for &icmp_type in types {
-            let flow = Flow::ping(ip(src), ip(dst)).with_packet(Packet::Icmp { icmp_type, code: 0 });
+            let flow =
+                Flow::ping(ip(src), ip(dst)).with_packet(Packet::Icmp { icmp_type, code: 0 });
             assert_eq!(m.check(&flow), Verdict::Allow(Allow::IcmpReply), "{flow:?}");
         }
         // An echo request, and an echo reply with a code, are not replies.
@@ -238,14 +263,23 @@ fn icmp_is_allowed_if_any_port_is_open() {
     let icmp = allowed(1, RuleMatch::IcmpAnyPort);
     assert_eq!(m.check(&Flow::ping(ip(PEER4), ip(NODE4))), icmp);
     assert_eq!(m.check(&Flow::ping(ip(PEER6), ip(NODE6))), icmp);
-    assert_eq!(m.check(&Flow::ping(ip("100.64.0.2"), ip(NODE4))), allowed(0, RuleMatch::IcmpAnyPort));
+    assert_eq!(
+        m.check(&Flow::ping(ip("100.64.0.2"), ip(NODE4))),
+        allowed(0, RuleMatch::IcmpAnyPort)
+    );
     assert_eq!(m.check(&Flow::ping(ip("100.64.0.3"), ip(NODE4))), REFUSED);
     // Even a rule whose ports are empty (First > Last) or whose protocols are all ignored.
     let m = Both::new(
-        json!([rule(&[PEER4], &[(NODE4, 9, 1)]), rule_proto(&["100.64.0.2"], &[(NODE4, 1, 1)], &[300])]),
+        json!([
+            rule(&[PEER4], &[(NODE4, 9, 1)]),
+            rule_proto(&["100.64.0.2"], &[(NODE4, 1, 1)], &[300])
+        ]),
         &node(),
     );
-    assert_eq!(m.check(&Flow::ping(ip(PEER4), ip(NODE4))), allowed(0, RuleMatch::IcmpAnyPort));
+    assert_eq!(
+        m.check(&Flow::ping(ip(PEER4), ip(NODE4))),
+        allowed(0, RuleMatch::IcmpAnyPort)
+    );
     assert_eq!(
         m.check(&Flow::ping(ip("100.64.0.2"), ip(NODE4))),
         allowed(1, RuleMatch::IcmpAnyPort)
@@ -277,7 +311,11 @@ fn tcp_non_syn_packets_pass() {
     let m = Both::new(json!([]), &node());
     for flags in [0x10u8, 0x12, 0x11, 0x04, 0x00, 0x18, 0x01] {
         let flow = Flow::tcp(ip(PEER4), ip(NODE4), 22).with_packet(Packet::Tcp { flags });
-        assert_eq!(m.check(&flow), Verdict::Allow(Allow::TcpNotSyn), "flags {flags:#x}");
+        assert_eq!(
+            m.check(&flow),
+            Verdict::Allow(Allow::TcpNotSyn),
+            "flags {flags:#x}"
+        );
     }
     // SYN, alone or with flags other than ACK, needs a rule.
     for flags in [0x02u8, 0x03, 0x06, 0xc2] {
@@ -302,7 +340,11 @@ fn udp_and_sctp_replies_pass_through_the_flow_cache() {
     for (p, transport) in [(proto::UDP, "udp"), (proto::SCTP, "sctp")] {
         let out = Flow::new(ip(NODE4), ip(PEER4), p, 53).with_src_port(40000);
         let reply = Flow::new(ip(PEER4), ip(NODE4), p, 40000).with_src_port(53);
-        assert_eq!(cache.run_in(&fast, &reply, &NoCapabilities), REFUSED, "{transport}");
+        assert_eq!(
+            cache.run_in(&fast, &reply, &NoCapabilities),
+            REFUSED,
+            "{transport}"
+        );
         assert_eq!(cache.run_out(&out), Verdict::Allow(Allow::Outbound));
         assert_eq!(
             cache.run_in(&fast, &reply, &NoCapabilities),
@@ -365,7 +407,15 @@ fn other_protocols_need_all_ports() {
             rule(&[PEER4], &[(NODE4, 0, 65535)]),
             rule_proto(&[PEER4], &[(NODE4, 0, 65534)], &[47]),
             rule_proto(&["100.64.0.2"], &[(NODE4, 0, 65535)], &[47]),
-            rule_proto(&["100.64.0.0/24"], &["100.64.0.9", "100.64.0.9"].iter().enumerate().map(|(i, d)| (*d, i as u16, 65535)).collect::<Vec<_>>(), &[50]),
+            rule_proto(
+                &["100.64.0.0/24"],
+                &["100.64.0.9", "100.64.0.9"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (*d, i as u16, 65535))
+                    .collect::<Vec<_>>(),
+                &[50]
+            ),
         ]),
         &node(),
     );
@@ -425,19 +475,44 @@ fn source_and_destination_forms() {
     let m = Both::new(
         json!([
             rule(&["100.64.1.0/24"], &[("10.1.0.0/16", 80, 80)]),
-            rule(&["100.64.2.10-100.64.2.20", "fd7a:115c:a1e0::100-fd7a:115c:a1e0::1ff"], &[("10.2.0.5-10.2.0.7", 1000, 2000), (NODE6, 1000, 2000)]),
+            rule(
+                &[
+                    "100.64.2.10-100.64.2.20",
+                    "fd7a:115c:a1e0::100-fd7a:115c:a1e0::1ff"
+                ],
+                &[("10.2.0.5-10.2.0.7", 1000, 2000), (NODE6, 1000, 2000)]
+            ),
             rule(&["*"], &[("10.3.0.1", 53, 53)]),
         ]),
         &local,
     );
-    assert_eq!(m.check(&Flow::tcp(ip("100.64.1.77"), ip("10.1.9.9"), 80)), by_address(0));
-    assert_eq!(m.check(&Flow::tcp(ip("100.64.0.77"), ip("10.1.9.9"), 80)), REFUSED);
-    assert_eq!(m.check(&Flow::tcp(ip("100.64.1.77"), ip("10.4.9.9"), 80)), REFUSED);
-    for (src, ok) in [("100.64.2.9", false), ("100.64.2.10", true), ("100.64.2.20", true), ("100.64.2.21", false)] {
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.64.1.77"), ip("10.1.9.9"), 80)),
+        by_address(0)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.64.0.77"), ip("10.1.9.9"), 80)),
+        REFUSED
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.64.1.77"), ip("10.4.9.9"), 80)),
+        REFUSED
+    );
+    for (src, ok) in [
+        ("100.64.2.9", false),
+        ("100.64.2.10", true),
+        ("100.64.2.20", true),
+        ("100.64.2.21", false),
+    ] {
         let v = m.check(&Flow::udp(ip(src), ip("10.2.0.6"), 1500));
         assert_eq!(v.is_allowed(), ok, "{src}");
     }
-    for (dst, ok) in [("10.2.0.4", false), ("10.2.0.5", true), ("10.2.0.7", true), ("10.2.0.8", false)] {
+    for (dst, ok) in [
+        ("10.2.0.4", false),
+        ("10.2.0.5", true),
+        ("10.2.0.7", true),
+        ("10.2.0.8", false),
+    ] {
         let v = m.check(&Flow::udp(ip("100.64.2.15"), ip(dst), 1000));
         assert_eq!(v.is_allowed(), ok, "{dst}");
     }
@@ -445,8 +520,14 @@ fn source_and_destination_forms() {
         let v = m.check(&Flow::tcp(ip("fd7a:115c:a1e0::1aa"), ip(NODE6), port));
         assert_eq!(v.is_allowed(), ok, "{port}");
     }
-    assert_eq!(m.check(&Flow::tcp(ip("fd7a:115c:a1e0::2aa"), ip(NODE6), 1000)), REFUSED);
-    assert_eq!(m.check(&Flow::udp(ip("203.0.113.7"), ip("10.3.0.1"), 53)), by_address(2));
+    assert_eq!(
+        m.check(&Flow::tcp(ip("fd7a:115c:a1e0::2aa"), ip(NODE6), 1000)),
+        REFUSED
+    );
+    assert_eq!(
+        m.check(&Flow::udp(ip("203.0.113.7"), ip("10.3.0.1"), 53)),
+        by_address(2)
+    );
 }
 
 #[test]
@@ -464,11 +545,26 @@ fn overlapping_prefixes_star_beside_host_rules() {
         &node(),
     );
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), by_address(0));
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 443)), by_address(1));
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 8080)), by_address(2));
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 8081)), by_address(3));
-    assert_eq!(m.check(&Flow::tcp(ip("100.65.0.1"), ip(NODE4), 8081)), REFUSED);
-    assert_eq!(m.check(&Flow::tcp(ip("100.65.0.1"), ip(NODE4), 8080)), by_address(2));
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 443)),
+        by_address(1)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 8080)),
+        by_address(2)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 8081)),
+        by_address(3)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.65.0.1"), ip(NODE4), 8081)),
+        REFUSED
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.65.0.1"), ip(NODE4), 8080)),
+        by_address(2)
+    );
 }
 
 #[test]
@@ -481,8 +577,14 @@ fn the_first_matching_rule_is_named() {
         ]),
         &node(),
     );
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 150)), by_address(0));
-    assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 250)), by_address(2));
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 150)),
+        by_address(0)
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 250)),
+        by_address(2)
+    );
 }
 
 // --- cap: sources -------------------------------------------------------------------------------
@@ -491,7 +593,10 @@ fn the_first_matching_rule_is_named() {
 fn capability_sources_use_the_lookup() {
     let m = Both::new(
         json!([
-            rule(&["cap:example.com/cap/ssh", "100.64.0.5"], &[(NODE4, 22, 22)]),
+            rule(
+                &["cap:example.com/cap/ssh", "100.64.0.5"],
+                &[(NODE4, 22, 22)]
+            ),
             rule_proto(&["cap:example.com/cap/web"], &[(NODE6, 443, 443)], &[6]),
         ]),
         &node(),
@@ -499,32 +604,53 @@ fn capability_sources_use_the_lookup() {
     let holds_ssh = |src: IpAddr, cap: &str| src == ip(PEER4) && cap == "example.com/cap/ssh";
     let flow = Flow::tcp(ip(PEER4), ip(NODE4), 22);
     assert_eq!(m.check(&flow), REFUSED);
-    assert_eq!(m.check_with(&flow, &holds_ssh), allowed(0, RuleMatch::Capability));
+    assert_eq!(
+        m.check_with(&flow, &holds_ssh),
+        allowed(0, RuleMatch::Capability)
+    );
     // By address when the address matches.
     assert_eq!(
         m.check_with(&Flow::tcp(ip("100.64.0.5"), ip(NODE4), 22), &holds_ssh),
         by_address(0)
     );
-    assert_eq!(m.check_with(&Flow::tcp(ip(PEER4), ip(NODE4), 23), &holds_ssh), REFUSED);
+    assert_eq!(
+        m.check_with(&Flow::tcp(ip(PEER4), ip(NODE4), 23), &holds_ssh),
+        REFUSED
+    );
     // ICMP: a held capability of a rule of the packet's family is enough, whatever the
     // destination address (the client does not look at it on this path).
     let holds_web = |_: IpAddr, cap: &str| cap == "example.com/cap/web";
     let ping6 = Flow::ping(ip(PEER6), ip(NODE6));
-    assert_eq!(m.check_with(&ping6, &holds_web), allowed(1, RuleMatch::IcmpCapability));
+    assert_eq!(
+        m.check_with(&ping6, &holds_web),
+        allowed(1, RuleMatch::IcmpCapability)
+    );
     // Rule 1 has no IPv4 destination, so it is not in the IPv4 matches.
     let ping4 = Flow::ping(ip(PEER4), ip(NODE4));
     assert_eq!(m.check_with(&ping4, &holds_web), REFUSED);
-    assert_eq!(m.check_with(&ping4, &holds_ssh), allowed(0, RuleMatch::IcmpCapability));
+    assert_eq!(
+        m.check_with(&ping4, &holds_ssh),
+        allowed(0, RuleMatch::IcmpCapability)
+    );
     // An address match wins over a capability one on the ICMP path, whatever the order.
     let m = Both::new(
-        json!([rule(&["cap:c"], &[(NODE4, 1, 1)]), rule(&[PEER4], &[(NODE4, 2, 2)])]),
+        json!([
+            rule(&["cap:c"], &[(NODE4, 1, 1)]),
+            rule(&[PEER4], &[(NODE4, 2, 2)])
+        ]),
         &node(),
     );
     let holds_c = |_: IpAddr, cap: &str| cap == "c";
-    assert_eq!(m.check_with(&ping4, &holds_c), allowed(1, RuleMatch::IcmpAnyPort));
+    assert_eq!(
+        m.check_with(&ping4, &holds_c),
+        allowed(1, RuleMatch::IcmpAnyPort)
+    );
     // The full match names the lowest rule, capability or address.
     let m = Both::new(
-        json!([rule(&["cap:c"], &[(NODE4, 1, 5)]), rule(&[PEER4], &[(NODE4, 2, 2)])]),
+        json!([
+            rule(&["cap:c"], &[(NODE4, 1, 5)]),
+            rule(&[PEER4], &[(NODE4, 2, 2)])
+        ]),
         &node(),
     );
     assert_eq!(
@@ -537,7 +663,13 @@ fn capability_sources_use_the_lookup() {
         json!([rule(&["cap:"], &[(NODE4, 1, 5), ("cap:x", 1, 5)])]),
         &node(),
     );
-    assert_eq!(m.check_with(&Flow::tcp(ip(PEER4), ip(NODE4), 2), &|_: IpAddr, _: &str| true), REFUSED);
+    assert_eq!(
+        m.check_with(
+            &Flow::tcp(ip(PEER4), ip(NODE4), 2),
+            &|_: IpAddr, _: &str| true
+        ),
+        REFUSED
+    );
     assert_eq!(m.fast.problems().len(), 1);
 }
 
@@ -565,14 +697,19 @@ fn cap_grants_answer_app_capabilities() {
     );
     let caps = m.app("100.64.0.2", NODE4);
     assert_eq!(caps.len(), 2);
-    assert_eq!(caps["example.com/cap/drive"], vec![json!({"shares": ["b"]})]);
+    assert_eq!(
+        caps["example.com/cap/drive"],
+        vec![json!({"shares": ["b"]})]
+    );
     // Grants by source family; destinations of either family.
     let caps = m.app(PEER6, NODE6);
     assert_eq!(caps.len(), 2);
     let caps = m.app(PEER6, NODE4);
     assert_eq!(caps.len(), 3);
     assert!(m.app(PEER4, "100.64.1.1").is_empty());
-    assert!(!m.fast.has_app_capability(ip(PEER4), ip("100.64.1.1"), "example.com/cap/drive"));
+    assert!(!m
+        .fast
+        .has_app_capability(ip(PEER4), ip("100.64.1.1"), "example.com/cap/drive"));
     // Grants open no network access.
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), REFUSED);
     assert_eq!(m.check(&Flow::ping(ip(PEER4), ip(NODE4))), REFUSED);
@@ -584,19 +721,34 @@ fn cap_grants_answer_app_capabilities() {
 fn bad_entries_are_skipped_the_rest_stays() {
     let m = Both::new(
         json!([
-            rule(&["100.64.0.1/8", PEER4, "not-an-ip", "100.64.0.9-100.64.0.1"], &[(NODE4, 22, 22), ("100.64.0.9/24", 23, 23)]),
+            rule(
+                &["100.64.0.1/8", PEER4, "not-an-ip", "100.64.0.9-100.64.0.1"],
+                &[(NODE4, 22, 22), ("100.64.0.9/24", 23, 23)]
+            ),
             rule(&["*"], &[("10.0.0.1-fd7a::1", 80, 80), (NODE4, 80, 80)]),
         ]),
         &node(),
     );
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 22)), by_address(0));
     assert_eq!(m.check(&Flow::tcp(ip(PEER4), ip(NODE4), 23)), REFUSED);
-    assert_eq!(m.check(&Flow::tcp(ip("100.64.0.2"), ip(NODE4), 22)), REFUSED);
-    assert_eq!(m.check(&Flow::tcp(ip("100.64.0.2"), ip(NODE4), 80)), by_address(1));
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.64.0.2"), ip(NODE4), 22)),
+        REFUSED
+    );
+    assert_eq!(
+        m.check(&Flow::tcp(ip("100.64.0.2"), ip(NODE4), 80)),
+        by_address(1)
+    );
     let fields: Vec<_> = m.fast.problems().iter().map(|p| p.field.as_str()).collect();
     assert_eq!(
         fields,
-        ["SrcIPs[0]", "SrcIPs[2]", "SrcIPs[3]", "DstPorts[1].IP", "DstPorts[0].IP"]
+        [
+            "SrcIPs[0]",
+            "SrcIPs[2]",
+            "SrcIPs[3]",
+            "DstPorts[1].IP",
+            "DstPorts[0].IP"
+        ]
     );
     assert_eq!(m.fast.problems(), m.reference.problems());
     assert_eq!(m.fast.rule_count(), 2);
@@ -621,7 +773,10 @@ fn legacy_bits_leave_only_the_stateless_allowances() {
 fn unreadable_json_is_an_error() {
     for bad in ["", "{", "[1]", r#"[{"SrcIPs": "*"}]"#, r#"{"SrcIPs": []}"#] {
         let err = Matcher::from_json(bad, &node()).unwrap_err();
-        assert!(err.to_string().starts_with("invalid packet filter"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid packet filter"),
+            "{err}"
+        );
         assert!(ReferenceMatcher::from_json(bad, &node()).is_err());
     }
 }
@@ -635,7 +790,8 @@ fn flows_and_verdicts_round_trip() {
     assert_eq!(serde_json::from_str::<Flow>(&text).unwrap(), flow);
     // The workload generator's flow lines read as first packets.
     let line: Flow =
-        serde_json::from_str(r#"{"src":"100.64.0.1","dst":"100.64.0.9","proto":6,"dport":22}"#).unwrap();
+        serde_json::from_str(r#"{"src":"100.64.0.1","dst":"100.64.0.9","proto":6,"dport":22}"#)
+            .unwrap();
     assert_eq!(line, Flow::tcp(ip(PEER4), ip(NODE4), 22));
     for verdict in [
         by_address(3),
@@ -649,7 +805,10 @@ fn flows_and_verdicts_round_trip() {
         serde_json::to_value(by_address(3)).unwrap(),
         json!({"allow": {"rule": {"rule": 3, "how": "address"}}})
     );
-    assert_eq!(by_address(3).to_string(), "allowed by rule 3 (source address)");
+    assert_eq!(
+        by_address(3).to_string(),
+        "allowed by rule 3 (source address)"
+    );
     let local: LocalNetworks =
         serde_json::from_str(r#"{"addresses":["100.64.0.9"],"routes":["10.0.0.0/8"]}"#).unwrap();
     assert_eq!(local.routes.len(), 1);

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{
-    pre_check, proto, Allow, CapabilityLookup, Flow, FlowFilter, Refusal, Verdict,
-};
+use super::{pre_check, proto, Allow, CapabilityLookup, Flow, FlowFilter, Refusal, Verdict};
 
 /// A bounded, least-recently-used record of the UDP/SCTP flows this node started.
 #[derive(Debug)]
@@ -49,7 +47,9 @@ impl FlowCache {
     fn lock(&self) -> MutexGuard<'_, Lru> {
         // A panic while holding the lock cannot leave the list half-linked in a way that
         // matters more than losing a cached flow; keep serving.
-        self.lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lru
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An outbound packet (`RunOut`): refused only by the pre-checks; UDP and SCTP flows are

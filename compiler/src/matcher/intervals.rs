@@ -11,7 +11,9 @@
 //! inside their bucket.
 
 /// An address of one family as an unsigned integer.
-pub(crate) trait Key: Copy + Ord + Default + std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait Key:
+    Copy + Ord + Default + std::fmt::Debug + Send + Sync + 'static
+{
     /// The largest address.
     const MAX: Self;
     /// The low bits of `wide` (callers only pass values of the family's width).
@@ -20,6 +22,10 @@ pub(crate) trait Key: Copy + Ord + Default + std::fmt::Debug + Send + Sync + 'st
     fn to_u128(self) -> u128;
     /// `(self - base) >> shift`, for `self >= base`, saturating at `usize::MAX`.
     fn bucket(self, base: Self, shift: u32) -> usize;
+    /// Sorts (address, tag) pairs by address, then tag.
+    fn sort_points(points: &mut [(Self, u32)]) {
+        points.sort_unstable();
+    }
 }
 
 impl Key for u32 {
@@ -35,6 +41,17 @@ impl Key for u32 {
     fn bucket(self, base: Self, shift: u32) -> usize {
         let offset = self.wrapping_sub(base).checked_shr(shift).unwrap_or(0);
         usize::try_from(offset).unwrap_or(usize::MAX)
+    }
+    fn sort_points(points: &mut [(Self, u32)]) {
+        // One 64-bit key sorts several times faster than a pair.
+        let mut packed: Vec<u64> = points
+            .iter()
+            .map(|&(a, t)| u64::from(a) << 32 | u64::from(t))
+            .collect();
+        packed.sort_unstable();
+        for (point, key) in points.iter_mut().zip(packed) {
+            *point = ((key >> 32) as u32, key as u32);
+        }
     }
 }
 
@@ -187,12 +204,6 @@ impl<K: Key> IntervalMap<K> {
             + std::mem::size_of_val(&*self.values)
             + std::mem::size_of_val(&*self.index)
     }
-
-    /// Every run as (start, value).
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, u32)> + '_ {
-        self.starts.iter().copied().zip(self.values.iter().copied())
-    }
 }
 
 /// The bucket index over `starts` (sorted, `starts[0] == 0`): (base, shift, index).
@@ -270,7 +281,14 @@ mod tests {
         }
         let runs = [(0u128, 1), (1 << 100, 2), (u128::MAX, 3)];
         let map = IntervalMap::new(runs);
-        for addr in [0, 1 << 99, 1 << 100, (1 << 100) + 1, u128::MAX - 1, u128::MAX] {
+        for addr in [
+            0,
+            1 << 99,
+            1 << 100,
+            (1 << 100) + 1,
+            u128::MAX - 1,
+            u128::MAX,
+        ] {
             assert_eq!(map.get(addr), naive(&runs, addr), "{addr}");
         }
     }

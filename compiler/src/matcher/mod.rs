@@ -499,9 +499,7 @@ pub(crate) fn pre_check(flow: &Flow) -> Option<Refusal> {
     }
     // Go's netip predicates look through IPv4-mapped IPv6 addresses.
     let dst = match flow.dst {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
     let (multicast, link_local) = match dst {

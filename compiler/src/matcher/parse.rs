@@ -321,7 +321,9 @@ fn parse_prefix(text: &str, masked: bool) -> Result<Net, String> {
         return Err(format!("{text:?}: no '/'"));
     };
     if ip.contains('%') {
-        return Err(format!("{text:?}: IPv6 zones cannot be present in a prefix"));
+        return Err(format!(
+            "{text:?}: IPv6 zones cannot be present in a prefix"
+        ));
     }
     let addr = ip
         .parse::<IpAddr>()

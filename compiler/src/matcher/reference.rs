@@ -81,7 +81,11 @@ impl ReferenceMatcher {
     }
 
     /// Verdict for a flow, with `cap:` sources resolved through `capabilities` (`RunIn`).
-    pub fn check_with<C: CapabilityLookup + ?Sized>(&self, flow: &Flow, capabilities: &C) -> Verdict {
+    pub fn check_with<C: CapabilityLookup + ?Sized>(
+        &self,
+        flow: &Flow,
+        capabilities: &C,
+    ) -> Verdict {
         if let Some(refusal) = pre_check(flow) {
             return Verdict::Refuse(refusal);
         }
@@ -152,7 +156,12 @@ fn matches_family(rules: &[Rule], v6: bool) -> Vec<Match> {
             protos: rule.protos.clone(),
             srcs: rule.srcs.iter().copied().filter(|n| n.v6 == v6).collect(),
             src_caps: rule.src_caps.clone(),
-            dsts: rule.dsts.iter().copied().filter(|d| d.net.v6 == v6).collect(),
+            dsts: rule
+                .dsts
+                .iter()
+                .copied()
+                .filter(|d| d.net.v6 == v6)
+                .collect(),
         };
         if (!m.srcs.is_empty() || !m.src_caps.is_empty()) && !m.dsts.is_empty() {
             out.push(m);

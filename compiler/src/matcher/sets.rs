@@ -146,7 +146,9 @@ fn first_common_bits(x: &[u64], y: &[u64], z: &[u64]) -> Option<u32> {
             word &= z.get(w).copied().unwrap_or(0);
         }
         if word != 0 {
-            return u32::try_from(w * 64).ok().map(|b| b + word.trailing_zeros());
+            return u32::try_from(w * 64)
+                .ok()
+                .map(|b| b + word.trailing_zeros());
         }
     }
     None
