@@ -12,27 +12,15 @@
 )]
 #![allow(missing_docs)]
 
-use std::path::Path;
-
 use aclc_compiler::{compile, Inventory};
 use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-const PRESET: &str = "medium";
+mod support;
+use support::load_workload;
 
-fn load(dir: &Path) -> (Policy, Inventory) {
-    let inventory =
-        Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
-            .unwrap();
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let text = std::fs::read_to_string(dir.join("policy.hujson")).unwrap();
-    let (_, parsed) = aclc_policy::parse_str("policy.hujson", &text, &options);
-    (parsed.unwrap().policy, inventory)
-}
+const PRESET: &str = "medium";
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
 fn peak_rss_mib() -> Option<u64> {
@@ -59,7 +47,7 @@ fn bench_compile(c: &mut Criterion) {
     else {
         return;
     };
-    let (policy, inventory) = load(&dir);
+    let (policy, inventory) = load_workload(&dir);
     let nodes = inventory.nodes().len();
     // Sanity before timing: every node compiles, and a group rule reaches its servers.
     let (rules, peers) = all_views(&policy, &inventory);

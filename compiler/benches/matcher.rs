@@ -35,13 +35,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use aclc_compiler::compile;
 use aclc_compiler::matcher::{
     Flow, LocalNetworks, Matcher, ParsedRules, ReferenceMatcher, Verdict,
 };
-use aclc_compiler::{compile, Inventory};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ts_bart_packetfilter::BartFilter;
 use ts_packetfilter::{FilterExt, FilterStorageExt, PacketInfo};
+
+mod support;
+use support::load_workload;
 
 const PRESET: &str = "large";
 
@@ -414,16 +417,7 @@ fn sample() -> Subject {
 fn generated() -> Option<Subject> {
     let dir = workload_dir(PRESET)?;
     let started = Instant::now();
-    let inventory =
-        Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
-            .unwrap();
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let text = std::fs::read_to_string(dir.join("policy.hujson")).unwrap();
-    let (_, parsed) = aclc_policy::parse_str("policy.hujson", &text, &options);
-    let policy = parsed.unwrap().policy;
+    let (policy, inventory) = load_workload(&dir);
     let compiled = compile(&policy, &inventory);
     let (entries, name) = compiled
         .nodes()
