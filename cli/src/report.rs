@@ -11,7 +11,7 @@ use serde::Serialize;
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// Rendered diagnostics with the source line and the offending text underlined (stderr).
+    /// For people: rendered diagnostics (source line, underline, help) and readable tables.
     Human,
     /// One JSON document on stdout.
     Json,
