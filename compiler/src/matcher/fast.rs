@@ -705,10 +705,24 @@ fn port_table<'e>(
             events.push((u32::from(d.last) + 1, rule << 1 | 1));
         }
     }
+    let mut scratch: Vec<u32> = Vec::new();
+    IntervalMap::new(sweep(&mut events, |active| {
+        scratch.clear();
+        scratch.extend(active.keys());
+        builder.intern(&scratch)
+    }))
+}
+
+/// Sweep range events (`position`, `key << 1 | is_end`) in order: at each position where the
+/// set of open keys changes, a run starts whose set `set_of` makes from the open keys (with
+/// their open-range counts). The first run, from the lowest key, is empty.
+fn sweep<K: Ord + Copy + Default>(
+    events: &mut [(K, u32)],
+    mut set_of: impl FnMut(&BTreeMap<u32, u32>) -> SetId,
+) -> Vec<(K, SetId)> {
     events.sort_unstable();
     let mut active: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut scratch: Vec<u32> = Vec::new();
-    let mut runs: Vec<(u32, SetId)> = vec![(0, EMPTY)];
+    let mut runs: Vec<(K, SetId)> = vec![(K::default(), EMPTY)];
     let mut i = 0;
     while let Some(&(position, _)) = events.get(i) {
         while let Some(&(at, code)) = events.get(i) {
@@ -718,11 +732,9 @@ fn port_table<'e>(
             count(&mut active, code >> 1, code & 1 == 1);
             i += 1;
         }
-        scratch.clear();
-        scratch.extend(active.keys());
-        runs.push((position, builder.intern(&scratch)));
+        runs.push((position, set_of(&active)));
     }
-    IntervalMap::new(runs)
+    runs
 }
 
 /// Counts one more (or one fewer) active interval of `key`; a key leaves at zero.
@@ -837,30 +849,17 @@ fn build_sources<K: Key>(
         scratch.dedup();
     };
 
-    events.sort_unstable();
-    let mut active: BTreeMap<u32, u32> = BTreeMap::new();
     let mut scratch: Vec<u32> = Vec::new();
-    let mut runs: Vec<(K, SetId)> = vec![(K::default(), EMPTY)];
-    let mut i = 0;
-    while let Some(&(position, _)) = events.get(i) {
-        while let Some(&(at, code)) = events.get(i) {
-            if at != position {
-                break;
-            }
-            count(&mut active, code >> 1, code & 1 == 1);
-            i += 1;
-        }
-        let set = match (active.len(), active.keys().next()) {
+    let nets = IntervalMap::new(sweep(&mut events, |active| {
+        match (active.len(), active.keys().next()) {
             (0, _) => EMPTY,
             (1, Some(&list)) => list_sets.get(list as usize).copied().unwrap_or(EMPTY),
             _ => {
                 rules_of(&mut active.keys().copied(), &mut scratch);
                 builder.intern(&scratch)
             }
-        };
-        runs.push((position, set));
-    }
-    let nets = IntervalMap::new(runs);
+        }
+    }));
 
     // Each point's set: its lists' rules and those of the wide networks around it. Addresses
     // in the same few lists are common (a group's members): small combinations are memoised.
