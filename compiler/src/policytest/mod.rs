@@ -301,6 +301,16 @@ impl TestResult {
     }
 }
 
+/// A test's `src`, trimmed; a missing or empty `src` is the test's error.
+fn source_text(src: Option<&aclc_policy::model::Spanned<String>>) -> Result<&str, TestError> {
+    let src = src.ok_or(TestError::NoSource)?;
+    let text = src.value.trim();
+    if text.is_empty() {
+        return Err(TestError::InvalidSource("src is empty".to_string()));
+    }
+    Ok(text)
+}
+
 /// `policy.hujson:14`: where a span starts.
 pub fn location(source: &Source, span: Span) -> String {
     format!(

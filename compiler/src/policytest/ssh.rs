@@ -52,17 +52,10 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn run_test(&mut self, index: usize, test: &SshTest, out: &mut Vec<TestResult>) {
         let malformed = |error| TestResult::malformed(TestKind::Ssh, index, test.span, error);
-        let Some(src) = &test.src else {
-            out.push(malformed(TestError::NoSource));
-            return;
+        let src_text = match super::source_text(test.src.as_ref()) {
+            Ok(text) => text,
+            Err(error) => return out.push(malformed(error)),
         };
-        let src_text = src.value.trim();
-        if src_text.is_empty() {
-            out.push(malformed(TestError::InvalidSource(
-                "src is empty".to_string(),
-            )));
-            return;
-        }
         if test.dst.is_empty() {
             out.push(malformed(TestError::NoDestinations));
             return;
