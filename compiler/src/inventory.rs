@@ -32,8 +32,40 @@ pub struct Inventory {
     nodes: Vec<Node>,
     registration_order: Vec<String>,
     tailnet: Tailnet,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    services: Vec<Service>,
     #[serde(skip)]
     index: Index,
+}
+
+/// A Tailscale Service (`svc:name`): virtual addresses served by the nodes that advertise it
+/// and are approved to host it (Tailscale KB "Tailscale Services", kb/1552).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// `svc:name`.
+    pub name: String,
+    /// The service's IPv4 virtual address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
+    /// The service's IPv6 virtual address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// Nodes (by name) that advertise the service.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Hosts an admin approved; `autoApprovers.services` approves others when compiling.
+    #[serde(default)]
+    pub approved_hosts: Vec<String>,
+}
+
+impl Service {
+    /// The service's virtual addresses as host prefixes (`/32`, `/128`), IPv4 first.
+    pub fn vips(&self) -> Vec<IpNet> {
+        let v4 = self.ipv4.map(|a| IpNet::from(IpAddr::V4(a)));
+        let v6 = self.ipv6.map(|a| IpNet::from(IpAddr::V6(a)));
+        v4.into_iter().chain(v6).collect()
+    }
 }
 
 /// Lookups built once on load.
@@ -55,6 +87,10 @@ pub struct User {
     pub email: String,
     /// Tailnet roles (needed for `autogroup:admin`, `autogroup:owner`, ...).
     pub roles: Vec<Role>,
+    /// Groups synced from the identity provider (SCIM) the user belongs to, in their full
+    /// form `group:eng@example.com` (the inventory may leave out the `group:` prefix).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl User {
@@ -279,6 +315,10 @@ pub enum InventoryErrorKind {
     InvalidTag,
     /// A role that Tailscale does not have.
     UnknownRole,
+    /// A user's synced group that is not of the form `name@domain`.
+    InvalidGroup,
+    /// A service whose name is not `svc:name`, or listed twice.
+    InvalidService,
     /// An empty node name.
     EmptyName,
     /// Two users with the same email or id.
@@ -308,6 +348,8 @@ struct RawInventory {
     registration_order: Vec<String>,
     #[serde(default)]
     tailnet: Tailnet,
+    #[serde(default)]
+    services: Vec<Service>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +360,8 @@ struct RawUser {
     email: String,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -358,7 +402,8 @@ impl TryFrom<RawInventory> for Inventory {
         if !errors.is_empty() {
             return Err(first_of(errors));
         }
-        Inventory::new(users, nodes, raw.registration_order, raw.tailnet)
+        Inventory::new(users, nodes, raw.registration_order, raw.tailnet)?
+            .with_services(raw.services)
     }
 }
 
@@ -389,11 +434,35 @@ fn convert_user(i: usize, raw: RawUser, errors: &mut Vec<InventoryError>) -> Use
             role
         })
         .collect();
+    let groups = raw
+        .groups
+        .iter()
+        .enumerate()
+        .filter_map(|(j, name)| {
+            let full = if name.starts_with("group:") {
+                name.clone()
+            } else {
+                format!("group:{name}")
+            };
+            if aclc_policy::model::is_synced_group(&full) {
+                Some(full)
+            } else {
+                errors.push(InventoryError::new(
+                    InventoryErrorKind::InvalidGroup,
+                    format!(
+                        "users[{i}].groups[{j}]: \"{name}\" is not a synced group (expected name@domain)"
+                    ),
+                ));
+                None
+            }
+        })
+        .collect();
     User {
         id: raw.id,
         name: raw.name,
         email: raw.email,
         roles,
+        groups,
     }
 }
 
@@ -529,6 +598,7 @@ impl Inventory {
             nodes,
             registration_order,
             tailnet,
+            services: Vec::new(),
             index: Index::default(),
         };
         let (index, errors) = inventory.check();
@@ -537,6 +607,78 @@ impl Inventory {
         } else {
             Err(first_of(errors))
         }
+    }
+
+    /// The same inventory with these Tailscale Services. Their names are `svc:` names, unique;
+    /// their hosts are nodes of the inventory; their addresses belong to no node.
+    pub fn with_services(self, services: Vec<Service>) -> Result<Inventory, InventoryError> {
+        let inventory = Inventory { services, ..self };
+        let (index, mut errors) = inventory.check();
+        errors.extend(inventory.check_services(&index));
+        if errors.is_empty() {
+            Ok(Inventory { index, ..inventory })
+        } else {
+            Err(first_of(errors))
+        }
+    }
+
+    fn check_services(&self, index: &Index) -> Vec<InventoryError> {
+        use InventoryErrorKind as K;
+        let mut errors = Vec::new();
+        let mut err = |kind, message: String| errors.push(InventoryError::new(kind, message));
+        let node_addresses: HashSet<IpAddr> =
+            self.nodes.iter().flat_map(|n| n.addresses()).collect();
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut vips: HashMap<IpAddr, usize> = HashMap::new();
+        for (i, svc) in self.services.iter().enumerate() {
+            if svc.name.strip_prefix("svc:").map_or(true, str::is_empty) {
+                err(
+                    K::InvalidService,
+                    format!("services[{i}].name: invalid service name \"{}\" (services look like \"svc:name\")", svc.name),
+                );
+            } else if let Some(first) = names.insert(&svc.name, i) {
+                err(
+                    K::InvalidService,
+                    format!(
+                        "services[{i}].name: duplicate service \"{}\" (also services[{first}])",
+                        svc.name
+                    ),
+                );
+            }
+            for vip in svc.vips() {
+                let addr = vip.addr();
+                if node_addresses.contains(&addr) {
+                    err(
+                        K::DuplicateAddress,
+                        format!(
+                            "services[{i}]: address {addr} of \"{}\" is a node's address",
+                            svc.name
+                        ),
+                    );
+                } else if let Some(first) = vips.insert(addr, i) {
+                    err(
+                        K::DuplicateAddress,
+                        format!(
+                            "services[{i}]: address {addr} is already used by services[{first}]"
+                        ),
+                    );
+                }
+            }
+            for (field, list) in [
+                ("hosts", &svc.hosts),
+                ("approved_hosts", &svc.approved_hosts),
+            ] {
+                for (j, host) in list.iter().enumerate() {
+                    if !index.node_by_name.contains_key(host) {
+                        err(
+                            K::UnknownNode,
+                            format!("services[{i}].{field}[{j}]: unknown node \"{host}\" (not among nodes)"),
+                        );
+                    }
+                }
+            }
+        }
+        errors
     }
 
     /// Every problem, in document order, and the lookups (valid only when there is none).
@@ -733,7 +875,25 @@ impl Inventory {
                     .map(|u| u.email.clone())
                     .collect(),
             ),
+            synced_groups: Some(self.synced_groups()),
         }
+    }
+
+    /// The Tailscale Services.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The synced groups at least one user belongs to, sorted.
+    pub fn synced_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .users
+            .iter()
+            .flat_map(|u| u.groups.iter().cloned())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
     }
 }
 

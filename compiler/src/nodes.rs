@@ -96,6 +96,20 @@ pub(crate) struct UserInfo {
     pub(crate) roles: Vec<Role>,
 }
 
+/// A Tailscale Service: its virtual addresses and the nodes that advertise it. The addresses
+/// are routes of those nodes (advertised, approved by the inventory or
+/// `autoApprovers.services`), so filters, peers and the matcher treat them as any served route.
+#[derive(Debug)]
+pub(crate) struct ServiceInfo {
+    /// `svc:name`.
+    pub(crate) name: String,
+    /// The virtual addresses as host prefixes, IPv4 first.
+    pub(crate) vips: Vec<IpNet>,
+}
+
+/// Members of each synced group (`group:eng@example.com`), user indexes in inventory order.
+pub(crate) type SyncedGroups = HashMap<String, Vec<u32>>;
+
 impl UserInfo {
     /// The domain of the login, lowercased.
     pub(crate) fn domain(&self) -> Option<&str> {
@@ -112,6 +126,11 @@ pub(crate) struct NodeTable {
     pub(crate) users: Vec<UserInfo>,
     by_name: HashMap<Arc<str>, NodeId>,
     user_by_email: HashMap<String, u32>,
+    /// Members of each group synced from the identity provider.
+    synced_groups: SyncedGroups,
+    /// Tailscale Services, in inventory order.
+    pub(crate) services: Vec<ServiceInfo>,
+    service_by_name: HashMap<String, usize>,
     /// Untagged nodes of each user, sorted.
     pub(crate) devices: Vec<Vec<NodeId>>,
     /// Nodes carrying each tag, sorted.
@@ -139,6 +158,15 @@ impl NodeTable {
                 roles: u.roles.clone(),
             })
             .collect();
+        let mut synced_groups = SyncedGroups::new();
+        for (i, user) in inventory.users().iter().enumerate() {
+            for group in &user.groups {
+                synced_groups
+                    .entry(group.clone())
+                    .or_default()
+                    .push(index(i));
+            }
+        }
         let mut user_by_email = HashMap::new();
         for (i, user) in users.iter().enumerate() {
             if !user.email.is_empty() {
@@ -178,6 +206,9 @@ impl NodeTable {
             devices: vec![Vec::new(); users.len()],
             users,
             user_by_email,
+            synced_groups,
+            services: Vec::new(),
+            service_by_name: HashMap::new(),
             by_tag: HashMap::new(),
             tagged: Vec::new(),
             untagged: Vec::new(),
@@ -203,6 +234,31 @@ impl NodeTable {
             }
             table.by_v4.push((u32::from(node.v4), id));
             table.by_v6.push((u128::from(node.v6), id));
+        }
+        for svc in inventory.services() {
+            let vips = svc.vips();
+            let mut hosts: Vec<NodeId> = svc.hosts.iter().filter_map(|h| table.id(h)).collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            for &id in &hosts {
+                let approved = table
+                    .get(id)
+                    .is_some_and(|n| svc.approved_hosts.iter().any(|a| **a == *n.name));
+                if let Some(node) = table.nodes.get_mut(id as usize) {
+                    node.advertised.extend(vips.iter().copied());
+                    if approved {
+                        node.approved.extend(vips.iter().copied());
+                    }
+                }
+            }
+            table
+                .service_by_name
+                .entry(svc.name.clone())
+                .or_insert(table.services.len());
+            table.services.push(ServiceInfo {
+                name: svc.name.clone(),
+                vips,
+            });
         }
         table.by_v4.sort_unstable();
         table.by_v6.sort_unstable();
@@ -230,6 +286,17 @@ impl NodeTable {
     /// The user whose login is `email` (case-insensitive).
     pub(crate) fn user(&self, email: &str) -> Option<u32> {
         self.user_by_email.get(&email.to_lowercase()).copied()
+    }
+
+    /// The members of a group synced from the identity provider (none when the inventory
+    /// lists nobody in it).
+    pub(crate) fn synced_group(&self, group: &str) -> &[u32] {
+        self.synced_groups.get(group).map_or(&[], Vec::as_slice)
+    }
+
+    /// The Tailscale Service called `name`.
+    pub(crate) fn service(&self, name: &str) -> Option<&ServiceInfo> {
+        self.services.get(*self.service_by_name.get(name)?)
     }
 
     /// Nodes carrying `tag`, sorted.

@@ -173,6 +173,18 @@ impl<'a> Resolver<'a> {
                 AddrSet::from_range(*first, *last),
                 &self.internet,
             ))),
+            // A Tailscale Service: its virtual addresses, which its approved hosts serve as
+            // routes. One the inventory does not know reaches nothing.
+            Alias::Service(name) => match self.table.service(name) {
+                Some(svc) if !svc.vips.is_empty() => {
+                    let mut set = AddrSet::new();
+                    for vip in &svc.vips {
+                        set.add(&AddrSet::from_net(*vip));
+                    }
+                    Target::Literal(Arc::new(Literal::from_set(set, &self.internet)))
+                }
+                _ => Target::empty(),
+            },
             Alias::IpSet(_) => match self.address_set(alias, depth) {
                 Some(set) => Target::Literal(Arc::new(Literal::from_set(set, &self.internet))),
                 None => Target::empty(),
@@ -203,7 +215,11 @@ impl<'a> Resolver<'a> {
             }
             Alias::Group(name) => {
                 let mut users = Vec::new();
-                if let Some(group) = self.policy.group(name) {
+                let defined = self.policy.group(name);
+                if defined.is_none() && aclc_policy::model::is_synced_group(name) {
+                    users.extend_from_slice(self.table.synced_group(name));
+                }
+                if let Some(group) = defined {
                     for member in &group.members {
                         let Ok(member) = Alias::parse(member.value.trim()) else {
                             continue;

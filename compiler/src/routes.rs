@@ -36,6 +36,22 @@ pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNe
     };
     let approvers = &policy.auto_approvers;
     let exit_approvers = matches(&approvers.exit_node);
+    // A service's addresses are approved for a host that `autoApprovers.services` lists for
+    // that service (and by no route approver).
+    let mut service_vips: HashMap<IpNet, Vec<NodeId>> = HashMap::new();
+    for svc in &table.services {
+        let hosts: Vec<NodeId> = approvers
+            .services
+            .iter()
+            .filter(|a| a.service.value == svc.name)
+            .flat_map(|a| matches(&a.approvers))
+            .collect();
+        for vip in &svc.vips {
+            let entry = service_vips.entry(*vip).or_default();
+            entry.extend(hosts.iter().copied());
+            entry.sort_unstable();
+        }
+    }
     let route_approvers: Vec<(IpNet, Vec<NodeId>)> = approvers
         .routes
         .iter()
@@ -50,7 +66,9 @@ pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNe
             node.advertised
                 .iter()
                 .filter(|route| {
-                    if is_exit_route(route) {
+                    if let Some(hosts) = service_vips.get(route) {
+                        hosts.binary_search(&id).is_ok()
+                    } else if is_exit_route(route) {
                         exit_approvers.binary_search(&id).is_ok()
                     } else {
                         route_approvers.iter().any(|(prefix, nodes)| {

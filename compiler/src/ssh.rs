@@ -22,7 +22,59 @@ use aclc_policy::model::{Alias, Autogroup, Policy, SshAction as PolicyAction, Ss
 use crate::inventory::Inventory;
 use crate::nodes::{index, NodeId, NodeInfo, NodeTable};
 use crate::resolve::{Resolver, Target};
-use crate::wire::{SshAction, SshPrincipal, SshRule};
+use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
+
+/// The port session recorders (`tsrecorder`) listen on.
+const RECORDER_PORT: u16 = 80;
+
+/// Refusal when recording is enforced and no recorder exists.
+pub(crate) const NO_RECORDER: &str =
+    "Session recording is required for this connection, but no session recorder is available.";
+const RECORDING_UNAVAILABLE: &str =
+    "Session recording is required for this connection, but the session recorder could not be reached.";
+const RECORDING_FAILED: &str =
+    "Session recording is required for this connection, and it has failed.";
+
+/// Add a rule's session recording (`recorder`, `enforceRecorder`) to its action: the
+/// recorders' addresses, and with `enforceRecorder` the refusal when recording fails. When
+/// recording is enforced and no device carries a recorder tag the session is refused
+/// outright: a node given no recorder would admit it unrecorded (fail closed).
+fn recording(
+    mut action: SshAction,
+    rule: &aclc_policy::model::SshRule,
+    resolver: &mut Resolver<'_>,
+    table: &NodeTable,
+) -> SshAction {
+    let mut recorders: Vec<NodeId> = Vec::new();
+    for selector in &rule.recorder {
+        if let Target::Nodes(ids) = resolver.resolve(selector) {
+            recorders.extend(ids.iter().copied());
+        }
+    }
+    recorders.sort_unstable();
+    recorders.dedup();
+    action.recorders = recorders
+        .iter()
+        .filter_map(|&id| table.get(id))
+        .map(|node| format!("{}:{RECORDER_PORT}", node.v4))
+        .collect();
+    let enforced = rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
+    if enforced && action.recorders.is_empty() {
+        return SshAction {
+            reject: true,
+            message: Some(NO_RECORDER.to_string()),
+            ..SshAction::default()
+        };
+    }
+    if enforced {
+        action.on_recording_failure = Some(RecorderFailureAction {
+            reject_session_with_message: RECORDING_UNAVAILABLE.to_string(),
+            terminate_session_with_message: RECORDING_FAILED.to_string(),
+            notify_url: String::new(),
+        });
+    }
+    action
+}
 
 /// The `ssh` section, lowered, with an index from node to the rules that may reach it (so a
 /// node's rules cost what the node receives, not a pass over every rule).
@@ -219,10 +271,15 @@ impl SshLowered {
             );
             lowered.rules.push(LoweredRule {
                 index: i,
-                action: match rule.action.value {
-                    PolicyAction::Accept => SshAction::accept(),
-                    PolicyAction::Check => SshAction::check(control_url),
-                },
+                action: recording(
+                    match rule.action.value {
+                        PolicyAction::Accept => SshAction::accept(),
+                        PolicyAction::Check => SshAction::check(control_url),
+                    },
+                    rule,
+                    &mut resolver,
+                    table,
+                ),
                 users: Arc::new(user_map(rule.users.iter().map(|u| &u.value))),
                 accept_env: rule.accept_env.iter().map(|e| e.value.clone()).collect(),
                 localpart,

@@ -175,6 +175,49 @@ pub struct SshAction {
         skip_serializing_if = "Option::is_none"
     )]
     pub hold_and_delegate: Option<String>,
+    /// Refuse the session (with `message`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reject: bool,
+    /// Shown to the user when the session is refused or admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Session recorders (`ip:port`) the session is recorded to (`ssh[].recorder`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorders: Vec<String>,
+    /// What to do when recording fails (`ssh[].enforceRecorder`); absent: the session goes on.
+    #[serde(
+        rename = "onRecordingFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_recording_failure: Option<RecorderFailureAction>,
+}
+
+/// What a node does when session recording fails (`tailcfg.SSHRecorderFailureAction`, whose
+/// fields marshal in Go's PascalCase).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecorderFailureAction {
+    /// Refuse a session whose recording cannot start, with this message.
+    #[serde(
+        rename = "RejectSessionWithMessage",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub reject_session_with_message: String,
+    /// End a session whose recording breaks off, with this message.
+    #[serde(
+        rename = "TerminateSessionWithMessage",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub terminate_session_with_message: String,
+    /// Where the node reports recording failures.
+    #[serde(
+        rename = "NotifyURL",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub notify_url: String,
 }
 
 impl SshAction {
@@ -185,7 +228,7 @@ impl SshAction {
             allow_agent_forwarding: true,
             allow_local_port_forwarding: true,
             allow_remote_port_forwarding: true,
-            hold_and_delegate: None,
+            ..SshAction::default()
         }
     }
 

@@ -22,6 +22,9 @@ pub struct Context {
     pub tailnet_domains: Option<Vec<String>>,
     /// Logins (emails) of the tailnet's users. `None`: unknown, no "unknown user" warnings.
     pub user_logins: Option<Vec<String>>,
+    /// Groups synced from the identity provider (`group:eng@example.com`) that have at least
+    /// one member in the tailnet. `None`: unknown, no "synced group has no members" warnings.
+    pub synced_groups: Option<Vec<String>>,
 }
 
 /// How to read and check a policy.

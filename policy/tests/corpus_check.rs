@@ -33,6 +33,7 @@ fn options_for(case: &serde_json::Value) -> Options {
         context: Context {
             tailnet_domains: Some(vec![domain.to_string()]),
             user_logins: Some(logins),
+            synced_groups: None,
         },
         ..Options::default()
     }

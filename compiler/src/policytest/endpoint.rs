@@ -105,7 +105,9 @@ impl<'a> Endpoints<'a> {
                 self.nodes_of(&alias)
             }
             Alias::Group(name) => {
-                if self.policy.group(name).is_none() {
+                // A group synced from the identity provider is defined there: its members
+                // come from the inventory (none listed: no devices).
+                if self.policy.group(name).is_none() && !aclc_policy::model::is_synced_group(name) {
                     return Err(side.unknown(format!("group {} is not defined", quote(name))));
                 }
                 self.nodes_of(&alias)
@@ -172,6 +174,20 @@ impl<'a> Endpoints<'a> {
                     "{what} \"*\" is not a device: name a user, group, tag, host or address"
                 )))
             }
+            // A Tailscale Service is reached at its virtual addresses (served by its hosts);
+            // it never starts a connection.
+            Alias::Service(name) if side == Side::Destination => match self.table.service(name) {
+                None => {
+                    return Err(side.unknown(format!(
+                        "{what} {} is not a service of the inventory",
+                        quote(text)
+                    )))
+                }
+                Some(svc) => vec![Device {
+                    node: None,
+                    addrs: svc.vips.iter().map(ipnet::IpNet::addr).collect(),
+                }],
+            },
             Alias::Service(_) => {
                 return Err(
                     side.invalid(format!("{what} {} is a service, not a device", quote(text)))

@@ -195,6 +195,10 @@ impl Runner<'_> {
                 .copied()
                 .into_iter()
                 .collect();
+            // A refusing rule (recording enforced without a recorder) ends the search.
+            if rule.rule.action.reject {
+                return Verdict::Denied;
+            }
             return if rule.rule.action.is_check() {
                 Verdict::AllowedByCheck { by }
             } else {

@@ -4,13 +4,17 @@
 //! Every error is collected; a broken entry is kept with what could be read (or dropped when
 //! nothing could), so validation still finds the problems in the rest of the policy.
 
+mod appconnector;
 mod rules;
+
+pub(crate) use appconnector::APP_CONNECTORS;
 
 use crate::diag::Diagnostic;
 use crate::hujson::{Key, Member, Value};
 use crate::model::{
-    Alias, AutoApprovers, GroupDef, HostAddress, HostDef, IpSetDef, IpSetEntry, IpSetOp, Policy,
-    PostureCondition, PostureDef, RouteApprover, Selector, ServiceApprover, Spanned, TagOwnerDef,
+    Alias, AttrConfigDef, AttrType, AutoApprovers, GroupDef, HostAddress, HostDef, IpSetDef,
+    IpSetEntry, IpSetOp, Policy, PostureCondition, PostureDef, RouteApprover, Selector,
+    ServiceApprover, Spanned, TagOwnerDef,
 };
 use crate::model::{AliasError, Autogroup};
 use crate::source::{Source, Span};
@@ -44,7 +48,10 @@ const TOP_LEVEL: &[&str] = &[
     "derpMap",
     "disableIPv4",
     "OneCGNATRoute",
+    // The API client's JSON spelling (Terraform and other tools write it).
+    "oneCGNATRoute",
     "randomizeClientPort",
+    "attrConfig",
 ];
 
 /// State of one lowering run.
@@ -467,8 +474,15 @@ impl<'s> Lowerer<'s> {
         policy.disable_ipv4 = self.boolean(top.get("disableIPv4"), "disableIPv4");
         policy.randomize_client_port =
             self.boolean(top.get("randomizeClientPort"), "randomizeClientPort");
-        if let Some(v) = top.get("OneCGNATRoute") {
-            if let Some(s) = self.trimmed(v, "OneCGNATRoute") {
+        if let Some(v) = top.get("attrConfig") {
+            policy.attr_config = self.attr_config(v);
+        }
+        let cgnat = top
+            .get("OneCGNATRoute")
+            .map(|v| (v, "OneCGNATRoute"))
+            .or_else(|| top.get("oneCGNATRoute").map(|v| (v, "oneCGNATRoute")));
+        if let Some((v, key)) = cgnat {
+            if let Some(s) = self.trimmed(v, key) {
                 if matches!(s.value.as_str(), "" | "mac-always" | "mac-never") {
                     policy.one_cgnat_route = Some(s);
                 } else {
@@ -476,7 +490,7 @@ impl<'s> Lowerer<'s> {
                         "aclc::invalid_setting",
                         s.span,
                         format!(
-                            "OneCGNATRoute must be \"\", \"mac-always\" or \"mac-never\", got {}",
+                            "{key} must be \"\", \"mac-always\" or \"mac-never\", got {}",
                             quote(&s.value)
                         ),
                     );
@@ -667,6 +681,60 @@ impl<'s> Lowerer<'s> {
             out.push(PostureDef {
                 name: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
                 conditions,
+            });
+        }
+        out
+    }
+
+    /// `attrConfig`: attribute name -> `{type, allowSetByNode, broadcastToPeers}`.
+    fn attr_config(&mut self, v: &Value) -> Vec<AttrConfigDef> {
+        let Some(members) = v.as_object() else {
+            self.wrong_type(v, "attrConfig", "an object");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in members {
+            let path = key_path("attrConfig", &m.key.name);
+            let Some(fields) = self.object(
+                &m.value,
+                &path,
+                "an object",
+                &["type", "allowSetByNode", "broadcastToPeers"],
+            ) else {
+                continue;
+            };
+            let kind = match fields.get("type") {
+                Some(t) => self.trimmed(t, &format!("{path}.type")).and_then(|t| {
+                    match AttrType::from_name(&t.value) {
+                        Some(kind) => Some(Spanned::new(kind, t.span)),
+                        None => {
+                            self.error(
+                                "aclc::invalid_attr_type",
+                                t.span,
+                                format!(
+                                    "{path}.type: {} is not a type: use \"string\", \"bool\" or \"number\"",
+                                    quote(&t.value)
+                                ),
+                            )
+                            .help = Some("custom attributes are strings, booleans or numbers".into());
+                            None
+                        }
+                    }
+                }),
+                None => None,
+            };
+            out.push(AttrConfigDef {
+                name: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
+                kind,
+                allow_set_by_node: self.boolean(
+                    fields.get("allowSetByNode"),
+                    &format!("{path}.allowSetByNode"),
+                ),
+                broadcast_to_peers: self.selectors(
+                    fields.get("broadcastToPeers"),
+                    &format!("{path}.broadcastToPeers"),
+                ),
+                span: m.value.span,
             });
         }
         out

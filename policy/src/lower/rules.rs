@@ -467,9 +467,13 @@ impl Lowerer<'_> {
             &format!("{path}.attr"),
             "an array of strings",
         );
-        let app = match fields.get("app") {
-            Some(a) => self.app_capabilities(a, &format!("{path}.app")),
-            None => Vec::new(),
+        let (app, app_connectors) = match fields.get("app") {
+            Some(a) => {
+                let app_path = format!("{path}.app");
+                let caps = self.app_capabilities(a, &app_path);
+                (caps, self.app_connectors(a, &app_path))
+            }
+            None => (Vec::new(), Vec::new()),
         };
         let pool_texts = self.strings(
             fields.get("ipPool"),
@@ -494,6 +498,7 @@ impl Lowerer<'_> {
             target,
             attr,
             app,
+            app_connectors,
             ip_pool,
             span: v.span,
         })

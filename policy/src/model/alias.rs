@@ -163,6 +163,15 @@ pub enum AliasError {
     BadUserDomain(String),
 }
 
+/// True for a group synced from the identity provider by SCIM, `group:<name>@<domain>`
+/// (Tailscale KB "User & group provisioning", kb/1290 and kb/1249): the identity provider
+/// defines it, so it needs no entry in `groups`.
+pub fn is_synced_group(group: &str) -> bool {
+    group
+        .strip_prefix("group:")
+        .is_some_and(|name| name.contains('@'))
+}
+
 impl Alias {
     /// Read a selector (already trimmed). Anything that is not another kind of selector is a
     /// host alias name; whether that host exists is for validation to say.

@@ -12,7 +12,7 @@ mod proto;
 mod ssh;
 
 pub(crate) use alias::parse_ip as parse_ip_text;
-pub use alias::{Alias, AliasError, Autogroup, Selector};
+pub use alias::{is_synced_group, Alias, AliasError, Autogroup, Selector};
 pub(crate) use ports::quote as quote_go;
 pub use ports::{parse_port_list, PortError, PortRange};
 pub use proto::{IpProtoPorts, Protocol};
@@ -123,6 +123,8 @@ pub struct Policy {
     pub one_cgnat_route: Option<Spanned<String>>,
     /// `randomizeClientPort`.
     pub randomize_client_port: Option<Spanned<bool>>,
+    /// `attrConfig`: custom device attributes, in source order.
+    pub attr_config: Vec<AttrConfigDef>,
     /// The whole document.
     #[serde(serialize_with = "serialize_span")]
     pub span: Span,
@@ -360,9 +362,33 @@ pub struct NodeAttr {
     pub attr: Vec<Spanned<String>>,
     /// Capabilities with values.
     pub app: Vec<AppCapability>,
+    /// The entries of `app["tailscale.com/app-connectors"]`, read into their documented
+    /// shape (the values also stay in `app`, which is what nodes receive).
+    pub app_connectors: Vec<AppConnector>,
     /// `ipPool`: prefixes to allocate addresses from.
     #[serde(serialize_with = "serialize_nets")]
     pub ip_pool: Vec<Spanned<ipnet::IpNet>>,
+    /// The whole entry.
+    #[serde(serialize_with = "serialize_span")]
+    pub span: Span,
+}
+
+/// One app connector configuration: an entry of the `tailscale.com/app-connectors` node
+/// attribute (Tailscale KB "App connectors", kb/1281; `NodeAttrGrantApp` in Tailscale's API
+/// client; `appctype.AppConnectorAttr` in the client).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AppConnector {
+    /// `name`: the app's name in the admin console.
+    pub name: Option<Spanned<String>>,
+    /// `connectors`: the devices that serve the app, normally tags.
+    pub connectors: Vec<Selector>,
+    /// `domains`: `example.com` or `*.example.com`.
+    pub domains: Vec<Spanned<String>>,
+    /// `routes`: prefixes the connectors advertise for the app.
+    #[serde(serialize_with = "serialize_nets")]
+    pub routes: Vec<Spanned<ipnet::IpNet>>,
+    /// `presetAppID`: the preset the admin console created it from.
+    pub preset_app_id: Option<Spanned<String>>,
     /// The whole entry.
     #[serde(serialize_with = "serialize_span")]
     pub span: Span,
@@ -435,6 +461,46 @@ pub struct PostureCondition {
     pub value: String,
     /// The whole condition as written.
     pub text: String,
+}
+
+/// One entry of `attrConfig`: how a custom device attribute (`custom:name`) may be set and
+/// who sees it (the API's `ACLAttrConfig`; Tailscale KB "Device posture", kb/1288).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttrConfigDef {
+    /// The attribute (`custom:name`), key span.
+    pub name: Spanned<String>,
+    /// `type`: the type of the attribute's values.
+    pub kind: Option<Spanned<AttrType>>,
+    /// `allowSetByNode`: the device itself may set the attribute (through its LocalAPI).
+    pub allow_set_by_node: Option<Spanned<bool>>,
+    /// `broadcastToPeers`: the devices that receive the attribute's value.
+    pub broadcast_to_peers: Vec<Selector>,
+    /// The entry's value.
+    #[serde(serialize_with = "serialize_span")]
+    pub span: Span,
+}
+
+/// The type of a custom device attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum AttrType {
+    /// `"string"`.
+    String,
+    /// `"bool"`.
+    Bool,
+    /// `"number"`.
+    Number,
+}
+
+impl AttrType {
+    /// The type named `name` as written in `attrConfig`.
+    pub fn from_name(name: &str) -> Option<AttrType> {
+        match name {
+            "string" => Some(AttrType::String),
+            "bool" => Some(AttrType::Bool),
+            "number" => Some(AttrType::Number),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of `ipsets`.

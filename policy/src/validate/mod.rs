@@ -64,6 +64,7 @@ pub(crate) fn validate(
         used: BTreeSet::new(),
         saw_member: None,
         saw_members: None,
+        warned_synced: BTreeSet::new(),
     };
     v.definitions();
     v.rules();
@@ -95,6 +96,8 @@ pub(crate) enum Place<'a> {
     Approver,
     /// An entry of the IP set `name`.
     IpSet { name: &'a str },
+    /// An app connector's `connectors`.
+    Connector,
 }
 
 impl Place<'_> {
@@ -135,6 +138,8 @@ pub(crate) struct Validator<'p> {
     /// First use of `autogroup:member` / `autogroup:members`.
     saw_member: Option<Span>,
     saw_members: Option<Span>,
+    /// Synced groups already warned about.
+    warned_synced: BTreeSet<String>,
 }
 
 /// True if `start` reaches itself through the "includes" edges.
@@ -232,7 +237,11 @@ impl<'p> Validator<'p> {
             }
             Alias::Group(group) => {
                 self.used.insert(group.clone());
-                if !self.index.groups.contains_key(group.as_str()) {
+                if !self.index.groups.contains_key(group.as_str())
+                    && crate::model::is_synced_group(group)
+                {
+                    self.synced_group(group, sel.span);
+                } else if !self.index.groups.contains_key(group.as_str()) {
                     let names: Vec<&str> = self
                         .policy
                         .groups
@@ -290,10 +299,35 @@ impl<'p> Validator<'p> {
                     );
                 }
             }
+            Alias::Service(name) => self.service_name(name, sel.span),
             Alias::UserDomain(domain) => self.domain(domain, sel.span, place),
             Alias::User(login) => self.known_user(login, sel.span),
             Alias::Autogroup(a) => self.autogroup_seen(*a, sel.span),
             _ => {}
+        }
+    }
+
+    /// A Tailscale Service name: `svc:` and a DNS label (Tailscale KB "Tailscale Services",
+    /// kb/1552). Tailscale's exact rule is not recorded, so an odd name is a warning.
+    pub(crate) fn service_name(&mut self, name: &str, span: Span) {
+        let label = name.strip_prefix("svc:").unwrap_or("");
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            self.warning(
+                "aclc::unverified_service_name",
+                span,
+                format!(
+                    "{} is not a DNS label after svc: as Tailscale Service names are; aclc cannot verify it",
+                    quote(name)
+                ),
+                "service names are svc: followed by lowercase letters, digits and dashes, e.g. svc:web-server",
+            );
         }
     }
 
@@ -345,6 +379,27 @@ impl<'p> Validator<'p> {
                 "{prefix}{domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions"
             ),
             &help,
+        );
+    }
+
+    /// A group synced from the identity provider: defined there, not in `groups`. When the
+    /// tailnet's synced groups are known and this one has no member, say that it resolves to
+    /// no one (once per group).
+    fn synced_group(&mut self, group: &str, span: Span) {
+        let Some(known) = &self.context.synced_groups else {
+            return;
+        };
+        if known.iter().any(|g| g == group) || !self.warned_synced.insert(group.to_string()) {
+            return;
+        }
+        self.warning(
+            "aclc::synced_group_without_members",
+            span,
+            format!(
+                "{} is synced from the identity provider and no user of the inventory is in it: it resolves to no one",
+                quote(group)
+            ),
+            "list the group on its members in the inventory (\"groups\": [\"name@domain\"] on each user)",
         );
     }
 
@@ -524,6 +579,41 @@ impl<'p> Validator<'p> {
         }
         self.ipsets();
         self.auto_approvers();
+        self.attr_config();
+    }
+
+    /// `attrConfig`: custom attributes (`custom:` names), and who receives their values.
+    fn attr_config(&mut self) {
+        for def in &self.policy.attr_config {
+            let name = def.name.value.as_str();
+            let custom = name
+                .strip_prefix("custom:")
+                .is_some_and(|rest| !rest.is_empty());
+            if !custom {
+                self.warning(
+                    "aclc::attr_config_not_custom",
+                    def.name.span,
+                    format!(
+                        "attrConfig[{}]: attrConfig configures custom attributes (custom:name); aclc cannot verify this one",
+                        quote(name)
+                    ),
+                    &format!("rename it to {}", quote(&format!("custom:{}", name.rsplit(':').next().unwrap_or(name)))),
+                );
+            }
+            for sel in &def.broadcast_to_peers {
+                match &sel.alias {
+                    Alias::Autogroup(
+                        a @ (Autogroup::SelfDevices | Autogroup::Internet | Autogroup::Nonroot | Autogroup::DangerAll),
+                    ) => self.error(
+                        "aclc::invalid_broadcast_target",
+                        sel.span,
+                        format!("attrConfig[{}]: {a} cannot receive attribute values", quote(name)),
+                        "name the receiving devices with tags, users, groups or autogroups such as autogroup:member",
+                    ),
+                    _ => self.reference(sel, Place::Target),
+                }
+            }
+        }
     }
 
     /// `ipsets`: names, allowed entries, no cycles.
@@ -613,6 +703,9 @@ impl<'p> Validator<'p> {
                     "approvers are users, groups, tags or autogroups such as autogroup:admin",
                 );
             }
+        }
+        for svc in &policy.auto_approvers.services {
+            self.service_name(&svc.service.value, svc.service.span);
         }
         for route in &policy.auto_approvers.routes {
             if route.prefix.value.prefix_len() == 0 {

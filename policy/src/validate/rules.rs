@@ -20,6 +20,9 @@ const TAILSCALE_CAPS: &[&str] = &[
     "tailscale.com/cap/golink",
 ];
 
+/// `tailscale.com` node attributes with values (nodeAttrs `app`) aclc knows.
+const TAILSCALE_NODE_ATTRS: &[&str] = &[crate::lower::APP_CONNECTORS];
+
 /// Prefixes nodeAttrs `ipPool` may not overlap.
 const RESERVED_POOLS: &[&str] = &["100.100.100.0/24", "100.115.92.0/23"];
 
@@ -230,7 +233,7 @@ impl Validator<'_> {
                 );
             }
         }
-        self.capabilities(&grant.app);
+        self.capabilities(&grant.app, true);
         for ip in &grant.ip {
             if let Some(proto) = ip.value.proto {
                 if !proto.has_ports() && !ip.value.ports.is_any() {
@@ -257,8 +260,11 @@ impl Validator<'_> {
         self.no_destinations(grant.dst.is_empty(), grant.span);
     }
 
-    /// Capability names of `app` (grants and nodeAttrs).
-    fn capabilities(&mut self, caps: &[AppCapability]) {
+    /// Capability names of `app` (grants and nodeAttrs). The allow-list of `tailscale.com`
+    /// names is for grants (peer capabilities); node attributes in that domain configure
+    /// Tailscale features (`tailscale.com/app-connectors`), and one aclc does not know is
+    /// accepted with a warning.
+    fn capabilities(&mut self, caps: &[AppCapability], grant: bool) {
         for cap in caps {
             let name = cap.name.value.as_str();
             let form_ok = !name.contains("://")
@@ -275,7 +281,21 @@ impl Validator<'_> {
                 continue;
             }
             let domain = name.split('/').next().unwrap_or("");
-            if domain.eq_ignore_ascii_case("tailscale.com") && !TAILSCALE_CAPS.contains(&name) {
+            let tailscale = domain.eq_ignore_ascii_case("tailscale.com");
+            if tailscale && !grant && !TAILSCALE_NODE_ATTRS.contains(&name) {
+                self.warning(
+                    "aclc::unverified_node_attr",
+                    cap.name.span,
+                    format!(
+                        "aclc does not know the node attribute {}: it cannot verify it",
+                        quote(name)
+                    ),
+                    &format!(
+                        "the tailscale.com node attributes aclc knows: {}",
+                        TAILSCALE_NODE_ATTRS.join(", ")
+                    ),
+                );
+            } else if tailscale && grant && !TAILSCALE_CAPS.contains(&name) {
                 self.error(
                     "aclc::invalid_capability",
                     cap.name.span,
@@ -484,6 +504,16 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(enforce) = rule.enforce_recorder.as_ref().filter(|e| e.value) {
+            if rule.recorder.is_empty() {
+                self.warning(
+                    "aclc::enforce_recorder_without_recorder",
+                    enforce.span,
+                    "enforceRecorder without a recorder: every session this rule admits is refused",
+                    "name the recorders' tag in \"recorder\": [\"tag:recorder\"], or remove enforceRecorder",
+                );
+            }
+        }
         for p in &rule.src_posture {
             self.posture_ref(p);
         }
@@ -510,20 +540,58 @@ impl Validator<'_> {
                 _ => self.reference(sel, Place::Target),
             }
         }
-        self.capabilities(&attr.app);
+        self.capabilities(&attr.app, false);
+        for connector in &attr.app_connectors {
+            for sel in &connector.connectors {
+                self.reference(sel, Place::Connector);
+            }
+        }
         for pool in &attr.ip_pool {
-            let reserved = RESERVED_POOLS
+            self.ip_pool(pool);
+        }
+    }
+
+    /// One `ipPool` prefix: a pool inside a reserved range can never hand out an address and
+    /// is refused (Tailscale's text); a pool that merely contains a reserved range is accepted,
+    /// and the reserved part is never allocated, which deserves a word.
+    fn ip_pool(&mut self, pool: &crate::model::Spanned<ipnet::IpNet>) {
+        let reserved = || {
+            RESERVED_POOLS
                 .iter()
                 .filter_map(|r| r.parse::<ipnet::IpNet>().ok())
-                .find(|r| r.contains(&pool.value) || pool.value.contains(r));
-            if let Some(r) = reserved {
-                self.error(
-                    "aclc::reserved_ip_pool",
-                    pool.span,
-                    format!("IPPool({}): network within reserved range", pool.value),
-                    &format!("{r} is reserved by Tailscale; pick another part of 100.64.0.0/10"),
-                );
-            }
+        };
+        if let Some(r) = reserved().find(|r| r.contains(&pool.value)) {
+            self.error(
+                "aclc::reserved_ip_pool",
+                pool.span,
+                format!("IPPool({}): network within reserved range", pool.value),
+                &format!("{r} is reserved by Tailscale; pick another part of 100.64.0.0/10"),
+            );
+            return;
+        }
+        let inside: Vec<String> = reserved()
+            .filter(|r| pool.value.contains(r))
+            .map(|r| r.to_string())
+            .collect();
+        if !inside.is_empty() {
+            self.warning(
+                "aclc::ip_pool_contains_reserved",
+                pool.span,
+                if inside.len() == 1 {
+                    format!(
+                        "ipPool {} contains the reserved range {}, which is never allocated",
+                        pool.value,
+                        inside.join("")
+                    )
+                } else {
+                    format!(
+                        "ipPool {} contains the reserved ranges {}, which are never allocated",
+                        pool.value,
+                        inside.join(" and ")
+                    )
+                },
+                "Tailscale accepts the pool and skips the reserved addresses; narrow the pool to silence this",
+            );
         }
     }
 

@@ -11,6 +11,7 @@ pub fn options() -> Options {
         context: Context {
             tailnet_domains: Some(vec!["example.com".into()]),
             user_logins: Some(vec!["alice@example.com".into(), "bob@example.com".into()]),
+            synced_groups: None,
         },
         ..Options::default()
     }
