@@ -91,6 +91,7 @@ fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory
         diagnostics.extend(checked.warnings);
         if let Some(inventory) = inventory {
             let report = crate::test::run_tests(&checked.policy, inventory);
+            diagnostics.extend(crate::test::warning_diagnostics(&report));
             if !report.passed() {
                 valid = false;
                 diagnostics.extend(crate::test::failure_diagnostics(&report, &source));

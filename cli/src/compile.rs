@@ -63,6 +63,14 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
     if !report.passed() {
         return tests_refused(args.format, &source, &report);
     }
+    if args.format == Format::Human {
+        for result in report.warnings() {
+            let at = source.line_col(result.span.start as usize);
+            if let Some(warning) = &result.warning {
+                eprintln!("{}:{}: warning: {warning}", source.name(), at.line);
+            }
+        }
+    }
     let names: Vec<String> = if args.nodes.is_empty() {
         compiled.node_names().map(String::from).collect()
     } else {

@@ -90,6 +90,23 @@ pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<D
     out
 }
 
+/// Warnings for assertions that passed but prove less than they seem (a `deny` from a source
+/// with no devices in the inventory holds vacuously): shown, never a refusal.
+pub(crate) fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
+    report
+        .warnings()
+        .filter_map(|result| {
+            let warning = result.warning.as_deref()?;
+            Some(
+                Diagnostic::warning("aclc::test_vacuous", result.span, warning).with_help(
+                    "add the source's devices to the inventory, or check that `src` names the \
+                     user or group you meant",
+                ),
+            )
+        })
+        .collect()
+}
+
 /// `{"passed": false, "error": {"message", "diagnostics"}}` for an invalid policy.
 #[derive(Serialize)]
 struct JsonInvalid {
@@ -132,20 +149,29 @@ fn write_human(report: &TestReport, source: &Source) -> std::io::Result<()> {
             at.line,
             result.message(source)
         )?;
+        if let Some(warning) = &result.warning {
+            writeln!(out, "  warning: {warning}")?;
+        }
     }
     writeln!(out, "{}", summary(report, source.name()))?;
     out.flush()
 }
 
-/// `policy.hujson: 6 assertions, 1 failed` (or `all passed`, or `no tests`).
+/// `policy.hujson: 6 assertions, 1 failed` (or `all passed`, or `no tests`), then
+/// `, 1 warning` when some passing assertion carries one.
 fn summary(report: &TestReport, name: &str) -> String {
     let total = report.results.len();
     let failed = report.failures().count();
-    let assertions = format!("{total} assertion{}", if total == 1 { "" } else { "s" });
-    match (total, failed) {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let assertions = format!("{total} assertion{}", plural(total));
+    let line = match (total, failed) {
         (0, _) => format!("{name}: no tests"),
         (_, 0) => format!("{name}: {assertions}, all passed"),
         (_, f) => format!("{name}: {assertions}, {f} failed"),
+    };
+    match report.warnings().count() {
+        0 => line,
+        w => format!("{line}, {w} warning{}", plural(w)),
     }
 }
 
@@ -155,6 +181,7 @@ struct JsonReport {
     passed: bool,
     total: usize,
     failed: usize,
+    warnings: usize,
     results: Vec<JsonResult>,
 }
 
@@ -176,6 +203,9 @@ struct JsonResult {
     allowed_by: Vec<JsonPlace>,
     /// The line a person reads.
     message: String,
+    /// Why a passing assertion proves less than it seems; absent when nothing to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
     file: String,
     line: usize,
     column: usize,
@@ -230,6 +260,7 @@ fn write_json(report: &TestReport, source: &Source) -> std::io::Result<()> {
                     .map(|v| v.rules().iter().map(|&s| place(source, s)).collect())
                     .unwrap_or_default(),
                 message: r.message(source),
+                warning: r.warning.clone(),
                 file: at.file,
                 line: at.line,
                 column: at.column,
@@ -240,6 +271,7 @@ fn write_json(report: &TestReport, source: &Source) -> std::io::Result<()> {
         passed: report.passed(),
         total: report.results.len(),
         failed: report.failures().count(),
+        warnings: report.warnings().count(),
         results,
     };
     let stdout = std::io::stdout();

@@ -194,6 +194,44 @@ policy.hujson: 1 error
     assert_eq!(err, expected, "got:\n{err}");
 }
 
+/// A `//` comment that ends the file without a newline is refused, as Tailscale's HuJSON
+/// parser refuses it (`parsing comment: unexpected EOF`, at the comment).
+#[test]
+fn line_comment_at_end_of_file_without_newline_exits_2() {
+    let text = VALID.trim_end().to_string() + "\n// the end, no newline";
+    let (dir, _) = file("policy.hujson", &text);
+    let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let out = json(&o);
+    assert_eq!(out["valid"], false);
+    let d = &out["diagnostics"][0];
+    assert_eq!(out["diagnostics"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(d["code"], "aclc::syntax");
+    assert_eq!(d["message"], "parsing comment: unexpected EOF");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(9), Some(1))
+    );
+    assert!(
+        d["help"]
+            .as_str()
+            .unwrap()
+            .starts_with("end the file with a newline after the comment"),
+        "{d}"
+    );
+
+    let o = aclc_in(&dir, &["check", "policy.hujson"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("parsing comment: unexpected EOF"), "{err}");
+    assert!(err.ends_with("policy.hujson: 1 error\n"), "{err}");
+
+    // With the newline, the same file is valid.
+    let (dir, _) = file("policy.hujson", &(text + "\n"));
+    let o = aclc_in(&dir, &["check", "policy.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 #[test]
 fn missing_file_exits_1() {
     let o = aclc(&["check", "no-such-policy.hujson"]);

@@ -232,3 +232,120 @@ fn no_tests_is_a_pass() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "policy.hujson: no tests\n");
 }
+
+/// `testdata/features/tests-semantics.hujson` holds `tests` Tailscale accepts: public
+/// addresses reached through a grant to `autogroup:internet`, and `deny` assertions from a
+/// source with no devices. Evidence (kept in the file's header): Tailscale's policy syntax
+/// reference, kb/1337, sections "tests" and "autogroup:internet", and the exit node guide,
+/// kb/1103. The vacuous denials pass with a warning, never a failure.
+#[test]
+fn accepted_test_semantics_pass_with_warnings() {
+    let features = examples().join("../features");
+    let args = |command: &'static str, extra: &[&'static str]| {
+        let mut all = vec![
+            command,
+            "tests-semantics.hujson",
+            "--inventory",
+            "inventory.json",
+        ];
+        all.extend_from_slice(extra);
+        all
+    };
+    let vacuous = |src: &str| {
+        format!("src \"{src}\" has no devices in the inventory, so this deny holds vacuously")
+    };
+
+    let o = aclc_in(&features, &args("test", &[]), None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let name = "tests-semantics.hujson";
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "PASS {name}:17: alice@example.com -> 1.1.1.1:53 (tcp/udp): allowed (allowed by {name}:12)\n\
+             PASS {name}:17: alice@example.com -> [2606:4700:4700::1111]:443 (tcp/udp): allowed (allowed by {name}:12)\n\
+             PASS {name}:17: alice@example.com -> tag:web:443 (tcp/udp): allowed (allowed by {name}:13)\n\
+             PASS {name}:19: tag:web -> 1.1.1.1:53 (tcp/udp): denied\n\
+             PASS {name}:21: dave@example.com -> tag:web:443 (tcp/udp): denied\n\
+             \x20 warning: {}\n\
+             PASS {name}:22: newcomer@example.com -> 1.1.1.1:53 (tcp/udp): denied\n\
+             \x20 warning: {}\n\
+             {name}: 6 assertions, all passed, 2 warnings\n",
+            vacuous("dave@example.com"),
+            vacuous("newcomer@example.com"),
+        )
+    );
+
+    let o = aclc_in(&features, &args("test", &["--format", "json"]), None);
+    assert_eq!(o.status.code(), Some(0));
+    let out = json(&o);
+    assert_eq!(
+        (out["passed"].as_bool(), out["warnings"].as_u64()),
+        (Some(true), Some(2))
+    );
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results[4]["warning"], vacuous("dave@example.com"));
+    assert!(results[0].get("warning").is_none(), "{}", results[0]);
+
+    // check: valid, the warnings as diagnostics on the deny entries.
+    let o = aclc_in(&features, &args("check", &["--format", "json"]), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let out = json(&o);
+    assert_eq!(out["valid"], true);
+    let warnings: Vec<(&str, &str, u64)> = out["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["severity"], "warning");
+            (
+                d["code"].as_str().unwrap(),
+                d["message"].as_str().unwrap(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let dave = vacuous("dave@example.com");
+    let newcomer = vacuous("newcomer@example.com");
+    assert_eq!(
+        warnings,
+        [
+            ("aclc::test_vacuous", dave.as_str(), 21),
+            ("aclc::test_vacuous", newcomer.as_str(), 22),
+        ]
+    );
+    let o = aclc_in(&features, &args("check", &[]), None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains(&dave), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("tests-semantics.hujson: valid, 2 warnings\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    // compile: compiles, the warnings on stderr for people.
+    let o = aclc_in(&features, &args("compile", &[]), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(json(&o)["nodes"]["alice-laptop"].is_object());
+    let o = aclc_in(&features, &args("compile", &["--format", "human"]), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("{name}:21: warning: {dave}\n{name}:22: warning: {newcomer}\n")
+    );
+}
+
+/// An `accept` from a source with no devices still fails (nothing can be reached), as on
+/// Tailscale; only `deny` holds vacuously.
+#[test]
+fn accept_from_a_source_without_devices_fails() {
+    let dir = policy(&format!(
+        r#"{HEAD}"tests": [{{"src": "dave@example.com", "accept": ["tag:web:443"]}}]}}"#
+    ));
+    let o = run(&dir, "test", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o),
+        "FAIL policy.hujson:6: tests[0]: src \"dave@example.com\" is not a user of the tailnet\n\
+         policy.hujson: 1 assertion, 1 failed\n"
+    );
+}

@@ -428,6 +428,18 @@ fn reading_the_text() {
         "'x'",
         Some("JSON strings use double quotes"),
     );
+    // tailscale/hujson ends a `//` comment only at a newline and refuses one that reaches the
+    // end of the input with `parsing comment: unexpected EOF`.
+    expect_error_help(
+        "{\"acls\": []}\n// no newline after this",
+        "aclc::syntax",
+        "parsing comment: unexpected EOF",
+        "// no newline after this",
+        Some(
+            "end the file with a newline after the comment: a `//` comment runs to the end of \
+             its line, and Tailscale's HuJSON parser refuses one that reaches the end of the file",
+        ),
+    );
     expect_error_help(
         r#"{"acls": [], "acls": []}"#,
         "aclc::duplicate_key",

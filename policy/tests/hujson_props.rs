@@ -11,6 +11,8 @@
 //!   HuJSON, like Tailscale's parser, ends them at LF only). Inputs with those are not compared
 //!   with `json5`. Numbers are compared as `f64`, since `json5` keeps
 //!   only that.
+//! - A `//` comment that runs into the end of the input is refused, as Tailscale's parser
+//!   refuses it; `json5` reads it. Generated documents end such a comment with a newline.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -77,7 +79,8 @@ const GAPS: [(&str, &str, usize); 11] = [
 struct Style {
     gaps: Vec<usize>,
     trailing: Vec<bool>,
-    /// End the document with a line comment and no newline.
+    /// End the document with a line comment (and its newline: without one, the document is
+    /// refused, see `line_comment_at_end_needs_a_newline`).
     final_comment: bool,
 }
 
@@ -174,7 +177,8 @@ impl Writer<'_> {
         writer.value(value);
         writer.gap();
         if style.final_comment {
-            writer.hujson.push_str("// the end");
+            writer.hujson.push_str("// the end\n");
+            writer.json.push('\n');
             writer.comments += 1;
         }
         writer
@@ -503,6 +507,21 @@ proptest! {
         spans_cover_their_values(&parsed.source, &doc.root)?;
         agrees_with_serde(writer.hujson.as_bytes())?;
         agrees_with_json5(&writer.hujson)?;
+    }
+
+    /// A `//` comment that runs into the end of the input is refused, as Tailscale's HuJSON
+    /// parser refuses it (`parsing comment: unexpected EOF`), whatever comes before it.
+    #[test]
+    fn line_comment_at_end_needs_a_newline(value in arb_json(), style in arb_style()) {
+        let text = format!("{}// the end", Writer::document(&style, &value).hujson);
+        let parsed = parse_bytes(text.as_bytes());
+        prop_assert!(parsed.doc.is_none(), "{text:?}");
+        prop_assert_eq!(parsed.diagnostics.len(), 1, "{:?}: {:#?}", text, parsed.diagnostics);
+        let d = &parsed.diagnostics[0];
+        prop_assert_eq!(d.code, "aclc::syntax");
+        prop_assert_eq!(d.message.as_str(), "parsing comment: unexpected EOF");
+        prop_assert_eq!(parsed.source.slice(d.span), "// the end");
+        check_diagnostics(&parsed)?;
     }
 
     /// Valid documents with a few bytes inserted, removed or replaced.

@@ -9,8 +9,10 @@
 //!
 //! Semantics (`policy-semantics.md` §6, checked against every corpus case):
 //! - network: the source's every address must be let through to some address of the
-//!   destination on the port by a network rule (app grants, `via` routing and exit-node use
-//!   do not count);
+//!   destination on the port by a network rule (app grants and `via` routing do not count;
+//!   a rule to `autogroup:internet` covers public addresses, the traffic exit nodes carry);
+//!   a source with no devices passes its `deny` assertions with a warning and fails its
+//!   `accept` ones;
 //! - SSH: each destination device's SSH rules are evaluated as the device does (first rule
 //!   whose principals and user map admit the login wins); ACLs do not count.
 
@@ -53,6 +55,11 @@ impl TestReport {
     /// The assertions that failed.
     pub fn failures(&self) -> impl Iterator<Item = &TestResult> + '_ {
         self.results.iter().filter(|r| !r.passed)
+    }
+
+    /// The assertions that carry a warning (they passed, but say less than they seem to).
+    pub fn warnings(&self) -> impl Iterator<Item = &TestResult> + '_ {
+        self.results.iter().filter(|r| r.warning.is_some())
     }
 
     /// What a refusal says: `test(s) failed` (Tailscale's text), then one line per failed
@@ -247,6 +254,10 @@ pub struct TestResult {
     pub outcome: Result<Verdict, TestError>,
     /// True when the assertion held.
     pub passed: bool,
+    /// Why a passing assertion proves less than it seems: a `deny` from a source with no
+    /// devices in the inventory holds vacuously.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl TestResult {
@@ -267,6 +278,7 @@ impl TestResult {
             expected: Some(expected),
             outcome,
             passed,
+            warning: None,
         }
     }
 
@@ -283,6 +295,7 @@ impl TestResult {
             expected: None,
             outcome: Err(error),
             passed: false,
+            warning: None,
         }
     }
 

@@ -4,7 +4,12 @@
 //! Traffic from a source to a destination on a port is allowed when every address of the
 //! source is let through by some rule to some address of the destination, with a protocol in
 //! common (a test without `proto` means TCP or UDP). Only `acls` and `ip` grants count; app
-//! grants, `via` grants (routing) and `autogroup:internet` (exit-node use) do not.
+//! grants and `via` grants (routing) do not. A rule to `autogroup:internet` covers a
+//! destination address in the internet set (`1.1.1.1:53`): that traffic leaves through an exit
+//! node, and Tailscale accepts such tests.
+//!
+//! A source with no devices in the inventory reaches nothing: its `deny` assertions hold
+//! (vacuously, with a warning), its `accept` assertions fail.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::endpoint::{quote, Device, Endpoints, Side};
 use super::{Expectation, TestError, TestKind, TestResult, Verdict};
-use crate::addrset::{AddrSet, TAILNET_WIRE};
+use crate::addrset::{AddrSet, INTERNET_WIRE, TAILNET_WIRE};
 use crate::compiled::Compiled;
 use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::{Resolver, Target};
@@ -98,8 +103,10 @@ fn run_test(
         out.push(malformed(TestError::NoAssertions));
         return;
     }
+    // `None`: the source has no devices, so only `deny` assertions can be judged (they hold).
     let sources = match endpoints.resolve(src_text, Side::Source) {
-        Ok(devices) => devices,
+        Ok(devices) => Some(devices),
+        Err(error) if test.accept.is_empty() && has_no_devices(&error, src_text) => None,
         Err(error) => {
             out.push(malformed(error));
             return;
@@ -126,17 +133,36 @@ fn run_test(
     for (entry, expected) in entries {
         let dst_text = entry.value.trim();
         let subject = format!("{src_text} -> {dst_text} ({proto_name})");
-        let outcome = destination(endpoints, dst_text).map(|(devices, port)| {
-            verdict(rules, endpoints.table(), &sources, &devices, &protos, port)
+        let outcome = destination(endpoints, dst_text).map(|(devices, port)| match &sources {
+            Some(sources) => verdict(rules, endpoints.table(), sources, &devices, &protos, port),
+            None => Verdict::Denied,
         });
-        out.push(TestResult::evaluated(
+        let mut result = TestResult::evaluated(
             TestKind::Network,
             index,
             entry.span,
             subject,
             expected,
             outcome,
-        ));
+        );
+        if sources.is_none() && result.passed {
+            result.warning = Some(format!(
+                "src {} has no devices in the inventory, so this deny holds vacuously",
+                quote(src_text)
+            ));
+        }
+        out.push(result);
+    }
+}
+
+/// True when resolving a test's `src` failed only because it stands for no device: an alias
+/// with no devices, or a user the inventory does not know (a user who has not joined yet).
+/// Unknown groups, tags and hosts are mistakes in the policy and stay failures.
+fn has_no_devices(error: &TestError, src_text: &str) -> bool {
+    match error {
+        TestError::NoSourceDevices(_) => true,
+        TestError::UnknownSource(_) => matches!(Alias::parse(src_text), Ok(Alias::User(_))),
+        _ => false,
     }
 }
 
@@ -242,6 +268,7 @@ fn reaches(
 fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
     let mut resolver = Resolver::new(policy, table);
     let star = Arc::new(star(table));
+    let internet = Arc::new(AddrSet::from_wire(INTERNET_WIRE));
     let everything = Arc::new({
         let mut all = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
         all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
@@ -276,9 +303,7 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         }
         let src = sources(&mut resolver, &mut grant.src.iter().map(|s| &s.alias));
         for dst in &grant.dst {
-            let Some(dst) = destination_of(resolver.resolve(dst)) else {
-                continue;
-            };
+            let dst = destination_of(resolver.resolve(dst), &internet);
             for ip in &grant.ip {
                 out.push(NetRule {
                     span: Some(grant.span),
@@ -293,9 +318,7 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
     for acl in policy.acls.iter().flat_map(|a| a.value.iter()) {
         let src = sources(&mut resolver, &mut acl.src.iter().map(|s| &s.alias));
         for dst in &acl.dst {
-            let Some(target) = destination_of(resolver.resolve(&dst.target)) else {
-                continue;
-            };
+            let target = destination_of(resolver.resolve(&dst.target), &internet);
             out.push(NetRule {
                 span: Some(acl.span),
                 src: src.clone(),
@@ -319,13 +342,14 @@ fn star(table: &NodeTable) -> AddrSet {
     set
 }
 
-/// A rule destination; `None` for what tests do not cover (`autogroup:internet`).
-fn destination_of(target: Target) -> Option<Dst> {
-    Some(match target {
+/// A rule destination. `autogroup:internet` is its address set (`internet`): a test aimed at
+/// a public address is judged by the rules that let the source use an exit node for it.
+fn destination_of(target: Target, internet: &Arc<AddrSet>) -> Dst {
+    match target {
         Target::Wildcard | Target::DangerAll => Dst::Any,
-        Target::Internet => return None,
+        Target::Internet => Dst::Addrs(Addrs::Set(internet.clone())),
         Target::SelfDevices => Dst::SelfDevices,
         Target::Nodes(ids) => Dst::Addrs(Addrs::Nodes(ids)),
         Target::Literal(lit) => Dst::Addrs(Addrs::Set(Arc::new(lit.set.clone()))),
-    })
+    }
 }

@@ -59,7 +59,10 @@ fn lines(body: &str) -> Vec<String> {
         .iter()
         .map(|r| {
             let mark = if r.passed { "PASS" } else { "FAIL" };
-            format!("{mark} {}", r.message(&source))
+            match &r.warning {
+                None => format!("{mark} {}", r.message(&source)),
+                Some(warning) => format!("{mark} {} [warning: {warning}]", r.message(&source)),
+            }
         })
         .collect()
 }
@@ -145,21 +148,130 @@ fn default_policy_allows_everything() {
 }
 
 #[test]
-fn app_via_and_internet_rules_do_not_count() {
+fn app_and_via_rules_do_not_count() {
     let got = lines(
         r#""grants": [
   {"src": ["alice@example.com"], "dst": ["tag:prod"], "app": {"example.com/cap/x": [{}]}},
-  {"src": ["alice@example.com"], "dst": ["lan"], "ip": ["*"], "via": ["tag:web"]},
-  {"src": ["alice@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]}
+  {"src": ["alice@example.com"], "dst": ["lan"], "ip": ["*"], "via": ["tag:web"]}
 ],
-"tests": [{"src": "alice@example.com", "deny": ["tag:prod:443", "outside:443"]}]"#,
+"tests": [{"src": "alice@example.com", "deny": ["tag:prod:443", "10.1.2.3:443"]}]"#,
     );
     assert_eq!(
         got,
         [
             "PASS alice@example.com -> tag:prod:443 (tcp/udp): denied",
-            "PASS alice@example.com -> outside:443 (tcp/udp): denied",
+            "PASS alice@example.com -> 10.1.2.3:443 (tcp/udp): denied",
         ]
+    );
+}
+
+/// A test aimed at a public address is judged by the rules to `autogroup:internet`, the set
+/// exit nodes carry traffic for. Evidence: Tailscale's policy syntax reference (kb/1337,
+/// "tests": `accept`/`deny` name `host:port` destinations, an IP among them; "autogroup:
+/// internet": access to the internet through exit nodes) and the exit node guide (kb/1103:
+/// users reach the internet through an exit node when the policy grants them
+/// `autogroup:internet`). Tailscale accepts a policy whose test accepts `1.1.1.1:53` from a
+/// source granted `autogroup:internet`. The internet set leaves out private, CGNAT and
+/// link-local blocks, so `10.1.2.3` and tailnet devices are not covered.
+#[test]
+fn internet_rules_cover_public_addresses() {
+    let got = lines(
+        r#""grants": [
+  {"src": ["alice@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]}
+],
+"acls": [
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["autogroup:internet:53"], "proto": "udp"}
+],
+"tests": [
+  {"src": "alice@example.com", "accept": ["1.1.1.1:53", "[2606:4700:4700::1111]:443", "outside:25"], "deny": ["10.1.2.3:53", "tag:prod:22", "100.100.100.100:53"]},
+  {"src": "bob@example.com", "proto": "udp", "accept": ["8.8.8.8:53"], "deny": ["8.8.8.8:443"]},
+  {"src": "tag:web", "deny": ["1.1.1.1:53"]},
+  {"src": "bob@example.com", "proto": "tcp", "accept": ["8.8.8.8:53"]}
+]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> 1.1.1.1:53 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> [2606:4700:4700::1111]:443 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> outside:25 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> 10.1.2.3:53 (tcp/udp): denied",
+            "PASS alice@example.com -> tag:prod:22 (tcp/udp): denied",
+            "PASS alice@example.com -> 100.100.100.100:53 (tcp/udp): denied",
+            "PASS bob@example.com -> 8.8.8.8:53 (udp): allowed (allowed by policy.hujson:8)",
+            "PASS bob@example.com -> 8.8.8.8:443 (udp): denied",
+            "PASS tag:web -> 1.1.1.1:53 (tcp/udp): denied",
+            "FAIL bob@example.com -> 8.8.8.8:53 (tcp): expected allowed, got denied",
+        ]
+    );
+}
+
+/// `*` as a destination is every address (Tailscale sends it as `IP: "*"`, and the capture
+/// `routes-ea1-exitnode-field-basic` shows a lone `*:*` ACL offering exit nodes to every
+/// device), so it covers public addresses too; the default policy does as well.
+#[test]
+fn wildcard_destination_covers_public_addresses() {
+    let got = lines(
+        r#""acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["*:443"]}],
+"tests": [{"src": "alice@example.com", "accept": ["1.1.1.1:443"], "deny": ["1.1.1.1:80"]}]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> 1.1.1.1:443 (tcp/udp): allowed (allowed by policy.hujson:4)",
+            "PASS alice@example.com -> 1.1.1.1:80 (tcp/udp): denied",
+        ]
+    );
+}
+
+/// A source with no devices reaches nothing, so a `deny` from it holds; Tailscale accepts
+/// such a policy (kb/1337, "tests": an assertion is about the source's devices). aclc passes
+/// it with a warning, since the inventory may simply be missing the user's devices. An
+/// `accept` from it fails, as on Tailscale; unknown groups and tags are policy mistakes and
+/// fail too.
+#[test]
+fn deny_from_a_source_without_devices_holds_with_a_warning() {
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [
+  {{"src": "dave@example.com", "deny": ["tag:prod:22", "1.1.1.1:53"]}},
+  {{"src": "newcomer@example.com", "deny": ["tag:web:80"]}},
+  {{"src": "group:none", "proto": "tcp", "deny": ["tag:web:80"]}},
+  {{"src": "tag:empty", "deny": ["tag:web:80"]}},
+  {{"src": "dave@example.com", "deny": ["tag:web:*", "tag:phantom:80"]}},
+  {{"src": "dave@example.com", "accept": ["tag:web:80"], "deny": ["tag:prod:22"]}},
+  {{"src": "group:phantom", "deny": ["tag:web:80"]}},
+  {{"src": "tag:phantom", "deny": ["tag:web:80"]}},
+  {{"src": "dave@example.com", "proto": "bogus", "deny": ["tag:web:80"]}}
+]"#
+    ));
+    let vacuous = |src: &str| {
+        format!("[warning: src \"{src}\" has no devices in the inventory, so this deny holds vacuously]")
+    };
+    assert_eq!(
+        got,
+        [
+            format!("PASS dave@example.com -> tag:prod:22 (tcp/udp): denied {}", vacuous("dave@example.com")),
+            format!("PASS dave@example.com -> 1.1.1.1:53 (tcp/udp): denied {}", vacuous("dave@example.com")),
+            format!("PASS newcomer@example.com -> tag:web:80 (tcp/udp): denied {}", vacuous("newcomer@example.com")),
+            format!("PASS group:none -> tag:web:80 (tcp): denied {}", vacuous("group:none")),
+            format!("PASS tag:empty -> tag:web:80 (tcp/udp): denied {}", vacuous("tag:empty")),
+            "FAIL dave@example.com -> tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 1 to 65535), not \"*\"".to_string(),
+            "FAIL dave@example.com -> tag:phantom:80 (tcp/udp): tag \"tag:phantom\" is not defined in tagOwners".to_string(),
+            "FAIL tests[5]: src \"dave@example.com\" has no devices".to_string(),
+            "FAIL tests[6]: group \"group:phantom\" is not defined".to_string(),
+            "FAIL tests[7]: tag \"tag:phantom\" is not defined in tagOwners".to_string(),
+            "FAIL tests[8]: proto \"bogus\": proto name \"bogus\" not known; use protocol number 0-255".to_string(),
+        ]
+    );
+    let (_, report) = run(&format!(
+        r#"{ACLS}"tests": [{{"src": "dave@example.com", "deny": ["tag:prod:22"]}}]"#
+    ));
+    assert!(report.passed());
+    assert_eq!(report.warnings().count(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["results"][0]["warning"],
+        "src \"dave@example.com\" has no devices in the inventory, so this deny holds vacuously"
     );
 }
 

@@ -409,10 +409,27 @@ impl Parser<'_> {
         let rest = self.bytes.get(body..).unwrap_or_default();
         match self.bytes.get(start + 1) {
             Some(b'/') => {
-                let end = rest
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(self.bytes.len(), |n| body + n);
+                // Only a LF ends a line comment (a lone CR does not), as in Tailscale's parser,
+                // which refuses a `//` comment that runs into the end of the input.
+                let Some(end) = rest.iter().position(|&b| b == b'\n').map(|n| body + n) else {
+                    let mut end = self.bytes.len();
+                    if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
+                        end -= 1;
+                    }
+                    let diagnostic = Diagnostic::error(
+                        SYNTAX,
+                        Span::new(start, end),
+                        "parsing comment: unexpected EOF",
+                    )
+                    .with_label("this comment has no newline after it")
+                    .with_help(
+                        "end the file with a newline after the comment: a `//` comment runs to \
+                         the end of its line, and Tailscale's HuJSON parser refuses one that \
+                         reaches the end of the file",
+                    );
+                    self.diagnostics.push(diagnostic);
+                    return Err(Stop);
+                };
                 // A CRLF line's comment ends before the CR.
                 let span_end = if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
                     end - 1

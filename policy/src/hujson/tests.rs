@@ -268,7 +268,8 @@ fn other_unexpected_characters() {
 
 #[test]
 fn comments_are_collected_in_order() {
-    let text = "// head\n{ /* a */ \"k\" /**/ : // after colon\n [1, /* in\n array */ 2] } // tail";
+    let text =
+        "// head\n{ /* a */ \"k\" /**/ : // after colon\n [1, /* in\n array */ 2] } // tail\n";
     let (source, doc, diagnostics) = parse_text(text);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     let doc = doc.expect("a document");
@@ -297,8 +298,8 @@ fn comment_edge_cases() {
     let (source, doc, _) = parse_text("[1, // one\r\n2]");
     let doc = doc.expect("a document");
     assert_eq!(source.slice(doc.comments[0].span), "// one");
-    // A line comment at the very end, without a newline.
-    assert_eq!(ok("1//").comments.len(), 1);
+    // A line comment at the very end needs its newline (see below).
+    assert_eq!(ok("1//\n").comments.len(), 1);
     // Block comments do not nest, and `/*/` does not close itself.
     assert_eq!(ok("/* /* */ 1").root.to_json(), json("1"));
     syntax("/*/ 1", "unterminated block comment", "/*");
@@ -327,6 +328,32 @@ fn unterminated_block_comment_points_at_its_start() {
         }
     );
     assert_eq!(help(&diagnostic), "close the comment with `*/`");
+}
+
+/// Tailscale's HuJSON parser (tailscale/hujson `consumeComment`) ends a `//` comment only at
+/// a LF, and fails with `parsing comment: unexpected EOF` when there is none; so does this one,
+/// underlining the comment.
+#[test]
+fn line_comment_without_newline_at_end_is_refused() {
+    let message = "parsing comment: unexpected EOF";
+    let diagnostic = syntax("{\"a\": 1}\n// the end", message, "// the end");
+    assert_eq!(
+        help(&diagnostic),
+        "end the file with a newline after the comment: a `//` comment runs to the end of its \
+         line, and Tailscale's HuJSON parser refuses one that reaches the end of the file"
+    );
+    assert_eq!(diagnostic.label, "this comment has no newline after it");
+    syntax("1//", message, "//");
+    syntax("[1, // two\n2] // three", message, "// three");
+    // Only a LF ends a line comment: a lone CR does not (and is not underlined at the end).
+    syntax("1 // one\r", message, "// one");
+    syntax("1 // one\r2\r", message, "// one\r2");
+    // Before the value too: the comment comes first, as in Tailscale's parser.
+    syntax("// nothing", message, "// nothing");
+    // With the newline, all of these are fine.
+    assert_eq!(ok("{\"a\": 1}\n// the end\n").comments.len(), 1);
+    assert_eq!(ok("1 // one\r\n").comments.len(), 1);
+    assert_eq!(ok("1 // one\r2\n").comments.len(), 1);
 }
 
 #[test]
