@@ -9,7 +9,8 @@
 mod inventory;
 
 pub use inventory::{
-    Dns, Inventory, InventoryError, InventoryErrorKind, Node, Role, Settings, Tailnet, User,
+    Dns, Inventory, InventoryError, InventoryErrorKind, Node, Role, Service, Settings, Tailnet,
+    User,
 };
 
 mod addrset;

@@ -1,0 +1,172 @@
+//! Compiling the policy features of issue 8 through the public API: groups synced from the
+//! identity provider (membership from the inventory), Tailscale Services (virtual addresses
+//! served by approved hosts), session recorders on the SSH action (and the refusal when
+//! recording is enforced without a recorder), app connector configuration in the cap map.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use aclc_compiler::{auto_approved_routes, compile, Compiled, Inventory, InventoryErrorKind};
+use serde_json::{json, Value};
+
+const INVENTORY: &str = r#"{
+    "users": [
+        {"id": 1, "name": "alice", "email": "alice@example.com", "roles": ["admin"], "groups": ["eng@example.com"]},
+        {"id": 2, "name": "bob", "email": "bob@example.com", "roles": []}
+    ],
+    "nodes": [
+        {"name": "alice-laptop", "user": "alice@example.com", "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
+        {"name": "bob-laptop", "user": "bob@example.com", "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2"},
+        {"name": "web-1", "user": null, "tags": ["tag:web"], "ipv4": "100.64.1.1", "ipv6": "fd7a:115c:a1e0::101"},
+        {"name": "web-2", "user": null, "tags": ["tag:web"], "ipv4": "100.64.1.2", "ipv6": "fd7a:115c:a1e0::102"},
+        {"name": "rec", "user": null, "tags": ["tag:rec"], "ipv4": "100.64.1.9", "ipv6": "fd7a:115c:a1e0::109"}
+    ],
+    "services": [{"name": "svc:web", "ipv4": "100.100.200.1", "hosts": ["web-1", "web-2"], "approved_hosts": ["web-2"]}],
+    "tailnet": {"name": "example.com"}
+}"#;
+
+fn compiled(policy: &str) -> Compiled {
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, parsed) = aclc_policy::parse_str("policy.hujson", policy, &options);
+    let checked = parsed.unwrap_or_else(|d| panic!("refused: {:?}", d.0));
+    compile(&checked.policy, &inventory)
+}
+
+fn filter(c: &Compiled, node: &str) -> Value {
+    serde_json::to_value(c.filter_rules(node).unwrap()).unwrap()
+}
+
+#[test]
+fn synced_group_members_come_from_the_inventory() {
+    let c = compiled(
+        r#"{"tagOwners": {"tag:web": ["group:eng@example.com"], "tag:rec": []},
+            "grants": [{"src": ["group:eng@example.com"], "dst": ["tag:web"], "ip": ["tcp:22"]},
+                       {"src": ["group:nobody@example.com"], "dst": ["tag:rec"], "ip": ["*"]}]}"#,
+    );
+    assert_eq!(
+        filter(&c, "web-1")[0]["SrcIPs"],
+        json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
+    );
+    // No member listed: no source, so no rule (never "everyone").
+    assert_eq!(filter(&c, "rec"), json!([]));
+}
+
+#[test]
+fn inventory_groups_must_be_synced_group_names() {
+    let bad = INVENTORY.replace(r#""groups": ["eng@example.com"]"#, r#""groups": ["eng"]"#);
+    let err = Inventory::from_json(&bad).unwrap_err();
+    assert_eq!(err.kind, InventoryErrorKind::InvalidGroup);
+    assert!(
+        err.message.contains("users[0].groups[0]"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn service_addresses_are_served_by_approved_hosts() {
+    let policy = r#"{"tagOwners": {"tag:web": [], "tag:rec": []},
+        "grants": [{"src": ["bob@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]}]}"#;
+    let c = compiled(policy);
+    // web-2 is approved in the inventory; web-1 only advertises.
+    assert_eq!(filter(&c, "web-1"), json!([]));
+    assert_eq!(
+        filter(&c, "web-2")[0]["DstPorts"],
+        json!([{"IP": "100.100.200.1", "Ports": {"First": 443, "Last": 443}}])
+    );
+    // autoApprovers.services approves web-1 too.
+    let approved = policy.replace(
+        r#""grants""#,
+        r#""autoApprovers": {"services": {"svc:web": ["tag:web"]}}, "grants""#,
+    );
+    let c = compiled(&approved);
+    assert_eq!(filter(&c, "web-1")[0]["DstPorts"][0]["IP"], "100.100.200.1");
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let (_, parsed) = aclc_policy::parse_str("p", &approved, &Default::default());
+    let routes = auto_approved_routes(&parsed.unwrap().policy, &inventory);
+    assert_eq!(
+        routes
+            .get("web-1")
+            .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        Some(vec!["100.100.200.1/32".to_string()])
+    );
+    // An unknown service reaches nothing.
+    let c = compiled(&policy.replace("svc:web", "svc:other"));
+    assert_eq!(filter(&c, "web-2"), json!([]));
+}
+
+#[test]
+fn services_are_validated_in_the_inventory() {
+    for (from, to, kind) in [
+        (
+            r#""svc:web""#,
+            r#""web""#,
+            InventoryErrorKind::InvalidService,
+        ),
+        (
+            r#""100.100.200.1""#,
+            r#""100.64.0.1""#,
+            InventoryErrorKind::DuplicateAddress,
+        ),
+        (
+            r#"["web-1", "web-2"]"#,
+            r#"["web-9"]"#,
+            InventoryErrorKind::UnknownNode,
+        ),
+    ] {
+        let err = Inventory::from_json(&INVENTORY.replace(from, to)).unwrap_err();
+        assert_eq!(err.kind, kind, "{}", err.message);
+    }
+}
+
+#[test]
+fn recorders_and_enforced_recording() {
+    let c = compiled(
+        r#"{"tagOwners": {"tag:web": [], "tag:rec": [], "tag:none": []},
+            "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["root"],
+                     "recorder": ["tag:rec"]},
+                    {"action": "check", "src": ["autogroup:member"], "dst": ["tag:rec"], "users": ["root"],
+                     "recorder": ["tag:rec"], "enforceRecorder": true},
+                    {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:rec"], "users": ["ubuntu"],
+                     "recorder": ["tag:none"], "enforceRecorder": true}]}"#,
+    );
+    let web = c.ssh_rules("web-1").unwrap();
+    assert_eq!(web[0].action.recorders, ["100.64.1.9:80"]);
+    // Not enforced: a failed recording lets the session go on.
+    assert!(web[0].action.on_recording_failure.is_none());
+    let rec = c.ssh_rules("rec").unwrap();
+    assert!(rec[0].action.is_check());
+    assert!(rec[0].action.on_recording_failure.is_some());
+    // Enforced with no recorder device: refused, not admitted unrecorded.
+    assert!(rec[1].action.reject && !rec[1].action.accept);
+    let wire = serde_json::to_value(&rec[1].action).unwrap();
+    assert_eq!(wire["reject"], true);
+    assert!(wire["message"].is_string());
+}
+
+#[test]
+fn app_connector_configuration_reaches_the_cap_map() {
+    let c = compiled(
+        r#"{"tagOwners": {"tag:web": ["autogroup:admin"], "tag:rec": []},
+            "nodeAttrs": [{"target": ["tag:web"], "app": {"tailscale.com/app-connectors": [
+              {"name": "github", "connectors": ["tag:web"], "domains": ["github.com"]}]}}]}"#,
+    );
+    let caps = c.node("web-1").unwrap().cap_map();
+    assert_eq!(
+        serde_json::to_value(caps.get("tailscale.com/app-connectors")).unwrap(),
+        json!([{"name": "github", "connectors": ["tag:web"], "domains": ["github.com"]}])
+    );
+    assert!(c
+        .node("bob-laptop")
+        .unwrap()
+        .cap_map()
+        .get("tailscale.com/app-connectors")
+        .is_none());
+}
