@@ -163,10 +163,9 @@ fn app_connector_configuration_reaches_the_cap_map() {
         serde_json::to_value(caps.get("tailscale.com/app-connectors")).unwrap(),
         json!([{"name": "github", "connectors": ["tag:web"], "domains": ["github.com"]}])
     );
-    assert!(c
+    assert!(!c
         .node("bob-laptop")
         .unwrap()
         .cap_map()
-        .get("tailscale.com/app-connectors")
-        .is_none());
+        .contains_key("tailscale.com/app-connectors"));
 }
