@@ -13,6 +13,7 @@ use crate::inventory::Inventory;
 use crate::lower::{self, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable};
 use crate::peers::PeerIndex;
+use crate::posture::Gates;
 use crate::routes::{self, RouteTable};
 use crate::ssh::{NodeSshRule, SshLowered};
 use crate::wire::{CapMap, FilterRule, NodeOutput, PeerOutput, SshRule};
@@ -57,6 +58,10 @@ pub struct Compiled {
     peers: PeerIndex,
     ssh: SshLowered,
     caps: NodeCaps,
+    /// The inventory's users and the control URL, to lower the SSH rules again under assumed
+    /// posture attributes (`sshTests` `srcPostureAttrs`).
+    users: Vec<crate::inventory::User>,
+    control_url: String,
 }
 
 // A compiled policy is shared by the threads of a control server.
@@ -85,7 +90,13 @@ pub fn compile_with_options(
     let routes = RouteTable::new(&table);
     let lowered = lower::lower(policy, &table);
     let peers = PeerIndex::new(&table, &routes, &lowered);
-    let ssh = SshLowered::new(policy, inventory, &table, &options.control_url);
+    let ssh = SshLowered::new(
+        policy,
+        inventory.users(),
+        &table,
+        &options.control_url,
+        &mut Gates::new(policy, &table),
+    );
     let caps = NodeCaps::new(policy, inventory, &table, options.tailnet_state_caps);
     Compiled {
         table,
@@ -94,6 +105,8 @@ pub fn compile_with_options(
         peers,
         ssh,
         caps,
+        users: inventory.users().to_vec(),
+        control_url: options.control_url.clone(),
     }
 }
 
@@ -160,6 +173,24 @@ impl Compiled {
     /// Node `id`'s SSH rules with the policy rule each came from (for the test runner).
     pub(crate) fn node_ssh_rules(&self, id: NodeId) -> Vec<NodeSshRule> {
         self.ssh.node_rules(&self.table, id)
+    }
+
+    /// The `ssh` section lowered again as if devices `nodes` (sorted) had posture attributes
+    /// `attrs` (for `sshTests` with `srcPostureAttrs`): the same code decides as for the
+    /// compiled output, so tests and output cannot disagree.
+    pub(crate) fn ssh_assuming(
+        &self,
+        policy: &Policy,
+        nodes: &[NodeId],
+        attrs: &serde_json::Map<String, serde_json::Value>,
+    ) -> SshLowered {
+        SshLowered::new(
+            policy,
+            &self.users,
+            &self.table,
+            &self.control_url,
+            &mut Gates::assuming(policy, &self.table, nodes, attrs),
+        )
     }
 
     fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {

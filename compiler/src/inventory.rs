@@ -7,7 +7,8 @@
 //! {"users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
 //!  "nodes": [{"name": "bulbasaur", "user": "odin@example.com", "tags": [],
 //!             "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
-//!             "routable_ips": [], "approved_routes": []}],
+//!             "routable_ips": [], "approved_routes": [],
+//!             "posture": {"node:os": "linux", "node:tsVersion": "1.80.0"}}],
 //!  "registration_order": ["bulbasaur"],
 //!  "tailnet": {"name": "odin@example.com", "dns": {}, "settings": {}}}
 //! ```
@@ -170,6 +171,15 @@ pub struct Node {
     pub routable_ips: Vec<IpNet>,
     /// Routes the control plane approved for the node.
     pub approved_routes: Vec<IpNet>,
+    /// Device posture attributes (Tailscale KB "Device posture management", kb/1288):
+    /// namespaced keys (`node:os`, `node:tsVersion`, `custom:tier`, `falcon:ztaScore`, ...)
+    /// to a string, number or boolean, as the control plane holds them for the device. Optional
+    /// (`"posture": {...}` on a node); rules with `srcPosture` or the policy's
+    /// `defaultSrcPosture` only take as sources the devices whose attributes satisfy one of
+    /// their postures, so a node without posture data passes no posture gate (except
+    /// conditions that are all `NOT SET`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub posture: BTreeMap<String, serde_json::Value>,
 }
 
 impl Node {
@@ -335,6 +345,9 @@ pub enum InventoryErrorKind {
     UnknownNode,
     /// `registration_order` names a node twice.
     DuplicateRegistration,
+    /// A posture attribute without a namespace (`os` for `node:os`), or whose value is not a
+    /// string, number or boolean.
+    InvalidPosture,
     /// (Warning) an approved route the node does not advertise.
     ApprovedRouteNotAdvertised,
 }
@@ -380,6 +393,8 @@ struct RawNode {
     routable_ips: Vec<String>,
     #[serde(default)]
     approved_routes: Vec<String>,
+    #[serde(default)]
+    posture: BTreeMap<String, serde_json::Value>,
 }
 
 impl TryFrom<RawInventory> for Inventory {
@@ -505,6 +520,7 @@ fn convert_node(i: usize, raw: RawNode, errors: &mut Vec<InventoryError>) -> Opt
         &raw.approved_routes,
         errors,
     );
+    check_posture(i, &raw.posture, errors);
     Some(Node {
         name: raw.name,
         hostname: raw.hostname,
@@ -514,7 +530,37 @@ fn convert_node(i: usize, raw: RawNode, errors: &mut Vec<InventoryError>) -> Opt
         ipv6: ipv6?,
         routable_ips,
         approved_routes,
+        posture: raw.posture,
     })
+}
+
+/// Posture attributes are `namespace:name` keys with string, number or boolean values.
+fn check_posture(
+    i: usize,
+    posture: &BTreeMap<String, serde_json::Value>,
+    errors: &mut Vec<InventoryError>,
+) {
+    for (key, value) in posture {
+        let namespaced = key
+            .split_once(':')
+            .is_some_and(|(ns, name)| !ns.is_empty() && !name.is_empty());
+        if !namespaced {
+            errors.push(InventoryError::new(
+                InventoryErrorKind::InvalidPosture,
+                format!(
+                    "nodes[{i}].posture: attribute \"{key}\" has no namespace (write it as namespace:name, e.g. \"node:os\" or \"custom:tier\")"
+                ),
+            ));
+        }
+        if !(value.is_string() || value.is_number() || value.is_boolean()) {
+            errors.push(InventoryError::new(
+                InventoryErrorKind::InvalidPosture,
+                format!(
+                    "nodes[{i}].posture[\"{key}\"]: {value} is not a string, number or boolean"
+                ),
+            ));
+        }
+    }
 }
 
 fn invalid_address(path: &str, text: &str) -> InventoryError {
@@ -567,8 +613,9 @@ impl Inventory {
     /// emails or ids, an unknown role, duplicate node names, an address used twice, an invalid
     /// address or an IPv6 address in `ipv4` (and the reverse), a route that is not a canonical
     /// prefix, a tag not starting with `tag:`, a node owned by an email that is not among the
-    /// users, a node both user-owned and tagged or neither, and `registration_order` naming an
-    /// unknown node or a node twice. The first problem is returned; [`InventoryError::more`]
+    /// users, a node both user-owned and tagged or neither, `registration_order` naming an
+    /// unknown node or a node twice, and a posture attribute without a namespace or with a
+    /// value that is not a string, number or boolean. The first problem is returned; [`InventoryError::more`]
     /// counts the others.
     ///
     /// Accepted with a warning ([`Inventory::warnings`]): an approved route that the node does

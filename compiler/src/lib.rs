@@ -18,6 +18,7 @@ mod compiled;
 mod lower;
 mod nodes;
 mod peers;
+mod posture;
 mod resolve;
 mod routes;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! inventory's order never shows in the output), with their wire strings made once, and the
 //! lookups that alias resolution needs (by owner, by tag, by address).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -52,6 +52,8 @@ pub(crate) struct NodeInfo {
     pub(crate) exit_v4: bool,
     /// True when `::/0` is served.
     pub(crate) exit_v6: bool,
+    /// Device posture attributes (`node:os` -> `"linux"`, ...).
+    pub(crate) posture: BTreeMap<String, serde_json::Value>,
 }
 
 impl NodeInfo {
@@ -199,6 +201,7 @@ impl NodeTable {
                 exit: false,
                 exit_v4: false,
                 exit_v6: false,
+                posture: n.posture.clone(),
             })
             .collect();
         let mut table = NodeTable {

@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use aclc_policy::model::{Alias, Autogroup, Policy, SshAction as PolicyAction, SshUser};
 
-use crate::inventory::Inventory;
+use crate::inventory::User;
 use crate::nodes::{index, NodeId, NodeInfo, NodeTable};
+use crate::posture::{gate_of, Gates};
 use crate::resolve::{Resolver, Target};
 use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
 
@@ -163,12 +164,13 @@ pub(crate) struct NodeSshRule {
 
 impl SshLowered {
     /// Lower the `ssh` section against a node table. `control_url` is the base of check-mode
-    /// links.
+    /// links; `gates` decides which source devices pass the rules' posture gates.
     pub(crate) fn new(
         policy: &Policy,
-        inventory: &Inventory,
+        users: &[User],
         table: &NodeTable,
         control_url: &str,
+        gates: &mut Gates<'_>,
     ) -> SshLowered {
         let mut lowered = SshLowered {
             rules: Vec::new(),
@@ -181,9 +183,9 @@ impl SshLowered {
         };
         let mut resolver = Resolver::new(policy, table);
         // Users are walked in id order, as the control plane does; inventory order breaks ties.
-        let ids: Vec<u64> = inventory.users().iter().map(|u| u.id).collect();
+        let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
         let user_key = |u: u32| (ids.get(u as usize).copied().unwrap_or(u64::MAX), u);
-        let logins: Vec<&str> = inventory.users().iter().map(|u| u.email.as_str()).collect();
+        let logins: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
         // Rules with the same sources share one principal list.
         let mut shared: HashMap<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> = HashMap::new();
         for (i, rule) in section.value.iter().enumerate() {
@@ -204,7 +206,12 @@ impl SshLowered {
                     target => dst = union(dst, destination_nodes(table, &target)),
                 }
             }
-            let counts = source_counts(&mut resolver, table, &rule.src);
+            let mut counts = source_counts(&mut resolver, table, &rule.src);
+            // A posture-gated rule's principals are the source devices that pass the gate
+            // (kb/1288); SSH sources are devices, so nothing address-only is lost here.
+            if let Some(gate) = gate_of(policy, &rule.src_posture) {
+                counts.retain(|&(id, _)| gates.admits(&gate, id));
+            }
             let sources: Vec<NodeId> = counts.iter().map(|&(id, _)| id).collect();
             // Only what the rule's shape uses is built: one list of every source, or the
             // sources per user (localpart rules, `autogroup:self`) and the tagged ones.

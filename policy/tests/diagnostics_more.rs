@@ -87,12 +87,91 @@ fn tag_owners_and_postures() {
         "latest",
         None,
     );
-    expect_error_help(
-        r#"{"postures": {"posture:a": ["node:os IN"]}, "defaultSrcPosture": ["posture:a"]}"#,
-        "aclc::invalid_posture",
-        r#"invalid posture condition "node:os IN""#,
-        "node:os IN",
-        Some("a condition is `attribute operator value`, e.g. `node:os IN ['macos', 'linux']`"),
+    // Each refusal underlines the wrong part of the condition and says what it should be.
+    let posture = |condition: &str| {
+        format!(
+            r#"{{"postures": {{"posture:a": [{condition:?}]}}, "defaultSrcPosture": ["posture:a"]}}"#
+        )
+    };
+    let cases = [
+        (
+            "node:os IN",
+            r#"invalid posture condition "node:os IN""#,
+            "IN",
+            "`IN` needs a value after it, e.g. `node:os IN ['macos', 'linux']`",
+        ),
+        (
+            "node:os = 'macos'",
+            r#"invalid posture condition "node:os = 'macos'""#,
+            "=",
+            "unknown operator `=`: did you mean `==`?",
+        ),
+        (
+            "node:os IN 'macos'",
+            r#"invalid posture condition "node:os IN 'macos'""#,
+            "'macos'",
+            "`IN` takes a list, e.g. ['macos', 'linux']",
+        ),
+        (
+            "node:os == 'macos",
+            r#"invalid posture condition "node:os == 'macos""#,
+            "'macos",
+            "unterminated string: add the closing '",
+        ),
+        (
+            "os == 'linux'",
+            r#"invalid posture condition "os == 'linux'""#,
+            "os",
+            "attribute `os` has no namespace: write `node:os`",
+        ),
+    ];
+    for (condition, message, underline, help) in cases {
+        expect_error_help(
+            &posture(condition),
+            "aclc::invalid_posture",
+            message,
+            underline,
+            Some(help),
+        );
+    }
+}
+
+#[test]
+fn posture_attributes() {
+    // Tailscale's default policy for new tailnets ends `posture:latestMac` with a bare
+    // boolean attribute (kb/1288: `node:tsAutoUpdate`); it is accepted without a word.
+    let default_policy = r#"{"postures": {"posture:latestMac": ["node:os == 'macos'",
+        "node:tsReleaseTrack == 'stable'", "node:tsAutoUpdate"]},
+        "grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"], "srcPosture": ["posture:latestMac"]}]}"#;
+    assert_eq!(codes(default_policy), Vec::<&str>::new());
+    let posture = |condition: &str| {
+        format!(
+            r#"{{"postures": {{"posture:a": [{condition:?}]}}, "defaultSrcPosture": ["posture:a"]}}"#
+        )
+    };
+    // Open namespaces (custom, integrations such as CrowdStrike's `falcon:` kb/1289) are fine.
+    assert_eq!(codes(&posture("custom:tier == 'prod'")), Vec::<&str>::new());
+    assert_eq!(codes(&posture("falcon:ztaScore >= 80")), Vec::<&str>::new());
+    expect_warning_help(
+        &posture("node:colour == 'red'"),
+        "aclc::unknown_posture_attribute",
+        r#"unknown posture attribute "node:colour""#,
+        "node:colour",
+        "the `node:` attributes aclc knows are os, osVersion, tsVersion, tsReleaseTrack, tsAutoUpdate, tsStateEncrypted; aclc cannot verify `colour`, so check its spelling",
+    );
+    expect_warning_help(
+        &posture("  sentinelone:infected == false"),
+        "aclc::unknown_posture_attribute",
+        r#"unknown posture attribute "sentinelone:infected""#,
+        "sentinelone:infected",
+        "aclc does not know the namespace `sentinelone:` and cannot verify it; did you mean `sentinelOne:`?",
+    );
+    expect_warning_help(
+        &posture("acme:score > 3"),
+        "aclc::unknown_posture_attribute",
+        r#"unknown posture attribute "acme:score""#,
+        "acme:score",
+        "aclc does not know the namespace `acme:` and cannot verify it; known namespaces are node, ip, custom, falcon, intune, jamfPro, kandji, kolide, sentinelOne, huntress, fleet, googleChrome",
     );
 }
 

@@ -315,3 +315,46 @@ fn loads_every_corpus_topology() {
     }
     assert!(count > 600, "only {count} cases found");
 }
+
+#[test]
+fn posture_attributes_are_optional_and_checked() {
+    // Values are strings, numbers or booleans (kb/1288); keys are namespaced.
+    let text = with(|v| {
+        v["nodes"][0]["posture"] = serde_json::json!({
+            "node:os": "linux", "node:tsVersion": "1.80.0",
+            "custom:tier": "prod", "node:tsAutoUpdate": true, "falcon:ztaScore": 85
+        })
+    });
+    let inv = Inventory::from_json(&text).unwrap();
+    let node = inv.node("bulbasaur").unwrap();
+    assert_eq!(node.posture.len(), 5);
+    assert_eq!(
+        node.posture.get("node:tsAutoUpdate"),
+        Some(&serde_json::json!(true))
+    );
+    assert!(inv.node("squirtle").unwrap().posture.is_empty());
+    // Round trip: posture kept, and absent where there was none.
+    let again: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&inv).unwrap()).unwrap();
+    assert_eq!(
+        again,
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    );
+
+    let e = error(&with(|v| {
+        v["nodes"][1]["posture"] = serde_json::json!({"os": "linux"})
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::InvalidPosture);
+    assert_eq!(
+        e.message,
+        r#"nodes[1].posture: attribute "os" has no namespace (write it as namespace:name, e.g. "node:os" or "custom:tier")"#
+    );
+    let e = error(&with(|v| {
+        v["nodes"][0]["posture"] = serde_json::json!({"custom:x": ["a"]})
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::InvalidPosture);
+    assert_eq!(
+        e.message,
+        r#"nodes[0].posture["custom:x"]: ["a"] is not a string, number or boolean"#
+    );
+}

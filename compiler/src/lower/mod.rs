@@ -16,6 +16,7 @@ use aclc_policy::model::{Alias, Autogroup, Policy, PortRange, Selector};
 
 use crate::addrset::{INTERNET_WIRE, TAILNET_WIRE};
 use crate::nodes::{NodeId, NodeTable};
+use crate::posture::{gate_of, Gate, Gates};
 use crate::resolve::{Resolver, Target};
 use crate::wire::{CapMap, Ports, Strings};
 
@@ -166,7 +167,9 @@ enum Reach {
 /// Lower the policy's rules against a node table whose routes are settled.
 pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
     let mut builder = Builder {
+        policy,
         resolver: Resolver::new(policy, table),
+        gates: Gates::new(policy, table),
         table,
         lowered: Lowered {
             items: Vec::new(),
@@ -187,7 +190,7 @@ pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
             text: "*".to_string(),
             span: aclc_policy::Span::default(),
         };
-        let (targets, src) = builder.sources(std::slice::from_ref(&star));
+        let (targets, src) = builder.sources(std::slice::from_ref(&star), None);
         builder.push_net(
             &targets,
             src,
@@ -221,24 +224,53 @@ fn star_sources(table: &NodeTable) -> Vec<Arc<str>> {
 }
 
 struct Builder<'a> {
+    policy: &'a Policy,
     resolver: Resolver<'a>,
+    /// Which devices pass which posture gates.
+    gates: Gates<'a>,
     table: &'a NodeTable,
     lowered: Lowered,
-    src_cache: HashMap<Vec<Alias>, (Arc<[Target]>, u32)>,
+    src_cache: HashMap<SourceKey, (Arc<[Target]>, u32)>,
 }
 
+/// A rule's sources as written and its posture gate: rules with equal keys share targets.
+type SourceKey = (Vec<Alias>, Option<Gate>);
+
 impl Builder<'_> {
-    /// Resolve a source list and intern its `SrcIPs`.
-    fn sources(&mut self, selectors: &[Selector]) -> (Arc<[Target]>, u32) {
-        let key: Vec<Alias> = selectors.iter().map(|s| s.alias.clone()).collect();
+    /// Resolve a source list, keep only what passes the rule's posture gate (if any), and
+    /// intern its `SrcIPs`. Everything downstream (`SrcIPs`, `autogroup:self` narrowing,
+    /// companion rules, peers) reads these targets, so a gated rule is gated everywhere.
+    fn sources(&mut self, selectors: &[Selector], gate: Option<Gate>) -> (Arc<[Target]>, u32) {
+        let key: SourceKey = (selectors.iter().map(|s| s.alias.clone()).collect(), gate);
         if let Some(hit) = self.src_cache.get(&key) {
             return hit.clone();
         }
-        let targets: Arc<[Target]> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
+        let resolved: Vec<Target> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
+        let targets: Arc<[Target]> = match &key.1 {
+            None => Arc::from(resolved),
+            Some(gate) => resolved
+                .into_iter()
+                .map(|target| self.gated(target, gate))
+                .collect(),
+        };
         let strings = self.strings_of(&targets);
         let id = self.lowered.srcs.intern(strings);
         self.src_cache.insert(key, (targets.clone(), id));
         (targets, id)
+    }
+
+    /// A source target narrowed to the devices that pass `gate` (kb/1288: a posture is a
+    /// property of a device). `*` and `autogroup:danger-all` become the passing devices;
+    /// address-only sources have no device, hence no posture, and fail (fail closed).
+    fn gated(&mut self, target: Target, gate: &Gate) -> Target {
+        match target {
+            Target::Wildcard | Target::DangerAll => Target::Nodes(Arc::from(self.gates.all(gate))),
+            Target::Nodes(ids) => {
+                Target::Nodes(Arc::from(self.gates.filter(gate, ids.iter().copied())))
+            }
+            Target::Literal(_) => Target::empty(),
+            Target::Internet | Target::SelfDevices => target,
+        }
     }
 
     /// The wire strings of targets used as sources.
@@ -269,7 +301,14 @@ impl Builder<'_> {
         if grant.src.is_empty() || grant.dst.is_empty() {
             return;
         }
-        let (src_targets, src) = self.sources(&grant.src);
+        let gate = gate_of(self.policy, &grant.src_posture);
+        let gated = gate.is_some();
+        let (src_targets, src) = self.sources(&grant.src, gate);
+        // A posture-gated grant that no source device passes grants nothing (not even an
+        // app capability with empty `SrcIPs`).
+        if gated && self.lowered.srcs.get(src).is_empty() {
+            return;
+        }
         let via: Option<Arc<[Arc<str>]>> = (!grant.via.is_empty()).then(|| {
             grant
                 .via
@@ -366,7 +405,8 @@ impl Builder<'_> {
     }
 
     fn acl(&mut self, acl: &aclc_policy::model::Acl) {
-        let (src_targets, src) = self.sources(&acl.src);
+        let gate = gate_of(self.policy, &acl.src_posture);
+        let (src_targets, src) = self.sources(&acl.src, gate);
         let proto = acl.proto.as_ref().map(|p| p.value.0);
         // Observed ordering: an ACL naming anything but autogroups lists its `autogroup:self`
         // destinations after the others; an all-autogroup ACL keeps the written order.

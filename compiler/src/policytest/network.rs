@@ -10,6 +10,10 @@
 //!
 //! A source with no devices in the inventory reaches nothing: its `deny` assertions hold
 //! (vacuously, with a warning), its `accept` assertions fail.
+//!
+//! A posture-gated rule (kb/1288) lets a source address through only when it is a device's and
+//! the device passes the gate, with the test's `srcPostureAttrs` (when given) in place of the
+//! inventory's attributes for the source devices: the same semantics as the compiled `SrcIPs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use super::{Expectation, TestError, TestKind, TestResult, Verdict};
 use crate::addrset::{AddrSet, INTERNET_WIRE, TAILNET_WIRE};
 use crate::compiled::Compiled;
 use crate::nodes::{NodeId, NodeTable};
+use crate::posture::{admits, gate_of, Gate};
 use crate::resolve::{Resolver, Target};
 
 /// The protocols a rule without `proto` allows: TCP, UDP, ICMP, ICMPv6.
@@ -37,6 +42,8 @@ struct NetRule {
     span: Option<Span>,
     /// The sources: the union of the parts.
     src: Arc<[Addrs]>,
+    /// The posture gate (`srcPosture` or `defaultSrcPosture`), if any.
+    gate: Option<Gate>,
     /// `None`: the default protocols.
     proto: Option<u8>,
     dst: Dst,
@@ -51,6 +58,8 @@ enum Addrs {
     Nodes(Arc<[NodeId]>),
     /// Literal addresses (`*` is the tailnet ranges and routes).
     Set(Arc<AddrSet>),
+    /// Every device's own addresses (`*` as a posture-gated source).
+    Devices,
 }
 
 impl Addrs {
@@ -58,6 +67,7 @@ impl Addrs {
     fn contains(&self, addr: IpAddr, node: Option<NodeId>) -> bool {
         match self {
             Addrs::Nodes(ids) => node.is_some_and(|id| ids.binary_search(&id).is_ok()),
+            Addrs::Devices => node.is_some(),
             Addrs::Set(set) => set.contains(addr),
         }
     }
@@ -82,12 +92,13 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
     let mut endpoints = Endpoints::new(policy, compiled);
     let mut out = Vec::new();
     for (i, test) in policy.tests.iter().enumerate() {
-        run_test(&rules, &mut endpoints, i, test, &mut out);
+        run_test(policy, &rules, &mut endpoints, i, test, &mut out);
     }
     out
 }
 
 fn run_test(
+    policy: &Policy,
     rules: &[NetRule],
     endpoints: &mut Endpoints<'_>,
     index: usize,
@@ -134,7 +145,14 @@ fn run_test(
         let dst_text = entry.value.trim();
         let subject = format!("{src_text} -> {dst_text} ({proto_name})");
         let outcome = destination(endpoints, dst_text).map(|(devices, port)| match &sources {
-            Some(sources) => verdict(rules, endpoints.table(), sources, &devices, &protos, port),
+            Some(sources) => {
+                let posture = Posture {
+                    policy,
+                    table: endpoints.table(),
+                    assumed: assumed_attrs(test.src_posture_attrs.as_ref()),
+                };
+                verdict(rules, &posture, sources, &devices, &protos, port)
+            }
             None => Verdict::Denied,
         });
         let mut result = TestResult::evaluated(
@@ -197,20 +215,57 @@ fn port_number(text: &str) -> Option<u16> {
     text.parse::<u16>().ok().filter(|&p| p > 0)
 }
 
+/// The attributes a test assumes for its source devices (`srcPostureAttrs`).
+pub(super) fn assumed_attrs(
+    attrs: Option<&aclc_policy::model::Spanned<serde_json::Value>>,
+) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    attrs.and_then(|a| a.value.as_object())
+}
+
+/// How a test judges posture gates: the inventory's attributes, or the test's for its source
+/// devices.
+struct Posture<'a> {
+    policy: &'a Policy,
+    table: &'a NodeTable,
+    assumed: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Posture<'_> {
+    /// True if the rule's gate (if any) admits the source device `node` (an address that is
+    /// no device's has no posture and fails).
+    fn admits(&self, rule: &NetRule, node: Option<NodeId>) -> bool {
+        let Some(gate) = &rule.gate else {
+            return true;
+        };
+        let Some(id) = node else {
+            return false;
+        };
+        match self.assumed {
+            Some(attrs) => admits(self.policy, gate, |k| attrs.get(k)),
+            None => self
+                .table
+                .get(id)
+                .is_some_and(|n| admits(self.policy, gate, |k| n.posture.get(k))),
+        }
+    }
+}
+
 /// What the rules do with traffic from every source address to the destination.
 fn verdict(
     rules: &[NetRule],
-    table: &NodeTable,
+    posture: &Posture<'_>,
     sources: &[Device],
     destinations: &[Device],
     protos: &[u8],
     port: u16,
 ) -> Verdict {
+    let table = posture.table;
     let mut by: Vec<Span> = Vec::new();
     for source in sources {
         for &addr in &source.addrs {
             let allowing = rules.iter().find(|rule| {
                 rule.src.iter().any(|part| part.contains(addr, source.node))
+                    && posture.admits(rule, source.node)
                     && rule_protos(rule).any(|p| protos.contains(&p))
                     && rule.ports.iter().any(|r| r.contains(port))
                     && reaches(rule, table, source.node, destinations)
@@ -274,23 +329,29 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
         all
     });
-    let sources = |resolver: &mut Resolver<'_>, aliases: &mut dyn Iterator<Item = &Alias>| {
-        let parts: Vec<Addrs> = aliases
-            .filter_map(|alias| match resolver.resolve_alias(alias) {
-                Target::Wildcard => Some(Addrs::Set(star.clone())),
-                Target::DangerAll => Some(Addrs::Set(everything.clone())),
-                Target::Nodes(ids) => Some(Addrs::Nodes(ids)),
-                Target::Literal(lit) => Some(Addrs::Set(Arc::new(lit.set.clone()))),
-                Target::Internet | Target::SelfDevices => None,
-            })
-            .collect();
-        Arc::<[Addrs]>::from(parts)
-    };
+    // Under a posture gate only devices can be sources: `*` is every device, and
+    // address-only sources (no device, no posture) fail the gate.
+    let sources =
+        |resolver: &mut Resolver<'_>, aliases: &mut dyn Iterator<Item = &Alias>, gated: bool| {
+            let parts: Vec<Addrs> = aliases
+                .filter_map(|alias| match resolver.resolve_alias(alias) {
+                    Target::Wildcard | Target::DangerAll if gated => Some(Addrs::Devices),
+                    Target::Wildcard => Some(Addrs::Set(star.clone())),
+                    Target::DangerAll => Some(Addrs::Set(everything.clone())),
+                    Target::Nodes(ids) => Some(Addrs::Nodes(ids)),
+                    Target::Literal(_) if gated => None,
+                    Target::Literal(lit) => Some(Addrs::Set(Arc::new(lit.set.clone()))),
+                    Target::Internet | Target::SelfDevices => None,
+                })
+                .collect();
+            Arc::<[Addrs]>::from(parts)
+        };
     let mut out = Vec::new();
     if policy.is_default_allow() {
         out.push(NetRule {
             span: None,
             src: Arc::from(vec![Addrs::Set(star.clone())]),
+            gate: None,
             proto: None,
             dst: Dst::Any,
             ports: vec![PortRange::ANY],
@@ -301,13 +362,19 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         if !grant.via.is_empty() || grant.ip.is_empty() {
             continue;
         }
-        let src = sources(&mut resolver, &mut grant.src.iter().map(|s| &s.alias));
+        let gate = gate_of(policy, &grant.src_posture);
+        let src = sources(
+            &mut resolver,
+            &mut grant.src.iter().map(|s| &s.alias),
+            gate.is_some(),
+        );
         for dst in &grant.dst {
             let dst = destination_of(resolver.resolve(dst), &internet);
             for ip in &grant.ip {
                 out.push(NetRule {
                     span: Some(grant.span),
                     src: src.clone(),
+                    gate: gate.clone(),
                     proto: ip.value.proto.map(|p| p.0),
                     dst: dst.clone(),
                     ports: vec![ip.value.ports],
@@ -316,12 +383,18 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         }
     }
     for acl in policy.acls.iter().flat_map(|a| a.value.iter()) {
-        let src = sources(&mut resolver, &mut acl.src.iter().map(|s| &s.alias));
+        let gate = gate_of(policy, &acl.src_posture);
+        let src = sources(
+            &mut resolver,
+            &mut acl.src.iter().map(|s| &s.alias),
+            gate.is_some(),
+        );
         for dst in &acl.dst {
             let target = destination_of(resolver.resolve(&dst.target), &internet);
             out.push(NetRule {
                 span: Some(acl.span),
                 src: src.clone(),
+                gate: gate.clone(),
                 proto: acl.proto.as_ref().map(|p| p.value.0),
                 dst: target,
                 ports: dst.ports.clone(),

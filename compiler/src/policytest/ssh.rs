@@ -5,6 +5,9 @@
 //! `accept` users must be allowed (by an accept or a check rule) from every source device to
 //! every destination device, `check` users allowed by a check rule, `deny` users allowed
 //! nowhere. Network rules do not count, nor do `acceptEnv` and `checkPeriod`.
+//!
+//! A test with `srcPostureAttrs` is judged against the SSH rules lowered again with those
+//! attributes for its source devices (kb/1288), by the same code that compiles them.
 
 use std::net::IpAddr;
 
@@ -15,7 +18,8 @@ use super::endpoint::{quote, Device, Endpoints, Side};
 use super::{Expectation, TestError, TestKind, TestResult, Verdict};
 use crate::compiled::Compiled;
 use crate::nodes::NodeId;
-use crate::ssh::NodeSshRule;
+use crate::posture::gate_of;
+use crate::ssh::{NodeSshRule, SshLowered};
 
 /// Run the `sshTests` block.
 pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
@@ -27,11 +31,19 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
         .iter()
         .flat_map(|s| s.value.iter().map(|r| r.span))
         .collect();
+    let gated = policy
+        .ssh
+        .iter()
+        .flat_map(|s| s.value.iter())
+        .any(|r| gate_of(policy, &r.src_posture).is_some());
     let mut runner = Runner {
+        policy,
+        gated,
         compiled,
         endpoints: Endpoints::new(policy, compiled),
         rule_spans,
         rules: std::collections::HashMap::new(),
+        assumed: None,
     };
     let mut out = Vec::new();
     for (i, test) in policy.ssh_tests.iter().enumerate() {
@@ -41,12 +53,21 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
 }
 
 struct Runner<'a> {
+    policy: &'a Policy,
+    /// True when some `ssh` rule has a posture gate.
+    gated: bool,
     compiled: &'a Compiled,
     endpoints: Endpoints<'a>,
     /// Span of each `ssh` rule.
     rule_spans: Vec<Span>,
     /// SSH rules of the nodes looked at so far.
     rules: std::collections::HashMap<NodeId, Vec<NodeSshRule>>,
+    /// For the current test when it assumes posture attributes: the rules lowered under
+    /// them, and the nodes looked at so far.
+    assumed: Option<(
+        SshLowered,
+        std::collections::HashMap<NodeId, Vec<NodeSshRule>>,
+    )>,
 }
 
 impl Runner<'_> {
@@ -71,6 +92,16 @@ impl Runner<'_> {
                 return;
             }
         };
+        self.assumed = None;
+        if let Some(attrs) = super::network::assumed_attrs(test.src_posture_attrs.as_ref()) {
+            if self.gated {
+                let mut nodes: Vec<NodeId> = sources.iter().filter_map(|d| d.node).collect();
+                nodes.sort_unstable();
+                nodes.dedup();
+                let lowered = self.compiled.ssh_assuming(self.policy, &nodes, attrs);
+                self.assumed = Some((lowered, std::collections::HashMap::new()));
+            }
+        }
         for dst in &test.dst {
             let dst_text = dst.value.trim();
             let destinations = self.destinations(dst_text, &sources);
@@ -176,10 +207,15 @@ impl Runner<'_> {
     /// How node `dst` answers a login as `login` from a device with `addrs`.
     fn login(&mut self, dst: NodeId, addrs: &[IpAddr], login: &str) -> Verdict {
         let compiled = self.compiled;
-        let rules = self
-            .rules
-            .entry(dst)
-            .or_insert_with(|| compiled.node_ssh_rules(dst));
+        let rules = match &mut self.assumed {
+            Some((lowered, rules)) => rules
+                .entry(dst)
+                .or_insert_with(|| lowered.node_rules(compiled.table(), dst)),
+            None => self
+                .rules
+                .entry(dst)
+                .or_insert_with(|| compiled.node_ssh_rules(dst)),
+        };
         for rule in rules.iter() {
             let admits_source = rule.rule.principals.iter().any(|p| {
                 p.node_ip

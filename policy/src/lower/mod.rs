@@ -12,6 +12,10 @@ pub(crate) use appconnector::APP_CONNECTORS;
 use crate::diag::Diagnostic;
 use crate::hujson::{Key, Member, Value};
 use crate::model::{
+    attribute_status, parse_posture_condition, AttributeStatus, IP_ATTRIBUTES, NODE_ATTRIBUTES,
+    OPEN_NAMESPACES,
+};
+use crate::model::{
     Alias, AttrConfigDef, AttrType, AutoApprovers, GroupDef, HostAddress, HostDef, IpSetDef,
     IpSetEntry, IpSetOp, Policy, PostureCondition, PostureDef, RouteApprover, Selector,
     ServiceApprover, Spanned, TagOwnerDef,
@@ -662,21 +666,7 @@ impl<'s> Lowerer<'s> {
             let texts = self.strings(Some(&m.value), &path, "an array of conditions");
             let conditions = texts
                 .into_iter()
-                .filter_map(|t| {
-                    let parsed = parse_posture_condition(&t.value);
-                    if parsed.is_none() {
-                        self.error(
-                            "aclc::invalid_posture",
-                            t.span,
-                            format!("invalid posture condition {}", quote(&t.value)),
-                        )
-                        .help = Some(
-                            "a condition is `attribute operator value`, e.g. `node:os IN ['macos', 'linux']`"
-                                .into(),
-                        );
-                    }
-                    parsed.map(|c| Spanned::new(c, t.span))
-                })
+                .filter_map(|t| self.posture_condition(t))
                 .collect();
             out.push(PostureDef {
                 name: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
@@ -740,6 +730,56 @@ impl<'s> Lowerer<'s> {
         out
     }
 
+    /// One condition of a posture: parsed, and its attribute checked against the namespaces
+    /// aclc knows (an unknown one is accepted with a warning: aclc cannot verify it).
+    fn posture_condition(&mut self, t: Spanned<String>) -> Option<Spanned<PostureCondition>> {
+        // The part of the condition a message points at (the whole string when it has escapes
+        // and offsets into the text would be off).
+        let exact = t.span.len() == t.value.len();
+        let part = |from: usize, to: usize| if exact { t.span.sub(from, to) } else { t.span };
+        let condition = match parse_posture_condition(&t.value) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error(
+                    "aclc::invalid_posture",
+                    part(e.start, e.end),
+                    format!("invalid posture condition {}", quote(&t.value)),
+                )
+                .help = Some(e.help);
+                return None;
+            }
+        };
+        let lead = t.value.len() - t.value.trim_start().len();
+        let attribute_span = part(lead, lead + condition.attribute.len());
+        let (namespace, name) = condition
+            .attribute
+            .split_once(':')
+            .unwrap_or(("", condition.attribute.as_str()));
+        let help = match attribute_status(&condition.attribute) {
+            AttributeStatus::Known => None,
+            AttributeStatus::UnknownAttribute => Some(format!(
+                "the `{namespace}:` attributes aclc knows are {}; aclc cannot verify `{name}`, so check its spelling",
+                known_attributes(namespace)
+            )),
+            AttributeStatus::UnknownNamespace(Some(like)) => Some(format!(
+                "aclc does not know the namespace `{namespace}:` and cannot verify it; did you mean `{like}:`?"
+            )),
+            AttributeStatus::UnknownNamespace(None) => Some(format!(
+                "aclc does not know the namespace `{namespace}:` and cannot verify it; known namespaces are node, ip, {}",
+                OPEN_NAMESPACES.join(", ")
+            )),
+        };
+        if let Some(help) = help {
+            self.warning(
+                "aclc::unknown_posture_attribute",
+                attribute_span,
+                format!("unknown posture attribute {}", quote(&condition.attribute)),
+            )
+            .help = Some(help);
+        }
+        Some(Spanned::new(condition, t.span))
+    }
+
     /// `ipsets`.
     fn ipsets(&mut self, v: &Value) -> Vec<IpSetDef> {
         let Some(members) = v.as_object() else {
@@ -785,37 +825,13 @@ impl<'s> Lowerer<'s> {
     }
 }
 
-/// Read `attribute operator value`.
-fn parse_posture_condition(text: &str) -> Option<PostureCondition> {
-    let text = text.trim();
-    let (attribute, rest) = text.split_once(char::is_whitespace)?;
-    let rest = rest.trim();
-    let upper = rest.to_uppercase();
-    for op in ["IS SET", "NOT SET"] {
-        if upper == op {
-            return Some(PostureCondition {
-                attribute: attribute.to_string(),
-                operator: op.to_string(),
-                value: String::new(),
-                text: text.to_string(),
-            });
-        }
-    }
-    for op in ["NOT IN", "IN", "==", "!=", "<=", ">=", "<", ">"] {
-        if upper.starts_with(op) {
-            let value = rest.get(op.len()..).unwrap_or("").trim();
-            if value.is_empty() {
-                return None;
-            }
-            return Some(PostureCondition {
-                attribute: attribute.to_string(),
-                operator: op.to_string(),
-                value: value.to_string(),
-                text: text.to_string(),
-            });
-        }
-    }
-    None
+/// The documented attributes of a namespace, for a warning's help.
+fn known_attributes(namespace: &str) -> String {
+    let list = match namespace {
+        "node" => NODE_ATTRIBUTES,
+        _ => IP_ATTRIBUTES,
+    };
+    list.join(", ")
 }
 
 /// A string in double quotes, escaped as Go's `%q` does for the common cases.
@@ -834,16 +850,5 @@ mod tests {
         assert_eq!(closest("acl", &known), Some("acls"));
         assert_eq!(closest("tagowner", &known), Some("tagOwners"));
         assert_eq!(closest("zzzzzzzz", &known), None);
-    }
-
-    #[test]
-    fn posture_conditions() {
-        let c = parse_posture_condition("node:os IN ['macos', 'linux']");
-        assert_eq!(c.as_ref().map(|c| c.operator.as_str()), Some("IN"));
-        let c = parse_posture_condition("node:tsVersion >= '1.40'");
-        assert_eq!(c.as_ref().map(|c| c.value.as_str()), Some("'1.40'"));
-        let c = parse_posture_condition("custom:x IS SET");
-        assert_eq!(c.as_ref().map(|c| c.operator.as_str()), Some("IS SET"));
-        assert!(parse_posture_condition("nonsense").is_none());
     }
 }

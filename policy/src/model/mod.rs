@@ -8,6 +8,7 @@
 
 mod alias;
 mod ports;
+mod posture;
 mod proto;
 mod ssh;
 
@@ -15,6 +16,11 @@ pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{is_synced_group, Alias, AliasError, Autogroup, Selector};
 pub(crate) use ports::quote as quote_go;
 pub use ports::{parse_port_list, PortError, PortRange};
+pub use posture::{
+    attribute_status, compare_versions, parse_condition as parse_posture_condition,
+    AttributeStatus, PostureCondition, PostureOperator, PostureSyntaxError, PostureValue,
+    IP_ATTRIBUTES, NODE_ATTRIBUTES, OPEN_NAMESPACES,
+};
 pub use proto::{IpProtoPorts, Protocol};
 pub use ssh::{CheckPeriod, GoDuration, SshAction, SshUser};
 
@@ -450,17 +456,14 @@ pub struct PostureDef {
     pub conditions: Vec<Spanned<PostureCondition>>,
 }
 
-/// One posture condition, e.g. `node:os IN ['macos', 'linux']`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PostureCondition {
-    /// The attribute (`node:os`, `custom:foo`, ...).
-    pub attribute: String,
-    /// The operator: `==`, `!=`, `<`, `<=`, `>`, `>=`, `IN`, `NOT IN`, `IS SET`, `NOT SET`.
-    pub operator: String,
-    /// The right-hand side as written (empty for `IS SET` / `NOT SET`).
-    pub value: String,
-    /// The whole condition as written.
-    pub text: String,
+impl PostureDef {
+    /// True if a device whose attribute values `attribute` looks up satisfies every condition
+    /// (kb/1288: the conditions of a posture are ANDed).
+    pub fn holds<'v>(&self, attribute: impl Fn(&str) -> Option<&'v serde_json::Value>) -> bool {
+        self.conditions
+            .iter()
+            .all(|c| c.value.holds(attribute(&c.value.attribute)))
+    }
 }
 
 /// One entry of `attrConfig`: how a custom device attribute (`custom:name`) may be set and
