@@ -192,9 +192,22 @@ fn ip_pool_containing_a_reserved_range() {
         .is_some_and(|r| !r.is_empty()));
 }
 
+/// Tailscale's policy for new tailnets, its examples switched on (postures with a bare
+/// boolean attribute, a default posture, an empty app connector list).
+#[test]
+fn tailscales_default_policy() {
+    // Valid; the only word is that the example tag is used by no rule.
+    assert_eq!(
+        diagnostics("default-policy.hujson"),
+        [("warning".into(), "aclc::unused_tag".into())]
+    );
+    tests_pass("default-policy.hujson");
+}
+
 #[test]
 fn without_an_inventory_every_feature_policy_checks_clean() {
     for policy in [
+        "default-policy.hujson",
         "app-connectors.hujson",
         "synced-groups.hujson",
         "api-fields.hujson",
