@@ -11,15 +11,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Output;
 
-use common::{aclc_in, examples, json, stderr, stdout};
+use common::{aclc_in, features, json, stderr, stdout};
 use serde_json::{json, Value};
-
-fn features() -> PathBuf {
-    examples().join("../features")
-}
 
 /// `aclc COMMAND POLICY --inventory tailnet.json EXTRA...` in `testdata/features/`.
 fn run(command: &str, policy: &str, extra: &[&str]) -> Output {

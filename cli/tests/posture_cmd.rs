@@ -10,15 +10,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{aclc_in, file, json, stderr, stdout};
+use common::{aclc_in, features, file, json, stderr, stdout};
 use serde_json::{json, Value};
-
-fn features() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/features")
-}
 
 /// `aclc COMMAND postures.hujson --inventory posture-inventory.json EXTRA...` in the features
 /// folder.

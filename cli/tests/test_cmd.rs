@@ -240,7 +240,7 @@ fn no_tests_is_a_pass() {
 /// kb/1103. The vacuous denials pass with a warning, never a failure.
 #[test]
 fn accepted_test_semantics_pass_with_warnings() {
-    let features = examples().join("../features");
+    let features = common::features();
     let args = |command: &'static str, extra: &[&'static str]| {
         let mut all = vec![
             command,

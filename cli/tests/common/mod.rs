@@ -21,6 +21,12 @@ pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/examples")
 }
 
+/// `testdata/features`: policies of the language features real policies use, and their
+/// inventories.
+pub fn features() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/features")
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
