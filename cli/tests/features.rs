@@ -212,3 +212,30 @@ fn without_an_inventory_every_feature_policy_checks_clean() {
         assert_eq!(o.status.code(), Some(0), "{policy}: {}", stderr(&o));
     }
 }
+
+/// tailscale/hujson refuses a `//` comment that reaches the end of the input without a
+/// newline (`parsing comment: unexpected EOF`); every command refuses the policy with that
+/// text and a help saying how to fix it.
+#[test]
+fn comment_at_the_end_without_a_newline_is_refused() {
+    for command in ["check", "compile", "test"] {
+        let o = run(command, "comment-at-eof.hujson", &[]);
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", stderr(&o));
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            text.contains("parsing comment: unexpected EOF"),
+            "{command}: {text}"
+        );
+    }
+    let o = aclc_in(
+        &features(),
+        &["check", "comment-at-eof.hujson", "--format", "json"],
+        None,
+    );
+    let d = &json(&o)["diagnostics"][0];
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert!(d["help"].as_str().unwrap().contains("newline"), "{d}");
+}
