@@ -33,5 +33,7 @@ mod ssh;
 pub use compiled::DEFAULT_CONTROL_URL;
 pub use policytest::{run_tests, TestReport};
 
-pub mod matcher;
-pub use matcher::{Matcher, ReferenceMatcher};
+/// The node-side matcher, its own crate (`aclc-matcher`) so a node that only enforces filters
+/// needs nothing of the policy language; re-exported for callers of the compiler.
+pub use aclc_matcher as matcher;
+pub use aclc_matcher::{Matcher, ReferenceMatcher};

@@ -1,6 +1,6 @@
-//! The wire format: Tailscale's `FilterRule` JSON (Go's default encoding, PascalCase keys,
-//! empty fields left out) and the per-node document of the conformance corpus, as serde types
-//! that round-trip.
+//! The wire format: Tailscale's SSH rules and the per-node document of the conformance corpus,
+//! as serde types that round-trip; the packet filter types come from `aclc-matcher`, the node
+//! side, and are re-exported here.
 //!
 //! Strings are `Arc<str>` so a compiled policy can hand the same address strings and source
 //! lists to every node without copying them.
@@ -10,47 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A list of shared strings, e.g. the `SrcIPs` of a rule, shared by every node that gets it.
-pub type Strings = Arc<[Arc<str>]>;
-
-/// A capability map: capability name -> JSON values (`null` for the companion capabilities).
-pub type CapMap = BTreeMap<String, serde_json::Value>;
-
-/// One packet filter rule (`tailcfg.FilterRule`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FilterRule {
-    /// Source addresses: bare IPs, CIDRs, `first-last` ranges or `*`.
-    #[serde(rename = "SrcIPs", default = "empty_strings")]
-    pub src_ips: Strings,
-    /// Destinations with port ranges (network rules).
-    #[serde(
-        rename = "DstPorts",
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_default"
-    )]
-    pub dst_ports: Vec<NetPortRange>,
-    /// IP protocol numbers; empty means Tailscale's default set (TCP, UDP, ICMP).
-    #[serde(
-        rename = "IPProto",
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_default"
-    )]
-    pub ip_proto: Vec<u8>,
-    /// Application capabilities granted (application rules).
-    #[serde(
-        rename = "CapGrant",
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_default"
-    )]
-    pub cap_grant: Vec<CapGrant>,
-}
-
-fn empty_strings() -> Strings {
-    Arc::from(Vec::new())
-}
+pub use aclc_matcher::wire::{CapGrant, CapMap, FilterRule, NetPortRange, Ports, Strings};
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -58,39 +18,6 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// A destination and its ports (`tailcfg.NetPortRange`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetPortRange {
-    /// Bare IP, CIDR, `first-last` range or `*`.
-    #[serde(rename = "IP")]
-    pub ip: Arc<str>,
-    /// The ports.
-    #[serde(rename = "Ports")]
-    pub ports: Ports,
-}
-
-/// An inclusive port range (`tailcfg.PortRange`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Ports {
-    /// First port.
-    #[serde(rename = "First")]
-    pub first: u16,
-    /// Last port.
-    #[serde(rename = "Last")]
-    pub last: u16,
-}
-
-/// Capabilities granted on some destinations (`tailcfg.CapGrant`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CapGrant {
-    /// Destination prefixes (`a/32`, `a/128`, or a route prefix).
-    #[serde(rename = "Dsts")]
-    pub dsts: Vec<Arc<str>>,
-    /// The capabilities.
-    #[serde(rename = "CapMap")]
-    pub cap_map: Arc<CapMap>,
 }
 
 /// One Tailscale SSH rule (`tailcfg.SSHRule`, lowerCamel JSON keys): who may log in
@@ -300,36 +227,4 @@ pub struct PeerOutput {
 pub struct CompileOutput {
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeOutput>,
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn filter_rule_json_matches_tailscale() {
-        let rule = FilterRule {
-            src_ips: Arc::from(vec![Arc::from("100.64.0.1")]),
-            dst_ports: vec![NetPortRange {
-                ip: Arc::from("*"),
-                ports: Ports {
-                    first: 0,
-                    last: 65535,
-                },
-            }],
-            ip_proto: vec![6],
-            cap_grant: Vec::new(),
-        };
-        let json = serde_json::to_string(&rule).unwrap();
-        assert_eq!(
-            json,
-            r#"{"SrcIPs":["100.64.0.1"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}],"IPProto":[6]}"#
-        );
-        let back: FilterRule = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, rule);
-        let with_nulls: FilterRule =
-            serde_json::from_str(r#"{"SrcIPs":["*"],"DstPorts":null,"IPProto":null}"#).unwrap();
-        assert!(with_nulls.dst_ports.is_empty() && with_nulls.ip_proto.is_empty());
-    }
 }

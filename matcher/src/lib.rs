@@ -1,7 +1,7 @@
 //! The node-side packet filter: does this node accept this flow, and by which rule?
 //!
-//! A node receives its packet filter as a list of Tailscale `FilterRule`s (wire JSON, what
-//! [`crate::Compiled`] emits). This module reads that list the way the Tailscale client does
+//! A node receives its packet filter as a list of Tailscale `FilterRule`s ([`wire`] types;
+//! the JSON `aclc-compiler` emits, as Tailscale's control server does). This module reads that list the way the Tailscale client does
 //! (`wgengine/filter/tailcfg.go:MatchesFromFilterRules`: a bad entry is skipped and reported,
 //! the rest of the filter stays in force) into [`ParsedRules`], and answers questions about
 //! flows with the client's semantics (`wgengine/filter/filter.go:RunIn`):
@@ -20,8 +20,8 @@
 //! reason it was refused. `cap:` sources are resolved through a caller-supplied
 //! [`CapabilityLookup`], and `CapGrant` rules answer [`FlowFilter::app_capabilities`].
 //!
-//! How the fast tables are laid out, and what they cost, is written up in `INTERNALS.md`
-//! beside this file.
+//! How the fast tables are laid out, and what they cost, is written up in the crate's
+//! `INTERNALS.md`.
 
 mod fast;
 mod flowcache;
@@ -29,6 +29,7 @@ mod intervals;
 mod parse;
 mod reference;
 mod sets;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -580,3 +581,8 @@ const _: () = {
     assert_send_sync::<Verdict>();
     assert_send_sync::<Flow>();
 };
+
+/// The README's example, compiled and run as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;
