@@ -1,7 +1,7 @@
 //! Compile time of the `medium` workload (10,000 nodes, 1,000 rules): the shared compile, and
 //! the compile plus every node's view (filter rules and peer set), with peak memory reported.
 //!
-//! The workload comes from the seeded generator (`shared/bench/gen_workload.py --preset medium
+//! The workload comes from the seeded generator (`testdata/bench/gen_workload.py --preset medium
 //! --seed 1`): set `ACLC_BENCH_DIR` to a directory holding `medium/`, or let the bench generate
 //! it under `target/bench-workloads`. Without the generator the bench says so and skips.
 #![allow(

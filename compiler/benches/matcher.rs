@@ -3,7 +3,7 @@
 //!
 //! Groups (ids are stable so runs can be compared):
 //! - `matcher/sample`: `aclc/allowed`, `aclc/denied`, `tailscale-rs/allowed`,
-//!   `tailscale-rs/denied` on `shared/bench/sample_filter.json`;
+//!   `tailscale-rs/denied` on `testdata/bench/sample_filter.json`;
 //! - `matcher/generated`: `aclc/{allowed,denied,hot}` and `tailscale-rs/{allowed,denied,hot}`
 //!   on the filter of the node with the most source entries in the `large` workload (100k
 //!   nodes), compiled by [`aclc_compiler::compile`];
@@ -18,7 +18,7 @@
 //! `ACLC_BENCH_SUBJECTS=sample` (a comma-separated list of `sample`, `generated`,
 //! `prefixes-100k`) limits the filters for a quick run; the sample filter is always loaded.
 //!
-//! The workload comes from the seeded generator (`shared/bench/gen_workload.py --preset large
+//! The workload comes from the seeded generator (`testdata/bench/gen_workload.py --preset large
 //! --seed 1 --flows 100000`): set `ACLC_BENCH_DIR` to a directory holding `large/`, or let the
 //! bench generate it under `target/bench-workloads`. Without the generator the generated
 //! groups are skipped with a message.
@@ -48,9 +48,6 @@ use support::load_workload;
 
 const PRESET: &str = "large";
 
-fn shared_bench() -> PathBuf {
-    aclc_testkit::workspace_root().join("../shared/bench")
-}
 
 /// The workload's directory (generated with 100,000 flows if missing), or `None` after saying
 /// why.
@@ -398,8 +395,8 @@ fn contains(entry: &str, addr: IpAddr) -> bool {
 
 /// The sample filter, with every non-`*` destination as the node's addresses.
 fn sample() -> Subject {
-    let json = std::fs::read_to_string(shared_bench().join("sample_filter.json"))
-        .expect("shared/bench/sample_filter.json");
+    let json = std::fs::read_to_string(aclc_testkit::workloads::bench_data().join("sample_filter.json"))
+        .expect("testdata/bench/sample_filter.json");
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut addresses: Vec<IpAddr> = value
         .as_array()

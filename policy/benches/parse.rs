@@ -1,7 +1,7 @@
 //! Parse time of the HuJSON parser against `serde_json::Value` on the same policy, with the
 //! comments and trailing commas blanked out so `serde_json` can read it.
 //!
-//! Workloads come from the seeded generator (`shared/bench/gen_workload.py`): set
+//! Workloads come from the seeded generator (`testdata/bench/gen_workload.py`): set
 //! `ACLC_BENCH_DIR` to a directory holding `large/policy.hujson` and `huge/policy.hujson`, or let
 //! the bench generate them under `target/bench-workloads`.
 #![allow(
