@@ -279,7 +279,17 @@ fn human_rule(out: &mut String, n: usize, rule: &FilterRule) {
 }
 
 fn human_ssh_rule(out: &mut String, n: usize, rule: &SshRule) {
-    let sources: Vec<&str> = rule.principals.iter().map(|p| &*p.node_ip).collect();
+    let sources: Vec<&str> = rule
+        .principals
+        .iter()
+        .map(|p| {
+            p.node_ip
+                .as_deref()
+                .or(p.user_login.as_deref())
+                .or(p.node.as_deref())
+                .unwrap_or(if p.any { "*" } else { "?" })
+        })
+        .collect();
     let from = first_few(&sources);
     let action = if rule.action.is_check() {
         "check"

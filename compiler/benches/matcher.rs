@@ -48,7 +48,6 @@ use support::load_workload;
 
 const PRESET: &str = "large";
 
-
 /// The workload's directory (generated with 100,000 flows if missing), or `None` after saying
 /// why.
 fn workload_dir(preset: &str) -> Option<PathBuf> {
@@ -395,8 +394,9 @@ fn contains(entry: &str, addr: IpAddr) -> bool {
 
 /// The sample filter, with every non-`*` destination as the node's addresses.
 fn sample() -> Subject {
-    let json = std::fs::read_to_string(aclc_testkit::workloads::bench_data().join("sample_filter.json"))
-        .expect("testdata/bench/sample_filter.json");
+    let json =
+        std::fs::read_to_string(aclc_testkit::workloads::bench_data().join("sample_filter.json"))
+            .expect("testdata/bench/sample_filter.json");
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut addresses: Vec<IpAddr> = value
         .as_array()

@@ -403,6 +403,7 @@ impl LoweredRule {
         out.push(NodeSshRule {
             policy_index: self.index,
             rule: SshRule {
+                rule_expires: None,
                 principals,
                 ssh_users: users,
                 action: self.action.clone(),
@@ -458,12 +459,8 @@ fn localpart_map(login: &str, domains: &[String]) -> Option<Arc<BTreeMap<String,
 /// One principal per address of a device.
 fn principals_of(node: &NodeInfo) -> [SshPrincipal; 2] {
     [
-        SshPrincipal {
-            node_ip: node.v4_text.clone(),
-        },
-        SshPrincipal {
-            node_ip: node.v6_text.clone(),
-        },
+        SshPrincipal::node_ip(node.v4_text.clone()),
+        SshPrincipal::node_ip(node.v6_text.clone()),
     ]
 }
 

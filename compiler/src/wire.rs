@@ -27,6 +27,13 @@ where
 /// many nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshRule {
+    /// When the rule stops applying (RFC 3339), if ever.
+    #[serde(
+        rename = "ruleExpires",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rule_expires: Option<String>,
     /// Connecting devices, one entry per address; any entry matching admits the connection.
     pub principals: Arc<[SshPrincipal]>,
     /// Requested login -> local user: `*` is any other login, `=` means the same name, and
@@ -57,19 +64,57 @@ fn null_env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[St
     Ok(Option::<Arc<[String]>>::deserialize(deserializer)?.unwrap_or_else(empty_env))
 }
 
-/// Who an SSH rule admits (`tailcfg.SSHPrincipal`); the control plane names devices by
-/// address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Who an SSH rule admits (`tailcfg.SSHPrincipal`): a principal matches when any of its set
+/// fields does. Tailscale's control plane names devices by address (`nodeIP`), which is what
+/// aclc emits; the other forms are read and written back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct SshPrincipal {
+    /// A node's stable id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<Arc<str>>,
     /// A Tailscale address of the connecting device.
-    #[serde(rename = "nodeIP")]
-    pub node_ip: Arc<str>,
+    #[serde(rename = "nodeIP", default, skip_serializing_if = "Option::is_none")]
+    pub node_ip: Option<Arc<str>>,
+    /// The login of the connecting user.
+    #[serde(rename = "userLogin", default, skip_serializing_if = "Option::is_none")]
+    pub user_login: Option<Arc<str>>,
+    /// Any connecting device.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub any: bool,
+    /// Unused by clients since Tailscale 1.x; kept so a rule round-trips.
+    #[serde(rename = "pubKeys", default, skip_serializing_if = "Vec::is_empty")]
+    pub pub_keys: Vec<String>,
+}
+
+impl SshPrincipal {
+    /// The principal naming a device by one of its addresses.
+    pub fn node_ip(ip: Arc<str>) -> SshPrincipal {
+        SshPrincipal {
+            node_ip: Some(ip),
+            ..SshPrincipal::default()
+        }
+    }
+
+    /// True if a connection from `ip`, by `login` when known, matches.
+    pub fn admits(&self, ip: std::net::IpAddr, login: Option<&str>) -> bool {
+        self.any
+            || self
+                .node_ip
+                .as_deref()
+                .and_then(|t| t.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|p| p == ip)
+            || login.is_some_and(|l| self.user_login.as_deref() == Some(l))
+    }
 }
 
 /// What an SSH rule does (`tailcfg.SSHAction`); flags that are off are left out, as Go's
 /// `omitempty` does.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SshAction {
+    /// How long an admitted session may last, in nanoseconds (Go's `time.Duration`); 0: no
+    /// limit.
+    #[serde(rename = "sessionDuration", default, skip_serializing_if = "is_zero")]
+    pub session_duration: i64,
     /// Admit the session.
     #[serde(default, skip_serializing_if = "is_false")]
     pub accept: bool,
@@ -181,6 +226,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 /// What one node receives, in the shape of the conformance corpus' `expect.nodes.<name>`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NodeOutput {
@@ -227,4 +276,72 @@ pub struct PeerOutput {
 pub struct CompileOutput {
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeOutput>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An SSH policy in the shape Tailscale's Go types marshal (`tailcfg.SSHRule`,
+    /// `SSHPrincipal`, `SSHAction`, `SSHRecorderFailureAction`), every field set: it reads and
+    /// writes back unchanged.
+    #[test]
+    fn ssh_rules_round_trip_every_field() {
+        let go = serde_json::json!([
+            {
+                "ruleExpires": "2026-12-31T23:59:59Z",
+                "principals": [
+                    {"node": "nStable1CNTRL"},
+                    {"nodeIP": "100.64.0.1"},
+                    {"userLogin": "alice@example.com"},
+                    {"any": true},
+                    {"nodeIP": "fd7a:115c:a1e0::1", "pubKeys": ["ssh-ed25519 AAAA"]}
+                ],
+                "sshUsers": {"*": "=", "root": ""},
+                "action": {
+                    "message": "Session recording is required",
+                    "reject": true,
+                    "accept": true,
+                    "sessionDuration": 3600000000000i64,
+                    "allowAgentForwarding": true,
+                    "holdAndDelegate": "https://unused/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID",
+                    "allowLocalPortForwarding": true,
+                    "allowRemotePortForwarding": true,
+                    "recorders": ["100.64.1.9:80", "[fd7a:115c:a1e0::9]:80"],
+                    "onRecordingFailure": {
+                        "RejectSessionWithMessage": "cannot record",
+                        "TerminateSessionWithMessage": "recording stopped",
+                        "NotifyURL": "https://unused/notify"
+                    }
+                },
+                "acceptEnv": ["GIT_*", "LANG"]
+            }
+        ]);
+        let rules: Vec<SshRule> = serde_json::from_value(go.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&rules).unwrap(), go);
+        let rule = &rules[0];
+        let ip = "100.64.0.1".parse().unwrap();
+        assert!(rule.principals[1].admits(ip, None));
+        assert!(!rule.principals[0].admits(ip, None));
+        assert!(rule.principals[2].admits(ip, Some("alice@example.com")));
+        assert!(rule.principals[3].admits("10.0.0.1".parse().unwrap(), None));
+        assert_eq!(rule.action.session_duration, 3_600_000_000_000);
+    }
+
+    /// What aclc emits leaves out every field Go's `omitempty` would.
+    #[test]
+    fn emitted_ssh_rule_is_minimal() {
+        let rule = SshRule {
+            rule_expires: None,
+            principals: Arc::from(vec![SshPrincipal::node_ip(Arc::from("100.64.0.1"))]),
+            ssh_users: Arc::new(BTreeMap::from([("root".to_string(), "root".to_string())])),
+            action: SshAction::accept(),
+            accept_env: Arc::from(Vec::new()),
+        };
+        assert_eq!(
+            serde_json::to_string(&rule).unwrap(),
+            r#"{"principals":[{"nodeIP":"100.64.0.1"}],"sshUsers":{"root":"root"},"action":{"accept":true,"allowAgentForwarding":true,"allowLocalPortForwarding":true,"allowRemotePortForwarding":true}}"#
+        );
+    }
 }

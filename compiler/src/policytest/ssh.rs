@@ -217,11 +217,11 @@ impl Runner<'_> {
                 .or_insert_with(|| compiled.node_ssh_rules(dst)),
         };
         for rule in rules.iter() {
-            let admits_source = rule.rule.principals.iter().any(|p| {
-                p.node_ip
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| addrs.contains(&ip))
-            });
+            let admits_source = rule
+                .rule
+                .principals
+                .iter()
+                .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
             if !admits_source || local_user(&rule.rule.ssh_users, login).is_none() {
                 continue;
             }
