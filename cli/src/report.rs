@@ -20,7 +20,7 @@ pub(crate) enum Format {
 /// True when colour should be used on a stream: it is a terminal and `NO_COLOR` is unset or
 /// empty (<https://no-color.org>).
 pub(crate) fn use_colour(stream: &impl IsTerminal) -> bool {
-    stream.is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Renders diagnostics for a terminal or a log.

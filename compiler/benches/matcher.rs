@@ -558,7 +558,7 @@ fn bench(c: &mut Criterion) {
     let wants = |name: &str| {
         wanted
             .as_deref()
-            .map_or(true, |w| w.split(',').any(|n| n == name))
+            .is_none_or(|w| w.split(',').any(|n| n == name))
     };
     let sample = sample();
     let generated = if wants("generated") {

@@ -178,7 +178,7 @@ fn prefix_len(a: u128, b: u128, bits: u32) -> Option<u8> {
     if size == 0 {
         return (bits == 128 && a == 0).then_some(0);
     }
-    if !size.is_power_of_two() || a % size != 0 {
+    if !size.is_power_of_two() || !a.is_multiple_of(size) {
         return None;
     }
     let host_bits = size.trailing_zeros();
@@ -224,7 +224,7 @@ fn union<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     for (first, last) in all {
         match out.last_mut() {
             // Merge overlapping or adjacent ranges.
-            Some(prev) if prev.1.next().map_or(true, |n| n >= first) => {
+            Some(prev) if prev.1.next().is_none_or(|n| n >= first) => {
                 if last > prev.1 {
                     prev.1 = last;
                 }

@@ -678,7 +678,7 @@ impl Inventory {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut vips: HashMap<IpAddr, usize> = HashMap::new();
         for (i, svc) in self.services.iter().enumerate() {
-            if svc.name.strip_prefix("svc:").map_or(true, str::is_empty) {
+            if svc.name.strip_prefix("svc:").is_none_or(str::is_empty) {
                 err(
                     K::InvalidService,
                     format!("services[{i}].name: invalid service name \"{}\" (services look like \"svc:name\")", svc.name),
@@ -797,7 +797,7 @@ impl Inventory {
             }
             let mut seen_tags = HashSet::new();
             for (j, tag) in node.tags.iter().enumerate() {
-                if tag.strip_prefix("tag:").map_or(true, str::is_empty) {
+                if tag.strip_prefix("tag:").is_none_or(str::is_empty) {
                     err(
                         K::InvalidTag,
                         format!("nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"),

@@ -294,7 +294,7 @@ impl PeerIndex {
         let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
         let mut seen = HashSet::new();
         for &(s, d) in item_sets.iter().flatten() {
-            let empty = |x: u32| b.sets.get(x as usize).map_or(true, Vec::is_empty);
+            let empty = |x: u32| b.sets.get(x as usize).is_none_or(Vec::is_empty);
             if empty(s) || empty(d) || !seen.insert((s, d)) {
                 continue;
             }

@@ -223,7 +223,7 @@ impl SshLowered {
                             .iter()
                             .filter_map(|&(id, count)| Some((table.get(id)?, count)))
                             .flat_map(|(node, count)| {
-                                std::iter::repeat(principals_of(node)).take(count).flatten()
+                                std::iter::repeat_n(principals_of(node), count).flatten()
                             })
                             .collect()
                     })

@@ -350,7 +350,7 @@ impl Matcher {
                 let by_capability =
                     self.first_cap_rule(family, by_address, flow.src, capabilities, |rule| {
                         self.sets.contains(ports, rule)
-                            && protos.map_or(true, |protos| self.sets.contains(protos, rule))
+                            && protos.is_none_or(|protos| self.sets.contains(protos, rule))
                     });
                 match (by_capability, by_address) {
                     (Some(rule), _) => Some((rule, RuleMatch::Capability)),
