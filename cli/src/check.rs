@@ -7,9 +7,13 @@ use aclc_compiler::Inventory;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::Serialize;
 
-use crate::input::{parse_policy, read_inventory, read_policy, ParsedPolicy, PolicyFile};
+use crate::input::{
+    is_stdin, parse_policy, read_inventory, read_policy, InputLimits, ParsedPolicy, PolicyFile,
+    STDIN_TWICE,
+};
 use crate::report::{
-    input_error, print_json, summary, use_colour, Format, HumanRenderer, JsonDiagnostic,
+    capped, hidden_line, input_error, print_json, summary, use_colour, Format, HumanRenderer,
+    JsonDiagnostic, DEFAULT_MAX_DIAGNOSTICS,
 };
 use crate::{EXIT_INVALID, EXIT_OK};
 
@@ -21,13 +25,19 @@ pub(crate) struct CheckArgs {
     policies: Vec<PathBuf>,
     /// Node inventory (JSON) whose users and tailnet domain the policy is checked against;
     /// with it, the policy's `tests` and `sshTests` run too (a failing one refuses the
-    /// policy, as Tailscale does).
+    /// policy, as Tailscale does). `-` reads standard input.
     #[arg(long, value_name = "INVENTORY")]
     inventory: Option<PathBuf>,
     /// Output format: `human` renders diagnostics on stderr, `json` prints one document on
     /// stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Human output renders at most this many diagnostics per file, errors first (0: all);
+    /// the summary still counts every one. JSON output always lists them all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
+    max_diagnostics: usize,
+    #[command(flatten)]
+    limits: InputLimits,
 }
 
 /// What checking one policy found.
@@ -47,10 +57,16 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
     if stdin_uses > 1 {
         return input_error(args.format, "standard input (`-`) can be checked only once");
     }
-    let mut options = Options::default();
+    if stdin_uses > 0 && args.inventory.as_deref().is_some_and(is_stdin) {
+        return input_error(args.format, STDIN_TWICE);
+    }
+    let mut options = Options {
+        limits: args.limits.policy_limits(),
+        ..Options::default()
+    };
     let mut inventory = None;
     if let Some(path) = &args.inventory {
-        match read_inventory(path) {
+        match read_inventory(path, &args.limits) {
             Ok(found) => {
                 options.context = found.policy_context();
                 inventory = Some(found);
@@ -60,7 +76,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
     }
     let mut files = Vec::with_capacity(args.policies.len());
     for path in &args.policies {
-        match read_policy(path) {
+        match read_policy(path, &args.limits) {
             Ok(file) => files.push(file),
             Err(message) => return input_error(args.format, &message),
         }
@@ -70,7 +86,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         .map(|f| check_file(f, &options, inventory.as_ref()))
         .collect();
     match args.format {
-        Format::Human => print_human(&results),
+        Format::Human => print_human(&results, args.max_diagnostics),
         Format::Json => print_json_results(&results),
     }
     if results.iter().all(|r| r.valid) {
@@ -105,14 +121,18 @@ fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory
     }
 }
 
-fn print_human(results: &[FileResult]) {
+fn print_human(results: &[FileResult], max_diagnostics: usize) {
     let stderr = std::io::stderr();
     let renderer = HumanRenderer::new(use_colour(&stderr));
-    let mut out = stderr.lock();
+    let mut out = std::io::BufWriter::new(stderr.lock());
     // Write errors (a closed pipe) are not worth a different exit status.
     for result in results {
-        for diagnostic in &result.diagnostics {
+        let (shown, hidden) = capped(&result.diagnostics, max_diagnostics);
+        for diagnostic in shown {
             let _ = writeln!(out, "{}", renderer.render(diagnostic, &result.source));
+        }
+        if hidden > 0 {
+            let _ = writeln!(out, "{}", hidden_line(result.source.name(), hidden));
         }
         let _ = writeln!(
             out,

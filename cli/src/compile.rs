@@ -7,11 +7,14 @@ use std::path::PathBuf;
 
 use aclc_compiler::wire::{FilterRule, SshRule};
 use aclc_compiler::{compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
+use aclc_policy::snippet::escape;
 use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
 
-use crate::input::read_inputs;
-use crate::report::{eprint_diagnostics, input_error, print_json, Format, JsonError};
+use crate::input::{read_inputs, InputLimits};
+use crate::report::{
+    eprint_diagnostics, input_error, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS,
+};
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Arguments of `aclc compile`.
@@ -20,9 +23,16 @@ pub(crate) struct CompileArgs {
     /// Policy file (HuJSON or JSON); `-` reads standard input.
     #[arg(value_name = "POLICY")]
     policy: PathBuf,
-    /// Node inventory (JSON): users, nodes, registration order, tailnet.
+    /// Node inventory (JSON): users, nodes, registration order, tailnet; `-` reads standard
+    /// input.
     #[arg(long, value_name = "INVENTORY")]
     inventory: PathBuf,
+    /// Human output renders at most this many diagnostics of a refused policy, errors first
+    /// (0: all). JSON output always lists them all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
+    max_diagnostics: usize,
+    #[command(flatten)]
+    limits: InputLimits,
     /// Only this node (repeatable); default: every node.
     #[arg(long = "node", value_name = "NAME")]
     nodes: Vec<String>,
@@ -42,16 +52,21 @@ struct JsonRefusal {
 
 /// Run `aclc compile`; returns the exit status (0 compiled, 2 policy refused, 1 otherwise).
 pub(crate) fn run(args: &CompileArgs) -> u8 {
-    let (inventory, source, checked) =
-        match read_inputs(&args.policy, &args.inventory, args.format, refused) {
-            Ok(inputs) => inputs,
-            Err(status) => return status,
-        };
+    let (inventory, source, checked) = match read_inputs(
+        &args.policy,
+        &args.inventory,
+        &args.limits,
+        args.format,
+        |source, found| refused(args.format, args.max_diagnostics, source, found),
+    ) {
+        Ok(inputs) => inputs,
+        Err(status) => return status,
+    };
     if args.format == Format::Human && !checked.warnings.is_empty() {
         let n = checked.warnings.len();
         eprintln!(
             "{}: {n} warning{} (`aclc check` shows them)",
-            source.name(),
+            escape(source.name()),
             plural(n)
         );
     }
@@ -67,7 +82,12 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
         for result in report.warnings() {
             let at = source.line_col(result.span.start as usize);
             if let Some(warning) = &result.warning {
-                eprintln!("{}:{}: warning: {warning}", source.name(), at.line);
+                eprintln!(
+                    "{}:{}: warning: {}",
+                    escape(source.name()),
+                    at.line,
+                    escape(warning)
+                );
             }
         }
     }
@@ -127,11 +147,14 @@ fn write_human<'a>(views: impl Iterator<Item = NodeView<'a>>) -> std::io::Result
 }
 
 /// Report a refused policy: rendered diagnostics, or the JSON error document.
-fn refused(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
+fn refused(format: Format, max: usize, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
     match format {
         Format::Human => {
-            eprint_diagnostics(diagnostics, source);
-            eprintln!("{}: policy refused, nothing compiled", source.name());
+            eprint_diagnostics(diagnostics, source, max);
+            eprintln!(
+                "{}: policy refused, nothing compiled",
+                escape(source.name())
+            );
         }
         Format::Json => {
             let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
@@ -156,8 +179,14 @@ fn tests_refused(format: Format, source: &Source, report: &aclc_compiler::TestRe
     let message = report.refusal_message(source);
     match format {
         Format::Human => {
-            eprintln!("{message}");
-            eprintln!("{}: policy refused, nothing compiled", source.name());
+            // One line per failed assertion: each line escaped, the line breaks kept.
+            for line in message.lines() {
+                eprintln!("{}", escape(line));
+            }
+            eprintln!(
+                "{}: policy refused, nothing compiled",
+                escape(source.name())
+            );
         }
         Format::Json => {
             let diagnostics = crate::test::failure_diagnostics(report, source);
@@ -172,7 +201,7 @@ fn tests_refused(format: Format, source: &Source, report: &aclc_compiler::TestRe
 /// One node as a readable block.
 fn human_node(out: &mut String, view: &NodeView<'_>) {
     let [v4, v6] = view.addresses();
-    let _ = writeln!(out, "node {}  {v4}  {v6}", view.name());
+    let _ = writeln!(out, "node {}  {v4}  {v6}", escape(view.name()));
     let served: Vec<String> = view
         .allowed_ips()
         .iter()
@@ -218,9 +247,9 @@ fn human_node(out: &mut String, view: &NodeView<'_>) {
             .map(ToString::to_string)
             .collect();
         if extra.is_empty() {
-            let _ = writeln!(out, "    {}", peer.name());
+            let _ = writeln!(out, "    {}", escape(peer.name()));
         } else {
-            let _ = writeln!(out, "    {}  via {}", peer.name(), extra.join(", "));
+            let _ = writeln!(out, "    {}  via {}", escape(peer.name()), extra.join(", "));
         }
     }
     out.push('\n');

@@ -1,8 +1,9 @@
 //! Showing diagnostics: miette's graphical rendering for people, a stable JSON shape for
 //! programs (and `check.py`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
+use aclc_policy::snippet::escape;
 use aclc_policy::{Diagnostic, Severity, Source};
 use clap::ValueEnum;
 use miette::{GraphicalReportHandler, GraphicalTheme};
@@ -55,18 +56,57 @@ impl HumanRenderer {
             out = format!(
                 "{}: {}:{}:{}: {}\n",
                 diagnostic.severity.as_str(),
-                source.name(),
+                escape(source.name()),
                 at.line,
                 at.column,
-                diagnostic.message
+                escape(&diagnostic.message)
             );
         }
         out
     }
 }
 
+/// Default of `--max-diagnostics`: enough to fix a file by, little enough to read.
+pub(crate) const DEFAULT_MAX_DIAGNOSTICS: usize = 100;
+
+/// The diagnostics human output renders when at most `max` may be (0: all): errors first,
+/// then warnings, each in source order, and the selection shown in source order; and how
+/// many are left out.
+pub(crate) fn capped(diagnostics: &[Diagnostic], max: usize) -> (Vec<&Diagnostic>, usize) {
+    if max == 0 || diagnostics.len() <= max {
+        return (diagnostics.iter().collect(), 0);
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = max.saturating_sub(errors);
+    let (mut e, mut w) = (0, 0);
+    let shown: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| {
+            let (taken, quota) = if d.is_error() {
+                (&mut e, max)
+            } else {
+                (&mut w, warnings)
+            };
+            *taken += 1;
+            *taken <= quota
+        })
+        .collect();
+    let hidden = diagnostics.len() - shown.len();
+    (shown, hidden)
+}
+
+/// `policy.hujson: 2900 more diagnostics not shown (--max-diagnostics 0 shows all)`.
+pub(crate) fn hidden_line(name: &str, hidden: usize) -> String {
+    format!(
+        "{}: … and {hidden} more diagnostic{} not shown (--max-diagnostics 0 shows all)",
+        escape(name),
+        if hidden == 1 { "" } else { "s" }
+    )
+}
+
 /// `policy.hujson: 2 errors, 1 warning`, or `policy.hujson: valid` (`valid, 1 warning`).
 pub(crate) fn summary(name: &str, diagnostics: &[Diagnostic]) -> String {
+    let name = escape(name);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
@@ -144,18 +184,26 @@ pub(crate) fn print_json(document: &impl Serialize) {
     }
 }
 
-/// Render every diagnostic on stderr, for a person.
-pub(crate) fn eprint_diagnostics(diagnostics: &[Diagnostic], source: &Source) {
-    let renderer = HumanRenderer::new(use_colour(&std::io::stderr()));
-    for diagnostic in diagnostics {
-        eprint!("{}", renderer.render(diagnostic, source));
+/// Render the diagnostics on stderr, for a person: at most `max` (0: all, see [`capped`]),
+/// then how many were left out.
+pub(crate) fn eprint_diagnostics(diagnostics: &[Diagnostic], source: &Source, max: usize) {
+    let stderr = std::io::stderr();
+    let renderer = HumanRenderer::new(use_colour(&stderr));
+    let mut out = std::io::BufWriter::new(stderr.lock());
+    let (shown, hidden) = capped(diagnostics, max);
+    // Write errors (a closed pipe) are not worth a different exit status.
+    for diagnostic in shown {
+        let _ = write!(out, "{}", renderer.render(diagnostic, source));
+    }
+    if hidden > 0 {
+        let _ = writeln!(out, "{}", hidden_line(source.name(), hidden));
     }
 }
 
 /// Report an input that could not be read at all: a message on stderr and, for JSON output,
 /// `{"valid": false, "error": {"message": ...}}` on stdout. Returns the exit status.
 pub(crate) fn input_error(format: Format, message: &str) -> u8 {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", escape(message));
     if format == Format::Json {
         println!(
             "{}",
@@ -163,4 +211,33 @@ pub(crate) fn input_error(format: Format, message: &str) -> u8 {
         );
     }
     crate::EXIT_USAGE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aclc_policy::Span;
+
+    #[test]
+    fn capping_keeps_errors_first_and_source_order() {
+        let at = |i: usize| Span::new(i, i + 1);
+        let diagnostics: Vec<Diagnostic> = (0..10)
+            .map(|i| {
+                if i == 7 || i == 9 {
+                    Diagnostic::error("aclc::e", at(i), format!("e{i}"))
+                } else {
+                    Diagnostic::warning("aclc::w", at(i), format!("w{i}"))
+                }
+            })
+            .collect();
+        let messages = |max| {
+            let (shown, hidden) = capped(&diagnostics, max);
+            let shown: Vec<&str> = shown.iter().map(|d| d.message.as_str()).collect();
+            (shown.join(" "), hidden)
+        };
+        assert_eq!(messages(3), ("w0 e7 e9".to_string(), 7));
+        assert_eq!(messages(1), ("e7".to_string(), 9));
+        assert_eq!(messages(0).1, 0);
+        assert_eq!(messages(10).1, 0);
+    }
 }

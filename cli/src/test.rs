@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
 use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
+use aclc_policy::snippet::escape;
 use aclc_policy::{Diagnostic, Source, Span};
 use serde::Serialize;
 
-use crate::input::read_inputs;
-use crate::report::{eprint_diagnostics, print_json, Format, JsonError};
+use crate::input::{read_inputs, InputLimits};
+use crate::report::{eprint_diagnostics, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS};
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Exit status of `aclc test` when some assertion failed.
@@ -22,9 +23,16 @@ pub(crate) struct TestArgs {
     /// Policy file (HuJSON or JSON); `-` reads standard input.
     #[arg(value_name = "POLICY")]
     policy: PathBuf,
-    /// Node inventory (JSON): users, nodes, registration order, tailnet.
+    /// Node inventory (JSON): users, nodes, registration order, tailnet; `-` reads standard
+    /// input.
     #[arg(long, value_name = "INVENTORY")]
     inventory: PathBuf,
+    /// Human output renders at most this many diagnostics of a refused policy, errors first
+    /// (0: all). JSON output always lists them all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
+    max_diagnostics: usize,
+    #[command(flatten)]
+    limits: InputLimits,
     /// Output format: `human` prints one line per assertion, `json` one document, both on
     /// stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -34,11 +42,16 @@ pub(crate) struct TestArgs {
 /// Run `aclc test`; returns the exit status (0 all passed, 3 some failed, 2 invalid policy,
 /// 1 usage or I/O error).
 pub(crate) fn run(args: &TestArgs) -> u8 {
-    let (inventory, source, checked) =
-        match read_inputs(&args.policy, &args.inventory, args.format, invalid) {
-            Ok(inputs) => inputs,
-            Err(status) => return status,
-        };
+    let (inventory, source, checked) = match read_inputs(
+        &args.policy,
+        &args.inventory,
+        &args.limits,
+        args.format,
+        |source, found| invalid(args.format, args.max_diagnostics, source, found),
+    ) {
+        Ok(inputs) => inputs,
+        Err(status) => return status,
+    };
     let report = run_tests(&checked.policy, &inventory);
     let written = match args.format {
         Format::Human => write_human(&report, &source),
@@ -115,11 +128,11 @@ struct JsonInvalid {
 }
 
 /// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
-fn invalid(format: Format, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
+fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
     match format {
         Format::Human => {
-            eprint_diagnostics(diagnostics, source);
-            eprintln!("{}: policy refused, no test run", source.name());
+            eprint_diagnostics(diagnostics, source, max);
+            eprintln!("{}: policy refused, no test run", escape(source.name()));
         }
         Format::Json => {
             let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
@@ -145,15 +158,15 @@ fn write_human(report: &TestReport, source: &Source) -> std::io::Result<()> {
         writeln!(
             out,
             "{mark} {}:{}: {}",
-            source.name(),
+            escape(source.name()),
             at.line,
-            result.message(source)
+            escape(&result.message(source))
         )?;
         if let Some(warning) = &result.warning {
-            writeln!(out, "  warning: {warning}")?;
+            writeln!(out, "  warning: {}", escape(warning))?;
         }
     }
-    writeln!(out, "{}", summary(report, source.name()))?;
+    writeln!(out, "{}", summary(report, &escape(source.name())))?;
     out.flush()
 }
 

@@ -1,6 +1,13 @@
 //! Diagnostics: one spanned, coded message per problem, so every error can be reported at once.
 
+use crate::snippet::{escape_at_most, Snippet};
 use crate::source::{Source, Span};
+
+/// Characters of a message or help line shown in a rendered report (they quote the policy,
+/// which may hold megabyte-long names); JSON output has them whole.
+const TEXT_CHARS: usize = 2000;
+/// Characters of a label shown in a rendered report.
+const LABEL_CHARS: usize = 200;
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,10 +108,42 @@ impl Diagnostic {
     }
 
     /// A `miette` report of this diagnostic over `source`, for human output.
+    ///
+    /// Safe for any input: the excerpt is a [`Snippet`] (a few lines, long lines cut to a
+    /// window around the span), and control and bidi characters in the excerpt, the file name,
+    /// the message, the labels and the help are shown escaped (`\u{1b}`). Costs O(log lines +
+    /// labels + window), never a scan of the whole text.
     pub fn report(&self, source: &Source) -> miette::Report {
+        let spans: Vec<Span> = std::iter::once(self.span)
+            .chain(self.related.iter().map(|l| l.span))
+            .collect();
+        let (snippet, moved) = Snippet::new(source, &spans);
+        let mut moved = moved.into_iter();
+        let span = moved.next().unwrap_or_default();
+        let related = self
+            .related
+            .iter()
+            .zip(moved)
+            .map(|(label, span)| Label {
+                span,
+                message: escape_at_most(&label.message, LABEL_CHARS).into_owned(),
+            })
+            .collect();
+        let diag = Diagnostic {
+            severity: self.severity,
+            code: self.code,
+            message: escape_at_most(&self.message, TEXT_CHARS).into_owned(),
+            span,
+            label: escape_at_most(&self.label, LABEL_CHARS).into_owned(),
+            related,
+            help: self
+                .help
+                .as_deref()
+                .map(|h| escape_at_most(h, TEXT_CHARS).into_owned()),
+        };
         miette::Report::new(Rendered {
-            diag: self.clone(),
-            source: source.clone(),
+            diag,
+            source: snippet,
         })
     }
 }
@@ -150,11 +189,11 @@ impl std::fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// A diagnostic bound to its source, as `miette` wants it.
+/// A diagnostic bound to its excerpt, as `miette` wants it (spans are into the excerpt).
 #[derive(Debug)]
 struct Rendered {
     diag: Diagnostic,
-    source: Source,
+    source: Snippet,
 }
 
 impl std::fmt::Display for Rendered {

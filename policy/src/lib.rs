@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod bidi;
 pub mod diag;
 pub mod hujson;
 pub mod limits;
 mod lower;
 pub mod model;
+pub mod snippet;
 pub mod source;
 mod validate;
 
@@ -50,6 +52,9 @@ pub struct Checked {
 /// position; `Ok` holds the policy and its warnings.
 pub fn parse(source: &Source, options: &Options) -> Result<Checked, Diagnostics> {
     let (document, mut diagnostics) = hujson::parse(source, &options.limits);
+    if source.text().len() <= options.limits.max_bytes {
+        diagnostics.extend(bidi::warnings(source));
+    }
     let policy = document.map(|document| {
         let (policy, lowering) = lower::lower(source, &document.root);
         let validation = validate::validate(&policy, &options.context, &lowering);

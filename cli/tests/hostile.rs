@@ -1,0 +1,319 @@
+//! Hostile inputs at the command line (issue 9): a minified policy with thousands of
+//! warnings, terminal escape sequences and bidi controls, endless or oversized inputs. Each
+//! must end quickly with small, escaped output and the documented exit status.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{aclc_in, examples, file, json, scratch, stderr, stdout};
+
+/// What `jq -c` makes of a policy with `n` groups of which only the first is used.
+fn minified_groups(n: usize) -> String {
+    let groups: Vec<String> = (0..n)
+        .map(|i| format!("\"group:g{i}\":[\"u{i}@example.com\"]"))
+        .collect();
+    format!(
+        "{{\"groups\":{{{}}},\"acls\":[{{\"action\":\"accept\",\"src\":[\"group:g0\"],\"dst\":[\"*:*\"]}}]}}",
+        groups.join(",")
+    )
+}
+
+/// Run `aclc` in `dir` with `stdin` attached, killing it if it runs past a generous bound
+/// (so a regression fails the test instead of hanging CI).
+fn run_bounded(dir: &Path, args: &[&str], stdin: Stdio) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("aclc {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_minified_policy_with_thousands_of_warnings_renders_small() {
+    let (dir, _) = file("policy.json", &minified_groups(3000));
+    let o = aclc_in(&dir, &["check", "policy.json"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.len() < 200_000, "{} bytes of stderr", err.len());
+    assert!(!err.contains('\u{1b}'));
+    assert_eq!(err.matches("aclc::unused_group").count(), 100);
+    assert!(
+        err.ends_with(
+            "policy.json: … and 2899 more diagnostics not shown (--max-diagnostics 0 shows all)\n\
+             policy.json: valid, 2999 warnings\n"
+        ),
+        "{}",
+        &err[err.len() - 300..]
+    );
+    // Far past column 65,535, with the real column in the header.
+    let o = aclc_in(
+        &dir,
+        &["check", "policy.json", "--max-diagnostics", "0"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("aclc::unused_group").count(), 2999);
+    let text = std::fs::read_to_string(dir.join("policy.json")).unwrap();
+    let column = text.find("\"group:g2999\"").unwrap() + 2;
+    assert!(column > 65_535);
+    assert!(
+        err.contains(&format!("[policy.json:1:{column}]")),
+        "no header for g2999"
+    );
+    assert!(err.len() < 3000 * 2000, "{} bytes of stderr", err.len());
+
+    // JSON is for programs: every diagnostic, whatever the flag.
+    let o = aclc_in(&dir, &["check", "policy.json", "--format", "json"], None);
+    assert_eq!(json(&o)["diagnostics"].as_array().unwrap().len(), 2999);
+}
+
+#[test]
+fn errors_are_shown_before_warnings_when_capped() {
+    let mut policy = minified_groups(50);
+    policy.insert_str(policy.len() - 1, ",\"tagOwners\":{\"nottag\":[]}");
+    let (dir, _) = file("policy.json", &policy);
+    let o = aclc_in(
+        &dir,
+        &["check", "policy.json", "--max-diagnostics", "3"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    // The error comes last in the file but is shown, with the first two warnings.
+    assert!(err.contains("tags must start with 'tag:'"), "{err}");
+    assert_eq!(err.matches("aclc::unused_group").count(), 2, "{err}");
+    assert!(err.contains("… and 48 more diagnostics not shown"), "{err}");
+    assert!(
+        err.ends_with("policy.json: 1 error, 50 warnings\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn terminal_controls_are_shown_escaped() {
+    // An OSC sequence (set the window title) in a group name, a CSI colour and a bell in a
+    // comment, in a file whose name holds an escape too.
+    let policy = "{\n  // \u{1b}[31mred\u{1b}[0m \u{7}\n  \"groups\": {\"group:\\u001b]0;pwned\\u0007x\": [\"alice@example.com\"]},\n  \"acls\": []\n}\n";
+    let (dir, _) = file("p\u{1b}[2J.hujson", policy);
+    let o = aclc_in(&dir, &["check", "p\u{1b}[2J.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(!err.contains('\u{7}'), "{err:?}");
+    // The snippet and the file name are escaped the same way.
+    assert!(err.contains("// \\u{1b}[31mred\\u{1b}[0m \\u{7}"), "{err}");
+    assert!(err.contains("[p\\u{1b}[2J.hujson:3:"), "{err}");
+    assert!(
+        err.ends_with("p\\u{1b}[2J.hujson: valid, 1 warning\n"),
+        "{err}"
+    );
+
+    // A raw escape sequence inside a string is a syntax error, shown escaped too.
+    let (dir, _) = file(
+        "policy.hujson",
+        "{\"groups\": {\"group:a\u{1b}]0;x\u{7}\": []}}\n",
+    );
+    let o = aclc_in(&dir, &["check", "policy.hujson"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(
+        err.contains("invalid control character U+001B in string"),
+        "{err}"
+    );
+    assert!(
+        err.contains("{\"groups\": {\"group:a\\u{1b}]0;x\\u{7}\": []}}"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bidi_controls_get_a_warning() {
+    let policy = "{\n  \"groups\": {\"group:admins\u{202E}\": [\"alice@example.com\"]},\n  \"acls\": [{\"action\": \"accept\", \"src\": [\"group:admins\u{202E}\"], \"dst\": [\"*:*\"]}]\n}\n";
+    let (dir, _) = file("policy.hujson", policy);
+    let o = aclc_in(&dir, &["check", "policy.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("aclc::bidi_control"), "{err}");
+    assert!(err.contains("Trojan Source"), "{err}");
+    assert!(!err.contains('\u{202E}'), "shown escaped: {err}");
+    assert!(err.contains("group:admins\\u{202e}"), "{err}");
+    assert!(err.ends_with("policy.hujson: valid, 2 warnings\n"), "{err}");
+    let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
+    let out = json(&o);
+    let codes: Vec<&str> = out["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["aclc::bidi_control", "aclc::bidi_control"]);
+    assert_eq!(out["diagnostics"][0]["line"], 2);
+    assert_eq!(out["diagnostics"][0]["column"], 27);
+}
+
+fn dev_zero() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/zero").ok()
+}
+
+#[test]
+fn an_endless_policy_is_refused_quickly() {
+    if dev_zero().is_none() {
+        return;
+    }
+    let dir = scratch();
+    let o = run_bounded(&dir, &["check", "/dev/zero"], Stdio::null());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "error: /dev/zero is larger than the 16 MiB limit (more than 16777216 bytes; \
+         --max-policy-bytes raises the limit)\n"
+    );
+    // Standard input that never ends.
+    let o = run_bounded(
+        &dir,
+        &[
+            "check",
+            "-",
+            "--max-policy-bytes",
+            "1MiB",
+            "--format",
+            "json",
+        ],
+        Stdio::from(dev_zero().unwrap()),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("<stdin> is larger than the 1 MiB limit"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(json(&o)["valid"], false);
+}
+
+#[test]
+fn an_endless_inventory_is_refused_quickly() {
+    if dev_zero().is_none() {
+        return;
+    }
+    let policy = examples().join("policy.hujson");
+    let policy = policy.to_str().unwrap();
+    let dir = scratch();
+    for command in ["check", "compile", "test"] {
+        let mut args = vec![command, policy, "--inventory", "/dev/zero"];
+        args.extend(["--max-inventory-bytes", "4MiB"]);
+        let o = run_bounded(&dir, &args, Stdio::null());
+        assert_eq!(o.status.code(), Some(1), "{command}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(
+                "/dev/zero is larger than the 4 MiB limit (more than 4194304 bytes; \
+                 --max-inventory-bytes raises the limit)"
+            ),
+            "{command}: {}",
+            stderr(&o)
+        );
+    }
+    // From an endless standard input.
+    let o = run_bounded(
+        &dir,
+        &[
+            "compile",
+            policy,
+            "--inventory",
+            "-",
+            "--max-inventory-bytes",
+            "64KiB",
+        ],
+        Stdio::from(dev_zero().unwrap()),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("<stdin> is larger than the 64 KiB limit"));
+}
+
+#[test]
+fn an_oversized_file_is_refused_with_its_size() {
+    let (dir, _) = file("policy.hujson", &minified_groups(10));
+    let o = aclc_in(
+        &dir,
+        &["check", "policy.hujson", "--max-policy-bytes", "100"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let size = std::fs::metadata(dir.join("policy.hujson")).unwrap().len();
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: policy.hujson is larger than the 100 bytes limit ({size} bytes; \
+             --max-policy-bytes raises the limit)\n"
+        )
+    );
+    let o = aclc_in(
+        &dir,
+        &["check", "policy.hujson", "--max-policy-bytes", "lots"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn the_inventory_can_come_from_standard_input() {
+    let examples = examples();
+    let inventory = std::fs::read_to_string(examples.join("inventory.json")).unwrap();
+    let from_file = aclc_in(
+        &examples,
+        &["compile", "policy.hujson", "--inventory", "inventory.json"],
+        None,
+    );
+    assert_eq!(from_file.status.code(), Some(0), "{}", stderr(&from_file));
+    let from_stdin = aclc_in(
+        &examples,
+        &["compile", "policy.hujson", "--inventory", "-"],
+        Some(&inventory),
+    );
+    assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
+    assert_eq!(stdout(&from_stdin), stdout(&from_file));
+    for command in ["check", "test"] {
+        let o = aclc_in(
+            &examples,
+            &[command, "policy.hujson", "--inventory", "-"],
+            Some(&inventory),
+        );
+        assert_eq!(o.status.code(), Some(0), "{command}: {}", stderr(&o));
+    }
+    // Standard input cannot be both.
+    for command in ["check", "compile", "test"] {
+        let o = aclc_in(
+            &examples,
+            &[command, "-", "--inventory", "-"],
+            Some(&inventory),
+        );
+        assert_eq!(o.status.code(), Some(1), "{command}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("standard input (`-`) can be read only once"),
+            "{command}: {}",
+            stderr(&o)
+        );
+    }
+}
