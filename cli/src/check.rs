@@ -169,7 +169,7 @@ fn json_diagnostics(result: &FileResult) -> Vec<JsonDiagnostic> {
     result
         .diagnostics
         .iter()
-        .map(|d| JsonDiagnostic::new(d, &result.source))
+        .map(|d| d.locate(&result.source))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use aclc_policy::snippet::escape;
-use aclc_policy::{Diagnostic, Severity, Source};
+use aclc_policy::{Diagnostic, Source};
 use clap::ValueEnum;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use serde::Serialize;
@@ -118,42 +118,8 @@ pub(crate) fn summary(name: &str, diagnostics: &[Diagnostic]) -> String {
     }
 }
 
-/// A diagnostic as JSON. Lines and columns are 1-based (columns in characters); the end is the
-/// position just past the span.
-#[derive(Debug, Serialize)]
-pub(crate) struct JsonDiagnostic {
-    severity: &'static str,
-    code: &'static str,
-    message: String,
-    help: Option<String>,
-    file: String,
-    line: usize,
-    column: usize,
-    end_line: usize,
-    end_column: usize,
-}
-
-impl JsonDiagnostic {
-    /// The JSON form of a diagnostic of `source`.
-    pub(crate) fn new(diagnostic: &Diagnostic, source: &Source) -> JsonDiagnostic {
-        let start = source.line_col(diagnostic.span.start as usize);
-        let end = source.line_col(diagnostic.span.end as usize);
-        JsonDiagnostic {
-            severity: match diagnostic.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
-            code: diagnostic.code,
-            message: diagnostic.message.clone(),
-            help: diagnostic.help.clone(),
-            file: source.name().to_string(),
-            line: start.line,
-            column: start.column,
-            end_line: end.line,
-            end_column: end.column,
-        }
-    }
-}
+/// A diagnostic as JSON: the library's located form (its serde form is the JSON contract).
+pub(crate) type JsonDiagnostic = aclc_policy::diag::Located;
 
 /// The `error` object of a refused policy as JSON: the message and every diagnostic.
 #[derive(Serialize)]
@@ -167,10 +133,7 @@ impl JsonError {
     pub(crate) fn new(message: String, diagnostics: &[Diagnostic], source: &Source) -> JsonError {
         JsonError {
             message,
-            diagnostics: diagnostics
-                .iter()
-                .map(|d| JsonDiagnostic::new(d, source))
-                .collect(),
+            diagnostics: diagnostics.iter().map(|d| d.locate(source)).collect(),
         }
     }
 }
@@ -224,9 +187,9 @@ mod tests {
         let diagnostics: Vec<Diagnostic> = (0..10)
             .map(|i| {
                 if i == 7 || i == 9 {
-                    Diagnostic::error("aclc::e", at(i), format!("e{i}"))
+                    Diagnostic::error(aclc_policy::Code::Syntax, at(i), format!("e{i}"))
                 } else {
-                    Diagnostic::warning("aclc::w", at(i), format!("w{i}"))
+                    Diagnostic::warning(aclc_policy::Code::UnusedGroup, at(i), format!("w{i}"))
                 }
             })
             .collect();

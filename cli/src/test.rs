@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
 use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
 use aclc_policy::snippet::escape;
+use aclc_policy::Code;
 use aclc_policy::{Diagnostic, Source, Span};
 use serde::Serialize;
 
@@ -85,14 +86,14 @@ pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<D
     };
     let n = failures.len();
     let mut out = vec![
-        Diagnostic::error("aclc::tests_failed", first.span, TESTS_FAILED).with_help(format!(
+        Diagnostic::error(Code::TestsFailed, first.span, TESTS_FAILED).with_help(format!(
             "{n} assertion{} of the policy's tests failed; `aclc test` reports every assertion",
             if n == 1 { "" } else { "s" }
         )),
     ];
     for failure in failures {
         let mut diagnostic =
-            Diagnostic::error("aclc::test_failed", failure.span, failure.message(source));
+            Diagnostic::error(Code::TestFailed, failure.span, failure.message(source));
         if let Ok(verdict) = &failure.outcome {
             for &rule in verdict.rules() {
                 diagnostic = diagnostic.with_related(rule, "allowed by this rule");
@@ -111,7 +112,7 @@ pub(crate) fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
         .filter_map(|result| {
             let warning = result.warning.as_deref()?;
             Some(
-                Diagnostic::warning("aclc::test_vacuous", result.span, warning).with_help(
+                Diagnostic::warning(Code::TestVacuous, result.span, warning).with_help(
                     "add the source's devices to the inventory, or check that `src` names the \
                      user or group you meant",
                 ),

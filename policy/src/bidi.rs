@@ -2,12 +2,13 @@
 //! (strings, keys, comments) can make it display differently from how it is read, so a
 //! reviewer would approve a rule that is not the one enforced ("Trojan Source").
 
+use crate::code::Code;
 use crate::diag::Diagnostic;
 use crate::snippet::is_bidi_control;
 use crate::source::{Source, Span};
 
 /// The code of the warning.
-pub(crate) const BIDI_CONTROL: &str = "aclc::bidi_control";
+pub(crate) const BIDI_CONTROL: Code = Code::BidiControl;
 
 /// At most this many characters get a warning each; the last one counts the rest, so a file
 /// made of them cannot produce millions of diagnostics.

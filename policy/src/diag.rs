@@ -1,7 +1,9 @@
 //! Diagnostics: one spanned, coded message per problem, so every error can be reported at once.
 
+use crate::code::Code;
 use crate::snippet::{escape_at_most, Snippet};
 use crate::source::{Source, Span};
+use serde::{Deserialize, Serialize};
 
 /// Characters of a message or help line shown in a rendered report (they quote the policy,
 /// which may hold megabyte-long names); JSON output has them whole.
@@ -9,8 +11,9 @@ const TEXT_CHARS: usize = 2000;
 /// Characters of a label shown in a rendered report.
 const LABEL_CHARS: usize = 200;
 
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// How bad a diagnostic is (`"error"` / `"warning"` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Tailscale would accept the policy, but it is probably a mistake.
     Warning,
@@ -29,7 +32,7 @@ impl Severity {
 }
 
 /// A secondary place a diagnostic points at (for example the first of two duplicate keys).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Label {
     /// Where.
     pub span: Span,
@@ -40,13 +43,15 @@ pub struct Label {
 /// One problem found in a policy.
 ///
 /// `message` is Tailscale's own text where Tailscale has one, so it can be searched for;
-/// `code` is a stable key (`aclc::undefined_tag`); `help` says how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `code` is a stable key (`aclc::undefined_tag`); `help` says how to fix it. Its serde form
+/// keeps the byte span; [`Diagnostic::locate`] gives the form with lines and columns that
+/// `aclc --format json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// Stable code, `aclc::<snake_case>`.
-    pub code: &'static str,
+    /// Stable code (its text form `aclc::<snake_case>`).
+    pub code: Code,
     /// One line, lowercase start, no final period.
     pub message: String,
     /// Where the problem is.
@@ -61,7 +66,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error.
-    pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
+    pub fn error(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -74,7 +79,7 @@ impl Diagnostic {
     }
 
     /// A warning.
-    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, span, message)
@@ -100,6 +105,23 @@ impl Diagnostic {
             message: message.into(),
         });
         self
+    }
+
+    /// This diagnostic placed in `source` by lines and columns.
+    pub fn locate(&self, source: &Source) -> Located {
+        let start = source.line_col(self.span.start as usize);
+        let end = source.line_col(self.span.end as usize);
+        Located {
+            severity: self.severity,
+            code: self.code,
+            message: self.message.clone(),
+            help: self.help.clone(),
+            file: source.name().to_string(),
+            line: start.line,
+            column: start.column,
+            end_line: end.line,
+            end_column: end.column,
+        }
     }
 
     /// True for errors.
@@ -148,8 +170,33 @@ impl Diagnostic {
     }
 }
 
+/// A diagnostic with its place as lines and columns: what `aclc --format json` prints for each
+/// diagnostic. Lines and columns are 1-based, columns count characters, and the end is the
+/// position just past the span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Located {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The stable code.
+    pub code: Code,
+    /// The message.
+    pub message: String,
+    /// How to fix it (`null` when there is no help).
+    pub help: Option<String>,
+    /// The policy's name.
+    pub file: String,
+    /// Line of the start.
+    pub line: usize,
+    /// Column of the start.
+    pub column: usize,
+    /// Line just past the end.
+    pub end_line: usize,
+    /// Column just past the end.
+    pub end_column: usize,
+}
+
 /// Every diagnostic of one policy, in source order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {

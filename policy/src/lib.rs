@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod bidi;
+pub mod code;
 pub mod diag;
 pub mod hujson;
 pub mod limits;
@@ -10,6 +11,7 @@ pub mod snippet;
 pub mod source;
 mod validate;
 
+pub use code::Code;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use limits::Limits;
 pub use source::{LineCol, Source, Span};
@@ -74,7 +76,7 @@ pub fn parse(source: &Source, options: &Options) -> Result<Checked, Diagnostics>
             if !diagnostics.has_errors() {
                 // The parser returned no document without saying why; never accept that.
                 diagnostics.0.push(Diagnostic::error(
-                    "aclc::internal",
+                    Code::Internal,
                     Span::default(),
                     "the policy could not be read (this is a bug: no syntax error was reported)",
                 ));
@@ -109,7 +111,7 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         diagnostics.push(
             Diagnostic::error(
-                "aclc::byte_order_mark",
+                Code::ByteOrderMark,
                 Span::new(0, 3),
                 "the policy starts with a byte-order mark (U+FEFF)",
             )
@@ -135,7 +137,7 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
             // unchanged, so the span covers that replacement character.
             diagnostics.push(
                 Diagnostic::error(
-                    "aclc::invalid_utf8",
+                    Code::InvalidUtf8,
                     Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
                     "the policy is not valid UTF-8",
                 )

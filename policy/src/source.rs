@@ -7,7 +7,19 @@ use std::sync::{Arc, OnceLock};
 const CHAR_INDEX_STRIDE: usize = 256;
 
 /// A byte range `[start, end)` into a [`Source`]'s text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Span {
     /// First byte.
     pub start: u32,

@@ -279,7 +279,7 @@ fn parse_bytes(bytes: &[u8]) -> Parsed {
 /// the text.
 fn check_diagnostics(parsed: &Parsed) -> Result<(), TestCaseError> {
     for d in &parsed.diagnostics {
-        prop_assert!(d.code.starts_with("aclc::"), "{d:?}");
+        prop_assert!(d.code.as_str().starts_with("aclc::"), "{d:?}");
         prop_assert!(!d.message.is_empty() && !d.message.contains('\n'), "{d:?}");
         prop_assert!(!d.message.ends_with('.'), "{d:?}");
         prop_assert!(!d.message.starts_with(char::is_uppercase), "{d:?}");

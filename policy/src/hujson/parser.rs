@@ -7,18 +7,19 @@
 
 use super::errors::{duplicate_key, Expected};
 use super::{Comment, CommentKind, Document, Key, Member, Number, Value, ValueKind};
+use crate::code::Code;
 use crate::diag::Diagnostic;
 use crate::limits::Limits;
 use crate::source::{Source, Span};
 
 /// Code of every grammar error.
-pub(crate) const SYNTAX: &str = "aclc::syntax";
+pub(crate) const SYNTAX: Code = Code::Syntax;
 /// Code of a key repeated in one object.
-pub(crate) const DUPLICATE_KEY: &str = "aclc::duplicate_key";
+pub(crate) const DUPLICATE_KEY: Code = Code::DuplicateKey;
 /// Code of nesting beyond [`Limits::max_depth`].
-pub(crate) const TOO_DEEP: &str = "aclc::too_deep";
+pub(crate) const TOO_DEEP: Code = Code::TooDeep;
 /// Code of a text longer than [`Limits::max_bytes`].
-pub(crate) const TOO_LARGE: &str = "aclc::too_large";
+pub(crate) const TOO_LARGE: Code = Code::TooLarge;
 
 /// Objects with at most this many members are checked for duplicate keys pairwise; larger ones
 /// by sorting, so a hostile object with many members costs `n log n`, not `n²`.

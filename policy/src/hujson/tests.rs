@@ -797,7 +797,7 @@ fn duplicate_keys_in_large_objects() {
 fn duplicate_keys_before_a_syntax_error_are_reported_too() {
     let (_, doc, diagnostics) = parse_text(r#"[{"a": 1, "a": 2}, @]"#);
     assert!(doc.is_none());
-    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code).collect();
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["aclc::duplicate_key", "aclc::syntax"]);
 }
 
@@ -984,7 +984,7 @@ fn invalid_utf8_is_spanned_at_the_first_bad_byte() {
     assert_eq!(source.slice(diagnostics[0].span), "\u{FFFD}");
     // Both problems at once.
     let (_, diagnostics) = source_from_bytes("p", b"\xEF\xBB\xBF\xC0", &Limits::default());
-    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code).collect();
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["aclc::byte_order_mark", "aclc::invalid_utf8"]);
 }
 

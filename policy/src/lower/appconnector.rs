@@ -9,6 +9,7 @@
 //! client decodes them leniently, so an unknown field is a warning, never an error.
 
 use super::{closest, quote, Lowerer};
+use crate::code::Code;
 use crate::hujson::Value;
 use crate::model::{AppConnector, Spanned};
 
@@ -71,7 +72,7 @@ impl Lowerer<'_> {
                             Ok(net) => c.routes.push(Spanned::new(net, r.span)),
                             Err(_) => {
                                 self.warning(
-                                    "aclc::invalid_app_route",
+                                    Code::InvalidAppRoute,
                                     r.span,
                                     format!("{field_path}: {}: invalid prefix", quote(&r.value)),
                                 )
@@ -97,7 +98,7 @@ impl Lowerer<'_> {
                         ),
                     };
                     self.warning(
-                        "aclc::unknown_app_connector_field",
+                        Code::UnknownAppConnectorField,
                         span,
                         format!(
                             "unknown app connector field {}: aclc cannot verify it",
@@ -110,7 +111,7 @@ impl Lowerer<'_> {
         }
         if c.name.is_none() {
             self.warning(
-                "aclc::app_connector_incomplete",
+                Code::AppConnectorIncomplete,
                 v.span,
                 "this app connector has no \"name\"",
             )
@@ -119,7 +120,7 @@ impl Lowerer<'_> {
         }
         if c.connectors.is_empty() {
             self.warning(
-                "aclc::app_connector_incomplete",
+                Code::AppConnectorIncomplete,
                 v.span,
                 "this app connector has no \"connectors\": no device serves it",
             )
@@ -127,7 +128,7 @@ impl Lowerer<'_> {
         }
         if c.domains.is_empty() && c.routes.is_empty() {
             self.warning(
-                "aclc::app_connector_incomplete",
+                Code::AppConnectorIncomplete,
                 v.span,
                 "this app connector has neither \"domains\" nor \"routes\": it routes nothing",
             )
@@ -152,7 +153,7 @@ impl Lowerer<'_> {
         };
         if let Some(problem) = problem {
             self.warning(
-                "aclc::invalid_app_domain",
+                Code::InvalidAppDomain,
                 d.span,
                 format!(
                     "app connector domain {} is {problem}: no traffic will match it",

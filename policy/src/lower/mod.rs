@@ -9,6 +9,7 @@ mod rules;
 
 pub(crate) use appconnector::APP_CONNECTORS;
 
+use crate::code::Code;
 use crate::diag::Diagnostic;
 use crate::hujson::{Key, Member, Value};
 use crate::model::{
@@ -129,7 +130,7 @@ impl<'s> Lowerer<'s> {
     /// Record an error and return it for decoration.
     pub(crate) fn error(
         &mut self,
-        code: &'static str,
+        code: Code,
         span: Span,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
@@ -139,7 +140,7 @@ impl<'s> Lowerer<'s> {
     /// Record a warning and return it for decoration.
     pub(crate) fn warning(
         &mut self,
-        code: &'static str,
+        code: Code,
         span: Span,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
@@ -182,7 +183,7 @@ impl<'s> Lowerer<'s> {
     /// Report a value of the wrong JSON type.
     pub(crate) fn wrong_type(&mut self, value: &Value, path: &str, expected: &str) {
         let message = format!("{path} must be {expected}, got {}", value.kind_name());
-        self.error("aclc::wrong_type", value.span, message);
+        self.error(Code::WrongType, value.span, message);
     }
 
     /// Check that `value` is an object and that its keys are known. Unknown keys are errors
@@ -211,7 +212,7 @@ impl<'s> Lowerer<'s> {
             let span = self.key_span(&member.key);
             if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
                 self.warning(
-                    "aclc::key_case",
+                    Code::KeyCase,
                     span,
                     format!("field {} is spelled {}", quote(name), quote(k)),
                 )
@@ -239,7 +240,7 @@ impl<'s> Lowerer<'s> {
                 ),
             };
             let d = self.error(
-                "aclc::unknown_key",
+                Code::UnknownKey,
                 span,
                 format!("unknown field {}", quote(name)),
             );
@@ -340,7 +341,7 @@ impl<'s> Lowerer<'s> {
                 span: text.span,
             }),
             Err(AliasError::Empty) => {
-                self.error("aclc::empty_selector", text.span, "empty selector")
+                self.error(Code::EmptySelector, text.span, "empty selector")
                     .help = Some(
                     "write a user, group:, tag:, autogroup:, host alias, IP or prefix, or remove the entry"
                         .to_string(),
@@ -354,7 +355,7 @@ impl<'s> Lowerer<'s> {
                     None => format!("known autogroups: {}", known.join(", ")),
                 };
                 self.error(
-                    "aclc::unknown_autogroup",
+                    Code::UnknownAutogroup,
                     text.span,
                     format!("unknown autogroup {}", quote(&name)),
                 )
@@ -363,7 +364,7 @@ impl<'s> Lowerer<'s> {
             }
             Err(AliasError::BadUserDomain(name)) => {
                 self.error(
-                    "aclc::invalid_user_domain",
+                    Code::InvalidUserDomain,
                     text.span,
                     format!("invalid selector {}", quote(&name)),
                 )
@@ -491,7 +492,7 @@ impl<'s> Lowerer<'s> {
                     policy.one_cgnat_route = Some(s);
                 } else {
                     self.error(
-                        "aclc::invalid_setting",
+                        Code::InvalidSetting,
                         s.span,
                         format!(
                             "{key} must be \"\", \"mac-always\" or \"mac-never\", got {}",
@@ -553,7 +554,7 @@ impl<'s> Lowerer<'s> {
                 HostAddress::Prefix(net)
             } else {
                 self.error(
-                    "aclc::invalid_host",
+                    Code::InvalidHost,
                     span,
                     format!("{path}: {}: invalid address", quote(text)),
                 )
@@ -622,7 +623,7 @@ impl<'s> Lowerer<'s> {
                         }),
                         Err(_) => {
                             self.error(
-                                "aclc::invalid_prefix",
+                                Code::InvalidPrefix,
                                 span,
                                 format!("autoApprovers.routes: {}: invalid prefix", quote(text)),
                             )
@@ -699,7 +700,7 @@ impl<'s> Lowerer<'s> {
                         Some(kind) => Some(Spanned::new(kind, t.span)),
                         None => {
                             self.error(
-                                "aclc::invalid_attr_type",
+                                Code::InvalidAttrType,
                                 t.span,
                                 format!(
                                     "{path}.type: {} is not a type: use \"string\", \"bool\" or \"number\"",
@@ -741,7 +742,7 @@ impl<'s> Lowerer<'s> {
             Ok(c) => c,
             Err(e) => {
                 self.error(
-                    "aclc::invalid_posture",
+                    Code::InvalidPosture,
                     part(e.start, e.end),
                     format!("invalid posture condition {}", quote(&t.value)),
                 )
@@ -771,7 +772,7 @@ impl<'s> Lowerer<'s> {
         };
         if let Some(help) = help {
             self.warning(
-                "aclc::unknown_posture_attribute",
+                Code::UnknownPostureAttribute,
                 attribute_span,
                 format!("unknown posture attribute {}", quote(&condition.attribute)),
             )

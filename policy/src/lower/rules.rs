@@ -1,6 +1,7 @@
 //! Lowering of the rule sections: `acls`, `grants`, `ssh`, `nodeAttrs`, `tests`, `sshTests`.
 
 use super::{quote, Lowerer};
+use crate::code::Code;
 use crate::hujson::Value;
 use crate::model::{parse_port_list, PortError};
 use crate::model::{
@@ -56,7 +57,7 @@ impl Lowerer<'_> {
             let span = self.key_span(&old.key);
             if new.is_some() {
                 self.error(
-                    "aclc::conflicting_fields",
+                    Code::ConflictingFields,
                     span,
                     format!(
                         "{path}: {} and its legacy spelling {} cannot both be used",
@@ -67,7 +68,7 @@ impl Lowerer<'_> {
                 .help = Some(format!("merge the entries into {}", quote(current)));
             } else {
                 self.warning(
-                    "aclc::legacy_field",
+                    Code::LegacyField,
                     span,
                     format!(
                         "{} is a legacy spelling of {}",
@@ -92,7 +93,7 @@ impl Lowerer<'_> {
         let action_text = action.as_ref().map_or("", |a| a.value.as_str());
         if action_text != "accept" {
             self.error(
-                "aclc::invalid_action",
+                Code::InvalidAction,
                 action_span,
                 format!("action={} is not supported", quote(action_text)),
             )
@@ -143,7 +144,7 @@ impl Lowerer<'_> {
         match Protocol::parse(&text.value) {
             Ok(p) => Some(Spanned::new(p, text.span)),
             Err(message) => {
-                self.error("aclc::invalid_protocol", text.span, message).help = Some(
+                self.error(Code::InvalidProtocol, text.span, message).help = Some(
                     "use a protocol name (tcp, udp, icmp, sctp, gre, esp, ah, igmp, ...) or a number 1-255"
                         .into(),
                 );
@@ -187,7 +188,7 @@ impl Lowerer<'_> {
         };
         let Some((host, host_offset, ports_text, port_offset)) = split else {
             self.error(
-                "aclc::missing_port",
+                Code::MissingPort,
                 text.span,
                 format!(
                     "dst={}: hostport must contain a colon (\":\")",
@@ -202,7 +203,7 @@ impl Lowerer<'_> {
         };
         if host.contains(',') {
             self.error(
-                "aclc::invalid_port",
+                Code::InvalidPort,
                 text.span,
                 format!("dst={}: host cannot contain a comma (\",\")", quote(whole)),
             )
@@ -215,7 +216,7 @@ impl Lowerer<'_> {
             Err(e) => {
                 let help = port_help(&e, &host);
                 self.error(
-                    "aclc::invalid_port",
+                    Code::InvalidPort,
                     ports_span,
                     format!("dst={}: {e}", quote(whole)),
                 )
@@ -261,9 +262,9 @@ impl Lowerer<'_> {
                         || message.starts_with("IP protocol")
                         || message == "empty protocol"
                     {
-                        "aclc::invalid_protocol"
+                        Code::InvalidProtocol
                     } else {
-                        "aclc::invalid_port"
+                        Code::InvalidPort
                     };
                     self.error(code, text.span, message).help = Some(
                         "an ip entry is \"*\", a port or range (\"443\", \"80-90\"), or protocol:ports (\"tcp:443\", \"icmp:*\")"
@@ -328,7 +329,7 @@ impl Lowerer<'_> {
         };
         let action = match &action_text {
             None => {
-                self.error("aclc::missing_action", v.span, "action must be specified")
+                self.error(Code::MissingAction, v.span, "action must be specified")
                     .help = Some("add \"action\": \"accept\" or \"action\": \"check\"".into());
                 Spanned::new(SshAction::Accept, v.span)
             }
@@ -336,9 +337,9 @@ impl Lowerer<'_> {
                 Ok(a) => Spanned::new(a, t.span),
                 Err(message) => {
                     let code = if t.value.is_empty() {
-                        "aclc::missing_action"
+                        Code::MissingAction
                     } else {
-                        "aclc::invalid_action"
+                        Code::InvalidAction
                     };
                     self.error(code, t.span, message).help =
                         Some("the SSH actions are \"accept\" and \"check\" (lower case)".into());
@@ -360,7 +361,7 @@ impl Lowerer<'_> {
             } else {
                 span
             };
-            self.error("aclc::missing_users", span, "users must be specified")
+            self.error(Code::MissingUsers, span, "users must be specified")
                 .help = Some(
                 "list the local users, e.g. [\"root\"], [\"autogroup:nonroot\"] or [\"localpart:*@example.com\"]"
                     .into(),
@@ -380,7 +381,7 @@ impl Lowerer<'_> {
                     } else {
                         text.span
                     };
-                    self.error("aclc::invalid_ssh_user", span, message).help = Some(
+                    self.error(Code::InvalidSshUser, span, message).help = Some(
                         "name a local user, \"root\", \"autogroup:nonroot\" or \"localpart:*@<domain>\""
                             .into(),
                     );
@@ -403,7 +404,7 @@ impl Lowerer<'_> {
             };
             if s.value.is_empty() {
                 self.error(
-                    "aclc::empty_accept_env",
+                    Code::EmptyAcceptEnv,
                     item.span,
                     "acceptEnv values cannot be empty",
                 )
@@ -450,7 +451,7 @@ impl Lowerer<'_> {
                 } else {
                     text.span
                 };
-                self.error("aclc::invalid_check_period", span, message).help = Some(
+                self.error(Code::InvalidCheckPeriod, span, message).help = Some(
                     "write a duration such as \"12h\", \"30m\" or \"1h30m\", or \"always\"".into(),
                 );
                 None
@@ -486,7 +487,7 @@ impl Lowerer<'_> {
                 Ok(net) => ip_pool.push(Spanned::new(net, t.span)),
                 Err(_) => {
                     self.error(
-                        "aclc::invalid_prefix",
+                        Code::InvalidPrefix,
                         t.span,
                         format!("IPPool({}): invalid prefix", t.value),
                     )

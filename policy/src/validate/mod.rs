@@ -7,6 +7,7 @@
 
 mod rules;
 
+use crate::code::Code;
 use crate::diag::Diagnostic;
 use crate::model::{quote_go as quote, Alias, Autogroup, Policy, Selector, Spanned};
 use crate::source::Span;
@@ -177,7 +178,7 @@ pub(crate) fn tag_name_problem(tag: &str) -> Option<&'static str> {
 }
 
 impl<'p> Validator<'p> {
-    fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>, help: &str) {
+    fn error(&mut self, code: Code, span: Span, message: impl Into<String>, help: &str) {
         let mut d = Diagnostic::error(code, span, message);
         if !help.is_empty() {
             d.help = Some(help.to_string());
@@ -185,7 +186,7 @@ impl<'p> Validator<'p> {
         self.diags.push(d);
     }
 
-    fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>, help: &str) {
+    fn warning(&mut self, code: Code, span: Span, message: impl Into<String>, help: &str) {
         let mut d = Diagnostic::warning(code, span, message);
         if !help.is_empty() {
             d.help = Some(help.to_string());
@@ -229,7 +230,7 @@ impl<'p> Validator<'p> {
                         Place::Via => format!("tag {} not found", quote(tag)),
                         _ => place.wrap(&format!("tag not found: {}", quote(tag))),
                     };
-                    let d = Diagnostic::error("aclc::undefined_tag", sel.span, message)
+                    let d = Diagnostic::error(Code::UndefinedTag, sel.span, message)
                         .with_label("not defined in tagOwners")
                         .with_help(self.suggest_tag(tag));
                     self.push(d);
@@ -253,7 +254,7 @@ impl<'p> Validator<'p> {
                         None => format!("define {} in \"groups\"", quote(group)),
                     };
                     let d = Diagnostic::error(
-                        "aclc::undefined_group",
+                        Code::UndefinedGroup,
                         sel.span,
                         place.wrap(&format!("group not found: {}", quote(group))),
                     )
@@ -279,7 +280,7 @@ impl<'p> Validator<'p> {
                         ),
                     };
                     let d = Diagnostic::error(
-                        "aclc::undefined_host",
+                        Code::UndefinedHost,
                         sel.span,
                         place.wrap(&format!("{}: invalid address", quote(host))),
                     )
@@ -292,7 +293,7 @@ impl<'p> Validator<'p> {
                 self.used.insert(name.clone());
                 if !self.index.ipsets.contains(name.as_str()) {
                     self.error(
-                        "aclc::undefined_ipset",
+                        Code::UndefinedIpset,
                         sel.span,
                         place.wrap(&format!("ipset not found: {}", quote(name))),
                         &format!("define {} in \"ipsets\"", quote(name)),
@@ -320,7 +321,7 @@ impl<'p> Validator<'p> {
             && !label.ends_with('-');
         if !ok {
             self.warning(
-                "aclc::unverified_service_name",
+                Code::UnverifiedServiceName,
                 span,
                 format!(
                     "{} is not a DNS label after svc: as Tailscale Service names are; aclc cannot verify it",
@@ -373,7 +374,7 @@ impl<'p> Validator<'p> {
             )
         };
         self.error(
-            "aclc::domain_not_associated",
+            Code::DomainNotAssociated,
             span,
             format!(
                 "{prefix}{domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions"
@@ -393,7 +394,7 @@ impl<'p> Validator<'p> {
             return;
         }
         self.warning(
-            "aclc::synced_group_without_members",
+            Code::SyncedGroupWithoutMembers,
             span,
             format!(
                 "{} is synced from the identity provider and no user of the inventory is in it: it resolves to no one",
@@ -417,7 +418,7 @@ impl<'p> Validator<'p> {
             None => "Tailscale accepts users who have not joined yet; the rule matches nothing until they do".to_string(),
         };
         self.warning(
-            "aclc::unknown_user",
+            Code::UnknownUser,
             span,
             format!("user {} is not a member of the tailnet", quote(login)),
             &help,
@@ -432,7 +433,7 @@ impl<'p> Validator<'p> {
             Autogroup::Members => {
                 if self.saw_members.is_none() {
                     self.warning(
-                        "aclc::legacy_autogroup",
+                        Code::LegacyAutogroup,
                         span,
                         "autogroup:members is a legacy spelling of autogroup:member",
                         "write autogroup:member",
@@ -448,7 +449,7 @@ impl<'p> Validator<'p> {
     fn member_spellings(&mut self) {
         if let (Some(member), Some(members)) = (self.saw_member, self.saw_members) {
             let d = Diagnostic::error(
-                "aclc::mixed_member_autogroups",
+                Code::MixedMemberAutogroups,
                 members,
                 "autogroup:members and autogroup:member cannot be used in the same policy",
             )
@@ -463,7 +464,7 @@ impl<'p> Validator<'p> {
         self.used.insert(name.value.clone());
         if !self.index.postures.contains(name.value.as_str()) {
             self.error(
-                "aclc::undefined_posture",
+                Code::UndefinedPosture,
                 name.span,
                 format!("posture not found: {}", quote(&name.value)),
                 &format!("define {} in \"postures\"", quote(&name.value)),
@@ -478,7 +479,7 @@ impl<'p> Validator<'p> {
             let name = &group.name.value;
             if !name.starts_with("group:") || name.len() == "group:".len() {
                 self.error(
-                    "aclc::invalid_group_name",
+                    Code::InvalidGroupName,
                     group.name.span,
                     format!(
                         "groups[{}]: group names must start with 'group:'",
@@ -496,7 +497,7 @@ impl<'p> Validator<'p> {
                 if m.starts_with("group:") {
                     self.used.insert(m.to_string());
                     let d = Diagnostic::error(
-                        "aclc::recursive_group",
+                        Code::RecursiveGroup,
                         member.span,
                         format!(
                             "groups[{}]: {}: group members cannot be recursive",
@@ -516,7 +517,7 @@ impl<'p> Validator<'p> {
                     || m.starts_with("autogroup:")
                 {
                     self.error(
-                        "aclc::invalid_group_member",
+                        Code::InvalidGroupMember,
                         member.span,
                         format!(
                             "groups[{}]: {}: group members must be users",
@@ -538,7 +539,7 @@ impl<'p> Validator<'p> {
             let tag = owner.tag.value.as_str();
             if let Some(problem) = tag_name_problem(tag) {
                 self.error(
-                    "aclc::invalid_tag_name",
+                    Code::InvalidTagName,
                     owner.tag.span,
                     format!("tagOwners[{}]: {problem}", quote(tag)),
                     "tag names are `tag:` followed by an ASCII letter, then letters, digits or dashes",
@@ -549,7 +550,7 @@ impl<'p> Validator<'p> {
                     self.reference(sel, Place::Owner { tag });
                 } else {
                     self.error(
-                        "aclc::invalid_tag_owner",
+                        Code::InvalidTagOwner,
                         sel.span,
                         format!(
                             "tagOwners[{}]: {} cannot own a tag",
@@ -564,7 +565,7 @@ impl<'p> Validator<'p> {
         for posture in &policy.postures {
             if !posture.name.value.starts_with("posture:") {
                 self.error(
-                    "aclc::invalid_posture_name",
+                    Code::InvalidPostureName,
                     posture.name.span,
                     format!(
                         "postures[{}]: posture names must start with 'posture:'",
@@ -591,7 +592,7 @@ impl<'p> Validator<'p> {
                 .is_some_and(|rest| !rest.is_empty());
             if !custom {
                 self.warning(
-                    "aclc::attr_config_not_custom",
+                    Code::AttrConfigNotCustom,
                     def.name.span,
                     format!(
                         "attrConfig[{}]: attrConfig configures custom attributes (custom:name); aclc cannot verify this one",
@@ -605,7 +606,7 @@ impl<'p> Validator<'p> {
                     Alias::Autogroup(
                         a @ (Autogroup::SelfDevices | Autogroup::Internet | Autogroup::Nonroot | Autogroup::DangerAll),
                     ) => self.error(
-                        "aclc::invalid_broadcast_target",
+                        Code::InvalidBroadcastTarget,
                         sel.span,
                         format!("attrConfig[{}]: {a} cannot receive attribute values", quote(name)),
                         "name the receiving devices with tags, users, groups or autogroups such as autogroup:member",
@@ -624,7 +625,7 @@ impl<'p> Validator<'p> {
             let name = set.name.value.as_str();
             if !name.starts_with("ipset:") {
                 self.error(
-                    "aclc::invalid_ipset_name",
+                    Code::InvalidIpsetName,
                     set.name.span,
                     format!(
                         "ipsets[{}]: IP set names must start with 'ipset:'",
@@ -650,7 +651,7 @@ impl<'p> Validator<'p> {
                     self.reference(&entry.target, Place::IpSet { name });
                 } else {
                     self.error(
-                        "aclc::invalid_ipset_entry",
+                        Code::InvalidIpsetEntry,
                         entry.target.span,
                         format!(
                             "ipsets[{}]: {} cannot be used in an IP set",
@@ -667,7 +668,7 @@ impl<'p> Validator<'p> {
             let start = set.name.value.as_str();
             if reaches_itself(&edges, start) {
                 self.error(
-                    "aclc::recursive_ipset",
+                    Code::RecursiveIpset,
                     set.name.span,
                     format!("ipsets[{}]: IP sets cannot be recursive", quote(start)),
                     "an IP set cannot include itself, directly or through other sets",
@@ -697,7 +698,7 @@ impl<'p> Validator<'p> {
                 self.reference(sel, Place::Approver);
             } else {
                 self.error(
-                    "aclc::invalid_approver",
+                    Code::InvalidApprover,
                     sel.span,
                     format!("autoApprovers: {} cannot approve routes", quote(&sel.text)),
                     "approvers are users, groups, tags or autogroups such as autogroup:admin",
@@ -710,7 +711,7 @@ impl<'p> Validator<'p> {
         for route in &policy.auto_approvers.routes {
             if route.prefix.value.prefix_len() == 0 {
                 self.warning(
-                    "aclc::exit_route_in_routes",
+                    Code::ExitRouteInRoutes,
                     route.prefix.span,
                     format!(
                         "{} under autoApprovers.routes does not approve exit nodes",
@@ -787,7 +788,7 @@ fn may_own_or_approve(alias: &Alias) -> bool {
 
 /// A kind of definition that gets a warning when nothing refers to it.
 struct Unused {
-    code: &'static str,
+    code: Code,
     /// What the message calls it.
     noun: &'static str,
     /// The message after the quoted name.
@@ -800,7 +801,7 @@ struct Unused {
 const REMOVE_OR_REFER: &str = "remove it, or refer to it in a rule";
 
 const UNUSED_GROUP: Unused = Unused {
-    code: "aclc::unused_group",
+    code: Code::UnusedGroup,
     noun: "group",
     never: "is never used",
     key_prefix: "",
@@ -808,7 +809,7 @@ const UNUSED_GROUP: Unused = Unused {
 };
 
 const UNUSED_TAG: Unused = Unused {
-    code: "aclc::unused_tag",
+    code: Code::UnusedTag,
     noun: "tag",
     never: "is never used in a rule",
     key_prefix: "",
@@ -816,7 +817,7 @@ const UNUSED_TAG: Unused = Unused {
 };
 
 const UNUSED_HOST: Unused = Unused {
-    code: "aclc::unused_host",
+    code: Code::UnusedHost,
     noun: "host",
     never: "is never used",
     key_prefix: "host ",
@@ -824,7 +825,7 @@ const UNUSED_HOST: Unused = Unused {
 };
 
 const UNUSED_IPSET: Unused = Unused {
-    code: "aclc::unused_ipset",
+    code: Code::UnusedIpset,
     noun: "IP set",
     never: "is never used",
     key_prefix: "",
@@ -832,7 +833,7 @@ const UNUSED_IPSET: Unused = Unused {
 };
 
 const UNUSED_POSTURE: Unused = Unused {
-    code: "aclc::unused_posture",
+    code: Code::UnusedPosture,
     noun: "posture",
     never: "is never used",
     key_prefix: "",

@@ -1,6 +1,7 @@
 //! Validation of the rule sections: `acls`, `grants`, `ssh`, `nodeAttrs`, `sshTests`.
 
 use super::{quote, Place, Validator};
+use crate::code::Code;
 use crate::diag::Diagnostic;
 use crate::model::{
     Alias, AppCapability, Autogroup, CheckPeriod, GoDuration, Protocol, Selector, SshAction,
@@ -93,14 +94,14 @@ impl Validator<'_> {
                         _ => "autogroup:nonroot is only valid in SSH \"users\"",
                     };
                     let d = Diagnostic::error(
-                        "aclc::invalid_src",
+                        Code::InvalidSrc,
                         sel.span,
                         format!("{} not valid on the src side of a rule", quote(a.as_str())),
                     )
                     .with_help(help);
                     let d = if *a == Autogroup::SelfDevices {
                         Diagnostic {
-                            code: "aclc::self_in_src",
+                            code: Code::SelfInSrc,
                             ..d
                         }
                     } else {
@@ -109,7 +110,7 @@ impl Validator<'_> {
                     self.push(d);
                 }
                 Alias::Service(_) => self.error(
-                    "aclc::invalid_src",
+                    Code::InvalidSrc,
                     sel.span,
                     format!("{} not valid on the src side of a rule", quote(&sel.text)),
                     "a Tailscale Service can only be a destination",
@@ -132,9 +133,9 @@ impl Validator<'_> {
                 };
                 self.error(
                     if *a == Autogroup::DangerAll {
-                        "aclc::danger_all_in_dst"
+                        Code::DangerAllInDst
                     } else {
-                        "aclc::invalid_dst"
+                        Code::InvalidDst
                     },
                     sel.span,
                     format!("cannot use {a} as a dst"),
@@ -161,7 +162,7 @@ impl Validator<'_> {
             } else {
                 "autogroup:self means \"the source user's own devices\", so the sources must be users, groups or autogroup:member"
             };
-            let d = Diagnostic::error("aclc::self_with_invalid_src", bad.span, SELF_SOURCES)
+            let d = Diagnostic::error(Code::SelfWithInvalidSrc, bad.span, SELF_SOURCES)
                 .with_label("not a set of users")
                 .with_related(self_span, "autogroup:self destination")
                 .with_help(help);
@@ -172,7 +173,7 @@ impl Validator<'_> {
     /// Ports on a protocol that has none.
     fn portless(&mut self, proto: Protocol, span: Span, proto_span: Span) {
         let d = Diagnostic::error(
-            "aclc::ports_on_portless_protocol",
+            Code::PortsOnPortlessProtocol,
             span,
             format!(
                 "protocol does not support specific ports: {}, only \"*\" is allowed",
@@ -191,7 +192,7 @@ impl Validator<'_> {
             if let Alias::Prefix(net) = &d.alias {
                 if net.prefix_len() == 0 {
                     self.error(
-                        "aclc::all_addresses_dst",
+                        Code::AllAddressesDst,
                         d.span,
                         format!(
                             "dst {}: to allow all IP addresses, use \"*\" or \"autogroup:internet\"",
@@ -213,7 +214,7 @@ impl Validator<'_> {
         }
         if grant.ip.is_empty() && grant.app.is_empty() && !self.has_earlier_error(grant.span) {
             self.error(
-                "aclc::empty_grant",
+                Code::EmptyGrant,
                 grant.span,
                 "ip and app can not both be empty",
                 "add \"ip\": [\"*\"] (network access) or \"app\": {...} (application capabilities)",
@@ -226,7 +227,7 @@ impl Validator<'_> {
                 .find(|d| d.alias == Alias::Autogroup(Autogroup::Internet))
             {
                 self.error(
-                    "aclc::app_with_internet",
+                    Code::AppWithInternet,
                     d.span,
                     "cannot use app grants with autogroup:internet",
                     "application capabilities go to tailnet devices; grant the internet with \"ip\" only",
@@ -246,7 +247,7 @@ impl Validator<'_> {
                 self.reference(via, Place::Via);
             } else {
                 self.error(
-                    "aclc::via_not_tag",
+                    Code::ViaNotTag,
                     via.span,
                     "via can only be a tag",
                     "via names the tags of the subnet routers or exit nodes to route through",
@@ -273,7 +274,7 @@ impl Validator<'_> {
                     .is_some_and(|(domain, path)| !domain.is_empty() && !path.is_empty());
             if !form_ok {
                 self.error(
-                    "aclc::invalid_capability",
+                    Code::InvalidCapability,
                     cap.name.span,
                     "capability name must have the form {domain}/{path}",
                     "write the capability without a scheme, e.g. \"example.com/cap/my-app\"",
@@ -284,7 +285,7 @@ impl Validator<'_> {
             let tailscale = domain.eq_ignore_ascii_case("tailscale.com");
             if tailscale && !grant && !TAILSCALE_NODE_ATTRS.contains(&name) {
                 self.warning(
-                    "aclc::unverified_node_attr",
+                    Code::UnverifiedNodeAttr,
                     cap.name.span,
                     format!(
                         "aclc does not know the node attribute {}: it cannot verify it",
@@ -297,7 +298,7 @@ impl Validator<'_> {
                 );
             } else if tailscale && grant && !TAILSCALE_CAPS.contains(&name) {
                 self.error(
-                    "aclc::invalid_capability",
+                    Code::InvalidCapability,
                     cap.name.span,
                     "capability name must not be in the tailscale.com domain",
                     &format!(
@@ -316,7 +317,7 @@ impl Validator<'_> {
         }
         if src.is_empty() {
             self.warning(
-                "aclc::never_matches",
+                Code::NeverMatches,
                 span,
                 "this rule has no sources and never matches",
                 "add sources, or remove the rule",
@@ -330,7 +331,7 @@ impl Validator<'_> {
         if all_empty {
             let first = src.first().map_or(span, |s| s.span);
             self.warning(
-                "aclc::never_matches",
+                Code::NeverMatches,
                 first,
                 "this rule never matches: its sources are all empty groups",
                 "add members to the group, or remove the rule",
@@ -342,7 +343,7 @@ impl Validator<'_> {
     fn no_destinations(&mut self, empty: bool, span: Span) {
         if empty && !self.has_earlier_error(span) {
             self.warning(
-                "aclc::never_matches",
+                Code::NeverMatches,
                 span,
                 "this rule has no destinations and never matches",
                 "add destinations, or remove the rule",
@@ -374,7 +375,7 @@ impl Validator<'_> {
             } else {
                 self.mark_used(sel);
                 self.error(
-                    "aclc::ssh_invalid_src",
+                    Code::SshInvalidSrc,
                     sel.span,
                     format!("invalid src {}", quote(&sel.text)),
                     "SSH sources are users, groups, tags, autogroup:member, autogroup:tagged or user:*@domain",
@@ -403,7 +404,7 @@ impl Validator<'_> {
                     _ => "SSH destinations are tags, autogroup:self, autogroup:member, autogroup:tagged, or the source user",
                 };
                 self.error(
-                    "aclc::ssh_invalid_dst",
+                    Code::SshInvalidDst,
                     sel.span,
                     format!("invalid dst {}", quote(&sel.text)),
                     help,
@@ -413,19 +414,15 @@ impl Validator<'_> {
             self.reference(sel, Place::SshDst);
             match &sel.alias {
                 Alias::Autogroup(Autogroup::SelfDevices) if src_has_tags => {
-                    let d = Diagnostic::error(
-                        "aclc::self_with_invalid_src",
-                        sel.span,
-                        SELF_SOURCES,
-                    )
-                    .with_help(
+                    let d = Diagnostic::error(Code::SelfWithInvalidSrc, sel.span, SELF_SOURCES)
+                        .with_help(
                         "tagged devices have no owner: autogroup:self needs user or group sources",
                     );
                     self.push(d);
                 }
                 Alias::Autogroup(Autogroup::Member | Autogroup::Members) if src_has_tags => {
                     self.error(
-                        "aclc::ssh_tag_to_user_devices",
+                        Code::SshTagToUserDevices,
                         sel.span,
                         "tags in SSH source cannot access user-owned devices",
                         "tagged devices may only SSH into other tagged devices",
@@ -439,7 +436,7 @@ impl Validator<'_> {
                             .is_some_and(|s| s.alias == Alias::User(login.clone()));
                     if !only_that_user {
                         self.error(
-                            "aclc::ssh_user_dst",
+                            Code::SshUserDst,
                             sel.span,
                             format!("invalid dst {}", quote(&sel.text)),
                             "a user as SSH destination requires the source to be exactly that user; use autogroup:self",
@@ -459,14 +456,14 @@ impl Validator<'_> {
                 let max = GoDuration(168 * GoDuration::HOUR.0);
                 if d.is_negative() {
                     self.error(
-                        "aclc::invalid_check_period",
+                        Code::InvalidCheckPeriod,
                         period.span,
                         format!("checkPeriod {d} must be a positive duration"),
                         "write a duration between 0s and 168h, or \"always\"",
                     );
                 } else if d > max {
                     self.error(
-                        "aclc::invalid_check_period",
+                        Code::InvalidCheckPeriod,
                         period.span,
                         format!("checkPeriod {d} is above the max (168h)"),
                         "the longest check period is one week, 168h",
@@ -477,7 +474,7 @@ impl Validator<'_> {
             // no effect on an accept rule would then be misleading.
             if rule.action.value == SshAction::Accept && !self.has_earlier_error(rule.action.span) {
                 self.warning(
-                    "aclc::check_period_without_check",
+                    Code::CheckPeriodWithoutCheck,
                     period.span,
                     "checkPeriod has no effect on an accept rule",
                     "use \"action\": \"check\", or remove checkPeriod",
@@ -486,7 +483,7 @@ impl Validator<'_> {
         }
         if rule.action.value == SshAction::Check && src_has_tags {
             self.warning(
-                "aclc::check_with_tags",
+                Code::CheckWithTags,
                 rule.action.span,
                 "check mode needs a user to re-authenticate; tagged sources cannot",
                 "use \"accept\" for rules from tagged devices",
@@ -497,7 +494,7 @@ impl Validator<'_> {
                 self.reference(sel, Place::Recorder);
             } else {
                 self.error(
-                    "aclc::invalid_recorder",
+                    Code::InvalidRecorder,
                     sel.span,
                     format!("invalid recorder {}", quote(&sel.text)),
                     "recorders are named by tag",
@@ -507,7 +504,7 @@ impl Validator<'_> {
         if let Some(enforce) = rule.enforce_recorder.as_ref().filter(|e| e.value) {
             if rule.recorder.is_empty() {
                 self.warning(
-                    "aclc::enforce_recorder_without_recorder",
+                    Code::EnforceRecorderWithoutRecorder,
                     enforce.span,
                     "enforceRecorder without a recorder: every session this rule admits is refused",
                     "name the recorders' tag in \"recorder\": [\"tag:recorder\"], or remove enforceRecorder",
@@ -526,13 +523,13 @@ impl Validator<'_> {
         for sel in &attr.target {
             match &sel.alias {
                 Alias::Autogroup(Autogroup::SelfDevices) => self.error(
-                    "aclc::invalid_target",
+                    Code::InvalidTarget,
                     sel.span,
                     "autogroup:self cannot be used as a nodeAttrs target (Tailscale answers: internal server error)",
                     "name the devices with users, groups, tags or autogroup:member",
                 ),
                 Alias::Autogroup(a @ (Autogroup::Internet | Autogroup::DangerAll | Autogroup::Nonroot)) => self.error(
-                    "aclc::invalid_target",
+                    Code::InvalidTarget,
                     sel.span,
                     format!("{a} cannot be used as a nodeAttrs target"),
                     "name the devices with users, groups, tags or autogroups such as autogroup:member",
@@ -562,7 +559,7 @@ impl Validator<'_> {
         };
         if let Some(r) = reserved().find(|r| r.contains(&pool.value)) {
             self.error(
-                "aclc::reserved_ip_pool",
+                Code::ReservedIpPool,
                 pool.span,
                 format!("IPPool({}): network within reserved range", pool.value),
                 &format!("{r} is reserved by Tailscale; pick another part of 100.64.0.0/10"),
@@ -575,7 +572,7 @@ impl Validator<'_> {
             .collect();
         if !inside.is_empty() {
             self.warning(
-                "aclc::ip_pool_contains_reserved",
+                Code::IpPoolContainsReserved,
                 pool.span,
                 if inside.len() == 1 {
                     format!(
@@ -602,7 +599,7 @@ impl Validator<'_> {
             || (text.contains('/') && text.parse::<ipnet::IpNet>().is_ok());
         if disallowed {
             self.error(
-                "aclc::ssh_test_dst",
+                Code::SshTestDst,
                 span,
                 format!("SSH tests dst contains disallowed element {}", quote(text)),
                 "an SSH test destination names devices: a tag, user, host alias or single IP",
@@ -616,7 +613,7 @@ impl Validator<'_> {
                     self.suggest_tag(text)
                 };
                 self.error(
-                    "aclc::ssh_test_dst",
+                    Code::SshTestDst,
                     span,
                     format!("SSH tests dst contains unknown tag {}", quote(text)),
                     &help,

@@ -29,7 +29,7 @@ pub fn diagnose(text: &str) -> Vec<(Severity, &'static str, String, String, Opti
         .map(|d| {
             (
                 d.severity,
-                d.code,
+                d.code.as_str(),
                 d.message.clone(),
                 source.slice(d.span).to_string(),
                 d.help.clone(),

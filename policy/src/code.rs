@@ -1,0 +1,416 @@
+//! Diagnostic codes: the closed list of what aclc can say about a policy, each with its stable
+//! name (`aclc::undefined_tag`), its meaning and an example that triggers it, so the codes are
+//! typed at every call site, documented once (`docs/diagnostics.md` is generated from this
+//! list) and tested each (`policy/tests/codes.rs` runs every example).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What makes a code appear: a policy (checked against the documentation's example tailnet:
+/// domain `example.com`, users `alice@example.com` and `bob@example.com`, no synced group
+/// members), raw bytes, or something outside the policy crate (described).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Example {
+    /// Policy text.
+    Policy(&'static str),
+    /// Raw bytes (for encoding problems).
+    Bytes(&'static [u8]),
+    /// Emitted by another part of aclc (the test runner, the CLI); how to see it.
+    Described(&'static str),
+}
+
+/// The documentation of one code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeDoc {
+    /// What the code means, and what to do about it.
+    pub meaning: &'static str,
+    /// How to make aclc say it.
+    pub example: Example,
+}
+
+macro_rules! codes {
+    ($( $variant:ident = $name:literal, $meaning:literal, $example:expr; )*) => {
+        /// A diagnostic's stable code. Its text form (`aclc::<name>`, [`Code::as_str`]) is
+        /// what JSON output and `serde` use; new codes may be added in any release.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Code {
+            $(
+                #[doc = $meaning]
+                $variant,
+            )*
+        }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The stable text form, `aclc::<name>`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => concat!("aclc::", $name),)*
+                }
+            }
+
+            /// Its documentation.
+            pub fn doc(self) -> CodeDoc {
+                match self {
+                    $(Code::$variant => CodeDoc { meaning: $meaning, example: $example },)*
+                }
+            }
+        }
+    };
+}
+
+use Example::{Bytes, Described, Policy};
+
+codes! {
+    // --- Reading the text.
+    Syntax = "syntax",
+        "The text is not HuJSON (JSON with comments and trailing commas); the message gives Tailscale's wording.",
+        Policy(r#"{"acls": [}"#);
+    DuplicateKey = "duplicate_key",
+        "A key appears twice in one object; Tailscale keeps the last silently, aclc refuses it.",
+        Policy(r#"{"groups": {}, "groups": {}}"#);
+    TooDeep = "too_deep",
+        "Arrays and objects nest deeper than the limit (128).",
+        Described("a policy nesting arrays 200 deep: [[[[...]]]]");
+    TooLarge = "too_large",
+        "The policy is larger than the size limit (16 MiB); the CLI refuses such input before reading it.",
+        Described("a policy of 17 MiB (`aclc check` says so and exits 1)");
+    ByteOrderMark = "byte_order_mark",
+        "The file starts with a UTF-8 byte order mark, which Tailscale refuses.",
+        Bytes(b"\xEF\xBB\xBF{}");
+    InvalidUtf8 = "invalid_utf8",
+        "The text is not UTF-8.",
+        Bytes(b"{\"groups\": {\"group:\xFF\": []}}");
+    BidiControl = "bidi_control",
+        "A bidirectional control character can make the text read differently from what it is (Trojan Source); remove it.",
+        Policy("{\"groups\": {\"group:eng\u{202E}\": [\"alice@example.com\"]}, \"acls\": [{\"action\": \"accept\", \"src\": [\"group:eng\u{202E}\"], \"dst\": [\"*:*\"]}]}");
+    Internal = "internal",
+        "aclc failed where it should not have; the policy is refused to be safe. Please report it.",
+        Described("never expected; emitted when a check cannot complete");
+
+    // --- Shapes and types.
+    UnknownKey = "unknown_key",
+        "A key Tailscale does not know; the help suggests the closest known one.",
+        Policy(r#"{"acl": []}"#);
+    KeyCase = "key_case",
+        "A known key written in another case; Tailscale accepts it, the documented spelling is clearer.",
+        Policy(r#"{"Acls": []}"#);
+    WrongType = "wrong_type",
+        "A value of the wrong JSON type for its place.",
+        Policy(r#"{"groups": {"group:eng": "alice@example.com"}}"#);
+    LegacyField = "legacy_field",
+        "A legacy spelling (`users`/`ports` in ACLs, `user`/`allow` in tests); accepted, the current one is preferred.",
+        Policy(r#"{"acls": [{"action": "accept", "users": ["*"], "ports": ["*:*"]}]}"#);
+    ConflictingFields = "conflicting_fields",
+        "A field and its legacy spelling in the same entry.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "users": ["*"], "dst": ["*:*"]}]}"#);
+    InvalidSetting = "invalid_setting",
+        "A tailnet setting with a value Tailscale does not accept.",
+        Policy(r#"{"OneCGNATRoute": "sometimes"}"#);
+
+    // --- Selectors and references.
+    EmptySelector = "empty_selector",
+        "An empty string where a user, group, tag, host or address is expected.",
+        Policy(r#"{"acls": [{"action": "accept", "src": [""], "dst": ["*:*"]}]}"#);
+    UnknownAutogroup = "unknown_autogroup",
+        "An autogroup Tailscale does not have.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:members-only"], "dst": ["*:*"]}]}"#);
+    InvalidUserDomain = "invalid_user_domain",
+        "A `user:` selector other than `user:*@domain`.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["user:alice"], "dst": ["*:*"]}]}"#);
+    UndefinedTag = "undefined_tag",
+        "A tag that `tagOwners` does not define.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["tag:web"], "dst": ["*:*"]}]}"#);
+    UndefinedGroup = "undefined_group",
+        "A group that `groups` does not define (groups synced from the identity provider, `group:name@domain`, need no definition).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["group:eng"], "dst": ["*:*"]}]}"#);
+    UndefinedHost = "undefined_host",
+        "A name that is neither a host alias, an IP address nor a prefix.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["webserver:443"]}]}"#);
+    UndefinedIpset = "undefined_ipset",
+        "An IP set that `ipsets` does not define.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["ipset:prod:443"]}]}"#);
+    UndefinedPosture = "undefined_posture",
+        "A posture that `postures` does not define.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"], "srcPosture": ["posture:mac"]}]}"#);
+    DomainNotAssociated = "domain_not_associated",
+        "A `user:*@domain` or `localpart:*@domain` domain that is not the tailnet's.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["user:*@other.org"], "dst": ["*:*"]}]}"#);
+    UnknownUser = "unknown_user",
+        "A user who is not (yet) in the tailnet; Tailscale accepts it, the rule matches nothing until they join.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["carol@example.com"], "dst": ["*:*"]}]}"#);
+    SyncedGroupWithoutMembers = "synced_group_without_members",
+        "A group synced from the identity provider that no user of the inventory belongs to: it resolves to no one.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["group:eng@example.com"], "dst": ["*:*"]}]}"#);
+    LegacyAutogroup = "legacy_autogroup",
+        "`autogroup:members`, the legacy spelling of `autogroup:member`.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:members"], "dst": ["*:*"]}]}"#);
+    MixedMemberAutogroups = "mixed_member_autogroups",
+        "`autogroup:member` and `autogroup:members` in one policy, which Tailscale refuses.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:member", "autogroup:members"], "dst": ["*:*"]}]}"#);
+
+    // --- Definitions.
+    InvalidGroupName = "invalid_group_name",
+        "A group name that does not start with `group:`.",
+        Policy(r#"{"groups": {"eng": ["alice@example.com"]}}"#);
+    InvalidGroupMember = "invalid_group_member",
+        "A group member that is not a user.",
+        Policy(r#"{"groups": {"group:eng": ["tag:web"]}}"#);
+    RecursiveGroup = "recursive_group",
+        "A group inside a group, which Tailscale does not allow.",
+        Policy(r#"{"groups": {"group:a": ["group:b"], "group:b": ["alice@example.com"]}}"#);
+    InvalidTagName = "invalid_tag_name",
+        "A tag name Tailscale refuses (`tag:` then a letter, then letters, digits or dashes).",
+        Policy(r#"{"tagOwners": {"tag:1web": []}}"#);
+    InvalidTagOwner = "invalid_tag_owner",
+        "A tag owner that cannot own tags (an address, a host, `*`).",
+        Policy(r#"{"tagOwners": {"tag:web": ["*"]}}"#);
+    InvalidHost = "invalid_host",
+        "A host alias whose value is not an IP address or prefix.",
+        Policy(r#"{"hosts": {"db": "10.0.0.300"}}"#);
+    InvalidIpsetName = "invalid_ipset_name",
+        "An IP set name that does not start with `ipset:`.",
+        Policy(r#"{"ipsets": {"prod": ["10.0.0.0/8"]}}"#);
+    InvalidIpsetEntry = "invalid_ipset_entry",
+        "An IP set entry that is not an address, prefix, range, host, IP set or `autogroup:internet`.",
+        Policy(r#"{"ipsets": {"ipset:prod": ["tag:web"]}, "tagOwners": {"tag:web": []}}"#);
+    RecursiveIpset = "recursive_ipset",
+        "An IP set that includes itself, directly or through others.",
+        Policy(r#"{"ipsets": {"ipset:a": ["ipset:b"], "ipset:b": ["ipset:a"]}}"#);
+    InvalidPostureName = "invalid_posture_name",
+        "A posture name that does not start with `posture:`.",
+        Policy(r#"{"postures": {"mac": ["node:os == 'macos'"]}}"#);
+    InvalidPosture = "invalid_posture",
+        "A posture condition that cannot be read; the help says which part.",
+        Policy(r#"{"postures": {"posture:mac": ["node:os === 'macos'"]}}"#);
+    UnknownPostureAttribute = "unknown_posture_attribute",
+        "A posture attribute or namespace aclc does not know; accepted, aclc cannot verify it.",
+        Policy(r#"{"postures": {"posture:x": ["acme:score > 5"]}, "defaultSrcPosture": ["posture:x"]}"#);
+    InvalidAttrType = "invalid_attr_type",
+        "An `attrConfig` type other than string, bool or number.",
+        Policy(r#"{"attrConfig": {"custom:tier": {"type": "text"}}}"#);
+    AttrConfigNotCustom = "attr_config_not_custom",
+        "An `attrConfig` entry that is not a `custom:` attribute; accepted, aclc cannot verify it.",
+        Policy(r#"{"attrConfig": {"tier": {"type": "string"}}}"#);
+    InvalidBroadcastTarget = "invalid_broadcast_target",
+        "An `attrConfig` `broadcastToPeers` entry that names no devices.",
+        Policy(r#"{"attrConfig": {"custom:tier": {"broadcastToPeers": ["autogroup:internet"]}}}"#);
+    UnverifiedServiceName = "unverified_service_name",
+        "A Tailscale Service name that is not a DNS label after `svc:`; accepted, aclc cannot verify it.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["svc:Web_Server"], "ip": ["*"]}]}"#);
+    InvalidApprover = "invalid_approver",
+        "An `autoApprovers` entry that cannot approve (an address, a host, `*`).",
+        Policy(r#"{"autoApprovers": {"routes": {"10.0.0.0/8": ["*"]}}}"#);
+    ExitRouteInRoutes = "exit_route_in_routes",
+        "`0.0.0.0/0` or `::/0` under `autoApprovers.routes`, which does not approve exit nodes.",
+        Policy(r#"{"autoApprovers": {"routes": {"0.0.0.0/0": ["alice@example.com"]}}}"#);
+    InvalidPrefix = "invalid_prefix",
+        "A route or pool that is not a prefix.",
+        Policy(r#"{"autoApprovers": {"routes": {"10.0.0.0/33": ["alice@example.com"]}}}"#);
+
+    // --- Rules.
+    MissingAction = "missing_action",
+        "An SSH rule without `action` (an ACL without one gets Tailscale's `invalid_action` text).",
+        Policy(r#"{"ssh": [{"src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"]}]}"#);
+    InvalidAction = "invalid_action",
+        "An action other than `accept` (ACLs) or `accept`/`check` (SSH).",
+        Policy(r#"{"acls": [{"action": "deny", "src": ["*"], "dst": ["*:*"]}]}"#);
+    MissingPort = "missing_port",
+        "An ACL destination without `:port`.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["100.64.0.1"]}]}"#);
+    InvalidPort = "invalid_port",
+        "A port or port range Tailscale cannot read.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:80-70000"]}]}"#);
+    InvalidProtocol = "invalid_protocol",
+        "A protocol name or number Tailscale does not accept.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"], "proto": "quic"}]}"#);
+    PortsOnPortlessProtocol = "ports_on_portless_protocol",
+        "Ports on a protocol that has none (only tcp, udp and sctp have ports).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:22"], "proto": "icmp"}]}"#);
+    InvalidSrc = "invalid_src",
+        "A selector that cannot be a source (`autogroup:internet`, a Service ...).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:internet"], "dst": ["*:*"]}]}"#);
+    SelfInSrc = "self_in_src",
+        "`autogroup:self` as a source; it is a destination (the source user's own devices).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:self"], "dst": ["*:*"]}]}"#);
+    InvalidDst = "invalid_dst",
+        "A selector that cannot be a destination (`autogroup:shared` ...).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["autogroup:shared:*"]}]}"#);
+    DangerAllInDst = "danger_all_in_dst",
+        "`autogroup:danger-all` as a destination; use `*`.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["autogroup:danger-all:*"]}]}"#);
+    AllAddressesDst = "all_addresses_dst",
+        "A grant destination of `0.0.0.0/0` or `::/0`; use `*` or `autogroup:internet`.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["0.0.0.0/0"], "ip": ["*"]}]}"#);
+    SelfWithInvalidSrc = "self_with_invalid_src",
+        "An `autogroup:self` destination with sources that are not sets of users.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:self"], "ip": ["*"]}]}"#);
+    EmptyGrant = "empty_grant",
+        "A grant with neither `ip` nor `app`.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"]}]}"#);
+    AppWithInternet = "app_with_internet",
+        "An `app` grant to `autogroup:internet`.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "app": {"example.com/cap/x": [{}]}}]}"#);
+    InvalidCapability = "invalid_capability",
+        "A capability name that is not `domain/path`, or a `tailscale.com` capability policies may not grant.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}]}"#);
+    ViaNotTag = "via_not_tag",
+        "A grant `via` entry that is not a tag.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["alice@example.com"]}]}"#);
+    NeverMatches = "never_matches",
+        "A rule with no sources, no destinations, or only empty groups: it never matches.",
+        Policy(r#"{"acls": [{"action": "accept", "src": [], "dst": ["*:*"]}]}"#);
+
+    // --- SSH.
+    SshInvalidSrc = "ssh_invalid_src",
+        "An SSH source that is not a user, group, tag or user autogroup.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["*"], "dst": ["autogroup:self"], "users": ["root"]}]}"#);
+    SshInvalidDst = "ssh_invalid_dst",
+        "An SSH destination that is not a tag, `autogroup:self`, `autogroup:member` or `autogroup:tagged`.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["100.64.0.1"], "users": ["root"]}]}"#);
+    SshTagToUserDevices = "ssh_tag_to_user_devices",
+        "Tagged sources reaching user-owned devices over SSH, which Tailscale refuses.",
+        Policy(r#"{"tagOwners": {"tag:ci": []}, "ssh": [{"action": "accept", "src": ["tag:ci"], "dst": ["autogroup:member"], "users": ["root"]}]}"#);
+    SshUserDst = "ssh_user_dst",
+        "A user as SSH destination with sources other than that user alone.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["alice@example.com"], "users": ["root"]}]}"#);
+    MissingUsers = "missing_users",
+        "An SSH rule without `users`.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"]}]}"#);
+    InvalidSshUser = "invalid_ssh_user",
+        "An SSH `users` entry Tailscale refuses (`*`, the empty string ...).",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["*"]}]}"#);
+    EmptyAcceptEnv = "empty_accept_env",
+        "An empty `acceptEnv` pattern.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "acceptEnv": [""]}]}"#);
+    InvalidCheckPeriod = "invalid_check_period",
+        "A `checkPeriod` that is not a duration from 0s to 168h, or `always`.",
+        Policy(r#"{"ssh": [{"action": "check", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "checkPeriod": "200h"}]}"#);
+    CheckPeriodWithoutCheck = "check_period_without_check",
+        "`checkPeriod` on an accept rule, where it has no effect.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "checkPeriod": "1h"}]}"#);
+    CheckWithTags = "check_with_tags",
+        "A check rule from tagged sources, which cannot re-authenticate.",
+        Policy(r#"{"tagOwners": {"tag:ci": [], "tag:web": []}, "ssh": [{"action": "check", "src": ["tag:ci"], "dst": ["tag:web"], "users": ["root"]}]}"#);
+    InvalidRecorder = "invalid_recorder",
+        "An SSH `recorder` entry that is not a tag.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "recorder": ["100.64.0.9"]}]}"#);
+    EnforceRecorderWithoutRecorder = "enforce_recorder_without_recorder",
+        "`enforceRecorder` without a recorder: every session the rule admits is refused.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "enforceRecorder": true}]}"#);
+
+    // --- Node attributes.
+    InvalidTarget = "invalid_target",
+        "A `nodeAttrs` target that names no devices (`autogroup:self`, `autogroup:internet` ...).",
+        Policy(r#"{"nodeAttrs": [{"target": ["autogroup:self"], "attr": ["funnel"]}]}"#);
+    ReservedIpPool = "reserved_ip_pool",
+        "An `ipPool` inside a range Tailscale reserves.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.100.0/24"]}]}"#);
+    IpPoolContainsReserved = "ip_pool_contains_reserved",
+        "An `ipPool` that contains a reserved range; accepted, the reserved part is never allocated.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#);
+    UnverifiedNodeAttr = "unverified_node_attr",
+        "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);
+    UnknownAppConnectorField = "unknown_app_connector_field",
+        "A field of an app connector aclc does not know; accepted, aclc cannot verify it.",
+        Policy(r#"{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x", "connectors": ["tag:c"], "domains": ["example.com"], "domain": ["x.com"]}]}}]}"#);
+    AppConnectorIncomplete = "app_connector_incomplete",
+        "An app connector without a name, connectors, or any domain or route.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x"}]}}]}"#);
+    InvalidAppDomain = "invalid_app_domain",
+        "An app connector domain that no traffic can match (a URL, a misplaced wildcard ...).",
+        Policy(r#"{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x", "connectors": ["tag:c"], "domains": ["https://example.com"]}]}}]}"#);
+    InvalidAppRoute = "invalid_app_route",
+        "An app connector route that is not a prefix; a connector ignores it.",
+        Policy(r#"{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x", "connectors": ["tag:c"], "routes": ["10.0.0.0/33"]}]}}]}"#);
+
+    // --- Tests.
+    SshTestDst = "ssh_test_dst",
+        "An `sshTests` destination Tailscale refuses before running the test.",
+        Policy(r#"{"sshTests": [{"src": "alice@example.com", "dst": ["autogroup:internet"], "accept": ["root"]}]}"#);
+    TestsFailed = "tests_failed",
+        "Some of the policy's `tests` or `sshTests` fail (Tailscale's `test(s) failed`); the policy is refused.",
+        Described("`aclc check --inventory`, `compile` or `test` on a policy whose tests fail");
+    TestFailed = "test_failed",
+        "One failing assertion of the policy's tests, with the reason.",
+        Described("follows `aclc::tests_failed`, one per failing assertion");
+    TestVacuous = "test_vacuous",
+        "A `deny` assertion from a source with no devices in the inventory: it holds, but proves nothing.",
+        Described("`aclc check --inventory` on a test whose `src` user has no devices");
+
+    // --- Unused definitions.
+    UnusedGroup = "unused_group",
+        "A group no rule refers to.",
+        Policy(r#"{"groups": {"group:eng": ["alice@example.com"]}}"#);
+    UnusedTag = "unused_tag",
+        "A tag no rule refers to (it can still be applied to devices).",
+        Policy(r#"{"tagOwners": {"tag:web": []}}"#);
+    UnusedHost = "unused_host",
+        "A host alias no rule refers to.",
+        Policy(r#"{"hosts": {"db": "10.0.0.5"}}"#);
+    UnusedIpset = "unused_ipset",
+        "An IP set no rule refers to.",
+        Policy(r#"{"ipsets": {"ipset:prod": ["10.0.0.0/8"]}}"#);
+    UnusedPosture = "unused_posture",
+        "A posture no rule refers to.",
+        Policy(r#"{"postures": {"posture:mac": ["node:os == 'macos'"]}}"#);
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Code {
+    type Err = UnknownCode;
+
+    /// The code whose text form is `s` (`aclc::undefined_tag`).
+    fn from_str(s: &str) -> Result<Code, UnknownCode> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCode(s.to_string()))
+    }
+}
+
+/// A text that names no code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCode(pub String);
+
+impl std::fmt::Display for UnknownCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown diagnostic code {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownCode {}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<Code> for &str {
+    fn eq(&self, other: &Code) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Code, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
