@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use aclc_compiler::wire::{FilterRule, SshRule};
 use aclc_compiler::{compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
-use aclc_policy::snippet::escape;
+use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
 

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use aclc_compiler::Inventory;
-use aclc_policy::snippet::escape;
+use aclc_policy::text::escape;
 use aclc_policy::{Checked, Diagnostic, Limits, Options, Source};
 
 use crate::report::{input_error, Format};

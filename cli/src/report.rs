@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use aclc_policy::snippet::escape;
+use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source};
 use clap::ValueEnum;
 use miette::{GraphicalReportHandler, GraphicalTheme};

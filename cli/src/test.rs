@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
 use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
-use aclc_policy::snippet::escape;
+use aclc_policy::text::escape;
 use aclc_policy::Code;
 use aclc_policy::{Diagnostic, Source, Span};
 use serde::Serialize;

@@ -4,8 +4,8 @@
 
 use crate::code::Code;
 use crate::diag::Diagnostic;
-use crate::snippet::is_bidi_control;
 use crate::source::{Source, Span};
+use crate::text::is_bidi_control;
 
 /// The code of the warning.
 pub(crate) const BIDI_CONTROL: Code = Code::BidiControl;

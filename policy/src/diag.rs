@@ -1,8 +1,9 @@
 //! Diagnostics: one spanned, coded message per problem, so every error can be reported at once.
 
 use crate::code::Code;
-use crate::snippet::{escape_at_most, Snippet};
+use crate::snippet::Snippet;
 use crate::source::{Source, Span};
+use crate::text::escape_at_most;
 use serde::{Deserialize, Serialize};
 
 /// Characters of a message or help line shown in a rendered report (they quote the policy,

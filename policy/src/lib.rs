@@ -9,6 +9,7 @@ mod lower;
 pub mod model;
 pub mod snippet;
 pub mod source;
+pub mod text;
 mod validate;
 
 pub use code::Code;

@@ -8,9 +8,8 @@
 //! never sends a raw escape sequence to a terminal. Building one costs O(log lines) per span
 //! plus the size of the window; nothing scans the text from its start.
 
-use std::borrow::Cow;
-
 use crate::source::{LineCol, Source, Span};
+use crate::text::{escape, needs_escape, push_escaped, CUT};
 
 /// Characters of context kept on each side of a span on a long line.
 pub const CONTEXT_CHARS: usize = 120;
@@ -24,56 +23,6 @@ pub const SPAN_LINES: usize = 8;
 const CONTEXT_LINES: usize = 1;
 /// Gaps of up to this many lines between excerpts are filled, so nearby spans share a block.
 const GAP_LINES: usize = 3;
-/// Marks text cut from a long line.
-const CUT: &str = "…";
-
-/// True for the bidirectional formatting characters that can make text display in another
-/// order than it is read ("Trojan Source", CVE-2021-42574): the embeddings and overrides
-/// U+202A..U+202E, the isolates U+2066..U+2069, and the marks U+200E, U+200F and U+061C.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-    )
-}
-
-/// True for characters shown escaped on a terminal: C0 controls other than tab, DEL, C1
-/// controls, and bidirectional controls.
-pub fn needs_escape(c: char) -> bool {
-    (c.is_control() && c != '\t') || is_bidi_control(c)
-}
-
-/// `text` safe to print on a terminal: each character of [`needs_escape`] written as
-/// `\u{hex}` (ESC is `\u{1b}`), everything else unchanged.
-pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        push_escaped(&mut out, c);
-    }
-    Cow::Owned(out)
-}
-
-/// [`escape`], cut after `max_chars` characters of `text` (with `…`).
-pub fn escape_at_most(text: &str, max_chars: usize) -> Cow<'_, str> {
-    match text.char_indices().nth(max_chars) {
-        None => escape(text),
-        Some((cut, _)) => {
-            let kept = text.get(..cut).unwrap_or_default();
-            Cow::Owned(format!("{}{CUT}", escape(kept)))
-        }
-    }
-}
-
-fn push_escaped(out: &mut String, c: char) {
-    if needs_escape(c) {
-        out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-    } else {
-        out.push(c);
-    }
-}
 
 fn escaped_len(text: &str) -> usize {
     text.chars()
@@ -454,14 +403,6 @@ mod tests {
             Some("b")
         );
         assert!(!snippet.text().chars().any(|c| c != '\n' && needs_escape(c)));
-    }
-
-    #[test]
-    fn escape_at_most_cuts_and_escapes() {
-        assert_eq!(escape_at_most("abc", 5), "abc");
-        assert_eq!(escape_at_most("a\u{7f}bcdef", 3), "a\\u{7f}b…");
-        assert_eq!(escape("tab\tok"), "tab\tok");
-        assert_eq!(escape("\u{200f}\u{61c}"), "\\u{200f}\\u{61c}");
     }
 
     #[test]

@@ -61,10 +61,8 @@ impl Side {
     }
 }
 
-/// `"text"`, escaped.
-pub(super) fn quote(text: &str) -> String {
-    format!("\"{}\"", text.escape_debug())
-}
+/// `"text"`, escaped as everywhere in aclc (Go's `%q`).
+pub(super) use aclc_policy::text::quote;
 
 /// Resolves test aliases against a compiled tailnet.
 pub(super) struct Endpoints<'a> {

@@ -12,9 +12,9 @@ mod posture;
 mod proto;
 mod ssh;
 
+pub(crate) use crate::text::quote as quote_go;
 pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{is_synced_group, Alias, AliasError, Autogroup, Selector};
-pub(crate) use ports::quote as quote_go;
 pub use ports::{parse_port_list, PortError, PortRange};
 pub use posture::{
     attribute_status, compare_versions, parse_condition as parse_posture_condition,

@@ -1,5 +1,7 @@
 //! Port lists (`*`, `22`, `80,443`, `1000-2000`) with Tailscale's own error texts.
 
+use crate::text::quote;
+
 /// An inclusive port range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct PortRange {
@@ -113,25 +115,6 @@ impl std::fmt::Display for PortError {
 }
 
 impl std::error::Error for PortError {}
-
-/// A string in double quotes with Go's `%q`-style escaping of quotes and backslashes.
-pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// A decimal port number as Go's `strconv.ParseUint(s, 10, 16)` reads it.
 fn parse_port(s: &str) -> Option<u16> {

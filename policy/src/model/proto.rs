@@ -2,7 +2,8 @@
 //! entries, read the way Tailscale's own parser (`ipproto.ResolveProtoName`,
 //! `tailcfg.parseProtoPortRange`) reads them, with its error texts.
 
-use super::ports::{parse_port_list, quote, PortRange};
+use super::ports::{parse_port_list, PortRange};
+use crate::text::quote;
 
 /// An IP protocol number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -1,7 +1,7 @@
 //! SSH rule values: the action, the local users, and `checkPeriod` with Go's duration syntax
 //! (Tailscale's messages print durations the way Go does, e.g. `168h0m1s`).
 
-use super::ports::quote;
+use crate::text::quote;
 
 /// The action of an SSH rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
