@@ -106,11 +106,20 @@ fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory
     if let Some(checked) = checked {
         diagnostics.extend(checked.warnings);
         if let Some(inventory) = inventory {
-            let report = crate::test::run_tests(&checked.policy, inventory);
-            diagnostics.extend(crate::test::warning_diagnostics(&report));
-            if !report.passed() {
-                valid = false;
-                diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
+            match crate::test::run_tests(&checked.policy, inventory) {
+                Ok(report) => {
+                    diagnostics.extend(crate::test::warning_diagnostics(&report));
+                    if !report.passed() {
+                        valid = false;
+                        diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
+                    }
+                }
+                // The compiler refused the policy (an IP set it cannot compute, work beyond
+                // the budget): invalid, at the place to blame.
+                Err(error) => {
+                    valid = false;
+                    diagnostics.push(error.to_diagnostic());
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use aclc_compiler::wire::{FilterRule, SshRule};
-use aclc_compiler::{compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
+use aclc_compiler::{try_compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
 use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
@@ -72,7 +72,19 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
     }
     let mut compile_options = CompileOptions::default();
     compile_options.control_url.clone_from(&args.control_url);
-    let compiled = compile_with_options(&checked.policy, &inventory, &compile_options);
+    // A policy the compiler refuses (an IP set it cannot compute, work beyond the budget) is
+    // refused like an invalid one, with the place to blame.
+    let compiled = match try_compile_with_options(&checked.policy, &inventory, &compile_options) {
+        Ok(compiled) => compiled,
+        Err(error) => {
+            return refused(
+                args.format,
+                args.max_diagnostics,
+                &source,
+                &[error.to_diagnostic()],
+            )
+        }
+    };
     // Tailscale refuses a policy whose own assertions fail.
     let report = aclc_compiler::run_tests(&checked.policy, &compiled);
     if !report.passed() {

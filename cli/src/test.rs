@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
-use aclc_compiler::{compile_with_options, CompileOptions, Inventory};
+use aclc_compiler::{try_compile_with_options, CompileError, CompileOptions, Inventory};
 use aclc_policy::text::escape;
 use aclc_policy::Code;
 use aclc_policy::{Diagnostic, Source, Span};
@@ -53,7 +53,17 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
         Ok(inputs) => inputs,
         Err(status) => return status,
     };
-    let report = run_tests(&checked.policy, &inventory);
+    let report = match run_tests(&checked.policy, &inventory) {
+        Ok(report) => report,
+        Err(error) => {
+            return invalid(
+                args.format,
+                args.max_diagnostics,
+                &source,
+                &[error.to_diagnostic()],
+            )
+        }
+    };
     let written = match args.format {
         Format::Human => write_human(&report, &source),
         Format::Json => write_json(&report, &source),
@@ -71,10 +81,14 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
     }
 }
 
-/// Compile `policy` against `inventory` with the default options and run its assertions.
-pub(crate) fn run_tests(policy: &aclc_policy::model::Policy, inventory: &Inventory) -> TestReport {
-    let compiled = compile_with_options(policy, inventory, &CompileOptions::default());
-    aclc_compiler::run_tests(policy, &compiled)
+/// Compile `policy` against `inventory` with the default options and run its assertions; the
+/// compiler's refusal when it refuses the policy.
+pub(crate) fn run_tests(
+    policy: &aclc_policy::model::Policy,
+    inventory: &Inventory,
+) -> Result<TestReport, CompileError> {
+    let compiled = try_compile_with_options(policy, inventory, &CompileOptions::default())?;
+    Ok(aclc_compiler::run_tests(policy, &compiled))
 }
 
 /// The diagnostics of a refusal for failed assertions: `test(s) failed` (Tailscale's text)

@@ -434,3 +434,68 @@ fn help_lists_the_flags() {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
 }
+
+/// A policy the compiler refuses (here: IP sets needing more work than the default budget, a
+/// set of 5,000 addresses included 4,000 times) exits 2 like an invalid one, with the place
+/// to blame; `check --inventory` and `test` refuse it too.
+#[test]
+fn compile_budget_refusal_exits_2_with_a_located_diagnostic() {
+    let dir = scratch();
+    let addresses: Vec<String> = (0..5_000)
+        .map(|i| format!("10.{}.{}.{}", i >> 14, (i >> 6) & 255, (i & 63) * 4))
+        .collect();
+    let policy = json!({
+        "ipsets": {
+            "ipset:big": addresses,
+            "ipset:many": vec!["ipset:big"; 4_000],
+        },
+        "grants": [{"src": ["*"], "dst": ["ipset:many"], "ip": ["*"]}],
+    });
+    // Pretty-printed: one line per entry.
+    let text = serde_json::to_string_pretty(&policy).unwrap();
+    std::fs::write(dir.join("budget.json"), text).unwrap();
+    std::fs::copy(
+        examples().join("inventory.json"),
+        dir.join("inventory.json"),
+    )
+    .unwrap();
+    let o = aclc_in(
+        &dir,
+        &[
+            "compile",
+            "budget.json",
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = json(&o);
+    let diagnostics = out["error"]["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 1, "{out}");
+    assert_eq!(
+        diagnostics[0]["code"], "aclc::compile_budget_exceeded",
+        "{out}"
+    );
+    assert!(diagnostics[0]["line"].as_u64().unwrap() > 0, "{out}");
+
+    let o = aclc_in(
+        &dir,
+        &["check", "budget.json", "--inventory", "inventory.json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("compile_budget_exceeded"),
+        "{}",
+        stderr(&o)
+    );
+    let o = aclc_in(
+        &dir,
+        &["test", "budget.json", "--inventory", "inventory.json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -74,6 +74,61 @@ impl AddrSet {
         set
     }
 
+    /// The union of many sets at once: every range collected, sorted once and merged
+    /// (O(n log n) in the total number of ranges, where adding one set at a time with
+    /// [`AddrSet::add`] costs O(n) per add).
+    pub(crate) fn union_of<'a>(sets: impl IntoIterator<Item = &'a AddrSet>) -> AddrSet {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for set in sets {
+            v4.extend_from_slice(&set.v4);
+            v6.extend_from_slice(&set.v6);
+        }
+        AddrSet {
+            v4: normalize(v4),
+            v6: normalize(v6),
+        }
+    }
+
+    /// The addresses of some IPs, built in one sort (node addresses of a tag, a group ...).
+    pub(crate) fn from_ips(ips: impl IntoIterator<Item = IpAddr>) -> AddrSet {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for ip in ips {
+            match ip {
+                IpAddr::V4(a) => v4.push((u32::from(a), u32::from(a))),
+                IpAddr::V6(a) => v6.push((u128::from(a), u128::from(a))),
+            }
+        }
+        AddrSet {
+            v4: normalize(v4),
+            v6: normalize(v6),
+        }
+    }
+
+    /// The result of applying `steps` in order to the empty set, each adding (`true`) or
+    /// removing (`false`) a set's addresses: an address is in the result when the last step
+    /// that mentions it adds it. One sweep over the sorted range ends, O(n log n) in the total
+    /// number of ranges whatever the mix of adds and removes (applying [`AddrSet::add`] and
+    /// [`AddrSet::remove`] one by one is O(n) per step).
+    pub(crate) fn from_steps<'a>(steps: impl IntoIterator<Item = (bool, &'a AddrSet)>) -> AddrSet {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (i, (add, set)) in steps.into_iter().enumerate() {
+            v4.extend(set.v4.iter().map(|&(a, b)| (a, b, i, add)));
+            v6.extend(set.v6.iter().map(|&(a, b)| (a, b, i, add)));
+        }
+        AddrSet {
+            v4: sweep(v4),
+            v6: sweep(v6),
+        }
+    }
+
+    /// The number of ranges (the unit of the compile budget).
+    pub(crate) fn range_count(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
     /// True when the set holds no address.
     pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
@@ -99,11 +154,6 @@ impl AddrSet {
         }
     }
 
-    /// True if the set and `other` share an address.
-    pub(crate) fn overlaps(&self, other: &AddrSet) -> bool {
-        overlaps(&self.v4, &other.v4) || overlaps(&self.v6, &other.v6)
-    }
-
     /// True if every address of the set is in `other`.
     pub(crate) fn is_subset_of(&self, other: &AddrSet) -> bool {
         let mut rest = self.clone();
@@ -113,7 +163,13 @@ impl AddrSet {
 
     /// True if the set shares an address with the prefix.
     pub(crate) fn overlaps_net(&self, net: &IpNet) -> bool {
-        self.overlaps(&AddrSet::from_net(*net))
+        // A binary search, without building a set for the prefix.
+        let net = net.trunc();
+        match (net.network(), net.broadcast()) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => overlaps_range(&self.v4, a.into(), b.into()),
+            (IpAddr::V6(a), IpAddr::V6(b)) => overlaps_range(&self.v6, a.into(), b.into()),
+            _ => false,
+        }
     }
 
     /// The IPv4 ranges, as integers.
@@ -195,11 +251,13 @@ fn range_text(first: IpAddr, last: IpAddr, len: Option<u8>) -> String {
 
 /// Integer types the range algorithms work on.
 trait Bound: Copy + Ord {
+    const MAX: Self;
     fn next(self) -> Option<Self>;
     fn prev(self) -> Option<Self>;
 }
 
 impl Bound for u32 {
+    const MAX: u32 = u32::MAX;
     fn next(self) -> Option<u32> {
         self.checked_add(1)
     }
@@ -209,6 +267,7 @@ impl Bound for u32 {
 }
 
 impl Bound for u128 {
+    const MAX: u128 = u128::MAX;
     fn next(self) -> Option<u128> {
         self.checked_add(1)
     }
@@ -218,7 +277,13 @@ impl Bound for u128 {
 }
 
 fn union<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
-    let mut all: Vec<(T, T)> = a.iter().chain(b).copied().collect();
+    normalize(a.iter().chain(b).copied().collect())
+}
+
+/// Sort ranges and merge the overlapping or adjacent ones (ranges with `first > last` are
+/// dropped).
+fn normalize<T: Bound>(mut all: Vec<(T, T)>) -> Vec<(T, T)> {
+    all.retain(|&(first, last)| first <= last);
     all.sort_unstable();
     let mut out: Vec<(T, T)> = Vec::with_capacity(all.len());
     for (first, last) in all {
@@ -235,11 +300,21 @@ fn union<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     out
 }
 
+/// `a` without `b`, both sorted and disjoint: one merge pass, O(|a| + |b|) (a cut is looked at
+/// again only by the next range of `a` when it reaches past the current one).
 fn difference<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
     for &(first, last) in a {
+        // Cuts ending before this range end before every later one too.
+        while b.get(j).is_some_and(|&(_, cut_last)| cut_last < first) {
+            j += 1;
+        }
         let mut start = Some(first);
-        for &(cut_first, cut_last) in b {
+        for &(cut_first, cut_last) in b.get(j..).unwrap_or_default() {
+            if cut_first > last {
+                break;
+            }
             let Some(s) = start else { break };
             if cut_last < s || cut_first > last {
                 continue;
@@ -258,23 +333,80 @@ fn difference<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
     out
 }
 
+/// The ranges in which the last step (highest index) covering each address adds it: a sweep
+/// over the range ends with the set of steps covering the current position.
+fn sweep<T: Bound>(ranges: Vec<(T, T, usize, bool)>) -> Vec<(T, T)> {
+    if ranges.iter().all(|&(_, _, _, add)| add) {
+        return normalize(ranges.into_iter().map(|(a, b, _, _)| (a, b)).collect());
+    }
+    // Events: at `pos`, step `i` starts (true) or stops (false) covering. A range ending at the
+    // top of the address space never stops.
+    let mut events: Vec<(T, bool, usize)> = Vec::with_capacity(ranges.len() * 2);
+    let mut adds = Vec::new();
+    for &(first, last, i, add) in &ranges {
+        if first > last {
+            continue;
+        }
+        events.push((first, true, i));
+        if let Some(after) = last.next() {
+            events.push((after, false, i));
+        }
+        if adds.len() <= i {
+            adds.resize(i + 1, false);
+        }
+        if let Some(slot) = adds.get_mut(i) {
+            *slot = add;
+        }
+    }
+    events.sort_unstable_by_key(|x| x.0);
+    let mut covering: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let mut out: Vec<(T, T)> = Vec::new();
+    let mut open: Option<T> = None;
+    let mut k = 0;
+    while let Some(&(pos, _, _)) = events.get(k) {
+        while let Some(&(p, starts, i)) = events.get(k) {
+            if p != pos {
+                break;
+            }
+            // A step's own ranges are disjoint and never adjacent, so it cannot start and
+            // stop at the same position.
+            if starts {
+                covering.insert(i);
+            } else {
+                covering.remove(&i);
+            }
+            k += 1;
+        }
+        let inside = covering
+            .last()
+            .is_some_and(|&i| adds.get(i).copied().unwrap_or(false));
+        match (open, inside) {
+            (None, true) => open = Some(pos),
+            (Some(start), false) => {
+                if let Some(end) = pos.prev() {
+                    out.push((start, end));
+                }
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = open {
+        out.push((start, T::MAX));
+    }
+    // Neighbouring pieces may touch (a step ending where an equal step begins): merge them.
+    normalize(out)
+}
+
 fn contains<T: Bound>(ranges: &[(T, T)], x: T) -> bool {
     let i = ranges.partition_point(|&(_, last)| last < x);
     ranges.get(i).is_some_and(|&(first, _)| first <= x)
 }
 
-fn overlaps<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while let (Some(&(a1, a2)), Some(&(b1, b2))) = (a.get(i), b.get(j)) {
-        if a2 < b1 {
-            i += 1;
-        } else if b2 < a1 {
-            j += 1;
-        } else {
-            return true;
-        }
-    }
-    false
+/// True if some range of `ranges` meets `[first, last]`.
+fn overlaps_range<T: Bound>(ranges: &[(T, T)], first: T, last: T) -> bool {
+    let i = ranges.partition_point(|&(_, end)| end < first);
+    ranges.get(i).is_some_and(|&(start, _)| start <= last)
 }
 
 #[cfg(test)]
@@ -320,6 +452,91 @@ mod tests {
         let mut all = set(&["0.0.0.0/0"]);
         all.remove(&set(&["0.0.0.0/0"]));
         assert!(all.is_empty());
+    }
+
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A set of a few ranges near the top of both address spaces (so the sweep's
+        /// "no end" case is exercised), from (family, offset, length) triples.
+        fn build(parts: &[(bool, u8, u8)]) -> AddrSet {
+            let mut set = AddrSet::new();
+            for &(v6, offset, len) in parts {
+                let len = u32::from(len % 40);
+                let first = 255 - u32::from(offset);
+                let last = (first + len).min(255);
+                let part = if v6 {
+                    let base = u128::MAX - 255;
+                    AddrSet::from_range(
+                        IpAddr::V6(Ipv6Addr::from(base + u128::from(first))),
+                        IpAddr::V6(Ipv6Addr::from(base + u128::from(last))),
+                    )
+                } else {
+                    let base = u32::MAX - 255;
+                    AddrSet::from_range(
+                        IpAddr::V4(Ipv4Addr::from(base + first)),
+                        IpAddr::V4(Ipv4Addr::from(base + last)),
+                    )
+                };
+                set.add(&part);
+            }
+            set
+        }
+
+        fn parts() -> impl Strategy<Value = Vec<(bool, u8, u8)>> {
+            proptest::collection::vec((any::<bool>(), any::<u8>(), any::<u8>()), 0..6)
+        }
+
+        proptest! {
+            #[test]
+            fn bulk_union_equals_incremental_adds(sets in proptest::collection::vec(parts(), 0..12)) {
+                let sets: Vec<AddrSet> = sets.iter().map(|p| build(p)).collect();
+                let mut incremental = AddrSet::new();
+                for set in &sets {
+                    incremental.add(set);
+                }
+                prop_assert_eq!(&AddrSet::union_of(&sets), &incremental);
+                let ips: Vec<IpAddr> = incremental
+                    .v4_ranges()
+                    .iter()
+                    .flat_map(|&(a, b)| (a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))))
+                    .collect();
+                let v4_only = AddrSet::from_ips(ips);
+                prop_assert_eq!(v4_only.v4_ranges(), incremental.v4_ranges());
+            }
+
+            #[test]
+            fn steps_equal_incremental_adds_and_removes(
+                steps in proptest::collection::vec((any::<bool>(), parts()), 0..12),
+            ) {
+                let steps: Vec<(bool, AddrSet)> =
+                    steps.iter().map(|(add, p)| (*add, build(p))).collect();
+                let mut incremental = AddrSet::new();
+                for (add, set) in &steps {
+                    if *add {
+                        incremental.add(set);
+                    } else {
+                        incremental.remove(set);
+                    }
+                }
+                let swept = AddrSet::from_steps(steps.iter().map(|(add, set)| (*add, set)));
+                prop_assert_eq!(swept, incremental);
+            }
+
+            #[test]
+            fn difference_agrees_with_membership(a in parts(), b in parts()) {
+                let (a, b) = (build(&a), build(&b));
+                let mut rest = a.clone();
+                rest.remove(&b);
+                for x in 0..=255u32 {
+                    let ip = IpAddr::V4(Ipv4Addr::from(u32::MAX - 255 + x));
+                    prop_assert_eq!(rest.contains(ip), a.contains(ip) && !b.contains(ip));
+                    let ip = IpAddr::V6(Ipv6Addr::from(u128::MAX - 255 + u128::from(x)));
+                    prop_assert_eq!(rest.contains(ip), a.contains(ip) && !b.contains(ip));
+                }
+            }
+        }
     }
 
     #[test]

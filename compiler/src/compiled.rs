@@ -9,6 +9,7 @@ use aclc_policy::model::Policy;
 use ipnet::IpNet;
 
 use crate::capmap::NodeCaps;
+use crate::error::{CompileError, CompileLimits};
 use crate::inventory::Inventory;
 use crate::lower::{self, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable};
@@ -34,6 +35,9 @@ pub struct CompileOptions {
     /// marks, the tailnet's display name, the auto-update default and a few client tunables.
     /// Default: on.
     pub tailnet_state_caps: bool,
+    /// Caps on the work one policy may cause; a policy that needs more is refused.
+    /// Default: [`CompileLimits::default`], far above what real tailnets need.
+    pub limits: CompileLimits,
 }
 
 /// The control URL of the conformance corpus' captures.
@@ -45,6 +49,7 @@ impl Default for CompileOptions {
             auto_approve: true,
             control_url: DEFAULT_CONTROL_URL.to_string(),
             tailnet_state_caps: true,
+            limits: CompileLimits::default(),
         }
     }
 }
@@ -62,6 +67,9 @@ pub struct Compiled {
     /// posture attributes (`sshTests` `srcPostureAttrs`).
     users: Vec<crate::inventory::User>,
     control_url: String,
+    /// Why the policy was refused, when this grants nothing in its place
+    /// ([`compile_with_options`]).
+    refusal: Option<CompileError>,
 }
 
 // A compiled policy is shared by the threads of a control server.
@@ -71,24 +79,87 @@ const _: fn() = || {
     assert_send_sync::<NodeView<'static>>();
 };
 
-/// Compile `policy` for every node of `inventory` with the default options.
+/// Compile `policy` for every node of `inventory` with the default options; see
+/// [`compile_with_options`].
 pub fn compile(policy: &Policy, inventory: &Inventory) -> Compiled {
     compile_with_options(policy, inventory, &CompileOptions::default())
 }
 
-/// Compile `policy` for every node of `inventory`.
+/// Compile `policy` for every node of `inventory`. A policy [`try_compile_with_options`]
+/// refuses compiles to nothing (fail closed): no node gets a rule, a peer or an SSH rule, and
+/// [`Compiled::refusal`] says why. Callers that can report an error should use
+/// [`try_compile_with_options`].
 pub fn compile_with_options(
     policy: &Policy,
     inventory: &Inventory,
     options: &CompileOptions,
 ) -> Compiled {
+    try_compile_with_options(policy, inventory, options)
+        .unwrap_or_else(|error| refused(policy, inventory, options, error))
+}
+
+/// Compile `policy` for every node of `inventory` with the default options, or say why not.
+pub fn try_compile(policy: &Policy, inventory: &Inventory) -> Result<Compiled, CompileError> {
+    try_compile_with_options(policy, inventory, &CompileOptions::default())
+}
+
+/// Compile `policy` for every node of `inventory`, or refuse it with the reason and the
+/// policy location: an IP set that includes itself or holds unknown addresses, or work beyond
+/// `options.limits`. Never a partial or widened result.
+pub fn try_compile_with_options(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+) -> Result<Compiled, CompileError> {
+    build(policy, inventory, options)
+}
+
+fn build(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+) -> Result<Compiled, CompileError> {
     let mut table = NodeTable::new(inventory);
+    // IP sets first: every later alias resolution reads them from the table.
+    table.ipsets = crate::ipsets::resolve(policy, &table, &options.limits)?;
     let auto = options
         .auto_approve
         .then(|| routes::auto_approvals(policy, &table));
     routes::apply(&mut table, auto.as_deref());
+    let lowered = lower::lower(policy, &table, &options.limits)?;
+    Ok(finish(policy, inventory, options, table, lowered))
+}
+
+/// What a refused policy compiles to: no rule, no peer, no SSH rule, no node attribute from the
+/// policy (only the inventory's own approved routes and tailnet-state capabilities).
+fn refused(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    error: CompileError,
+) -> Compiled {
+    let nothing = Policy {
+        acls: Some(aclc_policy::model::Spanned::new(Vec::new(), policy.span)),
+        span: policy.span,
+        ..Policy::default()
+    };
+    let mut table = NodeTable::new(inventory);
+    routes::apply(&mut table, None);
+    let lowered = lower::Lowered::nothing(&table);
+    let mut compiled = finish(&nothing, inventory, options, table, lowered);
+    compiled.refusal = Some(error);
+    compiled
+}
+
+/// The phases that cannot fail, once the node table and the rules are settled.
+fn finish(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    table: NodeTable,
+    lowered: Lowered,
+) -> Compiled {
     let routes = RouteTable::new(&table);
-    let lowered = lower::lower(policy, &table);
     let peers = PeerIndex::new(&table, &routes, &lowered);
     let ssh = SshLowered::new(
         policy,
@@ -107,10 +178,17 @@ pub fn compile_with_options(
         caps,
         users: inventory.users().to_vec(),
         control_url: options.control_url.clone(),
+        refusal: None,
     }
 }
 
 impl Compiled {
+    /// Why the policy was refused, when [`compile_with_options`] compiled nothing in its
+    /// place; `None` for a policy that compiled.
+    pub fn refusal(&self) -> Option<&CompileError> {
+        self.refusal.as_ref()
+    }
+
     /// Node names, sorted.
     pub fn node_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.table.nodes.iter().map(|n| &*n.name)
@@ -469,6 +547,107 @@ mod tests {
             },
         );
         assert!(off.node("router").unwrap().primary_routes().is_empty());
+    }
+
+    fn parsed(policy: &str) -> (Policy, Inventory) {
+        let inventory = Inventory::from_json(INVENTORY).unwrap();
+        let options = aclc_policy::Options {
+            context: inventory.policy_context(),
+            ..Default::default()
+        };
+        let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
+        (parsed.unwrap().policy, inventory)
+    }
+
+    /// A deep IP set chain removing the router's subnet: the removed addresses are not
+    /// granted, at a depth the old resolver gave up at (and resolved to nothing).
+    #[test]
+    fn deep_ipset_remove_is_not_granted() {
+        let mut sets = vec![r#""ipset:l0": ["10.1.0.0/16"]"#.to_string()];
+        for i in 1..40 {
+            sets.push(format!(r#""ipset:l{i}": ["ipset:l{}"]"#, i - 1));
+        }
+        let policy = format!(
+            r#"{{"tagOwners": {{"tag:router": ["odin@example.com"]}},
+                "autoApprovers": {{"routes": {{"10.0.0.0/8": ["tag:router"]}}}},
+                "ipsets": {{{}, "ipset:deep": ["10.0.0.0/8", "remove ipset:l39"]}},
+                "grants": [{{"src": ["*"], "dst": ["ipset:deep"], "ip": ["*"]}}]}}"#,
+            sets.join(",")
+        );
+        let c = compiled(&policy);
+        assert!(c.refusal().is_none());
+        let mut granted = 0;
+        for view in c.nodes() {
+            for rule in view.packet_filter_rules() {
+                for dst in &rule.dst_ports {
+                    let set = crate::addrset::parse_wire(&dst.ip).unwrap();
+                    assert!(
+                        !set.overlaps_net(&"10.1.0.0/16".parse().unwrap()),
+                        "{}",
+                        dst.ip
+                    );
+                    granted += 1;
+                }
+            }
+        }
+        // Nobody holds what is left of 10.0.0.0/8 either: the set is not `*` or empty by
+        // accident, it is exactly 10.0.0.0/16 and 10.2.0.0-10.255.255.255.
+        assert_eq!(granted, 0);
+        let set = c.table.ipsets.get("ipset:deep").unwrap();
+        let texts: Vec<&str> = set.pieces.iter().map(|p| &*p.text).collect();
+        assert_eq!(texts, ["10.0.0.0/16", "10.2.0.0-10.255.255.255"]);
+        // The router serves exactly the removed subnet: it receives nothing.
+        assert!(c.node("router").unwrap().packet_filter_rules().is_empty());
+    }
+
+    /// An IP set whose `remove` names an undefined host (validation skipped) is refused; the
+    /// infallible entry point then grants nothing rather than the unreduced set.
+    #[test]
+    fn unknown_entry_refused_and_compile_fails_closed() {
+        let (mut policy, inventory) = parsed(
+            r#"{"hosts": {"lab": "10.1.0.0/16"},
+                "ipsets": {"ipset:s": ["10.0.0.0/8", "remove lab"]},
+                "grants": [{"src": ["*"], "dst": ["ipset:s"], "ip": ["*"]}]}"#,
+        );
+        policy.hosts.clear();
+        let err = try_compile(&policy, &inventory).unwrap_err();
+        assert_eq!(err.kind, crate::CompileErrorKind::UnresolvedIpSetEntry);
+        assert_eq!(err.to_diagnostic().code, "aclc::unresolved_ipset_entry");
+        let span = err.span.unwrap();
+        assert!(span.end > span.start);
+        let c = compile(&policy, &inventory);
+        assert_eq!(c.refusal(), Some(&err));
+        for view in c.nodes() {
+            assert!(view.packet_filter_rules().is_empty());
+            assert_eq!(view.peer_count(), 0);
+        }
+    }
+
+    #[test]
+    fn budget_refuses_with_the_rule_location() {
+        let text = r#"{"grants": [
+                {"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]},
+                {"src": ["*"], "dst": ["*"], "ip": ["tcp:80", "tcp:443", "tcp:8080"]}]}"#;
+        let (policy, inventory) = parsed(text);
+        let mut options = CompileOptions::default();
+        options.limits.max_rule_entries = 8;
+        let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+        assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+        let grants = &policy.grants.as_ref().unwrap().value;
+        assert_eq!(err.span, Some(grants[1].span));
+        options.limits = CompileLimits::default();
+        assert!(try_compile_with_options(&policy, &inventory, &options).is_ok());
+
+        let (policy, inventory) = parsed(
+            r#"{"ipsets": {"ipset:a": ["10.0.0.1", "10.0.0.3", "10.0.0.5"],
+                           "ipset:b": ["ipset:a", "10.0.0.7"]},
+                "grants": [{"src": ["*"], "dst": ["ipset:b"], "ip": ["*"]}]}"#,
+        );
+        options.limits.max_address_ranges = 6;
+        let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+        assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+        assert!(err.span.is_some());
+        assert_eq!(err.to_diagnostic().code, "aclc::compile_budget_exceeded");
     }
 
     #[test]

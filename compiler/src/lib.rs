@@ -15,6 +15,8 @@ pub use inventory::{
 
 mod addrset;
 mod compiled;
+mod error;
+mod ipsets;
 mod lower;
 mod nodes;
 mod peers;
@@ -23,7 +25,11 @@ mod resolve;
 mod routes;
 pub mod wire;
 
-pub use compiled::{compile, compile_with_options, CompileOptions, Compiled, NodeView, PeerView};
+pub use compiled::{
+    compile, compile_with_options, try_compile, try_compile_with_options, CompileOptions, Compiled,
+    NodeView, PeerView,
+};
+pub use error::{CompileError, CompileErrorKind, CompileLimits};
 pub use routes::auto_approved_routes;
 
 mod capmap;

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use crate::addrset::AddrSet;
 use crate::inventory::{Inventory, Role};
+use crate::ipsets::IpSets;
 
 /// Index of a node in [`NodeTable::nodes`].
 pub(crate) type NodeId = u32;
@@ -147,6 +148,9 @@ pub(crate) struct NodeTable {
     pub(crate) routers: Vec<NodeId>,
     /// Nodes serving an exit route, sorted. Set by [`crate::routes`].
     pub(crate) exits: Vec<NodeId>,
+    /// The policy's IP sets, resolved once per compile (before anything resolves an alias).
+    /// Set by [`crate::compiled`] from [`crate::ipsets::resolve`].
+    pub(crate) ipsets: IpSets,
 }
 
 impl NodeTable {
@@ -219,6 +223,7 @@ impl NodeTable {
             by_v6: Vec::with_capacity(nodes.len()),
             routers: Vec::new(),
             exits: Vec::new(),
+            ipsets: IpSets::default(),
             nodes,
         };
         for (i, node) in table.nodes.iter().enumerate() {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::addrset::{AddrSet, INTERNET_WIRE};
-use crate::lower::{Body, Item, Lowered};
+use crate::lower::{Body, Item, Lowered, Reach};
 use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::Target;
 use crate::routes::RouteTable;
@@ -197,17 +197,6 @@ impl Builder<'_> {
         out
     }
 
-    /// Nodes `target` reaches as a destination.
-    fn destinations(&self, target: &Target) -> Vec<NodeId> {
-        match target {
-            Target::Wildcard | Target::DangerAll => self.all(),
-            Target::Internet => self.table.exits.clone(),
-            Target::Nodes(ids) => ids.to_vec(),
-            Target::Literal(lit) => self.table.destination_nodes(&lit.set, &lit.public_part()),
-            Target::SelfDevices => Vec::new(),
-        }
-    }
-
     fn to_set(&self, ids: &[NodeId]) -> NodeSet {
         let mut bits = vec![0u64; self.words];
         ids.iter().for_each(|&id| set_bit(&mut bits, id));
@@ -253,6 +242,8 @@ impl PeerIndex {
         let mut src_cache: HashMap<u32, u32> = HashMap::new();
         let mut item_sets: Vec<Option<(u32, u32)>> = Vec::with_capacity(lowered.items.len());
         let mut self_sources = Vec::new();
+        let mut all_set: Option<u32> = None;
+        let mut dst_cache: HashMap<usize, u32> = HashMap::new();
         for item in &lowered.items {
             match &item.body {
                 Body::SelfNet { .. } | Body::SelfApp { .. } => {
@@ -276,18 +267,29 @@ impl PeerIndex {
                     s
                 }
             };
-            let mut dst: Vec<NodeId> = dst_targets(item)
-                .iter()
-                .flat_map(|t| b.destinations(t))
-                .collect();
-            if let Some(tags) = &item.via {
-                dst.retain(|&id| {
-                    table
-                        .get(id)
-                        .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
-                });
-            }
-            let d = b.intern(dst);
+            // Destination nodes were found once per destination by lowering; items sharing
+            // them share one interned set (keyed by the shared list's address).
+            let d = match &item.dst_nodes {
+                Reach::All => match all_set {
+                    Some(d) => d,
+                    None => {
+                        let d = b.intern(b.all());
+                        all_set = Some(d);
+                        d
+                    }
+                },
+                Reach::Some(ids) => {
+                    let key = Arc::as_ptr(ids).cast::<NodeId>() as usize;
+                    match dst_cache.get(&key) {
+                        Some(&d) => d,
+                        None => {
+                            let d = b.intern(ids.to_vec());
+                            dst_cache.insert(key, d);
+                            d
+                        }
+                    }
+                }
+            };
             item_sets.push(Some((s, d)));
         }
         // Per set, the union of the other side of its edges.

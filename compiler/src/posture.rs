@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aclc_policy::model::{Policy, Spanned};
+use aclc_policy::model::{Policy, PolicyIndex, PostureDef, Spanned};
 use serde_json::{Map, Value};
 
 use crate::nodes::{NodeId, NodeTable};
@@ -38,19 +38,21 @@ pub(crate) fn gate_of(policy: &Policy, own: &[Spanned<String>]) -> Option<Gate> 
 
 /// True if a device whose attributes `lookup` reads satisfies one of the gate's postures (OR
 /// across the list, AND within a posture).
-pub(crate) fn admits<'v>(
-    policy: &Policy,
+/// An undefined posture admits nobody (fail closed).
+pub(crate) fn admits<'v, 'p>(
+    postures: impl Fn(&str) -> Option<&'p PostureDef>,
     gate: &[String],
     lookup: impl Fn(&str) -> Option<&'v Value> + Copy,
 ) -> bool {
     gate.iter()
-        .any(|name| policy.posture(name).is_some_and(|p| p.holds(lookup)))
+        .any(|name| postures(name).is_some_and(|p| p.holds(lookup)))
 }
 
 /// The verdicts of one compile (or one test run): each gate is evaluated at most once per
 /// device, and only for devices some gated rule names as a source.
 pub(crate) struct Gates<'a> {
-    policy: &'a Policy,
+    /// The policy's postures by name.
+    index: PolicyIndex<'a>,
     table: &'a NodeTable,
     /// Devices whose attributes are taken from elsewhere (a test's `srcPostureAttrs`).
     assumed: Option<(&'a [NodeId], &'a Map<String, Value>)>,
@@ -62,7 +64,7 @@ impl<'a> Gates<'a> {
     /// Verdicts from the inventory's attributes.
     pub(crate) fn new(policy: &'a Policy, table: &'a NodeTable) -> Gates<'a> {
         Gates {
-            policy,
+            index: policy.index(),
             table,
             assumed: None,
             verdicts: HashMap::new(),
@@ -86,7 +88,7 @@ impl<'a> Gates<'a> {
     /// True if the gate admits device `id`.
     pub(crate) fn admits(&mut self, gate: &Gate, id: NodeId) -> bool {
         let Gates {
-            policy,
+            index,
             table,
             assumed,
             verdicts,
@@ -100,11 +102,11 @@ impl<'a> Gates<'a> {
         if *slot == 0 {
             let passes = match assumed {
                 Some((nodes, attrs)) if nodes.binary_search(&id).is_ok() => {
-                    admits(policy, gate, |k| attrs.get(k))
+                    admits(|n| index.posture(n), gate, |k| attrs.get(k))
                 }
-                _ => table
-                    .get(id)
-                    .is_some_and(|node| admits(policy, gate, |k| node.posture.get(k))),
+                _ => table.get(id).is_some_and(|node| {
+                    admits(|n| index.posture(n), gate, |k| node.posture.get(k))
+                }),
             };
             *slot = if passes { 1 } else { 2 };
         }

@@ -5,15 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aclc_policy::model::{Alias, Autogroup, HostAddress, IpSetOp, Policy, Selector};
+use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy, PolicyIndex, Selector};
 
 use crate::addrset::{net_wire, AddrSet, INTERNET_WIRE};
 use crate::inventory::Role;
 use crate::nodes::{NodeId, NodeInfo, NodeTable};
-
-/// How deep `ipset:` definitions may refer to each other before resolution gives up (the
-/// validator refuses cycles; this only guards against a policy that skipped validation).
-const MAX_IPSET_DEPTH: usize = 16;
 
 /// What a selector stands for.
 #[derive(Debug, Clone)]
@@ -83,7 +79,7 @@ impl Literal {
     }
 
     /// Every range of `set` as its own piece.
-    fn from_set(set: AddrSet, internet: &AddrSet) -> Literal {
+    pub(crate) fn from_set(set: AddrSet, internet: &AddrSet) -> Literal {
         let pieces = set
             .to_wire()
             .into_iter()
@@ -101,31 +97,33 @@ impl Literal {
 
     /// The pieces lying inside `autogroup:internet`, together.
     pub(crate) fn public_part(&self) -> AddrSet {
-        let mut out = AddrSet::new();
-        for piece in self.pieces.iter().filter(|p| p.public) {
-            out.add(&piece.set);
-        }
-        out
+        AddrSet::union_of(self.pieces.iter().filter(|p| p.public).map(|p| &p.set))
     }
 }
 
 /// Resolves selectors against a node table, caching each distinct alias.
 pub(crate) struct Resolver<'a> {
-    policy: &'a Policy,
+    /// The policy's definitions by name.
+    index: PolicyIndex<'a>,
     table: &'a NodeTable,
     cache: HashMap<Alias, Target>,
     internet: AddrSet,
 }
 
 impl<'a> Resolver<'a> {
-    /// A resolver for one compile.
+    /// A resolver for one compile (indexing the policy's definitions: linear in their number).
     pub(crate) fn new(policy: &'a Policy, table: &'a NodeTable) -> Resolver<'a> {
         Resolver {
-            policy,
+            index: policy.index(),
             table,
             cache: HashMap::new(),
             internet: AddrSet::from_wire(INTERNET_WIRE),
         }
+    }
+
+    /// `autogroup:internet`'s addresses.
+    pub(crate) fn internet(&self) -> &AddrSet {
+        &self.internet
     }
 
     /// What `selector` stands for.
@@ -138,12 +136,12 @@ impl<'a> Resolver<'a> {
         if let Some(target) = self.cache.get(alias) {
             return target.clone();
         }
-        let target = self.compute(alias, 0);
+        let target = self.compute(alias);
         self.cache.insert(alias.clone(), target.clone());
         target
     }
 
-    fn compute(&self, alias: &Alias, depth: usize) -> Target {
+    fn compute(&self, alias: &Alias) -> Target {
         match alias {
             Alias::Wildcard => Target::Wildcard,
             Alias::Autogroup(Autogroup::DangerAll) => Target::DangerAll,
@@ -153,7 +151,10 @@ impl<'a> Resolver<'a> {
                 Target::Nodes(Arc::from(self.table.tagged.clone()))
             }
             Alias::Tag(tag) => Target::Nodes(Arc::from(self.table.with_tag(tag))),
-            Alias::Host(name) => match self.policy.host(name) {
+            // An undefined host (validation refuses one) names no address: as a rule's source
+            // or destination that only narrows what the rule allows. Inside an IP set, where
+            // a `remove` would widen, it is an error instead (`crate::ipsets`).
+            Alias::Host(name) => match self.index.host(name) {
                 Some(host) => {
                     Target::Literal(Arc::new(host_literal(host.address.value, &self.internet)))
                 }
@@ -177,21 +178,58 @@ impl<'a> Resolver<'a> {
             // routes. One the inventory does not know reaches nothing.
             Alias::Service(name) => match self.table.service(name) {
                 Some(svc) if !svc.vips.is_empty() => {
-                    let mut set = AddrSet::new();
-                    for vip in &svc.vips {
-                        set.add(&AddrSet::from_net(*vip));
-                    }
+                    let parts: Vec<AddrSet> =
+                        svc.vips.iter().map(|vip| AddrSet::from_net(*vip)).collect();
+                    let set = AddrSet::union_of(&parts);
                     Target::Literal(Arc::new(Literal::from_set(set, &self.internet)))
                 }
                 _ => Target::empty(),
             },
-            Alias::IpSet(_) => match self.address_set(alias, depth) {
-                Some(set) => Target::Literal(Arc::new(Literal::from_set(set, &self.internet))),
+            // IP sets were resolved, exactly, before anything else (`crate::ipsets`): a
+            // compile refuses a policy where one cannot be. A name missing here is undefined,
+            // which as a rule's source or destination only narrows the rule.
+            Alias::IpSet(name) => match self.table.ipsets.get(name) {
+                Some(literal) => Target::Literal(literal.clone()),
                 None => Target::empty(),
             },
+            // Everything else is user-like; an alias that is not (none is left) stands for no
+            // device, which narrows.
             _ => match self.users_of(alias) {
                 Some(users) => Target::Nodes(Arc::from(self.devices_of(&users))),
                 None => Target::empty(),
+            },
+        }
+    }
+
+    /// The addresses of an IP set entry other than another IP set, or `None` when they cannot
+    /// be known: an undefined host or group, or an alias that is not addresses (`*`,
+    /// `autogroup:self`, `autogroup:danger-all`, an `ipset:` handled by the caller).
+    pub(crate) fn entry_addresses(&self, alias: &Alias) -> Option<AddrSet> {
+        match alias {
+            Alias::Wildcard
+            | Alias::IpSet(_)
+            | Alias::Autogroup(Autogroup::SelfDevices | Autogroup::DangerAll) => None,
+            Alias::Autogroup(Autogroup::Internet) => Some(self.internet.clone()),
+            Alias::Host(name) => self
+                .index
+                .host(name)
+                .map(|host| AddrSet::from_net(host.address.value.to_net())),
+            Alias::Group(name)
+                if self.index.group(name).is_none()
+                    && !aclc_policy::model::is_synced_group(name) =>
+            {
+                None
+            }
+            _ => match self.compute(alias) {
+                Target::Literal(lit) => Some(lit.set.clone()),
+                Target::Nodes(ids) => Some(AddrSet::from_ips(
+                    ids.iter()
+                        .filter_map(|&id| self.table.get(id))
+                        .flat_map(NodeInfo::ips),
+                )),
+                Target::Wildcard | Target::DangerAll | Target::Internet | Target::SelfDevices => {
+                    None
+                }
             },
         }
     }
@@ -215,7 +253,7 @@ impl<'a> Resolver<'a> {
             }
             Alias::Group(name) => {
                 let mut users = Vec::new();
-                let defined = self.policy.group(name);
+                let defined = self.index.group(name);
                 if defined.is_none() && aclc_policy::model::is_synced_group(name) {
                     users.extend_from_slice(self.table.synced_group(name));
                 }
@@ -224,7 +262,9 @@ impl<'a> Resolver<'a> {
                         let Ok(member) = Alias::parse(member.value.trim()) else {
                             continue;
                         };
-                        // Groups do not nest; a group member naming a group is ignored.
+                        // Groups do not nest; a group member naming a group is ignored, as is
+                        // one that names no user (both only narrow the group; validation
+                        // refuses them).
                         if !matches!(member, Alias::Group(_)) {
                             users.extend(self.users_of(&member).unwrap_or_default());
                         }
@@ -268,43 +308,6 @@ impl<'a> Resolver<'a> {
         out.sort_unstable();
         out.dedup();
         out
-    }
-
-    /// The addresses an alias covers, for `ipset:` arithmetic (`None` when it has none).
-    fn address_set(&self, alias: &Alias, depth: usize) -> Option<AddrSet> {
-        if depth > MAX_IPSET_DEPTH {
-            return None;
-        }
-        match alias {
-            Alias::IpSet(name) => {
-                let def = self.policy.ipset(name)?;
-                let mut set = AddrSet::new();
-                for entry in &def.entries {
-                    let part = self
-                        .address_set(&entry.target.alias, depth + 1)
-                        .unwrap_or_default();
-                    match entry.op {
-                        IpSetOp::Add => set.add(&part),
-                        IpSetOp::Remove => set.remove(&part),
-                    }
-                }
-                Some(set)
-            }
-            Alias::Autogroup(Autogroup::Internet) => Some(self.internet.clone()),
-            _ => match self.compute(alias, depth + 1) {
-                Target::Literal(lit) => Some(lit.set.clone()),
-                Target::Nodes(ids) => {
-                    let mut set = AddrSet::new();
-                    for node in ids.iter().filter_map(|&id| self.table.get(id)) {
-                        for ip in node.ips() {
-                            set.add(&AddrSet::from_ip(ip));
-                        }
-                    }
-                    Some(set)
-                }
-                _ => None,
-            },
-        }
     }
 }
 

@@ -327,6 +327,14 @@ codes! {
         "An app connector route that is not a prefix; a connector ignores it.",
         Policy(r#"{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x", "connectors": ["tag:c"], "routes": ["10.0.0.0/33"]}]}}]}"#);
 
+    // --- Compiling (the compiler refuses what it cannot compute exactly).
+    UnresolvedIpsetEntry = "unresolved_ipset_entry",
+        "An IP set entry whose addresses cannot be known at compile time (an undefined set, host or group, or `*`); an empty stand-in would widen every `remove` it feeds, so the policy is refused.",
+        Described("`aclc compile` on a policy that skipped validation, with `\"remove ipset:undefined\"`");
+    CompileBudgetExceeded = "compile_budget_exceeded",
+        "The policy needs more work than the compile budget allows (address ranges in IP sets, rule entries); the message names the rule or definition.",
+        Described("`aclc compile` on an IP set of 2^24 ranges or more");
+
     // --- Tests.
     SshTestDst = "ssh_test_dst",
         "An `sshTests` destination Tailscale refuses before running the test.",

@@ -646,7 +646,8 @@ fn library_sources() -> String {
 }
 
 /// The codes the diagnostic test files (`tests/diagnostics*.rs`) mention as string literals,
-/// and for codes emitted outside this crate (the test runner's), the CLI's tests.
+/// and for codes emitted outside this crate (the test runner's, the compiler's), the CLI's and
+/// the compiler's tests (in the compiler's sources, only tests spell codes as text).
 fn tested_codes() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut codes = BTreeSet::new();
@@ -656,7 +657,12 @@ fn tested_codes() -> BTreeSet<String> {
             codes.extend(code_literals(&std::fs::read_to_string(&file).unwrap()));
         }
     }
-    for file in rust_files(&root.join("../cli/tests")) {
+    let others = [
+        root.join("../cli/tests"),
+        root.join("../compiler/tests"),
+        root.join("../compiler/src"),
+    ];
+    for file in others.iter().flat_map(|dir| rust_files(dir)) {
         codes.extend(code_literals(&std::fs::read_to_string(&file).unwrap()));
     }
     codes

@@ -15,6 +15,7 @@
 )]
 
 pub mod corpus;
+pub mod hostile;
 pub mod hujson;
 pub mod workloads;
 

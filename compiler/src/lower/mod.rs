@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aclc_policy::model::{Alias, Autogroup, Policy, PortRange, Selector};
+use aclc_policy::Span;
 
 use crate::addrset::{INTERNET_WIRE, TAILNET_WIRE};
+use crate::error::{Budget, CompileError, CompileLimits};
 use crate::nodes::{NodeId, NodeTable};
 use crate::posture::{gate_of, Gate, Gates};
 use crate::resolve::{Resolver, Target};
@@ -77,6 +79,10 @@ pub(crate) struct Item {
     pub(crate) body: Body,
     /// For network items, the index of the first item with the same (`SrcIPs`, `IPProto`).
     pub(crate) slot: u32,
+    /// The nodes on the destination side (`via`-narrowed), computed once per destination and
+    /// shared by every item naming it; peers read it. Empty for `autogroup:self` items and
+    /// companions, whose destinations are their sources.
+    pub(crate) dst_nodes: Reach,
 }
 
 /// What an item grants.
@@ -158,20 +164,30 @@ pub(crate) struct Lowered {
     pub(crate) star: Vec<Arc<str>>,
 }
 
-/// Where an item may apply.
-enum Reach {
+/// Where an item may apply: every node, or some (sorted).
+#[derive(Debug, Clone)]
+pub(crate) enum Reach {
     All,
-    Some(Vec<NodeId>),
+    Some(Arc<[NodeId]>),
 }
 
-/// Lower the policy's rules against a node table whose routes are settled.
-pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
-    let mut builder = Builder {
-        policy,
-        resolver: Resolver::new(policy, table),
-        gates: Gates::new(policy, table),
-        table,
-        lowered: Lowered {
+impl Reach {
+    fn none() -> Reach {
+        Reach::Some(Arc::from(Vec::new()))
+    }
+
+    fn count(&self, table: &NodeTable) -> usize {
+        match self {
+            Reach::All => table.len(),
+            Reach::Some(ids) => ids.len(),
+        }
+    }
+}
+
+impl Lowered {
+    /// No rule at all (what a refused policy compiles to).
+    pub(crate) fn nothing(table: &NodeTable) -> Lowered {
+        Lowered {
             items: Vec::new(),
             srcs: SrcTable::default(),
             first_slot: HashMap::new(),
@@ -181,8 +197,29 @@ pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
             via_items: Vec::new(),
             internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
             star: star_sources(table),
-        },
+        }
+    }
+}
+
+/// Lower the policy's rules against a node table whose routes are settled. Linear in the
+/// rules' selectors plus what they expand to (each distinct destination is resolved to its
+/// nodes once; each item's nodes are indexed once); all of it charged to
+/// [`CompileLimits::max_rule_entries`], and a rule that goes over is refused.
+pub(crate) fn lower(
+    policy: &Policy,
+    table: &NodeTable,
+    limits: &CompileLimits,
+) -> Result<Lowered, CompileError> {
+    let mut builder = Builder {
+        policy,
+        resolver: Resolver::new(policy, table),
+        gates: Gates::new(policy, table),
+        table,
+        lowered: Lowered::nothing(table),
         src_cache: HashMap::new(),
+        dst_cache: HashMap::new(),
+        budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
+        span: policy.span,
     };
     if policy.is_default_allow() {
         let star = Selector {
@@ -190,23 +227,27 @@ pub(crate) fn lower(policy: &Policy, table: &NodeTable) -> Lowered {
             text: "*".to_string(),
             span: aclc_policy::Span::default(),
         };
-        let (targets, src) = builder.sources(std::slice::from_ref(&star), None);
+        let (targets, src) = builder.sources(std::slice::from_ref(&star), None)?;
+        let reach = builder.dst_reach(&star.alias, &Target::Wildcard, None);
         builder.push_net(
             &targets,
             src,
             None,
             None,
             Target::Wildcard,
+            reach,
             &[PortRange::ANY],
-        );
+        )?;
     }
     for grant in policy.grants.iter().flat_map(|g| g.value.iter()) {
-        builder.grant(grant);
+        builder.span = grant.span;
+        builder.grant(grant)?;
     }
     for acl in policy.acls.iter().flat_map(|a| a.value.iter()) {
-        builder.acl(acl);
+        builder.span = acl.span;
+        builder.acl(acl)?;
     }
-    builder.lowered
+    Ok(builder.lowered)
 }
 
 /// `*` as a source: the tailnet ranges and every approved subnet route.
@@ -231,7 +272,16 @@ struct Builder<'a> {
     table: &'a NodeTable,
     lowered: Lowered,
     src_cache: HashMap<SourceKey, (Arc<[Target]>, u32)>,
+    /// Each destination's nodes, per `via` list: resolved once however many rules name it.
+    dst_cache: HashMap<(Alias, Option<Via>), Reach>,
+    /// Rule entries emitted so far.
+    budget: Budget,
+    /// The rule being lowered (what a budget error points at).
+    span: Span,
 }
+
+/// A grant's `via` tags.
+type Via = Arc<[Arc<str>]>;
 
 /// A rule's sources as written and its posture gate: rules with equal keys share targets.
 type SourceKey = (Vec<Alias>, Option<Gate>);
@@ -240,10 +290,14 @@ impl Builder<'_> {
     /// Resolve a source list, keep only what passes the rule's posture gate (if any), and
     /// intern its `SrcIPs`. Everything downstream (`SrcIPs`, `autogroup:self` narrowing,
     /// companion rules, peers) reads these targets, so a gated rule is gated everywhere.
-    fn sources(&mut self, selectors: &[Selector], gate: Option<Gate>) -> (Arc<[Target]>, u32) {
+    fn sources(
+        &mut self,
+        selectors: &[Selector],
+        gate: Option<Gate>,
+    ) -> Result<(Arc<[Target]>, u32), CompileError> {
         let key: SourceKey = (selectors.iter().map(|s| s.alias.clone()).collect(), gate);
         if let Some(hit) = self.src_cache.get(&key) {
-            return hit.clone();
+            return Ok(hit.clone());
         }
         let resolved: Vec<Target> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
         let targets: Arc<[Target]> = match &key.1 {
@@ -254,9 +308,10 @@ impl Builder<'_> {
                 .collect(),
         };
         let strings = self.strings_of(&targets);
+        self.budget.spend(strings.len(), self.span)?;
         let id = self.lowered.srcs.intern(strings);
         self.src_cache.insert(key, (targets.clone(), id));
-        (targets, id)
+        Ok((targets, id))
     }
 
     /// A source target narrowed to the devices that pass `gate` (kb/1288: a posture is a
@@ -297,51 +352,56 @@ impl Builder<'_> {
         out
     }
 
-    fn grant(&mut self, grant: &aclc_policy::model::Grant) {
+    fn grant(&mut self, grant: &aclc_policy::model::Grant) -> Result<(), CompileError> {
         if grant.src.is_empty() || grant.dst.is_empty() {
-            return;
+            return Ok(());
         }
         let gate = gate_of(self.policy, &grant.src_posture);
         let gated = gate.is_some();
-        let (src_targets, src) = self.sources(&grant.src, gate);
+        let (src_targets, src) = self.sources(&grant.src, gate)?;
         // A posture-gated grant that no source device passes grants nothing (not even an
         // app capability with empty `SrcIPs`).
         if gated && self.lowered.srcs.get(src).is_empty() {
-            return;
+            return Ok(());
         }
-        let via: Option<Arc<[Arc<str>]>> = (!grant.via.is_empty()).then(|| {
+        let via: Option<Via> = (!grant.via.is_empty()).then(|| {
             grant
                 .via
                 .iter()
                 .map(|v| Arc::from(v.text.as_str()))
                 .collect()
         });
-        let mut others = Vec::new();
+        // Each destination resolved, and its nodes found, once for every `ip` entry.
+        let mut others: Vec<(Target, Reach)> = Vec::new();
         let mut has_self = false;
         for dst in &grant.dst {
             match self.resolver.resolve(dst) {
                 Target::SelfDevices => has_self = true,
-                target => others.push(target),
+                target => {
+                    let reach = self.dst_reach(&dst.alias, &target, via.as_ref());
+                    others.push((target, reach));
+                }
             }
         }
         for ip in &grant.ip {
             let proto = ip.value.proto.map(|p| p.0);
-            for dst in &others {
+            for (dst, reach) in &others {
                 self.push_net(
                     &src_targets,
                     src,
                     via.clone(),
                     proto,
                     dst.clone(),
+                    reach.clone(),
                     &[ip.value.ports],
-                );
+                )?;
             }
             if has_self {
-                self.push_self_net(&src_targets, src, proto, &[ip.value.ports]);
+                self.push_self_net(&src_targets, src, proto, &[ip.value.ports])?;
             }
         }
         if grant.app.is_empty() {
-            return;
+            return Ok(());
         }
         let caps: Arc<CapMap> = Arc::new(
             grant
@@ -350,15 +410,13 @@ impl Builder<'_> {
                 .map(|c| (c.name.value.clone(), c.values.value.clone()))
                 .collect(),
         );
+        let dst_nodes = union_reach(others.iter().map(|(_, reach)| reach.clone()));
+        let dsts: Arc<[Target]> = others.into_iter().map(|(target, _)| target).collect();
         if via.is_some() {
             // Application grants routed through `via` produce no filter rules, but they still
             // make their sources and routers peers: the item is kept, on no node.
-            let body = Body::App {
-                dsts: Arc::from(others),
-                caps,
-            };
-            self.push(src_targets, src, via, body, Reach::Some(Vec::new()));
-            return;
+            let body = Body::App { dsts, caps };
+            return self.push(src_targets, src, via, body, Reach::none(), dst_nodes);
         }
         let companions: Vec<Arc<CapMap>> = COMPANIONS
             .iter()
@@ -370,43 +428,52 @@ impl Builder<'_> {
                 )]))
             })
             .collect();
-        if !others.is_empty() {
-            let dsts: Arc<[Target]> = Arc::from(others);
-            let reach = self.union_reach(dsts.iter().map(|t| self.dst_reach(t, None)));
+        if !dsts.is_empty() {
+            let body = Body::App {
+                dsts: dsts.clone(),
+                caps: caps.clone(),
+            };
             self.push(
                 src_targets.clone(),
                 src,
                 None,
-                Body::App {
-                    dsts: dsts.clone(),
-                    caps: caps.clone(),
-                },
-                reach,
-            );
+                body,
+                dst_nodes.clone(),
+                dst_nodes,
+            )?;
             if !companions.is_empty() {
                 let reversed = self.strings_of(&dsts);
+                self.budget.spend(reversed.len(), self.span)?;
                 let src_ips = self.lowered.srcs.intern(reversed);
+                let reach = union_reach(src_targets.iter().map(|t| self.src_reach(t)));
                 for caps in &companions {
-                    let reach = self.union_reach(src_targets.iter().map(|t| self.src_reach(t)));
                     let body = Body::Companion {
                         caps: caps.clone(),
                         src_ips,
                     };
-                    self.push(src_targets.clone(), src, None, body, reach);
+                    self.push(
+                        src_targets.clone(),
+                        src,
+                        None,
+                        body,
+                        reach.clone(),
+                        Reach::none(),
+                    )?;
                 }
             }
         }
         if has_self {
-            self.push_self(src_targets.clone(), src, Body::SelfApp { caps });
+            self.push_self(src_targets.clone(), src, Body::SelfApp { caps })?;
             for caps in companions {
-                self.push_self(src_targets.clone(), src, Body::SelfCompanion { caps });
+                self.push_self(src_targets.clone(), src, Body::SelfCompanion { caps })?;
             }
         }
+        Ok(())
     }
 
-    fn acl(&mut self, acl: &aclc_policy::model::Acl) {
+    fn acl(&mut self, acl: &aclc_policy::model::Acl) -> Result<(), CompileError> {
         let gate = gate_of(self.policy, &acl.src_posture);
-        let (src_targets, src) = self.sources(&acl.src, gate);
+        let (src_targets, src) = self.sources(&acl.src, gate)?;
         let proto = acl.proto.as_ref().map(|p| p.value.0);
         // Observed ordering: an ACL naming anything but autogroups lists its `autogroup:self`
         // destinations after the others; an all-autogroup ACL keeps the written order.
@@ -425,32 +492,39 @@ impl Builder<'_> {
         };
         for dst in ordered {
             match self.resolver.resolve(&dst.target) {
-                Target::SelfDevices => self.push_self_net(&src_targets, src, proto, &dst.ports),
-                target => self.push_net(&src_targets, src, None, proto, target, &dst.ports),
+                Target::SelfDevices => {
+                    self.push_self_net(&src_targets, src, proto, &dst.ports)?;
+                }
+                target => {
+                    let reach = self.dst_reach(&dst.target.alias, &target, None);
+                    self.push_net(&src_targets, src, None, proto, target, reach, &dst.ports)?;
+                }
             }
         }
+        Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_net(
         &mut self,
         src_targets: &Arc<[Target]>,
         src: u32,
-        via: Option<Arc<[Arc<str>]>>,
+        via: Option<Via>,
         proto: Option<u8>,
         dst: Target,
+        reach: Reach,
         ports: &[PortRange],
-    ) {
-        // A network rule whose sources resolve to nothing is left out.
+    ) -> Result<(), CompileError> {
+        // A network rule whose sources resolve to nothing is left out (nothing is allowed).
         if self.lowered.srcs.get(src).is_empty() {
-            return;
+            return Ok(());
         }
-        let reach = self.dst_reach(&dst, via.as_deref());
         let body = Body::Net {
             proto,
             dst,
             ports: wire_ports(ports),
         };
-        self.push(src_targets.clone(), src, via, body, reach);
+        self.push(src_targets.clone(), src, via, body, reach.clone(), reach)
     }
 
     fn push_self_net(
@@ -459,15 +533,23 @@ impl Builder<'_> {
         src: u32,
         proto: Option<u8>,
         ports: &[PortRange],
-    ) {
+    ) -> Result<(), CompileError> {
         let body = Body::SelfNet {
             proto,
             ports: wire_ports(ports),
         };
-        self.push_self(src_targets.clone(), src, body);
+        self.push_self(src_targets.clone(), src, body)
     }
 
-    fn push_self(&mut self, src_targets: Arc<[Target]>, src: u32, body: Body) {
+    fn push_self(
+        &mut self,
+        src_targets: Arc<[Target]>,
+        src: u32,
+        body: Body,
+    ) -> Result<(), CompileError> {
+        // A self item may reach every untagged node.
+        self.budget
+            .spend(self.table.untagged.len().max(1), self.span)?;
         let i = crate::nodes::index(self.lowered.items.len());
         self.lowered.self_items.push(i);
         self.lowered.items.push(Item {
@@ -476,17 +558,22 @@ impl Builder<'_> {
             via: None,
             body,
             slot: i,
+            dst_nodes: Reach::none(),
         });
+        Ok(())
     }
 
     fn push(
         &mut self,
         src_targets: Arc<[Target]>,
         src: u32,
-        via: Option<Arc<[Arc<str>]>>,
+        via: Option<Via>,
         body: Body,
         reach: Reach,
-    ) {
+        dst_nodes: Reach,
+    ) -> Result<(), CompileError> {
+        self.budget
+            .spend(reach.count(self.table).max(1), self.span)?;
         let lowered = &mut self.lowered;
         let i = crate::nodes::index(lowered.items.len());
         // `via` items count for merging only on the routers they apply to (per node).
@@ -500,10 +587,10 @@ impl Builder<'_> {
             }
             _ => i,
         };
-        match reach {
+        match &reach {
             Reach::All => lowered.global.push(i),
             Reach::Some(ids) => {
-                for id in ids {
+                for &id in ids.iter() {
                     if let Some(list) = lowered.by_node.get_mut(id as usize) {
                         if list.last() != Some(&i) {
                             list.push(i);
@@ -518,67 +605,77 @@ impl Builder<'_> {
             via,
             body,
             slot,
+            dst_nodes,
         });
+        Ok(())
     }
 
-    /// The nodes a destination target may put a rule on.
-    fn dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
-        let reach = match target {
-            Target::Wildcard | Target::DangerAll => Reach::All,
-            Target::Internet => Reach::Some(self.table.exits.clone()),
-            Target::Nodes(ids) => Reach::Some(ids.to_vec()),
-            Target::Literal(lit) => {
-                Reach::Some(self.table.destination_nodes(&lit.set, &lit.public_part()))
-            }
-            Target::SelfDevices => Reach::Some(Vec::new()),
-        };
-        match via {
-            None => reach,
-            Some(tags) => {
-                let carries = |id: &NodeId| {
-                    self.table
-                        .get(*id)
-                        .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
-                };
-                let ids = match reach {
-                    Reach::All => {
-                        let mut ids: Vec<NodeId> = tags
-                            .iter()
-                            .flat_map(|t| self.table.with_tag(t).iter().copied())
-                            .collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        ids
-                    }
-                    Reach::Some(ids) => ids.into_iter().filter(carries).collect(),
-                };
-                Reach::Some(ids)
-            }
+    /// The nodes destination `alias` (resolved to `target`) may put a rule on, narrowed to
+    /// the routers carrying a `via` tag: computed once per (alias, via) per compile.
+    fn dst_reach(&mut self, alias: &Alias, target: &Target, via: Option<&Via>) -> Reach {
+        let key = (alias.clone(), via.cloned());
+        if let Some(hit) = self.dst_cache.get(&key) {
+            return hit.clone();
         }
+        let reach = self.compute_dst_reach(target, via.map(|v| &v[..]));
+        self.dst_cache.insert(key, reach.clone());
+        reach
+    }
+
+    fn compute_dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
+        let ids: Vec<NodeId> = match target {
+            Target::Wildcard | Target::DangerAll if via.is_none() => return Reach::All,
+            Target::Wildcard | Target::DangerAll => {
+                (0..self.table.len()).map(crate::nodes::index).collect()
+            }
+            Target::Internet => self.table.exits.clone(),
+            Target::Nodes(ids) => ids.to_vec(),
+            Target::Literal(lit) => self.table.destination_nodes(&lit.set, &lit.public_part()),
+            Target::SelfDevices => Vec::new(),
+        };
+        let ids = match via {
+            None => ids,
+            Some(tags) => {
+                let mut carriers: Vec<NodeId> = tags
+                    .iter()
+                    .flat_map(|t| self.table.with_tag(t).iter().copied())
+                    .collect();
+                carriers.sort_unstable();
+                carriers.dedup();
+                if matches!(target, Target::Wildcard | Target::DangerAll) {
+                    carriers
+                } else {
+                    carriers.retain(|id| ids.binary_search(id).is_ok());
+                    carriers
+                }
+            }
+        };
+        Reach::Some(Arc::from(ids))
     }
 
     /// The nodes a source target may narrow a companion rule to.
     fn src_reach(&self, target: &Target) -> Reach {
         match target {
             Target::Wildcard | Target::DangerAll => Reach::All,
-            Target::Nodes(ids) => Reach::Some(ids.to_vec()),
-            Target::Literal(lit) => Reach::Some(self.table.source_nodes(&lit.set)),
-            Target::Internet | Target::SelfDevices => Reach::Some(Vec::new()),
+            Target::Nodes(ids) => Reach::Some(ids.clone()),
+            Target::Literal(lit) => Reach::Some(Arc::from(self.table.source_nodes(&lit.set))),
+            Target::Internet | Target::SelfDevices => Reach::none(),
         }
     }
+}
 
-    fn union_reach(&self, parts: impl Iterator<Item = Reach>) -> Reach {
-        let mut ids = Vec::new();
-        for part in parts {
-            match part {
-                Reach::All => return Reach::All,
-                Reach::Some(more) => ids.extend(more),
-            }
+/// Every node of some reaches, sorted.
+fn union_reach(parts: impl IntoIterator<Item = Reach>) -> Reach {
+    let mut ids = Vec::new();
+    for part in parts {
+        match part {
+            Reach::All => return Reach::All,
+            Reach::Some(more) => ids.extend_from_slice(&more),
         }
-        ids.sort_unstable();
-        ids.dedup();
-        Reach::Some(ids)
     }
+    ids.sort_unstable();
+    ids.dedup();
+    Reach::Some(Arc::from(ids))
 }
 
 fn wire_ports(ports: &[PortRange]) -> Arc<[Ports]> {

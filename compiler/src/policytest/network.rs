@@ -241,11 +241,11 @@ impl Posture<'_> {
             return false;
         };
         match self.assumed {
-            Some(attrs) => admits(self.policy, gate, |k| attrs.get(k)),
+            Some(attrs) => admits(|n| self.policy.posture(n), gate, |k| attrs.get(k)),
             None => self
                 .table
                 .get(id)
-                .is_some_and(|n| admits(self.policy, gate, |k| n.posture.get(k))),
+                .is_some_and(|n| admits(|n| self.policy.posture(n), gate, |k| n.posture.get(k))),
         }
     }
 }

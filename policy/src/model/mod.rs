@@ -7,6 +7,7 @@
 //! placement rule holds. Entries keep the order they have in the source.
 
 mod alias;
+mod index;
 mod ports;
 mod posture;
 mod proto;
@@ -15,6 +16,7 @@ mod ssh;
 pub(crate) use crate::text::quote as quote_go;
 pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{is_synced_group, Alias, AliasError, Autogroup, Selector};
+pub use index::PolicyIndex;
 pub use ports::{parse_port_list, PortError, PortRange};
 pub use posture::{
     attribute_status, compare_versions, parse_condition as parse_posture_condition,
@@ -137,7 +139,14 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The group definition named `name` (`group:x`), if any.
+    /// Every definition by name, for many lookups: the `group`, `host`, `tag_owner`, `ipset`
+    /// and `posture` methods below scan their section, which suits a one-off lookup only.
+    pub fn index(&self) -> PolicyIndex<'_> {
+        PolicyIndex::new(self)
+    }
+
+    /// The group definition named `name` (`group:x`), if any (a linear scan; see
+    /// [`Policy::index`]).
     pub fn group(&self, name: &str) -> Option<&GroupDef> {
         self.groups.iter().find(|g| g.name.value == name)
     }

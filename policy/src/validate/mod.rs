@@ -143,21 +143,107 @@ pub(crate) struct Validator<'p> {
     warned_synced: BTreeSet<String>,
 }
 
-/// True if `start` reaches itself through the "includes" edges.
-fn reaches_itself(edges: &BTreeMap<&str, Vec<(&str, Span)>>, start: &str) -> bool {
-    let mut stack: Vec<&str> = vec![start];
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    while let Some(cur) = stack.pop() {
-        for (next, _) in edges.get(cur).map(Vec::as_slice).unwrap_or(&[]) {
-            if *next == start {
-                return true;
+/// Tarjan's bookkeeping for one name.
+#[derive(Clone, Copy, Default)]
+struct Visit {
+    /// Discovery order, once visited.
+    order: Option<usize>,
+    /// Lowest discovery order reachable through the name's subtree and back edges.
+    low: usize,
+    on_stack: bool,
+}
+
+/// The names that lie on a cycle of the "includes" edges: those in a strongly connected
+/// component of more than one name, or with an edge to themselves. Tarjan's algorithm with an
+/// explicit stack (no recursion on input), linear in names and edges.
+fn on_cycles<'a>(edges: &BTreeMap<&'a str, Vec<(&'a str, Span)>>) -> HashSet<&'a str> {
+    let mut ids: HashMap<&'a str, usize> = HashMap::new();
+    let mut names: Vec<&'a str> = Vec::new();
+    let mut id_of = |name: &'a str, names: &mut Vec<&'a str>| {
+        *ids.entry(name).or_insert_with(|| {
+            names.push(name);
+            names.len() - 1
+        })
+    };
+    let mut adjacency: Vec<Vec<usize>> = Vec::new();
+    for (from, tos) in edges {
+        let from = id_of(from, &mut names);
+        let tos: Vec<usize> = tos.iter().map(|(to, _)| id_of(to, &mut names)).collect();
+        adjacency.resize(names.len(), Vec::new());
+        if let Some(list) = adjacency.get_mut(from) {
+            list.extend(tos);
+        }
+    }
+    adjacency.resize(names.len(), Vec::new());
+    let successors = |v: usize| adjacency.get(v).map_or(&[][..], Vec::as_slice);
+    let mut visits = vec![Visit::default(); names.len()];
+    let mut counter = 0;
+    let mut stack: Vec<usize> = Vec::new();
+    let mut out = HashSet::new();
+    let mut discover = |v: usize, visits: &mut [Visit], stack: &mut Vec<usize>| {
+        if let Some(visit) = visits.get_mut(v) {
+            *visit = Visit {
+                order: Some(counter),
+                low: counter,
+                on_stack: true,
+            };
+        }
+        counter += 1;
+        stack.push(v);
+    };
+    for root in 0..names.len() {
+        if visits.get(root).is_some_and(|v| v.order.is_some()) {
+            continue;
+        }
+        discover(root, &mut visits, &mut stack);
+        // (name, position of the next successor to look at)
+        let mut calls: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some((v, pos)) = calls.last_mut() {
+            let v = *v;
+            if let Some(&w) = successors(v).get(*pos) {
+                *pos += 1;
+                let Some(&seen) = visits.get(w) else { continue };
+                match seen.order {
+                    None => {
+                        discover(w, &mut visits, &mut stack);
+                        calls.push((w, 0));
+                    }
+                    Some(order) if seen.on_stack => {
+                        if let Some(visit) = visits.get_mut(v) {
+                            visit.low = visit.low.min(order);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                continue;
             }
-            if seen.insert(next) {
-                stack.push(next);
+            calls.pop();
+            let Some(&Visit { order, low, .. }) = visits.get(v) else {
+                continue;
+            };
+            if let Some(parent) = calls.last().and_then(|&(p, _)| visits.get_mut(p)) {
+                parent.low = parent.low.min(low);
+            }
+            if order != Some(low) {
+                continue;
+            }
+            // `v` roots a component: everything above it on the stack.
+            let mut component = Vec::new();
+            while let Some(w) = stack.pop() {
+                if let Some(visit) = visits.get_mut(w) {
+                    visit.on_stack = false;
+                }
+                component.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 || successors(v).contains(&v) {
+                out.extend(component.into_iter().filter_map(|w| names.get(w).copied()));
             }
         }
     }
-    false
+    out
 }
 
 /// What `CheckTag` in Tailscale says about a tag name, if anything is wrong.
@@ -663,10 +749,11 @@ impl<'p> Validator<'p> {
                 }
             }
         }
-        // Cycles: a set that reaches itself.
+        // Cycles: a set that reaches itself (one linear pass over the whole graph).
+        let cyclic = on_cycles(&edges);
         for set in &policy.ipsets {
             let start = set.name.value.as_str();
-            if reaches_itself(&edges, start) {
+            if cyclic.contains(start) {
                 self.error(
                     Code::RecursiveIpset,
                     set.name.span,
@@ -864,5 +951,66 @@ mod tests {
             tag_name_problem("server"),
             Some("tags must start with 'tag:'")
         );
+    }
+
+    fn graph<'a>(pairs: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, Vec<(&'a str, Span)>> {
+        let mut edges: BTreeMap<&str, Vec<(&str, Span)>> = BTreeMap::new();
+        for &(a, b) in pairs {
+            edges.entry(a).or_default().push((b, Span::default()));
+        }
+        edges
+    }
+
+    fn sorted(set: HashSet<&str>) -> Vec<&str> {
+        let mut v: Vec<&str> = set.into_iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn cycles_found_in_one_pass() {
+        assert!(on_cycles(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])).is_empty());
+        assert_eq!(sorted(on_cycles(&graph(&[("a", "a"), ("b", "a")]))), ["a"]);
+        // Two cycles joined by a bridge, and a tail hanging off one of them.
+        let edges = graph(&[
+            ("a", "b"),
+            ("b", "a"),
+            ("b", "c"),
+            ("c", "d"),
+            ("d", "e"),
+            ("e", "c"),
+            ("e", "f"),
+        ]);
+        assert_eq!(sorted(on_cycles(&edges)), ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn long_chains_and_wide_dags_do_not_recurse() {
+        let names: Vec<String> = (0..200_000).map(|i| format!("ipset:s{i}")).collect();
+        let chain: Vec<(&str, &str)> = names
+            .windows(2)
+            .filter_map(|w| Some((w.first()?.as_str(), w.get(1)?.as_str())))
+            .collect();
+        assert!(on_cycles(&graph(&chain)).is_empty());
+        let mut closed = chain.clone();
+        if let (Some(first), Some(last)) = (names.first(), names.last()) {
+            closed.push((last.as_str(), first.as_str()));
+        }
+        assert_eq!(on_cycles(&graph(&closed)).len(), names.len());
+        // 16 levels of 4 sets, each including the 4 below: 64 names, no cycle.
+        let level: Vec<Vec<String>> = (0..16)
+            .map(|l| (0..4).map(|j| format!("ipset:l{l}_{j}")).collect())
+            .collect();
+        let mut dag = Vec::new();
+        for pair in level.windows(2) {
+            if let [below, above] = pair {
+                for a in above {
+                    for b in below {
+                        dag.push((a.as_str(), b.as_str()));
+                    }
+                }
+            }
+        }
+        assert!(on_cycles(&graph(&dag)).is_empty());
     }
 }

@@ -1,0 +1,46 @@
+//! Compile time of hostile policies (issue 9): an IP set DAG of 16 levels x 4 sets, a rule
+//! naming 10^5 hosts, an IP set of 10^5 entries and an ACL of 10^4 destinations over 2,000
+//! nodes. Each is parsed once; the timed part is the shared compile (`try_compile`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![allow(missing_docs)]
+
+use aclc_compiler::{try_compile, Inventory};
+use aclc_policy::model::Policy;
+use aclc_testkit::hostile::{self, Case};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn parse(case: &Case) -> (Policy, Inventory) {
+    let inventory = Inventory::from_json(&case.inventory).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, checked) = aclc_policy::parse_str(case.name, &case.policy, &options);
+    (checked.unwrap().policy, inventory)
+}
+
+fn bench_hostile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hostile");
+    group.sample_size(10);
+    for case in [
+        hostile::ipset_dag(16, 4),
+        hostile::many_hosts(100_000),
+        hostile::big_ipset(100_000),
+        hostile::many_destinations(10_000, 2_000),
+    ] {
+        let (policy, inventory) = parse(&case);
+        assert!(try_compile(&policy, &inventory).is_ok(), "{}", case.name);
+        group.bench_function(case.name, |b| {
+            b.iter(|| try_compile(&policy, &inventory).map(|c| c.node_names().count()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_hostile);
+criterion_main!(benches);

@@ -1,0 +1,182 @@
+//! Hostile inputs for the compiler (issue 9): policies whose size is modest but whose naive
+//! resolution or compile is exponential or quadratic, each with an inventory to compile against.
+//! Shared by `compiler/tests/hostile.rs` (must finish, must be right) and
+//! `compiler/benches/hostile.rs` (how fast).
+
+use serde_json::{json, Value};
+
+/// One hostile case: a name, the policy text (JSON, which is HuJSON) and the inventory (JSON).
+pub struct Case {
+    /// Short name, also the bench id.
+    pub name: &'static str,
+    /// The policy.
+    pub policy: String,
+    /// The inventory.
+    pub inventory: String,
+}
+
+/// An inventory of `nodes` nodes (`100.64.x.y`), the first `routers` of them tagged
+/// `tag:router` and serving `10.<hi>.<lo>.0/24` (approved), the rest owned by `nodes / 4`
+/// users.
+pub fn inventory(nodes: usize, routers: usize) -> String {
+    let users: Vec<Value> = (0..(nodes / 4).max(1))
+        .map(|i| json!({"id": i + 1, "name": format!("u{i}"), "email": format!("u{i}@example.com"), "roles": []}))
+        .collect();
+    let user_count = users.len();
+    let nodes: Vec<Value> = (0..nodes)
+        .map(|i| {
+            let router = i < routers;
+            let routes: Vec<String> = if router {
+                vec![format!("10.{}.{}.0/24", (i >> 8) & 255, i & 255)]
+            } else {
+                Vec::new()
+            };
+            json!({
+                "name": format!("n{i:06}"),
+                "user": if router { Value::Null } else { json!(format!("u{}@example.com", i % user_count)) },
+                "tags": if router { json!(["tag:router"]) } else { json!([]) },
+                "ipv4": format!("100.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255),
+                "ipv6": format!("fd7a:115c:a1e0::{i:x}"),
+                "routable_ips": routes,
+                "approved_routes": routes,
+            })
+        })
+        .collect();
+    let order: Vec<Value> = nodes.iter().map(|n| n["name"].clone()).collect();
+    json!({
+        "users": users,
+        "nodes": nodes,
+        "registration_order": order,
+        "tailnet": {"name": "example.com"},
+    })
+    .to_string()
+}
+
+fn policy(body: Value) -> String {
+    let mut body = body;
+    body["tagOwners"] = json!({"tag:router": ["autogroup:admin"]});
+    body.to_string()
+}
+
+/// `ipset:deep` = `100.64.0.0/10` and `10.0.0.0/8`, minus `ipset:l<depth-1>`, the end of a
+/// chain of `depth` sets that each include the one before, down to `ipset:l0` = `10.0.0.0/8`:
+/// the whole `10.0.0.0/8` must be removed, at any depth.
+pub fn deep_ipset(depth: usize) -> Case {
+    let mut sets = serde_json::Map::new();
+    sets.insert("ipset:l0".into(), json!(["10.0.0.0/8"]));
+    for i in 1..depth {
+        sets.insert(format!("ipset:l{i}"), json!([format!("ipset:l{}", i - 1)]));
+    }
+    sets.insert(
+        "ipset:deep".into(),
+        json!([
+            "100.64.0.0/10",
+            "10.0.0.0/8",
+            format!("remove ipset:l{}", depth.saturating_sub(1))
+        ]),
+    );
+    Case {
+        name: "ipset_deep",
+        policy: policy(json!({
+            "ipsets": sets,
+            "grants": [{"src": ["*"], "dst": ["ipset:deep"], "ip": ["*"]}],
+        })),
+        inventory: inventory(64, 4),
+    }
+}
+
+/// `levels` levels of `width` IP sets, each set the union of every set of the level below
+/// (`width^levels` paths from the top; `ipset:l0_j` = `10.j.0.0/16`); a grant to `ipset:top`,
+/// the last level's first set.
+pub fn ipset_dag(levels: usize, width: usize) -> Case {
+    let mut sets = serde_json::Map::new();
+    for j in 0..width {
+        sets.insert(format!("ipset:l0_{j}"), json!([format!("10.{j}.0.0/16")]));
+    }
+    for level in 1..levels {
+        for j in 0..width {
+            let below: Vec<String> = (0..width)
+                .map(|k| format!("ipset:l{}_{k}", level - 1))
+                .collect();
+            sets.insert(format!("ipset:l{level}_{j}"), json!(below));
+        }
+    }
+    sets.insert(
+        "ipset:top".into(),
+        json!([format!("ipset:l{}_0", levels.saturating_sub(1))]),
+    );
+    Case {
+        name: "ipset_dag",
+        policy: policy(json!({
+            "ipsets": sets,
+            "grants": [{"src": ["*"], "dst": ["ipset:top"], "ip": ["*"]}],
+        })),
+        inventory: inventory(64, 4),
+    }
+}
+
+/// `count` distinct addresses in `10.0.0.0/8`, none adjacent to another, in a scrambled order.
+fn scattered_addresses(count: usize) -> Vec<String> {
+    // Multiplying by an odd constant permutes the indexes modulo 2^23.
+    (0..count)
+        .map(|i| {
+            let k = (i.wrapping_mul(0x9E37_79B1) & 0x7F_FFFF) * 2;
+            format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255)
+        })
+        .collect()
+}
+
+/// `count` hosts, and one grant naming every one of them as a destination.
+pub fn many_hosts(count: usize) -> Case {
+    let addresses = scattered_addresses(count);
+    let hosts: serde_json::Map<String, Value> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("h{i}"), json!(a)))
+        .collect();
+    let names: Vec<&String> = hosts.keys().collect();
+    Case {
+        name: "hosts_1e5",
+        policy: policy(json!({
+            "hosts": hosts,
+            "grants": [{"src": ["*"], "dst": names, "ip": ["tcp:22"]}],
+        })),
+        inventory: inventory(64, 4),
+    }
+}
+
+/// One IP set of `count` scattered addresses, and a grant to it.
+pub fn big_ipset(count: usize) -> Case {
+    Case {
+        name: "ipset_1e5_entries",
+        policy: policy(json!({
+            "ipsets": {"ipset:big": scattered_addresses(count)},
+            "grants": [{"src": ["*"], "dst": ["ipset:big"], "ip": ["tcp:22"]}],
+        })),
+        inventory: inventory(64, 4),
+    }
+}
+
+/// One ACL with `count` destinations, each an address inside some router's route, compiled
+/// against `nodes` nodes of which a tenth are routers.
+pub fn many_destinations(count: usize, nodes: usize) -> Case {
+    let routers = nodes / 10;
+    let dst: Vec<String> = (0..count)
+        .map(|i| {
+            let r = i % routers.max(1);
+            format!(
+                "10.{}.{}.{}:22",
+                (r >> 8) & 255,
+                r & 255,
+                1 + (i / routers.max(1)) % 250
+            )
+        })
+        .collect();
+    Case {
+        name: "destinations_1e4",
+        policy: policy(json!({
+            "acls": [{"action": "accept", "src": ["*"], "dst": dst}],
+        })),
+        inventory: inventory(nodes, routers),
+    }
+}
