@@ -1,0 +1,85 @@
+//! Validation of `nodeAttrs`: targets, node attribute capabilities (app connectors) and
+//! `ipPool` prefixes.
+
+use super::{Place, Validator};
+use crate::code::Code;
+use crate::model::{Alias, Autogroup};
+
+/// Prefixes nodeAttrs `ipPool` may not overlap.
+const RESERVED_POOLS: &[&str] = &["100.100.100.0/24", "100.115.92.0/23"];
+
+impl Validator<'_> {
+    /// One nodeAttrs entry.
+    pub(super) fn node_attr(&mut self, attr: &crate::model::NodeAttr) {
+        for sel in &attr.target {
+            match &sel.alias {
+                Alias::Autogroup(Autogroup::SelfDevices) => self.error(
+                    Code::InvalidTarget,
+                    sel.span,
+                    "autogroup:self cannot be used as a nodeAttrs target (Tailscale answers: internal server error)",
+                    "name the devices with users, groups, tags or autogroup:member",
+                ),
+                Alias::Autogroup(a @ (Autogroup::Internet | Autogroup::DangerAll | Autogroup::Nonroot)) => self.error(
+                    Code::InvalidTarget,
+                    sel.span,
+                    format!("{a} cannot be used as a nodeAttrs target"),
+                    "name the devices with users, groups, tags or autogroups such as autogroup:member",
+                ),
+                _ => self.reference(sel, Place::Target),
+            }
+        }
+        self.capabilities(&attr.app, false);
+        for connector in &attr.app_connectors {
+            for sel in &connector.connectors {
+                self.reference(sel, Place::Connector);
+            }
+        }
+        for pool in &attr.ip_pool {
+            self.ip_pool(pool);
+        }
+    }
+
+    /// One `ipPool` prefix: a pool inside a reserved range can never hand out an address and
+    /// is refused (Tailscale's text); a pool that merely contains a reserved range is accepted,
+    /// and the reserved part is never allocated, which deserves a word.
+    fn ip_pool(&mut self, pool: &crate::model::Spanned<ipnet::IpNet>) {
+        let reserved = || {
+            RESERVED_POOLS
+                .iter()
+                .filter_map(|r| r.parse::<ipnet::IpNet>().ok())
+        };
+        if let Some(r) = reserved().find(|r| r.contains(&pool.value)) {
+            self.error(
+                Code::ReservedIpPool,
+                pool.span,
+                format!("IPPool({}): network within reserved range", pool.value),
+                &format!("{r} is reserved by Tailscale; pick another part of 100.64.0.0/10"),
+            );
+            return;
+        }
+        let inside: Vec<String> = reserved()
+            .filter(|r| pool.value.contains(r))
+            .map(|r| r.to_string())
+            .collect();
+        if !inside.is_empty() {
+            self.warning(
+                Code::IpPoolContainsReserved,
+                pool.span,
+                if inside.len() == 1 {
+                    format!(
+                        "ipPool {} contains the reserved range {}, which is never allocated",
+                        pool.value,
+                        inside.join("")
+                    )
+                } else {
+                    format!(
+                        "ipPool {} contains the reserved ranges {}, which are never allocated",
+                        pool.value,
+                        inside.join(" and ")
+                    )
+                },
+                "Tailscale accepts the pool and skips the reserved addresses; narrow the pool to silence this",
+            );
+        }
+    }
+}

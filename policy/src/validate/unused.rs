@@ -1,0 +1,109 @@
+//! Warnings for definitions nothing refers to (groups, tags, hosts, IP sets, postures), with
+//! the names the policy's own tests mention counted as uses.
+
+use std::collections::BTreeSet;
+
+use super::{quote, Validator};
+use crate::code::Code;
+
+impl Validator<'_> {
+    /// Warnings for definitions nothing refers to.
+    pub(super) fn unused(&mut self) {
+        if !self.broken.is_empty() {
+            // A reference inside an entry that could not be read was never seen.
+            return;
+        }
+        let policy = self.policy;
+        // Names mentioned in tests count as uses.
+        let mut mentioned: BTreeSet<String> = BTreeSet::new();
+        let mut mention = |text: &str| {
+            let t = text.trim();
+            mentioned.insert(t.to_string());
+            if let Some((host, _)) = t.rsplit_once(':') {
+                mentioned.insert(host.to_string());
+            }
+        };
+        for test in &policy.tests {
+            test.src.iter().for_each(|s| mention(&s.value));
+            test.accept
+                .iter()
+                .chain(&test.deny)
+                .for_each(|s| mention(&s.value));
+        }
+        for test in &policy.ssh_tests {
+            test.src.iter().for_each(|s| mention(&s.value));
+            test.dst.iter().for_each(|s| mention(&s.value));
+        }
+        // Every definition with its kind, in the order the warnings come out.
+        let definitions = (policy.groups.iter().map(|g| (&UNUSED_GROUP, &g.name)))
+            .chain(policy.tag_owners.iter().map(|t| (&UNUSED_TAG, &t.tag)))
+            .chain(policy.hosts.iter().map(|h| (&UNUSED_HOST, &h.name)))
+            .chain(policy.ipsets.iter().map(|s| (&UNUSED_IPSET, &s.name)))
+            .chain(policy.postures.iter().map(|p| (&UNUSED_POSTURE, &p.name)));
+        for (kind, name) in definitions {
+            let referred = match kind.key_prefix {
+                "" => self.used.contains(name.value.as_str()),
+                prefix => self.used.contains(&format!("{prefix}{}", name.value)),
+            };
+            if referred || mentioned.contains(&name.value) {
+                continue;
+            }
+            let message = format!("{} {} {}", kind.noun, quote(&name.value), kind.never);
+            self.warning(kind.code, name.span, message, kind.help);
+        }
+    }
+}
+
+/// A kind of definition that gets a warning when nothing refers to it.
+struct Unused {
+    code: Code,
+    /// What the message calls it.
+    noun: &'static str,
+    /// The message after the quoted name.
+    never: &'static str,
+    /// What a reference to it is recorded under in `used`: this prefix and the name.
+    key_prefix: &'static str,
+    help: &'static str,
+}
+
+const REMOVE_OR_REFER: &str = "remove it, or refer to it in a rule";
+
+const UNUSED_GROUP: Unused = Unused {
+    code: Code::UnusedGroup,
+    noun: "group",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_TAG: Unused = Unused {
+    code: Code::UnusedTag,
+    noun: "tag",
+    never: "is never used in a rule",
+    key_prefix: "",
+    help: "a tag nothing refers to can still be applied to devices; remove it if it is not",
+};
+
+const UNUSED_HOST: Unused = Unused {
+    code: Code::UnusedHost,
+    noun: "host",
+    never: "is never used",
+    key_prefix: "host ",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_IPSET: Unused = Unused {
+    code: Code::UnusedIpset,
+    noun: "IP set",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
+
+const UNUSED_POSTURE: Unused = Unused {
+    code: Code::UnusedPosture,
+    noun: "posture",
+    never: "is never used",
+    key_prefix: "",
+    help: REMOVE_OR_REFER,
+};
