@@ -116,7 +116,7 @@ impl NodeCaps {
         };
         caps.no_ipv4 = (0..table.len())
             .map(|i| {
-                let id = crate::nodes::index(i);
+                let id = NodeId::new(i);
                 caps.attributes(table, id)
                     .iter()
                     .any(|(name, _)| name == DISABLE_IPV4)
@@ -127,7 +127,7 @@ impl NodeCaps {
 
     /// True when node `id` has no IPv4 address (`disable-ipv4`).
     pub(crate) fn ipv4_disabled(&self, id: NodeId) -> bool {
-        self.no_ipv4.get(id as usize).copied().unwrap_or(false)
+        self.no_ipv4.get(id.index()).copied().unwrap_or(false)
     }
 
     /// The policy's capabilities for node `id`, in policy order (duplicates possible).
@@ -164,7 +164,7 @@ impl NodeCaps {
             );
             let roles: &[Role] = node
                 .owner
-                .and_then(|u| table.users.get(u as usize))
+                .and_then(|u| table.users.get(u.index()))
                 .map_or(&[], |u| u.roles.as_slice());
             if roles.contains(&Role::Admin) {
                 map.insert(IS_ADMIN.to_string(), Value::Null);

@@ -12,8 +12,40 @@ use crate::addrset::AddrSet;
 use crate::inventory::{Inventory, Role};
 use crate::ipsets::IpSets;
 
-/// Index of a node in [`NodeTable::nodes`].
-pub(crate) type NodeId = u32;
+/// A node: its index in [`NodeTable::nodes`] (nodes sorted by name), typed so that it is never
+/// confused with a user, a rule or a set index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct NodeId(u32);
+
+impl NodeId {
+    /// The node at index `i` of the table.
+    pub(crate) fn new(i: usize) -> NodeId {
+        debug_assert!(i < u32::MAX as usize, "more than 2^32 nodes");
+        NodeId(index(i))
+    }
+
+    /// Its index in [`NodeTable::nodes`].
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A user: its index in [`NodeTable::users`] (inventory order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct UserId(u32);
+
+impl UserId {
+    /// The user at index `i` of the table.
+    pub(crate) fn new(i: usize) -> UserId {
+        debug_assert!(i < u32::MAX as usize, "more than 2^32 users");
+        UserId(index(i))
+    }
+
+    /// Its index in [`NodeTable::users`].
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// One node, with everything the compiler reads from it.
 #[derive(Debug)]
@@ -21,7 +53,7 @@ pub(crate) struct NodeInfo {
     /// Unique name.
     pub(crate) name: Arc<str>,
     /// Owner (index into [`NodeTable::users`]) of a user-owned node.
-    pub(crate) owner: Option<u32>,
+    pub(crate) owner: Option<UserId>,
     /// Tags; empty for a user-owned node.
     pub(crate) tags: Vec<Arc<str>>,
     /// Tailscale IPv4 address.
@@ -111,7 +143,7 @@ pub(crate) struct ServiceInfo {
 }
 
 /// Members of each synced group (`group:eng@example.com`), user indexes in inventory order.
-pub(crate) type SyncedGroups = HashMap<String, Vec<u32>>;
+pub(crate) type SyncedGroups = HashMap<String, Vec<UserId>>;
 
 impl UserInfo {
     /// The domain of the login, lowercased.
@@ -128,7 +160,7 @@ pub(crate) struct NodeTable {
     /// Users in inventory order.
     pub(crate) users: Vec<UserInfo>,
     by_name: HashMap<Arc<str>, NodeId>,
-    user_by_email: HashMap<String, u32>,
+    user_by_email: HashMap<String, UserId>,
     /// Members of each group synced from the identity provider.
     synced_groups: SyncedGroups,
     /// Tailscale Services, in inventory order.
@@ -170,13 +202,15 @@ impl NodeTable {
                 synced_groups
                     .entry(group.clone())
                     .or_default()
-                    .push(index(i));
+                    .push(UserId::new(i));
             }
         }
         let mut user_by_email = HashMap::new();
         for (i, user) in users.iter().enumerate() {
             if !user.email.is_empty() {
-                user_by_email.entry(user.email.clone()).or_insert(index(i));
+                user_by_email
+                    .entry(user.email.clone())
+                    .or_insert(UserId::new(i));
             }
         }
         let mut sorted: Vec<&crate::inventory::Node> = inventory.nodes().iter().collect();
@@ -227,7 +261,7 @@ impl NodeTable {
             nodes,
         };
         for (i, node) in table.nodes.iter().enumerate() {
-            let id = index(i);
+            let id = NodeId::new(i);
             table.by_name.insert(node.name.clone(), id);
             if node.is_tagged() {
                 table.tagged.push(id);
@@ -236,7 +270,7 @@ impl NodeTable {
                 }
             } else {
                 table.untagged.push(id);
-                if let Some(list) = node.owner.and_then(|u| table.devices.get_mut(u as usize)) {
+                if let Some(list) = node.owner.and_then(|u| table.devices.get_mut(u.index())) {
                     list.push(id);
                 }
             }
@@ -252,7 +286,7 @@ impl NodeTable {
                 let approved = table
                     .get(id)
                     .is_some_and(|n| svc.approved_hosts.iter().any(|a| **a == *n.name));
-                if let Some(node) = table.nodes.get_mut(id as usize) {
+                if let Some(node) = table.nodes.get_mut(id.index()) {
                     node.advertised.extend(vips.iter().copied());
                     if approved {
                         node.approved.extend(vips.iter().copied());
@@ -268,6 +302,14 @@ impl NodeTable {
                 vips,
             });
         }
+        // Ids are positions in name order: everything that binary-searches node lists relies on it.
+        debug_assert!(
+            table
+                .nodes
+                .windows(2)
+                .all(|w| matches!(w, [a, b] if a.name < b.name)),
+            "nodes must be sorted by name, names distinct"
+        );
         table.by_v4.sort_unstable();
         table.by_v6.sort_unstable();
         for list in table.by_tag.values_mut() {
@@ -278,7 +320,7 @@ impl NodeTable {
 
     /// The node with this id.
     pub(crate) fn get(&self, id: NodeId) -> Option<&NodeInfo> {
-        self.nodes.get(id as usize)
+        self.nodes.get(id.index())
     }
 
     /// The id of the node called `name`.
@@ -292,13 +334,13 @@ impl NodeTable {
     }
 
     /// The user whose login is `email` (case-insensitive).
-    pub(crate) fn user(&self, email: &str) -> Option<u32> {
+    pub(crate) fn user(&self, email: &str) -> Option<UserId> {
         self.user_by_email.get(&email.to_lowercase()).copied()
     }
 
     /// The members of a group synced from the identity provider (none when the inventory
     /// lists nobody in it).
-    pub(crate) fn synced_group(&self, group: &str) -> &[u32] {
+    pub(crate) fn synced_group(&self, group: &str) -> &[UserId] {
         self.synced_groups.get(group).map_or(&[], Vec::as_slice)
     }
 

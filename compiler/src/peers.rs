@@ -72,19 +72,19 @@ impl NodeSet {
 }
 
 fn bit(bits: &[u64], id: NodeId) -> bool {
-    bits.get(id as usize / 64)
-        .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    bits.get(id.index() / 64)
+        .is_some_and(|w| w & (1 << (id.index() % 64)) != 0)
 }
 
 fn set_bit(bits: &mut [u64], id: NodeId) {
-    if let Some(w) = bits.get_mut(id as usize / 64) {
-        *w |= 1 << (id % 64);
+    if let Some(w) = bits.get_mut(id.index() / 64) {
+        *w |= 1 << (id.index() % 64);
     }
 }
 
 fn clear_bit(bits: &mut [u64], id: NodeId) {
-    if let Some(w) = bits.get_mut(id as usize / 64) {
-        *w &= !(1 << (id % 64));
+    if let Some(w) = bits.get_mut(id.index() / 64) {
+        *w &= !(1 << (id.index() % 64));
     }
 }
 
@@ -96,7 +96,7 @@ pub(crate) fn iter_bits(bits: &[u64]) -> impl Iterator<Item = NodeId> + '_ {
             (w != 0).then(|| {
                 let b = w.trailing_zeros();
                 w &= w - 1;
-                crate::nodes::index(i * 64 + b as usize)
+                NodeId::new(i * 64 + b as usize)
             })
         })
     })
@@ -108,7 +108,7 @@ fn ids_of(bits: &[u64]) -> Vec<NodeId> {
         let mut w = word;
         while w != 0 {
             let b = w.trailing_zeros();
-            out.push(crate::nodes::index(i * 64 + b as usize));
+            out.push(NodeId::new(i * 64 + b as usize));
             w &= w - 1;
         }
     }
@@ -168,7 +168,7 @@ impl Builder<'_> {
     }
 
     fn all(&self) -> Vec<NodeId> {
-        (0..self.table.len()).map(crate::nodes::index).collect()
+        (0..self.table.len()).map(NodeId::new).collect()
     }
 
     /// Nodes `targets` stand for as sources.
@@ -322,7 +322,7 @@ impl PeerIndex {
                         universal.push(id);
                     } else {
                         for &m in members {
-                            if let Some(list) = membership.get_mut(m as usize) {
+                            if let Some(list) = membership.get_mut(m.index()) {
                                 list.push(id);
                             }
                         }
@@ -387,7 +387,7 @@ impl PeerIndex {
         let mut bits = vec![0u64; self.len.div_ceil(64)];
         let member_of = self
             .membership
-            .get(id as usize)
+            .get(id.index())
             .map_or(&[][..], Vec::as_slice);
         for &s in member_of.iter().chain(&self.universal) {
             if let Some(set) = self.reach.get(s as usize) {
@@ -395,7 +395,7 @@ impl PeerIndex {
             }
         }
         if let Some(node) = table.get(id) {
-            if let Some(devices) = node.owner.and_then(|u| table.devices.get(u as usize)) {
+            if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {
                 let mine = self.self_sources.contains(id);
                 for &m in devices {
                     if mine || self.self_sources.contains(m) {

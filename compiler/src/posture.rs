@@ -96,7 +96,7 @@ impl<'a> Gates<'a> {
         let verdicts = verdicts
             .entry(gate.clone())
             .or_insert_with(|| vec![0; table.len()]);
-        let Some(slot) = verdicts.get_mut(id as usize) else {
+        let Some(slot) = verdicts.get_mut(id.index()) else {
             return false;
         };
         if *slot == 0 {
@@ -126,8 +126,8 @@ impl<'a> Gates<'a> {
 
     /// Every device the gate admits, sorted.
     pub(crate) fn all(&mut self, gate: &Gate) -> Vec<NodeId> {
-        let count = crate::nodes::index(self.table.len());
-        self.filter(gate, 0..count)
+        let count = self.table.len();
+        self.filter(gate, (0..count).map(NodeId::new))
     }
 }
 

@@ -9,7 +9,7 @@ use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy, PolicyIndex, Sel
 
 use crate::addrset::{net_wire, AddrSet, INTERNET_WIRE};
 use crate::inventory::Role;
-use crate::nodes::{NodeId, NodeInfo, NodeTable};
+use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
 
 /// What a selector stands for.
 #[derive(Debug, Clone)]
@@ -29,6 +29,16 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// Devices by identity. `ids` must be sorted without repeats: membership is a binary
+    /// search, and a broken order would quietly change who a rule admits.
+    pub(crate) fn nodes(ids: Vec<NodeId>) -> Target {
+        debug_assert!(
+            ids.windows(2).all(|w| matches!(w, [a, b] if a < b)),
+            "node ids of a target must be sorted and distinct"
+        );
+        Target::Nodes(Arc::from(ids))
+    }
+
     /// A target matching nothing.
     pub(crate) fn empty() -> Target {
         Target::Nodes(Arc::from(Vec::new()))
@@ -147,10 +157,8 @@ impl<'a> Resolver<'a> {
             Alias::Autogroup(Autogroup::DangerAll) => Target::DangerAll,
             Alias::Autogroup(Autogroup::Internet) => Target::Internet,
             Alias::Autogroup(Autogroup::SelfDevices) => Target::SelfDevices,
-            Alias::Autogroup(Autogroup::Tagged) => {
-                Target::Nodes(Arc::from(self.table.tagged.clone()))
-            }
-            Alias::Tag(tag) => Target::Nodes(Arc::from(self.table.with_tag(tag))),
+            Alias::Autogroup(Autogroup::Tagged) => Target::nodes(self.table.tagged.clone()),
+            Alias::Tag(tag) => Target::nodes(self.table.with_tag(tag).to_vec()),
             // An undefined host (validation refuses one) names no address: as a rule's source
             // or destination that only narrows what the rule allows. Inside an IP set, where
             // a `remove` would widen, it is an error instead (`crate::ipsets`).
@@ -195,7 +203,7 @@ impl<'a> Resolver<'a> {
             // Everything else is user-like; an alias that is not (none is left) stands for no
             // device, which narrows.
             _ => match self.users_of(alias) {
-                Some(users) => Target::Nodes(Arc::from(self.devices_of(&users))),
+                Some(users) => Target::nodes(self.devices_of(&users)),
                 None => Target::empty(),
             },
         }
@@ -235,8 +243,8 @@ impl<'a> Resolver<'a> {
     }
 
     /// The users a user-like alias stands for (`None` for other aliases).
-    pub(crate) fn users_of(&self, alias: &Alias) -> Option<Vec<u32>> {
-        let all = || (0..self.table.users.len()).map(crate::nodes::index);
+    pub(crate) fn users_of(&self, alias: &Alias) -> Option<Vec<UserId>> {
+        let all = || (0..self.table.users.len()).map(UserId::new);
         let users = match alias {
             Alias::User(email) => self.table.user(email).into_iter().collect(),
             Alias::UserDomain(domain) => {
@@ -245,7 +253,7 @@ impl<'a> Resolver<'a> {
                     .filter(|&u| {
                         self.table
                             .users
-                            .get(u as usize)
+                            .get(u.index())
                             .and_then(|user| user.domain())
                             == Some(domain.as_str())
                     })
@@ -287,7 +295,7 @@ impl<'a> Resolver<'a> {
                     .filter(|&u| {
                         self.table
                             .users
-                            .get(u as usize)
+                            .get(u.index())
                             .is_some_and(|user| user.roles.contains(&role))
                     })
                     .collect()
@@ -298,10 +306,10 @@ impl<'a> Resolver<'a> {
     }
 
     /// The untagged devices of some users, sorted.
-    fn devices_of(&self, users: &[u32]) -> Vec<NodeId> {
+    fn devices_of(&self, users: &[UserId]) -> Vec<NodeId> {
         let mut out: Vec<NodeId> = users
             .iter()
-            .filter_map(|&u| self.table.devices.get(u as usize))
+            .filter_map(|&u| self.table.devices.get(u.index()))
             .flatten()
             .copied()
             .collect();

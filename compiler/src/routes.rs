@@ -8,7 +8,7 @@ use aclc_policy::model::{Policy, Selector};
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
-use crate::nodes::{index, NodeId, NodeTable};
+use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::{Resolver, Target};
 
 /// True for `0.0.0.0/0` and `::/0`.
@@ -62,7 +62,7 @@ pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNe
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            let id = index(i);
+            let id = NodeId::new(i);
             node.advertised
                 .iter()
                 .filter(|route| {
@@ -111,10 +111,10 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
         node.exit = node.exit_v4 || node.exit_v6;
         node.served = served;
         if !node.subnet_routes.is_empty() {
-            routers.push(index(i));
+            routers.push(NodeId::new(i));
         }
         if node.exit {
-            exits.push(index(i));
+            exits.push(NodeId::new(i));
         }
     }
     table.routers = routers;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use aclc_policy::model::{Alias, Autogroup, Policy, SshAction as PolicyAction, SshUser};
 
 use crate::inventory::User;
-use crate::nodes::{index, NodeId, NodeInfo, NodeTable};
+use crate::nodes::{index, NodeId, NodeInfo, NodeTable, UserId};
 use crate::posture::{gate_of, Gates};
 use crate::resolve::{Resolver, Target};
 use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
@@ -107,7 +107,7 @@ struct LoweredRule {
     /// Source devices per owner, in user-id order (localpart and `autogroup:self` rules).
     by_user: Vec<UserSources>,
     /// Position in `by_user` of each user.
-    user_index: HashMap<u32, usize>,
+    user_index: HashMap<UserId, usize>,
     /// Tagged source devices (localpart rules).
     tagged: Arc<[SshPrincipal]>,
     /// Source nodes, sorted.
@@ -122,7 +122,7 @@ struct LoweredRule {
 #[derive(Debug)]
 struct UserSources {
     /// Index of the user in the node table.
-    user: u32,
+    user: UserId,
     principals: Arc<[SshPrincipal]>,
     /// `{localpart: localpart}` when the user's login is in a `localpart:` domain.
     localpart: Option<Arc<BTreeMap<String, String>>>,
@@ -184,7 +184,7 @@ impl SshLowered {
         let mut resolver = Resolver::new(policy, table);
         // Users are walked in id order, as the control plane does; inventory order breaks ties.
         let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
-        let user_key = |u: u32| (ids.get(u as usize).copied().unwrap_or(u64::MAX), u);
+        let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);
         let logins: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
         // Rules with the same sources share one principal list.
         let mut shared: HashMap<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> = HashMap::new();
@@ -232,7 +232,7 @@ impl SshLowered {
                 Arc::from(Vec::new())
             };
             let mut tagged = Vec::new();
-            let mut per_user: HashMap<u32, Vec<SshPrincipal>> = HashMap::new();
+            let mut per_user: HashMap<UserId, Vec<SshPrincipal>> = HashMap::new();
             if localpart || self_dst {
                 for &(id, count) in &counts {
                     let Some(node) = table.get(id) else { continue };
@@ -250,13 +250,13 @@ impl SshLowered {
                     }
                 }
             }
-            let mut users: Vec<u32> = per_user.keys().copied().collect();
+            let mut users: Vec<UserId> = per_user.keys().copied().collect();
             users.sort_by_key(|&u| user_key(u));
             let by_user: Vec<UserSources> = users
                 .into_iter()
                 .filter_map(|user| {
                     let principals = per_user.remove(&user)?;
-                    let login = logins.get(user as usize).copied().unwrap_or_default();
+                    let login = logins.get(user.index()).copied().unwrap_or_default();
                     Some(UserSources {
                         user,
                         principals: Arc::from(principals),
@@ -315,7 +315,7 @@ impl SshLowered {
             return;
         }
         let mut add = |id: NodeId| {
-            if let Some(list) = self.by_node.get_mut(id as usize) {
+            if let Some(list) = self.by_node.get_mut(id.index()) {
                 if list.last() != Some(&i) {
                     list.push(i);
                 }
@@ -339,7 +339,7 @@ impl SshLowered {
         let Some(node) = table.get(id) else {
             return Vec::new();
         };
-        let mut candidates: Vec<u32> = self.by_node.get(id as usize).cloned().unwrap_or_default();
+        let mut candidates: Vec<u32> = self.by_node.get(id.index()).cloned().unwrap_or_default();
         candidates.extend_from_slice(&self.global);
         if !node.is_tagged() {
             candidates.extend_from_slice(&self.self_rules);
@@ -390,7 +390,7 @@ impl SshLowered {
 }
 
 impl LoweredRule {
-    fn user_sources(&self, user: u32) -> Option<&UserSources> {
+    fn user_sources(&self, user: UserId) -> Option<&UserSources> {
         self.by_user.get(*self.user_index.get(&user)?)
     }
 
@@ -491,7 +491,7 @@ fn source_counts(
 /// The devices a source target stands for (by their own addresses).
 fn source_nodes(table: &NodeTable, target: &Target) -> Vec<NodeId> {
     match target {
-        Target::Wildcard | Target::DangerAll => (0..table.len()).map(index).collect(),
+        Target::Wildcard | Target::DangerAll => (0..table.len()).map(NodeId::new).collect(),
         Target::Nodes(ids) => ids.to_vec(),
         Target::Literal(lit) => table.addressed_in(&lit.set),
         Target::Internet | Target::SelfDevices => Vec::new(),

@@ -38,7 +38,7 @@ enum Part {
 impl Lowered {
     /// The items that may concern node `id`, in policy order.
     fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
-        let mut out: Vec<u32> = self.by_node.get(id as usize).cloned().unwrap_or_default();
+        let mut out: Vec<u32> = self.by_node.get(id.index()).cloned().unwrap_or_default();
         out.extend_from_slice(&self.global);
         if !node.is_tagged() {
             out.extend_from_slice(&self.self_items);
@@ -246,7 +246,7 @@ impl Lowered {
                 let owner = node.owner?;
                 let mut src: Vec<Arc<str>> = table
                     .devices
-                    .get(owner as usize)?
+                    .get(owner.index())?
                     .iter()
                     .filter_map(|&m| table.get(m))
                     .flat_map(|m| [m.v4_text.clone(), m.v6_text.clone()])
@@ -345,7 +345,7 @@ fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
 /// The sources of an `autogroup:self` item for node `node`: the addresses of its owner's
 /// untagged devices that the item's sources hold, sorted.
 fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strings {
-    let Some(devices) = node.owner.and_then(|u| table.devices.get(u as usize)) else {
+    let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) else {
         return Arc::from(Vec::new());
     };
     let mut out: Vec<Arc<str>> = Vec::new();

@@ -319,10 +319,8 @@ impl Builder<'_> {
     /// address-only sources have no device, hence no posture, and fail (fail closed).
     fn gated(&mut self, target: Target, gate: &Gate) -> Target {
         match target {
-            Target::Wildcard | Target::DangerAll => Target::Nodes(Arc::from(self.gates.all(gate))),
-            Target::Nodes(ids) => {
-                Target::Nodes(Arc::from(self.gates.filter(gate, ids.iter().copied())))
-            }
+            Target::Wildcard | Target::DangerAll => Target::nodes(self.gates.all(gate)),
+            Target::Nodes(ids) => Target::nodes(self.gates.filter(gate, ids.iter().copied())),
             Target::Literal(_) => Target::empty(),
             Target::Internet | Target::SelfDevices => target,
         }
@@ -591,7 +589,7 @@ impl Builder<'_> {
             Reach::All => lowered.global.push(i),
             Reach::Some(ids) => {
                 for &id in ids.iter() {
-                    if let Some(list) = lowered.by_node.get_mut(id as usize) {
+                    if let Some(list) = lowered.by_node.get_mut(id.index()) {
                         if list.last() != Some(&i) {
                             list.push(i);
                         }
@@ -626,7 +624,7 @@ impl Builder<'_> {
         let ids: Vec<NodeId> = match target {
             Target::Wildcard | Target::DangerAll if via.is_none() => return Reach::All,
             Target::Wildcard | Target::DangerAll => {
-                (0..self.table.len()).map(crate::nodes::index).collect()
+                (0..self.table.len()).map(NodeId::new).collect()
             }
             Target::Internet => self.table.exits.clone(),
             Target::Nodes(ids) => ids.to_vec(),

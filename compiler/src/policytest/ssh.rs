@@ -142,7 +142,7 @@ impl Runner<'_> {
             Ok(Alias::Autogroup(Autogroup::SelfDevices)) => {
                 // The source users' own devices.
                 let table = self.endpoints.table();
-                let mut owners: Vec<u32> = sources
+                let mut owners: Vec<crate::nodes::UserId> = sources
                     .iter()
                     .filter_map(|d| table.get(d.node?))
                     .filter(|n| !n.is_tagged())
@@ -152,7 +152,7 @@ impl Runner<'_> {
                 owners.dedup();
                 owners
                     .iter()
-                    .filter_map(|&u| table.devices.get(u as usize))
+                    .filter_map(|&u| table.devices.get(u.index()))
                     .flatten()
                     .copied()
                     .collect()
