@@ -17,12 +17,22 @@ pub type Strings = Arc<[Arc<str>]>;
 /// A capability map: capability name -> JSON values (`null` for the companion capabilities).
 pub type CapMap = BTreeMap<String, serde_json::Value>;
 
-/// One packet filter rule (`tailcfg.FilterRule`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One packet filter rule (`tailcfg.FilterRule`). Every field of Go's type is here, the
+/// deprecated ones included, so a rule read from any control server writes back unchanged.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FilterRule {
     /// Source addresses: bare IPs, CIDRs, `first-last` ranges or `*`.
     #[serde(rename = "SrcIPs", default = "empty_strings")]
     pub src_ips: Strings,
+    /// Deprecated prefix lengths of `SrcIPs` (clients older than capability version 7);
+    /// a client refuses a filter that still carries them. Never written by aclc.
+    #[serde(
+        rename = "SrcBits",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub src_bits: Vec<i64>,
     /// Destinations with port ranges (network rules).
     #[serde(
         rename = "DstPorts",
@@ -62,18 +72,24 @@ where
 }
 
 /// A destination and its ports (`tailcfg.NetPortRange`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NetPortRange {
     /// Bare IP, CIDR, `first-last` range or `*`.
     #[serde(rename = "IP")]
     pub ip: Arc<str>,
+    /// Deprecated prefix length of `IP`; a client refuses a filter that still carries it.
+    /// Never written by aclc.
+    #[serde(rename = "Bits", default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<i64>,
     /// The ports.
     #[serde(rename = "Ports")]
     pub ports: Ports,
 }
 
 /// An inclusive port range (`tailcfg.PortRange`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct Ports {
     /// First port.
     #[serde(rename = "First")]
@@ -84,14 +100,26 @@ pub struct Ports {
 }
 
 /// Capabilities granted on some destinations (`tailcfg.CapGrant`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CapGrant {
     /// Destination prefixes (`a/32`, `a/128`, or a route prefix).
     #[serde(rename = "Dsts")]
     pub dsts: Vec<Arc<str>>,
+    /// Legacy capability names without values (`tailcfg.PeerCapability`, before `CapMap`).
+    #[serde(
+        rename = "Caps",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub caps: Vec<String>,
     /// The capabilities.
-    #[serde(rename = "CapMap")]
+    #[serde(rename = "CapMap", default, skip_serializing_if = "is_empty_map")]
     pub cap_map: Arc<CapMap>,
+}
+
+fn is_empty_map(map: &Arc<CapMap>) -> bool {
+    map.is_empty()
 }
 
 #[cfg(test)]
@@ -102,8 +130,10 @@ mod tests {
     #[test]
     fn filter_rule_json_matches_tailscale() {
         let rule = FilterRule {
+            src_bits: Vec::new(),
             src_ips: Arc::from(vec![Arc::from("100.64.0.1")]),
             dst_ports: vec![NetPortRange {
+                bits: None,
                 ip: Arc::from("*"),
                 ports: Ports {
                     first: 0,
@@ -123,5 +153,35 @@ mod tests {
         let with_nulls: FilterRule =
             serde_json::from_str(r#"{"SrcIPs":["*"],"DstPorts":null,"IPProto":null}"#).unwrap();
         assert!(with_nulls.dst_ports.is_empty() && with_nulls.ip_proto.is_empty());
+    }
+
+    /// A filter in the shape Tailscale's Go types marshal, every field set (the deprecated
+    /// `SrcBits`, `Bits` and `Caps` included): it reads and writes back unchanged.
+    #[test]
+    fn filter_rules_round_trip_every_field() {
+        let go = serde_json::json!([
+            {
+                "SrcIPs": ["100.64.0.1", "10.0.0.0/8", "100.64.0.1-100.64.0.9", "*"],
+                "SrcBits": [32, 8],
+                "DstPorts": [
+                    {"IP": "100.64.0.2", "Bits": 32, "Ports": {"First": 22, "Last": 22}},
+                    {"IP": "*", "Ports": {"First": 0, "Last": 65535}}
+                ],
+                "IPProto": [6, 17]
+            },
+            {
+                "SrcIPs": ["100.64.0.1"],
+                "CapGrant": [{
+                    "Dsts": ["100.64.0.2/32"],
+                    "Caps": ["https://tailscale.com/cap/file-sharing-target"],
+                    "CapMap": {"example.com/cap/x": [{"k": 1}], "tailscale.com/cap/drive-sharer": null}
+                }]
+            }
+        ]);
+        let rules: Vec<FilterRule> = serde_json::from_value(go.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&rules).unwrap(), go);
+        assert_eq!(rules[0].src_bits, [32, 8]);
+        assert_eq!(rules[0].dst_ports[0].bits, Some(32));
+        assert_eq!(rules[1].cap_grant[0].caps.len(), 1);
     }
 }

@@ -121,6 +121,7 @@ impl Lowered {
                         open = Some((
                             slot,
                             FilterRule {
+                                src_bits: Vec::new(),
                                 src_ips: src,
                                 dst_ports,
                                 ip_proto: proto.into_iter().collect(),
@@ -190,12 +191,14 @@ impl Lowered {
                     .map(|t| narrow(id, node, t))
                     .filter(|d| !d.is_empty())
                     .map(|dsts| CapGrant {
+                        caps: Vec::new(),
                         dsts,
                         cap_map: caps.clone(),
                     })
                     .collect();
                 (!cap_grant.is_empty()).then(|| {
                     let rule = FilterRule {
+                        src_bits: Vec::new(),
                         src_ips: self.srcs.get(item.src),
                         dst_ports: Vec::new(),
                         ip_proto: Vec::new(),
@@ -215,10 +218,12 @@ impl Lowered {
                 }
                 (!dsts.is_empty()).then(|| {
                     let rule = FilterRule {
+                        src_bits: Vec::new(),
                         src_ips: self.srcs.get(*src_ips),
                         dst_ports: Vec::new(),
                         ip_proto: Vec::new(),
                         cap_grant: vec![CapGrant {
+                            caps: Vec::new(),
                             dsts,
                             cap_map: caps.clone(),
                         }],
@@ -229,10 +234,12 @@ impl Lowered {
             Body::SelfApp { caps } => {
                 let src = narrowed.get(&i).filter(|s| !s.is_empty())?.clone();
                 let rule = FilterRule {
+                    src_bits: Vec::new(),
                     src_ips: src,
                     dst_ports: Vec::new(),
                     ip_proto: Vec::new(),
                     cap_grant: vec![CapGrant {
+                        caps: Vec::new(),
                         dsts: own_hosts(),
                         cap_map: caps.clone(),
                     }],
@@ -253,10 +260,12 @@ impl Lowered {
                     .collect();
                 src.sort_unstable();
                 let rule = FilterRule {
+                    src_bits: Vec::new(),
                     src_ips: Arc::from(src),
                     dst_ports: Vec::new(),
                     ip_proto: Vec::new(),
                     cap_grant: vec![CapGrant {
+                        caps: Vec::new(),
                         dsts: own_hosts(),
                         cap_map: caps.clone(),
                     }],
@@ -308,6 +317,7 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
     ips.iter()
         .flat_map(|ip| {
             ports.iter().map(move |&ports| NetPortRange {
+                bits: None,
                 ip: ip.clone(),
                 ports,
             })
