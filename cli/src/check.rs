@@ -76,7 +76,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
     }
     let mut files = Vec::with_capacity(args.policies.len());
     for path in &args.policies {
-        match read_policy(path, &args.limits) {
+        match read_policy(path, &args.limits.policy) {
             Ok(file) => files.push(file),
             Err(message) => return input_error(args.format, &message),
         }

@@ -21,10 +21,8 @@ const DEFAULT_MAX_INVENTORY: &str = "256MiB";
 /// limit, so `/dev/zero`, an endless pipe or a huge file costs at most the limit in memory.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct InputLimits {
-    /// Largest policy accepted, in bytes (suffixes KiB, MiB, GiB allowed; at most 4 GiB); a
-    /// larger one is refused, exit status 1.
-    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
-    pub(crate) max_policy_bytes: u64,
+    #[command(flatten)]
+    pub(crate) policy: PolicyLimit,
     /// Largest inventory accepted, in bytes (suffixes KiB, MiB, GiB allowed); a larger one is
     /// refused, exit status 1.
     #[arg(long, value_name = "BYTES", default_value = DEFAULT_MAX_INVENTORY, value_parser = parse_size)]
@@ -32,6 +30,22 @@ pub(crate) struct InputLimits {
 }
 
 impl InputLimits {
+    /// The policy crate's limits with this policy size cap.
+    pub(crate) fn policy_limits(&self) -> Limits {
+        self.policy.policy_limits()
+    }
+}
+
+/// How much of a policy is read at most (the part of [`InputLimits`] that `fmt` needs too).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct PolicyLimit {
+    /// Largest policy accepted, in bytes (suffixes KiB, MiB, GiB allowed; at most 4 GiB); a
+    /// larger one is refused, exit status 1.
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub(crate) max_policy_bytes: u64,
+}
+
+impl PolicyLimit {
     /// The policy crate's limits with this policy size cap. Spans are 32-bit, so the cap
     /// stops just below 4 GiB.
     pub(crate) fn policy_limits(&self) -> Limits {
@@ -141,7 +155,7 @@ pub(crate) struct PolicyFile {
 }
 
 /// Read a policy argument; `-` reads standard input. At most the policy limit is read.
-pub(crate) fn read_policy(arg: &Path, limits: &InputLimits) -> Result<PolicyFile, String> {
+pub(crate) fn read_policy(arg: &Path, limits: &PolicyLimit) -> Result<PolicyFile, String> {
     let (name, bytes) = read_bounded(arg, limits.policy_cap(), "--max-policy-bytes")?;
     Ok(PolicyFile { name, bytes })
 }
@@ -208,7 +222,7 @@ pub(crate) fn read_inputs(
         return Err(input_error(format, STDIN_TWICE));
     }
     let inventory = read_inventory(inventory, limits).map_err(|m| input_error(format, &m))?;
-    let file = read_policy(policy, limits).map_err(|m| input_error(format, &m))?;
+    let file = read_policy(policy, &limits.policy).map_err(|m| input_error(format, &m))?;
     let options = Options {
         context: inventory.policy_context(),
         limits: limits.policy_limits(),

@@ -2,6 +2,8 @@
 
 mod check;
 mod compile;
+mod diff;
+mod fmt;
 mod input;
 mod report;
 mod test;
@@ -41,6 +43,12 @@ enum Command {
     /// Exit status: 0 all passed, 3 some failed, 2 policy invalid, 1 usage error or
     /// unreadable input.
     Test(test::TestArgs),
+    /// Format policy files exactly as Tailscale's `hujsonfmt` does; `-` or no file formats
+    /// standard input to standard output.
+    ///
+    /// Exit status: 0 done (or, with --check, all formatted), 4 with --check: some file is not
+    /// formatted, 2 syntax error, 1 usage error, unreadable input or a file not rewritten.
+    Fmt(fmt::FmtArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +70,6 @@ fn main() -> ExitCode {
         Command::Check(args) => ExitCode::from(check::run(&args)),
         Command::Compile(args) => ExitCode::from(compile::run(&args)),
         Command::Test(args) => ExitCode::from(test::run(&args)),
+        Command::Fmt(args) => ExitCode::from(fmt::run(&args)),
     }
 }

@@ -1,5 +1,6 @@
 //! Parse time of the HuJSON parser against `serde_json::Value` on the same policy, with the
-//! comments and trailing commas blanked out so `serde_json` can read it.
+//! comments and trailing commas blanked out so `serde_json` can read it; and format time
+//! (`hujson::format`) beside the parse it includes.
 //!
 //! Workloads come from the seeded generator (`testdata/bench/gen_workload.py`): set
 //! `ACLC_BENCH_DIR` to a directory holding `large/policy.hujson` and `huge/policy.hujson`, or let
@@ -59,5 +60,37 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse);
+/// `hujson::format` (what `aclc fmt` does) beside the parse it starts with, on the same text.
+fn bench_format(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("format");
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(8));
+    for preset in WORKLOADS {
+        let Some(text) = workload(preset) else {
+            continue;
+        };
+        let source = Source::new(format!("{preset}/policy.hujson"), text.clone());
+        let formatted = hujson::format(&source, &limits).expect("the workload formats");
+        let again = Source::new("formatted", formatted.clone());
+        assert_eq!(hujson::format(&again, &limits).expect("formats"), formatted);
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::new("parse", preset), &source, |b, s| {
+            b.iter(|| hujson::parse(s, &limits));
+        });
+        group.bench_with_input(BenchmarkId::new("format", preset), &source, |b, s| {
+            b.iter(|| hujson::format(s, &limits).expect("formats"));
+        });
+        group.bench_with_input(
+            BenchmarkId::new("format-formatted", preset),
+            &again,
+            |b, s| {
+                b.iter(|| hujson::format(s, &limits).expect("formats"));
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_format);
 criterion_main!(benches);

@@ -3,10 +3,12 @@
 //! The tree keeps comments beside the values so a formatter can be built without a second parser.
 
 mod errors;
+mod format;
 mod parser;
 #[cfg(test)]
 mod tests;
 
+pub use format::format;
 pub use parser::parse;
 pub(crate) use parser::too_large;
 

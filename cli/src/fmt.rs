@@ -1,0 +1,172 @@
+//! `aclc fmt`: lays policy files out as Tailscale's `hujsonfmt` does (byte for byte), to print,
+//! rewrite in place, check in CI or show as a diff.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aclc_policy::snippet::escape;
+use aclc_policy::{Diagnostic, Limits, Source};
+
+use crate::input::{is_stdin, read_policy, PolicyFile, PolicyLimit};
+use crate::report::{eprint_diagnostics, input_error, Format};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+/// Exit status of `--check` when a file is not formatted (as `diff --exit-code` will use).
+pub(crate) const EXIT_UNFORMATTED: u8 = 4;
+
+/// Arguments of `aclc fmt`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FmtArgs {
+    /// Policy files (HuJSON or JSON). None, or `-`: standard input, formatted to standard
+    /// output.
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print nothing but the names of the files that are not formatted (on stderr), and exit
+    /// 4 if there is one. With --diff, print their diffs too.
+    #[arg(long)]
+    check: bool,
+    /// Print a unified diff of the changes instead of the formatted text (nothing for a file
+    /// that is already formatted).
+    #[arg(long)]
+    diff: bool,
+    /// Rewrite the files that are not formatted, in place.
+    #[arg(short = 'w', long = "write", conflicts_with_all = ["check", "diff"])]
+    write: bool,
+    #[command(flatten)]
+    limit: PolicyLimit,
+}
+
+/// What was done with one file.
+enum Outcome {
+    /// Already formatted, or printed, rewritten or diffed as asked.
+    Done,
+    /// Not formatted (reported by `--check`).
+    Unformatted,
+    /// A syntax error (rendered on stderr).
+    Invalid,
+    /// Rewriting failed (reported on stderr).
+    Unwritable,
+}
+
+/// Run `aclc fmt`; returns the exit status.
+pub(crate) fn run(args: &FmtArgs) -> u8 {
+    let stdin = [PathBuf::from("-")];
+    let paths: &[PathBuf] = if args.files.is_empty() {
+        &stdin
+    } else {
+        &args.files
+    };
+    let stdin_uses = paths.iter().filter(|p| is_stdin(p)).count();
+    if stdin_uses > 1 {
+        return usage("standard input (`-`) can be formatted only once");
+    }
+    if args.write && stdin_uses > 0 {
+        return usage("-w rewrites files: standard input (`-`) cannot be rewritten");
+    }
+    if paths.len() > 1 && !(args.write || args.check || args.diff) {
+        return usage(
+            "give one file to print it formatted; with several files use -w, --check or --diff",
+        );
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        match read_policy(path, &args.limit) {
+            Ok(file) => files.push((path.as_path(), file)),
+            Err(message) => return input_error(Format::Human, &message),
+        }
+    }
+    let limits = args.limit.policy_limits();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut outcomes = Vec::with_capacity(files.len());
+    for (path, file) in &files {
+        outcomes.push(format_file(args, path, file, &limits, &mut out));
+    }
+    // A closed pipe is not worth a different exit status.
+    let _ = out.flush();
+    drop(out);
+    if outcomes.iter().any(|o| matches!(o, Outcome::Unwritable)) {
+        EXIT_USAGE
+    } else if outcomes.iter().any(|o| matches!(o, Outcome::Invalid)) {
+        EXIT_INVALID
+    } else if outcomes.iter().any(|o| matches!(o, Outcome::Unformatted)) {
+        EXIT_UNFORMATTED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn usage(message: &str) -> u8 {
+    eprintln!("error: {message}");
+    EXIT_USAGE
+}
+
+fn format_file(
+    args: &FmtArgs,
+    path: &Path,
+    file: &PolicyFile,
+    limits: &Limits,
+    out: &mut impl Write,
+) -> Outcome {
+    let (source, diagnostics) = aclc_policy::source_from_bytes(&file.name, &file.bytes, limits);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        eprint_diagnostics(&diagnostics, &source, 0);
+        return Outcome::Invalid;
+    }
+    let formatted = match aclc_policy::hujson::format(&source, limits) {
+        Ok(formatted) => formatted,
+        Err(found) => {
+            eprint_diagnostics(&found.0, &source, 0);
+            return Outcome::Invalid;
+        }
+    };
+    let changed = formatted != source.text();
+    if args.diff && changed {
+        let name = escape(&file.name);
+        let diff = crate::diff::unified(&format!("{name}.orig"), &name, source.text(), &formatted);
+        let _ = out.write_all(diff.as_bytes());
+    }
+    if args.check {
+        if changed {
+            eprintln!("{}", escape(&file.name));
+            return Outcome::Unformatted;
+        }
+        return Outcome::Done;
+    }
+    if args.write {
+        if changed {
+            if let Err(message) = rewrite(path, &source, &formatted) {
+                eprintln!("error: {}", escape(&message));
+                return Outcome::Unwritable;
+            }
+        }
+        return Outcome::Done;
+    }
+    if !args.diff {
+        let _ = out.write_all(formatted.as_bytes());
+    }
+    Outcome::Done
+}
+
+/// Replaces the file at `path` with `text`: written to a temporary file beside it (with the
+/// same permissions), then renamed over it, so the policy is never seen half written.
+/// A symbolic link is followed: its target is rewritten.
+fn rewrite(path: &Path, source: &Source, text: &str) -> Result<(), String> {
+    let name = source.name();
+    let target = std::fs::canonicalize(path).map_err(|e| format!("cannot rewrite {name}: {e}"))?;
+    let permissions = std::fs::metadata(&target)
+        .map_err(|e| format!("cannot rewrite {name}: {e}"))?
+        .permissions();
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = target.with_file_name(format!(".{file_name}.aclc-fmt-{}", std::process::id()));
+    let written = std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::set_permissions(&temporary, permissions))
+        .and_then(|()| std::fs::rename(&temporary, &target));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot rewrite {name}: {e}")
+    })
+}
