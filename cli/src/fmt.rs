@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aclc_policy::snippet::escape;
+use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Limits, Source};
 
 use crate::input::{is_stdin, read_policy, PolicyFile, PolicyLimit};

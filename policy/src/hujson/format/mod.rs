@@ -111,7 +111,7 @@ struct Bug(&'static str);
 /// The diagnostic for a broken internal assumption.
 fn bug(what: &str) -> Diagnostic {
     Diagnostic::error(
-        "aclc::internal",
+        crate::code::Code::Internal,
         Span::default(),
         format!("cannot format the document (this is a bug: {what})"),
     )
