@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use aclc_compiler::Inventory;
-use aclc_policy::{Checked, Diagnostic, Options, Source};
+use aclc_policy::{Checked, Diagnostic, Limits, Options, Source};
 
 use crate::report::{input_error, Format};
 
@@ -17,26 +17,47 @@ pub(crate) const STDIN_NAME: &str = "<stdin>";
 pub(crate) struct PolicyFile {
     /// The name to show: the path as given, or `<stdin>`.
     pub(crate) name: String,
-    /// The raw bytes.
+    /// The raw bytes: at most one more than the size limit, so that an endless or huge input
+    /// (`/dev/zero`, a multi-gigabyte file) is never read whole.
     pub(crate) bytes: Vec<u8>,
+    /// When the input was cut short at the limit: its real size, if the file system knows it
+    /// (a regular file), for the message.
+    pub(crate) cut: Option<Option<u64>>,
+}
+
+/// Read at most `limit + 1` bytes of `reader`: enough to tell that it is over the limit.
+fn read_capped(mut reader: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .by_ref()
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Read a policy argument; `-` reads standard input.
 pub(crate) fn read_policy(arg: &Path) -> Result<PolicyFile, String> {
+    let limit = Limits::default().max_bytes;
     if arg == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
+        let bytes = read_capped(std::io::stdin().lock(), limit)
             .map_err(|e| format!("cannot read standard input: {e}"))?;
+        let cut = (bytes.len() > limit).then_some(None);
         return Ok(PolicyFile {
             name: STDIN_NAME.to_string(),
             bytes,
+            cut,
         });
     }
     let name = arg.display().to_string();
-    let bytes = std::fs::read(arg).map_err(|e| format!("cannot read {name}: {e}"))?;
-    Ok(PolicyFile { name, bytes })
+    let file = std::fs::File::open(arg).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let size = file
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let bytes = read_capped(file, limit).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let cut = (bytes.len() > limit).then_some(size);
+    Ok(PolicyFile { name, bytes, cut })
 }
 
 /// Read and validate an inventory; its warnings are printed on stderr.
@@ -67,6 +88,21 @@ pub(crate) struct ParsedPolicy {
 pub(crate) fn parse_policy(file: &PolicyFile, options: &Options) -> ParsedPolicy {
     let (source, mut diagnostics) =
         aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
+    if let Some(size) = file.cut {
+        // Only the first bytes were read: the size in the message is the file's, or unknown.
+        let max = options.limits.max_bytes;
+        for d in diagnostics
+            .iter_mut()
+            .filter(|d| d.code == "aclc::too_large")
+        {
+            d.message = match size {
+                Some(size) => {
+                    format!("the policy is {size} bytes, more than the limit of {max} bytes")
+                }
+                None => format!("the policy is more than the limit of {max} bytes"),
+            };
+        }
+    }
     let checked = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
