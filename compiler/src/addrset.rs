@@ -201,6 +201,19 @@ impl AddrSet {
         });
         v4.chain(v6).collect()
     }
+
+    /// The set as CIDR prefixes only (`/32` and `/128` for single addresses, ranges split
+    /// into the fewest prefixes), for fields Tailscale types as `netip.Prefix`
+    /// (`CapGrant.Dsts`), where a bare address or a range fails the client's decoding.
+    pub(crate) fn to_prefixes(&self) -> Vec<String> {
+        let v4 = self.v4.iter().flat_map(|&(a, b)| {
+            ipnet::Ipv4Subnets::new(Ipv4Addr::from(a), Ipv4Addr::from(b), 0).map(|n| n.to_string())
+        });
+        let v6 = self.v6.iter().flat_map(|&(a, b)| {
+            ipnet::Ipv6Subnets::new(Ipv6Addr::from(a), Ipv6Addr::from(b), 0).map(|n| n.to_string())
+        });
+        v4.chain(v6).collect()
+    }
 }
 
 /// Read one wire string: `*` is not accepted here; a bare address, a CIDR or `first-last`.
@@ -435,6 +448,21 @@ mod tests {
         assert_eq!(set(&["0.0.0.0/0"]).to_wire(), ["0.0.0.0/0"]);
         assert_eq!(net_wire(&"10.33.0.100/32".parse().unwrap()), "10.33.0.100");
         assert_eq!(net_wire(&"10.33.1.0/16".parse().unwrap()), "10.33.0.0/16");
+    }
+
+    #[test]
+    fn prefix_spelling() {
+        assert_eq!(set(&["10.0.0.1"]).to_prefixes(), ["10.0.0.1/32"]);
+        assert_eq!(set(&["10.0.0.0/8"]).to_prefixes(), ["10.0.0.0/8"]);
+        assert_eq!(
+            set(&["10.0.0.1-10.0.0.4"]).to_prefixes(),
+            ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/32"]
+        );
+        assert_eq!(set(&["fd00::1"]).to_prefixes(), ["fd00::1/128"]);
+        assert_eq!(
+            set(&["::/0", "0.0.0.0/0"]).to_prefixes(),
+            ["0.0.0.0/0", "::/0"]
+        );
     }
 
     #[test]

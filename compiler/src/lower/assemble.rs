@@ -326,7 +326,7 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
 }
 
 /// `CapGrant.Dsts` of a target for one node: the node's `/32` and `/128` when the target
-/// holds it, and policy prefixes overlapping a route it serves, as written.
+/// holds it, and policy prefixes overlapping a route it serves, as CIDRs.
 fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
     match target {
         Target::Wildcard | Target::DangerAll => vec![node.v4_host.clone(), node.v6_host.clone()],
@@ -341,9 +341,11 @@ fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
             if lit.set.contains(std::net::IpAddr::V6(node.v6)) {
                 out.push(node.v6_host.clone());
             }
+            // `Dsts` are `netip.Prefix`es: a bare address or a range would make the client
+            // refuse the whole map response, so pieces are spelled as CIDRs here.
             for piece in &lit.pieces {
                 if node.routes_overlap(&piece.set) {
-                    out.push(piece.text.clone());
+                    out.extend(piece.set.to_prefixes().into_iter().map(Arc::from));
                 }
             }
             out
