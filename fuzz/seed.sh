@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-((${#targets[@]})) || targets=(parse matcher compile tests inventory render)
+((${#targets[@]})) || targets=(parse format matcher compile tests inventory render)
 python3 - "${targets[@]}" <<'PY'
 import hashlib, json, pathlib, sys
 
@@ -38,7 +38,7 @@ def write(target, data):
 
 pairs = [(p, i) for _, p, i in cases()] + list(extra())
 for target in sys.argv[1:]:
-    if target in ("parse", "render"):
+    if target in ("parse", "format", "render"):
         for policy, _ in pairs:
             write(target, policy)
     elif target in ("compile", "tests"):
