@@ -29,15 +29,51 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "INVENTORY")]
     inventory: Option<PathBuf>,
     /// Output format: `human` renders diagnostics on stderr, `json` prints one document on
-    /// stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    /// stdout, `github` prints GitHub workflow commands (annotations) on stdout, `sarif`
+    /// prints a SARIF 2.1.0 log (for code-scanning upload) on stdout.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    format: CheckFormat,
     /// Human output renders at most this many diagnostics per file, errors first (0: all);
     /// the summary still counts every one. JSON output always lists them all.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
     max_diagnostics: usize,
     #[command(flatten)]
     limits: InputLimits,
+}
+
+/// The output formats of `aclc check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// Rendered diagnostics on stderr.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+    /// GitHub workflow commands on stdout (`::error file=...::message`).
+    Github,
+    /// A SARIF 2.1.0 log on stdout.
+    Sarif,
+}
+
+impl CheckFormat {
+    /// How unreadable input is reported: as JSON for `json`, on stderr otherwise (and, for
+    /// `github`, also as a workflow command, see [`input_failure`]).
+    fn base(self) -> Format {
+        match self {
+            CheckFormat::Json => Format::Json,
+            _ => Format::Human,
+        }
+    }
+}
+
+/// Report an input that cannot be read, in `format`; returns the exit status.
+fn input_failure(format: CheckFormat, message: &str) -> u8 {
+    if format == CheckFormat::Github {
+        println!(
+            "::error title=aclc::{}",
+            message.replace('%', "%25").replace('\n', "%0A")
+        );
+    }
+    input_error(format.base(), message)
 }
 
 /// What checking one policy found.
@@ -55,10 +91,10 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         .filter(|p| p.as_path() == Path::new("-"))
         .count();
     if stdin_uses > 1 {
-        return input_error(args.format, "standard input (`-`) can be checked only once");
+        return input_failure(args.format, "standard input (`-`) can be checked only once");
     }
     if stdin_uses > 0 && args.inventory.as_deref().is_some_and(is_stdin) {
-        return input_error(args.format, STDIN_TWICE);
+        return input_failure(args.format, STDIN_TWICE);
     }
     let mut options = Options {
         limits: args.limits.policy_limits(),
@@ -71,14 +107,14 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
                 options.context = found.policy_context();
                 inventory = Some(found);
             }
-            Err(message) => return input_error(args.format, &message),
+            Err(message) => return input_failure(args.format, &message),
         }
     }
     let mut files = Vec::with_capacity(args.policies.len());
     for path in &args.policies {
         match read_policy(path, &args.limits.policy) {
             Ok(file) => files.push(file),
-            Err(message) => return input_error(args.format, &message),
+            Err(message) => return input_failure(args.format, &message),
         }
     }
     let results: Vec<FileResult> = files
@@ -86,8 +122,19 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         .map(|f| check_file(f, &options, inventory.as_ref()))
         .collect();
     match args.format {
-        Format::Human => print_human(&results, args.max_diagnostics),
-        Format::Json => print_json_results(&results),
+        CheckFormat::Human => print_human(&results, args.max_diagnostics),
+        CheckFormat::Json => print_json_results(&results),
+        CheckFormat::Github => {
+            let located: Vec<JsonDiagnostic> = results.iter().flat_map(json_diagnostics).collect();
+            print!("{}", crate::ci::github_commands(&located));
+        }
+        CheckFormat::Sarif => {
+            let files: Vec<(&Source, &[Diagnostic])> = results
+                .iter()
+                .map(|r| (&r.source, r.diagnostics.as_slice()))
+                .collect();
+            print_json(&crate::ci::sarif(&files));
+        }
     }
     if results.iter().all(|r| r.valid) {
         EXIT_OK

@@ -1,6 +1,7 @@
 //! The `aclc` command line: parses the arguments and hands over to one module per subcommand.
 
 mod check;
+mod ci;
 mod compile;
 mod diff;
 mod fmt;

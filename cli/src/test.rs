@@ -34,10 +34,35 @@ pub(crate) struct TestArgs {
     max_diagnostics: usize,
     #[command(flatten)]
     limits: InputLimits,
-    /// Output format: `human` prints one line per assertion, `json` one document, both on
-    /// stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    /// Output format, on stdout: `human` one line per assertion, `json` one document,
+    /// `junit` a JUnit XML report (one test case per assertion), `github` GitHub workflow
+    /// commands for the failed (and vacuous) assertions.
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    format: TestFormat,
+}
+
+/// The output formats of `aclc test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TestFormat {
+    /// One line per assertion.
+    Human,
+    /// One JSON document.
+    Json,
+    /// JUnit XML.
+    Junit,
+    /// GitHub workflow commands.
+    Github,
+}
+
+impl TestFormat {
+    /// How a refused policy or unreadable input is reported: JSON for `json`, rendered on
+    /// stderr otherwise.
+    fn base(self) -> Format {
+        match self {
+            TestFormat::Json => Format::Json,
+            _ => Format::Human,
+        }
+    }
 }
 
 /// Run `aclc test`; returns the exit status (0 all passed, 3 some failed, 2 invalid policy,
@@ -47,8 +72,8 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
         &args.policy,
         &args.inventory,
         &args.limits,
-        args.format,
-        |source, found| invalid(args.format, args.max_diagnostics, source, found),
+        args.format.base(),
+        |source, found| invalid(args.format.base(), args.max_diagnostics, source, found),
     ) {
         Ok(inputs) => inputs,
         Err(status) => return status,
@@ -57,7 +82,7 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
         Ok(report) => report,
         Err(error) => {
             return invalid(
-                args.format,
+                args.format.base(),
                 args.max_diagnostics,
                 &source,
                 &[error.to_diagnostic()],
@@ -65,8 +90,21 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
         }
     };
     let written = match args.format {
-        Format::Human => write_human(&report, &source),
-        Format::Json => write_json(&report, &source),
+        TestFormat::Human => write_human(&report, &source),
+        TestFormat::Json => write_json(&report, &source),
+        TestFormat::Junit => {
+            std::io::stdout().write_all(crate::ci::junit(&report, &source).as_bytes())
+        }
+        TestFormat::Github => {
+            // One annotation per failed assertion (the summary line would repeat them).
+            let mut diagnostics: Vec<Diagnostic> = failure_diagnostics(&report, &source)
+                .into_iter()
+                .filter(|d| d.code != Code::TestsFailed)
+                .collect();
+            diagnostics.extend(warning_diagnostics(&report));
+            let located: Vec<_> = diagnostics.iter().map(|d| d.locate(&source)).collect();
+            std::io::stdout().write_all(crate::ci::github_commands(&located).as_bytes())
+        }
     };
     if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
