@@ -7,6 +7,7 @@ mod diff;
 mod fmt;
 mod input;
 mod report;
+mod schema;
 mod test;
 
 use std::process::ExitCode;
@@ -50,6 +51,11 @@ enum Command {
     /// Exit status: 0 done (or, with --check, all formatted), 4 with --check: some file is not
     /// formatted, 2 syntax error, 1 usage error, unreadable input or a file not rewritten.
     Fmt(fmt::FmtArgs),
+    /// Print the JSON Schema (draft 2020-12) of the policy file or of the node inventory, for
+    /// editors (completion, hover text).
+    ///
+    /// Exit status: 0 printed, 1 usage error or output not written.
+    Schema(schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,5 +78,6 @@ fn main() -> ExitCode {
         Command::Compile(args) => ExitCode::from(compile::run(&args)),
         Command::Test(args) => ExitCode::from(test::run(&args)),
         Command::Fmt(args) => ExitCode::from(fmt::run(&args)),
+        Command::Schema(args) => ExitCode::from(schema::run(&args)),
     }
 }

@@ -14,6 +14,8 @@ pub use inventory::{
 };
 
 mod addrset;
+mod schema;
+pub use schema::{inventory_schema, INVENTORY_SCHEMA_ID};
 mod compiled;
 mod error;
 mod ipsets;

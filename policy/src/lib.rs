@@ -7,6 +7,7 @@ pub mod hujson;
 pub mod limits;
 mod lower;
 pub mod model;
+pub mod schema;
 pub mod snippet;
 pub mod source;
 pub mod text;

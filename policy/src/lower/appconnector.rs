@@ -16,7 +16,8 @@ use crate::model::{AppConnector, Spanned};
 /// The node attribute that configures app connectors.
 pub(crate) const APP_CONNECTORS: &str = "tailscale.com/app-connectors";
 
-const FIELDS: &[&str] = &["name", "connectors", "domains", "routes", "presetAppID"];
+/// The documented fields of an app connector entry.
+pub(crate) const FIELDS: &[&str] = &["name", "connectors", "domains", "routes", "presetAppID"];
 
 impl Lowerer<'_> {
     /// The app connector entries of a nodeAttrs `app` object (none when it has no

@@ -9,7 +9,9 @@ mod rules;
 mod sections;
 mod suggest;
 
-pub(crate) use appconnector::APP_CONNECTORS;
+pub(crate) use appconnector::{APP_CONNECTORS, FIELDS as APP_CONNECTOR_KEYS};
+pub(crate) use rules::{ACL_KEYS, GRANT_KEYS, NODE_ATTR_KEYS, SSH_KEYS, SSH_TEST_KEYS, TEST_KEYS};
+pub(crate) use sections::{ATTR_CONFIG_KEYS, AUTO_APPROVER_KEYS};
 pub(crate) use suggest::closest;
 
 use crate::code::Code;
@@ -30,7 +32,7 @@ pub(crate) fn lower(source: &Source, root: &Value) -> (Policy, Vec<Diagnostic>) 
 }
 
 /// The top-level keys of a policy file.
-const TOP_LEVEL: &[&str] = &[
+pub(crate) const TOP_LEVEL: &[&str] = &[
     "acls",
     "grants",
     "groups",

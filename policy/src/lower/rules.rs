@@ -9,7 +9,8 @@ use crate::model::{
     IpProtoPorts, NetworkTest, NodeAttr, Protocol, Spanned, SshAction, SshRule, SshTest, SshUser,
 };
 
-const ACL_KEYS: &[&str] = &[
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const ACL_KEYS: &[&str] = &[
     "action",
     "src",
     "dst",
@@ -18,8 +19,10 @@ const ACL_KEYS: &[&str] = &[
     "ports",
     "srcPosture",
 ];
-const GRANT_KEYS: &[&str] = &["src", "dst", "ip", "app", "via", "srcPosture"];
-const SSH_KEYS: &[&str] = &[
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const GRANT_KEYS: &[&str] = &["src", "dst", "ip", "app", "via", "srcPosture"];
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const SSH_KEYS: &[&str] = &[
     "action",
     "src",
     "dst",
@@ -30,8 +33,10 @@ const SSH_KEYS: &[&str] = &[
     "recorder",
     "enforceRecorder",
 ];
-const NODE_ATTR_KEYS: &[&str] = &["target", "attr", "app", "ipPool"];
-const TEST_KEYS: &[&str] = &[
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const NODE_ATTR_KEYS: &[&str] = &["target", "attr", "app", "ipPool"];
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const TEST_KEYS: &[&str] = &[
     "src",
     "user",
     "srcPostureAttrs",
@@ -40,7 +45,9 @@ const TEST_KEYS: &[&str] = &[
     "allow",
     "deny",
 ];
-const SSH_TEST_KEYS: &[&str] = &["src", "dst", "accept", "check", "deny", "srcPostureAttrs"];
+/// The fields the lowering reads (also the policy schema's properties).
+pub(crate) const SSH_TEST_KEYS: &[&str] =
+    &["src", "dst", "accept", "check", "deny", "srcPostureAttrs"];
 
 impl Lowerer<'_> {
     /// Pick between a field and its legacy spelling, warning about the legacy one.

@@ -16,6 +16,11 @@ use crate::model::{
 
 use super::{key_path, quote, Lowerer, TOP_LEVEL};
 
+/// The fields of `autoApprovers`.
+pub(crate) const AUTO_APPROVER_KEYS: &[&str] = &["routes", "exitNode", "services"];
+/// The fields of one `attrConfig` entry.
+pub(crate) const ATTR_CONFIG_KEYS: &[&str] = &["type", "allowSetByNode", "broadcastToPeers"];
+
 impl Lowerer<'_> {
     /// The whole policy.
     pub(super) fn policy(&mut self, root: &Value) -> Policy {
@@ -225,12 +230,7 @@ impl Lowerer<'_> {
             span: v.span,
             ..AutoApprovers::default()
         };
-        let Some(fields) = self.object(
-            v,
-            "autoApprovers",
-            "an object",
-            &["routes", "exitNode", "services"],
-        ) else {
+        let Some(fields) = self.object(v, "autoApprovers", "an object", AUTO_APPROVER_KEYS) else {
             return out;
         };
         if let Some(routes) = fields.get("routes") {
@@ -311,12 +311,7 @@ impl Lowerer<'_> {
         let mut out = Vec::new();
         for m in members {
             let path = key_path("attrConfig", &m.key.name);
-            let Some(fields) = self.object(
-                &m.value,
-                &path,
-                "an object",
-                &["type", "allowSetByNode", "broadcastToPeers"],
-            ) else {
+            let Some(fields) = self.object(&m.value, &path, "an object", ATTR_CONFIG_KEYS) else {
                 continue;
             };
             let kind = match fields.get("type") {
