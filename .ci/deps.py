@@ -22,7 +22,7 @@ import urllib.request
 ALLOWED = {
     "MIT", "Apache-2.0", "Apache-2.0 WITH LLVM-exception", "BSD-2-Clause", "BSD-3-Clause",
     "ISC", "Zlib", "0BSD", "CC0-1.0", "Unicode-3.0", "Unicode-DFS-2016", "BSL-1.0",
-    "Unlicense", "MPL-2.0",
+    "Unlicense", "MPL-2.0", "MIT-0",
 }
 
 

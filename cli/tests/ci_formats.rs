@@ -1,4 +1,4 @@
-//! CI-native output: `aclc check --format github|sarif` and `aclc test --format
+//! CI-native output and editor support: `aclc check --format github|sarif`, `aclc test --format
 //! junit|github`, on the examples and features policies.
 #![allow(
     clippy::unwrap_used,
@@ -133,4 +133,24 @@ fn test_as_junit_and_github() {
         "{out}"
     );
     assert!(out.contains("title=aclc%3A%3Atest_failed::"), "{out}");
+}
+
+/// `aclc schema` prints the two JSON Schemas (their validation is tested in the library).
+#[test]
+fn schema_command() {
+    for (args, title_word) in [
+        (&["schema"][..], "policy"),
+        (&["schema", "inventory"][..], "inventory"),
+    ] {
+        let o = aclc(args);
+        assert_eq!(o.status.code(), Some(0));
+        let schema = json(&o);
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["type"], "object");
+        let text = serde_json::to_string(&schema).unwrap().to_lowercase();
+        assert!(text.contains(title_word), "{title_word}");
+    }
 }
