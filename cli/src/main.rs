@@ -4,6 +4,7 @@ mod check;
 mod ci;
 mod compile;
 mod diff;
+mod explain;
 mod fmt;
 mod input;
 mod report;
@@ -45,6 +46,12 @@ enum Command {
     /// Exit status: 0 all passed, 3 some failed, 2 policy invalid, 1 usage error or
     /// unreadable input.
     Test(test::TestArgs),
+    /// Explain whether the policy allows traffic from SRC to DST:PORT (or, with --ssh, a
+    /// login as LOCALUSER): the allowing rules, or on a denial the nearest misses.
+    ///
+    /// Exit status: 0 allowed, 3 denied, 2 policy invalid, 1 usage error, unreadable input or
+    /// an endpoint that names nothing.
+    Explain(explain::ExplainArgs),
     /// Format policy files exactly as Tailscale's `hujsonfmt` does; `-` or no file formats
     /// standard input to standard output.
     ///
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
         Command::Check(args) => ExitCode::from(check::run(&args)),
         Command::Compile(args) => ExitCode::from(compile::run(&args)),
         Command::Test(args) => ExitCode::from(test::run(&args)),
+        Command::Explain(args) => ExitCode::from(explain::run(&args)),
         Command::Fmt(args) => ExitCode::from(fmt::run(&args)),
         Command::Schema(args) => ExitCode::from(schema::run(&args)),
     }

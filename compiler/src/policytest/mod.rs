@@ -17,6 +17,7 @@
 //!   whose principals and user map admit the login wins); ACLs do not count.
 
 mod endpoint;
+mod explain;
 mod network;
 mod ssh;
 
@@ -25,6 +26,8 @@ use aclc_policy::{Source, Span};
 use serde::{Serialize, Serializer};
 
 use crate::compiled::Compiled;
+
+pub use explain::{explain, explain_ssh, Explanation, Miss, NetworkQuery};
 
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have
 /// been compiled from the same policy).

@@ -123,18 +123,12 @@ fn run_test(
             return;
         }
     };
-    let (protos, proto_name) = match test.proto.as_ref().map(|p| p.value.trim()) {
-        None | Some("") => (DEFAULT_TEST_PROTOS.to_vec(), "tcp/udp".to_string()),
-        Some(text) => match Protocol::parse(text) {
-            Ok(p) => (vec![p.0], p.to_string()),
-            Err(why) => {
-                out.push(malformed(TestError::InvalidProtocol(format!(
-                    "proto {}: {why}",
-                    quote(text)
-                ))));
-                return;
-            }
-        },
+    let (protos, proto_name) = match test_protocols(test.proto.as_ref().map(|p| p.value.as_str())) {
+        Ok(found) => found,
+        Err(error) => {
+            out.push(malformed(error));
+            return;
+        }
     };
     let entries = test
         .accept
@@ -170,6 +164,20 @@ fn run_test(
             ));
         }
         out.push(result);
+    }
+}
+
+/// The protocols a test's `proto` asks about, and their name (`tcp/udp` without one).
+fn test_protocols(proto: Option<&str>) -> Result<(Vec<u8>, String), TestError> {
+    match proto.map(str::trim) {
+        None | Some("") => Ok((DEFAULT_TEST_PROTOS.to_vec(), "tcp/udp".to_string())),
+        Some(text) => match Protocol::parse(text) {
+            Ok(p) => Ok((vec![p.0], p.to_string())),
+            Err(why) => Err(TestError::InvalidProtocol(format!(
+                "proto {}: {why}",
+                quote(text)
+            ))),
+        },
     }
 }
 
@@ -259,6 +267,19 @@ fn verdict(
     protos: &[u8],
     port: u16,
 ) -> Verdict {
+    judge(rules, posture, sources, destinations, protos, Some(port)).0
+}
+
+/// [`verdict`], and on a denial the first source address no rule lets through (with its
+/// device). `port: None` asks about some port (ICMP has none): any port a rule opens counts.
+fn judge(
+    rules: &[NetRule],
+    posture: &Posture<'_>,
+    sources: &[Device],
+    destinations: &[Device],
+    protos: &[u8],
+    port: Option<u16>,
+) -> (Verdict, Option<(IpAddr, Option<NodeId>)>) {
     let table = posture.table;
     let mut by: Vec<Span> = Vec::new();
     for source in sources {
@@ -266,19 +287,27 @@ fn verdict(
             let allowing = rules.iter().find(|rule| {
                 rule.src.iter().any(|part| part.contains(addr, source.node))
                     && posture.admits(rule, source.node)
-                    && rule_protos(rule).any(|p| protos.contains(&p))
-                    && rule.ports.iter().any(|r| r.contains(port))
+                    && opens(rule, protos, port)
                     && reaches(rule, table, source.node, destinations)
             });
             match allowing {
-                None => return Verdict::Denied,
+                None => return (Verdict::Denied, Some((addr, source.node))),
                 Some(rule) => by.extend(rule.span),
             }
         }
     }
     by.sort_unstable();
     by.dedup();
-    Verdict::Allowed { by }
+    (Verdict::Allowed { by }, None)
+}
+
+/// True if the rule opens one of `protos` on `port` (`None`: on any port).
+fn opens(rule: &NetRule, protos: &[u8], port: Option<u16>) -> bool {
+    rule_protos(rule).any(|p| protos.contains(&p))
+        && rule
+            .ports
+            .iter()
+            .any(|r| port.is_none_or(|port| r.contains(port)))
 }
 
 fn rule_protos(rule: &NetRule) -> impl Iterator<Item = u8> + '_ {
@@ -425,4 +454,129 @@ fn destination_of(target: Target, internet: &Arc<AddrSet>) -> Dst {
         Target::Nodes(ids) => Dst::Addrs(Addrs::Nodes(ids)),
         Target::Literal(lit) => Dst::Addrs(Addrs::Set(Arc::new(lit.set.clone()))),
     }
+}
+
+/// `aclc explain` for traffic: what the rules do with traffic from `src` to `dst`
+/// (`host:port`, or a bare host when every protocol asked about is ICMP), judged by
+/// [`judge`], the code `tests` use. On a denial, the near misses are the rules that reach
+/// the destination but fail the first source address no rule lets through: by source, by
+/// posture gate, or by port and protocol.
+pub(super) fn explain(
+    policy: &Policy,
+    compiled: &Compiled,
+    query: &super::explain::NetworkQuery<'_>,
+) -> Result<super::explain::Explanation, TestError> {
+    use super::explain::{resolve_named, Explanation};
+    let src_text = query.src.trim();
+    let dst_text = query.dst.trim();
+    let (protos, proto_name) = test_protocols(query.proto)?;
+    let mut endpoints = Endpoints::new(policy, compiled);
+    let (host, port) = split_port(dst_text)?;
+    if port.is_none() && !protos.iter().all(|p| matches!(p, 1 | 58)) {
+        return Err(TestError::InvalidDestination(format!(
+            "dst {} has no port: write DST:PORT ({proto_name} needs a port; ICMP does not)",
+            quote(dst_text)
+        )));
+    }
+    let destinations = resolve_named(&mut endpoints, host, Side::Destination)?;
+    let sources = match resolve_named(&mut endpoints, src_text, Side::Source) {
+        Ok(devices) => devices,
+        Err(error) if has_no_devices(&error, src_text) => {
+            return Ok(Explanation {
+                verdict: Verdict::Denied,
+                reason: format!(
+                    "src {} has no devices in the inventory, so it reaches nothing",
+                    quote(src_text)
+                ),
+                misses: Vec::new(),
+            })
+        }
+        Err(error) => return Err(error),
+    };
+    let table = compiled.table();
+    let rules = rules(policy, table);
+    let posture = Posture {
+        policy,
+        table,
+        assumed: query.src_posture_attrs,
+    };
+    let what = match port {
+        Some(port) => format!("port {port} ({proto_name})"),
+        None => proto_name.clone(),
+    };
+    let (verdict, denied) = judge(&rules, &posture, &sources, &destinations, &protos, port);
+    let Some((addr, node)) = denied else {
+        let reason = match verdict.rules().len() {
+            0 => "allowed by the default policy (no acls or grants)".to_string(),
+            1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule"),
+            n => format!("{src_text} reaches {dst_text} on {what} by {n} rules"),
+        };
+        return Ok(Explanation {
+            verdict,
+            reason,
+            misses: Vec::new(),
+        });
+    };
+    let mut misses: Vec<super::explain::Miss> = Vec::new();
+    for rule in &rules {
+        let Some(span) = rule.span else {
+            continue;
+        };
+        if !reaches(rule, table, node, &destinations) {
+            continue;
+        }
+        let why = if !rule.src.iter().any(|part| part.contains(addr, node)) {
+            format!("src {} ({addr}) is not in the rule's src", quote(src_text))
+        } else if !posture.admits(rule, node) {
+            format!(
+                "the rule's posture gate does not admit src {} ({addr})",
+                quote(src_text)
+            )
+        } else if !opens(rule, &protos, port) {
+            let protos: Vec<String> = rule_protos(rule).map(|p| Protocol(p).to_string()).collect();
+            let ports: Vec<String> = rule.ports.iter().map(ToString::to_string).collect();
+            format!(
+                "the rule opens {} on ports {}, not {what}",
+                protos.join("/"),
+                ports.join(",")
+            )
+        } else {
+            continue;
+        };
+        if !misses.iter().any(|m| m.span == span && m.why == why) {
+            misses.push(super::explain::Miss { span, why });
+        }
+    }
+    misses.sort_by_key(|m| m.span);
+    Ok(Explanation {
+        verdict,
+        reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
+        misses,
+    })
+}
+
+/// `host:port`, `[v6]:port`, or a bare host (an IPv6 address, `tag:web`): the host and the
+/// port, if any. A port that is not a number from 1 to 65535 is an error.
+fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
+    if text.parse::<IpAddr>().is_ok() {
+        return Ok((text, None));
+    }
+    let Some((host, port_text)) = text.rsplit_once(':') else {
+        return Ok((text, None));
+    };
+    if port_text.is_empty() || !port_text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok((text, None));
+    }
+    let port = port_number(port_text).ok_or_else(|| {
+        TestError::InvalidDestination(format!(
+            "dst {}: a port is a number from 1 to 65535, not {}",
+            quote(text),
+            quote(port_text)
+        ))
+    })?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((host, Some(port)))
 }

@@ -26,25 +26,7 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
     if policy.ssh_tests.is_empty() {
         return Vec::new();
     }
-    let rule_spans: Vec<Span> = policy
-        .ssh
-        .iter()
-        .flat_map(|s| s.value.iter().map(|r| r.span))
-        .collect();
-    let gated = policy
-        .ssh
-        .iter()
-        .flat_map(|s| s.value.iter())
-        .any(|r| gate_of(policy, &r.src_posture).is_some());
-    let mut runner = Runner {
-        policy,
-        gated,
-        compiled,
-        endpoints: Endpoints::new(policy, compiled),
-        rule_spans,
-        rules: std::collections::HashMap::new(),
-        assumed: None,
-    };
+    let mut runner = Runner::new(policy, compiled);
     let mut out = Vec::new();
     for (i, test) in policy.ssh_tests.iter().enumerate() {
         runner.run_test(i, test, &mut out);
@@ -70,7 +52,28 @@ struct Runner<'a> {
     )>,
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    fn new(policy: &'a Policy, compiled: &'a Compiled) -> Runner<'a> {
+        let rule_spans: Vec<Span> = policy
+            .ssh
+            .iter()
+            .flat_map(|s| s.value.iter().map(|r| r.span))
+            .collect();
+        let gated = policy
+            .ssh
+            .iter()
+            .flat_map(|s| s.value.iter())
+            .any(|r| gate_of(policy, &r.src_posture).is_some());
+        Runner {
+            policy,
+            gated,
+            compiled,
+            endpoints: Endpoints::new(policy, compiled),
+            rule_spans,
+            rules: std::collections::HashMap::new(),
+            assumed: None,
+        }
+    }
     fn run_test(&mut self, index: usize, test: &SshTest, out: &mut Vec<TestResult>) {
         let malformed = |error| TestResult::malformed(TestKind::Ssh, index, test.span, error);
         let src_text = match super::source_text(test.src.as_ref()) {
@@ -279,4 +282,110 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
         (Verdict::Allowed { .. }, false) => Verdict::Allowed { by },
         _ => Verdict::AllowedByAccept { by },
     }
+}
+
+/// `aclc explain --ssh`: the login judged by [`Runner::verdict`] (as an `accept` assertion:
+/// every source device to every destination device); on a denial, the near misses are the
+/// first refusing destination's SSH rules that admit the source but not the login, or the
+/// login but not the source.
+pub(super) fn explain(
+    policy: &Policy,
+    compiled: &Compiled,
+    src: &str,
+    dst: &str,
+    login: &str,
+) -> Result<super::explain::Explanation, TestError> {
+    use super::explain::{resolve_named, Explanation, Miss};
+    if login.is_empty() {
+        return Err(TestError::EmptyUser);
+    }
+    let mut runner = Runner::new(policy, compiled);
+    let sources = resolve_named(&mut runner.endpoints, src, Side::Source)?;
+    let destinations = match runner.destinations(dst, &sources) {
+        Ok(nodes) => nodes,
+        Err(error) => match runner.endpoints.table().id(dst) {
+            Some(id) => vec![id],
+            None => return Err(error),
+        },
+    };
+    let verdict = runner.verdict(&sources, &destinations, login, Expectation::Allowed);
+    if verdict.is_allowed() {
+        let how = match verdict {
+            Verdict::AllowedByCheck { .. } => "by a check rule (the login needs a recent check)",
+            _ => "by an accept rule",
+        };
+        return Ok(Explanation {
+            reason: format!("{src} may log in to {dst} as {login} {how}"),
+            verdict,
+            misses: Vec::new(),
+        });
+    }
+    // The first refused (destination, source) pair.
+    let mut refused = None;
+    'pairs: for &node in &destinations {
+        for source in &sources {
+            if !runner.login(node, &source.addrs, login).is_allowed() {
+                refused = Some((node, source.addrs.clone()));
+                break 'pairs;
+            }
+        }
+    }
+    let mut misses: Vec<Miss> = Vec::new();
+    let mut reason = format!("no ssh rule lets {src} log in to {dst} as {login}");
+    if let Some((node, addrs)) = refused {
+        let name = runner
+            .endpoints
+            .table()
+            .get(node)
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        reason = format!("no ssh rule of {name} lets {src} log in as {login}");
+        let rules = runner.rules.get(&node).cloned().unwrap_or_default();
+        for rule in &rules {
+            let Some(&span) = runner.rule_spans.get(rule.policy_index) else {
+                continue;
+            };
+            let admits_source = rule
+                .rule
+                .principals
+                .iter()
+                .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
+            let maps = local_user(&rule.rule.ssh_users, login).is_some();
+            let why = match (admits_source, maps) {
+                (true, false) => {
+                    let users: Vec<&str> = rule
+                        .rule
+                        .ssh_users
+                        .iter()
+                        .filter(|(_, local)| !local.is_empty())
+                        .map(|(login, _)| login.as_str())
+                        .collect();
+                    format!(
+                        "the rule does not let {} log in as {} (its users: {})",
+                        quote(src),
+                        quote(login),
+                        users.join(", ")
+                    )
+                }
+                (false, true) => format!(
+                    "src {} is not in the rule's src (or fails its posture gate)",
+                    quote(src)
+                ),
+                (true, true) if rule.rule.action.reject => {
+                    "the rule refuses the login (session recording enforced, no recorder)"
+                        .to_string()
+                }
+                _ => continue,
+            };
+            if !misses.iter().any(|m| m.span == span && m.why == why) {
+                misses.push(Miss { span, why });
+            }
+        }
+    }
+    misses.sort_by_key(|m| m.span);
+    Ok(Explanation {
+        verdict,
+        reason,
+        misses,
+    })
 }

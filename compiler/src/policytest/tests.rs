@@ -498,3 +498,179 @@ fn user_maps_as_a_device_reads_them() {
         Some("admin")
     );
 }
+
+/// `explain` on a policy of `HEAD` + `body`: allowed, the allowing rules' lines, the reason
+/// and the misses as `line: why`.
+fn explain_lines(
+    body: &str,
+    query: &NetworkQuery<'_>,
+) -> Result<(bool, Vec<usize>, String, Vec<String>), TestError> {
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let e = explain(&checked.policy, &compiled, query)?;
+    Ok(shape(&source, &e))
+}
+
+fn shape(source: &Source, e: &Explanation) -> (bool, Vec<usize>, String, Vec<String>) {
+    let line = |s: aclc_policy::Span| source.line_col(s.start as usize).line;
+    (
+        e.allowed(),
+        e.verdict.rules().iter().map(|&s| line(s)).collect(),
+        e.reason.clone(),
+        e.misses
+            .iter()
+            .map(|m| format!("{}: {}", line(m.span), m.why))
+            .collect(),
+    )
+}
+
+fn q<'a>(src: &'a str, dst: &'a str, proto: Option<&'a str>) -> NetworkQuery<'a> {
+    NetworkQuery {
+        src,
+        dst,
+        proto,
+        src_posture_attrs: None,
+    }
+}
+
+#[test]
+fn explain_allowed_names_the_rule() {
+    let (allowed, rules, reason, misses) =
+        explain_lines(ACLS, &q("bob@example.com", "tag:web:443", None)).unwrap();
+    assert!(allowed);
+    assert_eq!(rules, vec![5]);
+    assert_eq!(
+        reason,
+        "bob@example.com reaches tag:web:443 on port 443 (tcp/udp) by 1 rule"
+    );
+    assert!(misses.is_empty());
+    // Node names stand for their device, on both ends.
+    let (allowed, rules, ..) = explain_lines(ACLS, &q("bob-laptop", "web-1:80", None)).unwrap();
+    assert!(allowed);
+    assert_eq!(rules, vec![5]);
+}
+
+#[test]
+fn explain_wrong_port_and_wrong_source() {
+    // Wrong port: the rule reaching tag:web opens 80,443 only.
+    let (allowed, rules, reason, misses) =
+        explain_lines(ACLS, &q("bob@example.com", "tag:web:22", None)).unwrap();
+    assert!(!allowed);
+    assert!(rules.is_empty());
+    assert_eq!(
+        reason,
+        "no rule lets bob@example.com (100.64.0.2) reach tag:web:22 on port 22 (tcp/udp)"
+    );
+    assert_eq!(
+        misses,
+        vec!["5: the rule opens tcp/udp/icmp/ipv6-icmp on ports 80,443, not port 22 (tcp/udp)"]
+    );
+    // Wrong source: only alice may reach tag:prod:22.
+    let (allowed, _, _, misses) = explain_lines(ACLS, &q("bob-laptop", "prod-1:22", None)).unwrap();
+    assert!(!allowed);
+    assert_eq!(
+        misses,
+        vec!["6: src \"bob-laptop\" (100.64.0.2) is not in the rule's src"]
+    );
+    // Wrong protocol: the prod rule is TCP only.
+    let (allowed, _, _, misses) =
+        explain_lines(ACLS, &q("alice-laptop", "db:22", Some("udp"))).unwrap();
+    assert!(!allowed);
+    assert_eq!(
+        misses,
+        vec!["6: the rule opens tcp on ports 22, not port 22 (udp)"]
+    );
+}
+
+#[test]
+fn explain_posture_gate() {
+    let body = r#""postures": {"posture:latest": ["node:tsVersion >= '1.60'"]},
+"acls": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"], "srcPosture": ["posture:latest"]}
+],
+"#;
+    let (allowed, _, _, misses) =
+        explain_lines(body, &q("bob@example.com", "tag:web:443", None)).unwrap();
+    assert!(!allowed);
+    assert_eq!(
+        misses,
+        vec!["6: the rule's posture gate does not admit src \"bob@example.com\" (100.64.0.2)"]
+    );
+    let attrs = serde_json::json!({"node:tsVersion": "1.62.0"});
+    let query = NetworkQuery {
+        src_posture_attrs: attrs.as_object(),
+        ..q("bob@example.com", "tag:web:443", None)
+    };
+    let (allowed, rules, ..) = explain_lines(body, &query).unwrap();
+    assert!(allowed);
+    assert_eq!(rules, vec![6]);
+}
+
+#[test]
+fn explain_ports_and_errors() {
+    // TCP/UDP need a port; ICMP does not.
+    let err = explain_lines(ACLS, &q("bob@example.com", "tag:web", None)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dst \"tag:web\" has no port: write DST:PORT (tcp/udp needs a port; ICMP does not)"
+    );
+    let (allowed, ..) =
+        explain_lines(ACLS, &q("bob@example.com", "tag:web", Some("icmp"))).unwrap();
+    assert!(allowed);
+    let err = explain_lines(ACLS, &q("nobody", "tag:web:80", None)).unwrap_err();
+    assert!(matches!(err, TestError::UnknownSource(_)), "{err:?}");
+    // A source with no devices reaches nothing.
+    let (allowed, _, reason, _) =
+        explain_lines(ACLS, &q("dave@example.com", "tag:web:80", None)).unwrap();
+    assert!(!allowed);
+    assert!(reason.contains("has no devices"), "{reason}");
+}
+
+#[test]
+fn explain_ssh_logins() {
+    let body = r#""ssh": [
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod"], "users": ["root"]},
+  {"action": "check", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]}
+],
+"#;
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let run = |src: &str, dst: &str, user: &str| {
+        shape(
+            &source,
+            &explain_ssh(&checked.policy, &compiled, src, dst, user).unwrap(),
+        )
+    };
+    let (allowed, rules, ..) = run("alice@example.com", "prod-1", "root");
+    assert!(allowed);
+    assert_eq!(rules, vec![5]);
+    let (allowed, rules, reason, _) = run("bob-laptop", "tag:prod", "ubuntu");
+    assert!(allowed);
+    assert_eq!(rules, vec![6]);
+    assert!(reason.contains("check rule"), "{reason}");
+    let (allowed, _, reason, misses) = run("bob@example.com", "tag:prod", "root");
+    assert!(!allowed);
+    assert_eq!(
+        reason,
+        "no ssh rule of prod-1 lets bob@example.com log in as root"
+    );
+    assert_eq!(
+        misses,
+        vec![
+            "5: src \"bob@example.com\" is not in the rule's src (or fails its posture gate)",
+            "6: the rule does not let \"bob@example.com\" log in as \"root\" (its users: ubuntu)",
+        ]
+    );
+}

@@ -1,0 +1,274 @@
+//! `aclc explain`: whether the policy allows one flow (or, with `--ssh`, one SSH login), by
+//! which rules, and on a denial the nearest misses. Judged by the library's `explain`, the
+//! code `aclc test` runs, so the two cannot disagree.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use aclc_compiler::policytest::{explain, explain_ssh, Explanation, NetworkQuery};
+use aclc_compiler::{try_compile_with_options, CompileOptions};
+use aclc_policy::text::escape;
+use aclc_policy::{Diagnostic, Source, Span};
+use serde::Serialize;
+
+use crate::input::{read_inputs, InputLimits};
+use crate::report::{
+    eprint_diagnostics, input_error, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS,
+};
+use crate::test::EXIT_TESTS_FAILED;
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+/// Rule text longer than this is cut (with `…`).
+const MAX_RULE_TEXT: usize = 160;
+
+/// Arguments of `aclc explain`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// Policy file (HuJSON or JSON); `-` reads standard input.
+    #[arg(value_name = "POLICY")]
+    policy: PathBuf,
+    /// The source: a user, group, tag, host, IP address or autogroup (as a test's `src`), or
+    /// an inventory node name.
+    #[arg(value_name = "SRC")]
+    src: String,
+    /// The destination: `DST:PORT` (a port is required for TCP/UDP, not for `--proto
+    /// icmp`); with `--ssh`, a device (no port). DST is anything a test's destination
+    /// accepts, or an inventory node name.
+    #[arg(value_name = "DST[:PORT]")]
+    dst: String,
+    /// With `--ssh`: the login (local user) asked for.
+    #[arg(value_name = "LOCALUSER")]
+    user: Option<String>,
+    /// Node inventory (JSON); `-` reads standard input.
+    #[arg(long, value_name = "INVENTORY")]
+    inventory: PathBuf,
+    /// Explain an SSH login as LOCALUSER instead of network traffic.
+    #[arg(long)]
+    ssh: bool,
+    /// Protocol (as a test's `proto`: `tcp`, `udp`, `icmp`, a number ...); default TCP or UDP.
+    #[arg(long, value_name = "PROTO", conflicts_with = "ssh")]
+    proto: Option<String>,
+    /// Human output renders at most this many diagnostics of a refused policy (0: all).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
+    max_diagnostics: usize,
+    #[command(flatten)]
+    limits: InputLimits,
+    /// Output format, on stdout: `human` (a verdict line, then the rules) or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Run `aclc explain`; returns the exit status (0 allowed, 3 denied, 2 invalid policy, 1
+/// usage or I/O error, or endpoints a test could not name).
+pub(crate) fn run(args: &ExplainArgs) -> u8 {
+    let user = match (args.ssh, args.user.as_deref()) {
+        (true, Some(user)) => Some(user),
+        (false, None) => None,
+        (true, None) => return input_error(args.format, "--ssh needs LOCALUSER: SRC DST USER"),
+        (false, Some(_)) => {
+            return input_error(
+                args.format,
+                "LOCALUSER is only for --ssh; network traffic is SRC DST:PORT",
+            )
+        }
+    };
+    let (inventory, source, checked) = match read_inputs(
+        &args.policy,
+        &args.inventory,
+        &args.limits,
+        args.format,
+        |source, found| invalid(args.format, args.max_diagnostics, source, found),
+    ) {
+        Ok(inputs) => inputs,
+        Err(status) => return status,
+    };
+    let compiled =
+        match try_compile_with_options(&checked.policy, &inventory, &CompileOptions::default()) {
+            Ok(compiled) => compiled,
+            Err(error) => {
+                return invalid(
+                    args.format,
+                    args.max_diagnostics,
+                    &source,
+                    &[error.to_diagnostic()],
+                )
+            }
+        };
+    let answer = match user {
+        Some(user) => explain_ssh(&checked.policy, &compiled, &args.src, &args.dst, user),
+        None => explain(
+            &checked.policy,
+            &compiled,
+            &NetworkQuery {
+                src: &args.src,
+                dst: &args.dst,
+                proto: args.proto.as_deref(),
+                src_posture_attrs: None,
+            },
+        ),
+    };
+    let explanation = match answer {
+        Ok(explanation) => explanation,
+        Err(error) => return input_error(args.format, &error.to_string()),
+    };
+    let written = match args.format {
+        Format::Human => write_human(&explanation, &source),
+        Format::Json => write_json(&explanation, &source),
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    if explanation.allowed() {
+        EXIT_OK
+    } else {
+        EXIT_TESTS_FAILED
+    }
+}
+
+/// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
+fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
+    match format {
+        Format::Human => {
+            eprint_diagnostics(diagnostics, source, max);
+            eprintln!(
+                "{}: policy refused, nothing explained",
+                escape(source.name())
+            );
+        }
+        Format::Json => {
+            let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
+                || "the policy was refused".to_string(),
+                |d| d.message.clone(),
+            );
+            print_json(&JsonInvalid {
+                allowed: false,
+                error: JsonError::new(message, diagnostics, source),
+            });
+        }
+    }
+    EXIT_INVALID
+}
+
+#[derive(Serialize)]
+struct JsonInvalid {
+    allowed: bool,
+    error: JsonError,
+}
+
+/// A rule as written, on one line: whitespace runs (comments' line breaks too) become one
+/// space, and a long rule is cut.
+fn rule_text(source: &Source, span: Span) -> String {
+    let text = source
+        .slice(span)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.chars().count() <= MAX_RULE_TEXT {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_RULE_TEXT).collect();
+    cut.push('…');
+    cut
+}
+
+/// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines; or `denied: REASON`,
+/// `nearest misses:` and two lines per miss (where and the rule, then why).
+fn write_human(e: &Explanation, source: &Source) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let name = escape(source.name());
+    let line = |span: Span| source.line_col(span.start as usize).line;
+    if e.allowed() {
+        writeln!(out, "allowed: {}", escape(&e.reason))?;
+        for &span in e.verdict.rules() {
+            writeln!(
+                out,
+                "allowed by {name}:{}: {}",
+                line(span),
+                escape(&rule_text(source, span))
+            )?;
+        }
+    } else {
+        writeln!(out, "denied: {}", escape(&e.reason))?;
+        if e.misses.is_empty() {
+            writeln!(
+                out,
+                "nearest misses: none (no rule reaches the destination)"
+            )?;
+        } else {
+            writeln!(out, "nearest misses:")?;
+        }
+        for miss in &e.misses {
+            writeln!(
+                out,
+                "  {name}:{}: {}",
+                line(miss.span),
+                escape(&rule_text(source, miss.span))
+            )?;
+            writeln!(out, "    {}", escape(&miss.why))?;
+        }
+    }
+    out.flush()
+}
+
+#[derive(Serialize)]
+struct JsonExplanation {
+    allowed: bool,
+    reason: String,
+    rules: Vec<JsonRule>,
+    misses: Vec<JsonMiss>,
+}
+
+#[derive(Serialize)]
+struct JsonRule {
+    file: String,
+    line: usize,
+    column: usize,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct JsonMiss {
+    #[serde(flatten)]
+    rule: JsonRule,
+    why: String,
+}
+
+fn json_rule(source: &Source, span: Span) -> JsonRule {
+    let at = source.line_col(span.start as usize);
+    JsonRule {
+        file: source.name().to_string(),
+        line: at.line,
+        column: at.column,
+        text: rule_text(source, span),
+    }
+}
+
+fn write_json(e: &Explanation, source: &Source) -> std::io::Result<()> {
+    let doc = JsonExplanation {
+        allowed: e.allowed(),
+        reason: e.reason.clone(),
+        rules: e
+            .verdict
+            .rules()
+            .iter()
+            .map(|&s| json_rule(source, s))
+            .collect(),
+        misses: e
+            .misses
+            .iter()
+            .map(|m| JsonMiss {
+                rule: json_rule(source, m.span),
+                why: m.why.clone(),
+            })
+            .collect(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer(&mut out, &doc)?;
+    writeln!(out)?;
+    out.flush()
+}

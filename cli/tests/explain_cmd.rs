@@ -1,0 +1,159 @@
+//! Drives `aclc explain` on the example policy: the human and JSON shapes, the exit statuses
+//! (0 allowed, 3 denied, 2 invalid policy, 1 usage error) and `--ssh`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::process::Output;
+
+use common::{aclc_in, examples, json, stderr, stdout};
+use serde_json::json;
+
+/// `aclc explain policy.hujson --inventory inventory.json ARGS...` in the examples folder.
+fn explain(args: &[&str]) -> Output {
+    let mut all = vec!["explain", "policy.hujson", "--inventory", "inventory.json"];
+    all.extend_from_slice(args);
+    aclc_in(&examples(), &all, None)
+}
+
+const ENG_RULE: &str =
+    r#"{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:80,443", "build-server:22"]}"#;
+const OPS_RULE: &str = r#"{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]}"#;
+
+#[test]
+fn allowed_names_the_rule() {
+    let out = explain(&["bob@example.com", "web-1:443"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "allowed: bob@example.com reaches web-1:443 on port 443 (tcp/udp) by 1 rule\n\
+             allowed by policy.hujson:27: {ENG_RULE}\n"
+        )
+    );
+}
+
+#[test]
+fn denied_lists_the_nearest_misses() {
+    let out = explain(&["bob-laptop", "web-1:22"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "denied: no rule lets bob-laptop (100.64.0.2) reach web-1:22 on port 22 (tcp/udp)\n\
+             nearest misses:\n  \
+             policy.hujson:27: {ENG_RULE}\n    \
+             the rule opens tcp/udp/icmp/ipv6-icmp on ports 80,443, not port 22 (tcp/udp)\n  \
+             policy.hujson:29: {OPS_RULE}\n    \
+             src \"bob-laptop\" (100.64.0.2) is not in the rule's src\n"
+        )
+    );
+}
+
+#[test]
+fn json_shape() {
+    let out = explain(&["bob-laptop", "db-1:5432", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let doc = json(&out);
+    assert_eq!(doc["allowed"], false);
+    assert_eq!(doc["rules"], json!([]));
+    assert_eq!(
+        doc["reason"],
+        "no rule lets bob-laptop (100.64.0.2) reach db-1:5432 on port 5432 (tcp/udp)"
+    );
+    let misses = doc["misses"].as_array().unwrap();
+    assert_eq!(misses.len(), 2);
+    assert_eq!(misses[0]["line"], 29);
+    assert_eq!(misses[0]["column"], 3);
+    assert_eq!(misses[0]["file"], "policy.hujson");
+    assert_eq!(misses[0]["text"], OPS_RULE);
+    assert_eq!(
+        misses[1]["text"],
+        r#"{"src": ["tag:web"], "dst": ["tag:db"], "ip": ["tcp:5432"]}"#
+    );
+    assert_eq!(
+        misses[1]["why"],
+        "src \"bob-laptop\" (100.64.0.2) is not in the rule's src"
+    );
+
+    let out = explain(&["carol@example.com", "100.64.1.2:5432", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = json(&out);
+    assert_eq!(doc["allowed"], true);
+    assert_eq!(
+        doc["rules"],
+        json!([{"file": "policy.hujson", "line": 29, "column": 3, "text": OPS_RULE}])
+    );
+    assert_eq!(doc["misses"], json!([]));
+}
+
+#[test]
+fn icmp_needs_no_port_tcp_does() {
+    let out = explain(&["alice@example.com", "build-server", "--proto", "icmp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("allowed: "), "{}", stdout(&out));
+    let out = explain(&["alice@example.com", "web-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: dst \"web-1\" has no port: write DST:PORT (tcp/udp needs a port; ICMP does not)\n"
+    );
+    let out = explain(&["group:nope", "web-1:80"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "error: group \"group:nope\" is not defined\n");
+}
+
+#[test]
+fn ssh_logins() {
+    let out = explain(&["--ssh", "carol@example.com", "web-1", "root"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .starts_with("allowed: carol@example.com may log in to web-1 as root by a check rule"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("allowed by policy.hujson:50: "));
+
+    let out = explain(&["--ssh", "alice-laptop", "web-1", "root", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let doc = json(&out);
+    assert_eq!(doc["allowed"], false);
+    assert_eq!(
+        doc["reason"],
+        "no ssh rule of web-1 lets alice-laptop log in as root"
+    );
+    assert_eq!(doc["misses"][0]["line"], 50);
+
+    // LOCALUSER goes with --ssh only.
+    assert_eq!(
+        explain(&["--ssh", "alice-laptop", "web-1"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        explain(&["alice-laptop", "web-1:22", "root"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn invalid_policy_exits_2() {
+    let out = aclc_in(
+        &examples(),
+        &[
+            "explain",
+            "invalid.hujson",
+            "--inventory",
+            "inventory.json",
+            "alice-laptop",
+            "web-1:80",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -1,0 +1,93 @@
+//! `aclc explain`: why the policy allows or denies one flow or one SSH login, judged by the
+//! same code as the policy's `tests` and `sshTests` (so the two cannot disagree), with the
+//! allowing rules or, on a denial, the nearest misses.
+//!
+//! A source or destination is anything a test's `src` / `dst` accepts (user, group, tag,
+//! host, address, autogroup, service as a destination) or, failing that, an inventory node
+//! name.
+
+use aclc_policy::model::Policy;
+use aclc_policy::Span;
+
+use super::endpoint::{Device, Endpoints, Side};
+use super::{TestError, Verdict};
+use crate::compiled::Compiled;
+
+/// One flow to explain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkQuery<'a> {
+    /// The source, as a test's `src` (or a node name).
+    pub src: &'a str,
+    /// The destination: `host:port`, or a bare host when `proto` is ICMP.
+    pub dst: &'a str,
+    /// The protocol (a test's `proto`); `None` is TCP or UDP, as in tests.
+    pub proto: Option<&'a str>,
+    /// Posture attributes assumed for the source devices (a test's `srcPostureAttrs`).
+    pub src_posture_attrs: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The answer: the verdict (with the allowing rules), a sentence, and the near misses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// What the policy does; its rules are the allowing `acls` / `grants` / `ssh` entries.
+    pub verdict: Verdict,
+    /// One sentence: why.
+    pub reason: String,
+    /// On a denial, the rules that come closest, in policy order.
+    pub misses: Vec<Miss>,
+}
+
+impl Explanation {
+    /// True unless denied.
+    pub fn allowed(&self) -> bool {
+        self.verdict.is_allowed()
+    }
+}
+
+/// A rule that almost matches, and what it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// The rule (the whole `acls` / `grants` / `ssh` entry).
+    pub span: Span,
+    /// What it lacks: the source is not in its `src`, its ports or protocols, its posture
+    /// gate, its users.
+    pub why: String,
+}
+
+/// Explain traffic from `query.src` to `query.dst`. An error is what a test with those
+/// endpoints would fail with (unknown names, a range, a missing port ...).
+pub fn explain(
+    policy: &Policy,
+    compiled: &Compiled,
+    query: &NetworkQuery<'_>,
+) -> Result<Explanation, TestError> {
+    super::network::explain(policy, compiled, query)
+}
+
+/// Explain an SSH login as `user` from `src` to `dst` (every source device to every
+/// destination device must be allowed).
+pub fn explain_ssh(
+    policy: &Policy,
+    compiled: &Compiled,
+    src: &str,
+    dst: &str,
+    user: &str,
+) -> Result<Explanation, TestError> {
+    super::ssh::explain(policy, compiled, src.trim(), dst.trim(), user)
+}
+
+/// [`Endpoints::resolve`], then an inventory node name when that fails.
+pub(super) fn resolve_named(
+    endpoints: &mut Endpoints<'_>,
+    text: &str,
+    side: Side,
+) -> Result<Vec<Device>, TestError> {
+    let text = text.trim();
+    match endpoints.resolve(text, side) {
+        Ok(devices) => Ok(devices),
+        Err(error) => match endpoints.table().id(text) {
+            Some(id) => endpoints.device(id).map(|d| vec![d]).ok_or(error),
+            None => Err(error),
+        },
+    }
+}
