@@ -128,7 +128,7 @@ impl Source {
 
     /// Line and column of a byte offset (clamped to the text).
     ///
-    /// O(log lines) to find the line, then at most [`CHAR_INDEX_STRIDE`] bytes counted on
+    /// O(log lines) to find the line, then at most `CHAR_INDEX_STRIDE` (256) bytes counted on
     /// each side: many positions on one long line do not each rescan it from its start.
     pub fn line_col(&self, offset: usize) -> LineCol {
         let offset = offset.min(self.text.len());
