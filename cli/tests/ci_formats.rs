@@ -97,34 +97,26 @@ fn test_as_junit_and_github() {
     );
     let inventory = examples().join("inventory.json");
     let inventory = inventory.to_str().unwrap();
-    let o = aclc_in(
-        &dir,
-        &[
-            "test",
-            "policy.hujson",
-            "--inventory",
-            inventory,
-            "--format",
-            "junit",
-        ],
-        None,
-    );
+    let run = |format: &str| {
+        aclc_in(
+            &dir,
+            &[
+                "test",
+                "policy.hujson",
+                "--inventory",
+                inventory,
+                "--format",
+                format,
+            ],
+            None,
+        )
+    };
+    let o = run("junit");
     assert_eq!(o.status.code(), Some(3));
     let xml = stdout(&o);
     assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
     assert!(xml.contains("<failure message=\"alice@example.com -&gt; 100.64.0.2:80 (tcp/udp): expected denied, got allowed"), "{xml}");
-    let o = aclc_in(
-        &dir,
-        &[
-            "test",
-            "policy.hujson",
-            "--inventory",
-            inventory,
-            "--format",
-            "github",
-        ],
-        None,
-    );
+    let o = run("github");
     assert_eq!(o.status.code(), Some(3));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
