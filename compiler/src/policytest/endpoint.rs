@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy};
+use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy, PolicyIndex};
 
 use super::TestError;
 use crate::addrset::AddrSet;
@@ -66,7 +66,8 @@ pub(super) use aclc_policy::text::quote;
 
 /// Resolves test aliases against a compiled tailnet.
 pub(super) struct Endpoints<'a> {
-    policy: &'a Policy,
+    /// The policy's definitions by name, built once for every assertion.
+    index: PolicyIndex<'a>,
     table: &'a NodeTable,
     resolver: Resolver<'a>,
 }
@@ -75,10 +76,15 @@ impl<'a> Endpoints<'a> {
     pub(super) fn new(policy: &'a Policy, compiled: &'a Compiled) -> Endpoints<'a> {
         let table = compiled.table();
         Endpoints {
-            policy,
+            index: policy.index(),
             table,
             resolver: Resolver::new(policy, table),
         }
+    }
+
+    /// The policy's definitions by name.
+    pub(super) fn index(&self) -> &PolicyIndex<'a> {
+        &self.index
     }
 
     /// The node table.
@@ -105,13 +111,13 @@ impl<'a> Endpoints<'a> {
             Alias::Group(name) => {
                 // A group synced from the identity provider is defined there: its members
                 // come from the inventory (none listed: no devices).
-                if self.policy.group(name).is_none() && !aclc_policy::model::is_synced_group(name) {
+                if self.index.group(name).is_none() && !aclc_policy::model::is_synced_group(name) {
                     return Err(side.unknown(format!("group {} is not defined", quote(name))));
                 }
                 self.nodes_of(&alias)
             }
             Alias::Tag(tag) => {
-                if self.policy.tag_owner(tag).is_none() {
+                if self.index.tag_owner(tag).is_none() {
                     return Err(
                         side.unknown(format!("tag {} is not defined in tagOwners", quote(tag)))
                     );
@@ -143,7 +149,7 @@ impl<'a> Endpoints<'a> {
             Alias::Autogroup(_) => {
                 return Err(side.invalid(format!("{what} {} is not a set of devices", quote(text))))
             }
-            Alias::Host(name) => match self.policy.host(name) {
+            Alias::Host(name) => match self.index.host(name) {
                 None => {
                     return Err(side.unknown(format!(
                         "{what} {} is not a user, group, tag or host alias",

@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use aclc_policy::model::{Alias, NetworkTest, Policy, PortRange, Protocol};
+use aclc_policy::model::{Alias, NetworkTest, Policy, PolicyIndex, PortRange, Protocol};
 use aclc_policy::Span;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -92,13 +92,12 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
     let mut endpoints = Endpoints::new(policy, compiled);
     let mut out = Vec::new();
     for (i, test) in policy.tests.iter().enumerate() {
-        run_test(policy, &rules, &mut endpoints, i, test, &mut out);
+        run_test(&rules, &mut endpoints, i, test, &mut out);
     }
     out
 }
 
 fn run_test(
-    policy: &Policy,
     rules: &[NetRule],
     endpoints: &mut Endpoints<'_>,
     index: usize,
@@ -141,7 +140,7 @@ fn run_test(
         let outcome = destination(endpoints, dst_text).map(|(devices, port)| match &sources {
             Some(sources) => {
                 let posture = Posture {
-                    policy,
+                    index: endpoints.index(),
                     table: endpoints.table(),
                     assumed: assumed_attrs(test.src_posture_attrs.as_ref()),
                 };
@@ -233,7 +232,7 @@ pub(super) fn assumed_attrs(
 /// How a test judges posture gates: the inventory's attributes, or the test's for its source
 /// devices.
 struct Posture<'a> {
-    policy: &'a Policy,
+    index: &'a PolicyIndex<'a>,
     table: &'a NodeTable,
     assumed: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
@@ -249,11 +248,11 @@ impl Posture<'_> {
             return false;
         };
         match self.assumed {
-            Some(attrs) => admits(|n| self.policy.posture(n), gate, |k| attrs.get(k)),
+            Some(attrs) => admits(|n| self.index.posture(n), gate, |k| attrs.get(k)),
             None => self
                 .table
                 .get(id)
-                .is_some_and(|n| admits(|n| self.policy.posture(n), gate, |k| n.posture.get(k))),
+                .is_some_and(|n| admits(|n| self.index.posture(n), gate, |k| n.posture.get(k))),
         }
     }
 }
@@ -496,7 +495,7 @@ pub(super) fn explain(
     let table = compiled.table();
     let rules = rules(policy, table);
     let posture = Posture {
-        policy,
+        index: endpoints.index(),
         table,
         assumed: query.src_posture_attrs,
     };

@@ -59,6 +59,10 @@ pub(crate) fn validate(
             .user_logins
             .as_ref()
             .map(|logins| logins.iter().map(|l| l.to_lowercase()).collect()),
+        synced_groups: context
+            .synced_groups
+            .as_ref()
+            .map(|groups| groups.iter().map(String::as_str).collect()),
     };
     let mut v = Validator {
         policy,
@@ -128,6 +132,8 @@ struct Index<'p> {
     postures: HashSet<&'p str>,
     /// Lower-cased user logins, when known.
     logins: Option<HashSet<String>>,
+    /// Synced groups with members, when known.
+    synced_groups: Option<HashSet<&'p str>>,
 }
 
 /// State of one validation run.
@@ -357,10 +363,10 @@ impl<'p> Validator<'p> {
     /// tailnet's synced groups are known and this one has no member, say that it resolves to
     /// no one (once per group).
     fn synced_group(&mut self, group: &str, span: Span) {
-        let Some(known) = &self.context.synced_groups else {
+        let Some(known) = &self.index.synced_groups else {
             return;
         };
-        if known.iter().any(|g| g == group) || !self.warned_synced.insert(group.to_string()) {
+        if known.contains(group) || !self.warned_synced.insert(group.to_string()) {
             return;
         }
         self.warning(
