@@ -68,10 +68,7 @@ impl CheckFormat {
 /// Report an input that cannot be read, in `format`; returns the exit status.
 fn input_failure(format: CheckFormat, message: &str) -> u8 {
     if format == CheckFormat::Github {
-        println!(
-            "::error title=aclc::{}",
-            message.replace('%', "%25").replace('\n', "%0A")
-        );
+        println!("::error title=aclc::{}", crate::ci::escape_data(message));
     }
     input_error(format.base(), message)
 }

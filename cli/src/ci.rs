@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 const CODES_URI: &str = "https://github.com/aclc/aclc/blob/main/docs/diagnostics.md";
 
 /// GitHub's escaping of a workflow command's message.
-fn escape_data(text: &str) -> String {
+pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
