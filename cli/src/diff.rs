@@ -1,519 +1,770 @@
-//! A line-based unified diff, for `aclc fmt --diff`: small enough to own, so the CLI takes no
-//! diff crate for one output format.
-//!
-//! Lines are compared with Myers' O(ND) algorithm in its linear-space form (find the middle
-//! snake, recurse on both sides). A search that passes a cost limit proportional to the
-//! inverse of the input size gives up on that stretch and reports it as replaced, so time
-//! stays near linear on huge, thoroughly different files; the diff is still correct, only not
-//! minimal there.
+//! `aclc diff OLD NEW`: the change in access a policy change makes, not in text. With an
+//! inventory, both policies are compiled against it and compared node by node (the library's
+//! access diff); always, the semantic change per section (rules and definitions added,
+//! removed, changed). Human, JSON, Markdown (what a bot posts on a pull request), GitHub
+//! workflow commands and SARIF.
 
-use std::collections::HashMap;
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::path::PathBuf;
 
-/// Lines of context around each change.
-const CONTEXT: usize = 3;
+use aclc_compiler::diff::{access_diff, AccessDiff, DiffOptions, Nodes, Side};
+use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
+use aclc_policy::diff::{Entry, PolicyDiff, SectionDiff};
+use aclc_policy::hujson;
+use aclc_policy::model::Policy;
+use aclc_policy::text::escape;
+use aclc_policy::{Diagnostic, Options, Source};
+use serde_json::{json, Value};
 
-/// Roughly how many steps one middle-snake search may take (times the input's line count).
-const WORK_BUDGET: usize = 50_000_000;
+use crate::ci::escape_data;
+use crate::input::{is_stdin, parse_policy, read_inventory, read_policy, InputLimits, STDIN_TWICE};
+use crate::report::{
+    eprint_diagnostics, input_error, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS,
+};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
-/// Searches may always go this many edits deep, however large the input.
-const MIN_COST_LIMIT: usize = 512;
+/// Exit status with `--exit-code` when access (or, without an inventory, the policy's
+/// meaning) changed.
+pub(crate) const EXIT_CHANGED: u8 = 4;
 
-/// The unified diff turning `old` into `new`, headed `--- old_name` / `+++ new_name`; empty if
-/// they are equal.
-pub(crate) fn unified(old_name: &str, new_name: &str, old: &str, new: &str) -> String {
-    if old == new {
-        return String::new();
-    }
-    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
-    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
-    let (deleted, inserted) = changes(&old_lines, &new_lines);
-    let mut out = format!("--- {old_name}\n+++ {new_name}\n");
-    for hunk in hunks(&deleted, &inserted) {
-        write_hunk(&mut out, &hunk, &old_lines, &new_lines, &deleted, &inserted);
-    }
-    out
+/// Output formats of `aclc diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DiffFormat {
+    /// For a person, on stdout.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+    /// GitHub workflow commands (`::notice`), one per change.
+    Github,
+    /// SARIF 2.1.0, one result per change.
+    Sarif,
 }
 
-/// Which old lines are deleted and which new lines inserted.
-fn changes(old: &[&str], new: &[&str]) -> (Vec<bool>, Vec<bool>) {
-    let limit = (WORK_BUDGET / (old.len() + new.len()).max(1)).max(MIN_COST_LIMIT);
-    changes_within(old, new, limit)
+/// Arguments of `aclc diff`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiffArgs {
+    /// The policy before the change; `-` reads standard input.
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The policy after the change; `-` reads standard input.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// Node inventory (JSON): compare what each node receives, not only the rules.
+    #[arg(long, value_name = "INVENTORY")]
+    inventory: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    format: DiffFormat,
+    /// Exit with status 4 when access changed (without an inventory: when the policy's
+    /// meaning changed), 0 when not.
+    #[arg(long)]
+    exit_code: bool,
+    /// Node names listed per change (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_names: usize,
+    /// Changes listed per list (gained, lost); the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_changes: usize,
+    /// Human output renders at most this many diagnostics of a refused policy (0: all).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
+    max_diagnostics: usize,
+    #[command(flatten)]
+    limits: InputLimits,
 }
 
-/// [`changes`], giving up on any stretch that needs more than `cost_limit` search rounds.
-fn changes_within<'t>(
-    old: &[&'t str],
-    new: &[&'t str],
-    cost_limit: usize,
-) -> (Vec<bool>, Vec<bool>) {
-    // Lines become numbers, so comparing two is one integer comparison.
-    let mut ids: HashMap<&'t str, u32> = HashMap::new();
-    let mut intern = |line: &'t str| -> u32 {
-        let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        *ids.entry(line).or_insert(next)
+/// One side, read and checked.
+struct Loaded {
+    source: Source,
+    document: hujson::Document,
+    policy: Policy,
+}
+
+/// Run `aclc diff`; returns the exit status.
+pub(crate) fn run(args: &DiffArgs) -> u8 {
+    let json_errors = if args.format == DiffFormat::Json {
+        Format::Json
+    } else {
+        Format::Human
     };
-    let a: Vec<u32> = old.iter().map(|l| intern(l)).collect();
-    let b: Vec<u32> = new.iter().map(|l| intern(l)).collect();
-    let mut myers = Myers {
-        a: &a,
-        b: &b,
-        deleted: vec![false; a.len()],
-        inserted: vec![false; b.len()],
-        forward: Vec::new(),
-        backward: Vec::new(),
-        cost_limit,
+    let stdin_count = [Some(&args.old), Some(&args.new), args.inventory.as_ref()]
+        .iter()
+        .flatten()
+        .filter(|p| is_stdin(p))
+        .count();
+    if stdin_count > 1 {
+        return input_error(json_errors, STDIN_TWICE);
+    }
+    let inventory = match &args.inventory {
+        Some(path) => match read_inventory(path, &args.limits) {
+            Ok(inventory) => Some(inventory),
+            Err(message) => return input_error(json_errors, &message),
+        },
+        None => None,
     };
-    myers.compare(0, a.len(), 0, b.len());
-    (myers.deleted, myers.inserted)
-}
-
-struct Myers<'a> {
-    a: &'a [u32],
-    b: &'a [u32],
-    deleted: Vec<bool>,
-    inserted: Vec<bool>,
-    /// Furthest x reached on each diagonal, forward and backward (scratch space of
-    /// [`Myers::split`]).
-    forward: Vec<isize>,
-    backward: Vec<isize>,
-    cost_limit: usize,
-}
-
-/// Where a stretch splits in two along a shortest edit path, or that the search gave up.
-enum Split {
-    At { x: usize, y: usize },
-    TooCostly,
-}
-
-impl Myers<'_> {
-    fn same(&self, x: usize, y: usize) -> bool {
-        matches!((self.a.get(x), self.b.get(y)), (Some(p), Some(q)) if p == q)
-    }
-
-    /// Marks the changes between `a[a0..a1]` and `b[b0..b1]`.
-    fn compare(&mut self, mut a0: usize, mut a1: usize, mut b0: usize, mut b1: usize) {
-        while a0 < a1 && b0 < b1 && self.same(a0, b0) {
-            a0 += 1;
-            b0 += 1;
-        }
-        while a0 < a1 && b0 < b1 && self.same(a1 - 1, b1 - 1) {
-            a1 -= 1;
-            b1 -= 1;
-        }
-        if a0 == a1 || b0 == b1 {
-            self.mark(a0, a1, b0, b1);
-            return;
-        }
-        match self.split(a0, a1, b0, b1) {
-            Split::At { x, y } => {
-                self.compare(a0, x, b0, y);
-                self.compare(x, a1, y, b1);
-            }
-            Split::TooCostly => self.mark(a0, a1, b0, b1),
-        }
-    }
-
-    /// Marks all of `a[a0..a1]` deleted and `b[b0..b1]` inserted.
-    fn mark(&mut self, a0: usize, a1: usize, b0: usize, b1: usize) {
-        for d in self.deleted.get_mut(a0..a1).unwrap_or_default() {
-            *d = true;
-        }
-        for i in self.inserted.get_mut(b0..b1).unwrap_or_default() {
-            *i = true;
-        }
-    }
-
-    /// A point on a shortest edit path between `a[a0..a1]` and `b[b0..b1]` (both non-empty,
-    /// first and last lines different) where the forward and backward searches meet, in
-    /// absolute positions. The searches run from both ends at once; paths leaving the grid
-    /// narrow the range of diagonals searched.
-    fn split(&mut self, a0: usize, a1: usize, b0: usize, b1: usize) -> Split {
-        let (n, m) = ((a1 - a0) as isize, (b1 - b0) as isize);
-        let max_d = (n + m + 1) / 2;
-        let offset = max_d;
-        let len = 2 * max_d + 2;
-        // x reached on each diagonal k (stored at offset + k); -1: not reached. The backward
-        // search runs on the reversed sequences.
-        self.forward.clear();
-        self.forward.resize(len as usize, -1);
-        self.backward.clear();
-        self.backward.resize(len as usize, -1);
-        set(&mut self.forward, offset + 1, 0);
-        set(&mut self.backward, offset + 1, 0);
-        let delta = n - m;
-        // With an odd delta the paths meet on a forward step, otherwise on a backward one.
-        let front = delta % 2 != 0;
-        let (mut k1_start, mut k1_end, mut k2_start, mut k2_end) = (0, 0, 0, 0);
-        let rounds = max_d.min(self.cost_limit as isize);
-        for d in 0..rounds {
-            let mut k1 = -d + k1_start;
-            while k1 <= d - k1_end {
-                let i = offset + k1;
-                let mut x1 = if k1 == -d
-                    || (k1 != d && get(&self.forward, i - 1) < get(&self.forward, i + 1))
-                {
-                    get(&self.forward, i + 1)
-                } else {
-                    get(&self.forward, i - 1) + 1
-                };
-                let mut y1 = x1 - k1;
-                while x1 < n && y1 < m && self.same(a0 + x1 as usize, b0 + y1 as usize) {
-                    x1 += 1;
-                    y1 += 1;
-                }
-                set(&mut self.forward, i, x1);
-                if x1 > n {
-                    k1_end += 2;
-                } else if y1 > m {
-                    k1_start += 2;
-                } else if front {
-                    let j = offset + delta - k1;
-                    let x2 = get(&self.backward, j);
-                    if x2 != -1 && x1 >= n - x2 {
-                        return split_at(a0, b0, x1, y1);
-                    }
-                }
-                k1 += 2;
-            }
-            let mut k2 = -d + k2_start;
-            while k2 <= d - k2_end {
-                let i = offset + k2;
-                let mut x2 = if k2 == -d
-                    || (k2 != d && get(&self.backward, i - 1) < get(&self.backward, i + 1))
-                {
-                    get(&self.backward, i + 1)
-                } else {
-                    get(&self.backward, i - 1) + 1
-                };
-                let mut y2 = x2 - k2;
-                while x2 < n
-                    && y2 < m
-                    && self.same(a0 + (n - x2 - 1) as usize, b0 + (m - y2 - 1) as usize)
-                {
-                    x2 += 1;
-                    y2 += 1;
-                }
-                set(&mut self.backward, i, x2);
-                if x2 > n {
-                    k2_end += 2;
-                } else if y2 > m {
-                    k2_start += 2;
-                } else if !front {
-                    let j = offset + delta - k2;
-                    let x1 = get(&self.forward, j);
-                    if x1 != -1 {
-                        let y1 = offset + x1 - j;
-                        if x1 >= n - x2 {
-                            return split_at(a0, b0, x1, y1);
-                        }
-                    }
-                }
-                k2 += 2;
-            }
-        }
-        if rounds < max_d {
-            Split::TooCostly
-        } else {
-            // The searches never met: nothing in common.
-            Split::At { x: a1, y: b0 }
-        }
-    }
-}
-
-fn get(v: &[isize], i: isize) -> isize {
-    usize::try_from(i)
-        .ok()
-        .and_then(|i| v.get(i).copied())
-        .unwrap_or(-1)
-}
-
-fn set(v: &mut [isize], i: isize, value: isize) {
-    if let Some(slot) = usize::try_from(i).ok().and_then(|i| v.get_mut(i)) {
-        *slot = value;
-    }
-}
-
-fn split_at(a0: usize, b0: usize, x: isize, y: isize) -> Split {
-    Split::At {
-        x: a0 + x as usize,
-        y: b0 + y as usize,
-    }
-}
-
-/// A hunk: old lines `a0..a1` against new lines `b0..b1`.
-struct Hunk {
-    a0: usize,
-    a1: usize,
-    b0: usize,
-    b1: usize,
-}
-
-/// The hunks: each change with up to [`CONTEXT`] unchanged lines around it, changes closer
-/// than twice that merged into one hunk.
-fn hunks(deleted: &[bool], inserted: &[bool]) -> Vec<Hunk> {
-    let mut hunks: Vec<Hunk> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    let flag = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
-    while i < deleted.len() || j < inserted.len() {
-        if !flag(deleted, i) && !flag(inserted, j) {
-            i += 1;
-            j += 1;
-            continue;
-        }
-        // A change starts at (i, j): find where it ends.
-        let (start_i, start_j) = (i, j);
-        while flag(deleted, i) {
-            i += 1;
-        }
-        while flag(inserted, j) {
-            j += 1;
-        }
-        let a0 = start_i.saturating_sub(CONTEXT);
-        let b0 = start_j.saturating_sub(CONTEXT);
-        let a1 = (i + CONTEXT).min(deleted.len());
-        let b1 = (j + CONTEXT).min(inserted.len());
-        match hunks.last_mut() {
-            // Overlapping or touching contexts make one hunk.
-            Some(last) if a0 <= last.a1 => {
-                last.a1 = a1;
-                last.b1 = b1;
-            }
-            _ => hunks.push(Hunk { a0, a1, b0, b1 }),
-        }
-    }
-    hunks
-}
-
-/// `start,count` of a hunk header (`start` alone for one line; the line before for none).
-fn range(start: usize, count: usize) -> String {
-    match count {
-        0 => format!("{start},0"),
-        1 => format!("{}", start + 1),
-        _ => format!("{},{count}", start + 1),
-    }
-}
-
-fn write_hunk(
-    out: &mut String,
-    hunk: &Hunk,
-    old: &[&str],
-    new: &[&str],
-    deleted: &[bool],
-    inserted: &[bool],
-) {
-    let _ = writeln!(
-        out,
-        "@@ -{} +{} @@",
-        range(hunk.a0, hunk.a1 - hunk.a0),
-        range(hunk.b0, hunk.b1 - hunk.b0)
-    );
-    let line = |out: &mut String, mark: char, text: &str| {
-        out.push(mark);
-        match text.strip_suffix('\n') {
-            Some(text) => {
-                out.push_str(text);
-                out.push('\n');
-            }
-            None => {
-                out.push_str(text);
-                out.push_str("\n\\ No newline at end of file\n");
-            }
-        }
+    let options = Options {
+        context: inventory
+            .as_ref()
+            .map(Inventory::policy_context)
+            .unwrap_or_default(),
+        limits: args.limits.policy_limits(),
     };
-    let flag = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
-    let (mut i, mut j) = (hunk.a0, hunk.b0);
-    while i < hunk.a1 || j < hunk.b1 {
-        if i < hunk.a1 && flag(deleted, i) {
-            line(out, '-', old.get(i).copied().unwrap_or_default());
-            i += 1;
-        } else if j < hunk.b1 && flag(inserted, j) {
-            line(out, '+', new.get(j).copied().unwrap_or_default());
-            j += 1;
-        } else {
-            line(out, ' ', old.get(i).copied().unwrap_or_default());
-            i += 1;
-            j += 1;
+    let old = match load(args, &args.old, &options, json_errors) {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let new = match load(args, &args.new, &options, json_errors) {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let semantic = aclc_policy::diff::diff(&old.document, &old.source, &new.document, &new.source);
+    let access = match &inventory {
+        Some(inventory) => {
+            let compile = |side: &Loaded| -> Result<Compiled, u8> {
+                try_compile_with_options(&side.policy, inventory, &CompileOptions::default())
+                    .map_err(|e| {
+                        invalid(
+                            json_errors,
+                            args.max_diagnostics,
+                            &side.source,
+                            &[e.to_diagnostic()],
+                        )
+                    })
+            };
+            let (o, n) = match (compile(&old), compile(&new)) {
+                (Ok(o), Ok(n)) => (o, n),
+                (Err(status), _) | (_, Err(status)) => return status,
+            };
+            let mut options = DiffOptions::default();
+            options.max_names = args.max_names;
+            options.max_changes = args.max_changes;
+            Some(access_diff(
+                Side {
+                    policy: &old.policy,
+                    source: &old.source,
+                    compiled: &o,
+                },
+                Side {
+                    policy: &new.policy,
+                    source: &new.source,
+                    compiled: &n,
+                },
+                &options,
+            ))
         }
+        None => None,
+    };
+    let changed = match &access {
+        Some(access) => !access.is_empty(),
+        None => !semantic.is_empty(),
+    };
+    let report = Report {
+        old: &old.source,
+        new: &new.source,
+        semantic: &semantic,
+        access: access.as_ref(),
+        changed,
+    };
+    let text = match args.format {
+        DiffFormat::Human => report.human(),
+        DiffFormat::Markdown => report.markdown(),
+        DiffFormat::Github => report.github(),
+        DiffFormat::Json => report.json().to_string() + "\n",
+        DiffFormat::Sarif => report.sarif().to_string() + "\n",
+    };
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    if args.exit_code && changed {
+        EXIT_CHANGED
+    } else {
+        EXIT_OK
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Read, parse and validate one side; a refusal is reported and becomes the exit status.
+fn load(
+    args: &DiffArgs,
+    path: &std::path::Path,
+    options: &Options,
+    format: Format,
+) -> Result<Loaded, u8> {
+    let file = read_policy(path, &args.limits.policy).map_err(|m| input_error(format, &m))?;
+    let parsed = parse_policy(&file, options);
+    let Some(checked) = parsed.checked else {
+        return Err(invalid(
+            format,
+            args.max_diagnostics,
+            &parsed.source,
+            &parsed.diagnostics,
+        ));
+    };
+    let (document, _) = hujson::parse(&parsed.source, &options.limits);
+    let Some(document) = document else {
+        // Unreachable for a policy that validated; refuse rather than diff nothing.
+        return Err(input_error(format, "cannot re-read the policy"));
+    };
+    Ok(Loaded {
+        source: parsed.source,
+        document,
+        policy: checked.policy,
+    })
+}
 
-    /// Applies a unified diff made by [`unified`] to `old`.
-    fn apply(old: &str, diff: &str) -> String {
-        let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
-        let mut out = String::new();
-        let mut next = 0;
-        let mut lines = diff.split_inclusive('\n').skip(2).peekable();
-        while let Some(header) = lines.next() {
-            let minus = header.split(' ').nth(1).unwrap().trim_start_matches('-');
-            let mut parts = minus.split(',');
-            let start: usize = parts.next().unwrap().parse().unwrap();
-            let count: usize = parts.next().map_or(1, |c| c.parse().unwrap());
-            let start = if count == 0 { start } else { start - 1 };
-            for line in &old_lines[next..start] {
-                out.push_str(line);
-            }
-            next = start;
-            while let Some(line) = lines.peek().copied() {
-                if line.starts_with("@@") {
-                    break;
-                }
-                lines.next();
-                let no_newline = lines.peek().is_some_and(|l| l.starts_with('\\'));
-                if no_newline {
-                    lines.next();
-                }
-                let text = &line[1..];
-                let text = if no_newline {
-                    text.strip_suffix('\n').unwrap()
+/// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
+fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnostic]) -> u8 {
+    match format {
+        Format::Human => eprint_diagnostics(diagnostics, source, max),
+        Format::Json => print_json(&json!({
+            "valid": false,
+            "error": JsonError::new(format!("{} is not a valid policy", source.name()), diagnostics, source),
+        })),
+    }
+    EXIT_INVALID
+}
+
+/// Everything one run found, and its renderings.
+struct Report<'a> {
+    old: &'a Source,
+    new: &'a Source,
+    semantic: &'a PolicyDiff,
+    access: Option<&'a AccessDiff>,
+    changed: bool,
+}
+
+/// `name` or `name, name and 3 more` — names with the total.
+fn list(nodes: &Nodes) -> String {
+    let mut text = nodes.names.join(", ");
+    let more = nodes.count.saturating_sub(nodes.names.len());
+    if more > 0 {
+        let _ = write!(text, " and {more} more");
+    }
+    text
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One line per change, for every format: (gained, headline, detail lines, rule location).
+struct Line {
+    kind: &'static str,
+    gained: bool,
+    headline: String,
+    details: Vec<String>,
+    /// (file, line) of the responsible rule, if known.
+    at: Option<(String, usize)>,
+}
+
+impl Report<'_> {
+    fn lines(&self) -> Vec<Line> {
+        let Some(access) = self.access else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (gained, list_of) in [
+            (true, &access.network.gained),
+            (false, &access.network.lost),
+        ] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let who = if c.src_selectors.is_empty() {
+                    list(&c.src)
                 } else {
-                    text
+                    c.src_selectors.join(", ")
                 };
-                match line.as_bytes()[0] {
-                    b' ' => {
-                        out.push_str(text);
-                        next += 1;
-                    }
-                    b'-' => next += 1,
-                    b'+' => out.push_str(text),
-                    other => panic!("unexpected line kind {other}"),
-                }
+                let on = if c.dst_selectors.is_empty() {
+                    list(&c.dst)
+                } else {
+                    c.dst_selectors.join(", ")
+                };
+                let headline = format!(
+                    "{who} {verb} {}/{} on {on}: {} x {}",
+                    c.proto,
+                    c.ports,
+                    plural(c.src.count, "source", "sources"),
+                    plural(c.dst.count, "destination", "destinations"),
+                );
+                let mut details = vec![
+                    format!("sources: {}", list(&c.src)),
+                    format!("destinations: {}", list(&c.dst)),
+                ];
+                details.extend(
+                    c.rules
+                        .iter()
+                        .map(|r| format!("rule {}:{}: {}", r.file, r.line, r.text)),
+                );
+                out.push(Line {
+                    kind: "network",
+                    gained,
+                    headline,
+                    details,
+                    at: c.rules.first().map(|r| (r.file.clone(), r.line)),
+                });
             }
         }
-        for line in &old_lines[next..] {
-            out.push_str(line);
+        for (gained, list_of) in [(true, &access.ssh.gained), (false, &access.ssh.lost)] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let headline = format!(
+                    "{} {verb} ssh ({}) as {} (login {}) on {}",
+                    list(&c.src),
+                    c.action,
+                    c.local_user,
+                    c.user,
+                    list(&c.dst)
+                );
+                let details = c
+                    .rules
+                    .iter()
+                    .map(|r| format!("rule {}:{}: {}", r.file, r.line, r.text))
+                    .collect();
+                out.push(Line {
+                    kind: "ssh",
+                    gained,
+                    headline,
+                    details,
+                    at: c.rules.first().map(|r| (r.file.clone(), r.line)),
+                });
+            }
+        }
+        for (gained, list_of) in [(true, &access.peers.gained), (false, &access.peers.lost)] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let what = match &c.route {
+                    Some(route) => format!("route {route} via peer {}", c.peer),
+                    None => format!("peer {}", c.peer),
+                };
+                out.push(Line {
+                    kind: "peers",
+                    gained,
+                    headline: format!("{} {verb} {what}", list(&c.nodes)),
+                    details: Vec::new(),
+                    at: None,
+                });
+            }
+        }
+        for (gained, list_of) in [
+            (true, &access.capabilities.gained),
+            (false, &access.capabilities.lost),
+        ] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let mut value = c.value.to_string();
+                if value.chars().count() > 80 {
+                    value = value.chars().take(80).collect::<String>() + "…";
+                }
+                out.push(Line {
+                    kind: "capabilities",
+                    gained,
+                    headline: format!(
+                        "{} {verb} capability {} = {value}",
+                        list(&c.nodes),
+                        c.capability
+                    ),
+                    details: Vec::new(),
+                    at: None,
+                });
+            }
         }
         out
     }
 
-    #[test]
-    fn equal_texts_have_no_diff() {
-        assert_eq!(unified("a", "b", "x\ny\n", "x\ny\n"), "");
+    fn totals(&self) -> Option<(usize, usize)> {
+        let a = self.access?;
+        let gained = a.network.gained.len()
+            + a.network.gained_omitted
+            + a.ssh.gained.len()
+            + a.ssh.gained_omitted
+            + a.peers.gained.len()
+            + a.peers.gained_omitted
+            + a.capabilities.gained.len()
+            + a.capabilities.gained_omitted;
+        let lost = a.network.lost.len()
+            + a.network.lost_omitted
+            + a.ssh.lost.len()
+            + a.ssh.lost_omitted
+            + a.peers.lost.len()
+            + a.peers.lost_omitted
+            + a.capabilities.lost.len()
+            + a.capabilities.lost_omitted;
+        Some((gained, lost))
     }
 
-    #[test]
-    fn a_change_in_the_middle_has_three_lines_of_context() {
-        let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
-        let new = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n";
-        assert_eq!(
-            unified("p.orig", "p", old, new),
-            "--- p.orig\n+++ p\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n"
-        );
+    fn omitted(&self) -> usize {
+        self.access.map_or(0, |a| {
+            a.network.gained_omitted
+                + a.network.lost_omitted
+                + a.ssh.gained_omitted
+                + a.ssh.lost_omitted
+                + a.peers.gained_omitted
+                + a.peers.lost_omitted
+                + a.capabilities.gained_omitted
+                + a.capabilities.lost_omitted
+        })
     }
 
-    #[test]
-    fn distant_changes_make_separate_hunks_and_near_ones_merge() {
-        let lines = |changed: [usize; 2]| -> String {
-            (1..=30)
-                .map(|i| {
-                    if changed.contains(&i) {
-                        format!("changed {i}\n")
-                    } else {
-                        format!("{i}\n")
+    fn human(&self) -> String {
+        let mut out = String::new();
+        match self.totals() {
+            Some((0, 0)) => out.push_str("access unchanged\n"),
+            Some((g, l)) => {
+                let _ = writeln!(out, "access changed: {g} gained, {l} lost");
+                for line in self.lines() {
+                    let sign = if line.gained { '+' } else { '-' };
+                    let _ = writeln!(out, "{sign} {}: {}", line.kind, escape(&line.headline));
+                    for d in &line.details {
+                        let _ = writeln!(out, "    {}", escape(d));
                     }
-                })
-                .collect()
-        };
-        let old = lines([0, 0]);
-        let new = lines([2, 20]);
-        let diff = unified("a", "b", &old, &new);
-        assert_eq!(diff.matches("@@ -").count(), 2, "{diff}");
-        assert_eq!(apply(&old, &diff), new);
-        let new = lines([5, 11]);
-        let diff = unified("a", "b", &old, &new);
-        assert_eq!(diff.matches("@@ -").count(), 1, "{diff}");
-        assert_eq!(apply(&old, &diff), new);
-    }
-
-    #[test]
-    fn a_missing_final_newline_is_marked() {
-        let diff = unified("a", "b", "{}", "{}\n");
-        assert_eq!(
-            diff,
-            "--- a\n+++ b\n@@ -1 +1 @@\n-{}\n\\ No newline at end of file\n+{}\n"
-        );
-        assert_eq!(apply("{}", &diff), "{}\n");
-    }
-
-    #[test]
-    fn insertions_into_an_empty_text() {
-        let diff = unified("a", "b", "", "x\ny\n");
-        assert_eq!(diff, "--- a\n+++ b\n@@ -0,0 +1,2 @@\n+x\n+y\n");
-    }
-
-    #[test]
-    fn diffs_apply_back_and_are_minimal_on_small_inputs() {
-        // A small deterministic generator: texts over a 3-line alphabet.
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..500 {
-            let mut text = |len: u64| -> String {
-                let n = next() % len;
-                (0..n)
-                    .map(|_| ["a\n", "b\n", "c\n"][(next() % 3) as usize])
-                    .collect()
-            };
-            let (old, new) = (text(12), text(12));
-            let diff = unified("a", "b", &old, &new);
-            assert_eq!(apply(&old, &diff), new, "{old:?} -> {new:?}:\n{diff}");
-            // The edit count equals n + m - 2 * LCS.
-            let a: Vec<&str> = old.split_inclusive('\n').collect();
-            let b: Vec<&str> = new.split_inclusive('\n').collect();
-            let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-            for i in (0..a.len()).rev() {
-                for j in (0..b.len()).rev() {
-                    lcs[i][j] = if a[i] == b[j] {
-                        lcs[i + 1][j + 1] + 1
-                    } else {
-                        lcs[i + 1][j].max(lcs[i][j + 1])
-                    };
+                }
+                let omitted = self.omitted();
+                if omitted > 0 {
+                    let _ = writeln!(out, "… and {omitted} more changes (--max-changes)");
                 }
             }
-            let (deleted, inserted) = changes(&a, &b);
-            let edits = deleted.iter().chain(&inserted).filter(|&&c| c).count();
-            assert_eq!(
-                edits,
-                a.len() + b.len() - 2 * lcs[0][0],
-                "{old:?} -> {new:?}"
-            );
+            None => {}
         }
+        if self.semantic.is_empty() {
+            out.push_str("policy unchanged (comments, formatting and order aside)\n");
+        } else {
+            out.push_str("policy changes:\n");
+            for s in &self.semantic.sections {
+                let _ = writeln!(out, "  {}: {}", escape(&s.section), section_summary(s));
+                for e in &s.added {
+                    let _ = writeln!(
+                        out,
+                        "    + {}:{} {}",
+                        escape(self.new.name()),
+                        e.line,
+                        entry(e)
+                    );
+                }
+                for e in &s.removed {
+                    let _ = writeln!(
+                        out,
+                        "    - {}:{} {}",
+                        escape(self.old.name()),
+                        e.line,
+                        entry(e)
+                    );
+                }
+                for c in &s.changed {
+                    let name = c
+                        .name
+                        .as_deref()
+                        .map(|n| format!("{n}: "))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "    ~ {}:{} -> {}:{} {}{}",
+                        escape(self.old.name()),
+                        c.old_line,
+                        escape(self.new.name()),
+                        c.new_line,
+                        escape(&name),
+                        escape(&items(c))
+                    );
+                }
+                if s.reordered {
+                    out.push_str("    rules reordered (the first matching SSH rule decides)\n");
+                }
+            }
+        }
+        out
     }
 
-    #[test]
-    fn a_costly_stretch_is_replaced_whole_and_still_applies() {
-        let old: String = (0..3000).map(|i| format!("old {i}\n")).collect();
-        let new: String = (0..3000)
-            .map(|i| {
-                if i % 2 == 0 {
-                    format!("old {i}\n")
-                } else {
-                    format!("new {i}\n")
+    fn markdown(&self) -> String {
+        let mut out = String::from("### aclc: policy change\n\n");
+        match self.totals() {
+            Some((0, 0)) => out.push_str("**No access changes.**\n\n"),
+            Some((g, l)) => {
+                let _ = writeln!(out, "**Access changed: {g} gained, {l} lost.**\n");
+                out.push_str("| | What | Sources | Destinations | Rule |\n|---|---|---|---|---|\n");
+                for line in self.lines() {
+                    let sign = if line.gained { "➕" } else { "➖" };
+                    let (sources, dests) = (
+                        line.details.first().cloned().unwrap_or_default(),
+                        line.details.get(1).cloned().unwrap_or_default(),
+                    );
+                    let (sources, dests) = if line.kind == "network" {
+                        (
+                            sources.trim_start_matches("sources: ").to_string(),
+                            dests.trim_start_matches("destinations: ").to_string(),
+                        )
+                    } else {
+                        (String::new(), String::new())
+                    };
+                    let rule = line
+                        .at
+                        .as_ref()
+                        .map(|(f, l)| format!("`{f}:{l}`"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "| {sign} {} | {} | {} | {} | {} |",
+                        line.kind,
+                        cell(&line.headline),
+                        cell(&sources),
+                        cell(&dests),
+                        cell(&rule)
+                    );
                 }
-            })
-            .collect();
-        let a: Vec<&str> = old.split_inclusive('\n').collect();
-        let b: Vec<&str> = new.split_inclusive('\n').collect();
-        let diff = unified("a", "b", &old, &new);
-        assert_eq!(apply(&old, &diff), new);
-        // Small enough for an exact answer: every other line replaced.
-        let (deleted, inserted) = changes(&a, &b);
-        assert_eq!(deleted.iter().filter(|&&d| d).count(), 1500);
-        assert_eq!(inserted.iter().filter(|&&d| d).count(), 1500);
-        // With a tight limit, the stretch between the first and last change is replaced whole:
-        // not minimal, still a correct diff.
-        let (deleted, inserted) = changes_within(&a, &b, 8);
-        // (Lines 1 to 2999: line 0 is kept, line 2999 is changed.)
-        assert_eq!(deleted.iter().filter(|&&d| d).count(), 2999);
-        assert_eq!(inserted.iter().filter(|&&d| d).count(), 2999);
-        assert!(!deleted[0] && deleted[1] && !inserted[0] && inserted[2999]);
+                let omitted = self.omitted();
+                if omitted > 0 {
+                    let _ = writeln!(out, "\n… and {omitted} more changes.");
+                }
+                out.push('\n');
+            }
+            None => {}
+        }
+        if self.semantic.is_empty() {
+            out.push_str("Policy unchanged (comments, formatting and order aside).\n");
+        } else {
+            out.push_str("<details><summary>Policy changes</summary>\n\n");
+            for s in &self.semantic.sections {
+                let _ = writeln!(out, "- **{}**: {}", cell(&s.section), section_summary(s));
+                for e in &s.added {
+                    let _ = writeln!(out, "  - ➕ line {}: `{}`", e.line, code(&entry(e)));
+                }
+                for e in &s.removed {
+                    let _ = writeln!(out, "  - ➖ line {} (old): `{}`", e.line, code(&entry(e)));
+                }
+                for c in &s.changed {
+                    let name = c
+                        .name
+                        .as_deref()
+                        .map(|n| format!("{n}: "))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  - ✏️ line {}: `{}{}`",
+                        c.new_line,
+                        code(&name),
+                        code(&items(c))
+                    );
+                }
+                if s.reordered {
+                    out.push_str("  - rules reordered (the first matching SSH rule decides)\n");
+                }
+            }
+            out.push_str("\n</details>\n");
+        }
+        out
     }
+
+    fn github(&self) -> String {
+        let mut out = String::new();
+        for line in self.lines() {
+            let title = format!(
+                "aclc: {} access {}",
+                line.kind,
+                if line.gained { "gained" } else { "lost" }
+            );
+            let location = match &line.at {
+                Some((file, l)) if file == self.new.name() && line.gained => {
+                    format!(" file={},line={l},", property(file))
+                }
+                _ => " ".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "::notice{location}title={}::{}",
+                property(&title),
+                escape_data(&line.headline)
+            );
+        }
+        for s in &self.semantic.sections {
+            for e in &s.added {
+                let _ = writeln!(
+                    out,
+                    "::notice file={},line={},title={}::{}",
+                    property(self.new.name()),
+                    e.line,
+                    property(&format!("aclc: {} added", s.section)),
+                    escape_data(&entry(e))
+                );
+            }
+            for c in &s.changed {
+                let _ = writeln!(
+                    out,
+                    "::notice file={},line={},title={}::{}",
+                    property(self.new.name()),
+                    c.new_line,
+                    property(&format!("aclc: {} changed", s.section)),
+                    escape_data(&items(c))
+                );
+            }
+            for e in &s.removed {
+                let _ = writeln!(
+                    out,
+                    "::notice title={}::{}",
+                    property(&format!("aclc: {} removed", s.section)),
+                    escape_data(&entry(e))
+                );
+            }
+        }
+        out
+    }
+
+    fn sarif(&self) -> Value {
+        let mut results = Vec::new();
+        let result = |rule: &str, message: String, at: Option<(&str, usize)>| {
+            let mut r = json!({
+                "ruleId": rule,
+                "level": "note",
+                "message": {"text": message},
+            });
+            if let (Some((file, line)), Some(obj)) = (at, r.as_object_mut()) {
+                obj.insert(
+                    "locations".into(),
+                    json!([{"physicalLocation": {
+                        "artifactLocation": {"uri": file},
+                        "region": {"startLine": line},
+                    }}]),
+                );
+            }
+            r
+        };
+        for line in self.lines() {
+            let id = if line.gained {
+                "aclc/access-gained"
+            } else {
+                "aclc/access-lost"
+            };
+            let at = line.at.as_ref().map(|(f, l)| (f.as_str(), *l));
+            results.push(result(id, format!("{}: {}", line.kind, line.headline), at));
+        }
+        for s in &self.semantic.sections {
+            for e in &s.added {
+                results.push(result(
+                    "aclc/policy-added",
+                    format!("{} added: {}", s.section, entry(e)),
+                    Some((self.new.name(), e.line)),
+                ));
+            }
+            for c in &s.changed {
+                results.push(result(
+                    "aclc/policy-changed",
+                    format!("{} changed: {}", s.section, items(c)),
+                    Some((self.new.name(), c.new_line)),
+                ));
+            }
+            for e in &s.removed {
+                results.push(result(
+                    "aclc/policy-removed",
+                    format!("{} removed: {}", s.section, entry(e)),
+                    Some((self.old.name(), e.line)),
+                ));
+            }
+        }
+        let rules: Vec<Value> = [
+            (
+                "aclc/access-gained",
+                "Access the new policy grants that the old did not",
+            ),
+            (
+                "aclc/access-lost",
+                "Access the old policy granted that the new does not",
+            ),
+            ("aclc/policy-added", "A rule or definition added"),
+            ("aclc/policy-changed", "A rule or definition changed"),
+            ("aclc/policy-removed", "A rule or definition removed"),
+        ]
+        .iter()
+        .map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}}))
+        .collect();
+        json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {
+                    "name": "aclc",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "informationUri": "https://github.com/aclc/aclc",
+                    "rules": rules,
+                }},
+                "results": results,
+            }],
+        })
+    }
+
+    fn json(&self) -> Value {
+        let mut doc = json!({
+            "changed": self.changed,
+            "old": self.old.name(),
+            "new": self.new.name(),
+            "policy": self.semantic,
+        });
+        if let (Some(access), Some(obj)) = (self.access, doc.as_object_mut()) {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(access) {
+                obj.extend(fields);
+            }
+        }
+        doc
+    }
+}
+
+fn section_summary(s: &SectionDiff) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (s.added.len(), "added"),
+        (s.removed.len(), "removed"),
+        (s.changed.len(), "changed"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if s.reordered {
+        parts.push("reordered".into());
+    }
+    parts.join(", ")
+}
+
+fn entry(e: &Entry) -> String {
+    match &e.name {
+        Some(name) => format!("{name}: {}", e.text),
+        None => e.text.clone(),
+    }
+}
+
+/// A changed entry: `src +a -b; dst +c`, or old -> new when no list changed.
+fn items(c: &aclc_policy::diff::Changed) -> String {
+    let mut parts = Vec::new();
+    let fields: std::collections::BTreeSet<&String> =
+        c.items_added.keys().chain(c.items_removed.keys()).collect();
+    for field in fields {
+        let mut part = field.to_string();
+        for item in c.items_added.get(field).into_iter().flatten() {
+            let _ = write!(part, " +{item}");
+        }
+        for item in c.items_removed.get(field).into_iter().flatten() {
+            let _ = write!(part, " -{item}");
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        format!("{} -> {}", c.old, c.new)
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Text safe in a Markdown table cell.
+fn cell(text: &str) -> String {
+    escape(text).replace('|', "\\|").replace('\n', " ")
+}
+
+/// Text safe inside Markdown backticks (on one line).
+fn code(text: &str) -> String {
+    escape(text).replace('`', "'").replace('|', "\\|")
+}
+
+/// GitHub's escaping of a workflow command property.
+fn property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }

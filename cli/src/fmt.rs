@@ -123,7 +123,8 @@ fn format_file(
     let changed = formatted != source.text();
     if args.diff && changed {
         let name = escape(&file.name);
-        let diff = crate::diff::unified(&format!("{name}.orig"), &name, source.text(), &formatted);
+        let diff =
+            crate::unified::unified(&format!("{name}.orig"), &name, source.text(), &formatted);
         let _ = out.write_all(diff.as_bytes());
     }
     if args.check {

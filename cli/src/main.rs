@@ -10,6 +10,7 @@ mod input;
 mod report;
 mod schema;
 mod test;
+mod unified;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,12 @@ enum Command {
     /// Exit status: 0 allowed, 3 denied, 2 policy invalid, 1 usage error, unreadable input or
     /// an endpoint that names nothing.
     Explain(explain::ExplainArgs),
+    /// Compare two policies: the access gained and lost (with --inventory, node by node) and
+    /// the rules and definitions added, removed and changed.
+    ///
+    /// Exit status: 0 compared (with --exit-code: nothing changed), 4 with --exit-code:
+    /// access changed, 2 a policy is invalid, 1 usage error or unreadable input.
+    Diff(diff::DiffArgs),
     /// Format policy files exactly as Tailscale's `hujsonfmt` does; `-` or no file formats
     /// standard input to standard output.
     ///
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => ExitCode::from(compile::run(&args)),
         Command::Test(args) => ExitCode::from(test::run(&args)),
         Command::Explain(args) => ExitCode::from(explain::run(&args)),
+        Command::Diff(args) => ExitCode::from(diff::run(&args)),
         Command::Fmt(args) => ExitCode::from(fmt::run(&args)),
         Command::Schema(args) => ExitCode::from(schema::run(&args)),
     }

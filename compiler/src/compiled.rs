@@ -238,6 +238,39 @@ impl Compiled {
         )
     }
 
+    /// Node `name`'s SSH rules, each with the index of the `ssh` policy rule it came from
+    /// (for the access diff); empty for an unknown node.
+    pub(crate) fn indexed_ssh_rules(&self, name: &str) -> Vec<(usize, SshRule)> {
+        self.table
+            .id(name)
+            .map(|id| {
+                self.ssh
+                    .node_rules(&self.table, id)
+                    .into_iter()
+                    .map(|r| (r.policy_index, r.rule))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Node `name`'s addresses, IPv4 first, without deriving anything else.
+    pub(crate) fn node_addresses(&self, name: &str) -> Option<[IpAddr; 2]> {
+        let id = self.table.id(name)?;
+        self.table.get(id).map(|n| n.ips())
+    }
+
+    /// Nodes that serve subnet routes or are exit nodes: the only peers whose AllowedIPs
+    /// vary with the viewer (for the access diff).
+    pub(crate) fn routers(&self) -> Vec<NodeId> {
+        self.table
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.subnet_routes.is_empty() || n.exit)
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
+    }
+
     /// Every node's view, in name order.
     pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> + '_ {
         self.node_names().filter_map(|name| self.node(name))
@@ -347,6 +380,16 @@ impl<'a> NodeView<'a> {
         let compiled = self.compiled;
         let viewer = self.id;
         crate::peers::iter_bits(&self.peers).filter_map(move |p| compiled.peer_view(viewer, p))
+    }
+
+    /// The peer set, one bit per node id (for the access diff).
+    pub(crate) fn peer_bits(&self) -> &[u64] {
+        &self.peers
+    }
+
+    /// How this node sees node `peer` (whether or not it is a peer; for the access diff).
+    pub(crate) fn peer_at(&self, peer: NodeId) -> Option<PeerView<'a>> {
+        self.compiled.peer_view(self.id, peer)
     }
 
     /// How many peers the node sees.

@@ -35,6 +35,7 @@ pub use error::{CompileError, CompileErrorKind, CompileLimits};
 pub use routes::auto_approved_routes;
 
 mod capmap;
+pub mod diff;
 pub mod policytest;
 mod ssh;
 

@@ -3,6 +3,7 @@
 mod bidi;
 pub mod code;
 pub mod diag;
+pub mod diff;
 pub mod hujson;
 pub mod limits;
 mod lower;

@@ -1,0 +1,242 @@
+//! Drives `aclc diff` on hand-made changes to the example policy (issue 11): an added rule, a
+//! removed group member, a tag owner change, a widened port range, and a change that only
+//! reorders and reformats — each reports exactly the expected gains and losses — plus the
+//! output formats' shapes and the exit statuses.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::process::Output;
+
+use common::{aclc_in, examples, json, stderr, stdout};
+use serde_json::{json, Value};
+
+fn example() -> String {
+    std::fs::read_to_string(examples().join("policy.hujson")).unwrap()
+}
+
+/// `aclc diff policy.hujson NEW --inventory inventory.json ARGS...`, NEW being `new` written
+/// beside the example.
+fn diff(new: &str, args: &[&str]) -> Output {
+    let dir = common::scratch();
+    for f in ["policy.hujson", "inventory.json"] {
+        std::fs::copy(examples().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("new.hujson"), new).unwrap();
+    let mut all = vec![
+        "diff",
+        "policy.hujson",
+        "new.hujson",
+        "--inventory",
+        "inventory.json",
+    ];
+    all.extend_from_slice(args);
+    aclc_in(&dir, &all, None)
+}
+
+fn edit(from: &str, to: &str) -> String {
+    let text = example();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1)
+}
+
+/// The network changes as (sources, destinations, proto, ports) tuples.
+fn network(doc: &Value, which: &str) -> Vec<Value> {
+    doc["network"][which]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["src"]["names"], c["dst"]["names"], c["proto"], c["ports"]]))
+        .collect()
+}
+
+fn empty(doc: &Value, kinds: &[&str]) {
+    for kind in kinds {
+        for which in ["gained", "lost"] {
+            assert_eq!(doc[kind][which], json!([]), "{kind} {which}: {doc}");
+        }
+    }
+}
+
+const GRANT: &str = r#"{"src": ["tag:web"], "dst": ["tag:db"], "ip": ["tcp:5432"]},"#;
+
+#[test]
+fn an_added_rule_gains_exactly_its_access() {
+    let new = edit(
+        GRANT,
+        &format!("{GRANT}\n\t\t{{\"src\": [\"tag:web\"], \"dst\": [\"tag:db\"], \"ip\": [\"tcp:6379\"]}},"),
+    );
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["changed"], json!(true));
+    assert_eq!(
+        network(&doc, "gained"),
+        vec![json!([["web-1"], ["db-1"], "tcp", "6379"])]
+    );
+    assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
+    empty(&doc, &["ssh", "peers", "capabilities"]);
+    let rule = &doc["network"]["gained"][0]["rules"][0];
+    assert_eq!(rule["file"], json!("new.hujson"));
+    assert_eq!(rule["line"], json!(37));
+    assert_eq!(
+        doc["network"]["gained"][0]["src_selectors"],
+        json!(["tag:web"])
+    );
+    assert_eq!(
+        doc["network"]["gained"][0]["dst_selectors"],
+        json!(["tag:db"])
+    );
+}
+
+#[test]
+fn a_removed_group_member_loses_exactly_her_access() {
+    let new = edit(
+        r#""group:eng": ["alice@example.com", "bob@example.com"],"#,
+        r#""group:eng": ["alice@example.com"],"#,
+    );
+    let out = diff(&new, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(network(&doc, "gained"), Vec::<Value>::new());
+    let lost = network(&doc, "lost");
+    assert!(!lost.is_empty());
+    for change in &lost {
+        assert_eq!(change[0], json!(["bob-laptop"]), "{change}");
+    }
+    // Bob's laptop no longer reaches the web server on 80 and 443.
+    assert!(
+        lost.contains(&json!([["bob-laptop"], ["web-1"], "tcp,udp", "80,443"])),
+        "{lost:?}"
+    );
+    // And no longer sees the web server and the router as peers (nor they it).
+    let peers: Vec<Value> = doc["peers"]["lost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["nodes"]["names"], c["peer"]]))
+        .collect();
+    assert!(
+        peers.contains(&json!([["bob-laptop"], "web-1"])),
+        "{peers:?}"
+    );
+    empty(&doc, &["ssh", "capabilities"]);
+    assert_eq!(doc["ssh"]["gained"], json!([]));
+}
+
+#[test]
+fn a_tag_owner_change_changes_the_policy_but_no_access() {
+    let new = edit(
+        r#""tag:db":     ["group:ops"],"#,
+        r#""tag:db":     ["group:eng"],"#,
+    );
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["changed"], json!(false));
+    empty(&doc, &["network", "ssh", "peers", "capabilities"]);
+    let sections = doc["policy"]["sections"].as_array().unwrap();
+    assert_eq!(sections.len(), 1);
+    assert_eq!(sections[0]["section"], json!("tagOwners"));
+    assert_eq!(sections[0]["changed"][0]["name"], json!("tag:db"));
+    // Without an inventory, the meaning of the policy changed: exit 4.
+    let dir = common::scratch();
+    std::fs::write(dir.join("new.hujson"), &new).unwrap();
+    std::fs::copy(examples().join("policy.hujson"), dir.join("policy.hujson")).unwrap();
+    let out = aclc_in(
+        &dir,
+        &["diff", "policy.hujson", "new.hujson", "--exit-code"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("tagOwners: 1 changed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_widened_port_range_gains_only_the_new_ports() {
+    let new = edit(
+        GRANT,
+        r#"{"src": ["tag:web"], "dst": ["tag:db"], "ip": ["tcp:5432-5440"]},"#,
+    );
+    let doc = json(&diff(&new, &["--format", "json"]));
+    assert_eq!(
+        network(&doc, "gained"),
+        vec![json!([["web-1"], ["db-1"], "tcp", "5433-5440"])]
+    );
+    assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
+    empty(&doc, &["ssh", "peers", "capabilities"]);
+}
+
+#[test]
+fn reordering_and_reformatting_change_nothing() {
+    let text = example();
+    let eng = r#"{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:80,443", "build-server:22"]},"#;
+    let ops = r#"{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]},"#;
+    let new = text
+        .replacen(eng, "__ENG__", 1)
+        .replacen(ops, eng, 1)
+        .replacen("__ENG__", &format!("/* moved */ {ops}"), 1)
+        .replace(
+            r#""group:eng": ["alice@example.com", "bob@example.com"],"#,
+            "\"group:eng\": [\n\t\t\t\"bob@example.com\",\n\t\t\t\"alice@example.com\",\n\t\t],",
+        );
+    assert_ne!(new, text);
+    let out = diff(&new, &["--exit-code"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "access unchanged\npolicy unchanged (comments, formatting and order aside)\n"
+    );
+}
+
+#[test]
+fn formats_have_their_shapes() {
+    let new = edit(
+        GRANT,
+        r#"{"src": ["tag:web"], "dst": ["tag:db"], "ip": ["tcp:5432-5433"]},"#,
+    );
+    let md = stdout(&diff(&new, &["--format", "markdown"]));
+    assert!(md.starts_with("### aclc: policy change\n"), "{md}");
+    assert!(
+        md.contains("| | What | Sources | Destinations | Rule |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ➕ network | tag:web gained tcp/5433 on tag:db"),
+        "{md}"
+    );
+    let gh = stdout(&diff(&new, &["--format", "github"]));
+    assert!(gh.lines().all(|l| l.starts_with("::notice ")), "{gh}");
+    assert!(
+        gh.contains("::notice file=new.hujson,line=36,title=aclc%3A network access gained::"),
+        "{gh}"
+    );
+    let sarif: Value = serde_json::from_str(&stdout(&diff(&new, &["--format", "sarif"]))).unwrap();
+    assert_eq!(sarif["version"], json!("2.1.0"));
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(results
+        .iter()
+        .any(|r| r["ruleId"] == json!("aclc/access-gained")
+            && r["locations"][0]["physicalLocation"]["region"]["startLine"] == json!(36)));
+    let human = stdout(&diff(&new, &[]));
+    assert!(human.starts_with("access changed: 1 gained, 0 lost\n+ network: tag:web gained tcp/5433 on tag:db: 1 source x 1 destination\n"), "{human}");
+}
+
+#[test]
+fn an_invalid_side_is_exit_2_and_stdin_once() {
+    let out = diff("{\"acls\": [", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = diff("{\"acls\": [", &["--format", "json"]);
+    assert_eq!(json(&out)["valid"], json!(false));
+    let out = aclc_in(&examples(), &["diff", "-", "-"], Some("{}"));
+    assert_eq!(out.status.code(), Some(1));
+}

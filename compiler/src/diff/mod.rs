@@ -1,0 +1,752 @@
+//! The access diff (`aclc diff --inventory`): what a policy change grants and removes on a
+//! tailnet, compiled old and new against the same inventory and compared node by node —
+//! network access, SSH access, visible peers and routes, and node capabilities — grouped for
+//! people (the same sources gaining the same ports on several nodes is one change) and
+//! pointing at the rules responsible.
+//!
+//! Cost: both compiles, then per node one comparison of its packet filter, SSH rules, peers
+//! and capabilities; only nodes whose filter or SSH rules differ are swept (see [`network`]
+//! and [`ssh`]), so a small change costs little beyond the two compiles.
+
+mod network;
+mod ports;
+mod ssh;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use aclc_policy::model::Policy;
+use aclc_policy::{Source, Span};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::compiled::Compiled;
+use crate::policytest::{explain, NetworkQuery};
+use crate::wire::{FilterRule, Strings};
+use network::{AddrTable, Atom, Dest};
+use ports::PortSet;
+
+/// Network changes by (gained, sources, protocol, ports): the destinations.
+type NetAtoms = HashMap<(bool, network::Source, u8, PortSet), Vec<(u32, Dest)>>;
+/// SSH changes by (gained, sources, login, outcome): the nodes.
+type SshAtoms = HashMap<(bool, Vec<(u32, u32)>, String, ssh::Outcome), Vec<u32>>;
+/// Network changes by (gained, sources, ports, destinations): the protocols.
+type MergedNet = BTreeMap<(bool, network::Source, PortSet, Vec<(u32, Dest)>), Vec<u8>>;
+
+/// How much detail to keep.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DiffOptions {
+    /// Node names listed per change (all are counted). Default 20.
+    pub max_names: usize,
+    /// Changes listed per list (`gained`, `lost`), largest first; the rest are counted.
+    /// Default 1000.
+    pub max_changes: usize,
+    /// Changes whose responsible rules are looked up (each costs an `explain`), per list.
+    /// Default 200.
+    pub max_attributed: usize,
+}
+
+impl Default for DiffOptions {
+    fn default() -> DiffOptions {
+        DiffOptions {
+            max_names: 20,
+            max_changes: 1000,
+            max_attributed: 200,
+        }
+    }
+}
+
+/// One side of a diff: the policy, where it came from, and what it compiled to.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// The policy.
+    pub policy: &'a Policy,
+    /// Its text (for rule positions).
+    pub source: &'a Source,
+    /// It, compiled against the inventory.
+    pub compiled: &'a Compiled,
+}
+
+/// What changed in access between two compiles of the same inventory.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessDiff {
+    /// Network access: (sources, destinations, protocol, ports).
+    pub network: Changes<NetworkChange>,
+    /// SSH access: (sources, nodes, login, local user, action).
+    pub ssh: Changes<SshChange>,
+    /// Peers a node sees, and the routes it reaches through them.
+    pub peers: Changes<PeerChange>,
+    /// Node capabilities (`cap_map` entries).
+    pub capabilities: Changes<CapChange>,
+}
+
+impl AccessDiff {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.network.is_empty()
+            && self.ssh.is_empty()
+            && self.peers.is_empty()
+            && self.capabilities.is_empty()
+    }
+}
+
+/// Gains and losses of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changes<T> {
+    /// What NEW allows and OLD did not.
+    pub gained: Vec<T>,
+    /// What OLD allowed and NEW does not.
+    pub lost: Vec<T>,
+    /// Gains not listed (beyond [`DiffOptions::max_changes`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gained_omitted: usize,
+    /// Losses not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_omitted: usize,
+}
+
+impl<T> Default for Changes<T> {
+    fn default() -> Changes<T> {
+        Changes {
+            gained: Vec::new(),
+            lost: Vec::new(),
+            gained_omitted: 0,
+            lost_omitted: 0,
+        }
+    }
+}
+
+impl<T> Changes<T> {
+    /// True when nothing was gained or lost.
+    pub fn is_empty(&self) -> bool {
+        self.gained.is_empty()
+            && self.lost.is_empty()
+            && self.gained_omitted == 0
+            && self.lost_omitted == 0
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Some nodes: the first names (sorted) and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nodes {
+    /// Names, sorted, at most [`DiffOptions::max_names`].
+    pub names: Vec<String>,
+    /// How many.
+    pub count: usize,
+}
+
+/// A rule responsible for a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// The policy file.
+    pub file: String,
+    /// 1-based line of the rule's start.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The rule as written, on one line (long rules cut with `…`).
+    pub text: String,
+    /// Its position in the file (not serialised).
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A change of network access.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkChange {
+    /// The sources: nodes, or an address range that holds no node (as written).
+    pub src: Nodes,
+    /// The destinations: nodes, or `PREFIX via NODE` for a route a node serves.
+    pub dst: Nodes,
+    /// The protocols, comma-separated: `tcp`, `udp`, `icmp`, `ipv6-icmp`, `sctp` or a
+    /// protocol number (TCP and UDP first).
+    pub proto: String,
+    /// Ports (`22`, `80-89,443`, `*`).
+    pub ports: String,
+    /// The selectors of the responsible rules' sources (as written).
+    pub src_selectors: Vec<String>,
+    /// The selectors of the responsible rules' destinations (as written).
+    pub dst_selectors: Vec<String>,
+    /// The rules responsible: in NEW for a gain, in OLD for a loss.
+    pub rules: Vec<RuleRef>,
+}
+
+/// A change of SSH access.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshChange {
+    /// The connecting nodes.
+    pub src: Nodes,
+    /// The nodes logged in to.
+    pub dst: Nodes,
+    /// The login asked for (`*`: any login no rule names).
+    pub user: String,
+    /// The local user it maps to.
+    pub local_user: String,
+    /// `accept` or `check`.
+    pub action: String,
+    /// The rule that decides: in NEW for a gain, in OLD for a loss.
+    pub rules: Vec<RuleRef>,
+}
+
+/// A change of what nodes see: a peer, or a route through a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerChange {
+    /// The nodes that see (or stop seeing) it.
+    pub nodes: Nodes,
+    /// The peer.
+    pub peer: String,
+    /// A route reached through the peer; absent for the peer itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+}
+
+/// A change of a node capability.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapChange {
+    /// The nodes.
+    pub nodes: Nodes,
+    /// The capability.
+    pub capability: String,
+    /// Its value (a changed value is the old one lost and the new one gained).
+    pub value: serde_json::Value,
+}
+
+/// Compare what `old` and `new` (compiled against the same inventory) give each node.
+pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> AccessDiff {
+    let names: Vec<&str> = new.compiled.node_names().collect();
+    let index: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let table = AddrTable::new(
+        names
+            .iter()
+            .map(|n| new.compiled.node_addresses(n).unwrap_or([unspecified(); 2])),
+    );
+    let len = u32::try_from(index.len() * 2).unwrap_or(u32::MAX);
+    let mut net: NetAtoms = HashMap::new();
+    let mut ssh: SshAtoms = HashMap::new();
+    let mut peers: BTreeMap<(bool, String, Option<String>), Vec<u32>> = BTreeMap::new();
+    let mut caps: BTreeMap<(bool, String, String), (serde_json::Value, Vec<u32>)> = BTreeMap::new();
+    let mut routers = old.compiled.routers();
+    routers.extend(new.compiled.routers());
+    routers.sort_unstable();
+    routers.dedup();
+    let mut memo = SameMemo::default();
+    let mut placements = network::Placements::default();
+    let mut ssh_placements = ssh::SshPlacements::default();
+    for (i, name) in names.iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        let (Some(o), Some(n)) = (old.compiled.node(name), new.compiled.node(name)) else {
+            continue;
+        };
+        if !same_rules(o.packet_filter_rules(), n.packet_filter_rules(), &mut memo) {
+            for Atom {
+                gained,
+                src,
+                dst,
+                proto,
+                ports,
+            } in network::diff_node(
+                o.packet_filter_rules(),
+                n.packet_filter_rules(),
+                n.addresses(),
+                &table,
+                &mut placements,
+            ) {
+                net.entry((gained, src, proto, ports))
+                    .or_default()
+                    .push((i, dst));
+            }
+        }
+        let (os, ns) = (
+            old.compiled.indexed_ssh_rules(name),
+            new.compiled.indexed_ssh_rules(name),
+        );
+        {
+            for atom in ssh::diff_node(&os, &ns, &table, len, &mut ssh_placements) {
+                ssh.entry((atom.gained, atom.src, atom.login, atom.outcome))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        diff_peers(&o, &n, i, &routers, &names, &mut peers);
+        let (oc, nc) = (o.cap_map(), n.cap_map());
+        if oc != nc {
+            for (gained, from, to) in [(false, &oc, &nc), (true, &nc, &oc)] {
+                for (cap, value) in from {
+                    if to.get(cap) != Some(value) {
+                        caps.entry((gained, cap.clone(), value.to_string()))
+                            .or_insert_with(|| (value.clone(), Vec::new()))
+                            .1
+                            .push(i);
+                    }
+                }
+            }
+        }
+    }
+    let ctx = Ctx {
+        names: &names,
+        table: &table,
+        options,
+    };
+    AccessDiff {
+        network: ctx.network(net, old, new),
+        ssh: ctx.ssh(ssh, old, new),
+        peers: ctx.finish(
+            peers
+                .into_iter()
+                .map(|((gained, peer, route), nodes)| {
+                    let size = nodes.len();
+                    let change = PeerChange {
+                        nodes: ctx.nodes(nodes.into_iter()),
+                        peer,
+                        route,
+                    };
+                    (gained, size, change)
+                })
+                .collect(),
+        ),
+        capabilities: ctx.finish(
+            caps.into_iter()
+                .map(|((gained, capability, _), (value, nodes))| {
+                    let size = nodes.len();
+                    let change = CapChange {
+                        nodes: ctx.nodes(nodes.into_iter()),
+                        capability,
+                        value,
+                    };
+                    (gained, size, change)
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn unspecified() -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+}
+
+/// Peers (and routes through them) node `i` gained and lost: the peer sets compared word by
+/// word, then, among peers in both, only `routers` (the peers whose AllowedIPs vary with the
+/// viewer) looked at. O(nodes / 64 + routers) per node.
+fn diff_peers(
+    old: &crate::NodeView<'_>,
+    new: &crate::NodeView<'_>,
+    i: u32,
+    routers: &[crate::nodes::NodeId],
+    names: &[&str],
+    out: &mut BTreeMap<(bool, String, Option<String>), Vec<u32>>,
+) {
+    let (ob, nb) = (old.peer_bits(), new.peer_bits());
+    let words = ob.len().max(nb.len());
+    for w in 0..words {
+        let (o, n) = (
+            ob.get(w).copied().unwrap_or(0),
+            nb.get(w).copied().unwrap_or(0),
+        );
+        let mut x = o ^ n;
+        while x != 0 {
+            let b = x.trailing_zeros() as usize;
+            x &= x - 1;
+            let peer = w * 64 + b;
+            let gained = n & (1 << b) != 0;
+            if let Some(name) = names.get(peer) {
+                out.entry((gained, name.to_string(), None))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+    let has =
+        |bits: &[u64], id: usize| bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0);
+    let routes = |p: &crate::PeerView<'_>| -> Vec<IpNet> {
+        let mut r = p.primary_routes().to_vec();
+        if p.is_exit_node() {
+            r.extend(exit_routes());
+        }
+        r
+    };
+    for &r in routers {
+        let id = r.index();
+        if !(has(ob, id) && has(nb, id)) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (old.peer_at(r), new.peer_at(r)) else {
+            continue;
+        };
+        if a.primary_routes() == b.primary_routes() && a.is_exit_node() == b.is_exit_node() {
+            continue;
+        }
+        let (ra, rb) = (routes(&a), routes(&b));
+        for (gained, from, to) in [(false, &ra, &rb), (true, &rb, &ra)] {
+            for route in from.iter().filter(|x| !to.contains(x)) {
+                out.entry((gained, b.name().to_string(), Some(route.to_string())))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+}
+
+/// Two packet filters are equal; source lists (shared between nodes within one compile) are
+/// compared once per pair of lists, not once per node.
+fn same_rules(a: &[FilterRule], b: &[FilterRule], memo: &mut SameMemo) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.dst_ports == y.dst_ports
+                && x.ip_proto == y.ip_proto
+                && x.cap_grant == y.cap_grant
+                && x.src_bits == y.src_bits
+                && memo.same(&x.src_ips, &y.src_ips)
+        })
+}
+
+/// Memoised equality of source lists, by address; the lists are kept alive so an address is
+/// never reused for a different list while it is a key.
+#[derive(Default)]
+struct SameMemo {
+    seen: HashMap<(usize, usize), (bool, Strings, Strings)>,
+}
+
+impl SameMemo {
+    fn same(&mut self, a: &Strings, b: &Strings) -> bool {
+        let key = (a.as_ptr() as usize, b.as_ptr() as usize);
+        if let Some(&(same, ..)) = self.seen.get(&key) {
+            return same;
+        }
+        let same = a == b;
+        self.seen.insert(key, (same, a.clone(), b.clone()));
+        same
+    }
+}
+
+fn exit_routes() -> [IpNet; 2] {
+    [
+        IpNet::V4(ipnet::Ipv4Net::default()),
+        IpNet::V6(ipnet::Ipv6Net::default()),
+    ]
+}
+
+/// The protocol's name as policies write it, or its number.
+fn proto_name(proto: u8) -> String {
+    match proto {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "ipv6-icmp".into(),
+        132 => "sctp".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Protocols in the order people list them: TCP, UDP, then the rest by number.
+fn proto_rank(proto: u8) -> (u8, u8) {
+    match proto {
+        6 => (0, 0),
+        17 => (1, 0),
+        p => (2, p),
+    }
+}
+
+/// Shared state for shaping the output.
+struct Ctx<'a> {
+    names: &'a [&'a str],
+    table: &'a AddrTable,
+    options: &'a DiffOptions,
+}
+
+impl Ctx<'_> {
+    /// Node indices as a [`Nodes`] (sorted, de-duplicated, names capped).
+    fn nodes(&self, nodes: impl Iterator<Item = u32>) -> Nodes {
+        let mut v: Vec<u32> = nodes.collect();
+        v.sort_unstable();
+        v.dedup();
+        Nodes {
+            count: v.len(),
+            names: v
+                .iter()
+                .take(self.options.max_names)
+                .filter_map(|&i| self.names.get(i as usize).map(|n| n.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The nodes at some address positions.
+    fn positions(&self, runs: &[(u32, u32)]) -> Nodes {
+        self.nodes(
+            runs.iter()
+                .flat_map(|&(a, b)| a..b)
+                .filter_map(|p| self.table.node(p)),
+        )
+    }
+
+    /// A representative address (IPv4 if any) of some positions.
+    fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
+        let all = runs.iter().flat_map(|&(a, b)| a..b);
+        let mut first = None;
+        for p in all {
+            let addr = self.table.addr(p)?;
+            if addr.is_ipv4() {
+                return Some(addr);
+            }
+            first.get_or_insert(addr);
+        }
+        first
+    }
+
+    /// Sort each direction largest first, keep the first `max_changes`, count the rest.
+    fn finish<T>(&self, mut all: Vec<(bool, usize, T)>) -> Changes<T> {
+        all.sort_by_key(|(_, size, _)| std::cmp::Reverse(*size));
+        let mut out = Changes::default();
+        for (gained, _, change) in all {
+            let (list, omitted) = if gained {
+                (&mut out.gained, &mut out.gained_omitted)
+            } else {
+                (&mut out.lost, &mut out.lost_omitted)
+            };
+            if list.len() < self.options.max_changes {
+                list.push(change);
+            } else {
+                *omitted += 1;
+            }
+        }
+        out
+    }
+
+    fn network(&self, atoms: NetAtoms, old: Side<'_>, new: Side<'_>) -> Changes<NetworkChange> {
+        // Group destinations with the same (sources, protocol, ports), then protocols with
+        // the same (sources, ports, destinations); a route is a destination of its own.
+        let mut merged: MergedNet = BTreeMap::new();
+        for ((gained, src, proto, ports), mut dsts) in atoms {
+            dsts.sort();
+            dsts.dedup();
+            merged
+                .entry((gained, src, ports, dsts))
+                .or_default()
+                .push(proto);
+        }
+        let mut out: Vec<(bool, usize, NetworkChange)> = Vec::new();
+        let mut attributed = [0usize; 2];
+        let mut sized: Vec<_> = merged
+            .into_iter()
+            .map(|((g, s, ports, dsts), mut protos)| {
+                protos.sort_unstable_by_key(|p| proto_rank(*p));
+                let n = match &s {
+                    network::Source::Nodes(runs) => {
+                        runs.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
+                    }
+                    network::Source::Text(_) => 1,
+                };
+                let size = n.saturating_mul(dsts.len());
+                (g, s, protos, ports, dsts, size)
+            })
+            .collect();
+        sized.sort_by_key(|x| std::cmp::Reverse(x.5));
+        for (gained, src, protos, ports, dsts, size) in sized {
+            let proto = protos.first().copied().unwrap_or(6);
+            let side = if gained { new } else { old };
+            let slot = usize::from(gained);
+            let mut rules = Vec::new();
+            if attributed.get(slot).copied().unwrap_or(0) < self.options.max_attributed {
+                if let Some(count) = attributed.get_mut(slot) {
+                    *count += 1;
+                }
+                rules = self.attribute(side, &src, &dsts, proto, &ports);
+            }
+            let (src_selectors, dst_selectors) = selectors(side.policy, &rules);
+            let src_nodes = match &src {
+                network::Source::Nodes(runs) => self.positions(runs),
+                network::Source::Text(t) => Nodes {
+                    names: vec![t.clone()],
+                    count: 1,
+                },
+            };
+            let mut labels: Vec<String> = dsts
+                .iter()
+                .filter_map(|(i, d)| {
+                    let name = self.names.get(*i as usize)?;
+                    Some(match d {
+                        Dest::Node => name.to_string(),
+                        Dest::Route(r) => format!("{r} via {name}"),
+                    })
+                })
+                .collect();
+            labels.sort();
+            let count = labels.len();
+            labels.truncate(self.options.max_names);
+            out.push((
+                gained,
+                size,
+                NetworkChange {
+                    src: src_nodes,
+                    dst: Nodes {
+                        names: labels,
+                        count,
+                    },
+                    proto: protos
+                        .iter()
+                        .map(|&p| proto_name(p))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    ports: ports.to_string(),
+                    src_selectors,
+                    dst_selectors,
+                    rules,
+                },
+            ));
+        }
+        self.finish(out)
+    }
+
+    /// The rules of `side` that allow one sample flow of a change (what `aclc explain` says).
+    fn attribute(
+        &self,
+        side: Side<'_>,
+        src: &network::Source,
+        dsts: &[(u32, Dest)],
+        proto: u8,
+        ports: &PortSet,
+    ) -> Vec<RuleRef> {
+        let src_addr = match src {
+            network::Source::Nodes(runs) => self.sample(runs),
+            network::Source::Text(t) => network::ranges(t).first().map(|r| r.0),
+        };
+        let Some(src_addr) = src_addr else {
+            return Vec::new();
+        };
+        let Some((i, dst)) = dsts.first() else {
+            return Vec::new();
+        };
+        let dst_addr = match dst {
+            Dest::Node => self
+                .names
+                .get(*i as usize)
+                .and_then(|n| side.compiled.node(n))
+                .map(|v| v.addresses()[0]),
+            Dest::Route(r) => network::ranges(r).first().map(|r| r.0),
+        };
+        let Some(dst_addr) = dst_addr else {
+            return Vec::new();
+        };
+        let host = match dst_addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let (dst, proto_text) = match proto {
+            6 | 17 | 132 => (format!("{host}:{}", ports.first().unwrap_or(0)), proto),
+            _ => (host, proto),
+        };
+        let proto_text = proto_name(proto_text);
+        let query = NetworkQuery {
+            src: &src_addr.to_string(),
+            dst: &dst,
+            proto: Some(&proto_text),
+            src_posture_attrs: None,
+        };
+        match explain(side.policy, side.compiled, &query) {
+            Ok(e) => e
+                .verdict
+                .rules()
+                .iter()
+                .map(|&span| rule_ref(side.source, span))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn ssh(&self, atoms: SshAtoms, old: Side<'_>, new: Side<'_>) -> Changes<SshChange> {
+        let mut list: Vec<_> = atoms.into_iter().collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let out = list
+            .into_iter()
+            .map(|((gained, runs, login, outcome), dsts)| {
+                let side = if gained { new } else { old };
+                let rules = side
+                    .policy
+                    .ssh
+                    .as_ref()
+                    .and_then(|s| s.value.get(outcome.rule))
+                    .map(|r| vec![rule_ref(side.source, r.span)])
+                    .unwrap_or_default();
+                let src = self.positions(&runs);
+                let dst = self.nodes(dsts.into_iter());
+                let size = src.count.saturating_mul(dst.count);
+                (
+                    gained,
+                    size,
+                    SshChange {
+                        src,
+                        dst,
+                        user: login,
+                        local_user: outcome.local_user,
+                        action: outcome.action.to_string(),
+                        rules,
+                    },
+                )
+            })
+            .collect();
+        self.finish(out)
+    }
+}
+
+/// Rule text longer than this is cut (with `…`).
+const MAX_RULE_TEXT: usize = 160;
+
+/// Where a rule is, and its text on one line.
+pub fn rule_ref(source: &Source, span: Span) -> RuleRef {
+    let at = source.line_col(span.start as usize);
+    let text = source
+        .slice(span)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = if text.chars().count() <= MAX_RULE_TEXT {
+        text
+    } else {
+        let mut cut: String = text.chars().take(MAX_RULE_TEXT).collect();
+        cut.push('…');
+        cut
+    };
+    RuleRef {
+        file: source.name().to_string(),
+        line: at.line,
+        column: at.column,
+        text,
+        span,
+    }
+}
+
+/// The source and destination selectors (as written) of some `acls` / `grants` rules.
+fn selectors(policy: &Policy, rules: &[RuleRef]) -> (Vec<String>, Vec<String>) {
+    let mut src = Vec::new();
+    let mut dst = Vec::new();
+    for rule in rules {
+        if let Some(acl) = policy
+            .acls
+            .as_ref()
+            .and_then(|a| a.value.iter().find(|r| r.span == rule.span))
+        {
+            src.extend(acl.src.iter().map(|s| s.text.clone()));
+            dst.extend(acl.dst.iter().map(|d| d.text.clone()));
+        } else if let Some(grant) = policy
+            .grants
+            .as_ref()
+            .and_then(|g| g.value.iter().find(|r| r.span == rule.span))
+        {
+            src.extend(grant.src.iter().map(|s| s.text.clone()));
+            dst.extend(grant.dst.iter().map(|s| s.text.clone()));
+        }
+    }
+    for v in [&mut src, &mut dst] {
+        v.sort();
+        v.dedup();
+    }
+    (src, dst)
+}

@@ -1,0 +1,600 @@
+//! Network access of one node, old against new: its two packet filters become rectangles of
+//! (source address position, port) per protocol and destination, and one sweep over the
+//! source positions yields what each source gained and lost. Sources are the tailnet's
+//! nodes, by the position of their addresses in one sorted table, so a group of a thousand
+//! members is a few runs, not a thousand pairs; an address range that holds no node is
+//! reported as written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::rc::Rc;
+
+use super::ports::PortSet;
+use crate::wire::{FilterRule, Strings};
+
+/// Protocols a rule without `IPProto` allows: TCP, UDP, ICMPv4, ICMPv6.
+const DEFAULT_PROTOS: [u8; 4] = [6, 17, 1, 58];
+
+/// Every node address, sorted, with the node's index: source positions.
+#[derive(Debug)]
+pub(crate) struct AddrTable {
+    addrs: Vec<(IpAddr, u32)>,
+}
+
+impl AddrTable {
+    /// The table of `nodes`' addresses (node `i` has `nodes[i]`'s addresses).
+    pub(crate) fn new(nodes: impl Iterator<Item = [IpAddr; 2]>) -> AddrTable {
+        let mut addrs = Vec::new();
+        for (i, pair) in nodes.enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            for a in pair {
+                if !a.is_unspecified() {
+                    addrs.push((a, i));
+                }
+            }
+        }
+        addrs.sort_unstable();
+        addrs.dedup_by_key(|e| e.0);
+        AddrTable { addrs }
+    }
+
+    /// Positions `[a, b)` of the addresses in `lo..=hi`.
+    pub(crate) fn positions(&self, lo: IpAddr, hi: IpAddr) -> (u32, u32) {
+        let a = self.addrs.partition_point(|e| e.0 < lo);
+        let b = self.addrs.partition_point(|e| e.0 <= hi);
+        (pos(a), pos(b.max(a)))
+    }
+
+    /// The node at position `p`.
+    pub(crate) fn node(&self, p: u32) -> Option<u32> {
+        self.addrs.get(p as usize).map(|e| e.1)
+    }
+
+    /// The address at position `p`.
+    pub(crate) fn addr(&self, p: u32) -> Option<IpAddr> {
+        self.addrs.get(p as usize).map(|e| e.0)
+    }
+}
+
+fn pos(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The address ranges of a wire address (`*`, an address, a prefix or `a-b`); none for text
+/// that is none of those (which the diff then cannot place, and reports as written).
+pub(crate) fn ranges(text: &str) -> Vec<(IpAddr, IpAddr)> {
+    let text = text.trim();
+    if text == "*" {
+        return vec![
+            (Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::BROADCAST.into()),
+            (
+                Ipv6Addr::UNSPECIFIED.into(),
+                Ipv6Addr::from(u128::MAX).into(),
+            ),
+        ];
+    }
+    if let Ok(a) = text.parse::<IpAddr>() {
+        return vec![(a, a)];
+    }
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return vec![(net.network(), net.broadcast())];
+    }
+    if let Some((a, b)) = text.split_once('-') {
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<IpAddr>(), b.trim().parse::<IpAddr>()) {
+            if a <= b && a.is_ipv4() == b.is_ipv4() {
+                return vec![(a, b)];
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Who an access change is about, on the source side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Source {
+    /// Nodes, as runs `[a, b)` of address positions.
+    Nodes(Vec<(u32, u32)>),
+    /// Addresses that hold no node, as written in the filter.
+    Text(String),
+}
+
+/// Where, on the destination node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Dest {
+    /// The node's own addresses.
+    Node,
+    /// A route (or other prefix) the node serves, as written.
+    Route(String),
+}
+
+/// One change on one destination node.
+#[derive(Debug, Clone)]
+pub(crate) struct Atom {
+    pub(crate) gained: bool,
+    pub(crate) src: Source,
+    pub(crate) dst: Dest,
+    pub(crate) proto: u8,
+    pub(crate) ports: PortSet,
+}
+
+/// Where each source list (by address) lands in the table: runs of positions, and the
+/// entries that hold no node, with an id equal for equal lists. Lists are shared between the
+/// nodes of one compile, so each is placed once; each is kept alive so its address is not
+/// reused while it is a key.
+#[derive(Default)]
+pub(crate) struct Placements {
+    placed: HashMap<usize, (Strings, Rc<Placed>)>,
+    ids: HashMap<Strings, u32>,
+    /// Sweeps of (old-only, new-only) entries already done: nodes reached by the same
+    /// edited rules share them.
+    sweeps: HashMap<(Vec<Entry>, Vec<Entry>), Segments>,
+}
+
+/// Shared sweep results.
+type Segments = Rc<Vec<Segment>>;
+
+/// A source list (by id) reaching a port range.
+type Entry = (u32, u16, u16);
+
+/// Source positions `[a, b)` with the ports gained and lost there.
+type Segment = (u32, u32, PortSet, PortSet);
+
+/// One source list, placed.
+#[derive(Default)]
+struct Placed {
+    /// Equal for lists with equal contents (within one diff).
+    id: u32,
+    runs: Vec<(u32, u32)>,
+    texts: Vec<String>,
+}
+
+impl Placements {
+    fn get(&mut self, list: &Strings, table: &AddrTable) -> Rc<Placed> {
+        let key = list.as_ptr() as usize;
+        if let Some((_, placed)) = self.placed.get(&key) {
+            return placed.clone();
+        }
+        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        let id = *self.ids.entry(list.clone()).or_insert(next);
+        let mut placed = Placed {
+            id,
+            ..Placed::default()
+        };
+        for src in list.iter() {
+            let before = placed.runs.len();
+            for (lo, hi) in ranges(src) {
+                let (a, b) = table.positions(lo, hi);
+                if a < b {
+                    placed.runs.push((a, b));
+                }
+            }
+            if placed.runs.len() == before {
+                placed.texts.push(src.to_string());
+            }
+        }
+        placed.runs.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(placed.runs.len());
+        for (a, b) in placed.runs.drain(..) {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        placed.runs = merged;
+        let placed = Rc::new(placed);
+        self.placed.insert(key, (list.clone(), placed.clone()));
+        placed
+    }
+}
+
+/// One (destination, protocol, port range) a source list reaches on the node.
+type EntryKey = (Dest, u8, u16, u16, u32);
+
+/// A node's packet filter as entries (multiset), each with its placed sources.
+fn entries(
+    rules: &[FilterRule],
+    own: [IpAddr; 2],
+    table: &AddrTable,
+    placements: &mut Placements,
+) -> (HashMap<EntryKey, u32>, HashMap<u32, Rc<Placed>>) {
+    let mut out: HashMap<EntryKey, u32> = HashMap::new();
+    let mut lists: HashMap<u32, Rc<Placed>> = HashMap::new();
+    for rule in rules {
+        if !rule.cap_grant.is_empty() {
+            continue;
+        }
+        let protos: &[u8] = if rule.ip_proto.is_empty() {
+            &DEFAULT_PROTOS
+        } else {
+            &rule.ip_proto
+        };
+        let placed = placements.get(&rule.src_ips, table);
+        for dst in &rule.dst_ports {
+            let covers_node = ranges(&dst.ip).iter().any(|&(lo, hi)| {
+                own.iter()
+                    .any(|a| !a.is_unspecified() && lo <= *a && *a <= hi)
+            });
+            let key = if covers_node {
+                Dest::Node
+            } else {
+                Dest::Route(dst.ip.to_string())
+            };
+            for &proto in protos {
+                let (p, q) = if has_ports(proto) {
+                    (dst.ports.first, dst.ports.last)
+                } else {
+                    (0, u16::MAX)
+                };
+                *out.entry((key.clone(), proto, p, q, placed.id))
+                    .or_insert(0) += 1;
+            }
+        }
+        lists.entry(placed.id).or_insert(placed);
+    }
+    (out, lists)
+}
+
+/// TCP, UDP and SCTP have ports; other protocols match whatever the port.
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+/// Per (destination, protocol, source text that holds no node): port ranges.
+type Texts = BTreeMap<(Dest, u8, String), Vec<(u16, u16)>>;
+
+fn texts(entries: &[(&EntryKey, u32)], lists: &HashMap<u32, Rc<Placed>>, texts: &mut Texts) {
+    for ((dst, proto, p, q, id), _) in entries {
+        let Some(placed) = lists.get(id) else {
+            continue;
+        };
+        for text in &placed.texts {
+            texts
+                .entry((dst.clone(), *proto, text.clone()))
+                .or_default()
+                .push((*p, *q));
+        }
+    }
+}
+
+/// Rectangles (source positions x ports) of some entries.
+fn rects_of(
+    entries: &[(u32, u16, u16)],
+    lists: &HashMap<u32, Rc<Placed>>,
+) -> Vec<(u32, u32, u16, u16)> {
+    let mut out = Vec::new();
+    for (id, p, q) in entries {
+        if let Some(placed) = lists.get(id) {
+            out.extend(placed.runs.iter().map(|&(a, b)| (a, b, *p, *q)));
+        }
+    }
+    out
+}
+
+impl Placements {
+    /// Where the old-only and new-only entries differ (memoised).
+    fn sweep(
+        &mut self,
+        old: &[(u32, u16, u16)],
+        new: &[(u32, u16, u16)],
+        lists: &HashMap<u32, Rc<Placed>>,
+    ) -> Rc<Vec<Segment>> {
+        let key = (old.to_vec(), new.to_vec());
+        if let Some(done) = self.sweeps.get(&key) {
+            return done.clone();
+        }
+        let done = Rc::new(sweep(&rects_of(old, lists), &rects_of(new, lists)));
+        self.sweeps.insert(key, done.clone());
+        done
+    }
+}
+
+/// What changed on the node whose packet filter was `old` and is `new`. Entries both
+/// filters have cancel out; only where the remaining entries differ (the candidate
+/// segments) are the common entries consulted, clipped to those segments. So a rule edit
+/// costs what the edited rules and the positions they touch cost, not the whole filter.
+pub(crate) fn diff_node(
+    old: &[FilterRule],
+    new: &[FilterRule],
+    own: [IpAddr; 2],
+    table: &AddrTable,
+    placements: &mut Placements,
+) -> Vec<Atom> {
+    let (old, mut lists) = entries(old, own, table, placements);
+    let (new, new_lists) = entries(new, own, table, placements);
+    lists.extend(new_lists);
+    // Multiset difference: old-only, new-only, common.
+    let (mut only_old, mut only_new, mut common) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, &count) in &old {
+        let other = new.get(key).copied().unwrap_or(0);
+        if count > other {
+            only_old.push((key, count - other));
+        }
+        if other > 0 {
+            common.push((key, count.min(other)));
+        }
+    }
+    for (key, &count) in &new {
+        let other = old.get(key).copied().unwrap_or(0);
+        if count > other {
+            only_new.push((key, count - other));
+        }
+    }
+    if only_old.is_empty() && only_new.is_empty() {
+        return Vec::new();
+    }
+    // Per (destination, protocol): the entries only one side has, and the common ones.
+    type ByKey = BTreeMap<(Dest, u8), Vec<(u32, u16, u16)>>;
+    let group = |list: &[(&EntryKey, u32)]| -> ByKey {
+        let mut out = ByKey::new();
+        for ((dst, proto, p, q, id), _) in list {
+            out.entry((dst.clone(), *proto))
+                .or_default()
+                .push((*id, *p, *q));
+        }
+        for v in out.values_mut() {
+            v.sort_unstable();
+        }
+        out
+    };
+    let (old_by, new_by, common_by) = (group(&only_old), group(&only_new), group(&common));
+    let (mut old_texts, mut new_texts, mut common_texts) =
+        (Texts::new(), Texts::new(), Texts::new());
+    texts(&only_old, &lists, &mut old_texts);
+    texts(&only_new, &lists, &mut new_texts);
+    texts(&common, &lists, &mut common_texts);
+    let touched: std::collections::BTreeSet<&(Dest, u8)> =
+        old_by.keys().chain(new_by.keys()).collect();
+    let mut atoms = Vec::new();
+    let empty = Vec::new();
+    for key in touched {
+        let o = old_by.get(key).unwrap_or(&empty);
+        let n = new_by.get(key).unwrap_or(&empty);
+        let candidates = placements.sweep(o, n, &lists);
+        if candidates.is_empty() {
+            continue;
+        }
+        let u = clip(common_by.get(key).unwrap_or(&empty), &lists, &candidates);
+        // Group the segments by (direction, ports): one atom per distinct port set.
+        let mut by_ports: BTreeMap<(bool, PortSet), Vec<(u32, u32)>> = BTreeMap::new();
+        for (a, b, gained, lost) in subtract(&candidates, &u) {
+            for (dir, set) in [(true, gained), (false, lost)] {
+                if set.is_empty() {
+                    continue;
+                }
+                let runs = by_ports.entry((dir, set)).or_default();
+                match runs.last_mut() {
+                    Some(last) if last.1 == a => last.1 = b,
+                    _ => runs.push((a, b)),
+                }
+            }
+        }
+        for ((gained, ports), runs) in by_ports {
+            atoms.push(Atom {
+                gained,
+                src: Source::Nodes(runs),
+                dst: key.0.clone(),
+                proto: key.1,
+                ports,
+            });
+        }
+    }
+    let text_keys: std::collections::BTreeSet<(Dest, u8, String)> =
+        old_texts.keys().chain(new_texts.keys()).cloned().collect();
+    for key in text_keys {
+        let get = |m: &Texts| PortSet::from_intervals(m.get(&key).cloned().unwrap_or_default());
+        let u = get(&common_texts);
+        let (o, n) = (get(&old_texts), get(&new_texts));
+        for (gained, ports) in [
+            (true, n.minus(&o).minus(&u)),
+            (false, o.minus(&n).minus(&u)),
+        ] {
+            if !ports.is_empty() {
+                atoms.push(Atom {
+                    gained,
+                    src: Source::Text(key.2.clone()),
+                    dst: key.0.clone(),
+                    proto: key.1,
+                    ports,
+                });
+            }
+        }
+    }
+    atoms
+}
+
+/// The common entries' rectangles inside the candidate segments (sorted, disjoint), found
+/// by binary search in each entry's runs (O(candidates x log runs) per entry) or, when
+/// there are many candidates, one merge walk (O(runs + candidates)).
+fn clip(
+    common: &[(u32, u16, u16)],
+    lists: &HashMap<u32, Rc<Placed>>,
+    candidates: &[Segment],
+) -> Vec<(u32, u32, u16, u16)> {
+    let mut out = Vec::new();
+    for (id, p, q) in common {
+        let Some(placed) = lists.get(id) else {
+            continue;
+        };
+        let runs = &placed.runs;
+        if candidates.len().saturating_mul(16) >= runs.len() {
+            // As many candidates as runs: one merge walk, O(runs + candidates).
+            let (mut i, mut j) = (0, 0);
+            while let (Some(&(a, b)), Some(c)) = (runs.get(i), candidates.get(j)) {
+                let (lo, hi) = (a.max(c.0), b.min(c.1));
+                if lo < hi {
+                    out.push((lo, hi, *p, *q));
+                }
+                if b < c.1 {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+            }
+            continue;
+        }
+        for c in candidates {
+            let mut i = runs.partition_point(|r| r.1 <= c.0);
+            while let Some(&(a, b)) = runs.get(i) {
+                if a >= c.1 {
+                    break;
+                }
+                out.push((a.max(c.0), b.min(c.1), *p, *q));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Candidate segments minus what the common rectangles give there.
+fn subtract(
+    candidates: &[Segment],
+    common: &[(u32, u32, u16, u16)],
+) -> Vec<(u32, u32, PortSet, PortSet)> {
+    // Sweep the common rectangles together with the candidate boundaries.
+    let mut events: Vec<(u32, i8, (u16, u16))> = Vec::new();
+    for &(a, b, p, q) in common {
+        events.push((a, 1, (p, q)));
+        events.push((b, -1, (p, q)));
+    }
+    for c in candidates {
+        events.push((c.0, 0, (0, 0)));
+        events.push((c.1, 0, (0, 0)));
+    }
+    events.sort_unstable_by_key(|e| e.0);
+    let mut active: BTreeMap<(u16, u16), u32> = BTreeMap::new();
+    let mut out: Vec<(u32, u32, PortSet, PortSet)> = Vec::new();
+    let mut i = 0;
+    while let Some(&(at, ..)) = events.get(i) {
+        while let Some(&(p, delta, ports)) = events.get(i) {
+            if p != at {
+                break;
+            }
+            if delta > 0 {
+                *active.entry(ports).or_insert(0) += 1;
+            } else if delta < 0 {
+                if let Some(count) = active.get_mut(&ports) {
+                    *count -= 1;
+                    if *count == 0 {
+                        active.remove(&ports);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let Some(&(next, ..)) = events.get(i) else {
+            break;
+        };
+        // The candidate covering [at, next), if any.
+        let k = candidates.partition_point(|c| c.1 <= at);
+        let Some(c) = candidates.get(k).filter(|c| c.0 <= at && next <= c.1) else {
+            continue;
+        };
+        let u = PortSet::from_intervals(active.keys().copied().collect());
+        let (gained, lost) = (c.2.minus(&u), c.3.minus(&u));
+        if gained.is_empty() && lost.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.1 == at && last.2 == gained && last.3 == lost => last.1 = next,
+            _ => out.push((at, next, gained, lost)),
+        }
+    }
+    out
+}
+
+/// Sweep the source positions: segments `[a, b)` with the ports gained and lost there.
+fn sweep(
+    old: &[(u32, u32, u16, u16)],
+    new: &[(u32, u32, u16, u16)],
+) -> Vec<(u32, u32, PortSet, PortSet)> {
+    // (position, is_start, side, ports)
+    let mut events: Vec<(u32, bool, usize, (u16, u16))> = Vec::new();
+    for (side, rects) in [old, new].into_iter().enumerate() {
+        for &(a, b, p, q) in rects {
+            events.push((a, true, side, (p, q)));
+            events.push((b, false, side, (p, q)));
+        }
+    }
+    events.sort_unstable_by_key(|e| e.0);
+    let mut active: [BTreeMap<(u16, u16), u32>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut out: Vec<(u32, u32, PortSet, PortSet)> = Vec::new();
+    let mut i = 0;
+    while let Some(&(at, ..)) = events.get(i) {
+        while let Some(&(p, start, side, ports)) = events.get(i) {
+            if p != at {
+                break;
+            }
+            if let Some(map) = active.get_mut(side) {
+                if start {
+                    *map.entry(ports).or_insert(0) += 1;
+                } else if let Some(count) = map.get_mut(&ports) {
+                    *count -= 1;
+                    if *count == 0 {
+                        map.remove(&ports);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let Some(&(next, ..)) = events.get(i) else {
+            break;
+        };
+        let [o, n] = &active;
+        if o == n {
+            continue;
+        }
+        let o = PortSet::from_intervals(o.keys().copied().collect());
+        let n = PortSet::from_intervals(n.keys().copied().collect());
+        let (gained, lost) = (n.minus(&o), o.minus(&n));
+        if gained.is_empty() && lost.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.1 == at && last.2 == gained && last.3 == lost => last.1 = next,
+            _ => out.push((at, next, gained, lost)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_of_wire_addresses() {
+        let v4 = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        assert_eq!(
+            ranges("100.64.0.1"),
+            vec![(v4("100.64.0.1"), v4("100.64.0.1"))]
+        );
+        assert_eq!(
+            ranges("10.0.0.0/8"),
+            vec![(v4("10.0.0.0"), v4("10.255.255.255"))]
+        );
+        assert_eq!(
+            ranges("10.0.0.1-10.0.0.9"),
+            vec![(v4("10.0.0.1"), v4("10.0.0.9"))]
+        );
+        assert_eq!(ranges("*").len(), 2);
+        assert!(ranges("autogroup:internet").is_empty());
+    }
+
+    #[test]
+    fn sweep_finds_gains_and_losses_per_segment() {
+        // old: positions 0..4 may use 22; new: 0..2 may use 22 and 2..6 may use 22-23.
+        let old = [(0, 4, 22, 22)];
+        let new = [(0, 2, 22, 22), (2, 6, 22, 23)];
+        let got = sweep(&old, &new);
+        let text: Vec<String> = got
+            .iter()
+            .map(|(a, b, g, l)| format!("{a}-{b} +{g} -{l}"))
+            .collect();
+        assert_eq!(text, vec!["2-4 +23 -", "4-6 +22-23 -"]);
+        assert!(sweep(&new, &new).is_empty());
+    }
+}

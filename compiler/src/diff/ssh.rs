@@ -1,0 +1,341 @@
+//! SSH access to one node, old against new. A node evaluates its SSH rules in order and the
+//! first rule that admits the source and maps the login decides, so access is a table
+//! (source, login) -> (local user, action); a sweep over source positions evaluates it once
+//! per stretch of sources that the same rules admit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::network::AddrTable;
+use crate::wire::{SshPrincipal, SshRule};
+
+/// What a login gets: the local user and the action (`accept` or `check`), and the rule
+/// (index in the policy's `ssh` list) that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Outcome {
+    pub(crate) local_user: String,
+    pub(crate) action: &'static str,
+    pub(crate) rule: usize,
+}
+
+/// One change on one node: sources (runs of address positions) that gained or lost an
+/// outcome for a login (`*`: any login no rule names).
+#[derive(Debug, Clone)]
+pub(crate) struct SshAtom {
+    pub(crate) gained: bool,
+    pub(crate) src: Vec<(u32, u32)>,
+    pub(crate) login: String,
+    pub(crate) outcome: Outcome,
+}
+
+/// A rule with the positions of the sources it admits.
+struct Placed<'a> {
+    rule: &'a SshRule,
+    policy_index: usize,
+    /// Equal for rules that are equal (principals, users and action).
+    sig: (u32, u32, String),
+    runs: Rc<Vec<(u32, u32)>>,
+}
+
+fn action_kind(rule: &SshRule) -> Option<&'static str> {
+    if rule.action.reject {
+        None
+    } else if rule.action.is_check() {
+        Some("check")
+    } else if rule.action.accept {
+        Some("accept")
+    } else {
+        None
+    }
+}
+
+/// The first rule among `active` (indices into `rules`, ascending) that maps `login`.
+fn decide(rules: &[Placed<'_>], active: &[usize], login: &str) -> Option<Outcome> {
+    for &i in active {
+        let placed = rules.get(i)?;
+        let users = &placed.rule.ssh_users;
+        let Some(local) = users.get(login).or_else(|| users.get("*")) else {
+            continue;
+        };
+        if local.is_empty() {
+            return None;
+        }
+        let local_user = if local == "=" {
+            login.to_string()
+        } else {
+            local.clone()
+        };
+        return Some(Outcome {
+            local_user,
+            action: action_kind(placed.rule)?,
+            rule: placed.policy_index,
+        });
+    }
+    None
+}
+
+/// A principal list kept alive, its id and its runs of positions.
+type PlacedPrincipals = (Arc<[SshPrincipal]>, u32, Rc<Vec<(u32, u32)>>);
+
+/// Principal lists and user maps (shared between the nodes of one compile) placed and
+/// identified once, by address; each is kept alive while its address is a key.
+#[derive(Default)]
+pub(crate) struct SshPlacements {
+    principals: HashMap<usize, PlacedPrincipals>,
+    principal_ids: HashMap<Arc<[SshPrincipal]>, u32>,
+    users: HashMap<usize, (Arc<BTreeMap<String, String>>, u32)>,
+    user_ids: HashMap<Arc<BTreeMap<String, String>>, u32>,
+}
+
+impl SshPlacements {
+    fn place<'a>(
+        &mut self,
+        policy_index: usize,
+        rule: &'a SshRule,
+        table: &AddrTable,
+        len: u32,
+    ) -> Placed<'a> {
+        let key = rule.principals.as_ptr() as usize;
+        let (pid, runs) = match self.principals.get(&key) {
+            Some((_, id, runs)) => (*id, runs.clone()),
+            None => {
+                let next = u32::try_from(self.principal_ids.len()).unwrap_or(u32::MAX);
+                let id = *self
+                    .principal_ids
+                    .entry(rule.principals.clone())
+                    .or_insert(next);
+                let runs = Rc::new(runs(rule, table, len));
+                self.principals
+                    .insert(key, (rule.principals.clone(), id, runs.clone()));
+                (id, runs)
+            }
+        };
+        let ukey = Arc::as_ptr(&rule.ssh_users) as usize;
+        let uid = match self.users.get(&ukey) {
+            Some((_, id)) => *id,
+            None => {
+                let next = u32::try_from(self.user_ids.len()).unwrap_or(u32::MAX);
+                let id = *self.user_ids.entry(rule.ssh_users.clone()).or_insert(next);
+                self.users.insert(ukey, (rule.ssh_users.clone(), id));
+                id
+            }
+        };
+        let rest = format!(
+            "{:?}{:?}{:?}",
+            rule.action, rule.accept_env, rule.rule_expires
+        );
+        Placed {
+            rule,
+            policy_index,
+            sig: (pid, uid, rest),
+            runs,
+        }
+    }
+}
+
+/// Runs of positions a rule admits.
+fn runs(rule: &SshRule, table: &AddrTable, len: u32) -> Vec<(u32, u32)> {
+    let mut points: Vec<(u32, u32)> = Vec::new();
+    for p in rule.principals.iter() {
+        if p.any {
+            return vec![(0, len)];
+        }
+        if let Some(ip) = p.node_ip.as_deref().and_then(|t| t.parse().ok()) {
+            let (a, b) = table.positions(ip, ip);
+            if a < b {
+                points.push((a, b));
+            }
+        }
+    }
+    merge(points)
+}
+
+/// Sort and merge overlapping or touching runs.
+fn merge(mut runs: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    runs.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
+    for (a, b) in runs {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The parts of `runs` inside `within` (both sorted and disjoint).
+fn intersect(runs: &[(u32, u32)], within: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&(a, b)), Some(&(c, d))) = (runs.get(i), within.get(j)) {
+        let (lo, hi) = (a.max(c), b.min(d));
+        if lo < hi {
+            out.push((lo, hi));
+        }
+        if b < d {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// What changed for the node whose SSH rules were `old` and are `new` (each with the index
+/// of its policy rule). Rules both lists have (in the same relative order) cancel out: only
+/// the positions the other rules admit can change, and only there is the first match
+/// evaluated. O(e log e + s * r * l): e run boundaries there, s segments, r rules, l logins.
+pub(crate) fn diff_node(
+    old: &[(usize, SshRule)],
+    new: &[(usize, SshRule)],
+    table: &AddrTable,
+    len: u32,
+    placements: &mut SshPlacements,
+) -> Vec<SshAtom> {
+    let old_rules: Vec<Placed<'_>> = old
+        .iter()
+        .map(|(i, r)| placements.place(*i, r, table, len))
+        .collect();
+    let new_rules: Vec<Placed<'_>> = new
+        .iter()
+        .map(|(i, r)| placements.place(*i, r, table, len))
+        .collect();
+    if old_rules
+        .iter()
+        .map(|p| &p.sig)
+        .eq(new_rules.iter().map(|p| &p.sig))
+    {
+        return Vec::new();
+    }
+    // Multiset difference of the rules; the common ones must keep their relative order.
+    let mut counts: HashMap<&(u32, u32, String), isize> = HashMap::new();
+    for p in &old_rules {
+        *counts.entry(&p.sig).or_insert(0) += 1;
+    }
+    for p in &new_rules {
+        *counts.entry(&p.sig).or_insert(0) -= 1;
+    }
+    let is_common = |sig: &(u32, u32, String)| counts.get(sig).is_some_and(|c| *c == 0);
+    let common_old = old_rules
+        .iter()
+        .filter(|p| is_common(&p.sig))
+        .map(|p| &p.sig);
+    let common_new = new_rules
+        .iter()
+        .filter(|p| is_common(&p.sig))
+        .map(|p| &p.sig);
+    let candidates = if common_old.eq(common_new) {
+        merge(
+            old_rules
+                .iter()
+                .chain(&new_rules)
+                .filter(|p| !is_common(&p.sig))
+                .flat_map(|p| p.runs.iter().copied())
+                .collect(),
+        )
+    } else {
+        vec![(0, len)]
+    };
+    let sides = [old_rules, new_rules];
+    let mut logins: BTreeSet<&str> = BTreeSet::new();
+    logins.insert("*");
+    for side in &sides {
+        for placed in side {
+            logins.extend(placed.rule.ssh_users.keys().map(String::as_str));
+        }
+    }
+    // (position, kind: 0 boundary / 1 start / 2 end, side, rule)
+    let mut events: Vec<(u32, u8, usize, usize)> = Vec::new();
+    for &(a, b) in &candidates {
+        events.push((a, 0, 0, 0));
+        events.push((b, 0, 0, 0));
+    }
+    for (s, side) in sides.iter().enumerate() {
+        for (i, placed) in side.iter().enumerate() {
+            for (a, b) in intersect(&placed.runs, &candidates) {
+                events.push((a, 1, s, i));
+                events.push((b, 2, s, i));
+            }
+        }
+    }
+    events.sort_unstable_by_key(|e| e.0);
+    let mut active: [BTreeSet<usize>; 2] = [BTreeSet::new(), BTreeSet::new()];
+    let mut atoms: Vec<SshAtom> = Vec::new();
+    let mut i = 0;
+    while let Some(&(at, ..)) = events.get(i) {
+        while let Some(&(p, kind, s, r)) = events.get(i) {
+            if p != at {
+                break;
+            }
+            if let Some(set) = active.get_mut(s) {
+                match kind {
+                    1 => {
+                        set.insert(r);
+                    }
+                    2 => {
+                        set.remove(&r);
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let Some(&(next, ..)) = events.get(i) else {
+            break;
+        };
+        if next == at {
+            continue;
+        }
+        let k = candidates.partition_point(|c| c.1 <= at);
+        if !candidates.get(k).is_some_and(|c| c.0 <= at && next <= c.1) {
+            continue;
+        }
+        let [old_active, new_active] = &active;
+        let old_active: Vec<usize> = old_active.iter().copied().collect();
+        let new_active: Vec<usize> = new_active.iter().copied().collect();
+        let [old_rules, new_rules] = &sides;
+        for &login in &logins {
+            let o = decide(old_rules, &old_active, login);
+            let n = decide(new_rules, &new_active, login);
+            let same = match (&o, &n) {
+                (Some(a), Some(b)) => a.local_user == b.local_user && a.action == b.action,
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            for (gained, outcome) in [(false, o), (true, n)] {
+                let Some(outcome) = outcome else { continue };
+                push(&mut atoms, gained, at, next, login, outcome);
+            }
+        }
+    }
+    atoms
+}
+
+/// Add a segment, extending the previous atom when it is the same change on the adjacent
+/// positions.
+fn push(atoms: &mut Vec<SshAtom>, gained: bool, a: u32, b: u32, login: &str, outcome: Outcome) {
+    if let Some(last) = atoms
+        .iter_mut()
+        .rev()
+        .find(|x| x.gained == gained && x.login == login && x.outcome == outcome)
+    {
+        if let Some(run) = last.src.last_mut() {
+            if run.1 == a {
+                run.1 = b;
+                return;
+            }
+        }
+        last.src.push((a, b));
+        return;
+    }
+    atoms.push(SshAtom {
+        gained,
+        src: vec![(a, b)],
+        login: login.to_string(),
+        outcome,
+    });
+}

@@ -1,0 +1,232 @@
+//! The access diff over the conformance corpus (issue 11): `diff(P, P)` is empty for every
+//! policy; for P and P with one rule removed, every gain of `diff(A, B)` is a loss of
+//! `diff(B, A)` and the other way round; and the network changes it reports are exactly
+//! those a brute-force comparison of every (source node, destination node, TCP port) finds
+//! with the node-side matcher.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod corpus_cases;
+
+use std::collections::BTreeSet;
+
+use aclc_compiler::diff::{access_diff, AccessDiff, DiffOptions, Side};
+use aclc_compiler::matcher::{Flow, LocalNetworks, Matcher, ParsedRules};
+use aclc_compiler::{try_compile, Compiled, Inventory};
+use aclc_policy::model::Policy;
+use aclc_policy::{Limits, Source};
+use aclc_testkit::corpus;
+use serde_json::Value;
+
+struct Loaded {
+    source: Source,
+    policy: Policy,
+    compiled: Compiled,
+}
+
+fn load(text: String, inventory: &Inventory) -> Option<Loaded> {
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", text);
+    let policy = aclc_policy::parse(&source, &options).ok()?.policy;
+    let compiled = try_compile(&policy, inventory).ok()?;
+    Some(Loaded {
+        source,
+        policy,
+        compiled,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap()
+}
+
+fn side(l: &Loaded) -> Side<'_> {
+    Side {
+        policy: &l.policy,
+        source: &l.source,
+        compiled: &l.compiled,
+    }
+}
+
+fn everything() -> DiffOptions {
+    let mut options = DiffOptions::default();
+    options.max_names = usize::MAX;
+    options.max_changes = usize::MAX;
+    options
+}
+
+fn diff(a: &Loaded, b: &Loaded) -> AccessDiff {
+    access_diff(side(a), side(b), &everything())
+}
+
+/// The policy as plain JSON, and copies with one `acls` / `grants` / `ssh` rule removed.
+fn mutations(text: &str) -> Option<(String, Vec<String>)> {
+    let source = Source::new("p", text);
+    let (Some(doc), _) = aclc_policy::hujson::parse(&source, &Limits::default()) else {
+        return None;
+    };
+    let json = doc.root.to_json();
+    let mut out = Vec::new();
+    for section in ["acls", "grants", "ssh"] {
+        let Some(list) = json.get(section).and_then(Value::as_array) else {
+            continue;
+        };
+        for i in 0..list.len().min(3) {
+            let mut copy = json.clone();
+            copy[section].as_array_mut().unwrap().remove(i);
+            out.push(serde_json::to_string_pretty(&copy).unwrap());
+        }
+    }
+    Some((serde_json::to_string_pretty(&json).unwrap(), out))
+}
+
+/// (source, destination, port) gained or lost over TCP on the nodes' own addresses, as the
+/// diff reports it, for the sample ports.
+fn reported(
+    changes: &[aclc_compiler::diff::NetworkChange],
+    ports: &[u16],
+    nodes: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for c in changes {
+        if !c.proto.split(',').any(|p| p == "tcp") {
+            continue;
+        }
+        let has = |port: u16| {
+            c.ports == "*"
+                || c.ports.split(',').any(|r| match r.split_once('-') {
+                    Some((a, b)) => {
+                        a.parse::<u16>().unwrap() <= port && port <= b.parse::<u16>().unwrap()
+                    }
+                    None => r.parse::<u16>().unwrap() == port,
+                })
+        };
+        // Address ranges that hold no node are not the brute force's business.
+        for s in c.src.names.iter().filter(|s| nodes.contains(*s)) {
+            for d in c.dst.names.iter().filter(|d| !d.contains(" via ")) {
+                for &p in ports.iter().filter(|&&p| has(p)) {
+                    out.insert(format!("{s} -> {d}:{p}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The same, by asking the node-side matcher of every destination about every source.
+fn brute_force(a: &Loaded, b: &Loaded, ports: &[u16]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut gained = BTreeSet::new();
+    let mut lost = BTreeSet::new();
+    let nodes: Vec<_> = b.compiled.nodes().collect();
+    for d in &nodes {
+        let matcher = |c: &Compiled| {
+            let rules = c.filter_rules(d.name()).unwrap();
+            let parsed = ParsedRules::from_json(&serde_json::to_string(&rules).unwrap()).unwrap();
+            Matcher::new(&parsed, &LocalNetworks::addresses(d.addresses()))
+        };
+        let (old, new) = (matcher(&a.compiled), matcher(&b.compiled));
+        for s in &nodes {
+            for &port in ports {
+                let allowed = |m: &Matcher| {
+                    let [s4, s6] = s.addresses();
+                    let [d4, d6] = d.addresses();
+                    m.check(&Flow::tcp(s4, d4, port)).is_allowed()
+                        || m.check(&Flow::tcp(s6, d6, port)).is_allowed()
+                };
+                let (o, n) = (allowed(&old), allowed(&new));
+                let key = format!("{} -> {}:{port}", s.name(), d.name());
+                if n && !o {
+                    gained.insert(key);
+                } else if o && !n {
+                    lost.insert(key);
+                }
+            }
+        }
+    }
+    (gained, lost)
+}
+
+#[test]
+fn a_policy_against_itself_changes_nothing() {
+    let mut compared = 0;
+    for case in corpus::all_cases() {
+        let inventory = corpus_cases::inventory(&case);
+        let Some(a) = load(corpus::policy_text(&case).to_string(), &inventory) else {
+            continue;
+        };
+        let Some(b) = load(corpus::policy_text(&case).to_string(), &inventory) else {
+            continue;
+        };
+        let d = diff(&a, &b);
+        assert!(d.is_empty(), "{}: {d:?}", corpus::id(&case));
+        compared += 1;
+    }
+    assert!(compared > 400, "only {compared} cases compared");
+}
+
+#[test]
+fn gains_one_way_are_losses_the_other_and_match_brute_force() {
+    let ports = [0, 1, 22, 53, 80, 443, 5432, 8080, 65535];
+    let (mut pairs, mut changed) = (0, 0);
+    for case in corpus::all_cases() {
+        let inventory = corpus_cases::inventory(&case);
+        if inventory.nodes().len() > 40 {
+            continue;
+        }
+        let Some((plain, variants)) = mutations(corpus::policy_text(&case)) else {
+            continue;
+        };
+        let Some(a) = load(plain, &inventory) else {
+            continue;
+        };
+        for variant in variants {
+            let Some(b) = load(variant, &inventory) else {
+                continue;
+            };
+            let id = corpus::id(&case);
+            let (ab, ba) = (diff(&a, &b), diff(&b, &a));
+            assert_eq!(
+                json(&ab.network.gained),
+                json(&ba.network.lost),
+                "{id}: network"
+            );
+            assert_eq!(
+                json(&ab.network.lost),
+                json(&ba.network.gained),
+                "{id}: network"
+            );
+            assert_eq!(json(&ab.ssh.gained), json(&ba.ssh.lost), "{id}: ssh");
+            assert_eq!(json(&ab.peers.gained), json(&ba.peers.lost), "{id}: peers");
+            assert_eq!(
+                json(&ab.capabilities.gained),
+                json(&ba.capabilities.lost),
+                "{id}: capabilities"
+            );
+            let (gained, lost) = brute_force(&a, &b, &ports);
+            let nodes: BTreeSet<String> = b.compiled.node_names().map(str::to_string).collect();
+            assert_eq!(
+                reported(&ab.network.gained, &ports, &nodes),
+                gained,
+                "{id}: gained"
+            );
+            assert_eq!(
+                reported(&ab.network.lost, &ports, &nodes),
+                lost,
+                "{id}: lost"
+            );
+            pairs += 1;
+            if !ab.is_empty() {
+                changed += 1;
+            }
+        }
+    }
+    assert!(pairs > 200, "only {pairs} pairs compared");
+    assert!(changed > 100, "only {changed} pairs changed anything");
+}

@@ -1,0 +1,517 @@
+//! The semantic diff of two policy files (`aclc diff` without an inventory): per section,
+//! the rules and definitions added, removed and changed, ignoring comments, formatting, key
+//! case and every order that carries no meaning (all lists but the `ssh` rules, which a node
+//! evaluates in order, so reordering them is reported).
+//!
+//! Works on the HuJSON documents, so it needs no inventory and no valid references; values
+//! are compared in a canonical form (object keys sorted, unordered lists sorted). Cost:
+//! O(n log n) in the size of both documents.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::hujson::{Document, Value, ValueKind};
+use crate::source::{Source, Span};
+
+/// Entry text longer than this is cut (with `…`).
+const MAX_TEXT: usize = 160;
+
+/// What changed between two policies, section by section (sections in NEW's order, then
+/// the ones only OLD has).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyDiff {
+    /// The sections that changed.
+    pub sections: Vec<SectionDiff>,
+}
+
+impl PolicyDiff {
+    /// True when the two policies mean the same.
+    pub fn is_empty(&self) -> bool {
+        self.sections.is_empty()
+    }
+}
+
+/// The changes of one top-level section.
+#[derive(Debug, Clone, Serialize)]
+pub struct SectionDiff {
+    /// The section's key (as NEW writes it, else OLD).
+    pub section: String,
+    /// Entries only NEW has (rules, or definitions by name).
+    pub added: Vec<Entry>,
+    /// Entries only OLD has.
+    pub removed: Vec<Entry>,
+    /// Entries both have, changed.
+    pub changed: Vec<Changed>,
+    /// For the `ssh` rules: the same rules in a different order (which changes which rule
+    /// decides).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reordered: bool,
+}
+
+/// A rule or definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The definition's name (`group:eng`, `tag:db` ...); absent for a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// 1-based line in its file (NEW for an addition, OLD for a removal).
+    pub line: usize,
+    /// The entry, canonical compact JSON (long ones cut with `…`).
+    pub text: String,
+    /// Where it is (not serialised).
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// An entry both sides have, changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    /// The definition's name; absent for a rule (paired by its sources or destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// 1-based line in OLD.
+    pub old_line: usize,
+    /// 1-based line in NEW.
+    pub new_line: usize,
+    /// OLD's entry (canonical compact JSON).
+    pub old: String,
+    /// NEW's entry.
+    pub new: String,
+    /// Per field (`src`, `dst`, `members` ...), the list items added.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub items_added: BTreeMap<String, Vec<String>>,
+    /// Per field, the list items removed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub items_removed: BTreeMap<String, Vec<String>>,
+    /// Where it is in NEW (not serialised).
+    #[serde(skip)]
+    pub span: Span,
+    /// Where it was in OLD (not serialised).
+    #[serde(skip)]
+    pub old_span: Span,
+}
+
+/// Top-level sections whose list order carries meaning.
+const ORDERED: [&str; 1] = ["ssh"];
+
+/// Compare two parsed policies.
+pub fn diff(
+    old: &Document,
+    old_source: &Source,
+    new: &Document,
+    new_source: &Source,
+) -> PolicyDiff {
+    let sections = |doc: &Document| -> Vec<(String, Value)> {
+        doc.root
+            .as_object()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| (m.key.name.clone(), m.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old_sections, new_sections) = (sections(old), sections(new));
+    let lookup = |list: &[(String, Value)]| -> HashMap<String, usize> {
+        let mut map = HashMap::new();
+        for (i, (k, _)) in list.iter().enumerate() {
+            // The last duplicate wins, as in Go's decoder.
+            map.insert(k.to_ascii_lowercase(), i);
+        }
+        map
+    };
+    let (old_index, new_index) = (lookup(&old_sections), lookup(&new_sections));
+    let ctx = Ctx {
+        old: old_source,
+        new: new_source,
+    };
+    let mut out = PolicyDiff::default();
+    let mut seen = std::collections::HashSet::new();
+    let empty = Value {
+        kind: ValueKind::Null,
+        span: Span::new(0, 0),
+    };
+    let names = new_sections
+        .iter()
+        .map(|(k, _)| k)
+        .chain(old_sections.iter().map(|(k, _)| k));
+    for name in names {
+        let key = name.to_ascii_lowercase();
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let o = old_index
+            .get(&key)
+            .and_then(|&i| old_sections.get(i))
+            .map(|(_, v)| v);
+        let n = new_index
+            .get(&key)
+            .and_then(|&i| new_sections.get(i))
+            .map(|(_, v)| v);
+        let ordered = ORDERED.contains(&key.as_str());
+        let section = ctx.section(name, o.unwrap_or(&empty), n.unwrap_or(&empty), ordered);
+        if let Some(section) = section {
+            out.sections.push(section);
+        }
+    }
+    out
+}
+
+/// The canonical form of a value: keys sorted (serde_json's map), lists sorted unless
+/// `ordered`, recursively.
+fn canonical(value: &Value, ordered: bool) -> serde_json::Value {
+    match &value.kind {
+        ValueKind::Array(items) => {
+            let mut items: Vec<serde_json::Value> =
+                items.iter().map(|v| canonical(v, false)).collect();
+            if !ordered {
+                items.sort_by_key(|v| v.to_string());
+            }
+            serde_json::Value::Array(items)
+        }
+        ValueKind::Object(members) => serde_json::Value::Object(
+            members
+                .iter()
+                .map(|m| (m.key.name.clone(), canonical(&m.value, false)))
+                .collect(),
+        ),
+        _ => value.to_json(),
+    }
+}
+
+fn text(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= MAX_TEXT {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_TEXT).collect();
+    cut.push('…');
+    cut
+}
+
+struct Ctx<'a> {
+    old: &'a Source,
+    new: &'a Source,
+}
+
+impl Ctx<'_> {
+    fn line(source: &Source, span: Span) -> usize {
+        source.line_col(span.start as usize).line
+    }
+
+    fn section(&self, name: &str, old: &Value, new: &Value, ordered: bool) -> Option<SectionDiff> {
+        let mut section = SectionDiff {
+            section: name.to_string(),
+            added: Vec::new(),
+            removed: Vec::new(),
+            changed: Vec::new(),
+            reordered: false,
+        };
+        match (&old.kind, &new.kind) {
+            (ValueKind::Array(o), ValueKind::Array(n)) => self.lists(&mut section, o, n, ordered),
+            (ValueKind::Array(o), ValueKind::Null) => self.lists(&mut section, o, &[], ordered),
+            (ValueKind::Null, ValueKind::Array(n)) => self.lists(&mut section, &[], n, ordered),
+            (ValueKind::Object(_), ValueKind::Object(_) | ValueKind::Null)
+            | (ValueKind::Null, ValueKind::Object(_)) => {
+                self.objects(&mut section, "", old, new);
+            }
+            _ => {
+                let (o, n) = (canonical(old, ordered), canonical(new, ordered));
+                if o != n {
+                    self.scalar(&mut section, None, old, new, &o, &n);
+                }
+            }
+        }
+        let empty = section.added.is_empty()
+            && section.removed.is_empty()
+            && section.changed.is_empty()
+            && !section.reordered;
+        (!empty).then_some(section)
+    }
+
+    fn scalar(
+        &self,
+        section: &mut SectionDiff,
+        name: Option<String>,
+        old: &Value,
+        new: &Value,
+        o: &serde_json::Value,
+        n: &serde_json::Value,
+    ) {
+        match (o.is_null(), n.is_null()) {
+            (true, _) => section.added.push(Entry {
+                name,
+                line: Ctx::line(self.new, new.span),
+                text: text(n),
+                span: new.span,
+            }),
+            (_, true) => section.removed.push(Entry {
+                name,
+                line: Ctx::line(self.old, old.span),
+                text: text(o),
+                span: old.span,
+            }),
+            _ => section.changed.push(changed(
+                name,
+                (Ctx::line(self.old, old.span), old.span, o),
+                (Ctx::line(self.new, new.span), new.span, n),
+            )),
+        }
+    }
+
+    /// Definitions by name (`groups`, `tagOwners`, `hosts` ...): a nested object (as in
+    /// `autoApprovers`) is compared by its own names, joined with `/`.
+    fn objects(&self, section: &mut SectionDiff, prefix: &str, old: &Value, new: &Value) {
+        let members = |v: &Value| -> Vec<(String, Value)> {
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|m| (m.key.name.clone(), m.value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (o, n) = (members(old), members(new));
+        let o_map: HashMap<&str, &Value> = o.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let n_map: HashMap<&str, &Value> = n.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let null = Value {
+            kind: ValueKind::Null,
+            span: Span::new(0, 0),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (key, _) in n.iter().chain(o.iter()) {
+            if !seen.insert(key.as_str()) {
+                continue;
+            }
+            let name = format!("{prefix}{key}");
+            let ov = o_map.get(key.as_str()).copied().unwrap_or(&null);
+            let nv = n_map.get(key.as_str()).copied().unwrap_or(&null);
+            let nested = matches!(ov.kind, ValueKind::Object(_) | ValueKind::Null)
+                && matches!(nv.kind, ValueKind::Object(_) | ValueKind::Null)
+                && (matches!(ov.kind, ValueKind::Object(_))
+                    || matches!(nv.kind, ValueKind::Object(_)))
+                && prefix.is_empty()
+                && is_nested_section(&section.section);
+            if nested {
+                self.objects(section, &format!("{name}/"), ov, nv);
+                continue;
+            }
+            let (oc, nc) = (canonical(ov, false), canonical(nv, false));
+            if oc != nc {
+                self.scalar(section, Some(name), ov, nv, &oc, &nc);
+            }
+        }
+    }
+
+    /// Rules (`acls`, `grants`, `ssh`, `nodeAttrs`, `tests` ...): a multiset difference of
+    /// their canonical forms, then removed and added rules with the same sources (or the
+    /// same destinations) are paired as changed.
+    fn lists(&self, section: &mut SectionDiff, old: &[Value], new: &[Value], ordered: bool) {
+        let o: Vec<(serde_json::Value, &Value)> =
+            old.iter().map(|v| (canonical(v, false), v)).collect();
+        let n: Vec<(serde_json::Value, &Value)> =
+            new.iter().map(|v| (canonical(v, false), v)).collect();
+        let mut counts: HashMap<String, isize> = HashMap::new();
+        for (c, _) in &o {
+            *counts.entry(c.to_string()).or_insert(0) += 1;
+        }
+        let mut added = Vec::new();
+        for (c, v) in &n {
+            let k = c.to_string();
+            match counts.get_mut(&k) {
+                Some(count) if *count > 0 => *count -= 1,
+                _ => added.push((c.clone(), *v)),
+            }
+        }
+        let mut counts_new: HashMap<String, isize> = HashMap::new();
+        for (c, _) in &n {
+            *counts_new.entry(c.to_string()).or_insert(0) += 1;
+        }
+        let mut removed = Vec::new();
+        for (c, v) in &o {
+            let k = c.to_string();
+            match counts_new.get_mut(&k) {
+                Some(count) if *count > 0 => *count -= 1,
+                _ => removed.push((c.clone(), *v)),
+            }
+        }
+        if ordered && added.is_empty() && removed.is_empty() {
+            let same_order = o.iter().map(|x| &x.0).eq(n.iter().map(|x| &x.0));
+            section.reordered = !same_order;
+        }
+        // Pair by equal sources, then by equal destinations.
+        for field in ["src", "dst", "target"] {
+            let mut i = 0;
+            while i < removed.len() {
+                let key = removed.get(i).and_then(|(c, _)| c.get(field)).cloned();
+                let found = key
+                    .as_ref()
+                    .and_then(|key| added.iter().position(|(c, _)| c.get(field) == Some(key)));
+                match found {
+                    Some(j) if key.is_some() => {
+                        let (oc, ov) = removed.remove(i);
+                        let (nc, nv) = added.remove(j);
+                        section.changed.push(changed(
+                            None,
+                            (Ctx::line(self.old, ov.span), ov.span, &oc),
+                            (Ctx::line(self.new, nv.span), nv.span, &nc),
+                        ));
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        section.added.extend(added.into_iter().map(|(c, v)| Entry {
+            name: None,
+            line: Ctx::line(self.new, v.span),
+            text: text(&c),
+            span: v.span,
+        }));
+        section
+            .removed
+            .extend(removed.into_iter().map(|(c, v)| Entry {
+                name: None,
+                line: Ctx::line(self.old, v.span),
+                text: text(&c),
+                span: v.span,
+            }));
+    }
+}
+
+/// Sections whose values are themselves maps of definitions.
+fn is_nested_section(name: &str) -> bool {
+    name.eq_ignore_ascii_case("autoApprovers")
+}
+
+/// A changed entry, with the list items each field gained and lost.
+fn changed(
+    name: Option<String>,
+    (old_line, old_span, o): (usize, Span, &serde_json::Value),
+    (new_line, span, n): (usize, Span, &serde_json::Value),
+) -> Changed {
+    let mut items_added = BTreeMap::new();
+    let mut items_removed = BTreeMap::new();
+    let mut fields: Vec<(
+        String,
+        Option<&serde_json::Value>,
+        Option<&serde_json::Value>,
+    )> = Vec::new();
+    match (o, n) {
+        (serde_json::Value::Array(_), serde_json::Value::Array(_)) => {
+            fields.push(("members".into(), Some(o), Some(n)));
+        }
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                fields.push((key.clone(), a.get(key), b.get(key)));
+            }
+        }
+        _ => {}
+    }
+    for (field, a, b) in fields {
+        let items = |v: Option<&serde_json::Value>| -> Vec<String> {
+            match v {
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        if !matches!(a, Some(serde_json::Value::Array(_)) | None)
+            || !matches!(b, Some(serde_json::Value::Array(_)) | None)
+        {
+            continue;
+        }
+        let (ia, ib) = (items(a), items(b));
+        let plus: Vec<String> = ib.iter().filter(|x| !ia.contains(x)).cloned().collect();
+        let minus: Vec<String> = ia.iter().filter(|x| !ib.contains(x)).cloned().collect();
+        if !plus.is_empty() {
+            items_added.insert(field.clone(), plus);
+        }
+        if !minus.is_empty() {
+            items_removed.insert(field, minus);
+        }
+    }
+    Changed {
+        name,
+        old_line,
+        new_line,
+        old: text(o),
+        new: text(n),
+        items_added,
+        items_removed,
+        span,
+        old_span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hujson;
+    use crate::limits::Limits;
+
+    fn run(old: &str, new: &str) -> PolicyDiff {
+        let (os, ns) = (Source::new("old", old), Source::new("new", new));
+        let limits = Limits::default();
+        let (Some(od), _) = hujson::parse(&os, &limits) else {
+            return PolicyDiff::default();
+        };
+        let (Some(nd), _) = hujson::parse(&ns, &limits) else {
+            return PolicyDiff::default();
+        };
+        diff(&od, &os, &nd, &ns)
+    }
+
+    #[test]
+    fn comments_formatting_order_and_key_case_are_not_changes() {
+        let old = r#"{"groups": {"group:a": ["x@", "y@"]}, "acls": [
+            {"action": "accept", "src": ["group:a"], "dst": ["*:22"]},
+            {"action": "accept", "src": ["tag:b"], "dst": ["*:80"]}]}"#;
+        let new = "{\n  // comment\n  \"ACLs\": [\n    {\"src\": [\"tag:b\"], \"action\": \"accept\", \"dst\": [\"*:80\"]},\n    {\"action\": \"accept\", \"src\": [\"group:a\"], \"dst\": [\"*:22\"],},\n  ],\n  \"groups\": {\"group:a\": [\"y@\", \"x@\"]},\n}\n";
+        assert!(run(old, new).is_empty(), "{:?}", run(old, new));
+    }
+
+    #[test]
+    fn ssh_order_matters() {
+        let a = r#"{"action": "accept", "src": ["group:a"], "dst": ["tag:x"], "users": ["root"]}"#;
+        let b = r#"{"action": "check", "src": ["group:a"], "dst": ["tag:x"], "users": ["root"]}"#;
+        let d = run(
+            &format!(r#"{{"ssh": [{a}, {b}]}}"#),
+            &format!(r#"{{"ssh": [{b}, {a}]}}"#),
+        );
+        assert_eq!(d.sections.len(), 1);
+        assert!(d.sections.first().is_some_and(|s| s.reordered));
+    }
+
+    #[test]
+    fn members_and_rules_added_removed_and_changed() {
+        let old = r#"{"groups": {"group:a": ["x@", "y@"], "group:gone": []},
+            "acls": [{"action": "accept", "src": ["group:a"], "dst": ["tag:db:5432"]}]}"#;
+        let new = r#"{"groups": {"group:a": ["x@", "z@"], "group:new": ["q@"]},
+            "acls": [{"action": "accept", "src": ["group:a"], "dst": ["tag:db:5432-5433"]},
+                     {"action": "accept", "src": ["tag:ci"], "dst": ["tag:db:22"]}]}"#;
+        let d = run(old, new);
+        let groups = d.sections.iter().find(|s| s.section == "groups");
+        let acls = d.sections.iter().find(|s| s.section == "acls");
+        let (Some(groups), Some(acls)) = (groups, acls) else {
+            unreachable!("both sections changed: {d:?}");
+        };
+        assert_eq!(groups.added.len(), 1);
+        assert_eq!(groups.removed.len(), 1);
+        let change = groups.changed.first();
+        assert_eq!(change.and_then(|c| c.name.as_deref()), Some("group:a"));
+        assert_eq!(
+            change.map(|c| (c.items_added.clone(), c.items_removed.clone())),
+            Some((
+                BTreeMap::from([("members".to_string(), vec!["z@".to_string()])]),
+                BTreeMap::from([("members".to_string(), vec!["y@".to_string()])])
+            ))
+        );
+        assert_eq!(acls.added.len(), 1);
+        assert_eq!(acls.changed.len(), 1);
+        assert!(acls.removed.is_empty());
+    }
+}
