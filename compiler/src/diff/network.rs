@@ -128,6 +128,9 @@ pub(crate) struct Placements {
     /// Sweeps of (old-only, new-only) entries already done: nodes reached by the same
     /// edited rules share them.
     sweeps: HashMap<(Vec<Entry>, Vec<Entry>), Segments>,
+    /// Candidates minus the common entries, by (candidates' address, common entries): nodes
+    /// with the same rules share them. The candidates are kept alive by `sweeps`.
+    subtracted: HashMap<(usize, Vec<Entry>), Segments>,
 }
 
 /// Shared sweep results.
@@ -353,10 +356,20 @@ pub(crate) fn diff_node(
         if candidates.is_empty() {
             continue;
         }
-        let u = clip(common_by.get(key).unwrap_or(&empty), &lists, &candidates);
+        let common = common_by.get(key).unwrap_or(&empty);
+        let memo = (Rc::as_ptr(&candidates) as usize, common.clone());
+        let segments = match placements.subtracted.get(&memo) {
+            Some(done) => done.clone(),
+            None => {
+                let u = clip(common, &lists, &candidates);
+                let done = Rc::new(subtract(&candidates, &u));
+                placements.subtracted.insert(memo, done.clone());
+                done
+            }
+        };
         // Group the segments by (direction, ports): one atom per distinct port set.
         let mut by_ports: BTreeMap<(bool, PortSet), Vec<(u32, u32)>> = BTreeMap::new();
-        for (a, b, gained, lost) in subtract(&candidates, &u) {
+        for (a, b, gained, lost) in segments.iter().cloned() {
             for (dir, set) in [(true, gained), (false, lost)] {
                 if set.is_empty() {
                     continue;
