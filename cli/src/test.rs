@@ -4,8 +4,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
-use aclc_compiler::{try_compile_with_options, CompileError, CompileOptions, Inventory};
+use aclc_compiler::policytest::{TestReport, Verdict};
 use aclc_policy::text::escape;
 use aclc_policy::Code;
 use aclc_policy::{Diagnostic, Source, Span};
@@ -119,59 +118,7 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
     }
 }
 
-/// Compile `policy` against `inventory` with the default options and run its assertions; the
-/// compiler's refusal when it refuses the policy.
-pub(crate) fn run_tests(
-    policy: &aclc_policy::model::Policy,
-    inventory: &Inventory,
-) -> Result<TestReport, CompileError> {
-    let compiled = try_compile_with_options(policy, inventory, &CompileOptions::default())?;
-    Ok(aclc_compiler::run_tests(policy, &compiled))
-}
-
-/// The diagnostics of a refusal for failed assertions: `test(s) failed` (Tailscale's text)
-/// on the first failure, then one per failed assertion.
-pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<Diagnostic> {
-    let failures: Vec<&TestResult> = report.failures().collect();
-    let Some(first) = failures.first() else {
-        return Vec::new();
-    };
-    let n = failures.len();
-    let mut out = vec![
-        Diagnostic::error(Code::TestsFailed, first.span, TESTS_FAILED).with_help(format!(
-            "{n} assertion{} of the policy's tests failed; `aclc test` reports every assertion",
-            if n == 1 { "" } else { "s" }
-        )),
-    ];
-    for failure in failures {
-        let mut diagnostic =
-            Diagnostic::error(Code::TestFailed, failure.span, failure.message(source));
-        if let Ok(verdict) = &failure.outcome {
-            for &rule in verdict.rules() {
-                diagnostic = diagnostic.with_related(rule, "allowed by this rule");
-            }
-        }
-        out.push(diagnostic);
-    }
-    out
-}
-
-/// Warnings for assertions that passed but prove less than they seem (a `deny` from a source
-/// with no devices in the inventory holds vacuously): shown, never a refusal.
-pub(crate) fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
-    report
-        .warnings()
-        .filter_map(|result| {
-            let warning = result.warning.as_deref()?;
-            Some(
-                Diagnostic::warning(Code::TestVacuous, result.span, warning).with_help(
-                    "add the source's devices to the inventory, or check that `src` names the \
-                     user or group you meant",
-                ),
-            )
-        })
-        .collect()
-}
+pub(crate) use aclc_api::shape::{failure_diagnostics, run_tests, warning_diagnostics};
 
 /// `{"passed": false, "error": {"message", "diagnostics"}}` for an invalid policy.
 #[derive(Serialize)]
@@ -188,10 +135,7 @@ fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnosti
             eprintln!("{}: policy refused, no test run", escape(source.name()));
         }
         Format::Json => {
-            let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
-                || "the policy was refused".to_string(),
-                |d| d.message.clone(),
-            );
+            let message = aclc_api::shape::first_error_message(diagnostics);
             print_json(&JsonInvalid {
                 passed: false,
                 error: JsonError::new(message, diagnostics, source),
