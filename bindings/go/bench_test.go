@@ -24,8 +24,16 @@ func workload(tb testing.TB, preset string) (policy, inventory string) {
 	return string(p), string(i)
 }
 
-func BenchmarkCheckMedium(b *testing.B) {
-	policy, _ := workload(b, "medium")
+// benchPreset is the benchmarks' workload: $ACLC_BENCH_PRESET, default medium.
+func benchPreset() string {
+	if p := os.Getenv("ACLC_BENCH_PRESET"); p != "" {
+		return p
+	}
+	return "medium"
+}
+
+func BenchmarkCheck(b *testing.B) {
+	policy, _ := workload(b, benchPreset())
 	rt, _ := Default()
 	for b.Loop() {
 		if _, err := rt.Check(context.Background(), policy, CheckOptions{}); err != nil {
@@ -34,10 +42,10 @@ func BenchmarkCheckMedium(b *testing.B) {
 	}
 }
 
-// BenchmarkCompileMedium: parse, validate and compile against the inventory, run the
-// policy's tests, keep it (load) and release it.
-func BenchmarkCompileMedium(b *testing.B) {
-	policy, inventory := workload(b, "medium")
+// BenchmarkCompile: parse, validate and compile against the inventory, run the policy's
+// tests, keep it (load) and release it.
+func BenchmarkCompile(b *testing.B) {
+	policy, inventory := workload(b, benchPreset())
 	rt, _ := Default()
 	ctx := context.Background()
 	for b.Loop() {
@@ -51,8 +59,8 @@ func BenchmarkCompileMedium(b *testing.B) {
 	}
 }
 
-func BenchmarkNodeMapMedium(b *testing.B) {
-	policy, inventory := workload(b, "medium")
+func BenchmarkNodeMap(b *testing.B) {
+	policy, inventory := workload(b, benchPreset())
 	rt, _ := Default()
 	ctx := context.Background()
 	p, err := rt.Load(ctx, policy, inventory, LoadOptions{})
@@ -104,8 +112,11 @@ func TestRecompileInSameInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%s: compile #1 %v, #2 %v, #3 %v (ratio %.2f)", preset, times[0], times[1], times[2], float64(times[1])/float64(times[0]))
-	if float64(times[1]) > 1.2*float64(times[0]) {
-		t.Errorf("recompiling took %v, more than 1.2x the first compile (%v)", times[1], times[0])
+	// The faster of the two recompiles: what is held is that the allocator does not degrade,
+	// and one slow run on a busy machine is noise, not degradation.
+	again := min(times[1], times[2])
+	t.Logf("%s: compile #1 %v, #2 %v, #3 %v (ratio %.2f)", preset, times[0], times[1], times[2], float64(again)/float64(times[0]))
+	if float64(again) > 1.2*float64(times[0]) {
+		t.Errorf("recompiling took %v, more than 1.2x the first compile (%v)", again, times[0])
 	}
 }
