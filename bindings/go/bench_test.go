@@ -93,7 +93,7 @@ func TestRecompileInSameInstance(t *testing.T) {
 	}
 	defer rt.Close(ctx)
 	var times []time.Duration
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		start := time.Now()
 		p, err := rt.Load(ctx, policy, inventory, LoadOptions{})
 		if err != nil {
@@ -112,10 +112,10 @@ func TestRecompileInSameInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The faster of the two recompiles: what is held is that the allocator does not degrade,
+	// The fastest of three recompiles: what is held is that the allocator does not degrade,
 	// and one slow run on a busy machine is noise, not degradation.
-	again := min(times[1], times[2])
-	t.Logf("%s: compile #1 %v, #2 %v, #3 %v (ratio %.2f)", preset, times[0], times[1], times[2], float64(again)/float64(times[0]))
+	again := min(times[1], times[2], times[3])
+	t.Logf("%s: compile #1 %v, then %v, %v, %v (ratio %.2f)", preset, times[0], times[1], times[2], times[3], float64(again)/float64(times[0]))
 	if float64(again) > 1.2*float64(times[0]) {
 		t.Errorf("recompiling took %v, more than 1.2x the first compile (%v)", again, times[0])
 	}
