@@ -1,6 +1,6 @@
 module example.invalid/aclc/bindings/go
 
-go 1.26.8
+go 1.25.0
 
 require github.com/tetratelabs/wazero v1.12.0
 
