@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+// What checking one policy found: the embedding API checks with the same code.
+use aclc_api::shape::CheckResult as FileResult;
 use aclc_compiler::Inventory;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::Serialize;
@@ -69,9 +71,6 @@ fn input_failure(format: CheckFormat, message: &str) -> u8 {
     }
     input_error(format.base(), message)
 }
-
-/// What checking one policy found.
-use aclc_api::shape::CheckResult as FileResult;
 
 /// Run `aclc check`; returns the exit status.
 pub(crate) fn run(args: &CheckArgs) -> u8 {

@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use aclc_api::shape::rule_text;
 use aclc_compiler::policytest::{explain, explain_ssh, Explanation, NetworkQuery};
 use aclc_compiler::{try_compile_with_options, CompileOptions};
 use aclc_policy::text::escape;
@@ -151,8 +152,6 @@ struct JsonInvalid {
     allowed: bool,
     error: JsonError,
 }
-
-use aclc_api::shape::rule_text;
 
 /// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines; or `denied: REASON`,
 /// `nearest misses:` and two lines per miss (where and the rule, then why).
