@@ -116,13 +116,17 @@ func (r *Runtime) callLocked(ctx context.Context, request []byte) ([]byte, uint6
 	gen := r.generation
 	out, err := r.roundTrip(ctx, request)
 	if err != nil {
-		// A trap (a panic in aclc, or memory exhausted) leaves the instance unusable: drop it,
-		// and with it every handle; the next call starts a fresh one.
-		_ = r.mod.Close(ctx)
-		r.mod = nil
+		r.drop(ctx)
 		return nil, gen, fmt.Errorf("aclc: the WebAssembly call failed (loaded policies are lost): %w", err)
 	}
 	return out, gen, nil
+}
+
+// drop discards the instance after a trap (a panic in aclc, or memory exhausted), which
+// leaves it unusable, and with it every handle; the next call starts a fresh one.
+func (r *Runtime) drop(ctx context.Context) {
+	_ = r.mod.Close(ctx)
+	r.mod = nil
 }
 
 func (r *Runtime) roundTrip(ctx context.Context, request []byte) ([]byte, error) {

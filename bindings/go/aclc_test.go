@@ -177,6 +177,19 @@ func TestCompileLoadNodeMapExplain(t *testing.T) {
 	if !errors.As(err, &aerr) || aerr.Kind != "unknown_handle" {
 		t.Fatalf("want unknown_handle after Close, got %v", err)
 	}
+	rt, _ := Default()
+	custom, err := rt.Compile(ctx, policy, inventory, LoadOptions{Name: "p.hujson", ControlURL: "https://control.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(custom["alice-laptop"])+string(custom["web-1"])+string(custom["db-1"]), "https://control.example") {
+		t.Errorf("the control URL is not in the SSH check-mode links")
+	}
+	loaded, err := rt.Load(ctx, policy, inventory, LoadOptions{ControlURL: "https://control.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close(ctx)
 	_, err = Compile(read(t, exampleBroken), inventory)
 	if !errors.As(err, &aerr) || aerr.Kind != "refused" || len(aerr.Diagnostics) == 0 {
 		t.Fatalf("want a refusal, got %v", err)
@@ -305,4 +318,43 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("%d of %d calls differ from the native aclc", failed, 2*len(cases))
 	}
 	t.Logf("%d cases: check and compile identical to the native aclc", len(cases))
+}
+
+// TestTrapDropsTheInstance: a panic in aclc traps in WebAssembly; the allocation below panics
+// (capacity overflow) and so traps. The instance is then replaced on the next call, and the
+// policies loaded in it answer unknown_handle.
+func TestTrapDropsTheInstance(t *testing.T) {
+	ctx := context.Background()
+	rt, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	p, err := rt.Load(ctx, read(t, examplePolicy), read(t, exampleInv), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.mu.Lock()
+	_, trapped := rt.alloc.Call(ctx, 0xfffffff0)
+	if trapped != nil {
+		rt.drop(ctx) // as callLocked does when a call fails
+	}
+	rt.mu.Unlock()
+	if trapped == nil {
+		t.Fatal("allocating 4 GiB did not trap")
+	}
+	if _, err := rt.Info(ctx); err != nil {
+		t.Fatalf("the runtime did not restart: %v", err)
+	}
+	var aerr *Error
+	if _, err := p.NodeMap(ctx, "web-1"); !errors.As(err, &aerr) || aerr.Kind != "unknown_handle" {
+		t.Fatalf("want unknown_handle from the lost instance, got %v", err)
+	}
+	q, err := rt.Load(ctx, read(t, examplePolicy), read(t, exampleInv), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.NodeMap(ctx, "web-1"); err != nil {
+		t.Fatal(err)
+	}
 }
