@@ -93,3 +93,15 @@ test('raw requests and their errors', async () => {
   p.free();
   q.free();
 });
+
+test('a trap drops the instance, and the next call starts a fresh one', async () => {
+  const a = await Aclc.create();
+  const p = a.load(policy, inventory);
+  // A real trap: allocating 4 GiB panics (capacity overflow), and a panic traps.
+  const real = a.instance.exports;
+  a.instance = { exports: { ...real, aclc_call: () => real.aclc_alloc(0xfffffff0) } };
+  assert.throws(() => a.info(), /WebAssembly call failed/);
+  assert.ok(a.info().ops.length > 0, 'a fresh instance answers');
+  assert.throws(() => p.nodeMap('web-1'), (e) => e instanceof AclcError && e.kind === 'unknown_handle');
+  assert.equal(a.load(policy, inventory).nodeMap('web-1').addresses.length, 2);
+});
