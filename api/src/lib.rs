@@ -304,21 +304,7 @@ impl Engine {
     /// `error` on failure. A panic is caught and reported as an error of kind `panic` (where
     /// the target unwinds; a WebAssembly build aborts instead, see `docs/embedding.md`).
     pub fn call(&mut self, request: &[u8]) -> String {
-        match catch_unwind(AssertUnwindSafe(|| self.dispatch(request))) {
-            Ok(Ok(text)) => text,
-            Ok(Err(failure)) => failure_text(failure),
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                failure_text(Failure::new(
-                    "panic",
-                    format!("aclc panicked (this is a bug): {message}"),
-                ))
-            }
-        }
+        guarded(|| self.dispatch(request))
     }
 
     fn dispatch(&mut self, request: &[u8]) -> Reply {
@@ -488,6 +474,25 @@ impl Engine {
     }
 }
 
+/// The response of `answer`: its text, its failure's, or a panic's (never unwinding on).
+fn guarded(answer: impl FnOnce() -> Reply) -> String {
+    match catch_unwind(AssertUnwindSafe(answer)) {
+        Ok(Ok(text)) => text,
+        Ok(Err(failure)) => failure_text(failure),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            failure_text(Failure::new(
+                "panic",
+                format!("aclc panicked (this is a bug): {message}"),
+            ))
+        }
+    }
+}
+
 /// What this build is: `{"version", "aclc", "ops"}`.
 fn info() -> String {
     #[derive(Serialize)]
@@ -578,5 +583,22 @@ fn load_for_explain(
             compiled,
         }),
         Err(error) => Err(refused(&[error.to_diagnostic()], &source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_panic_is_an_error_of_kind_panic() {
+        let text = guarded(|| panic!("boom"));
+        assert_eq!(
+            text,
+            r#"{"version":1,"error":{"kind":"panic","message":"aclc panicked (this is a bug): boom"}}"#
+        );
+        let text = guarded(|| panic!("{}", String::from("formatted")));
+        assert!(text.contains("formatted"), "{text}");
     }
 }
