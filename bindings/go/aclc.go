@@ -100,20 +100,32 @@ func (r *Runtime) Close(ctx context.Context) error {
 func (r *Runtime) Call(ctx context.Context, request []byte) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, _, err := r.callLocked(ctx, request)
+	out, _, err := r.callLocked(ctx, request, 0)
 	return out, err
 }
 
-func (r *Runtime) callLocked(ctx context.Context, request []byte) ([]byte, uint64, error) {
+// errLost is the answer for a handle of an instance that was dropped.
+var errLost = &Error{Kind: "unknown_handle", Message: "the policy was lost when its runtime restarted"}
+
+// callLocked sends request with r.mu held, in the instance of generation want (0: any; a
+// handle belongs to the instance that loaded it, and a new instance numbers its own from
+// 1 again). It returns the generation that answered.
+func (r *Runtime) callLocked(ctx context.Context, request []byte, want uint64) ([]byte, uint64, error) {
 	if r.closed {
 		return nil, 0, errors.New("aclc: the runtime is closed")
 	}
 	if r.mod == nil {
+		if want != 0 {
+			return nil, 0, errLost
+		}
 		if err := r.instantiate(ctx); err != nil {
 			return nil, 0, err
 		}
 	}
 	gen := r.generation
+	if want != 0 && want != gen {
+		return nil, 0, errLost
+	}
 	out, err := r.roundTrip(ctx, request)
 	if err != nil {
 		r.drop(ctx)
@@ -200,12 +212,19 @@ type envelope struct {
 
 // do sends request (op and arguments) and decodes the response into out.
 func (r *Runtime) do(ctx context.Context, request map[string]any, out any) error {
+	return r.doIn(ctx, 0, request, out)
+}
+
+// doIn is do in the instance of generation want (0: any).
+func (r *Runtime) doIn(ctx context.Context, want uint64, request map[string]any, out any) error {
 	request["version"] = APIVersion
 	body, err := json.Marshal(request)
 	if err != nil {
 		return fmt.Errorf("aclc: cannot encode the request: %w", err)
 	}
-	raw, err := r.Call(ctx, body)
+	r.mu.Lock()
+	raw, _, err := r.callLocked(ctx, body, want)
+	r.mu.Unlock()
 	if err != nil {
 		return err
 	}

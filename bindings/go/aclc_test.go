@@ -358,3 +358,46 @@ func TestTrapDropsTheInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConcurrentUse: one Runtime shared by goroutines (calls are serialised).
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	policy, inventory := read(t, examplePolicy), read(t, exampleInv)
+	rt, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	p, err := rt.Load(ctx, policy, inventory, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.NodeMap(ctx, "db-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			for j := 0; j < 10; j++ {
+				got, err := p.NodeMap(ctx, "db-1")
+				if err == nil && !jsonEqual(got, want) {
+					err = errors.New("a different map")
+				}
+				if err == nil {
+					_, err = rt.Check(ctx, policy, CheckOptions{})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package aclc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 )
 
@@ -148,7 +149,7 @@ func (r *Runtime) Load(ctx context.Context, policy, inventory string, opts LoadO
 		return nil, err
 	}
 	r.mu.Lock()
-	raw, gen, err := r.callLocked(ctx, body)
+	raw, gen, err := r.callLocked(ctx, body, 0)
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -167,10 +168,10 @@ func (r *Runtime) Load(ctx context.Context, policy, inventory string, opts LoadO
 // Explain answers "can Src reach Dst and why" for a policy and an inventory (JSON text).
 func (r *Runtime) Explain(ctx context.Context, policy, inventory string, q Query) (*Explanation, error) {
 	req := map[string]any{"op": "explain", "policy": policy, "inventory": inventory}
-	return r.explain(ctx, req, q)
+	return r.explain(ctx, 0, req, q)
 }
 
-func (r *Runtime) explain(ctx context.Context, req map[string]any, q Query) (*Explanation, error) {
+func (r *Runtime) explain(ctx context.Context, want uint64, req map[string]any, q Query) (*Explanation, error) {
 	req["src"], req["dst"] = q.Src, q.Dst
 	if q.Proto != "" {
 		req["proto"] = q.Proto
@@ -179,28 +180,18 @@ func (r *Runtime) explain(ctx context.Context, req map[string]any, q Query) (*Ex
 		req["user"] = q.User
 	}
 	var out Explanation
-	if err := r.do(ctx, req, &out); err != nil {
+	if err := r.doIn(ctx, want, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-func (p *Policy) live() error {
-	if p.rt.generation != p.generation {
-		return &Error{Kind: "unknown_handle", Message: "the policy was lost when its runtime restarted"}
-	}
-	return nil
-}
-
 // NodeMap is one node's map (as in Compile), without recompiling.
 func (p *Policy) NodeMap(ctx context.Context, node string) (json.RawMessage, error) {
-	if err := p.live(); err != nil {
-		return nil, err
-	}
 	var out struct {
 		Map json.RawMessage `json:"map"`
 	}
-	if err := p.rt.do(ctx, map[string]any{"op": "node_map", "handle": p.handle, "node": node}, &out); err != nil {
+	if err := p.rt.doIn(ctx, p.generation, map[string]any{"op": "node_map", "handle": p.handle, "node": node}, &out); err != nil {
 		return nil, err
 	}
 	return out.Map, nil
@@ -208,9 +199,6 @@ func (p *Policy) NodeMap(ctx context.Context, node string) (json.RawMessage, err
 
 // Compile returns the maps of the given nodes (every node when none is given).
 func (p *Policy) Compile(ctx context.Context, nodes ...string) (map[string]json.RawMessage, error) {
-	if err := p.live(); err != nil {
-		return nil, err
-	}
 	req := map[string]any{"op": "compile", "handle": p.handle}
 	if len(nodes) > 0 {
 		req["nodes"] = nodes
@@ -218,7 +206,7 @@ func (p *Policy) Compile(ctx context.Context, nodes ...string) (map[string]json.
 	var out struct {
 		Nodes map[string]json.RawMessage `json:"nodes"`
 	}
-	if err := p.rt.do(ctx, req, &out); err != nil {
+	if err := p.rt.doIn(ctx, p.generation, req, &out); err != nil {
 		return nil, err
 	}
 	return out.Nodes, nil
@@ -226,18 +214,16 @@ func (p *Policy) Compile(ctx context.Context, nodes ...string) (map[string]json.
 
 // Explain answers a query on the loaded policy.
 func (p *Policy) Explain(ctx context.Context, q Query) (*Explanation, error) {
-	if err := p.live(); err != nil {
-		return nil, err
-	}
-	return p.rt.explain(ctx, map[string]any{"op": "explain", "handle": p.handle}, q)
+	return p.rt.explain(ctx, p.generation, map[string]any{"op": "explain", "handle": p.handle}, q)
 }
 
 // Close releases the policy.
 func (p *Policy) Close(ctx context.Context) error {
-	if err := p.live(); err != nil {
+	err := p.rt.doIn(ctx, p.generation, map[string]any{"op": "free", "handle": p.handle}, nil)
+	if errors.Is(err, errLost) {
 		return nil // already gone with its instance
 	}
-	return p.rt.do(ctx, map[string]any{"op": "free", "handle": p.handle}, nil)
+	return err
 }
 
 var (
