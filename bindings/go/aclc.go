@@ -8,6 +8,7 @@
 package aclc
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -231,16 +232,25 @@ func (r *Runtime) doIn(ctx context.Context, want uint64, request map[string]any,
 	return decode(raw, out)
 }
 
+// A response starts with its version, and a failure has nothing but "error" after it
+// (docs/embedding.md), so a success is decoded once, straight into out.
+var (
+	successPrefix = []byte(fmt.Sprintf(`{"version":%d,`, APIVersion))
+	failurePrefix = []byte(fmt.Sprintf(`{"version":%d,"error":`, APIVersion))
+)
+
 func decode(raw []byte, out any) error {
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("aclc: cannot decode the response: %w", err)
-	}
-	if env.Version != APIVersion {
-		return fmt.Errorf("aclc: response version %d, want %d", env.Version, APIVersion)
-	}
-	if env.Error != nil {
-		return env.Error
+	if !bytes.HasPrefix(raw, successPrefix) || bytes.HasPrefix(raw, failurePrefix) {
+		var env envelope
+		if err := json.Unmarshal(raw, &env); err != nil {
+			return fmt.Errorf("aclc: cannot decode the response: %w", err)
+		}
+		if env.Version != APIVersion {
+			return fmt.Errorf("aclc: response version %d, want %d", env.Version, APIVersion)
+		}
+		if env.Error != nil {
+			return env.Error
+		}
 	}
 	if out == nil {
 		return nil
