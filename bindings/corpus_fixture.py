@@ -3,9 +3,9 @@
 
 For each case of `testdata/conformance/cases`, runs `aclc check POLICY --inventory INVENTORY
 --format json` and `aclc compile POLICY --inventory INVENTORY --format json` (as
-`cli/tests/conformance.rs` and `check.py` do) and writes one JSON line:
-`{"id", "name", "policy", "inventory", "check", "compile"}`, where `check` and `compile` are
-the documents printed on stdout. The Go and npm packages' tests make the same calls through
+`cli/tests/conformance.rs` and `check.py` do), and `aclc test` likewise, and writes one JSON
+line: `{"id", "name", "policy", "inventory", "check", "compile", "test"}`, where `check`,
+`compile` and `test` are the documents printed on stdout. The Go and npm packages' tests make the same calls through
 WebAssembly and must get the same documents.
 
 Usage: corpus_fixture.py --aclc target/debug/aclc --out target/bindings/corpus.jsonl
@@ -34,7 +34,7 @@ def run_case(aclc: str, path: pathlib.Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="aclc-fixture-") as scratch:
         (pathlib.Path(scratch) / name).write_text(case["policy"]["text"], encoding="utf-8")
         (pathlib.Path(scratch) / "inventory.json").write_text(json.dumps(inventory), encoding="utf-8")
-        for mode in ("check", "compile"):
+        for mode in ("check", "compile", "test"):
             out = subprocess.run(
                 [aclc, mode, name, "--inventory", "inventory.json", "--format", "json"],
                 cwd=scratch, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)

@@ -5,7 +5,8 @@
 //!
 //! Responses reuse the command line's JSON (see [`shape`]): `check` answers what
 //! `aclc check --format json` prints, `compile` what `aclc compile` prints, `explain` what
-//! `aclc explain --format json` prints, each with a `version` field in front.
+//! `aclc explain --format json` prints, `test` what `aclc test --format json` prints, each with
+//! a `version` field in front.
 
 pub mod shape;
 
@@ -28,7 +29,7 @@ pub const API_VERSION: u64 = 1;
 
 /// The operations [`Engine::call`] knows, in the order `docs/embedding.md` lists them.
 pub const OPS: &[&str] = &[
-    "info", "check", "fmt", "compile", "load", "node_map", "explain", "free",
+    "info", "check", "fmt", "compile", "load", "node_map", "explain", "test", "free",
 ];
 
 /// The name a policy's diagnostics carry when the request gives none.
@@ -127,6 +128,16 @@ struct PolicyInputs {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CheckArgs {
+    policy: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestArgs {
     policy: String,
     #[serde(default)]
     name: Option<String>,
@@ -349,6 +360,7 @@ impl Engine {
             "load" => self.load(args(&op, rest)?),
             "node_map" => self.node_map(args(&op, rest)?),
             "explain" => self.explain(args(&op, rest)?),
+            "test" => test(args(&op, rest)?),
             "free" => self.free(args(&op, rest)?),
             other => Err(Failure::new(
                 "unknown_op",
@@ -550,6 +562,26 @@ fn fmt(args: FmtArgs) -> Reply {
     }
     let changed = formatted != source.text();
     Ok(to_text(&Answer { formatted, changed }))
+}
+
+/// Run the policy's `tests` and `sshTests` as `aclc test --format json` does: every
+/// assertion, failing or not; refused (kind `refused`) only when the policy is invalid or
+/// cannot be compiled.
+fn test(args: TestArgs) -> Reply {
+    let TestArgs {
+        policy,
+        name,
+        inventory,
+    } = args;
+    let Some(inventory) = inventory else {
+        return Err(Failure::new("bad_request", "`test` needs `inventory`"));
+    };
+    let loaded = load_for_explain(&policy, name.as_deref(), &inventory)?;
+    let report = aclc_compiler::run_tests(&loaded.policy, &loaded.compiled);
+    Ok(to_text(&shape::TestReportJson::new(
+        &report,
+        &loaded.source,
+    )))
 }
 
 /// A policy compiled for `explain` as `aclc explain` does: default options, its assertions

@@ -1,7 +1,9 @@
 //! The JSON documents `aclc check`, `compile` and `explain` print, built here once so the
 //! command line and the embedding API ([`crate::Engine`]) cannot drift apart.
 
-use aclc_compiler::policytest::{Explanation, TestReport, TestResult, TESTS_FAILED};
+use aclc_compiler::policytest::{
+    Expectation, Explanation, TestKind, TestReport, TestResult, Verdict, TESTS_FAILED,
+};
 use aclc_compiler::{try_compile_with_options, CompileError, CompileOptions, Inventory};
 use aclc_policy::diag::Located;
 use aclc_policy::{Checked, Code, Diagnostic, Options, Source, Span};
@@ -297,6 +299,124 @@ impl ExplanationJson {
                     why: m.why.clone(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// `aclc test --format json`: every assertion of the policy's `tests` and `sshTests`.
+#[derive(Debug, Serialize)]
+pub struct TestReportJson {
+    /// Whether every assertion held.
+    pub passed: bool,
+    /// How many assertions there are.
+    pub total: usize,
+    /// How many failed.
+    pub failed: usize,
+    /// How many passing ones carry a warning.
+    pub warnings: usize,
+    /// Each assertion, in policy order.
+    pub results: Vec<TestResultJson>,
+}
+
+/// One assertion's outcome.
+#[derive(Debug, Serialize)]
+pub struct TestResultJson {
+    /// `network` or `ssh`.
+    pub kind: &'static str,
+    /// Index in `tests` / `sshTests`.
+    pub test: usize,
+    /// Whether it held.
+    pub passed: bool,
+    /// What it is about (source, destination, login).
+    pub subject: String,
+    /// `allowed`, `allowed_by_check`, `denied`; absent for a malformed test.
+    pub expected: Option<&'static str>,
+    /// `denied`, `allowed`, `allowed_by_accept`, `allowed_by_check`; absent on error.
+    pub got: Option<&'static str>,
+    /// Why the assertion could not be evaluated.
+    pub error: Option<String>,
+    /// The rules that allow the traffic or login.
+    pub allowed_by: Vec<PlaceJson>,
+    /// The line a person reads.
+    pub message: String,
+    /// Why a passing assertion proves less than it seems; absent when nothing to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The policy's name.
+    pub file: String,
+    /// Line of the assertion.
+    pub line: usize,
+    /// Column of the assertion.
+    pub column: usize,
+}
+
+/// A place in the policy.
+#[derive(Debug, Serialize)]
+pub struct PlaceJson {
+    /// The policy's name.
+    pub file: String,
+    /// Line.
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+}
+
+fn place(source: &Source, span: Span) -> PlaceJson {
+    let at = source.line_col(span.start as usize);
+    PlaceJson {
+        file: source.name().to_string(),
+        line: at.line,
+        column: at.column,
+    }
+}
+
+impl TestReportJson {
+    /// The JSON of `report`, located in `source`.
+    pub fn new(report: &TestReport, source: &Source) -> TestReportJson {
+        let results = report
+            .results
+            .iter()
+            .map(|r| {
+                let at = place(source, r.span);
+                TestResultJson {
+                    kind: match r.kind {
+                        TestKind::Network => "network",
+                        TestKind::Ssh => "ssh",
+                    },
+                    test: r.test,
+                    passed: r.passed,
+                    subject: r.subject.clone(),
+                    expected: r.expected.map(|e| match e {
+                        Expectation::Allowed => "allowed",
+                        Expectation::AllowedByCheck => "allowed_by_check",
+                        Expectation::Denied => "denied",
+                    }),
+                    got: r.outcome.as_ref().ok().map(|v| match v {
+                        Verdict::Denied => "denied",
+                        Verdict::Allowed { .. } => "allowed",
+                        Verdict::AllowedByAccept { .. } => "allowed_by_accept",
+                        Verdict::AllowedByCheck { .. } => "allowed_by_check",
+                    }),
+                    error: r.outcome.as_ref().err().map(ToString::to_string),
+                    allowed_by: r
+                        .outcome
+                        .as_ref()
+                        .map(|v| v.rules().iter().map(|&s| place(source, s)).collect())
+                        .unwrap_or_default(),
+                    message: r.message(source),
+                    warning: r.warning.clone(),
+                    file: at.file,
+                    line: at.line,
+                    column: at.column,
+                }
+            })
+            .collect();
+        TestReportJson {
+            passed: report.passed(),
+            total: report.results.len(),
+            failed: report.failures().count(),
+            warnings: report.warnings().count(),
+            results,
         }
     }
 }

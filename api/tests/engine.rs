@@ -171,6 +171,32 @@ fn handles_serve_node_maps_compiles_and_explanations_until_freed() {
 }
 
 #[test]
+fn test_reports_every_assertion_as_the_cli_does() {
+    let mut engine = Engine::new();
+    let (policy, inventory) = (example("policy.hujson"), example("inventory.json"));
+    let report = call(
+        &mut engine,
+        json!({"version": 1, "op": "test", "policy": policy, "inventory": inventory}),
+    );
+    assert_eq!(report["passed"], true);
+    let total = report["total"].as_u64().unwrap();
+    assert!(total > 0);
+    assert_eq!(report["results"].as_array().unwrap().len() as u64, total);
+    assert_eq!(report["results"][0]["file"], "policy.hujson");
+    let refused = call(
+        &mut engine,
+        json!({"version": 1, "op": "test", "policy": example("invalid.hujson"),
+               "inventory": inventory}),
+    );
+    assert_eq!(kind(&refused), "refused");
+    let no_inventory = call(
+        &mut engine,
+        json!({"version": 1, "op": "test", "policy": policy}),
+    );
+    assert_eq!(kind(&no_inventory), "bad_request");
+}
+
+#[test]
 fn every_error_kind() {
     let mut engine = Engine::new();
     let (policy, inventory) = (example("policy.hujson"), example("inventory.json"));

@@ -190,6 +190,14 @@ func TestCompileLoadNodeMapExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer loaded.Close(ctx)
+	report, err := Test(policy, inventory)
+	if err != nil || report.Total == 0 || !report.Passed || report.Results[0].Line == 0 {
+		t.Fatalf("Test: %+v %v", report, err)
+	}
+	_, err = Test(read(t, exampleBroken), inventory)
+	if !errors.As(err, &aerr) || aerr.Kind != "refused" {
+		t.Fatalf("Test of a broken policy: want refused, got %v", err)
+	}
 	_, err = Compile(read(t, exampleBroken), inventory)
 	if !errors.As(err, &aerr) || aerr.Kind != "refused" || len(aerr.Diagnostics) == 0 {
 		t.Fatalf("want a refusal, got %v", err)
@@ -235,8 +243,9 @@ func jsonEqual(a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// normalise drops what the API adds to the command line's documents: "version", and the
-// error's "kind".
+// normalise keeps what the API and the command line both say: without "version", and of a
+// failure only the error's message and diagnostics (the command line adds its verdict,
+// `"valid": false` or `"passed": false`, and the API the error's "kind").
 func normalise(raw []byte) any {
 	var doc map[string]any
 	if json.Unmarshal(raw, &doc) != nil {
@@ -245,6 +254,7 @@ func normalise(raw []byte) any {
 	delete(doc, "version")
 	if e, ok := doc["error"].(map[string]any); ok {
 		delete(e, "kind")
+		return map[string]any{"error": e}
 	}
 	return doc
 }
@@ -256,6 +266,7 @@ type fixtureCase struct {
 	Inventory json.RawMessage `json:"inventory"`
 	Check     json.RawMessage `json:"check"`
 	Compile   json.RawMessage `json:"compile"`
+	Test      json.RawMessage `json:"test"`
 }
 
 func readFixture(t *testing.T) []fixtureCase {
@@ -283,8 +294,9 @@ func readFixture(t *testing.T) []fixtureCase {
 	return cases
 }
 
-// TestCorpus: on every conformance case, check and compile through WebAssembly give what
-// the native `aclc check` and `aclc compile` print (verdicts, diagnostics, node maps).
+// TestCorpus: on every conformance case, check, compile and test through WebAssembly give
+// what the native `aclc check`, `aclc compile` and `aclc test` print (verdicts, diagnostics,
+// node maps, assertions).
 func TestCorpus(t *testing.T) {
 	cases := readFixture(t)
 	rt, err := New(context.Background())
@@ -298,15 +310,13 @@ func TestCorpus(t *testing.T) {
 		for _, mode := range []struct {
 			op   string
 			want json.RawMessage
-		}{{"check", c.Check}, {"compile", c.Compile}} {
+		}{{"check", c.Check}, {"compile", c.Compile}, {"test", c.Test}} {
 			req, _ := json.Marshal(map[string]any{"version": 1, "op": mode.op, "policy": c.Policy, "name": c.Name, "inventory": c.Inventory})
 			raw, err := rt.Call(ctx, req)
 			if err != nil {
 				t.Fatalf("%s %s: %v", c.ID, mode.op, err)
 			}
-			var want any
-			_ = json.Unmarshal(mode.want, &want)
-			if got := normalise(raw); !reflect.DeepEqual(got, want) {
+			if got, want := normalise(raw), normalise(mode.want); !reflect.DeepEqual(got, want) {
 				failed++
 				if failed <= 5 {
 					t.Errorf("%s: %s differs from aclc's\n got: %.400s\nwant: %.400s", c.ID, mode.op, raw, mode.want)
@@ -315,9 +325,9 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 	if failed > 0 {
-		t.Fatalf("%d of %d calls differ from the native aclc", failed, 2*len(cases))
+		t.Fatalf("%d of %d calls differ from the native aclc", failed, 3*len(cases))
 	}
-	t.Logf("%d cases: check and compile identical to the native aclc", len(cases))
+	t.Logf("%d cases: check, compile and test identical to the native aclc", len(cases))
 }
 
 // TestTrapDropsTheInstance: a panic in aclc traps in WebAssembly; the allocation below panics

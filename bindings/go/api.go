@@ -67,6 +67,37 @@ type Explanation struct {
 	Misses  []Miss `json:"misses"`
 }
 
+// Place is a place in the policy.
+type Place struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+// TestResult is one assertion of the policy's tests or sshTests.
+type TestResult struct {
+	Kind      string  `json:"kind"` // "network" or "ssh"
+	Test      int     `json:"test"` // index in tests / sshTests
+	Passed    bool    `json:"passed"`
+	Subject   string  `json:"subject"`
+	Expected  *string `json:"expected"` // "allowed", "allowed_by_check", "denied"
+	Got       *string `json:"got"`      // "denied", "allowed", "allowed_by_accept", "allowed_by_check"
+	Error     *string `json:"error"`
+	AllowedBy []Place `json:"allowed_by"`
+	Message   string  `json:"message"`
+	Warning   string  `json:"warning,omitempty"`
+	Place
+}
+
+// TestReport is what `aclc test --format json` prints: every assertion.
+type TestReport struct {
+	Passed   bool         `json:"passed"`
+	Total    int          `json:"total"`
+	Failed   int          `json:"failed"`
+	Warnings int          `json:"warnings"`
+	Results  []TestResult `json:"results"`
+}
+
 // Policy is a policy compiled against an inventory, held in its Runtime until Close.
 type Policy struct {
 	rt         *Runtime
@@ -163,6 +194,18 @@ func (r *Runtime) Load(ctx context.Context, policy, inventory string, opts LoadO
 		return nil, err
 	}
 	return &Policy{rt: r, handle: out.Handle, generation: gen, Nodes: out.Nodes, Warnings: out.Warnings}, nil
+}
+
+// Test runs the policy's tests and sshTests against an inventory (JSON text) and reports
+// every assertion, as `aclc test` does. A policy that cannot be compiled is an *Error.
+func (r *Runtime) Test(ctx context.Context, policy, inventory string, opts LoadOptions) (*TestReport, error) {
+	req := map[string]any{"op": "test", "policy": policy, "inventory": inventory}
+	setName(req, opts.Name)
+	var out TestReport
+	if err := r.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Explain answers "can Src reach Dst and why" for a policy and an inventory (JSON text).
@@ -297,4 +340,13 @@ func Explain(policy, inventory string, q Query) (*Explanation, error) {
 		return nil, err
 	}
 	return rt.Explain(context.Background(), policy, inventory, q)
+}
+
+// Test runs the policy's tests and sshTests (see Runtime.Test).
+func Test(policy, inventory string) (*TestReport, error) {
+	rt, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return rt.Test(context.Background(), policy, inventory, LoadOptions{})
 }

@@ -61,6 +61,37 @@ export interface Explanation {
   misses: (Rule & { why: string })[];
 }
 
+/** A place in the policy. */
+export interface Place {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** One assertion of the policy's tests or sshTests. */
+export interface TestResult extends Place {
+  kind: 'network' | 'ssh';
+  /** Index in `tests` / `sshTests`. */
+  test: number;
+  passed: boolean;
+  subject: string;
+  expected: 'allowed' | 'allowed_by_check' | 'denied' | null;
+  got: 'denied' | 'allowed' | 'allowed_by_accept' | 'allowed_by_check' | null;
+  error: string | null;
+  allowed_by: Place[];
+  message: string;
+  warning?: string;
+}
+
+/** What `aclc test --format json` prints. */
+export interface TestReport {
+  passed: boolean;
+  total: number;
+  failed: number;
+  warnings: number;
+  results: TestResult[];
+}
+
 export interface Info {
   aclc: string;
   ops: string[];
@@ -112,6 +143,7 @@ export class Aclc {
   ): Record<string, NodeMap>;
   load(policy: string, inventory: Inventory, options?: NameOption & { controlUrl?: string }): Policy;
   explain(policy: string, inventory: Inventory, query: Query, options?: NameOption): Explanation;
+  test(policy: string, inventory: Inventory, options?: NameOption): TestReport;
 }
 
 export class Policy {

@@ -117,6 +117,13 @@ export class Aclc {
     return new Policy(this, response);
   }
 
+  /** Run the policy's tests and sshTests as `aclc test` does: every assertion. Throws
+   * AclcError (kind `refused`) only when the policy is invalid or cannot be compiled. */
+  test(policy, inventory, { name } = {}) {
+    const { version, ...report } = this.request({ op: 'test', policy, inventory, name });
+    return report;
+  }
+
   /** Can `src` reach `dst` (`host:port`), or with `user`, log in over SSH; and why. */
   explain(policy, inventory, query, { name } = {}) {
     return explanation(this.request({ op: 'explain', policy, inventory, name, ...query }));

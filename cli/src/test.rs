@@ -4,10 +4,10 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::policytest::{TestReport, Verdict};
+use aclc_compiler::policytest::TestReport;
 use aclc_policy::text::escape;
 use aclc_policy::Code;
-use aclc_policy::{Diagnostic, Source, Span};
+use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
 
 use crate::input::{read_inputs, InputLimits};
@@ -185,105 +185,8 @@ fn summary(report: &TestReport, name: &str) -> String {
     }
 }
 
-/// `aclc test --format json`.
-#[derive(Serialize)]
-struct JsonReport {
-    passed: bool,
-    total: usize,
-    failed: usize,
-    warnings: usize,
-    results: Vec<JsonResult>,
-}
-
-#[derive(Serialize)]
-struct JsonResult {
-    /// `network` or `ssh`.
-    kind: &'static str,
-    /// Index in `tests` / `sshTests`.
-    test: usize,
-    passed: bool,
-    subject: String,
-    /// `allowed`, `allowed_by_check`, `denied`; absent for a malformed test.
-    expected: Option<&'static str>,
-    /// `denied`, `allowed`, `allowed_by_accept`, `allowed_by_check`; absent on error.
-    got: Option<&'static str>,
-    /// Why the assertion could not be evaluated.
-    error: Option<String>,
-    /// The rules that allow the traffic or login.
-    allowed_by: Vec<JsonPlace>,
-    /// The line a person reads.
-    message: String,
-    /// Why a passing assertion proves less than it seems; absent when nothing to say.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warning: Option<String>,
-    file: String,
-    line: usize,
-    column: usize,
-}
-
-#[derive(Serialize)]
-struct JsonPlace {
-    file: String,
-    line: usize,
-    column: usize,
-}
-
-fn place(source: &Source, span: Span) -> JsonPlace {
-    let at = source.line_col(span.start as usize);
-    JsonPlace {
-        file: source.name().to_string(),
-        line: at.line,
-        column: at.column,
-    }
-}
-
 fn write_json(report: &TestReport, source: &Source) -> std::io::Result<()> {
-    use aclc_compiler::policytest::{Expectation, TestKind};
-    let results = report
-        .results
-        .iter()
-        .map(|r| {
-            let at = place(source, r.span);
-            JsonResult {
-                kind: match r.kind {
-                    TestKind::Network => "network",
-                    TestKind::Ssh => "ssh",
-                },
-                test: r.test,
-                passed: r.passed,
-                subject: r.subject.clone(),
-                expected: r.expected.map(|e| match e {
-                    Expectation::Allowed => "allowed",
-                    Expectation::AllowedByCheck => "allowed_by_check",
-                    Expectation::Denied => "denied",
-                }),
-                got: r.outcome.as_ref().ok().map(|v| match v {
-                    Verdict::Denied => "denied",
-                    Verdict::Allowed { .. } => "allowed",
-                    Verdict::AllowedByAccept { .. } => "allowed_by_accept",
-                    Verdict::AllowedByCheck { .. } => "allowed_by_check",
-                }),
-                error: r.outcome.as_ref().err().map(ToString::to_string),
-                allowed_by: r
-                    .outcome
-                    .as_ref()
-                    .map(|v| v.rules().iter().map(|&s| place(source, s)).collect())
-                    .unwrap_or_default(),
-                message: r.message(source),
-                warning: r.warning.clone(),
-                file: at.file,
-                line: at.line,
-                column: at.column,
-            }
-        })
-        .collect();
-    let doc = JsonReport {
-        passed: report.passed(),
-        total: report.results.len(),
-        failed: report.failures().count(),
-        warnings: report.warnings().count(),
-        results,
-    };
+    let doc = aclc_api::shape::TestReportJson::new(report, source);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     serde_json::to_writer(&mut out, &doc)?;

@@ -62,6 +62,10 @@ test('compile, load, node maps, explain, free', () => {
   throwsKind(() => p.explain({ src: 'nobody-at-all', dst: 'web-1:443' }), 'query');
   p.free();
   throwsKind(() => aclc.request({ op: 'node_map', handle: p.handle, node: 'web-1' }), 'unknown_handle');
+  const report = aclc.test(policy, inventory);
+  assert.equal(report.passed, true);
+  assert.ok(report.total > 0 && report.results[0].line > 0);
+  throwsKind(() => aclc.test(broken, inventory), 'refused');
   const refused = (() => {
     try {
       aclc.compile(broken, inventory);
