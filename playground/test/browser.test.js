@@ -64,13 +64,19 @@ test('edit, see diagnostics, format, explain, view a filter', async () => {
   await page.selectOption('#node', 'web-1');
   assert.match(await page.textContent('#filter'), /"First": 443/);
 
-  // For the picture: the allowed flow explained, then a typo in the policy (an undefined
-  // group), underlined in the editor and listed below it.
-  await page.fill('#dst', 'web-1:443');
-  await page.click('#explain');
+  // A typo (an undefined group): underlined in the editor and listed, explain disabled.
   await page.fill('#policy', formatted.replace('"src": ["group:eng"]', '"src": ["group:engg"]'));
   await page.waitForSelector('#status[data-state="invalid"]');
   await page.waitForSelector('#backdrop mark.error');
+  assert.match(await page.textContent('#explanation'), /fix the policy/);
+
+  // For the picture: the fixed policy with its warnings marked, a flow explained, a filter.
+  await page.fill('#policy', formatted);
+  await page.waitForSelector('#status[data-state="valid"]');
+  await page.waitForSelector('#explain:not([disabled])');
+  await page.click('#explain');
+  await page.selectOption('#node', 'web-1');
+  await page.waitForSelector('#backdrop mark.warning');
   await page.screenshot({ path: screenshot, fullPage: true });
   assert.deepEqual(errors, []);
 });
