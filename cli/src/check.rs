@@ -3,14 +3,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+// What checking one policy found: the embedding API checks with the same code.
+use aclc_api::shape::CheckResult as FileResult;
 use aclc_compiler::Inventory;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::Serialize;
 
-use crate::input::{
-    is_stdin, parse_policy, read_inventory, read_policy, InputLimits, ParsedPolicy, PolicyFile,
-    STDIN_TWICE,
-};
+use crate::input::{is_stdin, read_inventory, read_policy, InputLimits, PolicyFile, STDIN_TWICE};
 use crate::report::{
     capped, hidden_line, input_error, print_json, summary, use_colour, Format, HumanRenderer,
     JsonDiagnostic, DEFAULT_MAX_DIAGNOSTICS,
@@ -71,13 +70,6 @@ fn input_failure(format: CheckFormat, message: &str) -> u8 {
         println!("::error title=aclc::{}", crate::ci::escape_data(message));
     }
     input_error(format.base(), message)
-}
-
-/// What checking one policy found.
-struct FileResult {
-    source: Source,
-    diagnostics: Vec<Diagnostic>,
-    valid: bool,
 }
 
 /// Run `aclc check`; returns the exit status.
@@ -141,37 +133,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
 }
 
 fn check_file(file: &PolicyFile, options: &Options, inventory: Option<&Inventory>) -> FileResult {
-    let ParsedPolicy {
-        source,
-        mut diagnostics,
-        checked,
-    } = parse_policy(file, options);
-    let mut valid = checked.is_some();
-    if let Some(checked) = checked {
-        diagnostics.extend(checked.warnings);
-        if let Some(inventory) = inventory {
-            match crate::test::run_tests(&checked.policy, inventory) {
-                Ok(report) => {
-                    diagnostics.extend(crate::test::warning_diagnostics(&report));
-                    if !report.passed() {
-                        valid = false;
-                        diagnostics.extend(crate::test::failure_diagnostics(&report, &source));
-                    }
-                }
-                // The compiler refused the policy (an IP set it cannot compute, work beyond
-                // the budget): invalid, at the place to blame.
-                Err(error) => {
-                    valid = false;
-                    diagnostics.push(error.to_diagnostic());
-                }
-            }
-        }
-    }
-    FileResult {
-        source,
-        diagnostics,
-        valid,
-    }
+    aclc_api::shape::check_policy(&file.name, &file.bytes, options, inventory)
 }
 
 fn print_human(results: &[FileResult], max_diagnostics: usize) {
@@ -203,13 +165,6 @@ struct JsonFile {
     diagnostics: Vec<JsonDiagnostic>,
 }
 
-/// The JSON of a single file: `{"valid", "diagnostics"}`.
-#[derive(Serialize)]
-struct JsonSingle {
-    valid: bool,
-    diagnostics: Vec<JsonDiagnostic>,
-}
-
 /// The JSON of several files: per file, and every diagnostic flattened.
 #[derive(Serialize)]
 struct JsonMany {
@@ -219,20 +174,13 @@ struct JsonMany {
 }
 
 fn json_diagnostics(result: &FileResult) -> Vec<JsonDiagnostic> {
-    result
-        .diagnostics
-        .iter()
-        .map(|d| d.locate(&result.source))
-        .collect()
+    result.located()
 }
 
 fn print_json_results(results: &[FileResult]) {
     let valid = results.iter().all(|r| r.valid);
     match results {
-        [one] => print_json(&JsonSingle {
-            valid,
-            diagnostics: json_diagnostics(one),
-        }),
+        [one] => print_json(&one.to_json()),
         many => print_json(&JsonMany {
             valid,
             files: many

@@ -169,14 +169,7 @@ fn refused(format: Format, max: usize, source: &Source, diagnostics: &[Diagnosti
             );
         }
         Format::Json => {
-            let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
-            let mut message = errors.first().map_or_else(
-                || "the policy was refused".to_string(),
-                |d| d.message.clone(),
-            );
-            if errors.len() > 1 {
-                let _ = write!(message, " (+{} more)", errors.len() - 1);
-            }
+            let message = aclc_api::shape::compile_refusal_message(diagnostics);
             print_json(&JsonRefusal {
                 error: JsonError::new(message, diagnostics, source),
             });

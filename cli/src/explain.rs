@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use aclc_api::shape::rule_text;
 use aclc_compiler::policytest::{explain, explain_ssh, Explanation, NetworkQuery};
 use aclc_compiler::{try_compile_with_options, CompileOptions};
 use aclc_policy::text::escape;
@@ -17,9 +18,6 @@ use crate::report::{
 };
 use crate::test::EXIT_TESTS_FAILED;
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
-
-/// Rule text longer than this is cut (with `…`).
-const MAX_RULE_TEXT: usize = 160;
 
 /// Arguments of `aclc explain`.
 #[derive(Debug, clap::Args)]
@@ -139,10 +137,7 @@ fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnosti
             );
         }
         Format::Json => {
-            let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
-                || "the policy was refused".to_string(),
-                |d| d.message.clone(),
-            );
+            let message = aclc_api::shape::first_error_message(diagnostics);
             print_json(&JsonInvalid {
                 allowed: false,
                 error: JsonError::new(message, diagnostics, source),
@@ -156,22 +151,6 @@ fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnosti
 struct JsonInvalid {
     allowed: bool,
     error: JsonError,
-}
-
-/// A rule as written, on one line: whitespace runs (comments' line breaks too) become one
-/// space, and a long rule is cut.
-fn rule_text(source: &Source, span: Span) -> String {
-    let text = source
-        .slice(span)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.chars().count() <= MAX_RULE_TEXT {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_RULE_TEXT).collect();
-    cut.push('…');
-    cut
 }
 
 /// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines; or `denied: REASON`,
@@ -214,58 +193,8 @@ fn write_human(e: &Explanation, source: &Source) -> std::io::Result<()> {
     out.flush()
 }
 
-#[derive(Serialize)]
-struct JsonExplanation {
-    allowed: bool,
-    reason: String,
-    rules: Vec<JsonRule>,
-    misses: Vec<JsonMiss>,
-}
-
-#[derive(Serialize)]
-struct JsonRule {
-    file: String,
-    line: usize,
-    column: usize,
-    text: String,
-}
-
-#[derive(Serialize)]
-struct JsonMiss {
-    #[serde(flatten)]
-    rule: JsonRule,
-    why: String,
-}
-
-fn json_rule(source: &Source, span: Span) -> JsonRule {
-    let at = source.line_col(span.start as usize);
-    JsonRule {
-        file: source.name().to_string(),
-        line: at.line,
-        column: at.column,
-        text: rule_text(source, span),
-    }
-}
-
 fn write_json(e: &Explanation, source: &Source) -> std::io::Result<()> {
-    let doc = JsonExplanation {
-        allowed: e.allowed(),
-        reason: e.reason.clone(),
-        rules: e
-            .verdict
-            .rules()
-            .iter()
-            .map(|&s| json_rule(source, s))
-            .collect(),
-        misses: e
-            .misses
-            .iter()
-            .map(|m| JsonMiss {
-                rule: json_rule(source, m.span),
-                why: m.why.clone(),
-            })
-            .collect(),
-    };
+    let doc = aclc_api::shape::ExplanationJson::new(e, source);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     serde_json::to_writer(&mut out, &doc)?;

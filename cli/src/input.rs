@@ -173,38 +173,11 @@ pub(crate) fn read_inventory(path: &Path, limits: &InputLimits) -> Result<Invent
     Ok(inventory)
 }
 
-/// A policy file decoded and parsed.
-pub(crate) struct ParsedPolicy {
-    /// The decoded text.
-    pub(crate) source: Source,
-    /// What decoding reported and, when the policy was refused, every diagnostic of the
-    /// refusal (a valid policy's warnings are in `checked`).
-    pub(crate) diagnostics: Vec<Diagnostic>,
-    /// The valid policy and its warnings; `None` when it was refused.
-    pub(crate) checked: Option<Checked>,
-}
+pub(crate) use aclc_api::shape::ParsedPolicy;
 
-/// Decode and parse a policy file with `options`. Undecodable input (bad UTF-8, too large) is
-/// not parsed: it would only produce confusing follow-on errors.
+/// Decode and parse a policy file with `options` (the embedding API does the same).
 pub(crate) fn parse_policy(file: &PolicyFile, options: &Options) -> ParsedPolicy {
-    let (source, mut diagnostics) =
-        aclc_policy::source_from_bytes(&file.name, &file.bytes, &options.limits);
-    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
-        None
-    } else {
-        match aclc_policy::parse(&source, options) {
-            Ok(checked) => Some(checked),
-            Err(found) => {
-                diagnostics.extend(found.0);
-                None
-            }
-        }
-    };
-    ParsedPolicy {
-        source,
-        diagnostics,
-        checked,
-    }
+    aclc_api::shape::parse_policy(&file.name, &file.bytes, options)
 }
 
 /// Read the inventory, then the policy, and parse the policy in the inventory's context (its

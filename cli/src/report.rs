@@ -122,21 +122,7 @@ pub(crate) fn summary(name: &str, diagnostics: &[Diagnostic]) -> String {
 pub(crate) type JsonDiagnostic = aclc_policy::diag::Located;
 
 /// The `error` object of a refused policy as JSON: the message and every diagnostic.
-#[derive(Serialize)]
-pub(crate) struct JsonError {
-    message: String,
-    diagnostics: Vec<JsonDiagnostic>,
-}
-
-impl JsonError {
-    /// The error object for `diagnostics` of `source`, under `message`.
-    pub(crate) fn new(message: String, diagnostics: &[Diagnostic], source: &Source) -> JsonError {
-        JsonError {
-            message,
-            diagnostics: diagnostics.iter().map(|d| d.locate(source)).collect(),
-        }
-    }
-}
+pub(crate) use aclc_api::shape::JsonError;
 
 /// Print one JSON document on stdout.
 pub(crate) fn print_json(document: &impl Serialize) {

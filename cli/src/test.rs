@@ -4,11 +4,10 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::policytest::{TestReport, TestResult, Verdict, TESTS_FAILED};
-use aclc_compiler::{try_compile_with_options, CompileError, CompileOptions, Inventory};
+use aclc_compiler::policytest::TestReport;
 use aclc_policy::text::escape;
 use aclc_policy::Code;
-use aclc_policy::{Diagnostic, Source, Span};
+use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
 
 use crate::input::{read_inputs, InputLimits};
@@ -119,59 +118,7 @@ pub(crate) fn run(args: &TestArgs) -> u8 {
     }
 }
 
-/// Compile `policy` against `inventory` with the default options and run its assertions; the
-/// compiler's refusal when it refuses the policy.
-pub(crate) fn run_tests(
-    policy: &aclc_policy::model::Policy,
-    inventory: &Inventory,
-) -> Result<TestReport, CompileError> {
-    let compiled = try_compile_with_options(policy, inventory, &CompileOptions::default())?;
-    Ok(aclc_compiler::run_tests(policy, &compiled))
-}
-
-/// The diagnostics of a refusal for failed assertions: `test(s) failed` (Tailscale's text)
-/// on the first failure, then one per failed assertion.
-pub(crate) fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<Diagnostic> {
-    let failures: Vec<&TestResult> = report.failures().collect();
-    let Some(first) = failures.first() else {
-        return Vec::new();
-    };
-    let n = failures.len();
-    let mut out = vec![
-        Diagnostic::error(Code::TestsFailed, first.span, TESTS_FAILED).with_help(format!(
-            "{n} assertion{} of the policy's tests failed; `aclc test` reports every assertion",
-            if n == 1 { "" } else { "s" }
-        )),
-    ];
-    for failure in failures {
-        let mut diagnostic =
-            Diagnostic::error(Code::TestFailed, failure.span, failure.message(source));
-        if let Ok(verdict) = &failure.outcome {
-            for &rule in verdict.rules() {
-                diagnostic = diagnostic.with_related(rule, "allowed by this rule");
-            }
-        }
-        out.push(diagnostic);
-    }
-    out
-}
-
-/// Warnings for assertions that passed but prove less than they seem (a `deny` from a source
-/// with no devices in the inventory holds vacuously): shown, never a refusal.
-pub(crate) fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
-    report
-        .warnings()
-        .filter_map(|result| {
-            let warning = result.warning.as_deref()?;
-            Some(
-                Diagnostic::warning(Code::TestVacuous, result.span, warning).with_help(
-                    "add the source's devices to the inventory, or check that `src` names the \
-                     user or group you meant",
-                ),
-            )
-        })
-        .collect()
-}
+pub(crate) use aclc_api::shape::{failure_diagnostics, run_tests, warning_diagnostics};
 
 /// `{"passed": false, "error": {"message", "diagnostics"}}` for an invalid policy.
 #[derive(Serialize)]
@@ -188,10 +135,7 @@ fn invalid(format: Format, max: usize, source: &Source, diagnostics: &[Diagnosti
             eprintln!("{}: policy refused, no test run", escape(source.name()));
         }
         Format::Json => {
-            let message = diagnostics.iter().find(|d| d.is_error()).map_or_else(
-                || "the policy was refused".to_string(),
-                |d| d.message.clone(),
-            );
+            let message = aclc_api::shape::first_error_message(diagnostics);
             print_json(&JsonInvalid {
                 passed: false,
                 error: JsonError::new(message, diagnostics, source),
@@ -241,105 +185,8 @@ fn summary(report: &TestReport, name: &str) -> String {
     }
 }
 
-/// `aclc test --format json`.
-#[derive(Serialize)]
-struct JsonReport {
-    passed: bool,
-    total: usize,
-    failed: usize,
-    warnings: usize,
-    results: Vec<JsonResult>,
-}
-
-#[derive(Serialize)]
-struct JsonResult {
-    /// `network` or `ssh`.
-    kind: &'static str,
-    /// Index in `tests` / `sshTests`.
-    test: usize,
-    passed: bool,
-    subject: String,
-    /// `allowed`, `allowed_by_check`, `denied`; absent for a malformed test.
-    expected: Option<&'static str>,
-    /// `denied`, `allowed`, `allowed_by_accept`, `allowed_by_check`; absent on error.
-    got: Option<&'static str>,
-    /// Why the assertion could not be evaluated.
-    error: Option<String>,
-    /// The rules that allow the traffic or login.
-    allowed_by: Vec<JsonPlace>,
-    /// The line a person reads.
-    message: String,
-    /// Why a passing assertion proves less than it seems; absent when nothing to say.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warning: Option<String>,
-    file: String,
-    line: usize,
-    column: usize,
-}
-
-#[derive(Serialize)]
-struct JsonPlace {
-    file: String,
-    line: usize,
-    column: usize,
-}
-
-fn place(source: &Source, span: Span) -> JsonPlace {
-    let at = source.line_col(span.start as usize);
-    JsonPlace {
-        file: source.name().to_string(),
-        line: at.line,
-        column: at.column,
-    }
-}
-
 fn write_json(report: &TestReport, source: &Source) -> std::io::Result<()> {
-    use aclc_compiler::policytest::{Expectation, TestKind};
-    let results = report
-        .results
-        .iter()
-        .map(|r| {
-            let at = place(source, r.span);
-            JsonResult {
-                kind: match r.kind {
-                    TestKind::Network => "network",
-                    TestKind::Ssh => "ssh",
-                },
-                test: r.test,
-                passed: r.passed,
-                subject: r.subject.clone(),
-                expected: r.expected.map(|e| match e {
-                    Expectation::Allowed => "allowed",
-                    Expectation::AllowedByCheck => "allowed_by_check",
-                    Expectation::Denied => "denied",
-                }),
-                got: r.outcome.as_ref().ok().map(|v| match v {
-                    Verdict::Denied => "denied",
-                    Verdict::Allowed { .. } => "allowed",
-                    Verdict::AllowedByAccept { .. } => "allowed_by_accept",
-                    Verdict::AllowedByCheck { .. } => "allowed_by_check",
-                }),
-                error: r.outcome.as_ref().err().map(ToString::to_string),
-                allowed_by: r
-                    .outcome
-                    .as_ref()
-                    .map(|v| v.rules().iter().map(|&s| place(source, s)).collect())
-                    .unwrap_or_default(),
-                message: r.message(source),
-                warning: r.warning.clone(),
-                file: at.file,
-                line: at.line,
-                column: at.column,
-            }
-        })
-        .collect();
-    let doc = JsonReport {
-        passed: report.passed(),
-        total: report.results.len(),
-        failed: report.failures().count(),
-        warnings: report.warnings().count(),
-        results,
-    };
+    let doc = aclc_api::shape::TestReportJson::new(report, source);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     serde_json::to_writer(&mut out, &doc)?;

@@ -627,12 +627,12 @@ fn emitted_somewhere(code: Code, sources: &str) -> bool {
     })
 }
 
-/// The library and CLI sources, unit tests left out (`tests.rs` files, a file's inline
+/// The library, embedding API and CLI sources, unit tests left out (`tests.rs` files, a file's inline
 /// `#[cfg(test)] mod tests {`, which comes last, and the list of codes itself).
 fn library_sources() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut text = String::new();
-    for dir in ["policy/src", "compiler/src", "cli/src"] {
+    for dir in ["policy/src", "compiler/src", "api/src", "cli/src"] {
         for file in rust_files(&root.join(dir)) {
             let name = file.file_name().unwrap().to_string_lossy().to_string();
             if name == "tests.rs" || name == "code.rs" {

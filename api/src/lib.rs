@@ -1,0 +1,636 @@
+//! The embeddable API of aclc: one versioned JSON request in, one JSON response out, with
+//! compiled policies kept between calls by handle. The WebAssembly module, the C ABI
+//! (`aclc-ffi`) and through them the Go and npm packages all call [`Engine::call`]; the
+//! request and response shapes are documented once, in `docs/embedding.md`.
+//!
+//! Responses reuse the command line's JSON (see [`shape`]): `check` answers what
+//! `aclc check --format json` prints, `compile` what `aclc compile` prints, `explain` what
+//! `aclc explain --format json` prints, `test` what `aclc test --format json` prints, each with
+//! a `version` field in front.
+
+pub mod shape;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use aclc_compiler::policytest::{explain, explain_ssh, NetworkQuery};
+use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
+use aclc_policy::diag::Located;
+use aclc_policy::{Diagnostic, Options, Source};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::shape::{check_policy, parse_policy, ExplanationJson, JsonError};
+
+/// The version of the request and response shapes this build speaks.
+pub const API_VERSION: u64 = 1;
+
+/// The operations [`Engine::call`] knows, in the order `docs/embedding.md` lists them.
+pub const OPS: &[&str] = &[
+    "info", "check", "fmt", "compile", "load", "node_map", "explain", "test", "free",
+];
+
+/// The name a policy's diagnostics carry when the request gives none.
+pub const DEFAULT_POLICY_NAME: &str = "policy.hujson";
+
+/// A policy compiled against an inventory, kept for later calls under a handle.
+struct Loaded {
+    source: Source,
+    policy: aclc_policy::model::Policy,
+    compiled: Compiled,
+}
+
+/// The state of one embedding: the loaded policies, by handle. Each host instance (a
+/// WebAssembly instance, a C process) holds one.
+#[derive(Default)]
+pub struct Engine {
+    loaded: BTreeMap<u64, Loaded>,
+    next_handle: u64,
+}
+
+/// A failed request: `{"error": {"kind", "message", "diagnostics"?}}`.
+#[derive(Debug, Serialize)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostics: Option<Vec<Located>>,
+}
+
+impl Failure {
+    fn new(kind: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            diagnostics: None,
+        }
+    }
+
+    /// A refused policy, with `aclc`'s error object (message and diagnostics).
+    fn refused(error: JsonError) -> Failure {
+        Failure {
+            kind: "refused",
+            message: error.message,
+            diagnostics: Some(error.diagnostics),
+        }
+    }
+}
+
+/// Serialize `body` (an object) with `"version"` in front.
+#[derive(Serialize)]
+struct Versioned<T> {
+    version: u64,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: Failure,
+}
+
+/// The response text of a failure.
+fn failure_text(failure: Failure) -> String {
+    to_text(&ErrorBody { error: failure })
+}
+
+/// The response text of an object `body`.
+fn to_text<T: Serialize>(body: &T) -> String {
+    match serde_json::to_string(&Versioned {
+        version: API_VERSION,
+        body,
+    }) {
+        Ok(text) => text,
+        // Only strings, numbers and the shapes above are serialised: this cannot fail.
+        Err(e) => format!(
+            "{{\"version\":{API_VERSION},\"error\":{{\"kind\":\"internal\",\"message\":{}}}}}",
+            Value::String(format!("cannot write the response: {e}"))
+        ),
+    }
+}
+
+type Reply = Result<String, Failure>;
+
+/// The inputs of a policy compiled against an inventory.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyInputs {
+    policy: String,
+    #[serde(default)]
+    name: Option<String>,
+    inventory: Value,
+    #[serde(default)]
+    control_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckArgs {
+    policy: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestArgs {
+    policy: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FmtArgs {
+    policy: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompileArgs {
+    #[serde(default)]
+    handle: Option<u64>,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+    #[serde(default)]
+    control_url: Option<String>,
+    #[serde(default)]
+    nodes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandleArgs {
+    handle: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeMapArgs {
+    handle: u64,
+    node: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainArgs {
+    #[serde(default)]
+    handle: Option<u64>,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+    src: String,
+    dst: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    proto: Option<String>,
+}
+
+/// Read an op's arguments: what is left of the request once `version` and `op` are taken.
+fn args<T: DeserializeOwned>(op: &str, rest: Map<String, Value>) -> Result<T, Failure> {
+    serde_json::from_value(Value::Object(rest))
+        .map_err(|e| Failure::new("bad_request", format!("bad arguments for `{op}`: {e}")))
+}
+
+/// An inventory given as a JSON object or as its text.
+fn read_inventory(inventory: &Value) -> Result<Inventory, Failure> {
+    let parsed = match inventory {
+        Value::String(text) => Inventory::from_json(text),
+        other => Inventory::from_json(&other.to_string()),
+    };
+    parsed.map_err(|e| Failure::new("invalid_inventory", format!("invalid inventory: {e}")))
+}
+
+fn policy_name(name: Option<&str>) -> &str {
+    name.unwrap_or(DEFAULT_POLICY_NAME)
+}
+
+/// `{"version":1,"nodes":{name: map, ...}}`, as `aclc compile` prints it.
+fn nodes_document<'a>(
+    compiled: &Compiled,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<String, Failure> {
+    let mut out = format!("{{\"version\":{API_VERSION},\"nodes\":{{");
+    for (i, name) in names.enumerate() {
+        let view = compiled.node(name).ok_or_else(|| unknown_node(name))?;
+        if i > 0 {
+            out.push(',');
+        }
+        let map = serde_json::to_string(&view.to_wire())
+            .map_err(|e| Failure::new("internal", format!("cannot write node {name}: {e}")))?;
+        let _ = write!(out, "{}:{map}", Value::String(view.name().to_string()));
+    }
+    out.push_str("}}");
+    Ok(out)
+}
+
+fn unknown_node(name: &str) -> Failure {
+    Failure::new(
+        "unknown_node",
+        format!("unknown node \"{name}\" (not in the inventory)"),
+    )
+}
+
+/// Parse `policy` in the inventory's context and compile it, as `aclc compile` does,
+/// refusing it as `aclc compile --format json` does (invalid, not computable, tests failed).
+fn load(inputs: PolicyInputs) -> Result<(Loaded, Vec<Diagnostic>), Failure> {
+    let inventory = read_inventory(&inputs.inventory)?;
+    let options = Options {
+        context: inventory.policy_context(),
+        ..Options::default()
+    };
+    let name = policy_name(inputs.name.as_deref());
+    let parsed = parse_policy(name, inputs.policy.as_bytes(), &options);
+    let source = parsed.source;
+    let Some(checked) = parsed.checked else {
+        let message = shape::compile_refusal_message(&parsed.diagnostics);
+        return Err(Failure::refused(JsonError::new(
+            message,
+            &parsed.diagnostics,
+            &source,
+        )));
+    };
+    let mut compile_options = CompileOptions::default();
+    if let Some(url) = inputs.control_url {
+        compile_options.control_url = url;
+    }
+    let compiled = match try_compile_with_options(&checked.policy, &inventory, &compile_options) {
+        Ok(compiled) => compiled,
+        Err(error) => {
+            let found = [error.to_diagnostic()];
+            let message = shape::compile_refusal_message(&found);
+            return Err(Failure::refused(JsonError::new(message, &found, &source)));
+        }
+    };
+    let report = aclc_compiler::run_tests(&checked.policy, &compiled);
+    if !report.passed() {
+        let diagnostics = shape::failure_diagnostics(&report, &source);
+        let message = report.refusal_message(&source);
+        return Err(Failure::refused(JsonError::new(
+            message,
+            &diagnostics,
+            &source,
+        )));
+    }
+    let mut warnings = checked.warnings;
+    warnings.extend(shape::warning_diagnostics(&report));
+    Ok((
+        Loaded {
+            source,
+            policy: checked.policy,
+            compiled,
+        },
+        warnings,
+    ))
+}
+
+impl Engine {
+    /// An engine with nothing loaded.
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// How many policies are loaded (not yet freed).
+    pub fn loaded(&self) -> usize {
+        self.loaded.len()
+    }
+
+    /// Answer one request (UTF-8 JSON): always a JSON document with `version`, and
+    /// `error` on failure. A panic is caught and reported as an error of kind `panic` (where
+    /// the target unwinds; a WebAssembly build aborts instead, see `docs/embedding.md`).
+    pub fn call(&mut self, request: &[u8]) -> String {
+        guarded(|| self.dispatch(request))
+    }
+
+    fn dispatch(&mut self, request: &[u8]) -> Reply {
+        let value: Value = serde_json::from_slice(request)
+            .map_err(|e| Failure::new("bad_request", format!("the request is not JSON: {e}")))?;
+        let Value::Object(mut rest) = value else {
+            return Err(Failure::new(
+                "bad_request",
+                "the request is not a JSON object",
+            ));
+        };
+        match rest.remove("version") {
+            Some(Value::Number(n)) if n.as_u64() == Some(API_VERSION) => {}
+            Some(other) => {
+                return Err(Failure::new(
+                    "unsupported_version",
+                    format!("this build speaks version {API_VERSION}, not {other}"),
+                ))
+            }
+            None => {
+                return Err(Failure::new(
+                    "bad_request",
+                    format!("the request has no \"version\" (use {API_VERSION})"),
+                ))
+            }
+        }
+        let op = match rest.remove("op") {
+            Some(Value::String(op)) => op,
+            _ => {
+                return Err(Failure::new(
+                    "bad_request",
+                    "the request has no \"op\" string",
+                ))
+            }
+        };
+        // One arm per operation: a new one is an arm and a function.
+        match op.as_str() {
+            "info" => Ok(info()),
+            "check" => check(args(&op, rest)?),
+            "fmt" => fmt(args(&op, rest)?),
+            "compile" => self.compile(args(&op, rest)?),
+            "load" => self.load(args(&op, rest)?),
+            "node_map" => self.node_map(args(&op, rest)?),
+            "explain" => self.explain(args(&op, rest)?),
+            "test" => test(args(&op, rest)?),
+            "free" => self.free(args(&op, rest)?),
+            other => Err(Failure::new(
+                "unknown_op",
+                format!("unknown op `{other}` (known: {})", OPS.join(", ")),
+            )),
+        }
+    }
+
+    fn get(&self, handle: u64) -> Result<&Loaded, Failure> {
+        self.loaded.get(&handle).ok_or_else(|| {
+            Failure::new(
+                "unknown_handle",
+                format!("no policy is loaded under handle {handle}"),
+            )
+        })
+    }
+
+    fn load(&mut self, inputs: PolicyInputs) -> Reply {
+        let (loaded, warnings) = load(inputs)?;
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            handle: u64,
+            nodes: Vec<&'a str>,
+            warnings: Vec<Located>,
+        }
+        let text = to_text(&Answer {
+            handle,
+            nodes: loaded.compiled.node_names().collect(),
+            warnings: warnings.iter().map(|d| d.locate(&loaded.source)).collect(),
+        });
+        self.loaded.insert(handle, loaded);
+        Ok(text)
+    }
+
+    fn compile(&mut self, args: CompileArgs) -> Reply {
+        let owned;
+        let loaded = match (args.handle, args.policy, args.inventory) {
+            (Some(handle), None, None) if args.name.is_none() && args.control_url.is_none() => {
+                self.get(handle)?
+            }
+            (None, Some(policy), Some(inventory)) => {
+                owned = load(PolicyInputs {
+                    policy,
+                    name: args.name,
+                    inventory,
+                    control_url: args.control_url,
+                })?
+                .0;
+                &owned
+            }
+            _ => {
+                return Err(Failure::new(
+                    "bad_request",
+                    "`compile` takes either `handle` or `policy` and `inventory`",
+                ))
+            }
+        };
+        match &args.nodes {
+            Some(names) => nodes_document(&loaded.compiled, names.iter().map(String::as_str)),
+            None => nodes_document(&loaded.compiled, loaded.compiled.node_names()),
+        }
+    }
+
+    fn node_map(&self, args: NodeMapArgs) -> Reply {
+        let loaded = self.get(args.handle)?;
+        let view = loaded
+            .compiled
+            .node(&args.node)
+            .ok_or_else(|| unknown_node(&args.node))?;
+        #[derive(Serialize)]
+        struct Answer<'a, M> {
+            node: &'a str,
+            map: M,
+        }
+        Ok(to_text(&Answer {
+            node: view.name(),
+            map: view.to_wire(),
+        }))
+    }
+
+    fn explain(&self, args: ExplainArgs) -> Reply {
+        let owned;
+        let loaded = match (args.handle, args.policy, args.inventory) {
+            (Some(handle), None, None) if args.name.is_none() => self.get(handle)?,
+            (None, Some(policy), Some(inventory)) => {
+                owned = load_for_explain(&policy, args.name.as_deref(), &inventory)?;
+                &owned
+            }
+            _ => {
+                return Err(Failure::new(
+                    "bad_request",
+                    "`explain` takes either `handle` or `policy` and `inventory`",
+                ))
+            }
+        };
+        let answer = match &args.user {
+            Some(user) => explain_ssh(&loaded.policy, &loaded.compiled, &args.src, &args.dst, user),
+            None => explain(
+                &loaded.policy,
+                &loaded.compiled,
+                &NetworkQuery {
+                    src: &args.src,
+                    dst: &args.dst,
+                    proto: args.proto.as_deref(),
+                    src_posture_attrs: None,
+                },
+            ),
+        };
+        let explanation = answer.map_err(|e| Failure::new("query", e.to_string()))?;
+        Ok(to_text(&ExplanationJson::new(&explanation, &loaded.source)))
+    }
+
+    fn free(&mut self, args: HandleArgs) -> Reply {
+        self.get(args.handle)?;
+        self.loaded.remove(&args.handle);
+        #[derive(Serialize)]
+        struct Answer {
+            freed: u64,
+        }
+        Ok(to_text(&Answer { freed: args.handle }))
+    }
+}
+
+/// The response of `answer`: its text, its failure's, or a panic's (never unwinding on).
+fn guarded(answer: impl FnOnce() -> Reply) -> String {
+    match catch_unwind(AssertUnwindSafe(answer)) {
+        Ok(Ok(text)) => text,
+        Ok(Err(failure)) => failure_text(failure),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            failure_text(Failure::new(
+                "panic",
+                format!("aclc panicked (this is a bug): {message}"),
+            ))
+        }
+    }
+}
+
+/// What this build is: `{"version", "aclc", "ops"}`.
+fn info() -> String {
+    #[derive(Serialize)]
+    struct Answer {
+        aclc: &'static str,
+        ops: &'static [&'static str],
+    }
+    to_text(&Answer {
+        aclc: env!("CARGO_PKG_VERSION"),
+        ops: OPS,
+    })
+}
+
+fn check(args: CheckArgs) -> Reply {
+    let mut options = Options::default();
+    let inventory = match &args.inventory {
+        Some(inventory) => {
+            let inventory = read_inventory(inventory)?;
+            options.context = inventory.policy_context();
+            Some(inventory)
+        }
+        None => None,
+    };
+    let result = check_policy(
+        policy_name(args.name.as_deref()),
+        args.policy.as_bytes(),
+        &options,
+        inventory.as_ref(),
+    );
+    Ok(to_text(&result.to_json()))
+}
+
+fn fmt(args: FmtArgs) -> Reply {
+    let limits = aclc_policy::Limits::default();
+    let name = policy_name(args.name.as_deref());
+    let (source, diagnostics) =
+        aclc_policy::source_from_bytes(name, args.policy.as_bytes(), &limits);
+    let invalid = |found: &[Diagnostic]| {
+        let message = shape::first_error_message(found);
+        Failure {
+            kind: "invalid",
+            message,
+            diagnostics: Some(found.iter().map(|d| d.locate(&source)).collect()),
+        }
+    };
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(invalid(&diagnostics));
+    }
+    let formatted =
+        aclc_policy::hujson::format(&source, &limits).map_err(|found| invalid(&found.0))?;
+    #[derive(Serialize)]
+    struct Answer {
+        formatted: String,
+        changed: bool,
+    }
+    let changed = formatted != source.text();
+    Ok(to_text(&Answer { formatted, changed }))
+}
+
+/// Run the policy's `tests` and `sshTests` as `aclc test --format json` does: every
+/// assertion, failing or not; refused (kind `refused`) only when the policy is invalid or
+/// cannot be compiled.
+fn test(args: TestArgs) -> Reply {
+    let TestArgs {
+        policy,
+        name,
+        inventory,
+    } = args;
+    let Some(inventory) = inventory else {
+        return Err(Failure::new("bad_request", "`test` needs `inventory`"));
+    };
+    let loaded = load_for_explain(&policy, name.as_deref(), &inventory)?;
+    let report = aclc_compiler::run_tests(&loaded.policy, &loaded.compiled);
+    Ok(to_text(&shape::TestReportJson::new(
+        &report,
+        &loaded.source,
+    )))
+}
+
+/// A policy compiled for `explain` as `aclc explain` does: default options, its assertions
+/// not run.
+fn load_for_explain(
+    policy: &str,
+    name: Option<&str>,
+    inventory: &Value,
+) -> Result<Loaded, Failure> {
+    let inventory = read_inventory(inventory)?;
+    let options = Options {
+        context: inventory.policy_context(),
+        ..Options::default()
+    };
+    let parsed = parse_policy(policy_name(name), policy.as_bytes(), &options);
+    let source = parsed.source;
+    let refused = |found: &[Diagnostic], source: &Source| {
+        Failure::refused(JsonError::new(
+            shape::first_error_message(found),
+            found,
+            source,
+        ))
+    };
+    let Some(checked) = parsed.checked else {
+        return Err(refused(&parsed.diagnostics, &source));
+    };
+    match try_compile_with_options(&checked.policy, &inventory, &CompileOptions::default()) {
+        Ok(compiled) => Ok(Loaded {
+            source,
+            policy: checked.policy,
+            compiled,
+        }),
+        Err(error) => Err(refused(&[error.to_diagnostic()], &source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_panic_is_an_error_of_kind_panic() {
+        let text = guarded(|| panic!("boom"));
+        assert_eq!(
+            text,
+            r#"{"version":1,"error":{"kind":"panic","message":"aclc panicked (this is a bug): boom"}}"#
+        );
+        let text = guarded(|| panic!("{}", String::from("formatted")));
+        assert!(text.contains("formatted"), "{text}");
+    }
+}

@@ -1,0 +1,182 @@
+// aclc for JavaScript: the WebAssembly build of aclc's embedding API (docs/embedding.md in the
+// aclc repository) behind a small synchronous API, for Node and browsers. Types: index.d.ts.
+
+/** The version of the embedding API's JSON this package speaks. */
+export const API_VERSION = 1;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A failed request: `kind` (see docs/embedding.md), `message`, and for a refused or
+ * invalid policy every `diagnostics` entry. */
+export class AclcError extends Error {
+  constructor(error) {
+    super(error.message);
+    this.name = 'AclcError';
+    this.kind = error.kind;
+    this.diagnostics = error.diagnostics ?? [];
+  }
+}
+
+const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
+
+/** Compile the module from `source` (a URL, a Response, bytes or a WebAssembly.Module);
+ * by default `aclc.wasm` beside this file. */
+async function compileModule(source) {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source);
+  if (typeof Response !== 'undefined' && source instanceof Response) {
+    return WebAssembly.compile(await source.arrayBuffer());
+  }
+  const url = source ?? new URL('./aclc.wasm', import.meta.url);
+  if (isNode && String(url).startsWith('file:')) {
+    const { readFile } = await import('node:fs/promises');
+    return WebAssembly.compile(await readFile(new URL(url)));
+  }
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`aclc: cannot fetch ${url}: ${response.status}`);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/** One instance of aclc: its memory and the policies loaded into it. Calls are synchronous. */
+export class Aclc {
+  /** Start an instance; `source` as for the module (default: aclc.wasm beside index.js). */
+  static async create(source) {
+    return new Aclc(await compileModule(source));
+  }
+
+  constructor(module) {
+    this.module = module;
+    this.generation = 0;
+    this.instance = null;
+  }
+
+  #start() {
+    this.instance = new WebAssembly.Instance(this.module, {});
+    this.generation += 1;
+  }
+
+  /** Send one raw request object (`op` and its arguments; `version` is added) and return the
+   * response object, `error` and all. Throws only when the instance traps (a bug in aclc,
+   * or memory exhausted): the instance is then replaced and loaded policies are lost. */
+  call(request) {
+    if (this.instance === null) this.#start();
+    const bytes = encoder.encode(JSON.stringify({ version: API_VERSION, ...request }));
+    const ex = this.instance.exports;
+    try {
+      const ptr = bytes.length > 0 ? ex.aclc_alloc(bytes.length) : 0;
+      new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
+      const packed = ex.aclc_call(ptr, bytes.length);
+      if (bytes.length > 0) ex.aclc_free(ptr, bytes.length);
+      const outPtr = Number(packed >> 32n);
+      const outLen = Number(packed & 0xffffffffn);
+      const text = decoder.decode(new Uint8Array(ex.memory.buffer, outPtr, outLen));
+      ex.aclc_free(outPtr, outLen);
+      return JSON.parse(text);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError) {
+        this.instance = null;
+        throw new Error(`aclc: the WebAssembly call failed (loaded policies are lost): ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  /** `call`, throwing an AclcError for a response with `error`. */
+  request(request) {
+    const response = this.call(request);
+    if (response.error) throw new AclcError(response.error);
+    return response;
+  }
+
+  /** What the embedded build is: `{aclc, ops}`. */
+  info() {
+    const { aclc, ops } = this.request({ op: 'info' });
+    return { aclc, ops };
+  }
+
+  /** Validate a policy as `aclc check` does: `{valid, diagnostics}`. */
+  check(policy, { name, inventory } = {}) {
+    const { valid, diagnostics } = this.request({ op: 'check', policy, name, inventory });
+    return { valid, diagnostics };
+  }
+
+  /** Lay a policy out as `aclc fmt` does; throws AclcError (kind `invalid`) on a syntax error. */
+  format(policy) {
+    return this.request({ op: 'fmt', policy }).formatted;
+  }
+
+  /** Each node's map, as `aclc compile` prints them; throws AclcError (kind `refused`). */
+  compile(policy, inventory, { name, controlUrl, nodes } = {}) {
+    return this.request({ op: 'compile', policy, inventory, name, control_url: controlUrl, nodes }).nodes;
+  }
+
+  /** Compile and keep a policy, for node maps and explanations without recompiling. */
+  load(policy, inventory, { name, controlUrl } = {}) {
+    const response = this.request({ op: 'load', policy, inventory, name, control_url: controlUrl });
+    return new Policy(this, response);
+  }
+
+  /** Run the policy's tests and sshTests as `aclc test` does: every assertion. Throws
+   * AclcError (kind `refused`) only when the policy is invalid or cannot be compiled. */
+  test(policy, inventory, { name } = {}) {
+    const { version, ...report } = this.request({ op: 'test', policy, inventory, name });
+    return report;
+  }
+
+  /** Can `src` reach `dst` (`host:port`), or with `user`, log in over SSH; and why. */
+  explain(policy, inventory, query, { name } = {}) {
+    return explanation(this.request({ op: 'explain', policy, inventory, name, ...query }));
+  }
+}
+
+function explanation({ allowed, reason, rules, misses }) {
+  return { allowed, reason, rules, misses };
+}
+
+/** A policy compiled against an inventory, kept in its instance until `free()`. */
+export class Policy {
+  constructor(aclc, { handle, nodes, warnings }) {
+    this.aclc = aclc;
+    this.handle = handle;
+    this.generation = aclc.generation;
+    /** The inventory's nodes. */
+    this.nodes = nodes;
+    /** The policy's warnings. */
+    this.warnings = warnings;
+  }
+
+  #request(request) {
+    if (this.aclc.generation !== this.generation || this.aclc.instance === null) {
+      throw new AclcError({ kind: 'unknown_handle', message: 'the policy was lost when its instance restarted' });
+    }
+    return this.aclc.request({ handle: this.handle, ...request });
+  }
+
+  /** One node's map. */
+  nodeMap(node) {
+    return this.#request({ op: 'node_map', node }).map;
+  }
+
+  /** The maps of `nodes` (all when omitted). */
+  compile(nodes) {
+    return this.#request({ op: 'compile', nodes }).nodes;
+  }
+
+  /** Explain a query on this policy. */
+  explain(query) {
+    return explanation(this.#request({ op: 'explain', ...query }));
+  }
+
+  /** Release the policy. */
+  free() {
+    if (this.aclc.generation === this.generation && this.aclc.instance !== null) {
+      this.#request({ op: 'free' });
+    }
+  }
+}
+
+/** Start an instance (see Aclc.create). */
+export function init(source) {
+  return Aclc.create(source);
+}

@@ -1,0 +1,111 @@
+// Every call of the npm package on the repository's example policy and inventory.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { Aclc, AclcError, init, API_VERSION } from '../index.js';
+
+const examples = new URL('../../../testdata/examples/', import.meta.url);
+const policy = readFileSync(new URL('policy.hujson', examples), 'utf8');
+const broken = readFileSync(new URL('invalid.hujson', examples), 'utf8');
+const inventory = readFileSync(new URL('inventory.json', examples), 'utf8');
+const aclc = await init();
+
+function throwsKind(fn, kind) {
+  assert.throws(fn, (e) => e instanceof AclcError && e.kind === kind);
+}
+
+test('info', () => {
+  const info = aclc.info();
+  assert.equal(API_VERSION, 1);
+  assert.ok(info.aclc.length > 0);
+  assert.ok(info.ops.includes('explain'));
+});
+
+test('check: valid, invalid, with an inventory', () => {
+  assert.equal(aclc.check(policy).valid, true);
+  const found = aclc.check(broken, { name: 'broken.hujson', inventory });
+  assert.equal(found.valid, false);
+  const errors = found.diagnostics.filter((d) => d.severity === 'error');
+  assert.ok(errors.length >= 3);
+  for (const d of errors) {
+    assert.equal(d.file, 'broken.hujson');
+    assert.ok(d.line > 0 && d.column > 0 && d.code.startsWith('aclc::'));
+  }
+  // The inventory may also be given as an object.
+  assert.deepEqual(aclc.check(broken, { name: 'broken.hujson', inventory: JSON.parse(inventory) }), found);
+});
+
+test('format', () => {
+  const out = aclc.format('{"acls":[{"action":"accept",\n"src":["*"],"dst":["*:*"]}]}');
+  assert.ok(out.includes('\n'));
+  assert.equal(aclc.format(out), out);
+  throwsKind(() => aclc.format('{"acls": ['), 'invalid');
+});
+
+test('compile, load, node maps, explain, free', () => {
+  const nodes = aclc.compile(policy, inventory);
+  assert.equal(Object.keys(nodes).length, 7);
+  const p = aclc.load(policy, inventory);
+  assert.deepEqual(p.nodes, Object.keys(nodes));
+  for (const name of p.nodes) assert.deepEqual(p.nodeMap(name), nodes[name]);
+  assert.deepEqual(Object.keys(p.compile(['db-1'])), ['db-1']);
+  assert.deepEqual(aclc.compile(policy, inventory, { nodes: ['web-1'] }), { 'web-1': nodes['web-1'] });
+  throwsKind(() => p.nodeMap('nope'), 'unknown_node');
+  const allowed = p.explain({ src: 'bob@example.com', dst: 'web-1:443' });
+  assert.equal(allowed.allowed, true);
+  assert.equal(allowed.rules[0].line, 27);
+  const denied = aclc.explain(policy, inventory, { src: 'bob@example.com', dst: 'db-1:5432' });
+  assert.equal(denied.allowed, false);
+  assert.ok(denied.reason.length > 0);
+  assert.ok(p.explain({ src: 'carol@example.com', dst: 'web-1', user: 'root' }).reason.length > 0);
+  throwsKind(() => p.explain({ src: 'nobody-at-all', dst: 'web-1:443' }), 'query');
+  p.free();
+  throwsKind(() => aclc.request({ op: 'node_map', handle: p.handle, node: 'web-1' }), 'unknown_handle');
+  const report = aclc.test(policy, inventory);
+  assert.equal(report.passed, true);
+  assert.ok(report.total > 0 && report.results[0].line > 0);
+  throwsKind(() => aclc.test(broken, inventory), 'refused');
+  const refused = (() => {
+    try {
+      aclc.compile(broken, inventory);
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(refused instanceof AclcError && refused.kind === 'refused' && refused.diagnostics.length > 0);
+});
+
+test('raw requests and their errors', async () => {
+  const other = await Aclc.create(readFileSync(new URL('../aclc.wasm', import.meta.url)));
+  const kinds = {
+    unsupported_version: { op: 'info', version: 2 },
+    unknown_op: { op: 'nope' },
+    bad_request: { op: 'check' },
+    unknown_handle: { op: 'free', handle: 99 },
+    invalid_inventory: { op: 'compile', policy: '{}', inventory: '[]' },
+  };
+  for (const [kind, request] of Object.entries(kinds)) {
+    assert.equal(other.call(request).error.kind, kind, JSON.stringify(request));
+  }
+  assert.equal(other.call({ op: 'check', policy: '{}', extra: 1 }).error.kind, 'bad_request');
+  // Instances are separate: a handle of one is unknown to the other.
+  const p = aclc.load(policy, inventory);
+  const q = other.load(policy, inventory);
+  assert.equal(q.handle, 1);
+  assert.notEqual(p.handle, undefined);
+  p.free();
+  q.free();
+});
+
+test('a trap drops the instance, and the next call starts a fresh one', async () => {
+  const a = await Aclc.create();
+  const p = a.load(policy, inventory);
+  // A real trap: allocating 4 GiB panics (capacity overflow), and a panic traps.
+  const real = a.instance.exports;
+  a.instance = { exports: { ...real, aclc_call: () => real.aclc_alloc(0xfffffff0) } };
+  assert.throws(() => a.info(), /WebAssembly call failed/);
+  assert.ok(a.info().ops.length > 0, 'a fresh instance answers');
+  assert.throws(() => p.nodeMap('web-1'), (e) => e instanceof AclcError && e.kind === 'unknown_handle');
+  assert.equal(a.load(policy, inventory).nodeMap('web-1').addresses.length, 2);
+});
