@@ -29,7 +29,7 @@ pub const API_VERSION: u64 = 1;
 
 /// The operations [`Engine::call`] knows, in the order `docs/embedding.md` lists them.
 pub const OPS: &[&str] = &[
-    "info", "check", "fmt", "compile", "load", "node_map", "explain", "test", "free",
+    "info", "check", "fmt", "compile", "load", "node_map", "explain", "test", "diff", "free",
 ];
 
 /// The name a policy's diagnostics carry when the request gives none.
@@ -202,6 +202,87 @@ struct ExplainArgs {
     proto: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffArgs {
+    old: String,
+    new: String,
+    #[serde(default)]
+    old_name: Option<String>,
+    #[serde(default)]
+    new_name: Option<String>,
+    #[serde(default)]
+    inventory: Option<Value>,
+}
+
+/// `aclc diff --format json`: the semantic diff and, with an inventory, the access diff.
+fn diff(args: DiffArgs) -> Reply {
+    let inventory = args.inventory.as_ref().map(read_inventory).transpose()?;
+    let options = Options {
+        context: inventory
+            .as_ref()
+            .map(Inventory::policy_context)
+            .unwrap_or_default(),
+        ..Options::default()
+    };
+    let side = |text: &str, name: &str| -> Result<_, Failure> {
+        let parsed = parse_policy(name, text.as_bytes(), &options);
+        let source = parsed.source;
+        let Some(checked) = parsed.checked else {
+            let message = format!("{name} is not a valid policy");
+            return Err(Failure::refused(JsonError::new(
+                message,
+                &parsed.diagnostics,
+                &source,
+            )));
+        };
+        let (Some(document), _) = aclc_policy::hujson::parse(&source, &options.limits) else {
+            return Err(Failure::new("internal", "cannot re-read the policy"));
+        };
+        Ok((source, document, checked.policy))
+    };
+    let old = side(&args.old, args.old_name.as_deref().unwrap_or("old.hujson"))?;
+    let new = side(&args.new, args.new_name.as_deref().unwrap_or("new.hujson"))?;
+    let semantic = aclc_policy::diff::diff(&old.1, &old.0, &new.1, &new.0);
+    let access = match &inventory {
+        Some(inventory) => {
+            let compile = |policy, source: &Source| {
+                try_compile_with_options(policy, inventory, &CompileOptions::default()).map_err(
+                    |e| {
+                        let found = [e.to_diagnostic()];
+                        Failure::refused(JsonError::new(
+                            shape::compile_refusal_message(&found),
+                            &found,
+                            source,
+                        ))
+                    },
+                )
+            };
+            let (o, n) = (compile(&old.2, &old.0)?, compile(&new.2, &new.0)?);
+            Some(aclc_compiler::diff::access_diff(
+                aclc_compiler::diff::Side {
+                    policy: &old.2,
+                    source: &old.0,
+                    compiled: &o,
+                },
+                aclc_compiler::diff::Side {
+                    policy: &new.2,
+                    source: &new.0,
+                    compiled: &n,
+                },
+                &aclc_compiler::diff::DiffOptions::default(),
+            ))
+        }
+        None => None,
+    };
+    Ok(to_text(&aclc_compiler::diff::document(
+        &old.0,
+        &new.0,
+        &semantic,
+        access.as_ref(),
+    )))
+}
+
 /// Read an op's arguments: what is left of the request once `version` and `op` are taken.
 fn args<T: DeserializeOwned>(op: &str, rest: Map<String, Value>) -> Result<T, Failure> {
     serde_json::from_value(Value::Object(rest))
@@ -361,6 +442,7 @@ impl Engine {
             "node_map" => self.node_map(args(&op, rest)?),
             "explain" => self.explain(args(&op, rest)?),
             "test" => test(args(&op, rest)?),
+            "diff" => diff(args(&op, rest)?),
             "free" => self.free(args(&op, rest)?),
             other => Err(Failure::new(
                 "unknown_op",

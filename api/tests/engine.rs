@@ -259,3 +259,33 @@ fn every_error_kind() {
     let text = engine.call(b"\xff\xfe");
     assert!(text.contains("\"kind\":\"bad_request\""), "{text}");
 }
+
+#[test]
+fn diff_is_the_cli_document() {
+    let mut engine = Engine::new();
+    let old = example("policy.hujson");
+    let new = old.replacen(r#""ip": ["tcp:5432"]"#, r#""ip": ["tcp:5432-5433"]"#, 1);
+    assert_ne!(old, new);
+    let answer = call(
+        &mut engine,
+        json!({"version": 1, "op": "diff", "old": old, "new": new,
+               "inventory": example("inventory.json")}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    let gained = &answer["network"]["gained"][0];
+    assert_eq!(gained["src"]["names"], json!(["web-1"]));
+    assert_eq!(gained["dst"]["names"], json!(["db-1"]));
+    assert_eq!(gained["ports"], "5433");
+    assert_eq!(answer["network"]["lost"], json!([]));
+    let same = call(
+        &mut engine,
+        json!({"version": 1, "op": "diff", "old": old, "new": old}),
+    );
+    assert_eq!(same["changed"], false);
+    assert_eq!(same["policy"]["sections"], json!([]));
+    let broken = call(
+        &mut engine,
+        json!({"version": 1, "op": "diff", "old": old, "new": "{\"acls\": ["}),
+    );
+    assert_eq!(kind(&broken), "refused");
+}

@@ -693,18 +693,7 @@ impl Report<'_> {
     }
 
     fn json(&self) -> Value {
-        let mut doc = json!({
-            "changed": self.changed,
-            "old": self.old.name(),
-            "new": self.new.name(),
-            "policy": self.semantic,
-        });
-        if let (Some(access), Some(obj)) = (self.access, doc.as_object_mut()) {
-            if let Ok(Value::Object(fields)) = serde_json::to_value(access) {
-                obj.extend(fields);
-            }
-        }
-        doc
+        aclc_compiler::diff::document(self.old, self.new, self.semantic, self.access)
     }
 }
 

@@ -696,6 +696,34 @@ impl Ctx<'_> {
     }
 }
 
+/// The JSON document of a diff, as `aclc diff --format json` prints it: `changed`, the two
+/// file names, the semantic diff under `policy` and, with an inventory, `network`, `ssh`,
+/// `peers` and `capabilities`, each with `gained` and `lost`. `changed` is access changed
+/// (with an inventory) or the policy's meaning changed (without).
+pub fn document(
+    old: &Source,
+    new: &Source,
+    semantic: &aclc_policy::diff::PolicyDiff,
+    access: Option<&AccessDiff>,
+) -> serde_json::Value {
+    let changed = match access {
+        Some(access) => !access.is_empty(),
+        None => !semantic.is_empty(),
+    };
+    let mut doc = serde_json::json!({
+        "changed": changed,
+        "old": old.name(),
+        "new": new.name(),
+        "policy": semantic,
+    });
+    if let (Some(access), Some(obj)) = (access, doc.as_object_mut()) {
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(access) {
+            obj.extend(fields);
+        }
+    }
+    doc
+}
+
 /// Rule text longer than this is cut (with `…`).
 const MAX_RULE_TEXT: usize = 160;
 
