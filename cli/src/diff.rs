@@ -164,7 +164,6 @@ pub(crate) fn run(args: &DiffArgs) -> u8 {
         new: &new.source,
         semantic: &semantic,
         access: access.as_ref(),
-        changed,
     };
     let text = match args.format {
         DiffFormat::Human => report.human(),
@@ -233,7 +232,6 @@ struct Report<'a> {
     new: &'a Source,
     semantic: &'a PolicyDiff,
     access: Option<&'a AccessDiff>,
-    changed: bool,
 }
 
 /// `name` or `name, name and 3 more` — names with the total.

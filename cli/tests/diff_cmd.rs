@@ -240,3 +240,30 @@ fn an_invalid_side_is_exit_2_and_stdin_once() {
     let out = aclc_in(&examples(), &["diff", "-", "-"], Some("{}"));
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn the_github_action_runs_commands_that_exist() {
+    let action =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../action.yml")).unwrap();
+    for needle in [
+        "aclc check \"$POLICY\"",
+        "aclc test \"$POLICY\" --inventory \"$INVENTORY\" --format github",
+        "aclc diff \"${args[@]}\" --format markdown",
+        "aclc diff \"${args[@]}\" --format github",
+        "--exit-code",
+        "cargo install --locked --path \"$GITHUB_ACTION_PATH/cli\"",
+    ] {
+        assert!(action.contains(needle), "action.yml lacks {needle}");
+    }
+    for (cmd, flags) in [
+        ("check", &["--format", "--inventory"][..]),
+        ("test", &["--format", "--inventory"][..]),
+        ("diff", &["--format", "--inventory", "--exit-code"][..]),
+    ] {
+        let help = stdout(&aclc_in(&examples(), &[cmd, "--help"], None));
+        for flag in flags {
+            assert!(help.contains(flag), "aclc {cmd} has no {flag}");
+        }
+        assert!(help.contains("github"), "aclc {cmd} has no github format");
+    }
+}

@@ -1,0 +1,81 @@
+//! `aclc diff --inventory` after compiling: the access diff between a workload's policy and the
+//! same policy with one rule added (`group:sre` to a tag on 5432), on `medium` (10,000 nodes)
+//! and, when `ACLC_BENCH_LARGE` is set, `large` (100,000 nodes; slow: tens of seconds per
+//! iteration). Both policies are parsed and compiled outside the timing.
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aclc_compiler::diff::{access_diff, DiffOptions, Side};
+use aclc_compiler::{compile, Inventory};
+use aclc_policy::model::Policy;
+use aclc_policy::Source;
+use aclc_testkit::workloads;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn load(text: String, inventory: &Inventory) -> (Source, Policy) {
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", text);
+    let policy = aclc_policy::parse(&source, &options).unwrap().policy;
+    (source, policy)
+}
+
+fn bench_preset(c: &mut Criterion, preset: &str) {
+    let Some(dir) = workloads::workload_dir(preset, 10, &["inventory.json", "policy.hujson"])
+    else {
+        return;
+    };
+    let inventory =
+        Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
+            .unwrap();
+    let text = std::fs::read_to_string(dir.join("policy.hujson")).unwrap();
+    // A tag the workload's policy owns, as the destination of the added rule.
+    let tag = text
+        .split('"')
+        .find(|s| s.starts_with("tag:") && !s.contains(' '))
+        .unwrap()
+        .to_string();
+    let added = text.replacen(
+        "\"acls\": [",
+        &format!("\"acls\": [\n\t\t{{\"action\": \"accept\", \"src\": [\"group:sre\"], \"dst\": [\"{tag}:5432\"]}},"),
+        1,
+    );
+    let (old_source, old_policy) = load(text, &inventory);
+    let (new_source, new_policy) = load(added, &inventory);
+    let old = compile(&old_policy, &inventory);
+    let new = compile(&new_policy, &inventory);
+    let options = DiffOptions::default();
+    let mut group = c.benchmark_group("diff");
+    group.sample_size(10);
+    group.bench_function(format!("add_rule/{preset}"), |b| {
+        b.iter(|| {
+            access_diff(
+                Side {
+                    policy: &old_policy,
+                    source: &old_source,
+                    compiled: &old,
+                },
+                Side {
+                    policy: &new_policy,
+                    source: &new_source,
+                    compiled: &new,
+                },
+                &options,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn bench_diff(c: &mut Criterion) {
+    bench_preset(c, "medium");
+    if std::env::var_os("ACLC_BENCH_LARGE").is_some() {
+        bench_preset(c, "large");
+    }
+}
+
+criterion_group!(benches, bench_diff);
+criterion_main!(benches);
