@@ -411,3 +411,31 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestDiff(t *testing.T) {
+	policy, inventory := read(t, examplePolicy), read(t, exampleInv)
+	widened := strings.Replace(policy, `"ip": ["tcp:5432"]`, `"ip": ["tcp:5432-5433"]`, 1)
+	if widened == policy {
+		t.Fatal("the example changed: no tcp:5432 grant")
+	}
+	d, err := Diff(policy, widened, inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Changed || d.Network == nil || len(d.Network.Gained) != 1 || len(d.Network.Lost) != 0 {
+		t.Fatalf("diff: %+v", d)
+	}
+	var gain struct {
+		Ports string `json:"ports"`
+	}
+	if err := json.Unmarshal(d.Network.Gained[0], &gain); err != nil || gain.Ports != "5433" {
+		t.Fatalf("gain: %s (%v)", d.Network.Gained[0], err)
+	}
+	same, err := Diff(policy, policy, "")
+	if err != nil || same.Changed || same.Network != nil {
+		t.Fatalf("same: %+v %v", same, err)
+	}
+	if _, err := Diff(policy, "{\"acls\": [", ""); err == nil {
+		t.Fatal("an invalid policy diffed")
+	}
+}

@@ -208,6 +208,40 @@ func (r *Runtime) Test(ctx context.Context, policy, inventory string, opts LoadO
 	return &out, nil
 }
 
+// Changes are the gains and losses of one kind in a Diff (each entry as `aclc diff --format
+// json` prints it).
+type Changes struct {
+	Gained []json.RawMessage `json:"gained"`
+	Lost   []json.RawMessage `json:"lost"`
+}
+
+// DiffResult is what `aclc diff --format json` prints: whether access (with an inventory) or
+// the policy's meaning (without) changed, the semantic diff per section, and with an
+// inventory the access gained and lost per kind.
+type DiffResult struct {
+	Changed      bool            `json:"changed"`
+	Old          string          `json:"old"`
+	New          string          `json:"new"`
+	Policy       json.RawMessage `json:"policy"`
+	Network      *Changes        `json:"network,omitempty"`
+	SSH          *Changes        `json:"ssh,omitempty"`
+	Peers        *Changes        `json:"peers,omitempty"`
+	Capabilities *Changes        `json:"capabilities,omitempty"`
+}
+
+// Diff compares two policies; inventory (JSON text) may be empty for the semantic diff only.
+func (r *Runtime) Diff(ctx context.Context, oldPolicy, newPolicy, inventory string) (*DiffResult, error) {
+	req := map[string]any{"op": "diff", "old": oldPolicy, "new": newPolicy}
+	if inventory != "" {
+		req["inventory"] = inventory
+	}
+	var out DiffResult
+	if err := r.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Explain answers "can Src reach Dst and why" for a policy and an inventory (JSON text).
 func (r *Runtime) Explain(ctx context.Context, policy, inventory string, q Query) (*Explanation, error) {
 	req := map[string]any{"op": "explain", "policy": policy, "inventory": inventory}
@@ -340,6 +374,15 @@ func Explain(policy, inventory string, q Query) (*Explanation, error) {
 		return nil, err
 	}
 	return rt.Explain(context.Background(), policy, inventory, q)
+}
+
+// Diff compares two policies (see Runtime.Diff).
+func Diff(oldPolicy, newPolicy, inventory string) (*DiffResult, error) {
+	rt, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return rt.Diff(context.Background(), oldPolicy, newPolicy, inventory)
 }
 
 // Test runs the policy's tests and sshTests (see Runtime.Test).

@@ -144,6 +144,31 @@ export class Aclc {
   load(policy: string, inventory: Inventory, options?: NameOption & { controlUrl?: string }): Policy;
   explain(policy: string, inventory: Inventory, query: Query, options?: NameOption): Explanation;
   test(policy: string, inventory: Inventory, options?: NameOption): TestReport;
+  diff(
+    oldPolicy: string,
+    newPolicy: string,
+    options?: { inventory?: Inventory; oldName?: string; newName?: string },
+  ): DiffResult;
+}
+
+/** Gains and losses of one kind (entries as `aclc diff --format json` prints them). */
+export interface Changes {
+  gained: Record<string, unknown>[];
+  lost: Record<string, unknown>[];
+  gained_omitted?: number;
+  lost_omitted?: number;
+}
+
+/** What `aclc diff --format json` prints. */
+export interface DiffResult {
+  changed: boolean;
+  old: string;
+  new: string;
+  policy: { sections: Record<string, unknown>[] };
+  network?: Changes;
+  ssh?: Changes;
+  peers?: Changes;
+  capabilities?: Changes;
 }
 
 export class Policy {

@@ -124,6 +124,15 @@ export class Aclc {
     return report;
   }
 
+  /** Compare two policies as `aclc diff --format json` does: with an inventory, the access
+   * gained and lost per node; always, the semantic diff per section. */
+  diff(oldPolicy, newPolicy, { inventory, oldName, newName } = {}) {
+    const { version, ...result } = this.request({
+      op: 'diff', old: oldPolicy, new: newPolicy, inventory, old_name: oldName, new_name: newName,
+    });
+    return result;
+  }
+
   /** Can `src` reach `dst` (`host:port`), or with `user`, log in over SSH; and why. */
   explain(policy, inventory, query, { name } = {}) {
     return explanation(this.request({ op: 'explain', policy, inventory, name, ...query }));

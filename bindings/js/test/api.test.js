@@ -109,3 +109,17 @@ test('a trap drops the instance, and the next call starts a fresh one', async ()
   assert.throws(() => p.nodeMap('web-1'), (e) => e instanceof AclcError && e.kind === 'unknown_handle');
   assert.equal(a.load(policy, inventory).nodeMap('web-1').addresses.length, 2);
 });
+
+test('diff', () => {
+  const widened = policy.replace('"ip": ["tcp:5432"]', '"ip": ["tcp:5432-5433"]');
+  assert.notEqual(widened, policy);
+  const d = aclc.diff(policy, widened, { inventory });
+  assert.equal(d.changed, true);
+  assert.equal(d.network.gained.length, 1);
+  assert.equal(d.network.gained[0].ports, '5433');
+  assert.deepEqual(d.network.lost, []);
+  const same = aclc.diff(policy, policy);
+  assert.equal(same.changed, false);
+  assert.equal(same.network, undefined);
+  throwsKind(() => aclc.diff(policy, '{"acls": ['), 'refused');
+});
