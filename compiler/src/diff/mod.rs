@@ -5,8 +5,8 @@
 //! pointing at the rules responsible.
 //!
 //! Cost: both compiles, then per node one comparison of its packet filter, SSH rules, peers
-//! and capabilities; only nodes whose filter or SSH rules differ are swept (see [`network`]
-//! and [`ssh`]), so a small change costs little beyond the two compiles.
+//! and capabilities; only nodes whose filter or SSH rules differ are swept (see `network`
+//! and `ssh`), so a small change costs little beyond the two compiles.
 
 mod network;
 mod ports;

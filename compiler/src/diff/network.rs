@@ -131,6 +131,8 @@ pub(crate) struct Placements {
     /// Candidates minus the common entries, by (candidates' address, common entries): nodes
     /// with the same rules share them. The candidates are kept alive by `sweeps`.
     subtracted: HashMap<(usize, Vec<Entry>), Segments>,
+    /// Destination addresses (shared strings) parsed once, kept alive while keys.
+    dst_ranges: HashMap<usize, (std::sync::Arc<str>, Rc<Vec<(IpAddr, IpAddr)>>)>,
 }
 
 /// Shared sweep results.
@@ -152,6 +154,17 @@ struct Placed {
 }
 
 impl Placements {
+    /// [`ranges`] of a destination string, parsed once per shared string.
+    fn ranges(&mut self, text: &std::sync::Arc<str>) -> Rc<Vec<(IpAddr, IpAddr)>> {
+        let key = text.as_ptr() as usize;
+        if let Some((_, r)) = self.dst_ranges.get(&key) {
+            return r.clone();
+        }
+        let r = Rc::new(ranges(text));
+        self.dst_ranges.insert(key, (text.clone(), r.clone()));
+        r
+    }
+
     fn get(&mut self, list: &Strings, table: &AddrTable) -> Rc<Placed> {
         let key = list.as_ptr() as usize;
         if let Some((_, placed)) = self.placed.get(&key) {
@@ -213,7 +226,7 @@ fn entries(
         };
         let placed = placements.get(&rule.src_ips, table);
         for dst in &rule.dst_ports {
-            let covers_node = ranges(&dst.ip).iter().any(|&(lo, hi)| {
+            let covers_node = placements.ranges(&dst.ip).iter().any(|&(lo, hi)| {
                 own.iter()
                     .any(|a| !a.is_unspecified() && lo <= *a && *a <= hi)
             });
@@ -344,7 +357,9 @@ pub(crate) fn diff_node(
         (Texts::new(), Texts::new(), Texts::new());
     texts(&only_old, &lists, &mut old_texts);
     texts(&only_new, &lists, &mut new_texts);
-    texts(&common, &lists, &mut common_texts);
+    if !old_texts.is_empty() || !new_texts.is_empty() {
+        texts(&common, &lists, &mut common_texts);
+    }
     let touched: std::collections::BTreeSet<&(Dest, u8)> =
         old_by.keys().chain(new_by.keys()).collect();
     let mut atoms = Vec::new();
