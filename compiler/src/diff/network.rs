@@ -132,8 +132,11 @@ pub(crate) struct Placements {
     /// with the same rules share them. The candidates are kept alive by `sweeps`.
     subtracted: HashMap<(usize, Vec<Entry>), Segments>,
     /// Destination addresses (shared strings) parsed once, kept alive while keys.
-    dst_ranges: HashMap<usize, (std::sync::Arc<str>, Rc<Vec<(IpAddr, IpAddr)>>)>,
+    dst_ranges: HashMap<usize, (std::sync::Arc<str>, Ranges)>,
 }
+
+/// Parsed address ranges, shared.
+type Ranges = Rc<Vec<(IpAddr, IpAddr)>>;
 
 /// Shared sweep results.
 type Segments = Rc<Vec<Segment>>;
@@ -155,7 +158,7 @@ struct Placed {
 
 impl Placements {
     /// [`ranges`] of a destination string, parsed once per shared string.
-    fn ranges(&mut self, text: &std::sync::Arc<str>) -> Rc<Vec<(IpAddr, IpAddr)>> {
+    fn ranges(&mut self, text: &std::sync::Arc<str>) -> Ranges {
         let key = text.as_ptr() as usize;
         if let Some((_, r)) = self.dst_ranges.get(&key) {
             return r.clone();
