@@ -119,7 +119,35 @@ fn build(
     inventory: &Inventory,
     options: &CompileOptions,
 ) -> Result<Compiled, CompileError> {
+    build_marked(policy, inventory, options, &|_| false)
+}
+
+/// [`compile_with_options`] with the nodes `offline` says are offline marked so (the
+/// engine's HA failover: an offline router is not primary while another server is online).
+pub(crate) fn compile_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    offline: &dyn Fn(&str) -> bool,
+) -> Compiled {
+    build_marked(policy, inventory, options, offline)
+        .unwrap_or_else(|error| refused_marked(policy, inventory, options, error, offline))
+}
+
+fn mark_offline(table: &mut NodeTable, offline: &dyn Fn(&str) -> bool) {
+    for node in &mut table.nodes {
+        node.offline = offline(&node.name);
+    }
+}
+
+fn build_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    offline: &dyn Fn(&str) -> bool,
+) -> Result<Compiled, CompileError> {
     let mut table = NodeTable::new(inventory);
+    mark_offline(&mut table, offline);
     // IP sets first: every later alias resolution reads them from the table.
     table.ipsets = crate::ipsets::resolve(policy, &table, &options.limits)?;
     let auto = options
@@ -138,12 +166,23 @@ fn refused(
     options: &CompileOptions,
     error: CompileError,
 ) -> Compiled {
+    refused_marked(policy, inventory, options, error, &|_| false)
+}
+
+fn refused_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    error: CompileError,
+    offline: &dyn Fn(&str) -> bool,
+) -> Compiled {
     let nothing = Policy {
         acls: Some(aclc_policy::model::Spanned::new(Vec::new(), policy.span)),
         span: policy.span,
         ..Policy::default()
     };
     let mut table = NodeTable::new(inventory);
+    mark_offline(&mut table, offline);
     routes::apply(&mut table, None);
     let lowered = lower::Lowered::nothing(&table);
     let mut compiled = finish(&nothing, inventory, options, table, lowered);
@@ -376,8 +415,8 @@ impl<'a> NodeView<'a> {
         self.compiled.caps.ipv4_disabled(self.id)
     }
 
-    /// The owned wire form (the corpus' per-node document).
-    pub fn to_wire(&self) -> NodeOutput {
+    /// The wire form's `addresses`, `allowed_ips` and `primary_routes`.
+    fn own_wire(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         let strings = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
         let mut addresses = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
         let mut allowed_ips = strings(&self.allowed_ips());
@@ -385,18 +424,119 @@ impl<'a> NodeView<'a> {
             addresses.remove(0);
             allowed_ips.retain(|a| *a != *self.node.v4_host);
         }
+        (addresses, allowed_ips, strings(&self.primary_routes))
+    }
+
+    /// The owned wire form (the corpus' per-node document).
+    pub fn to_wire(&self) -> NodeOutput {
+        let (addresses, allowed_ips, primary_routes) = self.own_wire();
         NodeOutput {
             packet_filter_rules: self.rules.clone(),
             ssh_rules: self.ssh_rules(),
             addresses,
             allowed_ips,
-            primary_routes: strings(&self.primary_routes),
+            primary_routes,
             cap_map: Some(self.cap_map()),
             peers: self
                 .peers()
                 .map(|p| (p.name().to_string(), p.to_wire()))
                 .collect::<BTreeMap<_, _>>(),
         }
+    }
+}
+
+/// Hashes of the parts of what one node receives, so that two compiles can be compared node
+/// by node without building either's wire form (the engine's change sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Fingerprint {
+    /// The packet filter.
+    pub(crate) filter: u64,
+    /// The SSH rules.
+    pub(crate) ssh: u64,
+    /// The peers, each with its AllowedIPs, routes and capabilities.
+    pub(crate) peers: u64,
+    /// The capability map.
+    pub(crate) caps: u64,
+    /// The node's own addresses, AllowedIPs and primary routes.
+    pub(crate) own: u64,
+}
+
+/// Feeds what serde writes into a hasher (no intermediate string).
+struct HashWriter(std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The hash of `value`'s JSON form (deterministic: the hasher's keys are fixed).
+pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Writing to a hasher cannot fail; a value serde cannot write hashes as what was written.
+    if serde_json::to_writer(&mut writer, value).is_err() {
+        std::hash::Hasher::write_u8(&mut writer.0, 0xff);
+    }
+    std::hash::Hasher::finish(&writer.0)
+}
+
+/// Per node, the hash of how a peer without subnet routes looks to any viewer: index 0 with
+/// its IPv4 address shown, 1 without.
+pub(crate) type PeerBases = Vec<[u64; 2]>;
+
+impl Compiled {
+    /// [`PeerBases`] of every node, by node id.
+    pub(crate) fn peer_bases(&self) -> PeerBases {
+        self.table
+            .nodes
+            .iter()
+            .map(|node| {
+                let wire = |hide_v4| {
+                    let view = PeerView {
+                        node,
+                        routes: Vec::new(),
+                        hide_v4,
+                    };
+                    json_hash(&(&*node.name, view.to_wire()))
+                };
+                [wire(false), wire(true)]
+            })
+            .collect()
+    }
+
+    /// The fingerprint of node `name` (`bases` from [`Compiled::peer_bases`] of this compile).
+    pub(crate) fn fingerprint(&self, name: &str, bases: &PeerBases) -> Option<Fingerprint> {
+        use std::hash::Hasher;
+        let view = self.node(name)?;
+        let viewer = view.id;
+        let mut peers = std::collections::hash_map::DefaultHasher::new();
+        let viewer_no_v4 = self.caps.ipv4_disabled(viewer);
+        for p in crate::peers::iter_bits(&view.peers) {
+            let Some(node) = self.table.get(p) else {
+                continue;
+            };
+            let hide = viewer_no_v4 || self.caps.ipv4_disabled(p);
+            if node.subnet_routes.is_empty() {
+                let base = bases
+                    .get(p.index())
+                    .map_or(0, |&[shown, hidden]| if hide { hidden } else { shown });
+                peers.write_u64(base);
+            } else if let Some(peer) = self.peer_view(viewer, p) {
+                peers.write_u64(json_hash(&(&*node.name, peer.to_wire())));
+            }
+        }
+        Some(Fingerprint {
+            filter: json_hash(view.packet_filter_rules()),
+            ssh: json_hash(&view.ssh_rules()),
+            peers: peers.finish(),
+            caps: json_hash(&view.cap_map()),
+            own: json_hash(&view.own_wire()),
+        })
     }
 }
 

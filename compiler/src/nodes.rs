@@ -74,6 +74,9 @@ pub(crate) struct NodeInfo {
     pub(crate) approved: Vec<IpNet>,
     /// Position in the registration order; `usize::MAX` when not listed.
     pub(crate) rank: usize,
+    /// The control server last saw the node offline (only the engine says so): an offline
+    /// router is primary for a route only when none of its other servers is online.
+    pub(crate) offline: bool,
     /// Advertised routes that are approved (by the inventory or `autoApprovers`), in the
     /// order advertised. Set by [`crate::routes`].
     pub(crate) served: Vec<IpNet>,
@@ -234,6 +237,7 @@ impl NodeTable {
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
                 rank: inventory.registration_rank(&n.name).unwrap_or(usize::MAX),
+                offline: false,
                 served: Vec::new(),
                 subnet_routes: Vec::new(),
                 exit: false,
