@@ -71,17 +71,12 @@ fn policy_text(seed: &[u32]) -> String {
     let mut acls = Vec::new();
     for k in 0..(s(0) % 4) as usize {
         let src = pick(&SELECTORS, s(1 + k));
-        let dst = if s(5 + k) % 4 == 0 {
+        let dst = if s(5 + k).is_multiple_of(4) {
             pick(&DESTINATIONS, s(9 + k))
         } else {
             pick(&SELECTORS, s(9 + k))
         };
-        let dst = if dst == "*" || dst.contains('/') && !dst.starts_with("10.") {
-            dst.to_string()
-        } else {
-            dst.to_string()
-        };
-        let posture = if s(13 + k) % 5 == 0 {
+        let posture = if s(13 + k).is_multiple_of(5) {
             r#", "srcPosture": ["posture:linux"]"#
         } else {
             ""
@@ -91,7 +86,7 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&PORTS, s(17 + k))
         ));
     }
-    let grants = if s(21) % 3 == 0 {
+    let grants = if s(21).is_multiple_of(3) {
         r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]"#
     } else {
         ""
@@ -104,7 +99,7 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23))
         ),
     };
-    let attrs = if s(24) % 2 == 0 {
+    let attrs = if s(24).is_multiple_of(2) {
         r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#
     } else {
         ""
@@ -139,7 +134,14 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
     let addr = (id + u64::from(g[0] % 2) * 50) as u8;
     let mut n = NodeRecord::owned(
         id,
-        &format!("host{}", if g[1] % 7 == 0 { g[1] % 3 } else { id as u32 }),
+        &format!(
+            "host{}",
+            if g[1].is_multiple_of(7) {
+                g[1] % 3
+            } else {
+                id as u32
+            }
+        ),
         u64::from(g[2] % 4 + 1),
         Ipv4Addr::new(100, 64, 0, addr),
         Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, u16::from(addr)),
@@ -157,11 +159,11 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
         .iter()
         .map(|r| r.parse().unwrap())
         .collect();
-    if g[0] % 3 == 0 {
+    if g[0].is_multiple_of(3) {
         n.posture
             .insert("node:os".to_string(), serde_json::json!("linux"));
     }
-    n.online = g[1] % 5 != 0;
+    n.online = !g[1].is_multiple_of(5);
     n
 }
 
@@ -190,7 +192,7 @@ fn event(e: &[u32; 8]) -> Option<Event> {
         },
         7 => Event::SetOnline {
             node: id,
-            online: e[2] % 2 == 0,
+            online: e[2].is_multiple_of(2),
         },
         _ => Event::ReplacePolicy(parse_policy(&policy_text(&e.repeat(4)))?),
     })
