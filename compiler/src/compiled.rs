@@ -485,8 +485,8 @@ pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     std::hash::Hasher::finish(&writer.0)
 }
 
-/// Per node, the hash of how a peer without subnet routes looks to any viewer: index 0 with
-/// its IPv4 address shown, 1 without.
+/// Per node, the hash of how it looks as a peer without subnet routes: index 0 to a viewer
+/// with an IPv4 address, 1 to a viewer without (its IPv4 address hidden).
 pub(crate) type PeerBases = Vec<[u64; 2]>;
 
 impl Compiled {
@@ -495,7 +495,8 @@ impl Compiled {
         self.table
             .nodes
             .iter()
-            .map(|node| {
+            .enumerate()
+            .map(|(i, node)| {
                 let wire = |hide_v4| {
                     let view = PeerView {
                         node,
@@ -504,36 +505,55 @@ impl Compiled {
                     };
                     json_hash(&(&*node.name, view.to_wire()))
                 };
-                [wire(false), wire(true)]
+                let own = self.caps.ipv4_disabled(NodeId::new(i));
+                [wire(own), wire(true)]
             })
             .collect()
     }
 
     /// The fingerprint of node `name` (`bases` from [`Compiled::peer_bases`] of this compile).
+    ///
+    /// The peers' part is a sum of one hash per peer (its name and wire form), so it does not
+    /// depend on node ids (which shift when nodes join or leave) and costs one addition per
+    /// peer; routers, whose routes depend on the viewer, are hashed one by one.
     pub(crate) fn fingerprint(&self, name: &str, bases: &PeerBases) -> Option<Fingerprint> {
-        use std::hash::Hasher;
         let view = self.node(name)?;
         let viewer = view.id;
-        let mut peers = std::collections::hash_map::DefaultHasher::new();
-        let viewer_no_v4 = self.caps.ipv4_disabled(viewer);
-        for p in crate::peers::iter_bits(&view.peers) {
-            let Some(node) = self.table.get(p) else {
+        let column = usize::from(self.caps.ipv4_disabled(viewer));
+        let base = |p: NodeId| {
+            bases
+                .get(p.index())
+                .and_then(|b| b.get(column))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut peers: u64 = 0;
+        for (i, &word) in view.peers.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                peers = peers.wrapping_add(base(NodeId::new(i * 64 + b)));
+            }
+        }
+        for &r in &self.table.routers {
+            let set = view
+                .peers
+                .get(r.index() / 64)
+                .is_some_and(|w| w & (1 << (r.index() % 64)) != 0);
+            if !set {
                 continue;
-            };
-            let hide = viewer_no_v4 || self.caps.ipv4_disabled(p);
-            if node.subnet_routes.is_empty() {
-                let base = bases
-                    .get(p.index())
-                    .map_or(0, |&[shown, hidden]| if hide { hidden } else { shown });
-                peers.write_u64(base);
-            } else if let Some(peer) = self.peer_view(viewer, p) {
-                peers.write_u64(json_hash(&(&*node.name, peer.to_wire())));
+            }
+            if let (Some(node), Some(peer)) = (self.table.get(r), self.peer_view(viewer, r)) {
+                peers = peers
+                    .wrapping_sub(base(r))
+                    .wrapping_add(json_hash(&(&*node.name, peer.to_wire())));
             }
         }
         Some(Fingerprint {
             filter: json_hash(view.packet_filter_rules()),
             ssh: json_hash(&view.ssh_rules()),
-            peers: peers.finish(),
+            peers,
             caps: json_hash(&view.cap_map()),
             own: json_hash(&view.own_wire()),
         })

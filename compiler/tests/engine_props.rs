@@ -99,10 +99,10 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23))
         ),
     };
-    let attrs = if s(24).is_multiple_of(2) {
-        r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#
-    } else {
-        ""
+    let attrs = match s(24) % 3 {
+        0 => r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#,
+        1 => r#", "nodeAttrs": [{"target": ["tag:db", "carol@"], "attr": ["disable-ipv4"]}]"#,
+        _ => "",
     };
     let approvers = pick(&["tag:router", "alice@example.com", "group:eng"], s(25));
     format!(
@@ -390,4 +390,19 @@ fn login_without_email_is_a_user() {
     use aclc_compiler::engine::questions::Tagger;
     assert!(snapshot.may_apply_tag(Tagger::User(3), "tag:web"));
     assert!(snapshot.may_apply_tag(Tagger::Node(1), "tag:web"));
+}
+
+/// The random policies mostly parse, in every variant (so the property test runs on them).
+#[test]
+fn random_policies_parse() {
+    let mut parsed = [0; 3];
+    for seed in 0..300u32 {
+        let seed: Vec<u32> = (0..26)
+            .map(|i| seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7919))
+            .collect();
+        if parse_policy(&policy_text(&seed)).is_some() {
+            parsed[(seed[24] % 3) as usize] += 1;
+        }
+    }
+    assert!(parsed.iter().all(|&n| n > 50), "{parsed:?}");
 }

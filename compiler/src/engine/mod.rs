@@ -511,11 +511,7 @@ impl Inputs {
             .map(|n| (n.id, Arc::from(n.name.as_str())))
             .collect();
         let ids = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
-        let bases = compiled.peer_bases();
-        let fingerprints = names
-            .iter()
-            .filter_map(|(&id, name)| Some((id, compiled.fingerprint(name, &bases)?)))
-            .collect();
+        let fingerprints = fingerprints(&compiled, &names);
         Ok(Snapshot {
             version,
             policy: self.policy.clone(),
@@ -526,4 +522,33 @@ impl Inputs {
             fingerprints,
         })
     }
+}
+
+/// Every node's fingerprint, on as many threads as the machine has cores (at most 8).
+fn fingerprints(compiled: &Compiled, names: &BTreeMap<u64, Arc<str>>) -> HashMap<u64, Fingerprint> {
+    let bases = compiled.peer_bases();
+    let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let chunk = all.len().div_ceil(threads).max(1);
+    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+        part.iter()
+            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, &bases)?)))
+            .collect()
+    };
+    if threads == 1 || all.len() < 256 {
+        return work(&all).into_iter().collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(chunk)
+            .map(|part| (part, scope.spawn(move || work(part))))
+            .collect();
+        let mut out = HashMap::with_capacity(all.len());
+        for (part, handle) in handles {
+            // Fingerprinting has no panicking code; should a thread panic anyway, its part is
+            // done again here rather than left out.
+            out.extend(handle.join().unwrap_or_else(|_| work(part)));
+        }
+        out
+    })
 }
