@@ -133,10 +133,12 @@ fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Durat
 
 fn main() {
     let arg = std::env::args().nth(1);
+    let t = Instant::now();
     let (policy, state, policy_text) = match &arg {
         Some(dir) => workload(Path::new(dir)),
         None => tiny(),
     };
+    println!("inputs read in {:.2?}", t.elapsed());
     let t = Instant::now();
     let mut engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     println!(

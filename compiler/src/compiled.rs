@@ -485,6 +485,75 @@ pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     std::hash::Hasher::finish(&writer.0)
 }
 
+/// Hashes of the shared lists in rules (`SrcIPs`, SSH principals), by address, for one pass
+/// over a compile's nodes: most nodes' rules share a few interned lists, so each is hashed
+/// once. Only lists something else also holds are remembered, and the cache keeps a clone of
+/// each, so an address is never reused for another list while it is cached.
+#[derive(Default)]
+pub(crate) struct HashCache {
+    sources: std::collections::HashMap<usize, (crate::wire::Strings, u64)>,
+    principals:
+        std::collections::HashMap<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
+}
+
+impl HashCache {
+    fn sources(&mut self, list: &crate::wire::Strings) -> u64 {
+        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
+        if let Some((_, h)) = self.sources.get(&key) {
+            return *h;
+        }
+        let h = json_hash(&**list);
+        if std::sync::Arc::strong_count(list) > 1 {
+            self.sources.insert(key, (list.clone(), h));
+        }
+        h
+    }
+
+    fn principals(&mut self, list: &std::sync::Arc<[crate::wire::SshPrincipal]>) -> u64 {
+        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
+        if let Some((_, h)) = self.principals.get(&key) {
+            return *h;
+        }
+        let h = json_hash(&**list);
+        if std::sync::Arc::strong_count(list) > 1 {
+            self.principals.insert(key, (list.clone(), h));
+        }
+        h
+    }
+
+    /// The hash of a packet filter: each rule's sources (cached) and the rest of it.
+    fn filter_hash(&mut self, rules: &[FilterRule]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let empty: crate::wire::Strings = std::sync::Arc::from(Vec::new());
+        for rule in rules {
+            h.write_u64(self.sources(&rule.src_ips));
+            h.write_u64(json_hash(&FilterRule {
+                src_ips: empty.clone(),
+                ..rule.clone()
+            }));
+        }
+        h.write_usize(rules.len());
+        h.finish()
+    }
+
+    /// The hash of SSH rules: each rule's principals (cached) and the rest of it.
+    fn ssh_hash(&mut self, rules: &[SshRule]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let empty: std::sync::Arc<[crate::wire::SshPrincipal]> = std::sync::Arc::from(Vec::new());
+        for rule in rules {
+            h.write_u64(self.principals(&rule.principals));
+            h.write_u64(json_hash(&SshRule {
+                principals: empty.clone(),
+                ..rule.clone()
+            }));
+        }
+        h.write_usize(rules.len());
+        h.finish()
+    }
+}
+
 /// Per node, the hash of how it looks as a peer without subnet routes: index 0 to a viewer
 /// with an IPv4 address, 1 to a viewer without (its IPv4 address hidden).
 pub(crate) type PeerBases = Vec<[u64; 2]>;
@@ -516,7 +585,12 @@ impl Compiled {
     /// The peers' part is a sum of one hash per peer (its name and wire form), so it does not
     /// depend on node ids (which shift when nodes join or leave) and costs one addition per
     /// peer; routers, whose routes depend on the viewer, are hashed one by one.
-    pub(crate) fn fingerprint(&self, name: &str, bases: &PeerBases) -> Option<Fingerprint> {
+    pub(crate) fn fingerprint(
+        &self,
+        name: &str,
+        bases: &PeerBases,
+        cache: &mut HashCache,
+    ) -> Option<Fingerprint> {
         let view = self.node(name)?;
         let viewer = view.id;
         let column = usize::from(self.caps.ipv4_disabled(viewer));
@@ -551,8 +625,8 @@ impl Compiled {
             }
         }
         Some(Fingerprint {
-            filter: json_hash(view.packet_filter_rules()),
-            ssh: json_hash(&view.ssh_rules()),
+            filter: cache.filter_hash(view.packet_filter_rules()),
+            ssh: cache.ssh_hash(&view.ssh_rules()),
             peers,
             caps: json_hash(&view.cap_map()),
             own: json_hash(&view.own_wire()),

@@ -22,7 +22,7 @@ use aclc_policy::model::Policy;
 pub use changeset::{ChangeSet, NodeChange};
 pub use records::{Event, NodeRecord, TailnetState, UserRecord};
 
-use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, NodeView};
+use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, HashCache, NodeView};
 use crate::inventory::{Inventory, InventoryError, Node, Tailnet, User};
 
 /// Where a node's route approvals come from.
@@ -531,8 +531,9 @@ fn fingerprints(compiled: &Compiled, names: &BTreeMap<u64, Arc<str>>) -> HashMap
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let chunk = all.len().div_ceil(threads).max(1);
     let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+        let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, &bases)?)))
+            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, &bases, &mut cache)?)))
             .collect()
     };
     if threads == 1 || all.len() < 256 {
