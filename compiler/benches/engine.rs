@@ -24,7 +24,7 @@ use aclc_compiler::engine::{Engine, EngineOptions, Event, NodeRecord, TailnetSta
 use aclc_compiler::Inventory;
 use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
 fn peak_rss_mib() -> u64 {
@@ -134,6 +134,8 @@ fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
     let mut next = 0;
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
+    // Events take long on `large`: the same small number of iterations in every sample.
+    group.sampling_mode(SamplingMode::Flat);
     group.bench_function(BenchmarkId::new("node_join", preset), |b| {
         b.iter_custom(|iters| {
             timed(&mut loaded.engine, iters, &mut next, |_, i| {
@@ -185,6 +187,8 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
     drop(state);
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
+    // Events take long on `large`: the same small number of iterations in every sample.
+    group.sampling_mode(SamplingMode::Flat);
     let mut next = 0;
     group.bench_function(BenchmarkId::new("node_leave", "large"), |b| {
         b.iter_custom(|iters| {

@@ -86,10 +86,14 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&PORTS, s(17 + k))
         ));
     }
-    let grants = if s(21).is_multiple_of(3) {
-        r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]"#
-    } else {
-        ""
+    let grants = match s(21) % 4 {
+        0 => r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]"#.to_string(),
+        1 => format!(
+            r#", "grants": [{{"src": ["{}"], "dst": ["{}"], "app": {{"tailscale.com/cap/drive": [{{"shares": ["*"]}}], "example.com/cap/x": [{{"k": 1}}]}}}}]"#,
+            pick(&SELECTORS, s(2)),
+            pick(&SELECTORS, s(3))
+        ),
+        _ => String::new(),
     };
     let ssh = match s(22) % 3 {
         0 => String::new(),
@@ -396,13 +400,16 @@ fn login_without_email_is_a_user() {
 #[test]
 fn random_policies_parse() {
     let mut parsed = [0; 3];
+    let mut app = 0;
     for seed in 0..300u32 {
         let seed: Vec<u32> = (0..26)
             .map(|i| seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7919))
             .collect();
         if parse_policy(&policy_text(&seed)).is_some() {
             parsed[(seed[24] % 3) as usize] += 1;
+            app += usize::from(seed[21] % 4 == 1);
         }
     }
     assert!(parsed.iter().all(|&n| n > 50), "{parsed:?}");
+    assert!(app > 30, "{app} policies with app grants");
 }
