@@ -554,6 +554,29 @@ impl HashCache {
     }
 }
 
+impl Compiled {
+    /// The nodes whose output may name node `name` (its peers, and the nodes whose SSH rules
+    /// have it as a source), by name; empty for an unknown node; `None` when that may be any
+    /// node. The engine recomputes only these (and the node) when one node without routes
+    /// joins, leaves or changes: a rule that gives another node the node's addresses (as a
+    /// source or a destination) makes the two peers, except SSH rules, whose destinations
+    /// are listed here.
+    pub(crate) fn dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
+        let Some(id) = self.table.id(name) else {
+            return Some(Vec::new());
+        };
+        let mut ids: Vec<NodeId> =
+            crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
+        ids.extend(self.ssh.naming_source(&self.table, id)?);
+        Some(
+            ids.into_iter()
+                .filter_map(|i| self.table.get(i))
+                .map(|n| n.name.clone())
+                .collect(),
+        )
+    }
+}
+
 /// Per node, the hash of how it looks as a peer without subnet routes: index 0 to a viewer
 /// with an IPv4 address, 1 to a viewer without (its IPv4 address hidden).
 pub(crate) type PeerBases = Vec<[u64; 2]>;

@@ -209,7 +209,7 @@ impl Engine {
             options,
         };
         inputs.store_approvals()?;
-        let current = Arc::new(inputs.build(0)?);
+        let current = Arc::new(inputs.build(0, None)?);
         Ok(Engine {
             inputs,
             shared: Arc::new(SharedSnapshot {
@@ -269,10 +269,30 @@ impl Engine {
             return Ok(ChangeSet::default());
         }
         let version = self.current.version + 1;
-        let result = self
-            .inputs
-            .store_approvals()
-            .and_then(|()| self.inputs.build(version));
+        // One node without routes joined, left or changed: only it and the nodes naming it
+        // need new fingerprints.
+        let routeless = |n: Option<&NodeRecord>| n.is_none_or(|n| n.advertised_routes.is_empty());
+        let mut narrow = match undo.as_slice() {
+            [Undo::Node(id, before)]
+                if routeless(before.as_ref()) && routeless(self.inputs.nodes.get(id)) =>
+            {
+                Some(Narrow {
+                    old: &self.current,
+                    node: *id,
+                    old_name: before.as_ref().map(|b| b.name.clone()),
+                })
+            }
+            _ => None,
+        };
+        let result = self.inputs.store_approvals().and_then(|stored| {
+            if stored
+                .iter()
+                .any(|id| narrow.as_ref().is_none_or(|n| n.node != *id))
+            {
+                narrow = None;
+            }
+            self.inputs.build(version, narrow)
+        });
         match result {
             Ok(snapshot) => {
                 let changes = changeset::diff(&self.current, &snapshot);
@@ -411,16 +431,14 @@ impl Inputs {
         Ok(true)
     }
 
-    /// In [`ApprovalMode::Stored`], add what `autoApprovers` now approves to the records.
-    fn store_approvals(&mut self) -> Result<(), EngineError> {
+    /// In [`ApprovalMode::Stored`], add what `autoApprovers` now approves to the records;
+    /// the ids of the nodes that gained an approval.
+    fn store_approvals(&mut self) -> Result<Vec<u64>, EngineError> {
         if self.options.approvals != ApprovalMode::Stored {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let inventory = self.inventory()?;
         let approved = crate::routes::auto_approved_routes(&self.policy, &inventory);
-        if approved.is_empty() {
-            return Ok(());
-        }
         let by_name: HashMap<&str, u64> = self
             .nodes
             .values()
@@ -432,16 +450,18 @@ impl Inputs {
                 updates.push((id, routes.clone()));
             }
         }
+        let mut changed = Vec::new();
         for (id, routes) in updates {
             if let Some(node) = self.nodes.get_mut(&id) {
                 for route in routes {
                     if !node.approved_routes.contains(&route) {
                         node.approved_routes.push(route);
+                        changed.push(id);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The records as an inventory (registration order: ascending node ids).
@@ -491,8 +511,9 @@ impl Inputs {
         Inventory::new(users, nodes, order, self.tailnet.clone()).map_err(EngineError::Inventory)
     }
 
-    /// Compile the records into a snapshot (the reference path).
-    fn build(&self, version: u64) -> Result<Snapshot, EngineError> {
+    /// Compile the records into a snapshot; with `narrow`, fingerprint only the nodes its
+    /// change can reach (or every node when that cannot be bounded).
+    fn build(&self, version: u64, narrow: Option<Narrow<'_>>) -> Result<Snapshot, EngineError> {
         let inventory = self.inventory()?;
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
@@ -510,8 +531,12 @@ impl Inputs {
             .values()
             .map(|n| (n.id, Arc::from(n.name.as_str())))
             .collect();
-        let ids = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
-        let fingerprints = fingerprints(&compiled, &names);
+        let ids: HashMap<Arc<str>, u64> =
+            names.iter().map(|(&id, name)| (name.clone(), id)).collect();
+        let fingerprints = match narrow.and_then(|n| n.fingerprints(&compiled, &names, &ids)) {
+            Some(fingerprints) => fingerprints,
+            None => fingerprints(&compiled, &names),
+        };
         Ok(Snapshot {
             version,
             policy: self.policy.clone(),
@@ -524,7 +549,56 @@ impl Inputs {
     }
 }
 
-/// Every node's fingerprint, on as many threads as the machine has cores (at most 8).
+/// A change to one node without routes (policy and users unchanged).
+struct Narrow<'a> {
+    /// The snapshot before the change.
+    old: &'a Snapshot,
+    /// The node's id.
+    node: u64,
+    /// Its name before the change, if it existed.
+    old_name: Option<String>,
+}
+
+impl Narrow<'_> {
+    /// The new compile's fingerprints: the old ones, with the node and every node naming it
+    /// before or after the change (its peers, the destinations of SSH rules it is a source
+    /// of) recomputed. `None` when that set cannot be bounded, or when the policy went from
+    /// compiling to refused or back (the work budget counts nodes).
+    fn fingerprints(
+        &self,
+        compiled: &Compiled,
+        names: &BTreeMap<u64, Arc<str>>,
+        ids: &HashMap<Arc<str>, u64>,
+    ) -> Option<HashMap<u64, Fingerprint>> {
+        if compiled.refusal().is_some() != self.old.compiled.refusal().is_some() {
+            return None;
+        }
+        let mut touched = std::collections::HashSet::from([self.node]);
+        if let Some(name) = &self.old_name {
+            for dependent in self.old.compiled.dependents(name)? {
+                touched.extend(self.old.ids.get(&dependent).copied());
+            }
+        }
+        if let Some(name) = names.get(&self.node) {
+            for dependent in compiled.dependents(name)? {
+                touched.extend(ids.get(&dependent).copied());
+            }
+        }
+        let mut out = self.old.fingerprints.clone();
+        let mut again = BTreeMap::new();
+        for id in touched {
+            out.remove(&id);
+            if let Some(name) = names.get(&id) {
+                again.insert(id, name.clone());
+            }
+        }
+        out.extend(fingerprints(compiled, &again));
+        Some(out)
+    }
+}
+
+/// The fingerprints of the nodes `names`, on as many threads as the machine has cores (at
+/// most 8).
 fn fingerprints(compiled: &Compiled, names: &BTreeMap<u64, Arc<str>>) -> HashMap<u64, Fingerprint> {
     let bases = compiled.peer_bases();
     let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
