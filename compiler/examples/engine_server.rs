@@ -211,6 +211,7 @@ fn main() {
     );
     let mut retagged = tagged.clone();
     retagged.tags = other_tags;
+    let retagged_to = retagged.tags.clone();
     run("node retagged", Event::UpsertNode(retagged));
     run(
         "router advertises 10.1.2.0/24",
@@ -228,7 +229,10 @@ fn main() {
     );
     let added = policy_text.replacen(
         "\"acls\": [",
-        "\"acls\": [{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"tag:web:8443\"]},",
+        &format!(
+            "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
+            retagged_to[0]
+        ),
         1,
     );
     run(

@@ -525,13 +525,14 @@ impl HashCache {
     fn filter_hash(&mut self, rules: &[FilterRule]) -> u64 {
         use std::hash::Hasher;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let empty: crate::wire::Strings = std::sync::Arc::from(Vec::new());
         for rule in rules {
             h.write_u64(self.sources(&rule.src_ips));
-            h.write_u64(json_hash(&FilterRule {
-                src_ips: empty.clone(),
-                ..rule.clone()
-            }));
+            h.write_u64(json_hash(&(
+                &rule.src_bits,
+                &rule.dst_ports,
+                &rule.ip_proto,
+                &rule.cap_grant,
+            )));
         }
         h.write_usize(rules.len());
         h.finish()
@@ -541,13 +542,14 @@ impl HashCache {
     fn ssh_hash(&mut self, rules: &[SshRule]) -> u64 {
         use std::hash::Hasher;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let empty: std::sync::Arc<[crate::wire::SshPrincipal]> = std::sync::Arc::from(Vec::new());
         for rule in rules {
             h.write_u64(self.principals(&rule.principals));
-            h.write_u64(json_hash(&SshRule {
-                principals: empty.clone(),
-                ..rule.clone()
-            }));
+            h.write_u64(json_hash(&(
+                &rule.rule_expires,
+                &rule.ssh_users,
+                &rule.action,
+                &rule.accept_env,
+            )));
         }
         h.write_usize(rules.len());
         h.finish()
@@ -555,25 +557,89 @@ impl HashCache {
 }
 
 impl Compiled {
-    /// The nodes whose output may name node `name` (its peers, and the nodes whose SSH rules
-    /// have it as a source), by name; empty for an unknown node; `None` when that may be any
-    /// node. The engine recomputes only these (and the node) when one node without routes
-    /// joins, leaves or changes: a rule that gives another node the node's addresses (as a
-    /// source or a destination) makes the two peers, except SSH rules, whose destinations
-    /// are listed here.
-    pub(crate) fn dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
+    /// The peers of node `name`, by name (none for an unknown node).
+    pub(crate) fn peer_names(&self, name: &str) -> Vec<std::sync::Arc<str>> {
+        let Some(id) = self.table.id(name) else {
+            return Vec::new();
+        };
+        crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id))
+            .filter_map(|i| self.table.get(i))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// The nodes whose SSH rules have node `name` as a source, by name (none for an unknown
+    /// node); `None` when that may be any node.
+    pub(crate) fn ssh_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
         let Some(id) = self.table.id(name) else {
             return Some(Vec::new());
         };
-        let mut ids: Vec<NodeId> =
-            crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
-        ids.extend(self.ssh.naming_source(&self.table, id)?);
         Some(
-            ids.into_iter()
+            self.ssh
+                .naming_source(&self.table, id)?
+                .into_iter()
                 .filter_map(|i| self.table.get(i))
                 .map(|n| n.name.clone())
                 .collect(),
         )
+    }
+
+    /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
+    pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 2]> {
+        let id = self.table.id(name)?;
+        let node = self.table.get(id)?;
+        let wire = |hide_v4| {
+            let view = PeerView {
+                node,
+                routes: Vec::new(),
+                hide_v4,
+            };
+            json_hash(&(&*node.name, view.to_wire()))
+        };
+        Some([wire(self.caps.ipv4_disabled(id)), wire(true)])
+    }
+
+    /// True when node `id` is the only server of every subnet route it serves.
+    pub(crate) fn sole_server(&self, id: NodeId) -> bool {
+        self.table.get(id).is_some_and(|node| {
+            node.subnet_routes
+                .iter()
+                .all(|r| self.routes.get(r).is_some_and(|(_, e)| e.servers == [id]))
+        })
+    }
+
+    /// The name of node `id`.
+    pub(crate) fn name_of(&self, id: NodeId) -> Option<&std::sync::Arc<str>> {
+        self.table.get(id).map(|n| &n.name)
+    }
+
+    /// The id of node `name` in this compile.
+    pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.table.id(name)
+    }
+
+    /// True when node `name` has no IPv4 address (`disable-ipv4`).
+    pub(crate) fn no_ipv4(&self, name: &str) -> bool {
+        self.table
+            .id(name)
+            .is_some_and(|id| self.caps.ipv4_disabled(id))
+    }
+
+    /// The filter and SSH parts of node `name`'s [`Fingerprint`], without its peers.
+    pub(crate) fn rules_fingerprint(
+        &self,
+        name: &str,
+        cache: &mut HashCache,
+    ) -> Option<(u64, u64)> {
+        let id = self.table.id(name)?;
+        let rules = self.lowered.filter_rules(&self.table, id);
+        let ssh: Vec<SshRule> = self
+            .ssh
+            .node_rules(&self.table, id)
+            .into_iter()
+            .map(|r| r.rule)
+            .collect();
+        Some((cache.filter_hash(&rules), cache.ssh_hash(&ssh)))
     }
 }
 
@@ -603,7 +669,8 @@ impl Compiled {
             .collect()
     }
 
-    /// The fingerprint of node `name` (`bases` from [`Compiled::peer_bases`] of this compile).
+    /// The fingerprint of node `name` (`bases`: each node's [`PeerBases`] entry in this
+    /// compile).
     ///
     /// The peers' part is a sum of one hash per peer (its name and wire form), so it does not
     /// depend on node ids (which shift when nodes join or leave) and costs one addition per
@@ -611,19 +678,13 @@ impl Compiled {
     pub(crate) fn fingerprint(
         &self,
         name: &str,
-        bases: &PeerBases,
+        bases: &dyn Fn(NodeId) -> [u64; 2],
         cache: &mut HashCache,
     ) -> Option<Fingerprint> {
         let view = self.node(name)?;
         let viewer = view.id;
         let column = usize::from(self.caps.ipv4_disabled(viewer));
-        let base = |p: NodeId| {
-            bases
-                .get(p.index())
-                .and_then(|b| b.get(column))
-                .copied()
-                .unwrap_or(0)
-        };
+        let base = |p: NodeId| bases(p).get(column).copied().unwrap_or(0);
         let mut peers: u64 = 0;
         for (i, &word) in view.peers.iter().enumerate() {
             let mut w = word;
@@ -641,10 +702,28 @@ impl Compiled {
             if !set {
                 continue;
             }
-            if let (Some(node), Some(peer)) = (self.table.get(r), self.peer_view(viewer, r)) {
+            // A router's entry differs from its base only by the routes it carries for this
+            // viewer (the wire form is its base plus those routes, in its order).
+            let Some(node) = self.table.get(r) else {
+                continue;
+            };
+            let mut carried = std::collections::hash_map::DefaultHasher::new();
+            let mut any = false;
+            for net in &node.subnet_routes {
+                let shown = self.routes.get(net).is_some_and(|(i, _)| {
+                    self.peers.route_visible(i, viewer)
+                        && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(r)
+                });
+                if shown {
+                    any = true;
+                    std::hash::Hash::hash(net, &mut carried);
+                }
+            }
+            if any {
+                std::hash::Hasher::write_u64(&mut carried, base(r));
                 peers = peers
                     .wrapping_sub(base(r))
-                    .wrapping_add(json_hash(&(&*node.name, peer.to_wire())));
+                    .wrapping_add(std::hash::Hasher::finish(&carried));
             }
         }
         Some(Fingerprint {

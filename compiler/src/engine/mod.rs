@@ -24,6 +24,7 @@ pub use records::{Event, NodeRecord, TailnetState, UserRecord};
 
 use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, HashCache, NodeView};
 use crate::inventory::{Inventory, InventoryError, Node, Tailnet, User};
+use crate::nodes::NodeId;
 
 /// Where a node's route approvals come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +95,8 @@ pub struct Snapshot {
     names: BTreeMap<u64, Arc<str>>,
     ids: HashMap<Arc<str>, u64>,
     fingerprints: HashMap<u64, Fingerprint>,
+    /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
+    bases: HashMap<u64, [u64; 2]>,
 }
 
 const _: fn() = || {
@@ -308,8 +311,9 @@ impl Engine {
     }
 
     /// True when the change (one node's online flag, nothing else) cannot show in any output:
-    /// the node serves no subnet route, so no route's primary depends on it. The snapshot is
-    /// kept (its copy of the flag is read only for route servers).
+    /// the node is the only server of every subnet route it serves (or serves none), so no
+    /// route's primary depends on it. The snapshot is kept (its copy of the flag is read only
+    /// to order a route's servers).
     fn output_unchanged(&self, undo: &[Undo]) -> bool {
         let [Undo::Node(id, Some(before))] = undo else {
             return false;
@@ -327,8 +331,7 @@ impl Engine {
                 .names
                 .get(id)
                 .and_then(|name| self.current.compiled.table().id(name))
-                .and_then(|nid| self.current.compiled.table().get(nid))
-                .is_some_and(|n| n.subnet_routes.is_empty())
+                .is_some_and(|nid| self.current.compiled.sole_server(nid))
     }
 }
 
@@ -533,9 +536,19 @@ impl Inputs {
             .collect();
         let ids: HashMap<Arc<str>, u64> =
             names.iter().map(|(&id, name)| (name.clone(), id)).collect();
-        let fingerprints = match narrow.and_then(|n| n.fingerprints(&compiled, &names, &ids)) {
-            Some(fingerprints) => fingerprints,
-            None => fingerprints(&compiled, &names),
+        let (fingerprints, bases) = match narrow
+            .and_then(|n| n.fingerprints(&compiled, &names, &ids))
+        {
+            Some(done) => done,
+            None => {
+                let all = compiled.peer_bases();
+                let bases: HashMap<u64, [u64; 2]> = names
+                    .iter()
+                    .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
+                    .collect();
+                let base = |p: NodeId| all.get(p.index()).copied().unwrap_or_default();
+                (fingerprints(&compiled, &names, &base), bases)
+            }
         };
         Ok(Snapshot {
             version,
@@ -545,9 +558,13 @@ impl Inputs {
             names,
             ids,
             fingerprints,
+            bases,
         })
     }
 }
+
+/// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
+type Bases = HashMap<u64, [u64; 2]>;
 
 /// A change to one node without routes (policy and users unchanged).
 struct Narrow<'a> {
@@ -560,70 +577,136 @@ struct Narrow<'a> {
 }
 
 impl Narrow<'_> {
-    /// The new compile's fingerprints: the old ones, with the node and every node naming it
-    /// before or after the change (its peers, the destinations of SSH rules it is a source
-    /// of) recomputed. `None` when that set cannot be bounded, or when the policy went from
-    /// compiling to refused or back (the work budget counts nodes).
+    /// The new compile's fingerprints: the old ones, with the node's recomputed, and for
+    /// every node naming it before or after the change (its peers, the destinations of SSH
+    /// rules it is a source of) the filter and SSH parts recomputed and the peers' part
+    /// patched: a peers' fingerprint is a sum over peers, and only this node's entry changed
+    /// (no other node's selectors, routes or attributes did). `None` when that set cannot be
+    /// bounded, or when the policy went from compiling to refused or back (the work budget
+    /// counts nodes).
     fn fingerprints(
         &self,
         compiled: &Compiled,
         names: &BTreeMap<u64, Arc<str>>,
         ids: &HashMap<Arc<str>, u64>,
-    ) -> Option<HashMap<u64, Fingerprint>> {
-        if compiled.refusal().is_some() != self.old.compiled.refusal().is_some() {
+    ) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
+        use std::collections::HashSet;
+        let old = &self.old.compiled;
+        if compiled.refusal().is_some() != old.refusal().is_some() {
             return None;
         }
-        let mut touched = std::collections::HashSet::from([self.node]);
+        let new_name = names.get(&self.node);
+        let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
+            list.iter().filter_map(|n| map.get(n).copied()).collect()
+        };
+        let (mut was_peer, mut is_peer, mut touched) =
+            (HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut base_before, mut base_after) = ([0; 2], [0; 2]);
         if let Some(name) = &self.old_name {
-            for dependent in self.old.compiled.dependents(name)? {
-                touched.extend(self.old.ids.get(&dependent).copied());
-            }
+            was_peer = stable(old.peer_names(name), &self.old.ids);
+            touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
+            base_before = old.peer_base(name)?;
         }
-        if let Some(name) = names.get(&self.node) {
-            for dependent in compiled.dependents(name)? {
-                touched.extend(ids.get(&dependent).copied());
-            }
+        if let Some(name) = new_name {
+            is_peer = stable(compiled.peer_names(name), ids);
+            touched.extend(stable(compiled.ssh_dependents(name)?, ids));
+            base_after = compiled.peer_base(name)?;
+        }
+        touched.extend(was_peer.iter().chain(&is_peer).copied());
+        touched.remove(&self.node);
+        let mut bases = self.old.bases.clone();
+        bases.remove(&self.node);
+        if new_name.is_some() {
+            bases.insert(self.node, base_after);
         }
         let mut out = self.old.fingerprints.clone();
-        let mut again = BTreeMap::new();
-        for id in touched {
-            out.remove(&id);
-            if let Some(name) = names.get(&id) {
-                again.insert(id, name.clone());
-            }
+        out.remove(&self.node);
+        if let Some(name) = new_name {
+            let mut one = BTreeMap::new();
+            one.insert(self.node, name.clone());
+            let base = |p: NodeId| {
+                compiled
+                    .name_of(p)
+                    .and_then(|n| ids.get(n))
+                    .and_then(|id| bases.get(id))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            out.extend(fingerprints(compiled, &one, &base));
         }
-        out.extend(fingerprints(compiled, &again));
-        Some(out)
+        let again: Vec<(u64, &Arc<str>)> = touched
+            .iter()
+            .filter_map(|&id| Some((id, names.get(&id)?)))
+            .collect();
+        let rules = rules_fingerprints(compiled, &again);
+        for (id, name) in again {
+            let (Some(fp), Some(&(filter, ssh))) = (out.get_mut(&id), rules.get(&id)) else {
+                return None;
+            };
+            let column = usize::from(compiled.no_ipv4(name));
+            let pick = |b: [u64; 2]| b.get(column).copied().unwrap_or(0);
+            if was_peer.contains(&id) {
+                fp.peers = fp.peers.wrapping_sub(pick(base_before));
+            }
+            if is_peer.contains(&id) {
+                fp.peers = fp.peers.wrapping_add(pick(base_after));
+            }
+            fp.filter = filter;
+            fp.ssh = ssh;
+        }
+        Some((out, bases))
     }
 }
 
-/// The fingerprints of the nodes `names`, on as many threads as the machine has cores (at
-/// most 8).
-fn fingerprints(compiled: &Compiled, names: &BTreeMap<u64, Arc<str>>) -> HashMap<u64, Fingerprint> {
-    let bases = compiled.peer_bases();
-    let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let chunk = all.len().div_ceil(threads).max(1);
-    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+/// The filter and SSH parts of the fingerprints of nodes `nodes`, on every core.
+fn rules_fingerprints(compiled: &Compiled, nodes: &[(u64, &Arc<str>)]) -> HashMap<u64, (u64, u64)> {
+    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, (u64, u64))> {
         let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, &bases, &mut cache)?)))
+            .filter_map(|&(id, name)| Some((id, compiled.rules_fingerprint(name, &mut cache)?)))
             .collect()
     };
-    if threads == 1 || all.len() < 256 {
-        return work(&all).into_iter().collect();
+    parallel(nodes, work)
+}
+
+/// `work` over `items` split across the machine's cores (at most 8), results merged.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Vec<(u64, R)> + Sync,
+) -> HashMap<u64, R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads == 1 || items.len() < 256 {
+        return work(items).into_iter().collect();
     }
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = all
+        let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| (part, scope.spawn(move || work(part))))
             .collect();
-        let mut out = HashMap::with_capacity(all.len());
+        let mut out = HashMap::with_capacity(items.len());
         for (part, handle) in handles {
-            // Fingerprinting has no panicking code; should a thread panic anyway, its part is
-            // done again here rather than left out.
+            // No panicking code runs here; should a thread panic anyway, its part is done
+            // again on this thread rather than left out.
             out.extend(handle.join().unwrap_or_else(|_| work(part)));
         }
         out
     })
+}
+
+/// The fingerprints of the nodes `names`, on every core.
+fn fingerprints(
+    compiled: &Compiled,
+    names: &BTreeMap<u64, Arc<str>>,
+    bases: &(dyn Fn(NodeId) -> [u64; 2] + Sync),
+) -> HashMap<u64, Fingerprint> {
+    let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
+    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+        let mut cache = HashCache::default();
+        part.iter()
+            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, bases, &mut cache)?)))
+            .collect()
+    };
+    parallel(&all, work)
 }
