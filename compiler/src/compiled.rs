@@ -584,6 +584,30 @@ impl Compiled {
         )
     }
 
+    /// The nodes whose packet filter may change when node `name` (serving no route) joins,
+    /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]), by name; `None` when
+    /// that may be every node.
+    pub(crate) fn filter_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
+        let Some(id) = self.table.id(name) else {
+            return Some(Vec::new());
+        };
+        let peers = || crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
+        Some(
+            self.lowered
+                .filter_dependents(&self.table, id, peers)?
+                .into_iter()
+                .filter_map(|i| self.table.get(i))
+                .map(|n| n.name.clone())
+                .collect(),
+        )
+    }
+
+    /// Whether two compiles merge network rules the same way
+    /// ([`crate::lower::Lowered::merge_signature`]).
+    pub(crate) fn merges_like(&self, other: &Compiled) -> bool {
+        self.lowered.merge_signature() == other.lowered.merge_signature()
+    }
+
     /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
     pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 2]> {
         let id = self.table.id(name)?;

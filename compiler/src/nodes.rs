@@ -358,6 +358,28 @@ impl NodeTable {
         self.by_tag.get(tag).map_or(&[], Vec::as_slice)
     }
 
+    /// The node with address `ip`.
+    pub(crate) fn by_address(&self, ip: IpAddr) -> Option<NodeId> {
+        match ip {
+            IpAddr::V4(v4) => {
+                let key = u32::from(v4);
+                let i = self.by_v4.partition_point(|&(a, _)| a < key);
+                self.by_v4
+                    .get(i)
+                    .filter(|&&(a, _)| a == key)
+                    .map(|&(_, id)| id)
+            }
+            IpAddr::V6(v6) => {
+                let key = u128::from(v6);
+                let i = self.by_v6.partition_point(|&(a, _)| a < key);
+                self.by_v6
+                    .get(i)
+                    .filter(|&&(a, _)| a == key)
+                    .map(|&(_, id)| id)
+            }
+        }
+    }
+
     /// Nodes with an address in `set`, sorted.
     pub(crate) fn addressed_in(&self, set: &AddrSet) -> Vec<NodeId> {
         let mut out = Vec::new();

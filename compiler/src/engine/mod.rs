@@ -577,13 +577,15 @@ struct Narrow<'a> {
 }
 
 impl Narrow<'_> {
-    /// The new compile's fingerprints: the old ones, with the node's recomputed, and for
-    /// every node naming it before or after the change (its peers, the destinations of SSH
-    /// rules it is a source of) the filter and SSH parts recomputed and the peers' part
-    /// patched: a peers' fingerprint is a sum over peers, and only this node's entry changed
-    /// (no other node's selectors, routes or attributes did). `None` when that set cannot be
-    /// bounded, or when the policy went from compiling to refused or back (the work budget
-    /// counts nodes).
+    /// The new compile's fingerprints: the old ones, with the node's recomputed; the filter
+    /// and SSH parts recomputed for the nodes whose filter or SSH rules may name it before
+    /// or after the change ([`Compiled::filter_dependents`], the destinations of SSH rules it
+    /// is a source of); and the peers' part of its peers patched: a peers' fingerprint is a
+    /// sum over peers, and only this node's entry changed (no other node's selectors, routes
+    /// or attributes did). `None` when those sets cannot be bounded, when the rules merge
+    /// differently (an item came or went, or two items' sources became equal or different),
+    /// or when the policy went from compiling to refused or back (the work budget counts
+    /// nodes).
     fn fingerprints(
         &self,
         compiled: &Compiled,
@@ -592,7 +594,7 @@ impl Narrow<'_> {
     ) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
         use std::collections::HashSet;
         let old = &self.old.compiled;
-        if compiled.refusal().is_some() != old.refusal().is_some() {
+        if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
         }
         let new_name = names.get(&self.node);
@@ -605,14 +607,15 @@ impl Narrow<'_> {
         if let Some(name) = &self.old_name {
             was_peer = stable(old.peer_names(name), &self.old.ids);
             touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
+            touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
             base_before = old.peer_base(name)?;
         }
         if let Some(name) = new_name {
             is_peer = stable(compiled.peer_names(name), ids);
             touched.extend(stable(compiled.ssh_dependents(name)?, ids));
+            touched.extend(stable(compiled.filter_dependents(name)?, ids));
             base_after = compiled.peer_base(name)?;
         }
-        touched.extend(was_peer.iter().chain(&is_peer).copied());
         touched.remove(&self.node);
         let mut bases = self.old.bases.clone();
         bases.remove(&self.node);
@@ -638,11 +641,19 @@ impl Narrow<'_> {
             .iter()
             .filter_map(|&id| Some((id, names.get(&id)?)))
             .collect();
-        let rules = rules_fingerprints(compiled, &again);
-        for (id, name) in again {
-            let (Some(fp), Some(&(filter, ssh))) = (out.get_mut(&id), rules.get(&id)) else {
-                return None;
+        for (id, (filter, ssh)) in rules_fingerprints(compiled, &again) {
+            let fp = out.get_mut(&id)?;
+            fp.filter = filter;
+            fp.ssh = ssh;
+        }
+        for &id in was_peer.union(&is_peer) {
+            if id == self.node {
+                continue;
+            }
+            let Some(name) = names.get(&id) else {
+                continue;
             };
+            let fp = out.get_mut(&id)?;
             let column = usize::from(compiled.no_ipv4(name));
             let pick = |b: [u64; 2]| b.get(column).copied().unwrap_or(0);
             if was_peer.contains(&id) {
@@ -651,8 +662,6 @@ impl Narrow<'_> {
             if is_peer.contains(&id) {
                 fp.peers = fp.peers.wrapping_add(pick(base_after));
             }
-            fp.filter = filter;
-            fp.ssh = ssh;
         }
         Some((out, bases))
     }
