@@ -4,10 +4,11 @@
 //! event being applied) and ask it for node maps or the questions of [`questions`].
 //!
 //! How an event is applied (see ARCHITECTURE.md, "The engine"): events that cannot change any
-//! output are recognised and cost nothing (a repeated upsert, a non-router going on- or
-//! offline); every other event recompiles the new inputs and compares each node's
-//! [`crate::compiled::Fingerprint`] (hashes of its filter, SSH rules, peers with their
-//! AllowedIPs and routes, cap map and own addresses/routes) with the previous snapshot's.
+//! output are recognised and cost nothing (a repeated upsert, a node that is no route's only
+//! alternative going on- or offline); every other event recompiles the new inputs and compares
+//! each node's fingerprint (hashes of its filter, SSH rules, peers with their AllowedIPs and
+//! routes, cap map and own addresses/routes) with the previous snapshot's, recomputing only
+//! the fingerprints a change to one node without routes can reach.
 
 mod changeset;
 pub mod questions;
