@@ -186,6 +186,26 @@ fn main() {
         .find(|n| n.tags.iter().any(|t| t.contains("router")))
         .unwrap_or_else(|| tagged.clone());
 
+    // Questions, before the events change the tailnet.
+    let snapshot = engine.snapshot();
+    println!(
+        "may node {} apply tag:web? {}",
+        tagged.name,
+        snapshot.may_apply_tag(Tagger::Node(tagged.id), "tag:web")
+    );
+    println!(
+        "is 10.1.2.0/24 auto-approved for {}? {}",
+        router.name,
+        snapshot.auto_approves(router.id, &"10.1.2.0/24".parse().unwrap())
+    );
+    if arg.is_none() {
+        let decision = snapshot.ssh_decision(1, 3, "root").unwrap();
+        if let SshOutcome::Check { period } = decision.action {
+            println!("alice-laptop -> web-1 as root: check every {period:?}");
+        }
+        let why = snapshot.explain_flow(1, 3, 443, None).unwrap().unwrap();
+        println!("alice-laptop -> web-1:443: {}", why.reason);
+    }
     let other_tags = engine
         .state()
         .nodes
@@ -241,26 +261,6 @@ fn main() {
     );
     run("node leaves", Event::RemoveNode(next_id));
 
-    // Questions.
-    let snapshot = engine.snapshot();
-    println!(
-        "may node {} apply tag:web? {}",
-        tagged.name,
-        snapshot.may_apply_tag(Tagger::Node(tagged.id), "tag:web")
-    );
-    println!(
-        "is 10.1.2.0/24 auto-approved for {}? {}",
-        router.name,
-        snapshot.auto_approves(router.id, &"10.1.2.0/24".parse().unwrap())
-    );
-    if arg.is_none() {
-        let decision = snapshot.ssh_decision(1, 3, "root").unwrap();
-        if let SshOutcome::Check { period } = decision.action {
-            println!("alice-laptop -> web-1 as root: check every {period:?}");
-        }
-        let why = snapshot.explain_flow(1, 3, 443, None).unwrap().unwrap();
-        println!("alice-laptop -> web-1:443: {}", why.reason);
-    }
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
     println!(
