@@ -119,7 +119,35 @@ fn build(
     inventory: &Inventory,
     options: &CompileOptions,
 ) -> Result<Compiled, CompileError> {
+    build_marked(policy, inventory, options, &|_| false)
+}
+
+/// [`compile_with_options`] with the nodes `offline` says are offline marked so (the
+/// engine's HA failover: an offline router is not primary while another server is online).
+pub(crate) fn compile_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    offline: &dyn Fn(&str) -> bool,
+) -> Compiled {
+    build_marked(policy, inventory, options, offline)
+        .unwrap_or_else(|error| refused_marked(policy, inventory, options, error, offline))
+}
+
+fn mark_offline(table: &mut NodeTable, offline: &dyn Fn(&str) -> bool) {
+    for node in &mut table.nodes {
+        node.offline = offline(&node.name);
+    }
+}
+
+fn build_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    offline: &dyn Fn(&str) -> bool,
+) -> Result<Compiled, CompileError> {
     let mut table = NodeTable::new(inventory);
+    mark_offline(&mut table, offline);
     // IP sets first: every later alias resolution reads them from the table.
     table.ipsets = crate::ipsets::resolve(policy, &table, &options.limits)?;
     let auto = options
@@ -138,12 +166,23 @@ fn refused(
     options: &CompileOptions,
     error: CompileError,
 ) -> Compiled {
+    refused_marked(policy, inventory, options, error, &|_| false)
+}
+
+fn refused_marked(
+    policy: &Policy,
+    inventory: &Inventory,
+    options: &CompileOptions,
+    error: CompileError,
+    offline: &dyn Fn(&str) -> bool,
+) -> Compiled {
     let nothing = Policy {
         acls: Some(aclc_policy::model::Spanned::new(Vec::new(), policy.span)),
         span: policy.span,
         ..Policy::default()
     };
     let mut table = NodeTable::new(inventory);
+    mark_offline(&mut table, offline);
     routes::apply(&mut table, None);
     let lowered = lower::Lowered::nothing(&table);
     let mut compiled = finish(&nothing, inventory, options, table, lowered);
@@ -419,8 +458,8 @@ impl<'a> NodeView<'a> {
         self.compiled.caps.ipv4_disabled(self.id)
     }
 
-    /// The owned wire form (the corpus' per-node document).
-    pub fn to_wire(&self) -> NodeOutput {
+    /// The wire form's `addresses`, `allowed_ips` and `primary_routes`.
+    fn own_wire(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         let strings = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
         let mut addresses = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
         let mut allowed_ips = strings(&self.allowed_ips());
@@ -428,18 +467,339 @@ impl<'a> NodeView<'a> {
             addresses.remove(0);
             allowed_ips.retain(|a| *a != *self.node.v4_host);
         }
+        (addresses, allowed_ips, strings(&self.primary_routes))
+    }
+
+    /// The owned wire form (the corpus' per-node document).
+    pub fn to_wire(&self) -> NodeOutput {
+        let (addresses, allowed_ips, primary_routes) = self.own_wire();
         NodeOutput {
             packet_filter_rules: self.rules.clone(),
             ssh_rules: self.ssh_rules(),
             addresses,
             allowed_ips,
-            primary_routes: strings(&self.primary_routes),
+            primary_routes,
             cap_map: Some(self.cap_map()),
             peers: self
                 .peers()
                 .map(|p| (p.name().to_string(), p.to_wire()))
                 .collect::<BTreeMap<_, _>>(),
         }
+    }
+}
+
+/// Hashes of the parts of what one node receives, so that two compiles can be compared node
+/// by node without building either's wire form (the engine's change sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Fingerprint {
+    /// The packet filter.
+    pub(crate) filter: u64,
+    /// The SSH rules.
+    pub(crate) ssh: u64,
+    /// The peers, each with its AllowedIPs, routes and capabilities.
+    pub(crate) peers: u64,
+    /// The capability map.
+    pub(crate) caps: u64,
+    /// The node's own addresses, AllowedIPs and primary routes.
+    pub(crate) own: u64,
+}
+
+/// Feeds what serde writes into a hasher (no intermediate string).
+struct HashWriter(std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The hash of `value`'s JSON form (deterministic: the hasher's keys are fixed).
+pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Writing to a hasher cannot fail; a value serde cannot write hashes as what was written.
+    if serde_json::to_writer(&mut writer, value).is_err() {
+        std::hash::Hasher::write_u8(&mut writer.0, 0xff);
+    }
+    std::hash::Hasher::finish(&writer.0)
+}
+
+/// Hashes of the shared lists in rules (`SrcIPs`, SSH principals), by address, for one pass
+/// over a compile's nodes: most nodes' rules share a few interned lists, so each is hashed
+/// once. Only lists something else also holds are remembered, and the cache keeps a clone of
+/// each, so an address is never reused for another list while it is cached.
+#[derive(Default)]
+pub(crate) struct HashCache {
+    sources: std::collections::HashMap<usize, (crate::wire::Strings, u64)>,
+    principals:
+        std::collections::HashMap<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
+}
+
+impl HashCache {
+    fn sources(&mut self, list: &crate::wire::Strings) -> u64 {
+        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
+        if let Some((_, h)) = self.sources.get(&key) {
+            return *h;
+        }
+        let h = json_hash(&**list);
+        if std::sync::Arc::strong_count(list) > 1 {
+            self.sources.insert(key, (list.clone(), h));
+        }
+        h
+    }
+
+    fn principals(&mut self, list: &std::sync::Arc<[crate::wire::SshPrincipal]>) -> u64 {
+        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
+        if let Some((_, h)) = self.principals.get(&key) {
+            return *h;
+        }
+        let h = json_hash(&**list);
+        if std::sync::Arc::strong_count(list) > 1 {
+            self.principals.insert(key, (list.clone(), h));
+        }
+        h
+    }
+
+    /// The hash of a packet filter: each rule's sources (cached) and the rest of it.
+    fn filter_hash(&mut self, rules: &[FilterRule]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for rule in rules {
+            h.write_u64(self.sources(&rule.src_ips));
+            h.write_u64(json_hash(&(
+                &rule.src_bits,
+                &rule.dst_ports,
+                &rule.ip_proto,
+                &rule.cap_grant,
+            )));
+        }
+        h.write_usize(rules.len());
+        h.finish()
+    }
+
+    /// The hash of SSH rules: each rule's principals (cached) and the rest of it.
+    fn ssh_hash(&mut self, rules: &[SshRule]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for rule in rules {
+            h.write_u64(self.principals(&rule.principals));
+            h.write_u64(json_hash(&(
+                &rule.rule_expires,
+                &rule.ssh_users,
+                &rule.action,
+                &rule.accept_env,
+            )));
+        }
+        h.write_usize(rules.len());
+        h.finish()
+    }
+}
+
+impl Compiled {
+    /// The peers of node `name`, by name (none for an unknown node).
+    pub(crate) fn peer_names(&self, name: &str) -> Vec<std::sync::Arc<str>> {
+        let Some(id) = self.table.id(name) else {
+            return Vec::new();
+        };
+        crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id))
+            .filter_map(|i| self.table.get(i))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// The nodes whose SSH rules have node `name` as a source, by name (none for an unknown
+    /// node); `None` when that may be any node.
+    pub(crate) fn ssh_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
+        let Some(id) = self.table.id(name) else {
+            return Some(Vec::new());
+        };
+        Some(
+            self.ssh
+                .naming_source(&self.table, id)?
+                .into_iter()
+                .filter_map(|i| self.table.get(i))
+                .map(|n| n.name.clone())
+                .collect(),
+        )
+    }
+
+    /// The nodes whose packet filter may change when node `name` (serving no route) joins,
+    /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]), by name; `None` when
+    /// that may be every node.
+    pub(crate) fn filter_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
+        let Some(id) = self.table.id(name) else {
+            return Some(Vec::new());
+        };
+        let peers = || crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
+        Some(
+            self.lowered
+                .filter_dependents(&self.table, id, peers)?
+                .into_iter()
+                .filter_map(|i| self.table.get(i))
+                .map(|n| n.name.clone())
+                .collect(),
+        )
+    }
+
+    /// Whether two compiles merge network rules the same way
+    /// ([`crate::lower::Lowered::merge_signature`]).
+    pub(crate) fn merges_like(&self, other: &Compiled) -> bool {
+        self.lowered.merge_signature() == other.lowered.merge_signature()
+    }
+
+    /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
+    pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 2]> {
+        let id = self.table.id(name)?;
+        let node = self.table.get(id)?;
+        let wire = |hide_v4| {
+            let view = PeerView {
+                node,
+                routes: Vec::new(),
+                hide_v4,
+            };
+            json_hash(&(&*node.name, view.to_wire()))
+        };
+        Some([wire(self.caps.ipv4_disabled(id)), wire(true)])
+    }
+
+    /// True when node `id` is the only server of every subnet route it serves.
+    pub(crate) fn sole_server(&self, id: NodeId) -> bool {
+        self.table.get(id).is_some_and(|node| {
+            node.subnet_routes
+                .iter()
+                .all(|r| self.routes.get(r).is_some_and(|(_, e)| e.servers == [id]))
+        })
+    }
+
+    /// The name of node `id`.
+    pub(crate) fn name_of(&self, id: NodeId) -> Option<&std::sync::Arc<str>> {
+        self.table.get(id).map(|n| &n.name)
+    }
+
+    /// The id of node `name` in this compile.
+    pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.table.id(name)
+    }
+
+    /// True when node `name` has no IPv4 address (`disable-ipv4`).
+    pub(crate) fn no_ipv4(&self, name: &str) -> bool {
+        self.table
+            .id(name)
+            .is_some_and(|id| self.caps.ipv4_disabled(id))
+    }
+
+    /// The filter and SSH parts of node `name`'s [`Fingerprint`], without its peers.
+    pub(crate) fn rules_fingerprint(
+        &self,
+        name: &str,
+        cache: &mut HashCache,
+    ) -> Option<(u64, u64)> {
+        let id = self.table.id(name)?;
+        let rules = self.lowered.filter_rules(&self.table, id);
+        let ssh: Vec<SshRule> = self
+            .ssh
+            .node_rules(&self.table, id)
+            .into_iter()
+            .map(|r| r.rule)
+            .collect();
+        Some((cache.filter_hash(&rules), cache.ssh_hash(&ssh)))
+    }
+}
+
+/// Per node, the hash of how it looks as a peer without subnet routes: index 0 to a viewer
+/// with an IPv4 address, 1 to a viewer without (its IPv4 address hidden).
+pub(crate) type PeerBases = Vec<[u64; 2]>;
+
+impl Compiled {
+    /// [`PeerBases`] of every node, by node id.
+    pub(crate) fn peer_bases(&self) -> PeerBases {
+        self.table
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let wire = |hide_v4| {
+                    let view = PeerView {
+                        node,
+                        routes: Vec::new(),
+                        hide_v4,
+                    };
+                    json_hash(&(&*node.name, view.to_wire()))
+                };
+                let own = self.caps.ipv4_disabled(NodeId::new(i));
+                [wire(own), wire(true)]
+            })
+            .collect()
+    }
+
+    /// The fingerprint of node `name` (`bases`: each node's [`PeerBases`] entry in this
+    /// compile).
+    ///
+    /// The peers' part is a sum of one hash per peer (its name and wire form), so it does not
+    /// depend on node ids (which shift when nodes join or leave) and costs one addition per
+    /// peer; routers, whose routes depend on the viewer, are hashed one by one.
+    pub(crate) fn fingerprint(
+        &self,
+        name: &str,
+        bases: &dyn Fn(NodeId) -> [u64; 2],
+        cache: &mut HashCache,
+    ) -> Option<Fingerprint> {
+        let view = self.node(name)?;
+        let viewer = view.id;
+        let column = usize::from(self.caps.ipv4_disabled(viewer));
+        let base = |p: NodeId| bases(p).get(column).copied().unwrap_or(0);
+        let mut peers: u64 = 0;
+        for (i, &word) in view.peers.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                peers = peers.wrapping_add(base(NodeId::new(i * 64 + b)));
+            }
+        }
+        for &r in &self.table.routers {
+            let set = view
+                .peers
+                .get(r.index() / 64)
+                .is_some_and(|w| w & (1 << (r.index() % 64)) != 0);
+            if !set {
+                continue;
+            }
+            // A router's entry differs from its base only by the routes it carries for this
+            // viewer (the wire form is its base plus those routes, in its order).
+            let Some(node) = self.table.get(r) else {
+                continue;
+            };
+            let mut carried = std::collections::hash_map::DefaultHasher::new();
+            let mut any = false;
+            for net in &node.subnet_routes {
+                let shown = self.routes.get(net).is_some_and(|(i, _)| {
+                    self.peers.route_visible(i, viewer)
+                        && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(r)
+                });
+                if shown {
+                    any = true;
+                    std::hash::Hash::hash(net, &mut carried);
+                }
+            }
+            if any {
+                std::hash::Hasher::write_u64(&mut carried, base(r));
+                peers = peers
+                    .wrapping_sub(base(r))
+                    .wrapping_add(std::hash::Hasher::finish(&carried));
+            }
+        }
+        Some(Fingerprint {
+            filter: cache.filter_hash(view.packet_filter_rules()),
+            ssh: cache.ssh_hash(&view.ssh_rules()),
+            peers,
+            caps: json_hash(&view.cap_map()),
+            own: json_hash(&view.own_wire()),
+        })
     }
 }
 

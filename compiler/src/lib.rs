@@ -4,7 +4,8 @@
 //! once on load. [`compile`] resolves every alias of a validated policy once, against the
 //! inventory, into shared address sets; the resulting [`Compiled`] is immutable and
 //! `Send + Sync`, and [`Compiled::node`] derives one node's packet filter, routes and peers on
-//! demand, in Tailscale's wire format ([`wire`]).
+//! demand, in Tailscale's wire format ([`wire`]). A control server runs the [`engine`]: it
+//! applies events (nodes, users, routes, policy) and says which nodes' maps each changed.
 
 mod inventory;
 
@@ -36,6 +37,7 @@ pub use routes::auto_approved_routes;
 
 mod capmap;
 pub mod diff;
+pub mod engine;
 pub mod policytest;
 mod ssh;
 

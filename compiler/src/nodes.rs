@@ -74,6 +74,9 @@ pub(crate) struct NodeInfo {
     pub(crate) approved: Vec<IpNet>,
     /// Position in the registration order; `usize::MAX` when not listed.
     pub(crate) rank: usize,
+    /// The control server last saw the node offline (only the engine says so): an offline
+    /// router is primary for a route only when none of its other servers is online.
+    pub(crate) offline: bool,
     /// Advertised routes that are approved (by the inventory or `autoApprovers`), in the
     /// order advertised. Set by [`crate::routes`].
     pub(crate) served: Vec<IpNet>,
@@ -234,6 +237,7 @@ impl NodeTable {
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
                 rank: inventory.registration_rank(&n.name).unwrap_or(usize::MAX),
+                offline: false,
                 served: Vec::new(),
                 subnet_routes: Vec::new(),
                 exit: false,
@@ -352,6 +356,28 @@ impl NodeTable {
     /// Nodes carrying `tag`, sorted.
     pub(crate) fn with_tag(&self, tag: &str) -> &[NodeId] {
         self.by_tag.get(tag).map_or(&[], Vec::as_slice)
+    }
+
+    /// The node with address `ip`.
+    pub(crate) fn by_address(&self, ip: IpAddr) -> Option<NodeId> {
+        match ip {
+            IpAddr::V4(v4) => {
+                let key = u32::from(v4);
+                let i = self.by_v4.partition_point(|&(a, _)| a < key);
+                self.by_v4
+                    .get(i)
+                    .filter(|&&(a, _)| a == key)
+                    .map(|&(_, id)| id)
+            }
+            IpAddr::V6(v6) => {
+                let key = u128::from(v6);
+                let i = self.by_v6.partition_point(|&(a, _)| a < key);
+                self.by_v6
+                    .get(i)
+                    .filter(|&&(a, _)| a == key)
+                    .map(|&(_, id)| id)
+            }
+        }
     }
 
     /// Nodes with an address in `set`, sorted.

@@ -16,47 +16,80 @@ pub(crate) fn is_exit_route(net: &IpNet) -> bool {
     net.prefix_len() == 0
 }
 
-/// Per node (by id), the advertised routes `autoApprovers` approves: an exit route when the
-/// node matches `autoApprovers.exitNode` (listing `0.0.0.0/0` under `routes` does not approve
-/// it), any other route when it lies inside a `routes` prefix whose approvers match the node.
-pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNet>> {
-    let mut resolver = Resolver::new(policy, table);
-    let mut matches = |selectors: &[Selector]| -> Vec<NodeId> {
-        let mut out: Vec<NodeId> = selectors
+/// Who `autoApprovers` approves for what, resolved once against a node table.
+pub(crate) struct Approvers {
+    exit: Vec<NodeId>,
+    service_vips: HashMap<IpNet, Vec<NodeId>>,
+    routes: Vec<(IpNet, Vec<NodeId>)>,
+}
+
+impl Approvers {
+    /// The approvers of `policy`, resolved against `table`.
+    pub(crate) fn new(policy: &Policy, table: &NodeTable) -> Approvers {
+        let mut resolver = Resolver::new(policy, table);
+        let mut matches = |selectors: &[Selector]| -> Vec<NodeId> {
+            let mut out: Vec<NodeId> = selectors
+                .iter()
+                .filter_map(|s| match resolver.resolve(s) {
+                    Target::Nodes(ids) => Some(ids),
+                    _ => None,
+                })
+                .flat_map(|ids| ids.iter().copied().collect::<Vec<_>>())
+                .collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        let approvers = &policy.auto_approvers;
+        let exit = matches(&approvers.exit_node);
+        // A service's addresses are approved for a host that `autoApprovers.services` lists
+        // for that service (and by no route approver).
+        let mut service_vips: HashMap<IpNet, Vec<NodeId>> = HashMap::new();
+        for svc in &table.services {
+            let hosts: Vec<NodeId> = approvers
+                .services
+                .iter()
+                .filter(|a| a.service.value == svc.name)
+                .flat_map(|a| matches(&a.approvers))
+                .collect();
+            for vip in &svc.vips {
+                let entry = service_vips.entry(*vip).or_default();
+                entry.extend(hosts.iter().copied());
+                entry.sort_unstable();
+            }
+        }
+        let routes: Vec<(IpNet, Vec<NodeId>)> = approvers
+            .routes
             .iter()
-            .filter_map(|s| match resolver.resolve(s) {
-                Target::Nodes(ids) => Some(ids),
-                _ => None,
-            })
-            .flat_map(|ids| ids.iter().copied().collect::<Vec<_>>())
+            .map(|r| (r.prefix.value.trunc(), matches(&r.approvers)))
             .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
-    };
-    let approvers = &policy.auto_approvers;
-    let exit_approvers = matches(&approvers.exit_node);
-    // A service's addresses are approved for a host that `autoApprovers.services` lists for
-    // that service (and by no route approver).
-    let mut service_vips: HashMap<IpNet, Vec<NodeId>> = HashMap::new();
-    for svc in &table.services {
-        let hosts: Vec<NodeId> = approvers
-            .services
-            .iter()
-            .filter(|a| a.service.value == svc.name)
-            .flat_map(|a| matches(&a.approvers))
-            .collect();
-        for vip in &svc.vips {
-            let entry = service_vips.entry(*vip).or_default();
-            entry.extend(hosts.iter().copied());
-            entry.sort_unstable();
+        Approvers {
+            exit,
+            service_vips,
+            routes,
         }
     }
-    let route_approvers: Vec<(IpNet, Vec<NodeId>)> = approvers
-        .routes
-        .iter()
-        .map(|r| (r.prefix.value.trunc(), matches(&r.approvers)))
-        .collect();
+
+    /// True if `autoApprovers` approves `route` for node `id` (were it to advertise it): an
+    /// exit route when the node matches `exitNode` (listing `0.0.0.0/0` under `routes` does
+    /// not approve it), a service address when it matches that service's approvers, any other
+    /// route when it lies inside a `routes` prefix whose approvers match the node.
+    pub(crate) fn approves(&self, id: NodeId, route: &IpNet) -> bool {
+        if let Some(hosts) = self.service_vips.get(route) {
+            hosts.binary_search(&id).is_ok()
+        } else if is_exit_route(route) {
+            self.exit.binary_search(&id).is_ok()
+        } else {
+            self.routes
+                .iter()
+                .any(|(prefix, nodes)| prefix.contains(route) && nodes.binary_search(&id).is_ok())
+        }
+    }
+}
+
+/// Per node (by id), the advertised routes `autoApprovers` approves ([`Approvers::approves`]).
+pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNet>> {
+    let approvers = Approvers::new(policy, table);
     table
         .nodes
         .iter()
@@ -65,17 +98,7 @@ pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNe
             let id = NodeId::new(i);
             node.advertised
                 .iter()
-                .filter(|route| {
-                    if let Some(hosts) = service_vips.get(route) {
-                        hosts.binary_search(&id).is_ok()
-                    } else if is_exit_route(route) {
-                        exit_approvers.binary_search(&id).is_ok()
-                    } else {
-                        route_approvers.iter().any(|(prefix, nodes)| {
-                            prefix.contains(*route) && nodes.binary_search(&id).is_ok()
-                        })
-                    }
-                })
+                .filter(|route| approvers.approves(id, route))
                 .copied()
                 .collect()
         })
@@ -152,8 +175,16 @@ impl RouteTable {
         let routes: Vec<RouteEntry> = servers
             .into_iter()
             .map(|(net, mut servers)| {
-                // Node ids follow names, so sorting by (rank, id) breaks rank ties by name.
-                servers.sort_by_key(|&id| (table.get(id).map_or(usize::MAX, |n| n.rank), id));
+                // Node ids follow names, so sorting by (rank, id) breaks rank ties by name; an
+                // offline server (known only to the engine) comes after every online one.
+                servers.sort_by_key(|&id| {
+                    let node = table.get(id);
+                    (
+                        node.is_none_or(|n| n.offline),
+                        node.map_or(usize::MAX, |n| n.rank),
+                        id,
+                    )
+                });
                 RouteEntry { net, servers }
             })
             .collect();

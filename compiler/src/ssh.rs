@@ -334,6 +334,33 @@ impl SshLowered {
         }
     }
 
+    /// The nodes whose SSH rules name node `id` among their principals (it is a source of
+    /// the rule), or `None` when that may be any node (a rule to every node, or with
+    /// `localpart:` users, whose sources also receive it).
+    pub(crate) fn naming_source(&self, table: &NodeTable, id: NodeId) -> Option<Vec<NodeId>> {
+        let node = table.get(id)?;
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            if rule.sources.binary_search(&id).is_err() {
+                continue;
+            }
+            if rule.localpart {
+                return None;
+            }
+            match &rule.dst {
+                Destinations::All => return None,
+                Destinations::Some(ids) => out.extend_from_slice(ids),
+                Destinations::None => {}
+            }
+            if rule.self_dst {
+                if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {
+                    out.extend_from_slice(devices);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// Node `id`'s SSH rules, in the order the node evaluates them.
     pub(crate) fn node_rules(&self, table: &NodeTable, id: NodeId) -> Vec<NodeSshRule> {
         let Some(node) = table.get(id) else {

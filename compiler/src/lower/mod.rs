@@ -185,6 +185,88 @@ impl Reach {
 }
 
 impl Lowered {
+    /// How network rules merge, item by item: each item's slot and the slot its (`SrcIPs`,
+    /// `IPProto`) key has globally (what `via` and `autogroup:self` items on a node merge
+    /// into), then what `*` means as a source. Two compiles with the same signature merge
+    /// every node's rules the same way, except `autogroup:self` rules, whose per-node
+    /// sources merge by content.
+    pub(crate) fn merge_signature(&self) -> (Vec<(u32, u32)>, &[Arc<str>]) {
+        let slots = self
+            .items
+            .iter()
+            .map(|item| {
+                let global = match &item.body {
+                    Body::Net { proto, .. } => self.first_slot.get(&(item.src, *proto)).copied(),
+                    _ => None,
+                };
+                (item.slot, global.unwrap_or(u32::MAX))
+            })
+            .collect();
+        (slots, &self.star)
+    }
+
+    /// The nodes whose packet filter may change when node `id` (serving no route) joins,
+    /// leaves or changes, given a compile where the rules merge the same way before and after
+    /// ([`Lowered::merge_signature`]); `None` when that may be every node. They are the
+    /// destinations of the items it is a source of (its addresses are in their `SrcIPs`), the
+    /// carriers of their `via` tags (which merge those items on every node carrying them), its
+    /// owner's devices (`autogroup:self` items), and, when the policy has `autogroup:self`
+    /// items, the devices of any user whose devices are exactly such an item's sources (a
+    /// self rule merges into the first item with the same sources). With companion rules
+    /// (app grants whose destinations become sources), the node's peers are added: a
+    /// companion reaches the grant's sources, every one a peer of the grant's destinations.
+    pub(crate) fn filter_dependents(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        peers: impl FnOnce() -> Vec<NodeId>,
+    ) -> Option<Vec<NodeId>> {
+        let Some(node) = table.get(id) else {
+            return Some(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut owners = Vec::new();
+        let mut companions = false;
+        for item in &self.items {
+            if matches!(
+                item.body,
+                Body::Companion { .. } | Body::SelfCompanion { .. }
+            ) {
+                companions = true;
+            }
+            if !item.src_targets.iter().any(|t| t.contains_node(id, node)) {
+                continue;
+            }
+            if item.body.is_self() {
+                owners.extend(node.owner);
+                continue;
+            }
+            match &item.dst_nodes {
+                Reach::All => return None,
+                Reach::Some(ids) => out.extend_from_slice(ids),
+            }
+            for tag in item.via.iter().flat_map(|tags| tags.iter()) {
+                out.extend_from_slice(table.with_tag(tag));
+            }
+            if !self.self_items.is_empty() {
+                let first = self.srcs.get(item.src).first().cloned();
+                let owner = first
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                    .and_then(|ip| table.by_address(ip))
+                    .and_then(|n| table.get(n))
+                    .and_then(|n| n.owner);
+                owners.extend(owner);
+            }
+        }
+        for owner in owners {
+            out.extend(table.devices.get(owner.index()).into_iter().flatten());
+        }
+        if companions {
+            out.extend(peers());
+        }
+        Some(out)
+    }
+
     /// No rule at all (what a refused policy compiles to).
     pub(crate) fn nothing(table: &NodeTable) -> Lowered {
         Lowered {

@@ -1,0 +1,279 @@
+//! The control-server engine on the seeded workloads (`medium`: 10,000 nodes, 1,000 rules;
+//! `large`: 100,000 nodes, 10,000 rules): the time of one event including its change set
+//! (`engine/<event>/<preset>`), and of one node's map from a snapshot (`engine/map/large`).
+//!
+//! Each iteration applies a different event of the kind measured (a new node joins, another
+//! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
+//! added to and then removed from the policy), so no event is a no-op. Workloads come from
+//! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
+//! bench says so and skips.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![allow(missing_docs)]
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aclc_compiler::engine::{Engine, EngineOptions, Event, NodeRecord, TailnetState};
+use aclc_compiler::Inventory;
+use aclc_policy::model::Policy;
+use aclc_testkit::workloads;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+struct Loaded {
+    engine: Engine,
+    policy_text: String,
+    inventory: Inventory,
+    /// Addresses in use, so joining nodes get fresh ones.
+    used: HashSet<IpAddr>,
+}
+
+fn load(preset: &str) -> Option<Loaded> {
+    let dir = workloads::workload_dir(preset, 10, &["inventory.json", "policy.hujson"])?;
+    let inventory =
+        Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
+            .unwrap();
+    let policy_text = std::fs::read_to_string(dir.join("policy.hujson")).unwrap();
+    let policy = parse(&policy_text, &inventory);
+    let used = inventory
+        .nodes()
+        .iter()
+        .flat_map(|n| n.addresses())
+        .collect();
+    let t = Instant::now();
+    let engine = Engine::new(
+        policy,
+        TailnetState::from_inventory(&inventory),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    eprintln!(
+        "{preset}: engine built in {:.2?}; peak RSS {} MiB",
+        t.elapsed(),
+        peak_rss_mib()
+    );
+    Some(Loaded {
+        engine,
+        policy_text,
+        inventory,
+        used,
+    })
+}
+
+fn parse(text: &str, inventory: &Inventory) -> Arc<Policy> {
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, parsed) = aclc_policy::parse_str("policy.hujson", text, &options);
+    Arc::new(parsed.unwrap().policy)
+}
+
+/// The `k`-th fresh address pair.
+fn fresh(used: &HashSet<IpAddr>, k: &mut u32) -> (Ipv4Addr, Ipv6Addr) {
+    loop {
+        *k += 1;
+        let v4 = Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 100, 0, 0)) + *k);
+        let v6 = Ipv6Addr::new(
+            0xfd7a,
+            0x115c,
+            0xa1e0,
+            0xbe,
+            0,
+            0,
+            (*k >> 16) as u16,
+            *k as u16,
+        );
+        if !used.contains(&IpAddr::V4(v4)) && !used.contains(&IpAddr::V6(v6)) {
+            return (v4, v6);
+        }
+    }
+}
+
+/// Time `event(i)` for the `iters` iterations criterion asks for.
+fn timed(
+    engine: &mut Engine,
+    iters: u64,
+    next: &mut u64,
+    mut event: impl FnMut(&Engine, u64) -> Event,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        *next += 1;
+        let e = event(engine, *next);
+        let t = Instant::now();
+        let changes = engine.apply(e).unwrap();
+        total += t.elapsed();
+        assert!(!changes.is_empty(), "an event changed nothing");
+    }
+    total
+}
+
+fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
+    let owner = loaded.engine.state().users[0].id;
+    let base = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 1_000_000;
+    let mut k = 0;
+    let mut next = 0;
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    // Events take long on `large`: the same small number of iterations in every sample.
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function(BenchmarkId::new("node_join", preset), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                let (v4, v6) = fresh(&loaded.used, &mut k);
+                Event::UpsertNode(NodeRecord::owned(
+                    base + i,
+                    &format!("bench-join-{i}"),
+                    owner,
+                    v4,
+                    v6,
+                ))
+            })
+        })
+    });
+    group.finish();
+}
+
+fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
+    let state = loaded.engine.state();
+    let tagged: Vec<NodeRecord> = state
+        .nodes
+        .iter()
+        .filter(|n| !n.tags.is_empty() && n.advertised_routes.is_empty())
+        .cloned()
+        .collect();
+    let other_tags = tagged
+        .iter()
+        .find(|n| n.tags != tagged[0].tags)
+        .map(|n| n.tags.clone())
+        .unwrap();
+    let router = state
+        .nodes
+        .iter()
+        .find(|n| {
+            !n.tags.is_empty()
+                && n.approved_routes
+                    .iter()
+                    .any(|r| r.prefix_len() > 0 && n.advertised_routes.contains(r))
+        })
+        .cloned()
+        .unwrap();
+    let leaving: Vec<u64> = state
+        .nodes
+        .iter()
+        .filter(|n| n.advertised_routes.is_empty())
+        .map(|n| n.id)
+        .step_by(97)
+        .collect();
+    drop(state);
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    // Events take long on `large`: the same small number of iterations in every sample.
+    group.sampling_mode(SamplingMode::Flat);
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("node_leave", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                Event::RemoveNode(leaving[i as usize % leaving.len()])
+            })
+        })
+    });
+    let mut next = 0;
+    let target = tagged[0].clone();
+    group.bench_function(BenchmarkId::new("retag", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                let mut node = target.clone();
+                if i % 2 == 1 {
+                    node.tags = other_tags.clone();
+                }
+                Event::UpsertNode(node)
+            })
+        })
+    });
+    let mut next = 0;
+    // The router stops and starts advertising one of its approved routes: the route leaves
+    // and re-enters filters and peers.
+    let flipped = *router
+        .approved_routes
+        .iter()
+        .find(|r| r.prefix_len() > 0 && router.advertised_routes.contains(r))
+        .unwrap();
+    group.bench_function(BenchmarkId::new("route_advertise", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                let mut routes = router.advertised_routes.clone();
+                if i % 2 == 1 {
+                    routes.retain(|r| *r != flipped);
+                }
+                Event::AdvertiseRoutes {
+                    node: router.id,
+                    routes,
+                }
+            })
+        })
+    });
+    let original = loaded.engine.policy().clone();
+    let rule = format!(
+        "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
+        other_tags[0]
+    );
+    let added = parse(
+        &loaded.policy_text.replacen("\"acls\": [", &rule, 1),
+        &loaded.inventory,
+    );
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("policy_add_rule", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                Event::ReplacePolicy(if i % 2 == 1 {
+                    added.clone()
+                } else {
+                    original.clone()
+                })
+            })
+        })
+    });
+    let snapshot = loaded.engine.snapshot();
+    let typical = snapshot
+        .node_ids()
+        .find(|&id| loaded.engine.node(id).is_some_and(|n| n.user.is_some()))
+        .unwrap();
+    group.bench_function(BenchmarkId::new("map", "large"), |b| {
+        b.iter(|| snapshot.node(typical).map(|v| v.to_wire()))
+    });
+    group.finish();
+    eprintln!("large: peak RSS after the runs: {} MiB", peak_rss_mib());
+}
+
+fn bench_engine(c: &mut Criterion) {
+    if let Some(mut medium) = load("medium") {
+        node_join(c, "medium", &mut medium);
+    }
+    if let Some(mut large) = load("large") {
+        node_join(c, "large", &mut large);
+        large_events(c, &mut large);
+    }
+}
+
+criterion_group!(benches, bench_engine);
+criterion_main!(benches);

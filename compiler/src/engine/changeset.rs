@@ -1,0 +1,85 @@
+//! Change sets: which nodes' maps an event changed, and which parts of each, found by
+//! comparing per-node fingerprints of two snapshots by stable node id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Snapshot;
+
+/// What changed in one node's map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeChange {
+    /// The node is new (every part counts as changed).
+    pub added: bool,
+    /// Its packet filter.
+    pub packet_filter: bool,
+    /// Its SSH rules.
+    pub ssh_rules: bool,
+    /// Its peers: one joined, left, was renamed, or changed AllowedIPs, routes or caps.
+    pub peers: bool,
+    /// Its capability map.
+    pub cap_map: bool,
+    /// Its own addresses, AllowedIPs or primary routes.
+    pub own: bool,
+}
+
+impl NodeChange {
+    fn all() -> NodeChange {
+        NodeChange {
+            added: true,
+            packet_filter: true,
+            ssh_rules: true,
+            peers: true,
+            cap_map: true,
+            own: true,
+        }
+    }
+}
+
+/// The nodes an event changed: push a new map to each of `changed`, drop `removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeSet {
+    /// Nodes whose map changed (new nodes included), by id, with what changed.
+    pub changed: BTreeMap<u64, NodeChange>,
+    /// Nodes that left.
+    pub removed: BTreeSet<u64>,
+}
+
+impl ChangeSet {
+    /// True when no node needs a new map.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.removed.is_empty()
+    }
+
+    /// The ids of the nodes to push a new map to.
+    pub fn changed_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.changed.keys().copied()
+    }
+}
+
+/// The change from `old` to `new`.
+pub(super) fn diff(old: &Snapshot, new: &Snapshot) -> ChangeSet {
+    let mut set = ChangeSet::default();
+    for (&id, after) in &new.fingerprints {
+        let change = match old.fingerprints.get(&id) {
+            None => NodeChange::all(),
+            Some(before) => NodeChange {
+                added: false,
+                packet_filter: before.filter != after.filter,
+                ssh_rules: before.ssh != after.ssh,
+                peers: before.peers != after.peers,
+                cap_map: before.caps != after.caps,
+                own: before.own != after.own,
+            },
+        };
+        if change != NodeChange::default() {
+            set.changed.insert(id, change);
+        }
+    }
+    set.removed = old
+        .fingerprints
+        .keys()
+        .filter(|id| !new.fingerprints.contains_key(id))
+        .copied()
+        .collect();
+    set
+}

@@ -1,0 +1,722 @@
+//! The control-server engine: owns the policy and the tailnet (users and nodes by stable id),
+//! applies events, and says after each which nodes' maps changed, so a server pushes only
+//! those. Readers take an immutable [`Snapshot`] (`Arc`-swapped: a reader never waits for an
+//! event being applied) and ask it for node maps or the questions of [`questions`].
+//!
+//! How an event is applied (see ARCHITECTURE.md, "The engine"): events that cannot change any
+//! output are recognised and cost nothing (a repeated upsert, a node that is no route's only
+//! alternative going on- or offline); every other event recompiles the new inputs and compares
+//! each node's fingerprint (hashes of its filter, SSH rules, peers with their AllowedIPs and
+//! routes, cap map and own addresses/routes) with the previous snapshot's, recomputing only
+//! the fingerprints a change to one node without routes can reach.
+
+mod changeset;
+pub mod questions;
+mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use aclc_policy::model::Policy;
+
+pub use changeset::{ChangeSet, NodeChange};
+pub use records::{Event, NodeRecord, TailnetState, UserRecord};
+
+use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, HashCache, NodeView};
+use crate::inventory::{Inventory, InventoryError, Node, Tailnet, User};
+use crate::nodes::NodeId;
+
+/// Where a node's route approvals come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApprovalMode {
+    /// Derived on every compile: the node's stored approvals plus what the current policy's
+    /// `autoApprovers` approves, so a policy edit can take an approval away.
+    #[default]
+    Derived,
+    /// Stored, as Tailscale does: when an event lets `autoApprovers` approve an advertised
+    /// route, the approval is added to the node's record and stays (the policy never takes it
+    /// back; only [`Event::ApproveRoutes`] or the node no longer advertising the route does).
+    Stored,
+}
+
+/// How the engine compiles.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// The compile options (`auto_approve` is set from `approvals`).
+    pub compile: CompileOptions,
+    /// Where route approvals come from.
+    pub approvals: ApprovalMode,
+}
+
+impl EngineOptions {
+    /// Options with this approval mode, the rest default.
+    pub fn with_approvals(approvals: ApprovalMode) -> EngineOptions {
+        EngineOptions {
+            approvals,
+            ..EngineOptions::default()
+        }
+    }
+}
+
+/// Why an event (or the initial state) was refused; the engine's state is then unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The resulting tailnet is not a valid inventory (duplicate name or address, a tagged node
+    /// with an owner, ...).
+    Inventory(InventoryError),
+    /// The event names a node the engine does not know.
+    UnknownNode(u64),
+    /// A node names an owner the engine does not know.
+    UnknownUser(u64),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Inventory(e) => write!(f, "{e}"),
+            EngineError::UnknownNode(id) => write!(f, "unknown node id {id}"),
+            EngineError::UnknownUser(id) => write!(f, "unknown user id {id}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// The tailnet and its compiled policy at one point of the event stream. Immutable; share it
+/// between threads (`Send + Sync`).
+#[derive(Debug)]
+pub struct Snapshot {
+    version: u64,
+    policy: Arc<Policy>,
+    inventory: Inventory,
+    compiled: Compiled,
+    names: BTreeMap<u64, Arc<str>>,
+    ids: HashMap<Arc<str>, u64>,
+    fingerprints: HashMap<u64, Fingerprint>,
+    /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
+    bases: HashMap<u64, [u64; 2]>,
+}
+
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Snapshot>();
+    assert_send_sync::<SharedSnapshot>();
+    assert_send_sync::<Engine>();
+};
+
+impl Snapshot {
+    /// How many events changed the state before this snapshot (0 for the first).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tailnet as a (corpus-format) inventory: what was compiled.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// The compiled policy.
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// The map of node `id`: packet filter, SSH rules, peers, cap map, routes.
+    pub fn node(&self, id: u64) -> Option<NodeView<'_>> {
+        self.compiled.node(self.names.get(&id)?)
+    }
+
+    /// The name of node `id`.
+    pub fn name(&self, id: u64) -> Option<&str> {
+        self.names.get(&id).map(|n| &**n)
+    }
+
+    /// The id of the node called `name`.
+    pub fn id(&self, name: &str) -> Option<u64> {
+        self.ids.get(name).copied()
+    }
+
+    /// Node ids, ascending.
+    pub fn node_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.names.keys().copied()
+    }
+}
+
+/// The current snapshot, swapped by the writer and loaded by readers: a load clones an `Arc`
+/// under a lock held for that clone only, so readers never wait for an event's compile.
+#[derive(Debug)]
+pub struct SharedSnapshot {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl SharedSnapshot {
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, snapshot: Arc<Snapshot>) {
+        match self.current.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+}
+
+/// The engine: the inputs (policy, users, nodes) and the current snapshot compiled from them.
+#[derive(Debug)]
+pub struct Engine {
+    inputs: Inputs,
+    current: Arc<Snapshot>,
+    shared: Arc<SharedSnapshot>,
+}
+
+/// What the snapshots are compiled from.
+#[derive(Debug)]
+struct Inputs {
+    policy: Arc<Policy>,
+    tailnet: Tailnet,
+    users: BTreeMap<u64, UserRecord>,
+    nodes: BTreeMap<u64, NodeRecord>,
+    options: EngineOptions,
+}
+
+/// How to take back an event that left an invalid tailnet.
+enum Undo {
+    Node(u64, Option<NodeRecord>),
+    User(u64, Option<UserRecord>),
+    Policy(Arc<Policy>),
+}
+
+impl Engine {
+    /// An engine for `policy` (parsed and validated by the caller) and the tailnet `state`.
+    pub fn new(
+        policy: Arc<Policy>,
+        state: TailnetState,
+        options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let mut inputs = Inputs {
+            policy,
+            tailnet: state.tailnet,
+            users: state.users.into_iter().map(|u| (u.id, u)).collect(),
+            nodes: state.nodes.into_iter().map(|n| (n.id, n)).collect(),
+            options,
+        };
+        inputs.store_approvals()?;
+        let current = Arc::new(inputs.build(0, None)?);
+        Ok(Engine {
+            inputs,
+            shared: Arc::new(SharedSnapshot {
+                current: RwLock::new(current.clone()),
+            }),
+            current,
+        })
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.clone()
+    }
+
+    /// The handle reader threads load snapshots from.
+    pub fn shared(&self) -> Arc<SharedSnapshot> {
+        self.shared.clone()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.inputs.policy
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.inputs.options
+    }
+
+    /// The node with id `id`.
+    pub fn node(&self, id: u64) -> Option<&NodeRecord> {
+        self.inputs.nodes.get(&id)
+    }
+
+    /// The user with id `id`.
+    pub fn user(&self, id: u64) -> Option<&UserRecord> {
+        self.inputs.users.get(&id)
+    }
+
+    /// The tailnet's current state (with stored approvals), e.g. to start another engine.
+    pub fn state(&self) -> TailnetState {
+        TailnetState {
+            users: self.inputs.users.values().cloned().collect(),
+            nodes: self.inputs.nodes.values().cloned().collect(),
+            tailnet: self.inputs.tailnet.clone(),
+        }
+    }
+
+    /// Apply `event` and say which nodes' maps changed. A refused event changes nothing.
+    pub fn apply(&mut self, event: Event) -> Result<ChangeSet, EngineError> {
+        let mut undo = Vec::new();
+        let changed = self.inputs.mutate(event, &mut undo)?;
+        if !changed {
+            return Ok(ChangeSet::default());
+        }
+        if self.output_unchanged(&undo) {
+            return Ok(ChangeSet::default());
+        }
+        let version = self.current.version + 1;
+        // One node without routes joined, left or changed: only it and the nodes naming it
+        // need new fingerprints.
+        let routeless = |n: Option<&NodeRecord>| n.is_none_or(|n| n.advertised_routes.is_empty());
+        let mut narrow = match undo.as_slice() {
+            [Undo::Node(id, before)]
+                if routeless(before.as_ref()) && routeless(self.inputs.nodes.get(id)) =>
+            {
+                Some(Narrow {
+                    old: &self.current,
+                    node: *id,
+                    old_name: before.as_ref().map(|b| b.name.clone()),
+                })
+            }
+            _ => None,
+        };
+        let result = self.inputs.store_approvals().and_then(|stored| {
+            if stored
+                .iter()
+                .any(|id| narrow.as_ref().is_none_or(|n| n.node != *id))
+            {
+                narrow = None;
+            }
+            self.inputs.build(version, narrow)
+        });
+        match result {
+            Ok(snapshot) => {
+                let changes = changeset::diff(&self.current, &snapshot);
+                self.current = Arc::new(snapshot);
+                self.shared.store(self.current.clone());
+                Ok(changes)
+            }
+            Err(error) => {
+                self.inputs.undo(undo);
+                Err(error)
+            }
+        }
+    }
+
+    /// True when the change (one node's online flag, nothing else) cannot show in any output:
+    /// the node is the only server of every subnet route it serves (or serves none), so no
+    /// route's primary depends on it. The snapshot is kept (its copy of the flag is read only
+    /// to order a route's servers).
+    fn output_unchanged(&self, undo: &[Undo]) -> bool {
+        let [Undo::Node(id, Some(before))] = undo else {
+            return false;
+        };
+        let Some(after) = self.inputs.nodes.get(id) else {
+            return false;
+        };
+        let only_online = NodeRecord {
+            online: after.online,
+            ..before.clone()
+        } == *after;
+        only_online
+            && self
+                .current
+                .names
+                .get(id)
+                .and_then(|name| self.current.compiled.table().id(name))
+                .is_some_and(|nid| self.current.compiled.sole_server(nid))
+    }
+}
+
+impl Inputs {
+    fn undo(&mut self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Node(id, Some(n)) => {
+                    self.nodes.insert(id, n);
+                }
+                Undo::Node(id, None) => {
+                    self.nodes.remove(&id);
+                }
+                Undo::User(id, Some(u)) => {
+                    self.users.insert(id, u);
+                }
+                Undo::User(id, None) => {
+                    self.users.remove(&id);
+                }
+                Undo::Policy(p) => self.policy = p,
+            }
+        }
+    }
+
+    /// Change the inputs; false when the event changes nothing.
+    fn mutate(&mut self, event: Event, undo: &mut Vec<Undo>) -> Result<bool, EngineError> {
+        match event {
+            Event::UpsertNode(node) => {
+                if let Some(owner) = node.user {
+                    if !self.users.contains_key(&owner) {
+                        return Err(EngineError::UnknownUser(owner));
+                    }
+                }
+                if self.nodes.get(&node.id) == Some(&node) {
+                    return Ok(false);
+                }
+                let id = node.id;
+                undo.push(Undo::Node(id, self.nodes.insert(id, node)));
+            }
+            Event::RemoveNode(id) => match self.nodes.remove(&id) {
+                Some(old) => undo.push(Undo::Node(id, Some(old))),
+                None => return Ok(false),
+            },
+            Event::UpsertUser(user) => {
+                if self.users.get(&user.id) == Some(&user) {
+                    return Ok(false);
+                }
+                let id = user.id;
+                undo.push(Undo::User(id, self.users.insert(id, user)));
+            }
+            Event::RemoveUser(id) => {
+                let Some(old) = self.users.remove(&id) else {
+                    return Ok(false);
+                };
+                undo.push(Undo::User(id, Some(old)));
+                let owned: Vec<u64> = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.user == Some(id))
+                    .map(|n| n.id)
+                    .collect();
+                for node in owned {
+                    undo.push(Undo::Node(node, self.nodes.remove(&node)));
+                }
+            }
+            Event::AdvertiseRoutes { node, routes } => {
+                return self.edit_node(node, undo, |n| n.advertised_routes = routes)
+            }
+            Event::ApproveRoutes { node, routes } => {
+                return self.edit_node(node, undo, |n| n.approved_routes = routes)
+            }
+            Event::SetOnline { node, online } => {
+                return self.edit_node(node, undo, |n| n.online = online)
+            }
+            Event::ReplacePolicy(policy) => {
+                if Arc::ptr_eq(&policy, &self.policy) || *policy == *self.policy {
+                    return Ok(false);
+                }
+                undo.push(Undo::Policy(std::mem::replace(&mut self.policy, policy)));
+            }
+        }
+        Ok(true)
+    }
+
+    fn edit_node(
+        &mut self,
+        id: u64,
+        undo: &mut Vec<Undo>,
+        edit: impl FnOnce(&mut NodeRecord),
+    ) -> Result<bool, EngineError> {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return Err(EngineError::UnknownNode(id));
+        };
+        let before = node.clone();
+        edit(node);
+        if *node == before {
+            return Ok(false);
+        }
+        undo.push(Undo::Node(id, Some(before)));
+        Ok(true)
+    }
+
+    /// In [`ApprovalMode::Stored`], add what `autoApprovers` now approves to the records;
+    /// the ids of the nodes that gained an approval.
+    fn store_approvals(&mut self) -> Result<Vec<u64>, EngineError> {
+        if self.options.approvals != ApprovalMode::Stored {
+            return Ok(Vec::new());
+        }
+        let inventory = self.inventory()?;
+        let approved = crate::routes::auto_approved_routes(&self.policy, &inventory);
+        let by_name: HashMap<&str, u64> = self
+            .nodes
+            .values()
+            .map(|n| (n.name.as_str(), n.id))
+            .collect();
+        let mut updates = Vec::new();
+        for (name, routes) in &approved {
+            if let Some(&id) = by_name.get(name.as_str()) {
+                updates.push((id, routes.clone()));
+            }
+        }
+        let mut changed = Vec::new();
+        for (id, routes) in updates {
+            if let Some(node) = self.nodes.get_mut(&id) {
+                for route in routes {
+                    if !node.approved_routes.contains(&route) {
+                        node.approved_routes.push(route);
+                        changed.push(id);
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The records as an inventory (registration order: ascending node ids).
+    fn inventory(&self) -> Result<Inventory, EngineError> {
+        let users: Vec<User> = self
+            .users
+            .values()
+            .map(|u| User {
+                id: u.id,
+                name: u.name.clone(),
+                email: u.login.clone(),
+                roles: u.roles.clone(),
+                groups: u
+                    .groups
+                    .iter()
+                    .map(|g| match g.starts_with("group:") {
+                        true => g.clone(),
+                        false => format!("group:{g}"),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for n in self.nodes.values() {
+            let user = match n.user {
+                Some(id) => Some(
+                    self.users
+                        .get(&id)
+                        .map(|u| u.login.clone())
+                        .ok_or(EngineError::UnknownUser(id))?,
+                ),
+                None => None,
+            };
+            nodes.push(Node {
+                name: n.name.clone(),
+                hostname: n.hostname.clone(),
+                user,
+                tags: n.tags.clone(),
+                ipv4: n.ipv4,
+                ipv6: n.ipv6,
+                routable_ips: n.advertised_routes.clone(),
+                approved_routes: n.approved_routes.clone(),
+                posture: n.posture.clone(),
+            });
+        }
+        let order = nodes.iter().map(|n| n.name.clone()).collect();
+        Inventory::new(users, nodes, order, self.tailnet.clone()).map_err(EngineError::Inventory)
+    }
+
+    /// Compile the records into a snapshot; with `narrow`, fingerprint only the nodes its
+    /// change can reach (or every node when that cannot be bounded).
+    fn build(&self, version: u64, narrow: Option<Narrow<'_>>) -> Result<Snapshot, EngineError> {
+        let inventory = self.inventory()?;
+        let mut options = self.options.compile.clone();
+        options.auto_approve = self.options.approvals == ApprovalMode::Derived;
+        let offline: std::collections::HashSet<&str> = self
+            .nodes
+            .values()
+            .filter(|n| !n.online)
+            .map(|n| n.name.as_str())
+            .collect();
+        let compiled = compile_marked(&self.policy, &inventory, &options, &|name| {
+            offline.contains(name)
+        });
+        let names: BTreeMap<u64, Arc<str>> = self
+            .nodes
+            .values()
+            .map(|n| (n.id, Arc::from(n.name.as_str())))
+            .collect();
+        let ids: HashMap<Arc<str>, u64> =
+            names.iter().map(|(&id, name)| (name.clone(), id)).collect();
+        let (fingerprints, bases) = match narrow
+            .and_then(|n| n.fingerprints(&compiled, &names, &ids))
+        {
+            Some(done) => done,
+            None => {
+                let all = compiled.peer_bases();
+                let bases: HashMap<u64, [u64; 2]> = names
+                    .iter()
+                    .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
+                    .collect();
+                let base = |p: NodeId| all.get(p.index()).copied().unwrap_or_default();
+                (fingerprints(&compiled, &names, &base), bases)
+            }
+        };
+        Ok(Snapshot {
+            version,
+            policy: self.policy.clone(),
+            inventory,
+            compiled,
+            names,
+            ids,
+            fingerprints,
+            bases,
+        })
+    }
+}
+
+/// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
+type Bases = HashMap<u64, [u64; 2]>;
+
+/// A change to one node without routes (policy and users unchanged).
+struct Narrow<'a> {
+    /// The snapshot before the change.
+    old: &'a Snapshot,
+    /// The node's id.
+    node: u64,
+    /// Its name before the change, if it existed.
+    old_name: Option<String>,
+}
+
+impl Narrow<'_> {
+    /// The new compile's fingerprints: the old ones, with the node's recomputed; the filter
+    /// and SSH parts recomputed for the nodes whose filter or SSH rules may name it before
+    /// or after the change ([`Compiled::filter_dependents`], the destinations of SSH rules it
+    /// is a source of); and the peers' part of its peers patched: a peers' fingerprint is a
+    /// sum over peers, and only this node's entry changed (no other node's selectors, routes
+    /// or attributes did). `None` when those sets cannot be bounded, when the rules merge
+    /// differently (an item came or went, or two items' sources became equal or different),
+    /// or when the policy went from compiling to refused or back (the work budget counts
+    /// nodes).
+    fn fingerprints(
+        &self,
+        compiled: &Compiled,
+        names: &BTreeMap<u64, Arc<str>>,
+        ids: &HashMap<Arc<str>, u64>,
+    ) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
+        use std::collections::HashSet;
+        let old = &self.old.compiled;
+        if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
+            return None;
+        }
+        let new_name = names.get(&self.node);
+        let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
+            list.iter().filter_map(|n| map.get(n).copied()).collect()
+        };
+        let (mut was_peer, mut is_peer, mut touched) =
+            (HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut base_before, mut base_after) = ([0; 2], [0; 2]);
+        if let Some(name) = &self.old_name {
+            was_peer = stable(old.peer_names(name), &self.old.ids);
+            touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
+            touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
+            base_before = old.peer_base(name)?;
+        }
+        if let Some(name) = new_name {
+            is_peer = stable(compiled.peer_names(name), ids);
+            touched.extend(stable(compiled.ssh_dependents(name)?, ids));
+            touched.extend(stable(compiled.filter_dependents(name)?, ids));
+            base_after = compiled.peer_base(name)?;
+        }
+        touched.remove(&self.node);
+        let mut bases = self.old.bases.clone();
+        bases.remove(&self.node);
+        if new_name.is_some() {
+            bases.insert(self.node, base_after);
+        }
+        let mut out = self.old.fingerprints.clone();
+        out.remove(&self.node);
+        if let Some(name) = new_name {
+            let mut one = BTreeMap::new();
+            one.insert(self.node, name.clone());
+            let base = |p: NodeId| {
+                compiled
+                    .name_of(p)
+                    .and_then(|n| ids.get(n))
+                    .and_then(|id| bases.get(id))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            out.extend(fingerprints(compiled, &one, &base));
+        }
+        let again: Vec<(u64, &Arc<str>)> = touched
+            .iter()
+            .filter_map(|&id| Some((id, names.get(&id)?)))
+            .collect();
+        for (id, (filter, ssh)) in rules_fingerprints(compiled, &again) {
+            let fp = out.get_mut(&id)?;
+            fp.filter = filter;
+            fp.ssh = ssh;
+        }
+        for &id in was_peer.union(&is_peer) {
+            if id == self.node {
+                continue;
+            }
+            let Some(name) = names.get(&id) else {
+                continue;
+            };
+            let fp = out.get_mut(&id)?;
+            let column = usize::from(compiled.no_ipv4(name));
+            let pick = |b: [u64; 2]| b.get(column).copied().unwrap_or(0);
+            if was_peer.contains(&id) {
+                fp.peers = fp.peers.wrapping_sub(pick(base_before));
+            }
+            if is_peer.contains(&id) {
+                fp.peers = fp.peers.wrapping_add(pick(base_after));
+            }
+        }
+        Some((out, bases))
+    }
+}
+
+/// The filter and SSH parts of the fingerprints of nodes `nodes`, on every core.
+fn rules_fingerprints(compiled: &Compiled, nodes: &[(u64, &Arc<str>)]) -> HashMap<u64, (u64, u64)> {
+    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, (u64, u64))> {
+        let mut cache = HashCache::default();
+        part.iter()
+            .filter_map(|&(id, name)| Some((id, compiled.rules_fingerprint(name, &mut cache)?)))
+            .collect()
+    };
+    parallel(nodes, work)
+}
+
+/// `work` over `items` split across the machine's cores (at most 8), results merged.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Vec<(u64, R)> + Sync,
+) -> HashMap<u64, R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads == 1 || items.len() < 256 {
+        return work(items).into_iter().collect();
+    }
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| (part, scope.spawn(move || work(part))))
+            .collect();
+        let mut out = HashMap::with_capacity(items.len());
+        for (part, handle) in handles {
+            // No panicking code runs here; should a thread panic anyway, its part is done
+            // again on this thread rather than left out.
+            out.extend(handle.join().unwrap_or_else(|_| work(part)));
+        }
+        out
+    })
+}
+
+/// The fingerprints of the nodes `names`, on every core.
+fn fingerprints(
+    compiled: &Compiled,
+    names: &BTreeMap<u64, Arc<str>>,
+    bases: &(dyn Fn(NodeId) -> [u64; 2] + Sync),
+) -> HashMap<u64, Fingerprint> {
+    let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
+    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+        let mut cache = HashCache::default();
+        part.iter()
+            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, bases, &mut cache)?)))
+            .collect()
+    };
+    parallel(&all, work)
+}

@@ -1,0 +1,516 @@
+//! The engine against the reference: random event sequences on random small policies and
+//! tailnets; after each event the engine's snapshot equals a fresh compile of the same inputs
+//! (a new engine), and its change set is exactly the set of nodes whose wire output differs
+//! between the fresh compiles before and after (with the right parts flagged). Refused events
+//! leave the state unchanged.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use aclc_compiler::engine::{
+    ApprovalMode, Engine, EngineOptions, Event, NodeRecord, TailnetState, UserRecord,
+};
+use aclc_compiler::wire::NodeOutput;
+use aclc_compiler::Role;
+use aclc_policy::model::Policy;
+use ipnet::IpNet;
+use proptest::prelude::*;
+
+const LOGINS: [&str; 4] = [
+    "alice@example.com",
+    "bob@example.com",
+    "carol@",
+    "dave@example.org",
+];
+const TAGS: [&str; 4] = ["tag:web", "tag:db", "tag:router", "tag:exit"];
+const ROUTES: [&str; 5] = [
+    "10.0.0.0/24",
+    "10.0.1.0/24",
+    "192.168.0.0/16",
+    "0.0.0.0/0",
+    "::/0",
+];
+const SELECTORS: [&str; 10] = [
+    "*",
+    "alice@example.com",
+    "carol@",
+    "group:eng",
+    "tag:web",
+    "tag:db",
+    "tag:router",
+    "autogroup:member",
+    "autogroup:tagged",
+    "10.0.0.0/24",
+];
+const DESTINATIONS: [&str; 3] = ["autogroup:self", "autogroup:internet", "192.168.0.0/16"];
+const PORTS: [&str; 3] = ["*", "22", "80,443"];
+
+fn pick<T: Copy>(list: &[T], i: u32) -> T {
+    list[i as usize % list.len()]
+}
+
+fn bits<T: Copy>(list: &[T], mask: u32) -> Vec<T> {
+    list.iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+/// A policy from a seed: some ACLs, maybe grants with `via`, SSH rules, node attributes,
+/// postures; always tag owners and auto-approvers.
+fn policy_text(seed: &[u32]) -> String {
+    let s = |i: usize| seed.get(i).copied().unwrap_or(0);
+    let mut acls = Vec::new();
+    for k in 0..(s(0) % 5) as usize {
+        let src = pick(&SELECTORS, s(1 + k));
+        let dst = if s(5 + k).is_multiple_of(4) {
+            pick(&DESTINATIONS, s(9 + k))
+        } else {
+            pick(&SELECTORS, s(9 + k))
+        };
+        let posture = if s(13 + k).is_multiple_of(5) {
+            r#", "srcPosture": ["posture:linux"]"#
+        } else {
+            ""
+        };
+        acls.push(format!(
+            r#"{{"action": "accept", "src": ["{src}"], "dst": ["{dst}:{}"]{posture}}}"#,
+            pick(&PORTS, s(17 + k))
+        ));
+    }
+    let grants = match s(21) % 4 {
+        0 => r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]"#.to_string(),
+        1 => format!(
+            r#", "grants": [{{"src": ["{}"], "dst": ["{}"], "app": {{"tailscale.com/cap/drive": [{{"shares": ["*"]}}], "example.com/cap/x": [{{"k": 1}}]}}}}]"#,
+            pick(&SELECTORS, s(2)),
+            pick(&SELECTORS, s(3))
+        ),
+        _ => String::new(),
+    };
+    let ssh = match s(22) % 3 {
+        0 => String::new(),
+        1 => r#", "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]}]"#.to_string(),
+        _ => format!(
+            r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["root"], "checkPeriod": "1h"}}]"#,
+            pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23))
+        ),
+    };
+    let attrs = match s(24) % 3 {
+        0 => r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#,
+        1 => r#", "nodeAttrs": [{"target": ["tag:db", "carol@"], "attr": ["disable-ipv4"]}]"#,
+        _ => "",
+    };
+    let approvers = pick(&["tag:router", "alice@example.com", "group:eng"], s(25));
+    format!(
+        r#"{{"groups": {{"group:eng": ["alice@example.com", "carol@"]}},
+            "tagOwners": {{"tag:web": ["group:eng"], "tag:db": ["tag:web"], "tag:router": ["alice@example.com"], "tag:exit": []}},
+            "autoApprovers": {{"routes": {{"10.0.0.0/16": ["{approvers}"], "192.168.0.0/16": ["alice@example.com"]}}, "exitNode": ["tag:exit"]}},
+            "postures": {{"posture:linux": ["node:os == 'linux'"]}},
+            "acls": [{}]{grants}{ssh}{attrs}}}"#,
+        acls.join(", ")
+    )
+}
+
+fn parse_policy(text: &str) -> Option<Arc<Policy>> {
+    let (_, parsed) = aclc_policy::parse_str("policy.hujson", text, &Default::default());
+    parsed.ok().map(|c| Arc::new(c.policy))
+}
+
+fn user(id: u64, roles_mask: u32) -> UserRecord {
+    UserRecord {
+        id,
+        login: LOGINS[(id as usize - 1) % LOGINS.len()].to_string(),
+        name: format!("user{id}"),
+        roles: bits(&[Role::Admin, Role::Owner], roles_mask),
+        groups: Vec::new(),
+    }
+}
+
+fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
+    let addr = (id + u64::from(g[0] % 2) * 50) as u8;
+    let mut n = NodeRecord::owned(
+        id,
+        &format!(
+            "host{}",
+            if g[1].is_multiple_of(7) {
+                g[1] % 3
+            } else {
+                id as u32
+            }
+        ),
+        u64::from(g[2] % 4 + 1),
+        Ipv4Addr::new(100, 64, 0, addr),
+        Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, u16::from(addr)),
+    );
+    // A third of the nodes are tagged; the others belong to one of four users (so users
+    // often have several devices, for `autogroup:self`).
+    let tags = if g[3].is_multiple_of(3) {
+        bits(&TAGS, g[3] / 3 % 16)
+    } else {
+        Vec::new()
+    };
+    if !tags.is_empty() {
+        n.user = None;
+        n.tags = tags.iter().map(|t| t.to_string()).collect();
+    }
+    // Most nodes advertise nothing (the engine's narrow path is for those).
+    if g[4].is_multiple_of(3) {
+        n.advertised_routes = routes(g[4] / 3);
+    }
+    n.approved_routes = bits(&ROUTES, g[5] % 32)
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+    if g[0].is_multiple_of(3) {
+        n.posture
+            .insert("node:os".to_string(), serde_json::json!("linux"));
+    }
+    n.online = !g[1].is_multiple_of(5);
+    n
+}
+
+fn routes(mask: u32) -> Vec<IpNet> {
+    bits(&ROUTES, mask % 32)
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect()
+}
+
+fn event(e: &[u32; 8]) -> Option<Event> {
+    let id = u64::from(e[1] % 7 + 1);
+    let g = [e[2], e[3], e[4], e[5], e[6], e[7]];
+    Some(match e[0] % 9 {
+        0 | 1 => Event::UpsertNode(node(id, &g)),
+        2 => Event::RemoveNode(id),
+        3 => Event::UpsertUser(user(u64::from(e[2] % 4 + 1), e[3])),
+        4 => Event::RemoveUser(u64::from(e[2] % 5 + 1)),
+        5 => Event::AdvertiseRoutes {
+            node: id,
+            routes: routes(e[2]),
+        },
+        6 => Event::ApproveRoutes {
+            node: id,
+            routes: routes(e[2]),
+        },
+        7 => Event::SetOnline {
+            node: id,
+            online: e[2].is_multiple_of(2),
+        },
+        _ => Event::ReplacePolicy(parse_policy(&policy_text(&e.repeat(4)))?),
+    })
+}
+
+/// Every node's wire output, by id.
+fn outputs(engine: &Engine) -> BTreeMap<u64, NodeOutput> {
+    let snapshot = engine.snapshot();
+    snapshot
+        .node_ids()
+        .map(|id| (id, snapshot.node(id).unwrap().to_wire()))
+        .collect()
+}
+
+fn reference(engine: &Engine) -> Engine {
+    Engine::new(
+        engine.policy().clone(),
+        engine.state(),
+        engine.options().clone(),
+    )
+    .expect("the engine's state is valid")
+}
+
+static APPLIED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static NONEMPTY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn check(
+    policy_seed: Vec<u32>,
+    nodes: Vec<[u32; 6]>,
+    roles: Vec<u32>,
+    events: Vec<[u32; 8]>,
+    stored: bool,
+) -> Result<(), TestCaseError> {
+    let Some(policy) = parse_policy(&policy_text(&policy_seed)) else {
+        return Ok(());
+    };
+    let state = TailnetState {
+        users: roles
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| user(i as u64 + 1, r))
+            .collect(),
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, g)| node(i as u64 + 1, g))
+            .collect(),
+        tailnet: Default::default(),
+    };
+    let mode = if stored {
+        ApprovalMode::Stored
+    } else {
+        ApprovalMode::Derived
+    };
+    let Ok(engine) = Engine::new(policy, state, EngineOptions::with_approvals(mode)) else {
+        return Ok(());
+    };
+    verify(engine, events.iter().filter_map(event))
+}
+
+/// Apply `events` one by one, checking the engine against a fresh engine after each.
+fn verify(mut engine: Engine, events: impl Iterator<Item = Event>) -> Result<(), TestCaseError> {
+    let mut before = outputs(&reference(&engine));
+    prop_assert_eq!(&outputs(&engine), &before);
+    for event in events {
+        let state_before = engine.state();
+        let result = engine.apply(event.clone());
+        let fresh = reference(&engine);
+        let after = outputs(&fresh);
+        prop_assert_eq!(&outputs(&engine), &after, "state after {:?}", event);
+        let changes = match result {
+            Ok(changes) => {
+                APPLIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !changes.is_empty() {
+                    NONEMPTY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                changes
+            }
+            Err(_) => {
+                prop_assert_eq!(engine.state(), state_before, "refused {:?}", event);
+                before = after;
+                continue;
+            }
+        };
+        let expected: BTreeSet<u64> = after
+            .iter()
+            .filter(|(id, out)| before.get(id) != Some(out))
+            .map(|(id, _)| *id)
+            .collect();
+        let got: BTreeSet<u64> = changes.changed_ids().collect();
+        prop_assert_eq!(&got, &expected, "changed nodes after {:?}", event);
+        let removed: BTreeSet<u64> = before
+            .keys()
+            .filter(|id| !after.contains_key(id))
+            .copied()
+            .collect();
+        prop_assert_eq!(&changes.removed, &removed, "removed after {:?}", event);
+        for (id, change) in &changes.changed {
+            let (Some(old), Some(new)) = (before.get(id), after.get(id)) else {
+                prop_assert!(change.added);
+                continue;
+            };
+            prop_assert_eq!(
+                change.packet_filter,
+                old.packet_filter_rules != new.packet_filter_rules
+            );
+            prop_assert_eq!(change.ssh_rules, old.ssh_rules != new.ssh_rules);
+            prop_assert_eq!(change.peers, old.peers != new.peers, "peers of {}", id);
+            prop_assert_eq!(change.cap_map, old.cap_map != new.cap_map);
+            prop_assert_eq!(
+                change.own,
+                old.addresses != new.addresses
+                    || old.allowed_ips != new.allowed_ips
+                    || old.primary_routes != new.primary_routes
+            );
+        }
+        before = after;
+    }
+    Ok(())
+}
+
+proptest! {
+    // `PROPTEST_CASES=5000` for a longer run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn engine_matches_full_recompile(
+        policy_seed in prop::collection::vec(any::<u32>(), 26),
+        nodes in prop::collection::vec(any::<[u32; 6]>(), 1..7),
+        roles in prop::collection::vec(0u32..4, 4),
+        events in prop::collection::vec(any::<[u32; 8]>(), 1..12),
+        stored in any::<bool>(),
+    ) {
+        check(policy_seed, nodes, roles, events, stored)?;
+    }
+}
+
+/// The property test exercised the engine: most events were applied and changed something.
+#[test]
+fn property_test_applies_events() {
+    let before = APPLIED.load(std::sync::atomic::Ordering::Relaxed);
+    let config = ProptestConfig {
+        cases: 16,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let strategy = (
+        prop::collection::vec(any::<u32>(), 26),
+        prop::collection::vec(any::<[u32; 6]>(), 2..7),
+        prop::collection::vec(0u32..4, 4),
+        prop::collection::vec(any::<[u32; 8]>(), 4..12),
+        any::<bool>(),
+    );
+    runner
+        .run(&strategy, |(p, n, r, e, s)| check(p, n, r, e, s))
+        .unwrap();
+    let applied = APPLIED.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let nonempty = NONEMPTY.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("applied {applied} events, {nonempty} non-empty change sets in total");
+    assert!(applied >= 16, "only {applied} events applied");
+    assert!(nonempty >= 8, "only {nonempty} non-empty change sets");
+}
+
+/// A user without an e-mail address (`carol@`) owns devices and is named by policies.
+#[test]
+fn login_without_email_is_a_user() {
+    let policy = parse_policy(
+        r#"{"acls": [{"action": "accept", "src": ["carol@"], "dst": ["tag:web:80"]}],
+            "tagOwners": {"tag:web": ["carol@"]}}"#,
+    )
+    .unwrap();
+    let state = TailnetState {
+        users: vec![user(3, 0)],
+        nodes: vec![
+            NodeRecord::owned(
+                1,
+                "laptop",
+                3,
+                Ipv4Addr::new(100, 64, 0, 1),
+                Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 1),
+            ),
+            NodeRecord::tagged(
+                2,
+                "web",
+                &["tag:web"],
+                Ipv4Addr::new(100, 64, 0, 2),
+                Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 2),
+            ),
+        ],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    let snapshot = engine.snapshot();
+    let web = snapshot.node(2).unwrap();
+    assert_eq!(web.packet_filter_rules().len(), 1);
+    assert_eq!(&*web.packet_filter_rules()[0].src_ips[0], "100.64.0.1");
+    use aclc_compiler::engine::questions::Tagger;
+    assert!(snapshot.may_apply_tag(Tagger::User(3), "tag:web"));
+    assert!(snapshot.may_apply_tag(Tagger::Node(1), "tag:web"));
+}
+
+/// The random policies mostly parse, in every variant (so the property test runs on them).
+#[test]
+fn random_policies_parse() {
+    let mut parsed = [0; 3];
+    let mut app = 0;
+    for seed in 0..300u32 {
+        let seed: Vec<u32> = (0..26)
+            .map(|i| seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7919))
+            .collect();
+        if parse_policy(&policy_text(&seed)).is_some() {
+            parsed[(seed[24] % 3) as usize] += 1;
+            app += usize::from(seed[21] % 4 == 1);
+        }
+    }
+    assert!(parsed.iter().all(|&n| n > 50), "{parsed:?}");
+    assert!(app > 30, "{app} policies with app grants");
+}
+
+fn v4v6(i: u8) -> (Ipv4Addr, Ipv6Addr) {
+    (
+        Ipv4Addr::new(100, 64, 0, i),
+        Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, u16::from(i)),
+    )
+}
+
+fn owned(id: u64, user: u64) -> NodeRecord {
+    let (a, b) = v4v6(id as u8);
+    NodeRecord::owned(id, &format!("node{id}"), user, a, b)
+}
+
+fn tagged(id: u64, tag: &str) -> NodeRecord {
+    let (a, b) = v4v6(id as u8);
+    NodeRecord::tagged(id, &format!("node{id}"), &[tag], a, b)
+}
+
+/// Two rules whose sources are equal merge (the later into the earlier's slot): a node that
+/// receives the later rule and one in between sees its order change when a device joins the
+/// earlier rule's sources, although it is not that device's peer.
+#[test]
+fn merges_that_change_with_a_join() {
+    let policy = parse_policy(
+        r#"{"groups": {"group:eng": ["alice@example.com", "carol@"]},
+            "tagOwners": {"tag:web": [], "tag:db": []},
+            "acls": [
+              {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]},
+              {"action": "accept", "src": ["tag:db"], "dst": ["tag:db:80"]},
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:db:22"]}]}"#,
+    )
+    .unwrap();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [
+            Event::UpsertNode(owned(4, 3)),
+            Event::RemoveNode(4),
+            Event::UpsertNode(owned(5, 3)),
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+}
+
+/// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
+/// another user's device joining that rule's sources moves the self rule on the first user's
+/// devices, which are not its peers.
+#[test]
+fn self_merges_that_change_with_a_join() {
+    let policy = parse_policy(
+        r#"{"groups": {"group:eng": ["alice@example.com", "carol@"]},
+            "tagOwners": {"tag:web": [], "tag:db": []},
+            "acls": [
+              {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]},
+              {"action": "accept", "src": ["tag:db"], "dst": ["autogroup:member:80"]},
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}]}"#,
+    )
+    .unwrap();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![
+            owned(1, 1),
+            owned(6, 1),
+            tagged(2, "tag:web"),
+            tagged(3, "tag:db"),
+        ],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [
+            Event::UpsertNode(owned(4, 3)),
+            Event::RemoveNode(4),
+            Event::UpsertNode(owned(5, 3)),
+            Event::RemoveNode(6),
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+}
