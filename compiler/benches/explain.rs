@@ -1,5 +1,6 @@
 //! `aclc explain` after loading: one network question and one SSH question on the `medium`
-//! workload (10,000 nodes, 1,000 rules), policy parsed and compiled once outside the timing.
+//! workload (10,000 nodes, 1,000 rules) and, with `ACLC_BENCH_LARGE` set, `large` (100,000
+//! nodes, 10,000 rules); policy parsed and compiled once outside the timing.
 //! Target: under 100 ms per question.
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -14,7 +15,15 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use support::load_workload;
 
 fn bench_explain(c: &mut Criterion) {
-    let Some(dir) = workloads::workload_dir("medium", 10, &["inventory.json", "policy.hujson"])
+    bench_preset(c, "medium");
+    // `large` (100,000 nodes): loading takes seconds, so only on request.
+    if std::env::var_os("ACLC_BENCH_LARGE").is_some() {
+        bench_preset(c, "large");
+    }
+}
+
+fn bench_preset(c: &mut Criterion, preset: &str) {
+    let Some(dir) = workloads::workload_dir(preset, 10, &["inventory.json", "policy.hujson"])
     else {
         return;
     };
@@ -46,10 +55,10 @@ fn bench_explain(c: &mut Criterion) {
     explain(&policy, &compiled, &query).unwrap();
     let mut group = c.benchmark_group("explain");
     group.sample_size(10);
-    group.bench_function("network/medium", |b| {
+    group.bench_function(format!("network/{preset}"), |b| {
         b.iter(|| explain(&policy, &compiled, &query).unwrap())
     });
-    group.bench_function("ssh/medium", |b| {
+    group.bench_function(format!("ssh/{preset}"), |b| {
         b.iter(|| explain_ssh(&policy, &compiled, &user_node, &tagged, "root"))
     });
     group.finish();
