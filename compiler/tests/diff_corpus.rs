@@ -59,6 +59,8 @@ fn everything() -> DiffOptions {
     let mut options = DiffOptions::default();
     options.max_names = usize::MAX;
     options.max_changes = usize::MAX;
+    // Several threads even on small tailnets, so the split and merge are exercised.
+    options.threads = 3;
     options
 }
 

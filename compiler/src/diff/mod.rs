@@ -45,6 +45,8 @@ pub struct DiffOptions {
     /// Changes whose responsible rules are looked up (each costs an `explain`), per list.
     /// Default 200.
     pub max_attributed: usize,
+    /// Threads comparing nodes; 0 (the default): one per core, at most 8.
+    pub threads: usize,
 }
 
 impl Default for DiffOptions {
@@ -53,6 +55,7 @@ impl Default for DiffOptions {
             max_names: 20,
             max_changes: 1000,
             max_attributed: 200,
+            threads: 0,
         }
     }
 }
@@ -230,67 +233,68 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
             .map(|n| new.compiled.node_addresses(n).unwrap_or([unspecified(); 2])),
     );
     let len = u32::try_from(index.len() * 2).unwrap_or(u32::MAX);
-    let mut net: NetAtoms = HashMap::new();
-    let mut ssh: SshAtoms = HashMap::new();
-    let mut peers: BTreeMap<(bool, String, Option<String>), Vec<u32>> = BTreeMap::new();
-    let mut caps: BTreeMap<(bool, String, String), (serde_json::Value, Vec<u32>)> = BTreeMap::new();
     let mut routers = old.compiled.routers();
     routers.extend(new.compiled.routers());
     routers.sort_unstable();
     routers.dedup();
-    let mut memo = SameMemo::default();
-    let mut placements = network::Placements::default();
-    let mut ssh_placements = ssh::SshPlacements::default();
-    for (i, name) in names.iter().enumerate() {
-        let i = u32::try_from(i).unwrap_or(u32::MAX);
-        let (Some(o), Some(n)) = (old.compiled.node(name), new.compiled.node(name)) else {
-            continue;
-        };
-        if !same_rules(o.packet_filter_rules(), n.packet_filter_rules(), &mut memo) {
-            for Atom {
-                gained,
-                src,
-                dst,
-                proto,
-                ports,
-            } in network::diff_node(
-                o.packet_filter_rules(),
-                n.packet_filter_rules(),
-                n.addresses(),
-                &table,
-                &mut placements,
-            ) {
-                net.entry((gained, src, proto, ports))
-                    .or_default()
-                    .push((i, dst));
-            }
+    // Nodes are independent: split them between the cores, each thread with its own memos,
+    // then merge (every list is sorted before it is shown, so the split never shows).
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 8),
+        n => n,
+    }
+    .min(names.len())
+    .max(1);
+    let chunk = names.len().div_ceil(threads).max(1);
+    let scan = Scan {
+        old,
+        new,
+        names: &names,
+        table: &table,
+        routers: &routers,
+        len,
+    };
+    let partials: Vec<Partial> = if threads == 1 {
+        vec![scan.run(0, names.len())]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..names.len())
+                .step_by(chunk)
+                .map(|start| {
+                    let (scan, end) = (&scan, (start + chunk).min(names.len()));
+                    scope.spawn(move || scan.run(start, end))
+                })
+                .collect();
+            handles
+                .into_iter()
+                // A panicking thread is a bug: carry it on rather than report its nodes as unchanged.
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    let mut all = Partial::default();
+    for part in partials {
+        for (k, v) in part.net {
+            all.net.entry(k).or_default().extend(v);
         }
-        let (os, ns) = (
-            old.compiled.indexed_ssh_rules(name),
-            new.compiled.indexed_ssh_rules(name),
-        );
-        {
-            for atom in ssh::diff_node(&os, &ns, &table, len, &mut ssh_placements) {
-                ssh.entry((atom.gained, atom.src, atom.login, atom.outcome))
-                    .or_default()
-                    .push(i);
-            }
+        for (k, v) in part.ssh {
+            all.ssh.entry(k).or_default().extend(v);
         }
-        diff_peers(&o, &n, i, &routers, &names, &mut peers);
-        let (oc, nc) = (o.cap_map(), n.cap_map());
-        if oc != nc {
-            for (gained, from, to) in [(false, &oc, &nc), (true, &nc, &oc)] {
-                for (cap, value) in from {
-                    if to.get(cap) != Some(value) {
-                        caps.entry((gained, cap.clone(), value.to_string()))
-                            .or_insert_with(|| (value.clone(), Vec::new()))
-                            .1
-                            .push(i);
-                    }
-                }
-            }
+        for (k, v) in part.peers {
+            all.peers.entry(k).or_default().extend(v);
+        }
+        for (k, (value, v)) in part.caps {
+            all.caps.entry(k).or_insert_with(|| (value, Vec::new())).1.extend(v);
         }
     }
+    let Partial {
+        net,
+        ssh,
+        peers,
+        caps,
+    } = all;
     let ctx = Ctx {
         names: &names,
         table: &table,
@@ -331,6 +335,88 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
 
 fn unspecified() -> IpAddr {
     IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+}
+
+/// What one thread found, before grouping.
+#[derive(Default)]
+struct Partial {
+    net: NetAtoms,
+    ssh: SshAtoms,
+    peers: BTreeMap<(bool, String, Option<String>), Vec<u32>>,
+    caps: BTreeMap<(bool, String, String), (serde_json::Value, Vec<u32>)>,
+}
+
+/// The inputs of the per-node comparison, shared by the threads.
+struct Scan<'a> {
+    old: Side<'a>,
+    new: Side<'a>,
+    names: &'a [&'a str],
+    table: &'a AddrTable,
+    routers: &'a [crate::nodes::NodeId],
+    len: u32,
+}
+
+impl Scan<'_> {
+    /// Compare nodes `start..end` (indices into `names`).
+    fn run(&self, start: usize, end: usize) -> Partial {
+        let (old, new, table, len) = (self.old, self.new, self.table, self.len);
+        let mut out = Partial::default();
+        let mut memo = SameMemo::default();
+        let mut placements = network::Placements::default();
+        let mut ssh_placements = ssh::SshPlacements::default();
+        for (i, name) in self.names.iter().enumerate().take(end).skip(start) {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let (Some(o), Some(n)) = (old.compiled.node(name), new.compiled.node(name)) else {
+                continue;
+            };
+            if !same_rules(o.packet_filter_rules(), n.packet_filter_rules(), &mut memo) {
+                for Atom {
+                    gained,
+                    src,
+                    dst,
+                    proto,
+                    ports,
+                } in network::diff_node(
+                    o.packet_filter_rules(),
+                    n.packet_filter_rules(),
+                    n.addresses(),
+                    table,
+                    &mut placements,
+                ) {
+                    out.net
+                        .entry((gained, src, proto, ports))
+                        .or_default()
+                        .push((i, dst));
+                }
+            }
+            let (os, ns) = (
+                old.compiled.indexed_ssh_rules(name),
+                new.compiled.indexed_ssh_rules(name),
+            );
+            for atom in ssh::diff_node(&os, &ns, table, len, &mut ssh_placements) {
+                out.ssh
+                    .entry((atom.gained, atom.src, atom.login, atom.outcome))
+                    .or_default()
+                    .push(i);
+            }
+            diff_peers(&o, &n, i, self.routers, self.names, &mut out.peers);
+            let (oc, nc) = (o.cap_map(), n.cap_map());
+            if oc != nc {
+                for (gained, from, to) in [(false, &oc, &nc), (true, &nc, &oc)] {
+                    for (cap, value) in from {
+                        if to.get(cap) != Some(value) {
+                            out.caps
+                                .entry((gained, cap.clone(), value.to_string()))
+                                .or_insert_with(|| (value.clone(), Vec::new()))
+                                .1
+                                .push(i);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Peers (and routes through them) node `i` gained and lost: the peer sets compared word by
