@@ -422,8 +422,21 @@ impl Running {
                 let name = name.unwrap_or_else(|| self.source.name().to_string());
                 let context = before.inventory().policy_context();
                 let (policy, source, warnings) = parse(&policy, Some(&name), context)?;
+                let policy = Arc::new(policy);
+                if self.engine.options().approvals == ApprovalMode::Stored {
+                    // Vet it on a copy first: stored approvals are never taken back, so a
+                    // refused policy must not get to write any.
+                    let candidate = engine::Engine::new(
+                        policy.clone(),
+                        self.engine.state(),
+                        self.engine.options().clone(),
+                    )
+                    .map_err(|e| engine_failure(e, false))?;
+                    let snapshot = candidate.snapshot();
+                    vet(snapshot.policy(), snapshot.compiled(), &source)?;
+                }
                 replaced = Some((source, warnings));
-                Event::ReplacePolicy(Arc::new(policy))
+                Event::ReplacePolicy(policy)
             }
         };
         let old_policy = self.engine.policy().clone();
@@ -437,7 +450,8 @@ impl Running {
             match vet(after.policy(), after.compiled(), &source) {
                 Ok(tests) => found.extend(tests),
                 Err(failure) => {
-                    // Take the refused policy back: every map is again what it was.
+                    // Take the refused policy back: every map is again what it was (with
+                    // derived approvals; stored ones were vetted above).
                     let _ = self.engine.apply(Event::ReplacePolicy(old_policy));
                     return Err(failure);
                 }

@@ -494,3 +494,66 @@ fn questions_are_the_snapshots_answers() {
         "bad_request"
     );
 }
+
+#[test]
+fn a_refused_policy_stores_no_approval() {
+    let mut api = Engine::new();
+    let state = json!({
+        "users": [{"id": 1, "login": "alice@"}],
+        "nodes": [{"id": 10, "name": "laptop", "user": 1,
+                   "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
+                  {"id": 11, "name": "router", "tags": ["tag:router"],
+                   "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2",
+                   "advertised_routes": ["10.0.0.0/16"]}]
+    });
+    let base = r#"{"tagOwners": {"tag:router": ["alice@"]},
+                   "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#;
+    let started = call(
+        &mut api,
+        json!({"version": 1, "op": "engine_new", "policy": base, "state": state,
+               "approvals": "stored"}),
+    );
+    let handle = started["handle"].as_u64().unwrap();
+    let laptop = |api: &mut Engine| {
+        call(
+            api,
+            json!({"version": 1, "op": "engine_map", "handle": handle, "node": "laptop"}),
+        )["map"]
+            .to_string()
+    };
+    assert!(!laptop(&mut api).contains("10.0.0.0/16"));
+    // Approves the route, but its test fails: refused, and nothing is stored.
+    let approving_failing = r#"{"tagOwners": {"tag:router": ["alice@"]},
+        "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}},
+        "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+        "tests": [{"src": "alice@", "deny": ["router:22"]}]}"#;
+    let refused = call(
+        &mut api,
+        json!({"version": 1, "op": "engine_apply", "handle": handle,
+               "event": {"type": "replace_policy", "policy": approving_failing}}),
+    );
+    assert_eq!(kind(&refused), "refused", "{refused}");
+    assert!(!laptop(&mut api).contains("10.0.0.0/16"));
+    // The same without the failing test is accepted, and the approval stored.
+    let approving = approving_failing.replace(
+        r#""tests": [{"src": "alice@", "deny": ["router:22"]}]"#,
+        r#""tests": []"#,
+    );
+    let accepted = call(
+        &mut api,
+        json!({"version": 1, "op": "engine_apply", "handle": handle,
+               "event": {"type": "replace_policy", "policy": approving}}),
+    );
+    assert!(
+        accepted["changed"].as_array().unwrap().len() >= 1,
+        "{accepted}"
+    );
+    assert!(laptop(&mut api).contains("10.0.0.0/16"));
+    // Back to the first policy: the stored approval stays.
+    call(
+        &mut api,
+        json!({"version": 1, "op": "engine_apply", "handle": handle,
+               "event": {"type": "replace_policy", "policy": base}}),
+    );
+    assert!(laptop(&mut api).contains("10.0.0.0/16"));
+}
