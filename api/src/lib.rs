@@ -8,6 +8,7 @@
 //! `aclc explain --format json` prints, `test` what `aclc test --format json` prints, each with
 //! a `version` field in front.
 
+mod server;
 pub mod shape;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,23 @@ pub const API_VERSION: u64 = 1;
 
 /// The operations [`Engine::call`] knows, in the order `docs/embedding.md` lists them.
 pub const OPS: &[&str] = &[
-    "info", "check", "fmt", "compile", "load", "node_map", "explain", "test", "diff", "free",
+    "info",
+    "check",
+    "fmt",
+    "compile",
+    "load",
+    "node_map",
+    "explain",
+    "test",
+    "diff",
+    "engine_new",
+    "engine_apply",
+    "engine_map",
+    "engine_query",
+    "free",
 ];
+
+pub use server::QUESTIONS;
 
 /// The name a policy's diagnostics carry when the request gives none.
 pub const DEFAULT_POLICY_NAME: &str = "policy.hujson";
@@ -47,6 +63,7 @@ struct Loaded {
 #[derive(Default)]
 pub struct Engine {
     loaded: BTreeMap<u64, Loaded>,
+    engines: BTreeMap<u64, server::Running>,
     next_handle: u64,
 }
 
@@ -392,6 +409,11 @@ impl Engine {
         self.loaded.len()
     }
 
+    /// How many control-server engines are running (not yet freed).
+    pub fn engines(&self) -> usize {
+        self.engines.len()
+    }
+
     /// Answer one request (UTF-8 JSON): always a JSON document with `version`, and
     /// `error` on failure. A panic is caught and reported as an error of kind `panic` (where
     /// the target unwinds; a WebAssembly build aborts instead, see `docs/embedding.md`).
@@ -443,6 +465,10 @@ impl Engine {
             "explain" => self.explain(args(&op, rest)?),
             "test" => test(args(&op, rest)?),
             "diff" => diff(args(&op, rest)?),
+            "engine_new" => self.engine_new(args(&op, rest)?),
+            "engine_apply" => self.engine_apply(args(&op, rest)?),
+            "engine_map" => self.engine_map(args(&op, rest)?),
+            "engine_query" => self.engine_query(args(&op, rest)?),
             "free" => self.free(args(&op, rest)?),
             other => Err(Failure::new(
                 "unknown_op",
@@ -557,9 +583,43 @@ impl Engine {
         Ok(to_text(&ExplanationJson::new(&explanation, &loaded.source)))
     }
 
+    fn running(&mut self, handle: u64) -> Result<&mut server::Running, Failure> {
+        self.engines.get_mut(&handle).ok_or_else(|| {
+            Failure::new(
+                "unknown_handle",
+                format!("no engine is running under handle {handle}"),
+            )
+        })
+    }
+
+    fn engine_new(&mut self, args: server::NewArgs) -> Reply {
+        let handle = self.next_handle + 1;
+        let (running, text) = server::new_engine(args, handle)?;
+        self.next_handle = handle;
+        self.engines.insert(handle, running);
+        Ok(text)
+    }
+
+    fn engine_apply(&mut self, args: server::ApplyArgs) -> Reply {
+        let (handle, event) = args.into_parts();
+        self.running(handle)?.apply(event)
+    }
+
+    fn engine_map(&mut self, args: server::MapArgs) -> Reply {
+        let (handle, node) = args.into_parts();
+        self.running(handle)?.map(&node)
+    }
+
+    fn engine_query(&mut self, args: server::QueryArgs) -> Reply {
+        let (handle, question, args) = args.into_parts();
+        self.running(handle)?.query(&question, args)
+    }
+
     fn free(&mut self, args: HandleArgs) -> Reply {
-        self.get(args.handle)?;
-        self.loaded.remove(&args.handle);
+        if self.engines.remove(&args.handle).is_none() {
+            self.get(args.handle)?;
+            self.loaded.remove(&args.handle);
+        }
         #[derive(Serialize)]
         struct Answer {
             freed: u64,

@@ -269,7 +269,8 @@ pub struct MissJson {
     pub why: String,
 }
 
-fn rule_json(source: &Source, span: Span) -> RuleJson {
+/// A rule of `source` at `span`: where it starts, and its text on one line.
+pub fn rule_json(source: &Source, span: Span) -> RuleJson {
     let at = source.line_col(span.start as usize);
     RuleJson {
         file: source.name().to_string(),

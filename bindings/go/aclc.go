@@ -179,7 +179,8 @@ func (r *Runtime) roundTrip(ctx context.Context, request []byte) ([]byte, error)
 
 // Error is a failed request: its kind ("refused" for a policy Tailscale would refuse,
 // "invalid" for a policy fmt cannot read, "bad_request", "unknown_handle", "unknown_node",
-// "invalid_inventory", "query", ...; see docs/embedding.md), message, and for a refused or
+// "invalid_inventory", "query", and for the engine "unknown_user", "invalid_tailnet"; see
+// docs/embedding.md), message, and for a refused or
 // invalid policy every diagnostic.
 type Error struct {
 	Kind        string       `json:"kind"`

@@ -105,6 +105,8 @@ export interface ErrorBody {
     | 'unknown_op'
     | 'unknown_handle'
     | 'unknown_node'
+    | 'unknown_user'
+    | 'invalid_tailnet'
     | 'invalid_inventory'
     | 'refused'
     | 'invalid'
@@ -149,6 +151,122 @@ export class Aclc {
     newPolicy: string,
     options?: { inventory?: Inventory; oldName?: string; newName?: string },
   ): DiffResult;
+  /** Start a control-server engine; give `state` or `inventory`. */
+  engine(policy: string, options: EngineOptions): Engine;
+}
+
+/** A user of the tailnet, by stable id. */
+export interface UserRecord {
+  id: number;
+  /** An e-mail address, or a bare login with a trailing `@` (`carol@`). */
+  login: string;
+  name?: string;
+  roles?: string[];
+  groups?: string[];
+}
+
+/** A node, by stable id (also its registration order). */
+export interface NodeRecord {
+  id: number;
+  name: string;
+  hostname?: string;
+  /** The owner's id; absent or null for a tagged node. */
+  user?: number | null;
+  tags?: string[];
+  ipv4: string;
+  ipv6: string;
+  advertised_routes?: string[];
+  approved_routes?: string[];
+  posture?: Record<string, unknown>;
+  /** Default true. */
+  online?: boolean;
+}
+
+/** The engine's tailnet format. */
+export interface TailnetState {
+  users?: UserRecord[];
+  nodes?: NodeRecord[];
+  tailnet?: Record<string, unknown>;
+}
+
+export interface EngineOptions extends NameOption {
+  /** The tailnet in the engine's format (object or JSON text). */
+  state?: TailnetState | string;
+  /** Or in the corpus inventory format (nodes numbered 1, 2, ... in registration order). */
+  inventory?: Inventory;
+  /** `derived` (default) or `stored` (auto-approvals written into the records). */
+  approvals?: 'derived' | 'stored';
+  controlUrl?: string;
+}
+
+/** Something that happened to the tailnet or its policy. */
+export type EngineEvent =
+  | { type: 'upsert_node'; node: NodeRecord }
+  | { type: 'remove_node'; node: number }
+  | { type: 'upsert_user'; user: UserRecord }
+  | { type: 'remove_user'; user: number }
+  | { type: 'advertise_routes'; node: number; routes: string[] }
+  | { type: 'approve_routes'; node: number; routes: string[] }
+  | { type: 'set_online'; node: number; online: boolean }
+  | { type: 'replace_policy'; policy: string; name?: string };
+
+export type MapPart = 'packet_filter' | 'ssh_rules' | 'peers' | 'cap_map' | 'own';
+
+/** What an event changed: push a new map to each of `changed`, drop `removed`. */
+export interface ChangeSet {
+  /** How many events changed the state. */
+  snapshot: number;
+  changed: { id: number; name: string; added: boolean; parts: MapPart[] }[];
+  removed: { id: number; name: string }[];
+  /** A replaced policy's warnings. */
+  warnings?: Diagnostic[];
+}
+
+/** A node by stable id or by name. */
+export type NodeRef = number | string;
+
+export type PeerReason =
+  | 'membership'
+  | 'identity'
+  | 'selectors'
+  | 'router'
+  | 'exit'
+  | 'via_target'
+  | 'posture';
+
+export interface SshDecision {
+  action: 'accept' | 'check' | 'denied';
+  /** `12h0m0s` (as Go prints durations) or `always`. */
+  check_period?: string;
+  rule?: Rule & { index: number };
+  local_user?: string;
+}
+
+/** The questions of `Engine.query`: arguments and answer. */
+export interface EngineQuestions {
+  may_apply_tag: { args: { tag: string; user?: number; node?: NodeRef }; answer: boolean };
+  auto_approves: { args: { node: NodeRef; route: string }; answer: boolean };
+  auto_approved: { args: { node: NodeRef }; answer: string[] };
+  approvals_lost: {
+    args: { policy: string; name?: string };
+    answer: { id: number; name: string; routes: string[] }[];
+  };
+  ssh_decision: { args: { src: NodeRef; dst: NodeRef; login: string }; answer: SshDecision };
+  explain_flow: { args: { src: NodeRef; dst: NodeRef; port: number; proto?: string }; answer: Explanation };
+  peer_impact: {
+    args: { node?: number; before?: NodeRecord | null; after?: NodeRecord | null };
+    answer: PeerReason[];
+  };
+}
+
+export class Engine {
+  readonly handle: number;
+  readonly nodes: { id: number; name: string }[];
+  readonly warnings: Diagnostic[];
+  apply(event: EngineEvent): ChangeSet;
+  map(node: NodeRef): NodeMap;
+  query<Q extends keyof EngineQuestions>(question: Q, args: EngineQuestions[Q]['args']): EngineQuestions[Q]['answer'];
+  free(): void;
 }
 
 /** Gains and losses of one kind (entries as `aclc diff --format json` prints them). */

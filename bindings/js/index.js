@@ -137,6 +137,61 @@ export class Aclc {
   explain(policy, inventory, query, { name } = {}) {
     return explanation(this.request({ op: 'explain', policy, inventory, name, ...query }));
   }
+
+  /** Start a control-server engine for a policy and a tailnet: `state` in the engine's
+   * format (users and nodes by stable id), or `inventory` in the corpus format. Throws
+   * AclcError (kind `refused`) for a policy Tailscale would refuse. */
+  engine(policy, { state, inventory, name, approvals, controlUrl } = {}) {
+    const response = this.request({
+      op: 'engine_new', policy, state, inventory, name, approvals, control_url: controlUrl,
+    });
+    return new Engine(this, response);
+  }
+}
+
+/** A control-server engine (docs/embedding.md, "The engine"), kept in its instance until
+ * `free()`: events in, change sets out. */
+export class Engine {
+  constructor(aclc, { handle, nodes, warnings }) {
+    this.aclc = aclc;
+    this.handle = handle;
+    this.generation = aclc.generation;
+    /** The nodes at the start, `{id, name}` by ascending id. */
+    this.nodes = nodes;
+    /** The policy's warnings. */
+    this.warnings = warnings;
+  }
+
+  #request(request) {
+    if (this.aclc.generation !== this.generation || this.aclc.instance === null) {
+      throw new AclcError({ kind: 'unknown_handle', message: 'the engine was lost when its instance restarted' });
+    }
+    return this.aclc.request({ handle: this.handle, ...request });
+  }
+
+  /** Apply an event (`{type: 'upsert_node', node: {...}}` ...) and return its change set
+   * `{snapshot, changed, removed, warnings?}`. A refused event throws and changes nothing. */
+  apply(event) {
+    const { version, ...changes } = this.#request({ op: 'engine_apply', event });
+    return changes;
+  }
+
+  /** The map of a node (by id or name) in the current snapshot. */
+  map(node) {
+    return this.#request({ op: 'engine_map', node }).map;
+  }
+
+  /** Ask the current snapshot a question (`may_apply_tag`, `ssh_decision`, ...): its answer. */
+  query(question, args = {}) {
+    return this.#request({ op: 'engine_query', question, args }).answer;
+  }
+
+  /** Release the engine. */
+  free() {
+    if (this.aclc.generation === this.generation && this.aclc.instance !== null) {
+      this.#request({ op: 'free' });
+    }
+  }
 }
 
 function explanation({ allowed, reason, rules, misses }) {

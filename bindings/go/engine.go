@@ -1,0 +1,313 @@
+package aclc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// The control-server engine (docs/embedding.md, "The engine"): the policy and the tailnet,
+// users and nodes by the stable ids of the server's database; events in, change sets out.
+
+// UserRecord is a user of the tailnet, by stable id.
+type UserRecord struct {
+	ID uint64 `json:"id"`
+	// Login is what policies name the user by: an e-mail address, or a bare login with a
+	// trailing "@" ("carol@").
+	Login  string   `json:"login"`
+	Name   string   `json:"name,omitempty"`
+	Roles  []string `json:"roles,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+// NodeRecord is a node (device), by stable id. Ids are also the registration order: the
+// lowest id among a route's online servers is its primary.
+type NodeRecord struct {
+	ID       uint64 `json:"id"`
+	Name     string `json:"name"`
+	Hostname string `json:"hostname,omitempty"`
+	// User is the owner's id; nil for a tagged node.
+	User             *uint64        `json:"user,omitempty"`
+	Tags             []string       `json:"tags,omitempty"`
+	IPv4             string         `json:"ipv4"`
+	IPv6             string         `json:"ipv6"`
+	AdvertisedRoutes []string       `json:"advertised_routes,omitempty"`
+	ApprovedRoutes   []string       `json:"approved_routes,omitempty"`
+	Posture          map[string]any `json:"posture,omitempty"`
+	// Online is whether the node is connected; nil means online.
+	Online *bool `json:"online,omitempty"`
+}
+
+// Event is something that happened to the tailnet or its policy: UpsertNode, RemoveNode,
+// UpsertUser, RemoveUser, AdvertiseRoutes, ApproveRoutes, SetOnline or ReplacePolicy.
+type Event interface {
+	event() map[string]any
+}
+
+// UpsertNode: a node joined, or changed (renamed, retagged, re-addressed ...).
+type UpsertNode struct{ Node NodeRecord }
+
+// RemoveNode: a node left.
+type RemoveNode struct{ Node uint64 }
+
+// UpsertUser: a user was added or changed.
+type UpsertUser struct{ User UserRecord }
+
+// RemoveUser: a user was deleted, with the nodes they own.
+type RemoveUser struct{ User uint64 }
+
+// AdvertiseRoutes: every route node Node advertises now.
+type AdvertiseRoutes struct {
+	Node   uint64
+	Routes []string
+}
+
+// ApproveRoutes: every route approved for node Node now.
+type ApproveRoutes struct {
+	Node   uint64
+	Routes []string
+}
+
+// SetOnline: node Node connected or disconnected.
+type SetOnline struct {
+	Node   uint64
+	Online bool
+}
+
+// ReplacePolicy: a new policy (Name, the file name its diagnostics carry, defaults to the
+// current policy's). A policy Tailscale would refuse is an *Error of kind "refused" and
+// changes nothing.
+type ReplacePolicy struct {
+	Policy string
+	Name   string
+}
+
+func routes(r []string) []string {
+	if r == nil {
+		return []string{}
+	}
+	return r
+}
+
+func (e UpsertNode) event() map[string]any {
+	return map[string]any{"type": "upsert_node", "node": e.Node}
+}
+func (e RemoveNode) event() map[string]any {
+	return map[string]any{"type": "remove_node", "node": e.Node}
+}
+func (e UpsertUser) event() map[string]any {
+	return map[string]any{"type": "upsert_user", "user": e.User}
+}
+func (e RemoveUser) event() map[string]any {
+	return map[string]any{"type": "remove_user", "user": e.User}
+}
+func (e AdvertiseRoutes) event() map[string]any {
+	return map[string]any{"type": "advertise_routes", "node": e.Node, "routes": routes(e.Routes)}
+}
+func (e ApproveRoutes) event() map[string]any {
+	return map[string]any{"type": "approve_routes", "node": e.Node, "routes": routes(e.Routes)}
+}
+func (e SetOnline) event() map[string]any {
+	return map[string]any{"type": "set_online", "node": e.Node, "online": e.Online}
+}
+func (e ReplacePolicy) event() map[string]any {
+	m := map[string]any{"type": "replace_policy", "policy": e.Policy}
+	setName(m, e.Name)
+	return m
+}
+
+// EngineNode is a node's id and name.
+type EngineNode struct {
+	ID   uint64 `json:"id"`
+	Name string `json:"name"`
+}
+
+// NodeChange is one node whose map an event changed, and which parts: "packet_filter",
+// "ssh_rules", "peers", "cap_map", "own" (every part for a node that joined).
+type NodeChange struct {
+	ID    uint64   `json:"id"`
+	Name  string   `json:"name"`
+	Added bool     `json:"added"`
+	Parts []string `json:"parts"`
+}
+
+// ChangeSet is what an event changed: push a new map (Engine.Map) to each node of Changed,
+// drop the nodes of Removed.
+type ChangeSet struct {
+	// Snapshot counts the events that changed the state.
+	Snapshot uint64       `json:"snapshot"`
+	Changed  []NodeChange `json:"changed"`
+	Removed  []EngineNode `json:"removed"`
+	// Warnings are a replaced policy's warnings.
+	Warnings []Diagnostic `json:"warnings,omitempty"`
+}
+
+// Empty reports whether no node needs a new map.
+func (c *ChangeSet) Empty() bool { return len(c.Changed) == 0 && len(c.Removed) == 0 }
+
+// EngineOptions are the optional inputs of an engine.
+type EngineOptions struct {
+	// Name is the file name diagnostics carry (default "policy.hujson").
+	Name string
+	// ControlURL is the base of SSH check-mode links (default aclc's).
+	ControlURL string
+	// Approvals is "derived" (default: autoApprovers recomputed on every compile) or "stored"
+	// (auto-approvals written into the records, never taken back, as Tailscale does).
+	Approvals string
+	// Inventory: the tailnet is given in the corpus inventory format (nodes numbered 1, 2, ...
+	// in registration order) rather than the engine's state format.
+	Inventory bool
+}
+
+// Engine is a control-server engine held in its Runtime until Close.
+type Engine struct {
+	rt         *Runtime
+	handle     uint64
+	generation uint64
+	// Nodes are the tailnet's nodes at the start, by ascending id.
+	Nodes []EngineNode
+	// Warnings are the policy's warnings (the policy was accepted).
+	Warnings []Diagnostic
+}
+
+// NewEngine starts an engine for a policy and a tailnet: tailnet is JSON text in the engine's
+// state format ({"users": [...], "nodes": [...], "tailnet": {...}}), or with opts.Inventory in
+// the corpus inventory format. A policy Tailscale would refuse is an *Error of kind "refused".
+func (r *Runtime) NewEngine(ctx context.Context, policy, tailnet string, opts EngineOptions) (*Engine, error) {
+	req := map[string]any{"op": "engine_new", "policy": policy, "version": APIVersion}
+	if opts.Inventory {
+		req["inventory"] = tailnet
+	} else {
+		req["state"] = tailnet
+	}
+	setName(req, opts.Name)
+	if opts.ControlURL != "" {
+		req["control_url"] = opts.ControlURL
+	}
+	if opts.Approvals != "" {
+		req["approvals"] = opts.Approvals
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	raw, gen, err := r.callLocked(ctx, body, 0)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Handle   uint64       `json:"handle"`
+		Nodes    []EngineNode `json:"nodes"`
+		Warnings []Diagnostic `json:"warnings"`
+	}
+	if err := decode(raw, &out); err != nil {
+		return nil, err
+	}
+	return &Engine{rt: r, handle: out.Handle, generation: gen, Nodes: out.Nodes, Warnings: out.Warnings}, nil
+}
+
+// NewEngine starts an engine in the Default runtime (see Runtime.NewEngine).
+func NewEngine(policy, tailnet string, opts EngineOptions) (*Engine, error) {
+	rt, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return rt.NewEngine(context.Background(), policy, tailnet, opts)
+}
+
+// Apply applies an event and returns which nodes' maps changed. A refused event is an *Error
+// ("unknown_node", "unknown_user", "invalid_tailnet", "refused") and changes nothing.
+func (e *Engine) Apply(ctx context.Context, ev Event) (*ChangeSet, error) {
+	var out ChangeSet
+	req := map[string]any{"op": "engine_apply", "handle": e.handle, "event": ev.event()}
+	if err := e.rt.doIn(ctx, e.generation, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Map is node id's map (packet filter, SSH rules, peers ...; as in Compile) in the current
+// snapshot.
+func (e *Engine) Map(ctx context.Context, id uint64) (json.RawMessage, error) {
+	return e.nodeMap(ctx, id)
+}
+
+// MapByName is the map of the node called name.
+func (e *Engine) MapByName(ctx context.Context, name string) (json.RawMessage, error) {
+	return e.nodeMap(ctx, name)
+}
+
+func (e *Engine) nodeMap(ctx context.Context, node any) (json.RawMessage, error) {
+	var out struct {
+		Map json.RawMessage `json:"map"`
+	}
+	req := map[string]any{"op": "engine_map", "handle": e.handle, "node": node}
+	if err := e.rt.doIn(ctx, e.generation, req, &out); err != nil {
+		return nil, err
+	}
+	return out.Map, nil
+}
+
+// Query asks the current snapshot a question ("may_apply_tag", "auto_approves",
+// "auto_approved", "approvals_lost", "ssh_decision", "explain_flow", "peer_impact"; arguments
+// in docs/embedding.md, nodes by id or name) and returns the answer's JSON.
+func (e *Engine) Query(ctx context.Context, question string, args map[string]any) (json.RawMessage, error) {
+	if args == nil {
+		args = map[string]any{}
+	}
+	var out struct {
+		Answer json.RawMessage `json:"answer"`
+	}
+	req := map[string]any{"op": "engine_query", "handle": e.handle, "question": question, "args": args}
+	if err := e.rt.doIn(ctx, e.generation, req, &out); err != nil {
+		return nil, err
+	}
+	return out.Answer, nil
+}
+
+// MayApplyTag reports whether user userID may apply tag.
+func (e *Engine) MayApplyTag(ctx context.Context, userID uint64, tag string) (bool, error) {
+	raw, err := e.Query(ctx, "may_apply_tag", map[string]any{"user": userID, "tag": tag})
+	if err != nil {
+		return false, err
+	}
+	var yes bool
+	return yes, json.Unmarshal(raw, &yes)
+}
+
+// SSHDecision is the SSH rule a destination applies to a login.
+type SSHDecision struct {
+	// Action is "accept", "check" or "denied".
+	Action string `json:"action"`
+	// CheckPeriod is a check rule's period, as Go prints durations ("12h0m0s"), or "always".
+	CheckPeriod string `json:"check_period,omitempty"`
+	Rule        *struct {
+		Index int `json:"index"`
+		Rule
+	} `json:"rule,omitempty"`
+	LocalUser string `json:"local_user,omitempty"`
+}
+
+// SSHDecision is the SSH rule node dst applies when node src logs in as login.
+func (e *Engine) SSHDecision(ctx context.Context, src, dst uint64, login string) (*SSHDecision, error) {
+	raw, err := e.Query(ctx, "ssh_decision", map[string]any{"src": src, "dst": dst, "login": login})
+	if err != nil {
+		return nil, err
+	}
+	var out SSHDecision
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Close releases the engine.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.doIn(ctx, e.generation, map[string]any{"op": "free", "handle": e.handle}, nil)
+	if errors.Is(err, errLost) {
+		return nil // already gone with its instance
+	}
+	return err
+}
