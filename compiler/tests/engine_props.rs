@@ -174,6 +174,13 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
             .insert("node:os".to_string(), serde_json::json!("linux"));
     }
     n.online = !g[1].is_multiple_of(5);
+    // Some nodes have one address family (IPv4-only or IPv6-only pools): a re-addressed
+    // node may change family, which changes how every peer sees it.
+    match g[5] / 32 % 5 {
+        0 => n.ipv6 = None,
+        1 => n.ipv4 = None,
+        _ => {}
+    }
     n
 }
 
