@@ -378,7 +378,7 @@ impl Compiled {
         };
         let v4 = node.v4.is_none() || self.caps.ipv4_disabled(id);
         let v6 = node.v6.is_none();
-        u8::from(v4) * HIDE_V4 | u8::from(v6) * HIDE_V6
+        (u8::from(v4) * HIDE_V4) | (u8::from(v6) * HIDE_V6)
     }
 }
 
