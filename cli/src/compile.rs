@@ -205,12 +205,13 @@ fn tests_refused(format: Format, source: &Source, report: &aclc_compiler::TestRe
 
 /// One node as a readable block.
 fn human_node(out: &mut String, view: &NodeView<'_>) {
-    let [v4, v6] = view.addresses();
-    let _ = writeln!(out, "node {}  {v4}  {v6}", escape(view.name()));
+    let addrs = view.addrs();
+    let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "node {}  {}", escape(view.name()), shown.join("  "));
     let served: Vec<String> = view
         .allowed_ips()
         .iter()
-        .skip(2)
+        .skip(addrs.len())
         .map(ToString::to_string)
         .collect();
     if !served.is_empty() {
@@ -245,10 +246,12 @@ fn human_node(out: &mut String, view: &NodeView<'_>) {
     }
     let _ = writeln!(out, "  peers: {}", view.peer_count());
     for peer in view.peers() {
+        // AllowedIPs beyond the peer's own addresses (host prefixes of its addresses).
+        let own = peer.addrs();
         let extra: Vec<String> = peer
             .allowed_ips()
             .iter()
-            .skip(2)
+            .filter(|n| !(n.prefix_len() == n.max_prefix_len() && own.contains(&n.addr())))
             .map(ToString::to_string)
             .collect();
         if extra.is_empty() {

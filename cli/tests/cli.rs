@@ -431,3 +431,40 @@ fn warnings_keep_exit_0() {
         stderr(&o)
     );
 }
+
+/// Nodes with one address family compile; the human table lists only the addresses a node
+/// has, and the JSON no unspecified address.
+#[test]
+fn single_family_nodes_compile() {
+    let (dir, _) = file(
+        "policy.hujson",
+        r#"{"tagOwners": {"tag:web": ["alice@example.com"]},
+            "grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}"#,
+    );
+    let inventory = r#"{
+      "users": [{"id": 1, "name": "alice", "email": "alice@example.com", "roles": []}],
+      "nodes": [{"name": "laptop", "user": "alice@example.com", "ipv4": "100.64.0.1"},
+                {"name": "web", "tags": ["tag:web"], "ipv6": "fd7a:115c:a1e0::2",
+                 "routable_ips": ["10.1.0.0/16"], "approved_routes": ["10.1.0.0/16"]}]
+    }"#;
+    std::fs::write(dir.join("inventory.json"), inventory).unwrap();
+    let args = ["compile", "policy.hujson", "--inventory", "inventory.json"];
+    let o = aclc_in(&dir, &[&args[..], &["--format", "human"]].concat(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("node laptop  100.64.0.1\n"), "{text}");
+    assert!(text.contains("node web  fd7a:115c:a1e0::2\n"), "{text}");
+    assert!(text.contains("    web  via 10.1.0.0/16\n"), "{text}");
+    assert!(!text.contains("0.0.0.0") && !text.contains(" ::"), "{text}");
+    let o = aclc_in(&dir, &[&args[..], &["--format", "json"]].concat(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = json(&o);
+    assert_eq!(
+        out["nodes"]["web"]["addresses"],
+        serde_json::json!(["fd7a:115c:a1e0::2/128"])
+    );
+    assert_eq!(
+        out["nodes"]["laptop"]["peers"]["web"]["allowed_ips"],
+        serde_json::json!(["10.1.0.0/16"])
+    );
+}

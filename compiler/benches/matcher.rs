@@ -432,7 +432,7 @@ fn generated() -> Option<Subject> {
     // Kept beside the workload for inspection (not read back: it follows the compiler).
     let _ = std::fs::write(dir.join("matcher-heaviest-node.json"), &json);
     let local = LocalNetworks {
-        addresses: view.addresses().to_vec(),
+        addresses: view.addrs(),
         routes: view.primary_routes().to_vec(),
     };
     eprintln!(

@@ -292,10 +292,11 @@ impl Compiled {
             .unwrap_or_default()
     }
 
-    /// Node `name`'s addresses, IPv4 first, without deriving anything else.
+    /// Node `name`'s addresses, IPv4 first, without deriving anything else; a family it has
+    /// no address of is the unspecified address (which the access diff skips).
     pub(crate) fn node_addresses(&self, name: &str) -> Option<[IpAddr; 2]> {
         let id = self.table.id(name)?;
-        self.table.get(id).map(|n| n.ips())
+        self.table.get(id).map(|n| n.ips_or_unspecified())
     }
 
     /// Nodes that serve subnet routes or are exit nodes: the only peers whose AllowedIPs
@@ -345,13 +346,14 @@ impl Compiled {
 
     fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {
         let node = self.table.get(peer)?;
-        // A node without IPv4 neither reaches nor is reached over IPv4.
-        let hide_v4 = self.caps.ipv4_disabled(viewer) || self.caps.ipv4_disabled(peer);
+        // A node without IPv4 (`disable-ipv4`, or none assigned) neither reaches nor is
+        // reached over IPv4; likewise for IPv6.
+        let hide = self.families_missing(viewer) | self.families_missing(peer);
         if node.subnet_routes.is_empty() {
             return Some(PeerView {
                 node,
                 routes: Vec::new(),
-                hide_v4,
+                hide,
             });
         }
         let routes = node
@@ -365,13 +367,25 @@ impl Compiled {
             })
             .copied()
             .collect();
-        Some(PeerView {
-            node,
-            routes,
-            hide_v4,
-        })
+        Some(PeerView { node, routes, hide })
+    }
+
+    /// The address families node `id` has no address of, as [`HIDE_V4`] | [`HIDE_V6`] bits:
+    /// none assigned, or IPv4 taken away by `disable-ipv4`.
+    pub(crate) fn families_missing(&self, id: NodeId) -> u8 {
+        let Some(node) = self.table.get(id) else {
+            return 0;
+        };
+        let v4 = node.v4.is_none() || self.caps.ipv4_disabled(id);
+        let v6 = node.v6.is_none();
+        (u8::from(v4) * HIDE_V4) | (u8::from(v6) * HIDE_V6)
     }
 }
+
+/// [`Compiled::families_missing`]: no IPv4 address.
+pub(crate) const HIDE_V4: u8 = 1;
+/// [`Compiled::families_missing`]: no IPv6 address.
+pub(crate) const HIDE_V6: u8 = 2;
 
 /// What one node receives. Borrowed from the [`Compiled`] it came from; peers are kept as a
 /// set and detailed ([`PeerView`]) only when iterated.
@@ -397,14 +411,21 @@ impl<'a> NodeView<'a> {
         &self.rules
     }
 
-    /// The node's addresses, IPv4 first.
+    /// The node's addresses, IPv4 first, always two: a family the node has no address of
+    /// (an IPv4-only or IPv6-only node) is given as that family's unspecified address
+    /// (`0.0.0.0`, `::`), which is never a real address. Prefer [`NodeView::addrs`].
     pub fn addresses(&self) -> [IpAddr; 2] {
+        self.node.ips_or_unspecified()
+    }
+
+    /// The addresses the node has (one or two), IPv4 first.
+    pub fn addrs(&self) -> Vec<IpAddr> {
         self.node.ips()
     }
 
-    /// The node's own AllowedIPs: addresses, then the routes it serves.
+    /// The node's own AllowedIPs: its addresses, then the routes it serves.
     pub fn allowed_ips(&self) -> Vec<IpNet> {
-        let mut out: Vec<IpNet> = self.addresses().into_iter().map(IpNet::from).collect();
+        let mut out: Vec<IpNet> = self.addrs().into_iter().map(IpNet::from).collect();
         out.extend(self.node.served.iter().copied());
         out
     }
@@ -461,11 +482,11 @@ impl<'a> NodeView<'a> {
     /// The wire form's `addresses`, `allowed_ips` and `primary_routes`.
     fn own_wire(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
         let strings = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let mut addresses = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
+        let mut addresses: Vec<String> = self.node.hosts.iter().map(|h| h.to_string()).collect();
         let mut allowed_ips = strings(&self.allowed_ips());
-        if self.ipv4_disabled() {
-            addresses.remove(0);
-            allowed_ips.retain(|a| *a != *self.node.v4_host);
+        if let Some(v4) = self.node.v4_host().filter(|_| self.ipv4_disabled()) {
+            addresses.retain(|a| **a != **v4);
+            allowed_ips.retain(|a| **a != **v4);
         }
         (addresses, allowed_ips, strings(&self.primary_routes))
     }
@@ -652,18 +673,19 @@ impl Compiled {
     }
 
     /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
-    pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 2]> {
+    pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 4]> {
         let id = self.table.id(name)?;
         let node = self.table.get(id)?;
-        let wire = |hide_v4| {
+        let own = self.families_missing(id);
+        let wire = |viewer: u8| {
             let view = PeerView {
                 node,
                 routes: Vec::new(),
-                hide_v4,
+                hide: own | viewer,
             };
             json_hash(&(&*node.name, view.to_wire()))
         };
-        Some([wire(self.caps.ipv4_disabled(id)), wire(true)])
+        Some(bases_of(own, wire))
     }
 
     /// True when node `id` is the only server of every subnet route it serves.
@@ -685,11 +707,12 @@ impl Compiled {
         self.table.id(name)
     }
 
-    /// True when node `name` has no IPv4 address (`disable-ipv4`).
-    pub(crate) fn no_ipv4(&self, name: &str) -> bool {
+    /// The families node `name` has no address of ([`Compiled::families_missing`]): the
+    /// column of [`PeerBases`] it reads.
+    pub(crate) fn missing_families(&self, name: &str) -> usize {
         self.table
             .id(name)
-            .is_some_and(|id| self.caps.ipv4_disabled(id))
+            .map_or(0, |id| usize::from(self.families_missing(id)))
     }
 
     /// The filter and SSH parts of node `name`'s [`Fingerprint`], without its peers.
@@ -710,9 +733,33 @@ impl Compiled {
     }
 }
 
-/// Per node, the hash of how it looks as a peer without subnet routes: index 0 to a viewer
-/// with an IPv4 address, 1 to a viewer without (its IPv4 address hidden).
-pub(crate) type PeerBases = Vec<[u64; 2]>;
+/// Per node, the hash of how it looks as a peer without subnet routes, indexed by the
+/// families the viewer has no address of ([`Compiled::families_missing`]): 0 to a dual-stack
+/// viewer, 1 to a viewer without IPv4 (the peer's IPv4 address hidden), 2 without IPv6, 3
+/// neither.
+pub(crate) type PeerBases = Vec<[u64; 4]>;
+
+/// A node's [`PeerBases`] entry from `wire` (its hash as seen by a viewer missing these
+/// families), computing each distinct view once.
+fn bases_of(own: u8, wire: impl Fn(u8) -> u64) -> [u64; 4] {
+    let mut out = [0; 4];
+    let mut done: [Option<u64>; 4] = [None; 4];
+    for (viewer, slot) in out.iter_mut().enumerate() {
+        let key = usize::from(own) | viewer;
+        let hash = match done.get(key).copied().flatten() {
+            Some(h) => h,
+            None => {
+                let h = wire(u8::try_from(viewer).unwrap_or(0));
+                if let Some(d) = done.get_mut(key) {
+                    *d = Some(h);
+                }
+                h
+            }
+        };
+        *slot = hash;
+    }
+    out
+}
 
 impl Compiled {
     /// [`PeerBases`] of every node, by node id.
@@ -722,16 +769,16 @@ impl Compiled {
             .iter()
             .enumerate()
             .map(|(i, node)| {
-                let wire = |hide_v4| {
+                let own = self.families_missing(NodeId::new(i));
+                let wire = |viewer: u8| {
                     let view = PeerView {
                         node,
                         routes: Vec::new(),
-                        hide_v4,
+                        hide: own | viewer,
                     };
                     json_hash(&(&*node.name, view.to_wire()))
                 };
-                let own = self.caps.ipv4_disabled(NodeId::new(i));
-                [wire(own), wire(true)]
+                bases_of(own, wire)
             })
             .collect()
     }
@@ -745,12 +792,12 @@ impl Compiled {
     pub(crate) fn fingerprint(
         &self,
         name: &str,
-        bases: &dyn Fn(NodeId) -> [u64; 2],
+        bases: &dyn Fn(NodeId) -> [u64; 4],
         cache: &mut HashCache,
     ) -> Option<Fingerprint> {
         let view = self.node(name)?;
         let viewer = view.id;
-        let column = usize::from(self.caps.ipv4_disabled(viewer));
+        let column = usize::from(self.families_missing(viewer));
         let base = |p: NodeId| bases(p).get(column).copied().unwrap_or(0);
         let mut peers: u64 = 0;
         for (i, &word) in view.peers.iter().enumerate() {
@@ -808,8 +855,9 @@ impl Compiled {
 pub struct PeerView<'a> {
     node: &'a NodeInfo,
     routes: Vec<IpNet>,
-    /// The viewer or the peer has no IPv4 address (`disable-ipv4`).
-    hide_v4: bool,
+    /// The families the viewer or the peer has no address of ([`HIDE_V4`], [`HIDE_V6`]:
+    /// none assigned, or `disable-ipv4`): the peer's addresses of those families are left out.
+    hide: u8,
 }
 
 impl PeerView<'_> {
@@ -818,8 +866,16 @@ impl PeerView<'_> {
         &self.node.name
     }
 
-    /// The peer's addresses, IPv4 first.
+    /// The peer's addresses, IPv4 first, always two: a family the peer has no address of is
+    /// given as that family's unspecified address (`0.0.0.0`, `::`), never a real address.
+    /// Prefer [`PeerView::addrs`].
     pub fn addresses(&self) -> [IpAddr; 2] {
+        self.node.ips_or_unspecified()
+    }
+
+    /// The addresses the peer has (one or two), IPv4 first, whether or not the viewer can
+    /// use them (see [`PeerView::allowed_ips`]).
+    pub fn addrs(&self) -> Vec<IpAddr> {
         self.node.ips()
     }
 
@@ -833,9 +889,10 @@ impl PeerView<'_> {
         self.node.exit
     }
 
-    /// The peer's AllowedIPs for the viewing node: addresses, carried routes, exit routes.
+    /// The peer's AllowedIPs for the viewing node: its addresses of the families both have
+    /// (as the wire form), carried routes, exit routes.
     pub fn allowed_ips(&self) -> Vec<IpNet> {
-        let mut out: Vec<IpNet> = self.addresses().into_iter().map(IpNet::from).collect();
+        let mut out: Vec<IpNet> = self.shown_addrs().into_iter().map(IpNet::from).collect();
         out.extend(self.routes.iter().copied());
         out.extend(
             self.node
@@ -847,13 +904,21 @@ impl PeerView<'_> {
         out
     }
 
+    /// The peer's addresses the viewer sees: those of the families both have.
+    fn shown_addrs(&self) -> Vec<IpAddr> {
+        self.node
+            .ips()
+            .into_iter()
+            .filter(|ip| match ip {
+                IpAddr::V4(_) => self.hide & HIDE_V4 == 0,
+                IpAddr::V6(_) => self.hide & HIDE_V6 == 0,
+            })
+            .collect()
+    }
+
     /// The owned wire form.
     pub fn to_wire(&self) -> PeerOutput {
-        let mut allowed_ips = vec![self.node.v4_host.to_string(), self.node.v6_host.to_string()];
-        if self.hide_v4 {
-            allowed_ips.remove(0);
-        }
-        allowed_ips.extend(self.allowed_ips().iter().skip(2).map(ToString::to_string));
+        let allowed_ips = self.allowed_ips().iter().map(ToString::to_string).collect();
         PeerOutput {
             allowed_ips,
             primary_routes: self.routes.iter().map(ToString::to_string).collect(),

@@ -163,10 +163,13 @@ pub struct Node {
     pub user: Option<String>,
     /// Tags (`tag:...`); empty for a user-owned node.
     pub tags: Vec<String>,
-    /// Tailscale IPv4 address.
-    pub ipv4: Ipv4Addr,
-    /// Tailscale IPv6 address.
-    pub ipv6: Ipv6Addr,
+    /// Tailscale IPv4 address; `None` for a node of an IPv6-only pool (self-hosted control
+    /// servers). A node has at least one address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
+    /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Routes the node advertises.
     pub routable_ips: Vec<IpNet>,
     /// Routes the control plane approved for the node.
@@ -193,9 +196,11 @@ impl Node {
         !self.tags.is_empty()
     }
 
-    /// The node's own addresses, IPv4 first.
-    pub fn addresses(&self) -> [IpAddr; 2] {
-        [IpAddr::V4(self.ipv4), IpAddr::V6(self.ipv6)]
+    /// The node's own addresses, IPv4 first: the ones it has (one or two).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let v4 = self.ipv4.map(IpAddr::V4);
+        let v6 = self.ipv6.map(IpAddr::V6);
+        v4.into_iter().chain(v6).collect()
     }
 
     /// Approved routes the node also advertises: the routes it can actually serve. An approval
@@ -337,6 +342,8 @@ pub enum InventoryErrorKind {
     DuplicateNodeName,
     /// Two nodes with the same address.
     DuplicateAddress,
+    /// A node with neither an IPv4 nor an IPv6 address.
+    NoAddress,
     /// A node owned by an email that is not among the users.
     UnknownOwner,
     /// A node that is both user-owned and tagged, or neither.
@@ -387,8 +394,10 @@ struct RawNode {
     user: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
-    ipv4: String,
-    ipv6: String,
+    #[serde(default)]
+    ipv4: Option<String>,
+    #[serde(default)]
+    ipv6: Option<String>,
     #[serde(default)]
     routable_ips: Vec<String>,
     #[serde(default)]
@@ -482,31 +491,45 @@ fn convert_user(i: usize, raw: RawUser, errors: &mut Vec<InventoryError>) -> Use
 }
 
 fn convert_node(i: usize, raw: RawNode, errors: &mut Vec<InventoryError>) -> Option<Node> {
-    let ipv4 = match raw.ipv4.parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => Some(a),
-        Ok(IpAddr::V6(_)) => {
+    let ipv4 = match raw.ipv4.as_deref().map(str::parse::<IpAddr>) {
+        None => Some(None),
+        Some(Ok(IpAddr::V4(a))) => Some(Some(a)),
+        Some(Ok(IpAddr::V6(_))) => {
             errors.push(InventoryError::new(
                 InventoryErrorKind::InvalidAddress,
-                format!("nodes[{i}].ipv4: \"{}\" is not an IPv4 address", raw.ipv4),
+                format!(
+                    "nodes[{i}].ipv4: \"{}\" is not an IPv4 address",
+                    raw.ipv4.as_deref().unwrap_or_default()
+                ),
             ));
             None
         }
-        Err(_) => {
-            errors.push(invalid_address(&format!("nodes[{i}].ipv4"), &raw.ipv4));
+        Some(Err(_)) => {
+            errors.push(invalid_address(
+                &format!("nodes[{i}].ipv4"),
+                raw.ipv4.as_deref().unwrap_or_default(),
+            ));
             None
         }
     };
-    let ipv6 = match raw.ipv6.parse::<IpAddr>() {
-        Ok(IpAddr::V6(a)) => Some(a),
-        Ok(IpAddr::V4(_)) => {
+    let ipv6 = match raw.ipv6.as_deref().map(str::parse::<IpAddr>) {
+        None => Some(None),
+        Some(Ok(IpAddr::V6(a))) => Some(Some(a)),
+        Some(Ok(IpAddr::V4(_))) => {
             errors.push(InventoryError::new(
                 InventoryErrorKind::InvalidAddress,
-                format!("nodes[{i}].ipv6: \"{}\" is not an IPv6 address", raw.ipv6),
+                format!(
+                    "nodes[{i}].ipv6: \"{}\" is not an IPv6 address",
+                    raw.ipv6.as_deref().unwrap_or_default()
+                ),
             ));
             None
         }
-        Err(_) => {
-            errors.push(invalid_address(&format!("nodes[{i}].ipv6"), &raw.ipv6));
+        Some(Err(_)) => {
+            errors.push(invalid_address(
+                &format!("nodes[{i}].ipv6"),
+                raw.ipv6.as_deref().unwrap_or_default(),
+            ));
             None
         }
     };
@@ -609,7 +632,8 @@ impl Inventory {
     /// Read and validate an inventory from JSON.
     ///
     /// Refused (with the path of the offending value in the message): malformed JSON or a wrong
-    /// shape, unknown fields in a user or node, an empty node name, duplicate user
+    /// shape, unknown fields in a user or node, an empty node name, a node with neither `ipv4` nor
+    /// `ipv6` (either may be left out, for IPv4-only or IPv6-only pools), duplicate user
     /// emails or ids, an unknown role, duplicate node names, an address used twice, an invalid
     /// address or an IPv6 address in `ipv4` (and the reverse), a route that is not a canonical
     /// prefix, a tag not starting with `tag:`, a node owned by an email that is not among the
@@ -809,10 +833,17 @@ impl Inventory {
                     );
                 }
             }
-            for (field, address) in [
-                ("ipv4", IpAddr::V4(node.ipv4)),
-                ("ipv6", IpAddr::V6(node.ipv6)),
-            ] {
+            if node.ipv4.is_none() && node.ipv6.is_none() {
+                err(
+                    K::NoAddress,
+                    format!(
+                        "nodes[{i}]: node \"{name}\" has no address (give it \"ipv4\", \"ipv6\" or both)"
+                    ),
+                );
+            }
+            let v4 = node.ipv4.map(|a| ("ipv4", IpAddr::V4(a)));
+            let v6 = node.ipv6.map(|a| ("ipv6", IpAddr::V6(a)));
+            for (field, address) in v4.into_iter().chain(v6) {
                 if let Some(first) = addresses.insert(address, i) {
                     addresses.insert(address, first);
                     let other = self.nodes.get(first).map_or("", |n| n.name.as_str());

@@ -56,18 +56,15 @@ pub(crate) struct NodeInfo {
     pub(crate) owner: Option<UserId>,
     /// Tags; empty for a user-owned node.
     pub(crate) tags: Vec<Arc<str>>,
-    /// Tailscale IPv4 address.
-    pub(crate) v4: Ipv4Addr,
-    /// Tailscale IPv6 address.
-    pub(crate) v6: Ipv6Addr,
-    /// `v4` as a bare address (how `SrcIPs` and `DstPorts` name it).
-    pub(crate) v4_text: Arc<str>,
-    /// `v6` as a bare address.
-    pub(crate) v6_text: Arc<str>,
-    /// `v4` as `a/32` (how `CapGrant.Dsts`, `addresses` and `AllowedIPs` name it).
-    pub(crate) v4_host: Arc<str>,
-    /// `v6` as `a/128`.
-    pub(crate) v6_host: Arc<str>,
+    /// Tailscale IPv4 address; `None` for a node of an IPv6-only pool.
+    pub(crate) v4: Option<Ipv4Addr>,
+    /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
+    pub(crate) v6: Option<Ipv6Addr>,
+    /// The addresses it has, bare (how `SrcIPs` and `DstPorts` name them), IPv4 first.
+    pub(crate) texts: Vec<Arc<str>>,
+    /// The addresses it has as `a/32` and `a/128` (how `CapGrant.Dsts`, `addresses` and
+    /// `AllowedIPs` name them), IPv4 first.
+    pub(crate) hosts: Vec<Arc<str>>,
     /// Routes the node advertises.
     pub(crate) advertised: Vec<IpNet>,
     /// Routes approved in the inventory.
@@ -93,9 +90,25 @@ pub(crate) struct NodeInfo {
 }
 
 impl NodeInfo {
-    /// The node's addresses.
-    pub(crate) fn ips(&self) -> [IpAddr; 2] {
-        [IpAddr::V4(self.v4), IpAddr::V6(self.v6)]
+    /// The node's addresses (one or two), IPv4 first.
+    pub(crate) fn ips(&self) -> Vec<IpAddr> {
+        let v4 = self.v4.map(IpAddr::V4);
+        let v6 = self.v6.map(IpAddr::V6);
+        v4.into_iter().chain(v6).collect()
+    }
+
+    /// The node's addresses as the old two-element form: a family it has no address of is the
+    /// unspecified address of that family (for the public `addresses()` only).
+    pub(crate) fn ips_or_unspecified(&self) -> [IpAddr; 2] {
+        [
+            IpAddr::V4(self.v4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            IpAddr::V6(self.v6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+        ]
+    }
+
+    /// Its `/32` host prefix, if it has an IPv4 address.
+    pub(crate) fn v4_host(&self) -> Option<&Arc<str>> {
+        self.v4.and(self.hosts.first())
     }
 
     /// True for a tagged node.
@@ -110,7 +123,8 @@ impl NodeInfo {
 
     /// True if an address of the node is in `set`.
     pub(crate) fn address_in(&self, set: &AddrSet) -> bool {
-        set.contains(IpAddr::V4(self.v4)) || set.contains(IpAddr::V6(self.v6))
+        self.v4.is_some_and(|a| set.contains(IpAddr::V4(a)))
+            || self.v6.is_some_and(|a| set.contains(IpAddr::V6(a)))
     }
 
     /// True if the node is an exit node for the family of (some of) `set`'s addresses.
@@ -230,10 +244,16 @@ impl NodeTable {
                 tags: n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
                 v4: n.ipv4,
                 v6: n.ipv6,
-                v4_text: Arc::from(n.ipv4.to_string()),
-                v6_text: Arc::from(n.ipv6.to_string()),
-                v4_host: Arc::from(format!("{}/32", n.ipv4)),
-                v6_host: Arc::from(format!("{}/128", n.ipv6)),
+                texts: n
+                    .addresses()
+                    .iter()
+                    .map(|a| Arc::from(a.to_string()))
+                    .collect(),
+                hosts: n
+                    .addresses()
+                    .iter()
+                    .map(|a| Arc::from(IpNet::from(*a).to_string()))
+                    .collect(),
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
                 rank: inventory.registration_rank(&n.name).unwrap_or(usize::MAX),
@@ -278,8 +298,12 @@ impl NodeTable {
                     list.push(id);
                 }
             }
-            table.by_v4.push((u32::from(node.v4), id));
-            table.by_v6.push((u128::from(node.v6), id));
+            if let Some(v4) = node.v4 {
+                table.by_v4.push((u32::from(v4), id));
+            }
+            if let Some(v6) = node.v6 {
+                table.by_v6.push((u128::from(v6), id));
+            }
         }
         for svc in inventory.services() {
             let vips = svc.vips();

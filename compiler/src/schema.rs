@@ -37,16 +37,20 @@ pub fn inventory_schema() -> Value {
     });
     let node = json!({
         "type": "object",
-        "description": "A node (device): owned by a user or tagged, never both.",
-        "required": ["name", "ipv4", "ipv6"],
+        "description": "A node (device): owned by a user or tagged, never both; with an IPv4 address, an IPv6 address or both (IPv4-only and IPv6-only pools of self-hosted control servers).",
+        "required": ["name"],
+        "anyOf": [
+            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+        ],
         "additionalProperties": false,
         "properties": {
             "name": string("The node's name, unique in the inventory."),
             "hostname": {"type": ["string", "null"], "description": "The OS hostname, only when it differs from name."},
             "user": {"type": ["string", "null"], "description": "Owner's email for a user-owned node; null for a tagged node."},
             "tags": strings("Tags (tag:...); empty for a user-owned node."),
-            "ipv4": string("Tailscale IPv4 address."),
-            "ipv6": string("Tailscale IPv6 address."),
+            "ipv4": {"type": ["string", "null"], "description": "Tailscale IPv4 address; absent (or null) for a node of an IPv6-only pool."},
+            "ipv6": {"type": ["string", "null"], "description": "Tailscale IPv6 address; absent (or null) for a node of an IPv4-only pool."},
             "routable_ips": strings("Routes the node advertises."),
             "approved_routes": strings("Routes the control plane approved for the node."),
             "posture": {

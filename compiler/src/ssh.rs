@@ -57,7 +57,10 @@ fn recording(
     action.recorders = recorders
         .iter()
         .filter_map(|&id| table.get(id))
-        .map(|node| format!("{}:{RECORDER_PORT}", node.v4))
+        // A recorder is reached on its IPv4 address, or its IPv6 address (`[a]:80`) when it
+        // has none.
+        .filter_map(|node| node.ips().first().copied())
+        .map(|ip| std::net::SocketAddr::new(ip, RECORDER_PORT).to_string())
         .collect();
     let enforced = rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
     if enforced && action.recorders.is_empty() {
@@ -484,11 +487,11 @@ fn localpart_map(login: &str, domains: &[String]) -> Option<Arc<BTreeMap<String,
 }
 
 /// One principal per address of a device.
-fn principals_of(node: &NodeInfo) -> [SshPrincipal; 2] {
-    [
-        SshPrincipal::node_ip(node.v4_text.clone()),
-        SshPrincipal::node_ip(node.v6_text.clone()),
-    ]
+fn principals_of(node: &NodeInfo) -> Vec<SshPrincipal> {
+    node.texts
+        .iter()
+        .map(|t| SshPrincipal::node_ip(t.clone()))
+        .collect()
 }
 
 /// The source devices of a rule, sorted, each with how often the control plane lists it:

@@ -83,7 +83,7 @@ prop_compose! {
             .iter()
             .enumerate()
             .map(|(i, (owner, tags, advertised, approved, host))| {
-                json!({
+                let mut node = json!({
                     "name": format!("node{i}"),
                     "user": owner.map(|u| USERS[u]),
                     "tags": tags,
@@ -91,7 +91,14 @@ prop_compose! {
                     "ipv6": format!("fd7a:115c:a1e0::{:x}:{:x}", i + 1, host),
                     "routable_ips": advertised,
                     "approved_routes": approved,
-                })
+                });
+                // Some nodes have one address family (IPv4-only or IPv6-only pools).
+                match host % 7 {
+                    0 => node.as_object_mut().unwrap().remove("ipv6"),
+                    1 => node.as_object_mut().unwrap().remove("ipv4"),
+                    _ => None,
+                };
+                node
             })
             .collect();
         let mut order: Vec<String> = (0..nodes.len()).map(|i| format!("node{i}")).collect();

@@ -351,7 +351,7 @@ fn run_case(policy_text: &str, inventory_json: &Value, tally: &mut Tally) -> Res
         // The node enforces for its own addresses and for the routes it serves.
         let routes: Vec<IpNet> = node.served_routes().copied().collect();
         let local = LocalNetworks {
-            addresses: node.addresses().to_vec(),
+            addresses: node.addresses(),
             routes: routes.clone(),
         };
         let matcher = Matcher::new(&parsed, &local);

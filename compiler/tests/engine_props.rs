@@ -174,6 +174,13 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
             .insert("node:os".to_string(), serde_json::json!("linux"));
     }
     n.online = !g[1].is_multiple_of(5);
+    // Some nodes have one address family (IPv4-only or IPv6-only pools): a re-addressed
+    // node may change family, which changes how every peer sees it.
+    match g[5] / 32 % 5 {
+        0 => n.ipv6 = None,
+        1 => n.ipv4 = None,
+        _ => {}
+    }
     n
 }
 
@@ -513,4 +520,51 @@ fn self_merges_that_change_with_a_join() {
         .into_iter(),
     )
     .unwrap();
+}
+
+/// Nodes with one address family: the engine's inventory format leaves the other out; a
+/// node re-addressed to the other family changes how its peers see it; a node with no
+/// address is refused and leaves the state unchanged.
+#[test]
+fn single_family_nodes_in_the_engine() {
+    let policy =
+        parse_policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}"#).unwrap();
+    let state = TailnetState::from_json(
+        r#"{"users": [{"id": 3, "login": "carol@"}],
+            "nodes": [{"id": 1, "name": "v4", "user": 3, "ipv4": "100.64.0.1"},
+                      {"id": 2, "name": "v6", "user": 3, "ipv6": "fd7a:115c:a1e0::2"},
+                      {"id": 4, "name": "dual", "user": 3,
+                       "ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(state.nodes[0].ipv6, None);
+    assert_eq!(state.nodes[1].ipv4, None);
+    let json = serde_json::to_value(&state.nodes[0]).unwrap();
+    assert!(json.get("ipv6").is_none(), "{json}");
+    let mut engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    let peers = |engine: &Engine, id: u64| {
+        serde_json::to_value(engine.snapshot().node(id).unwrap().to_wire().peers).unwrap()
+    };
+    assert_eq!(
+        peers(&engine, 4),
+        serde_json::json!({"v4": {"allowed_ips": ["100.64.0.1/32"]},
+                           "v6": {"allowed_ips": ["fd7a:115c:a1e0::2/128"]}})
+    );
+    // The IPv4-only node moves to the IPv6 pool.
+    let moved = owned(1, 3).with_addresses(None, Some("fd7a:115c:a1e0::1".parse().unwrap()));
+    let moved = NodeRecord {
+        name: "v4".to_string(),
+        ..moved
+    };
+    let changes = engine.apply(Event::UpsertNode(moved)).unwrap();
+    assert!(!changes.is_empty());
+    assert_eq!(
+        peers(&engine, 4),
+        serde_json::json!({"v4": {"allowed_ips": ["fd7a:115c:a1e0::1/128"]},
+                           "v6": {"allowed_ips": ["fd7a:115c:a1e0::2/128"]}})
+    );
+    let before = peers(&engine, 4);
+    let none = owned(1, 3).with_addresses(None, None);
+    assert!(engine.apply(Event::UpsertNode(none)).is_err());
+    assert_eq!(peers(&engine, 4), before);
 }

@@ -66,6 +66,13 @@ fn wrong_inventories_do_not_validate() {
     let node = json!({"name": "a", "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1", "user": "a@example.com"});
     let user = json!({"id": 1, "name": "a", "email": "a@example.com", "roles": ["admin"]});
     assert!(validator.is_valid(&json!({"users": [user], "nodes": [node]})));
+    let v4_only = json!({"name": "b", "ipv4": "100.64.0.2", "user": "a@example.com"});
+    let v6_only = json!({"name": "c", "ipv6": "fd7a:115c:a1e0::3", "user": "a@example.com"});
+    let mixed = json!({"users": [user], "nodes": [node, v4_only, v6_only]});
+    assert!(validator.is_valid(&mixed));
+    assert!(serde_json::from_value::<Inventory>(mixed).is_ok());
+    let no_address = json!({"name": "d", "user": "a@example.com"});
+    let null_addresses = json!({"name": "d", "ipv4": null, "ipv6": null, "user": "a@example.com"});
     let mut bad_node = node.clone();
     bad_node["tagz"] = json!([]);
     let mut bad_user = user.clone();
@@ -75,6 +82,8 @@ fn wrong_inventories_do_not_validate() {
         json!({"nodes": []}),
         json!({"users": [], "nodes": [bad_node]}),
         json!({"users": [bad_user], "nodes": []}),
+        json!({"users": [user], "nodes": [no_address]}),
+        json!({"users": [user], "nodes": [null_addresses]}),
         json!({"users": [], "nodes": [], "services": [{"name": "svc:a", "hostz": []}]}),
     ] {
         assert!(!validator.is_valid(&bad), "{bad} validates");

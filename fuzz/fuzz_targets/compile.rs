@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
             parsed.problems()
         );
         let local = LocalNetworks {
-            addresses: view.addresses().to_vec(),
+            addresses: view.addrs(),
             routes: view.primary_routes().to_vec(),
         };
         let _ = Matcher::new(&parsed, &local);

@@ -715,7 +715,7 @@ impl Ctx<'_> {
                 .names
                 .get(*i as usize)
                 .and_then(|n| side.compiled.node(n))
-                .map(|v| v.addresses()[0]),
+                .and_then(|v| v.addrs().first().copied()),
             Dest::Route(r) => network::ranges(r).first().map(|r| r.0),
         };
         let Some(dst_addr) = dst_addr else {

@@ -97,7 +97,7 @@ pub struct Snapshot {
     ids: HashMap<Arc<str>, u64>,
     fingerprints: HashMap<u64, Fingerprint>,
     /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-    bases: HashMap<u64, [u64; 2]>,
+    bases: HashMap<u64, [u64; 4]>,
 }
 
 const _: fn() = || {
@@ -543,7 +543,7 @@ impl Inputs {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
-                let bases: HashMap<u64, [u64; 2]> = names
+                let bases: HashMap<u64, [u64; 4]> = names
                     .iter()
                     .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
                     .collect();
@@ -565,7 +565,7 @@ impl Inputs {
 }
 
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-type Bases = HashMap<u64, [u64; 2]>;
+type Bases = HashMap<u64, [u64; 4]>;
 
 /// A change to one node without routes (policy and users unchanged).
 struct Narrow<'a> {
@@ -604,7 +604,7 @@ impl Narrow<'_> {
         };
         let (mut was_peer, mut is_peer, mut touched) =
             (HashSet::new(), HashSet::new(), HashSet::new());
-        let (mut base_before, mut base_after) = ([0; 2], [0; 2]);
+        let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
         if let Some(name) = &self.old_name {
             was_peer = stable(old.peer_names(name), &self.old.ids);
             touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
@@ -655,8 +655,8 @@ impl Narrow<'_> {
                 continue;
             };
             let fp = out.get_mut(&id)?;
-            let column = usize::from(compiled.no_ipv4(name));
-            let pick = |b: [u64; 2]| b.get(column).copied().unwrap_or(0);
+            let column = compiled.missing_families(name);
+            let pick = |b: [u64; 4]| b.get(column).copied().unwrap_or(0);
             if was_peer.contains(&id) {
                 fp.peers = fp.peers.wrapping_sub(pick(base_before));
             }
@@ -709,7 +709,7 @@ fn parallel<T: Sync, R: Send>(
 fn fingerprints(
     compiled: &Compiled,
     names: &BTreeMap<u64, Arc<str>>,
-    bases: &(dyn Fn(NodeId) -> [u64; 2] + Sync),
+    bases: &(dyn Fn(NodeId) -> [u64; 4] + Sync),
 ) -> HashMap<u64, Fingerprint> {
     let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
     let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {

@@ -51,10 +51,13 @@ pub struct NodeRecord {
     /// Tags (`tag:...`); empty for a user-owned node.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Tailscale IPv4 address.
-    pub ipv4: Ipv4Addr,
-    /// Tailscale IPv6 address.
-    pub ipv6: Ipv6Addr,
+    /// Tailscale IPv4 address; `None` on an IPv6-only pool. A node has at least one address
+    /// (an event leaving a node with neither is refused as an invalid inventory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
+    /// Tailscale IPv6 address; `None` on an IPv4-only pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Routes the node advertises.
     #[serde(default)]
     pub advertised_routes: Vec<IpNet>,
@@ -83,13 +86,18 @@ impl NodeRecord {
             hostname: None,
             user: Some(user),
             tags: Vec::new(),
-            ipv4,
-            ipv6,
+            ipv4: Some(ipv4),
+            ipv6: Some(ipv6),
             advertised_routes: Vec::new(),
             approved_routes: Vec::new(),
             posture: BTreeMap::new(),
             online: true,
         }
+    }
+
+    /// The same node with these addresses (`None` for a family it has no address of).
+    pub fn with_addresses(self, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> NodeRecord {
+        NodeRecord { ipv4, ipv6, ..self }
     }
 
     /// A tagged node with no routes, online.

@@ -358,3 +358,77 @@ fn posture_attributes_are_optional_and_checked() {
         r#"nodes[0].posture["custom:x"]: ["a"] is not a string, number or boolean"#
     );
 }
+
+#[test]
+fn single_family_nodes() {
+    let text = with(|v| {
+        v["nodes"][0].as_object_mut().unwrap().remove("ipv6");
+        v["nodes"][1]["ipv4"] = serde_json::Value::Null;
+    });
+    let inv = Inventory::from_json(&text).unwrap();
+    let v4_only = inv.node("bulbasaur").unwrap();
+    assert_eq!(v4_only.ipv4, Some("100.64.0.1".parse().unwrap()));
+    assert_eq!(v4_only.ipv6, None);
+    assert_eq!(
+        v4_only.addresses(),
+        ["100.64.0.1".parse::<IpAddr>().unwrap()]
+    );
+    let v6_only = inv.node("squirtle").unwrap();
+    assert_eq!(v6_only.ipv4, None);
+    assert_eq!(
+        v6_only.addresses(),
+        ["fd7a:115c:a1e0::2".parse::<IpAddr>().unwrap()]
+    );
+    // The missing family is left out of the JSON, and reads back the same.
+    let json = serde_json::to_value(v6_only).unwrap();
+    assert!(json.get("ipv4").is_none());
+    assert_eq!(json["ipv6"], "fd7a:115c:a1e0::2");
+    let again = Inventory::from_json(&serde_json::to_string(&inv).unwrap()).unwrap();
+    assert_eq!(again.nodes(), inv.nodes());
+}
+
+#[test]
+fn a_node_needs_an_address() {
+    let e = error(&with(|v| {
+        let node = v["nodes"][1].as_object_mut().unwrap();
+        node.remove("ipv4");
+        node.remove("ipv6");
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::NoAddress);
+    assert_eq!(
+        e.message,
+        r#"nodes[1]: node "squirtle" has no address (give it "ipv4", "ipv6" or both)"#
+    );
+    let e = error(&with(|v| {
+        v["nodes"][0]["ipv4"] = serde_json::Value::Null;
+        v["nodes"][0]["ipv6"] = serde_json::Value::Null;
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::NoAddress);
+    // Built from parts, the same check.
+    let inv = Inventory::from_json(VALID).unwrap();
+    let mut nodes = inv.nodes().to_vec();
+    nodes[0].ipv4 = None;
+    nodes[0].ipv6 = None;
+    let e = Inventory::new(
+        inv.users().to_vec(),
+        nodes,
+        Vec::new(),
+        inv.tailnet().clone(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, InventoryErrorKind::NoAddress);
+}
+
+#[test]
+fn duplicate_addresses_across_single_family_nodes() {
+    let e = error(&with(|v| {
+        v["nodes"][0].as_object_mut().unwrap().remove("ipv4");
+        v["nodes"][1].as_object_mut().unwrap().remove("ipv4");
+        v["nodes"][1]["ipv6"] = "fd7a:115c:a1e0::1".into();
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::DuplicateAddress);
+    assert_eq!(
+        e.message,
+        r#"nodes[1].ipv6: address fd7a:115c:a1e0::1 is already used by node "bulbasaur" (nodes[0])"#
+    );
+}

@@ -152,7 +152,7 @@ impl Lowered {
     ) -> Option<(u32, u32, Part)> {
         let node = table.get(id)?;
         let NodeState { narrowed, claimed } = state;
-        let own_hosts = || vec![node.v4_host.clone(), node.v6_host.clone()];
+        let own_hosts = || node.hosts.clone();
         match &item.body {
             Body::Net { proto, dst, ports } => {
                 let ips = self.dst_ips(id, node, dst);
@@ -176,7 +176,7 @@ impl Lowered {
                     None => SrcKey::Set(src.clone()),
                 };
                 let slot = claimed.get(&(key, *proto)).copied().unwrap_or(i);
-                let ips = [node.v4_text.clone(), node.v6_text.clone()];
+                let ips = node.texts.clone();
                 let part = Part::Net {
                     src,
                     proto: *proto,
@@ -256,7 +256,7 @@ impl Lowered {
                     .get(owner.index())?
                     .iter()
                     .filter_map(|&m| table.get(m))
-                    .flat_map(|m| [m.v4_text.clone(), m.v6_text.clone()])
+                    .flat_map(|m| m.texts.iter().cloned())
                     .collect();
                 src.sort_unstable();
                 let rule = FilterRule {
@@ -295,9 +295,7 @@ impl Lowered {
                 .cloned()
                 .collect(),
             Target::Internet | Target::SelfDevices => Vec::new(),
-            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => {
-                vec![node.v4_text.clone(), node.v6_text.clone()]
-            }
+            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.texts.clone(),
             Target::Nodes(_) => Vec::new(),
             Target::Literal(lit) => lit
                 .pieces
@@ -329,17 +327,14 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
 /// holds it, and policy prefixes overlapping a route it serves, as CIDRs.
 fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
     match target {
-        Target::Wildcard | Target::DangerAll => vec![node.v4_host.clone(), node.v6_host.clone()],
-        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => {
-            vec![node.v4_host.clone(), node.v6_host.clone()]
-        }
+        Target::Wildcard | Target::DangerAll => node.hosts.clone(),
+        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.clone(),
         Target::Literal(lit) => {
             let mut out = Vec::new();
-            if lit.set.contains(std::net::IpAddr::V4(node.v4)) {
-                out.push(node.v4_host.clone());
-            }
-            if lit.set.contains(std::net::IpAddr::V6(node.v6)) {
-                out.push(node.v6_host.clone());
+            for (ip, host) in node.ips().into_iter().zip(&node.hosts) {
+                if lit.set.contains(ip) {
+                    out.push(host.clone());
+                }
             }
             // `Dsts` are `netip.Prefix`es: a bare address or a range would make the client
             // refuse the whole map response, so pieces are spelled as CIDRs here.
@@ -364,8 +359,7 @@ fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strin
     for &m in devices {
         let Some(device) = table.get(m) else { continue };
         if targets.iter().any(|t| t.contains_node(m, device)) {
-            out.push(device.v4_text.clone());
-            out.push(device.v6_text.clone());
+            out.extend(device.texts.iter().cloned());
         }
     }
     out.sort_unstable();

@@ -421,8 +421,7 @@ impl Builder<'_> {
                 Target::DangerAll => {}
                 Target::Nodes(ids) => {
                     for node in ids.iter().filter_map(|&id| self.table.get(id)) {
-                        out.push(node.v4_text.clone());
-                        out.push(node.v6_text.clone());
+                        out.extend(node.texts.iter().cloned());
                     }
                 }
                 Target::Literal(lit) => out.extend(lit.pieces.iter().map(|p| p.text.clone())),

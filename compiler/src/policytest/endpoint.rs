@@ -217,7 +217,7 @@ impl<'a> Endpoints<'a> {
         let node = self.table.get(id)?;
         Some(Device {
             node: Some(id),
-            addrs: node.ips().to_vec(),
+            addrs: node.ips(),
         })
     }
 
