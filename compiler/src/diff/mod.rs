@@ -286,7 +286,11 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
             all.peers.entry(k).or_default().extend(v);
         }
         for (k, (value, v)) in part.caps {
-            all.caps.entry(k).or_insert_with(|| (value, Vec::new())).1.extend(v);
+            all.caps
+                .entry(k)
+                .or_insert_with(|| (value, Vec::new()))
+                .1
+                .extend(v);
         }
     }
     let Partial {
