@@ -45,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = DiffOptions::default();
     let me = side(&source, &policy, &compiled);
-    assert!(access_diff(me, me, &options).is_empty(), "diff(P, P) is not empty");
+    assert!(
+        access_diff(me, me, &options).is_empty(),
+        "diff(P, P) is not empty"
+    );
     let example_source = Source::new("example.hujson", EXAMPLE);
     let opts = Options {
         context: inventory.policy_context(),
@@ -62,7 +65,13 @@ fuzz_target!(|data: &[u8]| {
     let backward = access_diff(me, other, &options);
     let (f, b) = (json(&forward), json(&backward));
     for (x, y) in f.iter().zip(&b) {
-        assert_eq!(x["gained"], y["lost"], "gains one way are not losses the other");
-        assert_eq!(x["lost"], y["gained"], "losses one way are not gains the other");
+        assert_eq!(
+            x["gained"], y["lost"],
+            "gains one way are not losses the other"
+        );
+        assert_eq!(
+            x["lost"], y["gained"],
+            "losses one way are not gains the other"
+        );
     }
 });

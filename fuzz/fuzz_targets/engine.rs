@@ -38,11 +38,21 @@ fuzz_target!(|data: &[u8]| {
         let Ok(gone) = engine.apply(Event::RemoveNode(record.id)) else {
             continue;
         };
-        assert!(gone.changed_ids().all(|id| ids.contains(&id)), "change set names a stranger");
+        assert!(
+            gone.changed_ids().all(|id| ids.contains(&id)),
+            "change set names a stranger"
+        );
         let back = engine
             .apply(Event::UpsertNode(record.clone()))
             .expect("a node that was there can come back");
-        assert!(back.changed_ids().all(|id| ids.contains(&id)), "change set names a stranger");
-        assert_eq!(maps(&engine.snapshot()), before, "remove then re-add changed a map");
+        assert!(
+            back.changed_ids().all(|id| ids.contains(&id)),
+            "change set names a stranger"
+        );
+        assert_eq!(
+            maps(&engine.snapshot()),
+            before,
+            "remove then re-add changed a map"
+        );
     }
 });
