@@ -292,6 +292,28 @@ impl Compiled {
             .unwrap_or_default()
     }
 
+    /// True when router `r` is shown to every viewer exactly as in `other` (a compile of the
+    /// same inventory): same subnet routes and exit status, and for each route the same
+    /// servers and the same visibility and `via` steering. The access diff then skips it.
+    pub(crate) fn router_unchanged(&self, other: &Compiled, r: NodeId) -> bool {
+        let (Some(a), Some(b)) = (self.table.get(r), other.table.get(r)) else {
+            return false;
+        };
+        if a.subnet_routes != b.subnet_routes || a.exit != b.exit {
+            return false;
+        }
+        a.subnet_routes
+            .iter()
+            .all(|net| match (self.routes.get(net), other.routes.get(net)) {
+                (Some((i, x)), Some((j, y))) => {
+                    x.servers == y.servers
+                        && self.peers.route_signature(i) == other.peers.route_signature(j)
+                }
+                (None, None) => true,
+                _ => false,
+            })
+    }
+
     /// Node `name`'s addresses, IPv4 first, without deriving anything else; a family it has
     /// no address of is the unspecified address (which the access diff skips).
     pub(crate) fn node_addresses(&self, name: &str) -> Option<[IpAddr; 2]> {

@@ -133,6 +133,9 @@ pub(crate) struct PeerIndex {
     routes: Vec<RouteView>,
 }
 
+/// [`PeerIndex::route_signature`]: visible, direct, and the `via` rules.
+pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Arc<str>]>)>);
+
 /// Who may be shown one subnet route.
 #[derive(Debug)]
 struct RouteView {
@@ -413,6 +416,28 @@ impl PeerIndex {
             }
         }
         bits
+    }
+
+    /// Everything that decides who is shown route number `route` and through which router,
+    /// as plain bitmaps (comparable across compiles of the same inventory): the visible and
+    /// direct sets, and each `via` rule's source set with its tags.
+    pub(crate) fn route_signature(&self, route: usize) -> Option<RouteSignature> {
+        let view = self.routes.get(route)?;
+        let words = self.len.div_ceil(64);
+        let bits = |set: &NodeSet| {
+            let mut b = vec![0u64; words];
+            set.or_into(&mut b);
+            b
+        };
+        let via = view
+            .via
+            .iter()
+            .map(|(s, tags)| {
+                let set = self.sets.get(*s as usize).map(bits).unwrap_or_default();
+                (set, tags.clone())
+            })
+            .collect();
+        Some((bits(&view.visible), bits(&view.direct), via))
     }
 
     /// True if `viewer` is shown route number `route` at all.

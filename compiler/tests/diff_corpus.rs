@@ -155,6 +155,53 @@ fn brute_force(a: &Loaded, b: &Loaded, ports: &[u16]) -> (BTreeSet<String>, BTre
     (gained, lost)
 }
 
+/// Peers and routes through peers gained and lost, by looking at every node's whole peer list
+/// in both compiles: `(viewer, peer, route or "")`.
+fn peers_brute_force(a: &Loaded, b: &Loaded) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut sets = [BTreeSet::new(), BTreeSet::new()];
+    for name in b.compiled.node_names() {
+        let views = [
+            a.compiled.node(name).unwrap(),
+            b.compiled.node(name).unwrap(),
+        ];
+        let seen: Vec<BTreeSet<String>> = views
+            .iter()
+            .map(|v| {
+                let mut out = BTreeSet::new();
+                for p in v.peers() {
+                    out.insert(format!("{name} sees {}", p.name()));
+                    let mut routes: Vec<String> =
+                        p.primary_routes().iter().map(|r| r.to_string()).collect();
+                    if p.is_exit_node() {
+                        routes.extend(["0.0.0.0/0".to_string(), "::/0".to_string()]);
+                    }
+                    for r in routes {
+                        out.insert(format!("{name} sees {} via {r}", p.name()));
+                    }
+                }
+                out
+            })
+            .collect();
+        sets[0].extend(seen[1].difference(&seen[0]).cloned());
+        sets[1].extend(seen[0].difference(&seen[1]).cloned());
+    }
+    let [gained, lost] = sets;
+    (gained, lost)
+}
+
+fn peers_reported(changes: &[aclc_compiler::diff::PeerChange]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for c in changes {
+        for viewer in &c.nodes.names {
+            out.insert(match &c.route {
+                Some(r) => format!("{viewer} sees {} via {r}", c.peer),
+                None => format!("{viewer} sees {}", c.peer),
+            });
+        }
+    }
+    out
+}
+
 #[test]
 fn a_policy_against_itself_changes_nothing() {
     let mut compared = 0;
@@ -223,6 +270,13 @@ fn gains_one_way_are_losses_the_other_and_match_brute_force() {
                 lost,
                 "{id}: lost"
             );
+            let (gained, lost) = peers_brute_force(&a, &b);
+            assert_eq!(
+                peers_reported(&ab.peers.gained),
+                gained,
+                "{id}: peers gained"
+            );
+            assert_eq!(peers_reported(&ab.peers.lost), lost, "{id}: peers lost");
             pairs += 1;
             if !ab.is_empty() {
                 changed += 1;

@@ -237,6 +237,8 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
     routers.extend(new.compiled.routers());
     routers.sort_unstable();
     routers.dedup();
+    // Routers shown to everyone exactly as before need no per-viewer look.
+    routers.retain(|&r| !new.compiled.router_unchanged(old.compiled, r));
     // Nodes are independent: split them between the cores, each thread with its own memos,
     // then merge (every list is sorted before it is shown, so the split never shows).
     let threads = match options.threads {
@@ -435,6 +437,13 @@ fn diff_peers(
     out: &mut BTreeMap<(bool, String, Option<String>), Vec<u32>>,
 ) {
     let (ob, nb) = (old.peer_bits(), new.peer_bits());
+    let routes = |p: &crate::PeerView<'_>| -> Vec<IpNet> {
+        let mut r = p.primary_routes().to_vec();
+        if p.is_exit_node() {
+            r.extend(exit_routes());
+        }
+        r
+    };
     let words = ob.len().max(nb.len());
     for w in 0..words {
         let (o, n) = (
@@ -451,18 +460,20 @@ fn diff_peers(
                 out.entry((gained, name.to_string(), None))
                     .or_default()
                     .push(i);
+                // A router seen (or no longer seen) brings (or takes) its routes.
+                let view = if gained { new } else { old };
+                if let Some(p) = view.peer_at(crate::nodes::NodeId::new(peer)) {
+                    for route in routes(&p) {
+                        out.entry((gained, name.to_string(), Some(route.to_string())))
+                            .or_default()
+                            .push(i);
+                    }
+                }
             }
         }
     }
     let has =
         |bits: &[u64], id: usize| bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0);
-    let routes = |p: &crate::PeerView<'_>| -> Vec<IpNet> {
-        let mut r = p.primary_routes().to_vec();
-        if p.is_exit_node() {
-            r.extend(exit_routes());
-        }
-        r
-    };
     for &r in routers {
         let id = r.index();
         if !(has(ob, id) && has(nb, id)) {

@@ -121,14 +121,11 @@ impl SshPlacements {
                 id
             }
         };
-        let rest = format!(
-            "{:?}{:?}{:?}",
-            rule.action, rule.accept_env, rule.rule_expires
-        );
+        // The rest of the signature is written only when the lists differ (see `diff_node`).
         Placed {
             rule,
             policy_index,
-            sig: (pid, uid, rest),
+            sig: (pid, uid, String::new()),
             runs,
         }
     }
@@ -193,20 +190,31 @@ pub(crate) fn diff_node(
     len: u32,
     placements: &mut SshPlacements,
 ) -> Vec<SshAtom> {
-    let old_rules: Vec<Placed<'_>> = old
+    let mut old_rules: Vec<Placed<'_>> = old
         .iter()
         .map(|(i, r)| placements.place(*i, r, table, len))
         .collect();
-    let new_rules: Vec<Placed<'_>> = new
+    let mut new_rules: Vec<Placed<'_>> = new
         .iter()
         .map(|(i, r)| placements.place(*i, r, table, len))
         .collect();
-    if old_rules
-        .iter()
-        .map(|p| &p.sig)
-        .eq(new_rules.iter().map(|p| &p.sig))
+    let same = |a: &Placed<'_>, b: &Placed<'_>| {
+        a.sig.0 == b.sig.0
+            && a.sig.1 == b.sig.1
+            && a.rule.action == b.rule.action
+            && a.rule.accept_env == b.rule.accept_env
+            && a.rule.rule_expires == b.rule.rule_expires
+    };
+    if old_rules.len() == new_rules.len()
+        && old_rules.iter().zip(&new_rules).all(|(a, b)| same(a, b))
     {
         return Vec::new();
+    }
+    for p in old_rules.iter_mut().chain(new_rules.iter_mut()) {
+        p.sig.2 = format!(
+            "{:?}{:?}{:?}",
+            p.rule.action, p.rule.accept_env, p.rule.rule_expires
+        );
     }
     // Multiset difference of the rules; the common ones must keep their relative order.
     let mut counts: HashMap<&(u32, u32, String), isize> = HashMap::new();
