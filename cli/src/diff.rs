@@ -121,20 +121,30 @@ pub(crate) fn run(args: &DiffArgs) -> u8 {
     let semantic = aclc_policy::diff::diff(&old.document, &old.source, &new.document, &new.source);
     let access = match &inventory {
         Some(inventory) => {
-            let compile = |side: &Loaded| -> Result<Compiled, u8> {
+            // The two compiles are independent: one on each core.
+            let compile = |side: &Loaded| {
                 try_compile_with_options(&side.policy, inventory, &CompileOptions::default())
-                    .map_err(|e| {
-                        invalid(
-                            json_errors,
-                            args.max_diagnostics,
-                            &side.source,
-                            &[e.to_diagnostic()],
-                        )
-                    })
             };
-            let (o, n) = match (compile(&old), compile(&new)) {
+            let (o, n) = std::thread::scope(|scope| {
+                let old_compile = scope.spawn(|| compile(&old));
+                let n = compile(&new);
+                let o = old_compile
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (o, n)
+            });
+            let refused = |side: &Loaded, e: aclc_compiler::CompileError| {
+                invalid(
+                    json_errors,
+                    args.max_diagnostics,
+                    &side.source,
+                    &[e.to_diagnostic()],
+                )
+            };
+            let (o, n): (Compiled, Compiled) = match (o, n) {
                 (Ok(o), Ok(n)) => (o, n),
-                (Err(status), _) | (_, Err(status)) => return status,
+                (Err(e), _) => return refused(&old, e),
+                (_, Err(e)) => return refused(&new, e),
             };
             let mut options = DiffOptions::default();
             options.max_names = args.max_names;
