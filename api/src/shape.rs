@@ -220,17 +220,7 @@ pub fn first_error_message(diagnostics: &[Diagnostic]) -> String {
 /// A rule as written, on one line: whitespace runs (comments' line breaks too) become one
 /// space, and a long rule is cut.
 pub fn rule_text(source: &Source, span: Span) -> String {
-    let text = source
-        .slice(span)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.chars().count() <= MAX_RULE_TEXT {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_RULE_TEXT).collect();
-    cut.push('…');
-    cut
+    aclc_policy::text::one_line(source.slice(span), MAX_RULE_TEXT)
 }
 
 /// `aclc explain --format json`.

@@ -7,26 +7,11 @@
     clippy::indexing_slicing
 )]
 
-use aclc_api::{Engine, API_VERSION, OPS};
-use serde_json::{json, Value};
+mod common;
 
-fn example(name: &str) -> String {
-    let path = format!("{}/../testdata/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn call(engine: &mut Engine, request: Value) -> Value {
-    let text = engine.call(request.to_string().as_bytes());
-    assert!(
-        text.starts_with(&format!("{{\"version\":{API_VERSION},")),
-        "{text}"
-    );
-    serde_json::from_str(&text).unwrap()
-}
-
-fn kind(response: &Value) -> &str {
-    response["error"]["kind"].as_str().unwrap_or("")
-}
+use aclc_api::{Engine, OPS};
+use common::{call, example, kind};
+use serde_json::json;
 
 #[test]
 fn info_lists_every_op() {

@@ -8,27 +8,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::sync::Arc;
 
 use aclc_api::{Engine, OPS, QUESTIONS};
 use aclc_compiler::engine::{self, ChangeSet, EngineOptions, Event, NodeRecord};
 use aclc_compiler::Inventory;
+use common::{call, example, kind};
 use serde_json::{json, Value};
-
-fn example(name: &str) -> String {
-    let path = format!("{}/../testdata/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn call(api: &mut Engine, request: Value) -> Value {
-    let text = api.call(request.to_string().as_bytes());
-    assert!(text.starts_with("{\"version\":1,"), "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn kind(response: &Value) -> &str {
-    response["error"]["kind"].as_str().unwrap_or("")
-}
 
 fn parse(policy: &str, inventory: &Inventory) -> aclc_policy::model::Policy {
     let options = aclc_policy::Options {

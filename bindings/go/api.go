@@ -175,25 +175,32 @@ func (r *Runtime) Load(ctx context.Context, policy, inventory string, opts LoadO
 	if opts.ControlURL != "" {
 		req["control_url"] = opts.ControlURL
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	raw, gen, err := r.callLocked(ctx, body, 0)
-	r.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
 	var out struct {
 		Handle   uint64       `json:"handle"`
 		Nodes    []string     `json:"nodes"`
 		Warnings []Diagnostic `json:"warnings"`
 	}
-	if err := decode(raw, &out); err != nil {
+	gen, err := r.create(ctx, req, &out)
+	if err != nil {
 		return nil, err
 	}
 	return &Policy{rt: r, handle: out.Handle, generation: gen, Nodes: out.Nodes, Warnings: out.Warnings}, nil
+}
+
+// create sends a request that makes a handle (load, engine_new) and decodes its answer into
+// out; it returns the generation of the instance that holds the handle.
+func (r *Runtime) create(ctx context.Context, req map[string]any, out any) (uint64, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	raw, gen, err := r.callLocked(ctx, body, 0)
+	r.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return gen, decode(raw, out)
 }
 
 // Test runs the policy's tests and sshTests against an inventory (JSON text) and reports

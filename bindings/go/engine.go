@@ -187,22 +187,13 @@ func (r *Runtime) NewEngine(ctx context.Context, policy, tailnet string, opts En
 	if opts.Approvals != "" {
 		req["approvals"] = opts.Approvals
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	raw, gen, err := r.callLocked(ctx, body, 0)
-	r.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
 	var out struct {
 		Handle   uint64       `json:"handle"`
 		Nodes    []EngineNode `json:"nodes"`
 		Warnings []Diagnostic `json:"warnings"`
 	}
-	if err := decode(raw, &out); err != nil {
+	gen, err := r.create(ctx, req, &out)
+	if err != nil {
 		return nil, err
 	}
 	return &Engine{rt: r, handle: out.Handle, generation: gen, Nodes: out.Nodes, Warnings: out.Warnings}, nil

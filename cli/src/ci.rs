@@ -18,7 +18,7 @@ pub(crate) fn escape_data(text: &str) -> String {
 }
 
 /// GitHub's escaping of a workflow command's property value.
-fn escape_property(text: &str) -> String {
+pub(crate) fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::diff::{access_diff, AccessDiff, DiffOptions, Nodes, Side};
+use aclc_compiler::diff::{access_diff, AccessDiff, Changes, DiffOptions, Nodes, Side};
 use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
 use aclc_policy::diff::{Entry, PolicyDiff, SectionDiff};
 use aclc_policy::hujson;
@@ -16,7 +16,7 @@ use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde_json::{json, Value};
 
-use crate::ci::escape_data;
+use crate::ci::{escape_data, escape_property as property};
 use crate::input::{is_stdin, parse_policy, read_inventory, read_policy, InputLimits, STDIN_TWICE};
 use crate::report::{
     eprint_diagnostics, input_error, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS,
@@ -362,10 +362,7 @@ impl Report<'_> {
         ] {
             for c in list_of {
                 let verb = if gained { "gained" } else { "lost" };
-                let mut value = c.value.to_string();
-                if value.chars().count() > 80 {
-                    value = value.chars().take(80).collect::<String>() + "…";
-                }
+                let value = aclc_policy::text::truncate(&c.value.to_string(), 80).into_owned();
                 out.push(Line {
                     kind: "capabilities",
                     gained,
@@ -383,37 +380,36 @@ impl Report<'_> {
     }
 
     fn totals(&self) -> Option<(usize, usize)> {
-        let a = self.access?;
-        let gained = a.network.gained.len()
-            + a.network.gained_omitted
-            + a.ssh.gained.len()
-            + a.ssh.gained_omitted
-            + a.peers.gained.len()
-            + a.peers.gained_omitted
-            + a.capabilities.gained.len()
-            + a.capabilities.gained_omitted;
-        let lost = a.network.lost.len()
-            + a.network.lost_omitted
-            + a.ssh.lost.len()
-            + a.ssh.lost_omitted
-            + a.peers.lost.len()
-            + a.peers.lost_omitted
-            + a.capabilities.lost.len()
-            + a.capabilities.lost_omitted;
+        let (gained, lost, _) = self.tally()?;
         Some((gained, lost))
     }
 
     fn omitted(&self) -> usize {
-        self.access.map_or(0, |a| {
-            a.network.gained_omitted
-                + a.network.lost_omitted
-                + a.ssh.gained_omitted
-                + a.ssh.lost_omitted
-                + a.peers.gained_omitted
-                + a.peers.lost_omitted
-                + a.capabilities.gained_omitted
-                + a.capabilities.lost_omitted
-        })
+        self.tally().map_or(0, |(_, _, omitted)| omitted)
+    }
+
+    /// (gained, lost, omitted) over the four kinds, omitted changes included in the first two;
+    /// `None` without an inventory.
+    fn tally(&self) -> Option<(usize, usize, usize)> {
+        fn one<T>(c: &Changes<T>) -> (usize, usize, usize) {
+            (
+                c.gained.len() + c.gained_omitted,
+                c.lost.len() + c.lost_omitted,
+                c.gained_omitted + c.lost_omitted,
+            )
+        }
+        let a = self.access?;
+        let parts = [
+            one(&a.network),
+            one(&a.ssh),
+            one(&a.peers),
+            one(&a.capabilities),
+        ];
+        Some(
+            parts
+                .iter()
+                .fold((0, 0, 0), |t, p| (t.0 + p.0, t.1 + p.1, t.2 + p.2)),
+        )
     }
 
     fn human(&self) -> String {
@@ -566,53 +562,43 @@ impl Report<'_> {
 
     fn github(&self) -> String {
         let mut out = String::new();
-        for line in self.lines() {
-            let title = format!(
-                "aclc: {} access {}",
-                line.kind,
-                if line.gained { "gained" } else { "lost" }
-            );
-            let location = match &line.at {
-                Some((file, l)) if file == self.new.name() && line.gained => {
-                    format!(" file={},line={l},", property(file))
-                }
-                _ => " ".to_string(),
+        let mut notice = |at: Option<(&str, usize)>, title: &str, message: &str| {
+            let location = match at {
+                Some((file, line)) => format!(" file={},line={line},", property(file)),
+                None => " ".to_string(),
             };
             let _ = writeln!(
                 out,
                 "::notice{location}title={}::{}",
-                property(&title),
-                escape_data(&line.headline)
+                property(title),
+                escape_data(message)
+            );
+        };
+        let new = self.new.name();
+        for line in self.lines() {
+            let verb = if line.gained { "gained" } else { "lost" };
+            // Only gains point into NEW, the file the pull request shows.
+            let at = match &line.at {
+                Some((file, l)) if file == new && line.gained => Some((new, *l)),
+                _ => None,
+            };
+            notice(
+                at,
+                &format!("aclc: {} access {verb}", line.kind),
+                &line.headline,
             );
         }
         for s in &self.semantic.sections {
             for e in &s.added {
-                let _ = writeln!(
-                    out,
-                    "::notice file={},line={},title={}::{}",
-                    property(self.new.name()),
-                    e.line,
-                    property(&format!("aclc: {} added", s.section)),
-                    escape_data(&entry(e))
-                );
+                let title = format!("aclc: {} added", s.section);
+                notice(Some((new, e.line)), &title, &entry(e));
             }
             for c in &s.changed {
-                let _ = writeln!(
-                    out,
-                    "::notice file={},line={},title={}::{}",
-                    property(self.new.name()),
-                    c.new_line,
-                    property(&format!("aclc: {} changed", s.section)),
-                    escape_data(&items(c))
-                );
+                let title = format!("aclc: {} changed", s.section);
+                notice(Some((new, c.new_line)), &title, &items(c));
             }
             for e in &s.removed {
-                let _ = writeln!(
-                    out,
-                    "::notice title={}::{}",
-                    property(&format!("aclc: {} removed", s.section)),
-                    escape_data(&entry(e))
-                );
+                notice(None, &format!("aclc: {} removed", s.section), &entry(e));
             }
         }
         out
@@ -759,9 +745,4 @@ fn cell(text: &str) -> String {
 /// Text safe inside Markdown backticks (on one line).
 fn code(text: &str) -> String {
     escape(text).replace('`', "'").replace('|', "\\|")
-}
-
-/// GitHub's escaping of a workflow command property.
-fn property(text: &str) -> String {
-    escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }

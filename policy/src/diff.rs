@@ -182,13 +182,7 @@ fn canonical(value: &Value, ordered: bool) -> serde_json::Value {
 }
 
 fn text(value: &serde_json::Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() <= MAX_TEXT {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_TEXT).collect();
-    cut.push('…');
-    cut
+    crate::text::truncate(&value.to_string(), MAX_TEXT).into_owned()
 }
 
 struct Ctx<'a> {

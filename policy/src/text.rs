@@ -59,6 +59,21 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` cut after `max_chars` characters (with `…`), unescaped.
+pub fn truncate(text: &str, max_chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}{CUT}", text.get(..cut).unwrap_or_default())),
+    }
+}
+
+/// `text` on one line: every whitespace run (comments' line breaks too) becomes one space,
+/// then [`truncate`]d to `max_chars` — how a rule is quoted in reports.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&joined, max_chars).into_owned()
+}
+
 /// [`escape`], cut after `max_chars` characters of `text` (with `…`).
 pub fn escape_at_most(text: &str, max_chars: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max_chars) {

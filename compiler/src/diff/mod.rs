@@ -831,18 +831,7 @@ const MAX_RULE_TEXT: usize = 160;
 /// Where a rule is, and its text on one line.
 pub fn rule_ref(source: &Source, span: Span) -> RuleRef {
     let at = source.line_col(span.start as usize);
-    let text = source
-        .slice(span)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let text = if text.chars().count() <= MAX_RULE_TEXT {
-        text
-    } else {
-        let mut cut: String = text.chars().take(MAX_RULE_TEXT).collect();
-        cut.push('…');
-        cut
-    };
+    let text = aclc_policy::text::one_line(source.slice(span), MAX_RULE_TEXT);
     RuleRef {
         file: source.name().to_string(),
         line: at.line,

@@ -56,6 +56,19 @@ impl AddrTable {
     }
 }
 
+/// Position runs `[a, b)` sorted, overlapping or touching ones merged.
+pub(crate) fn merge_runs(mut runs: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    runs.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
+    for (a, b) in runs {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 fn pos(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
@@ -191,15 +204,7 @@ impl Placements {
                 placed.texts.push(src.to_string());
             }
         }
-        placed.runs.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(placed.runs.len());
-        for (a, b) in placed.runs.drain(..) {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        placed.runs = merged;
+        placed.runs = merge_runs(std::mem::take(&mut placed.runs));
         let placed = Rc::new(placed);
         self.placed.insert(key, (list.clone(), placed.clone()));
         placed

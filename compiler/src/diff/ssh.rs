@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::network::AddrTable;
+use super::network::{merge_runs, AddrTable};
 use crate::wire::{SshPrincipal, SshRule};
 
 /// What a login gets: the local user and the action (`accept` or `check`), and the rule
@@ -145,20 +145,7 @@ fn runs(rule: &SshRule, table: &AddrTable, len: u32) -> Vec<(u32, u32)> {
             }
         }
     }
-    merge(points)
-}
-
-/// Sort and merge overlapping or touching runs.
-fn merge(mut runs: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
-    runs.sort_unstable();
-    let mut out: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
-    for (a, b) in runs {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
+    merge_runs(points)
 }
 
 /// The parts of `runs` inside `within` (both sorted and disjoint).
@@ -234,7 +221,7 @@ pub(crate) fn diff_node(
         .filter(|p| is_common(&p.sig))
         .map(|p| &p.sig);
     let candidates = if common_old.eq(common_new) {
-        merge(
+        merge_runs(
             old_rules
                 .iter()
                 .chain(&new_rules)
