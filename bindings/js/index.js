@@ -149,49 +149,65 @@ export class Aclc {
   }
 }
 
-/** A control-server engine (docs/embedding.md, "The engine"), kept in its instance until
- * `free()`: events in, change sets out. */
-export class Engine {
-  constructor(aclc, { handle, nodes, warnings }) {
+/** A handle kept in one instance (a loaded policy, an engine): its requests carry it, and
+ * fail with `unknown_handle` once that instance was restarted. */
+class Handle {
+  #what;
+
+  constructor(aclc, { handle, nodes, warnings }, what) {
     this.aclc = aclc;
     this.handle = handle;
     this.generation = aclc.generation;
-    /** The nodes at the start, `{id, name}` by ascending id. */
+    this.#what = what;
+    /** The nodes at the start (an engine: `{id, name}` by ascending id). */
     this.nodes = nodes;
     /** The policy's warnings. */
     this.warnings = warnings;
   }
 
-  #request(request) {
+  /** A request on this handle. */
+  request(request) {
     if (this.aclc.generation !== this.generation || this.aclc.instance === null) {
-      throw new AclcError({ kind: 'unknown_handle', message: 'the engine was lost when its instance restarted' });
+      throw new AclcError({
+        kind: 'unknown_handle',
+        message: `the ${this.#what} was lost when its instance restarted`,
+      });
     }
     return this.aclc.request({ handle: this.handle, ...request });
+  }
+
+  /** Release it (nothing to do once its instance was restarted). */
+  free() {
+    if (this.aclc.generation === this.generation && this.aclc.instance !== null) {
+      this.request({ op: 'free' });
+    }
+  }
+}
+
+/** A control-server engine (docs/embedding.md, "The engine"), kept in its instance until
+ * `free()`: events in, change sets out. */
+export class Engine extends Handle {
+  constructor(aclc, response) {
+    super(aclc, response, 'engine');
   }
 
   /** Apply an event (`{type: 'upsert_node', node: {...}}` ...) and return its change set
    * `{snapshot, changed, removed, warnings?}`. A refused event throws and changes nothing. */
   apply(event) {
-    const { version, ...changes } = this.#request({ op: 'engine_apply', event });
+    const { version, ...changes } = this.request({ op: 'engine_apply', event });
     return changes;
   }
 
   /** The map of a node (by id or name) in the current snapshot. */
   map(node) {
-    return this.#request({ op: 'engine_map', node }).map;
+    return this.request({ op: 'engine_map', node }).map;
   }
 
   /** Ask the current snapshot a question (`may_apply_tag`, `ssh_decision`, ...): its answer. */
   query(question, args = {}) {
-    return this.#request({ op: 'engine_query', question, args }).answer;
+    return this.request({ op: 'engine_query', question, args }).answer;
   }
 
-  /** Release the engine. */
-  free() {
-    if (this.aclc.generation === this.generation && this.aclc.instance !== null) {
-      this.#request({ op: 'free' });
-    }
-  }
 }
 
 function explanation({ allowed, reason, rules, misses }) {
@@ -199,45 +215,26 @@ function explanation({ allowed, reason, rules, misses }) {
 }
 
 /** A policy compiled against an inventory, kept in its instance until `free()`. */
-export class Policy {
-  constructor(aclc, { handle, nodes, warnings }) {
-    this.aclc = aclc;
-    this.handle = handle;
-    this.generation = aclc.generation;
-    /** The inventory's nodes. */
-    this.nodes = nodes;
-    /** The policy's warnings. */
-    this.warnings = warnings;
-  }
-
-  #request(request) {
-    if (this.aclc.generation !== this.generation || this.aclc.instance === null) {
-      throw new AclcError({ kind: 'unknown_handle', message: 'the policy was lost when its instance restarted' });
-    }
-    return this.aclc.request({ handle: this.handle, ...request });
+export class Policy extends Handle {
+  constructor(aclc, response) {
+    super(aclc, response, 'policy');
   }
 
   /** One node's map. */
   nodeMap(node) {
-    return this.#request({ op: 'node_map', node }).map;
+    return this.request({ op: 'node_map', node }).map;
   }
 
   /** The maps of `nodes` (all when omitted). */
   compile(nodes) {
-    return this.#request({ op: 'compile', nodes }).nodes;
+    return this.request({ op: 'compile', nodes }).nodes;
   }
 
   /** Explain a query on this policy. */
   explain(query) {
-    return explanation(this.#request({ op: 'explain', ...query }));
+    return explanation(this.request({ op: 'explain', ...query }));
   }
 
-  /** Release the policy. */
-  free() {
-    if (this.aclc.generation === this.generation && this.aclc.instance !== null) {
-      this.#request({ op: 'free' });
-    }
-  }
 }
 
 /** Start an instance (see Aclc.create). */
