@@ -42,7 +42,7 @@ const IS_ADMIN: &str = "https://tailscale.com/cap/is-admin";
 const IS_OWNER: &str = "https://tailscale.com/cap/is-owner";
 
 /// One `nodeAttrs` entry, resolved.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Entry {
     targets: Vec<Target>,
     /// Capability name and value (`None` for a plain attribute).
@@ -50,7 +50,7 @@ struct Entry {
 }
 
 /// The tailnet state the control plane turns into capabilities.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct TailnetState {
     /// `tailnet-display-name`.
     name: String,
@@ -123,6 +123,14 @@ impl NodeCaps {
             })
             .collect();
         caps
+    }
+
+    /// True when every node gets the same capabilities from `other` (a derivation for the
+    /// same node table): the same resolved entries in the same order and the same settings.
+    pub(crate) fn same_as(&self, other: &NodeCaps) -> bool {
+        self.entries == other.entries
+            && self.randomize_client_port == other.randomize_client_port
+            && self.state == other.state
     }
 
     /// True when node `id` has no IPv4 address (`disable-ipv4`).

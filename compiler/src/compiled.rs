@@ -54,6 +54,14 @@ impl Default for CompileOptions {
     }
 }
 
+/// A compile's derived structures, borrowed (see [`Compiled::parts`]).
+pub(crate) struct Parts<'a> {
+    pub(crate) table: &'a NodeTable,
+    pub(crate) lowered: &'a Lowered,
+    pub(crate) ssh: &'a SshLowered,
+    pub(crate) caps: &'a NodeCaps,
+}
+
 /// A policy compiled against an inventory.
 #[derive(Debug)]
 pub struct Compiled {
@@ -343,6 +351,31 @@ impl Compiled {
         &self.table
     }
 
+    /// The derived structures, for the access diff's item-level comparison.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        Parts {
+            table: &self.table,
+            lowered: &self.lowered,
+            ssh: &self.ssh,
+            caps: &self.caps,
+        }
+    }
+
+    /// Node `id`'s peers, one bit per node id (for the access diff).
+    pub(crate) fn peer_bits_at(&self, id: NodeId) -> Vec<u64> {
+        self.peers.peer_bits(&self.table, id)
+    }
+
+    /// Node `id`'s capability map (for the access diff).
+    pub(crate) fn cap_map_at(&self, id: NodeId) -> CapMap {
+        self.caps.cap_map(&self.table, id)
+    }
+
+    /// Node `id`'s packet filter (for the access diff).
+    pub(crate) fn filter_at(&self, id: NodeId) -> Vec<FilterRule> {
+        self.lowered.filter_rules(&self.table, id)
+    }
+
     /// Node `id`'s SSH rules with the policy rule each came from (for the test runner).
     pub(crate) fn node_ssh_rules(&self, id: NodeId) -> Vec<NodeSshRule> {
         self.ssh.node_rules(&self.table, id)
@@ -366,7 +399,8 @@ impl Compiled {
         )
     }
 
-    fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {
+    /// How `viewer` sees node `peer` (whether or not it is a peer).
+    pub(crate) fn peer_view(&self, viewer: NodeId, peer: NodeId) -> Option<PeerView<'_>> {
         let node = self.table.get(peer)?;
         // A node without IPv4 (`disable-ipv4`, or none assigned) neither reaches nor is
         // reached over IPv4; likewise for IPv6.
@@ -462,16 +496,6 @@ impl<'a> NodeView<'a> {
         let compiled = self.compiled;
         let viewer = self.id;
         crate::peers::iter_bits(&self.peers).filter_map(move |p| compiled.peer_view(viewer, p))
-    }
-
-    /// The peer set, one bit per node id (for the access diff).
-    pub(crate) fn peer_bits(&self) -> &[u64] {
-        &self.peers
-    }
-
-    /// How this node sees node `peer` (whether or not it is a peer; for the access diff).
-    pub(crate) fn peer_at(&self, peer: NodeId) -> Option<PeerView<'a>> {
-        self.compiled.peer_view(self.id, peer)
     }
 
     /// How many peers the node sees.

@@ -430,6 +430,22 @@ impl NodeTable {
         out
     }
 
+    /// True when `other` (a table of the same inventory) has the same nodes with the same
+    /// routes: approvals (which `autoApprovers` decide), served and primary-eligible routes,
+    /// exit status and online state. What the policy can change in a node table besides IP
+    /// sets, which reach rules only through their resolved targets.
+    pub(crate) fn same_routes(&self, other: &NodeTable) -> bool {
+        self.nodes.len() == other.nodes.len()
+            && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
+                a.name == b.name
+                    && a.approved == b.approved
+                    && a.served == b.served
+                    && a.subnet_routes == b.subnet_routes
+                    && (a.exit, a.exit_v4, a.exit_v6, a.offline)
+                        == (b.exit, b.exit_v4, b.exit_v6, b.offline)
+            })
+    }
+
     /// Nodes a set of addresses stands for as a source: those with an address in it and the
     /// routers whose subnet routes overlap it (traffic from behind them comes through them).
     pub(crate) fn source_nodes(&self, set: &AddrSet) -> Vec<NodeId> {

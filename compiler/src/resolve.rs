@@ -11,8 +11,9 @@ use crate::addrset::{net_wire, AddrSet, INTERNET_WIRE};
 use crate::inventory::Role;
 use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
 
-/// What a selector stands for.
-#[derive(Debug, Clone)]
+/// What a selector stands for. Equality and hashing are by content (node ids are positions
+/// in the node table, so they compare across compiles of the same inventory).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     /// `*`.
     Wildcard,
@@ -57,7 +58,7 @@ impl Target {
 }
 
 /// Addresses from the policy text, as pieces that keep their wire spelling.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Literal {
     /// One piece per prefix or range, each with its wire text.
     pub(crate) pieces: Vec<Piece>,
@@ -66,7 +67,7 @@ pub(crate) struct Literal {
 }
 
 /// One prefix or range of a [`Literal`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Piece {
     /// How `SrcIPs` and `DstPorts` spell it: bare address, CIDR or `first-last`.
     pub(crate) text: Arc<str>,

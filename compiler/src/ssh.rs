@@ -122,7 +122,7 @@ struct LoweredRule {
 }
 
 /// The source devices of one user.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct UserSources {
     /// Index of the user in the node table.
     user: UserId,
@@ -132,7 +132,7 @@ struct UserSources {
 }
 
 /// The nodes a rule's (non-self) destinations stand for.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Destinations {
     /// No destination besides `autogroup:self`.
     None,
@@ -419,7 +419,76 @@ impl SshLowered {
     }
 }
 
+impl SshLowered {
+    /// Per rule of `self` (old) and `new`: true when the other has no rule with the same
+    /// content (everything a node receives from it; the policy index is left out). `None`
+    /// when rules both have are in a different relative order (a reorder changes the first
+    /// match, so every node may differ). Occurrences of equal rules pair up in order.
+    pub(crate) fn changed_rules(&self, new: &SshLowered) -> Option<(Vec<bool>, Vec<bool>)> {
+        let key = |r: &LoweredRule| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&r.sources, &mut h);
+            std::hash::Hash::hash(&(r.self_dst, r.localpart, r.all.len()), &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        let mut pending: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (j, rule) in new.rules.iter().enumerate().rev() {
+            pending.entry(key(rule)).or_default().push(j);
+        }
+        let mut old_changed = vec![true; self.rules.len()];
+        let mut new_changed = vec![true; new.rules.len()];
+        let mut last: Option<usize> = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            let Some(candidates) = pending.get_mut(&key(rule)) else {
+                continue;
+            };
+            // The first unpaired equal rule of `new` (candidates are kept last-first).
+            let Some(pos) = candidates
+                .iter()
+                .rposition(|&j| new.rules.get(j).is_some_and(|r| r.same_content(rule)))
+            else {
+                continue;
+            };
+            let j = candidates.remove(pos);
+            if last.is_some_and(|l| l > j) {
+                return None;
+            }
+            last = Some(j);
+            if let (Some(o), Some(n)) = (old_changed.get_mut(i), new_changed.get_mut(j)) {
+                (*o, *n) = (false, false);
+            }
+        }
+        Some((old_changed, new_changed))
+    }
+
+    /// Nodes (one bit each) that a changed rule (per [`SshLowered::changed_rules`]) reaches.
+    pub(crate) fn mark_reached(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
+        crate::lower::mark_reached(
+            table,
+            &self.by_node,
+            &self.global,
+            &self.self_rules,
+            changed,
+            bits,
+        );
+    }
+}
+
 impl LoweredRule {
+    /// Same rule for every node, wherever it sits in the policy.
+    fn same_content(&self, other: &LoweredRule) -> bool {
+        self.action == other.action
+            && self.users == other.users
+            && self.accept_env == other.accept_env
+            && self.localpart == other.localpart
+            && self.all == other.all
+            && self.by_user == other.by_user
+            && self.tagged == other.tagged
+            && self.sources == other.sources
+            && self.dst == other.dst
+            && self.self_dst == other.self_dst
+    }
+
     fn user_sources(&self, user: UserId) -> Option<&UserSources> {
         self.by_user.get(*self.user_index.get(&user)?)
     }

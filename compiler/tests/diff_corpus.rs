@@ -286,3 +286,111 @@ fn gains_one_way_are_losses_the_other_and_match_brute_force() {
     assert!(pairs > 200, "only {pairs} pairs compared");
     assert!(changed > 100, "only {changed} pairs changed anything");
 }
+
+/// More kinds of change than [`mutations`]: a group loses its first member, the first
+/// `nodeAttrs` entry and the first `autoApprovers` route go, the first two SSH rules and the
+/// first two ACLs swap, the last ACL moves to the top (every later rule's position and merge
+/// slot shifts), and a tag owner goes.
+fn more_mutations(text: &str) -> Vec<String> {
+    let source = Source::new("p", text);
+    let (Some(doc), _) = aclc_policy::hujson::parse(&source, &Limits::default()) else {
+        return Vec::new();
+    };
+    let json = doc.root.to_json();
+    let mut out = Vec::new();
+    let mut edit = |f: &dyn Fn(&mut Value) -> bool| {
+        let mut copy = json.clone();
+        if f(&mut copy) {
+            out.push(serde_json::to_string_pretty(&copy).unwrap());
+        }
+    };
+    let first_member = |section: &'static str| {
+        move |p: &mut Value| {
+            let Some(map) = p.get_mut(section).and_then(Value::as_object_mut) else {
+                return false;
+            };
+            map.values_mut()
+                .find_map(|v| v.as_array_mut().filter(|l| !l.is_empty()))
+                .map(|l| l.remove(0))
+                .is_some()
+        }
+    };
+    edit(&first_member("groups"));
+    edit(&first_member("tagOwners"));
+    edit(&|p| {
+        p.get_mut("nodeAttrs")
+            .and_then(Value::as_array_mut)
+            .filter(|l| !l.is_empty())
+            .map(|l| l.remove(0))
+            .is_some()
+    });
+    edit(&|p| {
+        p.get_mut("autoApprovers")
+            .and_then(|a| a.get_mut("routes"))
+            .and_then(Value::as_object_mut)
+            .and_then(|m| {
+                let key = m.keys().next()?.clone();
+                m.remove(&key)
+            })
+            .is_some()
+    });
+    for section in ["ssh", "acls", "grants"] {
+        edit(&|p| {
+            p.get_mut(section)
+                .and_then(Value::as_array_mut)
+                .filter(|l| l.len() >= 2)
+                .map(|l| l.swap(0, 1))
+                .is_some()
+        });
+    }
+    edit(&|p| {
+        p.get_mut("acls")
+            .and_then(Value::as_array_mut)
+            .filter(|l| l.len() >= 2)
+            .map(|l| {
+                let last = l.pop().unwrap();
+                l.insert(0, last);
+            })
+            .is_some()
+    });
+    out
+}
+
+/// The fast path (only nodes a changed item, rule, route or attribute reaches) reports
+/// exactly what comparing every node in full reports, for every kind of change above and
+/// the rule removals.
+#[test]
+fn skipping_untouched_nodes_changes_nothing() {
+    let (mut pairs, mut changed) = (0, 0);
+    for case in corpus::all_cases() {
+        let inventory = corpus_cases::inventory(&case);
+        if inventory.nodes().len() > 200 {
+            continue;
+        }
+        let text = corpus::policy_text(&case);
+        let Some((plain, mut variants)) = mutations(text) else {
+            continue;
+        };
+        variants.extend(more_mutations(text));
+        let Some(a) = load(plain, &inventory) else {
+            continue;
+        };
+        for variant in variants {
+            let Some(b) = load(variant, &inventory) else {
+                continue;
+            };
+            let id = corpus::id(&case);
+            let mut full = everything();
+            full.exhaustive = true;
+            for (x, y) in [(&a, &b), (&b, &a)] {
+                let fast = diff(x, y);
+                let slow = access_diff(side(x), side(y), &full);
+                assert_eq!(json(&fast), json(&slow), "{id}");
+                changed += usize::from(!fast.is_empty());
+            }
+            pairs += 1;
+        }
+    }
+    assert!(pairs > 400, "only {pairs} pairs compared");
+    assert!(changed > 300, "only {changed} diffs changed anything");
+}

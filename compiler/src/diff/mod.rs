@@ -11,6 +11,7 @@
 mod network;
 mod ports;
 mod ssh;
+mod touched;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -47,6 +48,9 @@ pub struct DiffOptions {
     pub max_attributed: usize,
     /// Threads comparing nodes; 0 (the default): one per core, at most 8.
     pub threads: usize,
+    /// Compare every node in full instead of only those a changed rule reaches (the
+    /// reference the fast path is tested against). Default false.
+    pub exhaustive: bool,
 }
 
 impl Default for DiffOptions {
@@ -56,6 +60,7 @@ impl Default for DiffOptions {
             max_changes: 1000,
             max_attributed: 200,
             threads: 0,
+            exhaustive: false,
         }
     }
 }
@@ -239,6 +244,19 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
     routers.dedup();
     // Routers shown to everyone exactly as before need no per-viewer look.
     routers.retain(|&r| !new.compiled.router_unchanged(old.compiled, r));
+    // Only nodes a changed item, rule, route or attribute reaches can differ.
+    let touched = if options.exhaustive {
+        touched::Touched::all(names.len())
+    } else {
+        touched::touched(old.compiled, new.compiled)
+    };
+    let work: Vec<u32> = touched
+        .flags
+        .iter()
+        .enumerate()
+        .filter(|(_, &f)| f != 0)
+        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect();
     // Nodes are independent: split them between the cores, each thread with its own memos,
     // then merge (every list is sorted before it is shown, so the split never shows).
     let threads = match options.threads {
@@ -247,26 +265,27 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
             .clamp(1, 8),
         n => n,
     }
-    .min(names.len())
+    .min(work.len() / 64 + 1)
     .max(1);
-    let chunk = names.len().div_ceil(threads).max(1);
+    let chunk = work.len().div_ceil(threads).max(1);
     let scan = Scan {
         old,
         new,
         names: &names,
         table: &table,
         routers: &routers,
+        flags: &touched.flags,
         len,
     };
     let partials: Vec<Partial> = if threads == 1 {
-        vec![scan.run(0, names.len())]
+        vec![scan.run(&work)]
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..names.len())
-                .step_by(chunk)
-                .map(|start| {
-                    let (scan, end) = (&scan, (start + chunk).min(names.len()));
-                    scope.spawn(move || scan.run(start, end))
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| {
+                    let scan = &scan;
+                    scope.spawn(move || scan.run(part))
                 })
                 .collect();
             handles
@@ -359,63 +378,77 @@ struct Scan<'a> {
     names: &'a [&'a str],
     table: &'a AddrTable,
     routers: &'a [crate::nodes::NodeId],
+    /// Per node, what may differ ([`touched`]).
+    flags: &'a [u8],
     len: u32,
 }
 
 impl Scan<'_> {
-    /// Compare nodes `start..end` (indices into `names`).
-    fn run(&self, start: usize, end: usize) -> Partial {
+    /// Compare nodes `work` (indices into `names`, which are node ids), each in the parts its
+    /// flags name.
+    fn run(&self, work: &[u32]) -> Partial {
         let (old, new, table, len) = (self.old, self.new, self.table, self.len);
         let mut out = Partial::default();
         let mut memo = SameMemo::default();
         let mut placements = network::Placements::default();
         let mut ssh_placements = ssh::SshPlacements::default();
-        for (i, name) in self.names.iter().enumerate().take(end).skip(start) {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            let (Some(o), Some(n)) = (old.compiled.node(name), new.compiled.node(name)) else {
+        for &i in work {
+            let (Some(&name), Some(&flags)) =
+                (self.names.get(i as usize), self.flags.get(i as usize))
+            else {
                 continue;
             };
-            if !same_rules(o.packet_filter_rules(), n.packet_filter_rules(), &mut memo) {
-                for Atom {
-                    gained,
-                    src,
-                    dst,
-                    proto,
-                    ports,
-                } in network::diff_node(
-                    o.packet_filter_rules(),
-                    n.packet_filter_rules(),
-                    n.addresses(),
-                    table,
-                    &mut placements,
-                ) {
-                    out.net
-                        .entry((gained, src, proto, ports))
-                        .or_default()
-                        .push((i, dst));
+            let id = crate::nodes::NodeId::new(i as usize);
+            if flags & touched::NET != 0 {
+                let (of, nf) = (old.compiled.filter_at(id), new.compiled.filter_at(id));
+                if !same_rules(&of, &nf, &mut memo) {
+                    let addresses = new
+                        .compiled
+                        .node_addresses(name)
+                        .unwrap_or([unspecified(); 2]);
+                    for Atom {
+                        gained,
+                        src,
+                        dst,
+                        proto,
+                        ports,
+                    } in network::diff_node(&of, &nf, addresses, table, &mut placements)
+                    {
+                        out.net
+                            .entry((gained, src, proto, ports))
+                            .or_default()
+                            .push((i, dst));
+                    }
                 }
             }
-            let (os, ns) = (
-                old.compiled.indexed_ssh_rules(name),
-                new.compiled.indexed_ssh_rules(name),
-            );
-            for atom in ssh::diff_node(&os, &ns, table, len, &mut ssh_placements) {
-                out.ssh
-                    .entry((atom.gained, atom.src, atom.login, atom.outcome))
-                    .or_default()
-                    .push(i);
+            if flags & touched::SSH != 0 {
+                let (os, ns) = (
+                    old.compiled.indexed_ssh_rules(name),
+                    new.compiled.indexed_ssh_rules(name),
+                );
+                for atom in ssh::diff_node(&os, &ns, table, len, &mut ssh_placements) {
+                    out.ssh
+                        .entry((atom.gained, atom.src, atom.login, atom.outcome))
+                        .or_default()
+                        .push(i);
+                }
             }
-            diff_peers(&o, &n, i, self.routers, self.names, &mut out.peers);
-            let (oc, nc) = (o.cap_map(), n.cap_map());
-            if oc != nc {
-                for (gained, from, to) in [(false, &oc, &nc), (true, &nc, &oc)] {
-                    for (cap, value) in from {
-                        if to.get(cap) != Some(value) {
-                            out.caps
-                                .entry((gained, cap.clone(), value.to_string()))
-                                .or_insert_with(|| (value.clone(), Vec::new()))
-                                .1
-                                .push(i);
+            if flags & touched::PEERS != 0 {
+                let sides = [old.compiled, new.compiled];
+                diff_peers(sides, id, i, self.routers, self.names, &mut out.peers);
+            }
+            if flags & touched::CAPS != 0 {
+                let (oc, nc) = (old.compiled.cap_map_at(id), new.compiled.cap_map_at(id));
+                if oc != nc {
+                    for (gained, from, to) in [(false, &oc, &nc), (true, &nc, &oc)] {
+                        for (cap, value) in from {
+                            if to.get(cap) != Some(value) {
+                                out.caps
+                                    .entry((gained, cap.clone(), value.to_string()))
+                                    .or_insert_with(|| (value.clone(), Vec::new()))
+                                    .1
+                                    .push(i);
+                            }
                         }
                     }
                 }
@@ -425,18 +458,19 @@ impl Scan<'_> {
     }
 }
 
-/// Peers (and routes through them) node `i` gained and lost: the peer sets compared word by
-/// word, then, among peers in both, only `routers` (the peers whose AllowedIPs vary with the
-/// viewer) looked at. O(nodes / 64 + routers) per node.
+/// Peers (and routes through them) node `id` (index `i`) gained and lost between the
+/// compiles `[old, new]`: the peer sets compared word by word, then, among peers in both,
+/// only `routers` (the peers whose AllowedIPs vary with the viewer) looked at.
+/// O(nodes / 64 + routers) per node.
 fn diff_peers(
-    old: &crate::NodeView<'_>,
-    new: &crate::NodeView<'_>,
+    [old, new]: [&Compiled; 2],
+    id: crate::nodes::NodeId,
     i: u32,
     routers: &[crate::nodes::NodeId],
     names: &[&str],
     out: &mut BTreeMap<(bool, String, Option<String>), Vec<u32>>,
 ) {
-    let (ob, nb) = (old.peer_bits(), new.peer_bits());
+    let (ob, nb) = (old.peer_bits_at(id), new.peer_bits_at(id));
     let routes = |p: &crate::PeerView<'_>| -> Vec<IpNet> {
         let mut r = p.primary_routes().to_vec();
         if p.is_exit_node() {
@@ -462,7 +496,7 @@ fn diff_peers(
                     .push(i);
                 // A router seen (or no longer seen) brings (or takes) its routes.
                 let view = if gained { new } else { old };
-                if let Some(p) = view.peer_at(crate::nodes::NodeId::new(peer)) {
+                if let Some(p) = view.peer_view(id, crate::nodes::NodeId::new(peer)) {
                     for route in routes(&p) {
                         out.entry((gained, name.to_string(), Some(route.to_string())))
                             .or_default()
@@ -475,11 +509,11 @@ fn diff_peers(
     let has =
         |bits: &[u64], id: usize| bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0);
     for &r in routers {
-        let id = r.index();
-        if !(has(ob, id) && has(nb, id)) {
+        let rid = r.index();
+        if !(has(&ob, rid) && has(&nb, rid)) {
             continue;
         }
-        let (Some(a), Some(b)) = (old.peer_at(r), new.peer_at(r)) else {
+        let (Some(a), Some(b)) = (old.peer_view(id, r), new.peer_view(id, r)) else {
             continue;
         };
         if a.primary_routes() == b.primary_routes() && a.is_exit_node() == b.is_exit_node() {
@@ -729,8 +763,8 @@ impl Ctx<'_> {
             Dest::Node => self
                 .names
                 .get(*i as usize)
-                .and_then(|n| side.compiled.node(n))
-                .and_then(|v| v.addrs().first().copied()),
+                .and_then(|n| side.compiled.node_addresses(n))
+                .and_then(|a| a.into_iter().find(|ip| !ip.is_unspecified())),
             Dest::Route(r) => network::ranges(r).first().map(|r| r.0),
         };
         let Some(dst_addr) = dst_addr else {

@@ -137,7 +137,11 @@ pub(crate) struct Atom {
 #[derive(Default)]
 pub(crate) struct Placements {
     placed: HashMap<usize, (Strings, Rc<Placed>)>,
-    ids: HashMap<Strings, u32>,
+    /// Lists placed so far by a cheap hash of their contents (length and ends), so an equal
+    /// list of the other compile (another address) reuses the placement and its id.
+    by_content: HashMap<u64, Vec<(Strings, Rc<Placed>)>>,
+    /// Distinct contents placed.
+    count: u32,
     /// Sweeps of (old-only, new-only) entries already done: nodes reached by the same
     /// edited rules share them.
     sweeps: HashMap<(Vec<Entry>, Vec<Entry>), Segments>,
@@ -186,8 +190,23 @@ impl Placements {
         if let Some((_, placed)) = self.placed.get(&key) {
             return placed.clone();
         }
-        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        let id = *self.ids.entry(list.clone()).or_insert(next);
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (list.len(), list.first(), list.last()).hash(&mut h);
+            h.finish()
+        };
+        let same = self
+            .by_content
+            .get(&hash)
+            .and_then(|found| found.iter().find(|(l, _)| l == list))
+            .map(|(_, placed)| placed.clone());
+        if let Some(placed) = same {
+            self.placed.insert(key, (list.clone(), placed.clone()));
+            return placed;
+        }
+        let id = self.count;
+        self.count = self.count.saturating_add(1);
         let mut placed = Placed {
             id,
             ..Placed::default()
@@ -207,6 +226,10 @@ impl Placements {
         placed.runs = merge_runs(std::mem::take(&mut placed.runs));
         let placed = Rc::new(placed);
         self.placed.insert(key, (list.clone(), placed.clone()));
+        self.by_content
+            .entry(hash)
+            .or_default()
+            .push((list.clone(), placed.clone()));
         placed
     }
 }

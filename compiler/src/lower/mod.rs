@@ -23,6 +23,9 @@ use crate::resolve::{Resolver, Target};
 use crate::wire::{CapMap, Ports, Strings};
 
 mod assemble;
+mod compare;
+
+pub(crate) use compare::{changed_items, mark_reached};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [

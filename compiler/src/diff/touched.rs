@@ -1,0 +1,98 @@
+//! Which nodes an access diff must look at: those a changed rule item, SSH rule, route or
+//! node attribute reaches, found by comparing the two lowerings by content, never by
+//! assembling a node's output. Every other node receives the same access from both policies
+//! and is skipped, so the diff costs what the change touches, not what the tailnet holds.
+//!
+//! Why skipping is exact, part by part (both compiles share the inventory, so node ids agree):
+//! - packet filter: read as access it is the union over the items reaching the node, each a
+//!   function of the item's content and the node; a node no changed item reaches is the same;
+//! - SSH rules: a node's list is its reaching rules in policy order; when the rules both
+//!   policies have keep their relative order, a node no changed rule reaches gets the same
+//!   list (a reorder marks every node);
+//! - peers: a peer relation comes from one item's source and destination sides, so only nodes
+//!   on a side of a changed item can gain or lose one; who is shown a route, and through
+//!   which router, is decided by the items to and from it (their sides again) and by the
+//!   route's servers (the node table);
+//! - capabilities: `nodeAttrs` resolved the same way give every node the same map.
+//!
+//! When the node tables differ (an `autoApprovers` change moved a route) or `*` means
+//! something else, every node is looked at.
+
+use crate::compiled::Compiled;
+
+/// The packet filter may differ.
+pub(super) const NET: u8 = 1;
+/// The SSH rules may differ.
+pub(super) const SSH: u8 = 2;
+/// The peers or the routes shown through them may differ.
+pub(super) const PEERS: u8 = 4;
+/// The capability map may differ.
+pub(super) const CAPS: u8 = 8;
+/// Everything.
+const ALL: u8 = NET | SSH | PEERS | CAPS;
+
+/// Per node (by id), what may differ.
+#[derive(Debug)]
+pub(super) struct Touched {
+    pub(super) flags: Vec<u8>,
+}
+
+impl Touched {
+    /// Every part of every node of a tailnet of `len` nodes.
+    pub(super) fn all(len: usize) -> Touched {
+        Touched {
+            flags: vec![ALL; len],
+        }
+    }
+
+    fn add(&mut self, part: u8, bits: &[u64]) {
+        for (n, flag) in self.flags.iter_mut().enumerate() {
+            if bits.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0) {
+                *flag |= part;
+            }
+        }
+    }
+}
+
+/// What may differ per node between two compiles of the same inventory.
+/// O(items + SSH rules + index entries + nodes).
+pub(super) fn touched(old: &Compiled, new: &Compiled) -> Touched {
+    let (o, n) = (old.parts(), new.parts());
+    let len = n.table.len();
+    if !o.table.same_routes(n.table) || !o.lowered.same_star(n.lowered) {
+        return Touched::all(len);
+    }
+    let words = len.div_ceil(64);
+    let mut touched = Touched {
+        flags: vec![0; len],
+    };
+    // Packet filters and peers.
+    let items = crate::lower::changed_items(o.lowered, n.lowered);
+    if !items.is_empty() {
+        let mut bits = vec![0u64; words];
+        o.lowered.mark_reached(o.table, &items.old, &mut bits);
+        n.lowered.mark_reached(n.table, &items.new, &mut bits);
+        touched.add(NET, &bits);
+        let mut bits = vec![0u64; words];
+        o.lowered.mark_peer_sides(o.table, &items.old, &mut bits);
+        n.lowered.mark_peer_sides(n.table, &items.new, &mut bits);
+        touched.add(PEERS, &bits);
+    }
+    // SSH rules.
+    match o.ssh.changed_rules(n.ssh) {
+        None => touched.add(SSH, &vec![u64::MAX; words]),
+        Some((co, cn)) => {
+            if co.iter().chain(&cn).any(|&c| c) {
+                let mut bits = vec![0u64; words];
+                o.ssh.mark_reached(o.table, &co, &mut bits);
+                n.ssh.mark_reached(n.table, &cn, &mut bits);
+                touched.add(SSH, &bits);
+            }
+        }
+    }
+    // Capabilities.
+    if !o.caps.same_as(n.caps) {
+        touched.add(CAPS, &vec![u64::MAX; words]);
+    }
+    touched
+}

@@ -1,0 +1,285 @@
+//! Which rule items two lowerings of the same node table share: the access diff's way to
+//! skip every node that no changed item reaches, without assembling its packet filter.
+//!
+//! A node's packet filter, read as access (the union of what its rules admit, whatever their
+//! order and merging), is a function of the node and the *content* of the items that reach
+//! it. Items are compared by content, never by position: a rule added at the top shifts every
+//! index and slot, which reorders rules on the wire but grants nothing.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use super::{Body, Item, Lowered, Reach};
+use crate::nodes::{NodeId, NodeTable};
+use crate::resolve::Target;
+
+/// Per item of each lowering: true when the other has no item with the same content.
+#[derive(Debug)]
+pub(crate) struct ChangedItems {
+    /// Per item of the old lowering.
+    pub(crate) old: Vec<bool>,
+    /// Per item of the new lowering.
+    pub(crate) new: Vec<bool>,
+}
+
+impl ChangedItems {
+    /// True when no item changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.old.iter().chain(&self.new).any(|&c| c)
+    }
+}
+
+/// Compare two lowerings item by item, by content. O(items) expected (hashing), plus the
+/// items' sizes.
+pub(crate) fn changed_items(old: &Lowered, new: &Lowered) -> ChangedItems {
+    ChangedItems {
+        old: missing_from(old, new),
+        new: missing_from(new, old),
+    }
+}
+
+/// Per item of `a`: true when `b` has no item equal to it.
+fn missing_from(a: &Lowered, b: &Lowered) -> Vec<bool> {
+    let mut by_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(b.items.len());
+    for (i, item) in b.items.iter().enumerate() {
+        by_hash
+            .entry(content_hash(b, item))
+            .or_default()
+            .push(crate::nodes::index(i));
+    }
+    let mut memo = Memo::default();
+    a.items
+        .iter()
+        .map(|item| {
+            let found = by_hash.get(&content_hash(a, item)).is_some_and(|ids| {
+                ids.iter().any(|&j| {
+                    b.items
+                        .get(j as usize)
+                        .is_some_and(|other| memo.same_item(a, item, b, other))
+                })
+            });
+            !found
+        })
+        .collect()
+}
+
+/// A hash of what an item contributes to a node, with no position in it (slots, item and
+/// `SrcIPs` ids are left out). Long lists (node ids, source strings) are hashed by length
+/// and ends only: equality is decided exactly afterwards, and hashing whole lists would
+/// cost the size of every item's sources and destinations.
+fn content_hash(lowered: &Lowered, item: &Item) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    item.src_targets.len().hash(&mut h);
+    item.src_targets.iter().for_each(|t| hash_target(t, &mut h));
+    hash_ends(&lowered.srcs.get(item.src), &mut h);
+    item.via.hash(&mut h);
+    std::mem::discriminant(&item.body).hash(&mut h);
+    match &item.body {
+        Body::Net { proto, dst, ports } => {
+            proto.hash(&mut h);
+            hash_target(dst, &mut h);
+            ports.hash(&mut h);
+        }
+        Body::SelfNet { proto, ports } => {
+            proto.hash(&mut h);
+            ports.hash(&mut h);
+        }
+        Body::App { dsts, caps } => {
+            dsts.iter().for_each(|t| hash_target(t, &mut h));
+            caps.keys().for_each(|k| k.hash(&mut h));
+        }
+        Body::SelfApp { caps } | Body::SelfCompanion { caps } => {
+            caps.keys().for_each(|k| k.hash(&mut h));
+        }
+        Body::Companion { caps, src_ips } => {
+            caps.keys().for_each(|k| k.hash(&mut h));
+            hash_ends(&lowered.srcs.get(*src_ips), &mut h);
+        }
+    }
+    h.finish()
+}
+
+fn hash_ends<T: Hash>(list: &[T], h: &mut impl Hasher) {
+    list.len().hash(h);
+    list.first().hash(h);
+    list.last().hash(h);
+}
+
+fn hash_target(target: &Target, h: &mut impl Hasher) {
+    std::mem::discriminant(target).hash(h);
+    match target {
+        Target::Nodes(ids) => hash_ends(ids, h),
+        Target::Literal(lit) => {
+            lit.pieces.len().hash(h);
+            lit.pieces.first().map(|p| &p.text).hash(h);
+        }
+        _ => {}
+    }
+}
+
+/// Equality of items across two lowerings, memoised where lists are shared: `SrcIPs` by id
+/// pair, node lists by address pair (both lowerings are alive, so addresses are not reused).
+#[derive(Default)]
+struct Memo {
+    srcs: HashMap<(u32, u32), bool>,
+    nodes: HashMap<(usize, usize), bool>,
+}
+
+impl Memo {
+    /// True when two items (of lowerings `la` and `lb`) contribute the same to every node.
+    fn same_item(&mut self, la: &Lowered, a: &Item, lb: &Lowered, b: &Item) -> bool {
+        let body = match (&a.body, &b.body) {
+            (
+                Body::Net { proto, dst, ports },
+                Body::Net {
+                    proto: p2,
+                    dst: d2,
+                    ports: q2,
+                },
+            ) => proto == p2 && ports == q2 && self.same_target(dst, d2),
+            (
+                Body::SelfNet { proto, ports },
+                Body::SelfNet {
+                    proto: p2,
+                    ports: q2,
+                },
+            ) => proto == p2 && ports == q2,
+            (Body::App { dsts, caps }, Body::App { dsts: d2, caps: c2 }) => {
+                caps == c2 && self.same_targets(dsts, d2)
+            }
+            (Body::SelfApp { caps }, Body::SelfApp { caps: c2 })
+            | (Body::SelfCompanion { caps }, Body::SelfCompanion { caps: c2 }) => caps == c2,
+            (
+                Body::Companion { caps, src_ips },
+                Body::Companion {
+                    caps: c2,
+                    src_ips: s2,
+                },
+            ) => caps == c2 && self.same_srcs(la, *src_ips, lb, *s2),
+            _ => false,
+        };
+        body && a.via == b.via
+            && self.same_targets(&a.src_targets, &b.src_targets)
+            && self.same_srcs(la, a.src, lb, b.src)
+    }
+
+    fn same_srcs(&mut self, la: &Lowered, a: u32, lb: &Lowered, b: u32) -> bool {
+        *self
+            .srcs
+            .entry((a, b))
+            .or_insert_with(|| la.srcs.get(a) == lb.srcs.get(b))
+    }
+
+    fn same_targets(&mut self, a: &[Target], b: &[Target]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| self.same_target(x, y))
+    }
+
+    fn same_target(&mut self, a: &Target, b: &Target) -> bool {
+        match (a, b) {
+            (Target::Nodes(x), Target::Nodes(y)) => *self
+                .nodes
+                .entry((x.as_ptr() as usize, y.as_ptr() as usize))
+                .or_insert_with(|| x == y),
+            _ => a == b,
+        }
+    }
+}
+
+impl Lowered {
+    /// Nodes (one bit each) that a changed item may reach, by the index of each lowering:
+    /// the nodes whose filter, read as access, may differ. `changed` is this lowering's half
+    /// of a [`ChangedItems`].
+    pub(crate) fn mark_reached(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
+        mark_reached(
+            table,
+            &self.by_node,
+            &self.global,
+            &self.self_items,
+            changed,
+            bits,
+        );
+    }
+
+    /// Nodes (one bit each) whose peers a changed item may change: the source and
+    /// destination nodes of changed items that grant access; for a changed `autogroup:self`
+    /// item, every user-owned node. A peer relation comes from one item's two sides, so a
+    /// node on neither side of any changed item keeps its peers.
+    pub(crate) fn mark_peer_sides(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
+        let star = crate::addrset::AddrSet::from_wire(self.star.iter().map(|s| &**s));
+        for (item, _) in self
+            .items
+            .iter()
+            .zip(changed)
+            .filter(|(_, &changed)| changed)
+        {
+            match &item.body {
+                Body::Net { .. } | Body::App { .. } => {}
+                Body::SelfNet { .. } | Body::SelfApp { .. } => {
+                    for (n, node) in table.nodes.iter().enumerate() {
+                        if node.owner.is_some() {
+                            set(bits, n);
+                        }
+                    }
+                    continue;
+                }
+                Body::Companion { .. } | Body::SelfCompanion { .. } => continue,
+            }
+            for target in item.src_targets.iter() {
+                let ids = match target {
+                    Target::Wildcard => table.source_nodes(&star),
+                    Target::DangerAll => {
+                        bits.iter_mut().for_each(|w| *w = u64::MAX);
+                        return;
+                    }
+                    Target::Nodes(ids) => ids.to_vec(),
+                    Target::Literal(lit) => table.source_nodes(&lit.set),
+                    Target::Internet | Target::SelfDevices => Vec::new(),
+                };
+                ids.iter().for_each(|id| set(bits, id.index()));
+            }
+            match &item.dst_nodes {
+                Reach::All => {
+                    bits.iter_mut().for_each(|w| *w = u64::MAX);
+                    return;
+                }
+                Reach::Some(ids) => ids.iter().for_each(|id| set(bits, id.index())),
+            }
+        }
+    }
+
+    /// True when `*` as a source means the same in both lowerings.
+    pub(crate) fn same_star(&self, other: &Lowered) -> bool {
+        self.star == other.star
+    }
+}
+
+/// Set the bit of every node an index reaches with a changed entry: `by_node` per node,
+/// `global` every node, `selves` every untagged node (`autogroup:self`). Shared by the packet
+/// filter's items and the SSH rules, which are indexed alike.
+pub(crate) fn mark_reached(
+    table: &NodeTable,
+    by_node: &[Vec<u32>],
+    global: &[u32],
+    selves: &[u32],
+    changed: &[bool],
+    bits: &mut [u64],
+) {
+    let is = |i: &u32| changed.get(*i as usize).copied().unwrap_or(false);
+    if global.iter().any(is) {
+        bits.iter_mut().for_each(|w| *w = u64::MAX);
+        return;
+    }
+    let selves = selves.iter().any(is);
+    for (n, entries) in by_node.iter().enumerate() {
+        let untagged = selves && table.get(NodeId::new(n)).is_some_and(|x| !x.is_tagged());
+        if untagged || entries.iter().any(is) {
+            set(bits, n);
+        }
+    }
+}
+
+fn set(bits: &mut [u64], n: usize) {
+    if let Some(w) = bits.get_mut(n / 64) {
+        *w |= 1 << (n % 64);
+    }
+}
