@@ -4,9 +4,10 @@
 //! people (the same sources gaining the same ports on several nodes is one change) and
 //! pointing at the rules responsible.
 //!
-//! Cost: both compiles, then per node one comparison of its packet filter, SSH rules, peers
-//! and capabilities; only nodes whose filter or SSH rules differ are swept (see `network`
-//! and `ssh`), so a small change costs little beyond the two compiles.
+//! Cost: both compiles, then the two lowerings compared item by item (`touched`); only the
+//! nodes a changed item or SSH rule reaches are compared (packet filter, SSH rules, peers,
+//! capabilities), and of those only the ones whose filter or SSH rules differ are swept (see
+//! `network` and `ssh`), so a small change costs little beyond the two compiles.
 
 mod network;
 mod ports;
