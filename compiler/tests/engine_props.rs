@@ -484,6 +484,38 @@ fn merges_that_change_with_a_join() {
     .unwrap();
 }
 
+/// A policy edit that adds a rule at the top whose sources already have a later rule: that
+/// later rule's merge slot moves to the top, so a node the new rule does not reach (nor is a
+/// peer of through it) sees its rules reordered; the change set must include it.
+#[test]
+fn a_rule_added_at_the_top_reorders_rules_it_does_not_reach() {
+    let text = |top: &str| {
+        format!(
+            r#"{{"groups": {{"group:eng": ["alice@example.com", "carol@"]}},
+            "tagOwners": {{"tag:web": [], "tag:db": []}},
+            "acls": [{top}
+              {{"action": "accept", "src": ["tag:db"], "dst": ["tag:web:80"]}},
+              {{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]}}]}}"#
+        )
+    };
+    let before = parse_policy(&text("")).unwrap();
+    let after = parse_policy(&text(
+        r#"{"action": "accept", "src": ["group:eng"], "dst": ["tag:db:5432"]},"#,
+    ))
+    .unwrap();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
+    )
+    .unwrap();
+}
+
 /// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
 /// another user's device joining that rule's sources moves the self rule on the first user's
 /// devices, which are not its peers.

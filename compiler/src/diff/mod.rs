@@ -14,6 +14,8 @@ mod ports;
 mod ssh;
 mod touched;
 
+pub(crate) use touched::map_touched;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 

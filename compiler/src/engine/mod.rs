@@ -91,7 +91,8 @@ impl std::error::Error for EngineError {}
 pub struct Snapshot {
     version: u64,
     policy: Arc<Policy>,
-    inventory: Inventory,
+    /// Shared with the next snapshot when an event leaves the records as they were.
+    inventory: Arc<Inventory>,
     compiled: Compiled,
     names: BTreeMap<u64, Arc<str>>,
     ids: HashMap<Arc<str>, u64>,
@@ -213,7 +214,7 @@ impl Engine {
             options,
         };
         inputs.store_approvals()?;
-        let current = Arc::new(inputs.build(0, None)?);
+        let current = Arc::new(inputs.build(0, Scope::Everything)?);
         Ok(Engine {
             inputs,
             shared: Arc::new(SharedSnapshot {
@@ -274,28 +275,27 @@ impl Engine {
         }
         let version = self.current.version + 1;
         // One node without routes joined, left or changed: only it and the nodes naming it
-        // need new fingerprints.
+        // need new fingerprints. A policy replaced: only the nodes a changed rule reaches.
         let routeless = |n: Option<&NodeRecord>| n.is_none_or(|n| n.advertised_routes.is_empty());
-        let mut narrow = match undo.as_slice() {
+        let mut scope = match undo.as_slice() {
             [Undo::Node(id, before)]
                 if routeless(before.as_ref()) && routeless(self.inputs.nodes.get(id)) =>
             {
-                Some(Narrow {
+                Scope::Node(Narrow {
                     old: &self.current,
                     node: *id,
                     old_name: before.as_ref().map(|b| b.name.clone()),
                 })
             }
-            _ => None,
+            [Undo::Policy(_)] => Scope::Policy(&self.current),
+            _ => Scope::Everything,
         };
         let result = self.inputs.store_approvals().and_then(|stored| {
-            if stored
-                .iter()
-                .any(|id| narrow.as_ref().is_none_or(|n| n.node != *id))
-            {
-                narrow = None;
+            let keeps = |id: &u64| matches!(&scope, Scope::Node(n) if n.node == *id);
+            if !stored.iter().all(keeps) {
+                scope = Scope::Everything;
             }
-            self.inputs.build(version, narrow)
+            self.inputs.build(version, scope)
         });
         match result {
             Ok(snapshot) => {
@@ -515,10 +515,14 @@ impl Inputs {
         Inventory::new(users, nodes, order, self.tailnet.clone()).map_err(EngineError::Inventory)
     }
 
-    /// Compile the records into a snapshot; with `narrow`, fingerprint only the nodes its
-    /// change can reach (or every node when that cannot be bounded).
-    fn build(&self, version: u64, narrow: Option<Narrow<'_>>) -> Result<Snapshot, EngineError> {
-        let inventory = self.inventory()?;
+    /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`
+    /// can reach (or every node when that cannot be bounded).
+    fn build(&self, version: u64, scope: Scope<'_>) -> Result<Snapshot, EngineError> {
+        let inventory = match &scope {
+            // The records are as they were: the same inventory.
+            Scope::Policy(old) => old.inventory.clone(),
+            _ => Arc::new(self.inventory()?),
+        };
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
         let offline: std::collections::HashSet<&str> = self
@@ -537,9 +541,12 @@ impl Inputs {
             .collect();
         let ids: HashMap<Arc<str>, u64> =
             names.iter().map(|(&id, name)| (name.clone(), id)).collect();
-        let (fingerprints, bases) = match narrow
-            .and_then(|n| n.fingerprints(&compiled, &names, &ids))
-        {
+        let narrowed = match scope {
+            Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
+            Scope::Policy(old) => policy_fingerprints(old, &compiled, &names),
+            Scope::Everything => None,
+        };
+        let (fingerprints, bases) = match narrowed {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
@@ -566,6 +573,56 @@ impl Inputs {
 
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
 type Bases = HashMap<u64, [u64; 4]>;
+
+/// How far an event's change can reach.
+enum Scope<'a> {
+    /// Anywhere: fingerprint every node.
+    Everything,
+    /// One node without routes (see [`Narrow`]).
+    Node(Narrow<'a>),
+    /// The policy, records unchanged: the snapshot before.
+    Policy(&'a Snapshot),
+}
+
+/// The fingerprints after a policy change that left the records (so the node table, ids and
+/// peers' entries) as they were: the old ones, recomputed for the nodes whose map may differ
+/// ([`crate::diff::map_touched`]: those a changed rule item or SSH rule reaches, the two
+/// sides of a changed item, the nodes whose rules merge differently). `None` when that may
+/// be every node, or the policy went from compiling to refused or back.
+fn policy_fingerprints(
+    old: &Snapshot,
+    compiled: &Compiled,
+    names: &BTreeMap<u64, Arc<str>>,
+) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
+    if compiled.refusal().is_some() != old.compiled.refusal().is_some() {
+        return None;
+    }
+    let touched = crate::diff::map_touched(&old.compiled, compiled)?;
+    let again: BTreeMap<u64, Arc<str>> = names
+        .iter()
+        .filter(|(_, name)| {
+            compiled
+                .id_of(name)
+                .is_some_and(|id| touched.get(id.index()).copied().unwrap_or(true))
+        })
+        .map(|(&id, name)| (id, name.clone()))
+        .collect();
+    // Peers' entries by node id, looked up once (a node's peers' part sums one per peer).
+    let by_node: Vec<[u64; 4]> = (0..names.len())
+        .map(|i| {
+            compiled
+                .name_of(NodeId::new(i))
+                .and_then(|n| old.ids.get(n))
+                .and_then(|id| old.bases.get(id))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect();
+    let base = |p: NodeId| by_node.get(p.index()).copied().unwrap_or_default();
+    let mut out = old.fingerprints.clone();
+    out.extend(fingerprints(compiled, &again, &base));
+    Some((out, old.bases.clone()))
+}
 
 /// A change to one node without routes (policy and users unchanged).
 struct Narrow<'a> {

@@ -38,6 +38,67 @@ pub(crate) fn changed_items(old: &Lowered, new: &Lowered) -> ChangedItems {
     }
 }
 
+/// Compare two lowerings for the wire: an item counts as unchanged only when it pairs with an
+/// equal item of the other lowering (occurrences pair up in order) whose merge slot is held
+/// by the partner of its own slot holder, and paired items keep their relative order (else
+/// every item counts as changed). A node reached by no changed item then receives the same
+/// rules in the same order, merged the same way, *provided* the nodes of
+/// [`Lowered::mark_claims`] are marked too.
+pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> ChangedItems {
+    let mut pending: HashMap<u64, Vec<u32>> = HashMap::with_capacity(new.items.len());
+    for (j, item) in new.items.iter().enumerate().rev() {
+        pending
+            .entry(content_hash(new, item))
+            .or_default()
+            .push(crate::nodes::index(j));
+    }
+    let mut memo = Memo::default();
+    let mut pair: Vec<Option<u32>> = vec![None; old.items.len()];
+    for (i, item) in old.items.iter().enumerate() {
+        let Some(candidates) = pending.get_mut(&content_hash(old, item)) else {
+            continue;
+        };
+        // The first unpaired equal item (candidates are kept last-first).
+        let found = candidates.iter().rposition(|&j| {
+            new.items
+                .get(j as usize)
+                .is_some_and(|other| memo.same_item(old, item, new, other))
+        });
+        if let (Some(pos), Some(slot)) = (found, pair.get_mut(i)) {
+            *slot = Some(candidates.remove(pos));
+        }
+    }
+    let everything = ChangedItems {
+        old: vec![true; old.items.len()],
+        new: vec![true; new.items.len()],
+    };
+    let mut last = None;
+    for &j in pair.iter().flatten() {
+        if last.is_some_and(|l| l > j) {
+            return everything;
+        }
+        last = Some(j);
+    }
+    let mut changed = ChangedItems {
+        old: pair.iter().map(Option::is_none).collect(),
+        new: vec![true; new.items.len()],
+    };
+    for (i, &p) in pair.iter().enumerate() {
+        let Some(j) = p else { continue };
+        let (Some(a), Some(b)) = (old.items.get(i), new.items.get(j as usize)) else {
+            return everything;
+        };
+        let slot_pairs = pair.get(a.slot as usize).copied().flatten() == Some(b.slot);
+        if let Some(c) = changed.new.get_mut(j as usize) {
+            *c = !slot_pairs;
+        }
+        if let Some(c) = changed.old.get_mut(i) {
+            *c = !slot_pairs;
+        }
+    }
+    changed
+}
+
 /// Per item of `a`: true when `b` has no item equal to it.
 fn missing_from(a: &Lowered, b: &Lowered) -> Vec<bool> {
     let mut by_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(b.items.len());
@@ -200,6 +261,26 @@ impl Lowered {
         );
     }
 
+    /// The nodes, beyond those a changed item reaches, whose rules a changed network item may
+    /// reorder or merge differently (for [`changed_items_wire`]): for a `via` item, the nodes
+    /// carrying its tags (it claims its key's slot there even where it grants nothing). The
+    /// other such nodes, the devices of a user whose `autogroup:self` rule merges into the
+    /// first item with exactly their addresses as sources, are that item's sources, which
+    /// [`Lowered::mark_peer_sides`] marks.
+    pub(crate) fn mark_claims(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
+        for (item, _) in self.items.iter().zip(changed).filter(|(_, &c)| c) {
+            if !matches!(item.body, Body::Net { .. }) {
+                continue;
+            }
+            for tag in item.via.iter().flat_map(|tags| tags.iter()) {
+                table
+                    .with_tag(tag)
+                    .iter()
+                    .for_each(|id| set(bits, id.index()));
+            }
+        }
+    }
+
     /// Nodes (one bit each) whose peers a changed item may change: the source and
     /// destination nodes of changed items that grant access; for a changed `autogroup:self`
     /// item, every user-owned node. A peer relation comes from one item's two sides, so a
@@ -225,17 +306,7 @@ impl Lowered {
                 Body::Companion { .. } | Body::SelfCompanion { .. } => continue,
             }
             for target in item.src_targets.iter() {
-                let ids = match target {
-                    Target::Wildcard => table.source_nodes(&star),
-                    Target::DangerAll => {
-                        bits.iter_mut().for_each(|w| *w = u64::MAX);
-                        return;
-                    }
-                    Target::Nodes(ids) => ids.to_vec(),
-                    Target::Literal(lit) => table.source_nodes(&lit.set),
-                    Target::Internet | Target::SelfDevices => Vec::new(),
-                };
-                ids.iter().for_each(|id| set(bits, id.index()));
+                mark_sources(table, target, &star, bits);
             }
             match &item.dst_nodes {
                 Reach::All => {
@@ -276,6 +347,27 @@ pub(crate) fn mark_reached(
             set(bits, n);
         }
     }
+}
+
+/// Set the bits of the nodes a source target stands for (as the peer index counts them:
+/// devices with an address in it and routers whose routes overlap it).
+fn mark_sources(
+    table: &NodeTable,
+    target: &Target,
+    star: &crate::addrset::AddrSet,
+    bits: &mut [u64],
+) {
+    let ids = match target {
+        Target::Wildcard => table.source_nodes(star),
+        Target::DangerAll => {
+            bits.iter_mut().for_each(|w| *w = u64::MAX);
+            return;
+        }
+        Target::Nodes(ids) => ids.to_vec(),
+        Target::Literal(lit) => table.source_nodes(&lit.set),
+        Target::Internet | Target::SelfDevices => Vec::new(),
+    };
+    ids.iter().for_each(|id| set(bits, id.index()));
 }
 
 fn set(bits: &mut [u64], n: usize) {

@@ -25,7 +25,7 @@ use crate::wire::{CapMap, Ports, Strings};
 mod assemble;
 mod compare;
 
-pub(crate) use compare::{changed_items, mark_reached};
+pub(crate) use compare::{changed_items, changed_items_wire, mark_reached};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [
