@@ -595,6 +595,18 @@ pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     std::hash::Hasher::finish(&writer.0)
 }
 
+/// The hash of a list of strings (each ended by a byte UTF-8 never holds).
+fn strings_hash(list: &[std::sync::Arc<str>]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_usize(list.len());
+    for s in list {
+        h.write(s.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
 /// Hashes of the shared lists in rules (`SrcIPs`, SSH principals), by address, for one pass
 /// over a compile's nodes: most nodes' rules share a few interned lists, so each is hashed
 /// once. Only lists something else also holds are remembered, and the cache keeps a clone of
@@ -612,7 +624,7 @@ impl HashCache {
         if let Some((_, h)) = self.sources.get(&key) {
             return *h;
         }
-        let h = json_hash(&**list);
+        let h = strings_hash(list);
         if std::sync::Arc::strong_count(list) > 1 {
             self.sources.insert(key, (list.clone(), h));
         }
@@ -631,18 +643,29 @@ impl HashCache {
         h
     }
 
-    /// The hash of a packet filter: each rule's sources (cached) and the rest of it.
+    /// The hash of a packet filter: each rule's sources (cached) and the rest of it, field by
+    /// field (every field of the wire form; `CapGrant`s, rare and holding JSON values,
+    /// through their JSON form).
     fn filter_hash(&mut self, rules: &[FilterRule]) -> u64 {
-        use std::hash::Hasher;
+        use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for rule in rules {
             h.write_u64(self.sources(&rule.src_ips));
-            h.write_u64(json_hash(&(
-                &rule.src_bits,
-                &rule.dst_ports,
-                &rule.ip_proto,
-                &rule.cap_grant,
-            )));
+            rule.src_bits.hash(&mut h);
+            h.write_usize(rule.dst_ports.len());
+            for d in &rule.dst_ports {
+                h.write(d.ip.as_bytes());
+                // Never in UTF-8: ends the string.
+                h.write_u8(0xff);
+                d.bits.hash(&mut h);
+                h.write_u16(d.ports.first);
+                h.write_u16(d.ports.last);
+            }
+            rule.ip_proto.hash(&mut h);
+            match rule.cap_grant.is_empty() {
+                true => h.write_u8(0),
+                false => h.write_u64(json_hash(&rule.cap_grant)),
+            }
         }
         h.write_usize(rules.len());
         h.finish()
@@ -838,20 +861,28 @@ impl Compiled {
     pub(crate) fn fingerprint(
         &self,
         name: &str,
-        bases: &dyn Fn(NodeId) -> [u64; 4],
+        bases: &[[u64; 4]],
         cache: &mut HashCache,
     ) -> Option<Fingerprint> {
         let view = self.node(name)?;
         let viewer = view.id;
         let column = usize::from(self.families_missing(viewer));
-        let base = |p: NodeId| bases(p).get(column).copied().unwrap_or(0);
+        let base = |p: NodeId| {
+            bases
+                .get(p.index())
+                .and_then(|b| b.get(column))
+                .copied()
+                .unwrap_or(0)
+        };
         let mut peers: u64 = 0;
-        for (i, &word) in view.peers.iter().enumerate() {
-            let mut w = word;
+        // One addition per peer (tens of thousands per node on `large`): indexed directly.
+        for (word, chunk) in view.peers.iter().zip(bases.chunks(64)) {
+            let mut w = *word;
             while w != 0 {
                 let b = w.trailing_zeros() as usize;
                 w &= w - 1;
-                peers = peers.wrapping_add(base(NodeId::new(i * 64 + b)));
+                let entry = chunk.get(b).and_then(|e| e.get(column)).copied();
+                peers = peers.wrapping_add(entry.unwrap_or(0));
             }
         }
         for &r in &self.table.routers {
@@ -955,16 +986,38 @@ impl PeerView<'_> {
         self.node
             .ips()
             .into_iter()
-            .filter(|ip| match ip {
-                IpAddr::V4(_) => self.hide & HIDE_V4 == 0,
-                IpAddr::V6(_) => self.hide & HIDE_V6 == 0,
-            })
+            .filter(|ip| self.shows(ip))
             .collect()
+    }
+
+    /// True when the viewer sees the peer's address `ip` (both have its family).
+    fn shows(&self, ip: &IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => self.hide & HIDE_V4 == 0,
+            IpAddr::V6(_) => self.hide & HIDE_V6 == 0,
+        }
     }
 
     /// The owned wire form.
     pub fn to_wire(&self) -> PeerOutput {
-        let allowed_ips = self.allowed_ips().iter().map(ToString::to_string).collect();
+        // The same strings as `allowed_ips()` spelled out, without formatting the peer's own
+        // addresses again (a map holds tens of thousands of peers).
+        let mut allowed_ips: Vec<String> = self
+            .node
+            .ips()
+            .iter()
+            .zip(&self.node.hosts)
+            .filter(|(ip, _)| self.shows(ip))
+            .map(|(_, host)| host.to_string())
+            .collect();
+        allowed_ips.extend(self.routes.iter().map(ToString::to_string));
+        allowed_ips.extend(
+            self.node
+                .served
+                .iter()
+                .filter(|r| routes::is_exit_route(r))
+                .map(ToString::to_string),
+        );
         PeerOutput {
             allowed_ips,
             primary_routes: self.routes.iter().map(ToString::to_string).collect(),

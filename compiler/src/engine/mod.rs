@@ -554,8 +554,7 @@ impl Inputs {
                     .iter()
                     .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
                     .collect();
-                let base = |p: NodeId| all.get(p.index()).copied().unwrap_or_default();
-                (fingerprints(&compiled, &names, &base), bases)
+                (fingerprints(&compiled, &names, &all), bases)
             }
         };
         Ok(Snapshot {
@@ -618,9 +617,8 @@ fn policy_fingerprints(
                 .unwrap_or_default()
         })
         .collect();
-    let base = |p: NodeId| by_node.get(p.index()).copied().unwrap_or_default();
     let mut out = old.fingerprints.clone();
-    out.extend(fingerprints(compiled, &again, &base));
+    out.extend(fingerprints(compiled, &again, &by_node));
     Some((out, old.bases.clone()))
 }
 
@@ -685,15 +683,17 @@ impl Narrow<'_> {
         if let Some(name) = new_name {
             let mut one = BTreeMap::new();
             one.insert(self.node, name.clone());
-            let base = |p: NodeId| {
-                compiled
-                    .name_of(p)
-                    .and_then(|n| ids.get(n))
-                    .and_then(|id| bases.get(id))
-                    .copied()
-                    .unwrap_or_default()
-            };
-            out.extend(fingerprints(compiled, &one, &base));
+            let by_node: Vec<[u64; 4]> = (0..names.len())
+                .map(|i| {
+                    compiled
+                        .name_of(NodeId::new(i))
+                        .and_then(|n| ids.get(n))
+                        .and_then(|id| bases.get(id))
+                        .copied()
+                        .unwrap_or_default()
+                })
+                .collect();
+            out.extend(fingerprints(compiled, &one, &by_node));
         }
         let again: Vec<(u64, &Arc<str>)> = touched
             .iter()
@@ -766,7 +766,7 @@ fn parallel<T: Sync, R: Send>(
 fn fingerprints(
     compiled: &Compiled,
     names: &BTreeMap<u64, Arc<str>>,
-    bases: &(dyn Fn(NodeId) -> [u64; 4] + Sync),
+    bases: &[[u64; 4]],
 ) -> HashMap<u64, Fingerprint> {
     let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
     let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
