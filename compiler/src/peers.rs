@@ -374,6 +374,7 @@ impl PeerIndex {
         }
         let self_sources = b.to_set(&self_sources);
         let sets = b.sets.iter().map(|ids| b.to_set(ids)).collect();
+        membership.iter_mut().for_each(Vec::shrink_to_fit);
         PeerIndex {
             len,
             sets,

@@ -302,6 +302,8 @@ impl SshLowered {
                 self_dst,
             });
         }
+        // The per-node lists grew by doubling: give back the slack.
+        lowered.by_node.iter_mut().for_each(Vec::shrink_to_fit);
         lowered
     }
 
