@@ -253,6 +253,8 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    // The map of the workload's own policy (the runs above leave either policy in place).
+    let _ = loaded.engine.apply(Event::ReplacePolicy(original.clone()));
     let snapshot = loaded.engine.snapshot();
     let typical = snapshot
         .node_ids()

@@ -300,6 +300,25 @@ impl Compiled {
             .unwrap_or_default()
     }
 
+    /// True when every route is shown to the same viewers through the same routers as in
+    /// `other` (a compile of the same node table): the same routes with the same servers, and
+    /// per route the same visibility and `via` steering. A viewer whose peer set is the same
+    /// then sees every peer's routes as before.
+    pub(crate) fn routes_shown_alike(&self, other: &Compiled) -> bool {
+        self.routes.routes.len() == other.routes.routes.len()
+            && self
+                .routes
+                .routes
+                .iter()
+                .zip(&other.routes.routes)
+                .enumerate()
+                .all(|(i, (a, b))| {
+                    a.net == b.net
+                        && a.servers == b.servers
+                        && self.peers.route_signature(i) == other.peers.route_signature(i)
+                })
+    }
+
     /// True when router `r` is shown to every viewer exactly as in `other` (a compile of the
     /// same inventory): same subnet routes and exit status, and for each route the same
     /// servers and the same visibility and `via` steering. The access diff then skips it.

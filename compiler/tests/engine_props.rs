@@ -516,6 +516,39 @@ fn a_rule_added_at_the_top_reorders_rules_it_does_not_reach() {
     .unwrap();
 }
 
+/// A policy edit that lets a device use a subnet route of a router it already sees as a peer:
+/// its peer set is the same, but the router now carries the route for it (AllowedIPs), so
+/// its map changed although no rule reaches it.
+#[test]
+fn a_route_shown_to_a_device_that_already_sees_the_router() {
+    let text = |extra: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:router": []}},
+            "acls": [{extra}
+              {{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:router:22"]}}]}}"#
+        )
+    };
+    let before = parse_policy(&text("")).unwrap();
+    let after = parse_policy(&text(
+        r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/24:80"]},"#,
+    ))
+    .unwrap();
+    let mut router = tagged(2, "tag:router");
+    router.advertised_routes = vec!["10.9.0.0/24".parse().unwrap()];
+    router.approved_routes = router.advertised_routes.clone();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), router, owned(3, 2)],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
+    )
+    .unwrap();
+}
+
 /// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
 /// another user's device joining that rule's sources moves the self rule on the first user's
 /// devices, which are not its peers.

@@ -97,30 +97,50 @@ pub(super) fn touched(old: &Compiled, new: &Compiled) -> Touched {
     touched
 }
 
-/// For the engine: per node, true when its map (the wire output) may differ between two
-/// compiles of the same inventory; `None` when that may be every node (the node tables
-/// differ, `*` means something else, or `nodeAttrs` changed, which can hide a node's IPv4
-/// address from every peer). Stricter than [`touched`]: order and merging count, so items
-/// are paired in order with their merge slots ([`crate::lower::changed_items_wire`]).
-pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<bool>> {
+/// [`map_touched`]: the node's packet filter or SSH rules may differ.
+pub(crate) const MAP_RULES: u8 = 1;
+/// [`map_touched`]: the node's peers may differ (it is on a side of a changed item).
+pub(crate) const MAP_PEERS: u8 = 2;
+
+/// For the engine: per node, what of its map (the wire output) may differ between two
+/// compiles of the same inventory ([`MAP_RULES`], [`MAP_PEERS`]; 0: nothing); `None` when
+/// that may be every node (the node tables differ, `*` means something else, or `nodeAttrs`
+/// changed, which can hide a node's IPv4 address from every peer). Stricter than
+/// [`touched`]: order and merging count, so items are paired in order with their merge slots
+/// ([`crate::lower::changed_items_wire`]). Nothing else of a node's map can differ: its
+/// capabilities, own addresses and routes come from the unchanged node table and
+/// `nodeAttrs`.
+pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
     let (o, n) = (old.parts(), new.parts());
     if !o.table.same_routes(n.table) || !o.lowered.same_star(n.lowered) || !o.caps.same_as(n.caps) {
         return None;
     }
     let len = n.table.len();
-    let mut bits = vec![0u64; len.div_ceil(64)];
+    let words = len.div_ceil(64);
+    let (mut rules, mut peers) = (vec![0u64; words], vec![0u64; words]);
     let items = crate::lower::changed_items_wire(o.lowered, n.lowered);
     for (side, changed) in [(&o, &items.old), (&n, &items.new)] {
-        side.lowered.mark_reached(side.table, changed, &mut bits);
-        side.lowered.mark_claims(side.table, changed, &mut bits);
-        side.lowered.mark_peer_sides(side.table, changed, &mut bits);
+        side.lowered.mark_reached(side.table, changed, &mut rules);
+        side.lowered.mark_claims(side.table, changed, &mut rules);
+        side.lowered
+            .mark_peer_sides(side.table, changed, &mut peers);
     }
     let (co, cn) = o.ssh.changed_rules(n.ssh)?;
-    o.ssh.mark_reached(o.table, &co, &mut bits);
-    n.ssh.mark_reached(n.table, &cn, &mut bits);
+    o.ssh.mark_reached(o.table, &co, &mut rules);
+    n.ssh.mark_reached(n.table, &cn, &mut rules);
+    let bit = |bits: &[u64], i: usize| bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
     Some(
         (0..len)
-            .map(|i| bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0))
+            .map(|i| {
+                let mut flags = 0;
+                if bit(&rules, i) {
+                    flags |= MAP_RULES;
+                }
+                if bit(&peers, i) {
+                    flags |= MAP_PEERS;
+                }
+                flags
+            })
             .collect(),
     )
 }

@@ -585,9 +585,11 @@ enum Scope<'a> {
 
 /// The fingerprints after a policy change that left the records (so the node table, ids and
 /// peers' entries) as they were: the old ones, recomputed for the nodes whose map may differ
-/// ([`crate::diff::map_touched`]: those a changed rule item or SSH rule reaches, the two
-/// sides of a changed item, the nodes whose rules merge differently). `None` when that may
-/// be every node, or the policy went from compiling to refused or back.
+/// ([`crate::diff::map_touched`]: those a changed rule item or SSH rule reaches, the nodes
+/// whose rules merge differently, the two sides of a changed item). A node only on a side of
+/// a changed item keeps its fingerprint when its peer set is the same bit for bit and every
+/// route is shown as before (then so is every peer's entry and its routes). `None` when the
+/// change may reach every node, or the policy went from compiling to refused or back.
 fn policy_fingerprints(
     old: &Snapshot,
     compiled: &Compiled,
@@ -597,14 +599,14 @@ fn policy_fingerprints(
         return None;
     }
     let touched = crate::diff::map_touched(&old.compiled, compiled)?;
-    let again: BTreeMap<u64, Arc<str>> = names
+    let routes_alike = compiled.routes_shown_alike(&old.compiled);
+    let work: Vec<(u64, &Arc<str>, NodeId, u8)> = names
         .iter()
-        .filter(|(_, name)| {
-            compiled
-                .id_of(name)
-                .is_some_and(|id| touched.get(id.index()).copied().unwrap_or(true))
+        .filter_map(|(&id, name)| {
+            let node = compiled.id_of(name)?;
+            let flags = touched.get(node.index()).copied().unwrap_or(u8::MAX);
+            (flags != 0).then_some((id, name, node, flags))
         })
-        .map(|(&id, name)| (id, name.clone()))
         .collect();
     // Peers' entries by node id, looked up once (a node's peers' part sums one per peer).
     let by_node: Vec<[u64; 4]> = (0..names.len())
@@ -617,8 +619,21 @@ fn policy_fingerprints(
                 .unwrap_or_default()
         })
         .collect();
+    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, Fingerprint)> {
+        let mut cache = HashCache::default();
+        part.iter()
+            .filter(|&&(_, _, node, flags)| {
+                flags & crate::diff::MAP_RULES != 0
+                    || !routes_alike
+                    || compiled.peer_bits_at(node) != old.compiled.peer_bits_at(node)
+            })
+            .filter_map(|&(id, name, ..)| {
+                Some((id, compiled.fingerprint(name, &by_node, &mut cache)?))
+            })
+            .collect()
+    };
     let mut out = old.fingerprints.clone();
-    out.extend(fingerprints(compiled, &again, &by_node));
+    out.extend(parallel(&work, again));
     Some((out, old.bases.clone()))
 }
 
