@@ -516,6 +516,38 @@ fn a_rule_added_at_the_top_reorders_rules_it_does_not_reach() {
     .unwrap();
 }
 
+/// A policy edit that adds, at the top, a rule whose sources are exactly one user's devices:
+/// that user's `autogroup:self` rule now merges into its slot and moves to the front of the
+/// user's devices' filters, although the new rule does not reach them and their peers are
+/// the same.
+#[test]
+fn a_rule_added_at_the_top_moves_a_self_rule() {
+    let text = |top: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:t": []}},
+            "acls": [{top}
+              {{"action": "accept", "src": ["tag:t"], "dst": ["alice@example.com:80"]}},
+              {{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}}]}}"#
+        )
+    };
+    let before = parse_policy(&text("")).unwrap();
+    let after = parse_policy(&text(
+        r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:t:443"]},"#,
+    ))
+    .unwrap();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), tagged(2, "tag:t"), owned(3, 1), owned(4, 2)],
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
+    )
+    .unwrap();
+}
+
 /// A policy edit that lets a device use a subnet route of a router it already sees as a peer:
 /// its peer set is the same, but the router now carries the route for it (AllowedIPs), so
 /// its map changed although no rule reaches it.

@@ -262,15 +262,33 @@ impl Lowered {
     }
 
     /// The nodes, beyond those a changed item reaches, whose rules a changed network item may
-    /// reorder or merge differently (for [`changed_items_wire`]): for a `via` item, the nodes
-    /// carrying its tags (it claims its key's slot there even where it grants nothing). The
-    /// other such nodes, the devices of a user whose `autogroup:self` rule merges into the
-    /// first item with exactly their addresses as sources, are that item's sources, which
-    /// [`Lowered::mark_peer_sides`] marks.
+    /// reorder or merge differently (for [`changed_items_wire`]): with `autogroup:self` items
+    /// in the policy, the devices of the owner of its first source address (a user's self
+    /// rule merges into the first item whose sources are exactly the user's devices, wherever
+    /// that item applies; such an item's first source is one of them); for a `via` item, the
+    /// nodes carrying its tags (it claims its key's slot there even where it grants nothing).
     pub(crate) fn mark_claims(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
+        let selves = !self.self_items.is_empty();
         for (item, _) in self.items.iter().zip(changed).filter(|(_, &c)| c) {
             if !matches!(item.body, Body::Net { .. }) {
                 continue;
+            }
+            if selves {
+                let owner = self
+                    .srcs
+                    .get(item.src)
+                    .first()
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                    .and_then(|ip| table.by_address(ip))
+                    .and_then(|n| table.get(n))
+                    .and_then(|n| n.owner);
+                for &device in owner
+                    .and_then(|u| table.devices.get(u.index()))
+                    .into_iter()
+                    .flatten()
+                {
+                    set(bits, device.index());
+                }
             }
             for tag in item.via.iter().flat_map(|tags| tags.iter()) {
                 table
