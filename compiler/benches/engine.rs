@@ -1,6 +1,7 @@
 //! The control-server engine on the seeded workloads (`medium`: 10,000 nodes, 1,000 rules;
 //! `large`: 100,000 nodes, 10,000 rules): the time of one event including its change set
-//! (`engine/<event>/<preset>`), and of one node's map from a snapshot (`engine/map/large`).
+//! (`engine/<event>/<preset>`), and of one node's map from a snapshot (`engine/map/large` on
+//! the engine as built, `engine/map_after_events/large` after the event runs).
 //!
 //! Each iteration applies a different event of the kind measured (a new node joins, another
 //! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
@@ -253,18 +254,37 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
-    // The map of the workload's own policy (the runs above leave either policy in place).
+    // The map again after the runs (the workload's own policy restored): the heap the events
+    // left behind makes the same map slower with the system allocator.
     let _ = loaded.engine.apply(Event::ReplacePolicy(original.clone()));
     let snapshot = loaded.engine.snapshot();
-    let typical = snapshot
-        .node_ids()
-        .find(|&id| loaded.engine.node(id).is_some_and(|n| n.user.is_some()))
-        .unwrap();
-    group.bench_function(BenchmarkId::new("map", "large"), |b| {
+    let typical = typical_node(&loaded.engine);
+    group.bench_function(BenchmarkId::new("map_after_events", "large"), |b| {
         b.iter(|| snapshot.node(typical).map(|v| v.to_wire()))
     });
     group.finish();
     eprintln!("large: peak RSS after the runs: {} MiB", peak_rss_mib());
+}
+
+/// A user's device: the first node (by id) with an owner.
+fn typical_node(engine: &Engine) -> u64 {
+    engine
+        .snapshot()
+        .node_ids()
+        .find(|&id| engine.node(id).is_some_and(|n| n.user.is_some()))
+        .unwrap()
+}
+
+/// One typical node's map (wire form) from the engine as built.
+fn map(c: &mut Criterion, loaded: &Loaded) {
+    let snapshot = loaded.engine.snapshot();
+    let typical = typical_node(&loaded.engine);
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("map", "large"), |b| {
+        b.iter(|| snapshot.node(typical).map(|v| v.to_wire()))
+    });
+    group.finish();
 }
 
 fn bench_engine(c: &mut Criterion) {
@@ -272,6 +292,7 @@ fn bench_engine(c: &mut Criterion) {
         node_join(c, "medium", &mut medium);
     }
     if let Some(mut large) = load("large") {
+        map(c, &large);
         node_join(c, "large", &mut large);
         large_events(c, &mut large);
     }
