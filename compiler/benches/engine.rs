@@ -27,12 +27,21 @@ use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 
+/// Resident memory of this process now (Linux `VmRSS`), in MiB.
+fn rss_mib() -> u64 {
+    status_mib("VmRSS:")
+}
+
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
 fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM:")
+}
+
+fn status_mib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            let line = s.lines().find(|l| l.starts_with(field))?.to_string();
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .unwrap_or(0)
@@ -59,6 +68,8 @@ fn load(preset: &str) -> Option<Loaded> {
         .iter()
         .flat_map(|n| n.addresses())
         .collect();
+    // What the harness holds before the engine (its own inventory, policy text, address set).
+    let before = rss_mib();
     let t = Instant::now();
     let engine = Engine::new(
         policy,
@@ -67,9 +78,12 @@ fn load(preset: &str) -> Option<Loaded> {
     )
     .unwrap();
     eprintln!(
-        "{preset}: engine built in {:.2?}; peak RSS {} MiB",
+        "{preset}: engine built in {:.2?}; peak RSS {} MiB, resident {} MiB of which {} MiB \
+         before the engine",
         t.elapsed(),
-        peak_rss_mib()
+        peak_rss_mib(),
+        rss_mib(),
+        before
     );
     Some(Loaded {
         engine,
