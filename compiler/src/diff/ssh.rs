@@ -86,6 +86,8 @@ pub(crate) struct SshPlacements {
     principal_ids: HashMap<Arc<[SshPrincipal]>, u32>,
     users: HashMap<usize, (Arc<BTreeMap<String, String>>, u32)>,
     user_ids: HashMap<Arc<BTreeMap<String, String>>, u32>,
+    /// Sweeps done, by the rules swept ([`SweepKey`]).
+    swept: HashMap<SweepKey, Rc<Vec<SshAtom>>>,
 }
 
 impl SshPlacements {
@@ -203,6 +205,21 @@ pub(crate) fn diff_node(
             p.rule.action, p.rule.accept_env, p.rule.rule_expires
         );
     }
+    // Nodes with the same rules before and after (most do: rules reach nodes by selector)
+    // have the same changes: swept once.
+    let key: SweepKey = (
+        old_rules
+            .iter()
+            .map(|p| (p.policy_index, p.sig.clone()))
+            .collect(),
+        new_rules
+            .iter()
+            .map(|p| (p.policy_index, p.sig.clone()))
+            .collect(),
+    );
+    if let Some(atoms) = placements.swept.get(&key) {
+        return atoms.as_ref().clone();
+    }
     // Multiset difference of the rules; the common ones must keep their relative order.
     let mut counts: HashMap<&(u32, u32, String), isize> = HashMap::new();
     for p in &old_rules {
@@ -307,8 +324,15 @@ pub(crate) fn diff_node(
             }
         }
     }
+    placements.swept.insert(key, Rc::new(atoms.clone()));
     atoms
 }
+
+/// A node's rules before and after, by policy rule and signature: what a sweep depends on.
+type SweepKey = (
+    Vec<(usize, (u32, u32, String))>,
+    Vec<(usize, (u32, u32, String))>,
+);
 
 /// Add a segment, extending the previous atom when it is the same change on the adjacent
 /// positions.
