@@ -1,5 +1,7 @@
-//! Which rule items two lowerings of the same node table share: the access diff's way to
-//! skip every node that no changed item reaches, without assembling its packet filter.
+//! Which rule items two lowerings of the same node table share: how the access diff and the
+//! engine's policy events skip every node that no changed item reaches, without assembling
+//! its packet filter (the diff compares content; the engine, which must match the wire,
+//! also pairs items in order with their merge slots).
 //!
 //! A node's packet filter, read as access (the union of what its rules admit, whatever their
 //! order and merging), is a function of the node and the *content* of the items that reach
