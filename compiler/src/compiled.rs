@@ -380,6 +380,12 @@ impl Compiled {
         }
     }
 
+    /// Per node of `nodes`: true when it has the same peers here as in `other` (a compile of
+    /// the same node table; see [`PeerIndex::same_peers`]).
+    pub(crate) fn same_peers(&self, other: &Compiled, nodes: &[NodeId]) -> Vec<bool> {
+        self.peers.same_peers(&other.peers, &self.table, nodes)
+    }
+
     /// Node `id`'s peers, one bit per node id (for the access diff).
     pub(crate) fn peer_bits_at(&self, id: NodeId) -> Vec<u64> {
         self.peers.peer_bits(&self.table, id)

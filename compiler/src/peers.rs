@@ -386,6 +386,55 @@ impl PeerIndex {
         }
     }
 
+    /// Per node of `nodes`: true when it has the same peers in `self` and `other` (an index of
+    /// the same node table). Nodes in the same sets (by set ids on each side) share one
+    /// comparison of the unions of those sets' reaches; `autogroup:self` peers are compared
+    /// by whether the node and its owner's devices are self sources on both sides. A node
+    /// judged different may still have the same peers (the unions can differ only where its
+    /// self peers are); one judged the same has them.
+    pub(crate) fn same_peers(
+        &self,
+        other: &PeerIndex,
+        table: &NodeTable,
+        nodes: &[NodeId],
+    ) -> Vec<bool> {
+        let mut unions: HashMap<(&[u32], &[u32]), bool> = HashMap::new();
+        nodes
+            .iter()
+            .map(|&id| {
+                let mine = self
+                    .membership
+                    .get(id.index())
+                    .map_or(&[][..], Vec::as_slice);
+                let theirs = other
+                    .membership
+                    .get(id.index())
+                    .map_or(&[][..], Vec::as_slice);
+                let same_union = *unions.entry((mine, theirs)).or_insert_with(|| {
+                    let union = |index: &PeerIndex, member_of: &[u32]| {
+                        let mut bits = vec![0u64; index.len.div_ceil(64)];
+                        for &s in member_of.iter().chain(&index.universal) {
+                            if let Some(set) = index.reach.get(s as usize) {
+                                set.or_into(&mut bits);
+                            }
+                        }
+                        bits
+                    };
+                    union(self, mine) == union(other, theirs)
+                });
+                let owner_devices = table
+                    .get(id)
+                    .and_then(|n| n.owner)
+                    .and_then(|u| table.devices.get(u.index()))
+                    .map_or(&[][..], Vec::as_slice);
+                let same_self = std::iter::once(&id)
+                    .chain(owner_devices)
+                    .all(|&m| self.self_sources.contains(m) == other.self_sources.contains(m));
+                same_union && same_self
+            })
+            .collect()
+    }
+
     /// The peers of node `id`, one bit per node id.
     pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
         let mut bits = vec![0u64; self.len.div_ceil(64)];

@@ -619,16 +619,43 @@ fn policy_fingerprints(
                 .unwrap_or_default()
         })
         .collect();
+    // A node keeps the peers' part of its fingerprint when every route is shown as before and
+    // it is on no side of a changed item, or its peers are the same bit for bit.
+    let sides: Vec<NodeId> = work
+        .iter()
+        .filter(|w| w.3 & crate::diff::MAP_PEERS != 0)
+        .map(|w| w.2)
+        .collect();
+    let mut peers_kept = vec![routes_alike; names.len()];
+    let same = match routes_alike {
+        true => old.compiled.same_peers(compiled, &sides),
+        false => Vec::new(),
+    };
+    for (node, same) in sides
+        .iter()
+        .zip(same.into_iter().chain(std::iter::repeat(false)))
+    {
+        if let Some(k) = peers_kept.get_mut(node.index()) {
+            *k = *k && same;
+        }
+    }
+    // Rules unchanged and peers kept: nothing to do. Rules changed, peers kept: only the
+    // filter and SSH parts. Otherwise the whole fingerprint.
     let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, Fingerprint)> {
         let mut cache = HashCache::default();
         part.iter()
-            .filter(|&&(_, _, node, flags)| {
-                flags & crate::diff::MAP_RULES != 0
-                    || !routes_alike
-                    || compiled.peer_bits_at(node) != old.compiled.peer_bits_at(node)
-            })
-            .filter_map(|&(id, name, ..)| {
-                Some((id, compiled.fingerprint(name, &by_node, &mut cache)?))
+            .filter_map(|&(id, name, node, flags)| {
+                let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
+                let rules = flags & crate::diff::MAP_RULES != 0;
+                match (rules, kept) {
+                    (false, true) => None,
+                    (true, true) => {
+                        let mut fp = old.fingerprints.get(&id).copied()?;
+                        (fp.filter, fp.ssh) = compiled.rules_fingerprint(name, &mut cache)?;
+                        Some((id, fp))
+                    }
+                    _ => Some((id, compiled.fingerprint(name, &by_node, &mut cache)?)),
+                }
             })
             .collect()
     };
