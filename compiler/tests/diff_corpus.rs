@@ -202,6 +202,33 @@ fn peers_reported(changes: &[aclc_compiler::diff::PeerChange]) -> BTreeSet<Strin
     out
 }
 
+/// Every (case id, policy, variant) pair of the corpus cases with at most `max_nodes` nodes
+/// that both compile, the variants from [`mutations`] (and [`more_mutations`] when `more`).
+fn for_each_pair(max_nodes: usize, more: bool, mut f: impl FnMut(&str, &Loaded, &Loaded)) {
+    for case in corpus::all_cases() {
+        let inventory = corpus_cases::inventory(&case);
+        if inventory.nodes().len() > max_nodes {
+            continue;
+        }
+        let text = corpus::policy_text(&case);
+        let Some((plain, mut variants)) = mutations(text) else {
+            continue;
+        };
+        if more {
+            variants.extend(more_mutations(text));
+        }
+        let Some(a) = load(plain, &inventory) else {
+            continue;
+        };
+        let id = corpus::id(&case);
+        for variant in variants {
+            if let Some(b) = load(variant, &inventory) {
+                f(id, &a, &b);
+            }
+        }
+    }
+}
+
 #[test]
 fn a_policy_against_itself_changes_nothing() {
     let mut compared = 0;
@@ -224,65 +251,49 @@ fn a_policy_against_itself_changes_nothing() {
 fn gains_one_way_are_losses_the_other_and_match_brute_force() {
     let ports = [0, 1, 22, 53, 80, 443, 5432, 8080, 65535];
     let (mut pairs, mut changed) = (0, 0);
-    for case in corpus::all_cases() {
-        let inventory = corpus_cases::inventory(&case);
-        if inventory.nodes().len() > 40 {
-            continue;
+    for_each_pair(40, false, |id, a, b| {
+        let (ab, ba) = (diff(a, b), diff(b, a));
+        assert_eq!(
+            json(&ab.network.gained),
+            json(&ba.network.lost),
+            "{id}: network"
+        );
+        assert_eq!(
+            json(&ab.network.lost),
+            json(&ba.network.gained),
+            "{id}: network"
+        );
+        assert_eq!(json(&ab.ssh.gained), json(&ba.ssh.lost), "{id}: ssh");
+        assert_eq!(json(&ab.peers.gained), json(&ba.peers.lost), "{id}: peers");
+        assert_eq!(
+            json(&ab.capabilities.gained),
+            json(&ba.capabilities.lost),
+            "{id}: capabilities"
+        );
+        let (gained, lost) = brute_force(a, b, &ports);
+        let nodes: BTreeSet<String> = b.compiled.node_names().map(str::to_string).collect();
+        assert_eq!(
+            reported(&ab.network.gained, &ports, &nodes),
+            gained,
+            "{id}: gained"
+        );
+        assert_eq!(
+            reported(&ab.network.lost, &ports, &nodes),
+            lost,
+            "{id}: lost"
+        );
+        let (gained, lost) = peers_brute_force(a, b);
+        assert_eq!(
+            peers_reported(&ab.peers.gained),
+            gained,
+            "{id}: peers gained"
+        );
+        assert_eq!(peers_reported(&ab.peers.lost), lost, "{id}: peers lost");
+        pairs += 1;
+        if !ab.is_empty() {
+            changed += 1;
         }
-        let Some((plain, variants)) = mutations(corpus::policy_text(&case)) else {
-            continue;
-        };
-        let Some(a) = load(plain, &inventory) else {
-            continue;
-        };
-        for variant in variants {
-            let Some(b) = load(variant, &inventory) else {
-                continue;
-            };
-            let id = corpus::id(&case);
-            let (ab, ba) = (diff(&a, &b), diff(&b, &a));
-            assert_eq!(
-                json(&ab.network.gained),
-                json(&ba.network.lost),
-                "{id}: network"
-            );
-            assert_eq!(
-                json(&ab.network.lost),
-                json(&ba.network.gained),
-                "{id}: network"
-            );
-            assert_eq!(json(&ab.ssh.gained), json(&ba.ssh.lost), "{id}: ssh");
-            assert_eq!(json(&ab.peers.gained), json(&ba.peers.lost), "{id}: peers");
-            assert_eq!(
-                json(&ab.capabilities.gained),
-                json(&ba.capabilities.lost),
-                "{id}: capabilities"
-            );
-            let (gained, lost) = brute_force(&a, &b, &ports);
-            let nodes: BTreeSet<String> = b.compiled.node_names().map(str::to_string).collect();
-            assert_eq!(
-                reported(&ab.network.gained, &ports, &nodes),
-                gained,
-                "{id}: gained"
-            );
-            assert_eq!(
-                reported(&ab.network.lost, &ports, &nodes),
-                lost,
-                "{id}: lost"
-            );
-            let (gained, lost) = peers_brute_force(&a, &b);
-            assert_eq!(
-                peers_reported(&ab.peers.gained),
-                gained,
-                "{id}: peers gained"
-            );
-            assert_eq!(peers_reported(&ab.peers.lost), lost, "{id}: peers lost");
-            pairs += 1;
-            if !ab.is_empty() {
-                changed += 1;
-            }
-        }
-    }
+    });
     assert!(pairs > 200, "only {pairs} pairs compared");
     assert!(changed > 100, "only {changed} pairs changed anything");
 }
@@ -362,35 +373,17 @@ fn more_mutations(text: &str) -> Vec<String> {
 #[test]
 fn skipping_untouched_nodes_changes_nothing() {
     let (mut pairs, mut changed) = (0, 0);
-    for case in corpus::all_cases() {
-        let inventory = corpus_cases::inventory(&case);
-        if inventory.nodes().len() > 200 {
-            continue;
+    let mut full = everything();
+    full.exhaustive = true;
+    for_each_pair(200, true, |id, a, b| {
+        for (x, y) in [(a, b), (b, a)] {
+            let fast = diff(x, y);
+            let slow = access_diff(side(x), side(y), &full);
+            assert_eq!(json(&fast), json(&slow), "{id}");
+            changed += usize::from(!fast.is_empty());
         }
-        let text = corpus::policy_text(&case);
-        let Some((plain, mut variants)) = mutations(text) else {
-            continue;
-        };
-        variants.extend(more_mutations(text));
-        let Some(a) = load(plain, &inventory) else {
-            continue;
-        };
-        for variant in variants {
-            let Some(b) = load(variant, &inventory) else {
-                continue;
-            };
-            let id = corpus::id(&case);
-            let mut full = everything();
-            full.exhaustive = true;
-            for (x, y) in [(&a, &b), (&b, &a)] {
-                let fast = diff(x, y);
-                let slow = access_diff(side(x), side(y), &full);
-                assert_eq!(json(&fast), json(&slow), "{id}");
-                changed += usize::from(!fast.is_empty());
-            }
-            pairs += 1;
-        }
-    }
+        pairs += 1;
+    });
     assert!(pairs > 400, "only {pairs} pairs compared");
     assert!(changed > 300, "only {changed} diffs changed anything");
 }

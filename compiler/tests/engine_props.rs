@@ -484,6 +484,24 @@ fn merges_that_change_with_a_join() {
     .unwrap();
 }
 
+/// Replace the policy `text("")` by `text(extra)` and back on a tailnet of `nodes` (users 1
+/// to 4), checking each step against a fresh engine (state, change set, parts).
+fn policy_edit_both_ways(text: impl Fn(&str) -> String, extra: &str, nodes: Vec<NodeRecord>) {
+    let before = parse_policy(&text("")).unwrap();
+    let after = parse_policy(&text(extra)).unwrap();
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes,
+        tailnet: Default::default(),
+    };
+    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
+    )
+    .unwrap();
+}
+
 /// A policy edit that adds a rule at the top whose sources already have a later rule: that
 /// later rule's merge slot moves to the top, so a node the new rule does not reach (nor is a
 /// peer of through it) sees its rules reordered; the change set must include it.
@@ -498,22 +516,11 @@ fn a_rule_added_at_the_top_reorders_rules_it_does_not_reach() {
               {{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]}}]}}"#
         )
     };
-    let before = parse_policy(&text("")).unwrap();
-    let after = parse_policy(&text(
+    policy_edit_both_ways(
+        text,
         r#"{"action": "accept", "src": ["group:eng"], "dst": ["tag:db:5432"]},"#,
-    ))
-    .unwrap();
-    let state = TailnetState {
-        users: (1..=4).map(|id| user(id, 0)).collect(),
-        nodes: vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
-        tailnet: Default::default(),
-    };
-    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
-        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
-    )
-    .unwrap();
+        vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+    );
 }
 
 /// A policy edit that adds, at the top, a rule whose sources are exactly one user's devices:
@@ -530,22 +537,11 @@ fn a_rule_added_at_the_top_moves_a_self_rule() {
               {{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}}]}}"#
         )
     };
-    let before = parse_policy(&text("")).unwrap();
-    let after = parse_policy(&text(
+    policy_edit_both_ways(
+        text,
         r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:t:443"]},"#,
-    ))
-    .unwrap();
-    let state = TailnetState {
-        users: (1..=4).map(|id| user(id, 0)).collect(),
-        nodes: vec![owned(1, 1), tagged(2, "tag:t"), owned(3, 1), owned(4, 2)],
-        tailnet: Default::default(),
-    };
-    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
-        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
-    )
-    .unwrap();
+        vec![owned(1, 1), tagged(2, "tag:t"), owned(3, 1), owned(4, 2)],
+    );
 }
 
 /// A policy edit that lets a device use a subnet route of a router it already sees as a peer:
@@ -560,25 +556,14 @@ fn a_route_shown_to_a_device_that_already_sees_the_router() {
               {{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:router:22"]}}]}}"#
         )
     };
-    let before = parse_policy(&text("")).unwrap();
-    let after = parse_policy(&text(
-        r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/24:80"]},"#,
-    ))
-    .unwrap();
     let mut router = tagged(2, "tag:router");
     router.advertised_routes = vec!["10.9.0.0/24".parse().unwrap()];
     router.approved_routes = router.advertised_routes.clone();
-    let state = TailnetState {
-        users: (1..=4).map(|id| user(id, 0)).collect(),
-        nodes: vec![owned(1, 1), router, owned(3, 2)],
-        tailnet: Default::default(),
-    };
-    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
-        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
-    )
-    .unwrap();
+    policy_edit_both_ways(
+        text,
+        r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/24:80"]},"#,
+        vec![owned(1, 1), router, owned(3, 2)],
+    );
 }
 
 /// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
