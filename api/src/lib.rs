@@ -18,6 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use aclc_compiler::policytest::{explain, explain_ssh, NetworkQuery};
 use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
 use aclc_policy::diag::Located;
+use aclc_policy::model::Policy;
 use aclc_policy::{Diagnostic, Options, Source};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -349,12 +350,40 @@ fn unknown_node(name: &str) -> Failure {
 /// refusing it as `aclc compile --format json` does (invalid, not computable, tests failed).
 fn load(inputs: PolicyInputs) -> Result<(Loaded, Vec<Diagnostic>), Failure> {
     let inventory = read_inventory(&inputs.inventory)?;
+    let (policy, source, mut warnings) = parse(
+        &inputs.policy,
+        inputs.name.as_deref(),
+        inventory.policy_context(),
+    )?;
+    let mut compile_options = CompileOptions::default();
+    if let Some(url) = inputs.control_url {
+        compile_options.control_url = url;
+    }
+    let compiled = try_compile_with_options(&policy, &inventory, &compile_options)
+        .map_err(|error| compile_refused(&error, &source))?;
+    warnings.extend(vet(&policy, &compiled, &source)?);
+    Ok((
+        Loaded {
+            source,
+            policy,
+            compiled,
+        },
+        warnings,
+    ))
+}
+
+/// Parse `text` as a policy in `context`, refusing it when it is invalid;
+/// the policy, its source and its warnings.
+pub(crate) fn parse(
+    text: &str,
+    name: Option<&str>,
+    context: aclc_policy::Context,
+) -> Result<(Policy, Source, Vec<Diagnostic>), Failure> {
     let options = Options {
-        context: inventory.policy_context(),
+        context,
         ..Options::default()
     };
-    let name = policy_name(inputs.name.as_deref());
-    let parsed = parse_policy(name, inputs.policy.as_bytes(), &options);
+    let parsed = parse_policy(policy_name(name), text.as_bytes(), &options);
     let source = parsed.source;
     let Some(checked) = parsed.checked else {
         let message = shape::compile_refusal_message(&parsed.diagnostics);
@@ -364,38 +393,37 @@ fn load(inputs: PolicyInputs) -> Result<(Loaded, Vec<Diagnostic>), Failure> {
             &source,
         )));
     };
-    let mut compile_options = CompileOptions::default();
-    if let Some(url) = inputs.control_url {
-        compile_options.control_url = url;
+    Ok((checked.policy, source, checked.warnings))
+}
+
+/// Refuse a compiled policy (not computable, its tests fail); its tests'
+/// warnings otherwise.
+pub(crate) fn vet(
+    policy: &Policy,
+    compiled: &Compiled,
+    source: &Source,
+) -> Result<Vec<Diagnostic>, Failure> {
+    if let Some(error) = compiled.refusal() {
+        return Err(compile_refused(error, source));
     }
-    let compiled = match try_compile_with_options(&checked.policy, &inventory, &compile_options) {
-        Ok(compiled) => compiled,
-        Err(error) => {
-            let found = [error.to_diagnostic()];
-            let message = shape::compile_refusal_message(&found);
-            return Err(Failure::refused(JsonError::new(message, &found, &source)));
-        }
-    };
-    let report = aclc_compiler::run_tests(&checked.policy, &compiled);
+    let report = aclc_compiler::run_tests(policy, compiled);
     if !report.passed() {
-        let diagnostics = shape::failure_diagnostics(&report, &source);
-        let message = report.refusal_message(&source);
+        let diagnostics = shape::failure_diagnostics(&report, source);
+        let message = report.refusal_message(source);
         return Err(Failure::refused(JsonError::new(
             message,
             &diagnostics,
-            &source,
+            source,
         )));
     }
-    let mut warnings = checked.warnings;
-    warnings.extend(shape::warning_diagnostics(&report));
-    Ok((
-        Loaded {
-            source,
-            policy: checked.policy,
-            compiled,
-        },
-        warnings,
-    ))
+    Ok(shape::warning_diagnostics(&report).into_iter().collect())
+}
+
+/// The refusal of a policy that cannot be computed.
+fn compile_refused(error: &aclc_compiler::CompileError, source: &Source) -> Failure {
+    let found = [error.to_diagnostic()];
+    let message = shape::compile_refusal_message(&found);
+    Failure::refused(JsonError::new(message, &found, source))
 }
 
 impl Engine {

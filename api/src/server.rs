@@ -10,17 +10,16 @@ use aclc_compiler::engine::{
     self, ApprovalMode, ChangeSet, EngineError, EngineOptions, Event, NodeChange, NodeRecord,
     Snapshot, TailnetState, UserRecord,
 };
-use aclc_compiler::Compiled;
 use aclc_policy::diag::Located;
-use aclc_policy::model::{CheckPeriod, Policy};
-use aclc_policy::{Diagnostic, Options, Source};
+use aclc_policy::model::CheckPeriod;
+use aclc_policy::Source;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::shape::{self, parse_policy, rule_json, ExplanationJson, JsonError, RuleJson};
-use crate::{policy_name, read_inventory, to_text, Failure, Reply};
+use crate::shape::{rule_json, ExplanationJson, RuleJson};
+use crate::{parse, read_inventory, to_text, vet, Failure, Reply};
 
 /// An engine kept under a handle, with the source of its current policy (for rule locations).
 pub(crate) struct Running {
@@ -304,51 +303,6 @@ fn state_context(state: &TailnetState) -> aclc_policy::Context {
         ),
         synced_groups: Some(groups),
     }
-}
-
-/// Parse `text` as a policy in `context`, refusing it as `load` does when it is invalid;
-/// the policy, its source and its warnings.
-fn parse(
-    text: &str,
-    name: Option<&str>,
-    context: aclc_policy::Context,
-) -> Result<(Policy, Source, Vec<Diagnostic>), Failure> {
-    let options = Options {
-        context,
-        ..Options::default()
-    };
-    let parsed = parse_policy(policy_name(name), text.as_bytes(), &options);
-    let source = parsed.source;
-    let Some(checked) = parsed.checked else {
-        let message = shape::compile_refusal_message(&parsed.diagnostics);
-        return Err(Failure::refused(JsonError::new(
-            message,
-            &parsed.diagnostics,
-            &source,
-        )));
-    };
-    Ok((checked.policy, source, checked.warnings))
-}
-
-/// Refuse a compiled policy as `load` does (not computable, its tests fail); its tests'
-/// warnings otherwise.
-fn vet(policy: &Policy, compiled: &Compiled, source: &Source) -> Result<Vec<Diagnostic>, Failure> {
-    if let Some(error) = compiled.refusal() {
-        let found = [error.to_diagnostic()];
-        let message = shape::compile_refusal_message(&found);
-        return Err(Failure::refused(JsonError::new(message, &found, source)));
-    }
-    let report = aclc_compiler::run_tests(policy, compiled);
-    if !report.passed() {
-        let diagnostics = shape::failure_diagnostics(&report, source);
-        let message = report.refusal_message(source);
-        return Err(Failure::refused(JsonError::new(
-            message,
-            &diagnostics,
-            source,
-        )));
-    }
-    Ok(shape::warning_diagnostics(&report).into_iter().collect())
 }
 
 /// `engine_new`: an engine for the policy and the tailnet; `(running, response body)`.

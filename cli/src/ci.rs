@@ -101,6 +101,12 @@ pub(crate) fn sarif(files: &[(&Source, &[Diagnostic])]) -> Value {
             })
         })
         .collect();
+    sarif_log(CODES_URI, rules, results)
+}
+
+/// A SARIF 2.1.0 log of one aclc run: the tool (with `information_uri` and its `rules`) and
+/// the `results`.
+pub(crate) fn sarif_log(information_uri: &str, rules: Vec<Value>, results: Vec<Value>) -> Value {
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -108,7 +114,7 @@ pub(crate) fn sarif(files: &[(&Source, &[Diagnostic])]) -> Value {
             "tool": {"driver": {
                 "name": "aclc",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": CODES_URI,
+                "informationUri": information_uri,
                 "rules": rules,
             }},
             "results": results,

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use aclc_compiler::diff::{access_diff, AccessDiff, Changes, DiffOptions, Nodes, Side};
+use aclc_compiler::diff::{access_diff, AccessDiff, Changes, DiffOptions, Nodes, RuleRef, Side};
 use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
 use aclc_policy::diff::{Entry, PolicyDiff, SectionDiff};
 use aclc_policy::hujson;
@@ -268,6 +268,31 @@ struct Line {
     at: Option<(String, usize)>,
 }
 
+impl Line {
+    /// A change pointing at the rules responsible: one detail line each, after `details`,
+    /// and the first as its place.
+    fn ruled(
+        kind: &'static str,
+        gained: bool,
+        headline: String,
+        mut details: Vec<String>,
+        rules: &[RuleRef],
+    ) -> Line {
+        details.extend(
+            rules
+                .iter()
+                .map(|r| format!("rule {}:{}: {}", r.file, r.line, r.text)),
+        );
+        Line {
+            kind,
+            gained,
+            headline,
+            details,
+            at: rules.first().map(|r| (r.file.clone(), r.line)),
+        }
+    }
+}
+
 impl Report<'_> {
     fn lines(&self) -> Vec<Line> {
         let Some(access) = self.access else {
@@ -297,22 +322,11 @@ impl Report<'_> {
                     plural(c.src.count, "source", "sources"),
                     plural(c.dst.count, "destination", "destinations"),
                 );
-                let mut details = vec![
+                let details = vec![
                     format!("sources: {}", list(&c.src)),
                     format!("destinations: {}", list(&c.dst)),
                 ];
-                details.extend(
-                    c.rules
-                        .iter()
-                        .map(|r| format!("rule {}:{}: {}", r.file, r.line, r.text)),
-                );
-                out.push(Line {
-                    kind: "network",
-                    gained,
-                    headline,
-                    details,
-                    at: c.rules.first().map(|r| (r.file.clone(), r.line)),
-                });
+                out.push(Line::ruled("network", gained, headline, details, &c.rules));
             }
         }
         for (gained, list_of) in [(true, &access.ssh.gained), (false, &access.ssh.lost)] {
@@ -326,18 +340,7 @@ impl Report<'_> {
                     c.user,
                     list(&c.dst)
                 );
-                let details = c
-                    .rules
-                    .iter()
-                    .map(|r| format!("rule {}:{}: {}", r.file, r.line, r.text))
-                    .collect();
-                out.push(Line {
-                    kind: "ssh",
-                    gained,
-                    headline,
-                    details,
-                    at: c.rules.first().map(|r| (r.file.clone(), r.line)),
-                });
+                out.push(Line::ruled("ssh", gained, headline, Vec::new(), &c.rules));
             }
         }
         for (gained, list_of) in [(true, &access.peers.gained), (false, &access.peers.lost)] {
@@ -671,19 +674,7 @@ impl Report<'_> {
         .iter()
         .map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}}))
         .collect();
-        json!({
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "version": "2.1.0",
-            "runs": [{
-                "tool": {"driver": {
-                    "name": "aclc",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "informationUri": "https://github.com/aclc/aclc",
-                    "rules": rules,
-                }},
-                "results": results,
-            }],
-        })
+        crate::ci::sarif_log("https://github.com/aclc/aclc", rules, results)
     }
 
     fn json(&self) -> Value {

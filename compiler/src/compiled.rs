@@ -769,7 +769,11 @@ impl Compiled {
     /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
     pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 4]> {
         let id = self.table.id(name)?;
-        let node = self.table.get(id)?;
+        Some(self.base_of(id, self.table.get(id)?))
+    }
+
+    /// Node `id`'s [`PeerBases`] entry.
+    fn base_of(&self, id: NodeId, node: &NodeInfo) -> [u64; 4] {
         let own = self.families_missing(id);
         let wire = |viewer: u8| {
             let view = PeerView {
@@ -779,7 +783,7 @@ impl Compiled {
             };
             json_hash(&(&*node.name, view.to_wire()))
         };
-        Some(bases_of(own, wire))
+        bases_of(own, wire)
     }
 
     /// True when node `id` is the only server of every subnet route it serves.
@@ -862,18 +866,7 @@ impl Compiled {
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, node)| {
-                let own = self.families_missing(NodeId::new(i));
-                let wire = |viewer: u8| {
-                    let view = PeerView {
-                        node,
-                        routes: Vec::new(),
-                        hide: own | viewer,
-                    };
-                    json_hash(&(&*node.name, view.to_wire()))
-                };
-                bases_of(own, wire)
-            })
+            .map(|(i, node)| self.base_of(NodeId::new(i), node))
             .collect()
     }
 
@@ -911,11 +904,7 @@ impl Compiled {
             }
         }
         for &r in &self.table.routers {
-            let set = view
-                .peers
-                .get(r.index() / 64)
-                .is_some_and(|w| w & (1 << (r.index() % 64)) != 0);
-            if !set {
+            if !crate::peers::bit(&view.peers, r) {
                 continue;
             }
             // A router's entry differs from its base only by the routes it carries for this

@@ -71,12 +71,14 @@ impl NodeSet {
     }
 }
 
-fn bit(bits: &[u64], id: NodeId) -> bool {
+/// True if `id`'s bit is set in a one-bit-per-node map.
+pub(crate) fn bit(bits: &[u64], id: NodeId) -> bool {
     bits.get(id.index() / 64)
         .is_some_and(|w| w & (1 << (id.index() % 64)) != 0)
 }
 
-fn set_bit(bits: &mut [u64], id: NodeId) {
+/// Set `id`'s bit in a one-bit-per-node map.
+pub(crate) fn set_bit(bits: &mut [u64], id: NodeId) {
     if let Some(w) = bits.get_mut(id.index() / 64) {
         *w |= 1 << (id.index() % 64);
     }

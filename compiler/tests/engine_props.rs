@@ -466,22 +466,15 @@ fn merges_that_change_with_a_join() {
               {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:db:22"]}]}"#,
     )
     .unwrap();
-    let state = TailnetState {
-        users: (1..=4).map(|id| user(id, 0)).collect(),
-        nodes: vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
-        tailnet: Default::default(),
-    };
-    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
+    verify_on(
+        policy,
+        vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
         [
             Event::UpsertNode(owned(4, 3)),
             Event::RemoveNode(4),
             Event::UpsertNode(owned(5, 3)),
-        ]
-        .into_iter(),
-    )
-    .unwrap();
+        ],
+    );
 }
 
 /// Replace the policy `text("")` by `text(extra)` and back on a tailnet of `nodes` (users 1
@@ -489,17 +482,23 @@ fn merges_that_change_with_a_join() {
 fn policy_edit_both_ways(text: impl Fn(&str) -> String, extra: &str, nodes: Vec<NodeRecord>) {
     let before = parse_policy(&text("")).unwrap();
     let after = parse_policy(&text(extra)).unwrap();
+    verify_on(
+        before.clone(),
+        nodes,
+        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)],
+    );
+}
+
+/// Apply `events` to an engine for `policy` on a tailnet of `nodes` (users 1 to 4), checking
+/// each step against a fresh engine (state, change set, parts).
+fn verify_on<const N: usize>(policy: Arc<Policy>, nodes: Vec<NodeRecord>, events: [Event; N]) {
     let state = TailnetState {
         users: (1..=4).map(|id| user(id, 0)).collect(),
         nodes,
         tailnet: Default::default(),
     };
-    let engine = Engine::new(before.clone(), state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
-        [Event::ReplacePolicy(after), Event::ReplacePolicy(before)].into_iter(),
-    )
-    .unwrap();
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    verify(engine, events.into_iter()).unwrap();
 }
 
 /// A policy edit that adds a rule at the top whose sources already have a later rule: that
@@ -580,28 +579,21 @@ fn self_merges_that_change_with_a_join() {
               {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}]}"#,
     )
     .unwrap();
-    let state = TailnetState {
-        users: (1..=4).map(|id| user(id, 0)).collect(),
-        nodes: vec![
+    verify_on(
+        policy,
+        vec![
             owned(1, 1),
             owned(6, 1),
             tagged(2, "tag:web"),
             tagged(3, "tag:db"),
         ],
-        tailnet: Default::default(),
-    };
-    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
-    verify(
-        engine,
         [
             Event::UpsertNode(owned(4, 3)),
             Event::RemoveNode(4),
             Event::UpsertNode(owned(5, 3)),
             Event::RemoveNode(6),
-        ]
-        .into_iter(),
-    )
-    .unwrap();
+        ],
+    );
 }
 
 /// Nodes with one address family: the engine's inventory format leaves the other out; a

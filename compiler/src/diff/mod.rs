@@ -509,11 +509,8 @@ fn diff_peers(
             }
         }
     }
-    let has =
-        |bits: &[u64], id: usize| bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0);
     for &r in routers {
-        let rid = r.index();
-        if !(has(&ob, rid) && has(&nb, rid)) {
+        if !(crate::peers::bit(&ob, r) && crate::peers::bit(&nb, r)) {
             continue;
         }
         let (Some(a), Some(b)) = (old.peer_view(id, r), new.peer_view(id, r)) else {

@@ -554,12 +554,20 @@ fn subtract(
         if gained.is_empty() && lost.is_empty() {
             continue;
         }
-        match out.last_mut() {
-            Some(last) if last.1 == at && last.2 == gained && last.3 == lost => last.1 = next,
-            _ => out.push((at, next, gained, lost)),
-        }
+        extend_or_push(&mut out, (at, next, gained, lost));
     }
     out
+}
+
+/// Append a segment, or lengthen the last one when it ends where this one starts with the
+/// same ports gained and lost.
+fn extend_or_push(out: &mut Vec<Segment>, segment: Segment) {
+    match out.last_mut() {
+        Some(last) if last.1 == segment.0 && last.2 == segment.2 && last.3 == segment.3 => {
+            last.1 = segment.1;
+        }
+        _ => out.push(segment),
+    }
 }
 
 /// Sweep the source positions: segments `[a, b)` with the ports gained and lost there.
@@ -609,10 +617,7 @@ fn sweep(
         if gained.is_empty() && lost.is_empty() {
             continue;
         }
-        match out.last_mut() {
-            Some(last) if last.1 == at && last.2 == gained && last.3 == lost => last.1 = next,
-            _ => out.push((at, next, gained, lost)),
-        }
+        extend_or_push(&mut out, (at, next, gained, lost));
     }
     out
 }

@@ -19,6 +19,8 @@
 //! something else, every node is looked at.
 
 use crate::compiled::Compiled;
+use crate::nodes::NodeId;
+use crate::peers::bit;
 
 /// The packet filter may differ.
 pub(super) const NET: u8 = 1;
@@ -47,7 +49,7 @@ impl Touched {
 
     fn add(&mut self, part: u8, bits: &[u64]) {
         for (n, flag) in self.flags.iter_mut().enumerate() {
-            if bits.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0) {
+            if bit(bits, NodeId::new(n)) {
                 *flag |= part;
             }
         }
@@ -128,15 +130,14 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
     let (co, cn) = o.ssh.changed_rules(n.ssh)?;
     o.ssh.mark_reached(o.table, &co, &mut rules);
     n.ssh.mark_reached(n.table, &cn, &mut rules);
-    let bit = |bits: &[u64], i: usize| bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
     Some(
         (0..len)
             .map(|i| {
                 let mut flags = 0;
-                if bit(&rules, i) {
+                if bit(&rules, NodeId::new(i)) {
                     flags |= MAP_RULES;
                 }
-                if bit(&peers, i) {
+                if bit(&peers, NodeId::new(i)) {
                     flags |= MAP_PEERS;
                 }
                 flags

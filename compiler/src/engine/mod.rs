@@ -573,6 +573,25 @@ impl Inputs {
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
 type Bases = HashMap<u64, [u64; 4]>;
 
+/// Peers' entries (kept by stable id) indexed by `compiled`'s node ids, looked up once: a
+/// node's peers' part sums one per peer.
+fn bases_by_node(
+    compiled: &Compiled,
+    ids: &HashMap<Arc<str>, u64>,
+    bases: &Bases,
+) -> Vec<[u64; 4]> {
+    (0..compiled.table().len())
+        .map(|i| {
+            compiled
+                .name_of(NodeId::new(i))
+                .and_then(|n| ids.get(n))
+                .and_then(|id| bases.get(id))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// How far an event's change can reach.
 enum Scope<'a> {
     /// Anywhere: fingerprint every node.
@@ -608,17 +627,7 @@ fn policy_fingerprints(
             (flags != 0).then_some((id, name, node, flags))
         })
         .collect();
-    // Peers' entries by node id, looked up once (a node's peers' part sums one per peer).
-    let by_node: Vec<[u64; 4]> = (0..names.len())
-        .map(|i| {
-            compiled
-                .name_of(NodeId::new(i))
-                .and_then(|n| old.ids.get(n))
-                .and_then(|id| old.bases.get(id))
-                .copied()
-                .unwrap_or_default()
-        })
-        .collect();
+    let by_node = bases_by_node(compiled, &old.ids, &old.bases);
     // A node keeps the peers' part of its fingerprint when every route is shown as before and
     // it is on no side of a changed item, or its peers are the same bit for bit.
     let sides: Vec<NodeId> = work
@@ -725,16 +734,7 @@ impl Narrow<'_> {
         if let Some(name) = new_name {
             let mut one = BTreeMap::new();
             one.insert(self.node, name.clone());
-            let by_node: Vec<[u64; 4]> = (0..names.len())
-                .map(|i| {
-                    compiled
-                        .name_of(NodeId::new(i))
-                        .and_then(|n| ids.get(n))
-                        .and_then(|id| bases.get(id))
-                        .copied()
-                        .unwrap_or_default()
-                })
-                .collect();
+            let by_node = bases_by_node(compiled, ids, &bases);
             out.extend(fingerprints(compiled, &one, &by_node));
         }
         let again: Vec<(u64, &Arc<str>)> = touched

@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 
 use super::{Body, Item, Lowered, Reach};
 use crate::nodes::{NodeId, NodeTable};
+use crate::peers::set_bit;
 use crate::resolve::Target;
 
 /// Per item of each lowering: true when the other has no item with the same content.
@@ -289,14 +290,11 @@ impl Lowered {
                     .into_iter()
                     .flatten()
                 {
-                    set(bits, device.index());
+                    set_bit(bits, device);
                 }
             }
             for tag in item.via.iter().flat_map(|tags| tags.iter()) {
-                table
-                    .with_tag(tag)
-                    .iter()
-                    .for_each(|id| set(bits, id.index()));
+                table.with_tag(tag).iter().for_each(|id| set_bit(bits, *id));
             }
         }
     }
@@ -318,7 +316,7 @@ impl Lowered {
                 Body::SelfNet { .. } | Body::SelfApp { .. } => {
                     for (n, node) in table.nodes.iter().enumerate() {
                         if node.owner.is_some() {
-                            set(bits, n);
+                            set_bit(bits, NodeId::new(n));
                         }
                     }
                     continue;
@@ -333,7 +331,7 @@ impl Lowered {
                     bits.iter_mut().for_each(|w| *w = u64::MAX);
                     return;
                 }
-                Reach::Some(ids) => ids.iter().for_each(|id| set(bits, id.index())),
+                Reach::Some(ids) => ids.iter().for_each(|id| set_bit(bits, *id)),
             }
         }
     }
@@ -364,7 +362,7 @@ pub(crate) fn mark_reached(
     for (n, entries) in by_node.iter().enumerate() {
         let untagged = selves && table.get(NodeId::new(n)).is_some_and(|x| !x.is_tagged());
         if untagged || entries.iter().any(is) {
-            set(bits, n);
+            set_bit(bits, NodeId::new(n));
         }
     }
 }
@@ -387,11 +385,5 @@ fn mark_sources(
         Target::Literal(lit) => table.source_nodes(&lit.set),
         Target::Internet | Target::SelfDevices => Vec::new(),
     };
-    ids.iter().for_each(|id| set(bits, id.index()));
-}
-
-fn set(bits: &mut [u64], n: usize) {
-    if let Some(w) = bits.get_mut(n / 64) {
-        *w |= 1 << (n % 64);
-    }
+    ids.iter().for_each(|id| set_bit(bits, *id));
 }
