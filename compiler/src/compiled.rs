@@ -819,15 +819,71 @@ impl Compiled {
         name: &str,
         cache: &mut HashCache,
     ) -> Option<(u64, u64)> {
+        Some((
+            self.filter_fingerprint(name, cache)?,
+            self.ssh_fingerprint(name, cache)?,
+        ))
+    }
+
+    /// The filter part of node `name`'s fingerprint.
+    pub(crate) fn filter_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
         let id = self.table.id(name)?;
-        let rules = self.lowered.filter_rules(&self.table, id);
+        Some(cache.filter_hash(&self.lowered.filter_rules(&self.table, id)))
+    }
+
+    /// The SSH part of node `name`'s fingerprint.
+    pub(crate) fn ssh_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
+        let id = self.table.id(name)?;
         let ssh: Vec<SshRule> = self
             .ssh
             .node_rules(&self.table, id)
             .into_iter()
             .map(|r| r.rule)
             .collect();
-        Some((cache.filter_hash(&rules), cache.ssh_hash(&ssh)))
+        Some(cache.ssh_hash(&ssh))
+    }
+
+    /// What a change to one node that serves no route (called `old_name` in `old`, the
+    /// compile before it, and `new_name` here) did to the rule items; `None` when the items
+    /// do not pair ([`crate::lower::SourceMoves`]).
+    pub(crate) fn source_moves(
+        &self,
+        old: &Compiled,
+        old_name: Option<&str>,
+        new_name: Option<&str>,
+    ) -> Option<crate::lower::SourceMoves> {
+        let before = old_name.and_then(|n| old.table.id(n));
+        let after = new_name.and_then(|n| self.table.id(n));
+        let owner = |c: &Compiled, id: Option<NodeId>| {
+            id.and_then(|id| c.table.get(id)).and_then(|n| n.owner)
+        };
+        crate::lower::SourceMoves::new(
+            &old.lowered,
+            &old.table,
+            &self.lowered,
+            &self.table,
+            crate::lower::ChangedNode { before, after },
+            owner(old, before).into_iter().chain(owner(self, after)),
+        )
+    }
+
+    /// Whether node `name`'s packet filter changed from `old` (the compile before) to this
+    /// one, as far as `moves` tells.
+    pub(crate) fn filter_verdict(
+        &self,
+        name: &str,
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> crate::lower::Verdict {
+        match (self.table.id(name), old.table.id(name)) {
+            (Some(id), Some(old_id)) => self.lowered.filter_verdict(
+                &self.table,
+                id,
+                (&old.lowered, &old.table, old_id),
+                moves,
+            ),
+            _ => crate::lower::Verdict::Assemble,
+        }
     }
 }
 

@@ -596,6 +596,72 @@ fn self_merges_that_change_with_a_join() {
     );
 }
 
+/// A device retagged and given a posture at once (the property test's find, kept as it was
+/// found): a rule from `tag:router` whose sources must pass a posture had no passing source,
+/// so no destinations; the device now passes and the rule reaches every member. The rule's
+/// `SrcIPs` are the same before and after, so only its destinations tell that the members'
+/// filters changed: the engine's item-level verdict must look at destinations, not only at
+/// sources (it compares each node's candidate items and each item's destinations; this test
+/// fails when both checks are dropped).
+#[test]
+fn a_retag_with_a_posture_gives_a_rule_its_destinations() {
+    let policy = parse_policy(
+        r#"{"groups": {"group:eng": ["alice@example.com", "carol@"]},
+            "tagOwners": {"tag:web": ["group:eng"], "tag:db": ["tag:web"], "tag:router": ["alice@example.com"], "tag:exit": []},
+            "autoApprovers": {"routes": {"10.0.0.0/16": ["alice@example.com"], "192.168.0.0/16": ["alice@example.com"]}, "exitNode": ["tag:exit"]},
+            "postures": {"posture:linux": ["node:os == 'linux'"]},
+            "acls": [
+              {"action": "accept", "src": ["tag:db"], "dst": ["autogroup:internet:80,443"], "srcPosture": ["posture:linux"]},
+              {"action": "accept", "src": ["tag:router"], "dst": ["autogroup:member:22"], "srcPosture": ["posture:linux"]},
+              {"action": "accept", "src": ["10.0.0.0/24"], "dst": ["autogroup:internet:*"], "srcPosture": ["posture:linux"]},
+              {"action": "accept", "src": ["tag:web"], "dst": ["alice@example.com:22"]}],
+            "grants": [{"src": ["tag:router"], "dst": ["10.0.0.0/24"], "app": {"tailscale.com/cap/drive": [{"shares": ["*"]}], "example.com/cap/x": [{"k": 1}]}}],
+            "ssh": [{"action": "check", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["root"], "checkPeriod": "1h"}],
+            "nodeAttrs": [{"target": ["tag:db", "carol@"], "attr": ["disable-ipv4"]}]}"#,
+    )
+    .unwrap();
+    let net = |s: &str| -> IpNet { s.parse().unwrap() };
+    let at = |id: u64, n: u8| {
+        let (a, b) = v4v6(n);
+        (id, a, b)
+    };
+    let device = |(id, a, b): (u64, Ipv4Addr, Ipv6Addr), user: u64| {
+        NodeRecord::owned(id, &format!("host{id}"), user, a, b)
+    };
+    let router = |(id, a, b): (u64, Ipv4Addr, Ipv6Addr), tags: &[&str]| {
+        NodeRecord::tagged(id, &format!("host{id}"), tags, a, b)
+    };
+    let mut n1 = device(at(1, 51), 3);
+    n1.approved_routes = ["10.0.0.0/24", "10.0.1.0/24", "192.168.0.0/16", "0.0.0.0/0"]
+        .map(net)
+        .to_vec();
+    let mut n2 = router(at(2, 52), &["tag:db", "tag:router"]);
+    n2.name = "host0".into();
+    n2.advertised_routes = ["192.168.0.0/16", "0.0.0.0/0", "::/0"].map(net).to_vec();
+    n2.approved_routes = ["10.0.0.0/24", "10.0.1.0/24", "::/0"].map(net).to_vec();
+    let mut n3 = device(at(3, 53), 3).with_addresses(None, Some(v4v6(53).1));
+    n3.name = "host2".into();
+    n3.approved_routes = n1.approved_routes.clone();
+    let mut n4 = router(at(4, 54), &["tag:web", "tag:db", "tag:router", "tag:exit"]);
+    n4.approved_routes = ["10.0.0.0/24", "10.0.1.0/24", "192.168.0.0/16"]
+        .map(net)
+        .to_vec();
+    let mut n5 = device(at(5, 55), 4);
+    n5.approved_routes = vec![net("10.0.1.0/24")];
+    let mut n6 = device(at(6, 6), 4).with_addresses(Some(v4v6(6).0), None);
+    n6.approved_routes = vec![net("0.0.0.0/0")];
+    let mut linux = router(at(4, 54), &["tag:router"]);
+    linux.approved_routes = ["10.0.1.0/24", "::/0"].map(net).to_vec();
+    linux
+        .posture
+        .insert("node:os".into(), serde_json::Value::from("linux"));
+    verify_on(
+        policy,
+        vec![n1, n2, n3, n4, n5, n6],
+        [Event::UpsertNode(linux)],
+    );
+}
+
 /// Nodes with one address family: the engine's inventory format leaves the other out; a
 /// node re-addressed to the other family changes how its peers see it; a node with no
 /// address is refused and leaves the state unchanged.

@@ -1,7 +1,8 @@
 //! Change sets: which nodes' maps an event changed, and which parts of each, found by
-//! comparing per-node fingerprints of two snapshots by stable node id.
+//! comparing per-node fingerprints of two snapshots by stable node id (and, for filters an
+//! event decided from the rule items, from that decision).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::Snapshot;
 
@@ -56,15 +57,26 @@ impl ChangeSet {
     }
 }
 
-/// The change from `old` to `new`.
-pub(super) fn diff(old: &Snapshot, new: &Snapshot) -> ChangeSet {
+/// The change from `old` to `new`, where `filters_changed` are the nodes whose filter the
+/// event changed while leaving its fingerprint uncomputed. A filter part left uncomputed in
+/// `new` by an earlier event is the same as in `old`; one left uncomputed in `old` only is
+/// computed from `old`'s compile.
+pub(super) fn diff(old: &Snapshot, new: &Snapshot, filters_changed: &HashSet<u64>) -> ChangeSet {
+    let old_filters =
+        old.stale_filters(new.fingerprints.keys().filter(|id| !new.stale.contains(id)));
     let mut set = ChangeSet::default();
     for (&id, after) in &new.fingerprints {
         let change = match old.fingerprints.get(&id) {
             None => NodeChange::all(),
             Some(before) => NodeChange {
                 added: false,
-                packet_filter: before.filter != after.filter,
+                packet_filter: match (filters_changed.contains(&id), new.stale.contains(&id)) {
+                    (true, _) => true,
+                    (false, true) => false,
+                    (false, false) => {
+                        old_filters.get(&id).copied().unwrap_or(before.filter) != after.filter
+                    }
+                },
                 ssh_rules: before.ssh != after.ssh,
                 peers: before.peers != after.peers,
                 cap_map: before.caps != after.caps,

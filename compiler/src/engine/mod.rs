@@ -14,7 +14,7 @@ mod changeset;
 pub mod questions;
 mod records;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -97,6 +97,10 @@ pub struct Snapshot {
     names: BTreeMap<u64, Arc<str>>,
     ids: HashMap<Arc<str>, u64>,
     fingerprints: HashMap<u64, Fingerprint>,
+    /// Nodes whose fingerprint's filter part was not computed (an event found their filter
+    /// changed without assembling it; see [`crate::lower::SourceMoves`]): it is computed
+    /// from this snapshot's compile when a later event needs it.
+    stale: HashSet<u64>,
     /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
     bases: HashMap<u64, [u64; 4]>,
 }
@@ -214,7 +218,7 @@ impl Engine {
             options,
         };
         inputs.store_approvals()?;
-        let current = Arc::new(inputs.build(0, Scope::Everything)?);
+        let current = Arc::new(inputs.build(0, Scope::Everything)?.0);
         Ok(Engine {
             inputs,
             shared: Arc::new(SharedSnapshot {
@@ -298,8 +302,8 @@ impl Engine {
             self.inputs.build(version, scope)
         });
         match result {
-            Ok(snapshot) => {
-                let changes = changeset::diff(&self.current, &snapshot);
+            Ok((snapshot, filters_changed)) => {
+                let changes = changeset::diff(&self.current, &snapshot, &filters_changed);
                 self.current = Arc::new(snapshot);
                 self.shared.store(self.current.clone());
                 Ok(changes)
@@ -516,8 +520,13 @@ impl Inputs {
     }
 
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`
-    /// can reach (or every node when that cannot be bounded).
-    fn build(&self, version: u64, scope: Scope<'_>) -> Result<Snapshot, EngineError> {
+    /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
+    /// the change is known to have changed while their filter part was left uncomputed.
+    fn build(
+        &self,
+        version: u64,
+        scope: Scope<'_>,
+    ) -> Result<(Snapshot, HashSet<u64>), EngineError> {
         let inventory = match &scope {
             // The records are as they were: the same inventory.
             Scope::Policy(old) => old.inventory.clone(),
@@ -546,7 +555,7 @@ impl Inputs {
             Scope::Policy(old) => policy_fingerprints(old, &compiled, &names),
             Scope::Everything => None,
         };
-        let (fingerprints, bases) = match narrowed {
+        let prints = match narrowed {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
@@ -554,24 +563,60 @@ impl Inputs {
                     .iter()
                     .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
                     .collect();
-                (fingerprints(&compiled, &names, &all), bases)
+                Prints {
+                    fingerprints: fingerprints(&compiled, &names, &all),
+                    bases,
+                    stale: HashSet::new(),
+                    changed: HashSet::new(),
+                }
             }
         };
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             version,
             policy: self.policy.clone(),
             inventory,
             compiled,
             names,
             ids,
-            fingerprints,
-            bases,
-        })
+            fingerprints: prints.fingerprints,
+            stale: prints.stale,
+            bases: prints.bases,
+        };
+        Ok((snapshot, prints.changed))
     }
 }
 
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
 type Bases = HashMap<u64, [u64; 4]>;
+
+/// A snapshot's fingerprints, as an event leaves them.
+struct Prints {
+    fingerprints: HashMap<u64, Fingerprint>,
+    bases: Bases,
+    /// [`Snapshot::stale`].
+    stale: HashSet<u64>,
+    /// The nodes this event left stale: their filter changed.
+    changed: HashSet<u64>,
+}
+
+impl Snapshot {
+    /// The filter parts of the fingerprints of the nodes of `ids` this snapshot left
+    /// uncomputed, computed from its compile (on every core).
+    fn stale_filters<'a>(&self, ids: impl Iterator<Item = &'a u64>) -> HashMap<u64, u64> {
+        let work: Vec<(u64, &Arc<str>)> = ids
+            .filter(|id| self.stale.contains(id))
+            .filter_map(|&id| Some((id, self.names.get(&id)?)))
+            .collect();
+        parallel(&work, |part| {
+            let mut cache = HashCache::default();
+            part.iter()
+                .filter_map(|&(id, name)| {
+                    Some((id, self.compiled.filter_fingerprint(name, &mut cache)?))
+                })
+                .collect()
+        })
+    }
+}
 
 /// Peers' entries (kept by stable id) indexed by `compiled`'s node ids, looked up once: a
 /// node's peers' part sums one per peer.
@@ -613,7 +658,7 @@ fn policy_fingerprints(
     old: &Snapshot,
     compiled: &Compiled,
     names: &BTreeMap<u64, Arc<str>>,
-) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
+) -> Option<Prints> {
     if compiled.refusal().is_some() != old.compiled.refusal().is_some() {
         return None;
     }
@@ -668,9 +713,17 @@ fn policy_fingerprints(
             })
             .collect()
     };
+    let fresh = parallel(&work, again);
+    let mut stale = old.stale.clone();
+    stale.retain(|id| !fresh.contains_key(id));
     let mut out = old.fingerprints.clone();
-    out.extend(parallel(&work, again));
-    Some((out, old.bases.clone()))
+    out.extend(fresh);
+    Some(Prints {
+        fingerprints: out,
+        bases: old.bases.clone(),
+        stale,
+        changed: HashSet::new(),
+    })
 }
 
 /// A change to one node without routes (policy and users unchanged).
@@ -684,22 +737,23 @@ struct Narrow<'a> {
 }
 
 impl Narrow<'_> {
-    /// The new compile's fingerprints: the old ones, with the node's recomputed; the filter
-    /// and SSH parts recomputed for the nodes whose filter or SSH rules may name it before
-    /// or after the change ([`Compiled::filter_dependents`], the destinations of SSH rules it
-    /// is a source of); and the peers' part of its peers patched: a peers' fingerprint is a
-    /// sum over peers, and only this node's entry changed (no other node's selectors, routes
-    /// or attributes did). `None` when those sets cannot be bounded, when the rules merge
-    /// differently (an item came or went, or two items' sources became equal or different),
-    /// or when the policy went from compiling to refused or back (the work budget counts
-    /// nodes).
+    /// The new compile's fingerprints: the old ones, with the node's recomputed; the SSH part
+    /// recomputed for the nodes whose SSH rules may name it before or after the change (the
+    /// destinations of SSH rules it is a source of); the filter part of the nodes whose
+    /// filter may name it ([`Compiled::filter_dependents`]) decided from the rule items
+    /// ([`crate::lower::SourceMoves`]: unchanged, changed and left uncomputed, or assembled
+    /// and hashed where the items cannot tell); and the peers' part of its peers patched: a
+    /// peers' fingerprint is a sum over peers, and only this node's entry changed (no other
+    /// node's selectors, routes or attributes did). `None` when those sets cannot be bounded,
+    /// when the rules merge differently (an item came or went, or two items' sources became
+    /// equal or different), or when the policy went from compiling to refused or back (the
+    /// work budget counts nodes).
     fn fingerprints(
         &self,
         compiled: &Compiled,
         names: &BTreeMap<u64, Arc<str>>,
         ids: &HashMap<Arc<str>, u64>,
-    ) -> Option<(HashMap<u64, Fingerprint>, Bases)> {
-        use std::collections::HashSet;
+    ) -> Option<Prints> {
         let old = &self.old.compiled;
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
@@ -708,43 +762,73 @@ impl Narrow<'_> {
         let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
             list.iter().filter_map(|n| map.get(n).copied()).collect()
         };
-        let (mut was_peer, mut is_peer, mut touched) =
-            (HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut was_peer, mut is_peer) = (HashSet::new(), HashSet::new());
+        let (mut ssh_touched, mut filter_touched) = (HashSet::new(), HashSet::new());
         let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
         if let Some(name) = &self.old_name {
             was_peer = stable(old.peer_names(name), &self.old.ids);
-            touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
-            touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
+            ssh_touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
+            filter_touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
             base_before = old.peer_base(name)?;
         }
         if let Some(name) = new_name {
             is_peer = stable(compiled.peer_names(name), ids);
-            touched.extend(stable(compiled.ssh_dependents(name)?, ids));
-            touched.extend(stable(compiled.filter_dependents(name)?, ids));
+            ssh_touched.extend(stable(compiled.ssh_dependents(name)?, ids));
+            filter_touched.extend(stable(compiled.filter_dependents(name)?, ids));
             base_after = compiled.peer_base(name)?;
         }
-        touched.remove(&self.node);
+        ssh_touched.remove(&self.node);
+        filter_touched.remove(&self.node);
         let mut bases = self.old.bases.clone();
         bases.remove(&self.node);
         if new_name.is_some() {
             bases.insert(self.node, base_after);
         }
         let mut out = self.old.fingerprints.clone();
+        let mut stale = self.old.stale.clone();
         out.remove(&self.node);
+        stale.remove(&self.node);
         if let Some(name) = new_name {
             let mut one = BTreeMap::new();
             one.insert(self.node, name.clone());
             let by_node = bases_by_node(compiled, ids, &bases);
             out.extend(fingerprints(compiled, &one, &by_node));
         }
-        let again: Vec<(u64, &Arc<str>)> = touched
+        // Filters: decided from the items where they can be; the rest assembled.
+        let moves = compiled.source_moves(old, self.old_name.as_deref(), new_name.map(|n| &**n));
+        let mut changed = HashSet::new();
+        let mut assemble: Vec<(u64, &Arc<str>)> = Vec::new();
+        for &id in &filter_touched {
+            let Some(name) = names.get(&id) else {
+                continue;
+            };
+            let verdict = match &moves {
+                Some(moves) => compiled.filter_verdict(name, old, moves),
+                None => crate::lower::Verdict::Assemble,
+            };
+            match verdict {
+                crate::lower::Verdict::Same => {}
+                crate::lower::Verdict::Changed => {
+                    changed.insert(id);
+                }
+                crate::lower::Verdict::Assemble => assemble.push((id, name)),
+            }
+        }
+        for (id, filter) in part_fingerprints(&assemble, |name, cache| {
+            compiled.filter_fingerprint(name, cache)
+        }) {
+            out.get_mut(&id)?.filter = filter;
+            stale.remove(&id);
+        }
+        stale.extend(changed.iter().copied());
+        let ssh_again: Vec<(u64, &Arc<str>)> = ssh_touched
             .iter()
             .filter_map(|&id| Some((id, names.get(&id)?)))
             .collect();
-        for (id, (filter, ssh)) in rules_fingerprints(compiled, &again) {
-            let fp = out.get_mut(&id)?;
-            fp.filter = filter;
-            fp.ssh = ssh;
+        for (id, ssh) in part_fingerprints(&ssh_again, |name, cache| {
+            compiled.ssh_fingerprint(name, cache)
+        }) {
+            out.get_mut(&id)?.ssh = ssh;
         }
         for &id in was_peer.union(&is_peer) {
             if id == self.node {
@@ -763,16 +847,25 @@ impl Narrow<'_> {
                 fp.peers = fp.peers.wrapping_add(pick(base_after));
             }
         }
-        Some((out, bases))
+        Some(Prints {
+            fingerprints: out,
+            bases,
+            stale,
+            changed,
+        })
     }
 }
 
-/// The filter and SSH parts of the fingerprints of nodes `nodes`, on every core.
-fn rules_fingerprints(compiled: &Compiled, nodes: &[(u64, &Arc<str>)]) -> HashMap<u64, (u64, u64)> {
-    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, (u64, u64))> {
+/// One part of the fingerprints of nodes `nodes` (`part` of a node's name), on every core.
+fn part_fingerprints(
+    nodes: &[(u64, &Arc<str>)],
+    part: impl Fn(&str, &mut HashCache) -> Option<u64> + Sync,
+) -> HashMap<u64, u64> {
+    let work = |chunk: &[(u64, &Arc<str>)]| -> Vec<(u64, u64)> {
         let mut cache = HashCache::default();
-        part.iter()
-            .filter_map(|&(id, name)| Some((id, compiled.rules_fingerprint(name, &mut cache)?)))
+        chunk
+            .iter()
+            .filter_map(|&(id, name)| Some((id, part(name, &mut cache)?)))
             .collect()
     };
     parallel(nodes, work)

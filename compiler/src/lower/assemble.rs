@@ -37,7 +37,7 @@ enum Part {
 
 impl Lowered {
     /// The items that may concern node `id`, in policy order.
-    fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
+    pub(super) fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
         let mut out: Vec<u32> = self.by_node.get(id.index()).cloned().unwrap_or_default();
         out.extend_from_slice(&self.global);
         if !node.is_tagged() {
@@ -279,7 +279,7 @@ impl Lowered {
     /// addresses, `*`, the internet ranges on an exit node, or a policy prefix (as written)
     /// holding one of its addresses, overlapping a route it serves, or, on an exit node,
     /// lying inside the internet.
-    fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+    pub(super) fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
         match target {
             Target::Wildcard | Target::DangerAll => vec![Arc::from("*")],
             Target::Internet if node.exit => self

@@ -24,8 +24,10 @@ use crate::wire::{CapMap, Ports, Strings};
 
 mod assemble;
 mod compare;
+mod moves;
 
 pub(crate) use compare::{changed_items, changed_items_wire, mark_reached};
+pub(crate) use moves::{ChangedNode, SourceMoves, Verdict};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [

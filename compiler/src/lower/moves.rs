@@ -1,0 +1,264 @@
+//! After a change to one node that serves no route, which rule items' sources moved, and per
+//! node whether its packet filter changed, decided from the items where the node's rules
+//! provably keep their merging (assembled otherwise). A member joining a large tailnet enters
+//! the sources of rules reaching tens of thousands of nodes; this is how the engine's node
+//! events tell which of those filters changed without assembling and hashing each one.
+//!
+//! Why a verdict from the items is exact: the two lowerings merge alike
+//! ([`Lowered::merge_signature`]) and the node itself did not change. When it has the same
+//! candidate items in both and no item's destinations changed (other than by the changed
+//! node's own membership: a posture-gated rule whose last passing source leaves grants
+//! nothing, for one), each item renders the same destinations on it, in the same slots. Its
+//! filter can then differ only through a moved item's `SrcIPs` (a plain network item that
+//! renders a destination on the node puts its list in a rule of its own slot, so a moved list
+//! changes that rule), or through what only assembly settles: `autogroup:self` sources and
+//! the slots they claim (the owners in [`SourceMoves`]), `via` claims, app grants and their
+//! companions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{Body, Item, Lowered};
+use crate::nodes::{NodeId, NodeTable, UserId};
+use crate::resolve::Target;
+
+/// What a one-node change did to the items.
+#[derive(Debug)]
+pub(crate) struct SourceMoves {
+    /// Per item (the lowerings have the same items, index for index): its `SrcIPs` (or a
+    /// companion's other list) differ. Always false for `autogroup:self` items, whose sources
+    /// are per node.
+    moved: Vec<bool>,
+    /// Per item: its destinations differ beyond the changed node's own membership. Always
+    /// false for `autogroup:self` items.
+    dst_moved: Vec<bool>,
+    /// Owners whose untagged devices are assembled: the changed node's owners, whose
+    /// `autogroup:self` sources changed, and the owners of the first address of every moved
+    /// list before and after (a self item's per-node sources may have become, or stopped
+    /// being, equal to an interned list, which moves the slot they claim).
+    owners: HashSet<UserId>,
+    /// Tags of moved `via` items: nodes carrying one are assembled.
+    via_tags: HashSet<Arc<str>>,
+}
+
+/// A node's packet filter after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// As before.
+    Same,
+    /// Different.
+    Changed,
+    /// Not decided from the items: assemble and compare.
+    Assemble,
+}
+
+/// The changed node: its id before (in the old table) and after (in the new one).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChangedNode {
+    /// In the old table.
+    pub(crate) before: Option<NodeId>,
+    /// In the new table.
+    pub(crate) after: Option<NodeId>,
+}
+
+/// Compares node lists across the two tables: old ids translated to new ones by name (both
+/// tables are sorted by name, so one merge walk), the changed node left out of both.
+struct Translate {
+    to_new: Vec<u32>,
+    node: ChangedNode,
+    /// Lists compared, by address: the lists are the items' own (`Arc`-shared), alive for
+    /// the whole comparison.
+    memo: HashMap<(usize, usize), bool>,
+}
+
+impl Translate {
+    fn new(old: &NodeTable, new: &NodeTable, node: ChangedNode) -> Translate {
+        let mut to_new = vec![u32::MAX; old.nodes.len()];
+        let mut j = 0;
+        for (i, a) in old.nodes.iter().enumerate() {
+            while new.nodes.get(j).is_some_and(|b| b.name < a.name) {
+                j += 1;
+            }
+            if new.nodes.get(j).is_some_and(|b| b.name == a.name) {
+                if let Some(slot) = to_new.get_mut(i) {
+                    *slot = crate::nodes::index(j);
+                }
+            }
+        }
+        Translate {
+            to_new,
+            node,
+            memo: HashMap::new(),
+        }
+    }
+
+    /// Two lists hold the same nodes, the changed one aside.
+    fn same_nodes(&mut self, x: &Arc<[NodeId]>, y: &Arc<[NodeId]>) -> bool {
+        let key = (
+            Arc::as_ptr(x) as *const NodeId as usize,
+            Arc::as_ptr(y) as *const NodeId as usize,
+        );
+        if let Some(&same) = self.memo.get(&key) {
+            return same;
+        }
+        let (before, after) = (self.node.before, self.node.after);
+        let mut xs = x
+            .iter()
+            .filter(|&&i| Some(i) != before)
+            .map(|i| self.to_new.get(i.index()).copied().unwrap_or(u32::MAX));
+        let mut ys = y
+            .iter()
+            .filter(|&&i| Some(i) != after)
+            .map(|i| crate::nodes::index(i.index()));
+        let same = loop {
+            match (xs.next(), ys.next()) {
+                (None, None) => break true,
+                (Some(a), Some(b)) if a == b => {}
+                _ => break false,
+            }
+        };
+        self.memo.insert(key, same);
+        same
+    }
+
+    fn same_target(&mut self, a: &Target, b: &Target) -> bool {
+        match (a, b) {
+            (Target::Nodes(x), Target::Nodes(y)) => self.same_nodes(x, y),
+            (Target::Literal(x), Target::Literal(y)) => Arc::ptr_eq(x, y) || x == y,
+            _ => a == b,
+        }
+    }
+
+    fn same_targets(&mut self, a: &[Target], b: &[Target]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| self.same_target(x, y))
+    }
+
+    /// Two items (of the same rule) grant the same on every node but the changed one, their
+    /// sources aside.
+    fn same_destinations(&mut self, a: &Item, b: &Item) -> bool {
+        match (&a.body, &b.body) {
+            (Body::Net { dst: x, .. }, Body::Net { dst: y, .. }) => self.same_target(x, y),
+            (Body::App { dsts: x, .. }, Body::App { dsts: y, .. }) => self.same_targets(x, y),
+            (Body::Companion { .. }, Body::Companion { .. }) => {
+                self.same_targets(&a.src_targets, &b.src_targets)
+            }
+            _ => true,
+        }
+    }
+}
+
+impl SourceMoves {
+    /// Compare two lowerings of the same policy, before and after a change to one node
+    /// (`node`) that serves no route and whose owners (before and after) are `owners`. `None`
+    /// when the items do not pair index for index. O(items + nodes), each distinct pair of
+    /// lists compared once.
+    pub(crate) fn new(
+        old: &Lowered,
+        old_table: &NodeTable,
+        new: &Lowered,
+        new_table: &NodeTable,
+        node: ChangedNode,
+        owners: impl IntoIterator<Item = UserId>,
+    ) -> Option<SourceMoves> {
+        if old.items.len() != new.items.len() {
+            return None;
+        }
+        let mut moves = SourceMoves {
+            moved: Vec::with_capacity(new.items.len()),
+            dst_moved: Vec::with_capacity(new.items.len()),
+            owners: owners.into_iter().collect(),
+            via_tags: HashSet::new(),
+        };
+        let mut translate = Translate::new(old_table, new_table, node);
+        let mut memo: HashMap<(u32, u32), bool> = HashMap::new();
+        let mut differ = |x: u32, y: u32, owners: &mut HashSet<UserId>| -> bool {
+            *memo.entry((x, y)).or_insert_with(|| {
+                let (before, after) = (old.srcs.get(x), new.srcs.get(y));
+                let moved = before != after;
+                if moved {
+                    owners.extend(first_owner(old_table, &before));
+                    owners.extend(first_owner(new_table, &after));
+                }
+                moved
+            })
+        };
+        for (a, b) in old.items.iter().zip(&new.items) {
+            if std::mem::discriminant(&a.body) != std::mem::discriminant(&b.body)
+                || a.via.is_some() != b.via.is_some()
+            {
+                return None;
+            }
+            let mut moved = differ(a.src, b.src, &mut moves.owners);
+            if let (Body::Companion { src_ips: x, .. }, Body::Companion { src_ips: y, .. }) =
+                (&a.body, &b.body)
+            {
+                moved |= differ(*x, *y, &mut moves.owners);
+            }
+            let dst_moved = !b.body.is_self() && !translate.same_destinations(a, b);
+            if moved || dst_moved {
+                moves
+                    .via_tags
+                    .extend(b.via.iter().flat_map(|tags| tags.iter().cloned()));
+            }
+            moves.moved.push(moved && !b.body.is_self());
+            moves.dst_moved.push(dst_moved);
+        }
+        Some(moves)
+    }
+}
+
+/// The owner of the node holding a list's first address.
+fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<UserId> {
+    let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
+    table.get(table.by_address(ip)?)?.owner
+}
+
+impl Lowered {
+    /// Node `id`'s packet filter after the change `moves` describes (this is the lowering
+    /// after it; the node is `old_id` in `old`, the lowering before). O(the items that may
+    /// reach the node).
+    pub(crate) fn filter_verdict(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        old: (&Lowered, &NodeTable, NodeId),
+        moves: &SourceMoves,
+    ) -> Verdict {
+        let (old, old_table, old_id) = old;
+        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
+            return Verdict::Assemble;
+        };
+        let self_owner = !node.is_tagged()
+            && !self.self_items.is_empty()
+            && node.owner.is_some_and(|u| moves.owners.contains(&u));
+        if self_owner || node.tags.iter().any(|t| moves.via_tags.contains(t)) {
+            return Verdict::Assemble;
+        }
+        let candidates = self.candidates(id, node);
+        if candidates != old.candidates(old_id, old_node) {
+            return Verdict::Assemble;
+        }
+        let mut changed = false;
+        for i in candidates {
+            let at = i as usize;
+            let moved = moves.moved.get(at).copied().unwrap_or(true);
+            let dst_moved = moves.dst_moved.get(at).copied().unwrap_or(true);
+            if !moved && !dst_moved {
+                continue;
+            }
+            let Some(item) = self.items.get(at) else {
+                return Verdict::Assemble;
+            };
+            match (&item.body, &item.via, dst_moved) {
+                (Body::Net { dst, ports, .. }, None, false) => {
+                    changed |= !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty();
+                }
+                _ => return Verdict::Assemble,
+            }
+        }
+        match changed {
+            true => Verdict::Changed,
+            false => Verdict::Same,
+        }
+    }
+}
