@@ -58,6 +58,10 @@ pub struct Service {
     /// Hosts an admin approved; `autoApprovers.services` approves others when compiling.
     #[serde(default)]
     pub approved_hosts: Vec<String>,
+    /// The service's tags (`tag:name`): an `autoApprovers.services` entry keyed by one of them
+    /// approves hosts for the service as an entry keyed by its name does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Service {

@@ -157,6 +157,15 @@ pub(crate) struct ServiceInfo {
     pub(crate) name: String,
     /// The virtual addresses as host prefixes, IPv4 first.
     pub(crate) vips: Vec<IpNet>,
+    /// Its tags.
+    pub(crate) tags: Vec<String>,
+}
+
+impl ServiceInfo {
+    /// True when an `autoApprovers.services` key (a service name or a tag) names it.
+    pub(crate) fn keyed_by(&self, key: &str) -> bool {
+        self.name == key || self.tags.iter().any(|t| t == key)
+    }
 }
 
 /// Members of each synced group (`group:eng@example.com`), user indexes in inventory order.
@@ -328,6 +337,7 @@ impl NodeTable {
             table.services.push(ServiceInfo {
                 name: svc.name.clone(),
                 vips,
+                tags: svc.tags.clone(),
             });
         }
         // Ids are positions in name order: everything that binary-searches node lists relies on it.

@@ -49,7 +49,7 @@ impl Approvers {
             let hosts: Vec<NodeId> = approvers
                 .services
                 .iter()
-                .filter(|a| a.service.value == svc.name)
+                .filter(|a| svc.keyed_by(&a.service.value))
                 .flat_map(|a| matches(&a.approvers))
                 .collect();
             for vip in &svc.vips {

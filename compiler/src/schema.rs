@@ -71,6 +71,7 @@ pub fn inventory_schema() -> Value {
             "ipv6": {"type": ["string", "null"], "description": "The service's IPv6 virtual address."},
             "hosts": strings("Nodes (by name) that advertise the service."),
             "approved_hosts": strings("Hosts an admin approved; autoApprovers.services approves others."),
+            "tags": strings("The service's tags: an autoApprovers.services entry keyed by one approves hosts for it."),
         },
     });
     let tailnet = json!({

@@ -102,6 +102,28 @@ fn service_addresses_are_served_by_approved_hosts() {
     assert_eq!(filter(&c, "web-2"), json!([]));
 }
 
+/// `autoApprovers.services` keyed by a tag the service carries approves hosts as the
+/// service's own name does (real policies write `"tag:k8s": ["tag:k8s"]`); a tag the service
+/// does not carry approves nothing.
+#[test]
+fn service_approvers_keyed_by_the_services_tag() {
+    let policy = r#"{"tagOwners": {"tag:web": [], "tag:rec": [], "tag:svc": []},
+        "autoApprovers": {"services": {"tag:svc": ["tag:web"]}},
+        "grants": [{"src": ["bob@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]}]}"#;
+    let tagged = INVENTORY.replace(
+        r#""approved_hosts": ["web-2"]}"#,
+        r#""approved_hosts": ["web-2"], "tags": ["tag:svc"]}"#,
+    );
+    let serving = |inventory: &str| {
+        let inventory = Inventory::from_json(inventory).unwrap();
+        let (_, parsed) = aclc_policy::parse_str("p", policy, &Default::default());
+        let c = compile(&parsed.unwrap().policy, &inventory);
+        filter(&c, "web-1")
+    };
+    assert_eq!(serving(&tagged)[0]["DstPorts"][0]["IP"], "100.100.200.1");
+    assert_eq!(serving(INVENTORY), json!([]));
+}
+
 #[test]
 fn services_are_validated_in_the_inventory() {
     for (from, to, kind) in [

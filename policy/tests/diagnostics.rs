@@ -271,6 +271,33 @@ fn grant_values() {
         "capability name must not be in the tailscale.com domain",
         "tailscale.com/cap/funnel",
     );
+    // Capabilities of Tailscale products documented in policy files (Aperture, PAM).
+    for cap in ["tailscale.com/cap/aperture", "tailscale.com/cap/pam"] {
+        let text = grant(&format!(
+            r#"{{"src": ["*"], "dst": ["*"], "app": {{"{cap}": [{{"role": "user"}}]}}}}"#
+        ));
+        let errors: Vec<_> = diagnose(&text)
+            .into_iter()
+            .filter(|d| d.0 == aclc_policy::Severity::Error)
+            .collect();
+        assert_eq!(errors, vec![], "{cap}");
+    }
+}
+
+/// `autoApprovers.services` keys are service names or tags services carry: a defined tag is
+/// accepted silently, an undefined one with a warning (never refused).
+#[test]
+fn service_approver_keys_may_be_tags() {
+    let defined = r#"{"tagOwners": {"tag:k8s": ["autogroup:admin"]},
+        "autoApprovers": {"services": {"tag:k8s": ["tag:k8s"], "svc:web": ["tag:k8s"]}}}"#;
+    assert_eq!(diagnose(defined), vec![]);
+    expect_warning(
+        r#"{"tagOwners": {"tag:k8s": ["autogroup:admin"]},
+            "autoApprovers": {"services": {"tag:k8z": ["tag:k8s"]}}}"#,
+        "aclc::unverified_service_name",
+        r#"services tagged "tag:k8z" are auto-approved, but the tag is not in "tagOwners"; aclc cannot verify that Tailscale accepts it"#,
+        "tag:k8z",
+    );
 }
 
 #[test]

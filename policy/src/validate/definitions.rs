@@ -366,7 +366,13 @@ impl Validator<'_> {
             }
         }
         for svc in &policy.auto_approvers.services {
-            self.service_name(&svc.service.value, svc.service.span);
+            let key = &svc.service.value;
+            // A key is a service name or a tag that services carry (Tailscale Services can be
+            // tagged; real policies key approvers by tag, e.g. `"tag:k8s": ["tag:k8s"]`).
+            match key.strip_prefix("tag:") {
+                Some(_) => self.service_tag(key, svc.service.span),
+                None => self.service_name(key, svc.service.span),
+            }
         }
         for route in &policy.auto_approvers.routes {
             if route.prefix.value.prefix_len() == 0 {

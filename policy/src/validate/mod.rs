@@ -308,6 +308,24 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// An `autoApprovers.services` key that is a tag: services carrying it are approved.
+    /// Whether Tailscale requires the tag in `tagOwners` is not recorded, so an undefined one
+    /// is a warning.
+    pub(crate) fn service_tag(&mut self, tag: &str, span: Span) {
+        if self.policy.tag_owners.iter().any(|t| t.tag.value == tag) {
+            return;
+        }
+        self.warning(
+            Code::UnverifiedServiceName,
+            span,
+            format!(
+                "services tagged {} are auto-approved, but the tag is not in \"tagOwners\"; aclc cannot verify that Tailscale accepts it",
+                quote(tag)
+            ),
+            &self.suggest_tag(tag),
+        );
+    }
+
     fn suggest_tag(&self, tag: &str) -> String {
         let names: Vec<&str> = self
             .policy

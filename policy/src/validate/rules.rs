@@ -17,6 +17,8 @@ const TAILSCALE_CAPS: &[&str] = &[
     "tailscale.com/cap/secrets",
     "tailscale.com/cap/tailsql",
     "tailscale.com/cap/golink",
+    "tailscale.com/cap/aperture",
+    "tailscale.com/cap/pam",
 ];
 
 /// `tailscale.com` node attributes with values (nodeAttrs `app`) aclc knows.
