@@ -248,9 +248,17 @@ impl Compiled {
 
     /// What node `name` receives, or `None` for an unknown node.
     pub fn node(&self, name: &str) -> Option<NodeView<'_>> {
+        self.view(name, true)
+    }
+
+    /// [`Compiled::node`], its packet filter left empty unless `rules`.
+    fn view(&self, name: &str, rules: bool) -> Option<NodeView<'_>> {
         let id = self.table.id(name)?;
         let node = self.table.get(id)?;
-        let rules = self.lowered.filter_rules(&self.table, id);
+        let rules = match rules {
+            true => self.lowered.filter_rules(&self.table, id),
+            false => Vec::new(),
+        };
         let peers = self.peers.peer_bits(&self.table, id);
         Some(NodeView {
             compiled: self,
@@ -867,6 +875,25 @@ impl Compiled {
         )
     }
 
+    /// The rule items of `old` and of this compile without an equal partner in the other
+    /// ([`crate::lower::unpaired_items`]).
+    pub(crate) fn unpaired_items(&self, old: &Compiled) -> crate::lower::ChangedItems {
+        crate::lower::unpaired_items(&old.lowered, &self.lowered)
+    }
+
+    /// After a policy change (records unchanged: `old` compiled the same node table), whether
+    /// node `id`'s packet filter changed, as far as the items paired by content tell
+    /// ([`crate::lower::Lowered::growth_verdict`]).
+    pub(crate) fn growth_verdict(
+        &self,
+        id: NodeId,
+        old: &Compiled,
+        unpaired: &crate::lower::ChangedItems,
+    ) -> crate::lower::Verdict {
+        self.lowered
+            .growth_verdict(&self.table, id, (&old.lowered, &old.table), unpaired)
+    }
+
     /// Whether node `name`'s packet filter changed from `old` (the compile before) to this
     /// one, as far as `moves` tells.
     pub(crate) fn filter_verdict(
@@ -938,7 +965,18 @@ impl Compiled {
         bases: &[[u64; 4]],
         cache: &mut HashCache,
     ) -> Option<Fingerprint> {
-        let view = self.node(name)?;
+        self.fingerprint_parts(name, bases, cache, true)
+    }
+
+    /// [`Compiled::fingerprint`], the filter part left 0 (not computed) unless `filter`.
+    pub(crate) fn fingerprint_parts(
+        &self,
+        name: &str,
+        bases: &[[u64; 4]],
+        cache: &mut HashCache,
+        filter: bool,
+    ) -> Option<Fingerprint> {
+        let view = self.view(name, filter)?;
         let viewer = view.id;
         let column = usize::from(self.families_missing(viewer));
         let base = |p: NodeId| {
@@ -988,7 +1026,10 @@ impl Compiled {
             }
         }
         Some(Fingerprint {
-            filter: cache.filter_hash(view.packet_filter_rules()),
+            filter: match filter {
+                true => cache.filter_hash(view.packet_filter_rules()),
+                false => 0,
+            },
             ssh: cache.ssh_hash(&view.ssh_rules()),
             peers,
             caps: json_hash(&view.cap_map()),

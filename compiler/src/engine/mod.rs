@@ -694,21 +694,35 @@ fn policy_fingerprints(
         }
     }
     // Rules unchanged and peers kept: nothing to do. Rules changed, peers kept: only the
-    // filter and SSH parts. Otherwise the whole fingerprint.
-    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, Fingerprint)> {
+    // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
+    // entries (`growth_verdict`) is known to have changed: its part is left uncomputed.
+    let unpaired = compiled.unpaired_items(&old.compiled);
+    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, bool))> {
         let mut cache = HashCache::default();
         part.iter()
             .filter_map(|&(id, name, node, flags)| {
                 let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
                 let rules = flags & crate::diff::MAP_RULES != 0;
+                let grew = rules
+                    && compiled.growth_verdict(node, &old.compiled, &unpaired)
+                        == crate::lower::Verdict::Changed;
                 match (rules, kept) {
                     (false, true) => None,
                     (true, true) => {
                         let mut fp = old.fingerprints.get(&id).copied()?;
-                        (fp.filter, fp.ssh) = compiled.rules_fingerprint(name, &mut cache)?;
-                        Some((id, fp))
+                        match grew {
+                            true => fp.ssh = compiled.ssh_fingerprint(name, &mut cache)?,
+                            false => {
+                                (fp.filter, fp.ssh) =
+                                    compiled.rules_fingerprint(name, &mut cache)?
+                            }
+                        }
+                        Some((id, (fp, grew)))
                     }
-                    _ => Some((id, compiled.fingerprint(name, &by_node, &mut cache)?)),
+                    _ => {
+                        let fp = compiled.fingerprint_parts(name, &by_node, &mut cache, !grew)?;
+                        Some((id, (fp, grew)))
+                    }
                 }
             })
             .collect()
@@ -716,13 +730,20 @@ fn policy_fingerprints(
     let fresh = parallel(&work, again);
     let mut stale = old.stale.clone();
     stale.retain(|id| !fresh.contains_key(id));
+    let mut changed = HashSet::new();
     let mut out = old.fingerprints.clone();
-    out.extend(fresh);
+    for (id, (fp, grew)) in fresh {
+        if grew {
+            stale.insert(id);
+            changed.insert(id);
+        }
+        out.insert(id, fp);
+    }
     Some(Prints {
         fingerprints: out,
         bases: old.bases.clone(),
         stale,
-        changed: HashSet::new(),
+        changed,
     })
 }
 

@@ -141,6 +141,21 @@ impl Lowered {
         rules
     }
 
+    /// How many `DstPorts` entries and `CapGrant`s item `i` puts in node `id`'s filter (merging
+    /// moves entries between rules but never adds or drops one); `None` for the
+    /// `autogroup:self` kinds, whose share depends on the node's per-node sources.
+    pub(super) fn entries_on(&self, table: &NodeTable, id: NodeId, i: u32) -> Option<usize> {
+        let item = self.items.get(i as usize)?;
+        if item.body.is_self() {
+            return None;
+        }
+        Some(match self.part(table, id, i, item, &NodeState::default()) {
+            None => 0,
+            Some((_, _, Part::Net { dst_ports, .. })) => dst_ports.len(),
+            Some((_, _, Part::Rule(rule))) => rule.dst_ports.len() + rule.cap_grant.len(),
+        })
+    }
+
     /// What item `i` contributes to node `id`, with its slot.
     fn part(
         &self,

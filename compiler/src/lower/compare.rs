@@ -48,29 +48,7 @@ pub(crate) fn changed_items(old: &Lowered, new: &Lowered) -> ChangedItems {
 /// rules in the same order, merged the same way, *provided* the nodes of
 /// [`Lowered::mark_claims`] are marked too.
 pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> ChangedItems {
-    let mut pending: HashMap<u64, Vec<u32>> = HashMap::with_capacity(new.items.len());
-    for (j, item) in new.items.iter().enumerate().rev() {
-        pending
-            .entry(content_hash(new, item))
-            .or_default()
-            .push(crate::nodes::index(j));
-    }
-    let mut memo = Memo::default();
-    let mut pair: Vec<Option<u32>> = vec![None; old.items.len()];
-    for (i, item) in old.items.iter().enumerate() {
-        let Some(candidates) = pending.get_mut(&content_hash(old, item)) else {
-            continue;
-        };
-        // The first unpaired equal item (candidates are kept last-first).
-        let found = candidates.iter().rposition(|&j| {
-            new.items
-                .get(j as usize)
-                .is_some_and(|other| memo.same_item(old, item, new, other))
-        });
-        if let (Some(pos), Some(slot)) = (found, pair.get_mut(i)) {
-            *slot = Some(candidates.remove(pos));
-        }
-    }
+    let pair = pair_items(old, new);
     let everything = ChangedItems {
         old: vec![true; old.items.len()],
         new: vec![true; new.items.len()],
@@ -100,6 +78,51 @@ pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> ChangedItems {
         }
     }
     changed
+}
+
+/// The items of each lowering with no equal partner in the other, pairing equal items one to
+/// one (so a rule written twice where it was once leaves one unpaired). What paired items put
+/// in a node's filter is the same in both; only order and merging may differ.
+pub(crate) fn unpaired_items(old: &Lowered, new: &Lowered) -> ChangedItems {
+    let pair = pair_items(old, new);
+    let mut new_unpaired = vec![true; new.items.len()];
+    for &j in pair.iter().flatten() {
+        if let Some(u) = new_unpaired.get_mut(j as usize) {
+            *u = false;
+        }
+    }
+    ChangedItems {
+        old: pair.iter().map(Option::is_none).collect(),
+        new: new_unpaired,
+    }
+}
+
+/// Per old item, the new item it pairs with: equal content, occurrences paired in order.
+fn pair_items(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
+    let mut pending: HashMap<u64, Vec<u32>> = HashMap::with_capacity(new.items.len());
+    for (j, item) in new.items.iter().enumerate().rev() {
+        pending
+            .entry(content_hash(new, item))
+            .or_default()
+            .push(crate::nodes::index(j));
+    }
+    let mut memo = Memo::default();
+    let mut pair: Vec<Option<u32>> = vec![None; old.items.len()];
+    for (i, item) in old.items.iter().enumerate() {
+        let Some(candidates) = pending.get_mut(&content_hash(old, item)) else {
+            continue;
+        };
+        // The first unpaired equal item (candidates are kept last-first).
+        let found = candidates.iter().rposition(|&j| {
+            new.items
+                .get(j as usize)
+                .is_some_and(|other| memo.same_item(old, item, new, other))
+        });
+        if let (Some(pos), Some(slot)) = (found, pair.get_mut(i)) {
+            *slot = Some(candidates.remove(pos));
+        }
+    }
+    pair
 }
 
 /// Per item of `a`: true when `b` has no item equal to it.

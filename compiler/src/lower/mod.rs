@@ -26,7 +26,9 @@ mod assemble;
 mod compare;
 mod moves;
 
-pub(crate) use compare::{changed_items, changed_items_wire, mark_reached};
+pub(crate) use compare::{
+    changed_items, changed_items_wire, mark_reached, unpaired_items, ChangedItems,
+};
 pub(crate) use moves::{ChangedNode, SourceMoves, Verdict};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.

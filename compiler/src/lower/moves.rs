@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Body, Item, Lowered};
+use super::{Body, ChangedItems, Item, Lowered};
 use crate::nodes::{NodeId, NodeTable, UserId};
 use crate::resolve::Target;
 
@@ -259,6 +259,49 @@ impl Lowered {
         match changed {
             true => Verdict::Changed,
             false => Verdict::Same,
+        }
+    }
+}
+
+impl Lowered {
+    /// After a policy change that left the node table as it was (`old` lowered the same
+    /// table, so node ids agree), node `id`'s packet filter: [`Verdict::Changed`] when the
+    /// items of `old` without an equal partner here ([`super::unpaired_items`]) put nothing in
+    /// it and those of this lowering put something. Paired items put the same entries in both
+    /// filters, and merging moves `DstPorts` entries between rules without dropping any, so
+    /// the filter now holds more entries than before. [`Verdict::Assemble`] otherwise (an
+    /// entry may have gone, or only order and merging changed). O(the items that may reach
+    /// the node, plus the unpaired ones' shares).
+    pub(crate) fn growth_verdict(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        old: (&Lowered, &NodeTable),
+        unpaired: &ChangedItems,
+    ) -> Verdict {
+        let (old, old_table) = old;
+        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(id)) else {
+            return Verdict::Assemble;
+        };
+        for i in old.candidates(id, old_node) {
+            if unpaired.old.get(i as usize).copied().unwrap_or(true)
+                && old.entries_on(old_table, id, i) != Some(0)
+            {
+                return Verdict::Assemble;
+            }
+        }
+        let mut added = 0;
+        for i in self.candidates(id, node) {
+            if unpaired.new.get(i as usize).copied().unwrap_or(true) {
+                match self.entries_on(table, id, i) {
+                    Some(n) => added += n,
+                    None => return Verdict::Assemble,
+                }
+            }
+        }
+        match added {
+            0 => Verdict::Assemble,
+            _ => Verdict::Changed,
         }
     }
 }
