@@ -230,6 +230,10 @@ mod tests {
     use super::*;
     use crate::compiled::{compile_with_options, CompileOptions};
 
+    fn strs(list: &[std::sync::Arc<str>]) -> Vec<&str> {
+        list.iter().map(|s| &**s).collect()
+    }
+
     const INVENTORY: &str = r#"{
         "users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner", "admin"]},
                   {"id": 2, "name": "thor", "email": "thor@example.com", "roles": []}],
@@ -329,12 +333,18 @@ mod tests {
         let wire = phone.to_wire();
         assert_eq!(wire.addresses, ["fd7a:115c:a1e0::3/128"]);
         assert_eq!(wire.allowed_ips, ["fd7a:115c:a1e0::3/128"]);
-        assert_eq!(wire.peers["laptop"].allowed_ips, ["fd7a:115c:a1e0::1/128"]);
+        assert_eq!(
+            strs(&wire.peers["laptop"].allowed_ips),
+            ["fd7a:115c:a1e0::1/128"]
+        );
         let laptop = compiled.node("laptop").unwrap().to_wire();
         assert_eq!(laptop.addresses.len(), 2);
-        assert_eq!(laptop.peers["phone"].allowed_ips, ["fd7a:115c:a1e0::3/128"]);
         assert_eq!(
-            laptop.peers["server"].allowed_ips,
+            strs(&laptop.peers["phone"].allowed_ips),
+            ["fd7a:115c:a1e0::3/128"]
+        );
+        assert_eq!(
+            strs(&laptop.peers["server"].allowed_ips),
             ["100.64.0.2/32", "fd7a:115c:a1e0::2/128"]
         );
     }

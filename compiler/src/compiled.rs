@@ -582,7 +582,7 @@ impl<'a> NodeView<'a> {
             cap_map: Some(self.cap_map()),
             peers: self
                 .peers()
-                .map(|p| (p.name().to_string(), p.to_wire()))
+                .map(|p| (p.node.name.clone(), p.to_wire()))
                 .collect::<BTreeMap<_, _>>(),
         }
     }
@@ -1113,25 +1113,26 @@ impl PeerView<'_> {
     pub fn to_wire(&self) -> PeerOutput {
         // The same strings as `allowed_ips()` spelled out, without formatting the peer's own
         // addresses again (a map holds tens of thousands of peers).
-        let mut allowed_ips: Vec<String> = self
+        let text = |net: &IpNet| std::sync::Arc::<str>::from(net.to_string());
+        let mut allowed_ips: Vec<std::sync::Arc<str>> = self
             .node
             .ips()
             .iter()
             .zip(&self.node.hosts)
             .filter(|(ip, _)| self.shows(ip))
-            .map(|(_, host)| host.to_string())
+            .map(|(_, host)| host.clone())
             .collect();
-        allowed_ips.extend(self.routes.iter().map(ToString::to_string));
+        allowed_ips.extend(self.routes.iter().map(text));
         allowed_ips.extend(
             self.node
                 .served
                 .iter()
                 .filter(|r| routes::is_exit_route(r))
-                .map(ToString::to_string),
+                .map(text),
         );
         PeerOutput {
             allowed_ips,
-            primary_routes: self.routes.iter().map(ToString::to_string).collect(),
+            primary_routes: self.routes.iter().map(text).collect(),
             // Tailscale marks exit nodes as suggestible to every peer.
             cap_map: self.node.exit.then(|| {
                 CapMap::from([("suggest-exit-node".to_string(), serde_json::Value::Null)])

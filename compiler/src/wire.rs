@@ -251,9 +251,10 @@ pub struct NodeOutput {
     /// The node's capability map, when computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_map: Option<CapMap>,
-    /// Visible peers by name.
+    /// Visible peers by name (names shared with the compiled policy: a map holds tens of
+    /// thousands of peers, so none is copied).
     #[serde(default)]
-    pub peers: BTreeMap<String, PeerOutput>,
+    pub peers: BTreeMap<std::sync::Arc<str>, PeerOutput>,
 }
 
 /// How a node sees one peer.
@@ -261,11 +262,12 @@ pub struct NodeOutput {
 pub struct PeerOutput {
     /// The peer's AllowedIPs as this node gets them: addresses, routes it carries for this
     /// node, exit routes.
+    /// (Shared strings: the peer's own addresses are the compiled policy's.)
     #[serde(default)]
-    pub allowed_ips: Vec<String>,
+    pub allowed_ips: Vec<std::sync::Arc<str>>,
     /// The subnet routes among `allowed_ips`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_routes: Vec<String>,
+    pub primary_routes: Vec<std::sync::Arc<str>>,
     /// The peer's capability map as sent to this node, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_map: Option<CapMap>,
