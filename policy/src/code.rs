@@ -311,6 +311,9 @@ codes! {
     IpPoolContainsReserved = "ip_pool_contains_reserved",
         "An `ipPool` that contains a reserved range; accepted, the reserved part is never allocated.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#);
+    UndefinedRecorderTag = "undefined_recorder_tag",
+        "A `tailscale.com/cap/kubernetes` `recorders` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",
+        Policy(r#"{"tagOwners": {"tag:k8s": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:rec"]}]}}]}"#);
     UnverifiedNodeAttr = "unverified_node_attr",
         "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);

@@ -284,8 +284,59 @@ fn grant_values() {
     }
 }
 
+/// A grant destination written with a port (as in an ACL): refused with Tailscale's message,
+/// and the help says where the port goes instead of guessing another name; the tag counts as
+/// used (no contradicting "never used" warning).
+#[test]
+fn grant_destination_with_a_port() {
+    let found = diagnose(
+        r#"{"tagOwners": {"tag:vpc": ["autogroup:admin"]},
+            "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc:*", "192.0.2.0/24:443"], "ip": ["*"]}]}"#,
+    );
+    let helps: Vec<(&str, Option<&str>)> = found.iter().map(|d| (d.1, d.4.as_deref())).collect();
+    assert_eq!(
+        helps,
+        vec![
+            (
+                "aclc::undefined_tag",
+                Some(
+                    r#""tag:vpc" takes no port here: write "tag:vpc" (in grants, ports go in "ip", e.g. "ip": ["tcp:443"])"#
+                )
+            ),
+            (
+                "aclc::undefined_host",
+                Some(
+                    r#""192.0.2.0/24" takes no port here: write "192.0.2.0/24" (in grants, ports go in "ip", e.g. "ip": ["tcp:443"])"#
+                )
+            ),
+        ],
+        "{found:#?}"
+    );
+}
+
+/// Tags a Kubernetes capability names as session recorders are used (no "never used"
+/// warning); an undefined one is a warning, not a refusal.
+#[test]
+fn kubernetes_recorder_tags() {
+    let text = |recorder: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:k8s": [], "tag:rec": []}},
+                "grants": [{{"src": ["autogroup:admin"], "dst": ["tag:k8s"],
+                  "app": {{"tailscale.com/cap/kubernetes": [{{"recorders": ["{recorder}"], "enforceRecorder": true}}]}}}}]}}"#
+        )
+    };
+    assert_eq!(diagnose(&text("tag:rec")), vec![]);
+    let found = diagnose(&text("tag:nope"));
+    let codes: Vec<&str> = found.iter().map(|d| d.1).collect();
+    assert_eq!(
+        codes,
+        vec!["aclc::unused_tag", "aclc::undefined_recorder_tag"],
+        "{found:#?}"
+    );
+}
+
 /// `autoApprovers.services` keys are service names or tags services carry: a defined tag is
-/// accepted silently, an undefined one with a warning (never refused).
+/// accepted silently (and counts as used), an undefined one with a warning (never refused).
 #[test]
 fn service_approver_keys_may_be_tags() {
     let defined = r#"{"tagOwners": {"tag:k8s": ["autogroup:admin"]},

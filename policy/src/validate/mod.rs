@@ -206,9 +206,17 @@ impl<'p> Validator<'p> {
                         Place::Via => format!("tag {} not found", quote(tag)),
                         _ => place.wrap(&format!("tag not found: {}", quote(tag))),
                     };
+                    // `tag:web:443` where no port belongs (a grant's `dst`): say so.
+                    let help = match without_ports(tag) {
+                        Some(bare) if self.index.tags.contains(bare) => {
+                            self.used.insert(bare.to_string());
+                            no_port_help(bare)
+                        }
+                        _ => self.suggest_tag(tag),
+                    };
                     let d = Diagnostic::error(Code::UndefinedTag, sel.span, message)
                         .with_label("not defined in tagOwners")
-                        .with_help(self.suggest_tag(tag));
+                        .with_help(help);
                     self.push(d);
                 }
             }
@@ -248,9 +256,18 @@ impl<'p> Validator<'p> {
                         .iter()
                         .map(|h| h.name.value.as_str())
                         .collect();
-                    let help = match crate::lower::closest(host, &names) {
-                        Some(n) => format!("did you mean the host {}?", quote(n)),
-                        None => format!(
+                    let bare = without_ports(host).filter(|b| {
+                        self.index.hosts.contains(*b)
+                            || b.parse::<std::net::IpAddr>().is_ok()
+                            || b.parse::<ipnet::IpNet>().is_ok()
+                    });
+                    let help = match (bare, crate::lower::closest(host, &names)) {
+                        (Some(bare), _) => {
+                            self.used.insert(format!("host {bare}"));
+                            no_port_help(bare)
+                        }
+                        (None, Some(n)) => format!("did you mean the host {}?", quote(n)),
+                        (None, None) => format!(
                             "{} is not an IP address, a prefix, or a host defined in \"hosts\"",
                             quote(host)
                         ),
@@ -312,6 +329,7 @@ impl<'p> Validator<'p> {
     /// Whether Tailscale requires the tag in `tagOwners` is not recorded, so an undefined one
     /// is a warning.
     pub(crate) fn service_tag(&mut self, tag: &str, span: Span) {
+        self.used.insert(tag.to_string());
         if self.policy.tag_owners.iter().any(|t| t.tag.value == tag) {
             return;
         }
@@ -465,4 +483,24 @@ impl<'p> Validator<'p> {
             );
         }
     }
+}
+
+/// `selector:ports` (`tag:web:443`, `10.0.0.0/24:*`): the selector, when what follows the
+/// last colon is a port list.
+fn without_ports(text: &str) -> Option<&str> {
+    let (bare, ports) = text.rsplit_once(':')?;
+    let ports_like = !ports.is_empty()
+        && ports
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b',' || b == b'-');
+    (ports_like && !bare.is_empty()).then_some(bare)
+}
+
+/// The help for a selector written with ports where none belong.
+fn no_port_help(bare: &str) -> String {
+    format!(
+        "{} takes no port here: write {} (in grants, ports go in \"ip\", e.g. \"ip\": [\"tcp:443\"])",
+        quote(bare),
+        quote(bare)
+    )
 }

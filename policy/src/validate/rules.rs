@@ -21,6 +21,9 @@ const TAILSCALE_CAPS: &[&str] = &[
     "tailscale.com/cap/pam",
 ];
 
+/// The Kubernetes operator's capability, whose values may name session recorders by tag.
+const KUBERNETES_CAP: &str = "tailscale.com/cap/kubernetes";
+
 /// `tailscale.com` node attributes with values (nodeAttrs `app`) aclc knows.
 const TAILSCALE_NODE_ATTRS: &[&str] = &[crate::lower::APP_CONNECTORS];
 
@@ -278,6 +281,9 @@ impl Validator<'_> {
                 );
                 continue;
             }
+            if grant && name == KUBERNETES_CAP {
+                self.recorder_tags(cap);
+            }
             let domain = name.split('/').next().unwrap_or("");
             let tailscale = domain.eq_ignore_ascii_case("tailscale.com");
             if tailscale && !grant && !TAILSCALE_NODE_ATTRS.contains(&name) {
@@ -304,6 +310,38 @@ impl Validator<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// The tags a Kubernetes capability names as session recorders (`"recorders":
+    /// ["tag:k8s-recorder"]`): they count as used, and one `tagOwners` does not define is a
+    /// warning (Tailscale's documentation says the tag must be defined; its check is not
+    /// recorded).
+    fn recorder_tags(&mut self, cap: &AppCapability) {
+        let values = cap.values.value.as_array().into_iter().flatten();
+        let tags: Vec<String> = values
+            .filter_map(|v| v.get("recorders")?.as_array())
+            .flatten()
+            .filter_map(|t| t.as_str())
+            .filter(|t| t.starts_with("tag:"))
+            .map(str::to_string)
+            .collect();
+        for tag in tags {
+            if !self.index.tags.contains(tag.as_str()) {
+                self.warning(
+                    Code::UndefinedRecorderTag,
+                    cap.values.span,
+                    format!(
+                        "recorder tag {} is not defined in tagOwners; aclc cannot verify that Tailscale accepts it",
+                        quote(&tag)
+                    ),
+                    &format!(
+                        "define it, e.g. \"tagOwners\": {{{}: [\"autogroup:admin\"]}}",
+                        quote(&tag)
+                    ),
+                );
+            }
+            self.used.insert(tag);
         }
     }
 
