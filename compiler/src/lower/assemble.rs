@@ -340,7 +340,7 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
 
 /// `CapGrant.Dsts` of a target for one node: the node's `/32` and `/128` when the target
 /// holds it, and policy prefixes overlapping a route it serves, as CIDRs.
-fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
     match target {
         Target::Wildcard | Target::DangerAll => node.hosts.clone(),
         Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.clone(),

@@ -12,8 +12,9 @@
 //! filter can then differ only through a moved item's `SrcIPs` (a plain network item that
 //! renders a destination on the node puts its list in a rule of its own slot, so a moved list
 //! changes that rule), or through what only assembly settles: `autogroup:self` sources and
-//! the slots they claim (the owners in [`SourceMoves`]), `via` claims, app grants and their
-//! companions.
+//! the slots they claim (the owners in [`SourceMoves`]), `via` claims, and companions of app
+//! grants. (An app grant's rule is never merged: like a plain network item's, a moved list
+//! changes it wherever it has a destination.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -253,6 +254,15 @@ impl Lowered {
                 (Body::Net { dst, ports, .. }, None, false) => {
                     changed |= !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty();
                 }
+                // An app grant's rule stands alone at its own position (never merged): when
+                // it has a destination on the node, its `SrcIPs` moved with the item's.
+                (Body::App { dsts, .. }, None, false) => {
+                    changed |= dsts
+                        .iter()
+                        .any(|t| !super::assemble::narrow(id, node, t).is_empty());
+                }
+                // An app grant with `via` puts nothing in packet filters.
+                (Body::App { .. }, Some(_), _) => {}
                 _ => return Verdict::Assemble,
             }
         }
