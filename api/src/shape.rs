@@ -114,6 +114,14 @@ pub fn check_policy(
                     diagnostics.push(error.to_diagnostic());
                 }
             }
+        } else {
+            // Without an inventory the assertions cannot be evaluated, but a test that is
+            // malformed or names what the policy does not define fails in every tailnet.
+            let report = aclc_compiler::check_test_shapes(&checked.policy);
+            if !report.passed() {
+                valid = false;
+                diagnostics.extend(failure_diagnostics(&report, &source));
+            }
         }
     }
     CheckResult {

@@ -176,8 +176,10 @@ fn compile_refuses_with_one_line_per_failure() {
     );
 }
 
+/// With an inventory `check` runs every assertion; without one it still reports the failures
+/// no inventory can change (here the undefined group), and nothing else.
 #[test]
-fn check_runs_tests_only_with_an_inventory() {
+fn check_runs_tests_with_an_inventory_and_judges_their_shape_without() {
     let dir = policy(&format!("{HEAD}{FAILING}"));
     let o = run(&dir, "check", &["--format", "json"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
@@ -194,7 +196,18 @@ fn check_runs_tests_only_with_an_inventory() {
     assert_eq!(messages, expected);
 
     let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let out = json(&o);
+    let messages: Vec<&str> = out["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        vec!["test(s) failed", "tests[1]: group \"group:phantom\" is not defined"]
+    );
 }
 
 #[test]

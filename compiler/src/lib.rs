@@ -42,7 +42,7 @@ pub mod policytest;
 mod ssh;
 
 pub use compiled::DEFAULT_CONTROL_URL;
-pub use policytest::{run_tests, TestReport};
+pub use policytest::{check_test_shapes, run_tests, TestReport};
 
 /// The node-side matcher, its own crate (`aclc-matcher`) so a node that only enforces filters
 /// needs nothing of the policy language; re-exported for callers of the compiler.

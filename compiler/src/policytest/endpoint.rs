@@ -70,6 +70,9 @@ pub(super) struct Endpoints<'a> {
     index: PolicyIndex<'a>,
     table: &'a NodeTable,
     resolver: Resolver<'a>,
+    /// Judging the policy alone (no inventory): users and services, which only an
+    /// inventory defines, resolve to no device instead of failing.
+    policy_only: bool,
 }
 
 impl<'a> Endpoints<'a> {
@@ -79,7 +82,19 @@ impl<'a> Endpoints<'a> {
             index: policy.index(),
             table,
             resolver: Resolver::new(policy, table),
+            policy_only: false,
         }
+    }
+
+    /// True when judging the policy alone.
+    pub(super) fn is_policy_only(&self) -> bool {
+        self.policy_only
+    }
+
+    /// Endpoints that judge the policy alone ([`super::check_test_shapes`]).
+    pub(super) fn policy_only(mut self, on: bool) -> Endpoints<'a> {
+        self.policy_only = on;
+        self
     }
 
     /// The policy's definitions by name.
@@ -99,6 +114,7 @@ impl<'a> Endpoints<'a> {
         let alias = Alias::parse(text)
             .map_err(|_| side.invalid(format!("{what} {} is not a valid selector", quote(text))))?;
         let devices = match &alias {
+            Alias::User(_) | Alias::Service(_) if self.policy_only => Vec::new(),
             Alias::User(email) => {
                 if self.table.user(email).is_none() {
                     return Err(side.unknown(format!(

@@ -33,8 +33,29 @@ pub(crate) use ssh::local_user;
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have
 /// been compiled from the same policy).
 pub fn run_tests(policy: &Policy, compiled: &Compiled) -> TestReport {
-    let mut results = network::run(policy, compiled);
-    results.extend(ssh::run(policy, compiled));
+    let mut results = network::run(policy, compiled, false);
+    results.extend(ssh::run(policy, compiled, false));
+    TestReport { results }
+}
+
+/// The failures of `tests` and `sshTests` that no inventory can change, found without one:
+/// malformed tests (no `src`, nothing asserted, an empty SSH user), endpoints that are not
+/// something a test can name (a prefix, `*`, `autogroup:internet`, an invalid selector or
+/// port, a bad `proto`), and endpoints naming a group, tag or host the policy does not
+/// define. Tailscale refuses such a policy (`test(s) failed`) whatever the tailnet holds.
+/// Users and services, which only an inventory defines, and every verdict are not judged.
+/// Only the failing assertions are returned.
+pub fn check_test_shapes(policy: &Policy) -> TestReport {
+    if policy.tests.is_empty() && policy.ssh_tests.is_empty() {
+        return TestReport::default();
+    }
+    let Ok(empty) = crate::inventory::Inventory::from_json(r#"{"users": [], "nodes": []}"#) else {
+        return TestReport::default();
+    };
+    let compiled = crate::compiled::compile(policy, &empty);
+    let mut results = network::run(policy, &compiled, true);
+    results.extend(ssh::run(policy, &compiled, true));
+    results.retain(|r| matches!(&r.outcome, Err(e) if e.is_in_the_policy()));
     TestReport { results }
 }
 
@@ -218,6 +239,18 @@ pub enum TestError {
     NoDestinationDevices(String),
     /// An SSH test user is the empty string.
     EmptyUser,
+}
+
+impl TestError {
+    /// True when the error is in the policy text itself, so no inventory can change it (with
+    /// users and services resolving to no device: [`check_test_shapes`]); false for an
+    /// endpoint that only stands for no device.
+    fn is_in_the_policy(&self) -> bool {
+        !matches!(
+            self,
+            TestError::NoSourceDevices(_) | TestError::NoDestinationDevices(_)
+        )
+    }
 }
 
 impl std::fmt::Display for TestError {

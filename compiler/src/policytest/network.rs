@@ -84,12 +84,12 @@ enum Dst {
 }
 
 /// Run the `tests` block.
-pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
+pub(super) fn run(policy: &Policy, compiled: &Compiled, policy_only: bool) -> Vec<TestResult> {
     if policy.tests.is_empty() {
         return Vec::new();
     }
     let rules = rules(policy, compiled.table());
-    let mut endpoints = Endpoints::new(policy, compiled);
+    let mut endpoints = Endpoints::new(policy, compiled).policy_only(policy_only);
     let mut out = Vec::new();
     for (i, test) in policy.tests.iter().enumerate() {
         run_test(&rules, &mut endpoints, i, test, &mut out);
@@ -114,9 +114,15 @@ fn run_test(
         return;
     }
     // `None`: the source has no devices, so only `deny` assertions can be judged (they hold).
+    // Judging the policy alone, the destinations are still checked.
     let sources = match endpoints.resolve(src_text, Side::Source) {
         Ok(devices) => Some(devices),
-        Err(error) if test.accept.is_empty() && has_no_devices(&error, src_text) => None,
+        Err(error)
+            if (test.accept.is_empty() || endpoints.is_policy_only())
+                && has_no_devices(&error, src_text) =>
+        {
+            None
+        }
         Err(error) => {
             out.push(malformed(error));
             return;

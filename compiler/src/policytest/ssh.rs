@@ -22,11 +22,12 @@ use crate::posture::gate_of;
 use crate::ssh::{NodeSshRule, SshLowered};
 
 /// Run the `sshTests` block.
-pub(super) fn run(policy: &Policy, compiled: &Compiled) -> Vec<TestResult> {
+pub(super) fn run(policy: &Policy, compiled: &Compiled, policy_only: bool) -> Vec<TestResult> {
     if policy.ssh_tests.is_empty() {
         return Vec::new();
     }
     let mut runner = Runner::new(policy, compiled);
+    runner.endpoints = Endpoints::new(policy, compiled).policy_only(policy_only);
     let mut out = Vec::new();
     for (i, test) in policy.ssh_tests.iter().enumerate() {
         runner.run_test(i, test, &mut out);
@@ -90,6 +91,8 @@ impl<'a> Runner<'a> {
         }
         let sources = match self.endpoints.resolve(src_text, Side::Source) {
             Ok(devices) => devices,
+            // Judging the policy alone, the destinations and users are still checked.
+            Err(TestError::NoSourceDevices(_)) if self.endpoints.is_policy_only() => Vec::new(),
             Err(error) => {
                 out.push(malformed(error));
                 return;
@@ -123,8 +126,8 @@ impl<'a> Runner<'a> {
                 };
                 let subject = format!("{src_text} -> {dst_text} as {shown}");
                 let outcome = match &destinations {
+                    _ if login.is_empty() => Err(TestError::EmptyUser),
                     Err(error) => Err(error.clone()),
-                    Ok(_) if login.is_empty() => Err(TestError::EmptyUser),
                     Ok(nodes) => Ok(self.verdict(&sources, nodes, login, expected)),
                 };
                 out.push(TestResult::evaluated(

@@ -674,3 +674,38 @@ fn explain_ssh_logins() {
         ]
     );
 }
+
+/// Without an inventory, only the failures no tailnet can change are reported: malformed
+/// tests, endpoints a test cannot name, and groups, tags and hosts the policy does not
+/// define. Users (here `carol@example.com`, whom no inventory lists) and every verdict are
+/// not judged, so a test that would fail on a real tailnet is not reported here.
+#[test]
+fn shapes_without_an_inventory() {
+    let body = r#""acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:prod:22"]}],
+"tests": [
+  {"src": "carol@example.com", "accept": ["tag:prod:22"], "deny": ["db:80"]},
+  {"src": "group:eng", "deny": ["tag:prod:22"]},
+  {"src": "phantom", "accept": ["tag:prod:22"]},
+  {"src": "carol@example.com", "accept": ["10.0.0.0/24:22", "tag:nope:22"]},
+  {"src": "group:eng", "proto": "bogus", "accept": ["tag:prod:22"]}
+],
+"sshTests": [
+  {"src": "carol@example.com", "dst": ["tag:prod"], "accept": [""]},
+  {"src": "carol@example.com", "dst": ["tag:prod"], "accept": ["root"]}
+]"#;
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
+    let report = check_test_shapes(&checked.policy);
+    let failures: Vec<String> = report.results.iter().map(|r| r.message(&source)).collect();
+    assert_eq!(
+        failures,
+        vec![
+            "tests[2]: src \"phantom\" is not a user, group, tag or host alias",
+            "carol@example.com -> 10.0.0.0/24:22 (tcp/udp): dst \"10.0.0.0/24\" is a range of addresses: a test needs a single address",
+            "carol@example.com -> tag:nope:22 (tcp/udp): tag \"tag:nope\" is not defined in tagOwners",
+            "tests[4]: proto \"bogus\": proto name \"bogus\" not known; use protocol number 0-255",
+            "carol@example.com -> tag:prod as \"\": user \"\" is not valid",
+        ]
+    );
+    assert!(!report.passed());
+}
