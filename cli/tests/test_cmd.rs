@@ -206,7 +206,10 @@ fn check_runs_tests_with_an_inventory_and_judges_their_shape_without() {
         .collect();
     assert_eq!(
         messages,
-        vec!["test(s) failed", "tests[1]: group \"group:phantom\" is not defined"]
+        vec![
+            "test(s) failed",
+            "tests[1]: group \"group:phantom\" is not defined"
+        ]
     );
 }
 

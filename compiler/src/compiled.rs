@@ -883,15 +883,15 @@ impl Compiled {
 
     /// After a policy change (records unchanged: `old` compiled the same node table), whether
     /// node `id`'s packet filter changed, as far as the items paired by content tell
-    /// ([`crate::lower::Lowered::growth_verdict`]).
-    pub(crate) fn growth_verdict(
+    /// ([`crate::lower::Lowered::entry_count_verdict`]).
+    pub(crate) fn entry_count_verdict(
         &self,
         id: NodeId,
         old: &Compiled,
         unpaired: &crate::lower::ChangedItems,
     ) -> crate::lower::Verdict {
         self.lowered
-            .growth_verdict(&self.table, id, (&old.lowered, &old.table), unpaired)
+            .entry_count_verdict(&self.table, id, (&old.lowered, &old.table), unpaired)
     }
 
     /// Whether node `name`'s packet filter changed from `old` (the compile before) to this

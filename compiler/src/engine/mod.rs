@@ -695,7 +695,7 @@ fn policy_fingerprints(
     }
     // Rules unchanged and peers kept: nothing to do. Rules changed, peers kept: only the
     // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
-    // entries (`growth_verdict`) is known to have changed: its part is left uncomputed.
+    // entries (`entry_count_verdict`) is known to have changed: its part is left uncomputed.
     let unpaired = compiled.unpaired_items(&old.compiled);
     let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, bool))> {
         let mut cache = HashCache::default();
@@ -704,7 +704,7 @@ fn policy_fingerprints(
                 let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
                 let rules = flags & crate::diff::MAP_RULES != 0;
                 let grew = rules
-                    && compiled.growth_verdict(node, &old.compiled, &unpaired)
+                    && compiled.entry_count_verdict(node, &old.compiled, &unpaired)
                         == crate::lower::Verdict::Changed;
                 match (rules, kept) {
                     (false, true) => None,

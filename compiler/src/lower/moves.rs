@@ -276,13 +276,14 @@ impl Lowered {
 impl Lowered {
     /// After a policy change that left the node table as it was (`old` lowered the same
     /// table, so node ids agree), node `id`'s packet filter: [`Verdict::Changed`] when the
-    /// items of `old` without an equal partner here ([`super::unpaired_items`]) put nothing in
-    /// it and those of this lowering put something. Paired items put the same entries in both
+    /// items of one lowering without an equal partner in the other
+    /// ([`super::unpaired_items`]) put something in it and those of the other put nothing (a
+    /// rule added or removed, for this node). Paired items put the same entries in both
     /// filters, and merging moves `DstPorts` entries between rules without dropping any, so
-    /// the filter now holds more entries than before. [`Verdict::Assemble`] otherwise (an
-    /// entry may have gone, or only order and merging changed). O(the items that may reach
-    /// the node, plus the unpaired ones' shares).
-    pub(crate) fn growth_verdict(
+    /// the filter now holds more (or fewer) entries than before. [`Verdict::Assemble`]
+    /// otherwise (entries both came and went, or only order and merging changed). O(the
+    /// items that may reach the node, plus the unpaired ones' shares).
+    pub(crate) fn entry_count_verdict(
         &self,
         table: &NodeTable,
         id: NodeId,
@@ -293,25 +294,20 @@ impl Lowered {
         let (Some(node), Some(old_node)) = (table.get(id), old_table.get(id)) else {
             return Verdict::Assemble;
         };
-        for i in old.candidates(id, old_node) {
-            if unpaired.old.get(i as usize).copied().unwrap_or(true)
-                && old.entries_on(old_table, id, i) != Some(0)
-            {
-                return Verdict::Assemble;
-            }
-        }
-        let mut added = 0;
-        for i in self.candidates(id, node) {
-            if unpaired.new.get(i as usize).copied().unwrap_or(true) {
-                match self.entries_on(table, id, i) {
-                    Some(n) => added += n,
-                    None => return Verdict::Assemble,
+        let share = |lowered: &Lowered, table: &NodeTable, node, flags: &[bool]| {
+            let mut sum = 0;
+            for i in lowered.candidates(id, node) {
+                if flags.get(i as usize).copied().unwrap_or(true) {
+                    sum += lowered.entries_on(table, id, i)?;
                 }
             }
-        }
-        match added {
-            0 => Verdict::Assemble,
-            _ => Verdict::Changed,
+            Some(sum)
+        };
+        let removed = share(old, old_table, old_node, &unpaired.old);
+        let added = share(self, table, node, &unpaired.new);
+        match (removed, added) {
+            (Some(0), Some(n)) | (Some(n), Some(0)) if n > 0 => Verdict::Changed,
+            _ => Verdict::Assemble,
         }
     }
 }
