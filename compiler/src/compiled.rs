@@ -774,6 +774,27 @@ impl Compiled {
         self.lowered.merge_signature() == other.lowered.merge_signature()
     }
 
+    /// [`Compiled::merges_like`], except what `*` means (which lists every subnet route).
+    pub(crate) fn slots_like(&self, other: &Compiled) -> bool {
+        self.lowered.merge_signature().0 == other.lowered.merge_signature().0
+    }
+
+    /// The nodes (by name) that an item of `moves` may reach, here or in `old` (a compile of
+    /// the same nodes, so node ids agree).
+    pub(crate) fn moved_reach(
+        &self,
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> Vec<std::sync::Arc<str>> {
+        let flags = moves.any_moved();
+        let mut bits = vec![0u64; self.table.len().div_ceil(64)];
+        old.lowered.mark_reached(&old.table, &flags, &mut bits);
+        self.lowered.mark_reached(&self.table, &flags, &mut bits);
+        crate::peers::iter_bits(&bits)
+            .filter_map(|id| self.table.get(id).map(|n| n.name.clone()))
+            .collect()
+    }
+
     /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
     pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 4]> {
         let id = self.table.id(name)?;
@@ -943,6 +964,57 @@ fn bases_of(own: u8, wire: impl Fn(u8) -> u64) -> [u64; 4] {
 }
 
 impl Compiled {
+    /// A router's entry in `viewer`'s peers' part when it carries routes for the viewer: its
+    /// entry differs from its base (`base`, the viewer's variant) only by those routes (the
+    /// wire form is its base plus the routes, in its order). `None` when it carries none.
+    fn carried(&self, viewer: NodeId, r: NodeId, base: u64) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let node = self.table.get(r)?;
+        let mut carried = std::collections::hash_map::DefaultHasher::new();
+        let mut any = false;
+        for net in &node.subnet_routes {
+            let shown = self.routes.get(net).is_some_and(|(i, _)| {
+                self.peers.route_visible(i, viewer)
+                    && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(r)
+            });
+            if shown {
+                any = true;
+                net.hash(&mut carried);
+            }
+        }
+        any.then(|| {
+            carried.write_u64(base);
+            carried.finish()
+        })
+    }
+
+    /// Node `peer`'s entry in node `viewer`'s peers' part (`base`: its [`PeerBases`] entry),
+    /// whether or not it is the viewer's peer; `None` for an unknown node.
+    pub(crate) fn peer_entry(&self, viewer: &str, peer: &str, base: [u64; 4]) -> Option<u64> {
+        let (v, p) = (self.table.id(viewer)?, self.table.id(peer)?);
+        let column = usize::from(self.families_missing(v));
+        let plain = base.get(column).copied().unwrap_or(0);
+        Some(self.carried(v, p, plain).unwrap_or(plain))
+    }
+
+    /// The servers of every subnet route node `name` serves, by name (itself included).
+    pub(crate) fn route_servers(&self, name: &str) -> Vec<std::sync::Arc<str>> {
+        let Some(node) = self.table.id(name).and_then(|id| self.table.get(id)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<std::sync::Arc<str>> = node
+            .subnet_routes
+            .iter()
+            .filter_map(|net| self.routes.get(net))
+            .flat_map(|(_, entry)| entry.servers.iter())
+            .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
+            .collect();
+        out.push(node.name.clone());
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// [`PeerBases`] of every node, by node id.
     pub(crate) fn peer_bases(&self) -> PeerBases {
         self.table
@@ -1001,28 +1073,8 @@ impl Compiled {
             if !crate::peers::bit(&view.peers, r) {
                 continue;
             }
-            // A router's entry differs from its base only by the routes it carries for this
-            // viewer (the wire form is its base plus those routes, in its order).
-            let Some(node) = self.table.get(r) else {
-                continue;
-            };
-            let mut carried = std::collections::hash_map::DefaultHasher::new();
-            let mut any = false;
-            for net in &node.subnet_routes {
-                let shown = self.routes.get(net).is_some_and(|(i, _)| {
-                    self.peers.route_visible(i, viewer)
-                        && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(r)
-                });
-                if shown {
-                    any = true;
-                    std::hash::Hash::hash(net, &mut carried);
-                }
-            }
-            if any {
-                std::hash::Hasher::write_u64(&mut carried, base(r));
-                peers = peers
-                    .wrapping_sub(base(r))
-                    .wrapping_add(std::hash::Hasher::finish(&carried));
+            if let Some(carried) = self.carried(viewer, r, base(r)) {
+                peers = peers.wrapping_sub(base(r)).wrapping_add(carried);
             }
         }
         Some(Fingerprint {

@@ -281,6 +281,15 @@ impl Engine {
         // One node without routes joined, left or changed: only it and the nodes naming it
         // need new fingerprints. A policy replaced: only the nodes a changed rule reaches.
         let routeless = |n: Option<&NodeRecord>| n.is_none_or(|n| n.advertised_routes.is_empty());
+        // Only a node's routes (advertised, approved) or online flag changed.
+        let only_routes = |before: &NodeRecord, after: &NodeRecord| {
+            NodeRecord {
+                advertised_routes: after.advertised_routes.clone(),
+                approved_routes: after.approved_routes.clone(),
+                online: after.online,
+                ..before.clone()
+            } == *after
+        };
         let mut scope = match undo.as_slice() {
             [Undo::Node(id, before)]
                 if routeless(before.as_ref()) && routeless(self.inputs.nodes.get(id)) =>
@@ -291,11 +300,27 @@ impl Engine {
                     old_name: before.as_ref().map(|b| b.name.clone()),
                 })
             }
+            [Undo::Node(id, Some(before))]
+                if self
+                    .inputs
+                    .nodes
+                    .get(id)
+                    .is_some_and(|after| only_routes(before, after)) =>
+            {
+                Scope::Routes(RouteNarrow {
+                    old: &self.current,
+                    node: *id,
+                })
+            }
             [Undo::Policy(_)] => Scope::Policy(&self.current),
             _ => Scope::Everything,
         };
         let result = self.inputs.store_approvals().and_then(|stored| {
-            let keeps = |id: &u64| matches!(&scope, Scope::Node(n) if n.node == *id);
+            let keeps = |id: &u64| match &scope {
+                Scope::Node(n) => n.node == *id,
+                Scope::Routes(r) => r.node == *id,
+                _ => false,
+            };
             if !stored.iter().all(keeps) {
                 scope = Scope::Everything;
             }
@@ -552,6 +577,7 @@ impl Inputs {
             names.iter().map(|(&id, name)| (name.clone(), id)).collect();
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
+            Scope::Routes(r) => r.fingerprints(&compiled, &names, &ids),
             Scope::Policy(old) => policy_fingerprints(old, &compiled, &names),
             Scope::Everything => None,
         };
@@ -643,6 +669,8 @@ enum Scope<'a> {
     Everything,
     /// One node without routes (see [`Narrow`]).
     Node(Narrow<'a>),
+    /// One node's routes or online flag (see [`RouteNarrow`]).
+    Routes(RouteNarrow<'a>),
     /// The policy, records unchanged: the snapshot before.
     Policy(&'a Snapshot),
 }
@@ -866,6 +894,124 @@ impl Narrow<'_> {
             }
             if is_peer.contains(&id) {
                 fp.peers = fp.peers.wrapping_add(pick(base_after));
+            }
+        }
+        Some(Prints {
+            fingerprints: out,
+            bases,
+            stale,
+            changed,
+        })
+    }
+}
+
+/// A change to one node's routes (advertised, approved) or online flag, nothing else.
+struct RouteNarrow<'a> {
+    /// The snapshot before the change.
+    old: &'a Snapshot,
+    /// The node's id.
+    node: u64,
+}
+
+impl RouteNarrow<'_> {
+    /// The new compile's fingerprints. Only the servers of the routes the node serves, before
+    /// or after (it among them), can look different as peers: their routes, primaries and
+    /// `via` carriers moved; they are fingerprinted in full. Every other node's filter, SSH
+    /// rules, cap map and own part are as before (its `DstPorts` come from its own routes,
+    /// `SrcIPs` from addresses and policy text, except `*`: see below), so for the
+    /// peers of those servers, before or after, only the servers' entries in the peers' part
+    /// are patched (subtracted as they were, added as they are). `None` (fingerprint every
+    /// node) when the rules merge differently (what `*` means aside), or the policy went
+    /// from compiling to refused or back.
+    fn fingerprints(
+        &self,
+        compiled: &Compiled,
+        names: &BTreeMap<u64, Arc<str>>,
+        ids: &HashMap<Arc<str>, u64>,
+    ) -> Option<Prints> {
+        let old = &self.old.compiled;
+        if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.slots_like(old) {
+            return None;
+        }
+        let name = names.get(&self.node)?;
+        let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
+            list.iter().filter_map(|n| map.get(n).copied()).collect()
+        };
+        let mut servers = stable(old.route_servers(name), &self.old.ids);
+        servers.extend(stable(compiled.route_servers(name), ids));
+        servers.insert(self.node);
+        let mut bases = self.old.bases.clone();
+        let mut out = self.old.fingerprints.clone();
+        let mut stale = self.old.stale.clone();
+        let mut all = BTreeMap::new();
+        for &s in &servers {
+            let s_name = names.get(&s)?;
+            bases.insert(s, compiled.peer_base(s_name)?);
+            all.insert(s, s_name.clone());
+            stale.remove(&s);
+        }
+        let by_node = bases_by_node(compiled, ids, &bases);
+        out.extend(fingerprints(compiled, &all, &by_node));
+        // `*` lists every subnet route: a route that appeared or vanished moves the sources
+        // of every rule from `*`. Those filters are decided from the items, as for a node
+        // event (`SourceMoves`), the rest assembled.
+        let mut changed = HashSet::new();
+        if !compiled.merges_like(old) {
+            let moves = compiled.source_moves(old, Some(name), Some(name))?;
+            let reached: Vec<(u64, &Arc<str>)> = compiled
+                .moved_reach(old, &moves)
+                .iter()
+                .filter_map(|n| ids.get(n).copied())
+                .filter(|id| !servers.contains(id))
+                .filter_map(|id| Some((id, names.get(&id)?)))
+                .collect();
+            let decided = parallel(&reached, |part| {
+                let mut cache = HashCache::default();
+                part.iter()
+                    .filter_map(|&(id, n)| {
+                        let filter = match compiled.filter_verdict(n, old, &moves) {
+                            crate::lower::Verdict::Same => return None,
+                            crate::lower::Verdict::Changed => None,
+                            crate::lower::Verdict::Assemble => {
+                                Some(compiled.filter_fingerprint(n, &mut cache)?)
+                            }
+                        };
+                        Some((id, filter))
+                    })
+                    .collect()
+            });
+            for (id, filter) in decided {
+                match filter {
+                    Some(hash) => {
+                        out.get_mut(&id)?.filter = hash;
+                        stale.remove(&id);
+                    }
+                    None => {
+                        changed.insert(id);
+                        stale.insert(id);
+                    }
+                }
+            }
+        }
+        for &s in &servers {
+            let s_name = names.get(&s)?;
+            let (before, after) = (self.old.bases.get(&s).copied(), bases.get(&s).copied());
+            let was = stable(old.peer_names(s_name), &self.old.ids);
+            let is = stable(compiled.peer_names(s_name), ids);
+            for &v in was.union(&is) {
+                if servers.contains(&v) {
+                    continue;
+                }
+                let v_name = names.get(&v)?;
+                let fp = out.get_mut(&v)?;
+                if let (true, Some(b)) = (was.contains(&v), before) {
+                    fp.peers = fp.peers.wrapping_sub(old.peer_entry(v_name, s_name, b)?);
+                }
+                if let (true, Some(b)) = (is.contains(&v), after) {
+                    fp.peers = fp
+                        .peers
+                        .wrapping_add(compiled.peer_entry(v_name, s_name, b)?);
+                }
             }
         }
         Some(Prints {

@@ -208,6 +208,17 @@ impl SourceMoves {
     }
 }
 
+impl SourceMoves {
+    /// Per item: its sources or destinations moved.
+    pub(crate) fn any_moved(&self) -> Vec<bool> {
+        self.moved
+            .iter()
+            .zip(&self.dst_moved)
+            .map(|(&s, &d)| s || d)
+            .collect()
+    }
+}
+
 /// The owner of the node holding a list's first address.
 fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<UserId> {
     let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
