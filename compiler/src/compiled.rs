@@ -872,27 +872,35 @@ impl Compiled {
         Some(cache.ssh_hash(&ssh))
     }
 
-    /// What a change to one node that serves no route (called `old_name` in `old`, the
-    /// compile before it, and `new_name` here) did to the rule items; `None` when the items
-    /// do not pair ([`crate::lower::SourceMoves`]).
+    /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
+    /// before it, and `new_names` here) did to the rule items; `None` when the items do not
+    /// pair ([`crate::lower::SourceMoves`]).
     pub(crate) fn source_moves(
         &self,
         old: &Compiled,
-        old_name: Option<&str>,
-        new_name: Option<&str>,
+        old_names: &[&str],
+        new_names: &[&str],
     ) -> Option<crate::lower::SourceMoves> {
-        let before = old_name.and_then(|n| old.table.id(n));
-        let after = new_name.and_then(|n| self.table.id(n));
-        let owner = |c: &Compiled, id: Option<NodeId>| {
-            id.and_then(|id| c.table.get(id)).and_then(|n| n.owner)
+        let ids = |c: &Compiled, names: &[&str]| {
+            let mut ids: Vec<NodeId> = names.iter().filter_map(|n| c.table.id(n)).collect();
+            ids.sort_unstable();
+            ids
         };
+        let (before, after) = (ids(old, old_names), ids(self, new_names));
+        let owners = |c: &Compiled, ids: &[NodeId]| -> Vec<crate::nodes::UserId> {
+            ids.iter()
+                .filter_map(|&id| c.table.get(id).and_then(|n| n.owner))
+                .collect()
+        };
+        let mut all = owners(old, &before);
+        all.extend(owners(self, &after));
         crate::lower::SourceMoves::new(
             &old.lowered,
             &old.table,
             &self.lowered,
             &self.table,
             crate::lower::ChangedNode { before, after },
-            owner(old, before).into_iter().chain(owner(self, after)),
+            all,
         )
     }
 

@@ -296,8 +296,28 @@ impl Engine {
             {
                 Scope::Node(Narrow {
                     old: &self.current,
-                    node: *id,
-                    old_name: before.as_ref().map(|b| b.name.clone()),
+                    nodes: vec![(*id, before.as_ref().map(|b| b.name.clone()))],
+                })
+            }
+            // A known user's login, roles or synced groups: its devices' selectors moved (as
+            // if each device changed), provided none serves a route (approvals may move).
+            [Undo::User(user, Some(_))]
+                if self
+                    .inputs
+                    .nodes
+                    .values()
+                    .filter(|n| n.user == Some(*user))
+                    .all(|n| n.advertised_routes.is_empty()) =>
+            {
+                Scope::Node(Narrow {
+                    old: &self.current,
+                    nodes: self
+                        .inputs
+                        .nodes
+                        .values()
+                        .filter(|n| n.user == Some(*user))
+                        .map(|n| (n.id, Some(n.name.clone())))
+                        .collect(),
                 })
             }
             [Undo::Node(id, Some(before))]
@@ -317,7 +337,7 @@ impl Engine {
         };
         let result = self.inputs.store_approvals().and_then(|stored| {
             let keeps = |id: &u64| match &scope {
-                Scope::Node(n) => n.node == *id,
+                Scope::Node(n) => n.nodes.iter().any(|(node, _)| node == id),
                 Scope::Routes(r) => r.node == *id,
                 _ => false,
             };
@@ -775,14 +795,13 @@ fn policy_fingerprints(
     })
 }
 
-/// A change to one node without routes (policy and users unchanged).
+/// A change to nodes without routes (the policy unchanged): one node's record, or one
+/// user's (its devices' selectors moved).
 struct Narrow<'a> {
     /// The snapshot before the change.
     old: &'a Snapshot,
-    /// The node's id.
-    node: u64,
-    /// Its name before the change, if it existed.
-    old_name: Option<String>,
+    /// The changed nodes' ids, each with its name before the change (if it existed).
+    nodes: Vec<(u64, Option<String>)>,
 }
 
 impl Narrow<'_> {
@@ -807,44 +826,51 @@ impl Narrow<'_> {
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
         }
-        let new_name = names.get(&self.node);
         let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
             list.iter().filter_map(|n| map.get(n).copied()).collect()
         };
-        let (mut was_peer, mut is_peer) = (HashSet::new(), HashSet::new());
+        let changed_ids: HashSet<u64> = self.nodes.iter().map(|(id, _)| *id).collect();
+        // Per changed node: its peers before and after, and its peers' entry before and after.
+        let mut sides: Vec<(u64, HashSet<u64>, HashSet<u64>, [u64; 4], [u64; 4])> = Vec::new();
         let (mut ssh_touched, mut filter_touched) = (HashSet::new(), HashSet::new());
-        let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
-        if let Some(name) = &self.old_name {
-            was_peer = stable(old.peer_names(name), &self.old.ids);
-            ssh_touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
-            filter_touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
-            base_before = old.peer_base(name)?;
-        }
-        if let Some(name) = new_name {
-            is_peer = stable(compiled.peer_names(name), ids);
-            ssh_touched.extend(stable(compiled.ssh_dependents(name)?, ids));
-            filter_touched.extend(stable(compiled.filter_dependents(name)?, ids));
-            base_after = compiled.peer_base(name)?;
-        }
-        ssh_touched.remove(&self.node);
-        filter_touched.remove(&self.node);
         let mut bases = self.old.bases.clone();
-        bases.remove(&self.node);
-        if new_name.is_some() {
-            bases.insert(self.node, base_after);
-        }
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
-        out.remove(&self.node);
-        stale.remove(&self.node);
-        if let Some(name) = new_name {
-            let mut one = BTreeMap::new();
-            one.insert(self.node, name.clone());
-            let by_node = bases_by_node(compiled, ids, &bases);
-            out.extend(fingerprints(compiled, &one, &by_node));
+        let mut present = BTreeMap::new();
+        for (node, old_name) in &self.nodes {
+            let (mut was_peer, mut is_peer) = (HashSet::new(), HashSet::new());
+            let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
+            if let Some(name) = old_name {
+                was_peer = stable(old.peer_names(name), &self.old.ids);
+                ssh_touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
+                filter_touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
+                base_before = old.peer_base(name)?;
+            }
+            bases.remove(node);
+            out.remove(node);
+            stale.remove(node);
+            if let Some(name) = names.get(node) {
+                is_peer = stable(compiled.peer_names(name), ids);
+                ssh_touched.extend(stable(compiled.ssh_dependents(name)?, ids));
+                filter_touched.extend(stable(compiled.filter_dependents(name)?, ids));
+                base_after = compiled.peer_base(name)?;
+                bases.insert(*node, base_after);
+                present.insert(*node, name.clone());
+            }
+            sides.push((*node, was_peer, is_peer, base_before, base_after));
         }
+        ssh_touched.retain(|id| !changed_ids.contains(id));
+        filter_touched.retain(|id| !changed_ids.contains(id));
+        let by_node = bases_by_node(compiled, ids, &bases);
+        out.extend(fingerprints(compiled, &present, &by_node));
+        let old_names: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter_map(|(_, n)| n.as_deref())
+            .collect();
+        let new_names: Vec<&str> = present.values().map(|n| &**n).collect();
         // Filters: decided from the items where they can be; the rest assembled.
-        let moves = compiled.source_moves(old, self.old_name.as_deref(), new_name.map(|n| &**n));
+        let moves = compiled.source_moves(old, &old_names, &new_names);
         let mut changed = HashSet::new();
         let mut assemble: Vec<(u64, &Arc<str>)> = Vec::new();
         for &id in &filter_touched {
@@ -879,21 +905,23 @@ impl Narrow<'_> {
         }) {
             out.get_mut(&id)?.ssh = ssh;
         }
-        for &id in was_peer.union(&is_peer) {
-            if id == self.node {
-                continue;
-            }
-            let Some(name) = names.get(&id) else {
-                continue;
-            };
-            let fp = out.get_mut(&id)?;
-            let column = compiled.missing_families(name);
-            let pick = |b: [u64; 4]| b.get(column).copied().unwrap_or(0);
-            if was_peer.contains(&id) {
-                fp.peers = fp.peers.wrapping_sub(pick(base_before));
-            }
-            if is_peer.contains(&id) {
-                fp.peers = fp.peers.wrapping_add(pick(base_after));
+        for (_, was_peer, is_peer, base_before, base_after) in &sides {
+            for &id in was_peer.union(is_peer) {
+                if changed_ids.contains(&id) {
+                    continue;
+                }
+                let Some(name) = names.get(&id) else {
+                    continue;
+                };
+                let fp = out.get_mut(&id)?;
+                let column = compiled.missing_families(name);
+                let pick = |b: &[u64; 4]| b.get(column).copied().unwrap_or(0);
+                if was_peer.contains(&id) {
+                    fp.peers = fp.peers.wrapping_sub(pick(base_before));
+                }
+                if is_peer.contains(&id) {
+                    fp.peers = fp.peers.wrapping_add(pick(base_after));
+                }
             }
         }
         Some(Prints {
@@ -957,7 +985,7 @@ impl RouteNarrow<'_> {
         // event (`SourceMoves`), the rest assembled.
         let mut changed = HashSet::new();
         if !compiled.merges_like(old) {
-            let moves = compiled.source_moves(old, Some(name), Some(name))?;
+            let moves = compiled.source_moves(old, &[name], &[name])?;
             let reached: Vec<(u64, &Arc<str>)> = compiled
                 .moved_reach(old, &moves)
                 .iter()

@@ -53,13 +53,14 @@ pub(crate) enum Verdict {
     Assemble,
 }
 
-/// The changed node: its id before (in the old table) and after (in the new one).
-#[derive(Debug, Clone, Copy, Default)]
+/// The changed nodes: their ids before (in the old table) and after (in the new one), each
+/// list sorted.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChangedNode {
     /// In the old table.
-    pub(crate) before: Option<NodeId>,
+    pub(crate) before: Vec<NodeId>,
     /// In the new table.
-    pub(crate) after: Option<NodeId>,
+    pub(crate) after: Vec<NodeId>,
 }
 
 /// Compares node lists across the two tables: old ids translated to new ones by name (both
@@ -102,14 +103,14 @@ impl Translate {
         if let Some(&same) = self.memo.get(&key) {
             return same;
         }
-        let (before, after) = (self.node.before, self.node.after);
+        let (before, after) = (&self.node.before, &self.node.after);
         let mut xs = x
             .iter()
-            .filter(|&&i| Some(i) != before)
+            .filter(|i| before.binary_search(i).is_err())
             .map(|i| self.to_new.get(i.index()).copied().unwrap_or(u32::MAX));
         let mut ys = y
             .iter()
-            .filter(|&&i| Some(i) != after)
+            .filter(|i| after.binary_search(i).is_err())
             .map(|i| crate::nodes::index(i.index()));
         let same = loop {
             match (xs.next(), ys.next()) {
