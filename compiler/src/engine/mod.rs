@@ -795,6 +795,10 @@ fn policy_fingerprints(
     })
 }
 
+/// A changed node's peers before and after, and its entry in its peers' part before and
+/// after ([`Narrow::fingerprints`]).
+type Side = (u64, HashSet<u64>, HashSet<u64>, [u64; 4], [u64; 4]);
+
 /// A change to nodes without routes (the policy unchanged): one node's record, or one
 /// user's (its devices' selectors moved).
 struct Narrow<'a> {
@@ -831,7 +835,7 @@ impl Narrow<'_> {
         };
         let changed_ids: HashSet<u64> = self.nodes.iter().map(|(id, _)| *id).collect();
         // Per changed node: its peers before and after, and its peers' entry before and after.
-        let mut sides: Vec<(u64, HashSet<u64>, HashSet<u64>, [u64; 4], [u64; 4])> = Vec::new();
+        let mut sides: Vec<Side> = Vec::new();
         let (mut ssh_touched, mut filter_touched) = (HashSet::new(), HashSet::new());
         let mut bases = self.old.bases.clone();
         let mut out = self.old.fingerprints.clone();
