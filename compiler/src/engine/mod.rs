@@ -809,14 +809,14 @@ struct Narrow<'a> {
 }
 
 impl Narrow<'_> {
-    /// The new compile's fingerprints: the old ones, with the node's recomputed; the SSH part
-    /// recomputed for the nodes whose SSH rules may name it before or after the change (the
-    /// destinations of SSH rules it is a source of); the filter part of the nodes whose
-    /// filter may name it ([`Compiled::filter_dependents`]) decided from the rule items
+    /// The new compile's fingerprints: the old ones, with the changed nodes' recomputed; the
+    /// SSH part recomputed for the nodes whose SSH rules may name one before or after the
+    /// change (the destinations of SSH rules it is a source of); the filter part of the nodes
+    /// whose filter may name one ([`Compiled::filter_dependents`]) decided from the rule items
     /// ([`crate::lower::SourceMoves`]: unchanged, changed and left uncomputed, or assembled
-    /// and hashed where the items cannot tell); and the peers' part of its peers patched: a
-    /// peers' fingerprint is a sum over peers, and only this node's entry changed (no other
-    /// node's selectors, routes or attributes did). `None` when those sets cannot be bounded,
+    /// and hashed where the items cannot tell); and the peers' part of their peers patched: a
+    /// peers' fingerprint is a sum over peers, and only the changed nodes' entries changed (no
+    /// other node's selectors, routes or attributes did). `None` when those sets cannot be bounded,
     /// when the rules merge differently (an item came or went, or two items' sources became
     /// equal or different), or when the policy went from compiling to refused or back (the
     /// work budget counts nodes).
