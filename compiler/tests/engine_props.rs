@@ -662,6 +662,84 @@ fn a_retag_with_a_posture_gives_a_rule_its_destinations() {
     );
 }
 
+/// A router starts and stops serving a route no other node serves: `*` as a source lists
+/// every subnet route, so every rule from `*` changes on every node it reaches, while only
+/// the router's peers see its routes; a second router serving the same route takes over as
+/// primary and gives it back. Fails when the route path does not decide the `*` filters.
+#[test]
+fn a_route_flip_moves_every_rule_from_star() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["*"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/16:22"]}]}"#,
+    )
+    .unwrap();
+    let net: IpNet = "10.9.0.0/24".parse().unwrap();
+    let mut router = tagged(2, "tag:router");
+    router.approved_routes = vec![net];
+    let mut backup = tagged(5, "tag:router");
+    backup.approved_routes = vec![net];
+    let serving = |mut n: NodeRecord| {
+        n.advertised_routes = vec![net];
+        n
+    };
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            router.clone(),
+            tagged(3, "tag:web"),
+            owned(4, 2),
+            backup.clone(),
+        ],
+        [
+            Event::UpsertNode(serving(router.clone())),
+            Event::UpsertNode(serving(backup.clone())),
+            Event::SetOnline {
+                node: 2,
+                online: false,
+            },
+            Event::SetOnline {
+                node: 2,
+                online: true,
+            },
+            Event::UpsertNode(router),
+            Event::UpsertNode(backup),
+        ],
+    );
+}
+
+/// A user's roles and groups change: every device of the user moves in and out of the
+/// selectors naming the role or the group, at once. Fails when only one of the user's
+/// devices is treated as changed.
+#[test]
+fn a_users_role_and_groups_change_moves_all_its_devices() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["autogroup:admin"], "dst": ["tag:web:22"]},
+              {"action": "accept", "src": ["group:ops@example.com"], "dst": ["tag:web:443"]}]}"#,
+    )
+    .unwrap();
+    let admin = |id: u64| {
+        let mut u = user(id, 1);
+        u.groups = vec!["group:ops@example.com".to_string()];
+        u
+    };
+    // The first event gives the rules sources (they merge differently: every node is
+    // fingerprinted); the next two move only user 2's two devices.
+    verify_on(
+        policy,
+        vec![owned(1, 1), owned(2, 2), owned(3, 2), tagged(4, "tag:web")],
+        [
+            Event::UpsertUser(admin(1)),
+            Event::UpsertUser(admin(2)),
+            Event::UpsertUser(user(2, 0)),
+        ],
+    );
+}
+
 /// Nodes with one address family: the engine's inventory format leaves the other out; a
 /// node re-addressed to the other family changes how its peers see it; a node with no
 /// address is refused and leaves the state unchanged.
