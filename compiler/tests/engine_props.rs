@@ -727,8 +727,16 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
         u.groups = vec!["group:ops@example.com".to_string()];
         u
     };
+    let newcomer = UserRecord {
+        id: 7,
+        login: "erin@example.com".to_string(),
+        name: "erin".to_string(),
+        roles: vec![Role::Admin],
+        groups: vec!["group:ops@example.com".to_string()],
+    };
     // The first event gives the rules sources (they merge differently: every node is
-    // fingerprinted); the next two move only user 2's two devices.
+    // fingerprinted); the next two move only user 2's two devices; then a user joins (no
+    // device yet: no map changes) and brings a device.
     verify_on(
         policy,
         vec![owned(1, 1), owned(2, 2), owned(3, 2), tagged(4, "tag:web")],
@@ -736,6 +744,8 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
             Event::UpsertUser(admin(1)),
             Event::UpsertUser(admin(2)),
             Event::UpsertUser(user(2, 0)),
+            Event::UpsertUser(newcomer),
+            Event::UpsertNode(owned(5, 7)),
         ],
     );
 }

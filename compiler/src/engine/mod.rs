@@ -299,9 +299,10 @@ impl Engine {
                     nodes: vec![(*id, before.as_ref().map(|b| b.name.clone()))],
                 })
             }
-            // A known user's login, roles or synced groups: its devices' selectors moved (as
-            // if each device changed), provided none serves a route (approvals may move).
-            [Undo::User(user, Some(_))]
+            // A user's login, roles or synced groups: its devices' selectors moved (as if each
+            // device changed), provided none serves a route (approvals may move). A new user
+            // has no device yet: nothing any map shows moved.
+            [Undo::User(user, _)]
                 if self
                     .inputs
                     .nodes
