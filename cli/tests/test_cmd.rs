@@ -176,6 +176,16 @@ fn compile_refuses_with_one_line_per_failure() {
     );
 }
 
+/// The messages of `check --format json`'s diagnostics, in order.
+fn diagnostic_messages(out: &Value) -> Vec<&str> {
+    out["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect()
+}
+
 /// With an inventory `check` runs every assertion; without one it still reports the failures
 /// no inventory can change (here the undefined group), and nothing else.
 #[test]
@@ -185,12 +195,7 @@ fn check_runs_tests_with_an_inventory_and_judges_their_shape_without() {
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let out = json(&o);
     assert_eq!(out["valid"], false);
-    let messages: Vec<&str> = out["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
+    let messages = diagnostic_messages(&out);
     let mut expected = vec!["test(s) failed"];
     expected.extend(FAILURES);
     assert_eq!(messages, expected);
@@ -198,12 +203,7 @@ fn check_runs_tests_with_an_inventory_and_judges_their_shape_without() {
     let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let out = json(&o);
-    let messages: Vec<&str> = out["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
+    let messages = diagnostic_messages(&out);
     assert_eq!(
         messages,
         vec![

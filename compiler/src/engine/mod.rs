@@ -831,9 +831,6 @@ impl Narrow<'_> {
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
         }
-        let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
-            list.iter().filter_map(|n| map.get(n).copied()).collect()
-        };
         let changed_ids: HashSet<u64> = self.nodes.iter().map(|(id, _)| *id).collect();
         // Per changed node: its peers before and after, and its peers' entry before and after.
         let mut sides: Vec<Side> = Vec::new();
@@ -846,18 +843,18 @@ impl Narrow<'_> {
             let (mut was_peer, mut is_peer) = (HashSet::new(), HashSet::new());
             let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
             if let Some(name) = old_name {
-                was_peer = stable(old.peer_names(name), &self.old.ids);
-                ssh_touched.extend(stable(old.ssh_dependents(name)?, &self.old.ids));
-                filter_touched.extend(stable(old.filter_dependents(name)?, &self.old.ids));
+                was_peer = stable_ids(old.peer_names(name), &self.old.ids);
+                ssh_touched.extend(stable_ids(old.ssh_dependents(name)?, &self.old.ids));
+                filter_touched.extend(stable_ids(old.filter_dependents(name)?, &self.old.ids));
                 base_before = old.peer_base(name)?;
             }
             bases.remove(node);
             out.remove(node);
             stale.remove(node);
             if let Some(name) = names.get(node) {
-                is_peer = stable(compiled.peer_names(name), ids);
-                ssh_touched.extend(stable(compiled.ssh_dependents(name)?, ids));
-                filter_touched.extend(stable(compiled.filter_dependents(name)?, ids));
+                is_peer = stable_ids(compiled.peer_names(name), ids);
+                ssh_touched.extend(stable_ids(compiled.ssh_dependents(name)?, ids));
+                filter_touched.extend(stable_ids(compiled.filter_dependents(name)?, ids));
                 base_after = compiled.peer_base(name)?;
                 bases.insert(*node, base_after);
                 present.insert(*node, name.clone());
@@ -876,31 +873,17 @@ impl Narrow<'_> {
         let new_names: Vec<&str> = present.values().map(|n| &**n).collect();
         // Filters: decided from the items where they can be; the rest assembled.
         let moves = compiled.source_moves(old, &old_names, &new_names);
+        let touched: Vec<(u64, &Arc<str>)> = filter_touched
+            .iter()
+            .filter_map(|&id| Some((id, names.get(&id)?)))
+            .collect();
         let mut changed = HashSet::new();
-        let mut assemble: Vec<(u64, &Arc<str>)> = Vec::new();
-        for &id in &filter_touched {
-            let Some(name) = names.get(&id) else {
-                continue;
-            };
-            let verdict = match &moves {
-                Some(moves) => compiled.filter_verdict(name, old, moves),
-                None => crate::lower::Verdict::Assemble,
-            };
-            match verdict {
-                crate::lower::Verdict::Same => {}
-                crate::lower::Verdict::Changed => {
-                    changed.insert(id);
-                }
-                crate::lower::Verdict::Assemble => assemble.push((id, name)),
-            }
-        }
-        for (id, filter) in part_fingerprints(&assemble, |name, cache| {
-            compiled.filter_fingerprint(name, cache)
-        }) {
-            out.get_mut(&id)?.filter = filter;
-            stale.remove(&id);
-        }
-        stale.extend(changed.iter().copied());
+        decide_filters(
+            (compiled, old),
+            moves.as_ref(),
+            &touched,
+            (&mut out, &mut stale, &mut changed),
+        )?;
         let ssh_again: Vec<(u64, &Arc<str>)> = ssh_touched
             .iter()
             .filter_map(|&id| Some((id, names.get(&id)?)))
@@ -967,11 +950,8 @@ impl RouteNarrow<'_> {
             return None;
         }
         let name = names.get(&self.node)?;
-        let stable = |list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>| -> HashSet<u64> {
-            list.iter().filter_map(|n| map.get(n).copied()).collect()
-        };
-        let mut servers = stable(old.route_servers(name), &self.old.ids);
-        servers.extend(stable(compiled.route_servers(name), ids));
+        let mut servers = stable_ids(old.route_servers(name), &self.old.ids);
+        servers.extend(stable_ids(compiled.route_servers(name), ids));
         servers.insert(self.node);
         let mut bases = self.old.bases.clone();
         let mut out = self.old.fingerprints.clone();
@@ -998,39 +978,18 @@ impl RouteNarrow<'_> {
                 .filter(|id| !servers.contains(id))
                 .filter_map(|id| Some((id, names.get(&id)?)))
                 .collect();
-            let decided = parallel(&reached, |part| {
-                let mut cache = HashCache::default();
-                part.iter()
-                    .filter_map(|&(id, n)| {
-                        let filter = match compiled.filter_verdict(n, old, &moves) {
-                            crate::lower::Verdict::Same => return None,
-                            crate::lower::Verdict::Changed => None,
-                            crate::lower::Verdict::Assemble => {
-                                Some(compiled.filter_fingerprint(n, &mut cache)?)
-                            }
-                        };
-                        Some((id, filter))
-                    })
-                    .collect()
-            });
-            for (id, filter) in decided {
-                match filter {
-                    Some(hash) => {
-                        out.get_mut(&id)?.filter = hash;
-                        stale.remove(&id);
-                    }
-                    None => {
-                        changed.insert(id);
-                        stale.insert(id);
-                    }
-                }
-            }
+            decide_filters(
+                (compiled, old),
+                Some(&moves),
+                &reached,
+                (&mut out, &mut stale, &mut changed),
+            )?;
         }
         for &s in &servers {
             let s_name = names.get(&s)?;
             let (before, after) = (self.old.bases.get(&s).copied(), bases.get(&s).copied());
-            let was = stable(old.peer_names(s_name), &self.old.ids);
-            let is = stable(compiled.peer_names(s_name), ids);
+            let was = stable_ids(old.peer_names(s_name), &self.old.ids);
+            let is = stable_ids(compiled.peer_names(s_name), ids);
             for &v in was.union(&is) {
                 if servers.contains(&v) {
                     continue;
@@ -1054,6 +1013,59 @@ impl RouteNarrow<'_> {
             changed,
         })
     }
+}
+
+/// The ids of the nodes named in `list` (stable ids through `map`).
+fn stable_ids(list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>) -> HashSet<u64> {
+    list.iter().filter_map(|n| map.get(n).copied()).collect()
+}
+
+/// The filter parts of `nodes` after an event, on every core: each node's verdict from the
+/// rule items (`moves`; without them every node is assembled). `Same` keeps the part,
+/// `Changed` leaves it uncomputed (stale, and in `changed`), `Assemble` hashes the new
+/// filter. `None` when a node has no fingerprint to update.
+fn decide_filters(
+    (compiled, old): (&Compiled, &Compiled),
+    moves: Option<&crate::lower::SourceMoves>,
+    nodes: &[(u64, &Arc<str>)],
+    (out, stale, changed): (
+        &mut HashMap<u64, Fingerprint>,
+        &mut HashSet<u64>,
+        &mut HashSet<u64>,
+    ),
+) -> Option<()> {
+    let decided = parallel(nodes, |part| {
+        let mut cache = HashCache::default();
+        part.iter()
+            .filter_map(|&(id, name)| {
+                let verdict = match moves {
+                    Some(moves) => compiled.filter_verdict(name, old, moves),
+                    None => crate::lower::Verdict::Assemble,
+                };
+                let filter = match verdict {
+                    crate::lower::Verdict::Same => return None,
+                    crate::lower::Verdict::Changed => None,
+                    crate::lower::Verdict::Assemble => {
+                        Some(compiled.filter_fingerprint(name, &mut cache)?)
+                    }
+                };
+                Some((id, filter))
+            })
+            .collect()
+    });
+    for (id, filter) in decided {
+        match filter {
+            Some(hash) => {
+                out.get_mut(&id)?.filter = hash;
+                stale.remove(&id);
+            }
+            None => {
+                changed.insert(id);
+                stale.insert(id);
+            }
+        }
+    }
+    Some(())
 }
 
 /// One part of the fingerprints of nodes `nodes` (`part` of a node's name), on every core.

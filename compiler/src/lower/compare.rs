@@ -300,14 +300,7 @@ impl Lowered {
                 continue;
             }
             if selves {
-                let owner = self
-                    .srcs
-                    .get(item.src)
-                    .first()
-                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                    .and_then(|ip| table.by_address(ip))
-                    .and_then(|n| table.get(n))
-                    .and_then(|n| n.owner);
+                let owner = super::first_owner(table, &self.srcs.get(item.src));
                 for &device in owner
                     .and_then(|u| table.devices.get(u.index()))
                     .into_iter()

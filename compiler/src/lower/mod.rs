@@ -256,13 +256,7 @@ impl Lowered {
                 out.extend_from_slice(table.with_tag(tag));
             }
             if !self.self_items.is_empty() {
-                let first = self.srcs.get(item.src).first().cloned();
-                let owner = first
-                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                    .and_then(|ip| table.by_address(ip))
-                    .and_then(|n| table.get(n))
-                    .and_then(|n| n.owner);
-                owners.extend(owner);
+                owners.extend(first_owner(table, &self.srcs.get(item.src)));
             }
         }
         for owner in owners {
@@ -288,6 +282,14 @@ impl Lowered {
             star: star_sources(table),
         }
     }
+}
+
+/// The owner of the node holding a list's first address: with `autogroup:self` rules, the
+/// user whose self rule may merge into an item with these sources (a list equal to a user's
+/// devices starts with one of their addresses).
+fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<crate::nodes::UserId> {
+    let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
+    table.get(table.by_address(ip)?)?.owner
 }
 
 /// Lower the policy's rules against a node table whose routes are settled. Linear in the

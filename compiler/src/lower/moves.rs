@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Body, ChangedItems, Item, Lowered};
+use super::{first_owner, Body, ChangedItems, Item, Lowered};
 use crate::nodes::{NodeId, NodeTable, UserId};
 use crate::resolve::Target;
 
@@ -218,12 +218,6 @@ impl SourceMoves {
             .map(|(&s, &d)| s || d)
             .collect()
     }
-}
-
-/// The owner of the node holding a list's first address.
-fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<UserId> {
-    let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
-    table.get(table.by_address(ip)?)?.owner
 }
 
 impl Lowered {
