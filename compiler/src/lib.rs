@@ -19,6 +19,7 @@ mod schema;
 pub use schema::{inventory_schema, INVENTORY_SCHEMA_ID};
 mod compiled;
 mod error;
+mod hash;
 mod ipsets;
 mod lower;
 mod nodes;

@@ -62,6 +62,9 @@ pub(crate) struct NodeInfo {
     pub(crate) v6: Option<Ipv6Addr>,
     /// The addresses it has, bare (how `SrcIPs` and `DstPorts` name them), IPv4 first.
     pub(crate) texts: Vec<Arc<str>>,
+    /// Each of `texts`' position among every node's texts in string order
+    /// ([`NodeTable::texts`]): sorting a list of node addresses sorts these.
+    pub(crate) text_ranks: Vec<u32>,
     /// The addresses it has as `a/32` and `a/128` (how `CapGrant.Dsts`, `addresses` and
     /// `AllowedIPs` name them), IPv4 first.
     pub(crate) hosts: Vec<Arc<str>>,
@@ -206,12 +209,65 @@ pub(crate) struct NodeTable {
     pub(crate) routers: Vec<NodeId>,
     /// Nodes serving an exit route, sorted. Set by [`crate::routes`].
     pub(crate) exits: Vec<NodeId>,
+    /// Every node's address texts, in string order (node addresses are unique).
+    pub(crate) texts: Vec<Arc<str>>,
     /// The policy's IP sets, resolved once per compile (before anything resolves an alias).
     /// Set by [`crate::compiled`] from [`crate::ipsets::resolve`].
     pub(crate) ipsets: IpSets,
 }
 
 impl NodeTable {
+    /// Sorts every node's address texts once, so that lists of them sort as numbers.
+    fn rank_texts(&mut self) {
+        let mut order: Vec<(u32, u32)> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for j in 0..node.texts.len() {
+                order.push((index(i), index(j)));
+            }
+        }
+        fn text(nodes: &[NodeInfo], (i, j): (u32, u32)) -> &str {
+            nodes
+                .get(i as usize)
+                .and_then(|n| n.texts.get(j as usize))
+                .map_or("", |t| &**t)
+        }
+        // The first eight bytes, zero-padded, order as the strings do up to a tie.
+        let prefix = |t: &str| {
+            let mut bytes = [0u8; 8];
+            bytes
+                .iter_mut()
+                .zip(t.as_bytes())
+                .for_each(|(b, &c)| *b = c);
+            u64::from_be_bytes(bytes)
+        };
+        let mut keyed: Vec<(u64, (u32, u32))> = order
+            .iter()
+            .map(|&at| (prefix(text(&self.nodes, at)), at))
+            .collect();
+        keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
+            pa.cmp(&pb)
+                .then_with(|| text(&self.nodes, a).cmp(text(&self.nodes, b)))
+        });
+        let order: Vec<(u32, u32)> = keyed.into_iter().map(|(_, at)| at).collect();
+        let mut texts = Vec::with_capacity(order.len());
+        for (rank, &(i, j)) in order.iter().enumerate() {
+            let Some(node) = self.nodes.get_mut(i as usize) else {
+                continue;
+            };
+            if node.text_ranks.len() < node.texts.len() {
+                node.text_ranks.resize(node.texts.len(), 0);
+            }
+            if let (Some(slot), Some(t)) = (
+                node.text_ranks.get_mut(j as usize),
+                node.texts.get(j as usize),
+            ) {
+                *slot = index(rank);
+                texts.push(t.clone());
+            }
+        }
+        self.texts = texts;
+    }
+
     /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
     pub(crate) fn new(inventory: &Inventory) -> NodeTable {
         let users: Vec<UserInfo> = inventory
@@ -258,6 +314,7 @@ impl NodeTable {
                     .iter()
                     .map(|a| Arc::from(a.to_string()))
                     .collect(),
+                text_ranks: Vec::new(),
                 hosts: n
                     .addresses()
                     .iter()
@@ -291,8 +348,10 @@ impl NodeTable {
             routers: Vec::new(),
             exits: Vec::new(),
             ipsets: IpSets::default(),
+            texts: Vec::new(),
             nodes,
         };
+        table.rank_texts();
         for (i, node) in table.nodes.iter().enumerate() {
             let id = NodeId::new(i);
             table.by_name.insert(node.name.clone(), id);

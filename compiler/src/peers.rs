@@ -13,7 +13,7 @@
 //! the peer carries it for that node: the primary router, unless `via` grants steer the node to
 //! another router (only when the node has no ordinary rule to the route).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -154,7 +154,7 @@ struct Builder<'a> {
     table: &'a NodeTable,
     words: usize,
     sets: Vec<Vec<NodeId>>,
-    set_ids: HashMap<Vec<NodeId>, u32>,
+    set_ids: crate::hash::Map<Vec<NodeId>, u32>,
     star: Option<u32>,
     internet: AddrSet,
 }
@@ -238,17 +238,17 @@ impl PeerIndex {
             table,
             words,
             sets: Vec::new(),
-            set_ids: HashMap::new(),
+            set_ids: crate::hash::Map::default(),
             star: None,
             internet: AddrSet::from_wire(INTERNET_WIRE),
         };
         let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
         // Source and destination sets of every item that grants access.
-        let mut src_cache: HashMap<u32, u32> = HashMap::new();
+        let mut src_cache: crate::hash::Map<u32, u32> = crate::hash::Map::default();
         let mut item_sets: Vec<Option<(u32, u32)>> = Vec::with_capacity(lowered.items.len());
         let mut self_sources = Vec::new();
         let mut all_set: Option<u32> = None;
-        let mut dst_cache: HashMap<usize, u32> = HashMap::new();
+        let mut dst_cache: crate::hash::Map<usize, u32> = crate::hash::Map::default();
         for item in &lowered.items {
             match &item.body {
                 Body::SelfNet { .. } | Body::SelfApp { .. } => {
@@ -299,7 +299,7 @@ impl PeerIndex {
         }
         // Per set, the union of the other side of its edges.
         let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
-        let mut seen = HashSet::new();
+        let mut seen: crate::hash::Set<(u32, u32)> = crate::hash::Set::default();
         for &(s, d) in item_sets.iter().flatten() {
             let empty = |x: u32| b.sets.get(x as usize).is_none_or(Vec::is_empty);
             if empty(s) || empty(d) || !seen.insert((s, d)) {
@@ -343,17 +343,26 @@ impl PeerIndex {
             let mut visible = vec![0u64; words];
             let mut direct = vec![0u64; words];
             let mut via = Vec::new();
+            // Items share sets: each set is added to `visible` and `direct` once per route.
+            let mut in_visible = vec![false; b.sets.len()];
+            let mut in_direct = vec![false; b.sets.len()];
+            let add = |x: u32, bits: &mut [u64], done: &mut [bool]| {
+                if let Some(flag) = done.get_mut(x as usize).filter(|flag| !**flag) {
+                    *flag = true;
+                    let ids = b.sets.get(x as usize).map_or(&[][..], Vec::as_slice);
+                    ids.iter().for_each(|&id| set_bit(bits, id));
+                }
+            };
             for (item, sets) in lowered.items.iter().zip(&item_sets) {
                 let Some((s, d)) = *sets else { continue };
-                let set = |x: u32| b.sets.get(x as usize).map_or(&[][..], Vec::as_slice);
                 let to_route = dst_targets(item)
                     .iter()
                     .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
                 if to_route {
-                    set(s).iter().for_each(|&id| set_bit(&mut visible, id));
+                    add(s, &mut visible, &mut in_visible);
                     match &item.via {
                         Some(tags) => via.push((s, tags.clone())),
-                        None => set(s).iter().for_each(|&id| set_bit(&mut direct, id)),
+                        None => add(s, &mut direct, &mut in_direct),
                     }
                 }
                 let from_route = item
@@ -361,7 +370,7 @@ impl PeerIndex {
                     .iter()
                     .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
                 if from_route {
-                    set(d).iter().for_each(|&id| set_bit(&mut visible, id));
+                    add(d, &mut visible, &mut in_visible);
                 }
             }
             route

@@ -428,7 +428,7 @@ impl SshLowered {
     /// match, so every node may differ). Occurrences of equal rules pair up in order.
     pub(crate) fn changed_rules(&self, new: &SshLowered) -> Option<(Vec<bool>, Vec<bool>)> {
         let key = |r: &LoweredRule| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = crate::hash::hasher();
             std::hash::Hash::hash(&r.sources, &mut h);
             std::hash::Hash::hash(&(r.self_dst, r.localpart, r.all.len()), &mut h);
             std::hash::Hasher::finish(&h)

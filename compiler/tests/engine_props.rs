@@ -796,3 +796,28 @@ fn single_family_nodes_in_the_engine() {
     assert!(engine.apply(Event::UpsertNode(none)).is_err());
     assert_eq!(peers(&engine, 4), before);
 }
+
+/// A self rule merges into the first item whose sources are exactly its owner's devices. When
+/// a member is retagged, `autogroup:member`'s sources shrink to another user's only device:
+/// that user's self rule now claims the member rule's slot (first) on a device the retagged
+/// node's items never reach. Found by the property test; fails without
+/// `Compiled::self_claimants` in the node path.
+#[test]
+fn a_retag_makes_a_list_equal_to_another_users_devices() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:internet:*"]},
+              {"action": "accept", "src": ["10.0.0.0/24"], "dst": ["autogroup:member:*"]},
+              {"action": "accept", "src": ["*"], "dst": ["autogroup:self:*"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![owned(2, 2), owned(3, 3)],
+        [
+            Event::UpsertNode(tagged(2, "tag:web")),
+            Event::UpsertNode(owned(2, 2)),
+        ],
+    );
+}

@@ -192,7 +192,7 @@ impl Placements {
         }
         let hash = {
             use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = crate::hash::hasher();
             (list.len(), list.first(), list.last()).hash(&mut h);
             h.finish()
         };

@@ -873,6 +873,12 @@ impl Narrow<'_> {
         let new_names: Vec<&str> = present.values().map(|n| &**n).collect();
         // Filters: decided from the items where they can be; the rest assembled.
         let moves = compiled.source_moves(old, &old_names, &new_names);
+        if let Some(moves) = &moves {
+            // A list that became (or stopped being) some user's devices moves that user's
+            // self rule to another slot, on devices the node's items do not reach.
+            filter_touched.extend(stable_ids(compiled.self_claimants(moves), ids));
+            filter_touched.retain(|id| !changed_ids.contains(id));
+        }
         let touched: Vec<(u64, &Arc<str>)> = filter_touched
             .iter()
             .filter_map(|&id| Some((id, names.get(&id)?)))
@@ -971,8 +977,11 @@ impl RouteNarrow<'_> {
         let mut changed = HashSet::new();
         if !compiled.merges_like(old) {
             let moves = compiled.source_moves(old, &[name], &[name])?;
-            let reached: Vec<(u64, &Arc<str>)> = compiled
-                .moved_reach(old, &moves)
+            let mut reach = compiled.moved_reach(old, &moves);
+            reach.extend(compiled.self_claimants(&moves));
+            reach.sort_unstable();
+            reach.dedup();
+            let reached: Vec<(u64, &Arc<str>)> = reach
                 .iter()
                 .filter_map(|n| ids.get(n).copied())
                 .filter(|id| !servers.contains(id))

@@ -155,7 +155,7 @@ fn missing_from(a: &Lowered, b: &Lowered) -> Vec<bool> {
 /// and ends only: equality is decided exactly afterwards, and hashing whole lists would
 /// cost the size of every item's sources and destinations.
 fn content_hash(lowered: &Lowered, item: &Item) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = crate::hash::hasher();
     item.src_targets.len().hash(&mut h);
     item.src_targets.iter().for_each(|t| hash_target(t, &mut h));
     hash_ends(&lowered.srcs.get(item.src), &mut h);

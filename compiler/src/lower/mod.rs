@@ -38,25 +38,43 @@ const COMPANIONS: [(&str, &str); 2] = [
 ];
 
 /// Interned `SrcIPs` lists: equal lists get the same id, which is what rule merging keys on.
+/// Lists are found by a hash of their content, computed once per list (a table of the lists
+/// themselves would hash every string again on each resize).
 #[derive(Debug, Default)]
 pub(crate) struct SrcTable {
     sets: Vec<Strings>,
-    index: HashMap<Strings, u32>,
+    /// Content hash -> ids of the lists with that hash (one, but for collisions).
+    index: crate::hash::Map<u64, Vec<u32>>,
 }
 
 impl SrcTable {
-    /// The id of a list (sorted and de-duplicated first).
-    fn intern(&mut self, mut strings: Vec<Arc<str>>) -> u32 {
-        strings.sort_unstable();
-        strings.dedup();
-        let set: Strings = Arc::from(strings);
-        if let Some(&id) = self.index.get(&set) {
+    /// The id of a sorted, de-duplicated list.
+    fn intern_sorted(&mut self, strings: Vec<Arc<str>>) -> u32 {
+        debug_assert!(strings.windows(2).all(|w| w.first() < w.last()));
+        let hash = Self::hash(&strings);
+        if let Some(id) = self.find(hash, &strings) {
             return id;
         }
         let id = crate::nodes::index(self.sets.len());
-        self.sets.push(set.clone());
-        self.index.insert(set, id);
+        self.sets.push(Arc::from(strings));
+        self.index.entry(hash).or_default().push(id);
         id
+    }
+
+    fn hash(strings: &[Arc<str>]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::hash::hasher();
+        strings.hash(&mut h);
+        h.finish()
+    }
+
+    fn find(&self, hash: u64, strings: &[Arc<str>]) -> Option<u32> {
+        let ids = self.index.get(&hash)?;
+        ids.iter().copied().find(|&id| {
+            self.sets
+                .get(id as usize)
+                .is_some_and(|set| **set == *strings)
+        })
     }
 
     /// The list with this id.
@@ -69,7 +87,7 @@ impl SrcTable {
 
     /// The id of a sorted, de-duplicated list, if it was interned.
     fn lookup(&self, strings: &[Arc<str>]) -> Option<u32> {
-        self.index.get(strings).copied()
+        self.find(Self::hash(strings), strings)
     }
 }
 
@@ -268,6 +286,11 @@ impl Lowered {
         Some(out)
     }
 
+    /// Whether the policy has `autogroup:self` items.
+    pub(crate) fn has_self_items(&self) -> bool {
+        !self.self_items.is_empty()
+    }
+
     /// No rule at all (what a refused policy compiles to).
     pub(crate) fn nothing(table: &NodeTable) -> Lowered {
         Lowered {
@@ -405,9 +428,9 @@ impl Builder<'_> {
                 .map(|target| self.gated(target, gate))
                 .collect(),
         };
-        let strings = self.strings_of(&targets);
-        self.budget.spend(strings.len(), self.span)?;
-        let id = self.lowered.srcs.intern(strings);
+        let (strings, spent) = self.strings_of(&targets);
+        self.budget.spend(spent, self.span)?;
+        let id = self.lowered.srcs.intern_sorted(strings);
         self.src_cache.insert(key, (targets.clone(), id));
         Ok((targets, id))
     }
@@ -424,27 +447,49 @@ impl Builder<'_> {
         }
     }
 
-    /// The wire strings of targets used as sources.
-    fn strings_of(&self, targets: &[Target]) -> Vec<Arc<str>> {
+    /// The wire strings of targets used as sources, sorted and de-duplicated, and how many
+    /// strings the targets name before de-duplication (the work spent). Node addresses are
+    /// sorted by their ranks in the table ([`NodeTable::texts`]), the few other strings by
+    /// content, and the two merged.
+    fn strings_of(&self, targets: &[Target]) -> (Vec<Arc<str>>, usize) {
         // `autogroup:danger-all` covers every address; nothing else is listed beside it.
         if targets.iter().any(|t| matches!(t, Target::DangerAll)) {
-            return vec![Arc::from("*")];
+            return (vec![Arc::from("*")], 1);
         }
-        let mut out = Vec::new();
+        let mut ranks: Vec<u32> = Vec::new();
+        let mut others: Vec<Arc<str>> = Vec::new();
         for target in targets {
             match target {
-                Target::Wildcard => out.extend(self.lowered.star.iter().cloned()),
+                Target::Wildcard => others.extend(self.lowered.star.iter().cloned()),
                 Target::DangerAll => {}
                 Target::Nodes(ids) => {
                     for node in ids.iter().filter_map(|&id| self.table.get(id)) {
-                        out.extend(node.texts.iter().cloned());
+                        ranks.extend(node.text_ranks.iter().copied());
                     }
                 }
-                Target::Literal(lit) => out.extend(lit.pieces.iter().map(|p| p.text.clone())),
+                Target::Literal(lit) => others.extend(lit.pieces.iter().map(|p| p.text.clone())),
                 Target::Internet | Target::SelfDevices => {}
             }
         }
-        out
+        let spent = ranks.len() + others.len();
+        ranks.sort_unstable();
+        ranks.dedup();
+        others.sort_unstable();
+        let texts = ranks
+            .iter()
+            .filter_map(|&r| self.table.texts.get(r as usize).cloned());
+        let mut out = Vec::with_capacity(ranks.len() + others.len());
+        let mut others = others.into_iter().peekable();
+        for text in texts {
+            while let Some(other) = others.next_if(|o| *o < text) {
+                out.push(other);
+            }
+            out.push(text);
+        }
+        out.extend(others);
+        // A literal equal to a node's address sorts beside it.
+        out.dedup();
+        (out, spent)
     }
 
     fn grant(&mut self, grant: &aclc_policy::model::Grant) -> Result<(), CompileError> {
@@ -537,9 +582,9 @@ impl Builder<'_> {
                 dst_nodes,
             )?;
             if !companions.is_empty() {
-                let reversed = self.strings_of(&dsts);
-                self.budget.spend(reversed.len(), self.span)?;
-                let src_ips = self.lowered.srcs.intern(reversed);
+                let (reversed, spent) = self.strings_of(&dsts);
+                self.budget.spend(spent, self.span)?;
+                let src_ips = self.lowered.srcs.intern_sorted(reversed);
                 let reach = union_reach(src_targets.iter().map(|t| self.src_reach(t)));
                 for caps in &companions {
                     let body = Body::Companion {

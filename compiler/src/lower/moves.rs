@@ -210,6 +210,11 @@ impl SourceMoves {
 }
 
 impl SourceMoves {
+    /// The owners whose untagged devices must be assembled (see the field).
+    pub(crate) fn owners(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.owners.iter().copied()
+    }
+
     /// Per item: its sources or destinations moved.
     pub(crate) fn any_moved(&self) -> Vec<bool> {
         self.moved

@@ -1,0 +1,24 @@
+//! One fast keyed hash for the compiler's tables and fingerprints: std's SipHash was an eighth
+//! of a compile on `large` (interning long address lists, fingerprinting every node).
+//!
+//! The keys are drawn once per process ([`ahash::RandomState::new`]), so an input cannot be
+//! crafted to collide in a table or make two different maps' fingerprints equal, and every
+//! snapshot a process computes hashes with the same keys (fingerprints are compared only
+//! within one process; nothing hashed here is written out).
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+/// The hasher builder of the compiler's hash tables.
+pub(crate) type BuildHash = ahash::RandomState;
+/// A hash map with [`BuildHash`].
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, BuildHash>;
+/// A hash set with [`BuildHash`].
+pub(crate) type Set<T> = std::collections::HashSet<T, BuildHash>;
+
+static KEYS: OnceLock<ahash::RandomState> = OnceLock::new();
+
+/// A hasher with this process's keys, for hashes that must agree across snapshots.
+pub(crate) fn hasher() -> ahash::AHasher {
+    KEYS.get_or_init(ahash::RandomState::new).build_hasher()
+}
