@@ -870,7 +870,7 @@ impl Compiled {
         }
         moves
             .owners()
-            .filter_map(|u| self.table.devices.get(u.index()))
+            .filter_map(|login| self.table.devices.get(self.table.user(login)?.index()))
             .flatten()
             .filter_map(|&id| self.table.get(id).map(|n| n.name.clone()))
             .collect()
@@ -968,9 +968,9 @@ impl Compiled {
             ids
         };
         let (before, after) = (ids(old, old_names), ids(self, new_names));
-        let owners = |c: &Compiled, ids: &[NodeId]| -> Vec<crate::nodes::UserId> {
+        let owners = |c: &Compiled, ids: &[NodeId]| -> Vec<String> {
             ids.iter()
-                .filter_map(|&id| c.table.get(id).and_then(|n| n.owner))
+                .filter_map(|&id| crate::lower::login(&c.table, c.table.get(id)?.owner))
                 .collect()
         };
         let mut all = owners(old, &before);

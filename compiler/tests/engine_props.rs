@@ -750,6 +750,35 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
     );
 }
 
+/// A user removed with their devices (none serving a route) takes the node path for all the
+/// devices at once; the other users keep their devices although user positions shift (the
+/// removed user sorts first). Fails when one device is left out of the path (carol's device
+/// is a peer of alice's second device only).
+#[test]
+fn a_user_removed_with_devices() {
+    let policy = parse_policy(
+        r#"{"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+            "hosts": {"second": "100.64.0.2"},
+            "tagOwners": {"tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["carol@"], "dst": ["second:22"]},
+              {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            owned(2, 1),
+            owned(3, 2),
+            owned(5, 3),
+            tagged(4, "tag:web"),
+        ],
+        [Event::RemoveUser(1), Event::RemoveUser(2)],
+    );
+}
+
 /// Nodes with one address family: the engine's inventory format leaves the other out; a
 /// node re-addressed to the other family changes how its peers see it; a node with no
 /// address is refused and leaves the state unchanged.

@@ -170,10 +170,13 @@ impl SharedSnapshot {
         }
     }
 
-    fn store(&self, snapshot: Arc<Snapshot>) {
+    /// Replace the current snapshot; the previous one is returned, so that the caller frees
+    /// it after the lock is released (freeing a large snapshot takes a tenth of a second on
+    /// `large`, and readers would wait for it).
+    fn store(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
         match self.current.write() {
-            Ok(mut guard) => *guard = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
+            Ok(mut guard) => std::mem::replace(&mut *guard, snapshot),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
         }
     }
 }
@@ -321,6 +324,25 @@ impl Engine {
                         .collect(),
                 })
             }
+            // A user removed with their devices, none serving a route: the devices leave
+            // together (the user's own selectors named only them).
+            [Undo::User(user, Some(_)), devices @ ..]
+                if !self.inputs.users.contains_key(user)
+                    && devices.iter().all(
+                        |u| matches!(u, Undo::Node(_, Some(n)) if n.advertised_routes.is_empty()),
+                    ) =>
+            {
+                Scope::Node(Narrow {
+                    old: &self.current,
+                    nodes: devices
+                        .iter()
+                        .filter_map(|u| match u {
+                            Undo::Node(id, Some(n)) => Some((*id, Some(n.name.clone()))),
+                            _ => None,
+                        })
+                        .collect(),
+                })
+            }
             [Undo::Node(id, Some(before))]
                 if self
                     .inputs
@@ -350,8 +372,10 @@ impl Engine {
         match result {
             Ok((snapshot, filters_changed)) => {
                 let changes = changeset::diff(&self.current, &snapshot, &filters_changed);
-                self.current = Arc::new(snapshot);
-                self.shared.store(self.current.clone());
+                let old = std::mem::replace(&mut self.current, Arc::new(snapshot));
+                let previous = self.shared.store(self.current.clone());
+                // Freed here, outside the readers' lock (unless a reader still holds it).
+                drop((old, previous));
                 Ok(changes)
             }
             Err(error) => {

@@ -29,7 +29,7 @@ mod moves;
 pub(crate) use compare::{
     changed_items, changed_items_wire, mark_reached, unpaired_items, ChangedItems,
 };
-pub(crate) use moves::{ChangedNode, SourceMoves, Verdict};
+pub(crate) use moves::{login, ChangedNode, SourceMoves, Verdict};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [

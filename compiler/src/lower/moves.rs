@@ -36,8 +36,9 @@ pub(crate) struct SourceMoves {
     /// Owners whose untagged devices are assembled: the changed node's owners, whose
     /// `autogroup:self` sources changed, and the owners of the first address of every moved
     /// list before and after (a self item's per-node sources may have become, or stopped
-    /// being, equal to an interned list, which moves the slot they claim).
-    owners: HashSet<UserId>,
+    /// being, equal to an interned list, which moves the slot they claim). By login, as
+    /// user ids are positions that shift when a user is removed.
+    owners: HashSet<String>,
     /// Tags of moved `via` items: nodes carrying one are assembled.
     via_tags: HashSet<Arc<str>>,
 }
@@ -149,6 +150,11 @@ impl Translate {
     }
 }
 
+/// The login of user `user` in `table` (lowercased).
+pub(crate) fn login(table: &NodeTable, user: Option<UserId>) -> Option<String> {
+    table.users.get(user?.index()).map(|u| u.email.clone())
+}
+
 impl SourceMoves {
     /// Compare two lowerings of the same policy, before and after a change to one node
     /// (`node`) that serves no route and whose owners (before and after) are `owners`. `None`
@@ -160,7 +166,7 @@ impl SourceMoves {
         new: &Lowered,
         new_table: &NodeTable,
         node: ChangedNode,
-        owners: impl IntoIterator<Item = UserId>,
+        owners: impl IntoIterator<Item = String>,
     ) -> Option<SourceMoves> {
         if old.items.len() != new.items.len() {
             return None;
@@ -173,13 +179,13 @@ impl SourceMoves {
         };
         let mut translate = Translate::new(old_table, new_table, node);
         let mut memo: HashMap<(u32, u32), bool> = HashMap::new();
-        let mut differ = |x: u32, y: u32, owners: &mut HashSet<UserId>| -> bool {
+        let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> bool {
             *memo.entry((x, y)).or_insert_with(|| {
                 let (before, after) = (old.srcs.get(x), new.srcs.get(y));
                 let moved = before != after;
                 if moved {
-                    owners.extend(first_owner(old_table, &before));
-                    owners.extend(first_owner(new_table, &after));
+                    owners.extend(login(old_table, first_owner(old_table, &before)));
+                    owners.extend(login(new_table, first_owner(new_table, &after)));
                 }
                 moved
             })
@@ -210,9 +216,9 @@ impl SourceMoves {
 }
 
 impl SourceMoves {
-    /// The owners whose untagged devices must be assembled (see the field).
-    pub(crate) fn owners(&self) -> impl Iterator<Item = UserId> + '_ {
-        self.owners.iter().copied()
+    /// The logins of the owners whose untagged devices must be assembled (see the field).
+    pub(crate) fn owners(&self) -> impl Iterator<Item = &str> + '_ {
+        self.owners.iter().map(String::as_str)
     }
 
     /// Per item: its sources or destinations moved.
@@ -242,7 +248,7 @@ impl Lowered {
         };
         let self_owner = !node.is_tagged()
             && !self.self_items.is_empty()
-            && node.owner.is_some_and(|u| moves.owners.contains(&u));
+            && login(table, node.owner).is_some_and(|u| moves.owners.contains(u.as_str()));
         if self_owner || node.tags.iter().any(|t| moves.via_tags.contains(t)) {
             return Verdict::Assemble;
         }
