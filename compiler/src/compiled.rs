@@ -597,12 +597,12 @@ impl<'a> NodeView<'a> {
 
     /// The SSH rules, in the order the node evaluates them (first match wins).
     pub fn ssh_rules(&self) -> Vec<SshRule> {
-        self.compiled
-            .ssh
-            .node_rules(&self.compiled.table, self.id)
-            .into_iter()
-            .map(|r| r.rule)
-            .collect()
+        self.ssh_node_rules().into_iter().map(|r| r.rule).collect()
+    }
+
+    /// The SSH rules with the policy rule each came from.
+    fn ssh_node_rules(&self) -> Vec<crate::ssh::NodeSshRule> {
+        self.compiled.ssh.node_rules(&self.compiled.table, self.id)
     }
 
     /// The node's capability map: node attributes, tailnet options and (unless turned off)
@@ -708,7 +708,15 @@ pub(crate) struct HashCache {
     sources: std::collections::HashMap<usize, (crate::wire::Strings, u64)>,
     principals:
         std::collections::HashMap<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
+    ssh_rest: std::collections::HashMap<(usize, usize, usize), SshRest>,
 }
+
+/// A remembered [`HashCache::ssh_rest`]: the shared parts it was computed from, and the hash.
+type SshRest = (
+    std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    std::sync::Arc<[String]>,
+    u64,
+);
 
 impl HashCache {
     fn sources(&mut self, list: &crate::wire::Strings) -> u64 {
@@ -764,20 +772,39 @@ impl HashCache {
     }
 
     /// The hash of SSH rules: each rule's principals (cached) and the rest of it.
-    fn ssh_hash(&mut self, rules: &[SshRule]) -> u64 {
+    fn ssh_hash(&mut self, rules: &[crate::ssh::NodeSshRule]) -> u64 {
         use std::hash::Hasher;
         let mut h = crate::hash::hasher();
         for rule in rules {
-            h.write_u64(self.principals(&rule.principals));
-            h.write_u64(json_hash(&(
-                &rule.rule_expires,
-                &rule.ssh_users,
-                &rule.action,
-                &rule.accept_env,
-            )));
+            h.write_u64(self.principals(&rule.rule.principals));
+            h.write_u64(self.ssh_rest(rule));
         }
         h.write_usize(rules.len());
         h.finish()
+    }
+
+    /// The hash of an SSH rule's fields besides its principals. Every node's copy of a policy
+    /// rule has the same action and environment (cloned from the lowered rule) and shares
+    /// one `sshUsers` map per user, so the hash is remembered per (policy rule, users map,
+    /// environment); the cache holds clones so the addresses stay unique.
+    fn ssh_rest(&mut self, rule: &crate::ssh::NodeSshRule) -> u64 {
+        let r = &rule.rule;
+        let hash = || json_hash(&(&r.rule_expires, &r.ssh_users, &r.action, &r.accept_env));
+        if r.rule_expires.is_some() {
+            return hash();
+        }
+        let key = (
+            rule.policy_index,
+            std::sync::Arc::as_ptr(&r.ssh_users) as *const u8 as usize,
+            std::sync::Arc::as_ptr(&r.accept_env) as *const u8 as usize,
+        );
+        if let Some((_, _, h)) = self.ssh_rest.get(&key) {
+            return *h;
+        }
+        let h = hash();
+        self.ssh_rest
+            .insert(key, (r.ssh_users.clone(), r.accept_env.clone(), h));
+        h
     }
 }
 
@@ -944,13 +971,7 @@ impl Compiled {
     /// The SSH part of node `name`'s fingerprint.
     pub(crate) fn ssh_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
         let id = self.table.id(name)?;
-        let ssh: Vec<SshRule> = self
-            .ssh
-            .node_rules(&self.table, id)
-            .into_iter()
-            .map(|r| r.rule)
-            .collect();
-        Some(cache.ssh_hash(&ssh))
+        Some(cache.ssh_hash(&self.ssh.node_rules(&self.table, id)))
     }
 
     /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
@@ -1171,7 +1192,7 @@ impl Compiled {
                 true => cache.filter_hash(view.packet_filter_rules()),
                 false => 0,
             },
-            ssh: cache.ssh_hash(&view.ssh_rules()),
+            ssh: cache.ssh_hash(&view.ssh_node_rules()),
             peers,
             caps: json_hash(&view.cap_map()),
             own: json_hash(&view.own_wire()),

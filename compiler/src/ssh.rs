@@ -371,7 +371,8 @@ impl SshLowered {
         let Some(node) = table.get(id) else {
             return Vec::new();
         };
-        let mut candidates: Vec<u32> = self.by_node.get(id.index()).cloned().unwrap_or_default();
+        let listed: &[u32] = self.by_node.get(id.index()).map_or(&[], Vec::as_slice);
+        let mut candidates: Vec<u32> = listed.to_vec();
         candidates.extend_from_slice(&self.global);
         if !node.is_tagged() {
             candidates.extend_from_slice(&self.self_rules);
@@ -379,9 +380,9 @@ impl SshLowered {
         candidates.sort_unstable();
         candidates.dedup();
         let mut out = Vec::new();
-        for rule in candidates
+        for (i, rule) in candidates
             .iter()
-            .filter_map(|&i| self.rules.get(i as usize))
+            .filter_map(|&i| Some((i, self.rules.get(i as usize)?)))
         {
             if rule.sources.is_empty() {
                 continue;
@@ -394,7 +395,15 @@ impl SshLowered {
             if rule.dst.is_none() {
                 continue;
             }
-            if rule.dst.contains(id) {
+            // A node is listed under every rule it is a destination of (and, for `localpart:`
+            // rules, every rule it is a source of): only those need the destinations searched.
+            let is_dst = match &rule.dst {
+                Destinations::Some(_) => {
+                    listed.binary_search(&i).is_ok() && (!rule.localpart || rule.dst.contains(id))
+                }
+                other => other.contains(id),
+            };
+            if is_dst {
                 if rule.localpart {
                     for sources in &rule.by_user {
                         rule.push_user(&mut out, sources);
