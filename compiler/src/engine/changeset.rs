@@ -2,9 +2,9 @@
 //! comparing per-node fingerprints of two snapshots by stable node id (and, for filters an
 //! event decided from the rule items, from that decision).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::Snapshot;
+use super::{IdSet, Snapshot};
 
 /// What changed in one node's map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,7 @@ impl ChangeSet {
 /// event changed while leaving its fingerprint uncomputed. A filter part left uncomputed in
 /// `new` by an earlier event is the same as in `old`; one left uncomputed in `old` only is
 /// computed from `old`'s compile.
-pub(super) fn diff(old: &Snapshot, new: &Snapshot, filters_changed: &HashSet<u64>) -> ChangeSet {
+pub(super) fn diff(old: &Snapshot, new: &Snapshot, filters_changed: &IdSet) -> ChangeSet {
     let old_filters =
         old.stale_filters(new.fingerprints.keys().filter(|id| !new.stale.contains(id)));
     let mut set = ChangeSet::default();

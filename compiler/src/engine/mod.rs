@@ -95,14 +95,14 @@ pub struct Snapshot {
     inventory: Arc<Inventory>,
     compiled: Compiled,
     names: BTreeMap<u64, Arc<str>>,
-    ids: HashMap<Arc<str>, u64>,
-    fingerprints: HashMap<u64, Fingerprint>,
+    ids: IdsByName,
+    fingerprints: IdMap<Fingerprint>,
     /// Nodes whose fingerprint's filter part was not computed (an event found their filter
     /// changed without assembling it; see [`crate::lower::SourceMoves`]): it is computed
     /// from this snapshot's compile when a later event needs it.
-    stale: HashSet<u64>,
+    stale: IdSet,
     /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-    bases: HashMap<u64, [u64; 4]>,
+    bases: Bases,
 }
 
 const _: fn() = || {
@@ -592,11 +592,7 @@ impl Inputs {
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
-    fn build(
-        &self,
-        version: u64,
-        scope: Scope<'_>,
-    ) -> Result<(Snapshot, HashSet<u64>), EngineError> {
+    fn build(&self, version: u64, scope: Scope<'_>) -> Result<(Snapshot, IdSet), EngineError> {
         let inventory = match &scope {
             // The records are as they were: the same inventory.
             Scope::Policy(old) => old.inventory.clone(),
@@ -618,8 +614,7 @@ impl Inputs {
             .values()
             .map(|n| (n.id, Arc::from(n.name.as_str())))
             .collect();
-        let ids: HashMap<Arc<str>, u64> =
-            names.iter().map(|(&id, name)| (name.clone(), id)).collect();
+        let ids: IdsByName = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
             Scope::Routes(r) => r.fingerprints(&compiled, &names, &ids),
@@ -630,15 +625,15 @@ impl Inputs {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
-                let bases: HashMap<u64, [u64; 4]> = names
+                let bases: Bases = names
                     .iter()
                     .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
                     .collect();
                 Prints {
                     fingerprints: fingerprints(&compiled, &names, &all),
                     bases,
-                    stale: HashSet::new(),
-                    changed: HashSet::new(),
+                    stale: IdSet::default(),
+                    changed: IdSet::default(),
                 }
             }
         };
@@ -658,22 +653,28 @@ impl Inputs {
 }
 
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-type Bases = HashMap<u64, [u64; 4]>;
+type Bases = crate::hash::Map<u64, [u64; 4]>;
+/// A map keyed by stable node id.
+type IdMap<V> = crate::hash::Map<u64, V>;
+/// A set of stable node ids.
+pub(super) type IdSet = crate::hash::Set<u64>;
+/// Stable node ids by node name.
+type IdsByName = crate::hash::Map<Arc<str>, u64>;
 
 /// A snapshot's fingerprints, as an event leaves them.
 struct Prints {
-    fingerprints: HashMap<u64, Fingerprint>,
+    fingerprints: IdMap<Fingerprint>,
     bases: Bases,
     /// [`Snapshot::stale`].
-    stale: HashSet<u64>,
+    stale: IdSet,
     /// The nodes this event left stale: their filter changed.
-    changed: HashSet<u64>,
+    changed: IdSet,
 }
 
 impl Snapshot {
     /// The filter parts of the fingerprints of the nodes of `ids` this snapshot left
     /// uncomputed, computed from its compile (on every core).
-    fn stale_filters<'a>(&self, ids: impl Iterator<Item = &'a u64>) -> HashMap<u64, u64> {
+    fn stale_filters<'a>(&self, ids: impl Iterator<Item = &'a u64>) -> IdMap<u64> {
         let work: Vec<(u64, &Arc<str>)> = ids
             .filter(|id| self.stale.contains(id))
             .filter_map(|&id| Some((id, self.names.get(&id)?)))
@@ -691,11 +692,7 @@ impl Snapshot {
 
 /// Peers' entries (kept by stable id) indexed by `compiled`'s node ids, looked up once: a
 /// node's peers' part sums one per peer.
-fn bases_by_node(
-    compiled: &Compiled,
-    ids: &HashMap<Arc<str>, u64>,
-    bases: &Bases,
-) -> Vec<[u64; 4]> {
+fn bases_by_node(compiled: &Compiled, ids: &IdsByName, bases: &Bases) -> Vec<[u64; 4]> {
     (0..compiled.table().len())
         .map(|i| {
             compiled
@@ -803,7 +800,7 @@ fn policy_fingerprints(
     let fresh = parallel(&work, again);
     let mut stale = old.stale.clone();
     stale.retain(|id| !fresh.contains_key(id));
-    let mut changed = HashSet::new();
+    let mut changed = IdSet::default();
     let mut out = old.fingerprints.clone();
     for (id, (fp, grew)) in fresh {
         if grew {
@@ -822,7 +819,7 @@ fn policy_fingerprints(
 
 /// A changed node's peers before and after, and its entry in its peers' part before and
 /// after ([`Narrow::fingerprints`]).
-type Side = (u64, HashSet<u64>, HashSet<u64>, [u64; 4], [u64; 4]);
+type Side = (u64, IdSet, IdSet, [u64; 4], [u64; 4]);
 
 /// A change to nodes without routes (the policy unchanged): one node's record, or one
 /// user's (its devices' selectors moved).
@@ -849,13 +846,13 @@ impl Narrow<'_> {
         &self,
         compiled: &Compiled,
         names: &BTreeMap<u64, Arc<str>>,
-        ids: &HashMap<Arc<str>, u64>,
+        ids: &IdsByName,
     ) -> Option<Prints> {
         let old = &self.old.compiled;
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
         }
-        let changed_ids: HashSet<u64> = self.nodes.iter().map(|(id, _)| *id).collect();
+        let changed_ids: IdSet = self.nodes.iter().map(|(id, _)| *id).collect();
         // Per changed node: its peers before and after, and its peers' entry before and after.
         let mut sides: Vec<Side> = Vec::new();
         let (mut ssh_touched, mut filter_touched) = (HashSet::new(), HashSet::new());
@@ -864,7 +861,7 @@ impl Narrow<'_> {
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
         for (node, old_name) in &self.nodes {
-            let (mut was_peer, mut is_peer) = (HashSet::new(), HashSet::new());
+            let (mut was_peer, mut is_peer) = (IdSet::default(), IdSet::default());
             let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
             if let Some(name) = old_name {
                 was_peer = stable_ids(old.peer_names(name), &self.old.ids);
@@ -907,7 +904,7 @@ impl Narrow<'_> {
             .iter()
             .filter_map(|&id| Some((id, names.get(&id)?)))
             .collect();
-        let mut changed = HashSet::new();
+        let mut changed = IdSet::default();
         decide_filters(
             (compiled, old),
             moves.as_ref(),
@@ -973,7 +970,7 @@ impl RouteNarrow<'_> {
         &self,
         compiled: &Compiled,
         names: &BTreeMap<u64, Arc<str>>,
-        ids: &HashMap<Arc<str>, u64>,
+        ids: &IdsByName,
     ) -> Option<Prints> {
         let old = &self.old.compiled;
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.slots_like(old) {
@@ -998,7 +995,7 @@ impl RouteNarrow<'_> {
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
         // event (`SourceMoves`), the rest assembled.
-        let mut changed = HashSet::new();
+        let mut changed = IdSet::default();
         if !compiled.merges_like(old) {
             let moves = compiled.source_moves(old, &[name], &[name])?;
             let mut reach = compiled.moved_reach(old, &moves);
@@ -1049,7 +1046,7 @@ impl RouteNarrow<'_> {
 }
 
 /// The ids of the nodes named in `list` (stable ids through `map`).
-fn stable_ids(list: Vec<Arc<str>>, map: &HashMap<Arc<str>, u64>) -> HashSet<u64> {
+fn stable_ids(list: Vec<Arc<str>>, map: &IdsByName) -> IdSet {
     list.iter().filter_map(|n| map.get(n).copied()).collect()
 }
 
@@ -1061,11 +1058,7 @@ fn decide_filters(
     (compiled, old): (&Compiled, &Compiled),
     moves: Option<&crate::lower::SourceMoves>,
     nodes: &[(u64, &Arc<str>)],
-    (out, stale, changed): (
-        &mut HashMap<u64, Fingerprint>,
-        &mut HashSet<u64>,
-        &mut HashSet<u64>,
-    ),
+    (out, stale, changed): (&mut IdMap<Fingerprint>, &mut IdSet, &mut IdSet),
 ) -> Option<()> {
     let decided = parallel(nodes, |part| {
         let mut cache = HashCache::default();
@@ -1105,7 +1098,7 @@ fn decide_filters(
 fn part_fingerprints(
     nodes: &[(u64, &Arc<str>)],
     part: impl Fn(&str, &mut HashCache) -> Option<u64> + Sync,
-) -> HashMap<u64, u64> {
+) -> IdMap<u64> {
     let work = |chunk: &[(u64, &Arc<str>)]| -> Vec<(u64, u64)> {
         let mut cache = HashCache::default();
         chunk
@@ -1120,7 +1113,7 @@ fn part_fingerprints(
 fn parallel<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&[T]) -> Vec<(u64, R)> + Sync,
-) -> HashMap<u64, R> {
+) -> IdMap<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads == 1 || items.len() < 256 {
         return work(items).into_iter().collect();
@@ -1132,7 +1125,7 @@ fn parallel<T: Sync, R: Send>(
             .chunks(chunk)
             .map(|part| (part, scope.spawn(move || work(part))))
             .collect();
-        let mut out = HashMap::with_capacity(items.len());
+        let mut out = IdMap::with_capacity_and_hasher(items.len(), Default::default());
         for (part, handle) in handles {
             // No panicking code runs here; should a thread panic anyway, its part is done
             // again on this thread rather than left out.
@@ -1147,7 +1140,7 @@ fn fingerprints(
     compiled: &Compiled,
     names: &BTreeMap<u64, Arc<str>>,
     bases: &[[u64; 4]],
-) -> HashMap<u64, Fingerprint> {
+) -> IdMap<Fingerprint> {
     let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
     let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
         let mut cache = HashCache::default();
