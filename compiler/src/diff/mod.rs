@@ -14,7 +14,7 @@ mod ports;
 mod ssh;
 mod touched;
 
-pub(crate) use touched::{map_touched, MAP_PEERS, MAP_RULES};
+pub(crate) use touched::{map_touched, MAP_PEERS, MAP_RULES, MAP_SSH};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

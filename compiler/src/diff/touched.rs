@@ -99,13 +99,15 @@ pub(super) fn touched(old: &Compiled, new: &Compiled) -> Touched {
     touched
 }
 
-/// [`map_touched`]: the node's packet filter or SSH rules may differ.
+/// [`map_touched`]: the node's packet filter may differ.
 pub(crate) const MAP_RULES: u8 = 1;
+/// [`map_touched`]: the node's SSH rules may differ.
+pub(crate) const MAP_SSH: u8 = 4;
 /// [`map_touched`]: the node's peers may differ (it is on a side of a changed item).
 pub(crate) const MAP_PEERS: u8 = 2;
 
 /// For the engine: per node, what of its map (the wire output) may differ between two
-/// compiles of the same inventory ([`MAP_RULES`], [`MAP_PEERS`]; 0: nothing); `None` when
+/// compiles of the same inventory ([`MAP_RULES`], [`MAP_PEERS`], [`MAP_SSH`]; 0: nothing); `None` when
 /// that may be every node (the node tables differ, `*` means something else, or `nodeAttrs`
 /// changed, which can hide a node's IPv4 address from every peer). Stricter than
 /// [`touched`]: order and merging count, so items are paired in order with their merge slots
@@ -119,7 +121,7 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
     }
     let len = n.table.len();
     let words = len.div_ceil(64);
-    let (mut rules, mut peers) = (vec![0u64; words], vec![0u64; words]);
+    let (mut rules, mut peers, mut ssh) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
     let items = crate::lower::changed_items_wire(o.lowered, n.lowered);
     for (side, changed) in [(&o, &items.old), (&n, &items.new)] {
         side.lowered.mark_reached(side.table, changed, &mut rules);
@@ -128,8 +130,8 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
             .mark_peer_sides(side.table, changed, &mut peers);
     }
     let (co, cn) = o.ssh.changed_rules(n.ssh)?;
-    o.ssh.mark_reached(o.table, &co, &mut rules);
-    n.ssh.mark_reached(n.table, &cn, &mut rules);
+    o.ssh.mark_reached(o.table, &co, &mut ssh);
+    n.ssh.mark_reached(n.table, &cn, &mut ssh);
     Some(
         (0..len)
             .map(|i| {
@@ -139,6 +141,9 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
                 }
                 if bit(&peers, NodeId::new(i)) {
                     flags |= MAP_PEERS;
+                }
+                if bit(&ssh, NodeId::new(i)) {
+                    flags |= MAP_SSH;
                 }
                 flags
             })

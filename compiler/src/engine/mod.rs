@@ -724,6 +724,17 @@ enum Scope<'a> {
 /// a changed item keeps its fingerprint when its peer set is the same bit for bit and every
 /// route is shown as before (then so is every peer's entry and its routes). `None` when the
 /// change may reach every node, or the policy went from compiling to refused or back.
+/// What a policy event did to a node's filter part.
+#[derive(Clone, Copy)]
+enum Filter {
+    /// Recomputed.
+    Computed,
+    /// Proven changed (only entries added, or only removed): left uncomputed.
+    Grew,
+    /// The node's rules are unchanged: the part (computed or not) is the old one.
+    Inherited,
+}
+
 fn policy_fingerprints(
     old: &Snapshot,
     compiled: &Compiled,
@@ -751,8 +762,20 @@ fn policy_fingerprints(
         .map(|w| w.2)
         .collect();
     let mut peers_kept = vec![routes_alike; names.len()];
-    let same = match routes_alike {
-        true => old.compiled.same_peers(compiled, &sides),
+    let same: Vec<bool> = match routes_alike {
+        // On every core: each part keeps its own memo of membership combinations.
+        true => {
+            let keyed: Vec<(u64, NodeId)> = (0u64..).zip(sides.iter().copied()).collect();
+            let same = parallel(&keyed, |part| {
+                let nodes: Vec<NodeId> = part.iter().map(|&(_, n)| n).collect();
+                let same = old.compiled.same_peers(compiled, &nodes);
+                part.iter().map(|&(k, _)| k).zip(same).collect()
+            });
+            (0u64..)
+                .take(sides.len())
+                .map(|k| same.get(&k).copied().unwrap_or(false))
+                .collect()
+        }
         false => Vec::new(),
     };
     for (node, same) in sides
@@ -767,45 +790,60 @@ fn policy_fingerprints(
     // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
     // entries (`entry_count_verdict`) is known to have changed: its part is left uncomputed.
     let unpaired = compiled.unpaired_items(&old.compiled);
-    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, bool))> {
+    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, Filter))> {
         let mut cache = HashCache::default();
         part.iter()
             .filter_map(|&(id, name, node, flags)| {
                 let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
                 let rules = flags & crate::diff::MAP_RULES != 0;
+                let ssh = flags & crate::diff::MAP_SSH != 0;
                 let grew = rules
                     && compiled.entry_count_verdict(node, &old.compiled, &unpaired)
                         == crate::lower::Verdict::Changed;
-                match (rules, kept) {
-                    (false, true) => None,
-                    (true, true) => {
-                        let mut fp = old.fingerprints.get(&id).copied()?;
-                        match grew {
-                            true => fp.ssh = compiled.ssh_fingerprint(name, &mut cache)?,
-                            false => {
-                                (fp.filter, fp.ssh) =
-                                    compiled.rules_fingerprint(name, &mut cache)?
-                            }
-                        }
-                        Some((id, (fp, grew)))
-                    }
-                    _ => {
-                        let fp = compiled.fingerprint_parts(name, &by_node, &mut cache, !grew)?;
-                        Some((id, (fp, grew)))
-                    }
+                if !rules && !ssh && kept {
+                    return None;
                 }
+                if !routes_alike {
+                    let fp = compiled.fingerprint_parts(name, &by_node, &mut cache, !grew)?;
+                    let filter = if grew { Filter::Grew } else { Filter::Computed };
+                    return Some((id, (fp, filter)));
+                }
+                // Every route shown alike: capabilities and own part are as before (same
+                // node table and `nodeAttrs`), every peer's entry too; the peers' part is
+                // patched by the peers gained and lost, the rules' parts recomputed.
+                let mut fp = old.fingerprints.get(&id).copied()?;
+                if !kept {
+                    fp.peers = compiled.patched_peers(&old.compiled, node, &by_node, fp.peers)?;
+                }
+                if ssh {
+                    fp.ssh = compiled.ssh_fingerprint(name, &mut cache)?;
+                }
+                let filter = match (rules, grew) {
+                    (false, _) => Filter::Inherited,
+                    (true, true) => Filter::Grew,
+                    (true, false) => {
+                        fp.filter = compiled.filter_fingerprint(name, &mut cache)?;
+                        Filter::Computed
+                    }
+                };
+                Some((id, (fp, filter)))
             })
             .collect()
     };
     let fresh = parallel(&work, again);
     let mut stale = old.stale.clone();
-    stale.retain(|id| !fresh.contains_key(id));
     let mut changed = IdSet::default();
     let mut out = old.fingerprints.clone();
-    for (id, (fp, grew)) in fresh {
-        if grew {
-            stale.insert(id);
-            changed.insert(id);
+    for (id, (fp, filter)) in fresh {
+        match filter {
+            Filter::Computed => {
+                stale.remove(&id);
+            }
+            Filter::Grew => {
+                stale.insert(id);
+                changed.insert(id);
+            }
+            Filter::Inherited => {}
         }
         out.insert(id, fp);
     }
