@@ -127,8 +127,9 @@ pub(crate) struct PeerIndex {
     reach: Vec<NodeSet>,
     /// Per node: the sets holding it (other than those holding every node).
     membership: Vec<Vec<u32>>,
-    /// Sets holding every node.
-    universal: Vec<u32>,
+    /// The union of the universal sets' reaches (every node's peers include it), one bit
+    /// per node: computed once, not per node.
+    universal_reach: Vec<u64>,
     /// Sources of `autogroup:self` rules.
     self_sources: NodeSet,
     /// Per route of the [`RouteTable`].
@@ -386,12 +387,18 @@ impl PeerIndex {
         let self_sources = b.to_set(&self_sources);
         let sets = b.sets.iter().map(|ids| b.to_set(ids)).collect();
         membership.iter_mut().for_each(Vec::shrink_to_fit);
+        let mut universal_reach = vec![0u64; words];
+        for &s in &universal {
+            if let Some(set) = reach.get(s as usize) {
+                set.or_into(&mut universal_reach);
+            }
+        }
         PeerIndex {
             len,
             sets,
             reach,
             membership,
-            universal,
+            universal_reach,
             self_sources,
             routes: views,
         }
@@ -422,15 +429,7 @@ impl PeerIndex {
                     .get(id.index())
                     .map_or(&[][..], Vec::as_slice);
                 let same_union = *unions.entry((mine, theirs)).or_insert_with(|| {
-                    let union = |index: &PeerIndex, member_of: &[u32]| {
-                        let mut bits = vec![0u64; index.len.div_ceil(64)];
-                        for &s in member_of.iter().chain(&index.universal) {
-                            if let Some(set) = index.reach.get(s as usize) {
-                                set.or_into(&mut bits);
-                            }
-                        }
-                        bits
-                    };
+                    let union = |index: &PeerIndex, member_of: &[u32]| index.reach_of(member_of);
                     union(self, mine) == union(other, theirs)
                 });
                 let owner_devices = table
@@ -446,18 +445,25 @@ impl PeerIndex {
             .collect()
     }
 
-    /// The peers of node `id`, one bit per node id.
-    pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
-        let mut bits = vec![0u64; self.len.div_ceil(64)];
-        let member_of = self
-            .membership
-            .get(id.index())
-            .map_or(&[][..], Vec::as_slice);
-        for &s in member_of.iter().chain(&self.universal) {
+    /// The union of the reaches of the sets `member_of` and of every universal set.
+    fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
+        let mut bits = self.universal_reach.clone();
+        bits.resize(self.len.div_ceil(64), 0);
+        for &s in member_of {
             if let Some(set) = self.reach.get(s as usize) {
                 set.or_into(&mut bits);
             }
         }
+        bits
+    }
+
+    /// The peers of node `id`, one bit per node id.
+    pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
+        let member_of = self
+            .membership
+            .get(id.index())
+            .map_or(&[][..], Vec::as_slice);
+        let mut bits = self.reach_of(member_of);
         if let Some(node) = table.get(id) {
             if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {
                 let mine = self.self_sources.contains(id);
