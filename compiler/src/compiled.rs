@@ -1285,11 +1285,7 @@ impl PeerView<'_> {
 
     /// The peer's addresses the viewer sees: those of the families both have.
     fn shown_addrs(&self) -> Vec<IpAddr> {
-        self.node
-            .ips()
-            .into_iter()
-            .filter(|ip| self.shows(ip))
-            .collect()
+        self.node.addrs().filter(|ip| self.shows(ip)).collect()
     }
 
     /// True when the viewer sees the peer's address `ip` (both have its family).
@@ -1307,8 +1303,7 @@ impl PeerView<'_> {
         let text = |net: &IpNet| std::sync::Arc::<str>::from(net.to_string());
         let mut allowed_ips: Vec<std::sync::Arc<str>> = self
             .node
-            .ips()
-            .iter()
+            .addrs()
             .zip(&self.node.hosts)
             .filter(|(ip, _)| self.shows(ip))
             .map(|(_, host)| host.clone())

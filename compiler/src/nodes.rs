@@ -95,9 +95,14 @@ pub(crate) struct NodeInfo {
 impl NodeInfo {
     /// The node's addresses (one or two), IPv4 first.
     pub(crate) fn ips(&self) -> Vec<IpAddr> {
+        self.addrs().collect()
+    }
+
+    /// [`NodeInfo::ips`] without a list (a map holds tens of thousands of peers).
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = IpAddr> {
         let v4 = self.v4.map(IpAddr::V4);
         let v6 = self.v6.map(IpAddr::V6);
-        v4.into_iter().chain(v6).collect()
+        v4.into_iter().chain(v6)
     }
 
     /// The node's addresses as the old two-element form: a family it has no address of is the

@@ -346,7 +346,7 @@ pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<st
         Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.clone(),
         Target::Literal(lit) => {
             let mut out = Vec::new();
-            for (ip, host) in node.ips().into_iter().zip(&node.hosts) {
+            for (ip, host) in node.addrs().zip(&node.hosts) {
                 if lit.set.contains(ip) {
                     out.push(host.clone());
                 }
