@@ -108,6 +108,10 @@ pub(crate) struct Item {
     /// shared by every item naming it; peers read it. Empty for `autogroup:self` items and
     /// companions, whose destinations are their sources.
     pub(crate) dst_nodes: Reach,
+    /// The rule it comes from (where the rule starts in the policy text): a rule whose
+    /// sources are empty has no item, so the items at one index in two lowerings of one
+    /// policy may come from different rules.
+    pub(crate) origin: u32,
 }
 
 /// What an item grants.
@@ -210,12 +214,14 @@ impl Reach {
 }
 
 impl Lowered {
-    /// How network rules merge, item by item: each item's slot and the slot its (`SrcIPs`,
+    /// How network rules merge, item by item: each item's slot, the slot its (`SrcIPs`,
     /// `IPProto`) key has globally (what `via` and `autogroup:self` items on a node merge
-    /// into), then what `*` means as a source. Two compiles with the same signature merge
+    /// into) and the rule it comes from (items are paired index for index, so one rule's
+    /// items vanishing as another's appear must not pass for the same items), then what `*`
+    /// means as a source. Two compiles with the same signature merge
     /// every node's rules the same way, except `autogroup:self` rules, whose per-node
     /// sources merge by content.
-    pub(crate) fn merge_signature(&self) -> (Vec<(u32, u32)>, &[Arc<str>]) {
+    pub(crate) fn merge_signature(&self) -> (Vec<(u32, u32, u32)>, &[Arc<str>]) {
         let slots = self
             .items
             .iter()
@@ -224,7 +230,7 @@ impl Lowered {
                     Body::Net { proto, .. } => self.first_slot.get(&(item.src, *proto)).copied(),
                     _ => None,
                 };
-                (item.slot, global.unwrap_or(u32::MAX))
+                (item.slot, global.unwrap_or(u32::MAX), item.origin)
             })
             .collect();
         (slots, &self.star)
@@ -699,6 +705,7 @@ impl Builder<'_> {
             body,
             slot: i,
             dst_nodes: Reach::none(),
+            origin: self.span.start,
         });
         Ok(())
     }
@@ -746,6 +753,7 @@ impl Builder<'_> {
             body,
             slot,
             dst_nodes,
+            origin: self.span.start,
         });
         Ok(())
     }
