@@ -213,6 +213,9 @@ impl Reach {
     }
 }
 
+/// [`Lowered::merge_signature`] of one item: its slot, its key's global slot, its rule.
+pub(crate) type ItemMerge = (u32, u32, u32);
+
 impl Lowered {
     /// How network rules merge, item by item: each item's slot, the slot its (`SrcIPs`,
     /// `IPProto`) key has globally (what `via` and `autogroup:self` items on a node merge
@@ -221,7 +224,7 @@ impl Lowered {
     /// means as a source. Two compiles with the same signature merge
     /// every node's rules the same way, except `autogroup:self` rules, whose per-node
     /// sources merge by content.
-    pub(crate) fn merge_signature(&self) -> (Vec<(u32, u32, u32)>, &[Arc<str>]) {
+    pub(crate) fn merge_signature(&self) -> (Vec<ItemMerge>, &[Arc<str>]) {
         let slots = self
             .items
             .iter()
