@@ -193,8 +193,8 @@ pub(crate) struct NodeTable {
     pub(crate) nodes: Vec<NodeInfo>,
     /// Users in inventory order.
     pub(crate) users: Vec<UserInfo>,
-    by_name: HashMap<Arc<str>, NodeId>,
-    user_by_email: HashMap<String, UserId>,
+    by_name: crate::hash::Map<Arc<str>, NodeId>,
+    user_by_email: crate::hash::Map<String, UserId>,
     /// Members of each group synced from the identity provider.
     synced_groups: SyncedGroups,
     /// Tailscale Services, in inventory order.
@@ -203,7 +203,7 @@ pub(crate) struct NodeTable {
     /// Untagged nodes of each user, sorted.
     pub(crate) devices: Vec<Vec<NodeId>>,
     /// Nodes carrying each tag, sorted.
-    by_tag: HashMap<Arc<str>, Vec<NodeId>>,
+    by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
     /// Tagged nodes, sorted.
     pub(crate) tagged: Vec<NodeId>,
     /// Untagged nodes, sorted.
@@ -292,7 +292,7 @@ impl NodeTable {
                     .push(UserId::new(i));
             }
         }
-        let mut user_by_email = HashMap::new();
+        let mut user_by_email = crate::hash::Map::default();
         for (i, user) in users.iter().enumerate() {
             if !user.email.is_empty() {
                 user_by_email
@@ -338,14 +338,14 @@ impl NodeTable {
             })
             .collect();
         let mut table = NodeTable {
-            by_name: HashMap::with_capacity(nodes.len()),
+            by_name: crate::hash::Map::with_capacity_and_hasher(nodes.len(), Default::default()),
             devices: vec![Vec::new(); users.len()],
             users,
             user_by_email,
             synced_groups,
             services: Vec::new(),
             service_by_name: HashMap::new(),
-            by_tag: HashMap::new(),
+            by_tag: crate::hash::Map::default(),
             tagged: Vec::new(),
             untagged: Vec::new(),
             by_v4: Vec::with_capacity(nodes.len()),

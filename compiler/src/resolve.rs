@@ -2,7 +2,6 @@
 //! autogroup) becomes a [`Target`] once per compile, shared (`Arc`) by every rule and node
 //! that uses it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy, PolicyIndex, Selector};
@@ -117,7 +116,7 @@ pub(crate) struct Resolver<'a> {
     /// The policy's definitions by name.
     index: PolicyIndex<'a>,
     table: &'a NodeTable,
-    cache: HashMap<Alias, Target>,
+    cache: crate::hash::Map<Alias, Target>,
     internet: AddrSet,
 }
 
@@ -127,7 +126,7 @@ impl<'a> Resolver<'a> {
         Resolver {
             index: policy.index(),
             table,
-            cache: HashMap::new(),
+            cache: crate::hash::Map::default(),
             internet: AddrSet::from_wire(INTERNET_WIRE),
         }
     }

@@ -190,7 +190,8 @@ impl SshLowered {
         let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);
         let logins: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
         // Rules with the same sources share one principal list.
-        let mut shared: HashMap<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> = HashMap::new();
+        let mut shared: crate::hash::Map<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> =
+            crate::hash::Map::default();
         for (i, rule) in section.value.iter().enumerate() {
             let domains: Vec<String> = rule
                 .users

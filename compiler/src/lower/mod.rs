@@ -9,7 +9,6 @@
 //! items have per-node sources, so their key (and the slot it claims) is settled per node.
 //! Rules carrying `CapGrant` are never merged.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aclc_policy::model::{Alias, Autogroup, Policy, PortRange, Selector};
@@ -178,7 +177,7 @@ pub(crate) struct Lowered {
     /// Interned `SrcIPs`.
     pub(crate) srcs: SrcTable,
     /// First item index per (`SrcIPs`, `IPProto`) of network items.
-    first_slot: HashMap<(u32, Option<u8>), u32>,
+    first_slot: crate::hash::Map<(u32, Option<u8>), u32>,
     /// Per node, the items that may reach it (sorted).
     by_node: Vec<Vec<u32>>,
     /// Items that may reach every node.
@@ -305,7 +304,7 @@ impl Lowered {
         Lowered {
             items: Vec::new(),
             srcs: SrcTable::default(),
-            first_slot: HashMap::new(),
+            first_slot: crate::hash::Map::default(),
             by_node: vec![Vec::new(); table.len()],
             global: Vec::new(),
             self_items: Vec::new(),
@@ -339,8 +338,8 @@ pub(crate) fn lower(
         gates: Gates::new(policy, table),
         table,
         lowered: Lowered::nothing(table),
-        src_cache: HashMap::new(),
-        dst_cache: HashMap::new(),
+        src_cache: crate::hash::Map::default(),
+        dst_cache: crate::hash::Map::default(),
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
         span: policy.span,
     };
@@ -401,9 +400,9 @@ struct Builder<'a> {
     gates: Gates<'a>,
     table: &'a NodeTable,
     lowered: Lowered,
-    src_cache: HashMap<SourceKey, (Arc<[Target]>, u32)>,
+    src_cache: crate::hash::Map<SourceKey, (Arc<[Target]>, u32)>,
     /// Each destination's nodes, per `via` list: resolved once however many rules name it.
-    dst_cache: HashMap<(Alias, Option<Via>), Reach>,
+    dst_cache: crate::hash::Map<(Alias, Option<Via>), Reach>,
     /// Rule entries emitted so far.
     budget: Budget,
     /// The rule being lowered (what a budget error points at).
