@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aclc_compiler::engine::questions::{PeerReason, SshOutcome, Tagger};
 use aclc_compiler::engine::{
     self, ApprovalMode, ChangeSet, EngineError, EngineOptions, Event, NodeChange, NodeRecord,
-    Snapshot, TailnetState, UserRecord,
+    ServiceRecord, Snapshot, TailnetState, UserRecord,
 };
 use aclc_policy::diag::Located;
 use aclc_policy::model::CheckPeriod;
@@ -83,6 +83,12 @@ pub(crate) enum EventJson {
         policy: String,
         #[serde(default)]
         name: Option<String>,
+    },
+    UpsertService {
+        service: ServiceRecord,
+    },
+    RemoveService {
+        service: String,
     },
 }
 
@@ -372,6 +378,8 @@ impl Running {
             EventJson::AdvertiseRoutes { node, routes } => Event::AdvertiseRoutes { node, routes },
             EventJson::ApproveRoutes { node, routes } => Event::ApproveRoutes { node, routes },
             EventJson::SetOnline { node, online } => Event::SetOnline { node, online },
+            EventJson::UpsertService { service } => Event::UpsertService(service),
+            EventJson::RemoveService { service } => Event::RemoveService(service),
             EventJson::ReplacePolicy { policy, name } => {
                 let name = name.unwrap_or_else(|| self.source.name().to_string());
                 let context = before.inventory().policy_context();

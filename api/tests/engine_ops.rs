@@ -190,6 +190,22 @@ fn events_give_the_change_sets_of_the_engine() {
             json!({"type": "remove_user", "user": 2}),
             Event::RemoveUser(2),
         ),
+        (
+            json!({"type": "upsert_service", "service": {"name": "svc:web",
+                "ipv4": "100.100.200.1", "hosts": [4], "approved_hosts": [4]}}),
+            Event::UpsertService(engine::ServiceRecord {
+                name: "svc:web".to_string(),
+                ipv4: Some("100.100.200.1".parse().unwrap()),
+                ipv6: None,
+                hosts: vec![4],
+                approved_hosts: vec![4],
+                tags: Vec::new(),
+            }),
+        ),
+        (
+            json!({"type": "remove_service", "service": "svc:web"}),
+            Event::RemoveService("svc:web".to_string()),
+        ),
     ];
     let mut nonempty = 0;
     for (json_event, event) in steps {

@@ -38,8 +38,20 @@ type NodeRecord struct {
 	Online *bool `json:"online,omitempty"`
 }
 
+// ServiceRecord is a Tailscale Service ("svc:name"): its virtual addresses and the nodes, by
+// id, that host it (a host id naming no node is left out).
+type ServiceRecord struct {
+	Name          string   `json:"name"`
+	IPv4          string   `json:"ipv4,omitempty"`
+	IPv6          string   `json:"ipv6,omitempty"`
+	Hosts         []uint64 `json:"hosts"`
+	ApprovedHosts []uint64 `json:"approved_hosts,omitempty"`
+	Tags          []string `json:"tags,omitempty"`
+}
+
 // Event is something that happened to the tailnet or its policy: UpsertNode, RemoveNode,
-// UpsertUser, RemoveUser, AdvertiseRoutes, ApproveRoutes, SetOnline or ReplacePolicy.
+// UpsertUser, RemoveUser, AdvertiseRoutes, ApproveRoutes, SetOnline, ReplacePolicy,
+// UpsertService or RemoveService.
 type Event interface {
 	event() map[string]any
 }
@@ -82,6 +94,12 @@ type ReplacePolicy struct {
 	Name   string
 }
 
+// UpsertService: a Tailscale Service was added or changed (addresses, hosts, approvals, tags).
+type UpsertService struct{ Service ServiceRecord }
+
+// RemoveService: a Tailscale Service was deleted (by name).
+type RemoveService struct{ Service string }
+
 func routes(r []string) []string {
 	if r == nil {
 		return []string{}
@@ -109,6 +127,16 @@ func (e ApproveRoutes) event() map[string]any {
 }
 func (e SetOnline) event() map[string]any {
 	return map[string]any{"type": "set_online", "node": e.Node, "online": e.Online}
+}
+func (e UpsertService) event() map[string]any {
+	svc := e.Service
+	if svc.Hosts == nil {
+		svc.Hosts = []uint64{}
+	}
+	return map[string]any{"type": "upsert_service", "service": svc}
+}
+func (e RemoveService) event() map[string]any {
+	return map[string]any{"type": "remove_service", "service": e.Service}
 }
 func (e ReplacePolicy) event() map[string]any {
 	m := map[string]any{"type": "replace_policy", "policy": e.Policy}

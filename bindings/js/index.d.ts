@@ -187,6 +187,17 @@ export interface TailnetState {
   users?: UserRecord[];
   nodes?: NodeRecord[];
   tailnet?: Record<string, unknown>;
+  services?: ServiceRecord[];
+}
+
+/** A Tailscale Service (`svc:name`): its virtual addresses and its hosts by node id. */
+export interface ServiceRecord {
+  name: string;
+  ipv4?: string;
+  ipv6?: string;
+  hosts: number[];
+  approved_hosts?: number[];
+  tags?: string[];
 }
 
 export interface EngineOptions extends NameOption {
@@ -208,7 +219,9 @@ export type EngineEvent =
   | { type: 'advertise_routes'; node: number; routes: string[] }
   | { type: 'approve_routes'; node: number; routes: string[] }
   | { type: 'set_online'; node: number; online: boolean }
-  | { type: 'replace_policy'; policy: string; name?: string };
+  | { type: 'replace_policy'; policy: string; name?: string }
+  | { type: 'upsert_service'; service: ServiceRecord }
+  | { type: 'remove_service'; service: string };
 
 export type MapPart = 'packet_filter' | 'ssh_rules' | 'peers' | 'cap_map' | 'own';
 

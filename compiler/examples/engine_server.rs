@@ -85,6 +85,7 @@ fn tiny() -> (Arc<Policy>, TailnetState, String) {
             NodeRecord::tagged(4, "router-1", &["tag:router"], v4(4), v6(4)),
         ],
         tailnet: Default::default(),
+        services: Vec::new(),
     };
     (parse(POLICY, None), state, POLICY.to_string())
 }

@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use aclc_compiler::engine::{
-    ApprovalMode, Engine, EngineOptions, Event, NodeRecord, TailnetState, UserRecord,
+    ApprovalMode, Engine, EngineOptions, Event, NodeRecord, ServiceRecord, TailnetState, UserRecord,
 };
 use aclc_compiler::wire::NodeOutput;
 use aclc_compiler::Role;
@@ -258,6 +258,7 @@ fn check(
             .map(|(i, g)| node(i as u64 + 1, g))
             .collect(),
         tailnet: Default::default(),
+        services: Vec::new(),
     };
     let mode = if stored {
         ApprovalMode::Stored
@@ -406,6 +407,7 @@ fn login_without_email_is_a_user() {
             ),
         ],
         tailnet: Default::default(),
+        services: Vec::new(),
     };
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     let snapshot = engine.snapshot();
@@ -496,6 +498,7 @@ fn verify_on<const N: usize>(policy: Arc<Policy>, nodes: Vec<NodeRecord>, events
         users: (1..=4).map(|id| user(id, 0)).collect(),
         nodes,
         tailnet: Default::default(),
+        services: Vec::new(),
     };
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     verify(engine, events.into_iter()).unwrap();
@@ -777,6 +780,101 @@ fn a_user_removed_with_devices() {
         ],
         [Event::RemoveUser(1), Event::RemoveUser(2)],
     );
+}
+
+/// Tailscale Services in the engine: a service added, its hosts and approvals changed, a host
+/// retagged, a host removed (its id stays in the service's row and is left out), the service
+/// removed; each change set is exact against a fresh engine. A host serves the service's
+/// addresses as routes, so its node events never take the routeless path.
+#[test]
+fn services_in_the_engine() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:db": [], "tag:svc": []},
+            "autoApprovers": {"services": {"tag:svc": ["tag:web"]}},
+            "grants": [{"src": ["alice@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]},
+                       {"src": ["autogroup:member"], "dst": ["tag:db"], "ip": ["tcp:5432"]}]}"#,
+    )
+    .unwrap();
+    let svc = |hosts: Vec<u64>, approved: Vec<u64>, tags: &[&str]| ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(Ipv4Addr::new(100, 100, 200, 1)),
+        ipv6: None,
+        hosts,
+        approved_hosts: approved,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    };
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            owned(2, 2),
+            tagged(3, "tag:web"),
+            tagged(4, "tag:web"),
+            tagged(5, "tag:db"),
+        ],
+        [
+            Event::UpsertService(svc(vec![3, 4], vec![3], &[])),
+            Event::UpsertService(svc(vec![3, 4], vec![3], &["tag:svc"])),
+            Event::UpsertNode(tagged(4, "tag:db")),
+            Event::UpsertNode(owned(2, 1)),
+            Event::RemoveNode(3),
+            Event::UpsertNode(tagged(3, "tag:web")),
+            Event::RemoveService("svc:web".to_string()),
+            Event::RemoveService("svc:web".to_string()),
+        ],
+    );
+    // A host's retag moves its approval (keyed by the service's tag) while its peers stay:
+    // only the peer's view of its routes changes. Fails when hosts take the routeless path.
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:x": [], "tag:svc": []},
+            "autoApprovers": {"services": {"tag:svc": ["tag:x"]}},
+            "grants": [{"src": ["alice@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]},
+                       {"src": ["alice@example.com"], "dst": ["tag:web"], "ip": ["tcp:22"]}]}"#,
+    )
+    .unwrap();
+    let (a, b) = v4v6(4);
+    let both = NodeRecord::tagged(4, "node4", &["tag:web", "tag:x"], a, b);
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), both.clone()],
+        tailnet: Default::default(),
+        services: vec![svc(vec![4], vec![], &["tag:svc"])],
+    };
+    let engine = Engine::new(policy.clone(), state, EngineOptions::default()).unwrap();
+    let sees_service = |engine: &Engine| {
+        serde_json::to_string(&engine.snapshot().node(1).unwrap().to_wire().peers)
+            .unwrap()
+            .contains("100.100.200.1")
+    };
+    assert!(sees_service(&engine));
+    verify(
+        engine,
+        [
+            Event::UpsertNode(tagged(4, "tag:web")),
+            Event::UpsertNode(both.clone()),
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+    // The only host renamed: its entry in the viewer's peers carries the service's address,
+    // so a patch by its bare entry would leave the viewer's fingerprint wrong, and the
+    // viewer's next event (a hostname, which no map shows) would report a change.
+    let mut renamed = both.clone();
+    renamed.name = "node4-renamed".to_string();
+    let mut viewer = owned(1, 1);
+    viewer.hostname = Some("alice-laptop".to_string());
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), both],
+        tailnet: Default::default(),
+        services: vec![svc(vec![4], vec![4], &[])],
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [Event::UpsertNode(renamed), Event::UpsertNode(viewer)].into_iter(),
+    )
+    .unwrap();
 }
 
 /// Nodes with one address family: the engine's inventory format leaves the other out; a

@@ -212,6 +212,7 @@ fn tag_ownership_and_peer_impact() {
             router.clone(),
         ],
         tailnet: Default::default(),
+        services: Vec::new(),
     };
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     let s = engine.snapshot();

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use aclc_policy::model::Policy;
 
 pub use changeset::{ChangeSet, NodeChange};
-pub use records::{Event, NodeRecord, TailnetState, UserRecord};
+pub use records::{Event, NodeRecord, ServiceRecord, TailnetState, UserRecord};
 
 use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, HashCache, NodeView};
 use crate::inventory::{Inventory, InventoryError, Node, Tailnet, User};
@@ -196,6 +196,8 @@ struct Inputs {
     tailnet: Tailnet,
     users: BTreeMap<u64, UserRecord>,
     nodes: BTreeMap<u64, NodeRecord>,
+    /// Tailscale Services by name.
+    services: BTreeMap<String, ServiceRecord>,
     options: EngineOptions,
 }
 
@@ -204,6 +206,7 @@ enum Undo {
     Node(u64, Option<NodeRecord>),
     User(u64, Option<UserRecord>),
     Policy(Arc<Policy>),
+    Service(String, Option<ServiceRecord>),
 }
 
 impl Engine {
@@ -218,6 +221,11 @@ impl Engine {
             tailnet: state.tailnet,
             users: state.users.into_iter().map(|u| (u.id, u)).collect(),
             nodes: state.nodes.into_iter().map(|n| (n.id, n)).collect(),
+            services: state
+                .services
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect(),
             options,
         };
         inputs.store_approvals()?;
@@ -267,6 +275,7 @@ impl Engine {
             users: self.inputs.users.values().cloned().collect(),
             nodes: self.inputs.nodes.values().cloned().collect(),
             tailnet: self.inputs.tailnet.clone(),
+            services: self.inputs.services.values().cloned().collect(),
         }
     }
 
@@ -283,7 +292,16 @@ impl Engine {
         let version = self.current.version + 1;
         // One node without routes joined, left or changed: only it and the nodes naming it
         // need new fingerprints. A policy replaced: only the nodes a changed rule reaches.
-        let routeless = |n: Option<&NodeRecord>| n.is_none_or(|n| n.advertised_routes.is_empty());
+        // A Service's host serves its addresses as routes.
+        let hosts: HashSet<u64> = self
+            .inputs
+            .services
+            .values()
+            .flat_map(|s| s.hosts.iter().copied())
+            .collect();
+        let serves_nothing =
+            |n: &NodeRecord| n.advertised_routes.is_empty() && !hosts.contains(&n.id);
+        let routeless = |n: Option<&NodeRecord>| n.is_none_or(serves_nothing);
         // Only a node's routes (advertised, approved) or online flag changed.
         let only_routes = |before: &NodeRecord, after: &NodeRecord| {
             NodeRecord {
@@ -311,7 +329,7 @@ impl Engine {
                     .nodes
                     .values()
                     .filter(|n| n.user == Some(*user))
-                    .all(|n| n.advertised_routes.is_empty()) =>
+                    .all(serves_nothing) =>
             {
                 Scope::Node(Narrow {
                     old: &self.current,
@@ -328,9 +346,9 @@ impl Engine {
             // together (the user's own selectors named only them).
             [Undo::User(user, Some(_)), devices @ ..]
                 if !self.inputs.users.contains_key(user)
-                    && devices.iter().all(
-                        |u| matches!(u, Undo::Node(_, Some(n)) if n.advertised_routes.is_empty()),
-                    ) =>
+                    && devices
+                        .iter()
+                        .all(|u| matches!(u, Undo::Node(_, Some(n)) if serves_nothing(n))) =>
             {
                 Scope::Node(Narrow {
                     old: &self.current,
@@ -427,6 +445,12 @@ impl Inputs {
                     self.users.remove(&id);
                 }
                 Undo::Policy(p) => self.policy = p,
+                Undo::Service(name, Some(svc)) => {
+                    self.services.insert(name, svc);
+                }
+                Undo::Service(name, None) => {
+                    self.services.remove(&name);
+                }
             }
         }
     }
@@ -486,6 +510,19 @@ impl Inputs {
                     return Ok(false);
                 }
                 undo.push(Undo::Policy(std::mem::replace(&mut self.policy, policy)));
+            }
+            Event::UpsertService(svc) => {
+                if self.services.get(&svc.name) == Some(&svc) {
+                    return Ok(false);
+                }
+                let name = svc.name.clone();
+                undo.push(Undo::Service(name.clone(), self.services.insert(name, svc)));
+            }
+            Event::RemoveService(name) => {
+                let Some(old) = self.services.remove(&name) else {
+                    return Ok(false);
+                };
+                undo.push(Undo::Service(name, Some(old)));
             }
         }
         Ok(true)
@@ -586,7 +623,31 @@ impl Inputs {
             });
         }
         let order = nodes.iter().map(|n| n.name.clone()).collect();
-        Inventory::new(users, nodes, order, self.tailnet.clone()).map_err(EngineError::Inventory)
+        let inventory = Inventory::new(users, nodes, order, self.tailnet.clone())
+            .map_err(EngineError::Inventory)?;
+        if self.services.is_empty() {
+            return Ok(inventory);
+        }
+        let names = |ids: &[u64]| -> Vec<String> {
+            ids.iter()
+                .filter_map(|id| self.nodes.get(id).map(|n| n.name.clone()))
+                .collect()
+        };
+        let services = self
+            .services
+            .values()
+            .map(|s| crate::inventory::Service {
+                name: s.name.clone(),
+                ipv4: s.ipv4,
+                ipv6: s.ipv6,
+                hosts: names(&s.hosts),
+                approved_hosts: names(&s.approved_hosts),
+                tags: s.tags.clone(),
+            })
+            .collect();
+        inventory
+            .with_services(services)
+            .map_err(EngineError::Inventory)
     }
 
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`

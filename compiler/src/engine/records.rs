@@ -150,6 +150,10 @@ pub enum Event {
     },
     /// A new policy (already parsed and validated by the caller).
     ReplacePolicy(Arc<Policy>),
+    /// A Tailscale Service was added or changed (addresses, hosts, approvals, tags).
+    UpsertService(ServiceRecord),
+    /// A Tailscale Service was deleted (by name). Unknown names are ignored.
+    RemoveService(String),
 }
 
 /// The tailnet in the engine's inventory format: users and nodes with their stable ids.
@@ -175,6 +179,33 @@ pub struct TailnetState {
     /// The tailnet's name, DNS and settings (as in the corpus inventory).
     #[serde(default)]
     pub tailnet: Tailnet,
+    /// Tailscale Services (`svc:name`), with their hosts by node id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceRecord>,
+}
+
+/// A Tailscale Service: its virtual addresses and the nodes, by stable id, that host it. A host
+/// id naming no node is left out (a node removed leaves the service's rows behind).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRecord {
+    /// `svc:name`.
+    pub name: String,
+    /// The service's IPv4 virtual address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
+    /// The service's IPv6 virtual address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// Nodes that advertise the service.
+    #[serde(default)]
+    pub hosts: Vec<u64>,
+    /// Hosts an admin approved (`autoApprovers.services` approves others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_hosts: Vec<u64>,
+    /// The service's tags, which `autoApprovers.services` may key on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl TailnetState {
@@ -204,7 +235,7 @@ impl TailnetState {
             let rank = |n: &crate::Node| inventory.registration_rank(&n.name).unwrap_or(usize::MAX);
             (rank(a), &a.name).cmp(&(rank(b), &b.name))
         });
-        let nodes = order
+        let nodes: Vec<NodeRecord> = order
             .into_iter()
             .zip(1u64..)
             .map(|(n, id)| NodeRecord {
@@ -225,10 +256,30 @@ impl TailnetState {
                 online: true,
             })
             .collect();
+        let id_of: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.name.as_str(), n.id)).collect();
+        let ids = |names: &[String]| -> Vec<u64> {
+            names
+                .iter()
+                .filter_map(|n| id_of.get(n.as_str()).copied())
+                .collect()
+        };
+        let services = inventory
+            .services()
+            .iter()
+            .map(|s| ServiceRecord {
+                name: s.name.clone(),
+                ipv4: s.ipv4,
+                ipv6: s.ipv6,
+                hosts: ids(&s.hosts),
+                approved_hosts: ids(&s.approved_hosts),
+                tags: s.tags.clone(),
+            })
+            .collect();
         TailnetState {
             users,
             nodes,
             tailnet: inventory.tailnet().clone(),
+            services,
         }
     }
 }
