@@ -93,6 +93,10 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&SELECTORS, s(2)),
             pick(&SELECTORS, s(3))
         ),
+        2 => format!(
+            r#", "grants": [{{"src": ["{}"], "dst": ["svc:web"], "ip": ["tcp:443"]}}]"#,
+            pick(&SELECTORS, s(4))
+        ),
         _ => String::new(),
     };
     let ssh = match s(22) % 3 {
@@ -112,7 +116,7 @@ fn policy_text(seed: &[u32]) -> String {
     format!(
         r#"{{"groups": {{"group:eng": ["alice@example.com", "carol@"]}},
             "tagOwners": {{"tag:web": ["group:eng"], "tag:db": ["tag:web"], "tag:router": ["alice@example.com"], "tag:exit": []}},
-            "autoApprovers": {{"routes": {{"10.0.0.0/16": ["{approvers}"], "192.168.0.0/16": ["alice@example.com"]}}, "exitNode": ["tag:exit"]}},
+            "autoApprovers": {{"routes": {{"10.0.0.0/16": ["{approvers}"], "192.168.0.0/16": ["alice@example.com"]}}, "exitNode": ["tag:exit"], "services": {{"svc:web": ["tag:web"]}}}},
             "postures": {{"posture:linux": ["node:os == 'linux'"]}},
             "acls": [{}]{grants}{ssh}{attrs}}}"#,
         acls.join(", ")
@@ -194,7 +198,7 @@ fn routes(mask: u32) -> Vec<IpNet> {
 fn event(e: &[u32; 8]) -> Option<Event> {
     let id = u64::from(e[1] % 7 + 1);
     let g = [e[2], e[3], e[4], e[5], e[6], e[7]];
-    Some(match e[0] % 9 {
+    Some(match e[0] % 11 {
         0 | 1 => Event::UpsertNode(node(id, &g)),
         2 => Event::RemoveNode(id),
         3 => Event::UpsertUser(user(u64::from(e[2] % 4 + 1), e[3])),
@@ -211,8 +215,25 @@ fn event(e: &[u32; 8]) -> Option<Event> {
             node: id,
             online: e[2].is_multiple_of(2),
         },
-        _ => Event::ReplacePolicy(parse_policy(&policy_text(&e.repeat(4)))?),
+        8 => Event::ReplacePolicy(parse_policy(&policy_text(&e.repeat(4)))?),
+        9 => Event::UpsertService(service(e[2], e[3])),
+        _ => Event::RemoveService("svc:web".to_string()),
     })
+}
+
+/// `svc:web`, hosted by the nodes `hosts` picks (ids 1-7, some of which may not exist), and
+/// approved by the record on those `approved` picks among them.
+fn service(hosts: u32, approved: u32) -> ServiceRecord {
+    let ids: Vec<u64> = (1..=7).collect();
+    let hosts = bits(&ids, hosts % 128);
+    ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(Ipv4Addr::new(100, 100, 200, 1)),
+        ipv6: Some(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0xab, 0, 0, 0, 1)),
+        approved_hosts: bits(&hosts, approved),
+        hosts,
+        tags: Vec::new(),
+    }
 }
 
 /// Every node's wire output, by id.
@@ -258,7 +279,14 @@ fn check(
             .map(|(i, g)| node(i as u64 + 1, g))
             .collect(),
         tailnet: Default::default(),
-        services: Vec::new(),
+        // A third of the tailnets start with a service.
+        services: match policy_seed.get(20).copied().unwrap_or(0) % 3 {
+            0 => vec![service(
+                policy_seed.get(19).copied().unwrap_or(0),
+                policy_seed.get(18).copied().unwrap_or(0),
+            )],
+            _ => Vec::new(),
+        },
     };
     let mode = if stored {
         ApprovalMode::Stored
