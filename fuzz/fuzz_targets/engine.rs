@@ -1,6 +1,6 @@
 //! Fuzz target: the control-server engine on any accepted policy and inventory never panics;
-//! removing each node and adding it back restores every node's map exactly; every change set
-//! names only nodes of the tailnet.
+//! removing each node (or Tailscale Service) and adding it back restores every node's map
+//! exactly; every change set names only nodes of the tailnet.
 //!
 //! Input: as `compile` (policy text, NUL, inventory JSON; the example inventory without a NUL).
 #![no_main]
@@ -53,6 +53,22 @@ fuzz_target!(|data: &[u8]| {
             maps(&engine.snapshot()),
             before,
             "remove then re-add changed a map"
+        );
+    }
+    for service in state.services.iter().take(2) {
+        if engine
+            .apply(Event::RemoveService(service.name.clone()))
+            .is_err()
+        {
+            continue;
+        }
+        engine
+            .apply(Event::UpsertService(service.clone()))
+            .expect("a service that was there can come back");
+        assert_eq!(
+            maps(&engine.snapshot()),
+            before,
+            "remove then re-add of a service changed a map"
         );
     }
 });
