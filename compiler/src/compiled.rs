@@ -170,30 +170,30 @@ fn build_marked(
         let peers = PeerIndex::new(table, &routes, &lowered);
         Ok::<_, CompileError>((lowered, routes, peers))
     };
-    let (lowered, routes, peers, side) = if parallel() {
-        let (net, side) = std::thread::scope(|scope| {
-            let side = scope.spawn(|| side_phases(policy, inventory, options, &table));
-            let net = net(&table);
-            let side = side
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (net, side)
-        });
-        let (lowered, routes, peers) = net?;
-        (lowered, routes, peers, side)
-    } else {
-        let (lowered, routes, peers) = net(&table)?;
-        let side = side_phases(policy, inventory, options, &table);
-        (lowered, routes, peers, side)
-    };
+    let (net, side) = join(
+        || net(&table),
+        || side_phases(policy, inventory, options, &table),
+    );
+    let (lowered, routes, peers) = net?;
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))
 }
 
-/// Whether a second thread is worth spawning (none in the browser).
-fn parallel() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+/// `a` and `b`, on two threads when there is a second core (not in the browser), else one
+/// after the other.
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    if !std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let b = scope.spawn(b);
+        let a = a();
+        let b = b
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
 }
 
 /// The phases that read only the node table: SSH rules and node capabilities.
@@ -980,6 +980,7 @@ impl Compiled {
         let owners = |c: &Compiled, ids: &[NodeId]| -> Vec<String> {
             ids.iter()
                 .filter_map(|&id| crate::lower::login(&c.table, c.table.get(id)?.owner))
+                .map(str::to_string)
                 .collect()
         };
         let mut all = owners(old, &before);
@@ -1090,9 +1091,14 @@ impl Compiled {
     /// whether or not it is the viewer's peer; `None` for an unknown node.
     pub(crate) fn peer_entry(&self, viewer: &str, peer: &str, base: [u64; 4]) -> Option<u64> {
         let (v, p) = (self.table.id(viewer)?, self.table.id(peer)?);
-        let column = usize::from(self.families_missing(v));
+        Some(self.entry_in(v, p, &base))
+    }
+
+    /// [`Compiled::peer_entry`] by node id.
+    fn entry_in(&self, viewer: NodeId, peer: NodeId, base: &[u64; 4]) -> u64 {
+        let column = usize::from(self.families_missing(viewer));
         let plain = base.get(column).copied().unwrap_or(0);
-        Some(self.carried(v, p, plain).unwrap_or(plain))
+        self.carried(viewer, peer, plain).unwrap_or(plain)
     }
 
     /// Node `id`'s peers' part after a change that left every route shown alike
@@ -1114,11 +1120,7 @@ impl Compiled {
         if now.len() != was.len() || self.table.len() != old.table.len() {
             return None;
         }
-        let column = usize::from(self.families_missing(id));
-        let entry = |p: NodeId| -> Option<u64> {
-            let plain = *bases.get(p.index())?.get(column)?;
-            Some(self.carried(id, p, plain).unwrap_or(plain))
-        };
+        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
         let mut peers = before;
         for (i, (&n, &w)) in now.iter().zip(&was).enumerate() {
             for (mut bits, gained) in [(n & !w, true), (w & !n, false)] {

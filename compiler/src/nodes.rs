@@ -224,12 +224,6 @@ pub(crate) struct NodeTable {
 impl NodeTable {
     /// Sorts every node's address texts once, so that lists of them sort as numbers.
     fn rank_texts(&mut self) {
-        let mut order: Vec<(u32, u32)> = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            for j in 0..node.texts.len() {
-                order.push((index(i), index(j)));
-            }
-        }
         fn text(nodes: &[NodeInfo], (i, j): (u32, u32)) -> &str {
             nodes
                 .get(i as usize)
@@ -245,23 +239,22 @@ impl NodeTable {
                 .for_each(|(b, &c)| *b = c);
             u64::from_be_bytes(bytes)
         };
-        let mut keyed: Vec<(u64, (u32, u32))> = order
-            .iter()
-            .map(|&at| (prefix(text(&self.nodes, at)), at))
-            .collect();
+        let mut keyed: Vec<(u64, (u32, u32))> = Vec::new();
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            node.text_ranks = vec![0; node.texts.len()];
+            for (j, t) in node.texts.iter().enumerate() {
+                keyed.push((prefix(t), (index(i), index(j))));
+            }
+        }
         keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
             pa.cmp(&pb)
                 .then_with(|| text(&self.nodes, a).cmp(text(&self.nodes, b)))
         });
-        let order: Vec<(u32, u32)> = keyed.into_iter().map(|(_, at)| at).collect();
-        let mut texts = Vec::with_capacity(order.len());
-        for (rank, &(i, j)) in order.iter().enumerate() {
+        let mut texts = Vec::with_capacity(keyed.len());
+        for (rank, &(_, (i, j))) in keyed.iter().enumerate() {
             let Some(node) = self.nodes.get_mut(i as usize) else {
                 continue;
             };
-            if node.text_ranks.len() < node.texts.len() {
-                node.text_ranks.resize(node.texts.len(), 0);
-            }
             if let (Some(slot), Some(t)) = (
                 node.text_ranks.get_mut(j as usize),
                 node.texts.get(j as usize),

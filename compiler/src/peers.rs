@@ -448,7 +448,6 @@ impl PeerIndex {
     /// The union of the reaches of the sets `member_of` and of every universal set.
     fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
         let mut bits = self.universal_reach.clone();
-        bits.resize(self.len.div_ceil(64), 0);
         for &s in member_of {
             if let Some(set) = self.reach.get(s as usize) {
                 set.or_into(&mut bits);

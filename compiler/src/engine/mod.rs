@@ -628,22 +628,10 @@ impl Inputs {
         if self.services.is_empty() {
             return Ok(inventory);
         }
-        let names = |ids: &[u64]| -> Vec<String> {
-            ids.iter()
-                .filter_map(|id| self.nodes.get(id).map(|n| n.name.clone()))
-                .collect()
-        };
         let services = self
             .services
             .values()
-            .map(|s| crate::inventory::Service {
-                name: s.name.clone(),
-                ipv4: s.ipv4,
-                ipv6: s.ipv6,
-                hosts: names(&s.hosts),
-                approved_hosts: names(&s.approved_hosts),
-                tags: s.tags.clone(),
-            })
+            .map(|s| s.to_service(|id| self.nodes.get(&id).map(|n| n.name.clone())))
             .collect();
         inventory
             .with_services(services)
@@ -823,28 +811,19 @@ fn policy_fingerprints(
         .map(|w| w.2)
         .collect();
     let mut peers_kept = vec![routes_alike; names.len()];
-    let same: Vec<bool> = match routes_alike {
-        // On every core: each part keeps its own memo of membership combinations.
-        true => {
-            let keyed: Vec<(u64, NodeId)> = (0u64..).zip(sides.iter().copied()).collect();
-            let same = parallel(&keyed, |part| {
-                let nodes: Vec<NodeId> = part.iter().map(|&(_, n)| n).collect();
-                let same = old.compiled.same_peers(compiled, &nodes);
-                part.iter().map(|&(k, _)| k).zip(same).collect()
-            });
-            (0u64..)
-                .take(sides.len())
-                .map(|k| same.get(&k).copied().unwrap_or(false))
-                .collect()
-        }
-        false => Vec::new(),
-    };
-    for (node, same) in sides
-        .iter()
-        .zip(same.into_iter().chain(std::iter::repeat(false)))
-    {
-        if let Some(k) = peers_kept.get_mut(node.index()) {
-            *k = *k && same;
+    if routes_alike {
+        // On every core (keyed by node index): each part keeps its own memo of membership
+        // combinations.
+        let keyed: Vec<(u64, NodeId)> = sides.iter().map(|&n| (n.index() as u64, n)).collect();
+        let same = parallel(&keyed, |part| {
+            let nodes: Vec<NodeId> = part.iter().map(|&(_, n)| n).collect();
+            let same = old.compiled.same_peers(compiled, &nodes);
+            part.iter().map(|&(k, _)| k).zip(same).collect()
+        });
+        for (k, node) in &keyed {
+            if let Some(kept) = peers_kept.get_mut(node.index()) {
+                *kept = same.get(k).copied().unwrap_or(false);
+            }
         }
     }
     // Rules unchanged and peers kept: nothing to do. Rules changed, peers kept: only the

@@ -10,7 +10,7 @@ use aclc_policy::model::Policy;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{Role, Tailnet};
+use crate::inventory::{Role, Service, Tailnet};
 
 /// A user of the tailnet, by stable id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +208,36 @@ pub struct ServiceRecord {
     pub tags: Vec<String>,
 }
 
+impl ServiceRecord {
+    /// The corpus-format service, hosts named by `name_of` (an id it does not know is left
+    /// out).
+    pub(crate) fn to_service(&self, name_of: impl Fn(u64) -> Option<String>) -> Service {
+        let names = |ids: &[u64]| ids.iter().filter_map(|&id| name_of(id)).collect();
+        Service {
+            name: self.name.clone(),
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            hosts: names(&self.hosts),
+            approved_hosts: names(&self.approved_hosts),
+            tags: self.tags.clone(),
+        }
+    }
+
+    /// The record of a corpus-format service, hosts by `id_of` (a name it does not know is
+    /// left out).
+    fn from_service(s: &Service, id_of: impl Fn(&str) -> Option<u64>) -> ServiceRecord {
+        let ids = |names: &[String]| names.iter().filter_map(|n| id_of(n)).collect();
+        ServiceRecord {
+            name: s.name.clone(),
+            ipv4: s.ipv4,
+            ipv6: s.ipv6,
+            hosts: ids(&s.hosts),
+            approved_hosts: ids(&s.approved_hosts),
+            tags: s.tags.clone(),
+        }
+    }
+}
+
 impl TailnetState {
     /// Read the engine's inventory format.
     pub fn from_json(text: &str) -> Result<TailnetState, serde_json::Error> {
@@ -257,23 +287,10 @@ impl TailnetState {
             })
             .collect();
         let id_of: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.name.as_str(), n.id)).collect();
-        let ids = |names: &[String]| -> Vec<u64> {
-            names
-                .iter()
-                .filter_map(|n| id_of.get(n.as_str()).copied())
-                .collect()
-        };
         let services = inventory
             .services()
             .iter()
-            .map(|s| ServiceRecord {
-                name: s.name.clone(),
-                ipv4: s.ipv4,
-                ipv6: s.ipv6,
-                hosts: ids(&s.hosts),
-                approved_hosts: ids(&s.approved_hosts),
-                tags: s.tags.clone(),
-            })
+            .map(|s| ServiceRecord::from_service(s, |name| id_of.get(name).copied()))
             .collect();
         TailnetState {
             users,

@@ -151,8 +151,8 @@ impl Translate {
 }
 
 /// The login of user `user` in `table` (lowercased).
-pub(crate) fn login(table: &NodeTable, user: Option<UserId>) -> Option<String> {
-    table.users.get(user?.index()).map(|u| u.email.clone())
+pub(crate) fn login(table: &NodeTable, user: Option<UserId>) -> Option<&str> {
+    table.users.get(user?.index()).map(|u| u.email.as_str())
 }
 
 impl SourceMoves {
@@ -184,8 +184,12 @@ impl SourceMoves {
                 let (before, after) = (old.srcs.get(x), new.srcs.get(y));
                 let moved = before != after;
                 if moved {
-                    owners.extend(login(old_table, first_owner(old_table, &before)));
-                    owners.extend(login(new_table, first_owner(new_table, &after)));
+                    owners.extend(
+                        login(old_table, first_owner(old_table, &before)).map(str::to_string),
+                    );
+                    owners.extend(
+                        login(new_table, first_owner(new_table, &after)).map(str::to_string),
+                    );
                 }
                 moved
             })
@@ -248,7 +252,7 @@ impl Lowered {
         };
         let self_owner = !node.is_tagged()
             && !self.self_items.is_empty()
-            && login(table, node.owner).is_some_and(|u| moves.owners.contains(u.as_str()));
+            && login(table, node.owner).is_some_and(|u| moves.owners.contains(u));
         if self_owner || node.tags.iter().any(|t| moves.via_tags.contains(t)) {
             return Verdict::Assemble;
         }
