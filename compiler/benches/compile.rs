@@ -12,6 +12,10 @@
 )]
 #![allow(missing_docs)]
 
+/// The allocator of the `aclc` binary, so the figures are what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use aclc_compiler::{compile, Inventory};
 use aclc_policy::model::Policy;
 use aclc_testkit::workloads;

@@ -6,6 +6,10 @@
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The allocator of the `aclc` binary, so the figures are what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use aclc_compiler::diff::{access_diff, DiffOptions, Side};
 use aclc_compiler::{compile, Inventory};
 use aclc_policy::model::Policy;

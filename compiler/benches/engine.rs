@@ -16,6 +16,10 @@
 )]
 #![allow(missing_docs)]
 
+/// The allocator of the `aclc` binary, so the figures are what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;

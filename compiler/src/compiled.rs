@@ -170,7 +170,7 @@ fn build_marked(
         let peers = PeerIndex::new(table, &routes, &lowered);
         Ok::<_, CompileError>((lowered, routes, peers))
     };
-    let (net, side) = join(
+    let (net, side) = crate::par::join(
         || net(&table),
         || side_phases(policy, inventory, options, &table),
     );
@@ -178,22 +178,6 @@ fn build_marked(
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))
-}
-
-/// `a` and `b`, on two threads when there is a second core (not in the browser), else one
-/// after the other.
-fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
-    if !std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
-        return (a(), b());
-    }
-    std::thread::scope(|scope| {
-        let b = scope.spawn(b);
-        let a = a();
-        let b = b
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
-    })
 }
 
 /// The phases that read only the node table: SSH rules and node capabilities.

@@ -76,9 +76,9 @@ impl Service {
 /// Lookups built once on load.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Index {
-    node_by_name: HashMap<String, usize>,
-    user_by_email: HashMap<String, usize>,
-    registration_rank: HashMap<String, usize>,
+    node_by_name: crate::hash::Map<String, usize>,
+    user_by_email: crate::hash::Map<String, usize>,
+    registration_rank: crate::hash::Map<String, usize>,
 }
 
 /// A user of the tailnet.
@@ -761,8 +761,21 @@ impl Inventory {
         use InventoryErrorKind as K;
         let mut errors = Vec::new();
         let mut err = |kind, message: String| errors.push(InventoryError::new(kind, message));
-        let mut index = Index::default();
-        let mut user_ids: HashMap<u64, usize> = HashMap::new();
+        let mut index = Index {
+            node_by_name: crate::hash::Map::with_capacity_and_hasher(
+                self.nodes.len(),
+                Default::default(),
+            ),
+            user_by_email: crate::hash::Map::with_capacity_and_hasher(
+                self.users.len(),
+                Default::default(),
+            ),
+            registration_rank: crate::hash::Map::with_capacity_and_hasher(
+                self.registration_order.len(),
+                Default::default(),
+            ),
+        };
+        let mut user_ids: crate::hash::Map<u64, usize> = crate::hash::Map::default();
         for (i, user) in self.users.iter().enumerate() {
             // Some recorded users have no login (an empty email); no node can name them as its
             // owner, but they are not an error.
@@ -791,7 +804,8 @@ impl Inventory {
                 );
             }
         }
-        let mut addresses: HashMap<IpAddr, usize> = HashMap::new();
+        let mut addresses: crate::hash::Map<IpAddr, usize> =
+            crate::hash::Map::with_capacity_and_hasher(2 * self.nodes.len(), Default::default());
         for (i, node) in self.nodes.iter().enumerate() {
             let name = &node.name;
             if name.trim().is_empty() {
@@ -823,14 +837,19 @@ impl Inventory {
                 ),
                 _ => {}
             }
-            let mut seen_tags = HashSet::new();
+            // A few tags are compared pairwise; a long list (hostile) through a set, so the
+            // check stays linear.
+            let mut seen_tags = (node.tags.len() > 16).then(HashSet::new);
             for (j, tag) in node.tags.iter().enumerate() {
                 if tag.strip_prefix("tag:").is_none_or(str::is_empty) {
                     err(
                         K::InvalidTag,
                         format!("nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"),
                     );
-                } else if !seen_tags.insert(tag) {
+                } else if match &mut seen_tags {
+                    Some(seen) => !seen.insert(tag),
+                    None => node.tags.iter().take(j).any(|t| t == tag),
+                } {
                     err(
                         K::InvalidTag,
                         format!("nodes[{i}].tags[{j}]: tag \"{tag}\" listed twice"),

@@ -126,7 +126,7 @@ pub(crate) struct PeerIndex {
     /// Per set: every node on the other side of its rules.
     reach: Vec<NodeSet>,
     /// Per node: the sets holding it (other than those holding every node).
-    membership: Vec<Vec<u32>>,
+    membership: crate::pernode::PerNode,
     /// The union of the universal sets' reaches (every node's peers include it), one bit
     /// per node: computed once, not per node.
     universal_reach: Vec<u64>,
@@ -316,7 +316,7 @@ impl PeerIndex {
             }
         }
         let mut reach = Vec::with_capacity(acc.len());
-        let mut membership: Vec<Vec<u32>> = vec![Vec::new(); len];
+        let mut member_sets: Vec<u32> = Vec::new();
         let mut universal = Vec::new();
         for (i, slot) in acc.into_iter().enumerate() {
             let id = crate::nodes::index(i);
@@ -327,11 +327,7 @@ impl PeerIndex {
                     if members.len() == len {
                         universal.push(id);
                     } else {
-                        for &m in members {
-                            if let Some(list) = membership.get_mut(m.index()) {
-                                list.push(id);
-                            }
-                        }
+                        member_sets.push(id);
                     }
                 }
                 None => reach.push(NodeSet::empty()),
@@ -386,7 +382,13 @@ impl PeerIndex {
         }
         let self_sources = b.to_set(&self_sources);
         let sets = b.sets.iter().map(|ids| b.to_set(ids)).collect();
-        membership.iter_mut().for_each(Vec::shrink_to_fit);
+        let membership = crate::pernode::PerNode::from_lists(
+            len,
+            member_sets.iter().map(|&s| {
+                let members = b.sets.get(s as usize).map_or(&[][..], Vec::as_slice);
+                (s, members)
+            }),
+        );
         let mut universal_reach = vec![0u64; words];
         for &s in &universal {
             if let Some(set) = reach.get(s as usize) {
@@ -420,14 +422,8 @@ impl PeerIndex {
         nodes
             .iter()
             .map(|&id| {
-                let mine = self
-                    .membership
-                    .get(id.index())
-                    .map_or(&[][..], Vec::as_slice);
-                let theirs = other
-                    .membership
-                    .get(id.index())
-                    .map_or(&[][..], Vec::as_slice);
+                let mine = self.membership.get(id.index());
+                let theirs = other.membership.get(id.index());
                 let same_union = *unions.entry((mine, theirs)).or_insert_with(|| {
                     let union = |index: &PeerIndex, member_of: &[u32]| index.reach_of(member_of);
                     union(self, mine) == union(other, theirs)
@@ -458,10 +454,7 @@ impl PeerIndex {
 
     /// The peers of node `id`, one bit per node id.
     pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
-        let member_of = self
-            .membership
-            .get(id.index())
-            .map_or(&[][..], Vec::as_slice);
+        let member_of = self.membership.get(id.index());
         let mut bits = self.reach_of(member_of);
         if let Some(node) = table.get(id) {
             if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {

@@ -86,7 +86,7 @@ fn recording(
 pub(crate) struct SshLowered {
     rules: Vec<LoweredRule>,
     /// Per node, the rules naming it as a destination or (localpart rules) a source; sorted.
-    by_node: Vec<Vec<u32>>,
+    by_node: crate::pernode::PerNode,
     /// Rules whose destinations are every node.
     global: Vec<u32>,
     /// Rules with `autogroup:self` (they may reach every user-owned node).
@@ -177,7 +177,7 @@ impl SshLowered {
     ) -> SshLowered {
         let mut lowered = SshLowered {
             rules: Vec::new(),
-            by_node: vec![Vec::new(); table.len()],
+            by_node: crate::pernode::PerNode::empty(table.len()),
             global: Vec::new(),
             self_rules: Vec::new(),
         };
@@ -192,6 +192,8 @@ impl SshLowered {
         // Rules with the same sources share one principal list.
         let mut shared: crate::hash::Map<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> =
             crate::hash::Map::default();
+        // (node, rule) for each node a rule may apply on, indexed per node at the end.
+        let mut pairs: Vec<(NodeId, u32)> = Vec::new();
         for (i, rule) in section.value.iter().enumerate() {
             let domains: Vec<String> = rule
                 .users
@@ -275,10 +277,9 @@ impl SshLowered {
                 .collect();
             lowered.record(
                 index(lowered.rules.len()),
-                &dst,
-                self_dst,
-                localpart,
+                (&dst, self_dst, localpart),
                 &sources,
+                &mut pairs,
             );
             lowered.rules.push(LoweredRule {
                 index: i,
@@ -303,8 +304,7 @@ impl SshLowered {
                 self_dst,
             });
         }
-        // The per-node lists grew by doubling: give back the slack.
-        lowered.by_node.iter_mut().for_each(Vec::shrink_to_fit);
+        lowered.by_node = crate::pernode::PerNode::from_pairs(table.len(), pairs.into_iter());
         lowered
     }
 
@@ -312,21 +312,14 @@ impl SshLowered {
     fn record(
         &mut self,
         i: u32,
-        dst: &Destinations,
-        self_dst: bool,
-        localpart: bool,
+        (dst, self_dst, localpart): (&Destinations, bool, bool),
         sources: &[NodeId],
+        pairs: &mut Vec<(NodeId, u32)>,
     ) {
         if sources.is_empty() {
             return;
         }
-        let mut add = |id: NodeId| {
-            if let Some(list) = self.by_node.get_mut(id.index()) {
-                if list.last() != Some(&i) {
-                    list.push(i);
-                }
-            }
-        };
+        let mut add = |id: NodeId| pairs.push((id, i));
         match dst {
             Destinations::None => {}
             Destinations::All => self.global.push(i),
@@ -372,7 +365,7 @@ impl SshLowered {
         let Some(node) = table.get(id) else {
             return Vec::new();
         };
-        let listed: &[u32] = self.by_node.get(id.index()).map_or(&[], Vec::as_slice);
+        let listed: &[u32] = self.by_node.get(id.index());
         let mut candidates: Vec<u32> = listed.to_vec();
         candidates.extend_from_slice(&self.global);
         if !node.is_tagged() {

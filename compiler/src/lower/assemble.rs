@@ -38,7 +38,7 @@ enum Part {
 impl Lowered {
     /// The items that may concern node `id`, in policy order.
     pub(super) fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
-        let mut out: Vec<u32> = self.by_node.get(id.index()).cloned().unwrap_or_default();
+        let mut out: Vec<u32> = self.by_node.get(id.index()).to_vec();
         out.extend_from_slice(&self.global);
         if !node.is_tagged() {
             out.extend_from_slice(&self.self_items);

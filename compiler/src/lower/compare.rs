@@ -363,7 +363,7 @@ impl Lowered {
 /// filter's items and the SSH rules, which are indexed alike.
 pub(crate) fn mark_reached(
     table: &NodeTable,
-    by_node: &[Vec<u32>],
+    by_node: &crate::pernode::PerNode,
     global: &[u32],
     selves: &[u32],
     changed: &[bool],

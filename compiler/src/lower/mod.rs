@@ -179,7 +179,7 @@ pub(crate) struct Lowered {
     /// First item index per (`SrcIPs`, `IPProto`) of network items.
     first_slot: crate::hash::Map<(u32, Option<u8>), u32>,
     /// Per node, the items that may reach it (sorted).
-    by_node: Vec<Vec<u32>>,
+    by_node: crate::pernode::PerNode,
     /// Items that may reach every node.
     global: Vec<u32>,
     /// `autogroup:self` items (they may reach every untagged node).
@@ -305,7 +305,7 @@ impl Lowered {
             items: Vec::new(),
             srcs: SrcTable::default(),
             first_slot: crate::hash::Map::default(),
-            by_node: vec![Vec::new(); table.len()],
+            by_node: crate::pernode::PerNode::empty(table.len()),
             global: Vec::new(),
             self_items: Vec::new(),
             via_items: Vec::new(),
@@ -342,6 +342,7 @@ pub(crate) fn lower(
         dst_cache: crate::hash::Map::default(),
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
         span: policy.span,
+        reaches: Vec::new(),
     };
     if policy.is_default_allow() {
         let star = Selector {
@@ -369,14 +370,12 @@ pub(crate) fn lower(
         builder.span = acl.span;
         builder.acl(acl)?;
     }
-    // The per-node lists grew by doubling: give back the slack (a quarter to a half of the
-    // index, which is the largest part of a compile on big tailnets).
-    builder
-        .lowered
-        .by_node
-        .iter_mut()
-        .for_each(Vec::shrink_to_fit);
-    Ok(builder.lowered)
+    let mut lowered = builder.lowered;
+    lowered.by_node = crate::pernode::PerNode::from_lists(
+        table.len(),
+        builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
+    );
+    Ok(lowered)
 }
 
 /// `*` as a source: the tailnet ranges and every approved subnet route.
@@ -407,6 +406,8 @@ struct Builder<'a> {
     budget: Budget,
     /// The rule being lowered (what a budget error points at).
     span: Span,
+    /// Each item's nodes (those not on every node), indexed per node once lowering ends.
+    reaches: Vec<(u32, Arc<[NodeId]>)>,
 }
 
 /// A grant's `via` tags.
@@ -738,15 +739,7 @@ impl Builder<'_> {
         };
         match &reach {
             Reach::All => lowered.global.push(i),
-            Reach::Some(ids) => {
-                for &id in ids.iter() {
-                    if let Some(list) = lowered.by_node.get_mut(id.index()) {
-                        if list.last() != Some(&i) {
-                            list.push(i);
-                        }
-                    }
-                }
-            }
+            Reach::Some(ids) => self.reaches.push((i, ids.clone())),
         }
         lowered.items.push(Item {
             src_targets,

@@ -1,0 +1,78 @@
+//! Work split over the machine's cores where it has more than one (never in the browser, which
+//! has no threads): the compile's independent phases, per-node loops, the engine's
+//! fingerprints.
+
+/// How many threads to split work over: the cores, at most eight.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `a` and `b`, on two threads when there is a second core, else one after the other.
+pub(crate) fn join<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if threads() < 2 {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let b = scope.spawn(b);
+        let a = a();
+        let b = b
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
+}
+
+/// `work` over `items` split in contiguous parts, one per core, the parts' outputs
+/// concatenated in order; on this thread alone when there is one core or fewer than `min`
+/// items (a thread costs more than small work).
+pub(crate) fn map_parts<T: Sync, R: Send>(
+    items: &[T],
+    min: usize,
+    work: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let threads = threads();
+    if threads < 2 || items.len() < min.max(2) {
+        return work(items);
+    }
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    let mut parts = items.chunks(chunk);
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        let mut out = work(first);
+        for handle in handles {
+            out.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_come_back_in_order_whatever_the_split() {
+        for len in [0usize, 1, 2, 3, 7, 100, 1001] {
+            let items: Vec<usize> = (0..len).collect();
+            for min in [0, 1, 5, 10_000] {
+                let out = map_parts(&items, min, |part| part.iter().map(|i| i * 2).collect());
+                let expected: Vec<usize> = items.iter().map(|i| i * 2).collect();
+                assert_eq!(out, expected, "len {len} min {min}");
+            }
+        }
+    }
+
+    #[test]
+    fn join_returns_both_sides() {
+        assert_eq!(join(|| 1, || "two"), (1, "two"));
+    }
+}
