@@ -431,10 +431,20 @@ impl Compiled {
         }
     }
 
-    /// Per node of `nodes`: true when it has the same peers here as in `other` (a compile of
-    /// the same node table; see [`PeerIndex::same_peers`]).
-    pub(crate) fn same_peers(&self, other: &Compiled, nodes: &[NodeId]) -> Vec<bool> {
-        self.peers.same_peers(&other.peers, &self.table, nodes)
+    /// The nodes (one bit each) whose peers may differ from those in `old` (a compile of the
+    /// same node table), the changed items given: see [`PeerIndex::flipped`]; `autogroup:self`
+    /// peers aside ([`Compiled::self_alike`]).
+    pub(crate) fn peers_flipped(
+        &self,
+        old: &Compiled,
+        changed: &crate::lower::ChangedItems,
+    ) -> Vec<u64> {
+        self.peers.flipped(&old.peers, changed)
+    }
+
+    /// True when node `id`'s `autogroup:self` peers are alike here and in `old`.
+    pub(crate) fn self_alike(&self, old: &Compiled, id: NodeId) -> bool {
+        self.peers.self_alike(&old.peers, &self.table, id)
     }
 
     /// Node `id`'s peers, one bit per node id (for the access diff).
@@ -977,12 +987,6 @@ impl Compiled {
             crate::lower::ChangedNode { before, after },
             all,
         )
-    }
-
-    /// The rule items of `old` and of this compile without an equal partner in the other
-    /// ([`crate::lower::unpaired_items`]).
-    pub(crate) fn unpaired_items(&self, old: &Compiled) -> crate::lower::ChangedItems {
-        crate::lower::unpaired_items(&old.lowered, &self.lowered)
     }
 
     /// After a policy change (records unchanged: `old` compiled the same node table), whether

@@ -61,6 +61,24 @@ impl NodeSet {
         }
     }
 
+    /// How many of the `len` nodes the set holds.
+    fn count(&self, len: usize) -> usize {
+        match self {
+            NodeSet::All => len,
+            NodeSet::List(ids) => ids.len(),
+            NodeSet::Bits(bits) => bits.iter().map(|w| w.count_ones() as usize).sum(),
+        }
+    }
+
+    /// The set's members among the `len` nodes, ascending.
+    fn ids(&self, len: usize) -> Vec<NodeId> {
+        match self {
+            NodeSet::All => (0..len).map(NodeId::new).collect(),
+            NodeSet::List(ids) => ids.clone(),
+            NodeSet::Bits(bits) => ids_of(bits),
+        }
+    }
+
     /// Add the set's members to a bitmap.
     pub(crate) fn or_into(&self, bits: &mut [u64]) {
         match self {
@@ -117,10 +135,15 @@ fn ids_of(bits: &[u64]) -> Vec<NodeId> {
     out
 }
 
+/// The sets a node belongs to in two indexes (before, after).
+type Combination<'a> = (&'a [u32], &'a [u32]);
+
 /// Who sees whom, and which routes.
 #[derive(Debug)]
 pub(crate) struct PeerIndex {
     len: usize,
+    /// Per rule item, its source and destination sets (`None`: the item makes no peers).
+    item_sets: Vec<Option<(u32, u32)>>,
     /// Interned node sets of rule sources and destinations.
     sets: Vec<NodeSet>,
     /// Per set: every node on the other side of its rules.
@@ -397,6 +420,7 @@ impl PeerIndex {
         }
         PeerIndex {
             len,
+            item_sets,
             sets,
             reach,
             membership,
@@ -406,39 +430,86 @@ impl PeerIndex {
         }
     }
 
-    /// Per node of `nodes`: true when it has the same peers in `self` and `other` (an index of
-    /// the same node table). Nodes in the same sets (by set ids on each side) share one
-    /// comparison of the unions of those sets' reaches; `autogroup:self` peers are compared
-    /// by whether the node and its owner's devices are self sources on both sides. A node
-    /// judged different may still have the same peers (the unions can differ only where its
-    /// self peers are); one judged the same has them.
-    pub(crate) fn same_peers(
+    /// The nodes (one bit each) whose peers, as the unions of their sets' reaches give them,
+    /// may differ between `old` and `self` (indexes of two compiles of one node table), the
+    /// changed items of each lowering given by `changed` ([`crate::lower::ChangedItems`]).
+    /// A pair of nodes can gain or lose its peer relation only through a changed item, one
+    /// node on each side, and the relation is symmetric: so only the nodes on the smaller
+    /// side of each changed item have their unions compared (nodes in the same sets on both
+    /// sides share one comparison), and a node on the larger side is marked when its relation
+    /// with one of them flipped. `autogroup:self` peers are not compared here
+    /// ([`PeerIndex::self_alike`]).
+    pub(crate) fn flipped(
         &self,
-        other: &PeerIndex,
-        table: &NodeTable,
-        nodes: &[NodeId],
-    ) -> Vec<bool> {
-        let mut unions: HashMap<(&[u32], &[u32]), bool> = HashMap::new();
-        nodes
-            .iter()
-            .map(|&id| {
-                let mine = self.membership.get(id.index());
-                let theirs = other.membership.get(id.index());
-                let same_union = *unions.entry((mine, theirs)).or_insert_with(|| {
-                    let union = |index: &PeerIndex, member_of: &[u32]| index.reach_of(member_of);
-                    union(self, mine) == union(other, theirs)
-                });
-                let owner_devices = table
-                    .get(id)
-                    .and_then(|n| n.owner)
-                    .and_then(|u| table.devices.get(u.index()))
-                    .map_or(&[][..], Vec::as_slice);
-                let same_self = std::iter::once(&id)
-                    .chain(owner_devices)
-                    .all(|&m| self.self_sources.contains(m) == other.self_sources.contains(m));
-                same_union && same_self
-            })
-            .collect()
+        old: &PeerIndex,
+        changed: &crate::lower::ChangedItems,
+    ) -> Vec<u64> {
+        let words = self.len.div_ceil(64);
+        let mut flipped = vec![0u64; words];
+        let mut done = vec![0u64; words];
+        let mut groups: HashMap<Combination<'_>, Vec<NodeId>> = HashMap::new();
+        for (index, flags) in [(old, &changed.old), (self, &changed.new)] {
+            for (sets, _) in index.item_sets.iter().zip(flags).filter(|(_, &c)| c) {
+                let Some((s, d)) = *sets else {
+                    continue;
+                };
+                let (Some(s), Some(d)) = (index.sets.get(s as usize), index.sets.get(d as usize))
+                else {
+                    continue;
+                };
+                let (s_count, d_count) = (s.count(self.len), d.count(self.len));
+                if s_count == 0 || d_count == 0 {
+                    continue;
+                }
+                let small = if s_count <= d_count { s } else { d };
+                for x in small.ids(self.len) {
+                    if bit(&done, x) {
+                        continue;
+                    }
+                    set_bit(&mut done, x);
+                    groups
+                        .entry((
+                            old.membership.get(x.index()),
+                            self.membership.get(x.index()),
+                        ))
+                        .or_default()
+                        .push(x);
+                }
+            }
+        }
+        // The groups' comparisons on every core, each part into a map of its own.
+        let groups: Vec<(Combination<'_>, Vec<NodeId>)> = groups.into_iter().collect();
+        let parts = crate::par::map_parts(&groups, 8, |part| {
+            let mut mine = vec![0u64; words];
+            for ((was, is), members) in part {
+                let mut differ = old.reach_of(was);
+                let now = self.reach_of(is);
+                differ.iter_mut().zip(&now).for_each(|(w, n)| *w ^= n);
+                if differ.iter().any(|&w| w != 0) {
+                    mine.iter_mut().zip(&differ).for_each(|(f, d)| *f |= d);
+                    members.iter().for_each(|&x| set_bit(&mut mine, x));
+                }
+            }
+            vec![mine]
+        });
+        for part in parts {
+            flipped.iter_mut().zip(&part).for_each(|(f, p)| *f |= p);
+        }
+        flipped
+    }
+
+    /// True when node `id`'s `autogroup:self` peers are alike in `self` and `other` (an index
+    /// of the same node table): it and its owner's devices are self sources on both sides
+    /// or on neither.
+    pub(crate) fn self_alike(&self, other: &PeerIndex, table: &NodeTable, id: NodeId) -> bool {
+        let owner_devices = table
+            .get(id)
+            .and_then(|n| n.owner)
+            .and_then(|u| table.devices.get(u.index()))
+            .map_or(&[][..], Vec::as_slice);
+        std::iter::once(&id)
+            .chain(owner_devices)
+            .all(|&m| self.self_sources.contains(m) == other.self_sources.contains(m))
     }
 
     /// The union of the reaches of the sets `member_of` and of every universal set.

@@ -107,14 +107,18 @@ pub(crate) const MAP_SSH: u8 = 4;
 pub(crate) const MAP_PEERS: u8 = 2;
 
 /// For the engine: per node, what of its map (the wire output) may differ between two
-/// compiles of the same inventory ([`MAP_RULES`], [`MAP_PEERS`], [`MAP_SSH`]; 0: nothing); `None` when
+/// compiles of the same inventory ([`MAP_RULES`], [`MAP_PEERS`], [`MAP_SSH`]; 0: nothing), with
+/// the changed items it found; `None` when
 /// that may be every node (the node tables differ, `*` means something else, or `nodeAttrs`
 /// changed, which can hide a node's IPv4 address from every peer). Stricter than
 /// [`touched`]: order and merging count, so items are paired in order with their merge slots
 /// ([`crate::lower::changed_items_wire`]). Nothing else of a node's map can differ: its
 /// capabilities, own addresses and routes come from the unchanged node table and
 /// `nodeAttrs`.
-pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
+pub(crate) fn map_touched(
+    old: &Compiled,
+    new: &Compiled,
+) -> Option<(Vec<u8>, crate::lower::WireComparison)> {
     let (o, n) = (old.parts(), new.parts());
     if !o.table.same_routes(n.table) || !o.lowered.same_star(n.lowered) || !o.caps.same_as(n.caps) {
         return None;
@@ -123,7 +127,7 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
     let words = len.div_ceil(64);
     let (mut rules, mut peers, mut ssh) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
     let items = crate::lower::changed_items_wire(o.lowered, n.lowered);
-    for (side, changed) in [(&o, &items.old), (&n, &items.new)] {
+    for (side, changed) in [(&o, &items.changed.old), (&n, &items.changed.new)] {
         side.lowered.mark_reached(side.table, changed, &mut rules);
         side.lowered.mark_claims(side.table, changed, &mut rules);
         side.lowered
@@ -132,21 +136,20 @@ pub(crate) fn map_touched(old: &Compiled, new: &Compiled) -> Option<Vec<u8>> {
     let (co, cn) = o.ssh.changed_rules(n.ssh)?;
     o.ssh.mark_reached(o.table, &co, &mut ssh);
     n.ssh.mark_reached(n.table, &cn, &mut ssh);
-    Some(
-        (0..len)
-            .map(|i| {
-                let mut flags = 0;
-                if bit(&rules, NodeId::new(i)) {
-                    flags |= MAP_RULES;
-                }
-                if bit(&peers, NodeId::new(i)) {
-                    flags |= MAP_PEERS;
-                }
-                if bit(&ssh, NodeId::new(i)) {
-                    flags |= MAP_SSH;
-                }
-                flags
-            })
-            .collect(),
-    )
+    let flags = (0..len)
+        .map(|i| {
+            let mut flags = 0;
+            if bit(&rules, NodeId::new(i)) {
+                flags |= MAP_RULES;
+            }
+            if bit(&peers, NodeId::new(i)) {
+                flags |= MAP_PEERS;
+            }
+            if bit(&ssh, NodeId::new(i)) {
+                flags |= MAP_SSH;
+            }
+            flags
+        })
+        .collect();
+    Some((flags, items))
 }

@@ -804,7 +804,7 @@ fn policy_fingerprints(
     if compiled.refusal().is_some() != old.compiled.refusal().is_some() {
         return None;
     }
-    let touched = crate::diff::map_touched(&old.compiled, compiled)?;
+    let (touched, items) = crate::diff::map_touched(&old.compiled, compiled)?;
     let routes_alike = compiled.routes_shown_alike(&old.compiled);
     let work: Vec<(u64, &Arc<str>, NodeId, u8)> = names
         .iter()
@@ -816,32 +816,25 @@ fn policy_fingerprints(
         .collect();
     let by_node = bases_by_node(compiled, &old.ids, &old.bases);
     // A node keeps the peers' part of its fingerprint when every route is shown as before and
-    // it is on no side of a changed item, or its peers are the same bit for bit.
-    let sides: Vec<NodeId> = work
-        .iter()
-        .filter(|w| w.3 & crate::diff::MAP_PEERS != 0)
-        .map(|w| w.2)
-        .collect();
+    // it is on no side of a changed item, or its peers are the same bit for bit (compared
+    // on the smaller side of each changed item: `Compiled::peers_flipped`).
     let mut peers_kept = vec![routes_alike; names.len()];
     if routes_alike {
-        // On every core (keyed by node index): each part keeps its own memo of membership
-        // combinations.
-        let keyed: Vec<(u64, NodeId)> = sides.iter().map(|&n| (n.index() as u64, n)).collect();
-        let same = parallel(&keyed, |part| {
-            let nodes: Vec<NodeId> = part.iter().map(|&(_, n)| n).collect();
-            let same = old.compiled.same_peers(compiled, &nodes);
-            part.iter().map(|&(k, _)| k).zip(same).collect()
-        });
-        for (k, node) in &keyed {
+        let flipped = compiled.peers_flipped(&old.compiled, &items.changed);
+        for &(_, _, node, flags) in &work {
+            if flags & crate::diff::MAP_PEERS == 0 {
+                continue;
+            }
             if let Some(kept) = peers_kept.get_mut(node.index()) {
-                *kept = same.get(k).copied().unwrap_or(false);
+                *kept =
+                    !crate::peers::bit(&flipped, node) && compiled.self_alike(&old.compiled, node);
             }
         }
     }
     // Rules unchanged and peers kept: nothing to do. Rules changed, peers kept: only the
     // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
     // entries (`entry_count_verdict`) is known to have changed: its part is left uncomputed.
-    let unpaired = compiled.unpaired_items(&old.compiled);
+    let unpaired = items.unpaired;
     let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, Filter))> {
         let mut cache = HashCache::default();
         part.iter()

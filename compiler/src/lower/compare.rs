@@ -47,8 +47,25 @@ pub(crate) fn changed_items(old: &Lowered, new: &Lowered) -> ChangedItems {
 /// every item counts as changed). A node reached by no changed item then receives the same
 /// rules in the same order, merged the same way, *provided* the nodes of
 /// [`Lowered::mark_claims`] are marked too.
-pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> ChangedItems {
+pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> WireComparison {
     let pair = pair_items(old, new);
+    WireComparison {
+        changed: wire_changes(old, new, &pair),
+        unpaired: unpaired(new, &pair),
+    }
+}
+
+/// Two lowerings compared for the wire ([`changed_items_wire`]), with the pairing of equal
+/// items it rests on.
+pub(crate) struct WireComparison {
+    /// The items that count as changed on the wire.
+    pub(crate) changed: ChangedItems,
+    /// The items with no equal partner ([`unpaired`]).
+    pub(crate) unpaired: ChangedItems,
+}
+
+/// [`changed_items_wire`] from the pairing of equal items.
+fn wire_changes(old: &Lowered, new: &Lowered, pair: &[Option<u32>]) -> ChangedItems {
     let everything = ChangedItems {
         old: vec![true; old.items.len()],
         new: vec![true; new.items.len()],
@@ -83,8 +100,7 @@ pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> ChangedItems {
 /// The items of each lowering with no equal partner in the other, pairing equal items one to
 /// one (so a rule written twice where it was once leaves one unpaired). What paired items put
 /// in a node's filter is the same in both; only order and merging may differ.
-pub(crate) fn unpaired_items(old: &Lowered, new: &Lowered) -> ChangedItems {
-    let pair = pair_items(old, new);
+fn unpaired(new: &Lowered, pair: &[Option<u32>]) -> ChangedItems {
     let mut new_unpaired = vec![true; new.items.len()];
     for &j in pair.iter().flatten() {
         if let Some(u) = new_unpaired.get_mut(j as usize) {

@@ -26,7 +26,7 @@ mod compare;
 mod moves;
 
 pub(crate) use compare::{
-    changed_items, changed_items_wire, mark_reached, unpaired_items, ChangedItems,
+    changed_items, changed_items_wire, mark_reached, ChangedItems, WireComparison,
 };
 pub(crate) use moves::{login, ChangedNode, SourceMoves, Verdict};
 

@@ -298,7 +298,7 @@ impl Lowered {
     /// After a policy change that left the node table as it was (`old` lowered the same
     /// table, so node ids agree), node `id`'s packet filter: [`Verdict::Changed`] when the
     /// items of one lowering without an equal partner in the other
-    /// ([`super::unpaired_items`]) put something in it and those of the other put nothing (a
+    /// ([`super::WireComparison::unpaired`]) put something in it and those of the other put nothing (a
     /// rule added or removed, for this node). Paired items put the same entries in both
     /// filters, and merging moves `DstPorts` entries between rules without dropping any, so
     /// the filter now holds more (or fewer) entries than before. [`Verdict::Assemble`]
