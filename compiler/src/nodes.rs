@@ -230,16 +230,23 @@ impl NodeTable {
                 .and_then(|n| n.texts.get(j as usize))
                 .map_or("", |t| &**t)
         }
-        // The first eight bytes, zero-padded, order as the strings do up to a tie.
+        // The first 24 bytes, zero-padded, order as the strings do up to a tie (eight were
+        // too few: every IPv6 address of a tailnet starts `fd7a:115c:a1e0:`, and each tie
+        // reads both strings).
         let prefix = |t: &str| {
-            let mut bytes = [0u8; 8];
+            let mut bytes = [0u8; 24];
             bytes
                 .iter_mut()
                 .zip(t.as_bytes())
                 .for_each(|(b, &c)| *b = c);
-            u64::from_be_bytes(bytes)
+            let (mut high, mut low) = ([0u8; 16], [0u8; 8]);
+            high.iter_mut().zip(&bytes).for_each(|(h, &b)| *h = b);
+            low.iter_mut()
+                .zip(bytes.iter().skip(16))
+                .for_each(|(l, &b)| *l = b);
+            (u128::from_be_bytes(high), u64::from_be_bytes(low))
         };
-        let mut keyed: Vec<(u64, (u32, u32))> = Vec::new();
+        let mut keyed: Vec<((u128, u64), (u32, u32))> = Vec::new();
         for (i, node) in self.nodes.iter_mut().enumerate() {
             node.text_ranks = vec![0; node.texts.len()];
             for (j, t) in node.texts.iter().enumerate() {
@@ -556,4 +563,72 @@ impl NodeTable {
 /// one not, ids saturate and lookups simply fail rather than alias.
 pub(crate) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Node, Tailnet};
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn table_of(addresses: &[(Option<Ipv4Addr>, Option<Ipv6Addr>)]) -> Option<NodeTable> {
+        let nodes: Vec<Node> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, &(ipv4, ipv6))| Node {
+                name: format!("n{i}"),
+                hostname: None,
+                user: None,
+                tags: vec!["tag:t".to_string()],
+                ipv4,
+                ipv6,
+                routable_ips: Vec::new(),
+                approved_routes: Vec::new(),
+                posture: BTreeMap::new(),
+            })
+            .collect();
+        let order = nodes.iter().map(|n| n.name.clone()).collect();
+        let inventory = Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()?;
+        Some(NodeTable::new(&inventory))
+    }
+
+    proptest! {
+        /// Differential: the ranks sort the address texts exactly as strings sort, whatever
+        /// prefixes they share (IPv6 addresses of one tailnet share their first 15 bytes).
+        #[test]
+        fn ranks_follow_string_order(
+            addresses in proptest::collection::btree_set(
+                (any::<u32>(), prop_oneof![Just(0u128), any::<u128>(), 0u128..70_000]),
+                1..60,
+            ),
+        ) {
+            let base = u128::from(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 0));
+            let mut seen4 = std::collections::HashSet::new();
+            let mut seen6 = std::collections::HashSet::new();
+            let pairs: Vec<(Option<Ipv4Addr>, Option<Ipv6Addr>)> = addresses
+                .iter()
+                .map(|&(v4, v6)| {
+                    let v4 = Ipv4Addr::from(v4 % 4096 + 0x0102_0000);
+                    let v6 = Ipv6Addr::from(if v6 < 70_000 { base + v6 } else { v6 });
+                    (seen4.insert(v4).then_some(v4), seen6.insert(v6).then_some(v6))
+                })
+                .filter(|(a, b)| a.is_some() || b.is_some())
+                .collect();
+            let table = table_of(&pairs).expect("a valid inventory");
+            let mut expected: Vec<String> = table
+                .nodes
+                .iter()
+                .flat_map(|n| n.texts.iter().map(|t| t.to_string()))
+                .collect();
+            expected.sort();
+            let texts: Vec<String> = table.texts.iter().map(|t| t.to_string()).collect();
+            prop_assert_eq!(&texts, &expected);
+            for node in &table.nodes {
+                for (t, &r) in node.texts.iter().zip(&node.text_ranks) {
+                    prop_assert_eq!(Some(t), table.texts.get(r as usize));
+                }
+            }
+        }
+    }
 }
