@@ -725,13 +725,19 @@ impl HashCache {
         h
     }
 
-    fn principals(&mut self, list: &std::sync::Arc<[crate::wire::SshPrincipal]>) -> u64 {
+    /// The hash of a principals list; remembered (with a clone, so its address is not
+    /// reused) when the list is `shared` between nodes.
+    fn principals(
+        &mut self,
+        list: &std::sync::Arc<[crate::wire::SshPrincipal]>,
+        shared: bool,
+    ) -> u64 {
         let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
         if let Some((_, h)) = self.principals.get(&key) {
             return *h;
         }
         let h = json_hash(&**list);
-        if std::sync::Arc::strong_count(list) > 1 {
+        if shared {
             self.principals.insert(key, (list.clone(), h));
         }
         h
@@ -765,40 +771,62 @@ impl HashCache {
         h.finish()
     }
 
-    /// The hash of SSH rules: each rule's principals (cached) and the rest of it.
-    fn ssh_hash(&mut self, rules: &[crate::ssh::NodeSshRule]) -> u64 {
+    /// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
+    /// them, without building them): each rule's principals (cached) and the rest of it,
+    /// check rules first.
+    fn ssh_hash(&mut self, ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
         use std::hash::Hasher;
+        let mut sink = SshHashSink {
+            cache: self,
+            entries: Vec::new(),
+        };
+        ssh.visit_node_rules(table, id, &mut sink);
+        let mut entries = sink.entries;
+        // As `node_rules` orders them: check rules first, policy order otherwise.
+        entries.sort_by_key(|&(check, _, _)| !check);
         let mut h = crate::hash::hasher();
-        for rule in rules {
-            h.write_u64(self.principals(&rule.rule.principals));
-            h.write_u64(self.ssh_rest(rule));
+        for &(_, principals, rest) in &entries {
+            h.write_u64(principals);
+            h.write_u64(rest);
         }
-        h.write_usize(rules.len());
+        h.write_usize(entries.len());
         h.finish()
     }
 
     /// The hash of an SSH rule's fields besides its principals. Every node's copy of a policy
-    /// rule has the same action and environment (cloned from the lowered rule) and shares
-    /// one `sshUsers` map per user, so the hash is remembered per (policy rule, users map,
+    /// rule has the same action and environment (those of the lowered rule) and shares one
+    /// `sshUsers` map per user, so the hash is remembered per (policy rule, users map,
     /// environment); the cache holds clones so the addresses stay unique.
-    fn ssh_rest(&mut self, rule: &crate::ssh::NodeSshRule) -> u64 {
-        let r = &rule.rule;
-        let hash = || json_hash(&(&r.rule_expires, &r.ssh_users, &r.action, &r.accept_env));
-        if r.rule_expires.is_some() {
-            return hash();
-        }
+    fn ssh_rest(&mut self, rule: &crate::ssh::SshRuleRef<'_>) -> u64 {
         let key = (
             rule.policy_index,
-            std::sync::Arc::as_ptr(&r.ssh_users) as *const u8 as usize,
-            std::sync::Arc::as_ptr(&r.accept_env) as *const u8 as usize,
+            std::sync::Arc::as_ptr(rule.users) as *const u8 as usize,
+            std::sync::Arc::as_ptr(rule.accept_env) as *const u8 as usize,
         );
         if let Some((_, _, h)) = self.ssh_rest.get(&key) {
             return *h;
         }
-        let h = hash();
+        // `null`: policy rules have no expiry.
+        let h = json_hash(&((), rule.users, rule.action, rule.accept_env));
         self.ssh_rest
-            .insert(key, (r.ssh_users.clone(), r.accept_env.clone(), h));
+            .insert(key, (rule.users.clone(), rule.accept_env.clone(), h));
         h
+    }
+}
+
+/// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over.
+struct SshHashSink<'c> {
+    cache: &'c mut HashCache,
+    /// Per rule: whether it is a check rule, its principals' hash, the rest's hash.
+    entries: Vec<(bool, u64, u64)>,
+}
+
+impl crate::ssh::SshSink for SshHashSink<'_> {
+    fn rule(&mut self, rule: crate::ssh::SshRuleRef<'_>) {
+        let principals = self.cache.principals(rule.principals, rule.shared);
+        let rest = self.cache.ssh_rest(&rule);
+        self.entries
+            .push((rule.action.is_check(), principals, rest));
     }
 }
 
@@ -953,7 +981,7 @@ impl Compiled {
     /// The SSH part of node `name`'s fingerprint.
     pub(crate) fn ssh_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
         let id = self.table.id(name)?;
-        Some(cache.ssh_hash(&self.ssh.node_rules(&self.table, id)))
+        Some(cache.ssh_hash(&self.ssh, &self.table, id))
     }
 
     /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
@@ -1211,7 +1239,7 @@ impl Compiled {
                 true => cache.filter_hash(view.packet_filter_rules()),
                 false => 0,
             },
-            ssh: cache.ssh_hash(&view.ssh_node_rules()),
+            ssh: cache.ssh_hash(&self.ssh, &self.table, view.id),
             peers,
             caps: json_hash(&view.cap_map()),
             own: json_hash(&view.own_wire()),

@@ -362,8 +362,19 @@ impl SshLowered {
 
     /// Node `id`'s SSH rules, in the order the node evaluates them.
     pub(crate) fn node_rules(&self, table: &NodeTable, id: NodeId) -> Vec<NodeSshRule> {
+        let mut out: Vec<NodeSshRule> = Vec::new();
+        self.visit_node_rules(table, id, &mut out);
+        // Check rules first; the sort is stable, so policy order holds otherwise.
+        out.sort_by_key(|r| !r.rule.action.is_check());
+        out
+    }
+
+    /// Node `id`'s SSH rules, each handed to `sink` in policy order (before the check rules
+    /// are put first): built by [`SshLowered::node_rules`], only hashed by the engine's
+    /// fingerprints (no rule is copied).
+    pub(crate) fn visit_node_rules(&self, table: &NodeTable, id: NodeId, out: &mut impl SshSink) {
         let Some(node) = table.get(id) else {
-            return Vec::new();
+            return;
         };
         let listed: &[u32] = self.by_node.get(id.index());
         let mut candidates: Vec<u32> = listed.to_vec();
@@ -373,7 +384,6 @@ impl SshLowered {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        let mut out = Vec::new();
         for (i, rule) in candidates
             .iter()
             .filter_map(|&i| Some((i, self.rules.get(i as usize)?)))
@@ -383,7 +393,7 @@ impl SshLowered {
             }
             if rule.self_dst && !node.is_tagged() {
                 if let Some(sources) = node.owner.and_then(|u| rule.user_sources(u)) {
-                    rule.push_user(&mut out, sources);
+                    rule.push_user(out, sources);
                 }
             }
             if rule.dst.is_none() {
@@ -400,27 +410,27 @@ impl SshLowered {
             if is_dst {
                 if rule.localpart {
                     for sources in &rule.by_user {
-                        rule.push_user(&mut out, sources);
+                        rule.push_user(out, sources);
                     }
                     if !rule.tagged.is_empty() {
-                        rule.push(&mut out, rule.tagged.clone(), rule.users.clone());
+                        rule.push(out, &rule.tagged, &rule.users);
                     }
                 } else {
-                    rule.push(&mut out, rule.all.clone(), rule.users.clone());
+                    rule.push(out, &rule.all, &rule.users);
                 }
             } else if rule.localpart && rule.sources.binary_search(&id).is_ok() {
                 // A source device outside the destinations still gets the rule, scoped to
                 // its own user (or, for a tagged device, to itself).
                 if node.is_tagged() {
-                    rule.push(&mut out, Arc::from(principals_of(node)), rule.users.clone());
+                    out.rule(SshRuleRef {
+                        shared: false,
+                        ..rule.reference(&Arc::from(principals_of(node)), &rule.users)
+                    });
                 } else if let Some(sources) = node.owner.and_then(|u| rule.user_sources(u)) {
-                    rule.push_user(&mut out, sources);
+                    rule.push_user(out, sources);
                 }
             }
         }
-        // Check rules first; the sort is stable, so policy order holds otherwise.
-        out.sort_by_key(|r| !r.rule.action.is_check());
-        out
     }
 }
 
@@ -500,29 +510,71 @@ impl LoweredRule {
 
     fn push(
         &self,
-        out: &mut Vec<NodeSshRule>,
-        principals: Arc<[SshPrincipal]>,
-        users: Arc<BTreeMap<String, String>>,
+        out: &mut impl SshSink,
+        principals: &Arc<[SshPrincipal]>,
+        users: &Arc<BTreeMap<String, String>>,
     ) {
-        out.push(NodeSshRule {
+        out.rule(self.reference(principals, users));
+    }
+
+    /// The rule with these principals and users (held by the lowered rule: shared).
+    fn reference<'a>(
+        &'a self,
+        principals: &'a Arc<[SshPrincipal]>,
+        users: &'a Arc<BTreeMap<String, String>>,
+    ) -> SshRuleRef<'a> {
+        SshRuleRef {
             policy_index: self.index,
-            rule: SshRule {
-                rule_expires: None,
-                principals,
-                ssh_users: users,
-                action: self.action.clone(),
-                accept_env: self.accept_env.clone(),
-            },
-        });
+            principals,
+            shared: true,
+            users,
+            action: &self.action,
+            accept_env: &self.accept_env,
+        }
     }
 
     /// The common rule for one user's devices and, in a `localpart:` domain, its local-part
     /// rule.
-    fn push_user(&self, out: &mut Vec<NodeSshRule>, sources: &UserSources) {
-        self.push(out, sources.principals.clone(), self.users.clone());
+    fn push_user(&self, out: &mut impl SshSink, sources: &UserSources) {
+        self.push(out, &sources.principals, &self.users);
         if let Some(users) = &sources.localpart {
-            self.push(out, sources.principals.clone(), users.clone());
+            self.push(out, &sources.principals, users);
         }
+    }
+}
+
+/// One SSH rule a node receives, borrowed from the lowered rule (no expiry: policy rules
+/// have none).
+pub(crate) struct SshRuleRef<'a> {
+    /// The rule's index in the policy's `ssh` section.
+    pub(crate) policy_index: usize,
+    pub(crate) principals: &'a Arc<[SshPrincipal]>,
+    /// The principals are a list the lowered rule holds for many nodes (not one made for
+    /// this node alone): worth remembering its hash.
+    pub(crate) shared: bool,
+    pub(crate) users: &'a Arc<BTreeMap<String, String>>,
+    pub(crate) action: &'a SshAction,
+    pub(crate) accept_env: &'a Arc<[String]>,
+}
+
+/// What receives a node's SSH rules ([`SshLowered::visit_node_rules`]).
+pub(crate) trait SshSink {
+    /// The next rule, in policy order.
+    fn rule(&mut self, rule: SshRuleRef<'_>);
+}
+
+impl SshSink for Vec<NodeSshRule> {
+    fn rule(&mut self, rule: SshRuleRef<'_>) {
+        self.push(NodeSshRule {
+            policy_index: rule.policy_index,
+            rule: SshRule {
+                rule_expires: None,
+                principals: rule.principals.clone(),
+                ssh_users: rule.users.clone(),
+                action: rule.action.clone(),
+                accept_env: rule.accept_env.clone(),
+            },
+        });
     }
 }
 

@@ -99,12 +99,14 @@ fn policy_text(seed: &[u32]) -> String {
         ),
         _ => String::new(),
     };
-    let ssh = match s(22) % 3 {
+    // Variants 2 and 3 differ only in their users: the same principals, other `sshUsers`.
+    let ssh = match s(22) % 4 {
         0 => String::new(),
         1 => r#", "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]}]"#.to_string(),
-        _ => format!(
-            r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["root"], "checkPeriod": "1h"}}]"#,
-            pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23))
+        n => format!(
+            r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["{}"], "checkPeriod": "1h"}}]"#,
+            pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23)),
+            if n == 2 { "root" } else { "autogroup:nonroot" }
         ),
     };
     let attrs = match s(24) % 3 {
@@ -571,6 +573,25 @@ fn a_rule_added_at_the_top_moves_a_self_rule() {
         text,
         r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:t:443"]},"#,
         vec![owned(1, 1), tagged(2, "tag:t"), owned(3, 1), owned(4, 2)],
+    );
+}
+
+/// A policy edit that changes only an SSH rule's users (its principals are the same): the
+/// destinations' SSH rules changed, and the change set must say so.
+#[test]
+fn an_ssh_rule_whose_users_alone_change() {
+    let text = |users: &str| {
+        let users = if users.is_empty() { "root" } else { users };
+        format!(
+            r#"{{"tagOwners": {{"tag:web": []}},
+            "acls": [{{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web:22"]}}],
+            "ssh": [{{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["{users}"]}}]}}"#
+        )
+    };
+    policy_edit_both_ways(
+        text,
+        "autogroup:nonroot",
+        vec![owned(1, 1), tagged(2, "tag:web"), owned(3, 2)],
     );
 }
 

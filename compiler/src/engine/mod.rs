@@ -944,22 +944,37 @@ impl Narrow<'_> {
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
         for (node, old_name) in &self.nodes {
+            // The node's side before and after, on two cores.
+            let (before, after) = crate::par::join(
+                || {
+                    old_name
+                        .as_deref()
+                        .map(|name| Dependents::of(old, name, &self.old.ids))
+                },
+                || {
+                    names
+                        .get(node)
+                        .map(|name| Dependents::of(compiled, name, ids))
+                },
+            );
             let (mut was_peer, mut is_peer) = (IdSet::default(), IdSet::default());
             let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
-            if let Some(name) = old_name {
-                was_peer = stable_ids(old.peer_names(name), &self.old.ids);
-                ssh_touched.extend(stable_ids(old.ssh_dependents(name)?, &self.old.ids));
-                filter_touched.extend(stable_ids(old.filter_dependents(name)?, &self.old.ids));
-                base_before = old.peer_base(name)?;
+            if let Some(before) = before {
+                let before = before?;
+                was_peer = before.peers;
+                ssh_touched.extend(before.ssh);
+                filter_touched.extend(before.filter);
+                base_before = before.base;
             }
             bases.remove(node);
             out.remove(node);
             stale.remove(node);
-            if let Some(name) = names.get(node) {
-                is_peer = stable_ids(compiled.peer_names(name), ids);
-                ssh_touched.extend(stable_ids(compiled.ssh_dependents(name)?, ids));
-                filter_touched.extend(stable_ids(compiled.filter_dependents(name)?, ids));
-                base_after = compiled.peer_base(name)?;
+            if let (Some(after), Some(name)) = (after, names.get(node)) {
+                let after = after?;
+                is_peer = after.peers;
+                ssh_touched.extend(after.ssh);
+                filter_touched.extend(after.filter);
+                base_after = after.base;
                 bases.insert(*node, base_after);
                 present.insert(*node, name.clone());
             }
@@ -1027,6 +1042,28 @@ impl Narrow<'_> {
             bases,
             stale,
             changed,
+        })
+    }
+}
+
+/// What a changed node's map reaches in one compile: its peers, the nodes whose SSH rules or
+/// packet filter may name it (stable ids), and its entry in its peers' fingerprints.
+struct Dependents {
+    peers: IdSet,
+    ssh: IdSet,
+    filter: IdSet,
+    base: [u64; 4],
+}
+
+impl Dependents {
+    /// Node `name`'s dependents in `compiled` (ids through `ids`); `None` when they cannot be
+    /// bounded.
+    fn of(compiled: &Compiled, name: &str, ids: &IdsByName) -> Option<Dependents> {
+        Some(Dependents {
+            peers: stable_ids(compiled.peer_names(name), ids),
+            ssh: stable_ids(compiled.ssh_dependents(name)?, ids),
+            filter: stable_ids(compiled.filter_dependents(name)?, ids),
+            base: compiled.peer_base(name)?,
         })
     }
 }
