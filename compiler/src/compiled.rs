@@ -693,6 +693,32 @@ fn strings_hash(list: &[std::sync::Arc<str>]) -> u64 {
     h.finish()
 }
 
+/// The hash of an SSH principals list, field by field (every field of the wire form; each
+/// field tagged, each string ended by a byte UTF-8 never holds).
+fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::hash::hasher();
+    h.write_usize(list.len());
+    let text = |h: &mut ahash::AHasher, tag: u8, s: Option<&str>| {
+        if let Some(s) = s {
+            h.write_u8(tag);
+            h.write(s.as_bytes());
+            h.write_u8(0xff);
+        }
+    };
+    for p in list {
+        text(&mut h, 1, p.node.as_deref());
+        text(&mut h, 2, p.node_ip.as_deref());
+        text(&mut h, 3, p.user_login.as_deref());
+        h.write_u8(if p.any { 4 } else { 5 });
+        h.write_usize(p.pub_keys.len());
+        for key in &p.pub_keys {
+            text(&mut h, 6, Some(key));
+        }
+    }
+    h.finish()
+}
+
 /// Hashes of the shared lists in rules (`SrcIPs`, SSH principals), by address, for one pass
 /// over a compile's nodes: most nodes' rules share a few interned lists, so each is hashed
 /// once. Only lists something else also holds are remembered, and the cache keeps a clone of
@@ -736,7 +762,7 @@ impl HashCache {
         if let Some((_, h)) = self.principals.get(&key) {
             return *h;
         }
-        let h = json_hash(&**list);
+        let h = principals_hash(list);
         if shared {
             self.principals.insert(key, (list.clone(), h));
         }

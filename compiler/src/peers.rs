@@ -321,6 +321,9 @@ impl PeerIndex {
             };
             item_sets.push(Some((s, d)));
         }
+        // Each set in the form that suits its size, built once: a set on many edges is added
+        // word by word, not node by node.
+        let sets: Vec<NodeSet> = b.sets.iter().map(|ids| b.to_set(ids)).collect();
         // Per set, the union of the other side of its edges.
         let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
         let mut seen: crate::hash::Set<(u32, u32)> = crate::hash::Set::default();
@@ -333,8 +336,8 @@ impl PeerIndex {
                 let bits = acc
                     .get_mut(mine as usize)
                     .map(|slot| slot.get_or_insert_with(|| vec![0; words]));
-                if let (Some(bits), Some(ids)) = (bits, b.sets.get(other as usize)) {
-                    ids.iter().for_each(|&id| set_bit(bits, id));
+                if let (Some(bits), Some(set)) = (bits, sets.get(other as usize)) {
+                    set.or_into(bits);
                 }
             }
         }
@@ -369,8 +372,9 @@ impl PeerIndex {
             let add = |x: u32, bits: &mut [u64], done: &mut [bool]| {
                 if let Some(flag) = done.get_mut(x as usize).filter(|flag| !**flag) {
                     *flag = true;
-                    let ids = b.sets.get(x as usize).map_or(&[][..], Vec::as_slice);
-                    ids.iter().for_each(|&id| set_bit(bits, id));
+                    if let Some(set) = sets.get(x as usize) {
+                        set.or_into(bits);
+                    }
                 }
             };
             for (item, sets) in lowered.items.iter().zip(&item_sets) {
@@ -404,7 +408,6 @@ impl PeerIndex {
             });
         }
         let self_sources = b.to_set(&self_sources);
-        let sets = b.sets.iter().map(|ids| b.to_set(ids)).collect();
         let membership = crate::pernode::PerNode::from_lists(
             len,
             member_sets.iter().map(|&s| {
