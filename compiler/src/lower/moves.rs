@@ -256,12 +256,24 @@ impl Lowered {
         if self_owner || node.tags.iter().any(|t| moves.via_tags.contains(t)) {
             return Verdict::Assemble;
         }
-        let candidates = self.candidates(id, node);
-        if candidates != old.candidates(old_id, old_node) {
+        // The same items may reach the node in both: compared on the index's parts (equal
+        // parts, equal candidates), or in full when they differ.
+        fn selves<'a>(n: &crate::nodes::NodeInfo, l: &'a Lowered) -> &'a [u32] {
+            match n.is_tagged() {
+                true => &[],
+                false => l.self_items.as_slice(),
+            }
+        }
+        let listed = self.by_node.get(id.index());
+        let same_parts = listed == old.by_node.get(old_id.index())
+            && self.global == old.global
+            && selves(node, self) == selves(old_node, old);
+        if !same_parts && self.candidates(id, node) != old.candidates(old_id, old_node) {
             return Verdict::Assemble;
         }
+        // Each candidate looked at once or more (in any order: the verdict is the same).
         let mut changed = false;
-        for i in candidates {
+        for &i in listed.iter().chain(&self.global).chain(selves(node, self)) {
             let at = i as usize;
             let moved = moves.moved.get(at).copied().unwrap_or(true);
             let dst_moved = moves.dst_moved.get(at).copied().unwrap_or(true);
