@@ -28,6 +28,7 @@ mod peers;
 mod pernode;
 mod posture;
 mod resolve;
+mod routehits;
 mod routes;
 pub mod wire;
 

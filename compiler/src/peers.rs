@@ -162,6 +162,9 @@ pub(crate) struct PeerIndex {
 /// [`PeerIndex::route_signature`]: visible, direct, and the `via` rules.
 pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Arc<str>]>)>);
 
+/// A `via` rule to a route: its item, source set and tags.
+type ItemVia = (u32, u32, Arc<[Arc<str>]>);
+
 /// Who may be shown one subnet route.
 #[derive(Debug)]
 struct RouteView {
@@ -239,17 +242,6 @@ fn dst_targets(item: &Item) -> &[Target] {
         Body::Net { dst, .. } => std::slice::from_ref(dst),
         Body::App { dsts, .. } => dsts,
         _ => &[],
-    }
-}
-
-/// True if a target (as source or destination) shares addresses with a route.
-fn overlaps_route(target: &Target, route: &IpNet, inside: &[NodeId], internet: &AddrSet) -> bool {
-    match target {
-        Target::Wildcard | Target::DangerAll => true,
-        Target::Internet => internet.overlaps_net(route),
-        Target::Nodes(ids) => inside.iter().any(|id| ids.binary_search(id).is_ok()),
-        Target::Literal(lit) => lit.set.overlaps_net(route),
-        Target::SelfDevices => false,
     }
 }
 
@@ -359,44 +351,97 @@ impl PeerIndex {
                 None => reach.push(NodeSet::empty()),
             }
         }
-        // Routes.
-        let mut views = Vec::with_capacity(routes.routes.len());
-        for route in &routes.routes {
-            let inside = table.addressed_in(&AddrSet::from_net(route.net));
-            let mut visible = vec![0u64; words];
-            let mut direct = vec![0u64; words];
-            let mut via = Vec::new();
-            // Items share sets: each set is added to `visible` and `direct` once per route.
-            let mut in_visible = vec![false; b.sets.len()];
-            let mut in_direct = vec![false; b.sets.len()];
-            let add = |x: u32, bits: &mut [u64], done: &mut [bool]| {
-                if let Some(flag) = done.get_mut(x as usize).filter(|flag| !**flag) {
-                    *flag = true;
-                    if let Some(set) = sets.get(x as usize) {
-                        set.or_into(bits);
+        // Routes: the items to and from each route, found from the items' targets
+        // (`RouteFinder`); the items to or from every route (`*`) added once for all.
+        let nets: Vec<IpNet> = routes.routes.iter().map(|r| r.net).collect();
+        let inside: Vec<Vec<NodeId>> = nets
+            .iter()
+            .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
+            .collect();
+        let mut finder = crate::routehits::RouteFinder::new(&nets, &inside, &b.internet);
+        let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+        let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+        let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
+        let mut hits = Vec::new();
+        for (i, (item, item_set)) in lowered.items.iter().zip(&item_sets).enumerate() {
+            if item_set.is_none() {
+                continue;
+            }
+            let i = crate::nodes::index(i);
+            for (targets, lists, all) in [
+                (dst_targets(item), &mut to_items, &mut to_all),
+                (&item.src_targets[..], &mut from_items, &mut from_all),
+            ] {
+                hits.clear();
+                if finder.collect(targets, &mut hits) {
+                    all.push(i);
+                    continue;
+                }
+                for &r in &hits {
+                    if let Some(list) = lists.get_mut(r as usize) {
+                        list.push(i);
                     }
                 }
-            };
-            for (item, sets) in lowered.items.iter().zip(&item_sets) {
-                let Some((s, d)) = *sets else { continue };
-                let to_route = dst_targets(item)
-                    .iter()
-                    .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
-                if to_route {
-                    add(s, &mut visible, &mut in_visible);
-                    match &item.via {
-                        Some(tags) => via.push((s, tags.clone())),
-                        None => add(s, &mut direct, &mut in_direct),
-                    }
+            }
+        }
+        let sets_of = |i: u32| item_sets.get(i as usize).copied().flatten();
+        let via_of = |i: u32| {
+            lowered
+                .items
+                .get(i as usize)
+                .and_then(|item| item.via.clone())
+        };
+        // Each set is added to `visible` and `direct` once per route.
+        let add = |x: u32, bits: &mut [u64], done: &mut [bool]| {
+            if let Some(flag) = done.get_mut(x as usize).filter(|flag| !**flag) {
+                *flag = true;
+                if let Some(set) = sets.get(x as usize) {
+                    set.or_into(bits);
                 }
-                let from_route = item
-                    .src_targets
-                    .iter()
-                    .any(|t| overlaps_route(t, &route.net, &inside, &b.internet));
-                if from_route {
+            }
+        };
+        // What the items to or from every route give each route.
+        let mut all_visible = vec![0u64; words];
+        let mut all_direct = vec![0u64; words];
+        let mut all_in_visible = vec![false; b.sets.len()];
+        let mut all_in_direct = vec![false; b.sets.len()];
+        let mut all_via: Vec<ItemVia> = Vec::new();
+        for &i in &to_all {
+            let Some((s, _)) = sets_of(i) else { continue };
+            add(s, &mut all_visible, &mut all_in_visible);
+            match via_of(i) {
+                Some(tags) => all_via.push((i, s, tags)),
+                None => add(s, &mut all_direct, &mut all_in_direct),
+            }
+        }
+        for &i in &from_all {
+            if let Some((_, d)) = sets_of(i) {
+                add(d, &mut all_visible, &mut all_in_visible);
+            }
+        }
+        let mut views = Vec::with_capacity(nets.len());
+        for (r, route) in routes.routes.iter().enumerate() {
+            let mut visible = all_visible.clone();
+            let mut direct = all_direct.clone();
+            let mut in_visible = all_in_visible.clone();
+            let mut in_direct = all_in_direct.clone();
+            // `via` rules in item order: this route's own, merged with those to every route.
+            let mut own_via: Vec<ItemVia> = Vec::new();
+            for &i in to_items.get(r).into_iter().flatten() {
+                let Some((s, _)) = sets_of(i) else { continue };
+                add(s, &mut visible, &mut in_visible);
+                match via_of(i) {
+                    Some(tags) => own_via.push((i, s, tags)),
+                    None => add(s, &mut direct, &mut in_direct),
+                }
+            }
+            for &i in from_items.get(r).into_iter().flatten() {
+                if let Some((_, d)) = sets_of(i) {
                     add(d, &mut visible, &mut in_visible);
                 }
             }
+            let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
+            via.sort_by_key(|&(i, _, _)| i);
             route
                 .servers
                 .iter()
@@ -404,7 +449,7 @@ impl PeerIndex {
             views.push(RouteView {
                 visible: NodeSet::from_bits(visible, len),
                 direct: NodeSet::from_bits(direct, len),
-                via,
+                via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
             });
         }
         let self_sources = b.to_set(&self_sources);
