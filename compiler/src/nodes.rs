@@ -186,6 +186,33 @@ impl UserInfo {
     }
 }
 
+/// The subnet routes the routers serve, each with its servers, to find the routers whose
+/// routes a set of addresses overlaps (a compile asks once per distinct address literal:
+/// testing every router each time was O(literals x routers)).
+#[derive(Debug)]
+pub(crate) struct RouteIndex {
+    finder: crate::routehits::RouteFinder,
+    /// Per route of the finder, the routers serving it.
+    servers: Vec<Vec<NodeId>>,
+}
+
+impl RouteIndex {
+    fn new(table: &NodeTable) -> RouteIndex {
+        let mut by_net: std::collections::BTreeMap<IpNet, Vec<NodeId>> = Default::default();
+        for &id in &table.routers {
+            for net in table
+                .get(id)
+                .map_or(&[][..], |n| n.subnet_routes.as_slice())
+            {
+                by_net.entry(net.trunc()).or_default().push(id);
+            }
+        }
+        let (nets, servers): (Vec<IpNet>, Vec<Vec<NodeId>>) = by_net.into_iter().unzip();
+        let finder = crate::routehits::RouteFinder::new(nets, &[], &AddrSet::new());
+        RouteIndex { finder, servers }
+    }
+}
+
 /// Every node and user, with lookups.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
@@ -219,6 +246,8 @@ pub(crate) struct NodeTable {
     /// The policy's IP sets, resolved once per compile (before anything resolves an alias).
     /// Set by [`crate::compiled`] from [`crate::ipsets::resolve`].
     pub(crate) ipsets: IpSets,
+    /// Built on first use once routes are approved ([`crate::routes::apply`] resets it).
+    pub(crate) route_index: std::sync::OnceLock<RouteIndex>,
 }
 
 impl NodeTable {
@@ -359,6 +388,7 @@ impl NodeTable {
             routers: Vec::new(),
             exits: Vec::new(),
             ipsets: IpSets::default(),
+            route_index: std::sync::OnceLock::new(),
             texts: Vec::new(),
             nodes,
         };
@@ -528,14 +558,15 @@ impl NodeTable {
 
     /// Nodes a set of addresses stands for as a source: those with an address in it and the
     /// routers whose subnet routes overlap it (traffic from behind them comes through them).
+    /// The routers are found through the routes the set overlaps ([`RouteIndex`]), not by
+    /// testing every router: O(the set's ranges x prefix lengths + routers found), or
+    /// O(routes x log ranges) for a set of very many ranges.
     pub(crate) fn source_nodes(&self, set: &AddrSet) -> Vec<NodeId> {
         let mut out = self.addressed_in(set);
-        out.extend(
-            self.routers
-                .iter()
-                .copied()
-                .filter(|&id| self.get(id).is_some_and(|n| n.routes_overlap(set))),
-        );
+        let index = self.route_index.get_or_init(|| RouteIndex::new(self));
+        for r in index.finder.of_set(set) {
+            out.extend(index.servers.get(r as usize).into_iter().flatten());
+        }
         out.sort_unstable();
         out.dedup();
         out
@@ -629,6 +660,62 @@ mod tests {
                     prop_assert_eq!(Some(t), table.texts.get(r as usize));
                 }
             }
+        }
+
+        /// Differential: the routers found through the route index are those whose routes
+        /// overlap the set, router by router.
+        #[test]
+        fn source_nodes_equal_testing_every_router(
+            served in proptest::collection::vec(proptest::collection::vec((any::<u8>(), 0u8..9), 0..3), 1..20),
+            first in any::<u8>(),
+            span in 0u8..64,
+        ) {
+            let nodes: Vec<Node> = served
+                .iter()
+                .enumerate()
+                .map(|(i, routes)| {
+                    let routes: Vec<IpNet> = routes
+                        .iter()
+                        .map(|&(b, l)| {
+                            let net = ipnet::Ipv4Net::new(Ipv4Addr::new(10, 0, 0, b), 24 + l).unwrap();
+                            IpNet::V4(net.trunc())
+                        })
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    Node {
+                        name: format!("r{i}"),
+                        hostname: None,
+                        user: None,
+                        tags: vec!["tag:r".to_string()],
+                        ipv4: Some(Ipv4Addr::new(100, 64, 0, i as u8)),
+                        ipv6: None,
+                        routable_ips: routes.clone(),
+                        approved_routes: routes,
+                        posture: BTreeMap::new(),
+                    }
+                })
+                .collect();
+            let order = nodes.iter().map(|n| n.name.clone()).collect();
+            let inventory = Inventory::new(Vec::new(), nodes, order, Tailnet::default()).unwrap();
+            let mut table = NodeTable::new(&inventory);
+            crate::routes::apply(&mut table, None);
+            let last = first.saturating_add(span);
+            let set = AddrSet::from_range(
+                Ipv4Addr::new(10, 0, 0, first).into(),
+                Ipv4Addr::new(10, 0, 0, last).into(),
+            );
+            let mut expected = table.addressed_in(&set);
+            expected.extend(
+                table
+                    .routers
+                    .iter()
+                    .copied()
+                    .filter(|&id| table.get(id).is_some_and(|n| n.routes_overlap(&set))),
+            );
+            expected.sort_unstable();
+            expected.dedup();
+            prop_assert_eq!(table.source_nodes(&set), expected);
         }
     }
 }

@@ -358,7 +358,7 @@ impl PeerIndex {
             .iter()
             .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
             .collect();
-        let mut finder = crate::routehits::RouteFinder::new(&nets, &inside, &b.internet);
+        let mut finder = crate::routehits::RouteFinder::new(nets.clone(), &inside, &b.internet);
         let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
         let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
         let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
@@ -391,10 +391,12 @@ impl PeerIndex {
                 .get(i as usize)
                 .and_then(|item| item.via.clone())
         };
-        // Each set is added to `visible` and `direct` once per route.
-        let add = |x: u32, bits: &mut [u64], done: &mut [bool]| {
-            if let Some(flag) = done.get_mut(x as usize).filter(|flag| !**flag) {
-                *flag = true;
+        // Each set is added to `visible` and `direct` once per route: a set's stamp is the
+        // number of the route (plus one) it was last added for, so no per-route flags are
+        // cleared (that was O(routes x sets)).
+        let add = |x: u32, bits: &mut [u64], stamps: &mut [u32], now: u32| {
+            if let Some(stamp) = stamps.get_mut(x as usize).filter(|s| **s != now) {
+                *stamp = now;
                 if let Some(set) = sets.get(x as usize) {
                     set.or_into(bits);
                 }
@@ -403,41 +405,41 @@ impl PeerIndex {
         // What the items to or from every route give each route.
         let mut all_visible = vec![0u64; words];
         let mut all_direct = vec![0u64; words];
-        let mut all_in_visible = vec![false; b.sets.len()];
-        let mut all_in_direct = vec![false; b.sets.len()];
+        let mut in_visible = vec![0u32; b.sets.len()];
+        let mut in_direct = vec![0u32; b.sets.len()];
         let mut all_via: Vec<ItemVia> = Vec::new();
         for &i in &to_all {
             let Some((s, _)) = sets_of(i) else { continue };
-            add(s, &mut all_visible, &mut all_in_visible);
+            add(s, &mut all_visible, &mut in_visible, u32::MAX);
             match via_of(i) {
                 Some(tags) => all_via.push((i, s, tags)),
-                None => add(s, &mut all_direct, &mut all_in_direct),
+                None => add(s, &mut all_direct, &mut in_direct, u32::MAX),
             }
         }
         for &i in &from_all {
             if let Some((_, d)) = sets_of(i) {
-                add(d, &mut all_visible, &mut all_in_visible);
+                add(d, &mut all_visible, &mut in_visible, u32::MAX);
             }
         }
         let mut views = Vec::with_capacity(nets.len());
         for (r, route) in routes.routes.iter().enumerate() {
             let mut visible = all_visible.clone();
             let mut direct = all_direct.clone();
-            let mut in_visible = all_in_visible.clone();
-            let mut in_direct = all_in_direct.clone();
+            // A set already in the routes' common part may be added again: no harm.
+            let now = crate::nodes::index(r).saturating_add(1);
             // `via` rules in item order: this route's own, merged with those to every route.
             let mut own_via: Vec<ItemVia> = Vec::new();
             for &i in to_items.get(r).into_iter().flatten() {
                 let Some((s, _)) = sets_of(i) else { continue };
-                add(s, &mut visible, &mut in_visible);
+                add(s, &mut visible, &mut in_visible, now);
                 match via_of(i) {
                     Some(tags) => own_via.push((i, s, tags)),
-                    None => add(s, &mut direct, &mut in_direct),
+                    None => add(s, &mut direct, &mut in_direct, now),
                 }
             }
             for &i in from_items.get(r).into_iter().flatten() {
                 if let Some((_, d)) = sets_of(i) {
-                    add(d, &mut visible, &mut in_visible);
+                    add(d, &mut visible, &mut in_visible, now);
                 }
             }
             let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();

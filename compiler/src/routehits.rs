@@ -15,8 +15,9 @@ use crate::resolve::Target;
 
 /// Finds the routes (indexes into the route list it was built from) rule targets overlap,
 /// each distinct target once.
-pub(crate) struct RouteFinder<'a> {
-    nets: &'a [IpNet],
+#[derive(Debug)]
+pub(crate) struct RouteFinder {
+    nets: Vec<IpNet>,
     by_net: HashMap<IpNet, u32>,
     /// Each route's first address and index, by first address.
     v4_starts: Vec<(u32, u32)>,
@@ -29,10 +30,10 @@ pub(crate) struct RouteFinder<'a> {
     memo: HashMap<usize, Vec<u32>>,
 }
 
-impl<'a> RouteFinder<'a> {
+impl RouteFinder {
     /// A finder for the routes `nets`, `inside[r]` being the nodes with an address in route
     /// `r`. O(routes + sum of `inside`).
-    pub(crate) fn new(nets: &'a [IpNet], inside: &[Vec<NodeId>], internet: &AddrSet) -> Self {
+    pub(crate) fn new(nets: Vec<IpNet>, inside: &[Vec<NodeId>], internet: &AddrSet) -> Self {
         let mut by_net = HashMap::with_capacity(nets.len());
         let (mut v4_starts, mut v6_starts) = (Vec::new(), Vec::new());
         let mut node_routes: HashMap<NodeId, Vec<u32>> = HashMap::new();
@@ -124,7 +125,7 @@ impl<'a> RouteFinder<'a> {
     /// The routes an address set overlaps: from its ranges (the routes starting inside
     /// each, and the prefixes holding its first address), or by testing each route when
     /// the set has so many ranges that this is cheaper.
-    fn of_set(&self, set: &AddrSet) -> Vec<u32> {
+    pub(crate) fn of_set(&self, set: &AddrSet) -> Vec<u32> {
         let ranges = set.range_count();
         let from_routes = self
             .nets
@@ -208,7 +209,7 @@ mod tests {
                 let last = Ipv4Addr::from((0x0a00_0000 | u32::from(start)).saturating_add(u32::from(span)).min(0x0a00_00ff));
                 (true, AddrSet::from_range(first.into(), last.into()))
             }).collect::<Vec<_>>().iter().map(|(add, s)| (*add, s)));
-            let finder = RouteFinder::new(&nets, &vec![Vec::new(); nets.len()], &AddrSet::new());
+            let finder = RouteFinder::new(nets.clone(), &vec![Vec::new(); nets.len()], &AddrSet::new());
             let expected: Vec<u32> = (0..nets.len())
                 .filter(|&r| set.overlaps_net(&nets[r]))
                 .map(|r| r as u32)
@@ -242,7 +243,7 @@ mod tests {
                 })
                 .collect();
             let set = AddrSet::from_steps(pieces.iter().map(|p| (true, p)));
-            let finder = RouteFinder::new(&nets, &vec![Vec::new(); nets.len()], &AddrSet::new());
+            let finder = RouteFinder::new(nets.clone(), &vec![Vec::new(); nets.len()], &AddrSet::new());
             let expected: Vec<u32> = (0..nets.len())
                 .filter(|&r| set.overlaps_net(&nets[r]))
                 .map(|r| r as u32)
@@ -266,7 +267,7 @@ mod tests {
                 .map(|s| s.iter().map(|&i| NodeId::new(i)).collect())
                 .collect();
             let ids: Vec<NodeId> = ids.iter().map(|&i| NodeId::new(i)).collect();
-            let finder = RouteFinder::new(&nets, &inside, &AddrSet::new());
+            let finder = RouteFinder::new(nets.clone(), &inside, &AddrSet::new());
             let expected: Vec<u32> = (0..inside.len())
                 .filter(|&r| inside[r].iter().any(|id| ids.binary_search(id).is_ok()))
                 .map(|r| r as u32)

@@ -142,6 +142,8 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
     }
     table.routers = routers;
     table.exits = exits;
+    // Built again on first use, from the routes as they now are.
+    table.route_index = std::sync::OnceLock::new();
 }
 
 /// Every subnet route served in the tailnet and who serves it.

@@ -124,6 +124,16 @@ fn many_destinations_compile() {
 }
 
 #[test]
+fn many_routes_and_rules_compile() {
+    let compiled = compile_case(hostile::many_routes_and_rules(10_000, 10_000)).unwrap();
+    // User u0's first device (n010000, not a router) has one rule to router n000000's
+    // subnet: it sees that router and is shown its route.
+    let node = compiled.node("n010000").unwrap();
+    let router = node.peers().find(|p| p.name() == "n000000").unwrap();
+    assert_eq!(router.primary_routes().len(), 1);
+}
+
+#[test]
 fn cycle_refused_when_validation_was_skipped() {
     // Validation refuses the cycle; a caller that built the policy itself reaches the
     // compiler with it, which must refuse it too, at the entry closing the cycle.

@@ -180,3 +180,26 @@ pub fn many_destinations(count: usize, nodes: usize) -> Case {
         inventory: inventory(nodes, routers),
     }
 }
+
+/// `routes` routers, each serving its own `/24`, and `rules` rules, each from one user to one
+/// of those subnets: every rule item is weighed against every route by a naive peer index
+/// (which items may show which route to whom), O(routes x rules).
+pub fn many_routes_and_rules(routes: usize, rules: usize) -> Case {
+    let nodes = routes * 2;
+    let users = (nodes / 4).max(1);
+    let acls: Vec<Value> = (0..rules)
+        .map(|i| {
+            let r = i % routes.max(1);
+            json!({
+                "action": "accept",
+                "src": [format!("u{}@example.com", i % users)],
+                "dst": [format!("10.{}.{}.0/24:443", (r >> 8) & 255, r & 255)],
+            })
+        })
+        .collect();
+    Case {
+        name: "routes_1e4_x_rules_1e4",
+        policy: policy(json!({ "acls": acls })),
+        inventory: inventory(nodes, routes),
+    }
+}
