@@ -145,14 +145,7 @@ impl RouteFinder {
     fn by_ranges(&self, set: &AddrSet) -> Vec<u32> {
         let mut out = Vec::new();
         for &(first, last) in set.v4_ranges() {
-            let at = self.v4_starts.partition_point(|&(s, _)| s < first);
-            let starting = self.v4_starts.get(at..).unwrap_or_default();
-            out.extend(
-                starting
-                    .iter()
-                    .take_while(|&&(s, _)| s <= last)
-                    .map(|&(_, r)| r),
-            );
+            out.extend(starting_in(&self.v4_starts, first, last));
             for len in 0..=32 {
                 if let Ok(net) = Ipv4Net::new(Ipv4Addr::from(first), len) {
                     out.extend(self.by_net.get(&IpNet::V4(net.trunc())));
@@ -160,14 +153,7 @@ impl RouteFinder {
             }
         }
         for &(first, last) in set.v6_ranges() {
-            let at = self.v6_starts.partition_point(|&(s, _)| s < first);
-            let starting = self.v6_starts.get(at..).unwrap_or_default();
-            out.extend(
-                starting
-                    .iter()
-                    .take_while(|&&(s, _)| s <= last)
-                    .map(|&(_, r)| r),
-            );
+            out.extend(starting_in(&self.v6_starts, first, last));
             for len in 0..=128 {
                 if let Ok(net) = Ipv6Net::new(Ipv6Addr::from(first), len) {
                     out.extend(self.by_net.get(&IpNet::V6(net.trunc())));
@@ -178,6 +164,22 @@ impl RouteFinder {
         out.dedup();
         out
     }
+}
+
+/// The routes (of `starts`, sorted by first address) whose first address is in
+/// `first..=last`.
+fn starting_in<T: Ord + Copy>(
+    starts: &[(T, u32)],
+    first: T,
+    last: T,
+) -> impl Iterator<Item = u32> + '_ {
+    let at = starts.partition_point(|&(s, _)| s < first);
+    starts
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(move |&&(s, _)| s <= last)
+        .map(|&(_, r)| r)
 }
 
 #[cfg(test)]
