@@ -186,30 +186,22 @@ impl UserInfo {
     }
 }
 
-/// The subnet routes the routers serve, each with its servers, to find the routers whose
-/// routes a set of addresses overlaps (a compile asks once per distinct address literal:
-/// testing every router each time was O(literals x routers)).
+/// The subnet routes the routers serve ([`crate::routes::RouteTable`]), indexed to find the
+/// routers whose routes a set of addresses overlaps (a compile asks once per distinct
+/// address literal: testing every router each time was O(literals x routers)).
 #[derive(Debug)]
 pub(crate) struct RouteIndex {
+    routes: crate::routes::RouteTable,
+    /// Over `routes`, in their order.
     finder: crate::routehits::RouteFinder,
-    /// Per route of the finder, the routers serving it.
-    servers: Vec<Vec<NodeId>>,
 }
 
 impl RouteIndex {
     fn new(table: &NodeTable) -> RouteIndex {
-        let mut by_net: std::collections::BTreeMap<IpNet, Vec<NodeId>> = Default::default();
-        for &id in &table.routers {
-            for net in table
-                .get(id)
-                .map_or(&[][..], |n| n.subnet_routes.as_slice())
-            {
-                by_net.entry(net.trunc()).or_default().push(id);
-            }
-        }
-        let (nets, servers): (Vec<IpNet>, Vec<Vec<NodeId>>) = by_net.into_iter().unzip();
+        let routes = crate::routes::RouteTable::new(table);
+        let nets = routes.routes.iter().map(|r| r.net).collect();
         let finder = crate::routehits::RouteFinder::new(nets, &[], &AddrSet::new());
-        RouteIndex { finder, servers }
+        RouteIndex { routes, finder }
     }
 }
 
@@ -565,7 +557,14 @@ impl NodeTable {
         let mut out = self.addressed_in(set);
         let index = self.route_index.get_or_init(|| RouteIndex::new(self));
         for r in index.finder.of_set(set) {
-            out.extend(index.servers.get(r as usize).into_iter().flatten());
+            out.extend(
+                index
+                    .routes
+                    .routes
+                    .get(r as usize)
+                    .into_iter()
+                    .flat_map(|e| &e.servers),
+            );
         }
         out.sort_unstable();
         out.dedup();

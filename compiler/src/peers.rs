@@ -527,7 +527,7 @@ impl PeerIndex {
                 }
             }
         }
-        // The groups' comparisons on every core, each part into a map of its own.
+        // The groups' comparisons on every core, each part into a bit map of its own.
         let groups: Vec<(Combination<'_>, Vec<NodeId>)> = groups.into_iter().collect();
         let parts = crate::par::map_parts(&groups, 8, |part| {
             let mut mine = vec![0u64; words];

@@ -197,6 +197,19 @@ mod tests {
         )
     }
 
+    /// The routes found for `set` among `nets` (distinct prefixes), from the set's ranges and
+    /// whichever way the finder picks, against each route's own test.
+    fn check_set(nets: Vec<IpNet>, set: &AddrSet) -> Result<(), TestCaseError> {
+        let expected: Vec<u32> = (0..nets.len())
+            .filter(|&r| set.overlaps_net(&nets[r]))
+            .map(|r| r as u32)
+            .collect();
+        let finder = RouteFinder::new(nets, &[], &AddrSet::new());
+        prop_assert_eq!(finder.by_ranges(set), expected.clone());
+        prop_assert_eq!(finder.of_set(set), expected);
+        Ok(())
+    }
+
     proptest! {
         /// Differential: the routes found from a set's side are those each route's own test
         /// finds, whichever way the finder goes.
@@ -211,13 +224,7 @@ mod tests {
                 let last = Ipv4Addr::from((0x0a00_0000 | u32::from(start)).saturating_add(u32::from(span)).min(0x0a00_00ff));
                 (true, AddrSet::from_range(first.into(), last.into()))
             }).collect::<Vec<_>>().iter().map(|(add, s)| (*add, s)));
-            let finder = RouteFinder::new(nets.clone(), &vec![Vec::new(); nets.len()], &AddrSet::new());
-            let expected: Vec<u32> = (0..nets.len())
-                .filter(|&r| set.overlaps_net(&nets[r]))
-                .map(|r| r as u32)
-                .collect();
-            prop_assert_eq!(finder.by_ranges(&set), expected.clone());
-            prop_assert_eq!(finder.of_set(&set), expected);
+            check_set(nets, &set)?;
         }
 
         /// The same for IPv6 prefixes nesting inside one /120.
@@ -245,13 +252,7 @@ mod tests {
                 })
                 .collect();
             let set = AddrSet::from_steps(pieces.iter().map(|p| (true, p)));
-            let finder = RouteFinder::new(nets.clone(), &vec![Vec::new(); nets.len()], &AddrSet::new());
-            let expected: Vec<u32> = (0..nets.len())
-                .filter(|&r| set.overlaps_net(&nets[r]))
-                .map(|r| r as u32)
-                .collect();
-            prop_assert_eq!(finder.by_ranges(&set), expected.clone());
-            prop_assert_eq!(finder.of_set(&set), expected);
+            check_set(nets, &set)?;
         }
 
         /// Differential: the routes a node list overlaps, from the nodes' side or from the

@@ -941,6 +941,7 @@ impl Narrow<'_> {
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
         for (node, old_name) in &self.nodes {
+            let new_name = names.get(node);
             // The node's side before and after, on two cores.
             let (before, after) = crate::par::join(
                 || {
@@ -948,11 +949,7 @@ impl Narrow<'_> {
                         .as_deref()
                         .map(|name| Dependents::of(old, name, &self.old.ids))
                 },
-                || {
-                    names
-                        .get(node)
-                        .map(|name| Dependents::of(compiled, name, ids))
-                },
+                || new_name.map(|name| Dependents::of(compiled, name, ids)),
             );
             let (mut was_peer, mut is_peer) = (IdSet::default(), IdSet::default());
             let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
@@ -966,7 +963,7 @@ impl Narrow<'_> {
             bases.remove(node);
             out.remove(node);
             stale.remove(node);
-            if let (Some(after), Some(name)) = (after, names.get(node)) {
+            if let (Some(after), Some(name)) = (after, new_name) {
                 let after = after?;
                 is_peer = after.peers;
                 ssh_touched.extend(after.ssh);
