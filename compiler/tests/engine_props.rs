@@ -265,6 +265,7 @@ fn check(
     roles: Vec<u32>,
     events: Vec<[u32; 8]>,
     stored: bool,
+    sizes: &[usize],
 ) -> Result<(), TestCaseError> {
     let Some(policy) = parse_policy(&policy_text(&policy_seed)) else {
         return Ok(());
@@ -298,16 +299,34 @@ fn check(
     let Ok(engine) = Engine::new(policy, state, EngineOptions::with_approvals(mode)) else {
         return Ok(());
     };
-    verify(engine, events.iter().filter_map(event))
+    let events: Vec<Event> = events.iter().filter_map(event).collect();
+    let mut batches = Vec::new();
+    let mut rest = events.as_slice();
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, tail) = rest.split_at(size.clamp(1, rest.len()));
+        batches.push(batch.to_vec());
+        rest = tail;
+    }
+    verify(engine, batches.into_iter())
 }
 
-/// Apply `events` one by one, checking the engine against a fresh engine after each.
-fn verify(mut engine: Engine, events: impl Iterator<Item = Event>) -> Result<(), TestCaseError> {
+/// Apply `batches` one by one (a batch of one event through [`Engine::apply`], larger ones
+/// through [`Engine::apply_batch`]), checking the engine against a fresh engine after each.
+fn verify(
+    mut engine: Engine,
+    batches: impl Iterator<Item = Vec<Event>>,
+) -> Result<(), TestCaseError> {
     let mut before = outputs(&reference(&engine));
     prop_assert_eq!(&outputs(&engine), &before);
-    for event in events {
+    for event in batches {
         let state_before = engine.state();
-        let result = engine.apply(event.clone());
+        let result = match event.as_slice() {
+            [one] => engine.apply(one.clone()),
+            _ => engine.apply_batch(event.clone()).map_err(|e| e.error),
+        };
         let fresh = reference(&engine);
         let after = outputs(&fresh);
         prop_assert_eq!(&outputs(&engine), &after, "state after {:?}", event);
@@ -380,7 +399,19 @@ proptest! {
         events in prop::collection::vec(any::<[u32; 8]>(), 1..12),
         stored in any::<bool>(),
     ) {
-        check(policy_seed, nodes, roles, events, stored)?;
+        check(policy_seed, nodes, roles, events, stored, &[1])?;
+    }
+
+    #[test]
+    fn batches_match_full_recompile(
+        policy_seed in prop::collection::vec(any::<u32>(), 26),
+        nodes in prop::collection::vec(any::<[u32; 6]>(), 1..7),
+        roles in prop::collection::vec(0u32..4, 4),
+        events in prop::collection::vec(any::<[u32; 8]>(), 2..16),
+        stored in any::<bool>(),
+        sizes in prop::collection::vec(1usize..6, 1..4),
+    ) {
+        check(policy_seed, nodes, roles, events, stored, &sizes)?;
     }
 }
 
@@ -401,7 +432,7 @@ fn property_test_applies_events() {
         any::<bool>(),
     );
     runner
-        .run(&strategy, |(p, n, r, e, s)| check(p, n, r, e, s))
+        .run(&strategy, |(p, n, r, e, s)| check(p, n, r, e, s, &[1]))
         .unwrap();
     let applied = APPLIED.load(std::sync::atomic::Ordering::Relaxed) - before;
     let nonempty = NONEMPTY.load(std::sync::atomic::Ordering::Relaxed);
@@ -531,7 +562,7 @@ fn verify_on<const N: usize>(policy: Arc<Policy>, nodes: Vec<NodeRecord>, events
         services: Vec::new(),
     };
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
-    verify(engine, events.into_iter()).unwrap();
+    verify(engine, events.into_iter().map(|e| vec![e])).unwrap();
 }
 
 /// A policy edit that adds a rule at the top whose sources already have a later rule: that
@@ -902,7 +933,8 @@ fn services_in_the_engine() {
             Event::UpsertNode(tagged(4, "tag:web")),
             Event::UpsertNode(both.clone()),
         ]
-        .into_iter(),
+        .into_iter()
+        .map(|e| vec![e]),
     )
     .unwrap();
     // The only host renamed: its entry in the viewer's peers carries the service's address,
@@ -921,7 +953,9 @@ fn services_in_the_engine() {
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     verify(
         engine,
-        [Event::UpsertNode(renamed), Event::UpsertNode(viewer)].into_iter(),
+        [Event::UpsertNode(renamed), Event::UpsertNode(viewer)]
+            .into_iter()
+            .map(|e| vec![e]),
     )
     .unwrap();
 }

@@ -85,6 +85,32 @@ impl fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
+/// Why a batch ([`Engine::apply_batch`]) was refused; the engine's state is then unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchError {
+    /// The position in the batch of the event refused; `None` when the state after the last
+    /// event was (an invalid tailnet).
+    pub event: Option<usize>,
+    /// Why.
+    pub error: EngineError,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.event {
+            Some(i) => write!(f, "event {i} of the batch: {}", self.error),
+            None => write!(f, "after the batch: {}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// The tailnet and its compiled policy at one point of the event stream. Immutable; share it
 /// between threads (`Send + Sync`).
 #[derive(Debug)]
@@ -281,101 +307,42 @@ impl Engine {
 
     /// Apply `event` and say which nodes' maps changed. A refused event changes nothing.
     pub fn apply(&mut self, event: Event) -> Result<ChangeSet, EngineError> {
+        self.apply_batch([event]).map_err(|e| e.error)
+    }
+
+    /// Apply `events` in order as one change: one compile, and one change set, the nodes whose
+    /// map differs between before the first event and after the last (a node changed and
+    /// changed back is not in it). A server that receives events faster than it compiles
+    /// (a burst of devices joining) applies what queued up as one batch.
+    ///
+    /// The batch is atomic: when an event is refused (it names an unknown node or user), or
+    /// the tailnet after the last event is not valid (two nodes with one name or address),
+    /// nothing of the batch is applied. Only the state after the last event is validated, so
+    /// a batch can swap two nodes' names or addresses. In [`ApprovalMode::Stored`], what
+    /// `autoApprovers` approves is stored once, for the state after the last event.
+    pub fn apply_batch(
+        &mut self,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<ChangeSet, BatchError> {
         let mut undo = Vec::new();
-        let changed = self.inputs.mutate(event, &mut undo)?;
-        if !changed {
-            return Ok(ChangeSet::default());
+        let mut changed = false;
+        for (index, event) in events.into_iter().enumerate() {
+            match self.inputs.mutate(event, &mut undo) {
+                Ok(c) => changed |= c,
+                Err(error) => {
+                    self.inputs.undo(undo);
+                    return Err(BatchError {
+                        event: Some(index),
+                        error,
+                    });
+                }
+            }
         }
-        if self.output_unchanged(&undo) {
+        if !changed || self.output_unchanged(&undo) {
             return Ok(ChangeSet::default());
         }
         let version = self.current.version + 1;
-        // One node without routes joined, left or changed: only it and the nodes naming it
-        // need new fingerprints. A policy replaced: only the nodes a changed rule reaches.
-        // A Service's host serves its addresses as routes.
-        let hosts: HashSet<u64> = self
-            .inputs
-            .services
-            .values()
-            .flat_map(|s| s.hosts.iter().copied())
-            .collect();
-        let serves_nothing =
-            |n: &NodeRecord| n.advertised_routes.is_empty() && !hosts.contains(&n.id);
-        let routeless = |n: Option<&NodeRecord>| n.is_none_or(serves_nothing);
-        // Only a node's routes (advertised, approved) or online flag changed.
-        let only_routes = |before: &NodeRecord, after: &NodeRecord| {
-            NodeRecord {
-                advertised_routes: after.advertised_routes.clone(),
-                approved_routes: after.approved_routes.clone(),
-                online: after.online,
-                ..before.clone()
-            } == *after
-        };
-        let mut scope = match undo.as_slice() {
-            [Undo::Node(id, before)]
-                if routeless(before.as_ref()) && routeless(self.inputs.nodes.get(id)) =>
-            {
-                Scope::Node(Narrow {
-                    old: &self.current,
-                    nodes: vec![(*id, before.as_ref().map(|b| b.name.clone()))],
-                })
-            }
-            // A user's login, roles or synced groups: its devices' selectors moved (as if each
-            // device changed), provided none serves a route (approvals may move). A new user
-            // has no device yet: nothing any map shows moved.
-            [Undo::User(user, _)]
-                if self
-                    .inputs
-                    .nodes
-                    .values()
-                    .filter(|n| n.user == Some(*user))
-                    .all(serves_nothing) =>
-            {
-                Scope::Node(Narrow {
-                    old: &self.current,
-                    nodes: self
-                        .inputs
-                        .nodes
-                        .values()
-                        .filter(|n| n.user == Some(*user))
-                        .map(|n| (n.id, Some(n.name.clone())))
-                        .collect(),
-                })
-            }
-            // A user removed with their devices, none serving a route: the devices leave
-            // together (the user's own selectors named only them).
-            [Undo::User(user, Some(_)), devices @ ..]
-                if !self.inputs.users.contains_key(user)
-                    && devices
-                        .iter()
-                        .all(|u| matches!(u, Undo::Node(_, Some(n)) if serves_nothing(n))) =>
-            {
-                Scope::Node(Narrow {
-                    old: &self.current,
-                    nodes: devices
-                        .iter()
-                        .filter_map(|u| match u {
-                            Undo::Node(id, Some(n)) => Some((*id, Some(n.name.clone()))),
-                            _ => None,
-                        })
-                        .collect(),
-                })
-            }
-            [Undo::Node(id, Some(before))]
-                if self
-                    .inputs
-                    .nodes
-                    .get(id)
-                    .is_some_and(|after| only_routes(before, after)) =>
-            {
-                Scope::Routes(RouteNarrow {
-                    old: &self.current,
-                    node: *id,
-                })
-            }
-            [Undo::Policy(_)] => Scope::Policy(&self.current),
-            _ => Scope::Everything,
-        };
+        let mut scope = scope(&self.inputs, &self.current, &undo);
         let result = self.inputs.store_approvals().and_then(|stored| {
             let keeps = |id: &u64| match &scope {
                 Scope::Node(n) => n.nodes.iter().any(|(node, _)| node == id),
@@ -401,7 +368,7 @@ impl Engine {
             }
             Err(error) => {
                 self.inputs.undo(undo);
-                Err(error)
+                Err(BatchError { event: None, error })
             }
         }
     }
@@ -708,6 +675,105 @@ impl Inputs {
         };
         Ok((snapshot, prints.changed))
     }
+}
+
+/// How far the changes `undo` records can reach. Nodes that serve no route (before and
+/// after), users whose devices serve none: only those nodes and the nodes naming them
+/// need new fingerprints (a user's login, roles or synced groups move its devices'
+/// selectors, as if each device changed; a new user has no device yet). One node's routes
+/// or online flag: the servers of its routes. The policy alone: the nodes a changed rule
+/// reaches. A Service's host serves its addresses as routes.
+fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -> Scope<'a> {
+    // Only a node's routes (advertised, approved) or online flag changed.
+    let only_routes = |before: &NodeRecord, after: &NodeRecord| {
+        NodeRecord {
+            advertised_routes: after.advertised_routes.clone(),
+            approved_routes: after.approved_routes.clone(),
+            online: after.online,
+            ..before.clone()
+        } == *after
+    };
+    if let Some(nodes) = routeless_nodes(inputs, current, undo) {
+        return Scope::Node(Narrow {
+            old: current,
+            nodes,
+        });
+    }
+    match undo {
+        [Undo::Node(id, Some(before))]
+            if inputs
+                .nodes
+                .get(id)
+                .is_some_and(|after| only_routes(before, after)) =>
+        {
+            Scope::Routes(RouteNarrow {
+                old: current,
+                node: *id,
+            })
+        }
+        [Undo::Policy(_)] => Scope::Policy(current),
+        _ => Scope::Everything,
+    }
+}
+
+/// The nodes `undo`'s changes moved, each with its name before them, when every change is
+/// to a node or a user and none of those nodes serves a route before or after; `None`
+/// otherwise.
+fn routeless_nodes(
+    inputs: &Inputs,
+    current: &Snapshot,
+    undo: &[Undo],
+) -> Option<Vec<(u64, Option<String>)>> {
+    if undo
+        .iter()
+        .any(|u| !matches!(u, Undo::Node(..) | Undo::User(..)))
+    {
+        return None;
+    }
+    let hosts: HashSet<u64> = inputs
+        .services
+        .values()
+        .flat_map(|s| s.hosts.iter().copied())
+        .collect();
+    let serves_nothing = |n: &NodeRecord| n.advertised_routes.is_empty() && !hosts.contains(&n.id);
+    let users: HashSet<u64> = undo
+        .iter()
+        .filter_map(|u| match u {
+            Undo::User(id, _) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let mut ids: Vec<u64> = Vec::new();
+    for u in undo {
+        if let Undo::Node(id, before) = u {
+            if !before.as_ref().is_none_or(serves_nothing) {
+                return None;
+            }
+            ids.push(*id);
+        }
+    }
+    // A changed user's devices (a removed user's left with it: their records are in
+    // `undo`).
+    if !users.is_empty() {
+        ids.extend(
+            inputs
+                .nodes
+                .values()
+                .filter(|n| n.user.is_some_and(|u| users.contains(&u)))
+                .map(|n| n.id),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut nodes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !inputs.nodes.get(&id).is_none_or(serves_nothing) {
+            return None;
+        }
+        let before = current.names.get(&id).map(|n| n.to_string());
+        nodes.push((id, before));
+    }
+    Some(nodes)
 }
 
 /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
