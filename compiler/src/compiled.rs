@@ -868,38 +868,25 @@ impl Compiled {
             .collect()
     }
 
-    /// The nodes whose SSH rules have node `name` as a source, by name (none for an unknown
-    /// node); `None` when that may be any node.
-    pub(crate) fn ssh_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
-        let Some(id) = self.table.id(name) else {
-            return Some(Vec::new());
-        };
-        Some(
-            self.ssh
-                .naming_source(&self.table, id)?
-                .into_iter()
-                .filter_map(|i| self.table.get(i))
-                .map(|n| n.name.clone())
-                .collect(),
-        )
+    /// The nodes whose SSH rules have node `id` as a source; `None` when that may be any
+    /// node.
+    pub(crate) fn ssh_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
+        self.ssh.naming_source(&self.table, id)
     }
 
-    /// The nodes whose packet filter may change when node `name` (serving no route) joins,
-    /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]), by name; `None` when
-    /// that may be every node.
-    pub(crate) fn filter_dependents(&self, name: &str) -> Option<Vec<std::sync::Arc<str>>> {
-        let Some(id) = self.table.id(name) else {
-            return Some(Vec::new());
-        };
+    /// The nodes whose packet filter may change when node `id` (serving no route) joins,
+    /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]); `None` when that may
+    /// be every node.
+    pub(crate) fn filter_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
         let peers = || crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
-        Some(
-            self.lowered
-                .filter_dependents(&self.table, id, peers)?
-                .into_iter()
-                .filter_map(|i| self.table.get(i))
-                .map(|n| n.name.clone())
-                .collect(),
-        )
+        self.lowered.filter_dependents(&self.table, id, peers)
+    }
+
+    /// Node ids of `old` (a compile of another node table) translated to this compile's, by
+    /// name; `u32::MAX` for a node this compile does not have. O(nodes): both tables are
+    /// sorted by name.
+    pub(crate) fn ids_from(&self, old: &Compiled) -> Vec<u32> {
+        crate::nodes::translate_ids(&old.table, &self.table)
     }
 
     /// Whether two compiles merge network rules the same way
@@ -953,7 +940,11 @@ impl Compiled {
 
     /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
     pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 4]> {
-        let id = self.table.id(name)?;
+        self.peer_base_at(self.table.id(name)?)
+    }
+
+    /// Node `id`'s [`PeerBases`] entry.
+    pub(crate) fn peer_base_at(&self, id: NodeId) -> Option<[u64; 4]> {
         Some(self.base_of(id, self.table.get(id)?))
     }
 
@@ -988,14 +979,6 @@ impl Compiled {
     /// The id of node `name` in this compile.
     pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
         self.table.id(name)
-    }
-
-    /// The families node `name` has no address of ([`Compiled::families_missing`]): the
-    /// column of [`PeerBases`] it reads.
-    pub(crate) fn missing_families(&self, name: &str) -> usize {
-        self.table
-            .id(name)
-            .map_or(0, |id| usize::from(self.families_missing(id)))
     }
 
     /// The filter part of node `name`'s fingerprint.

@@ -595,6 +595,24 @@ pub(crate) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
+/// Node ids of table `old` translated to those of `new` by name, `u32::MAX` for a node `new`
+/// does not have: one merge walk, as both tables are sorted by name.
+pub(crate) fn translate_ids(old: &NodeTable, new: &NodeTable) -> Vec<u32> {
+    let mut to_new = vec![u32::MAX; old.nodes.len()];
+    let mut j = 0;
+    for (i, a) in old.nodes.iter().enumerate() {
+        while new.nodes.get(j).is_some_and(|b| b.name < a.name) {
+            j += 1;
+        }
+        if new.nodes.get(j).is_some_and(|b| b.name == a.name) {
+            if let Some(slot) = to_new.get_mut(i) {
+                *slot = index(j);
+            }
+        }
+    }
+    to_new
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

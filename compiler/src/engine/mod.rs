@@ -963,10 +963,6 @@ fn policy_fingerprints(
     })
 }
 
-/// A changed node's peers before and after, and its entry in its peers' part before and
-/// after ([`Narrow::fingerprints`]).
-type Side = (u64, IdSet, IdSet, [u64; 4], [u64; 4]);
-
 /// A change to nodes without routes (the policy unchanged): one node's record, or one
 /// user's (its devices' selectors moved).
 struct Narrow<'a> {
@@ -998,50 +994,95 @@ impl Narrow<'_> {
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
         }
-        let changed_ids: IdSet = self.nodes.iter().map(|(id, _)| *id).collect();
-        // Per changed node: its peers before and after, and its peers' entry before and after.
-        let mut sides: Vec<Side> = Vec::new();
-        let (mut ssh_touched, mut filter_touched) = (HashSet::new(), HashSet::new());
+        let (n, words) = (compiled.table().len(), compiled.table().len().div_ceil(64));
+        // Each changed node's id before (in the old compile) and after.
+        let mut ends: Vec<(u64, Option<NodeId>, Option<NodeId>)> = Vec::new();
+        for (node, old_name) in &self.nodes {
+            let before = match old_name {
+                Some(name) => Some(old.id_of(name)?),
+                None => None,
+            };
+            let after = match names.get(node) {
+                Some(name) => Some(compiled.id_of(name)?),
+                None => None,
+            };
+            ends.push((*node, before, after));
+        }
+        // Their dependents before and after, on every core.
+        let work: Vec<(bool, NodeId)> = ends
+            .iter()
+            .flat_map(|&(_, b, a)| {
+                let before = b.map(|b| (false, b));
+                before.into_iter().chain(a.map(|a| (true, a)))
+            })
+            .collect();
+        let mut deps = crate::par::map_parts(&work, 2, |part| {
+            part.iter()
+                .map(|&(after, id)| Dependents::at(if after { compiled } else { old }, id))
+                .collect()
+        })
+        .into_iter();
+        // Old node ids translated to new ones by name (an unchanged node keeps its name).
+        let to_new = compiled.ids_from(old);
+        let translate = |i: NodeId| {
+            let j = *to_new.get(i.index())?;
+            (j != u32::MAX).then(|| NodeId::new(j as usize))
+        };
+        let mut changed_new = vec![0u64; words];
+        for &(_, _, after) in &ends {
+            if let Some(a) = after {
+                crate::peers::set_bit(&mut changed_new, a);
+            }
+        }
+        // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
+        // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
+        // was, added as it is).
+        let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
+        let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
+        let column = |v: NodeId| usize::from(compiled.families_missing(v));
         let mut bases = self.old.bases.clone();
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
-        for (node, old_name) in &self.nodes {
-            let new_name = names.get(node);
-            // The node's side before and after, on two cores.
-            let (before, after) = crate::par::join(
-                || {
-                    old_name
-                        .as_deref()
-                        .map(|name| Dependents::of(old, name, &self.old.ids))
-                },
-                || new_name.map(|name| Dependents::of(compiled, name, ids)),
-            );
-            let (mut was_peer, mut is_peer) = (IdSet::default(), IdSet::default());
-            let (mut base_before, mut base_after) = ([0; 4], [0; 4]);
-            if let Some(before) = before {
-                let before = before?;
-                was_peer = before.peers;
-                ssh_touched.extend(before.ssh);
-                filter_touched.extend(before.filter);
-                base_before = before.base;
+        for &(node, before, after) in &ends {
+            bases.remove(&node);
+            out.remove(&node);
+            stale.remove(&node);
+            if before.is_some() {
+                let d = deps.next()??;
+                for v in d.ssh.into_iter().filter_map(translate) {
+                    crate::peers::set_bit(&mut ssh_bits, v);
+                }
+                for v in d.filter.into_iter().filter_map(translate) {
+                    crate::peers::set_bit(&mut filter_bits, v);
+                }
+                for v in crate::peers::iter_bits(&d.peers).filter_map(translate) {
+                    let sum = patch.get_mut(v.index())?;
+                    *sum = sum.wrapping_sub(d.base.get(column(v)).copied().unwrap_or(0));
+                    crate::peers::set_bit(&mut patched, v);
+                }
             }
-            bases.remove(node);
-            out.remove(node);
-            stale.remove(node);
-            if let (Some(after), Some(name)) = (after, new_name) {
-                let after = after?;
-                is_peer = after.peers;
-                ssh_touched.extend(after.ssh);
-                filter_touched.extend(after.filter);
-                base_after = after.base;
-                bases.insert(*node, base_after);
-                present.insert(*node, name.clone());
+            if after.is_some() {
+                let d = deps.next()??;
+                for &v in &d.ssh {
+                    crate::peers::set_bit(&mut ssh_bits, v);
+                }
+                for &v in &d.filter {
+                    crate::peers::set_bit(&mut filter_bits, v);
+                }
+                for v in crate::peers::iter_bits(&d.peers) {
+                    let sum = patch.get_mut(v.index())?;
+                    *sum = sum.wrapping_add(d.base.get(column(v)).copied().unwrap_or(0));
+                    crate::peers::set_bit(&mut patched, v);
+                }
+                bases.insert(node, d.base);
+                present.insert(node, names.get(&node)?.clone());
             }
-            sides.push((*node, was_peer, is_peer, base_before, base_after));
         }
-        ssh_touched.retain(|id| !changed_ids.contains(id));
-        filter_touched.retain(|id| !changed_ids.contains(id));
+        let stable = |v: NodeId| -> Option<(u64, &Arc<str>)> {
+            let name = compiled.name_of(v)?;
+            Some((*ids.get(name)?, name))
+        };
         let by_node = bases_by_node(compiled, ids, &bases);
         out.extend(fingerprints(compiled, &present, &by_node));
         let old_names: Vec<&str> = self
@@ -1055,13 +1096,20 @@ impl Narrow<'_> {
         if let Some(moves) = &moves {
             // A list that became (or stopped being) some user's devices moves that user's
             // self rule to another slot, on devices the node's items do not reach.
-            filter_touched.extend(stable_ids(compiled.self_claimants(moves), ids));
-            filter_touched.retain(|id| !changed_ids.contains(id));
+            for name in compiled.self_claimants(moves) {
+                if let Some(v) = compiled.id_of(&name) {
+                    crate::peers::set_bit(&mut filter_bits, v);
+                }
+            }
         }
-        let touched: Vec<(u64, &Arc<str>)> = filter_touched
-            .iter()
-            .filter_map(|&id| Some((id, names.get(&id)?)))
-            .collect();
+        // The changed nodes were fingerprinted in full.
+        let unchanged = |bits: &[u64]| -> Vec<(u64, &Arc<str>)> {
+            crate::peers::iter_bits(bits)
+                .filter(|&v| !crate::peers::bit(&changed_new, v))
+                .filter_map(stable)
+                .collect()
+        };
+        let touched = unchanged(&filter_bits);
         let mut changed = IdSet::default();
         decide_filters(
             (compiled, old),
@@ -1069,33 +1117,23 @@ impl Narrow<'_> {
             &touched,
             (&mut out, &mut stale, &mut changed),
         )?;
-        let ssh_again: Vec<(u64, &Arc<str>)> = ssh_touched
-            .iter()
-            .filter_map(|&id| Some((id, names.get(&id)?)))
-            .collect();
+        let ssh_again = unchanged(&ssh_bits);
         for (id, ssh) in part_fingerprints(&ssh_again, |name, cache| {
             compiled.ssh_fingerprint(name, cache)
         }) {
             out.get_mut(&id)?.ssh = ssh;
         }
-        for (_, was_peer, is_peer, base_before, base_after) in &sides {
-            for &id in was_peer.union(is_peer) {
-                if changed_ids.contains(&id) {
-                    continue;
-                }
-                let Some(name) = names.get(&id) else {
-                    continue;
-                };
-                let fp = out.get_mut(&id)?;
-                let column = compiled.missing_families(name);
-                let pick = |b: &[u64; 4]| b.get(column).copied().unwrap_or(0);
-                if was_peer.contains(&id) {
-                    fp.peers = fp.peers.wrapping_sub(pick(base_before));
-                }
-                if is_peer.contains(&id) {
-                    fp.peers = fp.peers.wrapping_add(pick(base_after));
-                }
+        for v in crate::peers::iter_bits(&patched) {
+            if crate::peers::bit(&changed_new, v) {
+                continue;
             }
+            let Some((id, _)) = stable(v) else {
+                continue;
+            };
+            let fp = out.get_mut(&id)?;
+            fp.peers = fp
+                .peers
+                .wrapping_add(patch.get(v.index()).copied().unwrap_or(0));
         }
         Some(Prints {
             fingerprints: out,
@@ -1106,24 +1144,24 @@ impl Narrow<'_> {
     }
 }
 
-/// What a changed node's map reaches in one compile: its peers, the nodes whose SSH rules or
-/// packet filter may name it (stable ids), and its entry in its peers' fingerprints.
+/// What a changed node's map reaches in one compile (that compile's node ids): its peers (one
+/// bit per node), the nodes whose SSH rules or packet filter may name it, and its entry in its
+/// peers' fingerprints.
 struct Dependents {
-    peers: IdSet,
-    ssh: IdSet,
-    filter: IdSet,
+    peers: Vec<u64>,
+    ssh: Vec<NodeId>,
+    filter: Vec<NodeId>,
     base: [u64; 4],
 }
 
 impl Dependents {
-    /// Node `name`'s dependents in `compiled` (ids through `ids`); `None` when they cannot be
-    /// bounded.
-    fn of(compiled: &Compiled, name: &str, ids: &IdsByName) -> Option<Dependents> {
+    /// Node `id`'s dependents in `compiled`; `None` when they cannot be bounded.
+    fn at(compiled: &Compiled, id: NodeId) -> Option<Dependents> {
         Some(Dependents {
-            peers: stable_ids(compiled.peer_names(name), ids),
-            ssh: stable_ids(compiled.ssh_dependents(name)?, ids),
-            filter: stable_ids(compiled.filter_dependents(name)?, ids),
-            base: compiled.peer_base(name)?,
+            peers: compiled.peer_bits_at(id),
+            ssh: compiled.ssh_dependents_at(id)?,
+            filter: compiled.filter_dependents_at(id)?,
+            base: compiled.peer_base_at(id)?,
         })
     }
 }

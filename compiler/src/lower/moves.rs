@@ -76,20 +76,8 @@ struct Translate {
 
 impl Translate {
     fn new(old: &NodeTable, new: &NodeTable, node: ChangedNode) -> Translate {
-        let mut to_new = vec![u32::MAX; old.nodes.len()];
-        let mut j = 0;
-        for (i, a) in old.nodes.iter().enumerate() {
-            while new.nodes.get(j).is_some_and(|b| b.name < a.name) {
-                j += 1;
-            }
-            if new.nodes.get(j).is_some_and(|b| b.name == a.name) {
-                if let Some(slot) = to_new.get_mut(i) {
-                    *slot = crate::nodes::index(j);
-                }
-            }
-        }
         Translate {
-            to_new,
+            to_new: crate::nodes::translate_ids(old, new),
             node,
             memo: HashMap::new(),
         }
