@@ -314,6 +314,9 @@ codes! {
     UndefinedRecorderTag = "undefined_recorder_tag",
         "A `tailscale.com/cap/kubernetes` `recorders` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",
         Policy(r#"{"tagOwners": {"tag:k8s": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:rec"]}]}}]}"#);
+    UnverifiedCapability = "unverified_capability",
+        "A `tailscale.com` capability aclc does not know in a grant's `app`; accepted, aclc cannot verify it (Tailscale refuses the ones it does not grant, and adds grantable ones over time).",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/future-thing": [{}]}}]}"#);
     UnverifiedNodeAttr = "unverified_node_attr",
         "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);

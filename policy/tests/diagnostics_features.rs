@@ -107,6 +107,27 @@ fn tailscale_node_attributes_are_not_grant_capabilities() {
         ),
         ["aclc::invalid_capability"]
     );
+    // A grantable capability added after the captures (real GitOps-applied policies grant it).
+    assert!(codes(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/databases": [{}]}}]}"#
+    )
+    .is_empty());
+    // Captured refusals stay errors; an unknown tailscale.com capability is accepted, with a
+    // warning (Tailscale adds grantable ones over time).
+    for refused in ["funnel", "ingress", "relay-target"] {
+        assert_eq!(
+            codes(&format!(
+                r#"{{"grants": [{{"src": ["*"], "dst": ["*"], "app": {{"tailscale.com/cap/{refused}": [{{}}]}}}}]}}"#
+            )),
+            ["aclc::invalid_capability"]
+        );
+    }
+    expect_warning(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/future-thing": [{}]}}]}"#,
+        "aclc::unverified_capability",
+        r#"aclc does not know the capability "tailscale.com/cap/future-thing": Tailscale refuses the tailscale.com capabilities it does not grant, and aclc cannot verify this one"#,
+        "tailscale.com/cap/future-thing",
+    );
     // An unknown tailscale.com node attribute is accepted, with a warning.
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#,

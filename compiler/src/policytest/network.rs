@@ -143,7 +143,19 @@ fn run_test(
     for (entry, expected) in entries {
         let dst_text = entry.value.trim();
         let subject = format!("{src_text} -> {dst_text} ({proto_name})");
-        let outcome = destination(endpoints, dst_text).map(|(devices, port)| match &sources {
+        // ICMP has no ports: a dst without one is evaluated on its addresses (as port 0).
+        let icmp = protos.iter().all(|p| matches!(p, 1 | 58));
+        let mut portless = false;
+        let outcome = match destination(endpoints, dst_text) {
+            Err(TestError::InvalidDestination(why)) if icmp && why.ends_with(NO_PORT) => {
+                portless = true;
+                endpoints
+                    .resolve(dst_text, Side::Destination)
+                    .map(|devices| (devices, 0))
+            }
+            other => other,
+        };
+        let outcome = outcome.map(|(devices, port)| match &sources {
             Some(sources) => {
                 let posture = Posture {
                     index: endpoints.index(),
@@ -162,6 +174,13 @@ fn run_test(
             expected,
             outcome,
         );
+        if portless && result.passed {
+            result.warning = Some(format!(
+                "dst {} has no port: ICMP has none, so aclc evaluated the test on its addresses; \
+                 it cannot verify that Tailscale accepts a dst without a port",
+                quote(dst_text)
+            ));
+        }
         if sources.is_none() && result.passed {
             result.warning = Some(format!(
                 "src {} has no devices in the inventory, so this deny holds vacuously",
@@ -197,17 +216,22 @@ fn has_no_devices(error: &TestError, src_text: &str) -> bool {
     }
 }
 
+/// The end of the message for a test destination without a port.
+const NO_PORT: &str = " has no port: write host:port";
+
 /// A destination entry `host:port`: its devices and the port.
 fn destination(endpoints: &mut Endpoints<'_>, text: &str) -> Result<(Vec<Device>, u16), TestError> {
+    let no_port = || TestError::InvalidDestination(format!("dst {}{NO_PORT}", quote(text)));
     let Some((host, port_text)) = text.rsplit_once(':') else {
-        return Err(TestError::InvalidDestination(format!(
-            "dst {} has no port: write host:port",
-            quote(text)
-        )));
+        return Err(no_port());
     };
+    // `tag:web`, `group:eng`, `autogroup:member`: a selector without its port.
+    if matches!(host, "tag" | "group" | "autogroup" | "svc") {
+        return Err(no_port());
+    }
     let port = port_number(port_text).ok_or_else(|| {
         TestError::InvalidDestination(format!(
-            "dst {}: a test names one port (a number from 1 to 65535), not {}",
+            "dst {}: a test names one port (a number from 0 to 65535), not {}",
             quote(text),
             quote(port_text)
         ))
@@ -220,12 +244,13 @@ fn destination(endpoints: &mut Endpoints<'_>, text: &str) -> Result<(Vec<Device>
     Ok((devices, port))
 }
 
-/// A single port: decimal digits, 1 to 65535.
+/// A single port: decimal digits, 0 to 65535 (0, as in Tailscale's port ranges: an ICMP test
+/// names it for want of a port).
 fn port_number(text: &str) -> Option<u16> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse::<u16>().ok().filter(|&p| p > 0)
+    text.parse::<u16>().ok()
 }
 
 /// The attributes a test assumes for its source devices (`srcPostureAttrs`).
@@ -561,7 +586,7 @@ pub(super) fn explain(
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (an IPv6 address, `tag:web`): the host and the
-/// port, if any. A port that is not a number from 1 to 65535 is an error.
+/// port, if any. A port that is not a number from 0 to 65535 is an error.
 fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
     if text.parse::<IpAddr>().is_ok() {
         return Ok((text, None));
@@ -574,7 +599,7 @@ fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
     }
     let port = port_number(port_text).ok_or_else(|| {
         TestError::InvalidDestination(format!(
-            "dst {}: a port is a number from 1 to 65535, not {}",
+            "dst {}: a port is a number from 0 to 65535, not {}",
             quote(text),
             quote(port_text)
         ))

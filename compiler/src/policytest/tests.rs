@@ -255,7 +255,7 @@ fn deny_from_a_source_without_devices_holds_with_a_warning() {
             format!("PASS newcomer@example.com -> tag:web:80 (tcp/udp): denied {}", vacuous("newcomer@example.com")),
             format!("PASS group:none -> tag:web:80 (tcp): denied {}", vacuous("group:none")),
             format!("PASS tag:empty -> tag:web:80 (tcp/udp): denied {}", vacuous("tag:empty")),
-            "FAIL dave@example.com -> tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 1 to 65535), not \"*\"".to_string(),
+            "FAIL dave@example.com -> tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 0 to 65535), not \"*\"".to_string(),
             "FAIL dave@example.com -> tag:phantom:80 (tcp/udp): tag \"tag:phantom\" is not defined in tagOwners".to_string(),
             "FAIL tests[5]: src \"dave@example.com\" has no devices".to_string(),
             "FAIL tests[6]: group \"group:phantom\" is not defined".to_string(),
@@ -328,15 +328,15 @@ fn malformed_network_destinations() {
     ));
     let bob = "FAIL bob@example.com -> ";
     let expected = [
-        "tag:web (tcp/udp): dst \"tag:web\": a test names one port (a number from 1 to 65535), not \"web\"",
+        "tag:web (tcp/udp): dst \"tag:web\" has no port: write host:port",
         "web-1 (tcp/udp): dst \"web-1\" has no port: write host:port",
-        "tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 1 to 65535), not \"*\"",
-        "tag:web:80,443 (tcp/udp): dst \"tag:web:80,443\": a test names one port (a number from 1 to 65535), not \"80,443\"",
-        "tag:web:80-90 (tcp/udp): dst \"tag:web:80-90\": a test names one port (a number from 1 to 65535), not \"80-90\"",
-        "tag:web:-1 (tcp/udp): dst \"tag:web:-1\": a test names one port (a number from 1 to 65535), not \"-1\"",
-        "tag:web:99999 (tcp/udp): dst \"tag:web:99999\": a test names one port (a number from 1 to 65535), not \"99999\"",
-        "tag:web:0 (tcp/udp): dst \"tag:web:0\": a test names one port (a number from 1 to 65535), not \"0\"",
-        "tag:web:http (tcp/udp): dst \"tag:web:http\": a test names one port (a number from 1 to 65535), not \"http\"",
+        "tag:web:* (tcp/udp): dst \"tag:web:*\": a test names one port (a number from 0 to 65535), not \"*\"",
+        "tag:web:80,443 (tcp/udp): dst \"tag:web:80,443\": a test names one port (a number from 0 to 65535), not \"80,443\"",
+        "tag:web:80-90 (tcp/udp): dst \"tag:web:80-90\": a test names one port (a number from 0 to 65535), not \"80-90\"",
+        "tag:web:-1 (tcp/udp): dst \"tag:web:-1\": a test names one port (a number from 0 to 65535), not \"-1\"",
+        "tag:web:99999 (tcp/udp): dst \"tag:web:99999\": a test names one port (a number from 0 to 65535), not \"99999\"",
+        "tag:web:0 (tcp/udp): expected allowed, got denied",
+        "tag:web:http (tcp/udp): dst \"tag:web:http\": a test names one port (a number from 0 to 65535), not \"http\"",
         "10.0.0.0/8:22 (tcp/udp): dst \"10.0.0.0/8\" is a range of addresses: a test needs a single address",
         "100.64.0.4/32:80 (tcp/udp): dst \"100.64.0.4/32\" is a range of addresses: a test needs a single address",
         "lan:22 (tcp/udp): host \"lan\" stands for the prefix 10.0.0.0/8: a test needs a single address",
@@ -433,7 +433,7 @@ fn malformed_ssh_tests() {
         [
             "FAIL sshTests[0]: the test has no src",
             "FAIL sshTests[1]: src is empty",
-            "FAIL sshTests[2]: the test has no dst",
+            "PASS sshTests[2]: the test has no dst [warning: the test has no dst, so it asserts nothing; aclc cannot verify that Tailscale accepts it]",
             "FAIL sshTests[3]: the test asserts nothing",
             "FAIL sshTests[4]: src \"ghost@example.com\" is not a user of the tailnet",
             "FAIL sshTests[5]: src \"dave@example.com\" has no devices",
@@ -708,4 +708,41 @@ fn shapes_without_an_inventory() {
         ]
     );
     assert!(!report.passed());
+}
+
+#[test]
+fn icmp_tests_without_a_port_or_with_port_zero() {
+    // Real policies applied through GitOps write ICMP tests as `tag:web` or `tag:web:0`.
+    let got = lines(
+        r#""acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:*"]}],
+"tests": [
+  {"src": "bob@example.com", "proto": "icmp", "accept": ["tag:web", "tag:web:0"], "deny": ["tag:prod"]},
+  {"src": "bob@example.com", "proto": "tcp", "accept": ["tag:web", "tag:web:0"]}
+]"#,
+    );
+    let warn = |dst: &str| {
+        format!(
+            " [warning: dst \"{dst}\" has no port: ICMP has none, so aclc evaluated the test on its \
+             addresses; it cannot verify that Tailscale accepts a dst without a port]"
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            format!(
+                "PASS bob@example.com -> tag:web (icmp): allowed (allowed by policy.hujson:4){}",
+                warn("tag:web")
+            ),
+            "PASS bob@example.com -> tag:web:0 (icmp): allowed (allowed by policy.hujson:4)"
+                .to_string(),
+            format!(
+                "PASS bob@example.com -> tag:prod (icmp): denied{}",
+                warn("tag:prod")
+            ),
+            "FAIL bob@example.com -> tag:web (tcp): dst \"tag:web\" has no port: write host:port"
+                .to_string(),
+            "PASS bob@example.com -> tag:web:0 (tcp): allowed (allowed by policy.hujson:4)"
+                .to_string(),
+        ]
+    );
 }

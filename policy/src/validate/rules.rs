@@ -19,6 +19,20 @@ const TAILSCALE_CAPS: &[&str] = &[
     "tailscale.com/cap/golink",
     "tailscale.com/cap/aperture",
     "tailscale.com/cap/pam",
+    "tailscale.com/cap/databases",
+];
+
+/// `tailscale.com` capabilities Tailscale refuses in a grant (captured: `funnel`, `ingress`,
+/// `relay-target`; `drive-sharer` is `relay-target`'s kind, a companion the control plane
+/// derives itself, and the app connectors' attribute is a node attribute as `funnel` is). Any other `tailscale.com` name aclc does not know (other spellings of
+/// these included) is accepted with a warning: Tailscale adds grantable capabilities over
+/// time (`tailscale.com/cap/databases` came after the captures).
+const TAILSCALE_CAPS_REFUSED: &[&str] = &[
+    "tailscale.com/cap/funnel",
+    "tailscale.com/cap/ingress",
+    "tailscale.com/cap/relay-target",
+    "tailscale.com/cap/drive-sharer",
+    crate::lower::APP_CONNECTORS,
 ];
 
 /// The Kubernetes operator's capability, whose values may name session recorders by tag.
@@ -300,6 +314,23 @@ impl Validator<'_> {
                     ),
                 );
             } else if tailscale && grant && !TAILSCALE_CAPS.contains(&name) {
+                if !TAILSCALE_CAPS_REFUSED.contains(&name) {
+                    self.warning(
+                        Code::UnverifiedCapability,
+                        cap.name.span,
+                        format!(
+                            "aclc does not know the capability {}: Tailscale refuses the \
+                             tailscale.com capabilities it does not grant, and aclc cannot verify \
+                             this one",
+                            quote(name)
+                        ),
+                        &format!(
+                            "the tailscale.com capabilities aclc knows a policy may grant: {}",
+                            TAILSCALE_CAPS.join(", ")
+                        ),
+                    );
+                    continue;
+                }
                 self.error(
                     Code::InvalidCapability,
                     cap.name.span,
