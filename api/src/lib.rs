@@ -629,8 +629,12 @@ impl Engine {
     }
 
     fn engine_apply(&mut self, args: server::ApplyArgs) -> Reply {
-        let (handle, event) = args.into_parts();
-        self.running(handle)?.apply(event)
+        let (handle, applied) = args.into_parts()?;
+        let running = self.running(handle)?;
+        match applied {
+            server::Applied::One(event) => running.apply(event),
+            server::Applied::Batch(events) => running.apply_batch(events),
+        }
     }
 
     fn engine_map(&mut self, args: server::MapArgs) -> Reply {

@@ -96,7 +96,12 @@ pub(crate) enum EventJson {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApplyArgs {
     handle: u64,
-    event: EventJson,
+    /// One event.
+    #[serde(default)]
+    event: Option<EventJson>,
+    /// Several, applied as one batch ([`engine::Engine::apply_batch`]).
+    #[serde(default)]
+    events: Option<Vec<EventJson>>,
 }
 
 /// A node by stable id (a number) or by name (a string).
@@ -367,6 +372,52 @@ pub(crate) fn new_engine(args: NewArgs, handle: u64) -> Result<(Running, String)
 impl Running {
     /// `engine_apply`: apply the event, answer its change set. A refused event (or policy)
     /// changes nothing.
+    /// `engine_apply` with `events`: one batch ([`engine::Engine::apply_batch`]), one change
+    /// set. A policy is replaced on its own (its tests are run and a refused one is taken
+    /// back), never inside a batch.
+    pub(crate) fn apply_batch(&mut self, events: Vec<EventJson>) -> Reply {
+        let before = self.engine.snapshot();
+        let mut batch = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            batch.push(match event {
+                EventJson::UpsertNode { node } => Event::UpsertNode(node),
+                EventJson::RemoveNode { node } => Event::RemoveNode(node),
+                EventJson::UpsertUser { user } => Event::UpsertUser(user),
+                EventJson::RemoveUser { user } => Event::RemoveUser(user),
+                EventJson::AdvertiseRoutes { node, routes } => {
+                    Event::AdvertiseRoutes { node, routes }
+                }
+                EventJson::ApproveRoutes { node, routes } => Event::ApproveRoutes { node, routes },
+                EventJson::SetOnline { node, online } => Event::SetOnline { node, online },
+                EventJson::UpsertService { service } => Event::UpsertService(service),
+                EventJson::RemoveService { service } => Event::RemoveService(service),
+                EventJson::ReplacePolicy { .. } => {
+                    return Err(Failure::new(
+                        "bad_request",
+                        format!(
+                            "events[{index}]: replace_policy is applied on its own (\"event\"), \
+                             not in a batch"
+                        ),
+                    ))
+                }
+            });
+        }
+        let changes = self.engine.apply_batch(batch).map_err(|e| {
+            let mut failure = engine_failure(e.error, false);
+            if let Some(index) = e.event {
+                failure.message = format!("events[{index}]: {}", failure.message);
+            }
+            failure
+        })?;
+        let after = self.engine.snapshot();
+        Ok(to_text(&change_set_json(
+            &changes,
+            &before,
+            &after,
+            Vec::new(),
+        )))
+    }
+
     pub(crate) fn apply(&mut self, event: EventJson) -> Reply {
         let before = self.engine.snapshot();
         let mut replaced = None;
@@ -641,9 +692,26 @@ fn json_value<T: Serialize>(value: &T) -> Result<Value, Failure> {
 }
 
 impl ApplyArgs {
-    pub(crate) fn into_parts(self) -> (u64, EventJson) {
-        (self.handle, self.event)
+    /// The handle and the events: `event` or `events`, not both, not neither.
+    pub(crate) fn into_parts(self) -> Result<(u64, Applied), Failure> {
+        let applied =
+            match (self.event, self.events) {
+                (Some(event), None) => Applied::One(event),
+                (None, Some(events)) => Applied::Batch(events),
+                _ => return Err(Failure::new(
+                    "bad_request",
+                    "engine_apply takes \"event\" (one event) or \"events\" (a batch), not both \
+                     or neither",
+                )),
+            };
+        Ok((self.handle, applied))
     }
+}
+
+/// What an `engine_apply` request applies.
+pub(crate) enum Applied {
+    One(EventJson),
+    Batch(Vec<EventJson>),
 }
 
 impl MapArgs {

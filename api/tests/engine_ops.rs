@@ -561,3 +561,79 @@ fn a_refused_policy_stores_no_approval() {
     );
     assert!(laptop(&mut api).contains("10.0.0.0/16"));
 }
+
+#[test]
+fn a_batch_is_one_change() {
+    let inventory_text = example("inventory.json");
+    let policy_text = example("policy.hujson");
+    let inventory = Inventory::from_json(&inventory_text).unwrap();
+    let mut direct = engine::Engine::new(
+        Arc::new(parse(&policy_text, &inventory)),
+        engine::TailnetState::from_inventory(&inventory),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let mut api = Engine::new();
+    let handle = started(&mut api);
+    let dave = node(100, "dave-laptop", Some(2), &[], 1);
+    let erin = node(101, "erin-web", None, &["tag:web"], 2);
+    let events = json!([
+        {"type": "upsert_node", "node": serde_json::to_value(&dave).unwrap()},
+        {"type": "upsert_node", "node": serde_json::to_value(&erin).unwrap()},
+        {"type": "remove_node", "node": 100},
+    ]);
+    let before = direct.snapshot();
+    let changes = direct
+        .apply_batch([
+            Event::UpsertNode(dave.clone()),
+            Event::UpsertNode(erin),
+            Event::RemoveNode(100),
+        ])
+        .unwrap();
+    let after = direct.snapshot();
+    let got = call(
+        &mut api,
+        json!({"version": 1, "op": "engine_apply", "handle": handle, "events": events}),
+    );
+    assert_eq!(got, expected(&changes, &before, &after));
+    // dave joined and left within the batch: no change names him.
+    assert!(!got.to_string().contains("dave-laptop"), "{got}");
+    let map = |api: &mut Engine| {
+        call(
+            api,
+            json!({"version": 1, "op": "engine_map", "handle": handle, "node": "erin-web"}),
+        )
+    };
+    let erin_map = map(&mut api);
+    // A refused event refuses the whole batch, and says which.
+    let refused = call(
+        &mut api,
+        json!({"version": 1, "op": "engine_apply", "handle": handle, "events": [
+            {"type": "remove_node", "node": 101},
+            {"type": "upsert_node", "node": serde_json::to_value(node(102, "x", Some(99), &[], 3)).unwrap()},
+        ]}),
+    );
+    assert_eq!(kind(&refused), "unknown_user", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1]: "),
+        "{refused}"
+    );
+    assert_eq!(map(&mut api), erin_map);
+    // A policy is replaced on its own; `event` and `events` together are refused.
+    for bad in [
+        json!({"events": [{"type": "replace_policy", "policy": policy_text}]}),
+        json!({"event": {"type": "remove_node", "node": 101}, "events": []}),
+        json!({}),
+    ] {
+        let mut request = json!({"version": 1, "op": "engine_apply", "handle": handle});
+        for (k, v) in bad.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let answer = call(&mut api, request);
+        assert_eq!(kind(&answer), "bad_request", "{answer}");
+    }
+    assert_eq!(map(&mut api), erin_map);
+}

@@ -247,6 +247,24 @@ func (e *Engine) Apply(ctx context.Context, ev Event) (*ChangeSet, error) {
 	return &out, nil
 }
 
+// ApplyBatch applies evs in order as one change: one compile and one change set, the nodes
+// whose map differs between before the first event and after the last. It is atomic: a refused
+// event (the *Error's message starts "events[i]: ") or an invalid tailnet after the last one
+// refuses the whole batch. A server applies the events that queued up while it was busy this
+// way. ReplacePolicy is applied on its own (Apply), not in a batch.
+func (e *Engine) ApplyBatch(ctx context.Context, evs []Event) (*ChangeSet, error) {
+	events := make([]any, 0, len(evs))
+	for _, ev := range evs {
+		events = append(events, ev.event())
+	}
+	var out ChangeSet
+	req := map[string]any{"op": "engine_apply", "handle": e.handle, "events": events}
+	if err := e.rt.doIn(ctx, e.generation, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Map is node id's map (packet filter, SSH rules, peers ...; as in Compile) in the current
 // snapshot.
 func (e *Engine) Map(ctx context.Context, id uint64) (json.RawMessage, error) {

@@ -91,6 +91,23 @@ func TestEngineEvents(t *testing.T) {
 		t.Fatalf("unknown node: %v", err)
 	}
 
+	// A batch: erin joins and leaves within it, so the change set does not name her; a batch
+	// with an unknown user is refused whole, and says which event.
+	erin := NodeRecord{ID: 102, Name: "erin-laptop", User: &bob, IPv4: "100.64.3.3", IPv6: "fd7a:115c:a1e0::3:3"}
+	cs, err = engine.ApplyBatch(ctx, []Event{UpsertNode{erin}, RemoveNode{102}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := changed(cs)["erin-laptop"]; ok || len(cs.Removed) != 0 {
+		t.Fatalf("batch: %+v", cs)
+	}
+	ghost := uint64(99)
+	stray := NodeRecord{ID: 103, Name: "stray", User: &ghost, IPv4: "100.64.3.4", IPv6: "fd7a:115c:a1e0::3:4"}
+	if _, err := engine.ApplyBatch(ctx, []Event{RemoveNode{100}, UpsertNode{stray}}); !errors.As(err, &e) ||
+		e.Kind != "unknown_user" || !strings.HasPrefix(e.Message, "events[1]: ") {
+		t.Fatalf("refused batch: %v", err)
+	}
+
 	// Leave.
 	cs, err = engine.Apply(ctx, RemoveNode{100})
 	if err != nil {

@@ -277,6 +277,8 @@ export class Engine {
   readonly nodes: { id: number; name: string }[];
   readonly warnings: Diagnostic[];
   apply(event: EngineEvent): ChangeSet;
+  /** Several events as one change (one compile, one change set); atomic. */
+  applyBatch(events: EngineEvent[]): ChangeSet;
   map(node: NodeRef): NodeMap;
   query<Q extends keyof EngineQuestions>(question: Q, args: EngineQuestions[Q]['args']): EngineQuestions[Q]['answer'];
   free(): void;

@@ -198,6 +198,15 @@ export class Engine extends Handle {
     return changes;
   }
 
+  /** Apply `events` in order as one change (one compile, one change set: the nodes whose map
+   * differs between before the first and after the last). Atomic: a refused event (the error's
+   * message starts `events[i]: `) refuses the whole batch. `replace_policy` goes through
+   * `apply`, not a batch. */
+  applyBatch(events) {
+    const { version, ...changes } = this.request({ op: 'engine_apply', events });
+    return changes;
+  }
+
   /** The map of a node (by id or name) in the current snapshot. */
   map(node) {
     return this.request({ op: 'engine_map', node }).map;

@@ -5,7 +5,8 @@
 //!
 //! Each iteration applies a different event of the kind measured (a new node joins, another
 //! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
-//! added to and then removed from the policy), so no event is a no-op. Workloads come from
+//! added to and then removed from the policy; `engine/node_batch_x100/large`: 100 new nodes
+//! join in one batch, then leave in the next), so no event is a no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -172,6 +173,53 @@ fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
     group.finish();
 }
 
+/// A batch of 100 node events per iteration (`Engine::apply_batch`): 100 new nodes join in
+/// one batch, and leave in the next. Criterion's time is per batch (per event: a hundredth).
+fn node_batch(c: &mut Criterion, loaded: &mut Loaded) {
+    let users: Vec<u64> = loaded.engine.state().users.iter().map(|u| u.id).collect();
+    let base = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 2_000_000;
+    let mut k = 1_000_000;
+    let mut next = 0u64;
+    let mut joined: Vec<u64> = Vec::new();
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(criterion::Throughput::Elements(100));
+    group.bench_function(BenchmarkId::new("node_batch_x100", "large"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                next += 1;
+                let batch: Vec<Event> = if joined.is_empty() {
+                    (0..100u64)
+                        .map(|j| {
+                            let (v4, v6) = fresh(&loaded.used, &mut k);
+                            let id = base + next * 100 + j;
+                            joined.push(id);
+                            let owner = users[(id as usize * 7919) % users.len()];
+                            Event::UpsertNode(NodeRecord::owned(
+                                id,
+                                &format!("bench-batch-{id}"),
+                                owner,
+                                v4,
+                                v6,
+                            ))
+                        })
+                        .collect()
+                } else {
+                    joined.drain(..).map(Event::RemoveNode).collect()
+                };
+                let t = Instant::now();
+                let changes = loaded.engine.apply_batch(batch).unwrap();
+                total += t.elapsed();
+                assert!(!changes.is_empty(), "a batch changed nothing");
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
 fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
     let state = loaded.engine.state();
     let tagged: Vec<NodeRecord> = state
@@ -312,6 +360,7 @@ fn bench_engine(c: &mut Criterion) {
     if let Some(mut large) = load("large") {
         map(c, &large);
         node_join(c, "large", &mut large);
+        node_batch(c, &mut large);
         large_events(c, &mut large);
     }
 }

@@ -1,6 +1,6 @@
 //! A tiny control-server loop on the engine: a writer applies events (a node joins, is
-//! retagged, advertises a route, goes offline; the policy gains a rule) and pushes new maps
-//! only to the nodes each change set names, while a reader thread keeps serving maps from
+//! retagged, advertises a route, goes offline; the policy gains a rule; a burst of nodes joins
+//! and leaves, each burst one batch) and pushes new maps only to the nodes each change set names, while a reader thread keeps serving maps from
 //! whatever snapshot is current (it never waits for an event being applied).
 //!
 //! ```text
@@ -261,6 +261,28 @@ fn main() {
         Event::ReplacePolicy(parse(&added, Some(&inventory))),
     );
     run("node leaves", Event::RemoveNode(next_id));
+
+    // A burst: events that queued up while the server was busy are applied as one batch (one
+    // compile, one change set for the lot).
+    let burst: Vec<Event> = (1..=50u32)
+        .map(|i| {
+            Event::UpsertNode(NodeRecord::owned(
+                next_id + u64::from(i),
+                &format!("burst-{i}"),
+                owner,
+                v4(60_000 + i),
+                v6(60_000 + i),
+            ))
+        })
+        .collect();
+    let t = Instant::now();
+    let changes = engine.apply_batch(burst).unwrap();
+    push(&engine, "50 nodes join (one batch)", &changes, t.elapsed());
+    let t = Instant::now();
+    let changes = engine
+        .apply_batch((1..=50).map(|i| Event::RemoveNode(next_id + i)))
+        .unwrap();
+    push(&engine, "50 nodes leave (one batch)", &changes, t.elapsed());
 
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();

@@ -42,6 +42,17 @@ test('engine: events, change sets, maps', () => {
   throwsKind(() => engine.apply({ type: 'set_online', node: 999, online: false }), 'unknown_node');
   throwsKind(() => engine.apply({ type: 'explode' }), 'bad_request');
 
+  // A batch: erin joins and leaves within it (no change names her); a refused event refuses it all.
+  const erin = { id: 102, name: 'erin-laptop', user: 2, ipv4: '100.64.3.3', ipv6: 'fd7a:115c:a1e0::3:3' };
+  changes = engine.applyBatch([{ type: 'upsert_node', node: erin }, { type: 'remove_node', node: 102 }]);
+  assert.ok(!byName(changes)['erin-laptop']);
+  assert.deepEqual(changes.removed, []);
+  assert.throws(
+    () => engine.applyBatch([{ type: 'remove_node', node: 100 }, { type: 'upsert_node', node: { ...erin, user: 99 } }]),
+    (e) => e instanceof AclcError && e.kind === 'unknown_user' && e.message.startsWith('events[1]: '),
+  );
+  assert.deepEqual(engine.map(100), engine.map('dave-laptop'));
+
   changes = engine.apply({ type: 'remove_node', node: 100 });
   assert.deepEqual(changes.removed, [{ id: 100, name: 'dave-laptop' }]);
   throwsKind(() => engine.map(100), 'unknown_node');
