@@ -127,7 +127,7 @@ fn build(
     inventory: &Inventory,
     options: &CompileOptions,
 ) -> Result<Compiled, CompileError> {
-    build_marked(policy, inventory, options, &|_| false)
+    build_marked(policy, inventory, options, &|_| false, None)
 }
 
 /// [`compile_with_options`] with the nodes `offline` says are offline marked so (the
@@ -137,8 +137,9 @@ pub(crate) fn compile_marked(
     inventory: &Inventory,
     options: &CompileOptions,
     offline: &dyn Fn(&str) -> bool,
+    prior: Option<&Prior<'_>>,
 ) -> Compiled {
-    build_marked(policy, inventory, options, offline)
+    build_marked(policy, inventory, options, offline, prior)
         .unwrap_or_else(|error| refused_marked(policy, inventory, options, error, offline))
 }
 
@@ -153,7 +154,15 @@ fn build_marked(
     inventory: &Inventory,
     options: &CompileOptions,
     offline: &dyn Fn(&str) -> bool,
+    prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
+    let prior = prior.map(|p| lower::Prior {
+        lowered: &p.compiled.lowered,
+        table: &p.compiled.table,
+        before: p.before,
+        after: p.after,
+    });
+    let prior = prior.as_ref();
     let mut table = NodeTable::new(inventory);
     mark_offline(&mut table, offline);
     // IP sets first: every later alias resolution reads them from the table.
@@ -165,7 +174,7 @@ fn build_marked(
     // SSH rules and node capabilities read only the table: with a second core they are
     // lowered beside the rules and peers (a fifth of a compile on `large`).
     let net = |table: &NodeTable| {
-        let lowered = lower::lower(policy, table, &options.limits)?;
+        let lowered = lower::lower(policy, table, &options.limits, prior)?;
         let routes = RouteTable::new(table);
         let peers = PeerIndex::new(table, &routes, &lowered);
         Ok::<_, CompileError>((lowered, routes, peers))
@@ -178,6 +187,18 @@ fn build_marked(
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))
+}
+
+/// An earlier compile of the same policy whose tailnet differs only in the nodes named (by
+/// name, before and after the change), none of which serves a route: what did not change is
+/// taken from it ([`lower::Prior`]).
+pub(crate) struct Prior<'a> {
+    /// The earlier compile.
+    pub(crate) compiled: &'a Compiled,
+    /// The changed nodes' names in it.
+    pub(crate) before: &'a [&'a str],
+    /// Their names now.
+    pub(crate) after: &'a [&'a str],
 }
 
 /// The phases that read only the node table: SSH rules and node capabilities.

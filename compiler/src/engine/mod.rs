@@ -631,9 +631,36 @@ impl Inputs {
             .filter(|n| !n.online)
             .map(|n| n.name.as_str())
             .collect();
-        let compiled = compile_marked(&self.policy, &inventory, &options, &|name| {
-            offline.contains(name)
-        });
+        // A change to nodes without routes: the source lists that name none of them are the
+        // previous compile's.
+        let changed_names = match &scope {
+            Scope::Node(n) => Some((
+                n.nodes
+                    .iter()
+                    .filter_map(|(_, before)| before.as_deref())
+                    .collect::<Vec<&str>>(),
+                n.nodes
+                    .iter()
+                    .filter_map(|(id, _)| self.nodes.get(id).map(|r| r.name.as_str()))
+                    .collect::<Vec<&str>>(),
+                n.old,
+            )),
+            _ => None,
+        };
+        let prior = changed_names
+            .as_ref()
+            .map(|(before, after, old)| crate::compiled::Prior {
+                compiled: &old.compiled,
+                before,
+                after,
+            });
+        let compiled = compile_marked(
+            &self.policy,
+            &inventory,
+            &options,
+            &|name| offline.contains(name),
+            prior.as_ref(),
+        );
         let names: BTreeMap<u64, Arc<str>> = self
             .nodes
             .values()

@@ -42,6 +42,8 @@ const COMPANIONS: [(&str, &str); 2] = [
 #[derive(Debug, Default)]
 pub(crate) struct SrcTable {
     sets: Vec<Strings>,
+    /// Each list's content hash.
+    hashes: Vec<u64>,
     /// Content hash -> ids of the lists with that hash (one, but for collisions).
     index: crate::hash::Map<u64, Vec<u32>>,
 }
@@ -54,8 +56,26 @@ impl SrcTable {
         if let Some(id) = self.find(hash, &strings) {
             return id;
         }
+        self.push(Arc::from(strings), hash)
+    }
+
+    /// The id of list `id` of `other` (a table of this process, so hashes agree), the list
+    /// shared, not copied.
+    fn intern_from(&mut self, other: &SrcTable, id: u32) -> Option<u32> {
+        let (list, hash) = (
+            other.sets.get(id as usize)?,
+            *other.hashes.get(id as usize)?,
+        );
+        if let Some(id) = self.find(hash, list) {
+            return Some(id);
+        }
+        Some(self.push(list.clone(), hash))
+    }
+
+    fn push(&mut self, list: Strings, hash: u64) -> u32 {
         let id = crate::nodes::index(self.sets.len());
-        self.sets.push(Arc::from(strings));
+        self.sets.push(list);
+        self.hashes.push(hash);
         self.index.entry(hash).or_default().push(id);
         id
     }
@@ -190,6 +210,65 @@ pub(crate) struct Lowered {
     internet: Vec<Arc<str>>,
     /// What `*` means as a source.
     pub(crate) star: Vec<Arc<str>>,
+    /// Each distinct source list as written (and its posture gate): its targets, its
+    /// `SrcIPs` and the work they cost; what a later lowering of the same policy reuses
+    /// ([`Prior`]).
+    sources: crate::hash::Map<SourceKey, Sources>,
+}
+
+/// A source list's targets, its `SrcIPs` id and the entries it cost.
+type Sources = (Arc<[Target]>, u32, usize);
+
+/// A lowering of the same policy on a node table that differs from the one being lowered only
+/// in the nodes named (by name, before and after the change; none of them serves a route):
+/// the `SrcIPs` of every source list that names none of them, before or after, are taken from
+/// it (shared, not rebuilt). A node event on a large tailnet leaves most lists as they were.
+pub(crate) struct Prior<'a> {
+    /// The earlier lowering.
+    pub(crate) lowered: &'a Lowered,
+    /// Its node table.
+    pub(crate) table: &'a NodeTable,
+    /// The changed nodes' names in `table`.
+    pub(crate) before: &'a [&'a str],
+    /// Their names in the table being lowered.
+    pub(crate) after: &'a [&'a str],
+}
+
+/// [`Prior`], resolved against the table being lowered.
+struct Reuse<'a> {
+    lowered: &'a Lowered,
+    /// The changed nodes' ids in the earlier table, and in this one (sorted).
+    before: Vec<NodeId>,
+    after: Vec<NodeId>,
+}
+
+impl Reuse<'_> {
+    /// The earlier lowering's `SrcIPs` for the source list `key`, now resolved to `targets`,
+    /// when the list is the same: no changed node in it before or after, the same kinds of
+    /// target, and the same addresses written in the policy. Unchanged nodes are in the same
+    /// lists (the policy is the same, and membership is a property of the node and its
+    /// owner, both unchanged), and have the same addresses.
+    fn same(&self, key: &SourceKey, targets: &[Target]) -> Option<(u32, usize)> {
+        let (old_targets, id, spent) = self.lowered.sources.get(key)?;
+        if old_targets.len() != targets.len() {
+            return None;
+        }
+        let names = |t: &Target, changed: &[NodeId]| match t {
+            Target::Nodes(ids) => changed.iter().any(|c| ids.binary_search(c).is_ok()),
+            _ => false,
+        };
+        for (old, new) in old_targets.iter().zip(targets) {
+            let alike = match (old, new) {
+                (Target::Nodes(x), Target::Nodes(y)) => x.len() == y.len(),
+                (Target::Literal(x), Target::Literal(y)) => x == y,
+                _ => std::mem::discriminant(old) == std::mem::discriminant(new),
+            };
+            if !alike || names(old, &self.before) || names(new, &self.after) {
+                return None;
+            }
+        }
+        Some((*id, *spent))
+    }
 }
 
 /// Where an item may apply: every node, or some (sorted).
@@ -311,6 +390,7 @@ impl Lowered {
             via_items: Vec::new(),
             internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
             star: star_sources(table),
+            sources: crate::hash::Map::default(),
         }
     }
 }
@@ -331,14 +411,29 @@ pub(crate) fn lower(
     policy: &Policy,
     table: &NodeTable,
     limits: &CompileLimits,
+    prior: Option<&Prior<'_>>,
 ) -> Result<Lowered, CompileError> {
+    let lowered = Lowered::nothing(table);
+    // `*` lists every subnet route: lists from it are reused only when it is the same.
+    let reuse = prior.filter(|p| p.lowered.star == lowered.star).map(|p| {
+        let ids = |t: &NodeTable, names: &[&str]| {
+            let mut ids: Vec<NodeId> = names.iter().filter_map(|n| t.id(n)).collect();
+            ids.sort_unstable();
+            ids
+        };
+        Reuse {
+            lowered: p.lowered,
+            before: ids(p.table, p.before),
+            after: ids(table, p.after),
+        }
+    });
     let mut builder = Builder {
+        reuse,
         policy,
         resolver: Resolver::new(policy, table),
         gates: Gates::new(policy, table),
         table,
-        lowered: Lowered::nothing(table),
-        src_cache: crate::hash::Map::default(),
+        lowered,
         dst_cache: crate::hash::Map::default(),
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
         span: policy.span,
@@ -393,13 +488,14 @@ fn star_sources(table: &NodeTable) -> Vec<Arc<str>> {
 }
 
 struct Builder<'a> {
+    /// An earlier lowering whose source lists may be reused.
+    reuse: Option<Reuse<'a>>,
     policy: &'a Policy,
     resolver: Resolver<'a>,
     /// Which devices pass which posture gates.
     gates: Gates<'a>,
     table: &'a NodeTable,
     lowered: Lowered,
-    src_cache: crate::hash::Map<SourceKey, (Arc<[Target]>, u32)>,
     /// Each destination's nodes, per `via` list: resolved once however many rules name it.
     dst_cache: crate::hash::Map<(Alias, Option<Via>), Reach>,
     /// Rule entries emitted so far.
@@ -426,8 +522,8 @@ impl Builder<'_> {
         gate: Option<Gate>,
     ) -> Result<(Arc<[Target]>, u32), CompileError> {
         let key: SourceKey = (selectors.iter().map(|s| s.alias.clone()).collect(), gate);
-        if let Some(hit) = self.src_cache.get(&key) {
-            return Ok(hit.clone());
+        if let Some((targets, id, _)) = self.lowered.sources.get(&key) {
+            return Ok((targets.clone(), *id));
         }
         let resolved: Vec<Target> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
         let targets: Arc<[Target]> = match &key.1 {
@@ -437,11 +533,34 @@ impl Builder<'_> {
                 .map(|target| self.gated(target, gate))
                 .collect(),
         };
-        let (strings, spent) = self.strings_of(&targets);
-        self.budget.spend(spent, self.span)?;
-        let id = self.lowered.srcs.intern_sorted(strings);
-        self.src_cache.insert(key, (targets.clone(), id));
+        let reused = match &self.reuse {
+            Some(r) => r
+                .same(&key, &targets)
+                .map(|(old, spent)| (r.lowered, old, spent)),
+            None => None,
+        };
+        let (id, spent) = match reused {
+            Some((earlier, old, spent)) => {
+                self.budget.spend(spent, self.span)?;
+                let id = self.lowered.srcs.intern_from(&earlier.srcs, old);
+                match id {
+                    Some(id) => (id, spent),
+                    None => self.build_sources(&targets)?,
+                }
+            }
+            None => self.build_sources(&targets)?,
+        };
+        self.lowered
+            .sources
+            .insert(key, (targets.clone(), id, spent));
         Ok((targets, id))
+    }
+
+    /// Build and intern the `SrcIPs` of `targets`, charged to the budget: their id and cost.
+    fn build_sources(&mut self, targets: &[Target]) -> Result<(u32, usize), CompileError> {
+        let (strings, spent) = self.strings_of(targets);
+        self.budget.spend(spent, self.span)?;
+        Ok((self.lowered.srcs.intern_sorted(strings), spent))
     }
 
     /// A source target narrowed to the devices that pass `gate` (kb/1288: a posture is a
