@@ -156,6 +156,7 @@ fn build_marked(
     offline: &dyn Fn(&str) -> bool,
     prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
+    let ssh_prior_of = prior;
     let prior = prior.map(|p| lower::Prior {
         lowered: &p.compiled.lowered,
         table: &p.compiled.table,
@@ -179,9 +180,14 @@ fn build_marked(
         let peers = PeerIndex::new(table, &routes, &lowered);
         Ok::<_, CompileError>((lowered, routes, peers))
     };
+    let ssh_prior = ssh_prior_of.map(|p| crate::ssh::SshPrior {
+        lowered: &p.compiled.ssh,
+        before: p.compiled.table.ids_of(p.before),
+        after: table.ids_of(p.after),
+    });
     let (net, side) = crate::par::join(
         || net(&table),
-        || side_phases(policy, inventory, options, &table),
+        || side_phases(policy, inventory, options, &table, ssh_prior.as_ref()),
     );
     let (lowered, routes, peers) = net?;
     Ok(assembled(
@@ -212,6 +218,7 @@ fn side_phases(
     inventory: &Inventory,
     options: &CompileOptions,
     table: &NodeTable,
+    prior: Option<&crate::ssh::SshPrior<'_>>,
 ) -> SidePhases {
     SidePhases {
         ssh: SshLowered::new(
@@ -220,6 +227,7 @@ fn side_phases(
             table,
             &options.control_url,
             &mut Gates::new(policy, table),
+            prior,
         ),
         caps: NodeCaps::new(policy, inventory, table, options.tailnet_state_caps),
     }
@@ -267,7 +275,7 @@ fn finish(
 ) -> Compiled {
     let routes = RouteTable::new(&table);
     let peers = PeerIndex::new(&table, &routes, &lowered);
-    let side = side_phases(policy, inventory, options, &table);
+    let side = side_phases(policy, inventory, options, &table, None);
     assembled(inventory, options, table, routes, lowered, peers, side)
 }
 
@@ -503,6 +511,7 @@ impl Compiled {
             &self.table,
             &self.control_url,
             &mut Gates::assuming(policy, &self.table, nodes, attrs),
+            None,
         )
     }
 

@@ -458,6 +458,13 @@ impl NodeTable {
         self.by_name.get(name).copied()
     }
 
+    /// The ids of the nodes `names` (those the table has), sorted.
+    pub(crate) fn ids_of(&self, names: &[&str]) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = names.iter().filter_map(|n| self.id(n)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Number of nodes.
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()

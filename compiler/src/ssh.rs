@@ -121,6 +121,35 @@ struct LoweredRule {
     self_dst: bool,
 }
 
+/// An earlier lowering of the same `ssh` section on a node table that differs from this one
+/// only in some nodes (none serving a route): a rule whose sources hold none of them, before
+/// or after, keeps its list of every source's principals (shared, not rebuilt).
+pub(crate) struct SshPrior<'a> {
+    /// The earlier lowering.
+    pub(crate) lowered: &'a SshLowered,
+    /// The changed nodes' ids in its table (sorted).
+    pub(crate) before: Vec<NodeId>,
+    /// Their ids in the table being lowered (sorted).
+    pub(crate) after: Vec<NodeId>,
+}
+
+impl SshPrior<'_> {
+    /// Rule `index`'s list of every source's principals in the earlier lowering, when its
+    /// sources (`sources` now) are the same devices: none changed, before or after, and as
+    /// many (the policy is the same and membership a property of the unchanged devices).
+    fn same_sources(&self, index: usize, sources: &[NodeId]) -> Option<Arc<[SshPrincipal]>> {
+        let rule = self.lowered.rules.iter().find(|r| r.index == index)?;
+        let named = |list: &[NodeId], changed: &[NodeId]| {
+            changed.iter().any(|c| list.binary_search(c).is_ok())
+        };
+        let same = !rule.localpart
+            && rule.sources.len() == sources.len()
+            && !named(&rule.sources, &self.before)
+            && !named(sources, &self.after);
+        same.then(|| rule.all.clone())
+    }
+}
+
 /// The source devices of one user.
 #[derive(Debug, PartialEq)]
 struct UserSources {
@@ -174,6 +203,7 @@ impl SshLowered {
         table: &NodeTable,
         control_url: &str,
         gates: &mut Gates<'_>,
+        prior: Option<&SshPrior<'_>>,
     ) -> SshLowered {
         let mut lowered = SshLowered {
             rules: Vec::new(),
@@ -222,9 +252,13 @@ impl SshLowered {
             // Only what the rule's shape uses is built: one list of every source, or the
             // sources per user (localpart rules, `autogroup:self`) and the tagged ones.
             let all = if !localpart && !dst.is_none() {
+                let reused = prior.and_then(|p| p.same_sources(i, &sources));
                 shared
                     .entry(counts.clone())
                     .or_insert_with(|| {
+                        if let Some(all) = reused {
+                            return all;
+                        }
                         counts
                             .iter()
                             .filter_map(|&(id, count)| Some((table.get(id)?, count)))

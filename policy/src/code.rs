@@ -158,6 +158,9 @@ codes! {
     InvalidGroupMember = "invalid_group_member",
         "A group member that is not a user.",
         Policy(r#"{"groups": {"group:eng": ["tag:web"]}}"#);
+    BareGroupMember = "bare_group_member",
+        "A group member that is not a login (no `@`): Tailscale names users `user@domain` (self-hosted servers `user@`); accepted, aclc cannot verify it.",
+        Policy(r#"{"groups": {"group:eng": ["bob"]}}"#);
     RecursiveGroup = "recursive_group",
         "A group inside a group, which Tailscale does not allow.",
         Policy(r#"{"groups": {"group:a": ["group:b"], "group:b": ["alice@example.com"]}}"#);
@@ -345,6 +348,9 @@ codes! {
     SshTestDst = "ssh_test_dst",
         "An `sshTests` destination Tailscale refuses before running the test.",
         Policy(r#"{"sshTests": [{"src": "alice@example.com", "dst": ["autogroup:internet"], "accept": ["root"]}]}"#);
+    SshTestSrc = "ssh_test_src",
+        "An `sshTests` `src` Tailscale refuses: an autogroup (tailscale/tailscale#14102: Tailscale takes a user, group, tag or host there).",
+        Policy(r#"{"tagOwners": {"tag:prod": []}, "ssh": [{"action": "accept", "src": ["autogroup:admin"], "dst": ["tag:prod"], "users": ["root"]}], "sshTests": [{"src": "autogroup:admin", "dst": ["tag:prod"], "accept": ["root"]}]}"#);
     TestsFailed = "tests_failed",
         "Some of the policy's `tests` or `sshTests` fail (Tailscale's `test(s) failed`); the policy is refused.",
         Described("`aclc check --inventory`, `compile` or `test` on a policy whose tests fail");

@@ -515,10 +515,26 @@ fn ssh_test_shapes() {
         "tag:server:22",
     );
     assert!(errors(&policy("tag:server")).is_empty());
+    // An autogroup as src (tailscale/tailscale#14102).
+    expect_error(
+        &policy("tag:server").replace(
+            r#""src": "alice@example.com", "dst""#,
+            r#""src": "autogroup:admin", "dst""#,
+        ),
+        "aclc::ssh_test_src",
+        r#"SSH tests src contains disallowed element "autogroup:admin""#,
+        "autogroup:admin",
+    );
 }
 
 #[test]
 fn warnings() {
+    expect_warning(
+        r#"{"groups": {"group:eng": ["bob"]}, "acls": [{"action": "accept", "src": ["group:eng"], "dst": ["*:*"]}]}"#,
+        "aclc::bare_group_member",
+        r#"groups["group:eng"]: "bob" is not a login: aclc cannot verify that Tailscale accepts it"#,
+        "bob",
+    );
     expect_warning(
         r#"{"groups": {"group:unused": ["alice@example.com"]}}"#,
         "aclc::unused_group",

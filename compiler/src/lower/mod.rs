@@ -415,18 +415,13 @@ pub(crate) fn lower(
 ) -> Result<Lowered, CompileError> {
     let lowered = Lowered::nothing(table);
     // `*` lists every subnet route: lists from it are reused only when it is the same.
-    let reuse = prior.filter(|p| p.lowered.star == lowered.star).map(|p| {
-        let ids = |t: &NodeTable, names: &[&str]| {
-            let mut ids: Vec<NodeId> = names.iter().filter_map(|n| t.id(n)).collect();
-            ids.sort_unstable();
-            ids
-        };
-        Reuse {
+    let reuse = prior
+        .filter(|p| p.lowered.star == lowered.star)
+        .map(|p| Reuse {
             lowered: p.lowered,
-            before: ids(p.table, p.before),
-            after: ids(table, p.after),
-        }
-    });
+            before: p.table.ids_of(p.before),
+            after: table.ids_of(p.after),
+        });
     let mut builder = Builder {
         reuse,
         policy,

@@ -148,6 +148,15 @@ impl<'a> Endpoints<'a> {
                         Autogroup::Member | Autogroup::Members | Autogroup::Tagged
                     ) =>
             {
+                // Tailscale refuses an autogroup as a test's src ("unknown user or host",
+                // tailscale/tailscale#12370; sshTests: #14102).
+                if matches!(side, Side::Source) {
+                    return Err(side.unknown(format!(
+                        "{what} {}: unknown user or host (a test's src is a user, group, tag, \
+                         host or address, not an autogroup)",
+                        quote(text)
+                    )));
+                }
                 self.nodes_of(&alias)
             }
             Alias::Autogroup(Autogroup::Internet) => {

@@ -746,3 +746,18 @@ fn icmp_tests_without_a_port_or_with_port_zero() {
         ]
     );
 }
+
+#[test]
+fn autogroups_are_not_test_sources() {
+    // Tailscale: "unknown user or host: \"autogroup:member\"" (tailscale/tailscale#12370).
+    let got = lines(&format!(
+        r#"{ACLS}"tests": [{{"src": "autogroup:member", "accept": ["tag:web:443"]}}, {{"src": "autogroup:admin", "deny": ["tag:prod:22"]}}]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "FAIL tests[0]: src \"autogroup:member\": unknown user or host (a test's src is a user, group, tag, host or address, not an autogroup)",
+            "FAIL tests[1]: src \"autogroup:admin\": unknown user or host (a test's src is a user, group, tag, host or address, not an autogroup)",
+        ]
+    );
+}

@@ -189,6 +189,22 @@ impl Validator<'_> {
                     m.strip_prefix("user:").and_then(|r| r.strip_prefix("*@"))
                 {
                     self.domain(domain, member.span, Place::Approver);
+                } else if !m.contains('@') {
+                    self.warning(
+                        Code::BareGroupMember,
+                        member.span,
+                        format!(
+                            "groups[{}]: {} is not a login: aclc cannot verify that Tailscale \
+                             accepts it",
+                            quote(name),
+                            quote(m)
+                        ),
+                        &format!(
+                            "users are named by login: {} (or {} on a self-hosted server)",
+                            quote(&format!("{m}@example.com")),
+                            quote(&format!("{m}@"))
+                        ),
+                    );
                 } else {
                     self.known_user(m, member.span);
                 }

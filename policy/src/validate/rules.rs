@@ -89,6 +89,21 @@ impl Validator<'_> {
             self.node_attr(attr);
         }
         for test in &policy.ssh_tests {
+            if let Some(src) = test
+                .src
+                .as_ref()
+                .filter(|s| s.value.trim().starts_with("autogroup:"))
+            {
+                self.error(
+                    Code::SshTestSrc,
+                    src.span,
+                    format!(
+                        "SSH tests src contains disallowed element {}",
+                        quote(src.value.trim())
+                    ),
+                    "an SSH test's src is a user, group, tag or host: name one member of the autogroup",
+                );
+            }
             for dst in &test.dst {
                 self.ssh_test_dst(&dst.value, dst.span);
             }
