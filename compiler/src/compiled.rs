@@ -196,8 +196,9 @@ fn build_marked(
 }
 
 /// An earlier compile of the same policy whose tailnet differs only in the nodes named (by
-/// name, before and after the change), none of which serves a route: what did not change is
-/// taken from it ([`lower::Prior`]).
+/// name, before and after the change), none of which serves a route, or only in routes
+/// (advertised, approved, online flags; no node named): what did not change is taken from it
+/// ([`lower::Prior`], [`crate::ssh::SshPrior`]).
 pub(crate) struct Prior<'a> {
     /// The earlier compile.
     pub(crate) compiled: &'a Compiled,

@@ -122,8 +122,9 @@ struct LoweredRule {
 }
 
 /// An earlier lowering of the same `ssh` section on a node table that differs from this one
-/// only in some nodes (none serving a route): a rule whose sources hold none of them, before
-/// or after, keeps its list of every source's principals (shared, not rebuilt).
+/// only in some nodes (none serving a route) or in routes (principals are addresses of
+/// devices, never routes): a rule whose sources hold none of those nodes, before or after,
+/// keeps its list of every source's principals (shared, not rebuilt).
 pub(crate) struct SshPrior<'a> {
     /// The earlier lowering.
     pub(crate) lowered: &'a SshLowered,

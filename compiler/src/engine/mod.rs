@@ -632,7 +632,7 @@ impl Inputs {
             .map(|n| n.name.as_str())
             .collect();
         // A change to nodes without routes: the source lists that name none of them are the
-        // previous compile's.
+        // previous compile's; a change to routes: those not from `*`.
         let changed_names = match &scope {
             Scope::Node(n) => Some((
                 n.nodes
@@ -645,6 +645,9 @@ impl Inputs {
                     .collect::<Vec<&str>>(),
                 n.old,
             )),
+            // Routes and online flags move no node's addresses or selectors: only lists from
+            // `*` (every subnet route) may differ.
+            Scope::Routes(r) => Some((Vec::new(), Vec::new(), r.old)),
             _ => None,
         };
         let prior = changed_names

@@ -220,9 +220,10 @@ pub(crate) struct Lowered {
 type Sources = (Arc<[Target]>, u32, usize);
 
 /// A lowering of the same policy on a node table that differs from the one being lowered only
-/// in the nodes named (by name, before and after the change; none of them serves a route):
-/// the `SrcIPs` of every source list that names none of them, before or after, are taken from
-/// it (shared, not rebuilt). A node event on a large tailnet leaves most lists as they were.
+/// in the nodes named (by name, before and after the change), and in subnet routes: the
+/// `SrcIPs` of every source list that names none of them, before or after (and, when the
+/// routes moved, is not from `*`), are taken from it (shared, not rebuilt). A node event on a
+/// large tailnet leaves most lists as they were.
 pub(crate) struct Prior<'a> {
     /// The earlier lowering.
     pub(crate) lowered: &'a Lowered,
@@ -240,6 +241,8 @@ struct Reuse<'a> {
     /// The changed nodes' ids in the earlier table, and in this one (sorted).
     before: Vec<NodeId>,
     after: Vec<NodeId>,
+    /// `*` means what it meant (it lists every subnet route).
+    star_same: bool,
 }
 
 impl Reuse<'_> {
@@ -261,6 +264,7 @@ impl Reuse<'_> {
             let alike = match (old, new) {
                 (Target::Nodes(x), Target::Nodes(y)) => x.len() == y.len(),
                 (Target::Literal(x), Target::Literal(y)) => x == y,
+                (Target::Wildcard, Target::Wildcard) => self.star_same,
                 _ => std::mem::discriminant(old) == std::mem::discriminant(new),
             };
             if !alike || names(old, &self.before) || names(new, &self.after) {
@@ -414,14 +418,13 @@ pub(crate) fn lower(
     prior: Option<&Prior<'_>>,
 ) -> Result<Lowered, CompileError> {
     let lowered = Lowered::nothing(table);
-    // `*` lists every subnet route: lists from it are reused only when it is the same.
-    let reuse = prior
-        .filter(|p| p.lowered.star == lowered.star)
-        .map(|p| Reuse {
-            lowered: p.lowered,
-            before: p.table.ids_of(p.before),
-            after: table.ids_of(p.after),
-        });
+    let reuse = prior.map(|p| Reuse {
+        lowered: p.lowered,
+        before: p.table.ids_of(p.before),
+        after: table.ids_of(p.after),
+        // `*` lists every subnet route: lists from it are reused only when it is the same.
+        star_same: p.lowered.star == lowered.star,
+    });
     let mut builder = Builder {
         reuse,
         policy,
