@@ -162,6 +162,7 @@ fn build_marked(
         table: &p.compiled.table,
         before: p.before,
         after: p.after,
+        same_ids: p.policy_changed,
     });
     let prior = prior.as_ref();
     let mut table = NodeTable::new(inventory);
@@ -180,11 +181,13 @@ fn build_marked(
         let peers = PeerIndex::new(table, &routes, &lowered);
         Ok::<_, CompileError>((lowered, routes, peers))
     };
-    let ssh_prior = ssh_prior_of.map(|p| crate::ssh::SshPrior {
-        lowered: &p.compiled.ssh,
-        before: p.compiled.table.ids_of(p.before),
-        after: table.ids_of(p.after),
-    });
+    let ssh_prior = ssh_prior_of
+        .filter(|p| !p.policy_changed)
+        .map(|p| crate::ssh::SshPrior {
+            lowered: &p.compiled.ssh,
+            before: p.compiled.table.ids_of(p.before),
+            after: table.ids_of(p.after),
+        });
     let (net, side) = crate::par::join(
         || net(&table),
         || side_phases(policy, inventory, options, &table, ssh_prior.as_ref()),
@@ -206,6 +209,9 @@ pub(crate) struct Prior<'a> {
     pub(crate) before: &'a [&'a str],
     /// Their names now.
     pub(crate) after: &'a [&'a str],
+    /// The earlier compile is of another policy on the same inventory (a policy change): only
+    /// source lists whose targets are equal are taken, and no SSH principals.
+    pub(crate) policy_changed: bool,
 }
 
 /// The phases that read only the node table: SSH rules and node capabilities.

@@ -1058,3 +1058,23 @@ fn one_rules_item_vanishes_as_anothers_appears() {
         [Event::UpsertNode(owned(1, 3))],
     );
 }
+
+/// A policy edit that gives a group other members, as many: the rule from the group keeps its
+/// source list as written, but its `SrcIPs` are other devices' (a reuse of the previous
+/// compile's lists that compared node lists by length alone would keep the old addresses).
+#[test]
+fn a_group_redefined_with_as_many_members() {
+    let text = |member: &str| {
+        format!(
+            r#"{{"groups": {{"group:eng": ["{member}"]}},
+                "tagOwners": {{"tag:web": []}},
+                "acls": [{{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]}}],
+                "ssh": [{{"action": "accept", "src": ["group:eng"], "dst": ["tag:web"], "users": ["root"]}}]}}"#
+        )
+    };
+    policy_edit_both_ways(
+        |extra| text(if extra.is_empty() { LOGINS[0] } else { extra }),
+        LOGINS[1],
+        vec![owned(1, 1), owned(2, 2), tagged(3, "tag:web")],
+    );
+}

@@ -632,7 +632,8 @@ impl Inputs {
             .map(|n| n.name.as_str())
             .collect();
         // A change to nodes without routes: the source lists that name none of them are the
-        // previous compile's; a change to routes: those not from `*`.
+        // previous compile's; a change to routes: those not from `*`; a policy change (same
+        // inventory, so the same node ids): those whose targets are equal.
         let changed_names = match &scope {
             Scope::Node(n) => Some((
                 n.nodes
@@ -648,6 +649,7 @@ impl Inputs {
             // Routes and online flags move no node's addresses or selectors: only lists from
             // `*` (every subnet route) may differ.
             Scope::Routes(r) => Some((Vec::new(), Vec::new(), r.old)),
+            Scope::Policy(old) => Some((Vec::new(), Vec::new(), *old)),
             _ => None,
         };
         let prior = changed_names
@@ -656,6 +658,7 @@ impl Inputs {
                 compiled: &old.compiled,
                 before,
                 after,
+                policy_changed: matches!(scope, Scope::Policy(_)),
             });
         let compiled = compile_marked(
             &self.policy,

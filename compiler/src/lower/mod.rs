@@ -219,11 +219,12 @@ pub(crate) struct Lowered {
 /// A source list's targets, its `SrcIPs` id and the entries it cost.
 type Sources = (Arc<[Target]>, u32, usize);
 
-/// A lowering of the same policy on a node table that differs from the one being lowered only
-/// in the nodes named (by name, before and after the change), and in subnet routes: the
-/// `SrcIPs` of every source list that names none of them, before or after (and, when the
-/// routes moved, is not from `*`), are taken from it (shared, not rebuilt). A node event on a
-/// large tailnet leaves most lists as they were.
+/// An earlier lowering whose `SrcIPs` lists are taken (shared, not rebuilt) for every source
+/// list that is provably the same: of the same policy, on a node table that differs only in
+/// the nodes named (by name, before and after the change) and in subnet routes, a list that
+/// names none of those nodes, before or after (and, when the routes moved, is not from `*`);
+/// of another policy on the same nodes (`same_ids`), a list whose targets are equal. A node
+/// event on a large tailnet, or a policy edit, leaves most lists as they were.
 pub(crate) struct Prior<'a> {
     /// The earlier lowering.
     pub(crate) lowered: &'a Lowered,
@@ -233,6 +234,9 @@ pub(crate) struct Prior<'a> {
     pub(crate) before: &'a [&'a str],
     /// Their names in the table being lowered.
     pub(crate) after: &'a [&'a str],
+    /// Both tables hold the same nodes under the same ids, with the same addresses (the
+    /// policy changed, not the tailnet): the policy may differ, node lists are compared.
+    pub(crate) same_ids: bool,
 }
 
 /// [`Prior`], resolved against the table being lowered.
@@ -243,6 +247,9 @@ struct Reuse<'a> {
     after: Vec<NodeId>,
     /// `*` means what it meant (it lists every subnet route).
     star_same: bool,
+    /// The two tables hold the same nodes under the same ids (a policy change): node lists
+    /// are compared as they are.
+    same_ids: bool,
 }
 
 impl Reuse<'_> {
@@ -262,6 +269,7 @@ impl Reuse<'_> {
         };
         for (old, new) in old_targets.iter().zip(targets) {
             let alike = match (old, new) {
+                (Target::Nodes(x), Target::Nodes(y)) if self.same_ids => x == y,
                 (Target::Nodes(x), Target::Nodes(y)) => x.len() == y.len(),
                 (Target::Literal(x), Target::Literal(y)) => x == y,
                 (Target::Wildcard, Target::Wildcard) => self.star_same,
@@ -424,6 +432,7 @@ pub(crate) fn lower(
         after: table.ids_of(p.after),
         // `*` lists every subnet route: lists from it are reused only when it is the same.
         star_same: p.lowered.star == lowered.star,
+        same_ids: p.same_ids,
     });
     let mut builder = Builder {
         reuse,
