@@ -691,7 +691,8 @@ fn shapes_without_an_inventory() {
 ],
 "sshTests": [
   {"src": "carol@example.com", "dst": ["tag:prod"], "accept": [""]},
-  {"src": "carol@example.com", "dst": ["tag:prod"], "accept": ["root"]}
+  {"src": "carol@example.com", "dst": ["tag:prod"], "accept": ["root"]},
+  {"src": "carol@example.com", "accept": ["root"]}
 ]"#;
     let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
     let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
