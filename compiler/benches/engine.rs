@@ -5,8 +5,9 @@
 //!
 //! Each iteration applies a different event of the kind measured (a new node joins, another
 //! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
-//! added to and then removed from the policy; `engine/node_batch_x100/large`: 100 new nodes
-//! join in one batch, then leave in the next), so no event is a no-op. Workloads come from
+//! added to and then removed from the policy; `engine/node_batch_x100/large` and
+//! `engine/node_batch_x1000/medium`: that many new nodes join in one batch, then leave in the
+//! next), so no event is a no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -173,9 +174,11 @@ fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
     group.finish();
 }
 
-/// A batch of 100 node events per iteration (`Engine::apply_batch`): 100 new nodes join in
-/// one batch, and leave in the next. Criterion's time is per batch (per event: a hundredth).
-fn node_batch(c: &mut Criterion, loaded: &mut Loaded) {
+/// A batch of `size` node events per iteration (`Engine::apply_batch`): `size` new nodes join
+/// in one batch, and leave in the next. Criterion's time is per batch. Two sizes on two
+/// tailnets (100 on `large`, 1,000 on `medium`): work that grew with the batch size times the
+/// changed nodes' peers, not with their sum, would show in the second.
+fn node_batch(c: &mut Criterion, preset: &str, size: u64, loaded: &mut Loaded) {
     let users: Vec<u64> = loaded.engine.state().users.iter().map(|u| u.id).collect();
     let base = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 2_000_000;
     let mut k = 1_000_000;
@@ -184,17 +187,18 @@ fn node_batch(c: &mut Criterion, loaded: &mut Loaded) {
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
-    group.throughput(criterion::Throughput::Elements(100));
-    group.bench_function(BenchmarkId::new("node_batch_x100", "large"), |b| {
+    group.throughput(criterion::Throughput::Elements(size));
+    let id = format!("node_batch_x{size}");
+    group.bench_function(BenchmarkId::new(id, preset), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 next += 1;
                 let batch: Vec<Event> = if joined.is_empty() {
-                    (0..100u64)
+                    (0..size)
                         .map(|j| {
                             let (v4, v6) = fresh(&loaded.used, &mut k);
-                            let id = base + next * 100 + j;
+                            let id = base + next * size + j;
                             joined.push(id);
                             let owner = users[(id as usize * 7919) % users.len()];
                             Event::UpsertNode(NodeRecord::owned(
@@ -356,11 +360,12 @@ fn map(c: &mut Criterion, loaded: &Loaded) {
 fn bench_engine(c: &mut Criterion) {
     if let Some(mut medium) = load("medium") {
         node_join(c, "medium", &mut medium);
+        node_batch(c, "medium", 1000, &mut medium);
     }
     if let Some(mut large) = load("large") {
         map(c, &large);
         node_join(c, "large", &mut large);
-        node_batch(c, &mut large);
+        node_batch(c, "large", 100, &mut large);
         large_events(c, &mut large);
     }
 }
