@@ -379,28 +379,15 @@ impl Running {
         let before = self.engine.snapshot();
         let mut batch = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
-            batch.push(match event {
-                EventJson::UpsertNode { node } => Event::UpsertNode(node),
-                EventJson::RemoveNode { node } => Event::RemoveNode(node),
-                EventJson::UpsertUser { user } => Event::UpsertUser(user),
-                EventJson::RemoveUser { user } => Event::RemoveUser(user),
-                EventJson::AdvertiseRoutes { node, routes } => {
-                    Event::AdvertiseRoutes { node, routes }
-                }
-                EventJson::ApproveRoutes { node, routes } => Event::ApproveRoutes { node, routes },
-                EventJson::SetOnline { node, online } => Event::SetOnline { node, online },
-                EventJson::UpsertService { service } => Event::UpsertService(service),
-                EventJson::RemoveService { service } => Event::RemoveService(service),
-                EventJson::ReplacePolicy { .. } => {
-                    return Err(Failure::new(
-                        "bad_request",
-                        format!(
-                            "events[{index}]: replace_policy is applied on its own (\"event\"), \
-                             not in a batch"
-                        ),
-                    ))
-                }
-            });
+            batch.push(event.into_event().map_err(|_| {
+                Failure::new(
+                    "bad_request",
+                    format!(
+                        "events[{index}]: replace_policy is applied on its own (\"event\"), not \
+                         in a batch"
+                    ),
+                )
+            })?);
         }
         let changes = self.engine.apply_batch(batch).map_err(|e| {
             let mut failure = engine_failure(e.error, false);
@@ -421,17 +408,9 @@ impl Running {
     pub(crate) fn apply(&mut self, event: EventJson) -> Reply {
         let before = self.engine.snapshot();
         let mut replaced = None;
-        let event = match event {
-            EventJson::UpsertNode { node } => Event::UpsertNode(node),
-            EventJson::RemoveNode { node } => Event::RemoveNode(node),
-            EventJson::UpsertUser { user } => Event::UpsertUser(user),
-            EventJson::RemoveUser { user } => Event::RemoveUser(user),
-            EventJson::AdvertiseRoutes { node, routes } => Event::AdvertiseRoutes { node, routes },
-            EventJson::ApproveRoutes { node, routes } => Event::ApproveRoutes { node, routes },
-            EventJson::SetOnline { node, online } => Event::SetOnline { node, online },
-            EventJson::UpsertService { service } => Event::UpsertService(service),
-            EventJson::RemoveService { service } => Event::RemoveService(service),
-            EventJson::ReplacePolicy { policy, name } => {
+        let event = match event.into_event() {
+            Ok(event) => event,
+            Err((policy, name)) => {
                 let name = name.unwrap_or_else(|| self.source.name().to_string());
                 let context = before.inventory().policy_context();
                 let (policy, source, warnings) = parse(&policy, Some(&name), context)?;
@@ -689,6 +668,25 @@ fn question_args<T: DeserializeOwned>(question: &str, args: Value) -> Result<T, 
 fn json_value<T: Serialize>(value: &T) -> Result<Value, Failure> {
     serde_json::to_value(value)
         .map_err(|e| Failure::new("internal", format!("cannot write the answer: {e}")))
+}
+
+impl EventJson {
+    /// The engine's event; a `replace_policy` (its text and name), which needs parsing and
+    /// vetting first, as it is.
+    fn into_event(self) -> Result<Event, (String, Option<String>)> {
+        Ok(match self {
+            EventJson::UpsertNode { node } => Event::UpsertNode(node),
+            EventJson::RemoveNode { node } => Event::RemoveNode(node),
+            EventJson::UpsertUser { user } => Event::UpsertUser(user),
+            EventJson::RemoveUser { user } => Event::RemoveUser(user),
+            EventJson::AdvertiseRoutes { node, routes } => Event::AdvertiseRoutes { node, routes },
+            EventJson::ApproveRoutes { node, routes } => Event::ApproveRoutes { node, routes },
+            EventJson::SetOnline { node, online } => Event::SetOnline { node, online },
+            EventJson::UpsertService { service } => Event::UpsertService(service),
+            EventJson::RemoveService { service } => Event::RemoveService(service),
+            EventJson::ReplacePolicy { policy, name } => return Err((policy, name)),
+        })
+    }
 }
 
 impl ApplyArgs {

@@ -85,17 +85,25 @@ fn the_ops_are_listed() {
     assert!(QUESTIONS.contains(&"ssh_decision"));
 }
 
-#[test]
-fn events_give_the_change_sets_of_the_engine() {
+/// An engine used directly on the repository's examples, beside the policy and inventory
+/// texts it was built from.
+fn direct() -> (engine::Engine, String, String) {
     let inventory_text = example("inventory.json");
     let policy_text = example("policy.hujson");
     let inventory = Inventory::from_json(&inventory_text).unwrap();
-    let mut direct = engine::Engine::new(
+    let engine = engine::Engine::new(
         Arc::new(parse(&policy_text, &inventory)),
         engine::TailnetState::from_inventory(&inventory),
         EngineOptions::default(),
     )
     .unwrap();
+    (engine, policy_text, inventory_text)
+}
+
+#[test]
+fn events_give_the_change_sets_of_the_engine() {
+    let (mut direct, policy_text, inventory_text) = direct();
+    let inventory = Inventory::from_json(&inventory_text).unwrap();
     let mut api = Engine::new();
     let started = call(
         &mut api,
@@ -564,15 +572,7 @@ fn a_refused_policy_stores_no_approval() {
 
 #[test]
 fn a_batch_is_one_change() {
-    let inventory_text = example("inventory.json");
-    let policy_text = example("policy.hujson");
-    let inventory = Inventory::from_json(&inventory_text).unwrap();
-    let mut direct = engine::Engine::new(
-        Arc::new(parse(&policy_text, &inventory)),
-        engine::TailnetState::from_inventory(&inventory),
-        EngineOptions::default(),
-    )
-    .unwrap();
+    let (mut direct, policy_text, _) = direct();
     let mut api = Engine::new();
     let handle = started(&mut api);
     let dave = node(100, "dave-laptop", Some(2), &[], 1);
