@@ -308,6 +308,9 @@ codes! {
     InvalidTarget = "invalid_target",
         "A `nodeAttrs` target that names no devices (`autogroup:self`, `autogroup:internet` ...).",
         Policy(r#"{"nodeAttrs": [{"target": ["autogroup:self"], "attr": ["funnel"]}]}"#);
+    NodeAttrGivesNothing = "node_attr_gives_nothing",
+        "A `nodeAttrs` entry whose `attr`, `app` and `ipPool` are empty or missing: it gives its targets nothing (real policies applied through GitOps have one, with every attribute commented out); accepted.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"]}]}"#);
     ReservedIpPool = "reserved_ip_pool",
         "An `ipPool` inside a range Tailscale reserves.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.100.0/24"]}]}"#);

@@ -530,6 +530,12 @@ fn ssh_test_shapes() {
 #[test]
 fn warnings() {
     expect_warning(
+        r#"{"nodeAttrs": [{"target": ["*"]}]}"#,
+        "aclc::node_attr_gives_nothing",
+        "this nodeAttrs entry gives its targets nothing: its attr, app and ipPool are empty or missing",
+        r#"{"target": ["*"]}"#,
+    );
+    expect_warning(
         r#"{"groups": {"group:eng": ["bob"]}, "acls": [{"action": "accept", "src": ["group:eng"], "dst": ["*:*"]}]}"#,
         "aclc::bare_group_member",
         r#"groups["group:eng"]: "bob" is not a login: aclc cannot verify that Tailscale accepts it"#,

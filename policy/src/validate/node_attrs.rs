@@ -37,6 +37,16 @@ impl Validator<'_> {
         for pool in &attr.ip_pool {
             self.ip_pool(pool);
         }
+        if attr.attr.is_empty() && attr.app.is_empty() && attr.ip_pool.is_empty() {
+            self.warning(
+                Code::NodeAttrGivesNothing,
+                attr.span,
+                "this nodeAttrs entry gives its targets nothing: its attr, app and ipPool are \
+                 empty or missing",
+                "add the attributes (\"attr\": [\"funnel\"]), capabilities (\"app\") or \
+                 address pool (\"ipPool\") the targets should get, or remove the entry",
+            );
+        }
     }
 
     /// One `ipPool` prefix: a pool inside a reserved range can never hand out an address and
