@@ -179,6 +179,9 @@ codes! {
     InvalidIpsetEntry = "invalid_ipset_entry",
         "An IP set entry that is not an address, prefix, range, host, IP set or `autogroup:internet`.",
         Policy(r#"{"ipsets": {"ipset:prod": ["tag:web"]}, "tagOwners": {"tag:web": []}}"#);
+    IpsetBareEntry = "ipset_bare_entry",
+        "A bare entry in an IP set that also removes: Tailscale's documentation asks for `add` before every target unless the set only adds; read as `add`, accepted, aclc cannot verify it.",
+        Policy(r#"{"ipsets": {"ipset:prod": ["10.0.0.0/8", "remove 10.1.0.0/16"]}}"#);
     RecursiveIpset = "recursive_ipset",
         "An IP set that includes itself, directly or through others.",
         Policy(r#"{"ipsets": {"ipset:a": ["ipset:b"], "ipset:b": ["ipset:a"]}}"#);
@@ -256,6 +259,9 @@ codes! {
     AppWithInternet = "app_with_internet",
         "An `app` grant to `autogroup:internet`.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "app": {"example.com/cap/x": [{}]}}]}"#);
+    AppWithRoleAutogroup = "app_with_role_autogroup",
+        "An `app` grant to an administrative autogroup (`autogroup:admin` ...), which Tailscale's documentation says app grants cannot target.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:admin"], "app": {"example.com/cap/x": [{}]}}]}"#);
     InvalidCapability = "invalid_capability",
         "A capability name that is not `domain/path`, or a `tailscale.com` capability policies may not grant.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}]}"#);

@@ -528,6 +528,35 @@ fn ssh_test_shapes() {
 }
 
 #[test]
+fn documented_refusals() {
+    // App capabilities (Tailscale KB): app grants cannot use administrative autogroups as
+    // destinations.
+    expect_error(
+        r#"{"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:admin"], "app": {"example.com/cap/x": [{}]}}]}"#,
+        "aclc::app_with_role_autogroup",
+        "cannot use app grants with autogroup:admin",
+        "autogroup:admin",
+    );
+    // A network grant to the same autogroup stays valid.
+    assert!(errors(
+        r#"{"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:admin"], "ip": ["*"]}]}"#
+    )
+    .is_empty());
+    // IP sets (Tailscale KB): the operation before every target unless the set only adds;
+    // whether Tailscale refuses a bare one is not known, so a warning.
+    expect_warning(
+        r#"{"ipsets": {"ipset:a": ["10.0.0.0/8", "remove 10.1.0.0/16"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["ipset:a:*"]}]}"#,
+        "aclc::ipset_bare_entry",
+        r#"ipsets["ipset:a"]: "10.0.0.0/8" has no operation: Tailscale's documentation asks for "add <target>" in an IP set that removes; aclc reads it as add and cannot verify that Tailscale accepts it"#,
+        "10.0.0.0/8",
+    );
+    assert!(errors(
+        r#"{"ipsets": {"ipset:a": ["10.0.0.0/8", "10.2.0.0/16"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["ipset:a:*"]}]}"#
+    )
+    .is_empty());
+}
+
+#[test]
 fn warnings() {
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"]}]}"#,

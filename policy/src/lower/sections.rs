@@ -411,6 +411,30 @@ impl Lowerer<'_> {
         for m in members {
             let path = key_path("ipsets", &m.key.name);
             let texts = self.strings(Some(&m.value), &path, "an array of entries");
+            // Tailscale's documentation (IP sets): "You must include the operation type before
+            // the target unless the named IP set only uses add operations."
+            let removes = texts.iter().any(|t| t.value.starts_with("remove "));
+            if removes {
+                for t in texts
+                    .iter()
+                    .filter(|t| !t.value.starts_with("add ") && !t.value.starts_with("remove "))
+                {
+                    self.warning(
+                        Code::IpsetBareEntry,
+                        t.span,
+                        format!(
+                            "{path}: {} has no operation: Tailscale's documentation asks for \
+                             \"add <target>\" in an IP set that removes; aclc reads it as add \
+                             and cannot verify that Tailscale accepts it",
+                            quote(&t.value)
+                        ),
+                    )
+                    .help = Some(format!(
+                        "write {}",
+                        quote(&format!("add {}", t.value.trim()))
+                    ));
+                }
+            }
             let mut entries = Vec::new();
             for t in texts {
                 let (op, rest, offset) = if let Some(r) = t.value.strip_prefix("add ") {

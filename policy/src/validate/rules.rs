@@ -262,6 +262,21 @@ impl Validator<'_> {
                     "application capabilities go to tailnet devices; grant the internet with \"ip\" only",
                 );
             }
+            // Tailscale's documentation (app capabilities): app grants "cannot target
+            // autogroup:internet destinations, nor can they use administrative autogroups such
+            // as autogroup:admin as destinations".
+            for d in &grant.dst {
+                if let Alias::Autogroup(group) = &d.alias {
+                    if group.is_role() {
+                        self.error(
+                            Code::AppWithRoleAutogroup,
+                            d.span,
+                            format!("cannot use app grants with {group}"),
+                            "app grants go to devices: name them with tags, users, groups or autogroup:member",
+                        );
+                    }
+                }
+            }
         }
         self.capabilities(&grant.app, true);
         for ip in &grant.ip {
