@@ -602,6 +602,12 @@ pub(crate) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
+/// True when the sorted list `list` holds one of `ids` (a changed node in a target or a
+/// rule's sources, when a compile reuses what an earlier one built).
+pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
+    ids.iter().any(|id| list.binary_search(id).is_ok())
+}
+
 /// Node ids of table `old` translated to those of `new` by name, `u32::MAX` for a node `new`
 /// does not have: one merge walk, as both tables are sorted by name.
 pub(crate) fn translate_ids(old: &NodeTable, new: &NodeTable) -> Vec<u32> {

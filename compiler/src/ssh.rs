@@ -129,9 +129,9 @@ pub(crate) struct SshPrior<'a> {
     /// The earlier lowering.
     pub(crate) lowered: &'a SshLowered,
     /// The changed nodes' ids in its table (sorted).
-    pub(crate) before: Vec<NodeId>,
+    pub(crate) before: &'a [NodeId],
     /// Their ids in the table being lowered (sorted).
-    pub(crate) after: Vec<NodeId>,
+    pub(crate) after: &'a [NodeId],
 }
 
 impl SshPrior<'_> {
@@ -139,14 +139,13 @@ impl SshPrior<'_> {
     /// sources (`sources` now) are the same devices: none changed, before or after, and as
     /// many (the policy is the same and membership a property of the unchanged devices).
     fn same_sources(&self, index: usize, sources: &[NodeId]) -> Option<Arc<[SshPrincipal]>> {
-        let rule = self.lowered.rules.iter().find(|r| r.index == index)?;
-        let named = |list: &[NodeId], changed: &[NodeId]| {
-            changed.iter().any(|c| list.binary_search(c).is_ok())
-        };
+        // Rules are lowered in policy order, one per policy rule.
+        let rules = &self.lowered.rules;
+        let rule = rules.get(rules.binary_search_by_key(&index, |r| r.index).ok()?)?;
         let same = !rule.localpart
             && rule.sources.len() == sources.len()
-            && !named(&rule.sources, &self.before)
-            && !named(sources, &self.after);
+            && !crate::nodes::holds_any(&rule.sources, self.before)
+            && !crate::nodes::holds_any(sources, self.after);
         same.then(|| rule.all.clone())
     }
 }

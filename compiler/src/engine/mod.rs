@@ -631,35 +631,32 @@ impl Inputs {
             .filter(|n| !n.online)
             .map(|n| n.name.as_str())
             .collect();
-        // A change to nodes without routes: the source lists that name none of them are the
-        // previous compile's; a change to routes: those not from `*`; a policy change (same
-        // inventory, so the same node ids): those whose targets are equal.
-        let changed_names = match &scope {
-            Scope::Node(n) => Some((
+        // What the previous compile can lend this one: for a change to nodes without routes,
+        // the source lists that name none of them; for a change to routes, those not from
+        // `*`; for a policy change (same inventory, so the same node ids), those whose
+        // targets are equal.
+        let (before, after): (Vec<&str>, Vec<&str>) = match &scope {
+            Scope::Node(n) => (
+                n.nodes.iter().filter_map(|(_, b)| b.as_deref()).collect(),
                 n.nodes
                     .iter()
-                    .filter_map(|(_, before)| before.as_deref())
-                    .collect::<Vec<&str>>(),
-                n.nodes
-                    .iter()
-                    .filter_map(|(id, _)| self.nodes.get(id).map(|r| r.name.as_str()))
-                    .collect::<Vec<&str>>(),
-                n.old,
-            )),
-            // Routes and online flags move no node's addresses or selectors: only lists from
-            // `*` (every subnet route) may differ.
-            Scope::Routes(r) => Some((Vec::new(), Vec::new(), r.old)),
-            Scope::Policy(old) => Some((Vec::new(), Vec::new(), *old)),
-            _ => None,
+                    .filter_map(|(id, _)| Some(self.nodes.get(id)?.name.as_str()))
+                    .collect(),
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
-        let prior = changed_names
-            .as_ref()
-            .map(|(before, after, old)| crate::compiled::Prior {
-                compiled: &old.compiled,
-                before,
-                after,
-                policy_changed: matches!(scope, Scope::Policy(_)),
-            });
+        let earlier = match &scope {
+            Scope::Node(n) => Some(n.old),
+            Scope::Routes(r) => Some(r.old),
+            Scope::Policy(old) => Some(*old),
+            Scope::Everything => None,
+        };
+        let prior = earlier.map(|old| crate::compiled::Prior {
+            compiled: &old.compiled,
+            before: &before,
+            after: &after,
+            policy_changed: matches!(scope, Scope::Policy(_)),
+        });
         let compiled = compile_marked(
             &self.policy,
             &inventory,
@@ -1077,37 +1074,37 @@ impl Narrow<'_> {
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
+        // Marks what a changed node's dependents in one compile reach, in new ids (`to` maps
+        // that compile's ids), and puts its entry in its peers' sums: taken away as it was
+        // (`add` false, the old compile), added as it is.
+        let mut mark = |d: &Dependents, to: &dyn Fn(NodeId) -> Option<NodeId>, add: bool| {
+            for v in d.ssh.iter().copied().filter_map(to) {
+                crate::peers::set_bit(&mut ssh_bits, v);
+            }
+            for v in d.filter.iter().copied().filter_map(to) {
+                crate::peers::set_bit(&mut filter_bits, v);
+            }
+            for v in crate::peers::iter_bits(&d.peers).filter_map(to) {
+                let entry = d.base.get(column(v)).copied().unwrap_or(0);
+                if let Some(sum) = patch.get_mut(v.index()) {
+                    *sum = match add {
+                        true => sum.wrapping_add(entry),
+                        false => sum.wrapping_sub(entry),
+                    };
+                }
+                crate::peers::set_bit(&mut patched, v);
+            }
+        };
         for &(node, before, after) in &ends {
             bases.remove(&node);
             out.remove(&node);
             stale.remove(&node);
             if before.is_some() {
-                let d = deps.next()??;
-                for v in d.ssh.into_iter().filter_map(translate) {
-                    crate::peers::set_bit(&mut ssh_bits, v);
-                }
-                for v in d.filter.into_iter().filter_map(translate) {
-                    crate::peers::set_bit(&mut filter_bits, v);
-                }
-                for v in crate::peers::iter_bits(&d.peers).filter_map(translate) {
-                    let sum = patch.get_mut(v.index())?;
-                    *sum = sum.wrapping_sub(d.base.get(column(v)).copied().unwrap_or(0));
-                    crate::peers::set_bit(&mut patched, v);
-                }
+                mark(&deps.next()??, &translate, false);
             }
             if after.is_some() {
                 let d = deps.next()??;
-                for &v in &d.ssh {
-                    crate::peers::set_bit(&mut ssh_bits, v);
-                }
-                for &v in &d.filter {
-                    crate::peers::set_bit(&mut filter_bits, v);
-                }
-                for v in crate::peers::iter_bits(&d.peers) {
-                    let sum = patch.get_mut(v.index())?;
-                    *sum = sum.wrapping_add(d.base.get(column(v)).copied().unwrap_or(0));
-                    crate::peers::set_bit(&mut patched, v);
-                }
+                mark(&d, &Some, true);
                 bases.insert(node, d.base);
                 present.insert(node, names.get(&node)?.clone());
             }

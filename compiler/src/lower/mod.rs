@@ -228,28 +228,20 @@ type Sources = (Arc<[Target]>, u32, usize);
 pub(crate) struct Prior<'a> {
     /// The earlier lowering.
     pub(crate) lowered: &'a Lowered,
-    /// Its node table.
-    pub(crate) table: &'a NodeTable,
-    /// The changed nodes' names in `table`.
-    pub(crate) before: &'a [&'a str],
-    /// Their names in the table being lowered.
-    pub(crate) after: &'a [&'a str],
+    /// The changed nodes' ids in the earlier lowering's table (sorted).
+    pub(crate) before: &'a [NodeId],
+    /// Their ids in the table being lowered (sorted).
+    pub(crate) after: &'a [NodeId],
     /// Both tables hold the same nodes under the same ids, with the same addresses (the
     /// policy changed, not the tailnet): the policy may differ, node lists are compared.
     pub(crate) same_ids: bool,
 }
 
-/// [`Prior`], resolved against the table being lowered.
+/// [`Prior`], with what `*` means compared.
 struct Reuse<'a> {
-    lowered: &'a Lowered,
-    /// The changed nodes' ids in the earlier table, and in this one (sorted).
-    before: Vec<NodeId>,
-    after: Vec<NodeId>,
+    prior: &'a Prior<'a>,
     /// `*` means what it meant (it lists every subnet route).
     star_same: bool,
-    /// The two tables hold the same nodes under the same ids (a policy change): node lists
-    /// are compared as they are.
-    same_ids: bool,
 }
 
 impl Reuse<'_> {
@@ -259,23 +251,24 @@ impl Reuse<'_> {
     /// lists (the policy is the same, and membership is a property of the node and its
     /// owner, both unchanged), and have the same addresses.
     fn same(&self, key: &SourceKey, targets: &[Target]) -> Option<(u32, usize)> {
-        let (old_targets, id, spent) = self.lowered.sources.get(key)?;
+        let p = self.prior;
+        let (old_targets, id, spent) = p.lowered.sources.get(key)?;
         if old_targets.len() != targets.len() {
             return None;
         }
         let names = |t: &Target, changed: &[NodeId]| match t {
-            Target::Nodes(ids) => changed.iter().any(|c| ids.binary_search(c).is_ok()),
+            Target::Nodes(ids) => crate::nodes::holds_any(ids, changed),
             _ => false,
         };
         for (old, new) in old_targets.iter().zip(targets) {
             let alike = match (old, new) {
-                (Target::Nodes(x), Target::Nodes(y)) if self.same_ids => x == y,
+                (Target::Nodes(x), Target::Nodes(y)) if p.same_ids => x == y,
                 (Target::Nodes(x), Target::Nodes(y)) => x.len() == y.len(),
                 (Target::Literal(x), Target::Literal(y)) => x == y,
                 (Target::Wildcard, Target::Wildcard) => self.star_same,
                 _ => std::mem::discriminant(old) == std::mem::discriminant(new),
             };
-            if !alike || names(old, &self.before) || names(new, &self.after) {
+            if !alike || names(old, p.before) || names(new, p.after) {
                 return None;
             }
         }
@@ -427,12 +420,9 @@ pub(crate) fn lower(
 ) -> Result<Lowered, CompileError> {
     let lowered = Lowered::nothing(table);
     let reuse = prior.map(|p| Reuse {
-        lowered: p.lowered,
-        before: p.table.ids_of(p.before),
-        after: table.ids_of(p.after),
+        prior: p,
         // `*` lists every subnet route: lists from it are reused only when it is the same.
         star_same: p.lowered.star == lowered.star,
-        same_ids: p.same_ids,
     });
     let mut builder = Builder {
         reuse,
@@ -543,7 +533,7 @@ impl Builder<'_> {
         let reused = match &self.reuse {
             Some(r) => r
                 .same(&key, &targets)
-                .map(|(old, spent)| (r.lowered, old, spent)),
+                .map(|(old, spent)| (r.prior.lowered, old, spent)),
             None => None,
         };
         let (id, spent) = match reused {

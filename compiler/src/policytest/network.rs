@@ -145,16 +145,8 @@ fn run_test(
         let subject = format!("{src_text} -> {dst_text} ({proto_name})");
         // ICMP has no ports: a dst without one is evaluated on its addresses (as port 0).
         let icmp = protos.iter().all(|p| matches!(p, 1 | 58));
-        let mut portless = false;
-        let outcome = match destination(endpoints, dst_text) {
-            Err(TestError::InvalidDestination(why)) if icmp && why.ends_with(NO_PORT) => {
-                portless = true;
-                endpoints
-                    .resolve(dst_text, Side::Destination)
-                    .map(|devices| (devices, 0))
-            }
-            other => other,
-        };
+        let outcome = destination(endpoints, dst_text, icmp);
+        let portless = matches!(outcome, Ok((_, None)));
         let outcome = outcome.map(|(devices, port)| match &sources {
             Some(sources) => {
                 let posture = Posture {
@@ -162,7 +154,14 @@ fn run_test(
                     table: endpoints.table(),
                     assumed: assumed_attrs(test.src_posture_attrs.as_ref()),
                 };
-                verdict(rules, &posture, sources, &devices, &protos, port)
+                verdict(
+                    rules,
+                    &posture,
+                    sources,
+                    &devices,
+                    &protos,
+                    port.unwrap_or(0),
+                )
             }
             None => Verdict::Denied,
         });
@@ -216,18 +215,26 @@ fn has_no_devices(error: &TestError, src_text: &str) -> bool {
     }
 }
 
-/// The end of the message for a test destination without a port.
-const NO_PORT: &str = " has no port: write host:port";
-
-/// A destination entry `host:port`: its devices and the port.
-fn destination(endpoints: &mut Endpoints<'_>, text: &str) -> Result<(Vec<Device>, u16), TestError> {
-    let no_port = || TestError::InvalidDestination(format!("dst {}{NO_PORT}", quote(text)));
-    let Some((host, port_text)) = text.rsplit_once(':') else {
-        return Err(no_port());
+/// A destination entry `host:port`: its devices and the port. Without a port (`web-1`,
+/// `tag:web`, `group:eng`: a selector without its port) it is an error, except for a test
+/// of ICMP only (`portless_ok`), which has no ports: its devices and no port.
+fn destination(
+    endpoints: &mut Endpoints<'_>,
+    text: &str,
+    portless_ok: bool,
+) -> Result<(Vec<Device>, Option<u16>), TestError> {
+    let mut no_port = || match portless_ok {
+        true => Ok((endpoints.resolve(text, Side::Destination)?, None)),
+        false => Err(TestError::InvalidDestination(format!(
+            "dst {} has no port: write host:port",
+            quote(text)
+        ))),
     };
-    // `tag:web`, `group:eng`, `autogroup:member`: a selector without its port.
+    let Some((host, port_text)) = text.rsplit_once(':') else {
+        return no_port();
+    };
     if matches!(host, "tag" | "group" | "autogroup" | "svc") {
-        return Err(no_port());
+        return no_port();
     }
     let port = port_number(port_text).ok_or_else(|| {
         TestError::InvalidDestination(format!(
@@ -241,7 +248,7 @@ fn destination(endpoints: &mut Endpoints<'_>, text: &str) -> Result<(Vec<Device>
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let devices = endpoints.resolve(host, Side::Destination)?;
-    Ok((devices, port))
+    Ok((devices, Some(port)))
 }
 
 /// A single port: decimal digits, 0 to 65535 (0, as in Tailscale's port ranges: an ICMP test
