@@ -296,6 +296,15 @@ impl NodeTable {
 
     /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
     pub(crate) fn new(inventory: &Inventory) -> NodeTable {
+        NodeTable::reusing(inventory, None)
+    }
+
+    /// [`NodeTable::new`], taking from `earlier` (a table of an earlier version of the
+    /// tailnet) the strings of each node it holds under the same name: the name, the tags
+    /// when they are the same, and the address texts when the addresses are (an engine event
+    /// formats only the nodes it changed, and unchanged strings stay shared, so comparing
+    /// them later is a pointer comparison).
+    pub(crate) fn reusing(inventory: &Inventory, earlier: Option<&NodeTable>) -> NodeTable {
         let users: Vec<UserInfo> = inventory
             .users()
             .iter()
@@ -321,30 +330,55 @@ impl NodeTable {
                     .or_insert(UserId::new(i));
             }
         }
+        // Logins are compared lowercased; most are lowercase already (no copy then).
+        let owner_of = |email: &str| match email.chars().any(char::is_uppercase) {
+            true => user_by_email.get(&email.to_lowercase()).copied(),
+            false => user_by_email.get(email).copied(),
+        };
         let mut sorted: Vec<&crate::inventory::Node> = inventory.nodes().iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         // Each node's strings are formatted on every core (a fifth of a table's build).
         let info = |n: &crate::inventory::Node| {
-            let texts: Vec<Arc<str>> = n
-                .addresses()
-                .iter()
-                .map(|a| Arc::from(a.to_string()))
-                .collect();
-            // A host prefix is the address text with its full length.
-            let hosts = n
-                .addresses()
-                .iter()
-                .zip(&texts)
-                .map(|(a, t)| Arc::from(format!("{t}/{}", if a.is_ipv4() { 32 } else { 128 })))
-                .collect();
+            let old = earlier
+                .and_then(|t| t.get(t.id(&n.name)?))
+                .filter(|o| *o.name == *n.name);
+            let (texts, hosts) = match old.filter(|o| o.v4 == n.ipv4 && o.v6 == n.ipv6) {
+                Some(o) => (o.texts.clone(), o.hosts.clone()),
+                None => {
+                    let texts: Vec<Arc<str>> = n
+                        .addresses()
+                        .iter()
+                        .map(|a| Arc::from(a.to_string()))
+                        .collect();
+                    // A host prefix is the address text with its full length.
+                    let hosts = n
+                        .addresses()
+                        .iter()
+                        .zip(&texts)
+                        .map(|(a, t)| {
+                            Arc::from(format!("{t}/{}", if a.is_ipv4() { 32 } else { 128 }))
+                        })
+                        .collect();
+                    (texts, hosts)
+                }
+            };
+            let tags = match old.filter(|o| {
+                o.tags
+                    .iter()
+                    .map(|t| &**t)
+                    .eq(n.tags.iter().map(String::as_str))
+            }) {
+                Some(o) => o.tags.clone(),
+                None => n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+            };
             NodeInfo {
-                name: Arc::from(n.name.as_str()),
+                name: old.map_or_else(|| Arc::from(n.name.as_str()), |o| o.name.clone()),
                 owner: n
                     .user
                     .as_deref()
                     .filter(|_| n.tags.is_empty())
-                    .and_then(|email| user_by_email.get(&email.to_lowercase()).copied()),
-                tags: n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+                    .and_then(&owner_of),
+                tags,
                 v4: n.ipv4,
                 v6: n.ipv6,
                 texts,
@@ -456,6 +490,38 @@ impl NodeTable {
     /// The id of the node called `name`.
     pub(crate) fn id(&self, name: &str) -> Option<NodeId> {
         self.by_name.get(name).copied()
+    }
+
+    /// For each node, its id in `earlier` (a table of the tailnet before a change to the nodes
+    /// `before`, ids in `earlier`, which are `after` here; both sorted), or `None` for the
+    /// nodes of `after`. The other nodes pair up in name order; `None` when they do not (a
+    /// node not named in the change whose name differs). O(nodes).
+    pub(crate) fn kept_from(
+        &self,
+        earlier: &NodeTable,
+        before: &[NodeId],
+        after: &[NodeId],
+    ) -> Option<Vec<Option<NodeId>>> {
+        let mut kept = Vec::with_capacity(self.nodes.len());
+        let (mut before, mut after) = (before.iter().peekable(), after.iter().peekable());
+        let mut old = (0..earlier.nodes.len()).map(NodeId::new);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if after.next_if(|&&a| a.index() == i).is_some() {
+                kept.push(None);
+                continue;
+            }
+            let id = old.find(|&o| before.next_if(|&&b| b == o).is_none())?;
+            let same = earlier
+                .get(id)
+                .is_some_and(|o| Arc::ptr_eq(&o.name, &node.name) || o.name == node.name);
+            if !same {
+                return None;
+            }
+            kept.push(Some(id));
+        }
+        // Every node of `earlier` paired or changed.
+        old.all(|o| before.next_if(|&&b| b == o).is_some())
+            .then_some(kept)
     }
 
     /// The ids of the nodes `names` (those the table has), sorted.
@@ -652,6 +718,29 @@ mod tests {
         let order = nodes.iter().map(|n| n.name.clone()).collect();
         let inventory = Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()?;
         Some(NodeTable::new(&inventory))
+    }
+
+    #[test]
+    fn kept_nodes_pair_up_by_name() {
+        let v4 = |i: u8| (Some(Ipv4Addr::new(100, 64, 0, i)), None);
+        let earlier = table_of(&[v4(1), v4(2), v4(3)]).expect("a table");
+        // n1 changed its address: it is the changed node, before and after.
+        let now = table_of(&[v4(1), v4(9), v4(3)]).expect("a table");
+        let n1 = [NodeId::new(1)];
+        assert_eq!(
+            now.kept_from(&earlier, &n1, &n1),
+            Some(vec![Some(NodeId::new(0)), None, Some(NodeId::new(2))])
+        );
+        // Naming the wrong node before: n0 of now would pair with n1 of earlier.
+        let n0 = [NodeId::new(0)];
+        assert_eq!(now.kept_from(&earlier, &n0, &n1), None);
+        // A node left: n3 is not in the table now.
+        let fewer = table_of(&[v4(1), v4(2)]).expect("a table");
+        assert_eq!(
+            fewer.kept_from(&earlier, &[NodeId::new(2)], &[]),
+            Some(vec![Some(NodeId::new(0)), Some(NodeId::new(1))])
+        );
+        assert_eq!(fewer.kept_from(&earlier, &[], &[]), None);
     }
 
     proptest! {

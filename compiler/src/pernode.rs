@@ -3,22 +3,37 @@
 //! per node (100,000 on `large`), whose reallocations, scattered writes and frees cost a
 //! tenth of a compile.
 
+use std::sync::Arc;
+
 use crate::nodes::NodeId;
 
 /// For each node, the items that may reach it, ascending.
 #[derive(Debug, Default)]
 pub(crate) struct PerNode {
-    /// Node `n`'s list is `entries[starts[n]..starts[n + 1]]`.
-    starts: Vec<usize>,
-    entries: Vec<u32>,
+    /// Where each node's list is.
+    spans: Vec<Span>,
+    /// The arrays the lists are in: one when built, one more per patch (an engine event's
+    /// compile shares the earlier arrays and adds its changed nodes' lists).
+    segments: Vec<Arc<Vec<u32>>>,
 }
+
+/// Where a node's list is: `segments[segment][start..start + len]`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: usize,
+    len: u32,
+    segment: u32,
+}
+
+/// Patches at most this many arrays deep; the next compile builds the lists afresh.
+const MAX_SEGMENTS: usize = 16;
 
 impl PerNode {
     /// Empty lists for `nodes` nodes.
     pub(crate) fn empty(nodes: usize) -> PerNode {
         PerNode {
-            starts: vec![0; nodes + 1],
-            entries: Vec::new(),
+            spans: vec![Span::default(); nodes],
+            segments: Vec::new(),
         }
     }
 
@@ -56,14 +71,12 @@ impl PerNode {
         let total = starts.last().copied().unwrap_or(0);
         let mut ends: Vec<usize> = starts.iter().take(nodes).copied().collect();
         let mut entries = vec![0u32; total];
-        let mut repeats = false;
         for (id, item) in pairs {
             let (Some(end), Some(&start)) = (ends.get_mut(id.index()), starts.get(id.index()))
             else {
                 continue;
             };
             if *end > start && entries.get(*end - 1) == Some(&item) {
-                repeats = true;
                 continue;
             }
             if let Some(slot) = entries.get_mut(*end) {
@@ -71,38 +84,83 @@ impl PerNode {
                 *end += 1;
             }
         }
-        let mut built = PerNode { starts, entries };
-        if repeats {
-            built.close_gaps(&ends);
+        // A repeated pair leaves its slot unused at the end of the node's list.
+        let spans = starts
+            .iter()
+            .zip(&ends)
+            .map(|(&start, &end)| Span {
+                start,
+                len: u32::try_from(end - start).unwrap_or(u32::MAX),
+                segment: 0,
+            })
+            .collect();
+        PerNode {
+            spans,
+            segments: vec![Arc::new(entries)],
         }
-        built
     }
 
-    /// Drop the unused tail of each list (left by repeated pairs).
-    fn close_gaps(&mut self, ends: &[usize]) {
-        let mut out = Vec::with_capacity(self.entries.len());
-        let mut starts = Vec::with_capacity(self.starts.len());
-        for (n, &end) in ends.iter().enumerate() {
-            starts.push(out.len());
-            let start = self.starts.get(n).copied().unwrap_or(end);
-            out.extend_from_slice(self.entries.get(start..end).unwrap_or(&[]));
+    /// These lists after a change to some nodes that left every other node's list as it was:
+    /// node `n`'s list is the list here of `kept[n]`, or (for a node `kept` says nothing of)
+    /// its list in `fresh` (given in ascending node order). The arrays are shared, the
+    /// changed nodes' lists added in one more: O(nodes + their lists' length). `None` when
+    /// `fresh` misses a node, or the patches are too deep, or a third of the arrays is lists
+    /// no node uses any more: build the lists afresh then.
+    pub(crate) fn patched(
+        &self,
+        kept: &[Option<NodeId>],
+        fresh: &[(usize, Vec<u32>)],
+    ) -> Option<PerNode> {
+        if self.segments.len() >= MAX_SEGMENTS {
+            return None;
         }
-        starts.push(out.len());
-        self.starts = starts;
-        self.entries = out;
+        let segment = u32::try_from(self.segments.len()).ok()?;
+        let mut added: Vec<u32> = Vec::with_capacity(fresh.iter().map(|(_, l)| l.len()).sum());
+        let mut fresh = fresh.iter().peekable();
+        let mut spans = Vec::with_capacity(kept.len());
+        for (n, old) in kept.iter().enumerate() {
+            let span = match old {
+                Some(old) => *self.spans.get(old.index())?,
+                None => {
+                    let (_, list) = fresh.next().filter(|(at, _)| *at == n)?;
+                    let span = Span {
+                        start: added.len(),
+                        len: u32::try_from(list.len()).ok()?,
+                        segment,
+                    };
+                    added.extend_from_slice(list);
+                    span
+                }
+            };
+            spans.push(span);
+        }
+        if fresh.next().is_some() {
+            return None;
+        }
+        let mut segments = self.segments.clone();
+        segments.push(Arc::new(added));
+        let held: usize = segments.iter().map(|s| s.len()).sum();
+        let used: usize = spans.iter().map(|s| s.len as usize).sum();
+        if held.saturating_sub(used) > held / 3 {
+            return None;
+        }
+        Some(PerNode { spans, segments })
     }
 
     /// Node `n`'s items, ascending (empty past the last node).
     pub(crate) fn get(&self, n: usize) -> &[u32] {
-        match (self.starts.get(n), self.starts.get(n + 1)) {
-            (Some(&start), Some(&end)) => self.entries.get(start..end).unwrap_or(&[]),
-            _ => &[],
-        }
+        self.spans
+            .get(n)
+            .and_then(|s| {
+                let segment = self.segments.get(s.segment as usize)?;
+                segment.get(s.start..s.start.checked_add(s.len as usize)?)
+            })
+            .unwrap_or(&[])
     }
 
     /// How many nodes the lists are for.
     pub(crate) fn len(&self) -> usize {
-        self.starts.len().saturating_sub(1)
+        self.spans.len()
     }
 
     /// Each node's items, in node order.
@@ -148,6 +206,98 @@ mod tests {
             }
             prop_assert!(built.get(nodes).is_empty());
         }
+    }
+
+    proptest! {
+        /// Differential: lists patched after nodes join (ids shifted past them) and leave
+        /// equal the lists built afresh, patch after patch, until a patch is refused.
+        #[test]
+        fn patched_equals_built_afresh(
+            nodes in 1usize..30,
+            items in proptest::collection::vec(proptest::collection::btree_set(0usize..30, 0..12), 1..20),
+            steps in proptest::collection::vec((0usize..40, any::<bool>(), proptest::collection::vec(any::<bool>(), 20)), 1..24),
+        ) {
+            // Node names stand for nodes: each list holds names; ids are positions in order.
+            let mut names: Vec<usize> = (0..nodes).collect();
+            let mut lists: Vec<Vec<usize>> = items
+                .iter()
+                .map(|l| l.iter().filter(|&&n| n < nodes).copied().collect())
+                .collect();
+            let build = |names: &[usize], lists: &[Vec<usize>]| {
+                let ids: Vec<Vec<NodeId>> = lists
+                    .iter()
+                    .map(|l| {
+                        let mut v: Vec<NodeId> = l
+                            .iter()
+                            .filter_map(|n| names.iter().position(|m| m == n))
+                            .map(NodeId::new)
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    })
+                    .collect();
+                PerNode::from_lists(
+                    names.len(),
+                    ids.iter().enumerate().map(|(i, l)| (i as u32, l.as_slice())),
+                )
+            };
+            let mut current = build(&names, &lists);
+            let mut next_name = 100;
+            for (at, join, member_of) in steps {
+                let before = names.clone();
+                let changed = if join || names.len() < 2 {
+                    let at = at % (names.len() + 1);
+                    names.insert(at, next_name);
+                    for (list, &m) in lists.iter_mut().zip(&member_of) {
+                        if m {
+                            list.push(next_name);
+                        }
+                    }
+                    next_name += 1;
+                    Some(names.get(at).copied().unwrap_or_default())
+                } else {
+                    names.remove(at % names.len());
+                    None
+                };
+                let kept: Vec<Option<NodeId>> = names
+                    .iter()
+                    .map(|n| match Some(*n) == changed {
+                        true => None,
+                        false => before.iter().position(|m| m == n).map(NodeId::new),
+                    })
+                    .collect();
+                let fresh_built = build(&names, &lists);
+                let fresh: Vec<(usize, Vec<u32>)> = kept
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| k.is_none())
+                    .map(|(n, _)| (n, fresh_built.get(n).to_vec()))
+                    .collect();
+                match current.patched(&kept, &fresh) {
+                    Some(patched) => {
+                        prop_assert_eq!(patched.len(), fresh_built.len());
+                        for n in 0..names.len() {
+                            prop_assert_eq!(patched.get(n), fresh_built.get(n));
+                        }
+                        prop_assert!(patched.segments.len() <= MAX_SEGMENTS);
+                        current = patched;
+                    }
+                    None => current = fresh_built,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_patch_missing_a_changed_nodes_list_is_refused() {
+        let ids = [NodeId::new(0), NodeId::new(1)];
+        let built = PerNode::from_lists(2, [(0u32, &ids[..])].into_iter());
+        let kept = [Some(NodeId::new(0)), None, Some(NodeId::new(1))];
+        assert!(built.patched(&kept, &[]).is_none());
+        assert!(built.patched(&kept, &[(0, vec![0])]).is_none());
+        let patched = built.patched(&kept, &[(1, vec![0])]).expect("a patch");
+        assert_eq!(patched.get(1), &[0]);
+        assert_eq!(patched.get(2), &[0]);
     }
 
     #[test]

@@ -656,6 +656,7 @@ impl Inputs {
             before: &before,
             after: &after,
             policy_changed: matches!(scope, Scope::Policy(_)),
+            routes_changed: matches!(scope, Scope::Routes(_)),
         });
         let compiled = compile_marked(
             &self.policy,

@@ -235,6 +235,12 @@ pub(crate) struct Prior<'a> {
     /// Both tables hold the same nodes under the same ids, with the same addresses (the
     /// policy changed, not the tailnet): the policy may differ, node lists are compared.
     pub(crate) same_ids: bool,
+    /// The same policy, and only the changed nodes changed (no route): each node's id in the
+    /// earlier table, `None` for the changed ones ([`NodeTable::kept_from`]). Every other
+    /// node is in the same items' destinations as before (membership is a property of the
+    /// node and its owner), so its list of items is taken from the earlier lowering when the
+    /// items are the same ones.
+    pub(crate) kept: Option<&'a [Option<NodeId>]>,
 }
 
 /// [`Prior`], with what `*` means compared.
@@ -463,11 +469,64 @@ pub(crate) fn lower(
         builder.acl(acl)?;
     }
     let mut lowered = builder.lowered;
-    lowered.by_node = crate::pernode::PerNode::from_lists(
-        table.len(),
-        builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
-    );
+    let patched = builder
+        .reuse
+        .as_ref()
+        .and_then(|r| Some((r.prior.lowered, r.prior.kept?)))
+        .and_then(|(old, kept)| patched_index(old, &lowered, kept, &builder.reaches));
+    lowered.by_node = patched.unwrap_or_else(|| {
+        crate::pernode::PerNode::from_lists(
+            table.len(),
+            builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
+        )
+    });
     Ok(lowered)
+}
+
+/// The earlier lowering's index from node to items, patched for the changed nodes (those
+/// `kept` has no earlier id for), when the items are the same ones: as many, each from the
+/// same rule and of the same kind (a rule's network items are all left out or all kept, so
+/// this pairs them). `None` otherwise, or when too many nodes changed (each changed node's
+/// list is found by a binary search in every destination list).
+fn patched_index(
+    old: &Lowered,
+    new: &Lowered,
+    kept: &[Option<NodeId>],
+    reaches: &[(u32, Arc<[NodeId]>)],
+) -> Option<crate::pernode::PerNode> {
+    /// Changed nodes beyond which the index is built afresh.
+    const MAX_CHANGED: usize = 256;
+    let same_items = old.items.len() == new.items.len()
+        && old.items.iter().zip(&new.items).all(|(a, b)| {
+            a.origin == b.origin
+                && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
+        });
+    if !same_items || kept.len() != new.by_node.len() {
+        return None;
+    }
+    let changed: Vec<usize> = kept
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.is_none())
+        .map(|(n, _)| n)
+        .take(MAX_CHANGED + 1)
+        .collect();
+    if changed.len() > MAX_CHANGED {
+        return None;
+    }
+    let fresh: Vec<(usize, Vec<u32>)> = changed
+        .iter()
+        .map(|&n| {
+            let id = NodeId::new(n);
+            let items = reaches
+                .iter()
+                .filter(|(_, ids)| ids.binary_search(&id).is_ok())
+                .map(|(i, _)| *i)
+                .collect();
+            (n, items)
+        })
+        .collect();
+    old.by_node.patched(kept, &fresh)
 }
 
 /// `*` as a source: the tailnet ranges and every approved subnet route.
