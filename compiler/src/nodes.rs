@@ -330,11 +330,7 @@ impl NodeTable {
                     .or_insert(UserId::new(i));
             }
         }
-        // Logins are compared lowercased; most are lowercase already (no copy then).
-        let owner_of = |email: &str| match email.chars().any(char::is_uppercase) {
-            true => user_by_email.get(&email.to_lowercase()).copied(),
-            false => user_by_email.get(email).copied(),
-        };
+        let owner_of = |email: &str| user_by_email.get(&*lowercase(email)).copied();
         let mut sorted: Vec<&crate::inventory::Node> = inventory.nodes().iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         // Each node's strings are formatted on every core (a fifth of a table's build).
@@ -538,7 +534,7 @@ impl NodeTable {
 
     /// The user whose login is `email` (case-insensitive).
     pub(crate) fn user(&self, email: &str) -> Option<UserId> {
-        self.user_by_email.get(&email.to_lowercase()).copied()
+        self.user_by_email.get(&*lowercase(email)).copied()
     }
 
     /// The members of a group synced from the identity provider (none when the inventory
@@ -674,16 +670,38 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
     ids.iter().any(|id| list.binary_search(id).is_ok())
 }
 
+/// `text` lowercased, as logins are compared; most are lowercase already, and are not copied.
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    let unchanged = text.chars().all(|c| {
+        let mut lower = c.to_lowercase();
+        lower.next() == Some(c) && lower.next().is_none()
+    });
+    match unchanged {
+        true => std::borrow::Cow::Borrowed(text),
+        false => std::borrow::Cow::Owned(text.to_lowercase()),
+    }
+}
+
 /// Node ids of table `old` translated to those of `new` by name, `u32::MAX` for a node `new`
 /// does not have: one merge walk, as both tables are sorted by name.
 pub(crate) fn translate_ids(old: &NodeTable, new: &NodeTable) -> Vec<u32> {
     let mut to_new = vec![u32::MAX; old.nodes.len()];
     let mut j = 0;
     for (i, a) in old.nodes.iter().enumerate() {
-        while new.nodes.get(j).is_some_and(|b| b.name < a.name) {
+        // Names the engine's tables share are the same memory: no string compared.
+        let same = |b: &NodeInfo| Arc::ptr_eq(&b.name, &a.name);
+        while new
+            .nodes
+            .get(j)
+            .is_some_and(|b| !same(b) && b.name < a.name)
+        {
             j += 1;
         }
-        if new.nodes.get(j).is_some_and(|b| b.name == a.name) {
+        if new
+            .nodes
+            .get(j)
+            .is_some_and(|b| same(b) || b.name == a.name)
+        {
             if let Some(slot) = to_new.get_mut(i) {
                 *slot = index(j);
             }

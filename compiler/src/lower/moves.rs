@@ -170,7 +170,8 @@ impl SourceMoves {
         let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> bool {
             *memo.entry((x, y)).or_insert_with(|| {
                 let (before, after) = (old.srcs.get(x), new.srcs.get(y));
-                let moved = before != after;
+                // A list taken from the earlier lowering is the same memory.
+                let moved = !Arc::ptr_eq(&before, &after) && before != after;
                 if moved {
                     owners.extend(
                         login(old_table, first_owner(old_table, &before)).map(str::to_string),
@@ -253,7 +254,9 @@ impl Lowered {
             }
         }
         let listed = self.by_node.get(id.index());
-        let same_parts = listed == old.by_node.get(old_id.index())
+        let old_listed = old.by_node.get(old_id.index());
+        // A list the engine's patch kept is the same memory.
+        let same_parts = (std::ptr::eq(listed, old_listed) || listed == old_listed)
             && self.global == old.global
             && selves(node, self) == selves(old_node, old);
         if !same_parts && self.candidates(id, node) != old.candidates(old_id, old_node) {
