@@ -294,6 +294,76 @@ impl NodeTable {
         self.texts = texts;
     }
 
+    /// [`NodeTable::rank_texts`] for a table built from `earlier`: node `n` took its address
+    /// texts from node `texts_from[n]` of `earlier` (or formatted them). The texts kept stay
+    /// in their order and the few new ones are merged in: O(texts + new log new), not a sort
+    /// of every text.
+    fn rank_texts_from(&mut self, earlier: &NodeTable, texts_from: &[Option<NodeId>]) {
+        // Which of the earlier texts are kept, by their earlier rank.
+        let mut kept = vec![false; earlier.texts.len()];
+        let mut fresh: Vec<(Arc<str>, u32, u32)> = Vec::new();
+        for (i, (node, from)) in self.nodes.iter().zip(texts_from).enumerate() {
+            match from.and_then(|id| earlier.get(id)) {
+                Some(old) => {
+                    for &r in &old.text_ranks {
+                        if let Some(k) = kept.get_mut(r as usize) {
+                            *k = true;
+                        }
+                    }
+                }
+                None => {
+                    for (j, t) in node.texts.iter().enumerate() {
+                        fresh.push((t.clone(), index(i), index(j)));
+                    }
+                }
+            }
+        }
+        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Merge the kept texts (in their order) with the new ones (sorted).
+        let mut new_rank = vec![u32::MAX; earlier.texts.len()];
+        let mut texts: Vec<Arc<str>> = Vec::with_capacity(kept.len() + fresh.len());
+        let mut placed: Vec<(u32, u32, u32)> = Vec::with_capacity(fresh.len());
+        let mut fresh_iter = fresh.into_iter().peekable();
+        for (r, old) in earlier.texts.iter().enumerate() {
+            if !kept.get(r).copied().unwrap_or(false) {
+                continue;
+            }
+            while let Some((t, i, j)) = fresh_iter.next_if(|(t, _, _)| **t < **old) {
+                placed.push((i, j, index(texts.len())));
+                texts.push(t);
+            }
+            if let Some(slot) = new_rank.get_mut(r) {
+                *slot = index(texts.len());
+            }
+            texts.push(old.clone());
+        }
+        for (t, i, j) in fresh_iter {
+            placed.push((i, j, index(texts.len())));
+            texts.push(t);
+        }
+        for (node, from) in self.nodes.iter_mut().zip(texts_from) {
+            if let Some(old) = from.and_then(|id| earlier.get(id)) {
+                node.text_ranks = old
+                    .text_ranks
+                    .iter()
+                    .map(|&r| new_rank.get(r as usize).copied().unwrap_or(u32::MAX))
+                    .collect();
+            } else {
+                node.text_ranks = vec![0; node.texts.len()];
+            }
+        }
+        for (i, j, rank) in placed {
+            if let Some(slot) = self
+                .nodes
+                .get_mut(i as usize)
+                .and_then(|n| n.text_ranks.get_mut(j as usize))
+            {
+                *slot = rank;
+            }
+        }
+        self.texts = texts;
+    }
+
     /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
     pub(crate) fn new(inventory: &Inventory) -> NodeTable {
         NodeTable::reusing(inventory, None)
@@ -335,11 +405,16 @@ impl NodeTable {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         // Each node's strings are formatted on every core (a fifth of a table's build).
         let info = |n: &crate::inventory::Node| {
-            let old = earlier
-                .and_then(|t| t.get(t.id(&n.name)?))
-                .filter(|o| *o.name == *n.name);
-            let (texts, hosts) = match old.filter(|o| o.v4 == n.ipv4 && o.v6 == n.ipv6) {
-                Some(o) => (o.texts.clone(), o.hosts.clone()),
+            let found = earlier
+                .and_then(|t| {
+                    let id = t.id(&n.name)?;
+                    Some((id, t.get(id)?))
+                })
+                .filter(|(_, o)| *o.name == *n.name);
+            let old = found.map(|(_, o)| o);
+            let same_addresses = found.filter(|(_, o)| o.v4 == n.ipv4 && o.v6 == n.ipv6);
+            let (texts, hosts) = match same_addresses {
+                Some((_, o)) => (o.texts.clone(), o.hosts.clone()),
                 None => {
                     let texts: Vec<Arc<str>> = n
                         .addresses()
@@ -367,7 +442,7 @@ impl NodeTable {
                 Some(o) => o.tags.clone(),
                 None => n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
             };
-            NodeInfo {
+            let info = NodeInfo {
                 name: old.map_or_else(|| Arc::from(n.name.as_str()), |o| o.name.clone()),
                 owner: n
                     .user
@@ -390,10 +465,14 @@ impl NodeTable {
                 exit_v4: false,
                 exit_v6: false,
                 posture: n.posture.clone(),
-            }
+            };
+            (info, same_addresses.map(|(id, _)| id))
         };
-        let nodes: Vec<NodeInfo> =
-            crate::par::map_parts(&sorted, 4096, |part| part.iter().map(|n| info(n)).collect());
+        // Each node, with the earlier node whose address texts it took.
+        let (nodes, texts_from): (Vec<NodeInfo>, Vec<Option<NodeId>>) =
+            crate::par::map_parts(&sorted, 4096, |part| part.iter().map(|n| info(n)).collect())
+                .into_iter()
+                .unzip();
         let mut table = NodeTable {
             by_name: crate::hash::Map::with_capacity_and_hasher(nodes.len(), Default::default()),
             devices: vec![Vec::new(); users.len()],
@@ -414,7 +493,10 @@ impl NodeTable {
             texts: Vec::new(),
             nodes,
         };
-        table.rank_texts();
+        match earlier {
+            Some(earlier) => table.rank_texts_from(earlier, &texts_from),
+            None => table.rank_texts(),
+        }
         for (i, node) in table.nodes.iter().enumerate() {
             let id = NodeId::new(i);
             table.by_name.insert(node.name.clone(), id);
@@ -718,9 +800,18 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn table_of(addresses: &[(Option<Ipv4Addr>, Option<Ipv6Addr>)]) -> Option<NodeTable> {
-        let nodes: Vec<Node> = addresses
+        let names: Vec<usize> = (0..addresses.len()).collect();
+        Some(NodeTable::new(&inventory_of(&names, addresses)?))
+    }
+
+    /// Nodes `n<name>` with these addresses, tagged.
+    fn inventory_of(
+        names: &[usize],
+        addresses: &[(Option<Ipv4Addr>, Option<Ipv6Addr>)],
+    ) -> Option<Inventory> {
+        let nodes: Vec<Node> = names
             .iter()
-            .enumerate()
+            .zip(addresses)
             .map(|(i, &(ipv4, ipv6))| Node {
                 name: format!("n{i}"),
                 hostname: None,
@@ -734,8 +825,7 @@ mod tests {
             })
             .collect();
         let order = nodes.iter().map(|n| n.name.clone()).collect();
-        let inventory = Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()?;
-        Some(NodeTable::new(&inventory))
+        Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()
     }
 
     #[test]
@@ -796,6 +886,51 @@ mod tests {
                 for (t, &r) in node.texts.iter().zip(&node.text_ranks) {
                     prop_assert_eq!(Some(t), table.texts.get(r as usize));
                 }
+            }
+        }
+
+        /// Differential: a table built from an earlier one (nodes kept, some readdressed,
+        /// some gone, some new) ranks its texts as one built afresh.
+        #[test]
+        fn ranks_from_an_earlier_table_equal_ranks_afresh(
+            first in proptest::collection::btree_map(0usize..40, (0u32..64, 0u128..64), 1..30),
+            changes in proptest::collection::vec((0usize..40, proptest::option::of((0u32..64, 0u128..64))), 0..8),
+        ) {
+            let base6 = u128::from(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 0));
+            let build = |nodes: &std::collections::BTreeMap<usize, (u32, u128)>| {
+                // Unique addresses: a later node repeating one goes without it.
+                let mut seen4 = std::collections::HashSet::new();
+                let mut seen6 = std::collections::HashSet::new();
+                let (names, addresses): (Vec<usize>, Vec<_>) = nodes
+                    .iter()
+                    .map(|(&n, &(a, b))| {
+                        let v4 = Ipv4Addr::from(0x6440_0000 + a * 7);
+                        let v6 = Ipv6Addr::from(base6 + b * 300);
+                        (n, (seen4.insert(v4).then_some(v4), seen6.insert(v6).then_some(v6)))
+                    })
+                    .filter(|(_, (a, b))| a.is_some() || b.is_some())
+                    .unzip();
+                inventory_of(&names, &addresses)
+            };
+            // The second tailnet is the first changed: nodes readdressed, added, removed.
+            let mut second_nodes = first.clone();
+            for (n, change) in &changes {
+                match change {
+                    Some(addresses) => second_nodes.insert(*n, *addresses),
+                    None => second_nodes.remove(n),
+                };
+            }
+            let (Some(before), Some(after)) = (build(&first), build(&second_nodes)) else {
+                return Ok(());
+            };
+            let earlier = NodeTable::new(&before);
+            let reused = NodeTable::reusing(&after, Some(&earlier));
+            let fresh = NodeTable::new(&after);
+            prop_assert_eq!(&reused.texts, &fresh.texts);
+            for (a, b) in reused.nodes.iter().zip(&fresh.nodes) {
+                prop_assert_eq!(&a.texts, &b.texts);
+                prop_assert_eq!(&a.hosts, &b.hosts);
+                prop_assert_eq!(&a.text_ranks, &b.text_ranks);
             }
         }
 
