@@ -129,6 +129,9 @@ pub struct Snapshot {
     stale: IdSet,
     /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
     bases: Bases,
+    /// The same entries by node id of this snapshot's compile (what peers' fingerprints
+    /// read; shared with the next snapshot when a policy event keeps the node table).
+    node_bases: Arc<Vec<[u64; 4]>>,
 }
 
 const _: fn() = || {
@@ -688,6 +691,7 @@ impl Inputs {
                 Prints {
                     fingerprints: fingerprints(&compiled, &names, &all),
                     bases,
+                    node_bases: Arc::new(all),
                     stale: IdSet::default(),
                     changed: IdSet::default(),
                 }
@@ -703,6 +707,7 @@ impl Inputs {
             fingerprints: prints.fingerprints,
             stale: prints.stale,
             bases: prints.bases,
+            node_bases: prints.node_bases,
         };
         Ok((snapshot, prints.changed))
     }
@@ -820,6 +825,8 @@ type IdsByName = crate::hash::Map<Arc<str>, u64>;
 struct Prints {
     fingerprints: IdMap<Fingerprint>,
     bases: Bases,
+    /// [`Snapshot::node_bases`].
+    node_bases: Arc<Vec<[u64; 4]>>,
     /// [`Snapshot::stale`].
     stale: IdSet,
     /// The nodes this event left stale: their filter changed.
@@ -908,7 +915,8 @@ fn policy_fingerprints(
             (flags != 0).then_some((id, name, node, flags))
         })
         .collect();
-    let by_node = bases_by_node(compiled, &old.ids, &old.bases);
+    // The same node table: the same entries under the same ids.
+    let by_node = &old.node_bases;
     // A node keeps the peers' part of its fingerprint when every route is shown as before and
     // it is on no side of a changed item, or its peers are the same bit for bit (compared
     // on the smaller side of each changed item: `Compiled::peers_flipped`).
@@ -943,7 +951,7 @@ fn policy_fingerprints(
                     return None;
                 }
                 if !routes_alike {
-                    let fp = compiled.fingerprint_parts(name, &by_node, &mut cache, !grew)?;
+                    let fp = compiled.fingerprint_parts(name, by_node, &mut cache, !grew)?;
                     let filter = if grew { Filter::Grew } else { Filter::Computed };
                     return Some((id, (fp, filter)));
                 }
@@ -952,7 +960,7 @@ fn policy_fingerprints(
                 // patched by the peers gained and lost, the rules' parts recomputed.
                 let mut fp = old.fingerprints.get(&id).copied()?;
                 if !kept {
-                    fp.peers = compiled.patched_peers(&old.compiled, node, &by_node, fp.peers)?;
+                    fp.peers = compiled.patched_peers(&old.compiled, node, by_node, fp.peers)?;
                 }
                 if ssh {
                     fp.ssh = compiled.ssh_fingerprint(name, &mut cache)?;
@@ -989,6 +997,7 @@ fn policy_fingerprints(
     Some(Prints {
         fingerprints: out,
         bases: old.bases.clone(),
+        node_bases: old.node_bases.clone(),
         stale,
         changed,
     })
@@ -1075,6 +1084,7 @@ impl Narrow<'_> {
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
+        let mut new_bases = Vec::new();
         // Marks what a changed node's dependents in one compile reach, in new ids (`to` maps
         // that compile's ids), and puts its entry in its peers' sums: taken away as it was
         // (`add` false, the old compile), added as it is.
@@ -1103,10 +1113,11 @@ impl Narrow<'_> {
             if before.is_some() {
                 mark(&deps.next()??, &translate, false);
             }
-            if after.is_some() {
+            if let Some(a) = after {
                 let d = deps.next()??;
                 mark(&d, &Some, true);
                 bases.insert(node, d.base);
+                new_bases.push((a, d.base));
                 present.insert(node, names.get(&node)?.clone());
             }
         }
@@ -1114,7 +1125,19 @@ impl Narrow<'_> {
             let name = compiled.name_of(v)?;
             Some((*ids.get(name)?, name))
         };
-        let by_node = bases_by_node(compiled, ids, &bases);
+        // Peers' entries by new node id: the old ones moved to their new ids, the changed
+        // nodes' put in (a node taking a changed node's old name is itself changed).
+        let mut by_node = vec![[0u64; 4]; n];
+        for (&j, base) in to_new.iter().zip(self.old.node_bases.iter()) {
+            if let Some(slot) = by_node.get_mut(j as usize) {
+                *slot = *base;
+            }
+        }
+        for (a, base) in new_bases {
+            if let Some(slot) = by_node.get_mut(a.index()) {
+                *slot = base;
+            }
+        }
         out.extend(fingerprints(compiled, &present, &by_node));
         let old_names: Vec<&str> = self
             .nodes
@@ -1169,6 +1192,7 @@ impl Narrow<'_> {
         Some(Prints {
             fingerprints: out,
             bases,
+            node_bases: Arc::new(by_node),
             stale,
             changed,
         })
@@ -1239,7 +1263,7 @@ impl RouteNarrow<'_> {
             all.insert(s, s_name.clone());
             stale.remove(&s);
         }
-        let by_node = bases_by_node(compiled, ids, &bases);
+        let by_node = Arc::new(bases_by_node(compiled, ids, &bases));
         out.extend(fingerprints(compiled, &all, &by_node));
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
@@ -1288,6 +1312,7 @@ impl RouteNarrow<'_> {
         Some(Prints {
             fingerprints: out,
             bases,
+            node_bases: by_node,
             stale,
             changed,
         })
