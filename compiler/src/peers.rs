@@ -181,21 +181,39 @@ struct Builder<'a> {
     table: &'a NodeTable,
     words: usize,
     sets: Vec<Vec<NodeId>>,
-    set_ids: crate::hash::Map<Vec<NodeId>, u32>,
+    /// Each set's id by its content hash (more than one for colliding sets).
+    set_ids: crate::hash::Map<u64, Vec<u32>>,
     star: Option<u32>,
     internet: AddrSet,
 }
 
 impl Builder<'_> {
+    /// The id of the set of `ids`. Hashed once, kept once (most lists come sorted, from
+    /// the lowering's destinations and sources, and are not sorted again).
     fn intern(&mut self, mut ids: Vec<NodeId>) -> u32 {
-        ids.sort_unstable();
+        if !ids.is_sorted() {
+            ids.sort_unstable();
+        }
         ids.dedup();
-        if let Some(&id) = self.set_ids.get(&ids) {
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = crate::hash::hasher();
+            ids.hash(&mut h);
+            h.finish()
+        };
+        let sets = &self.sets;
+        let found = self.set_ids.get(&hash).and_then(|candidates| {
+            candidates
+                .iter()
+                .copied()
+                .find(|&c| sets.get(c as usize).is_some_and(|s| *s == ids))
+        });
+        if let Some(id) = found {
             return id;
         }
         let id = crate::nodes::index(self.sets.len());
-        self.sets.push(ids.clone());
-        self.set_ids.insert(ids, id);
+        self.sets.push(ids);
+        self.set_ids.entry(hash).or_default().push(id);
         id
     }
 
