@@ -1,7 +1,10 @@
 //! The semantic diff of two policy files (`aclc diff` without an inventory): per section,
 //! the rules and definitions added, removed and changed, ignoring comments, formatting, key
 //! case and every order that carries no meaning (all lists but the `ssh` rules, which a node
-//! evaluates in order, so reordering them is reported).
+//! evaluates in order, so reordering them is reported; an IP set's entries when it removes
+//! addresses; and capability values, which applications receive as written). A policy that
+//! drops its last `acls` or `grants` key falls back to Tailscale's allow-all default: that is
+//! reported as a change of its own (`default policy`), though no rule changed.
 //!
 //! Works on the HuJSON documents, so it needs no inventory and no valid references; values
 //! are compared in a canonical form (object keys sorted, unordered lists sorted). Cost:
@@ -156,17 +159,61 @@ pub fn diff(
             out.sections.push(section);
         }
     }
+    // A policy without `acls` and `grants` (absent or null) allows everything, one with
+    // an empty list of either allows what its rules say: the same rules, another meaning.
+    let rules = |list: &[(String, Value)], index: &HashMap<String, usize>| {
+        ["acls", "grants"]
+            .iter()
+            .filter_map(|k| list.get(*index.get(*k)?).map(|(_, v)| v))
+            .find(|v| !matches!(v.kind, ValueKind::Null))
+            .map(|v| v.span)
+    };
+    let (was, is) = (
+        rules(&old_sections, &old_index),
+        rules(&new_sections, &new_index),
+    );
+    if was.is_some() != is.is_some() {
+        let what = |rules: Option<Span>| -> serde_json::Value {
+            match rules {
+                Some(_) => "the acls and grants as written".into(),
+                None => "no acls or grants: every device may reach every other \
+                         (Tailscale's default policy)"
+                    .into(),
+            }
+        };
+        let (old_span, new_span) = (was.unwrap_or(old.root.span), is.unwrap_or(new.root.span));
+        out.sections.insert(
+            0,
+            SectionDiff {
+                section: "default policy".into(),
+                added: Vec::new(),
+                removed: Vec::new(),
+                changed: vec![changed(
+                    None,
+                    (Ctx::line(old_source, old_span), old_span, &what(was)),
+                    (Ctx::line(new_source, new_span), new_span, &what(is)),
+                )],
+                reordered: false,
+            },
+        );
+    }
     out
 }
 
 /// The canonical form of a value: keys sorted (serde_json's map), lists sorted unless
-/// `ordered`, recursively.
+/// `ordered`, recursively; the lists under an `app` key (capability values, handed to
+/// applications as written) keep their order.
 fn canonical(value: &Value, ordered: bool) -> serde_json::Value {
+    canonical_in(value, ordered, false)
+}
+
+/// [`canonical`]; `keep` keeps the order of every list below.
+fn canonical_in(value: &Value, ordered: bool, keep: bool) -> serde_json::Value {
     match &value.kind {
         ValueKind::Array(items) => {
             let mut items: Vec<serde_json::Value> =
-                items.iter().map(|v| canonical(v, false)).collect();
-            if !ordered {
+                items.iter().map(|v| canonical_in(v, false, keep)).collect();
+            if !ordered && !keep {
                 items.sort_by_key(|v| v.to_string());
             }
             serde_json::Value::Array(items)
@@ -174,11 +221,26 @@ fn canonical(value: &Value, ordered: bool) -> serde_json::Value {
         ValueKind::Object(members) => serde_json::Value::Object(
             members
                 .iter()
-                .map(|m| (m.key.name.clone(), canonical(&m.value, false)))
+                .map(|m| {
+                    let keep = keep || m.key.name.eq_ignore_ascii_case("app");
+                    (m.key.name.clone(), canonical_in(&m.value, false, keep))
+                })
                 .collect(),
         ),
         _ => value.to_json(),
     }
+}
+
+/// True for an IP set's list that removes addresses: its entries apply in order (`remove`
+/// takes from what the entries before it added), so the order is part of its meaning.
+fn removes(value: &Value) -> bool {
+    let entries = match &value.kind {
+        ValueKind::Array(items) => items.as_slice(),
+        _ => return false,
+    };
+    entries
+        .iter()
+        .any(|e| matches!(&e.kind, ValueKind::String(s) if s.starts_with("remove ")))
 }
 
 fn text(value: &serde_json::Value) -> String {
@@ -292,7 +354,10 @@ impl Ctx<'_> {
                 self.objects(section, &format!("{name}/"), ov, nv);
                 continue;
             }
-            let (oc, nc) = (canonical(ov, false), canonical(nv, false));
+            // An IP set that removes is read in order.
+            let ordered =
+                section.section.eq_ignore_ascii_case("ipsets") && (removes(ov) || removes(nv));
+            let (oc, nc) = (canonical(ov, ordered), canonical(nv, ordered));
             if oc != nc {
                 self.scalar(section, Some(name), ov, nv, &oc, &nc);
             }
@@ -466,6 +531,62 @@ mod tests {
             {"action": "accept", "src": ["tag:b"], "dst": ["*:80"]}]}"#;
         let new = "{\n  // comment\n  \"ACLs\": [\n    {\"src\": [\"tag:b\"], \"action\": \"accept\", \"dst\": [\"*:80\"]},\n    {\"action\": \"accept\", \"src\": [\"group:a\"], \"dst\": [\"*:22\"],},\n  ],\n  \"groups\": {\"group:a\": [\"y@\", \"x@\"]},\n}\n";
         assert!(run(old, new).is_empty(), "{:?}", run(old, new));
+    }
+
+    #[test]
+    fn falling_back_to_allow_all_is_a_change() {
+        let section = |d: &PolicyDiff| d.sections.first().map(|s| s.section.clone());
+        for (old, new) in [
+            (r#"{"acls": []}"#, "{}"),
+            (r#"{"acls": []}"#, r#"{"acls": null}"#),
+            (r#"{"grants": []}"#, r#"{"hosts": {}}"#),
+            ("{}", r#"{"ACLs": []}"#),
+        ] {
+            let d = run(old, new);
+            assert_eq!(
+                section(&d).as_deref(),
+                Some("default policy"),
+                "{old} -> {new}"
+            );
+        }
+        // Both allow everything, or neither does.
+        for (old, new) in [
+            ("{}", r#"{"acls": null}"#),
+            (r#"{"acls": []}"#, r#"{"grants": []}"#),
+            (r#"{"acls": [], "grants": null}"#, r#"{"acls": []}"#),
+        ] {
+            let d = run(old, new);
+            assert!(
+                d.sections.iter().all(|s| s.section != "default policy"),
+                "{old} -> {new}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn order_that_carries_meaning_is_a_change() {
+        // An IP set that removes applies its entries in order.
+        let set = |a: &str, b: &str| format!(r#"{{"ipsets": {{"ipset:c": ["{a}", "{b}"]}}}}"#);
+        let (add, remove) = ("add 10.0.0.0/8", "remove 10.1.0.0/16");
+        assert!(!run(&set(add, remove), &set(remove, add)).is_empty());
+        let (a, b) = ("add 10.0.0.0/8", "add 10.1.0.0/16");
+        assert!(run(&set(a, b), &set(b, a)).is_empty());
+        // Capability values reach the application as written.
+        let grant = |v: &str| {
+            format!(
+                r#"{{"grants": [{{"src": ["*"], "dst": ["*"], "app": {{"example.com/cap/x": [{v}]}}}}]}}"#
+            )
+        };
+        assert!(!run(&grant(r#"{"o": [1, 2]}"#), &grant(r#"{"o": [2, 1]}"#)).is_empty());
+        assert!(!run(
+            &grant(r#"{"a": 1}, {"b": 2}"#),
+            &grant(r#"{"b": 2}, {"a": 1}"#)
+        )
+        .is_empty());
+        // Sources are a set.
+        let rule =
+            |s: &str| format!(r#"{{"grants": [{{"src": [{s}], "dst": ["*"], "ip": ["*"]}}]}}"#);
+        assert!(run(&rule(r#""a@", "b@""#), &rule(r#""b@", "a@""#)).is_empty());
     }
 
     #[test]
