@@ -267,3 +267,27 @@ fn the_github_action_runs_commands_that_exist() {
         assert!(help.contains("github"), "aclc {cmd} has no github format");
     }
 }
+
+/// Dropping an empty `acls` list falls back to Tailscale's allow-all default: without an
+/// inventory no rule changed, yet the meaning did (exit 4, not "unchanged").
+#[test]
+fn falling_back_to_allow_all_changes_the_meaning() {
+    let dir = common::scratch();
+    std::fs::write(
+        dir.join("old.hujson"),
+        "{\n  // nothing allowed\n  \"acls\": [],\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("new.hujson"), "{\n  // nothing allowed\n}\n").unwrap();
+    let out = aclc_in(
+        &dir,
+        &["diff", "old.hujson", "new.hujson", "--exit-code"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("default policy: 1 changed"),
+        "{}",
+        stdout(&out)
+    );
+}
