@@ -38,6 +38,24 @@ fn key_in_other_case_is_a_warning() {
     );
 }
 
+/// A field written twice in two cases: the last one is used, and the warning says so at the
+/// one that replaces the other (in either order).
+#[test]
+fn key_repeated_in_another_case_says_which_is_used() {
+    expect_warning(
+        &acl(r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["*:*"], "Src": ["*"]}"#),
+        "aclc::key_case",
+        r#"field "Src" repeats "src" in another case: this one replaces it"#,
+        "Src",
+    );
+    expect_warning(
+        &acl(r#"{"action": "accept", "SRC": ["*"], "dst": ["*:*"], "src": ["alice@example.com"]}"#),
+        "aclc::key_case",
+        r#"field "src" repeats "SRC" in another case: this one replaces it"#,
+        "src",
+    );
+}
+
 #[test]
 fn wrong_json_type_names_path_and_types() {
     expect_error(

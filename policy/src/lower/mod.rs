@@ -168,6 +168,32 @@ impl<'s> Lowerer<'s> {
         };
         for member in members {
             let name = member.key.name.as_str();
+            let field = known
+                .iter()
+                .find(|k| **k == name)
+                .or_else(|| known.iter().find(|k| k.eq_ignore_ascii_case(name)));
+            // The same field twice, in two cases (the same case twice is a parse error): the
+            // last one is used, as Go's decoder does, which an eye reading the first misses.
+            let earlier = field.and_then(|k| fields.members.iter().find(|(f, _)| f == k));
+            if let (Some(k), Some((_, earlier))) = (field, earlier) {
+                let span = self.key_span(&member.key);
+                let earlier = quote(&earlier.key.name);
+                self.warning(
+                    Code::KeyCase,
+                    span,
+                    format!(
+                        "field {} repeats {earlier} in another case: this one replaces it",
+                        quote(name)
+                    ),
+                )
+                .help = Some(
+                    "keep one of the two; aclc uses the last, as Go's JSON decoder does \
+                     (whether Tailscale accepts the repetition is not verified)"
+                        .to_string(),
+                );
+                fields.members.push((k, member));
+                continue;
+            }
             if let Some(k) = known.iter().find(|k| **k == name) {
                 fields.members.push((k, member));
                 continue;
