@@ -108,6 +108,25 @@ fn icmp_needs_no_port_tcp_does() {
     assert_eq!(stderr(&out), "error: group \"group:nope\" is not defined\n");
 }
 
+/// A node matches ICMP on addresses alone: a port named with `--proto icmp` changes nothing.
+/// A rule's port forms (`*`, ranges) are not one port to ask about.
+#[test]
+fn icmp_ignores_ports_and_explain_asks_about_one_port() {
+    let with = explain(&["alice@example.com", "web-1:22", "--proto", "icmp"]);
+    let without = explain(&["alice@example.com", "web-1", "--proto", "icmp"]);
+    assert_eq!(with.status.code(), Some(0), "{}", stdout(&with));
+    assert_eq!(without.status.code(), Some(0), "{}", stdout(&without));
+    for dst in ["web-1:*", "web-1:80-90", "web-1:80,443"] {
+        let out = explain(&["alice@example.com", dst]);
+        assert_eq!(out.status.code(), Some(1), "{dst}");
+        assert!(
+            stderr(&out).contains("explain asks about one port"),
+            "{dst}: {}",
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn ssh_logins() {
     let out = explain(&["--ssh", "carol@example.com", "web-1", "root"]);

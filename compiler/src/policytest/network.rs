@@ -509,7 +509,10 @@ pub(super) fn explain(
     let (protos, proto_name) = test_protocols(query.proto)?;
     let mut endpoints = Endpoints::new(policy, compiled);
     let (host, port) = split_port(dst_text)?;
-    if port.is_none() && !protos.iter().all(|p| matches!(p, 1 | 58)) {
+    // ICMP has no ports: a node matches ICMP on addresses alone, whatever port is named.
+    let icmp_only = protos.iter().all(|p| matches!(p, 1 | 58));
+    let port = port.filter(|_| !icmp_only);
+    if port.is_none() && !icmp_only {
         return Err(TestError::InvalidDestination(format!(
             "dst {} has no port: write DST:PORT ({proto_name} needs a port; ICMP does not)",
             quote(dst_text)
@@ -601,6 +604,19 @@ fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
     let Some((host, port_text)) = text.rsplit_once(':') else {
         return Ok((text, None));
     };
+    // `web-1:*`, `web-1:80-90`, `web-1:80,443`: a rule's ports, where one is asked about.
+    let ports_like = |p: &str| p.bytes().all(|b| b.is_ascii_digit() || b"*-,".contains(&b));
+    if !port_text.is_empty()
+        && ports_like(port_text)
+        && !port_text.bytes().all(|b| b.is_ascii_digit())
+        && !matches!(host, "tag" | "group" | "autogroup" | "svc")
+    {
+        return Err(TestError::InvalidDestination(format!(
+            "dst {}: explain asks about one port (a number from 0 to 65535), not {}",
+            quote(text),
+            quote(port_text)
+        )));
+    }
     if port_text.is_empty() || !port_text.bytes().all(|b| b.is_ascii_digit()) {
         return Ok((text, None));
     }
