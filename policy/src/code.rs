@@ -259,6 +259,9 @@ codes! {
     AppWithInternet = "app_with_internet",
         "An `app` grant to `autogroup:internet`.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "app": {"example.com/cap/x": [{}]}}]}"#);
+    IpsetInternet = "ipset_internet",
+        "An IP set holding `autogroup:internet` used where `autogroup:internet` itself is refused (a rule's source, an `app` grant's destination): accepted with its addresses, aclc cannot verify that Tailscale accepts it.",
+        Policy(r#"{"ipsets": {"ipset:net": ["autogroup:internet"]}, "grants": [{"src": ["ipset:net"], "dst": ["*"], "ip": ["*"]}]}"#);
     AppWithRoleAutogroup = "app_with_role_autogroup",
         "An `app` grant to an administrative autogroup (`autogroup:admin` ...), which Tailscale's documentation says app grants cannot target.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["autogroup:admin"], "app": {"example.com/cap/x": [{}]}}]}"#);

@@ -56,6 +56,33 @@ fn key_repeated_in_another_case_says_which_is_used() {
     );
 }
 
+/// `autogroup:internet` is refused as a source and as an app grant's destination; through an
+/// IP set (directly or through another set) it is warned about, where it is used.
+#[test]
+fn internet_through_an_ip_set_is_warned_where_the_autogroup_is_refused() {
+    let sets = r#""ipsets": {"ipset:net": ["autogroup:internet"], "ipset:wide": ["ipset:net", "10.0.0.0/8"]}"#;
+    expect_warning(
+        &format!(r#"{{{sets}, "grants": [{{"src": ["ipset:wide"], "dst": ["*"], "ip": ["*"]}}]}}"#),
+        "aclc::ipset_internet",
+        r#""ipset:wide" holds autogroup:internet, which is not valid on the src side of a rule"#,
+        "ipset:wide",
+    );
+    expect_warning(
+        &format!(
+            r#"{{{sets}, "grants": [{{"src": ["*"], "dst": ["ipset:net"], "app": {{"example.com/cap/x": [{{}}]}}}}]}}"#
+        ),
+        "aclc::ipset_internet",
+        r#""ipset:net" holds autogroup:internet, which is not valid as an app grant's destination"#,
+        "ipset:net",
+    );
+    // As a network destination it is what the autogroup is for: nothing to say.
+    let fine =
+        format!(r#"{{{sets}, "grants": [{{"src": ["*"], "dst": ["ipset:wide"], "ip": ["*"]}}]}}"#);
+    assert!(common::diagnose(&fine)
+        .iter()
+        .all(|d| d.1 != "aclc::ipset_internet"));
+}
+
 #[test]
 fn wrong_json_type_names_path_and_types() {
     expect_error(

@@ -296,6 +296,9 @@ impl Validator<'_> {
     fn ipsets(&mut self) {
         let policy = self.policy;
         let mut edges: BTreeMap<&str, Vec<(&str, Span)>> = BTreeMap::new();
+        // Who includes each set, and the sets holding autogroup:internet themselves.
+        let mut included_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut internet: Vec<&str> = Vec::new();
         for set in &policy.ipsets {
             let name = set.name.value.as_str();
             if !name.starts_with("ipset:") {
@@ -317,9 +320,13 @@ impl Validator<'_> {
                             .entry(name)
                             .or_default()
                             .push((other, entry.target.span));
+                        included_by.entry(other).or_default().push(name);
                         true
                     }
-                    Alias::Autogroup(Autogroup::Internet) => true,
+                    Alias::Autogroup(Autogroup::Internet) => {
+                        internet.push(name);
+                        true
+                    }
                     _ => false,
                 };
                 if ok {
@@ -336,6 +343,13 @@ impl Validator<'_> {
                         "IP sets hold IP addresses, prefixes, ranges, hosts, other IP sets and autogroup:internet",
                     );
                 }
+            }
+        }
+        // The sets that hold the internet through others: one walk up the inclusions,
+        // O(sets + inclusions).
+        while let Some(set) = internet.pop() {
+            if self.internet_sets.insert(set) {
+                internet.extend(included_by.get(set).into_iter().flatten().copied());
             }
         }
         // Cycles: a set that reaches itself (one linear pass over the whole graph).

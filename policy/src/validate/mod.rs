@@ -74,6 +74,7 @@ pub(crate) fn validate(
         saw_member: None,
         saw_members: None,
         warned_synced: BTreeSet::new(),
+        internet_sets: BTreeSet::new(),
     };
     v.definitions();
     v.rules();
@@ -151,6 +152,8 @@ pub(crate) struct Validator<'p> {
     saw_members: Option<Span>,
     /// Synced groups already warned about.
     warned_synced: BTreeSet<String>,
+    /// IP sets that hold `autogroup:internet`, directly or through other sets.
+    internet_sets: BTreeSet<&'p str>,
 }
 
 impl<'p> Validator<'p> {

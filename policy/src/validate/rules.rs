@@ -110,9 +110,33 @@ impl Validator<'_> {
         }
     }
 
+    /// An IP set holding `autogroup:internet`, where the autogroup itself is refused.
+    fn internet_through_ipset(&mut self, sel: &Selector, place: &str) {
+        let Alias::IpSet(name) = &sel.alias else {
+            return;
+        };
+        if !self.internet_sets.contains(name.as_str()) {
+            return;
+        }
+        let d = Diagnostic::warning(
+            Code::IpsetInternet,
+            sel.span,
+            format!(
+                "{} holds autogroup:internet, which is not valid {place}",
+                quote(name)
+            ),
+        )
+        .with_help(
+            "aclc uses the internet's addresses here; Tailscale refuses autogroup:internet \
+             written directly, and whether it accepts it through an IP set is not verified",
+        );
+        self.push(d);
+    }
+
     /// ACL / grant sources.
     fn sources(&mut self, src: &[Selector]) {
         for sel in src {
+            self.internet_through_ipset(sel, "on the src side of a rule");
             match &sel.alias {
                 Alias::Autogroup(
                     a @ (Autogroup::SelfDevices | Autogroup::Internet | Autogroup::Nonroot),
@@ -261,6 +285,9 @@ impl Validator<'_> {
                     "cannot use app grants with autogroup:internet",
                     "application capabilities go to tailnet devices; grant the internet with \"ip\" only",
                 );
+            }
+            for d in &grant.dst {
+                self.internet_through_ipset(d, "as an app grant's destination");
             }
             // Tailscale's documentation (app capabilities): app grants "cannot target
             // autogroup:internet destinations, nor can they use administrative autogroups such
