@@ -1,6 +1,8 @@
 //! Compile time of hostile policies (issue 9): an IP set DAG of 16 levels x 4 sets, a rule
 //! naming 10^5 hosts, an IP set of 10^5 entries and an ACL of 10^4 destinations over 2,000
 //! nodes, 10^4 routes with 10^4 rules to them. Each is parsed once; the timed part is the shared compile (`try_compile`).
+//! And a policy's tests (`hostile/port_tests_1e4`: 10^4 tests of the ports of one ACL entry
+//! list), timed in `run_tests`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -44,6 +46,18 @@ fn bench_hostile(c: &mut Criterion) {
             b.iter(|| try_compile(&policy, &inventory).map(|c| c.node_names().count()))
         });
     }
+    // A policy's tests, run on its compile: the timed part is `run_tests`.
+    let case = hostile::many_port_tests(10_000, 2_000);
+    let (policy, inventory) = parse(&case);
+    let compiled = try_compile(&policy, &inventory).unwrap();
+    assert!(
+        aclc_compiler::policytest::run_tests(&policy, &compiled).passed(),
+        "{}",
+        case.name
+    );
+    group.bench_function(case.name, |b| {
+        b.iter(|| aclc_compiler::policytest::run_tests(&policy, &compiled).passed())
+    });
     group.finish();
 }
 

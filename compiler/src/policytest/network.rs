@@ -15,6 +15,7 @@
 //! the device passes the gate, with the test's `srcPostureAttrs` (when given) in place of the
 //! inventory's attributes for the source devices: the same semantics as the compiled `SrcIPs`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -340,11 +341,12 @@ fn judge(
 
 /// True if the rule opens one of `protos` on `port` (`None`: on any port).
 fn opens(rule: &NetRule, protos: &[u8], port: Option<u16>) -> bool {
-    rule_protos(rule).any(|p| protos.contains(&p))
-        && rule
-            .ports
-            .iter()
-            .any(|r| port.is_none_or(|port| r.contains(port)))
+    // The ranges are sorted and disjoint ([`merged`]).
+    let has = |port: u16| {
+        let i = rule.ports.partition_point(|r| r.last < port);
+        rule.ports.get(i).is_some_and(|r| r.contains(port))
+    };
+    rule_protos(rule).any(|p| protos.contains(&p)) && !rule.ports.is_empty() && port.is_none_or(has)
 }
 
 fn rule_protos(rule: &NetRule) -> impl Iterator<Item = u8> + '_ {
@@ -434,14 +436,23 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
             &mut grant.src.iter().map(|s| &s.alias),
             gate.is_some(),
         );
-        for dst in &grant.dst {
-            let dst = destination_of(resolver.resolve(dst), &internet);
+        // One rule per destination and protocol, with all its ports.
+        let mut at: HashMap<(&str, Option<u8>), usize> = HashMap::new();
+        for dst_selector in &grant.dst {
+            let dst = destination_of(resolver.resolve(dst_selector), &internet);
             for ip in &grant.ip {
+                let proto = ip.value.proto.map(|p| p.0);
+                let key = (dst_selector.text.as_str(), proto);
+                if let Some(rule) = at.get(&key).and_then(|&i| out.get_mut(i)) {
+                    rule.ports.push(ip.value.ports);
+                    continue;
+                }
+                at.insert(key, out.len());
                 out.push(NetRule {
                     span: Some(grant.span),
                     src: src.clone(),
                     gate: gate.clone(),
-                    proto: ip.value.proto.map(|p| p.0),
+                    proto,
                     dst: dst.clone(),
                     ports: vec![ip.value.ports],
                 });
@@ -455,7 +466,17 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
             &mut acl.src.iter().map(|s| &s.alias),
             gate.is_some(),
         );
+        // One rule per destination, with all its ports.
+        let mut at: HashMap<&str, usize> = HashMap::new();
         for dst in &acl.dst {
+            if let Some(rule) = at
+                .get(dst.target.text.as_str())
+                .and_then(|&i| out.get_mut(i))
+            {
+                rule.ports.extend_from_slice(&dst.ports);
+                continue;
+            }
+            at.insert(dst.target.text.as_str(), out.len());
             let target = destination_of(resolver.resolve(&dst.target), &internet);
             out.push(NetRule {
                 span: Some(acl.span),
@@ -465,6 +486,26 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
                 dst: target,
                 ports: dst.ports.clone(),
             });
+        }
+    }
+    for rule in &mut out {
+        rule.ports = merged(std::mem::take(&mut rule.ports));
+    }
+    out
+}
+
+/// Port ranges sorted and merged (overlapping or adjacent ones joined), so a port is found by
+/// a binary search: a rule naming one destination with many ports is one rule, looked up in
+/// O(log ports) per test, not one rule per port tried in turn (tests times ports).
+fn merged(mut ports: Vec<PortRange>) -> Vec<PortRange> {
+    ports.sort_unstable_by_key(|r| (r.first, r.last));
+    let mut out: Vec<PortRange> = Vec::with_capacity(ports.len());
+    for r in ports {
+        match out.last_mut() {
+            Some(last) if u32::from(r.first) <= u32::from(last.last) + 1 => {
+                last.last = last.last.max(r.last);
+            }
+            _ => out.push(r),
         }
     }
     out
