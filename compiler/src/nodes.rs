@@ -401,16 +401,12 @@ impl NodeTable {
             }
         }
         let owner_of = |email: &str| user_by_email.get(&*lowercase(email)).copied();
-        let mut sorted: Vec<&crate::inventory::Node> = inventory.nodes().iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let sorted = by_name(inventory.nodes(), earlier);
         // Each node's strings are formatted on every core (a fifth of a table's build).
-        let info = |n: &crate::inventory::Node| {
+        let info = |&(n, earlier_id): &(&crate::inventory::Node, Option<NodeId>)| {
             let found = earlier
-                .and_then(|t| {
-                    let id = t.id(&n.name)?;
-                    Some((id, t.get(id)?))
-                })
-                .filter(|(_, o)| *o.name == *n.name);
+                .zip(earlier_id)
+                .and_then(|(t, id)| Some((id, t.get(id)?)));
             let old = found.map(|(_, o)| o);
             let same_addresses = found.filter(|(_, o)| o.v4 == n.ipv4 && o.v6 == n.ipv6);
             let (texts, hosts) = match same_addresses {
@@ -470,7 +466,7 @@ impl NodeTable {
         };
         // Each node, with the earlier node whose address texts it took.
         let (nodes, texts_from): (Vec<NodeInfo>, Vec<Option<NodeId>>) =
-            crate::par::map_parts(&sorted, 4096, |part| part.iter().map(|n| info(n)).collect())
+            crate::par::map_parts(&sorted, 4096, |part| part.iter().map(&info).collect())
                 .into_iter()
                 .unzip();
         let mut table = NodeTable {
@@ -752,12 +748,55 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
     ids.iter().any(|id| list.binary_search(id).is_ok())
 }
 
+/// The nodes in name order, each with its id in `earlier` (a table of the tailnet before a
+/// change) when it has one under that name. With `earlier`, the nodes it holds come in its
+/// order (their ids sorted, integers) and only the new ones are sorted by name and merged in
+/// by binary search: O(n + k log n) name comparisons for k new nodes, not a sort of every
+/// name (which shared prefixes make long comparisons).
+fn by_name<'n>(
+    nodes: &'n [crate::inventory::Node],
+    earlier: Option<&NodeTable>,
+) -> Vec<(&'n crate::inventory::Node, Option<NodeId>)> {
+    let Some(earlier) = earlier else {
+        let mut sorted: Vec<_> = nodes.iter().map(|n| (n, None)).collect();
+        sorted.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
+        return sorted;
+    };
+    let mut kept: Vec<(&crate::inventory::Node, Option<NodeId>)> = Vec::with_capacity(nodes.len());
+    let mut fresh: Vec<&crate::inventory::Node> = Vec::new();
+    for n in nodes {
+        match earlier.id(&n.name) {
+            Some(id) => kept.push((n, Some(id))),
+            None => fresh.push(n),
+        }
+    }
+    kept.sort_unstable_by_key(|&(_, id)| id);
+    if fresh.is_empty() {
+        return kept;
+    }
+    fresh.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut rest = kept.as_slice();
+    for n in fresh {
+        let at = rest.partition_point(|(k, _)| k.name < n.name);
+        let (before, after) = rest.split_at(at);
+        out.extend_from_slice(before);
+        out.push((n, None));
+        rest = after;
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// `text` lowercased, as logins are compared; most are lowercase already, and are not copied.
 fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
-    let unchanged = text.chars().all(|c| {
-        let mut lower = c.to_lowercase();
-        lower.next() == Some(c) && lower.next().is_none()
-    });
+    let unchanged = match text.is_ascii() {
+        true => !text.bytes().any(|b| b.is_ascii_uppercase()),
+        false => text.chars().all(|c| {
+            let mut lower = c.to_lowercase();
+            lower.next() == Some(c) && lower.next().is_none()
+        }),
+    };
     match unchanged {
         true => std::borrow::Cow::Borrowed(text),
         false => std::borrow::Cow::Owned(text.to_lowercase()),
@@ -826,6 +865,15 @@ mod tests {
             .collect();
         let order = nodes.iter().map(|n| n.name.clone()).collect();
         Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()
+    }
+
+    proptest! {
+        /// Differential: the copy-free lowercasing equals `str::to_lowercase`.
+        #[test]
+        fn lowercase_equals_to_lowercase(text in "[a-zA-Z@._ǅİΣσß0-9-]{0,12}|\\PC{0,8}") {
+            let (mine, std) = (lowercase(&text).into_owned(), text.to_lowercase());
+            prop_assert_eq!(mine, std);
+        }
     }
 
     #[test]
@@ -927,6 +975,9 @@ mod tests {
             let reused = NodeTable::reusing(&after, Some(&earlier));
             let fresh = NodeTable::new(&after);
             prop_assert_eq!(&reused.texts, &fresh.texts);
+            // The same nodes in the same (name) order.
+            let names = |t: &NodeTable| t.nodes.iter().map(|n| n.name.to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(names(&reused), names(&fresh));
             for (a, b) in reused.nodes.iter().zip(&fresh.nodes) {
                 prop_assert_eq!(&a.texts, &b.texts);
                 prop_assert_eq!(&a.hosts, &b.hosts);
