@@ -1,7 +1,8 @@
-//! Per-node lists of item indexes in one flat array (compressed rows): which rule items and SSH
-//! rules may reach each node. Built once per compile by counting, in place of a growable vector
-//! per node (100,000 on `large`), whose reallocations, scattered writes and frees cost a
-//! tenth of a compile.
+//! Per-node lists of item indexes in flat arrays: which rule items and SSH rules may reach
+//! each node. Built once per compile by counting, in place of a growable vector per node
+//! (100,000 on `large`), whose reallocations, scattered writes and frees cost a tenth of a
+//! compile; and patched by an engine event (the arrays shared with the previous snapshot, the
+//! changed nodes' lists added), in place of a rebuild of every node's list.
 
 use std::sync::Arc;
 
