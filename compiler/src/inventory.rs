@@ -76,9 +76,10 @@ impl Service {
 /// Lookups built once on load.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Index {
-    node_by_name: crate::hash::Map<String, usize>,
+    /// Each node's position in `nodes` and in the registration order (`usize::MAX` when not
+    /// listed): one map, one copy of each name.
+    node_by_name: crate::hash::Map<String, (usize, usize)>,
     user_by_email: crate::hash::Map<String, usize>,
-    registration_rank: crate::hash::Map<String, usize>,
 }
 
 /// A user of the tailnet.
@@ -770,10 +771,6 @@ impl Inventory {
                 self.users.len(),
                 Default::default(),
             ),
-            registration_rank: crate::hash::Map::with_capacity_and_hasher(
-                self.registration_order.len(),
-                Default::default(),
-            ),
         };
         let mut user_ids: crate::hash::Map<u64, usize> = crate::hash::Map::default();
         for (i, user) in self.users.iter().enumerate() {
@@ -810,8 +807,9 @@ impl Inventory {
             let name = &node.name;
             if name.trim().is_empty() {
                 err(K::EmptyName, format!("nodes[{i}].name: empty node name"));
-            } else if let Some(first) = index.node_by_name.insert(name.clone(), i) {
+            } else if let Some(first) = index.node_by_name.insert(name.clone(), (i, usize::MAX)) {
                 index.node_by_name.insert(name.clone(), first);
+                let first = first.0;
                 err(
                     K::DuplicateNodeName,
                     format!(
@@ -880,13 +878,17 @@ impl Inventory {
             }
         }
         for (i, name) in self.registration_order.iter().enumerate() {
-            if !index.node_by_name.contains_key(name) {
+            let Some((_, rank)) = index.node_by_name.get_mut(name) else {
                 err(
                     K::UnknownNode,
                     format!("registration_order[{i}]: unknown node \"{name}\" (not among nodes)"),
                 );
-            } else if let Some(first) = index.registration_rank.insert(name.clone(), i) {
-                index.registration_rank.insert(name.clone(), first);
+                continue;
+            };
+            if *rank == usize::MAX {
+                *rank = i;
+            } else {
+                let first = *rank;
                 err(
                     K::DuplicateRegistration,
                     format!(
@@ -943,7 +945,7 @@ impl Inventory {
         self.index
             .node_by_name
             .get(name)
-            .and_then(|&i| self.nodes.get(i))
+            .and_then(|&(i, _)| self.nodes.get(i))
     }
 
     /// The user whose email is `email`.
@@ -961,7 +963,11 @@ impl Inventory {
 
     /// Position of the node in `registration_order` (0 = oldest); `None` when not listed.
     pub fn registration_rank(&self, name: &str) -> Option<usize> {
-        self.index.registration_rank.get(name).copied()
+        self.index
+            .node_by_name
+            .get(name)
+            .map(|&(_, rank)| rank)
+            .filter(|&rank| rank != usize::MAX)
     }
 
     /// What the policy checker needs to know about this tailnet: its domain (see
