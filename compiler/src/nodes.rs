@@ -55,7 +55,7 @@ pub(crate) struct NodeInfo {
     /// Owner (index into [`NodeTable::users`]) of a user-owned node.
     pub(crate) owner: Option<UserId>,
     /// Tags; empty for a user-owned node.
-    pub(crate) tags: Arc<[Arc<str>]>,
+    pub(crate) tags: Vec<Arc<str>>,
     /// Tailscale IPv4 address; `None` for a node of an IPv6-only pool.
     pub(crate) v4: Option<Ipv4Addr>,
     /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
@@ -502,7 +502,7 @@ impl NodeTable {
             table.by_name.insert(node.name.clone(), id);
             if node.is_tagged() {
                 table.tagged.push(id);
-                for tag in node.tags.iter() {
+                for tag in &node.tags {
                     table.by_tag.entry(tag.clone()).or_default().push(id);
                 }
             } else {
