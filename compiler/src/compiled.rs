@@ -1378,7 +1378,7 @@ impl PeerView<'_> {
         let mut allowed_ips: Vec<std::sync::Arc<str>> = self
             .node
             .addrs()
-            .zip(self.node.hosts.iter())
+            .zip(&self.node.hosts)
             .filter(|(ip, _)| self.shows(ip))
             .map(|(_, host)| host.clone())
             .collect();

@@ -61,15 +61,13 @@ pub(crate) struct NodeInfo {
     /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
     pub(crate) v6: Option<Ipv6Addr>,
     /// The addresses it has, bare (how `SrcIPs` and `DstPorts` name them), IPv4 first.
-    pub(crate) texts: Arc<[Arc<str>]>,
+    pub(crate) texts: Vec<Arc<str>>,
     /// Each of `texts`' position among every node's texts in string order
-    /// ([`NodeTable::texts`]): sorting a list of node addresses sorts these. A node has one
-    /// or two texts, so the ranks are held inline (no allocation per node); read them
-    /// through [`NodeInfo::ranks`].
-    pub(crate) text_ranks: [u32; 2],
+    /// ([`NodeTable::texts`]): sorting a list of node addresses sorts these.
+    pub(crate) text_ranks: Vec<u32>,
     /// The addresses it has as `a/32` and `a/128` (how `CapGrant.Dsts`, `addresses` and
     /// `AllowedIPs` name them), IPv4 first.
-    pub(crate) hosts: Arc<[Arc<str>]>,
+    pub(crate) hosts: Vec<Arc<str>>,
     /// Routes the node advertises.
     pub(crate) advertised: Vec<IpNet>,
     /// Routes approved in the inventory.
@@ -114,11 +112,6 @@ impl NodeInfo {
             IpAddr::V4(self.v4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
             IpAddr::V6(self.v6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
         ]
-    }
-
-    /// The ranks of its address texts ([`NodeInfo::text_ranks`]), one per text.
-    pub(crate) fn ranks(&self) -> &[u32] {
-        self.text_ranks.get(..self.texts.len()).unwrap_or(&[])
     }
 
     /// Its `/32` host prefix, if it has an IPv4 address.
@@ -276,7 +269,7 @@ impl NodeTable {
         };
         let mut keyed: Vec<((u128, u64), (u32, u32))> = Vec::new();
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            node.text_ranks = [0; 2];
+            node.text_ranks = vec![0; node.texts.len()];
             for (j, t) in node.texts.iter().enumerate() {
                 keyed.push((prefix(t), (index(i), index(j))));
             }
@@ -312,7 +305,7 @@ impl NodeTable {
         for (i, (node, from)) in self.nodes.iter().zip(texts_from).enumerate() {
             match from.and_then(|id| earlier.get(id)) {
                 Some(old) => {
-                    for &r in old.ranks() {
+                    for &r in &old.text_ranks {
                         if let Some(k) = kept.get_mut(r as usize) {
                             *k = true;
                         }
@@ -349,11 +342,14 @@ impl NodeTable {
             texts.push(t);
         }
         for (node, from) in self.nodes.iter_mut().zip(texts_from) {
-            node.text_ranks = [0; 2];
             if let Some(old) = from.and_then(|id| earlier.get(id)) {
-                for (slot, &r) in node.text_ranks.iter_mut().zip(old.ranks()) {
-                    *slot = new_rank.get(r as usize).copied().unwrap_or(u32::MAX);
-                }
+                node.text_ranks = old
+                    .text_ranks
+                    .iter()
+                    .map(|&r| new_rank.get(r as usize).copied().unwrap_or(u32::MAX))
+                    .collect();
+            } else {
+                node.text_ranks = vec![0; node.texts.len()];
             }
         }
         for (i, j, rank) in placed {
@@ -422,7 +418,7 @@ impl NodeTable {
                         .map(|a| Arc::from(a.to_string()))
                         .collect();
                     // A host prefix is the address text with its full length.
-                    let hosts: Arc<[Arc<str>]> = n
+                    let hosts = n
                         .addresses()
                         .iter()
                         .zip(&texts)
@@ -430,7 +426,7 @@ impl NodeTable {
                             Arc::from(format!("{t}/{}", if a.is_ipv4() { 32 } else { 128 }))
                         })
                         .collect();
-                    (Arc::from(texts), hosts)
+                    (texts, hosts)
                 }
             };
             let tags = match old.filter(|o| {
@@ -453,7 +449,7 @@ impl NodeTable {
                 v4: n.ipv4,
                 v6: n.ipv6,
                 texts,
-                text_ranks: [0; 2],
+                text_ranks: Vec::new(),
                 hosts,
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
@@ -935,8 +931,7 @@ mod tests {
             let texts: Vec<String> = table.texts.iter().map(|t| t.to_string()).collect();
             prop_assert_eq!(&texts, &expected);
             for node in &table.nodes {
-                prop_assert_eq!(node.ranks().len(), node.texts.len());
-                for (t, &r) in node.texts.iter().zip(node.ranks()) {
+                for (t, &r) in node.texts.iter().zip(&node.text_ranks) {
                     prop_assert_eq!(Some(t), table.texts.get(r as usize));
                 }
             }
@@ -986,7 +981,7 @@ mod tests {
             for (a, b) in reused.nodes.iter().zip(&fresh.nodes) {
                 prop_assert_eq!(&a.texts, &b.texts);
                 prop_assert_eq!(&a.hosts, &b.hosts);
-                prop_assert_eq!(a.ranks(), b.ranks());
+                prop_assert_eq!(&a.text_ranks, &b.text_ranks);
             }
         }
 

@@ -648,7 +648,7 @@ impl Builder<'_> {
                 Target::DangerAll => {}
                 Target::Nodes(ids) => {
                     for node in ids.iter().filter_map(|&id| self.table.get(id)) {
-                        ranks.extend(node.ranks().iter().copied());
+                        ranks.extend(node.text_ranks.iter().copied());
                     }
                 }
                 Target::Literal(lit) => others.extend(lit.pieces.iter().map(|p| p.text.clone())),
