@@ -772,10 +772,11 @@ fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
 /// each, so an address is never reused for another list while it is cached.
 #[derive(Default)]
 pub(crate) struct HashCache {
-    sources: std::collections::HashMap<usize, (crate::wire::Strings, u64)>,
-    principals:
-        std::collections::HashMap<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
-    ssh_rest: std::collections::HashMap<(usize, usize, usize), SshRest>,
+    // Keyed by addresses, looked up once per rule a node receives (tens of millions on
+    // `large`): the fast hash, not SipHash.
+    sources: crate::hash::Map<usize, (crate::wire::Strings, u64)>,
+    principals: crate::hash::Map<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
+    ssh_rest: crate::hash::Map<(usize, usize, usize), SshRest>,
 }
 
 /// A remembered [`HashCache::ssh_rest`]: the shared parts it was computed from, and the hash.

@@ -16,7 +16,8 @@
 //! grants. (An app grant's rule is never merged: like a plain network item's, a moved list
 //! changes it wherever it has a destination.)
 
-use std::collections::{HashMap, HashSet};
+// Looked up once per item and per dependent node (tens of thousands per event): the fast hash.
+use crate::hash::{Map as HashMap, Set as HashSet};
 use std::sync::Arc;
 
 use super::{first_owner, Body, ChangedItems, Item, Lowered};
@@ -79,7 +80,7 @@ impl Translate {
         Translate {
             to_new: crate::nodes::translate_ids(old, new),
             node,
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         }
     }
 
@@ -163,10 +164,10 @@ impl SourceMoves {
             moved: Vec::with_capacity(new.items.len()),
             dst_moved: Vec::with_capacity(new.items.len()),
             owners: owners.into_iter().collect(),
-            via_tags: HashSet::new(),
+            via_tags: HashSet::default(),
         };
         let mut translate = Translate::new(old_table, new_table, node);
-        let mut memo: HashMap<(u32, u32), bool> = HashMap::new();
+        let mut memo: HashMap<(u32, u32), bool> = HashMap::default();
         let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> bool {
             *memo.entry((x, y)).or_insert_with(|| {
                 let (before, after) = (old.srcs.get(x), new.srcs.get(y));
