@@ -263,7 +263,7 @@ fn range_text(first: IpAddr, last: IpAddr, len: Option<u8>) -> String {
 }
 
 /// Integer types the range algorithms work on.
-trait Bound: Copy + Ord {
+pub(crate) trait Bound: Copy + Ord {
     const MAX: Self;
     fn next(self) -> Option<Self>;
     fn prev(self) -> Option<Self>;
@@ -275,6 +275,16 @@ impl Bound for u32 {
         self.checked_add(1)
     }
     fn prev(self) -> Option<u32> {
+        self.checked_sub(1)
+    }
+}
+
+impl Bound for u16 {
+    const MAX: u16 = u16::MAX;
+    fn next(self) -> Option<u16> {
+        self.checked_add(1)
+    }
+    fn prev(self) -> Option<u16> {
         self.checked_sub(1)
     }
 }
@@ -295,7 +305,7 @@ fn union<T: Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
 
 /// Sort ranges and merge the overlapping or adjacent ones (ranges with `first > last` are
 /// dropped).
-fn normalize<T: Bound>(mut all: Vec<(T, T)>) -> Vec<(T, T)> {
+pub(crate) fn normalize<T: Bound>(mut all: Vec<(T, T)>) -> Vec<(T, T)> {
     all.retain(|&(first, last)| first <= last);
     all.sort_unstable();
     let mut out: Vec<(T, T)> = Vec::with_capacity(all.len());

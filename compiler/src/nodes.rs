@@ -568,34 +568,32 @@ impl NodeTable {
 
     /// For each node, its id in `earlier` (a table of the tailnet before a change to the nodes
     /// `before`, ids in `earlier`, which are `after` here; both sorted), or `None` for the
-    /// nodes of `after`. The other nodes pair up in name order; `None` when they do not (a
-    /// node not named in the change whose name differs). O(nodes).
+    /// nodes of `after`. The other nodes pair up by name ([`translate_ids`]); `None` when one
+    /// does not (a node not named in the change that is missing, or named on one side only).
+    /// O(nodes x log changed).
     pub(crate) fn kept_from(
         &self,
         earlier: &NodeTable,
         before: &[NodeId],
         after: &[NodeId],
     ) -> Option<Vec<Option<NodeId>>> {
-        let mut kept = Vec::with_capacity(self.nodes.len());
-        let (mut before, mut after) = (before.iter().peekable(), after.iter().peekable());
-        let mut old = (0..earlier.nodes.len()).map(NodeId::new);
-        for (i, node) in self.nodes.iter().enumerate() {
-            if after.next_if(|&&a| a.index() == i).is_some() {
-                kept.push(None);
+        let changed = |list: &[NodeId], id: usize| list.binary_search(&NodeId::new(id)).is_ok();
+        let mut kept = vec![None; self.nodes.len()];
+        for (i, &j) in translate_ids(earlier, self).iter().enumerate() {
+            if changed(before, i) {
                 continue;
             }
-            let id = old.find(|&o| before.next_if(|&&b| b == o).is_none())?;
-            let same = earlier
-                .get(id)
-                .is_some_and(|o| Arc::ptr_eq(&o.name, &node.name) || o.name == node.name);
-            if !same {
+            if j == u32::MAX || changed(after, j as usize) {
                 return None;
             }
-            kept.push(Some(id));
+            *kept.get_mut(j as usize)? = Some(NodeId::new(i));
         }
-        // Every node of `earlier` paired or changed.
-        old.all(|o| before.next_if(|&&b| b == o).is_some())
-            .then_some(kept)
+        // Every node not named after the change was there before it.
+        let paired = kept
+            .iter()
+            .enumerate()
+            .all(|(j, k)| k.is_some() || changed(after, j));
+        paired.then_some(kept)
     }
 
     /// The ids of the nodes `names` (those the table has), sorted.

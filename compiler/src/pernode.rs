@@ -117,7 +117,7 @@ impl PerNode {
         }
         let segment = u32::try_from(self.segments.len()).ok()?;
         let mut added: Vec<u32> = Vec::with_capacity(fresh.iter().map(|(_, l)| l.len()).sum());
-        let mut fresh = fresh.iter().peekable();
+        let mut fresh = fresh.iter();
         let mut spans = Vec::with_capacity(kept.len());
         for (n, old) in kept.iter().enumerate() {
             let span = match old {

@@ -127,10 +127,9 @@ pub struct Snapshot {
     /// changed without assembling it; see [`crate::lower::SourceMoves`]): it is computed
     /// from this snapshot's compile when a later event needs it.
     stale: IdSet,
-    /// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-    bases: Bases,
-    /// The same entries by node id of this snapshot's compile (what peers' fingerprints
-    /// read; shared with the next snapshot when a policy event keeps the node table).
+    /// Each node's [`crate::compiled::PeerBases`] entry, by node id of this snapshot's
+    /// compile (what peers' fingerprints read; shared with the next snapshot when a policy
+    /// event keeps the node table).
     node_bases: Arc<Vec<[u64; 4]>>,
 }
 
@@ -684,13 +683,8 @@ impl Inputs {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
-                let bases: Bases = names
-                    .iter()
-                    .filter_map(|(&id, name)| Some((id, *all.get(compiled.id_of(name)?.index())?)))
-                    .collect();
                 Prints {
                     fingerprints: fingerprints(&compiled, &names, &all),
-                    bases,
                     node_bases: Arc::new(all),
                     stale: IdSet::default(),
                     changed: IdSet::default(),
@@ -706,7 +700,6 @@ impl Inputs {
             ids,
             fingerprints: prints.fingerprints,
             stale: prints.stale,
-            bases: prints.bases,
             node_bases: prints.node_bases,
         };
         Ok((snapshot, prints.changed))
@@ -812,8 +805,6 @@ fn routeless_nodes(
     Some(nodes)
 }
 
-/// Each node's [`crate::compiled::PeerBases`] entry, by stable id.
-type Bases = crate::hash::Map<u64, [u64; 4]>;
 /// A map keyed by stable node id.
 type IdMap<V> = crate::hash::Map<u64, V>;
 /// A set of stable node ids.
@@ -824,7 +815,6 @@ type IdsByName = crate::hash::Map<Arc<str>, u64>;
 /// A snapshot's fingerprints, as an event leaves them.
 struct Prints {
     fingerprints: IdMap<Fingerprint>,
-    bases: Bases,
     /// [`Snapshot::node_bases`].
     node_bases: Arc<Vec<[u64; 4]>>,
     /// [`Snapshot::stale`].
@@ -850,21 +840,35 @@ impl Snapshot {
                 .collect()
         })
     }
-}
 
-/// Peers' entries (kept by stable id) indexed by `compiled`'s node ids, looked up once: a
-/// node's peers' part sums one per peer.
-fn bases_by_node(compiled: &Compiled, ids: &IdsByName, bases: &Bases) -> Vec<[u64; 4]> {
-    (0..compiled.table().len())
-        .map(|i| {
-            compiled
-                .name_of(NodeId::new(i))
-                .and_then(|n| ids.get(n))
-                .and_then(|id| bases.get(id))
-                .copied()
-                .unwrap_or_default()
-        })
-        .collect()
+    /// Node `id`'s (stable id) [`Snapshot::node_bases`] entry, if it has one.
+    fn base_of(&self, id: u64) -> Option<[u64; 4]> {
+        let node = self.compiled.id_of(self.names.get(&id)?)?;
+        self.node_bases.get(node.index()).copied()
+    }
+
+    /// Its peers' entries moved to the node ids of a later compile (`to_new`:
+    /// [`Compiled::ids_from`], `len` nodes), then the entries of `changed` (new ids) put in: a
+    /// node taking a changed node's old name is itself changed.
+    fn moved_bases(
+        &self,
+        to_new: &[u32],
+        len: usize,
+        changed: impl IntoIterator<Item = (NodeId, [u64; 4])>,
+    ) -> Vec<[u64; 4]> {
+        let mut by_node = vec![[0u64; 4]; len];
+        for (&j, base) in to_new.iter().zip(self.node_bases.iter()) {
+            if let Some(slot) = by_node.get_mut(j as usize) {
+                *slot = *base;
+            }
+        }
+        for (id, base) in changed {
+            if let Some(slot) = by_node.get_mut(id.index()) {
+                *slot = base;
+            }
+        }
+        by_node
+    }
 }
 
 /// How far an event's change can reach.
@@ -996,7 +1000,6 @@ fn policy_fingerprints(
     }
     Some(Prints {
         fingerprints: out,
-        bases: old.bases.clone(),
         node_bases: old.node_bases.clone(),
         stale,
         changed,
@@ -1080,7 +1083,6 @@ impl Narrow<'_> {
         let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
-        let mut bases = self.old.bases.clone();
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
         let mut present = BTreeMap::new();
@@ -1107,7 +1109,6 @@ impl Narrow<'_> {
             }
         };
         for &(node, before, after) in &ends {
-            bases.remove(&node);
             out.remove(&node);
             stale.remove(&node);
             if before.is_some() {
@@ -1116,7 +1117,6 @@ impl Narrow<'_> {
             if let Some(a) = after {
                 let d = deps.next()??;
                 mark(&d, &Some, true);
-                bases.insert(node, d.base);
                 new_bases.push((a, d.base));
                 present.insert(node, names.get(&node)?.clone());
             }
@@ -1125,19 +1125,8 @@ impl Narrow<'_> {
             let name = compiled.name_of(v)?;
             Some((*ids.get(name)?, name))
         };
-        // Peers' entries by new node id: the old ones moved to their new ids, the changed
-        // nodes' put in (a node taking a changed node's old name is itself changed).
-        let mut by_node = vec![[0u64; 4]; n];
-        for (&j, base) in to_new.iter().zip(self.old.node_bases.iter()) {
-            if let Some(slot) = by_node.get_mut(j as usize) {
-                *slot = *base;
-            }
-        }
-        for (a, base) in new_bases {
-            if let Some(slot) = by_node.get_mut(a.index()) {
-                *slot = base;
-            }
-        }
+        // Peers' entries by new node id.
+        let by_node = self.old.moved_bases(&to_new, n, new_bases);
         out.extend(fingerprints(compiled, &present, &by_node));
         let old_names: Vec<&str> = self
             .nodes
@@ -1191,7 +1180,6 @@ impl Narrow<'_> {
         }
         Some(Prints {
             fingerprints: out,
-            bases,
             node_bases: Arc::new(by_node),
             stale,
             changed,
@@ -1253,17 +1241,21 @@ impl RouteNarrow<'_> {
         let mut servers = stable_ids(old.route_servers(name), &self.old.ids);
         servers.extend(stable_ids(compiled.route_servers(name), ids));
         servers.insert(self.node);
-        let mut bases = self.old.bases.clone();
         let mut out = self.old.fingerprints.clone();
         let mut stale = self.old.stale.clone();
         let mut all = BTreeMap::new();
+        let mut server_bases = Vec::with_capacity(servers.len());
         for &s in &servers {
             let s_name = names.get(&s)?;
-            bases.insert(s, compiled.peer_base(s_name)?);
+            server_bases.push((compiled.id_of(s_name)?, compiled.peer_base(s_name)?));
             all.insert(s, s_name.clone());
             stale.remove(&s);
         }
-        let by_node = Arc::new(bases_by_node(compiled, ids, &bases));
+        let by_node = Arc::new(self.old.moved_bases(
+            &compiled.ids_from(old),
+            compiled.table().len(),
+            server_bases,
+        ));
         out.extend(fingerprints(compiled, &all, &by_node));
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
@@ -1290,7 +1282,10 @@ impl RouteNarrow<'_> {
         }
         for &s in &servers {
             let s_name = names.get(&s)?;
-            let (before, after) = (self.old.bases.get(&s).copied(), bases.get(&s).copied());
+            let before = self.old.base_of(s);
+            let after = compiled
+                .id_of(s_name)
+                .and_then(|id| by_node.get(id.index()).copied());
             let was = stable_ids(old.peer_names(s_name), &self.old.ids);
             let is = stable_ids(compiled.peer_names(s_name), ids);
             for &v in was.union(&is) {
@@ -1311,7 +1306,6 @@ impl RouteNarrow<'_> {
         }
         Some(Prints {
             fingerprints: out,
-            bases,
             node_bases: by_node,
             stale,
             changed,

@@ -489,7 +489,7 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         }
     }
     for rule in &mut out {
-        rule.ports = merged(std::mem::take(&mut rule.ports));
+        rule.ports = merged(&rule.ports);
     }
     out
 }
@@ -497,18 +497,11 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
 /// Port ranges sorted and merged (overlapping or adjacent ones joined), so a port is found by
 /// a binary search: a rule naming one destination with many ports is one rule, looked up in
 /// O(log ports) per test, not one rule per port tried in turn (tests times ports).
-fn merged(mut ports: Vec<PortRange>) -> Vec<PortRange> {
-    ports.sort_unstable_by_key(|r| (r.first, r.last));
-    let mut out: Vec<PortRange> = Vec::with_capacity(ports.len());
-    for r in ports {
-        match out.last_mut() {
-            Some(last) if u32::from(r.first) <= u32::from(last.last) + 1 => {
-                last.last = last.last.max(r.last);
-            }
-            _ => out.push(r),
-        }
-    }
-    out
+fn merged(ports: &[PortRange]) -> Vec<PortRange> {
+    crate::addrset::normalize(ports.iter().map(|r| (r.first, r.last)).collect())
+        .into_iter()
+        .map(|(first, last)| PortRange { first, last })
+        .collect()
 }
 
 /// `*` as a source: the tailnet's address ranges and every approved subnet route.

@@ -168,15 +168,40 @@ impl<'s> Lowerer<'s> {
         };
         for member in members {
             let name = member.key.name.as_str();
+            let span = self.key_span(&member.key);
             let field = known
                 .iter()
                 .find(|k| **k == name)
                 .or_else(|| known.iter().find(|k| k.eq_ignore_ascii_case(name)));
+            let Some(k) = field else {
+                let what = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {path}")
+                };
+                let help = match closest(name, known) {
+                    Some(k) => format!("did you mean {}?", quote(k)),
+                    None => format!(
+                        "known fields here: {}",
+                        known
+                            .iter()
+                            .map(|k| quote(k))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                let d = self.error(
+                    Code::UnknownKey,
+                    span,
+                    format!("unknown field {}", quote(name)),
+                );
+                d.label = format!("not a known field{what}");
+                d.help = Some(help);
+                continue;
+            };
             // The same field twice, in two cases (the same case twice is a parse error): the
             // last one is used, as Go's decoder does, which an eye reading the first misses.
-            let earlier = field.and_then(|k| fields.members.iter().find(|(f, _)| f == k));
-            if let (Some(k), Some((_, earlier))) = (field, earlier) {
-                let span = self.key_span(&member.key);
+            if let Some((_, earlier)) = fields.members.iter().find(|(f, _)| f == k) {
                 let earlier = quote(&earlier.key.name);
                 self.warning(
                     Code::KeyCase,
@@ -191,15 +216,7 @@ impl<'s> Lowerer<'s> {
                      (whether Tailscale accepts the repetition is not verified)"
                         .to_string(),
                 );
-                fields.members.push((k, member));
-                continue;
-            }
-            if let Some(k) = known.iter().find(|k| **k == name) {
-                fields.members.push((k, member));
-                continue;
-            }
-            let span = self.key_span(&member.key);
-            if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            } else if *k != name {
                 self.warning(
                     Code::KeyCase,
                     span,
@@ -209,32 +226,8 @@ impl<'s> Lowerer<'s> {
                     "Tailscale accepts it, but write {} as documented",
                     quote(k)
                 ));
-                fields.members.push((k, member));
-                continue;
             }
-            let what = if path.is_empty() {
-                String::new()
-            } else {
-                format!(" in {path}")
-            };
-            let help = match closest(name, known) {
-                Some(k) => format!("did you mean {}?", quote(k)),
-                None => format!(
-                    "known fields here: {}",
-                    known
-                        .iter()
-                        .map(|k| quote(k))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            let d = self.error(
-                Code::UnknownKey,
-                span,
-                format!("unknown field {}", quote(name)),
-            );
-            d.label = format!("not a known field{what}");
-            d.help = Some(help);
+            fields.members.push((k, member));
         }
         Some(fields)
     }
