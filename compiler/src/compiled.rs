@@ -73,7 +73,7 @@ pub struct Compiled {
     caps: NodeCaps,
     /// The inventory's users and the control URL, to lower the SSH rules again under assumed
     /// posture attributes (`sshTests` `srcPostureAttrs`).
-    users: Vec<crate::inventory::User>,
+    users: std::sync::Arc<[crate::inventory::User]>,
     control_url: String,
     /// Why the policy was refused, when this grants nothing in its place
     /// ([`compile_with_options`]).
@@ -312,7 +312,7 @@ fn assembled(
         peers,
         ssh: side.ssh,
         caps: side.caps,
-        users: inventory.users().to_vec(),
+        users: inventory.shared_users().clone(),
         control_url: options.control_url.clone(),
         refusal: None,
     }
@@ -1379,7 +1379,7 @@ impl PeerView<'_> {
         let mut allowed_ips: Vec<std::sync::Arc<str>> = self
             .node
             .addrs()
-            .zip(&self.node.hosts)
+            .zip(self.node.hosts.iter())
             .filter(|(ip, _)| self.shows(ip))
             .map(|(_, host)| host.clone())
             .collect();

@@ -20,16 +20,18 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// A validated node inventory. Immutable once built: every constructor checks the invariants
 /// listed on [`Inventory::from_json`], so code holding an `Inventory` can rely on them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "RawInventory")]
 pub struct Inventory {
-    users: Vec<User>,
+    /// Shared between inventories that have the same users (an engine's events on nodes).
+    users: Arc<[User]>,
     nodes: Vec<Node>,
     registration_order: Vec<String>,
     tailnet: Tailnet,
@@ -73,13 +75,25 @@ impl Service {
     }
 }
 
+/// Equal contents (the lookups are derived from them).
+impl PartialEq for Inventory {
+    fn eq(&self, other: &Inventory) -> bool {
+        self.users == other.users
+            && self.nodes == other.nodes
+            && self.registration_order == other.registration_order
+            && self.tailnet == other.tailnet
+            && self.services == other.services
+    }
+}
+
 /// Lookups built once on load.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 struct Index {
     /// Each node's position in `nodes` and in the registration order (`usize::MAX` when not
-    /// listed): one map, one copy of each name.
-    node_by_name: crate::hash::Map<String, (usize, usize)>,
-    user_by_email: crate::hash::Map<String, usize>,
+    /// listed), by name.
+    node_by_name: names::NameIndex,
+    /// Shared with the users.
+    user_by_email: Arc<crate::hash::Map<String, usize>>,
 }
 
 /// A user of the tailnet.
@@ -669,6 +683,21 @@ impl Inventory {
         registration_order: Vec<String>,
         tailnet: Tailnet,
     ) -> Result<Inventory, InventoryError> {
+        Inventory::sharing_users(users.into(), None, nodes, registration_order, tailnet)
+    }
+
+    /// [`Inventory::new`] with users held elsewhere too; when they are `earlier`'s (the same
+    /// list, not an equal one), its checks and lookups of them are taken, not made again.
+    pub(crate) fn sharing_users(
+        users: Arc<[User]>,
+        earlier: Option<&Inventory>,
+        nodes: Vec<Node>,
+        registration_order: Vec<String>,
+        tailnet: Tailnet,
+    ) -> Result<Inventory, InventoryError> {
+        let known = earlier
+            .filter(|e| Arc::ptr_eq(&e.users, &users))
+            .map(|e| e.index.user_by_email.clone());
         let inventory = Inventory {
             users,
             nodes,
@@ -677,7 +706,7 @@ impl Inventory {
             services: Vec::new(),
             index: Index::default(),
         };
-        let (index, errors) = inventory.check();
+        let (index, errors) = inventory.check(known);
         if errors.is_empty() {
             Ok(Inventory { index, ..inventory })
         } else {
@@ -689,7 +718,7 @@ impl Inventory {
     /// their hosts are nodes of the inventory; their addresses belong to no node.
     pub fn with_services(self, services: Vec<Service>) -> Result<Inventory, InventoryError> {
         let inventory = Inventory { services, ..self };
-        let (index, mut errors) = inventory.check();
+        let (index, mut errors) = inventory.check(Some(inventory.index.user_by_email.clone()));
         errors.extend(inventory.check_services(&index));
         if errors.is_empty() {
             Ok(Inventory { index, ..inventory })
@@ -745,7 +774,7 @@ impl Inventory {
                 ("approved_hosts", &svc.approved_hosts),
             ] {
                 for (j, host) in list.iter().enumerate() {
-                    if !index.node_by_name.contains_key(host) {
+                    if index.node_by_name.get(host, self.name_of()).is_none() {
                         err(
                             K::UnknownNode,
                             format!("services[{i}].{field}[{j}]: unknown node \"{host}\" (not among nodes)"),
@@ -758,30 +787,62 @@ impl Inventory {
     }
 
     /// Every problem, in document order, and the lookups (valid only when there is none).
-    fn check(&self) -> (Index, Vec<InventoryError>) {
-        use InventoryErrorKind as K;
+    /// The nodes' addresses are checked beside the rest of each node (on a second core for
+    /// a large inventory), their problems merged back in node order.
+    /// `users`: the users' lookup when they were checked already.
+    fn check(
+        &self,
+        users: Option<Arc<crate::hash::Map<String, usize>>>,
+    ) -> (Index, Vec<InventoryError>) {
         let mut errors = Vec::new();
-        let mut err = |kind, message: String| errors.push(InventoryError::new(kind, message));
-        let mut index = Index {
-            node_by_name: crate::hash::Map::with_capacity_and_hasher(
-                self.nodes.len(),
-                Default::default(),
-            ),
-            user_by_email: crate::hash::Map::with_capacity_and_hasher(
-                self.users.len(),
-                Default::default(),
-            ),
+        let user_by_email = match users {
+            Some(known) => known,
+            None => Arc::new(self.check_users(&mut errors)),
         };
+        let ((mut node_by_name, nodes), addresses) = match self.nodes.len() > 4096 {
+            true => crate::par::join(
+                || self.check_nodes(&user_by_email),
+                || self.check_addresses(),
+            ),
+            false => (self.check_nodes(&user_by_email), self.check_addresses()),
+        };
+        // Both lists are in node order; a node's own problems come before its addresses'.
+        let mut addresses = addresses.into_iter().peekable();
+        for (i, error) in nodes {
+            while let Some((_, e)) = addresses.next_if(|(j, _)| *j < i) {
+                errors.push(e);
+            }
+            errors.push(error);
+        }
+        errors.extend(addresses.map(|(_, e)| e));
+        self.check_order(&mut node_by_name, &mut errors);
+        let index = Index {
+            node_by_name,
+            user_by_email,
+        };
+        (index, errors)
+    }
+
+    /// A node's name, by position (what [`names::NameIndex`] compares against).
+    fn name_of<'a>(&'a self) -> impl Fn(usize) -> &'a str + Copy + 'a {
+        |p| self.nodes.get(p).map_or("", |n| n.name.as_str())
+    }
+
+    fn check_users(&self, errors: &mut Vec<InventoryError>) -> crate::hash::Map<String, usize> {
+        use InventoryErrorKind as K;
+        let mut err = |kind, message: String| errors.push(InventoryError::new(kind, message));
+        let mut user_by_email =
+            crate::hash::Map::with_capacity_and_hasher(self.users.len(), Default::default());
         let mut user_ids: crate::hash::Map<u64, usize> = crate::hash::Map::default();
         for (i, user) in self.users.iter().enumerate() {
             // Some recorded users have no login (an empty email); no node can name them as its
             // owner, but they are not an error.
             let duplicate = match user.email.is_empty() {
                 true => None,
-                false => index.user_by_email.insert(user.email.clone(), i),
+                false => user_by_email.insert(user.email.clone(), i),
             };
             if let Some(first) = duplicate {
-                index.user_by_email.insert(user.email.clone(), first);
+                user_by_email.insert(user.email.clone(), first);
                 err(
                     K::DuplicateUser,
                     format!(
@@ -801,15 +862,26 @@ impl Inventory {
                 );
             }
         }
-        let mut addresses: crate::hash::Map<IpAddr, usize> =
-            crate::hash::Map::with_capacity_and_hasher(2 * self.nodes.len(), Default::default());
+        user_by_email
+    }
+
+    /// Each node's name, owner and tags: the nodes by name, and the problems with the
+    /// position of the node they are about.
+    fn check_nodes(
+        &self,
+        user_by_email: &crate::hash::Map<String, usize>,
+    ) -> (names::NameIndex, Vec<(usize, InventoryError)>) {
+        use InventoryErrorKind as K;
+        let mut errors = Vec::new();
+        let mut node_by_name = names::NameIndex::with_capacity(self.nodes.len());
+        let name_of = self.name_of();
         for (i, node) in self.nodes.iter().enumerate() {
+            let mut err =
+                |kind, message: String| errors.push((i, InventoryError::new(kind, message)));
             let name = &node.name;
             if name.trim().is_empty() {
                 err(K::EmptyName, format!("nodes[{i}].name: empty node name"));
-            } else if let Some(first) = index.node_by_name.insert(name.clone(), (i, usize::MAX)) {
-                index.node_by_name.insert(name.clone(), first);
-                let first = first.0;
+            } else if let Some((first, _)) = node_by_name.insert(name, i, name_of) {
                 err(
                     K::DuplicateNodeName,
                     format!(
@@ -829,7 +901,7 @@ impl Inventory {
                     K::Ownership,
                     format!("nodes[{i}]: node \"{name}\" has neither an owner (\"user\") nor tags"),
                 ),
-                (Some(owner), true) if !index.user_by_email.contains_key(owner) => err(
+                (Some(owner), true) if !user_by_email.contains_key(owner) => err(
                     K::UnknownOwner,
                     format!("nodes[{i}].user: unknown user \"{owner}\" (not among users)"),
                 ),
@@ -862,42 +934,74 @@ impl Inventory {
                     ),
                 );
             }
+        }
+        (node_by_name, errors)
+    }
+
+    /// Addresses used twice, with the position of the node reusing one.
+    fn check_addresses(&self) -> Vec<(usize, InventoryError)> {
+        let mut errors = Vec::new();
+        let mut addresses: crate::hash::Map<IpAddr, usize> =
+            crate::hash::Map::with_capacity_and_hasher(2 * self.nodes.len(), Default::default());
+        for (i, node) in self.nodes.iter().enumerate() {
             let v4 = node.ipv4.map(|a| ("ipv4", IpAddr::V4(a)));
             let v6 = node.ipv6.map(|a| ("ipv6", IpAddr::V6(a)));
             for (field, address) in v4.into_iter().chain(v6) {
                 if let Some(first) = addresses.insert(address, i) {
                     addresses.insert(address, first);
                     let other = self.nodes.get(first).map_or("", |n| n.name.as_str());
-                    err(
-                        K::DuplicateAddress,
-                        format!(
-                            "nodes[{i}].{field}: address {address} is already used by node \"{other}\" (nodes[{first}])"
+                    errors.push((
+                        i,
+                        InventoryError::new(
+                            InventoryErrorKind::DuplicateAddress,
+                            format!(
+                                "nodes[{i}].{field}: address {address} is already used by node \"{other}\" (nodes[{first}])"
+                            ),
                         ),
-                    );
+                    ));
                 }
             }
         }
+        errors
+    }
+
+    /// Each node's rank in the registration order.
+    fn check_order(&self, node_by_name: &mut names::NameIndex, errors: &mut Vec<InventoryError>) {
+        use InventoryErrorKind as K;
+        // Every node listed, in node order (as the engine builds them): each rank is the
+        // position, without a lookup per name.
+        if node_by_name.len() == self.nodes.len()
+            && self.registration_order.len() == self.nodes.len()
+            && self
+                .registration_order
+                .iter()
+                .zip(&self.nodes)
+                .all(|(listed, node)| *listed == node.name)
+        {
+            node_by_name.rank_by_position();
+            return;
+        }
+        let name_of = self.name_of();
         for (i, name) in self.registration_order.iter().enumerate() {
-            let Some((_, rank)) = index.node_by_name.get_mut(name) else {
-                err(
+            let Some((_, rank)) = node_by_name.get_mut(name, name_of) else {
+                errors.push(InventoryError::new(
                     K::UnknownNode,
                     format!("registration_order[{i}]: unknown node \"{name}\" (not among nodes)"),
-                );
+                ));
                 continue;
             };
             if *rank == usize::MAX {
                 *rank = i;
             } else {
                 let first = *rank;
-                err(
+                errors.push(InventoryError::new(
                     K::DuplicateRegistration,
                     format!(
                         "registration_order[{i}]: node \"{name}\" listed twice (also registration_order[{first}])"
                     ),
-                );
+                ));
             }
         }
-        (index, errors)
     }
 
     /// Things that look wrong but do not stop the inventory from loading: approved routes the
@@ -925,6 +1029,11 @@ impl Inventory {
         &self.users
     }
 
+    /// The users, shared.
+    pub(crate) fn shared_users(&self) -> &Arc<[User]> {
+        &self.users
+    }
+
     /// The nodes, in inventory order.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
@@ -944,8 +1053,8 @@ impl Inventory {
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.index
             .node_by_name
-            .get(name)
-            .and_then(|&(i, _)| self.nodes.get(i))
+            .get(name, self.name_of())
+            .and_then(|(i, _)| self.nodes.get(i))
     }
 
     /// The user whose email is `email`.
@@ -965,8 +1074,8 @@ impl Inventory {
     pub fn registration_rank(&self, name: &str) -> Option<usize> {
         self.index
             .node_by_name
-            .get(name)
-            .map(|&(_, rank)| rank)
+            .get(name, self.name_of())
+            .map(|(_, rank)| rank)
             .filter(|&rank| rank != usize::MAX)
     }
 
@@ -1012,5 +1121,6 @@ const _: fn() = || {
     assert_send_sync::<InventoryError>();
 };
 
+mod names;
 #[cfg(test)]
 mod tests;

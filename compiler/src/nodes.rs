@@ -14,8 +14,28 @@ use crate::ipsets::IpSets;
 
 /// A node: its index in [`NodeTable::nodes`] (nodes sorted by name), typed so that it is never
 /// confused with a user, a rule or a set index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct NodeId(u32);
+
+/// As its index; a list of ids (interned node sets: millions of ids per compile on `large`)
+/// is written two at a time, not one call per id.
+impl std::hash::Hash for NodeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u32(self.0);
+    }
+
+    fn hash_slice<H: std::hash::Hasher>(data: &[NodeId], state: &mut H) {
+        let mut pairs = data.chunks_exact(2);
+        for pair in &mut pairs {
+            if let [a, b] = pair {
+                state.write_u64(u64::from(a.0) << 32 | u64::from(b.0));
+            }
+        }
+        for last in pairs.remainder() {
+            state.write_u32(last.0);
+        }
+    }
+}
 
 impl NodeId {
     /// The node at index `i` of the table.
@@ -47,6 +67,51 @@ impl UserId {
     }
 }
 
+/// At most two values, one per address family (a node has an IPv4 address, an IPv6 one or
+/// both), kept inline: a vector each for a node's address texts, their ranks and its host
+/// prefixes were three allocations per node, made and freed by every compile (300,000 per
+/// engine event on `large`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Pair<T> {
+    items: [T; 2],
+    len: u8,
+}
+
+impl<T> std::ops::Deref for Pair<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.items.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl<T> std::ops::DerefMut for Pair<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.items
+            .get_mut(..usize::from(self.len))
+            .unwrap_or_default()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Pair<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The first two values (a node has no more addresses).
+impl<T: Default> FromIterator<T> for Pair<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Pair<T> {
+        let mut pair = Pair::<T>::default();
+        for (slot, item) in pair.items.iter_mut().zip(iter) {
+            *slot = item;
+            pair.len += 1;
+        }
+        pair
+    }
+}
+
 /// One node, with everything the compiler reads from it.
 #[derive(Debug)]
 pub(crate) struct NodeInfo {
@@ -61,13 +126,13 @@ pub(crate) struct NodeInfo {
     /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
     pub(crate) v6: Option<Ipv6Addr>,
     /// The addresses it has, bare (how `SrcIPs` and `DstPorts` name them), IPv4 first.
-    pub(crate) texts: Vec<Arc<str>>,
+    pub(crate) texts: Pair<Arc<str>>,
     /// Each of `texts`' position among every node's texts in string order
     /// ([`NodeTable::texts`]): sorting a list of node addresses sorts these.
-    pub(crate) text_ranks: Vec<u32>,
+    pub(crate) text_ranks: Pair<u32>,
     /// The addresses it has as `a/32` and `a/128` (how `CapGrant.Dsts`, `addresses` and
     /// `AllowedIPs` name them), IPv4 first.
-    pub(crate) hosts: Vec<Arc<str>>,
+    pub(crate) hosts: Pair<Arc<str>>,
     /// Routes the node advertises.
     pub(crate) advertised: Vec<IpNet>,
     /// Routes approved in the inventory.
@@ -205,17 +270,56 @@ impl RouteIndex {
     }
 }
 
+/// The users as the compiler reads them (logins lowercased), users by login, and the members
+/// of each synced group.
+fn user_lookups(
+    list: &[crate::inventory::User],
+) -> (
+    Vec<UserInfo>,
+    crate::hash::Map<String, UserId>,
+    SyncedGroups,
+) {
+    let users: Vec<UserInfo> = list
+        .iter()
+        .map(|u| UserInfo {
+            email: u.email.to_lowercase(),
+            roles: u.roles.clone(),
+        })
+        .collect();
+    let mut synced_groups = SyncedGroups::new();
+    for (i, user) in list.iter().enumerate() {
+        for group in &user.groups {
+            synced_groups
+                .entry(group.clone())
+                .or_default()
+                .push(UserId::new(i));
+        }
+    }
+    let mut user_by_email = crate::hash::Map::default();
+    for (i, user) in users.iter().enumerate() {
+        if !user.email.is_empty() {
+            user_by_email
+                .entry(user.email.clone())
+                .or_insert(UserId::new(i));
+        }
+    }
+    (users, user_by_email, synced_groups)
+}
+
 /// Every node and user, with lookups.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
     /// Nodes sorted by name.
     pub(crate) nodes: Vec<NodeInfo>,
+    /// The inventory's users this table was built from: a table built from the same list
+    /// (an engine's event on nodes) shares the three lookups below instead of making them.
+    user_source: Arc<[crate::inventory::User]>,
     /// Users in inventory order.
-    pub(crate) users: Vec<UserInfo>,
+    pub(crate) users: Arc<Vec<UserInfo>>,
     by_name: crate::hash::Map<Arc<str>, NodeId>,
-    user_by_email: crate::hash::Map<String, UserId>,
+    user_by_email: Arc<crate::hash::Map<String, UserId>>,
     /// Members of each group synced from the identity provider.
-    synced_groups: SyncedGroups,
+    synced_groups: Arc<SyncedGroups>,
     /// Tailscale Services, in inventory order.
     pub(crate) services: Vec<ServiceInfo>,
     service_by_name: HashMap<String, usize>,
@@ -269,7 +373,7 @@ impl NodeTable {
         };
         let mut keyed: Vec<((u128, u64), (u32, u32))> = Vec::new();
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            node.text_ranks = vec![0; node.texts.len()];
+            node.text_ranks = node.texts.iter().map(|_| 0).collect();
             for (j, t) in node.texts.iter().enumerate() {
                 keyed.push((prefix(t), (index(i), index(j))));
             }
@@ -349,7 +453,7 @@ impl NodeTable {
                     .map(|&r| new_rank.get(r as usize).copied().unwrap_or(u32::MAX))
                     .collect();
             } else {
-                node.text_ranks = vec![0; node.texts.len()];
+                node.text_ranks = node.texts.iter().map(|_| 0).collect();
             }
         }
         for (i, j, rank) in placed {
@@ -375,31 +479,19 @@ impl NodeTable {
     /// formats only the nodes it changed, and unchanged strings stay shared, so comparing
     /// them later is a pointer comparison).
     pub(crate) fn reusing(inventory: &Inventory, earlier: Option<&NodeTable>) -> NodeTable {
-        let users: Vec<UserInfo> = inventory
-            .users()
-            .iter()
-            .map(|u| UserInfo {
-                email: u.email.to_lowercase(),
-                roles: u.roles.clone(),
-            })
-            .collect();
-        let mut synced_groups = SyncedGroups::new();
-        for (i, user) in inventory.users().iter().enumerate() {
-            for group in &user.groups {
-                synced_groups
-                    .entry(group.clone())
-                    .or_default()
-                    .push(UserId::new(i));
-            }
-        }
-        let mut user_by_email = crate::hash::Map::default();
-        for (i, user) in users.iter().enumerate() {
-            if !user.email.is_empty() {
-                user_by_email
-                    .entry(user.email.clone())
-                    .or_insert(UserId::new(i));
-            }
-        }
+        let user_source = inventory.shared_users().clone();
+        let (users, user_by_email, synced_groups) =
+            match earlier.filter(|e| Arc::ptr_eq(&e.user_source, &user_source)) {
+                Some(e) => (
+                    e.users.clone(),
+                    e.user_by_email.clone(),
+                    e.synced_groups.clone(),
+                ),
+                None => {
+                    let (users, by_email, groups) = user_lookups(inventory.users());
+                    (Arc::new(users), Arc::new(by_email), Arc::new(groups))
+                }
+            };
         let owner_of = |email: &str| user_by_email.get(&*lowercase(email)).copied();
         let sorted = by_name(inventory.nodes(), earlier);
         // Each node's strings are formatted on every core (a fifth of a table's build).
@@ -412,7 +504,7 @@ impl NodeTable {
             let (texts, hosts) = match same_addresses {
                 Some((_, o)) => (o.texts.clone(), o.hosts.clone()),
                 None => {
-                    let texts: Vec<Arc<str>> = n
+                    let texts: Pair<Arc<str>> = n
                         .addresses()
                         .iter()
                         .map(|a| Arc::from(a.to_string()))
@@ -449,7 +541,7 @@ impl NodeTable {
                 v4: n.ipv4,
                 v6: n.ipv6,
                 texts,
-                text_ranks: Vec::new(),
+                text_ranks: Pair::default(),
                 hosts,
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
@@ -472,6 +564,7 @@ impl NodeTable {
         let mut table = NodeTable {
             by_name: crate::hash::Map::with_capacity_and_hasher(nodes.len(), Default::default()),
             devices: vec![Vec::new(); users.len()],
+            user_source,
             users,
             user_by_email,
             synced_groups,
@@ -835,6 +928,18 @@ mod tests {
     use crate::inventory::{Node, Tailnet};
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn a_pair_holds_the_first_two_values() {
+        for n in 0..4u32 {
+            let mut pair: Pair<u32> = (10..10 + n).collect();
+            let expected: Vec<u32> = (10..10 + n.min(2)).collect();
+            assert_eq!(&pair[..], &expected[..], "{n} values");
+            pair.iter_mut().for_each(|v| *v += 1);
+            let bumped: Vec<u32> = expected.iter().map(|v| v + 1).collect();
+            assert_eq!((&pair).into_iter().copied().collect::<Vec<_>>(), bumped);
+        }
+    }
 
     fn table_of(addresses: &[(Option<Ipv4Addr>, Option<Ipv6Addr>)]) -> Option<NodeTable> {
         let names: Vec<usize> = (0..addresses.len()).collect();

@@ -52,6 +52,19 @@ impl NodeSet {
         }
     }
 
+    /// The set of `ids` (sorted, no repeats), stored as [`NodeSet::from_bits`] stores it; a
+    /// small set is listed as it is, without a map of every node's bit to build and read
+    /// back (thousands of interned sets per compile on `large`).
+    fn from_sorted(ids: &[NodeId], len: usize) -> NodeSet {
+        let in_range = ids.last().is_none_or(|last| last.index() < len);
+        if in_range && ids.len().saturating_mul(32) <= len {
+            return NodeSet::List(ids.to_vec());
+        }
+        let mut bits = vec![0u64; len.div_ceil(64)];
+        ids.iter().for_each(|&id| set_bit(&mut bits, id));
+        NodeSet::from_bits(bits, len)
+    }
+
     /// True if `id` is in the set.
     pub(crate) fn contains(&self, id: NodeId) -> bool {
         match self {
@@ -135,6 +148,29 @@ fn ids_of(bits: &[u64]) -> Vec<NodeId> {
     out
 }
 
+/// Sort `ids` and drop repeats. A long list (a rule's sources from several groups: two
+/// million ids per compile on `large`) through `scratch`, one bit per node, all clear before
+/// and after: O(ids + nodes / 64), not O(ids log ids). Ids beyond `scratch` are sorted.
+fn sort_ids(ids: &mut Vec<NodeId>, scratch: &mut [u64]) {
+    let fits = ids.iter().all(|id| id.index() / 64 < scratch.len());
+    if ids.len() < 256 || !fits {
+        ids.sort_unstable();
+        ids.dedup();
+        return;
+    }
+    for &id in ids.iter() {
+        set_bit(scratch, id);
+    }
+    ids.clear();
+    for (i, word) in scratch.iter_mut().enumerate() {
+        let mut w = std::mem::take(word);
+        while w != 0 {
+            ids.push(NodeId::new(i * 64 + w.trailing_zeros() as usize));
+            w &= w - 1;
+        }
+    }
+}
+
 /// The sets a node belongs to in two indexes (before, after).
 type Combination<'a> = (&'a [u32], &'a [u32]);
 
@@ -185,6 +221,8 @@ struct Builder<'a> {
     set_ids: crate::hash::Map<u64, Vec<u32>>,
     star: Option<u32>,
     internet: AddrSet,
+    /// One bit per node, all clear between uses: sorts long lists.
+    scratch: Vec<u64>,
 }
 
 impl Builder<'_> {
@@ -192,7 +230,7 @@ impl Builder<'_> {
     /// the lowering's destinations and sources, and are not sorted again).
     fn intern(&mut self, mut ids: Vec<NodeId>) -> u32 {
         if !ids.is_sorted() {
-            ids.sort_unstable();
+            sort_ids(&mut ids, &mut self.scratch);
         }
         ids.dedup();
         let hash = {
@@ -275,6 +313,7 @@ impl PeerIndex {
             set_ids: crate::hash::Map::default(),
             star: None,
             internet: AddrSet::from_wire(INTERNET_WIRE),
+            scratch: vec![0; words],
         };
         let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
         // Source and destination sets of every item that grants access.
@@ -333,7 +372,11 @@ impl PeerIndex {
         }
         // Each set in the form that suits its size, built once: a set on many edges is added
         // word by word, not node by node.
-        let sets: Vec<NodeSet> = b.sets.iter().map(|ids| b.to_set(ids)).collect();
+        let sets: Vec<NodeSet> = b
+            .sets
+            .iter()
+            .map(|ids| NodeSet::from_sorted(ids, len))
+            .collect();
         // Per set, the union of the other side of its edges.
         let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
         let mut seen: crate::hash::Set<(u32, u32)> = crate::hash::Set::default();
@@ -685,5 +728,59 @@ impl PeerIndex {
                     .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
             })
             .or(primary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A set's form and members.
+    fn shape(set: &NodeSet, len: usize) -> (u8, Vec<NodeId>) {
+        let kind = match set {
+            NodeSet::All => 0,
+            NodeSet::List(_) => 1,
+            NodeSet::Bits(_) => 2,
+        };
+        (kind, set.ids(len))
+    }
+
+    proptest! {
+        /// Sorting through the bit map sorts as the standard sort does, repeats dropped,
+        /// and leaves the map clear.
+        #[test]
+        fn ids_sort_as_a_sort_does(
+            words in 30usize..50,
+            raw in proptest::collection::vec(0usize..2600, 0..2000),
+        ) {
+            let mut scratch = vec![0u64; words];
+            let mut ids: Vec<NodeId> = raw.iter().map(|&i| NodeId::new(i)).collect();
+            let mut expected = ids.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            sort_ids(&mut ids, &mut scratch);
+            prop_assert_eq!(ids, expected);
+            prop_assert!(scratch.iter().all(|&w| w == 0));
+        }
+
+        /// Listing a small sorted set directly stores it as going through a bit map does.
+        #[test]
+        fn sorted_sets_are_stored_as_from_bits(
+            len in 0usize..400,
+            picks in proptest::collection::vec(any::<u16>(), 0..400),
+            dense in any::<bool>(),
+        ) {
+            let mut ids: Vec<NodeId> = match dense {
+                true => (0..len).filter(|i| picks.get(i % picks.len().max(1)).is_some_and(|p| p % 3 != 0)).map(NodeId::new).collect(),
+                false => picks.iter().map(|&p| NodeId::new(p as usize % len.max(1))).filter(|id| id.index() < len).collect(),
+            };
+            ids.sort_unstable();
+            ids.dedup();
+            let mut bits = vec![0u64; len.div_ceil(64)];
+            ids.iter().for_each(|&id| set_bit(&mut bits, id));
+            let expected = NodeSet::from_bits(bits, len);
+            prop_assert_eq!(shape(&NodeSet::from_sorted(&ids, len), len), shape(&expected, len));
+        }
     }
 }

@@ -120,8 +120,10 @@ pub struct Snapshot {
     /// Shared with the next snapshot when an event leaves the records as they were.
     inventory: Arc<Inventory>,
     compiled: Compiled,
-    names: BTreeMap<u64, Arc<str>>,
-    ids: IdsByName,
+    /// Node names by stable id, and the reverse: shared with the next snapshot when an
+    /// event renames, adds or removes no node, patched when it does.
+    names: Arc<BTreeMap<u64, Arc<str>>>,
+    ids: Arc<IdsByName>,
     fingerprints: IdMap<Fingerprint>,
     /// Nodes whose fingerprint's filter part was not computed (an event found their filter
     /// changed without assembling it; see [`crate::lower::SourceMoves`]): it is computed
@@ -223,6 +225,12 @@ struct Inputs {
     policy: Arc<Policy>,
     tailnet: Tailnet,
     users: BTreeMap<u64, UserRecord>,
+    /// The users as the inventory lists them, made again only after the users changed
+    /// ([`Inputs::refresh_users`]): shared by the inventories of events on nodes, which then
+    /// take the users' checks and lookups from the previous one.
+    user_list: Arc<[User]>,
+    /// The users changed since `user_list` was made.
+    users_changed: bool,
     nodes: BTreeMap<u64, NodeRecord>,
     /// Tailscale Services by name.
     services: BTreeMap<String, ServiceRecord>,
@@ -248,6 +256,8 @@ impl Engine {
             policy,
             tailnet: state.tailnet,
             users: state.users.into_iter().map(|u| (u.id, u)).collect(),
+            user_list: Arc::from(Vec::new()),
+            users_changed: true,
             nodes: state.nodes.into_iter().map(|n| (n.id, n)).collect(),
             services: state
                 .services
@@ -256,6 +266,7 @@ impl Engine {
                 .collect(),
             options,
         };
+        inputs.refresh_users();
         inputs.store_approvals()?;
         let current = Arc::new(inputs.build(0, Scope::Everything)?.0);
         Ok(Engine {
@@ -333,6 +344,7 @@ impl Engine {
                 Ok(c) => changed |= c,
                 Err(error) => {
                     self.inputs.undo(undo);
+                    self.inputs.refresh_users();
                     return Err(BatchError {
                         event: Some(index),
                         error,
@@ -340,6 +352,7 @@ impl Engine {
                 }
             }
         }
+        self.inputs.refresh_users();
         if !changed || self.output_unchanged(&undo) {
             return Ok(ChangeSet::default());
         }
@@ -370,6 +383,7 @@ impl Engine {
             }
             Err(error) => {
                 self.inputs.undo(undo);
+                self.inputs.refresh_users();
                 Err(BatchError { event: None, error })
             }
         }
@@ -412,9 +426,11 @@ impl Inputs {
                 }
                 Undo::User(id, Some(u)) => {
                     self.users.insert(id, u);
+                    self.users_changed = true;
                 }
                 Undo::User(id, None) => {
                     self.users.remove(&id);
+                    self.users_changed = true;
                 }
                 Undo::Policy(p) => self.policy = p,
                 Undo::Service(name, Some(svc)) => {
@@ -452,12 +468,14 @@ impl Inputs {
                 }
                 let id = user.id;
                 undo.push(Undo::User(id, self.users.insert(id, user)));
+                self.users_changed = true;
             }
             Event::RemoveUser(id) => {
                 let Some(old) = self.users.remove(&id) else {
                     return Ok(false);
                 };
                 undo.push(Undo::User(id, Some(old)));
+                self.users_changed = true;
                 let owned: Vec<u64> = self
                     .nodes
                     .values()
@@ -524,7 +542,7 @@ impl Inputs {
         if self.options.approvals != ApprovalMode::Stored {
             return Ok(Vec::new());
         }
-        let inventory = self.inventory()?;
+        let inventory = self.inventory(None)?;
         let approved = crate::routes::auto_approved_routes(&self.policy, &inventory);
         let by_name: HashMap<&str, u64> = self
             .nodes
@@ -551,8 +569,56 @@ impl Inputs {
         Ok(changed)
     }
 
-    /// The records as an inventory (registration order: ascending node ids).
-    fn inventory(&self) -> Result<Inventory, EngineError> {
+    /// Every node's name by stable id, and the reverse.
+    fn names(&self) -> (Arc<BTreeMap<u64, Arc<str>>>, Arc<IdsByName>) {
+        let names: BTreeMap<u64, Arc<str>> = self
+            .nodes
+            .values()
+            .map(|n| (n.id, Arc::from(n.name.as_str())))
+            .collect();
+        let ids: IdsByName = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
+        (Arc::new(names), Arc::new(ids))
+    }
+
+    /// [`Inputs::names`] after a change to the nodes of `narrow` only: the previous maps
+    /// (shared when no name changed), every changed node's entries removed, then its
+    /// present ones added (so a batch may swap names). O(changed log n) when nothing is
+    /// renamed, one copy of each map (references, not strings) otherwise.
+    fn patched_names(&self, narrow: &Narrow<'_>) -> (Arc<BTreeMap<u64, Arc<str>>>, Arc<IdsByName>) {
+        let old = narrow.old;
+        let now = |id: &u64| self.nodes.get(id).map(|n| n.name.as_str());
+        if narrow
+            .nodes
+            .iter()
+            .all(|(id, before)| before.as_deref() == now(id))
+        {
+            return (old.names.clone(), old.ids.clone());
+        }
+        let mut names = BTreeMap::clone(&old.names);
+        let mut ids = IdsByName::clone(&old.ids);
+        for (id, before) in &narrow.nodes {
+            names.remove(id);
+            if let Some(before) = before {
+                if ids.get(before.as_str()) == Some(id) {
+                    ids.remove(before.as_str());
+                }
+            }
+        }
+        for (id, _) in &narrow.nodes {
+            if let Some(name) = now(id) {
+                let name: Arc<str> = Arc::from(name);
+                ids.insert(name.clone(), *id);
+                names.insert(*id, name);
+            }
+        }
+        (Arc::new(names), Arc::new(ids))
+    }
+
+    /// Make [`Inputs::user_list`] again if the users changed.
+    fn refresh_users(&mut self) {
+        if !self.users_changed {
+            return;
+        }
         let users: Vec<User> = self
             .users
             .values()
@@ -571,6 +637,14 @@ impl Inputs {
                     .collect(),
             })
             .collect();
+        self.user_list = Arc::from(users);
+        self.users_changed = false;
+    }
+
+    /// The records as an inventory (registration order: ascending node ids). With `earlier`,
+    /// the previous snapshot's inventory, whose users' checks are taken when the users are
+    /// the same list.
+    fn inventory(&self, earlier: Option<&Inventory>) -> Result<Inventory, EngineError> {
         // Each record copied on every core (a tenth of an event on `large`).
         let records: Vec<&NodeRecord> = self.nodes.values().collect();
         let node = |n: &NodeRecord| {
@@ -601,8 +675,14 @@ impl Inputs {
         .into_iter()
         .collect::<Result<Vec<Node>, EngineError>>()?;
         let order = nodes.iter().map(|n| n.name.clone()).collect();
-        let inventory = Inventory::new(users, nodes, order, self.tailnet.clone())
-            .map_err(EngineError::Inventory)?;
+        let inventory = Inventory::sharing_users(
+            self.user_list.clone(),
+            earlier,
+            nodes,
+            order,
+            self.tailnet.clone(),
+        )
+        .map_err(EngineError::Inventory)?;
         if self.services.is_empty() {
             return Ok(inventory);
         }
@@ -623,7 +703,9 @@ impl Inputs {
         let inventory = match &scope {
             // The records are as they were: the same inventory.
             Scope::Policy(old) => old.inventory.clone(),
-            _ => Arc::new(self.inventory()?),
+            Scope::Node(n) => Arc::new(self.inventory(Some(&n.old.inventory))?),
+            Scope::Routes(r) => Arc::new(self.inventory(Some(&r.old.inventory))?),
+            Scope::Everything => Arc::new(self.inventory(None)?),
         };
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
@@ -667,12 +749,12 @@ impl Inputs {
             &|name| offline.contains(name),
             prior.as_ref(),
         );
-        let names: BTreeMap<u64, Arc<str>> = self
-            .nodes
-            .values()
-            .map(|n| (n.id, Arc::from(n.name.as_str())))
-            .collect();
-        let ids: IdsByName = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
+        let (names, ids) = match &scope {
+            Scope::Node(n) => self.patched_names(n),
+            Scope::Routes(r) => (r.old.names.clone(), r.old.ids.clone()),
+            Scope::Policy(old) => (old.names.clone(), old.ids.clone()),
+            Scope::Everything => self.names(),
+        };
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
             Scope::Routes(r) => r.fingerprints(&compiled, &names, &ids),

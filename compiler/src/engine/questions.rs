@@ -155,7 +155,7 @@ impl Snapshot {
                 .unwrap_or_default();
         let new = Approvers::new(policy, &new_table);
         let mut out = BTreeMap::new();
-        for (&id, name) in &self.names {
+        for (&id, name) in self.names.iter() {
             let (Some(a), Some(b)) = (old_table.id(name), new_table.id(name)) else {
                 continue;
             };

@@ -167,7 +167,7 @@ impl Lowered {
     ) -> Option<(u32, u32, Part)> {
         let node = table.get(id)?;
         let NodeState { narrowed, claimed } = state;
-        let own_hosts = || node.hosts.clone();
+        let own_hosts = || node.hosts.to_vec();
         match &item.body {
             Body::Net { proto, dst, ports } => {
                 let ips = self.dst_ips(id, node, dst);
@@ -191,7 +191,7 @@ impl Lowered {
                     None => SrcKey::Set(src.clone()),
                 };
                 let slot = claimed.get(&(key, *proto)).copied().unwrap_or(i);
-                let ips = node.texts.clone();
+                let ips = node.texts.to_vec();
                 let part = Part::Net {
                     src,
                     proto: *proto,
@@ -310,7 +310,7 @@ impl Lowered {
                 .cloned()
                 .collect(),
             Target::Internet | Target::SelfDevices => Vec::new(),
-            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.texts.clone(),
+            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.texts.to_vec(),
             Target::Nodes(_) => Vec::new(),
             Target::Literal(lit) => lit
                 .pieces
@@ -342,11 +342,11 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
 /// holds it, and policy prefixes overlapping a route it serves, as CIDRs.
 pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
     match target {
-        Target::Wildcard | Target::DangerAll => node.hosts.clone(),
-        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.clone(),
+        Target::Wildcard | Target::DangerAll => node.hosts.to_vec(),
+        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.to_vec(),
         Target::Literal(lit) => {
             let mut out = Vec::new();
-            for (ip, host) in node.addrs().zip(&node.hosts) {
+            for (ip, host) in node.addrs().zip(node.hosts.iter()) {
                 if lit.set.contains(ip) {
                     out.push(host.clone());
                 }

@@ -263,7 +263,9 @@ impl Lowered {
         if !same_parts && self.candidates(id, node) != old.candidates(old_id, old_node) {
             return Verdict::Assemble;
         }
-        // Each candidate looked at once or more (in any order: the verdict is the same).
+        // Each candidate looked at once or more (in any order: the verdict is the same). Once
+        // one moved item puts entries in the filter, the others are only checked for what
+        // needs assembling (their destinations are not narrowed again).
         let mut changed = false;
         for &i in listed.iter().chain(&self.global).chain(selves(node, self)) {
             let at = i as usize;
@@ -277,14 +279,16 @@ impl Lowered {
             };
             match (&item.body, &item.via, dst_moved) {
                 (Body::Net { dst, ports, .. }, None, false) => {
-                    changed |= !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty();
+                    changed =
+                        changed || (!ports.is_empty() && !self.dst_ips(id, node, dst).is_empty());
                 }
                 // An app grant's rule stands alone at its own position (never merged): when
                 // it has a destination on the node, its `SrcIPs` moved with the item's.
                 (Body::App { dsts, .. }, None, false) => {
-                    changed |= dsts
-                        .iter()
-                        .any(|t| !super::assemble::narrow(id, node, t).is_empty());
+                    changed = changed
+                        || dsts
+                            .iter()
+                            .any(|t| !super::assemble::narrow(id, node, t).is_empty());
                 }
                 // An app grant with `via` puts nothing in packet filters.
                 (Body::App { .. }, Some(_), _) => {}
