@@ -249,6 +249,41 @@ fn no_tests_is_a_pass() {
     assert_eq!(stdout(&o), "policy.hujson: no tests\n");
 }
 
+/// `testdata/features/tests-via.hujson`: a grant with `via` counts in `tests` as its `ip`
+/// rule, with or without a router in the inventory (evidence in the file's header: a policy
+/// Tailscale applies through gitops-acl-action asserts exactly this). `check` and `compile`
+/// accept the policy too.
+#[test]
+fn via_grants_count_in_tests() {
+    let features = common::features();
+    let name = "tests-via.hujson";
+    let o = aclc_in(
+        &features,
+        &["test", name, "--inventory", "inventory.json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "PASS {name}:21: alice@example.com -> 10.20.0.1:443 (tcp/udp): allowed (allowed by {name}:17)\n\
+             PASS {name}:21: alice@example.com -> 10.20.0.1:22 (tcp/udp): denied\n\
+             PASS {name}:21: alice@example.com -> 1.1.1.1:443 (tcp/udp): denied\n\
+             PASS {name}:22: tag:web -> 1.1.1.1:443 (tcp/udp): allowed (allowed by {name}:18)\n\
+             PASS {name}:22: tag:web -> 10.20.0.1:443 (tcp/udp): denied\n\
+             {name}: 5 assertions, all passed\n"
+        )
+    );
+    for command in ["check", "compile"] {
+        let o = aclc_in(
+            &features,
+            &[command, name, "--inventory", "inventory.json"],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{command}: {}", stderr(&o));
+    }
+}
+
 /// `testdata/features/tests-semantics.hujson` holds `tests` Tailscale accepts: public
 /// addresses reached through a grant to `autogroup:internet`, and `deny` assertions from a
 /// source with no devices. Evidence (kept in the file's header): Tailscale's policy syntax

@@ -9,8 +9,9 @@
 //!
 //! Semantics (`policy-semantics.md` §6, checked against every corpus case):
 //! - network: the source's every address must be let through to some address of the
-//!   destination on the port by a network rule (app grants and `via` routing do not count;
-//!   a rule to `autogroup:internet` covers public addresses, the traffic exit nodes carry);
+//!   destination on the port by a network rule (app grants do not count, a `via` grant
+//!   counts as its `ip` rule whichever router carries the traffic; a rule to
+//!   `autogroup:internet` covers public addresses, the traffic exit nodes carry);
 //!   a source with no devices passes its `deny` assertions with a warning and fails its
 //!   `accept` ones;
 //! - SSH: each destination device's SSH rules are evaluated as the device does (first rule

@@ -4,9 +4,14 @@
 //! Traffic from a source to a destination on a port is allowed when every address of the
 //! source is let through by some rule to some address of the destination, with a protocol in
 //! common (a test without `proto` means TCP or UDP). Only `acls` and `ip` grants count; app
-//! grants and `via` grants (routing) do not. A rule to `autogroup:internet` covers a
-//! destination address in the internet set (`1.1.1.1:53`): that traffic leaves through an exit
-//! node, and Tailscale accepts such tests.
+//! grants do not. A grant with `via` counts like one without: `via` only chooses the routers
+//! that carry the traffic, the grant still lets its sources reach its destinations, and
+//! Tailscale judges tests by it (a tailnet whose policy Tailscale applies through
+//! gitops-acl-action asserts `accept` of subnet addresses that only `via` grants allow, and
+//! `deny` of those the `via` grants leave out: keiretsu-labs/kubernetes-manifests,
+//! `tailscale/policy.hujson`). A rule to `autogroup:internet` covers a destination address in
+//! the internet set (`1.1.1.1:53`): that traffic leaves through an exit node, and Tailscale
+//! accepts such tests.
 //!
 //! A source with no devices in the inventory reaches nothing: its `deny` assertions hold
 //! (vacuously, with a warning), its `accept` assertions fail.
@@ -426,8 +431,9 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
         });
     }
     for grant in policy.grants.iter().flat_map(|g| g.value.iter()) {
-        // `via` grants route traffic through chosen routers; tests do not cover routing.
-        if !grant.via.is_empty() || grant.ip.is_empty() {
+        // App-only grants give no network access. A `via` grant counts as its `ip` rule:
+        // `via` picks the routers, not whether the traffic is allowed.
+        if grant.ip.is_empty() {
             continue;
         }
         let gate = gate_of(policy, &grant.src_posture);

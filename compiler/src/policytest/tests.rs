@@ -148,19 +148,45 @@ fn default_policy_allows_everything() {
 }
 
 #[test]
-fn app_and_via_rules_do_not_count() {
+fn app_rules_do_not_count() {
     let got = lines(
         r#""grants": [
-  {"src": ["alice@example.com"], "dst": ["tag:prod"], "app": {"example.com/cap/x": [{}]}},
-  {"src": ["alice@example.com"], "dst": ["lan"], "ip": ["*"], "via": ["tag:web"]}
+  {"src": ["alice@example.com"], "dst": ["tag:prod"], "app": {"example.com/cap/x": [{}]}}
 ],
-"tests": [{"src": "alice@example.com", "deny": ["tag:prod:443", "10.1.2.3:443"]}]"#,
+"tests": [{"src": "alice@example.com", "deny": ["tag:prod:443"]}]"#,
+    );
+    assert_eq!(
+        got,
+        ["PASS alice@example.com -> tag:prod:443 (tcp/udp): denied"]
+    );
+}
+
+/// A grant with `via` lets its sources reach its destinations like one without: `via` only
+/// picks the routers that carry the traffic, whether or not the inventory has one. Evidence:
+/// keiretsu-labs/kubernetes-manifests applies `tailscale/policy.hujson` through
+/// gitops-acl-action (tests run on every apply); its tests `accept` subnet addresses
+/// (`192.168.50.1:443`) that only `via` grants allow and `deny` those the `via` grants leave
+/// out for that source.
+#[test]
+fn via_rules_count_as_their_ip_rule() {
+    let got = lines(
+        r#""grants": [
+  {"src": ["alice@example.com"], "dst": ["lan"], "ip": ["tcp:443"], "via": ["tag:web"]},
+  {"src": ["bob@example.com"], "dst": ["autogroup:internet"], "ip": ["*"], "via": ["tag:web"]}
+],
+"tests": [
+  {"src": "alice@example.com", "accept": ["10.1.2.3:443"], "deny": ["10.1.2.3:22", "1.1.1.1:443"]},
+  {"src": "bob@example.com", "accept": ["1.1.1.1:443"], "deny": ["10.1.2.3:443"]}
+]"#,
     );
     assert_eq!(
         got,
         [
-            "PASS alice@example.com -> tag:prod:443 (tcp/udp): denied",
-            "PASS alice@example.com -> 10.1.2.3:443 (tcp/udp): denied",
+            "PASS alice@example.com -> 10.1.2.3:443 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> 10.1.2.3:22 (tcp/udp): denied",
+            "PASS alice@example.com -> 1.1.1.1:443 (tcp/udp): denied",
+            "PASS bob@example.com -> 1.1.1.1:443 (tcp/udp): allowed (allowed by policy.hujson:6)",
+            "PASS bob@example.com -> 10.1.2.3:443 (tcp/udp): denied",
         ]
     );
 }
