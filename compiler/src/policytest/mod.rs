@@ -11,7 +11,8 @@
 //! - network: the source's every address must be let through to some address of the
 //!   destination on the port by a network rule (app grants do not count, a `via` grant
 //!   counts as its `ip` rule whichever router carries the traffic; a rule to
-//!   `autogroup:internet` covers public addresses, the traffic exit nodes carry);
+//!   `autogroup:internet` covers public addresses, the traffic exit nodes carry, except
+//!   those inside subnet routes, which their routers carry);
 //!   a source with no devices passes its `deny` assertions with a warning and fails its
 //!   `accept` ones;
 //! - SSH: each destination device's SSH rules are evaluated as the device does (first rule

@@ -11,7 +11,8 @@
 //! `deny` of those the `via` grants leave out: keiretsu-labs/kubernetes-manifests,
 //! `tailscale/policy.hujson`). A rule to `autogroup:internet` covers a destination address in
 //! the internet set (`1.1.1.1:53`): that traffic leaves through an exit node, and Tailscale
-//! accepts such tests.
+//! accepts such tests; an address inside a subnet route a router serves goes to that router
+//! instead, and the rule does not cover it.
 //!
 //! A source with no devices in the inventory reaches nothing: its `deny` assertions hold
 //! (vacuously, with a warning), its `accept` assertions fail.
@@ -396,7 +397,7 @@ fn reaches(
 fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
     let mut resolver = Resolver::new(policy, table);
     let star = Arc::new(star(table));
-    let internet = Arc::new(AddrSet::from_wire(INTERNET_WIRE));
+    let internet = Arc::new(internet_beyond_routes(table));
     let everything = Arc::new({
         let mut all = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
         all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
@@ -516,6 +517,26 @@ fn star(table: &NodeTable) -> AddrSet {
     for node in &table.nodes {
         for route in &node.subnet_routes {
             set.add(&AddrSet::from_net(*route));
+        }
+    }
+    set
+}
+
+/// `autogroup:internet` as tests judge it: the internet set less the subnet routes routers
+/// serve. A client sends traffic for an address inside an approved subnet route to that
+/// route's router, not to an exit node, and the rules to `autogroup:internet` reach exit
+/// nodes only, so a rule to the internet does not let that traffic through (a router that is
+/// also an exit node carries them, and its routes stay in the set). Evidence:
+/// regulad/tailscale-acls applies its policy through gitops-acl-action (tests run on every
+/// apply) with a grant from `*` to `autogroup:internet` and tests that `deny` tagged sources
+/// `[2603:c020:4016:ae50:ffff:ffff:ffff:ffff]:22`, a public address inside its approved
+/// subnet route `2603:c020:4016:ae50::/64`; nlopez/tailnet, applied the same way, asserts
+/// `accept` of `1.1.1.1:53` through a rule to `autogroup:internet`.
+fn internet_beyond_routes(table: &NodeTable) -> AddrSet {
+    let mut set = AddrSet::from_wire(INTERNET_WIRE);
+    for node in table.nodes.iter().filter(|n| !n.exit) {
+        for route in &node.subnet_routes {
+            set.remove(&AddrSet::from_net(*route));
         }
     }
     set

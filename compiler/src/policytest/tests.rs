@@ -36,7 +36,11 @@ const HEAD: &str = r#"{"groups": {"group:eng": ["alice@example.com", "bob@exampl
 "#;
 
 fn run(body: &str) -> (Source, TestReport) {
-    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    run_with(INVENTORY, body)
+}
+
+fn run_with(inventory: &str, body: &str) -> (Source, TestReport) {
+    let inventory = Inventory::from_json(inventory).unwrap();
     let options = aclc_policy::Options {
         context: inventory.policy_context(),
         ..Default::default()
@@ -53,7 +57,11 @@ fn run(body: &str) -> (Source, TestReport) {
 
 /// Every assertion's line, `PASS`/`FAIL` first.
 fn lines(body: &str) -> Vec<String> {
-    let (source, report) = run(body);
+    lines_with(INVENTORY, body)
+}
+
+fn lines_with(inventory: &str, body: &str) -> Vec<String> {
+    let (source, report) = run_with(inventory, body);
     report
         .results
         .iter()
@@ -228,6 +236,48 @@ fn internet_rules_cover_public_addresses() {
             "PASS bob@example.com -> 8.8.8.8:443 (udp): denied",
             "PASS tag:web -> 1.1.1.1:53 (tcp/udp): denied",
             "FAIL bob@example.com -> 8.8.8.8:53 (tcp): expected allowed, got denied",
+        ]
+    );
+}
+
+/// A public address inside a subnet route a router serves is sent to that router, which
+/// never receives the rules to `autogroup:internet` (exit nodes do), so such a rule does not
+/// cover it; a router that is also an exit node does carry them. Evidence:
+/// regulad/tailscale-acls, applied through gitops-acl-action with its tests, grants `*` the
+/// internet and asserts `deny` of `[2603:c020:4016:ae50:ffff:ffff:ffff:ffff]:22`, inside its
+/// approved subnet route `2603:c020:4016:ae50::/64`.
+#[test]
+fn internet_rules_do_not_cover_subnet_routes() {
+    let inventory = INVENTORY
+        .replace(
+            r#""tags": ["tag:web"],
+         "ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4", "routable_ips": [], "approved_routes": []"#,
+            r#""tags": ["tag:web"],
+         "ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4", "routable_ips": ["198.51.100.0/24", "2001:db8:5::/64"], "approved_routes": ["198.51.100.0/24", "2001:db8:5::/64"]"#,
+        )
+        .replace(
+            r#""tags": ["tag:prod"],
+         "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3", "routable_ips": [], "approved_routes": []"#,
+            r#""tags": ["tag:prod"],
+         "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3", "routable_ips": ["203.0.113.0/24", "0.0.0.0/0", "::/0"], "approved_routes": ["203.0.113.0/24", "0.0.0.0/0", "::/0"]"#,
+        );
+    assert_ne!(inventory, INVENTORY);
+    let got = lines_with(
+        &inventory,
+        r#""grants": [
+  {"src": ["alice@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]}
+],
+"tests": [
+  {"src": "alice@example.com", "accept": ["1.1.1.1:53", "203.0.113.9:22"], "deny": ["198.51.100.7:22", "[2001:db8:5::7]:22"]}
+]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> 1.1.1.1:53 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> 203.0.113.9:22 (tcp/udp): allowed (allowed by policy.hujson:5)",
+            "PASS alice@example.com -> 198.51.100.7:22 (tcp/udp): denied",
+            "PASS alice@example.com -> [2001:db8:5::7]:22 (tcp/udp): denied",
         ]
     );
 }
