@@ -304,7 +304,7 @@ codes! {
         "`checkPeriod` on an accept rule, where it has no effect.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "checkPeriod": "1h"}]}"#);
     CheckWithTags = "check_with_tags",
-        "A check rule from tagged sources, which cannot re-authenticate.",
+        "A check rule from tagged sources, which Tailscale refuses: a tag cannot re-authenticate.",
         Policy(r#"{"tagOwners": {"tag:ci": [], "tag:web": []}, "ssh": [{"action": "check", "src": ["tag:ci"], "dst": ["tag:web"], "users": ["root"]}]}"#);
     InvalidRecorder = "invalid_recorder",
         "An SSH `recorder` entry that is not a tag.",

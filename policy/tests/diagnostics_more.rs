@@ -404,15 +404,22 @@ fn ssh_check_mode_warnings() {
             "{action}: {found:?}"
         );
     }
-    expect_warning_help(
-        &ssh(
-            r#"{"action": "check", "src": ["tag:client"], "dst": ["tag:server"], "users": ["root"]}"#,
-        ),
-        "aclc::check_with_tags",
-        "check mode needs a user to re-authenticate; tagged sources cannot",
-        "check",
-        r#"use "accept" for rules from tagged devices"#,
-    );
+    // Tailscale refuses check rules from tagged devices (kb/1193; tailscale/tailscale#5027 and
+    // #9660), autogroup:tagged included.
+    for src in [
+        r#"["tag:client"]"#,
+        r#"["autogroup:member", "autogroup:tagged"]"#,
+    ] {
+        expect_error_help(
+            &ssh(&format!(
+                r#"{{"action": "check", "src": {src}, "dst": ["tag:server"], "users": ["root"]}}"#
+            )),
+            "aclc::check_with_tags",
+            r#""check" action does not support tags in src"#,
+            "check",
+            Some(r#"use "accept" for rules from tagged devices: a tag cannot re-authenticate"#),
+        );
+    }
 }
 
 #[test]

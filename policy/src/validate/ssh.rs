@@ -139,12 +139,16 @@ impl Validator<'_> {
                 );
             }
         }
+        // Tailscale refuses a check rule from tagged devices: a tag cannot re-authenticate.
+        // Evidence: Tailscale SSH (kb/1193: "an SSH access rule from a tagged device cannot be
+        // in check mode"); tailscale/tailscale#5027 quotes the refusal, and #9660, where a
+        // Tailscale engineer confirms the policy is refused by design.
         if rule.action.value == SshAction::Check && src_has_tags {
-            self.warning(
+            self.error(
                 Code::CheckWithTags,
                 rule.action.span,
-                "check mode needs a user to re-authenticate; tagged sources cannot",
-                "use \"accept\" for rules from tagged devices",
+                "\"check\" action does not support tags in src",
+                "use \"accept\" for rules from tagged devices: a tag cannot re-authenticate",
             );
         }
         for sel in &rule.recorder {
