@@ -171,7 +171,7 @@ fn posture_attributes() {
         "aclc::unknown_posture_attribute",
         r#"unknown posture attribute "acme:score""#,
         "acme:score",
-        "aclc does not know the namespace `acme:` and cannot verify it; known namespaces are node, ip, custom, falcon, intune, jamfPro, kandji, kolide, sentinelOne, huntress, fleet, googleChrome",
+        "aclc does not know the namespace `acme:` and cannot verify it; known namespaces are node, ip, custom, falcon, intune, jamfPro, kandji, kolide, sentinelOne, huntress, fleet, fleetPolicy, googleChrome",
     );
 }
 

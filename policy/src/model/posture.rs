@@ -128,6 +128,8 @@ pub const IP_ATTRIBUTES: &[&str] = &["country"];
 /// Namespaces whose attribute names aclc does not check: `custom:` (set through the API) and
 /// the posture integrations Tailscale documents (CrowdStrike `falcon:` kb/1289, SentinelOne
 /// `sentinelOne:` kb/1390, and Intune, Jamf Pro, Kandji, Kolide, Huntress, Fleet, Chrome).
+/// Fleet writes two: `fleet:present`, and `fleetPolicy:{name}` for each Fleet policy a device
+/// passes (Tailscale docs "Restrict device access with Fleet").
 pub const OPEN_NAMESPACES: &[&str] = &[
     "custom",
     "falcon",
@@ -138,6 +140,7 @@ pub const OPEN_NAMESPACES: &[&str] = &[
     "sentinelOne",
     "huntress",
     "fleet",
+    "fleetPolicy",
     "googleChrome",
 ];
 

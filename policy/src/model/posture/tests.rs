@@ -239,6 +239,13 @@ fn attribute_namespaces() {
         AttributeStatus::Known
     );
     assert_eq!(attribute_status("googleChrome:x"), AttributeStatus::Known);
+    // Fleet writes `fleet:present` and one `fleetPolicy:{name}` per passing Fleet policy
+    // (Tailscale docs "Restrict device access with Fleet").
+    assert_eq!(attribute_status("fleet:present"), AttributeStatus::Known);
+    assert_eq!(
+        attribute_status("fleetPolicy:diskEncryption"),
+        AttributeStatus::Known
+    );
     assert_eq!(
         attribute_status("sentinelone:infected"),
         AttributeStatus::UnknownNamespace(Some("sentinelOne"))
