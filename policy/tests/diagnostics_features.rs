@@ -37,6 +37,12 @@ fn app_connector_checks_clean_and_uses_its_tag() {
         {"name": "aws", "connectors": ["tag:connector"], "routes": ["192.0.2.0/24", "2001:db8::/32"],
          "presetAppID": "aws"}]}}]}"#;
     assert_eq!(clean(with_routes), Vec::<&str>::new());
+    // A preset app takes its domains and routes from the preset: the admin console writes
+    // `presetAppID` alone (Tailscale docs "Set up an app connector", "Edit preset apps").
+    let preset = r#"{"tagOwners": {"tag:code": [], "tag:ci-cd": []},
+      "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [
+        {"name": "github app", "connectors": ["tag:code", "tag:ci-cd"], "presetAppID": "github"}]}}]}"#;
+    assert_eq!(clean(preset), Vec::<&str>::new());
 }
 
 #[test]
@@ -77,6 +83,13 @@ fn app_connector_mistakes() {
         "aclc::invalid_app_route",
         r#"nodeAttrs[0].app["tailscale.com/app-connectors"][0].routes: "10.0.0.0/33": invalid prefix"#,
         "10.0.0.0/33",
+    );
+    expect_warning_help(
+        &policy(r#"{"name": "x", "connectors": ["tag:c"]}"#),
+        "aclc::app_connector_incomplete",
+        "this app connector has neither \"domains\" nor \"routes\": it routes nothing",
+        r#"{"name": "x", "connectors": ["tag:c"]}"#,
+        r#"add "domains": ["example.com", "*.example.com"], or a preset's "presetAppID""#,
     );
     expect_warning(
         &policy(r#"{"connectors": ["tag:c"], "domains": ["example.com"]}"#),

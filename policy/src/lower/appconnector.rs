@@ -127,13 +127,19 @@ impl Lowerer<'_> {
             )
             .help = Some("add \"connectors\": [\"tag:connector\"]".into());
         }
-        if c.domains.is_empty() && c.routes.is_empty() {
+        // A preset app (`presetAppID`) takes its domains and routes from the preset: the
+        // admin console writes entries with no `domains` (Tailscale docs "Set up an app
+        // connector", "Edit preset apps").
+        if c.domains.is_empty() && c.routes.is_empty() && c.preset_app_id.is_none() {
             self.warning(
                 Code::AppConnectorIncomplete,
                 v.span,
                 "this app connector has neither \"domains\" nor \"routes\": it routes nothing",
             )
-            .help = Some("add \"domains\": [\"example.com\", \"*.example.com\"]".into());
+            .help = Some(
+                "add \"domains\": [\"example.com\", \"*.example.com\"], or a preset's \"presetAppID\""
+                    .into(),
+            );
         }
         Some(c)
     }
