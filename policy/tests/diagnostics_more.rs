@@ -258,6 +258,23 @@ fn auto_approvers() {
         "0.0.0.0/0",
         "list exit node approvers under autoApprovers.exitNode",
     );
+    // The app connector setup approves every route its connectors discover with `/0` keys
+    // (Tailscale docs "Set up an app connector"): no warning when every approver is a tag
+    // that an app connector names; a warning still when another approver is there too.
+    let connector = |approvers: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:github-app-connector": [], "tag:server": []}},
+              "autoApprovers": {{"routes": {{"0.0.0.0/0": {approvers}, "::/0": {approvers}}}}},
+              "nodeAttrs": [{{"target": ["*"], "app": {{"tailscale.com/app-connectors": [
+                {{"name": "GitHub", "connectors": ["tag:github-app-connector"], "domains": ["github.com"]}}]}}}}],
+              "grants": [{{"src": ["*"], "dst": ["tag:server"], "ip": ["*"]}}]}}"#
+        )
+    };
+    assert!(codes(&connector(r#"["tag:github-app-connector"]"#)).is_empty());
+    assert_eq!(
+        codes(&connector(r#"["tag:github-app-connector", "tag:server"]"#)),
+        ["aclc::exit_route_in_routes", "aclc::exit_route_in_routes"]
+    );
 }
 
 #[test]

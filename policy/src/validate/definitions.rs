@@ -404,8 +404,25 @@ impl Validator<'_> {
                 None => self.service_name(key, svc.service.span),
             }
         }
+        // Tags that serve app connectors: a `/0` route approved for them is the app connector
+        // setup's way to approve every route a connector discovers (Tailscale docs "Set up an
+        // app connector"), not a misplaced exit node approval.
+        let connector_tags: HashSet<&str> = policy
+            .node_attrs
+            .iter()
+            .flat_map(|n| &n.app_connectors)
+            .flat_map(|c| &c.connectors)
+            .filter_map(|sel| match &sel.alias {
+                Alias::Tag(tag) => Some(tag.as_str()),
+                _ => None,
+            })
+            .collect();
         for route in &policy.auto_approvers.routes {
-            if route.prefix.value.prefix_len() == 0 {
+            let for_connectors = !route.approvers.is_empty()
+                && route.approvers.iter().all(
+                    |sel| matches!(&sel.alias, Alias::Tag(tag) if connector_tags.contains(tag.as_str())),
+                );
+            if route.prefix.value.prefix_len() == 0 && !for_connectors {
                 self.warning(
                     Code::ExitRouteInRoutes,
                     route.prefix.span,
