@@ -239,3 +239,23 @@ fn comment_at_the_end_without_a_newline_is_refused() {
     );
     assert!(d["help"].as_str().unwrap().contains("newline"), "{d}");
 }
+
+/// Tags in any case are the same tag, read in lowercase (Tailscale docs "Group devices with
+/// tags": "Tailscale ignores tag name case and parses all tags in the tailnet policy file as
+/// lowercase"); each capitalised spelling is a warning, and the policy compiles as if
+/// written in lowercase.
+#[test]
+fn tag_names_in_any_case() {
+    assert_eq!(
+        diagnostics("tag-case.hujson"),
+        vec![("warning".to_string(), "aclc::tag_case".to_string()); 3]
+    );
+    let out = tests_pass("tag-case.hujson");
+    assert!(out.contains("3 assertions, all passed"), "{out}");
+    // web-1 (tag:web) may reach db-1 (tag:db) on 5432.
+    let db = node("tag-case.hujson", "db-1");
+    assert_eq!(
+        db["packet_filter_rules"][0]["SrcIPs"],
+        json!(["100.64.1.2", "fd7a:115c:a1e0::102"])
+    );
+}

@@ -123,6 +123,9 @@ codes! {
     UndefinedTag = "undefined_tag",
         "A tag that `tagOwners` does not define.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["tag:web"], "dst": ["*:*"]}]}"#);
+    TagCase = "tag_case",
+        "A tag written with capital letters; Tailscale ignores tag name case and reads every tag as lowercase, so `tag:Web` and `tag:web` are the same tag.",
+        Policy(r#"{"tagOwners": {"tag:Web": []}, "acls": [{"action": "accept", "src": ["tag:web"], "dst": ["*:*"]}]}"#);
     UndefinedGroup = "undefined_group",
         "A group that `groups` does not define (groups synced from the identity provider, `group:name@domain`, need no definition).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["group:eng"], "dst": ["*:*"]}]}"#);

@@ -337,3 +337,45 @@ fn ip_pool_containing_a_reserved_range_is_a_warning() {
         "100.64.0.0/10",
     );
 }
+
+// --- Tag names in any case: Tailscale docs "Group devices with tags" (kb/1068): "Tailscale
+// ignores tag name case and parses all tags in the tailnet policy file as lowercase".
+
+#[test]
+fn tags_are_read_in_lowercase() {
+    // Defined as tag:Server, used as tag:server and tag:SERVER: one tag, valid, with a
+    // `tag_case` warning on each capitalised spelling.
+    let text = r#"{"tagOwners": {"tag:Server": ["autogroup:admin"], "tag:db": []},
+      "grants": [{"src": ["tag:server"], "dst": ["tag:DB"], "ip": ["tcp:5432"]}],
+      "acls": [{"action": "accept", "src": ["tag:SERVER"], "dst": ["tag:db:5432"]}]}"#;
+    assert_eq!(clean(text), vec!["aclc::tag_case"; 3]);
+    expect_warning_help(
+        text,
+        "aclc::tag_case",
+        r#"tag "tag:DB" is read as "tag:db""#,
+        "tag:DB",
+        r#"Tailscale ignores tag name case and reads tags as lowercase; write "tag:db""#,
+    );
+    expect_warning(
+        text,
+        "aclc::tag_case",
+        r#"tag "tag:Server" is read as "tag:server""#,
+        "tag:Server",
+    );
+    // A tag that is undefined in every case is still an error, named in lowercase.
+    expect_error(
+        r#"{"acls": [{"action": "accept", "src": ["tag:Nope"], "dst": ["*:*"]}]}"#,
+        "aclc::undefined_tag",
+        r#"src=tag not found: "tag:nope""#,
+        "tag:Nope",
+    );
+    // Service approver keys and Kubernetes recorder tags are tags too.
+    assert_eq!(
+        clean(
+            r#"{"tagOwners": {"tag:k8s": [], "tag:Rec": []},
+              "autoApprovers": {"services": {"tag:K8s": ["tag:k8s"]}},
+              "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:REC"]}]}}]}"#
+        ),
+        vec!["aclc::tag_case"; 2]
+    );
+}

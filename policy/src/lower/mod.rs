@@ -302,6 +302,22 @@ impl<'s> Lowerer<'s> {
         out
     }
 
+    /// A tag written with capitals: Tailscale reads it in lowercase (`canonical`), so say
+    /// which tag it is.
+    pub(crate) fn tag_case(&mut self, written: &str, canonical: &str, span: Span) {
+        if written != canonical {
+            self.warning(
+                Code::TagCase,
+                span,
+                format!("tag {} is read as {}", quote(written), quote(canonical)),
+            )
+            .help = Some(format!(
+                "Tailscale ignores tag name case and reads tags as lowercase; write {}",
+                quote(canonical)
+            ));
+        }
+    }
+
     /// A boolean.
     pub(crate) fn boolean(&mut self, value: Option<&Value>, path: &str) -> Option<Spanned<bool>> {
         let v = value?;
@@ -317,11 +333,16 @@ impl<'s> Lowerer<'s> {
     /// A selector read from its (trimmed) text.
     pub(crate) fn selector_from(&mut self, text: Spanned<String>) -> Option<Selector> {
         match Alias::parse(&text.value) {
-            Ok(alias) => Some(Selector {
-                alias,
-                text: text.value,
-                span: text.span,
-            }),
+            Ok(alias) => {
+                if let Alias::Tag(tag) = &alias {
+                    self.tag_case(&text.value, tag, text.span);
+                }
+                Some(Selector {
+                    alias,
+                    text: text.value,
+                    span: text.span,
+                })
+            }
             Err(AliasError::Empty) => {
                 self.error(Code::EmptySelector, text.span, "empty selector")
                     .help = Some(

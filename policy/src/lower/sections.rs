@@ -215,8 +215,11 @@ impl Lowerer<'_> {
                 continue;
             }
             let owners = self.selectors(Some(&m.value), &path);
+            let span = self.key_span(&m.key);
+            let tag = crate::model::canonical_tag(&m.key.name).into_owned();
+            self.tag_case(&m.key.name, &tag, span);
             out.push(TagOwnerDef {
-                tag: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
+                tag: Spanned::new(tag, span),
                 owners,
                 span: m.value.span,
             });
@@ -268,8 +271,12 @@ impl Lowerer<'_> {
                 for m in members {
                     let path = key_path("autoApprovers.services", &m.key.name);
                     let approvers = self.selectors(Some(&m.value), &path);
+                    let span = self.key_span(&m.key);
+                    // A key is a service name or a tag the services carry.
+                    let service = crate::model::canonical_tag(&m.key.name).into_owned();
+                    self.tag_case(&m.key.name, &service, span);
                     out.services.push(ServiceApprover {
-                        service: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
+                        service: Spanned::new(service, span),
                         approvers,
                     });
                 }

@@ -172,8 +172,22 @@ pub fn is_synced_group(group: &str) -> bool {
         .is_some_and(|name| name.contains('@'))
 }
 
+/// A tag name as Tailscale reads it: "Tailscale ignores tag name case and parses all tags in
+/// the tailnet policy file as lowercase" (Tailscale docs "Group devices with tags", kb/1068).
+/// Only the name after `tag:` is lowered (ASCII letters; a non-ASCII name stays as it is, for
+/// the tag name check to refuse).
+pub fn canonical_tag(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.strip_prefix("tag:") {
+        Some(name) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            std::borrow::Cow::Owned(format!("tag:{}", name.to_ascii_lowercase()))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 impl Alias {
-    /// Read a selector (already trimmed). Anything that is not another kind of selector is a
+    /// Read a selector (already trimmed). A tag is read in lowercase, as Tailscale does
+    /// ([`canonical_tag`]). Anything that is not another kind of selector is a
     /// host alias name; whether that host exists is for validation to say.
     pub fn parse(text: &str) -> Result<Alias, AliasError> {
         if text.is_empty() {
@@ -191,7 +205,7 @@ impl Alias {
             return Ok(Alias::Group(text.to_string()));
         }
         if text.starts_with("tag:") {
-            return Ok(Alias::Tag(text.to_string()));
+            return Ok(Alias::Tag(canonical_tag(text).into_owned()));
         }
         if text.starts_with("ipset:") {
             return Ok(Alias::IpSet(text.to_string()));
@@ -279,6 +293,11 @@ mod tests {
         );
         assert_eq!(p("group:eng"), Alias::Group("group:eng".into()));
         assert_eq!(p("tag:server"), Alias::Tag("tag:server".into()));
+        // Tailscale reads tag names in lowercase (KB "Group devices with tags").
+        assert_eq!(p("tag:Web-Server"), Alias::Tag("tag:web-server".into()));
+        assert_eq!(canonical_tag("tag:db"), "tag:db");
+        assert_eq!(canonical_tag("tag:DB"), "tag:db");
+        assert_eq!(canonical_tag("group:ENG"), "group:ENG");
         assert_eq!(
             p("autogroup:self"),
             Alias::Autogroup(Autogroup::SelfDevices)

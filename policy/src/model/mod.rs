@@ -15,7 +15,7 @@ mod ssh;
 
 pub(crate) use crate::text::quote as quote_go;
 pub(crate) use alias::parse_ip as parse_ip_text;
-pub use alias::{is_synced_group, Alias, AliasError, Autogroup, Selector};
+pub use alias::{canonical_tag, is_synced_group, Alias, AliasError, Autogroup, Selector};
 pub use index::PolicyIndex;
 pub use ports::{parse_port_list, PortError, PortRange};
 pub use posture::{

@@ -412,7 +412,7 @@ impl Validator<'_> {
             .flatten()
             .filter_map(|t| t.as_str())
             .filter(|t| t.starts_with("tag:"))
-            .map(str::to_string)
+            .map(|t| crate::model::canonical_tag(t).into_owned())
             .collect();
         for tag in tags {
             if !self.index.tags.contains(tag.as_str()) {
