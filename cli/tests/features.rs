@@ -259,3 +259,23 @@ fn tag_names_in_any_case() {
         json!(["100.64.1.2", "fd7a:115c:a1e0::102"])
     );
 }
+
+/// Synced group names in any case are the same group, read in lowercase (Tailscale docs
+/// "ACL policy examples": "Tailscale treats synced group names as lowercase").
+#[test]
+fn synced_group_names_in_any_case() {
+    assert_eq!(diagnostics("synced-group-case.hujson"), []);
+    let out = tests_pass("synced-group-case.hujson");
+    assert!(out.contains("3 assertions, all passed"), "{out}");
+    // alice's and bob's devices reach web-1.
+    let web = node("synced-group-case.hujson", "web-1");
+    assert_eq!(
+        web["packet_filter_rules"][0]["SrcIPs"],
+        json!([
+            "100.64.0.1",
+            "100.64.0.2",
+            "fd7a:115c:a1e0::1",
+            "fd7a:115c:a1e0::2"
+        ])
+    );
+}

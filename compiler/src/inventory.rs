@@ -482,10 +482,12 @@ fn convert_user(i: usize, raw: RawUser, errors: &mut Vec<InventoryError>) -> Use
         .iter()
         .enumerate()
         .filter_map(|(j, name)| {
+            // Synced group names are lowercase at Tailscale (docs, "ACL policy examples"),
+            // as the policy reads them.
             let full = if name.starts_with("group:") {
-                name.clone()
+                name.to_lowercase()
             } else {
-                format!("group:{name}")
+                format!("group:{}", name.to_lowercase())
             };
             if aclc_policy::model::is_synced_group(&full) {
                 Some(full)

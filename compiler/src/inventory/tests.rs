@@ -432,3 +432,18 @@ fn duplicate_addresses_across_single_family_nodes() {
         r#"nodes[1].ipv6: address fd7a:115c:a1e0::1 is already used by node "bulbasaur" (nodes[0])"#
     );
 }
+
+#[test]
+fn synced_group_names_are_lowercased() {
+    // "Tailscale treats synced group names as lowercase" (docs, "ACL policy examples"): an
+    // inventory naming one in capitals holds it as the policy reads it.
+    let text = with(|v| {
+        v["users"][0]["groups"] =
+            serde_json::json!(["Finance Team@Example.com", "group:Eng@example.com"]);
+    });
+    let inv = Inventory::from_json(&text).unwrap();
+    assert_eq!(
+        inv.synced_groups(),
+        ["group:eng@example.com", "group:finance team@example.com"]
+    );
+}

@@ -144,7 +144,13 @@ impl Lowerer<'_> {
         let mut out = Vec::new();
         for m in members {
             let path = key_path("groups", &m.key.name);
-            let name = Spanned::new(m.key.name.clone(), self.key_span(&m.key));
+            // A group named like a synced one (`group:name@domain`) is read in lowercase, as
+            // its references are (`Alias::parse`).
+            let name = match crate::model::is_synced_group(&m.key.name) {
+                true => m.key.name.to_lowercase(),
+                false => m.key.name.clone(),
+            };
+            let name = Spanned::new(name, self.key_span(&m.key));
             let list = if m.value.is_null() {
                 Vec::new()
             } else if m.value.as_array().is_some() {

@@ -202,6 +202,11 @@ impl Alias {
                 .ok_or_else(|| AliasError::UnknownAutogroup(text.to_string()));
         }
         if text.starts_with("group:") {
+            // "Tailscale treats synced group names as lowercase" (docs, "ACL policy examples",
+            // synced groups): `group:Legal@example.com` is `group:legal@example.com`.
+            if is_synced_group(text) {
+                return Ok(Alias::Group(text.to_lowercase()));
+            }
             return Ok(Alias::Group(text.to_string()));
         }
         if text.starts_with("tag:") {
@@ -298,6 +303,13 @@ mod tests {
         assert_eq!(canonical_tag("tag:db"), "tag:db");
         assert_eq!(canonical_tag("tag:DB"), "tag:db");
         assert_eq!(canonical_tag("group:ENG"), "group:ENG");
+        // Synced groups are read in lowercase (docs, "ACL policy examples"); groups defined
+        // in the policy keep their case.
+        assert_eq!(
+            p("group:Finance Team@Example.com"),
+            Alias::Group("group:finance team@example.com".into())
+        );
+        assert_eq!(p("group:Eng"), Alias::Group("group:Eng".into()));
         assert_eq!(
             p("autogroup:self"),
             Alias::Autogroup(Autogroup::SelfDevices)
