@@ -279,3 +279,20 @@ fn synced_group_names_in_any_case() {
         ])
     );
 }
+
+/// `user:alice@example.com` (Tailscale's app capabilities announcement writes a grant's src
+/// so) is read as the user alice@example.com, with a warning.
+#[test]
+fn a_user_written_with_the_user_prefix() {
+    assert_eq!(
+        diagnostics("user-prefix.hujson"),
+        [("warning".to_string(), "aclc::user_prefix".to_string())]
+    );
+    let out = tests_pass("user-prefix.hujson");
+    assert!(out.contains("2 assertions, all passed"), "{out}");
+    let web = node("user-prefix.hujson", "web-1");
+    assert_eq!(
+        web["packet_filter_rules"][0]["SrcIPs"],
+        json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
+    );
+}

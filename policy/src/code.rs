@@ -120,6 +120,9 @@ codes! {
     InvalidUserDomain = "invalid_user_domain",
         "A `user:` selector other than `user:*@domain`.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["user:alice"], "dst": ["*:*"]}]}"#);
+    UserPrefix = "user_prefix",
+        "A single user written with the `user:` prefix (`user:alice@example.com`), as a Tailscale blog post does; the reference documents `user:` only as `user:*@domain`. aclc reads it as the user and cannot verify that Tailscale accepts it.",
+        Policy(r#"{"grants": [{"src": ["user:alice@example.com"], "dst": ["*"], "ip": ["*"]}]}"#);
     UndefinedTag = "undefined_tag",
         "A tag that `tagOwners` does not define.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["tag:web"], "dst": ["*:*"]}]}"#);

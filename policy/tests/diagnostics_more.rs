@@ -330,6 +330,18 @@ fn selectors_that_cannot_be_read() {
         "user:*@",
         Some("the `user:` form is `user:*@domain`"),
     );
+    // One user with the prefix, as Tailscale's app capabilities announcement writes a grant's
+    // `src` ("src": ["user:alice@example.com"]): read as the user, with a warning that aclc
+    // cannot verify Tailscale accepts it.
+    let text = grant(r#"{"src": ["user:alice@example.com"], "dst": ["*"], "ip": ["*"]}"#);
+    expect_warning_help(
+        &text,
+        "aclc::user_prefix",
+        r#""user:alice@example.com" is read as the user "alice@example.com": aclc cannot verify that Tailscale accepts the user: prefix here"#,
+        "user:alice@example.com",
+        r#"Tailscale's reference documents user: only as user:*@domain; write "alice@example.com""#,
+    );
+    assert!(errors(&text).is_empty(), "{:?}", errors(&text));
 }
 
 #[test]

@@ -334,8 +334,24 @@ impl<'s> Lowerer<'s> {
     pub(crate) fn selector_from(&mut self, text: Spanned<String>) -> Option<Selector> {
         match Alias::parse(&text.value) {
             Ok(alias) => {
-                if let Alias::Tag(tag) = &alias {
-                    self.tag_case(&text.value, tag, text.span);
+                match &alias {
+                    Alias::Tag(tag) => self.tag_case(&text.value, tag, text.span),
+                    Alias::User(login) if text.value.starts_with("user:") => {
+                        self.warning(
+                            Code::UserPrefix,
+                            text.span,
+                            format!(
+                                "{} is read as the user {}: aclc cannot verify that Tailscale accepts the user: prefix here",
+                                quote(&text.value),
+                                quote(login)
+                            ),
+                        )
+                        .help = Some(format!(
+                            "Tailscale's reference documents user: only as user:*@domain; write {}",
+                            quote(login)
+                        ));
+                    }
+                    _ => {}
                 }
                 Some(Selector {
                     alias,

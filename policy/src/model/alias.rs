@@ -163,6 +163,12 @@ pub enum AliasError {
     BadUserDomain(String),
 }
 
+/// A login after `user:`: `name@domain` with both parts present and no wildcard.
+fn is_prefixed_login(rest: &str) -> bool {
+    rest.split_once('@')
+        .is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty() && !rest.contains('*'))
+}
+
 /// True for a group synced from the identity provider by SCIM, `group:<name>@<domain>`
 /// (Tailscale KB "User & group provisioning", kb/1290 and kb/1249): the identity provider
 /// defines it, so it needs no entry in `groups`.
@@ -221,6 +227,11 @@ impl Alias {
         if let Some(rest) = text.strip_prefix("user:") {
             return match rest.strip_prefix("*@") {
                 Some(domain) if !domain.is_empty() => Ok(Alias::UserDomain(domain.to_string())),
+                // `user:alice@example.com`: one user, written with the `user:` prefix
+                // (Tailscale's app capabilities announcement uses it in a grant's `src`; the
+                // reference only documents `user:*@domain`). Read as the user; lowering warns
+                // that aclc cannot verify Tailscale accepts the prefix.
+                None if is_prefixed_login(rest) => Ok(Alias::User(rest.to_string())),
                 _ => Err(AliasError::BadUserDomain(text.to_string())),
             };
         }
@@ -360,6 +371,22 @@ mod tests {
             Alias::parse("user:*@"),
             Err(AliasError::BadUserDomain(_))
         ));
+        for bad in [
+            "user:alice",
+            "user:@example.com",
+            "user:alice@",
+            "user:a*b@example.com",
+        ] {
+            assert!(
+                matches!(Alias::parse(bad), Err(AliasError::BadUserDomain(_))),
+                "{bad}"
+            );
+        }
+        // One user with the `user:` prefix is read as that user (lowering warns).
+        assert_eq!(
+            Alias::parse("user:alice@example.com"),
+            Ok(Alias::User("alice@example.com".into()))
+        );
         assert_eq!(Alias::parse(""), Err(AliasError::Empty));
     }
 
