@@ -296,3 +296,19 @@ fn a_user_written_with_the_user_prefix() {
         json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
     );
 }
+
+/// `"via": ["*"]` is read as no via (Tailscale's via announcement: "Omitting via is
+/// equivalent to \"via\":[\"*\"]"), with a warning: the grant compiles as a plain one.
+#[test]
+fn via_wildcard_is_no_via() {
+    assert_eq!(
+        diagnostics("via-wildcard.hujson"),
+        [("warning".to_string(), "aclc::via_wildcard".to_string())]
+    );
+    tests_pass("via-wildcard.hujson");
+    let web = node("via-wildcard.hujson", "web-1");
+    assert_eq!(
+        web["packet_filter_rules"][0]["SrcIPs"],
+        json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
+    );
+}

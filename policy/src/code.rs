@@ -277,6 +277,9 @@ codes! {
     ViaNotTag = "via_not_tag",
         "A grant `via` entry that is not a tag.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["alice@example.com"]}]}"#);
+    ViaWildcard = "via_wildcard",
+        "`\"via\": [\"*\"]` in a grant: Tailscale's announcement of via says it equals omitting via (any router); its reference now says only tags go in via. Read as no via; aclc cannot verify that Tailscale accepts it.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["*"]}]}"#);
     NeverMatches = "never_matches",
         "A rule with no sources, no destinations, or only empty groups: it never matches.",
         Policy(r#"{"acls": [{"action": "accept", "src": [], "dst": ["*:*"]}]}"#);

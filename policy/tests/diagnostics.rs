@@ -225,6 +225,19 @@ fn placement_rules() {
         "via can only be a tag",
         "autogroup:tagged",
     );
+    // `"via": ["*"]`: Tailscale's via announcement says omitting via is equivalent to it
+    // (tailscale.com/blog/via); read as no via, with a warning, and never a via_not_tag error.
+    let star = grant(r#"{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["*"]}"#);
+    expect_warning(
+        &star,
+        "aclc::via_wildcard",
+        r#"via "*" is read as no via (any router): aclc cannot verify that Tailscale accepts it"#,
+        "*",
+    );
+    assert!(errors(&star).is_empty(), "{:?}", errors(&star));
+    let (_, checked) = parse_str("p", &star, &options());
+    let grants = checked.unwrap().policy.grants.unwrap().value;
+    assert!(grants[0].via.is_empty());
     expect_error(
         r#"{"nodeAttrs": [{"target": ["autogroup:self"], "attr": ["funnel"]}]}"#,
         "aclc::invalid_target",

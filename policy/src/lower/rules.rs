@@ -284,7 +284,23 @@ impl Lowerer<'_> {
             Some(a) => self.app_capabilities(a, &format!("{path}.app")),
             None => Vec::new(),
         };
-        let via = self.selectors(fields.get("via"), &format!("{path}.via"));
+        let mut via = self.selectors(fields.get("via"), &format!("{path}.via"));
+        // `"via": ["*"]`: any router, which is no via at all. Tailscale's announcement of via
+        // says so ("Omitting via is equivalent to \"via\":[\"*\"]", tailscale.com/blog/via);
+        // its reference now says only tags go in via, so aclc cannot verify it is still
+        // accepted: a warning, and the grant is read without via.
+        if let Some(star) = via.iter().find(|s| matches!(s.alias, Alias::Wildcard)) {
+            self.warning(
+                Code::ViaWildcard,
+                star.span,
+                "via \"*\" is read as no via (any router): aclc cannot verify that Tailscale accepts it",
+            )
+            .help = Some(
+                "Tailscale's via announcement says omitting via is equivalent to \"via\": [\"*\"]; remove via, or name the routers' tags"
+                    .into(),
+            );
+            via.clear();
+        }
         let src_posture = self.strings(
             fields.get("srcPosture"),
             &format!("{path}.srcPosture"),
