@@ -324,17 +324,32 @@ fn ip_pool_containing_a_reserved_range_is_a_warning() {
         "IPPool(100.115.92.0/24): network within reserved range",
         "100.115.92.0/24",
     );
+    // 100.100.0.0/24 too: "The following IP ranges are reserved by Tailscale, and cannot be
+    // used in IP pools: 100.100.0.0/24, 100.100.100.0/24, 100.115.92.0/23" (docs, "IP pool";
+    // "Reserved IP addresses").
+    expect_error(
+        r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.0.0/24"]}]}"#,
+        "aclc::reserved_ip_pool",
+        "IPPool(100.100.0.0/24): network within reserved range",
+        "100.100.0.0/24",
+    );
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.0.0/16"]}]}"#,
         "aclc::ip_pool_contains_reserved",
-        "ipPool 100.100.0.0/16 contains the reserved range 100.100.100.0/24, which is never allocated",
+        "ipPool 100.100.0.0/16 contains the reserved ranges 100.100.0.0/24 and 100.100.100.0/24, which are never allocated",
         "100.100.0.0/16",
     );
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#,
         "aclc::ip_pool_contains_reserved",
-        "ipPool 100.64.0.0/10 contains the reserved ranges 100.100.100.0/24 and 100.115.92.0/23, which are never allocated",
+        "ipPool 100.64.0.0/10 contains the reserved ranges 100.100.0.0/24, 100.100.100.0/24 and 100.115.92.0/23, which are never allocated",
         "100.64.0.0/10",
+    );
+    expect_warning(
+        r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.115.0.0/16"]}]}"#,
+        "aclc::ip_pool_contains_reserved",
+        "ipPool 100.115.0.0/16 contains the reserved range 100.115.92.0/23, which is never allocated",
+        "100.115.0.0/16",
     );
 }
 

@@ -5,8 +5,9 @@ use super::{Place, Validator};
 use crate::code::Code;
 use crate::model::{Alias, Autogroup};
 
-/// Prefixes nodeAttrs `ipPool` may not overlap.
-const RESERVED_POOLS: &[&str] = &["100.100.100.0/24", "100.115.92.0/23"];
+/// Prefixes nodeAttrs `ipPool` may not overlap: the ranges Tailscale's docs ("IP pool",
+/// "Reserved IP addresses") list as unavailable for IP pools.
+const RESERVED_POOLS: &[&str] = &["100.100.0.0/24", "100.100.100.0/24", "100.115.92.0/23"];
 
 impl Validator<'_> {
     /// One nodeAttrs entry.
@@ -85,11 +86,20 @@ impl Validator<'_> {
                     format!(
                         "ipPool {} contains the reserved ranges {}, which are never allocated",
                         pool.value,
-                        inside.join(" and ")
+                        and_list(&inside)
                     )
                 },
                 "Tailscale accepts the pool and skips the reserved addresses; narrow the pool to silence this",
             );
         }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
     }
 }
