@@ -312,3 +312,22 @@ fn via_wildcard_is_no_via() {
         json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
     );
 }
+
+/// `"dst": ["tag:web:*"]` in a grant (Tailscale's grant examples, "VPC access") is read as
+/// `tag:web`, with a warning; the ports are the grant's `ip`.
+#[test]
+fn grant_destination_with_every_port() {
+    assert_eq!(
+        diagnostics("grant-dst-port.hujson"),
+        [("warning".to_string(), "aclc::grant_dst_port".to_string())]
+    );
+    tests_pass("grant-dst-port.hujson");
+    let web = node("grant-dst-port.hujson", "web-1");
+    assert_eq!(
+        web["packet_filter_rules"][0]["DstPorts"],
+        json!([
+            {"IP": "100.64.1.2", "Ports": {"First": 443, "Last": 443}},
+            {"IP": "fd7a:115c:a1e0::102", "Ports": {"First": 443, "Last": 443}}
+        ])
+    );
+}

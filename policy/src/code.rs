@@ -274,6 +274,9 @@ codes! {
     InvalidCapability = "invalid_capability",
         "A capability name that is not `domain/path`, or a `tailscale.com` capability policies may not grant.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}]}"#);
+    GrantDstPort = "grant_dst_port",
+        "A grant destination written with every port, `selector:*` (as Tailscale's grant examples do in \"VPC access\"); grants take ports from `ip`. Read as the bare selector; aclc cannot verify that Tailscale accepts it.",
+        Policy(r#"{"tagOwners": {"tag:vpc": []}, "grants": [{"src": ["*"], "dst": ["tag:vpc:*"], "ip": ["*"]}]}"#);
     ViaNotTag = "via_not_tag",
         "A grant `via` entry that is not a tag.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["alice@example.com"]}]}"#);

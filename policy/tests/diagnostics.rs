@@ -342,14 +342,14 @@ fn grant_values() {
     }
 }
 
-/// A grant destination written with a port (as in an ACL): refused with Tailscale's message,
-/// and the help says where the port goes instead of guessing another name; the tag counts as
-/// used (no contradicting "never used" warning).
+/// A grant destination written with a specific port (as in an ACL): refused with Tailscale's
+/// message, and the help says where the port goes instead of guessing another name; the tag
+/// counts as used (no contradicting "never used" warning).
 #[test]
 fn grant_destination_with_a_port() {
     let found = diagnose(
         r#"{"tagOwners": {"tag:vpc": ["autogroup:admin"]},
-            "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc:*", "192.0.2.0/24:443"], "ip": ["*"]}]}"#,
+            "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc:22", "192.0.2.0/24:443"], "ip": ["*"]}]}"#,
     );
     let helps: Vec<(&str, Option<&str>)> = found.iter().map(|d| (d.1, d.4.as_deref())).collect();
     assert_eq!(
@@ -369,6 +369,36 @@ fn grant_destination_with_a_port() {
             ),
         ],
         "{found:#?}"
+    );
+}
+
+/// A grant destination with every port, `selector:*`, as Tailscale's grant examples write it
+/// ("VPC access": "dst": ["tag:vpc-peering:*"], ["192.0.2.0/24:*", "198.51.100.0/24:*"]): read
+/// as the bare selector, with a warning (whether Tailscale accepts it is not recorded).
+#[test]
+fn grant_destination_with_every_port() {
+    let text = r#"{"tagOwners": {"tag:vpc-peering": ["autogroup:admin"]},
+        "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc-peering:*", "192.0.2.0/24:*"], "ip": ["*"]}]}"#;
+    let found = diagnose(text);
+    let codes: Vec<&str> = found.iter().map(|d| d.1).collect();
+    assert_eq!(
+        codes,
+        ["aclc::grant_dst_port", "aclc::grant_dst_port"],
+        "{found:#?}"
+    );
+    expect_warning(
+        text,
+        "aclc::grant_dst_port",
+        r#"dst "tag:vpc-peering:*" is read as "tag:vpc-peering": aclc cannot verify that Tailscale accepts a port in a grant's dst"#,
+        "tag:vpc-peering:*",
+    );
+    let (_, checked) = parse_str("p", text, &options());
+    let grants = checked.unwrap().policy.grants.unwrap().value;
+    let dst: Vec<&str> = grants[0].dst.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(dst, ["tag:vpc-peering", "192.0.2.0/24"]);
+    // Not a selector once the port is gone: still an error.
+    assert!(
+        !errors(r#"{"grants": [{"src": ["*"], "dst": ["nohost:*"], "ip": ["*"]}]}"#).is_empty()
     );
 }
 

@@ -6,7 +6,8 @@ use crate::hujson::Value;
 use crate::model::{parse_port_list, PortError};
 use crate::model::{
     Acl, AclAction, AclDestination, Alias, AppCapability, CheckPeriod, GoDuration, Grant,
-    IpProtoPorts, NetworkTest, NodeAttr, Protocol, Spanned, SshAction, SshRule, SshTest, SshUser,
+    IpProtoPorts, NetworkTest, NodeAttr, Protocol, Selector, Spanned, SshAction, SshRule, SshTest,
+    SshUser,
 };
 
 /// The fields the lowering reads (also the policy schema's properties).
@@ -251,6 +252,10 @@ impl Lowerer<'_> {
         let fields = self.object(v, path, "an object", GRANT_KEYS)?;
         let src = self.selectors(fields.get("src"), &format!("{path}.src"));
         let dst = self.selectors(fields.get("dst"), &format!("{path}.dst"));
+        let dst = dst
+            .into_iter()
+            .map(|sel| self.grant_dst_any_port(sel))
+            .collect();
         let ip_items = self.array(
             fields.get("ip"),
             &format!("{path}.ip"),
@@ -315,6 +320,42 @@ impl Lowerer<'_> {
             src_posture,
             span: v.span,
         })
+    }
+
+    /// A grant destination written as an ACL one with every port, `selector:*` (Tailscale's
+    /// grant examples write `"dst": ["tag:vpc-peering:*", "192.0.2.0/24:*"]` in "VPC
+    /// access"). Grants take their ports from `ip`, and whether Tailscale accepts the suffix
+    /// is not recorded, so it is read as the bare selector, with a warning. A specific port
+    /// (`tag:web:443`) stays what it was: an undefined tag or host, with help.
+    fn grant_dst_any_port(&mut self, sel: Selector) -> Selector {
+        let Some(bare) = sel.text.strip_suffix(":*") else {
+            return sel;
+        };
+        let written_as_port = matches!(&sel.alias, Alias::Tag(t) if t.ends_with(":*"))
+            || matches!(&sel.alias, Alias::Host(h) if h.ends_with(":*"));
+        let alias = match Alias::parse(bare) {
+            Ok(Alias::Host(h)) if h.contains(':') => return sel,
+            Ok(alias) if written_as_port => alias,
+            _ => return sel,
+        };
+        self.warning(
+            Code::GrantDstPort,
+            sel.span,
+            format!(
+                "dst {} is read as {}: aclc cannot verify that Tailscale accepts a port in a grant's dst",
+                quote(&sel.text),
+                quote(bare)
+            ),
+        )
+        .help = Some(format!(
+            "in grants, ports go in \"ip\" (\"ip\": [\"*\"] for every port); write {}",
+            quote(bare)
+        ));
+        Selector {
+            alias,
+            text: bare.to_string(),
+            span: sel.span,
+        }
     }
 
     /// An `app` object: capability name -> array of values.
