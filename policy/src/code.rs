@@ -241,6 +241,9 @@ codes! {
     PortsOnPortlessProtocol = "ports_on_portless_protocol",
         "Ports on a protocol that has none (only tcp, udp and sctp have ports).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:22"], "proto": "icmp"}]}"#);
+    GrantPortlessPorts = "grant_portless_ports",
+        "Ports on a protocol that has none in a grant's `ip` (`icmp:22`, as Tailscale's Kubernetes multi-cluster ingress guide writes); Tailscale's `ip` parser reads it, and whether Tailscale refuses it later is not recorded. Accepted; only tcp, udp and sctp have ports.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmp:22"]}]}"#);
     InvalidSrc = "invalid_src",
         "A selector that cannot be a source (`autogroup:internet`, a Service ...).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:internet"], "dst": ["*:*"]}]}"#);
@@ -275,7 +278,7 @@ codes! {
         "A capability name that is not `domain/path`, or a `tailscale.com` capability policies may not grant.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}]}"#);
     GrantDstPort = "grant_dst_port",
-        "A grant destination written with every port, `selector:*` (as Tailscale's grant examples do in \"VPC access\"); grants take ports from `ip`. Read as the bare selector; aclc cannot verify that Tailscale accepts it.",
+        "A grant destination written with ports, `selector:*` or `selector:443` (as Tailscale's grant examples and Kubernetes multi-cluster ingress guide do); grants take ports from `ip`. Read as the bare selector, the ports left to `ip`; aclc cannot verify that Tailscale accepts it.",
         Policy(r#"{"tagOwners": {"tag:vpc": []}, "grants": [{"src": ["*"], "dst": ["tag:vpc:*"], "ip": ["*"]}]}"#);
     ViaNotTag = "via_not_tag",
         "A grant `via` entry that is not a tag.",

@@ -290,6 +290,16 @@ fn ports_protocols_and_actions() {
         r#"protocol does not support specific ports: "icmp", only "*" is allowed"#,
         "tag:server:22",
     );
+    // In a grant's ip, Tailscale's parser (tailcfg.ProtoPortRange) takes ports on any protocol
+    // and its Kubernetes multi-cluster ingress guide writes "icmp:22": a warning, not an error.
+    let icmp = grant(r#"{"src": ["*"], "dst": ["tag:server"], "ip": ["icmp:22"]}"#);
+    expect_warning(
+        &icmp,
+        "aclc::grant_portless_ports",
+        r#"protocol "icmp" has no ports: aclc cannot verify that Tailscale accepts ports on it in a grant"#,
+        "icmp:22",
+    );
+    assert!(errors(&icmp).is_empty(), "{:?}", errors(&icmp));
     expect_error(
         &grant(r#"{"src": ["*"], "dst": ["tag:server"], "ip": ["tcp:0"]}"#),
         "aclc::invalid_port",
@@ -342,34 +352,44 @@ fn grant_values() {
     }
 }
 
-/// A grant destination written with a specific port (as in an ACL): refused with Tailscale's
-/// message, and the help says where the port goes instead of guessing another name; the tag
-/// counts as used (no contradicting "never used" warning).
+/// A grant destination written with a specific port, as Tailscale's Kubernetes multi-cluster
+/// ingress guide does ("dst": ["tag:internal-apps:80", "tag:internal-apps:443"] beside
+/// "ip": ["tcp:80", "tcp:443"]): read as the bare selector, the ports left to `ip`, with a
+/// warning; the tag counts as used. A tag undefined once the port is gone is still an error.
 #[test]
 fn grant_destination_with_a_port() {
-    let found = diagnose(
-        r#"{"tagOwners": {"tag:vpc": ["autogroup:admin"]},
-            "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc:22", "192.0.2.0/24:443"], "ip": ["*"]}]}"#,
-    );
+    let text = r#"{"tagOwners": {"tag:vpc": ["autogroup:admin"]},
+        "grants": [{"src": ["autogroup:admin"], "dst": ["tag:vpc:22", "192.0.2.0/24:443"], "ip": ["tcp:22", "tcp:443"]}]}"#;
+    let found = diagnose(text);
     let helps: Vec<(&str, Option<&str>)> = found.iter().map(|d| (d.1, d.4.as_deref())).collect();
     assert_eq!(
         helps,
         vec![
             (
-                "aclc::undefined_tag",
-                Some(
-                    r#""tag:vpc" takes no port here: write "tag:vpc" (in grants, ports go in "ip", e.g. "ip": ["tcp:443"])"#
-                )
+                "aclc::grant_dst_port",
+                Some(r#"in grants, ports go in "ip" ("ip": ["tcp:22"]); write "tag:vpc""#)
             ),
             (
-                "aclc::undefined_host",
-                Some(
-                    r#""192.0.2.0/24" takes no port here: write "192.0.2.0/24" (in grants, ports go in "ip", e.g. "ip": ["tcp:443"])"#
-                )
+                "aclc::grant_dst_port",
+                Some(r#"in grants, ports go in "ip" ("ip": ["tcp:443"]); write "192.0.2.0/24""#)
             ),
         ],
         "{found:#?}"
     );
+    expect_warning(
+        text,
+        "aclc::grant_dst_port",
+        r#"dst "tag:vpc:22" is read as "tag:vpc", its ports left to "ip": aclc cannot verify that Tailscale accepts a port in a grant's dst"#,
+        "tag:vpc:22",
+    );
+    expect_error(
+        r#"{"grants": [{"src": ["*"], "dst": ["tag:nope:22"], "ip": ["*"]}]}"#,
+        "aclc::undefined_tag",
+        r#"dst="tag:nope": tag not found: "tag:nope""#,
+        "tag:nope:22",
+    );
+    // Not a port list: the text stays a (missing) tag.
+    assert!(!errors(r#"{"tagOwners": {"tag:vpc": []}, "grants": [{"src": ["*"], "dst": ["tag:vpc:ssh"], "ip": ["*"]}]}"#).is_empty());
 }
 
 /// A grant destination with every port, `selector:*`, as Tailscale's grant examples write it

@@ -322,35 +322,53 @@ impl Lowerer<'_> {
         })
     }
 
-    /// A grant destination written as an ACL one with every port, `selector:*` (Tailscale's
-    /// grant examples write `"dst": ["tag:vpc-peering:*", "192.0.2.0/24:*"]` in "VPC
-    /// access"). Grants take their ports from `ip`, and whether Tailscale accepts the suffix
-    /// is not recorded, so it is read as the bare selector, with a warning. A specific port
-    /// (`tag:web:443`) stays what it was: an undefined tag or host, with help.
+    /// A grant destination written as an ACL one, `selector:ports`: Tailscale's grant
+    /// examples write `"dst": ["tag:vpc-peering:*", "192.0.2.0/24:*"]` ("VPC access") and its
+    /// Kubernetes multi-cluster ingress guide `"dst": ["tag:internal-apps:80",
+    /// "tag:internal-apps:443"]` beside `"ip": ["tcp:80", "tcp:443"]`. Grants take their
+    /// ports from `ip`, and how Tailscale treats the suffix is not recorded, so it is read as
+    /// the bare selector (the ports left to `ip`), with a warning. Anything that is not a
+    /// selector once a valid port list is removed stays what it was.
     fn grant_dst_any_port(&mut self, sel: Selector) -> Selector {
-        let Some(bare) = sel.text.strip_suffix(":*") else {
+        let written_as_port = matches!(&sel.alias, Alias::Tag(t) if t.contains(':'))
+            || matches!(&sel.alias, Alias::Host(h) if h.contains(':'));
+        let Some((bare, ports)) = sel.text.rsplit_once(':') else {
             return sel;
         };
-        let written_as_port = matches!(&sel.alias, Alias::Tag(t) if t.ends_with(":*"))
-            || matches!(&sel.alias, Alias::Host(h) if h.ends_with(":*"));
+        if !written_as_port || parse_port_list(ports).is_err() {
+            return sel;
+        }
         let alias = match Alias::parse(bare) {
             Ok(Alias::Host(h)) if h.contains(':') => return sel,
-            Ok(alias) if written_as_port => alias,
-            _ => return sel,
+            Ok(alias) => alias,
+            Err(_) => return sel,
         };
-        self.warning(
-            Code::GrantDstPort,
-            sel.span,
-            format!(
-                "dst {} is read as {}: aclc cannot verify that Tailscale accepts a port in a grant's dst",
-                quote(&sel.text),
-                quote(bare)
-            ),
-        )
-        .help = Some(format!(
-            "in grants, ports go in \"ip\" (\"ip\": [\"*\"] for every port); write {}",
-            quote(bare)
-        ));
+        let (message, help) = if ports == "*" {
+            (
+                format!(
+                    "dst {} is read as {}: aclc cannot verify that Tailscale accepts a port in a grant's dst",
+                    quote(&sel.text),
+                    quote(bare)
+                ),
+                format!(
+                    "in grants, ports go in \"ip\" (\"ip\": [\"*\"] for every port); write {}",
+                    quote(bare)
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "dst {} is read as {}, its ports left to \"ip\": aclc cannot verify that Tailscale accepts a port in a grant's dst",
+                    quote(&sel.text),
+                    quote(bare)
+                ),
+                format!(
+                    "in grants, ports go in \"ip\" (\"ip\": [\"tcp:{ports}\"]); write {}",
+                    quote(bare)
+                ),
+            )
+        };
+        self.warning(Code::GrantDstPort, sel.span, message).help = Some(help);
         Selector {
             alias,
             text: bare.to_string(),

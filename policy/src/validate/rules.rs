@@ -306,10 +306,25 @@ impl Validator<'_> {
             }
         }
         self.capabilities(&grant.app, true);
+        // Ports on a protocol without ports (`icmp:22`): Tailscale reads a grant's `ip` with
+        // tailcfg.ProtoPortRange (the captured ip errors are its messages), which takes any
+        // protocol with any port, and its Kubernetes multi-cluster ingress guide writes
+        // "ip": ["icmp:22"]. Whether the control server refuses it later is not recorded: a
+        // warning (in ACLs, where the docs say only "*" is allowed, it stays an error).
         for ip in &grant.ip {
             if let Some(proto) = ip.value.proto {
                 if !proto.has_ports() && !ip.value.ports.is_any() {
-                    self.portless(proto, ip.span, ip.span);
+                    self.warning(
+                        Code::GrantPortlessPorts,
+                        ip.span,
+                        format!(
+                            "protocol {} has no ports: aclc cannot verify that Tailscale accepts ports on it in a grant",
+                            quote(&proto.to_string())
+                        ),
+                        &format!(
+                            "only tcp, udp and sctp have ports; write \"{proto}:*\""
+                        ),
+                    );
                 }
             }
         }
