@@ -2,7 +2,7 @@
 //! inventory's order never shows in the output), with their wire strings made once, and the
 //! lookups that alias resolution needs (by owner, by tag, by address).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -528,7 +528,7 @@ impl NodeTable {
                     .eq(n.tags.iter().map(String::as_str))
             }) {
                 Some(o) => o.tags.clone(),
-                None => n.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+                None => node_tags(&n.tags),
             };
             let info = NodeInfo {
                 name: old.map_or_else(|| Arc::from(n.name.as_str()), |o| o.name.clone()),
@@ -880,6 +880,27 @@ fn by_name<'n>(
 }
 
 /// `text` lowercased, as logins are compared; most are lowercase already, and are not copied.
+/// A node's tags as the policy names them: Tailscale reads tag names in lowercase (KB
+/// "Tags": it "ignores tag name case"), and the policy's tags are lowercased when it is read,
+/// so an inventory's `tag:Server` is the policy's `tag:server`. Two spellings of one tag are
+/// one tag (the first kept).
+fn node_tags(tags: &[String]) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::with_capacity(tags.len());
+    // A few tags are compared pairwise, a long list (hostile) through a set.
+    let mut seen: Option<HashSet<Arc<str>>> = (tags.len() > 16).then(HashSet::new);
+    for tag in tags {
+        let tag: Arc<str> = Arc::from(&*lowercase(tag));
+        let new = match &mut seen {
+            Some(seen) => seen.insert(tag.clone()),
+            None => !out.contains(&tag),
+        };
+        if new {
+            out.push(tag);
+        }
+    }
+    out
+}
+
 fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
     let unchanged = match text.is_ascii() {
         true => !text.bytes().any(|b| b.is_ascii_uppercase()),
@@ -928,6 +949,24 @@ mod tests {
     use crate::inventory::{Node, Tailnet};
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn node_tags_are_lowercase_and_listed_once() {
+        let tags = |list: &[&str]| -> Vec<String> {
+            node_tags(&list.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
+        };
+        assert_eq!(
+            tags(&["tag:Server", "tag:db", "tag:server"]),
+            ["tag:server", "tag:db"]
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("tag:T{}", i % 20)).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let expected: Vec<String> = (0..20).map(|i| format!("tag:t{i}")).collect();
+        assert_eq!(tags(&many), expected);
+    }
 
     #[test]
     fn a_pair_holds_the_first_two_values() {
