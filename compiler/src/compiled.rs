@@ -742,6 +742,12 @@ fn strings_hash(list: &[std::sync::Arc<str>]) -> u64 {
 
 /// The hash of an SSH principals list, field by field (every field of the wire form; each
 /// field tagged, each string ended by a byte UTF-8 never holds).
+/// The hash of an SSH rule's fields besides its principals (`null`: policy rules have no
+/// expiry).
+fn ssh_rest_hash(rule: &crate::ssh::SshRuleRef<'_>) -> u64 {
+    json_hash(&((), rule.users, rule.action, rule.accept_env))
+}
+
 fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
     use std::hash::Hasher;
     let mut h = crate::hash::hasher();
@@ -880,8 +886,7 @@ impl HashCache {
         if let Some((_, _, h)) = self.ssh_rest.get(&key) {
             return *h;
         }
-        // `null`: policy rules have no expiry.
-        let h = json_hash(&((), rule.users, rule.action, rule.accept_env));
+        let h = ssh_rest_hash(rule);
         self.ssh_rest
             .insert(key, (rule.users.clone(), rule.accept_env.clone(), h));
         h
@@ -897,8 +902,17 @@ struct SshHashSink<'c> {
 
 impl crate::ssh::SshSink for SshHashSink<'_> {
     fn rule(&mut self, rule: crate::ssh::SshRuleRef<'_>) {
-        let principals = self.cache.principals(rule.principals, rule.shared);
-        let rest = self.cache.ssh_rest(&rule);
+        let (principals, rest) = match rule.memo {
+            // Kept with the lowered rule, computed once per compile for all threads.
+            Some((principals, rest)) => (
+                principals.get_or(|| principals_hash(rule.principals)),
+                rest.get_or(|| ssh_rest_hash(&rule)),
+            ),
+            None => (
+                self.cache.principals(rule.principals, rule.shared),
+                self.cache.ssh_rest(&rule),
+            ),
+        };
         self.entries
             .push((rule.action.is_check(), principals, rest));
     }

@@ -113,6 +113,11 @@ struct LoweredRule {
     user_index: HashMap<UserId, usize>,
     /// Tagged source devices (localpart rules).
     tagged: Arc<[SshPrincipal]>,
+    /// Hashes of `all` and `tagged`, and of the rule's fields besides its principals (with
+    /// `users`).
+    all_hash: Memo,
+    tagged_hash: Memo,
+    rest_hash: Memo,
     /// Source nodes, sorted.
     sources: Vec<NodeId>,
     /// Destinations other than `autogroup:self`.
@@ -150,6 +155,25 @@ impl SshPrior<'_> {
     }
 }
 
+/// A hash of something a lowered rule holds, computed on first use by whichever thread
+/// fingerprints first and then read by all ([`SshRuleRef::memo`]). Not part of what it
+/// caches: two are equal whether computed or not.
+#[derive(Debug, Default)]
+pub(crate) struct Memo(std::sync::OnceLock<u64>);
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
+
+impl Memo {
+    /// The hash, computed by `hash` the first time.
+    pub(crate) fn get_or(&self, hash: impl FnOnce() -> u64) -> u64 {
+        *self.0.get_or_init(hash)
+    }
+}
+
 /// The source devices of one user.
 #[derive(Debug, PartialEq)]
 struct UserSources {
@@ -158,6 +182,10 @@ struct UserSources {
     principals: Arc<[SshPrincipal]>,
     /// `{localpart: localpart}` when the user's login is in a `localpart:` domain.
     localpart: Option<Arc<BTreeMap<String, String>>>,
+    /// Hash of `principals`.
+    principals_hash: Memo,
+    /// Hash of the rule's fields besides its principals, with the `localpart` users.
+    localpart_rest: Memo,
 }
 
 /// The nodes a rule's (non-self) destinations stand for.
@@ -301,6 +329,8 @@ impl SshLowered {
                         user,
                         principals: Arc::from(principals),
                         localpart: localpart_map(login, &domains),
+                        principals_hash: Memo::default(),
+                        localpart_rest: Memo::default(),
                     })
                 })
                 .collect();
@@ -333,6 +363,9 @@ impl SshLowered {
                 by_user,
                 user_index,
                 tagged: Arc::from(tagged),
+                all_hash: Memo::default(),
+                tagged_hash: Memo::default(),
+                rest_hash: Memo::default(),
                 sources,
                 dst,
                 self_dst,
@@ -447,10 +480,18 @@ impl SshLowered {
                         rule.push_user(out, sources);
                     }
                     if !rule.tagged.is_empty() {
-                        rule.push(out, &rule.tagged, &rule.users);
+                        rule.push(
+                            out,
+                            (&rule.tagged, &rule.tagged_hash),
+                            (&rule.users, &rule.rest_hash),
+                        );
                     }
                 } else {
-                    rule.push(out, &rule.all, &rule.users);
+                    rule.push(
+                        out,
+                        (&rule.all, &rule.all_hash),
+                        (&rule.users, &rule.rest_hash),
+                    );
                 }
             } else if rule.localpart && rule.sources.binary_search(&id).is_ok() {
                 // A source device outside the destinations still gets the rule, scoped to
@@ -542,16 +583,21 @@ impl LoweredRule {
         self.by_user.get(*self.user_index.get(&user)?)
     }
 
+    /// The rule with these principals and users (held by the lowered rule: shared), and the
+    /// memos of their hashes.
     fn push(
         &self,
         out: &mut impl SshSink,
-        principals: &Arc<[SshPrincipal]>,
-        users: &Arc<BTreeMap<String, String>>,
+        (principals, principals_hash): (&Arc<[SshPrincipal]>, &Memo),
+        (users, rest_hash): (&Arc<BTreeMap<String, String>>, &Memo),
     ) {
-        out.rule(self.reference(principals, users));
+        out.rule(SshRuleRef {
+            memo: Some((principals_hash, rest_hash)),
+            ..self.reference(principals, users)
+        });
     }
 
-    /// The rule with these principals and users (held by the lowered rule: shared).
+    /// The rule with these principals and users.
     fn reference<'a>(
         &'a self,
         principals: &'a Arc<[SshPrincipal]>,
@@ -564,15 +610,17 @@ impl LoweredRule {
             users,
             action: &self.action,
             accept_env: &self.accept_env,
+            memo: None,
         }
     }
 
     /// The common rule for one user's devices and, in a `localpart:` domain, its local-part
     /// rule.
     fn push_user(&self, out: &mut impl SshSink, sources: &UserSources) {
-        self.push(out, &sources.principals, &self.users);
+        let principals = (&sources.principals, &sources.principals_hash);
+        self.push(out, principals, (&self.users, &self.rest_hash));
         if let Some(users) = &sources.localpart {
-            self.push(out, &sources.principals, users);
+            self.push(out, principals, (users, &sources.localpart_rest));
         }
     }
 }
@@ -589,6 +637,10 @@ pub(crate) struct SshRuleRef<'a> {
     pub(crate) users: &'a Arc<BTreeMap<String, String>>,
     pub(crate) action: &'a SshAction,
     pub(crate) accept_env: &'a Arc<[String]>,
+    /// Where the lowered rule keeps the hashes of the principals and of the rest (the rule
+    /// with these users), for a fingerprint to read instead of looking them up per node
+    /// (150 rules per node on `large`); `None` for a list made for one node.
+    pub(crate) memo: Option<(&'a Memo, &'a Memo)>,
 }
 
 /// What receives a node's SSH rules ([`SshLowered::visit_node_rules`]).
