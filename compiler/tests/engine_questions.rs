@@ -217,6 +217,8 @@ fn tag_ownership_and_peer_impact() {
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
     let s = engine.snapshot();
     assert!(s.may_apply_tag(Tagger::User(2), "tag:web"));
+    // Tag names are read in lowercase, as Tailscale does.
+    assert!(s.may_apply_tag(Tagger::User(2), "tag:Web"));
     assert!(s.may_apply_tag(Tagger::Node(1), "tag:web"));
     assert!(!s.may_apply_tag(Tagger::User(3), "tag:web"));
     assert!(!s.may_apply_tag(Tagger::Node(3), "tag:web"));

@@ -92,7 +92,9 @@ impl Snapshot {
     /// users, groups (policy or synced), autogroups (roles, `autogroup:member`) and tags (a
     /// node carrying an owning tag may apply it). A user-owned node applies what its owner
     /// may apply. `autogroup:admin` (admins and the owner) may always apply a defined tag.
+    /// Tag names are compared in lowercase, as Tailscale reads them.
     pub fn may_apply_tag(&self, who: Tagger, tag: &str) -> bool {
+        let tag = tag.to_lowercase();
         let Some(def) = self.policy.tag_owners.iter().find(|d| d.tag.value == tag) else {
             return false;
         };
