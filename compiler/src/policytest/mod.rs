@@ -14,7 +14,8 @@
 //!   `autogroup:internet` covers public addresses, the traffic exit nodes carry, except
 //!   those inside subnet routes, which their routers carry);
 //!   a source with no devices passes its `deny` assertions with a warning and fails its
-//!   `accept` ones;
+//!   `accept` ones; a `deny` to a destination whose devices disagree (some reached, some
+//!   not) passes with a warning (Tailscale may require every device to be reached);
 //! - SSH: each destination device's SSH rules are evaluated as the device does (first rule
 //!   whose principals and user map admit the login wins); ACLs do not count.
 

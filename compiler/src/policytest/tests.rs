@@ -240,6 +240,48 @@ fn internet_rules_cover_public_addresses() {
     );
 }
 
+/// A destination whose devices disagree (one reached, one not): an `accept` holds (one
+/// reached device is enough, as headscale's evaluator has it), and a `deny` that holds on the
+/// reading that every device must be reached passes with a warning instead of refusing the
+/// policy (abl030/nixosconfig, applied by Tailscale with its tests, denies such a tag).
+#[test]
+fn a_destination_whose_devices_disagree_passes_a_deny_with_a_warning() {
+    let inventory = INVENTORY.replace(
+        r#""tags": ["tag:web"]"#,
+        r#""tags": ["tag:web", "tag:prod"]"#,
+    );
+    assert_ne!(inventory, INVENTORY);
+    let got = lines_with(
+        &inventory,
+        r#""acls": [
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["db:22"]},
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod:22"]}
+],
+"tests": [
+  {"src": "alice@example.com", "accept": ["db:22", "tag:prod:22"], "deny": ["tag:prod:22"]},
+  {"src": "bob@example.com", "accept": ["tag:prod:22"], "deny": ["tag:prod:22"]}
+]"#,
+    );
+    let warned = "[warning: dst \"tag:prod:22\" stands for 2 devices and only some of them are \
+                  reached: the deny holds if Tailscale requires every device to be reached (as a \
+                  policy Tailscale applies with its tests suggests), not if one is enough; aclc \
+                  cannot verify which Tailscale does]";
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> db:22 (tcp/udp): allowed (allowed by policy.hujson:5)"
+                .to_string(),
+            "PASS alice@example.com -> tag:prod:22 (tcp/udp): allowed (allowed by policy.hujson:5)"
+                .to_string(),
+            format!("PASS alice@example.com -> tag:prod:22 (tcp/udp): denied {warned}"),
+            "PASS bob@example.com -> tag:prod:22 (tcp/udp): allowed (allowed by policy.hujson:6)"
+                .to_string(),
+            "FAIL bob@example.com -> tag:prod:22 (tcp/udp): expected denied, got allowed (allowed by policy.hujson:6)"
+                .to_string(),
+        ]
+    );
+}
+
 /// A public address inside a subnet route a router serves is sent to that router, which
 /// never receives the rules to `autogroup:internet` (exit nodes do), so such a rule does not
 /// cover it; a router that is also an exit node does carry them. Evidence:
