@@ -98,8 +98,9 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled, policy_only: bool) -> Ve
     let rules = rules(policy, compiled.table());
     let mut endpoints = Endpoints::new(policy, compiled).policy_only(policy_only);
     let mut out = Vec::new();
+    let mut budget = DEVICE_CHECK_BUDGET;
     for (i, test) in policy.tests.iter().enumerate() {
-        run_test(&rules, &mut endpoints, i, test, &mut out);
+        run_test(&rules, &mut endpoints, i, test, &mut out, &mut budget);
     }
     out
 }
@@ -110,6 +111,7 @@ fn run_test(
     index: usize,
     test: &NetworkTest,
     out: &mut Vec<TestResult>,
+    budget: &mut usize,
 ) {
     let malformed = |error| TestResult::malformed(TestKind::Network, index, test.span, error);
     let src_text = match super::source_text(test.src.as_ref()) {
@@ -167,9 +169,8 @@ fn run_test(
                 let port = port.unwrap_or(0);
                 let found = verdict(rules, &posture, sources, &devices, &protos, port);
                 let refused = expected == Expectation::Denied && found != Verdict::Denied;
-                if refused
-                    && some_device_unreached(rules, &posture, sources, &devices, &protos, port)
-                {
+                let asked = (&sources[..], &devices[..], &protos[..], port);
+                if refused && some_device_unreached(rules, &posture, asked, budget) {
                     unsettled = Some(devices.len());
                     return Verdict::Denied;
                 }
@@ -359,8 +360,8 @@ fn judge(
     (Verdict::Allowed { by }, None)
 }
 
-/// Work (destination devices times source addresses times rules) beyond which
-/// [`some_device_unreached`] does not look, and the deny keeps its failure.
+/// Work (destination devices times source addresses times rules, summed over a policy's
+/// tests) beyond which [`some_device_unreached`] does not look, and a deny keeps its failure.
 const DEVICE_CHECK_BUDGET: usize = 1 << 24;
 
 /// True if some device of a destination with several is not reached when judged alone. How
@@ -369,31 +370,35 @@ const DEVICE_CHECK_BUDGET: usize = 1 << 24;
 /// policy Tailscale applies with its tests, abl030/nixosconfig, denies `tag:server:22000`
 /// while a grant opens that port on one `tag:server` device). A `deny` that holds on the
 /// second reading passes, with a warning, rather than refusing a policy Tailscale may accept.
+/// The work is charged to `budget`, shared by a policy's tests.
 fn some_device_unreached(
     rules: &[NetRule],
     posture: &Posture<'_>,
-    sources: &[Device],
-    destinations: &[Device],
-    protos: &[u8],
-    port: u16,
+    (sources, destinations, protos, port): (&[Device], &[Device], &[u8], u16),
+    budget: &mut usize,
 ) -> bool {
+    if destinations.len() < 2 {
+        return false;
+    }
     let addrs: usize = sources.iter().map(|s| s.addrs.len()).sum();
     let work = destinations
         .len()
         .saturating_mul(addrs.max(1))
         .saturating_mul(rules.len().max(1));
-    destinations.len() > 1
-        && work <= DEVICE_CHECK_BUDGET
-        && destinations.iter().any(|d| {
-            verdict(
-                rules,
-                posture,
-                sources,
-                std::slice::from_ref(d),
-                protos,
-                port,
-            ) == Verdict::Denied
-        })
+    if work > *budget {
+        return false;
+    }
+    *budget -= work;
+    destinations.iter().any(|d| {
+        verdict(
+            rules,
+            posture,
+            sources,
+            std::slice::from_ref(d),
+            protos,
+            port,
+        ) == Verdict::Denied
+    })
 }
 
 /// True if the rule opens one of `protos` on `port` (`None`: on any port).
