@@ -740,14 +740,14 @@ fn strings_hash(list: &[std::sync::Arc<str>]) -> u64 {
     h.finish()
 }
 
-/// The hash of an SSH principals list, field by field (every field of the wire form; each
-/// field tagged, each string ended by a byte UTF-8 never holds).
 /// The hash of an SSH rule's fields besides its principals (`null`: policy rules have no
 /// expiry).
 fn ssh_rest_hash(rule: &crate::ssh::SshRuleRef<'_>) -> u64 {
     json_hash(&((), rule.users, rule.action, rule.accept_env))
 }
 
+/// The hash of an SSH principals list, field by field (every field of the wire form; each
+/// field tagged, each string ended by a byte UTF-8 never holds).
 fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
     use std::hash::Hasher;
     let mut h = crate::hash::hasher();
@@ -772,25 +772,17 @@ fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
     h.finish()
 }
 
-/// Hashes of the shared lists in rules (`SrcIPs`, SSH principals), by address, for one pass
-/// over a compile's nodes: most nodes' rules share a few interned lists, so each is hashed
-/// once. Only lists something else also holds are remembered, and the cache keeps a clone of
-/// each, so an address is never reused for another list while it is cached.
+/// Hashes of the shared `SrcIPs` lists in rules, by address, for one pass over a compile's
+/// nodes: most nodes' rules share a few interned lists, so each is hashed once. Only lists
+/// something else also holds are remembered, and the cache keeps a clone of each, so an
+/// address is never reused for another list while it is cached. (SSH rules keep their
+/// hashes themselves: [`crate::ssh::Memo`].)
 #[derive(Default)]
 pub(crate) struct HashCache {
     // Keyed by addresses, looked up once per rule a node receives (tens of millions on
     // `large`): the fast hash, not SipHash.
     sources: crate::hash::Map<usize, (crate::wire::Strings, u64)>,
-    principals: crate::hash::Map<usize, (std::sync::Arc<[crate::wire::SshPrincipal]>, u64)>,
-    ssh_rest: crate::hash::Map<(usize, usize, usize), SshRest>,
 }
-
-/// A remembered [`HashCache::ssh_rest`]: the shared parts it was computed from, and the hash.
-type SshRest = (
-    std::sync::Arc<std::collections::BTreeMap<String, String>>,
-    std::sync::Arc<[String]>,
-    u64,
-);
 
 impl HashCache {
     fn sources(&mut self, list: &crate::wire::Strings) -> u64 {
@@ -801,24 +793,6 @@ impl HashCache {
         let h = strings_hash(list);
         if std::sync::Arc::strong_count(list) > 1 {
             self.sources.insert(key, (list.clone(), h));
-        }
-        h
-    }
-
-    /// The hash of a principals list; remembered (with a clone, so its address is not
-    /// reused) when the list is `shared` between nodes.
-    fn principals(
-        &mut self,
-        list: &std::sync::Arc<[crate::wire::SshPrincipal]>,
-        shared: bool,
-    ) -> u64 {
-        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
-        if let Some((_, h)) = self.principals.get(&key) {
-            return *h;
-        }
-        let h = principals_hash(list);
-        if shared {
-            self.principals.insert(key, (list.clone(), h));
         }
         h
     }
@@ -850,69 +824,43 @@ impl HashCache {
         h.write_usize(rules.len());
         h.finish()
     }
+}
 
-    /// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
-    /// them, without building them): each rule's principals (cached) and the rest of it,
-    /// check rules first.
-    fn ssh_hash(&mut self, ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
-        use std::hash::Hasher;
-        let mut sink = SshHashSink {
-            cache: self,
-            entries: Vec::new(),
-        };
-        ssh.visit_node_rules(table, id, &mut sink);
-        let mut entries = sink.entries;
-        // As `node_rules` orders them: check rules first, policy order otherwise.
-        entries.sort_by_key(|&(check, _, _)| !check);
-        let mut h = crate::hash::hasher();
-        for &(_, principals, rest) in &entries {
-            h.write_u64(principals);
-            h.write_u64(rest);
-        }
-        h.write_usize(entries.len());
-        h.finish()
+/// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
+/// them, without building them): each rule's principals and the rest of it (their hashes
+/// kept with the lowered rule), check rules first.
+fn ssh_hash(ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
+    use std::hash::Hasher;
+    let mut sink = SshHashSink::default();
+    ssh.visit_node_rules(table, id, &mut sink);
+    let mut entries = sink.entries;
+    // As `node_rules` orders them: check rules first, policy order otherwise.
+    entries.sort_by_key(|&(check, _, _)| !check);
+    let mut h = crate::hash::hasher();
+    for &(_, principals, rest) in &entries {
+        h.write_u64(principals);
+        h.write_u64(rest);
     }
-
-    /// The hash of an SSH rule's fields besides its principals. Every node's copy of a policy
-    /// rule has the same action and environment (those of the lowered rule) and shares one
-    /// `sshUsers` map per user, so the hash is remembered per (policy rule, users map,
-    /// environment); the cache holds clones so the addresses stay unique.
-    fn ssh_rest(&mut self, rule: &crate::ssh::SshRuleRef<'_>) -> u64 {
-        let key = (
-            rule.policy_index,
-            std::sync::Arc::as_ptr(rule.users) as *const u8 as usize,
-            std::sync::Arc::as_ptr(rule.accept_env) as *const u8 as usize,
-        );
-        if let Some((_, _, h)) = self.ssh_rest.get(&key) {
-            return *h;
-        }
-        let h = ssh_rest_hash(rule);
-        self.ssh_rest
-            .insert(key, (rule.users.clone(), rule.accept_env.clone(), h));
-        h
-    }
+    h.write_usize(entries.len());
+    h.finish()
 }
 
 /// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over.
-struct SshHashSink<'c> {
-    cache: &'c mut HashCache,
+#[derive(Default)]
+struct SshHashSink {
     /// Per rule: whether it is a check rule, its principals' hash, the rest's hash.
     entries: Vec<(bool, u64, u64)>,
 }
 
-impl crate::ssh::SshSink for SshHashSink<'_> {
+impl crate::ssh::SshSink for SshHashSink {
     fn rule(&mut self, rule: crate::ssh::SshRuleRef<'_>) {
-        let (principals, rest) = match rule.memo {
+        let list = || principals_hash(rule.principals);
+        let principals = match rule.principals_hash {
             // Kept with the lowered rule, computed once per compile for all threads.
-            Some((principals, rest)) => (
-                principals.get_or(|| principals_hash(rule.principals)),
-                rest.get_or(|| ssh_rest_hash(&rule)),
-            ),
-            None => (
-                self.cache.principals(rule.principals, rule.shared),
-                self.cache.ssh_rest(&rule),
-            ),
+            Some(memo) => memo.get_or(list),
+            None => list(),
         };
+        let rest = rule.rest_hash.get_or(|| ssh_rest_hash(&rule));
         self.entries
             .push((rule.action.is_check(), principals, rest));
     }
@@ -1050,9 +998,9 @@ impl Compiled {
     }
 
     /// The SSH part of node `name`'s fingerprint.
-    pub(crate) fn ssh_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
+    pub(crate) fn ssh_fingerprint(&self, name: &str) -> Option<u64> {
         let id = self.table.id(name)?;
-        Some(cache.ssh_hash(&self.ssh, &self.table, id))
+        Some(ssh_hash(&self.ssh, &self.table, id))
     }
 
     /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
@@ -1310,7 +1258,7 @@ impl Compiled {
                 true => cache.filter_hash(view.packet_filter_rules()),
                 false => 0,
             },
-            ssh: cache.ssh_hash(&self.ssh, &self.table, view.id),
+            ssh: ssh_hash(&self.ssh, &self.table, view.id),
             peers,
             caps: json_hash(&view.cap_map()),
             own: json_hash(&view.own_wire()),

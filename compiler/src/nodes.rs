@@ -879,17 +879,15 @@ fn by_name<'n>(
     out
 }
 
-/// `text` lowercased, as logins are compared; most are lowercase already, and are not copied.
-/// A node's tags as the policy names them: Tailscale reads tag names in lowercase (KB
-/// "Tags": it "ignores tag name case"), and the policy's tags are lowercased when it is read,
-/// so an inventory's `tag:Server` is the policy's `tag:server`. Two spellings of one tag are
+/// A node's tags as the policy names them ([`aclc_policy::model::canonical_tag`], as the policy's
+/// own are read): an inventory's `tag:Server` is the policy's `tag:server`. Two spellings of one tag are
 /// one tag (the first kept).
 fn node_tags(tags: &[String]) -> Vec<Arc<str>> {
     let mut out: Vec<Arc<str>> = Vec::with_capacity(tags.len());
     // A few tags are compared pairwise, a long list (hostile) through a set.
     let mut seen: Option<HashSet<Arc<str>>> = (tags.len() > 16).then(HashSet::new);
     for tag in tags {
-        let tag: Arc<str> = Arc::from(&*lowercase(tag));
+        let tag: Arc<str> = Arc::from(&*aclc_policy::model::canonical_tag(tag));
         let new = match &mut seen {
             Some(seen) => seen.insert(tag.clone()),
             None => !out.contains(&tag),
@@ -901,6 +899,7 @@ fn node_tags(tags: &[String]) -> Vec<Arc<str>> {
     out
 }
 
+/// `text` lowercased, as logins are compared; most are lowercase already, and are not copied.
 fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
     let unchanged = match text.is_ascii() {
         true => !text.bytes().any(|b| b.is_ascii_uppercase()),

@@ -60,6 +60,11 @@ impl NodeSet {
         if in_range && ids.len().saturating_mul(32) <= len {
             return NodeSet::List(ids.to_vec());
         }
+        NodeSet::from_ids(ids, len)
+    }
+
+    /// The set of `ids` (in any order) among `len` nodes, through a bit map.
+    fn from_ids(ids: &[NodeId], len: usize) -> NodeSet {
         let mut bits = vec![0u64; len.div_ceil(64)];
         ids.iter().for_each(|&id| set_bit(&mut bits, id));
         NodeSet::from_bits(bits, len)
@@ -161,14 +166,8 @@ fn sort_ids(ids: &mut Vec<NodeId>, scratch: &mut [u64]) {
     for &id in ids.iter() {
         set_bit(scratch, id);
     }
-    ids.clear();
-    for (i, word) in scratch.iter_mut().enumerate() {
-        let mut w = std::mem::take(word);
-        while w != 0 {
-            ids.push(NodeId::new(i * 64 + w.trailing_zeros() as usize));
-            w &= w - 1;
-        }
-    }
+    *ids = ids_of(scratch);
+    scratch.fill(0);
 }
 
 /// The sets a node belongs to in two indexes (before, after).
@@ -215,7 +214,6 @@ struct RouteView {
 /// Builds the index.
 struct Builder<'a> {
     table: &'a NodeTable,
-    words: usize,
     sets: Vec<Vec<NodeId>>,
     /// Each set's id by its content hash (more than one for colliding sets).
     set_ids: crate::hash::Map<u64, Vec<u32>>,
@@ -286,9 +284,7 @@ impl Builder<'_> {
     }
 
     fn to_set(&self, ids: &[NodeId]) -> NodeSet {
-        let mut bits = vec![0u64; self.words];
-        ids.iter().for_each(|&id| set_bit(&mut bits, id));
-        NodeSet::from_bits(bits, self.table.len())
+        NodeSet::from_ids(ids, self.table.len())
     }
 }
 
@@ -308,7 +304,6 @@ impl PeerIndex {
         let words = len.div_ceil(64);
         let mut b = Builder {
             table,
-            words,
             sets: Vec::new(),
             set_ids: crate::hash::Map::default(),
             star: None,

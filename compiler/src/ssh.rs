@@ -482,14 +482,14 @@ impl SshLowered {
                     if !rule.tagged.is_empty() {
                         rule.push(
                             out,
-                            (&rule.tagged, &rule.tagged_hash),
+                            (&rule.tagged, Some(&rule.tagged_hash)),
                             (&rule.users, &rule.rest_hash),
                         );
                     }
                 } else {
                     rule.push(
                         out,
-                        (&rule.all, &rule.all_hash),
+                        (&rule.all, Some(&rule.all_hash)),
                         (&rule.users, &rule.rest_hash),
                     );
                 }
@@ -497,10 +497,8 @@ impl SshLowered {
                 // A source device outside the destinations still gets the rule, scoped to
                 // its own user (or, for a tagged device, to itself).
                 if node.is_tagged() {
-                    out.rule(SshRuleRef {
-                        shared: false,
-                        ..rule.reference(&Arc::from(principals_of(node)), &rule.users)
-                    });
+                    let own: Arc<[SshPrincipal]> = Arc::from(principals_of(node));
+                    rule.push(out, (&own, None), (&rule.users, &rule.rest_hash));
                 } else if let Some(sources) = node.owner.and_then(|u| rule.user_sources(u)) {
                     rule.push_user(out, sources);
                 }
@@ -583,41 +581,29 @@ impl LoweredRule {
         self.by_user.get(*self.user_index.get(&user)?)
     }
 
-    /// The rule with these principals and users (held by the lowered rule: shared), and the
-    /// memos of their hashes.
+    /// The rule with these principals and users, and the memos of their hashes (none for
+    /// principals made for one node).
     fn push(
         &self,
         out: &mut impl SshSink,
-        (principals, principals_hash): (&Arc<[SshPrincipal]>, &Memo),
+        (principals, principals_hash): (&Arc<[SshPrincipal]>, Option<&Memo>),
         (users, rest_hash): (&Arc<BTreeMap<String, String>>, &Memo),
     ) {
         out.rule(SshRuleRef {
-            memo: Some((principals_hash, rest_hash)),
-            ..self.reference(principals, users)
-        });
-    }
-
-    /// The rule with these principals and users.
-    fn reference<'a>(
-        &'a self,
-        principals: &'a Arc<[SshPrincipal]>,
-        users: &'a Arc<BTreeMap<String, String>>,
-    ) -> SshRuleRef<'a> {
-        SshRuleRef {
             policy_index: self.index,
             principals,
-            shared: true,
             users,
             action: &self.action,
             accept_env: &self.accept_env,
-            memo: None,
-        }
+            principals_hash,
+            rest_hash,
+        });
     }
 
     /// The common rule for one user's devices and, in a `localpart:` domain, its local-part
     /// rule.
     fn push_user(&self, out: &mut impl SshSink, sources: &UserSources) {
-        let principals = (&sources.principals, &sources.principals_hash);
+        let principals = (&sources.principals, Some(&sources.principals_hash));
         self.push(out, principals, (&self.users, &self.rest_hash));
         if let Some(users) = &sources.localpart {
             self.push(out, principals, (users, &sources.localpart_rest));
@@ -631,16 +617,14 @@ pub(crate) struct SshRuleRef<'a> {
     /// The rule's index in the policy's `ssh` section.
     pub(crate) policy_index: usize,
     pub(crate) principals: &'a Arc<[SshPrincipal]>,
-    /// The principals are a list the lowered rule holds for many nodes (not one made for
-    /// this node alone): worth remembering its hash.
-    pub(crate) shared: bool,
     pub(crate) users: &'a Arc<BTreeMap<String, String>>,
     pub(crate) action: &'a SshAction,
     pub(crate) accept_env: &'a Arc<[String]>,
-    /// Where the lowered rule keeps the hashes of the principals and of the rest (the rule
-    /// with these users), for a fingerprint to read instead of looking them up per node
-    /// (150 rules per node on `large`); `None` for a list made for one node.
-    pub(crate) memo: Option<(&'a Memo, &'a Memo)>,
+    /// Where the lowered rule keeps the hash of the principals (`None` for a list made for
+    /// one node) and of the rest (the rule with these users), for a fingerprint to read
+    /// instead of hashing or looking them up per node (150 rules per node on `large`).
+    pub(crate) principals_hash: Option<&'a Memo>,
+    pub(crate) rest_hash: &'a Memo,
 }
 
 /// What receives a node's SSH rules ([`SshLowered::visit_node_rules`]).

@@ -1049,7 +1049,7 @@ fn policy_fingerprints(
                     fp.peers = compiled.patched_peers(&old.compiled, node, by_node, fp.peers)?;
                 }
                 if ssh {
-                    fp.ssh = compiled.ssh_fingerprint(name, &mut cache)?;
+                    fp.ssh = compiled.ssh_fingerprint(name)?;
                 }
                 let filter = match (rules, grew) {
                     (false, _) => Filter::Inherited,
@@ -1243,9 +1243,7 @@ impl Narrow<'_> {
             (&mut out, &mut stale, &mut changed),
         )?;
         let ssh_again = unchanged(&ssh_bits);
-        for (id, ssh) in part_fingerprints(&ssh_again, |name, cache| {
-            compiled.ssh_fingerprint(name, cache)
-        }) {
+        for (id, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
             out.get_mut(&id)?.ssh = ssh;
         }
         for v in crate::peers::iter_bits(&patched) {
@@ -1447,13 +1445,12 @@ fn decide_filters(
 /// One part of the fingerprints of nodes `nodes` (`part` of a node's name), on every core.
 fn part_fingerprints(
     nodes: &[(u64, &Arc<str>)],
-    part: impl Fn(&str, &mut HashCache) -> Option<u64> + Sync,
+    part: impl Fn(&str) -> Option<u64> + Sync,
 ) -> IdMap<u64> {
     let work = |chunk: &[(u64, &Arc<str>)]| -> Vec<(u64, u64)> {
-        let mut cache = HashCache::default();
         chunk
             .iter()
-            .filter_map(|&(id, name)| Some((id, part(name, &mut cache)?)))
+            .filter_map(|&(id, name)| Some((id, part(name)?)))
             .collect()
     };
     parallel(nodes, work)

@@ -94,7 +94,7 @@ impl Snapshot {
     /// may apply. `autogroup:admin` (admins and the owner) may always apply a defined tag.
     /// Tag names are compared in lowercase, as Tailscale reads them.
     pub fn may_apply_tag(&self, who: Tagger, tag: &str) -> bool {
-        let tag = tag.to_lowercase();
+        let tag = aclc_policy::model::canonical_tag(tag);
         let Some(def) = self.policy.tag_owners.iter().find(|d| d.tag.value == tag) else {
             return false;
         };

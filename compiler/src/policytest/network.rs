@@ -570,12 +570,20 @@ fn merged(ports: &[PortRange]) -> Vec<PortRange> {
 /// `*` as a source: the tailnet's address ranges and every approved subnet route.
 fn star(table: &NodeTable) -> AddrSet {
     let mut set = AddrSet::from_wire(TAILNET_WIRE);
-    for node in &table.nodes {
-        for route in &node.subnet_routes {
-            set.add(&AddrSet::from_net(*route));
-        }
-    }
+    set.add(&routes_of(table, |_| true));
     set
+}
+
+/// The subnet routes the nodes `keep` accepts serve, as one set: one sort of them all, not
+/// a walk of the whole set per route (quadratic in the routes).
+fn routes_of(table: &NodeTable, keep: impl Fn(&crate::nodes::NodeInfo) -> bool) -> AddrSet {
+    let routes: Vec<AddrSet> = table
+        .nodes
+        .iter()
+        .filter(|n| keep(n))
+        .flat_map(|n| n.subnet_routes.iter().map(|r| AddrSet::from_net(*r)))
+        .collect();
+    AddrSet::union_of(&routes)
 }
 
 /// `autogroup:internet` as tests judge it: the internet set less the subnet routes routers
@@ -588,19 +596,9 @@ fn star(table: &NodeTable) -> AddrSet {
 /// `[2603:c020:4016:ae50:ffff:ffff:ffff:ffff]:22`, a public address inside its approved
 /// subnet route `2603:c020:4016:ae50::/64`; nlopez/tailnet, applied the same way, asserts
 /// `accept` of `1.1.1.1:53` through a rule to `autogroup:internet`.
-/// The routes are subtracted as one set (one sort of them all), not one at a time (each
-/// subtraction walks the whole set: quadratic in the routes).
 fn internet_beyond_routes(table: &NodeTable) -> AddrSet {
     let mut set = AddrSet::from_wire(INTERNET_WIRE);
-    let routes: Vec<AddrSet> = table
-        .nodes
-        .iter()
-        .filter(|n| !n.exit)
-        .flat_map(|n| n.subnet_routes.iter().map(|r| AddrSet::from_net(*r)))
-        .collect();
-    if !routes.is_empty() {
-        set.remove(&AddrSet::union_of(&routes));
-    }
+    set.remove(&routes_of(table, |n| !n.exit));
     set
 }
 

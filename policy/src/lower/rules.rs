@@ -343,31 +343,23 @@ impl Lowerer<'_> {
             Ok(alias) => alias,
             Err(_) => return sel,
         };
-        let (message, help) = if ports == "*" {
-            (
-                format!(
-                    "dst {} is read as {}: aclc cannot verify that Tailscale accepts a port in a grant's dst",
-                    quote(&sel.text),
-                    quote(bare)
-                ),
-                format!(
-                    "in grants, ports go in \"ip\" (\"ip\": [\"*\"] for every port); write {}",
-                    quote(bare)
-                ),
-            )
-        } else {
-            (
-                format!(
-                    "dst {} is read as {}, its ports left to \"ip\": aclc cannot verify that Tailscale accepts a port in a grant's dst",
-                    quote(&sel.text),
-                    quote(bare)
-                ),
-                format!(
-                    "in grants, ports go in \"ip\" (\"ip\": [\"tcp:{ports}\"]); write {}",
-                    quote(bare)
-                ),
-            )
+        // Every port (`*`) is what `"ip": ["*"]` gives; specific ones are `ip`'s to say.
+        let (left, ip) = match ports {
+            "*" => (String::new(), "\"*\"] for every port".to_string()),
+            _ => (
+                ", its ports left to \"ip\"".to_string(),
+                format!("\"tcp:{ports}\"]"),
+            ),
         };
+        let message = format!(
+            "dst {} is read as {}{left}: aclc cannot verify that Tailscale accepts a port in a grant's dst",
+            quote(&sel.text),
+            quote(bare)
+        );
+        let help = format!(
+            "in grants, ports go in \"ip\" (\"ip\": [{ip}); write {}",
+            quote(bare)
+        );
         self.warning(Code::GrantDstPort, sel.span, message).help = Some(help);
         Selector {
             alias,
