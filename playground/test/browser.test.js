@@ -36,7 +36,12 @@ test('edit, see diagnostics, format, explain, view a filter', async () => {
   // Type a policy with an undefined group: a diagnostic appears, underlined in the editor.
   await page.fill('#policy', '');
   await page.type('#policy', '{"acls":[{"action":"accept","src":["group:nobody"],"dst":["tag:web:443"]}]}', { delay: 2 });
-  await page.waitForSelector('#status[data-state="invalid"]');
+  // The emptied editor is invalid too (no value at all): wait for the typed policy's own
+  // diagnostic, not just any invalid state (a loaded machine types slowly).
+  await page.waitForFunction(
+    () => /group:nobody/.test(document.querySelector('#diagnostics li.error')?.textContent ?? ''),
+  );
+  assert.equal(await page.getAttribute('#status', 'data-state'), 'invalid');
   const first = await page.textContent('#diagnostics li.error');
   assert.match(first, /group:nobody/);
   assert.ok(await page.$('#backdrop mark.error'), 'the span is marked in the editor');
