@@ -189,6 +189,13 @@ fn build_marked(
             lowered: &p.compiled.ssh,
             before,
             after,
+            touched_users: table.same_users(&p.compiled.table).then(|| {
+                let mut users = p.compiled.table.owners_of(before);
+                users.extend(table.owners_of(after));
+                users.sort_unstable();
+                users.dedup();
+                users
+            }),
         });
     let net = |table: &NodeTable| {
         let lowered = lower::lower(policy, table, &options.limits, lower_prior.as_ref())?;

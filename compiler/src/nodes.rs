@@ -689,6 +689,20 @@ impl NodeTable {
         paired.then_some(kept)
     }
 
+    /// True when `other` was built from the same list of users (not an equal one): a
+    /// [`UserId`] names the same user in both.
+    pub(crate) fn same_users(&self, other: &NodeTable) -> bool {
+        Arc::ptr_eq(&self.user_source, &other.user_source)
+    }
+
+    /// The owners of the nodes `ids` (the untagged ones), sorted, each once.
+    pub(crate) fn owners_of(&self, ids: &[NodeId]) -> Vec<UserId> {
+        let mut owners: Vec<UserId> = ids.iter().filter_map(|&id| self.get(id)?.owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners
+    }
+
     /// The ids of the nodes `names` (those the table has), sorted.
     pub(crate) fn ids_of(&self, names: &[&str]) -> Vec<NodeId> {
         let mut ids: Vec<NodeId> = names.iter().filter_map(|n| self.id(n)).collect();

@@ -137,28 +137,48 @@ pub(crate) struct SshPrior<'a> {
     pub(crate) before: &'a [NodeId],
     /// Their ids in the table being lowered (sorted).
     pub(crate) after: &'a [NodeId],
+    /// The changed nodes' owners, before and after (sorted), when both tables were built
+    /// from the same list of users (`None` otherwise): any other user's devices are the
+    /// devices they were, so a rule's list of that user's sources is taken, not rebuilt.
+    pub(crate) touched_users: Option<Vec<UserId>>,
 }
 
 impl SshPrior<'_> {
     /// Rule `index`'s list of every source's principals in the earlier lowering, when its
     /// sources (`sources` now) are the same devices: none changed, before or after, and as
     /// many (the policy is the same and membership a property of the unchanged devices).
-    fn same_sources(&self, index: usize, sources: &[NodeId]) -> Option<Arc<[SshPrincipal]>> {
-        // Rules are lowered in policy order, one per policy rule.
-        let rules = &self.lowered.rules;
-        let rule = rules.get(rules.binary_search_by_key(&index, |r| r.index).ok()?)?;
+    /// With the list, its hash if the earlier compile computed it.
+    fn same_sources(
+        &self,
+        index: usize,
+        sources: &[NodeId],
+    ) -> Option<(Arc<[SshPrincipal]>, Memo)> {
+        let rule = self.rule(index)?;
         let same = !rule.localpart
             && rule.sources.len() == sources.len()
             && !crate::nodes::holds_any(&rule.sources, self.before)
             && !crate::nodes::holds_any(sources, self.after);
-        same.then(|| rule.all.clone())
+        same.then(|| (rule.all.clone(), rule.all_hash.clone()))
+    }
+
+    /// The earlier lowering of policy rule `index`.
+    fn rule(&self, index: usize) -> Option<&LoweredRule> {
+        // Rules are lowered in policy order, one per policy rule.
+        let rules = &self.lowered.rules;
+        rules.get(rules.binary_search_by_key(&index, |r| r.index).ok()?)
+    }
+
+    /// The earlier lowering of policy rule `index` when its per-user lists may be taken
+    /// (the same users), with the users whose lists may not.
+    fn user_lists(&self, index: usize) -> Option<(&LoweredRule, &[UserId])> {
+        Some((self.rule(index)?, self.touched_users.as_deref()?))
     }
 }
 
 /// A hash of something a lowered rule holds, computed on first use by whichever thread
 /// fingerprints first and then read by all ([`SshRuleRef::memo`]). Not part of what it
 /// caches: two are equal whether computed or not.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Memo(std::sync::OnceLock<u64>);
 
 impl PartialEq for Memo {
@@ -175,7 +195,7 @@ impl Memo {
 }
 
 /// The source devices of one user.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Clone)]
 struct UserSources {
     /// Index of the user in the node table.
     user: UserId,
@@ -279,13 +299,13 @@ impl SshLowered {
             let sources: Vec<NodeId> = counts.iter().map(|&(id, _)| id).collect();
             // Only what the rule's shape uses is built: one list of every source, or the
             // sources per user (localpart rules, `autogroup:self`) and the tagged ones.
-            let all = if !localpart && !dst.is_none() {
+            let (all, all_hash) = if !localpart && !dst.is_none() {
                 let reused = prior.and_then(|p| p.same_sources(i, &sources));
-                shared
+                let all = shared
                     .entry(counts.clone())
                     .or_insert_with(|| {
-                        if let Some(all) = reused {
-                            return all;
+                        if let Some((all, _)) = &reused {
+                            return all.clone();
                         }
                         counts
                             .iter()
@@ -295,45 +315,35 @@ impl SshLowered {
                             })
                             .collect()
                     })
-                    .clone()
+                    .clone();
+                // The earlier list's hash, when this is that list.
+                let hash = reused
+                    .filter(|(earlier, _)| Arc::ptr_eq(earlier, &all))
+                    .map(|(_, hash)| hash)
+                    .unwrap_or_default();
+                (all, hash)
             } else {
-                Arc::from(Vec::new())
+                (Arc::from(Vec::new()), Memo::default())
             };
-            let mut tagged = Vec::new();
-            let mut per_user: HashMap<UserId, Vec<SshPrincipal>> = HashMap::new();
-            if localpart || self_dst {
-                for &(id, count) in &counts {
-                    let Some(node) = table.get(id) else { continue };
-                    if node.is_tagged() {
-                        if localpart {
-                            for _ in 0..count {
-                                tagged.extend(principals_of(node));
-                            }
-                        }
-                    } else if let Some(owner) = node.owner {
-                        per_user
-                            .entry(owner)
-                            .or_default()
-                            .extend(principals_of(node));
-                    }
-                }
-            }
-            let mut users: Vec<UserId> = per_user.keys().copied().collect();
-            users.sort_by_key(|&u| user_key(u));
-            let by_user: Vec<UserSources> = users
-                .into_iter()
-                .filter_map(|user| {
-                    let principals = per_user.remove(&user)?;
-                    let login = logins.get(user.index()).copied().unwrap_or_default();
-                    Some(UserSources {
-                        user,
-                        principals: Arc::from(principals),
-                        localpart: localpart_map(login, &domains),
-                        principals_hash: Memo::default(),
-                        localpart_rest: Memo::default(),
+            let (tagged, by_user) = if localpart || self_dst {
+                let sources = |earlier| {
+                    per_user_sources(table, &counts, localpart, earlier, |user| {
+                        let login = logins.get(user.index()).copied().unwrap_or_default();
+                        localpart_map(login, &domains)
                     })
-                })
-                .collect();
+                };
+                // Taking the earlier lists fails only if a taken list does not hold as many
+                // principals as the user's devices have now: then every list is rebuilt.
+                let earlier = prior.and_then(|p| p.user_lists(i));
+                let (tagged, mut by_user) = match sources(earlier) {
+                    Some(built) => built,
+                    None => sources(None).unwrap_or_default(),
+                };
+                by_user.sort_by_key(|s| user_key(s.user));
+                (tagged, by_user)
+            } else {
+                (Vec::new(), Vec::new())
+            };
             let user_index = by_user
                 .iter()
                 .enumerate()
@@ -363,7 +373,7 @@ impl SshLowered {
                 by_user,
                 user_index,
                 tagged: Arc::from(tagged),
-                all_hash: Memo::default(),
+                all_hash,
                 tagged_hash: Memo::default(),
                 rest_hash: Memo::default(),
                 sources,
@@ -680,6 +690,66 @@ fn localpart_map(login: &str, domains: &[String]) -> Option<Arc<BTreeMap<String,
         local.to_string(),
         local.to_string(),
     )])))
+}
+
+/// A rule's tagged sources' principals (`localpart` rules only) and its sources' principals
+/// per owner (in no order). With `earlier` (the earlier lowering of the rule, and the users
+/// whose devices changed), any other user's list is taken from it with its hashes, not
+/// rebuilt; `None` when a taken list does not hold as many principals as the user's
+/// sources now have (so nothing taken can be stale in length).
+fn per_user_sources(
+    table: &NodeTable,
+    counts: &[(NodeId, usize)],
+    localpart: bool,
+    earlier: Option<(&LoweredRule, &[UserId])>,
+    localpart_of: impl Fn(UserId) -> Option<Arc<BTreeMap<String, String>>>,
+) -> Option<(Vec<SshPrincipal>, Vec<UserSources>)> {
+    let mut tagged = Vec::new();
+    let mut built: crate::hash::Map<UserId, Vec<SshPrincipal>> = crate::hash::Map::default();
+    // Users whose earlier list is taken, with the principals their sources have now.
+    let mut taken: crate::hash::Map<UserId, (&UserSources, usize)> = crate::hash::Map::default();
+    let earlier_list = |user: UserId| {
+        let (rule, touched) = earlier?;
+        if touched.binary_search(&user).is_ok() {
+            return None;
+        }
+        rule.user_sources(user)
+    };
+    for &(id, count) in counts {
+        let Some(node) = table.get(id) else { continue };
+        if node.is_tagged() {
+            if localpart {
+                for _ in 0..count {
+                    tagged.extend(principals_of(node));
+                }
+            }
+        } else if let Some(owner) = node.owner {
+            if let Some((_, n)) = taken.get_mut(&owner) {
+                *n += node.texts.len();
+            } else if let Some(list) = built.get_mut(&owner) {
+                list.extend(principals_of(node));
+            } else if let Some(list) = earlier_list(owner) {
+                taken.insert(owner, (list, node.texts.len()));
+            } else {
+                built.insert(owner, principals_of(node));
+            }
+        }
+    }
+    let mut by_user = Vec::with_capacity(built.len() + taken.len());
+    for (_, (list, n)) in taken {
+        if list.principals.len() != n {
+            return None;
+        }
+        by_user.push(list.clone());
+    }
+    by_user.extend(built.into_iter().map(|(user, principals)| UserSources {
+        user,
+        principals: Arc::from(principals),
+        localpart: localpart_of(user),
+        principals_hash: Memo::default(),
+        localpart_rest: Memo::default(),
+    }));
+    Some((tagged, by_user))
 }
 
 /// One principal per address of a device.

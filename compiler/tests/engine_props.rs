@@ -100,9 +100,14 @@ fn policy_text(seed: &[u32]) -> String {
         _ => String::new(),
     };
     // Variants 2 and 3 differ only in their users: the same principals, other `sshUsers`.
-    let ssh = match s(22) % 4 {
+    // Variant 4 has `localpart:` users: per-user principal lists, on sources and destinations.
+    let ssh = match s(22) % 5 {
         0 => String::new(),
         1 => r#", "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]}]"#.to_string(),
+        4 => format!(
+            r#", "ssh": [{{"action": "accept", "src": ["{}", "tag:web"], "dst": ["tag:web"], "users": ["localpart:*@example.com", "root"]}}, {{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["localpart:*@example.com"]}}]"#,
+            pick(&["group:eng", "autogroup:member"], s(23)),
+        ),
         n => format!(
             r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["{}"], "checkPeriod": "1h"}}]"#,
             pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23)),
@@ -484,6 +489,7 @@ fn login_without_email_is_a_user() {
 #[test]
 fn random_policies_parse() {
     let mut parsed = [0; 3];
+    let mut localpart = 0;
     let mut app = 0;
     for seed in 0..300u32 {
         let seed: Vec<u32> = (0..26)
@@ -491,10 +497,15 @@ fn random_policies_parse() {
             .collect();
         if parse_policy(&policy_text(&seed)).is_some() {
             parsed[(seed[24] % 3) as usize] += 1;
+            localpart += usize::from(seed[22] % 5 == 4);
             app += usize::from(seed[21] % 4 == 1);
         }
     }
     assert!(parsed.iter().all(|&n| n > 50), "{parsed:?}");
+    assert!(
+        localpart > 30,
+        "{localpart} policies with localpart: SSH users"
+    );
     assert!(app > 30, "{app} policies with app grants");
 }
 
