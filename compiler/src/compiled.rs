@@ -196,6 +196,7 @@ fn build_marked(
                 users.dedup();
                 users
             }),
+            kept: kept.as_deref(),
         });
     let net = |table: &NodeTable| {
         let lowered = lower::lower(policy, table, &options.limits, lower_prior.as_ref())?;

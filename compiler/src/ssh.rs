@@ -141,6 +141,10 @@ pub(crate) struct SshPrior<'a> {
     /// from the same list of users (`None` otherwise): any other user's devices are the
     /// devices they were, so a rule's list of that user's sources is taken, not rebuilt.
     pub(crate) touched_users: Option<Vec<UserId>>,
+    /// Each node's id in the earlier table, `None` for the changed ones, when only the
+    /// nodes named changed ([`NodeTable::kept_from`]): the index from node to rules is then
+    /// the earlier one with the changed nodes' lists replaced.
+    pub(crate) kept: Option<&'a [Option<NodeId>]>,
 }
 
 impl SshPrior<'_> {
@@ -270,8 +274,6 @@ impl SshLowered {
         // Rules with the same sources share one principal list.
         let mut shared: crate::hash::Map<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> =
             crate::hash::Map::default();
-        // (node, rule) for each node a rule may apply on, indexed per node at the end.
-        let mut pairs: Vec<(NodeId, u32)> = Vec::new();
         for (i, rule) in section.value.iter().enumerate() {
             let domains: Vec<String> = rule
                 .users
@@ -349,12 +351,7 @@ impl SshLowered {
                 .enumerate()
                 .map(|(k, s)| (s.user, k))
                 .collect();
-            lowered.record(
-                index(lowered.rules.len()),
-                (&dst, self_dst, localpart),
-                &sources,
-                &mut pairs,
-            );
+            lowered.record(index(lowered.rules.len()), (&dst, self_dst), &sources);
             lowered.rules.push(LoweredRule {
                 index: i,
                 action: recording(
@@ -381,33 +378,83 @@ impl SshLowered {
                 self_dst,
             });
         }
-        lowered.by_node = crate::pernode::PerNode::from_pairs(table.len(), pairs.into_iter());
+        let patched = prior
+            .and_then(|p| Some((p.lowered, p.kept?)))
+            .and_then(|(old, kept)| old.patched_index(&lowered.rules, kept));
+        lowered.by_node = match patched {
+            Some(index) => index,
+            None => crate::pernode::PerNode::from_pairs(
+                table.len(),
+                lowered
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, rule)| rule.index_pairs(index(i))),
+            ),
+        };
         lowered
     }
 
-    /// Record where rule `i` may apply.
-    fn record(
-        &mut self,
-        i: u32,
-        (dst, self_dst, localpart): (&Destinations, bool, bool),
-        sources: &[NodeId],
-        pairs: &mut Vec<(NodeId, u32)>,
-    ) {
+    /// Record where rule `i` may apply on every node, or on every user-owned one.
+    fn record(&mut self, i: u32, (dst, self_dst): (&Destinations, bool), sources: &[NodeId]) {
         if sources.is_empty() {
             return;
         }
-        let mut add = |id: NodeId| pairs.push((id, i));
-        match dst {
-            Destinations::None => {}
-            Destinations::All => self.global.push(i),
-            Destinations::Some(ids) => ids.iter().copied().for_each(&mut add),
-        }
-        if localpart && !dst.is_none() {
-            sources.iter().copied().for_each(&mut add);
+        if matches!(dst, Destinations::All) {
+            self.global.push(i);
         }
         if self_dst {
             self.self_rules.push(i);
         }
+    }
+
+    /// This lowering's index from node to rules with the lists of the changed nodes (those
+    /// `kept` has no earlier id for) replaced by their lists among `rules` (a lowering of the
+    /// same policy), when every rule indexes the same kind of nodes: each has sources in both
+    /// or in neither, the same kind of destinations and the same users' kind. An unchanged
+    /// device is a destination or source of the same rules (membership is a property of the
+    /// device and its owner). `None` otherwise, or when many nodes changed (each changed
+    /// node's list is found by a binary search in every rule).
+    fn patched_index(
+        &self,
+        rules: &[LoweredRule],
+        kept: &[Option<NodeId>],
+    ) -> Option<crate::pernode::PerNode> {
+        /// Changed nodes beyond which the index is built afresh.
+        const MAX_CHANGED: usize = 256;
+        let alike = self.rules.len() == rules.len()
+            && self.rules.iter().zip(rules).all(|(a, b)| {
+                a.sources.is_empty() == b.sources.is_empty()
+                    && a.localpart == b.localpart
+                    && std::mem::discriminant(&a.dst) == std::mem::discriminant(&b.dst)
+            });
+        if !alike {
+            return None;
+        }
+        let changed: Vec<usize> = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_none())
+            .map(|(n, _)| n)
+            .take(MAX_CHANGED + 1)
+            .collect();
+        if changed.len() > MAX_CHANGED {
+            return None;
+        }
+        let fresh: Vec<(usize, Vec<u32>)> = changed
+            .iter()
+            .map(|&n| {
+                let id = NodeId::new(n);
+                let list = rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rule)| rule.indexes(id))
+                    .map(|(i, _)| index(i))
+                    .collect();
+                (n, list)
+            })
+            .collect();
+        self.by_node.patched(kept, &fresh)
     }
 
     /// The nodes whose SSH rules name node `id` among their principals (it is a source of
@@ -573,6 +620,31 @@ impl SshLowered {
 }
 
 impl LoweredRule {
+    /// The (node, rule `i`) pairs of the index from node to rules: the rule's destinations
+    /// when they are some nodes, and with `localpart:` users its sources too (they receive
+    /// it as well); none when it has no source.
+    fn index_pairs(&self, i: u32) -> impl Iterator<Item = (NodeId, u32)> + Clone + '_ {
+        let live = !self.sources.is_empty();
+        let dst = match &self.dst {
+            Destinations::Some(ids) if live => &ids[..],
+            _ => &[],
+        };
+        let sources = match live && self.localpart && !self.dst.is_none() {
+            true => &self.sources[..],
+            false => &[],
+        };
+        dst.iter().chain(sources).map(move |&id| (id, i))
+    }
+
+    /// True when node `id` is in this rule's list in the index ([`LoweredRule::index_pairs`]).
+    fn indexes(&self, id: NodeId) -> bool {
+        if self.sources.is_empty() {
+            return false;
+        }
+        let in_dst = matches!(&self.dst, Destinations::Some(ids) if ids.binary_search(&id).is_ok());
+        in_dst || (self.localpart && !self.dst.is_none() && self.sources.binary_search(&id).is_ok())
+    }
+
     /// Same rule for every node, wherever it sits in the policy.
     fn same_content(&self, other: &LoweredRule) -> bool {
         self.action == other.action
