@@ -94,6 +94,9 @@ struct Index {
     node_by_name: names::NameIndex,
     /// Shared with the users.
     user_by_email: Arc<crate::hash::Map<String, usize>>,
+    /// The registration order lists every node, in node order: a node's rank is its
+    /// position.
+    ranks_are_positions: bool,
 }
 
 /// A user of the tailnet.
@@ -817,10 +820,11 @@ impl Inventory {
             errors.push(error);
         }
         errors.extend(addresses.map(|(_, e)| e));
-        self.check_order(&mut node_by_name, &mut errors);
+        let ranks_are_positions = self.check_order(&mut node_by_name, &mut errors);
         let index = Index {
             node_by_name,
             user_by_email,
+            ranks_are_positions,
         };
         (index, errors)
     }
@@ -968,7 +972,12 @@ impl Inventory {
     }
 
     /// Each node's rank in the registration order.
-    fn check_order(&self, node_by_name: &mut names::NameIndex, errors: &mut Vec<InventoryError>) {
+    /// True when every node is listed, in node order (each rank is the node's position).
+    fn check_order(
+        &self,
+        node_by_name: &mut names::NameIndex,
+        errors: &mut Vec<InventoryError>,
+    ) -> bool {
         use InventoryErrorKind as K;
         // Every node listed, in node order (as the engine builds them): each rank is the
         // position, without a lookup per name.
@@ -981,7 +990,7 @@ impl Inventory {
                 .all(|(listed, node)| *listed == node.name)
         {
             node_by_name.rank_by_position();
-            return;
+            return true;
         }
         let name_of = self.name_of();
         for (i, name) in self.registration_order.iter().enumerate() {
@@ -1004,6 +1013,7 @@ impl Inventory {
                 ));
             }
         }
+        false
     }
 
     /// Things that look wrong but do not stop the inventory from loading: approved routes the
@@ -1070,6 +1080,15 @@ impl Inventory {
     /// The owner of a user-owned node.
     pub fn owner(&self, node: &Node) -> Option<&User> {
         node.user.as_deref().and_then(|email| self.user(email))
+    }
+
+    /// [`Inventory::registration_rank`] of the node at `position` in [`Inventory::nodes`],
+    /// called `name`: without a lookup when the order lists every node in node order.
+    pub(crate) fn registration_rank_at(&self, position: usize, name: &str) -> Option<usize> {
+        match self.index.ranks_are_positions {
+            true => Some(position),
+            false => self.registration_rank(name),
+        }
     }
 
     /// Position of the node in `registration_order` (0 = oldest); `None` when not listed.

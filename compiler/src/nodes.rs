@@ -495,7 +495,7 @@ impl NodeTable {
         let owner_of = |email: &str| user_by_email.get(&*lowercase(email)).copied();
         let sorted = by_name(inventory.nodes(), earlier);
         // Each node's strings are formatted on every core (a fifth of a table's build).
-        let info = |&(n, earlier_id): &(&crate::inventory::Node, Option<NodeId>)| {
+        let info = |&(n, position, earlier_id): &Sorted<'_>| {
             let found = earlier
                 .zip(earlier_id)
                 .and_then(|(t, id)| Some((id, t.get(id)?)));
@@ -545,7 +545,9 @@ impl NodeTable {
                 hosts,
                 advertised: n.routable_ips.clone(),
                 approved: n.approved_routes.clone(),
-                rank: inventory.registration_rank(&n.name).unwrap_or(usize::MAX),
+                rank: inventory
+                    .registration_rank_at(position, &n.name)
+                    .unwrap_or(usize::MAX),
                 offline: false,
                 served: Vec::new(),
                 subnet_routes: Vec::new(),
@@ -858,40 +860,53 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
 /// order (their ids sorted, integers) and only the new ones are sorted by name and merged in
 /// by binary search: O(n + k log n) name comparisons for k new nodes, not a sort of every
 /// name (which shared prefixes make long comparisons).
+/// Each node also comes with its position in `nodes`.
 fn by_name<'n>(
     nodes: &'n [crate::inventory::Node],
     earlier: Option<&NodeTable>,
-) -> Vec<(&'n crate::inventory::Node, Option<NodeId>)> {
+) -> Vec<Sorted<'n>> {
+    let positions: Vec<usize> = (0..nodes.len()).collect();
     let Some(earlier) = earlier else {
-        let mut sorted: Vec<_> = nodes.iter().map(|n| (n, None)).collect();
-        sorted.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
+        let mut sorted: Vec<Sorted<'n>> = nodes
+            .iter()
+            .zip(positions)
+            .map(|(n, p)| (n, p, None))
+            .collect();
+        sorted.sort_by(|(a, _, _), (b, _, _)| a.name.cmp(&b.name));
         return sorted;
     };
-    let mut kept: Vec<(&crate::inventory::Node, Option<NodeId>)> = Vec::with_capacity(nodes.len());
-    let mut fresh: Vec<&crate::inventory::Node> = Vec::new();
-    for n in nodes {
-        match earlier.id(&n.name) {
-            Some(id) => kept.push((n, Some(id))),
-            None => fresh.push(n),
-        }
-    }
-    kept.sort_unstable_by_key(|&(_, id)| id);
+    // Each node's earlier id, looked up on every core.
+    let found: Vec<Sorted<'n>> = crate::par::map_parts(&positions, 4096, |part| {
+        part.iter()
+            .filter_map(|&p| {
+                let n = nodes.get(p)?;
+                Some((n, p, earlier.id(&n.name)))
+            })
+            .collect()
+    });
+    let (mut kept, fresh): (Vec<Sorted<'n>>, Vec<Sorted<'n>>) =
+        found.into_iter().partition(|(_, _, id)| id.is_some());
+    kept.sort_unstable_by_key(|&(_, _, id)| id);
     if fresh.is_empty() {
         return kept;
     }
-    fresh.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut fresh = fresh;
+    fresh.sort_by(|(a, _, _), (b, _, _)| a.name.cmp(&b.name));
     let mut out = Vec::with_capacity(nodes.len());
     let mut rest = kept.as_slice();
     for n in fresh {
-        let at = rest.partition_point(|(k, _)| k.name < n.name);
+        let at = rest.partition_point(|(k, _, _)| k.name < n.0.name);
         let (before, after) = rest.split_at(at);
         out.extend_from_slice(before);
-        out.push((n, None));
+        out.push(n);
         rest = after;
     }
     out.extend_from_slice(rest);
     out
 }
+
+/// A node of the inventory, its position there, and its id in an earlier table.
+type Sorted<'n> = (&'n crate::inventory::Node, usize, Option<NodeId>);
 
 /// A node's tags as the policy names them ([`aclc_policy::model::canonical_tag`], as the policy's
 /// own are read): an inventory's `tag:Server` is the policy's `tag:server`. Two spellings of one tag are
