@@ -316,7 +316,10 @@ pub(crate) struct NodeTable {
     user_source: Arc<[crate::inventory::User]>,
     /// Users in inventory order.
     pub(crate) users: Arc<Vec<UserInfo>>,
-    by_name: crate::hash::Map<Arc<str>, NodeId>,
+    /// Node ids by name: keyed by the name's hash ([`name_hash`]) and compared against the
+    /// nodes' own names, so the table holds no second reference to every name (taken and
+    /// dropped for 100,000 nodes on every engine event on `large`).
+    by_name: hashbrown::HashTable<NodeId>,
     user_by_email: Arc<crate::hash::Map<String, UserId>>,
     /// Members of each group synced from the identity provider.
     synced_groups: Arc<SyncedGroups>,
@@ -564,7 +567,7 @@ impl NodeTable {
                 .into_iter()
                 .unzip();
         let mut table = NodeTable {
-            by_name: crate::hash::Map::with_capacity_and_hasher(nodes.len(), Default::default()),
+            by_name: hashbrown::HashTable::with_capacity(nodes.len()),
             devices: vec![Vec::new(); users.len()],
             user_source,
             users,
@@ -588,9 +591,13 @@ impl NodeTable {
             Some(earlier) => table.rank_texts_from(earlier, &texts_from),
             None => table.rank_texts(),
         }
-        for (i, node) in table.nodes.iter().enumerate() {
+        let nodes = &table.nodes;
+        let rehash = |id: &NodeId| nodes.get(id.index()).map_or(0, |n| name_hash(&n.name));
+        for (i, node) in nodes.iter().enumerate() {
             let id = NodeId::new(i);
-            table.by_name.insert(node.name.clone(), id);
+            table
+                .by_name
+                .insert_unique(name_hash(&node.name), id, rehash);
             if node.is_tagged() {
                 table.tagged.push(id);
                 for tag in &node.tags {
@@ -658,7 +665,12 @@ impl NodeTable {
 
     /// The id of the node called `name`.
     pub(crate) fn id(&self, name: &str) -> Option<NodeId> {
-        self.by_name.get(name).copied()
+        let nodes = &self.nodes;
+        self.by_name
+            .find(name_hash(name), |id| {
+                nodes.get(id.index()).is_some_and(|n| *n.name == *name)
+            })
+            .copied()
     }
 
     /// For each node, its id in `earlier` (a table of the tailnet before a change to the nodes
@@ -847,6 +859,14 @@ impl NodeTable {
 /// one not, ids saturate and lookups simply fail rather than alias.
 pub(crate) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The hash a node is found by in [`NodeTable::by_name`].
+fn name_hash(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::hash::hasher();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 /// True when the sorted list `list` holds one of `ids` (a changed node in a target or a
