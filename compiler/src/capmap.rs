@@ -76,7 +76,7 @@ impl NodeCaps {
         table: &NodeTable,
         state_caps: bool,
     ) -> NodeCaps {
-        let mut resolver = Resolver::new(policy, table);
+        let mut resolver = Resolver::compiling(policy, table);
         let entries: Vec<Entry> = policy
             .node_attrs
             .iter()

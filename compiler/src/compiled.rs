@@ -157,6 +157,9 @@ fn build_marked(
     prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
     let mut table = NodeTable::reusing(inventory, prior.map(|p| &p.compiled.table));
+    if let Some(p) = prior.filter(|p| !p.policy_changed) {
+        table.share_group_users(&p.compiled.table);
+    }
     mark_offline(&mut table, offline);
     // IP sets first: every later alias resolution reads them from the table.
     table.ipsets = crate::ipsets::resolve(policy, &table, &options.limits)?;

@@ -45,7 +45,7 @@ pub(crate) fn resolve(
     limits: &CompileLimits,
 ) -> Result<IpSets, CompileError> {
     let index = policy.index();
-    let resolver = Resolver::new(policy, table);
+    let resolver = Resolver::compiling(policy, table);
     let mut budget = Budget::new(limits.max_address_ranges, "address ranges in IP sets");
     let mut done: HashMap<&str, Arc<AddrSet>> = HashMap::new();
     // Sets on the walk's current path: meeting one again closes a cycle.

@@ -345,6 +345,11 @@ pub(crate) struct NodeTable {
     /// The policy's IP sets, resolved once per compile (before anything resolves an alias).
     /// Set by [`crate::compiled`] from [`crate::ipsets::resolve`].
     pub(crate) ipsets: IpSets,
+    /// The users each group of the policy being compiled stands for, as resolved so far
+    /// ([`crate::resolve::Resolver::users_of`]): they depend only on the policy and the
+    /// users, so a compile of the same policy on a table of the same users takes the
+    /// earlier compile's ([`NodeTable::share_group_users`]).
+    pub(crate) group_users: Arc<GroupUsers>,
     /// Built on first use once routes are approved ([`crate::routes::apply`] resets it).
     pub(crate) route_index: std::sync::OnceLock<RouteIndex>,
 }
@@ -583,6 +588,7 @@ impl NodeTable {
             routers: Vec::new(),
             exits: Vec::new(),
             ipsets: IpSets::default(),
+            group_users: Arc::default(),
             route_index: std::sync::OnceLock::new(),
             texts: Vec::new(),
             nodes,
@@ -701,6 +707,14 @@ impl NodeTable {
             .enumerate()
             .all(|(j, k)| k.is_some() || changed(after, j));
         paired.then_some(kept)
+    }
+
+    /// Take `earlier`'s groups' users, when it was compiled from the same policy (the
+    /// caller says) and built from the same list of users.
+    pub(crate) fn share_group_users(&mut self, earlier: &NodeTable) {
+        if self.same_users(earlier) {
+            self.group_users = earlier.group_users.clone();
+        }
     }
 
     /// True when `other` was built from the same list of users (not an equal one): a
@@ -860,6 +874,10 @@ impl NodeTable {
 pub(crate) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
+
+/// The users of groups by group name, filled as groups are resolved; shared by the threads
+/// of a compile and by the compiles of one policy on the same users.
+pub(crate) type GroupUsers = std::sync::Mutex<crate::hash::Map<String, Arc<[UserId]>>>;
 
 /// The hash a node is found by in [`NodeTable::by_name`].
 fn name_hash(name: &str) -> u64 {

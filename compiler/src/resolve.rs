@@ -118,6 +118,10 @@ pub(crate) struct Resolver<'a> {
     table: &'a NodeTable,
     cache: crate::hash::Map<Alias, Target>,
     internet: AddrSet,
+    /// The policy is the one the table is compiled with: groups' users are read from and
+    /// kept in [`NodeTable::group_users`] (a resolver of another policy, as a test or a
+    /// question may make, neither reads nor fills it).
+    compiling: bool,
 }
 
 impl<'a> Resolver<'a> {
@@ -128,6 +132,16 @@ impl<'a> Resolver<'a> {
             table,
             cache: crate::hash::Map::default(),
             internet: AddrSet::from_wire(INTERNET_WIRE),
+            compiling: false,
+        }
+    }
+
+    /// A resolver for the compile of `policy` on `table` (the phases of a compile), which
+    /// shares the groups' users with the compile's other resolvers.
+    pub(crate) fn compiling(policy: &'a Policy, table: &'a NodeTable) -> Resolver<'a> {
+        Resolver {
+            compiling: true,
+            ..Resolver::new(policy, table)
         }
     }
 
@@ -260,23 +274,20 @@ impl<'a> Resolver<'a> {
                     .collect()
             }
             Alias::Group(name) => {
-                let mut users = Vec::new();
-                let defined = self.index.group(name);
-                if defined.is_none() && aclc_policy::model::is_synced_group(name) {
-                    users.extend_from_slice(self.table.synced_group(name));
+                if !self.compiling {
+                    return Some(self.group_members(name));
                 }
-                if let Some(group) = defined {
-                    for member in &group.members {
-                        let Ok(member) = Alias::parse(member.value.trim()) else {
-                            continue;
-                        };
-                        // Groups do not nest; a group member naming a group is ignored, as is
-                        // one that names no user (both only narrow the group; validation
-                        // refuses them).
-                        if !matches!(member, Alias::Group(_)) {
-                            users.extend(self.users_of(&member).unwrap_or_default());
-                        }
-                    }
+                let cache = &self.table.group_users;
+                let known = cache
+                    .lock()
+                    .ok()
+                    .and_then(|map| map.get(name.as_str()).cloned());
+                if let Some(users) = known {
+                    return Some(users.to_vec());
+                }
+                let users = self.group_members(name);
+                if let Ok(mut map) = cache.lock() {
+                    map.insert(name.clone(), Arc::from(&users[..]));
                 }
                 users
             }
@@ -303,6 +314,29 @@ impl<'a> Resolver<'a> {
             _ => return None,
         };
         Some(users)
+    }
+
+    /// The users of group `name`: its members', or, for a synced group the policy does not
+    /// define, the inventory's.
+    fn group_members(&self, name: &str) -> Vec<UserId> {
+        let mut users = Vec::new();
+        let defined = self.index.group(name);
+        if defined.is_none() && aclc_policy::model::is_synced_group(name) {
+            users.extend_from_slice(self.table.synced_group(name));
+        }
+        if let Some(group) = defined {
+            for member in &group.members {
+                let Ok(member) = Alias::parse(member.value.trim()) else {
+                    continue;
+                };
+                // Groups do not nest; a group member naming a group is ignored, as is one
+                // that names no user (both only narrow the group; validation refuses them).
+                if !matches!(member, Alias::Group(_)) {
+                    users.extend(self.users_of(&member).unwrap_or_default());
+                }
+            }
+        }
+        users
     }
 
     /// The untagged devices of some users, sorted.

@@ -26,7 +26,7 @@ pub(crate) struct Approvers {
 impl Approvers {
     /// The approvers of `policy`, resolved against `table`.
     pub(crate) fn new(policy: &Policy, table: &NodeTable) -> Approvers {
-        let mut resolver = Resolver::new(policy, table);
+        let mut resolver = Resolver::compiling(policy, table);
         let mut matches = |selectors: &[Selector]| -> Vec<NodeId> {
             let mut out: Vec<NodeId> = selectors
                 .iter()

@@ -266,7 +266,7 @@ impl SshLowered {
         let Some(section) = &policy.ssh else {
             return lowered;
         };
-        let mut resolver = Resolver::new(policy, table);
+        let mut resolver = Resolver::compiling(policy, table);
         // Users are walked in id order, as the control plane does; inventory order breaks ties.
         let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
         let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);

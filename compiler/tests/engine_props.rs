@@ -120,8 +120,14 @@ fn policy_text(seed: &[u32]) -> String {
         _ => "",
     };
     let approvers = pick(&["tag:router", "alice@example.com", "group:eng"], s(25));
+    // A policy edit may change who is in the group (groups' users are kept across compiles
+    // of one policy only).
+    let eng = pick(
+        &[r#""alice@example.com", "carol@""#, r#""bob@example.com""#],
+        s(0) / 5,
+    );
     format!(
-        r#"{{"groups": {{"group:eng": ["alice@example.com", "carol@"]}},
+        r#"{{"groups": {{"group:eng": [{eng}]}},
             "tagOwners": {{"tag:web": ["group:eng"], "tag:db": ["tag:web"], "tag:router": ["alice@example.com"], "tag:exit": []}},
             "autoApprovers": {{"routes": {{"10.0.0.0/16": ["{approvers}"], "192.168.0.0/16": ["alice@example.com"]}}, "exitNode": ["tag:exit"], "services": {{"svc:web": ["tag:web"]}}}},
             "postures": {{"posture:linux": ["node:os == 'linux'"]}},

@@ -433,7 +433,7 @@ pub(crate) fn lower(
     let mut builder = Builder {
         reuse,
         policy,
-        resolver: Resolver::new(policy, table),
+        resolver: Resolver::compiling(policy, table),
         gates: Gates::new(policy, table),
         table,
         lowered,
