@@ -29,6 +29,9 @@ struct Span {
 /// Patches at most this many arrays deep; the next compile builds the lists afresh.
 const MAX_SEGMENTS: usize = 16;
 
+/// Changed nodes beyond which [`PerNode::patched_with`] declines (the lists are built afresh).
+const MAX_CHANGED: usize = 256;
+
 impl PerNode {
     /// Empty lists for `nodes` nodes.
     pub(crate) fn empty(nodes: usize) -> PerNode {
@@ -146,6 +149,31 @@ impl PerNode {
             return None;
         }
         Some(PerNode { spans, segments })
+    }
+
+    /// [`PerNode::patched`] with each changed node's list made by `list_of` (ascending):
+    /// `None` also when more than [`MAX_CHANGED`] nodes changed, as each list is found by a
+    /// search through every item.
+    pub(crate) fn patched_with(
+        &self,
+        kept: &[Option<NodeId>],
+        list_of: impl Fn(NodeId) -> Vec<u32>,
+    ) -> Option<PerNode> {
+        let changed: Vec<usize> = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_none())
+            .map(|(n, _)| n)
+            .take(MAX_CHANGED + 1)
+            .collect();
+        if changed.len() > MAX_CHANGED {
+            return None;
+        }
+        let fresh: Vec<(usize, Vec<u32>)> = changed
+            .into_iter()
+            .map(|n| (n, list_of(NodeId::new(n))))
+            .collect();
+        self.patched(kept, &fresh)
     }
 
     /// Node `n`'s items, ascending (empty past the last node).

@@ -420,8 +420,6 @@ impl SshLowered {
         rules: &[LoweredRule],
         kept: &[Option<NodeId>],
     ) -> Option<crate::pernode::PerNode> {
-        /// Changed nodes beyond which the index is built afresh.
-        const MAX_CHANGED: usize = 256;
         let alike = self.rules.len() == rules.len()
             && self.rules.iter().zip(rules).all(|(a, b)| {
                 a.sources.is_empty() == b.sources.is_empty()
@@ -431,30 +429,14 @@ impl SshLowered {
         if !alike {
             return None;
         }
-        let changed: Vec<usize> = kept
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.is_none())
-            .map(|(n, _)| n)
-            .take(MAX_CHANGED + 1)
-            .collect();
-        if changed.len() > MAX_CHANGED {
-            return None;
-        }
-        let fresh: Vec<(usize, Vec<u32>)> = changed
-            .iter()
-            .map(|&n| {
-                let id = NodeId::new(n);
-                let list = rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, rule)| rule.indexes(id))
-                    .map(|(i, _)| index(i))
-                    .collect();
-                (n, list)
-            })
-            .collect();
-        self.by_node.patched(kept, &fresh)
+        self.by_node.patched_with(kept, |id| {
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| rule.indexes(id))
+                .map(|(i, _)| index(i))
+                .collect()
+        })
     }
 
     /// The nodes whose SSH rules name node `id` among their principals (it is a source of

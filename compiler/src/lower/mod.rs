@@ -494,8 +494,6 @@ fn patched_index(
     kept: &[Option<NodeId>],
     reaches: &[(u32, Arc<[NodeId]>)],
 ) -> Option<crate::pernode::PerNode> {
-    /// Changed nodes beyond which the index is built afresh.
-    const MAX_CHANGED: usize = 256;
     let same_items = old.items.len() == new.items.len()
         && old.items.iter().zip(&new.items).all(|(a, b)| {
             a.origin == b.origin
@@ -504,29 +502,13 @@ fn patched_index(
     if !same_items || kept.len() != new.by_node.len() {
         return None;
     }
-    let changed: Vec<usize> = kept
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| k.is_none())
-        .map(|(n, _)| n)
-        .take(MAX_CHANGED + 1)
-        .collect();
-    if changed.len() > MAX_CHANGED {
-        return None;
-    }
-    let fresh: Vec<(usize, Vec<u32>)> = changed
-        .iter()
-        .map(|&n| {
-            let id = NodeId::new(n);
-            let items = reaches
-                .iter()
-                .filter(|(_, ids)| ids.binary_search(&id).is_ok())
-                .map(|(i, _)| *i)
-                .collect();
-            (n, items)
-        })
-        .collect();
-    old.by_node.patched(kept, &fresh)
+    old.by_node.patched_with(kept, |id| {
+        reaches
+            .iter()
+            .filter(|(_, ids)| ids.binary_search(&id).is_ok())
+            .map(|(i, _)| *i)
+            .collect()
+    })
 }
 
 /// `*` as a source: the tailnet ranges and every approved subnet route.
