@@ -193,7 +193,7 @@ fn build_marked(
             before,
             after,
             touched_users: table.same_users(&p.compiled.table).then(|| {
-                let mut users = p.compiled.table.owners_of(before);
+                let mut users: Vec<_> = p.compiled.table.owners_of(before).collect();
                 users.extend(table.owners_of(after));
                 users.sort_unstable();
                 users.dedup();

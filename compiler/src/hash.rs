@@ -22,3 +22,12 @@ static KEYS: OnceLock<ahash::RandomState> = OnceLock::new();
 pub(crate) fn hasher() -> ahash::AHasher {
     KEYS.get_or_init(ahash::RandomState::new).build_hasher()
 }
+
+/// The hash of a name, for the tables that find nodes by name without holding the names
+/// (the inventory's and the node table's).
+pub(crate) fn name(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = hasher();
+    name.hash(&mut h);
+    h.finish()
+}

@@ -316,7 +316,7 @@ pub(crate) struct NodeTable {
     user_source: Arc<[crate::inventory::User]>,
     /// Users in inventory order.
     pub(crate) users: Arc<Vec<UserInfo>>,
-    /// Node ids by name: keyed by the name's hash ([`name_hash`]) and compared against the
+    /// Node ids by name: keyed by the name's hash ([`crate::hash::name`]) and compared against the
     /// nodes' own names, so the table holds no second reference to every name (taken and
     /// dropped for 100,000 nodes on every engine event on `large`).
     by_name: hashbrown::HashTable<NodeId>,
@@ -598,12 +598,16 @@ impl NodeTable {
             None => table.rank_texts(),
         }
         let nodes = &table.nodes;
-        let rehash = |id: &NodeId| nodes.get(id.index()).map_or(0, |n| name_hash(&n.name));
+        let rehash = |id: &NodeId| {
+            nodes
+                .get(id.index())
+                .map_or(0, |n| crate::hash::name(&n.name))
+        };
         for (i, node) in nodes.iter().enumerate() {
             let id = NodeId::new(i);
             table
                 .by_name
-                .insert_unique(name_hash(&node.name), id, rehash);
+                .insert_unique(crate::hash::name(&node.name), id, rehash);
             if node.is_tagged() {
                 table.tagged.push(id);
                 for tag in &node.tags {
@@ -673,7 +677,7 @@ impl NodeTable {
     pub(crate) fn id(&self, name: &str) -> Option<NodeId> {
         let nodes = &self.nodes;
         self.by_name
-            .find(name_hash(name), |id| {
+            .find(crate::hash::name(name), |id| {
                 nodes.get(id.index()).is_some_and(|n| *n.name == *name)
             })
             .copied()
@@ -723,12 +727,9 @@ impl NodeTable {
         Arc::ptr_eq(&self.user_source, &other.user_source)
     }
 
-    /// The owners of the nodes `ids` (the untagged ones), sorted, each once.
-    pub(crate) fn owners_of(&self, ids: &[NodeId]) -> Vec<UserId> {
-        let mut owners: Vec<UserId> = ids.iter().filter_map(|&id| self.get(id)?.owner).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        owners
+    /// The owners of the nodes `ids` (the untagged ones), in their order.
+    pub(crate) fn owners_of<'a>(&'a self, ids: &'a [NodeId]) -> impl Iterator<Item = UserId> + 'a {
+        ids.iter().filter_map(|&id| self.get(id)?.owner)
     }
 
     /// The ids of the nodes `names` (those the table has), sorted.
@@ -879,14 +880,6 @@ pub(crate) fn index(i: usize) -> u32 {
 /// of a compile and by the compiles of one policy on the same users.
 pub(crate) type GroupUsers = std::sync::Mutex<crate::hash::Map<String, Arc<[UserId]>>>;
 
-/// The hash a node is found by in [`NodeTable::by_name`].
-fn name_hash(name: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = crate::hash::hasher();
-    h.write(name.as_bytes());
-    h.finish()
-}
-
 /// True when the sorted list `list` holds one of `ids` (a changed node in a target or a
 /// rule's sources, when a compile reuses what an earlier one built).
 pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
@@ -897,8 +890,8 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
 /// change) when it has one under that name. With `earlier`, the nodes it holds come in its
 /// order (their ids sorted, integers) and only the new ones are sorted by name and merged in
 /// by binary search: O(n + k log n) name comparisons for k new nodes, not a sort of every
-/// name (which shared prefixes make long comparisons).
-/// Each node also comes with its position in `nodes`.
+/// name (which shared prefixes make long comparisons). Each node comes with its position in
+/// `nodes`.
 fn by_name<'n>(
     nodes: &'n [crate::inventory::Node],
     earlier: Option<&NodeTable>,
@@ -922,13 +915,12 @@ fn by_name<'n>(
             })
             .collect()
     });
-    let (mut kept, fresh): (Vec<Sorted<'n>>, Vec<Sorted<'n>>) =
+    let (mut kept, mut fresh): (Vec<Sorted<'n>>, Vec<Sorted<'n>>) =
         found.into_iter().partition(|(_, _, id)| id.is_some());
     kept.sort_unstable_by_key(|&(_, _, id)| id);
     if fresh.is_empty() {
         return kept;
     }
-    let mut fresh = fresh;
     fresh.sort_by(|(a, _, _), (b, _, _)| a.name.cmp(&b.name));
     let mut out = Vec::with_capacity(nodes.len());
     let mut rest = kept.as_slice();

@@ -22,13 +22,6 @@ impl std::fmt::Debug for NameIndex {
     }
 }
 
-fn hash(name: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = crate::hash::hasher();
-    name.hash(&mut h);
-    h.finish()
-}
-
 impl NameIndex {
     /// Room for `n` names.
     pub(super) fn with_capacity(n: usize) -> NameIndex {
@@ -45,12 +38,13 @@ impl NameIndex {
         pos: usize,
         name_of: impl Fn(usize) -> &'a str,
     ) -> Option<Entry> {
-        let h = hash(name);
+        let h = crate::hash::name(name);
         if let Some(&first) = self.table.find(h, |&(p, _)| name_of(p) == name) {
             return Some(first);
         }
-        self.table
-            .insert_unique(h, (pos, usize::MAX), |&(p, _)| hash(name_of(p)));
+        self.table.insert_unique(h, (pos, usize::MAX), |&(p, _)| {
+            crate::hash::name(name_of(p))
+        });
         None
     }
 
@@ -68,7 +62,7 @@ impl NameIndex {
     /// The entry of the node called `name`.
     pub(super) fn get<'a>(&self, name: &str, name_of: impl Fn(usize) -> &'a str) -> Option<Entry> {
         self.table
-            .find(hash(name), |&(p, _)| name_of(p) == name)
+            .find(crate::hash::name(name), |&(p, _)| name_of(p) == name)
             .copied()
     }
 
@@ -79,7 +73,7 @@ impl NameIndex {
         name_of: impl Fn(usize) -> &'a str,
     ) -> Option<&mut Entry> {
         self.table
-            .find_mut(hash(name), |&(p, _)| name_of(p) == name)
+            .find_mut(crate::hash::name(name), |&(p, _)| name_of(p) == name)
     }
 }
 
