@@ -417,12 +417,29 @@ impl Validator<'_> {
                 _ => None,
             })
             .collect();
+        // Approvers `exitNode` already lists: a `/0` route approved for them only repeats it.
+        let exit_approvers: HashSet<&Alias> = policy
+            .auto_approvers
+            .exit_node
+            .iter()
+            .map(|sel| &sel.alias)
+            .collect();
         for route in &policy.auto_approvers.routes {
             let for_connectors = !route.approvers.is_empty()
                 && route.approvers.iter().all(
                     |sel| matches!(&sel.alias, Alias::Tag(tag) if connector_tags.contains(tag.as_str())),
                 );
             if route.prefix.value.prefix_len() == 0 && !for_connectors {
+                let repeated = !route.approvers.is_empty()
+                    && route
+                        .approvers
+                        .iter()
+                        .all(|sel| exit_approvers.contains(&sel.alias));
+                let help = if repeated {
+                    "autoApprovers.exitNode already approves these exit nodes; remove the route"
+                } else {
+                    "list exit node approvers under autoApprovers.exitNode"
+                };
                 self.warning(
                     Code::ExitRouteInRoutes,
                     route.prefix.span,
@@ -430,7 +447,7 @@ impl Validator<'_> {
                         "{} under autoApprovers.routes does not approve exit nodes",
                         route.text
                     ),
-                    "list exit node approvers under autoApprovers.exitNode",
+                    help,
                 );
             }
         }
