@@ -409,12 +409,17 @@ impl NodeTable {
     /// [`NodeTable::rank_texts`] for a table built from `earlier`: node `n` took its address
     /// texts from node `texts_from[n]` of `earlier` (or formatted them). The texts kept stay
     /// in their order and the few new ones are merged in: O(texts + new log new), not a sort
-    /// of every text.
-    fn rank_texts_from(&mut self, earlier: &NodeTable, texts_from: &[Option<NodeId>]) {
+    /// of every text. Returns every address text in order, and each node's texts' ranks: it
+    /// reads only the nodes, so it runs beside the table's other indexes.
+    fn ranked_texts_from(
+        nodes: &[NodeInfo],
+        earlier: &NodeTable,
+        texts_from: &[Option<NodeId>],
+    ) -> (Vec<Arc<str>>, Vec<Pair<u32>>) {
         // Which of the earlier texts are kept, by their earlier rank.
         let mut kept = vec![false; earlier.texts.len()];
         let mut fresh: Vec<(Arc<str>, u32, u32)> = Vec::new();
-        for (i, (node, from)) in self.nodes.iter().zip(texts_from).enumerate() {
+        for (i, (node, from)) in nodes.iter().zip(texts_from).enumerate() {
             match from.and_then(|id| earlier.get(id)) {
                 Some(old) => {
                     for &r in &old.text_ranks {
@@ -453,27 +458,27 @@ impl NodeTable {
             placed.push((i, j, index(texts.len())));
             texts.push(t);
         }
-        for (node, from) in self.nodes.iter_mut().zip(texts_from) {
-            if let Some(old) = from.and_then(|id| earlier.get(id)) {
-                node.text_ranks = old
+        let mut ranks: Vec<Pair<u32>> = nodes
+            .iter()
+            .zip(texts_from)
+            .map(|(node, from)| match from.and_then(|id| earlier.get(id)) {
+                Some(old) => old
                     .text_ranks
                     .iter()
                     .map(|&r| new_rank.get(r as usize).copied().unwrap_or(u32::MAX))
-                    .collect();
-            } else {
-                node.text_ranks = node.texts.iter().map(|_| 0).collect();
-            }
-        }
+                    .collect(),
+                None => node.texts.iter().map(|_| 0).collect(),
+            })
+            .collect();
         for (i, j, rank) in placed {
-            if let Some(slot) = self
-                .nodes
+            if let Some(slot) = ranks
                 .get_mut(i as usize)
-                .and_then(|n| n.text_ranks.get_mut(j as usize))
+                .and_then(|r| r.get_mut(j as usize))
             {
                 *slot = rank;
             }
         }
-        self.texts = texts;
+        (texts, ranks)
     }
 
     /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
@@ -571,20 +576,41 @@ impl NodeTable {
             crate::par::map_parts(&sorted, 4096, |part| part.iter().map(&info).collect())
                 .into_iter()
                 .unzip();
+        // The indexes by name, tag, owner and address on one core, the address texts' ranks
+        // (from `earlier`) and the address lists on the other.
+        let (identities, ((texts, ranks), by_v4, by_v6)) = crate::par::join_if(
+            nodes.len() > 4096,
+            || identity_indexes(&nodes, users.len()),
+            || {
+                let ranked = match earlier {
+                    Some(earlier) => Self::ranked_texts_from(&nodes, earlier, &texts_from),
+                    None => (Vec::new(), Vec::new()),
+                };
+                let (by_v4, by_v6) = address_indexes(&nodes);
+                (ranked, by_v4, by_v6)
+            },
+        );
+        let Identities {
+            by_name,
+            tagged,
+            untagged,
+            devices,
+            by_tag,
+        } = identities;
         let mut table = NodeTable {
-            by_name: hashbrown::HashTable::with_capacity(nodes.len()),
-            devices: vec![Vec::new(); users.len()],
+            by_name,
+            devices,
             user_source,
             users,
             user_by_email,
             synced_groups,
             services: Vec::new(),
             service_by_name: HashMap::new(),
-            by_tag: crate::hash::Map::default(),
-            tagged: Vec::new(),
-            untagged: Vec::new(),
-            by_v4: Vec::with_capacity(nodes.len()),
-            by_v6: Vec::with_capacity(nodes.len()),
+            by_tag,
+            tagged,
+            untagged,
+            by_v4,
+            by_v6,
             routers: Vec::new(),
             exits: Vec::new(),
             ipsets: IpSets::default(),
@@ -594,37 +620,13 @@ impl NodeTable {
             nodes,
         };
         match earlier {
-            Some(earlier) => table.rank_texts_from(earlier, &texts_from),
+            Some(_) => {
+                table.texts = texts;
+                for (node, ranks) in table.nodes.iter_mut().zip(ranks) {
+                    node.text_ranks = ranks;
+                }
+            }
             None => table.rank_texts(),
-        }
-        let nodes = &table.nodes;
-        let rehash = |id: &NodeId| {
-            nodes
-                .get(id.index())
-                .map_or(0, |n| crate::hash::name(&n.name))
-        };
-        for (i, node) in nodes.iter().enumerate() {
-            let id = NodeId::new(i);
-            table
-                .by_name
-                .insert_unique(crate::hash::name(&node.name), id, rehash);
-            if node.is_tagged() {
-                table.tagged.push(id);
-                for tag in &node.tags {
-                    table.by_tag.entry(tag.clone()).or_default().push(id);
-                }
-            } else {
-                table.untagged.push(id);
-                if let Some(list) = node.owner.and_then(|u| table.devices.get_mut(u.index())) {
-                    list.push(id);
-                }
-            }
-            if let Some(v4) = node.v4 {
-                table.by_v4.push((u32::from(v4), id));
-            }
-            if let Some(v6) = node.v6 {
-                table.by_v6.push((u128::from(v6), id));
-            }
         }
         for svc in inventory.services() {
             let vips = svc.vips();
@@ -660,11 +662,6 @@ impl NodeTable {
                 .all(|w| matches!(w, [a, b] if a.name < b.name)),
             "nodes must be sorted by name, names distinct"
         );
-        table.by_v4.sort_unstable();
-        table.by_v6.sort_unstable();
-        for list in table.by_tag.values_mut() {
-            list.dedup();
-        }
         table
     }
 
@@ -886,6 +883,73 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
     ids.iter().any(|id| list.binary_search(id).is_ok())
 }
 
+/// A table's indexes of its nodes' identities (all lists sorted: nodes come in id order).
+struct Identities {
+    by_name: hashbrown::HashTable<NodeId>,
+    tagged: Vec<NodeId>,
+    untagged: Vec<NodeId>,
+    /// Each user's untagged devices.
+    devices: Vec<Vec<NodeId>>,
+    by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
+}
+
+/// The indexes of `nodes`' names, tags and owners (`users` of them).
+fn identity_indexes(nodes: &[NodeInfo], users: usize) -> Identities {
+    let mut ids = Identities {
+        by_name: hashbrown::HashTable::with_capacity(nodes.len()),
+        tagged: Vec::new(),
+        untagged: Vec::new(),
+        devices: vec![Vec::new(); users],
+        by_tag: crate::hash::Map::default(),
+    };
+    let rehash = |id: &NodeId| {
+        nodes
+            .get(id.index())
+            .map_or(0, |n| crate::hash::name(&n.name))
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        let id = NodeId::new(i);
+        ids.by_name
+            .insert_unique(crate::hash::name(&node.name), id, rehash);
+        if node.is_tagged() {
+            ids.tagged.push(id);
+            for tag in &node.tags {
+                ids.by_tag.entry(tag.clone()).or_default().push(id);
+            }
+        } else {
+            ids.untagged.push(id);
+            if let Some(list) = node.owner.and_then(|u| ids.devices.get_mut(u.index())) {
+                list.push(id);
+            }
+        }
+    }
+    for list in ids.by_tag.values_mut() {
+        list.dedup();
+    }
+    ids
+}
+
+/// Nodes by address (an IPv4 or IPv6 address as an integer), sorted by address.
+type ByAddress<A> = Vec<(A, NodeId)>;
+
+/// Nodes by IPv4 and by IPv6 address, sorted by address.
+fn address_indexes(nodes: &[NodeInfo]) -> (ByAddress<u32>, ByAddress<u128>) {
+    let mut by_v4 = Vec::with_capacity(nodes.len());
+    let mut by_v6 = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let id = NodeId::new(i);
+        if let Some(v4) = node.v4 {
+            by_v4.push((u32::from(v4), id));
+        }
+        if let Some(v6) = node.v6 {
+            by_v6.push((u128::from(v6), id));
+        }
+    }
+    by_v4.sort_unstable();
+    by_v6.sort_unstable();
+    (by_v4, by_v6)
+}
+
 /// The nodes in name order, each with its id in `earlier` (a table of the tailnet before a
 /// change) when it has one under that name. With `earlier`, the nodes it holds come in its
 /// order (their ids sorted, integers) and only the new ones are sorted by name and merged in
@@ -915,9 +979,17 @@ fn by_name<'n>(
             })
             .collect()
     });
-    let (mut kept, mut fresh): (Vec<Sorted<'n>>, Vec<Sorted<'n>>) =
-        found.into_iter().partition(|(_, _, id)| id.is_some());
-    kept.sort_unstable_by_key(|&(_, _, id)| id);
+    // The nodes found, in their earlier order: each put at its earlier id (ids are
+    // positions), not sorted (names are distinct, so no two nodes share an id).
+    let mut slots: Vec<Option<Sorted<'n>>> = vec![None; earlier.len()];
+    let mut fresh: Vec<Sorted<'n>> = Vec::new();
+    for node in found {
+        match node.2.and_then(|id| slots.get_mut(id.index())) {
+            Some(slot @ None) => *slot = Some(node),
+            _ => fresh.push(node),
+        }
+    }
+    let kept: Vec<Sorted<'n>> = slots.into_iter().flatten().collect();
     if fresh.is_empty() {
         return kept;
     }

@@ -25,6 +25,18 @@ pub(crate) fn join<A: Send, B: Send>(
     })
 }
 
+/// [`join`] when `big` (work worth a thread), else `a` then `b` on this thread.
+pub(crate) fn join_if<A: Send, B: Send>(
+    big: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    match big {
+        true => join(a, b),
+        false => (a(), b()),
+    }
+}
+
 /// `work` over `items` split in contiguous parts, one per core, the parts' outputs
 /// concatenated in order; on this thread alone when there is one core or fewer than `min`
 /// items (a thread costs more than small work).
@@ -74,5 +86,7 @@ mod tests {
     #[test]
     fn join_returns_both_sides() {
         assert_eq!(join(|| 1, || "two"), (1, "two"));
+        assert_eq!(join_if(true, || 1, || "two"), (1, "two"));
+        assert_eq!(join_if(false, || 1, || "two"), (1, "two"));
     }
 }

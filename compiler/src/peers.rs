@@ -211,24 +211,62 @@ struct RouteView {
     via: Vec<(u32, Arc<[Arc<str>]>)>,
 }
 
-/// Builds the index.
+/// A node set the index interns, in the order a walk of the items asks for it (so set ids
+/// come out as one pass over the items gives them), or a self rule's sources (listed for the
+/// self sources, not interned).
+enum Request<'a> {
+    /// The nodes `*` stands for as a source.
+    Star,
+    /// The nodes some sources stand for.
+    Sources(&'a [Target]),
+    /// A self rule's sources.
+    SelfSources(&'a [Target]),
+    /// Destination nodes the lowering found.
+    Nodes(&'a [NodeId]),
+    /// Every node.
+    All,
+}
+
+/// Finds the nodes of the index's sets; shared by the threads that prepare them.
 struct Builder<'a> {
     table: &'a NodeTable,
-    sets: Vec<Vec<NodeId>>,
-    /// Each set's id by its content hash (more than one for colliding sets).
-    set_ids: crate::hash::Map<u64, Vec<u32>>,
-    star: Option<u32>,
-    internet: AddrSet,
-    /// One bit per node, all clear between uses: sorts long lists.
-    scratch: Vec<u64>,
+    /// The nodes `*` stands for as a source (empty when no source is `*`).
+    star: Vec<NodeId>,
 }
 
 impl Builder<'_> {
-    /// The id of the set of `ids`. Hashed once, kept once (most lists come sorted, from
-    /// the lowering's destinations and sources, and are not sorted again).
-    fn intern(&mut self, mut ids: Vec<NodeId>) -> u32 {
+    fn all(&self) -> Vec<NodeId> {
+        (0..self.table.len()).map(NodeId::new).collect()
+    }
+
+    /// Nodes `targets` stand for as sources.
+    fn sources(&self, targets: &[Target]) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        for target in targets {
+            match target {
+                Target::Wildcard => out.extend_from_slice(&self.star),
+                Target::DangerAll => return self.all(),
+                Target::Nodes(ids) => out.extend(ids.iter().copied()),
+                Target::Literal(lit) => out.extend(self.table.source_nodes(&lit.set)),
+                Target::Internet | Target::SelfDevices => {}
+            }
+        }
+        out
+    }
+
+    /// A request's nodes, sorted without repeats, and their hash (a self rule's sources as
+    /// found: they are not interned). Most lists come sorted, from the lowering's
+    /// destinations and sources, and are not sorted again.
+    fn prepare(&self, request: &Request<'_>, scratch: &mut [u64]) -> (Vec<NodeId>, u64) {
+        let mut ids = match request {
+            Request::Star => self.star.clone(),
+            Request::Sources(targets) => self.sources(targets),
+            Request::SelfSources(targets) => return (self.sources(targets), 0),
+            Request::Nodes(ids) => ids.to_vec(),
+            Request::All => self.all(),
+        };
         if !ids.is_sorted() {
-            sort_ids(&mut ids, &mut self.scratch);
+            sort_ids(&mut ids, scratch);
         }
         ids.dedup();
         let hash = {
@@ -237,8 +275,23 @@ impl Builder<'_> {
             ids.hash(&mut h);
             h.finish()
         };
+        (ids, hash)
+    }
+}
+
+/// The index's node sets, each kept once.
+#[derive(Default)]
+struct Interner {
+    sets: Vec<Vec<NodeId>>,
+    /// Each set's id by its content hash (more than one for colliding sets).
+    ids: crate::hash::Map<u64, Vec<u32>>,
+}
+
+impl Interner {
+    /// The id of the set `ids` (sorted, no repeats) whose hash is `hash`.
+    fn intern(&mut self, ids: Vec<NodeId>, hash: u64) -> u32 {
         let sets = &self.sets;
-        let found = self.set_ids.get(&hash).and_then(|candidates| {
+        let found = self.ids.get(&hash).and_then(|candidates| {
             candidates
                 .iter()
                 .copied()
@@ -249,43 +302,18 @@ impl Builder<'_> {
         }
         let id = crate::nodes::index(self.sets.len());
         self.sets.push(ids);
-        self.set_ids.entry(hash).or_default().push(id);
+        self.ids.entry(hash).or_default().push(id);
         id
     }
+}
 
-    fn all(&self) -> Vec<NodeId> {
-        (0..self.table.len()).map(NodeId::new).collect()
-    }
-
-    /// Nodes `targets` stand for as sources.
-    fn sources(&mut self, targets: &[Target], star_set: &AddrSet) -> Vec<NodeId> {
-        let mut out = Vec::new();
-        for target in targets {
-            match target {
-                Target::Wildcard => {
-                    let id = match self.star {
-                        Some(id) => id,
-                        None => {
-                            let ids = self.table.source_nodes(star_set);
-                            let id = self.intern(ids);
-                            self.star = Some(id);
-                            id
-                        }
-                    };
-                    out.extend(self.sets.get(id as usize).into_iter().flatten().copied());
-                }
-                Target::DangerAll => return self.all(),
-                Target::Nodes(ids) => out.extend(ids.iter().copied()),
-                Target::Literal(lit) => out.extend(self.table.source_nodes(&lit.set)),
-                Target::Internet | Target::SelfDevices => {}
-            }
-        }
-        out
-    }
-
-    fn to_set(&self, ids: &[NodeId]) -> NodeSet {
-        NodeSet::from_ids(ids, self.table.len())
-    }
+/// True when sources `targets` read the nodes of `*` (a `*` before any
+/// `autogroup:danger-all`, which stands for every node whatever follows).
+fn reads_star(targets: &[Target]) -> bool {
+    targets
+        .iter()
+        .take_while(|t| !matches!(t, Target::DangerAll))
+        .any(|t| matches!(t, Target::Wildcard))
 }
 
 /// The destination targets of a non-self item.
@@ -297,227 +325,271 @@ fn dst_targets(item: &Item) -> &[Target] {
     }
 }
 
+/// Who may be shown each route of `routes`: the items to and from each route, found from the
+/// items' targets (`RouteFinder`); the items to or from every route (`*`) added once for all.
+fn route_views(
+    table: &NodeTable,
+    routes: &RouteTable,
+    lowered: &Lowered,
+    item_sets: &[Option<(u32, u32)>],
+    sets: &[NodeSet],
+) -> Vec<RouteView> {
+    let len = table.len();
+    let words = len.div_ceil(64);
+    let internet = AddrSet::from_wire(INTERNET_WIRE);
+    let nets: Vec<IpNet> = routes.routes.iter().map(|r| r.net).collect();
+    let inside: Vec<Vec<NodeId>> = nets
+        .iter()
+        .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
+        .collect();
+    let mut finder = crate::routehits::RouteFinder::new(nets.clone(), &inside, &internet);
+    let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+    let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+    let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
+    let mut hits = Vec::new();
+    for (i, (item, item_set)) in lowered.items.iter().zip(item_sets).enumerate() {
+        if item_set.is_none() {
+            continue;
+        }
+        let i = crate::nodes::index(i);
+        for (targets, lists, all) in [
+            (dst_targets(item), &mut to_items, &mut to_all),
+            (&item.src_targets[..], &mut from_items, &mut from_all),
+        ] {
+            hits.clear();
+            if finder.collect(targets, &mut hits) {
+                all.push(i);
+                continue;
+            }
+            for &r in &hits {
+                if let Some(list) = lists.get_mut(r as usize) {
+                    list.push(i);
+                }
+            }
+        }
+    }
+    let sets_of = |i: u32| item_sets.get(i as usize).copied().flatten();
+    let via_of = |i: u32| {
+        lowered
+            .items
+            .get(i as usize)
+            .and_then(|item| item.via.clone())
+    };
+    // Each set is added to `visible` and `direct` once per route: a set's stamp is the
+    // number of the route (plus one) it was last added for, so no per-route flags are
+    // cleared (that was O(routes x sets)).
+    let add = |x: u32, bits: &mut [u64], stamps: &mut [u32], now: u32| {
+        if let Some(stamp) = stamps.get_mut(x as usize).filter(|s| **s != now) {
+            *stamp = now;
+            if let Some(set) = sets.get(x as usize) {
+                set.or_into(bits);
+            }
+        }
+    };
+    // What the items to or from every route give each route.
+    let mut all_visible = vec![0u64; words];
+    let mut all_direct = vec![0u64; words];
+    let mut in_visible = vec![0u32; sets.len()];
+    let mut in_direct = vec![0u32; sets.len()];
+    let mut all_via: Vec<ItemVia> = Vec::new();
+    for &i in &to_all {
+        let Some((s, _)) = sets_of(i) else { continue };
+        add(s, &mut all_visible, &mut in_visible, u32::MAX);
+        match via_of(i) {
+            Some(tags) => all_via.push((i, s, tags)),
+            None => add(s, &mut all_direct, &mut in_direct, u32::MAX),
+        }
+    }
+    for &i in &from_all {
+        if let Some((_, d)) = sets_of(i) {
+            add(d, &mut all_visible, &mut in_visible, u32::MAX);
+        }
+    }
+    let mut views = Vec::with_capacity(nets.len());
+    for (r, route) in routes.routes.iter().enumerate() {
+        let mut visible = all_visible.clone();
+        let mut direct = all_direct.clone();
+        // A set already in the routes' common part may be added again: no harm.
+        let now = crate::nodes::index(r).saturating_add(1);
+        // `via` rules in item order: this route's own, merged with those to every route.
+        let mut own_via: Vec<ItemVia> = Vec::new();
+        for &i in to_items.get(r).into_iter().flatten() {
+            let Some((s, _)) = sets_of(i) else { continue };
+            add(s, &mut visible, &mut in_visible, now);
+            match via_of(i) {
+                Some(tags) => own_via.push((i, s, tags)),
+                None => add(s, &mut direct, &mut in_direct, now),
+            }
+        }
+        for &i in from_items.get(r).into_iter().flatten() {
+            if let Some((_, d)) = sets_of(i) {
+                add(d, &mut visible, &mut in_visible, now);
+            }
+        }
+        let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
+        via.sort_by_key(|&(i, _, _)| i);
+        route
+            .servers
+            .iter()
+            .for_each(|&id| set_bit(&mut visible, id));
+        views.push(RouteView {
+            visible: NodeSet::from_bits(visible, len),
+            direct: NodeSet::from_bits(direct, len),
+            via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
+        });
+    }
+    views
+}
+
 impl PeerIndex {
-    /// Build the index of a lowered policy.
+    /// Build the index of a lowered policy. The sets' nodes are found on every core (then
+    /// interned in item order), and the sets' reaches on one core beside the routes' views
+    /// and the nodes' memberships on another: the second core is otherwise idle here (the
+    /// SSH rules and capabilities, lowered beside the rules, are done by now).
     pub(crate) fn new(table: &NodeTable, routes: &RouteTable, lowered: &Lowered) -> PeerIndex {
         let len = table.len();
         let words = len.div_ceil(64);
-        let mut b = Builder {
-            table,
-            sets: Vec::new(),
-            set_ids: crate::hash::Map::default(),
-            star: None,
-            internet: AddrSet::from_wire(INTERNET_WIRE),
-            scratch: vec![0; words],
+        // What to intern, in item order: sources once per `SrcIPs` list, destinations once
+        // per list the lowering shares (keyed by its address).
+        let mut requests: Vec<Request<'_>> = Vec::new();
+        let mut item_requests: Vec<Option<(usize, usize)>> =
+            Vec::with_capacity(lowered.items.len());
+        let mut by_src: crate::hash::Map<u32, usize> = crate::hash::Map::default();
+        let mut by_dst: crate::hash::Map<usize, usize> = crate::hash::Map::default();
+        let (mut star, mut all) = (false, None);
+        // `*`'s nodes are asked for where the first sources reading them are.
+        let mut star_before = |targets: &[Target], requests: &mut Vec<Request<'_>>| {
+            if !star && reads_star(targets) {
+                star = true;
+                requests.push(Request::Star);
+            }
         };
-        let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
-        // Source and destination sets of every item that grants access.
-        let mut src_cache: crate::hash::Map<u32, u32> = crate::hash::Map::default();
-        let mut item_sets: Vec<Option<(u32, u32)>> = Vec::with_capacity(lowered.items.len());
-        let mut self_sources = Vec::new();
-        let mut all_set: Option<u32> = None;
-        let mut dst_cache: crate::hash::Map<usize, u32> = crate::hash::Map::default();
         for item in &lowered.items {
+            let targets = &item.src_targets[..];
             match &item.body {
                 Body::SelfNet { .. } | Body::SelfApp { .. } => {
-                    let ids = b.sources(&item.src_targets, &star_set);
-                    self_sources.extend(ids);
-                    item_sets.push(None);
+                    star_before(targets, &mut requests);
+                    requests.push(Request::SelfSources(targets));
+                    item_requests.push(None);
                     continue;
                 }
                 Body::Net { .. } | Body::App { .. } => {}
                 Body::Companion { .. } | Body::SelfCompanion { .. } => {
-                    item_sets.push(None);
+                    item_requests.push(None);
                     continue;
                 }
             }
-            let s = match src_cache.get(&item.src) {
-                Some(&s) => s,
-                None => {
-                    let ids = b.sources(&item.src_targets, &star_set);
-                    let s = b.intern(ids);
-                    src_cache.insert(item.src, s);
-                    s
-                }
-            };
-            // Destination nodes were found once per destination by lowering; items sharing
-            // them share one interned set (keyed by the shared list's address).
+            let s = *by_src.entry(item.src).or_insert_with(|| {
+                star_before(targets, &mut requests);
+                requests.push(Request::Sources(targets));
+                requests.len() - 1
+            });
             let d = match &item.dst_nodes {
-                Reach::All => match all_set {
-                    Some(d) => d,
-                    None => {
-                        let d = b.intern(b.all());
-                        all_set = Some(d);
-                        d
-                    }
-                },
+                Reach::All => *all.get_or_insert_with(|| {
+                    requests.push(Request::All);
+                    requests.len() - 1
+                }),
                 Reach::Some(ids) => {
                     let key = Arc::as_ptr(ids).cast::<NodeId>() as usize;
-                    match dst_cache.get(&key) {
-                        Some(&d) => d,
-                        None => {
-                            let d = b.intern(ids.to_vec());
-                            dst_cache.insert(key, d);
-                            d
-                        }
-                    }
+                    *by_dst.entry(key).or_insert_with(|| {
+                        requests.push(Request::Nodes(ids));
+                        requests.len() - 1
+                    })
                 }
             };
-            item_sets.push(Some((s, d)));
+            item_requests.push(Some((s, d)));
         }
+        let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
+        let b = Builder {
+            table,
+            star: match star {
+                true => table.source_nodes(&star_set),
+                false => Vec::new(),
+            },
+        };
+        let prepared = crate::par::map_parts(&requests, 64, |part| {
+            let mut scratch = vec![0u64; words];
+            part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
+        });
+        let mut interner = Interner::default();
+        let mut set_of = vec![u32::MAX; requests.len()];
+        let mut self_sources = Vec::new();
+        for ((request, (ids, hash)), slot) in requests.iter().zip(prepared).zip(&mut set_of) {
+            match request {
+                Request::SelfSources(_) => self_sources.extend(ids),
+                _ => *slot = interner.intern(ids, hash),
+            }
+        }
+        let item_sets: Vec<Option<(u32, u32)>> = item_requests
+            .iter()
+            .map(|r| r.and_then(|(s, d)| Some((*set_of.get(s)?, *set_of.get(d)?))))
+            .collect();
+        let members = &interner.sets;
         // Each set in the form that suits its size, built once: a set on many edges is added
         // word by word, not node by node.
-        let sets: Vec<NodeSet> = b
-            .sets
-            .iter()
-            .map(|ids| NodeSet::from_sorted(ids, len))
-            .collect();
-        // Per set, the union of the other side of its edges.
-        let mut acc: Vec<Option<Vec<u64>>> = vec![None; b.sets.len()];
+        let sets: Vec<NodeSet> = crate::par::map_parts(members, 256, |part| {
+            part.iter()
+                .map(|ids| NodeSet::from_sorted(ids, len))
+                .collect()
+        });
+        // The distinct edges between two non-empty sets, and the sets on one.
+        let empty = |x: u32| members.get(x as usize).is_none_or(Vec::is_empty);
         let mut seen: crate::hash::Set<(u32, u32)> = crate::hash::Set::default();
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        let mut on_edge = vec![false; members.len()];
         for &(s, d) in item_sets.iter().flatten() {
-            let empty = |x: u32| b.sets.get(x as usize).is_none_or(Vec::is_empty);
             if empty(s) || empty(d) || !seen.insert((s, d)) {
                 continue;
             }
-            for (mine, other) in [(s, d), (d, s)] {
-                let bits = acc
-                    .get_mut(mine as usize)
-                    .map(|slot| slot.get_or_insert_with(|| vec![0; words]));
-                if let (Some(bits), Some(set)) = (bits, sets.get(other as usize)) {
-                    set.or_into(bits);
+            edges.push((s, d));
+            for x in [s, d] {
+                if let Some(flag) = on_edge.get_mut(x as usize) {
+                    *flag = true;
                 }
             }
         }
-        let mut reach = Vec::with_capacity(acc.len());
-        let mut member_sets: Vec<u32> = Vec::new();
-        let mut universal = Vec::new();
-        for (i, slot) in acc.into_iter().enumerate() {
-            let id = crate::nodes::index(i);
-            match slot {
-                Some(bits) => {
-                    reach.push(NodeSet::from_bits(bits, len));
-                    let members = b.sets.get(i).map_or(&[][..], Vec::as_slice);
-                    if members.len() == len {
-                        universal.push(id);
-                    } else {
-                        member_sets.push(id);
-                    }
-                }
-                None => reach.push(NodeSet::empty()),
+        let (mut member_sets, mut universal) = (Vec::new(), Vec::new());
+        for (i, (&on, ids)) in on_edge.iter().zip(members).enumerate() {
+            match (on, ids.len() == len) {
+                (false, _) => {}
+                (true, true) => universal.push(crate::nodes::index(i)),
+                (true, false) => member_sets.push(crate::nodes::index(i)),
             }
         }
-        // Routes: the items to and from each route, found from the items' targets
-        // (`RouteFinder`); the items to or from every route (`*`) added once for all.
-        let nets: Vec<IpNet> = routes.routes.iter().map(|r| r.net).collect();
-        let inside: Vec<Vec<NodeId>> = nets
-            .iter()
-            .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
-            .collect();
-        let mut finder = crate::routehits::RouteFinder::new(nets.clone(), &inside, &b.internet);
-        let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
-        let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
-        let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
-        let mut hits = Vec::new();
-        for (i, (item, item_set)) in lowered.items.iter().zip(&item_sets).enumerate() {
-            if item_set.is_none() {
-                continue;
-            }
-            let i = crate::nodes::index(i);
-            for (targets, lists, all) in [
-                (dst_targets(item), &mut to_items, &mut to_all),
-                (&item.src_targets[..], &mut from_items, &mut from_all),
-            ] {
-                hits.clear();
-                if finder.collect(targets, &mut hits) {
-                    all.push(i);
-                    continue;
-                }
-                for &r in &hits {
-                    if let Some(list) = lists.get_mut(r as usize) {
-                        list.push(i);
+        // Per set, the union of the other side of its edges (on one core, beside the routes'
+        // views and the nodes' memberships on the other: about as long).
+        let reach_of = || {
+            let mut acc: Vec<Option<Vec<u64>>> = vec![None; members.len()];
+            for &(s, d) in &edges {
+                for (mine, other) in [(s, d), (d, s)] {
+                    let bits = acc
+                        .get_mut(mine as usize)
+                        .map(|slot| slot.get_or_insert_with(|| vec![0; words]));
+                    if let (Some(bits), Some(set)) = (bits, sets.get(other as usize)) {
+                        set.or_into(bits);
                     }
                 }
             }
-        }
-        let sets_of = |i: u32| item_sets.get(i as usize).copied().flatten();
-        let via_of = |i: u32| {
-            lowered
-                .items
-                .get(i as usize)
-                .and_then(|item| item.via.clone())
+            acc.into_iter()
+                .map(|slot| slot.map_or_else(NodeSet::empty, |bits| NodeSet::from_bits(bits, len)))
+                .collect::<Vec<_>>()
         };
-        // Each set is added to `visible` and `direct` once per route: a set's stamp is the
-        // number of the route (plus one) it was last added for, so no per-route flags are
-        // cleared (that was O(routes x sets)).
-        let add = |x: u32, bits: &mut [u64], stamps: &mut [u32], now: u32| {
-            if let Some(stamp) = stamps.get_mut(x as usize).filter(|s| **s != now) {
-                *stamp = now;
-                if let Some(set) = sets.get(x as usize) {
-                    set.or_into(bits);
-                }
-            }
-        };
-        // What the items to or from every route give each route.
-        let mut all_visible = vec![0u64; words];
-        let mut all_direct = vec![0u64; words];
-        let mut in_visible = vec![0u32; b.sets.len()];
-        let mut in_direct = vec![0u32; b.sets.len()];
-        let mut all_via: Vec<ItemVia> = Vec::new();
-        for &i in &to_all {
-            let Some((s, _)) = sets_of(i) else { continue };
-            add(s, &mut all_visible, &mut in_visible, u32::MAX);
-            match via_of(i) {
-                Some(tags) => all_via.push((i, s, tags)),
-                None => add(s, &mut all_direct, &mut in_direct, u32::MAX),
-            }
-        }
-        for &i in &from_all {
-            if let Some((_, d)) = sets_of(i) {
-                add(d, &mut all_visible, &mut in_visible, u32::MAX);
-            }
-        }
-        let mut views = Vec::with_capacity(nets.len());
-        for (r, route) in routes.routes.iter().enumerate() {
-            let mut visible = all_visible.clone();
-            let mut direct = all_direct.clone();
-            // A set already in the routes' common part may be added again: no harm.
-            let now = crate::nodes::index(r).saturating_add(1);
-            // `via` rules in item order: this route's own, merged with those to every route.
-            let mut own_via: Vec<ItemVia> = Vec::new();
-            for &i in to_items.get(r).into_iter().flatten() {
-                let Some((s, _)) = sets_of(i) else { continue };
-                add(s, &mut visible, &mut in_visible, now);
-                match via_of(i) {
-                    Some(tags) => own_via.push((i, s, tags)),
-                    None => add(s, &mut direct, &mut in_direct, now),
-                }
-            }
-            for &i in from_items.get(r).into_iter().flatten() {
-                if let Some((_, d)) = sets_of(i) {
-                    add(d, &mut visible, &mut in_visible, now);
-                }
-            }
-            let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
-            via.sort_by_key(|&(i, _, _)| i);
-            route
-                .servers
-                .iter()
-                .for_each(|&id| set_bit(&mut visible, id));
-            views.push(RouteView {
-                visible: NodeSet::from_bits(visible, len),
-                direct: NodeSet::from_bits(direct, len),
-                via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
-            });
-        }
-        let self_sources = b.to_set(&self_sources);
-        let membership = crate::pernode::PerNode::from_lists(
-            len,
-            member_sets.iter().map(|&s| {
-                let members = b.sets.get(s as usize).map_or(&[][..], Vec::as_slice);
-                (s, members)
-            }),
+        let ((views, membership), reach) = crate::par::join_if(
+            len > 4096,
+            || {
+                let views = route_views(table, routes, lowered, &item_sets, &sets);
+                let membership = crate::pernode::PerNode::from_lists(
+                    len,
+                    member_sets.iter().map(|&s| {
+                        let members = members.get(s as usize).map_or(&[][..], Vec::as_slice);
+                        (s, members)
+                    }),
+                );
+                (views, membership)
+            },
+            reach_of,
         );
+        let self_sources = NodeSet::from_ids(&self_sources, len);
         let mut universal_reach = vec![0u64; words];
         for &s in &universal {
             if let Some(set) = reach.get(s as usize) {

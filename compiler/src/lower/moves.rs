@@ -42,6 +42,12 @@ pub(crate) struct SourceMoves {
     owners: HashSet<String>,
     /// Tags of moved `via` items: nodes carrying one are assembled.
     via_tags: HashSet<Arc<str>>,
+    /// The items whose sources or destinations moved, ascending, in two lists: those a
+    /// node's filter is decided from (plain network items and app grants, without `via`,
+    /// whose sources alone moved), and those that have it assembled when they may reach it
+    /// (the rest, but for app grants with `via`, which put nothing in packet filters).
+    decided: Vec<u32>,
+    assembled: Vec<u32>,
 }
 
 /// A node's packet filter after the change.
@@ -165,6 +171,8 @@ impl SourceMoves {
             dst_moved: Vec::with_capacity(new.items.len()),
             owners: owners.into_iter().collect(),
             via_tags: HashSet::default(),
+            decided: Vec::new(),
+            assembled: Vec::new(),
         };
         let mut translate = Translate::new(old_table, new_table, node);
         let mut memo: HashMap<(u32, u32), bool> = HashMap::default();
@@ -204,6 +212,13 @@ impl SourceMoves {
             }
             moves.moved.push(moved && !b.body.is_self());
             moves.dst_moved.push(dst_moved);
+            let i = crate::nodes::index(moves.moved.len() - 1);
+            match (&b.body, &b.via, dst_moved) {
+                _ if b.body.is_self() || !(moved || dst_moved) => {}
+                (Body::Net { .. } | Body::App { .. }, None, false) => moves.decided.push(i),
+                (Body::App { .. }, Some(_), _) => {}
+                _ => moves.assembled.push(i),
+            }
         }
         Some(moves)
     }
@@ -263,41 +278,84 @@ impl Lowered {
         if !same_parts && self.candidates(id, node) != old.candidates(old_id, old_node) {
             return Verdict::Assemble;
         }
-        // Each candidate looked at once or more (in any order: the verdict is the same). Once
-        // one moved item puts entries in the filter, the others are only checked for what
-        // needs assembling (their destinations are not narrowed again).
-        let mut changed = false;
-        for &i in listed.iter().chain(&self.global).chain(selves(node, self)) {
+        // What candidate `i` does to the filter: `None` when it has it assembled, else
+        // whether it puts entries in it (not looked at when `known`: one did already).
+        let effect = |i: u32, known: bool| -> Option<bool> {
             let at = i as usize;
             let moved = moves.moved.get(at).copied().unwrap_or(true);
             let dst_moved = moves.dst_moved.get(at).copied().unwrap_or(true);
             if !moved && !dst_moved {
-                continue;
+                return Some(false);
             }
-            let Some(item) = self.items.get(at) else {
-                return Verdict::Assemble;
-            };
+            let item = self.items.get(at)?;
             match (&item.body, &item.via, dst_moved) {
                 (Body::Net { dst, ports, .. }, None, false) => {
-                    changed =
-                        changed || (!ports.is_empty() && !self.dst_ips(id, node, dst).is_empty());
+                    Some(!known && !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty())
                 }
                 // An app grant's rule stands alone at its own position (never merged): when
                 // it has a destination on the node, its `SrcIPs` moved with the item's.
-                (Body::App { dsts, .. }, None, false) => {
-                    changed = changed
-                        || dsts
+                (Body::App { dsts, .. }, None, false) => Some(
+                    !known
+                        && dsts
                             .iter()
-                            .any(|t| !super::assemble::narrow(id, node, t).is_empty());
-                }
+                            .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
+                ),
                 // An app grant with `via` puts nothing in packet filters.
-                (Body::App { .. }, Some(_), _) => {}
-                _ => return Verdict::Assemble,
+                (Body::App { .. }, Some(_), _) => Some(false),
+                _ => None,
             }
-        }
-        match changed {
-            true => Verdict::Changed,
-            false => Verdict::Same,
+        };
+        let own = selves(node, self);
+        let candidates = listed.len() + self.global.len() + own.len();
+        let flagged = moves.decided.len() + moves.assembled.len();
+        // Only a moved item can change the verdict: when they are few beside the node's
+        // candidates (a member's join moves a dozen of `large`'s 14,000 items; a node has
+        // hundreds of candidates), each is looked up in the node's lists (all ascending),
+        // those that would have the filter assembled first, then the others until one puts
+        // entries in it; not every candidate read.
+        let from_flagged = || {
+            let reaches = |i: &u32| {
+                listed.binary_search(i).is_ok()
+                    || self.global.binary_search(i).is_ok()
+                    || own.binary_search(i).is_ok()
+            };
+            if moves.assembled.iter().any(reaches) {
+                return Verdict::Assemble;
+            }
+            for &i in moves.decided.iter().filter(|i| reaches(i)) {
+                match effect(i, false) {
+                    None => return Verdict::Assemble,
+                    Some(true) => return Verdict::Changed,
+                    Some(false) => {}
+                }
+            }
+            Verdict::Same
+        };
+        // Each candidate looked at once or more (in any order: the verdict is the same). Once
+        // one moved item puts entries in the filter, the others are only checked for what
+        // needs assembling (their destinations are not narrowed again).
+        let from_candidates = || {
+            let mut changed = false;
+            for &i in listed.iter().chain(&self.global).chain(own) {
+                match effect(i, changed) {
+                    None => return Verdict::Assemble,
+                    Some(entries) => changed |= entries,
+                }
+            }
+            match changed {
+                true => Verdict::Changed,
+                false => Verdict::Same,
+            }
+        };
+        // The two ways agree (checked on every verdict of the debug builds' tests).
+        debug_assert_eq!(
+            from_flagged(),
+            from_candidates(),
+            "filter verdicts disagree"
+        );
+        match flagged.saturating_mul(8) < candidates {
+            true => from_flagged(),
+            false => from_candidates(),
         }
     }
 }
