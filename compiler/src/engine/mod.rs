@@ -370,8 +370,9 @@ impl Engine {
             self.inputs.build(version, scope)
         });
         match result {
-            Ok((snapshot, filters_changed)) => {
-                let changes = changeset::diff(&self.current, &snapshot, &filters_changed);
+            Ok((snapshot, filters_changed, touched)) => {
+                let changes =
+                    changeset::diff(&self.current, &snapshot, &filters_changed, touched.as_ref());
                 let old = std::mem::replace(&mut self.current, Arc::new(snapshot));
                 let previous = self.shared.store(self.current.clone());
                 // Freed here, outside the readers' lock (unless a reader still holds it).
@@ -699,7 +700,7 @@ impl Inputs {
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
-    fn build(&self, version: u64, scope: Scope<'_>) -> Result<(Snapshot, IdSet), EngineError> {
+    fn build(&self, version: u64, scope: Scope<'_>) -> Result<Built, EngineError> {
         let inventory = match &scope {
             // The records are as they were: the same inventory.
             Scope::Policy(old) => old.inventory.clone(),
@@ -770,6 +771,7 @@ impl Inputs {
                     node_bases: Arc::new(all),
                     stale: IdSet::default(),
                     changed: IdSet::default(),
+                    touched: None,
                 }
             }
         };
@@ -784,7 +786,7 @@ impl Inputs {
             stale: prints.stale,
             node_bases: prints.node_bases,
         };
-        Ok((snapshot, prints.changed))
+        Ok((snapshot, prints.changed, prints.touched))
     }
 }
 
@@ -894,6 +896,10 @@ pub(super) type IdSet = crate::hash::Set<u64>;
 /// Stable node ids by node name.
 type IdsByName = crate::hash::Map<Arc<str>, u64>;
 
+/// A new snapshot, the nodes whose filter the change is known to have changed while their
+/// filter part was left uncomputed, and [`Prints::touched`].
+type Built = (Snapshot, IdSet, Option<IdSet>);
+
 /// A snapshot's fingerprints, as an event leaves them.
 struct Prints {
     fingerprints: IdMap<Fingerprint>,
@@ -903,6 +909,9 @@ struct Prints {
     stale: IdSet,
     /// The nodes this event left stale: their filter changed.
     changed: IdSet,
+    /// The nodes whose fingerprints (or stale flags) may differ from the previous
+    /// snapshot's, removed nodes included; `None`: any node's may.
+    touched: Option<IdSet>,
 }
 
 impl Snapshot {
@@ -1085,6 +1094,7 @@ fn policy_fingerprints(
         node_bases: old.node_bases.clone(),
         stale,
         changed,
+        touched: None,
     })
 }
 
@@ -1246,6 +1256,10 @@ impl Narrow<'_> {
         for (id, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
             out.get_mut(&id)?.ssh = ssh;
         }
+        // What this may have changed: the changed nodes (removed ones included), the
+        // filters decided, the SSH parts recomputed, the peers' parts patched.
+        let mut touched_ids: IdSet = self.nodes.iter().map(|(id, _)| *id).collect();
+        touched_ids.extend(touched.iter().chain(&ssh_again).map(|(id, _)| *id));
         for v in crate::peers::iter_bits(&patched) {
             if crate::peers::bit(&changed_new, v) {
                 continue;
@@ -1253,6 +1267,7 @@ impl Narrow<'_> {
             let Some((id, _)) = stable(v) else {
                 continue;
             };
+            touched_ids.insert(id);
             let fp = out.get_mut(&id)?;
             fp.peers = fp
                 .peers
@@ -1263,6 +1278,7 @@ impl Narrow<'_> {
             node_bases: Arc::new(by_node),
             stale,
             changed,
+            touched: Some(touched_ids),
         })
     }
 }
@@ -1389,6 +1405,7 @@ impl RouteNarrow<'_> {
             node_bases: by_node,
             stale,
             changed,
+            touched: None,
         })
     }
 }
