@@ -1069,14 +1069,20 @@ impl Compiled {
         moves: &crate::lower::SourceMoves,
     ) -> crate::lower::Verdict {
         match (self.table.id(name), old.table.id(name)) {
-            (Some(id), Some(old_id)) => self.lowered.filter_verdict(
-                &self.table,
-                id,
-                (&old.lowered, &old.table, old_id),
-                moves,
-            ),
+            (Some(id), Some(old_id)) => self.filter_verdict_at((id, old_id), old, moves),
             _ => crate::lower::Verdict::Assemble,
         }
+    }
+
+    /// [`Compiled::filter_verdict`] of the node `id` here, `old_id` in `old` (the same node).
+    pub(crate) fn filter_verdict_at(
+        &self,
+        (id, old_id): (NodeId, NodeId),
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> crate::lower::Verdict {
+        self.lowered
+            .filter_verdict(&self.table, id, (&old.lowered, &old.table, old_id), moves)
     }
 }
 

@@ -1244,12 +1244,30 @@ impl Narrow<'_> {
                 .filter_map(stable)
                 .collect()
         };
-        let touched = unchanged(&filter_bits);
+        // Each node's old id, from the translation's inverse (a node not named by the change
+        // kept its name; the changed nodes are left out above).
+        let mut to_old = vec![u32::MAX; n];
+        for (i, &j) in to_new.iter().enumerate() {
+            if let Some(slot) = to_old.get_mut(j as usize) {
+                *slot = crate::nodes::index(i);
+            }
+        }
+        let to_decide: Vec<ToDecide<'_>> = crate::peers::iter_bits(&filter_bits)
+            .filter(|&v| !crate::peers::bit(&changed_new, v))
+            .filter_map(|v| {
+                let (id, name) = stable(v)?;
+                let was = to_old
+                    .get(v.index())
+                    .filter(|&&i| i != u32::MAX)
+                    .map(|&i| NodeId::new(i as usize));
+                Some((id, name, was.map(|w| (v, w))))
+            })
+            .collect();
         let mut changed = IdSet::default();
         decide_filters(
             (compiled, old),
             moves.as_ref(),
-            &touched,
+            &to_decide,
             (&mut out, &mut stale, &mut changed),
         )?;
         let ssh_again = unchanged(&ssh_bits);
@@ -1259,7 +1277,8 @@ impl Narrow<'_> {
         // What this may have changed: the changed nodes (removed ones included), the
         // filters decided, the SSH parts recomputed, the peers' parts patched.
         let mut touched_ids: IdSet = self.nodes.iter().map(|(id, _)| *id).collect();
-        touched_ids.extend(touched.iter().chain(&ssh_again).map(|(id, _)| *id));
+        touched_ids.extend(to_decide.iter().map(|(id, _, _)| *id));
+        touched_ids.extend(ssh_again.iter().map(|(id, _)| *id));
         for v in crate::peers::iter_bits(&patched) {
             if crate::peers::bit(&changed_new, v) {
                 continue;
@@ -1363,11 +1382,11 @@ impl RouteNarrow<'_> {
             reach.extend(compiled.self_claimants(&moves));
             reach.sort_unstable();
             reach.dedup();
-            let reached: Vec<(u64, &Arc<str>)> = reach
+            let reached: Vec<ToDecide<'_>> = reach
                 .iter()
                 .filter_map(|n| ids.get(n).copied())
                 .filter(|id| !servers.contains(id))
-                .filter_map(|id| Some((id, names.get(&id)?)))
+                .filter_map(|id| Some((id, names.get(&id)?, None)))
                 .collect();
             decide_filters(
                 (compiled, old),
@@ -1415,23 +1434,32 @@ fn stable_ids(list: Vec<Arc<str>>, map: &IdsByName) -> IdSet {
     list.iter().filter_map(|n| map.get(n).copied()).collect()
 }
 
+/// A node whose filter part an event decides: its stable id, its name, and its ids in the new
+/// compile and the old one, when known.
+type ToDecide<'a> = (u64, &'a Arc<str>, Option<(NodeId, NodeId)>);
+
 /// The filter parts of `nodes` after an event, on every core: each node's verdict from the
 /// rule items (`moves`; without them every node is assembled). `Same` keeps the part,
 /// `Changed` leaves it uncomputed (stale, and in `changed`), `Assemble` hashes the new
-/// filter. `None` when a node has no fingerprint to update.
+/// filter. `None` when a node has no fingerprint to update. A node comes with its ids in
+/// the two compiles when the caller has them (else they are looked up by name).
 fn decide_filters(
     (compiled, old): (&Compiled, &Compiled),
     moves: Option<&crate::lower::SourceMoves>,
-    nodes: &[(u64, &Arc<str>)],
+    nodes: &[ToDecide<'_>],
     (out, stale, changed): (&mut IdMap<Fingerprint>, &mut IdSet, &mut IdSet),
 ) -> Option<()> {
     let decided = parallel(nodes, |part| {
         let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name)| {
-                let verdict = match moves {
-                    Some(moves) => compiled.filter_verdict(name, old, moves),
-                    None => crate::lower::Verdict::Assemble,
+            .filter_map(|&(id, name, at)| {
+                debug_assert!(at.is_none_or(|(v, w)| {
+                    compiled.id_of(name) == Some(v) && old.id_of(name) == Some(w)
+                }));
+                let verdict = match (moves, at) {
+                    (Some(moves), Some(at)) => compiled.filter_verdict_at(at, old, moves),
+                    (Some(moves), None) => compiled.filter_verdict(name, old, moves),
+                    (None, _) => crate::lower::Verdict::Assemble,
                 };
                 let filter = match verdict {
                     crate::lower::Verdict::Same => return None,
