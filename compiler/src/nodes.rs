@@ -578,14 +578,12 @@ impl NodeTable {
                 .unzip();
         // The indexes by name, tag, owner and address on one core, the address texts' ranks
         // (from `earlier`) and the address lists on the other.
-        let (identities, ((texts, ranks), by_v4, by_v6)) = crate::par::join_if(
+        let (identities, (ranked, by_v4, by_v6)) = crate::par::join_if(
             nodes.len() > 4096,
             || identity_indexes(&nodes, users.len()),
             || {
-                let ranked = match earlier {
-                    Some(earlier) => Self::ranked_texts_from(&nodes, earlier, &texts_from),
-                    None => (Vec::new(), Vec::new()),
-                };
+                let ranked =
+                    earlier.map(|earlier| Self::ranked_texts_from(&nodes, earlier, &texts_from));
                 let (by_v4, by_v6) = address_indexes(&nodes);
                 (ranked, by_v4, by_v6)
             },
@@ -619,8 +617,8 @@ impl NodeTable {
             texts: Vec::new(),
             nodes,
         };
-        match earlier {
-            Some(_) => {
+        match ranked {
+            Some((texts, ranks)) => {
                 table.texts = texts;
                 for (node, ranks) in table.nodes.iter_mut().zip(ranks) {
                     node.text_ranks = ranks;

@@ -42,12 +42,31 @@ pub(crate) struct SourceMoves {
     owners: HashSet<String>,
     /// Tags of moved `via` items: nodes carrying one are assembled.
     via_tags: HashSet<Arc<str>>,
-    /// The items whose sources or destinations moved, ascending, in two lists: those a
-    /// node's filter is decided from (plain network items and app grants, without `via`,
-    /// whose sources alone moved), and those that have it assembled when they may reach it
-    /// (the rest, but for app grants with `via`, which put nothing in packet filters).
+    /// The items whose sources or destinations moved, ascending, by [`MovedKind`] (the
+    /// inert ones left out).
     decided: Vec<u32>,
     assembled: Vec<u32>,
+}
+
+/// What a moved item (not an `autogroup:self` one) does to a packet filter it may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MovedKind {
+    /// A plain network item or app grant, without `via`, whose sources alone moved: the
+    /// filter changed if the item puts entries in it.
+    Decided,
+    /// The filter must be assembled to tell.
+    Assembled,
+    /// An app grant with `via`: it puts nothing in packet filters.
+    Inert,
+}
+
+/// The [`MovedKind`] of `item`, whose sources or (`dst_moved`) destinations moved.
+fn moved_kind(item: &Item, dst_moved: bool) -> MovedKind {
+    match (&item.body, &item.via, dst_moved) {
+        (Body::Net { .. } | Body::App { .. }, None, false) => MovedKind::Decided,
+        (Body::App { .. }, Some(_), _) => MovedKind::Inert,
+        _ => MovedKind::Assembled,
+    }
 }
 
 /// A node's packet filter after the change.
@@ -212,12 +231,13 @@ impl SourceMoves {
             }
             moves.moved.push(moved && !b.body.is_self());
             moves.dst_moved.push(dst_moved);
-            let i = crate::nodes::index(moves.moved.len() - 1);
-            match (&b.body, &b.via, dst_moved) {
-                _ if b.body.is_self() || !(moved || dst_moved) => {}
-                (Body::Net { .. } | Body::App { .. }, None, false) => moves.decided.push(i),
-                (Body::App { .. }, Some(_), _) => {}
-                _ => moves.assembled.push(i),
+            if !b.body.is_self() && (moved || dst_moved) {
+                let i = crate::nodes::index(moves.moved.len() - 1);
+                match moved_kind(b, dst_moved) {
+                    MovedKind::Decided => moves.decided.push(i),
+                    MovedKind::Assembled => moves.assembled.push(i),
+                    MovedKind::Inert => {}
+                }
             }
         }
         Some(moves)
@@ -288,21 +308,24 @@ impl Lowered {
                 return Some(false);
             }
             let item = self.items.get(at)?;
-            match (&item.body, &item.via, dst_moved) {
-                (Body::Net { dst, ports, .. }, None, false) => {
-                    Some(!known && !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty())
-                }
-                // An app grant's rule stands alone at its own position (never merged): when
-                // it has a destination on the node, its `SrcIPs` moved with the item's.
-                (Body::App { dsts, .. }, None, false) => Some(
+            match moved_kind(item, dst_moved) {
+                MovedKind::Assembled => None,
+                MovedKind::Inert => Some(false),
+                MovedKind::Decided => Some(
                     !known
-                        && dsts
-                            .iter()
-                            .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
+                        && match &item.body {
+                            Body::Net { dst, ports, .. } => {
+                                !ports.is_empty() && !self.dst_ips(id, node, dst).is_empty()
+                            }
+                            // An app grant's rule stands alone at its own position (never
+                            // merged): when it has a destination on the node, its `SrcIPs`
+                            // moved with the item's.
+                            Body::App { dsts, .. } => dsts
+                                .iter()
+                                .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
+                            _ => false,
+                        },
                 ),
-                // An app grant with `via` puts nothing in packet filters.
-                (Body::App { .. }, Some(_), _) => Some(false),
-                _ => None,
             }
         };
         let own = selves(node, self);
