@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use aclc_policy::model::Policy;
 use ipnet::IpNet;
@@ -145,7 +146,11 @@ pub(crate) fn compile_marked(
 
 fn mark_offline(table: &mut NodeTable, offline: &dyn Fn(&str) -> bool) {
     for node in &mut table.nodes {
-        node.offline = offline(&node.name);
+        let flag = offline(&node.name);
+        // Written only where it changes: a patched table shares its other nodes.
+        if node.offline != flag {
+            Arc::make_mut(node).offline = flag;
+        }
     }
 }
 
@@ -156,7 +161,22 @@ fn build_marked(
     offline: &dyn Fn(&str) -> bool,
     prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
-    let mut table = NodeTable::reusing(inventory, prior.map(|p| &p.compiled.table));
+    // A change to nodes only: the earlier table patched; anything else, built.
+    let patched = prior
+        .filter(|p| !p.policy_changed && !p.routes_changed)
+        .and_then(|p| NodeTable::patched(inventory, &p.compiled.table, p.before, p.after));
+    #[cfg(debug_assertions)]
+    if let (Some(t), Some(p)) = (&patched, prior) {
+        let built = NodeTable::reusing(inventory, Some(&p.compiled.table));
+        debug_assert!(
+            t.agrees_with(&built),
+            "a patched node table differs from one built"
+        );
+    }
+    let mut table = match patched {
+        Some(table) => table,
+        None => NodeTable::reusing(inventory, prior.map(|p| &p.compiled.table)),
+    };
     if let Some(p) = prior.filter(|p| !p.policy_changed) {
         table.share_group_users(&p.compiled.table);
     }

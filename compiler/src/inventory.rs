@@ -27,18 +27,46 @@ use serde::{Deserialize, Serialize};
 
 /// A validated node inventory. Immutable once built: every constructor checks the invariants
 /// listed on [`Inventory::from_json`], so code holding an `Inventory` can rely on them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawInventory")]
 pub struct Inventory {
     /// Shared between inventories that have the same users (an engine's events on nodes).
     users: Arc<[User]>,
-    nodes: Vec<Node>,
-    registration_order: Vec<String>,
+    /// Shared between inventories that have the same node (an engine's events copy the
+    /// changed nodes' records, not every node's).
+    nodes: Vec<Arc<Node>>,
+    registration_order: Registration,
     tailnet: Tailnet,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     services: Vec<Service>,
-    #[serde(skip)]
     index: Index,
+}
+
+/// The registration order: as listed, or every node in node order (an engine's inventory:
+/// no list of every name made per event).
+#[derive(Debug, Clone)]
+pub(crate) enum Registration {
+    /// Node names, oldest first (may omit nodes).
+    Listed(Vec<String>),
+    /// Every node, in node order.
+    NodeOrder,
+}
+
+/// As read: `users`, `nodes`, `registration_order` (a list of names), `tailnet`, then
+/// `services` when there are some.
+impl Serialize for Inventory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let services = !self.services.is_empty();
+        let mut out = serializer.serialize_struct("Inventory", 4 + usize::from(services))?;
+        out.serialize_field("users", &self.users)?;
+        out.serialize_field("nodes", &self.nodes)?;
+        out.serialize_field("registration_order", &self.registration_order())?;
+        out.serialize_field("tailnet", &self.tailnet)?;
+        if services {
+            out.serialize_field("services", &self.services)?;
+        }
+        out.end()
+    }
 }
 
 /// A Tailscale Service (`svc:name`): virtual addresses served by the nodes that advertise it
@@ -80,7 +108,7 @@ impl PartialEq for Inventory {
     fn eq(&self, other: &Inventory) -> bool {
         self.users == other.users
             && self.nodes == other.nodes
-            && self.registration_order == other.registration_order
+            && self.registration_order() == other.registration_order()
             && self.tailnet == other.tailnet
             && self.services == other.services
     }
@@ -688,7 +716,13 @@ impl Inventory {
         registration_order: Vec<String>,
         tailnet: Tailnet,
     ) -> Result<Inventory, InventoryError> {
-        Inventory::sharing_users(users.into(), None, nodes, registration_order, tailnet)
+        Inventory::sharing_users(
+            users.into(),
+            None,
+            nodes.into_iter().map(Arc::new).collect(),
+            Registration::Listed(registration_order),
+            tailnet,
+        )
     }
 
     /// [`Inventory::new`] with users held elsewhere too; when they are `earlier`'s (the same
@@ -696,8 +730,8 @@ impl Inventory {
     pub(crate) fn sharing_users(
         users: Arc<[User]>,
         earlier: Option<&Inventory>,
-        nodes: Vec<Node>,
-        registration_order: Vec<String>,
+        nodes: Vec<Arc<Node>>,
+        registration_order: Registration,
         tailnet: Tailnet,
     ) -> Result<Inventory, InventoryError> {
         let known = earlier
@@ -895,53 +929,149 @@ impl Inventory {
                     ),
                 );
             }
-            match (&node.user, node.tags.is_empty()) {
-                (Some(owner), false) => err(
-                    K::Ownership,
-                    format!(
-                        "nodes[{i}]: node \"{name}\" is owned by \"{owner}\" and also tagged; \
-                         a tagged node has no owner (set \"user\" to null)"
-                    ),
+            Self::check_node(i, node, user_by_email, &mut err);
+        }
+        (node_by_name, errors)
+    }
+
+    /// Node `i`'s owner, tags and addresses (its name is checked against the others'
+    /// by the caller).
+    fn check_node(
+        i: usize,
+        node: &Node,
+        user_by_email: &crate::hash::Map<String, usize>,
+        err: &mut dyn FnMut(InventoryErrorKind, String),
+    ) {
+        use InventoryErrorKind as K;
+        let name = &node.name;
+        match (&node.user, node.tags.is_empty()) {
+            (Some(owner), false) => err(
+                K::Ownership,
+                format!(
+                    "nodes[{i}]: node \"{name}\" is owned by \"{owner}\" and also tagged; \
+                     a tagged node has no owner (set \"user\" to null)"
                 ),
-                (None, true) => err(
-                    K::Ownership,
-                    format!("nodes[{i}]: node \"{name}\" has neither an owner (\"user\") nor tags"),
-                ),
-                (Some(owner), true) if !user_by_email.contains_key(owner) => err(
-                    K::UnknownOwner,
-                    format!("nodes[{i}].user: unknown user \"{owner}\" (not among users)"),
-                ),
-                _ => {}
-            }
-            // A few tags are compared pairwise; a long list (hostile) through a set, so the
-            // check stays linear.
-            let mut seen_tags = (node.tags.len() > 16).then(HashSet::new);
-            for (j, tag) in node.tags.iter().enumerate() {
-                if tag.strip_prefix("tag:").is_none_or(str::is_empty) {
-                    err(
-                        K::InvalidTag,
-                        format!("nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"),
-                    );
-                } else if match &mut seen_tags {
-                    Some(seen) => !seen.insert(tag),
-                    None => node.tags.iter().take(j).any(|t| t == tag),
-                } {
-                    err(
-                        K::InvalidTag,
-                        format!("nodes[{i}].tags[{j}]: tag \"{tag}\" listed twice"),
-                    );
-                }
-            }
-            if node.ipv4.is_none() && node.ipv6.is_none() {
+            ),
+            (None, true) => err(
+                K::Ownership,
+                format!("nodes[{i}]: node \"{name}\" has neither an owner (\"user\") nor tags"),
+            ),
+            (Some(owner), true) if !user_by_email.contains_key(owner) => err(
+                K::UnknownOwner,
+                format!("nodes[{i}].user: unknown user \"{owner}\" (not among users)"),
+            ),
+            _ => {}
+        }
+        // A few tags are compared pairwise; a long list (hostile) through a set, so the
+        // check stays linear.
+        let mut seen_tags = (node.tags.len() > 16).then(HashSet::new);
+        for (j, tag) in node.tags.iter().enumerate() {
+            if tag.strip_prefix("tag:").is_none_or(str::is_empty) {
                 err(
-                    K::NoAddress,
+                    K::InvalidTag,
                     format!(
-                        "nodes[{i}]: node \"{name}\" has no address (give it \"ipv4\", \"ipv6\" or both)"
+                        "nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"
                     ),
+                );
+            } else if match &mut seen_tags {
+                Some(seen) => !seen.insert(tag),
+                None => node.tags.iter().take(j).any(|t| t == tag),
+            } {
+                err(
+                    K::InvalidTag,
+                    format!("nodes[{i}].tags[{j}]: tag \"{tag}\" listed twice"),
                 );
             }
         }
-        (node_by_name, errors)
+        if node.ipv4.is_none() && node.ipv6.is_none() {
+            err(
+                K::NoAddress,
+                format!(
+                    "nodes[{i}]: node \"{name}\" has no address (give it \"ipv4\", \"ipv6\" or both)"
+                ),
+            );
+        }
+    }
+
+    /// An inventory of `earlier`'s users, registration in node order and no Services, with
+    /// these `nodes`: `earlier`'s node at position `p` is now at `to_new[p]` (`usize::MAX`
+    /// when gone), and the nodes at positions `fresh` are new or changed. Only those are
+    /// checked (their owner, tags, name and addresses against every node's), and `earlier`'s
+    /// lookups are taken with positions moved: O(nodes) integer copies and address
+    /// comparisons, no string or hash per node. `None` when `earlier` is not such an
+    /// inventory or a changed node has a problem: the full check ([`Inventory::sharing_users`])
+    /// then reports it as it would.
+    pub(crate) fn patched(
+        earlier: &Inventory,
+        nodes: Vec<Arc<Node>>,
+        to_new: &[usize],
+        fresh: &[usize],
+        tailnet: Tailnet,
+    ) -> Option<Inventory> {
+        if !matches!(earlier.registration_order, Registration::NodeOrder)
+            || !earlier.services.is_empty()
+        {
+            return None;
+        }
+        let mut node_by_name = earlier.index.node_by_name.moved(to_new);
+        let user_by_email = earlier.index.user_by_email.clone();
+        let mut ok = true;
+        let mut addresses: crate::hash::Map<IpAddr, usize> = crate::hash::Map::default();
+        {
+            let name_of = |p: usize| nodes.get(p).map_or("", |n| n.name.as_str());
+            for &i in fresh {
+                let node = nodes.get(i)?;
+                Self::check_node(i, node, &user_by_email, &mut |_, _| ok = false);
+                if node.name.trim().is_empty()
+                    || node_by_name.insert(&node.name, i, name_of).is_some()
+                {
+                    return None;
+                }
+                for address in node.addresses() {
+                    if addresses.insert(address, i).is_some() {
+                        return None;
+                    }
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        // The changed nodes' addresses are no other node's.
+        let clash = nodes.iter().enumerate().any(|(i, n)| {
+            let taken = |a: IpAddr| addresses.get(&a).is_some_and(|&j| j != i);
+            n.ipv4.is_some_and(|a| taken(IpAddr::V4(a)))
+                || n.ipv6.is_some_and(|a| taken(IpAddr::V6(a)))
+        });
+        if clash || node_by_name.len() != nodes.len() {
+            return None;
+        }
+        node_by_name.rank_by_position();
+        Some(Inventory {
+            users: earlier.users.clone(),
+            nodes,
+            registration_order: Registration::NodeOrder,
+            tailnet,
+            services: Vec::new(),
+            index: Index {
+                node_by_name,
+                user_by_email,
+                ranks_are_positions: true,
+            },
+        })
+    }
+
+    /// True when `other` has the same contents and lookups: what [`Inventory::patched`]
+    /// must give.
+    #[cfg(debug_assertions)]
+    pub(crate) fn agrees_with(&self, other: &Inventory) -> bool {
+        self == other
+            && self.index.ranks_are_positions == other.index.ranks_are_positions
+            && self.index.node_by_name.len() == other.index.node_by_name.len()
+            && self.nodes.iter().all(|n| {
+                let at = |inv: &Inventory| inv.index.node_by_name.get(&n.name, inv.name_of());
+                at(self) == at(other)
+            })
     }
 
     /// Addresses used twice, with the position of the node reusing one.
@@ -981,10 +1111,16 @@ impl Inventory {
         use InventoryErrorKind as K;
         // Every node listed, in node order (as the engine builds them): each rank is the
         // position, without a lookup per name.
+        let listed = match &self.registration_order {
+            Registration::NodeOrder => {
+                node_by_name.rank_by_position();
+                return true;
+            }
+            Registration::Listed(listed) => listed,
+        };
         if node_by_name.len() == self.nodes.len()
-            && self.registration_order.len() == self.nodes.len()
-            && self
-                .registration_order
+            && listed.len() == self.nodes.len()
+            && listed
                 .iter()
                 .zip(&self.nodes)
                 .all(|(listed, node)| *listed == node.name)
@@ -993,7 +1129,7 @@ impl Inventory {
             return true;
         }
         let name_of = self.name_of();
-        for (i, name) in self.registration_order.iter().enumerate() {
+        for (i, name) in listed.iter().enumerate() {
             let Some((_, rank)) = node_by_name.get_mut(name, name_of) else {
                 errors.push(InventoryError::new(
                     K::UnknownNode,
@@ -1047,13 +1183,16 @@ impl Inventory {
     }
 
     /// The nodes, in inventory order.
-    pub fn nodes(&self) -> &[Node] {
+    pub fn nodes(&self) -> &[Arc<Node>] {
         &self.nodes
     }
 
     /// Node names, oldest registration first (may omit nodes).
-    pub fn registration_order(&self) -> &[String] {
-        &self.registration_order
+    pub fn registration_order(&self) -> Vec<&str> {
+        match &self.registration_order {
+            Registration::Listed(names) => names.iter().map(String::as_str).collect(),
+            Registration::NodeOrder => self.nodes.iter().map(|n| n.name.as_str()).collect(),
+        }
     }
 
     /// The tailnet's name, DNS and settings.
@@ -1067,6 +1206,7 @@ impl Inventory {
             .node_by_name
             .get(name, self.name_of())
             .and_then(|(i, _)| self.nodes.get(i))
+            .map(|n| &**n)
     }
 
     /// The user whose email is `email`.

@@ -1095,3 +1095,108 @@ fn a_group_redefined_with_as_many_members() {
         vec![owned(1, 1), owned(2, 2), tagged(3, "tag:web")],
     );
 }
+
+/// Node events that make the tailnet invalid are refused with the report a fresh engine
+/// gives for the same records (the engine checks only the changed nodes when it can; the
+/// full check words the report), and leave the state as it was. Single events and batches,
+/// against nodes kept, changed and added in the same batch.
+#[test]
+fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
+    let policy = parse_policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#).unwrap();
+    let nodes = || vec![owned(1, 1), tagged(2, "tag:web"), owned(3, 2), owned(4, 3)];
+    let with = |id: u64, edit: &dyn Fn(&mut NodeRecord)| {
+        let mut n = owned(id, 1);
+        edit(&mut n);
+        n
+    };
+    let (a3, b3) = v4v6(3);
+    let cases: Vec<Vec<Event>> = vec![
+        // A join with a kept node's address (each family), or its name.
+        vec![Event::UpsertNode(with(9, &|n| n.ipv4 = Some(a3)))],
+        vec![Event::UpsertNode(with(9, &|n| n.ipv6 = Some(b3)))],
+        vec![Event::UpsertNode(with(9, &|n| n.name = "node3".into()))],
+        // A changed node taking another's address or name.
+        vec![Event::UpsertNode(with(1, &|n| n.ipv4 = Some(a3)))],
+        vec![Event::UpsertNode(with(1, &|n| n.name = "node4".into()))],
+        // Two joins in one batch clashing with each other.
+        vec![
+            Event::UpsertNode(owned(9, 1)),
+            Event::UpsertNode(with(10, &|n| n.ipv4 = v4v6(9).0.into())),
+        ],
+        vec![
+            Event::UpsertNode(owned(9, 1)),
+            Event::UpsertNode(with(10, &|n| n.name = "node9".into())),
+        ],
+        // A node's own problems: no address, an empty name, a bad or repeated tag, tagged
+        // and owned.
+        vec![Event::UpsertNode(with(9, &|n| {
+            (n.ipv4, n.ipv6) = (None, None)
+        }))],
+        vec![Event::UpsertNode(with(9, &|n| n.name = " ".into()))],
+        vec![Event::UpsertNode(with(9, &|n| {
+            (n.user, n.tags) = (None, vec!["web".into()])
+        }))],
+        vec![Event::UpsertNode(with(9, &|n| {
+            (n.user, n.tags) = (None, vec!["tag:web".into(), "tag:web".into()])
+        }))],
+        vec![Event::UpsertNode(with(2, &|n| {
+            n.tags = vec!["tag:web".into()]
+        }))],
+        // A removal and a join reusing its address and name: valid.
+        vec![
+            Event::RemoveNode(3),
+            Event::UpsertNode(with(9, &|n| {
+                (n.name, n.ipv4, n.ipv6) = ("node3".into(), Some(a3), Some(b3))
+            })),
+        ],
+    ];
+    for (i, batch) in cases.into_iter().enumerate() {
+        let state = TailnetState {
+            users: (1..=4).map(|id| user(id, 0)).collect(),
+            nodes: nodes(),
+            tailnet: Default::default(),
+            services: Vec::new(),
+        };
+        let mut engine = Engine::new(policy.clone(), state, EngineOptions::default()).unwrap();
+        let before = outputs(&engine);
+        // The records after the batch, as a fresh engine is given them.
+        let mut records: BTreeMap<u64, NodeRecord> =
+            nodes().into_iter().map(|n| (n.id, n)).collect();
+        for event in &batch {
+            match event {
+                Event::UpsertNode(n) => {
+                    records.insert(n.id, n.clone());
+                }
+                Event::RemoveNode(id) => {
+                    records.remove(id);
+                }
+                _ => unreachable!(),
+            }
+        }
+        let fresh = Engine::new(
+            policy.clone(),
+            TailnetState {
+                users: (1..=4).map(|id| user(id, 0)).collect(),
+                nodes: records.into_values().collect(),
+                tailnet: Default::default(),
+                services: Vec::new(),
+            },
+            EngineOptions::default(),
+        );
+        let applied = engine.apply_batch(batch.clone());
+        match (applied, fresh) {
+            (Ok(_), Ok(fresh)) => {
+                assert_eq!(outputs(&engine), outputs(&fresh), "case {i}");
+            }
+            (Err(e), Err(expected)) => {
+                assert_eq!(e.error, expected, "case {i}");
+                assert_eq!(outputs(&engine), before, "case {i}: state changed");
+            }
+            (applied, fresh) => panic!(
+                "case {i}: the engine gave {:?}, a fresh engine {:?}",
+                applied.err(),
+                fresh.err()
+            ),
+        }
+    }
+}

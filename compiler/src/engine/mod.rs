@@ -24,7 +24,7 @@ pub use changeset::{ChangeSet, NodeChange};
 pub use records::{Event, NodeRecord, ServiceRecord, TailnetState, UserRecord};
 
 use crate::compiled::{compile_marked, CompileOptions, Compiled, Fingerprint, HashCache, NodeView};
-use crate::inventory::{Inventory, InventoryError, Node, Tailnet, User};
+use crate::inventory::{Inventory, InventoryError, Node, Registration, Tailnet, User};
 use crate::nodes::NodeId;
 
 /// Where a node's route approvals come from.
@@ -648,42 +648,99 @@ impl Inputs {
     fn inventory(&self, earlier: Option<&Inventory>) -> Result<Inventory, EngineError> {
         // Each record copied on every core (a tenth of an event on `large`).
         let records: Vec<&NodeRecord> = self.nodes.values().collect();
-        let node = |n: &NodeRecord| {
-            let user = match n.user {
-                Some(id) => Some(
-                    self.users
-                        .get(&id)
-                        .map(|u| u.login.clone())
-                        .ok_or(EngineError::UnknownUser(id))?,
-                ),
-                None => None,
-            };
-            Ok(Node {
-                name: n.name.clone(),
-                hostname: n.hostname.clone(),
-                user,
-                tags: n.tags.clone(),
-                ipv4: n.ipv4,
-                ipv6: n.ipv6,
-                routable_ips: n.advertised_routes.clone(),
-                approved_routes: n.approved_routes.clone(),
-                posture: n.posture.clone(),
-            })
-        };
         let nodes = crate::par::map_parts(&records, 4096, |part| {
-            part.iter().map(|n| node(n)).collect()
+            part.iter().map(|n| self.node(n).map(Arc::new)).collect()
         })
         .into_iter()
-        .collect::<Result<Vec<Node>, EngineError>>()?;
-        let order = nodes.iter().map(|n| n.name.clone()).collect();
+        .collect::<Result<Vec<Arc<Node>>, EngineError>>()?;
         let inventory = Inventory::sharing_users(
             self.user_list.clone(),
             earlier,
             nodes,
-            order,
+            Registration::NodeOrder,
             self.tailnet.clone(),
         )
         .map_err(EngineError::Inventory)?;
+        self.with_services(inventory)
+    }
+
+    /// [`Inputs::inventory`] after a change to the nodes `changed` (ids) only, the users
+    /// and Services as they were in `old`: `old`'s inventory with the changed nodes' records
+    /// made again, every other node's shared, and only the changed nodes checked
+    /// ([`Inventory::patched`]). `None` when that does not apply (the users changed, there
+    /// are Services, or the patch finds a problem, whose exact report the full check makes).
+    fn patched_inventory(&self, old: &Snapshot, changed: &[u64]) -> Option<Inventory> {
+        let earlier = &*old.inventory;
+        if !Arc::ptr_eq(earlier.shared_users(), &self.user_list)
+            || !self.services.is_empty()
+            || !earlier.services().is_empty()
+            || old.names.len() != earlier.nodes().len()
+        {
+            return None;
+        }
+        let mut sorted = changed.to_vec();
+        sorted.sort_unstable();
+        let is_changed = |id: &u64| sorted.binary_search(id).is_ok();
+        // `old`'s nodes are in the order of their ids, as these records are.
+        let mut before = old.names.keys().zip(earlier.nodes()).enumerate().peekable();
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut to_new = vec![usize::MAX; earlier.nodes().len()];
+        let mut fresh = Vec::new();
+        for (id, record) in &self.nodes {
+            while before.next_if(|(_, (old_id, _))| *old_id < id).is_some() {}
+            let kept = before
+                .next_if(|(_, (old_id, _))| *old_id == id)
+                .filter(|_| !is_changed(id));
+            match kept {
+                Some((position, (_, node))) => {
+                    *to_new.get_mut(position)? = nodes.len();
+                    nodes.push(node.clone());
+                }
+                None if is_changed(id) => {
+                    fresh.push(nodes.len());
+                    nodes.push(Arc::new(self.node(record).ok()?));
+                }
+                // A node neither kept nor changed: not the change described.
+                None => return None,
+            }
+        }
+        let patched = Inventory::patched(earlier, nodes, &to_new, &fresh, self.tailnet.clone())?;
+        #[cfg(debug_assertions)]
+        if let Ok(built) = self.inventory(Some(earlier)) {
+            debug_assert!(
+                patched.agrees_with(&built),
+                "a patched inventory differs from one built"
+            );
+        }
+        Some(patched)
+    }
+
+    /// A record as an inventory node (its owner by login).
+    fn node(&self, n: &NodeRecord) -> Result<Node, EngineError> {
+        let user = match n.user {
+            Some(id) => Some(
+                self.users
+                    .get(&id)
+                    .map(|u| u.login.clone())
+                    .ok_or(EngineError::UnknownUser(id))?,
+            ),
+            None => None,
+        };
+        Ok(Node {
+            name: n.name.clone(),
+            hostname: n.hostname.clone(),
+            user,
+            tags: n.tags.clone(),
+            ipv4: n.ipv4,
+            ipv6: n.ipv6,
+            routable_ips: n.advertised_routes.clone(),
+            approved_routes: n.approved_routes.clone(),
+            posture: n.posture.clone(),
+        })
+    }
+
+    /// `inventory` with the Services of the records.
+    fn with_services(&self, inventory: Inventory) -> Result<Inventory, EngineError> {
         if self.services.is_empty() {
             return Ok(inventory);
         }
@@ -704,8 +761,17 @@ impl Inputs {
         let inventory = match &scope {
             // The records are as they were: the same inventory.
             Scope::Policy(old) => old.inventory.clone(),
-            Scope::Node(n) => Arc::new(self.inventory(Some(&n.old.inventory))?),
-            Scope::Routes(r) => Arc::new(self.inventory(Some(&r.old.inventory))?),
+            Scope::Node(n) => {
+                let changed: Vec<u64> = n.nodes.iter().map(|(id, _)| *id).collect();
+                match self.patched_inventory(n.old, &changed) {
+                    Some(inventory) => Arc::new(inventory),
+                    None => Arc::new(self.inventory(Some(&n.old.inventory))?),
+                }
+            }
+            Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node]) {
+                Some(inventory) => Arc::new(inventory),
+                None => Arc::new(self.inventory(Some(&r.old.inventory))?),
+            },
             Scope::Everything => Arc::new(self.inventory(None)?),
         };
         let mut options = self.options.compile.clone();

@@ -259,7 +259,7 @@ impl TailnetState {
                 groups: u.groups.clone(),
             })
             .collect();
-        let mut order: Vec<&crate::Node> = inventory.nodes().iter().collect();
+        let mut order: Vec<&crate::Node> = inventory.nodes().iter().map(|n| &**n).collect();
         // Unlisted nodes come last, by name: the compiler's order of route servers.
         order.sort_by(|a, b| {
             let rank = |n: &crate::Node| inventory.registration_rank(&n.name).unwrap_or(usize::MAX);

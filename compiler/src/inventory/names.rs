@@ -48,6 +48,21 @@ impl NameIndex {
         None
     }
 
+    /// The index with each node at its new position `to_new[position]`, those gone
+    /// (`usize::MAX`) left out, and each rank its new position (a registration order in
+    /// node order).
+    pub(super) fn moved(&self, to_new: &[usize]) -> NameIndex {
+        let mut table = self.table.clone();
+        table.retain(|(pos, rank)| match to_new.get(*pos) {
+            Some(&j) if j != usize::MAX => {
+                (*pos, *rank) = (j, j);
+                true
+            }
+            _ => false,
+        });
+        NameIndex { table }
+    }
+
     /// How many names.
     pub(super) fn len(&self) -> usize {
         self.table.len()

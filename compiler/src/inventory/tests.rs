@@ -406,7 +406,7 @@ fn a_node_needs_an_address() {
     assert_eq!(e.kind, InventoryErrorKind::NoAddress);
     // Built from parts, the same check.
     let inv = Inventory::from_json(VALID).unwrap();
-    let mut nodes = inv.nodes().to_vec();
+    let mut nodes: Vec<Node> = inv.nodes().iter().map(|n| Node::clone(n)).collect();
     nodes[0].ipv4 = None;
     nodes[0].ipv6 = None;
     let e = Inventory::new(

@@ -629,8 +629,8 @@ impl Builder<'_> {
                 Target::Wildcard => others.extend(self.lowered.star.iter().cloned()),
                 Target::DangerAll => {}
                 Target::Nodes(ids) => {
-                    for node in ids.iter().filter_map(|&id| self.table.get(id)) {
-                        ranks.extend(node.text_ranks.iter().copied());
+                    for &id in ids.iter() {
+                        ranks.extend(self.table.text_ranks(id).iter().copied());
                     }
                 }
                 Target::Literal(lit) => others.extend(lit.pieces.iter().map(|p| p.text.clone())),

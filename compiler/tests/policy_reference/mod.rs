@@ -223,6 +223,7 @@ impl Reference<'_> {
         self.inventory
             .nodes()
             .iter()
+            .map(|n| &**n)
             .filter(move |n| n.addresses().contains(&addr))
     }
 
