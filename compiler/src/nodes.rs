@@ -449,12 +449,20 @@ impl NodeTable {
         let mut new_rank = vec![u32::MAX; earlier.texts.len()];
         let mut texts: Vec<Arc<str>> = Vec::with_capacity(kept.len() + fresh.len());
         let mut placed: Vec<(u32, u32, u32)> = Vec::with_capacity(fresh.len());
-        let mut fresh_iter = fresh.into_iter().peekable();
+        // Each new text goes before the first earlier text greater than it: found by binary
+        // search (O(new x log texts) comparisons, not one per kept text).
+        let mut fresh_iter = fresh
+            .into_iter()
+            .map(|(t, i, j)| {
+                let at = earlier.texts.partition_point(|o| **o <= *t);
+                (at, (t, i, j))
+            })
+            .peekable();
         for (r, old) in earlier.texts.iter().enumerate() {
             if !kept.get(r).copied().unwrap_or(false) {
                 continue;
             }
-            while let Some((t, i, j)) = fresh_iter.next_if(|(t, _, _)| **t < **old) {
+            while let Some((_, (t, i, j))) = fresh_iter.next_if(|(at, _)| *at <= r) {
                 placed.push((i, j, index(texts.len())));
                 texts.push(t);
             }
@@ -463,7 +471,7 @@ impl NodeTable {
             }
             texts.push(old.clone());
         }
-        for (t, i, j) in fresh_iter {
+        for (_, (t, i, j)) in fresh_iter {
             placed.push((i, j, index(texts.len())));
             texts.push(t);
         }
