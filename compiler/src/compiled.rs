@@ -162,9 +162,10 @@ fn build_marked(
     prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
     // A change to nodes only: the earlier table patched; anything else, built.
-    let patched = prior
-        .filter(|p| !p.policy_changed && !p.routes_changed)
-        .and_then(|p| NodeTable::patched(inventory, &p.compiled.table, p.before, p.after));
+    let patched = prior.filter(|p| !p.policy_changed).and_then(|p| {
+        let (before, after) = p.records.unwrap_or((p.before, p.after));
+        NodeTable::patched(inventory, &p.compiled.table, before, after)
+    });
     #[cfg(debug_assertions)]
     if let (Some(t), Some(p)) = (&patched, prior) {
         let built = NodeTable::reusing(inventory, Some(&p.compiled.table));
@@ -253,6 +254,10 @@ pub(crate) struct Prior<'a> {
     pub(crate) policy_changed: bool,
     /// Routes (advertised, approved, online flags) changed, not the nodes named.
     pub(crate) routes_changed: bool,
+    /// The nodes whose records changed (names before, names now), when they are not
+    /// `before` and `after` (a route change names none there): what the node table is
+    /// patched for ([`NodeTable::patched`]).
+    pub(crate) records: Option<(&'a [&'a str], &'a [&'a str])>,
 }
 
 /// The phases that read only the node table: SSH rules and node capabilities.

@@ -1231,6 +1231,12 @@ impl Inventory {
         }
     }
 
+    /// True when the registration order lists every node in node order (a node's rank is
+    /// its position).
+    pub(crate) fn ranks_are_positions(&self) -> bool {
+        self.index.ranks_are_positions
+    }
+
     /// Position of the node in `registration_order` (0 = oldest); `None` when not listed.
     pub fn registration_rank(&self, name: &str) -> Option<usize> {
         self.index

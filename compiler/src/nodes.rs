@@ -136,12 +136,6 @@ pub(crate) struct NodeInfo {
     pub(crate) advertised: Vec<IpNet>,
     /// Routes approved in the inventory.
     pub(crate) approved: Vec<IpNet>,
-    /// Orders route servers by registration: the position in the registration order
-    /// (`usize::MAX` when not listed). A table patched by a node event
-    /// ([`NodeTable::patched`]) keeps its other nodes' ranks, so there they are in
-    /// registration order without being positions; the changed nodes serve no route, so
-    /// their ranks are compared with none.
-    pub(crate) rank: usize,
     /// The control server last saw the node offline (only the engine says so): an offline
     /// router is primary for a route only when none of its other servers is online.
     pub(crate) offline: bool,
@@ -317,6 +311,12 @@ pub(crate) struct NodeTable {
     /// Each node's address texts' positions among every node's texts in string order
     /// ([`NodeTable::texts`]), by node id: sorting a list of node addresses sorts these.
     ranks: Vec<Pair<u32>>,
+    /// Each node's position in the registration order (`usize::MAX` when not listed), by
+    /// node id: orders a route's servers.
+    registration: Vec<usize>,
+    /// The registration order lists every node in node order (an engine's inventory):
+    /// `registration` holds positions in the inventory, which a patch can move.
+    positional: bool,
     /// The inventory's users this table was built from: a table built from the same list
     /// (an engine's event on nodes) shares the three lookups below instead of making them.
     user_source: Arc<[crate::inventory::User]>,
@@ -533,21 +533,26 @@ impl NodeTable {
             let rank = inventory
                 .registration_rank_at(position, &n.name)
                 .unwrap_or(usize::MAX);
-            let (info, same) = node_info(n, &owner_of, rank, found.map(|(_, o)| o));
-            (info, same.then(|| found.map(|(id, _)| id)).flatten())
+            let (info, same) = node_info(n, &owner_of, found.map(|(_, o)| o));
+            (
+                info,
+                (same.then(|| found.map(|(id, _)| id)).flatten(), rank),
+            )
         };
         // Each node, with the earlier node whose address texts it took.
-        let (nodes, texts_from): (Vec<Arc<NodeInfo>>, Vec<Option<NodeId>>) =
-            crate::par::map_parts(&sorted, 4096, |part| {
-                part.iter()
-                    .map(|s| {
-                        let (node, from) = info(s);
-                        (Arc::new(node), from)
-                    })
-                    .collect()
-            })
-            .into_iter()
-            .unzip();
+        let (nodes, (texts_from, registration)): (
+            Vec<Arc<NodeInfo>>,
+            (Vec<Option<NodeId>>, Vec<usize>),
+        ) = crate::par::map_parts(&sorted, 4096, |part| {
+            part.iter()
+                .map(|s| {
+                    let (node, from) = info(s);
+                    (Arc::new(node), from)
+                })
+                .collect()
+        })
+        .into_iter()
+        .unzip();
         // The indexes by name, tag, owner and address on one core, the address texts' ranks
         // (from `earlier`) and the address lists on the other.
         let (identities, (ranked, by_v4, by_v6)) = crate::par::join_if(
@@ -588,6 +593,8 @@ impl NodeTable {
             route_index: std::sync::OnceLock::new(),
             texts: Vec::new(),
             ranks: Vec::new(),
+            registration,
+            positional: inventory.ranks_are_positions(),
             nodes,
         };
         match ranked {
@@ -652,6 +659,8 @@ impl NodeTable {
         if !Arc::ptr_eq(&earlier.user_source, inventory.shared_users())
             || !inventory.services().is_empty()
             || !earlier.services.is_empty()
+            || !earlier.positional
+            || !inventory.ranks_are_positions()
         {
             return None;
         }
@@ -675,33 +684,58 @@ impl NodeTable {
             .iter()
             .map(|n| {
                 let old = earlier.id(&n.name).and_then(|id| earlier.get(id));
-                let rank = inventory.registration_rank(&n.name).unwrap_or(usize::MAX);
-                Arc::new(node_info(n, &owner_of, rank, old).0)
+                Arc::new(node_info(n, &owner_of, old).0)
             })
             .collect();
+        // Registration ranks are positions in the inventories: a kept node's moves past the
+        // removed nodes before it and the added nodes before it now.
+        let mut gone_ranks: Vec<usize> = removed
+            .iter()
+            .filter_map(|id| earlier.registration.get(id.index()).copied())
+            .collect();
+        gone_ranks.sort_unstable();
+        let added_ranks: Vec<usize> = named
+            .iter()
+            .map(|n| inventory.registration_rank(&n.name))
+            .collect::<Option<_>>()?;
+        let mut new_ranks = added_ranks.clone();
+        new_ranks.sort_unstable();
+        let moved_rank = |r: usize| {
+            let mut k = r - gone_ranks.partition_point(|&x| x < r);
+            for &a in &new_ranks {
+                if a <= k {
+                    k += 1;
+                }
+            }
+            k
+        };
         // The nodes in name order: `earlier`'s without the removed, the added merged in.
         let mut nodes: Vec<Arc<NodeInfo>> = Vec::with_capacity(inventory.nodes().len());
         let mut to_new = vec![u32::MAX; earlier.len()];
         let mut added_ids = Vec::with_capacity(added.len());
-        let mut fresh = added.into_iter().peekable();
+        let mut registration = Vec::with_capacity(inventory.nodes().len());
+        let mut fresh = added.into_iter().zip(added_ranks).peekable();
         let mut gone = removed.iter().peekable();
         for (i, old) in earlier.nodes.iter().enumerate() {
             if gone.next_if(|r| r.index() == i).is_some() {
                 continue;
             }
-            while let Some(node) = fresh.next_if(|n| n.name < old.name) {
+            while let Some((node, rank)) = fresh.next_if(|(n, _)| n.name < old.name) {
                 added_ids.push(NodeId::new(nodes.len()));
                 nodes.push(node);
+                registration.push(rank);
             }
-            if fresh.peek().is_some_and(|n| n.name == old.name) {
+            if fresh.peek().is_some_and(|(n, _)| n.name == old.name) {
                 return None;
             }
             *to_new.get_mut(i)? = index(nodes.len());
             nodes.push(old.clone());
+            registration.push(moved_rank(*earlier.registration.get(i)?));
         }
-        for node in fresh {
+        for (node, rank) in fresh {
             added_ids.push(NodeId::new(nodes.len()));
             nodes.push(node);
+            registration.push(rank);
         }
         let moved = |id: &NodeId| {
             let j = *to_new.get(id.index())?;
@@ -800,6 +834,8 @@ impl NodeTable {
             route_index: std::sync::OnceLock::new(),
             texts,
             ranks,
+            registration,
+            positional: true,
             nodes,
         })
     }
@@ -844,11 +880,20 @@ impl NodeTable {
             && self.by_v6 == other.by_v6
             && self.texts == other.texts
             && self.ranks == other.ranks
+            && self.registration == other.registration
     }
 
     /// The node with this id.
     pub(crate) fn get(&self, id: NodeId) -> Option<&NodeInfo> {
         self.nodes.get(id.index()).map(|n| &**n)
+    }
+
+    /// Node `id`'s position in the registration order (`usize::MAX` when not listed).
+    pub(crate) fn registration_rank(&self, id: NodeId) -> usize {
+        self.registration
+            .get(id.index())
+            .copied()
+            .unwrap_or(usize::MAX)
     }
 
     /// The ranks of node `id`'s address texts among every node's ([`NodeTable::texts`]).
@@ -1076,7 +1121,6 @@ pub(crate) fn holds_any(list: &[NodeId], ids: &[NodeId]) -> bool {
 fn node_info(
     n: &crate::inventory::Node,
     owner_of: &dyn Fn(&str) -> Option<UserId>,
-    rank: usize,
     old: Option<&NodeInfo>,
 ) -> (NodeInfo, bool) {
     let same_addresses = old.filter(|o| o.v4 == n.ipv4 && o.v6 == n.ipv6);
@@ -1121,7 +1165,6 @@ fn node_info(
         hosts,
         advertised: n.routable_ips.clone(),
         approved: n.approved_routes.clone(),
-        rank,
         offline: false,
         served: Vec::new(),
         subnet_routes: Vec::new(),

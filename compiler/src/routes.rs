@@ -191,10 +191,9 @@ impl RouteTable {
                 // Node ids follow names, so sorting by (rank, id) breaks rank ties by name; an
                 // offline server (known only to the engine) comes after every online one.
                 servers.sort_by_key(|&id| {
-                    let node = table.get(id);
                     (
-                        node.is_none_or(|n| n.offline),
-                        node.map_or(usize::MAX, |n| n.rank),
+                        table.get(id).is_none_or(|n| n.offline),
+                        table.registration_rank(id),
                         id,
                     )
                 });

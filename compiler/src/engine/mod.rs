@@ -802,12 +802,23 @@ impl Inputs {
             Scope::Policy(old) => Some(*old),
             Scope::Everything => None,
         };
+        // A route change's node, by its name (the same before and after).
+        let router: Vec<&str> = match &scope {
+            Scope::Routes(r) => self
+                .nodes
+                .get(&r.node)
+                .map(|n| n.name.as_str())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
         let prior = earlier.map(|old| crate::compiled::Prior {
             compiled: &old.compiled,
             before: &before,
             after: &after,
             policy_changed: matches!(scope, Scope::Policy(_)),
             routes_changed: matches!(scope, Scope::Routes(_)),
+            records: matches!(scope, Scope::Routes(_)).then_some((&router[..], &router[..])),
         });
         let compiled = compile_marked(
             &self.policy,
