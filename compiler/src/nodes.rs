@@ -540,19 +540,17 @@ impl NodeTable {
             )
         };
         // Each node, with the earlier node whose address texts it took.
-        let (nodes, (texts_from, registration)): (
-            Vec<Arc<NodeInfo>>,
-            (Vec<Option<NodeId>>, Vec<usize>),
-        ) = crate::par::map_parts(&sorted, 4096, |part| {
-            part.iter()
-                .map(|s| {
-                    let (node, from) = info(s);
-                    (Arc::new(node), from)
-                })
-                .collect()
-        })
-        .into_iter()
-        .unzip();
+        let (nodes, (texts_from, registration)): Built =
+            crate::par::map_parts(&sorted, 4096, |part| {
+                part.iter()
+                    .map(|s| {
+                        let (node, from) = info(s);
+                        (Arc::new(node), from)
+                    })
+                    .collect()
+            })
+            .into_iter()
+            .unzip();
         // The indexes by name, tag, owner and address on one core, the address texts' ranks
         // (from `earlier`) and the address lists on the other.
         let (identities, (ranked, by_v4, by_v6)) = crate::par::join_if(
@@ -1299,6 +1297,10 @@ fn by_name<'n>(
     out.extend_from_slice(rest);
     out
 }
+
+/// A table's records, with each node's earlier node whose address texts it took and its
+/// registration rank.
+type Built = (Vec<Arc<NodeInfo>>, (Vec<Option<NodeId>>, Vec<usize>));
 
 /// A node of the inventory, its position there, and its id in an earlier table.
 type Sorted<'n> = (&'n crate::inventory::Node, usize, Option<NodeId>);
