@@ -563,38 +563,19 @@ impl NodeTable {
                 (ranked, by_v4, by_v6)
             },
         );
-        let Identities {
-            by_name,
-            tagged,
-            untagged,
-            devices,
-            by_tag,
-        } = identities;
-        let mut table = NodeTable {
-            by_name,
-            devices,
-            user_source,
-            users,
-            user_by_email,
-            synced_groups,
-            services: Vec::new(),
-            service_by_name: HashMap::new(),
-            by_tag,
-            tagged,
-            untagged,
-            by_v4,
-            by_v6,
-            routers: Vec::new(),
-            exits: Vec::new(),
-            ipsets: IpSets::default(),
-            group_users: Arc::default(),
-            route_index: std::sync::OnceLock::new(),
-            texts: Vec::new(),
-            ranks: Vec::new(),
-            registration,
-            positional: inventory.ranks_are_positions(),
+        let mut table = NodeTable::assembled(
             nodes,
-        };
+            identities,
+            UserLookups {
+                source: user_source,
+                users,
+                by_email: user_by_email,
+                synced_groups,
+            },
+            (by_v4, by_v6),
+            (Vec::new(), Vec::new()),
+            (registration, inventory.ranks_are_positions()),
+        );
         match ranked {
             Some((texts, ranks)) => {
                 table.texts = texts;
@@ -646,8 +627,8 @@ impl NodeTable {
     /// with `earlier`, and the indexes are `earlier`'s with ids moved: O(nodes) integer and
     /// pointer copies plus O(changed x log nodes), not a record, string or hash per node (75
     /// ms of a join on `large`). `None` when the inventory is not such a change; the caller
-    /// then builds. The other nodes keep their registration ranks, which stay in
-    /// registration order ([`NodeInfo::rank`]).
+    /// then builds. Registration ranks must be positions in both inventories: a kept node's
+    /// is moved past the removed and added nodes.
     pub(crate) fn patched(
         inventory: &Inventory,
         earlier: &NodeTable,
@@ -677,7 +658,7 @@ impl NodeTable {
         if earlier.len() - removed.len() + named.len() != inventory.nodes().len() {
             return None;
         }
-        let owner_of = |email: &str| earlier.user_by_email.get(&*lowercase(email)).copied();
+        let owner_of = |email: &str| earlier.user(email);
         let added: Vec<Arc<NodeInfo>> = named
             .iter()
             .map(|n| {
@@ -810,14 +791,55 @@ impl NodeTable {
                 *slot = Some(NodeId::new(i));
             }
         }
-        let (texts, ranks) = Self::ranked_texts_from(&nodes, earlier, &texts_from);
-        Some(NodeTable {
+        let texts = Self::ranked_texts_from(&nodes, earlier, &texts_from);
+        let identities = Identities {
+            by_name,
+            tagged,
+            untagged,
+            devices,
+            by_tag,
+        };
+        let users = UserLookups {
+            source: earlier.user_source.clone(),
+            users: earlier.users.clone(),
+            by_email: earlier.user_by_email.clone(),
+            synced_groups: earlier.synced_groups.clone(),
+        };
+        Some(NodeTable::assembled(
+            nodes,
+            identities,
+            users,
+            (by_v4, by_v6),
+            texts,
+            (registration, true),
+        ))
+    }
+
+    /// A table of `nodes` with these indexes, address texts with their ranks, and
+    /// registration ranks (with whether they are positions); what the compile settles
+    /// (routes, IP sets, groups' users) and the Services are left empty.
+    fn assembled(
+        nodes: Vec<Arc<NodeInfo>>,
+        identities: Identities,
+        users: UserLookups,
+        (by_v4, by_v6): (ByAddress<u32>, ByAddress<u128>),
+        (texts, ranks): (Vec<Arc<str>>, Vec<Pair<u32>>),
+        (registration, positional): (Vec<usize>, bool),
+    ) -> NodeTable {
+        let Identities {
+            by_name,
+            tagged,
+            untagged,
+            devices,
+            by_tag,
+        } = identities;
+        NodeTable {
             by_name,
             devices,
-            user_source: earlier.user_source.clone(),
-            users: earlier.users.clone(),
-            user_by_email: earlier.user_by_email.clone(),
-            synced_groups: earlier.synced_groups.clone(),
+            user_source: users.source,
+            users: users.users,
+            user_by_email: users.by_email,
+            synced_groups: users.synced_groups,
             services: Vec::new(),
             service_by_name: HashMap::new(),
             by_tag,
@@ -833,9 +855,9 @@ impl NodeTable {
             texts,
             ranks,
             registration,
-            positional: true,
+            positional,
             nodes,
-        })
+        }
     }
 
     /// True when `other` (a table of the same inventory) has the same records (but for routes
@@ -1172,6 +1194,15 @@ fn node_info(
         posture: n.posture.clone(),
     };
     (info, same_addresses.is_some())
+}
+
+/// A table's lookups of its users, shared by the tables built from the same list of users.
+struct UserLookups {
+    /// The inventory's users they were made from.
+    source: Arc<[crate::inventory::User]>,
+    users: Arc<Vec<UserInfo>>,
+    by_email: Arc<crate::hash::Map<String, UserId>>,
+    synced_groups: Arc<SyncedGroups>,
 }
 
 /// A table's indexes of its nodes' identities (all lists sorted: nodes come in id order).

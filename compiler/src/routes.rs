@@ -120,28 +120,22 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
                 served.push(*route);
             }
         }
-        let subnet_routes: Vec<IpNet> = served
-            .iter()
-            .filter(|r| !is_exit_route(r))
-            .copied()
-            .collect();
-        let exit_v4 = served
-            .iter()
-            .any(|r| is_exit_route(r) && r.addr().is_ipv4());
-        let exit_v6 = served
-            .iter()
-            .any(|r| is_exit_route(r) && r.addr().is_ipv6());
-        // Written only where it changes: a patched table shares its other nodes.
-        if node.served != served
-            || node.subnet_routes != subnet_routes
-            || (node.exit_v4, node.exit_v6) != (exit_v4, exit_v6)
-            || node.exit != (exit_v4 || exit_v6)
-        {
+        // Written only where it changes (the other fields derive from `served`, and a new
+        // record's are those of no route served): a patched table shares its other nodes.
+        if node.served != served {
             let node = std::sync::Arc::make_mut(node);
-            node.subnet_routes = subnet_routes;
-            node.exit_v4 = exit_v4;
-            node.exit_v6 = exit_v6;
-            node.exit = exit_v4 || exit_v6;
+            node.subnet_routes = served
+                .iter()
+                .filter(|r| !is_exit_route(r))
+                .copied()
+                .collect();
+            node.exit_v4 = served
+                .iter()
+                .any(|r| is_exit_route(r) && r.addr().is_ipv4());
+            node.exit_v6 = served
+                .iter()
+                .any(|r| is_exit_route(r) && r.addr().is_ipv6());
+            node.exit = node.exit_v4 || node.exit_v6;
             node.served = served;
         }
         if !node.subnet_routes.is_empty() {
