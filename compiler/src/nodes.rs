@@ -346,8 +346,12 @@ pub(crate) struct NodeTable {
     pub(crate) routers: Vec<NodeId>,
     /// Nodes serving an exit route, sorted. Set by [`crate::routes`].
     pub(crate) exits: Vec<NodeId>,
-    /// Every node's address texts, in string order (node addresses are unique).
-    pub(crate) texts: Vec<Arc<str>>,
+    /// Every node's address texts, in string order (node addresses are unique): each as its
+    /// node's id and its place in the node's texts ([`NodeTable::text_at`]). Positions, not
+    /// the strings: a patched table renumbers 200,000 of them on `large` from one array,
+    /// where cloning the strings touched each one's reference count (and freeing the
+    /// earlier table touched them again).
+    texts: Vec<(u32, u32)>,
     /// The policy's IP sets, resolved once per compile (before anything resolves an alias).
     /// Set by [`crate::compiled`] from [`crate::ipsets::resolve`].
     pub(crate) ipsets: IpSets,
@@ -407,9 +411,9 @@ impl NodeTable {
             else {
                 continue;
             };
-            if let (Some(slot), Some(t)) = (ranks.get_mut(j as usize), node.texts.get(j as usize)) {
+            if let (Some(slot), Some(_)) = (ranks.get_mut(j as usize), node.texts.get(j as usize)) {
                 *slot = index(rank);
-                texts.push(t.clone());
+                texts.push((i, j));
             }
         }
         self.texts = texts;
@@ -424,56 +428,52 @@ impl NodeTable {
         nodes: &[Arc<NodeInfo>],
         earlier: &NodeTable,
         texts_from: &[Option<NodeId>],
-    ) -> (Vec<Arc<str>>, Vec<Pair<u32>>) {
-        // Which of the earlier texts are kept, by their earlier rank.
-        let mut kept = vec![false; earlier.texts.len()];
-        let mut fresh: Vec<(Arc<str>, u32, u32)> = Vec::new();
+    ) -> (Vec<(u32, u32)>, Vec<Pair<u32>>) {
+        // Where each earlier node's texts went (`u32::MAX`: not kept), and the new texts.
+        let mut to_new = vec![u32::MAX; earlier.nodes.len()];
+        let mut fresh: Vec<(&Arc<str>, u32, u32)> = Vec::new();
         for (i, (node, from)) in nodes.iter().zip(texts_from).enumerate() {
-            match from.and_then(|id| earlier.ranks.get(id.index())) {
-                Some(old) => {
-                    for &r in old {
-                        if let Some(k) = kept.get_mut(r as usize) {
-                            *k = true;
-                        }
-                    }
-                }
+            match from.and_then(|id| to_new.get_mut(id.index())) {
+                Some(slot) => *slot = index(i),
                 None => {
                     for (j, t) in node.texts.iter().enumerate() {
-                        fresh.push((t.clone(), index(i), index(j)));
+                        fresh.push((t, index(i), index(j)));
                     }
                 }
             }
         }
-        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        fresh.sort_unstable_by(|a, b| a.0.cmp(b.0));
         // Merge the kept texts (in their order) with the new ones (sorted).
         let mut new_rank = vec![u32::MAX; earlier.texts.len()];
-        let mut texts: Vec<Arc<str>> = Vec::with_capacity(kept.len() + fresh.len());
+        let mut texts: Vec<(u32, u32)> = Vec::with_capacity(earlier.texts.len() + fresh.len());
         let mut placed: Vec<(u32, u32, u32)> = Vec::with_capacity(fresh.len());
         // Each new text goes before the first earlier text greater than it: found by binary
         // search (O(new x log texts) comparisons, not one per kept text).
         let mut fresh_iter = fresh
             .into_iter()
             .map(|(t, i, j)| {
-                let at = earlier.texts.partition_point(|o| **o <= *t);
-                (at, (t, i, j))
+                let at = earlier
+                    .texts
+                    .partition_point(|&o| earlier.text_of(o).is_some_and(|o| **o <= **t));
+                (at, (i, j))
             })
             .peekable();
-        for (r, old) in earlier.texts.iter().enumerate() {
-            if !kept.get(r).copied().unwrap_or(false) {
+        for (r, &(node, j)) in earlier.texts.iter().enumerate() {
+            let Some(&now) = to_new.get(node as usize).filter(|&&n| n != u32::MAX) else {
                 continue;
-            }
-            while let Some((_, (t, i, j))) = fresh_iter.next_if(|(at, _)| *at <= r) {
+            };
+            while let Some((_, (i, j))) = fresh_iter.next_if(|(at, _)| *at <= r) {
                 placed.push((i, j, index(texts.len())));
-                texts.push(t);
+                texts.push((i, j));
             }
             if let Some(slot) = new_rank.get_mut(r) {
                 *slot = index(texts.len());
             }
-            texts.push(old.clone());
+            texts.push((now, j));
         }
-        for (_, (t, i, j)) in fresh_iter {
+        for (_, (i, j)) in fresh_iter {
             placed.push((i, j, index(texts.len())));
-            texts.push(t);
+            texts.push((i, j));
         }
         let mut ranks: Vec<Pair<u32>> = nodes
             .iter()
@@ -497,6 +497,16 @@ impl NodeTable {
             }
         }
         (texts, ranks)
+    }
+
+    /// The address text at `(node, place)` ([`NodeTable::texts`]).
+    fn text_of(&self, (node, j): (u32, u32)) -> Option<&Arc<str>> {
+        self.nodes.get(node as usize)?.texts.get(j as usize)
+    }
+
+    /// The address text of rank `rank` (ranks order every node's address texts as strings).
+    pub(crate) fn text_at(&self, rank: u32) -> Option<&Arc<str>> {
+        self.text_of(*self.texts.get(rank as usize)?)
     }
 
     /// The table of an inventory (routes not yet approved: see [`crate::routes`]).
@@ -823,7 +833,7 @@ impl NodeTable {
         identities: Identities,
         users: UserLookups,
         (by_v4, by_v6): (ByAddress<u32>, ByAddress<u128>),
-        (texts, ranks): (Vec<Arc<str>>, Vec<Pair<u32>>),
+        (texts, ranks): (Vec<(u32, u32)>, Vec<Pair<u32>>),
         (registration, positional): (Vec<usize>, bool),
     ) -> NodeTable {
         let Identities {
@@ -1394,6 +1404,10 @@ pub(crate) fn translate_ids(old: &NodeTable, new: &NodeTable) -> Vec<u32> {
             if let Some(slot) = to_new.get_mut(i) {
                 *slot = index(j);
             }
+            // Past the match: the next old node is compared with the next new one, so a
+            // kept node's name is one pointer comparison, not a string comparison with its
+            // predecessor's.
+            j += 1;
         }
     }
     to_new
@@ -1474,6 +1488,32 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Differential: the merge walk translates ids exactly as a lookup by name does,
+        /// whatever nodes the two tables share (and whether or not they share records).
+        #[test]
+        fn ids_translate_as_names_do(
+            old in proptest::collection::btree_set(0usize..40, 0..30),
+            new in proptest::collection::btree_set(0usize..40, 0..30),
+        ) {
+            let of = |names: &std::collections::BTreeSet<usize>| {
+                let names: Vec<usize> = names.iter().copied().collect();
+                let addresses: Vec<_> = names
+                    .iter()
+                    .map(|&i| (Some(Ipv4Addr::new(100, 64, 0, i as u8)), None))
+                    .collect();
+                NodeTable::new(&inventory_of(&names, &addresses).expect("an inventory"))
+            };
+            let (a, b) = (of(&old), of(&new));
+            let expected: Vec<u32> = a
+                .nodes
+                .iter()
+                .map(|n| b.id(&n.name).map_or(u32::MAX, |id| index(id.index())))
+                .collect();
+            prop_assert_eq!(translate_ids(&a, &b), expected);
+        }
+    }
+
     #[test]
     fn kept_nodes_pair_up_by_name() {
         let v4 = |i: u8| (Some(Ipv4Addr::new(100, 64, 0, i)), None);
@@ -1526,11 +1566,14 @@ mod tests {
                 .flat_map(|n| n.texts.iter().map(|t| t.to_string()))
                 .collect();
             expected.sort();
-            let texts: Vec<String> = table.texts.iter().map(|t| t.to_string()).collect();
+            let texts: Vec<String> = (0..table.texts.len())
+                .filter_map(|r| table.text_at(index(r)))
+                .map(|t| t.to_string())
+                .collect();
             prop_assert_eq!(&texts, &expected);
             for (node, ranks) in table.nodes.iter().zip(&table.ranks) {
                 for (t, &r) in node.texts.iter().zip(ranks) {
-                    prop_assert_eq!(Some(t), table.texts.get(r as usize));
+                    prop_assert_eq!(Some(t), table.text_at(r));
                 }
             }
         }
@@ -1573,6 +1616,12 @@ mod tests {
             let reused = NodeTable::reusing(&after, Some(&earlier));
             let fresh = NodeTable::new(&after);
             prop_assert_eq!(&reused.texts, &fresh.texts);
+            let strings = |t: &NodeTable| {
+                (0..t.texts.len())
+                    .map(|r| t.text_at(index(r)).map(|s| s.to_string()))
+                    .collect::<Vec<_>>()
+            };
+            prop_assert_eq!(strings(&reused), strings(&fresh));
             // The same nodes in the same (name) order.
             let names = |t: &NodeTable| t.nodes.iter().map(|n| n.name.to_string()).collect::<Vec<_>>();
             prop_assert_eq!(names(&reused), names(&fresh));

@@ -641,9 +641,7 @@ impl Builder<'_> {
         ranks.sort_unstable();
         ranks.dedup();
         others.sort_unstable();
-        let texts = ranks
-            .iter()
-            .filter_map(|&r| self.table.texts.get(r as usize).cloned());
+        let texts = ranks.iter().filter_map(|&r| self.table.text_at(r).cloned());
         let mut out = Vec::with_capacity(ranks.len() + others.len());
         let mut others = others.into_iter().peekable();
         for text in texts {
