@@ -201,6 +201,7 @@ fn build_marked(
         .zip(changed.as_ref())
         .map(|(p, (before, after))| lower::Prior {
             lowered: &p.compiled.lowered,
+            table: &p.compiled.table,
             before,
             after,
             same_ids: p.policy_changed,
