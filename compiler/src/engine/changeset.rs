@@ -96,6 +96,9 @@ fn diff_of<'a>(
             .filter(|id| new.fingerprints.contains_key(id) && !new.stale.contains(id)),
     );
     let mut set = ChangeSet::default();
+    // Gathered, then built at once: `BTreeMap`'s `FromIterator` sorts and builds the tree
+    // bottom-up, where an insertion per node (in hash order) walked it from the root.
+    let mut changed = Vec::new();
     for &id in ids.clone() {
         let Some(after) = new.fingerprints.get(&id) else {
             continue;
@@ -118,9 +121,10 @@ fn diff_of<'a>(
             },
         };
         if change != NodeChange::default() {
-            set.changed.insert(id, change);
+            changed.push((id, change));
         }
     }
+    set.changed = changed.into_iter().collect();
     set.removed = match every {
         true => old
             .fingerprints

@@ -222,6 +222,10 @@ pub(crate) struct Lowered {
     first_slot: crate::hash::Map<(u32, Option<u8>), u32>,
     /// Per node, the items that may reach it (sorted).
     by_node: crate::pernode::PerNode,
+    /// The other way round, for the items that reach some nodes: each item with the nodes it
+    /// may reach (sorted), in item order. The lists are shared with the items' destinations;
+    /// an event's verdicts read the few moved items' ([`moves::SourceMoves`]).
+    reach_lists: Vec<(u32, Arc<[NodeId]>)>,
     /// Items that may reach every node.
     global: Vec<u32>,
     /// `autogroup:self` items (they may reach every untagged node).
@@ -523,6 +527,7 @@ impl Lowered {
             srcs: SrcTable::default(),
             first_slot: crate::hash::Map::default(),
             by_node: crate::pernode::PerNode::empty(table.len()),
+            reach_lists: Vec::new(),
             global: Vec::new(),
             self_items: Vec::new(),
             via_items: Vec::new(),
@@ -607,6 +612,7 @@ pub(crate) fn lower(
             builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
         )
     });
+    lowered.reach_lists = builder.reaches;
     Ok(lowered)
 }
 
