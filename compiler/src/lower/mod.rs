@@ -271,6 +271,10 @@ pub(crate) struct Prior<'a> {
     pub(crate) kept: Option<&'a [Option<NodeId>]>,
 }
 
+/// At most this many changed nodes (before and after) for a source list to be patched
+/// ([`Reuse::patched`]); more, and lists are built.
+const PATCHED_LISTS_UP_TO: usize = 64;
+
 /// [`Prior`], with what `*` means compared.
 struct Reuse<'a> {
     prior: &'a Prior<'a>,
@@ -328,6 +332,11 @@ impl Reuse<'_> {
     ) -> Option<(Vec<Arc<str>>, u64, usize)> {
         let p = self.prior;
         p.kept?;
+        // Each target is searched for every changed node: for a large batch (which moves
+        // most lists, each by many nodes) a build costs no more.
+        if p.before.len() + p.after.len() > PATCHED_LISTS_UP_TO {
+            return None;
+        }
         let (old_targets, id, spent) = p.lowered.sources.get(key)?;
         if old_targets.len() != targets.len() {
             return None;
@@ -382,6 +391,9 @@ impl Reuse<'_> {
                 cuts.push((at, None));
             }
         }
+        // The removed places, ascending (the texts were): looked up by binary search below,
+        // so a batch of many changed nodes costs O(changed x log changed) here.
+        let removed: Vec<usize> = cuts.iter().map(|&(at, _)| at).collect();
         came.sort_unstable();
         came.dedup();
         for text in came {
@@ -389,7 +401,7 @@ impl Reuse<'_> {
                 Err(at) => cuts.push((at, Some(text))),
                 // Node addresses are unique: a text listed now is this changed node's
                 // (taken out above, put back here), or the list is not what it seems.
-                Ok(at) if cuts.contains(&(at, None)) => cuts.push((at, Some(text))),
+                Ok(at) if removed.binary_search(&at).is_ok() => cuts.push((at, Some(text))),
                 Ok(_) => return None,
             }
             hash = hash.wrapping_add(SrcTable::string_hash(text));

@@ -55,8 +55,9 @@ pub(crate) struct SourceMoves {
 }
 
 /// At most this many moved items get a bitmap of the nodes they reach
-/// ([`SourceMoves::reached`]): a bitmap is a bit per node.
-const REACHED_BITMAPS: usize = 64;
+/// ([`SourceMoves::reached`]): a bitmap is a bit per node (at most 3.2 MB on `large`, for
+/// the event; a leave there moves up to a couple of hundred items).
+const REACHED_BITMAPS: usize = 256;
 
 /// What a moved item (not an `autogroup:self` one) does to a packet filter it may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
