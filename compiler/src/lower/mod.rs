@@ -271,10 +271,6 @@ pub(crate) struct Prior<'a> {
     pub(crate) kept: Option<&'a [Option<NodeId>]>,
 }
 
-/// At most this many changed nodes (before and after) for a source list to be patched
-/// ([`Reuse::patched`]); more, and lists are built.
-const PATCHED_LISTS_UP_TO: usize = 64;
-
 /// [`Prior`], with what `*` means compared.
 struct Reuse<'a> {
     prior: &'a Prior<'a>,
@@ -332,11 +328,6 @@ impl Reuse<'_> {
     ) -> Option<(Vec<Arc<str>>, u64, usize)> {
         let p = self.prior;
         p.kept?;
-        // Each target is searched for every changed node: for a large batch (which moves
-        // most lists, each by many nodes) a build costs no more.
-        if p.before.len() + p.after.len() > PATCHED_LISTS_UP_TO {
-            return None;
-        }
         let (old_targets, id, spent) = p.lowered.sources.get(key)?;
         if old_targets.len() != targets.len() {
             return None;
