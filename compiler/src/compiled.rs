@@ -192,11 +192,24 @@ fn build_marked(
     // lowered beside the rules and peers (a fifth of a compile on `large`).
     // The changed nodes' ids in the earlier compile and in this one, for both reuses.
     let changed = prior.map(|p| (p.compiled.table.ids_of(p.before), table.ids_of(p.after)));
-    // Where each node was, when only the nodes named changed.
+    // Where each node was, when only the nodes named changed. On a route event only the
+    // nodes whose records changed (their served routes, their online flag) can enter or
+    // leave a rule's destinations (a route's servers, exit nodes: each node's own routes
+    // decide), so every other node keeps its id and its lists of items and SSH rules: the
+    // indexes are patched for those nodes alone (building the lowering's afresh was 0.15 s
+    // of a route event on `large`).
     let kept = prior
         .zip(changed.as_ref())
-        .filter(|(p, _)| !p.policy_changed && !p.routes_changed)
-        .and_then(|(p, (before, after))| table.kept_from(&p.compiled.table, before, after));
+        .filter(|(p, _)| !p.policy_changed)
+        .and_then(|(p, (before, after))| match (p.routes_changed, p.records) {
+            (false, _) => table.kept_from(&p.compiled.table, before, after),
+            (true, Some((was, is))) => table.kept_from(
+                &p.compiled.table,
+                &p.compiled.table.ids_of(was),
+                &table.ids_of(is),
+            ),
+            (true, None) => None,
+        });
     let lower_prior = prior
         .zip(changed.as_ref())
         .map(|(p, (before, after))| lower::Prior {
