@@ -570,10 +570,9 @@ impl PeerIndex {
                 (true, false) => member_sets.push(crate::nodes::index(i)),
             }
         }
-        // Per set, the union of the other side of its edges (on every core, beside the
-        // routes' views).
-        // Split by set over the cores: each part reads every edge and writes only its own
-        // sets' unions.
+        // Per set, the union of the other side of its edges, beside the routes' views: split
+        // by set over the cores (each part reads every edge and writes only its own sets'
+        // unions).
         let set_ids: Vec<u32> = (0..crate::nodes::index(members.len())).collect();
         let reach_of = || {
             crate::par::map_parts(&set_ids, 256, |part| {
@@ -740,12 +739,24 @@ impl PeerIndex {
             return std::borrow::Cow::Borrowed(built.get(id.index()));
         }
         if self.scans.fetch_add(1, Ordering::Relaxed) < SCANS {
-            let holding = self.member_sets.iter().copied().filter(|&s| {
-                self.sets
-                    .get(s as usize)
-                    .is_some_and(|set| set.contains(id))
-            });
-            return std::borrow::Cow::Owned(holding.collect());
+            let holding: Vec<u32> = self
+                .member_sets
+                .iter()
+                .copied()
+                .filter(|&s| {
+                    self.sets
+                        .get(s as usize)
+                        .is_some_and(|set| set.contains(id))
+                })
+                .collect();
+            // Debug builds compare the scan with the built lists (building them at the first
+            // scan, so each index is compared once).
+            debug_assert_eq!(
+                holding.as_slice(),
+                self.membership().get(id.index()),
+                "a node's sets found by scanning differ from the built lists"
+            );
+            return std::borrow::Cow::Owned(holding);
         }
         std::borrow::Cow::Borrowed(self.membership().get(id.index()))
     }
