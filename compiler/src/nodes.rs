@@ -367,12 +367,6 @@ pub(crate) struct NodeTable {
 impl NodeTable {
     /// Sorts every node's address texts once, so that lists of them sort as numbers.
     fn rank_texts(&mut self) {
-        fn text(nodes: &[Arc<NodeInfo>], (i, j): (u32, u32)) -> &str {
-            nodes
-                .get(i as usize)
-                .and_then(|n| n.texts.get(j as usize))
-                .map_or("", |t| &**t)
-        }
         // The first 24 bytes, zero-padded, order as the strings do up to a tie (eight were
         // too few: every IPv6 address of a tailnet starts `fd7a:115c:a1e0:`, and each tie
         // reads both strings).
@@ -402,7 +396,7 @@ impl NodeTable {
         }
         keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
             pa.cmp(&pb)
-                .then_with(|| text(&self.nodes, a).cmp(text(&self.nodes, b)))
+                .then_with(|| self.text_of(a).cmp(&self.text_of(b)))
         });
         let mut texts = Vec::with_capacity(keyed.len());
         for (rank, &(_, (i, j))) in keyed.iter().enumerate() {

@@ -337,31 +337,13 @@ impl Reuse<'_> {
         for (old, new) in old_targets.iter().zip(targets) {
             match (old, new) {
                 (Target::Nodes(x), Target::Nodes(y)) => {
-                    let was: Vec<NodeId> = p
-                        .before
-                        .iter()
-                        .copied()
-                        .filter(|b| x.binary_search(b).is_ok())
-                        .collect();
-                    let is: Vec<NodeId> = p
-                        .after
-                        .iter()
-                        .copied()
-                        .filter(|a| y.binary_search(a).is_ok())
-                        .collect();
-                    if x.len() - was.len() != y.len() - is.len() {
+                    let (was, out) = held_texts(p.table, p.before, x, &mut gone)?;
+                    let (is, into) = held_texts(table, p.after, y, &mut came)?;
+                    if x.len() - was != y.len() - is {
                         return None;
                     }
-                    for b in was {
-                        let texts = &p.table.get(b)?.texts;
-                        taken += texts.len();
-                        gone.extend(texts.iter());
-                    }
-                    for a in is {
-                        let texts = &table.get(a)?.texts;
-                        added += texts.len();
-                        came.extend(texts.iter());
-                    }
+                    taken += out;
+                    added += into;
                 }
                 (Target::Internet, Target::Internet)
                 | (Target::SelfDevices, Target::SelfDevices) => {}
@@ -414,6 +396,24 @@ impl Reuse<'_> {
         out.extend_from_slice(list.get(from..)?);
         Some((out, hash, spent))
     }
+}
+
+/// The address texts of the nodes of `changed` that `list` (sorted) holds, put in `into`: how
+/// many nodes those are, and how many texts ([`Reuse::patched`], before and after a change).
+fn held_texts<'t>(
+    table: &'t NodeTable,
+    changed: &[NodeId],
+    list: &[NodeId],
+    into: &mut Vec<&'t Arc<str>>,
+) -> Option<(usize, usize)> {
+    let (mut nodes, mut texts) = (0, 0);
+    for &id in changed.iter().filter(|id| list.binary_search(id).is_ok()) {
+        let own = &table.get(id)?.texts;
+        nodes += 1;
+        texts += own.len();
+        into.extend(own.iter());
+    }
+    Some((nodes, texts))
 }
 
 /// Where an item may apply: every node, or some (sorted).
@@ -720,8 +720,8 @@ impl Builder<'_> {
         #[cfg(debug_assertions)]
         if let Some((strings, _, spent)) = &patched {
             debug_assert_eq!(
-                (strings, *spent),
-                (&self.strings_of(&targets).0, self.strings_of(&targets).1),
+                (strings.clone(), *spent),
+                self.strings_of(&targets),
                 "a patched source list differs from one built"
             );
         }
