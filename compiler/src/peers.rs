@@ -36,11 +36,6 @@ pub(crate) enum NodeSet {
 }
 
 impl NodeSet {
-    /// The empty set.
-    pub(crate) fn empty() -> NodeSet {
-        NodeSet::List(Vec::new())
-    }
-
     fn from_bits(bits: Vec<u64>, len: usize) -> NodeSet {
         let count: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
         if count == len && len > 0 {
@@ -186,8 +181,13 @@ pub(crate) struct PeerIndex {
     item_sets: Vec<Option<(u32, u32)>>,
     /// Interned node sets of rule sources and destinations.
     sets: Vec<NodeSet>,
-    /// Per set: every node on the other side of its rules.
-    reach: Vec<NodeSet>,
+    /// Per set, the sets on the other side of its edges.
+    adjacent: crate::pernode::PerNode,
+    /// Per set: every node on the other side of its rules, computed on first use
+    /// ([`PeerIndex::reach`]). An engine event asks for the peers of a handful of nodes,
+    /// whose sets are a few dozen of the 3,481 on `large`: computing every set's reach was
+    /// a quarter of the index's time per event.
+    reach: Vec<std::sync::OnceLock<NodeSet>>,
     /// The sets on an edge that do not hold every node, ascending: the sets a node's
     /// membership lists.
     member_sets: Vec<u32>,
@@ -199,9 +199,11 @@ pub(crate) struct PeerIndex {
     /// How many nodes' sets were found by scanning `member_sets` while `membership` was
     /// not built: past [`SCANS`], it is built.
     scans: std::sync::atomic::AtomicUsize,
+    /// The sets on an edge that hold every node.
+    universal: Vec<u32>,
     /// The union of the universal sets' reaches (every node's peers include it), one bit
-    /// per node: computed once, not per node.
-    universal_reach: Vec<u64>,
+    /// per node: computed once, on first use, not per node.
+    universal_reach: std::sync::OnceLock<Vec<u64>>,
     /// Sources of `autogroup:self` rules.
     self_sources: NodeSet,
     /// Per route of the [`RouteTable`].
@@ -570,57 +572,29 @@ impl PeerIndex {
                 (true, false) => member_sets.push(crate::nodes::index(i)),
             }
         }
-        // Per set, the union of the other side of its edges, beside the routes' views: split
-        // by set over the cores (each part reads every edge and writes only its own sets'
-        // unions).
-        let set_ids: Vec<u32> = (0..crate::nodes::index(members.len())).collect();
-        let reach_of = || {
-            crate::par::map_parts(&set_ids, 256, |part| {
-                let (Some(&first), Some(&last)) = (part.first(), part.last()) else {
-                    return Vec::new();
-                };
-                let mut acc: Vec<Option<Vec<u64>>> = vec![None; part.len()];
-                for &(s, d) in &edges {
-                    for (mine, other) in [(s, d), (d, s)] {
-                        if mine < first || mine > last {
-                            continue;
-                        }
-                        let bits = acc
-                            .get_mut((mine - first) as usize)
-                            .map(|slot| slot.get_or_insert_with(|| vec![0; words]));
-                        if let (Some(bits), Some(set)) = (bits, sets.get(other as usize)) {
-                            set.or_into(bits);
-                        }
-                    }
-                }
-                acc.into_iter()
-                    .map(|slot| {
-                        slot.map_or_else(NodeSet::empty, |bits| NodeSet::from_bits(bits, len))
-                    })
-                    .collect::<Vec<_>>()
-            })
-        };
-        let (views, reach) = crate::par::join_if(
-            len > 4096,
-            || route_views(table, routes, lowered, &item_sets, &sets),
-            reach_of,
+        // Per set, the sets on the other side of its edges; each set's reach (the union of
+        // those) is computed on first use ([`PeerIndex::reach`]).
+        let adjacent = crate::pernode::PerNode::from_pairs(
+            members.len(),
+            edges
+                .iter()
+                .flat_map(|&(s, d)| [(NodeId::new(s as usize), d), (NodeId::new(d as usize), s)]),
         );
+        let views = route_views(table, routes, lowered, &item_sets, &sets);
         let self_sources = NodeSet::from_ids(&self_sources, len);
-        let mut universal_reach = vec![0u64; words];
-        for &s in &universal {
-            if let Some(set) = reach.get(s as usize) {
-                set.or_into(&mut universal_reach);
-            }
-        }
         PeerIndex {
             len,
             item_sets,
+            reach: (0..sets.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             sets,
-            reach,
+            adjacent,
             member_sets,
             membership: std::sync::OnceLock::new(),
             scans: std::sync::atomic::AtomicUsize::new(0),
-            universal_reach,
+            universal,
+            universal_reach: std::sync::OnceLock::new(),
             self_sources,
             routes: views,
         }
@@ -763,13 +737,39 @@ impl PeerIndex {
 
     /// The union of the reaches of the sets `member_of` and of every universal set.
     fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
-        let mut bits = self.universal_reach.clone();
+        let mut bits = self
+            .universal_reach
+            .get_or_init(|| {
+                let mut bits = vec![0u64; self.len.div_ceil(64)];
+                for &s in &self.universal {
+                    if let Some(set) = self.reach(s) {
+                        set.or_into(&mut bits);
+                    }
+                }
+                bits
+            })
+            .clone();
         for &s in member_of {
-            if let Some(set) = self.reach.get(s as usize) {
+            if let Some(set) = self.reach(s) {
                 set.or_into(&mut bits);
             }
         }
         bits
+    }
+
+    /// Set `s`'s reach: the union of the sets on the other side of its edges, computed the
+    /// first time it is asked for (by whichever thread asks first).
+    fn reach(&self, s: u32) -> Option<&NodeSet> {
+        let slot = self.reach.get(s as usize)?;
+        Some(slot.get_or_init(|| {
+            let mut bits = vec![0u64; self.len.div_ceil(64)];
+            for &other in self.adjacent.get(s as usize) {
+                if let Some(set) = self.sets.get(other as usize) {
+                    set.or_into(&mut bits);
+                }
+            }
+            NodeSet::from_bits(bits, self.len)
+        }))
     }
 
     /// The peers of node `id`, one bit per node id.

@@ -25,6 +25,8 @@ use crate::posture::{gate_of, Gates};
 use crate::resolve::{Resolver, Target};
 use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
 
+mod patch;
+
 /// The port session recorders (`tsrecorder`) listen on.
 const RECORDER_PORT: u16 = 80;
 
@@ -267,6 +269,9 @@ impl SshLowered {
             return lowered;
         };
         let mut resolver = Resolver::compiling(policy, table);
+        // After an engine event that changed a few nodes: the earlier rules moved.
+        let patch = prior.and_then(|p| patch::Patch::new(p, table, section.value.len()));
+        let mut holds = patch::Holds::default();
         // Users are walked in id order, as the control plane does; inventory order breaks ties.
         let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
         let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);
@@ -284,50 +289,149 @@ impl SshLowered {
                 })
                 .collect();
             let localpart = !domains.is_empty();
-            let mut self_dst = false;
-            let mut dst = Destinations::None;
-            for selector in &rule.dst {
-                match resolver.resolve(selector) {
-                    Target::SelfDevices => self_dst = true,
-                    target => dst = union(dst, destination_nodes(table, &target)),
+            let earlier = patch
+                .as_ref()
+                .and_then(|p| p.old.rules.get(i).map(|o| (p, o)));
+            let Shape {
+                dst,
+                self_dst,
+                sources,
+                counts,
+            } = match earlier {
+                Some((p, o)) => {
+                    let gate = gate_of(policy, &rule.src_posture);
+                    let mut admits = |id: NodeId| {
+                        rule.src
+                            .iter()
+                            .any(|s| holds.test(&mut resolver, table, s, id))
+                            && gate.as_ref().is_none_or(|g| gates.admits(g, id))
+                    };
+                    let sources = p.moved(&o.sources, &mut admits);
+                    let dst = match &o.dst {
+                        Destinations::Some(ids) => Destinations::Some(p.moved(ids, |id| {
+                            rule.dst
+                                .iter()
+                                .any(|s| holds.test(&mut resolver, table, s, id))
+                        })),
+                        Destinations::All => Destinations::All,
+                        Destinations::None => Destinations::None,
+                    };
+                    Shape {
+                        dst,
+                        self_dst: o.self_dst,
+                        sources,
+                        counts: None,
+                    }
                 }
-            }
-            let mut counts = source_counts(&mut resolver, table, &rule.src);
-            // A posture-gated rule's principals are the source devices that pass the gate
-            // (kb/1288); SSH sources are devices, so nothing address-only is lost here.
-            if let Some(gate) = gate_of(policy, &rule.src_posture) {
-                counts.retain(|&(id, _)| gates.admits(&gate, id));
-            }
-            let sources: Vec<NodeId> = counts.iter().map(|&(id, _)| id).collect();
+                None => Shape::resolved(
+                    &mut resolver,
+                    table,
+                    rule,
+                    gate_of(policy, &rule.src_posture),
+                    gates,
+                ),
+            };
+            // The sources' counts, found from the sources when a patch did not list them.
+            let per_tag = rule
+                .src
+                .iter()
+                .any(|s| s.alias == Alias::Autogroup(Autogroup::Tagged));
+            let counts = || {
+                counts.clone().unwrap_or_else(|| {
+                    sources
+                        .iter()
+                        .map(|&id| (id, tag_count(table, per_tag, id)))
+                        .collect()
+                })
+            };
+            // With a patch, the earlier rule when its sources are the same devices.
+            let same = earlier.filter(|(p, o)| p.same_devices(&o.sources, &sources));
             // Only what the rule's shape uses is built: one list of every source, or the
             // sources per user (localpart rules, `autogroup:self`) and the tagged ones.
             let (all, all_hash) = if !localpart && !dst.is_none() {
-                let reused = prior.and_then(|p| p.same_sources(i, &sources));
-                let all = shared
-                    .entry(counts.clone())
-                    .or_insert_with(|| {
-                        if let Some((all, _)) = &reused {
-                            return all.clone();
-                        }
-                        counts
-                            .iter()
-                            .filter_map(|&(id, count)| Some((table.get(id)?, count)))
-                            .flat_map(|(node, count)| {
-                                std::iter::repeat_n(principals_of(node), count).flatten()
-                            })
-                            .collect()
-                    })
-                    .clone();
-                // The earlier list's hash, when this is that list.
-                let hash = reused
-                    .filter(|(earlier, _)| Arc::ptr_eq(earlier, &all))
-                    .map(|(_, hash)| hash)
-                    .unwrap_or_default();
-                (all, hash)
+                if let Some((_, o)) = same {
+                    (o.all.clone(), o.all_hash.clone())
+                } else {
+                    let counts = counts();
+                    let reused = match earlier {
+                        Some(_) => None,
+                        None => prior.and_then(|p| p.same_sources(i, &sources)),
+                    };
+                    let all = shared
+                        .entry(counts.clone())
+                        .or_insert_with(|| {
+                            if let Some((all, _)) = &reused {
+                                return all.clone();
+                            }
+                            counts
+                                .iter()
+                                .filter_map(|&(id, count)| Some((table.get(id)?, count)))
+                                .flat_map(|(node, count)| {
+                                    std::iter::repeat_n(principals_of(node), count).flatten()
+                                })
+                                .collect()
+                        })
+                        .clone();
+                    // The earlier list's hash, when this is that list.
+                    let hash = reused
+                        .filter(|(earlier, _)| Arc::ptr_eq(earlier, &all))
+                        .map(|(_, hash)| hash)
+                        .unwrap_or_default();
+                    (all, hash)
+                }
             } else {
                 (Arc::from(Vec::new()), Memo::default())
             };
-            let (tagged, by_user) = if localpart || self_dst {
+            let (tagged, tagged_hash, by_user) = if !(localpart || self_dst) {
+                (Arc::from(Vec::new()), Memo::default(), Vec::new())
+            } else if let Some((p, o)) = earlier {
+                // Untouched users' lists are the earlier ones; the touched users' are found
+                // from their devices among the sources.
+                let mut by_user: Vec<UserSources> = o
+                    .by_user
+                    .iter()
+                    .filter(|s| p.touched.binary_search(&s.user).is_err())
+                    .cloned()
+                    .collect();
+                for &user in &p.touched {
+                    let devices = table
+                        .devices
+                        .get(user.index())
+                        .map_or(&[][..], Vec::as_slice);
+                    let mut held = devices
+                        .iter()
+                        .filter(|d| sources.binary_search(d).is_ok())
+                        .filter_map(|&d| table.get(d))
+                        .peekable();
+                    if held.peek().is_none() {
+                        continue;
+                    }
+                    let principals: Vec<SshPrincipal> = held.flat_map(principals_of).collect();
+                    let login = logins.get(user.index()).copied().unwrap_or_default();
+                    by_user.push(UserSources {
+                        user,
+                        principals: Arc::from(principals),
+                        localpart: if localpart {
+                            localpart_map(login, &domains)
+                        } else {
+                            None
+                        },
+                        principals_hash: Memo::default(),
+                        localpart_rest: Memo::default(),
+                    });
+                }
+                by_user.sort_by_key(|s| user_key(s.user));
+                let (tagged, tagged_hash) = match (localpart, same) {
+                    (false, _) => (Arc::from(Vec::new()), Memo::default()),
+                    (true, Some(_)) => (o.tagged.clone(), o.tagged_hash.clone()),
+                    (true, None) => (
+                        Arc::from(tagged_principals(table, &counts())),
+                        Memo::default(),
+                    ),
+                };
+                (tagged, tagged_hash, by_user)
+            } else {
+                let counts = counts();
                 let sources = |earlier| {
                     per_user_sources(table, &counts, localpart, earlier, |user| {
                         let login = logins.get(user.index()).copied().unwrap_or_default();
@@ -342,9 +446,7 @@ impl SshLowered {
                     None => sources(None).unwrap_or_default(),
                 };
                 by_user.sort_by_key(|s| user_key(s.user));
-                (tagged, by_user)
-            } else {
-                (Vec::new(), Vec::new())
+                (Arc::from(tagged), Memo::default(), by_user)
             };
             let user_index = by_user
                 .iter()
@@ -369,9 +471,9 @@ impl SshLowered {
                 all,
                 by_user,
                 user_index,
-                tagged: Arc::from(tagged),
+                tagged,
                 all_hash,
-                tagged_hash: Memo::default(),
+                tagged_hash,
                 rest_hash: Memo::default(),
                 sources,
                 dst,
@@ -392,7 +494,38 @@ impl SshLowered {
                     .flat_map(|(i, rule)| rule.index_pairs(index(i))),
             ),
         };
+        // Debug builds compare a patched lowering with one built afresh.
+        #[cfg(debug_assertions)]
+        if patch.is_some() {
+            let built = SshLowered::new(
+                policy,
+                users,
+                table,
+                control_url,
+                &mut Gates::new(policy, table),
+                None,
+            );
+            debug_assert!(
+                lowered.agrees_with(&built),
+                "a patched SSH lowering differs from one built"
+            );
+        }
         lowered
+    }
+
+    /// True when `other` lowers the same rules to the same nodes (debug comparisons).
+    #[cfg(debug_assertions)]
+    fn agrees_with(&self, other: &SshLowered) -> bool {
+        self.rules.len() == other.rules.len()
+            && self
+                .rules
+                .iter()
+                .zip(&other.rules)
+                .all(|(a, b)| a.index == b.index && a.same_content(b))
+            && self.global == other.global
+            && self.self_rules == other.self_rules
+            && self.by_node.len() == other.by_node.len()
+            && (0..self.by_node.len()).all(|n| self.by_node.get(n) == other.by_node.get(n))
     }
 
     /// Record where rule `i` may apply on every node, or on every user-owned one.
@@ -804,6 +937,70 @@ fn per_user_sources(
         localpart_rest: Memo::default(),
     }));
     Some((tagged, by_user))
+}
+
+/// A rule's destinations and source devices on one node table.
+struct Shape {
+    dst: Destinations,
+    self_dst: bool,
+    /// Source devices, ascending.
+    sources: Vec<NodeId>,
+    /// The sources with how often the control plane lists each, when found with them.
+    counts: Option<Vec<(NodeId, usize)>>,
+}
+
+impl Shape {
+    /// Every selector of `rule` resolved; the sources those `gate` admits.
+    fn resolved(
+        resolver: &mut Resolver<'_>,
+        table: &NodeTable,
+        rule: &aclc_policy::model::SshRule,
+        gate: Option<crate::posture::Gate>,
+        gates: &mut Gates<'_>,
+    ) -> Shape {
+        let mut self_dst = false;
+        let mut dst = Destinations::None;
+        for selector in &rule.dst {
+            match resolver.resolve(selector) {
+                Target::SelfDevices => self_dst = true,
+                target => dst = union(dst, destination_nodes(table, &target)),
+            }
+        }
+        let mut counts = source_counts(resolver, table, &rule.src);
+        // A posture-gated rule's principals are the source devices that pass the gate
+        // (kb/1288); SSH sources are devices, so nothing address-only is lost here.
+        if let Some(gate) = gate {
+            counts.retain(|&(id, _)| gates.admits(&gate, id));
+        }
+        Shape {
+            dst,
+            self_dst,
+            sources: counts.iter().map(|&(id, _)| id).collect(),
+            counts: Some(counts),
+        }
+    }
+}
+
+/// How often a source device is listed ([`source_counts`]): once per tag for a tagged
+/// device when `autogroup:tagged` is a source (`per_tag`), else once.
+fn tag_count(table: &NodeTable, per_tag: bool, id: NodeId) -> usize {
+    match per_tag && table.tagged.binary_search(&id).is_ok() {
+        true => table.get(id).map_or(1, |n| n.tags.len().max(1)),
+        false => 1,
+    }
+}
+
+/// The principals of the tagged sources among `counts`, each as often as it is counted.
+fn tagged_principals(table: &NodeTable, counts: &[(NodeId, usize)]) -> Vec<SshPrincipal> {
+    let mut out = Vec::new();
+    for &(id, count) in counts {
+        if let Some(node) = table.get(id).filter(|n| n.is_tagged()) {
+            for _ in 0..count {
+                out.extend(principals_of(node));
+            }
+        }
+    }
+    out
 }
 
 /// One principal per address of a device.
