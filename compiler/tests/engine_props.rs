@@ -108,10 +108,17 @@ fn policy_text(seed: &[u32]) -> String {
             r#", "ssh": [{{"action": "accept", "src": ["{}", "tag:web"], "dst": ["tag:web"], "users": ["localpart:*@example.com", "root"]}}, {{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["localpart:*@example.com"]}}]"#,
             pick(&["group:eng", "autogroup:member"], s(23)),
         ),
+        // Sometimes recorded to `tag:db` devices (enforced or not): a recorder's change
+        // moves the rule's action on every destination.
         n => format!(
-            r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["{}"], "checkPeriod": "1h"}}]"#,
+            r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["{}"], "checkPeriod": "1h"{}}}]"#,
             pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23)),
-            if n == 2 { "root" } else { "autogroup:nonroot" }
+            if n == 2 { "root" } else { "autogroup:nonroot" },
+            match (s(21) / 4) % 3 {
+                0 => "",
+                1 => r#", "recorder": ["tag:db"]"#,
+                _ => r#", "recorder": ["tag:db"], "enforceRecorder": true"#,
+            }
         ),
     };
     let attrs = match s(24) % 3 {
@@ -1199,4 +1206,36 @@ fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
             ),
         }
     }
+}
+
+/// A session recorder joining, leaving or retagged away: every SSH rule recording to its tag
+/// changes its action (the recorders' addresses, or the refusal when recording is enforced
+/// and none is left) on every destination of the rule, although the recorder is no source
+/// of the rule and no peer of those destinations.
+#[test]
+fn a_recorder_that_joins_changes_the_rules_recording_to_it() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:rec": [], "tag:db": []},
+            "acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web:22"]}],
+            "ssh": [
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["root"], "recorder": ["tag:rec"]},
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:db"], "users": ["root"], "recorder": ["tag:rec"], "enforceRecorder": true}]}"#,
+    )
+    .unwrap();
+    let mut rec = tagged(5, "tag:rec");
+    let mut other = rec.clone();
+    other.tags = vec!["tag:db".to_string()];
+    verify_on(
+        policy,
+        vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+        [
+            Event::UpsertNode(rec.clone()),
+            Event::UpsertNode(other),
+            Event::UpsertNode({
+                rec.name = "rec-2".to_string();
+                rec
+            }),
+            Event::RemoveNode(5),
+        ],
+    );
 }

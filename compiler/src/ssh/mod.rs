@@ -47,7 +47,7 @@ fn recording(
     rule: &aclc_policy::model::SshRule,
     resolver: &mut Resolver<'_>,
     table: &NodeTable,
-) -> SshAction {
+) -> (SshAction, Vec<NodeId>) {
     let mut recorders: Vec<NodeId> = Vec::new();
     for selector in &rule.recorder {
         if let Target::Nodes(ids) = resolver.resolve(selector) {
@@ -66,11 +66,12 @@ fn recording(
         .collect();
     let enforced = rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
     if enforced && action.recorders.is_empty() {
-        return SshAction {
+        let refused = SshAction {
             reject: true,
             message: Some(NO_RECORDER.to_string()),
             ..SshAction::default()
         };
+        return (refused, recorders);
     }
     if enforced {
         action.on_recording_failure = Some(RecorderFailureAction {
@@ -79,7 +80,7 @@ fn recording(
             notify_url: String::new(),
         });
     }
-    action
+    (action, recorders)
 }
 
 /// The `ssh` section, lowered, with an index from node to the rules that may reach it (so a
@@ -101,6 +102,8 @@ struct LoweredRule {
     /// Index of the rule in the policy's `ssh` list.
     index: usize,
     action: SshAction,
+    /// The session recorders' devices, sorted (their addresses are in `action`).
+    recorders: Vec<NodeId>,
     /// The user map every piece of the rule carries.
     users: Arc<BTreeMap<String, String>>,
     accept_env: Arc<[String]>,
@@ -453,18 +456,20 @@ impl SshLowered {
                 .enumerate()
                 .map(|(k, s)| (s.user, k))
                 .collect();
+            let (action, recorders) = recording(
+                match rule.action.value {
+                    PolicyAction::Accept => SshAction::accept(),
+                    PolicyAction::Check => SshAction::check(control_url),
+                },
+                rule,
+                &mut resolver,
+                table,
+            );
             lowered.record(index(lowered.rules.len()), (&dst, self_dst), &sources);
             lowered.rules.push(LoweredRule {
                 index: i,
-                action: recording(
-                    match rule.action.value {
-                        PolicyAction::Accept => SshAction::accept(),
-                        PolicyAction::Check => SshAction::check(control_url),
-                    },
-                    rule,
-                    &mut resolver,
-                    table,
-                ),
+                action,
+                recorders,
                 users: Arc::new(user_map(rule.users.iter().map(|u| &u.value))),
                 accept_env: rule.accept_env.iter().map(|e| e.value.clone()).collect(),
                 localpart,
@@ -573,13 +578,17 @@ impl SshLowered {
     }
 
     /// The nodes whose SSH rules name node `id` among their principals (it is a source of
-    /// the rule), or `None` when that may be any node (a rule to every node, or with
-    /// `localpart:` users, whose sources also receive it).
+    /// the rule) or among their session recorders, or `None` when that may be any node (a
+    /// rule to every node, or with `localpart:` users, whose sources also receive it).
     pub(crate) fn naming_source(&self, table: &NodeTable, id: NodeId) -> Option<Vec<NodeId>> {
         let node = table.get(id)?;
         let mut out = Vec::new();
         for rule in &self.rules {
-            if rule.sources.binary_search(&id).is_err() {
+            let source = rule.sources.binary_search(&id).is_ok();
+            // A session recorder's address is in the action of every rule recording to it,
+            // on every node the rule reaches.
+            let records = !rule.sources.is_empty() && rule.recorders.binary_search(&id).is_ok();
+            if !source && !records {
                 continue;
             }
             if rule.localpart {
@@ -591,6 +600,10 @@ impl SshLowered {
                 Destinations::None => {}
             }
             if rule.self_dst {
+                // Recording to it: every source user's devices.
+                if records {
+                    return None;
+                }
                 if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {
                     out.extend_from_slice(devices);
                 }
