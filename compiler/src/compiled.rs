@@ -877,29 +877,39 @@ impl HashCache {
 }
 
 /// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
-/// them, without building them): each rule's principals and the rest of it (their hashes
-/// kept with the lowered rule), check rules first.
+/// them, without building them): the sum of one hash per piece, of the piece's rule, its
+/// place among that rule's pieces, its principals and the rest of it (their hashes kept with
+/// the lowered rule). The order of the rules follows from them (check rules first, policy
+/// order otherwise), and a sum lets an event move a node's hash by the pieces that changed
+/// ([`Compiled::ssh_moves`]) without visiting its other rules.
 fn ssh_hash(ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
-    use std::hash::Hasher;
     let mut sink = SshHashSink::default();
     ssh.visit_node_rules(table, id, &mut sink);
-    let mut entries = sink.entries;
-    // As `node_rules` orders them: check rules first, policy order otherwise.
-    entries.sort_by_key(|&(check, _, _)| !check);
+    sink.sum
+}
+
+/// [`Compiled::ssh_moves`]: per node, the sum to add to its SSH fingerprint; the nodes to
+/// hash again.
+pub(crate) type SshMoves = (Vec<(NodeId, u64)>, Vec<NodeId>);
+
+/// One piece's part of [`ssh_hash`].
+fn ssh_piece_hash(rule: usize, place: usize, principals: u64, rest: u64) -> u64 {
+    use std::hash::Hasher;
     let mut h = crate::hash::hasher();
-    for &(_, principals, rest) in &entries {
-        h.write_u64(principals);
-        h.write_u64(rest);
-    }
-    h.write_usize(entries.len());
+    h.write_usize(rule);
+    h.write_usize(place);
+    h.write_u64(principals);
+    h.write_u64(rest);
     h.finish()
 }
 
-/// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over.
+/// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over (a rule's
+/// pieces one after the other).
 #[derive(Default)]
 struct SshHashSink {
-    /// Per rule: whether it is a check rule, its principals' hash, the rest's hash.
-    entries: Vec<(bool, u64, u64)>,
+    /// The last piece's rule and place.
+    last: Option<(usize, usize)>,
+    sum: u64,
 }
 
 impl crate::ssh::SshSink for SshHashSink {
@@ -911,8 +921,14 @@ impl crate::ssh::SshSink for SshHashSink {
             None => list(),
         };
         let rest = rule.rest_hash.get_or(|| ssh_rest_hash(&rule));
-        self.entries
-            .push((rule.action.is_check(), principals, rest));
+        let place = match self.last {
+            Some((index, place)) if index == rule.policy_index => place + 1,
+            _ => 0,
+        };
+        self.last = Some((rule.policy_index, place));
+        self.sum =
+            self.sum
+                .wrapping_add(ssh_piece_hash(rule.policy_index, place, principals, rest));
     }
 }
 
@@ -1048,6 +1064,27 @@ impl Compiled {
     }
 
     /// The SSH part of node `name`'s fingerprint.
+    /// What this compile's SSH rules, patched from `old`'s (a node event), changed for the
+    /// nodes that did not change: per node (ids here), the sum to add to its SSH
+    /// fingerprint, and the nodes whose SSH fingerprint must be computed again
+    /// ([`SshLowered::moves`]). `None` when the rules were not patched.
+    pub(crate) fn ssh_moves(&self, old: &Compiled) -> Option<SshMoves> {
+        let (simple, again) = self.ssh.moves(&old.ssh, &self.table)?;
+        let piece = |ssh: &SshLowered, i: u32| {
+            let mut sink = SshHashSink::default();
+            ssh.visit_piece(i, &mut sink);
+            sink.sum
+        };
+        let mut deltas = Vec::new();
+        for i in simple {
+            let delta = piece(&self.ssh, i).wrapping_sub(piece(&old.ssh, i));
+            if delta != 0 {
+                deltas.extend(self.ssh.destinations(i).iter().map(|&v| (v, delta)));
+            }
+        }
+        Some((deltas, again))
+    }
+
     pub(crate) fn ssh_fingerprint(&self, name: &str) -> Option<u64> {
         let id = self.table.id(name)?;
         Some(ssh_hash(&self.ssh, &self.table, id))

@@ -94,6 +94,10 @@ pub(crate) struct SshLowered {
     global: Vec<u32>,
     /// Rules with `autogroup:self` (they may reach every user-owned node).
     self_rules: Vec<u32>,
+    /// When this lowering was patched from an earlier one ([`patch::Patch`]): the rules
+    /// whose pieces may differ from the earlier rule's for a node that did not change (its
+    /// principals, its action, whether it has sources), ascending.
+    moved: Option<Vec<u32>>,
 }
 
 /// Where one policy rule applies and what it sends.
@@ -267,6 +271,7 @@ impl SshLowered {
             by_node: crate::pernode::PerNode::empty(table.len()),
             global: Vec::new(),
             self_rules: Vec::new(),
+            moved: None,
         };
         let Some(section) = &policy.ssh else {
             return lowered;
@@ -275,6 +280,7 @@ impl SshLowered {
         // After an engine event that changed a few nodes: the earlier rules moved.
         let patch = prior.and_then(|p| patch::Patch::new(p, table, section.value.len()));
         let mut holds = patch::Holds::default();
+        let mut moved = patch.as_ref().map(|_| Vec::new());
         // Users are walked in id order, as the control plane does; inventory order breaks ties.
         let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
         let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);
@@ -465,6 +471,16 @@ impl SshLowered {
                 &mut resolver,
                 table,
             );
+            if let (Some(moved), Some((_, o))) = (&mut moved, earlier) {
+                let alike = o.sources.is_empty() == sources.is_empty()
+                    && o.action == action
+                    && o.all == all
+                    && o.tagged == tagged
+                    && o.by_user == by_user;
+                if !alike {
+                    moved.push(index(i));
+                }
+            }
             lowered.record(index(lowered.rules.len()), (&dst, self_dst), &sources);
             lowered.rules.push(LoweredRule {
                 index: i,
@@ -485,6 +501,7 @@ impl SshLowered {
                 self_dst,
             });
         }
+        lowered.moved = moved;
         let patched = prior
             .and_then(|p| Some((p.lowered, p.kept?)))
             .and_then(|(old, kept)| old.patched_index(&lowered.rules, kept));
@@ -610,6 +627,72 @@ impl SshLowered {
             }
         }
         Some(out)
+    }
+
+    /// What this lowering, patched from `old` ([`patch::Patch`]), changed for the nodes
+    /// that did not change: the moved rules that give each destination one piece, the same
+    /// for all (neither `localpart:` users nor `autogroup:self`; a node's SSH fingerprint
+    /// moves by that piece's change, [`SshLowered::visit_piece`]), and the nodes whose rules
+    /// must be hashed again (those other moved rules reach: destinations, with `localpart:`
+    /// users the sources, with `autogroup:self` the devices of the users whose list changed).
+    /// `None` when not patched, or when a moved rule reaches every node.
+    pub(crate) fn moves(
+        &self,
+        old: &SshLowered,
+        table: &NodeTable,
+    ) -> Option<(Vec<u32>, Vec<NodeId>)> {
+        let moved = self.moved.as_ref()?;
+        let (mut simple, mut again) = (Vec::new(), Vec::new());
+        for &i in moved {
+            let rule = self.rules.get(i as usize)?;
+            let was = old.rules.get(i as usize)?;
+            let dst = match &rule.dst {
+                Destinations::All => return None,
+                Destinations::Some(ids) => &ids[..],
+                Destinations::None => &[],
+            };
+            if !rule.localpart && !rule.self_dst {
+                simple.push(i);
+                continue;
+            }
+            again.extend_from_slice(dst);
+            if rule.localpart {
+                again.extend_from_slice(&rule.sources);
+            }
+            if rule.self_dst {
+                let users = rule.by_user.iter().chain(&was.by_user).map(|s| s.user);
+                for user in users {
+                    if rule.user_sources(user) != was.user_sources(user) {
+                        if let Some(devices) = table.devices.get(user.index()) {
+                            again.extend_from_slice(devices);
+                        }
+                    }
+                }
+            }
+        }
+        again.sort_unstable();
+        again.dedup();
+        Some((simple, again))
+    }
+
+    /// The piece rule `i` (neither `localpart:` users nor `autogroup:self`) gives each of
+    /// its destinations, when it has sources.
+    pub(crate) fn visit_piece(&self, i: u32, out: &mut impl SshSink) {
+        if let Some(rule) = self.rules.get(i as usize).filter(|r| !r.sources.is_empty()) {
+            rule.push(
+                out,
+                (&rule.all, Some(&rule.all_hash)),
+                (&rule.users, &rule.rest_hash),
+            );
+        }
+    }
+
+    /// Rule `i`'s destinations other than `autogroup:self`'s, when they are some nodes.
+    pub(crate) fn destinations(&self, i: u32) -> &[NodeId] {
+        match self.rules.get(i as usize).map(|r| &r.dst) {
+            Some(Destinations::Some(ids)) => ids,
+            _ => &[],
+        }
     }
 
     /// Node `id`'s SSH rules, in the order the node evaluates them.
