@@ -835,7 +835,12 @@ pub(crate) struct HashCache {
 }
 
 impl HashCache {
-    fn sources(&mut self, list: &crate::wire::Strings) -> u64 {
+    fn sources(&mut self, list: &crate::wire::Strings, srcs: &crate::lower::SrcTable) -> u64 {
+        // A list of the compile's table: hashed once for all nodes and threads, and kept for
+        // the next compile that shares it.
+        if let Some(memo) = srcs.memo(list) {
+            return memo.get_or(|| strings_hash(list));
+        }
         let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
         if let Some((_, h)) = self.sources.get(&key) {
             return *h;
@@ -850,11 +855,11 @@ impl HashCache {
     /// The hash of a packet filter: each rule's sources (cached) and the rest of it, field by
     /// field (every field of the wire form; `CapGrant`s, rare and holding JSON values,
     /// through their JSON form).
-    fn filter_hash(&mut self, rules: &[FilterRule]) -> u64 {
+    fn filter_hash(&mut self, rules: &[FilterRule], srcs: &crate::lower::SrcTable) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = crate::hash::hasher();
         for rule in rules {
-            h.write_u64(self.sources(&rule.src_ips));
+            h.write_u64(self.sources(&rule.src_ips, srcs));
             rule.src_bits.hash(&mut h);
             h.write_usize(rule.dst_ports.len());
             for d in &rule.dst_ports {
@@ -1060,7 +1065,10 @@ impl Compiled {
     /// The filter part of node `name`'s fingerprint.
     pub(crate) fn filter_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
         let id = self.table.id(name)?;
-        Some(cache.filter_hash(&self.lowered.filter_rules(&self.table, id)))
+        Some(cache.filter_hash(
+            &self.lowered.filter_rules(&self.table, id),
+            &self.lowered.srcs,
+        ))
     }
 
     /// The SSH part of node `name`'s fingerprint.
@@ -1348,7 +1356,7 @@ impl Compiled {
         }
         Some(Fingerprint {
             filter: match filter {
-                true => cache.filter_hash(view.packet_filter_rules()),
+                true => cache.filter_hash(view.packet_filter_rules(), &self.lowered.srcs),
                 false => 0,
             },
             ssh: ssh_hash(&self.ssh, &self.table, view.id),

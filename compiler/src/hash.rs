@@ -31,3 +31,23 @@ pub(crate) fn name(name: &str) -> u64 {
     name.hash(&mut h);
     h.finish()
 }
+
+/// A hash of something a compile holds (an SSH rule's principals, a `SrcIPs` list),
+/// computed on first use by whichever thread fingerprints first and then read by all; a
+/// clone carries the value (a list shared with the next compile keeps its hash). Not part
+/// of what it caches: two are equal whether computed or not.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Memo(OnceLock<u64>);
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
+
+impl Memo {
+    /// The hash, computed by `hash` the first time.
+    pub(crate) fn get_or(&self, hash: impl FnOnce() -> u64) -> u64 {
+        *self.0.get_or_init(hash)
+    }
+}

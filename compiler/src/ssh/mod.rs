@@ -188,24 +188,7 @@ impl SshPrior<'_> {
     }
 }
 
-/// A hash of something a lowered rule holds, computed on first use by whichever thread
-/// fingerprints first and then read by all ([`SshRuleRef::memo`]). Not part of what it
-/// caches: two are equal whether computed or not.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Memo(std::sync::OnceLock<u64>);
-
-impl PartialEq for Memo {
-    fn eq(&self, _: &Memo) -> bool {
-        true
-    }
-}
-
-impl Memo {
-    /// The hash, computed by `hash` the first time.
-    pub(crate) fn get_or(&self, hash: impl FnOnce() -> u64) -> u64 {
-        *self.0.get_or_init(hash)
-    }
-}
+pub(crate) use crate::hash::Memo;
 
 /// The source devices of one user.
 #[derive(Debug, PartialEq, Clone)]
