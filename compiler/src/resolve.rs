@@ -339,43 +339,16 @@ impl<'a> Resolver<'a> {
         users
     }
 
-    /// The untagged devices of some users, sorted. Many devices (`autogroup:member`: 75,000
-    /// on `large`, resolved again on every engine event) through a map of one bit per node,
-    /// O(devices + nodes / 64), where a sort took a few milliseconds.
+    /// The untagged devices of some users, sorted (through a bit map when they are many:
+    /// `autogroup:member`'s 75,000 on `large`, resolved again on every engine event).
     fn devices_of(&self, users: &[UserId]) -> Vec<NodeId> {
-        let lists = || {
-            users
-                .iter()
-                .filter_map(|&u| self.table.devices.get(u.index()))
-                .flatten()
-                .copied()
-        };
-        let count: usize = users
+        let mut out: Vec<NodeId> = users
             .iter()
             .filter_map(|&u| self.table.devices.get(u.index()))
-            .map(Vec::len)
-            .sum();
-        let nodes = self.table.len();
-        if count < 1024 || lists().any(|id| id.index() >= nodes) {
-            let mut out: Vec<NodeId> = lists().collect();
-            out.sort_unstable();
-            out.dedup();
-            return out;
-        }
-        let mut bits = vec![0u64; nodes.div_ceil(64)];
-        for id in lists() {
-            if let Some(w) = bits.get_mut(id.index() / 64) {
-                *w |= 1 << (id.index() % 64);
-            }
-        }
-        let mut out = Vec::with_capacity(count);
-        for (i, &word) in bits.iter().enumerate() {
-            let mut w = word;
-            while w != 0 {
-                out.push(NodeId::new(i * 64 + w.trailing_zeros() as usize));
-                w &= w - 1;
-            }
-        }
+            .flatten()
+            .copied()
+            .collect();
+        crate::nodes::sort_unique(&mut out, self.table.len());
         out
     }
 }
