@@ -1358,19 +1358,21 @@ impl Narrow<'_> {
                 again
                     .iter()
                     .for_each(|&v| crate::peers::set_bit(&mut again_bits, v));
-                let mut sums: BTreeMap<NodeId, u64> = BTreeMap::new();
+                // Each node's sum in a dense array (a tree of 25,000 sums took 1.5 ms).
+                let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; words]);
                 for (v, delta) in deltas {
                     if crate::peers::bit(&again_bits, v) || crate::peers::bit(&changed_new, v) {
                         continue;
                     }
-                    let sum = sums.entry(v).or_insert(0);
-                    *sum = sum.wrapping_add(delta);
+                    if let Some(sum) = sums.get_mut(v.index()) {
+                        *sum = sum.wrapping_add(delta);
+                        crate::peers::set_bit(&mut summed, v);
+                    }
                 }
-                let moved: Vec<(u64, &Arc<str>, u64)> = sums
-                    .into_iter()
-                    .filter_map(|(v, delta)| {
+                let moved: Vec<(u64, &Arc<str>, u64)> = crate::peers::iter_bits(&summed)
+                    .filter_map(|v| {
                         let (id, name) = stable(v)?;
-                        Some((id, name, delta))
+                        Some((id, name, *sums.get(v.index())?))
                     })
                     .collect();
                 (unchanged(&again_bits), moved)
