@@ -270,7 +270,7 @@ impl Memo {
         *self
             .srcs
             .entry((a, b))
-            .or_insert_with(|| la.srcs.get(a) == lb.srcs.get(b))
+            .or_insert_with(|| super::same_strings(&la.srcs.get(a), &lb.srcs.get(b)))
     }
 
     fn same_targets(&mut self, a: &[Target], b: &[Target]) -> bool {

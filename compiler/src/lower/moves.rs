@@ -211,7 +211,7 @@ impl SourceMoves {
             *memo.entry((x, y)).or_insert_with(|| {
                 let (before, after) = (old.srcs.get(x), new.srcs.get(y));
                 // A list taken from the earlier lowering is the same memory.
-                let moved = !Arc::ptr_eq(&before, &after) && before != after;
+                let moved = !super::same_strings(&before, &after);
                 if moved {
                     owners.extend(
                         login(old_table, first_owner(old_table, &before)).map(str::to_string),
