@@ -24,8 +24,9 @@ use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::Target;
 use crate::routes::RouteTable;
 
-/// A set of node ids, stored to suit its size.
-#[derive(Debug, Clone)]
+/// A set of node ids, stored to suit its size. The form follows from the count alone
+/// ([`NodeSet::from_bits`]), so two sets of the same nodes among as many are equal as values.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NodeSet {
     /// Every node.
     All,
@@ -45,17 +46,6 @@ impl NodeSet {
         } else {
             NodeSet::List(ids_of(&bits))
         }
-    }
-
-    /// The set of `ids` (sorted, no repeats), stored as [`NodeSet::from_bits`] stores it; a
-    /// small set is listed as it is, without a map of every node's bit to build and read
-    /// back (thousands of interned sets per compile on `large`).
-    fn from_sorted(ids: &[NodeId], len: usize) -> NodeSet {
-        let in_range = ids.last().is_none_or(|last| last.index() < len);
-        if in_range && ids.len().saturating_mul(32) <= len {
-            return NodeSet::List(ids.to_vec());
-        }
-        NodeSet::from_ids(ids, len)
     }
 
     /// The set of `ids` (in any order) among `len` nodes, through a bit map.
@@ -136,7 +126,14 @@ pub(crate) fn iter_bits(bits: &[u64]) -> impl Iterator<Item = NodeId> + '_ {
 }
 
 fn ids_of(bits: &[u64]) -> Vec<NodeId> {
-    let mut out = Vec::new();
+    let count = bits.iter().map(|w| w.count_ones() as usize).sum();
+    let mut out = Vec::with_capacity(count);
+    push_ids(bits, &mut out);
+    out
+}
+
+/// Append the ids of `bits`' set bits to `out`, ascending.
+fn push_ids(bits: &[u64], out: &mut Vec<NodeId>) {
     for (i, &word) in bits.iter().enumerate() {
         let mut w = word;
         while w != 0 {
@@ -145,24 +142,62 @@ fn ids_of(bits: &[u64]) -> Vec<NodeId> {
             w &= w - 1;
         }
     }
-    out
 }
 
-/// Sort `ids` and drop repeats. A long list (a rule's sources from several groups: two
-/// million ids per compile on `large`) through `scratch`, one bit per node, all clear before
-/// and after: O(ids + nodes / 64), not O(ids log ids). Ids beyond `scratch` are sorted.
-fn sort_ids(ids: &mut Vec<NodeId>, scratch: &mut [u64]) {
-    let fits = ids.iter().all(|id| id.index() / 64 < scratch.len());
-    if ids.len() < 256 || !fits {
-        ids.sort_unstable();
-        ids.dedup();
-        return;
+/// The set of `ids` (in any order, repeats allowed; ids past `len` dropped) among `len`
+/// nodes, in the form [`NodeSet::from_bits`] gives it. A strictly ascending list is taken as
+/// it is: listed when small, else its bits set; a short unsorted list is sorted; a long one
+/// (a rule's sources from several groups: two million ids per compile on `large`) goes
+/// through `scratch`, one bit per node, all clear before and after: O(ids + len / 64), not
+/// O(ids log ids). A set kept as bits is the scratch map itself, replaced by a clear one.
+fn canonical(ids: std::borrow::Cow<'_, [NodeId]>, len: usize, scratch: &mut Vec<u64>) -> NodeSet {
+    let ascending = ids.windows(2).all(|w| w.first() < w.get(1));
+    let in_range = ids.last().is_none_or(|last| last.index() < len);
+    if ascending && in_range {
+        if ids.len().saturating_mul(32) <= len {
+            return NodeSet::List(ids.into_owned());
+        }
+    } else if ids.len() < 256 {
+        let mut sorted = ids.into_owned();
+        sorted.retain(|id| id.index() < len);
+        sorted.sort_unstable();
+        sorted.dedup();
+        return canonical(std::borrow::Cow::Owned(sorted), len, scratch);
     }
-    for &id in ids.iter() {
-        set_bit(scratch, id);
+    ids.iter()
+        .filter(|id| id.index() < len)
+        .for_each(|&id| set_bit(scratch, id));
+    take_bits(scratch, len)
+}
+
+/// The set whose bits are in `scratch` (all clear on return), in the form
+/// [`NodeSet::from_bits`] gives it.
+fn take_bits(scratch: &mut Vec<u64>, len: usize) -> NodeSet {
+    let count: usize = scratch.iter().map(|w| w.count_ones() as usize).sum();
+    if count == len && len > 0 {
+        scratch.fill(0);
+        NodeSet::All
+    } else if count.saturating_mul(32) > len {
+        let words = scratch.len();
+        NodeSet::Bits(std::mem::replace(scratch, vec![0; words]))
+    } else {
+        let mut out = Vec::with_capacity(count);
+        push_ids(scratch, &mut out);
+        scratch.fill(0);
+        NodeSet::List(out)
     }
-    *ids = ids_of(scratch);
-    scratch.fill(0);
+}
+
+/// A hash of a set's value (equal sets, as [`canonical`] forms them, hash alike).
+fn set_hash(set: &NodeSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::hash::hasher();
+    match set {
+        NodeSet::All => 0u8.hash(&mut h),
+        NodeSet::List(ids) => (1u8, ids).hash(&mut h),
+        NodeSet::Bits(bits) => (2u8, bits).hash(&mut h),
+    }
+    h.finish()
 }
 
 /// How many nodes' sets a [`PeerIndex`] finds by scanning before it builds every node's
@@ -270,54 +305,51 @@ impl Builder<'_> {
         out
     }
 
-    /// A request's nodes, sorted without repeats, and their hash (a self rule's sources as
-    /// found: they are not interned). Most lists come sorted, from the lowering's
-    /// destinations and sources, and are not sorted again.
-    fn prepare(&self, request: &Request<'_>, scratch: &mut [u64]) -> (Vec<NodeId>, u64) {
-        let mut ids = match request {
-            Request::Star => self.star.clone(),
-            Request::Sources(targets) => self.sources(targets),
-            Request::SelfSources(targets) => return (self.sources(targets), 0),
-            Request::Nodes(ids) => ids.to_vec(),
-            Request::All => self.all(),
+    /// A request's set ([`canonical`]) and its hash; a self rule's sources as found (they
+    /// are not interned). Most lists come sorted, from the lowering's destinations and
+    /// sources, and are not sorted again; a large set is kept as the bits it was gathered
+    /// in, not listed and gathered again.
+    fn prepare(&self, request: &Request<'_>, scratch: &mut Vec<u64>) -> (NodeSet, u64) {
+        use std::borrow::Cow;
+        let len = self.table.len();
+        let set = match request {
+            Request::Star => canonical(Cow::Borrowed(&self.star), len, scratch),
+            Request::Sources(targets) => canonical(Cow::Owned(self.sources(targets)), len, scratch),
+            Request::SelfSources(targets) => return (NodeSet::List(self.sources(targets)), 0),
+            Request::Nodes(ids) => canonical(Cow::Borrowed(ids), len, scratch),
+            Request::All => canonical(Cow::Owned(self.all()), len, scratch),
         };
-        if !ids.is_sorted() {
-            sort_ids(&mut ids, scratch);
-        }
-        ids.dedup();
-        let hash = {
-            use std::hash::{Hash, Hasher};
-            let mut h = crate::hash::hasher();
-            ids.hash(&mut h);
-            h.finish()
-        };
-        (ids, hash)
+        let hash = set_hash(&set);
+        (set, hash)
     }
 }
 
 /// The index's node sets, each kept once.
 #[derive(Default)]
 struct Interner {
-    sets: Vec<Vec<NodeId>>,
+    sets: Vec<NodeSet>,
+    /// Each set's node count.
+    counts: Vec<usize>,
     /// Each set's id by its content hash (more than one for colliding sets).
     ids: crate::hash::Map<u64, Vec<u32>>,
 }
 
 impl Interner {
-    /// The id of the set `ids` (sorted, no repeats) whose hash is `hash`.
-    fn intern(&mut self, ids: Vec<NodeId>, hash: u64) -> u32 {
+    /// The id of the set `set` ([`canonical`]) whose hash is `hash`, among `len` nodes.
+    fn intern(&mut self, set: NodeSet, hash: u64, len: usize) -> u32 {
         let sets = &self.sets;
         let found = self.ids.get(&hash).and_then(|candidates| {
             candidates
                 .iter()
                 .copied()
-                .find(|&c| sets.get(c as usize).is_some_and(|s| *s == ids))
+                .find(|&c| sets.get(c as usize).is_some_and(|s| *s == set))
         });
         if let Some(id) = found {
             return id;
         }
         let id = crate::nodes::index(self.sets.len());
-        self.sets.push(ids);
+        self.counts.push(set.count(len));
+        self.sets.push(set);
         self.ids.entry(hash).or_default().push(id);
         id
     }
@@ -530,29 +562,25 @@ impl PeerIndex {
         let mut interner = Interner::default();
         let mut set_of = vec![u32::MAX; requests.len()];
         let mut self_sources = Vec::new();
-        for ((request, (ids, hash)), slot) in requests.iter().zip(prepared).zip(&mut set_of) {
-            match request {
-                Request::SelfSources(_) => self_sources.extend(ids),
-                _ => *slot = interner.intern(ids, hash),
+        for ((request, (set, hash)), slot) in requests.iter().zip(prepared).zip(&mut set_of) {
+            match (request, set) {
+                (Request::SelfSources(_), NodeSet::List(ids)) => self_sources.extend(ids),
+                (Request::SelfSources(_), _) => {}
+                (_, set) => *slot = interner.intern(set, hash, len),
             }
         }
         let item_sets: Vec<Option<(u32, u32)>> = item_requests
             .iter()
             .map(|r| r.and_then(|(s, d)| Some((*set_of.get(s)?, *set_of.get(d)?))))
             .collect();
-        let members = &interner.sets;
-        // Each set in the form that suits its size, built once: a set on many edges is added
-        // word by word, not node by node.
-        let sets: Vec<NodeSet> = crate::par::map_parts(members, 256, |part| {
-            part.iter()
-                .map(|ids| NodeSet::from_sorted(ids, len))
-                .collect()
-        });
+        // Each set is in the form that suits its size: a set on many edges is added word by
+        // word, not node by node.
+        let Interner { sets, counts, .. } = interner;
         // The distinct edges between two non-empty sets, and the sets on one.
-        let empty = |x: u32| members.get(x as usize).is_none_or(Vec::is_empty);
+        let empty = |x: u32| counts.get(x as usize).is_none_or(|&c| c == 0);
         let mut seen: crate::hash::Set<(u32, u32)> = crate::hash::Set::default();
         let mut edges: Vec<(u32, u32)> = Vec::new();
-        let mut on_edge = vec![false; members.len()];
+        let mut on_edge = vec![false; sets.len()];
         for &(s, d) in item_sets.iter().flatten() {
             if empty(s) || empty(d) || !seen.insert((s, d)) {
                 continue;
@@ -565,8 +593,8 @@ impl PeerIndex {
             }
         }
         let (mut member_sets, mut universal) = (Vec::new(), Vec::new());
-        for (i, (&on, ids)) in on_edge.iter().zip(members).enumerate() {
-            match (on, ids.len() == len) {
+        for (i, (&on, &count)) in on_edge.iter().zip(&counts).enumerate() {
+            match (on, count == len) {
                 (false, _) => {}
                 (true, true) => universal.push(crate::nodes::index(i)),
                 (true, false) => member_sets.push(crate::nodes::index(i)),
@@ -575,7 +603,7 @@ impl PeerIndex {
         // Per set, the sets on the other side of its edges; each set's reach (the union of
         // those) is computed on first use ([`PeerIndex::reach`]).
         let adjacent = crate::pernode::PerNode::from_pairs(
-            members.len(),
+            sets.len(),
             edges
                 .iter()
                 .flat_map(|&(s, d)| [(NodeId::new(s as usize), d), (NodeId::new(d as usize), s)]),
@@ -884,40 +912,39 @@ mod tests {
     }
 
     proptest! {
-        /// Sorting through the bit map sorts as the standard sort does, repeats dropped,
-        /// and leaves the map clear.
+        /// A set formed by `canonical`, from ids in any order, with repeats and ids past
+        /// the nodes, is the set a sort and a bit map give (same form, same members), hashes
+        /// as that set does, and leaves the scratch map clear.
         #[test]
-        fn ids_sort_as_a_sort_does(
-            words in 30usize..50,
-            raw in proptest::collection::vec(0usize..2600, 0..2000),
+        fn canonical_sets_are_as_a_sort_and_a_map_give(
+            len in 0usize..3000,
+            raw in proptest::collection::vec(0usize..3100, 0..3000),
+            order in 0u8..3,
+            // Few ids (around the size at which a list becomes a map), or all.
+            take in prop_oneof![0usize..200, Just(usize::MAX)],
         ) {
-            let mut scratch = vec![0u64; words];
-            let mut ids: Vec<NodeId> = raw.iter().map(|&i| NodeId::new(i)).collect();
-            let mut expected = ids.clone();
-            expected.sort_unstable();
-            expected.dedup();
-            sort_ids(&mut ids, &mut scratch);
-            prop_assert_eq!(ids, expected);
-            prop_assert!(scratch.iter().all(|&w| w == 0));
-        }
-
-        /// Listing a small sorted set directly stores it as going through a bit map does.
-        #[test]
-        fn sorted_sets_are_stored_as_from_bits(
-            len in 0usize..400,
-            picks in proptest::collection::vec(any::<u16>(), 0..400),
-            dense in any::<bool>(),
-        ) {
-            let mut ids: Vec<NodeId> = match dense {
-                true => (0..len).filter(|i| picks.get(i % picks.len().max(1)).is_some_and(|p| p % 3 != 0)).map(NodeId::new).collect(),
-                false => picks.iter().map(|&p| NodeId::new(p as usize % len.max(1))).filter(|id| id.index() < len).collect(),
-            };
-            ids.sort_unstable();
-            ids.dedup();
+            let mut ids: Vec<NodeId> = raw.iter().take(take).map(|&i| NodeId::new(i)).collect();
+            match order {
+                0 => {}
+                1 => ids.sort_unstable(),
+                _ => {
+                    ids.retain(|id| id.index() < len);
+                    ids.sort_unstable();
+                    ids.dedup();
+                }
+            }
             let mut bits = vec![0u64; len.div_ceil(64)];
-            ids.iter().for_each(|&id| set_bit(&mut bits, id));
+            ids.iter()
+                .filter(|id| id.index() < len)
+                .for_each(|&id| set_bit(&mut bits, id));
             let expected = NodeSet::from_bits(bits, len);
-            prop_assert_eq!(shape(&NodeSet::from_sorted(&ids, len), len), shape(&expected, len));
+            let mut scratch = vec![0u64; len.div_ceil(64)];
+            let set = canonical(std::borrow::Cow::Borrowed(&ids), len, &mut scratch);
+            prop_assert_eq!(shape(&set, len), shape(&expected, len));
+            prop_assert_eq!(set_hash(&set), set_hash(&expected));
+            prop_assert!(set == expected);
+            prop_assert!(scratch.iter().all(|&w| w == 0));
+            prop_assert_eq!(scratch.len(), len.div_ceil(64));
         }
     }
 }
