@@ -132,14 +132,21 @@ fn ids_of(bits: &[u64]) -> Vec<NodeId> {
     out
 }
 
-/// Append the ids of `bits`' set bits to `out`, ascending.
+/// Append the ids of `bits`' set bits to `out`, ascending. Clear words are skipped eight at
+/// a time: a small set gathered in a map of every node (thousands per compile on `large`)
+/// is mostly clear words.
 fn push_ids(bits: &[u64], out: &mut Vec<NodeId>) {
-    for (i, &word) in bits.iter().enumerate() {
-        let mut w = word;
-        while w != 0 {
-            let b = w.trailing_zeros();
-            out.push(NodeId::new(i * 64 + b as usize));
-            w &= w - 1;
+    for (c, chunk) in bits.chunks(8).enumerate() {
+        if chunk.iter().fold(0, |a, w| a | w) == 0 {
+            continue;
+        }
+        for (j, &word) in chunk.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                let b = w.trailing_zeros();
+                out.push(NodeId::new((c * 8 + j) * 64 + b as usize));
+                w &= w - 1;
+            }
         }
     }
 }
@@ -254,10 +261,13 @@ type ItemVia = (u32, u32, Arc<[Arc<str>]>);
 /// Who may be shown one subnet route.
 #[derive(Debug)]
 struct RouteView {
-    /// Nodes allowed to see it.
-    visible: NodeSet,
-    /// Nodes with an ordinary (non-`via`) rule to it.
-    direct: NodeSet,
+    /// Nodes allowed to see it, with `servers`: shared by the routes that no item names
+    /// but as every route (most of `large`'s thousand routes), not a map per route.
+    visible: Arc<NodeSet>,
+    /// The route's servers (each sees it).
+    servers: Vec<NodeId>,
+    /// Nodes with an ordinary (non-`via`) rule to it; shared as `visible` is.
+    direct: Arc<NodeSet>,
     /// `via` rules to it: their source set and tags.
     via: Vec<(u32, Arc<[Arc<str>]>)>,
 }
@@ -317,7 +327,8 @@ impl Builder<'_> {
             Request::Sources(targets) => canonical(Cow::Owned(self.sources(targets)), len, scratch),
             Request::SelfSources(targets) => return (NodeSet::List(self.sources(targets)), 0),
             Request::Nodes(ids) => canonical(Cow::Borrowed(ids), len, scratch),
-            Request::All => canonical(Cow::Owned(self.all()), len, scratch),
+            Request::All if len > 0 => NodeSet::All,
+            Request::All => NodeSet::List(Vec::new()),
         };
         let hash = set_hash(&set);
         (set, hash)
@@ -453,36 +464,44 @@ fn route_views(
             add(d, &mut all_visible, &mut in_visible, u32::MAX);
         }
     }
+    let common_visible = Arc::new(NodeSet::from_bits(all_visible.clone(), len));
+    let common_direct = Arc::new(NodeSet::from_bits(all_direct.clone(), len));
     let mut views = Vec::with_capacity(nets.len());
     for (r, route) in routes.routes.iter().enumerate() {
-        let mut visible = all_visible.clone();
-        let mut direct = all_direct.clone();
+        // The common maps, copied for a route only when one of its own items adds to them.
+        let (mut visible, mut direct): (Option<Vec<u64>>, Option<Vec<u64>>) = (None, None);
         // A set already in the routes' common part may be added again: no harm.
         let now = crate::nodes::index(r).saturating_add(1);
         // `via` rules in item order: this route's own, merged with those to every route.
         let mut own_via: Vec<ItemVia> = Vec::new();
         for &i in to_items.get(r).into_iter().flatten() {
             let Some((s, _)) = sets_of(i) else { continue };
-            add(s, &mut visible, &mut in_visible, now);
+            let bits = visible.get_or_insert_with(|| all_visible.clone());
+            add(s, bits, &mut in_visible, now);
             match via_of(i) {
                 Some(tags) => own_via.push((i, s, tags)),
-                None => add(s, &mut direct, &mut in_direct, now),
+                None => {
+                    let bits = direct.get_or_insert_with(|| all_direct.clone());
+                    add(s, bits, &mut in_direct, now);
+                }
             }
         }
         for &i in from_items.get(r).into_iter().flatten() {
             if let Some((_, d)) = sets_of(i) {
-                add(d, &mut visible, &mut in_visible, now);
+                let bits = visible.get_or_insert_with(|| all_visible.clone());
+                add(d, bits, &mut in_visible, now);
             }
         }
         let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
         via.sort_by_key(|&(i, _, _)| i);
-        route
-            .servers
-            .iter()
-            .for_each(|&id| set_bit(&mut visible, id));
+        let shared = |bits: Option<Vec<u64>>, common: &Arc<NodeSet>| match bits {
+            Some(bits) => Arc::new(NodeSet::from_bits(bits, len)),
+            None => common.clone(),
+        };
         views.push(RouteView {
-            visible: NodeSet::from_bits(visible, len),
-            direct: NodeSet::from_bits(direct, len),
+            visible: shared(visible, &common_visible),
+            servers: route.servers.clone(),
+            direct: shared(direct, &common_direct),
             via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
         });
     }
@@ -843,14 +862,18 @@ impl PeerIndex {
                 (set, tags.clone())
             })
             .collect();
-        Some((bits(&view.visible), bits(&view.direct), via))
+        let mut visible = bits(&view.visible);
+        view.servers
+            .iter()
+            .for_each(|&id| set_bit(&mut visible, id));
+        Some((visible, bits(&view.direct), via))
     }
 
     /// True if `viewer` is shown route number `route` at all.
     pub(crate) fn route_visible(&self, route: usize, viewer: NodeId) -> bool {
         self.routes
             .get(route)
-            .is_some_and(|r| r.visible.contains(viewer))
+            .is_some_and(|r| r.visible.contains(viewer) || r.servers.contains(&viewer))
     }
 
     /// The router carrying route number `route` for `viewer`: a `via` router when the viewer's
