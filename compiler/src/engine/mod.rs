@@ -133,7 +133,15 @@ pub struct Snapshot {
     /// compile (what peers' fingerprints read; shared with the next snapshot when a policy
     /// event keeps the node table).
     node_bases: Arc<Vec<[u64; 4]>>,
+    /// Each node's stable id ([`NO_NODE`] for none), by node id of this snapshot's compile:
+    /// moved to the next snapshot's ids by a node event, else found by name on first use.
+    /// A node event's fingerprints look up each of the nodes they touch (25,000 on a member
+    /// join on `large`), which was a hash of its name each.
+    stable: std::sync::OnceLock<Arc<Vec<u64>>>,
 }
+
+/// [`Snapshot::stable`] of a node id no node has.
+const NO_NODE: u64 = u64::MAX;
 
 const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -849,6 +857,7 @@ impl Inputs {
                     stale: IdSet::default(),
                     changed: IdSet::default(),
                     touched: None,
+                    stable: None,
                 }
             }
         };
@@ -862,6 +871,10 @@ impl Inputs {
             fingerprints: prints.fingerprints,
             stale: prints.stale,
             node_bases: prints.node_bases,
+            stable: match prints.stable {
+                Some(stable) => std::sync::OnceLock::from(stable),
+                None => std::sync::OnceLock::new(),
+            },
         };
         Ok((snapshot, prints.changed, prints.touched))
     }
@@ -989,6 +1002,8 @@ struct Prints {
     /// The nodes whose fingerprints (or stale flags) may differ from the previous
     /// snapshot's, removed nodes included; `None`: any node's may.
     touched: Option<IdSet>,
+    /// [`Snapshot::stable`], when the event moved it.
+    stable: Option<Arc<Vec<u64>>>,
 }
 
 impl Snapshot {
@@ -1007,6 +1022,12 @@ impl Snapshot {
                 })
                 .collect()
         })
+    }
+
+    /// [`Snapshot::stable`], found by name if no event moved it here.
+    fn stable_by_node(&self) -> &Arc<Vec<u64>> {
+        self.stable
+            .get_or_init(|| Arc::new(stable_by_node(&self.compiled, &self.ids)))
     }
 
     /// Node `id`'s (stable id) [`Snapshot::node_bases`] entry, if it has one.
@@ -1172,6 +1193,8 @@ fn policy_fingerprints(
         stale,
         changed,
         touched: None,
+        // The same node table.
+        stable: old.stable.get().cloned(),
     })
 }
 
@@ -1290,9 +1313,27 @@ impl Narrow<'_> {
                 present.insert(node, names.get(&node)?.clone());
             }
         }
+        // Each node's stable id, moved from the old snapshot's by the translation, the
+        // changed nodes' put in (a node taking a changed node's old name is changed).
+        let mut stable_of = vec![NO_NODE; n];
+        for (&j, &id) in to_new.iter().zip(self.old.stable_by_node().iter()) {
+            if let Some(slot) = stable_of.get_mut(j as usize) {
+                *slot = id;
+            }
+        }
+        for &(node, _, after) in &ends {
+            if let Some(slot) = after.and_then(|a| stable_of.get_mut(a.index())) {
+                *slot = node;
+            }
+        }
+        debug_assert_eq!(
+            stable_of,
+            stable_by_node(compiled, ids),
+            "stable ids moved by the translation"
+        );
         let stable = |v: NodeId| -> Option<(u64, &Arc<str>)> {
-            let name = compiled.name_of(v)?;
-            Some((*ids.get(name)?, name))
+            let id = *stable_of.get(v.index()).filter(|&&id| id != NO_NODE)?;
+            Some((id, compiled.name_of(v)?))
         };
         // Peers' entries by new node id.
         let by_node = self.old.moved_bases(&to_new, n, new_bases);
@@ -1424,6 +1465,7 @@ impl Narrow<'_> {
             stale,
             changed,
             touched: Some(touched_ids),
+            stable: Some(Arc::new(stable_of)),
         })
     }
 }
@@ -1551,8 +1593,22 @@ impl RouteNarrow<'_> {
             stale,
             changed,
             touched: None,
+            stable: None,
         })
     }
+}
+
+/// Each node's stable id by node id of `compiled` ([`NO_NODE`] for none), found by name.
+fn stable_by_node(compiled: &Compiled, ids: &IdsByName) -> Vec<u64> {
+    (0..compiled.table().len())
+        .map(|v| {
+            compiled
+                .name_of(NodeId::new(v))
+                .and_then(|name| ids.get(name))
+                .copied()
+                .unwrap_or(NO_NODE)
+        })
+        .collect()
 }
 
 /// The ids of the nodes named in `list` (stable ids through `map`).
