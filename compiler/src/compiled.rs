@@ -678,7 +678,7 @@ impl<'a> NodeView<'a> {
     pub fn peers(&self) -> impl Iterator<Item = PeerView<'a>> + '_ {
         let compiled = self.compiled;
         let viewer = self.id;
-        crate::peers::iter_bits(&self.peers).filter_map(move |p| compiled.peer_view(viewer, p))
+        crate::bits::iter_bits(&self.peers).filter_map(move |p| compiled.peer_view(viewer, p))
     }
 
     /// How many peers the node sees.
@@ -943,7 +943,7 @@ impl Compiled {
         let Some(id) = self.table.id(name) else {
             return Vec::new();
         };
-        crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id))
+        crate::bits::iter_bits(&self.peers.peer_bits(&self.table, id))
             .filter_map(|i| self.table.get(i))
             .map(|n| n.name.clone())
             .collect()
@@ -959,7 +959,7 @@ impl Compiled {
     /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]); `None` when that may
     /// be every node.
     pub(crate) fn filter_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
-        let peers = || crate::peers::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
+        let peers = || crate::bits::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
         self.lowered.filter_dependents(&self.table, id, peers)
     }
 
@@ -992,7 +992,7 @@ impl Compiled {
         let mut bits = vec![0u64; self.table.len().div_ceil(64)];
         old.lowered.mark_reached(&old.table, &flags, &mut bits);
         self.lowered.mark_reached(&self.table, &flags, &mut bits);
-        crate::peers::iter_bits(&bits)
+        crate::bits::iter_bits(&bits)
             .filter_map(|id| self.table.get(id).map(|n| n.name.clone()))
             .collect()
     }
@@ -1071,7 +1071,6 @@ impl Compiled {
         ))
     }
 
-    /// The SSH part of node `name`'s fingerprint.
     /// What this compile's SSH rules, patched from `old`'s (a node event), changed for the
     /// nodes that did not change: per node (ids here), the sum to add to its SSH
     /// fingerprint, and the nodes whose SSH fingerprint must be computed again
@@ -1093,6 +1092,7 @@ impl Compiled {
         Some((deltas, again))
     }
 
+    /// The SSH part of node `name`'s fingerprint.
     pub(crate) fn ssh_fingerprint(&self, name: &str) -> Option<u64> {
         let id = self.table.id(name)?;
         Some(ssh_hash(&self.ssh, &self.table, id))
@@ -1347,7 +1347,7 @@ impl Compiled {
             }
         }
         for &r in &self.table.routers {
-            if !crate::peers::bit(&view.peers, r) {
+            if !crate::bits::bit(&view.peers, r) {
                 continue;
             }
             if let Some(carried) = self.carried(viewer, r, base(r)) {

@@ -15,6 +15,7 @@ pub use inventory::{
 };
 
 mod addrset;
+mod bits;
 mod schema;
 pub use schema::{inventory_schema, INVENTORY_SCHEMA_ID};
 mod compiled;

@@ -1099,7 +1099,7 @@ impl NodeTable {
                     .flat_map(|e| &e.servers),
             );
         }
-        sort_unique(&mut out, self.len());
+        crate::bits::sort_unique(&mut out, self.len());
         out
     }
 
@@ -1130,31 +1130,6 @@ pub(crate) fn index(i: usize) -> u32 {
 /// The users of groups by group name, filled as groups are resolved; shared by the threads
 /// of a compile and by the compiles of one policy on the same users.
 pub(crate) type GroupUsers = std::sync::Mutex<crate::hash::Map<String, Arc<[UserId]>>>;
-
-/// Sort `ids` (ids of a table of `nodes` nodes) and drop repeats. Many ids (`*` as a source:
-/// every node twice, by each address, 200,000 on `large`, on every engine event) through a
-/// map of one bit per node, O(ids + nodes / 64), where a sort took milliseconds.
-pub(crate) fn sort_unique(ids: &mut Vec<NodeId>, nodes: usize) {
-    if ids.len() < 1024 || ids.iter().any(|id| id.index() >= nodes) {
-        ids.sort_unstable();
-        ids.dedup();
-        return;
-    }
-    let mut bits = vec![0u64; nodes.div_ceil(64)];
-    for id in ids.iter() {
-        if let Some(w) = bits.get_mut(id.index() / 64) {
-            *w |= 1 << (id.index() % 64);
-        }
-    }
-    ids.clear();
-    for (i, &word) in bits.iter().enumerate() {
-        let mut w = word;
-        while w != 0 {
-            ids.push(NodeId::new(i * 64 + w.trailing_zeros() as usize));
-            w &= w - 1;
-        }
-    }
-}
 
 /// True when the sorted list `list` holds one of `ids` (a changed node in a target or a
 /// rule's sources, when a compile reuses what an earlier one built).
@@ -1495,35 +1470,6 @@ mod tests {
             .collect();
         let order = nodes.iter().map(|n| n.name.clone()).collect();
         Inventory::new(Vec::new(), nodes, order, Tailnet::default()).ok()
-    }
-
-    proptest! {
-        /// Differential: sorting through the bit map (many ids) equals a sort and dedup.
-        #[test]
-        fn unique_ids_sort_as_a_sort_does(
-            nodes in 1usize..5000,
-            raw in proptest::collection::vec(0usize..6000, 0..3000),
-        ) {
-            let mut ids: Vec<NodeId> = raw.iter().map(|&i| NodeId::new(i)).collect();
-            let mut expected = ids.clone();
-            expected.sort_unstable();
-            expected.dedup();
-            sort_unique(&mut ids, nodes);
-            prop_assert_eq!(ids, expected);
-        }
-
-        /// The same, ids in range: the bit map is used.
-        #[test]
-        fn many_ids_in_range_sort_as_a_sort_does(
-            raw in proptest::collection::vec(0usize..3000, 1024..4000),
-        ) {
-            let mut ids: Vec<NodeId> = raw.iter().map(|&i| NodeId::new(i)).collect();
-            let mut expected = ids.clone();
-            expected.sort_unstable();
-            expected.dedup();
-            sort_unique(&mut ids, 3000);
-            prop_assert_eq!(ids, expected);
-        }
     }
 
     proptest! {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::addrset::{AddrSet, INTERNET_WIRE};
+use crate::bits::{bit, clear_bit, ids_of, push_ids, set_bit};
 use crate::lower::{Body, Item, Lowered, Reach};
 use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::Target;
@@ -88,65 +89,6 @@ impl NodeSet {
             NodeSet::All => bits.iter_mut().for_each(|w| *w = u64::MAX),
             NodeSet::List(ids) => ids.iter().for_each(|&id| set_bit(bits, id)),
             NodeSet::Bits(more) => bits.iter_mut().zip(more).for_each(|(w, m)| *w |= m),
-        }
-    }
-}
-
-/// True if `id`'s bit is set in a one-bit-per-node map.
-pub(crate) fn bit(bits: &[u64], id: NodeId) -> bool {
-    bits.get(id.index() / 64)
-        .is_some_and(|w| w & (1 << (id.index() % 64)) != 0)
-}
-
-/// Set `id`'s bit in a one-bit-per-node map.
-pub(crate) fn set_bit(bits: &mut [u64], id: NodeId) {
-    if let Some(w) = bits.get_mut(id.index() / 64) {
-        *w |= 1 << (id.index() % 64);
-    }
-}
-
-fn clear_bit(bits: &mut [u64], id: NodeId) {
-    if let Some(w) = bits.get_mut(id.index() / 64) {
-        *w &= !(1 << (id.index() % 64));
-    }
-}
-
-/// The ids whose bits are set, ascending.
-pub(crate) fn iter_bits(bits: &[u64]) -> impl Iterator<Item = NodeId> + '_ {
-    bits.iter().enumerate().flat_map(|(i, &word)| {
-        let mut w = word;
-        std::iter::from_fn(move || {
-            (w != 0).then(|| {
-                let b = w.trailing_zeros();
-                w &= w - 1;
-                NodeId::new(i * 64 + b as usize)
-            })
-        })
-    })
-}
-
-fn ids_of(bits: &[u64]) -> Vec<NodeId> {
-    let count = bits.iter().map(|w| w.count_ones() as usize).sum();
-    let mut out = Vec::with_capacity(count);
-    push_ids(bits, &mut out);
-    out
-}
-
-/// Append the ids of `bits`' set bits to `out`, ascending. Clear words are skipped eight at
-/// a time: a small set gathered in a map of every node (thousands per compile on `large`)
-/// is mostly clear words.
-fn push_ids(bits: &[u64], out: &mut Vec<NodeId>) {
-    for (c, chunk) in bits.chunks(8).enumerate() {
-        if chunk.iter().fold(0, |a, w| a | w) == 0 {
-            continue;
-        }
-        for (j, &word) in chunk.iter().enumerate() {
-            let mut w = word;
-            while w != 0 {
-                let b = w.trailing_zeros();
-                out.push(NodeId::new((c * 8 + j) * 64 + b as usize));
-                w &= w - 1;
-            }
         }
     }
 }

@@ -348,7 +348,7 @@ impl<'a> Resolver<'a> {
             .flatten()
             .copied()
             .collect();
-        crate::nodes::sort_unique(&mut out, self.table.len());
+        crate::bits::sort_unique(&mut out, self.table.len());
         out
     }
 }

@@ -510,7 +510,7 @@ fn diff_peers(
         }
     }
     for &r in routers {
-        if !(crate::peers::bit(&ob, r) && crate::peers::bit(&nb, r)) {
+        if !(crate::bits::bit(&ob, r) && crate::bits::bit(&nb, r)) {
             continue;
         }
         let (Some(a), Some(b)) = (old.peer_view(id, r), new.peer_view(id, r)) else {

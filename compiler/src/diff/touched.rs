@@ -18,9 +18,9 @@
 //! When the node tables differ (an `autoApprovers` change moved a route) or `*` means
 //! something else, every node is looked at.
 
+use crate::bits::bit;
 use crate::compiled::Compiled;
 use crate::nodes::NodeId;
-use crate::peers::bit;
 
 /// The packet filter may differ.
 pub(super) const NET: u8 = 1;

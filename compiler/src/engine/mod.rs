@@ -1122,7 +1122,7 @@ fn policy_fingerprints(
             }
             if let Some(kept) = peers_kept.get_mut(node.index()) {
                 *kept =
-                    !crate::peers::bit(&flipped, node) && compiled.self_alike(&old.compiled, node);
+                    !crate::bits::bit(&flipped, node) && compiled.self_alike(&old.compiled, node);
             }
         }
     }
@@ -1266,7 +1266,7 @@ impl Narrow<'_> {
         let mut changed_new = vec![0u64; words];
         for &(_, _, after) in &ends {
             if let Some(a) = after {
-                crate::peers::set_bit(&mut changed_new, a);
+                crate::bits::set_bit(&mut changed_new, a);
             }
         }
         // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
@@ -1284,12 +1284,12 @@ impl Narrow<'_> {
         // (`add` false, the old compile), added as it is.
         let mut mark = |d: &Dependents, to: &dyn Fn(NodeId) -> Option<NodeId>, add: bool| {
             for v in d.ssh.iter().copied().filter_map(to) {
-                crate::peers::set_bit(&mut ssh_bits, v);
+                crate::bits::set_bit(&mut ssh_bits, v);
             }
             for v in d.filter.iter().copied().filter_map(to) {
-                crate::peers::set_bit(&mut filter_bits, v);
+                crate::bits::set_bit(&mut filter_bits, v);
             }
-            for v in crate::peers::iter_bits(&d.peers).filter_map(to) {
+            for v in crate::bits::iter_bits(&d.peers).filter_map(to) {
                 let entry = d.base.get(column(v)).copied().unwrap_or(0);
                 if let Some(sum) = patch.get_mut(v.index()) {
                     *sum = match add {
@@ -1297,7 +1297,7 @@ impl Narrow<'_> {
                         false => sum.wrapping_sub(entry),
                     };
                 }
-                crate::peers::set_bit(&mut patched, v);
+                crate::bits::set_bit(&mut patched, v);
             }
         };
         for &(node, before, after) in &ends {
@@ -1351,14 +1351,14 @@ impl Narrow<'_> {
             // self rule to another slot, on devices the node's items do not reach.
             for name in compiled.self_claimants(moves) {
                 if let Some(v) = compiled.id_of(&name) {
-                    crate::peers::set_bit(&mut filter_bits, v);
+                    crate::bits::set_bit(&mut filter_bits, v);
                 }
             }
         }
         // The changed nodes were fingerprinted in full.
         let unchanged = |bits: &[u64]| -> Vec<(u64, &Arc<str>)> {
-            crate::peers::iter_bits(bits)
-                .filter(|&v| !crate::peers::bit(&changed_new, v))
+            crate::bits::iter_bits(bits)
+                .filter(|&v| !crate::bits::bit(&changed_new, v))
                 .filter_map(stable)
                 .collect()
         };
@@ -1370,8 +1370,8 @@ impl Narrow<'_> {
                 *slot = crate::nodes::index(i);
             }
         }
-        let to_decide: Vec<ToDecide<'_>> = crate::peers::iter_bits(&filter_bits)
-            .filter(|&v| !crate::peers::bit(&changed_new, v))
+        let to_decide: Vec<ToDecide<'_>> = crate::bits::iter_bits(&filter_bits)
+            .filter(|&v| !crate::bits::bit(&changed_new, v))
             .filter_map(|v| {
                 let (id, name) = stable(v)?;
                 let was = to_old
@@ -1398,19 +1398,19 @@ impl Narrow<'_> {
                 let mut again_bits = vec![0u64; words];
                 again
                     .iter()
-                    .for_each(|&v| crate::peers::set_bit(&mut again_bits, v));
+                    .for_each(|&v| crate::bits::set_bit(&mut again_bits, v));
                 // Each node's sum in a dense array (a tree of 25,000 sums took 1.5 ms).
                 let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; words]);
                 for (v, delta) in deltas {
-                    if crate::peers::bit(&again_bits, v) || crate::peers::bit(&changed_new, v) {
+                    if crate::bits::bit(&again_bits, v) || crate::bits::bit(&changed_new, v) {
                         continue;
                     }
                     if let Some(sum) = sums.get_mut(v.index()) {
                         *sum = sum.wrapping_add(delta);
-                        crate::peers::set_bit(&mut summed, v);
+                        crate::bits::set_bit(&mut summed, v);
                     }
                 }
-                let moved: Vec<(u64, &Arc<str>, u64)> = crate::peers::iter_bits(&summed)
+                let moved: Vec<(u64, &Arc<str>, u64)> = crate::bits::iter_bits(&summed)
                     .filter_map(|v| {
                         let (id, name) = stable(v)?;
                         Some((id, name, *sums.get(v.index())?))
@@ -1446,8 +1446,8 @@ impl Narrow<'_> {
         touched_ids.extend(to_decide.iter().map(|(id, _, _)| *id));
         touched_ids.extend(ssh_again.iter().map(|(id, _)| *id));
         touched_ids.extend(ssh_moved.iter().map(|(id, _, _)| *id));
-        for v in crate::peers::iter_bits(&patched) {
-            if crate::peers::bit(&changed_new, v) {
+        for v in crate::bits::iter_bits(&patched) {
+            if crate::bits::bit(&changed_new, v) {
                 continue;
             }
             let Some((id, _)) = stable(v) else {

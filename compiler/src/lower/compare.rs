@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use super::{Body, Item, Lowered, Reach};
+use crate::bits::set_bit;
 use crate::nodes::{NodeId, NodeTable};
-use crate::peers::set_bit;
 use crate::resolve::Target;
 
 /// Per item of each lowering: true when the other has no item with the same content.

@@ -580,8 +580,9 @@ impl Lowered {
 /// next compile shares compared every one of its strings with itself (3% of a member join on
 /// `large`).
 pub(crate) fn same_strings(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
-    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len())
-        || (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y))
+    a.len() == b.len()
+        && (std::ptr::eq(a.as_ptr(), b.as_ptr())
+            || a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y))
 }
 
 /// The owner of the node holding a list's first address: with `autogroup:self` rules, the

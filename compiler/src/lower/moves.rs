@@ -275,7 +275,7 @@ impl SourceMoves {
             if let Ok(at) = new.reach_lists.binary_search_by_key(&i, |(item, _)| *item) {
                 let (_, ids) = new.reach_lists.get(at)?;
                 ids.iter()
-                    .for_each(|&id| crate::peers::set_bit(&mut bits, id));
+                    .for_each(|&id| crate::bits::set_bit(&mut bits, id));
             }
             out.insert(i, bits);
         }
@@ -376,7 +376,7 @@ impl Lowered {
         let from_flagged = || {
             let reaches = |i: &u32| {
                 let listed = match moves.reached.as_ref().and_then(|r| r.get(i)) {
-                    Some(bits) => crate::peers::bit(bits, id),
+                    Some(bits) => crate::bits::bit(bits, id),
                     None => listed.binary_search(i).is_ok() || self.global.binary_search(i).is_ok(),
                 };
                 listed || own.binary_search(i).is_ok()
