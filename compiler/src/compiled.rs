@@ -236,6 +236,10 @@ fn build_marked(
             }),
             kept: kept.as_deref(),
         });
+    // A policy event that left the SSH rules and all they read: the earlier lowering, whole.
+    let ssh_kept = prior
+        .filter(|p| p.policy_changed && crate::ssh::reuse::same_inputs(p.old_policy, policy))
+        .map(|p| &p.compiled.ssh);
     let net = |table: &NodeTable| {
         let lowered = lower::lower(policy, table, &options.limits, lower_prior.as_ref())?;
         let routes = RouteTable::new(table);
@@ -244,7 +248,7 @@ fn build_marked(
     };
     let (net, side) = crate::par::join(
         || net(&table),
-        || side_phases(policy, inventory, options, &table, ssh_prior.as_ref()),
+        || side_phases(policy, inventory, options, &table, (ssh_kept, ssh_prior.as_ref())),
     );
     let (lowered, routes, peers) = net?;
     Ok(assembled(
@@ -264,8 +268,11 @@ pub(crate) struct Prior<'a> {
     /// Their names now.
     pub(crate) after: &'a [&'a str],
     /// The earlier compile is of another policy on the same inventory (a policy change): only
-    /// source lists whose targets are equal are taken, and no SSH principals.
+    /// source lists whose targets are equal are taken, and the SSH lowering only when every
+    /// input of it is the same in `old_policy` ([`crate::ssh::reuse::same_inputs`]).
     pub(crate) policy_changed: bool,
+    /// The earlier compile's policy.
+    pub(crate) old_policy: &'a Policy,
     /// Routes (advertised, approved, online flags) changed, not the nodes named.
     pub(crate) routes_changed: bool,
     /// The nodes whose records changed (names before, names now), when they are not
@@ -285,17 +292,33 @@ fn side_phases(
     inventory: &Inventory,
     options: &CompileOptions,
     table: &NodeTable,
-    prior: Option<&crate::ssh::SshPrior<'_>>,
+    (kept, prior): (Option<&SshLowered>, Option<&crate::ssh::SshPrior<'_>>),
 ) -> SidePhases {
-    SidePhases {
-        ssh: SshLowered::new(
+    let new = || {
+        SshLowered::new(
             policy,
             inventory.users(),
             table,
             &options.control_url,
             &mut Gates::new(policy, table),
             prior,
-        ),
+        )
+    };
+    let ssh = match kept {
+        Some(old) => {
+            let ssh = old.reused();
+            // Debug builds compare a reused lowering with one built afresh.
+            #[cfg(debug_assertions)]
+            debug_assert!(
+                ssh.agrees_with(&new()),
+                "a reused SSH lowering differs from one built"
+            );
+            ssh
+        }
+        None => new(),
+    };
+    SidePhases {
+        ssh,
         caps: NodeCaps::new(policy, inventory, table, options.tailnet_state_caps),
     }
 }
@@ -342,7 +365,7 @@ fn finish(
 ) -> Compiled {
     let routes = RouteTable::new(&table);
     let peers = PeerIndex::new(&table, &routes, &lowered);
-    let side = side_phases(policy, inventory, options, &table, None);
+    let side = side_phases(policy, inventory, options, &table, (None, None));
     assembled(inventory, options, table, routes, lowered, peers, side)
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::nodes::NodeId;
 
-/// For each node, the items that may reach it, ascending.
-#[derive(Debug, Default)]
+/// For each node, the items that may reach it, ascending. A clone copies the spans and
+/// shares the arrays.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct PerNode {
     /// Where each node's list is.
     spans: Vec<Span>,

@@ -824,6 +824,7 @@ impl Inputs {
             compiled: &old.compiled,
             before: &before,
             after: &after,
+            old_policy: &old.policy,
             policy_changed: matches!(scope, Scope::Policy(_)),
             routes_changed: matches!(scope, Scope::Routes(_)),
             records: matches!(scope, Scope::Routes(_)).then_some((&router[..], &router[..])),

@@ -26,6 +26,7 @@ use crate::resolve::{Resolver, Target};
 use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
 
 mod patch;
+pub(crate) mod reuse;
 
 /// The port session recorders (`tsrecorder`) listen on.
 const RECORDER_PORT: u16 = 80;
@@ -87,7 +88,9 @@ fn recording(
 /// node's rules cost what the node receives, not a pass over every rule).
 #[derive(Debug)]
 pub(crate) struct SshLowered {
-    rules: Vec<LoweredRule>,
+    /// Shared with the next compile when a policy event leaves every input of the SSH
+    /// lowering as it was ([`reuse::same_inputs`]).
+    rules: Arc<Vec<LoweredRule>>,
     /// Per node, the rules naming it as a destination or (localpart rules) a source; sorted.
     by_node: crate::pernode::PerNode,
     /// Rules whose destinations are every node.
@@ -270,7 +273,7 @@ impl SshLowered {
         prior: Option<&SshPrior<'_>>,
     ) -> SshLowered {
         let mut lowered = SshLowered {
-            rules: Vec::new(),
+            rules: Arc::default(),
             by_node: crate::pernode::PerNode::empty(table.len()),
             global: Vec::new(),
             self_rules: Vec::new(),
@@ -288,6 +291,7 @@ impl SshLowered {
         let ids: Vec<u64> = users.iter().map(|u| u.id).collect();
         let user_key = |u: UserId| (ids.get(u.index()).copied().unwrap_or(u64::MAX), u);
         let logins: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
+        let mut rules: Vec<LoweredRule> = Vec::with_capacity(section.value.len());
         // Rules with the same sources share one principal list.
         let mut shared: crate::hash::Map<Vec<(NodeId, usize)>, Arc<[SshPrincipal]>> =
             crate::hash::Map::default();
@@ -485,8 +489,8 @@ impl SshLowered {
                     moved.push(index(i));
                 }
             }
-            lowered.record(index(lowered.rules.len()), (&dst, self_dst), &sources);
-            lowered.rules.push(LoweredRule {
+            lowered.record(index(rules.len()), (&dst, self_dst), &sources);
+            rules.push(LoweredRule {
                 index: i,
                 action,
                 recorders,
@@ -505,6 +509,7 @@ impl SshLowered {
                 self_dst,
             });
         }
+        lowered.rules = Arc::new(rules);
         lowered.moved = moved;
         let patched = prior
             .and_then(|p| Some((p.lowered, p.kept?)))
@@ -539,14 +544,26 @@ impl SshLowered {
         lowered
     }
 
+    /// This lowering for a compile of another policy with the same SSH inputs on the same
+    /// node table ([`reuse::same_inputs`]): the rules and their index shared, nothing moved.
+    pub(crate) fn reused(&self) -> SshLowered {
+        SshLowered {
+            rules: self.rules.clone(),
+            by_node: self.by_node.clone(),
+            global: self.global.clone(),
+            self_rules: self.self_rules.clone(),
+            moved: Some(Vec::new()),
+        }
+    }
+
     /// True when `other` lowers the same rules to the same nodes (debug comparisons).
     #[cfg(debug_assertions)]
-    fn agrees_with(&self, other: &SshLowered) -> bool {
+    pub(crate) fn agrees_with(&self, other: &SshLowered) -> bool {
         self.rules.len() == other.rules.len()
             && self
                 .rules
                 .iter()
-                .zip(&other.rules)
+                .zip(other.rules.iter())
                 .all(|(a, b)| a.index == b.index && a.same_content(b))
             && self.global == other.global
             && self.self_rules == other.self_rules
@@ -604,7 +621,7 @@ impl SshLowered {
     pub(crate) fn naming_source(&self, table: &NodeTable, id: NodeId) -> Option<Vec<NodeId>> {
         let node = table.get(id)?;
         let mut out = Vec::new();
-        for rule in &self.rules {
+        for rule in self.rules.iter() {
             let source = rule.sources.binary_search(&id).is_ok();
             // A session recorder's address is in the action of every rule recording to it,
             // on every node the rule reaches.
@@ -789,6 +806,10 @@ impl SshLowered {
     /// when rules both have are in a different relative order (a reorder changes the first
     /// match, so every node may differ). Occurrences of equal rules pair up in order.
     pub(crate) fn changed_rules(&self, new: &SshLowered) -> Option<(Vec<bool>, Vec<bool>)> {
+        // Taken whole by a policy event ([`SshLowered::reused`]): nothing changed.
+        if Arc::ptr_eq(&self.rules, &new.rules) {
+            return Some((vec![false; self.rules.len()], vec![false; new.rules.len()]));
+        }
         let key = |r: &LoweredRule| {
             let mut h = crate::hash::hasher();
             std::hash::Hash::hash(&r.sources, &mut h);

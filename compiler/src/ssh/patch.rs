@@ -258,7 +258,7 @@ mod tests {
                 earlier += 1;
             }
             let old = SshLowered {
-                rules: Vec::new(),
+                rules: std::sync::Arc::default(),
                 by_node: crate::pernode::PerNode::empty(0),
                 global: Vec::new(),
                 self_rules: Vec::new(),
