@@ -216,7 +216,7 @@ codes! {
         "An `autoApprovers` entry that cannot approve (an address, a host, `*`).",
         Policy(r#"{"autoApprovers": {"routes": {"10.0.0.0/8": ["*"]}}}"#);
     ExitRouteInRoutes = "exit_route_in_routes",
-        "`0.0.0.0/0` or `::/0` under `autoApprovers.routes`, which does not approve exit nodes (the help asks to remove it when `autoApprovers.exitNode` already lists every one of its approvers).",
+        "`0.0.0.0/0` or `::/0` under `autoApprovers.routes`, which does not approve exit nodes (it approves every subnet route of its family); not reported when `autoApprovers.exitNode` already lists every one of its approvers, or when all are app connector tags.",
         Policy(r#"{"autoApprovers": {"routes": {"0.0.0.0/0": ["alice@example.com"]}}}"#);
     InvalidPrefix = "invalid_prefix",
         "A route or pool that is not a prefix.",

@@ -417,7 +417,9 @@ impl Validator<'_> {
                 _ => None,
             })
             .collect();
-        // Approvers `exitNode` already lists: a `/0` route approved for them only repeats it.
+        // Approvers `exitNode` already lists are approved as exit nodes there; the `/0` key
+        // then approves every subnet route of its family for them (a prefix approves the
+        // routes inside it), which is likely what it is for: nothing to warn about.
         let exit_approvers: HashSet<&Alias> = policy
             .auto_approvers
             .exit_node
@@ -429,16 +431,15 @@ impl Validator<'_> {
                 && route.approvers.iter().all(
                     |sel| matches!(&sel.alias, Alias::Tag(tag) if connector_tags.contains(tag.as_str())),
                 );
-            if route.prefix.value.prefix_len() == 0 && !for_connectors {
-                let repeated = !route.approvers.is_empty()
-                    && route
-                        .approvers
-                        .iter()
-                        .all(|sel| exit_approvers.contains(&sel.alias));
-                let help = if repeated {
-                    "autoApprovers.exitNode already approves these exit nodes; remove the route"
-                } else {
-                    "list exit node approvers under autoApprovers.exitNode"
+            let repeated = !route.approvers.is_empty()
+                && route
+                    .approvers
+                    .iter()
+                    .all(|sel| exit_approvers.contains(&sel.alias));
+            if route.prefix.value.prefix_len() == 0 && !for_connectors && !repeated {
+                let family = match route.prefix.value {
+                    ipnet::IpNet::V4(_) => "IPv4",
+                    ipnet::IpNet::V6(_) => "IPv6",
                 };
                 self.warning(
                     Code::ExitRouteInRoutes,
@@ -447,7 +448,11 @@ impl Validator<'_> {
                         "{} under autoApprovers.routes does not approve exit nodes",
                         route.text
                     ),
-                    help,
+                    &format!(
+                        "to approve exit nodes, list the approvers under autoApprovers.exitNode \
+                         (here {} approves every {family} subnet route they advertise)",
+                        route.text
+                    ),
                 );
             }
         }
