@@ -161,11 +161,26 @@ fn build_marked(
     offline: &dyn Fn(&str) -> bool,
     prior: Option<&Prior<'_>>,
 ) -> Result<Compiled, CompileError> {
-    // A change to nodes only: the earlier table patched; anything else, built.
-    let patched = prior.filter(|p| !p.policy_changed).and_then(|p| {
-        let (before, after) = p.records.unwrap_or((p.before, p.after));
-        NodeTable::patched(inventory, &p.compiled.table, before, after)
-    });
+    // A change to nodes only, or to the policy alone (no node named: the same nodes, whose
+    // policy-derived parts, IP sets, approved routes and groups' users, are set again
+    // below): the earlier table patched; anything else, built (a policy event on `large`
+    // built its table in 68 ms, patches it in about 9).
+    // Beside it, on a policy event, whether the SSH lowering can be kept (18 ms on `large`).
+    let policy_event = prior.is_some_and(|p| p.policy_changed);
+    let (patched, ssh_same) = crate::par::join_if(
+        policy_event,
+        || {
+            prior.and_then(|p| {
+                let (before, after) = p.records.unwrap_or((p.before, p.after));
+                NodeTable::patched(inventory, &p.compiled.table, before, after)
+            })
+        },
+        || {
+            prior.is_some_and(|p| {
+                p.policy_changed && crate::ssh::reuse::same_inputs(p.old_policy, policy)
+            })
+        },
+    );
     #[cfg(debug_assertions)]
     if let (Some(t), Some(p)) = (&patched, prior) {
         let built = NodeTable::reusing(inventory, Some(&p.compiled.table));
@@ -237,9 +252,7 @@ fn build_marked(
             kept: kept.as_deref(),
         });
     // A policy event that left the SSH rules and all they read: the earlier lowering, whole.
-    let ssh_kept = prior
-        .filter(|p| p.policy_changed && crate::ssh::reuse::same_inputs(p.old_policy, policy))
-        .map(|p| &p.compiled.ssh);
+    let ssh_kept = prior.filter(|_| ssh_same).map(|p| &p.compiled.ssh);
     let net = |table: &NodeTable| {
         let lowered = lower::lower(policy, table, &options.limits, lower_prior.as_ref())?;
         let routes = RouteTable::new(table);
