@@ -11,6 +11,7 @@
 //! the fingerprints a change to one node without routes can reach.
 
 mod changeset;
+mod freer;
 pub mod questions;
 mod records;
 
@@ -48,6 +49,12 @@ pub struct EngineOptions {
     pub compile: CompileOptions,
     /// Where route approvals come from.
     pub approvals: ApprovalMode,
+    /// Free each replaced snapshot on the thread applying the event (default: on a thread of
+    /// the engine's own, beside the next event). Measured on `large` (member joins): with
+    /// mimalloc, which `docs/embedding.md` recommends, the thread made events about 15%
+    /// faster; with glibc's malloc about 5% slower (frees from another thread contend for
+    /// its arenas), so a host on the system allocator may set this.
+    pub free_in_place: bool,
 }
 
 impl EngineOptions {
@@ -225,6 +232,7 @@ pub struct Engine {
     inputs: Inputs,
     current: Arc<Snapshot>,
     shared: Arc<SharedSnapshot>,
+    freer: freer::Freer,
 }
 
 /// What the snapshots are compiled from.
@@ -278,6 +286,7 @@ impl Engine {
         inputs.store_approvals()?;
         let current = Arc::new(inputs.build(0, Scope::Everything)?.0);
         Ok(Engine {
+            freer: freer::Freer::new(inputs.options.free_in_place),
             inputs,
             shared: Arc::new(SharedSnapshot {
                 current: RwLock::new(current.clone()),
@@ -383,11 +392,9 @@ impl Engine {
                     changeset::diff(&self.current, &snapshot, &filters_changed, touched.as_ref());
                 let old = std::mem::replace(&mut self.current, Arc::new(snapshot));
                 let previous = self.shared.store(self.current.clone());
-                // Freed here, outside the readers' lock (unless a reader still holds it).
-                // Freeing on a thread of its own was measured and left out: with glibc's
-                // malloc it slowed events by a fifth (cross-thread frees), with mimalloc
-                // it gained nothing.
-                drop((old, previous));
+                // Freed outside the readers' lock (by a reader, if one still holds it), on
+                // the engine's freeing thread unless `EngineOptions::free_in_place`.
+                self.freer.free((old, previous));
                 Ok(changes)
             }
             Err(error) => {
