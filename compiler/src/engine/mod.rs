@@ -773,30 +773,39 @@ impl Inputs {
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
     fn build(&self, version: u64, scope: Scope<'_>) -> Result<Built, EngineError> {
-        let inventory = match &scope {
-            // The records are as they were: the same inventory.
-            Scope::Policy(old) => old.inventory.clone(),
-            Scope::Node(n) => {
-                let changed: Vec<u64> = n.nodes.iter().map(|(id, _)| *id).collect();
-                match self.patched_inventory(n.old, &changed) {
-                    Some(inventory) => Arc::new(inventory),
-                    None => Arc::new(self.inventory(Some(&n.old.inventory))?),
+        let inventory = || -> Result<Arc<Inventory>, EngineError> {
+            Ok(match &scope {
+                // The records are as they were: the same inventory.
+                Scope::Policy(old) => old.inventory.clone(),
+                Scope::Node(n) => {
+                    let changed: Vec<u64> = n.nodes.iter().map(|(id, _)| *id).collect();
+                    match self.patched_inventory(n.old, &changed) {
+                        Some(inventory) => Arc::new(inventory),
+                        None => Arc::new(self.inventory(Some(&n.old.inventory))?),
+                    }
                 }
-            }
-            Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node]) {
-                Some(inventory) => Arc::new(inventory),
-                None => Arc::new(self.inventory(Some(&r.old.inventory))?),
-            },
-            Scope::Everything => Arc::new(self.inventory(None)?),
+                Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node]) {
+                    Some(inventory) => Arc::new(inventory),
+                    None => Arc::new(self.inventory(Some(&r.old.inventory))?),
+                },
+                Scope::Everything => Arc::new(self.inventory(None)?),
+            })
         };
+        let offline = || -> std::collections::HashSet<&str> {
+            self.nodes
+                .values()
+                .filter(|n| !n.online)
+                .map(|n| n.name.as_str())
+                .collect()
+        };
+        // A node or route event: the inventory patched on one core while the other lists
+        // the offline nodes (a walk over every record), then the compile beside the name
+        // maps (4 ms and 2 ms of a member join on `large`, off the event's path).
+        let narrow = matches!(scope, Scope::Node(_) | Scope::Routes(_));
+        let (inventory, offline) = crate::par::join_if(narrow, inventory, offline);
+        let inventory = inventory?;
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
-        let offline: std::collections::HashSet<&str> = self
-            .nodes
-            .values()
-            .filter(|n| !n.online)
-            .map(|n| n.name.as_str())
-            .collect();
         // What the previous compile can lend this one: for a change to nodes without routes,
         // the source lists that name none of them; for a change to routes, those not from
         // `*`; for a policy change (same inventory, so the same node ids), those whose
@@ -836,19 +845,23 @@ impl Inputs {
             routes_changed: matches!(scope, Scope::Routes(_)),
             records: matches!(scope, Scope::Routes(_)).then_some((&router[..], &router[..])),
         });
-        let compiled = compile_marked(
-            &self.policy,
-            &inventory,
-            &options,
-            &|name| offline.contains(name),
-            prior.as_ref(),
-        );
-        let (names, ids) = match &scope {
+        let compile = || {
+            compile_marked(
+                &self.policy,
+                &inventory,
+                &options,
+                &|name| offline.contains(name),
+                prior.as_ref(),
+            )
+        };
+        let names = || match &scope {
             Scope::Node(n) => self.patched_names(n),
             Scope::Routes(r) => (r.old.names.clone(), r.old.ids.clone()),
             Scope::Policy(old) => (old.names.clone(), old.ids.clone()),
             Scope::Everything => self.names(),
         };
+        let (compiled, (names, ids)) =
+            crate::par::join_if(matches!(scope, Scope::Node(_)), compile, names);
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
             Scope::Routes(r) => r.fingerprints(&compiled, &names, &ids),
