@@ -2,10 +2,12 @@
 //! of allocations on `large`, a tenth of a node event) then overlaps the next event instead
 //! of delaying the event's return. One snapshot at most is in flight (a rendezvous channel:
 //! an event that finds the thread still freeing the last one waits for it), so memory stays
-//! bounded by one extra snapshot.
+//! bounded by one extra snapshot. Dropping the engine waits for the thread to finish, so no
+//! thread or snapshot outlives it.
 
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::Snapshot;
 
@@ -18,20 +20,32 @@ pub(super) struct Freer {
     /// The freeing thread's queue; `None` to free in place (asked for, one core, or the
     /// thread could not be started).
     queue: Option<SyncSender<Replaced>>,
+    /// The freeing thread, joined on drop.
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Freer {
     /// A freer; with `in_place` (or without a second core) the caller frees.
     pub(super) fn new(in_place: bool) -> Freer {
         if in_place || crate::par::threads() < 2 {
-            return Freer { queue: None };
+            return Freer {
+                queue: None,
+                thread: None,
+            };
         }
         let (queue, replaced) = sync_channel::<Replaced>(0);
         let started = std::thread::Builder::new()
             .name("aclc-engine-free".to_string())
             .spawn(move || replaced.into_iter().for_each(drop));
-        Freer {
-            queue: started.ok().map(|_| queue),
+        match started {
+            Ok(thread) => Freer {
+                queue: Some(queue),
+                thread: Some(thread),
+            },
+            Err(_) => Freer {
+                queue: None,
+                thread: None,
+            },
         }
     }
 
@@ -46,6 +60,17 @@ impl Freer {
                 }
             }
             None => drop(replaced),
+        }
+    }
+}
+
+impl Drop for Freer {
+    /// Close the queue, so the thread ends once it has freed what it holds, and wait for it.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            // A panic while freeing is the thread's alone; nothing is left to free here.
+            let _ = thread.join();
         }
     }
 }
