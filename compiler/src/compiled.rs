@@ -261,7 +261,15 @@ fn build_marked(
     };
     let (net, side) = crate::par::join(
         || net(&table),
-        || side_phases(policy, inventory, options, &table, (ssh_kept, ssh_prior.as_ref())),
+        || {
+            side_phases(
+                policy,
+                inventory,
+                options,
+                &table,
+                (ssh_kept, ssh_prior.as_ref()),
+            )
+        },
     );
     let (lowered, routes, peers) = net?;
     Ok(assembled(

@@ -96,7 +96,10 @@ mod tests {
             r#"{{"acls": [{{"action": "accept", "src": ["group:eng"], "dst": ["tag:prod:443"]}},
                 {{"action": "accept", "src": ["*"], "dst": ["*:22"]}}], {SSH}}}"#
         ));
-        assert_ne!(before.ssh, after.ssh, "the edit moved the ssh section's spans");
+        assert_ne!(
+            before.ssh, after.ssh,
+            "the edit moved the ssh section's spans"
+        );
         assert!(same_inputs(&before, &after));
     }
 
@@ -108,7 +111,10 @@ mod tests {
             ("alice@example.com", "bob@example.com"),
             (r#""users": ["root"]"#, r#""users": ["root", "ubuntu"]"#),
             (r#""action": "accept""#, r#""action": "check""#),
-            (r#""tag:prod": ["group:eng"]"#, r#""tag:prod": ["autogroup:admin"]"#),
+            (
+                r#""tag:prod": ["group:eng"]"#,
+                r#""tag:prod": ["autogroup:admin"]"#,
+            ),
         ] {
             assert!(base.contains(from), "{from}");
             let after = policy(&base.replace(from, to));
@@ -116,9 +122,7 @@ mod tests {
         }
         let hosts = policy(&format!(r#"{{"hosts": {{"db": "100.64.0.1"}}, {SSH}}}"#));
         assert!(!same_inputs(&before, &hosts));
-        let ipsets = policy(&format!(
-            r#"{{"hosts": {{"db": "100.64.0.2"}}, {SSH}}}"#
-        ));
+        let ipsets = policy(&format!(r#"{{"hosts": {{"db": "100.64.0.2"}}, {SSH}}}"#));
         assert!(!same_inputs(&hosts, &ipsets));
     }
 
@@ -129,8 +133,14 @@ mod tests {
         let c = br#"{"value":"y","span":[1,20]}"#;
         assert!(equal_without_spans(a, b));
         assert!(!equal_without_spans(a, c));
-        assert!(!equal_without_spans(br#"{"span":[1,2]}"#, br#"{"span":[1,2],"x":1}"#));
+        assert!(!equal_without_spans(
+            br#"{"span":[1,2]}"#,
+            br#"{"span":[1,2],"x":1}"#
+        ));
         // Not a span: the text inside a string is compared.
-        assert!(!equal_without_spans(br#"["span\":[1]"]"#, br#"["span\":[2]"]"#));
+        assert!(!equal_without_spans(
+            br#"["span\":[1]"]"#,
+            br#"["span\":[2]"]"#
+        ));
     }
 }
