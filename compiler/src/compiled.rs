@@ -176,9 +176,8 @@ fn build_marked(
             })
         },
         || {
-            prior.is_some_and(|p| {
-                p.policy_changed && crate::ssh::reuse::same_inputs(p.old_policy, policy)
-            })
+            policy_event
+                && prior.is_some_and(|p| crate::ssh::reuse::same_inputs(p.old_policy, policy))
         },
     );
     #[cfg(debug_assertions)]

@@ -14,8 +14,8 @@ use super::Snapshot;
 /// What an event replaced: the engine's previous snapshot and the one readers held.
 pub(super) type Replaced = (Arc<Snapshot>, Arc<Snapshot>);
 
-/// Where replaced snapshots go.
-#[derive(Debug)]
+/// Where replaced snapshots go (by default, nowhere: the caller frees).
+#[derive(Debug, Default)]
 pub(super) struct Freer {
     /// The freeing thread's queue; `None` to free in place (asked for, one core, or the
     /// thread could not be started).
@@ -28,24 +28,18 @@ impl Freer {
     /// A freer; with `in_place` (or without a second core) the caller frees.
     pub(super) fn new(in_place: bool) -> Freer {
         if in_place || crate::par::threads() < 2 {
-            return Freer {
-                queue: None,
-                thread: None,
-            };
+            return Freer::default();
         }
         let (queue, replaced) = sync_channel::<Replaced>(0);
         let started = std::thread::Builder::new()
             .name("aclc-engine-free".to_string())
             .spawn(move || replaced.into_iter().for_each(drop));
-        match started {
-            Ok(thread) => Freer {
-                queue: Some(queue),
-                thread: Some(thread),
-            },
-            Err(_) => Freer {
-                queue: None,
-                thread: None,
-            },
+        let Ok(thread) = started else {
+            return Freer::default();
+        };
+        Freer {
+            queue: Some(queue),
+            thread: Some(thread),
         }
     }
 
@@ -53,12 +47,9 @@ impl Freer {
     /// snapshot, the reader frees it later).
     pub(super) fn free(&self, replaced: Replaced) {
         match &self.queue {
-            Some(queue) => {
-                // The thread ended (it cannot, short of a panic in a drop): free here.
-                if let Err(returned) = queue.send(replaced) {
-                    drop(returned.0);
-                }
-            }
+            // Should the thread have ended (a panic in a drop), the refused snapshots come
+            // back in the error, which is dropped here.
+            Some(queue) => drop(queue.send(replaced)),
             None => drop(replaced),
         }
     }

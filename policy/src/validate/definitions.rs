@@ -427,6 +427,9 @@ impl Validator<'_> {
             .map(|sel| &sel.alias)
             .collect();
         for route in &policy.auto_approvers.routes {
+            if route.prefix.value.prefix_len() != 0 {
+                continue;
+            }
             let for_connectors = !route.approvers.is_empty()
                 && route.approvers.iter().all(
                     |sel| matches!(&sel.alias, Alias::Tag(tag) if connector_tags.contains(tag.as_str())),
@@ -436,7 +439,7 @@ impl Validator<'_> {
                     .approvers
                     .iter()
                     .all(|sel| exit_approvers.contains(&sel.alias));
-            if route.prefix.value.prefix_len() == 0 && !for_connectors && !repeated {
+            if !for_connectors && !repeated {
                 let family = match route.prefix.value {
                     ipnet::IpNet::V4(_) => "IPv4",
                     ipnet::IpNet::V6(_) => "IPv6",
