@@ -508,11 +508,10 @@ impl PeerIndex {
             };
             item_requests.push(Some((s, d)));
         }
-        let star_set = AddrSet::from_wire(lowered.star.iter().map(|s| &**s));
         let b = Builder {
             table,
             star: match star {
-                true => table.source_nodes(&star_set),
+                true => table.source_nodes(&lowered.star_set),
                 false => Vec::new(),
             },
         };

@@ -4,7 +4,7 @@
 //! O(routes x items): a tenth of a second of every compile on `large` (1,022 routes, 10,000
 //! items), and ten times that with ten times the routes.
 
-use std::collections::HashMap;
+use crate::hash::Map as HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -34,9 +34,9 @@ impl RouteFinder {
     /// A finder for the routes `nets`, `inside[r]` being the nodes with an address in route
     /// `r`. O(routes + sum of `inside`).
     pub(crate) fn new(nets: Vec<IpNet>, inside: &[Vec<NodeId>], internet: &AddrSet) -> Self {
-        let mut by_net = HashMap::with_capacity(nets.len());
+        let mut by_net = HashMap::with_capacity_and_hasher(nets.len(), Default::default());
         let (mut v4_starts, mut v6_starts) = (Vec::new(), Vec::new());
-        let mut node_routes: HashMap<NodeId, Vec<u32>> = HashMap::new();
+        let mut node_routes: HashMap<NodeId, Vec<u32>> = HashMap::default();
         for (r, net) in nets.iter().enumerate() {
             let r = crate::nodes::index(r);
             let net = net.trunc();
@@ -67,7 +67,7 @@ impl RouteFinder {
             v6_starts,
             node_routes,
             internet,
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         }
     }
 

@@ -336,7 +336,7 @@ impl Lowered {
     /// item, every user-owned node. A peer relation comes from one item's two sides, so a
     /// node on neither side of any changed item keeps its peers.
     pub(crate) fn mark_peer_sides(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
-        let star = crate::addrset::AddrSet::from_wire(self.star.iter().map(|s| &**s));
+        let star = &self.star_set;
         for (item, _) in self
             .items
             .iter()
@@ -356,7 +356,7 @@ impl Lowered {
                 Body::Companion { .. } | Body::SelfCompanion { .. } => continue,
             }
             for target in item.src_targets.iter() {
-                mark_sources(table, target, &star, bits);
+                mark_sources(table, target, star, bits);
             }
             match &item.dst_nodes {
                 Reach::All => {

@@ -269,6 +269,9 @@ pub(crate) struct Lowered {
     internet: Vec<Arc<str>>,
     /// What `*` means as a source.
     pub(crate) star: Vec<Arc<str>>,
+    /// The same addresses as a set, made from the routes themselves (the peer index read
+    /// them back from `star`'s strings on every compile).
+    pub(crate) star_set: crate::addrset::AddrSet,
     /// Each distinct source list as written (and its posture gate): its targets, its
     /// `SrcIPs` and the work they cost; what a later lowering of the same policy reuses
     /// ([`Prior`]).
@@ -558,6 +561,7 @@ impl Lowered {
 
     /// No rule at all (what a refused policy compiles to).
     pub(crate) fn nothing(table: &NodeTable) -> Lowered {
+        let (star, star_set) = star_sources(table);
         Lowered {
             items: Vec::new(),
             srcs: SrcTable::default(),
@@ -568,7 +572,8 @@ impl Lowered {
             self_items: Vec::new(),
             via_items: Vec::new(),
             internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
-            star: star_sources(table),
+            star,
+            star_set,
             sources: crate::hash::Map::default(),
         }
     }
@@ -691,18 +696,42 @@ fn patched_index(
     })
 }
 
-/// `*` as a source: the tailnet ranges and every approved subnet route.
-fn star_sources(table: &NodeTable) -> Vec<Arc<str>> {
+/// `*` as a source: the tailnet ranges and every approved subnet route, as wire strings and
+/// as a set. The routes are the routers' (the table's routes are settled): not a walk over
+/// every node's record.
+fn star_sources(table: &NodeTable) -> (Vec<Arc<str>>, crate::addrset::AddrSet) {
     let mut out: Vec<Arc<str>> = TAILNET_WIRE.iter().map(|s| Arc::from(*s)).collect();
-    let mut routes: Vec<String> = table
-        .nodes
+    let nets: Vec<ipnet::IpNet> = table
+        .routers
         .iter()
-        .flat_map(|n| n.subnet_routes.iter().map(ToString::to_string))
+        .filter_map(|&id| table.get(id))
+        .flat_map(|n| n.subnet_routes.iter().copied())
         .collect();
+    debug_assert_eq!(
+        nets.len(),
+        table
+            .nodes
+            .iter()
+            .map(|n| n.subnet_routes.len())
+            .sum::<usize>(),
+        "the routers serve every subnet route"
+    );
+    let mut parts = vec![crate::addrset::AddrSet::from_wire(TAILNET_WIRE)];
+    parts.extend(
+        nets.iter()
+            .map(|&net| crate::addrset::AddrSet::from_net(net)),
+    );
+    let set = crate::addrset::AddrSet::union_of(&parts);
+    let mut routes: Vec<String> = nets.iter().map(ToString::to_string).collect();
     routes.sort_unstable();
     routes.dedup();
     out.extend(routes.into_iter().map(Arc::from));
-    out
+    debug_assert_eq!(
+        set,
+        crate::addrset::AddrSet::from_wire(out.iter().map(|s| &**s)),
+        "`*`'s set is its strings' addresses"
+    );
+    (out, set)
 }
 
 struct Builder<'a> {
