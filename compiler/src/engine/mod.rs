@@ -1465,7 +1465,14 @@ impl Narrow<'_> {
         }
         // What this may have changed: the changed nodes (removed ones included), the
         // filters decided, the SSH parts recomputed, the peers' parts patched.
-        let mut touched_ids: IdSet = self.nodes.iter().map(|(id, _)| *id).collect();
+        // Sized once: a retag on `large` touches 50,000 nodes, and growing the set rehashed
+        // it again and again.
+        let patched_count: usize = patched.iter().map(|w| w.count_ones() as usize).sum();
+        let mut touched_ids: IdSet = IdSet::with_capacity_and_hasher(
+            self.nodes.len() + to_decide.len() + ssh_again.len() + ssh_moved.len() + patched_count,
+            Default::default(),
+        );
+        touched_ids.extend(self.nodes.iter().map(|(id, _)| *id));
         touched_ids.extend(to_decide.iter().map(|(id, _, _)| *id));
         touched_ids.extend(ssh_again.iter().map(|(id, _)| *id));
         touched_ids.extend(ssh_moved.iter().map(|(id, _, _)| *id));
