@@ -62,46 +62,44 @@ impl ChangeSet {
 /// `new` by an earlier event is the same as in `old`; one left uncomputed in `old` only is
 /// computed from `old`'s compile. With `touched`, only those nodes are compared: every other
 /// node's fingerprint and stale flag are `old`'s (the event copied them), so it did not
-/// change; O(touched) instead of O(nodes). Debug builds compare every node as well and assert
-/// the two agree.
+/// change. Debug builds compare every node as well and assert the two agree.
 pub(super) fn diff(
     old: &Snapshot,
     new: &Snapshot,
     filters_changed: &IdSet,
     touched: Option<&IdSet>,
 ) -> ChangeSet {
-    let Some(touched) = touched else {
-        return diff_of(old, new, filters_changed, new.fingerprints.keys(), true);
-    };
-    let set = diff_of(old, new, filters_changed, touched.iter(), false);
-    debug_assert_eq!(
-        set,
-        diff_of(old, new, filters_changed, new.fingerprints.keys(), true),
+    let set = diff_of(old, new, filters_changed, touched);
+    debug_assert!(
+        touched.is_none() || set == diff_of(old, new, filters_changed, None),
         "change set of the touched nodes"
     );
     set
 }
 
-/// [`diff`] over the nodes `ids`; with `every`, `ids` are all of `new`'s nodes and the
-/// removed ones are found among `old`'s, else they are those of `ids` that `new` lacks.
-/// Each node's lookups in the large maps are as few as the answer needs (a retag on `large`
-/// touches 50,000 nodes, and every lookup there is a cache miss): the stale sets are read
-/// only where they can decide, and a node's removal is found from the lookup of its new
-/// fingerprint.
-fn diff_of<'a>(
+/// [`diff`]: `new`'s nodes (those of `touched`, when given) and the removed ones.
+///
+/// The nodes are taken in the order of `new`'s map of fingerprints, not of `touched`: `new`'s
+/// map is `old`'s copied and patched, so its entries and `old`'s lie in one order and the
+/// walk reads both maps front to back. Looking each touched node up in its own (hash) order
+/// missed the cache on every lookup: a change set of 25,000 nodes on `large` took longer
+/// than a walk over all 100,000, and a policy event touching most nodes 70 ms more. Each
+/// node's other lookups are as few as its answer needs: the stale sets are read only where
+/// they can decide.
+fn diff_of(
     old: &Snapshot,
     new: &Snapshot,
     filters_changed: &IdSet,
-    ids: impl Iterator<Item = &'a u64> + Clone,
-    every: bool,
+    touched: Option<&IdSet>,
 ) -> ChangeSet {
+    let wanted = |id: &u64| touched.is_none_or(|t| t.contains(id));
     // The old filter parts left uncomputed: only of nodes stale in `old` (most often none).
     let old_filters = match old.stale.is_empty() {
         true => IdMap::default(),
-        false => old.stale_filters(ids.clone().filter(|id| {
+        false => old.stale_filters(new.fingerprints.keys().filter(|id| {
             old.stale.contains(id)
+                && wanted(id)
                 && !filters_changed.contains(id)
-                && new.fingerprints.contains_key(id)
                 && !new.stale.contains(id)
         })),
     };
@@ -109,14 +107,12 @@ fn diff_of<'a>(
     // Gathered, then built at once: `BTreeMap`'s `FromIterator` sorts and builds the tree
     // bottom-up, where an insertion per node (in hash order) walked it from the root.
     let mut changed = Vec::new();
-    let mut removed = Vec::new();
-    for &id in ids {
-        let Some(after) = new.fingerprints.get(&id) else {
-            if !every && old.fingerprints.contains_key(&id) {
-                removed.push(id);
-            }
+    let mut found = 0usize;
+    for (&id, after) in &new.fingerprints {
+        if !wanted(&id) {
             continue;
-        };
+        }
+        found += 1;
         let change = match old.fingerprints.get(&id) {
             None => NodeChange::all(),
             Some(before) => NodeChange {
@@ -135,14 +131,20 @@ fn diff_of<'a>(
         }
     }
     set.changed = changed.into_iter().collect();
-    set.removed = match every {
-        true => old
+    set.removed = match touched {
+        None => old
             .fingerprints
             .keys()
             .filter(|id| !new.fingerprints.contains_key(id))
             .copied()
             .collect(),
-        false => removed.into_iter().collect(),
+        // Every touched node is in `new`: none was removed.
+        Some(t) if found == t.len() => BTreeSet::new(),
+        Some(t) => t
+            .iter()
+            .filter(|id| !new.fingerprints.contains_key(id) && old.fingerprints.contains_key(id))
+            .copied()
+            .collect(),
     };
     set
 }
