@@ -275,7 +275,7 @@ pub(crate) struct Lowered {
     /// Each distinct source list as written (and its posture gate): its targets, its
     /// `SrcIPs` and the work they cost; what a later lowering of the same policy reuses
     /// ([`Prior`]).
-    sources: crate::hash::Map<SourceKey, Sources>,
+    sources: SourceMap,
 }
 
 /// A source list's targets, its `SrcIPs` id and the entries it cost.
@@ -320,9 +320,9 @@ impl Reuse<'_> {
     /// target, and the same addresses written in the policy. Unchanged nodes are in the same
     /// lists (the policy is the same, and membership is a property of the node and its
     /// owner, both unchanged), and have the same addresses.
-    fn same(&self, key: &SourceKey, targets: &[Target]) -> Option<(u32, usize)> {
+    fn same(&self, earlier: &Sources, targets: &[Target]) -> Option<(u32, usize)> {
         let p = self.prior;
-        let (old_targets, id, spent) = p.lowered.sources.get(key)?;
+        let (old_targets, id, spent) = earlier;
         if old_targets.len() != targets.len() {
             return None;
         }
@@ -358,13 +358,13 @@ impl Reuse<'_> {
     /// `None` when the list cannot be patched: it is built.
     fn patched(
         &self,
-        key: &SourceKey,
+        earlier: &Sources,
         targets: &[Target],
         table: &NodeTable,
     ) -> Option<(Vec<Arc<str>>, u64, usize)> {
         let p = self.prior;
         p.kept?;
-        let (old_targets, id, spent) = p.lowered.sources.get(key)?;
+        let (old_targets, id, spent) = earlier;
         if old_targets.len() != targets.len() {
             return None;
         }
@@ -574,7 +574,7 @@ impl Lowered {
             internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
             star,
             star_set,
-            sources: crate::hash::Map::default(),
+            sources: SourceMap::default(),
         }
     }
 }
@@ -757,7 +757,45 @@ struct Builder<'a> {
 type Via = Arc<[Arc<str>]>;
 
 /// A rule's sources as written and its posture gate: rules with equal keys share targets.
-type SourceKey = (Vec<Alias>, Option<Gate>);
+/// Shared with the lowerings that take it from an earlier one, not copied.
+type SourceKey = Arc<(Vec<Alias>, Option<Gate>)>;
+
+/// The source lists of a lowering, looked up by [`KeyRef`] (hashbrown's map: std's takes no
+/// borrowed form of a tuple).
+type SourceMap = hashbrown::HashMap<SourceKey, Sources, crate::hash::BuildHash>;
+
+/// A source list as a rule writes it, looked up without copying its aliases: it hashes as
+/// its [`SourceKey`] does. Copying every rule's aliases to look it up, then hashing them
+/// three times (in this lowering, and twice in the earlier one), was a tenth of a member's
+/// join on `large`.
+struct KeyRef<'a> {
+    selectors: &'a [Selector],
+    gate: Option<&'a Gate>,
+}
+
+impl std::hash::Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `(Vec<Alias>, Option<Gate>)` hashes: a slice writes its length, then each
+        // element; an `Option` of a reference hashes as the `Option` of the value.
+        state.write_usize(self.selectors.len());
+        for selector in self.selectors {
+            selector.alias.hash(state);
+        }
+        self.gate.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<SourceKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &SourceKey) -> bool {
+        let (aliases, gate) = &**key;
+        aliases.len() == self.selectors.len()
+            && aliases
+                .iter()
+                .zip(self.selectors)
+                .all(|(alias, selector)| *alias == selector.alias)
+            && gate.as_ref() == self.gate
+    }
+}
 
 impl Builder<'_> {
     /// Resolve a source list, keep only what passes the rule's posture gate (if any), and
@@ -768,26 +806,35 @@ impl Builder<'_> {
         selectors: &[Selector],
         gate: Option<Gate>,
     ) -> Result<(Arc<[Target]>, u32), CompileError> {
-        let key: SourceKey = (selectors.iter().map(|s| s.alias.clone()).collect(), gate);
-        if let Some((targets, id, _)) = self.lowered.sources.get(&key) {
+        let probe = KeyRef {
+            selectors,
+            gate: gate.as_ref(),
+        };
+        if let Some((targets, id, _)) = self.lowered.sources.get(&probe) {
             return Ok((targets.clone(), *id));
         }
+        // The earlier lowering's entry for the same list, and its key (taken, not copied).
+        let earlier = self
+            .reuse
+            .as_ref()
+            .map(|r| r.prior.lowered)
+            .and_then(|lowered| lowered.sources.get_key_value(&probe));
         let resolved: Vec<Target> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
-        let targets: Arc<[Target]> = match &key.1 {
+        let targets: Arc<[Target]> = match &gate {
             None => Arc::from(resolved),
             Some(gate) => resolved
                 .into_iter()
                 .map(|target| self.gated(target, gate))
                 .collect(),
         };
-        let reused = match &self.reuse {
-            Some(r) => r
-                .same(&key, &targets)
+        let reused = match (&self.reuse, earlier) {
+            (Some(r), Some((_, entry))) => r
+                .same(entry, &targets)
                 .map(|(old, spent)| (r.prior.lowered, old, spent)),
-            None => None,
+            _ => None,
         };
-        let patched = match (&reused, &self.reuse) {
-            (None, Some(r)) => r.patched(&key, &targets, self.table),
+        let patched = match (&reused, &self.reuse, earlier) {
+            (None, Some(r), Some((_, entry))) => r.patched(entry, &targets, self.table),
             _ => None,
         };
         #[cfg(debug_assertions)]
@@ -812,6 +859,10 @@ impl Builder<'_> {
                 (self.lowered.srcs.intern_hashed(strings, hash), spent)
             }
             (None, None) => self.build_sources(&targets)?,
+        };
+        let key = match earlier {
+            Some((key, _)) => key.clone(),
+            None => Arc::new((selectors.iter().map(|s| s.alias.clone()).collect(), gate)),
         };
         self.lowered
             .sources
@@ -1213,8 +1264,57 @@ fn wire_ports(ports: &[PortRange]) -> Arc<[Ports]> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_strings;
+    use super::{same_strings, KeyRef, SourceKey, SourceMap};
+    use aclc_policy::model::{Alias, Autogroup, Selector};
     use std::sync::Arc;
+
+    /// A source list looked up as written finds the entry of its key, and only that one: it
+    /// hashes as the key does (else no lookup would ever hit) and compares by every alias
+    /// and the gate.
+    #[test]
+    fn source_lists_are_found_as_written() {
+        let selector = |alias: Alias| Selector {
+            alias,
+            text: String::new(),
+            span: aclc_policy::Span::default(),
+        };
+        let lists = [
+            vec![],
+            vec![selector(Alias::Wildcard)],
+            vec![
+                selector(Alias::Group("group:eng".into())),
+                selector(Alias::Tag("tag:ci".into())),
+            ],
+            vec![
+                selector(Alias::Tag("tag:ci".into())),
+                selector(Alias::Group("group:eng".into())),
+            ],
+            vec![selector(Alias::Autogroup(Autogroup::Member))],
+        ];
+        let gates = [None, Some(Arc::from(vec!["posture:a".to_string()]))];
+        let mut map = SourceMap::default();
+        let mut keys = Vec::new();
+        for (i, list) in lists.iter().enumerate() {
+            for (j, gate) in gates.iter().enumerate() {
+                let key: SourceKey =
+                    Arc::new((list.iter().map(|s| s.alias.clone()).collect(), gate.clone()));
+                let probe = KeyRef {
+                    selectors: list,
+                    gate: gate.as_ref(),
+                };
+                assert_eq!(map.hasher().hash_one(&probe), map.hasher().hash_one(&key));
+                map.insert(key, (Arc::from(Vec::new()), (i * 2 + j) as u32, 0));
+                keys.push((list, gate));
+            }
+        }
+        for (n, (list, gate)) in keys.iter().enumerate() {
+            let probe = KeyRef {
+                selectors: list,
+                gate: gate.as_ref(),
+            };
+            assert_eq!(map.get(&probe).map(|e| e.1), Some(n as u32));
+        }
+    }
 
     fn list(items: &[&str]) -> Vec<Arc<str>> {
         items.iter().map(|s| Arc::from(*s)).collect()
