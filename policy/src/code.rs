@@ -350,6 +350,9 @@ codes! {
     UnverifiedNodeAttr = "unverified_node_attr",
         "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);
+    UnknownDerpField = "unknown_derp_field",
+        "A field of `derpMap` (its regions, nodes, home parameters) aclc does not know; accepted, aclc cannot verify it (Tailscale's DERP map gains fields over time).",
+        Policy(r#"{"derpMap": {"Regions": {"900": {"RegionID": 900, "Weight": 2}}}}"#);
     UnknownAppConnectorField = "unknown_app_connector_field",
         "A field of an app connector aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": [{"name": "x", "connectors": ["tag:c"], "domains": ["example.com"], "domain": ["x.com"]}]}}]}"#);

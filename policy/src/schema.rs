@@ -164,7 +164,7 @@ fn top_level(key: &str) -> Option<Value> {
         ),
         "derpMap" => json!({
             "type": "object",
-            "description": "A custom DERP map (passed to nodes, not checked by aclc).",
+            "description": "A custom DERP map (passed to nodes; aclc checks its fields' types).",
         }),
         "disableIPv4" => boolean("Stop assigning Tailscale IPv4 addresses."),
         "OneCGNATRoute" | "oneCGNATRoute" => json!({

@@ -6,7 +6,9 @@
 mod common;
 
 use aclc_policy::{parse_str, Context, Options, Severity};
-use common::{codes, diagnose, expect_error, expect_warning, expect_warning_help};
+use common::{
+    codes, diagnose, expect_error, expect_error_help, expect_warning, expect_warning_help,
+};
 
 /// Errors and warnings of `text`, as codes, asserting there is no error.
 #[track_caller]
@@ -392,5 +394,37 @@ fn tags_are_read_in_lowercase() {
               "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:REC"]}]}}]}"#
         ),
         vec!["aclc::tag_case"; 2]
+    );
+}
+
+#[test]
+fn derp_map_shapes() {
+    // A value of the wrong type where the control server decodes a typed field.
+    expect_error(
+        r#"{"derpMap": {"Regions": {"900": {"RegionID": "900"}}}}"#,
+        "aclc::wrong_type",
+        r#"derpMap.Regions["900"].RegionID must be an integer, got a string"#,
+        r#""900""#,
+    );
+    expect_error(
+        r#"{"derpMap": {"Regions": {"900": {"Nodes": [{"DERPPort": 4.5}]}}}}"#,
+        "aclc::wrong_type",
+        r#"derpMap.Regions["900"].Nodes[0].DERPPort must be an integer, got 4.5"#,
+        "4.5",
+    );
+    expect_error_help(
+        r#"{"derpMap": {"Regions": {"myderp": {}}}}"#,
+        "aclc::wrong_type",
+        r#"derpMap.Regions: key "myderp" is not a region ID (an integer)"#,
+        "myderp",
+        Some(r#"DERP regions are keyed by their numeric region ID, such as "900""#),
+    );
+    // A field aclc does not know: the DERP map gains fields, so only a warning.
+    expect_warning_help(
+        r#"{"derpMap": {"Regions": {"900": {"RegionID": 900, "Nodez": []}}}}"#,
+        "aclc::unknown_derp_field",
+        r#"unknown field "Nodez" in derpMap.Regions["900"]; aclc could not verify that Tailscale accepts it"#,
+        "Nodez",
+        r#"did you mean "Nodes"?"#,
     );
 }

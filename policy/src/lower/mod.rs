@@ -5,6 +5,7 @@
 //! nothing could), so validation still finds the problems in the rest of the policy.
 
 mod appconnector;
+mod derp;
 mod rules;
 mod sections;
 mod suggest;

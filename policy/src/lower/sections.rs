@@ -101,6 +101,7 @@ impl Lowerer<'_> {
         }
         if let Some(v) = top.get("derpMap") {
             if v.as_object().is_some() {
+                self.derp_map(v);
                 policy.derp_map = Some(Spanned::new(v.to_json(), v.span));
             } else {
                 self.wrong_type(v, "derpMap", "an object");
