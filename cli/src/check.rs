@@ -25,8 +25,8 @@ pub(crate) struct CheckArgs {
     /// Node inventory (JSON) whose users and tailnet domain the policy is checked against;
     /// with it, the policy's `tests` and `sshTests` run too (a failing one refuses the
     /// policy, as Tailscale does). Without it, only the test failures no tailnet can change
-    /// are reported (a malformed test, an endpoint naming an undefined group, tag or host).
-    /// `-` reads standard input.
+    /// are reported (a malformed test, an endpoint naming an undefined group, tag or host, a
+    /// `deny` the rules break between addresses the test writes). `-` reads standard input.
     #[arg(long, value_name = "INVENTORY")]
     inventory: Option<PathBuf>,
     /// Output format: `human` renders diagnostics on stderr, `json` prints one document on

@@ -213,6 +213,27 @@ fn check_runs_tests_with_an_inventory_and_judges_their_shape_without() {
     );
 }
 
+/// Without an inventory `check` also refuses a `deny` the rules break between written
+/// addresses (no tailnet's nodes can take access away), as Tailscale refuses it on save; an
+/// `accept` that only nodes could make hold is not judged.
+#[test]
+fn check_without_an_inventory_refuses_a_deny_no_tailnet_can_save() {
+    let dir = policy(
+        r#"{"acls": [{"action": "accept", "src": ["10.0.0.1"], "dst": ["10.0.0.2:22"]}],
+"tests": [{"src": "10.0.0.1", "accept": ["10.0.0.2:80"]}, {"src": "10.0.0.1", "deny": ["10.0.0.2:22"]}]}"#,
+    );
+    let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let out = json(&o);
+    assert_eq!(
+        diagnostic_messages(&out),
+        vec![
+            "test(s) failed",
+            "10.0.0.1 -> 10.0.0.2:22 (tcp/udp): expected denied, got allowed (allowed by policy.hujson:1)"
+        ]
+    );
+}
+
 #[test]
 fn invalid_policy_exits_2_and_unreadable_input_exits_1() {
     let dir = policy(r#"{"acls": [{"action": "deny", "src": ["*"], "dst": ["*:*"]}]}"#);

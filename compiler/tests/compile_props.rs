@@ -313,3 +313,79 @@ proptest! {
         }
     }
 }
+
+/// Test sources: addresses (some of them nodes' in the generated tailnets), a host, a user,
+/// a group, a tag.
+const TEST_SOURCES: [&str; 7] = [
+    "10.1.2.3",
+    "100.64.0.1",
+    "100.65.0.1",
+    "h1",
+    "u0@example.com",
+    "group:g1",
+    "tag:a",
+];
+/// Test destinations.
+const TEST_DESTINATIONS: [&str; 7] = [
+    "10.1.2.3:22",
+    "h1:80",
+    "100.64.0.1:22",
+    "100.65.1.1:443",
+    "192.168.1.1:53",
+    "8.8.8.8:53",
+    "tag:a:22",
+];
+
+prop_compose! {
+    /// A policy of the generator above with `tests` between those endpoints.
+    fn policy_with_tests()(
+        policy in policy(),
+        tests in prop::collection::vec(
+            (
+                select(TEST_SOURCES.to_vec()),
+                subsequence(TEST_DESTINATIONS.to_vec(), 0..=2),
+                subsequence(TEST_DESTINATIONS.to_vec(), 0..=2),
+            ),
+            1..4,
+        ),
+    ) -> String {
+        let mut policy: Value = serde_json::from_str(&policy).unwrap();
+        policy["tests"] = tests
+            .into_iter()
+            .map(|(src, accept, deny)| json!({"src": src, "accept": accept, "deny": deny}))
+            .collect();
+        policy.to_string()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// What `check` refuses without an inventory (`check_test_shapes`: malformed tests,
+    /// undefined names, and `deny` assertions the rules break with no node at all) fails on
+    /// every tailnet: here, on random ones. A tailnet's nodes only add to what rules allow.
+    #[test]
+    fn test_failures_without_an_inventory_fail_on_every_tailnet(
+        policy in policy_with_tests(),
+        inventory in inventory(),
+    ) {
+        // The first two nodes take addresses the tests write (the generator's are random).
+        let mut inventory = inventory;
+        for (i, address) in ["100.64.0.1", "100.65.0.1"].iter().enumerate() {
+            if let Some(node) = inventory["nodes"].get_mut(i) {
+                node["ipv4"] = json!(address);
+            }
+        }
+        let Some((policy, inventory)) = build(&policy, &inventory) else {
+            return Ok(());
+        };
+        let report = aclc_compiler::run_tests(&policy, &compile(&policy, &inventory));
+        for shape in aclc_compiler::check_test_shapes(&policy).results {
+            let failed = report
+                .results
+                .iter()
+                .any(|r| r.kind == shape.kind && r.test == shape.test && !r.passed);
+            prop_assert!(failed, "fails without an inventory only: {:?}", shape);
+        }
+    }
+}

@@ -44,10 +44,13 @@ pub fn run_tests(policy: &Policy, compiled: &Compiled) -> TestReport {
 /// The failures of `tests` and `sshTests` that no inventory can change, found without one:
 /// malformed tests (no `src`, nothing asserted, an empty SSH user), endpoints that are not
 /// something a test can name (a prefix, `*`, `autogroup:internet`, an invalid selector or
-/// port, a bad `proto`), and endpoints naming a group, tag or host the policy does not
-/// define. Tailscale refuses such a policy (`test(s) failed`) whatever the tailnet holds.
-/// Users and services, which only an inventory defines, and every verdict are not judged.
-/// Only the failing assertions are returned.
+/// port, a bad `proto`), endpoints naming a group, tag or host the policy does not define,
+/// and network `deny` assertions the rules break on a tailnet of no nodes (a test between
+/// addresses the policy writes: every rule grants, and a tailnet's nodes only add to what
+/// the rules match, so traffic allowed with no node is allowed on every tailnet). Tailscale
+/// refuses such a policy (`test(s) failed`) whatever the tailnet holds. Users and services,
+/// which only an inventory defines, and the other verdicts (an `accept` may hold once nodes
+/// exist) are not judged. Only the failing assertions are returned.
 pub fn check_test_shapes(policy: &Policy) -> TestReport {
     if policy.tests.is_empty() && policy.ssh_tests.is_empty() {
         return TestReport::default();
@@ -60,7 +63,12 @@ pub fn check_test_shapes(policy: &Policy) -> TestReport {
     results.extend(ssh::run(policy, &compiled, true));
     // What fails for a reason in the policy text (a test passing with a warning, one
     // without `dst`, is not a failure).
-    results.retain(|r| !r.passed && matches!(&r.outcome, Err(e) if e.is_in_the_policy()));
+    results.retain(|r| {
+        let denied_yet_allowed = r.kind == TestKind::Network
+            && r.expected == Some(Expectation::Denied)
+            && matches!(&r.outcome, Ok(verdict) if verdict.is_allowed());
+        !r.passed && (denied_yet_allowed || matches!(&r.outcome, Err(e) if e.is_in_the_policy()))
+    });
     TestReport { results }
 }
 

@@ -829,6 +829,28 @@ fn shapes_without_an_inventory() {
     assert!(!report.passed());
 }
 
+/// Without an inventory, a network `deny` the rules break between addresses the test writes
+/// is reported: every rule grants, so what is allowed on a tailnet of no nodes is allowed on
+/// every tailnet. An `accept` that fails there is not (nodes may make it hold), nor a `deny`
+/// from a source that only nodes give addresses to.
+#[test]
+fn deny_assertions_broken_without_any_node() {
+    let body = r#""acls": [{"action": "accept", "src": ["10.0.0.1", "group:eng"], "dst": ["outside:22", "tag:prod:22"]}],
+"tests": [
+  {"src": "10.0.0.1", "accept": ["192.0.2.7:80"], "deny": ["outside:22", "192.0.2.7:23"]},
+  {"src": "group:eng", "deny": ["outside:22"]},
+  {"src": "10.0.0.9", "deny": ["outside:22"]}
+]"#;
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
+    let report = check_test_shapes(&checked.policy);
+    let failures: Vec<String> = report.results.iter().map(|r| r.message(&source)).collect();
+    assert_eq!(
+        failures,
+        vec!["10.0.0.1 -> outside:22 (tcp/udp): expected denied, got allowed (allowed by policy.hujson:4)"]
+    );
+}
+
 #[test]
 fn icmp_tests_without_a_port_or_with_port_zero() {
     // Real policies applied through GitOps write ICMP tests as `tag:web` or `tag:web:0`.
