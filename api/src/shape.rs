@@ -115,8 +115,9 @@ pub fn check_policy(
                 }
             }
         } else {
-            // Without an inventory the assertions cannot be evaluated, but a test that is
-            // malformed or names what the policy does not define fails in every tailnet.
+            // Without an inventory most assertions cannot be evaluated, but a test that is
+            // malformed, names what the policy does not define, or asserts a deny the rules
+            // break between written addresses fails in every tailnet.
             let report = aclc_compiler::check_test_shapes(&checked.policy);
             if !report.passed() {
                 valid = false;
