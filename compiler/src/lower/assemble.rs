@@ -294,43 +294,13 @@ impl Lowered {
     /// addresses, `*`, the internet ranges on an exit node, or a policy prefix (as written)
     /// holding one of its addresses, overlapping a route it serves, or, on an exit node,
     /// lying inside the internet.
-    /// True when [`Lowered::dst_ips`] is not empty, found without listing the addresses
-    /// (a verdict per node of a member's join asked it 25,000 times on `large`).
-    pub(super) fn has_dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> bool {
-        let has = match target {
-            Target::Wildcard | Target::DangerAll => true,
-            Target::Internet if node.exit => self.internet.iter().any(|text| {
-                if text.contains(':') {
-                    node.exit_v6
-                } else {
-                    node.exit_v4
-                }
-            }),
-            Target::Internet | Target::SelfDevices => false,
-            Target::Nodes(ids) => !node.texts.is_empty() && ids.binary_search(&id).is_ok(),
-            Target::Literal(lit) => lit.pieces.iter().any(|p| {
-                node.address_in(&p.set)
-                    || node.routes_overlap(&p.set)
-                    || (p.public && node.exits_for(&p.set))
-            }),
-        };
-        debug_assert_eq!(has, !self.dst_ips(id, node, target).is_empty());
-        has
-    }
-
     pub(super) fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
         match target {
             Target::Wildcard | Target::DangerAll => vec![Arc::from("*")],
             Target::Internet if node.exit => self
                 .internet
                 .iter()
-                .filter(|text| {
-                    if text.contains(':') {
-                        node.exit_v6
-                    } else {
-                        node.exit_v4
-                    }
-                })
+                .filter(|text| exits_to(node, text))
                 .cloned()
                 .collect(),
             Target::Internet | Target::SelfDevices => Vec::new(),
@@ -339,15 +309,42 @@ impl Lowered {
             Target::Literal(lit) => lit
                 .pieces
                 .iter()
-                .filter(|p| {
-                    node.address_in(&p.set)
-                        || node.routes_overlap(&p.set)
-                        || (p.public && node.exits_for(&p.set))
-                })
+                .filter(|p| piece_on(node, p))
                 .map(|p| p.text.clone())
                 .collect(),
         }
     }
+
+    /// True when [`Lowered::dst_ips`] is not empty, found without listing the addresses
+    /// (a verdict per node of a member's join asked it 25,000 times on `large`).
+    pub(super) fn has_dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> bool {
+        let has = match target {
+            Target::Wildcard | Target::DangerAll => true,
+            Target::Internet if node.exit => self.internet.iter().any(|text| exits_to(node, text)),
+            Target::Internet | Target::SelfDevices => false,
+            Target::Nodes(ids) => !node.texts.is_empty() && ids.binary_search(&id).is_ok(),
+            Target::Literal(lit) => lit.pieces.iter().any(|p| piece_on(node, p)),
+        };
+        debug_assert_eq!(has, !self.dst_ips(id, node, target).is_empty());
+        has
+    }
+}
+
+/// True when exit node `node` carries the internet range `text` (by its family).
+fn exits_to(node: &NodeInfo, text: &str) -> bool {
+    if text.contains(':') {
+        node.exit_v6
+    } else {
+        node.exit_v4
+    }
+}
+
+/// True when a policy prefix or range lands on `node`: it holds one of the node's addresses,
+/// overlaps a route the node serves, or, on an exit node, lies inside the internet.
+fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece) -> bool {
+    node.address_in(&piece.set)
+        || node.routes_overlap(&piece.set)
+        || (piece.public && node.exits_for(&piece.set))
 }
 
 fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {

@@ -332,7 +332,7 @@ impl Lowered {
         }
         let listed = self.by_node.get(id.index());
         let old_listed = old.by_node.get(old_id.index());
-        // A list the engine's patch kept is the same memory.
+        // The self items, compared once per event (`SourceMoves::self_items_same`).
         let same_selves = match (node.is_tagged(), old_node.is_tagged()) {
             (true, true) => true,
             (false, false) => moves.self_items_same,
@@ -340,6 +340,7 @@ impl Lowered {
             (false, true) => self.self_items.is_empty(),
         };
         debug_assert_eq!(same_selves, selves(node, self) == selves(old_node, old));
+        // A list the engine's patch kept is the same memory.
         let same_parts = (std::ptr::eq(listed, old_listed) || listed == old_listed)
             && self.global == old.global
             && same_selves;

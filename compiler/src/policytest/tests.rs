@@ -793,6 +793,16 @@ fn explain_ssh_logins() {
     );
 }
 
+/// What `check_test_shapes` reports for a policy of `HEAD` and `body`: each failure's message,
+/// and the report.
+fn shape_failures(body: &str) -> (Vec<String>, TestReport) {
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
+    let report = check_test_shapes(&checked.policy);
+    let failures = report.results.iter().map(|r| r.message(&source)).collect();
+    (failures, report)
+}
+
 /// Without an inventory, only the failures no tailnet can change are reported: malformed
 /// tests, endpoints a test cannot name, and groups, tags and hosts the policy does not
 /// define. Users (here `carol@example.com`, whom no inventory lists) and every verdict are
@@ -812,10 +822,7 @@ fn shapes_without_an_inventory() {
   {"src": "carol@example.com", "dst": ["tag:prod"], "accept": ["root"]},
   {"src": "carol@example.com", "accept": ["root"]}
 ]"#;
-    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
-    let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
-    let report = check_test_shapes(&checked.policy);
-    let failures: Vec<String> = report.results.iter().map(|r| r.message(&source)).collect();
+    let (failures, report) = shape_failures(body);
     assert_eq!(
         failures,
         vec![
@@ -841,10 +848,7 @@ fn deny_assertions_broken_without_any_node() {
   {"src": "group:eng", "deny": ["outside:22"]},
   {"src": "10.0.0.9", "deny": ["outside:22"]}
 ]"#;
-    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
-    let checked = aclc_policy::parse(&source, &aclc_policy::Options::default()).unwrap();
-    let report = check_test_shapes(&checked.policy);
-    let failures: Vec<String> = report.results.iter().map(|r| r.message(&source)).collect();
+    let (failures, _) = shape_failures(body);
     assert_eq!(
         failures,
         vec!["10.0.0.1 -> outside:22 (tcp/udp): expected denied, got allowed (allowed by policy.hujson:4)"]
