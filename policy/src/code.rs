@@ -179,6 +179,9 @@ codes! {
     InvalidHost = "invalid_host",
         "A host alias whose value is not an IP address or prefix.",
         Policy(r#"{"hosts": {"db": "10.0.0.300"}}"#);
+    InvalidHostName = "invalid_host_name",
+        "A host alias whose name holds an `@` or a `:`, which Tailscale refuses (an alias with either reads as a user or as an address with a port).",
+        Policy(r#"{"hosts": {"db@corp": "10.0.0.1"}}"#);
     InvalidIpsetName = "invalid_ipset_name",
         "An IP set name that does not start with `ipset:`.",
         Policy(r#"{"ipsets": {"prod": ["10.0.0.0/8"]}}"#);

@@ -481,6 +481,19 @@ fn definitions() {
         "10.0.0.300",
     );
     expect_error(
+        r#"{"hosts": {"db@corp": "10.0.0.1"},
+            "acls": [{"action": "accept", "src": ["*"], "dst": ["db@corp:22"]}]}"#,
+        "aclc::invalid_host_name",
+        r#"host names cannot include an @, please change the name for "db@corp""#,
+        "db@corp",
+    );
+    expect_error(
+        r#"{"hosts": {"derp:merp": "10.0.0.1"}}"#,
+        "aclc::invalid_host_name",
+        "host name must not contain colon (:)",
+        "derp:merp",
+    );
+    expect_error(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.100.0/24"]}]}"#,
         "aclc::reserved_ip_pool",
         "IPPool(100.100.100.0/24): network within reserved range",

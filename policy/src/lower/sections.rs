@@ -179,6 +179,7 @@ impl Lowerer<'_> {
         for m in members {
             let path = key_path("hosts", &m.key.name);
             let name = Spanned::new(m.key.name.clone(), self.key_span(&m.key));
+            self.host_name(&name);
             let Some(text) = m.value.as_str() else {
                 self.wrong_type(&m.value, &path, "a string (an IP address or prefix)");
                 continue;
@@ -206,6 +207,27 @@ impl Lowerer<'_> {
             });
         }
         out
+    }
+
+    /// A host's name: Tailscale refuses one with an `@` (it would read as a user; its
+    /// message, as the admin console shows it, tailscale/tailscale#7886) or a `:` (it would
+    /// read as an address and port; tailscale/tailscale#16614). The host is still defined,
+    /// so its uses are not reported as undefined as well.
+    fn host_name(&mut self, name: &Spanned<String>) {
+        let problem = if name.value.contains('@') {
+            format!(
+                "host names cannot include an @, please change the name for {}",
+                quote(&name.value)
+            )
+        } else if name.value.contains(':') {
+            "host name must not contain colon (:)".to_string()
+        } else {
+            return;
+        };
+        self.error(Code::InvalidHostName, name.span, problem).help = Some(
+            "host names are plain words such as \"db\" or \"db.corp\": rename it, and its uses"
+                .into(),
+        );
     }
 
     /// `tagOwners`.
