@@ -353,6 +353,9 @@ codes! {
     UnverifiedNodeAttr = "unverified_node_attr",
         "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);
+    UnverifiedProtocolName = "unverified_protocol_name",
+        "A protocol name Tailscale's newer parser knows (`icmpv4`, `icmpv6`, `dccp`) but its older one, which the captured messages come from, does not; accepted, aclc cannot verify it.",
+        Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmpv6:*"]}]}"#);
     UnknownDerpField = "unknown_derp_field",
         "A field of `derpMap` (its regions, nodes, home parameters) aclc does not know; accepted, aclc cannot verify it (Tailscale's DERP map gains fields over time).",
         Policy(r#"{"derpMap": {"Regions": {"900": {"RegionID": 900, "Weight": 2}}}}"#);

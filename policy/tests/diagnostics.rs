@@ -768,3 +768,19 @@ fn selector_without_ports_gets_a_fix_in_the_help() {
         Some(r#"an ACL destination needs ports after the selector: write "autogroup:self:*""#)
     );
 }
+
+#[test]
+fn newer_protocol_names_are_accepted_with_a_warning() {
+    expect_warning(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmpv6:*"]}]}"#,
+        "aclc::unverified_protocol_name",
+        r#"proto name "icmpv6": aclc cannot verify that Tailscale accepts it (its newer parser knows it, its older one does not)"#,
+        "icmpv6:*",
+    );
+    expect_warning(
+        r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"], "proto": "DCCP"}]}"#,
+        "aclc::unverified_protocol_name",
+        r#"proto name "DCCP": aclc cannot verify that Tailscale accepts it (its newer parser knows it, its older one does not)"#,
+        "DCCP",
+    );
+}

@@ -150,7 +150,10 @@ impl Lowerer<'_> {
             return None;
         }
         match Protocol::parse(&text.value) {
-            Ok(p) => Some(Spanned::new(p, text.span)),
+            Ok(p) => {
+                self.unverified_protocol(&text.value, text.span);
+                Some(Spanned::new(p, text.span))
+            }
             Err(message) => {
                 self.error(Code::InvalidProtocol, text.span, message).help = Some(
                     "use a protocol name (tcp, udp, icmp, sctp, gre, esp, ah, igmp, ...) or a number 1-255"
@@ -158,6 +161,26 @@ impl Lowerer<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// Warn when `name` is a protocol name only Tailscale's newer parser knows.
+    fn unverified_protocol(&mut self, name: &str, span: crate::Span) {
+        if Protocol::unverified_name(name) {
+            self.warning(
+                Code::UnverifiedProtocolName,
+                span,
+                format!(
+                    "proto name {}: aclc cannot verify that Tailscale accepts it (its newer \
+                     parser knows it, its older one does not)",
+                    quote(name.trim())
+                ),
+            )
+            .help = Some(
+                "for a protocol Tailscale surely accepts, use its number or an older name \
+                 (\"icmp\" for ICMPv4, \"ipv6-icmp\" for ICMPv6, 33 for DCCP)"
+                    .into(),
+            );
         }
     }
 
@@ -267,7 +290,12 @@ impl Lowerer<'_> {
                 continue;
             };
             match IpProtoPorts::parse(&text.value) {
-                Ok(p) => ip.push(Spanned::new(p, text.span)),
+                Ok(p) => {
+                    if let Some((proto, _)) = text.value.rsplit_once(':') {
+                        self.unverified_protocol(proto, text.span);
+                    }
+                    ip.push(Spanned::new(p, text.span));
+                }
                 Err(message) => {
                     let code = if message.starts_with("proto name")
                         || message.starts_with("leading 0")

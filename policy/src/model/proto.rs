@@ -26,6 +26,11 @@ const NAMES: [(&str, u8); 13] = [
     ("udp", 17),
 ];
 
+/// Names only Tailscale's newer parser knows (`ipproto.Proto.UnmarshalText`, beside the
+/// ones above); the captured error texts are its older parser's (`ResolveProtoName`), which
+/// refuses them. Accepted, with a warning that aclc cannot verify them.
+const NEWER_NAMES: [(&str, u8); 3] = [("dccp", 33), ("icmpv4", 1), ("icmpv6", 58)];
+
 impl Protocol {
     /// ICMP (for IPv4; Tailscale also sends it for IPv6 destinations).
     pub const ICMP: Protocol = Protocol(1);
@@ -63,6 +68,7 @@ impl Protocol {
         }
         NAMES
             .iter()
+            .chain(NEWER_NAMES.iter())
             .find(|(name, _)| name.eq_ignore_ascii_case(text))
             .map(|&(_, n)| Protocol(n))
             .ok_or_else(|| {
@@ -71,6 +77,14 @@ impl Protocol {
                     quote(text)
                 )
             })
+    }
+
+    /// True when `text` is a protocol name only Tailscale's newer parser knows
+    /// ([`NEWER_NAMES`]): accepted, aclc cannot verify it.
+    pub fn unverified_name(text: &str) -> bool {
+        NEWER_NAMES
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
     }
 
     /// True for the protocols that have ports (TCP, UDP, SCTP); the others may only be used
@@ -162,6 +176,13 @@ mod tests {
         assert_eq!(Protocol::parse("6"), Ok(Protocol::TCP));
         assert_eq!(Protocol::parse("255"), Ok(Protocol(255)));
         assert_eq!(Protocol::parse("sctp"), Ok(Protocol::SCTP));
+        // The newer parser's names: accepted (callers warn), named as the older names them.
+        assert_eq!(Protocol::parse("ICMPv6"), Ok(Protocol::ICMPV6));
+        assert_eq!(Protocol::parse("icmpv4"), Ok(Protocol::ICMP));
+        assert_eq!(Protocol::parse("dccp"), Ok(Protocol(33)));
+        assert_eq!(Protocol::ICMPV6.to_string(), "ipv6-icmp");
+        assert_eq!(Protocol(33).to_string(), "33");
+        assert!(Protocol::unverified_name("IcmpV6") && !Protocol::unverified_name("icmp"));
     }
 
     #[test]
