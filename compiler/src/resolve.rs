@@ -122,6 +122,23 @@ pub(crate) struct Resolver<'a> {
     /// kept in [`NodeTable::group_users`] (a resolver of another policy, as a test or a
     /// question may make, neither reads nor fills it).
     compiling: bool,
+    /// An earlier compile's resolutions, carried to this table ([`Resolver::carry`]).
+    carried: Option<Carried<'a>>,
+}
+
+/// A resolver's aliases from the compile of the same policy on an earlier table, where only
+/// some nodes changed: a user-like alias that held none of them before and holds none now
+/// holds the same nodes, whose ids are translated instead of gathered from every user's
+/// devices again (the largest part of resolving on a node event on `large`).
+pub(crate) struct Carried<'a> {
+    /// The earlier resolutions.
+    pub(crate) cache: &'a crate::hash::Map<Alias, Target>,
+    /// Earlier node ids to this table's ([`crate::nodes::translate_ids`]).
+    pub(crate) to_new: Vec<u32>,
+    /// The changed nodes' earlier ids (sorted).
+    pub(crate) before: &'a [NodeId],
+    /// Their ids here (sorted).
+    pub(crate) after: &'a [NodeId],
 }
 
 impl<'a> Resolver<'a> {
@@ -133,6 +150,7 @@ impl<'a> Resolver<'a> {
             cache: crate::hash::Map::default(),
             internet: AddrSet::from_wire(INTERNET_WIRE),
             compiling: false,
+            carried: None,
         }
     }
 
@@ -143,6 +161,18 @@ impl<'a> Resolver<'a> {
             compiling: true,
             ..Resolver::new(policy, table)
         }
+    }
+
+    /// Take user-like aliases from `carried` where the changed nodes are in them neither
+    /// before nor after. Only for the same policy, on a table where every node but the
+    /// changed ones has the same owner and tags (so the same memberships).
+    pub(crate) fn carry(&mut self, carried: Carried<'a>) {
+        self.carried = Some(carried);
+    }
+
+    /// The resolutions made, by alias (what a later compile may carry).
+    pub(crate) fn into_cache(self) -> crate::hash::Map<Alias, Target> {
+        self.cache
     }
 
     /// `autogroup:internet`'s addresses.
@@ -217,10 +247,48 @@ impl<'a> Resolver<'a> {
             // Everything else is user-like; an alias that is not (none is left) stands for no
             // device, which narrows.
             _ => match self.users_of(alias) {
-                Some(users) => Target::nodes(self.devices_of(&users)),
+                Some(users) => match self.carried_devices(alias, &users) {
+                    Some(ids) => {
+                        debug_assert_eq!(
+                            ids,
+                            self.devices_of(&users),
+                            "carried devices of {alias:?}"
+                        );
+                        Target::nodes(ids)
+                    }
+                    None => Target::nodes(self.devices_of(&users)),
+                },
                 None => Target::empty(),
             },
         }
+    }
+
+    /// The devices of `users` (those of user-like `alias`) from the earlier resolution, when
+    /// no changed node is among them before or after ([`Carried`]).
+    fn carried_devices(&self, alias: &Alias, users: &[UserId]) -> Option<Vec<NodeId>> {
+        let carried = self.carried.as_ref()?;
+        let Some(Target::Nodes(old)) = carried.cache.get(alias) else {
+            return None;
+        };
+        if crate::nodes::holds_any(old, carried.before) {
+            return None;
+        }
+        let device_now = carried.after.iter().any(|&id| {
+            self.table
+                .get(id)
+                .and_then(|n| n.owner)
+                .is_some_and(|owner| users.contains(&owner))
+        });
+        if device_now {
+            return None;
+        }
+        // Unchanged nodes keep their order (both tables sort by name).
+        old.iter()
+            .map(|id| {
+                let new = *carried.to_new.get(id.index())?;
+                (new != u32::MAX).then(|| NodeId::new(new as usize))
+            })
+            .collect()
     }
 
     /// The addresses of an IP set entry other than another IP set, or `None` when they cannot

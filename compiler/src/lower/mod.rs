@@ -272,10 +272,29 @@ pub(crate) struct Lowered {
     /// The same addresses as a set, made from the routes themselves (the peer index read
     /// them back from `star`'s strings on every compile).
     pub(crate) star_set: crate::addrset::AddrSet,
+    /// Each request for a source list, in the order the rules make them: the list's key,
+    /// its entry, and the first request with the same key. A later lowering of the same
+    /// policy makes the same requests in the same order, so it finds the earlier entry by
+    /// place, not by hashing every rule's aliases (twice: in its own map and the earlier
+    /// one's), which was a tenth of a node event's lowering on `large`.
+    calls: Vec<Call>,
     /// Each distinct source list as written (and its posture gate): its targets, its
-    /// `SrcIPs` and the work they cost; what a later lowering of the same policy reuses
-    /// ([`Prior`]).
-    sources: SourceMap,
+    /// `SrcIPs` and the work they cost, and its first request; what a later lowering of
+    /// another policy reuses ([`Prior`]). Made on first use from `calls` when the lowering
+    /// found its lists by place.
+    sources: std::sync::OnceLock<SourceMap>,
+    /// What each alias the rules name resolved to: a later lowering of the same policy
+    /// carries the lists the changed nodes are not in ([`crate::resolve::Carried`]).
+    resolved: crate::hash::Map<Alias, Target>,
+}
+
+/// One request for a source list ([`Lowered::calls`]).
+#[derive(Debug)]
+struct Call {
+    key: SourceKey,
+    entry: Sources,
+    /// The first request with the same key (this one's own place when it is the first).
+    first: u32,
 }
 
 /// A source list's targets, its `SrcIPs` id and the entries it cost.
@@ -310,6 +329,9 @@ pub(crate) struct Prior<'a> {
 /// [`Prior`], with what `*` means compared.
 struct Reuse<'a> {
     prior: &'a Prior<'a>,
+    /// The same policy (`same_ids` false) with its requests recorded: the earlier
+    /// lowering's request at each place is this one's ([`Lowered::calls`]).
+    by_place: bool,
     /// `*` means what it meant (it lists every subnet route).
     star_same: bool,
 }
@@ -559,6 +581,19 @@ impl Lowered {
         !self.self_items.is_empty()
     }
 
+    /// The distinct source lists by key ([`Lowered::sources`]).
+    fn sources_map(&self) -> &SourceMap {
+        self.sources.get_or_init(|| {
+            let mut map = SourceMap::default();
+            for (at, call) in self.calls.iter().enumerate() {
+                if call.first as usize == at {
+                    map.insert(call.key.clone(), (call.entry.clone(), call.first));
+                }
+            }
+            map
+        })
+    }
+
     /// No rule at all (what a refused policy compiles to).
     pub(crate) fn nothing(table: &NodeTable) -> Lowered {
         let (star, star_set) = star_sources(table);
@@ -574,7 +609,9 @@ impl Lowered {
             internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
             star,
             star_set,
-            sources: SourceMap::default(),
+            calls: Vec::new(),
+            sources: std::sync::OnceLock::new(),
+            resolved: crate::hash::Map::default(),
         }
     }
 }
@@ -613,11 +650,23 @@ pub(crate) fn lower(
         prior: p,
         // `*` lists every subnet route: lists from it are reused only when it is the same.
         star_same: p.lowered.star == lowered.star,
+        by_place: !p.same_ids && !p.lowered.calls.is_empty(),
     });
+    let mut resolver = Resolver::compiling(policy, table);
+    // A node event (the same policy, only the named nodes changed): user-like aliases
+    // the changed nodes are not in are carried from the earlier lowering.
+    if let Some(p) = prior.filter(|p| !p.same_ids && p.kept.is_some()) {
+        resolver.carry(crate::resolve::Carried {
+            cache: &p.lowered.resolved,
+            to_new: crate::nodes::translate_ids(p.table, table),
+            before: p.before,
+            after: p.after,
+        });
+    }
     let mut builder = Builder {
         reuse,
         policy,
-        resolver: Resolver::compiling(policy, table),
+        resolver,
         gates: Gates::new(policy, table),
         table,
         lowered,
@@ -625,6 +674,7 @@ pub(crate) fn lower(
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
         span: policy.span,
         reaches: Vec::new(),
+        own: SourceMap::default(),
     };
     if policy.is_default_allow() {
         let star = Selector {
@@ -653,6 +703,7 @@ pub(crate) fn lower(
         builder.acl(acl)?;
     }
     let mut lowered = builder.lowered;
+    lowered.resolved = builder.resolver.into_cache();
     let patched = builder
         .reuse
         .as_ref()
@@ -665,6 +716,10 @@ pub(crate) fn lower(
         )
     });
     lowered.reach_lists = builder.reaches;
+    // Found by key: the map is made. Found by place: made if another policy needs it.
+    if !builder.reuse.as_ref().is_some_and(|r| r.by_place) {
+        let _ = lowered.sources.set(builder.own);
+    }
     Ok(lowered)
 }
 
@@ -751,6 +806,8 @@ struct Builder<'a> {
     span: Span,
     /// Each item's nodes (those not on every node), indexed per node once lowering ends.
     reaches: Vec<(u32, Arc<[NodeId]>)>,
+    /// The source lists requested so far, by key, when they are not found by place.
+    own: SourceMap,
 }
 
 /// A grant's `via` tags.
@@ -760,9 +817,9 @@ type Via = Arc<[Arc<str>]>;
 /// Shared with the lowerings that take it from an earlier one, not copied.
 type SourceKey = Arc<(Vec<Alias>, Option<Gate>)>;
 
-/// The source lists of a lowering, looked up by [`KeyRef`] (hashbrown's map: std's takes no
-/// borrowed form of a tuple).
-type SourceMap = hashbrown::HashMap<SourceKey, Sources, crate::hash::BuildHash>;
+/// The source lists of a lowering, with each one's first request ([`Lowered::calls`]),
+/// looked up by [`KeyRef`] (hashbrown's map: std's takes no borrowed form of a tuple).
+type SourceMap = hashbrown::HashMap<SourceKey, (Sources, u32), crate::hash::BuildHash>;
 
 /// A source list as a rule writes it, looked up without copying its aliases: it hashes as
 /// its [`SourceKey`] does. Copying every rule's aliases to look it up, then hashing them
@@ -810,15 +867,40 @@ impl Builder<'_> {
             selectors,
             gate: gate.as_ref(),
         };
-        if let Some((targets, id, _)) = self.lowered.sources.get(&probe) {
-            return Ok((targets.clone(), *id));
-        }
-        // The earlier lowering's entry for the same list, and its key (taken, not copied).
-        let earlier = self
+        let place = self.lowered.calls.len();
+        // The same policy: the earlier lowering's request at this place is this one.
+        let by_place = self
             .reuse
             .as_ref()
-            .map(|r| r.prior.lowered)
-            .and_then(|lowered| lowered.sources.get_key_value(&probe));
+            .filter(|r| r.by_place)
+            .and_then(|r| r.prior.lowered.calls.get(place));
+        debug_assert!(
+            by_place.is_none_or(|c| hashbrown::Equivalent::equivalent(&probe, &c.key)),
+            "a request found by place is for another list"
+        );
+        // A list requested earlier in this lowering: its entry, shared.
+        let first = match by_place {
+            Some(c) => (c.first as usize != place).then_some(c.first),
+            None => self.own.get(&probe).map(|(_, first)| *first),
+        };
+        if let Some(first) = first {
+            let c = self.lowered.calls.get(first as usize);
+            if let Some((key, entry)) = c.map(|c| (c.key.clone(), c.entry.clone())) {
+                let (targets, id) = (entry.0.clone(), entry.1);
+                self.lowered.calls.push(Call { key, entry, first });
+                return Ok((targets, id));
+            }
+        }
+        // The earlier lowering's entry for the same list, and its key (taken, not copied).
+        let earlier: Option<(&SourceKey, &Sources)> = match by_place {
+            Some(c) => Some((&c.key, &c.entry)),
+            None => self
+                .reuse
+                .as_ref()
+                .map(|r| r.prior.lowered)
+                .and_then(|lowered| lowered.sources_map().get_key_value(&probe))
+                .map(|(key, (entry, _))| (key, entry)),
+        };
         let resolved: Vec<Target> = selectors.iter().map(|s| self.resolver.resolve(s)).collect();
         let targets: Arc<[Target]> = match &gate {
             None => Arc::from(resolved),
@@ -864,9 +946,12 @@ impl Builder<'_> {
             Some((key, _)) => key.clone(),
             None => Arc::new((selectors.iter().map(|s| s.alias.clone()).collect(), gate)),
         };
-        self.lowered
-            .sources
-            .insert(key, (targets.clone(), id, spent));
+        let entry = (targets.clone(), id, spent);
+        let first = crate::nodes::index(place);
+        if by_place.is_none() {
+            self.own.insert(key.clone(), (entry.clone(), first));
+        }
+        self.lowered.calls.push(Call { key, entry, first });
         Ok((targets, id))
     }
 
@@ -1199,6 +1284,9 @@ impl Builder<'_> {
     fn compute_dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
         let ids: Vec<NodeId> = match target {
             Target::Wildcard | Target::DangerAll if via.is_none() => return Reach::All,
+            // The target's own list, shared (copying it was a tenth of a node event's
+            // lowering on `large`).
+            Target::Nodes(ids) if via.is_none() => return Reach::Some(ids.clone()),
             Target::Wildcard | Target::DangerAll => {
                 (0..self.table.len()).map(NodeId::new).collect()
             }
@@ -1240,8 +1328,14 @@ impl Builder<'_> {
 
 /// Every node of some reaches, sorted.
 fn union_reach(parts: impl IntoIterator<Item = Reach>) -> Reach {
+    let mut parts = parts.into_iter().peekable();
+    let first = parts.next();
+    // One part (a grant's single destination, most often) is its own union, shared.
+    if parts.peek().is_none() {
+        return first.unwrap_or_else(Reach::none);
+    }
     let mut ids = Vec::new();
-    for part in parts {
+    for part in first.into_iter().chain(parts) {
         match part {
             Reach::All => return Reach::All,
             Reach::Some(more) => ids.extend_from_slice(&more),
@@ -1303,7 +1397,7 @@ mod tests {
                     gate: gate.as_ref(),
                 };
                 assert_eq!(map.hasher().hash_one(&probe), map.hasher().hash_one(&key));
-                map.insert(key, (Arc::from(Vec::new()), (i * 2 + j) as u32, 0));
+                map.insert(key, ((Arc::from(Vec::new()), (i * 2 + j) as u32, 0), 0));
                 keys.push((list, gate));
             }
         }
@@ -1312,7 +1406,7 @@ mod tests {
                 selectors: list,
                 gate: gate.as_ref(),
             };
-            assert_eq!(map.get(&probe).map(|e| e.1), Some(n as u32));
+            assert_eq!(map.get(&probe).map(|e| e.0 .1), Some(n as u32));
         }
     }
 
