@@ -542,6 +542,13 @@ impl Lowered {
         let mut out = Vec::new();
         let mut owners = Vec::new();
         let mut companions = false;
+        // Each list, tag and `SrcIPs` list taken once: the items share them (a retag of a
+        // server on `large` gathered its destinations millions of times over), and the
+        // items of one rule share their sources, tested once.
+        let mut lists: crate::hash::Set<usize> = crate::hash::Set::default();
+        let mut tags: crate::hash::Set<&str> = crate::hash::Set::default();
+        let mut srcs: crate::hash::Set<u32> = crate::hash::Set::default();
+        let mut last: Option<(*const Target, bool)> = None;
         for item in &self.items {
             if matches!(
                 item.body,
@@ -549,7 +556,13 @@ impl Lowered {
             ) {
                 companions = true;
             }
-            if !item.src_targets.iter().any(|t| t.contains_node(id, node)) {
+            let key = item.src_targets.as_ptr();
+            let holds = match last {
+                Some((k, holds)) if std::ptr::eq(k, key) => holds,
+                _ => item.src_targets.iter().any(|t| t.contains_node(id, node)),
+            };
+            last = Some((key, holds));
+            if !holds {
                 continue;
             }
             if item.body.is_self() {
@@ -558,15 +571,23 @@ impl Lowered {
             }
             match &item.dst_nodes {
                 Reach::All => return None,
-                Reach::Some(ids) => out.extend_from_slice(ids),
+                Reach::Some(ids) => {
+                    if lists.insert(ids.as_ptr() as usize) {
+                        out.extend_from_slice(ids);
+                    }
+                }
             }
             for tag in item.via.iter().flat_map(|tags| tags.iter()) {
-                out.extend_from_slice(table.with_tag(tag));
+                if tags.insert(tag) {
+                    out.extend_from_slice(table.with_tag(tag));
+                }
             }
-            if !self.self_items.is_empty() {
+            if !self.self_items.is_empty() && srcs.insert(item.src) {
                 owners.extend(first_owner(table, &self.srcs.get(item.src)));
             }
         }
+        owners.sort_unstable();
+        owners.dedup();
         for owner in owners {
             out.extend(table.devices.get(owner.index()).into_iter().flatten());
         }
