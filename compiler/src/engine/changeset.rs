@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{IdMap, IdSet, Snapshot};
+use super::Snapshot;
+use crate::nodes::NodeId;
 
 /// What changed in one node's map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,17 +58,18 @@ impl ChangeSet {
     }
 }
 
-/// The change from `old` to `new`, where `filters_changed` are the nodes whose filter the
-/// event changed while leaving its fingerprint uncomputed. A filter part left uncomputed in
-/// `new` by an earlier event is the same as in `old`; one left uncomputed in `old` only is
-/// computed from `old`'s compile. With `touched`, only those nodes are compared: every other
-/// node's fingerprint and stale flag are `old`'s (the event copied them), so it did not
-/// change. Debug builds compare every node as well and assert the two agree.
+/// The change from `old` to `new`, where `filters_changed` (one bit per node of `new`) are
+/// the nodes whose filter the event changed while leaving its fingerprint uncomputed. A
+/// filter part left uncomputed in `new` by an earlier event is the same as in `old`; one left
+/// uncomputed in `old` only is computed from `old`'s compile. With `touched` (one bit per
+/// node of `new`), only those nodes are compared: every other node's fingerprint and stale
+/// flag are `old`'s (the event moved them), so it did not change. Debug builds compare every
+/// node as well and assert the two agree.
 pub(super) fn diff(
     old: &Snapshot,
     new: &Snapshot,
-    filters_changed: &IdSet,
-    touched: Option<&IdSet>,
+    filters_changed: &[u64],
+    touched: Option<&[u64]>,
 ) -> ChangeSet {
     let set = diff_of(old, new, filters_changed, touched);
     debug_assert!(
@@ -79,47 +81,84 @@ pub(super) fn diff(
 
 /// [`diff`]: `new`'s nodes (those of `touched`, when given) and the removed ones.
 ///
-/// The nodes are taken in the order of `new`'s map of fingerprints, not of `touched`: `new`'s
-/// map is `old`'s copied and patched, so its entries and `old`'s lie in one order and the
-/// walk reads both maps front to back. Looking each touched node up in its own (hash) order
-/// missed the cache on every lookup: a change set of 25,000 nodes on `large` took longer
-/// than a walk over all 100,000, and a policy event touching most nodes 70 ms more. Each
-/// node's other lookups are as few as its answer needs: the stale sets are read only where
-/// they can decide.
+/// Fingerprints lie in arrays by node id, and each snapshot's ids are its compile's (name
+/// order): the nodes are taken in id order, each with its old id through the translation of
+/// the two node tables (made by the patch that made `new`'s, or one merge walk by name), so
+/// both arrays are read front to back. By stable id, in hash order, every lookup missed the
+/// cache (a change set of 25,000 nodes on `large` took longer than a walk over all 100,000).
 fn diff_of(
     old: &Snapshot,
     new: &Snapshot,
-    filters_changed: &IdSet,
-    touched: Option<&IdSet>,
+    filters_changed: &[u64],
+    touched: Option<&[u64]>,
 ) -> ChangeSet {
-    let wanted = |id: &u64| touched.is_none_or(|t| t.contains(id));
+    let n = new.fingerprints.len();
+    let to_new = new.compiled.ids_from(&old.compiled);
+    let mut to_old = vec![u32::MAX; n];
+    for (i, &j) in to_new.iter().enumerate() {
+        if let Some(slot) = to_old.get_mut(j as usize) {
+            *slot = crate::nodes::index(i);
+        }
+    }
+    let stable_new = new.stable_by_node();
+    let stable_old = old.stable_by_node();
+    // A node's old id: by name, when the node of that name was the same node (same stable
+    // id); else (a node renamed, or a name taken over) by its stable id's old name.
+    let old_of = |v: NodeId| {
+        let id = *stable_new.get(v.index())?;
+        let by_name = to_old
+            .get(v.index())
+            .filter(|&&w| w != u32::MAX && stable_old.get(w as usize) == Some(&id))
+            .map(|&w| NodeId::new(w as usize));
+        by_name.or_else(|| old.compiled.id_of(old.names.get(&id)?))
+    };
+    let nodes: Vec<NodeId> = match touched {
+        Some(bits) => crate::bits::ids_of(bits),
+        None => (0..n).map(NodeId::new).collect(),
+    };
     // The old filter parts left uncomputed: only of nodes stale in `old` (most often none).
-    let old_filters = match old.stale.is_empty() {
-        true => IdMap::default(),
-        false => old.stale_filters(new.fingerprints.keys().filter(|id| {
-            old.stale.contains(id)
-                && wanted(id)
-                && !filters_changed.contains(id)
-                && !new.stale.contains(id)
-        })),
+    let old_filters: Vec<(NodeId, u64)> = match old.has_stale() {
+        false => Vec::new(),
+        true => {
+            let wanted: Vec<NodeId> = nodes
+                .iter()
+                .filter(|&&v| {
+                    !crate::bits::bit(filters_changed, v) && !crate::bits::bit(&new.stale, v)
+                })
+                .filter_map(|&v| old_of(v))
+                .filter(|&w| crate::bits::bit(&old.stale, w))
+                .collect();
+            let mut filters = old.stale_filters(&wanted);
+            // A renamed node's old id is out of order.
+            filters.sort_unstable_by_key(|&(w, _)| w);
+            filters
+        }
+    };
+    // Ascending old ids: looked up by binary search.
+    let old_filter = |w: NodeId| {
+        old_filters
+            .binary_search_by_key(&w, |&(x, _)| x)
+            .ok()
+            .and_then(|i| old_filters.get(i))
+            .map(|&(_, f)| f)
     };
     let mut set = ChangeSet::default();
     // Gathered, then built at once: `BTreeMap`'s `FromIterator` sorts and builds the tree
-    // bottom-up, where an insertion per node (in hash order) walked it from the root.
+    // bottom-up, where an insertion per node walked it from the root.
     let mut changed = Vec::new();
-    let mut found = 0usize;
-    for (&id, after) in &new.fingerprints {
-        if !wanted(&id) {
+    for v in nodes {
+        let (Some(after), Some(&id)) = (new.fingerprints.get(v.index()), stable_new.get(v.index()))
+        else {
             continue;
-        }
-        found += 1;
-        let change = match old.fingerprints.get(&id) {
+        };
+        let before = old_of(v).and_then(|w| Some((w, old.fingerprints.get(w.index())?)));
+        let change = match before {
             None => NodeChange::all(),
-            Some(before) => NodeChange {
+            Some((w, before)) => NodeChange {
                 added: false,
-                packet_filter: filters_changed.contains(&id)
-                    || (!new.stale.contains(&id)
-                        && old_filters.get(&id).copied().unwrap_or(before.filter) != after.filter),
+                packet_filter: crate::bits::bit(filters_changed, v)
+                    || (!crate::bits::bit(&new.stale, v)
+                        && old_filter(w).unwrap_or(before.filter) != after.filter),
                 ssh_rules: before.ssh != after.ssh,
                 peers: before.peers != after.peers,
                 cap_map: before.caps != after.caps,
@@ -131,20 +170,13 @@ fn diff_of(
         }
     }
     set.changed = changed.into_iter().collect();
-    set.removed = match touched {
-        None => old
-            .fingerprints
-            .keys()
-            .filter(|id| !new.fingerprints.contains_key(id))
-            .copied()
-            .collect(),
-        // Every touched node is in `new`: none was removed.
-        Some(t) if found == t.len() => BTreeSet::new(),
-        Some(t) => t
-            .iter()
-            .filter(|id| !new.fingerprints.contains_key(id) && old.fingerprints.contains_key(id))
-            .copied()
-            .collect(),
-    };
+    // The old nodes whose stable id is gone (a node whose name is gone may be renamed).
+    set.removed = to_new
+        .iter()
+        .zip(stable_old.iter())
+        .filter(|&(&j, id)| stable_new.get(j as usize) != Some(id))
+        .map(|(_, &id)| id)
+        .filter(|id| !new.names.contains_key(id))
+        .collect();
     set
 }

@@ -133,11 +133,16 @@ pub struct Snapshot {
     /// event renames, adds or removes no node, patched when it does.
     names: Arc<BTreeMap<u64, Arc<str>>>,
     ids: Arc<IdsByName>,
-    fingerprints: IdMap<Fingerprint>,
-    /// Nodes whose fingerprint's filter part was not computed (an event found their filter
-    /// changed without assembling it; see [`crate::lower::SourceMoves`]): it is computed
-    /// from this snapshot's compile when a later event needs it.
-    stale: IdSet,
+    /// Each node's fingerprint, by node id of this snapshot's compile: an event moves them
+    /// to the next compile's ids (one pass in id order) and patches the nodes it touched,
+    /// each found at its place, not hashed (a retag on `large` patches 50,000, and the
+    /// change set compares them: by stable id, every lookup missed the cache).
+    fingerprints: Vec<Fingerprint>,
+    /// Nodes (one bit each, by node id) whose fingerprint's filter part was not computed (an
+    /// event found their filter changed without assembling it; see
+    /// [`crate::lower::SourceMoves`]): it is computed from this snapshot's compile when a
+    /// later event needs it.
+    stale: Vec<u64>,
     /// Each node's [`crate::compiled::PeerBases`] entry, by node id of this snapshot's
     /// compile (what peers' fingerprints read; shared with the next snapshot when a policy
     /// event keeps the node table).
@@ -390,8 +395,12 @@ impl Engine {
         });
         match result {
             Ok((snapshot, filters_changed, touched)) => {
-                let changes =
-                    changeset::diff(&self.current, &snapshot, &filters_changed, touched.as_ref());
+                let changes = changeset::diff(
+                    &self.current,
+                    &snapshot,
+                    &filters_changed,
+                    touched.as_deref(),
+                );
                 let old = std::mem::replace(&mut self.current, Arc::new(snapshot));
                 let previous = self.shared.store(self.current.clone());
                 // Freed outside the readers' lock (by a reader, if one still holds it), on
@@ -874,11 +883,22 @@ impl Inputs {
             Some(done) => done,
             None => {
                 let all = compiled.peer_bases();
+                let n = compiled.table().len();
+                let nodes: Vec<(NodeId, &Arc<str>)> = (0..n)
+                    .map(NodeId::new)
+                    .filter_map(|v| Some((v, compiled.name_of(v)?)))
+                    .collect();
+                let mut out = vec![Fingerprint::default(); n];
+                for (v, fp) in fingerprints(&compiled, &nodes, &all) {
+                    if let Some(slot) = out.get_mut(v.index()) {
+                        *slot = fp;
+                    }
+                }
                 Prints {
-                    fingerprints: fingerprints(&compiled, &names, &all),
+                    fingerprints: out,
                     node_bases: Arc::new(all),
-                    stale: IdSet::default(),
-                    changed: IdSet::default(),
+                    stale: vec![0; n.div_ceil(64)],
+                    changed: vec![0; n.div_ceil(64)],
                     touched: None,
                     stable: None,
                 }
@@ -1002,49 +1022,55 @@ fn routeless_nodes(
     Some(nodes)
 }
 
-/// A map keyed by stable node id.
-type IdMap<V> = crate::hash::Map<u64, V>;
 /// A set of stable node ids.
 pub(super) type IdSet = crate::hash::Set<u64>;
 /// Stable node ids by node name.
 type IdsByName = crate::hash::Map<Arc<str>, u64>;
 
-/// A new snapshot, the nodes whose filter the change is known to have changed while their
-/// filter part was left uncomputed, and [`Prints::touched`].
-type Built = (Snapshot, IdSet, Option<IdSet>);
+/// A new snapshot, the nodes (one bit each, by its node ids) whose filter the change is
+/// known to have changed while their filter part was left uncomputed, and
+/// [`Prints::touched`].
+type Built = (Snapshot, Vec<u64>, Option<Vec<u64>>);
 
-/// A snapshot's fingerprints, as an event leaves them.
+/// A snapshot's fingerprints, as an event leaves them (by node id of its compile).
 struct Prints {
-    fingerprints: IdMap<Fingerprint>,
+    fingerprints: Vec<Fingerprint>,
     /// [`Snapshot::node_bases`].
     node_bases: Arc<Vec<[u64; 4]>>,
     /// [`Snapshot::stale`].
-    stale: IdSet,
-    /// The nodes this event left stale: their filter changed.
-    changed: IdSet,
-    /// The nodes whose fingerprints (or stale flags) may differ from the previous
-    /// snapshot's, removed nodes included; `None`: any node's may.
-    touched: Option<IdSet>,
+    stale: Vec<u64>,
+    /// The nodes this event left stale (one bit each): their filter changed.
+    changed: Vec<u64>,
+    /// The nodes (one bit each) whose fingerprints (or stale flags) may differ from the
+    /// previous snapshot's; `None`: any node's may. Removed nodes are found by the change
+    /// set.
+    touched: Option<Vec<u64>>,
     /// [`Snapshot::stable`], when the event moved it.
     stable: Option<Arc<Vec<u64>>>,
 }
 
 impl Snapshot {
-    /// The filter parts of the fingerprints of the nodes of `ids` this snapshot left
-    /// uncomputed, computed from its compile (on every core).
-    fn stale_filters<'a>(&self, ids: impl Iterator<Item = &'a u64>) -> IdMap<u64> {
-        let work: Vec<(u64, &Arc<str>)> = ids
-            .filter(|id| self.stale.contains(id))
-            .filter_map(|&id| Some((id, self.names.get(&id)?)))
+    /// The filter parts of the fingerprints of the nodes `nodes` (node ids of this snapshot)
+    /// this snapshot left uncomputed, computed from its compile (on every core).
+    fn stale_filters(&self, nodes: &[NodeId]) -> Vec<(NodeId, u64)> {
+        let work: Vec<(NodeId, &Arc<str>)> = nodes
+            .iter()
+            .filter(|&&v| crate::bits::bit(&self.stale, v))
+            .filter_map(|&v| Some((v, self.compiled.name_of(v)?)))
             .collect();
         parallel(&work, |part| {
             let mut cache = HashCache::default();
             part.iter()
-                .filter_map(|&(id, name)| {
-                    Some((id, self.compiled.filter_fingerprint(name, &mut cache)?))
+                .filter_map(|&(v, name)| {
+                    Some((v, self.compiled.filter_fingerprint(name, &mut cache)?))
                 })
                 .collect()
         })
+    }
+
+    /// Whether any node's filter part was left uncomputed.
+    fn has_stale(&self) -> bool {
+        self.stale.iter().any(|&w| w != 0)
     }
 
     /// [`Snapshot::stable`], found by name if no event moved it here.
@@ -1057,6 +1083,23 @@ impl Snapshot {
     fn base_of(&self, id: u64) -> Option<[u64; 4]> {
         let node = self.compiled.id_of(self.names.get(&id)?)?;
         self.node_bases.get(node.index()).copied()
+    }
+
+    /// Its fingerprints and stale flags moved to the node ids of a later compile (`to_new`:
+    /// [`Compiled::ids_from`], `len` nodes), in one pass in id order; a node new there
+    /// gets a zero fingerprint (the caller computes it).
+    fn moved_prints(&self, to_new: &[u32], len: usize) -> (Vec<Fingerprint>, Vec<u64>) {
+        let mut out = vec![Fingerprint::default(); len];
+        let mut stale = vec![0u64; len.div_ceil(64)];
+        for (i, (&j, fp)) in to_new.iter().zip(self.fingerprints.iter()).enumerate() {
+            if let Some(slot) = out.get_mut(j as usize) {
+                *slot = *fp;
+                if crate::bits::bit(&self.stale, NodeId::new(i)) {
+                    crate::bits::set_bit(&mut stale, NodeId::new(j as usize));
+                }
+            }
+        }
+        (out, stale)
     }
 
     /// Its peers' entries moved to the node ids of a later compile (`to_new`:
@@ -1123,12 +1166,12 @@ fn policy_fingerprints(
     }
     let (touched, items) = crate::diff::map_touched(&old.compiled, compiled)?;
     let routes_alike = compiled.routes_shown_alike(&old.compiled);
-    let work: Vec<(u64, &Arc<str>, NodeId, u8)> = names
-        .iter()
-        .filter_map(|(&id, name)| {
-            let node = compiled.id_of(name)?;
+    // In node id order (the same table: the fingerprints' order).
+    let work: Vec<(&Arc<str>, NodeId, u8)> = (0..compiled.table().len())
+        .map(NodeId::new)
+        .filter_map(|node| {
             let flags = touched.get(node.index()).copied().unwrap_or(u8::MAX);
-            (flags != 0).then_some((id, name, node, flags))
+            (flags != 0).then_some((compiled.name_of(node)?, node, flags))
         })
         .collect();
     // The same node table: the same entries under the same ids.
@@ -1139,7 +1182,7 @@ fn policy_fingerprints(
     let mut peers_kept = vec![routes_alike; names.len()];
     if routes_alike {
         let flipped = compiled.peers_flipped(&old.compiled, &items.changed);
-        for &(_, _, node, flags) in &work {
+        for &(_, node, flags) in &work {
             if flags & crate::diff::MAP_PEERS == 0 {
                 continue;
             }
@@ -1153,10 +1196,10 @@ fn policy_fingerprints(
     // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
     // entries (`entry_count_verdict`) is known to have changed: its part is left uncomputed.
     let unpaired = items.unpaired;
-    let again = |part: &[(u64, &Arc<str>, NodeId, u8)]| -> Vec<(u64, (Fingerprint, Filter))> {
+    let again = |part: &[(&Arc<str>, NodeId, u8)]| -> Vec<(NodeId, (Fingerprint, Filter))> {
         let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name, node, flags)| {
+            .filter_map(|&(name, node, flags)| {
                 let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
                 let rules = flags & crate::diff::MAP_RULES != 0;
                 let ssh = flags & crate::diff::MAP_SSH != 0;
@@ -1169,12 +1212,12 @@ fn policy_fingerprints(
                 if !routes_alike {
                     let fp = compiled.fingerprint_parts(name, by_node, &mut cache, !grew)?;
                     let filter = if grew { Filter::Grew } else { Filter::Computed };
-                    return Some((id, (fp, filter)));
+                    return Some((node, (fp, filter)));
                 }
                 // Every route shown alike: capabilities and own part are as before (same
                 // node table and `nodeAttrs`), every peer's entry too; the peers' part is
                 // patched by the peers gained and lost, the rules' parts recomputed.
-                let mut fp = old.fingerprints.get(&id).copied()?;
+                let mut fp = old.fingerprints.get(node.index()).copied()?;
                 if !kept {
                     fp.peers = compiled.patched_peers(&old.compiled, node, by_node, fp.peers)?;
                 }
@@ -1189,29 +1232,35 @@ fn policy_fingerprints(
                         Filter::Computed
                     }
                 };
-                Some((id, (fp, filter)))
+                Some((node, (fp, filter)))
             })
             .collect()
     };
     let fresh = parallel(&work, again);
     // Only the nodes of `work` can have another fingerprint or stale flag: every other node's
-    // are the old ones, copied (the change set compared all 100,000 nodes of `large`).
-    let touched: IdSet = work.iter().map(|&(id, _, _, _)| id).collect();
+    // are the old ones, copied (the change set compared all 100,000 nodes of `large`). The
+    // same node table: the same node ids.
+    let words = compiled.table().len().div_ceil(64);
+    let mut touched = vec![0u64; words];
+    for &(_, node, _) in &work {
+        crate::bits::set_bit(&mut touched, node);
+    }
     let mut stale = old.stale.clone();
-    let mut changed = IdSet::default();
+    let mut changed = vec![0u64; words];
     let mut out = old.fingerprints.clone();
-    for (id, (fp, filter)) in fresh {
+    if out.len() != compiled.table().len() || stale.len() != words {
+        return None;
+    }
+    for (node, (fp, filter)) in fresh {
         match filter {
-            Filter::Computed => {
-                stale.remove(&id);
-            }
+            Filter::Computed => crate::bits::clear_bit(&mut stale, node),
             Filter::Grew => {
-                stale.insert(id);
-                changed.insert(id);
+                crate::bits::set_bit(&mut stale, node);
+                crate::bits::set_bit(&mut changed, node);
             }
             Filter::Inherited => {}
         }
-        out.insert(id, fp);
+        *out.get_mut(node.index())? = fp;
     }
     Some(Prints {
         fingerprints: out,
@@ -1301,9 +1350,8 @@ impl Narrow<'_> {
         let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
-        let mut out = self.old.fingerprints.clone();
-        let mut stale = self.old.stale.clone();
-        let mut present = BTreeMap::new();
+        let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
+        let mut present: Vec<(NodeId, &Arc<str>)> = Vec::new();
         let mut new_bases = Vec::new();
         // Marks what a changed node's dependents in one compile reach, in new ids (`to` maps
         // that compile's ids), and puts its entry in its peers' sums: taken away as it was
@@ -1327,8 +1375,6 @@ impl Narrow<'_> {
             }
         };
         for &(node, before, after) in &ends {
-            out.remove(&node);
-            stale.remove(&node);
             if before.is_some() {
                 mark(&deps.next()??, &translate, false);
             }
@@ -1336,7 +1382,8 @@ impl Narrow<'_> {
                 let d = deps.next()??;
                 mark(&d, &Some, true);
                 new_bases.push((a, d.base));
-                present.insert(node, names.get(&node)?.clone());
+                crate::bits::clear_bit(&mut stale, a);
+                present.push((a, names.get(&node)?));
             }
         }
         // Each node's stable id, moved from the old snapshot's by the translation, the
@@ -1357,19 +1404,17 @@ impl Narrow<'_> {
             stable_by_node(compiled, ids),
             "stable ids moved by the translation"
         );
-        let stable = |v: NodeId| -> Option<(u64, &Arc<str>)> {
-            let id = *stable_of.get(v.index()).filter(|&&id| id != NO_NODE)?;
-            Some((id, compiled.name_of(v)?))
-        };
         // Peers' entries by new node id.
         let by_node = self.old.moved_bases(&to_new, n, new_bases);
-        out.extend(fingerprints(compiled, &present, &by_node));
+        for (v, fp) in fingerprints(compiled, &present, &by_node) {
+            *out.get_mut(v.index())? = fp;
+        }
         let old_names: Vec<&str> = self
             .nodes
             .iter()
             .filter_map(|(_, n)| n.as_deref())
             .collect();
-        let new_names: Vec<&str> = present.values().map(|n| &**n).collect();
+        let new_names: Vec<&str> = present.iter().map(|(_, n)| &***n).collect();
         // Filters: decided from the items where they can be; the rest assembled.
         let moves = compiled.source_moves(old, &old_names, &new_names);
         if let Some(moves) = &moves {
@@ -1382,10 +1427,10 @@ impl Narrow<'_> {
             }
         }
         // The changed nodes were fingerprinted in full.
-        let unchanged = |bits: &[u64]| -> Vec<(u64, &Arc<str>)> {
+        let unchanged = |bits: &[u64]| -> Vec<(NodeId, &Arc<str>)> {
             crate::bits::iter_bits(bits)
                 .filter(|&v| !crate::bits::bit(&changed_new, v))
-                .filter_map(stable)
+                .filter_map(|v| Some((v, compiled.name_of(v)?)))
                 .collect()
         };
         // Each node's old id, from the translation's inverse (a node not named by the change
@@ -1399,15 +1444,15 @@ impl Narrow<'_> {
         let to_decide: Vec<ToDecide<'_>> = crate::bits::iter_bits(&filter_bits)
             .filter(|&v| !crate::bits::bit(&changed_new, v))
             .filter_map(|v| {
-                let (id, name) = stable(v)?;
+                let name = compiled.name_of(v)?;
                 let was = to_old
                     .get(v.index())
                     .filter(|&&i| i != u32::MAX)
                     .map(|&i| NodeId::new(i as usize));
-                Some((id, name, was.map(|w| (v, w))))
+                Some((v, name, was))
             })
             .collect();
-        let mut changed = IdSet::default();
+        let mut changed = vec![0u64; words];
         decide_filters(
             (compiled, old),
             moves.as_ref(),
@@ -1436,58 +1481,52 @@ impl Narrow<'_> {
                         crate::bits::set_bit(&mut summed, v);
                     }
                 }
-                let moved: Vec<(u64, &Arc<str>, u64)> = crate::bits::iter_bits(&summed)
-                    .filter_map(|v| {
-                        let (id, name) = stable(v)?;
-                        Some((id, name, *sums.get(v.index())?))
-                    })
+                let moved: Vec<(NodeId, u64)> = crate::bits::iter_bits(&summed)
+                    .filter_map(|v| Some((v, *sums.get(v.index())?)))
                     .collect();
                 (unchanged(&again_bits), moved)
             }
             None => (unchanged(&ssh_bits), Vec::new()),
         };
-        for (id, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
-            out.get_mut(&id)?.ssh = ssh;
+        for (v, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
+            out.get_mut(v.index())?.ssh = ssh;
         }
-        for &(id, _, delta) in &ssh_moved {
-            let fp = out.get_mut(&id)?;
+        for &(v, delta) in &ssh_moved {
+            let fp = out.get_mut(v.index())?;
             fp.ssh = fp.ssh.wrapping_add(delta);
         }
         // Debug builds hash every node whose rules may name a changed node, and every node
         // moved, again and compare.
         #[cfg(debug_assertions)]
-        for (id, name) in unchanged(&ssh_bits)
-            .into_iter()
-            .chain(ssh_moved.iter().map(|&(id, name, _)| (id, name)))
-        {
+        for (v, name) in unchanged(&ssh_bits).into_iter().chain(
+            ssh_moved
+                .iter()
+                .filter_map(|&(v, _)| Some((v, compiled.name_of(v)?))),
+        ) {
             debug_assert_eq!(
-                out.get(&id).map(|f| f.ssh),
+                out.get(v.index()).map(|f| f.ssh),
                 compiled.ssh_fingerprint(name),
                 "a node's SSH part moved by the changed pieces differs from its hash"
             );
         }
-        // What this may have changed: the changed nodes (removed ones included), the
-        // filters decided, the SSH parts recomputed, the peers' parts patched.
-        // Sized once: a retag on `large` touches 50,000 nodes, and growing the set rehashed
-        // it again and again.
-        let patched_count: usize = patched.iter().map(|w| w.count_ones() as usize).sum();
-        let mut touched_ids: IdSet = IdSet::with_capacity_and_hasher(
-            self.nodes.len() + to_decide.len() + ssh_again.len() + ssh_moved.len() + patched_count,
-            Default::default(),
-        );
-        touched_ids.extend(self.nodes.iter().map(|(id, _)| *id));
-        touched_ids.extend(to_decide.iter().map(|(id, _, _)| *id));
-        touched_ids.extend(ssh_again.iter().map(|(id, _)| *id));
-        touched_ids.extend(ssh_moved.iter().map(|(id, _, _)| *id));
+        // What this may have changed: the changed nodes (the removed ones the change set
+        // finds), the filters decided, the SSH parts recomputed, the peers' parts patched.
+        let mut touched = changed_new.clone();
+        for &(v, _, _) in &to_decide {
+            crate::bits::set_bit(&mut touched, v);
+        }
+        for &(v, _) in &ssh_again {
+            crate::bits::set_bit(&mut touched, v);
+        }
+        for &(v, _) in &ssh_moved {
+            crate::bits::set_bit(&mut touched, v);
+        }
         for v in crate::bits::iter_bits(&patched) {
             if crate::bits::bit(&changed_new, v) {
                 continue;
             }
-            let Some((id, _)) = stable(v) else {
-                continue;
-            };
-            touched_ids.insert(id);
-            let fp = out.get_mut(&id)?;
+            crate::bits::set_bit(&mut touched, v);
+            let fp = out.get_mut(v.index())?;
             fp.peers = fp
                 .peers
                 .wrapping_add(patch.get(v.index()).copied().unwrap_or(0));
@@ -1497,7 +1536,7 @@ impl Narrow<'_> {
             node_bases: Arc::new(by_node),
             stale,
             changed,
-            touched: Some(touched_ids),
+            touched: Some(touched),
             stable: Some(Arc::new(stable_of)),
         })
     }
@@ -1557,26 +1596,26 @@ impl RouteNarrow<'_> {
         let mut servers = stable_ids(old.route_servers(name), &self.old.ids);
         servers.extend(stable_ids(compiled.route_servers(name), ids));
         servers.insert(self.node);
-        let mut out = self.old.fingerprints.clone();
-        let mut stale = self.old.stale.clone();
-        let mut all = BTreeMap::new();
+        let n = compiled.table().len();
+        let to_new = compiled.ids_from(old);
+        let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
+        let mut all: Vec<(NodeId, &Arc<str>)> = Vec::with_capacity(servers.len());
         let mut server_bases = Vec::with_capacity(servers.len());
         for &s in &servers {
             let s_name = names.get(&s)?;
-            server_bases.push((compiled.id_of(s_name)?, compiled.peer_base(s_name)?));
-            all.insert(s, s_name.clone());
-            stale.remove(&s);
+            let v = compiled.id_of(s_name)?;
+            server_bases.push((v, compiled.peer_base(s_name)?));
+            all.push((v, s_name));
+            crate::bits::clear_bit(&mut stale, v);
         }
-        let by_node = Arc::new(self.old.moved_bases(
-            &compiled.ids_from(old),
-            compiled.table().len(),
-            server_bases,
-        ));
-        out.extend(fingerprints(compiled, &all, &by_node));
+        let by_node = Arc::new(self.old.moved_bases(&to_new, n, server_bases));
+        for (v, fp) in fingerprints(compiled, &all, &by_node) {
+            *out.get_mut(v.index())? = fp;
+        }
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
         // event (`SourceMoves`), the rest assembled.
-        let mut changed = IdSet::default();
+        let mut changed = vec![0u64; n.div_ceil(64)];
         if !compiled.merges_like(old) {
             let moves = compiled.source_moves(old, &[name], &[name])?;
             let mut reach = compiled.moved_reach(old, &moves);
@@ -1585,9 +1624,11 @@ impl RouteNarrow<'_> {
             reach.dedup();
             let reached: Vec<ToDecide<'_>> = reach
                 .iter()
-                .filter_map(|n| ids.get(n).copied())
-                .filter(|id| !servers.contains(id))
-                .filter_map(|id| Some((id, names.get(&id)?, None)))
+                .filter(|n| ids.get(*n).is_some_and(|id| !servers.contains(id)))
+                .filter_map(|n| {
+                    let v = compiled.id_of(n)?;
+                    Some((v, compiled.name_of(v)?, None))
+                })
                 .collect();
             decide_filters(
                 (compiled, old),
@@ -1609,7 +1650,7 @@ impl RouteNarrow<'_> {
                     continue;
                 }
                 let v_name = names.get(&v)?;
-                let fp = out.get_mut(&v)?;
+                let fp = out.get_mut(compiled.id_of(v_name)?.index())?;
                 if let (true, Some(b)) = (was.contains(&v), before) {
                     fp.peers = fp.peers.wrapping_sub(old.peer_entry(v_name, s_name, b)?);
                 }
@@ -1626,7 +1667,10 @@ impl RouteNarrow<'_> {
             stale,
             changed,
             touched: None,
-            stable: None,
+            // The same names (a route event renames no node): the same node ids.
+            stable: (to_new.len() == n && to_new.iter().enumerate().all(|(i, &j)| j as usize == i))
+                .then(|| self.old.stable.get().cloned())
+                .flatten(),
         })
     }
 }
@@ -1649,9 +1693,9 @@ fn stable_ids(list: Vec<Arc<str>>, map: &IdsByName) -> IdSet {
     list.iter().filter_map(|n| map.get(n).copied()).collect()
 }
 
-/// A node whose filter part an event decides: its stable id, its name, and its ids in the new
-/// compile and the old one, when known.
-type ToDecide<'a> = (u64, &'a Arc<str>, Option<(NodeId, NodeId)>);
+/// A node whose filter part an event decides: its id in the new compile, its name, and its id
+/// in the old one, when known.
+type ToDecide<'a> = (NodeId, &'a Arc<str>, Option<NodeId>);
 
 /// The filter parts of `nodes` after an event, on every core: each node's verdict from the
 /// rule items (`moves`; without them every node is assembled). `Same` keeps the part,
@@ -1662,17 +1706,18 @@ fn decide_filters(
     (compiled, old): (&Compiled, &Compiled),
     moves: Option<&crate::lower::SourceMoves>,
     nodes: &[ToDecide<'_>],
-    (out, stale, changed): (&mut IdMap<Fingerprint>, &mut IdSet, &mut IdSet),
+    (out, stale, changed): (&mut [Fingerprint], &mut [u64], &mut [u64]),
 ) -> Option<()> {
     let decided = parallel(nodes, |part| {
         let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name, at)| {
-                debug_assert!(at.is_none_or(|(v, w)| {
-                    compiled.id_of(name) == Some(v) && old.id_of(name) == Some(w)
-                }));
-                let verdict = match (moves, at) {
-                    (Some(moves), Some(at)) => compiled.filter_verdict_at(at, old, moves),
+            .filter_map(|&(v, name, was)| {
+                debug_assert!(
+                    compiled.id_of(name) == Some(v)
+                        && was.is_none_or(|w| old.id_of(name) == Some(w))
+                );
+                let verdict = match (moves, was) {
+                    (Some(moves), Some(w)) => compiled.filter_verdict_at((v, w), old, moves),
                     (Some(moves), None) => compiled.filter_verdict(name, old, moves),
                     (None, _) => crate::lower::Verdict::Assemble,
                 };
@@ -1683,19 +1728,19 @@ fn decide_filters(
                         Some(compiled.filter_fingerprint(name, &mut cache)?)
                     }
                 };
-                Some((id, filter))
+                Some((v, filter))
             })
             .collect()
     });
-    for (id, filter) in decided {
+    for (v, filter) in decided {
         match filter {
             Some(hash) => {
-                out.get_mut(&id)?.filter = hash;
-                stale.remove(&id);
+                out.get_mut(v.index())?.filter = hash;
+                crate::bits::clear_bit(stale, v);
             }
             None => {
-                changed.insert(id);
-                stale.insert(id);
+                crate::bits::set_bit(changed, v);
+                crate::bits::set_bit(stale, v);
             }
         }
     }
@@ -1704,40 +1749,35 @@ fn decide_filters(
 
 /// One part of the fingerprints of nodes `nodes` (`part` of a node's name), on every core.
 fn part_fingerprints(
-    nodes: &[(u64, &Arc<str>)],
+    nodes: &[(NodeId, &Arc<str>)],
     part: impl Fn(&str) -> Option<u64> + Sync,
-) -> IdMap<u64> {
-    let work = |chunk: &[(u64, &Arc<str>)]| -> Vec<(u64, u64)> {
+) -> Vec<(NodeId, u64)> {
+    let work = |chunk: &[(NodeId, &Arc<str>)]| -> Vec<(NodeId, u64)> {
         chunk
             .iter()
-            .filter_map(|&(id, name)| Some((id, part(name)?)))
+            .filter_map(|&(v, name)| Some((v, part(name)?)))
             .collect()
     };
     parallel(nodes, work)
 }
 
-/// `work` over `items` split across the machine's cores (at most 8), results merged.
-fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    work: impl Fn(&[T]) -> Vec<(u64, R)> + Sync,
-) -> IdMap<R> {
+/// `work` over `items` split across the machine's cores (at most 8), results in order.
+fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     crate::par::map_parts(items, 256, work)
-        .into_iter()
-        .collect()
 }
 
-/// The fingerprints of the nodes `names`, on every core.
+/// The fingerprints of the nodes `nodes` (node ids of `compiled`, with their names), on
+/// every core.
 fn fingerprints(
     compiled: &Compiled,
-    names: &BTreeMap<u64, Arc<str>>,
+    nodes: &[(NodeId, &Arc<str>)],
     bases: &[[u64; 4]],
-) -> IdMap<Fingerprint> {
-    let all: Vec<(u64, &Arc<str>)> = names.iter().map(|(&id, name)| (id, name)).collect();
-    let work = |part: &[(u64, &Arc<str>)]| -> Vec<(u64, Fingerprint)> {
+) -> Vec<(NodeId, Fingerprint)> {
+    let work = |part: &[(NodeId, &Arc<str>)]| -> Vec<(NodeId, Fingerprint)> {
         let mut cache = HashCache::default();
         part.iter()
-            .filter_map(|&(id, name)| Some((id, compiled.fingerprint(name, bases, &mut cache)?)))
+            .filter_map(|&(v, name)| Some((v, compiled.fingerprint(name, bases, &mut cache)?)))
             .collect()
     };
-    parallel(&all, work)
+    parallel(nodes, work)
 }
