@@ -820,7 +820,10 @@ struct Builder<'a> {
     table: &'a NodeTable,
     lowered: Lowered,
     /// Each destination's nodes, per `via` list: resolved once however many rules name it.
-    dst_cache: crate::hash::Map<(Alias, Option<Via>), Reach>,
+    /// Keyed by the resolved target's identity ([`target_key`]; the resolver hands out one
+    /// target per alias), which the entry keeps alive so that no other target takes its
+    /// address: the alias was copied and hashed for every destination of every rule.
+    dst_cache: crate::hash::Map<(usize, Option<Via>), (Target, Reach)>,
     /// Rule entries emitted so far.
     budget: Budget,
     /// The rule being lowered (what a budget error points at).
@@ -1293,12 +1296,20 @@ impl Builder<'_> {
     /// The nodes destination `alias` (resolved to `target`) may put a rule on, narrowed to
     /// the routers carrying a `via` tag: computed once per (alias, via) per compile.
     fn dst_reach(&mut self, alias: &Alias, target: &Target, via: Option<&Via>) -> Reach {
-        let key = (alias.clone(), via.cloned());
-        if let Some(hit) = self.dst_cache.get(&key) {
+        let key = (target_key(target), via.cloned());
+        if let Some((_, hit)) = self.dst_cache.get(&key) {
+            debug_assert!(
+                matches!(
+                    (hit, &self.compute_dst_reach(target, via.map(|v| &v[..]))),
+                    (Reach::All, Reach::All)
+                ) || matches!((hit, &self.compute_dst_reach(target, via.map(|v| &v[..]))),
+                        (Reach::Some(a), Reach::Some(b)) if a == b),
+                "the cached reach of {alias:?}"
+            );
             return hit.clone();
         }
         let reach = self.compute_dst_reach(target, via.map(|v| &v[..]));
-        self.dst_cache.insert(key, reach.clone());
+        self.dst_cache.insert(key, (target.clone(), reach.clone()));
         reach
     }
 
@@ -1344,6 +1355,19 @@ impl Builder<'_> {
             Target::Literal(lit) => Reach::Some(Arc::from(self.table.source_nodes(&lit.set))),
             Target::Internet | Target::SelfDevices => Reach::none(),
         }
+    }
+}
+
+/// A resolved target's identity within one lowering: its shared list's address, or its kind
+/// for the targets that carry none (no allocation has an address below 4).
+fn target_key(target: &Target) -> usize {
+    match target {
+        Target::Wildcard => 0,
+        Target::DangerAll => 1,
+        Target::Internet => 2,
+        Target::SelfDevices => 3,
+        Target::Nodes(ids) => Arc::as_ptr(ids).cast::<NodeId>() as usize,
+        Target::Literal(lit) => Arc::as_ptr(lit) as usize,
     }
 }
 
