@@ -80,7 +80,7 @@ impl Protocol {
     }
 
     /// True when `text` is a protocol name only Tailscale's newer parser knows
-    /// ([`NEWER_NAMES`]): accepted, aclc cannot verify it.
+    /// (`icmpv4`, `icmpv6`, `dccp`): accepted, aclc cannot verify it.
     pub fn unverified_name(text: &str) -> bool {
         NEWER_NAMES
             .iter()
