@@ -981,17 +981,6 @@ impl crate::ssh::SshSink for SshHashSink {
 }
 
 impl Compiled {
-    /// The peers of node `name`, by name (none for an unknown node).
-    pub(crate) fn peer_names(&self, name: &str) -> Vec<std::sync::Arc<str>> {
-        let Some(id) = self.table.id(name) else {
-            return Vec::new();
-        };
-        crate::bits::iter_bits(&self.peers.peer_bits(&self.table, id))
-            .filter_map(|i| self.table.get(i))
-            .map(|n| n.name.clone())
-            .collect()
-    }
-
     /// The nodes whose SSH rules have node `id` as a source; `None` when that may be any
     /// node.
     pub(crate) fn ssh_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
@@ -1024,20 +1013,18 @@ impl Compiled {
         self.lowered.merge_signature().0 == other.lowered.merge_signature().0
     }
 
-    /// The nodes (by name) that an item of `moves` may reach, here or in `old` (a compile of
-    /// the same nodes, so node ids agree).
+    /// The nodes (one bit each) that an item of `moves` may reach, here or in `old` (a compile
+    /// of the same nodes, so node ids agree).
     pub(crate) fn moved_reach(
         &self,
         old: &Compiled,
         moves: &crate::lower::SourceMoves,
-    ) -> Vec<std::sync::Arc<str>> {
+    ) -> Vec<u64> {
         let flags = moves.any_moved();
         let mut bits = vec![0u64; self.table.len().div_ceil(64)];
         old.lowered.mark_reached(&old.table, &flags, &mut bits);
         self.lowered.mark_reached(&self.table, &flags, &mut bits);
-        crate::bits::iter_bits(&bits)
-            .filter_map(|id| self.table.get(id).map(|n| n.name.clone()))
-            .collect()
+        bits
     }
 
     /// The devices (by name) whose `autogroup:self` rule may claim another slot after the
@@ -1266,14 +1253,13 @@ impl Compiled {
         })
     }
 
-    /// Node `peer`'s entry in node `viewer`'s peers' part (`base`: its [`PeerBases`] entry),
-    /// whether or not it is the viewer's peer; `None` for an unknown node.
-    pub(crate) fn peer_entry(&self, viewer: &str, peer: &str, base: [u64; 4]) -> Option<u64> {
-        let (v, p) = (self.table.id(viewer)?, self.table.id(peer)?);
-        Some(self.entry_in(v, p, &base))
+    /// Node `peer`'s entry (base `base`, [`PeerBases`]) in the peers' part of node `viewer`'s
+    /// fingerprint.
+    pub(crate) fn peer_entry_at(&self, viewer: NodeId, peer: NodeId, base: [u64; 4]) -> u64 {
+        self.entry_in(viewer, peer, &base)
     }
 
-    /// [`Compiled::peer_entry`] by node id.
+    /// [`Compiled::peer_entry_at`].
     fn entry_in(&self, viewer: NodeId, peer: NodeId, base: &[u64; 4]) -> u64 {
         let column = usize::from(self.families_missing(viewer));
         let plain = base.get(column).copied().unwrap_or(0);

@@ -1079,12 +1079,6 @@ impl Snapshot {
             .get_or_init(|| Arc::new(stable_by_node(&self.compiled, &self.ids)))
     }
 
-    /// Node `id`'s (stable id) [`Snapshot::node_bases`] entry, if it has one.
-    fn base_of(&self, id: u64) -> Option<[u64; 4]> {
-        let node = self.compiled.id_of(self.names.get(&id)?)?;
-        self.node_bases.get(node.index()).copied()
-    }
-
     /// Its fingerprints and stale flags moved to the node ids of a later compile (`to_new`:
     /// [`Compiled::ids_from`], `len` nodes), in one pass in id order; a node new there
     /// gets a zero fingerprint (the caller computes it).
@@ -1612,24 +1606,43 @@ impl RouteNarrow<'_> {
         for (v, fp) in fingerprints(compiled, &all, &by_node) {
             *out.get_mut(v.index())? = fp;
         }
+        // Everything below is by node id: the servers' (new ids) as bits, each node's old id
+        // from the translation's inverse. What it changes is `touched`, for the change set.
+        let words = n.div_ceil(64);
+        let mut server_bits = vec![0u64; words];
+        for &(v, _) in &all {
+            crate::bits::set_bit(&mut server_bits, v);
+        }
+        let mut touched = server_bits.clone();
+        let mut to_old = vec![u32::MAX; n];
+        for (i, &j) in to_new.iter().enumerate() {
+            if let Some(slot) = to_old.get_mut(j as usize) {
+                *slot = crate::nodes::index(i);
+            }
+        }
+        let translated = |table: &[u32], i: NodeId| {
+            let j = *table.get(i.index())?;
+            (j != u32::MAX).then(|| NodeId::new(j as usize))
+        };
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
         // event (`SourceMoves`), the rest assembled.
-        let mut changed = vec![0u64; n.div_ceil(64)];
+        let mut changed = vec![0u64; words];
         if !compiled.merges_like(old) {
             let moves = compiled.source_moves(old, &[name], &[name])?;
             let mut reach = compiled.moved_reach(old, &moves);
-            reach.extend(compiled.self_claimants(&moves));
-            reach.sort_unstable();
-            reach.dedup();
-            let reached: Vec<ToDecide<'_>> = reach
-                .iter()
-                .filter(|n| ids.get(*n).is_some_and(|id| !servers.contains(id)))
-                .filter_map(|n| {
-                    let v = compiled.id_of(n)?;
-                    Some((v, compiled.name_of(v)?, None))
-                })
+            for claimant in compiled.self_claimants(&moves) {
+                if let Some(v) = compiled.id_of(&claimant) {
+                    crate::bits::set_bit(&mut reach, v);
+                }
+            }
+            let reached: Vec<ToDecide<'_>> = crate::bits::iter_bits(&reach)
+                .filter(|&v| !crate::bits::bit(&server_bits, v))
+                .filter_map(|v| Some((v, compiled.name_of(v)?, translated(&to_old, v))))
                 .collect();
+            for &(v, _, _) in &reached {
+                crate::bits::set_bit(&mut touched, v);
+            }
             decide_filters(
                 (compiled, old),
                 Some(&moves),
@@ -1637,28 +1650,29 @@ impl RouteNarrow<'_> {
                 (&mut out, &mut stale, &mut changed),
             )?;
         }
-        for &s in &servers {
-            let s_name = names.get(&s)?;
-            let before = self.old.base_of(s);
-            let after = compiled
-                .id_of(s_name)
-                .and_then(|id| by_node.get(id.index()).copied());
-            let was = stable_ids(old.peer_names(s_name), &self.old.ids);
-            let is = stable_ids(compiled.peer_names(s_name), ids);
-            for &v in was.union(&is) {
-                if servers.contains(&v) {
+        // Each server's entry in its peers' parts: taken away as it was (its peers in the old
+        // compile, its old entry), added as it is.
+        for &(sv, s_name) in &all {
+            if let Some(so) = old.id_of(s_name) {
+                let base = *self.old.node_bases.get(so.index())?;
+                for w in crate::bits::iter_bits(&old.peer_bits_at(so)) {
+                    let v = translated(&to_new, w)?;
+                    if crate::bits::bit(&server_bits, v) {
+                        continue;
+                    }
+                    crate::bits::set_bit(&mut touched, v);
+                    let fp = out.get_mut(v.index())?;
+                    fp.peers = fp.peers.wrapping_sub(old.peer_entry_at(w, so, base));
+                }
+            }
+            let base = *by_node.get(sv.index())?;
+            for v in crate::bits::iter_bits(&compiled.peer_bits_at(sv)) {
+                if crate::bits::bit(&server_bits, v) {
                     continue;
                 }
-                let v_name = names.get(&v)?;
-                let fp = out.get_mut(compiled.id_of(v_name)?.index())?;
-                if let (true, Some(b)) = (was.contains(&v), before) {
-                    fp.peers = fp.peers.wrapping_sub(old.peer_entry(v_name, s_name, b)?);
-                }
-                if let (true, Some(b)) = (is.contains(&v), after) {
-                    fp.peers = fp
-                        .peers
-                        .wrapping_add(compiled.peer_entry(v_name, s_name, b)?);
-                }
+                crate::bits::set_bit(&mut touched, v);
+                let fp = out.get_mut(v.index())?;
+                fp.peers = fp.peers.wrapping_add(compiled.peer_entry_at(v, sv, base));
             }
         }
         Some(Prints {
@@ -1666,7 +1680,7 @@ impl RouteNarrow<'_> {
             node_bases: by_node,
             stale,
             changed,
-            touched: None,
+            touched: Some(touched),
             // The same names (a route event renames no node): the same node ids.
             stable: (to_new.len() == n && to_new.iter().enumerate().all(|(i, &j)| j as usize == i))
                 .then(|| self.old.stable.get().cloned())
