@@ -735,10 +735,7 @@ impl NodeTable {
             nodes.push(node);
             registration.push(rank);
         }
-        let moved = |id: &NodeId| {
-            let j = *to_new.get(id.index())?;
-            (j != u32::MAX).then(|| NodeId::new(j as usize))
-        };
+        let moved = |id: &NodeId| translated(&to_new, *id);
         let moved_list = |list: &[NodeId]| list.iter().filter_map(moved).collect::<Vec<_>>();
         // Ids only grow with position, so moved lists stay sorted; the added go in by search.
         let insert = |list: &mut Vec<NodeId>, id: NodeId| {
@@ -1420,6 +1417,25 @@ pub(crate) fn translate_ids(old: &NodeTable, new: &NodeTable) -> Vec<u32> {
         }
         _ => walk_names(old, new),
     }
+}
+
+/// Node `id` through a translation of node ids (as [`translate_ids`] gives them, or their
+/// [`inverse_ids`]): `None` for a node the other table does not have.
+pub(crate) fn translated(table: &[u32], id: NodeId) -> Option<NodeId> {
+    let j = *table.get(id.index())?;
+    (j != u32::MAX).then(|| NodeId::new(j as usize))
+}
+
+/// The inverse of a translation of node ids ([`translate_ids`]) into a table of `len` nodes:
+/// each node's id in the earlier table, `u32::MAX` for a node it did not have.
+pub(crate) fn inverse_ids(to_new: &[u32], len: usize) -> Vec<u32> {
+    let mut to_old = vec![u32::MAX; len];
+    for (i, &j) in to_new.iter().enumerate() {
+        if let Some(slot) = to_old.get_mut(j as usize) {
+            *slot = index(i);
+        }
+    }
+    to_old
 }
 
 /// [`translate_ids`] by a merge walk over both tables' names.

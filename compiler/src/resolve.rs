@@ -284,10 +284,7 @@ impl<'a> Resolver<'a> {
         }
         // Unchanged nodes keep their order (both tables sort by name).
         old.iter()
-            .map(|id| {
-                let new = *carried.to_new.get(id.index())?;
-                (new != u32::MAX).then(|| NodeId::new(new as usize))
-            })
+            .map(|&id| crate::nodes::translated(&carried.to_new, id))
             .collect()
     }
 

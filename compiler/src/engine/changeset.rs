@@ -94,22 +94,15 @@ fn diff_of(
 ) -> ChangeSet {
     let n = new.fingerprints.len();
     let to_new = new.compiled.ids_from(&old.compiled);
-    let mut to_old = vec![u32::MAX; n];
-    for (i, &j) in to_new.iter().enumerate() {
-        if let Some(slot) = to_old.get_mut(j as usize) {
-            *slot = crate::nodes::index(i);
-        }
-    }
+    let to_old = crate::nodes::inverse_ids(&to_new, n);
     let stable_new = new.stable_by_node();
     let stable_old = old.stable_by_node();
     // A node's old id: by name, when the node of that name was the same node (same stable
     // id); else (a node renamed, or a name taken over) by its stable id's old name.
     let old_of = |v: NodeId| {
         let id = *stable_new.get(v.index())?;
-        let by_name = to_old
-            .get(v.index())
-            .filter(|&&w| w != u32::MAX && stable_old.get(w as usize) == Some(&id))
-            .map(|&w| NodeId::new(w as usize));
+        let by_name =
+            crate::nodes::translated(&to_old, v).filter(|w| stable_old.get(w.index()) == Some(&id));
         by_name.or_else(|| old.compiled.id_of(old.names.get(&id)?))
     };
     let nodes: Vec<NodeId> = match touched {

@@ -1328,10 +1328,7 @@ impl Narrow<'_> {
         .into_iter();
         // Old node ids translated to new ones by name (an unchanged node keeps its name).
         let to_new = compiled.ids_from(old);
-        let translate = |i: NodeId| {
-            let j = *to_new.get(i.index())?;
-            (j != u32::MAX).then(|| NodeId::new(j as usize))
-        };
+        let translate = |i: NodeId| crate::nodes::translated(&to_new, i);
         let mut changed_new = vec![0u64; words];
         for &(_, _, after) in &ends {
             if let Some(a) = after {
@@ -1429,21 +1426,12 @@ impl Narrow<'_> {
         };
         // Each node's old id, from the translation's inverse (a node not named by the change
         // kept its name; the changed nodes are left out above).
-        let mut to_old = vec![u32::MAX; n];
-        for (i, &j) in to_new.iter().enumerate() {
-            if let Some(slot) = to_old.get_mut(j as usize) {
-                *slot = crate::nodes::index(i);
-            }
-        }
+        let to_old = crate::nodes::inverse_ids(&to_new, n);
         let to_decide: Vec<ToDecide<'_>> = crate::bits::iter_bits(&filter_bits)
             .filter(|&v| !crate::bits::bit(&changed_new, v))
             .filter_map(|v| {
                 let name = compiled.name_of(v)?;
-                let was = to_old
-                    .get(v.index())
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| NodeId::new(i as usize));
-                Some((v, name, was))
+                Some((v, name, crate::nodes::translated(&to_old, v)))
             })
             .collect();
         let mut changed = vec![0u64; words];
@@ -1614,16 +1602,8 @@ impl RouteNarrow<'_> {
             crate::bits::set_bit(&mut server_bits, v);
         }
         let mut touched = server_bits.clone();
-        let mut to_old = vec![u32::MAX; n];
-        for (i, &j) in to_new.iter().enumerate() {
-            if let Some(slot) = to_old.get_mut(j as usize) {
-                *slot = crate::nodes::index(i);
-            }
-        }
-        let translated = |table: &[u32], i: NodeId| {
-            let j = *table.get(i.index())?;
-            (j != u32::MAX).then(|| NodeId::new(j as usize))
-        };
+        let to_old = crate::nodes::inverse_ids(&to_new, n);
+        let translated = crate::nodes::translated;
         // `*` lists every subnet route: a route that appeared or vanished moves the sources
         // of every rule from `*`. Those filters are decided from the items, as for a node
         // event (`SourceMoves`), the rest assembled.
