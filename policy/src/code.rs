@@ -356,6 +356,9 @@ codes! {
     UnverifiedProtocolName = "unverified_protocol_name",
         "A protocol name Tailscale's newer parser knows (`icmpv4`, `icmpv6`, `dccp`) but its older one, which the captured messages come from, does not; accepted, aclc cannot verify it.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmpv6:*"]}]}"#);
+    UnverifiedBracketedHost = "unverified_bracketed_host",
+        "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);
     UnknownDerpField = "unknown_derp_field",
         "A field of `derpMap` (its regions, nodes, home parameters) aclc does not know; accepted, aclc cannot verify it (Tailscale's DERP map gains fields over time).",
         Policy(r#"{"derpMap": {"Regions": {"900": {"RegionID": 900, "Weight": 2}}}}"#);

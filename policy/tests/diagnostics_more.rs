@@ -760,3 +760,60 @@ fn code_literals_are_found() {
     let found: Vec<String> = code_literals(text).into_iter().collect();
     assert_eq!(found, ["aclc::a_b1"]);
 }
+
+/// Without the tailnet's domains (`aclc check` with no inventory), a `user:*@`/`localpart:*@`
+/// domain is taken on trust, except one with `*`, which no tailnet has: Tailscale refuses
+/// `localpart:*@*` (captured case `ssh-malformed-user-localpart-multi-glob`).
+#[test]
+fn a_wildcard_domain_is_refused_without_the_tailnets_domains() {
+    let check = |text: &str| {
+        let (_, result) = parse_str("policy.hujson", text, &Options::default());
+        match result {
+            Ok(_) => Vec::new(),
+            Err(d) => {
+                d.0.into_iter()
+                    .filter(|d| d.severity == aclc_policy::Severity::Error)
+                    .map(|d| (d.code.as_str(), d.message))
+                    .collect()
+            }
+        }
+    };
+    assert_eq!(
+        check(&ssh(
+            r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@*"]}"#
+        )),
+        vec![(
+            "aclc::domain_not_associated",
+            "* is not associated with this Tailnet and cannot be used in user:*@<domain> expressions"
+                .to_string()
+        )]
+    );
+    assert!(check(&ssh(
+        r#"{"action": "accept", "src": ["user:*@example.org"], "dst": ["tag:server"], "users": ["localpart:*@example.org"]}"#
+    ))
+    .is_empty());
+}
+
+/// Brackets around an ACL destination that is not an IPv6 address: read as the text inside,
+/// with a warning (Tailscale's documentation brackets only IPv6 addresses; what its parser
+/// does with `[tag:x]` is not captured). An IPv6 address or prefix in brackets is silent.
+#[test]
+fn bracketed_destinations_other_than_ipv6_are_warned() {
+    expect_warning_help(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["[tag:server]:443"]}"#),
+        "aclc::unverified_bracketed_host",
+        "dst=\"[tag:server]:443\": brackets around a destination that is not an IPv6 address; aclc reads it as \"tag:server\" and cannot verify that Tailscale does",
+        "[tag:server]:443",
+        "brackets are for IPv6 addresses only: write \"tag:server:443\"",
+    );
+    for dst in ["[fd7a:115c:a1e0::1]:80,443", "[fd7a:115c:a1e0::]/48:22"] {
+        let text = acl(&format!(
+            r#"{{"action": "accept", "src": ["*"], "dst": ["{dst}"]}}"#
+        ));
+        assert!(
+            !codes(&text).contains(&"aclc::unverified_bracketed_host"),
+            "{dst}"
+        );
+        assert!(errors(&text).is_empty(), "{dst}");
+    }
+}

@@ -217,6 +217,24 @@ impl Lowerer<'_> {
                 )
             })
         };
+        if let Some((host, ..)) = split.as_ref().filter(|_| whole.starts_with('[')) {
+            let addr = host.split_once('/').map_or(host.as_str(), |(addr, _)| addr);
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                self.warning(
+                    Code::UnverifiedBracketedHost,
+                    text.span,
+                    format!(
+                        "dst={}: brackets around a destination that is not an IPv6 address; aclc reads it as {} and cannot verify that Tailscale does",
+                        quote(whole),
+                        quote(host)
+                    ),
+                )
+                .help = Some(format!(
+                    "brackets are for IPv6 addresses only: write {}",
+                    quote(&whole.replacen('[', "", 1).replacen(']', "", 1))
+                ));
+            }
+        }
         let Some((host, host_offset, ports_text, port_offset)) = split else {
             self.error(
                 Code::MissingPort,

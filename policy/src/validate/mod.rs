@@ -364,9 +364,13 @@ impl<'p> Validator<'p> {
     }
 
     /// `user:*@domain` / `localpart:*@domain`: the domain must be one of the tailnet's.
+    /// Without the tailnet's domains, only a domain no tailnet can have (one with `*`, as in
+    /// `localpart:*@*`, which Tailscale refuses with this message) is refused.
     pub(crate) fn domain(&mut self, domain: &str, span: Span, place: Place<'_>) {
-        let Some(domains) = &self.context.tailnet_domains else {
-            return;
+        let domains = match &self.context.tailnet_domains {
+            Some(domains) => domains.as_slice(),
+            None if domain.contains('*') => &[],
+            None => return,
         };
         if domains.iter().any(|d| d == domain) {
             return;
@@ -376,7 +380,9 @@ impl<'p> Validator<'p> {
         } else {
             ""
         };
-        let help = if domains.is_empty() {
+        let help = if self.context.tailnet_domains.is_none() {
+            "a domain with `*` is no tailnet's domain: name the tailnet's domain, e.g. \"localpart:*@example.com\"".to_string()
+        } else if domains.is_empty() {
             "the tailnet has no associated domain".to_string()
         } else {
             format!(
