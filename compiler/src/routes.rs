@@ -87,31 +87,66 @@ impl Approvers {
     }
 }
 
-/// Per node (by id), the advertised routes `autoApprovers` approves ([`Approvers::approves`]).
-pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<Vec<IpNet>> {
+/// The nodes that may advertise a route: [`NodeTable::with_routes`] when known, else every
+/// node.
+fn route_nodes(table: &NodeTable) -> Vec<NodeId> {
+    match &table.with_routes {
+        Some(list) => list.clone(),
+        None => (0..table.nodes.len()).map(NodeId::new).collect(),
+    }
+}
+
+/// The advertised routes `autoApprovers` approves ([`Approvers::approves`]), for each node
+/// with some, by id (ascending).
+pub(crate) fn auto_approvals(policy: &Policy, table: &NodeTable) -> Vec<(NodeId, Vec<IpNet>)> {
     let approvers = Approvers::new(policy, table);
-    table
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let id = NodeId::new(i);
-            node.advertised
+    route_nodes(table)
+        .into_iter()
+        .filter_map(|id| {
+            let node = table.nodes.get(id.index())?;
+            let approved: Vec<IpNet> = node
+                .advertised
                 .iter()
                 .filter(|route| approvers.approves(id, route))
                 .copied()
-                .collect()
+                .collect();
+            (!approved.is_empty()).then_some((id, approved))
         })
         .collect()
 }
 
 /// Settle each node's served routes: advertised and approved (by the inventory, or by
-/// `auto` when given), split into subnet and exit routes.
-pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
+/// `auto` when given, [`auto_approvals`]), split into subnet and exit routes. Only the nodes
+/// that advertise or serve a route are visited when the table knows them; it knows them
+/// afterwards.
+pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[(NodeId, Vec<IpNet>)]>) {
     let mut routers = Vec::new();
     let mut exits = Vec::new();
-    for (i, node) in table.nodes.iter_mut().enumerate() {
-        let extra = auto.and_then(|a| a.get(i));
+    let mut with_routes = Vec::new();
+    let visit = route_nodes(table);
+    #[cfg(debug_assertions)]
+    if table.with_routes.is_some() {
+        let all: Vec<NodeId> = (0..table.nodes.len())
+            .map(NodeId::new)
+            .filter(|id| {
+                table
+                    .nodes
+                    .get(id.index())
+                    .is_some_and(|n| !n.advertised.is_empty() || !n.served.is_empty())
+            })
+            .collect();
+        debug_assert_eq!(visit, all, "the nodes a table knows to have routes");
+    }
+    for i in visit {
+        let Some(node) = table.nodes.get_mut(i.index()) else {
+            continue;
+        };
+        let extra = auto.and_then(|a| {
+            a.binary_search_by_key(&i, |(id, _)| *id)
+                .ok()
+                .and_then(|k| a.get(k))
+                .map(|(_, routes)| routes)
+        });
         let mut served: Vec<IpNet> = Vec::new();
         for route in &node.advertised {
             let approved =
@@ -139,14 +174,18 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[Vec<IpNet>]>) {
             node.served = served;
         }
         if !node.subnet_routes.is_empty() {
-            routers.push(NodeId::new(i));
+            routers.push(i);
         }
         if node.exit {
-            exits.push(NodeId::new(i));
+            exits.push(i);
+        }
+        if !node.advertised.is_empty() || !node.served.is_empty() {
+            with_routes.push(i);
         }
     }
     table.routers = routers;
     table.exits = exits;
+    table.with_routes = Some(with_routes);
     // Built again on first use, from the routes as they now are.
     table.route_index = std::sync::OnceLock::new();
 }
@@ -221,8 +260,6 @@ pub fn auto_approved_routes(
     let table = NodeTable::new(inventory);
     auto_approvals(policy, &table)
         .into_iter()
-        .zip(&table.nodes)
-        .filter(|(routes, _)| !routes.is_empty())
-        .map(|(routes, node)| (node.name.to_string(), routes))
+        .filter_map(|(id, routes)| Some((table.nodes.get(id.index())?.name.to_string(), routes)))
         .collect()
 }
