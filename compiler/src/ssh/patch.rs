@@ -263,6 +263,7 @@ mod tests {
                 global: Vec::new(),
                 self_rules: Vec::new(),
                 moved: None,
+                moved_users: Vec::new(),
             };
             let runs = runs_of(&to_new);
             // Both ways are exercised: by runs after a few changes, id by id after many.
