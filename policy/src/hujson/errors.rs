@@ -366,28 +366,6 @@ impl Parser<'_> {
         Stop
     }
 
-    /// `\uXXXX` at `at` is half of a surrogate pair without its other half.
-    pub(super) fn lone_surrogate(&mut self, at: usize, high: bool) -> Stop {
-        let span = Span::new(at, at + 6);
-        let shown = self.text.get(at..at + 6).unwrap_or_default();
-        let help = if high {
-            "a high surrogate escape (`\\ud800`-`\\udbff`) must be followed by a low surrogate \
-             escape (`\\udc00`-`\\udfff`)"
-        } else {
-            "a low surrogate escape (`\\udc00`-`\\udfff`) must follow a high surrogate escape \
-             (`\\ud800`-`\\udbff`)"
-        };
-        let diagnostic = Diagnostic::error(
-            SYNTAX,
-            span,
-            format!("unpaired surrogate `{shown}` in string"),
-        )
-        .with_label("half of a surrogate pair")
-        .with_help(help);
-        self.diagnostics.push(diagnostic);
-        Stop
-    }
-
     /// An internal invariant was broken.
     pub(super) fn bug(&mut self, what: &str) -> Stop {
         let diagnostic = Diagnostic::error(

@@ -350,7 +350,9 @@ impl Parser<'_> {
         Ok(at + 2)
     }
 
-    /// `\uXXXX`, or a surrogate pair of them.
+    /// `\uXXXX`, or a surrogate pair of them. Half a pair is read as U+FFFD, as Tailscale's
+    /// parser reads it (`hujson` accepts it, Go's `encoding/json` replaces it): a high half
+    /// not followed by a low one is replaced and what follows read on its own.
     fn unicode_escape(&mut self, at: usize, out: &mut String) -> Parsed<usize> {
         let Some(unit) = hex4(self.bytes, at + 2) else {
             return Err(self.invalid_unicode_escape(at));
@@ -376,10 +378,10 @@ impl Parser<'_> {
                             None => Err(self.bug("a surrogate pair outside Unicode")),
                         };
                     }
-                    _ => return Err(self.lone_surrogate(at, true)),
+                    _ => char::REPLACEMENT_CHARACTER as u32,
                 }
             }
-            0xDC00..=0xDFFF => return Err(self.lone_surrogate(at, false)),
+            0xDC00..=0xDFFF => char::REPLACEMENT_CHARACTER as u32,
             code => code,
         };
         match char::from_u32(code) {
@@ -431,6 +433,33 @@ impl Parser<'_> {
                     self.diagnostics.push(diagnostic);
                     return Err(Stop);
                 };
+                // A line or paragraph separator inside the comment: editors show a line
+                // break there, so what follows it looks like policy but is comment. Refused,
+                // as Tailscale's parser refuses it.
+                let text = self.bytes.get(body..end).unwrap_or_default();
+                let separator = text
+                    .windows(3)
+                    .position(|w| matches!(w, [0xE2, 0x80, 0xA8 | 0xA9]));
+                if let Some(n) = separator {
+                    let at = body + n;
+                    let which = match self.bytes.get(at + 2) {
+                        Some(0xA8) => "2028",
+                        _ => "2029",
+                    };
+                    let diagnostic = Diagnostic::error(
+                        SYNTAX,
+                        Span::new(at, at + 3),
+                        format!("invalid character '\\u{which}' in line comment"),
+                    )
+                    .with_label("a line separator inside a `//` comment")
+                    .with_help(
+                        "editors show this character as a line break, so what follows it looks \
+                         like policy while it is part of the comment; Tailscale's HuJSON parser \
+                         refuses it: remove the character, or start a new line",
+                    );
+                    self.diagnostics.push(diagnostic);
+                    return Err(Stop);
+                }
                 // A CRLF line's comment ends before the CR.
                 let span_end = if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
                     end - 1

@@ -582,49 +582,49 @@ fn escapes_are_decoded() {
 }
 
 #[test]
-fn lone_surrogates_are_refused() {
-    let diagnostic = syntax(
-        r#"["\ud800"]"#,
-        "unpaired surrogate `\\ud800` in string",
-        "\\ud800",
-    );
-    assert!(help(&diagnostic).contains("must be followed by a low surrogate"));
-    syntax(
-        r#"["\uDBFFx"]"#,
-        "unpaired surrogate `\\uDBFF` in string",
-        "\\uDBFF",
-    );
-    syntax(
-        r#"["\ud800\n"]"#,
-        "unpaired surrogate `\\ud800` in string",
-        "\\ud800",
-    );
-    syntax(
-        r#"["\ud800\u0041"]"#,
-        "unpaired surrogate `\\ud800` in string",
-        "\\ud800",
-    );
-    syntax(
-        r#"["\ud800\ud800"]"#,
-        "unpaired surrogate `\\ud800` in string",
-        "\\ud800",
-    );
-    let diagnostic = syntax(
-        r#"["\udc00"]"#,
-        "unpaired surrogate `\\udc00` in string",
-        "\\udc00",
-    );
-    assert!(help(&diagnostic).contains("must follow a high surrogate"));
-    syntax(
-        r#"["a\uDFFF\ud800"]"#,
-        "unpaired surrogate `\\uDFFF` in string",
-        "\\uDFFF",
-    );
+fn lone_surrogates_are_read_as_replacement_characters() {
+    // As Tailscale's parser reads them (`hujson` accepts them, Go's `encoding/json` replaces
+    // each half of a pair with U+FFFD, and reads what follows a high half on its own).
+    for (text, value) in [
+        (r#"["\ud800"]"#, "\u{fffd}"),
+        (r#"["\uDBFFx"]"#, "\u{fffd}x"),
+        (r#"["\ud800\n"]"#, "\u{fffd}\n"),
+        (r#"["\ud800\u0041"]"#, "\u{fffd}A"),
+        (r#"["\ud800\ud800"]"#, "\u{fffd}\u{fffd}"),
+        (r#"["\udc00"]"#, "\u{fffd}"),
+        (r#"["a\uDFFF\ud800"]"#, "a\u{fffd}\u{fffd}"),
+        (r#"["\ud800\ud83d\ude00"]"#, "\u{fffd}\u{1f600}"),
+    ] {
+        assert_eq!(
+            ok(text).root.to_json(),
+            serde_json::json!([value]),
+            "{text}"
+        );
+    }
     syntax(
         r#"["\ud800\u12"]"#,
         "invalid unicode escape `\\u12`",
         "\\u12",
     );
+}
+
+#[test]
+fn line_separators_inside_line_comments_are_refused() {
+    // Shown as line breaks by editors: the rule after one would look live. Tailscale's
+    // parser refuses them in `//` comments (hujson's `TestLineSeparators`).
+    let diagnostic = syntax(
+        "{\n// temporary\u{2028}\"acls\": []\n}",
+        "invalid character '\\u2028' in line comment",
+        "\u{2028}",
+    );
+    assert!(help(&diagnostic).contains("looks like policy"));
+    syntax(
+        "null // x\u{2029}\n",
+        "invalid character '\\u2029' in line comment",
+        "\u{2029}",
+    );
+    // Elsewhere in comments and strings they are characters like any other.
+    ok("/* a\u{2028}b */ [\"\u{2028}\"]");
 }
 
 #[test]
