@@ -109,8 +109,19 @@ fn format_file(
     out: &mut impl Write,
 ) -> Outcome {
     let (source, diagnostics) = aclc_policy::source_from_bytes(&file.name, &file.bytes, limits);
-    if diagnostics.iter().any(Diagnostic::is_error) {
+    // Bytes that are not UTF-8, even inside strings (where `check` reads them as U+FFFD, as
+    // Tailscale does): the formatted text could not keep them.
+    let not_text = diagnostics
+        .iter()
+        .any(|d| d.code == aclc_policy::Code::InvalidUtf8);
+    if diagnostics.iter().any(Diagnostic::is_error) || not_text {
         eprint_diagnostics(&diagnostics, &source, 0);
+        if not_text {
+            eprintln!(
+                "error: {}: fmt keeps every byte of a string, and these are not UTF-8",
+                escape(&file.name)
+            );
+        }
         return Outcome::Invalid;
     }
     let formatted = match aclc_policy::hujson::format(&source, limits) {

@@ -209,6 +209,28 @@ fn syntax_errors_are_rendered_and_exit_2() {
     assert!(stderr(&o).contains("aclc::byte_order_mark"));
 }
 
+/// Bytes that are not UTF-8 inside a string: `check` reads them as U+FFFD (as Tailscale
+/// does), `fmt` refuses the file and leaves it as it is (hujson keeps such bytes, which a
+/// formatted text could not).
+#[test]
+fn bytes_that_are_not_utf8_in_a_string_are_checked_but_not_formatted() {
+    let dir = scratch();
+    let path = dir.join("latin1.hujson");
+    let bytes = b"{\"groups\": {\"group:caf\xE9\": [\"a@example.com\"]}}\n";
+    std::fs::write(&path, bytes).unwrap();
+    let o = fmt_in(&dir, &["-w", "latin1.hujson"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("these are not UTF-8"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file is not touched"
+    );
+    let o = aclc_in(&dir, &["check", "latin1.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("aclc::invalid_utf8") || stderr(&o).contains("aclc::invalid_utf8"));
+}
+
 #[test]
 fn a_policy_that_does_not_validate_is_formatted() {
     let o = fmt_in(

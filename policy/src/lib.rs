@@ -136,19 +136,77 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
                 Some(_) => format!("invalid bytes {}", shown.join(" ")),
                 None => format!("incomplete character at the end: {}", shown.join(" ")),
             };
-            // The lossy text replaces the bad bytes with U+FFFD (3 bytes); earlier offsets are
-            // unchanged, so the span covers that replacement character.
-            diagnostics.push(
-                Diagnostic::error(
+            let (text, in_strings) = lossy_as_go(bytes);
+            // The lossy text replaces each bad byte with U+FFFD (3 bytes); earlier offsets are
+            // unchanged, so the span covers the first replacement character.
+            let span = Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
+            diagnostics.push(if in_strings {
+                // Tailscale's parser (hujson) takes such bytes inside strings, and Go's JSON
+                // decoder reads each as U+FFFD: accepted, read the same way.
+                Diagnostic::warning(
                     Code::InvalidUtf8,
-                    Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
-                    "the policy is not valid UTF-8",
+                    span,
+                    "a string of the policy is not valid UTF-8: each bad byte is read as U+FFFD, as Tailscale reads it",
                 )
                 .with_label(label)
-                .with_help("save the file as UTF-8"),
-            );
-            String::from_utf8_lossy(bytes).into_owned()
+                .with_help("save the file as UTF-8")
+            } else {
+                Diagnostic::error(Code::InvalidUtf8, span, "the policy is not valid UTF-8")
+                    .with_label(label)
+                    .with_help("save the file as UTF-8")
+            });
+            text
         }
     };
     (Source::new(name, text), diagnostics)
+}
+
+/// `bytes` (not UTF-8) as text, each byte of a bad sequence replaced by U+FFFD (as Go's
+/// decoders replace them, one byte at a time), and whether every bad byte is inside a string
+/// literal (not in a comment, an escape or between tokens, where Tailscale's parser refuses
+/// it). The literals are found by a scan that knows strings, escapes and comments only:
+/// O(bytes).
+fn lossy_as_go(bytes: &[u8]) -> (String, bool) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        Code,
+        Slash,
+        Str,
+        Escape,
+        Line,
+        Block,
+        BlockStar,
+    }
+    let mut at = At::Code;
+    let mut in_strings = true;
+    let mut text = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            at = match (at, c) {
+                (At::Code | At::Slash, '"') => At::Str,
+                (At::Code, '/') => At::Slash,
+                (At::Slash, '/') => At::Line,
+                (At::Slash, '*') => At::Block,
+                (At::Code | At::Slash, _) => At::Code,
+                (At::Str, '\\') => At::Escape,
+                (At::Str, '"') => At::Code,
+                (At::Str, _) | (At::Escape, _) => At::Str,
+                (At::Line, '\n') => At::Code,
+                (At::Line, _) => At::Line,
+                (At::Block | At::BlockStar, '*') => At::BlockStar,
+                (At::BlockStar, '/') => At::Code,
+                (At::Block | At::BlockStar, _) => At::Block,
+            };
+        }
+        text.push_str(chunk.valid());
+        let invalid = chunk.invalid();
+        if !invalid.is_empty() {
+            in_strings &= at == At::Str;
+            text.extend(std::iter::repeat_n(
+                char::REPLACEMENT_CHARACTER,
+                invalid.len(),
+            ));
+        }
+    }
+    (text, in_strings)
 }

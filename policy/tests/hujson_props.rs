@@ -264,7 +264,7 @@ fn parse_bytes(bytes: &[u8]) -> Parsed {
     let limits = Limits::default();
     let (source, mut diagnostics) = source_from_bytes("prop.hujson", bytes, &limits);
     let (doc, more) = hujson::parse(&source, &limits);
-    if !diagnostics.is_empty() {
+    if diagnostics.iter().any(Diagnostic::is_error) {
         // The bytes were refused; whatever the parser made of the lossy text does not count.
         return Parsed {
             source,

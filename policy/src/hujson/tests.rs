@@ -960,7 +960,12 @@ fn invalid_utf8_is_spanned_at_the_first_bad_byte() {
     assert_eq!(diagnostics.len(), 1);
     let diagnostic = &diagnostics[0];
     assert_eq!(diagnostic.code, "aclc::invalid_utf8");
-    assert_eq!(diagnostic.message, "the policy is not valid UTF-8");
+    // Inside a string: read as U+FFFD, as Tailscale reads it, with a warning.
+    assert!(!diagnostic.is_error());
+    assert_eq!(
+        diagnostic.message,
+        "a string of the policy is not valid UTF-8: each bad byte is read as U+FFFD, as Tailscale reads it"
+    );
     assert_eq!(diagnostic.label, "invalid byte 0xFF");
     assert_eq!(source.slice(diagnostic.span), "\u{FFFD}");
     assert_eq!(
@@ -973,9 +978,25 @@ fn invalid_utf8_is_spanned_at_the_first_bad_byte() {
     // The lossy text can still be shown.
     assert_eq!(source.text(), "{\n  \"a\": \"x\u{FFFD}y\u{FFFD}\"\n}");
 
+    // One U+FFFD per bad byte, as Go's decoder gives them.
     let (source, diagnostics) = source_from_bytes("p", b"[\"\xE2\x82\"]", &Limits::default());
     assert_eq!(diagnostics[0].label, "invalid bytes 0xE2 0x82");
     assert_eq!(source.slice(diagnostics[0].span), "\u{FFFD}");
+    assert_eq!(source.text(), "[\"\u{FFFD}\u{FFFD}\"]");
+    assert!(!diagnostics[0].is_error());
+    // Anywhere else (a comment, an escape, between tokens): refused, as Tailscale refuses it.
+    for bytes in [
+        &b"{// caf\xE9\n}"[..],
+        b"{/* \xE9 */}",
+        b"[\"\\\xE9\"]",
+        b"[1\xE9]",
+        b"[\"a\", \xE9]",
+    ] {
+        let (_, diagnostics) = source_from_bytes("p", bytes, &Limits::default());
+        assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].is_error(), "{bytes:?}");
+        assert_eq!(diagnostics[0].message, "the policy is not valid UTF-8");
+    }
     let (source, diagnostics) = source_from_bytes("p", b"[\"\xF0\x9F", &Limits::default());
     assert_eq!(
         diagnostics[0].label,
