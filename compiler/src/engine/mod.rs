@@ -730,7 +730,20 @@ impl Inputs {
                 None => return None,
             }
         }
-        let patched = Inventory::patched(earlier, nodes, &to_new, &fresh, self.tailnet.clone())?;
+        // Which earlier node holds an address, by the earlier compile's address index.
+        let table = old.compiled.table();
+        let holder = |a: std::net::IpAddr| {
+            let id = table.by_address(a)?;
+            table.get(id).map(|n| &*n.name)
+        };
+        let patched = Inventory::patched(
+            earlier,
+            nodes,
+            &to_new,
+            &fresh,
+            self.tailnet.clone(),
+            &holder,
+        )?;
         #[cfg(debug_assertions)]
         if let Ok(built) = self.inventory(Some(earlier)) {
             debug_assert!(
