@@ -48,6 +48,23 @@ impl NodeId {
     pub(crate) fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id `offset` places on, for an offset that keeps it an id (a run of ids moved by a
+    /// patch): plain 32-bit arithmetic, so a run moves as one vectorised loop, not one
+    /// saturating conversion per id.
+    pub(crate) fn shifted(self, offset: isize) -> NodeId {
+        debug_assert!(self
+            .index()
+            .checked_add_signed(offset)
+            .is_some_and(|i| i < u32::MAX as usize));
+        // Two's complement: adding the low 32 bits of a negative offset subtracts it.
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "wrapping 32-bit arithmetic on purpose; the result is in range"
+        )]
+        NodeId(self.0.wrapping_add(offset as u32))
+    }
 }
 
 /// A user: its index in [`NodeTable::users`] (inventory order).

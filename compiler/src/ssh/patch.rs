@@ -14,6 +14,10 @@ use crate::resolve::{Resolver, Target};
 /// tested against every rule's selectors.
 const MAX_FRESH: usize = 256;
 
+/// New or changed nodes up to which a moved list takes them by insertion (a shift of the
+/// list's tail each) rather than a merge into a second list.
+const FEW_FRESH: usize = 4;
+
 /// How the earlier lowering's nodes map to this table's.
 pub(super) struct Patch<'a> {
     /// The earlier lowering.
@@ -102,13 +106,18 @@ impl<'a> Patch<'a> {
             for &(start, end, offset) in &self.runs {
                 let (_, from) = rest.split_at(rest.partition_point(|id| id.index() < start));
                 let (run, after) = from.split_at(from.partition_point(|id| id.index() < end));
-                out.extend(
-                    run.iter()
-                        .map(|id| NodeId::new(id.index().wrapping_add_signed(offset))),
-                );
+                out.extend(run.iter().map(|id| id.shifted(offset)));
                 rest = after;
             }
             if extra.peek().is_none() {
+                return out;
+            }
+            // A few new members (a joined node): put in place, not merged into a copy.
+            if self.fresh.len() <= FEW_FRESH {
+                for e in extra {
+                    let at = out.partition_point(|&n| n < e);
+                    out.insert(at, e);
+                }
                 return out;
             }
             let mut merged = Vec::with_capacity(out.len() + 1);
