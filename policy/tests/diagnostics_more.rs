@@ -817,3 +817,19 @@ fn bracketed_destinations_other_than_ipv6_are_warned() {
         assert!(errors(&text).is_empty(), "{dst}");
     }
 }
+
+/// An IP set named only in a posture condition's value is used (real policies write
+/// `ip:publicAddress NOT IN ['ipset:home']`); one named nowhere is not.
+#[test]
+fn an_ip_set_named_in_a_posture_condition_is_used() {
+    let text = r#"{"ipsets": {"ipset:home": ["192.0.2.1/32"], "ipset:spare": ["192.0.2.2/32"]},
+        "postures": {"posture:away": ["custom:net NOT IN ['ipset:home', 'other']"]},
+        "defaultSrcPosture": ["posture:away"],
+        "grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}"#;
+    let unused: Vec<String> = common::diagnose(text)
+        .into_iter()
+        .filter(|d| d.1 == "aclc::unused_ipset")
+        .map(|d| d.3)
+        .collect();
+    assert_eq!(unused, vec!["ipset:spare".to_string()]);
+}

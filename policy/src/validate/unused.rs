@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{quote, Validator};
 use crate::code::Code;
+use crate::model::PostureValue;
 
 impl Validator<'_> {
     /// Warnings for definitions nothing refers to.
@@ -33,6 +34,25 @@ impl Validator<'_> {
         for test in &policy.ssh_tests {
             test.src.iter().for_each(|s| mention(&s.value));
             test.dst.iter().for_each(|s| mention(&s.value));
+        }
+        // A posture condition's string values may name a definition (an IP set in
+        // `ip:... IN ['ipset:home']`): counted as uses, whether or not aclc knows the
+        // attribute.
+        fn strings(value: &PostureValue, out: &mut dyn FnMut(&str)) {
+            match value {
+                PostureValue::Str(s) => out(s),
+                PostureValue::List(items) => items.iter().for_each(|v| strings(v, out)),
+                PostureValue::Num(_) | PostureValue::Bool(_) => {}
+            }
+        }
+        for posture in &policy.postures {
+            for condition in &posture.conditions {
+                if let Some(value) = &condition.value.value {
+                    strings(value, &mut |s| {
+                        mentioned.insert(s.trim().to_string());
+                    });
+                }
+            }
         }
         // Every definition with its kind, in the order the warnings come out.
         let definitions = (policy.groups.iter().map(|g| (&UNUSED_GROUP, &g.name)))
