@@ -39,6 +39,7 @@ fn bench_hostile(c: &mut Criterion) {
         hostile::big_ipset(100_000),
         hostile::many_destinations(10_000, 2_000),
         hostile::many_routes_and_rules(10_000, 10_000),
+        hostile::many_sources_and_destinations(10_000, 2_000),
     ] {
         let (policy, inventory) = parse(&case);
         assert!(try_compile(&policy, &inventory).is_ok(), "{}", case.name);

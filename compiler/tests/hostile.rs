@@ -124,6 +124,18 @@ fn many_destinations_compile() {
 }
 
 #[test]
+fn many_sources_and_destinations_compile() {
+    let compiled = compile_case(hostile::many_sources_and_destinations(10_000, 2_000)).unwrap();
+    // Each router receives the destinations inside its own route, 50 of them, from every
+    // source.
+    let router = compiled.node("n000000").unwrap();
+    let rules = router.packet_filter_rules();
+    let ports: usize = rules.iter().map(|r| r.dst_ports.len()).sum();
+    assert_eq!(ports, 50);
+    assert!(rules.iter().all(|r| r.src_ips.len() == 10_000));
+}
+
+#[test]
 fn many_routes_and_rules_compile() {
     let compiled = compile_case(hostile::many_routes_and_rules(10_000, 10_000)).unwrap();
     // User u0's first device (n010000, not a router) has one rule to router n000000's
