@@ -355,6 +355,26 @@ fn judge(
             }
         }
     }
+    // Some source address must reach a destination address of its own family: a rule from
+    // an IPv4-only device to another device's IPv6 address lets through no packet at all
+    // (every source address covered, as above, is not enough). Where one family gets
+    // through, the verdict stands: which family Tailscale's tests weigh is not known.
+    let one_family = sources.iter().any(|source| {
+        source.addrs.iter().any(|&addr| {
+            rules.iter().any(|rule| {
+                rule.src.iter().any(|part| part.contains(addr, source.node))
+                    && posture.admits(rule, source.node)
+                    && opens(rule, protos, port)
+                    && reaches_family(rule, table, source.node, destinations, Some(addr))
+            })
+        })
+    });
+    if !one_family {
+        let first = sources
+            .iter()
+            .find_map(|s| s.addrs.first().map(|&a| (a, s.node)));
+        return (Verdict::Denied, first);
+    }
     by.sort_unstable();
     by.dedup();
     (Verdict::Allowed { by }, None)
@@ -427,11 +447,25 @@ fn reaches(
     source: Option<NodeId>,
     destinations: &[Device],
 ) -> bool {
+    reaches_family(rule, table, source, destinations, None)
+}
+
+/// [`reaches`], counting only destination addresses of the family of `from` when given.
+fn reaches_family(
+    rule: &NetRule,
+    table: &NodeTable,
+    source: Option<NodeId>,
+    destinations: &[Device],
+    from: Option<IpAddr>,
+) -> bool {
+    let family = |a: &IpAddr| from.is_none_or(|f| f.is_ipv4() == a.is_ipv4());
     match &rule.dst {
-        Dst::Any => true,
-        Dst::Addrs(addrs) => destinations
-            .iter()
-            .any(|d| d.addrs.iter().any(|&a| addrs.contains(a, d.node))),
+        Dst::Any => from.is_none() || destinations.iter().any(|d| d.addrs.iter().any(family)),
+        Dst::Addrs(addrs) => destinations.iter().any(|d| {
+            d.addrs
+                .iter()
+                .any(|&a| family(&a) && addrs.contains(a, d.node))
+        }),
         Dst::SelfDevices => {
             let owner = |id: Option<NodeId>| {
                 let node = table.get(id?)?;
@@ -444,7 +478,9 @@ fn reaches(
             let Some(user) = owner(source) else {
                 return false;
             };
-            destinations.iter().any(|d| owner(d.node) == Some(user))
+            destinations
+                .iter()
+                .any(|d| owner(d.node) == Some(user) && d.addrs.iter().any(family))
         }
     }
 }

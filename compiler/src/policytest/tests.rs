@@ -906,3 +906,23 @@ fn autogroups_are_not_test_sources() {
         ]
     );
 }
+
+/// A rule that covers a source only towards the destination's other address family lets no
+/// packet through: an IPv4-only device and a grant to a device's IPv6 address alone. Where
+/// one family gets through (a dual-stack source), the verdict stands.
+#[test]
+fn a_flow_allowed_only_across_address_families_is_denied() {
+    let inventory = INVENTORY.replace(
+        r#""ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4""#,
+        r#""ipv4": "100.64.0.4""#,
+    );
+    let body = r#""grants": [{"src": ["tag:web", "tag:prod"], "dst": ["fd7a:115c:a1e0::2"], "ip": ["tcp:22"]}],
+"tests": [{"src": "tag:web", "deny": ["[fd7a:115c:a1e0::2]:22"]}, {"src": "tag:prod", "accept": ["[fd7a:115c:a1e0::2]:22"]}]"#;
+    assert_eq!(
+        lines_with(&inventory, body),
+        [
+            "PASS tag:web -> [fd7a:115c:a1e0::2]:22 (tcp/udp): denied",
+            "PASS tag:prod -> [fd7a:115c:a1e0::2]:22 (tcp/udp): allowed (allowed by policy.hujson:4)",
+        ]
+    );
+}
