@@ -874,12 +874,20 @@ impl Inventory {
         let mut user_by_email =
             crate::hash::Map::with_capacity_and_hasher(self.users.len(), Default::default());
         let mut user_ids: crate::hash::Map<u64, usize> = crate::hash::Map::default();
+        // Logins compared as the policy compares them, without case: two users whose emails
+        // differ only in case would be one user to every rule naming either (a grant to
+        // alice@ reached Alice@'s devices).
+        let mut folded: crate::hash::Map<String, usize> = crate::hash::Map::default();
         for (i, user) in self.users.iter().enumerate() {
             // Some recorded users have no login (an empty email); no node can name them as its
             // owner, but they are not an error.
             let duplicate = match user.email.is_empty() {
                 true => None,
-                false => user_by_email.insert(user.email.clone(), i),
+                false => {
+                    let exact = user_by_email.insert(user.email.clone(), i);
+                    let first = folded.entry(user.email.to_lowercase()).or_insert(i);
+                    exact.or((*first != i).then_some(*first))
+                }
             };
             if let Some(first) = duplicate {
                 user_by_email.insert(user.email.clone(), first);
@@ -980,6 +988,32 @@ impl Inventory {
                 err(
                     K::InvalidTag,
                     format!("nodes[{i}].tags[{j}]: tag \"{tag}\" listed twice"),
+                );
+            }
+        }
+        // Addresses no device can have: as a node's, they would enter packet filters (`::`
+        // and `0.0.0.0` mean "any" to many programs) or alias another node's IPv4 address
+        // (an IPv4-mapped IPv6 address).
+        let addresses = [
+            ("ipv4", node.ipv4.map(IpAddr::V4)),
+            ("ipv6", node.ipv6.map(IpAddr::V6)),
+        ];
+        for (field, address) in addresses {
+            let Some(address) = address else { continue };
+            let mapped = matches!(address, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+            let broadcast = address == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+            if address.is_unspecified()
+                || address.is_loopback()
+                || address.is_multicast()
+                || mapped
+                || broadcast
+            {
+                err(
+                    K::InvalidAddress,
+                    format!(
+                        "nodes[{i}].{field}: {address} cannot be a device's address \
+                         (unspecified, loopback, multicast, broadcast or IPv4-mapped)"
+                    ),
                 );
             }
         }

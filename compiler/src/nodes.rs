@@ -1714,6 +1714,12 @@ mod tests {
                 .map(|&(v4, v6)| {
                     let v4 = Ipv4Addr::from(v4 % 4096 + 0x0102_0000);
                     let v6 = Ipv6Addr::from(if v6 < 70_000 { base + v6 } else { v6 });
+                    // Addresses no device can have are refused by the inventory.
+                    let unusable = v6.is_multicast()
+                        || v6.is_unspecified()
+                        || v6.is_loopback()
+                        || v6.to_ipv4_mapped().is_some();
+                    let v6 = if unusable { Ipv6Addr::from(base + 70_000 + (u128::from(v6) % 70_000)) } else { v6 };
                     (seen4.insert(v4).then_some(v4), seen6.insert(v6).then_some(v6))
                 })
                 .filter(|(a, b)| a.is_some() || b.is_some())

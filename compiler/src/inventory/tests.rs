@@ -152,6 +152,27 @@ fn duplicates_are_refused() {
         v["users"][1]["email"] = "odin@example.com".into()
     }));
     assert_eq!(e.kind, InventoryErrorKind::DuplicateUser);
+    for (field, address) in [
+        ("ipv4", "0.0.0.0"),
+        ("ipv6", "::"),
+        ("ipv6", "::ffff:100.64.0.2"),
+        ("ipv4", "127.0.0.1"),
+        ("ipv6", "ff02::1"),
+        ("ipv4", "255.255.255.255"),
+    ] {
+        let e = error(&with(|v| v["nodes"][0][field] = address.into()));
+        assert_eq!(e.kind, InventoryErrorKind::InvalidAddress, "{address}");
+        assert!(e.message.contains("cannot be a device's address"), "{e}");
+    }
+    // Emails differing only in case are one login to the policy: refused too.
+    let e = error(&with(|v| {
+        v["users"][1]["email"] = "Odin@Example.com".into()
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::DuplicateUser);
+    assert_eq!(
+        e.message,
+        r#"users[1].email: duplicate user "Odin@Example.com" (also users[0])"#
+    );
     let e = error(&with(|v| v["users"][1]["id"] = 1.into()));
     assert_eq!(
         e.message,
