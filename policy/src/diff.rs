@@ -214,7 +214,7 @@ fn canonical_in(value: &Value, ordered: bool, keep: bool) -> serde_json::Value {
             let mut items: Vec<serde_json::Value> =
                 items.iter().map(|v| canonical_in(v, false, keep)).collect();
             if !ordered && !keep {
-                items.sort_by_key(|v| v.to_string());
+                items.sort_by_cached_key(|v| v.to_string());
             }
             serde_json::Value::Array(items)
         }
@@ -400,27 +400,42 @@ impl Ctx<'_> {
             let same_order = o.iter().map(|x| &x.0).eq(n.iter().map(|x| &x.0));
             section.reordered = !same_order;
         }
-        // Pair by equal sources, then by equal destinations.
+        // Pair by equal sources, then by equal destinations: each removed rule, in order,
+        // with the first added rule left whose field is equal. The added rules are found by
+        // the field's text (equal values, equal texts: objects' keys are sorted), not by a
+        // walk over all of them per removed rule, which made a diff of two policies whose
+        // rules do not pair quadratic (30 s at 1.4 MB each).
         for field in ["src", "dst", "target"] {
-            let mut i = 0;
-            while i < removed.len() {
-                let key = removed.get(i).and_then(|(c, _)| c.get(field)).cloned();
-                let found = key
-                    .as_ref()
-                    .and_then(|key| added.iter().position(|(c, _)| c.get(field) == Some(key)));
-                match found {
-                    Some(j) if key.is_some() => {
-                        let (oc, ov) = removed.remove(i);
-                        let (nc, nv) = added.remove(j);
+            let mut by_key: HashMap<String, std::collections::VecDeque<usize>> = HashMap::new();
+            for (j, (c, _)) in added.iter().enumerate() {
+                if let Some(key) = c.get(field) {
+                    by_key.entry(key.to_string()).or_default().push_back(j);
+                }
+            }
+            let mut taken = vec![false; added.len()];
+            let mut kept = Vec::with_capacity(removed.len());
+            for (oc, ov) in std::mem::take(&mut removed) {
+                let found = oc
+                    .get(field)
+                    .and_then(|key| by_key.get_mut(&key.to_string())?.pop_front());
+                let pair = found.and_then(|j| Some((j, added.get(j)?)));
+                match pair {
+                    Some((j, (nc, nv))) => {
+                        if let Some(t) = taken.get_mut(j) {
+                            *t = true;
+                        }
                         section.changed.push(changed(
                             None,
                             (Ctx::line(self.old, ov.span), ov.span, &oc),
-                            (Ctx::line(self.new, nv.span), nv.span, &nc),
+                            (Ctx::line(self.new, nv.span), nv.span, nc),
                         ));
                     }
-                    _ => i += 1,
+                    None => kept.push((oc, ov)),
                 }
             }
+            removed = kept;
+            let mut flags = taken.into_iter();
+            added.retain(|_| !flags.next().unwrap_or(false));
         }
         section.added.extend(added.into_iter().map(|(c, v)| Entry {
             name: None,
@@ -587,6 +602,65 @@ mod tests {
         let rule =
             |s: &str| format!(r#"{{"grants": [{{"src": [{s}], "dst": ["*"], "ip": ["*"]}}]}}"#);
         assert!(run(&rule(r#""a@", "b@""#), &rule(r#""b@", "a@""#)).is_empty());
+    }
+
+    /// Removed rules pair, in order, with the first added rule left whose sources (then
+    /// destinations) are equal; the rest stay added or removed.
+    #[test]
+    fn rules_pair_in_order_by_sources_then_destinations() {
+        let rule = |src: &str, dst: &str| {
+            format!(r#"{{"action": "accept", "src": ["{src}"], "dst": ["{dst}"]}}"#)
+        };
+        let old = format!(
+            r#"{{"acls": [{}, {}, {}, {}]}}"#,
+            rule("tag:x", "*:1"),
+            rule("tag:x", "*:2"),
+            rule("tag:z", "*:9"),
+            rule("tag:q", "*:7"),
+        );
+        let new = format!(
+            r#"{{"acls": [{}, {}, {}, {}, {}]}}"#,
+            rule("tag:x", "*:3"),
+            rule("tag:y", "*:9"),
+            rule("tag:x", "*:4"),
+            rule("tag:w", "*:5"),
+            rule("tag:x", "*:6"),
+        );
+        let d = run(&old, &new);
+        let acls = d.sections.first().unwrap();
+        let pairs: Vec<(usize, usize)> = acls
+            .changed
+            .iter()
+            .map(|c| (c.old_line, c.new_line))
+            .collect();
+        let texts: Vec<(String, String)> = acls
+            .changed
+            .iter()
+            .map(|c| (c.old.clone(), c.new.clone()))
+            .collect();
+        assert_eq!(pairs.len(), 3, "{texts:?}");
+        assert!(
+            texts[0].0.contains("*:1") && texts[0].1.contains("*:3"),
+            "{texts:?}"
+        );
+        assert!(
+            texts[1].0.contains("*:2") && texts[1].1.contains("*:4"),
+            "{texts:?}"
+        );
+        assert!(
+            texts[2].0.contains("*:9") && texts[2].1.contains("tag:y"),
+            "{texts:?}"
+        );
+        let added: Vec<&str> = acls.added.iter().map(|e| e.text.as_str()).collect();
+        assert!(
+            added.len() == 2 && added[0].contains("*:5") && added[1].contains("*:6"),
+            "{added:?}"
+        );
+        let removed: Vec<&str> = acls.removed.iter().map(|e| e.text.as_str()).collect();
+        assert!(
+            removed.len() == 1 && removed[0].contains("tag:q"),
+            "{removed:?}"
+        );
     }
 
     #[test]
