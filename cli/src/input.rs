@@ -39,8 +39,8 @@ impl InputLimits {
 /// How much of a policy is read at most (the part of [`InputLimits`] that `fmt` needs too).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct PolicyLimit {
-    /// Largest policy accepted, in bytes (suffixes KiB, MiB, GiB allowed; at most 4 GiB); a
-    /// larger one is refused, exit status 1.
+    /// Largest policy accepted, in bytes (suffixes KiB, MiB, GiB allowed; a value over 4 GiB
+    /// counts as 4 GiB); a larger policy is refused, exit status 1.
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub(crate) max_policy_bytes: u64,
 }
