@@ -172,7 +172,7 @@ fn mark_offline(table: &mut NodeTable, offline: &dyn Fn(&str) -> bool, only: Opt
         table
             .nodes
             .iter()
-            .filter(|n| !n.advertised.is_empty() || !n.served.is_empty())
+            .filter(|n| n.has_routes())
             .all(|n| n.offline == offline(&n.name)),
         "a router's online flag was carried from an earlier compile that had it otherwise"
     );

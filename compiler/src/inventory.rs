@@ -542,6 +542,18 @@ fn convert_user(i: usize, raw: RawUser, errors: &mut Vec<InventoryError>) -> Use
     }
 }
 
+/// True for an address a device can have: not unspecified, loopback, multicast, broadcast
+/// or IPv4-mapped.
+pub(crate) fn device_address(address: IpAddr) -> bool {
+    let mapped = matches!(address, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+    let broadcast = address == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+    !(address.is_unspecified()
+        || address.is_loopback()
+        || address.is_multicast()
+        || mapped
+        || broadcast)
+}
+
 fn convert_node(i: usize, raw: RawNode, errors: &mut Vec<InventoryError>) -> Option<Node> {
     let ipv4 = match raw.ipv4.as_deref().map(str::parse::<IpAddr>) {
         None => Some(None),
@@ -1000,14 +1012,7 @@ impl Inventory {
         ];
         for (field, address) in addresses {
             let Some(address) = address else { continue };
-            let mapped = matches!(address, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
-            let broadcast = address == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
-            if address.is_unspecified()
-                || address.is_loopback()
-                || address.is_multicast()
-                || mapped
-                || broadcast
-            {
+            if !device_address(address) {
                 err(
                     K::InvalidAddress,
                     format!(

@@ -172,6 +172,11 @@ pub(crate) struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// True when the node advertises or serves a route ([`NodeTable::with_routes`]).
+    pub(crate) fn has_routes(&self) -> bool {
+        !self.advertised.is_empty() || !self.served.is_empty()
+    }
+
     /// The node's addresses (one or two), IPv4 first.
     pub(crate) fn ips(&self) -> Vec<IpAddr> {
         self.addrs().collect()
@@ -847,10 +852,7 @@ impl NodeTable {
         let with_routes = earlier.with_routes.as_ref().map(|list| {
             let mut list = moved_list(list);
             for &id in &added_ids {
-                let routes = nodes
-                    .get(id.index())
-                    .is_some_and(|n| !n.advertised.is_empty() || !n.served.is_empty());
-                if routes {
+                if nodes.get(id.index()).is_some_and(|n| n.has_routes()) {
                     insert(&mut list, id);
                 }
             }
@@ -1715,11 +1717,10 @@ mod tests {
                     let v4 = Ipv4Addr::from(v4 % 4096 + 0x0102_0000);
                     let v6 = Ipv6Addr::from(if v6 < 70_000 { base + v6 } else { v6 });
                     // Addresses no device can have are refused by the inventory.
-                    let unusable = v6.is_multicast()
-                        || v6.is_unspecified()
-                        || v6.is_loopback()
-                        || v6.to_ipv4_mapped().is_some();
-                    let v6 = if unusable { Ipv6Addr::from(base + 70_000 + (u128::from(v6) % 70_000)) } else { v6 };
+                    let v6 = match crate::inventory::device_address(IpAddr::V6(v6)) {
+                        true => v6,
+                        false => Ipv6Addr::from(base + 70_000 + (u128::from(v6) % 70_000)),
+                    };
                     (seen4.insert(v4).then_some(v4), seen6.insert(v6).then_some(v6))
                 })
                 .filter(|(a, b)| a.is_some() || b.is_some())

@@ -128,12 +128,7 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[(NodeId, Vec<IpNet>)]>
     if table.with_routes.is_some() {
         let all: Vec<NodeId> = (0..table.nodes.len())
             .map(NodeId::new)
-            .filter(|id| {
-                table
-                    .nodes
-                    .get(id.index())
-                    .is_some_and(|n| !n.advertised.is_empty() || !n.served.is_empty())
-            })
+            .filter(|id| table.nodes.get(id.index()).is_some_and(|n| n.has_routes()))
             .collect();
         debug_assert_eq!(visit, all, "the nodes a table knows to have routes");
     }
@@ -179,7 +174,7 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[(NodeId, Vec<IpNet>)]>
         if node.exit {
             exits.push(i);
         }
-        if !node.advertised.is_empty() || !node.served.is_empty() {
+        if node.has_routes() {
             with_routes.push(i);
         }
     }

@@ -340,15 +340,26 @@ fn judge(
     port: Option<u16>,
 ) -> (Verdict, Option<(IpAddr, Option<NodeId>)>) {
     let table = posture.table;
+    // The rule lets `addr` (of `source`) through to some destination address (of `addr`'s
+    // family, when `family`).
+    let lets_through = |rule: &NetRule, source: &Device, addr: IpAddr, family: bool| {
+        rule.src.iter().any(|part| part.contains(addr, source.node))
+            && posture.admits(rule, source.node)
+            && opens(rule, protos, port)
+            && reaches_family(
+                rule,
+                table,
+                source.node,
+                destinations,
+                family.then_some(addr),
+            )
+    };
     let mut by: Vec<Span> = Vec::new();
     for source in sources {
         for &addr in &source.addrs {
-            let allowing = rules.iter().find(|rule| {
-                rule.src.iter().any(|part| part.contains(addr, source.node))
-                    && posture.admits(rule, source.node)
-                    && opens(rule, protos, port)
-                    && reaches(rule, table, source.node, destinations)
-            });
+            let allowing = rules
+                .iter()
+                .find(|rule| lets_through(rule, source, addr, false));
             match allowing {
                 None => return (Verdict::Denied, Some((addr, source.node))),
                 Some(rule) => by.extend(rule.span),
@@ -361,12 +372,9 @@ fn judge(
     // through, the verdict stands: which family Tailscale's tests weigh is not known.
     let one_family = sources.iter().any(|source| {
         source.addrs.iter().any(|&addr| {
-            rules.iter().any(|rule| {
-                rule.src.iter().any(|part| part.contains(addr, source.node))
-                    && posture.admits(rule, source.node)
-                    && opens(rule, protos, port)
-                    && reaches_family(rule, table, source.node, destinations, Some(addr))
-            })
+            rules
+                .iter()
+                .any(|rule| lets_through(rule, source, addr, true))
         })
     });
     if !one_family {

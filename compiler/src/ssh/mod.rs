@@ -196,6 +196,14 @@ impl SshPrior<'_> {
 
 pub(crate) use crate::hash::Memo;
 
+/// Two lowerings' lists of one user's sources are alike, or the user has neither.
+fn same_user_lists(a: Option<&UserSources>, b: Option<&UserSources>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.alike(b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
 /// Each user's position in a rule's `by_user`.
 fn index_users(by_user: &[UserSources]) -> HashMap<UserId, usize> {
     by_user
@@ -449,13 +457,10 @@ impl SshLowered {
                 // all: cloning every user's list of every such rule, and indexing them again,
                 // was 4 % of a member join on `large`.
                 let lists_same = p.touched.iter().all(|&user| {
-                    match (
+                    same_user_lists(
                         o.user_sources(user),
                         touched.iter().find(|s| s.user == user),
-                    ) {
-                        (Some(a), Some(b)) => a.alike(b),
-                        (a, b) => a.is_none() && b.is_none(),
-                    }
+                    )
                 });
                 // The same users have lists (a touched user's changed, none came or went):
                 // the earlier lists with the touched ones replaced in place, in the same
@@ -743,10 +748,8 @@ impl SshLowered {
                 // Only the users whose lists were built again can differ: the others' were
                 // taken (walking every user's list of every moved self rule, by hash, was
                 // 3 % of a member join on `large`).
-                let alike = |user: UserId| match (rule.user_sources(user), was.user_sources(user)) {
-                    (Some(a), Some(b)) => a.alike(b),
-                    (a, b) => a.is_none() && b.is_none(),
-                };
+                let alike =
+                    |user: UserId| same_user_lists(rule.user_sources(user), was.user_sources(user));
                 debug_assert!(
                     rule.by_user
                         .iter()

@@ -48,6 +48,7 @@ impl Validator<'_> {
         for posture in &policy.postures {
             for condition in &posture.conditions {
                 if let Some(value) = &condition.value.value {
+                    // The value whole (not split at its last colon as a test's `host:port`).
                     strings(value, &mut |s| {
                         mentioned.insert(s.trim().to_string());
                     });
