@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::compiled::Compiled;
-use crate::policytest::{explain, NetworkQuery};
+use crate::policytest::{explain_with, NetRules, NetworkQuery};
 use crate::wire::{FilterRule, Strings};
 use network::{AddrTable, Atom, Dest};
 use ports::PortSet;
@@ -327,6 +327,7 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
         names: &names,
         table: &table,
         options,
+        rules: Default::default(),
     };
     AccessDiff {
         network: ctx.network(net, old, new),
@@ -595,6 +596,8 @@ struct Ctx<'a> {
     names: &'a [&'a str],
     table: &'a AddrTable,
     options: &'a DiffOptions,
+    /// Each side's network rules for [`Ctx::attribute`] (old, new), built on first use.
+    rules: [std::cell::OnceCell<NetRules>; 2],
 }
 
 impl Ctx<'_> {
@@ -693,7 +696,7 @@ impl Ctx<'_> {
                 if let Some(count) = attributed.get_mut(slot) {
                     *count += 1;
                 }
-                rules = self.attribute(side, &src, &dsts, proto, &ports);
+                rules = self.attribute(side, slot, &src, &dsts, proto, &ports);
             }
             let (src_selectors, dst_selectors) = selectors(side.policy, &rules);
             let src_nodes = match &src {
@@ -740,10 +743,12 @@ impl Ctx<'_> {
         self.finish(out)
     }
 
-    /// The rules of `side` that allow one sample flow of a change (what `aclc explain` says).
+    /// The rules of `side` (`slot` 0 old, 1 new) that allow one sample flow of a change (what
+    /// `aclc explain` says).
     fn attribute(
         &self,
         side: Side<'_>,
+        slot: usize,
         src: &network::Source,
         dsts: &[(u32, Dest)],
         proto: u8,
@@ -785,7 +790,11 @@ impl Ctx<'_> {
             proto: Some(&proto_text),
             src_posture_attrs: None,
         };
-        match explain(side.policy, side.compiled, &query) {
+        let Some(rules) = self.rules.get(slot) else {
+            return Vec::new();
+        };
+        let rules = rules.get_or_init(|| NetRules::new(side.policy, side.compiled));
+        match explain_with(side.policy, side.compiled, Some(rules), &query) {
             Ok(e) => e
                 .verdict
                 .rules()

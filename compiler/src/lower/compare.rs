@@ -172,8 +172,11 @@ fn missing_from(a: &Lowered, b: &Lowered) -> Vec<bool> {
 /// cost the size of every item's sources and destinations.
 fn content_hash(lowered: &Lowered, item: &Item) -> u64 {
     let mut h = crate::hash::hasher();
+    // By length and ends too: a rule's items share one source list, so hashing it whole
+    // would cost sources x destinations for one wide rule.
     item.src_targets.len().hash(&mut h);
-    item.src_targets.iter().for_each(|t| hash_target(t, &mut h));
+    item.src_targets.first().map(|t| hash_target(t, &mut h));
+    item.src_targets.last().map(|t| hash_target(t, &mut h));
     hash_ends(&lowered.srcs.get(item.src), &mut h);
     item.via.hash(&mut h);
     std::mem::discriminant(&item.body).hash(&mut h);
@@ -221,11 +224,13 @@ fn hash_target(target: &Target, h: &mut impl Hasher) {
 }
 
 /// Equality of items across two lowerings, memoised where lists are shared: `SrcIPs` by id
-/// pair, node lists by address pair (both lowerings are alive, so addresses are not reused).
+/// pair, node lists and a rule's source targets by address pair (both lowerings are alive,
+/// so addresses are not reused).
 #[derive(Default)]
 struct Memo {
     srcs: HashMap<(u32, u32), bool>,
     nodes: HashMap<(usize, usize), bool>,
+    sources: HashMap<(usize, usize), bool>,
 }
 
 impl Memo {
@@ -262,8 +267,20 @@ impl Memo {
             _ => false,
         };
         body && a.via == b.via
-            && self.same_targets(&a.src_targets, &b.src_targets)
+            && self.same_sources(&a.src_targets, &b.src_targets)
             && self.same_srcs(la, a.src, lb, b.src)
+    }
+
+    /// Two items' source targets, compared once per pair of shared lists (every item of a
+    /// rule holds the rule's list).
+    fn same_sources(&mut self, a: &[Target], b: &[Target]) -> bool {
+        let key = (a.as_ptr() as usize, b.as_ptr() as usize);
+        if let Some(&same) = self.sources.get(&key) {
+            return same;
+        }
+        let same = self.same_targets(a, b);
+        self.sources.insert(key, same);
+        same
     }
 
     fn same_srcs(&mut self, la: &Lowered, a: u32, lb: &Lowered, b: u32) -> bool {
@@ -337,6 +354,8 @@ impl Lowered {
     /// node on neither side of any changed item keeps its peers.
     pub(crate) fn mark_peer_sides(&self, table: &NodeTable, changed: &[bool], bits: &mut [u64]) {
         let star = &self.star_set;
+        // A rule's items share one source list: marked once, not once per destination.
+        let mut marked = std::collections::HashSet::new();
         for (item, _) in self
             .items
             .iter()
@@ -355,8 +374,10 @@ impl Lowered {
                 }
                 Body::Companion { .. } | Body::SelfCompanion { .. } => continue,
             }
-            for target in item.src_targets.iter() {
-                mark_sources(table, target, star, bits);
+            if marked.insert(item.src_targets.as_ptr() as usize) {
+                for target in item.src_targets.iter() {
+                    mark_sources(table, target, star, bits);
+                }
             }
             match &item.dst_nodes {
                 Reach::All => {

@@ -31,6 +31,7 @@ use serde::{Serialize, Serializer};
 use crate::compiled::Compiled;
 
 pub use explain::{explain, explain_ssh, Explanation, Miss, NetworkQuery};
+pub(crate) use network::{explain_with, NetRules};
 pub(crate) use ssh::local_user;
 
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have

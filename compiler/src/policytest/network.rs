@@ -668,6 +668,30 @@ pub(super) fn explain(
     compiled: &Compiled,
     query: &super::explain::NetworkQuery<'_>,
 ) -> Result<super::explain::Explanation, TestError> {
+    explain_with(policy, compiled, None, query)
+}
+
+/// The policy's network rules as [`explain`] judges them, built once for many questions (the
+/// access diff asks one per change it attributes; building them resolves every rule, so
+/// building them per question cost the policy's size each time).
+#[derive(Debug)]
+pub struct NetRules(Vec<NetRule>);
+
+impl NetRules {
+    /// The rules of `policy` over `compiled`'s nodes.
+    pub(crate) fn new(policy: &Policy, compiled: &Compiled) -> NetRules {
+        NetRules(rules(policy, compiled.table()))
+    }
+}
+
+/// [`explain`] with the rules built beforehand (`None`: built here, after the query's own
+/// checks), which must be [`NetRules::new`] of the same `policy` and `compiled`.
+pub(crate) fn explain_with(
+    policy: &Policy,
+    compiled: &Compiled,
+    prebuilt: Option<&NetRules>,
+    query: &super::explain::NetworkQuery<'_>,
+) -> Result<super::explain::Explanation, TestError> {
     use super::explain::{resolve_named, Explanation};
     let src_text = query.src.trim();
     let dst_text = query.dst.trim();
@@ -699,7 +723,14 @@ pub(super) fn explain(
         Err(error) => return Err(error),
     };
     let table = compiled.table();
-    let rules = rules(policy, table);
+    let built;
+    let rules: &[NetRule] = match prebuilt {
+        Some(NetRules(rules)) => rules,
+        None => {
+            built = rules(policy, table);
+            &built
+        }
+    };
     let posture = Posture {
         index: endpoints.index(),
         table,
@@ -709,7 +740,7 @@ pub(super) fn explain(
         Some(port) => format!("port {port} ({proto_name})"),
         None => proto_name.clone(),
     };
-    let (verdict, denied) = judge(&rules, &posture, &sources, &destinations, &protos, port);
+    let (verdict, denied) = judge(rules, &posture, &sources, &destinations, &protos, port);
     let Some((addr, node)) = denied else {
         let reason = match verdict.rules().len() {
             0 => "allowed by the default policy (no acls or grants)".to_string(),
@@ -723,7 +754,7 @@ pub(super) fn explain(
         });
     };
     let mut misses: Vec<super::explain::Miss> = Vec::new();
-    for rule in &rules {
+    for rule in rules {
         let Some(span) = rule.span else {
             continue;
         };
