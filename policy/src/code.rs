@@ -342,7 +342,7 @@ codes! {
         "An `ipPool` inside a range Tailscale reserves.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.100.0/24"]}]}"#);
     IpPoolContainsReserved = "ip_pool_contains_reserved",
-        "An `ipPool` that contains a reserved range; accepted, the reserved part is never allocated.",
+        "An `ipPool` that contains a reserved range; accepted, though whether Tailscale accepts it is not known (it refuses a pool within one).",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#);
     UndefinedRecorderTag = "undefined_recorder_tag",
         "A `tailscale.com/cap/kubernetes` `recorders` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",

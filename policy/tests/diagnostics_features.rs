@@ -338,19 +338,19 @@ fn ip_pool_containing_a_reserved_range_is_a_warning() {
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.100.0.0/16"]}]}"#,
         "aclc::ip_pool_contains_reserved",
-        "ipPool 100.100.0.0/16 contains the reserved ranges 100.100.0.0/24 and 100.100.100.0/24, which are never allocated",
+        "ipPool 100.100.0.0/16 contains the reserved ranges 100.100.0.0/24 and 100.100.100.0/24: aclc cannot verify that Tailscale accepts it",
         "100.100.0.0/16",
     );
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#,
         "aclc::ip_pool_contains_reserved",
-        "ipPool 100.64.0.0/10 contains the reserved ranges 100.100.0.0/24, 100.100.100.0/24 and 100.115.92.0/23, which are never allocated",
+        "ipPool 100.64.0.0/10 contains the reserved ranges 100.100.0.0/24, 100.100.100.0/24 and 100.115.92.0/23: aclc cannot verify that Tailscale accepts it",
         "100.64.0.0/10",
     );
     expect_warning(
         r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.115.0.0/16"]}]}"#,
         "aclc::ip_pool_contains_reserved",
-        "ipPool 100.115.0.0/16 contains the reserved range 100.115.92.0/23, which is never allocated",
+        "ipPool 100.115.0.0/16 contains the reserved range 100.115.92.0/23: aclc cannot verify that Tailscale accepts it",
         "100.115.0.0/16",
     );
 }

@@ -253,6 +253,9 @@ pub enum TestError {
     NoDestinationDevices(String),
     /// An SSH test user is the empty string.
     EmptyUser,
+    /// `aclc explain --ssh` was asked about a local user that is a key of the rules' user
+    /// maps (`*`, `=`), not an account a login can ask for.
+    PatternUser(String),
 }
 
 impl TestError {
@@ -281,6 +284,12 @@ impl std::fmt::Display for TestError {
             | TestError::InvalidDestination(why)
             | TestError::NoDestinationDevices(why) => f.write_str(why),
             TestError::EmptyUser => f.write_str("user \"\" is not valid"),
+            TestError::PatternUser(user) => write!(
+                f,
+                "local user {} is a pattern of the SSH rules' user maps, not an account: name \
+                 one local account (such as \"root\" or \"alice\")",
+                endpoint::quote(user)
+            ),
         }
     }
 }

@@ -312,6 +312,11 @@ pub(super) fn explain(
     if login.is_empty() {
         return Err(TestError::EmptyUser);
     }
+    // In a rule's user map `*` is every other user and `=` the login's own name: asked as a
+    // local user, either would read as an answer about every account.
+    if login == "*" || login == "=" {
+        return Err(TestError::PatternUser(login.to_string()));
+    }
     let mut runner = Runner::new(policy, compiled);
     let sources = resolve_named(&mut runner.endpoints, src, Side::Source)?;
     let destinations = match runner.destinations(dst, &sources) {

@@ -791,6 +791,20 @@ fn explain_ssh_logins() {
             "6: the rule does not let \"bob@example.com\" log in as \"root\" (its users: ubuntu)",
         ]
     );
+    // `*` and `=` are keys of a rule's user map, not accounts: asked about, they would read
+    // as an answer about every account (`autogroup:nonroot` maps `*` to `=`).
+    for pattern in ["*", "="] {
+        assert_eq!(
+            explain_ssh(
+                &checked.policy,
+                &compiled,
+                "alice@example.com",
+                "prod-1",
+                pattern
+            ),
+            Err(TestError::PatternUser(pattern.to_string()))
+        );
+    }
 }
 
 /// What `check_test_shapes` reports for a policy of `HEAD` and `body`: each failure's message,

@@ -51,8 +51,8 @@ impl Validator<'_> {
     }
 
     /// One `ipPool` prefix: a pool inside a reserved range can never hand out an address and
-    /// is refused (Tailscale's text); a pool that merely contains a reserved range is accepted,
-    /// and the reserved part is never allocated, which deserves a word.
+    /// is refused (Tailscale's text); a pool that merely contains a reserved range is accepted
+    /// with a warning that aclc cannot verify it (no capture shows one).
     fn ip_pool(&mut self, pool: &crate::model::Spanned<ipnet::IpNet>) {
         let reserved = || {
             RESERVED_POOLS
@@ -78,18 +78,22 @@ impl Validator<'_> {
                 pool.span,
                 if inside.len() == 1 {
                     format!(
-                        "ipPool {} contains the reserved range {}, which is never allocated",
+                        "ipPool {} contains the reserved range {}: aclc cannot verify that \
+                         Tailscale accepts it",
                         pool.value,
                         inside.join("")
                     )
                 } else {
                     format!(
-                        "ipPool {} contains the reserved ranges {}, which are never allocated",
+                        "ipPool {} contains the reserved ranges {}: aclc cannot verify that \
+                         Tailscale accepts it",
                         pool.value,
                         and_list(&inside)
                     )
                 },
-                "Tailscale accepts the pool and skips the reserved addresses; narrow the pool to silence this",
+                "Tailscale refuses a pool within a reserved range (\"network within reserved \
+                 range\"); one that contains a reserved range is not known either way. Narrow \
+                 the pool to leave the reserved ranges out",
             );
         }
     }
