@@ -175,8 +175,14 @@ fn content_hash(lowered: &Lowered, item: &Item) -> u64 {
     // By length and ends too: a rule's items share one source list, so hashing it whole
     // would cost sources x destinations for one wide rule.
     item.src_targets.len().hash(&mut h);
-    item.src_targets.first().map(|t| hash_target(t, &mut h));
-    item.src_targets.last().map(|t| hash_target(t, &mut h));
+    for t in item
+        .src_targets
+        .first()
+        .into_iter()
+        .chain(item.src_targets.last())
+    {
+        hash_target(t, &mut h);
+    }
     hash_ends(&lowered.srcs.get(item.src), &mut h);
     item.via.hash(&mut h);
     std::mem::discriminant(&item.body).hash(&mut h);
