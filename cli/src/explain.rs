@@ -1,6 +1,7 @@
 //! `aclc explain`: whether the policy allows one flow (or, with `--ssh`, one SSH login), by
 //! which rules, and on a denial the nearest misses. Judged by the library's `explain`, the
-//! code `aclc test` runs, so the two cannot disagree.
+//! code `aclc test` runs, except where the nodes' filters let traffic through differently
+//! from how Tailscale's tests judge it (a `via` grant, ICMP, a protocol without ports).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -29,12 +30,12 @@ pub(crate) struct ExplainArgs {
     /// an inventory node name.
     #[arg(value_name = "SRC")]
     src: String,
-    /// The destination: `DST:PORT` (a port is required for TCP/UDP, not for `--proto
-    /// icmp`); with `--ssh`, a device (no port). DST is anything a test's destination
-    /// accepts, or an inventory node name.
+    /// The destination: `DST:PORT` (a port is required for TCP, UDP and SCTP, not for ICMP,
+    /// GRE or other protocols without ports); with `--ssh`, a device (no port). DST is
+    /// anything a test's destination accepts, or an inventory node name.
     #[arg(value_name = "DST[:PORT]")]
     dst: String,
-    /// With `--ssh`: the login (local user) asked for.
+    /// With `--ssh`: the login (local user) asked for: one account (`*` and `=` are refused).
     #[arg(value_name = "LOCALUSER")]
     user: Option<String>,
     /// Node inventory (JSON); `-` reads standard input.

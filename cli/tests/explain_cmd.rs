@@ -101,7 +101,7 @@ fn icmp_needs_no_port_tcp_does() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
-        "error: dst \"web-1\" has no port: write DST:PORT (tcp/udp needs a port; ICMP does not)\n"
+        "error: dst \"web-1\" has no port: write DST:PORT (tcp/udp needs a port; ICMP, GRE and other protocols without ports do not)\n"
     );
     let out = explain(&["group:nope", "web-1:80"]);
     assert_eq!(out.status.code(), Some(1));

@@ -1,6 +1,8 @@
 //! `aclc explain`: why the policy allows or denies one flow or one SSH login, judged by the
-//! same code as the policy's `tests` and `sshTests` (so the two cannot disagree), with the
-//! allowing rules or, on a denial, the nearest misses.
+//! same code as the policy's `tests` and `sshTests`, with the allowing rules or, on a denial,
+//! the nearest misses. Where Tailscale's tests and the nodes' filters differ (a `via` grant,
+//! ICMP, a protocol without ports), explain answers for the traffic
+//! (`network::explain_with`).
 //!
 //! A source or destination is anything a test's `src` / `dst` accepts (user, group, tag,
 //! host, address, autogroup, service as a destination) or, failing that, an inventory node

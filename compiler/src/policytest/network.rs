@@ -95,7 +95,7 @@ pub(super) fn run(policy: &Policy, compiled: &Compiled, policy_only: bool) -> Ve
     if policy.tests.is_empty() {
         return Vec::new();
     }
-    let rules = rules(policy, compiled.table());
+    let rules = rules(policy, compiled.table(), Judged::Tests);
     let mut endpoints = Endpoints::new(policy, compiled).policy_only(policy_only);
     let mut out = Vec::new();
     let mut budget = DEVICE_CHECK_BUDGET;
@@ -317,6 +317,18 @@ impl Posture<'_> {
     }
 }
 
+/// The ports a question asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// One port (TCP, UDP, SCTP).
+    Port(u16),
+    /// No port (ICMP): any port a rule opens counts.
+    AnyPort,
+    /// A protocol without ports (GRE, ESP, ...), as the client matches it
+    /// (`matchProtoAndIPsOnlyIfAllPorts`): only a rule open on every port counts.
+    EveryPort,
+}
+
 /// What the rules do with traffic from every source address to the destination.
 fn verdict(
     rules: &[NetRule],
@@ -326,7 +338,15 @@ fn verdict(
     protos: &[u8],
     port: u16,
 ) -> Verdict {
-    judge(rules, posture, sources, destinations, protos, Some(port)).0
+    judge(
+        rules,
+        posture,
+        sources,
+        destinations,
+        protos,
+        Asked::Port(port),
+    )
+    .0
 }
 
 /// [`verdict`], and on a denial the first source address no rule lets through (with its
@@ -337,7 +357,7 @@ fn judge(
     sources: &[Device],
     destinations: &[Device],
     protos: &[u8],
-    port: Option<u16>,
+    port: Asked,
 ) -> (Verdict, Option<(IpAddr, Option<NodeId>)>) {
     let table = posture.table;
     // The rule lets `addr` (of `source`) through to some destination address (of `addr`'s
@@ -429,14 +449,19 @@ fn some_device_unreached(
     })
 }
 
-/// True if the rule opens one of `protos` on `port` (`None`: on any port).
-fn opens(rule: &NetRule, protos: &[u8], port: Option<u16>) -> bool {
+/// True if the rule opens one of `protos` on the ports asked about.
+fn opens(rule: &NetRule, protos: &[u8], port: Asked) -> bool {
     // The ranges are sorted and disjoint ([`merged`]).
     let has = |port: u16| {
         let i = rule.ports.partition_point(|r| r.last < port);
         rule.ports.get(i).is_some_and(|r| r.contains(port))
     };
-    rule_protos(rule).any(|p| protos.contains(&p)) && !rule.ports.is_empty() && port.is_none_or(has)
+    rule_protos(rule).any(|p| protos.contains(&p))
+        && match port {
+            Asked::Port(port) => has(port),
+            Asked::AnyPort => !rule.ports.is_empty(),
+            Asked::EveryPort => rule.ports.first() == Some(&PortRange::ANY),
+        }
 }
 
 fn rule_protos(rule: &NetRule) -> impl Iterator<Item = u8> + '_ {
@@ -493,8 +518,21 @@ fn reaches_family(
     }
 }
 
+/// What the rules are built to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// The policy's `tests`, as Tailscale runs them: a `via` grant counts like one without
+    /// (the module's documentation has the evidence).
+    Tests,
+    /// Traffic, as the nodes' filters let it through (`aclc explain`): a `via` grant's rules
+    /// are only on the routers carrying one of its tags, so it lets traffic through only to
+    /// addresses those routers carry (their approved subnet routes; everything beyond the
+    /// tailnet for an approved exit node), never to a device's own address.
+    Traffic,
+}
+
 /// The policy's network rules, in policy order (grants, then ACLs).
-fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
+fn rules(policy: &Policy, table: &NodeTable, judged: Judged) -> Vec<NetRule> {
     let mut resolver = Resolver::new(policy, table);
     let star = Arc::new(star(table));
     let internet = Arc::new(internet_beyond_routes(table));
@@ -543,10 +581,15 @@ fn rules(policy: &Policy, table: &NodeTable) -> Vec<NetRule> {
             &mut grant.src.iter().map(|s| &s.alias),
             gate.is_some(),
         );
+        let routed = (judged == Judged::Traffic && !grant.via.is_empty())
+            .then(|| via_routes(table, &grant.via));
         // One rule per destination and protocol, with all its ports.
         let mut at: HashMap<(&str, Option<u8>), usize> = HashMap::new();
         for dst_selector in &grant.dst {
-            let dst = destination_of(resolver.resolve(dst_selector), &internet);
+            let mut dst = destination_of(resolver.resolve(dst_selector), &internet);
+            if let Some(routed) = &routed {
+                dst = routed_part(dst, routed);
+            }
             for ip in &grant.ip {
                 let proto = ip.value.proto.map(|p| p.0);
                 let key = (dst_selector.text.as_str(), proto);
@@ -611,6 +654,41 @@ fn merged(ports: &[PortRange]) -> Vec<PortRange> {
         .collect()
 }
 
+/// What the routers carrying one of a `via` grant's tags carry for others: their approved
+/// subnet routes, and every address beyond the tailnet when one of them is an approved exit
+/// node.
+fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> AddrSet {
+    let carries =
+        |n: &crate::nodes::NodeInfo| n.tags.iter().any(|tag| via.iter().any(|v| v.text == **tag));
+    let mut set = routes_of(table, carries);
+    if table.nodes.iter().any(|n| n.exit && carries(n)) {
+        let mut beyond = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
+        beyond.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
+        beyond.remove(&AddrSet::from_wire(TAILNET_WIRE));
+        set.add(&beyond);
+    }
+    set
+}
+
+/// The part of a `via` grant's destination its routers carry (`routed`, [`via_routes`]).
+fn routed_part(dst: Dst, routed: &AddrSet) -> Dst {
+    let within = |set: &AddrSet| {
+        let mut outside = set.clone();
+        outside.remove(routed);
+        let mut part = set.clone();
+        part.remove(&outside);
+        part
+    };
+    match dst {
+        Dst::Any => Dst::Addrs(Addrs::Set(Arc::new(routed.clone()))),
+        Dst::Addrs(Addrs::Set(set)) => Dst::Addrs(Addrs::Set(Arc::new(within(&set)))),
+        // Devices' own addresses are not routed through another node.
+        Dst::Addrs(Addrs::Nodes(_)) | Dst::Addrs(Addrs::Devices) | Dst::SelfDevices => {
+            Dst::Addrs(Addrs::Set(Arc::new(AddrSet::new())))
+        }
+    }
+}
+
 /// `*` as a source: the tailnet's address ranges and every approved subnet route.
 fn star(table: &NodeTable) -> AddrSet {
     let mut set = AddrSet::from_wire(TAILNET_WIRE);
@@ -659,10 +737,13 @@ fn destination_of(target: Target, internet: &Arc<AddrSet>) -> Dst {
 }
 
 /// `aclc explain` for traffic: what the rules do with traffic from `src` to `dst`
-/// (`host:port`, or a bare host when every protocol asked about is ICMP), judged by
-/// [`judge`], the code `tests` use. On a denial, the near misses are the rules that reach
-/// the destination but fail the first source address no rule lets through: by source, by
-/// posture gate, or by port and protocol.
+/// (`host:port`, or a bare host for a protocol without ports), judged by [`judge`], the code
+/// `tests` use, over the rules as the nodes' filters hold them ([`Judged::Traffic`]: a `via`
+/// grant only through its routers), with a protocol without ports let through only by a
+/// rule open on every port, and ICMP, when no rule opens it, by any rule open to the source
+/// on some protocol and port (the client lets ICMP through to such an address). On a denial,
+/// the near misses are the rules that reach the destination but fail the first source
+/// address no rule lets through: by source, by posture gate, or by port and protocol.
 pub(super) fn explain(
     policy: &Policy,
     compiled: &Compiled,
@@ -680,7 +761,7 @@ pub struct NetRules(Vec<NetRule>);
 impl NetRules {
     /// The rules of `policy` over `compiled`'s nodes.
     pub(crate) fn new(policy: &Policy, compiled: &Compiled) -> NetRules {
-        NetRules(rules(policy, compiled.table()))
+        NetRules(rules(policy, compiled.table(), Judged::Traffic))
     }
 }
 
@@ -698,15 +779,23 @@ pub(crate) fn explain_with(
     let (protos, proto_name) = test_protocols(query.proto)?;
     let mut endpoints = Endpoints::new(policy, compiled);
     let (host, port) = split_port(dst_text)?;
-    // ICMP has no ports: a node matches ICMP on addresses alone, whatever port is named.
+    // Only TCP, UDP and SCTP have ports. A node lets ICMP through on addresses alone, and
+    // another protocol (GRE, ESP, ...) only by a rule open on every port, whatever port is
+    // named.
     let icmp_only = protos.iter().all(|p| matches!(p, 1 | 58));
-    let port = port.filter(|_| !icmp_only);
-    if port.is_none() && !icmp_only {
-        return Err(TestError::InvalidDestination(format!(
-            "dst {} has no port: write DST:PORT ({proto_name} needs a port; ICMP does not)",
-            quote(dst_text)
-        )));
-    }
+    let portless = protos.iter().all(|p| !matches!(p, 6 | 17 | 132));
+    let port = match port {
+        _ if icmp_only => Asked::AnyPort,
+        _ if portless => Asked::EveryPort,
+        Some(port) => Asked::Port(port),
+        None => {
+            return Err(TestError::InvalidDestination(format!(
+                "dst {} has no port: write DST:PORT ({proto_name} needs a port; ICMP, GRE and \
+                 other protocols without ports do not)",
+                quote(dst_text)
+            )))
+        }
+    };
     let destinations = resolve_named(&mut endpoints, host, Side::Destination)?;
     let sources = match resolve_named(&mut endpoints, src_text, Side::Source) {
         Ok(devices) => devices,
@@ -727,7 +816,7 @@ pub(crate) fn explain_with(
     let rules: &[NetRule] = match prebuilt {
         Some(NetRules(rules)) => rules,
         None => {
-            built = rules(policy, table);
+            built = rules(policy, table, Judged::Traffic);
             &built
         }
     };
@@ -737,10 +826,36 @@ pub(crate) fn explain_with(
         assumed: query.src_posture_attrs,
     };
     let what = match port {
-        Some(port) => format!("port {port} ({proto_name})"),
-        None => proto_name.clone(),
+        Asked::Port(port) => format!("port {port} ({proto_name})"),
+        Asked::AnyPort => proto_name.clone(),
+        // Nodes let such a protocol through only by a rule open on every port.
+        Asked::EveryPort => format!("{proto_name} on every port"),
     };
     let (verdict, denied) = judge(rules, &posture, &sources, &destinations, &protos, port);
+    if denied.is_some() && icmp_only {
+        // A node lets ICMP through to an address any rule opens to the source, whatever the
+        // rule's protocols and ports (`matchIPsOnly`: "if any port is open, ping works").
+        let every: Vec<u8> = (0..=u8::MAX).collect();
+        let (verdict, denied) = judge(
+            rules,
+            &posture,
+            &sources,
+            &destinations,
+            &every,
+            Asked::AnyPort,
+        );
+        if denied.is_none() && verdict.is_allowed() {
+            return Ok(Explanation {
+                reason: format!(
+                    "{src_text} reaches {dst_text} on {what}: no rule opens {what}, but a node \
+                     lets ICMP through to any of its addresses a rule opens to the source on \
+                     some protocol and port"
+                ),
+                verdict,
+                misses: Vec::new(),
+            });
+        }
+    }
     let Some((addr, node)) = denied else {
         let reason = match verdict.rules().len() {
             0 => "allowed by the default policy (no acls or grants)".to_string(),

@@ -736,7 +736,7 @@ fn explain_ports_and_errors() {
     let err = explain_lines(ACLS, &q("bob@example.com", "tag:web", None)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "dst \"tag:web\" has no port: write DST:PORT (tcp/udp needs a port; ICMP does not)"
+        "dst \"tag:web\" has no port: write DST:PORT (tcp/udp needs a port; ICMP, GRE and other protocols without ports do not)"
     );
     let (allowed, ..) =
         explain_lines(ACLS, &q("bob@example.com", "tag:web", Some("icmp"))).unwrap();
@@ -939,4 +939,62 @@ fn a_flow_allowed_only_across_address_families_is_denied() {
             "PASS tag:prod -> [fd7a:115c:a1e0::2]:22 (tcp/udp): allowed (allowed by policy.hujson:4)",
         ]
     );
+}
+
+/// `explain` judges traffic as the nodes' filters let it through, where that differs from
+/// how `tests` are judged: a `via` grant only to the addresses its routers carry, ICMP to any
+/// address a rule opens to the source, and a protocol without ports only by a rule open on
+/// every port.
+#[test]
+fn explain_judges_traffic_as_nodes_do() {
+    let inventory = Inventory::from_json(&INVENTORY.replace(
+        r#"    ],
+    "registration_order""#,
+        r#",
+        {"name": "rtr", "user": null, "tags": ["tag:rtr"], "ipv4": "100.64.0.9",
+         "ipv6": "fd7a:115c:a1e0::9", "routable_ips": ["10.0.0.0/24"],
+         "approved_routes": ["10.0.0.0/24"]}
+    ],
+    "registration_order""#,
+    ))
+    .unwrap();
+    assert!(inventory.nodes().iter().any(|n| &*n.name == "rtr"));
+    let body = r#"{"tagOwners": {"tag:rtr": [], "tag:web": []},
+"grants": [
+  {"src": ["alice@example.com"], "dst": ["10.0.0.0/24", "tag:web"], "ip": ["22"], "via": ["tag:rtr"]},
+  {"src": ["bob@example.com"], "dst": ["10.0.0.0/24"], "ip": ["80"], "via": ["tag:web"]},
+  {"src": ["bob@example.com"], "dst": ["tag:web"], "ip": ["tcp:8080", "gre:22"]},
+  {"src": ["alice@example.com"], "dst": ["tag:web"], "ip": ["gre:*"]}
+],
+"tests": [{"src": "bob@example.com", "accept": ["10.0.0.5:80"]}]}"#;
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", body.to_string());
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let run = |src: &str, dst: &str, proto: Option<&str>| {
+        let e = explain(&checked.policy, &compiled, &q(src, dst, proto)).unwrap();
+        (e.allowed(), e.reason)
+    };
+    // `via`: through the router carrying the tag, to what it routes; not to a device.
+    assert!(run("alice@example.com", "10.0.0.5:22", None).0);
+    assert!(!run("alice@example.com", "web-1:22", None).0);
+    assert!(!run("alice@example.com", "10.0.0.5:23", None).0);
+    // No node tagged `tag:web` routes 10.0.0.0/24: no filter has the rule.
+    assert!(!run("bob@example.com", "10.0.0.5:80", None).0);
+    // `tests` count a `via` grant like one without (the module's evidence).
+    let report = crate::policytest::run_tests(&checked.policy, &compiled);
+    assert!(report.results.iter().all(|r| r.passed), "{report:?}");
+    // ICMP reaches an address some rule opens to the source, whatever its protocol.
+    let (allowed, reason) = run("bob@example.com", "web-1", Some("icmp"));
+    assert!(allowed, "{reason}");
+    assert!(reason.contains("lets ICMP through"), "{reason}");
+    assert!(!run("dave@example.com", "web-1", Some("icmp")).0);
+    // GRE has no ports: only a rule open on every port lets it through, port named or not.
+    assert!(!run("bob@example.com", "web-1", Some("gre")).0);
+    assert!(!run("bob@example.com", "web-1:22", Some("gre")).0);
+    assert!(run("alice@example.com", "web-1", Some("gre")).0);
+    assert!(run("alice@example.com", "web-1:9", Some("gre")).0);
 }
