@@ -376,7 +376,11 @@ pub(super) fn explain(
                         .ssh_users
                         .iter()
                         .filter(|(_, local)| !local.is_empty())
-                        .map(|(login, _)| login.as_str())
+                        // `*` to `=` is how `autogroup:nonroot` compiles: say it as written.
+                        .map(|(login, local)| match (login.as_str(), local.as_str()) {
+                            ("*", "=") => "autogroup:nonroot (any user but root)",
+                            (login, _) => login,
+                        })
                         .collect();
                     format!(
                         "the rule does not let {} log in as {} (its users: {})",

@@ -754,7 +754,8 @@ fn explain_ports_and_errors() {
 fn explain_ssh_logins() {
     let body = r#""ssh": [
   {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod"], "users": ["root"]},
-  {"action": "check", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]}
+  {"action": "check", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]},
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod"], "users": ["autogroup:nonroot"]}
 ],
 "#;
     let inventory = Inventory::from_json(INVENTORY).unwrap();
@@ -789,6 +790,8 @@ fn explain_ssh_logins() {
         vec![
             "5: src \"bob@example.com\" is not in the rule's src (or fails its posture gate)",
             "6: the rule does not let \"bob@example.com\" log in as \"root\" (its users: ubuntu)",
+            "7: the rule does not let \"bob@example.com\" log in as \"root\" (its users: \
+             autogroup:nonroot (any user but root))",
         ]
     );
     // `*` and `=` are keys of a rule's user map, not accounts: asked about, they would read
