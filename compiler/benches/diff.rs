@@ -11,7 +11,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use aclc_compiler::diff::{access_diff, DiffOptions, Side};
-use aclc_compiler::{compile, Inventory};
+use aclc_compiler::{compile, Compiled, Inventory};
 use aclc_policy::model::Policy;
 use aclc_policy::Source;
 use aclc_testkit::workloads;
@@ -25,6 +25,14 @@ fn load(text: String, inventory: &Inventory) -> (Source, Policy) {
     let source = Source::new("policy.hujson", text);
     let policy = aclc_policy::parse(&source, &options).unwrap().policy;
     (source, policy)
+}
+
+fn side<'a>(policy: &'a Policy, source: &'a Source, compiled: &'a Compiled) -> Side<'a> {
+    Side {
+        policy,
+        source,
+        compiled,
+    }
 }
 
 fn bench_preset(c: &mut Criterion, preset: &str) {
@@ -57,16 +65,8 @@ fn bench_preset(c: &mut Criterion, preset: &str) {
     group.bench_function(format!("add_rule/{preset}"), |b| {
         b.iter(|| {
             access_diff(
-                Side {
-                    policy: &old_policy,
-                    source: &old_source,
-                    compiled: &old,
-                },
-                Side {
-                    policy: &new_policy,
-                    source: &new_source,
-                    compiled: &new,
-                },
+                side(&old_policy, &old_source, &old),
+                side(&new_policy, &new_source, &new),
                 &options,
             )
         })
@@ -151,16 +151,8 @@ fn bench_wide_rule(c: &mut Criterion) {
     group.bench_function("wide_rule_removed_3e3", |b| {
         b.iter(|| {
             access_diff(
-                Side {
-                    policy: &old_policy,
-                    source: &old_source,
-                    compiled: &old,
-                },
-                Side {
-                    policy: &new_policy,
-                    source: &new_source,
-                    compiled: &new,
-                },
+                side(&old_policy, &old_source, &old),
+                side(&new_policy, &new_source, &new),
                 &options,
             )
             .network

@@ -536,11 +536,10 @@ fn rules(policy: &Policy, table: &NodeTable, judged: Judged) -> Vec<NetRule> {
     let mut resolver = Resolver::new(policy, table);
     let star = Arc::new(star(table));
     let internet = Arc::new(internet_beyond_routes(table));
-    let everything = Arc::new({
-        let mut all = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
-        all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
-        all
-    });
+    let everything = Arc::new(every_address());
+    // What each distinct `via` list routes ([`via_routes`], a pass over the nodes), found
+    // once per list, not once per grant.
+    let mut routed_by: HashMap<Vec<&str>, Arc<AddrSet>> = HashMap::new();
     // Under a posture gate only devices can be sources: `*` is every device, and
     // address-only sources (no device, no posture) fail the gate.
     let sources =
@@ -581,8 +580,13 @@ fn rules(policy: &Policy, table: &NodeTable, judged: Judged) -> Vec<NetRule> {
             &mut grant.src.iter().map(|s| &s.alias),
             gate.is_some(),
         );
-        let routed = (judged == Judged::Traffic && !grant.via.is_empty())
-            .then(|| via_routes(table, &grant.via));
+        let routed = (judged == Judged::Traffic && !grant.via.is_empty()).then(|| {
+            let key: Vec<&str> = grant.via.iter().map(|v| v.text.as_str()).collect();
+            routed_by
+                .entry(key)
+                .or_insert_with(|| Arc::new(via_routes(table, &grant.via)))
+                .clone()
+        });
         // One rule per destination and protocol, with all its ports.
         let mut at: HashMap<(&str, Option<u8>), usize> = HashMap::new();
         for dst_selector in &grant.dst {
@@ -662,16 +666,22 @@ fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> AddrSe
         |n: &crate::nodes::NodeInfo| n.tags.iter().any(|tag| via.iter().any(|v| v.text == **tag));
     let mut set = routes_of(table, carries);
     if table.nodes.iter().any(|n| n.exit && carries(n)) {
-        let mut beyond = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
-        beyond.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
+        let mut beyond = every_address();
         beyond.remove(&AddrSet::from_wire(TAILNET_WIRE));
         set.add(&beyond);
     }
     set
 }
 
+/// Every IPv4 and IPv6 address.
+fn every_address() -> AddrSet {
+    let mut all = AddrSet::from_net(IpNet::V4(Ipv4Net::default()));
+    all.add(&AddrSet::from_net(IpNet::V6(Ipv6Net::default())));
+    all
+}
+
 /// The part of a `via` grant's destination its routers carry (`routed`, [`via_routes`]).
-fn routed_part(dst: Dst, routed: &AddrSet) -> Dst {
+fn routed_part(dst: Dst, routed: &Arc<AddrSet>) -> Dst {
     let within = |set: &AddrSet| {
         let mut outside = set.clone();
         outside.remove(routed);
@@ -680,7 +690,7 @@ fn routed_part(dst: Dst, routed: &AddrSet) -> Dst {
         part
     };
     match dst {
-        Dst::Any => Dst::Addrs(Addrs::Set(Arc::new(routed.clone()))),
+        Dst::Any => Dst::Addrs(Addrs::Set(routed.clone())),
         Dst::Addrs(Addrs::Set(set)) => Dst::Addrs(Addrs::Set(Arc::new(within(&set)))),
         // Devices' own addresses are not routed through another node.
         Dst::Addrs(Addrs::Nodes(_)) | Dst::Addrs(Addrs::Devices) | Dst::SelfDevices => {
