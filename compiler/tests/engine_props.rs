@@ -714,6 +714,40 @@ fn a_route_shown_to_a_device_that_already_sees_the_router() {
     );
 }
 
+/// A `via` grant claims its sources' merge slot on every node carrying its tag, even where
+/// it grants nothing: a router that serves none of the grant's destinations still has the
+/// rule whose sources are written as the same addresses placed at the grant's slot. A leave
+/// moves the grant's sources and not that rule's (literal addresses stay), so the router's
+/// rules are reordered although nothing reaching it changed: the two items' sources stop
+/// being equal, which the engine must see (`Compiled::merges_like`) before it decides any
+/// router's filter from the grant's own entries (`Lowered::via_verdict`).
+#[test]
+fn a_via_claim_that_moves_with_a_leave() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:web": []},
+            "grants": [
+              {"src": ["alice@example.com"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]},
+              {"src": ["tag:web"], "dst": ["tag:router"], "ip": ["*"]},
+              {"src": ["100.64.0.1", "100.64.0.4", "fd7a:115c:a1e0::1", "fd7a:115c:a1e0::4"], "dst": ["tag:router"], "ip": ["*"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            tagged(2, "tag:router"),
+            tagged(3, "tag:web"),
+            owned(4, 1),
+        ],
+        [
+            Event::RemoveNode(4),
+            Event::UpsertNode(owned(4, 1)),
+            Event::UpsertNode(owned(5, 1)),
+            Event::RemoveNode(5),
+        ],
+    );
+}
+
 /// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
 /// another user's device joining that rule's sources moves the self rule on the first user's
 /// devices, which are not its peers.

@@ -650,10 +650,23 @@ pub(crate) fn same_strings(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
 
 /// The owner of the node holding a list's first address: with `autogroup:self` rules, the
 /// user whose self rule may merge into an item with these sources (a list equal to a user's
-/// devices starts with one of their addresses).
+/// devices starts with one of their addresses). `None` when the list is longer than all of
+/// that user's untagged devices' addresses: a self rule's sources are some of those
+/// ([`assemble::self_sources`]), so it cannot equal the list. A member's join or leave
+/// moves lists of tens of thousands of devices on `large`, whose first owners' devices had
+/// their filters assembled for nothing (about 20 per leave).
 fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<crate::nodes::UserId> {
     let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
-    table.get(table.by_address(ip)?)?.owner
+    let owner = table.get(table.by_address(ip)?)?.owner?;
+    let devices = table.devices.get(owner.index())?;
+    let mut texts = 0usize;
+    for &device in devices {
+        texts += table.get(device).map_or(0, |d| d.texts.len());
+        if texts >= list.len() {
+            return Some(owner);
+        }
+    }
+    None
 }
 
 /// Lower the policy's rules against a node table whose routes are settled. Linear in the
