@@ -748,6 +748,39 @@ fn a_via_claim_that_moves_with_a_leave() {
     );
 }
 
+/// Two `via` grants whose sources are equal (one written as a user, one as that user's
+/// addresses) claim one merge slot on the router carrying their tag: the second grant's
+/// entries sit at the first grant's place, before a rule between them. A leave moves the
+/// first grant's sources and not the second's, so the second's entries move after that rule
+/// on the router, which the first grant does not reach; no plain rule has those sources, so
+/// the rules still merge alike and the engine decides the router's filter from the items.
+/// Fails when it leaves the other `via` items of a moved grant's key out
+/// (`SourceMoves::via_moved`).
+#[test]
+fn two_via_grants_that_stop_sharing_a_slot() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:web": []},
+            "grants": [
+              {"src": ["alice@example.com"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]},
+              {"src": ["tag:web"], "dst": ["tag:router"], "ip": ["*"]},
+              {"src": ["100.64.0.1", "100.64.0.4", "fd7a:115c:a1e0::1", "fd7a:115c:a1e0::4"], "dst": ["10.9.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]}"#,
+    )
+    .unwrap();
+    let mut router = tagged(2, "tag:router");
+    router.advertised_routes = vec!["10.9.0.0/24".parse().unwrap()];
+    router.approved_routes = router.advertised_routes.clone();
+    verify_on(
+        policy,
+        vec![owned(1, 1), router, tagged(3, "tag:web"), owned(4, 1)],
+        [
+            Event::RemoveNode(4),
+            Event::UpsertNode(owned(4, 1)),
+            Event::UpsertNode(owned(5, 1)),
+            Event::RemoveNode(5),
+        ],
+    );
+}
+
 /// An `autogroup:self` rule merges into the first rule whose sources are the user's devices:
 /// another user's device joining that rule's sources moves the self rule on the first user's
 /// devices, which are not its peers.

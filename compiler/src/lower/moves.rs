@@ -44,9 +44,14 @@ pub(crate) struct SourceMoves {
     /// assembled.
     via_tags: HashSet<Arc<str>>,
     /// `via` network items whose sources alone moved ([`MovedKind::Via`]), each with the
-    /// other network items of its key (`SrcIPs` and `IPProto`) in the earlier lowering and
-    /// in this one: on a node carrying one of its tags, the item's claim on its key's slot
-    /// reorders nothing unless one of those puts a part in the node's filter.
+    /// other `via` network items of its key (`SrcIPs` and `IPProto`) in the earlier lowering
+    /// and in this one: on a node carrying one of its tags, the item's claim on its key's
+    /// slot reorders nothing unless one of those puts a part in the node's filter. Plain
+    /// items of its key need no such list: the two lowerings merge alike
+    /// ([`Lowered::merge_signature`]), so a plain item shares the key before exactly when
+    /// it does after (its key's first item, the `via` item's global slot, is the same), the
+    /// claimed slot is the same, and such an item moved with it (its own verdict). Two `via`
+    /// items' keys are not in the signature when no plain item has them.
     via_moved: Vec<(u32, Vec<u32>, Vec<u32>)>,
     /// The items whose sources or destinations moved, ascending, by [`MovedKind`] (the
     /// inert ones left out).
@@ -276,17 +281,17 @@ impl SourceMoves {
     }
 }
 
-/// A network item's merging key: its `SrcIPs` and `IPProto`.
-fn net_key(item: &Item) -> Option<(u32, Option<u8>)> {
-    match item.body {
-        Body::Net { proto, .. } => Some((item.src, proto)),
+/// A `via` network item's merging key: its `SrcIPs` and `IPProto`.
+fn via_key(item: &Item) -> Option<(u32, Option<u8>)> {
+    match (&item.body, &item.via) {
+        (Body::Net { proto, .. }, Some(_)) => Some((item.src, *proto)),
         _ => None,
     }
 }
 
 impl SourceMoves {
-    /// Fill in [`SourceMoves::via_moved`]'s other items of each key, in one pass over each
-    /// lowering's items. O(items).
+    /// Fill in [`SourceMoves::via_moved`]'s other `via` items of each key, in one pass over
+    /// each lowering's `via` items. O(items).
     fn key_sharers(&mut self, old: &Lowered, new: &Lowered) {
         if self.via_moved.is_empty() {
             return;
@@ -294,15 +299,15 @@ impl SourceMoves {
         for (side, lowered) in [(0, old), (1, new)] {
             let mut wanted: HashMap<(u32, Option<u8>), Vec<usize>> = HashMap::default();
             for (at, (m, _, _)) in self.via_moved.iter().enumerate() {
-                if let Some(key) = lowered.items.get(*m as usize).and_then(net_key) {
+                if let Some(key) = lowered.items.get(*m as usize).and_then(via_key) {
                     wanted.entry(key).or_default().push(at);
                 }
             }
-            for (j, item) in lowered.items.iter().enumerate() {
-                let Some(ats) = net_key(item).and_then(|key| wanted.get(&key)) else {
+            for &j in &lowered.via_items {
+                let item = lowered.items.get(j as usize);
+                let Some(ats) = item.and_then(via_key).and_then(|key| wanted.get(&key)) else {
                     continue;
                 };
-                let j = crate::nodes::index(j);
                 for &at in ats {
                     if let Some((m, olds, news)) = self.via_moved.get_mut(at) {
                         if *m != j {
@@ -499,8 +504,9 @@ impl Lowered {
     /// What the `via` items whose sources alone moved do to node `id`'s filter: `Some(true)`
     /// when one puts entries in it (its `SrcIPs` moved, so the rule holding them changed),
     /// `Some(false)` when none does and none of their slot claims can reorder or merge
-    /// another part (no other item of the key, old or new, has a part on the node), `None`
-    /// when the filter must be assembled. Only nodes carrying one of an item's tags see it
+    /// another part (no other `via` item of the key, old or new, has a part on the node:
+    /// see [`SourceMoves::via_moved`] for the plain ones), `None` when the filter must be
+    /// assembled. Only nodes carrying one of an item's tags see it
     /// at all. A member's leave on `large` moved the sources of a few dozen `via` grants
     /// to `tag:router`, and had the filters of its 900 routers assembled (70 ms). O(moved
     /// `via` items x their keys' other items x log candidates).
