@@ -57,15 +57,28 @@ pub(crate) struct SourceMoves {
     /// inert ones left out).
     decided: Vec<u32>,
     assembled: Vec<u32>,
-    /// When few items moved: per moved item (of `decided` and `assembled`), the nodes of the
-    /// new table it may reach, one bit each (its reach list, or every node). A node's
-    /// verdict then tests a bit per moved item, where a binary search of the node's own
-    /// list of items (hundreds or thousands long, out of cache) took 16-20 ms of a member's
-    /// join on `large`, over 25,000 nodes.
-    reached: Option<HashMap<u32, Vec<u64>>>,
+    /// When few items moved: the nodes of the new table each may reach, one bit each. A
+    /// node's verdict then tests a bit per moved item, where a binary search of the node's
+    /// own list of items (hundreds or thousands long, out of cache) took 16-20 ms of a
+    /// member's join on `large`, over 25,000 nodes.
+    reached: Option<Reached>,
     /// The two lowerings' `autogroup:self` items are the same list: compared once, not per
     /// untagged node (25,000 comparisons of 50 items in a member's join on `large`).
     self_items_same: bool,
+}
+
+/// The nodes moved items may reach ([`SourceMoves::reached`]), one bit each. No moved item
+/// is an `autogroup:self` one, so a node's self items never add to these.
+#[derive(Debug)]
+struct Reached {
+    /// Some item of `assembled` may reach the node: one bit, not one per item (a leave on
+    /// `large` moves up to a couple of hundred items, each looked up in a map of bitmaps
+    /// per node, 5 million lookups, a tenth of its time).
+    assembled: Vec<u64>,
+    /// Per item of `decided` (in its order), its bitmap in `maps`.
+    decided: Vec<u32>,
+    /// One bitmap per distinct reach (items to one destination share it).
+    maps: Vec<Vec<u64>>,
 }
 
 /// At most this many moved items get a bitmap of the nodes they reach
@@ -324,26 +337,54 @@ impl SourceMoves {
 
     /// [`SourceMoves::reached`] of lowering `new` (of a table of `len` nodes): `None` when
     /// too many items moved.
-    fn reached_bitmaps(&self, new: &Lowered, len: usize) -> Option<HashMap<u32, Vec<u64>>> {
+    fn reached_bitmaps(&self, new: &Lowered, len: usize) -> Option<Reached> {
         let count = self.decided.len() + self.assembled.len();
         if count > REACHED_BITMAPS {
             return None;
         }
         let words = len.div_ceil(64);
-        let mut out = HashMap::default();
-        for &i in self.decided.iter().chain(&self.assembled) {
-            let mut bits = vec![0u64; words];
-            if new.global.binary_search(&i).is_ok() {
+        // What item `i` may reach: every node, and its reach list (by address, shared by
+        // the items to one destination).
+        let reach = |i: u32| -> (bool, Option<&Arc<[NodeId]>>) {
+            let list = new
+                .reach_lists
+                .binary_search_by_key(&i, |(item, _)| *item)
+                .ok()
+                .and_then(|at| new.reach_lists.get(at))
+                .map(|(_, ids)| ids);
+            (new.global.binary_search(&i).is_ok(), list)
+        };
+        let fill = |bits: &mut Vec<u64>, (all, list): (bool, Option<&Arc<[NodeId]>>)| {
+            if all {
                 bits.fill(u64::MAX);
             }
-            if let Ok(at) = new.reach_lists.binary_search_by_key(&i, |(item, _)| *item) {
-                let (_, ids) = new.reach_lists.get(at)?;
-                ids.iter()
-                    .for_each(|&id| crate::bits::set_bit(&mut bits, id));
+            for &id in list.into_iter().flat_map(|ids| ids.iter()) {
+                crate::bits::set_bit(bits, id);
             }
-            out.insert(i, bits);
+        };
+        let mut assembled = vec![0u64; words];
+        for &i in &self.assembled {
+            fill(&mut assembled, reach(i));
         }
-        Some(out)
+        let mut maps: Vec<Vec<u64>> = Vec::new();
+        let mut by_reach: HashMap<(bool, usize), u32> = HashMap::default();
+        let mut decided = Vec::with_capacity(self.decided.len());
+        for &i in &self.decided {
+            let r = reach(i);
+            let key = (r.0, r.1.map_or(0, |ids| ids.as_ptr() as usize));
+            let at = *by_reach.entry(key).or_insert_with(|| {
+                let mut bits = vec![0u64; words];
+                fill(&mut bits, r);
+                maps.push(bits);
+                crate::nodes::index(maps.len() - 1)
+            });
+            decided.push(at);
+        }
+        Some(Reached {
+            assembled,
+            decided,
+            maps,
+        })
     }
 
     /// The logins of the owners whose untagged devices must be assembled (see the field).
@@ -451,16 +492,34 @@ impl Lowered {
         // entries in it; not every candidate read.
         let from_flagged = || {
             let reaches = |i: &u32| {
-                let listed = match moves.reached.as_ref().and_then(|r| r.get(i)) {
-                    Some(bits) => crate::bits::bit(bits, id),
-                    None => listed.binary_search(i).is_ok() || self.global.binary_search(i).is_ok(),
-                };
-                listed || own.binary_search(i).is_ok()
+                listed.binary_search(i).is_ok()
+                    || self.global.binary_search(i).is_ok()
+                    || own.binary_search(i).is_ok()
             };
-            if moves.assembled.iter().any(reaches) {
+            let assembled = match &moves.reached {
+                Some(r) => crate::bits::bit(&r.assembled, id),
+                None => moves.assembled.iter().any(reaches),
+            };
+            if assembled {
                 return Verdict::Assemble;
             }
-            for &i in moves.decided.iter().filter(|i| reaches(i)) {
+            // The decided items that may reach the node, in order, until one settles it.
+            let reached: Box<dyn Iterator<Item = u32> + '_> = match &moves.reached {
+                Some(r) => Box::new(
+                    moves
+                        .decided
+                        .iter()
+                        .zip(&r.decided)
+                        .filter(move |(_, &m)| {
+                            r.maps
+                                .get(m as usize)
+                                .is_some_and(|bits| crate::bits::bit(bits, id))
+                        })
+                        .map(|(&i, _)| i),
+                ),
+                None => Box::new(moves.decided.iter().copied().filter(move |i| reaches(i))),
+            };
+            for i in reached {
                 match effect(i, false) {
                     None => return Verdict::Assemble,
                     Some(true) => return Verdict::Changed,
@@ -491,7 +550,11 @@ impl Lowered {
             from_candidates(),
             "filter verdicts disagree"
         );
-        let verdict = match flagged.saturating_mul(8) < candidates {
+        // With the moved items' bitmaps, each costs a bit test (the assembled ones one for
+        // all): cheaper than reading every candidate's flags (a leave on `large` moves a
+        // couple of hundred items; its 25,000 verdicts read a thousand candidates each).
+        let by_bits = moves.reached.is_some() && moves.decided.len() < candidates;
+        let verdict = match by_bits || flagged.saturating_mul(8) < candidates {
             true => from_flagged(),
             false => from_candidates(),
         };
