@@ -739,25 +739,39 @@ impl NodeTable {
         let mut to_new = vec![u32::MAX; earlier.len()];
         let mut added_ids = Vec::with_capacity(added.len());
         let mut registration = Vec::with_capacity(inventory.nodes().len());
-        let mut fresh = added.into_iter().zip(added_ranks).peekable();
+        // Where each added node goes among the earlier ones, by binary search: comparing
+        // names while merging compared every earlier name with the next added one (100,000
+        // string comparisons per event on `large`, 3% of a retag). A kept node of the same
+        // name as an added one is a table the patch cannot make.
+        let mut places = Vec::with_capacity(added.len());
+        for node in &added {
+            let at = earlier.nodes.partition_point(|o| o.name < node.name);
+            let kept_same = earlier.nodes.get(at).is_some_and(|o| o.name == node.name)
+                && removed.binary_search(&NodeId::new(at)).is_err();
+            if kept_same {
+                return None;
+            }
+            places.push(at);
+        }
+        let mut fresh = places
+            .into_iter()
+            .zip(added.into_iter().zip(added_ranks))
+            .peekable();
         let mut gone = removed.iter().peekable();
         for (i, old) in earlier.nodes.iter().enumerate() {
-            if gone.next_if(|r| r.index() == i).is_some() {
-                continue;
-            }
-            while let Some((node, rank)) = fresh.next_if(|(n, _)| n.name < old.name) {
+            while let Some((_, (node, rank))) = fresh.next_if(|&(at, _)| at <= i) {
                 added_ids.push(NodeId::new(nodes.len()));
                 nodes.push(node);
                 registration.push(rank);
             }
-            if fresh.peek().is_some_and(|(n, _)| n.name == old.name) {
-                return None;
+            if gone.next_if(|r| r.index() == i).is_some() {
+                continue;
             }
             *to_new.get_mut(i)? = index(nodes.len());
             nodes.push(old.clone());
             registration.push(moved_rank(*earlier.registration.get(i)?));
         }
-        for (node, rank) in fresh {
+        for (_, (node, rank)) in fresh {
             added_ids.push(NodeId::new(nodes.len()));
             nodes.push(node);
             registration.push(rank);
