@@ -75,15 +75,18 @@ struct Reached {
     /// `large` moves up to a couple of hundred items, each looked up in a map of bitmaps
     /// per node, 5 million lookups, a tenth of its time).
     assembled: Vec<u64>,
-    /// Per item of `decided` (in its order), its bitmap in `maps`.
-    decided: Vec<u32>,
     /// One bitmap per distinct reach (items to one destination share it).
     maps: Vec<Vec<u64>>,
+    /// Per bitmap of `maps`, the items of `decided` that have it, ascending: a node's
+    /// verdict tests a bit per distinct reach, not per item (a leave on `large` moves a
+    /// couple of hundred items to far fewer destinations, and tested one bit per item on
+    /// each of 25,000 nodes).
+    groups: Vec<Vec<u32>>,
 }
 
-/// At most this many moved items get a bitmap of the nodes they reach
-/// ([`SourceMoves::reached`]): a bitmap is a bit per node (at most 3.2 MB on `large`, for
-/// the event; a leave there moves up to a couple of hundred items).
+/// At most this many distinct reaches of moved items get a bitmap of the nodes they reach
+/// ([`SourceMoves::reached`]), beside one for all the assembled items: a bitmap is a bit
+/// per node (at most 3.2 MB on `large`, for the event).
 const REACHED_BITMAPS: usize = 256;
 
 /// What a moved item (not an `autogroup:self` one) does to a packet filter it may reach.
@@ -336,10 +339,9 @@ impl SourceMoves {
     }
 
     /// [`SourceMoves::reached`] of lowering `new` (of a table of `len` nodes): `None` when
-    /// too many items moved.
+    /// the moved items have too many distinct reaches.
     fn reached_bitmaps(&self, new: &Lowered, len: usize) -> Option<Reached> {
-        let count = self.decided.len() + self.assembled.len();
-        if count > REACHED_BITMAPS {
+        if self.decided.is_empty() && self.assembled.is_empty() {
             return None;
         }
         let words = len.div_ceil(64);
@@ -362,28 +364,47 @@ impl SourceMoves {
                 crate::bits::set_bit(bits, id);
             }
         };
+        // Each distinct reach once (the items to one destination share its list, which
+        // `new` holds for the whole event, so its address is its own): O(distinct reaches
+        // of the moved items), no more than the verdicts would read without the bitmaps.
         let mut assembled = vec![0u64; words];
+        let mut filled: crate::hash::Set<(bool, usize)> = crate::hash::Set::default();
         for &i in &self.assembled {
-            fill(&mut assembled, reach(i));
+            let r = reach(i);
+            if filled.insert((r.0, r.1.map_or(0, |ids| ids.as_ptr() as usize))) {
+                fill(&mut assembled, r);
+            }
         }
         let mut maps: Vec<Vec<u64>> = Vec::new();
         let mut by_reach: HashMap<(bool, usize), u32> = HashMap::default();
-        let mut decided = Vec::with_capacity(self.decided.len());
+        let mut groups: Vec<Vec<u32>> = Vec::new();
         for &i in &self.decided {
             let r = reach(i);
             let key = (r.0, r.1.map_or(0, |ids| ids.as_ptr() as usize));
-            let at = *by_reach.entry(key).or_insert_with(|| {
-                let mut bits = vec![0u64; words];
-                fill(&mut bits, r);
-                maps.push(bits);
-                crate::nodes::index(maps.len() - 1)
-            });
-            decided.push(at);
+            let at = match by_reach.get(&key) {
+                Some(&at) => at,
+                // The bitmaps are bounded by count, not by the moved items (a leave moving
+                // hundreds of items to a few dozen destinations had every node read its
+                // thousand candidates' flags).
+                None if maps.len() == REACHED_BITMAPS => return None,
+                None => {
+                    let mut bits = vec![0u64; words];
+                    fill(&mut bits, r);
+                    maps.push(bits);
+                    groups.push(Vec::new());
+                    let at = crate::nodes::index(maps.len() - 1);
+                    by_reach.insert(key, at);
+                    at
+                }
+            };
+            if let Some(group) = groups.get_mut(at as usize) {
+                group.push(i);
+            }
         }
         Some(Reached {
             assembled,
-            decided,
             maps,
+            groups,
         })
     }
 
@@ -503,19 +524,16 @@ impl Lowered {
             if assembled {
                 return Verdict::Assemble;
             }
-            // The decided items that may reach the node, in order, until one settles it.
+            // The decided items that may reach the node, until one settles it (in any order:
+            // a decided item never has the filter assembled, so the first that puts entries
+            // in it gives the verdict, wherever it is).
             let reached: Box<dyn Iterator<Item = u32> + '_> = match &moves.reached {
                 Some(r) => Box::new(
-                    moves
-                        .decided
+                    r.maps
                         .iter()
-                        .zip(&r.decided)
-                        .filter(move |(_, &m)| {
-                            r.maps
-                                .get(m as usize)
-                                .is_some_and(|bits| crate::bits::bit(bits, id))
-                        })
-                        .map(|(&i, _)| i),
+                        .zip(&r.groups)
+                        .filter(move |(bits, _)| crate::bits::bit(bits, id))
+                        .flat_map(|(_, items)| items.iter().copied()),
                 ),
                 None => Box::new(moves.decided.iter().copied().filter(move |i| reaches(i))),
             };
@@ -553,7 +571,10 @@ impl Lowered {
         // With the moved items' bitmaps, each costs a bit test (the assembled ones one for
         // all): cheaper than reading every candidate's flags (a leave on `large` moves a
         // couple of hundred items; its 25,000 verdicts read a thousand candidates each).
-        let by_bits = moves.reached.is_some() && moves.decided.len() < candidates;
+        let by_bits = moves
+            .reached
+            .as_ref()
+            .is_some_and(|r| r.maps.len() < candidates);
         let verdict = match by_bits || flagged.saturating_mul(8) < candidates {
             true => from_flagged(),
             false => from_candidates(),
