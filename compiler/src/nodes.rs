@@ -723,6 +723,25 @@ impl NodeTable {
             .iter()
             .map(|n| inventory.registration_rank(&n.name))
             .collect::<Option<_>>()?;
+        // The same names at the same addresses (a retag, an owner, posture or route change):
+        // every node keeps its id, so the earlier indexes are copied and only the changed
+        // nodes' memberships moved, not every list translated (6-9 ms of a retag on `large`).
+        let same_names = removed.len() == added.len()
+            && removed
+                .iter()
+                .zip(&added)
+                .zip(&added_ranks)
+                .all(|((&r, new), &rank)| {
+                    earlier.get(r).is_some_and(|old| {
+                        old.name == new.name
+                            && old.v4 == new.v4
+                            && old.v6 == new.v6
+                            && old.texts == new.texts
+                    }) && earlier.registration.get(r.index()) == Some(&rank)
+                });
+        if same_names {
+            return earlier.patched_in_place(&removed, added);
+        }
         let mut new_ranks = added_ranks.clone();
         new_ranks.sort_unstable();
         let moved_rank = |r: usize| {
@@ -890,6 +909,90 @@ impl NodeTable {
             }
         }
         table.translated = Some((earlier.serial, Arc::from(to_new)));
+        Some(table)
+    }
+
+    /// [`NodeTable::patched`] when the nodes `ids` (ascending) are replaced by `now` (in the
+    /// same order) of the same names, addresses and registration ranks: every id is kept, the
+    /// indexes are copied, and the replaced nodes' tag, owner and route memberships moved.
+    fn patched_in_place(&self, ids: &[NodeId], now: Vec<Arc<NodeInfo>>) -> Option<NodeTable> {
+        let mut nodes = self.nodes.clone();
+        let mut tagged = self.tagged.clone();
+        let mut untagged = self.untagged.clone();
+        let mut devices = self.devices.clone();
+        let mut by_tag = self.by_tag.clone();
+        let mut with_routes = self.with_routes.clone();
+        let take = |list: &mut Vec<NodeId>, id: NodeId| {
+            if let Ok(at) = list.binary_search(&id) {
+                list.remove(at);
+            }
+        };
+        let put = |list: &mut Vec<NodeId>, id: NodeId| {
+            if let Err(at) = list.binary_search(&id) {
+                list.insert(at, id);
+            }
+        };
+        for (&id, node) in ids.iter().zip(now) {
+            let old = self.get(id)?;
+            // Out of the earlier node's lists...
+            if old.is_tagged() {
+                take(&mut tagged, id);
+                for tag in &old.tags {
+                    if let Some(list) = by_tag.get_mut(tag) {
+                        take(list, id);
+                    }
+                }
+            } else {
+                take(&mut untagged, id);
+                if let Some(list) = old.owner.and_then(|u| devices.get_mut(u.index())) {
+                    take(list, id);
+                }
+            }
+            if let Some(list) = with_routes.as_mut() {
+                take(list, id);
+            }
+            // ...and into the new one's.
+            if node.is_tagged() {
+                put(&mut tagged, id);
+                for tag in &node.tags {
+                    put(by_tag.entry(tag.clone()).or_default(), id);
+                }
+            } else {
+                put(&mut untagged, id);
+                if let Some(list) = node.owner.and_then(|u| devices.get_mut(u.index())) {
+                    put(list, id);
+                }
+            }
+            if let Some(list) = with_routes.as_mut().filter(|_| node.has_routes()) {
+                put(list, id);
+            }
+            *nodes.get_mut(id.index())? = node;
+        }
+        by_tag.retain(|_, list| !list.is_empty());
+        let identities = Identities {
+            by_name: self.by_name.clone(),
+            tagged,
+            untagged,
+            devices,
+            by_tag,
+        };
+        let users = UserLookups {
+            source: self.user_source.clone(),
+            users: self.users.clone(),
+            by_email: self.user_by_email.clone(),
+            synced_groups: self.synced_groups.clone(),
+        };
+        let mut table = NodeTable::assembled(
+            nodes,
+            identities,
+            users,
+            (self.by_v4.clone(), self.by_v6.clone()),
+            (self.texts.clone(), self.ranks.clone()),
+            (self.registration.clone(), true),
+        );
+        table.with_routes = with_routes;
+        let same: Vec<u32> = (0..self.len()).map(index).collect();
+        table.translated = Some((self.serial, Arc::from(same)));
         Some(table)
     }
 
