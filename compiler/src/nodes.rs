@@ -733,10 +733,7 @@ impl NodeTable {
                 .zip(&added_ranks)
                 .all(|((&r, new), &rank)| {
                     earlier.get(r).is_some_and(|old| {
-                        old.name == new.name
-                            && old.v4 == new.v4
-                            && old.v6 == new.v6
-                            && old.texts == new.texts
+                        old.name == new.name && (old.v4, old.v6) == (new.v4, new.v6)
                     }) && earlier.registration.get(r.index()) == Some(&rank)
                 });
         if same_names {
@@ -875,12 +872,7 @@ impl NodeTable {
             devices,
             by_tag,
         };
-        let users = UserLookups {
-            source: earlier.user_source.clone(),
-            users: earlier.users.clone(),
-            by_email: earlier.user_by_email.clone(),
-            synced_groups: earlier.synced_groups.clone(),
-        };
+        let users = earlier.user_lookups();
         // The nodes with routes: the kept ones moved, the added ones with routes put in.
         let with_routes = earlier.with_routes.as_ref().map(|list| {
             let mut list = moved_list(list);
@@ -910,6 +902,16 @@ impl NodeTable {
         }
         table.translated = Some((earlier.serial, Arc::from(to_new)));
         Some(table)
+    }
+
+    /// This table's user lookups, shared with a table patched from it.
+    fn user_lookups(&self) -> UserLookups {
+        UserLookups {
+            source: self.user_source.clone(),
+            users: self.users.clone(),
+            by_email: self.user_by_email.clone(),
+            synced_groups: self.synced_groups.clone(),
+        }
     }
 
     /// [`NodeTable::patched`] when the nodes `ids` (ascending) are replaced by `now` (in the
@@ -976,12 +978,7 @@ impl NodeTable {
             devices,
             by_tag,
         };
-        let users = UserLookups {
-            source: self.user_source.clone(),
-            users: self.users.clone(),
-            by_email: self.user_by_email.clone(),
-            synced_groups: self.synced_groups.clone(),
-        };
+        let users = self.user_lookups();
         let mut table = NodeTable::assembled(
             nodes,
             identities,

@@ -60,24 +60,20 @@ impl SrcTable {
         self.intern_hashed(strings, hash)
     }
 
-    /// [`SrcTable::intern_sorted`] of a list whose hash is known.
-    fn intern_hashed(&mut self, strings: Vec<Arc<str>>, hash: u64) -> u32 {
-        debug_assert!(strings.windows(2).all(|w| w.first() < w.last()));
-        debug_assert_eq!(hash, Self::hash(&strings));
-        if let Some(id) = self.find(hash, &strings) {
+    /// [`SrcTable::intern_sorted`] of a list whose hash is known: a vector (made shared only
+    /// when the list is new) or a shared list made already.
+    fn intern_hashed<S: AsRef<[Arc<str>]> + Into<Strings>>(
+        &mut self,
+        strings: S,
+        hash: u64,
+    ) -> u32 {
+        let slice = strings.as_ref();
+        debug_assert!(slice.windows(2).all(|w| w.first() < w.last()));
+        debug_assert_eq!(hash, Self::hash(slice));
+        if let Some(id) = self.find(hash, slice) {
             return id;
         }
-        self.push(Arc::from(strings), hash)
-    }
-
-    /// [`SrcTable::intern_hashed`] of a list made already.
-    fn intern_shared(&mut self, strings: Strings, hash: u64) -> u32 {
-        debug_assert!(strings.windows(2).all(|w| w.first() < w.last()));
-        debug_assert_eq!(hash, Self::hash(&strings));
-        if let Some(id) = self.find(hash, &strings) {
-            return id;
-        }
-        self.push(strings, hash)
+        self.push(strings.into(), hash)
     }
 
     /// The id of list `id` of `other` (a table of this process, so hashes agree), the list
@@ -449,29 +445,31 @@ impl Reuse<'_> {
         }
         // At one place, the new text before the removed one (both sort there).
         cuts.sort_unstable_by_key(|&(at, text)| (at, text.is_none()));
+        // The runs of the earlier list kept between the cuts, and what each cut puts in.
+        let mut runs: Vec<(usize, usize)> = Vec::with_capacity(cuts.len() + 1);
+        let mut texts: Vec<Option<&Arc<str>>> = Vec::with_capacity(cuts.len());
+        let mut from = 0;
+        for &(at, text) in &cuts {
+            // Cuts ascend within the list (checked: a run out of order or out of range
+            // would drop strings unseen).
+            if at < from || at > list.len() {
+                return None;
+            }
+            runs.push((from, at));
+            texts.push(text);
+            from = if text.is_some() { at } else { at + 1 };
+        }
+        runs.push((from, list.len()));
+        let run = |k: usize| {
+            let (a, b) = runs.get(k).copied().unwrap_or((0, 0));
+            list.get(a..b).unwrap_or_default().iter().cloned()
+        };
+        let text = |k: usize| texts.get(k).copied().flatten().cloned();
         // Up to four cuts (a node's two addresses joining or leaving, or moving within the
         // list): the list made in place from slices of the earlier one, whose exact length
         // the standard library sees, not gathered in a vector and copied (the copy was 4% of
-        // a retag's samples on `large`). Unused cuts are empty slices at the end.
+        // a retag's samples on `large`). Cuts past the last are empty.
         if cuts.len() <= 4 {
-            let mut runs = [(list.len(), list.len()); 5];
-            let mut texts: [Option<&Arc<str>>; 4] = [None; 4];
-            let mut from = 0;
-            for (k, &(at, text)) in cuts.iter().enumerate() {
-                // Cuts ascend (checked: a run out of order would drop strings unseen).
-                if at < from {
-                    return None;
-                }
-                *runs.get_mut(k)? = (from, at);
-                *texts.get_mut(k)? = text;
-                from = if text.is_some() { at } else { at + 1 };
-            }
-            *runs.get_mut(cuts.len())? = (from, list.len());
-            let run = |k: usize| {
-                let (a, b) = runs.get(k).copied().unwrap_or_default();
-                list.get(a..b).unwrap_or_default().iter().cloned()
-            };
-            let text = |k: usize| texts.get(k).copied().flatten().cloned();
             let out: Strings = run(0)
                 .chain(text(0))
                 .chain(run(1))
@@ -485,18 +483,11 @@ impl Reuse<'_> {
             return Some((Made::Shared(out), hash, spent));
         }
         let mut out: Vec<Arc<str>> = Vec::with_capacity(list.len() + cuts.len());
-        let mut from = 0;
-        for (at, text) in cuts {
-            out.extend_from_slice(list.get(from..at)?);
-            match text {
-                Some(text) => {
-                    out.push(text.clone());
-                    from = at;
-                }
-                None => from = at + 1,
-            }
+        for k in 0..cuts.len() {
+            out.extend(run(k));
+            out.extend(text(k));
         }
-        out.extend_from_slice(list.get(from..)?);
+        out.extend(run(cuts.len()));
         Some((Made::Gathered(out), hash, spent))
     }
 }
@@ -1037,7 +1028,7 @@ impl Builder<'_> {
             (None, Some((strings, hash, spent))) => {
                 self.budget.spend(spent, self.span)?;
                 let id = match strings {
-                    Made::Shared(strings) => self.lowered.srcs.intern_shared(strings, hash),
+                    Made::Shared(strings) => self.lowered.srcs.intern_hashed(strings, hash),
                     Made::Gathered(strings) => self.lowered.srcs.intern_hashed(strings, hash),
                 };
                 (id, spent)

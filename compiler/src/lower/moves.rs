@@ -367,11 +367,14 @@ impl SourceMoves {
         // Each distinct reach once (the items to one destination share its list, which
         // `new` holds for the whole event, so its address is its own): O(distinct reaches
         // of the moved items), no more than the verdicts would read without the bitmaps.
+        let key = |(all, list): (bool, Option<&Arc<[NodeId]>>)| {
+            (all, list.map_or(0, |ids| ids.as_ptr() as usize))
+        };
         let mut assembled = vec![0u64; words];
         let mut filled: crate::hash::Set<(bool, usize)> = crate::hash::Set::default();
         for &i in &self.assembled {
             let r = reach(i);
-            if filled.insert((r.0, r.1.map_or(0, |ids| ids.as_ptr() as usize))) {
+            if filled.insert(key(r)) {
                 fill(&mut assembled, r);
             }
         }
@@ -380,8 +383,7 @@ impl SourceMoves {
         let mut groups: Vec<Vec<u32>> = Vec::new();
         for &i in &self.decided {
             let r = reach(i);
-            let key = (r.0, r.1.map_or(0, |ids| ids.as_ptr() as usize));
-            let at = match by_reach.get(&key) {
+            let at = match by_reach.get(&key(r)) {
                 Some(&at) => at,
                 // The bitmaps are bounded by count, not by the moved items (a leave moving
                 // hundreds of items to a few dozen destinations had every node read its
@@ -393,7 +395,7 @@ impl SourceMoves {
                     maps.push(bits);
                     groups.push(Vec::new());
                     let at = crate::nodes::index(maps.len() - 1);
-                    by_reach.insert(key, at);
+                    by_reach.insert(key(r), at);
                     at
                 }
             };

@@ -273,12 +273,6 @@ struct Lists {
     moved: crate::hash::Map<(usize, Vec<NodeId>), Arc<[NodeId]>>,
 }
 
-/// A moved source list (held, so its address stays its own) and its principals.
-type ListPrincipals = (Arc<[NodeId]>, Arc<[SshPrincipal]>);
-
-/// Whether two principal lists are equal, with the later list (held, as above).
-type HeldVerdict = (Arc<[SshPrincipal]>, bool);
-
 /// A rule's source devices, and how often the control plane lists each.
 type Sources = (Arc<[NodeId]>, Vec<(NodeId, usize)>);
 
@@ -366,15 +360,13 @@ impl SshLowered {
         // A moved rule's principals by its source list's address (lists are shared among
         // rules, [`Lists`]) and whether it counts tags: its counts depend on nothing else,
         // so rules sharing a moved list share its principals without listing, hashing and
-        // comparing its counts again (4% of a retag on `large`). The entry holds the list,
-        // so its address is not another's meanwhile.
-        let mut by_list: crate::hash::Map<(usize, bool), ListPrincipals> =
+        // comparing its counts again (4% of a retag on `large`). And whether an earlier
+        // rule's principals equal a moved rule's, by the two lists' addresses. Every list
+        // keyed is held until the lowering ends (by `rules` or by the earlier lowering), so
+        // its address is not another's meanwhile.
+        let mut by_list: crate::hash::Map<(usize, bool), Arc<[SshPrincipal]>> =
             crate::hash::Map::default();
-        // Whether an earlier rule's principals equal a moved rule's, by the two lists'
-        // addresses (both held for the whole lowering: by the earlier lowering and by the
-        // entry).
-        let mut alike_lists: crate::hash::Map<(usize, usize), HeldVerdict> =
-            crate::hash::Map::default();
+        let mut alike_lists: crate::hash::Map<(usize, usize), bool> = crate::hash::Map::default();
         for (i, rule) in section.value.iter().enumerate() {
             let domains: Vec<String> = rule
                 .users
@@ -457,9 +449,10 @@ impl SshLowered {
                         None => prior.and_then(|p| p.same_sources(i, &sources)),
                     };
                     let list_key = (Arc::as_ptr(&sources).cast::<NodeId>() as usize, per_tag);
-                    let known = moved_list
-                        .then(|| by_list.get(&list_key).map(|(_, all)| all.clone()))
-                        .flatten();
+                    let known = match moved_list {
+                        true => by_list.get(&list_key).cloned(),
+                        false => None,
+                    };
                     let all = match known {
                         Some(all) => all,
                         None => {
@@ -481,7 +474,7 @@ impl SshLowered {
                                 })
                                 .clone();
                             if moved_list {
-                                by_list.insert(list_key, (sources.clone(), all.clone()));
+                                by_list.insert(list_key, all.clone());
                             }
                             all
                         }
@@ -613,13 +606,12 @@ impl SshLowered {
             if let (Some(moved), Some((_, o))) = (&mut moved, earlier) {
                 let alike = o.sources.is_empty() == sources.is_empty()
                     && o.action == action
-                    && alike_lists
+                    && *alike_lists
                         .entry((
                             Arc::as_ptr(&o.all).cast::<SshPrincipal>() as usize,
                             Arc::as_ptr(&all).cast::<SshPrincipal>() as usize,
                         ))
-                        .or_insert_with(|| (all.clone(), same_principals(&o.all, &all)))
-                        .1
+                        .or_insert_with(|| same_principals(&o.all, &all))
                     && same_principals(&o.tagged, &tagged)
                     && (Arc::ptr_eq(&o.by_user, &by_user)
                         || (o.by_user.len() == by_user.len()
