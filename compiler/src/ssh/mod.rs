@@ -27,6 +27,9 @@ use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
 
 mod patch;
 pub(crate) mod reuse;
+mod users;
+
+use users::Chunked;
 
 /// The port session recorders (`tsrecorder`) listen on.
 const RECORDER_PORT: u16 = 80;
@@ -123,7 +126,7 @@ struct LoweredRule {
     /// users and with destinations besides `autogroup:self`).
     all: Arc<[SshPrincipal]>,
     /// Source devices per owner, in user-id order (localpart and `autogroup:self` rules).
-    by_user: Arc<Vec<UserSources>>,
+    by_user: Chunked<UserSources>,
     /// Position in `by_user` of each user.
     user_index: Arc<HashMap<UserId, usize>>,
     /// Tagged source devices (localpart rules).
@@ -541,14 +544,12 @@ impl SshLowered {
                 let by_user = if lists_same {
                     (o.by_user.clone(), o.user_index.clone())
                 } else if same_users {
-                    let mut by_user: Vec<UserSources> = o.by_user.to_vec();
-                    for list in touched {
-                        let at = o.user_index.get(&list.user).copied();
-                        if let Some(slot) = at.and_then(|k| by_user.get_mut(k)) {
-                            *slot = list;
-                        }
-                    }
-                    (Arc::new(by_user), o.user_index.clone())
+                    // Only the chunks holding a touched user's list are copied.
+                    let changes: Vec<(usize, UserSources)> = touched
+                        .into_iter()
+                        .filter_map(|list| Some((*o.user_index.get(&list.user)?, list)))
+                        .collect();
+                    (o.by_user.replaced(changes), o.user_index.clone())
                 } else {
                     let mut by_user: Vec<UserSources> = o
                         .by_user
@@ -559,7 +560,7 @@ impl SshLowered {
                     by_user.extend(touched);
                     by_user.sort_by_key(|s| user_key(s.user));
                     let index = index_users(&by_user);
-                    (Arc::new(by_user), Arc::new(index))
+                    (Chunked::new(by_user), Arc::new(index))
                 };
                 let (tagged, tagged_hash) = match (localpart, same) {
                     (false, _) => (Arc::from(Vec::new()), Memo::default()),
@@ -590,7 +591,7 @@ impl SshLowered {
                 (
                     Arc::from(tagged),
                     Memo::default(),
-                    Some((Arc::new(by_user), Arc::new(index))),
+                    Some((Chunked::new(by_user), Arc::new(index))),
                 )
             };
             let (by_user, user_index) = by_user.unwrap_or_default();
@@ -613,12 +614,7 @@ impl SshLowered {
                         ))
                         .or_insert_with(|| same_principals(&o.all, &all))
                     && same_principals(&o.tagged, &tagged)
-                    && (Arc::ptr_eq(&o.by_user, &by_user)
-                        || (o.by_user.len() == by_user.len()
-                            && o.by_user
-                                .iter()
-                                .zip(by_user.iter())
-                                .all(|(a, b)| a.alike(b))));
+                    && o.by_user.alike(&by_user, UserSources::alike);
                 if !alike {
                     moved.push(index(i));
                 }
