@@ -103,7 +103,7 @@ fn diff_of(
         let id = *stable_new.get(v.index())?;
         let by_name =
             crate::nodes::translated(&to_old, v).filter(|w| stable_old.get(w.index()) == Some(&id));
-        by_name.or_else(|| old.compiled.id_of(old.names.get(&id)?))
+        by_name.or_else(|| old.compiled.id_of(old.names.name(id)?))
     };
     let nodes: Vec<NodeId> = match touched {
         Some(bits) => crate::bits::ids_of(bits),
@@ -169,7 +169,7 @@ fn diff_of(
         .zip(stable_old.iter())
         .filter(|&(&j, id)| stable_new.get(j as usize) != Some(id))
         .map(|(_, &id)| id)
-        .filter(|id| !new.names.contains_key(id))
+        .filter(|id| !new.names.contains(*id))
         .collect();
     set
 }

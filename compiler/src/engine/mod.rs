@@ -12,6 +12,7 @@
 
 mod changeset;
 mod freer;
+mod names;
 pub mod questions;
 mod records;
 
@@ -131,8 +132,7 @@ pub struct Snapshot {
     compiled: Compiled,
     /// Node names by stable id, and the reverse: shared with the next snapshot when an
     /// event renames, adds or removes no node, patched when it does.
-    names: Arc<BTreeMap<u64, Arc<str>>>,
-    ids: Arc<IdsByName>,
+    names: names::NodeNames,
     /// Each node's fingerprint, by node id of this snapshot's compile: an event moves them
     /// to the next compile's ids (one pass in id order) and patches the nodes it touched,
     /// each found at its place, not hashed (a retag on `large` patches 50,000, and the
@@ -187,22 +187,22 @@ impl Snapshot {
 
     /// The map of node `id`: packet filter, SSH rules, peers, cap map, routes.
     pub fn node(&self, id: u64) -> Option<NodeView<'_>> {
-        self.compiled.node(self.names.get(&id)?)
+        self.compiled.node(self.names.name(id)?)
     }
 
     /// The name of node `id`.
     pub fn name(&self, id: u64) -> Option<&str> {
-        self.names.get(&id).map(|n| &**n)
+        self.names.name(id).map(|n| &**n)
     }
 
     /// The id of the node called `name`.
     pub fn id(&self, name: &str) -> Option<u64> {
-        self.ids.get(name).copied()
+        self.names.id(name)
     }
 
     /// Node ids, ascending.
     pub fn node_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.names.keys().copied()
+        self.names.ids()
     }
 }
 
@@ -435,7 +435,7 @@ impl Engine {
             && self
                 .current
                 .names
-                .get(id)
+                .name(*id)
                 .and_then(|name| self.current.compiled.table().id(name))
                 .is_some_and(|nid| self.current.compiled.sole_server(nid))
     }
@@ -597,21 +597,19 @@ impl Inputs {
     }
 
     /// Every node's name by stable id, and the reverse.
-    fn names(&self) -> (Arc<BTreeMap<u64, Arc<str>>>, Arc<IdsByName>) {
-        let names: BTreeMap<u64, Arc<str>> = self
-            .nodes
-            .values()
-            .map(|n| (n.id, Arc::from(n.name.as_str())))
-            .collect();
-        let ids: IdsByName = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
-        (Arc::new(names), Arc::new(ids))
+    fn names(&self) -> names::NodeNames {
+        names::NodeNames::new(
+            self.nodes
+                .values()
+                .map(|n| (n.id, Arc::from(n.name.as_str()))),
+        )
     }
 
     /// [`Inputs::names`] after a change to the nodes of `narrow` only: the previous maps
-    /// (shared when no name changed), every changed node's entries removed, then its
-    /// present ones added (so a batch may swap names). O(changed log n) when nothing is
-    /// renamed, one copy of each map (references, not strings) otherwise.
-    fn patched_names(&self, narrow: &Narrow<'_>) -> (Arc<BTreeMap<u64, Arc<str>>>, Arc<IdsByName>) {
+    /// (shared when no name changed), patched with every changed node's entries removed,
+    /// then its present ones added (so a batch may swap names). O(changed log n) but for
+    /// an occasional fold ([`names::NodeNames::patched`]).
+    fn patched_names(&self, narrow: &Narrow<'_>) -> names::NodeNames {
         let old = narrow.old;
         let now = |id: &u64| self.nodes.get(id).map(|n| n.name.as_str());
         if narrow
@@ -619,26 +617,14 @@ impl Inputs {
             .iter()
             .all(|(id, before)| before.as_deref() == now(id))
         {
-            return (old.names.clone(), old.ids.clone());
+            return old.names.clone();
         }
-        let mut names = BTreeMap::clone(&old.names);
-        let mut ids = IdsByName::clone(&old.ids);
-        for (id, before) in &narrow.nodes {
-            names.remove(id);
-            if let Some(before) = before {
-                if ids.get(before.as_str()) == Some(id) {
-                    ids.remove(before.as_str());
-                }
-            }
-        }
-        for (id, _) in &narrow.nodes {
-            if let Some(name) = now(id) {
-                let name: Arc<str> = Arc::from(name);
-                ids.insert(name.clone(), *id);
-                names.insert(*id, name);
-            }
-        }
-        (Arc::new(names), Arc::new(ids))
+        let present: Vec<(u64, Arc<str>)> = narrow
+            .nodes
+            .iter()
+            .filter_map(|(id, _)| Some((*id, Arc::from(now(id)?))))
+            .collect();
+        old.names.patched(&narrow.nodes, &present)
     }
 
     /// Make [`Inputs::user_list`] again if the users changed.
@@ -708,14 +694,14 @@ impl Inputs {
         sorted.sort_unstable();
         let is_changed = |id: &u64| sorted.binary_search(id).is_ok();
         // `old`'s nodes are in the order of their ids, as these records are.
-        let mut before = old.names.keys().zip(earlier.nodes()).enumerate().peekable();
+        let mut before = old.names.ids().zip(earlier.nodes()).enumerate().peekable();
         let mut nodes = Vec::with_capacity(self.nodes.len());
         let mut to_new = vec![usize::MAX; earlier.nodes().len()];
         let mut fresh = Vec::new();
         for (id, record) in &self.nodes {
-            while before.next_if(|(_, (old_id, _))| *old_id < id).is_some() {}
+            while before.next_if(|(_, (old_id, _))| old_id < id).is_some() {}
             let kept = before
-                .next_if(|(_, (old_id, _))| *old_id == id)
+                .next_if(|(_, (old_id, _))| old_id == id)
                 .filter(|_| !is_changed(id));
             match kept {
                 Some((position, (_, node))) => {
@@ -880,15 +866,15 @@ impl Inputs {
         };
         let names = || match &scope {
             Scope::Node(n) => self.patched_names(n),
-            Scope::Routes(r) => (r.old.names.clone(), r.old.ids.clone()),
-            Scope::Policy(old) => (old.names.clone(), old.ids.clone()),
+            Scope::Routes(r) => r.old.names.clone(),
+            Scope::Policy(old) => old.names.clone(),
             Scope::Everything => self.names(),
         };
-        let (compiled, (names, ids)) =
+        let (compiled, names) =
             crate::par::join_if(matches!(scope, Scope::Node(_)), compile, names);
         let narrowed = match scope {
-            Scope::Node(n) => n.fingerprints(&compiled, &names, &ids),
-            Scope::Routes(r) => r.fingerprints(&compiled, &names, &ids),
+            Scope::Node(n) => n.fingerprints(&compiled, &names),
+            Scope::Routes(r) => r.fingerprints(&compiled, &names),
             Scope::Policy(old) => policy_fingerprints(old, &compiled, &names),
             Scope::Everything => None,
         };
@@ -923,7 +909,6 @@ impl Inputs {
             inventory,
             compiled,
             names,
-            ids,
             fingerprints: prints.fingerprints,
             stale: prints.stale,
             node_bases: prints.node_bases,
@@ -1029,7 +1014,7 @@ fn routeless_nodes(
         if !inputs.nodes.get(&id).is_none_or(serves_nothing) {
             return None;
         }
-        let before = current.names.get(&id).map(|n| n.to_string());
+        let before = current.names.name(id).map(|n| n.to_string());
         nodes.push((id, before));
     }
     Some(nodes)
@@ -1037,8 +1022,6 @@ fn routeless_nodes(
 
 /// A set of stable node ids.
 pub(super) type IdSet = crate::hash::Set<u64>;
-/// Stable node ids by node name.
-type IdsByName = crate::hash::Map<Arc<str>, u64>;
 
 /// A new snapshot, the nodes (one bit each, by its node ids) whose filter the change is
 /// known to have changed while their filter part was left uncomputed, and
@@ -1089,7 +1072,7 @@ impl Snapshot {
     /// [`Snapshot::stable`], found by name if no event moved it here.
     fn stable_by_node(&self) -> &Arc<Vec<u64>> {
         self.stable
-            .get_or_init(|| Arc::new(stable_by_node(&self.compiled, &self.ids)))
+            .get_or_init(|| Arc::new(stable_by_node(&self.compiled, &self.names)))
     }
 
     /// Its fingerprints and stale flags moved to the node ids of a later compile (`to_new`:
@@ -1166,7 +1149,7 @@ enum Filter {
 fn policy_fingerprints(
     old: &Snapshot,
     compiled: &Compiled,
-    names: &BTreeMap<u64, Arc<str>>,
+    names: &names::NodeNames,
 ) -> Option<Prints> {
     if compiled.refusal().is_some() != old.compiled.refusal().is_some() {
         return None;
@@ -1301,12 +1284,7 @@ impl Narrow<'_> {
     /// when the rules merge differently (an item came or went, or two items' sources became
     /// equal or different), or when the policy went from compiling to refused or back (the
     /// work budget counts nodes).
-    fn fingerprints(
-        &self,
-        compiled: &Compiled,
-        names: &BTreeMap<u64, Arc<str>>,
-        ids: &IdsByName,
-    ) -> Option<Prints> {
+    fn fingerprints(&self, compiled: &Compiled, names: &names::NodeNames) -> Option<Prints> {
         let old = &self.old.compiled;
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
             return None;
@@ -1319,7 +1297,7 @@ impl Narrow<'_> {
                 Some(name) => Some(old.id_of(name)?),
                 None => None,
             };
-            let after = match names.get(node) {
+            let after = match names.name(*node) {
                 Some(name) => Some(compiled.id_of(name)?),
                 None => None,
             };
@@ -1387,7 +1365,7 @@ impl Narrow<'_> {
                 mark(&d, &Some, true);
                 new_bases.push((a, d.base));
                 crate::bits::clear_bit(&mut stale, a);
-                present.push((a, names.get(&node)?));
+                present.push((a, names.name(node)?));
             }
         }
         // Each node's stable id, moved from the old snapshot's by the translation, the
@@ -1405,7 +1383,7 @@ impl Narrow<'_> {
         }
         debug_assert_eq!(
             stable_of,
-            stable_by_node(compiled, ids),
+            stable_by_node(compiled, names),
             "stable ids moved by the translation"
         );
         // Peers' entries by new node id.
@@ -1577,19 +1555,14 @@ impl RouteNarrow<'_> {
     /// are patched (subtracted as they were, added as they are). `None` (fingerprint every
     /// node) when the rules merge differently (what `*` means aside), or the policy went
     /// from compiling to refused or back.
-    fn fingerprints(
-        &self,
-        compiled: &Compiled,
-        names: &BTreeMap<u64, Arc<str>>,
-        ids: &IdsByName,
-    ) -> Option<Prints> {
+    fn fingerprints(&self, compiled: &Compiled, names: &names::NodeNames) -> Option<Prints> {
         let old = &self.old.compiled;
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.slots_like(old) {
             return None;
         }
-        let name = names.get(&self.node)?;
-        let mut servers = stable_ids(old.route_servers(name), &self.old.ids);
-        servers.extend(stable_ids(compiled.route_servers(name), ids));
+        let name = names.name(self.node)?;
+        let mut servers = stable_ids(old.route_servers(name), &self.old.names);
+        servers.extend(stable_ids(compiled.route_servers(name), names));
         servers.insert(self.node);
         let n = compiled.table().len();
         let to_new = compiled.ids_from(old);
@@ -1597,7 +1570,7 @@ impl RouteNarrow<'_> {
         let mut all: Vec<(NodeId, &Arc<str>)> = Vec::with_capacity(servers.len());
         let mut server_bases = Vec::with_capacity(servers.len());
         for &s in &servers {
-            let s_name = names.get(&s)?;
+            let s_name = names.name(s)?;
             let v = compiled.id_of(s_name)?;
             server_bases.push((v, compiled.peer_base(s_name)?));
             all.push((v, s_name));
@@ -1683,21 +1656,20 @@ impl RouteNarrow<'_> {
 }
 
 /// Each node's stable id by node id of `compiled` ([`NO_NODE`] for none), found by name.
-fn stable_by_node(compiled: &Compiled, ids: &IdsByName) -> Vec<u64> {
+fn stable_by_node(compiled: &Compiled, names: &names::NodeNames) -> Vec<u64> {
     (0..compiled.table().len())
         .map(|v| {
             compiled
                 .name_of(NodeId::new(v))
-                .and_then(|name| ids.get(name))
-                .copied()
+                .and_then(|name| names.id(name))
                 .unwrap_or(NO_NODE)
         })
         .collect()
 }
 
 /// The ids of the nodes named in `list` (stable ids through `map`).
-fn stable_ids(list: Vec<Arc<str>>, map: &IdsByName) -> IdSet {
-    list.iter().filter_map(|n| map.get(n).copied()).collect()
+fn stable_ids(list: Vec<Arc<str>>, names: &names::NodeNames) -> IdSet {
+    list.iter().filter_map(|n| names.id(n)).collect()
 }
 
 /// A node whose filter part an event decides: its id in the new compile, its name, and its id

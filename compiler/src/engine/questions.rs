@@ -80,7 +80,7 @@ const DEFAULT_CHECK_PERIOD: GoDuration = GoDuration(12 * 3600 * 1_000_000_000);
 
 impl Snapshot {
     fn node_id(&self, id: u64) -> Option<NodeId> {
-        self.compiled.table().id(self.names.get(&id)?)
+        self.compiled.table().id(self.names.name(id)?)
     }
 
     fn user_index(&self, id: u64) -> Option<UserId> {
@@ -157,7 +157,7 @@ impl Snapshot {
                 .unwrap_or_default();
         let new = Approvers::new(policy, &new_table);
         let mut out = BTreeMap::new();
-        for (&id, name) in self.names.iter() {
+        for (id, name) in self.names.iter() {
             let (Some(a), Some(b)) = (old_table.id(name), new_table.id(name)) else {
                 continue;
             };
@@ -235,8 +235,8 @@ impl Snapshot {
         port: u16,
         proto: Option<&str>,
     ) -> Option<Result<Explanation, TestError>> {
-        let src = self.names.get(&src)?;
-        let dst = format!("{}:{port}", self.names.get(&dst)?);
+        let src = self.names.name(src)?;
+        let dst = format!("{}:{port}", self.names.name(dst)?);
         Some(explain(
             &self.policy,
             &self.compiled,
