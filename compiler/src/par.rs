@@ -2,9 +2,12 @@
 //! has no threads): the compile's independent phases, per-node loops, the engine's
 //! fingerprints.
 
-/// How many threads to split work over: the cores, at most eight.
+/// How many threads to split work over: the cores, at most eight. Asked once per process:
+/// on Linux the standard library reads the cgroup's CPU quota from files on every call (a
+/// node event on `large` asked a few dozen times).
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
 /// `a` and `b`, on two threads when there is a second core, else one after the other.
