@@ -41,6 +41,7 @@ pub use error::{CompileError, CompileErrorKind, CompileLimits};
 pub use routes::auto_approved_routes;
 
 mod capmap;
+mod devices;
 pub mod diff;
 pub mod engine;
 pub mod policytest;

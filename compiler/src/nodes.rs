@@ -355,7 +355,7 @@ pub(crate) struct NodeTable {
     pub(crate) services: Vec<ServiceInfo>,
     service_by_name: HashMap<String, usize>,
     /// Untagged nodes of each user, sorted.
-    pub(crate) devices: Vec<Vec<NodeId>>,
+    pub(crate) devices: crate::devices::Devices,
     /// Nodes carrying each tag, sorted.
     by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
     /// Tagged nodes, sorted.
@@ -809,7 +809,7 @@ impl NodeTable {
         });
         let mut tagged = moved_list(&earlier.tagged);
         let mut untagged = moved_list(&earlier.untagged);
-        let mut devices: Vec<Vec<NodeId>> = earlier.devices.iter().map(|l| moved_list(l)).collect();
+        let mut added_devices: Vec<(usize, NodeId)> = Vec::new();
         let mut by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>> = earlier
             .by_tag
             .iter()
@@ -844,8 +844,8 @@ impl NodeTable {
                 }
             } else {
                 insert(&mut untagged, id);
-                if let Some(list) = node.owner.and_then(|u| devices.get_mut(u.index())) {
-                    insert(list, id);
+                if let Some(owner) = node.owner {
+                    added_devices.push((owner.index(), id));
                 }
             }
             if let Some(v4) = node.v4 {
@@ -857,6 +857,7 @@ impl NodeTable {
                 by_v6.insert(by_v6.partition_point(|&x| x < key), key);
             }
         }
+        let devices = earlier.devices.moved(|_, id| moved(&id), &added_devices);
         // Every kept node keeps its texts (the added were formatted or taken above).
         let mut texts_from = vec![None; nodes.len()];
         for (i, &j) in to_new.iter().enumerate() {
@@ -921,7 +922,9 @@ impl NodeTable {
         let mut nodes = self.nodes.clone();
         let mut tagged = self.tagged.clone();
         let mut untagged = self.untagged.clone();
-        let mut devices = self.devices.clone();
+        // Devices leaving and joining their owners' lists, as (owner, device).
+        let mut taken: Vec<(usize, NodeId)> = Vec::new();
+        let mut put_in: Vec<(usize, NodeId)> = Vec::new();
         let mut by_tag = self.by_tag.clone();
         let mut with_routes = self.with_routes.clone();
         let take = |list: &mut Vec<NodeId>, id: NodeId| {
@@ -946,8 +949,8 @@ impl NodeTable {
                 }
             } else {
                 take(&mut untagged, id);
-                if let Some(list) = old.owner.and_then(|u| devices.get_mut(u.index())) {
-                    take(list, id);
+                if let Some(owner) = old.owner {
+                    taken.push((owner.index(), id));
                 }
             }
             if let Some(list) = with_routes.as_mut() {
@@ -961,8 +964,8 @@ impl NodeTable {
                 }
             } else {
                 put(&mut untagged, id);
-                if let Some(list) = node.owner.and_then(|u| devices.get_mut(u.index())) {
-                    put(list, id);
+                if let Some(owner) = node.owner {
+                    put_in.push((owner.index(), id));
                 }
             }
             if let Some(list) = with_routes.as_mut().filter(|_| node.has_routes()) {
@@ -971,6 +974,18 @@ impl NodeTable {
             *nodes.get_mut(id.index())? = node;
         }
         by_tag.retain(|_, list| !list.is_empty());
+        // Only the replaced nodes' owners' lists move (none when they were and are tagged).
+        let devices = if taken.is_empty() && put_in.is_empty() {
+            self.devices.clone()
+        } else {
+            taken.sort_unstable();
+            let users = self.users.len();
+            put_in.retain(|&(u, _)| u < users);
+            self.devices.moved(
+                |u, id| taken.binary_search(&(u, id)).is_err().then_some(id),
+                &put_in,
+            )
+        };
         let identities = Identities {
             by_name: self.by_name.clone(),
             tagged,
@@ -1396,17 +1411,18 @@ struct Identities {
     tagged: Vec<NodeId>,
     untagged: Vec<NodeId>,
     /// Each user's untagged devices.
-    devices: Vec<Vec<NodeId>>,
+    devices: crate::devices::Devices,
     by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
 }
 
 /// The indexes of `nodes`' names, tags and owners (`users` of them).
 fn identity_indexes(nodes: &[Arc<NodeInfo>], users: usize) -> Identities {
+    let mut devices: Vec<Vec<NodeId>> = vec![Vec::new(); users];
     let mut ids = Identities {
         by_name: hashbrown::HashTable::with_capacity(nodes.len()),
         tagged: Vec::new(),
         untagged: Vec::new(),
-        devices: vec![Vec::new(); users],
+        devices: crate::devices::Devices::default(),
         by_tag: crate::hash::Map::default(),
     };
     let rehash = |id: &NodeId| {
@@ -1425,7 +1441,7 @@ fn identity_indexes(nodes: &[Arc<NodeInfo>], users: usize) -> Identities {
             }
         } else {
             ids.untagged.push(id);
-            if let Some(list) = node.owner.and_then(|u| ids.devices.get_mut(u.index())) {
+            if let Some(list) = node.owner.and_then(|u| devices.get_mut(u.index())) {
                 list.push(id);
             }
         }
@@ -1433,6 +1449,7 @@ fn identity_indexes(nodes: &[Arc<NodeInfo>], users: usize) -> Identities {
     for list in ids.by_tag.values_mut() {
         list.dedup();
     }
+    ids.devices = crate::devices::Devices::from_lists(&devices);
     ids
 }
 

@@ -723,7 +723,7 @@ impl PeerIndex {
             .get(id)
             .and_then(|n| n.owner)
             .and_then(|u| table.devices.get(u.index()))
-            .map_or(&[][..], Vec::as_slice);
+            .unwrap_or_default();
         std::iter::once(&id)
             .chain(owner_devices)
             .all(|&m| self.self_sources.contains(m) == other.self_sources.contains(m))
