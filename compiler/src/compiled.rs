@@ -1042,6 +1042,20 @@ impl Compiled {
         self.lowered.merge_signature() == other.lowered.merge_signature()
     }
 
+    /// The nodes (one bit each) whose filters may change beyond a node event's dependents
+    /// when the rules do not merge as in `old` ([`crate::lower::regrouped`]); `None` when
+    /// what `*` means differs too. `to_new` maps `old`'s node ids to this compile's.
+    pub(crate) fn regrouped(&self, old: &Compiled, to_new: &[u32]) -> Option<Vec<u64>> {
+        if !self.lowered.same_star(&old.lowered) {
+            return None;
+        }
+        Some(crate::lower::regrouped(
+            (&old.lowered, &old.table),
+            (&self.lowered, &self.table),
+            to_new,
+        ))
+    }
+
     /// [`Compiled::merges_like`], except what `*` means (which lists every subnet route).
     pub(crate) fn slots_like(&self, other: &Compiled) -> bool {
         self.lowered.merge_signature().0 == other.lowered.merge_signature().0

@@ -1280,15 +1280,22 @@ impl Narrow<'_> {
     /// ([`crate::lower::SourceMoves`]: unchanged, changed and left uncomputed, or assembled
     /// and hashed where the items cannot tell); and the peers' part of their peers patched: a
     /// peers' fingerprint is a sum over peers, and only the changed nodes' entries changed (no
-    /// other node's selectors, routes or attributes did). `None` when those sets cannot be bounded,
-    /// when the rules merge differently (an item came or went, or two items' sources became
-    /// equal or different), or when the policy went from compiling to refused or back (the
-    /// work budget counts nodes).
+    /// other node's selectors, routes or attributes did). When the rules merge differently (an
+    /// item came or went, or two items' sources became equal or different), the nodes the
+    /// regrouping reaches are assembled too ([`Compiled::regrouped`]) and no filter verdict
+    /// is read from the items. `None` when those sets cannot be bounded, when what `*` means
+    /// changed with the merging, or when the policy went from compiling to refused or back
+    /// (the work budget counts nodes).
     fn fingerprints(&self, compiled: &Compiled, names: &names::NodeNames) -> Option<Prints> {
         let old = &self.old.compiled;
-        if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.merges_like(old) {
+        if compiled.refusal().is_some() != old.refusal().is_some() {
             return None;
         }
+        // Rules that merge otherwise than before (an item came or went, two items' sources
+        // became equal or different): the filters of the nodes the regrouping reaches are
+        // assembled too, and no verdict is read from the items (they are not paired index
+        // for index).
+        let merges = compiled.merges_like(old);
         let (n, words) = (compiled.table().len(), compiled.table().len().div_ceil(64));
         // Each changed node's id before (in the old compile) and after.
         let mut ends: Vec<(u64, Option<NodeId>, Option<NodeId>)> = Vec::new();
@@ -1397,8 +1404,17 @@ impl Narrow<'_> {
             .filter_map(|(_, n)| n.as_deref())
             .collect();
         let new_names: Vec<&str> = present.iter().map(|(_, n)| &***n).collect();
+        if !merges {
+            let regrouped = compiled.regrouped(old, &to_new)?;
+            for (w, r) in filter_bits.iter_mut().zip(regrouped) {
+                *w |= r;
+            }
+        }
         // Filters: decided from the items where they can be; the rest assembled.
-        let moves = compiled.source_moves(old, &old_names, &new_names);
+        let moves = match merges {
+            true => compiled.source_moves(old, &old_names, &new_names),
+            false => None,
+        };
         if let Some(moves) = &moves {
             // A list that became (or stopped being) some user's devices moves that user's
             // self rule to another slot, on devices the node's items do not reach.

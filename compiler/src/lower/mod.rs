@@ -24,11 +24,13 @@ use crate::wire::{CapMap, Ports, Strings};
 mod assemble;
 mod compare;
 mod moves;
+mod regroup;
 
 pub(crate) use compare::{
     changed_items, changed_items_wire, mark_reached, ChangedItems, WireComparison,
 };
 pub(crate) use moves::{login, ChangedNode, SourceMoves, Verdict};
+pub(crate) use regroup::regrouped;
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [
