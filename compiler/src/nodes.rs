@@ -979,8 +979,6 @@ impl NodeTable {
             self.devices.clone()
         } else {
             taken.sort_unstable();
-            let users = self.users.len();
-            put_in.retain(|&(u, _)| u < users);
             self.devices.moved(
                 |u, id| taken.binary_search(&(u, id)).is_err().then_some(id),
                 &put_in,

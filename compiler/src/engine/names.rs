@@ -71,26 +71,24 @@ impl NodeNames {
         std::iter::from_fn(move || loop {
             let next_base = base.peek().map(|(&id, _)| id);
             let next_over = over.peek().map(|(&id, _)| id);
-            match (next_base, next_over) {
+            // The overlay's entry replaces the base's of the same id (`None`: removed).
+            let from_over = match (next_base, next_over) {
                 (None, None) => return None,
-                (Some(b), Some(o)) if o <= b => {
+                (Some(b), Some(o)) => {
                     if o == b {
                         base.next();
                     }
-                    if let Some((&id, Some(name))) = over.next() {
-                        return Some((id, name));
-                    }
+                    o <= b
                 }
-                (_, Some(_)) if next_base.is_none() => {
-                    if let Some((&id, Some(name))) = over.next() {
-                        return Some((id, name));
-                    }
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if from_over {
+                if let Some((&id, Some(name))) = over.next() {
+                    return Some((id, name));
                 }
-                _ => {
-                    if let Some((&id, name)) = base.next() {
-                        return Some((id, name));
-                    }
-                }
+            } else if let Some((&id, name)) = base.next() {
+                return Some((id, name));
             }
         })
     }

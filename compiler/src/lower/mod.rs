@@ -563,15 +563,19 @@ impl Lowered {
         let slots = self
             .items
             .iter()
-            .map(|item| {
-                let global = match &item.body {
-                    Body::Net { proto, .. } => self.first_slot.get(&(item.src, *proto)).copied(),
-                    _ => None,
-                };
-                (item.slot, global.unwrap_or(u32::MAX), item.origin)
-            })
+            .map(|item| (item.slot, self.global_slot(item), item.origin))
             .collect();
         (slots, &self.star)
+    }
+
+    /// The slot `item`'s (`SrcIPs`, `IPProto`) key has across the policy (for a network item;
+    /// `u32::MAX` for any other).
+    fn global_slot(&self, item: &Item) -> u32 {
+        match &item.body {
+            Body::Net { proto, .. } => self.first_slot.get(&(item.src, *proto)).copied(),
+            _ => None,
+        }
+        .unwrap_or(u32::MAX)
     }
 
     /// The nodes whose packet filter may change when node `id` (serving no route) joins,

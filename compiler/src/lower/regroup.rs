@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::{Body, Lowered};
+use super::Lowered;
 use crate::bits::set_bit;
 use crate::nodes::NodeTable;
 
@@ -72,13 +72,6 @@ pub(crate) fn regrouped(
         u32::MAX => Some(u32::MAX),
         s => pair.get(s as usize).copied().flatten(),
     };
-    let first_slot = |l: &Lowered, i: usize| {
-        let item = l.items.get(i)?;
-        match &item.body {
-            Body::Net { proto, .. } => l.first_slot.get(&(item.src, *proto)).copied(),
-            _ => None,
-        }
-    };
     let mut flag_old = Vec::with_capacity(old.items.len());
     let mut flag_new = vec![true; new.items.len()];
     // Items whose sources moved (the self-claim owners of their lists, before and after).
@@ -96,8 +89,7 @@ pub(crate) fn regrouped(
             continue;
         };
         let same = partner(a.slot) == Some(b.slot)
-            && partner(first_slot(old, i).unwrap_or(u32::MAX))
-                == Some(first_slot(new, j as usize).unwrap_or(u32::MAX))
+            && partner(old.global_slot(a)) == Some(new.global_slot(b))
             && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
             && a.via == b.via;
         let moved = !super::same_strings(&old.srcs.get(a.src), &new.srcs.get(b.src));
@@ -110,20 +102,22 @@ pub(crate) fn regrouped(
             *m = moved;
         }
     }
-    let words = new_table.len().div_ceil(64);
-    let mut bits = vec![0u64; words];
-    new.mark_reached(new_table, &flag_new, &mut bits);
-    new.mark_claims(new_table, &flag_new, &mut bits);
-    if new.has_self_items() {
-        new.mark_claims(new_table, &moved_new, &mut bits);
-    }
-    let mut old_bits = vec![0u64; old_table.len().div_ceil(64)];
-    old.mark_reached(old_table, &flag_old, &mut old_bits);
-    old.mark_claims(old_table, &flag_old, &mut old_bits);
-    if old.has_self_items() {
-        old.mark_claims(old_table, &moved_old, &mut old_bits);
-    }
-    for v in crate::bits::iter_bits(&old_bits) {
+    // The nodes the flagged items reach and claim, and with self items the claims of the
+    // items whose sources moved, in one lowering's ids.
+    let marked = |l: &Lowered, table: &NodeTable, flags: &[bool], moved: &[bool]| {
+        let mut bits = vec![0u64; table.len().div_ceil(64)];
+        l.mark_reached(table, flags, &mut bits);
+        let selves = l.has_self_items();
+        let claims: Vec<bool> = flags
+            .iter()
+            .zip(moved)
+            .map(|(&f, &m)| f || (selves && m))
+            .collect();
+        l.mark_claims(table, &claims, &mut bits);
+        bits
+    };
+    let mut bits = marked(new, new_table, &flag_new, &moved_new);
+    for v in crate::bits::iter_bits(&marked(old, old_table, &flag_old, &moved_old)) {
         if let Some(w) = crate::nodes::translated(to_new, v) {
             set_bit(&mut bits, w);
         }
