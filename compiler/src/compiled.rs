@@ -1045,15 +1045,23 @@ impl Compiled {
     /// The nodes (one bit each) whose filters may change beyond a node event's dependents
     /// when the rules do not merge as in `old` ([`crate::lower::regrouped`]); `None` when
     /// what `*` means differs too. `to_new` maps `old`'s node ids to this compile's.
-    pub(crate) fn regrouped(&self, old: &Compiled, to_new: &[u32]) -> Option<Vec<u64>> {
+    /// With them, each of `old`'s rule items' partner here ([`crate::lower::pair_by_rule`]).
+    pub(crate) fn regrouped(
+        &self,
+        old: &Compiled,
+        to_new: &[u32],
+    ) -> Option<(Vec<u64>, Vec<Option<u32>>)> {
         if !self.lowered.same_star(&old.lowered) {
             return None;
         }
-        Some(crate::lower::regrouped(
+        let pair = crate::lower::pair_by_rule(&old.lowered, &self.lowered);
+        let bits = crate::lower::regrouped(
             (&old.lowered, &old.table),
             (&self.lowered, &self.table),
             to_new,
-        ))
+            &pair,
+        );
+        Some((bits, pair))
     }
 
     /// [`Compiled::merges_like`], except what `*` means (which lists every subnet route).
@@ -1178,12 +1186,13 @@ impl Compiled {
 
     /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
     /// before it, and `new_names` here) did to the rule items; `None` when the items do not
-    /// pair ([`crate::lower::SourceMoves`]).
+    /// pair ([`crate::lower::SourceMoves`]). `pair` pairs them through their rules when the
+    /// event changed how rules merge ([`Compiled::regrouped`]).
     pub(crate) fn source_moves(
         &self,
         old: &Compiled,
-        old_names: &[&str],
-        new_names: &[&str],
+        (old_names, new_names): (&[&str], &[&str]),
+        pair: Option<&[Option<u32>]>,
     ) -> Option<crate::lower::SourceMoves> {
         let ids = |c: &Compiled, names: &[&str]| {
             let mut ids: Vec<NodeId> = names.iter().filter_map(|n| c.table.id(n)).collect();
@@ -1200,12 +1209,11 @@ impl Compiled {
         let mut all = owners(old, &before);
         all.extend(owners(self, &after));
         crate::lower::SourceMoves::new(
-            &old.lowered,
-            &old.table,
-            &self.lowered,
-            &self.table,
+            (&old.lowered, &old.table),
+            (&self.lowered, &self.table),
             crate::lower::ChangedNode { before, after },
             all,
+            pair,
         )
     }
 
@@ -1234,6 +1242,19 @@ impl Compiled {
             (Some(id), Some(old_id)) => self.filter_verdict_at((id, old_id), old, moves),
             _ => crate::lower::Verdict::Assemble,
         }
+    }
+
+    /// After a node event that regrouped the rules on node `id` here (`old_id` in `old`),
+    /// whether its packet filter changed, as far as the items without a partner tell
+    /// ([`crate::lower::Lowered::regrouped_verdict`]).
+    pub(crate) fn regrouped_verdict_at(
+        &self,
+        (id, old_id): (NodeId, NodeId),
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> crate::lower::Verdict {
+        self.lowered
+            .regrouped_verdict(&self.table, id, (&old.lowered, &old.table, old_id), moves)
     }
 
     /// [`Compiled::filter_verdict`] of the node `id` here, `old_id` in `old` (the same node).

@@ -606,6 +606,34 @@ fn merges_that_change_with_a_join() {
     );
 }
 
+/// A join that makes a rule's item appear (its only source user's first device) shifts every
+/// later item: the items are paired through their rules, and a later rule's destination,
+/// which the new item does not reach, is still decided from its moved sources (its filter
+/// changed: the device is in them). The leave makes the item vanish again.
+#[test]
+fn an_item_that_appears_before_a_moved_one() {
+    let policy = parse_policy(
+        r#"{"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+            "tagOwners": {"tag:web": [], "tag:db": []},
+            "acls": [
+              {"action": "accept", "src": ["tag:db"], "dst": ["tag:web:443"]},
+              {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["group:eng"], "dst": ["tag:db:22"]},
+              {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+        [
+            Event::UpsertNode(owned(4, 2)),
+            Event::UpsertNode(owned(5, 2)),
+            Event::RemoveNode(4),
+            Event::RemoveNode(5),
+        ],
+    );
+}
+
 /// Replace the policy `text("")` by `text(extra)` and back on a tailnet of `nodes` (users 1
 /// to 4), checking each step against a fresh engine (state, change set, parts).
 fn policy_edit_both_ways(text: impl Fn(&str) -> String, extra: &str, nodes: Vec<NodeRecord>) {

@@ -1281,9 +1281,11 @@ impl Narrow<'_> {
     /// and hashed where the items cannot tell); and the peers' part of their peers patched: a
     /// peers' fingerprint is a sum over peers, and only the changed nodes' entries changed (no
     /// other node's selectors, routes or attributes did). When the rules merge differently (an
-    /// item came or went, or two items' sources became equal or different), the nodes the
-    /// regrouping reaches are assembled too ([`Compiled::regrouped`]) and no filter verdict
-    /// is read from the items. `None` when those sets cannot be bounded, when what `*` means
+    /// item came or went, or two items' sources became equal or different), the items are
+    /// paired through their rules, and the nodes the regrouping reaches
+    /// ([`Compiled::regrouped`]) are decided from the items without a partner
+    /// ([`crate::lower::Lowered::regrouped_verdict`]) or assembled. `None` when those sets
+    /// cannot be bounded, when what `*` means
     /// changed with the merging, or when the policy went from compiling to refused or back
     /// (the work budget counts nodes).
     fn fingerprints(&self, compiled: &Compiled, names: &names::NodeNames) -> Option<Prints> {
@@ -1292,9 +1294,8 @@ impl Narrow<'_> {
             return None;
         }
         // Rules that merge otherwise than before (an item came or went, two items' sources
-        // became equal or different): the filters of the nodes the regrouping reaches are
-        // assembled too, and no verdict is read from the items (they are not paired index
-        // for index).
+        // became equal or different): the items are paired through their rules, not index
+        // for index, and the nodes the regrouping reaches are decided apart.
         let merges = compiled.merges_like(old);
         let (n, words) = (compiled.table().len(), compiled.table().len().div_ceil(64));
         // Each changed node's id before (in the old compile) and after.
@@ -1404,16 +1405,22 @@ impl Narrow<'_> {
             .filter_map(|(_, n)| n.as_deref())
             .collect();
         let new_names: Vec<&str> = present.iter().map(|(_, n)| &***n).collect();
-        if !merges {
-            let regrouped = compiled.regrouped(old, &to_new)?;
-            for (w, r) in filter_bits.iter_mut().zip(regrouped) {
-                *w |= r;
+        // Filters: decided from the items where they can be; the rest assembled. When the
+        // rules merge otherwise, the items are paired through their rules and the nodes the
+        // regrouping reaches are assembled (`forced`).
+        let (moves, forced) = match merges {
+            true => (
+                compiled.source_moves(old, (&old_names, &new_names), None),
+                None,
+            ),
+            false => {
+                let (regrouped, pair) = compiled.regrouped(old, &to_new)?;
+                for (w, r) in filter_bits.iter_mut().zip(&regrouped) {
+                    *w |= r;
+                }
+                let moves = compiled.source_moves(old, (&old_names, &new_names), Some(&pair));
+                (moves, Some(regrouped))
             }
-        }
-        // Filters: decided from the items where they can be; the rest assembled.
-        let moves = match merges {
-            true => compiled.source_moves(old, &old_names, &new_names),
-            false => None,
         };
         if let Some(moves) = &moves {
             // A list that became (or stopped being) some user's devices moves that user's
@@ -1444,7 +1451,7 @@ impl Narrow<'_> {
         let mut changed = vec![0u64; words];
         decide_filters(
             (compiled, old),
-            moves.as_ref(),
+            (moves.as_ref(), forced.as_deref()),
             &to_decide,
             (&mut out, &mut stale, &mut changed),
         )?;
@@ -1611,7 +1618,7 @@ impl RouteNarrow<'_> {
         // event (`SourceMoves`), the rest assembled.
         let mut changed = vec![0u64; words];
         if !compiled.merges_like(old) {
-            let moves = compiled.source_moves(old, &[name], &[name])?;
+            let moves = compiled.source_moves(old, (&[name], &[name]), None)?;
             let mut reach = compiled.moved_reach(old, &moves);
             for claimant in compiled.self_claimants(&moves) {
                 if let Some(v) = compiled.id_of(&claimant) {
@@ -1627,7 +1634,7 @@ impl RouteNarrow<'_> {
             }
             decide_filters(
                 (compiled, old),
-                Some(&moves),
+                (Some(&moves), None),
                 &reached,
                 (&mut out, &mut stale, &mut changed),
             )?;
@@ -1693,13 +1700,15 @@ fn stable_ids(list: Vec<Arc<str>>, names: &names::NodeNames) -> IdSet {
 type ToDecide<'a> = (NodeId, &'a Arc<str>, Option<NodeId>);
 
 /// The filter parts of `nodes` after an event, on every core: each node's verdict from the
-/// rule items (`moves`; without them every node is assembled). `Same` keeps the part,
+/// rule items (`moves`; without them every node is assembled), the nodes in `forced` (one bit
+/// each: the regrouping reaches them) from the items without a partner alone
+/// ([`crate::lower::Lowered::regrouped_verdict`]). `Same` keeps the part,
 /// `Changed` leaves it uncomputed (stale, and in `changed`), `Assemble` hashes the new
 /// filter. `None` when a node has no fingerprint to update. A node comes with its ids in
 /// the two compiles when the caller has them (else they are looked up by name).
 fn decide_filters(
     (compiled, old): (&Compiled, &Compiled),
-    moves: Option<&crate::lower::SourceMoves>,
+    (moves, forced): (Option<&crate::lower::SourceMoves>, Option<&[u64]>),
     nodes: &[ToDecide<'_>],
     (out, stale, changed): (&mut [Fingerprint], &mut [u64], &mut [u64]),
 ) -> Option<()> {
@@ -1711,10 +1720,14 @@ fn decide_filters(
                     compiled.id_of(name) == Some(v)
                         && was.is_none_or(|w| old.id_of(name) == Some(w))
                 );
+                let regrouped = forced.is_some_and(|f| crate::bits::bit(f, v));
                 let verdict = match (moves, was) {
+                    (Some(moves), Some(w)) if regrouped => {
+                        compiled.regrouped_verdict_at((v, w), old, moves)
+                    }
                     (Some(moves), Some(w)) => compiled.filter_verdict_at((v, w), old, moves),
-                    (Some(moves), None) => compiled.filter_verdict(name, old, moves),
-                    (None, _) => crate::lower::Verdict::Assemble,
+                    (Some(moves), None) if !regrouped => compiled.filter_verdict(name, old, moves),
+                    _ => crate::lower::Verdict::Assemble,
                 };
                 let filter = match verdict {
                     crate::lower::Verdict::Same => return None,

@@ -30,7 +30,7 @@ pub(crate) use compare::{
     changed_items, changed_items_wire, mark_reached, ChangedItems, WireComparison,
 };
 pub(crate) use moves::{login, ChangedNode, SourceMoves, Verdict};
-pub(crate) use regroup::regrouped;
+pub(crate) use regroup::{pair_by_rule, regrouped};
 
 /// Capabilities that bring a companion rule, reversed in direction, and the companion's name.
 const COMPANIONS: [(&str, &str); 2] = [
@@ -831,16 +831,53 @@ fn patched_index(
             a.origin == b.origin
                 && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
         });
-    if !same_items || kept.len() != new.by_node.len() {
+    if kept.len() != new.by_node.len() {
         return None;
     }
-    old.by_node.patched_with(kept, |id| {
+    let list_of = |id: NodeId| -> Vec<u32> {
         reaches
             .iter()
             .filter(|(_, ids)| ids.binary_search(&id).is_ok())
             .map(|(i, _)| *i)
             .collect()
-    })
+    };
+    if same_items {
+        return old.by_node.patched_with(kept, list_of);
+    }
+    // Items vanished or appeared (a rule's only source device left or joined): the items
+    // paired by rule and kind are renumbered, the others' nodes added.
+    let mut to_new: Vec<u32> = regroup::pair_by_rule(old, new)
+        .into_iter()
+        .map(|j| j.unwrap_or(u32::MAX))
+        .collect();
+    let mut paired = vec![false; new.items.len()];
+    for (a, j) in old.items.iter().zip(to_new.iter_mut()) {
+        let b = new.items.get(*j as usize);
+        match b.filter(|b| std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)) {
+            Some(_) => {
+                if let Some(p) = paired.get_mut(*j as usize) {
+                    *p = true;
+                }
+            }
+            None => *j = u32::MAX,
+        }
+    }
+    let mut added: Vec<(NodeId, u32)> = reaches
+        .iter()
+        .filter(|(i, _)| !paired.get(*i as usize).copied().unwrap_or(false))
+        .flat_map(|(i, ids)| ids.iter().map(move |&id| (id, *i)))
+        .collect();
+    added.sort_unstable();
+    let index = old.by_node.renumbered(kept, &to_new, &added, list_of)?;
+    debug_assert!(
+        index.iter().eq(crate::pernode::PerNode::from_lists(
+            kept.len(),
+            reaches.iter().map(|(i, ids)| (*i, &ids[..]))
+        )
+        .iter()),
+        "the renumbered index is the one built afresh"
+    );
+    Some(index)
 }
 
 /// `*` as a source: the tailnet ranges and every approved subnet route, as wire strings and

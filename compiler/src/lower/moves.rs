@@ -21,14 +21,15 @@ use crate::hash::{Map as HashMap, Set as HashSet};
 use std::sync::Arc;
 
 use super::{first_owner, Body, ChangedItems, Item, Lowered};
-use crate::nodes::{NodeId, NodeTable, UserId};
+use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
 use crate::resolve::Target;
 
 /// What a one-node change did to the items.
 #[derive(Debug)]
 pub(crate) struct SourceMoves {
-    /// Per item (the lowerings have the same items, index for index): its `SrcIPs` (or a
-    /// companion's other list) differ. Always false for `autogroup:self` items, whose sources
+    /// Per item of the new lowering (paired with the old one's index for index, or through
+    /// `to_new`): its `SrcIPs` (or a companion's other list) differ; true for an item
+    /// without a partner. Always false for `autogroup:self` items, whose sources
     /// are per node.
     moved: Vec<bool>,
     /// Per item: its destinations differ beyond the changed node's own membership. Always
@@ -62,9 +63,19 @@ pub(crate) struct SourceMoves {
     /// own list of items (hundreds or thousands long, out of cache) took 16-20 ms of a
     /// member's join on `large`, over 25,000 nodes.
     reached: Option<Reached>,
-    /// The two lowerings' `autogroup:self` items are the same list: compared once, not per
-    /// untagged node (25,000 comparisons of 50 items in a member's join on `large`).
+    /// The two lowerings' `autogroup:self` items are the same list (through `to_new`):
+    /// compared once, not per untagged node (25,000 comparisons of 50 items in a member's
+    /// join on `large`).
     self_items_same: bool,
+    /// When the items are paired through their rules rather than index for index (the
+    /// event changed how rules merge: [`super::regroup`]): each old item's index in the new
+    /// lowering (`u32::MAX` for none). A node's candidates are then compared through it.
+    to_new: Option<Vec<u32>>,
+    /// The two lowerings' items that may reach every node are the same (through `to_new`).
+    global_same: bool,
+    /// With `to_new`: the items of the old lowering and of the new one (ascending) without a
+    /// partner of their kind ([`Lowered::regrouped_verdict`]).
+    unpaired: (Vec<u32>, Vec<u32>),
 }
 
 /// The nodes moved items may reach ([`SourceMoves::reached`]), one bit each. No moved item
@@ -218,20 +229,38 @@ pub(crate) fn login(table: &NodeTable, user: Option<UserId>) -> Option<&str> {
 
 impl SourceMoves {
     /// Compare two lowerings of the same policy, before and after a change to one node
-    /// (`node`) that serves no route and whose owners (before and after) are `owners`. `None`
-    /// when the items do not pair index for index. O(items + nodes), each distinct pair of
+    /// (`node`) that serves no route and whose owners (before and after) are `owners`.
+    /// `pair` gives each old item's partner in `new` when the event changed how rules merge
+    /// ([`super::regroup`]); without it the items pair index for index, and `None` is
+    /// returned when they do not. An item without a partner, or whose partner is of another
+    /// kind, has the filters it may reach assembled. O(items + nodes), each distinct pair of
     /// lists compared once.
     pub(crate) fn new(
-        old: &Lowered,
-        old_table: &NodeTable,
-        new: &Lowered,
-        new_table: &NodeTable,
+        (old, old_table): (&Lowered, &NodeTable),
+        (new, new_table): (&Lowered, &NodeTable),
         node: ChangedNode,
         owners: impl IntoIterator<Item = String>,
+        pair: Option<&[Option<u32>]>,
     ) -> Option<SourceMoves> {
-        if old.items.len() != new.items.len() {
-            return None;
-        }
+        // Each new item's partner in `old`, and (when paired by rule) each old one's in `new`.
+        let (old_of, to_new) = match pair {
+            None if old.items.len() != new.items.len() => return None,
+            None => ((0..new.items.len()).map(|i| Some(i as u32)).collect(), None),
+            Some(pair) => {
+                let mut old_of = vec![None; new.items.len()];
+                let mut to_new = vec![u32::MAX; old.items.len()];
+                for (i, j) in pair.iter().enumerate() {
+                    if let (Some(j), Some(t)) = (j, to_new.get_mut(i)) {
+                        *t = *j;
+                        if let Some(o) = old_of.get_mut(*j as usize) {
+                            *o = Some(crate::nodes::index(i));
+                        }
+                    }
+                }
+                (old_of, Some(to_new))
+            }
+        };
+        let mapped = |list: &[u32]| -> Vec<u32> { map_items(to_new.as_deref(), list) };
         let mut moves = SourceMoves {
             moved: Vec::with_capacity(new.items.len()),
             dst_moved: Vec::with_capacity(new.items.len()),
@@ -241,7 +270,10 @@ impl SourceMoves {
             decided: Vec::new(),
             assembled: Vec::new(),
             reached: None,
-            self_items_same: old.self_items == new.self_items,
+            self_items_same: mapped(&old.self_items) == new.self_items,
+            global_same: mapped(&old.global) == new.global,
+            to_new: None,
+            unpaired: (Vec::new(), Vec::new()),
         };
         let mut translate = Translate::new(old_table, new_table, node);
         let mut memo: HashMap<(u32, u32), bool> = HashMap::default();
@@ -261,12 +293,32 @@ impl SourceMoves {
                 moved
             })
         };
-        for (a, b) in old.items.iter().zip(&new.items) {
-            if std::mem::discriminant(&a.body) != std::mem::discriminant(&b.body)
-                || a.via.is_some() != b.via.is_some()
-            {
-                return None;
-            }
+        let mut via_old = Vec::new();
+        for (j, b) in new.items.iter().enumerate() {
+            let i = crate::nodes::index(j);
+            let partner = old_of
+                .get(j)
+                .copied()
+                .flatten()
+                .and_then(|o| Some((o, old.items.get(o as usize)?)));
+            let alike = |a: &Item| {
+                std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
+                    && a.via.is_some() == b.via.is_some()
+            };
+            let Some((o, a)) = partner.filter(|(_, a)| alike(a)) else {
+                // No partner of its kind (only when paired by rule: index for index, the
+                // lowerings are given up on). The regrouping marks every node it or its
+                // partner may reach, and the carriers of their `via` tags
+                // ([`super::regroup`]): those are decided by [`Lowered::regrouped_verdict`].
+                pair?;
+                if let Some((o, _)) = partner {
+                    moves.unpaired.0.push(o);
+                }
+                moves.unpaired.1.push(i);
+                moves.moved.push(!b.body.is_self());
+                moves.dst_moved.push(!b.body.is_self());
+                continue;
+            };
             let mut moved = differ(a.src, b.src, &mut moves.owners);
             if let (Body::Companion { src_ips: x, .. }, Body::Companion { src_ips: y, .. }) =
                 (&a.body, &b.body)
@@ -277,7 +329,6 @@ impl SourceMoves {
             moves.moved.push(moved && !b.body.is_self());
             moves.dst_moved.push(dst_moved);
             if !b.body.is_self() && (moved || dst_moved) {
-                let i = crate::nodes::index(moves.moved.len() - 1);
                 match moved_kind(b, dst_moved) {
                     MovedKind::Decided => moves.decided.push(i),
                     MovedKind::Assembled => {
@@ -286,15 +337,66 @@ impl SourceMoves {
                             .extend(b.via.iter().flat_map(|tags| tags.iter().cloned()));
                         moves.assembled.push(i);
                     }
-                    MovedKind::Via => moves.via_moved.push((i, Vec::new(), Vec::new())),
+                    MovedKind::Via => {
+                        moves.via_moved.push((i, Vec::new(), Vec::new()));
+                        via_old.push(o);
+                    }
                     MovedKind::Inert => {}
                 }
             }
         }
-        moves.key_sharers(old, new);
+        if let Some(to_new) = &to_new {
+            let lone = to_new.iter().enumerate().filter(|(_, &j)| j == u32::MAX);
+            moves
+                .unpaired
+                .0
+                .extend(lone.map(|(i, _)| crate::nodes::index(i)));
+            moves.unpaired.0.sort_unstable();
+        }
+        moves.key_sharers(old, new, &via_old);
         moves.reached = moves.reached_bitmaps(new, new_table.len());
+        moves.to_new = to_new;
         Some(moves)
     }
+
+    /// Node `node` (of `new`, on `table`) has its filter assembled whatever the items say:
+    /// an untagged device of an owner whose `autogroup:self` sources or claims moved, or a
+    /// carrier of a tag of a `via` item whose destinations moved.
+    fn owner_or_carrier(&self, new: &Lowered, table: &NodeTable, node: &NodeInfo) -> bool {
+        let self_owner = !node.is_tagged()
+            && !new.self_items.is_empty()
+            && login(table, node.owner).is_some_and(|u| self.owners.contains(u));
+        self_owner || node.tags.iter().any(|t| self.via_tags.contains(t))
+    }
+
+    /// Node lists of candidates (ascending) of the two lowerings are the same items, old
+    /// ones translated through the pairing.
+    fn same_items(&self, old: &[u32], new: &[u32]) -> bool {
+        match &self.to_new {
+            None => old == new,
+            Some(to_new) => {
+                old.len() == new.len()
+                    && old
+                        .iter()
+                        .zip(new)
+                        .all(|(&i, &j)| to_new.get(i as usize) == Some(&j))
+            }
+        }
+    }
+}
+
+/// `list` (old item indices, ascending) in new indices through `to_new` (none: the same),
+/// ascending; an item without a partner becomes `u32::MAX`.
+fn map_items(to_new: Option<&[u32]>, list: &[u32]) -> Vec<u32> {
+    let Some(to_new) = to_new else {
+        return list.to_vec();
+    };
+    let mut out: Vec<u32> = list
+        .iter()
+        .map(|&i| to_new.get(i as usize).copied().unwrap_or(u32::MAX))
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// A `via` network item's merging key: its `SrcIPs` and `IPProto`.
@@ -308,13 +410,19 @@ fn via_key(item: &Item) -> Option<(u32, Option<u8>)> {
 impl SourceMoves {
     /// Fill in [`SourceMoves::via_moved`]'s other `via` items of each key, in one pass over
     /// each lowering's `via` items. O(items).
-    fn key_sharers(&mut self, old: &Lowered, new: &Lowered) {
+    /// `via_old` holds each moved item's index in `old`.
+    fn key_sharers(&mut self, old: &Lowered, new: &Lowered, via_old: &[u32]) {
         if self.via_moved.is_empty() {
             return;
         }
         for (side, lowered) in [(0, old), (1, new)] {
             let mut wanted: HashMap<(u32, Option<u8>), Vec<usize>> = HashMap::default();
-            for (at, (m, _, _)) in self.via_moved.iter().enumerate() {
+            // Each moved item's index in this lowering.
+            let own: Vec<u32> = match side {
+                0 => via_old.to_vec(),
+                _ => self.via_moved.iter().map(|(m, _, _)| *m).collect(),
+            };
+            for (at, m) in own.iter().enumerate() {
                 if let Some(key) = lowered.items.get(*m as usize).and_then(via_key) {
                     wanted.entry(key).or_default().push(at);
                 }
@@ -325,8 +433,9 @@ impl SourceMoves {
                     continue;
                 };
                 for &at in ats {
-                    if let Some((m, olds, news)) = self.via_moved.get_mut(at) {
-                        if *m != j {
+                    let m = own.get(at).copied();
+                    if let Some((_, olds, news)) = self.via_moved.get_mut(at) {
+                        if m != Some(j) {
                             match side {
                                 0 => olds.push(j),
                                 _ => news.push(j),
@@ -440,10 +549,7 @@ impl Lowered {
         let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
             return Verdict::Assemble;
         };
-        let self_owner = !node.is_tagged()
-            && !self.self_items.is_empty()
-            && login(table, node.owner).is_some_and(|u| moves.owners.contains(u));
-        if self_owner || node.tags.iter().any(|t| moves.via_tags.contains(t)) {
+        if moves.owner_or_carrier(self, table, node) {
             return Verdict::Assemble;
         }
         let Some(via_entries) = self.via_verdict((id, node), (old, old_id, old_node), moves) else {
@@ -466,13 +572,21 @@ impl Lowered {
             (true, false) => old.self_items.is_empty(),
             (false, true) => self.self_items.is_empty(),
         };
-        debug_assert_eq!(same_selves, selves(node, self) == selves(old_node, old));
+        debug_assert_eq!(
+            same_selves,
+            selves(node, self) == map_items(moves.to_new.as_deref(), selves(old_node, old))
+        );
         // A list the engine's patch kept is the same memory.
-        let same_parts = (std::ptr::eq(listed, old_listed) || listed == old_listed)
-            && self.global == old.global
+        let same_parts = (std::ptr::eq(listed, old_listed) && moves.to_new.is_none()
+            || moves.same_items(old_listed, listed))
+            && moves.global_same
             && same_selves;
-        if !same_parts && self.candidates(id, node) != old.candidates(old_id, old_node) {
-            return Verdict::Assemble;
+        if !same_parts {
+            let old_candidates =
+                map_items(moves.to_new.as_deref(), &old.candidates(old_id, old_node));
+            if self.candidates(id, node) != old_candidates {
+                return Verdict::Assemble;
+            }
         }
         // What candidate `i` does to the filter: `None` when it has it assembled, else
         // whether it puts entries in it (not looked at when `known`: one did already).
@@ -585,6 +699,62 @@ impl Lowered {
             Verdict::Same if via_entries => Verdict::Changed,
             verdict => verdict,
         }
+    }
+
+    /// Node `id`'s packet filter after a node event that regrouped the rules on it (the
+    /// node is reached or claimed by an item without a partner, or whose merge slot moved:
+    /// [`super::regroup`]), when `moves` paired the items by rule: [`Verdict::Changed`] when
+    /// the items without a partner put entries in it on one side and none on the other,
+    /// [`Verdict::Assemble`] otherwise. Merging moves `DstPorts` entries and `CapGrant`s
+    /// between rules without dropping any, and a paired item puts as many in both filters
+    /// (its destinations did not move: an item whose did is assembled, as are the devices
+    /// of the owners whose `autogroup:self` rules changed and the carriers of moved `via`
+    /// tags), so the filter holds more (or fewer) than before. The leave of a user's only
+    /// device makes that user's rules' items vanish: their destinations lose entries.
+    /// O(items without a partner x log candidates).
+    pub(crate) fn regrouped_verdict(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        (old, old_table, old_id): (&Lowered, &NodeTable, NodeId),
+        moves: &SourceMoves,
+    ) -> Verdict {
+        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
+            return Verdict::Assemble;
+        };
+        let assembled = match &moves.reached {
+            Some(r) => crate::bits::bit(&r.assembled, id),
+            None => moves
+                .assembled
+                .iter()
+                .any(|&i| self.is_candidate(id, node, i)),
+        };
+        if moves.to_new.is_none() || assembled || moves.owner_or_carrier(self, table, node) {
+            return Verdict::Assemble;
+        }
+        // The entries the items without a partner put in the filter of a lowering.
+        let share = |l: &Lowered, t: &NodeTable, (id, node), items: &[u32]| {
+            let mut sum = 0;
+            for &i in items {
+                if l.is_candidate(id, node, i) {
+                    sum += l.entries_on(t, id, i)?;
+                }
+            }
+            Some(sum)
+        };
+        let removed = share(old, old_table, (old_id, old_node), &moves.unpaired.0);
+        let added = share(self, table, (id, node), &moves.unpaired.1);
+        match (removed, added) {
+            (Some(0), Some(n)) | (Some(n), Some(0)) if n > 0 => Verdict::Changed,
+            _ => Verdict::Assemble,
+        }
+    }
+
+    /// Item `i` may reach node `id`.
+    fn is_candidate(&self, id: NodeId, node: &crate::nodes::NodeInfo, i: u32) -> bool {
+        self.by_node.get(id.index()).binary_search(&i).is_ok()
+            || self.global.binary_search(&i).is_ok()
+            || (!node.is_tagged() && self.self_items.binary_search(&i).is_ok())
     }
 
     /// What the `via` items whose sources alone moved do to node `id`'s filter: `Some(true)`

@@ -18,7 +18,7 @@ use crate::nodes::NodeTable;
 
 /// Each old item's partner in `new`: the items of a rule pair in order when the rule has as
 /// many in both (its runs of items paired in the order they come); `None` otherwise.
-fn pair_by_rule(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
+pub(crate) fn pair_by_rule(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
     // Runs of items of one rule, by rule, in order.
     let runs = |l: &Lowered| {
         let mut runs: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
@@ -61,13 +61,14 @@ fn pair_by_rule(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
 /// merge slot or first slot is not its partner's (through the pairing), or of another kind;
 /// with `autogroup:self` items, the devices of the user whose devices an item's sources
 /// were or are (a self rule merges into the first item with exactly those sources); and for
-/// `via` items, the nodes carrying their tags. `to_new` maps `old_table`'s ids.
+/// `via` items, the nodes carrying their tags. `to_new` maps `old_table`'s ids; `pair` is
+/// [`pair_by_rule`].
 pub(crate) fn regrouped(
     (old, old_table): (&Lowered, &NodeTable),
     (new, new_table): (&Lowered, &NodeTable),
     to_new: &[u32],
+    pair: &[Option<u32>],
 ) -> Vec<u64> {
-    let pair = pair_by_rule(old, new);
     let partner = |s: u32| match s {
         u32::MAX => Some(u32::MAX),
         s => pair.get(s as usize).copied().flatten(),
