@@ -7,7 +7,9 @@
 //! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
 //! added to and then removed from the policy; `engine/node_batch_x100/large` and
 //! `engine/node_batch_x1000/medium`: that many new nodes join in one batch, then leave in the
-//! next), so no event is a no-op. Workloads come from
+//! next; `engine/leave_only_device/large`: the only device of a user the policy names leaves
+//! and returns, which makes that user's rule items vanish and come back), so no event is a
+//! no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -267,11 +269,40 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         .map(|n| n.id)
         .step_by(97)
         .collect();
+    // The only device of a user the policy names: its leave makes that user's rules' items
+    // vanish (the rules merge otherwise), its return brings them back.
+    let mut devices: std::collections::HashMap<u64, Vec<&NodeRecord>> = Default::default();
+    for n in state.nodes.iter().filter(|n| n.tags.is_empty()) {
+        devices.entry(n.user.unwrap_or(0)).or_default().push(n);
+    }
+    let only_device = state
+        .users
+        .iter()
+        .filter(|u| {
+            let src = format!("\"src\": [\"{}\"]", u.login);
+            loaded.policy_text.contains(&src)
+        })
+        .filter_map(|u| match devices.get(&u.id).map(Vec::as_slice) {
+            Some([only]) if only.advertised_routes.is_empty() => Some((*only).clone()),
+            _ => None,
+        })
+        .next()
+        .unwrap();
+    drop(devices);
     drop(state);
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
     // Events take long on `large`: the same small number of iterations in every sample.
     group.sampling_mode(SamplingMode::Flat);
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("leave_only_device", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| match i % 2 {
+                1 => Event::RemoveNode(only_device.id),
+                _ => Event::UpsertNode(only_device.clone()),
+            })
+        })
+    });
     let mut next = 0;
     group.bench_function(BenchmarkId::new("node_leave", "large"), |b| {
         b.iter_custom(|iters| {
