@@ -205,10 +205,13 @@ impl PerNode {
     /// pass over the lists, on two cores: O(nodes + the lists' length), where building them
     /// afresh from every item's nodes scatters each entry (two fifths of such an event on
     /// `large`). `None` when more than [`MAX_CHANGED`] nodes changed.
+    ///
+    /// `dropped` has a bit per node here whose list holds an item that is gone (a list
+    /// without one is renumbered entry for entry, in a loop without branches).
     pub(crate) fn renumbered(
         &self,
         kept: &[Option<NodeId>],
-        to_new: &[u32],
+        (to_new, dropped): (&[u32], &[u64]),
         added: &[(NodeId, u32)],
         list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
     ) -> Option<PerNode> {
@@ -250,12 +253,17 @@ impl PerNode {
                 adds = rest;
                 match kept.get(n).copied().flatten() {
                     Some(old) => {
-                        let mapped = self
-                            .get(old.index())
+                        let list = self.get(old.index());
+                        let mapped = list
                             .iter()
                             .filter_map(|&i| to_new.get(i as usize).copied())
                             .filter(|&j| j != u32::MAX);
-                        if here.is_empty() && monotone {
+                        let whole = !crate::bits::bit(dropped, old);
+                        if here.is_empty() && monotone && whole {
+                            // Every item kept: one entry each (an exact-size loop).
+                            let map = |&i: &u32| to_new.get(i as usize).copied();
+                            out.extend(list.iter().map(|i| map(i).unwrap_or(u32::MAX)));
+                        } else if here.is_empty() && monotone {
                             out.extend(mapped);
                         } else if monotone {
                             // Both ascending: merged.
@@ -410,8 +418,17 @@ mod tests {
             let kept: Vec<Option<NodeId>> = (0..nodes)
                 .map(|n| (n != changed).then(|| NodeId::new(n)))
                 .collect();
+            // The nodes whose lists hold a vanished item.
+            let mut dropped = vec![0u64; nodes.div_ceil(64)];
+            for (i, list) in old_lists.iter().enumerate() {
+                if to_new[i] == u32::MAX {
+                    list.iter().for_each(|&id| crate::bits::set_bit(&mut dropped, id));
+                }
+            }
             let got = old
-                .renumbered(&kept, &to_new, &added, |id| fresh.get(id.index()).to_vec())
+                .renumbered(&kept, (&to_new, &dropped), &added, |id| {
+                    fresh.get(id.index()).to_vec()
+                })
                 .unwrap();
             prop_assert_eq!(got.len(), nodes);
             for n in 0..nodes {

@@ -868,7 +868,19 @@ fn patched_index(
         .flat_map(|(i, ids)| ids.iter().map(move |&id| (id, *i)))
         .collect();
     added.sort_unstable();
-    let index = old.by_node.renumbered(kept, &to_new, &added, list_of)?;
+    // The (old) nodes whose lists hold an item that is gone.
+    let mut dropped = vec![0u64; old.by_node.len().div_ceil(64)];
+    for (_, ids) in old
+        .reach_lists
+        .iter()
+        .filter(|(i, _)| to_new.get(*i as usize) == Some(&u32::MAX))
+    {
+        ids.iter()
+            .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
+    }
+    let index = old
+        .by_node
+        .renumbered(kept, (&to_new, &dropped), &added, list_of)?;
     debug_assert!(
         index.iter().eq(crate::pernode::PerNode::from_lists(
             kept.len(),
