@@ -15,6 +15,11 @@
 //! the slots they claim (the owners in [`SourceMoves`]), `via` claims, and companions of app
 //! grants. (An app grant's rule is never merged: like a plain network item's, a moved list
 //! changes it wherever it has a destination.)
+//!
+//! When the event does change how rules merge (a rule's items vanish or appear), the items
+//! are paired through their rules ([`super::regroup`]) and the same holds of every node the
+//! regrouping does not reach; the nodes it reaches are decided from the items without a
+//! partner ([`Lowered::regrouped_verdict`]).
 
 // Looked up once per item and per dependent node (tens of thousands per event): the fast hash.
 use crate::hash::{Map as HashMap, Set as HashSet};
@@ -232,9 +237,9 @@ impl SourceMoves {
     /// (`node`) that serves no route and whose owners (before and after) are `owners`.
     /// `pair` gives each old item's partner in `new` when the event changed how rules merge
     /// ([`super::regroup`]); without it the items pair index for index, and `None` is
-    /// returned when they do not. An item without a partner, or whose partner is of another
-    /// kind, has the filters it may reach assembled. O(items + nodes), each distinct pair of
-    /// lists compared once.
+    /// returned when they do not. The items without a partner of their kind are listed for
+    /// [`Lowered::regrouped_verdict`] (the regrouping marks every node they may reach or
+    /// claim). O(items + nodes), each distinct pair of lists compared once.
     pub(crate) fn new(
         (old, old_table): (&Lowered, &NodeTable),
         (new, new_table): (&Lowered, &NodeTable),
