@@ -10,7 +10,8 @@
 //! node, receives the same items in the same order, their sources the same lists, merged
 //! into the same slots: its filter is the one it had.
 
-use std::collections::HashMap;
+// Looked up once per run of items (thousands per event): the fast hash.
+use crate::hash::Map as HashMap;
 
 use super::Lowered;
 use crate::bits::set_bit;
@@ -21,7 +22,7 @@ use crate::nodes::NodeTable;
 pub(crate) fn pair_by_rule(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
     // Runs of items of one rule, by rule, in order.
     let runs = |l: &Lowered| {
-        let mut runs: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+        let mut runs: HashMap<u32, Vec<(usize, usize)>> = HashMap::default();
         let mut start = 0;
         while let Some(first) = l.items.get(start) {
             let len = l
