@@ -1239,33 +1239,26 @@ impl Compiled {
         moves: &crate::lower::SourceMoves,
     ) -> crate::lower::Verdict {
         match (self.table.id(name), old.table.id(name)) {
-            (Some(id), Some(old_id)) => self.filter_verdict_at((id, old_id), old, moves),
+            (Some(id), Some(old_id)) => self.filter_verdict_at((id, old_id), old, moves, false),
             _ => crate::lower::Verdict::Assemble,
         }
     }
 
-    /// After a node event that regrouped the rules on node `id` here (`old_id` in `old`),
-    /// whether its packet filter changed, as far as the items without a partner tell
-    /// ([`crate::lower::Lowered::regrouped_verdict`]).
-    pub(crate) fn regrouped_verdict_at(
-        &self,
-        (id, old_id): (NodeId, NodeId),
-        old: &Compiled,
-        moves: &crate::lower::SourceMoves,
-    ) -> crate::lower::Verdict {
-        self.lowered
-            .regrouped_verdict(&self.table, id, (&old.lowered, &old.table, old_id), moves)
-    }
-
-    /// [`Compiled::filter_verdict`] of the node `id` here, `old_id` in `old` (the same node).
+    /// [`Compiled::filter_verdict`] of the node `id` here, `old_id` in `old` (the same node);
+    /// for a node the regrouping reaches (`regrouped`), as far as the items without a partner
+    /// tell ([`crate::lower::Lowered::regrouped_verdict`]).
     pub(crate) fn filter_verdict_at(
         &self,
         (id, old_id): (NodeId, NodeId),
         old: &Compiled,
         moves: &crate::lower::SourceMoves,
+        regrouped: bool,
     ) -> crate::lower::Verdict {
-        self.lowered
-            .filter_verdict(&self.table, id, (&old.lowered, &old.table, old_id), moves)
+        let old = (&old.lowered, &old.table, old_id);
+        match regrouped {
+            true => self.lowered.regrouped_verdict(&self.table, id, old, moves),
+            false => self.lowered.filter_verdict(&self.table, id, old, moves),
+        }
     }
 }
 

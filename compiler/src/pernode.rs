@@ -263,8 +263,6 @@ impl PerNode {
                             // Every item kept: one entry each (an exact-size loop).
                             let map = |&i: &u32| to_new.get(i as usize).copied();
                             out.extend(list.iter().map(|i| map(i).unwrap_or(u32::MAX)));
-                        } else if here.is_empty() && monotone {
-                            out.extend(mapped);
                         } else if monotone {
                             // Both ascending: merged.
                             let mut adds = here.iter().map(|&(_, i)| i).peekable();

@@ -1407,7 +1407,7 @@ impl Narrow<'_> {
         let new_names: Vec<&str> = present.iter().map(|(_, n)| &***n).collect();
         // Filters: decided from the items where they can be; the rest assembled. When the
         // rules merge otherwise, the items are paired through their rules and the nodes the
-        // regrouping reaches are assembled (`forced`).
+        // regrouping reaches (`forced`) are decided from the items without a partner.
         let (moves, forced) = match merges {
             true => (
                 compiled.source_moves(old, (&old_names, &new_names), None),
@@ -1722,10 +1722,9 @@ fn decide_filters(
                 );
                 let regrouped = forced.is_some_and(|f| crate::bits::bit(f, v));
                 let verdict = match (moves, was) {
-                    (Some(moves), Some(w)) if regrouped => {
-                        compiled.regrouped_verdict_at((v, w), old, moves)
+                    (Some(moves), Some(w)) => {
+                        compiled.filter_verdict_at((v, w), old, moves, regrouped)
                     }
-                    (Some(moves), Some(w)) => compiled.filter_verdict_at((v, w), old, moves),
                     (Some(moves), None) if !regrouped => compiled.filter_verdict(name, old, moves),
                     _ => crate::lower::Verdict::Assemble,
                 };

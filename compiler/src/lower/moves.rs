@@ -804,9 +804,7 @@ impl Lowered {
     /// Item `j` may put a part in node `id`'s filter: it is one of the node's candidates
     /// and, for a network item, has a destination on the node.
     fn has_part(&self, id: NodeId, node: &crate::nodes::NodeInfo, j: u32) -> bool {
-        let candidate = self.by_node.get(id.index()).binary_search(&j).is_ok()
-            || self.global.binary_search(&j).is_ok();
-        candidate
+        self.is_candidate(id, node, j)
             && match self.items.get(j as usize).map(|item| &item.body) {
                 Some(Body::Net { dst, .. }) => self.has_dst_ips(id, node, dst),
                 _ => true,
