@@ -286,14 +286,11 @@ fn build_marked(
         });
     // A policy event that left the SSH rules and all they read: the earlier lowering, whole.
     let ssh_kept = prior.filter(|_| ssh_same).map(|p| &p.compiled.ssh);
-    let net = |table: &NodeTable| {
-        let lowered = lower::lower(policy, table, &options.limits, lower_prior.as_ref())?;
-        let routes = RouteTable::new(table);
-        let peers = PeerIndex::new(table, &routes, &lowered);
-        Ok::<_, CompileError>((lowered, routes, peers))
-    };
-    let (net, side) = crate::par::join(
-        || net(&table),
+    // The rules lowered on this core; on the other, the SSH rules and capabilities (which
+    // read only the table), then the peer index's sets of the lists the lowering made.
+    let (lowered, side, prepared) = crate::peers::prepared_beside(
+        &table,
+        |lists| lower::lower(policy, &table, &options.limits, lower_prior.as_ref(), lists),
         || {
             side_phases(
                 policy,
@@ -304,7 +301,15 @@ fn build_marked(
             )
         },
     );
-    let (lowered, routes, peers) = net?;
+    let lowered = lowered?;
+    let routes = RouteTable::new(&table);
+    let peers = PeerIndex::with_prepared(&table, &routes, &lowered, prepared);
+    // Debug builds compare the sets taken from beside the lowering with sets prepared here.
+    #[cfg(debug_assertions)]
+    debug_assert!(
+        peers.same_sets(&PeerIndex::new(&table, &routes, &lowered)),
+        "a peer set prepared beside the lowering differs from one prepared after it"
+    );
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))

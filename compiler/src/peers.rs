@@ -149,6 +149,147 @@ fn set_hash(set: &NodeSet) -> u64 {
     h.finish()
 }
 
+/// A list the lowering made that the peer index will intern: a rule item's sources or its
+/// destination nodes.
+pub(crate) enum Listed {
+    /// An item's source targets.
+    Sources(Arc<[Target]>),
+    /// An item's destination nodes.
+    Nodes(Arc<[NodeId]>),
+}
+
+/// How many lists the lowering hands over at a time: a channel operation per item would be
+/// on the lowering's path, which is the compile's longest.
+const BATCH: usize = 256;
+
+/// The lists a lowering made so far, handed in batches to the thread that prepares their
+/// sets ([`prepared_beside`]).
+pub(crate) struct Lists<'a> {
+    sink: &'a std::sync::mpsc::Sender<Vec<Listed>>,
+    batch: Vec<Listed>,
+}
+
+impl Lists<'_> {
+    /// An item's lists, when the item makes peers (the index asks for no other).
+    pub(crate) fn item(&mut self, src_targets: &Arc<[Target]>, body: &Body, dst: &Reach) {
+        if !matches!(body, Body::Net { .. } | Body::App { .. }) {
+            return;
+        }
+        self.batch.push(Listed::Sources(src_targets.clone()));
+        if let Reach::Some(ids) = dst {
+            self.batch.push(Listed::Nodes(ids.clone()));
+        }
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Hand over what is listed. A send fails only when the preparing thread is gone: its
+    /// sets are then prepared by the index itself.
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let _ = self.sink.send(std::mem::take(&mut self.batch));
+        }
+    }
+}
+
+impl Drop for Lists<'_> {
+    /// The last batch, when the lowering is done (or gave up).
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Sets prepared while the rules were lowered, by their list's address and length; each
+/// entry keeps its list alive, so that no other list takes the address.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    sources: ByList<Target>,
+    nodes: ByList<NodeId>,
+}
+
+/// Prepared sets (with their hashes) by their list's address and length, each with its list.
+type ByList<T> = crate::hash::Map<(usize, usize), (Arc<[T]>, NodeSet, u64)>;
+
+impl Prepared {
+    /// The set prepared for `request`, taken out.
+    fn take(&mut self, request: &Request<'_>) -> Option<(NodeSet, u64)> {
+        match request {
+            Request::Sources(targets) => self
+                .sources
+                .remove(&(targets.as_ptr() as usize, targets.len()))
+                .map(|(_, set, hash)| (set, hash)),
+            Request::Nodes(ids) => self
+                .nodes
+                .remove(&(ids.as_ptr() as usize, ids.len()))
+                .map(|(_, set, hash)| (set, hash)),
+            Request::Star | Request::SelfSources(_) | Request::All => None,
+        }
+    }
+}
+
+/// Run `lowering` (which hands its lists to the [`Lists`] it is given) on this thread, and
+/// `beside` on another, which then prepares the sets of the lists the lowering made (those
+/// it made meanwhile wait in a channel). The lowering is one core's work: the sets were
+/// prepared after it, on both cores (6 ms of a member's join on `large`), while the second
+/// core was idle for most of the lowering. A third thread preparing them as they come took
+/// its time from the lowering. Without a second core, the lowering then `beside`, and the
+/// index prepares every set itself. Sources that read `*` are left to the index, which finds
+/// `*`'s nodes once.
+pub(crate) fn prepared_beside<T: Send, U: Send>(
+    table: &NodeTable,
+    lowering: impl FnOnce(Option<Lists<'_>>) -> T + Send,
+    beside: impl FnOnce() -> U + Send,
+) -> (T, U, Prepared) {
+    if crate::par::threads() < 2 {
+        let value = lowering(None);
+        return (value, beside(), Prepared::default());
+    }
+    let (sink, batches) = std::sync::mpsc::channel::<Vec<Listed>>();
+    std::thread::scope(|scope| {
+        let second = scope.spawn(move || {
+            let other = beside();
+            let b = Builder {
+                table,
+                star: Vec::new(),
+            };
+            let mut scratch = vec![0u64; table.len().div_ceil(64)];
+            let mut out = Prepared::default();
+            for listed in batches.iter().flatten() {
+                match listed {
+                    Listed::Sources(targets) => {
+                        let key = (targets.as_ptr() as usize, targets.len());
+                        if reads_star(&targets) || out.sources.contains_key(&key) {
+                            continue;
+                        }
+                        let (set, hash) = b.prepare(&Request::Sources(&targets), &mut scratch);
+                        out.sources.insert(key, (targets, set, hash));
+                    }
+                    Listed::Nodes(ids) => {
+                        let key = (ids.as_ptr() as usize, ids.len());
+                        if out.nodes.contains_key(&key) {
+                            continue;
+                        }
+                        let (set, hash) = b.prepare(&Request::Nodes(&ids), &mut scratch);
+                        out.nodes.insert(key, (ids, set, hash));
+                    }
+                }
+            }
+            (other, out)
+        });
+        let lists = Lists {
+            sink: &sink,
+            batch: Vec::with_capacity(BATCH),
+        };
+        let value = lowering(Some(lists));
+        drop(sink);
+        let (other, prepared) = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (value, other, prepared)
+    })
+}
+
 /// How many nodes' sets a [`PeerIndex`] finds by scanning before it builds every node's
 /// list: a scan tests each set (3,481 on `large`, about 0.1 ms), the build scatters every
 /// membership (2.3 million, about 16 ms), so a few dozen scans cost less than a build.
@@ -515,6 +656,22 @@ impl PeerIndex {
     /// on another. Each node's sets are listed on first use by many nodes
     /// ([`PeerIndex::member_of`]).
     pub(crate) fn new(table: &NodeTable, routes: &RouteTable, lowered: &Lowered) -> PeerIndex {
+        PeerIndex::with_prepared(table, routes, lowered, Prepared::default())
+    }
+
+    /// True when both indexes hold the same sets, each item's the same ones.
+    #[cfg(debug_assertions)]
+    pub(crate) fn same_sets(&self, other: &PeerIndex) -> bool {
+        self.item_sets == other.item_sets && self.sets == other.sets
+    }
+
+    /// [`PeerIndex::new`], with the sets of `prepared` taken rather than prepared again.
+    pub(crate) fn with_prepared(
+        table: &NodeTable,
+        routes: &RouteTable,
+        lowered: &Lowered,
+        mut prepared: Prepared,
+    ) -> PeerIndex {
         let len = table.len();
         let words = len.div_ceil(64);
         // What to intern, in item order: sources once per `SrcIPs` list, destinations once
@@ -574,10 +731,33 @@ impl PeerIndex {
                 false => Vec::new(),
             },
         };
-        let prepared = crate::par::map_parts(&requests, 64, |part| {
+        // The sets prepared beside the lowering, in request order; the others prepared here.
+        let mut early: Vec<Option<(NodeSet, u64)>> =
+            requests.iter().map(|r| prepared.take(r)).collect();
+        let missing: Vec<&Request<'_>> = requests
+            .iter()
+            .zip(&early)
+            .filter(|(_, e)| e.is_none())
+            .map(|(r, _)| r)
+            .collect();
+        let mut late = crate::par::map_parts(&missing, 64, |part| {
             let mut scratch = vec![0u64; words];
             part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
-        });
+        })
+        .into_iter();
+        let mut scratch = Vec::new();
+        let prepared: Vec<(NodeSet, u64)> = requests
+            .iter()
+            .zip(&mut early)
+            .map(|(r, e)| match e.take().or_else(|| late.next()) {
+                Some(set) => set,
+                // Not reached: each missing request has its set from `late`.
+                None => {
+                    scratch.resize(words, 0);
+                    b.prepare(r, &mut scratch)
+                }
+            })
+            .collect();
         let mut interner = Interner::default();
         let mut set_of = vec![u32::MAX; requests.len()];
         let mut self_sources = Vec::new();

@@ -736,6 +736,7 @@ pub(crate) fn lower(
     table: &NodeTable,
     limits: &CompileLimits,
     prior: Option<&Prior<'_>>,
+    lists: Option<crate::peers::Lists<'_>>,
 ) -> Result<Lowered, CompileError> {
     let lowered = Lowered::nothing(table);
     let reuse = prior.map(|p| Reuse {
@@ -767,6 +768,7 @@ pub(crate) fn lower(
         span: policy.span,
         reaches: Vec::new(),
         own: SourceMap::default(),
+        lists,
     };
     if policy.is_default_allow() {
         let star = Selector {
@@ -794,6 +796,8 @@ pub(crate) fn lower(
         builder.span = acl.span;
         builder.acl(acl)?;
     }
+    // Every list is made: the last of them to the thread preparing their sets.
+    drop(builder.lists.take());
     let mut lowered = builder.lowered;
     lowered.resolved = builder.resolver.into_cache();
     let patched = builder
@@ -952,6 +956,9 @@ struct Builder<'a> {
     reaches: Vec<(u32, Arc<[NodeId]>)>,
     /// The source lists requested so far, by key, when they are not found by place.
     own: SourceMap,
+    /// Where the items' lists go to have their peer sets prepared while lowering goes on
+    /// ([`crate::peers::prepared_beside`]).
+    lists: Option<crate::peers::Lists<'a>>,
 }
 
 /// A grant's `via` tags.
@@ -1404,6 +1411,9 @@ impl Builder<'_> {
         match &reach {
             Reach::All => lowered.global.push(i),
             Reach::Some(ids) => self.reaches.push((i, ids.clone())),
+        }
+        if let Some(lists) = &mut self.lists {
+            lists.item(&src_targets, &body, &dst_nodes);
         }
         lowered.items.push(Item {
             src_targets,
