@@ -342,7 +342,7 @@ pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Arc<st
 type ItemVia = (u32, u32, Arc<[Arc<str>]>);
 
 /// Who may be shown one subnet route.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct RouteView {
     /// Nodes allowed to see it, with `servers`: shared by the routes that no item names
     /// but as every route (most of `large`'s thousand routes), not a map per route.
@@ -516,41 +516,41 @@ fn dst_targets(item: &Item) -> &[Target] {
     }
 }
 
-/// Who may be shown each route of `routes`: the items to and from each route, found from the
-/// items' targets (`RouteFinder`); the items to or from every route (`*`) added once for all.
-fn route_views(
-    table: &NodeTable,
-    routes: &RouteTable,
-    lowered: &Lowered,
-    item_sets: &[Option<(u32, u32)>],
-    sets: &[NodeSet],
-) -> Vec<RouteView> {
-    let len = table.len();
-    let words = len.div_ceil(64);
-    let internet = AddrSet::from_wire(INTERNET_WIRE);
-    let nets: Vec<IpNet> = routes.routes.iter().map(|r| r.net).collect();
-    let inside: Vec<Vec<NodeId>> = nets
-        .iter()
-        .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
-        .collect();
-    let mut finder = crate::routehits::RouteFinder::new(nets.clone(), &inside, &internet);
-    let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
-    let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
-    let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
+/// The items to and from each route, and those to and from every route (`*`), among some
+/// items (ascending).
+struct RouteHits {
+    to: Vec<Vec<u32>>,
+    from: Vec<Vec<u32>>,
+    to_all: Vec<u32>,
+    from_all: Vec<u32>,
+}
+
+/// [`RouteHits`] of `items` (each with its index), found from their targets by a finder of
+/// the routes `nets` (`inside[r]`: the nodes with an address in route `r`).
+fn route_hits(
+    items: &[(u32, &Item)],
+    nets: Vec<IpNet>,
+    inside: &[Vec<NodeId>],
+    internet: &AddrSet,
+) -> RouteHits {
+    let routes = nets.len();
+    let mut finder = crate::routehits::RouteFinder::new(nets, inside, internet);
+    let mut out = RouteHits {
+        to: vec![Vec::new(); routes],
+        from: vec![Vec::new(); routes],
+        to_all: Vec::new(),
+        from_all: Vec::new(),
+    };
     let mut hits = Vec::new();
     // The routes a list of targets overlaps, once per list: a rule's items share its
     // sources, and one rule with 40,000 source and 40,000 destination addresses went over
     // its sources once per destination (19 s).
     let mut by_list: crate::hash::Map<(usize, usize), (bool, Vec<u32>)> =
         crate::hash::Map::default();
-    for (i, (item, item_set)) in lowered.items.iter().zip(item_sets).enumerate() {
-        if item_set.is_none() || nets.is_empty() {
-            continue;
-        }
-        let i = crate::nodes::index(i);
+    for &(i, item) in items {
         for (targets, lists, all) in [
-            (dst_targets(item), &mut to_items, &mut to_all),
-            (&item.src_targets[..], &mut from_items, &mut from_all),
+            (dst_targets(item), &mut out.to, &mut out.to_all),
+            (&item.src_targets[..], &mut out.from, &mut out.from_all),
         ] {
             let key = (targets.as_ptr() as usize, targets.len());
             let (every, found) = by_list.entry(key).or_insert_with(|| {
@@ -568,6 +568,64 @@ fn route_views(
                 }
             }
         }
+    }
+    out
+}
+
+/// Who may be shown each route of `routes`: the items to and from each route, found from the
+/// items' targets (`RouteFinder`); the items to or from every route (`*`) added once for all.
+fn route_views(
+    table: &NodeTable,
+    routes: &RouteTable,
+    lowered: &Lowered,
+    item_sets: &[Option<(u32, u32)>],
+    sets: &[NodeSet],
+) -> Vec<RouteView> {
+    let len = table.len();
+    let words = len.div_ceil(64);
+    let internet = AddrSet::from_wire(INTERNET_WIRE);
+    let nets: Vec<IpNet> = routes.routes.iter().map(|r| r.net).collect();
+    let inside: Vec<Vec<NodeId>> = nets
+        .iter()
+        .map(|n| table.addressed_in(&AddrSet::from_net(*n)))
+        .collect();
+    // The items that make peers, split over the cores: each part finds its items' routes
+    // with a finder of its own, and the parts' lists are joined in item order.
+    let making: Vec<(u32, &Item)> = match nets.is_empty() {
+        true => Vec::new(),
+        false => lowered
+            .items
+            .iter()
+            .zip(item_sets)
+            .enumerate()
+            .filter(|(_, (_, set))| set.is_some())
+            .map(|(i, (item, _))| (crate::nodes::index(i), item))
+            .collect(),
+    };
+    let parts = crate::par::map_parts(&making, split(512), |part| {
+        vec![route_hits(part, nets.clone(), &inside, &internet)]
+    });
+    let mut to_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+    let mut from_items: Vec<Vec<u32>> = vec![Vec::new(); nets.len()];
+    let (mut to_all, mut from_all) = (Vec::new(), Vec::new());
+    for part in parts {
+        for (lists, found) in [(&mut to_items, part.to), (&mut from_items, part.from)] {
+            for (list, more) in lists.iter_mut().zip(found) {
+                list.extend(more);
+            }
+        }
+        to_all.extend(part.to_all);
+        from_all.extend(part.from_all);
+    }
+    // Debug builds (which split all but the smallest inputs) compare with one part.
+    #[cfg(debug_assertions)]
+    {
+        let whole = route_hits(&making, nets.clone(), &inside, &internet);
+        debug_assert!(
+            (&whole.to, &whole.from, &whole.to_all, &whole.from_all)
+                == (&to_items, &from_items, &to_all, &from_all),
+            "the routes' items found in parts differ from those found at once"
+        );
     }
     let sets_of = |i: u32| item_sets.get(i as usize).copied().flatten();
     let via_of = |i: u32| {
@@ -608,46 +666,71 @@ fn route_views(
     }
     let common_visible = Arc::new(NodeSet::from_bits(all_visible.clone(), len));
     let common_direct = Arc::new(NodeSet::from_bits(all_direct.clone(), len));
-    let mut views = Vec::with_capacity(nets.len());
-    for (r, route) in routes.routes.iter().enumerate() {
-        // The common maps, copied for a route only when one of its own items adds to them.
-        let (mut visible, mut direct): (Option<Vec<u64>>, Option<Vec<u64>>) = (None, None);
-        // A set already in the routes' common part may be added again: no harm.
-        let now = crate::nodes::index(r).saturating_add(1);
-        // `via` rules in item order: this route's own, merged with those to every route.
-        let mut own_via: Vec<ItemVia> = Vec::new();
-        for &i in to_items.get(r).into_iter().flatten() {
-            let Some((s, _)) = sets_of(i) else { continue };
-            let bits = visible.get_or_insert_with(|| all_visible.clone());
-            add(s, bits, &mut in_visible, now);
-            match via_of(i) {
-                Some(tags) => own_via.push((i, s, tags)),
-                None => {
-                    let bits = direct.get_or_insert_with(|| all_direct.clone());
-                    add(s, bits, &mut in_direct, now);
+    // Each route's view on every core: a part marks its sets in stamp arrays of its own.
+    let numbered: Vec<(usize, &_)> = routes.routes.iter().enumerate().collect();
+    let views_of = |part: &[(usize, &crate::routes::RouteEntry)]| {
+        let mut in_visible = vec![0u32; sets.len()];
+        let mut in_direct = vec![0u32; sets.len()];
+        let mut views = Vec::with_capacity(part.len());
+        for &(r, route) in part {
+            // The common maps, copied for a route only when one of its own items adds to
+            // them.
+            let (mut visible, mut direct): (Option<Vec<u64>>, Option<Vec<u64>>) = (None, None);
+            // A set already in the routes' common part may be added again: no harm.
+            let now = crate::nodes::index(r).saturating_add(1);
+            // `via` rules in item order: this route's own, merged with those to every route.
+            let mut own_via: Vec<ItemVia> = Vec::new();
+            for &i in to_items.get(r).into_iter().flatten() {
+                let Some((s, _)) = sets_of(i) else { continue };
+                let bits = visible.get_or_insert_with(|| all_visible.clone());
+                add(s, bits, &mut in_visible, now);
+                match via_of(i) {
+                    Some(tags) => own_via.push((i, s, tags)),
+                    None => {
+                        let bits = direct.get_or_insert_with(|| all_direct.clone());
+                        add(s, bits, &mut in_direct, now);
+                    }
                 }
             }
-        }
-        for &i in from_items.get(r).into_iter().flatten() {
-            if let Some((_, d)) = sets_of(i) {
-                let bits = visible.get_or_insert_with(|| all_visible.clone());
-                add(d, bits, &mut in_visible, now);
+            for &i in from_items.get(r).into_iter().flatten() {
+                if let Some((_, d)) = sets_of(i) {
+                    let bits = visible.get_or_insert_with(|| all_visible.clone());
+                    add(d, bits, &mut in_visible, now);
+                }
             }
+            let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
+            via.sort_by_key(|&(i, _, _)| i);
+            let shared = |bits: Option<Vec<u64>>, common: &Arc<NodeSet>| match bits {
+                Some(bits) => Arc::new(NodeSet::from_bits(bits, len)),
+                None => common.clone(),
+            };
+            views.push(RouteView {
+                visible: shared(visible, &common_visible),
+                servers: route.servers.clone(),
+                direct: shared(direct, &common_direct),
+                via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
+            });
         }
-        let mut via: Vec<ItemVia> = all_via.iter().cloned().chain(own_via).collect();
-        via.sort_by_key(|&(i, _, _)| i);
-        let shared = |bits: Option<Vec<u64>>, common: &Arc<NodeSet>| match bits {
-            Some(bits) => Arc::new(NodeSet::from_bits(bits, len)),
-            None => common.clone(),
-        };
-        views.push(RouteView {
-            visible: shared(visible, &common_visible),
-            servers: route.servers.clone(),
-            direct: shared(direct, &common_direct),
-            via: via.into_iter().map(|(_, s, tags)| (s, tags)).collect(),
-        });
-    }
+        views
+    };
+    let views = crate::par::map_parts(&numbered, split(64), views_of);
+    // Debug builds compare with the views made in one part.
+    debug_assert!(
+        views == views_of(&numbered),
+        "route views made in parts differ from those made at once"
+    );
     views
+}
+
+/// How much work [`route_views`] needs before it splits it over the cores: `worth` (where a
+/// thread costs less than it saves), or, in debug builds, almost none, so that the tests
+/// compare the parts' work with the work done at once.
+const fn split(worth: usize) -> usize {
+    if cfg!(debug_assertions) {
+        2
+    } else {
+        worth
+    }
 }
 
 impl PeerIndex {
