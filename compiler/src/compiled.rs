@@ -128,7 +128,7 @@ fn build(
     inventory: &Inventory,
     options: &CompileOptions,
 ) -> Result<Compiled, CompileError> {
-    build_marked(policy, inventory, options, &|_| false, None)
+    build_marked(policy, inventory, options, &|_| false, None, None)
 }
 
 /// [`compile_with_options`] with the nodes `offline` says are offline marked so (the
@@ -138,9 +138,9 @@ pub(crate) fn compile_marked(
     inventory: &Inventory,
     options: &CompileOptions,
     offline: &dyn Fn(&str) -> bool,
-    prior: Option<&Prior<'_>>,
+    (prior, table): (Option<&Prior<'_>>, Option<NodeTable>),
 ) -> Compiled {
-    build_marked(policy, inventory, options, offline, prior)
+    build_marked(policy, inventory, options, offline, prior, table)
         .unwrap_or_else(|error| refused_marked(policy, inventory, options, error, offline))
 }
 
@@ -184,6 +184,7 @@ fn build_marked(
     options: &CompileOptions,
     offline: &dyn Fn(&str) -> bool,
     prior: Option<&Prior<'_>>,
+    table: Option<NodeTable>,
 ) -> Result<Compiled, CompileError> {
     // A change to nodes only, or to the policy alone (no node named: the same nodes, whose
     // policy-derived parts, IP sets, approved routes and groups' users, are set again
@@ -191,12 +192,16 @@ fn build_marked(
     // built its table in 68 ms, patches it in about 9).
     // Beside it, on a policy event, whether the SSH lowering can be kept (18 ms on `large`).
     let policy_event = prior.is_some_and(|p| p.policy_changed);
+    // A node event's table may come patched already (`table`: the engine patches it beside
+    // the inventory, [`NodeTable::patched_from`]).
     let (patched, ssh_same) = crate::par::join_if(
         policy_event,
         || {
-            prior.and_then(|p| {
-                let (before, after) = p.records.unwrap_or((p.before, p.after));
-                NodeTable::patched(inventory, &p.compiled.table, before, after)
+            table.or_else(|| {
+                prior.and_then(|p| {
+                    let (before, after) = p.records.unwrap_or((p.before, p.after));
+                    NodeTable::patched(inventory, &p.compiled.table, before, after)
+                })
             })
         },
         || {

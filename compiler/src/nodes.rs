@@ -325,6 +325,17 @@ fn user_lookups(
     (users, user_by_email, synced_groups)
 }
 
+/// What [`NodeTable::patched_from`] reads of a tailnet after a change to some nodes: an
+/// inventory without Services whose registration ranks are positions.
+pub(crate) struct Change<'a> {
+    /// Its list of users (the earlier table's, or the patch does not apply).
+    pub(crate) users: &'a Arc<[crate::inventory::User]>,
+    /// How many nodes it has.
+    pub(crate) nodes: usize,
+    /// The changed nodes it has, each with its registration rank (its position).
+    pub(crate) named: Vec<(&'a crate::inventory::Node, usize)>,
+}
+
 /// Every node and user, with lookups.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
@@ -681,11 +692,31 @@ impl NodeTable {
         before: &[&str],
         after: &[&str],
     ) -> Option<NodeTable> {
-        if !Arc::ptr_eq(&earlier.user_source, inventory.shared_users())
-            || !inventory.services().is_empty()
+        if !inventory.services().is_empty() || !inventory.ranks_are_positions() {
+            return None;
+        }
+        let named = after
+            .iter()
+            .map(|name| Some((inventory.node(name)?, inventory.registration_rank(name)?)))
+            .collect::<Option<_>>()?;
+        let change = Change {
+            users: inventory.shared_users(),
+            nodes: inventory.nodes().len(),
+            named,
+        };
+        NodeTable::patched_from(&change, earlier, before)
+    }
+
+    /// [`NodeTable::patched`] from what it reads of the new inventory, which an engine knows
+    /// before that inventory is made (so the two are patched side by side).
+    pub(crate) fn patched_from(
+        change: &Change<'_>,
+        earlier: &NodeTable,
+        before: &[&str],
+    ) -> Option<NodeTable> {
+        if !Arc::ptr_eq(&earlier.user_source, change.users)
             || !earlier.services.is_empty()
             || !earlier.positional
-            || !inventory.ranks_are_positions()
         {
             return None;
         }
@@ -695,15 +726,15 @@ impl NodeTable {
             .collect::<Option<_>>()?;
         removed.sort_unstable();
         removed.dedup();
-        let mut named: Vec<&crate::inventory::Node> = after
-            .iter()
-            .map(|name| inventory.node(name))
-            .collect::<Option<_>>()?;
-        named.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        named.dedup_by(|a, b| a.name == b.name);
-        if earlier.len() - removed.len() + named.len() != inventory.nodes().len() {
+        let mut named_ranked: Vec<(&crate::inventory::Node, usize)> = change.named.clone();
+        named_ranked.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
+        named_ranked.dedup_by(|a, b| a.0.name == b.0.name);
+        let (named, added_ranks): (Vec<&crate::inventory::Node>, Vec<usize>) =
+            named_ranked.into_iter().unzip();
+        if earlier.len() - removed.len() + named.len() != change.nodes {
             return None;
         }
+        let inventory_len = change.nodes;
         let owner_of = |email: &str| earlier.user(email);
         let added: Vec<Arc<NodeInfo>> = named
             .iter()
@@ -719,10 +750,6 @@ impl NodeTable {
             .filter_map(|id| earlier.registration.get(id.index()).copied())
             .collect();
         gone_ranks.sort_unstable();
-        let added_ranks: Vec<usize> = named
-            .iter()
-            .map(|n| inventory.registration_rank(&n.name))
-            .collect::<Option<_>>()?;
         // The same names at the same addresses (a retag, an owner, posture or route change):
         // every node keeps its id, so the earlier indexes are copied and only the changed
         // nodes' memberships moved, not every list translated (6-9 ms of a retag on `large`).
@@ -751,10 +778,10 @@ impl NodeTable {
             k
         };
         // The nodes in name order: `earlier`'s without the removed, the added merged in.
-        let mut nodes: Vec<Arc<NodeInfo>> = Vec::with_capacity(inventory.nodes().len());
+        let mut nodes: Vec<Arc<NodeInfo>> = Vec::with_capacity(inventory_len);
         let mut to_new = vec![u32::MAX; earlier.len()];
         let mut added_ids = Vec::with_capacity(added.len());
-        let mut registration = Vec::with_capacity(inventory.nodes().len());
+        let mut registration = Vec::with_capacity(inventory_len);
         // Where each added node goes among the earlier ones, by binary search: comparing
         // names while merging compared every earlier name with the next added one (100,000
         // string comparisons per event on `large`, 3% of a retag). A kept node of the same

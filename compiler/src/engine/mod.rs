@@ -681,7 +681,12 @@ impl Inputs {
     /// made again, every other node's shared, and only the changed nodes checked
     /// ([`Inventory::patched`]). `None` when that does not apply (the users changed, there
     /// are Services, or the patch finds a problem, whose exact report the full check makes).
-    fn patched_inventory(&self, old: &Snapshot, changed: &[u64]) -> Option<Inventory> {
+    fn patched_inventory(
+        &self,
+        old: &Snapshot,
+        changed: &[u64],
+        fresh_nodes: &[(u64, Arc<Node>)],
+    ) -> Option<Inventory> {
         let earlier = &*old.inventory;
         if !Arc::ptr_eq(earlier.shared_users(), &self.user_list)
             || !self.services.is_empty()
@@ -710,7 +715,11 @@ impl Inputs {
                 }
                 None if is_changed(id) => {
                     fresh.push(nodes.len());
-                    nodes.push(Arc::new(self.node(record).ok()?));
+                    let made = fresh_nodes.iter().find(|(made, _)| made == id);
+                    nodes.push(match made {
+                        Some((_, node)) => node.clone(),
+                        None => Arc::new(self.node(record).ok()?),
+                    });
                 }
                 // A node neither kept nor changed: not the change described.
                 None => return None,
@@ -741,6 +750,39 @@ impl Inputs {
     }
 
     /// A record as an inventory node (its owner by login).
+    /// The node table after the node event `narrow`, patched from the earlier one with the
+    /// changed nodes `fresh` (made from their records), for a few changed nodes: what
+    /// [`NodeTable::patched_from`] reads of the new inventory, known without making it. Each
+    /// changed node's registration rank is its position among the records (a count over
+    /// them, so at most [`SIDE_TABLE`] nodes). `None` when it cannot be patched so.
+    fn patched_table(
+        &self,
+        narrow: &Narrow<'_>,
+        fresh: &[(u64, Arc<Node>)],
+    ) -> Option<crate::nodes::NodeTable> {
+        if narrow.nodes.len() > SIDE_TABLE
+            || !self.services.is_empty()
+            || !narrow.old.inventory.services().is_empty()
+        {
+            return None;
+        }
+        let named = fresh
+            .iter()
+            .map(|(id, node)| (&**node, self.nodes.range(..*id).count()))
+            .collect();
+        let change = crate::nodes::Change {
+            users: &self.user_list,
+            nodes: self.nodes.len(),
+            named,
+        };
+        let before: Vec<&str> = narrow
+            .nodes
+            .iter()
+            .filter_map(|(_, b)| b.as_deref())
+            .collect();
+        crate::nodes::NodeTable::patched_from(&change, narrow.old.compiled.table(), &before)
+    }
+
     fn node(&self, n: &NodeRecord) -> Result<Node, EngineError> {
         let user = match n.user {
             Some(id) => Some(
@@ -783,18 +825,32 @@ impl Inputs {
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
     fn build(&self, version: u64, scope: Scope<'_>) -> Result<Built, EngineError> {
+        // On a node event, the changed nodes' records made once, for the inventory and for
+        // the node table, which is patched beside the inventory (below).
+        let fresh: Vec<(u64, Arc<Node>)> = match &scope {
+            Scope::Node(n) => n
+                .nodes
+                .iter()
+                .filter_map(|(id, _)| Some((*id, Arc::new(self.node(self.nodes.get(id)?).ok()?))))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let patched_as_well = std::sync::atomic::AtomicBool::new(false);
         let inventory = || -> Result<Arc<Inventory>, EngineError> {
             Ok(match &scope {
                 // The records are as they were: the same inventory.
                 Scope::Policy(old) => old.inventory.clone(),
                 Scope::Node(n) => {
                     let changed: Vec<u64> = n.nodes.iter().map(|(id, _)| *id).collect();
-                    match self.patched_inventory(n.old, &changed) {
-                        Some(inventory) => Arc::new(inventory),
+                    match self.patched_inventory(n.old, &changed, &fresh) {
+                        Some(inventory) => {
+                            patched_as_well.store(true, std::sync::atomic::Ordering::Relaxed);
+                            Arc::new(inventory)
+                        }
                         None => Arc::new(self.inventory(Some(&n.old.inventory))?),
                     }
                 }
-                Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node]) {
+                Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node], &[]) {
                     Some(inventory) => Arc::new(inventory),
                     None => Arc::new(self.inventory(Some(&r.old.inventory))?),
                 },
@@ -810,10 +866,19 @@ impl Inputs {
         };
         // A node or route event: the inventory patched on one core while the other lists
         // the offline nodes (a walk over every record), then the compile beside the name
-        // maps (4 ms and 2 ms of a member join on `large`, off the event's path).
+        // maps (4 ms and 2 ms of a member join on `large`, off the event's path). On a node
+        // event the node table is patched on this core meanwhile, from the records (4-5 ms
+        // of a member join on `large`, which waited for the inventory); it is used only when
+        // the inventory was patched too (else the compile makes it from the inventory).
         let narrow = matches!(scope, Scope::Node(_) | Scope::Routes(_));
-        let (inventory, offline) = crate::par::join_if(narrow, inventory, offline);
+        let table = || match &scope {
+            Scope::Node(n) => self.patched_table(n, &fresh),
+            _ => None,
+        };
+        let (table, (inventory, offline)) =
+            crate::par::join_if(narrow, table, || (inventory(), offline()));
         let inventory = inventory?;
+        let table = table.filter(|_| patched_as_well.into_inner());
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
         // What the previous compile can lend this one: for a change to nodes without routes,
@@ -861,7 +926,7 @@ impl Inputs {
                 &inventory,
                 &options,
                 &|name| offline.contains(name),
-                prior.as_ref(),
+                (prior.as_ref(), table),
             )
         };
         let names = || match &scope {
@@ -920,6 +985,10 @@ impl Inputs {
         Ok((snapshot, prints.changed, prints.touched))
     }
 }
+
+/// The most changed nodes whose node table is patched beside the inventory
+/// ([`Inputs::patched_table`]): each one's rank is a count over every record.
+const SIDE_TABLE: usize = 4;
 
 /// How far the changes `undo` records can reach. Nodes that serve no route (before and
 /// after), users whose devices serve none: only those nodes and the nodes naming them
