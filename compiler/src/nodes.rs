@@ -704,13 +704,13 @@ impl NodeTable {
             nodes: inventory.nodes().len(),
             named,
         };
-        NodeTable::patched_from(&change, earlier, before)
+        NodeTable::patched_from(change, earlier, before)
     }
 
     /// [`NodeTable::patched`] from what it reads of the new inventory, which an engine knows
     /// before that inventory is made (so the two are patched side by side).
     pub(crate) fn patched_from(
-        change: &Change<'_>,
+        change: Change<'_>,
         earlier: &NodeTable,
         before: &[&str],
     ) -> Option<NodeTable> {
@@ -726,7 +726,7 @@ impl NodeTable {
             .collect::<Option<_>>()?;
         removed.sort_unstable();
         removed.dedup();
-        let mut named_ranked: Vec<(&crate::inventory::Node, usize)> = change.named.clone();
+        let mut named_ranked = change.named;
         named_ranked.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
         named_ranked.dedup_by(|a, b| a.0.name == b.0.name);
         let (named, added_ranks): (Vec<&crate::inventory::Node>, Vec<usize>) =
@@ -734,7 +734,6 @@ impl NodeTable {
         if earlier.len() - removed.len() + named.len() != change.nodes {
             return None;
         }
-        let inventory_len = change.nodes;
         let owner_of = |email: &str| earlier.user(email);
         let added: Vec<Arc<NodeInfo>> = named
             .iter()
@@ -778,10 +777,10 @@ impl NodeTable {
             k
         };
         // The nodes in name order: `earlier`'s without the removed, the added merged in.
-        let mut nodes: Vec<Arc<NodeInfo>> = Vec::with_capacity(inventory_len);
+        let mut nodes: Vec<Arc<NodeInfo>> = Vec::with_capacity(change.nodes);
         let mut to_new = vec![u32::MAX; earlier.len()];
         let mut added_ids = Vec::with_capacity(added.len());
-        let mut registration = Vec::with_capacity(inventory_len);
+        let mut registration = Vec::with_capacity(change.nodes);
         // Where each added node goes among the earlier ones, by binary search: comparing
         // names while merging compared every earlier name with the next added one (100,000
         // string comparisons per event on `large`, 3% of a retag). A kept node of the same

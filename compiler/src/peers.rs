@@ -215,16 +215,33 @@ impl Prepared {
     /// The set prepared for `request`, taken out.
     fn take(&mut self, request: &Request<'_>) -> Option<(NodeSet, u64)> {
         match request {
-            Request::Sources(targets) => self
-                .sources
-                .remove(&(targets.as_ptr() as usize, targets.len()))
-                .map(|(_, set, hash)| (set, hash)),
-            Request::Nodes(ids) => self
-                .nodes
-                .remove(&(ids.as_ptr() as usize, ids.len()))
-                .map(|(_, set, hash)| (set, hash)),
+            Request::Sources(targets) => taken(&mut self.sources, targets),
+            Request::Nodes(ids) => taken(&mut self.nodes, ids),
             Request::Star | Request::SelfSources(_) | Request::All => None,
         }
+    }
+}
+
+/// A list's key in a [`ByList`]: its address and length.
+fn list_key<T>(list: &[T]) -> (usize, usize) {
+    (list.as_ptr() as usize, list.len())
+}
+
+/// The set prepared for `list`, taken out of `map`.
+fn taken<T>(map: &mut ByList<T>, list: &[T]) -> Option<(NodeSet, u64)> {
+    map.remove(&list_key(list))
+        .map(|(_, set, hash)| (set, hash))
+}
+
+/// Prepare the set of `list` into `map` (by `prepare`), once per list.
+fn prepare_into<T>(
+    map: &mut ByList<T>,
+    list: Arc<[T]>,
+    prepare: impl FnOnce(&[T]) -> (NodeSet, u64),
+) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(list_key(&list)) {
+        let (set, hash) = prepare(&list);
+        slot.insert((list, set, hash));
     }
 }
 
@@ -257,22 +274,13 @@ pub(crate) fn prepared_beside<T: Send, U: Send>(
             let mut out = Prepared::default();
             for listed in batches.iter().flatten() {
                 match listed {
-                    Listed::Sources(targets) => {
-                        let key = (targets.as_ptr() as usize, targets.len());
-                        if reads_star(&targets) || out.sources.contains_key(&key) {
-                            continue;
-                        }
-                        let (set, hash) = b.prepare(&Request::Sources(&targets), &mut scratch);
-                        out.sources.insert(key, (targets, set, hash));
-                    }
-                    Listed::Nodes(ids) => {
-                        let key = (ids.as_ptr() as usize, ids.len());
-                        if out.nodes.contains_key(&key) {
-                            continue;
-                        }
-                        let (set, hash) = b.prepare(&Request::Nodes(&ids), &mut scratch);
-                        out.nodes.insert(key, (ids, set, hash));
-                    }
+                    Listed::Sources(targets) if reads_star(&targets) => {}
+                    Listed::Sources(targets) => prepare_into(&mut out.sources, targets, |t| {
+                        b.prepare(&Request::Sources(t), &mut scratch)
+                    }),
+                    Listed::Nodes(ids) => prepare_into(&mut out.nodes, ids, |ids| {
+                        b.prepare(&Request::Nodes(ids), &mut scratch)
+                    }),
                 }
             }
             (other, out)
@@ -815,7 +823,7 @@ impl PeerIndex {
             },
         };
         // The sets prepared beside the lowering, in request order; the others prepared here.
-        let mut early: Vec<Option<(NodeSet, u64)>> =
+        let early: Vec<Option<(NodeSet, u64)>> =
             requests.iter().map(|r| prepared.take(r)).collect();
         let missing: Vec<&Request<'_>> = requests
             .iter()
@@ -828,23 +836,14 @@ impl PeerIndex {
             part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
         })
         .into_iter();
-        let mut scratch = Vec::new();
-        let prepared: Vec<(NodeSet, u64)> = requests
-            .iter()
-            .zip(&mut early)
-            .map(|(r, e)| match e.take().or_else(|| late.next()) {
-                Some(set) => set,
-                // Not reached: each missing request has its set from `late`.
-                None => {
-                    scratch.resize(words, 0);
-                    b.prepare(r, &mut scratch)
-                }
-            })
-            .collect();
+        // Each missing request has its set from `late`, in order.
+        let prepared = early.into_iter().map(|e| e.or_else(|| late.next()));
         let mut interner = Interner::default();
         let mut set_of = vec![u32::MAX; requests.len()];
         let mut self_sources = Vec::new();
-        for ((request, (set, hash)), slot) in requests.iter().zip(prepared).zip(&mut set_of) {
+        for ((request, set), slot) in requests.iter().zip(prepared).zip(&mut set_of) {
+            // A request without a set (none is) has no set id: its items make no peers.
+            let Some((set, hash)) = set else { continue };
             match (request, set) {
                 (Request::SelfSources(_), NodeSet::List(ids)) => self_sources.extend(ids),
                 (Request::SelfSources(_), _) => {}

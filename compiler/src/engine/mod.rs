@@ -715,8 +715,8 @@ impl Inputs {
                 }
                 None if is_changed(id) => {
                     fresh.push(nodes.len());
-                    let made = fresh_nodes.iter().find(|(made, _)| made == id);
-                    nodes.push(match made {
+                    let made = fresh_nodes.binary_search_by_key(id, |(made, _)| *made);
+                    nodes.push(match made.ok().and_then(|at| fresh_nodes.get(at)) {
                         Some((_, node)) => node.clone(),
                         None => Arc::new(self.node(record).ok()?),
                     });
@@ -749,7 +749,6 @@ impl Inputs {
         Some(patched)
     }
 
-    /// A record as an inventory node (its owner by login).
     /// The node table after the node event `narrow`, patched from the earlier one with the
     /// changed nodes `fresh` (made from their records), for a few changed nodes: what
     /// [`NodeTable::patched_from`] reads of the new inventory, known without making it. Each
@@ -760,10 +759,8 @@ impl Inputs {
         narrow: &Narrow<'_>,
         fresh: &[(u64, Arc<Node>)],
     ) -> Option<crate::nodes::NodeTable> {
-        if narrow.nodes.len() > SIDE_TABLE
-            || !self.services.is_empty()
-            || !narrow.old.inventory.services().is_empty()
-        {
+        // Services: the inventory is not patched, so neither table would be used.
+        if narrow.nodes.len() > SIDE_TABLE || !self.services.is_empty() {
             return None;
         }
         let named = fresh
@@ -780,9 +777,10 @@ impl Inputs {
             .iter()
             .filter_map(|(_, b)| b.as_deref())
             .collect();
-        crate::nodes::NodeTable::patched_from(&change, narrow.old.compiled.table(), &before)
+        crate::nodes::NodeTable::patched_from(change, narrow.old.compiled.table(), &before)
     }
 
+    /// A record as an inventory node (its owner by login).
     fn node(&self, n: &NodeRecord) -> Result<Node, EngineError> {
         let user = match n.user {
             Some(id) => Some(
@@ -825,9 +823,9 @@ impl Inputs {
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
     fn build(&self, version: u64, scope: Scope<'_>) -> Result<Built, EngineError> {
-        // On a node event, the changed nodes' records made once, for the inventory and for
-        // the node table, which is patched beside the inventory (below).
-        let fresh: Vec<(u64, Arc<Node>)> = match &scope {
+        // On a node event, the changed nodes' records made once (by id), for the inventory
+        // and for the node table, which is patched beside the inventory (below).
+        let mut fresh: Vec<(u64, Arc<Node>)> = match &scope {
             Scope::Node(n) => n
                 .nodes
                 .iter()
@@ -835,27 +833,26 @@ impl Inputs {
                 .collect(),
             _ => Vec::new(),
         };
-        let patched_as_well = std::sync::atomic::AtomicBool::new(false);
-        let inventory = || -> Result<Arc<Inventory>, EngineError> {
-            Ok(match &scope {
+        fresh.sort_unstable_by_key(|(id, _)| *id);
+        // The inventory, and whether it was patched (the only case the table is used in).
+        let inventory = || -> Result<(Arc<Inventory>, bool), EngineError> {
+            // `fresh` is empty but on a node event.
+            let patched = |old: &Snapshot, changed: &[u64]| {
+                Ok(match self.patched_inventory(old, changed, &fresh) {
+                    Some(inventory) => (Arc::new(inventory), true),
+                    None => (Arc::new(self.inventory(Some(&old.inventory))?), false),
+                })
+            };
+            match &scope {
                 // The records are as they were: the same inventory.
-                Scope::Policy(old) => old.inventory.clone(),
+                Scope::Policy(old) => Ok((old.inventory.clone(), false)),
                 Scope::Node(n) => {
                     let changed: Vec<u64> = n.nodes.iter().map(|(id, _)| *id).collect();
-                    match self.patched_inventory(n.old, &changed, &fresh) {
-                        Some(inventory) => {
-                            patched_as_well.store(true, std::sync::atomic::Ordering::Relaxed);
-                            Arc::new(inventory)
-                        }
-                        None => Arc::new(self.inventory(Some(&n.old.inventory))?),
-                    }
+                    patched(n.old, &changed)
                 }
-                Scope::Routes(r) => match self.patched_inventory(r.old, &[r.node], &[]) {
-                    Some(inventory) => Arc::new(inventory),
-                    None => Arc::new(self.inventory(Some(&r.old.inventory))?),
-                },
-                Scope::Everything => Arc::new(self.inventory(None)?),
-            })
+                Scope::Routes(r) => patched(r.old, &[r.node]),
+                Scope::Everything => Ok((Arc::new(self.inventory(None)?), false)),
+            }
         };
         let offline = || -> std::collections::HashSet<&str> {
             self.nodes
@@ -877,8 +874,8 @@ impl Inputs {
         };
         let (table, (inventory, offline)) =
             crate::par::join_if(narrow, table, || (inventory(), offline()));
-        let inventory = inventory?;
-        let table = table.filter(|_| patched_as_well.into_inner());
+        let (inventory, patched) = inventory?;
+        let table = table.filter(|_| patched);
         let mut options = self.options.compile.clone();
         options.auto_approve = self.options.approvals == ApprovalMode::Derived;
         // What the previous compile can lend this one: for a change to nodes without routes,
