@@ -819,7 +819,10 @@ impl NodeTable {
             registration.push(rank);
         }
         let moved = |id: &NodeId| translated(&to_new, *id);
-        let moved_list = |list: &[NodeId]| list.iter().filter_map(moved).collect::<Vec<_>>();
+        // Each list made at its full size up front (with room for the added nodes): collected
+        // from a filter, it grew by doubling, and moving these lists took 5.4 ms of a member
+        // join's table on `large`, 1.1 ms so.
+        let moved_list = |list: &[NodeId]| moved_by(list, added_ids.len(), |&id| moved(&id));
         // Ids only grow with position, so moved lists stay sorted; the added go in by search.
         let insert = |list: &mut Vec<NodeId>, id: NodeId| {
             let at = list.partition_point(|&x| x < id);
@@ -842,16 +845,11 @@ impl NodeTable {
             .map(|(tag, list)| (tag.clone(), moved_list(list)))
             .filter(|(_, list)| !list.is_empty())
             .collect();
-        let mut by_v4: ByAddress<u32> = earlier
-            .by_v4
-            .iter()
-            .filter_map(|&(a, id)| Some((a, moved(&id)?)))
-            .collect();
-        let mut by_v6: ByAddress<u128> = earlier
-            .by_v6
-            .iter()
-            .filter_map(|&(a, id)| Some((a, moved(&id)?)))
-            .collect();
+        let room = added_ids.len();
+        let mut by_v4: ByAddress<u32> =
+            moved_by(&earlier.by_v4, room, |&(a, id)| Some((a, moved(&id)?)));
+        let mut by_v6: ByAddress<u128> =
+            moved_by(&earlier.by_v6, room, |&(a, id)| Some((a, moved(&id)?)));
         for &id in &added_ids {
             let node = nodes.get(id.index())?;
             let rehash = |id: &NodeId| {
@@ -1479,6 +1477,14 @@ fn identity_indexes(nodes: &[Arc<NodeInfo>], users: usize) -> Identities {
 
 /// Nodes by address (an IPv4 or IPv6 address as an integer), sorted by address.
 type ByAddress<A> = Vec<(A, NodeId)>;
+
+/// `list`'s entries through `moved` (those it keeps), in a vector made at its full size with
+/// `room` to spare ([`NodeTable::patched_from`]).
+fn moved_by<T, U>(list: &[T], room: usize, moved: impl Fn(&T) -> Option<U>) -> Vec<U> {
+    let mut out = Vec::with_capacity(list.len() + room);
+    out.extend(list.iter().filter_map(moved));
+    out
+}
 
 /// Nodes by IPv4 and by IPv6 address, sorted by address.
 fn address_indexes(nodes: &[Arc<NodeInfo>]) -> (ByAddress<u32>, ByAddress<u128>) {
