@@ -39,6 +39,15 @@ impl Target {
         Target::Nodes(Arc::from(ids))
     }
 
+    /// [`Target::nodes`] of a list held elsewhere, copied once (not into a vector first).
+    pub(crate) fn nodes_of(ids: &[NodeId]) -> Target {
+        debug_assert!(
+            ids.windows(2).all(|w| matches!(w, [a, b] if a < b)),
+            "node ids of a target must be sorted and distinct"
+        );
+        Target::Nodes(Arc::from(ids))
+    }
+
     /// A target matching nothing.
     pub(crate) fn empty() -> Target {
         Target::Nodes(Arc::from(Vec::new()))
@@ -201,8 +210,8 @@ impl<'a> Resolver<'a> {
             Alias::Autogroup(Autogroup::DangerAll) => Target::DangerAll,
             Alias::Autogroup(Autogroup::Internet) => Target::Internet,
             Alias::Autogroup(Autogroup::SelfDevices) => Target::SelfDevices,
-            Alias::Autogroup(Autogroup::Tagged) => Target::nodes(self.table.tagged.clone()),
-            Alias::Tag(tag) => Target::nodes(self.table.with_tag(tag).to_vec()),
+            Alias::Autogroup(Autogroup::Tagged) => Target::nodes_of(&self.table.tagged),
+            Alias::Tag(tag) => Target::nodes_of(self.table.with_tag(tag)),
             // An undefined host (validation refuses one) names no address: as a rule's source
             // or destination that only narrows what the rule allows. Inside an IP set, where
             // a `remove` would widen, it is an error instead (`crate::ipsets`).
@@ -250,11 +259,11 @@ impl<'a> Resolver<'a> {
                 Some(users) => match self.carried_devices(alias, &users) {
                     Some(ids) => {
                         debug_assert_eq!(
-                            ids,
-                            self.devices_of(&users),
+                            *ids,
+                            *self.devices_of(&users),
                             "carried devices of {alias:?}"
                         );
-                        Target::nodes(ids)
+                        Target::Nodes(ids)
                     }
                     None => Target::nodes(self.devices_of(&users)),
                 },
@@ -265,7 +274,7 @@ impl<'a> Resolver<'a> {
 
     /// The devices of `users` (those of user-like `alias`) from the earlier resolution, when
     /// no changed node is among them before or after ([`Carried`]).
-    fn carried_devices(&self, alias: &Alias, users: &[UserId]) -> Option<Vec<NodeId>> {
+    fn carried_devices(&self, alias: &Alias, users: &[UserId]) -> Option<Arc<[NodeId]>> {
         let carried = self.carried.as_ref()?;
         let Some(Target::Nodes(old)) = carried.cache.get(alias) else {
             return None;
@@ -282,10 +291,20 @@ impl<'a> Resolver<'a> {
         if device_now {
             return None;
         }
-        // Unchanged nodes keep their order (both tables sort by name).
-        old.iter()
-            .map(|&id| crate::nodes::translated(&carried.to_new, id))
-            .collect()
+        // Unchanged nodes keep their order (both tables sort by name). Made in place, at its
+        // exact length (a map over a slice), not gathered in a vector and copied; a node the
+        // translation drops (none should: no changed node is in the list) refuses the carry.
+        let mut whole = true;
+        let ids: Arc<[NodeId]> = old
+            .iter()
+            .map(|&id| {
+                crate::nodes::translated(&carried.to_new, id).unwrap_or_else(|| {
+                    whole = false;
+                    id
+                })
+            })
+            .collect();
+        whole.then_some(ids)
     }
 
     /// The addresses of an IP set entry other than another IP set, or `None` when they cannot

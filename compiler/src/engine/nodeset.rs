@@ -27,9 +27,22 @@ impl Deref for NodeRecords {
 
 impl FromIterator<NodeRecord> for NodeRecords {
     fn from_iter<I: IntoIterator<Item = NodeRecord>>(records: I) -> NodeRecords {
-        let mut out = NodeRecords::default();
-        for record in records {
-            out.insert(record.id, record);
+        // Collected whole, the map is built in bulk from sorted pairs, its nodes full;
+        // inserted one by one in id order, they were left half full (about 12 MiB more of
+        // the engine on `large`).
+        let by_id: BTreeMap<u64, NodeRecord> = records.into_iter().map(|r| (r.id, r)).collect();
+        let mut out = NodeRecords {
+            by_id,
+            offline: HashMap::new(),
+        };
+        let offline: Vec<String> = out
+            .by_id
+            .values()
+            .filter(|r| !r.online)
+            .map(|r| r.name.clone())
+            .collect();
+        for name in offline {
+            *out.offline.entry(name).or_default() += 1;
         }
         out
     }
@@ -150,7 +163,12 @@ mod tests {
         fn offline_names_follow_the_records(
             steps in proptest::collection::vec((0u8..4, 0u64..6, 0u8..4, any::<bool>()), 0..60)
         ) {
-            let mut records = NodeRecords::default();
+            let mut records: NodeRecords = steps
+                .iter()
+                .take(3)
+                .map(|&(_, id, name, online)| record(id, name, online))
+                .collect();
+            prop_assert!(records.offline_agrees());
             for (op, id, name, online) in steps {
                 match op {
                     0 | 1 => {
