@@ -32,11 +32,8 @@ impl Target {
     /// Devices by identity. `ids` must be sorted without repeats: membership is a binary
     /// search, and a broken order would quietly change who a rule admits.
     pub(crate) fn nodes(ids: Vec<NodeId>) -> Target {
-        debug_assert!(
-            ids.windows(2).all(|w| matches!(w, [a, b] if a < b)),
-            "node ids of a target must be sorted and distinct"
-        );
-        Target::Nodes(Arc::from(ids))
+        // `Arc<[_]>` from a vector copies it as from a slice.
+        Target::nodes_of(&ids)
     }
 
     /// [`Target::nodes`] of a list held elsewhere, copied once (not into a vector first).

@@ -31,20 +31,11 @@ impl FromIterator<NodeRecord> for NodeRecords {
         // inserted one by one in id order, they were left half full (about 12 MiB more of
         // the engine on `large`).
         let by_id: BTreeMap<u64, NodeRecord> = records.into_iter().map(|r| (r.id, r)).collect();
-        let mut out = NodeRecords {
-            by_id,
-            offline: HashMap::new(),
-        };
-        let offline: Vec<String> = out
-            .by_id
-            .values()
-            .filter(|r| !r.online)
-            .map(|r| r.name.clone())
-            .collect();
-        for name in offline {
-            *out.offline.entry(name).or_default() += 1;
+        let mut offline = HashMap::new();
+        for record in by_id.values() {
+            count(&mut offline, record, true);
         }
-        out
+        NodeRecords { by_id, offline }
     }
 }
 
@@ -72,10 +63,10 @@ impl NodeRecords {
 
     /// Put `record` in under `id`: the record it replaces.
     pub(super) fn insert(&mut self, id: u64, record: NodeRecord) -> Option<NodeRecord> {
-        self.count(&record, true);
+        count(&mut self.offline, &record, true);
         let old = self.by_id.insert(id, record);
         if let Some(old) = &old {
-            self.count(old, false);
+            count(&mut self.offline, old, false);
         }
         old
     }
@@ -83,7 +74,7 @@ impl NodeRecords {
     /// Take the record of `id` out.
     pub(super) fn remove(&mut self, id: &u64) -> Option<NodeRecord> {
         let old = self.by_id.remove(id)?;
-        self.count(&old, false);
+        count(&mut self.offline, &old, false);
         Some(old)
     }
 
@@ -96,28 +87,11 @@ impl NodeRecords {
         let record = self.by_id.get_mut(&id)?;
         let before = record.clone();
         let out = edit(record);
-        let (was, is) = (!before.online, !record.online);
-        if (was, &before.name) != (is, &record.name) {
-            let now = record.clone();
-            self.count(&before, false);
-            self.count(&now, true);
+        if (before.online, &before.name) != (record.online, &record.name) {
+            count(&mut self.offline, &before, false);
+            count(&mut self.offline, record, true);
         }
         Some((before, out))
-    }
-
-    /// Count `record`'s name among the offline ones (`add`) or take it away.
-    fn count(&mut self, record: &NodeRecord, add: bool) {
-        if record.online {
-            return;
-        }
-        if add {
-            *self.offline.entry(record.name.clone()).or_default() += 1;
-        } else if let Some(n) = self.offline.get_mut(&record.name) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.offline.remove(&record.name);
-            }
-        }
     }
 
     /// The offline names as a walk over every record gives them (for debug checks).
@@ -131,6 +105,21 @@ impl NodeRecords {
             && walked
                 .iter()
                 .all(|(name, n)| self.offline.get(*name) == Some(n))
+    }
+}
+
+/// Count `record`'s name among the `offline` ones (`add`) or take it away.
+fn count(offline: &mut HashMap<String, u32>, record: &NodeRecord, add: bool) {
+    if record.online {
+        return;
+    }
+    if add {
+        *offline.entry(record.name.clone()).or_default() += 1;
+    } else if let Some(n) = offline.get_mut(&record.name) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            offline.remove(&record.name);
+        }
     }
 }
 
