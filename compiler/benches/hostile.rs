@@ -2,7 +2,9 @@
 //! naming 10^5 hosts, an IP set of 10^5 entries and an ACL of 10^4 destinations over 2,000
 //! nodes, 10^4 routes with 10^4 rules to them. Each is parsed once; the timed part is the shared compile (`try_compile`).
 //! And a policy's tests (`hostile/port_tests_1e4`: 10^4 tests of the ports of one ACL entry
-//! list), timed in `run_tests`.
+//! list), timed in `run_tests`; and the validation of 10^4 rules naming undefined tags,
+//! groups, hosts and users among 2,000 of each defined (`hostile/undefined_names_1e4_x_2e3`),
+//! timed in `parse_str`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -58,6 +60,24 @@ fn bench_hostile(c: &mut Criterion) {
     );
     group.bench_function(case.name, |b| {
         b.iter(|| aclc_compiler::policytest::run_tests(&policy, &compiled).passed())
+    });
+    // Validation of a policy whose every reference is undefined: the timed part is
+    // `parse_str`, most of it the "did you mean" lookups among the defined names and the
+    // inventory's logins (bounded per validation; 10^4 x 2,000 of them took many seconds).
+    let case = hostile::many_undefined_names(10_000, 2_000);
+    let inventory = Inventory::from_json(&case.inventory).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, checked) = aclc_policy::parse_str(case.name, &case.policy, &options);
+    assert!(checked.is_err_and(|d| d.0.len() >= 40_000), "{}", case.name);
+    group.bench_function(case.name, |b| {
+        b.iter(|| {
+            aclc_policy::parse_str(case.name, &case.policy, &options)
+                .1
+                .is_err()
+        })
     });
     group.finish();
 }

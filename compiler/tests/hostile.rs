@@ -49,6 +49,48 @@ fn compile_case(case: Case) -> Result<Compiled, CompileError> {
     })
 }
 
+#[test]
+fn many_undefined_names_are_each_reported_with_help() {
+    let case = hostile::many_undefined_names(2_000, 500);
+    let diagnostics = guarded(case.name, move || {
+        let inventory = Inventory::from_json(&case.inventory).unwrap();
+        let options = aclc_policy::Options {
+            context: inventory.policy_context(),
+            ..Default::default()
+        };
+        let (_, checked) = aclc_policy::parse_str(case.name, &case.policy, &options);
+        checked.err().unwrap().0
+    });
+    // A tag, a group and a host undefined, a user unknown, in each of 2,000 rules: each
+    // reported, each with help (a suggestion while the lookups' budget lasts, else what to
+    // define).
+    for (code, count) in [
+        ("aclc::undefined_tag", 2_000),
+        ("aclc::undefined_group", 2_000),
+        ("aclc::undefined_host", 2_000),
+        ("aclc::unknown_user", 2_000),
+    ] {
+        let found: Vec<_> = diagnostics
+            .iter()
+            .filter(|d| d.code.as_str() == code)
+            .collect();
+        assert_eq!(found.len(), count, "{code}");
+        assert!(found.iter().all(|d| d.help.is_some()), "{code}: help");
+    }
+    // The first lookups are within the budget: the nearest names are suggested.
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.help.as_deref() == Some("did you mean \"tag:t100\"?")),
+        "no suggestion: {:?}",
+        diagnostics
+            .iter()
+            .take(6)
+            .map(|d| d.help.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
 /// Every `DstPorts` address of every node, as written.
 fn destinations(compiled: &Compiled) -> Vec<String> {
     compiled

@@ -52,6 +52,41 @@ pub fn inventory(nodes: usize, routers: usize) -> String {
     .to_string()
 }
 
+/// `defined` tags, groups and hosts, and `refs` rules each naming a tag, a group, a host and
+/// a user that are not defined (a user the inventory of `refs` users does not have): every
+/// reference an error or warning whose "did you mean" looks among thousands of names.
+pub fn many_undefined_names(refs: usize, defined: usize) -> Case {
+    let tags: serde_json::Map<String, Value> = (0..defined)
+        .map(|i| (format!("tag:t{i}"), json!(["autogroup:admin"])))
+        .collect();
+    let groups: serde_json::Map<String, Value> = (0..defined)
+        .map(|i| (format!("group:g{i}"), json!([format!("u{i}@example.com")])))
+        .collect();
+    let hosts: serde_json::Map<String, Value> = (0..defined)
+        .map(|i| {
+            let ip = format!("10.{}.{}.1", (i >> 8) & 255, i & 255);
+            (format!("host{i}"), json!(ip))
+        })
+        .collect();
+    let acls: Vec<Value> = (0..refs)
+        .map(|i| {
+            let n = defined + i;
+            json!({
+                "action": "accept",
+                "src": [format!("group:g{n}"), format!("v{n}@example.com")],
+                "dst": [format!("tag:t{n}:22"), format!("host{n}:80")],
+            })
+        })
+        .collect();
+    let mut body = json!({"tagOwners": tags, "groups": groups, "hosts": hosts, "acls": acls});
+    body["tagOwners"]["tag:router"] = json!(["autogroup:admin"]);
+    Case {
+        name: "undefined_names_1e4_x_2e3",
+        policy: body.to_string(),
+        inventory: inventory(4 * refs, 0),
+    }
+}
+
 fn policy(body: Value) -> String {
     let mut body = body;
     body["tagOwners"] = json!({"tag:router": ["autogroup:admin"]});

@@ -8,7 +8,7 @@ mod appconnector;
 mod derp;
 mod rules;
 mod sections;
-mod suggest;
+pub(crate) mod suggest;
 
 pub(crate) use appconnector::{APP_CONNECTORS, FIELDS as APP_CONNECTOR_KEYS};
 pub(crate) use rules::{ACL_KEYS, GRANT_KEYS, NODE_ATTR_KEYS, SSH_KEYS, SSH_TEST_KEYS, TEST_KEYS};

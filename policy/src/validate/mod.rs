@@ -18,6 +18,8 @@ use crate::source::Span;
 use crate::Context;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use crate::lower::suggest::Names;
+
 /// Validate a lowered policy; returns errors and warnings (unsorted).
 ///
 /// `earlier` are the diagnostics of the previous stages: a rule with an error there is not
@@ -75,6 +77,13 @@ pub(crate) fn validate(
         saw_members: None,
         warned_synced: BTreeSet::new(),
         internet_sets: BTreeSet::new(),
+        suggest: Suggest {
+            budget: crate::lower::suggest::Budget::new(crate::lower::suggest::VALIDATION_CELLS),
+            groups: std::cell::OnceCell::new(),
+            hosts: std::cell::OnceCell::new(),
+            tags: std::cell::OnceCell::new(),
+            logins: std::cell::OnceCell::new(),
+        },
     };
     v.definitions();
     v.rules();
@@ -154,6 +163,18 @@ pub(crate) struct Validator<'p> {
     warned_synced: BTreeSet<String>,
     /// IP sets that hold `autogroup:internet`, directly or through other sets.
     internet_sets: BTreeSet<&'p str>,
+    /// The names "did you mean" looks among, each prepared on first use, and the work its
+    /// lookups may do in all ([`crate::lower::suggest`]).
+    suggest: Suggest<'p>,
+}
+
+/// Names to suggest from, by kind, and the work left for suggestions.
+struct Suggest<'p> {
+    budget: crate::lower::suggest::Budget,
+    groups: std::cell::OnceCell<Names<'p>>,
+    hosts: std::cell::OnceCell<Names<'p>>,
+    tags: std::cell::OnceCell<Names<'p>>,
+    logins: std::cell::OnceCell<Names<'p>>,
 }
 
 impl<'p> Validator<'p> {
@@ -230,13 +251,11 @@ impl<'p> Validator<'p> {
                 {
                     self.synced_group(group, sel.span);
                 } else if !self.index.groups.contains_key(group.as_str()) {
-                    let names: Vec<&str> = self
-                        .policy
-                        .groups
-                        .iter()
-                        .map(|g| g.name.value.as_str())
-                        .collect();
-                    let help = match crate::lower::closest(group, &names) {
+                    let policy = self.policy;
+                    let names = self.suggest.groups.get_or_init(|| {
+                        Names::new(policy.groups.iter().map(|g| g.name.value.as_str()))
+                    });
+                    let help = match names.closest(group, &self.suggest.budget) {
                         Some(n) => format!("did you mean {}?", quote(n)),
                         None => format!("define {} in \"groups\"", quote(group)),
                     };
@@ -253,18 +272,17 @@ impl<'p> Validator<'p> {
             Alias::Host(host) => {
                 self.used.insert(format!("host {host}"));
                 if !self.index.hosts.contains(host.as_str()) {
-                    let names: Vec<&str> = self
-                        .policy
-                        .hosts
-                        .iter()
-                        .map(|h| h.name.value.as_str())
-                        .collect();
+                    let policy = self.policy;
+                    let names = self.suggest.hosts.get_or_init(|| {
+                        Names::new(policy.hosts.iter().map(|h| h.name.value.as_str()))
+                    });
+                    let suggested = names.closest(host, &self.suggest.budget);
                     let bare = without_ports(host).filter(|b| {
                         self.index.hosts.contains(*b)
                             || b.parse::<std::net::IpAddr>().is_ok()
                             || b.parse::<ipnet::IpNet>().is_ok()
                     });
-                    let help = match (bare, crate::lower::closest(host, &names)) {
+                    let help = match (bare, suggested) {
                         (Some(bare), _) => {
                             self.used.insert(format!("host {bare}"));
                             no_port_help(bare)
@@ -348,13 +366,12 @@ impl<'p> Validator<'p> {
     }
 
     fn suggest_tag(&self, tag: &str) -> String {
-        let names: Vec<&str> = self
-            .policy
-            .tag_owners
-            .iter()
-            .map(|t| t.tag.value.as_str())
-            .collect();
-        match crate::lower::closest(tag, &names) {
+        let policy = self.policy;
+        let names = self
+            .suggest
+            .tags
+            .get_or_init(|| Names::new(policy.tag_owners.iter().map(|t| t.tag.value.as_str())));
+        match names.closest(tag, &self.suggest.budget) {
             Some(n) => format!("did you mean {}?", quote(n)),
             None => format!(
                 "define it in \"tagOwners\", e.g. \"tagOwners\": {{{}: [\"autogroup:admin\"]}}",
@@ -433,8 +450,11 @@ impl<'p> Validator<'p> {
         if known.contains(&login.to_lowercase()) {
             return;
         }
-        let names: Vec<&str> = logins.iter().map(String::as_str).collect();
-        let help = match crate::lower::closest(login, &names) {
+        let names = self
+            .suggest
+            .logins
+            .get_or_init(|| Names::new(logins.iter().map(String::as_str)));
+        let help = match names.closest(login, &self.suggest.budget) {
             Some(n) => format!("did you mean {}? (Tailscale accepts users who have not joined yet)", quote(n)),
             None => "Tailscale accepts users who have not joined yet; the rule matches nothing until they do".to_string(),
         };
