@@ -90,6 +90,7 @@ impl<'k> Names<'k> {
         let key: Vec<char> = lower.chars().collect();
         let limit = (key.len() / 3).max(2);
         let mut best: Option<(usize, &'k str)> = None;
+        let mut rows = Rows::default();
         for (chars, name) in &self.entries {
             if !budget.spend(1) {
                 return None;
@@ -102,8 +103,8 @@ impl<'k> Names<'k> {
             }
             // The cells computed, charged after (most distances stop after a row or two):
             // at most one distance's worth over the budget.
-            let (distance, rows) = within(&key, chars, bound);
-            if !budget.spend((rows as u64).saturating_mul(2 * bound as u64 + 1)) {
+            let (distance, computed) = within(&key, chars, bound, &mut rows);
+            if !budget.spend((computed as u64).saturating_mul(2 * bound as u64 + 1)) {
                 return None;
             }
             if let Some(d) = distance {
@@ -123,15 +124,26 @@ pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     Names::new(known.iter().copied()).closest(key, &Budget::new(VALIDATION_CELLS))
 }
 
+/// Two rows of a distance table, kept across the distances of one lookup (made afresh for
+/// each name, they were most of a lookup's time).
+#[derive(Default)]
+struct Rows {
+    prev: Vec<usize>,
+    cur: Vec<usize>,
+}
+
 /// The Levenshtein distance between `a` and `b` (in characters) when it is at most `bound`,
 /// computed in the band of cells within `bound` of the diagonal (a cell outside it is more
 /// than `bound` away), and how many rows of `a` it computed: it stops at the first row whose
 /// cells are all past `bound`. O(len(a) x bound).
-fn within(a: &[char], b: &[char], bound: usize) -> (Option<usize>, usize) {
+fn within(a: &[char], b: &[char], bound: usize, rows: &mut Rows) -> (Option<usize>, usize) {
     let over = bound + 1;
+    let Rows { prev, cur } = rows;
     // prev[j]: the distance between a[..i] and b[..j], capped at `over`.
-    let mut prev: Vec<usize> = (0..=b.len()).map(|j| j.min(over)).collect();
-    let mut cur = vec![over; b.len() + 1];
+    prev.clear();
+    prev.extend((0..=b.len()).map(|j| j.min(over)));
+    cur.clear();
+    cur.resize(b.len() + 1, over);
     for (i, ca) in a.iter().enumerate() {
         let row = i + 1;
         let (lo, hi) = (row.saturating_sub(bound), (row + bound).min(b.len()));
@@ -157,7 +169,7 @@ fn within(a: &[char], b: &[char], bound: usize) -> (Option<usize>, usize) {
         if smallest > bound {
             return (None, row);
         }
-        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(prev, cur);
     }
     let distance = prev.get(b.len()).copied().filter(|&d| d <= bound);
     (distance, a.len())
@@ -223,6 +235,7 @@ mod tests {
             "aaaaaaaa",
             "b",
         ];
+        let mut scratch = Rows::default();
         for a in words {
             for b in words {
                 let a_chars: Vec<char> = a.chars().collect();
@@ -230,7 +243,7 @@ mod tests {
                 let d = levenshtein(a, b);
                 for bound in 0..6 {
                     let expected = (d <= bound).then_some(d);
-                    let (got, rows) = within(&a_chars, &b_chars, bound);
+                    let (got, rows) = within(&a_chars, &b_chars, bound, &mut scratch);
                     assert_eq!(got, expected, "{a:?} {b:?} {bound}");
                     assert!(rows <= a_chars.len(), "{a:?} {b:?} {bound}");
                 }
