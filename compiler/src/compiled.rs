@@ -2,7 +2,7 @@
 //! between threads; each node's rules, routes and peers are derived on demand from structures
 //! shared by all nodes, so asking for one node costs what that node receives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -556,7 +556,15 @@ impl Compiled {
     /// True when router `r` is shown to every viewer exactly as in `other` (a compile of the
     /// same inventory): same subnet routes and exit status, and for each route the same
     /// servers and the same visibility and `via` steering. The access diff then skips it.
-    pub(crate) fn router_unchanged(&self, other: &Compiled, r: NodeId) -> bool {
+    /// Each route is compared once (`same_routes`, by the two compiles' route numbers): its
+    /// servers all ask about it, and each comparison builds node sets of the whole tailnet
+    /// (8,000 routers of one route took 15 s to diff).
+    pub(crate) fn router_unchanged(
+        &self,
+        other: &Compiled,
+        r: NodeId,
+        same_routes: &mut HashMap<(usize, usize), bool>,
+    ) -> bool {
         let (Some(a), Some(b)) = (self.table.get(r), other.table.get(r)) else {
             return false;
         };
@@ -566,10 +574,10 @@ impl Compiled {
         a.subnet_routes
             .iter()
             .all(|net| match (self.routes.get(net), other.routes.get(net)) {
-                (Some((i, x)), Some((j, y))) => {
+                (Some((i, x)), Some((j, y))) => *same_routes.entry((i, j)).or_insert_with(|| {
                     x.servers == y.servers
                         && self.peers.route_signature(i) == other.peers.route_signature(j)
-                }
+                }),
                 (None, None) => true,
                 _ => false,
             })

@@ -246,7 +246,11 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
     routers.sort_unstable();
     routers.dedup();
     // Routers shown to everyone exactly as before need no per-viewer look.
-    routers.retain(|&r| !new.compiled.router_unchanged(old.compiled, r));
+    let mut same_routes = HashMap::new();
+    routers.retain(|&r| {
+        !new.compiled
+            .router_unchanged(old.compiled, r, &mut same_routes)
+    });
     // Only nodes a changed item, rule, route or attribute reaches can differ.
     let touched = if options.exhaustive {
         touched::Touched::all(names.len())

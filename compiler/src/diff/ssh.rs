@@ -50,29 +50,67 @@ fn action_kind(rule: &SshRule) -> Option<&'static str> {
     }
 }
 
-/// The first rule among `active` (indices into `rules`, ascending) that maps `login`.
-fn decide(rules: &[Placed<'_>], active: &[usize], login: &str) -> Option<Outcome> {
-    for &i in active {
-        let placed = rules.get(i)?;
-        let users = &placed.rule.ssh_users;
-        let Some(local) = users.get(login).or_else(|| users.get("*")) else {
-            continue;
-        };
-        if local.is_empty() {
-            return None;
-        }
-        let local_user = if local == "=" {
-            login.to_string()
-        } else {
-            local.clone()
-        };
-        return Some(Outcome {
-            local_user,
-            action: action_kind(placed.rule)?,
-            rule: placed.policy_index,
-        });
+/// What rule `placed` gives `login`, which it maps to `local`.
+fn outcome(placed: &Placed<'_>, login: &str, local: &str) -> Option<Outcome> {
+    if local.is_empty() {
+        return None;
     }
-    None
+    let local_user = if local == "=" {
+        login.to_string()
+    } else {
+        local.to_string()
+    };
+    Some(Outcome {
+        local_user,
+        action: action_kind(placed.rule)?,
+        rule: placed.policy_index,
+    })
+}
+
+/// The first rule among some active ones that maps each login: decided for every login in
+/// one pass over the rules (up to the first that maps `*`, which decides every login not
+/// named before it), not by a scan of the rules per login (logins x rules per stretch of
+/// sources: 16,000 rules of one login each took 12 s to diff).
+struct Decided<'r, 'a> {
+    /// The logins the rules before the first `*` name, each decided by the first.
+    named: HashMap<&'r str, Option<Outcome>>,
+    /// The first rule that maps `*`, and what it maps it to.
+    star: Option<(&'r Placed<'a>, &'r str)>,
+}
+
+impl<'r, 'a> Decided<'r, 'a> {
+    /// `active`: indices into `rules`, ascending.
+    fn new(rules: &'r [Placed<'a>], active: &[usize]) -> Decided<'r, 'a> {
+        let mut decided = Decided {
+            named: HashMap::new(),
+            star: None,
+        };
+        for placed in active.iter().filter_map(|&i| rules.get(i)) {
+            for (login, local) in placed.rule.ssh_users.iter() {
+                if login != "*" {
+                    decided
+                        .named
+                        .entry(login.as_str())
+                        .or_insert_with(|| outcome(placed, login, local));
+                }
+            }
+            if let Some(local) = placed.rule.ssh_users.get("*") {
+                decided.star = Some((placed, local.as_str()));
+                break;
+            }
+        }
+        decided
+    }
+
+    /// What the first rule that maps `login` gives it.
+    fn decide(&self, login: &str) -> Option<Outcome> {
+        match self.named.get(login) {
+            Some(found) => found.clone(),
+            None => self
+                .star
+                .and_then(|(placed, local)| outcome(placed, login, local)),
+        }
+    }
 }
 
 /// A principal list kept alive, its id and its runs of positions.
@@ -307,9 +345,29 @@ pub(crate) fn diff_node(
         let old_active: Vec<usize> = old_active.iter().copied().collect();
         let new_active: Vec<usize> = new_active.iter().copied().collect();
         let [old_rules, new_rules] = &sides;
+        let (old_decided, new_decided) = (
+            Decided::new(old_rules, &old_active),
+            Decided::new(new_rules, &new_active),
+        );
+        // A login neither side names here is decided by each side's `*` rule: when the two
+        // give every such login the same, they are passed over without a decision each.
+        let same_star = match (old_decided.star, new_decided.star) {
+            (None, None) => true,
+            (Some((a, x)), Some((b, y))) => {
+                x == y && (x.is_empty() || action_kind(a.rule) == action_kind(b.rule))
+            }
+            _ => false,
+        };
         for &login in &logins {
-            let o = decide(old_rules, &old_active, login);
-            let n = decide(new_rules, &new_active, login);
+            if same_star
+                && login != "*"
+                && !old_decided.named.contains_key(login)
+                && !new_decided.named.contains_key(login)
+            {
+                continue;
+            }
+            let o = old_decided.decide(login);
+            let n = new_decided.decide(login);
             let same = match (&o, &n) {
                 (Some(a), Some(b)) => a.local_user == b.local_user && a.action == b.action,
                 (None, None) => true,
