@@ -102,6 +102,18 @@ impl<'r, 'a> Decided<'r, 'a> {
         decided
     }
 
+    /// True when `self`'s and `other`'s `*` rules give every login neither names the same
+    /// local user and action (or neither gives it anything).
+    fn stars_agree(&self, other: &Decided<'_, '_>) -> bool {
+        match (self.star, other.star) {
+            (None, None) => true,
+            (Some((a, x)), Some((b, y))) => {
+                x == y && (x.is_empty() || action_kind(a.rule) == action_kind(b.rule))
+            }
+            _ => false,
+        }
+    }
+
     /// What the first rule that maps `login` gives it.
     fn decide(&self, login: &str) -> Option<Outcome> {
         match self.named.get(login) {
@@ -351,13 +363,7 @@ pub(crate) fn diff_node(
         );
         // A login neither side names here is decided by each side's `*` rule: when the two
         // give every such login the same, they are passed over without a decision each.
-        let same_star = match (old_decided.star, new_decided.star) {
-            (None, None) => true,
-            (Some((a, x)), Some((b, y))) => {
-                x == y && (x.is_empty() || action_kind(a.rule) == action_kind(b.rule))
-            }
-            _ => false,
-        };
+        let same_star = old_decided.stars_agree(&new_decided);
         for &login in &logins {
             if same_star
                 && login != "*"
@@ -415,4 +421,107 @@ fn push(atoms: &mut Vec<SshAtom>, gained: bool, a: u32, b: u32, login: &str, out
         login: login.to_string(),
         outcome,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The first rule among `active` that maps `login`, by a scan per login (what
+    /// [`Decided`] replaced).
+    fn scanned(rules: &[Placed<'_>], active: &[usize], login: &str) -> Option<Outcome> {
+        for &i in active {
+            let placed = &rules[i];
+            let users = &placed.rule.ssh_users;
+            let Some(local) = users.get(login).or_else(|| users.get("*")) else {
+                continue;
+            };
+            return outcome(placed, login, local);
+        }
+        None
+    }
+
+    const LOGINS: [&str; 5] = ["a", "b", "c", "*", "zed"];
+
+    fn rule(users: &[(usize, usize)], action: usize) -> SshRule {
+        const LOCALS: [&str; 4] = ["=", "", "x", "a"];
+        let users: BTreeMap<String, String> = users
+            .iter()
+            .map(|&(l, v)| (LOGINS[l % 4].to_string(), LOCALS[v % 4].to_string()))
+            .collect();
+        let action = match action % 3 {
+            0 => serde_json::json!({"accept": true}),
+            1 => serde_json::json!({"reject": true}),
+            _ => serde_json::json!({"holdAndDelegate": "https://example.com/check"}),
+        };
+        serde_json::from_value(serde_json::json!({
+            "principals": [],
+            "sshUsers": users,
+            "action": action,
+        }))
+        .unwrap()
+    }
+
+    fn placed(rules: &[SshRule]) -> Vec<Placed<'_>> {
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| Placed {
+                rule,
+                policy_index: i,
+                sig: (0, 0, String::new()),
+                runs: Rc::new(Vec::new()),
+            })
+            .collect()
+    }
+
+    type Rules = Vec<(Vec<(usize, usize)>, usize)>;
+
+    fn rules() -> impl Strategy<Value = Rules> {
+        prop::collection::vec(
+            (
+                prop::collection::vec((0..4usize, 0..4usize), 0..4),
+                0..3usize,
+            ),
+            0..7,
+        )
+    }
+
+    proptest! {
+        /// One pass over the rules decides each login as a scan of the rules per login does.
+        #[test]
+        fn one_pass_decides_as_the_scan_per_login(spec in rules(), keep in prop::collection::vec(any::<bool>(), 7)) {
+            let rules: Vec<SshRule> = spec.iter().map(|(u, a)| rule(u, *a)).collect();
+            let placed = placed(&rules);
+            let active: Vec<usize> = (0..placed.len()).filter(|&i| keep[i]).collect();
+            let decided = Decided::new(&placed, &active);
+            for login in LOGINS {
+                prop_assert_eq!(decided.decide(login), scanned(&placed, &active, login), "{}", login);
+            }
+        }
+
+        /// When the two sides' `*` rules agree, every login neither side names gets the same
+        /// from both (what lets the sweep pass those logins over).
+        #[test]
+        fn agreeing_star_rules_decide_unnamed_logins_alike(old in rules(), new in rules()) {
+            let (old, new): (Vec<SshRule>, Vec<SshRule>) = (
+                old.iter().map(|(u, a)| rule(u, *a)).collect(),
+                new.iter().map(|(u, a)| rule(u, *a)).collect(),
+            );
+            let (old, new) = (placed(&old), placed(&new));
+            let (all_old, all_new): (Vec<usize>, Vec<usize>) = ((0..old.len()).collect(), (0..new.len()).collect());
+            let (a, b) = (Decided::new(&old, &all_old), Decided::new(&new, &all_new));
+            if a.stars_agree(&b) {
+                let (o, n) = (a.decide("zed"), b.decide("zed"));
+                let same = match (&o, &n) {
+                    (Some(x), Some(y)) => x.local_user == y.local_user && x.action == y.action,
+                    (None, None) => true,
+                    _ => false,
+                };
+                prop_assert!(same, "{:?} {:?}", o, n);
+            }
+        }
+    }
 }
