@@ -37,6 +37,11 @@ impl Budget {
         }
     }
 
+    /// True when `cells` are left.
+    fn covers(&self, cells: u64) -> bool {
+        self.0.get() >= cells
+    }
+
     #[cfg(test)]
     fn left(&self) -> u64 {
         self.0.get()
@@ -101,12 +106,15 @@ impl<'k> Names<'k> {
             if key.len().abs_diff(chars.len()) > bound {
                 continue;
             }
-            // The cells computed, charged after (most distances stop after a row or two):
-            // at most one distance's worth over the budget.
-            let (distance, computed) = within(&key, chars, bound, &mut rows);
-            if !budget.spend((computed as u64).saturating_mul(2 * bound as u64 + 1)) {
+            // Begun only when the budget covers the whole band; the rows set up and the cells
+            // computed are charged after (most distances stop after a row or two).
+            let band = 2 * bound as u64 + 1;
+            let most = (key.len() as u64).saturating_mul(band);
+            if !budget.covers(most.saturating_add(chars.len() as u64)) {
                 return None;
             }
+            let (distance, computed) = within(&key, chars, bound, &mut rows);
+            budget.spend((computed as u64).saturating_mul(band) + chars.len() as u64);
             if let Some(d) = distance {
                 best = Some((d, name));
                 if d == 0 {
@@ -135,7 +143,7 @@ struct Rows {
 /// The Levenshtein distance between `a` and `b` (in characters) when it is at most `bound`,
 /// computed in the band of cells within `bound` of the diagonal (a cell outside it is more
 /// than `bound` away), and how many rows of `a` it computed: it stops at the first row whose
-/// cells are all past `bound`. O(len(a) x bound).
+/// cells are all past `bound`. O(len(b) + len(a) x bound).
 fn within(a: &[char], b: &[char], bound: usize, rows: &mut Rows) -> (Option<usize>, usize) {
     let over = bound + 1;
     let Rows { prev, cur } = rows;
@@ -147,11 +155,11 @@ fn within(a: &[char], b: &[char], bound: usize, rows: &mut Rows) -> (Option<usiz
     for (i, ca) in a.iter().enumerate() {
         let row = i + 1;
         let (lo, hi) = (row.saturating_sub(bound), (row + bound).min(b.len()));
-        cur.iter_mut().for_each(|c| *c = over);
-        if lo == 0 {
-            if let Some(c) = cur.first_mut() {
-                *c = row.min(over);
-            }
+        // Only the band is written: the cell left of it (which the first cell reads) is
+        // set here, the one right of it (which the next row reads) after, not the whole
+        // row (a row of a long name for a band of one cell).
+        if let Some(c) = cur.get_mut(lo.saturating_sub(1)) {
+            *c = if lo == 0 { row.min(over) } else { over };
         }
         let mut smallest = cur.first().copied().filter(|_| lo == 0).unwrap_or(over);
         for j in lo.max(1)..=hi {
@@ -165,6 +173,9 @@ fn within(a: &[char], b: &[char], bound: usize, rows: &mut Rows) -> (Option<usiz
                 *c = d;
             }
             smallest = smallest.min(d);
+        }
+        if let Some(c) = cur.get_mut(hi + 1) {
+            *c = over;
         }
         if smallest > bound {
             return (None, row);
