@@ -308,7 +308,19 @@ fn build_marked(
     );
     let lowered = lowered?;
     let routes = RouteTable::new(&table);
-    let peers = PeerIndex::with_prepared(&table, &routes, &lowered, prepared);
+    // A node event whose lowering made the same items, none of whose changed nodes has an
+    // address in a route: each route's items are those it had ([`PeerIndex::route_items`]).
+    let route_items = prior
+        .zip(changed.as_ref())
+        .filter(|_| kept.is_some())
+        .filter(|(p, _)| !p.policy_changed && !p.routes_changed)
+        .filter(|(p, _)| lower::same_items(&p.compiled.lowered, &lowered))
+        .filter(|(p, (before, after))| {
+            outside_routes(&p.compiled.table, before, &routes)
+                && outside_routes(&table, after, &routes)
+        })
+        .map(|(p, _)| p.compiled.peers.route_items());
+    let peers = PeerIndex::with_prepared(&table, &routes, &lowered, prepared, route_items);
     // Debug builds compare the sets taken from beside the lowering with sets prepared here.
     #[cfg(debug_assertions)]
     debug_assert!(
@@ -318,6 +330,18 @@ fn build_marked(
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))
+}
+
+/// True when none of the nodes `ids` of `table` has an address in a route of `routes`.
+fn outside_routes(table: &NodeTable, ids: &[NodeId], routes: &RouteTable) -> bool {
+    ids.iter().all(|&id| {
+        table.get(id).is_some_and(|n| {
+            let addrs = n.v4.map(IpAddr::V4).into_iter().chain(n.v6.map(IpAddr::V6));
+            addrs
+                .into_iter()
+                .all(|a| !routes.routes.iter().any(|r| r.net.contains(&a)))
+        })
+    })
 }
 
 /// An earlier compile of the same policy whose tailnet differs only in the nodes named (by

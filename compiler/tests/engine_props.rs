@@ -30,12 +30,14 @@ const LOGINS: [&str; 4] = [
     "dave@example.org",
 ];
 const TAGS: [&str; 4] = ["tag:web", "tag:db", "tag:router", "tag:exit"];
-const ROUTES: [&str; 5] = [
+/// The last holds the tailnet's own IPv4 addresses (those of nodes 0 to 63).
+const ROUTES: [&str; 6] = [
     "10.0.0.0/24",
     "10.0.1.0/24",
     "192.168.0.0/16",
     "0.0.0.0/0",
     "::/0",
+    "100.64.0.0/26",
 ];
 const SELECTORS: [&str; 10] = [
     "*",
@@ -189,7 +191,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
     if g[4].is_multiple_of(3) {
         n.advertised_routes = routes(g[4] / 3);
     }
-    n.approved_routes = bits(&ROUTES, g[5] % 32)
+    n.approved_routes = bits(&ROUTES, g[5] % 64)
         .iter()
         .map(|r| r.parse().unwrap())
         .collect();
@@ -200,7 +202,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
     n.online = !g[1].is_multiple_of(5);
     // Some nodes have one address family (IPv4-only or IPv6-only pools): a re-addressed
     // node may change family, which changes how every peer sees it.
-    match g[5] / 32 % 5 {
+    match g[5] / 64 % 5 {
         0 => n.ipv6 = None,
         1 => n.ipv4 = None,
         _ => {}
@@ -209,7 +211,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
 }
 
 fn routes(mask: u32) -> Vec<IpNet> {
-    bits(&ROUTES, mask % 32)
+    bits(&ROUTES, mask % 64)
         .iter()
         .map(|r| r.parse().unwrap())
         .collect()
@@ -739,6 +741,34 @@ fn a_route_shown_to_a_device_that_already_sees_the_router() {
         text,
         r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/24:80"]},"#,
         vec![owned(1, 1), router, owned(3, 2)],
+    );
+}
+
+/// A subnet route holding the tailnet's own addresses (a router advertising 100.64.0.0/24):
+/// bob's first device puts the rule it joins among the items from that route, so a node
+/// event's compile must find the routes' items again rather than take those of the index
+/// before it (`PeerIndex::route_items`, which debug builds compare with the items found).
+#[test]
+fn a_join_inside_a_route_moves_the_routes_items() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["bob@example.com", "10.1.2.3"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["100.64.0.0/24:22"]}]}"#,
+    )
+    .unwrap();
+    let mut router = tagged(2, "tag:router");
+    router.advertised_routes = vec!["100.64.0.0/24".parse().unwrap()];
+    router.approved_routes = router.advertised_routes.clone();
+    verify_on(
+        policy,
+        vec![owned(1, 1), router, tagged(3, "tag:web")],
+        [
+            Event::UpsertNode(owned(4, 2)),
+            Event::RemoveNode(4),
+            Event::UpsertNode(owned(5, 1)),
+            Event::UpsertNode(owned(4, 2)),
+        ],
     );
 }
 

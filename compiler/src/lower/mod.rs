@@ -825,6 +825,17 @@ pub(crate) fn lower(
     Ok(lowered)
 }
 
+/// True when two lowerings of one policy (a node event's: the same rules) made the same
+/// items: as many, each from the same rule and of the same kind. A rule's network items are
+/// all left out (no source) or all kept, so this pairs them index for index.
+pub(crate) fn same_items(old: &Lowered, new: &Lowered) -> bool {
+    old.items.len() == new.items.len()
+        && old.items.iter().zip(&new.items).all(|(a, b)| {
+            a.origin == b.origin
+                && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
+        })
+}
+
 /// The earlier lowering's index from node to items, patched for the changed nodes (those
 /// `kept` has no earlier id for), when the items are the same ones: as many, each from the
 /// same rule and of the same kind (a rule's network items are all left out or all kept, so
@@ -836,11 +847,7 @@ fn patched_index(
     kept: &[Option<NodeId>],
     reaches: &[(u32, Arc<[NodeId]>)],
 ) -> Option<crate::pernode::PerNode> {
-    let same_items = old.items.len() == new.items.len()
-        && old.items.iter().zip(&new.items).all(|(a, b)| {
-            a.origin == b.origin
-                && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
-        });
+    let same_items = same_items(old, new);
     if kept.len() != new.by_node.len() {
         return None;
     }
