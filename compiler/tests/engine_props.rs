@@ -579,6 +579,13 @@ fn owned(id: u64, user: u64) -> NodeRecord {
     NodeRecord::owned(id, &format!("node{id}"), user, a, b)
 }
 
+/// `node`, advertising `route` with its approval.
+fn serving(mut node: NodeRecord, route: &str) -> NodeRecord {
+    node.advertised_routes = vec![route.parse().unwrap()];
+    node.approved_routes = node.advertised_routes.clone();
+    node
+}
+
 fn tagged(id: u64, tag: &str) -> NodeRecord {
     let (a, b) = v4v6(id as u8);
     NodeRecord::tagged(id, &format!("node{id}"), &[tag], a, b)
@@ -735,9 +742,7 @@ fn a_route_shown_to_a_device_that_already_sees_the_router() {
               {{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:router:22"]}}]}}"#
         )
     };
-    let mut router = tagged(2, "tag:router");
-    router.advertised_routes = vec!["10.9.0.0/24".parse().unwrap()];
-    router.approved_routes = router.advertised_routes.clone();
+    let router = serving(tagged(2, "tag:router"), "10.9.0.0/24");
     policy_edit_both_ways(
         text,
         r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/24:80"]},"#,
@@ -758,9 +763,7 @@ fn a_join_inside_a_route_moves_the_routes_items() {
               {"action": "accept", "src": ["alice@example.com"], "dst": ["100.64.0.0/24:22"]}]}"#,
     )
     .unwrap();
-    let mut router = tagged(2, "tag:router");
-    router.advertised_routes = vec!["100.64.0.0/24".parse().unwrap()];
-    router.approved_routes = router.advertised_routes.clone();
+    let router = serving(tagged(2, "tag:router"), "100.64.0.0/24");
     verify_on(
         policy,
         vec![owned(1, 1), router, tagged(3, "tag:web")],
@@ -825,9 +828,7 @@ fn two_via_grants_that_stop_sharing_a_slot() {
               {"src": ["100.64.0.1", "100.64.0.4", "fd7a:115c:a1e0::1", "fd7a:115c:a1e0::4"], "dst": ["10.9.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]}"#,
     )
     .unwrap();
-    let mut router = tagged(2, "tag:router");
-    router.advertised_routes = vec!["10.9.0.0/24".parse().unwrap()];
-    router.approved_routes = router.advertised_routes.clone();
+    let router = serving(tagged(2, "tag:router"), "10.9.0.0/24");
     verify_on(
         policy,
         vec![owned(1, 1), router, tagged(3, "tag:web"), owned(4, 1)],
