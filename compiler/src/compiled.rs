@@ -334,18 +334,30 @@ fn build_marked(
 }
 
 /// True when none of the nodes named (ids, each in its table) has an address in a route of
-/// `routes`: their addresses gathered in one set, which each route is tested against once
-/// (O(routes x log nodes), not routes per address). False when a node is not in its table.
+/// `routes`. False when a node is not in its table.
 fn outside_routes(named: [(&NodeTable, &[NodeId]); 2], routes: &RouteTable) -> bool {
+    addresses_of(named).is_some_and(|set| routes_over(routes, &set).next().is_none())
+}
+
+/// The addresses of the nodes named (ids, each in its table) in one set; `None` when a node
+/// is not in its table.
+pub(crate) fn addresses_of(named: [(&NodeTable, &[NodeId]); 2]) -> Option<crate::addrset::AddrSet> {
     let mut addrs = Vec::new();
     for (table, ids) in named {
         for &id in ids {
-            let Some(n) = table.get(id) else { return false };
-            addrs.extend(n.addrs());
+            addrs.extend(table.get(id)?.addrs());
         }
     }
-    let set = crate::addrset::AddrSet::from_ips(addrs);
-    !routes.routes.iter().any(|r| set.overlaps_net(&r.net))
+    Some(crate::addrset::AddrSet::from_ips(addrs))
+}
+
+/// The routes of `routes` that hold an address of `set`: each route tested against the set
+/// once (O(routes x log addresses), not routes per address).
+fn routes_over<'r>(
+    routes: &'r RouteTable,
+    set: &'r crate::addrset::AddrSet,
+) -> impl Iterator<Item = &'r crate::routes::RouteEntry> + 'r {
+    routes.routes.iter().filter(|r| set.overlaps_net(&r.net))
 }
 
 /// An earlier compile of the same policy whose tailnet differs only in the nodes named (by
@@ -1409,6 +1421,18 @@ impl Compiled {
             }
         }
         Some(peers)
+    }
+
+    /// The names of the servers of the routes that hold an address of `set` (sorted, each
+    /// once).
+    pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<std::sync::Arc<str>> {
+        let mut out: Vec<std::sync::Arc<str>> = routes_over(&self.routes, set)
+            .flat_map(|entry| entry.servers.iter())
+            .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The servers of every subnet route node `name` serves, by name (itself included).

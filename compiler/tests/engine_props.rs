@@ -30,15 +30,15 @@ const LOGINS: [&str; 4] = [
     "dave@example.org",
 ];
 const TAGS: [&str; 4] = ["tag:web", "tag:db", "tag:router", "tag:exit"];
-/// None holds the tailnet's own addresses: with one that did (100.64.0.0/26), a leave was
-/// found to name a node whose map did not change (ARCHITECTURE.md, "Stop 40"), an open defect;
-/// `a_join_inside_a_route_moves_the_routes_items` covers such a route for the peer index.
-const ROUTES: [&str; 5] = [
+/// The last holds the tailnet's own addresses: a node event inside it moves which of its
+/// items the route's viewers see (`a_leave_inside_a_route_names_only_changed_maps`).
+const ROUTES: [&str; 6] = [
     "10.0.0.0/24",
     "10.0.1.0/24",
     "192.168.0.0/16",
     "0.0.0.0/0",
     "::/0",
+    "100.64.0.0/26",
 ];
 const SELECTORS: [&str; 10] = [
     "*",
@@ -192,7 +192,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
     if g[4].is_multiple_of(3) {
         n.advertised_routes = routes(g[4] / 3);
     }
-    n.approved_routes = bits(&ROUTES, g[5] % 32)
+    n.approved_routes = bits(&ROUTES, g[5] % 64)
         .iter()
         .map(|r| r.parse().unwrap())
         .collect();
@@ -203,7 +203,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
     n.online = !g[1].is_multiple_of(5);
     // Some nodes have one address family (IPv4-only or IPv6-only pools): a re-addressed
     // node may change family, which changes how every peer sees it.
-    match g[5] / 32 % 5 {
+    match g[5] / 64 % 5 {
         0 => n.ipv6 = None,
         1 => n.ipv4 = None,
         _ => {}
@@ -212,7 +212,7 @@ fn node(id: u64, g: &[u32; 6]) -> NodeRecord {
 }
 
 fn routes(mask: u32) -> Vec<IpNet> {
-    bits(&ROUTES, mask % 32)
+    bits(&ROUTES, mask % 64)
         .iter()
         .map(|r| r.parse().unwrap())
         .collect()
@@ -1407,4 +1407,75 @@ fn a_recorder_that_joins_changes_the_rules_recording_to_it() {
             Event::RemoveNode(5),
         ],
     );
+}
+
+/// A subnet route holding the tailnet's own addresses (the router's 100.64.0.0/26): carol's
+/// device sees it while alice's device, inside it, reaches carol's 192.168.0.0/16, so when
+/// alice's device leaves, carol's view of the router changes though the router did not (its
+/// entry in carol's peers' part must be patched, not only alice's). Bob's leave after that
+/// changes only the router's map, and the change set must name only it.
+#[test]
+fn a_leave_inside_a_route_names_only_changed_maps() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:exit": []},
+            "autoApprovers": {"routes": {"10.0.0.0/16": ["tag:router"]}, "exitNode": ["tag:exit"]},
+            "postures": {"posture:linux": ["node:os == 'linux'"]},
+            "acls": [{"action": "accept", "src": ["*"], "dst": ["autogroup:self:*"], "srcPosture": ["posture:linux"]},
+                     {"action": "accept", "src": ["alice@example.com"], "dst": ["192.168.0.0/16:*"], "srcPosture": ["posture:linux"]}],
+            "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}],
+            "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]}]}"#,
+    )
+    .unwrap();
+    let nets = |list: &[&str]| -> Vec<IpNet> { list.iter().map(|r| r.parse().unwrap()).collect() };
+    let mut bob = owned(1, 2);
+    bob.ipv6 = None;
+    bob.advertised_routes = nets(&["10.0.0.0/24", "192.168.0.0/16", "0.0.0.0/0", "::/0"]);
+    bob.approved_routes = nets(&["10.0.1.0/24", "100.64.0.0/26"]);
+    let mut alice = owned(2, 1);
+    alice.approved_routes = nets(&["10.0.0.0/24"]);
+    alice
+        .posture
+        .insert("node:os".to_string(), serde_json::json!("linux"));
+    let mut carol = owned(3, 3);
+    carol.advertised_routes = nets(&["10.0.1.0/24", "192.168.0.0/16"]);
+    carol.approved_routes = nets(&["10.0.0.0/24", "192.168.0.0/16", "::/0"]);
+    let mut router = tagged(4, "tag:router");
+    router.tags.push("tag:exit".to_string());
+    router.advertised_routes = nets(&[
+        "10.0.0.0/24",
+        "10.0.1.0/24",
+        "192.168.0.0/16",
+        "0.0.0.0/0",
+        "::/0",
+        "100.64.0.0/26",
+    ]);
+    router.approved_routes = nets(&[
+        "10.0.0.0/24",
+        "10.0.1.0/24",
+        "100.64.0.0/26",
+        "0.0.0.0/0",
+        "::/0",
+    ]);
+    router
+        .posture
+        .insert("node:os".to_string(), serde_json::json!("linux"));
+    let state = TailnetState {
+        users: vec![user(1, 2), user(2, 3), user(3, 1)],
+        nodes: vec![bob, alice, carol, router],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    let engine = Engine::new(
+        policy,
+        state,
+        EngineOptions::with_approvals(ApprovalMode::Stored),
+    )
+    .unwrap();
+    verify(
+        engine,
+        [Event::RemoveNode(2), Event::RemoveNode(1)]
+            .into_iter()
+            .map(|e| vec![e]),
+    )
+    .unwrap();
 }

@@ -1111,6 +1111,26 @@ impl Inputs {
                 }
             }
         };
+        // Debug builds on small tailnets (the property tests') compare every fingerprint an
+        // event patched, moved or decided with one computed in full (the filter part where
+        // it is not left stale): a wrong patch would otherwise show only as a later event's
+        // extra change.
+        #[cfg(debug_assertions)]
+        if prints.touched.is_some() && compiled.table().len() <= 64 {
+            let all = compiled.peer_bases();
+            let nodes: Vec<(NodeId, &Arc<str>)> = (0..compiled.table().len())
+                .map(NodeId::new)
+                .filter_map(|v| Some((v, compiled.name_of(v)?)))
+                .collect();
+            for (v, full) in fingerprints(&compiled, &nodes, &all) {
+                let mut got = prints.fingerprints.get(v.index()).copied();
+                if let Some(got) = got.as_mut().filter(|_| crate::bits::bit(&prints.stale, v)) {
+                    got.filter = full.filter;
+                }
+                debug_assert_eq!(got, Some(full), "node {v:?}'s fingerprint after an event");
+                debug_assert_eq!(prints.node_bases.get(v.index()), all.get(v.index()));
+            }
+        }
         let snapshot = Snapshot {
             version,
             policy: self.policy.clone(),
@@ -1485,6 +1505,41 @@ struct Narrow<'a> {
 }
 
 impl Narrow<'_> {
+    /// The servers (old id, new id, name) of the subnet routes holding an address of a
+    /// changed node (`ends`: each one's ids before and after), the changed nodes left out.
+    /// `None` when a server is missing from a compile.
+    fn servers_over<'c>(
+        &self,
+        compiled: &'c Compiled,
+        ends: &[(u64, Option<NodeId>, Option<NodeId>)],
+    ) -> Option<Vec<(NodeId, NodeId, &'c Arc<str>)>> {
+        let old = &self.old.compiled;
+        let before: Vec<NodeId> = ends.iter().filter_map(|e| e.1).collect();
+        let after: Vec<NodeId> = ends.iter().filter_map(|e| e.2).collect();
+        let held =
+            crate::compiled::addresses_of([(old.table(), &before), (compiled.table(), &after)])?;
+        let mut names = old.servers_over(&held);
+        names.extend(compiled.servers_over(&held));
+        names.sort_unstable();
+        names.dedup();
+        let changed = |name: &str| {
+            before
+                .iter()
+                .any(|&b| old.name_of(b).is_some_and(|n| &**n == name))
+                || after
+                    .iter()
+                    .any(|&a| compiled.name_of(a).is_some_and(|n| &**n == name))
+        };
+        names
+            .iter()
+            .filter(|name| !changed(name))
+            .map(|name| {
+                let sv = compiled.id_of(name)?;
+                Some((old.id_of(name)?, sv, compiled.name_of(sv)?))
+            })
+            .collect()
+    }
+
     /// The new compile's fingerprints: the old ones, with the changed nodes' recomputed; the
     /// SSH part recomputed for the nodes whose SSH rules may name one before or after the
     /// change (the destinations of SSH rules it is a source of); the filter part of the nodes
@@ -1523,6 +1578,12 @@ impl Narrow<'_> {
             };
             ends.push((*node, before, after));
         }
+        // A changed node with an address inside a subnet route: a viewer is shown a route
+        // its items' addresses reach into, and the node's address entered or left those
+        // items, so the route's servers' entries in their peers' parts may change too. Those
+        // servers are fingerprinted in full and their entries patched (taken away as they
+        // were, added as they are), as for a route event. Each with its old and new id.
+        let servers = self.servers_over(compiled, &ends)?;
         // Their dependents before and after, on every core.
         let work: Vec<(bool, NodeId)> = ends
             .iter()
@@ -1540,15 +1601,19 @@ impl Narrow<'_> {
         // Old node ids translated to new ones by name (an unchanged node keeps its name).
         let to_new = compiled.ids_from(old);
         let translate = |i: NodeId| crate::nodes::translated(&to_new, i);
-        let mut changed_new = vec![0u64; words];
+        // The nodes fingerprinted in full, by new id: the changed ones and the servers above
+        // (none of whose parts is patched or decided apart).
+        let mut full_bits = vec![0u64; words];
         for &(_, _, after) in &ends {
             if let Some(a) = after {
-                crate::bits::set_bit(&mut changed_new, a);
+                crate::bits::set_bit(&mut full_bits, a);
             }
         }
-        // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
-        // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
-        // was, added as it is).
+        for &(_, sv, _) in &servers {
+            crate::bits::set_bit(&mut full_bits, sv);
+        } // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
+          // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
+          // was, added as it is).
         let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
@@ -1608,6 +1673,22 @@ impl Narrow<'_> {
         );
         // Peers' entries by new node id.
         let by_node = self.old.moved_bases(&to_new, n, new_bases);
+        for &(so, sv, _) in &servers {
+            crate::bits::clear_bit(&mut stale, sv);
+            let old_base = *self.old.node_bases.get(so.index())?;
+            for w in crate::bits::iter_bits(&old.peer_bits_at(so)) {
+                let Some(v) = translate(w) else { continue };
+                let sum = patch.get_mut(v.index())?;
+                *sum = sum.wrapping_sub(old.peer_entry_at(w, so, old_base));
+                crate::bits::set_bit(&mut patched, v);
+            }
+            let base = *by_node.get(sv.index())?;
+            for v in crate::bits::iter_bits(&compiled.peer_bits_at(sv)) {
+                let sum = patch.get_mut(v.index())?;
+                *sum = sum.wrapping_add(compiled.peer_entry_at(v, sv, base));
+                crate::bits::set_bit(&mut patched, v);
+            }
+        }
         let old_names: Vec<&str> = self
             .nodes
             .iter()
@@ -1619,8 +1700,13 @@ impl Narrow<'_> {
         // items. Filters: decided from the items where they can be; the rest assembled. When
         // the rules merge otherwise, the items are paired through their rules and the nodes
         // the regrouping reaches (`forced`) are decided from the items without a partner.
+        let in_full: Vec<(NodeId, &Arc<str>)> = present
+            .iter()
+            .copied()
+            .chain(servers.iter().map(|&(_, sv, name)| (sv, name)))
+            .collect();
         let (full, paired) = crate::par::join(
-            || fingerprints(compiled, &present, &by_node),
+            || fingerprints(compiled, &in_full, &by_node),
             || -> Option<_> {
                 let (moves, forced) = match merges {
                     true => (
@@ -1659,7 +1745,7 @@ impl Narrow<'_> {
         // The changed nodes were fingerprinted in full.
         let unchanged = |bits: &[u64]| -> Vec<(NodeId, &Arc<str>)> {
             crate::bits::iter_bits(bits)
-                .filter(|&v| !crate::bits::bit(&changed_new, v))
+                .filter(|&v| !crate::bits::bit(&full_bits, v))
                 .filter_map(|v| Some((v, compiled.name_of(v)?)))
                 .collect()
         };
@@ -1667,7 +1753,7 @@ impl Narrow<'_> {
         // kept its name; the changed nodes are left out above).
         let to_old = crate::nodes::inverse_ids(&to_new, n);
         let to_decide: Vec<ToDecide<'_>> = crate::bits::iter_bits(&filter_bits)
-            .filter(|&v| !crate::bits::bit(&changed_new, v))
+            .filter(|&v| !crate::bits::bit(&full_bits, v))
             .filter_map(|v| {
                 let name = compiled.name_of(v)?;
                 Some((v, name, crate::nodes::translated(&to_old, v)))
@@ -1694,7 +1780,7 @@ impl Narrow<'_> {
                 // Each node's sum in a dense array (a tree of 25,000 sums took 1.5 ms).
                 let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; words]);
                 for (v, delta) in deltas {
-                    if crate::bits::bit(&again_bits, v) || crate::bits::bit(&changed_new, v) {
+                    if crate::bits::bit(&again_bits, v) || crate::bits::bit(&full_bits, v) {
                         continue;
                     }
                     if let Some(sum) = sums.get_mut(v.index()) {
@@ -1732,7 +1818,7 @@ impl Narrow<'_> {
         }
         // What this may have changed: the changed nodes (the removed ones the change set
         // finds), the filters decided, the SSH parts recomputed, the peers' parts patched.
-        let mut touched = changed_new.clone();
+        let mut touched = full_bits.clone();
         for &(v, _, _) in &to_decide {
             crate::bits::set_bit(&mut touched, v);
         }
@@ -1743,7 +1829,7 @@ impl Narrow<'_> {
             crate::bits::set_bit(&mut touched, v);
         }
         for v in crate::bits::iter_bits(&patched) {
-            if crate::bits::bit(&changed_new, v) {
+            if crate::bits::bit(&full_bits, v) {
                 continue;
             }
             crate::bits::set_bit(&mut touched, v);
