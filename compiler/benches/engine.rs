@@ -40,6 +40,12 @@ fn rss_mib() -> u64 {
     status_mib("VmRSS:")
 }
 
+/// Report the peak resident memory after the bench `name` ran: the peak is a high-water mark,
+/// so a rise from one line to the next is that bench's (its events' transient compiles).
+fn peak_after(name: &str) {
+    eprintln!("peak RSS after {name}: {} MiB", peak_rss_mib());
+}
+
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
 fn peak_rss_mib() -> u64 {
     status_mib("VmHWM:")
@@ -303,6 +309,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    peak_after("leave_only_device/large");
     let mut next = 0;
     group.bench_function(BenchmarkId::new("node_leave", "large"), |b| {
         b.iter_custom(|iters| {
@@ -311,6 +318,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    peak_after("node_leave/large");
     let mut next = 0;
     let target = tagged[0].clone();
     group.bench_function(BenchmarkId::new("retag", "large"), |b| {
@@ -324,6 +332,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    peak_after("retag/large");
     let mut next = 0;
     // The router stops and starts advertising one of its approved routes: the route leaves
     // and re-enters filters and peers.
@@ -346,6 +355,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    peak_after("route_advertise/large");
     let original = loaded.engine.policy().clone();
     let rule = format!(
         "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
@@ -367,6 +377,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
             })
         })
     });
+    peak_after("policy_add_rule/large");
     // The map again after the runs (the workload's own policy restored): the heap the events
     // left behind makes the same map slower with the system allocator.
     let _ = loaded.engine.apply(Event::ReplacePolicy(original.clone()));
@@ -408,7 +419,9 @@ fn bench_engine(c: &mut Criterion) {
     if let Some(mut large) = load("large") {
         map(c, &large);
         node_join(c, "large", &mut large);
+        peak_after("node_join/large");
         node_batch(c, "large", 100, &mut large);
+        peak_after("node_batch_x100/large");
         large_events(c, &mut large);
     }
 }
