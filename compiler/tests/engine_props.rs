@@ -1441,14 +1441,7 @@ fn a_leave_inside_a_route_names_only_changed_maps() {
     carol.approved_routes = nets(&["10.0.0.0/24", "192.168.0.0/16", "::/0"]);
     let mut router = tagged(4, "tag:router");
     router.tags.push("tag:exit".to_string());
-    router.advertised_routes = nets(&[
-        "10.0.0.0/24",
-        "10.0.1.0/24",
-        "192.168.0.0/16",
-        "0.0.0.0/0",
-        "::/0",
-        "100.64.0.0/26",
-    ]);
+    router.advertised_routes = nets(&ROUTES);
     router.approved_routes = nets(&[
         "10.0.0.0/24",
         "10.0.1.0/24",

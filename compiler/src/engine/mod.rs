@@ -1089,18 +1089,8 @@ impl Inputs {
         let prints = match narrowed {
             Some(done) => done,
             None => {
-                let all = compiled.peer_bases();
-                let n = compiled.table().len();
-                let nodes: Vec<(NodeId, &Arc<str>)> = (0..n)
-                    .map(NodeId::new)
-                    .filter_map(|v| Some((v, compiled.name_of(v)?)))
-                    .collect();
-                let mut out = vec![Fingerprint::default(); n];
-                for (v, fp) in fingerprints(&compiled, &nodes, &all) {
-                    if let Some(slot) = out.get_mut(v.index()) {
-                        *slot = fp;
-                    }
-                }
+                let (out, all) = every_fingerprint(&compiled);
+                let n = out.len();
                 Prints {
                     fingerprints: out,
                     node_bases: Arc::new(all),
@@ -1117,18 +1107,15 @@ impl Inputs {
         // extra change.
         #[cfg(debug_assertions)]
         if prints.touched.is_some() && compiled.table().len() <= 64 {
-            let all = compiled.peer_bases();
-            let nodes: Vec<(NodeId, &Arc<str>)> = (0..compiled.table().len())
-                .map(NodeId::new)
-                .filter_map(|v| Some((v, compiled.name_of(v)?)))
-                .collect();
-            for (v, full) in fingerprints(&compiled, &nodes, &all) {
-                let mut got = prints.fingerprints.get(v.index()).copied();
-                if let Some(got) = got.as_mut().filter(|_| crate::bits::bit(&prints.stale, v)) {
+            let (every, all) = every_fingerprint(&compiled);
+            debug_assert_eq!(*prints.node_bases, all, "peers' entries after an event");
+            for (i, full) in every.into_iter().enumerate() {
+                let mut got = prints.fingerprints.get(i).copied();
+                let stale = crate::bits::bit(&prints.stale, NodeId::new(i));
+                if let Some(got) = got.as_mut().filter(|_| stale) {
                     got.filter = full.filter;
                 }
-                debug_assert_eq!(got, Some(full), "node {v:?}'s fingerprint after an event");
-                debug_assert_eq!(prints.node_bases.get(v.index()), all.get(v.index()));
+                debug_assert_eq!(got, Some(full), "node {i}'s fingerprint after an event");
             }
         }
         let snapshot = Snapshot {
@@ -1522,17 +1509,18 @@ impl Narrow<'_> {
         names.extend(compiled.servers_over(&held));
         names.sort_unstable();
         names.dedup();
-        let changed = |name: &str| {
-            before
-                .iter()
-                .any(|&b| old.name_of(b).is_some_and(|n| &**n == name))
-                || after
-                    .iter()
-                    .any(|&a| compiled.name_of(a).is_some_and(|n| &**n == name))
-        };
+        // The changed nodes' names, sorted: each server looked up once (O(servers x log
+        // changed), not servers x changed).
+        let mut changed: Vec<&str> = before
+            .iter()
+            .filter_map(|&b| old.name_of(b))
+            .chain(after.iter().filter_map(|&a| compiled.name_of(a)))
+            .map(|n| &**n)
+            .collect();
+        changed.sort_unstable();
         names
             .iter()
-            .filter(|name| !changed(name))
+            .filter(|name| changed.binary_search(&&***name).is_err())
             .map(|name| {
                 let sv = compiled.id_of(name)?;
                 Some((old.id_of(name)?, sv, compiled.name_of(sv)?))
@@ -1611,9 +1599,10 @@ impl Narrow<'_> {
         }
         for &(_, sv, _) in &servers {
             crate::bits::set_bit(&mut full_bits, sv);
-        } // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
-          // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
-          // was, added as it is).
+        }
+        // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
+        // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
+        // was, added as it is).
         let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
@@ -2082,6 +2071,24 @@ fn part_fingerprints(
 /// `work` over `items` split across the machine's cores (at most 8), results in order.
 fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     crate::par::map_parts(items, 256, work)
+}
+
+/// Every node's fingerprint (by node id; a node without a name keeps the default) and
+/// every node's peers' entries, computed in full from `compiled`.
+fn every_fingerprint(compiled: &Compiled) -> (Vec<Fingerprint>, Vec<[u64; 4]>) {
+    let all = compiled.peer_bases();
+    let n = compiled.table().len();
+    let nodes: Vec<(NodeId, &Arc<str>)> = (0..n)
+        .map(NodeId::new)
+        .filter_map(|v| Some((v, compiled.name_of(v)?)))
+        .collect();
+    let mut out = vec![Fingerprint::default(); n];
+    for (v, fp) in fingerprints(compiled, &nodes, &all) {
+        if let Some(slot) = out.get_mut(v.index()) {
+            *slot = fp;
+        }
+    }
+    (out, all)
 }
 
 /// The fingerprints of the nodes `nodes` (node ids of `compiled`, with their names), on
