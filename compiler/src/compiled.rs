@@ -1028,9 +1028,16 @@ fn ssh_hash(ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
     sink.sum
 }
 
-/// [`Compiled::ssh_moves`]: per node, the sum to add to its SSH fingerprint; the nodes to
-/// hash again.
-pub(crate) type SshMoves = (Vec<(NodeId, u64)>, Vec<NodeId>);
+/// [`Compiled::ssh_moves`]: what the moved pieces add to each node's SSH fingerprint, and
+/// the nodes to hash again.
+pub(crate) struct SshMoves {
+    /// Per node (by id), the sum of its moved pieces' changes.
+    pub(crate) sums: Vec<u64>,
+    /// The nodes some moved piece reaches (a bit per node id): their `sums` apply.
+    pub(crate) summed: Vec<u64>,
+    /// The nodes whose SSH part is hashed again.
+    pub(crate) again: Vec<NodeId>,
+}
 
 /// One piece's part of [`ssh_hash`].
 fn ssh_piece_hash(rule: usize, place: usize, principals: u64, rest: u64) -> u64 {
@@ -1226,14 +1233,26 @@ impl Compiled {
             ssh.visit_piece(i, &mut sink);
             sink.sum
         };
-        let mut deltas = Vec::new();
+        // Summed into one array by node id as they are found: a list of (node, change)
+        // pairs held 2.4 million entries (38 MiB) for a batch of 100 joins on `large`.
+        let n = self.table.len();
+        let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; n.div_ceil(64)]);
         for i in simple {
             let delta = piece(&self.ssh, i).wrapping_sub(piece(&old.ssh, i));
             if delta != 0 {
-                deltas.extend(self.ssh.destinations(i).iter().map(|&v| (v, delta)));
+                for &v in self.ssh.destinations(i) {
+                    if let Some(sum) = sums.get_mut(v.index()) {
+                        *sum = sum.wrapping_add(delta);
+                        crate::bits::set_bit(&mut summed, v);
+                    }
+                }
             }
         }
-        Some((deltas, again))
+        Some(SshMoves {
+            sums,
+            summed,
+            again,
+        })
     }
 
     /// The SSH part of node `name`'s fingerprint.

@@ -1580,15 +1580,45 @@ impl Narrow<'_> {
                 before.into_iter().chain(a.map(|a| (true, a)))
             })
             .collect();
-        let mut deps = crate::par::map_parts(&work, 2, |part| {
-            part.iter()
-                .map(|&(after, id)| Dependents::at(if after { compiled } else { old }, id))
-                .collect()
-        })
-        .into_iter();
         // Old node ids translated to new ones by name (an unchanged node keeps its name).
         let to_new = compiled.ids_from(old);
         let translate = |i: NodeId| crate::nodes::translated(&to_new, i);
+        // Per node (new ids): the nodes whose SSH rules or filter may name a changed node.
+        // Each core marks its share's in bits of its own as it finds them, so one changed
+        // node's lists are held at a time (all of them held until the marking were 37 MiB
+        // for a batch of 100 joins on `large`).
+        let parts = crate::par::map_parts(&work, 2, |part| {
+            let (mut ssh, mut filter) = (vec![0u64; words], vec![0u64; words]);
+            let reaches: Vec<Option<Reach>> = part
+                .iter()
+                .map(|&(after, id)| {
+                    let d = Dependents::at(if after { compiled } else { old }, id)?;
+                    let to = |v: NodeId| if after { Some(v) } else { translate(v) };
+                    for v in d.ssh.iter().copied().filter_map(to) {
+                        crate::bits::set_bit(&mut ssh, v);
+                    }
+                    for v in d.filter.iter().copied().filter_map(to) {
+                        crate::bits::set_bit(&mut filter, v);
+                    }
+                    Some(Reach {
+                        peers: d.peers,
+                        base: d.base,
+                    })
+                })
+                .collect();
+            vec![(reaches, ssh, filter)]
+        });
+        let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
+        let mut deps = Vec::with_capacity(work.len());
+        for (reaches, ssh, filter) in parts {
+            ssh_bits.iter_mut().zip(&ssh).for_each(|(w, s)| *w |= s);
+            filter_bits
+                .iter_mut()
+                .zip(&filter)
+                .for_each(|(w, f)| *w |= f);
+            deps.extend(reaches);
+        }
+        let mut deps = deps.into_iter();
         // The nodes fingerprinted in full, by new id: the changed ones and the servers above
         // (none of whose parts is patched or decided apart).
         let mut full_bits = vec![0u64; words];
@@ -1600,25 +1630,17 @@ impl Narrow<'_> {
         for &(_, sv, _) in &servers {
             crate::bits::set_bit(&mut full_bits, sv);
         }
-        // Per node (new ids): the nodes whose SSH rules or filter may name a changed node, and
-        // the sum to add to each peer's peers' part (a changed node's entry subtracted as it
-        // was, added as it is).
-        let (mut ssh_bits, mut filter_bits) = (vec![0u64; words], vec![0u64; words]);
+        // Per node (new ids): the sum to add to each peer's peers' part (a changed node's
+        // entry subtracted as it was, added as it is).
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
         let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
         let mut present: Vec<(NodeId, &Arc<str>)> = Vec::new();
         let mut new_bases = Vec::new();
-        // Marks what a changed node's dependents in one compile reach, in new ids (`to` maps
-        // that compile's ids), and puts its entry in its peers' sums: taken away as it was
-        // (`add` false, the old compile), added as it is.
-        let mut mark = |d: &Dependents, to: &dyn Fn(NodeId) -> Option<NodeId>, add: bool| {
-            for v in d.ssh.iter().copied().filter_map(to) {
-                crate::bits::set_bit(&mut ssh_bits, v);
-            }
-            for v in d.filter.iter().copied().filter_map(to) {
-                crate::bits::set_bit(&mut filter_bits, v);
-            }
+        // Puts a changed node's entry in its peers' sums, in new ids (`to` maps the ids of the
+        // compile its peers were found in): taken away as it was (`add` false, the old
+        // compile), added as it is.
+        let mut mark = |d: &Reach, to: &dyn Fn(NodeId) -> Option<NodeId>, add: bool| {
             for v in crate::bits::iter_bits(&d.peers).filter_map(to) {
                 let entry = d.base.get(column(v)).copied().unwrap_or(0);
                 if let Some(sum) = patch.get_mut(v.index()) {
@@ -1761,24 +1783,19 @@ impl Narrow<'_> {
         // hashed again, a fifth of the event). Otherwise every node whose rules may name a
         // changed node is hashed again.
         let (ssh_again, ssh_moved) = match compiled.ssh_moves(old) {
-            Some((deltas, again)) => {
+            Some(moves) => {
                 let mut again_bits = vec![0u64; words];
-                again
+                moves
+                    .again
                     .iter()
                     .for_each(|&v| crate::bits::set_bit(&mut again_bits, v));
-                // Each node's sum in a dense array (a tree of 25,000 sums took 1.5 ms).
-                let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; words]);
-                for (v, delta) in deltas {
-                    if crate::bits::bit(&again_bits, v) || crate::bits::bit(&full_bits, v) {
-                        continue;
-                    }
-                    if let Some(sum) = sums.get_mut(v.index()) {
-                        *sum = sum.wrapping_add(delta);
-                        crate::bits::set_bit(&mut summed, v);
-                    }
-                }
-                let moved: Vec<(NodeId, u64)> = crate::bits::iter_bits(&summed)
-                    .filter_map(|v| Some((v, *sums.get(v.index())?)))
+                // Each node's sum is in a dense array (a tree of 25,000 sums took 1.5 ms);
+                // the nodes hashed again or in full take no sum.
+                let moved: Vec<(NodeId, u64)> = crate::bits::iter_bits(&moves.summed)
+                    .filter(|&v| {
+                        !crate::bits::bit(&again_bits, v) && !crate::bits::bit(&full_bits, v)
+                    })
+                    .filter_map(|v| Some((v, *moves.sums.get(v.index())?)))
                     .collect();
                 (unchanged(&again_bits), moved)
             }
@@ -1845,6 +1862,12 @@ struct Dependents {
     peers: Vec<u64>,
     ssh: Vec<NodeId>,
     filter: Vec<NodeId>,
+    base: [u64; 4],
+}
+
+/// The part of [`Dependents`] kept until a changed node's entry is put in its peers' sums.
+struct Reach {
+    peers: Vec<u64>,
     base: [u64; 4],
 }
 

@@ -99,8 +99,11 @@ impl<'a> Patch<'a> {
         old: &[NodeId],
         mut admits: impl FnMut(NodeId) -> bool,
     ) -> Vec<NodeId> {
-        let mut extra = self.fresh.iter().copied().filter(|&f| admits(f)).peekable();
-        let mut out = Vec::with_capacity(old.len() + 1);
+        // The fresh nodes taken, counted first: the list is made at its final size (made
+        // with room for one, a batch's lists grew by doubling, twice the memory).
+        let taken: Vec<NodeId> = self.fresh.iter().copied().filter(|&f| admits(f)).collect();
+        let mut extra = taken.iter().copied().peekable();
+        let mut out = Vec::with_capacity(old.len() + taken.len());
         if !self.runs.is_empty() {
             let mut rest = old;
             for &(start, end, offset) in &self.runs {
@@ -120,7 +123,7 @@ impl<'a> Patch<'a> {
                 }
                 return out;
             }
-            let mut merged = Vec::with_capacity(out.len() + 1);
+            let mut merged = Vec::with_capacity(out.len() + taken.len());
             for n in out {
                 while let Some(e) = extra.next_if(|&e| e < n) {
                     merged.push(e);
