@@ -1472,3 +1472,27 @@ fn a_leave_inside_a_route_names_only_changed_maps() {
     )
     .unwrap();
 }
+
+/// A device joining a user's devices moves two SSH rules for the user's other device: one that
+/// gives each destination the same piece (its sources, the user's devices, took the new one),
+/// and an `autogroup:self` rule whose list for that user was built again. The other device is
+/// hashed again for the second; the first's change must not be added on top of that hash.
+#[test]
+fn a_node_hashed_again_takes_no_moved_piece() {
+    let policy = parse_policy(
+        r#"{"acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["alice@example.com:22"]}],
+            "ssh": [
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]},
+              {"action": "check", "src": ["alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![owned(1, 1), owned(2, 2)],
+        [
+            Event::UpsertNode(owned(3, 1)),
+            Event::RemoveNode(3),
+            Event::RemoveNode(1),
+        ],
+    );
+}
