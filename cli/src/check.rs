@@ -69,7 +69,10 @@ impl CheckFormat {
 /// Report an input that cannot be read, in `format`; returns the exit status.
 fn input_failure(format: CheckFormat, message: &str) -> u8 {
     if format == CheckFormat::Github {
-        println!("::error title=aclc::{}", crate::ci::escape_data(message));
+        crate::report::out(&format!(
+            "::error title=aclc::{}\n",
+            crate::ci::escape_data(message)
+        ));
     }
     input_error(format.base(), message)
 }
@@ -117,7 +120,7 @@ pub(crate) fn run(args: &CheckArgs) -> u8 {
         CheckFormat::Json => print_json_results(&results),
         CheckFormat::Github => {
             let located: Vec<JsonDiagnostic> = results.iter().flat_map(json_diagnostics).collect();
-            print!("{}", crate::ci::github_commands(&located));
+            crate::report::out(&crate::ci::github_commands(&located));
         }
         CheckFormat::Sarif => {
             let files: Vec<(&Source, &[Diagnostic])> = results

@@ -82,10 +82,9 @@ pub(crate) fn run(args: &FmtArgs) -> u8 {
     for (path, file) in &files {
         outcomes.push(format_file(args, path, file, &limits, &mut out));
     }
-    // A closed pipe is not worth a different exit status.
-    let _ = out.flush();
+    let flushed = written(out.flush());
     drop(out);
-    if outcomes.iter().any(|o| matches!(o, Outcome::Unwritable)) {
+    if !flushed || outcomes.iter().any(|o| matches!(o, Outcome::Unwritable)) {
         EXIT_USAGE
     } else if outcomes.iter().any(|o| matches!(o, Outcome::Invalid)) {
         EXIT_INVALID
@@ -136,7 +135,9 @@ fn format_file(
         let name = escape(&file.name);
         let diff =
             crate::unified::unified(&format!("{name}.orig"), &name, source.text(), &formatted);
-        let _ = out.write_all(diff.as_bytes());
+        if !written(out.write_all(diff.as_bytes())) {
+            return Outcome::Unwritable;
+        }
     }
     if args.check {
         if changed {
@@ -154,10 +155,24 @@ fn format_file(
         }
         return Outcome::Done;
     }
-    if !args.diff {
-        let _ = out.write_all(formatted.as_bytes());
+    if !args.diff && !written(out.write_all(formatted.as_bytes())) {
+        return Outcome::Unwritable;
     }
     Outcome::Done
+}
+
+/// False, with a message, when a write to standard output failed (a full disk): the
+/// formatted text was lost. A closed pipe (`aclc fmt | head`) is not worth a different exit
+/// status: the reader took what it wanted.
+fn written(result: std::io::Result<()>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            false
+        }
+    }
 }
 
 /// Replaces the file at `path` with `text`: written to a temporary file beside it (with the

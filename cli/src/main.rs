@@ -93,12 +93,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => ExitCode::from(check::run(&args)),
-        Command::Compile(args) => ExitCode::from(compile::run(&args)),
-        Command::Test(args) => ExitCode::from(test::run(&args)),
-        Command::Explain(args) => ExitCode::from(explain::run(&args)),
-        Command::Diff(args) => ExitCode::from(diff::run(&args)),
-        Command::Fmt(args) => ExitCode::from(fmt::run(&args)),
-        Command::Schema(args) => ExitCode::from(schema::run(&args)),
+        Command::Check(args) => ExitCode::from(report::exit_status(check::run(&args))),
+        Command::Compile(args) => ExitCode::from(report::exit_status(compile::run(&args))),
+        Command::Test(args) => ExitCode::from(report::exit_status(test::run(&args))),
+        Command::Explain(args) => ExitCode::from(report::exit_status(explain::run(&args))),
+        Command::Diff(args) => ExitCode::from(report::exit_status(diff::run(&args))),
+        Command::Fmt(args) => ExitCode::from(report::exit_status(fmt::run(&args))),
+        Command::Schema(args) => ExitCode::from(report::exit_status(schema::run(&args))),
     }
 }

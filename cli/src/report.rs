@@ -2,6 +2,7 @@
 //! programs (and `check.py`).
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source};
@@ -124,10 +125,36 @@ pub(crate) type JsonDiagnostic = aclc_policy::diag::Located;
 /// The `error` object of a refused policy as JSON: the message and every diagnostic.
 pub(crate) use aclc_api::shape::JsonError;
 
+/// Set once a write to standard output failed: the command then exits 1 ([`exit_status`]).
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Write `text` to standard output. A failure (a full disk, a closed pipe) is reported once
+/// on stderr and makes the command exit 1; `println!` would panic instead.
+pub(crate) fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if !STDOUT_FAILED.swap(true, Ordering::Relaxed) {
+            eprintln!("error: cannot write the output: {e}");
+        }
+    }
+}
+
+/// The exit status `status`, or 1 ([`crate::EXIT_USAGE`]) when a write to standard output
+/// failed.
+pub(crate) fn exit_status(status: u8) -> u8 {
+    match STDOUT_FAILED.load(Ordering::Relaxed) {
+        true => crate::EXIT_USAGE,
+        false => status,
+    }
+}
+
 /// Print one JSON document on stdout.
 pub(crate) fn print_json(document: &impl Serialize) {
     match serde_json::to_string(document) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => out(&format!("{text}\n")),
         // Only plain strings and numbers are serialised; this cannot fail.
         Err(e) => eprintln!("error: cannot write JSON output (this is a bug): {e}"),
     }
@@ -154,10 +181,10 @@ pub(crate) fn eprint_diagnostics(diagnostics: &[Diagnostic], source: &Source, ma
 pub(crate) fn input_error(format: Format, message: &str) -> u8 {
     eprintln!("error: {}", escape(message));
     if format == Format::Json {
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::json!({"valid": false, "error": {"message": message}})
-        );
+        ));
     }
     crate::EXIT_USAGE
 }

@@ -317,3 +317,32 @@ fn the_inventory_can_come_from_standard_input() {
         );
     }
 }
+
+/// Output to a full disk (`/dev/full`) is an error (exit 1, one message), never a panic:
+/// `println!` panicked (exit 101) for the JSON and SARIF documents; `fmt` lost the text and
+/// exited 0. A closed pipe ends `fmt` quietly (the reader took what it wanted).
+#[test]
+fn output_that_cannot_be_written_is_an_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    let policy = examples().join("policy.hujson");
+    let policy = policy.to_str().unwrap();
+    for args in [
+        &["check", "--format", "json", policy][..],
+        &["check", "--format", "sarif", policy],
+        &["fmt", policy],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_aclc"))
+            .args(args)
+            .stdout(Stdio::from(full.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            "error: cannot write the output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}
