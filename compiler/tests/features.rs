@@ -191,3 +191,29 @@ fn app_connector_configuration_reaches_the_cap_map() {
         .cap_map()
         .contains_key("tailscale.com/app-connectors"));
 }
+
+/// `autogroup:self` in a `via` grant gives nothing: a user's own devices are reached directly,
+/// never through a router. The self items ignored `via`, so each device got a rule open to
+/// its owner's other devices (found by a hostile sweep), where the same grant naming the user
+/// gave none. The grant's other destinations keep their `via` routing; the same grant without
+/// `via` opens the devices.
+#[test]
+fn autogroup_self_through_via_gives_nothing() {
+    let routed = compiled(
+        r#"{"tagOwners": {"tag:web": [], "tag:rec": []},
+            "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:self", "10.0.0.0/8"],
+                        "ip": ["tcp:22"], "via": ["tag:web"]},
+                       {"src": ["autogroup:member"], "dst": ["autogroup:self"],
+                        "app": {"example.com/cap/x": [{}]}, "via": ["tag:web"]}]}"#,
+    );
+    for node in ["alice-laptop", "bob-laptop"] {
+        assert_eq!(filter(&routed, node), json!([]), "{node}");
+    }
+    let direct = compiled(
+        r#"{"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["tcp:22"]}]}"#,
+    );
+    assert_eq!(
+        filter(&direct, "alice-laptop")[0]["SrcIPs"],
+        json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
+    );
+}

@@ -247,6 +247,9 @@ codes! {
     GrantPortlessPorts = "grant_portless_ports",
         "Ports on a protocol that has none in a grant's `ip` (`icmp:22`, as Tailscale's Kubernetes multi-cluster ingress guide writes); Tailscale's `ip` parser reads it, and whether Tailscale refuses it later is not recorded. Accepted; only tcp, udp and sctp have ports.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmp:22"]}]}"#);
+    ViaSelfUnrouted = "via_self_unrouted",
+        "`autogroup:self` as a destination of a grant with `via`: a user's own devices are reached directly, never through a subnet router or exit node, so the grant gives that destination nothing (aclc compiles no rule for it; Tailscale's behaviour is not recorded).",
+        Policy(r#"{"tagOwners": {"tag:router": []}, "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["tcp:22"], "via": ["tag:router"]}]}"#);
     InvalidSrc = "invalid_src",
         "A selector that cannot be a source (`autogroup:internet`, a Service ...).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:internet"], "dst": ["*:*"]}]}"#);

@@ -1226,6 +1226,10 @@ impl Builder<'_> {
         let mut has_self = false;
         for dst in &grant.dst {
             match self.resolver.resolve(dst) {
+                // A user's own devices are reached directly, never through a `via` router:
+                // such a grant gives them nothing (`aclc::via_self_unrouted`). Without this,
+                // the self items ignored `via` and opened every device to its owner's others.
+                Target::SelfDevices if via.is_some() => {}
                 Target::SelfDevices => has_self = true,
                 target => {
                     let reach = self.dst_reach(&target, via.as_ref());

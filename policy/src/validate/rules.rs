@@ -328,6 +328,18 @@ impl Validator<'_> {
                 }
             }
         }
+        if !grant.via.is_empty() {
+            for d in &grant.dst {
+                if matches!(d.alias, Alias::Autogroup(Autogroup::SelfDevices)) {
+                    self.warning(
+                        Code::ViaSelfUnrouted,
+                        d.span,
+                        "autogroup:self is not routed through via: this grant gives it nothing",
+                        "a user's own devices are reached directly; grant autogroup:self in a grant without via",
+                    );
+                }
+            }
+        }
         for via in &grant.via {
             if let Alias::Tag(_) = via.alias {
                 self.reference(via, Place::Via);
