@@ -300,6 +300,17 @@ fn ports_protocols_and_actions() {
         "icmp:22",
     );
     assert!(errors(&icmp).is_empty(), "{:?}", errors(&icmp));
+    // A user's own devices are not routed through `via`: the grant gives them nothing.
+    let self_via = grant(
+        r#"{"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["tcp:22"], "via": ["tag:server"]}"#,
+    );
+    expect_warning(
+        &self_via,
+        "aclc::via_self_unrouted",
+        "autogroup:self is not routed through via: this grant gives it nothing",
+        "autogroup:self",
+    );
+    assert!(errors(&self_via).is_empty(), "{:?}", errors(&self_via));
     expect_error(
         &grant(r#"{"src": ["*"], "dst": ["tag:server"], "ip": ["tcp:0"]}"#),
         "aclc::invalid_port",
