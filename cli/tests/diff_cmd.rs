@@ -291,3 +291,61 @@ fn falling_back_to_allow_all_changes_the_meaning() {
         stdout(&out)
     );
 }
+
+/// `autogroup:danger-all` (`SrcIPs: ["*"]`) gains every address beyond the nodes: the
+/// addresses no node has were compared as the text of entries holding no node, so a source
+/// `*` showed only the nodes it adds (and `*` in place of the tailnet's ranges and a route
+/// called the route lost, found by a hostile sweep).
+#[test]
+fn every_address_as_a_source_is_gained_beyond_the_nodes() {
+    let new = edit(
+        GRANT,
+        r#"{"src": ["tag:web", "autogroup:danger-all"], "dst": ["tag:db"], "ip": ["tcp:5432"]},"#,
+    );
+    let doc = json(&diff(&new, &["--format", "json"]));
+    assert_eq!(
+        network(&doc, "gained"),
+        vec![
+            json!([
+                [
+                    "alice-laptop",
+                    "bob-laptop",
+                    "db-1",
+                    "exit-1",
+                    "office-router"
+                ],
+                ["db-1"],
+                "tcp",
+                "5432"
+            ]),
+            json!([["0.0.0.0/0"], ["db-1"], "tcp", "5432"]),
+            json!([["::/0"], ["db-1"], "tcp", "5432"]),
+        ]
+    );
+    assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
+    // Back again: the same access lost, nothing gained.
+    let dir = common::scratch();
+    std::fs::copy(
+        examples().join("inventory.json"),
+        dir.join("inventory.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("old.hujson"), &new).unwrap();
+    std::fs::write(dir.join("new.hujson"), example()).unwrap();
+    let out = aclc_in(
+        &dir,
+        &[
+            "diff",
+            "old.hujson",
+            "new.hujson",
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let doc = json(&out);
+    assert_eq!(network(&doc, "gained"), Vec::<Value>::new());
+    assert_eq!(network(&doc, "lost").len(), 3, "{doc}");
+}

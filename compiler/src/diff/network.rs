@@ -170,7 +170,71 @@ struct Placed {
     /// Equal for lists with equal contents (within one diff).
     id: u32,
     runs: Vec<(u32, u32)>,
+    /// Entries that are no address, prefix or range (reported as written).
     texts: Vec<String>,
+    /// The list's address ranges that hold an address no node has (a subnet route, the
+    /// internet, a range's gaps between nodes), merged: the addresses beyond the nodes, which
+    /// the positions cannot show. A range of node addresses only is left out (its nodes are
+    /// in `runs`).
+    outside: Vec<(Addr, Addr)>,
+}
+
+/// An address on one line: IPv4 addresses (family 0) before IPv6 ones (family 1), so ranges
+/// of both families sort and merge together.
+type Addr = (u8, u128);
+
+fn addr_key(a: IpAddr) -> Addr {
+    match a {
+        IpAddr::V4(v4) => (0, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (1, u128::from(v6)),
+    }
+}
+
+fn key_addr(k: Addr) -> IpAddr {
+    match k.0 {
+        0 => IpAddr::V4(Ipv4Addr::from(u32::try_from(k.1).unwrap_or(u32::MAX))),
+        _ => IpAddr::V6(Ipv6Addr::from(k.1)),
+    }
+}
+
+/// The address after `k` on the line; none after the last IPv6 address.
+fn next_addr(k: Addr) -> Option<Addr> {
+    match k {
+        (0, a) if a >= u128::from(u32::MAX) => Some((1, 0)),
+        (0, a) => Some((0, a + 1)),
+        (_, u128::MAX) => None,
+        (f, a) => Some((f, a + 1)),
+    }
+}
+
+/// Ranges sorted, overlapping or touching ones merged.
+fn merge_addr_ranges(mut ranges: Vec<(Addr, Addr)>) -> Vec<(Addr, Addr)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(Addr, Addr)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some(last) if next_addr(last.1).is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// A range as text: one address, a prefix when it is one, else `first-last`.
+fn range_text(lo: Addr, hi: Addr) -> String {
+    let (a, b) = (key_addr(lo), key_addr(hi));
+    if a == b {
+        return a.to_string();
+    }
+    let span = hi.1.saturating_sub(lo.1);
+    let bits: u32 = if lo.0 == 0 { 32 } else { 128 };
+    if span.checked_add(1).is_none_or(|n| n.is_power_of_two()) && lo.1 & span == 0 {
+        let len = bits - (span.count_ones());
+        if let Ok(net) = ipnet::IpNet::new(a, u8::try_from(len).unwrap_or(0)) {
+            return net.to_string();
+        }
+    }
+    format!("{a}-{b}")
 }
 
 impl Placements {
@@ -211,19 +275,30 @@ impl Placements {
             id,
             ..Placed::default()
         };
+        let mut outside = Vec::new();
         for src in list.iter() {
-            let before = placed.runs.len();
-            for (lo, hi) in ranges(src) {
+            let found = ranges(src);
+            if found.is_empty() {
+                placed.texts.push(src.to_string());
+            }
+            for (lo, hi) in found {
                 let (a, b) = table.positions(lo, hi);
                 if a < b {
                     placed.runs.push((a, b));
                 }
-            }
-            if placed.runs.len() == before {
-                placed.texts.push(src.to_string());
+                let (lo, hi) = (addr_key(lo), addr_key(hi));
+                // More addresses than nodes in the range: some address is no node's.
+                let nodes = u128::from(b - a);
+                if (hi.1.saturating_sub(lo.1))
+                    .checked_add(1)
+                    .is_none_or(|size| size > nodes)
+                {
+                    outside.push((lo, hi));
+                }
             }
         }
         placed.runs = merge_runs(std::mem::take(&mut placed.runs));
+        placed.outside = merge_addr_ranges(outside);
         let placed = Rc::new(placed);
         self.placed.insert(key, (list.clone(), placed.clone()));
         self.by_content
@@ -437,6 +512,7 @@ pub(crate) fn diff_node(
             });
         }
     }
+    atoms.extend(outside_atoms(&only_old, &only_new, &common, &lists, table));
     let text_keys: std::collections::BTreeSet<(Dest, u8, String)> =
         old_texts.keys().chain(new_texts.keys()).cloned().collect();
     for key in text_keys {
@@ -459,6 +535,110 @@ pub(crate) fn diff_node(
         }
     }
     atoms
+}
+
+/// What changed for the addresses no node has (a subnet route, the internet, the gaps of a
+/// range between its nodes): per destination and protocol, the sources' ranges beyond the
+/// nodes ([`Placed::outside`]) swept as the positions are, on a line of the ranges' own
+/// ends. A source `*` where the tailnet's ranges were is every address beyond them gained;
+/// comparing such entries as text saw a route's text vanish and called it lost. A changed
+/// range is reported when it holds an address no node has (its nodes' own changes are the
+/// positions'), as one address, a prefix or `first-last`.
+fn outside_atoms(
+    only_old: &[(&EntryKey, u32)],
+    only_new: &[(&EntryKey, u32)],
+    common: &[(&EntryKey, u32)],
+    lists: &HashMap<u32, Rc<Placed>>,
+    table: &AddrTable,
+) -> Vec<Atom> {
+    type Rects = BTreeMap<(Dest, u8), [Vec<(Addr, Addr, u16, u16)>; 3]>;
+    let mut by_key = Rects::new();
+    for (side, entries) in [only_old, only_new, common].into_iter().enumerate() {
+        for ((dst, proto, p, q, id), _) in entries {
+            let Some(placed) = lists.get(id).filter(|l| !l.outside.is_empty()) else {
+                continue;
+            };
+            // Common entries matter only where one side changed.
+            if side == 2 && !by_key.contains_key(&(dst.clone(), *proto)) {
+                continue;
+            }
+            if let Some(rects) = by_key
+                .entry((dst.clone(), *proto))
+                .or_default()
+                .get_mut(side)
+            {
+                rects.extend(placed.outside.iter().map(|&(lo, hi)| (lo, hi, *p, *q)));
+            }
+        }
+    }
+    let mut atoms = Vec::new();
+    for ((dst, proto), [old, new, common]) in by_key {
+        if old.is_empty() && new.is_empty() {
+            continue;
+        }
+        // The line: every range's first address and the address after its last.
+        let mut ends: Vec<Addr> = Vec::new();
+        for &(lo, hi, ..) in old.iter().chain(&new).chain(&common) {
+            ends.push(lo);
+            ends.extend(next_addr(hi));
+        }
+        ends.sort_unstable();
+        ends.dedup();
+        let at = |k: Addr| pos(ends.partition_point(|e| *e < k));
+        let place = |rects: &[(Addr, Addr, u16, u16)]| -> Vec<(u32, u32, u16, u16)> {
+            rects
+                .iter()
+                .map(|&(lo, hi, p, q)| {
+                    let end = next_addr(hi).map_or(pos(ends.len()), at);
+                    (at(lo), end, p, q)
+                })
+                .collect()
+        };
+        let candidates = sweep(&place(&old), &place(&new));
+        let segments = subtract(&candidates, &place(&common));
+        for (a, b, gained, lost) in segments {
+            let Some(&lo) = ends.get(a as usize) else {
+                continue;
+            };
+            let hi = match ends.get(b as usize) {
+                Some(&end) => previous_addr(end),
+                None => (1, u128::MAX),
+            };
+            // A segment that runs from IPv4 into IPv6 is two ranges.
+            let parts = match lo.0 == hi.0 {
+                true => vec![(lo, hi)],
+                false => vec![(lo, (0, u128::from(u32::MAX))), ((1, 0), hi)],
+            };
+            for (lo, hi) in parts {
+                let (na, nb) = table.positions(key_addr(lo), key_addr(hi));
+                let size = (hi.1.saturating_sub(lo.1)).checked_add(1);
+                if size.is_some_and(|size| size <= u128::from(nb.saturating_sub(na))) {
+                    continue;
+                }
+                let text = range_text(lo, hi);
+                for (is_gain, ports) in [(true, &gained), (false, &lost)] {
+                    if !ports.is_empty() {
+                        atoms.push(Atom {
+                            gained: is_gain,
+                            src: Source::Text(text.clone()),
+                            dst: dst.clone(),
+                            proto,
+                            ports: ports.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    atoms
+}
+
+/// The address before `k` on the line (`k` is never the first).
+fn previous_addr(k: Addr) -> Addr {
+    match k {
+        (1, 0) => (0, u128::from(u32::MAX)),
+        (f, a) => (f, a.saturating_sub(1)),
+    }
 }
 
 /// The common entries' rectangles inside the candidate segments (sorted, disjoint), found
@@ -646,6 +826,35 @@ mod tests {
         );
         assert_eq!(ranges("*").len(), 2);
         assert!(ranges("autogroup:internet").is_empty());
+    }
+
+    #[test]
+    fn ranges_beyond_the_nodes_as_text() {
+        let k = |s: &str| addr_key(s.parse::<IpAddr>().unwrap());
+        assert_eq!(range_text(k("10.1.0.0"), k("10.1.255.255")), "10.1.0.0/16");
+        assert_eq!(range_text(k("10.1.0.1"), k("10.1.0.1")), "10.1.0.1");
+        assert_eq!(
+            range_text(k("10.1.0.1"), k("10.1.0.2")),
+            "10.1.0.1-10.1.0.2"
+        );
+        assert_eq!(range_text(k("0.0.0.0"), k("255.255.255.255")), "0.0.0.0/0");
+        assert_eq!(range_text(k("::"), (1, u128::MAX)), "::/0");
+        assert_eq!(next_addr(k("255.255.255.255")), Some((1, 0)));
+        assert_eq!(previous_addr((1, 0)), k("255.255.255.255"));
+        assert_eq!(next_addr((1, u128::MAX)), None);
+        // Touching ranges merge, across the families' boundary too.
+        assert_eq!(
+            merge_addr_ranges(vec![
+                (k("10.0.0.5"), k("10.0.0.9")),
+                (k("10.0.0.0"), k("10.0.0.4")),
+                (k("255.255.255.0"), k("255.255.255.255")),
+                (k("::"), k("::1")),
+            ]),
+            vec![
+                (k("10.0.0.0"), k("10.0.0.9")),
+                (k("255.255.255.0"), k("::1"))
+            ]
+        );
     }
 
     #[test]
