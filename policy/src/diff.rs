@@ -10,7 +10,7 @@
 //! are compared in a canonical form (object keys sorted, unordered lists sorted). Cost:
 //! O(n log n) in the size of both documents.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -499,8 +499,12 @@ fn changed(
             continue;
         }
         let (ia, ib) = (items(a), items(b));
-        let plus: Vec<String> = ib.iter().filter(|x| !ia.contains(x)).cloned().collect();
-        let minus: Vec<String> = ia.iter().filter(|x| !ib.contains(x)).cloned().collect();
+        // Membership by hash: a group of 80,000 members losing half of them took 10 s
+        // item by item through the other list.
+        let (sa, sb): (HashSet<&String>, HashSet<&String>) =
+            (ia.iter().collect(), ib.iter().collect());
+        let plus: Vec<String> = ib.iter().filter(|x| !sa.contains(x)).cloned().collect();
+        let minus: Vec<String> = ia.iter().filter(|x| !sb.contains(x)).cloned().collect();
         if !plus.is_empty() {
             items_added.insert(field.clone(), plus);
         }
