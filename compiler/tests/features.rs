@@ -217,3 +217,51 @@ fn autogroup_self_through_via_gives_nothing() {
         json!(["100.64.0.1", "fd7a:115c:a1e0::1"])
     );
 }
+
+/// A `via` rule lands on a carrier serving a route (subnet or exit) that overlaps the
+/// destination, not on one whose own address the destination holds: a tag, a tailnet prefix
+/// or `autogroup:tagged` naming the router opened the router itself, and `*` landed on a
+/// carrier serving no route (found by a hostile sweep). `*` on a carrier serving a route is
+/// put as written (the reference's lowering).
+#[test]
+fn via_rules_land_on_routers_by_their_routes() {
+    let inventory = Inventory::from_json(
+        r#"{"users": [{"id": 1, "name": "alice", "email": "alice@example.com", "roles": []}],
+            "nodes": [
+              {"name": "alice-laptop", "user": "alice@example.com", "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
+              {"name": "rtr", "user": null, "tags": ["tag:rtr"], "ipv4": "100.64.0.9", "ipv6": "fd7a:115c:a1e0::9",
+               "routable_ips": ["10.1.0.0/16"], "approved_routes": ["10.1.0.0/16"]},
+              {"name": "idle", "user": null, "tags": ["tag:idle"], "ipv4": "100.64.0.10", "ipv6": "fd7a:115c:a1e0::a"}
+            ],
+            "tailnet": {"name": "example.com"}}"#,
+    )
+    .unwrap();
+    let compile_with = |grants: &str| {
+        let policy =
+            format!(r#"{{"tagOwners": {{"tag:rtr": [], "tag:idle": []}}, "grants": [{grants}]}}"#);
+        let options = aclc_policy::Options {
+            context: inventory.policy_context(),
+            ..Default::default()
+        };
+        let (_, parsed) = aclc_policy::parse_str("policy.hujson", &policy, &options);
+        compile(&parsed.unwrap().policy, &inventory)
+    };
+    for dst in [
+        r#""tag:rtr""#,
+        r#""100.64.0.0/10""#,
+        r#""autogroup:tagged""#,
+    ] {
+        let c = compile_with(&format!(
+            r#"{{"src": ["alice@example.com"], "dst": [{dst}], "ip": ["tcp:22"], "via": ["tag:rtr"]}}"#
+        ));
+        assert_eq!(filter(&c, "rtr"), json!([]), "{dst}");
+    }
+    let c = compile_with(
+        r#"{"src": ["alice@example.com"], "dst": ["*"], "ip": ["tcp:22"], "via": ["tag:rtr", "tag:idle"]},
+           {"src": ["alice@example.com"], "dst": ["10.1.2.0/24"], "ip": ["tcp:80"], "via": ["tag:rtr"]}"#,
+    );
+    assert_eq!(filter(&c, "idle"), json!([]));
+    let rtr = filter(&c, "rtr");
+    assert_eq!(rtr[0]["DstPorts"][0]["IP"], json!("*"), "{rtr}");
+    assert_eq!(rtr[0]["DstPorts"][1]["IP"], json!("10.1.2.0/24"), "{rtr}");
+}

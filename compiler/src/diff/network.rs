@@ -2,8 +2,10 @@
 //! (source address position, port) per protocol and destination, and one sweep over the
 //! source positions yields what each source gained and lost. Sources are the tailnet's
 //! nodes, by the position of their addresses in one sorted table, so a group of a thousand
-//! members is a few runs, not a thousand pairs; an address range that holds no node is
-//! reported as written.
+//! members is a few runs, not a thousand pairs. The addresses no node has (a subnet route,
+//! the internet, a range's gaps between its nodes) are swept the same way on a line of the
+//! sources' own range ends and reported as ranges; an entry that is no address is reported
+//! as written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

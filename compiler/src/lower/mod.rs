@@ -1508,12 +1508,27 @@ impl Builder<'_> {
                     .collect();
                 carriers.sort_unstable();
                 carriers.dedup();
-                if matches!(target, Target::Wildcard | Target::DangerAll) {
-                    carriers
-                } else {
-                    carriers.retain(|id| ids.binary_search(id).is_ok());
-                    carriers
-                }
+                // A router carries what its approved routes reach, not its own addresses:
+                // a `via` rule lands on a carrier that serves a route (subnet or exit)
+                // overlapping the destination. Traffic to a device's own address (a tag, a
+                // tailnet prefix holding the carrier) is not routed; the carrier's own
+                // addresses in the destination opened the router itself (found by a hostile
+                // sweep), as did `*` on a carrier serving no route.
+                let table = self.table;
+                carriers.retain(|&id| {
+                    let Some(node) = table.get(id) else {
+                        return false;
+                    };
+                    match target {
+                        Target::Wildcard | Target::DangerAll => !node.served.is_empty(),
+                        Target::Internet => ids.binary_search(&id).is_ok(),
+                        Target::Literal(lit) => {
+                            node.routes_overlap(&lit.set) || node.exits_for(&lit.public_part())
+                        }
+                        Target::Nodes(_) | Target::SelfDevices => false,
+                    }
+                });
+                carriers
             }
         };
         Reach::Some(Arc::from(ids))

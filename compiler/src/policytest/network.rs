@@ -539,7 +539,7 @@ fn rules(policy: &Policy, table: &NodeTable, judged: Judged) -> Vec<NetRule> {
     let everything = Arc::new(every_address());
     // What each distinct `via` list routes ([`via_routes`], a pass over the nodes), found
     // once per list, not once per grant.
-    let mut routed_by: HashMap<Vec<&str>, Arc<AddrSet>> = HashMap::new();
+    let mut routed_by: HashMap<Vec<&str>, Arc<Routed>> = HashMap::new();
     // Under a posture gate only devices can be sources: `*` is every device, and
     // address-only sources (no device, no posture) fail the gate.
     let sources =
@@ -658,10 +658,18 @@ fn merged(ports: &[PortRange]) -> Vec<PortRange> {
         .collect()
 }
 
-/// What the routers carrying one of a `via` grant's tags carry for others: their approved
-/// subnet routes, and every address beyond the tailnet when one of them is an approved exit
-/// node.
-fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> AddrSet {
+/// What the routers of one `via` list carry.
+struct Routed {
+    /// What they carry for others: their approved subnet routes, and every address beyond
+    /// the tailnet when one of them is an approved exit node.
+    routes: Arc<AddrSet>,
+    /// The own addresses of those serving a route: a `*` destination is put on their
+    /// filters as written, and lets traffic to the router itself through.
+    own: Arc<AddrSet>,
+}
+
+/// What the routers carrying one of a `via` grant's tags carry ([`Routed`]).
+fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> Routed {
     let carries =
         |n: &crate::nodes::NodeInfo| n.tags.iter().any(|tag| via.iter().any(|v| v.text == **tag));
     let mut set = routes_of(table, carries);
@@ -670,7 +678,16 @@ fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> AddrSe
         beyond.remove(&AddrSet::from_wire(TAILNET_WIRE));
         set.add(&beyond);
     }
-    set
+    let own: Vec<AddrSet> = table
+        .nodes
+        .iter()
+        .filter(|n| carries(n) && !n.served.is_empty())
+        .flat_map(|n| n.addrs().map(|a| AddrSet::from_net(IpNet::from(a))))
+        .collect();
+    Routed {
+        routes: Arc::new(set),
+        own: Arc::new(AddrSet::union_of(&own)),
+    }
 }
 
 /// Every IPv4 and IPv6 address.
@@ -680,8 +697,19 @@ fn every_address() -> AddrSet {
     all
 }
 
-/// The part of a `via` grant's destination its routers carry (`routed`, [`via_routes`]).
-fn routed_part(dst: Dst, routed: &Arc<AddrSet>) -> Dst {
+/// The part of a `via` grant's destination its routers carry ([`via_routes`]): `*` is what
+/// they route and their own addresses.
+fn routed_part(dst: Dst, routed: &Routed) -> Dst {
+    if matches!(dst, Dst::Any) {
+        let mut set = (*routed.routes).clone();
+        set.add(&routed.own);
+        return Dst::Addrs(Addrs::Set(Arc::new(set)));
+    }
+    routed_within(dst, &routed.routes)
+}
+
+/// The part of a destination inside `routed`.
+fn routed_within(dst: Dst, routed: &Arc<AddrSet>) -> Dst {
     let within = |set: &AddrSet| {
         let mut outside = set.clone();
         outside.remove(routed);

@@ -1000,4 +1000,25 @@ fn explain_judges_traffic_as_nodes_do() {
     assert!(!run("bob@example.com", "web-1:22", Some("gre")).0);
     assert!(run("alice@example.com", "web-1", Some("gre")).0);
     assert!(run("alice@example.com", "web-1:9", Some("gre")).0);
+    // `*` through a router is put on the router as written: its filter lets traffic to the
+    // router itself through, as explain says; a device that routes nothing gets no rule.
+    let body = r#"{"tagOwners": {"tag:rtr": [], "tag:web": []},
+"grants": [{"src": ["alice@example.com"], "dst": ["*"], "ip": ["tcp:22"], "via": ["tag:rtr", "tag:web"]}]}"#;
+    let source = Source::new("policy.hujson", body.to_string());
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let run = |dst: &str| {
+        explain(
+            &checked.policy,
+            &compiled,
+            &q("alice@example.com", dst, None),
+        )
+        .unwrap()
+        .allowed()
+    };
+    assert!(run("rtr:22"));
+    assert!(run("10.0.0.5:22"));
+    assert!(!run("web-1:22"));
+    assert!(!run("bob-laptop:22"));
+    assert!(compiled.filter_rules("web-1").unwrap().is_empty());
 }
