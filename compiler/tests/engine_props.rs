@@ -90,7 +90,9 @@ fn policy_text(seed: &[u32]) -> String {
         ));
     }
     let grants = match s(21) % 4 {
-        0 => r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]}]"#.to_string(),
+        // `*` through a router lands on the routers serving a route: a route event moves it.
+        0 => r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]},
+                             {"src": ["autogroup:member"], "dst": ["*"], "ip": ["tcp:22"], "via": ["tag:router"]}]"#.to_string(),
         1 => format!(
             r#", "grants": [{{"src": ["{}"], "dst": ["{}"], "app": {{"tailscale.com/cap/drive": [{{"shares": ["*"]}}], "example.com/cap/x": [{{"k": 1}}]}}}}]"#,
             pick(&SELECTORS, s(2)),
