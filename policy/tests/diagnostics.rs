@@ -54,6 +54,10 @@ fn key_repeated_in_another_case_says_which_is_used() {
         r#"field "src" repeats "SRC" in another case: this one replaces it"#,
         "src",
     );
+    // The same spelling twice is the duplicate key error alone, not also "another case".
+    let twice = diagnose(r#"{"acls": [], "acls": []}"#);
+    let codes: Vec<&str> = twice.iter().map(|d| d.1).collect();
+    assert_eq!(codes, ["aclc::duplicate_key"], "{twice:?}");
 }
 
 /// `autogroup:internet` is refused as a source and as an app grant's destination; through an

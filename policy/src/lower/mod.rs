@@ -202,7 +202,12 @@ impl<'s> Lowerer<'s> {
             };
             // The same field twice, in two cases (the same case twice is a parse error): the
             // last one is used, as Go's decoder does, which an eye reading the first misses.
-            if let Some((_, earlier)) = fields.members.iter().find(|(f, _)| f == k) {
+            // The same spelling twice is the parse error (`aclc::duplicate_key`) alone.
+            let repeated = fields
+                .members
+                .iter()
+                .find(|(f, m)| f == k && m.key.name != name);
+            if let Some((_, earlier)) = repeated {
                 let earlier = quote(&earlier.key.name);
                 self.warning(
                     Code::KeyCase,
