@@ -20,6 +20,10 @@ use crate::report::{
 use crate::test::EXIT_TESTS_FAILED;
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
+/// Nearest misses human output lists by default: a denial under a policy of thousands of
+/// rules listed every one of them.
+const DEFAULT_MAX_MISSES: usize = 10;
+
 /// Arguments of `aclc explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
@@ -50,6 +54,10 @@ pub(crate) struct ExplainArgs {
     /// Human output renders at most this many diagnostics of a refused policy (0: all).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DIAGNOSTICS)]
     max_diagnostics: usize,
+    /// Human output lists at most this many nearest misses of a denial, then how many more
+    /// (0: all; JSON lists all).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_MISSES)]
+    max_misses: usize,
     #[command(flatten)]
     limits: InputLimits,
     /// Output format, on stdout: `human` (a verdict line, then the rules) or `json`.
@@ -111,7 +119,7 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
         Err(error) => return input_error(args.format, &error.to_string()),
     };
     let written = match args.format {
-        Format::Human => write_human(&explanation, &source),
+        Format::Human => write_human(&explanation, &source, args.max_misses),
         Format::Json => write_json(&explanation, &source),
     };
     if let Err(e) = written {
@@ -155,8 +163,9 @@ struct JsonInvalid {
 }
 
 /// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines; or `denied: REASON`,
-/// `nearest misses:` and two lines per miss (where and the rule, then why).
-fn write_human(e: &Explanation, source: &Source) -> std::io::Result<()> {
+/// `nearest misses:` and two lines per miss (where and the rule, then why), at most `max`
+/// (0: all) and then how many more.
+fn write_human(e: &Explanation, source: &Source, max: usize) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let name = escape(source.name());
@@ -181,7 +190,11 @@ fn write_human(e: &Explanation, source: &Source) -> std::io::Result<()> {
         } else {
             writeln!(out, "nearest misses:")?;
         }
-        for miss in &e.misses {
+        let shown = match max {
+            0 => e.misses.len(),
+            max => max.min(e.misses.len()),
+        };
+        for miss in e.misses.iter().take(shown) {
             writeln!(
                 out,
                 "  {name}:{}: {}",
@@ -189,6 +202,13 @@ fn write_human(e: &Explanation, source: &Source) -> std::io::Result<()> {
                 escape(&rule_text(source, miss.span))
             )?;
             writeln!(out, "    {}", escape(&miss.why))?;
+        }
+        if shown < e.misses.len() {
+            writeln!(
+                out,
+                "  ... and {} more (--max-misses 0 lists all)",
+                e.misses.len() - shown
+            )?;
         }
     }
     out.flush()

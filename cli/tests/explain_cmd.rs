@@ -55,6 +55,25 @@ fn denied_lists_the_nearest_misses() {
     );
 }
 
+/// At most `--max-misses` misses are listed (default 10), then how many more.
+#[test]
+fn misses_are_capped() {
+    let out = explain(&["bob-laptop", "web-1:22", "--max-misses", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "denied: no rule lets bob-laptop (100.64.0.2) reach web-1:22 on port 22 (tcp/udp)\n\
+             nearest misses:\n  \
+             policy.hujson:27: {ENG_RULE}\n    \
+             the rule opens tcp/udp/icmp/ipv6-icmp on ports 80,443, not port 22 (tcp/udp)\n  \
+             ... and 1 more (--max-misses 0 lists all)\n"
+        )
+    );
+    let all = explain(&["bob-laptop", "web-1:22", "--max-misses", "0"]);
+    assert_eq!(stdout(&all), stdout(&explain(&["bob-laptop", "web-1:22"])));
+}
+
 #[test]
 fn json_shape() {
     let out = explain(&["bob-laptop", "db-1:5432", "--format", "json"]);
