@@ -349,3 +349,27 @@ fn every_address_as_a_source_is_gained_beyond_the_nodes() {
     assert_eq!(network(&doc, "gained"), Vec::<Value>::new());
     assert_eq!(network(&doc, "lost").len(), 3, "{doc}");
 }
+
+/// A packet's source and destination are of one family: a rule from an IPv6 source to an IPv4
+/// destination gives no access (it was reported as gained, with no rule behind it), and one
+/// from an address of each family to one IPv4 address gains the IPv4 source only.
+#[test]
+fn a_source_of_the_other_family_gains_nothing() {
+    let mixed = r#"{"src": ["fd7a:115c:a1e0::2"], "dst": ["100.64.1.2"], "ip": ["tcp:22"]},"#;
+    let doc = json(&diff(
+        &edit(GRANT, &format!("{GRANT}\n\t\t{mixed}")),
+        &["--format", "json"],
+    ));
+    empty(&doc, &["network"]);
+    let both =
+        r#"{"src": ["fd7a:115c:a1e0::3", "100.64.0.2"], "dst": ["100.64.1.2"], "ip": ["tcp:22"]},"#;
+    let doc = json(&diff(
+        &edit(GRANT, &format!("{GRANT}\n\t\t{both}")),
+        &["--format", "json"],
+    ));
+    assert_eq!(
+        network(&doc, "gained"),
+        vec![json!([["bob-laptop"], ["db-1"], "tcp", "22"])]
+    );
+    assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
+}

@@ -152,6 +152,8 @@ pub(crate) struct Placements {
     subtracted: HashMap<(usize, Vec<Entry>), Segments>,
     /// Destination addresses (shared strings) parsed once, kept alive while keys.
     dst_ranges: HashMap<usize, (std::sync::Arc<str>, Ranges)>,
+    /// Placed lists cut to one family ([`Placements::of_families`]), by (id, family).
+    by_family: HashMap<(u32, u8), Rc<Placed>>,
 }
 
 /// Parsed address ranges, shared.
@@ -251,6 +253,53 @@ impl Placements {
         r
     }
 
+    /// `placed` with its positions and ranges of the `families` only (a list of its own,
+    /// placed once per family).
+    fn of_families(&mut self, placed: &Rc<Placed>, families: u8, table: &AddrTable) -> Rc<Placed> {
+        if families & BOTH == BOTH {
+            return placed.clone();
+        }
+        if let Some(done) = self.by_family.get(&(placed.id, families)) {
+            return done.clone();
+        }
+        let v4 = families & 1 == 1;
+        // IPv4 addresses sort before IPv6 ones: positions below `split` are IPv4.
+        let split = table
+            .positions(Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::BROADCAST.into())
+            .1;
+        let (lo, hi) = match v4 {
+            true => (0, split),
+            false => (split, u32::MAX),
+        };
+        let runs = placed
+            .runs
+            .iter()
+            .map(|&(a, b)| (a.max(lo), b.min(hi)))
+            .filter(|(a, b)| a < b)
+            .collect();
+        let (first, last): (Addr, Addr) = match v4 {
+            true => ((0, 0), (0, u128::from(u32::MAX))),
+            false => ((1, 0), (1, u128::MAX)),
+        };
+        let outside = placed
+            .outside
+            .iter()
+            .map(|&(a, b)| (a.max(first), b.min(last)))
+            .filter(|(a, b)| a <= b)
+            .collect();
+        let id = self.count;
+        self.count = self.count.saturating_add(1);
+        let clipped = Rc::new(Placed {
+            id,
+            runs,
+            texts: placed.texts.clone(),
+            outside,
+        });
+        self.by_family
+            .insert((placed.id, families), clipped.clone());
+        clipped
+    }
+
     fn get(&mut self, list: &Strings, table: &AddrTable) -> Rc<Placed> {
         let key = list.as_ptr() as usize;
         if let Some((_, placed)) = self.placed.get(&key) {
@@ -332,12 +381,21 @@ fn entries(
         } else {
             &rule.ip_proto
         };
-        let placed = placements.get(&rule.src_ips, table);
+        let whole = placements.get(&rule.src_ips, table);
         for dst in &rule.dst_ports {
-            let covers_node = placements.ranges(&dst.ip).iter().any(|&(lo, hi)| {
+            let dst_ranges = placements.ranges(&dst.ip);
+            let covers_node = dst_ranges.iter().any(|&(lo, hi)| {
                 own.iter()
                     .any(|a| !a.is_unspecified() && lo <= *a && *a <= hi)
             });
+            // A packet's source and destination are of one family: the sources of the
+            // destination's families only (an IPv6 source reaches no IPv4 destination).
+            let families = match dst_ranges.is_empty() {
+                true => BOTH,
+                false => dst_ranges.iter().fold(0, |f, (lo, _)| f | family(*lo)),
+            };
+            let placed = placements.of_families(&whole, families, table);
+            lists.entry(placed.id).or_insert_with(|| placed.clone());
             let key = if covers_node {
                 Dest::Node
             } else {
@@ -353,9 +411,19 @@ fn entries(
                     .or_insert(0) += 1;
             }
         }
-        lists.entry(placed.id).or_insert(placed);
     }
     (out, lists)
+}
+
+/// Both families, as [`family`] bits.
+const BOTH: u8 = 3;
+
+/// An address's family as a bit: 1 for IPv4, 2 for IPv6.
+fn family(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => 1,
+        IpAddr::V6(_) => 2,
+    }
 }
 
 /// TCP, UDP and SCTP have ports; other protocols match whatever the port.
