@@ -382,6 +382,8 @@ fn entries(
             &rule.ip_proto
         };
         let whole = placements.get(&rule.src_ips, table);
+        // The rule's sources per family set, found once per rule.
+        let mut by_families: [Option<Rc<Placed>>; 4] = Default::default();
         for dst in &rule.dst_ports {
             let dst_ranges = placements.ranges(&dst.ip);
             let covers_node = dst_ranges.iter().any(|&(lo, hi)| {
@@ -394,8 +396,17 @@ fn entries(
                 true => BOTH,
                 false => dst_ranges.iter().fold(0, |f, (lo, _)| f | family(*lo)),
             };
-            let placed = placements.of_families(&whole, families, table);
-            lists.entry(placed.id).or_insert_with(|| placed.clone());
+            let placed = match by_families.get(usize::from(families)).cloned().flatten() {
+                Some(placed) => placed,
+                None => {
+                    let placed = placements.of_families(&whole, families, table);
+                    lists.entry(placed.id).or_insert_with(|| placed.clone());
+                    if let Some(slot) = by_families.get_mut(usize::from(families)) {
+                        *slot = Some(placed.clone());
+                    }
+                    placed
+                }
+            };
             let key = if covers_node {
                 Dest::Node
             } else {
