@@ -1515,6 +1515,10 @@ impl Builder<'_> {
                 // addresses in the destination opened the router itself (found by a hostile
                 // sweep), as did `*` on a carrier serving no route.
                 let table = self.table;
+                let public = match target {
+                    Target::Literal(lit) => Some(lit.public_part()),
+                    _ => None,
+                };
                 carriers.retain(|&id| {
                     let Some(node) = table.get(id) else {
                         return false;
@@ -1523,7 +1527,8 @@ impl Builder<'_> {
                         Target::Wildcard | Target::DangerAll => !node.served.is_empty(),
                         Target::Internet => ids.binary_search(&id).is_ok(),
                         Target::Literal(lit) => {
-                            node.routes_overlap(&lit.set) || node.exits_for(&lit.public_part())
+                            node.routes_overlap(&lit.set)
+                                || public.as_ref().is_some_and(|p| node.exits_for(p))
                         }
                         Target::Nodes(_) | Target::SelfDevices => false,
                     }
