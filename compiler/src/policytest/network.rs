@@ -658,35 +658,56 @@ fn merged(ports: &[PortRange]) -> Vec<PortRange> {
         .collect()
 }
 
-/// What the routers of one `via` list carry.
+/// What the routers of one `via` list carry, as their filters hold a `via` grant's rules.
 struct Routed {
-    /// What they carry for others: their approved subnet routes, and every address beyond
-    /// the tailnet when one of them is an approved exit node.
+    /// What they carry to a destination written as prefixes: their approved subnet routes,
+    /// and on an approved exit node the internet's ranges of its exit routes' families (a
+    /// private prefix through an exit node puts no rule on it).
     routes: Arc<AddrSet>,
-    /// The own addresses of those serving a route: a `*` destination is put on their
-    /// filters as written, and lets traffic to the router itself through.
-    own: Arc<AddrSet>,
+    /// What `*` adds, put on their filters as written: the own addresses of those serving a
+    /// route, and every address beyond the tailnet of an exit node's families (a client
+    /// sends there what no subnet route carries).
+    any: Arc<AddrSet>,
 }
 
 /// What the routers carrying one of a `via` grant's tags carry ([`Routed`]).
 fn via_routes(table: &NodeTable, via: &[aclc_policy::model::Selector]) -> Routed {
     let carries =
         |n: &crate::nodes::NodeInfo| n.tags.iter().any(|tag| via.iter().any(|v| v.text == **tag));
-    let mut set = routes_of(table, carries);
-    if table.nodes.iter().any(|n| n.exit && carries(n)) {
-        let mut beyond = every_address();
-        beyond.remove(&AddrSet::from_wire(TAILNET_WIRE));
-        set.add(&beyond);
+    let mut routes = routes_of(table, carries);
+    let mut any = AddrSet::new();
+    let carriers = table.nodes.iter().filter(|n| carries(n));
+    let (mut v4, mut v6) = (false, false);
+    for n in carriers.filter(|n| !n.served.is_empty()) {
+        v4 |= n.exit_v4;
+        v6 |= n.exit_v6;
+        for a in n.addrs() {
+            any.add(&AddrSet::from_net(IpNet::from(a)));
+        }
     }
-    let own: Vec<AddrSet> = table
-        .nodes
-        .iter()
-        .filter(|n| carries(n) && !n.served.is_empty())
-        .flat_map(|n| n.addrs().map(|a| AddrSet::from_net(IpNet::from(a))))
-        .collect();
+    let tailnet = AddrSet::from_wire(TAILNET_WIRE);
+    for (exits, family) in [
+        (v4, IpNet::V4(Ipv4Net::default())),
+        (v6, IpNet::V6(Ipv6Net::default())),
+    ] {
+        if !exits {
+            continue;
+        }
+        let whole = AddrSet::from_net(family);
+        let mut beyond = whole.clone();
+        beyond.remove(&tailnet);
+        any.add(&beyond);
+        // The internet's ranges of this family: the internet less the other family.
+        let mut internet = AddrSet::from_wire(INTERNET_WIRE);
+        let mut other = every_address();
+        other.remove(&whole);
+        internet.remove(&other);
+        routes.add(&internet);
+    }
+    any.add(&routes);
     Routed {
-        routes: Arc::new(set),
-        own: Arc::new(AddrSet::union_of(&own)),
+        routes: Arc::new(routes),
+        any: Arc::new(any),
     }
 }
 
@@ -698,12 +719,11 @@ fn every_address() -> AddrSet {
 }
 
 /// The part of a `via` grant's destination its routers carry ([`via_routes`]): `*` is what
-/// they route and their own addresses.
+/// they route, their own addresses and, through an exit node, every address beyond the
+/// tailnet of its families.
 fn routed_part(dst: Dst, routed: &Routed) -> Dst {
     if matches!(dst, Dst::Any) {
-        let mut set = (*routed.routes).clone();
-        set.add(&routed.own);
-        return Dst::Addrs(Addrs::Set(Arc::new(set)));
+        return Dst::Addrs(Addrs::Set(routed.any.clone()));
     }
     routed_within(dst, &routed.routes)
 }

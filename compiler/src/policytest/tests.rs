@@ -1022,3 +1022,48 @@ fn explain_judges_traffic_as_nodes_do() {
     assert!(!run("bob-laptop:22"));
     assert!(compiled.filter_rules("web-1").unwrap().is_empty());
 }
+
+/// Through an exit node, a `via` grant carries the internet of the families its approved exit
+/// routes serve, as compile puts the rules: not a private prefix (the exit node gets no rule
+/// for it), and not the other family's internet when only one of the two routes is approved
+/// (found by a consistency sweep of explain against the compiled filters).
+#[test]
+fn explain_through_an_exit_node_follows_its_routes() {
+    let inventory = Inventory::from_json(&INVENTORY.replace(
+        r#"    ],
+    "registration_order""#,
+        r#",
+        {"name": "exit-1", "user": null, "tags": ["tag:exit"], "ipv4": "100.64.0.9",
+         "ipv6": "fd7a:115c:a1e0::9", "routable_ips": ["0.0.0.0/0", "::/0"],
+         "approved_routes": ["::/0"]}
+    ],
+    "registration_order""#,
+    ))
+    .unwrap();
+    let body = r#"{"tagOwners": {"tag:exit": []},
+"grants": [
+  {"src": ["alice@example.com"], "dst": ["10.1.0.0/16", "autogroup:internet"], "ip": ["udp:53"], "via": ["tag:exit"]}
+]}"#;
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", body.to_string());
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let run = |dst: &str| {
+        explain(
+            &checked.policy,
+            &compiled,
+            &q("alice@example.com", dst, Some("udp")),
+        )
+        .unwrap()
+        .allowed()
+    };
+    assert!(!run("10.1.2.3:53"));
+    assert!(!run("8.8.8.8:53"));
+    assert!(run("[2600::1]:53"));
+    let rules = serde_json::to_string(&compiled.filter_rules("exit-1").unwrap()).unwrap();
+    assert!(!rules.contains("10.1.0.0/16"), "{rules}");
+    assert!(rules.contains("2000::"), "{rules}");
+}
