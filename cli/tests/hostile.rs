@@ -30,7 +30,7 @@ fn minified_groups(n: usize) -> String {
 /// Run `aclc` in `dir` with `stdin` attached, killing it if it runs past a generous bound
 /// (so a regression fails the test instead of hanging CI).
 fn run_bounded(dir: &Path, args: &[&str], stdin: Stdio) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_aclc"))
         .args(args)
         .current_dir(dir)
         .stdin(stdin)
@@ -38,6 +38,11 @@ fn run_bounded(dir: &Path, args: &[&str], stdin: Stdio) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_bounded(child, args)
+}
+
+/// Wait for `child` (`aclc args`), killing it past the bound.
+fn wait_bounded(mut child: std::process::Child, args: &[&str]) -> Output {
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(20) {
@@ -355,7 +360,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 /// until the end would stop a large output.
 fn run_bounded_to_file(dir: &Path, args: &[&str]) -> (Output, String) {
     let path = dir.join("out.txt");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_aclc"))
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -363,15 +368,7 @@ fn run_bounded_to_file(dir: &Path, args: &[&str]) -> (Output, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            panic!("aclc {args:?} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = wait_bounded(child, args);
     (output, std::fs::read_to_string(&path).unwrap())
 }
 

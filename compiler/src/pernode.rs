@@ -53,18 +53,16 @@ impl PerNode {
         I: Iterator<Item = (u32, &'a [NodeId])> + Clone,
     {
         let lists: Vec<(u32, &'a [NodeId])> = lists.collect();
-        let ascending = lists
-            .iter()
-            .all(|(_, ids)| ids.windows(2).all(|w| w.first() <= w.get(1)));
         let pairs = || {
             lists
                 .iter()
                 .flat_map(|&(item, ids)| ids.iter().map(move |&id| (id, item)))
         };
         let starts = counted(nodes, pairs());
-        let (ends, entries) = match ascending {
-            true => filled_by_block(&starts, &lists, BLOCK),
-            false => filled(&starts, pairs()),
+        let (ends, entries) = match order(&lists) {
+            Order::Unordered => filled(&starts, pairs()),
+            Order::Ascending => filled_by_block(&starts, &lists, BLOCK, false),
+            Order::Unique => filled_by_block(&starts, &lists, BLOCK, true),
         };
         Self::from_filled(&starts, &ends, entries)
     }
@@ -345,12 +343,57 @@ fn counted(nodes: usize, pairs: impl Iterator<Item = (NodeId, u32)>) -> Vec<usiz
     starts
 }
 
-/// Put one pair in its node's list unless the list ends with that item already.
-fn put(starts: &[usize], ends: &mut [usize], entries: &mut [u32], id: usize, item: u32) {
+/// How the lists of [`PerNode::from_lists`] are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Some list is not ascending.
+    Unordered,
+    /// Every list ascending, but a pair may repeat.
+    Ascending,
+    /// Every list strictly ascending and every item once: no pair repeats.
+    Unique,
+}
+
+/// The lists' [`Order`], in one pass over them.
+fn order(lists: &[(u32, &[NodeId])]) -> Order {
+    let mut strict = lists
+        .windows(2)
+        .all(|w| w.first().map(|a| a.0) < w.get(1).map(|b| b.0));
+    for (_, ids) in lists {
+        for w in ids.windows(2) {
+            match w.first().cmp(&w.get(1)) {
+                std::cmp::Ordering::Greater => return Order::Unordered,
+                std::cmp::Ordering::Equal => strict = false,
+                std::cmp::Ordering::Less => {}
+            }
+        }
+    }
+    match strict {
+        true => Order::Unique,
+        false => Order::Ascending,
+    }
+}
+
+/// Each node's list end (its start, while empty) and the flat array, zeroed.
+fn unfilled(starts: &[usize]) -> (Vec<usize>, Vec<u32>) {
+    let nodes = starts.len().saturating_sub(1);
+    let ends = starts.iter().take(nodes).copied().collect();
+    (ends, vec![0u32; starts.last().copied().unwrap_or(0)])
+}
+
+/// Put one pair in its node's list unless (with `check`) the list ends with that item
+/// already.
+fn put(
+    starts: &[usize],
+    ends: &mut [usize],
+    entries: &mut [u32],
+    (id, item): (usize, u32),
+    check: bool,
+) {
     let (Some(end), Some(&start)) = (ends.get_mut(id), starts.get(id)) else {
         return;
     };
-    if *end > start && entries.get(*end - 1) == Some(&item) {
+    if check && *end > start && entries.get(*end - 1) == Some(&item) {
         return;
     }
     if let Some(slot) = entries.get_mut(*end) {
@@ -361,11 +404,9 @@ fn put(starts: &[usize], ends: &mut [usize], entries: &mut [u32], id: usize, ite
 
 /// Each node's list end and the flat array, filled pair by pair in the pairs' order.
 fn filled(starts: &[usize], pairs: impl Iterator<Item = (NodeId, u32)>) -> (Vec<usize>, Vec<u32>) {
-    let nodes = starts.len().saturating_sub(1);
-    let mut ends: Vec<usize> = starts.iter().take(nodes).copied().collect();
-    let mut entries = vec![0u32; starts.last().copied().unwrap_or(0)];
+    let (mut ends, mut entries) = unfilled(starts);
     for (id, item) in pairs {
-        put(starts, &mut ends, &mut entries, id.index(), item);
+        put(starts, &mut ends, &mut entries, (id.index(), item), true);
     }
     (ends, entries)
 }
@@ -374,15 +415,17 @@ fn filled(starts: &[usize], pairs: impl Iterator<Item = (NodeId, u32)>) -> (Vec<
 /// into runs of about `block` entries, and each run's lists are filled from every list's
 /// part in the run (in list order, so each node's items stay in order) before the next
 /// run's. A list waits in the queue of the run holding its next node, so a list is visited
-/// once per run it has nodes in: O(nodes + entries + visits log) in all.
+/// once per run it has nodes in: O(nodes + entries + visits log) in all. With `unique` (no
+/// pair repeats, [`Order::Unique`]) no list can end with the item about to be put, so the
+/// check that reads its last entry is left out.
 fn filled_by_block(
     starts: &[usize],
     lists: &[(u32, &[NodeId])],
     block: usize,
+    unique: bool,
 ) -> (Vec<usize>, Vec<u32>) {
     let nodes = starts.len().saturating_sub(1);
-    let mut ends: Vec<usize> = starts.iter().take(nodes).copied().collect();
-    let mut entries = vec![0u32; starts.last().copied().unwrap_or(0)];
+    let (mut ends, mut entries) = unfilled(starts);
     // Each node's run, and where each run ends.
     let mut run_of = vec![0u32; nodes];
     let mut run_ends = Vec::new();
@@ -410,14 +453,6 @@ fn filled_by_block(
     for (k, (_, ids)) in lists.iter().enumerate() {
         enqueue(&mut queues, k, ids.first());
     }
-    // No pair twice (every list strictly ascending, every item once): no list can end with
-    // the item about to be put, so the check that reads its last entry is left out.
-    let unique = lists
-        .windows(2)
-        .all(|w| w.first().map(|a| a.0) < w.get(1).map(|b| b.0))
-        && lists
-            .iter()
-            .all(|(_, ids)| ids.windows(2).all(|w| w.first() < w.get(1)));
     let mut cursors = vec![0usize; lists.len()];
     for (run, &end) in run_ends.iter().enumerate() {
         let Some(queue) = queues.get_mut(run) else {
@@ -435,17 +470,7 @@ fn filled_by_block(
                 if id.index() >= end {
                     break;
                 }
-                match unique {
-                    true => {
-                        if let Some(e) = ends.get_mut(id.index()) {
-                            if let Some(slot) = entries.get_mut(*e) {
-                                *slot = item;
-                                *e += 1;
-                            }
-                        }
-                    }
-                    false => put(starts, &mut ends, &mut entries, id.index(), item),
-                }
+                put(starts, &mut ends, &mut entries, (id.index(), item), !unique);
                 c += 1;
             }
             *cursor = c;
@@ -524,7 +549,8 @@ mod tests {
             };
             let starts = counted(nodes, pairs());
             let (ends, entries) = filled(&starts, pairs());
-            let (block_ends, block_entries) = filled_by_block(&starts, &lists, block);
+            let unique = order(&lists) == Order::Unique;
+            let (block_ends, block_entries) = filled_by_block(&starts, &lists, block, unique);
             prop_assert_eq!(&ends, &block_ends);
             for n in 0..nodes {
                 prop_assert_eq!(

@@ -224,6 +224,15 @@ fn merge_addr_ranges(mut ranges: Vec<(Addr, Addr)>) -> Vec<(Addr, Addr)> {
     out
 }
 
+/// True when the range `lo..=hi` (of one family), holding the nodes at `positions`, holds an
+/// address no node has: more addresses than nodes.
+fn beyond_nodes(lo: Addr, hi: Addr, positions: (u32, u32)) -> bool {
+    let nodes = u128::from(positions.1.saturating_sub(positions.0));
+    hi.1.saturating_sub(lo.1)
+        .checked_add(1)
+        .is_none_or(|size| size > nodes)
+}
+
 /// A range as text: one address, a prefix when it is one, else `first-last`.
 fn range_text(lo: Addr, hi: Addr) -> String {
     let (a, b) = (key_addr(lo), key_addr(hi));
@@ -338,12 +347,7 @@ impl Placements {
                     placed.runs.push((a, b));
                 }
                 let (lo, hi) = (addr_key(lo), addr_key(hi));
-                // More addresses than nodes in the range: some address is no node's.
-                let nodes = u128::from(b - a);
-                if (hi.1.saturating_sub(lo.1))
-                    .checked_add(1)
-                    .is_none_or(|size| size > nodes)
-                {
+                if beyond_nodes(lo, hi, (a, b)) {
                     outside.push((lo, hi));
                 }
             }
@@ -382,8 +386,6 @@ fn entries(
             &rule.ip_proto
         };
         let whole = placements.get(&rule.src_ips, table);
-        // The rule's sources per family set, found once per rule.
-        let mut by_families: [Option<Rc<Placed>>; 4] = Default::default();
         for dst in &rule.dst_ports {
             let dst_ranges = placements.ranges(&dst.ip);
             let covers_node = dst_ranges.iter().any(|&(lo, hi)| {
@@ -396,17 +398,8 @@ fn entries(
                 true => BOTH,
                 false => dst_ranges.iter().fold(0, |f, (lo, _)| f | family(*lo)),
             };
-            let placed = match by_families.get(usize::from(families)).cloned().flatten() {
-                Some(placed) => placed,
-                None => {
-                    let placed = placements.of_families(&whole, families, table);
-                    lists.entry(placed.id).or_insert_with(|| placed.clone());
-                    if let Some(slot) = by_families.get_mut(usize::from(families)) {
-                        *slot = Some(placed.clone());
-                    }
-                    placed
-                }
-            };
+            let placed = placements.of_families(&whole, families, table);
+            lists.entry(placed.id).or_insert_with(|| placed.clone());
             let key = if covers_node {
                 Dest::Node
             } else {
@@ -691,9 +684,7 @@ fn outside_atoms(
                 false => vec![(lo, (0, u128::from(u32::MAX))), ((1, 0), hi)],
             };
             for (lo, hi) in parts {
-                let (na, nb) = table.positions(key_addr(lo), key_addr(hi));
-                let size = (hi.1.saturating_sub(lo.1)).checked_add(1);
-                if size.is_some_and(|size| size <= u128::from(nb.saturating_sub(na))) {
+                if !beyond_nodes(lo, hi, table.positions(key_addr(lo), key_addr(hi))) {
                     continue;
                 }
                 let text = range_text(lo, hi);

@@ -944,23 +944,38 @@ fn a_flow_allowed_only_across_address_families_is_denied() {
     );
 }
 
+/// The test inventory with one more node (its JSON object).
+fn inventory_with(node: &str) -> Inventory {
+    let text = INVENTORY.replace(
+        "    ],\n    \"registration_order\"",
+        &format!(",\n        {node}\n    ],\n    \"registration_order\""),
+    );
+    Inventory::from_json(&text).unwrap()
+}
+
+/// `body` (a whole policy) checked against `inventory`, and compiled.
+fn checked_compiled(inventory: &Inventory, body: &str) -> (aclc_policy::Checked, crate::Compiled) {
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", body.to_string());
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, inventory);
+    (checked, compiled)
+}
+
 /// `explain` judges traffic as the nodes' filters let it through, where that differs from
 /// how `tests` are judged: a `via` grant only to the addresses its routers carry, ICMP to any
 /// address a rule opens to the source, and a protocol without ports only by a rule open on
 /// every port.
 #[test]
 fn explain_judges_traffic_as_nodes_do() {
-    let inventory = Inventory::from_json(&INVENTORY.replace(
-        r#"    ],
-    "registration_order""#,
-        r#",
-        {"name": "rtr", "user": null, "tags": ["tag:rtr"], "ipv4": "100.64.0.9",
+    let inventory = inventory_with(
+        r#"{"name": "rtr", "user": null, "tags": ["tag:rtr"], "ipv4": "100.64.0.9",
          "ipv6": "fd7a:115c:a1e0::9", "routable_ips": ["10.0.0.0/24"],
-         "approved_routes": ["10.0.0.0/24"]}
-    ],
-    "registration_order""#,
-    ))
-    .unwrap();
+         "approved_routes": ["10.0.0.0/24"]}"#,
+    );
     assert!(inventory.nodes().iter().any(|n| &*n.name == "rtr"));
     let body = r#"{"tagOwners": {"tag:rtr": [], "tag:web": []},
 "grants": [
@@ -970,13 +985,7 @@ fn explain_judges_traffic_as_nodes_do() {
   {"src": ["alice@example.com"], "dst": ["tag:web"], "ip": ["gre:*"]}
 ],
 "tests": [{"src": "bob@example.com", "accept": ["10.0.0.5:80"]}]}"#;
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let source = Source::new("policy.hujson", body.to_string());
-    let checked = aclc_policy::parse(&source, &options).unwrap();
-    let compiled = crate::compile(&checked.policy, &inventory);
+    let (checked, compiled) = checked_compiled(&inventory, body);
     let run = |src: &str, dst: &str, proto: Option<&str>| {
         let e = explain(&checked.policy, &compiled, &q(src, dst, proto)).unwrap();
         (e.allowed(), e.reason)
@@ -1004,9 +1013,7 @@ fn explain_judges_traffic_as_nodes_do() {
     // router itself through, as explain says; a device that routes nothing gets no rule.
     let body = r#"{"tagOwners": {"tag:rtr": [], "tag:web": []},
 "grants": [{"src": ["alice@example.com"], "dst": ["*"], "ip": ["tcp:22"], "via": ["tag:rtr", "tag:web"]}]}"#;
-    let source = Source::new("policy.hujson", body.to_string());
-    let checked = aclc_policy::parse(&source, &options).unwrap();
-    let compiled = crate::compile(&checked.policy, &inventory);
+    let (checked, compiled) = checked_compiled(&inventory, body);
     let run = |dst: &str| {
         explain(
             &checked.policy,
@@ -1029,28 +1036,16 @@ fn explain_judges_traffic_as_nodes_do() {
 /// (found by a consistency sweep of explain against the compiled filters).
 #[test]
 fn explain_through_an_exit_node_follows_its_routes() {
-    let inventory = Inventory::from_json(&INVENTORY.replace(
-        r#"    ],
-    "registration_order""#,
-        r#",
-        {"name": "exit-1", "user": null, "tags": ["tag:exit"], "ipv4": "100.64.0.9",
+    let inventory = inventory_with(
+        r#"{"name": "exit-1", "user": null, "tags": ["tag:exit"], "ipv4": "100.64.0.9",
          "ipv6": "fd7a:115c:a1e0::9", "routable_ips": ["0.0.0.0/0", "::/0"],
-         "approved_routes": ["::/0"]}
-    ],
-    "registration_order""#,
-    ))
-    .unwrap();
+         "approved_routes": ["::/0"]}"#,
+    );
     let body = r#"{"tagOwners": {"tag:exit": []},
 "grants": [
   {"src": ["alice@example.com"], "dst": ["10.1.0.0/16", "autogroup:internet"], "ip": ["udp:53"], "via": ["tag:exit"]}
 ]}"#;
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let source = Source::new("policy.hujson", body.to_string());
-    let checked = aclc_policy::parse(&source, &options).unwrap();
-    let compiled = crate::compile(&checked.policy, &inventory);
+    let (checked, compiled) = checked_compiled(&inventory, body);
     let run = |dst: &str| {
         explain(
             &checked.policy,
