@@ -320,11 +320,10 @@ fn human_ssh_rule(out: &mut String, n: usize, rule: &SshRule) {
         .principals
         .iter()
         .map(|p| {
-            p.node_ip
-                .as_deref()
-                .or(p.user_login.as_deref())
-                .or(p.node.as_deref())
-                .unwrap_or(if p.any { "*" } else { "?" })
+            p.node_ip()
+                .or(p.user_login())
+                .or(p.node())
+                .unwrap_or(if p.any() { "*" } else { "?" })
         })
         .collect();
     let from = first_few(&sources);

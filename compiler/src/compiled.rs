@@ -945,12 +945,12 @@ fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
         }
     };
     for p in list {
-        text(&mut h, 1, p.node.as_deref());
-        text(&mut h, 2, p.node_ip.as_deref());
-        text(&mut h, 3, p.user_login.as_deref());
-        h.write_u8(if p.any { 4 } else { 5 });
-        h.write_usize(p.pub_keys.len());
-        for key in &p.pub_keys {
+        text(&mut h, 1, p.node());
+        text(&mut h, 2, p.node_ip());
+        text(&mut h, 3, p.user_login());
+        h.write_u8(if p.any() { 4 } else { 5 });
+        h.write_usize(p.pub_keys().len());
+        for key in p.pub_keys() {
             text(&mut h, 6, Some(key));
         }
     }

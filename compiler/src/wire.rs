@@ -67,43 +67,169 @@ fn null_env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[St
 /// Who an SSH rule admits (`tailcfg.SSHPrincipal`): a principal matches when any of its set
 /// fields does. Tailscale's control plane names devices by address (`nodeIP`), which is what
 /// aclc emits; the other forms are read and written back unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+///
+/// 24 bytes: the address inline, the rarer fields behind one pointer. A lowered policy holds
+/// millions of principals (every source address of every SSH rule); with every field inline
+/// (80 bytes each) they were a sixth of the engine's memory on `large` (71 MB of principal
+/// lists), and a batch of node events copied those lists whole.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(from = "PrincipalFields")]
 pub struct SshPrincipal {
-    /// A node's stable id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<Arc<str>>,
-    /// A Tailscale address of the connecting device.
-    #[serde(rename = "nodeIP", default, skip_serializing_if = "Option::is_none")]
-    pub node_ip: Option<Arc<str>>,
-    /// The login of the connecting user.
-    #[serde(rename = "userLogin", default, skip_serializing_if = "Option::is_none")]
-    pub user_login: Option<Arc<str>>,
-    /// Any connecting device.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub any: bool,
-    /// Unused by clients since Tailscale 1.x; kept so a rule round-trips.
-    #[serde(rename = "pubKeys", default, skip_serializing_if = "Vec::is_empty")]
-    pub pub_keys: Vec<String>,
+    node_ip: Option<Arc<str>>,
+    other: Option<Box<OtherFields>>,
+}
+
+/// The fields of [`SshPrincipal`] besides the address, set only on principals read from
+/// elsewhere (aclc writes `nodeIP` alone).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+struct OtherFields {
+    node: Option<Arc<str>>,
+    user_login: Option<Arc<str>>,
+    any: bool,
+    pub_keys: Vec<String>,
+}
+
+/// The wire form of [`SshPrincipal`], field by field, as it is read.
+#[derive(Deserialize)]
+struct PrincipalFields {
+    #[serde(default)]
+    node: Option<Arc<str>>,
+    #[serde(rename = "nodeIP", default)]
+    node_ip: Option<Arc<str>>,
+    #[serde(rename = "userLogin", default)]
+    user_login: Option<Arc<str>>,
+    #[serde(default)]
+    any: bool,
+    #[serde(rename = "pubKeys", default)]
+    pub_keys: Vec<String>,
+}
+
+impl From<PrincipalFields> for SshPrincipal {
+    fn from(f: PrincipalFields) -> SshPrincipal {
+        SshPrincipal::new(f.node, f.node_ip, f.user_login, f.any, f.pub_keys)
+    }
+}
+
+impl Serialize for SshPrincipal {
+    /// The fields that are set, in `tailcfg.SSHPrincipal`'s order (Go's `omitempty`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = usize::from(self.node().is_some())
+            + usize::from(self.node_ip.is_some())
+            + usize::from(self.user_login().is_some())
+            + usize::from(self.any())
+            + usize::from(!self.pub_keys().is_empty());
+        let mut out = serializer.serialize_struct("SshPrincipal", fields)?;
+        if let Some(node) = self.node() {
+            out.serialize_field("node", node)?;
+        }
+        if let Some(ip) = self.node_ip() {
+            out.serialize_field("nodeIP", ip)?;
+        }
+        if let Some(login) = self.user_login() {
+            out.serialize_field("userLogin", login)?;
+        }
+        if self.any() {
+            out.serialize_field("any", &true)?;
+        }
+        if !self.pub_keys().is_empty() {
+            out.serialize_field("pubKeys", self.pub_keys())?;
+        }
+        out.end()
+    }
+}
+
+impl PartialOrd for SshPrincipal {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SshPrincipal {
+    /// Field by field, in the wire order: `node`, `nodeIP`, `userLogin`, `any`, `pubKeys`.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (
+            self.node(),
+            self.node_ip(),
+            self.user_login(),
+            self.any(),
+            self.pub_keys(),
+        )
+            .cmp(&(
+                other.node(),
+                other.node_ip(),
+                other.user_login(),
+                other.any(),
+                other.pub_keys(),
+            ))
+    }
 }
 
 impl SshPrincipal {
     /// The principal naming a device by one of its addresses.
-    pub fn node_ip(ip: Arc<str>) -> SshPrincipal {
+    pub fn from_node_ip(ip: Arc<str>) -> SshPrincipal {
         SshPrincipal {
             node_ip: Some(ip),
-            ..SshPrincipal::default()
+            other: None,
         }
+    }
+
+    /// A principal with every wire field given.
+    pub fn new(
+        node: Option<Arc<str>>,
+        node_ip: Option<Arc<str>>,
+        user_login: Option<Arc<str>>,
+        any: bool,
+        pub_keys: Vec<String>,
+    ) -> SshPrincipal {
+        let rare = node.is_some() || user_login.is_some() || any || !pub_keys.is_empty();
+        SshPrincipal {
+            node_ip,
+            other: rare.then(|| {
+                Box::new(OtherFields {
+                    node,
+                    user_login,
+                    any,
+                    pub_keys,
+                })
+            }),
+        }
+    }
+
+    /// A node's stable id (`node`).
+    pub fn node(&self) -> Option<&str> {
+        self.other.as_ref()?.node.as_deref()
+    }
+
+    /// A Tailscale address of the connecting device (`nodeIP`).
+    pub fn node_ip(&self) -> Option<&str> {
+        self.node_ip.as_deref()
+    }
+
+    /// The login of the connecting user (`userLogin`).
+    pub fn user_login(&self) -> Option<&str> {
+        self.other.as_ref()?.user_login.as_deref()
+    }
+
+    /// Any connecting device (`any`).
+    pub fn any(&self) -> bool {
+        self.other.as_ref().is_some_and(|o| o.any)
+    }
+
+    /// Public keys (`pubKeys`); unused by clients since Tailscale 1.x, kept so a rule
+    /// round-trips.
+    pub fn pub_keys(&self) -> &[String] {
+        self.other.as_ref().map_or(&[], |o| &o.pub_keys[..])
     }
 
     /// True if a connection from `ip`, by `login` when known, matches.
     pub fn admits(&self, ip: std::net::IpAddr, login: Option<&str>) -> bool {
-        self.any
+        self.any()
             || self
-                .node_ip
-                .as_deref()
+                .node_ip()
                 .and_then(|t| t.parse::<std::net::IpAddr>().ok())
                 .is_some_and(|p| p == ip)
-            || login.is_some_and(|l| self.user_login.as_deref() == Some(l))
+            || login.is_some_and(|l| self.user_login() == Some(l))
     }
 }
 
@@ -288,6 +414,40 @@ mod tests {
     /// An SSH policy in the shape Tailscale's Go types marshal (`tailcfg.SSHRule`,
     /// `SSHPrincipal`, `SSHAction`, `SSHRecorderFailureAction`), every field set: it reads and
     /// writes back unchanged.
+    /// Every principal field, written in `tailcfg.SSHPrincipal`'s order and read back; unset
+    /// fields left out, as Go's `omitempty` does; an explicit `false` or empty list read as
+    /// unset (equal to the principal without it).
+    #[test]
+    fn principals_keep_every_field_in_wire_order() {
+        let text =
+            r#"{"node":"n1","nodeIP":"100.64.0.1","userLogin":"a@b.c","any":true,"pubKeys":["k"]}"#;
+        let p: SshPrincipal = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), text);
+        assert_eq!(
+            (p.node(), p.node_ip(), p.user_login(), p.any(), p.pub_keys()),
+            (
+                Some("n1"),
+                Some("100.64.0.1"),
+                Some("a@b.c"),
+                true,
+                &["k".to_string()][..]
+            )
+        );
+        let plain: SshPrincipal =
+            serde_json::from_str(r#"{"nodeIP":"100.64.0.1","any":false,"pubKeys":[]}"#).unwrap();
+        assert_eq!(plain, SshPrincipal::from_node_ip(Arc::from("100.64.0.1")));
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"nodeIP":"100.64.0.1"}"#
+        );
+        // Ordered field by field in wire order, as the derived order of the full form was.
+        let login = SshPrincipal::new(None, None, Some(Arc::from("a@b.c")), false, Vec::new());
+        let node = SshPrincipal::new(Some(Arc::from("n1")), None, None, false, Vec::new());
+        assert!(login < plain && plain < node);
+        // The size the lowered lists are measured in (ARCHITECTURE.md, "Decisions").
+        assert_eq!(std::mem::size_of::<SshPrincipal>(), 24);
+    }
+
     #[test]
     fn ssh_rules_round_trip_every_field() {
         let go = serde_json::json!([
@@ -336,7 +496,7 @@ mod tests {
     fn emitted_ssh_rule_is_minimal() {
         let rule = SshRule {
             rule_expires: None,
-            principals: Arc::from(vec![SshPrincipal::node_ip(Arc::from("100.64.0.1"))]),
+            principals: Arc::from(vec![SshPrincipal::from_node_ip(Arc::from("100.64.0.1"))]),
             ssh_users: Arc::new(BTreeMap::from([("root".to_string(), "root".to_string())])),
             action: SshAction::accept(),
             accept_env: Arc::from(Vec::new()),

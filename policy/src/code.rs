@@ -69,7 +69,7 @@ codes! {
         "The text is not HuJSON (JSON with comments and trailing commas); the message gives Tailscale's wording.",
         Policy(r#"{"acls": [}"#);
     DuplicateKey = "duplicate_key",
-        "A key appears twice in one object; Tailscale keeps the last silently, aclc refuses it.",
+        "A key appears twice in one object. Tailscale once kept the last one silently (tailscale/tailscale#2807, 2021, since closed); its present behaviour is not captured, and JSON decoders of its kind refuse repeated names. aclc refuses it: which copy counts would change what the policy allows.",
         Policy(r#"{"groups": {}, "groups": {}}"#);
     TooDeep = "too_deep",
         "Arrays and objects nest deeper than the limit (128).",

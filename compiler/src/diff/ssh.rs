@@ -187,10 +187,10 @@ impl SshPlacements {
 fn runs(rule: &SshRule, table: &AddrTable, len: u32) -> Vec<(u32, u32)> {
     let mut points: Vec<(u32, u32)> = Vec::new();
     for p in rule.principals.iter() {
-        if p.any {
+        if p.any() {
             return vec![(0, len)];
         }
-        if let Some(ip) = p.node_ip.as_deref().and_then(|t| t.parse().ok()) {
+        if let Some(ip) = p.node_ip().and_then(|t| t.parse().ok()) {
             let (a, b) = table.positions(ip, ip);
             if a < b {
                 points.push((a, b));

@@ -182,7 +182,7 @@ fn gated_ssh_rules_list_only_passing_principals() {
         .map(|r| {
             r.principals
                 .iter()
-                .filter_map(|p| p.node_ip.as_deref().map(str::to_string))
+                .filter_map(|p| p.node_ip().map(str::to_string))
                 .collect()
         })
         .collect();

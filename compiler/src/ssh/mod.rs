@@ -1301,7 +1301,7 @@ fn tagged_principals(table: &NodeTable, counts: &[(NodeId, usize)]) -> Vec<SshPr
 fn principals_of(node: &NodeInfo) -> Vec<SshPrincipal> {
     node.texts
         .iter()
-        .map(|t| SshPrincipal::node_ip(t.clone()))
+        .map(|t| SshPrincipal::from_node_ip(t.clone()))
         .collect()
 }
 
