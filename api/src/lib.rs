@@ -8,6 +8,7 @@
 //! `aclc explain --format json` prints, `test` what `aclc test --format json` prints, each with
 //! a `version` field in front.
 
+mod request;
 mod server;
 pub mod shape;
 
@@ -320,20 +321,45 @@ fn policy_name(name: Option<&str>) -> &str {
     name.unwrap_or(DEFAULT_POLICY_NAME)
 }
 
-/// `{"version":1,"nodes":{name: map, ...}}`, as `aclc compile` prints it.
+/// The longest response `compile` builds. In WebAssembly the instance's whole memory is
+/// 4 GiB, and a host's JavaScript string at most 2^29 - 24 characters (V8): a whole-tailnet
+/// compile past that trapped (a 6,000-node allow-all tailnet prints 1.7 GB) where a bounded
+/// one answers `too_large`. Native builds have no such bound.
+#[cfg(target_arch = "wasm32")]
+const MAX_NODES_DOCUMENT: usize = 512 << 20;
+#[cfg(not(target_arch = "wasm32"))]
+const MAX_NODES_DOCUMENT: usize = usize::MAX;
+
+/// `{"version":1,"nodes":{name: map, ...}}`, as `aclc compile` prints it; a node named twice
+/// is written once. Longer than `limit` bytes: `too_large`, before the rest is built.
 fn nodes_document<'a>(
     compiled: &Compiled,
     names: impl Iterator<Item = &'a str>,
+    limit: usize,
 ) -> Result<String, Failure> {
     let mut out = format!("{{\"version\":{API_VERSION},\"nodes\":{{");
-    for (i, name) in names.enumerate() {
+    let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for name in names {
         let view = compiled.node(name).ok_or_else(|| unknown_node(name))?;
-        if i > 0 {
+        if !written.insert(view.name().to_string()) {
+            continue;
+        }
+        if written.len() > 1 {
             out.push(',');
         }
         let map = serde_json::to_string(&view.to_wire())
             .map_err(|e| Failure::new("internal", format!("cannot write node {name}: {e}")))?;
         let _ = write!(out, "{}:{map}", Value::String(view.name().to_string()));
+        if out.len() > limit {
+            return Err(Failure::new(
+                "too_large",
+                format!(
+                    "the maps pass {limit} bytes after {} nodes: ask for fewer at a time \
+                     (`nodes`), or load the policy and ask `node_map` per node",
+                    written.len()
+                ),
+            ));
+        }
     }
     out.push_str("}}");
     Ok(out)
@@ -450,7 +476,7 @@ impl Engine {
     }
 
     fn dispatch(&mut self, request: &[u8]) -> Reply {
-        let value: Value = serde_json::from_slice(request)
+        let value = request::read(request)
             .map_err(|e| Failure::new("bad_request", format!("the request is not JSON: {e}")))?;
         let Value::Object(mut rest) = value else {
             return Err(Failure::new(
@@ -557,8 +583,16 @@ impl Engine {
             }
         };
         match &args.nodes {
-            Some(names) => nodes_document(&loaded.compiled, names.iter().map(String::as_str)),
-            None => nodes_document(&loaded.compiled, loaded.compiled.node_names()),
+            Some(names) => nodes_document(
+                &loaded.compiled,
+                names.iter().map(String::as_str),
+                MAX_NODES_DOCUMENT,
+            ),
+            None => nodes_document(
+                &loaded.compiled,
+                loaded.compiled.node_names(),
+                MAX_NODES_DOCUMENT,
+            ),
         }
     }
 
@@ -796,6 +830,32 @@ fn load_for_explain(
 mod tests {
     #![allow(clippy::panic)]
     use super::*;
+
+    /// A node asked for twice is written once; past its bound the document is refused as
+    /// `too_large` (as a WebAssembly build bounds it) instead of growing on.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn nodes_documents_are_bounded_and_name_each_node_once() {
+        let example = |name: &str| {
+            let path = format!("{}/../testdata/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(path).unwrap()
+        };
+        let mut api = Engine::default();
+        let request = serde_json::json!({"version": 1, "op": "load",
+            "policy": example("policy.hujson"), "inventory": example("inventory.json")});
+        let loaded: Value =
+            serde_json::from_str(&api.call(request.to_string().as_bytes())).unwrap();
+        let handle = loaded["handle"].as_u64().unwrap();
+        let compiled = &api.loaded.get(&handle).unwrap().compiled;
+        let twice = nodes_document(compiled, ["web-1", "web-1"].into_iter(), usize::MAX).unwrap();
+        let doc: Value = serde_json::from_str(&twice).unwrap();
+        assert_eq!(doc["nodes"].as_object().unwrap().len(), 1);
+        assert_eq!(twice.matches("\"web-1\":").count(), 1, "{twice}");
+        let whole = nodes_document(compiled, compiled.node_names(), usize::MAX).unwrap();
+        let failure = nodes_document(compiled, compiled.node_names(), whole.len() / 2).unwrap_err();
+        assert_eq!(failure.kind, "too_large");
+        assert!(nodes_document(compiled, compiled.node_names(), whole.len()).is_ok());
+    }
 
     #[test]
     fn a_panic_is_an_error_of_kind_panic() {

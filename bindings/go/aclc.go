@@ -36,7 +36,10 @@ var (
 
 func compiledModule(ctx context.Context) (wazero.Runtime, wazero.CompiledModule, error) {
 	compileOnce.Do(func() {
-		engine = wazero.NewRuntime(context.Background())
+		// A call's context bounds it: when the context is done the instance is stopped (and
+		// dropped, as after a trap), so a server can put a deadline on a slow compile.
+		config := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+		engine = wazero.NewRuntimeWithConfig(context.Background(), config)
 		compiled, compileErr = engine.CompileModule(context.Background(), wasmModule)
 	})
 	return engine, compiled, compileErr
@@ -129,7 +132,11 @@ func (r *Runtime) callLocked(ctx context.Context, request []byte, want uint64) (
 	}
 	out, err := r.roundTrip(ctx, request)
 	if err != nil {
-		r.drop(ctx)
+		// The instance is closed with its context, or unusable after a trap: dropped either way.
+		r.drop(context.Background())
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, gen, fmt.Errorf("aclc: the call was stopped (loaded policies are lost): %w", ctxErr)
+		}
 		return nil, gen, fmt.Errorf("aclc: the WebAssembly call failed (loaded policies are lost): %w", err)
 	}
 	return out, gen, nil
@@ -179,7 +186,8 @@ func (r *Runtime) roundTrip(ctx context.Context, request []byte) ([]byte, error)
 
 // Error is a failed request: its kind ("refused" for a policy Tailscale would refuse,
 // "invalid" for a policy fmt cannot read, "bad_request", "unknown_handle", "unknown_node",
-// "invalid_inventory", "query", and for the engine "unknown_user", "invalid_tailnet"; see
+// "invalid_inventory", "query", "too_large" (a WebAssembly response past 512 MiB), and for
+// the engine "unknown_user", "invalid_tailnet"; see
 // docs/embedding.md), message, and for a refused or
 // invalid policy every diagnostic.
 type Error struct {

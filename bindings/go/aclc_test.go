@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The repository's example policy and inventory, and the corpus fixture bindings/build.sh
@@ -366,6 +368,66 @@ func TestTrapDropsTheInstance(t *testing.T) {
 	}
 	if _, err := q.NodeMap(ctx, "web-1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// allowAllTailnet is an inventory of n nodes of one user.
+func allowAllTailnet(n int) string {
+	var inv strings.Builder
+	inv.WriteString(`{"users":[{"id":1,"name":"a","email":"a@example.com","roles":[]}],"nodes":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			inv.WriteString(",")
+		}
+		fmt.Fprintf(&inv, `{"name":"n%d","user":"a@example.com","tags":[],"ipv4":"100.64.%d.%d","ipv6":"fd7a:115c:a1e0::%x","routable_ips":[],"approved_routes":[]}`,
+			i, i/200, i%200+1, i+1)
+	}
+	inv.WriteString(`]}`)
+	return inv.String()
+}
+
+// TestContextBoundsACall: a call whose context is done stops (the error wraps the context's),
+// its instance is dropped with the policies loaded in it, and the next call starts a fresh one.
+func TestContextBoundsACall(t *testing.T) {
+	ctx := context.Background()
+	rt, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	// Already cancelled: the call does not run.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := rt.Info(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	// A deadline inside a slow compile (an allow-all policy on 1,500 nodes: every node a
+	// peer of every other) stops it there.
+	allowAll := `{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}`
+	// The same tailnet, small, compiles: the deadline below stops a valid compile.
+	if nodes, err := rt.Compile(ctx, allowAll, allowAllTailnet(20), LoadOptions{}); err != nil || len(nodes) != 20 {
+		t.Fatalf("the small tailnet: %d nodes, %v", len(nodes), err)
+	}
+	p, err := rt.Load(ctx, read(t, examplePolicy), read(t, exampleInv), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer stop()
+	start := time.Now()
+	_, err = rt.Compile(short, allowAll, allowAllTailnet(1500), LoadOptions{})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want context.DeadlineExceeded, got %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the stopped call took %v", took)
+	}
+	var aerr *Error
+	if _, err := p.NodeMap(ctx, "web-1"); !errors.As(err, &aerr) || aerr.Kind != "unknown_handle" {
+		t.Fatalf("want unknown_handle from the stopped instance, got %v", err)
+	}
+	if _, err := rt.Info(ctx); err != nil {
+		t.Fatalf("the runtime did not restart: %v", err)
 	}
 }
 

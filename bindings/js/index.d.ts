@@ -108,6 +108,7 @@ export interface ErrorBody {
     | 'unknown_user'
     | 'invalid_tailnet'
     | 'invalid_inventory'
+    | 'too_large'
     | 'refused'
     | 'invalid'
     | 'query'
@@ -155,9 +156,14 @@ export class Aclc {
   engine(policy: string, options: EngineOptions): Engine;
 }
 
+/** A stable id (a database row's): a number up to 2^53 - 1, past it a BigInt (JavaScript
+ * numbers are not exact there; responses give such ids as BigInt, and an integer number past
+ * 2^53 - 1 in a request is refused with a RangeError). */
+export type Id = number | bigint;
+
 /** A user of the tailnet, by stable id. */
 export interface UserRecord {
-  id: number;
+  id: Id;
   /** An e-mail address, or a bare login with a trailing `@` (`carol@`). */
   login: string;
   name?: string;
@@ -167,11 +173,11 @@ export interface UserRecord {
 
 /** A node, by stable id (also its registration order). */
 export interface NodeRecord {
-  id: number;
+  id: Id;
   name: string;
   hostname?: string;
   /** The owner's id; absent or null for a tagged node. */
-  user?: number | null;
+  user?: Id | null;
   tags?: string[];
   ipv4: string;
   ipv6: string;
@@ -195,8 +201,8 @@ export interface ServiceRecord {
   name: string;
   ipv4?: string;
   ipv6?: string;
-  hosts: number[];
-  approved_hosts?: number[];
+  hosts: Id[];
+  approved_hosts?: Id[];
   tags?: string[];
 }
 
@@ -213,12 +219,12 @@ export interface EngineOptions extends NameOption {
 /** Something that happened to the tailnet or its policy. */
 export type EngineEvent =
   | { type: 'upsert_node'; node: NodeRecord }
-  | { type: 'remove_node'; node: number }
+  | { type: 'remove_node'; node: Id }
   | { type: 'upsert_user'; user: UserRecord }
-  | { type: 'remove_user'; user: number }
-  | { type: 'advertise_routes'; node: number; routes: string[] }
-  | { type: 'approve_routes'; node: number; routes: string[] }
-  | { type: 'set_online'; node: number; online: boolean }
+  | { type: 'remove_user'; user: Id }
+  | { type: 'advertise_routes'; node: Id; routes: string[] }
+  | { type: 'approve_routes'; node: Id; routes: string[] }
+  | { type: 'set_online'; node: Id; online: boolean }
   | { type: 'replace_policy'; policy: string; name?: string }
   | { type: 'upsert_service'; service: ServiceRecord }
   | { type: 'remove_service'; service: string };
@@ -229,14 +235,14 @@ export type MapPart = 'packet_filter' | 'ssh_rules' | 'peers' | 'cap_map' | 'own
 export interface ChangeSet {
   /** How many events changed the state. */
   snapshot: number;
-  changed: { id: number; name: string; added: boolean; parts: MapPart[] }[];
-  removed: { id: number; name: string }[];
+  changed: { id: Id; name: string; added: boolean; parts: MapPart[] }[];
+  removed: { id: Id; name: string }[];
   /** A replaced policy's warnings. */
   warnings?: Diagnostic[];
 }
 
 /** A node by stable id or by name. */
-export type NodeRef = number | string;
+export type NodeRef = Id | string;
 
 export type PeerReason =
   | 'membership'
@@ -262,7 +268,7 @@ export interface EngineQuestions {
   auto_approved: { args: { node: NodeRef }; answer: string[] };
   approvals_lost: {
     args: { policy: string; name?: string };
-    answer: { id: number; name: string; routes: string[] }[];
+    answer: { id: Id; name: string; routes: string[] }[];
   };
   ssh_decision: { args: { src: NodeRef; dst: NodeRef; login: string }; answer: SshDecision };
   explain_flow: { args: { src: NodeRef; dst: NodeRef; port: number; proto?: string }; answer: Explanation };
@@ -274,7 +280,7 @@ export interface EngineQuestions {
 
 export class Engine {
   readonly handle: number;
-  readonly nodes: { id: number; name: string }[];
+  readonly nodes: { id: Id; name: string }[];
   readonly warnings: Diagnostic[];
   apply(event: EngineEvent): ChangeSet;
   /** Several events as one change (one compile, one change set); atomic. */

@@ -18,6 +18,76 @@ export class AclcError extends Error {
   }
 }
 
+// Ids are 64-bit (a server's database rows): JavaScript numbers hold integers exactly only up
+// to 2^53 - 1, past which two ids round to one and a call would act on another node. Requests
+// take such ids as BigInt (written as JSON integers) and refuse an integer number past that
+// bound; responses give an integer past it as a BigInt, every other number as a number.
+const BIG = '\u0000aclc-bigint:';
+
+/** JSON text of a request: BigInt values as integers; an integer number too large to be exact
+ * refused (RangeError) rather than sent rounded. */
+function stringify(request) {
+  let big = false;
+  const text = JSON.stringify(request, (key, value) => {
+    // A lone surrogate has no UTF-8 form: read as U+FFFD, as the Go package's strings are
+    // (a policy then gets its diagnostic, not a request error).
+    if (typeof value === 'string' && value.isWellFormed && !value.isWellFormed()) {
+      return value.toWellFormed();
+    }
+    if (typeof value === 'bigint') {
+      big = true;
+      return BIG + value.toString();
+    }
+    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw new RangeError(
+        `aclc: ${key || 'a value'} = ${value} is past 2^53 - 1, where numbers are not exact: pass it as a BigInt`,
+      );
+    }
+    return value;
+  });
+  // JSON.stringify writes U+0000 as \u0000, which no other string of the request holds
+  // right after a quote followed by this prefix.
+  return big ? text.replace(/"\\u0000aclc-bigint:(-?\d+)"/g, '$1') : text;
+}
+
+/** A response: integers past 2^53 - 1 as BigInt (found outside strings), the rest as
+ * JSON.parse reads it. */
+function parse(text) {
+  // Fast path: no run of 16 digits anywhere, so no integer past 2^53 - 1.
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  let out = '';
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // a backslash: skip the escaped character
+      else if (c === 34) inString = false;
+      continue;
+    }
+    if (c === 34) {
+      inString = true;
+      continue;
+    }
+    // A number token, whole (sign, digits, fraction, exponent): only a plain integer past
+    // 2^53 - 1 is rewritten.
+    if (!((c >= 48 && c <= 57) || c === 45)) continue;
+    let j = i + 1;
+    while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++;
+    const literal = text.slice(i, j);
+    if (/^-?\d+$/.test(literal) && !Number.isSafeInteger(Number(literal))) {
+      out += text.slice(last, i) + '"' + BIG.replace('\u0000', '\\u0000') + literal + '"';
+      last = j;
+    }
+    i = j - 1;
+  }
+  if (last === 0) return JSON.parse(text);
+  out += text.slice(last);
+  return JSON.parse(out, (key, value) =>
+    typeof value === 'string' && value.startsWith(BIG) ? BigInt(value.slice(BIG.length)) : value,
+  );
+}
+
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
 /** Compile the module from `source` (a URL, a Response, bytes or a WebAssembly.Module);
@@ -61,7 +131,7 @@ export class Aclc {
    * or memory exhausted): the instance is then replaced and loaded policies are lost. */
   call(request) {
     if (this.instance === null) this.#start();
-    const bytes = encoder.encode(JSON.stringify({ version: API_VERSION, ...request }));
+    const bytes = encoder.encode(stringify({ version: API_VERSION, ...request }));
     const ex = this.instance.exports;
     try {
       const ptr = bytes.length > 0 ? ex.aclc_alloc(bytes.length) : 0;
@@ -72,7 +142,7 @@ export class Aclc {
       const outLen = Number(packed & 0xffffffffn);
       const text = decoder.decode(new Uint8Array(ex.memory.buffer, outPtr, outLen));
       ex.aclc_free(outPtr, outLen);
-      return JSON.parse(text);
+      return parse(text);
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) {
         this.instance = null;

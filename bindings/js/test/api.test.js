@@ -123,3 +123,9 @@ test('diff', () => {
   assert.equal(same.network, undefined);
   throwsKind(() => aclc.diff(policy, '{"acls": ['), 'refused');
 });
+
+test('a lone surrogate in a policy is read as U+FFFD (a diagnostic, not a bad request)', () => {
+  const result = aclc.check('{"groups": {"group:a\uD800": []}} \uDC00');
+  assert.equal(result.valid, false);
+  assert.ok(result.diagnostics.length > 0);
+});

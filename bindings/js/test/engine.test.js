@@ -99,3 +99,25 @@ test('engine: state format and questions', () => {
   throwsKind(() => engine.query('nonsense', {}), 'bad_request');
   engine.free();
 });
+
+test('engine: 64-bit ids stay exact (BigInt past 2^53 - 1), and a rounded number is refused', () => {
+  const engine = aclc.engine(policy, { inventory });
+  const big = 2n ** 53n; // 2^53 and 2^53 + 1 are one JavaScript number
+  const a = { id: big, name: 'big-a', user: 2, ipv4: '100.64.3.1', ipv6: 'fd7a:115c:a1e0::3:1' };
+  const b = { id: big + 1n, name: 'big-b', user: 2, ipv4: '100.64.3.2', ipv6: 'fd7a:115c:a1e0::3:2' };
+  const changes = engine.applyBatch([{ type: 'upsert_node', node: a }, { type: 'upsert_node', node: b }]);
+  const ids = Object.fromEntries(changes.changed.map((c) => [c.name, c.id]));
+  assert.equal(ids['big-a'], big);
+  assert.equal(ids['big-b'], big + 1n);
+  // Small ids stay numbers.
+  assert.equal(typeof engine.nodes[0].id, 'number');
+  assert.ok(changes.changed.some((c) => !c.name.startsWith('big-') && typeof c.id === 'number'));
+  assert.deepEqual(engine.map(big + 1n), engine.map('big-b'));
+  assert.notDeepEqual(engine.map(big), engine.map(big + 1n));
+  // A number past 2^53 - 1 is already rounded: refused before it is sent.
+  assert.throws(() => engine.map(Number(big) + 2), RangeError);
+  assert.throws(() => engine.apply({ type: 'set_online', node: 2 ** 60, online: false }), RangeError);
+  engine.apply({ type: 'remove_node', node: big });
+  assert.deepEqual(engine.map(big + 1n), engine.map('big-b'));
+  engine.free();
+});
