@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(parse format matcher compile tests inventory render diff engine)
+TARGETS=(parse format matcher compile tests inventory render diff engine api)
 usage() {
 	echo "usage: $0 TARGET|all SECONDS   (targets: ${TARGETS[*]})" >&2
 	exit 2

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-((${#targets[@]})) || targets=(parse format matcher compile tests inventory render diff engine)
+((${#targets[@]})) || targets=(parse format matcher compile tests inventory render diff engine api)
 python3 - "${targets[@]}" <<'PY'
 import hashlib, json, pathlib, sys
 
@@ -41,7 +41,7 @@ for target in sys.argv[1:]:
     if target in ("parse", "format", "render"):
         for policy, _ in pairs:
             write(target, policy)
-    elif target in ("compile", "tests", "diff", "engine"):
+    elif target in ("compile", "tests", "diff", "engine", "api"):
         for policy, inventory in pairs:
             write(target, policy.encode() + b"\0" + inventory.encode())
     elif target == "inventory":

@@ -22,32 +22,46 @@ export class AclcError extends Error {
 // to 2^53 - 1, past which two ids round to one and a call would act on another node. Requests
 // take such ids as BigInt (written as JSON integers) and refuse an integer number past that
 // bound; responses give an integer past it as a BigInt, every other number as a number.
-const BIG = '\u0000aclc-bigint:';
+/** A marker no string of `text` holds (written as JSON writes U+0000): a BigInt's digits
+ * travel inside a string that starts with it. */
+function marker(text) {
+  for (;;) {
+    const mark = `\u0000aclc-bigint-${Math.random().toString(36).slice(2)}:`;
+    if (!text.includes(mark.replace('\u0000', '\\u0000'))) return mark;
+  }
+}
 
 /** JSON text of a request: BigInt values as integers; an integer number too large to be exact
  * refused (RangeError) rather than sent rounded. */
 function stringify(request) {
-  let big = false;
-  const text = JSON.stringify(request, (key, value) => {
-    // A lone surrogate has no UTF-8 form: read as U+FFFD, as the Go package's strings are
-    // (a policy then gets its diagnostic, not a request error).
-    if (typeof value === 'string' && value.isWellFormed && !value.isWellFormed()) {
-      return value.toWellFormed();
-    }
-    if (typeof value === 'bigint') {
-      big = true;
-      return BIG + value.toString();
-    }
-    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
-      throw new RangeError(
-        `aclc: ${key || 'a value'} = ${value} is past 2^53 - 1, where numbers are not exact: pass it as a BigInt`,
-      );
-    }
-    return value;
-  });
-  // JSON.stringify writes U+0000 as \u0000, which no other string of the request holds
-  // right after a quote followed by this prefix.
-  return big ? text.replace(/"\\u0000aclc-bigint:(-?\d+)"/g, '$1') : text;
+  for (;;) {
+    const mark = marker('');
+    let bigs = 0;
+    const text = JSON.stringify(request, (key, value) => {
+      // A lone surrogate has no UTF-8 form: read as U+FFFD, as the Go package's strings are
+      // (a policy then gets its diagnostic, not a request error).
+      if (typeof value === 'string' && value.isWellFormed && !value.isWellFormed()) {
+        return value.toWellFormed();
+      }
+      if (typeof value === 'bigint') {
+        bigs += 1;
+        return mark + value.toString();
+      }
+      if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw new RangeError(
+          `aclc: ${key || 'a value'} = ${value} is past 2^53 - 1, where numbers are not exact: pass it as a BigInt`,
+        );
+      }
+      return value;
+    });
+    if (bigs === 0) return text;
+    // JSON.stringify writes U+0000 as \u0000. A string of the request that held the marker
+    // (never, but for a one in 36^10 draw) makes the counts differ: another marker then.
+    const escaped = mark.replace('\u0000', '\\u0000').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const found = new RegExp(`"${escaped}(-?\\d+)"`, 'g');
+    if ((text.match(found) ?? []).length !== bigs) continue;
+    return text.replace(found, '$1');
+  }
 }
 
 /** A response: integers past 2^53 - 1 as BigInt (found outside strings), the rest as
@@ -55,6 +69,7 @@ function stringify(request) {
 function parse(text) {
   // Fast path: no run of 16 digits anywhere, so no integer past 2^53 - 1.
   if (!/\d{16}/.test(text)) return JSON.parse(text);
+  const mark = marker(text);
   let out = '';
   let last = 0;
   let inString = false;
@@ -76,15 +91,16 @@ function parse(text) {
     while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++;
     const literal = text.slice(i, j);
     if (/^-?\d+$/.test(literal) && !Number.isSafeInteger(Number(literal))) {
-      out += text.slice(last, i) + '"' + BIG.replace('\u0000', '\\u0000') + literal + '"';
+      out += text.slice(last, i) + '"' + mark.replace('\u0000', '\\u0000') + literal + '"';
       last = j;
     }
     i = j - 1;
   }
   if (last === 0) return JSON.parse(text);
   out += text.slice(last);
+  // The marker is in no string of `text`: only the rewritten integers start with it.
   return JSON.parse(out, (key, value) =>
-    typeof value === 'string' && value.startsWith(BIG) ? BigInt(value.slice(BIG.length)) : value,
+    typeof value === 'string' && value.startsWith(mark) ? BigInt(value.slice(mark.length)) : value,
   );
 }
 
