@@ -359,6 +359,9 @@ codes! {
     UnverifiedProtocolName = "unverified_protocol_name",
         "A protocol name Tailscale's newer parser knows (`icmpv4`, `icmpv6`, `dccp`) but its older one, which the captured messages come from, does not; accepted, aclc cannot verify it.",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["icmpv6:*"]}]}"#);
+    UnverifiedRepeatedSshSource = "unverified_repeated_ssh_source",
+        "An SSH rule whose destination is a user and whose `src` names that user more than once and nothing else: accepted as the rule with one source (the same devices), aclc cannot verify that Tailscale's check (the source must be exactly that user) accepts the repetition.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["alice@example.com", "alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}]}"#);
     UnverifiedBracketedHost = "unverified_bracketed_host",
         "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);

@@ -313,8 +313,8 @@ fn ssh_test(key: &str) -> Option<Value> {
     Some(match key {
         "src" => string("The source: a user or tag."),
         "dst" => strings("Destination nodes."),
-        "accept" => strings("Local users the source may log in as without check."),
-        "check" => strings("Local users that need a check."),
+        "accept" => strings("Local users the source may log in as, by an accept or a check rule, on every destination."),
+        "check" => strings("Local users the source may log in as by a check rule (an accept rule does not satisfy it)."),
         "deny" => strings("Local users the source may not log in as."),
         "srcPostureAttrs" => json!({
             "type": "object",

@@ -420,6 +420,24 @@ fn ssh_placement() {
         r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}"#
     ))
     .is_empty());
+    // The user repeated as the only source: the same devices, accepted with a warning
+    // (whether Tailscale's check counts entries or users is not captured); another user
+    // beside the repetition is still refused.
+    let repeated = ssh(
+        r#"{"action": "accept", "src": ["alice@example.com", "alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}"#,
+    );
+    assert!(errors(&repeated).is_empty());
+    expect_warning_help(
+        &repeated,
+        "aclc::unverified_repeated_ssh_source",
+        r#""alice@example.com" is repeated in src"#,
+        "alice@example.com",
+        "list the user once; aclc cannot verify that Tailscale accepts a user destination whose source repeats that user",
+    );
+    assert!(codes(&ssh(
+        r#"{"action": "accept", "src": ["alice@example.com", "alice@example.com", "bob@example.com"], "dst": ["alice@example.com"], "users": ["root"]}"#
+    ))
+    .contains(&"aclc::ssh_user_dst"));
     expect_error_help(
         &ssh(
             r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:server"], "users": ["root"], "recorder": ["alice@example.com"]}"#,

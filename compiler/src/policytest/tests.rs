@@ -810,6 +810,59 @@ fn explain_ssh_logins() {
     }
 }
 
+/// A login that some source devices make by a check rule and others by an accept rule is
+/// said as both (it was said "by an accept rule", as the combined verdict counts it); an
+/// IPv6 address names its device (only `sshTests` refuse one).
+#[test]
+fn explain_ssh_mixed_actions_and_ipv6_destinations() {
+    let body = r#""ssh": [
+  {"action": "check", "src": ["bob@example.com"], "dst": ["tag:prod"], "users": ["ubuntu"]},
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]}
+],
+"#;
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let run = |src: &str, dst: &str| {
+        shape(
+            &source,
+            &explain_ssh(&checked.policy, &compiled, src, dst, "ubuntu").unwrap(),
+        )
+    };
+    let (allowed, rules, reason, _) = run("group:eng", "prod-1");
+    assert!(allowed);
+    assert_eq!(rules, vec![5, 6]);
+    assert!(
+        reason.contains("check rule for some") && reason.contains("accept rule for the rest"),
+        "{reason}"
+    );
+    let (_, _, reason, _) = run("alice@example.com", "prod-1");
+    assert!(reason.ends_with("by an accept rule"), "{reason}");
+    let (_, _, reason, _) = run("bob@example.com", "prod-1");
+    assert!(reason.contains("by a check rule (the login"), "{reason}");
+    // prod-1 by its IPv6 address: the same answer as by name.
+    assert_eq!(
+        run("bob@example.com", "fd7a:115c:a1e0::3").0,
+        run("bob@example.com", "prod-1").0
+    );
+    let (allowed, ..) = run("alice@example.com", "fd7a:115c:a1e0::3");
+    assert!(allowed);
+    // An address no device has names nothing.
+    assert!(explain_ssh(
+        &checked.policy,
+        &compiled,
+        "alice@example.com",
+        "fd7a:115c:a1e0::99",
+        "ubuntu"
+    )
+    .is_err());
+}
+
 /// What `check_test_shapes` reports for a policy of `HEAD` and `body`: each failure's message,
 /// and the report.
 fn shape_failures(body: &str) -> (Vec<String>, TestReport) {

@@ -5,7 +5,7 @@ use super::rules::SELF_SOURCES;
 use super::{quote, Place, Validator};
 use crate::code::Code;
 use crate::diag::Diagnostic;
-use crate::model::{Alias, Autogroup, CheckPeriod, GoDuration, SshAction, SshUser};
+use crate::model::{Alias, Autogroup, CheckPeriod, GoDuration, Selector, SshAction, SshUser};
 use crate::source::Span;
 
 impl Validator<'_> {
@@ -87,11 +87,20 @@ impl Validator<'_> {
                     );
                 }
                 Alias::User(login) => {
-                    let only_that_user = rule.src.len() == 1
-                        && rule
-                            .src
-                            .first()
-                            .is_some_and(|s| s.alias == Alias::User(login.clone()));
+                    let that_user = |s: &&Selector| s.alias == Alias::User(login.clone());
+                    let only_that_user =
+                        !rule.src.is_empty() && rule.src.iter().all(|s| that_user(&s));
+                    if only_that_user && rule.src.len() > 1 {
+                        // The same devices as one source; whether Tailscale's check counts
+                        // entries or users is not captured.
+                        let first = rule.src.iter().skip(1).find(that_user).map(|s| s.span);
+                        self.warning(
+                            Code::UnverifiedRepeatedSshSource,
+                            first.unwrap_or(sel.span),
+                            format!("{} is repeated in src", quote(&sel.text)),
+                            "list the user once; aclc cannot verify that Tailscale accepts a user destination whose source repeats that user",
+                        );
+                    }
                     if !only_that_user {
                         self.error(
                             Code::SshUserDst,
