@@ -313,7 +313,10 @@ fn build_marked(
     let route_items = prior
         .zip(changed.as_ref())
         .filter(|(p, _)| kept.is_some() && !p.routes_changed)
-        .filter(|(p, _)| lower::same_items(&p.compiled.lowered, &lowered))
+        .filter(|(p, _)| {
+            lower::same_items(&p.compiled.lowered, &lowered)
+                && lower::same_vacancy(&p.compiled.lowered, &lowered)
+        })
         .filter(|(p, (before, after))| {
             outside_routes(
                 [(&p.compiled.table, &before[..]), (&table, &after[..])],
@@ -1674,6 +1677,51 @@ mod tests {
         };
         let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
         compile(&parsed.unwrap().policy, &inventory)
+    }
+
+    /// A rule whose sources resolve to nothing (a user without devices) keeps its item,
+    /// vacant: no filter entry, no peer, and the same items as when the user has a device, so
+    /// a node event that gives the user its first device (or takes its last) patches the
+    /// per-node index instead of renumbering all of it.
+    #[test]
+    fn a_rule_without_sources_keeps_a_vacant_item() {
+        let policy = r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
+            "acls": [{"action": "accept", "src": ["thor@example.com"], "dst": ["tag:router:80"]},
+                     {"action": "accept", "src": ["odin@example.com"], "dst": ["tag:router:443"]}]}"#;
+        let c = compiled(policy);
+        let items = &c.lowered.items;
+        assert_eq!(items.len(), 2);
+        assert!(c.lowered.is_vacant(&items[0]) && !c.lowered.is_vacant(&items[1]));
+        let router = c.node("router").unwrap();
+        let rules = router.packet_filter_rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].dst_ports[0].ports.first, 443);
+        // The router peers with odin's laptop only (the vacant rule makes no peer).
+        assert_eq!(router.peer_count(), 1);
+        // With thor's device the same items, no longer vacant.
+        let inventory = INVENTORY.replace(
+            r#""roles": ["owner"]}],"#,
+            r#""roles": ["owner"]}, {"id": 2, "name": "thor", "email": "thor@example.com", "roles": []}],"#,
+        ).replace(
+            r#""registration_order": ["laptop", "router"],"#,
+            r#""registration_order": ["laptop", "router", "hammer"],"#,
+        ).replace(
+            r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}"#,
+            r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []},
+            {"name": "hammer", "user": "thor@example.com", "tags": [],
+             "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3",
+             "routable_ips": [], "approved_routes": []}"#,
+        );
+        let inventory = Inventory::from_json(&inventory).unwrap();
+        let options = aclc_policy::Options {
+            context: inventory.policy_context(),
+            ..Default::default()
+        };
+        let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
+        let with = compile(&parsed.unwrap().policy, &inventory);
+        assert!(crate::lower::same_items(&c.lowered, &with.lowered));
+        assert!(!with.lowered.is_vacant(&with.lowered.items[0]));
+        assert_eq!(with.node("router").unwrap().packet_filter_rules().len(), 2);
     }
 
     #[test]

@@ -839,6 +839,10 @@ impl PeerIndex {
                     item_requests.push(None);
                     continue;
                 }
+                Body::Net { .. } if lowered.is_vacant(item) => {
+                    item_requests.push(None);
+                    continue;
+                }
                 Body::Net { .. } | Body::App { .. } => {}
                 Body::Companion { .. } | Body::SelfCompanion { .. } => {
                     item_requests.push(None);

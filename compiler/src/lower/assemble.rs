@@ -169,6 +169,7 @@ impl Lowered {
         let NodeState { narrowed, claimed } = state;
         let own_hosts = || node.hosts.to_vec();
         match &item.body {
+            Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
                 let ips = self.dst_ips(id, node, dst);
                 if ips.is_empty() {

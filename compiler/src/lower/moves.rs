@@ -802,7 +802,8 @@ impl Lowered {
     }
 
     /// Item `j` may put a part in node `id`'s filter: it is one of the node's candidates
-    /// and, for a network item, has a destination on the node.
+    /// and, for a network item, has a destination on the node. A vacant item counts too: its
+    /// partner in the other lowering, with the same destinations, may put one.
     fn has_part(&self, id: NodeId, node: &crate::nodes::NodeInfo, j: u32) -> bool {
         self.is_candidate(id, node, j)
             && match self.items.get(j as usize).map(|item| &item.body) {
