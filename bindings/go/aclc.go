@@ -108,6 +108,9 @@ func (r *Runtime) Call(ctx context.Context, request []byte) ([]byte, error) {
 	return out, err
 }
 
+// errClosed is the answer of a Runtime after Close.
+var errClosed = errors.New("aclc: the runtime is closed")
+
 // errLost is the answer for a handle of an instance that was dropped.
 var errLost = &Error{Kind: "unknown_handle", Message: "the policy was lost when its runtime restarted"}
 
@@ -116,7 +119,7 @@ var errLost = &Error{Kind: "unknown_handle", Message: "the policy was lost when 
 // 1 again). It returns the generation that answered.
 func (r *Runtime) callLocked(ctx context.Context, request []byte, want uint64) ([]byte, uint64, error) {
 	if r.closed {
-		return nil, 0, errors.New("aclc: the runtime is closed")
+		return nil, 0, errClosed
 	}
 	if r.mod == nil {
 		if want != 0 {

@@ -431,6 +431,29 @@ func TestContextBoundsACall(t *testing.T) {
 	}
 }
 
+// TestCloseAfterTheRuntime: a policy or engine closed after its Runtime is a no-op (its
+// handle went with the runtime), while other calls on the closed runtime still fail.
+func TestCloseAfterTheRuntime(t *testing.T) {
+	ctx := context.Background()
+	rt, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rt.Load(ctx, read(t, examplePolicy), read(t, exampleInv), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("closing a policy after its runtime: %v", err)
+	}
+	if _, err := p.NodeMap(ctx, "web-1"); err == nil {
+		t.Fatal("a call on a closed runtime succeeded")
+	}
+}
+
 // TestConcurrentUse: one Runtime shared by goroutines (calls are serialised).
 func TestConcurrentUse(t *testing.T) {
 	ctx := context.Background()

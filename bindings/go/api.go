@@ -304,8 +304,8 @@ func (p *Policy) Explain(ctx context.Context, q Query) (*Explanation, error) {
 // Close releases the policy.
 func (p *Policy) Close(ctx context.Context) error {
 	err := p.rt.doIn(ctx, p.generation, map[string]any{"op": "free", "handle": p.handle}, nil)
-	if errors.Is(err, errLost) {
-		return nil // already gone with its instance
+	if errors.Is(err, errLost) || errors.Is(err, errClosed) {
+		return nil // already gone with its instance, or with its closed runtime
 	}
 	return err
 }

@@ -343,8 +343,8 @@ func (e *Engine) SSHDecision(ctx context.Context, src, dst uint64, login string)
 // Close releases the engine.
 func (e *Engine) Close(ctx context.Context) error {
 	err := e.rt.doIn(ctx, e.generation, map[string]any{"op": "free", "handle": e.handle}, nil)
-	if errors.Is(err, errLost) {
-		return nil // already gone with its instance
+	if errors.Is(err, errLost) || errors.Is(err, errClosed) {
+		return nil // already gone with its instance, or with its closed runtime
 	}
 	return err
 }

@@ -160,7 +160,11 @@ export class Aclc {
       ex.aclc_free(outPtr, outLen);
       return parse(text);
     } catch (error) {
-      if (error instanceof WebAssembly.RuntimeError) {
+      // A trap, or a JavaScript error thrown while the module ran (a stack overflow is a
+      // RangeError): the module's own state (its stack pointer, a half-done call) cannot be
+      // trusted after either, so the instance is dropped. Errors of the response's JSON are
+      // not the module's, but a fresh instance costs only the loaded policies.
+      if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
         this.instance = null;
         throw new Error(`aclc: the WebAssembly call failed (loaded policies are lost): ${error.message}`);
       }
