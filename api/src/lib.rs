@@ -338,10 +338,10 @@ fn nodes_document<'a>(
     limit: usize,
 ) -> Result<String, Failure> {
     let mut out = format!("{{\"version\":{API_VERSION},\"nodes\":{{");
-    let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for name in names {
         let view = compiled.node(name).ok_or_else(|| unknown_node(name))?;
-        if !written.insert(view.name().to_string()) {
+        if !written.insert(name) {
             continue;
         }
         if written.len() > 1 {

@@ -1670,7 +1670,11 @@ mod tests {
     }"#;
 
     fn compiled(policy: &str) -> Compiled {
-        let inventory = Inventory::from_json(INVENTORY).unwrap();
+        compiled_in(INVENTORY, policy)
+    }
+
+    fn compiled_in(inventory: &str, policy: &str) -> Compiled {
+        let inventory = Inventory::from_json(inventory).unwrap();
         let options = aclc_policy::Options {
             context: inventory.policy_context(),
             ..Default::default()
@@ -1712,13 +1716,7 @@ mod tests {
              "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3",
              "routable_ips": [], "approved_routes": []}"#,
         );
-        let inventory = Inventory::from_json(&inventory).unwrap();
-        let options = aclc_policy::Options {
-            context: inventory.policy_context(),
-            ..Default::default()
-        };
-        let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
-        let with = compile(&parsed.unwrap().policy, &inventory);
+        let with = compiled_in(&inventory, policy);
         assert!(crate::lower::same_items(&c.lowered, &with.lowered));
         assert!(!with.lowered.is_vacant(&with.lowered.items[0]));
         assert_eq!(with.node("router").unwrap().packet_filter_rules().len(), 2);

@@ -24,6 +24,16 @@ fn request(api: &mut Engine, value: Value) -> Value {
     call(api, value.to_string().as_bytes())
 }
 
+/// The first `n` entries of a response's list that `each` reads.
+fn first<T>(list: &Value, n: usize, each: impl Fn(&Value) -> Option<T>) -> Vec<T> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(each)
+        .take(n)
+        .collect()
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut api = Engine::default();
     let Some(cut) = data.iter().position(|&b| b == 0) else {
@@ -36,47 +46,74 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
-    request(&mut api, json!({"version": 1, "op": "check", "policy": policy, "inventory": inventory}));
-    request(&mut api, json!({"version": 1, "op": "fmt", "policy": policy}));
-    let loaded = request(&mut api, json!({"version": 1, "op": "load", "policy": policy, "inventory": inventory}));
+    request(
+        &mut api,
+        json!({"version": 1, "op": "check", "policy": policy, "inventory": inventory}),
+    );
+    request(
+        &mut api,
+        json!({"version": 1, "op": "fmt", "policy": policy}),
+    );
+    let loaded = request(
+        &mut api,
+        json!({"version": 1, "op": "load", "policy": policy, "inventory": inventory}),
+    );
     if let Some(handle) = loaded["handle"].as_u64() {
-        let names: Vec<String> = loaded["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(str::to_string))
-            .take(4)
-            .collect();
+        let names: Vec<String> = first(&loaded["nodes"], 4, |n| n.as_str().map(str::to_string));
         for name in &names {
-            request(&mut api, json!({"version": 1, "op": "node_map", "handle": handle, "node": name}));
+            request(
+                &mut api,
+                json!({"version": 1, "op": "node_map", "handle": handle, "node": name}),
+            );
         }
         if let [a, b, ..] = &names[..] {
-            request(&mut api, json!({"version": 1, "op": "explain", "handle": handle,
-                "src": a, "dst": format!("{b}:22")}));
+            request(
+                &mut api,
+                json!({"version": 1, "op": "explain", "handle": handle,
+                "src": a, "dst": format!("{b}:22")}),
+            );
         }
-        request(&mut api, json!({"version": 1, "op": "free", "handle": handle}));
+        request(
+            &mut api,
+            json!({"version": 1, "op": "free", "handle": handle}),
+        );
     }
-    request(&mut api, json!({"version": 1, "op": "test", "policy": policy, "inventory": inventory}));
-    request(&mut api, json!({"version": 1, "op": "diff", "old": policy, "new": policy, "inventory": inventory}));
-    let engine = request(&mut api, json!({"version": 1, "op": "engine_new", "policy": policy, "inventory": inventory}));
+    request(
+        &mut api,
+        json!({"version": 1, "op": "test", "policy": policy, "inventory": inventory}),
+    );
+    request(
+        &mut api,
+        json!({"version": 1, "op": "diff", "old": policy, "new": policy, "inventory": inventory}),
+    );
+    let engine = request(
+        &mut api,
+        json!({"version": 1, "op": "engine_new", "policy": policy, "inventory": inventory}),
+    );
     if let Some(handle) = engine["handle"].as_u64() {
-        let ids: Vec<u64> = engine["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["id"].as_u64())
-            .take(3)
-            .collect();
+        let ids: Vec<u64> = first(&engine["nodes"], 3, |n| n["id"].as_u64());
         for id in &ids {
-            request(&mut api, json!({"version": 1, "op": "engine_map", "handle": handle, "node": id}));
-            request(&mut api, json!({"version": 1, "op": "engine_apply", "handle": handle,
-                "event": {"type": "set_online", "node": id, "online": false}}));
+            request(
+                &mut api,
+                json!({"version": 1, "op": "engine_map", "handle": handle, "node": id}),
+            );
+            request(
+                &mut api,
+                json!({"version": 1, "op": "engine_apply", "handle": handle,
+                "event": {"type": "set_online", "node": id, "online": false}}),
+            );
         }
         if let Some(id) = ids.first() {
-            request(&mut api, json!({"version": 1, "op": "engine_apply", "handle": handle,
-                "event": {"type": "remove_node", "node": id}}));
+            request(
+                &mut api,
+                json!({"version": 1, "op": "engine_apply", "handle": handle,
+                "event": {"type": "remove_node", "node": id}}),
+            );
         }
-        request(&mut api, json!({"version": 1, "op": "engine_apply", "handle": handle,
-            "event": {"type": "replace_policy", "policy": policy}}));
+        request(
+            &mut api,
+            json!({"version": 1, "op": "engine_apply", "handle": handle,
+            "event": {"type": "replace_policy", "policy": policy}}),
+        );
     }
 });

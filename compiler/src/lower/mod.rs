@@ -1464,11 +1464,7 @@ impl Builder<'_> {
             Reach::All => lowered.global.push(i),
             Reach::Some(ids) => self.reaches.push((i, ids.clone())),
         }
-        let vacant = matches!(body, Body::Net { .. }) && lowered.srcs.get(src).is_empty();
-        if let Some(lists) = self.lists.as_mut().filter(|_| !vacant) {
-            lists.item(&src_targets, &body, &dst_nodes);
-        }
-        lowered.items.push(Item {
+        let item = Item {
             src_targets,
             src,
             via,
@@ -1476,7 +1472,11 @@ impl Builder<'_> {
             slot,
             dst_nodes,
             origin: self.span.start,
-        });
+        };
+        if let Some(lists) = self.lists.as_mut().filter(|_| !lowered.is_vacant(&item)) {
+            lists.item(&item.src_targets, &item.body, &item.dst_nodes);
+        }
+        lowered.items.push(item);
         Ok(())
     }
 

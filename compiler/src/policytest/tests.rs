@@ -623,6 +623,14 @@ fn explain_lines(
     body: &str,
     query: &NetworkQuery<'_>,
 ) -> Result<(bool, Vec<usize>, String, Vec<String>), TestError> {
+    let (source, checked, compiled) = head_compiled(body);
+    let e = explain(&checked.policy, &compiled, query)?;
+    Ok(shape(&source, &e))
+}
+
+/// A policy of `HEAD` + `body` (its source, for line numbers), checked against the test
+/// inventory and compiled.
+fn head_compiled(body: &str) -> (Source, aclc_policy::Checked, crate::Compiled) {
     let inventory = Inventory::from_json(INVENTORY).unwrap();
     let options = aclc_policy::Options {
         context: inventory.policy_context(),
@@ -631,8 +639,7 @@ fn explain_lines(
     let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
     let checked = aclc_policy::parse(&source, &options).unwrap();
     let compiled = crate::compile(&checked.policy, &inventory);
-    let e = explain(&checked.policy, &compiled, query)?;
-    Ok(shape(&source, &e))
+    (source, checked, compiled)
 }
 
 fn shape(source: &Source, e: &Explanation) -> (bool, Vec<usize>, String, Vec<String>) {
@@ -758,14 +765,7 @@ fn explain_ssh_logins() {
   {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod"], "users": ["autogroup:nonroot"]}
 ],
 "#;
-    let inventory = Inventory::from_json(INVENTORY).unwrap();
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
-    let checked = aclc_policy::parse(&source, &options).unwrap();
-    let compiled = crate::compile(&checked.policy, &inventory);
+    let (source, checked, compiled) = head_compiled(body);
     let run = |src: &str, dst: &str, user: &str| {
         shape(
             &source,
@@ -820,14 +820,7 @@ fn explain_ssh_mixed_actions_and_ipv6_destinations() {
   {"action": "accept", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]}
 ],
 "#;
-    let inventory = Inventory::from_json(INVENTORY).unwrap();
-    let options = aclc_policy::Options {
-        context: inventory.policy_context(),
-        ..Default::default()
-    };
-    let source = Source::new("policy.hujson", format!("{HEAD}{body}}}"));
-    let checked = aclc_policy::parse(&source, &options).unwrap();
-    let compiled = crate::compile(&checked.policy, &inventory);
+    let (source, checked, compiled) = head_compiled(body);
     let run = |src: &str, dst: &str| {
         shape(
             &source,
