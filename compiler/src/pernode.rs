@@ -10,13 +10,44 @@ use crate::nodes::NodeId;
 
 /// For each node, the items that may reach it, ascending. A clone copies the spans and
 /// shares the arrays.
+/// Entries are `E`: `u32`, or `u16` for the item indexes of a policy with at most 65,536 items
+/// ([`ItemIndex`]), which halves the largest index of a compile (23 million entries on
+/// `large`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PerNode {
+pub(crate) struct PerNode<E = u32> {
     /// Where each node's list is.
     spans: Vec<Span>,
     /// The arrays the lists are in: one when built, one more per patch (an engine event's
     /// compile shares the earlier arrays and adds its changed nodes' lists).
-    segments: Vec<Arc<Vec<u32>>>,
+    segments: Vec<Arc<Vec<E>>>,
+}
+
+/// What a [`PerNode`] list holds: an index, stored in `u32` or `u16`.
+pub(crate) trait Entry:
+    Copy + Default + Ord + Send + Sync + std::fmt::Debug + 'static
+{
+    /// `v` as an entry, if it fits.
+    fn from_u32(v: u32) -> Option<Self>;
+    /// The entry's value.
+    fn to_u32(self) -> u32;
+}
+
+impl Entry for u32 {
+    fn from_u32(v: u32) -> Option<u32> {
+        Some(v)
+    }
+    fn to_u32(self) -> u32 {
+        self
+    }
+}
+
+impl Entry for u16 {
+    fn from_u32(v: u32) -> Option<u16> {
+        u16::try_from(v).ok()
+    }
+    fn to_u32(self) -> u32 {
+        u32::from(self)
+    }
 }
 
 /// Where a node's list is: `segments[segment][start..start + len]`.
@@ -34,9 +65,9 @@ const MAX_SEGMENTS: usize = 16;
 /// Changed nodes beyond which [`PerNode::patched_with`] declines (the lists are built afresh).
 const MAX_CHANGED: usize = 256;
 
-impl PerNode {
+impl<E: Entry> PerNode<E> {
     /// Empty lists for `nodes` nodes.
-    pub(crate) fn empty(nodes: usize) -> PerNode {
+    pub(crate) fn empty(nodes: usize) -> PerNode<E> {
         PerNode {
             spans: vec![Span::default(); nodes],
             segments: Vec::new(),
@@ -48,7 +79,7 @@ impl PerNode {
     /// are ignored. Two passes over the lists: O(nodes + sum of their lengths). When every
     /// list is ascending (the lowering's and the peer sets' are), the second pass fills the
     /// lists block of nodes by block ([`BLOCK`]), so its writes stay in the cache.
-    pub(crate) fn from_lists<'a, I>(nodes: usize, lists: I) -> PerNode
+    pub(crate) fn from_lists<'a, I>(nodes: usize, lists: I) -> PerNode<E>
     where
         I: Iterator<Item = (u32, &'a [NodeId])> + Clone,
     {
@@ -69,7 +100,7 @@ impl PerNode {
 
     /// The lists from `(node, item)` pairs given in ascending item order; see
     /// [`PerNode::from_lists`].
-    pub(crate) fn from_pairs<I>(nodes: usize, pairs: I) -> PerNode
+    pub(crate) fn from_pairs<I>(nodes: usize, pairs: I) -> PerNode<E>
     where
         I: Iterator<Item = (NodeId, u32)> + Clone,
     {
@@ -80,7 +111,7 @@ impl PerNode {
 
     /// The lists once filled: node `n`'s is `entries[starts[n]..ends[n]]` (a repeated pair
     /// leaves its slot unused at the end of the node's list).
-    fn from_filled(starts: &[usize], ends: &[usize], entries: Vec<u32>) -> PerNode {
+    fn from_filled(starts: &[usize], ends: &[usize], entries: Vec<E>) -> PerNode<E> {
         let spans = starts
             .iter()
             .zip(ends)
@@ -109,14 +140,14 @@ impl PerNode {
         &self,
         kept: &[Option<NodeId>],
         fresh: &[(usize, Vec<u32>)],
-    ) -> Option<PerNode> {
+    ) -> Option<PerNode<E>> {
         let gather = self.segments.len() >= MAX_SEGMENTS;
         let base = match gather {
             true => self.segments.get(..1)?,
             false => &self.segments[..],
         };
         let segment = u32::try_from(base.len()).ok()?;
-        let mut added: Vec<u32> = Vec::with_capacity(fresh.iter().map(|(_, l)| l.len()).sum());
+        let mut added: Vec<E> = Vec::with_capacity(fresh.iter().map(|(_, l)| l.len()).sum());
         let mut fresh = fresh.iter();
         let mut spans = Vec::with_capacity(kept.len());
         for (n, old) in kept.iter().enumerate() {
@@ -144,7 +175,9 @@ impl PerNode {
                         len: u32::try_from(list.len()).ok()?,
                         segment,
                     };
-                    added.extend_from_slice(list);
+                    for &v in list {
+                        added.push(E::from_u32(v)?);
+                    }
                     span
                 }
             };
@@ -170,7 +203,7 @@ impl PerNode {
         &self,
         kept: &[Option<NodeId>],
         list_of: impl Fn(NodeId) -> Vec<u32>,
-    ) -> Option<PerNode> {
+    ) -> Option<PerNode<E>> {
         let changed: Vec<usize> = kept
             .iter()
             .enumerate()
@@ -198,13 +231,13 @@ impl PerNode {
     ///
     /// `dropped` has a bit per node here whose list holds an item that is gone (a list
     /// without one is renumbered entry for entry, in a loop without branches).
-    pub(crate) fn renumbered(
+    pub(crate) fn renumbered<F: Entry>(
         &self,
         kept: &[Option<NodeId>],
         (to_new, dropped): (&[u32], &[u64]),
         added: &[(NodeId, u32)],
         list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
-    ) -> Option<PerNode> {
+    ) -> Option<PerNode<F>> {
         if kept
             .iter()
             .filter(|k| k.is_none())
@@ -221,8 +254,14 @@ impl PerNode {
                 _ => Ok(Some(j)),
             })
             .is_ok();
+        // Every entry written fits `F` (`list_of`'s are checked as they come).
+        let fits = |j: u32| j == u32::MAX || F::from_u32(j).is_some();
+        if !to_new.iter().all(|&j| fits(j)) || !added.iter().all(|&(_, i)| fits(i)) {
+            return None;
+        }
+        let to_f = |j: u32| F::from_u32(j).unwrap_or_default();
         // The lists of nodes `range`, in one array (spans relative to it).
-        let build = |range: std::ops::Range<usize>| -> (Vec<Span>, Vec<u32>) {
+        let build = |range: std::ops::Range<usize>| -> Option<(Vec<Span>, Vec<F>)> {
             let mut spans = Vec::with_capacity(range.len());
             let first = added.partition_point(|(id, _)| id.index() < range.start);
             let last = added.partition_point(|(id, _)| id.index() < range.end);
@@ -233,7 +272,7 @@ impl PerNode {
                 .flatten()
                 .map(|old| self.get(old.index()).len())
                 .sum();
-            let mut out: Vec<u32> = Vec::with_capacity(size + last.saturating_sub(first));
+            let mut out: Vec<F> = Vec::with_capacity(size + last.saturating_sub(first));
             let mut adds = added.get(first..last).unwrap_or_default();
             let mut scratch = Vec::new();
             for n in range {
@@ -246,35 +285,39 @@ impl PerNode {
                         let list = self.get(old.index());
                         let mapped = list
                             .iter()
-                            .filter_map(|&i| to_new.get(i as usize).copied())
+                            .filter_map(|&i| to_new.get(i.to_u32() as usize).copied())
                             .filter(|&j| j != u32::MAX);
                         let whole = !crate::bits::bit(dropped, old);
                         if here.is_empty() && monotone && whole {
                             // Every item kept: one entry each (an exact-size loop).
-                            let map = |&i: &u32| to_new.get(i as usize).copied();
-                            out.extend(list.iter().map(|i| map(i).unwrap_or(u32::MAX)));
+                            let map = |i: E| to_new.get(i.to_u32() as usize).copied();
+                            out.extend(list.iter().map(|&i| to_f(map(i).unwrap_or(u32::MAX))));
                         } else if monotone {
                             // Both ascending: merged.
                             let mut adds = here.iter().map(|&(_, i)| i).peekable();
                             for j in mapped {
                                 while let Some(a) = adds.next_if(|&a| a <= j) {
                                     if a < j {
-                                        out.push(a);
+                                        out.push(to_f(a));
                                     }
                                 }
-                                out.push(j);
+                                out.push(to_f(j));
                             }
-                            out.extend(adds);
+                            out.extend(adds.map(to_f));
                         } else {
                             scratch.clear();
                             scratch.extend(mapped);
                             scratch.extend(here.iter().map(|&(_, i)| i));
                             scratch.sort_unstable();
                             scratch.dedup();
-                            out.extend_from_slice(&scratch);
+                            out.extend(scratch.iter().map(|&j| to_f(j)));
                         }
                     }
-                    None => out.extend(list_of(NodeId::new(n))),
+                    None => {
+                        for j in list_of(NodeId::new(n)) {
+                            out.push(F::from_u32(j)?);
+                        }
+                    }
                 }
                 spans.push(Span {
                     start,
@@ -282,14 +325,15 @@ impl PerNode {
                     segment: 0,
                 });
             }
-            (spans, out)
+            Some((spans, out))
         };
         let half = kept.len() / 2;
-        let ((mut spans, first), (rest, second)) = crate::par::join_if(
+        let (first, second) = crate::par::join_if(
             kept.len() > 4096,
             || build(0..half),
             || build(half..kept.len()),
         );
+        let ((mut spans, first), (rest, second)) = (first?, second?);
         spans.extend(rest.into_iter().map(|s| Span { segment: 1, ..s }));
         Some(PerNode {
             spans,
@@ -298,7 +342,7 @@ impl PerNode {
     }
 
     /// Node `n`'s items, ascending (empty past the last node).
-    pub(crate) fn get(&self, n: usize) -> &[u32] {
+    pub(crate) fn get(&self, n: usize) -> &[E] {
         self.spans
             .get(n)
             .and_then(|s| {
@@ -312,9 +356,200 @@ impl PerNode {
     pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }
+}
+
+/// Per node, the rule items (or SSH rules) that may reach it: a [`PerNode`] of `u16` when
+/// every index fits (a policy of at most 65,536 items; `large` has 14,000), else of `u32`.
+/// The lowering's index is the largest structure of a compile (23 million entries on
+/// `large`), and a policy event builds its new one beside the previous snapshot's: at two
+/// bytes an entry both take 46 MB less each.
+#[derive(Debug, Clone)]
+pub(crate) enum ItemIndex {
+    /// Every index below 65,536.
+    Narrow(PerNode<u16>),
+    /// Some index above.
+    Wide(PerNode<u32>),
+}
+
+/// One node's list in an [`ItemIndex`]: ascending indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Items<'a> {
+    /// From a narrow index.
+    Narrow(&'a [u16]),
+    /// From a wide one.
+    Wide(&'a [u32]),
+}
+
+/// The indexes of one [`Items`], in order.
+#[derive(Debug, Clone)]
+pub(crate) enum ItemsIter<'a> {
+    /// From a narrow index.
+    Narrow(std::slice::Iter<'a, u16>),
+    /// From a wide one.
+    Wide(std::slice::Iter<'a, u32>),
+}
+
+impl Iterator for ItemsIter<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            ItemsIter::Narrow(i) => i.next().map(|&v| u32::from(v)),
+            ItemsIter::Wide(i) => i.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ItemsIter::Narrow(i) => i.size_hint(),
+            ItemsIter::Wide(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for ItemsIter<'_> {}
+
+impl<'a> Items<'a> {
+    /// How many indexes.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            Items::Narrow(l) => l.len(),
+            Items::Wide(l) => l.len(),
+        }
+    }
+
+    /// The indexes in order.
+    pub(crate) fn iter(self) -> ItemsIter<'a> {
+        match self {
+            Items::Narrow(l) => ItemsIter::Narrow(l.iter()),
+            Items::Wide(l) => ItemsIter::Wide(l.iter()),
+        }
+    }
+
+    /// True when `i` is one of them (a binary search).
+    pub(crate) fn contains(self, i: u32) -> bool {
+        match self {
+            Items::Narrow(l) => u16::try_from(i).is_ok_and(|i| l.binary_search(&i).is_ok()),
+            Items::Wide(l) => l.binary_search(&i).is_ok(),
+        }
+    }
+
+    /// The indexes, as a vector.
+    pub(crate) fn to_vec(self) -> Vec<u32> {
+        self.iter().collect()
+    }
+
+    /// True when both are the same memory (a list an engine's patch kept).
+    pub(crate) fn same_memory(self, other: Items<'_>) -> bool {
+        match (self, other) {
+            (Items::Narrow(a), Items::Narrow(b)) => std::ptr::eq(a, b),
+            (Items::Wide(a), Items::Wide(b)) => std::ptr::eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for Items<'_> {
+    fn eq(&self, other: &Items<'_>) -> bool {
+        match (*self, *other) {
+            (Items::Narrow(a), Items::Narrow(b)) => a == b,
+            (Items::Wide(a), Items::Wide(b)) => a == b,
+            (a, b) => a.iter().eq(b.iter()),
+        }
+    }
+}
+
+/// True when every index up to `last` fits a `u16`.
+fn narrow(last: Option<u32>) -> bool {
+    last.is_none_or(|i| u16::try_from(i).is_ok())
+}
+
+impl ItemIndex {
+    /// Empty lists for `nodes` nodes.
+    pub(crate) fn empty(nodes: usize) -> ItemIndex {
+        ItemIndex::Narrow(PerNode::empty(nodes))
+    }
+
+    /// [`PerNode::from_lists`], narrow when every item fits.
+    pub(crate) fn from_lists<'a, I>(nodes: usize, lists: I) -> ItemIndex
+    where
+        I: Iterator<Item = (u32, &'a [NodeId])> + Clone,
+    {
+        match narrow(lists.clone().map(|(i, _)| i).max()) {
+            true => ItemIndex::Narrow(PerNode::from_lists(nodes, lists)),
+            false => ItemIndex::Wide(PerNode::from_lists(nodes, lists)),
+        }
+    }
+
+    /// [`PerNode::from_pairs`], narrow when every item fits.
+    pub(crate) fn from_pairs<I>(nodes: usize, pairs: I) -> ItemIndex
+    where
+        I: Iterator<Item = (NodeId, u32)> + Clone,
+    {
+        match narrow(pairs.clone().map(|(_, i)| i).max()) {
+            true => ItemIndex::Narrow(PerNode::from_pairs(nodes, pairs)),
+            false => ItemIndex::Wide(PerNode::from_pairs(nodes, pairs)),
+        }
+    }
+
+    /// [`PerNode::patched_with`] (the same items, so the same width); `None` also when a
+    /// changed node's list holds an index its width cannot.
+    pub(crate) fn patched_with(
+        &self,
+        kept: &[Option<NodeId>],
+        list_of: impl Fn(NodeId) -> Vec<u32>,
+    ) -> Option<ItemIndex> {
+        Some(match self {
+            ItemIndex::Narrow(p) => ItemIndex::Narrow(p.patched_with(kept, list_of)?),
+            ItemIndex::Wide(p) => ItemIndex::Wide(p.patched_with(kept, list_of)?),
+        })
+    }
+
+    /// [`PerNode::renumbered`] into lists of `items` items: narrow when they all fit.
+    pub(crate) fn renumbered(
+        &self,
+        kept: &[Option<NodeId>],
+        moved: (&[u32], &[u64]),
+        (added, items): (&[(NodeId, u32)], usize),
+        list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
+    ) -> Option<ItemIndex> {
+        let last = items
+            .checked_sub(1)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+        Some(match (self, narrow(last)) {
+            (ItemIndex::Narrow(p), true) => {
+                ItemIndex::Narrow(p.renumbered(kept, moved, added, list_of)?)
+            }
+            (ItemIndex::Narrow(p), false) => {
+                ItemIndex::Wide(p.renumbered(kept, moved, added, list_of)?)
+            }
+            (ItemIndex::Wide(p), true) => {
+                ItemIndex::Narrow(p.renumbered(kept, moved, added, list_of)?)
+            }
+            (ItemIndex::Wide(p), false) => {
+                ItemIndex::Wide(p.renumbered(kept, moved, added, list_of)?)
+            }
+        })
+    }
+
+    /// Node `n`'s items, ascending (empty past the last node).
+    pub(crate) fn get(&self, n: usize) -> Items<'_> {
+        match self {
+            ItemIndex::Narrow(p) => Items::Narrow(p.get(n)),
+            ItemIndex::Wide(p) => Items::Wide(p.get(n)),
+        }
+    }
+
+    /// How many nodes the lists are for.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ItemIndex::Narrow(p) => p.len(),
+            ItemIndex::Wide(p) => p.len(),
+        }
+    }
 
     /// Each node's items, in node order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Items<'_>> + '_ {
         (0..self.len()).map(|n| self.get(n))
     }
 }
@@ -375,22 +610,29 @@ fn order(lists: &[(u32, &[NodeId])]) -> Order {
 }
 
 /// Each node's list end (its start, while empty) and the flat array, zeroed.
-fn unfilled(starts: &[usize]) -> (Vec<usize>, Vec<u32>) {
+fn unfilled<E: Entry>(starts: &[usize]) -> (Vec<usize>, Vec<E>) {
     let nodes = starts.len().saturating_sub(1);
     let ends = starts.iter().take(nodes).copied().collect();
-    (ends, vec![0u32; starts.last().copied().unwrap_or(0)])
+    (
+        ends,
+        vec![E::default(); starts.last().copied().unwrap_or(0)],
+    )
 }
 
 /// Put one pair in its node's list unless (with `check`) the list ends with that item
-/// already.
-fn put(
+/// already. An item that does not fit `E` is not put: the callers choose `E` from the
+/// largest item ([`ItemIndex`]).
+fn put<E: Entry>(
     starts: &[usize],
     ends: &mut [usize],
-    entries: &mut [u32],
+    entries: &mut [E],
     (id, item): (usize, u32),
     check: bool,
 ) {
-    let (Some(end), Some(&start)) = (ends.get_mut(id), starts.get(id)) else {
+    let (Some(end), Some(&start), Some(item)) =
+        (ends.get_mut(id), starts.get(id), E::from_u32(item))
+    else {
+        debug_assert!(E::from_u32(item).is_some(), "an entry past its width");
         return;
     };
     if check && *end > start && entries.get(*end - 1) == Some(&item) {
@@ -403,7 +645,10 @@ fn put(
 }
 
 /// Each node's list end and the flat array, filled pair by pair in the pairs' order.
-fn filled(starts: &[usize], pairs: impl Iterator<Item = (NodeId, u32)>) -> (Vec<usize>, Vec<u32>) {
+fn filled<E: Entry>(
+    starts: &[usize],
+    pairs: impl Iterator<Item = (NodeId, u32)>,
+) -> (Vec<usize>, Vec<E>) {
     let (mut ends, mut entries) = unfilled(starts);
     for (id, item) in pairs {
         put(starts, &mut ends, &mut entries, (id.index(), item), true);
@@ -418,12 +663,12 @@ fn filled(starts: &[usize], pairs: impl Iterator<Item = (NodeId, u32)>) -> (Vec<
 /// once per run it has nodes in: O(nodes + entries + visits log) in all. With `unique` (no
 /// pair repeats, [`Order::Unique`]) no list can end with the item about to be put, so the
 /// check that reads its last entry is left out.
-fn filled_by_block(
+fn filled_by_block<E: Entry>(
     starts: &[usize],
     lists: &[(u32, &[NodeId])],
     block: usize,
     unique: bool,
-) -> (Vec<usize>, Vec<u32>) {
+) -> (Vec<usize>, Vec<E>) {
     let nodes = starts.len().saturating_sub(1);
     let (mut ends, mut entries) = unfilled(starts);
     // Each node's run, and where each run ends.
@@ -497,7 +742,7 @@ mod tests {
             items in proptest::collection::vec(proptest::collection::vec(0usize..45, 0..12), 0..30),
         ) {
             let lists: Vec<Vec<NodeId>> = items.iter().map(|l| ids(l)).collect();
-            let built = PerNode::from_lists(
+            let built = PerNode::<u32>::from_lists(
                 nodes,
                 lists.iter().enumerate().map(|(i, l)| (i as u32, l.as_slice())),
             );
@@ -548,7 +793,7 @@ mod tests {
                     .flat_map(|&(item, ids)| ids.iter().map(move |&id| (id, item)))
             };
             let starts = counted(nodes, pairs());
-            let (ends, entries) = filled(&starts, pairs());
+            let (ends, entries) = filled::<u32>(&starts, pairs());
             let unique = order(&lists) == Order::Unique;
             let (block_ends, block_entries) = filled_by_block(&starts, &lists, block, unique);
             prop_assert_eq!(&ends, &block_ends);
@@ -577,7 +822,7 @@ mod tests {
                 l.iter().filter(|&&n| n < nodes).map(|&n| NodeId::new(n)).collect()
             };
             let old_lists: Vec<Vec<NodeId>> = items.iter().map(|(l, _)| as_ids(l)).collect();
-            let old = PerNode::from_lists(
+            let old = PerNode::<u32>::from_lists(
                 nodes,
                 old_lists.iter().enumerate().map(|(i, l)| (i as u32, l.as_slice())),
             );
@@ -601,7 +846,7 @@ mod tests {
                 }
             }
             added.sort_unstable();
-            let fresh = PerNode::from_lists(
+            let fresh = PerNode::<u32>::from_lists(
                 nodes,
                 new_items.iter().enumerate().map(|(j, (_, l))| (j as u32, l.as_slice())),
             );
@@ -617,7 +862,7 @@ mod tests {
                 }
             }
             let got = old
-                .renumbered(&kept, (&to_new, &dropped), &added, |id| {
+                .renumbered::<u32>(&kept, (&to_new, &dropped), &added, |id| {
                     fresh.get(id.index()).to_vec()
                 })
                 .unwrap();
@@ -656,7 +901,7 @@ mod tests {
                         v
                     })
                     .collect();
-                PerNode::from_lists(
+                PerNode::<u32>::from_lists(
                     names.len(),
                     ids.iter().enumerate().map(|(i, l)| (i as u32, l.as_slice())),
                 )
@@ -711,7 +956,7 @@ mod tests {
     #[test]
     fn a_patch_missing_a_changed_nodes_list_is_refused() {
         let ids = [NodeId::new(0), NodeId::new(1)];
-        let built = PerNode::from_lists(2, [(0u32, &ids[..])].into_iter());
+        let built = PerNode::<u32>::from_lists(2, [(0u32, &ids[..])].into_iter());
         let kept = [Some(NodeId::new(0)), None, Some(NodeId::new(1))];
         assert!(built.patched(&kept, &[]).is_none());
         assert!(built.patched(&kept, &[(0, vec![0])]).is_none());
@@ -722,8 +967,73 @@ mod tests {
 
     #[test]
     fn empty_lists() {
-        let none = PerNode::empty(3);
+        let none = ItemIndex::empty(3);
         assert_eq!(none.len(), 3);
-        assert!(none.iter().all(<[u32]>::is_empty));
+        assert!(none.iter().all(|l| l.len() == 0));
+    }
+
+    proptest! {
+        /// Differential: an item index is narrow exactly when every item fits 16 bits, holds
+        /// what a vector per node holds either way, and renumbered into items past 65,536 (or
+        /// back below) holds the lists built afresh, its width chosen by the new count.
+        #[test]
+        fn item_index_widths(
+            nodes in 1usize..30,
+            items in proptest::collection::vec(proptest::collection::btree_set(0usize..30, 0..10), 1..12),
+            base in prop_oneof![Just(0u32), Just(65_530u32), Just(70_000u32)],
+            shift in prop_oneof![Just(0u32), Just(65_536u32)],
+        ) {
+            let lists: Vec<(u32, Vec<NodeId>)> = items
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let ids = l.iter().filter(|&&n| n < nodes).map(|&n| NodeId::new(n));
+                    (base + i as u32, ids.collect())
+                })
+                .collect();
+            let last = base + items.len() as u32 - 1;
+            let index = ItemIndex::from_lists(nodes, lists.iter().map(|(i, l)| (*i, l.as_slice())));
+            prop_assert_eq!(matches!(index, ItemIndex::Narrow(_)), last <= 65_535);
+            let pairs = ItemIndex::from_pairs(
+                nodes,
+                lists.iter().flat_map(|(i, l)| l.iter().map(move |&id| (id, *i))),
+            );
+            let simple = |lists: &[(u32, Vec<NodeId>)], n: usize| -> Vec<u32> {
+                lists.iter().filter(|(_, l)| l.contains(&NodeId::new(n))).map(|(i, _)| *i).collect()
+            };
+            for n in 0..nodes {
+                let want = simple(&lists, n);
+                prop_assert_eq!(index.get(n).to_vec(), want.clone());
+                prop_assert!(index.get(n) == pairs.get(n));
+                for i in [base, last, last + 1] {
+                    prop_assert_eq!(index.get(n).contains(i), want.contains(&i));
+                }
+            }
+            // Every item moved by `shift` (the same nodes): `to_new` over every old index.
+            let moved: Vec<(u32, Vec<NodeId>)> =
+                lists.iter().map(|(i, l)| (i + shift, l.clone())).collect();
+            let mut to_new = vec![u32::MAX; last as usize + 1];
+            for (i, _) in &lists {
+                to_new[*i as usize] = i + shift;
+            }
+            let kept: Vec<Option<NodeId>> = (0..nodes).map(|n| Some(NodeId::new(n))).collect();
+            let dropped = vec![0u64; nodes.div_ceil(64)];
+            let count = (last + shift + 1) as usize;
+            let got = index
+                .renumbered(&kept, (&to_new, &dropped), (&[], count), |_| Vec::new())
+                .unwrap();
+            prop_assert_eq!(matches!(got, ItemIndex::Narrow(_)), last + shift <= 65_535);
+            for n in 0..nodes {
+                prop_assert_eq!(got.get(n).to_vec(), simple(&moved, n));
+            }
+        }
+    }
+
+    #[test]
+    fn a_narrow_list_equals_a_wide_one_with_the_same_items() {
+        assert!(Items::Narrow(&[1, 5]) == Items::Wide(&[1, 5]));
+        assert!(Items::Narrow(&[1, 5]) != Items::Wide(&[1, 65_541]));
+        assert!(!Items::Narrow(&[1]).contains(65_537));
+        assert!(!Items::Narrow(&[1]).same_memory(Items::Wide(&[1])));
     }
 }

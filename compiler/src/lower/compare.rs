@@ -457,7 +457,7 @@ impl Lowered {
 /// filter's items and the SSH rules, which are indexed alike.
 pub(crate) fn mark_reached(
     table: &NodeTable,
-    by_node: &crate::pernode::PerNode,
+    by_node: &crate::pernode::ItemIndex,
     global: &[u32],
     selves: &[u32],
     changed: &[bool],
@@ -471,7 +471,7 @@ pub(crate) fn mark_reached(
     let selves = selves.iter().any(is);
     for (n, entries) in by_node.iter().enumerate() {
         let untagged = selves && table.get(NodeId::new(n)).is_some_and(|x| !x.is_tagged());
-        if untagged || entries.iter().any(is) {
+        if untagged || entries.iter().any(|i| is(&i)) {
             set_bit(bits, NodeId::new(n));
         }
     }

@@ -262,7 +262,7 @@ pub(crate) struct Lowered {
     /// First item index per (`SrcIPs`, `IPProto`) of network items.
     first_slot: crate::hash::Map<(u32, Option<u8>), u32>,
     /// Per node, the items that may reach it (sorted).
-    by_node: crate::pernode::PerNode,
+    by_node: crate::pernode::ItemIndex,
     /// The other way round, for the items that reach some nodes: each item with the nodes it
     /// may reach (sorted), in item order. The lists are shared with the items' destinations;
     /// an event's verdicts read the few moved items' ([`moves::SourceMoves`]).
@@ -693,7 +693,7 @@ impl Lowered {
             items: Vec::new(),
             srcs: SrcTable::default(),
             first_slot: crate::hash::Map::default(),
-            by_node: crate::pernode::PerNode::empty(table.len()),
+            by_node: crate::pernode::ItemIndex::empty(table.len()),
             reach_lists: Vec::new(),
             global: Vec::new(),
             self_items: Vec::new(),
@@ -819,7 +819,7 @@ pub(crate) fn lower(
         .and_then(|r| Some((r.prior.lowered, r.prior.kept?)))
         .and_then(|(old, kept)| patched_index(old, &lowered, kept, &builder.reaches));
     lowered.by_node = patched.unwrap_or_else(|| {
-        crate::pernode::PerNode::from_lists(
+        crate::pernode::ItemIndex::from_lists(
             table.len(),
             builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
         )
@@ -863,7 +863,7 @@ fn patched_index(
     new: &Lowered,
     kept: &[Option<NodeId>],
     reaches: &[(u32, Arc<[NodeId]>)],
-) -> Option<crate::pernode::PerNode> {
+) -> Option<crate::pernode::ItemIndex> {
     let same_items = same_items(old, new);
     if kept.len() != new.by_node.len() {
         return None;
@@ -912,11 +912,14 @@ fn patched_index(
         ids.iter()
             .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
     }
-    let index = old
-        .by_node
-        .renumbered(kept, (&to_new, &dropped), &added, list_of)?;
+    let index = old.by_node.renumbered(
+        kept,
+        (&to_new, &dropped),
+        (&added, new.items.len()),
+        list_of,
+    )?;
     debug_assert!(
-        index.iter().eq(crate::pernode::PerNode::from_lists(
+        index.iter().eq(crate::pernode::ItemIndex::from_lists(
             kept.len(),
             reaches.iter().map(|(i, ids)| (*i, &ids[..]))
         )

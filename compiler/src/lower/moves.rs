@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use super::{first_owner, Body, ChangedItems, Item, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
+use crate::pernode::Items;
 use crate::resolve::Target;
 
 /// What a one-node change did to the items.
@@ -376,15 +377,15 @@ impl SourceMoves {
 
     /// Node lists of candidates (ascending) of the two lowerings are the same items, old
     /// ones translated through the pairing.
-    fn same_items(&self, old: &[u32], new: &[u32]) -> bool {
+    fn same_items(&self, old: Items<'_>, new: Items<'_>) -> bool {
         match &self.to_new {
             None => old == new,
             Some(to_new) => {
                 old.len() == new.len()
                     && old
                         .iter()
-                        .zip(new)
-                        .all(|(&i, &j)| to_new.get(i as usize) == Some(&j))
+                        .zip(new.iter())
+                        .all(|(i, j)| to_new.get(i as usize) == Some(&j))
             }
         }
     }
@@ -582,7 +583,7 @@ impl Lowered {
             selves(node, self) == map_items(moves.to_new.as_deref(), selves(old_node, old))
         );
         // A list the engine's patch kept is the same memory.
-        let same_parts = (std::ptr::eq(listed, old_listed) && moves.to_new.is_none()
+        let same_parts = (listed.same_memory(old_listed) && moves.to_new.is_none()
             || moves.same_items(old_listed, listed))
             && moves.global_same
             && same_selves;
@@ -634,7 +635,7 @@ impl Lowered {
         // entries in it; not every candidate read.
         let from_flagged = || {
             let reaches = |i: &u32| {
-                listed.binary_search(i).is_ok()
+                listed.contains(*i)
                     || self.global.binary_search(i).is_ok()
                     || own.binary_search(i).is_ok()
             };
@@ -672,7 +673,11 @@ impl Lowered {
         // needs assembling (their destinations are not narrowed again).
         let from_candidates = || {
             let mut changed = false;
-            for &i in listed.iter().chain(&self.global).chain(own) {
+            let listed = listed.iter();
+            for i in listed
+                .chain(self.global.iter().copied())
+                .chain(own.iter().copied())
+            {
                 match effect(i, changed) {
                     None => return Verdict::Assemble,
                     Some(entries) => changed |= entries,
@@ -757,7 +762,7 @@ impl Lowered {
 
     /// Item `i` may reach node `id`.
     fn is_candidate(&self, id: NodeId, node: &crate::nodes::NodeInfo, i: u32) -> bool {
-        self.by_node.get(id.index()).binary_search(&i).is_ok()
+        self.by_node.get(id.index()).contains(i)
             || self.global.binary_search(&i).is_ok()
             || (!node.is_tagged() && self.self_items.binary_search(&i).is_ok())
     }

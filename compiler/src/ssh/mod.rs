@@ -95,7 +95,7 @@ pub(crate) struct SshLowered {
     /// lowering as it was ([`reuse::same_inputs`]).
     rules: Arc<Vec<LoweredRule>>,
     /// Per node, the rules naming it as a destination or (localpart rules) a source; sorted.
-    by_node: crate::pernode::PerNode,
+    by_node: crate::pernode::ItemIndex,
     /// Rules whose destinations are every node.
     global: Vec<u32>,
     /// Rules with `autogroup:self` (they may reach every user-owned node).
@@ -337,7 +337,7 @@ impl SshLowered {
     ) -> SshLowered {
         let mut lowered = SshLowered {
             rules: Arc::default(),
-            by_node: crate::pernode::PerNode::empty(table.len()),
+            by_node: crate::pernode::ItemIndex::empty(table.len()),
             global: Vec::new(),
             self_rules: Vec::new(),
             moved: None,
@@ -655,7 +655,7 @@ impl SshLowered {
             .and_then(|(old, kept)| old.patched_index(&lowered.rules, kept));
         lowered.by_node = match patched {
             Some(index) => index,
-            None => crate::pernode::PerNode::from_pairs(
+            None => crate::pernode::ItemIndex::from_pairs(
                 table.len(),
                 lowered
                     .rules
@@ -735,7 +735,7 @@ impl SshLowered {
         &self,
         rules: &[LoweredRule],
         kept: &[Option<NodeId>],
-    ) -> Option<crate::pernode::PerNode> {
+    ) -> Option<crate::pernode::ItemIndex> {
         let alike = self.rules.len() == rules.len()
             && self.rules.iter().zip(rules).all(|(a, b)| {
                 a.sources.is_empty() == b.sources.is_empty()
@@ -885,7 +885,7 @@ impl SshLowered {
         let Some(node) = table.get(id) else {
             return;
         };
-        let listed: &[u32] = self.by_node.get(id.index());
+        let listed = self.by_node.get(id.index());
         let mut candidates: Vec<u32> = listed.to_vec();
         candidates.extend_from_slice(&self.global);
         if !node.is_tagged() {
@@ -912,7 +912,7 @@ impl SshLowered {
             // rules, every rule it is a source of): only those need the destinations searched.
             let is_dst = match &rule.dst {
                 Destinations::Some(_) => {
-                    listed.binary_search(&i).is_ok() && (!rule.localpart || rule.dst.contains(id))
+                    listed.contains(i) && (!rule.localpart || rule.dst.contains(id))
                 }
                 other => other.contains(id),
             };

@@ -271,7 +271,7 @@ mod tests {
             }
             let old = SshLowered {
                 rules: std::sync::Arc::default(),
-                by_node: crate::pernode::PerNode::empty(0),
+                by_node: crate::pernode::ItemIndex::empty(0),
                 global: Vec::new(),
                 self_rules: Vec::new(),
                 moved: None,
