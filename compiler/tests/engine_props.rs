@@ -1498,3 +1498,40 @@ fn a_node_hashed_again_takes_no_moved_piece() {
         ],
     );
 }
+
+/// A policy of more than 65,536 rule items (one rule's 66,000 destinations, none on a node)
+/// indexes its items in 32 bits, and one of fewer in 16 (`ItemIndex`): node events on the
+/// wide index, and policy edits from one width to the other and back, each as a full
+/// recompile gives them.
+#[test]
+fn a_policy_past_65536_items() {
+    let text = |spare: usize| {
+        let literals: Vec<String> = (0..spare)
+            .map(|i| format!("\"10.{}.{}.{}:1\"", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        format!(
+            r#"{{"groups": {{"group:eng": ["alice@example.com", "carol@"]}},
+            "tagOwners": {{"tag:web": [], "tag:db": []}},
+            "acls": [
+              {{"action": "accept", "src": ["tag:db"], "dst": [{}]}},
+              {{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22", "tag:db:5432"]}},
+              {{"action": "accept", "src": ["tag:web"], "dst": ["alice@example.com:80"]}}]}}"#,
+            literals.join(",")
+        )
+    };
+    let wide = parse_policy(&text(66_000)).unwrap();
+    let narrow = parse_policy(&text(10)).unwrap();
+    verify_on(
+        wide.clone(),
+        vec![owned(1, 1), tagged(2, "tag:web"), tagged(3, "tag:db")],
+        [
+            Event::UpsertNode(owned(4, 3)),
+            Event::UpsertNode(tagged(5, "tag:web")),
+            Event::RemoveNode(1),
+            Event::ReplacePolicy(narrow),
+            Event::UpsertNode(owned(1, 1)),
+            Event::ReplacePolicy(wide),
+            Event::RemoveNode(4),
+        ],
+    );
+}
