@@ -337,6 +337,24 @@ fn nodes_document<'a>(
     names: impl Iterator<Item = &'a str>,
     limit: usize,
 ) -> Result<String, Failure> {
+    let names: Vec<&str> = names.collect();
+    // What the maps take at least (each peer `"name":{"allowed_ips":[...]}`, the name at
+    // least the shortest): past `limit`, refused before any map is built (a 6,000-node
+    // allow-all tailnet took 20-29 s in WebAssembly to pass it map by map).
+    if limit < usize::MAX {
+        let shortest = compiled.node_names().map(str::len).min().unwrap_or(0);
+        let mut seen = std::collections::HashSet::new();
+        let mut least = 0usize;
+        for name in names.iter().filter(|n| seen.insert(**n)) {
+            let peers = compiled
+                .peer_count(name)
+                .ok_or_else(|| unknown_node(name))?;
+            least = least.saturating_add(peers.saturating_mul(shortest + PEER_LEAST));
+        }
+        if least > limit {
+            return Err(too_large(limit, 0));
+        }
+    }
     let mut out = format!("{{\"version\":{API_VERSION},\"nodes\":{{");
     let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for name in names {
@@ -351,18 +369,29 @@ fn nodes_document<'a>(
             .map_err(|e| Failure::new("internal", format!("cannot write node {name}: {e}")))?;
         let _ = write!(out, "{}:{map}", Value::String(view.name().to_string()));
         if out.len() > limit {
-            return Err(Failure::new(
-                "too_large",
-                format!(
-                    "the maps pass {limit} bytes after {} nodes: ask for fewer at a time \
-                     (`nodes`), or load the policy and ask `node_map` per node",
-                    written.len()
-                ),
-            ));
+            return Err(too_large(limit, written.len()));
         }
     }
     out.push_str("}}");
     Ok(out)
+}
+
+/// The fewest bytes one peer takes in a map beside its name: `"":{"allowed_ips":[]}`.
+const PEER_LEAST: usize = 21;
+
+/// The maps pass `limit` bytes (after `nodes` maps, or, with 0, by what they take at least).
+fn too_large(limit: usize, nodes: usize) -> Failure {
+    let after = match nodes {
+        0 => "before any map is built, by the peers alone".to_string(),
+        n => format!("after {n} nodes"),
+    };
+    Failure::new(
+        "too_large",
+        format!(
+            "the maps pass {limit} bytes {after}: ask for fewer at a time (`nodes`), or load \
+             the policy and ask `node_map` per node"
+        ),
+    )
 }
 
 fn unknown_node(name: &str) -> Failure {
@@ -855,6 +884,24 @@ mod tests {
         let failure = nodes_document(compiled, compiled.node_names(), whole.len() / 2).unwrap_err();
         assert_eq!(failure.kind, "too_large");
         assert!(nodes_document(compiled, compiled.node_names(), whole.len()).is_ok());
+        // What the peers take at least is a lower bound of the document (every limit from it
+        // up builds maps before refusing), and a limit below it is refused before any map.
+        let shortest = compiled.node_names().map(str::len).min().unwrap();
+        let least: usize = compiled
+            .node_names()
+            .map(|n| compiled.peer_count(n).unwrap() * (shortest + PEER_LEAST))
+            .sum();
+        assert!(least > 0 && least <= whole.len(), "{least} {}", whole.len());
+        let early = nodes_document(compiled, compiled.node_names(), least - 1).unwrap_err();
+        assert!(
+            early.message.contains("before any map"),
+            "{}",
+            early.message
+        );
+        let late = nodes_document(compiled, compiled.node_names(), least).unwrap_err();
+        assert!(late.message.contains("after"), "{}", late.message);
+        let unknown = nodes_document(compiled, ["web-1", "nope"].into_iter(), 0).unwrap_err();
+        assert_eq!(unknown.kind, "unknown_node");
     }
 
     #[test]

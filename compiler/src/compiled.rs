@@ -544,6 +544,14 @@ impl Compiled {
         })
     }
 
+    /// How many peers node `name` sees, without building its map (one bit map of the
+    /// tailnet's nodes: O(nodes / 64) per set it is in).
+    pub fn peer_count(&self, name: &str) -> Option<usize> {
+        let id = self.table.id(name)?;
+        let bits = self.peers.peer_bits(&self.table, id);
+        Some(bits.iter().map(|w| w.count_ones() as usize).sum())
+    }
+
     /// Just the packet filter of node `name` (cheaper than [`Compiled::node`]).
     pub fn filter_rules(&self, name: &str) -> Option<Vec<FilterRule>> {
         let id = self.table.id(name)?;

@@ -129,3 +129,19 @@ test('a lone surrogate in a policy is read as U+FFFD (a diagnostic, not a bad re
   assert.equal(result.valid, false);
   assert.ok(result.diagnostics.length > 0);
 });
+
+test('a whole-tailnet compile past 512 MiB is refused before any map is built', () => {
+  // 6,000 devices allowed to reach each other: 36 million peers, 1.7 GB of maps.
+  const users = Array.from({ length: 50 }, (_, j) => ({ id: j + 1, name: `u${j}`, email: `u${j}@example.com` }));
+  const nodes = Array.from({ length: 6000 }, (_, i) => ({
+    name: `n${String(i).padStart(5, '0')}`,
+    user: `u${i % 50}@example.com`,
+    ipv4: `100.64.${i >> 8}.${i & 255}`,
+    ipv6: `fd7a:115c:a1e0::${(i + 1).toString(16)}`,
+  }));
+  const open = '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}';
+  assert.throws(
+    () => aclc.compile(open, JSON.stringify({ users, nodes })),
+    (e) => e instanceof AclcError && e.kind === 'too_large' && e.message.includes('before any map'),
+  );
+});
