@@ -199,6 +199,26 @@ fn tailscales_default_policy() {
     tests_pass("default-policy.hujson");
 }
 
+/// `autogroup:member` beside its legacy spelling (an older starting policy's SSH rule and node
+/// attributes, a newer rule): accepted, warned, and both spellings reach the same devices.
+#[test]
+fn both_member_spellings_in_one_policy() {
+    assert_eq!(
+        diagnostics("member-spellings.hujson"),
+        [
+            ("warning".into(), "aclc::legacy_autogroup".into()),
+            ("warning".into(), "aclc::mixed_member_autogroups".into()),
+        ]
+    );
+    let laptop = node("member-spellings.hujson", "alice-laptop");
+    assert!(laptop["ssh_rules"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+    assert!(laptop["packet_filter_rules"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+}
+
 #[test]
 fn without_an_inventory_every_feature_policy_checks_clean() {
     for policy in [
@@ -207,6 +227,7 @@ fn without_an_inventory_every_feature_policy_checks_clean() {
         "synced-groups.hujson",
         "api-fields.hujson",
         "ip-pool.hujson",
+        "member-spellings.hujson",
     ] {
         let o = aclc_in(&features(), &["check", policy], None);
         assert_eq!(o.status.code(), Some(0), "{policy}: {}", stderr(&o));

@@ -154,7 +154,7 @@ codes! {
         "`autogroup:members`, the legacy spelling of `autogroup:member`.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:members"], "dst": ["*:*"]}]}"#);
     MixedMemberAutogroups = "mixed_member_autogroups",
-        "`autogroup:member` and `autogroup:members` in one policy, which Tailscale refuses.",
+        "`autogroup:member` and `autogroup:members` (its legacy spelling, the same devices) in one policy. Tailscale is said to refuse the mix, but real policies applied through its GitOps action hold both (an older template's `ssh` and `nodeAttrs` beside newer rules) and no capture decides it: accepted with this warning, which says aclc cannot verify it.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["autogroup:member", "autogroup:members"], "dst": ["*:*"]}]}"#);
 
     // --- Definitions.

@@ -486,16 +486,19 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// `autogroup:member` and its legacy spelling may not be mixed.
+    /// `autogroup:member` and its legacy spelling in one policy: said to be refused, but real
+    /// policies deployed through Tailscale's GitOps action hold both (an old template's
+    /// `ssh` and `nodeAttrs` with a newer rule), and no capture decides it: accepted, warned.
     fn member_spellings(&mut self) {
         if let (Some(member), Some(members)) = (self.saw_member, self.saw_members) {
-            let d = Diagnostic::error(
+            let d = Diagnostic::warning(
                 Code::MixedMemberAutogroups,
                 members,
-                "autogroup:members and autogroup:member cannot be used in the same policy",
+                "autogroup:members and autogroup:member are both used: aclc cannot verify \
+                 that Tailscale accepts the two spellings in one policy",
             )
             .with_related(member, "autogroup:member used here")
-            .with_help("replace autogroup:members with autogroup:member");
+            .with_help("replace autogroup:members with autogroup:member (they mean the same)");
             self.push(d);
         }
     }
