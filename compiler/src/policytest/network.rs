@@ -408,6 +408,62 @@ fn judge(
     (Verdict::Allowed { by }, None)
 }
 
+/// A source address no rule lets through, with its device's node.
+type Failed = (IpAddr, Option<NodeId>);
+
+/// [`judge`] for the traffic (`aclc explain`), not a test: each source device must get
+/// through on some address to a destination address of the same family. An address without
+/// a destination address of its family sends nothing, so it is not judged; and one family is
+/// enough (a device whose IPv6 address no rule names still reaches the destination over
+/// IPv4). On a denial, the device that gets through on no address, with its first address
+/// that has a destination of its family (its first address when none has: no common family).
+/// Also the judged addresses that do not get through while another address of their device
+/// does (the verdict holds for the other family only).
+fn judge_traffic(
+    rules: &[NetRule],
+    posture: &Posture<'_>,
+    (sources, destinations): (&[Device], &[Device]),
+    protos: &[u8],
+    port: Asked,
+) -> (Verdict, Option<Failed>, Vec<IpAddr>) {
+    let table = posture.table;
+    let lets_through = |rule: &NetRule, source: &Device, addr: IpAddr| {
+        rule.src.iter().any(|part| part.contains(addr, source.node))
+            && posture.admits(rule, source.node)
+            && opens(rule, protos, port)
+            && reaches_family(rule, table, source.node, destinations, Some(addr))
+    };
+    let sendable = |addr: &IpAddr| {
+        destinations
+            .iter()
+            .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
+    };
+    let mut by: Vec<Span> = Vec::new();
+    let mut partial = Vec::new();
+    for source in sources {
+        let judged: Vec<IpAddr> = source.addrs.iter().copied().filter(sendable).collect();
+        let mut through = false;
+        let mut failed = Vec::new();
+        for &addr in &judged {
+            match rules.iter().find(|rule| lets_through(rule, source, addr)) {
+                Some(rule) => {
+                    through = true;
+                    by.extend(rule.span);
+                }
+                None => failed.push(addr),
+            }
+        }
+        if !through {
+            let first = judged.first().or(source.addrs.first()).copied();
+            return (Verdict::Denied, first.map(|a| (a, source.node)), Vec::new());
+        }
+        partial.extend(failed);
+    }
+    by.sort_unstable();
+    by.dedup();
+    (Verdict::Allowed { by }, None, partial)
+}
+
 /// Work (destination devices times source addresses times rules, summed over a policy's
 /// tests) beyond which [`some_device_unreached`] does not look, and a deny keeps its failure.
 const DEVICE_CHECK_BUDGET: usize = 1 << 24;
@@ -889,25 +945,21 @@ pub(crate) fn explain_with(
         // Nodes let such a protocol through only by a rule open on every port.
         Asked::EveryPort => format!("{proto_name} on every port"),
     };
-    let (verdict, denied) = judge(rules, &posture, &sources, &destinations, &protos, port);
+    let ends = (&sources[..], &destinations[..]);
+    let (verdict, denied, partial) = judge_traffic(rules, &posture, ends, &protos, port);
     if denied.is_some() && icmp_only {
         // A node lets ICMP through to an address any rule opens to the source, whatever the
         // rule's protocols and ports (`matchIPsOnly`: "if any port is open, ping works").
         let every: Vec<u8> = (0..=u8::MAX).collect();
-        let (verdict, denied) = judge(
-            rules,
-            &posture,
-            &sources,
-            &destinations,
-            &every,
-            Asked::AnyPort,
-        );
+        let (verdict, denied, partial) =
+            judge_traffic(rules, &posture, ends, &every, Asked::AnyPort);
         if denied.is_none() && verdict.is_allowed() {
             return Ok(Explanation {
                 reason: format!(
-                    "{src_text} reaches {dst_text} on {what}: no rule opens {what}, but a node \
-                     lets ICMP through to any of its addresses a rule opens to the source on \
-                     some protocol and port"
+                    "{src_text} reaches {dst_text} on {what}{}: no rule opens {what}, but a \
+                     node lets ICMP through to any of its addresses a rule opens to the source \
+                     on some protocol and port",
+                    only_family(&partial)
                 ),
                 verdict,
                 misses: Vec::new(),
@@ -915,10 +967,11 @@ pub(crate) fn explain_with(
         }
     }
     let Some((addr, node)) = denied else {
+        let only = only_family(&partial);
         let reason = match verdict.rules().len() {
             0 => "allowed by the default policy (no acls or grants)".to_string(),
-            1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule"),
-            n => format!("{src_text} reaches {dst_text} on {what} by {n} rules"),
+            1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule{only}"),
+            n => format!("{src_text} reaches {dst_text} on {what} by {n} rules{only}"),
         };
         return Ok(Explanation {
             verdict,
@@ -926,6 +979,20 @@ pub(crate) fn explain_with(
             misses: Vec::new(),
         });
     };
+    // No destination address of the source's family: no packet can be sent at all.
+    if !destinations
+        .iter()
+        .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
+    {
+        return Ok(Explanation {
+            verdict,
+            reason: format!(
+                "{src_text} ({addr}) has no address of the family of {dst_text}'s: no packet \
+                 can pass between them"
+            ),
+            misses: Vec::new(),
+        });
+    }
     let mut misses: Vec<super::explain::Miss> = Vec::new();
     for rule in rules {
         let Some(span) = rule.span else {
@@ -942,13 +1009,21 @@ pub(crate) fn explain_with(
                 quote(src_text)
             )
         } else if !opens(rule, &protos, port) {
-            let protos: Vec<String> = rule_protos(rule).map(|p| Protocol(p).to_string()).collect();
+            let named: Vec<String> = rule_protos(rule).map(|p| Protocol(p).to_string()).collect();
             let ports: Vec<String> = rule.ports.iter().map(ToString::to_string).collect();
-            format!(
-                "the rule opens {} on ports {}, not {what}",
-                protos.join("/"),
-                ports.join(",")
-            )
+            match rule_protos(rule).any(|p| protos.contains(&p)) {
+                // The port may be open: the protocol is what is missing.
+                false => format!(
+                    "the rule opens {} (ports {}), not {proto_name}",
+                    named.join("/"),
+                    ports.join(",")
+                ),
+                true => format!(
+                    "the rule opens {} on ports {}, not {what}",
+                    named.join("/"),
+                    ports.join(",")
+                ),
+            }
         } else {
             continue;
         };
@@ -962,6 +1037,26 @@ pub(crate) fn explain_with(
         reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
         misses,
     })
+}
+
+/// What an allowed flow's reason adds when some source addresses do not get through while
+/// another address of their device does: `, over IPv4 only (no rule lets fd7a:... through)`.
+fn only_family(partial: &[IpAddr]) -> String {
+    let Some(first) = partial.first() else {
+        return String::new();
+    };
+    let more = match partial.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let other = match first.is_ipv4() {
+        true => "IPv6",
+        false => "IPv4",
+    };
+    match partial.iter().all(|a| a.is_ipv4() == first.is_ipv4()) {
+        true => format!(", over {other} only (no rule lets {first}{more} through)"),
+        false => format!(", not from every address (no rule lets {first}{more} through)"),
+    }
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (an IPv6 address, `tag:web`): the host and the

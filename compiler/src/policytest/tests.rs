@@ -707,10 +707,47 @@ fn explain_wrong_port_and_wrong_source() {
     let (allowed, _, _, misses) =
         explain_lines(ACLS, &q("alice-laptop", "db:22", Some("udp"))).unwrap();
     assert!(!allowed);
+    assert_eq!(misses, vec!["6: the rule opens tcp (ports 22), not udp"]);
+}
+
+/// A rule naming only a device's IPv4 address lets the device through over IPv4: explain
+/// answers for the traffic, so a node asked by name is allowed (saying the family), an IPv6
+/// destination address is denied, and an address with no destination of its family is told
+/// apart (it was denied for the device's IPv6 address, even towards an IPv4 destination).
+#[test]
+fn explain_judges_each_family_for_the_traffic() {
+    let body = r#""acls": [
+  {"action": "accept", "src": ["100.64.0.1"], "dst": ["db:5432"]}
+],
+"#;
+    let run = |src: &str, dst: &str| explain_lines(body, &q(src, dst, None)).unwrap();
+    let (allowed, rules, reason, _) = run("alice-laptop", "prod-1:5432");
+    assert!(allowed);
+    assert_eq!(rules, vec![5]);
     assert_eq!(
-        misses,
-        vec!["6: the rule opens tcp on ports 22, not port 22 (udp)"]
+        reason,
+        "alice-laptop reaches prod-1:5432 on port 5432 (tcp/udp) by 1 rule, over IPv4 only \
+         (no rule lets fd7a:115c:a1e0::1 through)"
     );
+    let (allowed, _, reason, _) = run("alice-laptop", "100.64.0.3:5432");
+    assert!(allowed);
+    assert!(!reason.contains("only"), "{reason}");
+    let (allowed, _, reason, _) = run("alice-laptop", "[fd7a:115c:a1e0::3]:5432");
+    assert!(!allowed);
+    assert!(reason.contains("(fd7a:115c:a1e0::1)"), "{reason}");
+    let (allowed, _, reason, misses) = run("100.64.0.1", "[fd7a:115c:a1e0::3]:5432");
+    assert!(!allowed);
+    assert!(reason.contains("no address of the family"), "{reason}");
+    assert!(misses.is_empty());
+    // A test still asks every source address (`judge`): alice's IPv6 address is not let
+    // through, so her devices are denied where explain says alice-laptop gets through.
+    let (_, report) = run_with(
+        INVENTORY,
+        r#""acls": [{"action": "accept", "src": ["100.64.0.1"], "dst": ["db:5432"]}],
+"tests": [{"src": "alice@example.com", "deny": ["db:5432"]}, {"src": "100.64.0.1", "accept": ["db:5432"]}],
+"#,
+    );
+    assert!(report.passed(), "{report:?}");
 }
 
 #[test]
