@@ -93,3 +93,27 @@ pub(super) fn resolve_named(
         },
     }
 }
+
+/// When `text` names an inventory node that is not among `devices` (the policy reads it as
+/// one of its own names, a `hosts` entry or a group, before any node name), a note saying
+/// so, for the end of the answer: naming `hosts` entries after the machines is common, and
+/// the answer is then about the entry's address, not the node's. Empty otherwise.
+pub(super) fn shadowed(endpoints: &Endpoints<'_>, text: &str, devices: &[Device]) -> String {
+    let text = text.trim();
+    let table = endpoints.table();
+    let Some(id) = table.id(text) else {
+        return String::new();
+    };
+    if devices.iter().any(|d| d.node == Some(id)) {
+        return String::new();
+    }
+    let addr = table
+        .get(id)
+        .and_then(|n| n.addrs().next())
+        .map(|a| format!(" ({a})"))
+        .unwrap_or_default();
+    format!(
+        " (\"{text}\" is read as the policy's name, not as the node {text}{addr}: ask by the \
+         node's address for the node)"
+    )
+}

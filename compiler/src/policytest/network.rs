@@ -925,118 +925,130 @@ pub(crate) fn explain_with(
         }
         Err(error) => return Err(error),
     };
-    let table = compiled.table();
-    let built;
-    let rules: &[NetRule] = match prebuilt {
-        Some(NetRules(rules)) => rules,
-        None => {
-            built = rules(policy, table, Judged::Traffic);
-            &built
+    // A name read as the policy's alias that is also an inventory node's, not meant here.
+    let note = [
+        super::explain::shadowed(&endpoints, src_text, &sources),
+        super::explain::shadowed(&endpoints, host, &destinations),
+    ]
+    .concat();
+    let answer = || -> Result<Explanation, TestError> {
+        let table = compiled.table();
+        let built;
+        let rules: &[NetRule] = match prebuilt {
+            Some(NetRules(rules)) => rules,
+            None => {
+                built = rules(policy, table, Judged::Traffic);
+                &built
+            }
+        };
+        let posture = Posture {
+            index: endpoints.index(),
+            table,
+            assumed: query.src_posture_attrs,
+        };
+        let what = match port {
+            Asked::Port(port) => format!("port {port} ({proto_name})"),
+            Asked::AnyPort => proto_name.clone(),
+            // Nodes let such a protocol through only by a rule open on every port.
+            Asked::EveryPort => format!("{proto_name} on every port"),
+        };
+        let ends = (&sources[..], &destinations[..]);
+        let (verdict, denied, partial) = judge_traffic(rules, &posture, ends, &protos, port);
+        if denied.is_some() && icmp_only {
+            // A node lets ICMP through to an address any rule opens to the source, whatever the
+            // rule's protocols and ports (`matchIPsOnly`: "if any port is open, ping works").
+            let every: Vec<u8> = (0..=u8::MAX).collect();
+            let (verdict, denied, partial) =
+                judge_traffic(rules, &posture, ends, &every, Asked::AnyPort);
+            if denied.is_none() && verdict.is_allowed() {
+                return Ok(Explanation {
+                    reason: format!(
+                        "{src_text} reaches {dst_text} on {what}{}: no rule opens {what}, but a \
+                         node lets ICMP through to any of its addresses a rule opens to the source \
+                         on some protocol and port",
+                        only_family(&partial)
+                    ),
+                    verdict,
+                    misses: Vec::new(),
+                });
+            }
         }
-    };
-    let posture = Posture {
-        index: endpoints.index(),
-        table,
-        assumed: query.src_posture_attrs,
-    };
-    let what = match port {
-        Asked::Port(port) => format!("port {port} ({proto_name})"),
-        Asked::AnyPort => proto_name.clone(),
-        // Nodes let such a protocol through only by a rule open on every port.
-        Asked::EveryPort => format!("{proto_name} on every port"),
-    };
-    let ends = (&sources[..], &destinations[..]);
-    let (verdict, denied, partial) = judge_traffic(rules, &posture, ends, &protos, port);
-    if denied.is_some() && icmp_only {
-        // A node lets ICMP through to an address any rule opens to the source, whatever the
-        // rule's protocols and ports (`matchIPsOnly`: "if any port is open, ping works").
-        let every: Vec<u8> = (0..=u8::MAX).collect();
-        let (verdict, denied, partial) =
-            judge_traffic(rules, &posture, ends, &every, Asked::AnyPort);
-        if denied.is_none() && verdict.is_allowed() {
+        let Some((addr, node)) = denied else {
+            let only = only_family(&partial);
+            let reason = match verdict.rules().len() {
+                0 => "allowed by the default policy (no acls or grants)".to_string(),
+                1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule{only}"),
+                n => format!("{src_text} reaches {dst_text} on {what} by {n} rules{only}"),
+            };
             return Ok(Explanation {
-                reason: format!(
-                    "{src_text} reaches {dst_text} on {what}{}: no rule opens {what}, but a \
-                     node lets ICMP through to any of its addresses a rule opens to the source \
-                     on some protocol and port",
-                    only_family(&partial)
-                ),
                 verdict,
+                reason,
+                misses: Vec::new(),
+            });
+        };
+        // No destination address of the source's family: no packet can be sent at all.
+        if !destinations
+            .iter()
+            .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
+        {
+            return Ok(Explanation {
+                verdict,
+                reason: format!(
+                    "{src_text} ({addr}) has no address of the family of {dst_text}'s: no packet \
+                     can pass between them"
+                ),
                 misses: Vec::new(),
             });
         }
-    }
-    let Some((addr, node)) = denied else {
-        let only = only_family(&partial);
-        let reason = match verdict.rules().len() {
-            0 => "allowed by the default policy (no acls or grants)".to_string(),
-            1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule{only}"),
-            n => format!("{src_text} reaches {dst_text} on {what} by {n} rules{only}"),
-        };
-        return Ok(Explanation {
-            verdict,
-            reason,
-            misses: Vec::new(),
-        });
-    };
-    // No destination address of the source's family: no packet can be sent at all.
-    if !destinations
-        .iter()
-        .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
-    {
-        return Ok(Explanation {
-            verdict,
-            reason: format!(
-                "{src_text} ({addr}) has no address of the family of {dst_text}'s: no packet \
-                 can pass between them"
-            ),
-            misses: Vec::new(),
-        });
-    }
-    let mut misses: Vec<super::explain::Miss> = Vec::new();
-    for rule in rules {
-        let Some(span) = rule.span else {
-            continue;
-        };
-        if !reaches(rule, table, node, &destinations) {
-            continue;
-        }
-        let why = if !rule.src.iter().any(|part| part.contains(addr, node)) {
-            format!("src {} ({addr}) is not in the rule's src", quote(src_text))
-        } else if !posture.admits(rule, node) {
-            format!(
-                "the rule's posture gate does not admit src {} ({addr})",
-                quote(src_text)
-            )
-        } else if !opens(rule, &protos, port) {
-            let named: Vec<String> = rule_protos(rule).map(|p| Protocol(p).to_string()).collect();
-            let ports: Vec<String> = rule.ports.iter().map(ToString::to_string).collect();
-            match rule_protos(rule).any(|p| protos.contains(&p)) {
-                // The port may be open: the protocol is what is missing.
-                false => format!(
-                    "the rule opens {} (ports {}), not {proto_name}",
-                    named.join("/"),
-                    ports.join(",")
-                ),
-                true => format!(
-                    "the rule opens {} on ports {}, not {what}",
-                    named.join("/"),
-                    ports.join(",")
-                ),
+        let mut misses: Vec<super::explain::Miss> = Vec::new();
+        for rule in rules {
+            let Some(span) = rule.span else {
+                continue;
+            };
+            if !reaches(rule, table, node, &destinations) {
+                continue;
             }
-        } else {
-            continue;
-        };
-        if !misses.iter().any(|m| m.span == span && m.why == why) {
-            misses.push(super::explain::Miss { span, why });
+            let why = if !rule.src.iter().any(|part| part.contains(addr, node)) {
+                format!("src {} ({addr}) is not in the rule's src", quote(src_text))
+            } else if !posture.admits(rule, node) {
+                format!(
+                    "the rule's posture gate does not admit src {} ({addr})",
+                    quote(src_text)
+                )
+            } else if !opens(rule, &protos, port) {
+                let named: Vec<String> =
+                    rule_protos(rule).map(|p| Protocol(p).to_string()).collect();
+                let ports: Vec<String> = rule.ports.iter().map(ToString::to_string).collect();
+                match rule_protos(rule).any(|p| protos.contains(&p)) {
+                    // The port may be open: the protocol is what is missing.
+                    false => format!(
+                        "the rule opens {} (ports {}), not {proto_name}",
+                        named.join("/"),
+                        ports.join(",")
+                    ),
+                    true => format!(
+                        "the rule opens {} on ports {}, not {what}",
+                        named.join("/"),
+                        ports.join(",")
+                    ),
+                }
+            } else {
+                continue;
+            };
+            if !misses.iter().any(|m| m.span == span && m.why == why) {
+                misses.push(super::explain::Miss { span, why });
+            }
         }
-    }
-    misses.sort_by_key(|m| m.span);
-    Ok(Explanation {
-        verdict,
-        reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
-        misses,
-    })
+        misses.sort_by_key(|m| m.span);
+        Ok(Explanation {
+            verdict,
+            reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
+            misses,
+        })
+    };
+    let mut explanation = answer()?;
+    explanation.reason.push_str(&note);
+    Ok(explanation)
 }
 
 /// What an allowed flow's reason adds when some source addresses do not get through while

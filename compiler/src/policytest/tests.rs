@@ -710,6 +710,42 @@ fn explain_wrong_port_and_wrong_source() {
     assert_eq!(misses, vec!["6: the rule opens tcp (ports 22), not udp"]);
 }
 
+/// A name that is both a `hosts` entry and an inventory node is read as the entry (as tests
+/// read it), and the answer says so, with the node's address to ask by instead.
+#[test]
+fn explain_says_when_a_node_name_is_read_as_a_policy_name() {
+    let inventory = INVENTORY.replace("\"prod-1\"", "\"db\"");
+    let inventory = Inventory::from_json(&inventory).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let body = r#""hosts": {"db": "100.64.0.9"},
+"acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod:5432"]}],
+"#;
+    let text = format!("{{\"tagOwners\": {{\"tag:prod\": []}},\n{body}}}");
+    let source = Source::new("policy.hujson", text);
+    let checked = aclc_policy::parse(&source, &options).unwrap();
+    let compiled = crate::compile(&checked.policy, &inventory);
+    let ask = |dst| explain(&checked.policy, &compiled, &q("alice-laptop", dst, None)).unwrap();
+    let shadowed = ask("db:5432");
+    assert!(!shadowed.allowed());
+    assert!(
+        shadowed
+            .reason
+            .ends_with("(\"db\" is read as the policy's name, not as the node db (100.64.0.3): ask by the node's address for the node)"),
+        "{}",
+        shadowed.reason
+    );
+    let by_address = ask("100.64.0.3:5432");
+    assert!(by_address.allowed());
+    assert!(
+        !by_address.reason.contains("read as"),
+        "{}",
+        by_address.reason
+    );
+}
+
 /// A rule naming only a device's IPv4 address lets the device through over IPv4: explain
 /// answers for the traffic, so a node asked by name is allowed (saying the family), an IPv6
 /// destination address is denied, and an address with no destination of its family is told
