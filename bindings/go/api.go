@@ -234,6 +234,8 @@ type DiffResult struct {
 	SSH          *Changes        `json:"ssh,omitempty"`
 	Peers        *Changes        `json:"peers,omitempty"`
 	Capabilities *Changes        `json:"capabilities,omitempty"`
+	// Apps: the application capabilities app grants give sources on destinations.
+	Apps *Changes `json:"apps,omitempty"`
 }
 
 // Diff compares two policies; inventory (JSON text) may be empty for the semantic diff only.

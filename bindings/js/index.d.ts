@@ -308,6 +308,8 @@ export interface DiffResult {
   ssh?: Changes;
   peers?: Changes;
   capabilities?: Changes;
+  /** Application capabilities app grants give sources on destinations. */
+  apps?: Changes;
 }
 
 export class Policy {

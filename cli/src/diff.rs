@@ -379,6 +379,19 @@ impl Report<'_> {
                 });
             }
         }
+        for (gained, list_of) in [(true, &access.apps.gained), (false, &access.apps.lost)] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let value = aclc_policy::text::truncate(&c.value.to_string(), 80).into_owned();
+                let headline = format!(
+                    "{} {verb} app capability {} = {value} on {}",
+                    list(&c.src),
+                    c.capability,
+                    list(&c.dst)
+                );
+                out.push(Line::ruled("apps", gained, headline, Vec::new(), &c.rules));
+            }
+        }
         out
     }
 
@@ -391,7 +404,7 @@ impl Report<'_> {
         self.tally().map_or(0, |(_, _, omitted)| omitted)
     }
 
-    /// (gained, lost, omitted) over the four kinds, omitted changes included in the first two;
+    /// (gained, lost, omitted) over the five kinds, omitted changes included in the first two;
     /// `None` without an inventory.
     fn tally(&self) -> Option<(usize, usize, usize)> {
         fn one<T>(c: &Changes<T>) -> (usize, usize, usize) {
@@ -407,6 +420,7 @@ impl Report<'_> {
             one(&a.ssh),
             one(&a.peers),
             one(&a.capabilities),
+            one(&a.apps),
         ];
         Some(
             parts

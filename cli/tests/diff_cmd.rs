@@ -373,3 +373,38 @@ fn a_source_of_the_other_family_gains_nothing() {
     );
     assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
 }
+
+/// An app grant's capability value changed (the example's dashboard role): an access change
+/// (exit 4 with `--exit-code`), the old value lost and the new one gained on the same nodes,
+/// each pointing at its grant. It was "access unchanged" with an inventory.
+#[test]
+fn an_app_capability_change_is_an_access_change() {
+    let new = edit(r#"[{"role": "admin"}]"#, r#"[{"role": "viewer"}]"#);
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["changed"], json!(true));
+    empty(&doc, &["network", "ssh", "peers", "capabilities"]);
+    let change = |which: &str| {
+        let list = doc["apps"][which].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{which}: {doc}");
+        let c = &list[0];
+        assert_eq!(c["capability"], json!("example.com/cap/dashboard"));
+        assert_eq!(c["rules"].as_array().unwrap().len(), 1, "{c}");
+        (
+            c["src"]["names"].clone(),
+            c["dst"]["names"].clone(),
+            c["value"].clone(),
+        )
+    };
+    let (gained, lost) = (change("gained"), change("lost"));
+    assert_eq!(gained.2, json!([{"role": "viewer"}]));
+    assert_eq!(lost.2, json!([{"role": "admin"}]));
+    assert_eq!((&gained.0, &gained.1), (&lost.0, &lost.1));
+    let human = diff(&new, &[]);
+    assert!(
+        stdout(&human).contains("+ apps: ") && stdout(&human).contains("app capability"),
+        "{}",
+        stdout(&human)
+    );
+}

@@ -123,6 +123,25 @@ fn reported(
 }
 
 /// The same, by asking the node-side matcher of every destination about every source.
+/// True when some node's app capability grants (each `CapGrant` with its sources, as a set)
+/// differ between the two compiles.
+fn apps_differ(a: &Loaded, b: &Loaded) -> bool {
+    let grants = |c: &Compiled, node: &str| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for rule in c.filter_rules(node).unwrap() {
+            for grant in &rule.cap_grant {
+                for (cap, value) in grant.cap_map.iter() {
+                    out.insert(format!("{:?} {:?} {cap} {value}", rule.src_ips, grant.dsts));
+                }
+            }
+        }
+        out
+    };
+    b.compiled
+        .node_names()
+        .any(|n| grants(&a.compiled, n) != grants(&b.compiled, n))
+}
+
 fn brute_force(a: &Loaded, b: &Loaded, ports: &[u16]) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut gained = BTreeSet::new();
     let mut lost = BTreeSet::new();
@@ -250,7 +269,7 @@ fn a_policy_against_itself_changes_nothing() {
 #[test]
 fn gains_one_way_are_losses_the_other_and_match_brute_force() {
     let ports = [0, 1, 22, 53, 80, 443, 5432, 8080, 65535];
-    let (mut pairs, mut changed) = (0, 0);
+    let (mut pairs, mut changed, mut apps) = (0, 0, 0);
     for_each_pair(40, false, |id, a, b| {
         let (ab, ba) = (diff(a, b), diff(b, a));
         assert_eq!(
@@ -270,6 +289,15 @@ fn gains_one_way_are_losses_the_other_and_match_brute_force() {
             json(&ba.capabilities.lost),
             "{id}: capabilities"
         );
+        assert_eq!(json(&ab.apps.gained), json(&ba.apps.lost), "{id}: apps");
+        // Application capabilities change exactly when some node's `CapGrant` rules do.
+        assert_eq!(
+            !ab.apps.is_empty(),
+            apps_differ(a, b),
+            "{id}: apps {:?}",
+            ab.apps
+        );
+        apps += usize::from(!ab.apps.is_empty());
         let (gained, lost) = brute_force(a, b, &ports);
         let nodes: BTreeSet<String> = b.compiled.node_names().map(str::to_string).collect();
         assert_eq!(
@@ -296,6 +324,7 @@ fn gains_one_way_are_losses_the_other_and_match_brute_force() {
     });
     assert!(pairs > 200, "only {pairs} pairs compared");
     assert!(changed > 100, "only {changed} pairs changed anything");
+    assert!(apps > 0, "no pair changed an app capability");
 }
 
 /// More kinds of change than [`mutations`]: a group loses its first member, the first

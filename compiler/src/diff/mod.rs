@@ -1,6 +1,7 @@
 //! The access diff (`aclc diff --inventory`): what a policy change grants and removes on a
 //! tailnet, compiled old and new against the same inventory and compared node by node —
-//! network access, SSH access, visible peers and routes, and node capabilities — grouped for
+//! network access, SSH access, visible peers and routes, node capabilities and application
+//! capabilities between nodes — grouped for
 //! people (the same sources gaining the same ports on several nodes is one change) and
 //! pointing at the rules responsible.
 //!
@@ -90,6 +91,8 @@ pub struct AccessDiff {
     pub peers: Changes<PeerChange>,
     /// Node capabilities (`cap_map` entries).
     pub capabilities: Changes<CapChange>,
+    /// Application capabilities between nodes (the `CapGrant` rules of app grants).
+    pub apps: Changes<AppChange>,
 }
 
 impl AccessDiff {
@@ -99,6 +102,7 @@ impl AccessDiff {
             && self.ssh.is_empty()
             && self.peers.is_empty()
             && self.capabilities.is_empty()
+            && self.apps.is_empty()
     }
 }
 
@@ -227,6 +231,22 @@ pub struct CapChange {
     pub value: serde_json::Value,
 }
 
+/// A change of an application capability that sources hold on destinations (an app grant's
+/// `CapGrant`: what a Kubernetes operator, Taildrive or a tsnet server reads).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppChange {
+    /// The sources: nodes, or the `SrcIPs` as written when no node holds them.
+    pub src: Nodes,
+    /// The destinations: nodes, or `PREFIXES via NODE` for a grant on a route it serves.
+    pub dst: Nodes,
+    /// The capability.
+    pub capability: String,
+    /// Its value (a changed value is the old one lost and the new one gained).
+    pub value: serde_json::Value,
+    /// The app grants naming the capability: in NEW for a gain, in OLD for a loss.
+    pub rules: Vec<RuleRef>,
+}
+
 /// Compare what `old` and `new` (compiled against the same inventory) give each node.
 pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> AccessDiff {
     let names: Vec<&str> = new.compiled.node_names().collect();
@@ -320,12 +340,20 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
                 .1
                 .extend(v);
         }
+        for (k, (value, v)) in part.apps {
+            all.apps
+                .entry(k)
+                .or_insert_with(|| (value, Vec::new()))
+                .1
+                .extend(v);
+        }
     }
     let Partial {
         net,
         ssh,
         peers,
         caps,
+        apps,
     } = all;
     let ctx = Ctx {
         names: &names,
@@ -363,6 +391,7 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
                 })
                 .collect(),
         ),
+        apps: ctx.apps(apps, old, new),
     }
 }
 
@@ -377,7 +406,13 @@ struct Partial {
     ssh: SshAtoms,
     peers: BTreeMap<(bool, String, Option<String>), Vec<u32>>,
     caps: BTreeMap<(bool, String, String), (serde_json::Value, Vec<u32>)>,
+    apps: AppAtoms,
 }
+
+/// Application capability changes by (gained, sources, capability, value): the value and
+/// the destinations.
+type AppAtoms =
+    BTreeMap<(bool, network::Source, String, String), (serde_json::Value, Vec<(u32, Dest)>)>;
 
 /// The inputs of the per-node comparison, shared by the threads.
 struct Scan<'a> {
@@ -426,6 +461,19 @@ impl Scan<'_> {
                             .entry((gained, src, proto, ports))
                             .or_default()
                             .push((i, dst));
+                    }
+                    for atom in network::diff_apps(&of, &nf, addresses, table, &mut placements) {
+                        let key = (
+                            atom.gained,
+                            atom.src,
+                            atom.capability,
+                            atom.value.to_string(),
+                        );
+                        out.apps
+                            .entry(key)
+                            .or_insert_with(|| (atom.value, Vec::new()))
+                            .1
+                            .push((i, atom.dst));
                     }
                 }
             }
@@ -809,6 +857,62 @@ impl Ctx<'_> {
         }
     }
 
+    fn apps(&self, atoms: AppAtoms, old: Side<'_>, new: Side<'_>) -> Changes<AppChange> {
+        let out = atoms
+            .into_iter()
+            .map(|((gained, src, capability, _), (value, dsts))| {
+                let side = if gained { new } else { old };
+                let src = match &src {
+                    network::Source::Nodes(runs) => self.positions(runs),
+                    network::Source::Text(t) => Nodes {
+                        names: vec![t.clone()],
+                        count: 1,
+                    },
+                };
+                let mut labels: Vec<String> = dsts
+                    .iter()
+                    .filter_map(|(i, d)| {
+                        let name = self.names.get(*i as usize)?;
+                        Some(match d {
+                            Dest::Node => name.to_string(),
+                            Dest::Route(r) => format!("{r} via {name}"),
+                        })
+                    })
+                    .collect();
+                labels.sort();
+                labels.dedup();
+                let count = labels.len();
+                labels.truncate(self.options.max_names);
+                let rules = side
+                    .policy
+                    .grants
+                    .as_ref()
+                    .map(|g| {
+                        g.value
+                            .iter()
+                            .filter(|r| r.app.iter().any(|a| a.name.value == capability))
+                            .map(|r| rule_ref(side.source, r.span))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let size = src.count.saturating_mul(count);
+                let dst = Nodes {
+                    names: labels,
+                    count,
+                };
+                let change = AppChange {
+                    src,
+                    dst,
+                    capability,
+                    value,
+                    rules,
+                };
+                (gained, size, change)
+            })
+            .collect();
+        self.finish(out)
+    }
+
     fn ssh(&self, atoms: SshAtoms, old: Side<'_>, new: Side<'_>) -> Changes<SshChange> {
         let mut list: Vec<_> = atoms.into_iter().collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
@@ -846,7 +950,7 @@ impl Ctx<'_> {
 
 /// The JSON document of a diff, as `aclc diff --format json` prints it: `changed`, the two
 /// file names, the semantic diff under `policy` and, with an inventory, `network`, `ssh`,
-/// `peers` and `capabilities`, each with `gained` and `lost`. `changed` is access changed
+/// `peers`, `capabilities` and `apps`, each with `gained` and `lost`. `changed` is access changed
 /// (with an inventory) or the policy's meaning changed (without).
 pub fn document(
     old: &Source,

@@ -943,3 +943,92 @@ mod tests {
         assert!(sweep(&new, &new).is_empty());
     }
 }
+
+/// One change of an application capability (a `CapGrant` of an app grant) on one
+/// destination node: these rules carry no ports, so [`diff_node`] does not see them.
+#[derive(Debug, Clone)]
+pub(crate) struct AppAtom {
+    pub(crate) gained: bool,
+    pub(crate) src: Source,
+    pub(crate) dst: Dest,
+    pub(crate) capability: String,
+    pub(crate) value: serde_json::Value,
+}
+
+/// The application capabilities node `own` receives in `old` and not in `new` (lost) and
+/// the other way round (gained): each (sources, destination prefixes, capability, value) of
+/// a `CapGrant` rule, compared as sets. The sources are the rule's `SrcIPs` placed on the
+/// nodes (the text as written when no node has one of them); a legacy `Caps` name is a
+/// capability with a `null` value.
+pub(crate) fn diff_apps(
+    old: &[FilterRule],
+    new: &[FilterRule],
+    own: [IpAddr; 2],
+    table: &AddrTable,
+    placements: &mut Placements,
+) -> Vec<AppAtom> {
+    type Key = (u32, Dest, String, String);
+    let mut collect = |rules: &[FilterRule]| {
+        let mut out: std::collections::BTreeMap<Key, (Source, serde_json::Value)> =
+            std::collections::BTreeMap::new();
+        for rule in rules.iter().filter(|r| !r.cap_grant.is_empty()) {
+            let placed = placements.get(&rule.src_ips, table);
+            let src = match placed.runs.is_empty() {
+                false => Source::Nodes(placed.runs.clone()),
+                true => Source::Text(rule.src_ips.join(", ")),
+            };
+            for grant in &rule.cap_grant {
+                let covers_node = grant.dsts.iter().any(|d| {
+                    placements.ranges(d).iter().any(|&(lo, hi)| {
+                        own.iter()
+                            .any(|a| !a.is_unspecified() && lo <= *a && *a <= hi)
+                    })
+                });
+                let dst = match covers_node {
+                    true => Dest::Node,
+                    false => Dest::Route(
+                        grant
+                            .dsts
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                };
+                let values = grant
+                    .cap_map
+                    .iter()
+                    .map(|(cap, value)| (cap.clone(), value.clone()))
+                    .chain(
+                        grant
+                            .caps
+                            .iter()
+                            .map(|c| (c.clone(), serde_json::Value::Null)),
+                    );
+                for (cap, value) in values {
+                    out.insert(
+                        (placed.id, dst.clone(), cap, value.to_string()),
+                        (src.clone(), value),
+                    );
+                }
+            }
+        }
+        out
+    };
+    let (before, after) = (collect(old), collect(new));
+    let mut atoms = Vec::new();
+    for (gained, from, to) in [(false, &before, &after), (true, &after, &before)] {
+        for (key, (src, value)) in from {
+            if !to.contains_key(key) {
+                atoms.push(AppAtom {
+                    gained,
+                    src: src.clone(),
+                    dst: key.1.clone(),
+                    capability: key.2.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    atoms
+}
