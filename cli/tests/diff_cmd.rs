@@ -408,3 +408,31 @@ fn an_app_capability_change_is_an_access_change() {
         stdout(&human)
     );
 }
+
+/// A rule granting root after `autogroup:nonroot` (which maps root to no one): root goes on
+/// to the later rule, as Tailscale's SSH server evaluates, so adding it gains root logins
+/// (it was "access unchanged": the empty mapping was read as a refusal).
+#[test]
+fn root_after_nonroot_is_a_gain() {
+    let nonroot = r#""users":  ["autogroup:nonroot"],
+		},"#;
+    let new = edit(
+        nonroot,
+        &format!(
+            "{nonroot}\n\t\t{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"autogroup:self\"], \"users\": [\"root\"]}},"
+        ),
+    );
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    empty(&doc, &["network", "peers", "capabilities", "apps"]);
+    assert_eq!(doc["ssh"]["lost"], json!([]), "{doc}");
+    let gained = doc["ssh"]["gained"].as_array().unwrap();
+    assert!(!gained.is_empty(), "{doc}");
+    assert!(
+        gained
+            .iter()
+            .all(|c| c["user"] == json!("root") && c["local_user"] == json!("root")),
+        "{doc}"
+    );
+}

@@ -50,8 +50,10 @@ fn action_kind(rule: &SshRule) -> Option<&'static str> {
     }
 }
 
-/// What rule `placed` gives `login`, which it maps to `local`.
-fn outcome(placed: &Placed<'_>, login: &str, local: &str) -> Option<Outcome> {
+/// What rule `placed` does with `login`, which it maps to `local`: `None` when the rule does
+/// not match it (an empty local user: Tailscale's SSH server then tries the next rule,
+/// `tailssh` `mapLocalUser` and `matchRule`), else the decision (`None` inside: rejected).
+fn matched(placed: &Placed<'_>, login: &str, local: &str) -> Option<Option<Outcome>> {
     if local.is_empty() {
         return None;
     }
@@ -60,17 +62,34 @@ fn outcome(placed: &Placed<'_>, login: &str, local: &str) -> Option<Outcome> {
     } else {
         local.to_string()
     };
-    Some(Outcome {
+    Some(action_kind(placed.rule).map(|action| Outcome {
         local_user,
-        action: action_kind(placed.rule)?,
+        action,
         rule: placed.policy_index,
-    })
+    }))
 }
 
-/// The first rule among some active ones that maps each login: decided for every login in
-/// one pass over the rules (up to the first that maps `*`, which decides every login not
-/// named before it), not by a scan of the rules per login (logins x rules per stretch of
-/// sources: 16,000 rules of one login each took 12 s to diff).
+/// The decision of the first of `rules` that matches `login` (its own entry, or `*` when it
+/// names no entry of that login), by a scan: `None` when none matches or it rejects.
+fn scan_login(rules: &[&Placed<'_>], login: &str) -> Option<Outcome> {
+    for placed in rules {
+        let users = &placed.rule.ssh_users;
+        let Some(local) = users.get(login).or_else(|| users.get("*")) else {
+            continue;
+        };
+        if let Some(decision) = matched(placed, login, local) {
+            return decision;
+        }
+    }
+    None
+}
+
+/// The first rule among some active ones that matches each login: decided for every login in
+/// one pass over the rules (up to the first that maps `*` to a local user, which decides
+/// every login not named before it), not by a scan of the rules per login (logins x rules
+/// per stretch of sources: 16,000 rules of one login each took 12 s to diff). A rule that
+/// maps a login to an empty local user (`autogroup:nonroot`'s `root`) does not match it: the
+/// login goes on to the later rules, past that rule's `*` too.
 struct Decided<'r, 'a> {
     /// The logins the rules before the first `*` name, each decided by the first.
     named: HashMap<&'r str, Option<Outcome>>,
@@ -85,17 +104,27 @@ impl<'r, 'a> Decided<'r, 'a> {
             named: HashMap::new(),
             star: None,
         };
-        for placed in active.iter().filter_map(|&i| rules.get(i)) {
+        let active: Vec<&'r Placed<'a>> = active.iter().filter_map(|&i| rules.get(i)).collect();
+        for (k, &placed) in active.iter().enumerate() {
             for (login, local) in placed.rule.ssh_users.iter() {
-                if login != "*" {
-                    decided
-                        .named
-                        .entry(login.as_str())
-                        .or_insert_with(|| outcome(placed, login, local));
+                if login != "*" && !decided.named.contains_key(login.as_str()) {
+                    if let Some(decision) = matched(placed, login, local) {
+                        decided.named.insert(login.as_str(), decision);
+                    }
                 }
             }
-            if let Some(local) = placed.rule.ssh_users.get("*") {
+            let star = placed.rule.ssh_users.get("*").filter(|l| !l.is_empty());
+            if let Some(local) = star {
                 decided.star = Some((placed, local.as_str()));
+                // The logins this rule maps to no one are not its `*`'s: the later rules'.
+                let later = active.get(k + 1..).unwrap_or_default();
+                for (login, local) in placed.rule.ssh_users.iter() {
+                    if local.is_empty() && !decided.named.contains_key(login.as_str()) {
+                        decided
+                            .named
+                            .insert(login.as_str(), scan_login(later, login));
+                    }
+                }
                 break;
             }
         }
@@ -114,13 +143,13 @@ impl<'r, 'a> Decided<'r, 'a> {
         }
     }
 
-    /// What the first rule that maps `login` gives it.
+    /// What the first rule that matches `login` gives it.
     fn decide(&self, login: &str) -> Option<Outcome> {
         match self.named.get(login) {
             Some(found) => found.clone(),
             None => self
                 .star
-                .and_then(|(placed, local)| outcome(placed, login, local)),
+                .and_then(|(placed, local)| matched(placed, login, local).flatten()),
         }
     }
 }
@@ -429,8 +458,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The first rule among `active` that maps `login`, by a scan per login (what
-    /// [`Decided`] replaced).
+    /// The first rule among `active` that matches `login`, by a scan per login (what
+    /// [`Decided`] replaced), as `tailssh` evaluates: a rule whose entry for the login (or,
+    /// without one, whose `*`) is empty does not match, and the next is tried.
     fn scanned(rules: &[Placed<'_>], active: &[usize], login: &str) -> Option<Outcome> {
         for &i in active {
             let placed = &rules[i];
@@ -438,7 +468,19 @@ mod tests {
             let Some(local) = users.get(login).or_else(|| users.get("*")) else {
                 continue;
             };
-            return outcome(placed, login, local);
+            if local.is_empty() {
+                continue;
+            }
+            let local_user = if local == "=" {
+                login.to_string()
+            } else {
+                local.clone()
+            };
+            return action_kind(placed.rule).map(|action| Outcome {
+                local_user,
+                action,
+                rule: placed.policy_index,
+            });
         }
         None
     }
