@@ -436,3 +436,38 @@ fn root_after_nonroot_is_a_gain() {
         "{doc}"
     );
 }
+
+/// A destination `*` covers the routes a node serves (the office subnet through its router,
+/// the internet through the exit node): a rule naming them beside `*:*` changes no access,
+/// and narrowing `*:*` to the servers loses them ("access unchanged" before, for both: the
+/// routes were compared by their text, and `*` as the node alone).
+#[test]
+fn a_star_destination_covers_the_routes_a_node_serves() {
+    let star = r#"{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]},"#;
+    let covered = edit(
+        star,
+        &format!("{star}\n\t\t{{\"action\": \"accept\", \"src\": [\"group:ops\"], \"dst\": [\"office-lan:*\", \"autogroup:internet:*\"]}},"),
+    );
+    let out = diff(&covered, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let narrowed = edit(
+        star,
+        r#"{"action": "accept", "src": ["group:ops"], "dst": ["tag:web:*", "tag:db:*"]},"#,
+    );
+    let out = diff(&narrowed, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    let lost: Vec<String> = doc["network"]["lost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["dst"]["names"].as_array().unwrap().clone())
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        lost.iter()
+            .any(|d| d == "192.168.10.0/24 via office-router"),
+        "{lost:?}"
+    );
+    assert!(lost.iter().any(|d| d.ends_with("via exit-1")), "{lost:?}");
+}

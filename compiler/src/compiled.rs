@@ -699,6 +699,20 @@ impl Compiled {
         self.caps.cap_map(&self.table, id)
     }
 
+    /// The routes node `id` serves: its subnet routes and, for an exit node, `0.0.0.0/0` and
+    /// `::/0` (for the access diff).
+    pub(crate) fn served_at(&self, id: NodeId) -> Vec<IpNet> {
+        let Some(node) = self.table.get(id) else {
+            return Vec::new();
+        };
+        let mut out = node.subnet_routes.clone();
+        if node.exit {
+            out.push(IpNet::V4(ipnet::Ipv4Net::default()));
+            out.push(IpNet::V6(ipnet::Ipv6Net::default()));
+        }
+        out
+    }
+
     /// Node `id`'s packet filter (for the access diff).
     pub(crate) fn filter_at(&self, id: NodeId) -> Vec<FilterRule> {
         self.lowered.filter_rules(&self.table, id)

@@ -455,8 +455,13 @@ impl Scan<'_> {
                         dst,
                         proto,
                         ports,
-                    } in network::diff_node(&of, &nf, addresses, table, &mut placements)
-                    {
+                    } in network::diff_node(
+                        (&of, &nf),
+                        addresses,
+                        &zones_of(old.compiled, new.compiled, id),
+                        table,
+                        &mut placements,
+                    ) {
                         out.net
                             .entry((gained, src, proto, ports))
                             .or_default()
@@ -512,6 +517,16 @@ impl Scan<'_> {
         }
         out
     }
+}
+
+/// The routes node `id` serves in either compile: its subnet routes and, for an exit node,
+/// `0.0.0.0/0` and `::/0` (a destination `*` covers them all).
+fn zones_of(old: &Compiled, new: &Compiled, id: crate::nodes::NodeId) -> Vec<IpNet> {
+    let mut zones = old.served_at(id);
+    zones.extend(new.served_at(id));
+    zones.sort_unstable();
+    zones.dedup();
+    zones
 }
 
 /// Peers (and routes through them) node `id` (index `i`) gained and lost between the

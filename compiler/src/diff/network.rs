@@ -371,6 +371,7 @@ type EntryKey = (Dest, u8, u16, u16, u32);
 fn entries(
     rules: &[FilterRule],
     own: [IpAddr; 2],
+    pieces: &[(Addr, Addr)],
     table: &AddrTable,
     placements: &mut Placements,
 ) -> (HashMap<EntryKey, u32>, HashMap<u32, Rc<Placed>>) {
@@ -400,19 +401,38 @@ fn entries(
             };
             let placed = placements.of_families(&whole, families, table);
             lists.entry(placed.id).or_insert_with(|| placed.clone());
-            let key = if covers_node {
-                Dest::Node
-            } else {
-                Dest::Route(dst.ip.to_string())
-            };
-            for &proto in protos {
-                let (p, q) = if has_ports(proto) {
-                    (dst.ports.first, dst.ports.last)
-                } else {
-                    (0, u16::MAX)
-                };
-                *out.entry((key.clone(), proto, p, q, placed.id))
-                    .or_insert(0) += 1;
+            // The node's own addresses, and the pieces of the routes it serves that the
+            // entry covers (`*` covers every route: a router's subnets, an exit node's
+            // internet), so equal access written differently compares equal.
+            let mut keys: Vec<Dest> = Vec::new();
+            if covers_node {
+                keys.push(Dest::Node);
+            }
+            for &(lo, hi) in dst_ranges.iter() {
+                let (lo, hi) = (addr_key(lo), addr_key(hi));
+                let first = pieces.partition_point(|p| p.0 < lo);
+                for &(a, b) in pieces.get(first..).unwrap_or_default() {
+                    if a > hi {
+                        break;
+                    }
+                    if b <= hi {
+                        keys.push(Dest::Route(range_text(a, b)));
+                    }
+                }
+            }
+            if keys.is_empty() {
+                keys.push(Dest::Route(dst.ip.to_string()));
+            }
+            for key in keys {
+                for &proto in protos {
+                    let (p, q) = if has_ports(proto) {
+                        (dst.ports.first, dst.ports.last)
+                    } else {
+                        (0, u16::MAX)
+                    };
+                    *out.entry((key.clone(), proto, p, q, placed.id))
+                        .or_insert(0) += 1;
+                }
             }
         }
     }
@@ -489,14 +509,15 @@ impl Placements {
 /// segments) are the common entries consulted, clipped to those segments. So a rule edit
 /// costs what the edited rules and the positions they touch cost, not the whole filter.
 pub(crate) fn diff_node(
-    old: &[FilterRule],
-    new: &[FilterRule],
+    (old, new): (&[FilterRule], &[FilterRule]),
     own: [IpAddr; 2],
+    zones: &[ipnet::IpNet],
     table: &AddrTable,
     placements: &mut Placements,
 ) -> Vec<Atom> {
-    let (old, mut lists) = entries(old, own, table, placements);
-    let (new, new_lists) = entries(new, own, table, placements);
+    let pieces = pieces((old, new), own, zones, placements);
+    let (old, mut lists) = entries(old, own, &pieces, table, placements);
+    let (new, new_lists) = entries(new, own, &pieces, table, placements);
     lists.extend(new_lists);
     // Multiset difference: old-only, new-only, common.
     let (mut only_old, mut only_new, mut common) = (Vec::new(), Vec::new(), Vec::new());
@@ -608,7 +629,112 @@ pub(crate) fn diff_node(
             }
         }
     }
-    atoms
+    merge_pieces(atoms)
+}
+
+/// The routes node serves (`zones`: its subnet routes, an exit node's `0.0.0.0/0` and
+/// `::/0`) cut at every end of a destination range of either filter that falls inside them,
+/// less the node's own addresses (its own destination): the pieces each entry covers whole
+/// (sorted, disjoint). O(entries log entries) per router; none for another node.
+fn pieces(
+    (old, new): (&[FilterRule], &[FilterRule]),
+    own: [IpAddr; 2],
+    zones: &[ipnet::IpNet],
+    placements: &mut Placements,
+) -> Vec<(Addr, Addr)> {
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let zones = merge_addr_ranges(
+        zones
+            .iter()
+            .map(|z| (addr_key(z.network()), addr_key(z.broadcast())))
+            .collect(),
+    );
+    let own: Vec<Addr> = own
+        .iter()
+        .filter(|a| !a.is_unspecified())
+        .map(|&a| addr_key(a))
+        .collect();
+    // Where a piece starts: each zone's start, each range's start and the address after its
+    // end, each own address and the one after it.
+    // IPv6 starts a piece of its own (`0.0.0.0/0` and `::/0` touch on the line).
+    let mut cuts: Vec<Addr> = zones.iter().map(|z| z.0).collect();
+    cuts.push((1, 0));
+    let mut cut = |lo: Addr, hi: Addr| {
+        cuts.push(lo);
+        cuts.extend(next_addr(hi));
+    };
+    for rule in old.iter().chain(new).filter(|r| r.cap_grant.is_empty()) {
+        for dst in &rule.dst_ports {
+            for &(lo, hi) in placements.ranges(&dst.ip).iter() {
+                cut(addr_key(lo), addr_key(hi));
+            }
+        }
+    }
+    for &a in &own {
+        cut(a, a);
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::new();
+    for &(zlo, zhi) in &zones {
+        let from = cuts.partition_point(|c| *c < zlo);
+        let inside: Vec<Addr> = cuts
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .take_while(|c| *c <= zhi)
+            .collect();
+        for (k, &start) in inside.iter().enumerate() {
+            let end = match inside.get(k + 1) {
+                Some(&next) => previous_addr(next),
+                None => zhi,
+            };
+            if !(start == end && own.contains(&start)) {
+                out.push((start, end));
+            }
+        }
+    }
+    out
+}
+
+/// Atoms that differ only in adjacent route pieces ([`pieces`]) made one, over the merged
+/// range: a route gained whole is one change, not one per piece.
+fn merge_pieces(atoms: Vec<Atom>) -> Vec<Atom> {
+    let mut out = Vec::new();
+    // By family too: touching IPv4 and IPv6 ranges are not one range.
+    type Key = (bool, Source, u8, PortSet, u8);
+    let mut routes: BTreeMap<Key, Vec<(Addr, Addr)>> = BTreeMap::new();
+    for atom in atoms {
+        let parsed = match &atom.dst {
+            Dest::Route(text) => ranges(text),
+            Dest::Node => Vec::new(),
+        };
+        match parsed.as_slice() {
+            [(lo, hi)] => {
+                let (lo, hi) = (addr_key(*lo), addr_key(*hi));
+                routes
+                    .entry((atom.gained, atom.src, atom.proto, atom.ports, lo.0))
+                    .or_default()
+                    .push((lo, hi))
+            }
+            _ => out.push(atom),
+        }
+    }
+    for ((gained, src, proto, ports, _), list) in routes {
+        for (lo, hi) in merge_addr_ranges(list) {
+            out.push(Atom {
+                gained,
+                src: src.clone(),
+                dst: Dest::Route(range_text(lo, hi)),
+                proto,
+                ports: ports.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// What changed for the addresses no node has (a subnet route, the internet, the gaps of a
