@@ -258,6 +258,17 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Where the markdown table of changes stops (a row that would pass it is left out and
+/// counted): GitHub refuses a comment longer than 65,536 characters, and the policy changes
+/// follow the table.
+const MARKDOWN_TABLE_BUDGET: usize = 48_000;
+
+/// Where the markdown's policy changes stop (a section started past it is left out).
+const MARKDOWN_BUDGET: usize = 60_000;
+
+/// The longest markdown written: GitHub's comment limit, less a margin.
+const MARKDOWN_LIMIT: usize = 64_000;
+
 /// One line per change, for every format: (gained, headline, detail lines, rule location).
 struct Line {
     kind: &'static str,
@@ -505,7 +516,10 @@ impl Report<'_> {
             Some((g, l)) => {
                 let _ = writeln!(out, "**Access changed: {g} gained, {l} lost.**\n");
                 out.push_str("| | What | Sources | Destinations | Rule |\n|---|---|---|---|---|\n");
-                for line in self.lines() {
+                let lines = self.lines();
+                let total = lines.len();
+                let mut shown = 0;
+                for line in lines {
                     let sign = if line.gained { "➕" } else { "➖" };
                     let (sources, dests) = (
                         line.details.first().cloned().unwrap_or_default(),
@@ -524,19 +538,29 @@ impl Report<'_> {
                         .as_ref()
                         .map(|(f, l)| format!("`{f}:{l}`"))
                         .unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "| {sign} {} | {} | {} | {} | {} |",
+                    let row = format!(
+                        "| {sign} {} | {} | {} | {} | {} |\n",
                         line.kind,
                         cell(&line.headline),
                         cell(&sources),
                         cell(&dests),
                         cell(&rule)
                     );
+                    if out.len() + row.len() > MARKDOWN_TABLE_BUDGET {
+                        break;
+                    }
+                    out.push_str(&row);
+                    shown += 1;
                 }
-                let omitted = self.omitted();
+                let omitted = self.omitted() + (total - shown);
                 if omitted > 0 {
                     let _ = writeln!(out, "\n… and {omitted} more changes.");
+                }
+                if shown < total {
+                    out.push_str(
+                        "(The table stops short of GitHub's 65,536-character comment limit: \
+                         `aclc diff --format json` lists every change.)\n",
+                    );
                 }
                 out.push('\n');
             }
@@ -547,6 +571,10 @@ impl Report<'_> {
         } else {
             out.push_str("<details><summary>Policy changes</summary>\n\n");
             for s in &self.semantic.sections {
+                if out.len() > MARKDOWN_BUDGET {
+                    out.push_str("- … (cut short to fit a pull-request comment)\n");
+                    break;
+                }
                 let _ = writeln!(out, "- **{}**: {}", cell(&s.section), section_summary(s));
                 for e in &s.added {
                     let _ = writeln!(out, "  - ➕ line {}: `{}`", e.line, code(&entry(e)));
@@ -573,6 +601,19 @@ impl Report<'_> {
                 }
             }
             out.push_str("\n</details>\n");
+        }
+        // A section of thousands of entries: cut at a line inside the details, and close them.
+        if out.len() > MARKDOWN_LIMIT {
+            let mut end = MARKDOWN_BUDGET.min(out.len());
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = out
+                .get(..end)
+                .and_then(|head| head.rfind('\n'))
+                .unwrap_or(0);
+            out.truncate(cut + 1);
+            out.push_str("- … (cut short to fit a pull-request comment)\n\n</details>\n");
         }
         out
     }

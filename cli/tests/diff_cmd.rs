@@ -471,3 +471,60 @@ fn a_star_destination_covers_the_routes_a_node_serves() {
     );
     assert!(lost.iter().any(|d| d.ends_with("via exit-1")), "{lost:?}");
 }
+
+/// A change reaching hundreds of nodes (every node of 800 seeing every other, one peer line
+/// each): the markdown comment stays under GitHub's 65,536-character limit, the rows left out
+/// counted, and says where the full list is (it was 300 KB).
+#[test]
+fn the_markdown_comment_fits_a_pull_request() {
+    let dir = common::scratch();
+    let users: Vec<String> = (0..800)
+        .map(|i| {
+            format!(
+                r#"{{"id": {}, "name": "u{i}", "email": "u{i}@example.com"}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let nodes: Vec<String> = (0..800)
+        .map(|i| {
+            format!(
+                r#"{{"name": "device-with-a-long-name-{i:04}", "user": "u{i}@example.com", "ipv4": "100.64.{}.{}", "ipv6": "fd7a:115c:a1e0::{:x}"}}"#,
+                i / 256,
+                i % 256,
+                i + 1
+            )
+        })
+        .collect();
+    let inventory = format!(
+        r#"{{"users": [{}], "nodes": [{}]}}"#,
+        users.join(","),
+        nodes.join(",")
+    );
+    std::fs::write(dir.join("inventory.json"), inventory).unwrap();
+    std::fs::write(dir.join("old.hujson"), r#"{"acls": []}"#).unwrap();
+    std::fs::write(
+        dir.join("new.hujson"),
+        r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#,
+    )
+    .unwrap();
+    let out = aclc_in(
+        &dir,
+        &[
+            "diff",
+            "old.hujson",
+            "new.hujson",
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "markdown",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.len() < 65_536, "{} characters", text.len());
+    assert!(text.contains("more changes."), "{text}");
+    assert!(text.contains("--format json"), "{text}");
+    assert!(text.trim_end().ends_with("</details>"), "{text}");
+}
