@@ -528,3 +528,27 @@ fn the_markdown_comment_fits_a_pull_request() {
     assert!(text.contains("--format json"), "{text}");
     assert!(text.trim_end().ends_with("</details>"), "{text}");
 }
+
+/// Every change a rule from `*` makes points at that rule, the IPv6 part of the sources too
+/// (its sample flow went to the destination's IPv4 address, which no IPv6 packet reaches, so
+/// `fd7a:115c:a1e0::/48` had no rule).
+#[test]
+fn every_change_of_a_star_source_has_its_rule() {
+    let star = r#"{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]},"#;
+    let new = edit(
+        star,
+        &format!("{star}\n\t\t{{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"tag:web:8080\"]}},"),
+    );
+    let out = diff(&new, &["--format", "json"]);
+    let doc = json(&out);
+    let gained = doc["network"]["gained"].as_array().unwrap();
+    assert!(
+        gained
+            .iter()
+            .any(|c| c["src"]["names"] == json!(["fd7a:115c:a1e0::/48"])),
+        "{doc}"
+    );
+    for c in gained {
+        assert_eq!(c["rules"].as_array().unwrap().len(), 1, "{c}");
+    }
+}

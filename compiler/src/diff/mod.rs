@@ -831,13 +831,26 @@ impl Ctx<'_> {
         let Some((i, dst)) = dsts.first() else {
             return Vec::new();
         };
+        // A destination address of the source's family (a packet has one family), else any.
+        let same = |ip: &IpAddr| ip.is_ipv4() == src_addr.is_ipv4();
         let dst_addr = match dst {
             Dest::Node => self
                 .names
                 .get(*i as usize)
                 .and_then(|n| side.compiled.node_addresses(n))
-                .and_then(|a| a.into_iter().find(|ip| !ip.is_unspecified())),
-            Dest::Route(r) => network::ranges(r).first().map(|r| r.0),
+                .and_then(|a| {
+                    let ips: Vec<IpAddr> =
+                        a.into_iter().filter(|ip| !ip.is_unspecified()).collect();
+                    ips.iter().copied().find(same).or(ips.first().copied())
+                }),
+            Dest::Route(r) => {
+                let ranges = network::ranges(r);
+                ranges
+                    .iter()
+                    .find(|r| same(&r.0))
+                    .or(ranges.first())
+                    .map(|r| r.0)
+            }
         };
         let Some(dst_addr) = dst_addr else {
             return Vec::new();
