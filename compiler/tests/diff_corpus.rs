@@ -416,3 +416,31 @@ fn skipping_untouched_nodes_changes_nothing() {
     assert!(pairs > 400, "only {pairs} pairs compared");
     assert!(changed > 300, "only {changed} diffs changed anything");
 }
+
+/// Keying a router's routes whole (past the piece budget, here 0) never misses a change the
+/// pieces find: every pair whose network access changed by the pieces changed whole, and
+/// everything else is the same.
+#[test]
+fn routes_keyed_whole_miss_no_change() {
+    let (mut pairs, mut changed) = (0, 0);
+    let mut whole = everything();
+    whole.route_piece_budget = 0;
+    for_each_pair(200, true, |id, a, b| {
+        for (x, y) in [(a, b), (b, a)] {
+            let pieces = diff(x, y);
+            let coarse = access_diff(side(x), side(y), &whole);
+            assert!(
+                pieces.network.is_empty() || !coarse.network.is_empty(),
+                "{id}: {:?}",
+                pieces.network
+            );
+            assert_eq!(json(&pieces.ssh), json(&coarse.ssh), "{id}");
+            assert_eq!(json(&pieces.peers), json(&coarse.peers), "{id}");
+            assert_eq!(json(&pieces.apps), json(&coarse.apps), "{id}");
+            changed += usize::from(!pieces.network.is_empty());
+        }
+        pairs += 1;
+    });
+    assert!(pairs > 400, "only {pairs} pairs compared");
+    assert!(changed > 200, "only {changed} diffs changed network access");
+}

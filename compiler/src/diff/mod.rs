@@ -55,6 +55,10 @@ pub struct DiffOptions {
     /// Compare every node in full instead of only those a changed rule reaches (the
     /// reference the fast path is tested against). Default false.
     pub exhaustive: bool,
+    /// On a node serving routes, the most (filter entry, route piece) pairs its destinations
+    /// are keyed by; past it, routes are keyed whole (which may report a change that is
+    /// none, never miss one). Default 100,000.
+    pub route_piece_budget: usize,
 }
 
 impl Default for DiffOptions {
@@ -65,6 +69,7 @@ impl Default for DiffOptions {
             max_attributed: 200,
             threads: 0,
             exhaustive: false,
+            route_piece_budget: network::PIECE_BUDGET,
         }
     }
 }
@@ -303,6 +308,7 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
         routers: &routers,
         flags: &touched.flags,
         len,
+        piece_budget: options.route_piece_budget,
     };
     let partials: Vec<Partial> = if threads == 1 {
         vec![scan.run(&work)]
@@ -424,6 +430,8 @@ struct Scan<'a> {
     /// Per node, what may differ ([`touched`]).
     flags: &'a [u8],
     len: u32,
+    /// [`DiffOptions::route_piece_budget`].
+    piece_budget: usize,
 }
 
 impl Scan<'_> {
@@ -458,7 +466,7 @@ impl Scan<'_> {
                     } in network::diff_node(
                         (&of, &nf),
                         addresses,
-                        &zones_of(old.compiled, new.compiled, id),
+                        (&zones_of(old.compiled, new.compiled, id), self.piece_budget),
                         table,
                         &mut placements,
                     ) {

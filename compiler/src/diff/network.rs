@@ -371,7 +371,7 @@ type EntryKey = (Dest, u8, u16, u16, u32);
 fn entries(
     rules: &[FilterRule],
     own: [IpAddr; 2],
-    pieces: &[(Addr, Addr)],
+    cut: &Cut<'_>,
     table: &AddrTable,
     placements: &mut Placements,
 ) -> (HashMap<EntryKey, u32>, HashMap<u32, Rc<Placed>>) {
@@ -408,15 +408,42 @@ fn entries(
             if covers_node {
                 keys.push(Dest::Node);
             }
-            for &(lo, hi) in dst_ranges.iter() {
-                let (lo, hi) = (addr_key(lo), addr_key(hi));
-                let first = pieces.partition_point(|p| p.0 < lo);
-                for &(a, b) in pieces.get(first..).unwrap_or_default() {
-                    if a > hi {
-                        break;
+            match cut {
+                Cut::Pieces(pieces) => {
+                    for &(lo, hi) in dst_ranges.iter() {
+                        let (lo, hi) = (addr_key(lo), addr_key(hi));
+                        let first = pieces.partition_point(|p| p.0 < lo);
+                        for &(a, b) in pieces.get(first..).unwrap_or_default() {
+                            if a > hi {
+                                break;
+                            }
+                            if b <= hi {
+                                keys.push(Dest::Route(range_text(a, b)));
+                            }
+                        }
                     }
-                    if b <= hi {
-                        keys.push(Dest::Route(range_text(a, b)));
+                }
+                Cut::Zones(zones) => {
+                    let mut partial = false;
+                    for zone in zones.iter() {
+                        let (zlo, zhi) = (addr_key(zone.network()), addr_key(zone.broadcast()));
+                        let ranges = dst_ranges
+                            .iter()
+                            .map(|&(lo, hi)| (addr_key(lo), addr_key(hi)));
+                        let mut whole = false;
+                        for (lo, hi) in ranges {
+                            if lo <= zlo && zhi <= hi {
+                                whole = true;
+                            } else if lo <= zhi && zlo <= hi {
+                                partial = true;
+                            }
+                        }
+                        if whole {
+                            keys.push(Dest::Route(zone.to_string()));
+                        }
+                    }
+                    if partial {
+                        keys.push(Dest::Route(dst.ip.to_string()));
                     }
                 }
             }
@@ -511,13 +538,19 @@ impl Placements {
 pub(crate) fn diff_node(
     (old, new): (&[FilterRule], &[FilterRule]),
     own: [IpAddr; 2],
-    zones: &[ipnet::IpNet],
+    (zones, budget): (&[ipnet::IpNet], usize),
     table: &AddrTable,
     placements: &mut Placements,
 ) -> Vec<Atom> {
     let pieces = pieces((old, new), own, zones, placements);
-    let (old, mut lists) = entries(old, own, &pieces, table, placements);
-    let (new, new_lists) = entries(new, own, &pieces, table, placements);
+    // Entries times the pieces each covers: past the budget (thousands of single addresses
+    // routed through an exit node beside many `*` rules), whole routes are the keys instead.
+    let cut = match coverage((old, new), &pieces, placements) > budget {
+        true => Cut::Zones(zones),
+        false => Cut::Pieces(&pieces),
+    };
+    let (old, mut lists) = entries(old, own, &cut, table, placements);
+    let (new, new_lists) = entries(new, own, &cut, table, placements);
     lists.extend(new_lists);
     // Multiset difference: old-only, new-only, common.
     let (mut only_old, mut only_new, mut common) = (Vec::new(), Vec::new(), Vec::new());
@@ -630,6 +663,45 @@ pub(crate) fn diff_node(
         }
     }
     merge_pieces(atoms)
+}
+
+/// How a router's destinations are keyed ([`entries`]).
+enum Cut<'a> {
+    /// By the pieces of its routes each entry covers ([`pieces`]): exact.
+    Pieces(&'a [(Addr, Addr)]),
+    /// By the routes an entry covers whole, and by its text where it covers part of one:
+    /// where the pieces would cost more than [`PIECE_BUDGET`]. Access written alike compares
+    /// alike; written differently, a change may be reported that is none, never the other
+    /// way round (a route covered whole, then in parts, is a route lost and parts gained).
+    Zones(&'a [ipnet::IpNet]),
+}
+
+/// The most (entry, piece) pairs a node's two filters are keyed by: 100,000 (a `*` rule
+/// beside 5,000 single addresses through an exit node takes 10,000 pieces an entry).
+pub(crate) const PIECE_BUDGET: usize = 100_000;
+
+/// How many (entry, piece) pairs keying both filters by `pieces` makes: a binary search per
+/// destination range, O(entries log pieces).
+fn coverage(
+    (old, new): (&[FilterRule], &[FilterRule]),
+    pieces: &[(Addr, Addr)],
+    placements: &mut Placements,
+) -> usize {
+    if pieces.is_empty() {
+        return 0;
+    }
+    let mut total = 0usize;
+    for rule in old.iter().chain(new).filter(|r| r.cap_grant.is_empty()) {
+        for dst in &rule.dst_ports {
+            for &(lo, hi) in placements.ranges(&dst.ip).iter() {
+                let (lo, hi) = (addr_key(lo), addr_key(hi));
+                let from = pieces.partition_point(|p| p.0 < lo);
+                let to = pieces.partition_point(|p| p.0 <= hi);
+                total = total.saturating_add(to.saturating_sub(from));
+            }
+        }
+    }
+    total
 }
 
 /// The routes node serves (`zones`: its subnet routes, an exit node's `0.0.0.0/0` and
