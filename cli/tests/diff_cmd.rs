@@ -39,6 +39,20 @@ fn diff(new: &str, args: &[&str]) -> Output {
     aclc_in(&dir, &all, None)
 }
 
+/// `aclc diff old.hujson new.hujson --inventory inventory.json --format FORMAT` in `dir`.
+fn diff_in(dir: &std::path::Path, format: &str) -> Output {
+    let args = [
+        "diff",
+        "old.hujson",
+        "new.hujson",
+        "--inventory",
+        "inventory.json",
+        "--format",
+        format,
+    ];
+    aclc_in(dir, &args, None)
+}
+
 fn edit(from: &str, to: &str) -> String {
     let text = example();
     assert!(text.contains(from), "{from}");
@@ -332,19 +346,7 @@ fn every_address_as_a_source_is_gained_beyond_the_nodes() {
     .unwrap();
     std::fs::write(dir.join("old.hujson"), &new).unwrap();
     std::fs::write(dir.join("new.hujson"), example()).unwrap();
-    let out = aclc_in(
-        &dir,
-        &[
-            "diff",
-            "old.hujson",
-            "new.hujson",
-            "--inventory",
-            "inventory.json",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out = diff_in(&dir, "json");
     let doc = json(&out);
     assert_eq!(network(&doc, "gained"), Vec::<Value>::new());
     assert_eq!(network(&doc, "lost").len(), 3, "{doc}");
@@ -508,19 +510,7 @@ fn the_markdown_comment_fits_a_pull_request() {
         r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#,
     )
     .unwrap();
-    let out = aclc_in(
-        &dir,
-        &[
-            "diff",
-            "old.hujson",
-            "new.hujson",
-            "--inventory",
-            "inventory.json",
-            "--format",
-            "markdown",
-        ],
-        None,
-    );
+    let out = diff_in(&dir, "markdown");
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.len() < 65_536, "{} characters", text.len());

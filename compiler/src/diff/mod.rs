@@ -700,6 +700,40 @@ impl Ctx<'_> {
         )
     }
 
+    /// A change's sources: the nodes at their positions, or the text of addresses no node has.
+    fn source(&self, src: &network::Source) -> Nodes {
+        match src {
+            network::Source::Nodes(runs) => self.positions(runs),
+            network::Source::Text(t) => Nodes {
+                names: vec![t.clone()],
+                count: 1,
+            },
+        }
+    }
+
+    /// A change's destinations: each node by name, a route it serves as `RANGE via NODE`
+    /// (sorted, without repeats, names capped).
+    fn destinations(&self, dsts: &[(u32, Dest)]) -> Nodes {
+        let mut labels: Vec<String> = dsts
+            .iter()
+            .filter_map(|(i, d)| {
+                let name = self.names.get(*i as usize)?;
+                Some(match d {
+                    Dest::Node => name.to_string(),
+                    Dest::Route(r) => format!("{r} via {name}"),
+                })
+            })
+            .collect();
+        labels.sort();
+        labels.dedup();
+        let count = labels.len();
+        labels.truncate(self.options.max_names);
+        Nodes {
+            names: labels,
+            count,
+        }
+    }
+
     /// A representative address (IPv4 if any) of some positions.
     fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
         let all = runs.iter().flat_map(|&(a, b)| a..b);
@@ -774,35 +808,12 @@ impl Ctx<'_> {
                 rules = self.attribute(side, slot, &src, &dsts, proto, &ports);
             }
             let (src_selectors, dst_selectors) = selectors(side.policy, &rules);
-            let src_nodes = match &src {
-                network::Source::Nodes(runs) => self.positions(runs),
-                network::Source::Text(t) => Nodes {
-                    names: vec![t.clone()],
-                    count: 1,
-                },
-            };
-            let mut labels: Vec<String> = dsts
-                .iter()
-                .filter_map(|(i, d)| {
-                    let name = self.names.get(*i as usize)?;
-                    Some(match d {
-                        Dest::Node => name.to_string(),
-                        Dest::Route(r) => format!("{r} via {name}"),
-                    })
-                })
-                .collect();
-            labels.sort();
-            let count = labels.len();
-            labels.truncate(self.options.max_names);
             out.push((
                 gained,
                 size,
                 NetworkChange {
-                    src: src_nodes,
-                    dst: Nodes {
-                        names: labels,
-                        count,
-                    },
+                    src: self.source(&src),
+                    dst: self.destinations(&dsts),
                     proto: protos
                         .iter()
                         .map(|&p| proto_name(p))
@@ -898,27 +909,8 @@ impl Ctx<'_> {
             .into_iter()
             .map(|((gained, src, capability, _), (value, dsts))| {
                 let side = if gained { new } else { old };
-                let src = match &src {
-                    network::Source::Nodes(runs) => self.positions(runs),
-                    network::Source::Text(t) => Nodes {
-                        names: vec![t.clone()],
-                        count: 1,
-                    },
-                };
-                let mut labels: Vec<String> = dsts
-                    .iter()
-                    .filter_map(|(i, d)| {
-                        let name = self.names.get(*i as usize)?;
-                        Some(match d {
-                            Dest::Node => name.to_string(),
-                            Dest::Route(r) => format!("{r} via {name}"),
-                        })
-                    })
-                    .collect();
-                labels.sort();
-                labels.dedup();
-                let count = labels.len();
-                labels.truncate(self.options.max_names);
+                let src = self.source(&src);
+                let dst = self.destinations(&dsts);
                 let rules = side
                     .policy
                     .grants
@@ -931,11 +923,7 @@ impl Ctx<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
-                let size = src.count.saturating_mul(count);
-                let dst = Nodes {
-                    names: labels,
-                    count,
-                };
+                let size = src.count.saturating_mul(dst.count);
                 let change = AppChange {
                     src,
                     dst,
