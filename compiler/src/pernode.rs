@@ -341,6 +341,21 @@ impl<E: Entry> PerNode<E> {
         })
     }
 
+    /// [`PerNode::renumbered`] into an [`ItemIndex`] of the width `narrow` says.
+    fn renumbered_index(
+        &self,
+        narrow: bool,
+        kept: &[Option<NodeId>],
+        moved: (&[u32], &[u64]),
+        added: &[(NodeId, u32)],
+        list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
+    ) -> Option<ItemIndex> {
+        Some(match narrow {
+            true => ItemIndex::Narrow(self.renumbered(kept, moved, added, list_of)?),
+            false => ItemIndex::Wide(self.renumbered(kept, moved, added, list_of)?),
+        })
+    }
+
     /// Node `n`'s items, ascending (empty past the last node).
     pub(crate) fn get(&self, n: usize) -> &[E] {
         self.spans
@@ -516,20 +531,11 @@ impl ItemIndex {
         let last = items
             .checked_sub(1)
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX));
-        Some(match (self, narrow(last)) {
-            (ItemIndex::Narrow(p), true) => {
-                ItemIndex::Narrow(p.renumbered(kept, moved, added, list_of)?)
-            }
-            (ItemIndex::Narrow(p), false) => {
-                ItemIndex::Wide(p.renumbered(kept, moved, added, list_of)?)
-            }
-            (ItemIndex::Wide(p), true) => {
-                ItemIndex::Narrow(p.renumbered(kept, moved, added, list_of)?)
-            }
-            (ItemIndex::Wide(p), false) => {
-                ItemIndex::Wide(p.renumbered(kept, moved, added, list_of)?)
-            }
-        })
+        let to_narrow = narrow(last);
+        match self {
+            ItemIndex::Narrow(p) => p.renumbered_index(to_narrow, kept, moved, added, list_of),
+            ItemIndex::Wide(p) => p.renumbered_index(to_narrow, kept, moved, added, list_of),
+        }
     }
 
     /// Node `n`'s items, ascending (empty past the last node).

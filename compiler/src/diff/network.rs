@@ -542,10 +542,22 @@ pub(crate) fn diff_node(
     table: &AddrTable,
     placements: &mut Placements,
 ) -> Vec<Atom> {
-    let pieces = pieces((old, new), own, zones, placements);
+    // Every destination range of both filters, on a node that serves routes.
+    let ranges: Vec<(Addr, Addr)> = match zones.is_empty() {
+        true => Vec::new(),
+        false => old
+            .iter()
+            .chain(new)
+            .filter(|r| r.cap_grant.is_empty())
+            .flat_map(|r| r.dst_ports.iter())
+            .flat_map(|dst| placements.ranges(&dst.ip).to_vec())
+            .map(|(lo, hi)| (addr_key(lo), addr_key(hi)))
+            .collect(),
+    };
+    let pieces = pieces(&ranges, own, zones);
     // Entries times the pieces each covers: past the budget (thousands of single addresses
     // routed through an exit node beside many `*` rules), whole routes are the keys instead.
-    let cut = match coverage((old, new), &pieces, placements) > budget {
+    let cut = match coverage(&ranges, &pieces) > budget {
         true => Cut::Zones(zones),
         false => Cut::Pieces(&pieces),
     };
@@ -680,40 +692,24 @@ enum Cut<'a> {
 /// beside 5,000 single addresses through an exit node takes 10,000 pieces an entry).
 pub(crate) const PIECE_BUDGET: usize = 100_000;
 
-/// How many (entry, piece) pairs keying both filters by `pieces` makes: a binary search per
-/// destination range, O(entries log pieces).
-fn coverage(
-    (old, new): (&[FilterRule], &[FilterRule]),
-    pieces: &[(Addr, Addr)],
-    placements: &mut Placements,
-) -> usize {
+/// How many (entry, piece) pairs keying the destination `ranges` by `pieces` makes: a binary
+/// search per range, O(ranges log pieces).
+fn coverage(ranges: &[(Addr, Addr)], pieces: &[(Addr, Addr)]) -> usize {
     if pieces.is_empty() {
         return 0;
     }
-    let mut total = 0usize;
-    for rule in old.iter().chain(new).filter(|r| r.cap_grant.is_empty()) {
-        for dst in &rule.dst_ports {
-            for &(lo, hi) in placements.ranges(&dst.ip).iter() {
-                let (lo, hi) = (addr_key(lo), addr_key(hi));
-                let from = pieces.partition_point(|p| p.0 < lo);
-                let to = pieces.partition_point(|p| p.0 <= hi);
-                total = total.saturating_add(to.saturating_sub(from));
-            }
-        }
-    }
-    total
+    ranges.iter().fold(0usize, |total, &(lo, hi)| {
+        let from = pieces.partition_point(|p| p.0 < lo);
+        let to = pieces.partition_point(|p| p.0 <= hi);
+        total.saturating_add(to.saturating_sub(from))
+    })
 }
 
 /// The routes node serves (`zones`: its subnet routes, an exit node's `0.0.0.0/0` and
-/// `::/0`) cut at every end of a destination range of either filter that falls inside them,
+/// `::/0`) cut at every end of `ranges` (the destination ranges of both filters) inside them,
 /// less the node's own addresses (its own destination): the pieces each entry covers whole
 /// (sorted, disjoint). O(entries log entries) per router; none for another node.
-fn pieces(
-    (old, new): (&[FilterRule], &[FilterRule]),
-    own: [IpAddr; 2],
-    zones: &[ipnet::IpNet],
-    placements: &mut Placements,
-) -> Vec<(Addr, Addr)> {
+fn pieces(ranges: &[(Addr, Addr)], own: [IpAddr; 2], zones: &[ipnet::IpNet]) -> Vec<(Addr, Addr)> {
     if zones.is_empty() {
         return Vec::new();
     }
@@ -737,12 +733,8 @@ fn pieces(
         cuts.push(lo);
         cuts.extend(next_addr(hi));
     };
-    for rule in old.iter().chain(new).filter(|r| r.cap_grant.is_empty()) {
-        for dst in &rule.dst_ports {
-            for &(lo, hi) in placements.ranges(&dst.ip).iter() {
-                cut(addr_key(lo), addr_key(hi));
-            }
-        }
+    for &(lo, hi) in ranges {
+        cut(lo, hi);
     }
     for &a in &own {
         cut(a, a);

@@ -358,28 +358,15 @@ fn judge(
     destinations: &[Device],
     protos: &[u8],
     port: Asked,
-) -> (Verdict, Option<(IpAddr, Option<NodeId>)>) {
-    let table = posture.table;
-    // The rule lets `addr` (of `source`) through to some destination address (of `addr`'s
-    // family, when `family`).
-    let lets_through = |rule: &NetRule, source: &Device, addr: IpAddr, family: bool| {
-        rule.src.iter().any(|part| part.contains(addr, source.node))
-            && posture.admits(rule, source.node)
-            && opens(rule, protos, port)
-            && reaches_family(
-                rule,
-                table,
-                source.node,
-                destinations,
-                family.then_some(addr),
-            )
+) -> (Verdict, Option<Failed>) {
+    let asked = (protos, port, destinations);
+    let through = |rule: &NetRule, source: &Device, addr: IpAddr, family: bool| {
+        lets_through(rule, posture, asked, (source, addr), family)
     };
     let mut by: Vec<Span> = Vec::new();
     for source in sources {
         for &addr in &source.addrs {
-            let allowing = rules
-                .iter()
-                .find(|rule| lets_through(rule, source, addr, false));
+            let allowing = rules.iter().find(|rule| through(rule, source, addr, false));
             match allowing {
                 None => return (Verdict::Denied, Some((addr, source.node))),
                 Some(rule) => by.extend(rule.span),
@@ -391,11 +378,10 @@ fn judge(
     // (every source address covered, as above, is not enough). Where one family gets
     // through, the verdict stands: which family Tailscale's tests weigh is not known.
     let one_family = sources.iter().any(|source| {
-        source.addrs.iter().any(|&addr| {
-            rules
-                .iter()
-                .any(|rule| lets_through(rule, source, addr, true))
-        })
+        source
+            .addrs
+            .iter()
+            .any(|&addr| rules.iter().any(|rule| through(rule, source, addr, true)))
     });
     if !one_family {
         let first = sources
@@ -410,6 +396,35 @@ fn judge(
 
 /// A source address no rule lets through, with its device's node.
 type Failed = (IpAddr, Option<NodeId>);
+
+/// True when `rule` lets `addr` (of `source`) through on `protos` and `port` to some address
+/// of `destinations` (of `addr`'s family, when `family`).
+fn lets_through(
+    rule: &NetRule,
+    posture: &Posture<'_>,
+    (protos, port, destinations): (&[u8], Asked, &[Device]),
+    (source, addr): (&Device, IpAddr),
+    family: bool,
+) -> bool {
+    rule.src.iter().any(|part| part.contains(addr, source.node))
+        && posture.admits(rule, source.node)
+        && opens(rule, protos, port)
+        && reaches_family(
+            rule,
+            posture.table,
+            source.node,
+            destinations,
+            family.then_some(addr),
+        )
+}
+
+/// True when some address of `destinations` is of `addr`'s family (a packet from `addr` can
+/// reach it at all).
+fn has_family(destinations: &[Device], addr: IpAddr) -> bool {
+    destinations
+        .iter()
+        .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
+}
 
 /// [`judge`] for the traffic (`aclc explain`), not a test: each source device must get
 /// through on some address to a destination address of the same family. An address without
@@ -426,26 +441,23 @@ fn judge_traffic(
     protos: &[u8],
     port: Asked,
 ) -> (Verdict, Option<Failed>, Vec<IpAddr>) {
-    let table = posture.table;
-    let lets_through = |rule: &NetRule, source: &Device, addr: IpAddr| {
-        rule.src.iter().any(|part| part.contains(addr, source.node))
-            && posture.admits(rule, source.node)
-            && opens(rule, protos, port)
-            && reaches_family(rule, table, source.node, destinations, Some(addr))
-    };
-    let sendable = |addr: &IpAddr| {
-        destinations
-            .iter()
-            .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
-    };
+    let asked = (protos, port, destinations);
     let mut by: Vec<Span> = Vec::new();
     let mut partial = Vec::new();
     for source in sources {
-        let judged: Vec<IpAddr> = source.addrs.iter().copied().filter(sendable).collect();
+        let judged: Vec<IpAddr> = source
+            .addrs
+            .iter()
+            .copied()
+            .filter(|&a| has_family(destinations, a))
+            .collect();
         let mut through = false;
         let mut failed = Vec::new();
         for &addr in &judged {
-            match rules.iter().find(|rule| lets_through(rule, source, addr)) {
+            let allowing = rules
+                .iter()
+                .find(|rule| lets_through(rule, posture, asked, (source, addr), true));
+            match allowing {
                 Some(rule) => {
                     through = true;
                     by.extend(rule.span);
@@ -987,10 +999,7 @@ pub(crate) fn explain_with(
             });
         };
         // No destination address of the source's family: no packet can be sent at all.
-        if !destinations
-            .iter()
-            .any(|d| d.addrs.iter().any(|a| a.is_ipv4() == addr.is_ipv4()))
-        {
+        if !has_family(&destinations, addr) {
             return Ok(Explanation {
                 verdict,
                 reason: format!(
