@@ -22,6 +22,7 @@ mod compiled;
 mod error;
 mod hash;
 mod ipsets;
+mod kube;
 mod lower;
 mod nodes;
 mod par;

@@ -1535,3 +1535,28 @@ fn a_policy_past_65536_items() {
         ],
     );
 }
+
+/// A Kubernetes grant's session recorders are resolved into its capability value
+/// (`recorderAddrs`): a recorder joining, moving or leaving changes the map of every node
+/// the grant reaches, though none of them names the recorder.
+#[test]
+fn kubernetes_recorders_follow_their_nodes() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:db": []},
+            "grants": [{"src": ["autogroup:member"], "dst": ["tag:web"],
+                        "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:db"], "enforceRecorder": true}]}}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![owned(1, 1), tagged(2, "tag:web")],
+        [
+            Event::UpsertNode(tagged(3, "tag:db")),
+            Event::UpsertNode(tagged(4, "tag:db")),
+            Event::RemoveNode(3),
+            Event::UpsertNode(tagged(4, "tag:web")),
+            Event::UpsertNode(tagged(4, "tag:db")),
+            Event::RemoveNode(4),
+        ],
+    );
+}

@@ -265,3 +265,39 @@ fn via_rules_land_on_routers_by_their_routes() {
     assert_eq!(rtr[0]["DstPorts"][0]["IP"], json!("*"), "{rtr}");
     assert_eq!(rtr[0]["DstPorts"][1]["IP"], json!("10.1.2.0/24"), "{rtr}");
 }
+
+/// The Kubernetes operator reads a grant's session recorders as addresses (`recorderAddrs`,
+/// which Tailscale's control server fills from the `recorder` tags); without a recorder
+/// device the value is passed on as written, and `enforceRecorder` makes the operator refuse.
+#[test]
+fn kubernetes_recorders_become_addresses() {
+    let policy = |tag: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:web": [], "tag:rec": [], "tag:none": []}},
+                "grants": [{{"src": ["bob@example.com"], "dst": ["tag:web"],
+                    "app": {{"tailscale.com/cap/kubernetes": [
+                        {{"impersonate": {{"groups": ["system:masters"]}}, "recorder": ["{tag}"], "enforceRecorder": true}},
+                        {{"impersonate": {{"groups": ["viewers"]}}}}]}}}}]}}"#
+        )
+    };
+    let value = |c: &Compiled| {
+        filter(c, "web-1")[0]["CapGrant"][0]["CapMap"]["tailscale.com/cap/kubernetes"].clone()
+    };
+    let c = compiled(&policy("tag:rec"));
+    assert_eq!(
+        value(&c),
+        json!([
+            {"impersonate": {"groups": ["system:masters"]}, "recorder": ["tag:rec"],
+             "enforceRecorder": true, "recorderAddrs": ["100.64.1.9:80"]},
+            {"impersonate": {"groups": ["viewers"]}}
+        ])
+    );
+    let c = compiled(&policy("tag:none"));
+    assert_eq!(
+        value(&c),
+        json!([
+            {"impersonate": {"groups": ["system:masters"]}, "recorder": ["tag:none"], "enforceRecorder": true},
+            {"impersonate": {"groups": ["viewers"]}}
+        ])
+    );
+}

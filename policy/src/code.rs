@@ -348,8 +348,11 @@ codes! {
         "An `ipPool` that contains a reserved range; accepted, though whether Tailscale accepts it is not known (it refuses a pool within one).",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#);
     UndefinedRecorderTag = "undefined_recorder_tag",
-        "A `tailscale.com/cap/kubernetes` `recorders` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",
-        Policy(r#"{"tagOwners": {"tag:k8s": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:rec"]}]}}]}"#);
+        "A `tailscale.com/cap/kubernetes` `recorder` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",
+        Policy(r#"{"tagOwners": {"tag:k8s": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:rec"]}]}}]}"#);
+    KubernetesRecordersKey = "kubernetes_recorders_key",
+        "A `tailscale.com/cap/kubernetes` value names its session recorders under `recorders`: the Kubernetes operator reads `recorder` (`kube/kubetypes.KubernetesCapRule`, `json:\"recorder\"`; one page of Tailscale's documentation writes the plural), so those sessions would not be recorded. Accepted (the value is passed on as written); rename the key.",
+        Policy(r#"{"tagOwners": {"tag:k8s": [], "tag:rec": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:rec"]}]}}]}"#);
     UnverifiedCapability = "unverified_capability",
         "A `tailscale.com` capability aclc does not know in a grant's `app`; accepted, aclc cannot verify it (Tailscale refuses the ones it does not grant, and adds grantable ones over time).",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/future-thing": [{}]}}]}"#);

@@ -437,24 +437,36 @@ fn grant_destination_with_every_port() {
     );
 }
 
-/// Tags a Kubernetes capability names as session recorders are used (no "never used"
-/// warning); an undefined one is a warning, not a refusal.
+/// Tags a Kubernetes capability names as session recorders (`recorder`, the key the operator
+/// reads) are used (no "never used" warning); an undefined one is a warning, not a refusal.
+/// Recorders under `recorders` (one documentation page's spelling, which the operator does
+/// not read) are a warning of their own, and their tags still count as used.
 #[test]
 fn kubernetes_recorder_tags() {
-    let text = |recorder: &str| {
+    let text = |key: &str, recorder: &str| {
         format!(
             r#"{{"tagOwners": {{"tag:k8s": [], "tag:rec": []}},
                 "grants": [{{"src": ["autogroup:admin"], "dst": ["tag:k8s"],
-                  "app": {{"tailscale.com/cap/kubernetes": [{{"recorders": ["{recorder}"], "enforceRecorder": true}}]}}}}]}}"#
+                  "app": {{"tailscale.com/cap/kubernetes": [{{"{key}": ["{recorder}"], "enforceRecorder": true}}]}}}}]}}"#
         )
     };
-    assert_eq!(diagnose(&text("tag:rec")), vec![]);
-    let found = diagnose(&text("tag:nope"));
-    let codes: Vec<&str> = found.iter().map(|d| d.1).collect();
+    assert_eq!(diagnose(&text("recorder", "tag:rec")), vec![]);
+    let codes = |text: &str| -> Vec<&'static str> { diagnose(text).iter().map(|d| d.1).collect() };
     assert_eq!(
-        codes,
-        vec!["aclc::unused_tag", "aclc::undefined_recorder_tag"],
-        "{found:#?}"
+        codes(&text("recorder", "tag:nope")),
+        vec!["aclc::unused_tag", "aclc::undefined_recorder_tag"]
+    );
+    assert_eq!(
+        codes(&text("recorders", "tag:rec")),
+        vec!["aclc::kubernetes_recorders_key"]
+    );
+    assert_eq!(
+        codes(&text("recorders", "tag:nope")),
+        vec![
+            "aclc::unused_tag",
+            "aclc::kubernetes_recorders_key",
+            "aclc::undefined_recorder_tag"
+        ]
     );
 }
 

@@ -391,7 +391,7 @@ fn tags_are_read_in_lowercase() {
         clean(
             r#"{"tagOwners": {"tag:k8s": [], "tag:Rec": []},
               "autoApprovers": {"services": {"tag:K8s": ["tag:k8s"]}},
-              "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:REC"]}]}}]}"#
+              "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:REC"]}]}}]}"#
         ),
         vec!["aclc::tag_case"; 2]
     );

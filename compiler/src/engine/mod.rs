@@ -1206,10 +1206,21 @@ fn routeless_nodes(
             _ => None,
         })
         .collect();
+    // A node carrying a tag the policy's Kubernetes grants name as a session recorder
+    // (before or after) moves those grants' capability values on every node they reach
+    // ([`crate::kube`]): not narrowed.
+    let recorder_tags = crate::kube::policy_recorder_tags(&inputs.policy);
+    let records = |n: &NodeRecord| {
+        n.tags.iter().any(|t| {
+            recorder_tags
+                .binary_search_by(|r| r.as_str().cmp(&aclc_policy::model::canonical_tag(t)))
+                .is_ok()
+        })
+    };
     let mut ids: Vec<u64> = Vec::new();
     for u in undo {
         if let Undo::Node(id, before) = u {
-            if !before.as_ref().is_none_or(serves_nothing) {
+            if !before.as_ref().is_none_or(serves_nothing) || before.as_ref().is_some_and(records) {
                 return None;
             }
             ids.push(*id);
@@ -1230,7 +1241,8 @@ fn routeless_nodes(
     ids.dedup();
     let mut nodes = Vec::with_capacity(ids.len());
     for id in ids {
-        if !inputs.nodes.get(&id).is_none_or(serves_nothing) {
+        let after = inputs.nodes.get(&id);
+        if !after.is_none_or(serves_nothing) || after.is_some_and(records) {
             return None;
         }
         let before = current.names.name(id).map(|n| n.to_string());

@@ -1277,13 +1277,13 @@ impl Builder<'_> {
         if grant.app.is_empty() {
             return Ok(());
         }
-        let caps: Arc<CapMap> = Arc::new(
-            grant
-                .app
-                .iter()
-                .map(|c| (c.name.value.clone(), c.values.value.clone()))
-                .collect(),
-        );
+        let caps: CapMap = grant
+            .app
+            .iter()
+            .map(|c| (c.name.value.clone(), c.values.value.clone()))
+            .collect();
+        // The Kubernetes operator's recorders, as addresses ([`crate::kube`]).
+        let caps = Arc::new(crate::kube::with_recorders(&caps, self.table).unwrap_or(caps));
         let dst_nodes = union_reach(others.iter().map(|(_, reach)| reach.clone()));
         let dsts: Arc<[Target]> = others.into_iter().map(|(target, _)| target).collect();
         if via.is_some() {

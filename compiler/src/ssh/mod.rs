@@ -42,6 +42,13 @@ const RECORDING_UNAVAILABLE: &str =
 const RECORDING_FAILED: &str =
     "Session recording is required for this connection, and it has failed.";
 
+/// Where a session recorder is reached: its IPv4 address, or its IPv6 address (`[a]:80`)
+/// when it has none, on [`RECORDER_PORT`] (SSH's recorders and the Kubernetes operator's).
+pub(crate) fn recorder_addr(node: &crate::nodes::NodeInfo) -> Option<String> {
+    let ip = node.ips().first().copied()?;
+    Some(std::net::SocketAddr::new(ip, RECORDER_PORT).to_string())
+}
+
 /// Add a rule's session recording (`recorder`, `enforceRecorder`) to its action: the
 /// recorders' addresses, and with `enforceRecorder` the refusal when recording fails. When
 /// recording is enforced and no device carries a recorder tag the session is refused
@@ -62,11 +69,7 @@ fn recording(
     recorders.dedup();
     action.recorders = recorders
         .iter()
-        .filter_map(|&id| table.get(id))
-        // A recorder is reached on its IPv4 address, or its IPv6 address (`[a]:80`) when it
-        // has none.
-        .filter_map(|node| node.ips().first().copied())
-        .map(|ip| std::net::SocketAddr::new(ip, RECORDER_PORT).to_string())
+        .filter_map(|&id| recorder_addr(table.get(id)?))
         .collect();
     let enforced = rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
     if enforced && action.recorders.is_empty() {

@@ -242,8 +242,50 @@ pub struct Grant {
 pub struct AppCapability {
     /// The capability name (`example.com/cap/foo`), key span.
     pub name: Spanned<String>,
-    /// The values: a JSON array of objects, passed to apps unchanged.
+    /// The values: a JSON array of objects, passed to apps unchanged (but for the
+    /// Kubernetes operator's session recorders, [`AppCapability::KUBERNETES`]).
     pub values: Spanned<serde_json::Value>,
+}
+
+impl AppCapability {
+    /// The Kubernetes operator's capability. A value's `recorder` names session recorders
+    /// by tag; the control server resolves them into `recorderAddrs`, which is all the
+    /// operator reads (`kube/kubetypes.KubernetesCapRule`).
+    pub const KUBERNETES: &'static str = "tailscale.com/cap/kubernetes";
+
+    /// The key of a Kubernetes capability value naming its session recorders' tags
+    /// (`KubernetesCapRule.Recorders`, `json:"recorder"`).
+    pub const RECORDER: &'static str = "recorder";
+
+    /// The tags one Kubernetes capability value names as its session recorders (`"recorder":
+    /// ["tag:k8s-recorder"]`), as written; nothing for another value or capability.
+    pub fn recorder_tags(value: &serde_json::Value) -> impl Iterator<Item = &str> {
+        Self::tags_under(value, Self::RECORDER)
+    }
+
+    /// The tags a capability value lists under `key`, as written.
+    pub fn tags_under<'v>(
+        value: &'v serde_json::Value,
+        key: &str,
+    ) -> impl Iterator<Item = &'v str> {
+        value
+            .get(key)
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str())
+            .filter(|t| t.starts_with("tag:"))
+    }
+
+    /// True for the Kubernetes capability when one of its values names a recorder.
+    pub fn names_recorders(&self) -> bool {
+        self.name.value == Self::KUBERNETES
+            && self
+                .values
+                .value
+                .as_array()
+                .is_some_and(|vs| vs.iter().any(|v| Self::recorder_tags(v).next().is_some()))
+    }
 }
 
 /// One entry of `groups`.

@@ -35,9 +35,6 @@ const TAILSCALE_CAPS_REFUSED: &[&str] = &[
     crate::lower::APP_CONNECTORS,
 ];
 
-/// The Kubernetes operator's capability, whose values may name session recorders by tag.
-const KUBERNETES_CAP: &str = "tailscale.com/cap/kubernetes";
-
 /// `tailscale.com` node attributes with values (nodeAttrs `app`) aclc knows.
 const TAILSCALE_NODE_ATTRS: &[&str] = &[crate::lower::APP_CONNECTORS];
 
@@ -379,7 +376,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            if grant && name == KUBERNETES_CAP {
+            if grant && name == AppCapability::KUBERNETES {
                 self.recorder_tags(cap);
             }
             let domain = name.split('/').next().unwrap_or("");
@@ -428,17 +425,28 @@ impl Validator<'_> {
         }
     }
 
-    /// The tags a Kubernetes capability names as session recorders (`"recorders":
+    /// The tags a Kubernetes capability names as session recorders (`"recorder":
     /// ["tag:k8s-recorder"]`): they count as used, and one `tagOwners` does not define is a
     /// warning (Tailscale's documentation says the tag must be defined; its check is not
-    /// recorded).
+    /// recorded). Recorders under `recorders`, which the operator does not read, are a
+    /// warning of their own.
     fn recorder_tags(&mut self, cap: &AppCapability) {
-        let values = cap.values.value.as_array().into_iter().flatten();
+        let values: Vec<&serde_json::Value> =
+            cap.values.value.as_array().into_iter().flatten().collect();
+        if values.iter().any(|v| v.get("recorders").is_some()) {
+            self.warning(
+                Code::KubernetesRecordersKey,
+                cap.values.span,
+                "the Kubernetes operator reads session recorders from \"recorder\", not \"recorders\": these sessions would not be recorded",
+                "rename the key: \"recorder\": [\"tag:k8s-recorder\"]",
+            );
+        }
         let tags: Vec<String> = values
-            .filter_map(|v| v.get("recorders")?.as_array())
-            .flatten()
-            .filter_map(|t| t.as_str())
-            .filter(|t| t.starts_with("tag:"))
+            .iter()
+            .flat_map(|v| {
+                AppCapability::tags_under(v, AppCapability::RECORDER)
+                    .chain(AppCapability::tags_under(v, "recorders"))
+            })
             .map(|t| crate::model::canonical_tag(t).into_owned())
             .collect();
         for tag in tags {
