@@ -326,8 +326,13 @@ impl Report<'_> {
                 } else {
                     c.dst_selectors.join(", ")
                 };
+                let over = match c.family.as_deref() {
+                    Some("ipv4") => " over IPv4 only",
+                    Some("ipv6") => " over IPv6 only",
+                    _ => "",
+                };
                 let headline = format!(
-                    "{who} {verb} {}/{} on {on}: {} x {}",
+                    "{who} {verb} {}/{}{over} on {on}: {} x {}",
                     c.proto,
                     c.ports,
                     plural(c.src.count, "source", "sources"),

@@ -376,6 +376,39 @@ fn a_source_of_the_other_family_gains_nothing() {
     assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
 }
 
+/// A change over one address family only (an IPv4 address for a dual-stack device, as a
+/// `hosts` entry often holds) says so: `family` in the JSON, "over IPv4 only" in the other
+/// formats; a change over both families, or between nodes that leave no choice, does not.
+#[test]
+fn a_change_over_one_family_says_so() {
+    let v4 = r#"{"src": ["bob@example.com"], "dst": ["100.64.1.2"], "ip": ["tcp:22"]},"#;
+    let new = edit(GRANT, &format!("{GRANT}\n\t\t{v4}"));
+    let doc = json(&diff(&new, &["--format", "json"]));
+    let gained = doc["network"]["gained"].as_array().unwrap();
+    assert_eq!(gained.len(), 1, "{doc}");
+    assert_eq!(gained[0]["family"], json!("ipv4"));
+    let human = stdout(&diff(&new, &[]));
+    assert!(
+        human.contains("gained tcp/22 over IPv4 only on 100.64.1.2"),
+        "{human}"
+    );
+    let v6 = r#"{"src": ["bob@example.com"], "dst": ["fd7a:115c:a1e0::102"], "ip": ["tcp:22"]},"#;
+    let doc = json(&diff(
+        &edit(GRANT, &format!("{GRANT}\n\t\t{v6}")),
+        &["--format", "json"],
+    ));
+    assert_eq!(doc["network"]["gained"][0]["family"], json!("ipv6"));
+    // Both families: no `family`.
+    let both = r#"{"src": ["bob@example.com"], "dst": ["tag:db"], "ip": ["tcp:22"]},"#;
+    let doc = json(&diff(
+        &edit(GRANT, &format!("{GRANT}\n\t\t{both}")),
+        &["--format", "json"],
+    ));
+    let gained = doc["network"]["gained"].as_array().unwrap();
+    assert_eq!(gained.len(), 1, "{doc}");
+    assert!(gained[0].get("family").is_none(), "{doc}");
+}
+
 /// An app grant's capability value changed (the example's dashboard role): an access change
 /// (exit 4 with `--exit-code`), the old value lost and the new one gained on the same nodes,
 /// each pointing at its grant. It was "access unchanged" with an inventory.

@@ -188,6 +188,12 @@ pub struct NetworkChange {
     pub proto: String,
     /// Ports (`22`, `80-89,443`, `*`).
     pub ports: String,
+    /// `ipv4` or `ipv6` when the change is over that family only: the sources' addresses it
+    /// covers are all of it, though some source and some destination also have an address of
+    /// the other (an IPv4-only host alias); absent when it covers both, or the nodes leave
+    /// no choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// The selectors of the responsible rules' sources (as written).
     pub src_selectors: Vec<String>,
     /// The selectors of the responsible rules' destinations (as written).
@@ -734,6 +740,26 @@ impl Ctx<'_> {
         }
     }
 
+    /// `ipv4` or `ipv6` when a change's sources are addresses of that family only, though a
+    /// source node and a destination node (its own addresses, not a route) both have one of
+    /// the other ([`NetworkChange::family`]).
+    fn one_family(&self, src: &network::Source, dsts: &[(u32, Dest)]) -> Option<String> {
+        let network::Source::Nodes(runs) = src else {
+            return None;
+        };
+        let (at, held) = self.table.run_families(runs);
+        let other = match at {
+            network::V4 => network::V6,
+            network::V6 => network::V4,
+            _ => return None,
+        };
+        let reachable = dsts
+            .iter()
+            .any(|(i, d)| matches!(d, Dest::Node) && self.table.families(*i) & other != 0);
+        (held & other != 0 && reachable)
+            .then(|| if at == network::V4 { "ipv4" } else { "ipv6" }.to_string())
+    }
+
     /// A representative address (IPv4 if any) of some positions.
     fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
         let all = runs.iter().flat_map(|&(a, b)| a..b);
@@ -812,6 +838,7 @@ impl Ctx<'_> {
                 gained,
                 size,
                 NetworkChange {
+                    family: self.one_family(&src, &dsts),
                     src: self.source(&src),
                     dst: self.destinations(&dsts),
                     proto: protos

@@ -21,23 +21,64 @@ const DEFAULT_PROTOS: [u8; 4] = [6, 17, 1, 58];
 #[derive(Debug)]
 pub(crate) struct AddrTable {
     addrs: Vec<(IpAddr, u32)>,
+    /// Each node's address families ([`V4`] | [`V6`]), by node index.
+    families: Vec<u8>,
 }
+
+/// [`AddrTable::families`]: an IPv4 address.
+pub(crate) const V4: u8 = 1;
+/// [`AddrTable::families`]: an IPv6 address.
+pub(crate) const V6: u8 = 2;
 
 impl AddrTable {
     /// The table of `nodes`' addresses (node `i` has `nodes[i]`'s addresses).
     pub(crate) fn new(nodes: impl Iterator<Item = [IpAddr; 2]>) -> AddrTable {
         let mut addrs = Vec::new();
+        let mut families = Vec::new();
         for (i, pair) in nodes.enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut has = 0;
             for a in pair {
                 if !a.is_unspecified() {
                     addrs.push((a, i));
+                    has |= family(a);
                 }
             }
+            families.push(has);
         }
         addrs.sort_unstable();
         addrs.dedup_by_key(|e| e.0);
-        AddrTable { addrs }
+        AddrTable { addrs, families }
+    }
+
+    /// The address families of node `i` ([`V4`] | [`V6`]).
+    pub(crate) fn families(&self, i: u32) -> u8 {
+        self.families.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// The families of the addresses at some positions, and of the nodes holding them: a
+    /// change at IPv4 positions only, of nodes some of which have IPv6 addresses, is a change
+    /// over IPv4 only. The positions' families come from where the runs fall (every IPv4
+    /// address sorts before every IPv6 one); the nodes' are read until both are found.
+    pub(crate) fn run_families(&self, runs: &[(u32, u32)]) -> (u8, u8) {
+        let first_v6 = pos(self.addrs.partition_point(|e| e.0.is_ipv4()));
+        let mut at = 0;
+        for &(a, b) in runs {
+            if a < b && a < first_v6 {
+                at |= V4;
+            }
+            if a < b && b > first_v6 {
+                at |= V6;
+            }
+        }
+        let mut held = 0;
+        for p in runs.iter().flat_map(|&(a, b)| a..b) {
+            held |= self.node(p).map_or(0, |i| self.families(i));
+            if held == V4 | V6 {
+                break;
+            }
+        }
+        (at, held)
     }
 
     /// Positions `[a, b)` of the addresses in `lo..=hi`.
@@ -472,8 +513,8 @@ const BOTH: u8 = 3;
 /// An address's family as a bit: 1 for IPv4, 2 for IPv6.
 fn family(a: IpAddr) -> u8 {
     match a {
-        IpAddr::V4(_) => 1,
-        IpAddr::V6(_) => 2,
+        IpAddr::V4(_) => V4,
+        IpAddr::V6(_) => V6,
     }
 }
 
@@ -1067,6 +1108,33 @@ fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The families of some positions and of their nodes: a dual-stack node (0), an
+    /// IPv4-only one (1) and an IPv6-only one (2).
+    #[test]
+    fn families_of_positions_and_their_nodes() {
+        let ip = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        let none = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let table = AddrTable::new(
+            [
+                [ip("100.64.0.1"), ip("fd7a::1")],
+                [ip("100.64.0.2"), none],
+                [none, ip("fd7a::3")],
+            ]
+            .into_iter(),
+        );
+        // Positions: 100.64.0.1, 100.64.0.2, fd7a::1, fd7a::3.
+        assert_eq!(table.families(0), V4 | V6);
+        assert_eq!(table.families(1), V4);
+        assert_eq!(table.run_families(&[(0, 1)]), (V4, V4 | V6));
+        assert_eq!(table.run_families(&[(1, 2)]), (V4, V4));
+        assert_eq!(table.run_families(&[(3, 4)]), (V6, V6));
+        assert_eq!(table.run_families(&[(1, 3)]), (V4 | V6, V4 | V6));
+        assert_eq!(table.run_families(&[]), (0, 0));
+    }
 
     #[test]
     fn ranges_of_wire_addresses() {
