@@ -179,7 +179,7 @@ fn missing_comma_human_output() {
     let expected = "\
 aclc::syntax
 
-  × expected `,` or `]` after an array element
+  × invalid character '{' after array value (expecting ',' or ']')
     ╭─[policy.hujson:12:3]
  11 │         {\"action\": \"accept\", \"src\": [\"group:eng\"], \"dst\": [\"tag:web:443\"]}
  12 │         {\"action\": \"accept\", \"src\": [\"group:eng\"], \"dst\": [\"tag:web:80\"]},
@@ -417,7 +417,7 @@ fn inventory_context_enables_domain_checks() {
 
 #[test]
 fn warnings_keep_exit_0() {
-    let policy = "{\"groups\": {\"group:unused\": [\"alice@example.com\"]}, \"acls\": []}";
+    let policy = "{\"groups\": {\"group:unused\": [\"alice@example.com\"]}, \"acls\": [], \"grants\": [{\"src\": [\"*\"], \"dst\": [\"*\"], \"ip\": [\"*\"]}]}";
     let (dir, _) = file("policy.hujson", policy);
     let o = aclc_in(&dir, &["check", "policy.hujson", "--format", "json"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));

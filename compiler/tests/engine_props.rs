@@ -93,8 +93,11 @@ fn policy_text(seed: &[u32]) -> String {
         // `*` through a router lands on the routers serving a route: a route event moves it.
         0 => r#", "grants": [{"src": ["autogroup:member"], "dst": ["10.0.0.0/24"], "ip": ["*"], "via": ["tag:router"]},
                              {"src": ["autogroup:member"], "dst": ["*"], "ip": ["tcp:22"], "via": ["tag:router"]}]"#.to_string(),
+        // The Kubernetes capability's recorders are `tag:db` devices' addresses: a node
+        // event on one moves the value on every destination.
         1 => format!(
-            r#", "grants": [{{"src": ["{}"], "dst": ["{}"], "app": {{"tailscale.com/cap/drive": [{{"shares": ["*"]}}], "example.com/cap/x": [{{"k": 1}}]}}}}]"#,
+            r#", "grants": [{{"src": ["{}"], "dst": ["{}"], "app": {{"tailscale.com/cap/drive": [{{"shares": ["*"]}}], "example.com/cap/x": [{{"k": 1}}],
+                "tailscale.com/cap/kubernetes": [{{"recorder": ["tag:db"], "enforceRecorder": true}}]}}}}]"#,
             pick(&SELECTORS, s(2)),
             pick(&SELECTORS, s(3))
         ),

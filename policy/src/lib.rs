@@ -116,7 +116,8 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
             Diagnostic::error(
                 Code::ByteOrderMark,
                 Span::new(0, 3),
-                "the policy starts with a byte-order mark (U+FEFF)",
+                // Tailscale's parser's words: the mark is a character no value starts with.
+                "invalid character '\\ufeff' at start of value",
             )
             .with_label("byte-order mark")
             .with_help("save the file as UTF-8 without a byte-order mark (BOM)"),
@@ -136,11 +137,29 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
                 Some(_) => format!("invalid bytes {}", shown.join(" ")),
                 None => format!("incomplete character at the end: {}", shown.join(" ")),
             };
-            let (text, in_strings) = lossy_as_go(bytes);
+            let (text, outside) = lossy_as_go(bytes);
             // The lossy text replaces each bad byte with U+FFFD (3 bytes); earlier offsets are
             // unchanged, so the span covers the first replacement character.
             let span = Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
-            diagnostics.push(if in_strings {
+            diagnostics.push(if let Some(outside) = outside {
+                // Refused, in Tailscale's parser's words: in a comment, or (between tokens)
+                // a character no value starts with; at that byte.
+                let message = if outside.in_comment {
+                    "invalid UTF-8 in comment".to_owned()
+                } else if outside.value_start {
+                    format!("invalid character '\\x{:02x}' at start of value", outside.byte)
+                } else {
+                    // After a value or inside an escape, Tailscale's words depend on what
+                    // holds it; aclc's own.
+                    "the policy is not valid UTF-8".to_owned()
+                };
+                let width = char::REPLACEMENT_CHARACTER.len_utf8();
+                let span = Span::new(outside.offset, outside.offset + width);
+                let label = format!("invalid byte 0x{:02X}: the policy is not valid UTF-8", outside.byte);
+                Diagnostic::error(Code::InvalidUtf8, span, message)
+                    .with_label(label)
+                    .with_help("save the file as UTF-8")
+            } else {
                 // Tailscale's parser (hujson) takes such bytes inside strings, and Go's JSON
                 // decoder reads each as U+FFFD: accepted, read the same way.
                 Diagnostic::warning(
@@ -150,10 +169,6 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
                 )
                 .with_label(label)
                 .with_help("save the file as UTF-8")
-            } else {
-                Diagnostic::error(Code::InvalidUtf8, span, "the policy is not valid UTF-8")
-                    .with_label(label)
-                    .with_help("save the file as UTF-8")
             });
             text
         }
@@ -162,11 +177,11 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
 }
 
 /// `bytes` (not UTF-8) as text, each byte of a bad sequence replaced by U+FFFD (as Go's
-/// decoders replace them, one byte at a time), and whether every bad byte is inside a string
-/// literal (not in a comment, an escape or between tokens, where Tailscale's parser refuses
+/// decoders replace them, one byte at a time), and the first bad byte outside a string
+/// literal (in a comment, an escape or between tokens, where Tailscale's parser refuses
 /// it). The literals are found by a scan that knows strings, escapes and comments only:
 /// O(bytes).
-fn lossy_as_go(bytes: &[u8]) -> (String, bool) {
+fn lossy_as_go(bytes: &[u8]) -> (String, Option<Outside>) {
     #[derive(Clone, Copy, PartialEq)]
     enum At {
         Code,
@@ -178,10 +193,18 @@ fn lossy_as_go(bytes: &[u8]) -> (String, bool) {
         BlockStar,
     }
     let mut at = At::Code;
-    let mut in_strings = true;
+    let mut outside: Option<Outside> = None;
+    // The last character outside strings and comments (`"` ends a string: a value).
+    let mut significant: Option<char> = None;
     let mut text = String::with_capacity(bytes.len() + 16);
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
+            if at == At::Code && !matches!(c, ' ' | '\t' | '\r' | '\n' | '/' | '"') {
+                significant = Some(c);
+            }
+            if at == At::Str && c == '"' {
+                significant = Some('"');
+            }
             at = match (at, c) {
                 (At::Code | At::Slash, '"') => At::Str,
                 (At::Code, '/') => At::Slash,
@@ -201,12 +224,30 @@ fn lossy_as_go(bytes: &[u8]) -> (String, bool) {
         text.push_str(chunk.valid());
         let invalid = chunk.invalid();
         if !invalid.is_empty() {
-            in_strings &= at == At::Str;
+            if at != At::Str && outside.is_none() {
+                outside = Some(Outside {
+                    offset: text.len(),
+                    byte: invalid.first().copied().unwrap_or(0),
+                    in_comment: matches!(at, At::Line | At::Block | At::BlockStar),
+                    value_start: at == At::Code
+                        && matches!(significant, None | Some('[' | '{' | ',' | ':')),
+                });
+            }
             text.extend(std::iter::repeat_n(
                 char::REPLACEMENT_CHARACTER,
                 invalid.len(),
             ));
         }
     }
-    (text, in_strings)
+    (text, outside)
+}
+
+/// The first byte of a bad UTF-8 sequence outside the string literals ([`lossy_as_go`]):
+/// where it is in the lossy text, what it is, and whether a comment holds it.
+struct Outside {
+    offset: usize,
+    byte: u8,
+    in_comment: bool,
+    /// Where a value would start (after `[`, `{`, `,`, `:` or nothing).
+    value_start: bool,
 }

@@ -55,7 +55,8 @@ fn key_repeated_in_another_case_says_which_is_used() {
         "src",
     );
     // The same spelling twice is the duplicate key error alone, not also "another case".
-    let twice = diagnose(r#"{"acls": [], "acls": []}"#);
+    let rule = r#"{"action": "accept", "src": ["*"], "dst": ["*:*"]}"#;
+    let twice = diagnose(&format!(r#"{{"acls": [{rule}], "acls": [{rule}]}}"#));
     let codes: Vec<&str> = twice.iter().map(|d| d.1).collect();
     assert_eq!(codes, ["aclc::duplicate_key"], "{twice:?}");
 }
@@ -446,7 +447,7 @@ fn kubernetes_recorder_tags() {
     let text = |key: &str, recorder: &str| {
         format!(
             r#"{{"tagOwners": {{"tag:k8s": [], "tag:rec": []}},
-                "grants": [{{"src": ["autogroup:admin"], "dst": ["tag:k8s"],
+                "grants": [{{"src": ["autogroup:admin"], "dst": ["tag:k8s"], "ip": ["tcp:443"],
                   "app": {{"tailscale.com/cap/kubernetes": [{{"{key}": ["{recorder}"], "enforceRecorder": true}}]}}}}]}}"#
         )
     };

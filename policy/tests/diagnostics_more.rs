@@ -12,7 +12,9 @@
 mod common;
 
 use aclc_policy::{parse_str, source_from_bytes, Code, Limits, Options};
-use common::{acl, codes, errors, expect_error_help, expect_warning_help, grant, ssh, TAGS};
+use common::{
+    acl, codes, errors, expect_error_help, expect_warning, expect_warning_help, grant, ssh, TAGS,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -576,7 +578,7 @@ fn reading_the_text() {
     expect_error_help(
         r#"{"acls": 'x'}"#,
         "aclc::syntax",
-        "unexpected character `'`",
+        "invalid character '\\'' at start of value",
         "'x'",
         Some("JSON strings use double quotes"),
     );
@@ -636,7 +638,7 @@ fn reading_the_text() {
     assert_eq!(found[0].code, "aclc::byte_order_mark");
     assert_eq!(
         found[0].message,
-        "the policy starts with a byte-order mark (U+FEFF)"
+        "invalid character '\\ufeff' at start of value"
     );
     assert_eq!(source.slice(found[0].span), "\u{FEFF}");
     assert_eq!(
@@ -850,4 +852,28 @@ fn an_ip_set_named_in_a_posture_condition_is_used() {
         .map(|d| d.3)
         .collect();
     assert_eq!(unused, vec!["ipset:spare".to_string()]);
+}
+
+/// An empty `grants` or `acls` (Tailscale's own template once offered `"grants": []` as
+/// unrestricted) lets no device reach another: a warning. No section at all is the
+/// allow-all default, and a policy with any rule is what its author wrote.
+#[test]
+fn an_empty_rule_section_allows_no_traffic() {
+    expect_warning(
+        r#"{"grants": []}"#,
+        "aclc::allows_no_traffic",
+        "the policy has no rule: no device can reach another",
+        "[]",
+    );
+    let both = codes(r#"{"acls": [], "grants": [], "ssh": []}"#);
+    assert_eq!(both, ["aclc::allows_no_traffic"]);
+    assert!(codes("{}").is_empty());
+    assert!(codes(
+        r#"{"grants": [], "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#
+    )
+    .is_empty());
+    assert!(codes(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": [{}]}}]}"#
+    )
+    .is_empty());
 }

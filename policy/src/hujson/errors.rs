@@ -78,9 +78,9 @@ impl Parser<'_> {
         let mut diagnostic = Diagnostic::error(
             SYNTAX,
             span,
-            format!("invalid number {}", show_token(token)),
+            super::tailscale::invalid_number(self.bytes, start),
         )
-        .with_label("not a JSON number");
+        .with_label(format!("not a JSON number: {}", show_token(token)));
         if let Some(help) = number_help(token) {
             diagnostic = diagnostic.with_help(help);
         }
@@ -116,6 +116,17 @@ impl Parser<'_> {
             }
             Found::Token { span, kind } => self.expected_error(expected, span, Some(kind)),
         };
+        // Tailscale's words for it; aclc's account stays in the label and help.
+        let mut diagnostic = Diagnostic {
+            message: super::tailscale::unexpected(self.bytes, self.pos, expected),
+            ..diagnostic
+        };
+        // `1_000`: the number ended at the `_`.
+        let after_digit =
+            self.pos > 0 && self.bytes.get(self.pos - 1).is_some_and(u8::is_ascii_digit);
+        if after_digit && self.bytes.get(self.pos) == Some(&b'_') {
+            diagnostic.help = Some("JSON numbers cannot contain `_`".to_owned());
+        }
         self.diagnostics.push(diagnostic);
         Stop
     }
@@ -286,14 +297,15 @@ impl Parser<'_> {
 
     pub(super) fn unterminated_string(&mut self, open: usize) -> Stop {
         let end = open + 1 + self.line_rest(open + 1).len();
-        let diagnostic = Diagnostic::error(SYNTAX, Span::new(open, end), "unterminated string")
+        let message = super::tailscale::invalid_string(self.bytes, open);
+        let diagnostic = Diagnostic::error(SYNTAX, Span::new(open, end), message)
             .with_label("this string is not closed on its line")
             .with_help("add the closing `\"`; to put a line break inside a string, write `\\n`");
         self.diagnostics.push(diagnostic);
         Stop
     }
 
-    pub(super) fn control_character(&mut self, at: usize, byte: u8) -> Stop {
+    pub(super) fn control_character(&mut self, open: usize, at: usize, byte: u8) -> Stop {
         let escape = match byte {
             b'\t' => "\\t".to_owned(),
             0x08 => "\\b".to_owned(),
@@ -303,25 +315,27 @@ impl Parser<'_> {
         let diagnostic = Diagnostic::error(
             SYNTAX,
             Span::new(at, at + 1),
-            format!("invalid control character U+{byte:04X} in string"),
+            super::tailscale::invalid_string(self.bytes, open),
         )
-        .with_label("control characters must be escaped")
+        .with_label(format!(
+            "control character U+{byte:04X}: control characters must be escaped"
+        ))
         .with_help(format!("write it as `{escape}`"));
         self.diagnostics.push(diagnostic);
         Stop
     }
 
-    pub(super) fn invalid_escape(&mut self, at: usize) -> Stop {
+    pub(super) fn invalid_escape(&mut self, open: usize, at: usize) -> Stop {
         let ch = self
             .text
             .get(at + 1..)
             .and_then(|rest| rest.chars().next())
             .unwrap_or(char::REPLACEMENT_CHARACTER);
         let span = Span::new(at, at + 1 + ch.len_utf8());
-        let message = if ch.is_control() {
-            format!("invalid escape: `\\` followed by {}", show_char(ch))
+        let label = if ch.is_control() {
+            format!("unknown escape: `\\` followed by {}", show_char(ch))
         } else {
-            format!("invalid escape `\\{ch}` in string")
+            format!("unknown escape `\\{ch}`")
         };
         let help = match ch {
             '\'' => "a single quote needs no escape in JSON: write `'`".to_owned(),
@@ -332,15 +346,16 @@ impl Parser<'_> {
             )
             .to_owned(),
         };
+        let message = super::tailscale::invalid_string(self.bytes, open);
         let diagnostic = Diagnostic::error(SYNTAX, span, message)
-            .with_label("unknown escape")
+            .with_label(label)
             .with_help(help);
         self.diagnostics.push(diagnostic);
         Stop
     }
 
     /// `\u` at `at` is not followed by four hex digits.
-    pub(super) fn invalid_unicode_escape(&mut self, at: usize) -> Stop {
+    pub(super) fn invalid_unicode_escape(&mut self, open: usize, at: usize) -> Stop {
         let digits = self
             .bytes
             .get(at + 2..)
@@ -358,10 +373,12 @@ impl Parser<'_> {
         }
         let span = Span::new(at, end);
         let shown = self.text.get(at..end).unwrap_or_default();
-        let diagnostic =
-            Diagnostic::error(SYNTAX, span, format!("invalid unicode escape `{shown}`"))
-                .with_label("expected four hexadecimal digits")
-                .with_help("`\\u` is followed by exactly four hexadecimal digits, as in `\\u00e9`");
+        let message = super::tailscale::invalid_string(self.bytes, open);
+        let diagnostic = Diagnostic::error(SYNTAX, span, message)
+            .with_label(format!(
+                "invalid unicode escape `{shown}`: expected four hexadecimal digits"
+            ))
+            .with_help("`\\u` is followed by exactly four hexadecimal digits, as in `\\u00e9`");
         self.diagnostics.push(diagnostic);
         Stop
     }
@@ -448,6 +465,7 @@ fn char_help(ch: char, expected: Expected) -> Option<&'static str> {
     Some(match ch {
         '\'' => "JSON strings use double quotes",
         '#' => "JSON has no `#` comments; use `//` or `/* */`",
+        '/' => "comments start with `//` or `/*`",
         '=' if matches!(expected, Expected::Colon) => "use `:` between a key and its value",
         ';' if matches!(
             expected,

@@ -5,6 +5,7 @@
 mod errors;
 mod format;
 mod parser;
+mod tailscale;
 #[cfg(test)]
 mod tests;
 

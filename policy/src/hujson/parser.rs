@@ -288,7 +288,14 @@ impl Parser<'_> {
         let Some(end) = scan_number(self.bytes, start) else {
             return Err(self.invalid_number(start));
         };
-        if self.bytes.get(end).is_some_and(|&b| is_number_char(b)) {
+        // Letters, digits, `.`, `+` or `-` right after it: Tailscale's parser reads them as
+        // one literal with the number, which is then no number. (An `_` it reads as what
+        // follows the number, as [`Parser::unexpected`] reports it.)
+        if self
+            .bytes
+            .get(end)
+            .is_some_and(|&b| is_number_char(b) && b != b'_')
+        {
             return Err(self.invalid_number(start));
         }
         // INVARIANT: a number is ASCII, so `start..end` are character boundaries.
@@ -325,7 +332,7 @@ impl Parser<'_> {
                     run_start = self.escape(open, i, out)?;
                 }
                 Some(&b) if b == b'\n' || b == b'\r' => return Err(self.unterminated_string(open)),
-                Some(&b) => return Err(self.control_character(i, b)),
+                Some(&b) => return Err(self.control_character(open, i, b)),
                 None => return Err(self.unterminated_string(open)),
             }
         }
@@ -342,8 +349,8 @@ impl Parser<'_> {
             Some(b'n') => '\n',
             Some(b'r') => '\r',
             Some(b't') => '\t',
-            Some(b'u') => return self.unicode_escape(at, out),
-            Some(_) => return Err(self.invalid_escape(at)),
+            Some(b'u') => return self.unicode_escape(open, at, out),
+            Some(_) => return Err(self.invalid_escape(open, at)),
             None => return Err(self.unterminated_string(open)),
         };
         out.push(simple);
@@ -353,16 +360,16 @@ impl Parser<'_> {
     /// `\uXXXX`, or a surrogate pair of them. Half a pair is read as U+FFFD, as Tailscale's
     /// parser reads it (`hujson` accepts it, Go's `encoding/json` replaces it): a high half
     /// not followed by a low one is replaced and what follows read on its own.
-    fn unicode_escape(&mut self, at: usize, out: &mut String) -> Parsed<usize> {
+    fn unicode_escape(&mut self, open: usize, at: usize, out: &mut String) -> Parsed<usize> {
         let Some(unit) = hex4(self.bytes, at + 2) else {
-            return Err(self.invalid_unicode_escape(at));
+            return Err(self.invalid_unicode_escape(open, at));
         };
         let code = match unit {
             0xD800..=0xDBFF => {
                 let low = if self.bytes.get(at + 6..at + 8) == Some(b"\\u") {
                     match hex4(self.bytes, at + 8) {
                         Some(low) => Some(low),
-                        None => return Err(self.invalid_unicode_escape(at + 6)),
+                        None => return Err(self.invalid_unicode_escape(open, at + 6)),
                     }
                 } else {
                     None
@@ -399,14 +406,17 @@ impl Parser<'_> {
         loop {
             match self.bytes.get(self.pos) {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
-                Some(b'/') => self.comment()?,
+                // A `/` that starts no comment is what follows the trivia: the caller, who
+                // knows what it wanted there, reports it.
+                Some(b'/') if !self.comment()? => return Ok(()),
+                Some(b'/') => {}
                 _ => return Ok(()),
             }
         }
     }
 
-    /// A comment; the parser is at its `/`.
-    fn comment(&mut self) -> Parsed<()> {
+    /// A comment; the parser is at its `/`. False (nothing read) when the `/` starts none.
+    fn comment(&mut self) -> Parsed<bool> {
         let start = self.pos;
         let body = start + 2;
         let rest = self.bytes.get(body..).unwrap_or_default();
@@ -414,29 +424,15 @@ impl Parser<'_> {
             Some(b'/') => {
                 // Only a LF ends a line comment (a lone CR does not), as in Tailscale's parser,
                 // which refuses a `//` comment that runs into the end of the input.
-                let Some(end) = rest.iter().position(|&b| b == b'\n').map(|n| body + n) else {
-                    let mut end = self.bytes.len();
-                    if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
-                        end -= 1;
-                    }
-                    let diagnostic = Diagnostic::error(
-                        SYNTAX,
-                        Span::new(start, end),
-                        "parsing comment: unexpected EOF",
-                    )
-                    .with_label("this comment has no newline after it")
-                    .with_help(
-                        "end the file with a newline after the comment: a `//` comment runs to \
-                         the end of its line, and Tailscale's HuJSON parser refuses one that \
-                         reaches the end of the file",
-                    );
-                    self.diagnostics.push(diagnostic);
-                    return Err(Stop);
-                };
+                let newline = rest.iter().position(|&b| b == b'\n').map(|n| body + n);
                 // A line or paragraph separator inside the comment: editors show a line
                 // break there, so what follows it looks like policy but is comment. Refused,
-                // as Tailscale's parser refuses it.
-                let text = self.bytes.get(body..end).unwrap_or_default();
+                // as Tailscale's parser refuses it, and found first, as it finds it (also
+                // in a comment that then runs into the end of the input).
+                let text = self
+                    .bytes
+                    .get(body..newline.unwrap_or(self.bytes.len()))
+                    .unwrap_or_default();
                 let separator = text
                     .windows(3)
                     .position(|w| matches!(w, [0xE2, 0x80, 0xA8 | 0xA9]));
@@ -460,6 +456,25 @@ impl Parser<'_> {
                     self.diagnostics.push(diagnostic);
                     return Err(Stop);
                 }
+                let Some(end) = newline else {
+                    let mut end = self.bytes.len();
+                    if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
+                        end -= 1;
+                    }
+                    let diagnostic = Diagnostic::error(
+                        SYNTAX,
+                        Span::new(start, end),
+                        "parsing comment: unexpected EOF",
+                    )
+                    .with_label("this comment has no newline after it")
+                    .with_help(
+                        "end the file with a newline after the comment: a `//` comment runs to \
+                         the end of its line, and Tailscale's HuJSON parser refuses one that \
+                         reaches the end of the file",
+                    );
+                    self.diagnostics.push(diagnostic);
+                    return Err(Stop);
+                };
                 // A CRLF line's comment ends before the CR.
                 let span_end = if end > body && self.bytes.get(end - 1) == Some(&b'\r') {
                     end - 1
@@ -471,7 +486,7 @@ impl Parser<'_> {
                     kind: CommentKind::Line,
                 });
                 self.pos = end;
-                Ok(())
+                Ok(true)
             }
             Some(b'*') => match rest.windows(2).position(|w| w == b"*/") {
                 Some(n) => {
@@ -481,13 +496,13 @@ impl Parser<'_> {
                         kind: CommentKind::Block,
                     });
                     self.pos = end;
-                    Ok(())
+                    Ok(true)
                 }
                 None => {
                     let diagnostic = Diagnostic::error(
                         SYNTAX,
                         Span::new(start, body),
-                        "unterminated block comment",
+                        "parsing comment: unexpected EOF",
                     )
                     .with_label("this comment is never closed")
                     .with_help("close the comment with `*/`");
@@ -495,17 +510,7 @@ impl Parser<'_> {
                     Err(Stop)
                 }
             },
-            _ => {
-                let diagnostic = Diagnostic::error(
-                    SYNTAX,
-                    Span::new(start, start + 1),
-                    "unexpected character `/`",
-                )
-                .with_label("not a comment")
-                .with_help("comments start with `//` or `/*`");
-                self.diagnostics.push(diagnostic);
-                Err(Stop)
-            }
+            _ => Ok(false),
         }
     }
 
@@ -595,7 +600,7 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// End of the RFC 8259 number starting at `start`, or `None` if the grammar is not met.
-fn scan_number(bytes: &[u8], start: usize) -> Option<usize> {
+pub(super) fn scan_number(bytes: &[u8], start: usize) -> Option<usize> {
     let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
     let mut i = start;
     if bytes.get(i) == Some(&b'-') {

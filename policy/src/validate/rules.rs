@@ -77,6 +77,7 @@ impl Validator<'_> {
                 self.grant(grant);
             }
         }
+        self.allows_no_traffic();
         if let Some(rules) = &policy.ssh {
             for rule in &rules.value {
                 self.ssh_rule(rule);
@@ -465,6 +466,30 @@ impl Validator<'_> {
                 );
             }
             self.used.insert(tag);
+        }
+    }
+
+    /// A policy whose `acls` or `grants` is present but empty, and holds no rule: no device
+    /// can reach another (Tailscale's allow-all default applies only when both are absent).
+    /// Tailscale's own template, `"grants": []` with "unrestricted" in its comment, cut a
+    /// tailnet off (tailscale/tailscale#19595). (A policy of `app` grants alone opens no
+    /// traffic either, but is written by someone who knows grants: not warned.)
+    fn allows_no_traffic(&mut self) {
+        let policy = self.policy;
+        let acls = policy.acls.as_ref();
+        let grants = policy.grants.as_ref();
+        let Some(span) = grants.map(|g| g.span).or(acls.map(|a| a.span)) else {
+            return;
+        };
+        let rules = acls.is_some_and(|a| !a.value.is_empty())
+            || grants.is_some_and(|g| !g.value.is_empty());
+        if !rules {
+            self.warning(
+                Code::AllowsNoTraffic,
+                span,
+                "the policy has no rule: no device can reach another",
+                "Tailscale allows all traffic only when \"acls\" and \"grants\" are both absent; add a rule, e.g. {\"src\": [\"*\"], \"dst\": [\"*\"], \"ip\": [\"*\"]}",
+            );
         }
     }
 
