@@ -108,19 +108,10 @@ fn format_file(
     out: &mut impl Write,
 ) -> Outcome {
     let (source, diagnostics) = aclc_policy::source_from_bytes(&file.name, &file.bytes, limits);
-    // Bytes that are not UTF-8, even inside strings (where `check` reads them as U+FFFD, as
-    // Tailscale does): the formatted text could not keep them.
-    let not_text = diagnostics
-        .iter()
-        .any(|d| d.code == aclc_policy::Code::InvalidUtf8);
-    if diagnostics.iter().any(Diagnostic::is_error) || not_text {
+    // Bytes that are not UTF-8 inside strings (where `check` reads them as U+FFFD, as
+    // Tailscale does) are a warning, and kept as they are, as `hujsonfmt` keeps them.
+    if diagnostics.iter().any(Diagnostic::is_error) {
         eprint_diagnostics(&diagnostics, &source, 0);
-        if not_text {
-            eprintln!(
-                "error: {}: fmt keeps every byte of a string, and these are not UTF-8",
-                escape(&file.name)
-            );
-        }
         return Outcome::Invalid;
     }
     let formatted = match aclc_policy::hujson::format(&source, limits) {
@@ -130,7 +121,14 @@ fn format_file(
             return Outcome::Invalid;
         }
     };
-    let changed = formatted != source.text();
+    let Some(bytes) = restored(&file.bytes, &formatted) else {
+        eprintln!(
+            "error: {}: the bytes that are not UTF-8 could not be kept in place",
+            escape(&file.name)
+        );
+        return Outcome::Invalid;
+    };
+    let changed = bytes != file.bytes;
     if args.diff && changed {
         let name = escape(&file.name);
         let diff =
@@ -148,14 +146,14 @@ fn format_file(
     }
     if args.write {
         if changed {
-            if let Err(message) = rewrite(path, &source, &formatted) {
+            if let Err(message) = rewrite(path, &source, &bytes) {
                 eprintln!("error: {}", escape(&message));
                 return Outcome::Unwritable;
             }
         }
         return Outcome::Done;
     }
-    if !args.diff && !written(out.write_all(formatted.as_bytes())) {
+    if !args.diff && !written(out.write_all(&bytes)) {
         return Outcome::Unwritable;
     }
     Outcome::Done
@@ -178,7 +176,38 @@ fn written(result: std::io::Result<()>) -> bool {
 /// Replaces the file at `path` with `text`: written to a temporary file beside it (with the
 /// same permissions), then renamed over it, so the policy is never seen half written.
 /// A symbolic link is followed: its target is rewritten.
-fn rewrite(path: &Path, source: &Source, text: &str) -> Result<(), String> {
+/// The formatted text with each U+FFFD that stands for a byte of the input that is not
+/// UTF-8 ([`aclc_policy::source_from_bytes`] reads each such byte as one U+FFFD) given its
+/// byte back, as `hujsonfmt` keeps them: the formatter moves no character of a string, so the
+/// replacement characters come out in the order they went in. `None` when their count
+/// differs (nothing is written then). O(input + output).
+fn restored(input: &[u8], formatted: &str) -> Option<Vec<u8>> {
+    // What each U+FFFD of the text read stands for, in order: a byte, or itself.
+    let mut stands_for: Vec<Option<u8>> = Vec::new();
+    for chunk in input.utf8_chunks() {
+        let genuine = chunk.valid().matches(char::REPLACEMENT_CHARACTER).count();
+        stands_for.extend(std::iter::repeat_n(None, genuine));
+        stands_for.extend(chunk.invalid().iter().map(|&b| Some(b)));
+    }
+    if stands_for.iter().all(Option::is_none) {
+        return Some(formatted.as_bytes().to_vec());
+    }
+    let mut bytes = Vec::with_capacity(formatted.len());
+    let mut next = stands_for.into_iter();
+    let mut rest = formatted;
+    while let Some(at) = rest.find(char::REPLACEMENT_CHARACTER) {
+        bytes.extend_from_slice(rest.get(..at)?.as_bytes());
+        match next.next()? {
+            Some(b) => bytes.push(b),
+            None => bytes.extend_from_slice("\u{FFFD}".as_bytes()),
+        }
+        rest = rest.get(at + char::REPLACEMENT_CHARACTER.len_utf8()..)?;
+    }
+    bytes.extend_from_slice(rest.as_bytes());
+    next.next().is_none().then_some(bytes)
+}
+
+fn rewrite(path: &Path, source: &Source, text: &[u8]) -> Result<(), String> {
     let name = source.name();
     let target = std::fs::canonicalize(path).map_err(|e| format!("cannot rewrite {name}: {e}"))?;
     let permissions = std::fs::metadata(&target)

@@ -210,25 +210,42 @@ fn syntax_errors_are_rendered_and_exit_2() {
 }
 
 /// Bytes that are not UTF-8 inside a string: `check` reads them as U+FFFD (as Tailscale
-/// does), `fmt` refuses the file and leaves it as it is (hujson keeps such bytes, which a
-/// formatted text could not).
+/// does) with a warning, and `fmt` keeps each byte where it was, as `hujsonfmt` keeps it
+/// (genuine U+FFFD characters beside them stay characters).
 #[test]
-fn bytes_that_are_not_utf8_in_a_string_are_checked_but_not_formatted() {
+fn bytes_that_are_not_utf8_in_a_string_are_kept_by_fmt() {
     let dir = scratch();
     let path = dir.join("latin1.hujson");
-    let bytes = b"{\"groups\": {\"group:caf\xE9\": [\"a@example.com\"]}}\n";
+    let bytes = b"{\"groups\": {\"group:caf\xE9\xEF\xBF\xBD\xFF\": [\"a@example.com\"]}}\n";
     std::fs::write(&path, bytes).unwrap();
     let o = fmt_in(&dir, &["-w", "latin1.hujson"], None);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("these are not UTF-8"), "{}", stderr(&o));
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        bytes,
-        "the file is not touched"
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let want = b"{\"groups\": {\"group:caf\xE9\xEF\xBF\xBD\xFF\": [\"a@example.com\"]}}\n";
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    let o = fmt_in(&dir, &["--check", "latin1.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = aclc_in(&dir, &["check", "latin1.hujson"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("aclc::invalid_utf8") || stderr(&o).contains("aclc::invalid_utf8"));
+    assert!(stderr(&o).contains("aclc::invalid_utf8"), "{}", stderr(&o));
+    // Reformatted around the bytes, which stay.
+    std::fs::write(&path, b"{\"a\":  \"\xE9\",\n\"b\":[\"\xFF\" ,1]}").unwrap();
+    let o = fmt_in(&dir, &["latin1.hujson"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // (`hujsonfmt`'s own output for the same bytes.)
+    assert_eq!(
+        o.stdout,
+        b"{\n\t\"a\": \"\xE9\",\n\t\"b\": [\"\xFF\", 1]\n}\n"
+    );
+    // Outside a string: refused, and the file left as it is.
+    std::fs::write(&path, b"{\"a\": 1} // caf\xE9\n").unwrap();
+    let o = fmt_in(&dir, &["-w", "latin1.hujson"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("invalid UTF-8 in comment"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\": 1} // caf\xE9\n");
 }
 
 #[test]

@@ -81,7 +81,7 @@ codes! {
         "The file starts with a UTF-8 byte order mark, which Tailscale refuses.",
         Bytes(b"\xEF\xBB\xBF{}");
     InvalidUtf8 = "invalid_utf8",
-        "The text is not UTF-8. Inside strings only, a warning: each bad byte is read as U+FFFD, as Tailscale's parser reads it (`aclc fmt` refuses it, as it cannot keep the bytes).",
+        "The text is not UTF-8. Inside strings only, a warning: each bad byte is read as U+FFFD, as Tailscale's parser reads it (`aclc fmt` keeps the bytes, as `hujsonfmt` does). Elsewhere an error, in Tailscale's parser's words where they do not depend on the enclosing structure (`invalid UTF-8 in comment`).",
         Bytes(b"{\"groups\": {\"group:\xFF\": []}}");
     BidiControl = "bidi_control",
         "A bidirectional control character can make the text read differently from what it is (Trojan Source); remove it.",
