@@ -295,6 +295,9 @@ codes! {
     NeverMatches = "never_matches",
         "A rule with no sources, no destinations, or only empty groups: it never matches.",
         Policy(r#"{"acls": [{"action": "accept", "src": [], "dst": ["*:*"]}]}"#);
+    UnspecifiedAddress = "unspecified_address",
+        "A rule naming `0.0.0.0` or `::`: one address no device has, not every address (`*` is every address). An old Tailscale parser refused it (`to allow all IP addresses, use *:port, not 0.0.0.0:port`); whether the control server still does is not known, so aclc accepts it with a warning.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["0.0.0.0:80"]}]}"#);
     AllowsNoTraffic = "allows_no_traffic",
         "`acls` or `grants` is present but empty, and the policy has no other rule (`\"grants\": []`): no device can reach another. Tailscale's allow-all default applies only when both sections are absent; its own policy template once offered `\"grants\": []` as \"unrestricted\" and cut a tailnet off (tailscale/tailscale#19595). Accepted: the policy means exactly that.",
         Policy(r#"{"grants": []}"#);

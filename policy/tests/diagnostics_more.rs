@@ -877,3 +877,23 @@ fn an_empty_rule_section_allows_no_traffic() {
     )
     .is_empty());
 }
+
+/// `0.0.0.0` (or `::`) in a rule is one address no device has, not every address: a warning
+/// with the advice an old Tailscale parser refused it with; a prefix holding it is not.
+#[test]
+fn the_unspecified_address_is_not_every_address() {
+    expect_warning(
+        r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["0.0.0.0:80"]}]}"#,
+        "aclc::unspecified_address",
+        "0.0.0.0 is a single address that no device has, not every address; aclc cannot verify that Tailscale accepts it",
+        "0.0.0.0",
+    );
+    assert_eq!(
+        codes(r#"{"grants": [{"src": ["::"], "dst": ["*"], "ip": ["*"]}]}"#),
+        ["aclc::unspecified_address"]
+    );
+    assert!(
+        codes(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["0.0.0.0/0:80"]}]}"#)
+            .is_empty()
+    );
+}

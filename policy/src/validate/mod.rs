@@ -318,6 +318,15 @@ impl<'p> Validator<'p> {
             Alias::UserDomain(domain) => self.domain(domain, sel.span, place),
             Alias::User(login) => self.known_user(login, sel.span),
             Alias::Autogroup(a) => self.autogroup_seen(*a, sel.span),
+            // `0.0.0.0` (or `::`) is one address no device has, not every address: an old
+            // Tailscale parser refused it with this advice; whether the control server still
+            // does is not known (a warning).
+            Alias::Ip(ip) if ip.is_unspecified() => self.warning(
+                Code::UnspecifiedAddress,
+                sel.span,
+                format!("{ip} is a single address that no device has, not every address; aclc cannot verify that Tailscale accepts it"),
+                &format!("to allow all IP addresses, use *:port, not {ip}:port"),
+            ),
             _ => {}
         }
     }
