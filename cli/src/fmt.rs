@@ -1,6 +1,7 @@
 //! `aclc fmt`: lays policy files out as Tailscale's `hujsonfmt` does (byte for byte), to print,
 //! rewrite in place, check in CI or show as a diff.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -128,7 +129,7 @@ fn format_file(
         );
         return Outcome::Invalid;
     };
-    let changed = bytes != file.bytes;
+    let changed = *bytes != *file.bytes;
     if args.diff && changed {
         let name = escape(&file.name);
         let diff =
@@ -173,15 +174,12 @@ fn written(result: std::io::Result<()>) -> bool {
     }
 }
 
-/// Replaces the file at `path` with `text`: written to a temporary file beside it (with the
-/// same permissions), then renamed over it, so the policy is never seen half written.
-/// A symbolic link is followed: its target is rewritten.
 /// The formatted text with each U+FFFD that stands for a byte of the input that is not
 /// UTF-8 ([`aclc_policy::source_from_bytes`] reads each such byte as one U+FFFD) given its
 /// byte back, as `hujsonfmt` keeps them: the formatter moves no character of a string, so the
 /// replacement characters come out in the order they went in. `None` when their count
 /// differs (nothing is written then). O(input + output).
-fn restored(input: &[u8], formatted: &str) -> Option<Vec<u8>> {
+fn restored<'f>(input: &[u8], formatted: &'f str) -> Option<Cow<'f, [u8]>> {
     // What each U+FFFD of the text read stands for, in order: a byte, or itself.
     let mut stands_for: Vec<Option<u8>> = Vec::new();
     for chunk in input.utf8_chunks() {
@@ -190,7 +188,7 @@ fn restored(input: &[u8], formatted: &str) -> Option<Vec<u8>> {
         stands_for.extend(chunk.invalid().iter().map(|&b| Some(b)));
     }
     if stands_for.iter().all(Option::is_none) {
-        return Some(formatted.as_bytes().to_vec());
+        return Some(Cow::Borrowed(formatted.as_bytes()));
     }
     let mut bytes = Vec::with_capacity(formatted.len());
     let mut next = stands_for.into_iter();
@@ -204,9 +202,12 @@ fn restored(input: &[u8], formatted: &str) -> Option<Vec<u8>> {
         rest = rest.get(at + char::REPLACEMENT_CHARACTER.len_utf8()..)?;
     }
     bytes.extend_from_slice(rest.as_bytes());
-    next.next().is_none().then_some(bytes)
+    next.next().is_none().then_some(Cow::Owned(bytes))
 }
 
+/// Replaces the file at `path` with `text`: written to a temporary file beside it (with the
+/// same permissions), then renamed over it, so the policy is never seen half written.
+/// A symbolic link is followed: its target is rewritten.
 fn rewrite(path: &Path, source: &Source, text: &[u8]) -> Result<(), String> {
     let name = source.name();
     let target = std::fs::canonicalize(path).map_err(|e| format!("cannot rewrite {name}: {e}"))?;

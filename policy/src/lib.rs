@@ -126,21 +126,7 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
         Err(error) => {
-            let at = error.valid_up_to();
-            let bad_len = error
-                .error_len()
-                .unwrap_or_else(|| bytes.len().saturating_sub(at));
-            let bad = bytes.get(at..at + bad_len).unwrap_or_default();
-            let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02X}")).collect();
-            let label = match error.error_len() {
-                Some(1) => format!("invalid byte {}", shown.join(" ")),
-                Some(_) => format!("invalid bytes {}", shown.join(" ")),
-                None => format!("incomplete character at the end: {}", shown.join(" ")),
-            };
             let (text, outside) = lossy_as_go(bytes);
-            // The lossy text replaces each bad byte with U+FFFD (3 bytes); earlier offsets are
-            // unchanged, so the span covers the first replacement character.
-            let span = Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
             diagnostics.push(if let Some(outside) = outside {
                 // Refused, in Tailscale's parser's words: in a comment, or (between tokens)
                 // a character no value starts with; at that byte.
@@ -160,6 +146,20 @@ pub fn source_from_bytes(name: &str, bytes: &[u8], limits: &Limits) -> (Source, 
                     .with_label(label)
                     .with_help("save the file as UTF-8")
             } else {
+                let at = error.valid_up_to();
+                let bad_len = error
+                    .error_len()
+                    .unwrap_or_else(|| bytes.len().saturating_sub(at));
+                let bad = bytes.get(at..at + bad_len).unwrap_or_default();
+                let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02X}")).collect();
+                let label = match error.error_len() {
+                    Some(1) => format!("invalid byte {}", shown.join(" ")),
+                    Some(_) => format!("invalid bytes {}", shown.join(" ")),
+                    None => format!("incomplete character at the end: {}", shown.join(" ")),
+                };
+                // The lossy text replaces each bad byte with U+FFFD (3 bytes); earlier offsets
+                // are unchanged, so the span covers the first replacement character.
+                let span = Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
                 // Tailscale's parser (hujson) takes such bytes inside strings, and Go's JSON
                 // decoder reads each as U+FFFD: accepted, read the same way.
                 Diagnostic::warning(

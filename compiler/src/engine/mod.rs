@@ -1209,10 +1209,13 @@ fn routeless_nodes(
     // A node carrying a tag the policy's Kubernetes grants name as a session recorder
     // (before or after) moves those grants' capability values on every node they reach
     // ([`crate::kube`]): not narrowed.
-    let recorder_tags = crate::kube::policy_recorder_tags(&inputs.policy);
+    // The policy is read only for a changed node that carries a tag (not on a member's
+    // join), once.
+    let recorder_tags = std::cell::OnceCell::new();
     let records = |n: &NodeRecord| {
         n.tags.iter().any(|t| {
             recorder_tags
+                .get_or_init(|| crate::kube::policy_recorder_tags(&inputs.policy))
                 .binary_search_by(|r| r.as_str().cmp(&aclc_policy::model::canonical_tag(t)))
                 .is_ok()
         })

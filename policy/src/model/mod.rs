@@ -276,16 +276,6 @@ impl AppCapability {
             .filter_map(|t| t.as_str())
             .filter(|t| t.starts_with("tag:"))
     }
-
-    /// True for the Kubernetes capability when one of its values names a recorder.
-    pub fn names_recorders(&self) -> bool {
-        self.name.value == Self::KUBERNETES
-            && self
-                .values
-                .value
-                .as_array()
-                .is_some_and(|vs| vs.iter().any(|v| Self::recorder_tags(v).next().is_some()))
-    }
 }
 
 /// One entry of `groups`.
