@@ -374,6 +374,9 @@ codes! {
     UnverifiedBracketedHost = "unverified_bracketed_host",
         "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);
+    UppercaseDestination = "uppercase_destination",
+        "An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`, `Group:eng:22`): read in lower case (`tag:web:80`), as Tailscale's destination parser lower-cases the whole `host:ports` text (its copy in `tailcfg` does); aclc cannot verify that the control server still does. A source in another case is refused, with the lower-case form as help.",
+        Policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["TAG:WEB:80"]}]}"#);
     UnknownDerpField = "unknown_derp_field",
         "A field of `derpMap` (its regions, nodes, home parameters) aclc does not know; accepted, aclc cannot verify it (Tailscale's DERP map gains fields over time).",
         Policy(r#"{"derpMap": {"Regions": {"900": {"RegionID": 900, "Weight": 2}}}}"#);

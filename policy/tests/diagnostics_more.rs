@@ -897,3 +897,38 @@ fn the_unspecified_address_is_not_every_address() {
             .is_empty()
     );
 }
+
+/// An ACL destination whose selector prefix is in another case is read in lower case, as
+/// Tailscale's destination parser lower-cases `host:ports` (with a warning: what the control
+/// server does is not captured); a source so written is refused, with the lower-case form as
+/// the fix. A mixed-case name after a lower-case prefix is matched as written.
+#[test]
+fn selector_prefixes_in_another_case() {
+    expect_warning_help(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["TAG:SERVER:443"]}"#),
+        "aclc::uppercase_destination",
+        "dst=\"TAG:SERVER:443\": read as \"tag:server:443\", as Tailscale's parser lower-cases a destination; aclc cannot verify that the control server still does",
+        "TAG:SERVER:443",
+        "selector prefixes are lower case: write \"tag:server:443\"",
+    );
+    let target = |dst: &str| {
+        let text = acl(&format!(
+            r#"{{"action": "accept", "src": ["*"], "dst": ["{dst}"]}}"#
+        ));
+        let (_, parsed) = parse_str("p", &text, &Options::default());
+        let policy = parsed.expect("a policy").policy;
+        format!("{:?}", policy.acls.expect("acls").value[0].dst[0].target.alias)
+    };
+    assert_eq!(target("Tag:Server:443"), target("tag:server:443"));
+    assert_eq!(target("AUTOGROUP:INTERNET:*"), target("autogroup:internet:*"));
+    expect_error_help(
+        &acl(r#"{"action": "accept", "src": ["Group:Eng"], "dst": ["tag:server:443"]}"#),
+        "aclc::undefined_host",
+        "src=\"Group:Eng\": invalid address",
+        "Group:Eng",
+        Some("selector prefixes are lower case: did you mean \"group:eng\"?"),
+    );
+    // A group defined in mixed case, used as written after a lower-case prefix: no warning.
+    let mixed = r#"{"groups": {"group:Eng": ["alice@example.com"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["group:Eng:80"]}]}"#;
+    assert!(codes(mixed).is_empty(), "{:?}", codes(mixed));
+}

@@ -279,6 +279,7 @@ impl Lowerer<'_> {
         } else {
             sub(host_offset, host_offset + host.len())
         };
+        let host = self.lowercased_prefix(whole, host, text.span);
         let target = self.selector_from(Spanned::new(host, host_span))?;
         Some(AclDestination {
             target,
@@ -286,6 +287,36 @@ impl Lowerer<'_> {
             text: text.value.clone(),
             span: text.span,
         })
+    }
+
+    /// An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`,
+    /// `Group:eng:22`), read in lower case as Tailscale's destination parser reads it (it
+    /// lower-cases the whole `host:ports` text; `tailcfg`'s copy of it says so), with a
+    /// warning: the capture of what the control server does with it is missing. Any other
+    /// destination is returned as written (a host or tag named in mixed case matches its
+    /// definition as written).
+    fn lowercased_prefix(&mut self, whole: &str, host: String, span: crate::Span) -> String {
+        let Some((prefix, _)) = host.split_once(':') else {
+            return host;
+        };
+        let known = ["tag", "group", "autogroup", "ipset", "svc", "user"];
+        if !prefix.bytes().any(|b| b.is_ascii_uppercase())
+            || !known.iter().any(|k| prefix.eq_ignore_ascii_case(k))
+        {
+            return host;
+        }
+        let lowered = whole.to_ascii_lowercase();
+        self.warning(
+            Code::UppercaseDestination,
+            span,
+            format!(
+                "dst={}: read as {}, as Tailscale's parser lower-cases a destination; aclc cannot verify that the control server still does",
+                quote(whole),
+                quote(&lowered)
+            ),
+        )
+        .help = Some(format!("selector prefixes are lower case: write {}", quote(&lowered)));
+        host.to_ascii_lowercase()
     }
 
     /// One `grants` entry.

@@ -282,13 +282,18 @@ impl<'p> Validator<'p> {
                             || b.parse::<std::net::IpAddr>().is_ok()
                             || b.parse::<ipnet::IpNet>().is_ok()
                     });
-                    let help = match (bare, suggested) {
-                        (Some(bare), _) => {
+                    let cased = cased_selector(host);
+                    let help = match (cased, bare, suggested) {
+                        (Some(cased), ..) => format!(
+                            "selector prefixes are lower case: did you mean {}?",
+                            quote(&cased)
+                        ),
+                        (None, Some(bare), _) => {
                             self.used.insert(format!("host {bare}"));
                             no_port_help(bare)
                         }
-                        (None, Some(n)) => format!("did you mean the host {}?", quote(n)),
-                        (None, None) => format!(
+                        (None, None, Some(n)) => format!("did you mean the host {}?", quote(n)),
+                        (None, None, None) => format!(
                             "{} is not an IP address, a prefix, or a host defined in \"hosts\"",
                             quote(host)
                         ),
@@ -535,6 +540,17 @@ fn without_ports(text: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b',' || b == b'-');
     (ports_like && !bare.is_empty()).then_some(bare)
+}
+
+/// `host` in lower case when its prefix names a kind of selector in another case
+/// (`GROUP:eng`, `Tag:web`): a source is matched as written (only destinations are known
+/// to be lower-cased by Tailscale's parser), so it is refused with this as the fix.
+fn cased_selector(host: &str) -> Option<String> {
+    let (prefix, _) = host.split_once(':')?;
+    let known = ["tag", "group", "autogroup", "ipset", "svc", "user"];
+    (prefix.bytes().any(|b| b.is_ascii_uppercase())
+        && known.iter().any(|k| prefix.eq_ignore_ascii_case(k)))
+    .then(|| host.to_ascii_lowercase())
 }
 
 /// The help for a selector written with ports where none belong.
