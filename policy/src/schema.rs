@@ -2,8 +2,8 @@
 //! reads, so a field the lowering knows is a property of the schema (a test checks that every
 //! property has a shape and a description). For editors: hover text and completion.
 //!
-//! The schema is strict on spelling where the lowering refuses unknown fields; aclc also
-//! accepts fields that differ only in case (with a warning), the schema does not.
+//! The schema is strict on spelling where the lowering refuses unknown fields; a field written
+//! in another case, which aclc accepts with a warning, is accepted and marked deprecated.
 
 use serde_json::{json, Map, Value};
 
@@ -36,16 +36,81 @@ pub fn policy_schema() -> Value {
 
 /// An object whose properties are exactly `keys`, each shaped by `shape` (a key `shape` does
 /// not know gets an empty, description-less schema, which the tests refuse).
+///
+/// As the lowering reads them: `null` is an absent field (but for the ones that must be
+/// there: `action` and a test's `src`), and a key in another case is the key (Tailscale's
+/// decoder matches field names without case; aclc warns, `aclc::key_case`), marked deprecated
+/// so an editor strikes it through instead of calling the policy wrong.
 fn object(keys: &[&str], shape: fn(&str) -> Option<Value>) -> Value {
-    let properties: Map<String, Value> = keys
-        .iter()
-        .map(|k| (k.to_string(), shape(k).unwrap_or_else(|| json!({}))))
-        .collect();
+    let mut properties = Map::new();
+    let mut cased = Map::new();
+    for k in keys {
+        let mut s = shape(k).unwrap_or_else(|| json!({}));
+        if !matches!(*k, "action" | "src") {
+            nullable(&mut s);
+        }
+        let spelled: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|o| o.eq_ignore_ascii_case(k))
+            .collect();
+        let mut other = s.clone();
+        if let Some(o) = other.as_object_mut() {
+            let written: Vec<String> = spelled.iter().map(|w| format!("\"{w}\"")).collect();
+            o.insert("deprecated".into(), json!(true));
+            o.insert(
+                "deprecationMessage".into(),
+                json!(format!(
+                    "Tailscale accepts it, but write {} as documented",
+                    written.join(" or ")
+                )),
+            );
+        }
+        cased.insert(any_case(k, &spelled), other);
+        properties.insert(k.to_string(), s);
+    }
     json!({
         "type": "object",
         "properties": properties,
+        "patternProperties": cased,
         "additionalProperties": false,
     })
+}
+
+/// A pattern matching `key` in any case but the `spelled` ones (the documented spellings:
+/// `^(?!(?:acls)$)[aA][cC][lL][sS]$`).
+fn any_case(key: &str, spelled: &[&str]) -> String {
+    let mut pattern = format!("^(?!(?:{})$)", spelled.join("|"));
+    for c in key.chars() {
+        if c.is_ascii_alphabetic() {
+            pattern.push('[');
+            pattern.push(c.to_ascii_lowercase());
+            pattern.push(c.to_ascii_uppercase());
+            pattern.push(']');
+        } else {
+            pattern.push(c);
+        }
+    }
+    pattern.push('$');
+    pattern
+}
+
+/// `schema` accepting `null` as well (its `type` widened, or `null` added to its `enum`).
+fn nullable(schema: &mut Value) {
+    let Some(o) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(t) = o.get_mut("type") {
+        match t {
+            Value::String(one) => *t = json!([one.clone(), "null"]),
+            Value::Array(types) if !types.contains(&json!("null")) => types.push(json!("null")),
+            _ => {}
+        }
+    } else if let Some(Value::Array(values)) = o.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
+    }
 }
 
 /// `schema` with a description.
@@ -206,7 +271,7 @@ fn grant(key: &str) -> Option<Value> {
         "ip" => strings("Network access: `*`, ports, or proto:ports (`tcp:443`, `icmp:*`)."),
         "app" => json!({
             "type": "object",
-            "additionalProperties": array_of(json!({"type": "object"}), "The capability's values."),
+            "additionalProperties": array_of(json!({}), "The capability's values (any JSON; Tailscale passes them on as written)."),
             "description": "Application capabilities: capability name -> array of values.",
         }),
         "via" => {

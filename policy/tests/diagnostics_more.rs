@@ -917,10 +917,16 @@ fn selector_prefixes_in_another_case() {
         ));
         let (_, parsed) = parse_str("p", &text, &Options::default());
         let policy = parsed.expect("a policy").policy;
-        format!("{:?}", policy.acls.expect("acls").value[0].dst[0].target.alias)
+        format!(
+            "{:?}",
+            policy.acls.expect("acls").value[0].dst[0].target.alias
+        )
     };
     assert_eq!(target("Tag:Server:443"), target("tag:server:443"));
-    assert_eq!(target("AUTOGROUP:INTERNET:*"), target("autogroup:internet:*"));
+    assert_eq!(
+        target("AUTOGROUP:INTERNET:*"),
+        target("autogroup:internet:*")
+    );
     expect_error_help(
         &acl(r#"{"action": "accept", "src": ["Group:Eng"], "dst": ["tag:server:443"]}"#),
         "aclc::undefined_host",

@@ -11,13 +11,10 @@ fn validator() -> Result<jsonschema::Validator, String> {
     jsonschema::draft202012::new(&policy_schema()).map_err(|e| e.to_string())
 }
 
-/// The policy as JSON when aclc accepts it without a key-case warning (the schema is strict on
-/// the spelling of keys), else `None`; `Err` when accepted HuJSON does not strip to JSON.
+/// The policy as JSON when aclc accepts it, else `None`; `Err` when accepted HuJSON does not
+/// strip to JSON.
 fn accepted(name: &str, text: &str) -> Result<Option<Value>, String> {
-    let Ok(checked) = aclc_policy::parse(&Source::new(name, text), &Options::default()) else {
-        return Ok(None);
-    };
-    if checked.warnings.iter().any(|w| w.code == Code::KeyCase) {
+    if aclc_policy::parse(&Source::new(name, text), &Options::default()).is_err() {
         return Ok(None);
     }
     serde_json::from_str(&strip(text))
@@ -116,4 +113,123 @@ fn every_property_is_described() {
     let mut missing = Vec::new();
     walk("", &policy_schema(), &mut missing);
     assert!(missing.is_empty(), "undescribed: {missing:?}");
+}
+
+/// Keys in another case (which aclc accepts with `aclc::key_case`, as Tailscale's decoder
+/// matches field names without case) validate, and with the shape of the key they spell; a
+/// key that is no field in any case does not. Real policies write them so (Tailscale's own Go
+/// client writes `ACLs` and `TagOwners`; two documentation examples write `TagOwners`).
+#[test]
+fn keys_in_another_case_validate_with_their_shape() {
+    let validator = validator().unwrap();
+    let good = json!({
+        "TagOwners": {"tag:web": ["autogroup:admin"]},
+        "ACLs": [{"Action": "accept", "Users": ["*"], "Ports": ["tag:web:*"]}],
+        "Grants": [{"SRC": ["*"], "Dst": ["*"], "IP": ["*"]}],
+        "oneCgnatRoute": "mac-always",
+    });
+    let text = good.to_string();
+    let checked = aclc_policy::parse(&Source::new("p", &text), &Options::default()).unwrap();
+    assert!(checked.warnings.iter().any(|w| w.code == Code::KeyCase));
+    assert_eq!(errors(&validator, &good), Vec::<String>::new());
+    for bad in [
+        json!({"ACLS": {}}),
+        json!({"ACLs": [{"ACTION": "drop", "src": ["*"], "dst": ["*:*"]}]}),
+        json!({"TagOwnerz": {}}),
+        json!({"DisableIPv4": 1}),
+    ] {
+        assert!(!validator.is_valid(&bad), "{bad} validates");
+    }
+    // The documented spelling is not marked deprecated, another one is.
+    let schema = policy_schema();
+    assert!(schema["properties"]["acls"].get("deprecated").is_none());
+    let patterns = schema["patternProperties"].as_object().unwrap();
+    let acls = patterns
+        .iter()
+        .find(|(p, _)| p.contains("[aA][cC][lL][sS]$"))
+        .unwrap();
+    assert_eq!(acls.1["deprecated"], json!(true));
+    assert!(!pattern_matches(acls.0, "acls"));
+    assert!(pattern_matches(acls.0, "ACLs"));
+}
+
+/// Whether the validator's regex engine matches `key` with `pattern` (a lookahead, which
+/// engines without one would refuse or misread).
+fn pattern_matches(pattern: &str, key: &str) -> bool {
+    let validator = jsonschema::draft202012::new(&json!({
+        "type": "object",
+        "patternProperties": {pattern: false},
+    }))
+    .unwrap();
+    !validator.is_valid(&json!({key: 1}))
+}
+
+/// `null` for a field is the field absent, as aclc reads it: every optional field may be
+/// `null` in the schema exactly when aclc accepts it so (`action` and a test's `src` must be
+/// there). Terraform's `jsonencode` writes such nulls.
+#[test]
+fn null_fields_validate_where_aclc_accepts_them() {
+    let validator = validator().unwrap();
+    let schema = policy_schema();
+    let grant = json!({"src": ["*"], "dst": ["*"], "ip": ["*"]});
+    let bases = [
+        (
+            "acls",
+            json!({"action": "accept", "src": ["*"], "dst": ["*:*"]}),
+        ),
+        ("grants", grant.clone()),
+        (
+            "ssh",
+            json!({"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"]}),
+        ),
+        ("nodeAttrs", json!({"target": ["*"], "attr": ["funnel"]})),
+    ];
+    let accepts = |policy: &Value| {
+        let text = policy.to_string();
+        aclc_policy::parse(&Source::new("p", &text), &Options::default()).is_ok()
+    };
+    let mut disagree = Vec::new();
+    let mut tried = 0;
+    for key in schema["properties"].as_object().unwrap().keys() {
+        let policy = json!({key.as_str(): null, "grants": [grant.clone()]});
+        let policy = if key == "grants" {
+            json!({"grants": null})
+        } else {
+            policy
+        };
+        tried += 1;
+        if accepts(&policy) != validator.is_valid(&policy) {
+            disagree.push(policy.to_string());
+        }
+    }
+    for (section, base) in &bases {
+        let fields = schema["properties"][section]["items"]["properties"]
+            .as_object()
+            .unwrap();
+        for key in fields.keys() {
+            let mut item = base.clone();
+            item[key.as_str()] = Value::Null;
+            let policy = json!({*section: [item]});
+            tried += 1;
+            // Fields whose absence aclc refuses for what the rule then lacks (a grant
+            // without `ip` or `app`, an SSH rule without `users`), which the schema, having
+            // no `required`, does not say.
+            let lacking = matches!(
+                (*section, key.as_str()),
+                ("grants", "ip") | ("ssh", "users")
+            );
+            if !lacking && accepts(&policy) != validator.is_valid(&policy) {
+                disagree.push(policy.to_string());
+            }
+        }
+    }
+    assert!(tried > 40, "only {tried} fields tried");
+    assert!(
+        disagree.is_empty(),
+        "schema and aclc disagree on: {disagree:#?}"
+    );
+    // A capability's values are any JSON, as aclc passes them on.
+    let app = json!({"grants": [{"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": ["read", 1, null, {"a": 1}]}}]});
+    assert!(accepts(&app));
+    assert_eq!(errors(&validator, &app), Vec::<String>::new());
 }
