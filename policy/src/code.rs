@@ -374,6 +374,9 @@ codes! {
     UnverifiedBracketedHost = "unverified_bracketed_host",
         "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);
+    PrefixHostBits = "prefix_host_bits",
+        "A prefix with bits set past its length (`10.2.3.4/8`) in a rule, `hosts`, an IP set or an `autoApprovers` route: read as its network (`10.0.0.0/8`), as Go's `netip.Prefix.Masked` would; aclc cannot verify that Tailscale reads it so (a typo for one address, `/32`, would widen the rule to the whole network). The client refuses such a prefix on the wire, so aclc never sends one.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["10.2.3.4/8"], "dst": ["*:*"]}]}"#);
     UppercaseDestination = "uppercase_destination",
         "An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`, `Group:eng:22`): read in lower case (`tag:web:80`), as Tailscale's destination parser lower-cases the whole `host:ports` text (its copy in `tailcfg` does); aclc cannot verify that the control server still does. A source in another case is refused, with the lower-case form as help.",
         Policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["TAG:WEB:80"]}]}"#);

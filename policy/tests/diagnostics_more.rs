@@ -938,3 +938,32 @@ fn selector_prefixes_in_another_case() {
     let mixed = r#"{"groups": {"group:Eng": ["alice@example.com"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["group:Eng:80"]}]}"#;
     assert!(codes(mixed).is_empty(), "{:?}", codes(mixed));
 }
+
+/// A prefix with bits set past its length is read as its network, with a warning wherever a
+/// prefix is written: a rule, `hosts`, an IP set, an `autoApprovers` route. A network as
+/// written, and a single address, are silent.
+#[test]
+fn prefixes_with_host_bits_are_read_as_their_network() {
+    expect_warning_help(
+        &acl(r#"{"action": "accept", "src": ["10.2.3.4/8"], "dst": ["tag:server:22"]}"#),
+        "aclc::prefix_host_bits",
+        "10.2.3.4/8 has bits set past its length: read as 10.0.0.0/8, the whole network; aclc cannot verify that Tailscale reads it so",
+        "10.2.3.4/8",
+        "write 10.0.0.0/8 for the network, or 10.2.3.4/32 for the one address",
+    );
+    expect_warning_help(
+        r#"{"hosts": {"db": "fd7a:115c:a1e0::5/64"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["db:5432"]}]}"#,
+        "aclc::prefix_host_bits",
+        "hosts[\"db\"]: fd7a:115c:a1e0::5/64 has bits set past its length: read as fd7a:115c:a1e0::/64, the whole network; aclc cannot verify that Tailscale reads it so",
+        "fd7a:115c:a1e0::5/64",
+        "write fd7a:115c:a1e0::/64 for the network, or fd7a:115c:a1e0::5/128 for the one address",
+    );
+    let route = r#"{"autoApprovers": {"routes": {"10.1.2.3/16": ["autogroup:admin"]}}, "ipsets": {"ipset:x": ["192.168.1.1/24"]}, "grants": [{"src": ["ipset:x"], "dst": ["*"], "ip": ["*"]}]}"#;
+    assert_eq!(
+        codes(route),
+        ["aclc::prefix_host_bits", "aclc::prefix_host_bits"],
+        "{route}"
+    );
+    let clean = r#"{"hosts": {"n": "10.0.0.0/8", "one": "10.1.1.1/32"}, "acls": [{"action": "accept", "src": ["192.168.0.0/16"], "dst": ["n:*", "one:*"]}]}"#;
+    assert!(codes(clean).is_empty(), "{:?}", codes(clean));
+}

@@ -189,6 +189,11 @@ impl Lowerer<'_> {
             let address = if let Some(ip) = crate::model::parse_ip_text(text) {
                 HostAddress::Ip(ip)
             } else if let Ok(net) = text.parse::<ipnet::IpNet>() {
+                if net.trunc() != net {
+                    let (message, help) = crate::model::host_bits_warning(&net);
+                    self.warning(Code::PrefixHostBits, span, format!("{path}: {message}"))
+                        .help = Some(help);
+                }
                 HostAddress::Prefix(net)
             } else {
                 self.error(
@@ -273,11 +278,18 @@ impl Lowerer<'_> {
                     let text = m.key.name.trim();
                     let approvers = self.selectors(Some(&m.value), &path);
                     match text.parse::<ipnet::IpNet>() {
-                        Ok(net) => out.routes.push(RouteApprover {
+                        Ok(net) => {
+                            if net.trunc() != net {
+                                let (message, help) = crate::model::host_bits_warning(&net);
+                                self.warning(Code::PrefixHostBits, span, format!("{path}: {message}"))
+                                    .help = Some(help);
+                            }
+                            out.routes.push(RouteApprover {
                             prefix: Spanned::new(net, span),
                             text: text.to_string(),
                             approvers,
-                        }),
+                            });
+                        }
                         Err(_) => {
                             self.error(
                                 Code::InvalidPrefix,

@@ -274,6 +274,28 @@ impl Alias {
 }
 
 /// An IP address, IPv6 possibly in brackets. Zone suffixes are refused.
+/// The warning for a prefix with bits set past its length (`10.2.3.4/8`), which aclc reads
+/// as its network (`10.0.0.0/8`, as Go's `netip.Prefix.Masked` would): the message and the
+/// help. A typo for one address (`/32`) would otherwise widen a rule to the whole network
+/// without a word.
+pub(crate) fn host_bits_warning(net: &ipnet::IpNet) -> (String, String) {
+    let one = match net.addr() {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    (
+        format!(
+            "{net} has bits set past its length: read as {}, the whole network; aclc cannot verify that Tailscale reads it so",
+            net.trunc()
+        ),
+        format!(
+            "write {} for the network, or {}/{one} for the one address",
+            net.trunc(),
+            net.addr()
+        ),
+    )
+}
+
 pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     let inner = text
         .strip_prefix('[')

@@ -326,6 +326,10 @@ impl<'p> Validator<'p> {
             // `0.0.0.0` (or `::`) is one address no device has, not every address: an old
             // Tailscale parser refused it with this advice; whether the control server still
             // does is not known (a warning).
+            Alias::Prefix(net) if net.trunc() != *net => {
+                let (message, help) = crate::model::host_bits_warning(net);
+                self.warning(Code::PrefixHostBits, sel.span, message, &help);
+            }
             Alias::Ip(ip) if ip.is_unspecified() => self.warning(
                 Code::UnspecifiedAddress,
                 sel.span,
