@@ -256,9 +256,10 @@ impl Node {
     /// Approved routes the node also advertises: the routes it can actually serve. An approval
     /// for a route the node does not advertise takes effect only once it advertises it.
     pub fn served_routes(&self) -> impl Iterator<Item = &IpNet> + '_ {
+        let advertised = crate::routes::RouteSet::new(&self.routable_ips);
         self.approved_routes
             .iter()
-            .filter(|r| self.routable_ips.contains(r))
+            .filter(move |r| advertised.contains(r))
     }
 }
 
@@ -1229,8 +1230,9 @@ impl Inventory {
     pub fn warnings(&self) -> Vec<InventoryError> {
         let mut warnings = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
+            let advertised = crate::routes::RouteSet::new(&node.routable_ips);
             for (j, route) in node.approved_routes.iter().enumerate() {
-                if !node.routable_ips.contains(route) {
+                if !advertised.contains(route) {
                     warnings.push(InventoryError::new(
                         InventoryErrorKind::ApprovedRouteNotAdvertised,
                         format!(

@@ -20,7 +20,39 @@ pub(crate) fn is_exit_route(net: &IpNet) -> bool {
 pub(crate) struct Approvers {
     exit: Vec<NodeId>,
     service_vips: HashMap<IpNet, Vec<NodeId>>,
-    routes: Vec<(IpNet, Vec<NodeId>)>,
+    /// Each `routes` prefix (masked) and the approvers of each entry with that prefix.
+    routes: HashMap<IpNet, Vec<Vec<NodeId>>>,
+    /// The prefix lengths of `routes`, per family (IPv4, IPv6), ascending: a route is looked
+    /// up at each of them, not tested against every prefix (O(routes x prefixes) was 25 s for
+    /// a node advertising 80,000 routes against as many prefixes).
+    lengths: [Vec<u8>; 2],
+}
+
+/// A list of routes to ask membership of: scanned when short, hashed when long (a node
+/// advertising 80,000 routes, each looked up in its 80,000 approved ones, took 6.5 s).
+pub(crate) enum RouteSet<'a> {
+    Short(&'a [IpNet]),
+    Long(std::collections::HashSet<&'a IpNet>),
+}
+
+impl<'a> RouteSet<'a> {
+    /// Lists up to this long are scanned.
+    const SHORT: usize = 16;
+
+    pub(crate) fn new(routes: &'a [IpNet]) -> RouteSet<'a> {
+        if routes.len() <= Self::SHORT {
+            RouteSet::Short(routes)
+        } else {
+            RouteSet::Long(routes.iter().collect())
+        }
+    }
+
+    pub(crate) fn contains(&self, route: &IpNet) -> bool {
+        match self {
+            RouteSet::Short(list) => list.contains(route),
+            RouteSet::Long(set) => set.contains(route),
+        }
+    }
 }
 
 impl Approvers {
@@ -58,15 +90,27 @@ impl Approvers {
                 entry.sort_unstable();
             }
         }
-        let routes: Vec<(IpNet, Vec<NodeId>)> = approvers
-            .routes
-            .iter()
-            .map(|r| (r.prefix.value.trunc(), matches(&r.approvers)))
-            .collect();
+        let mut routes: HashMap<IpNet, Vec<Vec<NodeId>>> = HashMap::new();
+        let mut lengths: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        for r in &approvers.routes {
+            let prefix = r.prefix.value.trunc();
+            routes
+                .entry(prefix)
+                .or_default()
+                .push(matches(&r.approvers));
+            if let Some(list) = lengths.get_mut(usize::from(prefix.addr().is_ipv6())) {
+                list.push(prefix.prefix_len());
+            }
+        }
+        for list in &mut lengths {
+            list.sort_unstable();
+            list.dedup();
+        }
         Approvers {
             exit,
             service_vips,
             routes,
+            lengths,
         }
     }
 
@@ -80,9 +124,17 @@ impl Approvers {
         } else if is_exit_route(route) {
             self.exit.binary_search(&id).is_ok()
         } else {
-            self.routes
+            let lengths = self
+                .lengths
+                .get(usize::from(route.addr().is_ipv6()))
+                .map_or(&[][..], Vec::as_slice);
+            lengths
                 .iter()
-                .any(|(prefix, nodes)| prefix.contains(route) && nodes.binary_search(&id).is_ok())
+                .take_while(|&&len| len <= route.prefix_len())
+                .filter_map(|&len| IpNet::new(route.addr(), len).ok())
+                .filter_map(|outer| self.routes.get(&outer.trunc()))
+                .flatten()
+                .any(|nodes| nodes.binary_search(&id).is_ok())
         }
     }
 }
@@ -143,11 +195,16 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[(NodeId, Vec<IpNet>)]>
                 .map(|(_, routes)| routes)
         });
         let mut served: Vec<IpNet> = Vec::new();
-        for route in &node.advertised {
-            let approved =
-                node.approved.contains(route) || extra.is_some_and(|e| e.contains(route));
-            if approved && !served.contains(route) {
-                served.push(*route);
+        {
+            let approved = RouteSet::new(&node.approved);
+            let extra = extra.map(|e| RouteSet::new(e));
+            let mut seen = std::collections::HashSet::new();
+            for route in &node.advertised {
+                let ok =
+                    approved.contains(route) || extra.as_ref().is_some_and(|e| e.contains(route));
+                if ok && seen.insert(*route) {
+                    served.push(*route);
+                }
             }
         }
         // Written only where it changes (the other fields derive from `served`, and a new

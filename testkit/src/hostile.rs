@@ -261,6 +261,72 @@ pub fn many_port_tests(count: usize, nodes: usize) -> Case {
     }
 }
 
+/// `count` SSH rules from every member to `tag:router`, each letting in one login of its
+/// own, and an SSH test of each login: each login judged against every rule of the
+/// destination was O(tests x rules) (36 s at 8,000).
+pub fn many_ssh_tests(count: usize, nodes: usize) -> Case {
+    let rules: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "action": "accept",
+                "src": ["autogroup:member"],
+                "dst": ["tag:router"],
+                "users": [format!("l{i}")],
+            })
+        })
+        .collect();
+    let users = (nodes / 4).max(1);
+    let tests: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "src": format!("u{}@example.com", i % users),
+                "dst": ["tag:router"],
+                "accept": [format!("l{i}")],
+                "deny": ["root"],
+            })
+        })
+        .collect();
+    Case {
+        name: "ssh_tests_8e3",
+        policy: policy(json!({"ssh": rules, "sshTests": tests})),
+        inventory: inventory(nodes, 20),
+    }
+}
+
+/// One node advertising `count` routes, each approved in the inventory and under an
+/// `autoApprovers` prefix of its own: each route tested against every approver prefix, and
+/// looked up in the approved list by a scan, was O(count^2) (25 s and 6.5 s at 80,000).
+pub fn many_advertised_routes(count: usize) -> Case {
+    let routes: Vec<String> = (0..count)
+        .map(|i| format!("10.{}.{}.0/24", (i >> 8) & 255, i & 255))
+        .collect();
+    let approvers: serde_json::Map<String, Value> = routes
+        .iter()
+        .map(|r| (r.clone(), json!(["tag:router"])))
+        .collect();
+    let mut inventory: Value = serde_json::from_str(&inventory(4, 1)).unwrap_or_default();
+    if let Some(node) = inventory.get_mut("nodes").and_then(|n| n.get_mut(0)) {
+        node["routable_ips"] = json!(routes);
+        node["approved_routes"] = json!(routes);
+    }
+    Case {
+        name: "advertised_routes_6e4",
+        policy: policy(json!({
+            "autoApprovers": {"routes": approvers},
+            "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+        })),
+        inventory: inventory.to_string(),
+    }
+}
+
+/// `count` ACL entries, each with an action Tailscale refuses: every later check asked
+/// whether its rule held an earlier error by a scan of all of them, O(count^2) (16 s at
+/// 200,000).
+pub fn many_broken_rules(count: usize) -> String {
+    let rules = vec![r#"{"action":"a","src":["*"],"dst":["*:*"]}"#; count];
+    format!(r#"{{"acls":[{}]}}"#, rules.join(","))
+}
+
 /// `routes` routers, each serving its own `/24`, and `rules` rules, each from one user to one
 /// of those subnets: every rule item is weighed against every route by a naive peer index
 /// (which items may show which route to whom), O(routes x rules).

@@ -281,13 +281,17 @@ impl Lowerer<'_> {
                         Ok(net) => {
                             if net.trunc() != net {
                                 let (message, help) = crate::model::host_bits_warning(&net);
-                                self.warning(Code::PrefixHostBits, span, format!("{path}: {message}"))
-                                    .help = Some(help);
+                                self.warning(
+                                    Code::PrefixHostBits,
+                                    span,
+                                    format!("{path}: {message}"),
+                                )
+                                .help = Some(help);
                             }
                             out.routes.push(RouteApprover {
-                            prefix: Spanned::new(net, span),
-                            text: text.to_string(),
-                            approvers,
+                                prefix: Spanned::new(net, span),
+                                text: text.to_string(),
+                                approvers,
                             });
                         }
                         Err(_) => {

@@ -14,8 +14,8 @@ mod proto;
 mod ssh;
 
 pub(crate) use crate::text::quote as quote_go;
-pub(crate) use alias::parse_ip as parse_ip_text;
 pub(crate) use alias::host_bits_warning;
+pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{canonical_tag, is_synced_group, Alias, AliasError, Autogroup, Selector};
 pub use index::PolicyIndex;
 pub use ports::{parse_port_list, PortError, PortRange};
