@@ -2,7 +2,8 @@
 //! naming 10^5 hosts, an IP set of 10^5 entries and an ACL of 10^4 destinations over 2,000
 //! nodes, 10^4 routes with 10^4 rules to them. Each is parsed once; the timed part is the shared compile (`try_compile`).
 //! And a policy's tests (`hostile/port_tests_1e4`: 10^4 tests of the ports of one ACL entry
-//! list; `hostile/ssh_tests_8e3`: 8,000 SSH tests, each of the login of one of 8,000 rules),
+//! list; `hostile/ssh_tests_8e3`: 8,000 SSH tests, each of the login of one of 8,000 rules;
+//! `hostile/one_port_rules_3e4`: 30,000 one-port ACLs and a test of each port, last first),
 //! timed in `run_tests`; and the validation of 10^4 rules naming undefined tags,
 //! groups, hosts and users among 2,000 of each defined (`hostile/undefined_names_1e4_x_2e3`),
 //! timed in `parse_str`; 10^5 rules that each hold an error (`hostile/broken_rules_1e5`) and
@@ -57,6 +58,7 @@ fn bench_hostile(c: &mut Criterion) {
     for case in [
         hostile::many_port_tests(10_000, 2_000),
         hostile::many_ssh_tests(8_000, 400),
+        hostile::many_one_port_rules(30_000, 400),
     ] {
         let (policy, inventory) = parse(&case);
         let compiled = try_compile(&policy, &inventory).unwrap();
