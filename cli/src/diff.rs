@@ -180,7 +180,7 @@ pub(crate) fn run(args: &DiffArgs) -> u8 {
         DiffFormat::Markdown => report.markdown(),
         DiffFormat::Github => report.github(),
         DiffFormat::Json => report.json().to_string() + "\n",
-        DiffFormat::Sarif => report.sarif().to_string() + "\n",
+        DiffFormat::Sarif => serde_json::to_string(&report.sarif()).unwrap_or_default() + "\n",
     };
     if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -667,7 +667,7 @@ impl Report<'_> {
         out
     }
 
-    fn sarif(&self) -> Value {
+    fn sarif(&self) -> impl serde::Serialize {
         let mut results = Vec::new();
         let result = |rule: &str, message: String, at: Option<(&str, usize)>| {
             let mut r = json!({
