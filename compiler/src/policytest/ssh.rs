@@ -57,6 +57,8 @@ struct Runner<'a> {
 #[derive(Default)]
 struct NodeRules {
     rules: Vec<NodeSshRule>,
+    /// Each rule's principals, read once when first asked ([`Admitted`]).
+    admitted: Vec<std::cell::OnceCell<Admitted>>,
     /// Positions in `rules` of the rules naming each login, ascending.
     by_login: std::collections::HashMap<String, Vec<usize>>,
     /// Positions of the rules mapping `*` (every other login), ascending.
@@ -77,16 +79,32 @@ impl NodeRules {
                 }
             }
         }
+        let admitted = rules.iter().map(|_| std::cell::OnceCell::new()).collect();
         NodeRules {
             rules,
+            admitted,
             by_login,
             star,
         }
     }
 
+    /// True if rule `i` admits a connection from one of `addrs` by `login`, as
+    /// [`crate::wire::SshPrincipal::admits`] decides for some principal.
+    fn admits(&self, i: usize, addrs: &[IpAddr], login: &str) -> bool {
+        match (self.admitted.get(i), self.rules.get(i)) {
+            (Some(cell), Some(rule)) => cell
+                .get_or_init(|| Admitted::new(&rule.rule))
+                .admits(addrs, login),
+            _ => false,
+        }
+    }
+
     /// The rules that may map `login`, in rule order (a rule naming neither it nor `*` maps
     /// it to nothing: [`local_user`]).
-    fn candidates<'r>(&'r self, login: &str) -> impl Iterator<Item = &'r NodeSshRule> + 'r {
+    fn candidates<'r>(
+        &'r self,
+        login: &str,
+    ) -> impl Iterator<Item = (usize, &'r NodeSshRule)> + 'r {
         let named: &[usize] = self.by_login.get(login).map_or(&[], Vec::as_slice);
         let (mut a, mut b) = (named.iter().peekable(), self.star.iter().peekable());
         std::iter::from_fn(move || {
@@ -100,8 +118,41 @@ impl NodeRules {
                 (Some(_), None) => a.next(),
                 (None, None) => None,
             };
-            next.and_then(|&i| self.rules.get(i))
+            next.and_then(|&i| Some((i, self.rules.get(i)?)))
         })
+    }
+}
+
+/// Who an SSH rule's principals admit, read once from their text: any device, the sorted
+/// addresses, the logins ([`crate::wire::SshPrincipal::admits`] parses an address per call,
+/// per principal, per question).
+#[derive(Default)]
+struct Admitted {
+    any: bool,
+    ips: Vec<IpAddr>,
+    logins: Vec<String>,
+}
+
+impl Admitted {
+    fn new(rule: &crate::wire::SshRule) -> Admitted {
+        let mut admitted = Admitted::default();
+        for p in rule.principals.iter() {
+            admitted.any |= p.any();
+            if let Some(ip) = p.node_ip().and_then(|t| t.parse::<IpAddr>().ok()) {
+                admitted.ips.push(ip);
+            }
+            if let Some(login) = p.user_login() {
+                admitted.logins.push(login.to_string());
+            }
+        }
+        admitted.ips.sort_unstable();
+        admitted
+    }
+
+    fn admits(&self, addrs: &[IpAddr], login: &str) -> bool {
+        self.any
+            || addrs.iter().any(|a| self.ips.binary_search(a).is_ok())
+            || self.logins.iter().any(|l| l == login)
     }
 }
 
@@ -291,16 +342,8 @@ impl<'a> Runner<'a> {
                 .entry(dst)
                 .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
         };
-        for rule in rules.candidates(login) {
-            if local_user(&rule.rule.ssh_users, login).is_none() {
-                continue;
-            }
-            let admits_source = rule
-                .rule
-                .principals
-                .iter()
-                .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            if !admits_source {
+        for (i, rule) in rules.candidates(login) {
+            if local_user(&rule.rule.ssh_users, login).is_none() || !rules.admits(i, addrs, login) {
                 continue;
             }
             let by = self
@@ -523,7 +566,10 @@ mod tests {
         let order = |login: &str| -> Vec<usize> {
             rules
                 .candidates(login)
-                .map(|c| rules.rules.iter().position(|r| std::ptr::eq(r, c)).unwrap())
+                .map(|(i, c)| {
+                    assert!(std::ptr::eq(&rules.rules[i], c));
+                    i
+                })
                 .collect()
         };
         assert_eq!(order("alice"), [0, 1, 2, 4]);
