@@ -198,11 +198,17 @@ pub(crate) fn apply(table: &mut NodeTable, auto: Option<&[(NodeId, Vec<IpNet>)]>
         {
             let approved = RouteSet::new(&node.approved);
             let extra = extra.map(|e| RouteSet::new(e));
-            let mut seen = std::collections::HashSet::new();
+            // Repeated advertisements are served once: found by a scan of the few served so
+            // far, or through a set when the node advertises many.
+            let mut seen = (node.advertised.len() > 16).then(std::collections::HashSet::new);
             for route in &node.advertised {
                 let ok =
                     approved.contains(route) || extra.as_ref().is_some_and(|e| e.contains(route));
-                if ok && seen.insert(*route) {
+                let new = match seen.as_mut() {
+                    Some(seen) => seen.insert(*route),
+                    None => !served.contains(route),
+                };
+                if ok && new {
                     served.push(*route);
                 }
             }
