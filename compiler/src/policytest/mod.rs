@@ -32,6 +32,26 @@ use crate::compiled::Compiled;
 
 pub use explain::{explain, explain_ssh, Explanation, Miss, NetworkQuery};
 pub(crate) use network::{explain_with, NetRules};
+
+/// The union of two ascending lists, ascending, an item in both given once: the candidate
+/// rules of an index (those listed under a key, and those that hold for every key), in rule
+/// order.
+fn in_order<'a, T: Copy + Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = T> + 'a {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) if x == y => {
+                a.next();
+                b.next()
+            }
+            (Some(&&x), Some(&&y)) if x < y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => None,
+        };
+        next.copied()
+    })
+}
 pub(crate) use ssh::local_user;
 
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have

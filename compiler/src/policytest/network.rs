@@ -775,16 +775,10 @@ impl Rules {
             .blocks
             .get(usize::from(port >> 8))
             .map_or(&[], Vec::as_slice);
-        let (mut a, mut b) = (narrow.iter().peekable(), self.wide.iter().peekable());
-        Box::new(std::iter::from_fn(move || {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x < y => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => None,
-            };
-            next.and_then(|&i| self.list.get(usize::try_from(i).ok()?))
-        }))
+        Box::new(
+            super::in_order(narrow, &self.wide)
+                .filter_map(|i| self.list.get(usize::try_from(i).ok()?)),
+        )
     }
 }
 

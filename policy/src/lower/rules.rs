@@ -296,15 +296,9 @@ impl Lowerer<'_> {
     /// destination is returned as written (a host or tag named in mixed case matches its
     /// definition as written).
     fn lowercased_prefix(&mut self, whole: &str, host: String, span: crate::Span) -> String {
-        let Some((prefix, _)) = host.split_once(':') else {
+        let Some(lowered_host) = crate::model::cased_selector(&host) else {
             return host;
         };
-        let known = ["tag", "group", "autogroup", "ipset", "svc", "user"];
-        if !prefix.bytes().any(|b| b.is_ascii_uppercase())
-            || !known.iter().any(|k| prefix.eq_ignore_ascii_case(k))
-        {
-            return host;
-        }
         let lowered = whole.to_ascii_lowercase();
         self.warning(
             Code::UppercaseDestination,
@@ -316,7 +310,7 @@ impl Lowerer<'_> {
             ),
         )
         .help = Some(format!("selector prefixes are lower case: write {}", quote(&lowered)));
-        host.to_ascii_lowercase()
+        lowered_host
     }
 
     /// One `grants` entry.

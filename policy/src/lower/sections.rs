@@ -22,6 +22,14 @@ pub(crate) const AUTO_APPROVER_KEYS: &[&str] = &["routes", "exitNode", "services
 pub(crate) const ATTR_CONFIG_KEYS: &[&str] = &["type", "allowSetByNode", "broadcastToPeers"];
 
 impl Lowerer<'_> {
+    /// The warning for a prefix at `path` with bits set past its length, if it has some.
+    fn host_bits(&mut self, net: &ipnet::IpNet, span: crate::Span, path: &str) {
+        if let Some((message, help)) = crate::model::host_bits_warning(net) {
+            self.warning(Code::PrefixHostBits, span, format!("{path}: {message}"))
+                .help = Some(help);
+        }
+    }
+
     /// The whole policy.
     pub(super) fn policy(&mut self, root: &Value) -> Policy {
         let mut policy = Policy {
@@ -189,11 +197,7 @@ impl Lowerer<'_> {
             let address = if let Some(ip) = crate::model::parse_ip_text(text) {
                 HostAddress::Ip(ip)
             } else if let Ok(net) = text.parse::<ipnet::IpNet>() {
-                if net.trunc() != net {
-                    let (message, help) = crate::model::host_bits_warning(&net);
-                    self.warning(Code::PrefixHostBits, span, format!("{path}: {message}"))
-                        .help = Some(help);
-                }
+                self.host_bits(&net, span, &path);
                 HostAddress::Prefix(net)
             } else {
                 self.error(
@@ -279,15 +283,7 @@ impl Lowerer<'_> {
                     let approvers = self.selectors(Some(&m.value), &path);
                     match text.parse::<ipnet::IpNet>() {
                         Ok(net) => {
-                            if net.trunc() != net {
-                                let (message, help) = crate::model::host_bits_warning(&net);
-                                self.warning(
-                                    Code::PrefixHostBits,
-                                    span,
-                                    format!("{path}: {message}"),
-                                )
-                                .help = Some(help);
-                            }
+                            self.host_bits(&net, span, &path);
                             out.routes.push(RouteApprover {
                                 prefix: Spanned::new(net, span),
                                 text: text.to_string(),

@@ -276,14 +276,17 @@ impl Alias {
 /// An IP address, IPv6 possibly in brackets. Zone suffixes are refused.
 /// The warning for a prefix with bits set past its length (`10.2.3.4/8`), which aclc reads
 /// as its network (`10.0.0.0/8`, as Go's `netip.Prefix.Masked` would): the message and the
-/// help. A typo for one address (`/32`) would otherwise widen a rule to the whole network
-/// without a word.
-pub(crate) fn host_bits_warning(net: &ipnet::IpNet) -> (String, String) {
+/// help; `None` for a prefix written as its network. A typo for one address (`/32`) would
+/// otherwise widen a rule to the whole network without a word.
+pub(crate) fn host_bits_warning(net: &ipnet::IpNet) -> Option<(String, String)> {
+    if net.trunc() == *net {
+        return None;
+    }
     let one = match net.addr() {
         IpAddr::V4(_) => 32,
         IpAddr::V6(_) => 128,
     };
-    (
+    Some((
         format!(
             "{net} has bits set past its length: read as {}, the whole network; aclc cannot verify that Tailscale reads it so",
             net.trunc()
@@ -293,7 +296,18 @@ pub(crate) fn host_bits_warning(net: &ipnet::IpNet) -> (String, String) {
             net.trunc(),
             net.addr()
         ),
-    )
+    ))
+}
+
+/// `text` in lower case when its prefix names a kind of selector in another case
+/// (`GROUP:eng`, `Tag:web`); `None` otherwise (a mixed-case name after a lower-case prefix
+/// is matched as written).
+pub(crate) fn cased_selector(text: &str) -> Option<String> {
+    let (prefix, _) = text.split_once(':')?;
+    let known = ["tag", "group", "autogroup", "ipset", "svc", "user"];
+    (prefix.bytes().any(|b| b.is_ascii_uppercase())
+        && known.iter().any(|k| prefix.eq_ignore_ascii_case(k)))
+    .then(|| text.to_ascii_lowercase())
 }
 
 pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {

@@ -290,7 +290,9 @@ impl<'p> Validator<'p> {
                             || b.parse::<std::net::IpAddr>().is_ok()
                             || b.parse::<ipnet::IpNet>().is_ok()
                     });
-                    let cased = cased_selector(host);
+                    // A source is matched as written (only destinations are known to be lower-cased
+                    // by Tailscale's parser), so one in another case is refused with this fix.
+                    let cased = crate::model::cased_selector(host);
                     let help = match (cased, bare, suggested) {
                         (Some(cased), ..) => format!(
                             "selector prefixes are lower case: did you mean {}?",
@@ -331,13 +333,14 @@ impl<'p> Validator<'p> {
             Alias::UserDomain(domain) => self.domain(domain, sel.span, place),
             Alias::User(login) => self.known_user(login, sel.span),
             Alias::Autogroup(a) => self.autogroup_seen(*a, sel.span),
+            Alias::Prefix(net) => {
+                if let Some((message, help)) = crate::model::host_bits_warning(net) {
+                    self.warning(Code::PrefixHostBits, sel.span, message, &help);
+                }
+            }
             // `0.0.0.0` (or `::`) is one address no device has, not every address: an old
             // Tailscale parser refused it with this advice; whether the control server still
             // does is not known (a warning).
-            Alias::Prefix(net) if net.trunc() != *net => {
-                let (message, help) = crate::model::host_bits_warning(net);
-                self.warning(Code::PrefixHostBits, sel.span, message, &help);
-            }
             Alias::Ip(ip) if ip.is_unspecified() => self.warning(
                 Code::UnspecifiedAddress,
                 sel.span,
@@ -552,17 +555,6 @@ fn without_ports(text: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b',' || b == b'-');
     (ports_like && !bare.is_empty()).then_some(bare)
-}
-
-/// `host` in lower case when its prefix names a kind of selector in another case
-/// (`GROUP:eng`, `Tag:web`): a source is matched as written (only destinations are known
-/// to be lower-cased by Tailscale's parser), so it is refused with this as the fix.
-fn cased_selector(host: &str) -> Option<String> {
-    let (prefix, _) = host.split_once(':')?;
-    let known = ["tag", "group", "autogroup", "ipset", "svc", "user"];
-    (prefix.bytes().any(|b| b.is_ascii_uppercase())
-        && known.iter().any(|k| prefix.eq_ignore_ascii_case(k)))
-    .then(|| host.to_ascii_lowercase())
 }
 
 /// The help for a selector written with ports where none belong.
