@@ -119,29 +119,46 @@ fn read_ids(path: &Path) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("aclc-testkit-{}", std::process::id()));
+    /// A file in a directory of the test's own, removed when the guard drops (also when the
+    /// test panics), so test runs leave nothing in the temporary directory.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str, text: &str) -> (Scratch, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "aclc-testkit-{}-{}",
+            std::process::id(),
+            name.replace('.', "-")
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        path
+        (Scratch(dir), path)
     }
 
     #[test]
     fn ids_comments_and_differences() {
-        let ratchet = Ratchet::at(scratch("a.passing", "# header\n\na\nb\n"));
+        let (_a, a) = scratch("a.passing", "# header\n\na\nb\n");
+        let ratchet = Ratchet::at(a);
         assert_eq!(ratchet.listed().len(), 2);
         let passing: BTreeSet<String> = ["b", "c"].map(String::from).into();
         assert_eq!(ratchet.regressions(&passing), ["a"]);
         assert_eq!(ratchet.newly_passing(&passing), ["c"]);
-        let missing = Ratchet::at(scratch("b.passing", "").with_file_name("none.passing"));
+        let (_b, b) = scratch("b.passing", "");
+        let missing = Ratchet::at(b.with_file_name("none.passing"));
         assert!(missing.listed().is_empty());
     }
 
     #[test]
     #[should_panic(expected = "must be sorted, without duplicates")]
     fn unsorted_lists_are_refused() {
-        Ratchet::at(scratch("c.passing", "b\na\n"));
+        let (_c, c) = scratch("c.passing", "b\na\n");
+        Ratchet::at(c);
     }
 
     #[test]
