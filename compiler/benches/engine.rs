@@ -412,6 +412,12 @@ fn map(c: &mut Criterion, loaded: &Loaded) {
 }
 
 fn bench_engine(c: &mut Criterion) {
+    // A tailnet of a hundred nodes, where an event is a fraction of a millisecond: threads
+    // spawned for it would show here (they cost more than such an event's work, and wait
+    // for a core on a busy host).
+    if let Some(mut small) = load("small") {
+        node_join(c, "small", &mut small);
+    }
     if let Some(mut medium) = load("medium") {
         node_join(c, "medium", &mut medium);
         node_batch(c, "medium", 1000, &mut medium);

@@ -195,7 +195,7 @@ fn build_marked(
     // A node event's table may come patched already (`table`: the engine patches it beside
     // the inventory, [`NodeTable::patched_from`]).
     let (patched, ssh_same) = crate::par::join_if(
-        policy_event,
+        policy_event && crate::par::worth_threads(inventory.nodes().len()),
         || {
             table.or_else(|| {
                 prior.and_then(|p| {

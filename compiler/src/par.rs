@@ -10,6 +10,29 @@ pub(crate) fn threads() -> usize {
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
+/// Tailnets this large or larger split an engine event's or a compile's phases over the
+/// cores; smaller ones run them on the calling thread. Below it each phase is well under a
+/// millisecond, and a thread costs more than its share: the spawned thread waits for a core,
+/// which on a busy host (a control server's other work) is a scheduler slice of several
+/// milliseconds, so a 50-node tailnet's events took 4-8 ms at the tail where they take a
+/// quarter of one. Debug builds (the tests) split from four nodes, so the property tests'
+/// tailnets (one to a dozen nodes) run both ways.
+pub(crate) const WORTH_THREADS: usize = if cfg!(debug_assertions) { 4 } else { 4096 };
+
+/// Whether work over `nodes` nodes is worth more than one thread ([`WORTH_THREADS`]).
+pub(crate) fn worth_threads(nodes: usize) -> bool {
+    nodes >= WORTH_THREADS && threads() >= 2
+}
+
+/// The fewest items a split of work over a tailnet of `nodes` nodes needs: `min`, or, on a
+/// tailnet not worth threads ([`worth_threads`]), more than any list holds.
+pub(crate) fn min_items(nodes: usize, min: usize) -> usize {
+    match worth_threads(nodes) {
+        true => min,
+        false => usize::MAX,
+    }
+}
+
 /// `a` and `b`, on two threads when there is a second core, else one after the other.
 pub(crate) fn join<A: Send, B: Send>(
     a: impl FnOnce() -> A + Send,

@@ -258,7 +258,7 @@ pub(crate) fn prepared_beside<T: Send, U: Send>(
     lowering: impl FnOnce(Option<Lists<'_>>) -> T + Send,
     beside: impl FnOnce() -> U + Send,
 ) -> (T, U, Prepared) {
-    if crate::par::threads() < 2 {
+    if !crate::par::worth_threads(table.len()) {
         let value = lowering(None);
         return (value, beside(), Prepared::default());
     }
@@ -619,7 +619,7 @@ impl RouteItems {
                 .map(|(i, (item, _))| (crate::nodes::index(i), item))
                 .collect(),
         };
-        let parts = crate::par::map_parts(&making, split(512), |part| {
+        let parts = crate::par::map_parts(&making, split(512, table.len()), |part| {
             vec![route_hits(part, nets.clone(), &inside, &internet)]
         });
         let mut out = RouteItems {
@@ -768,7 +768,7 @@ fn route_views(
         }
         views
     };
-    let views = crate::par::map_parts(&numbered, split(64), views_of);
+    let views = crate::par::map_parts(&numbered, split(64, len), views_of);
     // Debug builds compare with the views made in one part.
     debug_assert!(
         views == views_of(&numbered),
@@ -777,14 +777,17 @@ fn route_views(
     (views, found)
 }
 
-/// How much work [`route_views`] needs before it splits it over the cores: `worth` (where a
-/// thread costs less than it saves), or, in debug builds, almost none, so that the tests
+/// How much work the peer index needs before it splits it over the cores: `worth` (where a
+/// thread costs less than it saves) on a tailnet of `nodes` worth threads at all
+/// ([`crate::par::WORTH_THREADS`]), or, in debug builds, almost none, so that the tests
 /// compare the parts' work with the work done at once.
-const fn split(worth: usize) -> usize {
+fn split(worth: usize, nodes: usize) -> usize {
     if cfg!(debug_assertions) {
         2
-    } else {
+    } else if crate::par::worth_threads(nodes) {
         worth
+    } else {
+        usize::MAX
     }
 }
 
@@ -885,11 +888,12 @@ impl PeerIndex {
             .filter(|(_, e)| e.is_none())
             .map(|(r, _)| r)
             .collect();
-        let mut late = crate::par::map_parts(&missing, 64, |part| {
-            let mut scratch = vec![0u64; words];
-            part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
-        })
-        .into_iter();
+        let mut late =
+            crate::par::map_parts(&missing, crate::par::min_items(table.len(), 64), |part| {
+                let mut scratch = vec![0u64; words];
+                part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
+            })
+            .into_iter();
         // Each missing request has its set from `late`, in order.
         let prepared = early.into_iter().map(|e| e.or_else(|| late.next()));
         let mut interner = Interner::default();
@@ -1022,7 +1026,7 @@ impl PeerIndex {
         }
         // The groups' comparisons on every core, each part into a bit map of its own.
         let groups: Vec<(Combination<'_>, Vec<NodeId>)> = groups.into_iter().collect();
-        let parts = crate::par::map_parts(&groups, 8, |part| {
+        let parts = crate::par::map_parts(&groups, crate::par::min_items(self.len, 8), |part| {
             let mut mine = vec![0u64; words];
             for ((was, is), members) in part {
                 let mut differ = old.reach_of(was);

@@ -1019,7 +1019,8 @@ impl Inputs {
             Scope::Node(n) => self.patched_table(n, &fresh, &changed),
             _ => None,
         };
-        let (table, inventory) = crate::par::join_if(narrow, table, inventory);
+        let big = crate::par::worth_threads(self.nodes.len());
+        let (table, inventory) = crate::par::join_if(narrow && big, table, inventory);
         let (inventory, patched) = inventory?;
         let table = table.filter(|_| patched);
         let mut options = self.options.compile.clone();
@@ -1079,7 +1080,7 @@ impl Inputs {
             Scope::Everything => self.names(),
         };
         let (compiled, names) =
-            crate::par::join_if(matches!(scope, Scope::Node(_)), compile, names);
+            crate::par::join_if(matches!(scope, Scope::Node(_)) && big, compile, names);
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names),
             Scope::Routes(r) => r.fingerprints(&compiled, &names),
@@ -1602,7 +1603,11 @@ impl Narrow<'_> {
         // Each core marks its share's in bits of its own as it finds them, so one changed
         // node's lists are held at a time (all of them held until the marking were 37 MiB
         // for a batch of 100 joins on `large`).
-        let parts = crate::par::map_parts(&work, 2, |part| {
+        let min = match crate::par::worth_threads(n) {
+            true => 2,
+            false => usize::MAX,
+        };
+        let parts = crate::par::map_parts(&work, min, |part| {
             let (mut ssh, mut filter) = (vec![0u64; words], vec![0u64; words]);
             let reaches: Vec<Option<Reach>> = part
                 .iter()
@@ -1731,7 +1736,8 @@ impl Narrow<'_> {
             .copied()
             .chain(servers.iter().map(|&(_, sv, name)| (sv, name)))
             .collect();
-        let (full, paired) = crate::par::join(
+        let (full, paired) = crate::par::join_if(
+            crate::par::worth_threads(n),
             || fingerprints(compiled, &in_full, &by_node),
             || -> Option<_> {
                 let (moves, forced) = match merges {
@@ -2106,9 +2112,11 @@ fn part_fingerprints(
     parallel(nodes, work)
 }
 
-/// `work` over `items` split across the machine's cores (at most 8), results in order.
+/// `work` over `items` (nodes to fingerprint or decide) split across the machine's cores (at
+/// most 8), results in order, when they are a thousand or more (fewer take about a
+/// millisecond: less than a thread may wait for a core on a busy host).
 fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
-    crate::par::map_parts(items, 256, work)
+    crate::par::map_parts(items, 1024, work)
 }
 
 /// Every node's fingerprint (by node id; a node without a name keeps the default) and
