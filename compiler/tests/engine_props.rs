@@ -111,7 +111,17 @@ fn policy_text(seed: &[u32]) -> String {
     // Variant 4 has `localpart:` users: per-user principal lists, on sources and destinations.
     let ssh = match s(22) % 5 {
         0 => String::new(),
-        1 => r#", "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]}]"#.to_string(),
+        // `autogroup:member` as a destination is read as `autogroup:self` (beside a tag here).
+        1 => format!(
+            r#", "ssh": [{{"action": "accept", "src": ["autogroup:member"], "dst": {}, "users": ["autogroup:nonroot"]}}]"#,
+            pick(
+                &[
+                    r#"["autogroup:self"]"#,
+                    r#"["autogroup:member", "tag:web"]"#
+                ],
+                s(23)
+            ),
+        ),
         4 => format!(
             r#", "ssh": [{{"action": "accept", "src": ["{}", "tag:web"], "dst": ["tag:web"], "users": ["localpart:*@example.com", "root"]}}, {{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["localpart:*@example.com"]}}]"#,
             pick(&["group:eng", "autogroup:member"], s(23)),
@@ -120,7 +130,10 @@ fn policy_text(seed: &[u32]) -> String {
         // moves the rule's action on every destination.
         n => format!(
             r#", "ssh": [{{"action": "check", "src": ["{}"], "dst": ["tag:web"], "users": ["{}"], "checkPeriod": "1h"{}}}]"#,
-            pick(&["group:eng", "autogroup:member", "alice@example.com"], s(23)),
+            pick(
+                &["group:eng", "autogroup:member", "alice@example.com"],
+                s(23)
+            ),
             if n == 2 { "root" } else { "autogroup:nonroot" },
             match (s(21) / 4) % 3 {
                 0 => "",

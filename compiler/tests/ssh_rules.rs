@@ -258,6 +258,48 @@ fn autogroup_self_narrows_to_the_owner() {
     assert_eq!(rules(&c, "server"), json!([]));
 }
 
+/// `autogroup:member` as an SSH destination admits each source only to its own user's
+/// devices (Tailscale never lets a user SSH into another user's device, kb/1337): the same
+/// rules as `autogroup:self`, whatever the sources, and beside a tag the tag's devices keep
+/// every source.
+#[test]
+fn autogroup_member_destination_admits_only_the_owner() {
+    for src in [
+        r#"["autogroup:member"]"#,
+        r#"["alice@example.com"]"#,
+        r#"["alice@example.com", "bob@example.com"]"#,
+    ] {
+        let rule = |dst: &str| {
+            format!(r#"[{{"action": "accept", "src": {src}, "dst": {dst}, "users": ["root"]}}]"#)
+        };
+        let member = compiled(&rule(r#"["autogroup:member", "tag:server"]"#));
+        let own = compiled(&rule(r#"["autogroup:self", "tag:server"]"#));
+        for node in [
+            "alice-laptop",
+            "alice-phone",
+            "bob-laptop",
+            "carol-laptop",
+            "server",
+        ] {
+            assert_eq!(rules(&member, node), rules(&own, node), "{src} {node}");
+        }
+    }
+    // alice alone never reaches bob's laptop; the server takes her.
+    let c = compiled(
+        r#"[{"action": "accept", "src": ["alice@example.com"], "dst": ["autogroup:member", "tag:server"],
+             "users": ["root"]}]"#,
+    );
+    assert_eq!(rules(&c, "bob-laptop"), json!([]));
+    assert_eq!(
+        rules(&c, "alice-phone"),
+        json!([{"principals": ALICE, "action": accept(), "sshUsers": {"root": "root"}}])
+    );
+    assert_eq!(
+        rules(&c, "server"),
+        json!([{"principals": ALICE, "action": accept(), "sshUsers": {"root": "root"}}])
+    );
+}
+
 #[test]
 fn autogroup_tagged_lists_a_device_once_per_tag() {
     let c = compiled(

@@ -377,6 +377,9 @@ codes! {
     PrefixHostBits = "prefix_host_bits",
         "A prefix with bits set past its length (`10.2.3.4/8`) in a rule, `hosts`, an IP set or an `autoApprovers` route: read as its network (`10.0.0.0/8`), as Go's `netip.Prefix.Masked` would; aclc cannot verify that Tailscale reads it so (a typo for one address, `/32`, would widen the rule to the whole network). The client refuses such a prefix on the wire, so aclc never sends one.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["10.2.3.4/8"], "dst": ["*:*"]}]}"#);
+    SshMemberDestination = "ssh_member_destination",
+        "`autogroup:member` as an SSH destination. Tailscale's documentation lists tags, `autogroup:self` and the source user as SSH destinations, and says Tailscale never lets a user start an SSH session on another user's device (kb/1337, kb/1396). aclc admits each source only to its own user's devices, as `autogroup:self` does, so the rule never reaches further than Tailscale allows; it cannot verify whether Tailscale accepts the rule or refuses it. Write `autogroup:self`.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:member"], "users": ["root"]}]}"#);
     UppercaseDestination = "uppercase_destination",
         "An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`, `Group:eng:22`): read in lower case (`tag:web:80`), as Tailscale's destination parser lower-cases the whole `host:ports` text (its copy in `tailcfg` does); aclc cannot verify that the control server still does. A source in another case is refused, with the lower-case form as help.",
         Policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["TAG:WEB:80"]}]}"#);

@@ -397,6 +397,32 @@ fn sources_and_destinations_in_the_wrong_place() {
     );
 }
 
+/// `autogroup:member` as an SSH destination from users: accepted with a warning (the compiler
+/// admits each user only to their own devices); from tags still refused.
+#[test]
+fn ssh_member_destination_warns() {
+    for src in [
+        r#"["autogroup:member"]"#,
+        r#"["alice@example.com"]"#,
+        r#"["group:eng"]"#,
+    ] {
+        let text = format!(
+            r#"{{"groups": {{"group:eng": ["alice@example.com"]}}, "ssh": [{{"action": "accept", "src": {src}, "dst": ["autogroup:member"], "users": ["root"]}}]}}"#
+        );
+        expect_warning_help(
+            &text,
+            "aclc::ssh_member_destination",
+            "\"autogroup:member\" as an SSH destination admits each user only to their own devices",
+            "autogroup:member",
+            "Tailscale never lets a user SSH into another user's device, so aclc reads this as autogroup:self; write autogroup:self (aclc cannot verify whether Tailscale accepts autogroup:member here)",
+        );
+    }
+    assert!(!codes(&ssh(
+        r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"]}"#
+    ))
+    .contains(&"aclc::ssh_member_destination"));
+}
+
 #[test]
 fn ssh_placement() {
     expect_error_help(

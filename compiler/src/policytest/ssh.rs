@@ -44,6 +44,10 @@ struct Runner<'a> {
     endpoints: Endpoints<'a>,
     /// Span of each `ssh` rule.
     rule_spans: Vec<Span>,
+    /// Each `ssh` rule's first destination that admits sources only to their own user's
+    /// devices (`autogroup:self`, `autogroup:member`), as written: a miss on such a rule may
+    /// be another user's device, not a source outside the rule.
+    own_devices: Vec<Option<String>>,
     /// SSH rules of the nodes looked at so far.
     rules: std::collections::HashMap<NodeId, NodeRules>,
     /// For the current test when it assumes posture attributes: the rules lowered under
@@ -160,6 +164,17 @@ impl<'a> Runner<'a> {
             .iter()
             .flat_map(|s| s.value.iter().map(|r| r.span))
             .collect();
+        let own_devices = policy
+            .ssh
+            .iter()
+            .flat_map(|s| s.value.iter())
+            .map(|r| {
+                r.dst
+                    .iter()
+                    .find(|d| crate::ssh::own_devices_only(&d.alias))
+                    .map(|d| d.text.clone())
+            })
+            .collect();
         let gated = policy
             .ssh
             .iter()
@@ -171,6 +186,7 @@ impl<'a> Runner<'a> {
             compiled,
             endpoints: Endpoints::new(policy, compiled),
             rule_spans,
+            own_devices,
             rules: std::collections::HashMap::new(),
             assumed: None,
             admissions: Admissions::default(),
@@ -510,10 +526,17 @@ pub(super) fn explain(
                         users.join(", ")
                     )
                 }
-                (false, true) => format!(
-                    "src {} is not in the rule's src (or fails its posture gate)",
-                    quote(src)
-                ),
+                (false, true) => match runner.own_devices.get(rule.policy_index).cloned().flatten() {
+                    Some(dst) => format!(
+                        "src {} is not in the rule's src, fails its posture gate, or is not a device of {name}'s user ({} admits each user only to their own devices)",
+                        quote(src),
+                        quote(&dst)
+                    ),
+                    None => format!(
+                        "src {} is not in the rule's src (or fails its posture gate)",
+                        quote(src)
+                    ),
+                },
                 (true, true) if rule.rule.action.reject => {
                     "the rule refuses the login (session recording enforced, no recorder)"
                         .to_string()

@@ -830,6 +830,34 @@ fn explain_ports_and_errors() {
     assert!(reason.contains("has no devices"), "{reason}");
 }
 
+/// A user-owned destination of an `autogroup:member` (or `autogroup:self`) SSH rule admits only
+/// its own user: the miss says so rather than only that the source is outside the rule.
+#[test]
+fn explain_ssh_own_devices_miss() {
+    let body = r#""ssh": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["autogroup:member"], "users": ["root"]}
+],
+"#;
+    let (source, checked, compiled) = head_compiled(body);
+    let run = |src: &str, dst: &str| {
+        shape(
+            &source,
+            &explain_ssh(&checked.policy, &compiled, src, dst, "root").unwrap(),
+        )
+    };
+    assert!(run("alice@example.com", "alice-laptop").0);
+    let (allowed, _, _, misses) = run("alice@example.com", "bob-laptop");
+    assert!(!allowed);
+    assert_eq!(
+        misses,
+        vec![
+            "5: src \"alice@example.com\" is not in the rule's src, fails its posture gate, or is \
+             not a device of bob-laptop's user (\"autogroup:member\" admits each user only to \
+             their own devices)"
+        ]
+    );
+}
+
 #[test]
 fn explain_ssh_logins() {
     let body = r#""ssh": [

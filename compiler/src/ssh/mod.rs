@@ -405,6 +405,7 @@ impl SshLowered {
                         Destinations::Some(ids) => Destinations::Some(lists.moved(p, ids, |id| {
                             rule.dst
                                 .iter()
+                                .filter(|s| !own_devices_only(&s.alias))
                                 .any(|s| holds.test(&mut resolver, table, s, id))
                         })),
                         Destinations::All => Destinations::All,
@@ -1216,6 +1217,18 @@ fn per_user_sources(
     Some((tagged, by_user))
 }
 
+/// Whether an SSH destination admits each source only to its own user's devices: as
+/// `autogroup:self`, and so `autogroup:member` (every user-owned device) too, since Tailscale
+/// never lets a user SSH into another user's device (kb/1337; the policy crate warns,
+/// `ssh_member_destination`). Read so, the rule never reaches further than Tailscale allows,
+/// whether Tailscale narrows such a rule or refuses it.
+pub(crate) fn own_devices_only(alias: &Alias) -> bool {
+    matches!(
+        alias,
+        Alias::Autogroup(Autogroup::SelfDevices | Autogroup::Member | Autogroup::Members)
+    )
+}
+
 /// A rule's destinations and source devices on one node table.
 struct Shape {
     dst: Destinations,
@@ -1247,10 +1260,12 @@ impl Shape {
                 let mut self_dst = false;
                 let mut dst = Destinations::None;
                 for selector in &rule.dst {
-                    match resolver.resolve(selector) {
-                        Target::SelfDevices => self_dst = true,
-                        target => dst = union(dst, destination_nodes(table, &target)),
+                    if own_devices_only(&selector.alias) {
+                        self_dst = true;
+                        continue;
                     }
+                    let target = resolver.resolve(selector);
+                    dst = union(dst, destination_nodes(table, &target));
                 }
                 (dst, self_dst)
             })

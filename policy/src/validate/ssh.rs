@@ -56,10 +56,10 @@ impl Validator<'_> {
                 self.mark_used(sel);
                 let help = match &sel.alias {
                     Alias::Host(_) | Alias::Ip(_) | Alias::Prefix(_) | Alias::Range(..) => {
-                        "SSH destinations are devices named by tag, autogroup:self, autogroup:member or autogroup:tagged, not addresses or hosts"
+                        "SSH destinations are devices named by tag, autogroup:self or autogroup:tagged, not addresses or hosts"
                     }
-                    Alias::Wildcard => "\"*\" is not a valid SSH destination: use autogroup:member, autogroup:tagged or tags",
-                    _ => "SSH destinations are tags, autogroup:self, autogroup:member, autogroup:tagged, or the source user",
+                    Alias::Wildcard => "\"*\" is not a valid SSH destination: use autogroup:self (each user's own devices), autogroup:tagged or tags",
+                    _ => "SSH destinations are tags, autogroup:self, autogroup:tagged, or the source user",
                 };
                 self.error(
                     Code::SshInvalidDst,
@@ -84,6 +84,19 @@ impl Validator<'_> {
                         sel.span,
                         "tags in SSH source cannot access user-owned devices",
                         "tagged devices may only SSH into other tagged devices",
+                    );
+                }
+                // Tailscale never lets a user SSH into another user's device (kb/1337); the
+                // compiler reads this destination as `autogroup:self`.
+                Alias::Autogroup(Autogroup::Member | Autogroup::Members) => {
+                    self.warning(
+                        Code::SshMemberDestination,
+                        sel.span,
+                        format!(
+                            "{} as an SSH destination admits each user only to their own devices",
+                            quote(&sel.text)
+                        ),
+                        "Tailscale never lets a user SSH into another user's device, so aclc reads this as autogroup:self; write autogroup:self (aclc cannot verify whether Tailscale accepts autogroup:member here)",
                     );
                 }
                 Alias::User(login) => {
