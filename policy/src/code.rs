@@ -380,6 +380,18 @@ codes! {
     SshMemberDestination = "ssh_member_destination",
         "`autogroup:member` as an SSH destination. Tailscale's documentation lists tags, `autogroup:self` and the source user as SSH destinations, and says Tailscale never lets a user start an SSH session on another user's device (kb/1337, kb/1396). aclc admits each source only to its own user's devices, as `autogroup:self` does, so the rule never reaches further than Tailscale allows; it cannot verify whether Tailscale accepts the rule or refuses it. Write `autogroup:self`.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:member"], "users": ["root"]}]}"#);
+    UnverifiedIpRange = "unverified_ip_range",
+        "An IP address range (`100.64.0.4-100.64.0.12`) outside an IP set: Tailscale's documentation (kb/1396) lists ranges as IP set entries only; accepted as the addresses it spans, aclc cannot verify that Tailscale accepts it here. Name the range in an IP set and use `ipset:name`.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["100.64.0.4-100.64.0.12"], "dst": ["*:*"]}]}"#);
+    UnverifiedTarget = "unverified_target",
+        "A `nodeAttrs` target Tailscale's documentation does not list (kb/1337 and kb/1396 name tags, users, groups, autogroups and `*`): `autogroup:shared` (devices of other tailnets, which this tailnet's attributes never reach), a Tailscale Service (not a device) or an IP set; accepted, aclc cannot verify it.",
+        Policy(r#"{"nodeAttrs": [{"target": ["autogroup:shared"], "attr": ["funnel"]}]}"#);
+    PostureNeverHolds = "posture_never_holds",
+        "A posture condition that orders (`<`, `<=`, `>`, `>=`) a string that is not a version (`node:os < 'macos'`): ordering compares numbers and versions (kb/1288), so the condition holds for no device and every rule gated by it admits nobody.",
+        Policy(r#"{"postures": {"posture:x": ["node:os < 'macos'"]}, "defaultSrcPosture": ["posture:x"]}"#);
+    UnverifiedSection = "unverified_section",
+        "`extraDNSRecords`, a top-level section Tailscale's policy syntax reference does not list but its own policy combiner (`tailscale-dev/tailscale-acl-combiner`) carries: extra MagicDNS records, enabled per tailnet. Accepted and not compiled; aclc cannot verify that a tailnet accepts it.",
+        Policy(r#"{"extraDNSRecords": [{"Name": "nas.example.ts.net", "Value": "100.64.0.10"}]}"#);
     UppercaseDestination = "uppercase_destination",
         "An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`, `Group:eng:22`): read in lower case (`tag:web:80`), as Tailscale's destination parser lower-cases the whole `host:ports` text (its copy in `tailcfg` does); aclc cannot verify that the control server still does. A source in another case is refused, with the lower-case form as help.",
         Policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["TAG:WEB:80"]}]}"#);

@@ -237,6 +237,17 @@ fn top_level(key: &str) -> Option<Value> {
             "description": "Whether macOS nodes route the whole CGNAT range (100.64.0.0/10) to Tailscale.",
         }),
         "randomizeClientPort" => boolean("Have nodes use a random UDP port instead of 41641."),
+        "extraDNSRecords" => array_of(
+            json!({
+                "type": "object",
+                "properties": {
+                    "Name": {"type": "string", "description": "The record's name."},
+                    "Type": {"type": "string", "description": "The record type (A or AAAA when omitted)."},
+                    "Value": {"type": "string", "description": "The record's value, an IP address."},
+                },
+            }),
+            "Extra MagicDNS records (a section Tailscale enables per tailnet; aclc does not verify it).",
+        ),
         "attrConfig" => json!({
             "type": "object",
             "additionalProperties": described(

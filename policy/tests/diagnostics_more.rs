@@ -423,6 +423,104 @@ fn ssh_member_destination_warns() {
     .contains(&"aclc::ssh_member_destination"));
 }
 
+/// A range outside an IP set, a nodeAttrs target the documentation does not list, an ordering
+/// of a non-version string: accepted, each with its warning; a group member that is an
+/// address gets help that does not suggest a login made of it.
+#[test]
+fn documented_limits_warn() {
+    expect_warning_help(
+        &acl(r#"{"action": "accept", "src": ["100.64.0.4-100.64.0.12"], "dst": ["*:*"]}"#),
+        "aclc::unverified_ip_range",
+        "100.64.0.4-100.64.0.12 is an IP address range: Tailscale's documentation lists ranges only in IP sets; aclc cannot verify that Tailscale accepts one here",
+        "100.64.0.4-100.64.0.12",
+        r#"name it in an IP set, "ipsets": {"ipset:range": ["100.64.0.4-100.64.0.12"]}, and write "ipset:range""#,
+    );
+    assert!(!codes(r#"{"ipsets": {"ipset:r": ["100.64.0.4-100.64.0.12"]}, "acls": [{"action": "accept", "src": ["ipset:r"], "dst": ["*:*"]}]}"#)
+        .contains(&"aclc::unverified_ip_range"));
+    for (target, names) in [
+        (
+            "autogroup:shared",
+            "devices shared in from other tailnets, which this tailnet's attributes never reach",
+        ),
+        (
+            "svc:web",
+            "a Tailscale Service, not a device, so no device gets these attributes",
+        ),
+    ] {
+        expect_warning_help(
+            &format!(r#"{{"nodeAttrs": [{{"target": ["{target}"], "attr": ["funnel"]}}]}}"#),
+            "aclc::unverified_target",
+            &format!("\"{target}\" as a nodeAttrs target names {names}; aclc cannot verify that Tailscale accepts it"),
+            target,
+            "Tailscale's documentation names nodeAttrs targets by tag, user, group, autogroup or *",
+        );
+    }
+    expect_warning_help(
+        r#"{"postures": {"posture:x": ["node:os < 'macos'"]}, "defaultSrcPosture": ["posture:x"]}"#,
+        "aclc::posture_never_holds",
+        "\"node:os < 'macos'\" never holds: `<` orders numbers and versions, and \"macos\" is neither",
+        "node:os < 'macos'",
+        "compare strings with ==, !=, IN or NOT IN; a version is compared part by part ('1.60' > '1.9')",
+    );
+    assert!(!codes(r#"{"postures": {"posture:x": ["node:tsVersion >= '1.60'"]}, "defaultSrcPosture": ["posture:x"]}"#)
+        .contains(&"aclc::posture_never_holds"));
+    expect_warning_help(
+        r#"{"groups": {"group:g": ["ipset:corp"]}}"#,
+        "aclc::bare_group_member",
+        r#"groups["group:g"]: "ipset:corp" is not a login: aclc cannot verify that Tailscale accepts it"#,
+        "ipset:corp",
+        "a group lists user logins, and \"ipset:corp\" is not one: name it in the rules' src or dst instead",
+    );
+}
+
+/// `extraDNSRecords` (a support-enabled section Tailscale's own policy combiner carries) is
+/// accepted with a warning; another shape than an array is refused.
+#[test]
+fn extra_dns_records_are_accepted_unverified() {
+    expect_warning_help(
+        r#"{"extraDNSRecords": [{"Name": "nas.example.ts.net", "Value": "100.64.0.10"}]}"#,
+        "aclc::unverified_section",
+        "extraDNSRecords is not among the policy file's documented sections; aclc cannot verify that this tailnet accepts it",
+        r#"[{"Name": "nas.example.ts.net", "Value": "100.64.0.10"}]"#,
+        "Tailscale enables extra DNS records per tailnet (its support does); aclc checks nothing inside it and compiles nothing from it",
+    );
+    assert!(codes(r#"{"extraDNSRecords": null}"#).is_empty());
+    assert!(!errors(r#"{"extraDNSRecords": {}}"#).is_empty());
+}
+
+/// A defined tag written with a port where none belongs: the help says how to write it for
+/// the place (an SSH destination, a grant's destination).
+#[test]
+fn ports_where_none_belong() {
+    expect_error_help(
+        &ssh(
+            r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:server:*"], "users": ["root"]}"#,
+        ),
+        "aclc::undefined_tag",
+        r#"tag not found: "tag:server:*""#,
+        "tag:server:*",
+        Some(r#"SSH destinations take no port (Tailscale SSH listens on 22): write "tag:server""#),
+    );
+    expect_error_help(
+        &grant(r#"{"src": ["tag:server:443"], "dst": ["*"], "ip": ["*"]}"#),
+        "aclc::undefined_tag",
+        r#"src=tag not found: "tag:server:443""#,
+        "tag:server:443",
+        Some(
+            r#""tag:server" takes no port here: write "tag:server" (in grants, ports go in "ip", e.g. "ip": ["tcp:443"])"#,
+        ),
+    );
+    expect_error_help(
+        &format!(
+            r#"{{"nodeAttrs": [{{"target": ["tag:server:443"], "attr": ["funnel"]}}], {TAGS}}}"#
+        ),
+        "aclc::undefined_tag",
+        r#"tag not found: "tag:server:443""#,
+        "tag:server:443",
+        Some(r#""tag:server" takes no port here: write "tag:server""#),
+    );
+}
+
 #[test]
 fn ssh_placement() {
     expect_error_help(

@@ -54,6 +54,9 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
     "oneCGNATRoute",
     "randomizeClientPort",
     "attrConfig",
+    // Extra MagicDNS records, a support-enabled section: not in the documented list, but
+    // Tailscale's own policy combiner (tailscale-dev/tailscale-acl-combiner) carries it.
+    "extraDNSRecords",
 ];
 
 /// State of one lowering run.

@@ -121,6 +121,21 @@ impl Lowerer<'_> {
         if let Some(v) = top.get("attrConfig") {
             policy.attr_config = self.attr_config(v);
         }
+        if let Some(v) = top.get("extraDNSRecords").filter(|v| !v.is_null()) {
+            if v.as_array().is_none() {
+                self.wrong_type(v, "extraDNSRecords", "an array of records");
+            } else {
+                self.warning(
+                    Code::UnverifiedSection,
+                    v.span,
+                    "extraDNSRecords is not among the policy file's documented sections; aclc cannot verify that this tailnet accepts it",
+                )
+                .help = Some(
+                    "Tailscale enables extra DNS records per tailnet (its support does); aclc checks nothing inside it and compiles nothing from it"
+                        .to_string(),
+                );
+            }
+        }
         let cgnat = top
             .get("OneCGNATRoute")
             .map(|v| (v, "OneCGNATRoute"))
@@ -445,6 +460,28 @@ impl Lowerer<'_> {
                 format!("unknown posture attribute {}", quote(&condition.attribute)),
             )
             .help = Some(help);
+        }
+        // Ordering compares numbers and versions (`1.60` > `1.9`); any other string orders
+        // with nothing, so the condition holds for no device (fail closed), which is said.
+        if let (true, Some(crate::model::PostureValue::Str(value))) =
+            (condition.operator.is_ordering(), &condition.value)
+        {
+            if crate::model::compare_versions(value, value).is_none() {
+                self.warning(
+                    Code::PostureNeverHolds,
+                    t.span,
+                    format!(
+                        "{} never holds: `{}` orders numbers and versions, and {} is neither",
+                        quote(&condition.text),
+                        condition.operator.as_str(),
+                        quote(value)
+                    ),
+                )
+                .help = Some(
+                    "compare strings with ==, !=, IN or NOT IN; a version is compared part by part ('1.60' > '1.9')"
+                        .to_string(),
+                );
+            }
         }
         Some(Spanned::new(condition, t.span))
     }

@@ -199,11 +199,17 @@ impl Validator<'_> {
                             quote(name),
                             quote(m)
                         ),
-                        &format!(
-                            "users are named by login: {} (or {} on a self-hosted server)",
-                            quote(&format!("{m}@example.com")),
-                            quote(&format!("{m}@"))
-                        ),
+                        &match names_addresses_or_more(m) {
+                            true => format!(
+                                "a group lists user logins, and {} is not one: name it in the rules' src or dst instead",
+                                quote(m)
+                            ),
+                            false => format!(
+                                "users are named by login: {} (or {} on a self-hosted server)",
+                                quote(&format!("{m}@example.com")),
+                                quote(&format!("{m}@"))
+                            ),
+                        },
                     );
                 } else {
                     self.known_user(m, member.span);
@@ -476,6 +482,20 @@ fn may_own_or_approve(alias: &Alias) -> bool {
         }
         _ => false,
     }
+}
+
+/// A group member written as a selector other than a user: an IP address, prefix or range, a
+/// host, IP set or Service reference (suggesting a login made of it would be nonsense).
+fn names_addresses_or_more(member: &str) -> bool {
+    use std::net::IpAddr;
+    ["ipset:", "svc:", "host:"]
+        .iter()
+        .any(|p| member.starts_with(p))
+        || member.parse::<IpAddr>().is_ok()
+        || member.parse::<ipnet::IpNet>().is_ok()
+        || member
+            .split_once('-')
+            .is_some_and(|(a, b)| a.parse::<IpAddr>().is_ok() && b.parse::<IpAddr>().is_ok())
 }
 
 #[cfg(test)]

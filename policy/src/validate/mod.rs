@@ -242,7 +242,7 @@ impl<'p> Validator<'p> {
                     let help = match without_ports(tag) {
                         Some(bare) if self.index.tags.contains(bare) => {
                             self.used.insert(bare.to_string());
-                            no_port_help(bare)
+                            no_port_help(bare, place)
                         }
                         _ => self.suggest_tag(tag),
                     };
@@ -300,7 +300,7 @@ impl<'p> Validator<'p> {
                         ),
                         (None, Some(bare), _) => {
                             self.used.insert(format!("host {bare}"));
-                            no_port_help(bare)
+                            no_port_help(bare, place)
                         }
                         (None, None, Some(n)) => format!("did you mean the host {}?", quote(n)),
                         (None, None, None) => format!(
@@ -338,6 +338,14 @@ impl<'p> Validator<'p> {
                     self.warning(Code::PrefixHostBits, sel.span, message, &help);
                 }
             }
+            // Documented as IP set entries only (kb/1396); what Tailscale does elsewhere is
+            // not captured.
+            Alias::Range(first, last) if !matches!(place, Place::IpSet { .. }) => self.warning(
+                Code::UnverifiedIpRange,
+                sel.span,
+                format!("{first}-{last} is an IP address range: Tailscale's documentation lists ranges only in IP sets; aclc cannot verify that Tailscale accepts one here"),
+                &format!("name it in an IP set, \"ipsets\": {{\"ipset:range\": [\"{first}-{last}\"]}}, and write \"ipset:range\""),
+            ),
             // `0.0.0.0` (or `::`) is one address no device has, not every address: an old
             // Tailscale parser refused it with this advice; whether the control server still
             // does is not known (a warning).
@@ -558,10 +566,17 @@ fn without_ports(text: &str) -> Option<&str> {
 }
 
 /// The help for a selector written with ports where none belong.
-fn no_port_help(bare: &str) -> String {
-    format!(
-        "{} takes no port here: write {} (in grants, ports go in \"ip\", e.g. \"ip\": [\"tcp:443\"])",
-        quote(bare),
-        quote(bare)
-    )
+fn no_port_help(bare: &str, place: Place<'_>) -> String {
+    match place {
+        Place::SshDst => format!(
+            "SSH destinations take no port (Tailscale SSH listens on 22): write {}",
+            quote(bare)
+        ),
+        Place::Src | Place::Dst { .. } => format!(
+            "{} takes no port here: write {} (in grants, ports go in \"ip\", e.g. \"ip\": [\"tcp:443\"])",
+            quote(bare),
+            quote(bare)
+        ),
+        _ => format!("{} takes no port here: write {}", quote(bare), quote(bare)),
+    }
 }

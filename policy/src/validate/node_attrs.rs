@@ -26,6 +26,23 @@ impl Validator<'_> {
                     format!("{a} cannot be used as a nodeAttrs target"),
                     "name the devices with users, groups, tags or autogroups such as autogroup:member",
                 ),
+                Alias::Autogroup(Autogroup::Shared) | Alias::Service(_) | Alias::IpSet(_) => {
+                    let what = match &sel.alias {
+                        Alias::Autogroup(_) => "devices shared in from other tailnets, which this tailnet's attributes never reach",
+                        Alias::Service(_) => "a Tailscale Service, not a device, so no device gets these attributes",
+                        _ => "an IP set",
+                    };
+                    self.warning(
+                        Code::UnverifiedTarget,
+                        sel.span,
+                        format!(
+                            "{} as a nodeAttrs target names {what}; aclc cannot verify that Tailscale accepts it",
+                            super::quote(&sel.text)
+                        ),
+                        "Tailscale's documentation names nodeAttrs targets by tag, user, group, autogroup or *",
+                    );
+                    self.reference(sel, Place::Target);
+                }
                 _ => self.reference(sel, Place::Target),
             }
         }
