@@ -521,6 +521,20 @@ fn ports_where_none_belong() {
     );
 }
 
+/// Two recorder tags in one Kubernetes rule: accepted with a warning (kb/1537 allows one).
+#[test]
+fn kubernetes_rule_with_two_recorders() {
+    let policy = |recorders: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:k8s": [], "tag:rec": [], "tag:rec2": []}}, "grants": [{{"src": ["*"], "dst": ["tag:k8s"], "app": {{"tailscale.com/cap/kubernetes": [{{"recorder": {recorders}}}]}}}}]}}"#
+        )
+    };
+    assert!(
+        codes(&policy(r#"["tag:rec", "tag:rec2"]"#)).contains(&"aclc::kubernetes_recorder_count")
+    );
+    assert!(!codes(&policy(r#"["tag:rec"]"#)).contains(&"aclc::kubernetes_recorder_count"));
+}
+
 #[test]
 fn ssh_placement() {
     expect_error_help(

@@ -442,6 +442,20 @@ impl Validator<'_> {
                 "rename the key: \"recorder\": [\"tag:k8s-recorder\"]",
             );
         }
+        // "Only one recorder tag is allowed per rule" (kb/1537); Tailscale's check is not
+        // recorded, and the operator reads the list as written.
+        if values.iter().any(|v| {
+            AppCapability::tags_under(v, AppCapability::RECORDER)
+                .nth(1)
+                .is_some()
+        }) {
+            self.warning(
+                Code::KubernetesRecorderCount,
+                cap.values.span,
+                "a Kubernetes rule names more than one recorder tag: Tailscale's documentation allows one per rule; aclc cannot verify that Tailscale accepts more",
+                "give each rule one recorder tag, \"recorder\": [\"tag:k8s-recorder\"], and tag every recorder with it",
+            );
+        }
         let tags: Vec<String> = values
             .iter()
             .flat_map(|v| {
