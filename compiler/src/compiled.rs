@@ -195,7 +195,7 @@ fn build_marked(
     // A node event's table may come patched already (`table`: the engine patches it beside
     // the inventory, [`NodeTable::patched_from`]).
     let (patched, ssh_same) = crate::par::join_if(
-        policy_event && crate::par::worth_threads(inventory.nodes().len()),
+        policy_event && crate::par::event_worth_threads(inventory.nodes().len()),
         || {
             table.or_else(|| {
                 prior.and_then(|p| {
@@ -293,7 +293,14 @@ fn build_marked(
     let ssh_kept = prior.filter(|_| ssh_same).map(|p| &p.compiled.ssh);
     // The rules lowered on this core; on the other, the SSH rules and capabilities (which
     // read only the table), then the peer index's sets of the lists the lowering made.
+    // Side by side on a tailnet worth threads: from fewer nodes for a whole compile than
+    // for an event's, which patches what changed.
+    let beside = match prior {
+        Some(_) => crate::par::event_worth_threads(table.len()),
+        None => crate::par::worth_threads(table.len()),
+    };
     let (lowered, side, prepared) = crate::peers::prepared_beside(
+        beside,
         &table,
         |lists| lower::lower(policy, &table, &options.limits, lower_prior.as_ref(), lists),
         || {

@@ -10,18 +10,31 @@ pub(crate) fn threads() -> usize {
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
-/// Tailnets this large or larger split an engine event's or a compile's phases over the
-/// cores; smaller ones run them on the calling thread. Below it each phase is well under a
-/// millisecond, and a thread costs more than its share: the spawned thread waits for a core,
+/// Tailnets this large or larger may split work over the cores; smaller ones never do. A
+/// thread costs more than a small tailnet's phases: the spawned thread waits for a core,
 /// which on a busy host (a control server's other work) is a scheduler slice of several
 /// milliseconds, so a 50-node tailnet's events took 4-8 ms at the tail where they take a
 /// quarter of one. Debug builds (the tests) split from four nodes, so the property tests'
 /// tailnets (one to a dozen nodes) run both ways.
-pub(crate) const WORTH_THREADS: usize = if cfg!(debug_assertions) { 4 } else { 4096 };
+pub(crate) const WORTH_THREADS: usize = if cfg!(debug_assertions) { 4 } else { 512 };
 
-/// Whether work over `nodes` nodes is worth more than one thread ([`WORTH_THREADS`]).
+/// Engine events split their phases (the inventory beside the node table, the lowering
+/// beside the SSH rules, the fingerprints beside the pairing) from this many nodes: an
+/// event patches what changed, so below it each phase is a millisecond or less and the
+/// wait for a second core costs more (member joins on a busy host at 2,000 nodes: 1.4 ms
+/// median on one thread, 4.2 ms with threads).
+pub(crate) const EVENT_WORTH_THREADS: usize = if cfg!(debug_assertions) { 4 } else { 4096 };
+
+/// Whether work over a tailnet of `nodes` nodes may use more than one thread
+/// ([`WORTH_THREADS`]).
 pub(crate) fn worth_threads(nodes: usize) -> bool {
     nodes >= WORTH_THREADS && threads() >= 2
+}
+
+/// Whether an engine event's phases on a tailnet of `nodes` nodes run side by side
+/// ([`EVENT_WORTH_THREADS`]).
+pub(crate) fn event_worth_threads(nodes: usize) -> bool {
+    nodes >= EVENT_WORTH_THREADS && threads() >= 2
 }
 
 /// The fewest items a split of work over a tailnet of `nodes` nodes needs: `min`, or, on a

@@ -250,15 +250,17 @@ fn prepare_into<T>(
 /// it made meanwhile wait in a channel). The lowering is one core's work: the sets were
 /// prepared after it, on both cores (6 ms of a member's join on `large`), while the second
 /// core was idle for most of the lowering. A third thread preparing them as they come took
-/// its time from the lowering. Without a second core, the lowering then `beside`, and the
-/// index prepares every set itself. Sources that read `*` are left to the index, which finds
+/// its time from the lowering. Without `beside_thread` (no second core, or a tailnet too
+/// small to be worth a thread: [`crate::par::worth_threads`]), the lowering then `beside`,
+/// and the index prepares every set itself. Sources that read `*` are left to the index, which finds
 /// `*`'s nodes once.
 pub(crate) fn prepared_beside<T: Send, U: Send>(
+    beside_thread: bool,
     table: &NodeTable,
     lowering: impl FnOnce(Option<Lists<'_>>) -> T + Send,
     beside: impl FnOnce() -> U + Send,
 ) -> (T, U, Prepared) {
-    if !crate::par::worth_threads(table.len()) {
+    if !beside_thread {
         let value = lowering(None);
         return (value, beside(), Prepared::default());
     }

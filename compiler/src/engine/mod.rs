@@ -1019,7 +1019,7 @@ impl Inputs {
             Scope::Node(n) => self.patched_table(n, &fresh, &changed),
             _ => None,
         };
-        let big = crate::par::worth_threads(self.nodes.len());
+        let big = crate::par::event_worth_threads(self.nodes.len());
         let (table, inventory) = crate::par::join_if(narrow && big, table, inventory);
         let (inventory, patched) = inventory?;
         let table = table.filter(|_| patched);
@@ -1603,7 +1603,7 @@ impl Narrow<'_> {
         // Each core marks its share's in bits of its own as it finds them, so one changed
         // node's lists are held at a time (all of them held until the marking were 37 MiB
         // for a batch of 100 joins on `large`).
-        let min = match crate::par::worth_threads(n) {
+        let min = match crate::par::event_worth_threads(n) {
             true => 2,
             false => usize::MAX,
         };
@@ -1737,7 +1737,7 @@ impl Narrow<'_> {
             .chain(servers.iter().map(|&(_, sv, name)| (sv, name)))
             .collect();
         let (full, paired) = crate::par::join_if(
-            crate::par::worth_threads(n),
+            crate::par::event_worth_threads(n),
             || fingerprints(compiled, &in_full, &by_node),
             || -> Option<_> {
                 let (moves, forced) = match merges {
