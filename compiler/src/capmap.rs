@@ -213,8 +213,38 @@ impl NodeCaps {
             }
             add_cap(&mut map, name, value);
         }
+        if let Some(hosted) = service_host(table, node) {
+            map.insert(SERVICE_HOST.to_string(), hosted);
+        }
         map
     }
+}
+
+/// The capability that tells a Tailscale Service host which services it is approved to
+/// host and at which addresses (`tailcfg.NodeAttrServiceHost`, one `ServiceIPMappings`
+/// value: service name -> addresses). The client treats a service's addresses as its own,
+/// and so lets the packet filter accept traffic to them, only with it: without it every
+/// packet to the service is dropped at the host, although its AllowedIPs and filter name
+/// the addresses.
+pub(crate) const SERVICE_HOST: &str = "service-host";
+
+/// Node `node`'s [`SERVICE_HOST`] value: the services whose addresses it serves (advertised
+/// and approved), in the inventory's order, each with every address of the service; `None`
+/// for a node hosting none.
+fn service_host(table: &NodeTable, node: &crate::nodes::NodeInfo) -> Option<Value> {
+    if node.served.is_empty() {
+        return None;
+    }
+    let hosted: serde_json::Map<String, Value> = table
+        .services
+        .iter()
+        .filter(|s| s.vips.iter().any(|v| node.served.contains(v)))
+        .map(|s| {
+            let addrs = s.vips.iter().map(|v| Value::String(v.addr().to_string()));
+            (s.name.clone(), Value::Array(addrs.collect()))
+        })
+        .collect();
+    (!hosted.is_empty()).then(|| Value::Array(vec![Value::Object(hosted)]))
 }
 
 /// Add one capability: values of the same capability are concatenated; a plain attribute

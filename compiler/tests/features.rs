@@ -102,6 +102,30 @@ fn service_addresses_are_served_by_approved_hosts() {
     assert_eq!(filter(&c, "web-2"), json!([]));
 }
 
+/// A service host is told which services it hosts, at which addresses
+/// (`tailcfg.NodeAttrServiceHost`): the client accepts traffic to a service's addresses only
+/// with it. An advertising host that is not approved is not told.
+#[test]
+fn service_hosts_carry_the_service_host_capability() {
+    let policy = r#"{"tagOwners": {"tag:web": [], "tag:rec": []},
+        "grants": [{"src": ["bob@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]}]}"#;
+    let c = compiled(policy);
+    let caps = |c: &Compiled, node: &str| c.node(node).unwrap().cap_map();
+    assert_eq!(
+        caps(&c, "web-2").get("service-host"),
+        Some(&json!([{"svc:web": ["100.100.200.1"]}]))
+    );
+    assert_eq!(caps(&c, "web-1").get("service-host"), None);
+    let approved = policy.replace(
+        r#""grants""#,
+        r#""autoApprovers": {"services": {"svc:web": ["tag:web"]}}, "grants""#,
+    );
+    assert_eq!(
+        caps(&compiled(&approved), "web-1").get("service-host"),
+        Some(&json!([{"svc:web": ["100.100.200.1"]}]))
+    );
+}
+
 /// `autoApprovers.services` keyed by a tag the service carries approves hosts as the
 /// service's own name does (real policies write `"tag:k8s": ["tag:k8s"]`); a tag the service
 /// does not carry approves nothing.

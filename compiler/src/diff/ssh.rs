@@ -38,6 +38,10 @@ struct Placed<'a> {
     runs: Rc<Vec<(u32, u32)>>,
 }
 
+/// The local user a refusing rule stands for as [`Decided::star`]: any non-empty text (its
+/// action decides: refused).
+const REFUSED: &str = "(refused)";
+
 fn action_kind(rule: &SshRule) -> Option<&'static str> {
     if rule.action.reject {
         None
@@ -73,6 +77,11 @@ fn matched(placed: &Placed<'_>, login: &str, local: &str) -> Option<Option<Outco
 /// names no entry of that login), by a scan: `None` when none matches or it rejects.
 fn scan_login(rules: &[&Placed<'_>], login: &str) -> Option<Outcome> {
     for placed in rules {
+        // A refusing rule refuses every login: the client reads no user map on a reject
+        // action (tailssh's `matchRule`).
+        if placed.rule.action.reject {
+            return None;
+        }
         let users = &placed.rule.ssh_users;
         let Some(local) = users.get(login).or_else(|| users.get("*")) else {
             continue;
@@ -106,6 +115,12 @@ impl<'r, 'a> Decided<'r, 'a> {
         };
         let active: Vec<&'r Placed<'a>> = active.iter().filter_map(|&i| rules.get(i)).collect();
         for (k, &placed) in active.iter().enumerate() {
+            // A refusing rule decides every login not named before it (the client reads no
+            // user map on a reject action): as a `*` that refuses.
+            if placed.rule.action.reject {
+                decided.star = Some((placed, REFUSED));
+                break;
+            }
             for (login, local) in placed.rule.ssh_users.iter() {
                 if login != "*" && !decided.named.contains_key(login.as_str()) {
                     if let Some(decision) = matched(placed, login, local) {
@@ -464,6 +479,10 @@ mod tests {
     fn scanned(rules: &[Placed<'_>], active: &[usize], login: &str) -> Option<Outcome> {
         for &i in active {
             let placed = &rules[i];
+            // The client's `matchRule`: a reject action reads no user map.
+            if placed.rule.action.reject {
+                return None;
+            }
             let users = &placed.rule.ssh_users;
             let Some(local) = users.get(login).or_else(|| users.get("*")) else {
                 continue;

@@ -193,10 +193,10 @@ impl Snapshot {
                 .principals
                 .iter()
                 .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            let Some(local) = crate::policytest::local_user(&rule.rule.ssh_users, login) else {
-                continue;
-            };
-            if !admits {
+            // A refusing rule refuses every login from its sources: the client reads no user
+            // map on a reject action (tailssh's `matchRule`).
+            let local = crate::policytest::local_user(&rule.rule.ssh_users, login);
+            if !admits || (local.is_none() && !rule.rule.action.reject) {
                 continue;
             }
             let policy_rule = self
@@ -205,9 +205,9 @@ impl Snapshot {
                 .as_ref()
                 .and_then(|s| s.value.get(rule.policy_index));
             let at = policy_rule.map(|r| (rule.policy_index, r.span));
-            if rule.rule.action.reject {
+            let Some(local) = local.filter(|_| !rule.rule.action.reject) else {
                 return Some(SshDecision { rule: at, ..denied });
-            }
+            };
             let action = if rule.rule.action.is_check() {
                 SshOutcome::Check {
                     period: policy_rule

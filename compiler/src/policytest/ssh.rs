@@ -77,6 +77,13 @@ impl NodeRules {
             std::collections::HashMap::new();
         let mut star = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
+            // A refusing rule (recording enforced, no recorder) refuses every login from its
+            // principals: the client reads no user map on a reject action (tailssh's
+            // `matchRule`), so it is a candidate for every login.
+            if rule.rule.action.reject {
+                star.push(i);
+                continue;
+            }
             // A login mapped to "" is refused by the rule, whatever `*` maps (every rule
             // written with `users` refuses `root` so): the rule is no candidate for it.
             for (login, _) in rule.rule.ssh_users.iter().filter(|(_, l)| !l.is_empty()) {
@@ -357,9 +364,8 @@ impl<'a> Runner<'a> {
                 .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
         };
         for rule in rules.candidates(login) {
-            if local_user(&rule.rule.ssh_users, login).is_none()
-                || !self.admissions.admits(&rule.rule, addrs, login)
-            {
+            let maps = rule.rule.action.reject || local_user(&rule.rule.ssh_users, login).is_some();
+            if !maps || !self.admissions.admits(&rule.rule, addrs, login) {
                 continue;
             }
             let by = self
@@ -505,7 +511,7 @@ pub(super) fn explain(
                 .principals
                 .iter()
                 .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            let maps = local_user(&rule.rule.ssh_users, login).is_some();
+            let maps = rule.rule.action.reject || local_user(&rule.rule.ssh_users, login).is_some();
             let why = match (admits_source, maps) {
                 (true, false) => {
                     let users: Vec<&str> = rule
@@ -538,7 +544,7 @@ pub(super) fn explain(
                     ),
                 },
                 (true, true) if rule.rule.action.reject => {
-                    "the rule refuses the login (session recording enforced, no recorder)"
+                    "the rule refuses every login from its sources (session recording enforced, no recorder; a node reads no user map on a refusing rule)"
                         .to_string()
                 }
                 _ => continue,

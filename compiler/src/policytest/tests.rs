@@ -858,6 +858,54 @@ fn explain_ssh_own_devices_miss() {
     );
 }
 
+/// Recording enforced with no recorder device: the node gets a refusing rule, which the client
+/// applies to every login from its sources (a reject action reads no user map), so a later
+/// rule for another login does not admit it either; explain says so, as the node does.
+#[test]
+fn explain_ssh_refusing_rule_covers_every_login() {
+    let body = r#""ssh": [
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod"], "users": ["root"], "recorder": ["tag:empty"], "enforceRecorder": true},
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:prod"], "users": ["ubuntu"]}
+],
+"#;
+    let (source, checked, compiled) = head_compiled(body);
+    for login in ["root", "ubuntu"] {
+        let (allowed, _, _, misses) = shape(
+            &source,
+            &explain_ssh(
+                &checked.policy,
+                &compiled,
+                "alice@example.com",
+                "prod-1",
+                login,
+            )
+            .unwrap(),
+        );
+        assert!(!allowed, "{login}");
+        assert_eq!(
+            misses.first().map(String::as_str),
+            Some(
+                "5: the rule refuses every login from its sources (session recording enforced, \
+                 no recorder; a node reads no user map on a refusing rule)"
+            ),
+            "{login}"
+        );
+    }
+    // bob is no source of the refusing rule: nothing refuses him, nothing admits him.
+    let (allowed, ..) = shape(
+        &source,
+        &explain_ssh(
+            &checked.policy,
+            &compiled,
+            "bob@example.com",
+            "prod-1",
+            "ubuntu",
+        )
+        .unwrap(),
+    );
+    assert!(!allowed);
+}
+
 #[test]
 fn explain_ssh_logins() {
     let body = r#""ssh": [
