@@ -179,6 +179,41 @@ fn ssh_logins() {
     );
 }
 
+/// An SSH login the rules allow, towards a node whose packet filter keeps TCP port 22 closed
+/// to the source: allowed (as `sshTests` judge it), with a note that the connection would not
+/// reach the SSH server; no note where the port is open.
+#[test]
+fn ssh_login_allowed_with_port_22_closed_is_noted() {
+    let policy = r#"{"tagOwners": {"tag:web": ["carol@example.com"]},
+        "acls": [{"action": "accept", "src": ["carol@example.com"], "dst": ["tag:web:80"]}],
+        "ssh": [{"action": "accept", "src": ["carol@example.com"], "dst": ["tag:web"], "users": ["root"]}]}"#;
+    let out = aclc_in(
+        &examples(),
+        &[
+            "explain",
+            "-",
+            "--inventory",
+            "inventory.json",
+            "--ssh",
+            "carol@example.com",
+            "web-1",
+            "root",
+        ],
+        Some(policy),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with(
+            "note: the packet filter does not open TCP port 22 from carol@example.com to web-1: \
+             the connection would not reach the SSH server\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let out = explain(&["--ssh", "carol@example.com", "web-1", "root"]);
+    assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
+}
+
 #[test]
 fn invalid_policy_exits_2() {
     let out = aclc_in(
