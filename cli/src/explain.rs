@@ -136,14 +136,15 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
         .is_ok_and(|network| !network.allowed());
     let written = match args.format {
         Format::Human => write_human(&explanation, &source, args.max_misses).and_then(|()| {
-            if port_closed {
-                println!(
+            match port_closed {
+                true => writeln!(
+                    std::io::stdout(),
                     "note: the packet filter does not open TCP port 22 from {} to {}: the connection would not reach the SSH server",
                     escape(&args.src),
                     escape(&args.dst)
-                );
+                ),
+                false => Ok(()),
             }
-            Ok(())
         }),
         Format::Json => write_json(&explanation, &source),
     };
