@@ -232,13 +232,9 @@ pub(crate) const SERVICE_HOST: &str = "service-host";
 /// and approved), in the inventory's order, each with every address of the service; `None`
 /// for a node hosting none.
 fn service_host(table: &NodeTable, node: &crate::nodes::NodeInfo) -> Option<Value> {
-    if node.served.is_empty() {
-        return None;
-    }
     let hosted: serde_json::Map<String, Value> = table
-        .services
-        .iter()
-        .filter(|s| s.vips.iter().any(|v| node.served.contains(v)))
+        .services_served_by(node)
+        .into_iter()
         .map(|s| {
             let addrs = s.vips.iter().map(|v| Value::String(v.addr().to_string()));
             (s.name.clone(), Value::Array(addrs.collect()))

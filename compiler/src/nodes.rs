@@ -365,6 +365,8 @@ pub(crate) struct NodeTable {
     /// Tailscale Services, in inventory order.
     pub(crate) services: Vec<ServiceInfo>,
     service_by_name: HashMap<String, usize>,
+    /// Each service address (`/32`, `/128`) -> its service's index in `services`.
+    service_by_vip: HashMap<IpNet, usize>,
     /// Untagged nodes of each user, sorted.
     pub(crate) devices: crate::devices::Devices,
     /// Nodes carrying each tag, sorted.
@@ -660,6 +662,12 @@ impl NodeTable {
                 .service_by_name
                 .entry(svc.name.clone())
                 .or_insert(table.services.len());
+            for vip in &vips {
+                table
+                    .service_by_vip
+                    .entry(*vip)
+                    .or_insert(table.services.len());
+            }
             table.services.push(ServiceInfo {
                 name: svc.name.clone(),
                 vips,
@@ -1057,6 +1065,7 @@ impl NodeTable {
             synced_groups: users.synced_groups,
             services: Vec::new(),
             service_by_name: HashMap::new(),
+            service_by_vip: HashMap::new(),
             by_tag,
             tagged,
             untagged,
@@ -1224,6 +1233,22 @@ impl NodeTable {
     /// The Tailscale Service called `name`.
     pub(crate) fn service(&self, name: &str) -> Option<&ServiceInfo> {
         self.services.get(*self.service_by_name.get(name)?)
+    }
+
+    /// The services whose addresses `node` serves, in inventory order: one lookup per
+    /// served route, not a pass over every service per node.
+    pub(crate) fn services_served_by(&self, node: &NodeInfo) -> Vec<&ServiceInfo> {
+        if self.service_by_vip.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<usize> = node
+            .served
+            .iter()
+            .filter_map(|route| self.service_by_vip.get(route).copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.iter().filter_map(|&i| self.services.get(i)).collect()
     }
 
     /// Nodes carrying `tag`, sorted.
