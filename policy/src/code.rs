@@ -359,6 +359,9 @@ codes! {
     KubernetesRecordersKey = "kubernetes_recorders_key",
         "A `tailscale.com/cap/kubernetes` value names its session recorders under `recorders`: the Kubernetes operator reads `recorder` (`kube/kubetypes.KubernetesCapRule`, `json:\"recorder\"`; one page of Tailscale's documentation writes the plural), so those sessions would not be recorded. Accepted (the value is passed on as written); rename the key.",
         Policy(r#"{"tagOwners": {"tag:k8s": [], "tag:rec": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorders": ["tag:rec"]}]}}]}"#);
+    PostureCountryCase = "posture_country_case",
+        "An `ip:country` condition naming a country code in lower case (`'us'`): country codes are ISO 3166 codes in upper case (kb/1288 writes `ip:country IN ['CA', 'US']`) and values are compared as written, so the code equals no device's country (`==` and `IN` then admit no device, `!=` and `NOT IN` every one).",
+        Policy(r#"{"postures": {"posture:us": ["ip:country == 'us'"]}, "defaultSrcPosture": ["posture:us"]}"#);
     KubernetesRecorderCount = "kubernetes_recorder_count",
         "A `tailscale.com/cap/kubernetes` value naming more than one `recorder` tag: Tailscale's documentation allows one recorder tag per rule (kb/1537); accepted (passed on as written), aclc cannot verify it.",
         Policy(r#"{"tagOwners": {"tag:k8s": [], "tag:rec": [], "tag:rec2": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:rec", "tag:rec2"]}]}}]}"#);

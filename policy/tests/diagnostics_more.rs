@@ -465,6 +465,17 @@ fn documented_limits_warn() {
     assert!(!codes(r#"{"postures": {"posture:x": ["node:tsVersion >= '1.60'"]}, "defaultSrcPosture": ["posture:x"]}"#)
         .contains(&"aclc::posture_never_holds"));
     expect_warning_help(
+        r#"{"postures": {"posture:x": ["ip:country IN ['CA', 'us']"]}, "defaultSrcPosture": ["posture:x"]}"#,
+        "aclc::posture_country_case",
+        "\"ip:country IN ['CA', 'us']\": country codes are upper case, so \"us\" is no device's country",
+        "ip:country IN ['CA', 'us']",
+        "write \"US\"",
+    );
+    assert!(!codes(
+        r#"{"postures": {"posture:x": ["ip:country == 'US'"]}, "defaultSrcPosture": ["posture:x"]}"#
+    )
+    .contains(&"aclc::posture_country_case"));
+    expect_warning_help(
         r#"{"groups": {"group:g": ["ipset:corp"]}}"#,
         "aclc::bare_group_member",
         r#"groups["group:g"]: "ipset:corp" is not a login: aclc cannot verify that Tailscale accepts it"#,

@@ -483,6 +483,38 @@ impl Lowerer<'_> {
                 );
             }
         }
+        // Country codes are ISO 3166 codes in upper case (kb/1288 writes
+        // `ip:country IN ['CA', 'US']`); values are compared as written, so a lower-case
+        // code equals no device's country.
+        if condition.attribute == "ip:country" {
+            let values: Vec<&str> = match &condition.value {
+                Some(crate::model::PostureValue::Str(s)) => vec![s.as_str()],
+                Some(crate::model::PostureValue::List(items)) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        crate::model::PostureValue::Str(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let lower = values
+                .into_iter()
+                .find(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_lowercase()));
+            if let Some(code) = lower {
+                let upper = code.to_ascii_uppercase();
+                self.warning(
+                    Code::PostureCountryCase,
+                    t.span,
+                    format!(
+                        "{}: country codes are upper case, so {} is no device's country",
+                        quote(&condition.text),
+                        quote(code)
+                    ),
+                )
+                .help = Some(format!("write {}", quote(&upper)));
+            }
+        }
         Some(Spanned::new(condition, t.span))
     }
 
