@@ -120,23 +120,25 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
     };
     // A login the SSH rules allow still needs TCP port 22 open in the packet filter to reach
     // the node's SSH server; `sshTests` (and this verdict) judge the SSH rules alone, as
-    // Tailscale does, so a closed port is said beside the verdict, not in it.
-    let port_closed = user.is_some()
-        && explanation.allowed()
-        && explain(
-            &checked.policy,
-            &compiled,
-            &NetworkQuery {
-                src: &args.src,
-                dst: &format!("{}:22", args.dst),
-                proto: Some("tcp"),
-                src_posture_attrs: None,
-            },
-        )
-        .is_ok_and(|network| !network.allowed());
+    // Tailscale does, so a closed port is said beside the verdict (human output), not in it.
+    let port_closed = || {
+        user.is_some()
+            && explanation.allowed()
+            && explain(
+                &checked.policy,
+                &compiled,
+                &NetworkQuery {
+                    src: &args.src,
+                    dst: &format!("{}:22", args.dst),
+                    proto: Some("tcp"),
+                    src_posture_attrs: None,
+                },
+            )
+            .is_ok_and(|network| !network.allowed())
+    };
     let written = match args.format {
         Format::Human => write_human(&explanation, &source, args.max_misses).and_then(|()| {
-            match port_closed {
+            match port_closed() {
                 true => writeln!(
                     std::io::stdout(),
                     "note: the packet filter does not open TCP port 22 from {} to {}: the connection would not reach the SSH server",

@@ -37,10 +37,10 @@ pub(crate) fn event_worth_threads(nodes: usize) -> bool {
     nodes >= EVENT_WORTH_THREADS && threads() >= 2
 }
 
-/// The fewest items a split of work over a tailnet of `nodes` nodes needs: `min`, or, on a
-/// tailnet not worth threads ([`worth_threads`]), more than any list holds.
-pub(crate) fn min_items(nodes: usize, min: usize) -> usize {
-    match worth_threads(nodes) {
+/// The fewest items a split of work needs: `min` where the tailnet is `worth` threads
+/// ([`worth_threads`], [`event_worth_threads`]), else more than any list holds.
+pub(crate) fn min_items(worth: bool, min: usize) -> usize {
+    match worth {
         true => min,
         false => usize::MAX,
     }

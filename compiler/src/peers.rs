@@ -784,12 +784,9 @@ fn route_views(
 /// ([`crate::par::WORTH_THREADS`]), or, in debug builds, almost none, so that the tests
 /// compare the parts' work with the work done at once.
 fn split(worth: usize, nodes: usize) -> usize {
-    if cfg!(debug_assertions) {
-        2
-    } else if crate::par::worth_threads(nodes) {
-        worth
-    } else {
-        usize::MAX
+    match cfg!(debug_assertions) {
+        true => 2,
+        false => crate::par::min_items(crate::par::worth_threads(nodes), worth),
     }
 }
 
@@ -890,12 +887,15 @@ impl PeerIndex {
             .filter(|(_, e)| e.is_none())
             .map(|(r, _)| r)
             .collect();
-        let mut late =
-            crate::par::map_parts(&missing, crate::par::min_items(table.len(), 64), |part| {
+        let mut late = crate::par::map_parts(
+            &missing,
+            crate::par::min_items(crate::par::worth_threads(table.len()), 64),
+            |part| {
                 let mut scratch = vec![0u64; words];
                 part.iter().map(|r| b.prepare(r, &mut scratch)).collect()
-            })
-            .into_iter();
+            },
+        )
+        .into_iter();
         // Each missing request has its set from `late`, in order.
         let prepared = early.into_iter().map(|e| e.or_else(|| late.next()));
         let mut interner = Interner::default();
@@ -1028,19 +1028,23 @@ impl PeerIndex {
         }
         // The groups' comparisons on every core, each part into a bit map of its own.
         let groups: Vec<(Combination<'_>, Vec<NodeId>)> = groups.into_iter().collect();
-        let parts = crate::par::map_parts(&groups, crate::par::min_items(self.len, 8), |part| {
-            let mut mine = vec![0u64; words];
-            for ((was, is), members) in part {
-                let mut differ = old.reach_of(was);
-                let now = self.reach_of(is);
-                differ.iter_mut().zip(&now).for_each(|(w, n)| *w ^= n);
-                if differ.iter().any(|&w| w != 0) {
-                    mine.iter_mut().zip(&differ).for_each(|(f, d)| *f |= d);
-                    members.iter().for_each(|&x| set_bit(&mut mine, x));
+        let parts = crate::par::map_parts(
+            &groups,
+            crate::par::min_items(crate::par::worth_threads(self.len), 8),
+            |part| {
+                let mut mine = vec![0u64; words];
+                for ((was, is), members) in part {
+                    let mut differ = old.reach_of(was);
+                    let now = self.reach_of(is);
+                    differ.iter_mut().zip(&now).for_each(|(w, n)| *w ^= n);
+                    if differ.iter().any(|&w| w != 0) {
+                        mine.iter_mut().zip(&differ).for_each(|(f, d)| *f |= d);
+                        members.iter().for_each(|&x| set_bit(&mut mine, x));
+                    }
                 }
-            }
-            vec![mine]
-        });
+                vec![mine]
+            },
+        );
         for part in parts {
             flipped.iter_mut().zip(&part).for_each(|(f, p)| *f |= p);
         }

@@ -1603,10 +1603,7 @@ impl Narrow<'_> {
         // Each core marks its share's in bits of its own as it finds them, so one changed
         // node's lists are held at a time (all of them held until the marking were 37 MiB
         // for a batch of 100 joins on `large`).
-        let min = match crate::par::event_worth_threads(n) {
-            true => 2,
-            false => usize::MAX,
-        };
+        let min = crate::par::min_items(crate::par::event_worth_threads(n), 2);
         let parts = crate::par::map_parts(&work, min, |part| {
             let (mut ssh, mut filter) = (vec![0u64; words], vec![0u64; words]);
             let reaches: Vec<Option<Reach>> = part

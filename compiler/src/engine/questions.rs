@@ -193,10 +193,7 @@ impl Snapshot {
                 .principals
                 .iter()
                 .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            // A refusing rule refuses every login from its sources: the client reads no user
-            // map on a reject action (tailssh's `matchRule`).
-            let local = crate::policytest::local_user(&rule.rule.ssh_users, login);
-            if !admits || (local.is_none() && !rule.rule.action.reject) {
+            if !admits || !crate::policytest::maps_login(&rule.rule, login) {
                 continue;
             }
             let policy_rule = self
@@ -205,6 +202,8 @@ impl Snapshot {
                 .as_ref()
                 .and_then(|s| s.value.get(rule.policy_index));
             let at = policy_rule.map(|r| (rule.policy_index, r.span));
+            // A refusing rule refuses every login from its sources (`maps_login`).
+            let local = crate::policytest::local_user(&rule.rule.ssh_users, login);
             let Some(local) = local.filter(|_| !rule.rule.action.reject) else {
                 return Some(SshDecision { rule: at, ..denied });
             };

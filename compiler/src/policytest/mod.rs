@@ -52,7 +52,7 @@ fn in_order<'a, T: Copy + Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = T
         next.copied()
     })
 }
-pub(crate) use ssh::local_user;
+pub(crate) use ssh::{local_user, maps_login};
 
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have
 /// been compiled from the same policy).

@@ -42,12 +42,8 @@ struct Runner<'a> {
     gated: bool,
     compiled: &'a Compiled,
     endpoints: Endpoints<'a>,
-    /// Span of each `ssh` rule.
-    rule_spans: Vec<Span>,
-    /// Each `ssh` rule's first destination that admits sources only to their own user's
-    /// devices (`autogroup:self`, `autogroup:member`), as written: a miss on such a rule may
-    /// be another user's device, not a source outside the rule.
-    own_devices: Vec<Option<String>>,
+    /// The `ssh` rules as written, by index (their spans; their destinations, for misses).
+    written: Vec<&'a aclc_policy::model::SshRule>,
     /// SSH rules of the nodes looked at so far.
     rules: std::collections::HashMap<NodeId, NodeRules>,
     /// For the current test when it assumes posture attributes: the rules lowered under
@@ -166,22 +162,7 @@ impl Admitted {
 
 impl<'a> Runner<'a> {
     fn new(policy: &'a Policy, compiled: &'a Compiled) -> Runner<'a> {
-        let rule_spans: Vec<Span> = policy
-            .ssh
-            .iter()
-            .flat_map(|s| s.value.iter().map(|r| r.span))
-            .collect();
-        let own_devices = policy
-            .ssh
-            .iter()
-            .flat_map(|s| s.value.iter())
-            .map(|r| {
-                r.dst
-                    .iter()
-                    .find(|d| crate::ssh::own_devices_only(&d.alias))
-                    .map(|d| d.text.clone())
-            })
-            .collect();
+        let written = policy.ssh.iter().flat_map(|s| s.value.iter()).collect();
         let gated = policy
             .ssh
             .iter()
@@ -192,8 +173,7 @@ impl<'a> Runner<'a> {
             gated,
             compiled,
             endpoints: Endpoints::new(policy, compiled),
-            rule_spans,
-            own_devices,
+            written,
             rules: std::collections::HashMap::new(),
             assumed: None,
             admissions: Admissions::default(),
@@ -364,14 +344,13 @@ impl<'a> Runner<'a> {
                 .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
         };
         for rule in rules.candidates(login) {
-            let maps = rule.rule.action.reject || local_user(&rule.rule.ssh_users, login).is_some();
-            if !maps || !self.admissions.admits(&rule.rule, addrs, login) {
+            if !maps_login(&rule.rule, login) || !self.admissions.admits(&rule.rule, addrs, login) {
                 continue;
             }
             let by = self
-                .rule_spans
+                .written
                 .get(rule.policy_index)
-                .copied()
+                .map(|r| r.span)
                 .into_iter()
                 .collect();
             // A refusing rule (recording enforced without a recorder) ends the search.
@@ -386,6 +365,13 @@ impl<'a> Runner<'a> {
         }
         Verdict::Denied
     }
+}
+
+/// Whether `rule` takes a login as `login` (what tailssh's `matchRule` checks beside the
+/// principals): a refusing rule takes every login (the client reads no user map on a reject
+/// action), any other rule the logins its user map gives a local user.
+pub(crate) fn maps_login(rule: &crate::wire::SshRule, login: &str) -> bool {
+    rule.action.reject || local_user(&rule.ssh_users, login).is_some()
 }
 
 /// The local user a rule's user map gives a login: the exact entry, else `*`; `=` means the
@@ -503,15 +489,16 @@ pub(super) fn explain(
             .map(|r| r.rules.clone())
             .unwrap_or_default();
         for rule in &rules {
-            let Some(&span) = runner.rule_spans.get(rule.policy_index) else {
+            let Some(&written) = runner.written.get(rule.policy_index) else {
                 continue;
             };
+            let span = written.span;
             let admits_source = rule
                 .rule
                 .principals
                 .iter()
                 .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            let maps = rule.rule.action.reject || local_user(&rule.rule.ssh_users, login).is_some();
+            let maps = maps_login(&rule.rule, login);
             let why = match (admits_source, maps) {
                 (true, false) => {
                     let users: Vec<&str> = rule
@@ -532,11 +519,18 @@ pub(super) fn explain(
                         users.join(", ")
                     )
                 }
-                (false, true) => match runner.own_devices.get(rule.policy_index).cloned().flatten() {
+                // A miss on a rule admitting sources only to their own user's devices may be
+                // another user's device, not a source outside the rule.
+                (false, true) => match written
+                    .dst
+                    .iter()
+                    .find(|d| crate::ssh::own_devices_only(&d.alias))
+                    .map(|d| &d.text)
+                {
                     Some(dst) => format!(
                         "src {} is not in the rule's src, fails its posture gate, or is not a device of {name}'s user ({} admits each user only to their own devices)",
                         quote(src),
-                        quote(&dst)
+                        quote(dst)
                     ),
                     None => format!(
                         "src {} is not in the rule's src (or fails its posture gate)",

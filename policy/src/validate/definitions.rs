@@ -485,17 +485,12 @@ fn may_own_or_approve(alias: &Alias) -> bool {
 }
 
 /// A group member written as a selector other than a user: an IP address, prefix or range, a
-/// host, IP set or Service reference (suggesting a login made of it would be nonsense).
+/// `host:` reference, an IP set or a Service (suggesting a login made of it would be
+/// nonsense). A bare word also reads as a host, but may be a login: not one of these.
 fn names_addresses_or_more(member: &str) -> bool {
-    use std::net::IpAddr;
-    ["ipset:", "svc:", "host:"]
-        .iter()
-        .any(|p| member.starts_with(p))
-        || member.parse::<IpAddr>().is_ok()
-        || member.parse::<ipnet::IpNet>().is_ok()
-        || member
-            .split_once('-')
-            .is_some_and(|(a, b)| a.parse::<IpAddr>().is_ok() && b.parse::<IpAddr>().is_ok())
+    member.starts_with("host:")
+        || Alias::parse(member)
+            .is_ok_and(|a| a.is_address() || matches!(a, Alias::IpSet(_) | Alias::Service(_)))
 }
 
 #[cfg(test)]
