@@ -214,6 +214,45 @@ fn ssh_login_allowed_with_port_22_closed_is_noted() {
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
 }
 
+/// An endpoint written as a node's IPv4 address that `disable-ipv4` takes away: the verdict
+/// is the policy's (as `tests` judge it), with a note that no packet crosses the tailnet from
+/// or to that address; the node's name, which keeps its IPv6 address, gets no note, and an
+/// address whose node keeps its IPv4 gets none either.
+#[test]
+fn disabled_ipv4_address_is_noted() {
+    let policy = r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+        "nodeAttrs": [{"target": ["bob@example.com"], "attr": ["disable-ipv4"]}]}"#;
+    let run = |src: &str, dst: &str| {
+        let out = aclc_in(
+            &examples(),
+            &["explain", "-", "--inventory", "inventory.json", src, dst],
+            Some(policy),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let out = run("alice-laptop", "100.64.0.2:22");
+    assert!(
+        out.ends_with(
+            "note: 100.64.0.2 is bob-laptop's IPv4 address, which `disable-ipv4` takes away: \
+             nothing reaches that address over Tailscale\n"
+        ),
+        "{out}"
+    );
+    let out = run("100.64.0.2", "alice-laptop:22");
+    assert!(
+        out.ends_with(
+            "note: 100.64.0.2 is bob-laptop's IPv4 address, which `disable-ipv4` takes away: \
+             the node sends nothing from that address over Tailscale\n"
+        ),
+        "{out}"
+    );
+    for (src, dst) in [("alice-laptop", "bob-laptop:22"), ("bob-laptop", "100.64.0.1:22")] {
+        let out = run(src, dst);
+        assert!(!out.contains("note:"), "{src} -> {dst}: {out}");
+    }
+}
+
 #[test]
 fn invalid_policy_exits_2() {
     let out = aclc_in(

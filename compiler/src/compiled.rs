@@ -551,6 +551,13 @@ impl Compiled {
         })
     }
 
+    /// The name of the node holding address `ip` (its IPv4 or IPv6 address, whether or not
+    /// `disable-ipv4` took the IPv4 one away), or `None`: O(log nodes).
+    pub fn node_name_at(&self, ip: std::net::IpAddr) -> Option<&str> {
+        let id = self.table.by_address(ip)?;
+        self.table.get(id).map(|n| &*n.name)
+    }
+
     /// How many peers node `name` sees, without building its map (one bit map of the
     /// tailnet's nodes: O(nodes / 64) per set it is in).
     pub fn peer_count(&self, name: &str) -> Option<usize> {
