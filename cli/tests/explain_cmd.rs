@@ -247,7 +247,10 @@ fn disabled_ipv4_address_is_noted() {
         ),
         "{out}"
     );
-    for (src, dst) in [("alice-laptop", "bob-laptop:22"), ("bob-laptop", "100.64.0.1:22")] {
+    for (src, dst) in [
+        ("alice-laptop", "bob-laptop:22"),
+        ("bob-laptop", "100.64.0.1:22"),
+    ] {
         let out = run(src, dst);
         assert!(!out.contains("note:"), "{src} -> {dst}: {out}");
     }

@@ -952,15 +952,14 @@ pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     std::hash::Hasher::finish(&writer.0)
 }
 
-/// The hash of a list of strings (each ended by a byte UTF-8 never holds).
-fn strings_hash(list: &[std::sync::Arc<str>]) -> u64 {
+/// The fingerprint hash of a `SrcIPs` list: its length and content hash
+/// ([`crate::lower::SrcTable::hash`], a sum over its strings, which are sorted without
+/// repeats, so the sum loses nothing an ordered hash would keep), mixed.
+fn strings_hash(len: usize, content: u64) -> u64 {
     use std::hash::Hasher;
     let mut h = crate::hash::hasher();
-    h.write_usize(list.len());
-    for s in list {
-        h.write(s.as_bytes());
-        h.write_u8(0xff);
-    }
+    h.write_usize(len);
+    h.write_u64(content);
     h.finish()
 }
 
@@ -1010,16 +1009,15 @@ pub(crate) struct HashCache {
 
 impl HashCache {
     fn sources(&mut self, list: &crate::wire::Strings, srcs: &crate::lower::SrcTable) -> u64 {
-        // A list of the compile's table: hashed once for all nodes and threads, and kept for
-        // the next compile that shares it.
-        if let Some(memo) = srcs.memo(list) {
-            return memo.get_or(|| strings_hash(list));
+        // A list of the compile's table: its content hash, known since it was interned.
+        if let Some(content) = srcs.content_hash(list) {
+            return strings_hash(list.len(), content);
         }
         let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
         if let Some((_, h)) = self.sources.get(&key) {
             return *h;
         }
-        let h = strings_hash(list);
+        let h = strings_hash(list.len(), crate::lower::SrcTable::hash(list));
         if std::sync::Arc::strong_count(list) > 1 {
             self.sources.insert(key, (list.clone(), h));
         }

@@ -48,10 +48,8 @@ pub(crate) struct SrcTable {
     hashes: Vec<u64>,
     /// Content hash -> ids of the lists with that hash (one, but for collisions).
     index: crate::hash::Map<u64, Vec<u32>>,
-    /// Each list's fingerprint hash (a sequence hash of its strings, [`SrcTable::memo`]),
-    /// computed on first use; a list taken from an earlier table brings its value along.
-    memos: Vec<crate::hash::Memo>,
-    /// Lists by address (built on first use), to find a rule's list's memo.
+    /// Lists by address (built on first use), to find a rule's list's content hash
+    /// ([`SrcTable::content_hash`]).
     by_address: std::sync::OnceLock<crate::hash::Map<usize, u32>>,
 }
 
@@ -88,29 +86,24 @@ impl SrcTable {
         if let Some(id) = self.find(hash, list) {
             return Some(id);
         }
-        let memo = other.memos.get(id as usize).cloned().unwrap_or_default();
-        Some(self.push_with(list.clone(), hash, memo))
+        Some(self.push(list.clone(), hash))
     }
 
     fn push(&mut self, list: Strings, hash: u64) -> u32 {
-        self.push_with(list, hash, crate::hash::Memo::default())
-    }
-
-    fn push_with(&mut self, list: Strings, hash: u64, memo: crate::hash::Memo) -> u32 {
         let id = crate::nodes::index(self.sets.len());
         self.sets.push(list);
         self.hashes.push(hash);
-        self.memos.push(memo);
         self.index.entry(hash).or_default().push(id);
         // Lists are added while lowering, before anything looks them up by address.
         self.by_address = std::sync::OnceLock::new();
         id
     }
 
-    /// The fingerprint memo of `list` when it is one of this table's lists (the same
-    /// allocation: a rule's `SrcIPs` taken from the table), so each list is hashed once per
-    /// compile for every node and thread, and not again by the next compile that shares it.
-    pub(crate) fn memo(&self, list: &Strings) -> Option<&crate::hash::Memo> {
+    /// The content hash ([`SrcTable::hash`]) of `list` when it is one of this table's lists
+    /// (the same allocation: a rule's `SrcIPs` taken from the table): known since the list
+    /// was interned (a patched list's from the earlier one's in O(strings patched)), so a
+    /// node's fingerprint reads it in O(1), not by hashing the list's strings.
+    pub(crate) fn content_hash(&self, list: &Strings) -> Option<u64> {
         let by_address = self.by_address.get_or_init(|| {
             self.sets
                 .iter()
@@ -124,14 +117,14 @@ impl SrcTable {
                 .collect()
         });
         let id = *by_address.get(&(Arc::as_ptr(list).cast::<u8>() as usize))?;
-        self.memos.get(id as usize)
+        self.hashes.get(id as usize).copied()
     }
 
     /// A list's hash: the sum of its strings' hashes, so a list patched by a few strings
     /// is hashed from the earlier list's hash in O(strings patched) ([`Reuse::patched`]).
     /// Lists are sorted without repeats, so a sum loses nothing a sequence hash would
     /// keep; equal hashes are compared in full ([`SrcTable::find`]).
-    fn hash(strings: &[Arc<str>]) -> u64 {
+    pub(crate) fn hash(strings: &[Arc<str>]) -> u64 {
         strings
             .iter()
             .fold(0u64, |sum, s| sum.wrapping_add(Self::string_hash(s)))
