@@ -32,7 +32,7 @@ pub(crate) fn name(name: &str) -> u64 {
     h.finish()
 }
 
-/// A hash of something a compile holds (an SSH rule's principals, a `SrcIPs` list),
+/// A hash of something a compile holds (an SSH rule's principals),
 /// computed on first use by whichever thread fingerprints first and then read by all; a
 /// clone carries the value (a list shared with the next compile keeps its hash). Not part
 /// of what it caches: two are equal whether computed or not.
