@@ -243,6 +243,10 @@ pub struct ExplanationJson {
     pub rules: Vec<RuleJson>,
     /// On a denial, the nearest misses.
     pub misses: Vec<MissJson>,
+    /// What the verdict cannot show, said beside it (a closed TCP port 22 under an allowed
+    /// SSH login, an endpoint that is an IPv4 address `disable-ipv4` takes away); empty
+    /// when nothing is.
+    pub notes: Vec<String>,
 }
 
 /// A rule: where it is, and its text on one line.
@@ -299,6 +303,7 @@ impl ExplanationJson {
                     why: m.why.clone(),
                 })
                 .collect(),
+            notes: explanation.notes.clone(),
         }
     }
 }

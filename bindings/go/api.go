@@ -65,6 +65,9 @@ type Explanation struct {
 	Reason  string `json:"reason"`
 	Rules   []Rule `json:"rules"`
 	Misses  []Miss `json:"misses"`
+	// Notes say what the verdict cannot show: a closed TCP port 22 under an allowed SSH
+	// login, an endpoint that is an IPv4 address `disable-ipv4` takes away.
+	Notes []string `json:"notes"`
 }
 
 // Place is a place in the policy.

@@ -59,6 +59,8 @@ export interface Explanation {
   reason: string;
   rules: Rule[];
   misses: (Rule & { why: string })[];
+  /** What the verdict cannot show: a closed TCP port 22 under an allowed SSH login, an endpoint that is an IPv4 address `disable-ipv4` takes away. */
+  notes: string[];
 }
 
 /** A place in the policy. */

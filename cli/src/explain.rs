@@ -118,40 +118,8 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
         Ok(explanation) => explanation,
         Err(error) => return input_error(args.format, &error.to_string()),
     };
-    // A login the SSH rules allow still needs TCP port 22 open in the packet filter to reach
-    // the node's SSH server; `sshTests` (and this verdict) judge the SSH rules alone, as
-    // Tailscale does, so a closed port is said beside the verdict (human output), not in it.
-    let port_closed = || {
-        user.is_some()
-            && explanation.allowed()
-            && explain(
-                &checked.policy,
-                &compiled,
-                &NetworkQuery {
-                    src: &args.src,
-                    dst: &format!("{}:22", args.dst),
-                    proto: Some("tcp"),
-                    src_posture_attrs: None,
-                },
-            )
-            .is_ok_and(|network| !network.allowed())
-    };
     let written = match args.format {
-        Format::Human => write_human(&explanation, &source, args.max_misses).and_then(|()| {
-            let mut out = std::io::stdout();
-            if port_closed() {
-                writeln!(
-                    out,
-                    "note: the packet filter does not open TCP port 22 from {} to {}: the connection would not reach the SSH server",
-                    escape(&args.src),
-                    escape(&args.dst)
-                )?;
-            }
-            for note in ipv4_notes(&compiled, &args.src, &args.dst, args.ssh) {
-                writeln!(out, "note: {}", escape(&note))?;
-            }
-            Ok(())
-        }),
+        Format::Human => write_human(&explanation, &source, args.max_misses),
         Format::Json => write_json(&explanation, &source),
     };
     if let Err(e) = written {
@@ -165,42 +133,6 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
     } else {
         EXIT_TESTS_FAILED
     }
-}
-
-/// What the verdict, judged on the policy as `tests` are, cannot show: an endpoint written
-/// as a node's IPv4 address that `disable-ipv4` takes away (the node has no IPv4 address on
-/// the tailnet, so no packet crosses it from or to that address), or a node left with no
-/// address at all. Said beside the verdict (human output), not in it.
-fn ipv4_notes(compiled: &aclc_compiler::Compiled, src: &str, dst: &str, ssh: bool) -> Vec<String> {
-    // A destination is `HOST:PORT`, or a bare host (a protocol without ports, `--ssh`).
-    let dst_host = match (ssh, dst.parse::<std::net::IpAddr>()) {
-        (false, Err(_)) => dst.rsplit_once(':').map_or(dst, |(host, _)| host),
-        _ => dst,
-    };
-    let mut notes = Vec::new();
-    for (text, is_src) in [(src, true), (dst_host, false)] {
-        if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
-            let Some(name) = compiled.node_name_at(ip.into()) else {
-                continue;
-            };
-            if compiled.node(name).is_some_and(|n| n.ipv4_disabled()) {
-                let what = match is_src {
-                    true => "the node sends nothing from that address over Tailscale",
-                    false => "nothing reaches that address over Tailscale",
-                };
-                notes.push(format!(
-                    "{ip} is {name}'s IPv4 address, which `disable-ipv4` takes away: {what}"
-                ));
-            }
-        } else if let Some(node) = compiled.node(text) {
-            if node.ipv4_disabled() && node.addrs().iter().all(|a| a.is_ipv4()) {
-                notes.push(format!(
-                    "{text} has no address on the tailnet: `disable-ipv4` took its only one"
-                ));
-            }
-        }
-    }
-    notes
 }
 
 /// Report an invalid policy: rendered diagnostics on stderr, or the JSON document.
@@ -278,6 +210,11 @@ fn write_human(e: &Explanation, source: &Source, max: usize) -> std::io::Result<
                 e.misses.len() - shown
             )?;
         }
+    }
+    // What the verdict cannot show (a closed TCP port 22 under an allowed login, a disabled
+    // IPv4 address), beside it.
+    for note in &e.notes {
+        writeln!(out, "note: {}", escape(note))?;
     }
     out.flush()
 }

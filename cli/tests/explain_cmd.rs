@@ -109,6 +109,7 @@ fn json_shape() {
         json!([{"file": "policy.hujson", "line": 29, "column": 3, "text": OPS_RULE}])
     );
     assert_eq!(doc["misses"], json!([]));
+    assert_eq!(doc["notes"], json!([]));
 }
 
 #[test]
@@ -246,6 +247,28 @@ fn disabled_ipv4_address_is_noted() {
              the node sends nothing from that address over Tailscale\n"
         ),
         "{out}"
+    );
+    // JSON carries the same notes.
+    let out = aclc_in(
+        &examples(),
+        &[
+            "explain",
+            "-",
+            "--inventory",
+            "inventory.json",
+            "--format",
+            "json",
+            "alice-laptop",
+            "100.64.0.2:22",
+        ],
+        Some(policy),
+    );
+    assert_eq!(
+        json(&out)["notes"],
+        json!([
+            "100.64.0.2 is bob-laptop's IPv4 address, which `disable-ipv4` takes away: \
+                nothing reaches that address over Tailscale"
+        ])
     );
     for (src, dst) in [
         ("alice-laptop", "bob-laptop:22"),

@@ -558,6 +558,19 @@ impl Compiled {
         self.table.get(id).map(|n| &*n.name)
     }
 
+    /// True when node `name` exists and `disable-ipv4` takes its IPv4 address away.
+    pub(crate) fn node_ipv4_disabled(&self, name: &str) -> bool {
+        self.table
+            .id(name)
+            .is_some_and(|id| self.caps.ipv4_disabled(id))
+    }
+
+    /// Node `name`'s IPv6 address, if it exists and has one.
+    pub(crate) fn node_ipv6(&self, name: &str) -> Option<std::net::IpAddr> {
+        let node = self.table.get(self.table.id(name)?)?;
+        node.ips().into_iter().find(std::net::IpAddr::is_ipv6)
+    }
+
     /// How many peers node `name` sees, without building its map (one bit map of the
     /// tailnet's nodes: O(nodes / 64) per set it is in).
     pub fn peer_count(&self, name: &str) -> Option<usize> {

@@ -37,6 +37,10 @@ pub struct Explanation {
     pub reason: String,
     /// On a denial, the rules that come closest, in policy order.
     pub misses: Vec<Miss>,
+    /// What the verdict, judged on the policy as `tests` and `sshTests` are, cannot show,
+    /// said beside it: an SSH login allowed through a packet filter that keeps TCP port 22
+    /// closed, an endpoint written as a node's IPv4 address that `disable-ipv4` takes away.
+    pub notes: Vec<String>,
 }
 
 impl Explanation {
@@ -63,7 +67,15 @@ pub fn explain(
     compiled: &Compiled,
     query: &NetworkQuery<'_>,
 ) -> Result<Explanation, TestError> {
-    super::network::explain(policy, compiled, query)
+    let mut explanation = super::network::explain(policy, compiled, query)?;
+    // A destination is `host:port`, or a bare host (a protocol without ports).
+    let dst = query.dst.trim();
+    let host = match dst.parse::<std::net::IpAddr>() {
+        Ok(_) => dst,
+        Err(_) => dst.rsplit_once(':').map_or(dst, |(host, _)| host),
+    };
+    explanation.notes = ipv4_notes(compiled, query.src.trim(), host);
+    Ok(explanation)
 }
 
 /// Explain an SSH login as `user` from `src` to `dst` (every source device to every
@@ -75,7 +87,60 @@ pub fn explain_ssh(
     dst: &str,
     user: &str,
 ) -> Result<Explanation, TestError> {
-    super::ssh::explain(policy, compiled, src.trim(), dst.trim(), user)
+    let (src, dst) = (src.trim(), dst.trim());
+    let mut explanation = super::ssh::explain(policy, compiled, src, dst, user)?;
+    // A login the SSH rules allow still needs TCP port 22 open in the packet filter to reach
+    // the node's SSH server; `sshTests` (and this verdict) judge the SSH rules alone, as
+    // Tailscale does, so a closed port is said beside the verdict, not in it.
+    let closed = explanation.allowed()
+        && super::network::explain(
+            policy,
+            compiled,
+            &NetworkQuery {
+                src,
+                dst: &format!("{dst}:22"),
+                proto: Some("tcp"),
+                src_posture_attrs: None,
+            },
+        )
+        .is_ok_and(|network| !network.allowed());
+    if closed {
+        explanation.notes.push(format!(
+            "the packet filter does not open TCP port 22 from {src} to {dst}: the connection \
+             would not reach the SSH server"
+        ));
+    }
+    explanation.notes.extend(ipv4_notes(compiled, src, dst));
+    Ok(explanation)
+}
+
+/// Endpoints (a source, a destination host) written as a node's IPv4 address that
+/// `disable-ipv4` takes away (the node has no IPv4 address on the tailnet, so no packet
+/// crosses it from or to that address), or naming a node left with no address at all: a
+/// note for each. O(log nodes) per endpoint.
+fn ipv4_notes(compiled: &Compiled, src: &str, dst: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (text, is_src) in [(src, true), (dst, false)] {
+        if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
+            let Some(name) = compiled.node_name_at(ip.into()) else {
+                continue;
+            };
+            if compiled.node_ipv4_disabled(name) {
+                let what = match is_src {
+                    true => "the node sends nothing from that address over Tailscale",
+                    false => "nothing reaches that address over Tailscale",
+                };
+                notes.push(format!(
+                    "{ip} is {name}'s IPv4 address, which `disable-ipv4` takes away: {what}"
+                ));
+            }
+        } else if compiled.node_ipv4_disabled(text) && compiled.node_ipv6(text).is_none() {
+            notes.push(format!(
+                "{text} has no address on the tailnet: `disable-ipv4` took its only one"
+            ));
+        }
+    }
+    notes
 }
 
 /// [`Endpoints::resolve`], then an inventory node name when that fails.

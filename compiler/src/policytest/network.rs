@@ -1006,6 +1006,7 @@ pub(crate) fn explain_with(
                     quote(src_text)
                 ),
                 misses: Vec::new(),
+                notes: Vec::new(),
             })
         }
         Err(error) => return Err(error),
@@ -1055,6 +1056,7 @@ pub(crate) fn explain_with(
                     ),
                     verdict,
                     misses: Vec::new(),
+                    notes: Vec::new(),
                 });
             }
         }
@@ -1069,6 +1071,7 @@ pub(crate) fn explain_with(
                 verdict,
                 reason,
                 misses: Vec::new(),
+                notes: Vec::new(),
             });
         };
         // No destination address of the source's family: no packet can be sent at all.
@@ -1080,6 +1083,7 @@ pub(crate) fn explain_with(
                      can pass between them"
                 ),
                 misses: Vec::new(),
+                notes: Vec::new(),
             });
         }
         let mut misses: Vec<super::explain::Miss> = Vec::new();
@@ -1126,6 +1130,7 @@ pub(crate) fn explain_with(
             verdict,
             reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
             misses,
+            notes: Vec::new(),
         })
     };
     let mut explanation = answer()?;

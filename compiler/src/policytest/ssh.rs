@@ -461,6 +461,7 @@ pub(super) fn explain(
             reason: format!("{src} may log in to {dst} as {login} {how}"),
             verdict,
             misses: Vec::new(),
+            notes: Vec::new(),
         });
     }
     // The first refused (destination, source) pair.
@@ -553,6 +554,7 @@ pub(super) fn explain(
         verdict,
         reason,
         misses,
+        notes: Vec::new(),
     })
 }
 
