@@ -1,0 +1,130 @@
+//! How far an event's change can reach ([`Scope`]): from the undo log, which nodes' outputs
+//! may differ, so only those are fingerprinted again.
+
+use super::*;
+
+/// How far the changes `undo` records can reach. Nodes that serve no route (before and
+/// after), users whose devices serve none: only those nodes and the nodes naming them
+/// need new fingerprints (a user's login, roles or synced groups move its devices'
+/// selectors, as if each device changed; a new user has no device yet). One node's routes
+/// or online flag: the servers of its routes. The policy alone: the nodes a changed rule
+/// reaches. A Service's host serves its addresses as routes.
+pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -> Scope<'a> {
+    // Only a node's routes (advertised, approved) or online flag changed.
+    let only_routes = |before: &NodeRecord, after: &NodeRecord| {
+        NodeRecord {
+            advertised_routes: after.advertised_routes.clone(),
+            approved_routes: after.approved_routes.clone(),
+            online: after.online,
+            ..before.clone()
+        } == *after
+    };
+    if let Some(nodes) = routeless_nodes(inputs, current, undo) {
+        return Scope::Node(Narrow {
+            old: current,
+            nodes,
+        });
+    }
+    match undo {
+        [Undo::Node(id, Some(before))]
+            if inputs
+                .nodes
+                .get(id)
+                .is_some_and(|after| only_routes(before, after)) =>
+        {
+            Scope::Routes(RouteNarrow {
+                old: current,
+                node: *id,
+            })
+        }
+        [Undo::Policy(_)] => Scope::Policy(current),
+        _ => Scope::Everything,
+    }
+}
+
+/// The nodes `undo`'s changes moved, each with its name before them, when every change is
+/// to a node or a user and none of those nodes serves a route before or after; `None`
+/// otherwise.
+pub(super) fn routeless_nodes(
+    inputs: &Inputs,
+    current: &Snapshot,
+    undo: &[Undo],
+) -> Option<Vec<(u64, Option<String>)>> {
+    if undo
+        .iter()
+        .any(|u| !matches!(u, Undo::Node(..) | Undo::User(..)))
+    {
+        return None;
+    }
+    let hosts: HashSet<u64> = inputs
+        .services
+        .values()
+        .flat_map(|s| s.hosts.iter().copied())
+        .collect();
+    let serves_nothing = |n: &NodeRecord| n.advertised_routes.is_empty() && !hosts.contains(&n.id);
+    let users: HashSet<u64> = undo
+        .iter()
+        .filter_map(|u| match u {
+            Undo::User(id, _) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    // A node carrying a tag the policy's Kubernetes grants name as a session recorder
+    // (before or after) moves those grants' capability values on every node they reach
+    // ([`crate::kube`]): not narrowed.
+    // The policy is read only for a changed node that carries a tag (not on a member's
+    // join), once.
+    let recorder_tags = std::cell::OnceCell::new();
+    let records = |n: &NodeRecord| {
+        n.tags.iter().any(|t| {
+            recorder_tags
+                .get_or_init(|| crate::kube::policy_recorder_tags(&inputs.policy))
+                .binary_search_by(|r| r.as_str().cmp(&aclc_policy::model::canonical_tag(t)))
+                .is_ok()
+        })
+    };
+    let mut ids: Vec<u64> = Vec::new();
+    for u in undo {
+        if let Undo::Node(id, before) = u {
+            if !before.as_ref().is_none_or(serves_nothing) || before.as_ref().is_some_and(records) {
+                return None;
+            }
+            ids.push(*id);
+        }
+    }
+    // A changed user's devices (a removed user's left with it: their records are in
+    // `undo`).
+    if !users.is_empty() {
+        ids.extend(
+            inputs
+                .nodes
+                .values()
+                .filter(|n| n.user.is_some_and(|u| users.contains(&u)))
+                .map(|n| n.id),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut nodes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let after = inputs.nodes.get(&id);
+        if !after.is_none_or(serves_nothing) || after.is_some_and(records) {
+            return None;
+        }
+        let before = current.names.name(id).map(|n| n.to_string());
+        nodes.push((id, before));
+    }
+    Some(nodes)
+}
+
+/// How far an event's change can reach.
+pub(super) enum Scope<'a> {
+    /// Anywhere: fingerprint every node.
+    Everything,
+    /// One node without routes (see [`Narrow`]).
+    Node(Narrow<'a>),
+    /// One node's routes or online flag (see [`RouteNarrow`]).
+    Routes(RouteNarrow<'a>),
+    /// The policy, records unchanged: the snapshot before.
+    Policy(&'a Snapshot),
+}
