@@ -437,7 +437,7 @@ impl Inputs {
 
     /// The node table after the node event `narrow`, patched from the earlier one with the
     /// changed nodes `fresh` (made from their records), for a few changed nodes: what
-    /// [`NodeTable::patched_from`] reads of the new inventory, known without making it. Each
+    /// [`crate::nodes::NodeTable::patched_from`] reads of the new inventory, known without making it. Each
     /// changed node's registration rank is its position among the records (`changed`'s
     /// ranks). `None` when it cannot be patched so.
     pub(super) fn patched_table(

@@ -151,7 +151,7 @@ pub struct Snapshot {
     /// [`crate::lower::SourceMoves`]): it is computed from this snapshot's compile when a
     /// later event needs it.
     stale: Vec<u64>,
-    /// Each node's [`crate::compiled::PeerBases`] entry, by node id of this snapshot's
+    /// Each node's `PeerBases` entry, by node id of this snapshot's
     /// compile (what peers' fingerprints read; shared with the next snapshot when a policy
     /// event keeps the node table).
     node_bases: Arc<Vec<[u64; 4]>>,

@@ -52,7 +52,7 @@ impl Narrow<'_> {
     /// The new compile's fingerprints: the old ones, with the changed nodes' recomputed; the
     /// SSH part recomputed for the nodes whose SSH rules may name one before or after the
     /// change (the destinations of SSH rules it is a source of); the filter part of the nodes
-    /// whose filter may name one ([`Compiled::filter_dependents`]) decided from the rule items
+    /// whose filter may name one ([`Compiled::filter_dependents_at`]) decided from the rule items
     /// ([`crate::lower::SourceMoves`]: unchanged, changed and left uncomputed, or assembled
     /// and hashed where the items cannot tell); and the peers' part of their peers patched: a
     /// peers' fingerprint is a sum over peers, and only the changed nodes' entries changed (no

@@ -388,7 +388,7 @@ pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<st
 
 /// The sources of an `autogroup:self` item for node `node`: the addresses of its owner's
 /// untagged devices that the item's sources hold, sorted.
-fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strings {
+pub(super) fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strings {
     let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) else {
         return Arc::from(Vec::new());
     };

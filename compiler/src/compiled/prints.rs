@@ -1,0 +1,684 @@
+//! Fingerprints of what each node receives (per part: filter, SSH rules, peers, cap map,
+//! own routes), so the engine's change set compares hashes, not maps.
+
+use super::*;
+
+/// Hashes of the parts of what one node receives, so that two compiles can be compared node
+/// by node without building either's wire form (the engine's change sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Fingerprint {
+    /// The packet filter.
+    pub(crate) filter: u64,
+    /// The SSH rules.
+    pub(crate) ssh: u64,
+    /// The peers, each with its AllowedIPs, routes and capabilities.
+    pub(crate) peers: u64,
+    /// The capability map.
+    pub(crate) caps: u64,
+    /// The node's own addresses, AllowedIPs and primary routes.
+    pub(crate) own: u64,
+}
+
+/// Feeds what serde writes into a hasher (no intermediate string).
+pub(super) struct HashWriter(ahash::AHasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The hash of `value`'s JSON form (with this process's keys: [`crate::hash::hasher`]).
+pub(crate) fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    let mut writer = HashWriter(crate::hash::hasher());
+    // Writing to a hasher cannot fail; a value serde cannot write hashes as what was written.
+    if serde_json::to_writer(&mut writer, value).is_err() {
+        std::hash::Hasher::write_u8(&mut writer.0, 0xff);
+    }
+    std::hash::Hasher::finish(&writer.0)
+}
+
+/// The fingerprint hash of a `SrcIPs` list: its length and content hash
+/// ([`crate::lower::SrcTable::hash`], a sum over its strings, which are sorted without
+/// repeats, so the sum loses nothing an ordered hash would keep), mixed.
+pub(super) fn strings_hash(len: usize, content: u64) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::hash::hasher();
+    h.write_usize(len);
+    h.write_u64(content);
+    h.finish()
+}
+
+/// The hash of an SSH rule's fields besides its principals (`null`: policy rules have no
+/// expiry).
+pub(super) fn ssh_rest_hash(rule: &crate::ssh::SshRuleRef<'_>) -> u64 {
+    json_hash(&((), rule.users, rule.action, rule.accept_env))
+}
+
+/// The hash of an SSH principals list, field by field (every field of the wire form; each
+/// field tagged, each string ended by a byte UTF-8 never holds).
+pub(super) fn principals_hash(list: &[crate::wire::SshPrincipal]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::hash::hasher();
+    h.write_usize(list.len());
+    let text = |h: &mut ahash::AHasher, tag: u8, s: Option<&str>| {
+        if let Some(s) = s {
+            h.write_u8(tag);
+            h.write(s.as_bytes());
+            h.write_u8(0xff);
+        }
+    };
+    for p in list {
+        text(&mut h, 1, p.node());
+        text(&mut h, 2, p.node_ip());
+        text(&mut h, 3, p.user_login());
+        h.write_u8(if p.any() { 4 } else { 5 });
+        h.write_usize(p.pub_keys().len());
+        for key in p.pub_keys() {
+            text(&mut h, 6, Some(key));
+        }
+    }
+    h.finish()
+}
+
+/// Hashes of the shared `SrcIPs` lists in rules, by address, for one pass over a compile's
+/// nodes: most nodes' rules share a few interned lists, so each is hashed once. Only lists
+/// something else also holds are remembered, and the cache keeps a clone of each, so an
+/// address is never reused for another list while it is cached. (SSH rules keep their
+/// hashes themselves: [`crate::ssh::Memo`].)
+#[derive(Default)]
+pub(crate) struct HashCache {
+    // Keyed by addresses, looked up once per rule a node receives (tens of millions on
+    // `large`): the fast hash, not SipHash.
+    pub(super) sources: crate::hash::Map<usize, (crate::wire::Strings, u64)>,
+}
+
+impl HashCache {
+    pub(super) fn sources(
+        &mut self,
+        list: &crate::wire::Strings,
+        srcs: &crate::lower::SrcTable,
+    ) -> u64 {
+        // A list of the compile's table: its content hash, known since it was interned.
+        if let Some(content) = srcs.content_hash(list) {
+            return strings_hash(list.len(), content);
+        }
+        let key = std::sync::Arc::as_ptr(list) as *const u8 as usize;
+        if let Some((_, h)) = self.sources.get(&key) {
+            return *h;
+        }
+        let h = strings_hash(list.len(), crate::lower::SrcTable::hash(list));
+        if std::sync::Arc::strong_count(list) > 1 {
+            self.sources.insert(key, (list.clone(), h));
+        }
+        h
+    }
+
+    /// The hash of a packet filter: each rule's sources (cached) and the rest of it, field by
+    /// field (every field of the wire form; `CapGrant`s, rare and holding JSON values,
+    /// through their JSON form).
+    pub(super) fn filter_hash(
+        &mut self,
+        rules: &[FilterRule],
+        srcs: &crate::lower::SrcTable,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::hash::hasher();
+        for rule in rules {
+            h.write_u64(self.sources(&rule.src_ips, srcs));
+            rule.src_bits.hash(&mut h);
+            h.write_usize(rule.dst_ports.len());
+            for d in &rule.dst_ports {
+                h.write(d.ip.as_bytes());
+                // Never in UTF-8: ends the string.
+                h.write_u8(0xff);
+                d.bits.hash(&mut h);
+                h.write_u16(d.ports.first);
+                h.write_u16(d.ports.last);
+            }
+            rule.ip_proto.hash(&mut h);
+            match rule.cap_grant.is_empty() {
+                true => h.write_u8(0),
+                false => h.write_u64(json_hash(&rule.cap_grant)),
+            }
+        }
+        h.write_usize(rules.len());
+        h.finish()
+    }
+}
+
+/// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
+/// them, without building them): the sum of one hash per piece, of the piece's rule, its
+/// place among that rule's pieces, its principals and the rest of it (their hashes kept with
+/// the lowered rule). The order of the rules follows from them (check rules first, policy
+/// order otherwise), and a sum lets an event move a node's hash by the pieces that changed
+/// ([`Compiled::ssh_moves`]) without visiting its other rules.
+pub(super) fn ssh_hash(ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
+    let mut sink = SshHashSink::default();
+    ssh.visit_node_rules(table, id, &mut sink);
+    sink.sum
+}
+
+/// [`Compiled::ssh_moves`]: what the moved pieces add to each node's SSH fingerprint, and
+/// the nodes to hash again.
+pub(crate) struct SshMoves {
+    /// Per node (by id), the sum of its moved pieces' changes.
+    pub(crate) sums: Vec<u64>,
+    /// The nodes some moved piece reaches (a bit per node id): their `sums` apply.
+    pub(crate) summed: Vec<u64>,
+    /// The nodes whose SSH part is hashed again.
+    pub(crate) again: Vec<NodeId>,
+}
+
+/// One piece's part of [`ssh_hash`].
+pub(super) fn ssh_piece_hash(rule: usize, place: usize, principals: u64, rest: u64) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::hash::hasher();
+    h.write_usize(rule);
+    h.write_usize(place);
+    h.write_u64(principals);
+    h.write_u64(rest);
+    h.finish()
+}
+
+/// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over (a rule's
+/// pieces one after the other).
+#[derive(Default)]
+pub(super) struct SshHashSink {
+    /// The last piece's rule and place.
+    pub(super) last: Option<(usize, usize)>,
+    pub(super) sum: u64,
+}
+
+impl crate::ssh::SshSink for SshHashSink {
+    fn rule(&mut self, rule: crate::ssh::SshRuleRef<'_>) {
+        let list = || principals_hash(rule.principals);
+        let principals = match rule.principals_hash {
+            // Kept with the lowered rule, computed once per compile for all threads.
+            Some(memo) => memo.get_or(list),
+            None => list(),
+        };
+        let rest = rule.rest_hash.get_or(|| ssh_rest_hash(&rule));
+        let place = match self.last {
+            Some((index, place)) if index == rule.policy_index => place + 1,
+            _ => 0,
+        };
+        self.last = Some((rule.policy_index, place));
+        self.sum =
+            self.sum
+                .wrapping_add(ssh_piece_hash(rule.policy_index, place, principals, rest));
+    }
+}
+
+impl Compiled {
+    /// The nodes whose SSH rules have node `id` as a source; `None` when that may be any
+    /// node.
+    pub(crate) fn ssh_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
+        self.ssh.naming_source(&self.table, id)
+    }
+
+    /// The nodes whose packet filter may change when node `id` (serving no route) joins,
+    /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]); `None` when that may
+    /// be every node.
+    pub(crate) fn filter_dependents_at(&self, id: NodeId) -> Option<Vec<NodeId>> {
+        let peers = || crate::bits::iter_bits(&self.peers.peer_bits(&self.table, id)).collect();
+        self.lowered.filter_dependents(&self.table, id, peers)
+    }
+
+    /// Node ids of `old` (a compile of another node table) translated to this compile's, by
+    /// name; `u32::MAX` for a node this compile does not have. O(nodes): both tables are
+    /// sorted by name.
+    pub(crate) fn ids_from(&self, old: &Compiled) -> Vec<u32> {
+        crate::nodes::translate_ids(&old.table, &self.table)
+    }
+
+    /// Whether two compiles merge network rules the same way
+    /// ([`crate::lower::Lowered::merge_signature`]).
+    pub(crate) fn merges_like(&self, other: &Compiled) -> bool {
+        self.lowered.merge_signature() == other.lowered.merge_signature()
+    }
+
+    /// The nodes (one bit each) whose filters may change beyond a node event's dependents
+    /// when the rules do not merge as in `old` ([`crate::lower::regrouped`]); `None` when
+    /// what `*` means differs too. `to_new` maps `old`'s node ids to this compile's.
+    /// With them, each of `old`'s rule items' partner here ([`crate::lower::pair_by_rule`]).
+    pub(crate) fn regrouped(
+        &self,
+        old: &Compiled,
+        to_new: &[u32],
+    ) -> Option<(Vec<u64>, Vec<Option<u32>>)> {
+        if !self.lowered.same_star(&old.lowered) {
+            return None;
+        }
+        let pair = crate::lower::pair_by_rule(&old.lowered, &self.lowered);
+        let bits = crate::lower::regrouped(
+            (&old.lowered, &old.table),
+            (&self.lowered, &self.table),
+            to_new,
+            &pair,
+        );
+        Some((bits, pair))
+    }
+
+    /// [`Compiled::merges_like`], except what `*` means (which lists every subnet route).
+    pub(crate) fn slots_like(&self, other: &Compiled) -> bool {
+        self.lowered.merge_signature().0 == other.lowered.merge_signature().0
+    }
+
+    /// The nodes (one bit each) that an item of `moves` may reach, here or in `old` (a compile
+    /// of the same nodes, so node ids agree).
+    pub(crate) fn moved_reach(
+        &self,
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> Vec<u64> {
+        let flags = moves.any_moved();
+        let mut bits = vec![0u64; self.table.len().div_ceil(64)];
+        old.lowered.mark_reached(&old.table, &flags, &mut bits);
+        self.lowered.mark_reached(&self.table, &flags, &mut bits);
+        bits
+    }
+
+    /// The devices (by name) whose `autogroup:self` rule may claim another slot after the
+    /// change `moves` describes: with self rules, the devices of every owner in
+    /// [`crate::lower::SourceMoves`] (the changed nodes' owners, and the owners of the first
+    /// address of every moved list, before and after). A self rule merges into the first
+    /// item whose sources are exactly its owner's devices, so a list that becomes (or stops
+    /// being) equal to a user's devices moves that user's self rule, wherever the list's
+    /// item reaches.
+    pub(crate) fn self_claimants(
+        &self,
+        moves: &crate::lower::SourceMoves,
+    ) -> Vec<std::sync::Arc<str>> {
+        if !self.lowered.has_self_items() {
+            return Vec::new();
+        }
+        moves
+            .owners()
+            .filter_map(|login| self.table.devices.get(self.table.user(login)?.index()))
+            .flatten()
+            .filter_map(|&id| self.table.get(id).map(|n| n.name.clone()))
+            .collect()
+    }
+
+    /// Node `name`'s [`PeerBases`] entry: how it looks as a peer without subnet routes.
+    pub(crate) fn peer_base(&self, name: &str) -> Option<[u64; 4]> {
+        self.peer_base_at(self.table.id(name)?)
+    }
+
+    /// Node `id`'s [`PeerBases`] entry.
+    pub(crate) fn peer_base_at(&self, id: NodeId) -> Option<[u64; 4]> {
+        Some(self.base_of(id, self.table.get(id)?))
+    }
+
+    /// Node `id`'s [`PeerBases`] entry.
+    pub(super) fn base_of(&self, id: NodeId, node: &NodeInfo) -> [u64; 4] {
+        let own = self.families_missing(id);
+        let wire = |viewer: u8| {
+            let view = PeerView {
+                node,
+                routes: Vec::new(),
+                hide: own | viewer,
+            };
+            json_hash(&(&*node.name, view.to_wire()))
+        };
+        bases_of(own, wire)
+    }
+
+    /// True when node `id` is the only server of every subnet route it serves.
+    pub(crate) fn sole_server(&self, id: NodeId) -> bool {
+        self.table.get(id).is_some_and(|node| {
+            node.subnet_routes
+                .iter()
+                .all(|r| self.routes.get(r).is_some_and(|(_, e)| e.servers == [id]))
+        })
+    }
+
+    /// The name of node `id`.
+    pub(crate) fn name_of(&self, id: NodeId) -> Option<&std::sync::Arc<str>> {
+        self.table.get(id).map(|n| &n.name)
+    }
+
+    /// The id of node `name` in this compile.
+    pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.table.id(name)
+    }
+
+    /// The filter part of node `name`'s fingerprint.
+    pub(crate) fn filter_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
+        let id = self.table.id(name)?;
+        Some(cache.filter_hash(
+            &self.lowered.filter_rules(&self.table, id),
+            &self.lowered.srcs,
+        ))
+    }
+
+    /// What this compile's SSH rules, patched from `old`'s (a node event), changed for the
+    /// nodes that did not change: per node (ids here), the sum to add to its SSH
+    /// fingerprint, and the nodes whose SSH fingerprint must be computed again
+    /// ([`SshLowered::moves`]). `None` when the rules were not patched.
+    pub(crate) fn ssh_moves(&self, old: &Compiled) -> Option<SshMoves> {
+        let (simple, again) = self.ssh.moves(&old.ssh, &self.table)?;
+        let piece = |ssh: &SshLowered, i: u32| {
+            let mut sink = SshHashSink::default();
+            ssh.visit_piece(i, &mut sink);
+            sink.sum
+        };
+        // Summed into one array by node id as they are found: a list of (node, change)
+        // pairs held 2.4 million entries (38 MiB) for a batch of 100 joins on `large`.
+        let n = self.table.len();
+        let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; n.div_ceil(64)]);
+        for i in simple {
+            let delta = piece(&self.ssh, i).wrapping_sub(piece(&old.ssh, i));
+            if delta != 0 {
+                for &v in self.ssh.destinations(i) {
+                    if let Some(sum) = sums.get_mut(v.index()) {
+                        *sum = sum.wrapping_add(delta);
+                        crate::bits::set_bit(&mut summed, v);
+                    }
+                }
+            }
+        }
+        Some(SshMoves {
+            sums,
+            summed,
+            again,
+        })
+    }
+
+    /// The SSH part of node `name`'s fingerprint.
+    pub(crate) fn ssh_fingerprint(&self, name: &str) -> Option<u64> {
+        let id = self.table.id(name)?;
+        Some(ssh_hash(&self.ssh, &self.table, id))
+    }
+
+    /// What a change to nodes that serve no route (called `old_names` in `old`, the compile
+    /// before it, and `new_names` here) did to the rule items; `None` when the items do not
+    /// pair ([`crate::lower::SourceMoves`]). `pair` pairs them through their rules when the
+    /// event changed how rules merge ([`Compiled::regrouped`]).
+    pub(crate) fn source_moves(
+        &self,
+        old: &Compiled,
+        (old_names, new_names): (&[&str], &[&str]),
+        pair: Option<&[Option<u32>]>,
+    ) -> Option<crate::lower::SourceMoves> {
+        let ids = |c: &Compiled, names: &[&str]| {
+            let mut ids: Vec<NodeId> = names.iter().filter_map(|n| c.table.id(n)).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let (before, after) = (ids(old, old_names), ids(self, new_names));
+        let owners = |c: &Compiled, ids: &[NodeId]| -> Vec<String> {
+            ids.iter()
+                .filter_map(|&id| crate::lower::login(&c.table, c.table.get(id)?.owner))
+                .map(str::to_string)
+                .collect()
+        };
+        let mut all = owners(old, &before);
+        all.extend(owners(self, &after));
+        crate::lower::SourceMoves::new(
+            (&old.lowered, &old.table),
+            (&self.lowered, &self.table),
+            crate::lower::ChangedNode { before, after },
+            all,
+            pair,
+        )
+    }
+
+    /// After a policy change (records unchanged: `old` compiled the same node table), whether
+    /// node `id`'s packet filter changed, as far as the items paired by content tell
+    /// ([`crate::lower::Lowered::entry_count_verdict`]).
+    pub(crate) fn entry_count_verdict(
+        &self,
+        id: NodeId,
+        old: &Compiled,
+        unpaired: &crate::lower::ChangedItems,
+    ) -> crate::lower::Verdict {
+        self.lowered
+            .entry_count_verdict(&self.table, id, (&old.lowered, &old.table), unpaired)
+    }
+
+    /// Whether node `name`'s packet filter changed from `old` (the compile before) to this
+    /// one, as far as `moves` tells.
+    pub(crate) fn filter_verdict(
+        &self,
+        name: &str,
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+    ) -> crate::lower::Verdict {
+        match (self.table.id(name), old.table.id(name)) {
+            (Some(id), Some(old_id)) => self.filter_verdict_at((id, old_id), old, moves, false),
+            _ => crate::lower::Verdict::Assemble,
+        }
+    }
+
+    /// [`Compiled::filter_verdict`] of the node `id` here, `old_id` in `old` (the same node);
+    /// for a node the regrouping reaches (`regrouped`), as far as the items without a partner
+    /// tell ([`crate::lower::Lowered::regrouped_verdict`]).
+    pub(crate) fn filter_verdict_at(
+        &self,
+        (id, old_id): (NodeId, NodeId),
+        old: &Compiled,
+        moves: &crate::lower::SourceMoves,
+        regrouped: bool,
+    ) -> crate::lower::Verdict {
+        let old = (&old.lowered, &old.table, old_id);
+        match regrouped {
+            true => self.lowered.regrouped_verdict(&self.table, id, old, moves),
+            false => self.lowered.filter_verdict(&self.table, id, old, moves),
+        }
+    }
+}
+
+/// Per node, the hash of how it looks as a peer without subnet routes, indexed by the
+/// families the viewer has no address of ([`Compiled::families_missing`]): 0 to a dual-stack
+/// viewer, 1 to a viewer without IPv4 (the peer's IPv4 address hidden), 2 without IPv6, 3
+/// neither.
+pub(crate) type PeerBases = Vec<[u64; 4]>;
+
+/// A node's [`PeerBases`] entry from `wire` (its hash as seen by a viewer missing these
+/// families), computing each distinct view once.
+pub(super) fn bases_of(own: u8, wire: impl Fn(u8) -> u64) -> [u64; 4] {
+    let mut out = [0; 4];
+    let mut done: [Option<u64>; 4] = [None; 4];
+    for (viewer, slot) in out.iter_mut().enumerate() {
+        let key = usize::from(own) | viewer;
+        let hash = match done.get(key).copied().flatten() {
+            Some(h) => h,
+            None => {
+                let h = wire(u8::try_from(viewer).unwrap_or(0));
+                if let Some(d) = done.get_mut(key) {
+                    *d = Some(h);
+                }
+                h
+            }
+        };
+        *slot = hash;
+    }
+    out
+}
+
+impl Compiled {
+    /// A router's entry in `viewer`'s peers' part when it carries routes for the viewer: its
+    /// entry differs from its base (`base`, the viewer's variant) only by those routes (the
+    /// wire form is its base plus the routes, in its order). `None` when it carries none.
+    pub(super) fn carried(&self, viewer: NodeId, r: NodeId, base: u64) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let node = self.table.get(r)?;
+        let mut carried = crate::hash::hasher();
+        let mut any = false;
+        for net in &node.subnet_routes {
+            let shown = self.routes.get(net).is_some_and(|(i, _)| {
+                self.peers.route_visible(i, viewer)
+                    && self.peers.carrier(&self.table, &self.routes, i, viewer) == Some(r)
+            });
+            if shown {
+                any = true;
+                net.hash(&mut carried);
+            }
+        }
+        any.then(|| {
+            carried.write_u64(base);
+            carried.finish()
+        })
+    }
+
+    /// Node `peer`'s entry (base `base`, [`PeerBases`]) in the peers' part of node `viewer`'s
+    /// fingerprint.
+    pub(crate) fn peer_entry_at(&self, viewer: NodeId, peer: NodeId, base: [u64; 4]) -> u64 {
+        self.entry_in(viewer, peer, &base)
+    }
+
+    /// [`Compiled::peer_entry_at`].
+    pub(super) fn entry_in(&self, viewer: NodeId, peer: NodeId, base: &[u64; 4]) -> u64 {
+        let column = usize::from(self.families_missing(viewer));
+        let plain = base.get(column).copied().unwrap_or(0);
+        self.carried(viewer, peer, plain).unwrap_or(plain)
+    }
+
+    /// Node `id`'s peers' part after a change that left every route shown alike
+    /// ([`Compiled::routes_shown_alike`]) and every peer's entry as it was (same node table,
+    /// same `nodeAttrs`), from its part `before` in `old`: the entries of the peers it lost
+    /// are taken out and those of the peers it gained put in. O(words of the peer sets +
+    /// peers that changed), instead of a sum over every peer.
+    pub(crate) fn patched_peers(
+        &self,
+        old: &Compiled,
+        id: NodeId,
+        bases: &[[u64; 4]],
+        before: u64,
+    ) -> Option<u64> {
+        let (now, was) = (
+            self.peers.peer_bits(&self.table, id),
+            old.peers.peer_bits(&old.table, id),
+        );
+        if now.len() != was.len() || self.table.len() != old.table.len() {
+            return None;
+        }
+        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
+        let mut peers = before;
+        for (i, (&n, &w)) in now.iter().zip(&was).enumerate() {
+            for (mut bits, gained) in [(n & !w, true), (w & !n, false)] {
+                while bits != 0 {
+                    let p = NodeId::new(i * 64 + bits.trailing_zeros() as usize);
+                    bits &= bits - 1;
+                    let e = entry(p)?;
+                    peers = match gained {
+                        true => peers.wrapping_add(e),
+                        false => peers.wrapping_sub(e),
+                    };
+                }
+            }
+        }
+        Some(peers)
+    }
+
+    /// The names of the servers of the routes that hold an address of `set` (sorted, each
+    /// once).
+    pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<std::sync::Arc<str>> {
+        let mut out: Vec<std::sync::Arc<str>> = routes_over(&self.routes, set)
+            .flat_map(|entry| entry.servers.iter())
+            .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The servers of every subnet route node `name` serves, by name (itself included).
+    pub(crate) fn route_servers(&self, name: &str) -> Vec<std::sync::Arc<str>> {
+        let Some(node) = self.table.id(name).and_then(|id| self.table.get(id)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<std::sync::Arc<str>> = node
+            .subnet_routes
+            .iter()
+            .filter_map(|net| self.routes.get(net))
+            .flat_map(|(_, entry)| entry.servers.iter())
+            .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
+            .collect();
+        out.push(node.name.clone());
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// [`PeerBases`] of every node, by node id.
+    pub(crate) fn peer_bases(&self) -> PeerBases {
+        self.table
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| self.base_of(NodeId::new(i), node))
+            .collect()
+    }
+
+    /// The fingerprint of node `name` (`bases`: each node's [`PeerBases`] entry in this
+    /// compile).
+    ///
+    /// The peers' part is a sum of one hash per peer (its name and wire form), so it does not
+    /// depend on node ids (which shift when nodes join or leave) and costs one addition per
+    /// peer; routers, whose routes depend on the viewer, are hashed one by one.
+    pub(crate) fn fingerprint(
+        &self,
+        name: &str,
+        bases: &[[u64; 4]],
+        cache: &mut HashCache,
+    ) -> Option<Fingerprint> {
+        self.fingerprint_parts(name, bases, cache, true)
+    }
+
+    /// [`Compiled::fingerprint`], the filter part left 0 (not computed) unless `filter`.
+    pub(crate) fn fingerprint_parts(
+        &self,
+        name: &str,
+        bases: &[[u64; 4]],
+        cache: &mut HashCache,
+        filter: bool,
+    ) -> Option<Fingerprint> {
+        let view = self.view(name, filter)?;
+        let viewer = view.id;
+        let column = usize::from(self.families_missing(viewer));
+        let base = |p: NodeId| {
+            bases
+                .get(p.index())
+                .and_then(|b| b.get(column))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut peers: u64 = 0;
+        // One addition per peer (tens of thousands per node on `large`): indexed directly.
+        for (word, chunk) in view.peers.iter().zip(bases.chunks(64)) {
+            let mut w = *word;
+            while w != 0 {
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                let entry = chunk.get(b).and_then(|e| e.get(column)).copied();
+                peers = peers.wrapping_add(entry.unwrap_or(0));
+            }
+        }
+        for &r in &self.table.routers {
+            if !crate::bits::bit(&view.peers, r) {
+                continue;
+            }
+            if let Some(carried) = self.carried(viewer, r, base(r)) {
+                peers = peers.wrapping_sub(base(r)).wrapping_add(carried);
+            }
+        }
+        Some(Fingerprint {
+            filter: match filter {
+                true => cache.filter_hash(view.packet_filter_rules(), &self.lowered.srcs),
+                false => 0,
+            },
+            ssh: ssh_hash(&self.ssh, &self.table, view.id),
+            peers,
+            caps: json_hash(&view.cap_map()),
+            own: json_hash(&view.own_wire()),
+        })
+    }
+}

@@ -1,0 +1,241 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+use std::sync::Arc;
+
+use super::*;
+
+const INVENTORY: &str = r#"{
+    "users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
+    "nodes": [
+        {"name": "laptop", "user": "odin@example.com", "tags": [],
+         "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
+         "routable_ips": [], "approved_routes": []},
+        {"name": "router", "user": null, "tags": ["tag:router"],
+         "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2",
+         "routable_ips": ["10.1.0.0/16"], "approved_routes": []}
+    ],
+    "registration_order": ["laptop", "router"],
+    "tailnet": {"name": "odin@example.com"}
+}"#;
+
+fn compiled(policy: &str) -> Compiled {
+    compiled_in(INVENTORY, policy)
+}
+
+fn compiled_in(inventory: &str, policy: &str) -> Compiled {
+    let inventory = Inventory::from_json(inventory).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
+    compile(&parsed.unwrap().policy, &inventory)
+}
+
+/// A rule whose sources resolve to nothing (a user without devices) keeps its item,
+/// vacant: no filter entry, no peer, and the same items as when the user has a device, so
+/// a node event that gives the user its first device (or takes its last) patches the
+/// per-node index instead of renumbering all of it.
+#[test]
+fn a_rule_without_sources_keeps_a_vacant_item() {
+    let policy = r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
+        "acls": [{"action": "accept", "src": ["thor@example.com"], "dst": ["tag:router:80"]},
+                 {"action": "accept", "src": ["odin@example.com"], "dst": ["tag:router:443"]}]}"#;
+    let c = compiled(policy);
+    let items = &c.lowered.items;
+    assert_eq!(items.len(), 2);
+    assert!(c.lowered.is_vacant(&items[0]) && !c.lowered.is_vacant(&items[1]));
+    let router = c.node("router").unwrap();
+    let rules = router.packet_filter_rules();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].dst_ports[0].ports.first, 443);
+    // The router peers with odin's laptop only (the vacant rule makes no peer).
+    assert_eq!(router.peer_count(), 1);
+    // With thor's device the same items, no longer vacant.
+    let inventory = INVENTORY.replace(
+        r#""roles": ["owner"]}],"#,
+        r#""roles": ["owner"]}, {"id": 2, "name": "thor", "email": "thor@example.com", "roles": []}],"#,
+    ).replace(
+        r#""registration_order": ["laptop", "router"],"#,
+        r#""registration_order": ["laptop", "router", "hammer"],"#,
+    ).replace(
+        r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}"#,
+        r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []},
+        {"name": "hammer", "user": "thor@example.com", "tags": [],
+         "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3",
+         "routable_ips": [], "approved_routes": []}"#,
+    );
+    let with = compiled_in(&inventory, policy);
+    assert!(crate::lower::same_items(&c.lowered, &with.lowered));
+    assert!(!with.lowered.is_vacant(&with.lowered.items[0]));
+    assert_eq!(with.node("router").unwrap().packet_filter_rules().len(), 2);
+}
+
+#[test]
+fn default_policy_allows_everything() {
+    let c = compiled("{}");
+    let laptop = c.node("laptop").unwrap();
+    let rules = laptop.packet_filter_rules();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(&*rules[0].dst_ports[0].ip, "*");
+    assert!(rules[0].ip_proto.is_empty());
+    assert_eq!(laptop.peer_count(), 1);
+    assert!(c.node("nobody").is_none());
+}
+
+#[test]
+fn auto_approved_route_reaches_filters_and_peers() {
+    let c = compiled(
+        r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
+            "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}},
+            "acls": [{"action": "accept", "src": ["odin@example.com"], "dst": ["10.1.2.0/24:22"]}]}"#,
+    );
+    let router = c.node("router").unwrap();
+    assert_eq!(
+        router.primary_routes(),
+        ["10.1.0.0/16".parse::<IpNet>().unwrap()]
+    );
+    let rules = router.packet_filter_rules();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(&*rules[0].dst_ports[0].ip, "10.1.2.0/24");
+    assert_eq!(
+        &*rules[0].src_ips,
+        [
+            Arc::<str>::from("100.64.0.1"),
+            Arc::from("fd7a:115c:a1e0::1")
+        ]
+    );
+    let laptop = c.node("laptop").unwrap();
+    assert!(laptop.packet_filter_rules().is_empty());
+    let peers: Vec<PeerView<'_>> = laptop.peers().collect();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        peers[0].primary_routes(),
+        ["10.1.0.0/16".parse::<IpNet>().unwrap()]
+    );
+    let off = compile_with_options(
+        &aclc_policy::parse_str("p", r#"{"acls": []}"#, &Default::default())
+            .1
+            .unwrap()
+            .policy,
+        &Inventory::from_json(INVENTORY).unwrap(),
+        &CompileOptions {
+            auto_approve: false,
+            ..CompileOptions::default()
+        },
+    );
+    assert!(off.node("router").unwrap().primary_routes().is_empty());
+}
+
+fn parsed(policy: &str) -> (Policy, Inventory) {
+    let inventory = Inventory::from_json(INVENTORY).unwrap();
+    let options = aclc_policy::Options {
+        context: inventory.policy_context(),
+        ..Default::default()
+    };
+    let (_, parsed) = aclc_policy::parse_str("policy", policy, &options);
+    (parsed.unwrap().policy, inventory)
+}
+
+/// A deep IP set chain removing the router's subnet: the removed addresses are not
+/// granted, at a depth the old resolver gave up at (and resolved to nothing).
+#[test]
+fn deep_ipset_remove_is_not_granted() {
+    let mut sets = vec![r#""ipset:l0": ["10.1.0.0/16"]"#.to_string()];
+    for i in 1..40 {
+        sets.push(format!(r#""ipset:l{i}": ["ipset:l{}"]"#, i - 1));
+    }
+    let policy = format!(
+        r#"{{"tagOwners": {{"tag:router": ["odin@example.com"]}},
+            "autoApprovers": {{"routes": {{"10.0.0.0/8": ["tag:router"]}}}},
+            "ipsets": {{{}, "ipset:deep": ["10.0.0.0/8", "remove ipset:l39"]}},
+            "grants": [{{"src": ["*"], "dst": ["ipset:deep"], "ip": ["*"]}}]}}"#,
+        sets.join(",")
+    );
+    let c = compiled(&policy);
+    assert!(c.refusal().is_none());
+    let mut granted = 0;
+    for view in c.nodes() {
+        for rule in view.packet_filter_rules() {
+            for dst in &rule.dst_ports {
+                let set = crate::addrset::parse_wire(&dst.ip).unwrap();
+                assert!(
+                    !set.overlaps_net(&"10.1.0.0/16".parse().unwrap()),
+                    "{}",
+                    dst.ip
+                );
+                granted += 1;
+            }
+        }
+    }
+    // Nobody holds what is left of 10.0.0.0/8 either: the set is not `*` or empty by
+    // accident, it is exactly 10.0.0.0/16 and 10.2.0.0-10.255.255.255.
+    assert_eq!(granted, 0);
+    let set = c.table.ipsets.get("ipset:deep").unwrap();
+    let texts: Vec<&str> = set.pieces.iter().map(|p| &*p.text).collect();
+    assert_eq!(texts, ["10.0.0.0/16", "10.2.0.0-10.255.255.255"]);
+    // The router serves exactly the removed subnet: it receives nothing.
+    assert!(c.node("router").unwrap().packet_filter_rules().is_empty());
+}
+
+/// An IP set whose `remove` names an undefined host (validation skipped) is refused; the
+/// infallible entry point then grants nothing rather than the unreduced set.
+#[test]
+fn unknown_entry_refused_and_compile_fails_closed() {
+    let (mut policy, inventory) = parsed(
+        r#"{"hosts": {"lab": "10.1.0.0/16"},
+            "ipsets": {"ipset:s": ["10.0.0.0/8", "remove lab"]},
+            "grants": [{"src": ["*"], "dst": ["ipset:s"], "ip": ["*"]}]}"#,
+    );
+    policy.hosts.clear();
+    let err = try_compile(&policy, &inventory).unwrap_err();
+    assert_eq!(err.kind, crate::CompileErrorKind::UnresolvedIpSetEntry);
+    assert_eq!(err.to_diagnostic().code, "aclc::unresolved_ipset_entry");
+    let span = err.span.unwrap();
+    assert!(span.end > span.start);
+    let c = compile(&policy, &inventory);
+    assert_eq!(c.refusal(), Some(&err));
+    for view in c.nodes() {
+        assert!(view.packet_filter_rules().is_empty());
+        assert_eq!(view.peer_count(), 0);
+    }
+}
+
+#[test]
+fn budget_refuses_with_the_rule_location() {
+    let text = r#"{"grants": [
+            {"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]},
+            {"src": ["*"], "dst": ["*"], "ip": ["tcp:80", "tcp:443", "tcp:8080"]}]}"#;
+    let (policy, inventory) = parsed(text);
+    let mut options = CompileOptions::default();
+    options.limits.max_rule_entries = 8;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+    let grants = &policy.grants.as_ref().unwrap().value;
+    assert_eq!(err.span, Some(grants[1].span));
+    options.limits = CompileLimits::default();
+    assert!(try_compile_with_options(&policy, &inventory, &options).is_ok());
+
+    let (policy, inventory) = parsed(
+        r#"{"ipsets": {"ipset:a": ["10.0.0.1", "10.0.0.3", "10.0.0.5"],
+                       "ipset:b": ["ipset:a", "10.0.0.7"]},
+            "grants": [{"src": ["*"], "dst": ["ipset:b"], "ip": ["*"]}]}"#,
+    );
+    options.limits.max_address_ranges = 6;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+    assert!(err.span.is_some());
+    assert_eq!(err.to_diagnostic().code, "aclc::compile_budget_exceeded");
+}
+
+#[test]
+fn wire_output_round_trips() {
+    let c = compiled(
+        r#"{"grants": [{"src": ["*"], "dst": ["tag:router"], "ip": ["tcp:443", "udp:53"]}],
+                        "tagOwners": {"tag:router": ["odin@example.com"]}}"#,
+    );
+    let wire = c.node("router").unwrap().to_wire();
+    assert_eq!(wire.packet_filter_rules.len(), 2, "one rule per protocol");
+    let text = serde_json::to_string(&wire).unwrap();
+    let back: NodeOutput = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, wire);
+}
