@@ -1,21 +1,22 @@
+
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use std::sync::Arc;
 
 use super::*;
 
 const INVENTORY: &str = r#"{
-    "users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
-    "nodes": [
-        {"name": "laptop", "user": "odin@example.com", "tags": [],
-         "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
-         "routable_ips": [], "approved_routes": []},
-        {"name": "router", "user": null, "tags": ["tag:router"],
-         "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2",
-         "routable_ips": ["10.1.0.0/16"], "approved_routes": []}
-    ],
-    "registration_order": ["laptop", "router"],
-    "tailnet": {"name": "odin@example.com"}
-}"#;
+        "users": [{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}],
+        "nodes": [
+            {"name": "laptop", "user": "odin@example.com", "tags": [],
+             "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1",
+             "routable_ips": [], "approved_routes": []},
+            {"name": "router", "user": null, "tags": ["tag:router"],
+             "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2",
+             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}
+        ],
+        "registration_order": ["laptop", "router"],
+        "tailnet": {"name": "odin@example.com"}
+    }"#;
 
 fn compiled(policy: &str) -> Compiled {
     compiled_in(INVENTORY, policy)
@@ -38,8 +39,8 @@ fn compiled_in(inventory: &str, policy: &str) -> Compiled {
 #[test]
 fn a_rule_without_sources_keeps_a_vacant_item() {
     let policy = r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
-        "acls": [{"action": "accept", "src": ["thor@example.com"], "dst": ["tag:router:80"]},
-                 {"action": "accept", "src": ["odin@example.com"], "dst": ["tag:router:443"]}]}"#;
+            "acls": [{"action": "accept", "src": ["thor@example.com"], "dst": ["tag:router:80"]},
+                     {"action": "accept", "src": ["odin@example.com"], "dst": ["tag:router:443"]}]}"#;
     let c = compiled(policy);
     let items = &c.lowered.items;
     assert_eq!(items.len(), 2);
@@ -52,18 +53,18 @@ fn a_rule_without_sources_keeps_a_vacant_item() {
     assert_eq!(router.peer_count(), 1);
     // With thor's device the same items, no longer vacant.
     let inventory = INVENTORY.replace(
-        r#""roles": ["owner"]}],"#,
-        r#""roles": ["owner"]}, {"id": 2, "name": "thor", "email": "thor@example.com", "roles": []}],"#,
-    ).replace(
-        r#""registration_order": ["laptop", "router"],"#,
-        r#""registration_order": ["laptop", "router", "hammer"],"#,
-    ).replace(
-        r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}"#,
-        r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []},
-        {"name": "hammer", "user": "thor@example.com", "tags": [],
-         "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3",
-         "routable_ips": [], "approved_routes": []}"#,
-    );
+            r#""roles": ["owner"]}],"#,
+            r#""roles": ["owner"]}, {"id": 2, "name": "thor", "email": "thor@example.com", "roles": []}],"#,
+        ).replace(
+            r#""registration_order": ["laptop", "router"],"#,
+            r#""registration_order": ["laptop", "router", "hammer"],"#,
+        ).replace(
+            r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []}"#,
+            r#"             "routable_ips": ["10.1.0.0/16"], "approved_routes": []},
+            {"name": "hammer", "user": "thor@example.com", "tags": [],
+             "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3",
+             "routable_ips": [], "approved_routes": []}"#,
+        );
     let with = compiled_in(&inventory, policy);
     assert!(crate::lower::same_items(&c.lowered, &with.lowered));
     assert!(!with.lowered.is_vacant(&with.lowered.items[0]));
@@ -86,8 +87,8 @@ fn default_policy_allows_everything() {
 fn auto_approved_route_reaches_filters_and_peers() {
     let c = compiled(
         r#"{"tagOwners": {"tag:router": ["odin@example.com"]},
-            "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}},
-            "acls": [{"action": "accept", "src": ["odin@example.com"], "dst": ["10.1.2.0/24:22"]}]}"#,
+                "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}},
+                "acls": [{"action": "accept", "src": ["odin@example.com"], "dst": ["10.1.2.0/24:22"]}]}"#,
     );
     let router = c.node("router").unwrap();
     assert_eq!(
@@ -146,9 +147,9 @@ fn deep_ipset_remove_is_not_granted() {
     }
     let policy = format!(
         r#"{{"tagOwners": {{"tag:router": ["odin@example.com"]}},
-            "autoApprovers": {{"routes": {{"10.0.0.0/8": ["tag:router"]}}}},
-            "ipsets": {{{}, "ipset:deep": ["10.0.0.0/8", "remove ipset:l39"]}},
-            "grants": [{{"src": ["*"], "dst": ["ipset:deep"], "ip": ["*"]}}]}}"#,
+                "autoApprovers": {{"routes": {{"10.0.0.0/8": ["tag:router"]}}}},
+                "ipsets": {{{}, "ipset:deep": ["10.0.0.0/8", "remove ipset:l39"]}},
+                "grants": [{{"src": ["*"], "dst": ["ipset:deep"], "ip": ["*"]}}]}}"#,
         sets.join(",")
     );
     let c = compiled(&policy);
@@ -183,8 +184,8 @@ fn deep_ipset_remove_is_not_granted() {
 fn unknown_entry_refused_and_compile_fails_closed() {
     let (mut policy, inventory) = parsed(
         r#"{"hosts": {"lab": "10.1.0.0/16"},
-            "ipsets": {"ipset:s": ["10.0.0.0/8", "remove lab"]},
-            "grants": [{"src": ["*"], "dst": ["ipset:s"], "ip": ["*"]}]}"#,
+                "ipsets": {"ipset:s": ["10.0.0.0/8", "remove lab"]},
+                "grants": [{"src": ["*"], "dst": ["ipset:s"], "ip": ["*"]}]}"#,
     );
     policy.hosts.clear();
     let err = try_compile(&policy, &inventory).unwrap_err();
@@ -203,8 +204,8 @@ fn unknown_entry_refused_and_compile_fails_closed() {
 #[test]
 fn budget_refuses_with_the_rule_location() {
     let text = r#"{"grants": [
-            {"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]},
-            {"src": ["*"], "dst": ["*"], "ip": ["tcp:80", "tcp:443", "tcp:8080"]}]}"#;
+                {"src": ["*"], "dst": ["*"], "ip": ["tcp:22"]},
+                {"src": ["*"], "dst": ["*"], "ip": ["tcp:80", "tcp:443", "tcp:8080"]}]}"#;
     let (policy, inventory) = parsed(text);
     let mut options = CompileOptions::default();
     options.limits.max_rule_entries = 8;
@@ -217,8 +218,8 @@ fn budget_refuses_with_the_rule_location() {
 
     let (policy, inventory) = parsed(
         r#"{"ipsets": {"ipset:a": ["10.0.0.1", "10.0.0.3", "10.0.0.5"],
-                       "ipset:b": ["ipset:a", "10.0.0.7"]},
-            "grants": [{"src": ["*"], "dst": ["ipset:b"], "ip": ["*"]}]}"#,
+                           "ipset:b": ["ipset:a", "10.0.0.7"]},
+                "grants": [{"src": ["*"], "dst": ["ipset:b"], "ip": ["*"]}]}"#,
     );
     options.limits.max_address_ranges = 6;
     let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
@@ -231,7 +232,7 @@ fn budget_refuses_with_the_rule_location() {
 fn wire_output_round_trips() {
     let c = compiled(
         r#"{"grants": [{"src": ["*"], "dst": ["tag:router"], "ip": ["tcp:443", "udp:53"]}],
-                        "tagOwners": {"tag:router": ["odin@example.com"]}}"#,
+                            "tagOwners": {"tag:router": ["odin@example.com"]}}"#,
     );
     let wire = c.node("router").unwrap().to_wire();
     assert_eq!(wire.packet_filter_rules.len(), 2, "one rule per protocol");

@@ -1,3 +1,4 @@
+
 use super::*;
 use crate::inventory::{Node, Tailnet};
 use proptest::prelude::*;
