@@ -1,3 +1,4 @@
+//! Unit tests of the compile: vacant items, merged rules, peers and views on small tailnets.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use std::sync::Arc;

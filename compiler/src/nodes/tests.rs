@@ -1,3 +1,4 @@
+//! Unit tests of the node table: ordering, lookups, and patched tables against built ones.
 
 use super::*;
 use crate::inventory::{Node, Tailnet};
