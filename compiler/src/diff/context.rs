@@ -1,0 +1,336 @@
+//! Turning atoms into the report: each change's sources and destinations named as the policy
+//! writes them, and the rules that grant or revoke it found through `explain`.
+
+use super::*;
+
+/// Shared state for shaping the output.
+pub(super) struct Ctx<'a> {
+    pub(super) names: &'a [&'a str],
+    pub(super) table: &'a AddrTable,
+    pub(super) options: &'a DiffOptions,
+    /// Each side's network rules for [`Ctx::attribute`] (old, new), built on first use.
+    pub(super) rules: [std::cell::OnceCell<NetRules>; 2],
+}
+
+impl Ctx<'_> {
+    /// Node indices as a [`Nodes`] (sorted, de-duplicated, names capped).
+    pub(super) fn nodes(&self, nodes: impl Iterator<Item = u32>) -> Nodes {
+        let mut v: Vec<u32> = nodes.collect();
+        v.sort_unstable();
+        v.dedup();
+        Nodes {
+            count: v.len(),
+            names: v
+                .iter()
+                .take(self.options.max_names)
+                .filter_map(|&i| self.names.get(i as usize).map(|n| n.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The nodes at some address positions.
+    pub(super) fn positions(&self, runs: &[(u32, u32)]) -> Nodes {
+        self.nodes(
+            runs.iter()
+                .flat_map(|&(a, b)| a..b)
+                .filter_map(|p| self.table.node(p)),
+        )
+    }
+
+    /// A change's sources: the nodes at their positions, or the text of addresses no node has.
+    pub(super) fn source(&self, src: &network::Source) -> Nodes {
+        match src {
+            network::Source::Nodes(runs) => self.positions(runs),
+            network::Source::Text(t) => Nodes {
+                names: vec![t.clone()],
+                count: 1,
+            },
+        }
+    }
+
+    /// A change's destinations: each node by name, a route it serves as `RANGE via NODE`
+    /// (sorted, without repeats, names capped).
+    pub(super) fn destinations(&self, dsts: &[(u32, Dest)]) -> Nodes {
+        let mut labels: Vec<String> = dsts
+            .iter()
+            .filter_map(|(i, d)| {
+                let name = self.names.get(*i as usize)?;
+                Some(match d {
+                    Dest::Node => name.to_string(),
+                    Dest::Route(r) => format!("{r} via {name}"),
+                })
+            })
+            .collect();
+        labels.sort();
+        labels.dedup();
+        let count = labels.len();
+        labels.truncate(self.options.max_names);
+        Nodes {
+            names: labels,
+            count,
+        }
+    }
+
+    /// `ipv4` or `ipv6` when a change's sources are addresses of that family only, though a
+    /// source node and a destination node (its own addresses, not a route) both have one of
+    /// the other ([`NetworkChange::family`]).
+    pub(super) fn one_family(&self, src: &network::Source, dsts: &[(u32, Dest)]) -> Option<String> {
+        let network::Source::Nodes(runs) = src else {
+            return None;
+        };
+        let (at, held) = self.table.run_families(runs);
+        let other = match at {
+            network::V4 => network::V6,
+            network::V6 => network::V4,
+            _ => return None,
+        };
+        let reachable = dsts
+            .iter()
+            .any(|(i, d)| matches!(d, Dest::Node) && self.table.families(*i) & other != 0);
+        (held & other != 0 && reachable)
+            .then(|| if at == network::V4 { "ipv4" } else { "ipv6" }.to_string())
+    }
+
+    /// A representative address (IPv4 if any) of some positions.
+    pub(super) fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
+        let all = runs.iter().flat_map(|&(a, b)| a..b);
+        let mut first = None;
+        for p in all {
+            let addr = self.table.addr(p)?;
+            if addr.is_ipv4() {
+                return Some(addr);
+            }
+            first.get_or_insert(addr);
+        }
+        first
+    }
+
+    /// Sort each direction largest first, keep the first `max_changes`, count the rest.
+    pub(super) fn finish<T>(&self, mut all: Vec<(bool, usize, T)>) -> Changes<T> {
+        all.sort_by_key(|(_, size, _)| std::cmp::Reverse(*size));
+        let mut out = Changes::default();
+        for (gained, _, change) in all {
+            let (list, omitted) = if gained {
+                (&mut out.gained, &mut out.gained_omitted)
+            } else {
+                (&mut out.lost, &mut out.lost_omitted)
+            };
+            if list.len() < self.options.max_changes {
+                list.push(change);
+            } else {
+                *omitted += 1;
+            }
+        }
+        out
+    }
+
+    pub(super) fn network(
+        &self,
+        atoms: NetAtoms,
+        old: Side<'_>,
+        new: Side<'_>,
+    ) -> Changes<NetworkChange> {
+        // Group destinations with the same (sources, protocol, ports), then protocols with
+        // the same (sources, ports, destinations); a route is a destination of its own.
+        let mut merged: MergedNet = BTreeMap::new();
+        for ((gained, src, proto, ports), mut dsts) in atoms {
+            dsts.sort();
+            dsts.dedup();
+            merged
+                .entry((gained, src, ports, dsts))
+                .or_default()
+                .push(proto);
+        }
+        let mut out: Vec<(bool, usize, NetworkChange)> = Vec::new();
+        let mut attributed = [0usize; 2];
+        let mut sized: Vec<_> = merged
+            .into_iter()
+            .map(|((g, s, ports, dsts), mut protos)| {
+                protos.sort_unstable_by_key(|p| proto_rank(*p));
+                let n = match &s {
+                    network::Source::Nodes(runs) => {
+                        runs.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
+                    }
+                    network::Source::Text(_) => 1,
+                };
+                let size = n.saturating_mul(dsts.len());
+                (g, s, protos, ports, dsts, size)
+            })
+            .collect();
+        sized.sort_by_key(|x| std::cmp::Reverse(x.5));
+        for (gained, src, protos, ports, dsts, size) in sized {
+            let proto = protos.first().copied().unwrap_or(6);
+            let side = if gained { new } else { old };
+            let slot = usize::from(gained);
+            let mut rules = Vec::new();
+            if attributed.get(slot).copied().unwrap_or(0) < self.options.max_attributed {
+                if let Some(count) = attributed.get_mut(slot) {
+                    *count += 1;
+                }
+                rules = self.attribute(side, slot, &src, &dsts, proto, &ports);
+            }
+            let (src_selectors, dst_selectors) = selectors(side.policy, &rules);
+            out.push((
+                gained,
+                size,
+                NetworkChange {
+                    family: self.one_family(&src, &dsts),
+                    src: self.source(&src),
+                    dst: self.destinations(&dsts),
+                    proto: protos
+                        .iter()
+                        .map(|&p| proto_name(p))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    ports: ports.to_string(),
+                    src_selectors,
+                    dst_selectors,
+                    rules,
+                },
+            ));
+        }
+        self.finish(out)
+    }
+
+    /// The rules of `side` (`slot` 0 old, 1 new) that allow one sample flow of a change (what
+    /// `aclc explain` says).
+    pub(super) fn attribute(
+        &self,
+        side: Side<'_>,
+        slot: usize,
+        src: &network::Source,
+        dsts: &[(u32, Dest)],
+        proto: u8,
+        ports: &PortSet,
+    ) -> Vec<RuleRef> {
+        let src_addr = match src {
+            network::Source::Nodes(runs) => self.sample(runs),
+            network::Source::Text(t) => network::ranges(t).first().map(|r| r.0),
+        };
+        let Some(src_addr) = src_addr else {
+            return Vec::new();
+        };
+        let Some((i, dst)) = dsts.first() else {
+            return Vec::new();
+        };
+        // A destination address of the source's family (a packet has one family), else any.
+        let same = |ip: &IpAddr| ip.is_ipv4() == src_addr.is_ipv4();
+        let dst_addr = match dst {
+            Dest::Node => self
+                .names
+                .get(*i as usize)
+                .and_then(|n| side.compiled.node_addresses(n))
+                .and_then(|a| {
+                    let ips: Vec<IpAddr> =
+                        a.into_iter().filter(|ip| !ip.is_unspecified()).collect();
+                    ips.iter().copied().find(same).or(ips.first().copied())
+                }),
+            Dest::Route(r) => {
+                let ranges = network::ranges(r);
+                ranges
+                    .iter()
+                    .find(|r| same(&r.0))
+                    .or(ranges.first())
+                    .map(|r| r.0)
+            }
+        };
+        let Some(dst_addr) = dst_addr else {
+            return Vec::new();
+        };
+        let host = match dst_addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let (dst, proto_text) = match proto {
+            6 | 17 | 132 => (format!("{host}:{}", ports.first().unwrap_or(0)), proto),
+            _ => (host, proto),
+        };
+        let proto_text = proto_name(proto_text);
+        let query = NetworkQuery {
+            src: &src_addr.to_string(),
+            dst: &dst,
+            proto: Some(&proto_text),
+            src_posture_attrs: None,
+        };
+        let Some(rules) = self.rules.get(slot) else {
+            return Vec::new();
+        };
+        let rules = rules.get_or_init(|| NetRules::new(side.policy, side.compiled));
+        match explain_with(side.policy, side.compiled, Some(rules), &query) {
+            Ok(e) => e
+                .verdict
+                .rules()
+                .iter()
+                .map(|&span| rule_ref(side.source, span))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub(super) fn apps(&self, atoms: AppAtoms, old: Side<'_>, new: Side<'_>) -> Changes<AppChange> {
+        let out = atoms
+            .into_iter()
+            .map(|((gained, src, capability, _), (value, dsts))| {
+                let side = if gained { new } else { old };
+                let src = self.source(&src);
+                let dst = self.destinations(&dsts);
+                let rules = side
+                    .policy
+                    .grants
+                    .as_ref()
+                    .map(|g| {
+                        g.value
+                            .iter()
+                            .filter(|r| r.app.iter().any(|a| a.name.value == capability))
+                            .map(|r| rule_ref(side.source, r.span))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let size = src.count.saturating_mul(dst.count);
+                let change = AppChange {
+                    src,
+                    dst,
+                    capability,
+                    value,
+                    rules,
+                };
+                (gained, size, change)
+            })
+            .collect();
+        self.finish(out)
+    }
+
+    pub(super) fn ssh(&self, atoms: SshAtoms, old: Side<'_>, new: Side<'_>) -> Changes<SshChange> {
+        let mut list: Vec<_> = atoms.into_iter().collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let out = list
+            .into_iter()
+            .map(|((gained, runs, login, outcome), dsts)| {
+                let side = if gained { new } else { old };
+                let rules = side
+                    .policy
+                    .ssh
+                    .as_ref()
+                    .and_then(|s| s.value.get(outcome.rule))
+                    .map(|r| vec![rule_ref(side.source, r.span)])
+                    .unwrap_or_default();
+                let src = self.positions(&runs);
+                let dst = self.nodes(dsts.into_iter());
+                let size = src.count.saturating_mul(dst.count);
+                (
+                    gained,
+                    size,
+                    SshChange {
+                        src,
+                        dst,
+                        user: login,
+                        local_user: outcome.local_user,
+                        action: outcome.action.to_string(),
+                        rules,
+                    },
+                )
+            })
+            .collect();
+        self.finish(out)
+    }
+}
