@@ -68,12 +68,9 @@ pub fn explain(
     query: &NetworkQuery<'_>,
 ) -> Result<Explanation, TestError> {
     let mut explanation = super::network::explain(policy, compiled, query)?;
-    // A destination is `host:port`, or a bare host (a protocol without ports).
+    // The destination's host, read as the explanation read it.
     let dst = query.dst.trim();
-    let host = match dst.parse::<std::net::IpAddr>() {
-        Ok(_) => dst,
-        Err(_) => dst.rsplit_once(':').map_or(dst, |(host, _)| host),
-    };
+    let host = super::network::split_port(dst).map_or(dst, |(host, _)| host);
     explanation.notes = ipv4_notes(compiled, query.src.trim(), host);
     Ok(explanation)
 }

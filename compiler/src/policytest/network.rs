@@ -598,7 +598,7 @@ fn reaches_family(
 
 /// `host:port`, `[v6]:port`, or a bare host (an IPv6 address, `tag:web`): the host and the
 /// port, if any. A port that is not a number from 0 to 65535 is an error.
-fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
+pub(super) fn split_port(text: &str) -> Result<(&str, Option<u16>), TestError> {
     if text.parse::<IpAddr>().is_ok() {
         return Ok((text, None));
     }
