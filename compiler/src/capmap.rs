@@ -66,6 +66,9 @@ pub(crate) struct NodeCaps {
     state: Option<TailnetState>,
     /// One bit per node: its IPv4 address is disabled.
     no_ipv4: Vec<bool>,
+    /// Some node's IPv4 address is disabled (a node's families are read per peer of every
+    /// changed node: with none, no node need be looked up).
+    any_no_ipv4: bool,
 }
 
 impl NodeCaps {
@@ -113,6 +116,7 @@ impl NodeCaps {
                 .is_some_and(|r| r.value),
             state,
             no_ipv4: Vec::new(),
+            any_no_ipv4: false,
         };
         // Only the entries granting `disable-ipv4` are tested per node: listing every node's
         // attributes to look for it was 5% of a member's join on `large`.
@@ -134,6 +138,7 @@ impl NodeCaps {
                 })
                 .collect(),
         };
+        caps.any_no_ipv4 = caps.no_ipv4.contains(&true);
         debug_assert!((0..table.len()).all(|i| {
             let id = NodeId::new(i);
             caps.no_ipv4.get(i).copied()
@@ -152,6 +157,11 @@ impl NodeCaps {
         self.entries == other.entries
             && self.randomize_client_port == other.randomize_client_port
             && self.state == other.state
+    }
+
+    /// True when some node's IPv4 address is disabled.
+    pub(crate) fn any_ipv4_disabled(&self) -> bool {
+        self.any_no_ipv4
     }
 
     /// True when node `id` has no IPv4 address (`disable-ipv4`).

@@ -1576,3 +1576,60 @@ fn kubernetes_recorders_follow_their_nodes() {
         ],
     );
 }
+
+/// A retag that leaves the node in a rule's sources (`autogroup:tagged`, before and after)
+/// changes nothing in that rule's `SrcIPs`: the list is the earlier snapshot's, shared, not
+/// a copy (a retag on `large` copied every list holding the node, a fifth of its time). The
+/// list that the node enters (`tag:db`) is a new one. Fails if the patch copies an unchanged
+/// list again, or shares one that changed.
+#[test]
+fn a_retag_shares_the_source_lists_it_leaves_alike() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:db": []},
+            "acls": [
+              {"action": "accept", "src": ["autogroup:tagged"], "dst": ["autogroup:member:22"]},
+              {"action": "accept", "src": ["tag:db"], "dst": ["autogroup:member:80"]}]}"#,
+    )
+    .unwrap();
+    let nodes = vec![
+        tagged(1, "tag:web"),
+        tagged(2, "tag:db"),
+        owned(3, 1),
+        tagged(4, "tag:web"),
+    ];
+    let mut engine = Engine::new(
+        policy,
+        TailnetState {
+            users: vec![user(1, 0)],
+            nodes,
+            tailnet: Default::default(),
+            services: Vec::new(),
+        },
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let sources = |engine: &Engine| -> Vec<aclc_compiler::wire::Strings> {
+        let snapshot = engine.snapshot();
+        let view = snapshot.node(3).unwrap();
+        view.packet_filter_rules()
+            .iter()
+            .map(|r| r.src_ips.clone())
+            .collect()
+    };
+    let before = sources(&engine);
+    assert_eq!(before.len(), 2, "{before:?}");
+    engine
+        .apply(Event::UpsertNode(tagged(1, "tag:db")))
+        .unwrap();
+    let after = sources(&engine);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(before[0], after[0]);
+    assert!(
+        Arc::ptr_eq(&before[0], &after[0]),
+        "the tagged list was copied"
+    );
+    assert_ne!(before[1], after[1]);
+    assert!(!Arc::ptr_eq(&before[1], &after[1]));
+    // The engine agrees with a full compile of the same state.
+    assert_eq!(outputs(&engine), outputs(&reference(&engine)));
+}

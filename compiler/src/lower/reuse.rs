@@ -104,15 +104,25 @@ impl Reuse<'_> {
         let removed: Vec<usize> = cuts.iter().map(|&(at, _)| at).collect();
         came.sort_unstable();
         came.dedup();
+        // Texts put back where they were taken out (a node retagged, or whose routes
+        // changed, staying in the list): when every cut is such a pair, the list is the
+        // earlier one, shared, not copied (a retag copied every list holding the node).
+        let mut put_back = 0usize;
         for text in came {
             match find(text) {
                 Err(at) => cuts.push((at, Some(text))),
                 // Node addresses are unique: a text listed now is this changed node's
                 // (taken out above, put back here), or the list is not what it seems.
-                Ok(at) if removed.binary_search(&at).is_ok() => cuts.push((at, Some(text))),
+                Ok(at) if removed.binary_search(&at).is_ok() => {
+                    put_back += 1;
+                    cuts.push((at, Some(text)));
+                }
                 Ok(_) => return None,
             }
             hash = hash.wrapping_add(SrcTable::string_hash(text));
+        }
+        if put_back == removed.len() && cuts.len() == 2 * put_back {
+            return Some((Made::Shared(list.clone()), hash, spent));
         }
         // At one place, the new text before the removed one (both sort there).
         cuts.sort_unstable_by_key(|&(at, text)| (at, text.is_none()));

@@ -521,6 +521,12 @@ impl NodeTable {
         self.nodes.len()
     }
 
+    /// True when every node has an IPv4 and an IPv6 address (the address indexes list
+    /// each node once per family), O(1).
+    pub(crate) fn dual_stack(&self) -> bool {
+        self.by_v4.len() == self.nodes.len() && self.by_v6.len() == self.nodes.len()
+    }
+
     /// The user whose login is `email` (case-insensitive).
     pub(crate) fn user(&self, email: &str) -> Option<UserId> {
         self.user_by_email.get(&*lowercase(email)).copied()
