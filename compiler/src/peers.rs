@@ -31,7 +31,7 @@ mod sets;
 pub(crate) use routes::RouteItems;
 use routes::*;
 use sets::*;
-pub(crate) use sets::{prepared_beside, Lists, NodeSet, Prepared};
+pub(crate) use sets::{merge_unique, prepared_beside, Lists, NodeSet, Prepared};
 
 /// How many nodes' sets a [`PeerIndex`] finds by scanning before it builds every node's
 /// list: a scan tests each set (3,481 on `large`, about 0.1 ms), the build scatters every

@@ -531,57 +531,100 @@ impl Builder<'_> {
     }
 
     pub(super) fn compute_dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
+        if let Some(tags) = via {
+            return Reach::Some(Arc::from(self.carriers(target, tags)));
+        }
         let ids: Vec<NodeId> = match target {
-            Target::Wildcard | Target::DangerAll if via.is_none() => return Reach::All,
+            Target::Wildcard | Target::DangerAll => return Reach::All,
             // The target's own list, shared (copying it was a tenth of a node event's
             // lowering on `large`).
-            Target::Nodes(ids) if via.is_none() => return Reach::Some(ids.clone()),
-            Target::Wildcard | Target::DangerAll => {
-                (0..self.table.len()).map(NodeId::new).collect()
-            }
+            Target::Nodes(ids) => return Reach::Some(ids.clone()),
             Target::Internet => self.table.exits.clone(),
-            Target::Nodes(ids) => ids.to_vec(),
             Target::Literal(lit) => self.table.destination_nodes(&lit.set, &lit.public_part()),
             Target::SelfDevices => Vec::new(),
         };
-        let ids = match via {
-            None => ids,
-            Some(tags) => {
-                let mut carriers: Vec<NodeId> = tags
-                    .iter()
-                    .flat_map(|t| self.table.with_tag(t).iter().copied())
-                    .collect();
-                carriers.sort_unstable();
-                carriers.dedup();
-                // A router carries what its approved routes reach, not its own addresses:
-                // a `via` rule lands on a carrier that serves a route (subnet or exit)
-                // overlapping the destination. Traffic to a device's own address (a tag, a
-                // tailnet prefix holding the carrier) is not routed; the carrier's own
-                // addresses in the destination opened the router itself (found by a hostile
-                // sweep), as did `*` on a carrier serving no route.
-                let table = self.table;
-                let public = match target {
-                    Target::Literal(lit) => Some(lit.public_part()),
-                    _ => None,
-                };
-                carriers.retain(|&id| {
-                    let Some(node) = table.get(id) else {
-                        return false;
-                    };
-                    match target {
-                        Target::Wildcard | Target::DangerAll => !node.served.is_empty(),
-                        Target::Internet => ids.binary_search(&id).is_ok(),
-                        Target::Literal(lit) => {
-                            node.routes_overlap(&lit.set)
-                                || public.as_ref().is_some_and(|p| node.exits_for(p))
-                        }
-                        Target::Nodes(_) | Target::SelfDevices => false,
-                    }
-                });
-                carriers
-            }
-        };
         Reach::Some(Arc::from(ids))
+    }
+
+    /// The nodes a `via` rule to `target` lands on: those carrying one of `tags` that serve
+    /// a route (subnet or exit) overlapping the destination, sorted. A router carries what
+    /// its approved routes reach, not its own addresses: traffic to a device's own address
+    /// (a tag, a tailnet prefix holding the carrier) is not routed; the carrier's own
+    /// addresses in the destination opened the router itself (found by a hostile sweep), as
+    /// did `*` on a carrier serving no route. The routers a destination's routes reach are
+    /// found through the route index, not by testing each carrier's routes (every router
+    /// of `large` tested against 200 `via` destinations was a tenth of a retag's lowering).
+    pub(super) fn carriers(&self, target: &Target, tags: &[Arc<str>]) -> Vec<NodeId> {
+        let table = self.table;
+        let serving: Vec<NodeId> = match target {
+            Target::Wildcard | Target::DangerAll => {
+                crate::peers::merge_unique(&table.routers, &table.exits)
+            }
+            Target::Internet => table.exits.clone(),
+            Target::Literal(lit) => {
+                let mut out = table.routers_over(&lit.set);
+                let public = lit.public_part();
+                if !public.is_empty() {
+                    let before = out.len();
+                    out.extend(
+                        table
+                            .exits
+                            .iter()
+                            .copied()
+                            .filter(|&id| table.get(id).is_some_and(|n| n.exits_for(&public))),
+                    );
+                    if out.len() > before {
+                        out.sort_unstable();
+                        out.dedup();
+                    }
+                }
+                out
+            }
+            Target::Nodes(_) | Target::SelfDevices => Vec::new(),
+        };
+        if serving.is_empty() {
+            return serving;
+        }
+        let mut carriers: Vec<NodeId> = tags
+            .iter()
+            .flat_map(|t| table.with_tag(t).iter().copied())
+            .filter(|id| serving.binary_search(id).is_ok())
+            .collect();
+        carriers.sort_unstable();
+        carriers.dedup();
+        debug_assert_eq!(carriers, self.carriers_tested(target, tags));
+        carriers
+    }
+
+    /// [`Builder::carriers`] by testing each carrier's routes (the definition it is checked
+    /// against in debug builds).
+    fn carriers_tested(&self, target: &Target, tags: &[Arc<str>]) -> Vec<NodeId> {
+        let table = self.table;
+        let mut carriers: Vec<NodeId> = tags
+            .iter()
+            .flat_map(|t| table.with_tag(t).iter().copied())
+            .collect();
+        carriers.sort_unstable();
+        carriers.dedup();
+        let public = match target {
+            Target::Literal(lit) => Some(lit.public_part()),
+            _ => None,
+        };
+        carriers.retain(|&id| {
+            let Some(node) = table.get(id) else {
+                return false;
+            };
+            match target {
+                Target::Wildcard | Target::DangerAll => !node.served.is_empty(),
+                Target::Internet => node.exit,
+                Target::Literal(lit) => {
+                    node.routes_overlap(&lit.set)
+                        || public.as_ref().is_some_and(|p| node.exits_for(p))
+                }
+                Target::Nodes(_) | Target::SelfDevices => false,
+            }
+        });
+        carriers
     }
 
     /// The nodes a source target may narrow a companion rule to.

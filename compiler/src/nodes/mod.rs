@@ -649,6 +649,26 @@ impl NodeTable {
         if addressed == self.len() {
             return out;
         }
+        self.push_routers_over(set, &mut out);
+        // The addressed nodes come sorted: sorted again only when routers were added.
+        if out.len() > addressed {
+            crate::bits::sort_unique(&mut out, self.len());
+        }
+        out
+    }
+
+    /// The routers serving a subnet route that overlaps `set`, sorted, each once: found
+    /// through the routes the set overlaps ([`RouteIndex`]), as in
+    /// [`NodeTable::source_nodes`].
+    pub(crate) fn routers_over(&self, set: &AddrSet) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        self.push_routers_over(set, &mut out);
+        crate::bits::sort_unique(&mut out, self.len());
+        out
+    }
+
+    /// [`NodeTable::routers_over`], unsorted and with repeats, added to `out`.
+    fn push_routers_over(&self, set: &AddrSet, out: &mut Vec<NodeId>) {
         let index = self.route_index.get_or_init(|| RouteIndex::new(self));
         for r in index.finder.of_set(set) {
             out.extend(
@@ -660,11 +680,6 @@ impl NodeTable {
                     .flat_map(|e| &e.servers),
             );
         }
-        // The addressed nodes come sorted: sorted again only when routers were added.
-        if out.len() > addressed {
-            crate::bits::sort_unique(&mut out, self.len());
-        }
-        out
     }
 
     /// Nodes a set of addresses reaches as a destination: [`NodeTable::source_nodes`] plus the

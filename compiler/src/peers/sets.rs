@@ -363,7 +363,7 @@ impl Builder<'_> {
 }
 
 /// The nodes of two ascending lists, ascending, each once.
-pub(super) fn merge_unique(a: &[NodeId], b: &[NodeId]) -> Vec<NodeId> {
+pub(crate) fn merge_unique(a: &[NodeId], b: &[NodeId]) -> Vec<NodeId> {
     debug_assert!(
         [a, b]
             .iter()
