@@ -27,6 +27,7 @@ mod compare;
 mod moves;
 mod regroup;
 mod reuse;
+mod verdict;
 
 use builder::*;
 use reuse::*;

@@ -25,7 +25,7 @@
 use crate::hash::{Map as HashMap, Set as HashSet};
 use std::sync::Arc;
 
-use super::{first_owner, Body, ChangedItems, Item, Lowered};
+use super::{first_owner, Body, Item, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
 use crate::pernode::Items;
 use crate::resolve::Target;
@@ -37,10 +37,10 @@ pub(crate) struct SourceMoves {
     /// `to_new`): its `SrcIPs` (or a companion's other list) differ; true for an item
     /// without a partner. Always false for `autogroup:self` items, whose sources
     /// are per node.
-    moved: Vec<bool>,
+    pub(super) moved: Vec<bool>,
     /// Per item: its destinations differ beyond the changed node's own membership. Always
     /// false for `autogroup:self` items.
-    dst_moved: Vec<bool>,
+    pub(super) dst_moved: Vec<bool>,
     /// Owners whose untagged devices are assembled: the changed node's owners, whose
     /// `autogroup:self` sources changed, and the owners of the first address of every moved
     /// list before and after (a self item's per-node sources may have become, or stopped
@@ -59,46 +59,46 @@ pub(crate) struct SourceMoves {
     /// it does after (its key's first item, the `via` item's global slot, is the same), the
     /// claimed slot is the same, and such an item moved with it (its own verdict). Two `via`
     /// items' keys are not in the signature when no plain item has them.
-    via_moved: Vec<(u32, Vec<u32>, Vec<u32>)>,
+    pub(super) via_moved: Vec<(u32, Vec<u32>, Vec<u32>)>,
     /// The items whose sources or destinations moved, ascending, by [`MovedKind`] (the
     /// inert ones left out).
-    decided: Vec<u32>,
-    assembled: Vec<u32>,
+    pub(super) decided: Vec<u32>,
+    pub(super) assembled: Vec<u32>,
     /// When few items moved: the nodes of the new table each may reach, one bit each. A
     /// node's verdict then tests a bit per moved item, where a binary search of the node's
     /// own list of items (hundreds or thousands long, out of cache) took 16-20 ms of a
     /// member's join on `large`, over 25,000 nodes.
-    reached: Option<Reached>,
+    pub(super) reached: Option<Reached>,
     /// The two lowerings' `autogroup:self` items are the same list (through `to_new`):
     /// compared once, not per untagged node (25,000 comparisons of 50 items in a member's
     /// join on `large`).
-    self_items_same: bool,
+    pub(super) self_items_same: bool,
     /// When the items are paired through their rules rather than index for index (the
     /// event changed how rules merge: [`super::regroup`]): each old item's index in the new
     /// lowering (`u32::MAX` for none). A node's candidates are then compared through it.
-    to_new: Option<Vec<u32>>,
+    pub(super) to_new: Option<Vec<u32>>,
     /// The two lowerings' items that may reach every node are the same (through `to_new`).
-    global_same: bool,
+    pub(super) global_same: bool,
     /// With `to_new`: the items of the old lowering and of the new one (ascending) without a
     /// partner of their kind ([`Lowered::regrouped_verdict`]).
-    unpaired: (Vec<u32>, Vec<u32>),
+    pub(super) unpaired: (Vec<u32>, Vec<u32>),
 }
 
 /// The nodes moved items may reach ([`SourceMoves::reached`]), one bit each. No moved item
 /// is an `autogroup:self` one, so a node's self items never add to these.
 #[derive(Debug)]
-struct Reached {
+pub(super) struct Reached {
     /// Some item of `assembled` may reach the node: one bit, not one per item (a leave on
     /// `large` moves up to a couple of hundred items, each looked up in a map of bitmaps
     /// per node, 5 million lookups, a tenth of its time).
-    assembled: Vec<u64>,
+    pub(super) assembled: Vec<u64>,
     /// One bitmap per distinct reach (items to one destination share it).
-    maps: Vec<Vec<u64>>,
+    pub(super) maps: Vec<Vec<u64>>,
     /// Per bitmap of `maps`, the items of `decided` that have it, ascending: a node's
     /// verdict tests a bit per distinct reach, not per item (a leave on `large` moves a
     /// couple of hundred items to far fewer destinations, and tested one bit per item on
     /// each of 25,000 nodes).
-    groups: Vec<Vec<u32>>,
+    pub(super) groups: Vec<Vec<u32>>,
 }
 
 /// At most this many distinct reaches of moved items get a bitmap of the nodes they reach
@@ -108,7 +108,7 @@ const REACHED_BITMAPS: usize = 256;
 
 /// What a moved item (not an `autogroup:self` one) does to a packet filter it may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MovedKind {
+pub(super) enum MovedKind {
     /// A plain network item or app grant, without `via`, whose sources alone moved: the
     /// filter changed if the item puts entries in it.
     Decided,
@@ -124,7 +124,7 @@ enum MovedKind {
 }
 
 /// The [`MovedKind`] of `item`, whose sources or (`dst_moved`) destinations moved.
-fn moved_kind(item: &Item, dst_moved: bool) -> MovedKind {
+pub(super) fn moved_kind(item: &Item, dst_moved: bool) -> MovedKind {
     match (&item.body, &item.via, dst_moved) {
         (Body::Net { .. } | Body::App { .. }, None, false) => MovedKind::Decided,
         (Body::App { .. }, Some(_), _) => MovedKind::Inert,
@@ -368,7 +368,12 @@ impl SourceMoves {
     /// Node `node` (of `new`, on `table`) has its filter assembled whatever the items say:
     /// an untagged device of an owner whose `autogroup:self` sources or claims moved, or a
     /// carrier of a tag of a `via` item whose destinations moved.
-    fn owner_or_carrier(&self, new: &Lowered, table: &NodeTable, node: &NodeInfo) -> bool {
+    pub(super) fn owner_or_carrier(
+        &self,
+        new: &Lowered,
+        table: &NodeTable,
+        node: &NodeInfo,
+    ) -> bool {
         let self_owner = !node.is_tagged()
             && !new.self_items.is_empty()
             && login(table, node.owner).is_some_and(|u| self.owners.contains(u));
@@ -377,7 +382,7 @@ impl SourceMoves {
 
     /// Node lists of candidates (ascending) of the two lowerings are the same items, old
     /// ones translated through the pairing.
-    fn same_items(&self, old: Items<'_>, new: Items<'_>) -> bool {
+    pub(super) fn same_items(&self, old: Items<'_>, new: Items<'_>) -> bool {
         match &self.to_new {
             None => old == new,
             Some(to_new) => {
@@ -393,7 +398,7 @@ impl SourceMoves {
 
 /// `list` (old item indices, ascending) in new indices through `to_new` (none: the same),
 /// ascending; an item without a partner becomes `u32::MAX`.
-fn map_items(to_new: Option<&[u32]>, list: &[u32]) -> Vec<u32> {
+pub(super) fn map_items(to_new: Option<&[u32]>, list: &[u32]) -> Vec<u32> {
     let Some(to_new) = to_new else {
         return list.to_vec();
     };
@@ -537,322 +542,5 @@ impl SourceMoves {
             .zip(&self.dst_moved)
             .map(|(&s, &d)| s || d)
             .collect()
-    }
-}
-
-impl Lowered {
-    /// Node `id`'s packet filter after the change `moves` describes (this is the lowering
-    /// after it; the node is `old_id` in `old`, the lowering before). O(the items that may
-    /// reach the node).
-    pub(crate) fn filter_verdict(
-        &self,
-        table: &NodeTable,
-        id: NodeId,
-        old: (&Lowered, &NodeTable, NodeId),
-        moves: &SourceMoves,
-    ) -> Verdict {
-        let (old, old_table, old_id) = old;
-        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
-            return Verdict::Assemble;
-        };
-        if moves.owner_or_carrier(self, table, node) {
-            return Verdict::Assemble;
-        }
-        let Some(via_entries) = self.via_verdict((id, node), (old, old_id, old_node), moves) else {
-            return Verdict::Assemble;
-        };
-        // The same items may reach the node in both: compared on the index's parts (equal
-        // parts, equal candidates), or in full when they differ.
-        fn selves<'a>(n: &crate::nodes::NodeInfo, l: &'a Lowered) -> &'a [u32] {
-            match n.is_tagged() {
-                true => &[],
-                false => l.self_items.as_slice(),
-            }
-        }
-        let listed = self.by_node.get(id.index());
-        let old_listed = old.by_node.get(old_id.index());
-        // The self items, compared once per event (`SourceMoves::self_items_same`).
-        let same_selves = match (node.is_tagged(), old_node.is_tagged()) {
-            (true, true) => true,
-            (false, false) => moves.self_items_same,
-            (true, false) => old.self_items.is_empty(),
-            (false, true) => self.self_items.is_empty(),
-        };
-        debug_assert_eq!(
-            same_selves,
-            selves(node, self) == map_items(moves.to_new.as_deref(), selves(old_node, old))
-        );
-        // A list the engine's patch kept is the same memory.
-        let same_parts = (listed.same_memory(old_listed) && moves.to_new.is_none()
-            || moves.same_items(old_listed, listed))
-            && moves.global_same
-            && same_selves;
-        if !same_parts {
-            let old_candidates =
-                map_items(moves.to_new.as_deref(), &old.candidates(old_id, old_node));
-            if self.candidates(id, node) != old_candidates {
-                return Verdict::Assemble;
-            }
-        }
-        // What candidate `i` does to the filter: `None` when it has it assembled, else
-        // whether it puts entries in it (not looked at when `known`: one did already).
-        let effect = |i: u32, known: bool| -> Option<bool> {
-            let at = i as usize;
-            let moved = moves.moved.get(at).copied().unwrap_or(true);
-            let dst_moved = moves.dst_moved.get(at).copied().unwrap_or(true);
-            if !moved && !dst_moved {
-                return Some(false);
-            }
-            let item = self.items.get(at)?;
-            match moved_kind(item, dst_moved) {
-                MovedKind::Assembled => None,
-                // Decided once per node, before ([`Lowered::via_verdict`]).
-                MovedKind::Inert | MovedKind::Via => Some(false),
-                MovedKind::Decided => Some(
-                    !known
-                        && match &item.body {
-                            Body::Net { dst, ports, .. } => {
-                                !ports.is_empty() && self.has_dst_ips(id, node, dst)
-                            }
-                            // An app grant's rule stands alone at its own position (never
-                            // merged): when it has a destination on the node, its `SrcIPs`
-                            // moved with the item's.
-                            Body::App { dsts, .. } => dsts
-                                .iter()
-                                .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
-                            _ => false,
-                        },
-                ),
-            }
-        };
-        let own = selves(node, self);
-        let candidates = listed.len() + self.global.len() + own.len();
-        let flagged = moves.decided.len() + moves.assembled.len();
-        // Only a moved item can change the verdict: when they are few beside the node's
-        // candidates (a member's join moves a dozen of `large`'s 14,000 items; a node has
-        // hundreds of candidates), each is looked up in the node's lists (all ascending),
-        // those that would have the filter assembled first, then the others until one puts
-        // entries in it; not every candidate read.
-        let from_flagged = || {
-            let reaches = |i: &u32| {
-                listed.contains(*i)
-                    || self.global.binary_search(i).is_ok()
-                    || own.binary_search(i).is_ok()
-            };
-            let assembled = match &moves.reached {
-                Some(r) => crate::bits::bit(&r.assembled, id),
-                None => moves.assembled.iter().any(reaches),
-            };
-            if assembled {
-                return Verdict::Assemble;
-            }
-            // The decided items that may reach the node, until one settles it (in any order:
-            // a decided item never has the filter assembled, so the first that puts entries
-            // in it gives the verdict, wherever it is).
-            let reached: Box<dyn Iterator<Item = u32> + '_> = match &moves.reached {
-                Some(r) => Box::new(
-                    r.maps
-                        .iter()
-                        .zip(&r.groups)
-                        .filter(move |(bits, _)| crate::bits::bit(bits, id))
-                        .flat_map(|(_, items)| items.iter().copied()),
-                ),
-                None => Box::new(moves.decided.iter().copied().filter(move |i| reaches(i))),
-            };
-            for i in reached {
-                match effect(i, false) {
-                    None => return Verdict::Assemble,
-                    Some(true) => return Verdict::Changed,
-                    Some(false) => {}
-                }
-            }
-            Verdict::Same
-        };
-        // Each candidate looked at once or more (in any order: the verdict is the same). Once
-        // one moved item puts entries in the filter, the others are only checked for what
-        // needs assembling (their destinations are not narrowed again).
-        let from_candidates = || {
-            let mut changed = false;
-            let listed = listed.iter();
-            for i in listed
-                .chain(self.global.iter().copied())
-                .chain(own.iter().copied())
-            {
-                match effect(i, changed) {
-                    None => return Verdict::Assemble,
-                    Some(entries) => changed |= entries,
-                }
-            }
-            match changed {
-                true => Verdict::Changed,
-                false => Verdict::Same,
-            }
-        };
-        // The two ways agree (checked on every verdict of the debug builds' tests).
-        debug_assert_eq!(
-            from_flagged(),
-            from_candidates(),
-            "filter verdicts disagree"
-        );
-        // With the moved items' bitmaps, each costs a bit test (the assembled ones one for
-        // all): cheaper than reading every candidate's flags (a leave on `large` moves a
-        // couple of hundred items; its 25,000 verdicts read a thousand candidates each).
-        let by_bits = moves
-            .reached
-            .as_ref()
-            .is_some_and(|r| r.maps.len() < candidates);
-        let verdict = match by_bits || flagged.saturating_mul(8) < candidates {
-            true => from_flagged(),
-            false => from_candidates(),
-        };
-        match verdict {
-            Verdict::Same if via_entries => Verdict::Changed,
-            verdict => verdict,
-        }
-    }
-
-    /// Node `id`'s packet filter after a node event that regrouped the rules on it (the
-    /// node is reached or claimed by an item without a partner, or whose merge slot moved:
-    /// [`super::regroup`]), when `moves` paired the items by rule: [`Verdict::Changed`] when
-    /// the items without a partner put entries in it on one side and none on the other,
-    /// [`Verdict::Assemble`] otherwise. Merging moves `DstPorts` entries and `CapGrant`s
-    /// between rules without dropping any, and a paired item puts as many in both filters
-    /// (its destinations did not move: an item whose did is assembled, as are the devices
-    /// of the owners whose `autogroup:self` rules changed and the carriers of moved `via`
-    /// tags), so the filter holds more (or fewer) than before. The leave of a user's only
-    /// device makes that user's rules' items vanish: their destinations lose entries.
-    /// O(items without a partner x log candidates).
-    pub(crate) fn regrouped_verdict(
-        &self,
-        table: &NodeTable,
-        id: NodeId,
-        (old, old_table, old_id): (&Lowered, &NodeTable, NodeId),
-        moves: &SourceMoves,
-    ) -> Verdict {
-        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
-            return Verdict::Assemble;
-        };
-        let assembled = match &moves.reached {
-            Some(r) => crate::bits::bit(&r.assembled, id),
-            None => moves
-                .assembled
-                .iter()
-                .any(|&i| self.is_candidate(id, node, i)),
-        };
-        if moves.to_new.is_none() || assembled || moves.owner_or_carrier(self, table, node) {
-            return Verdict::Assemble;
-        }
-        // The entries the items without a partner put in the filter of a lowering.
-        let share = |l: &Lowered, t: &NodeTable, (id, node), items: &[u32]| {
-            let mut sum = 0;
-            for &i in items {
-                if l.is_candidate(id, node, i) {
-                    sum += l.entries_on(t, id, i)?;
-                }
-            }
-            Some(sum)
-        };
-        let removed = share(old, old_table, (old_id, old_node), &moves.unpaired.0);
-        let added = share(self, table, (id, node), &moves.unpaired.1);
-        match (removed, added) {
-            (Some(0), Some(n)) | (Some(n), Some(0)) if n > 0 => Verdict::Changed,
-            _ => Verdict::Assemble,
-        }
-    }
-
-    /// Item `i` may reach node `id`.
-    fn is_candidate(&self, id: NodeId, node: &crate::nodes::NodeInfo, i: u32) -> bool {
-        self.by_node.get(id.index()).contains(i)
-            || self.global.binary_search(&i).is_ok()
-            || (!node.is_tagged() && self.self_items.binary_search(&i).is_ok())
-    }
-
-    /// What the `via` items whose sources alone moved do to node `id`'s filter: `Some(true)`
-    /// when one puts entries in it (its `SrcIPs` moved, so the rule holding them changed),
-    /// `Some(false)` when none does and none of their slot claims can reorder or merge
-    /// another part (no other `via` item of the key, old or new, has a part on the node:
-    /// see [`SourceMoves::via_moved`] for the plain ones), `None` when the filter must be
-    /// assembled. Only nodes carrying one of an item's tags see it
-    /// at all. A member's leave on `large` moved the sources of a few dozen `via` grants
-    /// to `tag:router`, and had the filters of its 900 routers assembled (70 ms). O(moved
-    /// `via` items x their keys' other items x log candidates).
-    fn via_verdict(
-        &self,
-        (id, node): (NodeId, &crate::nodes::NodeInfo),
-        (old, old_id, old_node): (&Lowered, NodeId, &crate::nodes::NodeInfo),
-        moves: &SourceMoves,
-    ) -> Option<bool> {
-        let mut entries = false;
-        for (m, olds, news) in &moves.via_moved {
-            let item = self.items.get(*m as usize)?;
-            let (Body::Net { ports, .. }, Some(tags)) = (&item.body, &item.via) else {
-                return None;
-            };
-            if !tags.iter().any(|t| node.has_tag(t) || old_node.has_tag(t)) {
-                continue;
-            }
-            // Self items (untagged nodes) claim slots too; a node whose tags changed
-            // claimed others.
-            if !node.is_tagged() || node.tags != old_node.tags {
-                return None;
-            }
-            if olds.iter().any(|&j| old.has_part(old_id, old_node, j))
-                || news.iter().any(|&j| self.has_part(id, node, j))
-            {
-                return None;
-            }
-            entries |= !ports.is_empty() && self.has_part(id, node, *m);
-        }
-        Some(entries)
-    }
-
-    /// Item `j` may put a part in node `id`'s filter: it is one of the node's candidates
-    /// and, for a network item, has a destination on the node. A vacant item counts too: its
-    /// partner in the other lowering, with the same destinations, may put one.
-    fn has_part(&self, id: NodeId, node: &crate::nodes::NodeInfo, j: u32) -> bool {
-        self.is_candidate(id, node, j)
-            && match self.items.get(j as usize).map(|item| &item.body) {
-                Some(Body::Net { dst, .. }) => self.has_dst_ips(id, node, dst),
-                _ => true,
-            }
-    }
-}
-
-impl Lowered {
-    /// After a policy change that left the node table as it was (`old` lowered the same
-    /// table, so node ids agree), node `id`'s packet filter: [`Verdict::Changed`] when the
-    /// items of one lowering without an equal partner in the other
-    /// ([`super::WireComparison::unpaired`]) put something in it and those of the other put nothing (a
-    /// rule added or removed, for this node). Paired items put the same entries in both
-    /// filters, and merging moves `DstPorts` entries between rules without dropping any, so
-    /// the filter now holds more (or fewer) entries than before. [`Verdict::Assemble`]
-    /// otherwise (entries both came and went, or only order and merging changed). O(the
-    /// items that may reach the node, plus the unpaired ones' shares).
-    pub(crate) fn entry_count_verdict(
-        &self,
-        table: &NodeTable,
-        id: NodeId,
-        old: (&Lowered, &NodeTable),
-        unpaired: &ChangedItems,
-    ) -> Verdict {
-        let (old, old_table) = old;
-        let (Some(node), Some(old_node)) = (table.get(id), old_table.get(id)) else {
-            return Verdict::Assemble;
-        };
-        let share = |lowered: &Lowered, table: &NodeTable, node, flags: &[bool]| {
-            let mut sum = 0;
-            for i in lowered.candidates(id, node) {
-                if flags.get(i as usize).copied().unwrap_or(true) {
-                    sum += lowered.entries_on(table, id, i)?;
-                }
-            }
-            Some(sum)
-        };
-        let removed = share(old, old_table, old_node, &unpaired.old);
-        let added = share(self, table, node, &unpaired.new);
-        match (removed, added) {
-            (Some(0), Some(n)) | (Some(n), Some(0)) if n > 0 => Verdict::Changed,
-            _ => Verdict::Assemble,
-        }
     }
 }
