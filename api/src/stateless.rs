@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// The arguments of `check` and `test`: a policy, and optionally the inventory its tests and
+/// references are read against.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckArgs {
@@ -13,15 +15,8 @@ pub(super) struct CheckArgs {
     pub(super) inventory: Option<Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TestArgs {
-    pub(super) policy: String,
-    #[serde(default)]
-    pub(super) name: Option<String>,
-    #[serde(default)]
-    pub(super) inventory: Option<Value>,
-}
+/// `test` takes what `check` takes.
+pub(super) type TestArgs = CheckArgs;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
