@@ -170,16 +170,19 @@ fuzz_target!(|data: &[u8]| {
     let mut bytes = Bytes(rest);
     let (json, local) = if mode % 4 == 0 {
         // Raw: the rest is the filter text, for a fixed node; flows come from the same bytes.
-        let Ok(text) = std::str::from_utf8(rest) else {
-            // Not UTF-8: refused, without a panic.
-            assert!(ParsedRules::from_slice(rest).is_err());
-            return;
-        };
+        // Bytes that are not UTF-8 are read as the client's Go decoder reads them, each as
+        // U+FFFD: the bytes are accepted exactly when that text is (a replacement character
+        // is one in any count: it is never valid outside a string, nor inside an address).
+        let text = String::from_utf8_lossy(rest).into_owned();
+        assert_eq!(
+            ParsedRules::from_slice(rest).is_ok(),
+            ParsedRules::from_json(&text).is_ok()
+        );
         let local = LocalNetworks::addresses([
             "100.64.0.1".parse().unwrap(),
             "fd7a:115c:a1e0::1".parse().unwrap(),
         ]);
-        (text.to_string(), local)
+        (text, local)
     } else {
         let rules: Vec<Value> = (0..bytes.u8() % 6).map(|_| bytes.rule()).collect();
         let addresses: Vec<String> = (0..bytes.u8() % 3)

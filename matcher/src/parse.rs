@@ -82,11 +82,17 @@ impl ParsedRules {
         Ok(convert(wire.unwrap_or_default()))
     }
 
-    /// Reads a `FilterRule` list from JSON bytes; see [`ParsedRules::from_json`].
+    /// Reads a `FilterRule` list from JSON bytes; see [`ParsedRules::from_json`]. Bytes
+    /// that are not UTF-8 are read as Go's `encoding/json` reads them (the client's decoder):
+    /// each invalid byte is U+FFFD, not an error. An address holding one is then skipped
+    /// like any address that does not parse, and a field the client ignores stays ignored.
+    /// (Refusing them made the whole filter fail when the byte was in a field read, and
+    /// pass when it was in one skipped.)
     pub fn from_slice(json: &[u8]) -> Result<Self, MatcherError> {
-        let wire: Option<Vec<WireRule<'_>>> =
-            serde_json::from_slice(json).map_err(|e| MatcherError::json(&e))?;
-        Ok(convert(wire.unwrap_or_default()))
+        match std::str::from_utf8(json) {
+            Ok(text) => Self::from_json(text),
+            Err(_) => Self::from_json(&go_lossy(json)),
+        }
     }
 
     /// The entries that were skipped.
@@ -562,6 +568,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireCapGrant<'a> {
     }
 }
 
+/// `bytes` as text with each byte that is not part of valid UTF-8 replaced by U+FFFD, one per
+/// byte, as Go's `encoding/json` decodes strings (`utf8.DecodeRune` consumes one byte of an
+/// invalid sequence at a time).
+fn go_lossy(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n(
+            char::REPLACEMENT_CHARACTER,
+            chunk.invalid().len(),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
@@ -695,6 +716,39 @@ mod tests {
         assert_eq!(rules.rules[1].protos, proto::DEFAULT);
         assert_eq!(rules.rules[2].protos, proto::DEFAULT);
         assert!(rules.rules[3].protos.is_empty());
+    }
+
+    /// Bytes that are not UTF-8 are read as the client's decoder reads them: each one
+    /// U+FFFD. In an address the entry does not parse and is skipped (the filter stays); in
+    /// a field the client ignores, nothing changes; outside a string, the JSON is invalid.
+    /// Fails if `from_slice` refuses invalid UTF-8 again (the first two), or accepts it
+    /// outside strings.
+    #[test]
+    fn bytes_that_are_not_utf8_read_as_go_reads_them() {
+        let bytes = |before: &str, bad: &[u8], after: &str| -> Vec<u8> {
+            [before.as_bytes(), bad, after.as_bytes()].concat()
+        };
+        let in_address = bytes(
+            r#"[{"SrcIPs":["10.0.0.1"#,
+            &[0xaf],
+            r#"","10.0.0.2"],"DstPorts":[{"IP":"*","Ports":{"First":1,"Last":2}}]}]"#,
+        );
+        let rules = ParsedRules::from_slice(&in_address).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.rules[0].srcs.len(), 1);
+        let fields: Vec<&str> = rules.problems().iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["SrcIPs[0]"]);
+        let ignored = bytes(
+            r#"[{"SrcIPs":["*"],"Extra":"x"#,
+            &[0xe2, 0x82],
+            r#"y","DstPorts":[{"IP":"*","Ports":{"First":1,"Last":2}}]}]"#,
+        );
+        let rules = ParsedRules::from_slice(&ignored).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert!(rules.problems().is_empty());
+        // One U+FFFD per invalid byte, as Go's `utf8.DecodeRune` steps.
+        assert_eq!(go_lossy(&[b'a', 0xe2, 0x82, b'b']), "a\u{FFFD}\u{FFFD}b");
+        assert!(ParsedRules::from_slice(&bytes("[", &[0xff], "]")).is_err());
     }
 
     #[test]
