@@ -426,6 +426,7 @@ impl Compiled {
 
     /// The address families node `id` has no address of, as [`HIDE_V4`] | [`HIDE_V6`] bits:
     /// none assigned, or IPv4 taken away by `disable-ipv4`.
+    ///
     /// O(1) without a node lookup when every node has both families (the common case: it
     /// is read for every peer of every changed node).
     pub(crate) fn families_missing(&self, id: NodeId) -> u8 {

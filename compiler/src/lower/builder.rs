@@ -585,14 +585,20 @@ impl Builder<'_> {
         if serving.is_empty() {
             return serving;
         }
+        let mut carriers = self.carrying(tags);
+        carriers.retain(|id| serving.binary_search(id).is_ok());
+        debug_assert_eq!(carriers, self.carriers_tested(target, tags));
+        carriers
+    }
+
+    /// The nodes carrying one of `tags`, sorted, each once.
+    fn carrying(&self, tags: &[Arc<str>]) -> Vec<NodeId> {
         let mut carriers: Vec<NodeId> = tags
             .iter()
-            .flat_map(|t| table.with_tag(t).iter().copied())
-            .filter(|id| serving.binary_search(id).is_ok())
+            .flat_map(|t| self.table.with_tag(t).iter().copied())
             .collect();
         carriers.sort_unstable();
         carriers.dedup();
-        debug_assert_eq!(carriers, self.carriers_tested(target, tags));
         carriers
     }
 
@@ -600,12 +606,7 @@ impl Builder<'_> {
     /// against in debug builds).
     fn carriers_tested(&self, target: &Target, tags: &[Arc<str>]) -> Vec<NodeId> {
         let table = self.table;
-        let mut carriers: Vec<NodeId> = tags
-            .iter()
-            .flat_map(|t| table.with_tag(t).iter().copied())
-            .collect();
-        carriers.sort_unstable();
-        carriers.dedup();
+        let mut carriers = self.carrying(tags);
         let public = match target {
             Target::Literal(lit) => Some(lit.public_part()),
             _ => None,
