@@ -173,6 +173,9 @@ impl<'a> Resolver<'a> {
     /// before nor after. Only for the same policy, on a table where every node but the
     /// changed ones has the same owner and tags (so the same memberships).
     pub(crate) fn carry(&mut self, carried: Carried<'a>) {
+        // As many aliases as the earlier compile resolved: the memo is made at its size,
+        // not grown by doubling (each growth hashed every alias again).
+        self.cache.reserve(carried.cache.len());
         self.carried = Some(carried);
     }
 

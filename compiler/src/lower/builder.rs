@@ -254,7 +254,7 @@ impl Builder<'_> {
         let (src_targets, src) = self.sources(&grant.src, gate)?;
         // A posture-gated grant that no source device passes grants nothing (not even an
         // app capability with empty `SrcIPs`).
-        if gated && self.lowered.srcs.get(src).is_empty() {
+        if gated && self.lowered.srcs.slice(src).is_empty() {
             return Ok(());
         }
         let via: Option<Via> = (!grant.via.is_empty()).then(|| {
@@ -420,7 +420,7 @@ impl Builder<'_> {
         let body = Body::Net {
             proto,
             dst,
-            ports: wire_ports(ports),
+            ports: self.ports_like_prior(ports),
         };
         self.push(src_targets.clone(), src, via, body, reach.clone(), reach)
     }
@@ -434,9 +434,33 @@ impl Builder<'_> {
     ) -> Result<(), CompileError> {
         let body = Body::SelfNet {
             proto,
-            ports: wire_ports(ports),
+            ports: self.ports_like_prior(ports),
         };
         self.push_self(src_targets.clone(), src, body)
+    }
+
+    /// The wire ports of the item about to be pushed: the earlier lowering's item at the same
+    /// place shares its list when it holds the same ports (on a node event, every item's; an
+    /// allocation per item saved, and one free of the earlier snapshot's).
+    fn ports_like_prior(&self, ports: &[PortRange]) -> Arc<[Ports]> {
+        let earlier = self.reuse.as_ref().and_then(|r| {
+            match &r.prior.lowered.items.get(self.lowered.items.len())?.body {
+                Body::Net { ports, .. } | Body::SelfNet { ports, .. } => Some(ports),
+                _ => None,
+            }
+        });
+        match earlier {
+            Some(old)
+                if old.len() == ports.len()
+                    && old
+                        .iter()
+                        .zip(ports)
+                        .all(|(o, p)| (o.first, o.last) == (p.first, p.last)) =>
+            {
+                old.clone()
+            }
+            _ => wire_ports(ports),
+        }
     }
 
     pub(super) fn push_self(

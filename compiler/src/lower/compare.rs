@@ -189,7 +189,7 @@ fn content_hash(lowered: &Lowered, item: &Item, caps_hashes: &mut CapsHashes) ->
     {
         hash_target(t, &mut h);
     }
-    hash_ends(&lowered.srcs.get(item.src), &mut h);
+    hash_ends(lowered.srcs.slice(item.src), &mut h);
     item.via.hash(&mut h);
     std::mem::discriminant(&item.body).hash(&mut h);
     match &item.body {
@@ -211,7 +211,7 @@ fn content_hash(lowered: &Lowered, item: &Item, caps_hashes: &mut CapsHashes) ->
         }
         Body::Companion { caps, src_ips } => {
             caps_hashes.of(caps).hash(&mut h);
-            hash_ends(&lowered.srcs.get(*src_ips), &mut h);
+            hash_ends(lowered.srcs.slice(*src_ips), &mut h);
         }
     }
     h.finish()
@@ -323,7 +323,7 @@ impl Memo {
         *self
             .srcs
             .entry((a, b))
-            .or_insert_with(|| super::same_strings(&la.srcs.get(a), &lb.srcs.get(b)))
+            .or_insert_with(|| super::same_strings(la.srcs.slice(a), lb.srcs.slice(b)))
     }
 
     fn same_targets(&mut self, a: &[Target], b: &[Target]) -> bool {
@@ -390,7 +390,7 @@ impl Lowered {
                 continue;
             }
             if selves {
-                let owner = super::first_owner(table, &self.srcs.get(item.src));
+                let owner = super::first_owner(table, self.srcs.slice(item.src));
                 for &device in owner
                     .and_then(|u| table.devices.get(u.index()))
                     .into_iter()

@@ -166,6 +166,12 @@ impl SrcTable {
             .unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
+    /// The list with this id, borrowed (empty when there is none): for a look at it, where
+    /// [`SrcTable::get`] takes a share of it (two atomic counts per look).
+    pub(crate) fn slice(&self, id: u32) -> &[Arc<str>] {
+        self.sets.get(id as usize).map_or(&[], |s| &s[..])
+    }
+
     /// The id of a sorted, de-duplicated list, if it was interned.
     fn lookup(&self, strings: &[Arc<str>]) -> Option<u32> {
         self.find(Self::hash(strings), strings)
@@ -293,6 +299,9 @@ pub(crate) struct Lowered {
     /// What each alias the rules name resolved to: a later lowering of the same policy
     /// carries the lists the changed nodes are not in ([`crate::resolve::Carried`]).
     resolved: crate::hash::Map<Alias, Target>,
+    /// [`Lowered::merge_signature`]'s items, made on first use: every node event compares
+    /// its lowering's with the earlier one's, which the event before had made.
+    merges: std::sync::OnceLock<Vec<ItemMerge>>,
 }
 
 /// One request for a source list ([`Lowered::calls`]).
@@ -361,7 +370,7 @@ impl Lowered {
     /// entry in any filter and makes no peer, and is kept only so that item numbers stay put
     /// while its rule's sources come and go.
     pub(crate) fn is_vacant(&self, item: &Item) -> bool {
-        matches!(item.body, Body::Net { .. }) && self.srcs.get(item.src).is_empty()
+        matches!(item.body, Body::Net { .. }) && self.srcs.slice(item.src).is_empty()
     }
 
     /// How network rules merge, item by item: each item's slot, the slot its (`SrcIPs`,
@@ -371,12 +380,13 @@ impl Lowered {
     /// means as a source. Two compiles with the same signature merge
     /// every node's rules the same way, except `autogroup:self` rules, whose per-node
     /// sources merge by content.
-    pub(crate) fn merge_signature(&self) -> (Vec<ItemMerge>, &[Arc<str>]) {
-        let slots = self
-            .items
-            .iter()
-            .map(|item| (item.slot, self.global_slot(item), item.origin))
-            .collect();
+    pub(crate) fn merge_signature(&self) -> (&[ItemMerge], &[Arc<str>]) {
+        let slots = self.merges.get_or_init(|| {
+            self.items
+                .iter()
+                .map(|item| (item.slot, self.global_slot(item), item.origin))
+                .collect()
+        });
         (slots, &self.star)
     }
 
@@ -453,7 +463,7 @@ impl Lowered {
                 }
             }
             if !self.self_items.is_empty() && srcs.insert(item.src) {
-                owners.extend(first_owner(table, &self.srcs.get(item.src)));
+                owners.extend(first_owner(table, self.srcs.slice(item.src)));
             }
         }
         owners.sort_unstable();
@@ -509,6 +519,7 @@ impl Lowered {
             calls: Vec::new(),
             sources: std::sync::OnceLock::new(),
             resolved: crate::hash::Map::default(),
+            merges: std::sync::OnceLock::new(),
         }
     }
 }

@@ -285,15 +285,15 @@ impl SourceMoves {
         let mut memo: HashMap<(u32, u32), bool> = HashMap::default();
         let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> bool {
             *memo.entry((x, y)).or_insert_with(|| {
-                let (before, after) = (old.srcs.get(x), new.srcs.get(y));
+                let (before, after) = (old.srcs.slice(x), new.srcs.slice(y));
                 // A list taken from the earlier lowering is the same memory.
-                let moved = !super::same_strings(&before, &after);
+                let moved = !super::same_strings(before, after);
                 if moved {
                     owners.extend(
-                        login(old_table, first_owner(old_table, &before)).map(str::to_string),
+                        login(old_table, first_owner(old_table, before)).map(str::to_string),
                     );
                     owners.extend(
-                        login(new_table, first_owner(new_table, &after)).map(str::to_string),
+                        login(new_table, first_owner(new_table, after)).map(str::to_string),
                     );
                 }
                 moved

@@ -94,7 +94,7 @@ pub(crate) fn regrouped(
             && partner(old.global_slot(a)) == Some(new.global_slot(b))
             && std::mem::discriminant(&a.body) == std::mem::discriminant(&b.body)
             && a.via == b.via;
-        let moved = !super::same_strings(&old.srcs.get(a.src), &new.srcs.get(b.src));
+        let moved = !super::same_strings(old.srcs.slice(a.src), new.srcs.slice(b.src));
         flag_old.push(!same);
         moved_old.push(moved);
         if let Some(f) = flag_new.get_mut(j as usize) {
