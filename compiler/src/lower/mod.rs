@@ -567,7 +567,13 @@ pub(crate) fn lower(
     prior: Option<&Prior<'_>>,
     lists: Option<crate::peers::Lists<'_>>,
 ) -> Result<Lowered, CompileError> {
-    let lowered = Lowered::nothing_after(table, prior.map(|p| (p.table, p.lowered)));
+    let mut lowered = Lowered::nothing_after(table, prior.map(|p| (p.table, p.lowered)));
+    // A lowering of the same policy makes about as many items and requests as the earlier
+    // one: made at that size, not grown by doubling (each growth moved every item so far).
+    if let Some(p) = prior {
+        lowered.items.reserve(p.lowered.items.len());
+        lowered.calls.reserve(p.lowered.calls.len());
+    }
     let reuse = prior.map(|p| Reuse {
         prior: p,
         // `*` lists every subnet route: lists from it are reused only when it is the same.
@@ -595,7 +601,7 @@ pub(crate) fn lower(
         dst_cache: crate::hash::Map::default(),
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
         span: policy.span,
-        reaches: Vec::new(),
+        reaches: Vec::with_capacity(prior.map_or(0, |p| p.lowered.reach_lists.len())),
         own: SourceMap::default(),
         lists,
     };
