@@ -6,10 +6,13 @@
 //! ```text
 //! cargo run --release -p aclc-compiler --example engine_server
 //! cargo run --release -p aclc-compiler --example engine_server -- target/bench-workloads/large
+//! cargo run --release -p aclc-compiler --example engine_server -- --timings target/bench-workloads/large
 //! ```
 //!
 //! Without an argument it runs on a four-node tailnet; with a `gen_workload.py` folder it runs
 //! the same events on that workload and reports each event's time and the peak memory.
+//! With `--timings`, each event's phases too (the engine's `tracing` spans,
+//! [`aclc_compiler::phases`], gathered by a small `tracing-subscriber` layer below).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,8 +23,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aclc_compiler::engine::questions::{SshOutcome, Tagger};
 use aclc_compiler::engine::{
@@ -115,12 +118,60 @@ fn peak_rss_mib() -> u64 {
 
 /// "Push" the new maps: render the first few changed nodes' maps from the new snapshot (a
 /// real server would send every one).
+/// Each closed span's name and how long it was open, in the order they closed.
+type Closed = Arc<Mutex<Vec<(&'static str, Duration)>>>;
+
+/// A `tracing-subscriber` layer that times every span from its creation to its close.
+struct Timings(Closed);
+
+impl<S> tracing_subscriber::Layer<S> for Timings
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Instant::now());
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            if let Some(start) = span.extensions().get::<Instant>() {
+                self.0.lock().unwrap().push((span.name(), start.elapsed()));
+            }
+        }
+    }
+}
+
+/// The spans closed since the last call, when `--timings` installed the layer.
+static TIMINGS: std::sync::OnceLock<Closed> = std::sync::OnceLock::new();
+
 fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Duration) {
     println!(
         "{what:<32} {took:>10.2?}  {} nodes changed, {} removed",
         changes.changed.len(),
         changes.removed.len(),
     );
+    if let Some(closed) = TIMINGS.get() {
+        use aclc_compiler::phases::*;
+        let closed = std::mem::take(&mut *closed.lock().unwrap());
+        let phases: Vec<String> = [INPUTS, TABLE, LOWER, SIDE, PEERS, FINGERPRINTS, CHANGE_SET]
+            .iter()
+            .filter_map(|&name| {
+                let took: Duration = closed.iter().filter(|c| c.0 == name).map(|c| c.1).sum();
+                let seen = closed.iter().any(|c| c.0 == name);
+                seen.then(|| format!("{name} {:.2} ms", took.as_secs_f64() * 1e3))
+            })
+            .collect();
+        if !phases.is_empty() {
+            println!("{:<32} {}", "", phases.join(", "));
+        }
+    }
     let snapshot = engine.snapshot();
     let t = Instant::now();
     let mut bytes = 0;
@@ -137,7 +188,14 @@ fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Durat
 }
 
 fn main() {
-    let arg = std::env::args().nth(1);
+    let timings = std::env::args().any(|a| a == "--timings");
+    let arg = std::env::args().skip(1).find(|a| a != "--timings");
+    if timings {
+        use tracing_subscriber::layer::SubscriberExt;
+        let closed = TIMINGS.get_or_init(Closed::default).clone();
+        let subscriber = tracing_subscriber::registry().with(Timings(closed));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    }
     let t = Instant::now();
     let (policy, state, policy_text) = match &arg {
         Some(dir) => workload(Path::new(dir)),
@@ -214,6 +272,15 @@ fn main() {
         .find(|n| !n.tags.is_empty() && n.tags != tagged.tags)
         .map_or_else(|| vec!["tag:router".to_string()], |n| n.tags);
     let inventory = engine.snapshot().inventory().clone();
+    // Addresses for the nodes that join, past those in use (a workload's tailnet fills much
+    // of the range: a fixed choice collided with one of its nodes).
+    let nodes = engine.state().nodes;
+    let used4: std::collections::HashSet<Ipv4Addr> = nodes.iter().filter_map(|n| n.ipv4).collect();
+    let used6: std::collections::HashSet<Ipv6Addr> = nodes.iter().filter_map(|n| n.ipv6).collect();
+    let fresh: Vec<u32> = (60_000u32..)
+        .filter(|&i| !used4.contains(&v4(i)) && !used6.contains(&v6(i)))
+        .take(51)
+        .collect();
     let mut run = |what: &str, event: Event| {
         let t = Instant::now();
         let changes = engine.apply(event).unwrap();
@@ -226,8 +293,8 @@ fn main() {
             next_id,
             "new-laptop",
             owner,
-            v4(60_000),
-            v6(60_000),
+            v4(fresh[0]),
+            v6(fresh[0]),
         )),
     );
     let mut retagged = tagged.clone();
@@ -270,8 +337,8 @@ fn main() {
                 next_id + u64::from(i),
                 &format!("burst-{i}"),
                 owner,
-                v4(60_000 + i),
-                v6(60_000 + i),
+                v4(fresh[i as usize]),
+                v6(fresh[i as usize]),
             ))
         })
         .collect();

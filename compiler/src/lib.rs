@@ -45,6 +45,7 @@ mod capmap;
 mod devices;
 pub mod diff;
 pub mod engine;
+pub mod phases;
 pub mod policytest;
 mod ssh;
 

@@ -295,6 +295,17 @@ impl RouteTable {
         RouteTable { routes, by_net }
     }
 
+    /// True when both tables list the same routes with the same servers in the same order
+    /// (so the same primaries): what a node's online state decides.
+    pub(crate) fn same_servers(&self, other: &RouteTable) -> bool {
+        self.routes.len() == other.routes.len()
+            && self
+                .routes
+                .iter()
+                .zip(&other.routes)
+                .all(|(a, b)| a.net == b.net && a.servers == b.servers)
+    }
+
     /// The entry of a route.
     pub(crate) fn get(&self, net: &IpNet) -> Option<(usize, &RouteEntry)> {
         let i = *self.by_net.get(net)?;

@@ -71,6 +71,10 @@ pub(super) fn build_marked(
     prior: Option<&Prior<'_>>,
     table: Option<NodeTable>,
 ) -> Result<Compiled, CompileError> {
+    // Each phase a span under this one ([`crate::phases`]).
+    let span = tracing::debug_span!(crate::phases::COMPILE, nodes = inventory.nodes().len());
+    let _entered = span.enter();
+    let table_span = tracing::debug_span!(crate::phases::TABLE).entered();
     // A change to nodes only, or to the policy alone (no node named: the same nodes, whose
     // policy-derived parts, IP sets, approved routes and groups' users, are set again
     // below): the earlier table patched; anything else, built (a policy event on `large`
@@ -174,6 +178,7 @@ pub(super) fn build_marked(
             }),
             kept: kept.as_deref(),
         });
+    drop(table_span);
     // A policy event that left the SSH rules and all they read: the earlier lowering, whole.
     let ssh_kept = prior.filter(|_| ssh_same).map(|p| &p.compiled.ssh);
     // The rules lowered on this core; on the other, the SSH rules and capabilities (which
@@ -184,21 +189,27 @@ pub(super) fn build_marked(
         Some(_) => crate::par::event_worth_threads(table.len()),
         None => crate::par::worth_threads(table.len()),
     };
+    let lower_span = tracing::debug_span!(crate::phases::LOWER).entered();
     let (lowered, side, prepared) = crate::peers::prepared_beside(
         beside,
         &table,
         |lists| lower::lower(policy, &table, &options.limits, lower_prior.as_ref(), lists),
         || {
-            side_phases(
-                policy,
-                inventory,
-                options,
-                &table,
-                (ssh_kept, ssh_prior.as_ref()),
-            )
+            // On the other core when there is one: its span says so by its parent.
+            tracing::debug_span!(parent: &span, crate::phases::SIDE).in_scope(|| {
+                side_phases(
+                    policy,
+                    inventory,
+                    options,
+                    &table,
+                    (ssh_kept, ssh_prior.as_ref()),
+                )
+            })
         },
     );
+    drop(lower_span);
     let lowered = lowered?;
+    let peers_span = tracing::debug_span!(crate::phases::PEERS).entered();
     let routes = RouteTable::new(&table);
     // A node event whose lowering made the same items, none of whose changed nodes has an
     // address in a route: each route's items are those it had ([`PeerIndex::route_items`]).
@@ -223,6 +234,7 @@ pub(super) fn build_marked(
         peers.same_sets(&PeerIndex::new(&table, &routes, &lowered)),
         "a peer set prepared beside the lowering differs from one prepared after it"
     );
+    drop(peers_span);
     Ok(assembled(
         inventory, options, table, routes, lowered, peers, side,
     ))

@@ -71,6 +71,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) lowered: &'a Lowered,
     pub(crate) ssh: &'a SshLowered,
     pub(crate) caps: &'a NodeCaps,
+    pub(crate) routes: &'a RouteTable,
 }
 
 /// A policy compiled against an inventory.
@@ -325,6 +326,7 @@ impl Compiled {
             lowered: &self.lowered,
             ssh: &self.ssh,
             caps: &self.caps,
+            routes: &self.routes,
         }
     }
 

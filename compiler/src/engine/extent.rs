@@ -117,6 +117,18 @@ pub(super) fn routeless_nodes(
     Some(nodes)
 }
 
+impl Scope<'_> {
+    /// The path the event takes, as its span names it ([`crate::phases`]).
+    pub(super) fn path(&self) -> &'static str {
+        match self {
+            Scope::Everything => "everything",
+            Scope::Node(_) => "node",
+            Scope::Routes(_) => "routes",
+            Scope::Policy(_) => "policy",
+        }
+    }
+}
+
 /// How far an event's change can reach.
 pub(super) enum Scope<'a> {
     /// Anywhere: fingerprint every node.

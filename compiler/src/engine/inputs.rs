@@ -561,7 +561,8 @@ impl Inputs {
             _ => None,
         };
         let big = crate::par::event_worth_threads(self.nodes.len());
-        let (table, inventory) = crate::par::join_if(narrow && big, table, inventory);
+        let (table, inventory) = tracing::debug_span!(crate::phases::INPUTS)
+            .in_scope(|| crate::par::join_if(narrow && big, table, inventory));
         let (inventory, patched) = inventory?;
         let table = table.filter(|_| patched);
         let mut options = self.options.compile.clone();
@@ -622,6 +623,9 @@ impl Inputs {
         };
         let (compiled, names) =
             crate::par::join_if(matches!(scope, Scope::Node(_)) && big, compile, names);
+        let fingerprints =
+            tracing::debug_span!(crate::phases::FINGERPRINTS, every = tracing::field::Empty);
+        let _entered = fingerprints.enter();
         let narrowed = match scope {
             Scope::Node(n) => n.fingerprints(&compiled, &names),
             Scope::Routes(r) => r.fingerprints(&compiled, &names),
@@ -631,6 +635,7 @@ impl Inputs {
         let prints = match narrowed {
             Some(done) => done,
             None => {
+                fingerprints.record("every", true);
                 let (out, all) = every_fingerprint(&compiled);
                 let n = out.len();
                 Prints {

@@ -393,6 +393,14 @@ impl Engine {
         &mut self,
         events: impl IntoIterator<Item = Event>,
     ) -> Result<ChangeSet, BatchError> {
+        // The event's phases are spans under this one ([`crate::phases`]).
+        let span = tracing::debug_span!(
+            crate::phases::EVENT,
+            version = self.current.version + 1,
+            path = tracing::field::Empty,
+            changed = tracing::field::Empty
+        );
+        let _entered = span.enter();
         let mut undo = Vec::new();
         let mut changed = false;
         for (index, event) in events.into_iter().enumerate() {
@@ -414,6 +422,7 @@ impl Engine {
         }
         let version = self.current.version + 1;
         let mut scope = scope(&self.inputs, &self.current, &undo);
+        span.record("path", scope.path());
         let result = self.inputs.store_approvals().and_then(|stored| {
             let keeps = |id: &u64| match &scope {
                 Scope::Node(n) => n.nodes.iter().any(|(node, _)| node == id),
@@ -427,12 +436,15 @@ impl Engine {
         });
         match result {
             Ok((snapshot, filters_changed, touched)) => {
-                let changes = changeset::diff(
-                    &self.current,
-                    &snapshot,
-                    &filters_changed,
-                    touched.as_deref(),
-                );
+                let changes = tracing::debug_span!(crate::phases::CHANGE_SET).in_scope(|| {
+                    changeset::diff(
+                        &self.current,
+                        &snapshot,
+                        &filters_changed,
+                        touched.as_deref(),
+                    )
+                });
+                span.record("changed", changes.changed.len() + changes.removed.len());
                 let old = std::mem::replace(&mut self.current, Arc::new(snapshot));
                 let previous = self.shared.store(self.current.clone());
                 // Freed outside the readers' lock (by a reader, if one still holds it), on

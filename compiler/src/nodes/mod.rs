@@ -622,9 +622,12 @@ impl NodeTable {
     }
 
     /// True when `other` (a table of the same inventory) has the same nodes with the same
-    /// routes: approvals (which `autoApprovers` decide), served and primary-eligible routes,
-    /// exit status and online state. What the policy can change in a node table besides IP
-    /// sets, which reach rules only through their resolved targets.
+    /// routes: approvals (which `autoApprovers` decide), served and primary-eligible routes
+    /// and exit status. What the policy can change in a node table besides IP sets, which
+    /// reach rules only through their resolved targets. Online state is not compared: it
+    /// only orders a route's servers, which [`crate::routes::RouteTable::same_servers`]
+    /// compares (a sole router gone offline, which changes no map, made every later policy
+    /// event on the engine fingerprint every node: 15 s on `large`).
     pub(crate) fn same_routes(&self, other: &NodeTable) -> bool {
         self.nodes.len() == other.nodes.len()
             && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
@@ -632,8 +635,7 @@ impl NodeTable {
                     && a.approved == b.approved
                     && a.served == b.served
                     && a.subnet_routes == b.subnet_routes
-                    && (a.exit, a.exit_v4, a.exit_v6, a.offline)
-                        == (b.exit, b.exit_v4, b.exit_v6, b.offline)
+                    && (a.exit, a.exit_v4, a.exit_v6) == (b.exit, b.exit_v4, b.exit_v6)
             })
     }
 

@@ -247,9 +247,12 @@ pub(crate) fn prepared_beside<T: Send, U: Send>(
         return (value, beside(), Prepared::default());
     }
     let (sink, batches) = std::sync::mpsc::channel::<Vec<Listed>>();
+    // The caller's `tracing` subscriber (a scoped one is this thread's only) sees the other
+    // core's phase too ([`crate::phases::SIDE`]).
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     std::thread::scope(|scope| {
         let second = scope.spawn(move || {
-            let other = beside();
+            let other = tracing::dispatcher::with_default(&dispatch, beside);
             let b = Builder {
                 table,
                 star: Vec::new(),
