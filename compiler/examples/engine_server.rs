@@ -151,12 +151,8 @@ where
 /// The spans closed since the last call, when `--timings` installed the layer.
 static TIMINGS: std::sync::OnceLock<Closed> = std::sync::OnceLock::new();
 
-fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Duration) {
-    println!(
-        "{what:<32} {took:>10.2?}  {} nodes changed, {} removed",
-        changes.changed.len(),
-        changes.removed.len(),
-    );
+/// With `--timings`, the phases of what ran since the last call, on one line.
+fn print_phases() {
     if let Some(closed) = TIMINGS.get() {
         use aclc_compiler::phases::*;
         let closed = std::mem::take(&mut *closed.lock().unwrap());
@@ -172,6 +168,15 @@ fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Durat
             println!("{:<32} {}", "", phases.join(", "));
         }
     }
+}
+
+fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Duration) {
+    println!(
+        "{what:<32} {took:>10.2?}  {} nodes changed, {} removed",
+        changes.changed.len(),
+        changes.removed.len(),
+    );
+    print_phases();
     let snapshot = engine.snapshot();
     let t = Instant::now();
     let mut bytes = 0;
@@ -210,6 +215,7 @@ fn main() {
         t.elapsed(),
         peak_rss_mib()
     );
+    print_phases();
 
     // The reader: serves maps from the current snapshot while events are applied.
     let shared = engine.shared();
