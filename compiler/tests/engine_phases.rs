@@ -90,9 +90,11 @@ impl Spans {
     }
 }
 
+/// The value last recorded for field `name` of `span`.
 fn field<'a>(span: &'a Seen, name: &str) -> Option<&'a str> {
     span.fields
         .iter()
+        .rev()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
 }
@@ -222,4 +224,44 @@ fn a_sole_router_offline_leaves_the_next_policy_event_narrow() {
         })
         .unwrap();
     assert!(online.is_empty(), "{online:?}");
+}
+
+/// A router joining or leaving took the every-node path (12 s on `large`): it is applied as
+/// two narrow steps, its node and its routes, and its change set is still the difference
+/// from before the first step to after the second (the property tests compare it with a
+/// full recompile's; here, what the router's peers see).
+#[test]
+fn a_router_joins_and_leaves_in_two_narrow_steps() {
+    let mut engine = engine();
+    let (a, b) = addresses(5);
+    let mut router = NodeRecord::tagged(5, "router-2", &["tag:router"], a, b);
+    router.advertised_routes = vec!["10.1.1.0/24".parse().unwrap()];
+    router.approved_routes = router.advertised_routes.clone();
+    let (seen, joined) = Spans::during(|| engine.apply(Event::UpsertNode(router)).unwrap());
+    let event = seen.iter().find(|s| s.name == phases::EVENT).unwrap();
+    assert_eq!(field(event, "path"), Some("\"router steps\""), "{event:?}");
+    let prints: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.name == phases::FINGERPRINTS)
+        .collect();
+    assert_eq!(prints.len(), 2, "{seen:?}");
+    assert!(
+        prints.iter().all(|p| field(p, "every").is_none()),
+        "{prints:?}"
+    );
+    // The member sees the new route (10.1.0.0/16 is in its rules), the router is new.
+    let mut ids: Vec<u64> = joined.changed_ids().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 5], "{joined:?}");
+    let view = engine.snapshot().node(1).unwrap().to_wire();
+    let text = serde_json::to_string(&view).unwrap();
+    assert!(text.contains("10.1.1.0/24"), "{text}");
+
+    let (seen, left) = Spans::during(|| engine.apply(Event::RemoveNode(5)).unwrap());
+    let event = seen.iter().find(|s| s.name == phases::EVENT).unwrap();
+    assert_eq!(field(event, "path"), Some("\"router steps\""), "{event:?}");
+    assert_eq!(left.removed.iter().copied().collect::<Vec<_>>(), vec![5]);
+    assert_eq!(left.changed_ids().collect::<Vec<_>>(), vec![1], "{left:?}");
+    let text = serde_json::to_string(&engine.snapshot().node(1).unwrap().to_wire()).unwrap();
+    assert!(!text.contains("10.1.1.0/24"), "{text}");
 }

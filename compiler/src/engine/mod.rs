@@ -20,6 +20,7 @@ mod nodeset;
 mod prints;
 pub mod questions;
 mod records;
+mod steps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -431,6 +432,13 @@ impl Engine {
             };
             if !stored.iter().all(keeps) {
                 scope = Scope::Everything;
+            }
+            // A router's join or leave: its two halves each take a narrow path.
+            if matches!(scope, Scope::Everything) {
+                if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
+                    span.record("path", "router steps");
+                    return built;
+                }
             }
             self.inputs.build(version, scope)
         });
