@@ -8,8 +8,9 @@
 //! added to and then removed from the policy; `engine/node_batch_x100/large` and
 //! `engine/node_batch_x1000/medium`: that many new nodes join in one batch, then leave in the
 //! next; `engine/leave_only_device/large`: the only device of a user the policy names leaves
-//! and returns, which makes that user's rule items vanish and come back), so no event is a
-//! no-op. Workloads come from
+//! and returns, which makes that user's rule items vanish and come back;
+//! `engine/router_leave_join/large`: a subnet router leaves and joins again), so no event is
+//! a no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -356,6 +357,19 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         })
     });
     peak_after("route_advertise/large");
+    // The router leaves and joins again, alternately: a node serving routes, which the
+    // engine applies as two narrow steps (its node, its routes); as one event it took the
+    // every-node path (12 s each on `large`).
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("router_leave_join", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| match i % 2 {
+                1 => Event::RemoveNode(router.id),
+                _ => Event::UpsertNode(router.clone()),
+            })
+        })
+    });
+    peak_after("router_leave_join/large");
     let original = loaded.engine.policy().clone();
     let rule = format!(
         "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
