@@ -74,6 +74,15 @@ pub(crate) struct Parts<'a> {
     pub(crate) routes: &'a RouteTable,
 }
 
+impl Parts<'_> {
+    /// True when `other` (a compile of the same inventory) has the same nodes serving the
+    /// same routes, each with its servers in the same order: [`NodeTable::same_routes`],
+    /// which leaves online state out, and [`RouteTable::same_servers`], what it decides.
+    pub(crate) fn same_routes(&self, other: &Parts<'_>) -> bool {
+        self.table.same_routes(other.table) && self.routes.same_servers(other.routes)
+    }
+}
+
 /// A policy compiled against an inventory.
 #[derive(Debug)]
 pub struct Compiled {
@@ -246,18 +255,9 @@ impl Compiled {
     /// per route the same visibility and `via` steering. A viewer whose peer set is the same
     /// then sees every peer's routes as before.
     pub(crate) fn routes_shown_alike(&self, other: &Compiled) -> bool {
-        self.routes.routes.len() == other.routes.routes.len()
-            && self
-                .routes
-                .routes
-                .iter()
-                .zip(&other.routes.routes)
-                .enumerate()
-                .all(|(i, (a, b))| {
-                    a.net == b.net
-                        && a.servers == b.servers
-                        && self.peers.route_signature(i) == other.peers.route_signature(i)
-                })
+        self.routes.same_servers(&other.routes)
+            && (0..self.routes.routes.len())
+                .all(|i| self.peers.route_signature(i) == other.peers.route_signature(i))
     }
 
     /// True when router `r` is shown to every viewer exactly as in `other` (a compile of the

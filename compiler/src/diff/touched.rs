@@ -61,10 +61,7 @@ impl Touched {
 pub(super) fn touched(old: &Compiled, new: &Compiled) -> Touched {
     let (o, n) = (old.parts(), new.parts());
     let len = n.table.len();
-    if !o.table.same_routes(n.table)
-        || !o.routes.same_servers(n.routes)
-        || !o.lowered.same_star(n.lowered)
-    {
+    if !o.same_routes(&n) || !o.lowered.same_star(n.lowered) {
         return Touched::all(len);
     }
     let words = len.div_ceil(64);
@@ -123,11 +120,7 @@ pub(crate) fn map_touched(
     new: &Compiled,
 ) -> Option<(Vec<u8>, crate::lower::WireComparison)> {
     let (o, n) = (old.parts(), new.parts());
-    if !o.table.same_routes(n.table)
-        || !o.routes.same_servers(n.routes)
-        || !o.lowered.same_star(n.lowered)
-        || !o.caps.same_as(n.caps)
-    {
+    if !o.same_routes(&n) || !o.lowered.same_star(n.lowered) || !o.caps.same_as(n.caps) {
         return None;
     }
     let len = n.table.len();

@@ -433,8 +433,12 @@ impl Engine {
             if !stored.iter().all(keeps) {
                 scope = Scope::Everything;
             }
-            // A router's join or leave: its two halves each take a narrow path.
-            if matches!(scope, Scope::Everything) {
+            // A router's join or leave: its two halves each take a narrow path (each step sees
+            // only the router's record, so not when an approval was stored for another node).
+            let stored_elsewhere = stored
+                .iter()
+                .any(|s| !matches!(undo.as_slice(), [Undo::Node(id, _)] if id == s));
+            if matches!(scope, Scope::Everything) && !stored_elsewhere {
                 if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
                     span.record("path", "router steps");
                     return built;
