@@ -106,6 +106,44 @@ pub(crate) fn map_parts<T: Sync, R: Send>(
     })
 }
 
+/// `work` over each of `items` on every core, each thread taking the next item not yet
+/// taken, so that items of uneven cost (a node that many rules reach costs a hundred times
+/// one that few do) keep every core busy; each thread's `work` is handed state of its own,
+/// made by `state`. The outputs come in no set order (each carries what it belongs to). On
+/// this thread alone when there is one core or fewer than two items.
+pub(crate) fn map_taken<T: Sync, S, R: Send>(
+    items: &[T],
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &T) -> Vec<R> + Sync,
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut mine = state();
+        let mut out = Vec::new();
+        while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+            out.extend(work(&mut mine, item));
+        }
+        out
+    };
+    if threads().min(items.len()) < 2 {
+        return take();
+    }
+    let threads = threads().min(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(take)).collect();
+        let mut out = take();
+        for handle in handles {
+            out.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +157,16 @@ mod tests {
                 let expected: Vec<usize> = items.iter().map(|i| i * 2).collect();
                 assert_eq!(out, expected, "len {len} min {min}");
             }
+        }
+    }
+
+    #[test]
+    fn every_item_taken_once() {
+        for len in [0usize, 1, 2, 3, 100, 1001] {
+            let items: Vec<usize> = (0..len).collect();
+            let mut out = map_taken(&items, || (), |_, &i| vec![i * 2, i * 2 + 1]);
+            out.sort_unstable();
+            assert_eq!(out, (0..len * 2).collect::<Vec<_>>(), "len {len}");
         }
     }
 

@@ -450,16 +450,9 @@ impl PeerIndex {
 
     /// The peers of node `id`, one bit per node id.
     pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
-        let mut bits = self.reach_of(&self.member_of(id));
-        if let Some(node) = table.get(id) {
-            if let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) {
-                let mine = self.self_sources.contains(id);
-                for &m in devices {
-                    if mine || self.self_sources.contains(m) {
-                        set_bit(&mut bits, m);
-                    }
-                }
-            }
+        let mut bits = self.shared_reach(&self.member_of(id));
+        for m in self.own_peers(table, id, &bits) {
+            set_bit(&mut bits, m);
         }
         clear_bit(&mut bits, id);
         // `All` fills whole words; clear the bits past the last node.
@@ -470,6 +463,39 @@ impl PeerIndex {
             }
         }
         bits
+    }
+
+    /// The sets holding node `id`: nodes holding the same sets share their peers
+    /// ([`PeerIndex::shared_reach`]) but for [`PeerIndex::own_peers`] and themselves.
+    pub(crate) fn sets_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
+        self.member_of(id)
+    }
+
+    /// The peers every node holding the sets `sets` ([`PeerIndex::sets_of`]) has, one bit
+    /// per node id (bits past the last node may be set, and so may the node's own).
+    pub(crate) fn shared_reach(&self, sets: &[u32]) -> Vec<u64> {
+        self.reach_of(sets)
+    }
+
+    /// The peers node `id` has beyond `reach`, its sets' [`PeerIndex::shared_reach`]: its
+    /// owner's devices an `autogroup:self` rule pairs it with, where `reach` lacks them (never
+    /// `id` itself).
+    pub(crate) fn own_peers(&self, table: &NodeTable, id: NodeId, reach: &[u64]) -> Vec<NodeId> {
+        let Some(devices) = table
+            .get(id)
+            .and_then(|node| node.owner)
+            .and_then(|u| table.devices.get(u.index()))
+        else {
+            return Vec::new();
+        };
+        let mine = self.self_sources.contains(id);
+        devices
+            .iter()
+            .copied()
+            .filter(|&m| {
+                m != id && (mine || self.self_sources.contains(m)) && !crate::bits::bit(reach, m)
+            })
+            .collect()
     }
 
     /// Everything that decides who is shown route number `route` and through which router,

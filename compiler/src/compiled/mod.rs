@@ -160,6 +160,11 @@ impl Compiled {
         self.table.id(name).is_some()
     }
 
+    /// The peer sets holding node `id` ([`crate::peers::PeerIndex::sets_of`]).
+    pub(crate) fn peer_sets_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
+        self.peers.sets_of(id)
+    }
+
     /// What node `name` receives, or `None` for an unknown node.
     pub fn node(&self, name: &str) -> Option<NodeView<'_>> {
         self.view(name, true)
@@ -167,13 +172,21 @@ impl Compiled {
 
     /// [`Compiled::node`], its packet filter left empty unless `rules`.
     fn view(&self, name: &str, rules: bool) -> Option<NodeView<'_>> {
+        self.view_with(name, rules, true)
+    }
+
+    /// [`Compiled::view`], its peers left empty unless `peers`.
+    fn view_with(&self, name: &str, rules: bool, peers: bool) -> Option<NodeView<'_>> {
         let id = self.table.id(name)?;
         let node = self.table.get(id)?;
         let rules = match rules {
             true => self.lowered.filter_rules(&self.table, id),
             false => Vec::new(),
         };
-        let peers = self.peers.peer_bits(&self.table, id);
+        let peers = match peers {
+            true => self.peers.peer_bits(&self.table, id),
+            false => Vec::new(),
+        };
         Some(NodeView {
             compiled: self,
             id,

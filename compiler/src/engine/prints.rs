@@ -326,13 +326,24 @@ pub(super) fn part_fingerprints(
 
 /// `work` over `items` (nodes to fingerprint or decide) split across the machine's cores (at
 /// most 8), results in order, when they are a thousand or more (fewer take about a
-/// millisecond: less than a thread may wait for a core on a busy host).
+/// millisecond: less than a thread may wait for a core on a busy host). The items go in
+/// pieces of [`PIECE`], each core taking the next piece: a node's cost varies a hundredfold
+/// (its filter), and halves fixed in advance left one core idle for a third of the time.
 pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&[T]) -> Vec<R> + Sync,
 ) -> Vec<R> {
-    crate::par::map_parts(items, 1024, work)
+    if items.len() < 1024 {
+        return work(items);
+    }
+    let pieces: Vec<(usize, &[T])> = items.chunks(PIECE).enumerate().collect();
+    let mut done = crate::par::map_taken(&pieces, || (), |_, &(i, piece)| vec![(i, work(piece))]);
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().flat_map(|(_, out)| out).collect()
 }
+
+/// How many items [`parallel`] hands a core at a time.
+const PIECE: usize = 128;
 
 /// Every node's fingerprint (by node id; a node without a name keeps the default) and
 /// every node's peers' entries, computed in full from `compiled`.
@@ -344,12 +355,59 @@ pub(super) fn every_fingerprint(compiled: &Compiled) -> (Vec<Fingerprint>, Vec<[
         .filter_map(|v| Some((v, compiled.name_of(v)?)))
         .collect();
     let mut out = vec![Fingerprint::default(); n];
-    for (v, fp) in fingerprints(compiled, &nodes, &all) {
+    for (v, fp) in grouped_fingerprints(compiled, &nodes, &all) {
         if let Some(slot) = out.get_mut(v.index()) {
             *slot = fp;
         }
     }
     (out, all)
+}
+
+/// A node id with its name.
+type Named<'a> = (NodeId, &'a Arc<str>);
+
+/// [`fingerprints`] of many nodes, those holding the same peer sets in one group whose
+/// shared peers are found and summed once ([`Compiled::fingerprints_sharing`]); the groups
+/// on every core. Grouping sorts the nodes by their lists of sets, O(n log n) comparisons.
+fn grouped_fingerprints(
+    compiled: &Compiled,
+    nodes: &[Named<'_>],
+    bases: &[[u64; 4]],
+) -> Vec<(NodeId, Fingerprint)> {
+    let mut keyed: Vec<(std::borrow::Cow<'_, [u32]>, Named<'_>)> = nodes
+        .iter()
+        .map(|&(v, name)| (compiled.peer_sets_of(v), (v, name)))
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1 .0.cmp(&b.1 .0)));
+    let mut groups: Vec<(&[u32], Vec<Named<'_>>)> = Vec::new();
+    for (sets, named) in &keyed {
+        match groups.last_mut() {
+            Some((last, members)) if *last == &**sets => members.push(*named),
+            _ => groups.push((sets, vec![*named])),
+        }
+    }
+    // Units of at most `UNIT` nodes of one group (a group of thousands is cut; each piece
+    // finds its shared peers again), taken by the cores one by one: a node's cost varies
+    // a hundredfold (its filter), so halves of equal size kept one core busy alone.
+    const UNIT: usize = 64;
+    let units: Vec<(&[u32], &[Named<'_>])> = groups
+        .iter()
+        .flat_map(|(sets, members)| members.chunks(UNIT).map(move |unit| (*sets, unit)))
+        .collect();
+    let routers = compiled.router_routes();
+    let work = |cache: &mut HashCache, &(sets, members): &(&[u32], &[Named<'_>])| {
+        compiled.fingerprints_sharing(sets, members, bases, &routers, cache)
+    };
+    match nodes.len() >= 1024 {
+        true => crate::par::map_taken(&units, HashCache::default, work),
+        false => {
+            let mut cache = HashCache::default();
+            units
+                .iter()
+                .flat_map(|unit| work(&mut cache, unit))
+                .collect()
+        }
+    }
 }
 
 /// The fingerprints of the nodes `nodes` (node ids of `compiled`, with their names), on
