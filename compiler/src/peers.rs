@@ -548,28 +548,26 @@ impl PeerIndex {
         if view.via.is_empty() || view.direct.contains(viewer) {
             return primary;
         }
-        let tags: Vec<&Arc<str>> = view
-            .via
-            .iter()
-            .filter(|(s, _)| {
-                self.sets
-                    .get(*s as usize)
-                    .is_some_and(|set| set.contains(viewer))
-            })
-            .flat_map(|(_, tags)| tags.iter())
-            .collect();
-        if tags.is_empty() {
+        // The `via` tags of the rules whose sources hold the viewer, not listed (asked once
+        // per router per viewer when every node is fingerprinted).
+        let tags = || {
+            view.via
+                .iter()
+                .filter(|(s, _)| {
+                    self.sets
+                        .get(*s as usize)
+                        .is_some_and(|set| set.contains(viewer))
+                })
+                .flat_map(|(_, tags)| tags.iter())
+        };
+        if tags().next().is_none() {
             return primary;
         }
         entry
             .servers
             .iter()
             .copied()
-            .find(|&id| {
-                table
-                    .get(id)
-                    .is_some_and(|n| tags.iter().any(|t| n.has_tag(t)))
-            })
+            .find(|&id| table.get(id).is_some_and(|n| tags().any(|t| n.has_tag(t))))
             .or(primary)
     }
 }

@@ -105,10 +105,21 @@ impl Lowered {
                 parts.push(part);
             }
         }
-        parts.sort_by_key(|&(slot, i, _)| (slot, i));
+        // In slot order (items in one slot merge into one rule). The keys are sorted, not the
+        // parts, which are ten times their size; each (slot, item) is a key of its own.
+        let mut order: Vec<(u32, u32, usize)> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, &(slot, i, _))| (slot, i, k))
+            .collect();
+        order.sort_unstable();
+        let mut parts: Vec<Option<Part>> = parts.into_iter().map(|(_, _, p)| Some(p)).collect();
         let mut rules: Vec<FilterRule> = Vec::new();
         let mut open: Option<(u32, FilterRule)> = None;
-        for (slot, _, part) in parts {
+        for (slot, _, k) in order {
+            let Some(part) = parts.get_mut(k).and_then(Option::take) else {
+                continue;
+            };
             match part {
                 Part::Net {
                     src,
@@ -171,8 +182,8 @@ impl Lowered {
         match &item.body {
             Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
-                let ips = self.dst_ips(id, node, dst);
-                if ips.is_empty() {
+                let dst_ports = self.dst_port_ranges(id, node, dst, ports);
+                if dst_ports.is_empty() {
                     return None;
                 }
                 let slot = claimed
@@ -181,7 +192,7 @@ impl Lowered {
                 let part = Part::Net {
                     src: self.srcs.get(item.src),
                     proto: *proto,
-                    dst_ports: port_ranges(&ips, ports),
+                    dst_ports,
                 };
                 Some((slot, i, part))
             }
@@ -297,7 +308,7 @@ impl Lowered {
     /// lying inside the internet.
     pub(super) fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
         match target {
-            Target::Wildcard | Target::DangerAll => vec![Arc::from("*")],
+            Target::Wildcard | Target::DangerAll => vec![star()],
             Target::Internet if node.exit => self
                 .internet
                 .iter()
@@ -313,6 +324,23 @@ impl Lowered {
                 .filter(|p| piece_on(node, p))
                 .map(|p| p.text.clone())
                 .collect(),
+        }
+    }
+
+    /// `DstPorts` of a target for one node on `ports`: each of [`Lowered::dst_ips`] with each
+    /// port range, built in one list (the node's own addresses, the common case, not listed
+    /// first on their own).
+    fn dst_port_ranges(
+        &self,
+        id: NodeId,
+        node: &NodeInfo,
+        target: &Target,
+        ports: &[Ports],
+    ) -> Vec<NetPortRange> {
+        match target {
+            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => port_ranges(&node.texts, ports),
+            Target::Nodes(_) => Vec::new(),
+            _ => port_ranges(&self.dst_ips(id, node, target), ports),
         }
     }
 
@@ -349,15 +377,22 @@ fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece) -> bool {
 }
 
 fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
-    ips.iter()
-        .flat_map(|ip| {
-            ports.iter().map(move |&ports| NetPortRange {
-                bits: None,
-                ip: ip.clone(),
-                ports,
-            })
-        })
-        .collect()
+    let mut out = Vec::with_capacity(ips.len() * ports.len());
+    for ip in ips {
+        out.extend(ports.iter().map(|&ports| NetPortRange {
+            bits: None,
+            ip: ip.clone(),
+            ports,
+        }));
+    }
+    out
+}
+
+/// The wire's `*`, one string shared by every filter (a node's filter holds one per rule
+/// to every destination; each was an allocation of its own).
+fn star() -> Arc<str> {
+    static STAR: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    STAR.get_or_init(|| Arc::from("*")).clone()
 }
 
 /// `CapGrant.Dsts` of a target for one node: the node's `/32` and `/128` when the target
