@@ -1,7 +1,8 @@
 //! The control-server engine on the seeded workloads (`medium`: 10,000 nodes, 1,000 rules;
 //! `large`: 100,000 nodes, 10,000 rules): the time of one event including its change set
 //! (`engine/<event>/<preset>`), and of one node's map from a snapshot (`engine/map/large` on
-//! the engine as built, `engine/map_after_events/large` after the event runs).
+//! the engine as built, `engine/map_after_events/large` after the event runs), and of building
+//! the engine from scratch (`engine/build/medium`).
 //!
 //! Each iteration applies a different event of the kind measured (a new node joins, another
 //! leaves, a node's tags flip between two values, a router's advertised routes flip, a rule is
@@ -413,6 +414,24 @@ fn typical_node(engine: &Engine) -> u64 {
         .unwrap()
 }
 
+/// The engine built from scratch (`Engine::new`): a whole compile and every node's
+/// fingerprint, what a server's start costs and what an event on the every-node path (a
+/// Service changed, a router retagged) costs beside its compile. On `medium` only: a second
+/// engine of `large` beside the first would double the peaks reported after it.
+fn build(c: &mut Criterion, preset: &str, loaded: &Loaded) {
+    let policy = parse(&loaded.policy_text, &loaded.inventory);
+    let state = TailnetState::from_inventory(&loaded.inventory);
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function(BenchmarkId::new("build", preset), |b| {
+        b.iter_with_large_drop(|| {
+            Engine::new(policy.clone(), state.clone(), EngineOptions::default()).unwrap()
+        })
+    });
+    group.finish();
+}
+
 /// One typical node's map (wire form) from the engine as built.
 fn map(c: &mut Criterion, loaded: &Loaded) {
     let snapshot = loaded.engine.snapshot();
@@ -433,6 +452,7 @@ fn bench_engine(c: &mut Criterion) {
         node_join(c, "small", &mut small);
     }
     if let Some(mut medium) = load("medium") {
+        build(c, "medium", &medium);
         node_join(c, "medium", &mut medium);
         node_batch(c, "medium", 1000, &mut medium);
     }
