@@ -127,29 +127,82 @@ impl HashCache {
         rules: &[FilterRule],
         srcs: &crate::lower::SrcTable,
     ) -> u64 {
-        use std::hash::{Hash, Hasher};
+        use std::hash::Hasher;
         let mut h = crate::hash::hasher();
         for rule in rules {
-            h.write_u64(self.sources(&rule.src_ips, srcs));
-            rule.src_bits.hash(&mut h);
-            h.write_usize(rule.dst_ports.len());
-            for d in &rule.dst_ports {
-                h.write(d.ip.as_bytes());
-                // Never in UTF-8: ends the string.
-                h.write_u8(0xff);
-                d.bits.hash(&mut h);
-                h.write_u16(d.ports.first);
-                h.write_u16(d.ports.last);
-            }
-            rule.ip_proto.hash(&mut h);
-            match rule.cap_grant.is_empty() {
-                true => h.write_u8(0),
-                false => h.write_u64(json_hash(&rule.cap_grant)),
-            }
+            self.rule_into(&mut h, rule, srcs);
         }
         h.write_usize(rules.len());
         h.finish()
     }
+
+    /// [`HashCache::filter_hash`] of the filter `rules` are the parts of
+    /// ([`crate::lower::Lowered::filter_parts`]), without building its wire form: every
+    /// `DstPorts` entry written to the hash as the wire rule's would be.
+    pub(super) fn parts_hash(
+        &mut self,
+        rules: &[crate::lower::MergedRule<'_>],
+        srcs: &crate::lower::SrcTable,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::hash::hasher();
+        let mut kept = 0usize;
+        for rule in rules.iter().filter(|r| r.kept()) {
+            kept += 1;
+            match rule {
+                crate::lower::MergedRule::Whole(rule) => self.rule_into(&mut h, rule, srcs),
+                crate::lower::MergedRule::Net { src, proto, dsts } => {
+                    h.write_u64(self.sources(src, srcs));
+                    // The wire rule's `SrcBits`, always empty.
+                    <[i64]>::hash(&[], &mut h);
+                    h.write_usize(rule.entries());
+                    for (d, ports) in dsts {
+                        for ip in d.ips() {
+                            for &ports in *ports {
+                                dst_into(&mut h, ip, None, ports);
+                            }
+                        }
+                    }
+                    proto.as_slice().hash(&mut h);
+                    h.write_u8(0);
+                }
+            }
+        }
+        h.write_usize(kept);
+        h.finish()
+    }
+
+    /// One wire rule, written to `h`.
+    fn rule_into(
+        &mut self,
+        h: &mut ahash::AHasher,
+        rule: &FilterRule,
+        srcs: &crate::lower::SrcTable,
+    ) {
+        use std::hash::{Hash, Hasher};
+        h.write_u64(self.sources(&rule.src_ips, srcs));
+        rule.src_bits.hash(h);
+        h.write_usize(rule.dst_ports.len());
+        for d in &rule.dst_ports {
+            dst_into(h, &d.ip, d.bits, d.ports);
+        }
+        rule.ip_proto.hash(h);
+        match rule.cap_grant.is_empty() {
+            true => h.write_u8(0),
+            false => h.write_u64(json_hash(&rule.cap_grant)),
+        }
+    }
+}
+
+/// One `DstPorts` entry, written to `h`.
+fn dst_into(h: &mut ahash::AHasher, ip: &str, bits: Option<i64>, ports: crate::wire::Ports) {
+    use std::hash::{Hash, Hasher};
+    h.write(ip.as_bytes());
+    // Never in UTF-8: ends the string.
+    h.write_u8(0xff);
+    bits.hash(h);
+    h.write_u16(ports.first);
+    h.write_u16(ports.last);
 }
 
 /// The hash of node `id`'s SSH rules in `ssh` (as [`SshLowered::node_rules`] would give
@@ -351,11 +404,27 @@ impl Compiled {
 
     /// The filter part of node `name`'s fingerprint.
     pub(crate) fn filter_fingerprint(&self, name: &str, cache: &mut HashCache) -> Option<u64> {
-        let id = self.table.id(name)?;
-        Some(cache.filter_hash(
-            &self.lowered.filter_rules(&self.table, id),
+        Some(self.filter_print(self.table.id(name)?, cache))
+    }
+
+    /// The filter part of node `id`'s fingerprint, hashed from the filter's parts without
+    /// building its wire form (the lists of `DstPorts` entries, each with a shared string,
+    /// were a third of fingerprinting every node on `large`). Debug builds compare it with
+    /// the hash of the wire form.
+    fn filter_print(&self, id: NodeId, cache: &mut HashCache) -> u64 {
+        let print = cache.parts_hash(
+            &self.lowered.filter_parts(&self.table, id),
             &self.lowered.srcs,
-        ))
+        );
+        debug_assert_eq!(
+            print,
+            cache.filter_hash(
+                &self.lowered.filter_rules(&self.table, id),
+                &self.lowered.srcs
+            ),
+            "a filter hashed from its parts differs from its wire form's hash"
+        );
+        print
     }
 
     /// What this compile's SSH rules, patched from `old`'s (a node event), changed for the
@@ -674,7 +743,7 @@ impl Compiled {
         cache: &mut HashCache,
         filter: bool,
     ) -> Option<Fingerprint> {
-        let view = self.view(name, filter)?;
+        let view = self.view(name, false)?;
         let column = usize::from(self.families_missing(view.id));
         let peers = self.routers_carried(
             view.id,
@@ -704,7 +773,7 @@ impl Compiled {
         let mut sums: [Option<u64>; 4] = [None; 4];
         let mut out = Vec::with_capacity(nodes.len());
         for &(v, name) in nodes {
-            let Some(view) = self.view_with(name, true, false) else {
+            let Some(view) = self.view_with(name, false, false) else {
                 continue;
             };
             let viewer = view.id;
@@ -784,7 +853,7 @@ impl Compiled {
     ) -> Fingerprint {
         Fingerprint {
             filter: match filter {
-                true => cache.filter_hash(view.packet_filter_rules(), &self.lowered.srcs),
+                true => self.filter_print(view.id, cache),
                 false => 0,
             },
             ssh: ssh_hash(&self.ssh, &self.table, view.id),

@@ -26,13 +26,91 @@ struct NodeState {
 }
 
 /// One item's share of a node's filter, before merging.
-enum Part {
+enum Part<'a> {
     Net {
         src: Strings,
         proto: Option<u8>,
-        dst_ports: Vec<NetPortRange>,
+        dsts: Dsts<'a>,
+        ports: &'a [Ports],
     },
     Rule(FilterRule),
+}
+
+/// A network part's destination addresses: the node's own (the common case, borrowed), or
+/// others (`*`, literals, exit routes).
+pub(crate) enum Dsts<'a> {
+    Own(&'a [Arc<str>]),
+    Listed(Vec<Arc<str>>),
+}
+
+impl Dsts<'_> {
+    /// The addresses.
+    pub(crate) fn ips(&self) -> &[Arc<str>] {
+        match self {
+            Dsts::Own(ips) => ips,
+            Dsts::Listed(ips) => ips,
+        }
+    }
+}
+
+/// One rule of a node's packet filter, not yet in wire form ([`Lowered::filter_parts`]):
+/// network parts merged under one slot, their `DstPorts` each address with each port range,
+/// in order; or a whole rule (capability grants).
+pub(crate) enum MergedRule<'a> {
+    Net {
+        src: Strings,
+        proto: Option<u8>,
+        dsts: Vec<(Dsts<'a>, &'a [Ports])>,
+    },
+    Whole(FilterRule),
+}
+
+impl MergedRule<'_> {
+    /// How many `DstPorts` entries it has.
+    pub(crate) fn entries(&self) -> usize {
+        match self {
+            MergedRule::Net { dsts, .. } => dsts
+                .iter()
+                .map(|(d, ports)| d.ips().len() * ports.len())
+                .sum(),
+            MergedRule::Whole(rule) => rule.dst_ports.len(),
+        }
+    }
+
+    /// Whether the wire filter keeps it: it has an entry or a capability grant.
+    pub(crate) fn kept(&self) -> bool {
+        match self {
+            MergedRule::Net { .. } => self.entries() > 0,
+            MergedRule::Whole(rule) => !rule.dst_ports.is_empty() || !rule.cap_grant.is_empty(),
+        }
+    }
+
+    /// The wire rule.
+    fn into_wire(self) -> FilterRule {
+        match self {
+            MergedRule::Net { src, proto, dsts } => {
+                let mut dst_ports = Vec::with_capacity(self_entries(&dsts));
+                for (d, ports) in &dsts {
+                    dst_ports.extend(port_ranges(d.ips(), ports));
+                }
+                FilterRule {
+                    src_bits: Vec::new(),
+                    src_ips: src,
+                    dst_ports,
+                    ip_proto: proto.into_iter().collect(),
+                    cap_grant: Vec::new(),
+                }
+            }
+            MergedRule::Whole(rule) => rule,
+        }
+    }
+}
+
+/// [`MergedRule::entries`] of a network rule's parts.
+fn self_entries(dsts: &[(Dsts<'_>, &[Ports])]) -> usize {
+    dsts.iter()
+        .map(|(d, ports)| d.ips().len() * ports.len())
+        .sum()
 }
 
 impl Lowered {
@@ -50,6 +128,21 @@ impl Lowered {
 
     /// Node `id`'s packet filter.
     pub(crate) fn filter_rules(&self, table: &NodeTable, id: NodeId) -> Vec<FilterRule> {
+        self.filter_parts(table, id)
+            .into_iter()
+            .filter(MergedRule::kept)
+            .map(MergedRule::into_wire)
+            .collect()
+    }
+
+    /// Node `id`'s packet filter before its wire form, in order (rules without an entry or
+    /// grant included: the wire form leaves them out), so that its hash is taken without
+    /// building it ([`crate::compiled`]'s fingerprints).
+    pub(crate) fn filter_parts<'a>(
+        &'a self,
+        table: &'a NodeTable,
+        id: NodeId,
+    ) -> Vec<MergedRule<'a>> {
         let Some(node) = table.get(id) else {
             return Vec::new();
         };
@@ -96,7 +189,7 @@ impl Lowered {
                 *slot = (*slot).min(i).min(global.unwrap_or(u32::MAX));
             }
         }
-        let mut parts: Vec<(u32, u32, Part)> = Vec::new();
+        let mut parts: Vec<(u32, u32, Part<'a>)> = Vec::new();
         for &i in &candidates {
             let Some(item) = self.items.get(i as usize) else {
                 continue;
@@ -113,9 +206,9 @@ impl Lowered {
             .map(|(k, &(slot, i, _))| (slot, i, k))
             .collect();
         order.sort_unstable();
-        let mut parts: Vec<Option<Part>> = parts.into_iter().map(|(_, _, p)| Some(p)).collect();
-        let mut rules: Vec<FilterRule> = Vec::new();
-        let mut open: Option<(u32, FilterRule)> = None;
+        let mut parts: Vec<Option<Part<'a>>> = parts.into_iter().map(|(_, _, p)| Some(p)).collect();
+        let mut rules: Vec<MergedRule<'a>> = Vec::new();
+        let mut open: Option<u32> = None;
         for (slot, _, k) in order {
             let Some(part) = parts.get_mut(k).and_then(Option::take) else {
                 continue;
@@ -124,31 +217,27 @@ impl Lowered {
                 Part::Net {
                     src,
                     proto,
-                    dst_ports,
-                } => match &mut open {
-                    Some((s, rule)) if *s == slot => rule.dst_ports.extend(dst_ports),
+                    dsts,
+                    ports,
+                } => match (open, rules.last_mut()) {
+                    (Some(s), Some(MergedRule::Net { dsts: merged, .. })) if s == slot => {
+                        merged.push((dsts, ports));
+                    }
                     _ => {
-                        rules.extend(open.take().map(|(_, r)| r));
-                        open = Some((
-                            slot,
-                            FilterRule {
-                                src_bits: Vec::new(),
-                                src_ips: src,
-                                dst_ports,
-                                ip_proto: proto.into_iter().collect(),
-                                cap_grant: Vec::new(),
-                            },
-                        ));
+                        open = Some(slot);
+                        rules.push(MergedRule::Net {
+                            src,
+                            proto,
+                            dsts: vec![(dsts, ports)],
+                        });
                     }
                 },
                 Part::Rule(rule) => {
-                    rules.extend(open.take().map(|(_, r)| r));
-                    rules.push(rule);
+                    open = None;
+                    rules.push(MergedRule::Whole(rule));
                 }
             }
         }
-        rules.extend(open.map(|(_, r)| r));
-        rules.retain(|r| !r.dst_ports.is_empty() || !r.cap_grant.is_empty());
         rules
     }
 
@@ -162,28 +251,28 @@ impl Lowered {
         }
         Some(match self.part(table, id, i, item, &NodeState::default()) {
             None => 0,
-            Some((_, _, Part::Net { dst_ports, .. })) => dst_ports.len(),
+            Some((_, _, Part::Net { dsts, ports, .. })) => dsts.ips().len() * ports.len(),
             Some((_, _, Part::Rule(rule))) => rule.dst_ports.len() + rule.cap_grant.len(),
         })
     }
 
     /// What item `i` contributes to node `id`, with its slot.
-    fn part(
-        &self,
-        table: &NodeTable,
+    fn part<'a>(
+        &'a self,
+        table: &'a NodeTable,
         id: NodeId,
         i: u32,
-        item: &Item,
+        item: &'a Item,
         state: &NodeState,
-    ) -> Option<(u32, u32, Part)> {
+    ) -> Option<(u32, u32, Part<'a>)> {
         let node = table.get(id)?;
         let NodeState { narrowed, claimed } = state;
         let own_hosts = || node.hosts.to_vec();
         match &item.body {
             Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
-                let dst_ports = self.dst_port_ranges(id, node, dst, ports);
-                if dst_ports.is_empty() {
+                let dsts = self.dsts(id, node, dst);
+                if dsts.ips().is_empty() {
                     return None;
                 }
                 let slot = claimed
@@ -192,7 +281,8 @@ impl Lowered {
                 let part = Part::Net {
                     src: self.srcs.get(item.src),
                     proto: *proto,
-                    dst_ports,
+                    dsts,
+                    ports,
                 };
                 Some((slot, i, part))
             }
@@ -203,11 +293,11 @@ impl Lowered {
                     None => SrcKey::Set(src.clone()),
                 };
                 let slot = claimed.get(&(key, *proto)).copied().unwrap_or(i);
-                let ips = node.texts.to_vec();
                 let part = Part::Net {
                     src,
                     proto: *proto,
-                    dst_ports: port_ranges(&ips, ports),
+                    dsts: Dsts::Own(&node.texts),
+                    ports,
                 };
                 Some((slot, i, part))
             }
@@ -327,20 +417,12 @@ impl Lowered {
         }
     }
 
-    /// `DstPorts` of a target for one node on `ports`: each of [`Lowered::dst_ips`] with each
-    /// port range, built in one list (the node's own addresses, the common case, not listed
-    /// first on their own).
-    fn dst_port_ranges(
-        &self,
-        id: NodeId,
-        node: &NodeInfo,
-        target: &Target,
-        ports: &[Ports],
-    ) -> Vec<NetPortRange> {
+    /// [`Lowered::dst_ips`], the node's own addresses borrowed, not listed.
+    fn dsts<'a>(&self, id: NodeId, node: &'a NodeInfo, target: &Target) -> Dsts<'a> {
         match target {
-            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => port_ranges(&node.texts, ports),
-            Target::Nodes(_) => Vec::new(),
-            _ => port_ranges(&self.dst_ips(id, node, target), ports),
+            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => Dsts::Own(&node.texts),
+            Target::Nodes(_) => Dsts::Listed(Vec::new()),
+            _ => Dsts::Listed(self.dst_ips(id, node, target)),
         }
     }
 
