@@ -328,7 +328,7 @@ pub(super) fn part_fingerprints(
 /// most 8), results in order, when they are a thousand or more (fewer take about a
 /// millisecond: less than a thread may wait for a core on a busy host). The items go in
 /// pieces of [`PIECE`], each core taking the next piece: a node's cost varies a hundredfold
-/// (its filter), and halves fixed in advance left one core idle for a third of the time.
+/// (its filter), and with halves fixed in advance one core did up to seven eighths of it.
 pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&[T]) -> Vec<R> + Sync,
@@ -388,7 +388,7 @@ fn grouped_fingerprints(
     }
     // Units of at most `UNIT` nodes of one group (a group of thousands is cut; each piece
     // finds its shared peers again), taken by the cores one by one: a node's cost varies
-    // a hundredfold (its filter), so halves of equal size kept one core busy alone.
+    // a hundredfold (its filter): halves of equal size left one core most of the work.
     const UNIT: usize = 64;
     let units: Vec<(&[u32], &[Named<'_>])> = groups
         .iter()
