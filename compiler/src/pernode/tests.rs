@@ -309,3 +309,53 @@ fn a_narrow_list_equals_a_wide_one_with_the_same_items() {
     assert!(!Items::Narrow(&[1]).contains(65_537));
     assert!(!Items::Narrow(&[1]).same_memory(Items::Wide(&[1])));
 }
+
+proptest! {
+    /// Differential: the counts and order found in two halves (on two cores, past
+    /// [`SPLIT`] entries) equal those of one pass, whatever the lists' order.
+    #[test]
+    fn halves_count_and_order_as_one_pass(
+        nodes in 4usize..40,
+        items in proptest::collection::vec(
+            (1u32..3, proptest::collection::vec(0usize..45, 0..14)), 0..40),
+        repeated in proptest::option::of(0usize..40),
+        sort in any::<bool>(),
+        dedup in any::<bool>(),
+    ) {
+        // Items strictly ascending but at most one list, which repeats the item before it
+        // (where the halves meet, the whole is not `Unique` though each half is).
+        let mut item = 0u32;
+        let lists: Vec<(u32, Vec<NodeId>)> = items
+            .iter()
+            .enumerate()
+            .map(|(k, (step, l))| {
+                item += if Some(k) == repeated { 0 } else { *step };
+                let mut l = ids(l);
+                if sort {
+                    l.sort_unstable();
+                }
+                if dedup {
+                    l.dedup();
+                }
+                (item, l)
+            })
+            .collect();
+        let lists: Vec<(u32, &[NodeId])> =
+            lists.iter().map(|(i, l)| (*i, l.as_slice())).collect();
+        let (starts, got) = counted_and_ordered(nodes, &lists);
+        prop_assert_eq!(starts, counted(nodes, pairs_of(&lists)));
+        prop_assert_eq!(got, order(&lists));
+    }
+}
+
+/// Two halves each `Unique`, meeting on a repeated item: the whole is only `Ascending`.
+#[test]
+fn halves_meeting_on_one_item_are_not_unique() {
+    // 70 entries, past the debug builds' split: the first list is one half, the second the
+    // other.
+    let a = ids(&(0..40).collect::<Vec<_>>());
+    let b = ids(&(0..30).collect::<Vec<_>>());
+    let lists: Vec<(u32, &[NodeId])> = vec![(1, &a), (1, &b)];
+    assert_eq!(order(&lists), Order::Ascending);
+    assert_eq!(counted_and_ordered(40, &lists).1, Order::Ascending);
+}
