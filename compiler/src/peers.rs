@@ -380,6 +380,13 @@ impl PeerIndex {
         })
     }
 
+    /// Builds every node's list of sets now, if not built yet (a policy event builds them on
+    /// the second core while the first compares the two lowerings; [`PeerIndex::flipped`]
+    /// then finds them listed).
+    pub(crate) fn prepare_membership(&self) {
+        let _ = self.membership();
+    }
+
     /// The sets (of `member_sets`) holding node `id`, ascending: from `membership` once
     /// built; before that, for the first [`SCANS`] nodes asked about, by testing each set
     /// (O(sets), about 0.1 ms on `large`), then by building it.

@@ -354,6 +354,12 @@ impl Compiled {
         self.peers.flipped(&old.peers, changed)
     }
 
+    /// Lists every node's peer sets now ([`PeerIndex::prepare_membership`]), so that a later
+    /// question about many nodes' peers finds them listed.
+    pub(crate) fn prepare_peer_sets(&self) {
+        self.peers.prepare_membership();
+    }
+
     /// True when node `id`'s `autogroup:self` peers are alike here and in `old`.
     pub(crate) fn self_alike(&self, old: &Compiled, id: NodeId) -> bool {
         self.peers.self_alike(&old.peers, &self.table, id)

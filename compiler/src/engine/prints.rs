@@ -125,8 +125,19 @@ pub(super) fn policy_fingerprints(
     if compiled.refusal().is_some() != old.compiled.refusal().is_some() {
         return None;
     }
-    let (touched, items) = crate::diff::map_touched(&old.compiled, compiled)?;
-    let routes_alike = compiled.routes_shown_alike(&old.compiled);
+    // Every node's peer sets are listed on the second core while the first compares the
+    // two lowerings (it sat idle: `PeerIndex::flipped` and the nodes' peers read them next).
+    let ((touched, routes_alike), ()) = crate::par::join_if(
+        crate::par::event_worth_threads(compiled.table().len()),
+        || {
+            (
+                crate::diff::map_touched(&old.compiled, compiled),
+                compiled.routes_shown_alike(&old.compiled),
+            )
+        },
+        || compiled.prepare_peer_sets(),
+    );
+    let (touched, items) = touched?;
     // In node id order (the same table: the fingerprints' order).
     let work: Vec<(&Arc<str>, NodeId, u8)> = (0..compiled.table().len())
         .map(NodeId::new)
