@@ -94,16 +94,21 @@ pub(crate) fn map_parts<T: Sync, R: Send>(
     let first = parts.next().unwrap_or_default();
     std::thread::scope(|scope| {
         let handles: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
-        let mut out = work(first);
-        for handle in handles {
-            out.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        out
+        gathered(work(first), handles)
     })
+}
+
+/// `out` (this thread's share) followed by each spawned thread's, in the order they were
+/// spawned; a thread's panic is resumed here.
+fn gathered<R>(mut out: Vec<R>, handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -> Vec<R> {
+    for handle in handles {
+        out.extend(
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        );
+    }
+    out
 }
 
 /// `work` over each of `items` on every core, each thread taking the next item not yet
@@ -126,21 +131,13 @@ pub(crate) fn map_taken<T: Sync, S, R: Send>(
         }
         out
     };
-    if threads().min(items.len()) < 2 {
+    let threads = threads().min(items.len());
+    if threads < 2 {
         return take();
     }
-    let threads = threads().min(items.len());
     std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads).map(|_| scope.spawn(take)).collect();
-        let mut out = take();
-        for handle in handles {
-            out.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        out
+        gathered(take(), handles)
     })
 }
 
