@@ -116,8 +116,6 @@ fn peak_rss_mib() -> u64 {
         / 1024
 }
 
-/// "Push" the new maps: render the first few changed nodes' maps from the new snapshot (a
-/// real server would send every one).
 /// Each closed span's name and how long it was open, in the order they closed.
 type Closed = Arc<Mutex<Vec<(&'static str, Duration)>>>;
 
@@ -170,6 +168,8 @@ fn print_phases() {
     }
 }
 
+/// "Push" the new maps: render the first few changed nodes' maps from the new snapshot (a
+/// real server would send every one).
 fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Duration) {
     println!(
         "{what:<32} {took:>10.2?}  {} nodes changed, {} removed",

@@ -115,9 +115,11 @@ fn gathered<R>(mut out: Vec<R>, handles: Vec<std::thread::ScopedJoinHandle<'_, V
 /// taken, so that items of uneven cost (a node that many rules reach costs a hundred times
 /// one that few do) keep every core busy; each thread's `work` is handed state of its own,
 /// made by `state`. The outputs come in no set order (each carries what it belongs to). On
-/// this thread alone when there is one core or fewer than two items.
+/// this thread alone unless `spread` (work worth a thread), or when there is one core or
+/// fewer than two items.
 pub(crate) fn map_taken<T: Sync, S, R: Send>(
     items: &[T],
+    spread: bool,
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, &T) -> Vec<R> + Sync,
 ) -> Vec<R> {
@@ -131,7 +133,10 @@ pub(crate) fn map_taken<T: Sync, S, R: Send>(
         }
         out
     };
-    let threads = threads().min(items.len());
+    let threads = match spread {
+        true => threads().min(items.len()),
+        false => 1,
+    };
     if threads < 2 {
         return take();
     }
@@ -161,9 +166,11 @@ mod tests {
     fn every_item_taken_once() {
         for len in [0usize, 1, 2, 3, 100, 1001] {
             let items: Vec<usize> = (0..len).collect();
-            let mut out = map_taken(&items, || (), |_, &i| vec![i * 2, i * 2 + 1]);
-            out.sort_unstable();
-            assert_eq!(out, (0..len * 2).collect::<Vec<_>>(), "len {len}");
+            for spread in [true, false] {
+                let mut out = map_taken(&items, spread, || (), |_, &i| vec![i * 2, i * 2 + 1]);
+                out.sort_unstable();
+                assert_eq!(out, (0..len * 2).collect::<Vec<_>>(), "len {len}");
+            }
         }
     }
 

@@ -389,8 +389,10 @@ impl PeerIndex {
 
     /// The sets (of `member_sets`) holding node `id`, ascending: from `membership` once
     /// built; before that, for the first [`SCANS`] nodes asked about, by testing each set
-    /// (O(sets), about 0.1 ms on `large`), then by building it.
-    fn member_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
+    /// (O(sets), about 0.1 ms on `large`), then by building it. Nodes holding the same sets
+    /// share their peers ([`PeerIndex::reach_of`]) but for [`PeerIndex::own_peers`] and
+    /// themselves.
+    pub(crate) fn member_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
         use std::sync::atomic::Ordering;
         if let Some(built) = self.membership.get() {
             return std::borrow::Cow::Borrowed(built.get(id.index()));
@@ -418,8 +420,10 @@ impl PeerIndex {
         std::borrow::Cow::Borrowed(self.membership().get(id.index()))
     }
 
-    /// The union of the reaches of the sets `member_of` and of every universal set.
-    fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
+    /// The union of the reaches of the sets `member_of` and of every universal set: the
+    /// peers every node holding those sets ([`PeerIndex::member_of`]) has, one bit per node
+    /// id (bits past the last node may be set, and so may the node's own).
+    pub(crate) fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
         let mut bits = self
             .universal_reach
             .get_or_init(|| {
@@ -457,7 +461,7 @@ impl PeerIndex {
 
     /// The peers of node `id`, one bit per node id.
     pub(crate) fn peer_bits(&self, table: &NodeTable, id: NodeId) -> Vec<u64> {
-        let mut bits = self.shared_reach(&self.member_of(id));
+        let mut bits = self.reach_of(&self.member_of(id));
         for m in self.own_peers(table, id, &bits) {
             set_bit(&mut bits, m);
         }
@@ -472,19 +476,7 @@ impl PeerIndex {
         bits
     }
 
-    /// The sets holding node `id`: nodes holding the same sets share their peers
-    /// ([`PeerIndex::shared_reach`]) but for [`PeerIndex::own_peers`] and themselves.
-    pub(crate) fn sets_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
-        self.member_of(id)
-    }
-
-    /// The peers every node holding the sets `sets` ([`PeerIndex::sets_of`]) has, one bit
-    /// per node id (bits past the last node may be set, and so may the node's own).
-    pub(crate) fn shared_reach(&self, sets: &[u32]) -> Vec<u64> {
-        self.reach_of(sets)
-    }
-
-    /// The peers node `id` has beyond `reach`, its sets' [`PeerIndex::shared_reach`]: its
+    /// The peers node `id` has beyond `reach`, its sets' [`PeerIndex::reach_of`]: its
     /// owner's devices an `autogroup:self` rule pairs it with, where `reach` lacks them (never
     /// `id` itself).
     pub(crate) fn own_peers(&self, table: &NodeTable, id: NodeId, reach: &[u64]) -> Vec<NodeId> {

@@ -84,14 +84,9 @@ impl<E: Entry> PerNode<E> {
         I: Iterator<Item = (u32, &'a [NodeId])> + Clone,
     {
         let lists: Vec<(u32, &'a [NodeId])> = lists.collect();
-        let pairs = || {
-            lists
-                .iter()
-                .flat_map(|&(item, ids)| ids.iter().map(move |&id| (id, item)))
-        };
         let (starts, order) = counted_and_ordered(nodes, &lists);
         let (ends, entries) = match order {
-            Order::Unordered => filled(&starts, pairs()),
+            Order::Unordered => filled(&starts, pairs_of(&lists)),
             Order::Ascending => filled_by_block(&starts, &lists, BLOCK, false),
             Order::Unique => filled_by_block(&starts, &lists, BLOCK, true),
         };

@@ -160,9 +160,9 @@ impl Compiled {
         self.table.id(name).is_some()
     }
 
-    /// The peer sets holding node `id` ([`crate::peers::PeerIndex::sets_of`]).
+    /// The peer sets holding node `id` ([`crate::peers::PeerIndex::member_of`]).
     pub(crate) fn peer_sets_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u32]> {
-        self.peers.sets_of(id)
+        self.peers.member_of(id)
     }
 
     /// What node `name` receives, or `None` for an unknown node.

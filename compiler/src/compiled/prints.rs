@@ -757,7 +757,7 @@ impl Compiled {
     }
 
     /// The fingerprints of `nodes` (node ids with their names), which all hold the peer sets
-    /// `sets` ([`crate::peers::PeerIndex::sets_of`]), as [`Compiled::fingerprint`] gives them:
+    /// `sets` ([`crate::peers::PeerIndex::member_of`]), as [`Compiled::fingerprint`] gives them:
     /// the peers they share are found once and summed once per family column (nodes of one
     /// group differ only by their own devices and themselves), not once per node. On
     /// `large`, 100,000 nodes hold 17,545 distinct lists of sets.
@@ -769,7 +769,7 @@ impl Compiled {
         routers: &RouterRoutes,
         cache: &mut HashCache,
     ) -> Vec<(NodeId, Fingerprint)> {
-        let reach = self.peers.shared_reach(sets);
+        let reach = self.peers.reach_of(sets);
         let mut sums: [Option<u64>; 4] = [None; 4];
         let mut out = Vec::with_capacity(nodes.len());
         for &(v, name) in nodes {

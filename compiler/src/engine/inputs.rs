@@ -7,12 +7,7 @@ impl Inputs {
     pub(super) fn undo(&mut self, undo: Vec<Undo>) {
         for step in undo.into_iter().rev() {
             match step {
-                Undo::Node(id, Some(n)) => {
-                    self.nodes.insert(id, n);
-                }
-                Undo::Node(id, None) => {
-                    self.nodes.remove(&id);
-                }
+                Undo::Node(id, record) => self.set_record(id, record),
                 Undo::User(id, Some(u)) => {
                     self.users.insert(id, u);
                     self.users_changed = true;
@@ -28,6 +23,18 @@ impl Inputs {
                 Undo::Service(name, None) => {
                     self.services.remove(&name);
                 }
+            }
+        }
+    }
+
+    /// Put node `id`'s record in (or take it out).
+    pub(super) fn set_record(&mut self, id: u64, record: Option<NodeRecord>) {
+        match record {
+            Some(record) => {
+                self.nodes.insert(id, record);
+            }
+            None => {
+                self.nodes.remove(&id);
             }
         }
     }

@@ -336,7 +336,7 @@ pub(super) fn part_fingerprints(
 }
 
 /// `work` over `items` (nodes to fingerprint or decide) split across the machine's cores (at
-/// most 8), results in order, when they are a thousand or more (fewer take about a
+/// most 8), results in order, when they are [`SPREAD_FROM`] or more (fewer take about a
 /// millisecond: less than a thread may wait for a core on a busy host). The items go in
 /// pieces of [`PIECE`], each core taking the next piece: a node's cost varies a hundredfold
 /// (its filter), and with halves fixed in advance one core did up to seven eighths of it.
@@ -344,17 +344,21 @@ pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&[T]) -> Vec<R> + Sync,
 ) -> Vec<R> {
-    if items.len() < 1024 {
+    if items.len() < SPREAD_FROM {
         return work(items);
     }
     let pieces: Vec<(usize, &[T])> = items.chunks(PIECE).enumerate().collect();
-    let mut done = crate::par::map_taken(&pieces, || (), |_, &(i, piece)| vec![(i, work(piece))]);
+    let piece = |_: &mut (), &(i, piece): &(usize, &[T])| vec![(i, work(piece))];
+    let mut done = crate::par::map_taken(&pieces, true, || (), piece);
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().flat_map(|(_, out)| out).collect()
 }
 
 /// How many items [`parallel`] hands a core at a time.
 const PIECE: usize = 128;
+
+/// Nodes from which the engine's per-node work spreads over the cores.
+const SPREAD_FROM: usize = 1024;
 
 /// Every node's fingerprint (by node id; a node without a name keeps the default) and
 /// every node's peers' entries, computed in full from `compiled`.
@@ -409,16 +413,7 @@ fn grouped_fingerprints(
     let work = |cache: &mut HashCache, &(sets, members): &(&[u32], &[Named<'_>])| {
         compiled.fingerprints_sharing(sets, members, bases, &routers, cache)
     };
-    match nodes.len() >= 1024 {
-        true => crate::par::map_taken(&units, HashCache::default, work),
-        false => {
-            let mut cache = HashCache::default();
-            units
-                .iter()
-                .flat_map(|unit| work(&mut cache, unit))
-                .collect()
-        }
-    }
+    crate::par::map_taken(&units, nodes.len() >= SPREAD_FROM, HashCache::default, work)
 }
 
 /// The fingerprints of the nodes `nodes` (node ids of `compiled`, with their names), on

@@ -100,16 +100,4 @@ impl Inputs {
             .collect();
         Some(Ok((last, filters, touched)))
     }
-
-    /// Put node `id`'s record in (or take it out), as a step of [`Inputs::build_in_steps`].
-    fn set_record(&mut self, id: u64, record: Option<NodeRecord>) {
-        match record {
-            Some(record) => {
-                self.nodes.insert(id, record);
-            }
-            None => {
-                self.nodes.remove(&id);
-            }
-        }
-    }
 }

@@ -69,10 +69,7 @@ impl MergedRule<'_> {
     /// How many `DstPorts` entries it has.
     pub(crate) fn entries(&self) -> usize {
         match self {
-            MergedRule::Net { dsts, .. } => dsts
-                .iter()
-                .map(|(d, ports)| d.ips().len() * ports.len())
-                .sum(),
+            MergedRule::Net { dsts, .. } => net_entries(dsts),
             MergedRule::Whole(rule) => rule.dst_ports.len(),
         }
     }
@@ -89,7 +86,7 @@ impl MergedRule<'_> {
     fn into_wire(self) -> FilterRule {
         match self {
             MergedRule::Net { src, proto, dsts } => {
-                let mut dst_ports = Vec::with_capacity(self_entries(&dsts));
+                let mut dst_ports = Vec::with_capacity(net_entries(&dsts));
                 for (d, ports) in &dsts {
                     dst_ports.extend(port_ranges(d.ips(), ports));
                 }
@@ -107,7 +104,7 @@ impl MergedRule<'_> {
 }
 
 /// [`MergedRule::entries`] of a network rule's parts.
-fn self_entries(dsts: &[(Dsts<'_>, &[Ports])]) -> usize {
+fn net_entries(dsts: &[(Dsts<'_>, &[Ports])]) -> usize {
     dsts.iter()
         .map(|(d, ports)| d.ips().len() * ports.len())
         .sum()
