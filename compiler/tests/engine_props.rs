@@ -1004,6 +1004,55 @@ fn a_route_flip_moves_every_rule_from_star() {
     );
 }
 
+/// A router serving the only route to 10.9.0.0/24 is retagged, renamed and given new
+/// addresses: the engine takes its routes away (`*` as a source loses the route, so every
+/// rule from `*` changes on the nodes it reaches), changes the node, and adds its routes
+/// back, so `*` and those nodes' filters are as they were. Fails when a filter a step
+/// proved changed is taken as changed at the end (the web servers would be pushed a map
+/// equal to the one they have), or when the steps miss what did change (the router's own
+/// filter and its peers).
+#[test]
+fn a_routers_change_takes_its_routes_away_and_back() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:relay": [], "tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["*"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:relay:22", "10.9.0.0/16:22"]}]}"#,
+    )
+    .unwrap();
+    let router = serving(tagged(2, "tag:router"), "10.9.0.0/24");
+    let retagged = NodeRecord {
+        tags: vec!["tag:relay".to_string()],
+        ..router.clone()
+    };
+    let renamed = NodeRecord {
+        name: "node0".to_string(),
+        ..retagged.clone()
+    };
+    let (a, b) = v4v6(9);
+    let readdressed = NodeRecord {
+        ipv4: Some(a),
+        ipv6: Some(b),
+        ..renamed.clone()
+    };
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            router.clone(),
+            tagged(3, "tag:web"),
+            tagged(4, "tag:web"),
+            owned(5, 2),
+        ],
+        [
+            Event::UpsertNode(retagged),
+            Event::UpsertNode(renamed),
+            Event::UpsertNode(readdressed),
+            Event::UpsertNode(router),
+        ],
+    );
+}
+
 /// A user's roles and groups change: every device of the user moves in and out of the
 /// selectors naming the role or the group, at once. Fails when only one of the user's
 /// devices is treated as changed.

@@ -1,25 +1,32 @@
-//! A router joining or leaving, applied as two narrow steps (the node without its routes, and
-//! its routes), because the engine's narrow paths take one or the other and the event as a
-//! whole took the every-node path: 12 s for one router's join on `large`, every node's map
-//! fingerprinted.
+//! A router's join, leave or change (retag, rename, new owner or addresses), applied as
+//! narrow steps (the node without its routes, and its routes), because the engine's narrow
+//! paths take one or the other and the event as a whole took the every-node path: about
+//! 5 s for one router's join or retag on `large`, every node's map fingerprinted.
 //!
 //! A join is the node joining without routes (the node path), then its routes added (the
-//! route path); a leave is its routes taken away, then the node leaving. Readers never see
-//! the step between: the snapshot is published after the second step, and the change set is
-//! the difference between the snapshot before the first step and the one after the second.
-//! A filter either step proved changed without assembling it is changed from the start:
-//! both steps of a join only add (the node's addresses to the source lists that name it,
-//! then its routes to those that reach them), both of a leave only take away, so no list
-//! the first step changed is as it was after the second, and no filter either. The
-//! engine's property tests compare every such change set with a full recompile's.
+//! route path); a leave is its routes taken away, then the node leaving; a change is its
+//! routes taken away, the node changed without routes, and the routes it has now added.
+//! Readers never see the steps between: the snapshot is published after the last step, and
+//! the change set is the difference between the snapshot before the first step and the one
+//! after the last.
+//!
+//! A filter a step proved changed without assembling it (a verdict from the rule items,
+//! [`crate::lower::Verdict::Changed`]) is changed from the start when every step only adds
+//! or every step only takes away: the steps of a join only add (the node's addresses to the
+//! source lists that name it, then its routes to those that reach them), those of a leave
+//! only take away, so no list a step changed is as it was after the last, and no filter
+//! either. A change's steps take away and then add back (its routes, in what `*` means),
+//! so a filter may come back to what it was: those filters are assembled after the last
+//! step and compared. The engine's property tests compare every such change set with a
+//! full recompile's.
 
 use super::*;
 
 impl Inputs {
-    /// The event of `undo` in two steps when it is a router's join or leave and each step
-    /// takes a narrow path; `None` (the records as they were) otherwise. On success the
-    /// records are the event's, and the snapshot, the filters known changed and the nodes
-    /// touched are relative to `current`, as [`Inputs::build`]'s are.
+    /// The event of `undo` in steps when it is a router's join, leave or change and each
+    /// step takes a narrow path; `None` otherwise. Either way the records are the event's
+    /// afterwards; on success the snapshot, the filters known changed and the nodes touched
+    /// are relative to `current`, as [`Inputs::build`]'s are.
     pub(super) fn build_in_steps(
         &mut self,
         version: u64,
@@ -38,66 +45,189 @@ impl Inputs {
             approved_routes: Vec::new(),
             ..n.clone()
         };
-        // Each step's record of the node (`None`: absent), and the record before it.
-        type Step = (Option<NodeRecord>, Option<NodeRecord>);
-        let [first, second]: [Step; 2] = match (before, &after) {
-            (None, Some(a)) if serves(a) => [
-                (Some(stripped(a)), None),
-                (Some(a.clone()), Some(stripped(a))),
-            ],
-            (Some(b), None) if serves(b) => [
-                (Some(stripped(b)), Some(b.clone())),
-                (None, Some(stripped(b))),
-            ],
-            _ => return None,
-        };
-        let narrow = |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_));
-        self.set_record(id, first.0);
-        let scope1 = scope(self, current, &[Undo::Node(id, first.1)]);
-        if !narrow(&scope1) {
-            self.set_record(id, after);
-            return None;
-        }
-        let built = self.build(version, scope1);
-        self.set_record(id, second.0);
-        let (middle, f1, t1) = match built {
-            Ok(built) => built,
-            Err(error) => return Some(Err(error)),
-        };
-        let scope2 = scope(self, &middle, &[Undo::Node(id, second.1)]);
-        if !narrow(&scope2) {
-            return Some(self.build(version, Scope::Everything));
-        }
-        let (last, f2, t2) = match self.build(version, scope2) {
-            Ok(built) => built,
-            Err(error) => return Some(Err(error)),
-        };
-        // The first step's marks in the last snapshot's ids.
-        let to_new = last.compiled.ids_from(&middle.compiled);
-        let n = last.fingerprints.len();
-        let moved = |bits: &[u64]| {
-            let mut out = vec![0u64; n.div_ceil(64)];
-            for v in crate::bits::iter_bits(bits) {
-                if let Some(w) = crate::nodes::translated(&to_new, v) {
-                    crate::bits::set_bit(&mut out, w);
-                }
+        // The node's records from before the event to after it (`None`: absent), each step
+        // from one to the next; a record equal to the one before it is no step.
+        let mut records: Vec<Option<NodeRecord>> = vec![before.clone()];
+        let mut through = |r: Option<NodeRecord>| {
+            if records.last() != Some(&r) {
+                records.push(r);
             }
-            out
         };
-        let f1 = moved(&f1);
-        let t1 = t1.as_deref().map(moved);
-        let touched = match (&t1, &t2) {
-            (Some(a), Some(b)) => Some(a.iter().zip(b).map(|(x, y)| x | y).collect()),
-            _ => None,
+        match (before, &after) {
+            (None, Some(a)) if serves(a) => {
+                through(Some(stripped(a)));
+                through(Some(a.clone()));
+            }
+            (Some(b), None) if serves(b) => {
+                through(Some(stripped(b)));
+                through(None);
+            }
+            (Some(b), Some(a)) if serves(a) || serves(b) => {
+                through(Some(stripped(b)));
+                through(Some(stripped(a)));
+                through(Some(a.clone()));
+            }
+            _ => return None,
+        }
+        let one_way = before.is_none() || after.is_none();
+        let stepped = self.steps(version, current, id, &records);
+        self.set_record(id, after);
+        let (mut last, filters, touched) = match stepped? {
+            Ok(built) => built,
+            Err(error) => return Some(Err(error)),
         };
-        // Marked by either step, and left uncomputed at the end (a filter computed at the end
-        // is compared as it is).
-        let filters = f1
+        // Marked by a step, and left uncomputed at the end (a filter computed at the end is
+        // compared as it is).
+        let mut filters: Vec<u64> = filters
             .iter()
-            .zip(&f2)
             .zip(&last.stale)
-            .map(|((a, b), stale)| (a | b) & stale)
+            .map(|(a, stale)| a & stale)
             .collect();
+        if !one_way {
+            let marked: Vec<NodeId> = crate::bits::iter_bits(&filters).collect();
+            filters = resolve_marks(current, &mut last, id, &marked)?;
+        }
         Some(Ok((last, filters, touched)))
     }
+
+    /// Node `id` taken through `records` (the first is its record in `current`), one build
+    /// per step: the last snapshot, the filters any step marked changed without assembling
+    /// them and the nodes any step touched (both in the last snapshot's node ids). `None`
+    /// when the first step is not narrow; a later step that is not narrow builds the last
+    /// record on the every-node path. The record is left at some step's: the caller sets it.
+    fn steps(
+        &mut self,
+        version: u64,
+        current: &Snapshot,
+        id: u64,
+        records: &[Option<NodeRecord>],
+    ) -> Option<Result<Built, EngineError>> {
+        let narrow = |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_));
+        let mut done: Option<Built> = None;
+        for (k, pair) in records.windows(2).enumerate() {
+            let [from, to] = pair else {
+                return None;
+            };
+            let previous = done.as_ref().map_or(current, |(s, _, _)| s);
+            self.set_record(id, to.clone());
+            let step = scope(self, previous, &[Undo::Node(id, from.clone())]);
+            if !narrow(&step) {
+                if k == 0 {
+                    return None;
+                }
+                if let Some(last) = records.last() {
+                    self.set_record(id, last.clone());
+                }
+                return Some(self.build(version, Scope::Everything));
+            }
+            let (next, filters, touched) = match self.build(version, step) {
+                Ok(built) => built,
+                Err(error) => return Some(Err(error)),
+            };
+            let marks = match done.take() {
+                None => (filters, touched),
+                Some((previous, earlier, touched_before)) => {
+                    // The earlier steps' marks in this step's node ids.
+                    let to_new = next.compiled.ids_from(&previous.compiled);
+                    let n = next.fingerprints.len();
+                    let moved = |bits: &[u64]| {
+                        let mut out = vec![0u64; n.div_ceil(64)];
+                        for v in crate::bits::iter_bits(bits) {
+                            if let Some(w) = crate::nodes::translated(&to_new, v) {
+                                crate::bits::set_bit(&mut out, w);
+                            }
+                        }
+                        out
+                    };
+                    let either = |a: Vec<u64>, b: &[u64]| -> Vec<u64> {
+                        a.iter().zip(b).map(|(x, y)| x | y).collect()
+                    };
+                    let touched = match (touched_before, touched) {
+                        (Some(a), Some(b)) => Some(either(moved(&a), &b)),
+                        _ => None,
+                    };
+                    (either(moved(&earlier), &filters), touched)
+                }
+            };
+            done = Some((next, marks.0, marks.1));
+        }
+        done.map(Ok)
+    }
+}
+
+/// The filters of `marked` (node ids of `last`, each left uncomputed by a step that proved
+/// it changed) made exact between `current` and `last`, and those of them changed while
+/// left uncomputed (one bit each): steps that took a router's routes away and added them
+/// back may have left such a filter as it was. When the two compiles merge alike (what `*`
+/// means among it: the router serves the same routes before and after), the change from
+/// `current` to `last` is one to router `id` alone, and each filter but the router's is
+/// decided from the rule items as for a node event ([`crate::lower::SourceMoves`]): as
+/// before (`current`'s print and stale flag), changed (left uncomputed), or assembled.
+/// Otherwise each is assembled.
+fn resolve_marks(
+    current: &Snapshot,
+    last: &mut Snapshot,
+    id: u64,
+    marked: &[NodeId],
+) -> Option<Vec<u64>> {
+    let (old, new) = (&current.compiled, &last.compiled);
+    let mut changed = vec![0u64; last.fingerprints.len().div_ceil(64)];
+    let (old_name, new_name) = (current.names.name(id)?, last.names.name(id)?);
+    let moves = (old.refusal().is_some() == new.refusal().is_some() && new.merges_like(old))
+        .then(|| new.source_moves(old, (&[&**old_name], &[&**new_name]), None))
+        .flatten();
+    let (mut decided, mut assembled): (Vec<ToDecide<'_>>, Vec<ToDecide<'_>>) =
+        (Vec::new(), Vec::new());
+    for &v in marked {
+        let name = new.name_of(v)?;
+        let was = (moves.is_some() && name != new_name)
+            .then(|| old.id_of(name))
+            .flatten();
+        let Some(w) = was else {
+            assembled.push((v, name, None));
+            continue;
+        };
+        // As it was: a verdict of the same keeps it.
+        last.fingerprints.get_mut(v.index())?.filter = current.fingerprints.get(w.index())?.filter;
+        if crate::bits::bit(&current.stale, w) {
+            crate::bits::set_bit(&mut last.stale, v);
+        } else {
+            crate::bits::clear_bit(&mut last.stale, v);
+        }
+        decided.push((v, name, Some(w)));
+    }
+    let marks = (
+        &mut last.fingerprints[..],
+        &mut last.stale[..],
+        &mut changed[..],
+    );
+    decide_filters((new, old), (moves.as_ref(), None), &decided, marks)?;
+    let marks = (
+        &mut last.fingerprints[..],
+        &mut last.stale[..],
+        &mut changed[..],
+    );
+    decide_filters((new, old), (None, None), &assembled, marks)?;
+    // Debug builds on small tailnets (the property tests') compare each verdict with the
+    // two filters assembled.
+    #[cfg(debug_assertions)]
+    if last.fingerprints.len() <= 64 {
+        let mut cache = HashCache::default();
+        for &(v, name, _) in &decided {
+            let now = new.filter_fingerprint(name, &mut cache);
+            let was = old.filter_fingerprint(name, &mut cache);
+            if crate::bits::bit(&changed, v) {
+                debug_assert_ne!(now, was, "a router's change: {name}'s filter changed");
+            } else if crate::bits::bit(&last.stale, v) {
+                debug_assert_eq!(now, was, "a router's change: {name}'s filter as it was");
+            } else {
+                debug_assert_eq!(
+                    last.fingerprints.get(v.index()).map(|f| f.filter),
+                    now,
+                    "a router's change: {name}'s filter"
+                );
+            }
+        }
+    }
+    Some(changed)
 }
