@@ -502,10 +502,12 @@ impl Inventory {
         }
     }
 
-    /// An inventory of `earlier`'s users, registration in node order and no Services, with
+    /// An inventory of `earlier`'s users and Services (`services` must be `earlier`'s, or the
+    /// patch does not apply), registration in node order, with
     /// these `nodes`: `earlier`'s node at position `p` is now at `to_new[p]` (`usize::MAX`
     /// when gone), and the nodes at positions `fresh` are new or changed. Only those are
-    /// checked (their owner, tags, name and addresses against every node's), and `earlier`'s
+    /// checked (their owner, tags, name and addresses against every node's and every
+    /// Service's, and each Service's hosts are still nodes), and `earlier`'s
     /// lookups are taken with positions moved: O(nodes) integer copies and address
     /// comparisons, no string or hash per node. `None` when `earlier` is not such an
     /// inventory or a changed node has a problem: the full check ([`Inventory::sharing_users`])
@@ -515,11 +517,11 @@ impl Inventory {
         nodes: Vec<Arc<Node>>,
         to_new: &[usize],
         fresh: &[usize],
-        tailnet: Tailnet,
+        (tailnet, services): (Tailnet, &[Service]),
         holder: &dyn Fn(IpAddr) -> Option<&'h str>,
     ) -> Option<Inventory> {
         if !matches!(earlier.registration_order, Registration::NodeOrder)
-            || !earlier.services.is_empty()
+            || earlier.services != services
         {
             return None;
         }
@@ -571,6 +573,21 @@ impl Inventory {
         if clash || node_by_name.len() != nodes.len() {
             return None;
         }
+        // A Service's address is no changed node's, and its hosts are nodes still.
+        let vips: Vec<IpAddr> = services
+            .iter()
+            .flat_map(|s| s.vips())
+            .map(|v| v.addr())
+            .collect();
+        let hosts_known = services.iter().all(|s| {
+            s.hosts
+                .iter()
+                .chain(&s.approved_hosts)
+                .all(|h| node_by_name.get(h, name_of).is_some())
+        });
+        if !hosts_known || addresses.keys().any(|a| vips.contains(a)) {
+            return None;
+        }
         // The kept nodes' ranks were moved with them; the changed ones' are their positions.
         for &i in fresh {
             let name = name_of(i);
@@ -594,7 +611,7 @@ impl Inventory {
             nodes,
             registration_order: Registration::NodeOrder,
             tailnet,
-            services: Vec::new(),
+            services: services.to_vec(),
             index: Index {
                 node_by_name,
                 user_by_email,

@@ -1342,7 +1342,7 @@ fn a_group_redefined_with_as_many_members() {
 /// Node events that make the tailnet invalid are refused with the report a fresh engine
 /// gives for the same records (the engine checks only the changed nodes when it can; the
 /// full check words the report), and leave the state as it was. Single events and batches,
-/// against nodes kept, changed and added in the same batch.
+/// against nodes kept, changed and added in the same batch, and a Service's addresses.
 #[test]
 fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
     let policy = parse_policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#).unwrap();
@@ -1353,7 +1353,21 @@ fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
         n
     };
     let (a3, b3) = v4v6(3);
+    // A Service hosted by node 2: the other nodes' events take the narrow path beside it.
+    let (vip4, vip6) = v4v6(20);
+    let service = ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(vip4),
+        ipv6: Some(vip6),
+        hosts: vec![2],
+        approved_hosts: vec![2],
+        tags: Vec::new(),
+    };
     let cases: Vec<Vec<Event>> = vec![
+        // A join, or a changed node, with the Service's address (each family).
+        vec![Event::UpsertNode(with(9, &|n| n.ipv4 = Some(vip4)))],
+        vec![Event::UpsertNode(with(9, &|n| n.ipv6 = Some(vip6)))],
+        vec![Event::UpsertNode(with(1, &|n| n.ipv4 = Some(vip4)))],
         // A join with a kept node's address (each family), or its name.
         vec![Event::UpsertNode(with(9, &|n| n.ipv4 = Some(a3)))],
         vec![Event::UpsertNode(with(9, &|n| n.ipv6 = Some(b3)))],
@@ -1398,7 +1412,7 @@ fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
             users: (1..=4).map(|id| user(id, 0)).collect(),
             nodes: nodes(),
             tailnet: Default::default(),
-            services: Vec::new(),
+            services: vec![service.clone()],
         };
         let mut engine = Engine::new(policy.clone(), state, EngineOptions::default()).unwrap();
         let before = outputs(&engine);
@@ -1422,7 +1436,7 @@ fn invalid_node_events_are_refused_as_a_fresh_engine_refuses_them() {
                 users: (1..=4).map(|id| user(id, 0)).collect(),
                 nodes: records.into_values().collect(),
                 tailnet: Default::default(),
-                services: Vec::new(),
+                services: vec![service.clone()],
             },
             EngineOptions::default(),
         );

@@ -250,8 +250,8 @@ impl Inputs {
     /// [`Inputs::inventory`] after a change to the nodes `changed` (ids) only, the users
     /// and Services as they were in `old`: `old`'s inventory with the changed nodes' records
     /// made again, every other node's shared, and only the changed nodes checked
-    /// ([`Inventory::patched`]). `None` when that does not apply (the users changed, there
-    /// are Services, or the patch finds a problem, whose exact report the full check makes).
+    /// ([`Inventory::patched`]). `None` when that does not apply (the users or the Services
+    /// changed, or the patch finds a problem, whose exact report the full check makes).
     pub(super) fn patched_inventory(
         &self,
         old: &Snapshot,
@@ -260,8 +260,6 @@ impl Inputs {
     ) -> Option<Inventory> {
         let earlier = &*old.inventory;
         if !Arc::ptr_eq(earlier.shared_users(), &self.user_list)
-            || !self.services.is_empty()
-            || !earlier.services().is_empty()
             || old.names.len() != earlier.nodes().len()
         {
             return None;
@@ -294,7 +292,7 @@ impl Inputs {
             nodes,
             &to_new,
             &fresh,
-            self.tailnet.clone(),
+            (self.tailnet.clone(), &self.service_list()),
             &holder,
         )?;
         #[cfg(debug_assertions)]
@@ -453,10 +451,10 @@ impl Inputs {
         fresh: &[(u64, Arc<Node>)],
         changed: &Ranked,
     ) -> Option<crate::nodes::NodeTable> {
-        // Services: the inventory is not patched, so neither table would be used.
-        if narrow.nodes.len() > SIDE_TABLE || !self.services.is_empty() {
+        if narrow.nodes.len() > SIDE_TABLE {
             return None;
         }
+        let services = self.service_list();
         let named = fresh
             .iter()
             .map(|(id, node)| Some((&**node, changed.rank(*id)?)))
@@ -465,6 +463,7 @@ impl Inputs {
             users: &self.user_list,
             nodes: self.nodes.len(),
             named,
+            services: &services,
         };
         let before: Vec<&str> = narrow
             .nodes
@@ -503,14 +502,18 @@ impl Inputs {
         if self.services.is_empty() {
             return Ok(inventory);
         }
-        let services = self
-            .services
+        inventory
+            .with_services(self.service_list())
+            .map_err(EngineError::Inventory)
+    }
+
+    /// The Services as the inventory lists them: hosts by name, ids naming no node left
+    /// out.
+    pub(super) fn service_list(&self) -> Vec<crate::inventory::Service> {
+        self.services
             .values()
             .map(|s| s.to_service(|id| self.nodes.get(&id).map(|n| n.name.clone())))
-            .collect();
-        inventory
-            .with_services(services)
-            .map_err(EngineError::Inventory)
+            .collect()
     }
 
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`

@@ -289,6 +289,7 @@ impl NodeTable {
                     .or_insert(table.services.len());
             }
             table.services.push(ServiceInfo {
+                written: svc.clone(),
                 name: svc.name.clone(),
                 vips,
                 tags: svc.tags.clone(),

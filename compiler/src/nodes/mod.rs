@@ -248,8 +248,12 @@ pub(crate) struct UserInfo {
 /// A Tailscale Service: its virtual addresses and the nodes that advertise it. The addresses
 /// are routes of those nodes (advertised, approved by the inventory or
 /// `autoApprovers.services`), so filters, peers and the matcher treat them as any served route.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ServiceInfo {
+    /// The service as the inventory has it: a node table patched for a node event keeps
+    /// the hosts' records only when the new inventory's services are these
+    /// ([`NodeTable::patched_from`]).
+    pub(crate) written: crate::inventory::Service,
     /// `svc:name`.
     pub(crate) name: String,
     /// The virtual addresses as host prefixes, IPv4 first.
@@ -303,6 +307,8 @@ pub(crate) struct Change<'a> {
     pub(crate) nodes: usize,
     /// The changed nodes it has, each with its registration rank (its position).
     pub(crate) named: Vec<(&'a crate::inventory::Node, usize)>,
+    /// Its Services.
+    pub(crate) services: &'a [crate::inventory::Service],
 }
 
 /// Every node and user, with lookups.
@@ -430,6 +436,13 @@ impl NodeTable {
             && self.texts == other.texts
             && self.ranks == other.ranks
             && self.registration == other.registration
+            && self.services.len() == other.services.len()
+            && self
+                .services
+                .iter()
+                .zip(&other.services)
+                .all(|(a, b)| a.written == b.written && a.vips == b.vips)
+            && self.service_by_vip == other.service_by_vip
     }
 
     /// The node with this id.

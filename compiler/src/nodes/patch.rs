@@ -7,7 +7,7 @@ impl NodeTable {
     /// [`NodeTable::reusing`] for a node event, by patching `earlier` instead of building
     /// from every node: `inventory` is `earlier`'s with the nodes named `before` (names in
     /// `earlier`) replaced by those named `after` (names in `inventory`), and everything else
-    /// the same (the same list of users, no Services). The other nodes' records are shared
+    /// the same (the same list of users and Services, no changed node a Service's host). The other nodes' records are shared
     /// with `earlier`, and the indexes are `earlier`'s with ids moved: O(nodes) integer and
     /// pointer copies plus O(changed x log nodes), not a record, string or hash per node (75
     /// ms of a join on `large`). `None` when the inventory is not such a change; the caller
@@ -19,7 +19,7 @@ impl NodeTable {
         before: &[&str],
         after: &[&str],
     ) -> Option<NodeTable> {
-        if !inventory.services().is_empty() || !inventory.ranks_are_positions() {
+        if !inventory.ranks_are_positions() {
             return None;
         }
         let named = after
@@ -30,6 +30,7 @@ impl NodeTable {
             users: inventory.shared_users(),
             nodes: inventory.nodes().len(),
             named,
+            services: inventory.services(),
         };
         NodeTable::patched_from(change, earlier, before)
     }
@@ -42,8 +43,8 @@ impl NodeTable {
         before: &[&str],
     ) -> Option<NodeTable> {
         if !Arc::ptr_eq(&earlier.user_source, change.users)
-            || !earlier.services.is_empty()
             || !earlier.positional
+            || !earlier.services_kept(&change, before)
         {
             return None;
         }
@@ -90,7 +91,11 @@ impl NodeTable {
                     }) && earlier.registration.get(r.index()) == Some(&rank)
                 });
         if same_names {
-            return earlier.patched_in_place(&removed, added);
+            return Some(
+                earlier
+                    .patched_in_place(&removed, added)?
+                    .services_of(earlier),
+            );
         }
         let mut new_ranks = added_ranks.clone();
         new_ranks.sort_unstable();
@@ -253,7 +258,36 @@ impl NodeTable {
             }
         }
         table.translated = Some((earlier.serial, Arc::from(to_new)));
-        Some(table)
+        Some(table.services_of(earlier))
+    }
+
+    /// True when `change` keeps this table's Services as they are: the same services (hosts
+    /// and approvals by name among them), and no changed node, by its name before
+    /// (`before`) or after, hosts one or is approved to. Every host is then a kept node,
+    /// whose record (with the services' addresses among its routes) is shared.
+    fn services_kept(&self, change: &Change<'_>, before: &[&str]) -> bool {
+        let same = self.services.len() == change.services.len()
+            && self
+                .services
+                .iter()
+                .zip(change.services)
+                .all(|(info, svc)| info.written == *svc);
+        let hosts = |name: &str| {
+            change.services.iter().any(|svc| {
+                svc.hosts.iter().any(|h| h == name) || svc.approved_hosts.iter().any(|h| h == name)
+            })
+        };
+        same && !before.iter().any(|&name| hosts(name))
+            && !change.named.iter().any(|(node, _)| hosts(&node.name))
+    }
+
+    /// This table with `earlier`'s Services, which [`NodeTable::services_kept`] found the
+    /// change keeps.
+    fn services_of(mut self, earlier: &NodeTable) -> NodeTable {
+        self.services = earlier.services.clone();
+        self.service_by_name = earlier.service_by_name.clone();
+        self.service_by_vip = earlier.service_by_vip.clone();
+        self
     }
 
     /// This table's user lookups, shared with a table patched from it.
