@@ -1053,6 +1053,70 @@ fn a_routers_change_takes_its_routes_away_and_back() {
     );
 }
 
+/// Batches of node events with routers among them, applied in steps (the routers' routes
+/// away, every node changed, the routes back): one router leaving as another joins with the
+/// same route (`*` loses the route and gets it back, so the rules from `*` are as they
+/// were), a router retagged beside a member's join and another's leave, and two routers
+/// swapping tags. Fails when a filter a step marked changed is taken as changed at the end,
+/// or when the records of the batch's other nodes are not where each step starts.
+#[test]
+fn batches_with_routers_step_through_their_routes() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:router": [], "tag:relay": [], "tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["*"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:relay:22"]},
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["10.9.0.0/16:22"]}]}"#,
+    )
+    .unwrap();
+    let route = "10.9.0.0/24";
+    let r2 = serving(tagged(2, "tag:router"), route);
+    let r6 = serving(tagged(6, "tag:relay"), route);
+    let retag = |n: &NodeRecord, tag: &str| NodeRecord {
+        tags: vec![tag.to_string()],
+        ..n.clone()
+    };
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![
+            owned(1, 1),
+            r2.clone(),
+            tagged(3, "tag:web"),
+            tagged(4, "tag:web"),
+            owned(5, 2),
+        ],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [
+            vec![Event::RemoveNode(2), Event::UpsertNode(r6.clone())],
+            vec![
+                Event::UpsertNode(retag(&r6, "tag:router")),
+                Event::UpsertNode(owned(7, 3)),
+                Event::RemoveNode(5),
+            ],
+            vec![
+                Event::UpsertNode(r2.clone()),
+                Event::UpsertNode(owned(5, 2)),
+            ],
+            vec![
+                Event::UpsertNode(retag(&r2, "tag:relay")),
+                Event::UpsertNode(retag(&r6, "tag:relay")),
+            ],
+            vec![
+                Event::UpsertNode(retag(&r2, "tag:router")),
+                Event::UpsertNode(retag(&r6, "tag:router")),
+                Event::RemoveNode(7),
+            ],
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+}
+
 /// A user's roles and groups change: every device of the user moves in and out of the
 /// selectors naming the role or the group, at once. Fails when only one of the user's
 /// devices is treated as changed.

@@ -433,11 +433,14 @@ impl Engine {
             if !stored.iter().all(keeps) {
                 scope = Scope::Everything;
             }
-            // A router's join or leave: its two halves each take a narrow path (each step sees
-            // only the router's record, so not when an approval was stored for another node).
-            let stored_elsewhere = stored
-                .iter()
-                .any(|s| !matches!(undo.as_slice(), [Undo::Node(id, _)] if id == s));
+            // Node events with a router among them: in steps that each take a narrow path
+            // (the steps see only the changed nodes' records, so not when an approval was
+            // stored for another node).
+            let stored_elsewhere = stored.iter().any(|s| {
+                !undo
+                    .iter()
+                    .any(|u| matches!(u, Undo::Node(id, _) if id == s))
+            });
             if matches!(scope, Scope::Everything) && !stored_elsewhere {
                 if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
                     span.record("path", "router steps");

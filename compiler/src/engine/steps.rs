@@ -22,56 +22,74 @@
 
 use super::*;
 
+/// One node's change in a step: its id, its record before the step and after it (`None`:
+/// absent).
+type NodeStep = (u64, Option<NodeRecord>, Option<NodeRecord>);
+
 impl Inputs {
-    /// The event of `undo` in steps when it is a router's join, leave or change and each
-    /// step takes a narrow path; `None` otherwise. Either way the records are the event's
-    /// afterwards; on success the snapshot, the filters known changed and the nodes touched
-    /// are relative to `current`, as [`Inputs::build`]'s are.
+    /// The event of `undo` in steps when it changes nodes only (one event or a batch), some
+    /// of them routers, and each step takes a narrow path; `None` otherwise. Either way the
+    /// records are the event's afterwards; on success the snapshot, the filters known
+    /// changed and the nodes touched are relative to `current`, as [`Inputs::build`]'s are.
     pub(super) fn build_in_steps(
         &mut self,
         version: u64,
         current: &Snapshot,
         undo: &[Undo],
     ) -> Option<Result<Built, EngineError>> {
-        let [Undo::Node(id, before)] = undo else {
-            return None;
-        };
-        let id = *id;
-        let after = self.nodes.get(&id).cloned();
+        // Each changed node's record before the event (its first undo) and after it.
+        let mut first: BTreeMap<u64, Option<NodeRecord>> = BTreeMap::new();
+        for u in undo {
+            let Undo::Node(id, before) = u else {
+                return None;
+            };
+            first.entry(*id).or_insert_with(|| before.clone());
+        }
+        let changes: Vec<NodeStep> = first
+            .into_iter()
+            .map(|(id, before)| (id, before, self.nodes.get(&id).cloned()))
+            .filter(|(_, before, after)| before != after)
+            .collect();
         let serves =
             |n: &NodeRecord| !n.advertised_routes.is_empty() || !n.approved_routes.is_empty();
-        let stripped = |n: &NodeRecord| NodeRecord {
-            advertised_routes: Vec::new(),
-            approved_routes: Vec::new(),
-            ..n.clone()
+        let stripped = |n: &Option<NodeRecord>| {
+            n.as_ref().map(|n| NodeRecord {
+                advertised_routes: Vec::new(),
+                approved_routes: Vec::new(),
+                ..n.clone()
+            })
         };
-        // The node's records from before the event to after it (`None`: absent), each step
-        // from one to the next; a record equal to the one before it is no step.
-        let mut records: Vec<Option<NodeRecord>> = vec![before.clone()];
-        let mut through = |r: Option<NodeRecord>| {
-            if records.last() != Some(&r) {
-                records.push(r);
-            }
-        };
-        match (before, &after) {
-            (None, Some(a)) if serves(a) => {
-                through(Some(stripped(a)));
-                through(Some(a.clone()));
-            }
-            (Some(b), None) if serves(b) => {
-                through(Some(stripped(b)));
-                through(None);
-            }
-            (Some(b), Some(a)) if serves(a) || serves(b) => {
-                through(Some(stripped(b)));
-                through(Some(stripped(a)));
-                through(Some(a.clone()));
-            }
-            _ => return None,
+        let routes_of = |n: &Option<NodeRecord>| n.as_ref().is_some_and(serves);
+        if !changes.iter().any(|(_, b, a)| routes_of(b) || routes_of(a)) {
+            return None;
         }
-        let one_way = before.is_none() || after.is_none();
-        let stepped = self.steps(version, current, id, &records);
-        self.set_record(id, after);
+        // Each router's routes taken away (one route step each), every changed node changed
+        // with the routers' routes left out (one node step), each router's routes added.
+        let mut steps: Vec<Vec<NodeStep>> = Vec::new();
+        for (id, before, _) in changes.iter().filter(|(_, b, _)| routes_of(b)) {
+            steps.push(vec![(*id, before.clone(), stripped(before))]);
+        }
+        let middle: Vec<NodeStep> = changes
+            .iter()
+            .map(|(id, before, after)| (*id, stripped(before), stripped(after)))
+            .filter(|(_, from, to)| from != to)
+            .collect();
+        if !middle.is_empty() {
+            steps.push(middle);
+        }
+        for (id, _, after) in changes.iter().filter(|(_, _, a)| routes_of(a)) {
+            steps.push(vec![(*id, stripped(after), after.clone())]);
+        }
+        // One node joining or leaving: every step adds, or every step takes away.
+        let one_way = matches!(changes.as_slice(), [(_, None, _) | (_, _, None)]);
+        // The steps start from the records before the event.
+        for (id, before, _) in &changes {
+            self.set_record(*id, before.clone());
+        }
+        let stepped = self.steps(version, current, &steps);
+        for (id, _, after) in &changes {
+            self.set_record(*id, after.clone());
+        }
         let (mut last, filters, touched) = match stepped? {
             Ok(built) => built,
             Err(error) => return Some(Err(error)),
@@ -85,42 +103,45 @@ impl Inputs {
             .collect();
         if !one_way {
             let marked: Vec<NodeId> = crate::bits::iter_bits(&filters).collect();
-            filters = resolve_marks(current, &mut last, id, &marked)?;
+            let ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
+            filters = resolve_marks(current, &mut last, &ids, &marked)?;
         }
         Some(Ok((last, filters, touched)))
     }
 
-    /// Node `id` taken through `records` (the first is its record in `current`), one build
-    /// per step: the last snapshot, the filters any step marked changed without assembling
-    /// them and the nodes any step touched (both in the last snapshot's node ids). `None`
-    /// when the first step is not narrow; a later step that is not narrow builds the last
-    /// record on the every-node path. The record is left at some step's: the caller sets it.
+    /// The nodes taken through `steps`, one build each (each step's first records are the
+    /// engine's when it starts): the last snapshot, the filters any step marked changed
+    /// without assembling them and the nodes any step touched (both in the last snapshot's
+    /// node ids). `None` when the first step is not narrow; a later step that is not narrow
+    /// builds the last records on the every-node path. The records are left at some step's:
+    /// the caller sets them.
     fn steps(
         &mut self,
         version: u64,
         current: &Snapshot,
-        id: u64,
-        records: &[Option<NodeRecord>],
+        steps: &[Vec<NodeStep>],
     ) -> Option<Result<Built, EngineError>> {
         let narrow = |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_));
         let mut done: Option<Built> = None;
-        for (k, pair) in records.windows(2).enumerate() {
-            let [from, to] = pair else {
-                return None;
-            };
+        for (k, step) in steps.iter().enumerate() {
             let previous = done.as_ref().map_or(current, |(s, _, _)| s);
-            self.set_record(id, to.clone());
-            let step = scope(self, previous, &[Undo::Node(id, from.clone())]);
-            if !narrow(&step) {
+            let mut undo = Vec::with_capacity(step.len());
+            for (id, from, to) in step {
+                self.set_record(*id, to.clone());
+                undo.push(Undo::Node(*id, from.clone()));
+            }
+            let scope = scope(self, previous, &undo);
+            if !narrow(&scope) {
                 if k == 0 {
                     return None;
                 }
-                if let Some(last) = records.last() {
-                    self.set_record(id, last.clone());
+                // The records after the last step.
+                for (id, _, to) in steps.iter().skip(k).flatten() {
+                    self.set_record(*id, to.clone());
                 }
                 return Some(self.build(version, Scope::Everything));
             }
-            let (next, filters, touched) = match self.build(version, step) {
+            let (next, filters, touched) = match self.build(version, scope) {
                 Ok(built) => built,
                 Err(error) => return Some(Err(error)),
             };
@@ -158,31 +179,41 @@ impl Inputs {
 /// The filters of `marked` (node ids of `last`, each left uncomputed by a step that proved
 /// it changed) made exact between `current` and `last`, and those of them changed while
 /// left uncomputed (one bit each): steps that took a router's routes away and added them
-/// back may have left such a filter as it was. When the two compiles merge alike (what `*`
-/// means among it: the router serves the same routes before and after), the change from
-/// `current` to `last` is one to router `id` alone, and each filter but the router's is
-/// decided from the rule items as for a node event ([`crate::lower::SourceMoves`]): as
-/// before (`current`'s print and stale flag), changed (left uncomputed), or assembled.
-/// Otherwise each is assembled.
+/// back (its own, or another's of the same prefix) may have left such a filter as it was.
+/// When the two compiles merge alike but for what `*` means, the change from `current` to
+/// `last` is one to the nodes `ids` alone, and each other filter is decided from the rule
+/// items ([`crate::lower::SourceMoves`], as the route path decides a router's): as before
+/// (`current`'s print and stale flag), changed (left uncomputed), or assembled. The
+/// changed nodes' filters, the route servers' and every filter when the compiles merge
+/// otherwise are assembled.
 fn resolve_marks(
     current: &Snapshot,
     last: &mut Snapshot,
-    id: u64,
+    ids: &[u64],
     marked: &[NodeId],
 ) -> Option<Vec<u64>> {
     let (old, new) = (&current.compiled, &last.compiled);
     let mut changed = vec![0u64; last.fingerprints.len().div_ceil(64)];
-    let (old_name, new_name) = (current.names.name(id)?, last.names.name(id)?);
-    let moves = (old.refusal().is_some() == new.refusal().is_some() && new.merges_like(old))
-        .then(|| new.source_moves(old, (&[&**old_name], &[&**new_name]), None))
+    let names = |s: &Snapshot| -> Vec<Arc<str>> {
+        ids.iter()
+            .filter_map(|&id| s.names.name(id).cloned())
+            .collect()
+    };
+    let (old_names, new_names) = (names(current), names(last));
+    let old_refs: Vec<&str> = old_names.iter().map(|n| &**n).collect();
+    let new_refs: Vec<&str> = new_names.iter().map(|n| &**n).collect();
+    let moves = (old.refusal().is_some() == new.refusal().is_some() && new.slots_like(old))
+        .then(|| new.source_moves(old, (&old_refs, &new_refs), None))
         .flatten();
+    let serves = |c: &Compiled, v: NodeId| c.table().get(v).is_some_and(|n| n.has_routes());
     let (mut decided, mut assembled): (Vec<ToDecide<'_>>, Vec<ToDecide<'_>>) =
         (Vec::new(), Vec::new());
     for &v in marked {
         let name = new.name_of(v)?;
-        let was = (moves.is_some() && name != new_name)
+        let was = (moves.is_some() && !new_names.contains(name))
             .then(|| old.id_of(name))
-            .flatten();
+            .flatten()
+            .filter(|&w| !serves(new, v) && !serves(old, w));
         let Some(w) = was else {
             assembled.push((v, name, None));
             continue;
