@@ -10,8 +10,10 @@
 //! `engine/node_batch_x1000/medium`: that many new nodes join in one batch, then leave in the
 //! next; `engine/leave_only_device/large`: the only device of a user the policy names leaves
 //! and returns, which makes that user's rule items vanish and come back;
-//! `engine/router_leave_join/large`: a subnet router leaves and joins again), so no event is
-//! a no-op. Workloads come from
+//! `engine/router_leave_join/large`: a subnet router leaves and joins again;
+//! `engine/router_retag/large`: its tags flip; `engine/node_batch_x100_router/large`: the
+//! batches of `node_batch_x100` with the router's tags flipping in each), so no event is a
+//! no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -199,8 +201,17 @@ fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
 /// A batch of `size` node events per iteration (`Engine::apply_batch`): `size` new nodes join
 /// in one batch, and leave in the next. Criterion's time is per batch. Two sizes on two
 /// tailnets (100 on `large`, 1,000 on `medium`): work that grew with the batch size times the
-/// changed nodes' peers, not with their sum, would show in the second.
-fn node_batch(c: &mut Criterion, preset: &str, size: u64, loaded: &mut Loaded) {
+/// changed nodes' peers, not with their sum, would show in the second. With `router` (a
+/// router and other tags), each batch also retags the router, back and forth: the batch is
+/// applied in steps (the router's routes away, the nodes changed, the routes back); as one
+/// change it took the every-node path (6 s on `large`).
+fn node_batch(
+    c: &mut Criterion,
+    preset: &str,
+    size: u64,
+    loaded: &mut Loaded,
+    router: Option<(&NodeRecord, &[String])>,
+) {
     let users: Vec<u64> = loaded.engine.state().users.iter().map(|u| u.id).collect();
     let base = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 2_000_000;
     let mut k = 1_000_000;
@@ -210,13 +221,16 @@ fn node_batch(c: &mut Criterion, preset: &str, size: u64, loaded: &mut Loaded) {
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(criterion::Throughput::Elements(size));
-    let id = format!("node_batch_x{size}");
+    let id = match router {
+        Some(_) => format!("node_batch_x{size}_router"),
+        None => format!("node_batch_x{size}"),
+    };
     group.bench_function(BenchmarkId::new(id, preset), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 next += 1;
-                let batch: Vec<Event> = if joined.is_empty() {
+                let mut batch: Vec<Event> = if joined.is_empty() {
                     (0..size)
                         .map(|j| {
                             let (v4, v6) = fresh(&loaded.used, &mut k);
@@ -235,6 +249,13 @@ fn node_batch(c: &mut Criterion, preset: &str, size: u64, loaded: &mut Loaded) {
                 } else {
                     joined.drain(..).map(Event::RemoveNode).collect()
                 };
+                if let Some((router, tags)) = router {
+                    let mut node = router.clone();
+                    if next % 2 == 1 {
+                        node.tags = tags.to_vec();
+                    }
+                    batch.push(Event::UpsertNode(node));
+                }
                 let t = Instant::now();
                 let changes = loaded.engine.apply_batch(batch).unwrap();
                 total += t.elapsed();
@@ -371,6 +392,22 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         })
     });
     peak_after("router_leave_join/large");
+    // The router retagged, back and forth: in three narrow steps (its routes away, the node
+    // retagged, the routes back), each filter a step marked decided between the first and
+    // the last compile; as one event it took the every-node path (5 s on `large`).
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("router_retag", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                let mut node = router.clone();
+                if i % 2 == 1 {
+                    node.tags = other_tags.clone();
+                }
+                Event::UpsertNode(node)
+            })
+        })
+    });
+    peak_after("router_retag/large");
     let original = loaded.engine.policy().clone();
     let rule = format!(
         "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
@@ -444,6 +481,30 @@ fn map(c: &mut Criterion, loaded: &Loaded) {
     group.finish();
 }
 
+/// A tagged router of the workload serving an approved route, and the tags of a tagged node
+/// with other tags.
+fn router_and_tags(engine: &Engine) -> (NodeRecord, Vec<String>) {
+    let state = engine.state();
+    let router = state
+        .nodes
+        .iter()
+        .find(|n| {
+            !n.tags.is_empty()
+                && n.approved_routes
+                    .iter()
+                    .any(|r| r.prefix_len() > 0 && n.advertised_routes.contains(r))
+        })
+        .cloned()
+        .unwrap();
+    let tags = state
+        .nodes
+        .iter()
+        .find(|n| !n.tags.is_empty() && n.advertised_routes.is_empty() && n.tags != router.tags)
+        .map(|n| n.tags.clone())
+        .unwrap();
+    (router, tags)
+}
+
 fn bench_engine(c: &mut Criterion) {
     // A tailnet of a hundred nodes, where an event is a fraction of a millisecond: threads
     // spawned for it would show here (they cost more than such an event's work, and wait
@@ -454,14 +515,17 @@ fn bench_engine(c: &mut Criterion) {
     if let Some(mut medium) = load("medium") {
         build(c, "medium", &medium);
         node_join(c, "medium", &mut medium);
-        node_batch(c, "medium", 1000, &mut medium);
+        node_batch(c, "medium", 1000, &mut medium, None);
     }
     if let Some(mut large) = load("large") {
         map(c, &large);
         node_join(c, "large", &mut large);
         peak_after("node_join/large");
-        node_batch(c, "large", 100, &mut large);
+        node_batch(c, "large", 100, &mut large, None);
         peak_after("node_batch_x100/large");
+        let (router, tags) = router_and_tags(&large.engine);
+        node_batch(c, "large", 100, &mut large, Some((&router, &tags)));
+        peak_after("node_batch_x100_router/large");
         large_events(c, &mut large);
     }
 }
