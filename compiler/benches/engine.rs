@@ -250,11 +250,7 @@ fn node_batch(
                     joined.drain(..).map(Event::RemoveNode).collect()
                 };
                 if let Some((router, tags)) = router {
-                    let mut node = router.clone();
-                    if next % 2 == 1 {
-                        node.tags = tags.to_vec();
-                    }
-                    batch.push(Event::UpsertNode(node));
+                    batch.push(retagged(router, tags, next));
                 }
                 let t = Instant::now();
                 let changes = loaded.engine.apply_batch(batch).unwrap();
@@ -280,17 +276,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         .find(|n| n.tags != tagged[0].tags)
         .map(|n| n.tags.clone())
         .unwrap();
-    let router = state
-        .nodes
-        .iter()
-        .find(|n| {
-            !n.tags.is_empty()
-                && n.approved_routes
-                    .iter()
-                    .any(|r| r.prefix_len() > 0 && n.advertised_routes.contains(r))
-        })
-        .cloned()
-        .unwrap();
+    let (router, _) = router_and_tags(&loaded.engine);
     let leaving: Vec<u64> = state
         .nodes
         .iter()
@@ -347,11 +333,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
     group.bench_function(BenchmarkId::new("retag", "large"), |b| {
         b.iter_custom(|iters| {
             timed(&mut loaded.engine, iters, &mut next, |_, i| {
-                let mut node = target.clone();
-                if i % 2 == 1 {
-                    node.tags = other_tags.clone();
-                }
-                Event::UpsertNode(node)
+                retagged(&target, &other_tags, i)
             })
         })
     });
@@ -399,11 +381,7 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
     group.bench_function(BenchmarkId::new("router_retag", "large"), |b| {
         b.iter_custom(|iters| {
             timed(&mut loaded.engine, iters, &mut next, |_, i| {
-                let mut node = router.clone();
-                if i % 2 == 1 {
-                    node.tags = other_tags.clone();
-                }
-                Event::UpsertNode(node)
+                retagged(&router, &other_tags, i)
             })
         })
     });
@@ -479,6 +457,15 @@ fn map(c: &mut Criterion, loaded: &Loaded) {
         b.iter(|| snapshot.node(typical).map(|v| v.to_wire()))
     });
     group.finish();
+}
+
+/// `node` with `tags` on odd iterations `i`, as it is on even ones.
+fn retagged(node: &NodeRecord, tags: &[String], i: u64) -> Event {
+    let mut node = node.clone();
+    if i % 2 == 1 {
+        node.tags = tags.to_vec();
+    }
+    Event::UpsertNode(node)
 }
 
 /// A tagged router of the workload serving an approved route, and the tags of a tagged node

@@ -1004,63 +1004,18 @@ fn a_route_flip_moves_every_rule_from_star() {
     );
 }
 
-/// A router serving the only route to 10.9.0.0/24 is retagged, renamed and given new
-/// addresses: the engine takes its routes away (`*` as a source loses the route, so every
-/// rule from `*` changes on the nodes it reaches), changes the node, and adds its routes
-/// back, so `*` and those nodes' filters are as they were. Fails when a filter a step
-/// proved changed is taken as changed at the end (the web servers would be pushed a map
-/// equal to the one they have), or when the steps miss what did change (the router's own
-/// filter and its peers).
+/// Routers changing, alone and in batches, applied in steps (the routers' routes away, every
+/// node changed, the routes back). A router serving the only route to 10.9.0.0/24 is
+/// retagged, renamed and given new addresses: `*` as a source loses the route and gets it
+/// back, so every rule from `*` changes in the steps and is as it was at the end. Then
+/// batches: one router leaving as another joins with the same route, a router retagged
+/// beside a member's join and another's leave, two routers swapping tags. Fails when a
+/// filter a step marked changed is taken as changed at the end (the web servers would be
+/// pushed a map equal to the one they have), when the steps miss what did change (the
+/// routers' own filters and their peers), or when the records of a batch's other nodes are
+/// not where each step starts.
 #[test]
-fn a_routers_change_takes_its_routes_away_and_back() {
-    let policy = parse_policy(
-        r#"{"tagOwners": {"tag:router": [], "tag:relay": [], "tag:web": []},
-            "acls": [
-              {"action": "accept", "src": ["*"], "dst": ["tag:web:80"]},
-              {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:relay:22", "10.9.0.0/16:22"]}]}"#,
-    )
-    .unwrap();
-    let router = serving(tagged(2, "tag:router"), "10.9.0.0/24");
-    let retagged = NodeRecord {
-        tags: vec!["tag:relay".to_string()],
-        ..router.clone()
-    };
-    let renamed = NodeRecord {
-        name: "node0".to_string(),
-        ..retagged.clone()
-    };
-    let (a, b) = v4v6(9);
-    let readdressed = NodeRecord {
-        ipv4: Some(a),
-        ipv6: Some(b),
-        ..renamed.clone()
-    };
-    verify_on(
-        policy,
-        vec![
-            owned(1, 1),
-            router.clone(),
-            tagged(3, "tag:web"),
-            tagged(4, "tag:web"),
-            owned(5, 2),
-        ],
-        [
-            Event::UpsertNode(retagged),
-            Event::UpsertNode(renamed),
-            Event::UpsertNode(readdressed),
-            Event::UpsertNode(router),
-        ],
-    );
-}
-
-/// Batches of node events with routers among them, applied in steps (the routers' routes
-/// away, every node changed, the routes back): one router leaving as another joins with the
-/// same route (`*` loses the route and gets it back, so the rules from `*` are as they
-/// were), a router retagged beside a member's join and another's leave, and two routers
-/// swapping tags. Fails when a filter a step marked changed is taken as changed at the end,
-/// or when the records of the batch's other nodes are not where each step starts.
-#[test]
-fn batches_with_routers_step_through_their_routes() {
+fn routers_step_through_their_routes() {
     let policy = parse_policy(
         r#"{"tagOwners": {"tag:router": [], "tag:relay": [], "tag:web": []},
             "acls": [
@@ -1089,9 +1044,23 @@ fn batches_with_routers_step_through_their_routes() {
         services: Vec::new(),
     };
     let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    let renamed = NodeRecord {
+        name: "node0".to_string(),
+        ..retag(&r2, "tag:relay")
+    };
+    let (a, b) = v4v6(9);
+    let readdressed = NodeRecord {
+        ipv4: Some(a),
+        ipv6: Some(b),
+        ..renamed.clone()
+    };
     verify(
         engine,
         [
+            vec![Event::UpsertNode(retag(&r2, "tag:relay"))],
+            vec![Event::UpsertNode(renamed)],
+            vec![Event::UpsertNode(readdressed)],
+            vec![Event::UpsertNode(r2.clone())],
             vec![Event::RemoveNode(2), Event::UpsertNode(r6.clone())],
             vec![
                 Event::UpsertNode(retag(&r6, "tag:router")),

@@ -1,24 +1,25 @@
-//! A router's join, leave or change (retag, rename, new owner or addresses), applied as
-//! narrow steps (the node without its routes, and its routes), because the engine's narrow
-//! paths take one or the other and the event as a whole took the every-node path: about
-//! 5 s for one router's join or retag on `large`, every node's map fingerprinted.
+//! Node events with routers among them (a router's join, leave or change: retag, rename,
+//! new owner or addresses; one event or a batch), applied as narrow steps, because the
+//! engine's narrow paths take nodes serving no route or one node's routes, and such an
+//! event as a whole took the every-node path: about 5 s on `large`, every node's map
+//! fingerprinted.
 //!
-//! A join is the node joining without routes (the node path), then its routes added (the
-//! route path); a leave is its routes taken away, then the node leaving; a change is its
-//! routes taken away, the node changed without routes, and the routes it has now added.
-//! Readers never see the steps between: the snapshot is published after the last step, and
-//! the change set is the difference between the snapshot before the first step and the one
-//! after the last.
+//! The steps: each router's routes taken away (the route path, one step per router), every
+//! changed node changed with the routers' routes left out (the node path, one step), and
+//! each router's routes added (the route path). A join is then the node's step and its
+//! routes', a leave its routes' and the node's, a change all three. Readers never see the
+//! steps between: the snapshot is published after the last step, and the change set is the
+//! difference between the snapshot before the first step and the one after the last.
 //!
 //! A filter a step proved changed without assembling it (a verdict from the rule items,
-//! [`crate::lower::Verdict::Changed`]) is changed from the start when every step only adds
-//! or every step only takes away: the steps of a join only add (the node's addresses to the
-//! source lists that name it, then its routes to those that reach them), those of a leave
-//! only take away, so no list a step changed is as it was after the last, and no filter
-//! either. A change's steps take away and then add back (its routes, in what `*` means),
-//! so a filter may come back to what it was: those filters are assembled after the last
-//! step and compared. The engine's property tests compare every such change set with a
-//! full recompile's.
+//! [`crate::lower::Verdict::Changed`]) is changed from the start when one node joins or
+//! leaves: the steps of a join only add (the node's addresses to the source lists that name
+//! it, then its routes to those that reach them), those of a leave only take away, so no
+//! list a step changed is as it was after the last, and no filter either. Other steps may
+//! take away and add back (a retagged router's routes leave what `*` means and return; in a
+//! batch, one router's route may leave as another's of the same prefix joins), so those
+//! filters are decided again between the first compile and the last ([`resolve_marks`]).
+//! The engine's property tests compare every such change set with a full recompile's.
 
 use super::*;
 
