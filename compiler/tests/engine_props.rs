@@ -1126,6 +1126,45 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
     );
 }
 
+/// Users who own routers: a user's role and group change while their device serves an
+/// exit route (the device is unchanged, but the selectors naming it move), and a user
+/// removed with a subnet router. Each is applied in steps (the routers' routes away, the
+/// users and their devices changed, the routes back); the steps see the users as they were
+/// until the middle one. Fails when a step sees the users after the event too early, or
+/// when a filter a step marked changed is taken as changed at the end.
+#[test]
+fn users_with_routers_step_through_their_routes() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": []},
+            "acls": [
+              {"action": "accept", "src": ["autogroup:admin"], "dst": ["tag:web:22"]},
+              {"action": "accept", "src": ["*"], "dst": ["tag:web:80"]},
+              {"action": "accept", "src": ["group:ops@example.com"], "dst": ["autogroup:internet:*", "10.9.0.0/16:22"]}]}"#,
+    )
+    .unwrap();
+    let admin = |id: u64| {
+        let mut u = user(id, 1);
+        u.groups = vec!["group:ops@example.com".to_string()];
+        u
+    };
+    verify_on(
+        policy,
+        vec![
+            serving(owned(1, 1), "0.0.0.0/0"),
+            owned(2, 1),
+            serving(owned(3, 2), "10.9.0.0/24"),
+            tagged(4, "tag:web"),
+            owned(5, 3),
+        ],
+        [
+            Event::UpsertUser(admin(1)),
+            Event::UpsertUser(admin(3)),
+            Event::UpsertUser(user(1, 0)),
+            Event::RemoveUser(2),
+        ],
+    );
+}
+
 /// A user removed with their devices (none serving a route) takes the node path for all the
 /// devices at once; the other users keep their devices although user positions shift (the
 /// removed user sorts first). Fails when one device is left out of the path (carol's device

@@ -203,8 +203,13 @@ impl Inputs {
         if !self.users_changed {
             return;
         }
-        let users: Vec<User> = self
-            .users
+        self.user_list = Arc::from(self.listed_users());
+        self.users_changed = false;
+    }
+
+    /// The users as the inventory lists them.
+    pub(super) fn listed_users(&self) -> Vec<User> {
+        self.users
             .values()
             .map(|u| User {
                 id: u.id,
@@ -220,9 +225,7 @@ impl Inputs {
                     })
                     .collect(),
             })
-            .collect();
-        self.user_list = Arc::from(users);
-        self.users_changed = false;
+            .collect()
     }
 
     /// The records as an inventory (registration order: ascending node ids). With `earlier`,

@@ -27,32 +27,65 @@ use super::*;
 /// absent).
 type NodeStep = (u64, Option<NodeRecord>, Option<NodeRecord>);
 
+/// One user's change in a step, likewise.
+type UserStep = (u64, Option<UserRecord>, Option<UserRecord>);
+
+/// One step: the nodes and users it changes, and the users' list after it when it changes
+/// users ([`Inputs::user_list`]: the list the snapshots share).
+#[derive(Default)]
+struct Step {
+    nodes: Vec<NodeStep>,
+    users: Vec<UserStep>,
+    list: Option<Arc<[User]>>,
+}
+
 impl Inputs {
-    /// The event of `undo` in steps when it changes nodes only (one event or a batch), some
-    /// of them routers, and each step takes a narrow path; `None` otherwise. Either way the
-    /// records are the event's afterwards; on success the snapshot, the filters known
-    /// changed and the nodes touched are relative to `current`, as [`Inputs::build`]'s are.
+    /// The event of `undo` in steps when it changes nodes and users only (one event or a
+    /// batch), some of the nodes routers (changed, or devices of a changed user), and each
+    /// step takes a narrow path; `None` otherwise. Either way the records are the event's
+    /// afterwards; on success the snapshot, the filters known changed and the nodes touched
+    /// are relative to `current`, as [`Inputs::build`]'s are.
     pub(super) fn build_in_steps(
         &mut self,
         version: u64,
         current: &Snapshot,
         undo: &[Undo],
     ) -> Option<Result<Built, EngineError>> {
-        // Each changed node's record before the event (its first undo) and after it.
+        // Each changed node's and user's record before the event (its first undo).
         let mut first: BTreeMap<u64, Option<NodeRecord>> = BTreeMap::new();
+        let mut first_users: BTreeMap<u64, Option<UserRecord>> = BTreeMap::new();
         for u in undo {
-            let Undo::Node(id, before) = u else {
-                return None;
-            };
-            first.entry(*id).or_insert_with(|| before.clone());
+            match u {
+                Undo::Node(id, before) => {
+                    first.entry(*id).or_insert_with(|| before.clone());
+                }
+                Undo::User(id, before) => {
+                    first_users.entry(*id).or_insert_with(|| before.clone());
+                }
+                _ => return None,
+            }
         }
-        let changes: Vec<NodeStep> = first
+        let users: Vec<UserStep> = first_users
             .into_iter()
-            .map(|(id, before)| (id, before, self.nodes.get(&id).cloned()))
+            .map(|(id, before)| (id, before, self.users.get(&id).cloned()))
             .filter(|(_, before, after)| before != after)
             .collect();
         let serves =
             |n: &NodeRecord| !n.advertised_routes.is_empty() || !n.approved_routes.is_empty();
+        // A changed user's devices that serve routes take the steps as well, changed or not
+        // (the user's change moves them, and the node path takes no router).
+        let owned = |n: &NodeRecord| {
+            n.user
+                .is_some_and(|u| users.iter().any(|(id, _, _)| *id == u))
+        };
+        for n in self.nodes.values().filter(|n| serves(n) && owned(n)) {
+            first.entry(n.id).or_insert_with(|| Some(n.clone()));
+        }
+        let changes: Vec<NodeStep> = first
+            .into_iter()
+            .map(|(id, before)| (id, before, self.nodes.get(&id).cloned()))
+            .filter(|(_, before, after)| before != after || before.as_ref().is_some_and(serves))
+            .collect();
         let stripped = |n: &Option<NodeRecord>| {
             n.as_ref().map(|n| NodeRecord {
                 advertised_routes: Vec::new(),
@@ -64,33 +97,63 @@ impl Inputs {
         if !changes.iter().any(|(_, b, a)| routes_of(b) || routes_of(a)) {
             return None;
         }
-        // Each router's routes taken away (one route step each), every changed node changed
-        // with the routers' routes left out (one node step), each router's routes added.
-        let mut steps: Vec<Vec<NodeStep>> = Vec::new();
+        // Each router's routes taken away (one route step each), every changed node and user
+        // changed with the routers' routes left out (one node step), each router's routes
+        // added.
+        let mut steps: Vec<Step> = Vec::new();
         for (id, before, _) in changes.iter().filter(|(_, b, _)| routes_of(b)) {
-            steps.push(vec![(*id, before.clone(), stripped(before))]);
+            steps.push(Step {
+                nodes: vec![(*id, before.clone(), stripped(before))],
+                ..Step::default()
+            });
         }
-        let middle: Vec<NodeStep> = changes
-            .iter()
-            .map(|(id, before, after)| (*id, stripped(before), stripped(after)))
-            .filter(|(_, from, to)| from != to)
-            .collect();
-        if !middle.is_empty() {
+        let middle = Step {
+            nodes: changes
+                .iter()
+                .map(|(id, before, after)| (*id, stripped(before), stripped(after)))
+                .filter(|(_, from, to)| from != to)
+                .collect(),
+            list: (!users.is_empty()).then(|| self.user_list.clone()),
+            users,
+        };
+        if !middle.nodes.is_empty() || !middle.users.is_empty() {
             steps.push(middle);
         }
         for (id, _, after) in changes.iter().filter(|(_, _, a)| routes_of(a)) {
-            steps.push(vec![(*id, stripped(after), after.clone())]);
+            steps.push(Step {
+                nodes: vec![(*id, stripped(after), after.clone())],
+                ..Step::default()
+            });
         }
         // One node joining or leaving: every step adds, or every step takes away.
-        let one_way = matches!(changes.as_slice(), [(_, None, _) | (_, _, None)]);
-        // The steps start from the records before the event.
+        let one_way = matches!(changes.as_slice(), [(_, None, _) | (_, _, None)])
+            && steps.iter().all(|s| s.users.is_empty());
+        // The steps start from the records and users before the event, the users' list the
+        // current snapshot's.
+        let after_list = self.user_list.clone();
         for (id, before, _) in &changes {
             self.set_record(*id, before.clone());
+        }
+        let changed_users: Vec<UserStep> = steps.iter().flat_map(|s| s.users.clone()).collect();
+        for (id, before, _) in &changed_users {
+            self.set_user(*id, before.clone());
+        }
+        if !changed_users.is_empty() {
+            self.user_list = current.inventory.shared_users().clone();
+            debug_assert!(
+                *self.user_list == *self.listed_users(),
+                "the current snapshot's users are the users before the event"
+            );
         }
         let stepped = self.steps(version, current, &steps);
         for (id, _, after) in &changes {
             self.set_record(*id, after.clone());
         }
+        for (id, _, after) in &changed_users {
+            self.set_user(*id, after.clone());
+        }
+        self.user_list = after_list;
+        self.users_changed = false;
         let (mut last, filters, touched) = match stepped? {
             Ok(built) => built,
             Err(error) => return Some(Err(error)),
@@ -104,31 +167,58 @@ impl Inputs {
             .collect();
         if !one_way {
             let marked: Vec<NodeId> = crate::bits::iter_bits(&filters).collect();
-            let ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
+            // The changed nodes, and every device of a changed user (its selectors moved).
+            let mut ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
+            ids.extend(
+                self.nodes
+                    .values()
+                    .filter(|n| {
+                        n.user
+                            .is_some_and(|u| changed_users.iter().any(|(id, _, _)| *id == u))
+                    })
+                    .map(|n| n.id),
+            );
+            ids.sort_unstable();
+            ids.dedup();
             filters = resolve_marks(current, &mut last, &ids, &marked)?;
         }
         Some(Ok((last, filters, touched)))
     }
 
-    /// The nodes taken through `steps`, one build each (each step's first records are the
-    /// engine's when it starts): the last snapshot, the filters any step marked changed
-    /// without assembling them and the nodes any step touched (both in the last snapshot's
-    /// node ids). `None` when the first step is not narrow; a later step that is not narrow
-    /// builds the last records on the every-node path. The records are left at some step's:
-    /// the caller sets them.
+    /// User `id`'s record put in (or taken out).
+    fn set_user(&mut self, id: u64, record: Option<UserRecord>) {
+        match record {
+            Some(record) => {
+                self.users.insert(id, record);
+            }
+            None => {
+                self.users.remove(&id);
+            }
+        }
+    }
+
+    /// The nodes and users taken through `steps`, one build each (each step's first records
+    /// are the engine's when it starts): the last snapshot, the filters any step marked
+    /// changed without assembling them and the nodes any step touched (both in the last
+    /// snapshot's node ids). `None` when the first step is not narrow; a later step that is
+    /// not narrow builds the last records on the every-node path. The records are left at
+    /// some step's: the caller sets them.
     fn steps(
         &mut self,
         version: u64,
         current: &Snapshot,
-        steps: &[Vec<NodeStep>],
+        steps: &[Step],
     ) -> Option<Result<Built, EngineError>> {
         let narrow = |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_));
         let mut done: Option<Built> = None;
         for (k, step) in steps.iter().enumerate() {
             let previous = done.as_ref().map_or(current, |(s, _, _)| s);
-            let mut undo = Vec::with_capacity(step.len());
-            for (id, from, to) in step {
-                self.set_record(*id, to.clone());
+            let mut undo = Vec::with_capacity(step.nodes.len() + step.users.len());
+            self.take_step(step);
+            for (id, from, _) in &step.users {
+                undo.push(Undo::User(*id, from.clone()));
+            }
+            for (id, from, _) in &step.nodes {
                 undo.push(Undo::Node(*id, from.clone()));
             }
             let scope = scope(self, previous, &undo);
@@ -137,8 +227,8 @@ impl Inputs {
                     return None;
                 }
                 // The records after the last step.
-                for (id, _, to) in steps.iter().skip(k).flatten() {
-                    self.set_record(*id, to.clone());
+                for later in steps.iter().skip(k + 1) {
+                    self.take_step(later);
                 }
                 return Some(self.build(version, Scope::Everything));
             }
@@ -174,6 +264,20 @@ impl Inputs {
             done = Some((next, marks.0, marks.1));
         }
         done.map(Ok)
+    }
+
+    /// The records and users after `step`.
+    fn take_step(&mut self, step: &Step) {
+        for (id, _, to) in &step.nodes {
+            self.set_record(*id, to.clone());
+        }
+        for (id, _, to) in &step.users {
+            self.set_user(*id, to.clone());
+        }
+        if let Some(list) = &step.list {
+            self.user_list = list.clone();
+            self.users_changed = false;
+        }
     }
 }
 
