@@ -1194,9 +1194,10 @@ fn a_user_removed_with_devices() {
     );
 }
 
-/// Tailscale Services in the engine: a service added, its hosts and approvals changed, a host
-/// retagged, a host removed (its id stays in the service's row and is left out), the service
-/// removed; each change set is exact against a fresh engine. A host serves the service's
+/// Tailscale Services in the engine: a service added, its hosts, approvals and addresses
+/// changed, a host retagged, a host removed (its id stays in the service's row and is left
+/// out), the service removed; each change set is exact against a fresh engine. A Service's
+/// events take the route path over its hosts. A host serves the service's
 /// addresses as routes, so its node events never take the routeless path.
 #[test]
 fn services_in_the_engine() {
@@ -1226,6 +1227,13 @@ fn services_in_the_engine() {
         ],
         [
             Event::UpsertService(svc(vec![3, 4], vec![3], &[])),
+            Event::UpsertService(svc(vec![3, 4], vec![3], &["tag:svc"])),
+            // New addresses: the rule to `svc:web` reaches them, on the same hosts.
+            Event::UpsertService(ServiceRecord {
+                ipv4: Some(Ipv4Addr::new(100, 100, 200, 9)),
+                ipv6: Some(v4v6(30).1),
+                ..svc(vec![3, 4], vec![3], &["tag:svc"])
+            }),
             Event::UpsertService(svc(vec![3, 4], vec![3], &["tag:svc"])),
             Event::UpsertNode(tagged(4, "tag:db")),
             Event::UpsertNode(owned(2, 1)),

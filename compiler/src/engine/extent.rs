@@ -7,8 +7,9 @@ use super::*;
 /// after), users whose devices serve none: only those nodes and the nodes naming them
 /// need new fingerprints (a user's login, roles or synced groups move its devices'
 /// selectors, as if each device changed; a new user has no device yet). One node's routes
-/// or online flag: the servers of its routes. The policy alone: the nodes a changed rule
-/// reaches. A Service's host serves its addresses as routes.
+/// or online flag: the servers of its routes. A Service's host serves its addresses as
+/// routes, so a Service upserted or removed is a change to its hosts' routes (before and
+/// after): the servers of those. The policy alone: the nodes a changed rule reaches.
 pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -> Scope<'a> {
     // Only a node's routes (advertised, approved) or online flag changed.
     let only_routes = |before: &NodeRecord, after: &NodeRecord| {
@@ -34,7 +35,23 @@ pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -
         {
             Scope::Routes(RouteNarrow {
                 old: current,
-                node: *id,
+                nodes: vec![*id],
+            })
+        }
+        [Undo::Service(name, before)] => {
+            // Its hosts before and after that are nodes (a host id naming no node is left
+            // out of the Service).
+            let mut nodes: Vec<u64> = before
+                .iter()
+                .chain(inputs.services.get(name))
+                .flat_map(|s| s.hosts.iter().chain(&s.approved_hosts).copied())
+                .filter(|id| inputs.nodes.get(id).is_some())
+                .collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            Scope::Routes(RouteNarrow {
+                old: current,
+                nodes,
             })
         }
         [Undo::Policy(_)] => Scope::Policy(current),
@@ -135,7 +152,7 @@ pub(super) enum Scope<'a> {
     Everything,
     /// One node without routes (see [`Narrow`]).
     Node(Narrow<'a>),
-    /// One node's routes or online flag (see [`RouteNarrow`]).
+    /// Some nodes' routes or online flags (see [`RouteNarrow`]).
     Routes(RouteNarrow<'a>),
     /// The policy, records unchanged: the snapshot before.
     Policy(&'a Snapshot),

@@ -537,7 +537,7 @@ impl Inputs {
         // The changed nodes, ranked once for the inventory's splice and the table beside it.
         let changed = self.ranked(match &scope {
             Scope::Node(n) => n.nodes.iter().map(|(id, _)| *id).collect(),
-            Scope::Routes(r) => vec![r.node],
+            Scope::Routes(r) => r.nodes.clone(),
             _ => Vec::new(),
         });
         // The inventory, and whether it was patched (the only case the table is used in).
@@ -600,13 +600,13 @@ impl Inputs {
             Scope::Policy(old) => Some(*old),
             Scope::Everything => None,
         };
-        // A route change's node, by its name (the same before and after).
+        // A route change's nodes, by name (the same before and after).
         let router: Vec<&str> = match &scope {
-            Scope::Routes(r) => self
+            Scope::Routes(r) => r
                 .nodes
-                .get(&r.node)
+                .iter()
+                .filter_map(|id| self.nodes.get(id))
                 .map(|n| n.name.as_str())
-                .into_iter()
                 .collect(),
             _ => Vec::new(),
         };

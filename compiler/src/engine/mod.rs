@@ -427,7 +427,7 @@ impl Engine {
         let result = self.inputs.store_approvals().and_then(|stored| {
             let keeps = |id: &u64| match &scope {
                 Scope::Node(n) => n.nodes.iter().any(|(node, _)| node == id),
-                Scope::Routes(r) => r.node == *id,
+                Scope::Routes(r) => r.nodes.contains(id),
                 _ => false,
             };
             if !stored.iter().all(keeps) {

@@ -410,17 +410,19 @@ impl Dependents {
     }
 }
 
-/// A change to one node's routes (advertised, approved) or online flag, nothing else.
+/// A change to some nodes' routes (advertised, approved) or online flags, nothing else of
+/// theirs: one node's record, or a Service's hosts (the Service's addresses are their
+/// routes).
 pub(super) struct RouteNarrow<'a> {
     /// The snapshot before the change.
     pub(super) old: &'a Snapshot,
-    /// The node's id.
-    pub(super) node: u64,
+    /// The nodes' ids (ascending).
+    pub(super) nodes: Vec<u64>,
 }
 
 impl RouteNarrow<'_> {
-    /// The new compile's fingerprints. Only the servers of the routes the node serves, before
-    /// or after (it among them), can look different as peers: their routes, primaries and
+    /// The new compile's fingerprints. Only the servers of the routes the nodes serve, before
+    /// or after (they among them), can look different as peers: their routes, primaries and
     /// `via` carriers moved; they are fingerprinted in full. Every other node's filter, SSH
     /// rules, cap map and own part are as before (its `DstPorts` come from its own routes,
     /// `SrcIPs` from addresses and policy text, except `*`: see below), so for the
@@ -437,10 +439,18 @@ impl RouteNarrow<'_> {
         if compiled.refusal().is_some() != old.refusal().is_some() || !compiled.slots_like(old) {
             return None;
         }
-        let name = names.name(self.node)?;
-        let mut servers = stable_ids(old.route_servers(name), &self.old.names);
-        servers.extend(stable_ids(compiled.route_servers(name), names));
-        servers.insert(self.node);
+        // The nodes' names (the same before and after: a route event renames no node).
+        let route_nodes: Vec<&Arc<str>> = self
+            .nodes
+            .iter()
+            .map(|&id| names.name(id))
+            .collect::<Option<_>>()?;
+        let mut servers = IdSet::default();
+        for name in &route_nodes {
+            servers.extend(stable_ids(old.route_servers(name), &self.old.names));
+            servers.extend(stable_ids(compiled.route_servers(name), names));
+        }
+        servers.extend(self.nodes.iter().copied());
         let n = compiled.table().len();
         let to_new = compiled.ids_from(old);
         let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
@@ -472,7 +482,8 @@ impl RouteNarrow<'_> {
         // event (`SourceMoves`), the rest assembled.
         let mut changed = vec![0u64; words];
         if !compiled.merges_like(old) {
-            let moves = compiled.source_moves(old, (&[name], &[name]), None)?;
+            let named: Vec<&str> = route_nodes.iter().map(|n| &***n).collect();
+            let moves = compiled.source_moves(old, (&named, &named), None)?;
             let mut reach = compiled.moved_reach(old, &moves);
             for claimant in compiled.self_claimants(&moves) {
                 if let Some(v) = compiled.id_of(&claimant) {
