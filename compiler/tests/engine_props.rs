@@ -1126,6 +1126,44 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
     );
 }
 
+/// A Service whose address lies in a subnet route another node serves: a rule to the
+/// Service reaches that router as well as the hosts (its route holds the address), so the
+/// router's filter and its peers move with the Service though it hosts nothing. Fails when
+/// a Service event fingerprints only the servers of its hosts' routes.
+#[test]
+fn a_service_inside_a_subnet_route() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": [], "tag:router": []},
+            "grants": [{"src": ["alice@example.com"], "dst": ["svc:web"], "ip": ["tcp:443"]},
+                       {"src": ["autogroup:member"], "dst": ["tag:web"], "ip": ["tcp:22"]}]}"#,
+    )
+    .unwrap();
+    let svc = |hosts: Vec<u64>, last: u8| ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(Ipv4Addr::new(100, 100, 200, last)),
+        ipv6: None,
+        hosts: hosts.clone(),
+        approved_hosts: hosts,
+        tags: Vec::new(),
+    };
+    verify_on(
+        policy,
+        vec![
+            owned(1, 1),
+            owned(2, 2),
+            tagged(3, "tag:web"),
+            serving(tagged(4, "tag:router"), "100.100.200.0/24"),
+        ],
+        [
+            Event::UpsertService(svc(vec![3], 1)),
+            Event::UpsertService(svc(vec![3], 2)),
+            Event::UpsertService(svc(Vec::new(), 2)),
+            Event::RemoveService("svc:web".to_string()),
+            Event::UpsertService(svc(Vec::new(), 3)),
+        ],
+    );
+}
+
 /// Users who own routers: a user's role and group change while their device serves an
 /// exit route (the device is unchanged, but the selectors naming it move), and a user
 /// removed with a subnet router. Each is applied in steps (the routers' routes away, the

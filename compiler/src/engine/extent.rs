@@ -39,14 +39,31 @@ pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -
             })
         }
         [Undo::Service(name, before)] => {
+            let both = || before.iter().chain(inputs.services.get(name));
             // Its hosts before and after that are nodes (a host id naming no node is left
             // out of the Service).
-            let mut nodes: Vec<u64> = before
-                .iter()
-                .chain(inputs.services.get(name))
+            let mut nodes: Vec<u64> = both()
                 .flat_map(|s| s.hosts.iter().chain(&s.approved_hosts).copied())
                 .filter(|id| inputs.nodes.get(id).is_some())
                 .collect();
+            // The routers of subnet routes holding one of its addresses, before or after: a
+            // rule to the Service reaches them as well (their routes are not the Service's,
+            // so they are the same in both compiles).
+            let vips: Vec<crate::addrset::AddrSet> = both()
+                .flat_map(|s| {
+                    let v4 = s.ipv4.map(|a| ipnet::IpNet::from(std::net::IpAddr::V4(a)));
+                    let v6 = s.ipv6.map(|a| ipnet::IpNet::from(std::net::IpAddr::V6(a)));
+                    v4.into_iter().chain(v6)
+                })
+                .map(crate::addrset::AddrSet::from_net)
+                .collect();
+            let table = current.compiled.table();
+            nodes.extend(
+                table
+                    .routers_over(&crate::addrset::AddrSet::union_of(&vips))
+                    .into_iter()
+                    .filter_map(|v| current.names.id(&table.get(v)?.name)),
+            );
             nodes.sort_unstable();
             nodes.dedup();
             Scope::Routes(RouteNarrow {
