@@ -78,8 +78,10 @@ impl Inputs {
             n.user
                 .is_some_and(|u| users.iter().any(|(id, _, _)| *id == u))
         };
-        for n in self.nodes.values().filter(|n| serves(n) && owned(n)) {
-            first.entry(n.id).or_insert_with(|| Some(n.clone()));
+        if !users.is_empty() {
+            for n in self.nodes.values().filter(|n| serves(n) && owned(n)) {
+                first.entry(n.id).or_insert_with(|| Some(n.clone()));
+            }
         }
         let changes: Vec<NodeStep> = first
             .into_iter()
@@ -169,15 +171,17 @@ impl Inputs {
             let marked: Vec<NodeId> = crate::bits::iter_bits(&filters).collect();
             // The changed nodes, and every device of a changed user (its selectors moved).
             let mut ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
-            ids.extend(
-                self.nodes
-                    .values()
-                    .filter(|n| {
-                        n.user
-                            .is_some_and(|u| changed_users.iter().any(|(id, _, _)| *id == u))
-                    })
-                    .map(|n| n.id),
-            );
+            if !changed_users.is_empty() {
+                ids.extend(
+                    self.nodes
+                        .values()
+                        .filter(|n| {
+                            n.user
+                                .is_some_and(|u| changed_users.iter().any(|(id, _, _)| *id == u))
+                        })
+                        .map(|n| n.id),
+                );
+            }
             ids.sort_unstable();
             ids.dedup();
             filters = resolve_marks(current, &mut last, &ids, &marked)?;
