@@ -70,8 +70,6 @@ impl Inputs {
             .map(|(id, before)| (id, before, self.users.get(&id).cloned()))
             .filter(|(_, before, after)| before != after)
             .collect();
-        let serves =
-            |n: &NodeRecord| !n.advertised_routes.is_empty() || !n.approved_routes.is_empty();
         // A changed user's devices that serve routes take the steps as well, changed or not
         // (the user's change moves them, and the node path takes no router).
         let owned = |n: &NodeRecord| {
@@ -86,47 +84,13 @@ impl Inputs {
         let changes: Vec<NodeStep> = first
             .into_iter()
             .map(|(id, before)| (id, before, self.nodes.get(&id).cloned()))
-            .filter(|(_, before, after)| before != after || before.as_ref().is_some_and(serves))
+            .filter(|(_, before, after)| before != after || routed(before))
             .collect();
-        let stripped = |n: &Option<NodeRecord>| {
-            n.as_ref().map(|n| NodeRecord {
-                advertised_routes: Vec::new(),
-                approved_routes: Vec::new(),
-                ..n.clone()
-            })
-        };
-        let routes_of = |n: &Option<NodeRecord>| n.as_ref().is_some_and(serves);
-        if !changes.iter().any(|(_, b, a)| routes_of(b) || routes_of(a)) {
+        if !changes.iter().any(|(_, b, a)| routed(b) || routed(a)) {
             return None;
         }
-        // Each router's routes taken away (one route step each), every changed node and user
-        // changed with the routers' routes left out (one node step), each router's routes
-        // added.
-        let mut steps: Vec<Step> = Vec::new();
-        for (id, before, _) in changes.iter().filter(|(_, b, _)| routes_of(b)) {
-            steps.push(Step {
-                nodes: vec![(*id, before.clone(), stripped(before))],
-                ..Step::default()
-            });
-        }
-        let middle = Step {
-            nodes: changes
-                .iter()
-                .map(|(id, before, after)| (*id, stripped(before), stripped(after)))
-                .filter(|(_, from, to)| from != to)
-                .collect(),
-            list: (!users.is_empty()).then(|| self.user_list.clone()),
-            users,
-        };
-        if !middle.nodes.is_empty() || !middle.users.is_empty() {
-            steps.push(middle);
-        }
-        for (id, _, after) in changes.iter().filter(|(_, _, a)| routes_of(a)) {
-            steps.push(Step {
-                nodes: vec![(*id, stripped(after), after.clone())],
-                ..Step::default()
-            });
-        }
+        let list = self.user_list.clone();
+        let steps = planned(&changes, users, list);
         // One node joining or leaving: every step adds, or every step takes away.
         let one_way = matches!(changes.as_slice(), [(_, None, _) | (_, _, None)])
             && steps.iter().all(|s| s.users.is_empty());
@@ -283,6 +247,57 @@ impl Inputs {
             self.users_changed = false;
         }
     }
+}
+
+/// True when `n` advertises or has approved a route.
+fn serves(n: &NodeRecord) -> bool {
+    !n.advertised_routes.is_empty() || !n.approved_routes.is_empty()
+}
+
+/// True when `n` is a node that advertises or has approved a route.
+fn routed(n: &Option<NodeRecord>) -> bool {
+    n.as_ref().is_some_and(serves)
+}
+
+/// `n` without its routes.
+fn stripped(n: &Option<NodeRecord>) -> Option<NodeRecord> {
+    n.as_ref().map(|n| NodeRecord {
+        advertised_routes: Vec::new(),
+        approved_routes: Vec::new(),
+        ..n.clone()
+    })
+}
+
+/// The steps of `changes` and `users` (`list`: the users' list after them): each router's
+/// routes taken away (one route step each), every changed node and user changed with the
+/// routers' routes left out (one node step), each router's routes added.
+fn planned(changes: &[NodeStep], users: Vec<UserStep>, list: Arc<[User]>) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for (id, before, _) in changes.iter().filter(|(_, b, _)| routed(b)) {
+        steps.push(Step {
+            nodes: vec![(*id, before.clone(), stripped(before))],
+            ..Step::default()
+        });
+    }
+    let middle = Step {
+        nodes: changes
+            .iter()
+            .map(|(id, before, after)| (*id, stripped(before), stripped(after)))
+            .filter(|(_, from, to)| from != to)
+            .collect(),
+        list: (!users.is_empty()).then_some(list),
+        users,
+    };
+    if !middle.nodes.is_empty() || !middle.users.is_empty() {
+        steps.push(middle);
+    }
+    for (id, _, after) in changes.iter().filter(|(_, _, a)| routed(a)) {
+        steps.push(Step {
+            nodes: vec![(*id, stripped(after), after.clone())],
+            ..Step::default()
+        });
+    }
+    steps
 }
 
 /// The filters of `marked` (node ids of `last`, each left uncomputed by a step that proved
