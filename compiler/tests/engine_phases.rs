@@ -41,7 +41,19 @@ impl Visit for Fields<'_> {
 /// The index of a span in [`Spans`], kept in the span's extensions.
 struct At(usize);
 
-impl<S> tracing_subscriber::Layer<S> for Spans
+thread_local! {
+    /// The spans of the test running on this thread, while it looks ([`Spans::during`]).
+    static CURRENT: std::cell::RefCell<Option<Spans>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The process's subscriber: each span goes to the [`Spans`] of the test on the thread that
+/// opens it (or of its parent span, on another thread). One global subscriber, not one scoped subscriber per test: `tracing` keeps the
+/// level filter and each callsite's interest process-wide, and a test's scoped subscriber
+/// dropped while another test ran could leave them off, so a phase span went unseen (about
+/// 3 runs in 100 with the tests in parallel).
+struct Routed;
+
+impl<S> tracing_subscriber::Layer<S> for Routed
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -51,15 +63,28 @@ where
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
+        // The test on this thread, or, for a span opened on another thread (the side phases
+        // run beside the lowering), the test of its parent.
+        let of_parent = || {
+            let parent = ctx.span(id)?.parent()?;
+            let extensions = parent.extensions();
+            extensions
+                .get::<(At, Spans)>()
+                .map(|(_, spans)| spans.clone())
+        };
+        let Some(spans) = CURRENT.with(|c| c.borrow().clone()).or_else(of_parent) else {
+            return;
+        };
         let mut seen = Seen {
             name: attrs.metadata().name(),
             fields: Vec::new(),
         };
         attrs.record(&mut Fields(&mut seen.fields));
-        let mut spans = self.0.lock().unwrap();
-        spans.push(seen);
+        let mut list = spans.0.lock().unwrap();
+        list.push(seen);
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(At(spans.len() - 1));
+            span.extensions_mut()
+                .insert((At(list.len() - 1), spans.clone()));
         }
     }
 
@@ -70,10 +95,13 @@ where
         ctx: Context<'_, S>,
     ) {
         let Some(span) = ctx.span(id) else { return };
-        let Some(&At(at)) = span.extensions().get::<At>() else {
-            return;
-        };
-        if let Some(seen) = self.0.lock().unwrap().get_mut(at) {
+        let found = span
+            .extensions()
+            .get::<(At, Spans)>()
+            .map(|(At(at), spans)| (*at, spans.clone()));
+        let Some((at, spans)) = found else { return };
+        let mut list = spans.0.lock().unwrap();
+        if let Some(seen) = list.get_mut(at) {
             values.record(&mut Fields(&mut seen.fields));
         }
     }
@@ -82,9 +110,15 @@ where
 impl Spans {
     /// The spans seen while `f` ran (on this thread), and `f`'s result.
     fn during<T>(f: impl FnOnce() -> T) -> (Vec<Seen>, T) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Routed))
+                .unwrap();
+        });
         let spans = Spans::default();
-        let subscriber = tracing_subscriber::registry().with(spans.clone());
-        let out = tracing::subscriber::with_default(subscriber, f);
+        CURRENT.with(|c| *c.borrow_mut() = Some(spans.clone()));
+        let out = f();
+        CURRENT.with(|c| *c.borrow_mut() = None);
         let seen = spans.0.lock().unwrap().clone();
         (seen, out)
     }
