@@ -263,13 +263,20 @@ fn event(e: &[u32; 8]) -> Option<Event> {
 }
 
 /// `svc:web`, hosted by the nodes `hosts` picks (ids 1-7, some of which may not exist), and
-/// approved by the record on those `approved` picks among them.
+/// approved by the record on those `approved` picks among them. Half the time its IPv4
+/// address lies in the subnet route 100.64.0.0/26 (of `ROUTES`, beside no node's address),
+/// so a rule to the Service reaches that route's routers too.
 fn service(hosts: u32, approved: u32) -> ServiceRecord {
     let ids: Vec<u64> = (1..=7).collect();
     let hosts = bits(&ids, hosts % 128);
+    let inside = approved & (1 << 16) != 0;
     ServiceRecord {
         name: "svc:web".to_string(),
-        ipv4: Some(Ipv4Addr::new(100, 100, 200, 1)),
+        ipv4: Some(if inside {
+            Ipv4Addr::new(100, 64, 0, 60)
+        } else {
+            Ipv4Addr::new(100, 100, 200, 1)
+        }),
         ipv6: Some(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0xab, 0, 0, 0, 1)),
         approved_hosts: bits(&hosts, approved),
         hosts,
