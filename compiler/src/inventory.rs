@@ -103,10 +103,16 @@ pub struct Service {
 impl Service {
     /// The service's virtual addresses as host prefixes (`/32`, `/128`), IPv4 first.
     pub fn vips(&self) -> Vec<IpNet> {
-        let v4 = self.ipv4.map(|a| IpNet::from(IpAddr::V4(a)));
-        let v6 = self.ipv6.map(|a| IpNet::from(IpAddr::V6(a)));
-        v4.into_iter().chain(v6).collect()
+        vips(self.ipv4, self.ipv6)
     }
+}
+
+/// A Service's virtual addresses as host prefixes, IPv4 first ([`Service::vips`], and the
+/// engine's records of Services).
+pub(crate) fn vips(ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> Vec<IpNet> {
+    let v4 = ipv4.map(|a| IpNet::from(IpAddr::V4(a)));
+    let v6 = ipv6.map(|a| IpNet::from(IpAddr::V6(a)));
+    v4.into_iter().chain(v6).collect()
 }
 
 /// Equal contents (the lookups are derived from them).

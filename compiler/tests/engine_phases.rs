@@ -8,13 +8,14 @@
     clippy::indexing_slicing
 )]
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
-use aclc_compiler::engine::{Engine, EngineOptions, Event, NodeRecord, TailnetState, UserRecord};
+use aclc_compiler::engine::{Event, NodeRecord};
 use aclc_compiler::phases;
-use aclc_policy::model::Policy;
 use tracing::field::{Field, Visit};
+
+mod phases_tailnet;
+use phases_tailnet::{addresses, engine, policy};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -131,59 +132,6 @@ fn field<'a>(span: &'a Seen, name: &str) -> Option<&'a str> {
         .rev()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
-}
-
-fn policy(extra_rule: bool) -> Arc<Policy> {
-    let extra = if extra_rule {
-        r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web:8443"]},"#
-    } else {
-        ""
-    };
-    let text = format!(
-        r#"{{
-  "tagOwners": {{"tag:web": ["alice@example.com"], "tag:router": ["alice@example.com"]}},
-  "acls": [
-    {extra}
-    {{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web:443", "10.1.0.0/16:*"]}}
-  ]
-}}"#
-    );
-    let (_, parsed) =
-        aclc_policy::parse_str("policy.hujson", &text, &aclc_policy::Options::default());
-    Arc::new(parsed.unwrap().policy)
-}
-
-fn addresses(i: u8) -> (Ipv4Addr, Ipv6Addr) {
-    (
-        Ipv4Addr::new(100, 64, 0, i),
-        Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, u16::from(i)),
-    )
-}
-
-fn engine() -> Engine {
-    let (a1, b1) = addresses(1);
-    let (a2, b2) = addresses(2);
-    let (a3, b3) = addresses(3);
-    let mut router = NodeRecord::tagged(3, "router-1", &["tag:router"], a3, b3);
-    router.advertised_routes = vec!["10.1.0.0/24".parse().unwrap()];
-    router.approved_routes = router.advertised_routes.clone();
-    let state = TailnetState {
-        users: vec![UserRecord {
-            id: 1,
-            login: "alice@example.com".to_string(),
-            name: "alice".to_string(),
-            roles: Vec::new(),
-            groups: Vec::new(),
-        }],
-        nodes: vec![
-            NodeRecord::owned(1, "alice-laptop", 1, a1, b1),
-            NodeRecord::tagged(2, "web-1", &["tag:web"], a2, b2),
-            router,
-        ],
-        tailnet: Default::default(),
-        services: Vec::new(),
-    };
-    Engine::new(policy(false), state, EngineOptions::default()).unwrap()
 }
 
 #[test]

@@ -169,6 +169,13 @@ fn parse_policy(text: &str) -> Option<Arc<Policy>> {
     parsed.ok().map(|c| Arc::new(c.policy))
 }
 
+/// User `id` as an admin in the synced group `group:ops@example.com`.
+fn ops_admin(id: u64) -> UserRecord {
+    let mut u = user(id, 1);
+    u.groups = vec!["group:ops@example.com".to_string()];
+    u
+}
+
 fn user(id: u64, roles_mask: u32) -> UserRecord {
     UserRecord {
         id,
@@ -1105,11 +1112,6 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
               {"action": "accept", "src": ["group:ops@example.com"], "dst": ["tag:web:443"]}]}"#,
     )
     .unwrap();
-    let admin = |id: u64| {
-        let mut u = user(id, 1);
-        u.groups = vec!["group:ops@example.com".to_string()];
-        u
-    };
     let newcomer = UserRecord {
         id: 7,
         login: "erin@example.com".to_string(),
@@ -1124,8 +1126,8 @@ fn a_users_role_and_groups_change_moves_all_its_devices() {
         policy,
         vec![owned(1, 1), owned(2, 2), owned(3, 2), tagged(4, "tag:web")],
         [
-            Event::UpsertUser(admin(1)),
-            Event::UpsertUser(admin(2)),
+            Event::UpsertUser(ops_admin(1)),
+            Event::UpsertUser(ops_admin(2)),
             Event::UpsertUser(user(2, 0)),
             Event::UpsertUser(newcomer),
             Event::UpsertNode(owned(5, 7)),
@@ -1187,11 +1189,6 @@ fn users_with_routers_step_through_their_routes() {
               {"action": "accept", "src": ["group:ops@example.com"], "dst": ["autogroup:internet:*", "10.9.0.0/16:22"]}]}"#,
     )
     .unwrap();
-    let admin = |id: u64| {
-        let mut u = user(id, 1);
-        u.groups = vec!["group:ops@example.com".to_string()];
-        u
-    };
     verify_on(
         policy,
         vec![
@@ -1202,8 +1199,8 @@ fn users_with_routers_step_through_their_routes() {
             owned(5, 3),
         ],
         [
-            Event::UpsertUser(admin(1)),
-            Event::UpsertUser(admin(3)),
+            Event::UpsertUser(ops_admin(1)),
+            Event::UpsertUser(ops_admin(3)),
             Event::UpsertUser(user(1, 0)),
             Event::RemoveUser(2),
         ],

@@ -50,11 +50,7 @@ pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -
             // rule to the Service reaches them as well (their routes are not the Service's,
             // so they are the same in both compiles).
             let vips: Vec<crate::addrset::AddrSet> = both()
-                .flat_map(|s| {
-                    let v4 = s.ipv4.map(|a| ipnet::IpNet::from(std::net::IpAddr::V4(a)));
-                    let v6 = s.ipv6.map(|a| ipnet::IpNet::from(std::net::IpAddr::V6(a)));
-                    v4.into_iter().chain(v6)
-                })
+                .flat_map(|s| crate::inventory::vips(s.ipv4, s.ipv6))
                 .map(crate::addrset::AddrSet::from_net)
                 .collect();
             let table = current.compiled.table();

@@ -8,12 +8,8 @@ impl Inputs {
         for step in undo.into_iter().rev() {
             match step {
                 Undo::Node(id, record) => self.set_record(id, record),
-                Undo::User(id, Some(u)) => {
-                    self.users.insert(id, u);
-                    self.users_changed = true;
-                }
-                Undo::User(id, None) => {
-                    self.users.remove(&id);
+                Undo::User(id, record) => {
+                    self.set_user(id, record);
                     self.users_changed = true;
                 }
                 Undo::Policy(p) => self.policy = p,
@@ -35,6 +31,19 @@ impl Inputs {
             }
             None => {
                 self.nodes.remove(&id);
+            }
+        }
+    }
+
+    /// Put user `id`'s record in (or take it out); the caller says whether the users' list
+    /// is to be made again ([`Inputs::users_changed`]).
+    pub(super) fn set_user(&mut self, id: u64, record: Option<UserRecord>) {
+        match record {
+            Some(record) => {
+                self.users.insert(id, record);
+            }
+            None => {
+                self.users.remove(&id);
             }
         }
     }
@@ -253,13 +262,15 @@ impl Inputs {
     /// [`Inputs::inventory`] after a change to the nodes `changed` (ids) only, the users
     /// and Services as they were in `old`: `old`'s inventory with the changed nodes' records
     /// made again, every other node's shared, and only the changed nodes checked
-    /// ([`Inventory::patched`]). `None` when that does not apply (the users or the Services
-    /// changed, or the patch finds a problem, whose exact report the full check makes).
+    /// ([`Inventory::patched`]); `services` are the records' ([`Inputs::service_list`]).
+    /// `None` when that does not apply (the users or the Services changed, or the patch
+    /// finds a problem, whose exact report the full check makes).
     pub(super) fn patched_inventory(
         &self,
         old: &Snapshot,
         changed: &Ranked,
         fresh_nodes: &[(u64, Arc<Node>)],
+        services: &[crate::inventory::Service],
     ) -> Option<Inventory> {
         let earlier = &*old.inventory;
         if !Arc::ptr_eq(earlier.shared_users(), &self.user_list)
@@ -295,7 +306,7 @@ impl Inputs {
             nodes,
             &to_new,
             &fresh,
-            (self.tailnet.clone(), &self.service_list()),
+            (self.tailnet.clone(), services),
             &holder,
         )?;
         #[cfg(debug_assertions)]
@@ -453,11 +464,11 @@ impl Inputs {
         narrow: &Narrow<'_>,
         fresh: &[(u64, Arc<Node>)],
         changed: &Ranked,
+        services: &[crate::inventory::Service],
     ) -> Option<crate::nodes::NodeTable> {
         if narrow.nodes.len() > SIDE_TABLE {
             return None;
         }
-        let services = self.service_list();
         let named = fresh
             .iter()
             .map(|(id, node)| Some((&**node, changed.rank(*id)?)))
@@ -466,7 +477,7 @@ impl Inputs {
             users: &self.user_list,
             nodes: self.nodes.len(),
             named,
-            services: &services,
+            services,
         };
         let before: Vec<&str> = narrow
             .nodes
@@ -540,14 +551,22 @@ impl Inputs {
             Scope::Routes(r) => r.nodes.clone(),
             _ => Vec::new(),
         });
+        // The Services as the inventory lists them, made once for the patched inventory and
+        // the table beside it (both keep them when they are the earlier ones).
+        let services = match &scope {
+            Scope::Node(_) | Scope::Routes(_) => self.service_list(),
+            _ => Vec::new(),
+        };
         // The inventory, and whether it was patched (the only case the table is used in).
         let inventory = || -> Result<(Arc<Inventory>, bool), EngineError> {
             // `fresh` is empty but on a node event.
             let patched = |old: &Snapshot| {
-                Ok(match self.patched_inventory(old, &changed, &fresh) {
-                    Some(inventory) => (Arc::new(inventory), true),
-                    None => (Arc::new(self.inventory(Some(&old.inventory))?), false),
-                })
+                Ok(
+                    match self.patched_inventory(old, &changed, &fresh, &services) {
+                        Some(inventory) => (Arc::new(inventory), true),
+                        None => (Arc::new(self.inventory(Some(&old.inventory))?), false),
+                    },
+                )
             };
             match &scope {
                 // The records are as they were: the same inventory.
@@ -570,7 +589,7 @@ impl Inputs {
         // when the inventory was patched too (else the compile makes it from the inventory).
         let narrow = matches!(scope, Scope::Node(_) | Scope::Routes(_));
         let table = || match &scope {
-            Scope::Node(n) => self.patched_table(n, &fresh, &changed),
+            Scope::Node(n) => self.patched_table(n, &fresh, &changed, &services),
             _ => None,
         };
         let big = crate::par::event_worth_threads(self.nodes.len());

@@ -153,18 +153,6 @@ impl Inputs {
         Some(Ok((last, filters, touched)))
     }
 
-    /// User `id`'s record put in (or taken out).
-    fn set_user(&mut self, id: u64, record: Option<UserRecord>) {
-        match record {
-            Some(record) => {
-                self.users.insert(id, record);
-            }
-            None => {
-                self.users.remove(&id);
-            }
-        }
-    }
-
     /// The nodes and users taken through `steps`, one build each (each step's first records
     /// are the engine's when it starts): the last snapshot, the filters any step marked
     /// changed without assembling them and the nodes any step touched (both in the last
