@@ -7,7 +7,7 @@
 //!
 //! | span | fields | covers |
 //! |---|---|---|
-//! | [`EVENT`] | `version`, `path` (`node`, `routes`, `policy` or `everything`: how far the event can reach; `router steps` for a router's join or leave, applied as its node's step and its routes' step, each with its own spans below), `changed` (nodes in the change set) | one [`Engine::apply`](crate::engine::Engine::apply) or `apply_batch`, a refused or unchanged one included |
+//! | [`EVENT`] | `version`, `path` (`node`, `routes`, `policy` or `everything`: how far the event can reach; `steps` for an event applied in narrow steps, each with its own spans below: a router's join, leave or change as its routes' and its node's steps, a policy or Service change beside other changes as a step of its own), `changed` (nodes in the change set) | one [`Engine::apply`](crate::engine::Engine::apply) or `apply_batch`, a refused or unchanged one included |
 //! | [`INPUTS`] | | the inventory patched or rebuilt, with the node table patched beside it on a node event |
 //! | [`COMPILE`] | `nodes` | a whole compile (the engine's, or [`compile`](crate::compile)'s) |
 //! | [`TABLE`] | | the node table (unless the engine patched it), IP sets, route approvals |

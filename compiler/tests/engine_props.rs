@@ -1818,3 +1818,85 @@ fn a_retag_shares_the_source_lists_it_leaves_alike() {
     // The engine agrees with a full compile of the same state.
     assert_eq!(outputs(&engine), outputs(&reference(&engine)));
 }
+
+/// A batch that replaces the policy (a group, written after the rules, gains a member; a
+/// port changes: every rule keeps its place and its merge slot) and retags a router runs in
+/// steps, the policy first. The web servers' filters change through the policy, not through
+/// the router: when the marks the steps left are decided as if the router alone had
+/// changed, they are taken as they were and the web servers keep the old port. Services
+/// changed beside nodes take steps too.
+#[test]
+fn policy_and_services_step_beside_routers() {
+    let text = |eng: &str, port: u16| {
+        format!(
+            r#"{{"acls": [
+                  {{"action": "accept", "src": ["*"], "dst": ["tag:web:{port}"]}},
+                  {{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22", "svc:web:443"]}}],
+                "tagOwners": {{"tag:web": [], "tag:router": [], "tag:relay": []}},
+                "groups": {{"group:eng": [{eng}]}}}}"#
+        )
+    };
+    let narrow = parse_policy(&text(r#""alice@example.com""#, 80)).unwrap();
+    let wide = parse_policy(&text(r#""alice@example.com", "bob@example.com""#, 80)).unwrap();
+    let other_port = parse_policy(&text(r#""alice@example.com""#, 81)).unwrap();
+    let router = serving(tagged(5, "tag:router"), "10.9.0.0/24");
+    let relay = NodeRecord {
+        tags: vec!["tag:relay".to_string()],
+        ..router.clone()
+    };
+    let service = |hosts: Vec<u64>, v4: u8| {
+        Event::UpsertService(ServiceRecord {
+            name: "svc:web".to_string(),
+            ipv4: Some(Ipv4Addr::new(100, 100, 0, v4)),
+            ipv6: None,
+            hosts: hosts.clone(),
+            approved_hosts: hosts,
+            tags: Vec::new(),
+        })
+    };
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![
+            owned(1, 1),
+            owned(2, 2),
+            tagged(3, "tag:web"),
+            tagged(4, "tag:web"),
+            router.clone(),
+        ],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    let engine = Engine::new(narrow.clone(), state, EngineOptions::default()).unwrap();
+    verify(
+        engine,
+        [
+            vec![
+                Event::ReplacePolicy(wide.clone()),
+                Event::UpsertNode(relay.clone()),
+            ],
+            vec![
+                Event::ReplacePolicy(narrow.clone()),
+                Event::UpsertNode(router.clone()),
+                Event::UpsertNode(owned(6, 2)),
+            ],
+            vec![service(vec![3], 9), Event::UpsertNode(relay.clone())],
+            vec![
+                service(vec![3, 4], 10),
+                Event::ReplacePolicy(wide.clone()),
+                Event::RemoveNode(6),
+            ],
+            vec![
+                Event::RemoveService("svc:web".to_string()),
+                Event::UpsertNode(router.clone()),
+                Event::UpsertNode(owned(6, 1)),
+            ],
+            vec![
+                Event::ReplacePolicy(other_port),
+                Event::UpsertNode(relay.clone()),
+            ],
+            vec![service(vec![1], 11), Event::ReplacePolicy(narrow)],
+        ]
+        .into_iter(),
+    )
+    .unwrap();
+}

@@ -13,12 +13,19 @@ impl Inputs {
                     self.users_changed = true;
                 }
                 Undo::Policy(p) => self.policy = p,
-                Undo::Service(name, Some(svc)) => {
-                    self.services.insert(name, svc);
-                }
-                Undo::Service(name, None) => {
-                    self.services.remove(&name);
-                }
+                Undo::Service(name, record) => self.set_service(&name, record),
+            }
+        }
+    }
+
+    /// Put Service `name`'s record in (or take it out).
+    pub(super) fn set_service(&mut self, name: &str, record: Option<ServiceRecord>) {
+        match record {
+            Some(record) => {
+                self.services.insert(name.to_string(), record);
+            }
+            None => {
+                self.services.remove(name);
             }
         }
     }

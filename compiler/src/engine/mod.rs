@@ -433,9 +433,9 @@ impl Engine {
             if !stored.iter().all(keeps) {
                 scope = Scope::Everything;
             }
-            // Node events with a router among them: in steps that each take a narrow path
-            // (the steps see only the changed nodes' records, so not when an approval was
-            // stored for another node).
+            // Node events with a router among them, or a policy or Service change beside
+            // other changes: in steps that each take a narrow path (the steps see only the
+            // changed nodes' records, so not when an approval was stored for another node).
             let stored_elsewhere = stored.iter().any(|s| {
                 !undo
                     .iter()
@@ -443,7 +443,7 @@ impl Engine {
             });
             if matches!(scope, Scope::Everything) && !stored_elsewhere {
                 if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
-                    span.record("path", "router steps");
+                    span.record("path", "steps");
                     return built;
                 }
             }

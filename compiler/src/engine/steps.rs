@@ -20,6 +20,15 @@
 //! batch, one router's route may leave as another's of the same prefix joins), so those
 //! filters are decided again between the first compile and the last ([`resolve_marks`]).
 //! The engine's property tests compare every such change set with a full recompile's.
+//!
+//! A batch that also replaces the policy or changes Tailscale Services (each of which has a
+//! narrow path alone) runs the same way, those changes first: the policy replaced (the
+//! policy path), each Service changed (the route path over its hosts), then the node and user
+//! steps above under the new policy and Services. Such a batch took the every-node path. A
+//! step's change need not be one to the changed nodes alone, so every filter a step marked is
+//! assembled at the end; and a step the engine refuses (a state between the steps may be
+//! invalid where the batch's end is not: a Service taking the address a node leaves) sends
+//! the batch to the every-node path, which decides on the end state alone.
 
 use super::*;
 
@@ -30,30 +39,44 @@ type NodeStep = (u64, Option<NodeRecord>, Option<NodeRecord>);
 /// One user's change in a step, likewise.
 type UserStep = (u64, Option<UserRecord>, Option<UserRecord>);
 
-/// One step: the nodes and users it changes, and the users' list after it when it changes
-/// users ([`Inputs::user_list`]: the list the snapshots share).
+/// What [`Inputs::steps`] built, and the nodes (one bit each) two steps or more touched
+/// (`None`: not known).
+type Stepped = (Built, Option<Vec<u64>>);
+
+/// One step: the nodes and users it changes, the users' list after it when it changes
+/// users ([`Inputs::user_list`]: the list the snapshots share), and the Services it changes
+/// (each by name, with its record before) or the policy before it, when it replaces the
+/// policy. The steps see the policy and the Services after the event throughout: the
+/// policy's step (the first) takes the inventory, the Services' records included, from the
+/// snapshot before it, and each Service's step compares with the snapshot before it.
 #[derive(Default)]
 struct Step {
     nodes: Vec<NodeStep>,
     users: Vec<UserStep>,
     list: Option<Arc<[User]>>,
+    services: Vec<(String, Option<ServiceRecord>)>,
+    policy: Option<Arc<Policy>>,
 }
 
 impl Inputs {
-    /// The event of `undo` in steps when it changes nodes and users only (one event or a
-    /// batch), some of the nodes routers (changed, or devices of a changed user), and each
-    /// step takes a narrow path; `None` otherwise. Either way the records are the event's
-    /// afterwards; on success the snapshot, the filters known changed and the nodes touched
-    /// are relative to `current`, as [`Inputs::build`]'s are.
+    /// The event of `undo` in steps when it changes nodes and users, some of the nodes
+    /// routers (changed, or devices of a changed user), or replaces the policy or changes
+    /// Services beside other changes (one event or a batch), and the first step takes a
+    /// narrow path; `None` otherwise. Either way the records are the event's afterwards; on
+    /// success the snapshot, the filters known changed and the nodes touched are relative to
+    /// `current`, as [`Inputs::build`]'s are.
     pub(super) fn build_in_steps(
         &mut self,
         version: u64,
         current: &Snapshot,
         undo: &[Undo],
     ) -> Option<Result<Built, EngineError>> {
-        // Each changed node's and user's record before the event (its first undo).
+        // Each changed node's, user's and Service's record and the policy before the event
+        // (its first undo).
         let mut first: BTreeMap<u64, Option<NodeRecord>> = BTreeMap::new();
         let mut first_users: BTreeMap<u64, Option<UserRecord>> = BTreeMap::new();
+        let mut first_services: BTreeMap<String, Option<ServiceRecord>> = BTreeMap::new();
+        let mut first_policy: Option<Arc<Policy>> = None;
         for u in undo {
             match u {
                 Undo::Node(id, before) => {
@@ -62,9 +85,23 @@ impl Inputs {
                 Undo::User(id, before) => {
                     first_users.entry(*id).or_insert_with(|| before.clone());
                 }
-                _ => return None,
+                Undo::Service(name, before) => {
+                    first_services
+                        .entry(name.clone())
+                        .or_insert_with(|| before.clone());
+                }
+                Undo::Policy(before) => {
+                    first_policy.get_or_insert_with(|| before.clone());
+                }
             }
         }
+        let services: Vec<(String, Option<ServiceRecord>)> = first_services
+            .into_iter()
+            .filter(|(name, before)| before.as_ref() != self.services.get(name))
+            .collect();
+        let policy = first_policy.filter(|before| **before != *self.policy);
+        // Steps whose change is not one to the changed nodes alone.
+        let others = policy.is_some() || !services.is_empty();
         let users: Vec<UserStep> = first_users
             .into_iter()
             .map(|(id, before)| (id, before, self.users.get(&id).cloned()))
@@ -86,13 +123,28 @@ impl Inputs {
             .map(|(id, before)| (id, before, self.nodes.get(&id).cloned()))
             .filter(|(_, before, after)| before != after || routed(before))
             .collect();
-        if !changes.iter().any(|(_, b, a)| routed(b) || routed(a)) {
+        if !others && !changes.iter().any(|(_, b, a)| routed(b) || routed(a)) {
             return None;
         }
         let list = self.user_list.clone();
-        let steps = planned(&changes, users, list);
+        // The policy first, then each Service, then the nodes and users.
+        let mut steps: Vec<Step> = Vec::new();
+        if policy.is_some() {
+            steps.push(Step {
+                policy: policy.clone(),
+                ..Step::default()
+            });
+        }
+        for service in &services {
+            steps.push(Step {
+                services: vec![service.clone()],
+                ..Step::default()
+            });
+        }
+        steps.extend(planned(&changes, users, list));
         // One node joining or leaving: every step adds, or every step takes away.
-        let one_way = matches!(changes.as_slice(), [(_, None, _) | (_, _, None)])
+        let one_way = !others
+            && matches!(changes.as_slice(), [(_, None, _) | (_, _, None)])
             && steps.iter().all(|s| s.users.is_empty());
         // The steps start from the records and users before the event, the users' list the
         // current snapshot's.
@@ -120,7 +172,7 @@ impl Inputs {
         }
         self.user_list = after_list;
         self.users_changed = false;
-        let (mut last, filters, touched) = match stepped? {
+        let ((mut last, filters, touched), twice) = match stepped? {
             Ok(built) => built,
             Err(error) => return Some(Err(error)),
         };
@@ -132,7 +184,17 @@ impl Inputs {
             .map(|(a, stale)| a & stale)
             .collect();
         if !one_way {
-            let marked: Vec<NodeId> = crate::bits::iter_bits(&filters).collect();
+            // A filter one step marked and no other step touched is changed: only the
+            // others may have gone back (all of them when a step's reach is not known).
+            let (marked, kept): (Vec<NodeId>, Vec<u64>) = match &twice {
+                Some(twice) => (
+                    crate::bits::iter_bits(&filters)
+                        .filter(|&v| crate::bits::bit(twice, v))
+                        .collect(),
+                    filters.iter().zip(twice).map(|(a, t)| a & !t).collect(),
+                ),
+                None => (crate::bits::iter_bits(&filters).collect(), Vec::new()),
+            };
             // The changed nodes, and every device of a changed user (its selectors moved).
             let mut ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
             if !changed_users.is_empty() {
@@ -148,29 +210,42 @@ impl Inputs {
             }
             ids.sort_unstable();
             ids.dedup();
-            filters = resolve_marks(current, &mut last, &ids, &marked)?;
+            filters = resolve_marks(current, &mut last, (&ids, policy.is_none()), &marked)?;
+            for (word, kept) in filters.iter_mut().zip(&kept) {
+                *word |= kept;
+            }
         }
         Some(Ok((last, filters, touched)))
     }
 
-    /// The nodes and users taken through `steps`, one build each (each step's first records
-    /// are the engine's when it starts): the last snapshot, the filters any step marked
-    /// changed without assembling them and the nodes any step touched (both in the last
-    /// snapshot's node ids). `None` when the first step is not narrow; a later step that is
-    /// not narrow builds the last records on the every-node path. The records are left at
-    /// some step's: the caller sets them.
+    /// The nodes, users, Services and policy taken through `steps`, one build each (each
+    /// step's first records are the engine's when it starts): the last snapshot, the filters
+    /// any step marked changed without assembling them and the nodes any step touched, and
+    /// the nodes two steps or more touched (`None`: not known); all in the last snapshot's
+    /// node ids. `None` when the first step is not narrow or is
+    /// refused; a later step that is not narrow or is refused builds the last records on the
+    /// every-node path (which refuses them only if they are invalid). The records are left
+    /// at some step's: the caller sets them.
     fn steps(
         &mut self,
         version: u64,
         current: &Snapshot,
         steps: &[Step],
-    ) -> Option<Result<Built, EngineError>> {
-        let narrow = |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_));
+    ) -> Option<Result<Stepped, EngineError>> {
+        let narrow =
+            |s: &Scope<'_>| matches!(s, Scope::Node(_) | Scope::Routes(_) | Scope::Policy(_));
         let mut done: Option<Built> = None;
+        let mut twice: Option<Vec<u64>> = None;
         for (k, step) in steps.iter().enumerate() {
             let previous = done.as_ref().map_or(current, |(s, _, _)| s);
-            let mut undo = Vec::with_capacity(step.nodes.len() + step.users.len());
+            let mut undo = Vec::with_capacity(step.nodes.len() + step.users.len() + 2);
             self.take_step(step);
+            if let Some(from) = &step.policy {
+                undo.push(Undo::Policy(from.clone()));
+            }
+            for (name, from) in &step.services {
+                undo.push(Undo::Service(name.clone(), from.clone()));
+            }
             for (id, from, _) in &step.users {
                 undo.push(Undo::User(*id, from.clone()));
             }
@@ -178,7 +253,11 @@ impl Inputs {
                 undo.push(Undo::Node(*id, from.clone()));
             }
             let scope = scope(self, previous, &undo);
-            if !narrow(&scope) {
+            let built = match narrow(&scope) {
+                true => self.build(version, scope).ok(),
+                false => None,
+            };
+            let Some((next, filters, touched)) = built else {
                 if k == 0 {
                     return None;
                 }
@@ -186,14 +265,13 @@ impl Inputs {
                 for later in steps.iter().skip(k + 1) {
                     self.take_step(later);
                 }
-                return Some(self.build(version, Scope::Everything));
-            }
-            let (next, filters, touched) = match self.build(version, scope) {
-                Ok(built) => built,
-                Err(error) => return Some(Err(error)),
+                return Some(self.build(version, Scope::Everything).map(|b| (b, None)));
             };
             let marks = match done.take() {
-                None => (filters, touched),
+                None => {
+                    twice = touched.as_ref().map(|t| vec![0u64; t.len()]);
+                    (filters, touched)
+                }
                 Some((previous, earlier, touched_before)) => {
                     // The earlier steps' marks in this step's node ids.
                     let to_new = next.compiled.ids_from(&previous.compiled);
@@ -210,8 +288,16 @@ impl Inputs {
                     let either = |a: Vec<u64>, b: &[u64]| -> Vec<u64> {
                         a.iter().zip(b).map(|(x, y)| x | y).collect()
                     };
-                    let touched = match (touched_before, touched) {
-                        (Some(a), Some(b)) => Some(either(moved(&a), &b)),
+                    let (touched, again) = match (touched_before, touched) {
+                        (Some(a), Some(b)) => {
+                            let a = moved(&a);
+                            let both: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
+                            (Some(either(a, &b)), Some(both))
+                        }
+                        _ => (None, None),
+                    };
+                    twice = match (twice.take(), again) {
+                        (Some(t), Some(again)) => Some(either(moved(&t), &again)),
                         _ => None,
                     };
                     (either(moved(&earlier), &filters), touched)
@@ -219,7 +305,7 @@ impl Inputs {
             };
             done = Some((next, marks.0, marks.1));
         }
-        done.map(Ok)
+        done.map(|built| Ok((built, twice)))
     }
 
     /// The records and users after `step`.
@@ -275,6 +361,7 @@ fn planned(changes: &[NodeStep], users: Vec<UserStep>, list: Arc<[User]>) -> Vec
             .collect(),
         list: (!users.is_empty()).then_some(list),
         users,
+        ..Step::default()
     };
     if !middle.nodes.is_empty() || !middle.users.is_empty() {
         steps.push(middle);
@@ -292,16 +379,18 @@ fn planned(changes: &[NodeStep], users: Vec<UserStep>, list: Arc<[User]>) -> Vec
 /// it changed) made exact between `current` and `last`, and those of them changed while
 /// left uncomputed (one bit each): steps that took a router's routes away and added them
 /// back (its own, or another's of the same prefix) may have left such a filter as it was.
-/// When the two compiles merge alike but for what `*` means, the change from `current` to
-/// `last` is one to the nodes `ids` alone, and each other filter is decided from the rule
+/// When the change from `current` to `last` is one to the nodes `ids` alone, or to the
+/// routes of Services' hosts (`same_policy`: the policy was not replaced), and the two
+/// compiles merge alike but for what `*` means, each other filter is decided from the rule
 /// items ([`crate::lower::SourceMoves`], as the route path decides a router's): as before
-/// (`current`'s print and stale flag), changed (left uncomputed), or assembled. The
-/// changed nodes' filters, the route servers' and every filter when the compiles merge
-/// otherwise are assembled.
+/// (`current`'s print and stale flag), changed (left uncomputed), or assembled. The changed
+/// nodes' filters, the route servers' (a Service's hosts and the routers over its
+/// addresses among them) and every filter otherwise are assembled. After a policy change
+/// every filter is assembled: the verdicts compare the items of two compiles of one policy.
 fn resolve_marks(
     current: &Snapshot,
     last: &mut Snapshot,
-    ids: &[u64],
+    (ids, same_policy): (&[u64], bool),
     marked: &[NodeId],
 ) -> Option<Vec<u64>> {
     let (old, new) = (&current.compiled, &last.compiled);
@@ -314,9 +403,10 @@ fn resolve_marks(
     let (old_names, new_names) = (names(current), names(last));
     let old_refs: Vec<&str> = old_names.iter().map(|n| &**n).collect();
     let new_refs: Vec<&str> = new_names.iter().map(|n| &**n).collect();
-    let moves = (old.refusal().is_some() == new.refusal().is_some() && new.slots_like(old))
-        .then(|| new.source_moves(old, (&old_refs, &new_refs), None))
-        .flatten();
+    let moves =
+        (same_policy && old.refusal().is_some() == new.refusal().is_some() && new.slots_like(old))
+            .then(|| new.source_moves(old, (&old_refs, &new_refs), None))
+            .flatten();
     let serves = |c: &Compiled, v: NodeId| c.table().get(v).is_some_and(|n| n.has_routes());
     let (mut decided, mut assembled): (Vec<ToDecide<'_>>, Vec<ToDecide<'_>>) =
         (Vec::new(), Vec::new());
