@@ -347,3 +347,39 @@ fn policy_and_service_changes_in_a_batch_take_narrow_steps() {
         assert!(!listed.is_empty());
     }
 }
+
+/// Each step costs a compile: a batch of many routers (a route step each way) took about 5
+/// s on `large` at 32 routers and grew with every router past it (1,000 routers retagged at
+/// once would have taken minutes), where the every-node path costs one compile and every
+/// fingerprint. A batch needing more than 32 steps takes the every-node path.
+#[test]
+fn a_batch_of_many_routers_takes_the_every_node_path() {
+    let router = |i: u8| {
+        let (a, b) = addresses(10 + i);
+        let mut r = NodeRecord::tagged(
+            10 + u64::from(i),
+            &format!("router-x{i}"),
+            &["tag:router"],
+            a,
+            b,
+        );
+        r.advertised_routes = vec![format!("10.2.{i}.0/24").parse().unwrap()];
+        r.approved_routes = r.advertised_routes.clone();
+        r
+    };
+    let mut engine = engine();
+    for (count, path) in [(3u8, "steps"), (40, "everything")] {
+        let joins: Vec<Event> = (0..count).map(|i| Event::UpsertNode(router(i))).collect();
+        let (seen, _) = Spans::during(|| engine.apply_batch(joins).unwrap());
+        let event = seen.iter().find(|s| s.name == phases::EVENT).unwrap();
+        assert_eq!(
+            field(event, "path"),
+            Some(format!("\"{path}\"").as_str()),
+            "{count}"
+        );
+        let leaves: Vec<Event> = (0..count)
+            .map(|i| Event::RemoveNode(10 + u64::from(i)))
+            .collect();
+        engine.apply_batch(leaves).unwrap();
+    }
+}

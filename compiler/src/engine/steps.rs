@@ -39,6 +39,11 @@ type NodeStep = (u64, Option<NodeRecord>, Option<NodeRecord>);
 /// One user's change in a step, likewise.
 type UserStep = (u64, Option<UserRecord>, Option<UserRecord>);
 
+/// The most steps an event takes: each costs a compile (a router's route step about 0.15 s
+/// on `large`, where the every-node path takes about 5 s: 32 routers retagged in one batch,
+/// 64 route steps, took as long), so a batch that needs more takes the every-node path.
+const MAX_STEPS: usize = 32;
+
 /// What [`Inputs::steps`] built, and the nodes (one bit each) two steps or more touched
 /// (`None`: not known).
 type Stepped = (Built, Option<Vec<u64>>);
@@ -142,6 +147,9 @@ impl Inputs {
             });
         }
         steps.extend(planned(&changes, users, list));
+        if steps.len() > MAX_STEPS {
+            return None;
+        }
         // One node joining or leaving: every step adds, or every step takes away.
         let one_way = !others
             && matches!(changes.as_slice(), [(_, None, _) | (_, _, None)])
