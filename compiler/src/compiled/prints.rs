@@ -692,19 +692,25 @@ impl Compiled {
         out
     }
 
-    /// The servers of every subnet route node `name` serves, by name (itself included).
-    pub(crate) fn route_servers(&self, name: &str) -> Vec<std::sync::Arc<str>> {
-        let Some(node) = self.table.id(name).and_then(|id| self.table.get(id)) else {
-            return Vec::new();
-        };
-        let mut out: Vec<std::sync::Arc<str>> = node
-            .subnet_routes
+    /// The servers of every subnet route the nodes `names` serve, by name (the nodes
+    /// included), sorted. Each distinct route's servers are listed once: the hosts of one
+    /// Service all serve its addresses, and listing each host's routes' servers was
+    /// O(hosts²).
+    pub(crate) fn route_servers(&self, names: &[&std::sync::Arc<str>]) -> Vec<std::sync::Arc<str>> {
+        let nodes: Vec<&crate::nodes::NodeInfo> = names
             .iter()
+            .filter_map(|name| self.table.id(name).and_then(|id| self.table.get(id)))
+            .collect();
+        let mut routes: Vec<&ipnet::IpNet> = nodes.iter().flat_map(|n| &n.subnet_routes).collect();
+        routes.sort_unstable();
+        routes.dedup();
+        let mut out: Vec<std::sync::Arc<str>> = routes
+            .into_iter()
             .filter_map(|net| self.routes.get(net))
             .flat_map(|(_, entry)| entry.servers.iter())
             .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
+            .chain(nodes.iter().map(|n| n.name.clone()))
             .collect();
-        out.push(node.name.clone());
         out.sort_unstable();
         out.dedup();
         out

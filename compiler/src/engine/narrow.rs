@@ -420,6 +420,12 @@ pub(super) struct RouteNarrow<'a> {
     pub(super) nodes: Vec<u64>,
 }
 
+/// The most servers a route event patches at their peers ([`RouteNarrow::fingerprints`]):
+/// each costs a pass over its peers (about 5-7 ms on `large` for a Service's host that every
+/// member reaches), and a Service with 1,000 such hosts took 5.3 s, as long as fingerprinting
+/// every node, 3,000 hosts 20-37 s.
+const MAX_ROUTE_SERVERS: usize = 256;
+
 impl RouteNarrow<'_> {
     /// The new compile's fingerprints. Only the servers of the routes the nodes serve, before
     /// or after (they among them), can look different as peers: their routes, primaries and
@@ -446,11 +452,14 @@ impl RouteNarrow<'_> {
             .map(|&id| names.name(id))
             .collect::<Option<_>>()?;
         let mut servers = IdSet::default();
-        for name in &route_nodes {
-            servers.extend(stable_ids(old.route_servers(name), &self.old.names));
-            servers.extend(stable_ids(compiled.route_servers(name), names));
-        }
+        servers.extend(stable_ids(old.route_servers(&route_nodes), &self.old.names));
+        servers.extend(stable_ids(compiled.route_servers(&route_nodes), names));
         servers.extend(self.nodes.iter().copied());
+        // Each server's entry is patched at each of its peers: beyond this many servers (a
+        // Service's hosts), that costs more than fingerprinting every node.
+        if servers.len() > MAX_ROUTE_SERVERS {
+            return None;
+        }
         let n = compiled.table().len();
         let to_new = compiled.ids_from(old);
         let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
