@@ -425,22 +425,26 @@ impl Engine {
         let mut scope = scope(&self.inputs, &self.current, &undo);
         span.record("path", scope.path());
         let result = self.inputs.store_approvals().and_then(|stored| {
-            let keeps = |id: &u64| match &scope {
-                Scope::Node(n) => n.nodes.iter().any(|(node, _)| node == id),
-                Scope::Routes(r) => r.nodes.contains(id),
-                _ => false,
+            // Sets, not scans: a batch may change many nodes and store many approvals.
+            let scoped: HashSet<u64> = match &scope {
+                Scope::Node(n) => n.nodes.iter().map(|(node, _)| *node).collect(),
+                Scope::Routes(r) => r.nodes.iter().copied().collect(),
+                _ => HashSet::new(),
             };
-            if !stored.iter().all(keeps) {
+            if !stored.iter().all(|id| scoped.contains(id)) {
                 scope = Scope::Everything;
             }
             // Node events with a router among them, or a policy or Service change beside
             // other changes: in steps that each take a narrow path (the steps see only the
             // changed nodes' records, so not when an approval was stored for another node).
-            let stored_elsewhere = stored.iter().any(|s| {
-                !undo
-                    .iter()
-                    .any(|u| matches!(u, Undo::Node(id, _) if id == s))
-            });
+            let changed: HashSet<u64> = undo
+                .iter()
+                .filter_map(|u| match u {
+                    Undo::Node(id, _) => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            let stored_elsewhere = stored.iter().any(|s| !changed.contains(s));
             if matches!(scope, Scope::Everything) && !stored_elsewhere {
                 if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
                     span.record("path", "steps");

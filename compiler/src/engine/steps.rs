@@ -114,10 +114,8 @@ impl Inputs {
             .collect();
         // A changed user's devices that serve routes take the steps as well, changed or not
         // (the user's change moves them, and the node path takes no router).
-        let owned = |n: &NodeRecord| {
-            n.user
-                .is_some_and(|u| users.iter().any(|(id, _, _)| *id == u))
-        };
+        let user_ids: HashSet<u64> = users.iter().map(|(id, _, _)| *id).collect();
+        let owned = |n: &NodeRecord| n.user.is_some_and(|u| user_ids.contains(&u));
         if !users.is_empty() {
             for n in self.nodes.values().filter(|n| serves(n) && owned(n)) {
                 first.entry(n.id).or_insert_with(|| Some(n.clone()));
@@ -206,13 +204,11 @@ impl Inputs {
             // The changed nodes, and every device of a changed user (its selectors moved).
             let mut ids: Vec<u64> = changes.iter().map(|(id, _, _)| *id).collect();
             if !changed_users.is_empty() {
+                let changed: HashSet<u64> = changed_users.iter().map(|(id, _, _)| *id).collect();
                 ids.extend(
                     self.nodes
                         .values()
-                        .filter(|n| {
-                            n.user
-                                .is_some_and(|u| changed_users.iter().any(|(id, _, _)| *id == u))
-                        })
+                        .filter(|n| n.user.is_some_and(|u| changed.contains(&u)))
                         .map(|n| n.id),
                 );
             }
