@@ -12,8 +12,9 @@
 //! and returns, which makes that user's rule items vanish and come back;
 //! `engine/router_leave_join/large`: a subnet router leaves and joins again;
 //! `engine/router_retag/large`: its tags flip; `engine/node_batch_x100_router/large`: the
-//! batches of `node_batch_x100` with the router's tags flipping in each), so no event is a
-//! no-op. Workloads come from
+//! batches of `node_batch_x100` with the router's tags flipping in each;
+//! `engine/service_batch/large`: a Service's address changes in a batch with a member's join
+//! or leave), so no event is a no-op. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -33,7 +34,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aclc_compiler::engine::{Engine, EngineOptions, Event, NodeRecord, TailnetState};
+use aclc_compiler::engine::{
+    Engine, EngineOptions, Event, NodeRecord, ServiceRecord, TailnetState,
+};
 use aclc_compiler::Inventory;
 use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
@@ -393,6 +396,63 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         })
     });
     peak_after("router_retag/large");
+    // A Tailscale Service's address changing in the same batch as a member's join or leave:
+    // narrow steps (the Service's hosts' routes, then the member), where such a batch took
+    // the every-node path (about 5 s on `large`) before stop 54. The Service is set up and
+    // taken away untimed.
+    let hosts: Vec<u64> = tagged.iter().map(|n| n.id).take(2).collect();
+    let mut k = 2_000_000;
+    // Three addresses no node has.
+    let vips: Vec<Ipv4Addr> = (0..3).map(|_| fresh(&loaded.used, &mut k).0).collect();
+    let service = |vip: Ipv4Addr| {
+        Event::UpsertService(ServiceRecord {
+            name: "svc:bench".to_string(),
+            ipv4: Some(vip),
+            ipv6: None,
+            hosts: hosts.clone(),
+            approved_hosts: hosts.clone(),
+            tags: Vec::new(),
+        })
+    };
+    loaded.engine.apply(service(vips[0])).unwrap();
+    let owner = loaded.engine.state().users[0].id;
+    let member = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 3_000_000;
+    let mut next = 0u64;
+    group.bench_function(BenchmarkId::new("service_batch", "large"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                next += 1;
+                let node = match next % 2 {
+                    1 => {
+                        let (v4, v6) = fresh(&loaded.used, &mut k);
+                        Event::UpsertNode(NodeRecord::owned(
+                            member,
+                            "bench-svc-member",
+                            owner,
+                            v4,
+                            v6,
+                        ))
+                    }
+                    _ => Event::RemoveNode(member),
+                };
+                let batch = vec![service(vips[1 + (next % 2) as usize]), node];
+                let t = Instant::now();
+                let changes = loaded.engine.apply_batch(batch).unwrap();
+                total += t.elapsed();
+                assert!(!changes.is_empty(), "a batch changed nothing");
+            }
+            total
+        })
+    });
+    loaded
+        .engine
+        .apply_batch([
+            Event::RemoveNode(member),
+            Event::RemoveService("svc:bench".to_string()),
+        ])
+        .unwrap();
+    peak_after("service_batch/large");
     let original = loaded.engine.policy().clone();
     let rule = format!(
         "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
