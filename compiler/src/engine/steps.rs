@@ -39,10 +39,11 @@ type NodeStep = (u64, Option<NodeRecord>, Option<NodeRecord>);
 /// One user's change in a step, likewise.
 type UserStep = (u64, Option<UserRecord>, Option<UserRecord>);
 
-/// The most steps an event takes: each costs a compile (a router's route step about 0.15 s
-/// on `large`, where the every-node path takes about 5 s: 32 routers retagged in one batch,
-/// 64 route steps, took as long), so a batch that needs more takes the every-node path.
-const MAX_STEPS: usize = 32;
+/// The most steps an event takes: each costs a compile (on `large`, a router's two route
+/// steps about 0.12 s, where the every-node path takes 5-7 s: 16 routers retagged in one
+/// batch took 1.9-2.1 s in steps, 31 routers 3.6 s, and each router past it more), so a
+/// batch that needs more takes the every-node path.
+const MAX_STEPS: usize = 64;
 
 /// What [`Inputs::steps`] built, and the nodes (one bit each) two steps or more touched
 /// (`None`: not known).
