@@ -248,15 +248,34 @@ fn a_router_joins_and_leaves_in_two_narrow_steps() {
     assert!(!text.contains("10.1.1.0/24"), "{text}");
 }
 
-/// Each node's map (wire JSON) in `snapshot`, by stable id (`None`: no such node).
-fn maps(snapshot: &aclc_compiler::engine::Snapshot, ids: &[u64]) -> Vec<Option<String>> {
+/// The nodes of `ids` whose map (wire JSON) differs between `before` and `after` (a node in
+/// one of them only included), in the order of `ids`.
+fn differing(
+    before: &aclc_compiler::engine::Snapshot,
+    after: &aclc_compiler::engine::Snapshot,
+    ids: &[u64],
+) -> Vec<u64> {
+    let map = |snapshot: &aclc_compiler::engine::Snapshot, id: u64| {
+        snapshot
+            .node(id)
+            .map(|v| serde_json::to_string(&v.to_wire()).unwrap())
+    };
     ids.iter()
-        .map(|&id| {
-            snapshot
-                .node(id)
-                .map(|v| serde_json::to_string(&v.to_wire()).unwrap())
-        })
+        .copied()
+        .filter(|&id| map(before, id) != map(after, id))
         .collect()
+}
+
+/// `svc:web` at `v4`, hosted by `hosts`, each approved.
+fn service(v4: std::net::Ipv4Addr, hosts: &[u64]) -> Event {
+    Event::UpsertService(aclc_compiler::engine::ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(v4),
+        ipv6: None,
+        hosts: hosts.to_vec(),
+        approved_hosts: hosts.to_vec(),
+        tags: Vec::new(),
+    })
 }
 
 /// A batch that replaces the policy or changes a Service beside node events took the
@@ -269,16 +288,6 @@ fn policy_and_service_changes_in_a_batch_take_narrow_steps() {
     let ids = [1, 2, 3, 4, 5];
     let (a4, b4) = addresses(4);
     let (a5, b5) = addresses(5);
-    let service = |v4, hosts: Vec<u64>| {
-        Event::UpsertService(aclc_compiler::engine::ServiceRecord {
-            name: "svc:web".to_string(),
-            ipv4: Some(v4),
-            ipv6: None,
-            hosts: hosts.clone(),
-            approved_hosts: hosts,
-            tags: Vec::new(),
-        })
-    };
     let batches: Vec<(Vec<Event>, &str)> = vec![
         (
             vec![
@@ -290,7 +299,7 @@ fn policy_and_service_changes_in_a_batch_take_narrow_steps() {
         (
             vec![
                 Event::UpsertNode(NodeRecord::owned(5, "carol-laptop", 1, a5, b5)),
-                service(std::net::Ipv4Addr::new(100, 100, 0, 9), vec![2]),
+                service(std::net::Ipv4Addr::new(100, 100, 0, 9), &[2]),
                 Event::RemoveNode(4),
             ],
             "steps",
@@ -298,15 +307,12 @@ fn policy_and_service_changes_in_a_batch_take_narrow_steps() {
         (
             vec![
                 Event::ReplacePolicy(policy(false)),
-                service(std::net::Ipv4Addr::new(100, 100, 0, 10), vec![2]),
+                service(std::net::Ipv4Addr::new(100, 100, 0, 10), &[2]),
                 Event::UpsertNode(NodeRecord::owned(4, "bob-laptop", 1, a4, b4)),
             ],
             "steps",
         ),
-        (
-            vec![Event::RemoveNode(5), service(a5, vec![2])],
-            "everything",
-        ),
+        (vec![Event::RemoveNode(5), service(a5, &[2])], "everything"),
     ];
     let mut engine = engine();
     for (batch, path) in batches {
@@ -329,14 +335,7 @@ fn policy_and_service_changes_in_a_batch_take_narrow_steps() {
                 "{prints:?}"
             );
         }
-        let after = engine.snapshot();
-        let (was, now) = (maps(&before, &ids), maps(&after, &ids));
-        let mut differ: Vec<u64> = ids
-            .iter()
-            .zip(was.iter().zip(&now))
-            .filter(|(_, (w, n))| w != n)
-            .map(|(&id, _)| id)
-            .collect();
+        let mut differ = differing(&before, &engine.snapshot(), &ids);
         let mut listed: Vec<u64> = changes
             .changed_ids()
             .chain(changes.removed.iter().copied())
@@ -408,18 +407,12 @@ fn a_service_with_many_hosts_fingerprints_every_node() {
         })
         .collect();
     engine.apply_batch(joins).unwrap();
-    let service = |hosts: &[u64]| {
-        Event::UpsertService(aclc_compiler::engine::ServiceRecord {
-            name: "svc:web".to_string(),
-            ipv4: Some(std::net::Ipv4Addr::new(100, 100, 0, 9)),
-            ipv6: None,
-            hosts: hosts.to_vec(),
-            approved_hosts: hosts.to_vec(),
-            tags: Vec::new(),
-        })
-    };
+    let vip = std::net::Ipv4Addr::new(100, 100, 0, 9);
     let ids: Vec<u64> = [1, 2, 3].into_iter().chain(hosts.iter().copied()).collect();
-    for (event, every) in [(service(&hosts[..10]), false), (service(&hosts), true)] {
+    for (event, every) in [
+        (service(vip, &hosts[..10]), false),
+        (service(vip, &hosts), true),
+    ] {
         let before = engine.snapshot();
         let (seen, changes) = Spans::during(|| engine.apply(event).unwrap());
         let prints = seen
@@ -427,13 +420,7 @@ fn a_service_with_many_hosts_fingerprints_every_node() {
             .find(|s| s.name == phases::FINGERPRINTS)
             .unwrap();
         assert_eq!(field(prints, "every").is_some(), every, "{prints:?}");
-        let (was, now) = (maps(&before, &ids), maps(&engine.snapshot(), &ids));
-        let differ: Vec<u64> = ids
-            .iter()
-            .zip(was.iter().zip(&now))
-            .filter(|(_, (w, n))| w != n)
-            .map(|(&id, _)| id)
-            .collect();
+        let differ = differing(&before, &engine.snapshot(), &ids);
         let mut listed: Vec<u64> = changes.changed_ids().collect();
         listed.sort_unstable();
         assert_eq!(listed, differ);
@@ -468,13 +455,7 @@ fn a_batch_of_many_joins_fingerprints_every_node() {
             every,
             "{count}: {prints:?}"
         );
-        let (was, now) = (maps(&before, &ids), maps(&engine.snapshot(), &ids));
-        let differ: Vec<u64> = ids
-            .iter()
-            .zip(was.iter().zip(&now))
-            .filter(|(_, (w, n))| w != n)
-            .map(|(&id, _)| id)
-            .collect();
+        let differ = differing(&before, &engine.snapshot(), &ids);
         let mut listed: Vec<u64> = changes.changed_ids().collect();
         listed.sort_unstable();
         assert_eq!(listed, differ);

@@ -611,6 +611,18 @@ fn owned(id: u64, user: u64) -> NodeRecord {
     NodeRecord::owned(id, &format!("node{id}"), user, a, b)
 }
 
+/// `svc:web` at 100.100.200.`last`, hosted by `hosts`, each approved.
+fn approved_service(hosts: Vec<u64>, last: u8) -> ServiceRecord {
+    ServiceRecord {
+        name: "svc:web".to_string(),
+        ipv4: Some(Ipv4Addr::new(100, 100, 200, last)),
+        ipv6: None,
+        hosts: hosts.clone(),
+        approved_hosts: hosts,
+        tags: Vec::new(),
+    }
+}
+
 /// `node`, advertising `route` with its approval.
 fn serving(mut node: NodeRecord, route: &str) -> NodeRecord {
     node.advertised_routes = vec![route.parse().unwrap()];
@@ -1147,14 +1159,6 @@ fn a_service_inside_a_subnet_route() {
                        {"src": ["autogroup:member"], "dst": ["tag:web"], "ip": ["tcp:22"]}]}"#,
     )
     .unwrap();
-    let svc = |hosts: Vec<u64>, last: u8| ServiceRecord {
-        name: "svc:web".to_string(),
-        ipv4: Some(Ipv4Addr::new(100, 100, 200, last)),
-        ipv6: None,
-        hosts: hosts.clone(),
-        approved_hosts: hosts,
-        tags: Vec::new(),
-    };
     verify_on(
         policy,
         vec![
@@ -1164,11 +1168,11 @@ fn a_service_inside_a_subnet_route() {
             serving(tagged(4, "tag:router"), "100.100.200.0/24"),
         ],
         [
-            Event::UpsertService(svc(vec![3], 1)),
-            Event::UpsertService(svc(vec![3], 2)),
-            Event::UpsertService(svc(Vec::new(), 2)),
+            Event::UpsertService(approved_service(vec![3], 1)),
+            Event::UpsertService(approved_service(vec![3], 2)),
+            Event::UpsertService(approved_service(Vec::new(), 2)),
             Event::RemoveService("svc:web".to_string()),
-            Event::UpsertService(svc(Vec::new(), 3)),
+            Event::UpsertService(approved_service(Vec::new(), 3)),
         ],
     );
 }
@@ -1844,16 +1848,7 @@ fn policy_and_services_step_beside_routers() {
         tags: vec!["tag:relay".to_string()],
         ..router.clone()
     };
-    let service = |hosts: Vec<u64>, v4: u8| {
-        Event::UpsertService(ServiceRecord {
-            name: "svc:web".to_string(),
-            ipv4: Some(Ipv4Addr::new(100, 100, 0, v4)),
-            ipv6: None,
-            hosts: hosts.clone(),
-            approved_hosts: hosts,
-            tags: Vec::new(),
-        })
-    };
+    let service = |hosts: Vec<u64>, last: u8| Event::UpsertService(approved_service(hosts, last));
     let state = TailnetState {
         users: (1..=4).map(|id| user(id, 0)).collect(),
         nodes: vec![

@@ -50,8 +50,8 @@ const MAX_STEPS: usize = 64;
 type Stepped = (Built, Option<Vec<u64>>);
 
 /// One step: the nodes and users it changes, the users' list after it when it changes
-/// users ([`Inputs::user_list`]: the list the snapshots share), and the Services it changes
-/// (each by name, with its record before) or the policy before it, when it replaces the
+/// users ([`Inputs::user_list`]: the list the snapshots share), and the Service it changes
+/// (by name, with its record before) or the policy before it, when it replaces the
 /// policy. The steps see the policy and the Services after the event throughout: the
 /// policy's step (the first) takes the inventory, the Services' records included, from the
 /// snapshot before it, and each Service's step compares with the snapshot before it.
@@ -60,7 +60,7 @@ struct Step {
     nodes: Vec<NodeStep>,
     users: Vec<UserStep>,
     list: Option<Arc<[User]>>,
-    services: Vec<(String, Option<ServiceRecord>)>,
+    service: Option<(String, Option<ServiceRecord>)>,
     policy: Option<Arc<Policy>>,
 }
 
@@ -108,6 +108,7 @@ impl Inputs {
         let policy = first_policy.filter(|before| **before != *self.policy);
         // Steps whose change is not one to the changed nodes alone.
         let others = policy.is_some() || !services.is_empty();
+        let same_policy = policy.is_none();
         let users: Vec<UserStep> = first_users
             .into_iter()
             .map(|(id, before)| (id, before, self.users.get(&id).cloned()))
@@ -135,13 +136,13 @@ impl Inputs {
         let mut steps: Vec<Step> = Vec::new();
         if policy.is_some() {
             steps.push(Step {
-                policy: policy.clone(),
+                policy,
                 ..Step::default()
             });
         }
-        for service in &services {
+        for service in services {
             steps.push(Step {
-                services: vec![service.clone()],
+                service: Some(service),
                 ..Step::default()
             });
         }
@@ -215,7 +216,7 @@ impl Inputs {
             }
             ids.sort_unstable();
             ids.dedup();
-            filters = resolve_marks(current, &mut last, (&ids, policy.is_none()), &marked)?;
+            filters = resolve_marks(current, &mut last, (&ids, same_policy), &marked)?;
             for (word, kept) in filters.iter_mut().zip(&kept) {
                 *word |= kept;
             }
@@ -227,10 +228,10 @@ impl Inputs {
     /// step's first records are the engine's when it starts): the last snapshot, the filters
     /// any step marked changed without assembling them and the nodes any step touched, and
     /// the nodes two steps or more touched (`None`: not known); all in the last snapshot's
-    /// node ids. `None` when the first step is not narrow or is
-    /// refused; a later step that is not narrow or is refused builds the last records on the
-    /// every-node path (which refuses them only if they are invalid). The records are left
-    /// at some step's: the caller sets them.
+    /// node ids. `None` when the first step is not narrow or is refused; a later step that
+    /// is not narrow or is refused builds the last records on the every-node path (which
+    /// refuses them only if they are invalid). The records are left at some step's: the
+    /// caller sets them.
     fn steps(
         &mut self,
         version: u64,
@@ -248,7 +249,7 @@ impl Inputs {
             if let Some(from) = &step.policy {
                 undo.push(Undo::Policy(from.clone()));
             }
-            for (name, from) in &step.services {
+            if let Some((name, from)) = &step.service {
                 undo.push(Undo::Service(name.clone(), from.clone()));
             }
             for (id, from, _) in &step.users {
