@@ -128,6 +128,56 @@ fn auto_approved_route_reaches_filters_and_peers() {
     assert!(off.node("router").unwrap().primary_routes().is_empty());
 }
 
+/// A policy event renumbers the earlier lowering's per-node index (`lower::policy_index`)
+/// when few items changed: a rule added at the top (every later item's number shifts), or
+/// a rule's destination moved; the result is the index built afresh. A policy whose items
+/// all changed is built afresh instead.
+#[test]
+fn a_policy_event_renumbers_the_earlier_index() {
+    let rules = |first: &str, third: &str| {
+        let mut acls: Vec<String> = (0..16)
+            .map(|k| {
+                let dst = if k == 2 { third } else { "laptop" };
+                format!(
+                    r#"{{"action": "accept", "src": ["odin@example.com"], "dst": ["{dst}:{}"]}}"#,
+                    80 + k
+                )
+            })
+            .collect();
+        if !first.is_empty() {
+            acls.insert(0, first.to_string());
+        }
+        format!(
+            r#"{{"tagOwners": {{"tag:router": ["odin@example.com"]}},
+                "hosts": {{"laptop": "100.64.0.1", "router": "100.64.0.2"}},
+                "acls": [{}]}}"#,
+            acls.join(",")
+        )
+    };
+    let before = compiled(&rules("", "laptop"));
+    let added = r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:router:8443"]}"#;
+    for after in [
+        rules(added, "laptop"),
+        rules("", "router"),
+        rules(added, "router"),
+    ] {
+        let after = compiled(&after);
+        assert_eq!(
+            crate::lower::policy_index_agrees(&before.lowered, &after.lowered),
+            Some(true)
+        );
+    }
+    // Every item changed: built afresh.
+    let other = compiled(
+        r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["laptop:22", "router:22"]}],
+            "hosts": {"laptop": "100.64.0.1", "router": "100.64.0.2"}}"#,
+    );
+    assert_eq!(
+        crate::lower::policy_index_agrees(&before.lowered, &other.lowered),
+        None
+    );
+}
+
 fn parsed(policy: &str) -> (Policy, Inventory) {
     let inventory = Inventory::from_json(INVENTORY).unwrap();
     let options = aclc_policy::Options {

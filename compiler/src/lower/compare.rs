@@ -50,7 +50,19 @@ pub(crate) fn changed_items(old: &Lowered, new: &Lowered) -> ChangedItems {
 /// rules in the same order, merged the same way, *provided* the nodes of
 /// [`Lowered::mark_claims`] are marked too.
 pub(crate) fn changed_items_wire(old: &Lowered, new: &Lowered) -> WireComparison {
-    let pair = pair_items(old, new);
+    // The pairing a policy event's index made for these two lowerings, else made here.
+    let made = new
+        .paired
+        .lock()
+        .ok()
+        .and_then(|mut p| p.take())
+        .filter(|(at, pair)| *at == old.items.as_ptr() as usize && pair.len() == old.items.len())
+        .map(|(_, pair)| pair);
+    debug_assert!(
+        made.as_ref().is_none_or(|p| *p == pair_items(old, new)),
+        "the pairing a policy event's index made is the one made here"
+    );
+    let pair = made.unwrap_or_else(|| pair_items(old, new));
     WireComparison {
         changed: wire_changes(old, new, &pair),
         unpaired: unpaired(new, &pair),
@@ -116,7 +128,7 @@ fn unpaired(new: &Lowered, pair: &[Option<u32>]) -> ChangedItems {
 }
 
 /// Per old item, the new item it pairs with: equal content, occurrences paired in order.
-fn pair_items(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
+pub(super) fn pair_items(old: &Lowered, new: &Lowered) -> Vec<Option<u32>> {
     let mut pending: HashMap<u64, Vec<u32>> = HashMap::with_capacity(new.items.len());
     let mut caps = CapsHashes::default();
     for (j, item) in new.items.iter().enumerate().rev() {

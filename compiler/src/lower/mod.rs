@@ -303,6 +303,11 @@ pub(crate) struct Lowered {
     /// [`Lowered::merge_signature`]'s items, made on first use: every node event compares
     /// its lowering's with the earlier one's, which the event before had made.
     merges: std::sync::OnceLock<Vec<ItemMerge>>,
+    /// A policy event's pairing of the earlier lowering's items with these
+    /// ([`compare::pair_items`], made for the per-node index), with the address of the
+    /// earlier lowering's items: taken by the comparison of the two lowerings
+    /// ([`changed_items_wire`]), which pairs them again otherwise.
+    paired: std::sync::Mutex<Option<(usize, Vec<Option<u32>>)>>,
 }
 
 /// One request for a source list ([`Lowered::calls`]).
@@ -521,6 +526,7 @@ impl Lowered {
             sources: std::sync::OnceLock::new(),
             resolved: crate::hash::Map::default(),
             merges: std::sync::OnceLock::new(),
+            paired: std::sync::Mutex::new(None),
         }
     }
 }
@@ -636,11 +642,18 @@ pub(crate) fn lower(
     drop(builder.lists.take());
     let mut lowered = builder.lowered;
     lowered.resolved = builder.resolver.into_cache();
-    let patched = builder
-        .reuse
-        .as_ref()
-        .and_then(|r| Some((r.prior.lowered, r.prior.kept?)))
-        .and_then(|(old, kept)| patched_index(old, &lowered, kept, &builder.reaches));
+    let patched = builder.reuse.as_ref().and_then(|r| match r.prior.kept {
+        Some(kept) => patched_index(r.prior.lowered, &lowered, kept, &builder.reaches),
+        None if r.prior.same_ids => {
+            let pair = compare::pair_items(r.prior.lowered, &lowered);
+            let index = policy_index(r.prior.lowered, &lowered, &pair, &builder.reaches);
+            if let Ok(mut paired) = lowered.paired.lock() {
+                *paired = Some((r.prior.lowered.items.as_ptr() as usize, pair));
+            }
+            index
+        }
+        None => None,
+    });
     lowered.by_node = patched.unwrap_or_else(|| {
         crate::pernode::ItemIndex::from_lists(
             table.len(),
@@ -750,6 +763,100 @@ fn patched_index(
         "the renumbered index is the one built afresh"
     );
     Some(index)
+}
+
+/// A policy event's index from node to items (the same nodes under the same ids, the rules
+/// changed): the earlier lowering's, each item renumbered to the equal item of this one
+/// (`pair`, from [`compare::pair_items`]) when both reach the same nodes, the nodes of the other items
+/// dropped and added ([`crate::pernode::ItemIndex::renumbered`]). One pass over the lists,
+/// on two cores, where building the index afresh scatters every entry: 23 million on `large`,
+/// about 0.1 s of a 0.28 s policy event. `None` when the items that differ hold more than a
+/// quarter of the entries (sorting the added ones then costs about as much as building).
+fn policy_index(
+    old: &Lowered,
+    new: &Lowered,
+    pair: &[Option<u32>],
+    reaches: &[(u32, Arc<[NodeId]>)],
+) -> Option<crate::pernode::ItemIndex> {
+    let nodes = old.by_node.len();
+    // Each item's nodes (`None`: every node, not in the index).
+    fn per_item(items: usize, lists: &[(u32, Arc<[NodeId]>)]) -> Vec<Option<&Arc<[NodeId]>>> {
+        let mut out = vec![None; items];
+        for (i, ids) in lists {
+            if let Some(slot) = out.get_mut(*i as usize) {
+                *slot = Some(ids);
+            }
+        }
+        out
+    }
+    let (old_reach, new_reach) = (
+        per_item(old.items.len(), &old.reach_lists),
+        per_item(new.items.len(), reaches),
+    );
+    let mut to_new = vec![u32::MAX; old.items.len()];
+    let mut taken = vec![false; new.items.len()];
+    for (i, &j) in pair.iter().enumerate() {
+        let Some(j) = j else { continue };
+        let same = match (
+            old_reach.get(i).copied().flatten(),
+            new_reach.get(j as usize).copied(),
+        ) {
+            (None, Some(None)) => true,
+            (Some(a), Some(Some(b))) => Arc::ptr_eq(a, b) || a[..] == b[..],
+            _ => false,
+        };
+        if let (true, Some(to), Some(t)) = (same, to_new.get_mut(i), taken.get_mut(j as usize)) {
+            *to = j;
+            *t = true;
+        }
+    }
+    let held: usize = old.reach_lists.iter().map(|(_, ids)| ids.len()).sum();
+    // The (old) nodes whose lists hold an item that is gone.
+    let mut dropped = vec![0u64; nodes.div_ceil(64)];
+    let mut gone = 0;
+    for (_, ids) in old
+        .reach_lists
+        .iter()
+        .filter(|(i, _)| to_new.get(*i as usize) == Some(&u32::MAX))
+    {
+        gone += ids.len();
+        ids.iter()
+            .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
+    }
+    let fresh = reaches
+        .iter()
+        .filter(|(j, _)| !taken.get(*j as usize).copied().unwrap_or(true));
+    if (gone + fresh.clone().map(|(_, ids)| ids.len()).sum::<usize>()) * 4 > held {
+        return None;
+    }
+    let mut added: Vec<(NodeId, u32)> = fresh
+        .flat_map(|(j, ids)| ids.iter().map(move |&id| (id, *j)))
+        .collect();
+    added.sort_unstable();
+    let kept: Vec<Option<NodeId>> = (0..nodes).map(|n| Some(NodeId::new(n))).collect();
+    let index = old.by_node.renumbered(
+        &kept,
+        (&to_new, &dropped),
+        (&added, new.items.len()),
+        |_| Vec::new(),
+    )?;
+    debug_assert!(
+        index.iter().eq(crate::pernode::ItemIndex::from_lists(
+            nodes,
+            reaches.iter().map(|(i, ids)| (*i, &ids[..]))
+        )
+        .iter()),
+        "the policy event's renumbered index is the one built afresh"
+    );
+    Some(index)
+}
+
+/// Whether [`policy_index`] renumbers `old`'s index for `new`'s items (`None`: it declines),
+/// and if so whether the result is `new`'s own index, built afresh.
+#[cfg(test)]
+pub(crate) fn policy_index_agrees(old: &Lowered, new: &Lowered) -> Option<bool> {
+    let index = policy_index(old, new, &compare::pair_items(old, new), &new.reach_lists)?;
+    Some(index.iter().eq(new.by_node.iter()))
 }
 
 /// The subnet routes of a table's routers, in router order (the table's routes are settled):
