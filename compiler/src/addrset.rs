@@ -221,7 +221,7 @@ pub(crate) fn parse_wire(text: &str) -> Option<AddrSet> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(AddrSet::from_ip(ip));
     }
-    if let Ok(net) = text.parse::<IpNet>() {
+    if let Some(net) = aclc_policy::model::parse_prefix(text) {
         return Some(AddrSet::from_net(net));
     }
     let (a, b) = text.split_once('-')?;

@@ -140,7 +140,7 @@ pub(crate) fn ranges(text: &str) -> Vec<(IpAddr, IpAddr)> {
     if let Ok(a) = text.parse::<IpAddr>() {
         return vec![(a, a)];
     }
-    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+    if let Some(net) = aclc_policy::model::parse_prefix(text) {
         return vec![(net.network(), net.broadcast())];
     }
     if let Some((a, b)) = text.split_once('-') {

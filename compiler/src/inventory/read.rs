@@ -278,7 +278,7 @@ pub(super) fn convert_prefixes(
 
 /// A canonical `address/length` prefix.
 pub(super) fn parse_prefix(text: &str) -> Result<IpNet, String> {
-    let Ok(net) = text.parse::<IpNet>() else {
+    let Some(net) = aclc_policy::model::parse_prefix(text) else {
         return Err(if text.parse::<IpAddr>().is_ok() {
             format!("invalid prefix \"{text}\" (a route needs a length, as in \"{text}/32\")")
         } else {

@@ -69,7 +69,7 @@ impl Lowerer<'_> {
                 }
                 "routes" => {
                     for r in self.strings(Some(&m.value), &field_path, "an array of prefixes") {
-                        match r.value.parse::<ipnet::IpNet>() {
+                        match crate::model::parse_prefix(&r.value).ok_or(()) {
                             Ok(net) => c.routes.push(Spanned::new(net, r.span)),
                             Err(_) => {
                                 self.warning(

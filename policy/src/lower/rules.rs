@@ -628,7 +628,7 @@ impl Lowerer<'_> {
         );
         let mut ip_pool = Vec::new();
         for t in pool_texts {
-            match t.value.parse::<ipnet::IpNet>() {
+            match crate::model::parse_prefix(&t.value).ok_or(()) {
                 Ok(net) => ip_pool.push(Spanned::new(net, t.span)),
                 Err(_) => {
                     self.error(

@@ -211,7 +211,7 @@ impl Lowerer<'_> {
             let text = text.trim();
             let address = if let Some(ip) = crate::model::parse_ip_text(text) {
                 HostAddress::Ip(ip)
-            } else if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            } else if let Some(net) = crate::model::parse_prefix(text) {
                 self.host_bits(&net, span, &path);
                 HostAddress::Prefix(net)
             } else {
@@ -296,7 +296,7 @@ impl Lowerer<'_> {
                     let span = self.key_span(&m.key);
                     let text = m.key.name.trim();
                     let approvers = self.selectors(Some(&m.value), &path);
-                    match text.parse::<ipnet::IpNet>() {
+                    match crate::model::parse_prefix(text).ok_or(()) {
                         Ok(net) => {
                             self.host_bits(&net, span, &path);
                             out.routes.push(RouteApprover {
@@ -353,6 +353,20 @@ impl Lowerer<'_> {
         for m in members {
             let path = key_path("postures", &m.key.name);
             let texts = self.strings(Some(&m.value), &path, "an array of conditions");
+            // Null or `[]`: no condition, so every device passes (the gate disappears).
+            if texts.is_empty() && (m.value.is_null() || m.value.as_array().is_some()) {
+                self.warning(
+                    Code::EmptyPosture,
+                    self.key_span(&m.key),
+                    format!(
+                        "{path} has no conditions: every device satisfies it; aclc cannot verify how Tailscale reads an empty posture"
+                    ),
+                )
+                .help = Some(
+                    "a rule gated on this posture admits all its sources; give the posture its conditions, or remove it and its uses"
+                        .to_string(),
+                );
+            }
             let conditions = texts
                 .into_iter()
                 .filter_map(|t| self.posture_condition(t))

@@ -244,10 +244,8 @@ impl Alias {
         if let Some(addr) = parse_ip(text) {
             return Ok(Alias::Ip(addr));
         }
-        if text.contains('/') {
-            if let Ok(net) = text.parse::<ipnet::IpNet>() {
-                return Ok(Alias::Prefix(net));
-            }
+        if let Some(net) = parse_prefix(text) {
+            return Ok(Alias::Prefix(net));
         }
         if let Some((a, b)) = text.split_once('-') {
             if let (Some(first), Some(last)) = (parse_ip(a), parse_ip(b)) {
@@ -310,6 +308,18 @@ pub(crate) fn cased_selector(text: &str) -> Option<String> {
     .then(|| text.to_ascii_lowercase())
 }
 
+/// An `address/length` prefix as Go's `netip.ParsePrefix` (Tailscale's parser) reads it:
+/// the length in decimal digits without a leading zero. `ipnet` also takes `/00`, `/08` and
+/// `/048`, which Go refuses; read that way, `0.0.0.0/00` was every address.
+pub fn parse_prefix(text: &str) -> Option<ipnet::IpNet> {
+    let (_, bits) = text.rsplit_once('/')?;
+    let digits = !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (bits.len() > 1 && bits.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     let inner = text
         .strip_prefix('[')
@@ -329,6 +339,34 @@ mod tests {
 
     fn p(s: &str) -> Alias {
         Alias::parse(s).unwrap()
+    }
+
+    /// Prefix lengths are read as Go's `netip.ParsePrefix` reads them: `ipnet` took `/00`
+    /// (every address) and `/08`, which Tailscale refuses.
+    #[test]
+    fn prefix_lengths_with_leading_zeros_are_not_prefixes() {
+        for bad in [
+            "0.0.0.0/00",
+            "192.168.10.0/08",
+            "fd7a:115c:a1e0::/048",
+            "::/00",
+            "10.0.0.0/+8",
+            "10.0.0.0/",
+            "10.0.0.0/8 ",
+        ] {
+            assert_eq!(parse_prefix(bad), None, "{bad}");
+            assert_eq!(p(bad), Alias::Host(bad.to_string()), "{bad}");
+        }
+        for good in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "::/0",
+            "fd7a::/48",
+        ] {
+            assert_eq!(parse_prefix(good), good.parse().ok(), "{good}");
+            assert!(matches!(p(good), Alias::Prefix(_)), "{good}");
+        }
     }
 
     #[test]

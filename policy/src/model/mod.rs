@@ -15,7 +15,9 @@ mod ssh;
 
 pub(crate) use crate::text::quote as quote_go;
 pub(crate) use alias::parse_ip as parse_ip_text;
-pub use alias::{canonical_tag, is_synced_group, Alias, AliasError, Autogroup, Selector};
+pub use alias::{
+    canonical_tag, is_synced_group, parse_prefix, Alias, AliasError, Autogroup, Selector,
+};
 pub(crate) use alias::{cased_selector, host_bits_warning};
 pub use index::PolicyIndex;
 pub use ports::{parse_port_list, PortError, PortRange};

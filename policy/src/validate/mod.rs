@@ -288,7 +288,7 @@ impl<'p> Validator<'p> {
                     let bare = without_ports(host).filter(|b| {
                         self.index.hosts.contains(*b)
                             || b.parse::<std::net::IpAddr>().is_ok()
-                            || b.parse::<ipnet::IpNet>().is_ok()
+                            || crate::model::parse_prefix(b).is_some()
                     });
                     // A source is matched as written (only destinations are known to be lower-cased
                     // by Tailscale's parser), so one in another case is refused with this fix.

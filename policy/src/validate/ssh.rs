@@ -205,8 +205,7 @@ impl Validator<'_> {
     /// The shape rules Tailscale applies to `sshTests` destinations before running them.
     pub(super) fn ssh_test_dst(&mut self, dst: &str, span: Span) {
         let text = dst.trim();
-        let disallowed = text == "autogroup:internet"
-            || (text.contains('/') && text.parse::<ipnet::IpNet>().is_ok());
+        let disallowed = text == "autogroup:internet" || crate::model::parse_prefix(text).is_some();
         if disallowed {
             self.error(
                 Code::SshTestDst,
