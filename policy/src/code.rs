@@ -203,6 +203,9 @@ codes! {
     UnknownPostureAttribute = "unknown_posture_attribute",
         "A posture attribute or namespace aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"postures": {"posture:x": ["acme:score > 5"]}, "defaultSrcPosture": ["posture:x"]}"#);
+    EmptyPosture = "empty_posture",
+        "A posture with no conditions (`[]` or `null`): every device satisfies it, so a rule gated on it admits all its sources. Tailscale's handling of an empty posture is not known; aclc reads it as no condition and warns.",
+        Policy(r#"{"postures": {"posture:mac": []}, "defaultSrcPosture": ["posture:mac"]}"#);
     InvalidAttrType = "invalid_attr_type",
         "An `attrConfig` type other than string, bool or number.",
         Policy(r#"{"attrConfig": {"custom:tier": {"type": "text"}}}"#);

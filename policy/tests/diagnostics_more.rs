@@ -139,6 +139,27 @@ fn tag_owners_and_postures() {
 }
 
 #[test]
+fn empty_postures_warn_that_every_device_passes() {
+    // `[]` and `null` alike: no condition, so a gated rule admits every source device.
+    for value in ["[]", "null"] {
+        let text = format!(
+            r#"{{"postures": {{"posture:p": {value}}}, "acls": [{{"action": "accept",
+                "src": ["autogroup:member"], "dst": ["*:22"], "srcPosture": ["posture:p"]}}]}}"#
+        );
+        expect_warning_help(
+            &text,
+            "aclc::empty_posture",
+            r#"postures["posture:p"] has no conditions: every device satisfies it; aclc cannot verify how Tailscale reads an empty posture"#,
+            "posture:p",
+            "a rule gated on this posture admits all its sources; give the posture its conditions, or remove it and its uses",
+        );
+    }
+    // A posture whose only condition is refused is an error, not also a warning.
+    let bad = r#"{"postures": {"posture:p": ["node:os === 'macos'"]}}"#;
+    assert_eq!(codes(bad), ["aclc::invalid_posture"]);
+}
+
+#[test]
 fn posture_attributes() {
     // Tailscale's default policy for new tailnets ends `posture:latestMac` with a bare
     // boolean attribute (kb/1288: `node:tsAutoUpdate`); it is accepted without a word.
