@@ -298,6 +298,9 @@ codes! {
     NeverMatches = "never_matches",
         "A rule with no sources, no destinations, or only empty groups: it never matches.",
         Policy(r#"{"acls": [{"action": "accept", "src": [], "dst": ["*:*"]}]}"#);
+    Ipv4Mapped = "ipv4_mapped",
+        "An IPv4-mapped IPv6 address or prefix (`::ffff:192.168.10.20`): Tailscale, like Go's `netip`, reads it as IPv6, so it matches no IPv4 address, and an IP set's `remove` of it removes nothing. The help names the IPv4 form.",
+        Policy(r#"{"acls": [{"action": "accept", "src": ["::ffff:100.64.0.1"], "dst": ["*:22"]}]}"#);
     UnspecifiedAddress = "unspecified_address",
         "A rule naming `0.0.0.0` or `::`: one address no device has, not every address (`*` is every address). An old Tailscale parser refused it (`to allow all IP addresses, use *:port, not 0.0.0.0:port`); whether the control server still does is not known, so aclc accepts it with a warning.",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["0.0.0.0:80"]}]}"#);

@@ -139,6 +139,25 @@ fn tag_owners_and_postures() {
 }
 
 #[test]
+fn ipv4_mapped_addresses_warn_that_they_match_no_ipv4_address() {
+    // In a host, a rule and an IP set's `remove` (which then removes nothing).
+    let text = r#"{"hosts": {"h": "::ffff:100.64.0.1"},
+        "ipsets": {"ipset:x": ["add 192.168.10.0/24", "remove ::ffff:192.168.10.20"]},
+        "acls": [{"action": "accept", "src": ["*"], "dst": ["h:22", "ipset:x:80", "::ffff:10.0.0.0/104:80"]}]}"#;
+    assert_eq!(codes(text), ["aclc::ipv4_mapped"; 3]);
+    expect_warning_help(
+        r#"{"acls": [{"action": "accept", "src": ["::ffff:10.0.0.0/104"], "dst": ["*:22"]}]}"#,
+        "aclc::ipv4_mapped",
+        "::ffff:10.0.0.0/104 is an IPv4-mapped IPv6 address: Tailscale reads it as IPv6, so it matches no IPv4 address",
+        "::ffff:10.0.0.0/104",
+        "write 10.0.0.0/8 for the IPv4 address",
+    );
+    // Other IPv6 addresses, and prefixes wider than the mapped range, are not mapped.
+    let plain = r#"{"acls": [{"action": "accept", "src": ["fd7a:115c:a1e0::1", "::/0"], "dst": ["*:22"]}]}"#;
+    assert_eq!(codes(plain), Vec::<&str>::new());
+}
+
+#[test]
 fn empty_postures_warn_that_every_device_passes() {
     // `[]` and `null` alike: no condition, so a gated rule admits every source device.
     for value in ["[]", "null"] {

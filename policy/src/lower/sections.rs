@@ -30,6 +30,14 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The warning for an IPv4-mapped IPv6 host at `path` (it matches no IPv4 address).
+    fn mapped_v4(&mut self, addr: std::net::IpAddr, len: u8, span: crate::Span, path: &str) {
+        if let Some((message, help)) = crate::model::mapped_v4_warning(addr, len) {
+            self.warning(Code::Ipv4Mapped, span, format!("{path}: {message}"))
+                .help = Some(help);
+        }
+    }
+
     /// The whole policy.
     pub(super) fn policy(&mut self, root: &Value) -> Policy {
         let mut policy = Policy {
@@ -210,9 +218,11 @@ impl Lowerer<'_> {
             let span = self.text_span(m.value.span, text);
             let text = text.trim();
             let address = if let Some(ip) = crate::model::parse_ip_text(text) {
+                self.mapped_v4(ip, 128, span, &path);
                 HostAddress::Ip(ip)
             } else if let Some(net) = crate::model::parse_prefix(text) {
                 self.host_bits(&net, span, &path);
+                self.mapped_v4(net.addr(), net.prefix_len(), span, &path);
                 HostAddress::Prefix(net)
             } else {
                 self.error(

@@ -276,6 +276,24 @@ impl Alias {
 /// as its network (`10.0.0.0/8`, as Go's `netip.Prefix.Masked` would): the message and the
 /// help; `None` for a prefix written as its network. A typo for one address (`/32`) would
 /// otherwise widen a rule to the whole network without a word.
+/// An IPv4-mapped IPv6 address or prefix (`::ffff:192.168.10.20`, `::ffff:10.0.0.0/104`):
+/// Go's `netip`, and so Tailscale, keeps it IPv6, so it matches no IPv4 address (and an IP
+/// set's `remove` of it removes nothing). The message and help naming the IPv4 form, or
+/// `None`.
+pub(crate) fn mapped_v4_warning(addr: IpAddr, len: u8) -> Option<(String, String)> {
+    let IpAddr::V6(v6) = addr else { return None };
+    let v4 = v6.to_ipv4_mapped()?;
+    let (written, four) = match len {
+        128 => (v6.to_string(), v4.to_string()),
+        96..=127 => (format!("{v6}/{len}"), format!("{v4}/{}", len - 96)),
+        _ => return None,
+    };
+    Some((
+        format!("{written} is an IPv4-mapped IPv6 address: Tailscale reads it as IPv6, so it matches no IPv4 address"),
+        format!("write {four} for the IPv4 address"),
+    ))
+}
+
 pub(crate) fn host_bits_warning(net: &ipnet::IpNet) -> Option<(String, String)> {
     if net.trunc() == *net {
         return None;

@@ -14,6 +14,7 @@ mod proto;
 mod ssh;
 
 pub(crate) use crate::text::quote as quote_go;
+pub(crate) use alias::mapped_v4_warning;
 pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{
     canonical_tag, is_synced_group, parse_prefix, Alias, AliasError, Autogroup, Selector,

@@ -337,6 +337,11 @@ impl<'p> Validator<'p> {
                 if let Some((message, help)) = crate::model::host_bits_warning(net) {
                     self.warning(Code::PrefixHostBits, sel.span, message, &help);
                 }
+                if let Some((message, help)) =
+                    crate::model::mapped_v4_warning(net.addr(), net.prefix_len())
+                {
+                    self.warning(Code::Ipv4Mapped, sel.span, message, &help);
+                }
             }
             // Documented as IP set entries only (kb/1396); what Tailscale does elsewhere is
             // not captured.
@@ -355,6 +360,11 @@ impl<'p> Validator<'p> {
                 format!("{ip} is a single address that no device has, not every address; aclc cannot verify that Tailscale accepts it"),
                 &format!("to allow all IP addresses, use *:port, not {ip}:port"),
             ),
+            Alias::Ip(ip) => {
+                if let Some((message, help)) = crate::model::mapped_v4_warning(*ip, 128) {
+                    self.warning(Code::Ipv4Mapped, sel.span, message, &help);
+                }
+            }
             _ => {}
         }
     }
