@@ -16,11 +16,13 @@ use crate::wire::{FilterRule, Strings};
 
 mod cuts;
 mod placements;
+mod shared;
 
 pub(crate) use cuts::PIECE_BUDGET;
 use cuts::*;
 pub(crate) use placements::Placements;
 use placements::*;
+pub(crate) use shared::SharedComparisons;
 
 /// Protocols a rule without `IPProto` allows: TCP, UDP, ICMPv4, ICMPv6.
 const DEFAULT_PROTOS: [u8; 4] = [6, 17, 1, 58];

@@ -40,6 +40,7 @@ impl Scan<'_> {
         let mut out = Partial::default();
         let mut memo = SameMemo::default();
         let mut placements = network::Placements::default();
+        let mut shared = network::SharedComparisons::default();
         let mut ssh_placements = ssh::SshPlacements::default();
         for &i in work {
             let (Some(&name), Some(&flags)) =
@@ -55,25 +56,28 @@ impl Scan<'_> {
                         .compiled
                         .node_addresses(name)
                         .unwrap_or([unspecified(); 2]);
+                    let compared = shared.compare(
+                        (&of, &nf),
+                        addresses,
+                        (&zones_of(old.compiled, new.compiled, id), self.piece_budget),
+                        table,
+                        &mut placements,
+                    );
+                    let (atoms, apps) = &*compared;
                     for Atom {
                         gained,
                         src,
                         dst,
                         proto,
                         ports,
-                    } in network::diff_node(
-                        (&of, &nf),
-                        addresses,
-                        (&zones_of(old.compiled, new.compiled, id), self.piece_budget),
-                        table,
-                        &mut placements,
-                    ) {
+                    } in atoms.iter().cloned()
+                    {
                         out.net
                             .entry((gained, src, proto, ports))
                             .or_default()
                             .push((i, dst));
                     }
-                    for atom in network::diff_apps(&of, &nf, addresses, table, &mut placements) {
+                    for atom in apps.iter().cloned() {
                         let key = (
                             atom.gained,
                             atom.src,
