@@ -134,8 +134,18 @@ fn read_bounded(arg: &Path, limit: u64, flag: &str) -> Result<(String, Vec<u8>),
     if let Some(len) = known_len.filter(|&len| len > limit) {
         return Err(too_large(format!("{len} bytes")));
     }
-    let capacity = known_len.map_or(0, |len| len.min(limit));
-    let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    // Room for everything `take` may read, asked for at once: grown by doubling, the buffer
+    // of a stream at the limit was copied into one twice its size (`--inventory /dev/zero`
+    // peaked at 808 MB against the 256 MiB limit). Unread room is address space, not memory;
+    // when the system refuses that much, the buffer grows as it reads.
+    let capacity = known_len.map_or(limit.saturating_add(1), |len| len.min(limit));
+    let mut bytes = Vec::new();
+    if bytes
+        .try_reserve_exact(usize::try_from(capacity).unwrap_or(usize::MAX))
+        .is_err()
+    {
+        bytes = Vec::new();
+    }
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
