@@ -110,16 +110,54 @@ fn net_entries(dsts: &[(Dsts<'_>, &[Ports])]) -> usize {
         .sum()
 }
 
+/// `a` and `b` (each ascending, without repeats) merged into `out`, each value once.
+fn merge_unique(a: impl Iterator<Item = u32>, b: &[u32], out: &mut Vec<u32>) {
+    let mut b = b.iter().copied().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|&y| y <= x) {
+            if y < x {
+                out.push(y);
+            }
+        }
+        out.push(x);
+    }
+    out.extend(b);
+}
+
 impl Lowered {
     /// The items that may concern node `id`, in policy order.
+    ///
+    /// The node's list, the global items and the self items are each ascending: merged in
+    /// one pass, where sorting their concatenation was a tenth of a policy event on `large`
+    /// (6,000 nodes' lists of about 2,300 items, twice).
     pub(super) fn candidates(&self, id: NodeId, node: &NodeInfo) -> Vec<u32> {
-        let mut out: Vec<u32> = self.by_node.get(id.index()).to_vec();
-        out.extend_from_slice(&self.global);
-        if !node.is_tagged() {
-            out.extend_from_slice(&self.self_items);
-        }
-        out.sort_unstable();
-        out.dedup();
+        let listed = self.by_node.get(id.index());
+        let selves: &[u32] = match node.is_tagged() {
+            true => &[],
+            false => &self.self_items,
+        };
+        let mut others = Vec::new();
+        let others: &[u32] = match (self.global.is_empty(), selves.is_empty()) {
+            (_, true) => &self.global,
+            (true, false) => selves,
+            (false, false) => {
+                merge_unique(self.global.iter().copied(), selves, &mut others);
+                &others
+            }
+        };
+        let mut out = Vec::with_capacity(listed.len() + others.len());
+        merge_unique(listed.iter(), others, &mut out);
+        debug_assert!(
+            {
+                let mut sorted: Vec<u32> = listed.to_vec();
+                sorted.extend_from_slice(&self.global);
+                sorted.extend_from_slice(selves);
+                sorted.sort_unstable();
+                sorted.dedup();
+                sorted == out
+            },
+            "the merged candidates are the sorted union"
+        );
         out
     }
 
