@@ -575,3 +575,52 @@ fn every_change_of_a_star_source_has_its_rule() {
         assert_eq!(c["rules"].as_array().unwrap().len(), 1, "{c}");
     }
 }
+
+/// Exit nodes with equal filters share one comparison (`diff/network/shared.rs`), but not
+/// where a destination range holds a node's own address: there each node's route pieces
+/// are cut around its own address. A `*` rule reaches both exit nodes alike; each reports
+/// the pieces around itself, not the other's.
+#[test]
+fn exit_nodes_with_equal_filters_report_pieces_around_their_own_addresses() {
+    let dir = common::scratch();
+    let node = |name: &str, last: u8, exit: bool| {
+        let (user, tags, routes) = match exit {
+            true => ("null", r#"["tag:exit"]"#, r#"["0.0.0.0/0", "::/0"]"#),
+            false => (r#""a@example.com""#, "[]", "[]"),
+        };
+        format!(
+            r#"{{"name": "{name}", "user": {user}, "tags": {tags}, "ipv4": "100.64.0.{last}", "ipv6": "fd7a:115c:a1e0::{last}", "routable_ips": {routes}, "approved_routes": {routes}}}"#
+        )
+    };
+    let inventory = format!(
+        r#"{{"users": [{{"id": 1, "name": "a", "email": "a@example.com", "roles": []}}],
+            "nodes": [{}, {}, {}], "registration_order": [],
+            "tailnet": {{"name": "example.com", "dns": {{}}, "settings": {{}}}}}}"#,
+        node("client", 1, false),
+        node("x0", 2, true),
+        node("x1", 3, true)
+    );
+    let policy = |dst: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:exit": []}}, "acls": [{{"action": "accept", "src": ["a@example.com"], "dst": [{dst}]}}]}}"#
+        )
+    };
+    std::fs::write(dir.join("inventory.json"), inventory).unwrap();
+    std::fs::write(dir.join("old.hujson"), policy(r#""8.8.8.8:53""#)).unwrap();
+    std::fs::write(dir.join("new.hujson"), policy(r#""8.8.8.8:53", "*:80""#)).unwrap();
+    let out = diff_in(&dir, "human");
+    let text = stdout(&out);
+    for piece in [
+        "0.0.0.0-100.64.0.1 via x0",
+        "100.64.0.3-255.255.255.255 via x0",
+        "0.0.0.0-100.64.0.2 via x1",
+        "100.64.0.4-255.255.255.255 via x1",
+        "fd7a:115c:a1e0::4-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff via x1",
+    ] {
+        assert!(text.contains(piece), "{piece} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains("100.64.0.3-255.255.255.255 via x1"),
+        "{text}"
+    );
+}
