@@ -23,42 +23,10 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-/// The inventory and the two policies of `nodes` exit nodes (`0.0.0.0/0` and `::/0`
-/// approved) and one rule to an IP set of `addrs` single addresses, the new policy adding one
-/// address to the set.
+/// [`aclc_testkit::hostile::exit_nodes_ipset`], its inventory read.
 fn exit_nodes_case(nodes: usize, addrs: usize) -> (Inventory, String, String) {
-    let mut list = vec![
-        r#"{"name": "client", "user": "a@example.com", "tags": [], "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}"#.to_string(),
-    ];
-    list.extend((0..nodes).map(|i| {
-        let a = i + 2;
-        format!(
-            r#"{{"name": "x{i}", "user": null, "tags": ["tag:exit"], "ipv4": "100.64.{}.{}", "ipv6": "fd7a:115c:a1e0::{a:x}", "routable_ips": ["0.0.0.0/0", "::/0"], "approved_routes": ["0.0.0.0/0", "::/0"]}}"#,
-            a >> 8,
-            a & 255
-        )
-    }));
-    let inventory = Inventory::from_json(&format!(
-        r#"{{"users": [{{"id": 1, "name": "a", "email": "a@example.com", "roles": []}}], "nodes": [{}], "registration_order": [], "tailnet": {{"name": "example.com", "dns": {{}}, "settings": {{}}}}}}"#,
-        list.join(",")
-    ))
-    .unwrap();
-    let entries: Vec<String> = (0..addrs)
-        .map(|i| {
-            let i = 2 * i;
-            format!("\"add 8.{}.{}.{}\"", i >> 16 & 255, i >> 8 & 255, i & 255)
-        })
-        .collect();
-    let policy = |set: &[String]| {
-        format!(
-            r#"{{"tagOwners": {{"tag:exit": []}}, "ipsets": {{"ipset:big": [{}]}}, "acls": [{{"action": "accept", "src": ["a@example.com"], "dst": ["ipset:big:*"]}}]}}"#,
-            set.join(",")
-        )
-    };
-    let old = policy(&entries);
-    let mut added = entries;
-    added.push("\"add 9.9.9.9\"".to_string());
-    (inventory, old, policy(&added))
+    let (inventory, old, new) = aclc_testkit::hostile::exit_nodes_ipset(nodes, addrs);
+    (Inventory::from_json(&inventory).unwrap(), old, new)
 }
 
 /// The access diff of [`exit_nodes_case`] on one thread, and the allocations it made.

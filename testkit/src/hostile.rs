@@ -376,3 +376,42 @@ pub fn many_routes_and_rules(routes: usize, rules: usize) -> Case {
         inventory: inventory(nodes, routes),
     }
 }
+
+/// `nodes` exit nodes (`0.0.0.0/0` and `::/0` approved) beside one client, and one rule from
+/// the client's user to an IP set of `addrs` single addresses: the inventory, the policy, and
+/// the policy with one address added to the set. Every exit node's filter holds every
+/// address, and all are equal: the access diff's shared comparison
+/// (`compiler/tests/diff_alloc.rs`, the `diff/exit_nodes_ipset_*` bench).
+pub fn exit_nodes_ipset(nodes: usize, addrs: usize) -> (String, String, String) {
+    let mut list = vec![
+        r#"{"name": "client", "user": "a@example.com", "tags": [], "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}"#.to_string(),
+    ];
+    list.extend((0..nodes).map(|i| {
+        let a = i + 2;
+        format!(
+            r#"{{"name": "x{i}", "user": null, "tags": ["tag:exit"], "ipv4": "100.64.{}.{}", "ipv6": "fd7a:115c:a1e0::{a:x}", "routable_ips": ["0.0.0.0/0", "::/0"], "approved_routes": ["0.0.0.0/0", "::/0"]}}"#,
+            a >> 8,
+            a & 255
+        )
+    }));
+    let inventory = format!(
+        r#"{{"users": [{{"id": 1, "name": "a", "email": "a@example.com", "roles": []}}], "nodes": [{}], "registration_order": [], "tailnet": {{"name": "example.com", "dns": {{}}, "settings": {{}}}}}}"#,
+        list.join(",")
+    );
+    let entries: Vec<String> = (0..addrs)
+        .map(|i| {
+            let i = 2 * i;
+            format!("\"add 8.{}.{}.{}\"", i >> 16 & 255, i >> 8 & 255, i & 255)
+        })
+        .collect();
+    let policy = |set: &[String]| {
+        format!(
+            r#"{{"tagOwners": {{"tag:exit": []}}, "ipsets": {{"ipset:big": [{}]}}, "acls": [{{"action": "accept", "src": ["a@example.com"], "dst": ["ipset:big:*"]}}]}}"#,
+            set.join(",")
+        )
+    };
+    let old = policy(&entries);
+    let mut added = entries;
+    added.push("\"add 9.9.9.9\"".to_string());
+    (inventory, old, policy(&added))
+}

@@ -654,12 +654,7 @@ pub(crate) fn lower(
         }
         None => None,
     });
-    lowered.by_node = patched.unwrap_or_else(|| {
-        crate::pernode::ItemIndex::from_lists(
-            table.len(),
-            builder.reaches.iter().map(|(i, ids)| (*i, &ids[..])),
-        )
-    });
+    lowered.by_node = patched.unwrap_or_else(|| built_index(table.len(), &builder.reaches));
     lowered.reach_lists = builder.reaches;
     // Found by key: the map is made. Found by place: made if another policy needs it.
     if !builder.reuse.as_ref().is_some_and(|r| r.by_place) {
@@ -732,22 +727,8 @@ fn patched_index(
             None => *j = u32::MAX,
         }
     }
-    let mut added: Vec<(NodeId, u32)> = reaches
-        .iter()
-        .filter(|(i, _)| !paired.get(*i as usize).copied().unwrap_or(false))
-        .flat_map(|(i, ids)| ids.iter().map(move |&id| (id, *i)))
-        .collect();
-    added.sort_unstable();
-    // The (old) nodes whose lists hold an item that is gone.
-    let mut dropped = vec![0u64; old.by_node.len().div_ceil(64)];
-    for (_, ids) in old
-        .reach_lists
-        .iter()
-        .filter(|(i, _)| to_new.get(*i as usize) == Some(&u32::MAX))
-    {
-        ids.iter()
-            .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
-    }
+    let added = added_pairs(reaches, &paired);
+    let (dropped, _) = dropped_nodes(old, &to_new);
     let index = old.by_node.renumbered(
         kept,
         (&to_new, &dropped),
@@ -755,14 +736,44 @@ fn patched_index(
         list_of,
     )?;
     debug_assert!(
-        index.iter().eq(crate::pernode::ItemIndex::from_lists(
-            kept.len(),
-            reaches.iter().map(|(i, ids)| (*i, &ids[..]))
-        )
-        .iter()),
+        index.iter().eq(built_index(kept.len(), reaches).iter()),
         "the renumbered index is the one built afresh"
     );
     Some(index)
+}
+
+/// The index built afresh from each item's nodes.
+fn built_index(nodes: usize, reaches: &[(u32, Arc<[NodeId]>)]) -> crate::pernode::ItemIndex {
+    crate::pernode::ItemIndex::from_lists(nodes, reaches.iter().map(|(i, ids)| (*i, &ids[..])))
+}
+
+/// The (old) nodes whose lists hold an item renumbering drops (`to_new` is `u32::MAX`), as
+/// a bit per node, and how many entries those items held.
+fn dropped_nodes(old: &Lowered, to_new: &[u32]) -> (Vec<u64>, usize) {
+    let mut dropped = vec![0u64; old.by_node.len().div_ceil(64)];
+    let mut gone = 0;
+    for (_, ids) in old
+        .reach_lists
+        .iter()
+        .filter(|(i, _)| to_new.get(*i as usize) == Some(&u32::MAX))
+    {
+        gone += ids.len();
+        ids.iter()
+            .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
+    }
+    (dropped, gone)
+}
+
+/// The new items no old item was renumbered to (`taken` false) with each of their nodes, as
+/// `(node, item)` pairs in order.
+fn added_pairs(reaches: &[(u32, Arc<[NodeId]>)], taken: &[bool]) -> Vec<(NodeId, u32)> {
+    let mut added: Vec<(NodeId, u32)> = reaches
+        .iter()
+        .filter(|(i, _)| !taken.get(*i as usize).copied().unwrap_or(false))
+        .flat_map(|(i, ids)| ids.iter().map(move |&id| (id, *i)))
+        .collect();
+    added.sort_unstable();
+    added
 }
 
 /// A policy event's index from node to items (the same nodes under the same ids, the rules
@@ -811,28 +822,16 @@ fn policy_index(
         }
     }
     let held: usize = old.reach_lists.iter().map(|(_, ids)| ids.len()).sum();
-    // The (old) nodes whose lists hold an item that is gone.
-    let mut dropped = vec![0u64; nodes.div_ceil(64)];
-    let mut gone = 0;
-    for (_, ids) in old
-        .reach_lists
+    let (dropped, gone) = dropped_nodes(old, &to_new);
+    let fresh: usize = reaches
         .iter()
-        .filter(|(i, _)| to_new.get(*i as usize) == Some(&u32::MAX))
-    {
-        gone += ids.len();
-        ids.iter()
-            .for_each(|&id| crate::bits::set_bit(&mut dropped, id));
-    }
-    let fresh = reaches
-        .iter()
-        .filter(|(j, _)| !taken.get(*j as usize).copied().unwrap_or(true));
-    if (gone + fresh.clone().map(|(_, ids)| ids.len()).sum::<usize>()) * 4 > held {
+        .filter(|(j, _)| !taken.get(*j as usize).copied().unwrap_or(false))
+        .map(|(_, ids)| ids.len())
+        .sum();
+    if (gone + fresh) * 4 > held {
         return None;
     }
-    let mut added: Vec<(NodeId, u32)> = fresh
-        .flat_map(|(j, ids)| ids.iter().map(move |&id| (id, *j)))
-        .collect();
-    added.sort_unstable();
+    let added = added_pairs(reaches, &taken);
     let kept: Vec<Option<NodeId>> = (0..nodes).map(|n| Some(NodeId::new(n))).collect();
     let index = old.by_node.renumbered(
         &kept,
@@ -841,11 +840,7 @@ fn policy_index(
         |_| Vec::new(),
     )?;
     debug_assert!(
-        index.iter().eq(crate::pernode::ItemIndex::from_lists(
-            nodes,
-            reaches.iter().map(|(i, ids)| (*i, &ids[..]))
-        )
-        .iter()),
+        index.iter().eq(built_index(nodes, reaches).iter()),
         "the policy event's renumbered index is the one built afresh"
     );
     Some(index)
