@@ -181,7 +181,11 @@ fn recorders_and_enforced_recording() {
                     {"action": "check", "src": ["autogroup:member"], "dst": ["tag:rec"], "users": ["root"],
                      "recorder": ["tag:rec"], "enforceRecorder": true},
                     {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:rec"], "users": ["ubuntu"],
-                     "recorder": ["tag:none"], "enforceRecorder": true}]}"#,
+                     "recorder": ["tag:none"], "enforceRecorder": true},
+                    {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["ubuntu"],
+                     "enforceRecorder": true},
+                    {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["admin"],
+                     "recorder": [], "enforceRecorder": true}]}"#,
     );
     let web = c.ssh_rules("web-1").unwrap();
     assert_eq!(web[0].action.recorders, ["100.64.1.9:80"]);
@@ -195,6 +199,18 @@ fn recorders_and_enforced_recording() {
     let wire = serde_json::to_value(&rec[1].action).unwrap();
     assert_eq!(wire["reject"], true);
     assert!(wire["message"].is_string());
+    // No recorder named (absent or `[]`): nothing is recorded, so nothing is enforced; the
+    // session is admitted ("If no recorder is specified, the session is not recorded").
+    for rule in &web[1..] {
+        assert!(
+            rule.action.accept && !rule.action.reject,
+            "{:?}",
+            rule.action
+        );
+        assert!(rule.action.recorders.is_empty());
+        assert!(rule.action.on_recording_failure.is_none());
+    }
+    assert_eq!(web.len(), 3);
 }
 
 #[test]

@@ -343,7 +343,7 @@ codes! {
         "An SSH `recorder` entry that is not a tag.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "recorder": ["100.64.0.9"]}]}"#);
     EnforceRecorderWithoutRecorder = "enforce_recorder_without_recorder",
-        "`enforceRecorder` without a recorder: every session the rule admits is refused.",
+        "`enforceRecorder` on a rule with no `recorder` (absent or `[]`): nothing is recorded and nothing is enforced, as Tailscale's documentation says (\"If no recorder is specified, the session is not recorded\"); the sessions are admitted unrecorded.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "enforceRecorder": true}]}"#);
 
     // --- Node attributes.

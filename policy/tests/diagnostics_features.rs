@@ -285,7 +285,7 @@ fn recorders() {
         r#"{"tagOwners": {"tag:web": []}, "ssh": [{"action": "accept", "src": ["autogroup:member"],
             "dst": ["tag:web"], "users": ["root"], "enforceRecorder": true}]}"#,
         "aclc::enforce_recorder_without_recorder",
-        "enforceRecorder without a recorder: every session this rule admits is refused",
+        "enforceRecorder without a recorder does nothing: the sessions this rule admits are not recorded",
         "true",
     );
 }

@@ -57,7 +57,11 @@ pub(crate) fn recorder_addr(node: &crate::nodes::NodeInfo) -> Option<String> {
 /// Add a rule's session recording (`recorder`, `enforceRecorder`) to its action: the
 /// recorders' addresses, and with `enforceRecorder` the refusal when recording fails. When
 /// recording is enforced and no device carries a recorder tag the session is refused
-/// outright: a node given no recorder would admit it unrecorded (fail closed).
+/// outright: a node given no recorder would admit it unrecorded (fail closed). A rule
+/// that names no recorder at all records nothing, and `enforceRecorder` does nothing on it:
+/// Tailscale's documentation says "If no `recorder` is specified, the session is not
+/// recorded", and removing the field is how it says to admit sessions again when the
+/// recorder is unreachable.
 fn recording(
     mut action: SshAction,
     rule: &aclc_policy::model::SshRule,
@@ -76,7 +80,8 @@ fn recording(
         .iter()
         .filter_map(|&id| recorder_addr(table.get(id)?))
         .collect();
-    let enforced = rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
+    let enforced =
+        !rule.recorder.is_empty() && rule.enforce_recorder.as_ref().is_some_and(|e| e.value);
     if enforced && action.recorders.is_empty() {
         let refused = SshAction {
             reject: true,

@@ -190,8 +190,8 @@ impl Validator<'_> {
                 self.warning(
                     Code::EnforceRecorderWithoutRecorder,
                     enforce.span,
-                    "enforceRecorder without a recorder: every session this rule admits is refused",
-                    "name the recorders' tag in \"recorder\": [\"tag:recorder\"], or remove enforceRecorder",
+                    "enforceRecorder without a recorder does nothing: the sessions this rule admits are not recorded",
+                    "name the recorders' tag in \"recorder\": [\"tag:recorder\"] to record and enforce it, or remove enforceRecorder",
                 );
             }
         }
