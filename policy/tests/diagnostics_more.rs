@@ -1003,6 +1003,61 @@ fn a_wildcard_domain_is_refused_without_the_tailnets_domains() {
     .is_empty());
 }
 
+/// A known shared email domain is refused in `user:*@` and `localpart:*@`, with the tailnet's
+/// domains or without them, and even when the tailnet is a personal one named at it
+/// (Tailscale's syntax reference: "The provided domain must not be a known shared domain
+/// (such as `gmail.com`)"). Before, `localpart:*@gmail.com` compiled to an SSH login on a
+/// `someone@gmail.com` tailnet, and passed `aclc check` without an inventory.
+#[test]
+fn shared_email_domains_are_no_tailnets_domain() {
+    let check = |text: &str, domains: Option<Vec<String>>| {
+        let options = Options {
+            context: aclc_policy::Context {
+                tailnet_domains: domains,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (_, result) = parse_str("policy.hujson", text, &options);
+        match result {
+            Ok(_) => Vec::new(),
+            Err(d) => {
+                d.0.into_iter()
+                    .filter(|d| d.severity == aclc_policy::Severity::Error)
+                    .map(|d| (d.code.as_str(), d.message, d.help.unwrap_or_default()))
+                    .collect()
+            }
+        }
+    };
+    let gmail = Some(vec!["gmail.com".to_string()]);
+    let users = ssh(
+        r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@gmail.com"]}"#,
+    );
+    let sources =
+        acl(r#"{"action": "accept", "src": ["user:*@GMail.com"], "dst": ["tag:server:22"]}"#);
+    for (text, domain) in [(&users, "gmail.com"), (&sources, "GMail.com")] {
+        for domains in [None, gmail.clone()] {
+            let found = check(text, domains);
+            assert_eq!(found.len(), 1, "{found:?}");
+            let (code, message, help) = &found[0];
+            assert_eq!(*code, "aclc::domain_not_associated");
+            assert!(
+                message.starts_with(&format!("{domain} is not associated")),
+                "{message}"
+            );
+            assert!(help.contains("shared email domain"), "{help}");
+        }
+    }
+    // A company's domain is taken on trust without the tailnet's domains, as before.
+    assert!(check(
+        &ssh(
+            r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@example.org"]}"#
+        ),
+        None
+    )
+    .is_empty());
+}
+
 /// Brackets around an ACL destination that is not an IPv6 address: read as the text inside,
 /// with a warning (Tailscale's documentation brackets only IPv6 addresses; what its parser
 /// does with `[tag:x]` is not captured). An IPv6 address or prefix in brackets is silent.
