@@ -127,9 +127,10 @@ fn tailscale_node_attributes_are_not_grant_capabilities() {
         r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/databases": [{}]}}]}"#
     )
     .is_empty());
-    // Captured refusals stay errors; an unknown tailscale.com capability is accepted, with a
+    // Captured refusals stay errors (`service-proxy`: a user's notes quote the console's
+    // refusal, January 2026); an unknown tailscale.com capability is accepted, with a
     // warning (Tailscale adds grantable ones over time).
-    for refused in ["funnel", "ingress", "relay-target"] {
+    for refused in ["funnel", "ingress", "relay-target", "service-proxy"] {
         assert_eq!(
             codes(&format!(
                 r#"{{"grants": [{{"src": ["*"], "dst": ["*"], "app": {{"tailscale.com/cap/{refused}": [{{}}]}}}}]}}"#

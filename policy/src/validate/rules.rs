@@ -23,7 +23,9 @@ const TAILSCALE_CAPS: &[&str] = &[
 ];
 
 /// `tailscale.com` capabilities Tailscale refuses in a grant (captured: `funnel`, `ingress`,
-/// `relay-target`; `drive-sharer` is `relay-target`'s kind, a companion the control plane
+/// `relay-target`; `service-proxy`: a public write-up of a Services setup quotes the admin
+/// console's "capability name must not be in the tailscale.com domain" for it, January
+/// 2026; `drive-sharer` is `relay-target`'s kind, a companion the control plane
 /// derives itself, and the app connectors' attribute is a node attribute as `funnel` is). Any other `tailscale.com` name aclc does not know (other spellings of
 /// these included) is accepted with a warning: Tailscale adds grantable capabilities over
 /// time (`tailscale.com/cap/databases` came after the captures).
@@ -31,6 +33,7 @@ const TAILSCALE_CAPS_REFUSED: &[&str] = &[
     "tailscale.com/cap/funnel",
     "tailscale.com/cap/ingress",
     "tailscale.com/cap/relay-target",
+    "tailscale.com/cap/service-proxy",
     "tailscale.com/cap/drive-sharer",
     crate::lower::APP_CONNECTORS,
 ];
