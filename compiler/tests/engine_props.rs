@@ -135,16 +135,20 @@ fn policy_text(seed: &[u32]) -> String {
                 s(23)
             ),
             if n == 2 { "root" } else { "autogroup:nonroot" },
-            match (s(21) / 4) % 3 {
+            match (s(21) / 4) % 4 {
                 0 => "",
                 1 => r#", "recorder": ["tag:db"]"#,
+                // Enforced without a recorder: nothing recorded, the session admitted.
+                2 => r#", "enforceRecorder": true"#,
                 _ => r#", "recorder": ["tag:db"], "enforceRecorder": true"#,
             }
         ),
     };
-    let attrs = match s(24) % 3 {
+    let attrs = match s(24) % 4 {
         0 => r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#,
         1 => r#", "nodeAttrs": [{"target": ["tag:db", "carol@"], "attr": ["disable-ipv4"]}]"#,
+        // No node has an IPv4 address.
+        2 => r#", "disableIPv4": true"#,
         _ => "",
     };
     let approvers = pick(&["tag:router", "alice@example.com", "group:eng"], s(25));

@@ -306,3 +306,41 @@ fn the_wildcard_reaches_single_family_nodes_by_their_addresses() {
         })
     );
 }
+
+/// The policy's top-level `disableIPv4: true`: "all devices in your network receive
+/// exclusively IPv6 Tailscale addresses" (Tailscale's syntax reference). Every node is
+/// compiled as one without IPv4, as the `disable-ipv4` node attribute makes it, but without
+/// that attribute in its `CapMap` (the control server assigns no IPv4 address; there is
+/// nothing for the client to do). It used to be accepted and ignored.
+#[test]
+fn disable_ipv4_leaves_every_node_ipv6_only() {
+    let off = POLICY.replacen('{', r#"{"disableIPv4": true,"#, 1);
+    let by_attr = POLICY.replacen(
+        '{',
+        r#"{"nodeAttrs": [{"target": ["*"], "attr": ["disable-ipv4"]}],"#,
+        1,
+    );
+    let (off, by_attr) = (compiled(&off), compiled(&by_attr));
+    for node in NODES {
+        let mut w = wire(&off, node);
+        let addresses: Vec<String> = serde_json::from_value(w["addresses"].clone()).unwrap();
+        assert!(
+            addresses.iter().all(|a| a.contains(':')),
+            "{node}: {addresses:?}"
+        );
+        assert!(w["cap_map"].get("disable-ipv4").is_none(), "{node}");
+        // Otherwise what the attribute gives every node.
+        let mut a = wire(&by_attr, node);
+        if let Some(caps) = a["cap_map"].as_object_mut() {
+            caps.remove("disable-ipv4");
+        }
+        w["cap_map"] = a["cap_map"].clone();
+        assert_eq!(w, a, "{node}");
+    }
+    // IPv4 only: the node has no address left.
+    assert_eq!(wire(&off, "v4only")["addresses"], json!([]));
+    assert_eq!(
+        wire(&compiled(POLICY), "v4only")["addresses"],
+        json!(["100.64.0.2/32"])
+    );
+}
