@@ -213,6 +213,70 @@ fn recorders_and_enforced_recording() {
     assert_eq!(web.len(), 3);
 }
 
+/// "Tailscale will automatically ensure that traffic is permitted between Tailscale SSH
+/// servers and the recorder nodes to which they send sessions" (Tailscale's session-recording
+/// page): each rule's servers reach its recorders on TCP port 80 and are their peers, with no
+/// rule written for it. Before, the recorder's filter was empty and it was no server's peer,
+/// so recordings could not connect and enforced recording refused every session.
+#[test]
+fn ssh_servers_reach_their_recorders() {
+    let peers = |c: &Compiled, node: &str| -> Vec<String> {
+        let mut names: Vec<String> = c
+            .node(node)
+            .unwrap()
+            .peers()
+            .map(|p| p.name().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let c = compiled(
+        r#"{"tagOwners": {"tag:web": [], "tag:rec": []},
+            "grants": [{"src": ["alice@example.com"], "dst": ["tag:web"], "ip": ["tcp:22"]}],
+            "ssh": [{"action": "check", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["root"],
+                     "recorder": ["tag:rec"], "enforceRecorder": true},
+                    {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["ubuntu"],
+                     "recorder": ["tag:rec"]},
+                    {"action": "accept", "src": ["bob@example.com"], "dst": ["autogroup:self"], "users": ["bob"],
+                     "recorder": ["tag:rec"]},
+                    {"action": "accept", "src": ["alice@example.com"], "dst": ["autogroup:self"], "users": ["alice"]}]}"#,
+    );
+    // The web servers of the first two rules (once), and bob's own device of the third; not
+    // alice's, whose rule records nothing.
+    assert_eq!(
+        filter(&c, "rec"),
+        json!([
+            {"SrcIPs": ["100.64.1.1", "100.64.1.2", "fd7a:115c:a1e0::101", "fd7a:115c:a1e0::102"],
+             "DstPorts": [{"IP": "100.64.1.9", "Ports": {"First": 80, "Last": 80}},
+                          {"IP": "fd7a:115c:a1e0::109", "Ports": {"First": 80, "Last": 80}}],
+             "IPProto": [6]},
+            {"SrcIPs": ["100.64.0.2", "fd7a:115c:a1e0::2"],
+             "DstPorts": [{"IP": "100.64.1.9", "Ports": {"First": 80, "Last": 80}},
+                          {"IP": "fd7a:115c:a1e0::109", "Ports": {"First": 80, "Last": 80}}],
+             "IPProto": [6]}
+        ])
+    );
+    assert_eq!(peers(&c, "rec"), ["bob-laptop", "web-1", "web-2"]);
+    assert!(peers(&c, "web-1").contains(&"rec".to_string()));
+    assert!(!peers(&c, "alice-laptop").contains(&"rec".to_string()));
+    // Nothing more: the servers' own filters hold the written grant alone.
+    assert_eq!(
+        filter(&c, "web-1"),
+        json!([{"SrcIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"],
+                "DstPorts": [{"IP": "100.64.1.1", "Ports": {"First": 22, "Last": 22}},
+                             {"IP": "fd7a:115c:a1e0::101", "Ports": {"First": 22, "Last": 22}}],
+                "IPProto": [6]}])
+    );
+    // Without a recorder, no such access.
+    let plain = compiled(
+        r#"{"tagOwners": {"tag:web": [], "tag:rec": []},
+            "grants": [{"src": ["alice@example.com"], "dst": ["tag:web"], "ip": ["tcp:22"]}],
+            "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web"], "users": ["root"]}]}"#,
+    );
+    assert_eq!(filter(&plain, "rec"), json!([]));
+    assert!(peers(&plain, "rec").is_empty());
+}
+
 #[test]
 fn app_connector_configuration_reaches_the_cap_map() {
     let c = compiled(

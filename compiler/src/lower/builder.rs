@@ -401,6 +401,39 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The access an SSH rule's session recording needs: its SSH servers (the rule's
+    /// destinations; for `autogroup:self`, and `autogroup:member` read as it, the devices of
+    /// its user-like sources) reach each recorder device on TCP port 80, where they send the
+    /// recordings. Tailscale's session-recording page: "Tailscale will automatically ensure
+    /// that traffic is permitted between Tailscale SSH servers and the recorder nodes to which
+    /// they send sessions. You don't need to make any changes in access control policies to
+    /// allow this." Lowered as a network rule from those servers to the recorders (so the
+    /// recorders' filters admit them and the two become peers); the wire form Tailscale
+    /// gives it is not captured. `servers` are [`recording_servers`].
+    pub(super) fn recorder_access(
+        &mut self,
+        servers: &[Selector],
+        recorders: &[Selector],
+    ) -> Result<(), CompileError> {
+        let (src_targets, src) = self.sources(servers, None)?;
+        // TCP (IANA protocol 6): the recordings go over HTTP.
+        const TCP: u8 = 6;
+        let port = crate::ssh::RECORDER_PORT;
+        let ports = [PortRange {
+            first: port,
+            last: port,
+        }];
+        for recorder in recorders {
+            let target = match self.resolver.resolve(recorder) {
+                target @ Target::Nodes(_) => target,
+                _ => continue,
+            };
+            let reach = self.dst_reach(&target, None);
+            self.push_net(&src_targets, src, None, Some(TCP), target, reach, &ports)?;
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn push_net(
         &mut self,
@@ -704,4 +737,23 @@ pub(super) fn wire_ports(ports: &[PortRange]) -> Arc<[Ports]> {
             last: p.last,
         })
         .collect()
+}
+
+/// The SSH servers of `rule` as selectors, for [`Builder::recorder_access`]: its
+/// destinations, with `autogroup:self` (and `autogroup:member`, read as it) standing for the
+/// devices of its user-like sources.
+pub(super) fn recording_servers(rule: &aclc_policy::model::SshRule) -> Vec<Selector> {
+    let mut servers: Vec<Selector> = Vec::new();
+    for dst in &rule.dst {
+        match crate::ssh::own_devices_only(&dst.alias) {
+            true => servers.extend(
+                rule.src
+                    .iter()
+                    .filter(|s| !matches!(s.alias, Alias::Tag(_)))
+                    .cloned(),
+            ),
+            false => servers.push(dst.clone()),
+        }
+    }
+    servers
 }

@@ -37,7 +37,7 @@ pub(crate) use sources::{own_devices_only, user_map};
 use users::Chunked;
 
 /// The port session recorders (`tsrecorder`) listen on.
-const RECORDER_PORT: u16 = 80;
+pub(crate) const RECORDER_PORT: u16 = 80;
 
 /// Refusal when recording is enforced and no recorder exists.
 pub(crate) const NO_RECORDER: &str =
