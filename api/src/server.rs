@@ -313,6 +313,7 @@ fn state_context(state: &TailnetState) -> aclc_policy::Context {
                 .collect(),
         ),
         synced_groups: Some(groups),
+        ipv4_nodes: Some(state.nodes.iter().filter(|n| n.ipv4.is_some()).count()),
     }
 }
 

@@ -63,8 +63,6 @@ struct TailnetState {
 pub(crate) struct NodeCaps {
     entries: Vec<Entry>,
     randomize_client_port: bool,
-    /// The policy's top-level `disableIPv4`: no node has an IPv4 address.
-    disable_ipv4: bool,
     state: Option<TailnetState>,
     /// One bit per node: its IPv4 address is disabled.
     no_ipv4: Vec<bool>,
@@ -116,7 +114,6 @@ impl NodeCaps {
                 .randomize_client_port
                 .as_ref()
                 .is_some_and(|r| r.value),
-            disable_ipv4: policy.disable_ipv4.as_ref().is_some_and(|d| d.value),
             state,
             no_ipv4: Vec::new(),
             any_no_ipv4: false,
@@ -128,15 +125,9 @@ impl NodeCaps {
             .iter()
             .filter(|e| e.caps.iter().any(|(name, _)| name == DISABLE_IPV4))
             .collect();
-        // The top-level `disableIPv4` "stops assigning Tailscale IPv4 addresses to your
-        // devices ... all devices in your network receive exclusively IPv6 Tailscale
-        // addresses" (Tailscale's syntax reference): every node's IPv4 address is left out
-        // as `disable-ipv4` leaves it out, without the attribute in any node's `CapMap` (the
-        // control server assigns no address; nothing is sent to the client).
-        caps.no_ipv4 = match (caps.disable_ipv4, disabling.is_empty()) {
-            (true, _) => vec![true; table.len()],
-            (false, true) => vec![false; table.len()],
-            (false, false) => (0..table.len())
+        caps.no_ipv4 = match disabling.is_empty() {
+            true => vec![false; table.len()],
+            false => (0..table.len())
                 .map(|i| {
                     let id = NodeId::new(i);
                     table.get(id).is_some_and(|node| {
@@ -152,11 +143,9 @@ impl NodeCaps {
             let id = NodeId::new(i);
             caps.no_ipv4.get(i).copied()
                 == Some(
-                    caps.disable_ipv4
-                        || caps
-                            .attributes(table, id)
-                            .iter()
-                            .any(|(name, _)| name == DISABLE_IPV4),
+                    caps.attributes(table, id)
+                        .iter()
+                        .any(|(name, _)| name == DISABLE_IPV4),
                 )
         }));
         caps
@@ -167,7 +156,6 @@ impl NodeCaps {
     pub(crate) fn same_as(&self, other: &NodeCaps) -> bool {
         self.entries == other.entries
             && self.randomize_client_port == other.randomize_client_port
-            && self.disable_ipv4 == other.disable_ipv4
             && self.state == other.state
     }
 

@@ -747,6 +747,7 @@ impl Inventory {
                     .collect(),
             ),
             synced_groups: Some(self.synced_groups()),
+            ipv4_nodes: Some(self.nodes.iter().filter(|n| n.ipv4.is_some()).count()),
         }
     }
 

@@ -147,7 +147,8 @@ fn policy_text(seed: &[u32]) -> String {
     let attrs = match s(24) % 4 {
         0 => r#", "nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}]"#,
         1 => r#", "nodeAttrs": [{"target": ["tag:db", "carol@"], "attr": ["disable-ipv4"]}]"#,
-        // No node has an IPv4 address.
+        // Accepted, and warned about when nodes have IPv4 addresses; the output is the
+        // inventory's (an event under it must equal a full recompile all the same).
         2 => r#", "disableIPv4": true"#,
         _ => "",
     };

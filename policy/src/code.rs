@@ -7,7 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What makes a code appear: a policy (checked against the documentation's example tailnet:
 /// domain `example.com`, users `alice@example.com` and `bob@example.com`, no synced group
-/// members), raw bytes, or something outside the policy crate (described).
+/// members, two nodes with IPv4 addresses), raw bytes, or something outside the policy crate
+/// (described).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Example {
     /// Policy text.
@@ -374,6 +375,9 @@ codes! {
     UnverifiedCapability = "unverified_capability",
         "A `tailscale.com` capability aclc does not know in a grant's `app`; accepted, aclc cannot verify it (Tailscale refuses the ones it does not grant, and adds grantable ones over time).",
         Policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/future-thing": [{}]}}]}"#);
+    DisableIpv4WithIpv4Nodes = "disable_ipv4_with_ipv4_nodes",
+        "`disableIPv4: true` checked against a tailnet whose nodes have IPv4 addresses. Tailscale assigns no IPv4 address under it, so a control server's inventory of such a tailnet holds IPv6 addresses only; aclc compiles the addresses it is given and does not take the IPv4 ones away.",
+        Policy(r#"{"disableIPv4": true, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#);
     UnverifiedNodeAttr = "unverified_node_attr",
         "A `tailscale.com/...` node attribute aclc does not know; accepted, aclc cannot verify it.",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/future-thing": [{}]}}]}"#);

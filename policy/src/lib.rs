@@ -32,6 +32,9 @@ pub struct Context {
     /// Groups synced from the identity provider (`group:eng@example.com`) that have at least
     /// one member in the tailnet. `None`: unknown, no "synced group has no members" warnings.
     pub synced_groups: Option<Vec<String>>,
+    /// How many of the tailnet's nodes have an IPv4 address. `None`: unknown, no warning that
+    /// `disableIPv4` is set on a tailnet whose nodes have IPv4 addresses.
+    pub ipv4_nodes: Option<usize>,
 }
 
 /// How to read and check a policy.

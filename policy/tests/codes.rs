@@ -22,6 +22,7 @@ fn options() -> Options {
             tailnet_domains: Some(vec!["example.com".into()]),
             user_logins: Some(vec!["alice@example.com".into(), "bob@example.com".into()]),
             synced_groups: Some(Vec::new()),
+            ipv4_nodes: Some(2),
         },
         ..Options::default()
     }

@@ -34,6 +34,7 @@ fn options_for(case: &serde_json::Value) -> Options {
             tailnet_domains: Some(vec![domain.to_string()]),
             user_logins: Some(logins),
             synced_groups: None,
+            ipv4_nodes: None,
         },
         ..Options::default()
     }

@@ -172,6 +172,7 @@ fn with_synced(groups: Option<Vec<String>>) -> Options {
             tailnet_domains: Some(vec!["example.com".into()]),
             user_logins: Some(vec!["alice@example.com".into()]),
             synced_groups: groups,
+            ipv4_nodes: None,
         },
         ..Options::default()
     }

@@ -1058,6 +1058,46 @@ fn shared_email_domains_are_no_tailnets_domain() {
     .is_empty());
 }
 
+/// `disableIPv4: true` against a tailnet whose nodes have IPv4 addresses warns that aclc
+/// compiles those addresses as given (Tailscale would have assigned none). Silent when no
+/// node has one, when the tailnet is unknown, and when the flag is off.
+#[test]
+fn disable_ipv4_on_a_tailnet_with_ipv4_nodes_warns() {
+    let warnings = |text: &str, ipv4_nodes: Option<usize>| {
+        let options = Options {
+            context: aclc_policy::Context {
+                ipv4_nodes,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (_, result) = parse_str("policy.hujson", text, &options);
+        let checked = result.unwrap_or_else(|d| panic!("refused: {:?}", d.0));
+        checked
+            .warnings
+            .into_iter()
+            .map(|d| (d.code.as_str(), d.message))
+            .collect::<Vec<_>>()
+    };
+    let on =
+        r#"{"disableIPv4": true, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#;
+    assert_eq!(
+        warnings(on, Some(3)),
+        [(
+            "aclc::disable_ipv4_with_ipv4_nodes",
+            "disableIPv4 is set, but 3 nodes have an IPv4 address: aclc compiles the inventory's \
+             addresses as given, IPv4 included"
+                .to_string()
+        )]
+    );
+    assert!(warnings(on, Some(1))[0]
+        .1
+        .contains("1 node has an IPv4 address"));
+    assert!(warnings(on, Some(0)).is_empty());
+    assert!(warnings(on, None).is_empty());
+    assert!(warnings(&on.replace("true", "false"), Some(3)).is_empty());
+}
+
 /// Brackets around an ACL destination that is not an IPv6 address: read as the text inside,
 /// with a warning (Tailscale's documentation brackets only IPv6 addresses; what its parser
 /// does with `[tag:x]` is not captured). An IPv6 address or prefix in brackets is silent.

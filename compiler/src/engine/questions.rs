@@ -42,7 +42,7 @@ pub struct SshDecision {
 /// What the deciding SSH rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SshOutcome {
-    /// No rule matches, or the matching rule refuses (recording enforced, no recorder).
+    /// No rule matches, or the matching rule refuses (recording enforced, no recorder device).
     Denied,
     /// An accept rule.
     Accept,

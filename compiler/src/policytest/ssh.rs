@@ -539,7 +539,7 @@ pub(super) fn explain(
                     ),
                 },
                 (true, true) if rule.rule.action.reject => {
-                    "the rule refuses every login from its sources (session recording enforced, no recorder; a node reads no user map on a refusing rule)"
+                    "the rule refuses every login from its sources (session recording enforced, no device carries a recorder tag; a node reads no user map on a refusing rule)"
                         .to_string()
                 }
                 _ => continue,

@@ -90,6 +90,7 @@ pub(crate) fn validate(
     v.definitions();
     v.rules();
     v.member_spellings();
+    v.disabled_ipv4();
     v.unused();
     v.diags
 }
@@ -444,6 +445,33 @@ impl<'p> Validator<'p> {
                 quote(tag)
             ),
         }
+    }
+
+    /// `disableIPv4: true` on a tailnet whose nodes have IPv4 addresses. Tailscale "stops
+    /// assigning Tailscale IPv4 addresses" then, so a control server's inventory of such a
+    /// tailnet holds IPv6 addresses only, and aclc compiles the addresses it is given: an
+    /// inventory that still holds IPv4 ones compiles as if the flag were not set. Said, not
+    /// modelled: stripping the addresses would leave the IPv4-only nodes with none, and no
+    /// capture shows what Tailscale sends for them.
+    fn disabled_ipv4(&mut self) {
+        let Some(flag) = self.policy.disable_ipv4.as_ref().filter(|d| d.value) else {
+            return;
+        };
+        let Some(nodes) = self.context.ipv4_nodes.filter(|&n| n > 0) else {
+            return;
+        };
+        let node_s = if nodes == 1 { "node has" } else { "nodes have" };
+        self.warning(
+            Code::DisableIpv4WithIpv4Nodes,
+            flag.span,
+            format!(
+                "disableIPv4 is set, but {nodes} {node_s} an IPv4 address: aclc compiles the \
+                 inventory's addresses as given, IPv4 included"
+            ),
+            "Tailscale assigns no IPv4 address under disableIPv4: give the nodes their IPv6 \
+             addresses only (such an inventory compiles as that tailnet does), or remove \
+             disableIPv4",
+        );
     }
 
     /// `user:*@domain` / `localpart:*@domain`: the domain must be one of the tailnet's.

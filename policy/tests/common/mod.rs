@@ -12,6 +12,7 @@ pub fn options() -> Options {
             tailnet_domains: Some(vec!["example.com".into()]),
             user_logins: Some(vec!["alice@example.com".into(), "bob@example.com".into()]),
             synced_groups: None,
+            ipv4_nodes: None,
         },
         ..Options::default()
     }

@@ -273,7 +273,7 @@ fn explain_ssh_refusing_rule_covers_every_login() {
             misses.first().map(String::as_str),
             Some(
                 "5: the rule refuses every login from its sources (session recording enforced, \
-                 no recorder; a node reads no user map on a refusing rule)"
+                 no device carries a recorder tag; a node reads no user map on a refusing rule)"
             ),
             "{login}"
         );
