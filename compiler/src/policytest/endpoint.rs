@@ -140,6 +140,15 @@ impl<'a> Endpoints<'a> {
                 }
                 self.nodes_of(&alias)
             }
+            // A known shared email domain is no tailnet's, as in the policy's own sections
+            // ("must not be a known shared domain (such as `gmail.com`)").
+            Alias::UserDomain(domain) if aclc_policy::model::is_shared_email_domain(domain) => {
+                return Err(side.invalid(format!(
+                    "{what} {}: {domain} is a shared email domain, which is not associated \
+                     with any tailnet",
+                    quote(text)
+                )))
+            }
             Alias::UserDomain(_) => self.nodes_of(&alias),
             Alias::Autogroup(group)
                 if group.is_role()

@@ -178,6 +178,30 @@ pub fn is_synced_group(group: &str) -> bool {
         .is_some_and(|name| name.contains('@'))
 }
 
+/// Email domains anyone can have an address at, which Tailscale refuses in `user:*@domain`
+/// and `localpart:*@domain` ("must not be a known shared domain (such as `gmail.com`)"). Kept
+/// to the consumer domains of the identity providers Tailscale signs in with (Google,
+/// Microsoft, Apple) and the largest others; Tailscale's own list is not published, so a
+/// domain missing here is checked against the tailnet's domains as any other.
+pub const SHARED_DOMAINS: &[&str] = &[
+    "aol.com",
+    "gmail.com",
+    "googlemail.com",
+    "hotmail.com",
+    "icloud.com",
+    "live.com",
+    "mac.com",
+    "me.com",
+    "msn.com",
+    "outlook.com",
+    "yahoo.com",
+];
+
+/// True for a known shared email domain ([`SHARED_DOMAINS`]), in any letter case.
+pub fn is_shared_email_domain(domain: &str) -> bool {
+    SHARED_DOMAINS.contains(&domain.to_ascii_lowercase().as_str())
+}
+
 /// A tag name as Tailscale reads it: "Tailscale ignores tag name case and parses all tags in
 /// the tailnet policy file as lowercase" (Tailscale docs "Group devices with tags", kb/1068).
 /// Only the name after `tag:` is lowered (ASCII letters; a non-ASCII name stays as it is, for

@@ -17,7 +17,8 @@ pub(crate) use crate::text::quote as quote_go;
 pub(crate) use alias::mapped_v4_warning;
 pub(crate) use alias::parse_ip as parse_ip_text;
 pub use alias::{
-    canonical_tag, is_synced_group, parse_prefix, Alias, AliasError, Autogroup, Selector,
+    canonical_tag, is_shared_email_domain, is_synced_group, parse_prefix, Alias, AliasError,
+    Autogroup, Selector, SHARED_DOMAINS,
 };
 pub(crate) use alias::{cased_selector, host_bits_warning};
 pub use index::PolicyIndex;

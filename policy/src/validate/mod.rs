@@ -149,25 +149,6 @@ struct Index<'p> {
     synced_groups: Option<HashSet<&'p str>>,
 }
 
-/// Email domains anyone can have an address at, which Tailscale refuses in `user:*@domain`
-/// and `localpart:*@domain` ("must not be a known shared domain (such as `gmail.com`)"). Kept
-/// to the consumer domains of the identity providers Tailscale signs in with (Google,
-/// Microsoft, Apple) and the largest others; Tailscale's own list is not published, so a
-/// domain missing here is checked against the tailnet's domains as any other.
-pub(crate) const SHARED_DOMAINS: &[&str] = &[
-    "aol.com",
-    "gmail.com",
-    "googlemail.com",
-    "hotmail.com",
-    "icloud.com",
-    "live.com",
-    "mac.com",
-    "me.com",
-    "msn.com",
-    "outlook.com",
-    "yahoo.com",
-];
-
 /// State of one validation run.
 pub(crate) struct Validator<'p> {
     policy: &'p Policy,
@@ -477,12 +458,12 @@ impl<'p> Validator<'p> {
     /// `user:*@domain` / `localpart:*@domain`: the domain must be one of the tailnet's.
     /// Without the tailnet's domains, only a domain no tailnet can have (one with `*`, as in
     /// `localpart:*@*`, which Tailscale refuses with this message) is refused.
-    /// A known shared email domain ([`SHARED_DOMAINS`]) is no tailnet's, with or without the
+    /// A known shared email domain ([`crate::model::SHARED_DOMAINS`]) is no tailnet's, with or without the
     /// tailnet's domains: Tailscale's syntax reference says "The provided domain must not be
     /// a known shared domain (such as `gmail.com`)" (a personal tailnet's name, `someone@
     /// gmail.com`, does not associate the domain).
     pub(crate) fn domain(&mut self, domain: &str, span: Span, place: Place<'_>) {
-        let shared = SHARED_DOMAINS.contains(&domain.to_ascii_lowercase().as_str());
+        let shared = crate::model::is_shared_email_domain(domain);
         let domains = match &self.context.tailnet_domains {
             Some(domains) => domains.as_slice(),
             None if domain.contains('*') || shared => &[],

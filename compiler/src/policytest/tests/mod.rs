@@ -618,3 +618,29 @@ fn user_maps_as_a_device_reads_them() {
 }
 
 mod explain;
+
+/// A known shared email domain names no tailnet's users in a test's `src` either, as in the
+/// policy's own sections: the assertion fails, where `user:*@gmail.com` used to pass (a
+/// review found `sshTests` and `explain` took it).
+#[test]
+fn shared_email_domains_name_no_test_source() {
+    let got = lines(&format!(
+        r#"{ACLS}{SSH}"tests": [
+  {{"src": "user:*@gmail.com", "deny": ["tag:prod:22"]}},
+  {{"src": "user:*@example.com", "accept": ["tag:web:80"]}}
+],
+"sshTests": [
+  {{"src": "user:*@GMAIL.com", "dst": ["tag:prod"], "deny": ["root"]}}
+]"#
+    ));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].starts_with("FAIL") && got[0].contains("gmail.com is a shared email domain"),
+        "{got:?}"
+    );
+    assert!(got[1].starts_with("PASS"), "{got:?}");
+    assert!(
+        got[2].starts_with("FAIL") && got[2].contains("GMAIL.com is a shared email domain"),
+        "{got:?}"
+    );
+}
