@@ -401,6 +401,33 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Every SSH rule's [`Builder::recorder_access`], each at its `recorder` field. Rules with
+    /// the same servers and recorders (a `check` and an `accept` rule for the same hosts, say)
+    /// give that access once.
+    pub(super) fn recorder_accesses(
+        &mut self,
+        rules: &[aclc_policy::model::SshRule],
+    ) -> Result<(), CompileError> {
+        let texts = |list: &[Selector]| {
+            let mut texts: Vec<String> = list.iter().map(|s| s.text.clone()).collect();
+            texts.sort_unstable();
+            texts.dedup();
+            texts
+        };
+        let mut recorded: crate::hash::Set<(Vec<String>, Vec<String>)> = Default::default();
+        for rule in rules {
+            let Some(first) = rule.recorder.first() else {
+                continue;
+            };
+            let servers = recording_servers(rule);
+            if recorded.insert((texts(&servers), texts(&rule.recorder))) {
+                self.span = first.span;
+                self.recorder_access(&servers, &rule.recorder)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The access an SSH rule's session recording needs: its SSH servers (the rule's
     /// destinations; for `autogroup:self`, and `autogroup:member` read as it, the devices of
     /// its user-like sources) reach each recorder device on TCP port 80, where they send the
@@ -742,18 +769,17 @@ pub(super) fn wire_ports(ports: &[PortRange]) -> Arc<[Ports]> {
 /// The SSH servers of `rule` as selectors, for [`Builder::recorder_access`]: its
 /// destinations, with `autogroup:self` (and `autogroup:member`, read as it) standing for the
 /// devices of its user-like sources.
-pub(super) fn recording_servers(rule: &aclc_policy::model::SshRule) -> Vec<Selector> {
-    let mut servers: Vec<Selector> = Vec::new();
-    for dst in &rule.dst {
-        match crate::ssh::own_devices_only(&dst.alias) {
-            true => servers.extend(
-                rule.src
-                    .iter()
-                    .filter(|s| !matches!(s.alias, Alias::Tag(_)))
-                    .cloned(),
-            ),
-            false => servers.push(dst.clone()),
-        }
+fn recording_servers(rule: &aclc_policy::model::SshRule) -> Vec<Selector> {
+    let (own, mut servers): (Vec<&Selector>, Vec<&Selector>) = rule
+        .dst
+        .iter()
+        .partition(|dst| crate::ssh::own_devices_only(&dst.alias));
+    if !own.is_empty() {
+        servers.extend(
+            rule.src
+                .iter()
+                .filter(|s| !matches!(s.alias, Alias::Tag(_))),
+        );
     }
-    servers
+    servers.into_iter().cloned().collect()
 }

@@ -639,25 +639,9 @@ pub(crate) fn lower(
         builder.acl(acl)?;
     }
     // Session recording's access, after every written rule (so their items keep their
-    // numbers): each SSH rule's servers to its recorders ([`Builder::recorder_access`]).
-    // Rules with the same servers and recorders (a `check` and an `accept` rule for the
-    // same hosts, say) give that access once.
-    let mut recorded: std::collections::HashSet<(Vec<String>, Vec<String>)> = Default::default();
-    for rule in policy.ssh.iter().flat_map(|r| r.value.iter()) {
-        let Some(first) = rule.recorder.first() else {
-            continue;
-        };
-        let servers = builder::recording_servers(rule);
-        let texts = |list: &[Selector]| {
-            let mut texts: Vec<String> = list.iter().map(|s| s.text.clone()).collect();
-            texts.sort_unstable();
-            texts.dedup();
-            texts
-        };
-        if recorded.insert((texts(&servers), texts(&rule.recorder))) {
-            builder.span = first.span;
-            builder.recorder_access(&servers, &rule.recorder)?;
-        }
+    // numbers).
+    if let Some(ssh) = &policy.ssh {
+        builder.recorder_accesses(&ssh.value)?;
     }
     // Every list is made: the last of them to the thread preparing their sets.
     drop(builder.lists.take());

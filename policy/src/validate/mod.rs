@@ -458,10 +458,10 @@ impl<'p> Validator<'p> {
     /// `user:*@domain` / `localpart:*@domain`: the domain must be one of the tailnet's.
     /// Without the tailnet's domains, only a domain no tailnet can have (one with `*`, as in
     /// `localpart:*@*`, which Tailscale refuses with this message) is refused.
-    /// A known shared email domain ([`crate::model::SHARED_DOMAINS`]) is no tailnet's, with or without the
-    /// tailnet's domains: Tailscale's syntax reference says "The provided domain must not be
-    /// a known shared domain (such as `gmail.com`)" (a personal tailnet's name, `someone@
-    /// gmail.com`, does not associate the domain).
+    /// A known shared email domain ([`crate::model::SHARED_DOMAINS`]) is no tailnet's, with
+    /// or without the tailnet's domains: Tailscale's syntax reference says "The provided
+    /// domain must not be a known shared domain (such as `gmail.com`)" (a personal tailnet's
+    /// name, `someone@gmail.com`, does not associate the domain).
     pub(crate) fn domain(&mut self, domain: &str, span: Span, place: Place<'_>) {
         let shared = crate::model::is_shared_email_domain(domain);
         let domains = match &self.context.tailnet_domains {
