@@ -693,6 +693,48 @@ fn an_item_that_appears_before_a_moved_one() {
     );
 }
 
+/// Two rules to the same destination and port, and a device moving from the first's sources
+/// to the second's: the destination's filter is byte for byte the same (the first rule's
+/// `SrcIPs` become the second's, in the same place), so the change set must leave it out.
+/// It named it (stop 56): the moved lists were taken as changing every filter they reach.
+/// Then the same with a user's device retagged into the second rule's tag, and a third rule
+/// that keeps the first's sources, so the filter does change.
+#[test]
+fn a_device_moving_between_two_rules_to_one_port() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": []},
+            "acls": [
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:srv:22"]},
+              {"action": "accept", "src": ["tag:b"], "dst": ["tag:srv:22"]}]}"#,
+    )
+    .unwrap();
+    let mut moved = tagged(1, "tag:b");
+    moved.name = "node1".to_string();
+    verify_on(
+        policy,
+        vec![tagged(1, "tag:a"), tagged(2, "tag:srv"), owned(3, 1)],
+        [
+            Event::UpsertNode(moved),
+            Event::UpsertNode(tagged(1, "tag:a")),
+        ],
+    );
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": []},
+            "acls": [
+              {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:srv:22"]},
+              {"action": "accept", "src": ["tag:b"], "dst": ["tag:srv:22"]},
+              {"action": "accept", "src": ["tag:b"], "dst": ["tag:srv:80"]}]}"#,
+    )
+    .unwrap();
+    let mut retagged = tagged(3, "tag:b");
+    retagged.name = "node3".to_string();
+    verify_on(
+        policy.clone(),
+        vec![tagged(2, "tag:srv"), owned(3, 1)],
+        [Event::UpsertNode(retagged), Event::UpsertNode(owned(3, 1))],
+    );
+}
+
 /// Replace the policy `text("")` by `text(extra)` and back on a tailnet of `nodes` (users 1
 /// to 4), checking each step against a fresh engine (state, change set, parts).
 fn policy_edit_both_ways(text: impl Fn(&str) -> String, extra: &str, nodes: Vec<NodeRecord>) {

@@ -64,6 +64,14 @@ pub(crate) struct SourceMoves {
     /// inert ones left out).
     pub(super) decided: Vec<u32>,
     pub(super) assembled: Vec<u32>,
+    /// Moved items (ascending) whose change another moved item may undo on a node: its new
+    /// `SrcIPs` were some list of the earlier lowering, or its earlier ones are some list of
+    /// this one (a device moving from a rule's sources to those of another rule with the
+    /// same destinations leaves the filter byte for byte the same when the first rule's
+    /// list becomes the second's). A node such an item puts entries in is assembled unless
+    /// an item with no such doubt changed it. Any other moved list is one no rule of the
+    /// earlier filter (or, for the earlier list, of the new one) had: its rule is new.
+    pub(super) uncertain: Vec<u32>,
     /// When few items moved: the nodes of the new table each may reach, one bit each. A
     /// node's verdict then tests a bit per moved item, where a binary search of the node's
     /// own list of items (hundreds or thousands long, out of cache) took 16-20 ms of a
@@ -275,6 +283,7 @@ impl SourceMoves {
             via_moved: Vec::new(),
             decided: Vec::new(),
             assembled: Vec::new(),
+            uncertain: Vec::new(),
             reached: None,
             self_items_same: mapped(&old.self_items) == new.self_items,
             global_same: mapped(&old.global) == new.global,
@@ -282,21 +291,30 @@ impl SourceMoves {
             unpaired: (Vec::new(), Vec::new()),
         };
         let mut translate = Translate::new(old_table, new_table, node);
-        let mut memo: HashMap<(u32, u32), bool> = HashMap::default();
-        let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> bool {
+        // Per pair of lists: whether they differ, and whether the change may be undone on
+        // a node by another item's ([`SourceMoves::uncertain`]).
+        let mut memo: HashMap<(u32, u32), (bool, bool)> = HashMap::default();
+        let mut differ = |x: u32, y: u32, owners: &mut HashSet<String>| -> (bool, bool) {
             *memo.entry((x, y)).or_insert_with(|| {
                 let (before, after) = (old.srcs.slice(x), new.srcs.slice(y));
                 // A list taken from the earlier lowering is the same memory.
                 let moved = !super::same_strings(before, after);
-                if moved {
-                    owners.extend(
-                        login(old_table, first_owner(old_table, before)).map(str::to_string),
-                    );
-                    owners.extend(
-                        login(new_table, first_owner(new_table, after)).map(str::to_string),
-                    );
+                if !moved {
+                    return (false, false);
                 }
-                moved
+                owners.extend(login(old_table, first_owner(old_table, before)).map(str::to_string));
+                owners.extend(login(new_table, first_owner(new_table, after)).map(str::to_string));
+                // Looked up by the hash each table keeps: O(1) unless the hash is there.
+                let known =
+                    |from: &super::SrcTable, id: u32, list: &[Arc<str>], to: &super::SrcTable| {
+                        !list.is_empty()
+                            && from
+                                .list(id)
+                                .is_some_and(|(_, hash)| to.find(hash, list).is_some())
+                    };
+                let uncertain =
+                    known(&new.srcs, y, after, &old.srcs) || known(&old.srcs, x, before, &new.srcs);
+                (true, uncertain)
             })
         };
         let mut via_old = Vec::new();
@@ -325,11 +343,15 @@ impl SourceMoves {
                 moves.dst_moved.push(!b.body.is_self());
                 continue;
             };
-            let mut moved = differ(a.src, b.src, &mut moves.owners);
+            let (mut moved, mut uncertain) = differ(a.src, b.src, &mut moves.owners);
             if let (Body::Companion { src_ips: x, .. }, Body::Companion { src_ips: y, .. }) =
                 (&a.body, &b.body)
             {
-                moved |= differ(*x, *y, &mut moves.owners);
+                let (m, u) = differ(*x, *y, &mut moves.owners);
+                (moved, uncertain) = (moved | m, uncertain | u);
+            }
+            if uncertain && !b.body.is_self() {
+                moves.uncertain.push(i);
             }
             let dst_moved = !b.body.is_self() && !translate.same_destinations(a, b);
             moves.moved.push(moved && !b.body.is_self());

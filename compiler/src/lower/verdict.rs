@@ -61,35 +61,45 @@ impl Lowered {
                 return Verdict::Assemble;
             }
         }
-        // What candidate `i` does to the filter: `None` when it has it assembled, else
-        // whether it puts entries in it (not looked at when `known`: one did already).
-        let effect = |i: u32, known: bool| -> Option<bool> {
+        // What candidate `i` does to the filter (`known`: an item already changed it, so a
+        // decided item that is not uncertain need not be looked at).
+        let effect = |i: u32, known: bool| -> Effect {
             let at = i as usize;
             let moved = moves.moved.get(at).copied().unwrap_or(true);
             let dst_moved = moves.dst_moved.get(at).copied().unwrap_or(true);
             if !moved && !dst_moved {
-                return Some(false);
+                return Effect::Nothing;
             }
-            let item = self.items.get(at)?;
+            let Some(item) = self.items.get(at) else {
+                return Effect::Assemble;
+            };
             match moved_kind(item, dst_moved) {
-                MovedKind::Assembled => None,
+                MovedKind::Assembled => Effect::Assemble,
                 // Decided once per node, before ([`Lowered::via_verdict`]).
-                MovedKind::Inert | MovedKind::Via => Some(false),
-                MovedKind::Decided => Some(
-                    !known
-                        && match &item.body {
-                            Body::Net { dst, ports, .. } => {
-                                !ports.is_empty() && self.has_dst_ips(id, node, dst)
-                            }
-                            // An app grant's rule stands alone at its own position (never
-                            // merged): when it has a destination on the node, its `SrcIPs`
-                            // moved with the item's.
-                            Body::App { dsts, .. } => dsts
-                                .iter()
-                                .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
-                            _ => false,
-                        },
-                ),
+                MovedKind::Inert | MovedKind::Via => Effect::Nothing,
+                MovedKind::Decided => {
+                    let uncertain = moves.uncertain.binary_search(&i).is_ok();
+                    if known && !uncertain {
+                        return Effect::Nothing;
+                    }
+                    let entries = match &item.body {
+                        Body::Net { dst, ports, .. } => {
+                            !ports.is_empty() && self.has_dst_ips(id, node, dst)
+                        }
+                        // An app grant's rule stands alone at its own position (never
+                        // merged): when it has a destination on the node, its `SrcIPs`
+                        // moved with the item's.
+                        Body::App { dsts, .. } => dsts
+                            .iter()
+                            .any(|t| !super::assemble::narrow(id, node, t).is_empty()),
+                        _ => false,
+                    };
+                    match (entries, uncertain) {
+                        (false, _) => Effect::Nothing,
+                        (true, false) => Effect::Changes,
+                        (true, true) => Effect::Maybe,
+                    }
+                }
             }
         };
         let own = selves(node, self);
@@ -126,33 +136,43 @@ impl Lowered {
                 ),
                 None => Box::new(moves.decided.iter().copied().filter(move |i| reaches(i))),
             };
+            // An item that changed the filter settles it; one whose change another may
+            // undo ([`SourceMoves::uncertain`]) has it assembled unless one settles it.
+            let mut maybe = false;
             for i in reached {
                 match effect(i, false) {
-                    None => return Verdict::Assemble,
-                    Some(true) => return Verdict::Changed,
-                    Some(false) => {}
+                    Effect::Assemble => return Verdict::Assemble,
+                    Effect::Changes => return Verdict::Changed,
+                    Effect::Maybe => maybe = true,
+                    Effect::Nothing => {}
                 }
             }
-            Verdict::Same
+            match maybe {
+                true => Verdict::Assemble,
+                false => Verdict::Same,
+            }
         };
         // Each candidate looked at once or more (in any order: the verdict is the same). Once
         // one moved item puts entries in the filter, the others are only checked for what
         // needs assembling (their destinations are not narrowed again).
         let from_candidates = || {
-            let mut changed = false;
+            let (mut changed, mut maybe) = (false, false);
             let listed = listed.iter();
             for i in listed
                 .chain(self.global.iter().copied())
                 .chain(own.iter().copied())
             {
                 match effect(i, changed) {
-                    None => return Verdict::Assemble,
-                    Some(entries) => changed |= entries,
+                    Effect::Assemble => return Verdict::Assemble,
+                    Effect::Changes => changed = true,
+                    Effect::Maybe => maybe = true,
+                    Effect::Nothing => {}
                 }
             }
-            match changed {
-                true => Verdict::Changed,
-                false => Verdict::Same,
+            match (changed, maybe) {
+                (true, _) => Verdict::Changed,
+                (false, true) => Verdict::Assemble,
+                (false, false) => Verdict::Same,
             }
         };
         // The two ways agree (checked on every verdict of the debug builds' tests).
@@ -268,7 +288,13 @@ impl Lowered {
             {
                 return None;
             }
-            entries |= !ports.is_empty() && self.has_part(id, node, *m);
+            if !ports.is_empty() && self.has_part(id, node, *m) {
+                // Another item may have undone its change ([`SourceMoves::uncertain`]).
+                if moves.uncertain.binary_search(m).is_ok() {
+                    return None;
+                }
+                entries = true;
+            }
         }
         Some(entries)
     }
@@ -322,4 +348,18 @@ impl Lowered {
             _ => Verdict::Assemble,
         }
     }
+}
+
+/// What one moved item does to a node's packet filter ([`Lowered::filter_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Only assembling the filter tells.
+    Assemble,
+    /// It changed the filter.
+    Changes,
+    /// It changed its rule, but another moved item may have undone that
+    /// ([`SourceMoves::uncertain`]).
+    Maybe,
+    /// Nothing.
+    Nothing,
 }
