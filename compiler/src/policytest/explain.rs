@@ -39,7 +39,9 @@ pub struct Explanation {
     pub misses: Vec<Miss>,
     /// What the verdict, judged on the policy as `tests` and `sshTests` are, cannot show,
     /// said beside it: an SSH login allowed through a packet filter that keeps TCP port 22
-    /// closed, an endpoint written as a node's IPv4 address that `disable-ipv4` takes away.
+    /// closed, an endpoint written as a node's IPv4 address that `disable-ipv4` takes away,
+    /// a denied SSH server's access to its session recorder that the recorder's packet filter
+    /// admits all the same.
     pub notes: Vec<String>,
 }
 
@@ -71,7 +73,9 @@ pub fn explain(
     // The destination's host, read as the explanation read it.
     let dst = query.dst.trim();
     let host = super::network::split_port(dst).map_or(dst, |(host, _)| host);
-    explanation.notes = ipv4_notes(compiled, query.src.trim(), host);
+    explanation
+        .notes
+        .extend(ipv4_notes(compiled, query.src.trim(), host));
     Ok(explanation)
 }
 

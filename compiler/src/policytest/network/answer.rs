@@ -194,16 +194,70 @@ pub(crate) fn explain_with(
             }
         }
         misses.sort_by_key(|m| m.span);
+        let notes = recorder_note(policy, compiled, (addr, &destinations), (&protos, port))
+            .into_iter()
+            .collect();
         Ok(Explanation {
             verdict,
             reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
             misses,
-            notes: Vec::new(),
+            notes,
         })
     };
     let mut explanation = answer()?;
     explanation.reason.push_str(&note);
     Ok(explanation)
+}
+
+/// On a denial of TCP port 80 to session recorders: Tailscale lets SSH servers reach the
+/// recorders their rules name with no rule written for it (the compile adds that access,
+/// `lower::Builder::recorder_access`), so every destination's packet filter may admit the
+/// source address the written rules refuse. Said beside the verdict, which judges the written
+/// rules as `tests` do. O(the destinations' filters).
+fn recorder_note(
+    policy: &Policy,
+    compiled: &Compiled,
+    (addr, destinations): (IpAddr, &[Device]),
+    (protos, port): (&[u8], Asked),
+) -> Option<String> {
+    const TCP: u8 = 6;
+    let recording = policy
+        .ssh
+        .iter()
+        .flat_map(|s| s.value.iter())
+        .any(|rule| !rule.recorder.is_empty());
+    if !recording || port != Asked::Port(crate::ssh::RECORDER_PORT) || !protos.contains(&TCP) {
+        return None;
+    }
+    let table = compiled.table();
+    let mut names = Vec::new();
+    for device in destinations {
+        let node = table.get(device.node?)?;
+        let dst = device
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == addr.is_ipv4())?;
+        let rules = compiled.filter_rules(&node.name)?;
+        let json = serde_json::to_string(&rules).ok()?;
+        let local = aclc_matcher::LocalNetworks::addresses(device.addrs.iter().copied());
+        let matcher = aclc_matcher::ReferenceMatcher::from_json(&json, &local).ok()?;
+        let flow = aclc_matcher::Flow::tcp(addr, dst, crate::ssh::RECORDER_PORT);
+        if !matcher.check(&flow).is_allowed() {
+            return None;
+        }
+        names.push(node.name.to_string());
+    }
+    let names = match names.as_slice() {
+        [] => return None,
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+    };
+    Some(format!(
+        "the packet filter of {names} admits {addr} on TCP port 80 all the same: Tailscale lets \
+         SSH servers reach the session recorders their `ssh` rules name, with no rule written \
+         for it; this verdict judges the written rules, as `tests` do"
+    ))
 }
 
 /// What an allowed flow's reason adds when some source addresses do not get through while

@@ -644,3 +644,46 @@ fn explain_through_an_exit_node_follows_its_routes() {
     assert!(!rules.contains("10.1.0.0/16"), "{rules}");
     assert!(rules.contains("2000::"), "{rules}");
 }
+
+/// An SSH rule recording to `tag:web` gives its servers (`tag:prod`) access to the recorder on
+/// TCP port 80 with no rule written for it: explain's verdict (the written rules, as `tests`
+/// judge) is a denial, and a note says the recorder's packet filter admits the server. No note
+/// for a source that is not a server, another port, UDP, or a policy without recorders.
+#[test]
+fn explain_notes_a_servers_access_to_its_recorder() {
+    let ssh = |recorder: &str| {
+        format!(
+            r#""acls": [{{"action": "accept", "src": ["group:eng"], "dst": ["tag:prod:22"]}}],
+"ssh": [{{"action": "accept", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["root"]{recorder}}}],
+"#
+        )
+    };
+    let body = ssh(r#", "recorder": ["tag:web"]"#);
+    let (source, checked, compiled) = head_compiled(&body);
+    let explained = |src: &str, dst: &str, proto: Option<&str>| {
+        let e = explain(&checked.policy, &compiled, &q(src, dst, proto)).unwrap();
+        (shape(&source, &e).0, e.notes)
+    };
+    let (allowed, notes) = explained("tag:prod", "tag:web:80", None);
+    assert!(!allowed);
+    assert_eq!(
+        notes,
+        [
+            "the packet filter of web-1 admits 100.64.0.3 on TCP port 80 all the same: Tailscale \
+          lets SSH servers reach the session recorders their `ssh` rules name, with no rule \
+          written for it; this verdict judges the written rules, as `tests` do"
+        ]
+    );
+    assert_eq!(explained("prod-1", "web-1:80", Some("tcp")).1.len(), 1);
+    for (src, dst, proto) in [
+        ("bob-laptop", "web-1:80", None),
+        ("prod-1", "web-1:443", None),
+        ("prod-1", "web-1:80", Some("udp")),
+    ] {
+        let (allowed, notes) = explained(src, dst, proto);
+        assert!(!allowed && notes.is_empty(), "{src} -> {dst}: {notes:?}");
+    }
+    let (source, checked, compiled) = head_compiled(&ssh(""));
+    let e = explain(&checked.policy, &compiled, &q("prod-1", "web-1:80", None)).unwrap();
+    assert!(!shape(&source, &e).0 && e.notes.is_empty());
+}
