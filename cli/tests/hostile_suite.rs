@@ -230,6 +230,76 @@ fn every_command(dir: &Path) {
 const TAG_OWNERS: &str =
     r#""tagOwners": {"tag:web": [], "tag:db": [], "tag:router": [], "tag:exit": []}"#;
 
+/// One grant of 6,000 destinations and 6,000 `ip` entries (a 100 KB policy) asks for 36
+/// million rule items, one per pair: its compile held 7 GB and aborted on a failed allocation.
+/// Refused now before any item is made (`CompileLimits::max_rule_items`).
+#[test]
+fn a_grant_of_six_thousand_destinations_by_six_thousand_ports() {
+    let dsts = vec![r#""*""#; 6000].join(",");
+    let ips: Vec<String> = (1..=6000).map(|p| format!(r#""tcp:{p}""#)).collect();
+    let policy = format!(
+        r#"{{{TAG_OWNERS}, "grants": [{{"src": ["*"], "dst": [{dsts}], "ip": [{}]}}]}}"#,
+        ips.join(",")
+    );
+    let dir = with_policy(&policy);
+    every_command(&dir);
+    let inventory = inventory();
+    let out = assert_bounded(
+        &dir,
+        &[
+            "compile",
+            "policy.hujson",
+            "--format",
+            "human",
+            "--inventory",
+            inventory.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(
+        out.stderr_head.contains("rule items"),
+        "{}",
+        out.stderr_head
+    );
+}
+
+/// An IP set of 20,000 separate internet prefixes as the destination of 300 ports: the exit
+/// node's filter would hold 6 million entries. Refused, naming the node
+/// (`CompileLimits::max_node_filter_entries`).
+#[test]
+fn an_ip_set_of_twenty_thousand_prefixes_times_three_hundred_ports() {
+    let prefixes: Vec<String> = (0..20_000)
+        .map(|i| format!(r#""1.{}.{}.0/24""#, i / 128, (i % 128) * 2))
+        .collect();
+    let ips: Vec<String> = (1..=300).map(|p| format!(r#""tcp:{p}""#)).collect();
+    let policy = format!(
+        r#"{{{TAG_OWNERS}, "ipsets": {{"ipset:far": [{}]}},
+            "grants": [{{"src": ["*"], "dst": ["ipset:far"], "ip": [{}]}}]}}"#,
+        prefixes.join(","),
+        ips.join(",")
+    );
+    let dir = with_policy(&policy);
+    every_command(&dir);
+    let inventory = inventory();
+    let out = assert_bounded(
+        &dir,
+        &[
+            "compile",
+            "policy.hujson",
+            "--format",
+            "human",
+            "--inventory",
+            inventory.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(
+        out.stderr_head.contains("node exit-1's packet filter"),
+        "{}",
+        out.stderr_head
+    );
+}
+
 /// `ipset:s20` removes `ipset:s19`, which removes `ipset:s18`, ... each level naming the one
 /// below twice, so resolving without memoising costs 2^20 visits.
 #[test]

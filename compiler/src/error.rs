@@ -97,6 +97,18 @@ pub struct CompileLimits {
     /// for `*`, every untagged node for `autogroup:self`) plus its new `SrcIPs` strings.
     /// Default: 2^31.
     pub max_rule_entries: u64,
+    /// Rule items lowering may make: one per destination and `ip` entry of a grant (a grant
+    /// of 2,000 destinations and 2,000 `ip` entries makes 4 million), per destination of an
+    /// ACL. Each holds about 200 bytes, whatever it reaches. Default: 2^20 (`large` makes
+    /// 14,000; a 16 MiB policy of one-destination ACLs about 300,000).
+    pub max_rule_items: u64,
+    /// `DstPorts` entries one node's packet filter may hold (each destination address of a
+    /// rule with each port range): a node's filter is assembled whole, so past this one
+    /// node's map would not fit in memory. Counted per item as its most addresses on one
+    /// node times its port ranges, summed over the items; only when that sum goes over is
+    /// each node's filter counted exactly, and the policy refused if one is. Default: 2^22
+    /// (about 130 MB of entries in memory).
+    pub max_node_filter_entries: u64,
 }
 
 impl Default for CompileLimits {
@@ -104,6 +116,8 @@ impl Default for CompileLimits {
         CompileLimits {
             max_address_ranges: 1 << 24,
             max_rule_entries: 1 << 31,
+            max_rule_items: 1 << 20,
+            max_node_filter_entries: 1 << 22,
         }
     }
 }
@@ -123,6 +137,13 @@ impl Budget {
             limit,
             what,
         }
+    }
+
+    /// Refuse, as [`Budget::spend`] would, when `amount` more would go over, without
+    /// spending it: asked before work whose size is known in advance.
+    pub(crate) fn ensure(&self, amount: usize, span: Span) -> Result<(), CompileError> {
+        let mut probe = Budget { ..*self };
+        probe.spend(amount, span)
     }
 
     /// Spend `amount`; the error names `span` (the definition or rule that went over).

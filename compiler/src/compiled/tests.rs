@@ -279,6 +279,53 @@ fn budget_refuses_with_the_rule_location() {
     assert_eq!(err.to_diagnostic().code, "aclc::compile_budget_exceeded");
 }
 
+/// A grant makes one item per destination and `ip` entry, each about 200 bytes: their number
+/// is capped (`max_rule_items`), where a 100 KB grant of 6,000 destinations and 6,000 `ip`
+/// entries asked for 36 million and aborted on a failed allocation. One node's filter is
+/// capped too (`max_node_filter_entries`): past the items' summed bound each node is counted
+/// exactly, so a policy whose bound is over but whose nodes are not still compiles.
+#[test]
+fn items_and_one_nodes_filter_are_bounded() {
+    let text = r#"{"tagOwners": {"tag:router": []}, "grants": [
+                {"src": ["*"], "dst": ["tag:router"], "ip": ["tcp:1", "tcp:2", "tcp:3"]},
+                {"src": ["*"], "dst": ["odin@example.com", "tag:router"], "ip": ["tcp:4"]}]}"#;
+    let (policy, inventory) = parsed(text);
+    let grants = &policy.grants.as_ref().unwrap().value;
+    let mut options = CompileOptions::default();
+    options.limits.max_rule_items = 4;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+    assert_eq!(err.span, Some(grants[1].span));
+    assert!(err.message.contains("rule items"), "{}", err.message);
+    options.limits.max_rule_items = 5;
+    assert!(try_compile_with_options(&policy, &inventory, &options).is_ok());
+    // The router holds 4 x 2 entries (its two addresses, four ports), the laptop 2; the
+    // items' bound is 10.
+    options.limits.max_node_filter_entries = 8;
+    let c = try_compile_with_options(&policy, &inventory, &options).unwrap();
+    let entries: usize = c
+        .filter_rules("router")
+        .unwrap()
+        .iter()
+        .map(|r| r.dst_ports.len())
+        .sum();
+    assert_eq!(entries, 8);
+    options.limits.max_node_filter_entries = 7;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert_eq!(err.kind, crate::CompileErrorKind::BudgetExceeded);
+    assert!(
+        err.message
+            .starts_with("node router's packet filter would hold more than 7"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.span, Some(grants[0].span));
+    // A refused policy compiles to nothing (fail closed).
+    let c = compile_with_options(&policy, &inventory, &options);
+    assert!(c.refusal().is_some());
+    assert!(c.filter_rules("router").unwrap().is_empty());
+}
+
 #[test]
 fn wire_output_round_trips() {
     let c = compiled(

@@ -555,3 +555,95 @@ pub(super) fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target
     out.dedup();
     Arc::from(out)
 }
+
+impl Lowered {
+    /// The most `DstPorts` entries (or `CapGrant` destinations) an item of this body may put
+    /// in one node's filter, when no node has more than `max_texts` addresses: its
+    /// destination's addresses on one node times its port ranges. O(1).
+    pub(super) fn node_entries_bound(&self, body: &Body, max_texts: usize) -> u64 {
+        let on_one_node = |target: &Target| -> usize {
+            match target {
+                Target::Wildcard | Target::DangerAll => 1,
+                Target::Internet => self.internet.len(),
+                Target::SelfDevices => 0,
+                Target::Nodes(_) => max_texts,
+                Target::Literal(lit) => lit.pieces.len(),
+            }
+        };
+        let entries = match body {
+            Body::Net { dst, ports, .. } => on_one_node(dst).saturating_mul(ports.len()),
+            Body::SelfNet { ports, .. } => max_texts.saturating_mul(ports.len()),
+            Body::App { dsts, .. } => dsts.iter().map(on_one_node).sum(),
+            Body::Companion { src_ips, .. } => self.srcs.slice(*src_ips).len(),
+            Body::SelfApp { .. } | Body::SelfCompanion { .. } => max_texts,
+        };
+        u64::try_from(entries).unwrap_or(u64::MAX)
+    }
+
+    /// Refuse the policy when some node's packet filter would hold more than `limit`
+    /// `DstPorts` entries and `CapGrant` destinations ([`crate::CompileLimits::max_node_filter_entries`]),
+    /// each node's counted from its items (an `autogroup:self` item by its bound), pointing at
+    /// the rule that puts the most there. Asked only when the items' summed bound is over
+    /// `limit`: O(index entries) then.
+    pub(super) fn check_node_entries(
+        &self,
+        policy: &aclc_policy::model::Policy,
+        table: &NodeTable,
+        limit: u64,
+        max_texts: usize,
+    ) -> Result<(), crate::error::CompileError> {
+        for (k, node) in table.nodes.iter().enumerate() {
+            let id = crate::nodes::NodeId::new(k);
+            let mut total = 0u64;
+            let mut most = (0u64, None);
+            for i in self.candidates(id, node) {
+                let Some(item) = self.items.get(i as usize) else {
+                    continue;
+                };
+                let entries = match self.entries_on(table, id, i) {
+                    Some(n) => u64::try_from(n).unwrap_or(u64::MAX),
+                    None => self.node_entries_bound(&item.body, max_texts),
+                };
+                total = total.saturating_add(entries);
+                if entries > most.0 {
+                    most = (entries, Some(item.origin));
+                }
+            }
+            if total > limit {
+                let span = most.1.and_then(|origin| rule_span(policy, origin));
+                return Err(crate::error::CompileError::new(
+                    crate::error::CompileErrorKind::BudgetExceeded,
+                    span,
+                    format!(
+                        "node {}'s packet filter would hold more than {limit} entries (each \
+                         destination address with each port range)",
+                        node.name
+                    ),
+                )
+                .with_help(
+                    "a grant's destinations times its `ip` entries, or a large IP set times \
+                     many ports, all on one node: the compile budget (`CompileLimits`) bounds \
+                     one node's filter; split the rule or narrow its destinations",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The span of the rule (ACL, grant or SSH rule) that starts at byte `origin`.
+fn rule_span(policy: &aclc_policy::model::Policy, origin: u32) -> Option<aclc_policy::Span> {
+    let grants = policy
+        .grants
+        .iter()
+        .flat_map(|g| g.value.iter().map(|r| r.span));
+    let acls = policy
+        .acls
+        .iter()
+        .flat_map(|a| a.value.iter().map(|r| r.span));
+    let ssh = policy
+        .ssh
+        .iter()
+        .flat_map(|s| s.value.iter().map(|r| r.span));
+    grants.chain(acls).chain(ssh).find(|s| s.start == origin)
+}

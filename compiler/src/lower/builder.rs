@@ -20,6 +20,13 @@ pub(super) struct Builder<'a> {
     pub(super) dst_cache: crate::hash::Map<(usize, Option<Via>), (Target, Reach)>,
     /// Rule entries emitted so far.
     pub(super) budget: Budget,
+    /// Items made so far ([`CompileLimits::max_rule_items`]).
+    pub(super) items_budget: Budget,
+    /// The most `DstPorts` entries (and `CapGrant` destinations) the items so far may put in
+    /// one node's filter, summed ([`Lowered::node_entries_bound`]); at most one node's
+    /// addresses (`max_texts`) per node destination.
+    pub(super) filter_bound: u64,
+    pub(super) max_texts: usize,
     /// The rule being lowered (what a budget error points at).
     pub(super) span: Span,
     /// Each item's nodes (those not on every node), indexed per node once lowering ends.
@@ -264,6 +271,10 @@ impl Builder<'_> {
                 .map(|v| Arc::from(v.text.as_str()))
                 .collect()
         });
+        // Its network items (a destination with an `ip` entry each), refused before any is
+        // made when they are more than the budget left: 6,000 x 6,000 of them held 7 GB.
+        let pairs = grant.dst.len().saturating_mul(grant.ip.len());
+        self.items_budget.ensure(pairs, self.span)?;
         // Each destination resolved, and its nodes found, once for every `ip` entry.
         let mut others: Vec<(Target, Reach)> = Vec::new();
         let mut has_self = false;
@@ -557,6 +568,10 @@ impl Builder<'_> {
     ) -> Result<(), CompileError> {
         self.budget
             .spend(reach.count(self.table).max(1), self.span)?;
+        self.items_budget.spend(1, self.span)?;
+        self.filter_bound = self
+            .filter_bound
+            .saturating_add(self.lowered.node_entries_bound(&body, self.max_texts));
         let lowered = &mut self.lowered;
         let i = crate::nodes::index(lowered.items.len());
         // `via` items count for merging only on the routers they apply to (per node).

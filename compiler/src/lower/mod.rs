@@ -607,6 +607,12 @@ pub(crate) fn lower(
         lowered,
         dst_cache: crate::hash::Map::default(),
         budget: Budget::new(limits.max_rule_entries, "rule entries (rules times nodes)"),
+        items_budget: Budget::new(
+            limits.max_rule_items,
+            "rule items (destinations times `ip` entries)",
+        ),
+        filter_bound: 0,
+        max_texts: table.nodes.iter().map(|n| n.texts.len()).max().unwrap_or(0),
         span: policy.span,
         reaches: Vec::with_capacity(prior.map_or(0, |p| p.lowered.reach_lists.len())),
         own: SourceMap::default(),
@@ -661,6 +667,16 @@ pub(crate) fn lower(
     });
     lowered.by_node = patched.unwrap_or_else(|| built_index(table.len(), &builder.reaches));
     lowered.reach_lists = builder.reaches;
+    // Past the bound, each node's filter counted exactly (never on a real tailnet's policy:
+    // `large`'s bound is about 10^5).
+    if builder.filter_bound > limits.max_node_filter_entries {
+        lowered.check_node_entries(
+            policy,
+            table,
+            limits.max_node_filter_entries,
+            builder.max_texts,
+        )?;
+    }
     // Found by key: the map is made. Found by place: made if another policy needs it.
     if !builder.reuse.as_ref().is_some_and(|r| r.by_place) {
         let _ = lowered.sources.set(builder.own);
