@@ -72,6 +72,30 @@ fn app_connectors() {
 }
 
 #[test]
+fn external_tailnets() {
+    // The section once, each external reference once; nothing else (group:eng is used by
+    // what partner may reference).
+    let found = diagnostics("external-tailnets.hujson");
+    let warnings = |code: &str| {
+        found
+            .iter()
+            .filter(|(severity, c)| severity == "warning" && c == code)
+            .count()
+    };
+    assert_eq!(warnings("aclc::external_tailnets"), 1, "{found:?}");
+    assert_eq!(warnings("aclc::external_reference"), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
+    tests_pass("external-tailnets.hujson");
+    // The web server admits alice on 443 only: the rule from dev's devices has no source.
+    let rules = &node("external-tailnets.hujson", "web-1")["packet_filter_rules"];
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!(
+        rules[0]["DstPorts"][0]["Ports"],
+        json!({"First": 443, "Last": 443})
+    );
+}
+
+#[test]
 fn synced_groups() {
     // group:ops@example.com has no member in the inventory: a warning, and its deny test
     // holds vacuously.

@@ -408,6 +408,12 @@ codes! {
     UnverifiedSection = "unverified_section",
         "`extraDNSRecords`, a top-level section Tailscale's policy syntax reference does not list but its own policy combiner (`tailscale-dev/tailscale-acl-combiner`) carries: extra MagicDNS records, enabled per tailnet. Accepted and not compiled; aclc cannot verify that a tailnet accepts it.",
         Policy(r#"{"extraDNSRecords": [{"Name": "nas.example.ts.net", "Value": "100.64.0.10"}]}"#);
+    ExternalTailnets = "external_tailnets",
+        "`externalTailnets`, declarative node sharing (Tailscale's \"Declarative node sharing\" page, in alpha): the tailnets this one shares with, by alias, and what each may reference here. Accepted and checked for its fields; aclc does not know the other tailnets' users and devices, so nothing granted to them is compiled, and cannot verify that the tailnet is in the alpha.",
+        Policy(r#"{"groups": {"group:eng": ["alice@example.com"]}, "externalTailnets": {"partner": {"externalID": "T2222CNTRL", "allowExternalReferencesTo": ["group:eng"]}}}"#);
+    ExternalReference = "external_reference",
+        "A group or tag of another tailnet, `group://alias/name` or `tag://alias/name` (declarative node sharing): aclc does not know that tailnet's devices, so the reference compiles to nothing here (fail closed); Tailscale applies it only when that tailnet allows the reference. When the alias is not in `externalTailnets`, the warning says so.",
+        Policy(r#"{"externalTailnets": {"dev": {"externalID": "T1111CNTRL", "allowIncomingConnections": true}}, "tagOwners": {"tag:host": []}, "grants": [{"src": ["tag://dev/controller"], "dst": ["tag:host"], "ip": ["8120"]}]}"#);
     UppercaseDestination = "uppercase_destination",
         "An ACL destination whose selector prefix is not lower case (`TAG:WEB:80`, `Group:eng:22`): read in lower case (`tag:web:80`), as Tailscale's destination parser lower-cases the whole `host:ports` text (its copy in `tailcfg` does); aclc cannot verify that the control server still does. A source in another case is refused, with the lower-case form as help.",
         Policy(r#"{"tagOwners": {"tag:web": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["TAG:WEB:80"]}]}"#);
@@ -432,7 +438,7 @@ codes! {
         "An IP set entry whose addresses cannot be known at compile time (an undefined set, host or group, or `*`); an empty stand-in would widen every `remove` it feeds, so the policy is refused.",
         Described("`aclc compile` on a policy that skipped validation, with `\"remove ipset:undefined\"`");
     CompileBudgetExceeded = "compile_budget_exceeded",
-        "The policy needs more work than the compile budget allows (address ranges in IP sets, rule entries); the message names the rule or definition.",
+        "The policy needs more work or memory than the compile budget allows (address ranges in IP sets, rule entries, rule items: a grant's destinations times its `ip` entries, the entries of one node's packet filter); the message names the rule or definition, or the node.",
         Described("`aclc compile` on an IP set of 2^24 ranges or more");
 
     // --- Tests.

@@ -8,8 +8,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::lower::{
-    ACL_KEYS, APP_CONNECTORS, APP_CONNECTOR_KEYS, ATTR_CONFIG_KEYS, AUTO_APPROVER_KEYS, GRANT_KEYS,
-    NODE_ATTR_KEYS, SSH_KEYS, SSH_TEST_KEYS, TEST_KEYS, TOP_LEVEL,
+    ACL_KEYS, APP_CONNECTORS, APP_CONNECTOR_KEYS, ATTR_CONFIG_KEYS, AUTO_APPROVER_KEYS,
+    EXTERNAL_TAILNET_KEYS, GRANT_KEYS, NODE_ATTR_KEYS, SSH_KEYS, SSH_TEST_KEYS, TEST_KEYS,
+    TOP_LEVEL,
 };
 
 /// The `$id` of the policy schema.
@@ -248,6 +249,14 @@ fn top_level(key: &str) -> Option<Value> {
             }),
             "Extra MagicDNS records (a section Tailscale enables per tailnet; aclc does not verify it).",
         ),
+        "externalTailnets" => json!({
+            "type": "object",
+            "additionalProperties": described(
+                object(EXTERNAL_TAILNET_KEYS, external_tailnet),
+                "Another tailnet, by the alias rules use (`group://alias/name`, `tag://alias/name`).",
+            ),
+            "description": "Declarative node sharing (alpha): the tailnets this one shares with.",
+        }),
         "attrConfig" => json!({
             "type": "object",
             "additionalProperties": described(
@@ -396,6 +405,19 @@ fn ssh_test(key: &str) -> Option<Value> {
             "type": "object",
             "description": "Posture attributes of the source device.",
         }),
+        _ => return None,
+    })
+}
+
+fn external_tailnet(key: &str) -> Option<Value> {
+    Some(match key {
+        "externalID" => json!({"type": "string", "description": "The other tailnet's ID."}),
+        "allowIncomingConnections" => {
+            boolean("Whether rules here may grant the other tailnet's users and devices access.")
+        }
+        "allowExternalReferencesTo" => {
+            strings("This tailnet's groups and tags the other tailnet's rules may name.")
+        }
         _ => return None,
     })
 }

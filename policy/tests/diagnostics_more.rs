@@ -539,6 +539,71 @@ fn extra_dns_records_are_accepted_unverified() {
     assert!(!errors(r#"{"extraDNSRecords": {}}"#).is_empty());
 }
 
+/// `externalTailnets` (declarative node sharing, in alpha) is accepted with one warning, and
+/// a rule naming another tailnet's group or tag (`group://alias/name`, `tag://alias/name`)
+/// with one more, which says when the alias is not declared. What a tailnet lets the other
+/// reference counts as a use of it. Unknown fields and wrong types stay errors. Real
+/// policies were refused with `unknown field "externalTailnets"` and `group not found`.
+#[test]
+fn external_tailnets_are_accepted_unverified() {
+    let declared = r#""externalTailnets": {"dev": {"externalID": "T1111CNTRL", "allowIncomingConnections": true, "allowExternalReferencesTo": ["group:eng"]}}"#;
+    let policy = format!(
+        r#"{{{declared}, "groups": {{"group:eng": ["alice@example.com"]}}, "tagOwners": {{"tag:host": []}},
+            "grants": [{{"src": ["tag://dev/controller", "group://dev/all"], "dst": ["tag:host"], "ip": ["8120"]}}]}}"#
+    );
+    assert!(errors(&policy).is_empty(), "{:?}", errors(&policy));
+    let found = codes(&policy);
+    assert_eq!(
+        found
+            .iter()
+            .filter(|c| **c == "aclc::external_reference")
+            .count(),
+        2,
+        "{found:?}"
+    );
+    assert_eq!(
+        found
+            .iter()
+            .filter(|c| **c == "aclc::external_tailnets")
+            .count(),
+        1,
+        "{found:?}"
+    );
+    assert!(!found.contains(&"aclc::unused_group"), "{found:?}");
+    expect_warning_help(
+        &format!(
+            r#"{{{declared}, "groups": {{"group:eng": ["alice@example.com"]}}, "tagOwners": {{"tag:host": []}},
+                "grants": [{{"src": ["tag://dev/controller"], "dst": ["tag:host"], "ip": ["8120"]}}]}}"#
+        ),
+        "aclc::external_reference",
+        r#""tag://dev/controller" names a tag of the external tailnet "dev": aclc does not know that tailnet's devices, so this compiles to nothing here"#,
+        "tag://dev/controller",
+        "Tailscale applies it only when that tailnet allows the reference (its \"allowExternalReferencesTo\"); aclc's output leaves that tailnet's devices out",
+    );
+    expect_warning_help(
+        r#"{"tagOwners": {"tag:host": []}, "grants": [{"src": ["group://prod/all"], "dst": ["tag:host"], "ip": ["*"]}]}"#,
+        "aclc::external_reference",
+        r#""group://prod/all" names the external tailnet "prod", which "externalTailnets" does not declare: aclc compiles it to nothing and cannot verify that Tailscale accepts it"#,
+        "group://prod/all",
+        "declare the tailnet under \"externalTailnets\" with its \"externalID\"",
+    );
+    expect_warning_help(
+        r#"{"externalTailnets": {"partner": {"externalID": "T2222CNTRL"}}}"#,
+        "aclc::external_tailnets",
+        "externalTailnets (declarative node sharing, in alpha): aclc does not know the other tailnets' users and devices, so nothing granted to them is compiled; aclc cannot verify that this tailnet may use the feature",
+        r#"{"partner": {"externalID": "T2222CNTRL"}}"#,
+        "Tailscale applies a sharing relationship only when both tailnets declare it; the sharing tailnet must be in the alpha",
+    );
+    assert!(
+        !errors(r#"{"externalTailnets": {"partner": {"externalName": "T2222CNTRL"}}}"#).is_empty()
+    );
+    assert!(
+        !errors(r#"{"externalTailnets": {"partner": {"allowIncomingConnections": "yes"}}}"#)
+            .is_empty()
+    );
+    assert!(!errors(r#"{"externalTailnets": []}"#).is_empty());
+}
+
 /// A defined tag written with a port where none belongs: the help says how to write it for
 /// the place (an SSH destination, a grant's destination).
 #[test]

@@ -12,7 +12,7 @@ pub(crate) mod suggest;
 
 pub(crate) use appconnector::{APP_CONNECTORS, FIELDS as APP_CONNECTOR_KEYS};
 pub(crate) use rules::{ACL_KEYS, GRANT_KEYS, NODE_ATTR_KEYS, SSH_KEYS, SSH_TEST_KEYS, TEST_KEYS};
-pub(crate) use sections::{ATTR_CONFIG_KEYS, AUTO_APPROVER_KEYS};
+pub(crate) use sections::{ATTR_CONFIG_KEYS, AUTO_APPROVER_KEYS, EXTERNAL_TAILNET_KEYS};
 pub(crate) use suggest::closest;
 
 use crate::code::Code;
@@ -57,6 +57,8 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
     // Extra MagicDNS records, a support-enabled section: not in the documented list, but
     // Tailscale's own policy combiner (tailscale-dev/tailscale-acl-combiner) carries it.
     "extraDNSRecords",
+    // Declarative node sharing (alpha).
+    "externalTailnets",
 ];
 
 /// State of one lowering run.

@@ -9,9 +9,9 @@ use crate::model::{
     OPEN_NAMESPACES,
 };
 use crate::model::{
-    AttrConfigDef, AttrType, AutoApprovers, GroupDef, HostAddress, HostDef, IpSetDef, IpSetEntry,
-    IpSetOp, Policy, PostureCondition, PostureDef, RouteApprover, ServiceApprover, Spanned,
-    TagOwnerDef,
+    AttrConfigDef, AttrType, AutoApprovers, ExternalTailnetDef, GroupDef, HostAddress, HostDef,
+    IpSetDef, IpSetEntry, IpSetOp, Policy, PostureCondition, PostureDef, RouteApprover,
+    ServiceApprover, Spanned, TagOwnerDef,
 };
 
 use super::{key_path, quote, Lowerer, TOP_LEVEL};
@@ -20,6 +20,11 @@ use super::{key_path, quote, Lowerer, TOP_LEVEL};
 pub(crate) const AUTO_APPROVER_KEYS: &[&str] = &["routes", "exitNode", "services"];
 /// The fields of one `attrConfig` entry.
 pub(crate) const ATTR_CONFIG_KEYS: &[&str] = &["type", "allowSetByNode", "broadcastToPeers"];
+pub(crate) const EXTERNAL_TAILNET_KEYS: &[&str] = &[
+    "externalID",
+    "allowIncomingConnections",
+    "allowExternalReferencesTo",
+];
 
 impl Lowerer<'_> {
     /// The warning for a prefix at `path` with bits set past its length, if it has some.
@@ -128,6 +133,9 @@ impl Lowerer<'_> {
             self.boolean(top.get("randomizeClientPort"), "randomizeClientPort");
         if let Some(v) = top.get("attrConfig") {
             policy.attr_config = self.attr_config(v);
+        }
+        if let Some(v) = top.get("externalTailnets") {
+            policy.external_tailnets = self.external_tailnets(v);
         }
         if let Some(v) = top.get("extraDNSRecords").filter(|v| !v.is_null()) {
             if v.as_array().is_none() {
@@ -385,6 +393,51 @@ impl Lowerer<'_> {
                 name: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
                 conditions,
             });
+        }
+        out
+    }
+
+    /// `externalTailnets`: alias -> `{externalID, allowIncomingConnections,
+    /// allowExternalReferencesTo}`, with one warning for the section: aclc knows nothing of
+    /// the other tailnets.
+    fn external_tailnets(&mut self, v: &Value) -> Vec<ExternalTailnetDef> {
+        let Some(members) = v.as_object() else {
+            self.wrong_type(v, "externalTailnets", "an object");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in members {
+            let path = key_path("externalTailnets", &m.key.name);
+            let Some(fields) = self.object(&m.value, &path, "an object", EXTERNAL_TAILNET_KEYS)
+            else {
+                continue;
+            };
+            out.push(ExternalTailnetDef {
+                alias: Spanned::new(m.key.name.clone(), self.key_span(&m.key)),
+                external_id: fields
+                    .get("externalID")
+                    .and_then(|id| self.trimmed(id, &format!("{path}.externalID"))),
+                allow_incoming_connections: self.boolean(
+                    fields.get("allowIncomingConnections"),
+                    &format!("{path}.allowIncomingConnections"),
+                ),
+                allow_external_references_to: self.selectors(
+                    fields.get("allowExternalReferencesTo"),
+                    &format!("{path}.allowExternalReferencesTo"),
+                ),
+                span: m.value.span,
+            });
+        }
+        if !out.is_empty() {
+            self.warning(
+                Code::ExternalTailnets,
+                v.span,
+                "externalTailnets (declarative node sharing, in alpha): aclc does not know the other tailnets' users and devices, so nothing granted to them is compiled; aclc cannot verify that this tailnet may use the feature",
+            )
+            .help = Some(
+                "Tailscale applies a sharing relationship only when both tailnets declare it; the sharing tailnet must be in the alpha"
+                    .to_string(),
+            );
         }
         out
     }

@@ -138,6 +138,9 @@ pub struct Policy {
     pub randomize_client_port: Option<Spanned<bool>>,
     /// `attrConfig`: custom device attributes, in source order.
     pub attr_config: Vec<AttrConfigDef>,
+    /// `externalTailnets`: the tailnets this one shares with (declarative node sharing), in
+    /// source order.
+    pub external_tailnets: Vec<ExternalTailnetDef>,
     /// The whole document.
     #[serde(serialize_with = "serialize_span")]
     pub span: Span,
@@ -510,6 +513,35 @@ impl PostureDef {
             .iter()
             .all(|c| c.value.holds(attribute(&c.value.attribute)))
     }
+}
+
+/// One entry of `externalTailnets` (declarative node sharing, in alpha: Tailscale's
+/// "Declarative node sharing" page): another tailnet, by the alias this policy's rules name
+/// its groups and tags with (`group://alias/name`, `tag://alias/name`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExternalTailnetDef {
+    /// The alias (key span).
+    pub alias: Spanned<String>,
+    /// `externalID`: the other tailnet's ID.
+    pub external_id: Option<Spanned<String>>,
+    /// `allowIncomingConnections`: the other tailnet's users and devices may be granted access
+    /// here (through rules naming them).
+    pub allow_incoming_connections: Option<Spanned<bool>>,
+    /// `allowExternalReferencesTo`: this tailnet's groups and tags the other one's rules may
+    /// name.
+    pub allow_external_references_to: Vec<Selector>,
+    /// The entry's value.
+    #[serde(serialize_with = "serialize_span")]
+    pub span: Span,
+}
+
+/// `(alias, name)` of a reference to another tailnet's group or tag (`group://alias/name`,
+/// `tag://alias/name`; declarative node sharing), `None` for any other text.
+pub fn external_reference(text: &str) -> Option<(&str, &str)> {
+    let rest = text
+        .strip_prefix("group://")
+        .or_else(|| text.strip_prefix("tag://"))?;
+    rest.split_once('/')
 }
 
 /// One entry of `attrConfig`: how a custom device attribute (`custom:name`) may be set and

@@ -262,9 +262,19 @@ impl Validator<'_> {
         self.ipsets();
         self.auto_approvers();
         self.attr_config();
+        self.external_tailnets();
     }
 
     /// `attrConfig`: custom attributes (`custom:` names), and who receives their values.
+    /// `externalTailnets`: what each may reference here counts as a use of it.
+    fn external_tailnets(&mut self) {
+        for def in &self.policy.external_tailnets {
+            for sel in &def.allow_external_references_to {
+                self.mark_used(sel);
+            }
+        }
+    }
+
     fn attr_config(&mut self) {
         for def in &self.policy.attr_config {
             let name = def.name.value.as_str();

@@ -231,6 +231,12 @@ impl<'p> Validator<'p> {
     /// its domain the tailnet's. Placement rules specific to a section are checked by the
     /// caller before this; this handles the references.
     pub(crate) fn reference(&mut self, sel: &Selector, place: Place<'_>) {
+        if let Alias::Tag(name) | Alias::Group(name) = &sel.alias {
+            if let Some((alias, _)) = crate::model::external_reference(name) {
+                self.external_reference(name, alias, sel.span);
+                return;
+            }
+        }
         match &sel.alias {
             Alias::Tag(tag) => {
                 self.used.insert(tag.clone());
@@ -509,6 +515,37 @@ impl<'p> Validator<'p> {
     /// A group synced from the identity provider: defined there, not in `groups`. When the
     /// tailnet's synced groups are known and this one has no member, say that it resolves to
     /// no one (once per group).
+    /// A group or tag of another tailnet (`group://alias/name`, `tag://alias/name`):
+    /// accepted with a warning, as it compiles to nothing here.
+    fn external_reference(&mut self, text: &str, alias: &str, span: Span) {
+        let declared = self
+            .policy
+            .external_tailnets
+            .iter()
+            .any(|t| t.alias.value == alias);
+        let kind = match text.starts_with("group://") {
+            true => "a group",
+            false => "a tag",
+        };
+        let message = match declared {
+            true => format!(
+                "{} names {kind} of the external tailnet {}: aclc does not know that tailnet's devices, so this compiles to nothing here",
+                quote(text),
+                quote(alias)
+            ),
+            false => format!(
+                "{} names the external tailnet {}, which \"externalTailnets\" does not declare: aclc compiles it to nothing and cannot verify that Tailscale accepts it",
+                quote(text),
+                quote(alias)
+            ),
+        };
+        let help = match declared {
+            true => "Tailscale applies it only when that tailnet allows the reference (its \"allowExternalReferencesTo\"); aclc's output leaves that tailnet's devices out",
+            false => "declare the tailnet under \"externalTailnets\" with its \"externalID\"",
+        };
+        self.warning(Code::ExternalReference, span, message, help);
+    }
+
     fn synced_group(&mut self, group: &str, span: Span) {
         let Some(known) = &self.index.synced_groups else {
             return;
