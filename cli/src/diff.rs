@@ -348,10 +348,13 @@ impl Report<'_> {
         for (gained, list_of) in [(true, &access.ssh.gained), (false, &access.ssh.lost)] {
             for c in list_of {
                 let verb = if gained { "gained" } else { "lost" };
+                let action = match c.terms.is_empty() {
+                    true => c.action.clone(),
+                    false => format!("{}: {}", c.action, c.terms),
+                };
                 let headline = format!(
-                    "{} {verb} ssh ({}) as {} (login {}) on {}",
+                    "{} {verb} ssh ({action}) as {} (login {}) on {}",
                     list(&c.src),
-                    c.action,
                     c.local_user,
                     c.user,
                     list(&c.dst)

@@ -472,6 +472,75 @@ fn root_after_nonroot_is_a_gain() {
     );
 }
 
+/// Recording added to an SSH rule (or taken away, or no longer enforced) changes no login's
+/// local user or action, and the diff said "access unchanged" (`--exit-code` 0): a CI gate
+/// let mandatory recording be dropped. The sessions' terms are part of SSH access: the old
+/// terms are lost and the new gained, for the same logins.
+#[test]
+fn recording_taken_or_given_is_an_access_change() {
+    let check = r#""checkPeriod": "12h","#;
+    let new = edit(
+        check,
+        &format!(r#"{check} "recorder": ["tag:db"], "enforceRecorder": true,"#),
+    );
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    empty(&doc, &["peers", "capabilities", "apps"]);
+    // The servers (web-1, db-1) now reach their recorder (db-1) on TCP port 80, which
+    // Tailscale gives with no rule written: owed to the SSH rule that records.
+    assert_eq!(doc["network"]["lost"], json!([]), "{doc}");
+    let network = doc["network"]["gained"].as_array().unwrap();
+    assert_eq!(network.len(), 1, "{doc}");
+    assert_eq!(network[0]["ports"], json!("80"), "{doc}");
+    assert_eq!(network[0]["dst"]["names"], json!(["db-1"]), "{doc}");
+    assert_eq!(network[0]["rules"][0]["line"], json!(50), "{doc}");
+    let (gained, lost) = (
+        doc["ssh"]["gained"].as_array().unwrap(),
+        doc["ssh"]["lost"].as_array().unwrap(),
+    );
+    assert!(!gained.is_empty() && gained.len() == lost.len(), "{doc}");
+    for c in gained {
+        assert_eq!(c["action"], json!("check"), "{doc}");
+        assert_eq!(
+            c["terms"],
+            json!("recorded to 100.64.1.2:80, enforced"),
+            "{doc}"
+        );
+    }
+    assert!(lost.iter().all(|c| c.get("terms").is_none()), "{doc}");
+    let out = diff(&new, &["--exit-code"]);
+    assert!(
+        stdout(&out).contains("gained ssh (check: recorded to 100.64.1.2:80, enforced) as root"),
+        "{}",
+        stdout(&out)
+    );
+    // Only the enforcement dropped: still a change.
+    let enforced = new.clone();
+    let dir = common::scratch();
+    std::fs::copy(
+        examples().join("inventory.json"),
+        dir.join("inventory.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("old.hujson"), &enforced).unwrap();
+    std::fs::write(
+        dir.join("new.hujson"),
+        enforced.replacen(r#" "enforceRecorder": true,"#, "", 1),
+    )
+    .unwrap();
+    let out = diff_in(&dir, "json");
+    let doc = json(&out);
+    let gained = doc["ssh"]["gained"].as_array().unwrap();
+    assert!(!gained.is_empty(), "{doc}");
+    assert!(
+        gained
+            .iter()
+            .all(|c| c["terms"] == json!("recorded to 100.64.1.2:80")),
+        "{doc}"
+    );
+}
+
 /// A destination `*` covers the routes a node serves (the office subnet through its router,
 /// the internet through the exit node): a rule naming them beside `*:*` changes no access,
 /// and narrowing `*:*` to the servers loses them ("access unchanged" before, for both: the

@@ -257,6 +257,21 @@ impl Ctx<'_> {
         };
         let rules = rules.get_or_init(|| NetRules::new(side.policy, side.compiled));
         match explain_with(side.policy, side.compiled, Some(rules), &query) {
+            // No written rule allows it, but the destination's filter does: an SSH server's
+            // access to its session recorder (explain's note says so), owed to the SSH rules
+            // that record.
+            Ok(e)
+                if e.verdict.rules().is_empty()
+                    && e.notes.iter().any(|n| n.contains(RECORDER_ACCESS)) =>
+            {
+                side.policy
+                    .ssh
+                    .iter()
+                    .flat_map(|s| s.value.iter())
+                    .filter(|r| !r.recorder.is_empty())
+                    .map(|r| rule_ref(side.source, r.span))
+                    .collect()
+            }
             Ok(e) => e
                 .verdict
                 .rules()
@@ -326,6 +341,7 @@ impl Ctx<'_> {
                         user: login,
                         local_user: outcome.local_user,
                         action: outcome.action.to_string(),
+                        terms: outcome.terms.to_string(),
                         rules,
                     },
                 )

@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::compiled::Compiled;
-use crate::policytest::{explain_with, NetRules, NetworkQuery};
+use crate::policytest::{explain_with, NetRules, NetworkQuery, RECORDER_ACCESS};
 use crate::wire::{FilterRule, Strings};
 use network::{AddrTable, Atom, Dest};
 use ports::PortSet;
@@ -221,6 +221,11 @@ pub struct SshChange {
     pub local_user: String,
     /// `accept` or `check`.
     pub action: String,
+    /// What the session is subject to beside that (recording, enforced or not; accepted
+    /// environment variables; a session limit), for people; empty for none. A
+    /// change of these alone is a loss of the old terms and a gain of the new.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub terms: String,
     /// The rule that decides: in NEW for a gain, in OLD for a loss.
     pub rules: Vec<RuleRef>,
 }

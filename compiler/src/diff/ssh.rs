@@ -16,7 +16,35 @@ use crate::wire::{SshPrincipal, SshRule};
 pub(crate) struct Outcome {
     pub(crate) local_user: String,
     pub(crate) action: &'static str,
+    /// The session's terms ([`terms`]): empty for a plain session.
+    pub(crate) terms: Arc<str>,
     pub(crate) rule: usize,
+}
+
+/// What a session is subject to beside being admitted, for people: recording (and whether
+/// it is enforced), accepted environment variables, a session limit (forwarding is not
+/// said: every admitting rule allows it). A policy
+/// change that drops `recorder` or `enforceRecorder`, or widens `acceptEnv`, changes no
+/// login's local user or action, and the diff said "access unchanged" (`--exit-code` 0).
+fn terms(rule: &SshRule) -> Arc<str> {
+    let action = &rule.action;
+    let mut parts: Vec<String> = Vec::new();
+    if !action.recorders.is_empty() {
+        parts.push(match action.on_recording_failure.is_some() {
+            true => format!("recorded to {}, enforced", action.recorders.join(" ")),
+            false => format!("recorded to {}", action.recorders.join(" ")),
+        });
+    }
+    if !rule.accept_env.is_empty() {
+        parts.push(format!("environment {}", rule.accept_env.join(" ")));
+    }
+    if action.session_duration != 0 {
+        parts.push(format!(
+            "sessions of at most {} s",
+            action.session_duration / 1_000_000_000
+        ));
+    }
+    Arc::from(parts.join(", "))
 }
 
 /// One change on one node: sources (runs of address positions) that gained or lost an
@@ -69,6 +97,7 @@ fn matched(placed: &Placed<'_>, login: &str, local: &str) -> Option<Option<Outco
     Some(action_kind(placed.rule).map(|action| Outcome {
         local_user,
         action,
+        terms: terms(placed.rule),
         rule: placed.policy_index,
     }))
 }
@@ -152,7 +181,10 @@ impl<'r, 'a> Decided<'r, 'a> {
         match (self.star, other.star) {
             (None, None) => true,
             (Some((a, x)), Some((b, y))) => {
-                x == y && (x.is_empty() || action_kind(a.rule) == action_kind(b.rule))
+                x == y
+                    && (x.is_empty()
+                        || action_kind(a.rule) == action_kind(b.rule)
+                            && terms(a.rule) == terms(b.rule))
             }
             _ => false,
         }
@@ -419,7 +451,9 @@ pub(crate) fn diff_node(
             let o = old_decided.decide(login);
             let n = new_decided.decide(login);
             let same = match (&o, &n) {
-                (Some(a), Some(b)) => a.local_user == b.local_user && a.action == b.action,
+                (Some(a), Some(b)) => {
+                    a.local_user == b.local_user && a.action == b.action && a.terms == b.terms
+                }
                 (None, None) => true,
                 _ => false,
             };
@@ -498,6 +532,7 @@ mod tests {
             return action_kind(placed.rule).map(|action| Outcome {
                 local_user,
                 action,
+                terms: terms(placed.rule),
                 rule: placed.policy_index,
             });
         }
@@ -577,7 +612,9 @@ mod tests {
             if a.stars_agree(&b) {
                 let (o, n) = (a.decide("zed"), b.decide("zed"));
                 let same = match (&o, &n) {
-                    (Some(x), Some(y)) => x.local_user == y.local_user && x.action == y.action,
+                    (Some(x), Some(y)) => {
+                        x.local_user == y.local_user && x.action == y.action && x.terms == y.terms
+                    }
                     (None, None) => true,
                     _ => false,
                 };

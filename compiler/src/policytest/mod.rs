@@ -31,7 +31,7 @@ use serde::{Serialize, Serializer};
 use crate::compiled::Compiled;
 
 pub use explain::{explain, explain_ssh, Explanation, Miss, NetworkQuery};
-pub(crate) use network::{explain_with, NetRules};
+pub(crate) use network::{explain_with, NetRules, RECORDER_ACCESS};
 
 /// The union of two ascending lists, ascending, an item in both given once: the candidate
 /// rules of an index (those listed under a key, and those that hold for every key), in rule

@@ -41,7 +41,7 @@ mod answer;
 mod rules;
 
 pub use answer::NetRules;
-pub(crate) use answer::{explain, explain_with};
+pub(crate) use answer::{explain, explain_with, RECORDER_ACCESS};
 use rules::*;
 
 /// The protocols a rule without `proto` allows: TCP, UDP, ICMP, ICMPv6.

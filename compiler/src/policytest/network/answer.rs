@@ -209,6 +209,11 @@ pub(crate) fn explain_with(
     Ok(explanation)
 }
 
+/// What the note of [`recorder_note`] says Tailscale lets happen (the access diff finds the
+/// note by it).
+pub(crate) const RECORDER_ACCESS: &str =
+    "SSH servers reach the session recorders their `ssh` rules name";
+
 /// On a denial of TCP port 80 to session recorders: Tailscale lets SSH servers reach the
 /// recorders their rules name with no rule written for it (the compile adds that access,
 /// `lower::Builder::recorder_access`), so every destination's packet filter may admit the
@@ -255,8 +260,8 @@ fn recorder_note(
     };
     Some(format!(
         "the packet filter of {names} admits {addr} on TCP port 80 all the same: Tailscale lets \
-         SSH servers reach the session recorders their `ssh` rules name, with no rule written \
-         for it; this verdict judges the written rules, as `tests` do"
+         {RECORDER_ACCESS}, with no rule written for it; this verdict judges the written rules, \
+         as `tests` do"
     ))
 }
 
