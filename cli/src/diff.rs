@@ -791,12 +791,49 @@ fn items(c: &aclc_policy::diff::Changed) -> String {
     }
 }
 
-/// Text safe in a Markdown table cell.
+/// Text safe in a Markdown table cell: a policy's names and rule text are the pull request
+/// author's, so nothing in them may render as HTML (`</details>` closed the comment's fold),
+/// a link, emphasis or code, or notify anyone (`@org/team`).
 fn cell(text: &str) -> String {
-    escape(text).replace('|', "\\|").replace('\n', " ")
+    let text = escape(text);
+    let mut out = String::with_capacity(text.len());
+    let mut prev: Option<char> = None;
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '[' | ']' | '*' | '_' | '`' | '~' | '\\' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A mention starts where no word goes on: a zero-width space keeps it text.
+            '@' if !prev.is_some_and(char::is_alphanumeric) => out.push_str("@\u{200b}"),
+            '\n' => out.push(' '),
+            c => out.push(c),
+        }
+        prev = Some(c);
+    }
+    out
 }
 
 /// Text safe inside Markdown backticks (on one line).
 fn code(text: &str) -> String {
     escape(text).replace('`', "'").replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    /// What a pull request's author writes in a policy stays text in the comment.
+    #[test]
+    fn cells_render_nothing_from_the_policy() {
+        let hostile = "x</details><img src=y> [c](http://evil) @org/team *b* `q` a|b";
+        let cell = super::cell(hostile);
+        for raw in ["</details>", "<img", "[c](", "@org", "*b*", "`q`"] {
+            assert!(!cell.contains(raw), "{raw} in {cell}");
+        }
+        assert!(cell.contains("a\\|b"), "{cell}");
+        // A login keeps its at sign as is: no mention starts inside a word.
+        assert_eq!(super::cell("alice@example.com"), "alice@example.com");
+    }
 }
