@@ -230,6 +230,11 @@ fn placement_rules() {
         "via can only be a tag",
         "autogroup:tagged",
     );
+    // A host named in `via` is refused once, not also reported as never used.
+    let host_via = r#"{"hosts": {"vor": "100.64.0.9"}, "grants": [{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["vor"]}]}"#;
+    let found = common::codes(host_via);
+    assert!(found.contains(&"aclc::via_not_tag"), "{found:?}");
+    assert!(!found.contains(&"aclc::unused_host"), "{found:?}");
     // `"via": ["*"]`: Tailscale's via announcement says omitting via is equivalent to it
     // (tailscale.com/blog/via); read as no via, with a warning, and never a via_not_tag error.
     let star = grant(r#"{"src": ["*"], "dst": ["10.0.0.0/8"], "ip": ["*"], "via": ["*"]}"#);

@@ -345,6 +345,9 @@ impl Validator<'_> {
             if let Alias::Tag(_) = via.alias {
                 self.reference(via, Place::Via);
             } else {
+                // What it names is in use all the same: one error, not a second warning
+                // that the host or group is never used.
+                self.mark_used(via);
                 self.error(
                     Code::ViaNotTag,
                     via.span,
