@@ -1286,6 +1286,22 @@ fn selector_prefixes_in_another_case() {
     // A group defined in mixed case, used as written after a lower-case prefix: no warning.
     let mixed = r#"{"groups": {"group:Eng": ["alice@example.com"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["group:Eng:80"]}]}"#;
     assert!(codes(mixed).is_empty(), "{:?}", codes(mixed));
+    // Beside a definition of its lower-case name, another group (or host), it warns: the
+    // control server may read the destination lower-cased.
+    expect_warning_help(
+        r#"{"groups": {"group:Eng": ["alice@example.com"], "group:eng": ["bob@example.com"]},
+            "acls": [{"action": "accept", "src": ["*"], "dst": ["group:Eng:22"]}]}"#,
+        "aclc::uppercase_destination",
+        "dst=\"group:Eng:22\": read as the group \"group:Eng\", but Tailscale's parser lower-cases a destination and may read it as the group \"group:eng\", another definition",
+        "group:Eng",
+        "rename one of the two groups so that their names differ in more than case",
+    );
+    let hosts = r#"{"hosts": {"DB": "100.64.0.0/10", "db": "100.64.1.2"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["DB:5432"]}]}"#;
+    assert!(
+        codes(hosts).contains(&"aclc::uppercase_destination"),
+        "{:?}",
+        codes(hosts)
+    );
 }
 
 /// A prefix with bits set past its length is read as its network, with a warning wherever a

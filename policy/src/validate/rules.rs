@@ -45,6 +45,43 @@ pub(super) const SELF_SOURCES: &str =
     "autogroup:self can only be used with users, groups, or supported autogroups";
 
 impl Validator<'_> {
+    /// An ACL destination naming a group or host in mixed case when another definition has
+    /// its lower-case name (`group:Eng:22` beside `group:eng`): aclc reads it as written, but
+    /// Tailscale's destination parser lower-cases the whole `host:ports` text, so the control
+    /// server may give the other definition's devices that access. A warning: which reading
+    /// Tailscale's control server makes is not captured.
+    fn cased_twin(&mut self, target: &Selector, whole: &str) {
+        let (name, kind) = match &target.alias {
+            Alias::Group(name) => (name.as_str(), "group"),
+            Alias::Host(name) => (name.as_str(), "host"),
+            _ => return,
+        };
+        let lowered = name.to_ascii_lowercase();
+        if lowered == name {
+            return;
+        }
+        let twin = match kind {
+            "group" => self.index.groups.contains_key(lowered.as_str()),
+            _ => self.index.hosts.contains(lowered.as_str()),
+        };
+        if !twin {
+            return;
+        }
+        self.warning(
+            Code::UppercaseDestination,
+            target.span,
+            format!(
+                "dst={}: read as the {kind} {}, but Tailscale's parser lower-cases a destination and may read it as the {kind} {}, another definition",
+                quote(whole),
+                quote(name),
+                quote(&lowered)
+            ),
+            &format!(
+                "rename one of the two {kind}s so that their names differ in more than case"
+            ),
+        );
+    }
+
     /// Every rule section.
     pub(super) fn rules(&mut self) {
         let policy = self.policy;
@@ -53,6 +90,7 @@ impl Validator<'_> {
                 self.sources(&acl.src);
                 for d in &acl.dst {
                     self.destination(&d.target, &d.target.text);
+                    self.cased_twin(&d.target, &d.text);
                 }
                 let self_dst = acl
                     .dst
