@@ -360,6 +360,9 @@ codes! {
     IpPoolContainsReserved = "ip_pool_contains_reserved",
         "An `ipPool` that contains a reserved range; accepted, though whether Tailscale accepts it is not known (it refuses a pool within one).",
         Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.64.0.0/10"]}]}"#);
+    IpPoolOutsideCgnat = "ip_pool_outside_cgnat",
+        "An `ipPool` outside the CGNAT range 100.64.0.0/10, or an IPv6 one: Tailscale assigns node addresses from the CGNAT range (its \"Choose your own IP\" announcement, the reserved-addresses page), and headscale refuses other pools. Accepted, as Tailscale's answer is not captured.",
+        Policy(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["10.0.0.0/8"]}]}"#);
     UndefinedRecorderTag = "undefined_recorder_tag",
         "A `tailscale.com/cap/kubernetes` `recorder` tag that `tagOwners` does not define (Tailscale's documentation says it must be); accepted, aclc cannot verify it.",
         Policy(r#"{"tagOwners": {"tag:k8s": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:rec"]}]}}]}"#);
@@ -369,6 +372,9 @@ codes! {
     PostureCountryCase = "posture_country_case",
         "An `ip:country` condition naming a country code in lower case (`'us'`): country codes are ISO 3166 codes in upper case (kb/1288 writes `ip:country IN ['CA', 'US']`) and values are compared as written, so the code equals no device's country (`==` and `IN` then admit no device, `!=` and `NOT IN` every one).",
         Policy(r#"{"postures": {"posture:us": ["ip:country == 'us'"]}, "defaultSrcPosture": ["posture:us"]}"#);
+    PostureOsCase = "posture_os_case",
+        "A `node:os` condition naming an operating system in another case (`'macOS'`): the posture page lists the values in lower case (`macos`, `windows`, `linux`, `ios`, `android` ...) and values are compared as written, so it equals no device's `node:os`.",
+        Policy(r#"{"postures": {"posture:mac": ["node:os == 'macOS'"]}, "defaultSrcPosture": ["posture:mac"]}"#);
     KubernetesRecorderCount = "kubernetes_recorder_count",
         "A `tailscale.com/cap/kubernetes` value naming more than one `recorder` tag: Tailscale's documentation allows one recorder tag per rule (kb/1537); accepted (passed on as written), aclc cannot verify it.",
         Policy(r#"{"tagOwners": {"tag:k8s": [], "tag:rec": [], "tag:rec2": []}, "grants": [{"src": ["*"], "dst": ["tag:k8s"], "app": {"tailscale.com/cap/kubernetes": [{"recorder": ["tag:rec", "tag:rec2"]}]}}]}"#);

@@ -151,6 +151,19 @@ fn tailscale_node_attributes_are_not_grant_capabilities() {
         r#"aclc does not know the node attribute "tailscale.com/future-thing": it cannot verify it"#,
         "tailscale.com/future-thing",
     );
+    // tailscale.io is reserved too ("Capabilities under tailscale.com and tailscale.io
+    // domains are reserved for Tailscale's use"): accepted silently before.
+    expect_warning(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"tailscale.io/cap/foo": [{}]}}]}"#,
+        "aclc::unverified_capability",
+        r#""tailscale.io/cap/foo" is in the tailscale.io domain, which Tailscale reserves for its own use: aclc cannot verify that Tailscale accepts it"#,
+        "tailscale.io/cap/foo",
+    );
+    // Aperture's visible groups (Tailscale's "Visible groups" page): a known node attribute
+    // whose groups count as used.
+    let visible = r#"{"groups": {"group:engineering": ["alice@example.com"]}, "tagOwners": {"tag:aperture": []},
+        "nodeAttrs": [{"target": ["tag:aperture"], "app": {"tailscale.com/visible-groups": [{"groups": ["group:engineering", "group:sales@example.com"]}]}}]}"#;
+    assert_eq!(clean(visible), Vec::<&str>::new());
 }
 
 // --- Groups synced from the identity provider: Tailscale KB "User & group provisioning"
@@ -355,6 +368,19 @@ fn ip_pool_containing_a_reserved_range_is_a_warning() {
         "ipPool 100.115.0.0/16 contains the reserved range 100.115.92.0/23: aclc cannot verify that Tailscale accepts it",
         "100.115.0.0/16",
     );
+    // Outside the CGNAT range, or IPv6: accepted silently before (a sweep of real policies).
+    for (pool, text) in [
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("fd7a:115c:a1e0:ab12::/64", "fd7a:115c:a1e0:ab12::/64"),
+    ] {
+        expect_warning(
+            &format!(r#"{{"nodeAttrs": [{{"target": ["*"], "ipPool": ["{pool}"]}}]}}"#),
+            "aclc::ip_pool_outside_cgnat",
+            &format!("ipPool {text} is outside 100.64.0.0/10, the CGNAT range Tailscale assigns node addresses from: aclc cannot verify that Tailscale accepts it"),
+            pool,
+        );
+    }
+    assert!(clean(r#"{"nodeAttrs": [{"target": ["*"], "ipPool": ["100.80.0.0/16"]}]}"#).is_empty());
 }
 
 // --- Tag names in any case: Tailscale docs "Group devices with tags" (kb/1068): "Tailscale

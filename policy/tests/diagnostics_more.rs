@@ -516,6 +516,17 @@ fn documented_limits_warn() {
     )
     .contains(&"aclc::posture_country_case"));
     expect_warning_help(
+        r#"{"postures": {"posture:x": ["node:os IN ['macOS', 'windows']"]}, "defaultSrcPosture": ["posture:x"]}"#,
+        "aclc::posture_os_case",
+        "\"node:os IN ['macOS', 'windows']\": operating systems are lower-case names, so \"macOS\" is no device's node:os",
+        "node:os IN ['macOS', 'windows']",
+        "write \"macos\"",
+    );
+    assert!(!codes(
+        r#"{"postures": {"posture:x": ["node:os IN ['macos', 'Plan9']"]}, "defaultSrcPosture": ["posture:x"]}"#
+    )
+    .contains(&"aclc::posture_os_case"));
+    expect_warning_help(
         r#"{"groups": {"group:g": ["ipset:corp"]}}"#,
         "aclc::bare_group_member",
         r#"groups["group:g"]: "ipset:corp" is not a login: aclc cannot verify that Tailscale accepts it"#,

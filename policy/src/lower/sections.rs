@@ -592,6 +592,40 @@ impl Lowerer<'_> {
                 .help = Some(format!("write {}", quote(&upper)));
             }
         }
+        // Operating systems are lower-case names (the posture page lists `macos`, `windows`,
+        // `linux`, `ios`, `android`, ...): `'macOS'` equals no device's `node:os`.
+        if condition.attribute == "node:os" {
+            let values: Vec<&str> = match &condition.value {
+                Some(crate::model::PostureValue::Str(s)) => vec![s.as_str()],
+                Some(crate::model::PostureValue::List(items)) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        crate::model::PostureValue::Str(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            const SYSTEMS: [&str; 7] = [
+                "android", "freebsd", "ios", "linux", "macos", "openbsd", "windows",
+            ];
+            let cased = values.into_iter().find(|v| {
+                let lower = v.to_ascii_lowercase();
+                lower != *v && SYSTEMS.contains(&lower.as_str())
+            });
+            if let Some(os) = cased {
+                self.warning(
+                    Code::PostureOsCase,
+                    t.span,
+                    format!(
+                        "{}: operating systems are lower-case names, so {} is no device's node:os",
+                        quote(&condition.text),
+                        quote(os)
+                    ),
+                )
+                .help = Some(format!("write {}", quote(&os.to_ascii_lowercase())));
+            }
+        }
         Some(Spanned::new(condition, t.span))
     }
 

@@ -71,6 +71,23 @@ impl Validator<'_> {
     /// is refused (Tailscale's text); a pool that merely contains a reserved range is accepted
     /// with a warning that aclc cannot verify it (no capture shows one).
     fn ip_pool(&mut self, pool: &crate::model::Spanned<ipnet::IpNet>) {
+        // Node addresses come from the CGNAT range: a pool elsewhere (or an IPv6 one) hands
+        // out addresses no Tailscale node has (headscale refuses it; Tailscale's answer is
+        // not captured).
+        let cgnat: ipnet::IpNet = ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(100, 64, 0, 0), 10)
+            .map_or(pool.value, ipnet::IpNet::V4);
+        if !cgnat.contains(&pool.value) {
+            self.warning(
+                Code::IpPoolOutsideCgnat,
+                pool.span,
+                format!(
+                    "ipPool {} is outside 100.64.0.0/10, the CGNAT range Tailscale assigns node addresses from: aclc cannot verify that Tailscale accepts it",
+                    pool.value
+                ),
+                "Tailscale pools IPv4 addresses from 100.64.0.0/10; pick the pool inside it",
+            );
+            return;
+        }
         let reserved = || {
             RESERVED_POOLS
                 .iter()

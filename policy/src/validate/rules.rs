@@ -39,7 +39,11 @@ const TAILSCALE_CAPS_REFUSED: &[&str] = &[
 ];
 
 /// `tailscale.com` node attributes with values (nodeAttrs `app`) aclc knows.
-const TAILSCALE_NODE_ATTRS: &[&str] = &[crate::lower::APP_CONNECTORS];
+const TAILSCALE_NODE_ATTRS: &[&str] = &[crate::lower::APP_CONNECTORS, VISIBLE_GROUPS];
+
+/// The node attribute naming the groups an app (Aperture) may show (Tailscale's "Visible
+/// groups" page): each value's `groups` lists group names (or `*`), uses of those groups.
+const VISIBLE_GROUPS: &str = "tailscale.com/visible-groups";
 
 pub(super) const SELF_SOURCES: &str =
     "autogroup:self can only be used with users, groups, or supported autogroups";
@@ -405,6 +409,24 @@ impl Validator<'_> {
     /// names is for grants (peer capabilities); node attributes in that domain configure
     /// Tailscale features (`tailscale.com/app-connectors`), and one aclc does not know is
     /// accepted with a warning.
+    /// The groups a `tailscale.com/visible-groups` value lists count as used.
+    fn visible_groups(&mut self, cap: &AppCapability) {
+        let values = cap
+            .values
+            .value
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for value in values {
+            let groups = value.get("groups").and_then(|g| g.as_array());
+            for group in groups.into_iter().flatten().filter_map(|g| g.as_str()) {
+                if group.starts_with("group:") {
+                    self.used.insert(group.to_string());
+                }
+            }
+        }
+    }
+
     pub(super) fn capabilities(&mut self, caps: &[AppCapability], grant: bool) {
         for cap in caps {
             let name = cap.name.value.as_str();
@@ -424,7 +446,25 @@ impl Validator<'_> {
             if grant && name == AppCapability::KUBERNETES {
                 self.recorder_tags(cap);
             }
+            if !grant && name == VISIBLE_GROUPS {
+                self.visible_groups(cap);
+            }
             let domain = name.split('/').next().unwrap_or("");
+            // "Capabilities under `tailscale.com` and `tailscale.io` domains are reserved for
+            // Tailscale's use" (Tailscale's application capabilities page); no capture shows
+            // what the control server answers for a `tailscale.io` one.
+            if domain.eq_ignore_ascii_case("tailscale.io") {
+                self.warning(
+                    Code::UnverifiedCapability,
+                    cap.name.span,
+                    format!(
+                        "{} is in the tailscale.io domain, which Tailscale reserves for its own use: aclc cannot verify that Tailscale accepts it",
+                        quote(name)
+                    ),
+                    "name your own capabilities under a domain you control, e.g. \"example.com/cap/my-app\"",
+                );
+                continue;
+            }
             let tailscale = domain.eq_ignore_ascii_case("tailscale.com");
             if tailscale && !grant && !TAILSCALE_NODE_ATTRS.contains(&name) {
                 self.warning(
