@@ -312,6 +312,8 @@ export interface DiffResult {
   capabilities?: Changes;
   /** Application capabilities app grants give sources on destinations. */
   apps?: Changes;
+  /** Rules naming another tailnet's groups or tags (declarative node sharing), added or removed. */
+  external?: Changes;
 }
 
 export class Policy {

@@ -362,6 +362,25 @@ impl Report<'_> {
                 out.push(Line::ruled("ssh", gained, headline, Vec::new(), &c.rules));
             }
         }
+        for (gained, list_of) in [
+            (true, &access.external.gained),
+            (false, &access.external.lost),
+        ] {
+            for c in list_of {
+                let verb = if gained { "gained" } else { "lost" };
+                let headline = format!(
+                    "{} (another tailnet's devices, not known here) {verb} the access of a rule",
+                    c.reference
+                );
+                out.push(Line::ruled(
+                    "external",
+                    gained,
+                    headline,
+                    Vec::new(),
+                    &c.rules,
+                ));
+            }
+        }
         for (gained, list_of) in [(true, &access.peers.gained), (false, &access.peers.lost)] {
             for c in list_of {
                 let verb = if gained { "gained" } else { "lost" };
@@ -423,7 +442,7 @@ impl Report<'_> {
         self.tally().map_or(0, |(_, _, omitted)| omitted)
     }
 
-    /// (gained, lost, omitted) over the five kinds, omitted changes included in the first two;
+    /// (gained, lost, omitted) over the six kinds, omitted changes included in the first two;
     /// `None` without an inventory.
     fn tally(&self) -> Option<(usize, usize, usize)> {
         fn one<T>(c: &Changes<T>) -> (usize, usize, usize) {
@@ -440,6 +459,7 @@ impl Report<'_> {
             one(&a.peers),
             one(&a.capabilities),
             one(&a.apps),
+            one(&a.external),
         ];
         Some(
             parts
@@ -544,7 +564,8 @@ impl Report<'_> {
                     let rule = line
                         .at
                         .as_ref()
-                        .map(|(f, l)| format!("`{f}:{l}`"))
+                        // A code span: its text escaped for one, not as a cell's.
+                        .map(|(f, l)| format!("`{}`", code(&format!("{f}:{l}"))))
                         .unwrap_or_default();
                     let row = format!(
                         "| {sign} {} | {} | {} | {} | {} |\n",
@@ -552,7 +573,7 @@ impl Report<'_> {
                         cell(&line.headline),
                         cell(&sources),
                         cell(&dests),
-                        cell(&rule)
+                        rule
                     );
                     if out.len() + row.len() > MARKDOWN_TABLE_BUDGET {
                         break;
@@ -798,7 +819,8 @@ fn cell(text: &str) -> String {
     let text = escape(text);
     let mut out = String::with_capacity(text.len());
     let mut prev: Option<char> = None;
-    for c in text.chars() {
+    for (at, c) in text.char_indices() {
+        let rest = text.get(at..).unwrap_or_default();
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -807,8 +829,13 @@ fn cell(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            // A mention starts where no word goes on: a zero-width space keeps it text.
-            '@' if !prev.is_some_and(char::is_alphanumeric) => out.push_str("@\u{200b}"),
+            // A mention starts where no ASCII word goes on: a zero-width space keeps it text.
+            '@' if !prev.is_some_and(|p| p.is_ascii_alphanumeric()) => out.push_str("@\u{200b}"),
+            // GitHub links a bare `scheme://` or `www.`: a zero-width space breaks either.
+            ':' if rest.starts_with("://") => out.push_str(":\u{200b}"),
+            '.' if prev == Some('w') && out.to_ascii_lowercase().ends_with("www") => {
+                out.push_str("\u{200b}.")
+            }
             '\n' => out.push(' '),
             c => out.push(c),
         }
@@ -827,9 +854,20 @@ mod tests {
     /// What a pull request's author writes in a policy stays text in the comment.
     #[test]
     fn cells_render_nothing_from_the_policy() {
-        let hostile = "x</details><img src=y> [c](http://evil) @org/team *b* `q` a|b";
+        let hostile = "x</details><img src=y> [c](http://evil) @org/team *b* `q` a|b \
+                       https://evil.example www.evil.example é@team";
         let cell = super::cell(hostile);
-        for raw in ["</details>", "<img", "[c](", "@org", "*b*", "`q`"] {
+        for raw in [
+            "</details>",
+            "<img",
+            "[c](",
+            "@org",
+            "*b*",
+            "`q`",
+            "://",
+            "www.",
+            "@team",
+        ] {
             assert!(!cell.contains(raw), "{raw} in {cell}");
         }
         assert!(cell.contains("a\\|b"), "{cell}");

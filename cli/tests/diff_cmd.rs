@@ -228,6 +228,8 @@ fn formats_have_their_shapes() {
         md.contains("| ➕ network | tag:web gained tcp/5433 on tag:db"),
         "{md}"
     );
+    // The rule column is a code span, not an escaped one.
+    assert!(md.contains("| `new.hujson:"), "{md}");
     let gh = stdout(&diff(&new, &["--format", "github"]));
     assert!(gh.lines().all(|l| l.starts_with("::notice ")), "{gh}");
     assert!(
@@ -538,6 +540,36 @@ fn recording_taken_or_given_is_an_access_change() {
             .iter()
             .all(|c| c["terms"] == json!("recorded to 100.64.1.2:80")),
         "{doc}"
+    );
+}
+
+/// A grant or SSH rule to another tailnet's group (declarative node sharing) gives access
+/// aclc cannot list node by node (that tailnet's devices are not known here), and the diff
+/// said "access unchanged", `--exit-code` 0: each such rule added is an `external` gain.
+#[test]
+fn a_rule_for_another_tailnet_is_an_access_change() {
+    let new = edit(
+        r#""grants": ["#,
+        r#""externalTailnets": {"dev": {"externalID": "T1111CNTRL", "allowIncomingConnections": true}},
+	"grants": [
+		{"src": ["group://dev/everyone"], "dst": ["tag:web"], "ip": ["*"]},"#,
+    );
+    let out = diff(&new, &["--format", "json", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    empty(&doc, &["network", "ssh", "peers", "capabilities", "apps"]);
+    assert_eq!(doc["external"]["lost"], json!([]), "{doc}");
+    let gained = doc["external"]["gained"].as_array().unwrap();
+    assert_eq!(gained.len(), 1, "{doc}");
+    assert_eq!(
+        gained[0]["reference"],
+        json!("group://dev/everyone"),
+        "{doc}"
+    );
+    let human = stdout(&diff(&new, &[]));
+    assert!(
+        human.starts_with("access changed: 1 gained, 0 lost"),
+        "{human}"
     );
 }
 

@@ -206,6 +206,10 @@ impl<'a> Resolver<'a> {
 
     fn compute(&self, alias: &Alias) -> Target {
         match alias {
+            // Another tailnet's group or tag (declarative node sharing): aclc does not know
+            // its devices, whatever this policy defines under that name or the inventory's
+            // nodes carry.
+            Alias::Group(name) | Alias::Tag(name) if is_external(name) => Target::empty(),
             Alias::Wildcard => Target::Wildcard,
             Alias::Autogroup(Autogroup::DangerAll) => Target::DangerAll,
             Alias::Autogroup(Autogroup::Internet) => Target::Internet,
@@ -315,6 +319,9 @@ impl<'a> Resolver<'a> {
             Alias::Wildcard
             | Alias::IpSet(_)
             | Alias::Autogroup(Autogroup::SelfDevices | Autogroup::DangerAll) => None,
+            // Another tailnet's devices: not known here, so not addresses a `remove` could
+            // take away (refused).
+            Alias::Group(name) | Alias::Tag(name) if is_external(name) => None,
             Alias::Autogroup(Autogroup::Internet) => Some(self.internet.clone()),
             Alias::Host(name) => self
                 .index
@@ -357,6 +364,7 @@ impl<'a> Resolver<'a> {
                     })
                     .collect()
             }
+            Alias::Group(name) if is_external(name) => Vec::new(),
             Alias::Group(name) => {
                 if !self.compiling {
                     return Some(self.group_members(name));
@@ -446,6 +454,11 @@ fn host_literal(address: HostAddress, internet: &AddrSet) -> Literal {
             Literal::single(net_wire(&net), AddrSet::from_net(net), internet)
         }
     }
+}
+
+/// True for another tailnet's group or tag (`group://alias/name`, `tag://alias/name`).
+fn is_external(name: &str) -> bool {
+    aclc_policy::model::external_reference(name).is_some()
 }
 
 #[cfg(test)]

@@ -216,6 +216,14 @@ impl Compiled {
             .is_some_and(|id| self.caps.ipv4_disabled(id))
     }
 
+    /// True when node `name` exists and carries tag `tag`.
+    pub(crate) fn node_has_tag(&self, name: &str, tag: &str) -> bool {
+        self.table
+            .id(name)
+            .and_then(|id| self.table.get(id))
+            .is_some_and(|node| node.has_tag(tag))
+    }
+
     /// Node `name`'s IPv6 address, if it exists and has one.
     pub(crate) fn node_ipv6(&self, name: &str) -> Option<std::net::IpAddr> {
         let node = self.table.get(self.table.id(name)?)?;

@@ -326,6 +326,68 @@ fn items_and_one_nodes_filter_are_bounded() {
     assert!(c.filter_rules("router").unwrap().is_empty());
 }
 
+/// `autogroup:self` items are charged like any other (uncharged, four 16 MB grants to
+/// `autogroup:self` made 4 million items and 8 million entries per device), and an app
+/// grant's share of a filter is its `CapGrant` destinations, not its `CapGrant`s (the exact
+/// count took one per grant, whatever its destinations).
+#[test]
+fn self_items_and_cap_grant_destinations_are_counted() {
+    let (policy, inventory) = parsed(
+        r#"{"grants": [{"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["tcp:1", "tcp:2", "tcp:3"]}]}"#,
+    );
+    let mut options = CompileOptions::default();
+    options.limits.max_rule_items = 2;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert!(err.message.contains("rule items"), "{}", err.message);
+    options.limits = CompileLimits::default();
+    // The laptop's own two addresses on three ports.
+    options.limits.max_node_filter_entries = 5;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert!(
+        err.message.starts_with("node laptop's packet filter"),
+        "{}",
+        err.message
+    );
+    options.limits.max_node_filter_entries = 6;
+    assert!(try_compile_with_options(&policy, &inventory, &options).is_ok());
+
+    let (policy, inventory) = parsed(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "app": {"example.com/cap/a": [{}], "example.com/cap/b": [{}]}},
+                       {"src": ["*"], "dst": ["*"], "app": {"example.com/cap/c": [{}]}},
+                       {"src": ["*"], "dst": ["*"], "app": {"example.com/cap/d": [{}]}}]}"#,
+    );
+    let c = try_compile_with_options(&policy, &inventory, &CompileOptions::default()).unwrap();
+    let dsts: usize = c
+        .filter_rules("router")
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.cap_grant.iter())
+        .map(|g| g.dsts.len())
+        .sum();
+    assert_eq!(dsts, 6, "three rules, each to the router's two prefixes");
+    let mut options = CompileOptions::default();
+    options.limits.max_node_filter_entries = 5;
+    let err = try_compile_with_options(&policy, &inventory, &options).unwrap_err();
+    assert!(
+        err.message.contains("packet filter would hold more than 5"),
+        "{}",
+        err.message
+    );
+}
+
+/// Another tailnet's group or tag resolves to no device, whatever this policy defines under
+/// its name (a `groups` entry `group://dev/all` gave its members the grant).
+#[test]
+fn external_references_resolve_to_nothing() {
+    let c = compiled(
+        r#"{"groups": {"group://dev/all": ["odin@example.com"]}, "tagOwners": {"tag:router": []},
+            "grants": [{"src": ["group://dev/all", "tag://dev/router"], "dst": ["tag:router"], "ip": ["tcp:22"]}],
+            "ssh": [{"action": "accept", "src": ["group://dev/all"], "dst": ["tag:router"], "users": ["root"]}]}"#,
+    );
+    assert!(c.filter_rules("router").unwrap().is_empty());
+    assert!(c.ssh_rules("router").unwrap().is_empty());
+}
+
 #[test]
 fn wire_output_round_trips() {
     let c = compiled(

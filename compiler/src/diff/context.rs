@@ -264,11 +264,25 @@ impl Ctx<'_> {
                 if e.verdict.rules().is_empty()
                     && e.notes.iter().any(|n| n.contains(RECORDER_ACCESS)) =>
             {
+                // The rules recording to the destination: it carries one of their recorder
+                // tags.
+                let name = match dsts.first() {
+                    Some((i, Dest::Node)) => self.names.get(*i as usize).map(|n| &**n),
+                    _ => None,
+                };
+                let records_to = |r: &&aclc_policy::model::SshRule| {
+                    r.recorder.iter().any(|t| match (&t.alias, name) {
+                        (aclc_policy::model::Alias::Tag(tag), Some(name)) => {
+                            side.compiled.node_has_tag(name, tag)
+                        }
+                        _ => false,
+                    })
+                };
                 side.policy
                     .ssh
                     .iter()
                     .flat_map(|s| s.value.iter())
-                    .filter(|r| !r.recorder.is_empty())
+                    .filter(records_to)
                     .map(|r| rule_ref(side.source, r.span))
                     .collect()
             }

@@ -10,6 +10,7 @@
 //! capabilities), and of those only the ones whose filter or SSH rules differ are swept (see
 //! `network` and `ssh`), so a small change costs little beyond the two compiles.
 
+mod external;
 mod network;
 mod ports;
 mod ssh;
@@ -104,6 +105,18 @@ pub struct AccessDiff {
     pub capabilities: Changes<CapChange>,
     /// Application capabilities between nodes (the `CapGrant` rules of app grants).
     pub apps: Changes<AppChange>,
+    /// Rules naming another tailnet's groups or tags (declarative node sharing) added or
+    /// removed: that tailnet's devices are not known here, so the access is not listed.
+    pub external: Changes<ExternalChange>,
+}
+
+/// A rule naming another tailnet's group or tag, in one policy and not the other.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalChange {
+    /// The reference, `group://alias/name` or `tag://alias/name`.
+    pub reference: String,
+    /// The rule: in NEW for a gain, in OLD for a loss.
+    pub rules: Vec<RuleRef>,
 }
 
 impl AccessDiff {
@@ -114,6 +127,7 @@ impl AccessDiff {
             && self.peers.is_empty()
             && self.capabilities.is_empty()
             && self.apps.is_empty()
+            && self.external.is_empty()
     }
 }
 
@@ -415,6 +429,7 @@ pub fn access_diff(old: Side<'_>, new: Side<'_>, options: &DiffOptions) -> Acces
                 .collect(),
         ),
         apps: ctx.apps(apps, old, new),
+        external: external::external_changes(old, new),
     }
 }
 

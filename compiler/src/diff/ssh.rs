@@ -36,7 +36,11 @@ fn terms(rule: &SshRule) -> Arc<str> {
         });
     }
     if !rule.accept_env.is_empty() {
-        parts.push(format!("environment {}", rule.accept_env.join(" ")));
+        // A set: the order and repeats written say nothing.
+        let mut names: Vec<&str> = rule.accept_env.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        parts.push(format!("environment {}", names.join(" ")));
     }
     if action.session_duration != 0 {
         parts.push(format!(

@@ -222,6 +222,15 @@ impl Inventory {
                         "nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tags look like \"tag:name\")"
                     ),
                 );
+            } else if aclc_policy::model::external_reference(tag).is_some() {
+                // `tag://alias/name` is another tailnet's tag (declarative node sharing): a
+                // node of this tailnet carrying it would take what rules give that tailnet.
+                err(
+                    K::InvalidTag,
+                    format!(
+                        "nodes[{i}].tags[{j}]: invalid tag \"{tag}\" (tag://alias/name names another tailnet's tag)"
+                    ),
+                );
             } else if match &mut seen_tags {
                 Some(seen) => !seen.insert(tag),
                 None => node.tags.iter().take(j).any(|t| t == tag),

@@ -214,6 +214,16 @@ fn tags_and_roles_are_checked() {
     assert!(e
         .message
         .starts_with(r#"nodes[1].tags[0]: invalid tag "router""#));
+    // Another tailnet's tag: a node here carrying it would take what rules give that tailnet.
+    let e = error(&with(|v| {
+        v["nodes"][1]["tags"] = serde_json::json!(["tag://dev/ctl"])
+    }));
+    assert_eq!(e.kind, InventoryErrorKind::InvalidTag);
+    assert!(
+        e.message.contains("names another tailnet's tag"),
+        "{}",
+        e.message
+    );
     let e = error(&with(|v| v["users"][0]["roles"][1] = "superuser".into()));
     assert_eq!(e.kind, InventoryErrorKind::UnknownRole);
     assert!(e

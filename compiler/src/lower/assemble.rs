@@ -287,7 +287,9 @@ impl Lowered {
         Some(match self.part(table, id, i, item, &NodeState::default()) {
             None => 0,
             Some((_, _, Part::Net { dsts, ports, .. })) => dsts.ips().len() * ports.len(),
-            Some((_, _, Part::Rule(rule))) => rule.dst_ports.len() + rule.cap_grant.len(),
+            Some((_, _, Part::Rule(rule))) => {
+                rule.dst_ports.len() + rule.cap_grant.iter().map(|g| g.dsts.len()).sum::<usize>()
+            }
         })
     }
 
@@ -560,7 +562,12 @@ impl Lowered {
     /// The most `DstPorts` entries (or `CapGrant` destinations) an item of this body may put
     /// in one node's filter, when no node has more than `max_texts` addresses: its
     /// destination's addresses on one node times its port ranges. O(1).
-    pub(super) fn node_entries_bound(&self, body: &Body, max_texts: usize) -> u64 {
+    pub(super) fn node_entries_bound(
+        &self,
+        body: &Body,
+        src_targets: &[Target],
+        max_texts: usize,
+    ) -> u64 {
         let on_one_node = |target: &Target| -> usize {
             match target {
                 Target::Wildcard | Target::DangerAll => 1,
@@ -570,11 +577,28 @@ impl Lowered {
                 Target::Literal(lit) => lit.pieces.len(),
             }
         };
+        // A `CapGrant`'s destinations ([`narrow`]): the node's own prefixes, and each piece
+        // of a literal that overlaps a route it serves spelled as prefixes (a range is many).
+        let narrowed = |target: &Target| -> usize {
+            match target {
+                Target::Wildcard | Target::DangerAll | Target::Nodes(_) => max_texts,
+                Target::Literal(lit) => lit.pieces.iter().fold(max_texts, |sum, p| {
+                    sum.saturating_add(p.set.to_prefixes().len())
+                }),
+                Target::Internet | Target::SelfDevices => 0,
+            }
+        };
+        let sum = |targets: &[Target]| {
+            targets
+                .iter()
+                .map(narrowed)
+                .fold(0usize, usize::saturating_add)
+        };
         let entries = match body {
             Body::Net { dst, ports, .. } => on_one_node(dst).saturating_mul(ports.len()),
             Body::SelfNet { ports, .. } => max_texts.saturating_mul(ports.len()),
-            Body::App { dsts, .. } => dsts.iter().map(on_one_node).sum(),
-            Body::Companion { src_ips, .. } => self.srcs.slice(*src_ips).len(),
+            Body::App { dsts, .. } => sum(dsts),
+            Body::Companion { .. } => sum(src_targets),
             Body::SelfApp { .. } | Body::SelfCompanion { .. } => max_texts,
         };
         u64::try_from(entries).unwrap_or(u64::MAX)
@@ -602,7 +626,7 @@ impl Lowered {
                 };
                 let entries = match self.entries_on(table, id, i) {
                     Some(n) => u64::try_from(n).unwrap_or(u64::MAX),
-                    None => self.node_entries_bound(&item.body, max_texts),
+                    None => self.node_entries_bound(&item.body, &item.src_targets, max_texts),
                 };
                 total = total.saturating_add(entries);
                 if entries > most.0 {

@@ -534,6 +534,20 @@ impl Builder<'_> {
         }
     }
 
+    /// Charge one more item, of `body`, to the item budget and the filter-entry bound: every
+    /// item, plain or `autogroup:self` (a self item uncharged let four 16 MB grants to
+    /// `autogroup:self` make 4 million items and 8 million entries per device).
+    fn charge_item(&mut self, body: &Body, src_targets: &[Target]) -> Result<(), CompileError> {
+        self.items_budget.spend(1, self.span)?;
+        self.filter_bound = self
+            .filter_bound
+            .saturating_add(
+                self.lowered
+                    .node_entries_bound(body, src_targets, self.max_texts),
+            );
+        Ok(())
+    }
+
     pub(super) fn push_self(
         &mut self,
         src_targets: Arc<[Target]>,
@@ -543,6 +557,7 @@ impl Builder<'_> {
         // A self item may reach every untagged node.
         self.budget
             .spend(self.table.untagged.len().max(1), self.span)?;
+        self.charge_item(&body, &src_targets)?;
         let i = crate::nodes::index(self.lowered.items.len());
         self.lowered.self_items.push(i);
         self.lowered.items.push(Item {
@@ -568,10 +583,7 @@ impl Builder<'_> {
     ) -> Result<(), CompileError> {
         self.budget
             .spend(reach.count(self.table).max(1), self.span)?;
-        self.items_budget.spend(1, self.span)?;
-        self.filter_bound = self
-            .filter_bound
-            .saturating_add(self.lowered.node_entries_bound(&body, self.max_texts));
+        self.charge_item(&body, &src_targets)?;
         let lowered = &mut self.lowered;
         let i = crate::nodes::index(lowered.items.len());
         // `via` items count for merging only on the routers they apply to (per node).

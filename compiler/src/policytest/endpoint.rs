@@ -124,6 +124,13 @@ impl<'a> Endpoints<'a> {
                 }
                 self.nodes_of(&alias)
             }
+            // Another tailnet's group or tag (declarative node sharing): its devices are not
+            // known here, so it stands for none (a `deny` holds vacuously, with a warning).
+            Alias::Group(name) | Alias::Tag(name)
+                if aclc_policy::model::external_reference(name).is_some() =>
+            {
+                Vec::new()
+            }
             Alias::Group(name) => {
                 // A group synced from the identity provider is defined there: its members
                 // come from the inventory (none listed: no devices).
