@@ -205,6 +205,21 @@ impl AddrSet {
     /// The set as CIDR prefixes only (`/32` and `/128` for single addresses, ranges split
     /// into the fewest prefixes), for fields Tailscale types as `netip.Prefix`
     /// (`CapGrant.Dsts`), where a bare address or a range fails the client's decoding.
+    /// How many prefixes [`AddrSet::to_prefixes`] writes, without writing them.
+    pub(crate) fn prefix_count(&self) -> usize {
+        let v4: usize = self
+            .v4
+            .iter()
+            .map(|&(a, b)| ipnet::Ipv4Subnets::new(Ipv4Addr::from(a), Ipv4Addr::from(b), 0).count())
+            .sum();
+        let v6: usize = self
+            .v6
+            .iter()
+            .map(|&(a, b)| ipnet::Ipv6Subnets::new(Ipv6Addr::from(a), Ipv6Addr::from(b), 0).count())
+            .sum();
+        v4.saturating_add(v6)
+    }
+
     pub(crate) fn to_prefixes(&self) -> Vec<String> {
         let v4 = self.v4.iter().flat_map(|&(a, b)| {
             ipnet::Ipv4Subnets::new(Ipv4Addr::from(a), Ipv4Addr::from(b), 0).map(|n| n.to_string())

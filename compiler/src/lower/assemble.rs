@@ -540,6 +540,30 @@ pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<st
     }
 }
 
+/// How many destinations [`narrow`] gives, without writing them (the filter-size check
+/// counts an app grant's on every node it reaches: writing them was most of a refusal's
+/// time).
+fn narrow_len(id: NodeId, node: &NodeInfo, target: &Target) -> usize {
+    match target {
+        Target::Wildcard | Target::DangerAll => node.hosts.len(),
+        Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.len(),
+        Target::Literal(lit) => {
+            let own = node
+                .addrs()
+                .zip(node.hosts.iter())
+                .filter(|(ip, _)| lit.set.contains(*ip))
+                .count();
+            lit.pieces
+                .iter()
+                .filter(|piece| node.routes_overlap(&piece.set))
+                .fold(own, |sum, piece| {
+                    sum.saturating_add(piece.set.prefix_count())
+                })
+        }
+        _ => 0,
+    }
+}
+
 /// The sources of an `autogroup:self` item for node `node`: the addresses of its owner's
 /// untagged devices that the item's sources hold, sorted.
 pub(super) fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target]) -> Strings {
@@ -582,9 +606,10 @@ impl Lowered {
         let narrowed = |target: &Target| -> usize {
             match target {
                 Target::Wildcard | Target::DangerAll | Target::Nodes(_) => max_texts,
-                Target::Literal(lit) => lit.pieces.iter().fold(max_texts, |sum, p| {
-                    sum.saturating_add(p.set.to_prefixes().len())
-                }),
+                Target::Literal(lit) => lit
+                    .pieces
+                    .iter()
+                    .fold(max_texts, |sum, p| sum.saturating_add(p.set.prefix_count())),
                 Target::Internet | Target::SelfDevices => 0,
             }
         };
@@ -624,7 +649,24 @@ impl Lowered {
                 let Some(item) = self.items.get(i as usize) else {
                     continue;
                 };
-                let entries = match self.entries_on(table, id, i) {
+                let counted = match &item.body {
+                    // An app grant (or its companion) counted, not written out.
+                    Body::App { .. } if item.via.is_some() => Some(0),
+                    Body::App { dsts, .. } => Some(
+                        dsts.iter()
+                            .map(|t| narrow_len(id, node, t))
+                            .fold(0usize, usize::saturating_add),
+                    ),
+                    // At most the sum (the companion drops repeats).
+                    Body::Companion { .. } => Some(
+                        item.src_targets
+                            .iter()
+                            .map(|t| narrow_len(id, node, t))
+                            .fold(0usize, usize::saturating_add),
+                    ),
+                    _ => self.entries_on(table, id, i),
+                };
+                let entries = match counted {
                     Some(n) => u64::try_from(n).unwrap_or(u64::MAX),
                     None => self.node_entries_bound(&item.body, &item.src_targets, max_texts),
                 };
