@@ -230,6 +230,25 @@ fn every_command(dir: &Path) {
 const TAG_OWNERS: &str =
     r#""tagOwners": {"tag:web": [], "tag:db": [], "tag:router": [], "tag:exit": []}"#;
 
+/// Every command of `policy` is bounded, and `compile` refuses it (exit 2) with a message
+/// holding `says`.
+fn refused_over_budget(policy: &str, says: &str) {
+    let dir = with_policy(policy);
+    every_command(&dir);
+    let inventory = inventory();
+    let args = [
+        "compile",
+        "policy.hujson",
+        "--format",
+        "human",
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ];
+    let out = assert_bounded(&dir, &args);
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(out.stderr_head.contains(says), "{}", out.stderr_head);
+}
+
 /// One grant of 6,000 destinations and 6,000 `ip` entries (a 100 KB policy) asks for 36
 /// million rule items, one per pair: its compile held 7 GB and aborted on a failed allocation.
 /// Refused now before any item is made (`CompileLimits::max_rule_items`).
@@ -241,26 +260,7 @@ fn a_grant_of_six_thousand_destinations_by_six_thousand_ports() {
         r#"{{{TAG_OWNERS}, "grants": [{{"src": ["*"], "dst": [{dsts}], "ip": [{}]}}]}}"#,
         ips.join(",")
     );
-    let dir = with_policy(&policy);
-    every_command(&dir);
-    let inventory = inventory();
-    let out = assert_bounded(
-        &dir,
-        &[
-            "compile",
-            "policy.hujson",
-            "--format",
-            "human",
-            "--inventory",
-            inventory.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status, Some(2), "{out:?}");
-    assert!(
-        out.stderr_head.contains("rule items"),
-        "{}",
-        out.stderr_head
-    );
+    refused_over_budget(&policy, "rule items");
 }
 
 /// An IP set of 20,000 separate internet prefixes as the destination of 300 ports: the exit
@@ -278,26 +278,7 @@ fn an_ip_set_of_twenty_thousand_prefixes_times_three_hundred_ports() {
         prefixes.join(","),
         ips.join(",")
     );
-    let dir = with_policy(&policy);
-    every_command(&dir);
-    let inventory = inventory();
-    let out = assert_bounded(
-        &dir,
-        &[
-            "compile",
-            "policy.hujson",
-            "--format",
-            "human",
-            "--inventory",
-            inventory.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status, Some(2), "{out:?}");
-    assert!(
-        out.stderr_head.contains("node exit-1's packet filter"),
-        "{}",
-        out.stderr_head
-    );
+    refused_over_budget(&policy, "node exit-1's packet filter");
 }
 
 /// `ipset:s20` removes `ipset:s19`, which removes `ipset:s18`, ... each level naming the one

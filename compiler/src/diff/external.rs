@@ -57,24 +57,25 @@ fn external_rules(policy: &Policy, source: &aclc_policy::Source) -> Vec<(String,
 pub(super) fn external_changes(old: Side<'_>, new: Side<'_>) -> Changes<ExternalChange> {
     let before = external_rules(old.policy, old.source);
     let after = external_rules(new.policy, new.source);
-    let keys = |rules: &[(String, String, Span)]| -> BTreeSet<(String, String)> {
+    type Rules = [(String, String, Span)];
+    fn keys(rules: &Rules) -> BTreeSet<(&str, &str)> {
         rules
             .iter()
-            .map(|(n, t, _)| (n.clone(), t.clone()))
+            .map(|(n, t, _)| (n.as_str(), t.as_str()))
             .collect()
-    };
+    }
     let (had, has) = (keys(&before), keys(&after));
-    let changes =
-        |rules: &[(String, String, Span)], other: &BTreeSet<(String, String)>, side: Side<'_>| {
-            rules
-                .iter()
-                .filter(|(n, t, _)| !other.contains(&(n.clone(), t.clone())))
-                .map(|(n, _, span)| ExternalChange {
-                    reference: n.clone(),
-                    rules: vec![rule_ref(side.source, *span)],
-                })
-                .collect::<Vec<_>>()
-        };
+    // The rules of `rules` whose (reference, text) `other` lacks, as changes of `side`.
+    let changes = |rules: &Rules, other: &BTreeSet<(&str, &str)>, side: Side<'_>| {
+        rules
+            .iter()
+            .filter(|(n, t, _)| !other.contains(&(n.as_str(), t.as_str())))
+            .map(|(n, _, span)| ExternalChange {
+                reference: n.clone(),
+                rules: vec![rule_ref(side.source, *span)],
+            })
+            .collect::<Vec<_>>()
+    };
     Changes {
         gained: changes(&after, &had, new),
         lost: changes(&before, &has, old),

@@ -68,6 +68,9 @@ struct Placed<'a> {
     /// Equal for rules that are equal (principals, users and action).
     sig: (u32, u32, String),
     runs: Rc<Vec<(u32, u32)>>,
+    /// The session's [`terms`], written with the signature's rest, once per rule on a node
+    /// whose rules changed (not per login decided).
+    terms: Arc<str>,
 }
 
 /// The local user a refusing rule stands for as [`Decided::star`]: any non-empty text (its
@@ -101,7 +104,7 @@ fn matched(placed: &Placed<'_>, login: &str, local: &str) -> Option<Option<Outco
     Some(action_kind(placed.rule).map(|action| Outcome {
         local_user,
         action,
-        terms: terms(placed.rule),
+        terms: placed.terms.clone(),
         rule: placed.policy_index,
     }))
 }
@@ -187,8 +190,7 @@ impl<'r, 'a> Decided<'r, 'a> {
             (Some((a, x)), Some((b, y))) => {
                 x == y
                     && (x.is_empty()
-                        || action_kind(a.rule) == action_kind(b.rule)
-                            && terms(a.rule) == terms(b.rule))
+                        || action_kind(a.rule) == action_kind(b.rule) && a.terms == b.terms)
             }
             _ => false,
         }
@@ -259,6 +261,7 @@ impl SshPlacements {
             policy_index,
             sig: (pid, uid, String::new()),
             runs,
+            terms: Arc::from(""),
         }
     }
 }
@@ -334,6 +337,7 @@ pub(crate) fn diff_node(
             "{:?}{:?}{:?}",
             p.rule.action, p.rule.accept_env, p.rule.rule_expires
         );
+        p.terms = terms(p.rule);
     }
     // Nodes with the same rules before and after (most do: rules reach nodes by selector)
     // have the same changes: swept once.
@@ -536,7 +540,7 @@ mod tests {
             return action_kind(placed.rule).map(|action| Outcome {
                 local_user,
                 action,
-                terms: terms(placed.rule),
+                terms: placed.terms.clone(),
                 rule: placed.policy_index,
             });
         }
@@ -573,6 +577,7 @@ mod tests {
                 policy_index: i,
                 sig: (0, 0, String::new()),
                 runs: Rc::new(Vec::new()),
+                terms: terms(rule),
             })
             .collect()
     }

@@ -564,17 +564,11 @@ impl Lowerer<'_> {
         // `ip:country IN ['CA', 'US']`); values are compared as written, so a lower-case
         // code equals no device's country.
         if condition.attribute == "ip:country" {
-            let values: Vec<&str> = match &condition.value {
-                Some(crate::model::PostureValue::Str(s)) => vec![s.as_str()],
-                Some(crate::model::PostureValue::List(items)) => items
-                    .iter()
-                    .filter_map(|v| match v {
-                        crate::model::PostureValue::Str(s) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let values = condition
+                .value
+                .as_ref()
+                .map(crate::model::PostureValue::strings)
+                .unwrap_or_default();
             let lower = values
                 .into_iter()
                 .find(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_lowercase()));
@@ -595,17 +589,11 @@ impl Lowerer<'_> {
         // Operating systems are lower-case names (the posture page lists `macos`, `windows`,
         // `linux`, `ios`, `android`, ...): `'macOS'` equals no device's `node:os`.
         if condition.attribute == "node:os" {
-            let values: Vec<&str> = match &condition.value {
-                Some(crate::model::PostureValue::Str(s)) => vec![s.as_str()],
-                Some(crate::model::PostureValue::List(items)) => items
-                    .iter()
-                    .filter_map(|v| match v {
-                        crate::model::PostureValue::Str(s) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let values = condition
+                .value
+                .as_ref()
+                .map(crate::model::PostureValue::strings)
+                .unwrap_or_default();
             const SYSTEMS: [&str; 7] = [
                 "android", "freebsd", "ios", "linux", "macos", "openbsd", "windows",
             ];

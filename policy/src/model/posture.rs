@@ -85,6 +85,23 @@ pub enum PostureValue {
     List(Vec<PostureValue>),
 }
 
+impl PostureValue {
+    /// The strings it holds: itself, or a list's string items.
+    pub fn strings(&self) -> Vec<&str> {
+        match self {
+            PostureValue::Str(s) => vec![s.as_str()],
+            PostureValue::List(items) => items
+                .iter()
+                .filter_map(|v| match v {
+                    PostureValue::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One posture condition, e.g. `node:os IN ['macos', 'linux']`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PostureCondition {

@@ -61,14 +61,11 @@ impl Validator<'_> {
             _ => return,
         };
         let lowered = name.to_ascii_lowercase();
-        if lowered == name {
-            return;
-        }
-        let twin = match kind {
-            "group" => self.index.groups.contains_key(lowered.as_str()),
+        let twin = match &target.alias {
+            Alias::Group(_) => self.index.groups.contains_key(lowered.as_str()),
             _ => self.index.hosts.contains(lowered.as_str()),
         };
-        if !twin {
+        if lowered == name || !twin {
             return;
         }
         self.warning(
