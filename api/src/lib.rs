@@ -369,7 +369,7 @@ pub(crate) fn vet(
 }
 
 /// The refusal of a policy that cannot be computed.
-fn compile_refused(error: &aclc_compiler::CompileError, source: &Source) -> Failure {
+pub(crate) fn compile_refused(error: &aclc_compiler::CompileError, source: &Source) -> Failure {
     let found = [error.to_diagnostic()];
     let message = shape::compile_refusal_message(&found);
     Failure::refused(JsonError::new(message, &found, source))

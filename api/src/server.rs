@@ -269,9 +269,11 @@ fn change_set_json<'a>(
     }
 }
 
-/// The failure for an engine's refusal of an event (or of the initial state, `initial`).
-fn engine_failure(error: EngineError, initial: bool) -> Failure {
+/// The failure for an engine's refusal of an event (or of the initial state, `initial`);
+/// a compile refusal is located in `source`, the policy the event would have compiled.
+fn engine_failure(error: EngineError, initial: bool, source: &Source) -> Failure {
     match error {
+        EngineError::Compile(error) => crate::compile_refused(&error, source),
         EngineError::UnknownNode(id) => {
             Failure::new("unknown_node", format!("unknown node id {id}"))
         }
@@ -345,7 +347,7 @@ pub(crate) fn new_engine(args: NewArgs, handle: u64) -> Result<(Running, String)
         options.compile.control_url = url;
     }
     let engine = engine::Engine::new(Arc::new(policy), state, options)
-        .map_err(|e| engine_failure(e, true))?;
+        .map_err(|e| engine_failure(e, true, &source))?;
     let snapshot = engine.snapshot();
     warnings.extend(vet(snapshot.policy(), snapshot.compiled(), &source)?);
     #[derive(Serialize)]
@@ -391,7 +393,7 @@ impl Running {
             })?);
         }
         let changes = self.engine.apply_batch(batch).map_err(|e| {
-            let mut failure = engine_failure(e.error, false);
+            let mut failure = engine_failure(e.error, false, &self.source);
             if let Some(index) = e.event {
                 failure.message = format!("events[{index}]: {}", failure.message);
             }
@@ -424,7 +426,7 @@ impl Running {
                         self.engine.state(),
                         self.engine.options().clone(),
                     )
-                    .map_err(|e| engine_failure(e, false))?;
+                    .map_err(|e| engine_failure(e, false, &source))?;
                     let snapshot = candidate.snapshot();
                     vet(snapshot.policy(), snapshot.compiled(), &source)?;
                 }
@@ -433,10 +435,10 @@ impl Running {
             }
         };
         let old_policy = self.engine.policy().clone();
-        let changes = self
-            .engine
-            .apply(event)
-            .map_err(|e| engine_failure(e, false))?;
+        let changes = self.engine.apply(event).map_err(|e| {
+            let source = replaced.as_ref().map_or(&self.source, |(source, _)| source);
+            engine_failure(e, false, source)
+        })?;
         let after = self.engine.snapshot();
         let mut warnings = Vec::new();
         if let Some((source, mut found)) = replaced {

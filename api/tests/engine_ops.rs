@@ -318,6 +318,17 @@ fn refusals_change_nothing() {
         json!({"type": "replace_policy", "policy": failing}),
     );
     assert_eq!(kind(&failing), "refused", "{failing}");
+    // A valid policy the compiler refuses: one grant of 1,100 destinations by 1,000 ports
+    // (1.1 million rule items, past the limit), located at the grant.
+    let dsts: Vec<String> = (0..1100)
+        .map(|i| format!("10.{}.{}.1", i / 250, i % 250))
+        .collect();
+    let ports: Vec<String> = (1..=1000).map(|p| format!("tcp:{p}")).collect();
+    let huge = json!({"grants": [{"src": ["*"], "dst": dsts, "ip": ports}]}).to_string();
+    let huge = apply(&mut api, json!({"type": "replace_policy", "policy": huge}));
+    assert_eq!(kind(&huge), "refused", "{huge}");
+    let diagnostics = huge["error"]["diagnostics"].to_string();
+    assert!(diagnostics.contains("compile_budget"), "{diagnostics}");
     let after = map(&mut api);
     assert_eq!(before["map"], after["map"]);
 

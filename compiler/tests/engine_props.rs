@@ -1440,6 +1440,103 @@ fn single_family_nodes_in_the_engine() {
     assert_eq!(peers(&engine, 4), before);
 }
 
+/// An event after which the compiler would refuse the tailnet (here, a join past the work
+/// limit) is refused: the engine keeps serving the previous maps, not a tailnet with no
+/// access, and a batch's stored approvals are taken back with it. A policy replaced by one
+/// the compiler refuses is refused alike.
+#[test]
+fn an_event_the_compiler_would_refuse_is_refused() {
+    let policy = parse_policy(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}],
+            "autoApprovers": {"routes": {"10.0.0.0/8": ["autogroup:member"]}}}"#,
+    )
+    .unwrap();
+    let state = |n: u64| TailnetState {
+        users: vec![user(1, 0)],
+        nodes: (1..=n).map(|i| owned(i, 1)).collect(),
+        ..TailnetState::default()
+    };
+    let options = |limit: u64| {
+        let mut options = EngineOptions::with_approvals(ApprovalMode::Stored);
+        options.compile.limits.max_rule_entries = limit;
+        options
+    };
+    let compiles = |n: u64, limit: u64| {
+        let engine = Engine::new(policy.clone(), state(n), options(limit)).unwrap();
+        let refused = engine.snapshot().compiled().refusal().is_some();
+        !refused
+    };
+    // The least limit under which three nodes compile: a fourth node reaches more.
+    let limit = (1..10_000).find(|&l| compiles(3, l)).unwrap();
+    assert!(!compiles(4, limit));
+    let mut engine = Engine::new(policy.clone(), state(3), options(limit)).unwrap();
+    let before = outputs(&engine);
+    let state_before = engine.state();
+    assert!(!before[&1].packet_filter_rules.is_empty());
+    let joining = serving(owned(4, 1), "10.1.0.0/16");
+    let mut unapproved = joining.clone();
+    unapproved.approved_routes.clear();
+    let error = engine
+        .apply(Event::UpsertNode(unapproved.clone()))
+        .unwrap_err();
+    assert!(
+        matches!(&error, aclc_compiler::engine::EngineError::Compile(e)
+            if e.kind == aclc_compiler::CompileErrorKind::BudgetExceeded),
+        "{error:?}"
+    );
+    assert_eq!(engine.state(), state_before);
+    assert_eq!(outputs(&engine), before);
+    // In a batch, with an approval stored for the joining node: all taken back.
+    let error = engine
+        .apply_batch([
+            Event::UpsertNode(unapproved),
+            Event::SetOnline {
+                node: 2,
+                online: false,
+            },
+        ])
+        .unwrap_err();
+    assert_eq!(error.event, None);
+    assert_eq!(engine.state(), state_before);
+    assert_eq!(outputs(&engine), before);
+    // A policy the compiler refuses (twice the work, past the limit) is refused too, with
+    // the approval it stored for a route advertised earlier.
+    let advertised = vec!["192.168.0.0/24".parse().unwrap()];
+    engine
+        .apply(Event::AdvertiseRoutes {
+            node: 2,
+            routes: advertised,
+        })
+        .unwrap();
+    let state_before = engine.state();
+    let before = outputs(&engine);
+    let doubled = parse_policy(
+        r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]},
+                       {"src": ["*"], "dst": ["*"], "ip": ["22"]}],
+            "autoApprovers": {"routes": {"192.168.0.0/24": ["autogroup:member"]}}}"#,
+    )
+    .unwrap();
+    let error = engine
+        .apply(Event::ReplacePolicy(doubled.clone()))
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        aclc_compiler::engine::EngineError::Compile(_)
+    ));
+    assert_eq!(engine.state(), state_before);
+    assert_eq!(outputs(&engine), before);
+    // A node leaving still applies, and an engine that starts refused stays so, granting
+    // nothing, until an event makes it compile.
+    engine.apply(Event::RemoveNode(3)).unwrap();
+    let mut refused = Engine::new(doubled, state(2), options(limit)).unwrap();
+    assert!(refused.snapshot().compiled().refusal().is_some());
+    assert!(outputs(&refused)[&1].packet_filter_rules.is_empty());
+    refused.apply(Event::UpsertNode(owned(3, 1))).unwrap();
+    assert!(refused.snapshot().compiled().refusal().is_some());
+    refused.apply(Event::ReplacePolicy(policy)).unwrap();
+    assert!(!outputs(&refused)[&1].packet_filter_rules.is_empty());
+}
+
 /// A self rule merges into the first item whose sources are exactly its owner's devices. When
 /// a member is retagged, `autogroup:member`'s sources shrink to another user's only device:
 /// that user's self rule now claims the member rule's slot (first) on a device the retagged

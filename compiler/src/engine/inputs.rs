@@ -151,8 +151,12 @@ impl Inputs {
     }
 
     /// In [`ApprovalMode::Stored`], add what `autoApprovers` now approves to the records;
-    /// the ids of the nodes that gained an approval.
-    pub(super) fn store_approvals(&mut self) -> Result<Vec<u64>, EngineError> {
+    /// the ids of the nodes that gained an approval. Each record's earlier value goes to
+    /// `undo`, for a batch refused after its approvals were stored.
+    pub(super) fn store_approvals(
+        &mut self,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Vec<u64>, EngineError> {
         if self.options.approvals != ApprovalMode::Stored {
             return Ok(Vec::new());
         }
@@ -171,14 +175,20 @@ impl Inputs {
         }
         let mut changed = Vec::new();
         for (id, routes) in updates {
-            self.nodes.edit(id, |node| {
+            let edited = self.nodes.edit(id, |node| {
+                let mut gained = false;
                 for route in routes {
                     if !node.approved_routes.contains(&route) {
                         node.approved_routes.push(route);
-                        changed.push(id);
+                        gained = true;
                     }
                 }
+                gained
             });
+            if let Some((before, true)) = edited {
+                undo.push(Undo::Node(id, Some(before)));
+                changed.push(id);
+            }
         }
         Ok(changed)
     }

@@ -90,6 +90,12 @@ pub enum EngineError {
     UnknownNode(u64),
     /// A node names an owner the engine does not know.
     UnknownUser(u64),
+    /// The compiler refuses the tailnet the event would make (the policy needs more work
+    /// than [`crate::CompileLimits`] allows, or an IP set cannot be resolved). The engine
+    /// keeps serving the previous state; a state refused already (an engine created with a
+    /// policy the compiler refuses) stays refused, granting nothing, until an event makes
+    /// it compile.
+    Compile(crate::CompileError),
 }
 
 impl fmt::Display for EngineError {
@@ -98,6 +104,7 @@ impl fmt::Display for EngineError {
             EngineError::Inventory(e) => write!(f, "{e}"),
             EngineError::UnknownNode(id) => write!(f, "unknown node id {id}"),
             EngineError::UnknownUser(id) => write!(f, "unknown user id {id}"),
+            EngineError::Compile(e) => write!(f, "{e}"),
         }
     }
 }
@@ -323,7 +330,7 @@ impl Engine {
             options,
         };
         inputs.refresh_users();
-        inputs.store_approvals()?;
+        inputs.store_approvals(&mut Vec::new())?;
         let current = Arc::new(inputs.build(0, Scope::Everything)?.0);
         Ok(Engine {
             freer: freer::Freer::new(inputs.options.free_in_place),
@@ -424,34 +431,48 @@ impl Engine {
         let version = self.current.version + 1;
         let mut scope = scope(&self.inputs, &self.current, &undo);
         span.record("path", scope.path());
-        let result = self.inputs.store_approvals().and_then(|stored| {
-            // Sets, not scans: a batch may change many nodes and store many approvals.
-            let scoped: HashSet<u64> = match &scope {
-                Scope::Node(n) => n.nodes.iter().map(|(node, _)| *node).collect(),
-                Scope::Routes(r) => r.nodes.iter().copied().collect(),
-                _ => HashSet::new(),
-            };
-            if !stored.iter().all(|id| scoped.contains(id)) {
-                scope = Scope::Everything;
-            }
-            // Node events with a router among them, or a policy or Service change beside
-            // other changes: in steps that each take a narrow path (the steps see only the
-            // changed nodes' records, so not when an approval was stored for another node).
-            let changed: HashSet<u64> = undo
-                .iter()
-                .filter_map(|u| match u {
-                    Undo::Node(id, _) => Some(*id),
-                    _ => None,
-                })
-                .collect();
-            let stored_elsewhere = stored.iter().any(|s| !changed.contains(s));
-            if matches!(scope, Scope::Everything) && !stored_elsewhere {
-                if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
-                    span.record("path", "steps");
-                    return built;
+        // The records as they were before the approvals stored, for a refused batch.
+        let mut stored_undo = Vec::new();
+        let result = self
+            .inputs
+            .store_approvals(&mut stored_undo)
+            .and_then(|stored| {
+                // Sets, not scans: a batch may change many nodes and store many approvals.
+                let scoped: HashSet<u64> = match &scope {
+                    Scope::Node(n) => n.nodes.iter().map(|(node, _)| *node).collect(),
+                    Scope::Routes(r) => r.nodes.iter().copied().collect(),
+                    _ => HashSet::new(),
+                };
+                if !stored.iter().all(|id| scoped.contains(id)) {
+                    scope = Scope::Everything;
                 }
+                // Node events with a router among them, or a policy or Service change beside
+                // other changes: in steps that each take a narrow path (the steps see only the
+                // changed nodes' records, so not when an approval was stored for another node).
+                let changed: HashSet<u64> = undo
+                    .iter()
+                    .filter_map(|u| match u {
+                        Undo::Node(id, _) => Some(*id),
+                        _ => None,
+                    })
+                    .collect();
+                let stored_elsewhere = stored.iter().any(|s| !changed.contains(s));
+                if matches!(scope, Scope::Everything) && !stored_elsewhere {
+                    if let Some(built) = self.inputs.build_in_steps(version, &self.current, &undo) {
+                        span.record("path", "steps");
+                        return built;
+                    }
+                }
+                self.inputs.build(version, scope)
+            });
+        // A batch whose tailnet the compiler refuses (work beyond its limits, an IP set it
+        // cannot resolve) is refused, not served as a tailnet with no access: the previous
+        // snapshot stays (only a state that was refused already may stay refused).
+        let result = result.and_then(|built| {
+            match (self.current.compiled.refusal(), built.0.compiled.refusal()) {
+                (None, Some(error)) => Err(EngineError::Compile(error.clone())),
+                _ => Ok(built),
             }
-            self.inputs.build(version, scope)
         });
         match result {
             Ok((snapshot, filters_changed, touched)) => {
@@ -472,6 +493,7 @@ impl Engine {
                 Ok(changes)
             }
             Err(error) => {
+                self.inputs.undo(stored_undo);
                 self.inputs.undo(undo);
                 self.inputs.refresh_users();
                 Err(BatchError { event: None, error })
