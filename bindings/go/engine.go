@@ -27,10 +27,11 @@ type NodeRecord struct {
 	Name     string `json:"name"`
 	Hostname string `json:"hostname,omitempty"`
 	// User is the owner's id; nil for a tagged node.
-	User             *uint64        `json:"user,omitempty"`
-	Tags             []string       `json:"tags,omitempty"`
-	IPv4             string         `json:"ipv4"`
-	IPv6             string         `json:"ipv6"`
+	User *uint64  `json:"user,omitempty"`
+	Tags []string `json:"tags,omitempty"`
+	// IPv4 and IPv6 are the node's addresses; a node of one family leaves the other empty.
+	IPv4             string         `json:"ipv4,omitempty"`
+	IPv6             string         `json:"ipv6,omitempty"`
 	AdvertisedRoutes []string       `json:"advertised_routes,omitempty"`
 	ApprovedRoutes   []string       `json:"approved_routes,omitempty"`
 	Posture          map[string]any `json:"posture,omitempty"`

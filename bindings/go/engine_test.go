@@ -215,3 +215,30 @@ func TestEngineState(t *testing.T) {
 		t.Fatalf("auto_approved: %s %v", raw, err)
 	}
 }
+
+// Nodes of one address family through the typed records: the other family is left out of
+// the event, not sent empty (which the engine refused as an invalid address).
+func TestEngineSingleFamilyNodes(t *testing.T) {
+	ctx := context.Background()
+	state := `{"users": [{"id": 1, "login": "alice@example.com"}],
+	  "nodes": [{"id": 1, "name": "dual", "user": 1, "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"}]}`
+	policy := `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`
+	engine, err := NewEngine(policy, state, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close(ctx)
+	alice := uint64(1)
+	for _, node := range []NodeRecord{
+		{ID: 2, Name: "v6only", User: &alice, IPv6: "fd7a:115c:a1e0::2"},
+		{ID: 3, Name: "v4only", User: &alice, IPv4: "100.64.0.3"},
+	} {
+		cs, err := engine.Apply(ctx, UpsertNode{node})
+		if err != nil {
+			t.Fatalf("%s: %v", node.Name, err)
+		}
+		if c, ok := changed(cs)[node.Name]; !ok || !c.Added {
+			t.Fatalf("%s: %+v", node.Name, cs)
+		}
+	}
+}

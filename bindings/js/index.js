@@ -150,9 +150,11 @@ export class Aclc {
     const bytes = encoder.encode(stringify({ version: API_VERSION, ...request }));
     const ex = this.instance.exports;
     try {
-      const ptr = bytes.length > 0 ? ex.aclc_alloc(bytes.length) : 0;
+      // WebAssembly's i32 and i64 arrive signed: an address at or past 2 GiB would be
+      // negative. Both are read unsigned (the module may use its whole 4 GiB).
+      const ptr = bytes.length > 0 ? ex.aclc_alloc(bytes.length) >>> 0 : 0;
       new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
-      const packed = ex.aclc_call(ptr, bytes.length);
+      const packed = BigInt.asUintN(64, ex.aclc_call(ptr, bytes.length));
       if (bytes.length > 0) ex.aclc_free(ptr, bytes.length);
       const outPtr = Number(packed >> 32n);
       const outLen = Number(packed & 0xffffffffn);

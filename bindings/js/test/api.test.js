@@ -145,3 +145,18 @@ test('a whole-tailnet compile past 512 MiB is refused before any map is built', 
     (e) => e instanceof AclcError && e.kind === 'too_large' && e.message.includes('before any map'),
   );
 });
+
+test('a module memory past 2 GiB: addresses read unsigned', async () => {
+  const a = await Aclc.create();
+  a.info();
+  // Grown past 2 GiB (untouched pages cost no memory): the allocator's next block, for a
+  // request larger than anything it has free, lies above it, at an address JavaScript
+  // received as negative.
+  const memory = a.instance.exports.memory;
+  const pages = memory.buffer.byteLength / 65536;
+  memory.grow(32768 + 16 - Math.min(pages, 32768));
+  const big = policy + ' '.repeat(4 << 20);
+  assert.equal(a.check(big).valid, true);
+  assert.ok(memory.buffer.byteLength > 2 ** 31);
+  assert.equal(a.load(policy, inventory).nodeMap('web-1').addresses.length, 2);
+});

@@ -260,6 +260,26 @@ impl Inventory {
                 );
             }
         }
+        // Routes as the corpus format reads them (`read::parse_prefix`), for inventories
+        // built in code (the engine's records): a prefix with host bits set would be sent to
+        // peers as it is, and never match an approval of its canonical form.
+        let routes = [
+            ("routable_ips", &node.routable_ips),
+            ("approved_routes", &node.approved_routes),
+        ];
+        for (field, list) in routes {
+            for (j, net) in list.iter().enumerate() {
+                if net.trunc() != *net {
+                    err(
+                        K::InvalidPrefix,
+                        format!(
+                            "nodes[{i}].{field}[{j}]: prefix \"{net}\" has host bits set (did you mean \"{}\"?)",
+                            net.trunc()
+                        ),
+                    );
+                }
+            }
+        }
         if node.ipv4.is_none() && node.ipv6.is_none() {
             err(
                 K::NoAddress,
