@@ -109,8 +109,21 @@ fn policy_text(seed: &[u32]) -> String {
     };
     // Variants 2 and 3 differ only in their users: the same principals, other `sshUsers`.
     // Variant 4 has `localpart:` users: per-user principal lists, on sources and destinations.
-    let ssh = match s(22) % 5 {
+    let ssh = match s(22) % 6 {
         0 => String::new(),
+        // Two rules that give their destinations the same pieces from other sources (a
+        // device moving from one's sources to the other's leaves a destination's rules as
+        // they were), sometimes below a rule of their own: a policy edit moves their places.
+        5 => format!(
+            r#", "ssh": [{}{{"action": "accept", "src": ["{}"], "dst": ["tag:web"], "users": ["root"]}}, {{"action": "accept", "src": ["{}"], "dst": ["tag:web"], "users": ["root"]}}]"#,
+            match s(23) % 3 {
+                0 =>
+                    r#"{"action": "accept", "src": ["tag:exit"], "dst": ["tag:exit"], "users": ["root"]}, "#,
+                _ => "",
+            },
+            pick(&["tag:db", "alice@example.com", "group:eng"], s(23) / 3),
+            pick(&["tag:router", "autogroup:member", "tag:db"], s(23) / 9),
+        ),
         // `autogroup:member` as a destination is read as `autogroup:self` (beside a tag here).
         1 => format!(
             r#", "ssh": [{{"action": "accept", "src": ["autogroup:member"], "dst": {}, "users": ["autogroup:nonroot"]}}]"#,
@@ -584,7 +597,7 @@ fn replaced_snapshots_are_freed_when_the_engine_is_dropped() {
 #[test]
 fn random_policies_parse() {
     let mut parsed = [0; 3];
-    let mut localpart = 0;
+    let (mut localpart, mut twins) = (0, 0);
     let mut app = 0;
     for seed in 0..300u32 {
         let seed: Vec<u32> = (0..26)
@@ -592,7 +605,8 @@ fn random_policies_parse() {
             .collect();
         if parse_policy(&policy_text(&seed)).is_some() {
             parsed[(seed[24] % 3) as usize] += 1;
-            localpart += usize::from(seed[22] % 5 == 4);
+            localpart += usize::from(seed[22] % 6 == 4);
+            twins += usize::from(seed[22] % 6 == 5);
             app += usize::from(seed[21] % 4 == 1);
         }
     }
@@ -602,6 +616,10 @@ fn random_policies_parse() {
         "{localpart} policies with localpart: SSH users"
     );
     assert!(app > 30, "{app} policies with app grants");
+    assert!(
+        twins > 30,
+        "{twins} policies with two SSH rules of equal pieces"
+    );
 }
 
 fn v4v6(i: u8) -> (Ipv4Addr, Ipv6Addr) {
@@ -1537,6 +1555,53 @@ fn an_event_the_compiler_would_refuse_is_refused() {
     assert!(!outputs(&refused)[&1].packet_filter_rules.is_empty());
 }
 
+/// A route with host bits set (`10.0.0.7/24`), advertised or approved, is refused as the
+/// corpus inventory refuses it: it was sent to peers as it was, and an approval of
+/// `10.0.0.0/24` never matched it.
+#[test]
+fn routes_with_host_bits_are_refused() {
+    let policy =
+        parse_policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#).unwrap();
+    let state = TailnetState {
+        users: vec![user(1, 0)],
+        nodes: vec![owned(1, 1), owned(2, 1)],
+        ..TailnetState::default()
+    };
+    let mut engine = Engine::new(policy.clone(), state.clone(), EngineOptions::default()).unwrap();
+    let before = engine.state();
+    for event in [
+        Event::AdvertiseRoutes {
+            node: 1,
+            routes: vec!["10.0.0.7/24".parse().unwrap()],
+        },
+        Event::ApproveRoutes {
+            node: 1,
+            routes: vec!["fd00::1/64".parse().unwrap()],
+        },
+    ] {
+        let error = engine.apply(event).unwrap_err();
+        let aclc_compiler::engine::EngineError::Inventory(e) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(
+            e.kind,
+            aclc_compiler::InventoryErrorKind::InvalidPrefix,
+            "{e}"
+        );
+        assert!(e.message.contains("has host bits set"), "{e}");
+        assert_eq!(engine.state(), before);
+    }
+    engine
+        .apply(Event::AdvertiseRoutes {
+            node: 1,
+            routes: vec!["10.0.0.0/24".parse().unwrap()],
+        })
+        .unwrap();
+    let mut bad = state;
+    bad.nodes[1] = serving(owned(2, 1), "192.168.1.1/24");
+    assert!(Engine::new(policy, bad, EngineOptions::default()).is_err());
+}
+
 /// A self rule merges into the first item whose sources are exactly its owner's devices. When
 /// a member is retagged, `autogroup:member`'s sources shrink to another user's only device:
 /// that user's self rule now claims the member rule's slot (first) on a device the retagged
@@ -2038,4 +2103,79 @@ fn policy_and_services_step_beside_routers() {
         .into_iter(),
     )
     .unwrap();
+}
+
+/// An SSH rule added above another: the other's place in the list moves, its pieces do not.
+/// The node it reaches keeps its SSH fingerprint (it was hashed by the rule's place: the
+/// fingerprint kept for it was no longer what its rules hash to, and debug builds failed on
+/// the next event), and a device joining the rule's sources changes it.
+#[test]
+fn an_ssh_rule_added_above_another() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": [], "tag:x": []},
+            "ssh": [
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:srv"], "users": ["root"]}]}"#,
+    )
+    .unwrap();
+    let inserted = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": [], "tag:x": []},
+            "ssh": [
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:x"], "users": ["root"]},
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:srv"], "users": ["root"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![
+            tagged(1, "tag:a"),
+            tagged(2, "tag:srv"),
+            tagged(4, "tag:x"),
+            owned(3, 1),
+        ],
+        [
+            Event::ReplacePolicy(inserted),
+            Event::UpsertNode(tagged(5, "tag:a")),
+        ],
+    );
+}
+
+/// Two SSH rules that give a server the same pieces from other sources: a device moving from
+/// the first's sources to the second's leaves the server's rules as they were, and so does a
+/// policy edit that takes the first rule's place with another of the same pieces. The change
+/// set named the server as an SSH change in both.
+#[test]
+fn a_device_moving_between_two_ssh_rules_of_equal_pieces() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": []},
+            "ssh": [
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:srv"], "users": ["root"]},
+              {"action": "accept", "src": ["tag:b"], "dst": ["tag:srv"], "users": ["root"]}]}"#,
+    )
+    .unwrap();
+    let mut moved = tagged(1, "tag:b");
+    moved.name = "node1".to_string();
+    verify_on(
+        policy.clone(),
+        vec![tagged(1, "tag:a"), tagged(2, "tag:srv"), owned(3, 1)],
+        [
+            Event::UpsertNode(moved),
+            Event::UpsertNode(tagged(1, "tag:a")),
+        ],
+    );
+    // The two rules swapped: `tag:b` has no device, so the server still receives one piece.
+    let swapped = parse_policy(
+        r#"{"tagOwners": {"tag:a": [], "tag:b": [], "tag:srv": []},
+            "ssh": [
+              {"action": "accept", "src": ["tag:b"], "dst": ["tag:srv"], "users": ["root"]},
+              {"action": "accept", "src": ["tag:a"], "dst": ["tag:srv"], "users": ["root"]}]}"#,
+    )
+    .unwrap();
+    verify_on(
+        policy,
+        vec![tagged(1, "tag:a"), tagged(2, "tag:srv"), owned(3, 1)],
+        [
+            Event::ReplacePolicy(swapped),
+            Event::UpsertNode(tagged(4, "tag:b")),
+        ],
+    );
 }

@@ -212,7 +212,7 @@ fn dst_into(h: &mut ahash::AHasher, ip: &str, bits: Option<i64>, ports: crate::w
 /// order otherwise), and a sum lets an event move a node's hash by the pieces that changed
 /// ([`Compiled::ssh_moves`]) without visiting its other rules.
 pub(super) fn ssh_hash(ssh: &SshLowered, table: &NodeTable, id: NodeId) -> u64 {
-    let mut sink = SshHashSink::default();
+    let mut sink = SshHashSink::new(ssh);
     ssh.visit_node_rules(table, id, &mut sink);
     sink.sum
 }
@@ -226,13 +226,17 @@ pub(crate) struct SshMoves {
     pub(crate) summed: Vec<u64>,
     /// The nodes whose SSH part is hashed again.
     pub(crate) again: Vec<NodeId>,
+    /// The nodes a moved piece reaches whose SSH rules may be what they were although their
+    /// sum moved: a piece that left one rule for another with the same content
+    /// ([`Compiled::ssh_unchanged`] decides them). Most often none.
+    pub(crate) doubtful: Vec<NodeId>,
 }
 
 /// One piece's part of [`ssh_hash`].
-pub(super) fn ssh_piece_hash(rule: usize, place: usize, principals: u64, rest: u64) -> u64 {
+pub(super) fn ssh_piece_hash(label: u64, place: usize, principals: u64, rest: u64) -> u64 {
     use std::hash::Hasher;
     let mut h = crate::hash::hasher();
-    h.write_usize(rule);
+    h.write_u64(label);
     h.write_usize(place);
     h.write_u64(principals);
     h.write_u64(rest);
@@ -240,15 +244,37 @@ pub(super) fn ssh_piece_hash(rule: usize, place: usize, principals: u64, rest: u
 }
 
 /// Hashes a node's SSH rules as [`SshLowered::visit_node_rules`] hands them over (a rule's
-/// pieces one after the other).
-#[derive(Default)]
-pub(super) struct SshHashSink {
+/// pieces one after the other), each piece by its rule's label
+/// ([`crate::ssh::Labels`]), its place in the rule and its content.
+pub(super) struct SshHashSink<'a> {
+    pub(super) labels: &'a crate::ssh::Labels,
     /// The last piece's rule and place.
     pub(super) last: Option<(usize, usize)>,
     pub(super) sum: u64,
+    /// The pieces' contents (principals and the rest) and nothing else, in order.
+    pub(super) contents: Option<Vec<(u64, u64)>>,
 }
 
-impl crate::ssh::SshSink for SshHashSink {
+impl<'a> SshHashSink<'a> {
+    pub(super) fn new(ssh: &'a SshLowered) -> SshHashSink<'a> {
+        SshHashSink {
+            labels: ssh.labels(),
+            last: None,
+            sum: 0,
+            contents: None,
+        }
+    }
+
+    /// A sink that lists the pieces' contents as well.
+    fn listing(ssh: &'a SshLowered) -> SshHashSink<'a> {
+        SshHashSink {
+            contents: Some(Vec::new()),
+            ..SshHashSink::new(ssh)
+        }
+    }
+}
+
+impl crate::ssh::SshSink for SshHashSink<'_> {
     fn rule(&mut self, rule: crate::ssh::SshRuleRef<'_>) {
         let list = || principals_hash(rule.principals);
         let principals = match rule.principals_hash {
@@ -262,9 +288,13 @@ impl crate::ssh::SshSink for SshHashSink {
             _ => 0,
         };
         self.last = Some((rule.policy_index, place));
-        self.sum =
-            self.sum
-                .wrapping_add(ssh_piece_hash(rule.policy_index, place, principals, rest));
+        if let Some(contents) = &mut self.contents {
+            contents.push((principals, rest));
+        }
+        let label = self.labels.get(rule.policy_index);
+        self.sum = self
+            .sum
+            .wrapping_add(ssh_piece_hash(label, place, principals, rest));
     }
 }
 
@@ -433,18 +463,27 @@ impl Compiled {
     /// ([`SshLowered::moves`]). `None` when the rules were not patched.
     pub(crate) fn ssh_moves(&self, old: &Compiled) -> Option<SshMoves> {
         let (simple, again) = self.ssh.moves(&old.ssh, &self.table)?;
+        // A piece's hash, and its content when it has one.
         let piece = |ssh: &SshLowered, i: u32| {
-            let mut sink = SshHashSink::default();
+            let mut sink = SshHashSink::listing(ssh);
             ssh.visit_piece(i, &mut sink);
-            sink.sum
+            let content = sink.contents.and_then(|c| c.first().copied());
+            (sink.sum, content)
         };
         // Summed into one array by node id as they are found: a list of (node, change)
         // pairs held 2.4 million entries (38 MiB) for a batch of 100 joins on `large`.
         let n = self.table.len();
         let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; n.div_ceil(64)]);
+        // The moved pieces' contents before and after, by rule.
+        let mut before: crate::hash::Map<(u64, u64), u32> = crate::hash::Map::default();
+        let mut after: Vec<((u64, u64), u32)> = Vec::new();
         for i in simple {
-            let delta = piece(&self.ssh, i).wrapping_sub(piece(&old.ssh, i));
+            let (new, now) = piece(&self.ssh, i);
+            let (was, then) = piece(&old.ssh, i);
+            let delta = new.wrapping_sub(was);
             if delta != 0 {
+                before.extend(then.map(|c| (c, i)));
+                after.extend(now.map(|c| (c, i)));
                 for &v in self.ssh.destinations(i) {
                     if let Some(sum) = sums.get_mut(v.index()) {
                         *sum = sum.wrapping_add(delta);
@@ -453,11 +492,44 @@ impl Compiled {
                 }
             }
         }
+        // A node's rules can be what they were only if the contents its moved pieces had are
+        // the contents they have: some piece took another's earlier content. The nodes such
+        // a piece reaches are decided by their lists (one lookup per moved piece otherwise;
+        // no more nodes than the sums above reached).
+        let mut doubtful = Vec::new();
+        for (content, j) in after {
+            if before.get(&content).is_some_and(|&i| i != j) {
+                doubtful.extend_from_slice(self.ssh.destinations(j));
+            }
+        }
+        doubtful.sort_unstable();
+        doubtful.dedup();
         Some(SshMoves {
             sums,
             summed,
             again,
+            doubtful,
         })
+    }
+
+    /// Label the SSH rules as `old`, the compile this one follows (of the same policy when
+    /// `same_policy`), labels them ([`SshLowered::continue_labels`]); before any
+    /// fingerprint.
+    pub(crate) fn continue_ssh_labels(&mut self, old: &Compiled, same_policy: bool) {
+        self.ssh.continue_labels(&old.ssh, same_policy);
+    }
+
+    /// Whether node `id`'s SSH rules here are node `was`'s in `old`, piece by piece (their
+    /// principals and the rest compared by hash, the rules' labels left out): for a node
+    /// whose SSH fingerprint changed only because a piece moved between two rules of equal
+    /// content.
+    pub(crate) fn ssh_unchanged(&self, id: NodeId, old: &Compiled, was: NodeId) -> bool {
+        let contents = |c: &Compiled, v: NodeId| {
+            let mut sink = SshHashSink::listing(&c.ssh);
+            c.ssh.visit_node_rules(&c.table, v, &mut sink);
+            sink.contents
+        };
+        contents(self, id) == contents(old, was)
     }
 
     /// The SSH part of node `name`'s fingerprint.

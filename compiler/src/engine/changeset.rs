@@ -152,7 +152,11 @@ fn diff_of(
                 packet_filter: crate::bits::bit(filters_changed, v)
                     || (!crate::bits::bit(&new.stale, v)
                         && old_filter(w).unwrap_or(before.filter) != after.filter),
-                ssh_rules: before.ssh != after.ssh,
+                ssh_rules: before.ssh != after.ssh
+                    && match &new.ssh_same {
+                        Some(same) => !crate::bits::bit(same, v),
+                        None => !new.compiled.ssh_unchanged(v, &old.compiled, w),
+                    },
                 peers: before.peers != after.peers,
                 cap_map: before.caps != after.caps,
                 own: before.own != after.own,

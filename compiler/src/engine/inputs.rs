@@ -550,7 +550,12 @@ impl Inputs {
     /// Compile the records into a snapshot; fingerprint only the nodes the change in `scope`
     /// can reach (or every node when that cannot be bounded). With it, the nodes whose filter
     /// the change is known to have changed while their filter part was left uncomputed.
-    pub(super) fn build(&self, version: u64, scope: Scope<'_>) -> Result<Built, EngineError> {
+    pub(super) fn build(
+        &self,
+        version: u64,
+        scope: Scope<'_>,
+        previous: Option<&Snapshot>,
+    ) -> Result<Built, EngineError> {
         // On a node event, the changed nodes' records made once (by id), for the inventory
         // and for the node table, which is patched beside the inventory (below).
         let mut fresh: Vec<(u64, Arc<Node>)> = match &scope {
@@ -670,8 +675,12 @@ impl Inputs {
             Scope::Policy(old) => old.names.clone(),
             Scope::Everything => self.names(),
         };
-        let (compiled, names) =
+        let (mut compiled, names) =
             crate::par::join_if(matches!(scope, Scope::Node(_)) && big, compile, names);
+        // The SSH rules labelled as the previous snapshot's, for their fingerprints.
+        if let Some(old) = earlier.or(previous) {
+            compiled.continue_ssh_labels(&old.compiled, Arc::ptr_eq(&old.policy, &self.policy));
+        }
         let fingerprints =
             tracing::debug_span!(crate::phases::FINGERPRINTS, every = tracing::field::Empty);
         let _entered = fingerprints.enter();
@@ -694,6 +703,7 @@ impl Inputs {
                     changed: vec![0; n.div_ceil(64)],
                     touched: None,
                     stable: None,
+                    ssh_same: None,
                 }
             }
         };
@@ -722,6 +732,7 @@ impl Inputs {
             names,
             fingerprints: prints.fingerprints,
             stale: prints.stale,
+            ssh_same: prints.ssh_same,
             node_bases: prints.node_bases,
             stable: match prints.stable {
                 Some(stable) => std::sync::OnceLock::from(stable),

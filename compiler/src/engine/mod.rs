@@ -159,6 +159,13 @@ pub struct Snapshot {
     /// [`crate::lower::SourceMoves`]): it is computed from this snapshot's compile when a
     /// later event needs it.
     stale: Vec<u64>,
+    /// Nodes (one bit each, by node id) whose SSH rules are those of the snapshot this one
+    /// was built from, although their fingerprint's SSH part differs: a piece moved between
+    /// two rules of equal content, or a rule's label changed ([`crate::ssh::Labels`]). Read
+    /// by that event's change set only. `None` when the event did not decide them (every
+    /// node fingerprinted, or a batch in steps, whose change set compares with the snapshot
+    /// before the first step): the change set compares each node whose SSH part differs.
+    ssh_same: Option<Vec<u64>>,
     /// Each node's `PeerBases` entry, by node id of this snapshot's
     /// compile (what peers' fingerprints read; shared with the next snapshot when a policy
     /// event keeps the node table).
@@ -331,7 +338,7 @@ impl Engine {
         };
         inputs.refresh_users();
         inputs.store_approvals(&mut Vec::new())?;
-        let current = Arc::new(inputs.build(0, Scope::Everything)?.0);
+        let current = Arc::new(inputs.build(0, Scope::Everything, None)?.0);
         Ok(Engine {
             freer: freer::Freer::new(inputs.options.free_in_place),
             inputs,
@@ -463,7 +470,7 @@ impl Engine {
                         return built;
                     }
                 }
-                self.inputs.build(version, scope)
+                self.inputs.build(version, scope, Some(&self.current))
             });
         // A batch whose tailnet the compiler refuses (work beyond its limits, an IP set it
         // cannot resolve) is refused, not served as a tailnet with no access: the previous

@@ -309,6 +309,7 @@ impl Narrow<'_> {
         // reach are hashed again (a retag's 19,716 SSH dependents on `large` were each
         // hashed again, a fifth of the event). Otherwise every node whose rules may name a
         // changed node is hashed again.
+        let mut doubtful: Vec<NodeId> = Vec::new();
         let (ssh_again, ssh_moved) = match compiled.ssh_moves(old) {
             Some(moves) => {
                 let mut again_bits = vec![0u64; words];
@@ -324,16 +325,39 @@ impl Narrow<'_> {
                     })
                     .filter_map(|v| Some((v, *moves.sums.get(v.index())?)))
                     .collect();
+                doubtful = moves.doubtful;
                 (unchanged(&again_bits), moved)
             }
             None => (unchanged(&ssh_bits), Vec::new()),
         };
+        // The nodes whose SSH part moved although their rules may be what they were: those
+        // hashed again, and those a piece reached that took another rule's earlier content.
+        let mut doubts: Vec<NodeId> = Vec::new();
         for (v, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
-            out.get_mut(v.index())?.ssh = ssh;
+            let fp = out.get_mut(v.index())?;
+            if fp.ssh != ssh {
+                doubts.push(v);
+            }
+            fp.ssh = ssh;
         }
         for &(v, delta) in &ssh_moved {
             let fp = out.get_mut(v.index())?;
             fp.ssh = fp.ssh.wrapping_add(delta);
+            if delta != 0 && doubtful.binary_search(&v).is_ok() {
+                doubts.push(v);
+            }
+        }
+        // Compared piece by piece with their rules before (each list's content hashed once
+        // per compile): the same rules are no SSH change, whatever the sum.
+        let mut ssh_same = Vec::new();
+        for v in doubts {
+            let Some(w) = crate::nodes::translated(&to_old, v) else {
+                continue;
+            };
+            if compiled.ssh_unchanged(v, old, w) {
+                ssh_same.resize(words, 0);
+                crate::bits::set_bit(&mut ssh_same, v);
+            }
         }
         // Debug builds hash every node whose rules may name a changed node, and every node
         // moved, again and compare.
@@ -378,6 +402,7 @@ impl Narrow<'_> {
             changed,
             touched: Some(touched),
             stable: Some(Arc::new(stable_of)),
+            ssh_same: Some(ssh_same),
         })
     }
 }
@@ -548,6 +573,8 @@ impl RouteNarrow<'_> {
             stable: (to_new.len() == n && to_new.iter().enumerate().all(|(i, &j)| j as usize == i))
                 .then(|| self.old.stable.get().cloned())
                 .flatten(),
+            // A route event moves no SSH rule.
+            ssh_same: Some(Vec::new()),
         })
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Prints {
     pub(super) touched: Option<Vec<u64>>,
     /// [`Snapshot::stable`], when the event moved it.
     pub(super) stable: Option<Arc<Vec<u64>>>,
+    /// [`Snapshot::ssh_same`].
+    pub(super) ssh_same: Option<Vec<u64>>,
 }
 
 impl Snapshot {
@@ -168,7 +170,13 @@ pub(super) fn policy_fingerprints(
     // filter and SSH parts. Otherwise the whole fingerprint. A filter that only gained
     // entries (`entry_count_verdict`) is known to have changed: its part is left uncomputed.
     let unpaired = items.unpaired;
-    let again = |part: &[(&Arc<str>, NodeId, u8)]| -> Vec<(NodeId, (Fingerprint, Filter))> {
+    // A node whose SSH part changed may have the same rules all the same (a piece taken by
+    // another rule of equal content, or a rule's label changed): compared piece by piece.
+    let ssh_same = |node: NodeId, was: u64, now: u64| {
+        was != now && compiled.ssh_unchanged(node, &old.compiled, node)
+    };
+    type Again = (NodeId, (Fingerprint, Filter, bool));
+    let again = |part: &[(&Arc<str>, NodeId, u8)]| -> Vec<Again> {
         let mut cache = HashCache::default();
         part.iter()
             .filter_map(|&(name, node, flags)| {
@@ -181,10 +189,12 @@ pub(super) fn policy_fingerprints(
                 if !rules && !ssh && kept {
                     return None;
                 }
+                let was = old.fingerprints.get(node.index()).map(|f| f.ssh);
                 if !routes_alike {
                     let fp = compiled.fingerprint_parts(name, by_node, &mut cache, !grew)?;
                     let filter = if grew { Filter::Grew } else { Filter::Computed };
-                    return Some((node, (fp, filter)));
+                    let same = ssh && was.is_some_and(|was| ssh_same(node, was, fp.ssh));
+                    return Some((node, (fp, filter, same)));
                 }
                 // Every route shown alike: capabilities and own part are as before (same
                 // node table and `nodeAttrs`), every peer's entry too; the peers' part is
@@ -193,8 +203,11 @@ pub(super) fn policy_fingerprints(
                 if !kept {
                     fp.peers = compiled.patched_peers(&old.compiled, node, by_node, fp.peers)?;
                 }
+                let mut same = false;
                 if ssh {
-                    fp.ssh = compiled.ssh_fingerprint(name)?;
+                    let now = compiled.ssh_fingerprint(name)?;
+                    same = ssh_same(node, fp.ssh, now);
+                    fp.ssh = now;
                 }
                 let filter = match (rules, grew) {
                     (false, _) => Filter::Inherited,
@@ -204,7 +217,7 @@ pub(super) fn policy_fingerprints(
                         Filter::Computed
                     }
                 };
-                Some((node, (fp, filter)))
+                Some((node, (fp, filter, same)))
             })
             .collect()
     };
@@ -223,7 +236,12 @@ pub(super) fn policy_fingerprints(
     if out.len() != compiled.table().len() || stale.len() != words {
         return None;
     }
-    for (node, (fp, filter)) in fresh {
+    let mut ssh_same = Vec::new();
+    for (node, (fp, filter, same)) in fresh {
+        if same {
+            ssh_same.resize(words, 0);
+            crate::bits::set_bit(&mut ssh_same, node);
+        }
         match filter {
             Filter::Computed => crate::bits::clear_bit(&mut stale, node),
             Filter::Grew => {
@@ -242,6 +260,7 @@ pub(super) fn policy_fingerprints(
         touched: Some(touched),
         // The same node table.
         stable: old.stable.get().cloned(),
+        ssh_same: Some(ssh_same),
     })
 }
 

@@ -221,6 +221,8 @@ impl Inputs {
                 *word |= kept;
             }
         }
+        // Each step's SSH verdicts compare with the step before, not with `current`.
+        last.ssh_same = None;
         Some(Ok((last, filters, touched)))
     }
 
@@ -260,7 +262,7 @@ impl Inputs {
             }
             let scope = scope(self, previous, &undo);
             let built = match narrow(&scope) {
-                true => self.build(version, scope).ok(),
+                true => self.build(version, scope, Some(previous)).ok(),
                 false => None,
             };
             let Some((next, filters, touched)) = built else {
@@ -271,7 +273,10 @@ impl Inputs {
                 for later in steps.iter().skip(k + 1) {
                     self.take_step(later);
                 }
-                return Some(self.build(version, Scope::Everything).map(|b| (b, None)));
+                return Some(
+                    self.build(version, Scope::Everything, Some(previous))
+                        .map(|b| (b, None)),
+                );
             };
             let marks = match done.take() {
                 None => {

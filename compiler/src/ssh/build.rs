@@ -22,6 +22,7 @@ impl SshLowered {
             self_rules: Vec::new(),
             moved: None,
             moved_users: Vec::new(),
+            labels: labels::Labels::fresh(0),
         };
         let Some(section) = &policy.ssh else {
             return lowered;
@@ -325,6 +326,11 @@ impl SshLowered {
                 self_dst,
             });
         }
+        // A patched lowering has the earlier one's rules, in place: their labels too.
+        lowered.labels = match &patch {
+            Some(p) => p.old.labels.kept(),
+            None => labels::Labels::fresh(rules.len()),
+        };
         lowered.rules = Arc::new(rules);
         lowered.moved = moved;
         lowered.moved_users = patch
@@ -374,6 +380,7 @@ impl SshLowered {
             self_rules: self.self_rules.clone(),
             moved: Some(Vec::new()),
             moved_users: Vec::new(),
+            labels: self.labels.kept(),
         }
     }
 

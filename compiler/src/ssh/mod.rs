@@ -26,6 +26,8 @@ use crate::resolve::{Resolver, Target};
 use crate::wire::{RecorderFailureAction, SshAction, SshPrincipal, SshRule};
 
 mod build;
+mod labels;
+pub(crate) use labels::Labels;
 mod patch;
 pub(crate) mod reuse;
 mod sources;
@@ -120,6 +122,8 @@ pub(crate) struct SshLowered {
     /// When patched: the users whose per-user source lists may differ from the earlier
     /// rule's (every other user's list is the earlier one, taken), sorted.
     moved_users: Vec<UserId>,
+    /// Each rule's label in the nodes' SSH fingerprints ([`labels`]).
+    labels: labels::Labels,
 }
 
 /// Where one policy rule applies and what it sends.

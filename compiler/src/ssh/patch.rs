@@ -276,6 +276,7 @@ mod tests {
                 self_rules: Vec::new(),
                 moved: None,
                 moved_users: Vec::new(),
+                labels: crate::ssh::Labels::fresh(0),
             };
             let runs = runs_of(&to_new);
             // Both ways are exercised: by runs after a few changes, id by id after many.
