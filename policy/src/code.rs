@@ -223,7 +223,7 @@ codes! {
         "An `autoApprovers` entry that cannot approve (an address, a host, `*`).",
         Policy(r#"{"autoApprovers": {"routes": {"10.0.0.0/8": ["*"]}}}"#);
     ExitRouteInRoutes = "exit_route_in_routes",
-        "`0.0.0.0/0` or `::/0` under `autoApprovers.routes`, which does not approve exit nodes (it approves every subnet route of its family); not reported when `autoApprovers.exitNode` already lists every one of its approvers, or when all are app connector tags.",
+        "`0.0.0.0/0` or `::/0` under `autoApprovers.routes`, which does not approve exit nodes (it approves every subnet route of its family); not reported when `autoApprovers.exitNode` approves exit nodes (the author knows where they are approved), or when all its approvers are app connector tags.",
         Policy(r#"{"autoApprovers": {"routes": {"0.0.0.0/0": ["alice@example.com"]}}}"#);
     InvalidPrefix = "invalid_prefix",
         "A route or pool that is not a prefix.",
@@ -469,7 +469,7 @@ codes! {
         "A group no rule refers to.",
         Policy(r#"{"groups": {"group:eng": ["alice@example.com"]}}"#);
     UnusedTag = "unused_tag",
-        "A tag no rule refers to (it can still be applied to devices).",
+        "A tag no rule refers to (it can still be applied to devices); not reported when a rule's sources or destinations are every device (`*`, `autogroup:tagged`).",
         Policy(r#"{"tagOwners": {"tag:web": []}}"#);
     UnusedHost = "unused_host",
         "A host alias no rule refers to.",

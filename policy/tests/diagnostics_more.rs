@@ -301,24 +301,22 @@ fn auto_approvers() {
         "to approve exit nodes, list the approvers under autoApprovers.exitNode \
          (here 0.0.0.0/0 approves every IPv4 subnet route they advertise)",
     );
-    // Approvers that `exitNode` already lists are approved as exit nodes there, and the `/0`
-    // key approves every subnet route of its family for them (public policies
-    // rajsinghtech/kubernetes-manifests, regulad): no warning. There still is one when one
-    // of the route's approvers is missing from `exitNode`.
-    let repeated = |approvers: &str| {
+    // A policy that approves exit nodes under `exitNode` knows where they are approved: the
+    // `/0` keys approve every subnet route of their family, whoever the approvers (public
+    // policies rajsinghtech/kubernetes-manifests, and regulad, whose comment says the keys
+    // are a catch-all for subnet routes, with another tag under `exitNode`): no warning.
+    let beside_exit_node = |approvers: &str| {
         format!(
             r#"{{"autoApprovers": {{"exitNode": ["tag:server"], "routes": {{"0.0.0.0/0": {approvers}, "::/0": {approvers}}}}}, {TAGS}}}"#
         )
     };
-    assert!(!codes(&repeated(r#"["tag:server"]"#)).contains(&"aclc::exit_route_in_routes"));
-    expect_warning_help(
-        &repeated(r#"["tag:server", "alice@example.com"]"#),
-        "aclc::exit_route_in_routes",
-        "0.0.0.0/0 under autoApprovers.routes does not approve exit nodes",
-        "0.0.0.0/0",
-        "to approve exit nodes, list the approvers under autoApprovers.exitNode \
-         (here 0.0.0.0/0 approves every IPv4 subnet route they advertise)",
-    );
+    for approvers in [
+        r#"["tag:server"]"#,
+        r#"["tag:server", "alice@example.com"]"#,
+        r#"["alice@example.com"]"#,
+    ] {
+        assert!(!codes(&beside_exit_node(approvers)).contains(&"aclc::exit_route_in_routes"));
+    }
     // The app connector setup approves every route its connectors discover with `/0` keys
     // (Tailscale docs "Set up an app connector"): no warning when every approver is a tag
     // that an app connector names; a warning still when another approver is there too.
@@ -824,6 +822,23 @@ fn unused_definitions() {
         r#"tag "tag:idle" is never used in a rule"#,
         "tag:idle",
         "a tag nothing refers to can still be applied to devices; remove it if it is not",
+    );
+    // A rule from or to every device reaches every tag (an ACL's `*` source, a grant's
+    // `autogroup:tagged` destination); a rule that names only some devices does not.
+    for rules in [
+        r#""acls": [{"action": "accept", "src": ["*"], "dst": ["alice@example.com:22"]}]"#,
+        r#""grants": [{"src": ["alice@example.com"], "dst": ["autogroup:tagged"], "ip": ["*"]}]"#,
+    ] {
+        let text =
+            format!(r#"{{"tagOwners": {{"tag:idle": [], "tag:k8s": ["tag:idle"]}}, {rules}}}"#);
+        assert!(!codes(&text).contains(&"aclc::unused_tag"), "{text}");
+    }
+    assert_eq!(
+        codes(
+            r#"{"tagOwners": {"tag:idle": []},
+                "grants": [{"src": ["alice@example.com"], "dst": ["autogroup:member"], "ip": ["*"]}]}"#
+        ),
+        ["aclc::unused_tag"]
     );
     // A name used in a rule or mentioned in a test is used.
     assert!(codes(

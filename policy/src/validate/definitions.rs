@@ -433,15 +433,14 @@ impl Validator<'_> {
                 _ => None,
             })
             .collect();
-        // Approvers `exitNode` already lists are approved as exit nodes there; the `/0` key
-        // then approves every subnet route of its family for them (a prefix approves the
-        // routes inside it), which is likely what it is for: nothing to warn about.
-        let exit_approvers: HashSet<&Alias> = policy
-            .auto_approvers
-            .exit_node
-            .iter()
-            .map(|sel| &sel.alias)
-            .collect();
+        // A policy that approves exit nodes under `exitNode` shows its author knows where
+        // exit nodes are approved; the `/0` key then approves every subnet route of its
+        // family (a prefix approves the routes inside it), which is what it is for (public
+        // policies rajsinghtech/kubernetes-manifests, regulad: the latter says so in a
+        // comment, with other approvers under `exitNode`): nothing to warn about.
+        if !policy.auto_approvers.exit_node.is_empty() {
+            return;
+        }
         for route in &policy.auto_approvers.routes {
             if route.prefix.value.prefix_len() != 0 {
                 continue;
@@ -450,12 +449,7 @@ impl Validator<'_> {
                 && route.approvers.iter().all(
                     |sel| matches!(&sel.alias, Alias::Tag(tag) if connector_tags.contains(tag.as_str())),
                 );
-            let repeated = !route.approvers.is_empty()
-                && route
-                    .approvers
-                    .iter()
-                    .all(|sel| exit_approvers.contains(&sel.alias));
-            if !for_connectors && !repeated {
+            if !for_connectors {
                 let family = match route.prefix.value {
                     ipnet::IpNet::V4(_) => "IPv4",
                     ipnet::IpNet::V6(_) => "IPv6",

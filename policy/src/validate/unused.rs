@@ -61,7 +61,15 @@ impl Validator<'_> {
             .chain(policy.hosts.iter().map(|h| (&UNUSED_HOST, &h.name)))
             .chain(policy.ipsets.iter().map(|s| (&UNUSED_IPSET, &s.name)))
             .chain(policy.postures.iter().map(|p| (&UNUSED_POSTURE, &p.name)));
+        // A rule from or to every device (`*`, `autogroup:tagged`) is a use of every tag: a
+        // device given one takes part in it. Warning about each tag of such a policy was
+        // noise (25 warnings for a policy of 25 tags and one `*` rule; the Kubernetes
+        // operator's `tag:k8s`, owned by `tag:k8s-operator` and named by no rule).
+        let tags_reached = self.every_device_in_a_rule();
         for (kind, name) in definitions {
+            if tags_reached && kind.code == Code::UnusedTag {
+                continue;
+            }
             let referred = match kind.key_prefix {
                 "" => self.used.contains(name.value.as_str()),
                 prefix => self.used.contains(&format!("{prefix}{}", name.value)),
@@ -72,6 +80,26 @@ impl Validator<'_> {
             let message = format!("{} {} {}", kind.noun, quote(&name.value), kind.never);
             self.warning(kind.code, name.span, message, kind.help);
         }
+    }
+}
+
+impl Validator<'_> {
+    /// True when a network rule or grant has every device among its sources or
+    /// destinations (`*`, `autogroup:tagged`).
+    fn every_device_in_a_rule(&self) -> bool {
+        use crate::model::{Alias, Autogroup};
+        let every =
+            |alias: &Alias| matches!(alias, Alias::Wildcard | Alias::Autogroup(Autogroup::Tagged));
+        let acls = self.policy.acls.iter().flat_map(|a| &a.value);
+        let grants = self.policy.grants.iter().flat_map(|g| &g.value);
+        acls.flat_map(|a| {
+            a.src
+                .iter()
+                .map(|s| &s.alias)
+                .chain(a.dst.iter().map(|d| &d.target.alias))
+        })
+        .chain(grants.flat_map(|g| g.src.iter().chain(&g.dst).map(|s| &s.alias)))
+        .any(every)
     }
 }
 
