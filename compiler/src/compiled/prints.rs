@@ -251,8 +251,9 @@ pub(super) struct SshHashSink<'a> {
     /// The last piece's rule and place.
     pub(super) last: Option<(usize, usize)>,
     pub(super) sum: u64,
-    /// The pieces' contents (principals and the rest) and nothing else, in order.
-    pub(super) contents: Option<Vec<(u64, u64)>>,
+    /// The pieces' contents (principals and the rest) and nothing else, in policy order,
+    /// each with whether it is a check rule (a node puts those first).
+    pub(super) contents: Option<Vec<(bool, (u64, u64))>>,
 }
 
 impl<'a> SshHashSink<'a> {
@@ -289,7 +290,7 @@ impl crate::ssh::SshSink for SshHashSink<'_> {
         };
         self.last = Some((rule.policy_index, place));
         if let Some(contents) = &mut self.contents {
-            contents.push((principals, rest));
+            contents.push((rule.action.is_check(), (principals, rest)));
         }
         let label = self.labels.get(rule.policy_index);
         self.sum = self
@@ -467,7 +468,7 @@ impl Compiled {
         let piece = |ssh: &SshLowered, i: u32| {
             let mut sink = SshHashSink::listing(ssh);
             ssh.visit_piece(i, &mut sink);
-            let content = sink.contents.and_then(|c| c.first().copied());
+            let content = sink.contents.and_then(|c| c.first().map(|&(_, c)| c));
             (sink.sum, content)
         };
         // Summed into one array by node id as they are found: a list of (node, change)
@@ -527,7 +528,12 @@ impl Compiled {
         let contents = |c: &Compiled, v: NodeId| {
             let mut sink = SshHashSink::listing(&c.ssh);
             c.ssh.visit_node_rules(&c.table, v, &mut sink);
-            sink.contents
+            // In the order the node receives them ([`SshLowered::node_rules`]): check
+            // rules first, policy order otherwise (a check rule and an accept rule swapped
+            // in the policy leave the node's rules as they were).
+            let mut listed = sink.contents.unwrap_or_default();
+            listed.sort_by_key(|&(check, _)| !check);
+            listed
         };
         contents(self, id) == contents(old, was)
     }

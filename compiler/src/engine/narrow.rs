@@ -350,6 +350,28 @@ impl Narrow<'_> {
         // Compared piece by piece with their rules before (each list's content hashed once
         // per compile): the same rules are no SSH change, whatever the sum.
         let mut ssh_same = Vec::new();
+        // The nodes fingerprinted in full too (the changed ones, each against its own rules
+        // before, as the change set pairs them by stable id; the servers over their
+        // addresses): one retagged from one rule's destinations to another's of equal
+        // content, or a router that such a move reaches, has the same rules.
+        let in_full = ends
+            .iter()
+            .map(|&(_, before, after)| (before, after))
+            .chain(servers.iter().map(|&(was, now, _)| (Some(was), Some(now))));
+        for (before, after) in in_full {
+            let (Some(was), Some(now)) = (before, after) else {
+                continue;
+            };
+            let (Some(then), Some(fp)) =
+                (self.old.fingerprints.get(was.index()), out.get(now.index()))
+            else {
+                continue;
+            };
+            if then.ssh != fp.ssh && compiled.ssh_unchanged(now, old, was) {
+                ssh_same.resize(words, 0);
+                crate::bits::set_bit(&mut ssh_same, now);
+            }
+        }
         for v in doubts {
             let Some(w) = crate::nodes::translated(&to_old, v) else {
                 continue;
