@@ -476,14 +476,20 @@ impl Compiled {
         let n = self.table.len();
         let (mut sums, mut summed) = (vec![0u64; n], vec![0u64; n.div_ceil(64)]);
         // The moved pieces' contents before and after, by rule.
-        let mut before: crate::hash::Map<(u64, u64), u32> = crate::hash::Map::default();
+        // The rule of each earlier content, and whether more than one rule had it.
+        let mut before: crate::hash::Map<(u64, u64), (u32, bool)> = crate::hash::Map::default();
         let mut after: Vec<((u64, u64), u32)> = Vec::new();
         for i in simple {
             let (new, now) = piece(&self.ssh, i);
             let (was, then) = piece(&old.ssh, i);
             let delta = new.wrapping_sub(was);
             if delta != 0 {
-                before.extend(then.map(|c| (c, i)));
+                if let Some(c) = then {
+                    before
+                        .entry(c)
+                        .and_modify(|(_, many)| *many = true)
+                        .or_insert((i, false));
+                }
                 after.extend(now.map(|c| (c, i)));
                 for &v in self.ssh.destinations(i) {
                     if let Some(sum) = sums.get_mut(v.index()) {
@@ -499,7 +505,10 @@ impl Compiled {
         // no more nodes than the sums above reached).
         let mut doubtful = Vec::new();
         for (content, j) in after {
-            if before.get(&content).is_some_and(|&i| i != j) {
+            if before
+                .get(&content)
+                .is_some_and(|&(i, many)| many || i != j)
+            {
                 doubtful.extend_from_slice(self.ssh.destinations(j));
             }
         }
