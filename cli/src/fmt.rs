@@ -177,15 +177,27 @@ fn written(result: std::io::Result<()>) -> bool {
 /// The formatted text with each U+FFFD that stands for a byte of the input that is not
 /// UTF-8 ([`aclc_policy::source_from_bytes`] reads each such byte as one U+FFFD) given its
 /// byte back, as `hujsonfmt` keeps them: the formatter moves no character of a string, so the
-/// replacement characters come out in the order they went in. `None` when their count
-/// differs (nothing is written then). O(input + output).
+/// replacement characters come out in the order they went in. A string with an escape is
+/// written afresh by `hujsonfmt`, its invalid bytes as U+FFFD: those stay U+FFFD (hujson's
+/// own `Format` vectors; a byte kept there differed from `hujsonfmt`). `None` when their
+/// count differs (nothing is written then). O(input + output).
 fn restored<'f>(input: &[u8], formatted: &'f str) -> Option<Cow<'f, [u8]>> {
+    let rewritten = strings_with_escapes(input);
+    let in_rewritten = |at: usize| {
+        let i = rewritten.partition_point(|&(_, end)| end <= at);
+        rewritten.get(i).is_some_and(|&(start, _)| start <= at)
+    };
     // What each U+FFFD of the text read stands for, in order: a byte, or itself.
     let mut stands_for: Vec<Option<u8>> = Vec::new();
+    let mut at = 0;
     for chunk in input.utf8_chunks() {
         let genuine = chunk.valid().matches(char::REPLACEMENT_CHARACTER).count();
         stands_for.extend(std::iter::repeat_n(None, genuine));
-        stands_for.extend(chunk.invalid().iter().map(|&b| Some(b)));
+        at += chunk.valid().len();
+        for &b in chunk.invalid() {
+            stands_for.push((!in_rewritten(at)).then_some(b));
+            at += 1;
+        }
     }
     if stands_for.iter().all(Option::is_none) {
         return Some(Cow::Borrowed(formatted.as_bytes()));
@@ -203,6 +215,54 @@ fn restored<'f>(input: &[u8], formatted: &'f str) -> Option<Cow<'f, [u8]>> {
     }
     bytes.extend_from_slice(rest.as_bytes());
     next.next().is_none().then_some(Cow::Owned(bytes))
+}
+
+/// The byte ranges (start, end) of the string literals of `input` (a HuJSON text that
+/// parsed) that hold a backslash escape, in order. Comments are skipped; an unterminated
+/// string or comment ends the scan. O(input).
+fn strings_with_escapes(input: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        match (b, input.get(i + 1)) {
+            (b'"', _) => {
+                let start = i;
+                let mut escaped = false;
+                i += 1;
+                loop {
+                    match input.get(i) {
+                        None => return out,
+                        Some(b'\\') => {
+                            escaped = true;
+                            i += 2;
+                        }
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+                if escaped {
+                    out.push((start, i));
+                }
+            }
+            (b'/', Some(b'/')) => match input
+                .get(i..)
+                .and_then(|r| r.iter().position(|&c| c == b'\n'))
+            {
+                Some(n) => i += n + 1,
+                None => return out,
+            },
+            (b'/', Some(b'*')) => match input
+                .get(i + 2..)
+                .and_then(|r| r.windows(2).position(|w| w == b"*/"))
+            {
+                Some(n) => i += n + 4,
+                None => return out,
+            },
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// Replaces the file at `path` with `text`: written to a temporary file beside it (with the

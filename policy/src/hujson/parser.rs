@@ -272,7 +272,23 @@ impl Parser<'_> {
             Some(b'-' | b'0'..=b'9') => ValueKind::Number(self.number()?),
             Some(b'+' | b'.') => return Err(self.invalid_number(start)),
             Some(b) if is_word_start(b) => {
-                let end = word_end(self.bytes, start);
+                // Tailscale's parser reads a literal as letters, digits, `.`, `+` and `-`:
+                // `true_` is `true`, then an `_` after the value (reported where the
+                // container reads it, in its words).
+                let literal = start
+                    + self
+                        .bytes
+                        .get(start..)
+                        .unwrap_or_default()
+                        .iter()
+                        .take_while(|&&b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-')
+                        })
+                        .count();
+                let end = match self.bytes.get(start..literal) {
+                    Some(b"true" | b"false" | b"null") => literal,
+                    _ => word_end(self.bytes, start),
+                };
                 let kind = match self.bytes.get(start..end) {
                     Some(b"true") => ValueKind::Bool(true),
                     Some(b"false") => ValueKind::Bool(false),
