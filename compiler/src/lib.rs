@@ -48,6 +48,8 @@ pub mod engine;
 pub mod phases;
 pub mod policytest;
 mod ssh;
+#[cfg(test)]
+mod tailssh_vectors;
 
 pub use compiled::DEFAULT_CONTROL_URL;
 pub use policytest::{check_test_shapes, run_tests, TestReport};

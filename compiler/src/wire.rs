@@ -35,12 +35,18 @@ pub struct SshRule {
     )]
     pub rule_expires: Option<String>,
     /// Connecting devices, one entry per address; any entry matching admits the connection.
+    /// (`null`, as Go writes a nil list, reads as none.)
+    #[serde(deserialize_with = "null_as_default")]
     pub principals: Arc<[SshPrincipal]>,
     /// Requested login -> local user: `*` is any other login, `=` means the same name, and
-    /// `""` refuses that login.
-    #[serde(rename = "sshUsers")]
+    /// `""` refuses that login. (`null`, which `tailcfg` allows on a reject rule, reads as
+    /// none.)
+    #[serde(rename = "sshUsers", deserialize_with = "null_as_default")]
     pub ssh_users: Arc<BTreeMap<String, String>>,
-    /// What to do with a matching connection.
+    /// What to do with a matching connection. (`null` reads as an action that neither
+    /// accepts nor refuses, which a node reads as a refusal: "a nil or invalid action means
+    /// to deny", `tailcfg.SSHRule`.)
+    #[serde(deserialize_with = "null_as_default")]
     pub action: SshAction,
     /// Environment variables the client may send (`*` and `?` globs), in policy order.
     #[serde(

@@ -14,6 +14,8 @@ mod external;
 mod network;
 mod ports;
 mod ssh;
+#[cfg(test)]
+pub(crate) use ssh::decide_wire;
 mod touched;
 
 pub(crate) use touched::{map_touched, MAP_PEERS, MAP_RULES, MAP_SSH};

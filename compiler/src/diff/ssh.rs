@@ -509,6 +509,42 @@ fn push(atoms: &mut Vec<SshAtom>, gained: bool, a: u32, b: u32, login: &str, out
     });
 }
 
+/// What `aclc diff` holds a node with `rules` (wire SSH rules, in order) gives a device at
+/// `src` logging in as `login`: the outcome the sweep finds against no rules before (for test
+/// vectors: `tailssh_vectors`). The device is node 0 of the address table, every `nodeIP` of
+/// the rules another node.
+#[cfg(test)]
+pub(crate) fn decide_wire(
+    rules: &[SshRule],
+    src: std::net::IpAddr,
+    login: &str,
+) -> Option<Outcome> {
+    let unspecified = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    let mut nodes: Vec<[std::net::IpAddr; 2]> = vec![[src, unspecified]];
+    for rule in rules {
+        for p in rule.principals.iter() {
+            if let Some(ip) = p.node_ip().and_then(|t| t.parse().ok()) {
+                if ip != src {
+                    nodes.push([ip, unspecified]);
+                }
+            }
+        }
+    }
+    let table = AddrTable::new(nodes.iter().copied());
+    let len = u32::try_from(nodes.len() * 2).unwrap_or(u32::MAX);
+    let new: Vec<(usize, SshRule)> = rules.iter().cloned().enumerate().collect();
+    let atoms = diff_node(&[], &new, &table, len, &mut SshPlacements::default());
+    let (at, _) = table.positions(src, src);
+    let covers = |a: &SshAtom| a.gained && a.src.iter().any(|&(lo, hi)| lo <= at && at < hi);
+    // A login some rule names has its own atom; any other is the `*` atom's.
+    let named = rules.iter().any(|r| r.ssh_users.contains_key(login));
+    let key = if named { login } else { "*" };
+    atoms
+        .iter()
+        .find(|a| covers(a) && a.login == key)
+        .map(|a| a.outcome.clone())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]

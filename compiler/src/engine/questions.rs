@@ -182,6 +182,7 @@ impl Snapshot {
         let source = table.get(self.node_id(src)?)?;
         let addrs = source.ips();
         let rules = self.compiled.node_ssh_rules(self.node_id(dst)?);
+        let login = crate::policytest::ssh_user(login);
         let denied = SshDecision {
             action: SshOutcome::Denied,
             rule: None,
@@ -204,7 +205,10 @@ impl Snapshot {
             let at = policy_rule.map(|r| (rule.policy_index, r.span));
             // A refusing rule refuses every login from its sources (`maps_login`).
             let local = crate::policytest::local_user(&rule.rule.ssh_users, login);
-            let Some(local) = local.filter(|_| !rule.rule.action.reject) else {
+            // A rule that neither accepts, refuses nor checks refuses too (tailssh).
+            let action = &rule.rule.action;
+            let valid = action.accept || action.is_check();
+            let Some(local) = local.filter(|_| !action.reject && valid) else {
                 return Some(SshDecision { rule: at, ..denied });
             };
             let action = if rule.rule.action.is_check() {

@@ -52,7 +52,9 @@ fn in_order<'a, T: Copy + Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = T
         next.copied()
     })
 }
-pub(crate) use ssh::{local_user, maps_login};
+#[cfg(test)]
+pub(crate) use ssh::judge_wire;
+pub(crate) use ssh::{local_user, maps_login, ssh_user};
 
 /// Run every `tests` and `sshTests` assertion of `policy` against `compiled` (which must have
 /// been compiled from the same policy).

@@ -343,27 +343,98 @@ impl<'a> Runner<'a> {
                 .entry(dst)
                 .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
         };
-        for rule in rules.candidates(login) {
-            if !maps_login(&rule.rule, login) || !self.admissions.admits(&rule.rule, addrs, login) {
-                continue;
-            }
-            let by = self
-                .written
-                .get(rule.policy_index)
+        let span = |policy_index: usize| -> Vec<Span> {
+            self.written
+                .get(policy_index)
                 .map(|r| r.span)
                 .into_iter()
-                .collect();
-            // A refusing rule (recording enforced without a recorder) ends the search.
-            if rule.rule.action.reject {
-                return Verdict::Denied;
-            }
-            return if rule.rule.action.is_check() {
-                Verdict::AllowedByCheck { by }
-            } else {
-                Verdict::AllowedByAccept { by }
-            };
+                .collect()
+        };
+        match judge(rules, &mut self.admissions, addrs, login) {
+            Judged::Denied | Judged::Refused(_) => Verdict::Denied,
+            Judged::Check(rule) => Verdict::AllowedByCheck {
+                by: span(rule.policy_index),
+            },
+            Judged::Accept(rule) => Verdict::AllowedByAccept {
+                by: span(rule.policy_index),
+            },
         }
-        Verdict::Denied
+    }
+}
+
+/// How a node answers a login (the loop [`Runner::login`] runs): the first rule that admits
+/// the source and takes the login decides.
+#[derive(Debug)]
+enum Judged<'r> {
+    /// No rule takes the login from the source.
+    Denied,
+    /// A refusing rule does (which one is read by test vectors only).
+    Refused(#[cfg_attr(not(test), allow(dead_code))] &'r NodeSshRule),
+    Check(&'r NodeSshRule),
+    Accept(&'r NodeSshRule),
+}
+
+fn judge<'r>(
+    rules: &'r NodeRules,
+    admissions: &mut Admissions,
+    addrs: &[IpAddr],
+    login: &str,
+) -> Judged<'r> {
+    let login = ssh_user(login);
+    for rule in rules.candidates(login) {
+        if !maps_login(&rule.rule, login) || !admissions.admits(&rule.rule, addrs, login) {
+            continue;
+        }
+        // A refusing rule (recording enforced without a recorder) ends the search.
+        if rule.rule.action.reject {
+            return Judged::Refused(rule);
+        }
+        return if rule.rule.action.is_check() {
+            Judged::Check(rule)
+        } else if rule.rule.action.accept {
+            Judged::Accept(rule)
+        } else {
+            // Neither accept, reject nor check: the node stops there and refuses ("a nil or
+            // invalid action means to deny", `tailcfg.SSHRule`; tailssh's `TestMatchRule`).
+            Judged::Refused(rule)
+        };
+    }
+    Judged::Denied
+}
+
+/// The local user a node's SSH server looks up for a requested login: the login without a
+/// `+password` suffix (tailssh strips it before the policy is read: `ssh root+password@host`
+/// asks for root with a password prompt; tailssh's `TestSSHAuthFlow/force-password-auth`).
+pub(crate) fn ssh_user(login: &str) -> &str {
+    login.strip_suffix("+password").unwrap_or(login)
+}
+
+/// What [`judge`] answers for a node given `rules` (wire SSH rules, in order) when a device
+/// with `addrs` logs in as `login`: `None` when no rule takes it, else the deciding rule's
+/// kind (`"refused"`, `"check"`, `"accept"`) and position (for test vectors:
+/// `tailssh_vectors`).
+#[cfg(test)]
+pub(crate) fn judge_wire(
+    rules: &[crate::wire::SshRule],
+    addrs: &[IpAddr],
+    login: &str,
+) -> Option<(&'static str, usize)> {
+    let rules = NodeRules::new(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| NodeSshRule {
+                policy_index: i,
+                rule: rule.clone(),
+            })
+            .collect(),
+    );
+    let mut admissions = Admissions::default();
+    match judge(&rules, &mut admissions, addrs, login) {
+        Judged::Denied => None,
+        Judged::Refused(rule) => Some(("refused", rule.policy_index)),
+        Judged::Check(rule) => Some(("check", rule.policy_index)),
+        Judged::Accept(rule) => Some(("accept", rule.policy_index)),
     }
 }
 
@@ -375,7 +446,8 @@ pub(crate) fn maps_login(rule: &crate::wire::SshRule, login: &str) -> bool {
 }
 
 /// The local user a rule's user map gives a login: the exact entry, else `*`; `=` means the
-/// same name (never root: that is how `autogroup:nonroot` keeps root out); `""` refuses.
+/// same name (root too, as tailssh's `mapLocalUser` reads it: `autogroup:nonroot` keeps root
+/// out by the `"root": ""` entry every compiled map has); `""` refuses.
 pub(crate) fn local_user(
     users: &std::collections::BTreeMap<String, String>,
     login: &str,
@@ -383,7 +455,6 @@ pub(crate) fn local_user(
     let mapped = users.get(login).or_else(|| users.get("*"))?;
     match mapped.as_str() {
         "" => None,
-        "=" if login == "root" => None,
         "=" => Some(login.to_string()),
         other => Some(other.to_string()),
     }

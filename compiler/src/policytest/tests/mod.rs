@@ -531,6 +531,27 @@ fn ssh_mismatches() {
     );
 }
 
+/// `ssh root+password@host` asks the node for root, with a password prompt: tailssh strips the
+/// `+password` suffix before it reads the policy (`TestSSHAuthFlow/force-password-auth`). A
+/// `deny` of `root+password` where root is allowed does not hold.
+#[test]
+fn a_password_suffix_is_the_login_without_it() {
+    let got = lines(&format!(
+        r#"{SSH}"sshTests": [
+  {{"src": "alice@example.com", "dst": ["tag:prod"], "check": ["root+password"], "accept": ["ubuntu+password"]}},
+  {{"src": "alice@example.com", "dst": ["tag:prod"], "deny": ["root+password"]}}
+]"#
+    ));
+    assert_eq!(
+        got,
+        [
+            "PASS alice@example.com -> tag:prod as ubuntu+password: allowed by an accept rule (policy.hujson:5)",
+            "PASS alice@example.com -> tag:prod as root+password: allowed by a check rule (policy.hujson:6)",
+            "FAIL alice@example.com -> tag:prod as root+password: expected denied, got allowed by a check rule (policy.hujson:6)",
+        ]
+    );
+}
+
 #[test]
 fn malformed_ssh_tests() {
     let got = lines(&format!(
@@ -605,8 +626,9 @@ fn user_maps_as_a_device_reads_them() {
     let nonroot = map(&[("*", "="), ("root", "")]);
     assert_eq!(local(&nonroot, "alice").as_deref(), Some("alice"));
     assert_eq!(local(&nonroot, "root"), None);
-    // `=` never yields root, even without an explicit root entry.
-    assert_eq!(local(&map(&[("*", "=")]), "root"), None);
+    // `=` is the login itself, root too (tailssh's `mapLocalUser`): only the explicit
+    // `"root": ""` entry, which every compiled map has, keeps root out.
+    assert_eq!(local(&map(&[("*", "=")]), "root").as_deref(), Some("root"));
     let listed = map(&[("root", "root"), ("deploy", "deploy")]);
     assert_eq!(local(&listed, "root").as_deref(), Some("root"));
     assert_eq!(local(&listed, "deploy").as_deref(), Some("deploy"));
