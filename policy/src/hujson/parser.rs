@@ -285,9 +285,12 @@ impl Parser<'_> {
                             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-')
                         })
                         .count();
+                let word = word_end(self.bytes, start);
                 let end = match self.bytes.get(start..literal) {
                     Some(b"true" | b"false" | b"null") => literal,
-                    _ => word_end(self.bytes, start),
+                    // `true-1`: one literal to Tailscale's parser, and no value.
+                    _ if literal > word => return Err(self.unexpected(Expected::Value)),
+                    _ => word,
                 };
                 let kind = match self.bytes.get(start..end) {
                     Some(b"true") => ValueKind::Bool(true),

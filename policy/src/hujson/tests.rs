@@ -1049,3 +1049,28 @@ fn diagnostics_render_with_miette() {
     assert!(out.contains("test.hujson:3:3"), "{out}");
     assert!(out.contains("add a comma between the two members"), "{out}");
 }
+
+/// Tailscale's parser reads a literal as letters, digits, `.`, `+` and `-`: `true_` is `true`
+/// and then an `_` after the value; `true-1` is one literal, not a value (hujson's words and
+/// positions; `testdata/hujson/hujson_vectors.json` has the first from the library).
+#[test]
+fn words_that_begin_with_a_literal() {
+    for (text, message, underline) in [
+        (
+            "[true_]",
+            "invalid character '_' after array value (expecting ',' or ']')",
+            "_",
+        ),
+        (
+            "{\"a\": null$}",
+            "invalid character '$' after object value (expecting ',' or '}')",
+            "$",
+        ),
+        // Underlined as a word (the part a string would need quotes around).
+        ("[true-1]", "invalid literal: true-1", "true"),
+        ("[null.5]", "invalid literal: null.5", "null"),
+        ("[truex]", "invalid literal: truex", "truex"),
+    ] {
+        syntax(text, message, underline);
+    }
+}
