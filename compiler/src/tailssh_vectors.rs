@@ -111,15 +111,13 @@ fn vectors() -> Vec<Vector> {
         // (no connection, a null rule, a null action, a null principal: FINDINGS.md).
         // Expired; aclc ignores ruleExpires, but the rule has no principals either, so aclc
         // finds no match for that reason alone (see rsh expired_rule_skipped).
-        Vector {
-            ..v(
-                "tailssh_test.go TestMatchRule/expired",
-                r#"[{"ruleExpires":"1970-01-01T00:01:40Z","principals":[],"sshUsers":{},"action":{}}]"#,
-                SRC_UNSET,
-                "",
-                Want::NoMatch,
-            )
-        },
+        v(
+            "tailssh_test.go TestMatchRule/expired",
+            r#"[{"ruleExpires":"1970-01-01T00:01:40Z","principals":[],"sshUsers":{},"action":{}}]"#,
+            SRC_UNSET,
+            "",
+            Want::NoMatch,
+        ),
         v(
             "tailssh_test.go TestMatchRule/no-principal",
             r#"[{"principals":[],"sshUsers":{"*":"ubuntu"},"action":{}}]"#,
@@ -134,24 +132,20 @@ fn vectors() -> Vec<Vector> {
             "alice",
             Want::NoMatch,
         ),
-        Vector {
-            ..v(
-                "tailssh_test.go TestMatchRule/ok-wildcard",
-                r#"[{"principals":[{"any":true}],"sshUsers":{"*":"ubuntu"},"action":{}}]"#,
-                SRC_UNSET,
-                "alice",
-                Want::Invalid("ubuntu"),
-            )
-        },
-        Vector {
-            ..v(
-                "tailssh_test.go TestMatchRule/ok-exact",
-                r#"[{"principals":[{"any":true}],"sshUsers":{"*":"ubuntu","alice":"thealice"},"action":{}}]"#,
-                SRC_UNSET,
-                "alice",
-                Want::Invalid("thealice"),
-            )
-        },
+        v(
+            "tailssh_test.go TestMatchRule/ok-wildcard",
+            r#"[{"principals":[{"any":true}],"sshUsers":{"*":"ubuntu"},"action":{}}]"#,
+            SRC_UNSET,
+            "alice",
+            Want::Invalid("ubuntu"),
+        ),
+        v(
+            "tailssh_test.go TestMatchRule/ok-exact",
+            r#"[{"principals":[{"any":true}],"sshUsers":{"*":"ubuntu","alice":"thealice"},"action":{}}]"#,
+            SRC_UNSET,
+            "alice",
+            Want::Invalid("thealice"),
+        ),
         Vector {
             accept_env: Some(&["EXAMPLE", "?_?", "TEST_*"]),
             ..v(
@@ -169,15 +163,13 @@ fn vectors() -> Vec<Vector> {
             "alice",
             Want::Reject,
         ),
-        Vector {
-            ..v(
-                "tailssh_test.go TestMatchRule/match-principal-node-ip",
-                r#"[{"principals":[{"nodeIP":"1.2.3.4"}],"sshUsers":{"*":"ubuntu"},"action":{}}]"#,
-                "1.2.3.4",
-                "",
-                Want::Invalid("ubuntu"),
-            )
-        },
+        v(
+            "tailssh_test.go TestMatchRule/match-principal-node-ip",
+            r#"[{"principals":[{"nodeIP":"1.2.3.4"}],"sshUsers":{"*":"ubuntu"},"action":{}}]"#,
+            "1.2.3.4",
+            "",
+            Want::Invalid("ubuntu"),
+        ),
         Vector {
             node_id: "some-node-ID",
             known_match: Some(
@@ -207,15 +199,13 @@ fn vectors() -> Vec<Vector> {
                 Want::Invalid("ubuntu"),
             )
         },
-        Vector {
-            ..v(
-                "tailssh_test.go TestMatchRule/ssh-user-equal",
-                r#"[{"principals":[{"any":true}],"sshUsers":{"*":"="},"action":{}}]"#,
-                SRC_UNSET,
-                "alice",
-                Want::Invalid("alice"),
-            )
-        },
+        v(
+            "tailssh_test.go TestMatchRule/ssh-user-equal",
+            r#"[{"principals":[{"any":true}],"sshUsers":{"*":"="},"action":{}}]"#,
+            SRC_UNSET,
+            "alice",
+            Want::Invalid("alice"),
+        ),
         // ---- ssh/tailssh/tailssh_test.go TestEvalSSHPolicy ----
         Vector {
             accept_env: Some(&["EXAMPLE", "?_?", "TEST_*"]),
@@ -496,15 +486,13 @@ fn vectors() -> Vec<Vector> {
             Want::NoMatch,
         ),
         // ---- derived from tailssh's code ----
-        Vector {
-            ..v(
-                "derived: mapLocalUser, \"=\" maps root too",
-                r#"[{"principals":[{"any":true}],"sshUsers":{"*":"="},"action":{"accept":true}}]"#,
-                SRC_UNSET,
-                "root",
-                Want::Accept("root"),
-            )
-        },
+        v(
+            "derived: mapLocalUser, \"=\" maps root too",
+            r#"[{"principals":[{"any":true}],"sshUsers":{"*":"="},"action":{"accept":true}}]"#,
+            SRC_UNSET,
+            "root",
+            Want::Accept("root"),
+        ),
         v(
             "derived: tailcfg.SSHRule \"If the map value is the empty string (for either the requested SSH user or \\\"*\\\"), the rule doesn't match\"",
             r#"[
@@ -557,18 +545,16 @@ fn vectors() -> Vec<Vector> {
                 Want::NoMatch,
             )
         },
-        Vector {
-            ..v(
-                "derived: doPolicyAuth / tailcfg \"A nil or invalid action means to deny\" stops the search",
-                r#"[
-                  {"principals":[{"any":true}],"sshUsers":{"*":"ubuntu"},"action":{"message":"hi"}},
-                  {"principals":[{"any":true}],"sshUsers":{"*":"other"},"action":{"accept":true}}
-                ]"#,
-                SRC_UNSET,
-                "alice",
-                Want::Invalid("ubuntu"),
-            )
-        },
+        v(
+            "derived: doPolicyAuth / tailcfg \"A nil or invalid action means to deny\" stops the search",
+            r#"[
+              {"principals":[{"any":true}],"sshUsers":{"*":"ubuntu"},"action":{"message":"hi"}},
+              {"principals":[{"any":true}],"sshUsers":{"*":"other"},"action":{"accept":true}}
+            ]"#,
+            SRC_UNSET,
+            "alice",
+            Want::Invalid("ubuntu"),
+        ),
     ]
 }
 

@@ -330,13 +330,23 @@ impl Narrow<'_> {
             }
             None => (unchanged(&ssh_bits), Vec::new()),
         };
-        // The nodes whose SSH part moved although their rules may be what they were: those
-        // hashed again, and those a piece reached that took another rule's earlier content.
-        let mut doubts: Vec<NodeId> = Vec::new();
+        // The nodes whose SSH part moved although their rules may be what they were, each
+        // with its id before: those hashed again, those a piece reached that took another
+        // rule's earlier content, and those fingerprinted in full (the changed ones, each
+        // against its own rules before, as the change set pairs them by stable id; the
+        // servers over their addresses): a node retagged from one rule's destinations to
+        // another's of equal content, or a router that such a move reaches, has the same
+        // rules.
+        let mut doubts: Vec<(NodeId, NodeId)> = Vec::new();
+        let mut doubt = |v: NodeId| {
+            if let Some(w) = crate::nodes::translated(&to_old, v) {
+                doubts.push((v, w));
+            }
+        };
         for (v, ssh) in part_fingerprints(&ssh_again, |name| compiled.ssh_fingerprint(name)) {
             let fp = out.get_mut(v.index())?;
             if fp.ssh != ssh {
-                doubts.push(v);
+                doubt(v);
             }
             fp.ssh = ssh;
         }
@@ -344,38 +354,23 @@ impl Narrow<'_> {
             let fp = out.get_mut(v.index())?;
             fp.ssh = fp.ssh.wrapping_add(delta);
             if delta != 0 && doubtful.binary_search(&v).is_ok() {
-                doubts.push(v);
+                doubt(v);
+            }
+        }
+        let in_full = ends
+            .iter()
+            .filter_map(|&(_, before, after)| Some((after?, before?)))
+            .chain(servers.iter().map(|&(was, now, _)| (now, was)));
+        for (now, was) in in_full {
+            let then = self.old.fingerprints.get(was.index()).map(|f| f.ssh);
+            if matches!((then, out.get(now.index())), (Some(a), Some(b)) if a != b.ssh) {
+                doubts.push((now, was));
             }
         }
         // Compared piece by piece with their rules before (each list's content hashed once
         // per compile): the same rules are no SSH change, whatever the sum.
         let mut ssh_same = Vec::new();
-        // The nodes fingerprinted in full too (the changed ones, each against its own rules
-        // before, as the change set pairs them by stable id; the servers over their
-        // addresses): one retagged from one rule's destinations to another's of equal
-        // content, or a router that such a move reaches, has the same rules.
-        let in_full = ends
-            .iter()
-            .map(|&(_, before, after)| (before, after))
-            .chain(servers.iter().map(|&(was, now, _)| (Some(was), Some(now))));
-        for (before, after) in in_full {
-            let (Some(was), Some(now)) = (before, after) else {
-                continue;
-            };
-            let (Some(then), Some(fp)) =
-                (self.old.fingerprints.get(was.index()), out.get(now.index()))
-            else {
-                continue;
-            };
-            if then.ssh != fp.ssh && compiled.ssh_unchanged(now, old, was) {
-                ssh_same.resize(words, 0);
-                crate::bits::set_bit(&mut ssh_same, now);
-            }
-        }
-        for v in doubts {
-            let Some(w) = crate::nodes::translated(&to_old, v) else {
-                continue;
-            };
+        for (v, w) in doubts {
             if compiled.ssh_unchanged(v, old, w) {
                 ssh_same.resize(words, 0);
                 crate::bits::set_bit(&mut ssh_same, v);
