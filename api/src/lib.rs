@@ -145,6 +145,28 @@ struct PolicyInputs {
     inventory: Value,
     #[serde(default)]
     control_url: Option<String>,
+    #[serde(default)]
+    exit_node_filters: Option<ExitFilters>,
+}
+
+/// `exit_node_filters`: what an approved exit node's packet filter holds
+/// ([`aclc_compiler::ExitNodeFilters`]).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ExitFilters {
+    /// Every rule's destinations of its families, as Tailscale sends them (the default).
+    All,
+    /// Only the internet's.
+    Internet,
+}
+
+impl ExitFilters {
+    pub(crate) fn apply(this: Option<ExitFilters>, options: &mut CompileOptions) {
+        options.exit_node_filters = match this {
+            Some(ExitFilters::Internet) => aclc_compiler::ExitNodeFilters::InternetOnly,
+            Some(ExitFilters::All) | None => aclc_compiler::ExitNodeFilters::AllDestinations,
+        };
+    }
 }
 
 #[derive(Deserialize)]
@@ -160,6 +182,8 @@ struct CompileArgs {
     inventory: Option<Value>,
     #[serde(default)]
     control_url: Option<String>,
+    #[serde(default)]
+    exit_node_filters: Option<ExitFilters>,
     #[serde(default)]
     nodes: Option<Vec<String>>,
 }
@@ -308,6 +332,7 @@ fn load(inputs: PolicyInputs) -> Result<(Loaded, Vec<Diagnostic>), Failure> {
     if let Some(url) = inputs.control_url {
         compile_options.control_url = url;
     }
+    ExitFilters::apply(inputs.exit_node_filters, &mut compile_options);
     let compiled = try_compile_with_options(&policy, &inventory, &compile_options)
         .map_err(|error| compile_refused(&error, &source))?;
     warnings.extend(vet(&policy, &compiled, &source)?);
@@ -485,7 +510,11 @@ impl Engine {
     fn compile(&mut self, args: CompileArgs) -> Reply {
         let owned;
         let loaded = match (args.handle, args.policy, args.inventory) {
-            (Some(handle), None, None) if args.name.is_none() && args.control_url.is_none() => {
+            (Some(handle), None, None)
+                if args.name.is_none()
+                    && args.control_url.is_none()
+                    && args.exit_node_filters.is_none() =>
+            {
                 self.get(handle)?
             }
             (None, Some(policy), Some(inventory)) => {
@@ -494,6 +523,7 @@ impl Engine {
                     name: args.name,
                     inventory,
                     control_url: args.control_url,
+                    exit_node_filters: args.exit_node_filters,
                 })?
                 .0;
                 &owned

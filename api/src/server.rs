@@ -49,6 +49,8 @@ pub(crate) struct NewArgs {
     approvals: Option<Approvals>,
     #[serde(default)]
     control_url: Option<String>,
+    #[serde(default)]
+    exit_node_filters: Option<crate::ExitFilters>,
 }
 
 /// An event, as JSON: `{"type": "upsert_node", "node": {...}}` and so on.
@@ -346,6 +348,7 @@ pub(crate) fn new_engine(args: NewArgs, handle: u64) -> Result<(Running, String)
     if let Some(url) = args.control_url {
         options.compile.control_url = url;
     }
+    crate::ExitFilters::apply(args.exit_node_filters, &mut options.compile);
     let engine = engine::Engine::new(Arc::new(policy), state, options)
         .map_err(|e| engine_failure(e, true, &source))?;
     let snapshot = engine.snapshot();

@@ -274,3 +274,53 @@ fn diff_is_the_cli_document() {
     );
     assert_eq!(kind(&broken), "refused");
 }
+
+/// `exit_node_filters` on `compile` and `engine_new`: `"all"` (the default) gives an approved
+/// exit node every rule's destinations, `"internet"` only the internet's; anything else is
+/// a bad request.
+#[test]
+fn exit_node_filters_choose_what_an_exit_node_receives() {
+    let mut engine = Engine::new();
+    let inventory = json!({
+        "users": [{"id": 1, "name": "alice", "email": "alice@example.com", "roles": []}],
+        "nodes": [
+            {"name": "laptop", "user": "alice@example.com", "ipv4": "100.64.0.1"},
+            {"name": "server", "tags": ["tag:server"], "ipv4": "100.64.0.2"},
+            {"name": "exit", "tags": ["tag:exit"], "ipv4": "100.64.0.3",
+             "routable_ips": ["0.0.0.0/0"], "approved_routes": ["0.0.0.0/0"]}
+        ]
+    });
+    let policy = r#"{"tagOwners": {"tag:server": [], "tag:exit": []},
+        "acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server:22"]}]}"#;
+    let exit_filter = |engine: &mut Engine, extra: serde_json::Value| -> serde_json::Value {
+        let mut request = json!({"version": 1, "op": "compile", "policy": policy,
+                                 "inventory": inventory, "nodes": ["exit"]});
+        for (k, v) in extra.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let response = call(engine, request);
+        response["nodes"]["exit"]["packet_filter_rules"].clone()
+    };
+    let all = exit_filter(&mut engine, json!({}));
+    assert_eq!(all[0]["DstPorts"][0]["IP"], "100.64.0.2", "{all}");
+    assert_eq!(
+        exit_filter(&mut engine, json!({"exit_node_filters": "all"})),
+        all
+    );
+    assert_eq!(
+        exit_filter(&mut engine, json!({"exit_node_filters": "internet"})),
+        json!([])
+    );
+    let bad = call(
+        &mut engine,
+        json!({"version": 1, "op": "compile", "policy": policy, "inventory": inventory,
+               "exit_node_filters": "some"}),
+    );
+    assert_eq!(kind(&bad), "bad_request", "{bad}");
+    let started = call(
+        &mut engine,
+        json!({"version": 1, "op": "engine_new", "policy": policy, "inventory": inventory,
+               "exit_node_filters": "internet"}),
+    );
+    assert!(started["handle"].is_u64(), "{started}");
+}

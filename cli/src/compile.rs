@@ -6,7 +6,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use aclc_compiler::wire::{FilterRule, SshRule};
-use aclc_compiler::{try_compile_with_options, CompileOptions, NodeView, DEFAULT_CONTROL_URL};
+use aclc_compiler::{
+    try_compile_with_options, CompileOptions, ExitNodeFilters, NodeView, DEFAULT_CONTROL_URL,
+};
 use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source};
 use serde::Serialize;
@@ -42,6 +44,20 @@ pub(crate) struct CompileArgs {
     /// The control server's URL, the base of the links SSH check-mode rules send clients to.
     #[arg(long, value_name = "URL", default_value = DEFAULT_CONTROL_URL)]
     control_url: String,
+    /// What an approved exit node's packet filter holds: `all`, every rule's destinations of
+    /// the families it exits to (as Tailscale's control server sends it), or `internet`, only
+    /// `autogroup:internet` and public prefixes (smaller; admits less than Tailscale).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = ExitFilters::All)]
+    exit_node_filters: ExitFilters,
+}
+
+/// `--exit-node-filters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExitFilters {
+    /// Every rule's destinations (Tailscale's behaviour).
+    All,
+    /// Only the internet's.
+    Internet,
 }
 
 /// `{"error": {"message", "diagnostics"}}`: a refused policy as JSON.
@@ -72,6 +88,10 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
     }
     let mut compile_options = CompileOptions::default();
     compile_options.control_url.clone_from(&args.control_url);
+    compile_options.exit_node_filters = match args.exit_node_filters {
+        ExitFilters::All => ExitNodeFilters::AllDestinations,
+        ExitFilters::Internet => ExitNodeFilters::InternetOnly,
+    };
     // A policy the compiler refuses (an IP set it cannot compute, work beyond the budget) is
     // refused like an invalid one, with the place to blame.
     let compiled = match try_compile_with_options(&checked.policy, &inventory, &compile_options) {

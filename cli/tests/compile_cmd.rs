@@ -187,7 +187,9 @@ fn json_holds_the_known_rules_of_the_example() {
                           "DstPorts": [dst("100.64.0.1", 0, 65535),
                                        dst("fd7a:115c:a1e0::1", 0, 65535)]})));
 
-    // exit-1: exit routes in its allowed_ips, never primary routes; only ops reaches it.
+    // exit-1: exit routes in its allowed_ips, never primary routes; it receives every rule's
+    // destinations (as Tailscale's control server sends an approved exit node), not only
+    // ops' rule to it.
     let exit = &nodes["exit-1"];
     assert_eq!(
         exit["allowed_ips"],
@@ -199,7 +201,20 @@ fn json_holds_the_known_rules_of_the_example() {
         ])
     );
     assert!(exit.get("primary_routes").is_none(), "{exit}");
-    assert_eq!(exit["packet_filter_rules"], json!([ops_everywhere]));
+    let rules = exit["packet_filter_rules"].as_array().unwrap();
+    assert!(rules.contains(&ops_everywhere), "{exit}");
+    let entries: Vec<&Value> = rules
+        .iter()
+        .flat_map(|r| r["DstPorts"].as_array().unwrap())
+        .collect();
+    // db-1's port 5432, on both of its addresses, and the office subnet's 443.
+    for want in [
+        dst("100.64.1.2", 5432, 5432),
+        dst("fd7a:115c:a1e0::102", 5432, 5432),
+        dst("192.168.10.0/24", 443, 443),
+    ] {
+        assert!(entries.contains(&&want), "{want} not in {exit}");
+    }
 }
 
 #[test]
@@ -498,4 +513,21 @@ fn compile_budget_refusal_exits_2_with_a_located_diagnostic() {
         None,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn exit_node_filters_internet_keeps_only_the_internet() {
+    let all = compiled_example(&[]);
+    let internet = compiled_example(&["--exit-node-filters", "internet"]);
+    // Operations' `*:*` is all exit-1 keeps; every other node's filter is the same.
+    let rules = internet["nodes"]["exit-1"]["packet_filter_rules"].clone();
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!(rules[0]["DstPorts"], json!([dst("*", 0, 65535)]));
+    for (name, node) in internet["nodes"].as_object().unwrap() {
+        if name != "exit-1" {
+            assert_eq!(node, &all["nodes"][name], "{name}");
+        }
+    }
+    let bad = compile_example("policy.hujson", &["--exit-node-filters", "some"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
 }

@@ -16,13 +16,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use aclc_compiler::{compile, Inventory};
+use aclc_compiler::Inventory;
 use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 mod support;
-use support::load_workload;
+use support::{compile, load_workload};
 
 const PRESET: &str = "medium";
 

@@ -95,7 +95,7 @@ fn load(preset: &str) -> Option<Loaded> {
     let engine = Engine::new(
         policy,
         TailnetState::from_inventory(&inventory),
-        EngineOptions::default(),
+        bench_options(),
     )
     .unwrap();
     eprintln!(
@@ -508,7 +508,7 @@ fn build(c: &mut Criterion, preset: &str, loaded: &Loaded) {
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function(BenchmarkId::new("build", preset), |b| {
         b.iter_with_large_drop(|| {
-            Engine::new(policy.clone(), state.clone(), EngineOptions::default()).unwrap()
+            Engine::new(policy.clone(), state.clone(), bench_options()).unwrap()
         })
     });
     group.finish();
@@ -586,3 +586,11 @@ fn bench_engine(c: &mut Criterion) {
 
 criterion_group!(benches, bench_engine);
 criterion_main!(benches);
+
+/// The engine's options in these benches: exit nodes given only the internet's destinations,
+/// as every compiler bench compiles the workloads (`support::options` says why).
+fn bench_options() -> EngineOptions {
+    let mut options = EngineOptions::default();
+    options.compile.exit_node_filters = aclc_compiler::ExitNodeFilters::InternetOnly;
+    options
+}

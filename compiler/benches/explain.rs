@@ -12,11 +12,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
 
-use aclc_compiler::compile;
 use aclc_compiler::policytest::{explain, explain_ssh, NetworkQuery};
 use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, Criterion};
-use support::load_workload;
+use support::{compile, load_workload};
 
 fn bench_explain(c: &mut Criterion) {
     bench_preset(c, "medium");

@@ -35,7 +35,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aclc_compiler::compile;
 use aclc_compiler::matcher::{
     Flow, LocalNetworks, Matcher, ParsedRules, ReferenceMatcher, Verdict,
 };
@@ -44,7 +43,7 @@ use ts_bart_packetfilter::BartFilter;
 use ts_packetfilter::{FilterExt, FilterStorageExt, PacketInfo};
 
 mod support;
-use support::load_workload;
+use support::{compile, load_workload};
 
 const PRESET: &str = "large";
 

@@ -36,7 +36,7 @@ pub mod wire;
 
 pub use compiled::{
     compile, compile_with_options, try_compile, try_compile_with_options, CompileOptions, Compiled,
-    NodeView, PeerView,
+    ExitNodeFilters, NodeView, PeerView,
 };
 pub use error::{CompileError, CompileErrorKind, CompileLimits};
 pub use routes::auto_approved_routes;

@@ -193,7 +193,18 @@ pub(super) fn build_marked(
     let (lowered, side, prepared) = crate::peers::prepared_beside(
         beside,
         &table,
-        |lists| lower::lower(policy, &table, &options.limits, lower_prior.as_ref(), lists),
+        |lists| {
+            lower::lower(
+                policy,
+                &table,
+                (
+                    &options.limits,
+                    options.exit_node_filters == crate::ExitNodeFilters::AllDestinations,
+                ),
+                lower_prior.as_ref(),
+                lists,
+            )
+        },
         || {
             // On the other core when there is one: its span says so by its parent.
             tracing::debug_span!(parent: &span, crate::phases::SIDE).in_scope(|| {

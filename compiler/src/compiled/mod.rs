@@ -49,6 +49,25 @@ pub struct CompileOptions {
     /// Caps on the work one policy may cause; a policy that needs more is refused.
     /// Default: [`CompileLimits::default`], far above what real tailnets need.
     pub limits: CompileLimits,
+    /// What an approved exit node's packet filter holds. Default:
+    /// [`ExitNodeFilters::AllDestinations`], as Tailscale's control server sends it.
+    pub exit_node_filters: ExitNodeFilters,
+}
+
+/// What an approved exit node's packet filter holds ([`CompileOptions::exit_node_filters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExitNodeFilters {
+    /// Every network rule's destinations of the families it exits to, as for a route that
+    /// overlaps them all: `tag:server:22`, a user's devices, `10.33.0.0/16:*` (Tailscale's
+    /// control server, captured with approved exit nodes). A policy with broad rules on a
+    /// large tailnet gives each exit node most of the policy: past
+    /// [`CompileLimits::max_node_filter_entries`] the compile is refused.
+    #[default]
+    AllDestinations,
+    /// Only `autogroup:internet`'s ranges and policy prefixes outside the tailnet's and
+    /// private ranges (what the reference semantics and headscale give): smaller exit
+    /// filters that admit less than Tailscale's.
+    InternetOnly,
 }
 
 /// The control URL of the conformance corpus' captures.
@@ -61,6 +80,7 @@ impl Default for CompileOptions {
             control_url: DEFAULT_CONTROL_URL.to_string(),
             tailnet_state_caps: true,
             limits: CompileLimits::default(),
+            exit_node_filters: ExitNodeFilters::default(),
         }
     }
 }

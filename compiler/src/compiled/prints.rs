@@ -306,6 +306,11 @@ impl Compiled {
         self.ssh.naming_source(&self.table, id)
     }
 
+    /// Whether exit nodes receive every network item ([`crate::ExitNodeFilters`]).
+    pub(crate) fn spreads_exits(&self) -> bool {
+        self.lowered.spread_exits
+    }
+
     /// The nodes whose packet filter may change when node `id` (serving no route) joins,
     /// leaves or changes ([`crate::lower::Lowered::filter_dependents`]); `None` when that may
     /// be every node.

@@ -213,8 +213,8 @@ pub(crate) fn diff_node(
         true => Cut::Zones(zones),
         false => Cut::Pieces(&pieces),
     };
-    let (old, mut lists) = entries(old, own, &cut, table, placements);
-    let (new, new_lists) = entries(new, own, &cut, table, placements);
+    let (old, mut lists) = entries(old, (own, zones), &cut, table, placements);
+    let (new, new_lists) = entries(new, (own, zones), &cut, table, placements);
     lists.extend(new_lists);
     // Multiset difference: old-only, new-only, common.
     let (mut only_old, mut only_new, mut common) = (Vec::new(), Vec::new(), Vec::new());

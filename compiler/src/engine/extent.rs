@@ -15,7 +15,8 @@ const MOST_CHANGED: usize = 64;
 /// selectors, as if each device changed; a new user has no device yet). One node's routes
 /// or online flag: the servers of its routes. A Service's host serves its addresses as
 /// routes, so a Service upserted or removed is a change to its hosts' routes (before and
-/// after): the servers of those. The policy alone: the nodes a changed rule reaches.
+/// after): the servers of those, and the exit nodes (a rule to the Service puts its addresses
+/// in their filters). The policy alone: the nodes a changed rule reaches.
 pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -> Scope<'a> {
     // Only a node's routes (advertised, approved) or online flag changed.
     let only_routes = |before: &NodeRecord, after: &NodeRecord| {
@@ -70,6 +71,15 @@ pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -
                     .routers_over(&crate::addrset::AddrSet::union_of(&vips))
                     .into_iter()
                     .filter_map(|v| current.names.id(&table.get(v)?.name)),
+            );
+            // And the exit nodes: a rule to the Service puts its addresses of their
+            // families in their filters (`Lowered::dst_ips`).
+            nodes.extend(
+                table
+                    .exits
+                    .iter()
+                    .filter(|_| current.compiled.spreads_exits())
+                    .filter_map(|&v| current.names.id(&table.get(v)?.name)),
             );
             nodes.sort_unstable();
             nodes.dedup();

@@ -158,7 +158,22 @@ impl Lowered {
             },
             "the merged candidates are the sorted union"
         );
+        if self.spread_exits && node.exit {
+            // An exit route overlaps every destination of its family: every network item
+            // but a `via` one (which lands on its carriers only) may put entries here.
+            let spread: Vec<u32> = self.exit_spread().collect();
+            let listed = std::mem::take(&mut out);
+            merge_unique(listed.into_iter(), &spread, &mut out);
+        }
         out
+    }
+
+    /// The items an exit node receives whatever their destinations' nodes
+    /// ([`Lowered::candidates`]): the network items without `via`, ascending.
+    pub(super) fn exit_spread(&self) -> impl Iterator<Item = u32> + '_ {
+        self.items.iter().enumerate().filter_map(|(i, item)| {
+            (matches!(item.body, Body::Net { .. }) && item.via.is_none()).then_some(i as u32)
+        })
     }
 
     /// Node `id`'s packet filter.
@@ -308,7 +323,7 @@ impl Lowered {
         match &item.body {
             Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
-                let dsts = self.dsts(id, node, dst);
+                let dsts = self.dsts(table, (id, node), dst, item.via.is_none());
                 if dsts.ips().is_empty() {
                     return None;
                 }
@@ -433,7 +448,21 @@ impl Lowered {
     /// addresses, `*`, the internet ranges on an exit node, or a policy prefix (as written)
     /// holding one of its addresses, overlapping a route it serves, or, on an exit node,
     /// lying inside the internet.
-    pub(super) fn dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+    ///
+    /// On an exit node, an item without `via` (`spread`) also puts every address of its
+    /// destination in the families the node exits to, and every policy prefix of those
+    /// families: Tailscale's control server treats `0.0.0.0/0` and `::/0` as routes
+    /// overlapping every destination (captures of approved exit nodes receiving
+    /// `tag:server:22`, a user's addresses and `10.33.0.0/16:*`), while the peer relation
+    /// stays as the items' destination nodes say.
+    pub(super) fn dst_ips(
+        &self,
+        table: &NodeTable,
+        (id, node): (NodeId, &NodeInfo),
+        target: &Target,
+        spread: bool,
+    ) -> Vec<Arc<str>> {
+        let spread = spread && self.spread_exits;
         match target {
             Target::Wildcard | Target::DangerAll => vec![star()],
             Target::Internet if node.exit => self
@@ -443,37 +472,79 @@ impl Lowered {
                 .cloned()
                 .collect(),
             Target::Internet | Target::SelfDevices => Vec::new(),
+            Target::Nodes(ids) if spread && node.exit => ids
+                .iter()
+                .flat_map(|&m| {
+                    let (own, texts) = match table.get(m) {
+                        _ if m == id => (true, &node.texts[..]),
+                        Some(other) => (false, &other.texts[..]),
+                        None => (false, &[][..]),
+                    };
+                    texts
+                        .iter()
+                        .filter(move |t| own || exits_to(node, t))
+                        .cloned()
+                })
+                .collect(),
             Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.texts.to_vec(),
             Target::Nodes(_) => Vec::new(),
             Target::Literal(lit) => lit
                 .pieces
                 .iter()
-                .filter(|p| piece_on(node, p))
+                .filter(|p| piece_on(node, p, spread))
                 .map(|p| p.text.clone())
                 .collect(),
         }
     }
 
     /// [`Lowered::dst_ips`], the node's own addresses borrowed, not listed.
-    fn dsts<'a>(&self, id: NodeId, node: &'a NodeInfo, target: &Target) -> Dsts<'a> {
+    fn dsts<'a>(
+        &self,
+        table: &NodeTable,
+        (id, node): (NodeId, &'a NodeInfo),
+        target: &Target,
+        spread: bool,
+    ) -> Dsts<'a> {
+        let spread = spread && self.spread_exits;
         match target {
+            Target::Nodes(_) if spread && node.exit => {
+                Dsts::Listed(self.dst_ips(table, (id, node), target, spread))
+            }
             Target::Nodes(ids) if ids.binary_search(&id).is_ok() => Dsts::Own(&node.texts),
             Target::Nodes(_) => Dsts::Listed(Vec::new()),
-            _ => Dsts::Listed(self.dst_ips(id, node, target)),
+            _ => Dsts::Listed(self.dst_ips(table, (id, node), target, spread)),
         }
     }
 
     /// True when [`Lowered::dst_ips`] is not empty, found without listing the addresses
     /// (a verdict per node of a member's join asked it 25,000 times on `large`).
-    pub(super) fn has_dst_ips(&self, id: NodeId, node: &NodeInfo, target: &Target) -> bool {
+    pub(super) fn has_dst_ips(
+        &self,
+        table: &NodeTable,
+        (id, node): (NodeId, &NodeInfo),
+        target: &Target,
+        spread: bool,
+    ) -> bool {
+        let spread = spread && self.spread_exits;
         let has = match target {
             Target::Wildcard | Target::DangerAll => true,
             Target::Internet if node.exit => self.internet.iter().any(|text| exits_to(node, text)),
             Target::Internet | Target::SelfDevices => false,
+            Target::Nodes(ids) if spread && node.exit => ids.iter().any(|&m| {
+                if m == id {
+                    return !node.texts.is_empty();
+                }
+                table
+                    .get(m)
+                    .is_some_and(|o| o.texts.iter().any(|t| exits_to(node, t)))
+            }),
             Target::Nodes(ids) => !node.texts.is_empty() && ids.binary_search(&id).is_ok(),
-            Target::Literal(lit) => lit.pieces.iter().any(|p| piece_on(node, p)),
+            Target::Literal(lit) => lit.pieces.iter().any(|p| piece_on(node, p, spread)),
         };
-        debug_assert_eq!(has, !self.dst_ips(id, node, target).is_empty());
+        debug_assert_eq!(
+            has,
+            !self.dst_ips(table, (id, node), target, spread).is_empty()
+        );
         has
     }
 }
@@ -488,11 +559,13 @@ fn exits_to(node: &NodeInfo, text: &str) -> bool {
 }
 
 /// True when a policy prefix or range lands on `node`: it holds one of the node's addresses,
-/// overlaps a route the node serves, or, on an exit node, lies inside the internet.
-fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece) -> bool {
+/// overlaps a route the node serves, or, on an exit node, has addresses of a family it exits
+/// to (`spread`: an item without `via`, [`Lowered::dst_ips`]) or lies inside the internet
+/// (a `via` item's carrier).
+fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece, spread: bool) -> bool {
     node.address_in(&piece.set)
         || node.routes_overlap(&piece.set)
-        || (piece.public && node.exits_for(&piece.set))
+        || ((spread || piece.public) && node.exits_for(&piece.set))
 }
 
 fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
@@ -597,6 +670,10 @@ impl Lowered {
                 Target::Wildcard | Target::DangerAll => 1,
                 Target::Internet => self.internet.len(),
                 Target::SelfDevices => 0,
+                // An exit node receives every destination's addresses ([`Lowered::dst_ips`]).
+                Target::Nodes(ids) if self.spread_exits => {
+                    ids.len().max(1).saturating_mul(max_texts)
+                }
                 Target::Nodes(_) => max_texts,
                 Target::Literal(lit) => lit.pieces.len(),
             }
@@ -677,6 +754,17 @@ impl Lowered {
             }
             if total > limit {
                 let span = most.1.and_then(|origin| rule_span(policy, origin));
+                let help = if self.spread_exits && node.exit {
+                    "an approved exit node receives every rule's destinations of the families \
+                     it exits to, as Tailscale's control server sends them: on a large tailnet \
+                     that is most of the policy. `ExitNodeFilters::InternetOnly` (`aclc \
+                     compile --exit-node-filters internet`) keeps only the internet's, or raise \
+                     the limit (`CompileLimits`)"
+                } else {
+                    "a grant's destinations times its `ip` entries, or a large IP set times \
+                     many ports, all on one node: the compile budget (`CompileLimits`) bounds \
+                     one node's filter; split the rule or narrow its destinations"
+                };
                 return Err(crate::error::CompileError::new(
                     crate::error::CompileErrorKind::BudgetExceeded,
                     span,
@@ -686,11 +774,7 @@ impl Lowered {
                         node.name
                     ),
                 )
-                .with_help(
-                    "a grant's destinations times its `ip` entries, or a large IP set times \
-                     many ports, all on one node: the compile budget (`CompileLimits`) bounds \
-                     one node's filter; split the rule or narrow its destinations",
-                ));
+                .with_help(help));
             }
         }
         Ok(())

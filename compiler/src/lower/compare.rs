@@ -387,6 +387,11 @@ impl Lowered {
         }
         #[cfg(debug_assertions)]
         debug_assert_eq!(walked, bits, "marked from the items' lists as by the walk");
+        // An exit node receives every network item without `via` whatever its destination
+        // nodes ([`Lowered::candidates`]), and any changed item may move those items' slots.
+        if self.spread_exits && !table.exits.is_empty() && changed.iter().any(|&c| c) {
+            table.exits.iter().for_each(|&id| set_bit(bits, id));
+        }
     }
 
     /// The nodes, beyond those a changed item reaches, whose rules a changed network item may

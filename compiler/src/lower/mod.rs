@@ -263,6 +263,10 @@ impl Body {
 pub(crate) struct Lowered {
     /// Every item, in policy order.
     pub(crate) items: Vec<Item>,
+    /// Exit nodes receive every network item's destinations of their families
+    /// ([`crate::ExitNodeFilters::AllDestinations`], as Tailscale's control server does);
+    /// off, only the internet ranges of `autogroup:internet` and public prefixes.
+    pub(crate) spread_exits: bool,
     /// Interned `SrcIPs`.
     pub(crate) srcs: SrcTable,
     /// First item index per (`SrcIPs`, `IPProto`) of network items.
@@ -480,6 +484,11 @@ impl Lowered {
         if companions {
             out.extend(peers());
         }
+        // An exit node receives every network item without `via` ([`Lowered::candidates`]):
+        // its filter names every source and destination of them.
+        if self.spread_exits && !table.exits.is_empty() {
+            out.extend_from_slice(&table.exits);
+        }
         Some(out)
     }
 
@@ -512,6 +521,7 @@ impl Lowered {
         let (star, star_set) = star_sources(table, earlier);
         Lowered {
             items: Vec::new(),
+            spread_exits: true,
             srcs: SrcTable::default(),
             first_slot: crate::hash::Map::default(),
             by_node: crate::pernode::ItemIndex::empty(table.len()),
@@ -570,11 +580,12 @@ fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<crate::nodes::Use
 pub(crate) fn lower(
     policy: &Policy,
     table: &NodeTable,
-    limits: &CompileLimits,
+    (limits, spread_exits): (&CompileLimits, bool),
     prior: Option<&Prior<'_>>,
     lists: Option<crate::peers::Lists<'_>>,
 ) -> Result<Lowered, CompileError> {
     let mut lowered = Lowered::nothing_after(table, prior.map(|p| (p.table, p.lowered)));
+    lowered.spread_exits = spread_exits;
     // A lowering of the same policy makes about as many items and requests as the earlier
     // one: made at that size, not grown by doubling (each growth moved every item so far).
     if let Some(p) = prior {

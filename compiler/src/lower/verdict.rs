@@ -4,7 +4,7 @@
 //! verdict from the items is exact.
 
 use super::moves::*;
-use super::{Body, ChangedItems, Lowered};
+use super::{Body, ChangedItems, Item, Lowered};
 use crate::nodes::{NodeId, NodeTable};
 
 impl Lowered {
@@ -22,10 +22,17 @@ impl Lowered {
         let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
             return Verdict::Assemble;
         };
+        // An exit node's filter holds every network item's destinations of its families
+        // ([`Lowered::dst_ips`]): any moved item may change it.
+        if self.spread_exits && (node.exit || old_node.exit) {
+            return Verdict::Assemble;
+        }
         if moves.owner_or_carrier(self, table, node) {
             return Verdict::Assemble;
         }
-        let Some(via_entries) = self.via_verdict((id, node), (old, old_id, old_node), moves) else {
+        let Some(via_entries) =
+            self.via_verdict((table, id, node), (old, old_table, old_id, old_node), moves)
+        else {
             return Verdict::Assemble;
         };
         // The same items may reach the node in both: compared on the index's parts (equal
@@ -84,7 +91,8 @@ impl Lowered {
                     }
                     let entries = match &item.body {
                         Body::Net { dst, ports, .. } => {
-                            !ports.is_empty() && self.has_dst_ips(id, node, dst)
+                            !ports.is_empty()
+                                && self.has_dst_ips(table, (id, node), dst, item.via.is_none())
                         }
                         // An app grant's rule stands alone at its own position (never
                         // merged): when it has a destination on the node, its `SrcIPs`
@@ -219,6 +227,11 @@ impl Lowered {
         let (Some(node), Some(old_node)) = (table.get(id), old_table.get(old_id)) else {
             return Verdict::Assemble;
         };
+        // An exit node's filter holds every network item's destinations of its families
+        // ([`Lowered::dst_ips`]): any moved item may change it.
+        if self.spread_exits && (node.exit || old_node.exit) {
+            return Verdict::Assemble;
+        }
         let assembled = match &moves.reached {
             Some(r) => crate::bits::bit(&r.assembled, id),
             None => moves
@@ -252,6 +265,11 @@ impl Lowered {
         self.by_node.get(id.index()).contains(i)
             || self.global.binary_search(&i).is_ok()
             || (!node.is_tagged() && self.self_items.binary_search(&i).is_ok())
+            || (self.spread_exits
+                && node.exit
+                && self.items.get(i as usize).is_some_and(|item| {
+                    matches!(item.body, Body::Net { .. }) && item.via.is_none()
+                }))
     }
 
     /// What the `via` items whose sources alone moved do to node `id`'s filter: `Some(true)`
@@ -265,8 +283,8 @@ impl Lowered {
     /// `via` items x their keys' other items x log candidates).
     fn via_verdict(
         &self,
-        (id, node): (NodeId, &crate::nodes::NodeInfo),
-        (old, old_id, old_node): (&Lowered, NodeId, &crate::nodes::NodeInfo),
+        (table, id, node): (&NodeTable, NodeId, &crate::nodes::NodeInfo),
+        (old, old_table, old_id, old_node): (&Lowered, &NodeTable, NodeId, &crate::nodes::NodeInfo),
         moves: &SourceMoves,
     ) -> Option<bool> {
         let mut entries = false;
@@ -283,12 +301,14 @@ impl Lowered {
             if !node.is_tagged() || node.tags != old_node.tags {
                 return None;
             }
-            if olds.iter().any(|&j| old.has_part(old_id, old_node, j))
-                || news.iter().any(|&j| self.has_part(id, node, j))
+            if olds
+                .iter()
+                .any(|&j| old.has_part(old_table, (old_id, old_node), j))
+                || news.iter().any(|&j| self.has_part(table, (id, node), j))
             {
                 return None;
             }
-            if !ports.is_empty() && self.has_part(id, node, *m) {
+            if !ports.is_empty() && self.has_part(table, (id, node), *m) {
                 // Another item may have undone its change ([`SourceMoves::uncertain`]).
                 if moves.uncertain.binary_search(m).is_ok() {
                     return None;
@@ -302,10 +322,20 @@ impl Lowered {
     /// Item `j` may put a part in node `id`'s filter: it is one of the node's candidates
     /// and, for a network item, has a destination on the node. A vacant item counts too: its
     /// partner in the other lowering, with the same destinations, may put one.
-    fn has_part(&self, id: NodeId, node: &crate::nodes::NodeInfo, j: u32) -> bool {
+    fn has_part(
+        &self,
+        table: &NodeTable,
+        (id, node): (NodeId, &crate::nodes::NodeInfo),
+        j: u32,
+    ) -> bool {
         self.is_candidate(id, node, j)
-            && match self.items.get(j as usize).map(|item| &item.body) {
-                Some(Body::Net { dst, .. }) => self.has_dst_ips(id, node, dst),
+            && match self.items.get(j as usize) {
+                Some(
+                    item @ Item {
+                        body: Body::Net { dst, .. },
+                        ..
+                    },
+                ) => self.has_dst_ips(table, (id, node), dst, item.via.is_none()),
                 _ => true,
             }
     }

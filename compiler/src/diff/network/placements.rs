@@ -246,7 +246,7 @@ pub(super) type EntryKey = (Dest, u8, u16, u16, u32);
 /// A node's packet filter as entries (multiset), each with its placed sources.
 pub(super) fn entries(
     rules: &[FilterRule],
-    own: [IpAddr; 2],
+    (own, zones): ([IpAddr; 2], &[ipnet::IpNet]),
     cut: &Cut<'_>,
     table: &AddrTable,
     placements: &mut Placements,
@@ -269,6 +269,18 @@ pub(super) fn entries(
                 own.iter()
                     .any(|a| !a.is_unspecified() && lo <= *a && *a <= hi)
             });
+            // An exit node receives every rule's destinations, other devices' addresses
+            // among them; packets to the tailnet's own ranges never leave through an exit
+            // route, so such an entry admits nothing unless another route the node serves
+            // (a Service's address) holds it.
+            if !covers_node
+                && !dst_ranges.is_empty()
+                && dst_ranges
+                    .iter()
+                    .all(|&(lo, hi)| in_tailnet(lo, hi) && !served_inside(zones, lo, hi))
+            {
+                continue;
+            }
             // A packet's source and destination are of one family: the sources of the
             // destination's families only (an IPv6 source reaches no IPv4 destination).
             let families = match dst_ranges.is_empty() {
@@ -409,4 +421,25 @@ impl Placements {
         self.sweeps.insert(key, done.clone());
         done
     }
+}
+
+/// True when `lo..=hi` lies inside the tailnet's own ranges (`100.64.0.0/10`,
+/// `fd7a:115c:a1e0::/48`), which clients never route through an exit node.
+fn in_tailnet(lo: IpAddr, hi: IpAddr) -> bool {
+    let inside = |a: IpAddr| match a {
+        IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            first == 100 && second & 0xc0 == 64
+        }
+        IpAddr::V6(a) => a.segments().starts_with(&[0xfd7a, 0x115c, 0xa1e0]),
+    };
+    inside(lo) && inside(hi)
+}
+
+/// True when a route `zones` holds other than an exit route overlaps `lo..=hi`.
+fn served_inside(zones: &[ipnet::IpNet], lo: IpAddr, hi: IpAddr) -> bool {
+    zones
+        .iter()
+        .filter(|z| z.prefix_len() > 0)
+        .any(|z| z.network() <= hi && lo <= z.broadcast())
 }
