@@ -187,6 +187,19 @@ func TestCompileLoadNodeMapExplain(t *testing.T) {
 	if !strings.Contains(string(custom["alice-laptop"])+string(custom["web-1"])+string(custom["db-1"]), "https://control.example") {
 		t.Errorf("the control URL is not in the SSH check-mode links")
 	}
+	// The example's exit node receives every rule's destinations by default, only the
+	// internet's with ExitNodeFilters "internet".
+	all, err := rt.Compile(ctx, policy, inventory, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	internet, err := rt.Compile(ctx, policy, inventory, LoadOptions{ExitNodeFilters: "internet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(all["exit-1"]), `"100.64.1.2"`) || strings.Contains(string(internet["exit-1"]), `"100.64.1.2"`) {
+		t.Errorf("exit-1: all %s, internet %s", all["exit-1"], internet["exit-1"])
+	}
 	loaded, err := rt.Load(ctx, policy, inventory, LoadOptions{ControlURL: "https://control.example"})
 	if err != nil {
 		t.Fatal(err)

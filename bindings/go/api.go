@@ -33,6 +33,9 @@ type LoadOptions struct {
 	Name string
 	// ControlURL is the base of SSH check-mode links (default aclc's).
 	ControlURL string
+	// ExitNodeFilters is what an approved exit node's packet filter holds: "all" (default:
+	// every rule's destinations, as Tailscale sends them) or "internet" (only the internet's).
+	ExitNodeFilters string
 }
 
 // Query asks whether Src may reach Dst (host:port; a bare host for ICMP), or with User set,
@@ -161,6 +164,9 @@ func (r *Runtime) Compile(ctx context.Context, policy, inventory string, opts Lo
 	if opts.ControlURL != "" {
 		req["control_url"] = opts.ControlURL
 	}
+	if opts.ExitNodeFilters != "" {
+		req["exit_node_filters"] = opts.ExitNodeFilters
+	}
 	var out struct {
 		Nodes map[string]json.RawMessage `json:"nodes"`
 	}
@@ -177,6 +183,9 @@ func (r *Runtime) Load(ctx context.Context, policy, inventory string, opts LoadO
 	setName(req, opts.Name)
 	if opts.ControlURL != "" {
 		req["control_url"] = opts.ControlURL
+	}
+	if opts.ExitNodeFilters != "" {
+		req["exit_node_filters"] = opts.ExitNodeFilters
 	}
 	var out struct {
 		Handle   uint64       `json:"handle"`

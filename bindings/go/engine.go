@@ -180,6 +180,10 @@ type EngineOptions struct {
 	Name string
 	// ControlURL is the base of SSH check-mode links (default aclc's).
 	ControlURL string
+	// ExitNodeFilters is what an approved exit node's packet filter holds: "all" (default:
+	// every rule's destinations, as Tailscale sends them) or "internet" (only the internet's,
+	// for tailnets where that would be most of the policy on each exit node).
+	ExitNodeFilters string
 	// Approvals is "derived" (default: autoApprovers recomputed on every compile) or "stored"
 	// (auto-approvals written into the records, never taken back, as Tailscale does).
 	Approvals string
@@ -212,6 +216,9 @@ func (r *Runtime) NewEngine(ctx context.Context, policy, tailnet string, opts En
 	setName(req, opts.Name)
 	if opts.ControlURL != "" {
 		req["control_url"] = opts.ControlURL
+	}
+	if opts.ExitNodeFilters != "" {
+		req["exit_node_filters"] = opts.ExitNodeFilters
 	}
 	if opts.Approvals != "" {
 		req["approvals"] = opts.Approvals

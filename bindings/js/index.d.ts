@@ -144,9 +144,13 @@ export class Aclc {
   compile(
     policy: string,
     inventory: Inventory,
-    options?: NameOption & { controlUrl?: string; nodes?: string[] },
+    options?: NameOption & { controlUrl?: string; exitNodeFilters?: ExitNodeFilters; nodes?: string[] },
   ): Record<string, NodeMap>;
-  load(policy: string, inventory: Inventory, options?: NameOption & { controlUrl?: string }): Policy;
+  load(
+    policy: string,
+    inventory: Inventory,
+    options?: NameOption & { controlUrl?: string; exitNodeFilters?: ExitNodeFilters },
+  ): Policy;
   explain(policy: string, inventory: Inventory, query: Query, options?: NameOption): Explanation;
   test(policy: string, inventory: Inventory, options?: NameOption): TestReport;
   diff(
@@ -216,6 +220,8 @@ export interface EngineOptions extends NameOption {
   /** `derived` (default) or `stored` (auto-approvals written into the records). */
   approvals?: 'derived' | 'stored';
   controlUrl?: string;
+  /** What an approved exit node's packet filter holds (default `"all"`, as Tailscale sends it). */
+  exitNodeFilters?: ExitNodeFilters;
 }
 
 /** Something that happened to the tailnet or its policy. */
@@ -327,3 +333,10 @@ export class Policy {
 }
 
 export function init(source?: ModuleSource): Promise<Aclc>;
+
+/**
+ * What an approved exit node's packet filter holds: `"all"`, every rule's destinations of the
+ * families it exits to (as Tailscale's control server sends it), or `"internet"`, only the
+ * internet's (smaller filters that admit less than Tailscale's).
+ */
+export type ExitNodeFilters = 'all' | 'internet';

@@ -199,13 +199,19 @@ export class Aclc {
   }
 
   /** Each node's map, as `aclc compile` prints them; throws AclcError (kind `refused`). */
-  compile(policy, inventory, { name, controlUrl, nodes } = {}) {
-    return this.request({ op: 'compile', policy, inventory, name, control_url: controlUrl, nodes }).nodes;
+  compile(policy, inventory, { name, controlUrl, exitNodeFilters, nodes } = {}) {
+    return this.request({
+      op: 'compile', policy, inventory, name, control_url: controlUrl,
+      exit_node_filters: exitNodeFilters, nodes,
+    }).nodes;
   }
 
   /** Compile and keep a policy, for node maps and explanations without recompiling. */
-  load(policy, inventory, { name, controlUrl } = {}) {
-    const response = this.request({ op: 'load', policy, inventory, name, control_url: controlUrl });
+  load(policy, inventory, { name, controlUrl, exitNodeFilters } = {}) {
+    const response = this.request({
+      op: 'load', policy, inventory, name, control_url: controlUrl,
+      exit_node_filters: exitNodeFilters,
+    });
     return new Policy(this, response);
   }
 
@@ -233,9 +239,10 @@ export class Aclc {
   /** Start a control-server engine for a policy and a tailnet: `state` in the engine's
    * format (users and nodes by stable id), or `inventory` in the corpus format. Throws
    * AclcError (kind `refused`) for a policy Tailscale would refuse. */
-  engine(policy, { state, inventory, name, approvals, controlUrl } = {}) {
+  engine(policy, { state, inventory, name, approvals, controlUrl, exitNodeFilters } = {}) {
     const response = this.request({
       op: 'engine_new', policy, state, inventory, name, approvals, control_url: controlUrl,
+      exit_node_filters: exitNodeFilters,
     });
     return new Engine(this, response);
   }

@@ -51,6 +51,11 @@ test('compile, load, node maps, explain, free', () => {
   for (const name of p.nodes) assert.deepEqual(p.nodeMap(name), nodes[name]);
   assert.deepEqual(Object.keys(p.compile(['db-1'])), ['db-1']);
   assert.deepEqual(aclc.compile(policy, inventory, { nodes: ['web-1'] }), { 'web-1': nodes['web-1'] });
+  // The exit node receives every rule's destinations, or with `internet` only the internet's.
+  const exitAll = JSON.stringify(nodes['exit-1'].packet_filter_rules);
+  const exitInternet = JSON.stringify(
+    aclc.compile(policy, inventory, { exitNodeFilters: 'internet', nodes: ['exit-1'] })['exit-1'].packet_filter_rules);
+  assert.ok(exitAll.includes('"100.64.1.2"') && !exitInternet.includes('"100.64.1.2"'), `${exitAll} / ${exitInternet}`);
   throwsKind(() => p.nodeMap('nope'), 'unknown_node');
   const allowed = p.explain({ src: 'bob@example.com', dst: 'web-1:443' });
   assert.equal(allowed.allowed, true);
