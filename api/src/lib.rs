@@ -146,27 +146,7 @@ struct PolicyInputs {
     #[serde(default)]
     control_url: Option<String>,
     #[serde(default)]
-    exit_node_filters: Option<ExitFilters>,
-}
-
-/// `exit_node_filters`: what an approved exit node's packet filter holds
-/// ([`aclc_compiler::ExitNodeFilters`]).
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum ExitFilters {
-    /// Every rule's destinations of its families, as Tailscale sends them (the default).
-    All,
-    /// Only the internet's.
-    Internet,
-}
-
-impl ExitFilters {
-    pub(crate) fn apply(this: Option<ExitFilters>, options: &mut CompileOptions) {
-        options.exit_node_filters = match this {
-            Some(ExitFilters::Internet) => aclc_compiler::ExitNodeFilters::InternetOnly,
-            Some(ExitFilters::All) | None => aclc_compiler::ExitNodeFilters::AllDestinations,
-        };
-    }
+    exit_node_filters: Option<aclc_compiler::ExitNodeFilters>,
 }
 
 #[derive(Deserialize)]
@@ -183,7 +163,7 @@ struct CompileArgs {
     #[serde(default)]
     control_url: Option<String>,
     #[serde(default)]
-    exit_node_filters: Option<ExitFilters>,
+    exit_node_filters: Option<aclc_compiler::ExitNodeFilters>,
     #[serde(default)]
     nodes: Option<Vec<String>>,
 }
@@ -332,7 +312,9 @@ fn load(inputs: PolicyInputs) -> Result<(Loaded, Vec<Diagnostic>), Failure> {
     if let Some(url) = inputs.control_url {
         compile_options.control_url = url;
     }
-    ExitFilters::apply(inputs.exit_node_filters, &mut compile_options);
+    if let Some(exits) = inputs.exit_node_filters {
+        compile_options.exit_node_filters = exits;
+    }
     let compiled = try_compile_with_options(&policy, &inventory, &compile_options)
         .map_err(|error| compile_refused(&error, &source))?;
     warnings.extend(vet(&policy, &compiled, &source)?);

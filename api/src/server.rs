@@ -50,7 +50,7 @@ pub(crate) struct NewArgs {
     #[serde(default)]
     control_url: Option<String>,
     #[serde(default)]
-    exit_node_filters: Option<crate::ExitFilters>,
+    exit_node_filters: Option<aclc_compiler::ExitNodeFilters>,
 }
 
 /// An event, as JSON: `{"type": "upsert_node", "node": {...}}` and so on.
@@ -348,7 +348,9 @@ pub(crate) fn new_engine(args: NewArgs, handle: u64) -> Result<(Running, String)
     if let Some(url) = args.control_url {
         options.compile.control_url = url;
     }
-    crate::ExitFilters::apply(args.exit_node_filters, &mut options.compile);
+    if let Some(exits) = args.exit_node_filters {
+        options.compile.exit_node_filters = exits;
+    }
     let engine = engine::Engine::new(Arc::new(policy), state, options)
         .map_err(|e| engine_failure(e, true, &source))?;
     let snapshot = engine.snapshot();

@@ -11,12 +11,17 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use aclc_compiler::diff::{access_diff, DiffOptions, Side};
-use aclc_compiler::{CompileOptions, Compiled, ExitNodeFilters, Inventory};
+use aclc_compiler::{Compiled, Inventory};
 use aclc_policy::model::Policy;
 use aclc_policy::Source;
 use aclc_testkit::workloads;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+
+// The workloads are read here; the benches share the options they compile them with.
+#[allow(dead_code)]
+mod support;
+use support::compile;
 
 fn load(text: String, inventory: &Inventory) -> (Source, Policy) {
     let options = aclc_policy::Options {
@@ -300,11 +305,3 @@ fn bench_diff(c: &mut Criterion) {
 
 criterion_group!(benches, bench_diff);
 criterion_main!(benches);
-
-/// The workloads compiled with exit nodes given only the internet's destinations, as every
-/// compiler bench does (`support::options`, beside the other benches, says why).
-fn compile(policy: &aclc_policy::model::Policy, inventory: &Inventory) -> Compiled {
-    let mut options = CompileOptions::default();
-    options.exit_node_filters = ExitNodeFilters::InternetOnly;
-    aclc_compiler::compile_with_options(policy, inventory, &options)
-}

@@ -42,6 +42,10 @@ use aclc_policy::model::Policy;
 use aclc_testkit::workloads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 
+// The workloads are read here; the benches share the options they compile them with.
+#[allow(dead_code)]
+mod support;
+
 /// Resident memory of this process now (Linux `VmRSS`), in MiB.
 fn rss_mib() -> u64 {
     status_mib("VmRSS:")
@@ -587,10 +591,10 @@ fn bench_engine(c: &mut Criterion) {
 criterion_group!(benches, bench_engine);
 criterion_main!(benches);
 
-/// The engine's options in these benches: exit nodes given only the internet's destinations,
-/// as every compiler bench compiles the workloads (`support::options` says why).
+/// The engine's options in these benches: the workloads compiled as every compiler bench
+/// compiles them ([`support::options`] says why).
 fn bench_options() -> EngineOptions {
     let mut options = EngineOptions::default();
-    options.compile.exit_node_filters = aclc_compiler::ExitNodeFilters::InternetOnly;
+    options.compile = support::options();
     options
 }

@@ -55,7 +55,8 @@ pub struct CompileOptions {
 }
 
 /// What an approved exit node's packet filter holds ([`CompileOptions::exit_node_filters`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// In JSON (the embedding API's `exit_node_filters`): `"all"` or `"internet"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 pub enum ExitNodeFilters {
     /// Every network rule's destinations of the families it exits to, as for a route that
     /// overlaps them all: `tag:server:22`, a user's devices, `10.33.0.0/16:*` (Tailscale's
@@ -63,10 +64,12 @@ pub enum ExitNodeFilters {
     /// large tailnet gives each exit node most of the policy: past
     /// [`CompileLimits::max_node_filter_entries`] the compile is refused.
     #[default]
+    #[serde(rename = "all")]
     AllDestinations,
     /// Only `autogroup:internet`'s ranges and policy prefixes outside the tailnet's and
     /// private ranges (what the reference semantics and headscale give): smaller exit
     /// filters that admit less than Tailscale's.
+    #[serde(rename = "internet")]
     InternetOnly,
 }
 

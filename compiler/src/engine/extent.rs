@@ -74,13 +74,14 @@ pub(super) fn scope<'a>(inputs: &Inputs, current: &'a Snapshot, undo: &[Undo]) -
             );
             // And the exit nodes: a rule to the Service puts its addresses of their
             // families in their filters (`Lowered::dst_ips`).
-            nodes.extend(
-                table
-                    .exits
-                    .iter()
-                    .filter(|_| current.compiled.spreads_exits())
-                    .filter_map(|&v| current.names.id(&table.get(v)?.name)),
-            );
+            if current.compiled.spreads_exits() {
+                nodes.extend(
+                    table
+                        .exits
+                        .iter()
+                        .filter_map(|&v| current.names.id(&table.get(v)?.name)),
+                );
+            }
             nodes.sort_unstable();
             nodes.dedup();
             Scope::Routes(RouteNarrow {

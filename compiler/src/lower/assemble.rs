@@ -158,22 +158,17 @@ impl Lowered {
             },
             "the merged candidates are the sorted union"
         );
-        if self.spread_exits && node.exit {
-            // An exit route overlaps every destination of its family: every network item
-            // but a `via` one (which lands on its carriers only) may put entries here.
-            let spread: Vec<u32> = self.exit_spread().collect();
+        if self.spreads_on(node) {
+            // An exit route overlaps every destination of its family: every item that
+            // spreads to exit nodes may put entries here.
+            let spread: Vec<u32> = (0u32..)
+                .zip(&self.items)
+                .filter_map(|(i, item)| item.spreads_to_exits().then_some(i))
+                .collect();
             let listed = std::mem::take(&mut out);
             merge_unique(listed.into_iter(), &spread, &mut out);
         }
         out
-    }
-
-    /// The items an exit node receives whatever their destinations' nodes
-    /// ([`Lowered::candidates`]): the network items without `via`, ascending.
-    pub(super) fn exit_spread(&self) -> impl Iterator<Item = u32> + '_ {
-        self.items.iter().enumerate().filter_map(|(i, item)| {
-            (matches!(item.body, Body::Net { .. }) && item.via.is_none()).then_some(i as u32)
-        })
     }
 
     /// Node `id`'s packet filter.
@@ -323,7 +318,7 @@ impl Lowered {
         match &item.body {
             Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
-                let dsts = self.dsts(table, (id, node), dst, item.via.is_none());
+                let dsts = self.dsts(table, (id, node), dst, item.spreads_to_exits());
                 if dsts.ips().is_empty() {
                     return None;
                 }
@@ -462,7 +457,7 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> Vec<Arc<str>> {
-        let spread = spread && self.spread_exits;
+        let spread = spread && self.spreads_on(node);
         match target {
             Target::Wildcard | Target::DangerAll => vec![star()],
             Target::Internet if node.exit => self
@@ -472,7 +467,7 @@ impl Lowered {
                 .cloned()
                 .collect(),
             Target::Internet | Target::SelfDevices => Vec::new(),
-            Target::Nodes(ids) if spread && node.exit => ids
+            Target::Nodes(ids) if spread => ids
                 .iter()
                 .flat_map(|&m| {
                     let (own, texts) = match table.get(m) {
@@ -505,13 +500,12 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> Dsts<'a> {
-        let spread = spread && self.spread_exits;
+        let spread = spread && self.spreads_on(node);
         match target {
-            Target::Nodes(_) if spread && node.exit => {
-                Dsts::Listed(self.dst_ips(table, (id, node), target, spread))
-            }
-            Target::Nodes(ids) if ids.binary_search(&id).is_ok() => Dsts::Own(&node.texts),
-            Target::Nodes(_) => Dsts::Listed(Vec::new()),
+            Target::Nodes(ids) if !spread => match ids.binary_search(&id) {
+                Ok(_) => Dsts::Own(&node.texts),
+                Err(_) => Dsts::Listed(Vec::new()),
+            },
             _ => Dsts::Listed(self.dst_ips(table, (id, node), target, spread)),
         }
     }
@@ -525,12 +519,12 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> bool {
-        let spread = spread && self.spread_exits;
+        let spread = spread && self.spreads_on(node);
         let has = match target {
             Target::Wildcard | Target::DangerAll => true,
             Target::Internet if node.exit => self.internet.iter().any(|text| exits_to(node, text)),
             Target::Internet | Target::SelfDevices => false,
-            Target::Nodes(ids) if spread && node.exit => ids.iter().any(|&m| {
+            Target::Nodes(ids) if spread => ids.iter().any(|&m| {
                 if m == id {
                     return !node.texts.is_empty();
                 }
@@ -754,7 +748,7 @@ impl Lowered {
             }
             if total > limit {
                 let span = most.1.and_then(|origin| rule_span(policy, origin));
-                let help = if self.spread_exits && node.exit {
+                let help = if self.spreads_on(node) {
                     "an approved exit node receives every rule's destinations of the families \
                      it exits to, as Tailscale's control server sends them: on a large tailnet \
                      that is most of the policy. `ExitNodeFilters::InternetOnly` (`aclc \

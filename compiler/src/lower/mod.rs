@@ -202,6 +202,14 @@ pub(crate) struct Item {
     pub(crate) origin: u32,
 }
 
+impl Item {
+    /// A network item without `via`: an approved exit node receives it whatever its
+    /// destination nodes ([`Lowered::candidates`]); a `via` item lands on its carriers only.
+    pub(crate) fn spreads_to_exits(&self) -> bool {
+        matches!(self.body, Body::Net { .. }) && self.via.is_none()
+    }
+}
+
 /// What an item grants.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -490,6 +498,12 @@ impl Lowered {
             out.extend_from_slice(&table.exits);
         }
         Some(out)
+    }
+
+    /// Whether node `node` receives every item that [`Item::spreads_to_exits`]: an approved
+    /// exit node, under [`crate::ExitNodeFilters::AllDestinations`].
+    pub(crate) fn spreads_on(&self, node: &crate::nodes::NodeInfo) -> bool {
+        self.spread_exits && node.exit
     }
 
     /// Whether the policy has `autogroup:self` items.

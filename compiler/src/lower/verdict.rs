@@ -24,7 +24,7 @@ impl Lowered {
         };
         // An exit node's filter holds every network item's destinations of its families
         // ([`Lowered::dst_ips`]): any moved item may change it.
-        if self.spread_exits && (node.exit || old_node.exit) {
+        if self.spreads_on(node) || self.spreads_on(old_node) {
             return Verdict::Assemble;
         }
         if moves.owner_or_carrier(self, table, node) {
@@ -92,7 +92,7 @@ impl Lowered {
                     let entries = match &item.body {
                         Body::Net { dst, ports, .. } => {
                             !ports.is_empty()
-                                && self.has_dst_ips(table, (id, node), dst, item.via.is_none())
+                                && self.has_dst_ips(table, (id, node), dst, item.spreads_to_exits())
                         }
                         // An app grant's rule stands alone at its own position (never
                         // merged): when it has a destination on the node, its `SrcIPs`
@@ -229,7 +229,7 @@ impl Lowered {
         };
         // An exit node's filter holds every network item's destinations of its families
         // ([`Lowered::dst_ips`]): any moved item may change it.
-        if self.spread_exits && (node.exit || old_node.exit) {
+        if self.spreads_on(node) || self.spreads_on(old_node) {
             return Verdict::Assemble;
         }
         let assembled = match &moves.reached {
@@ -265,11 +265,11 @@ impl Lowered {
         self.by_node.get(id.index()).contains(i)
             || self.global.binary_search(&i).is_ok()
             || (!node.is_tagged() && self.self_items.binary_search(&i).is_ok())
-            || (self.spread_exits
-                && node.exit
-                && self.items.get(i as usize).is_some_and(|item| {
-                    matches!(item.body, Body::Net { .. }) && item.via.is_none()
-                }))
+            || (self.spreads_on(node)
+                && self
+                    .items
+                    .get(i as usize)
+                    .is_some_and(Item::spreads_to_exits))
     }
 
     /// What the `via` items whose sources alone moved do to node `id`'s filter: `Some(true)`
@@ -335,7 +335,7 @@ impl Lowered {
                         body: Body::Net { dst, .. },
                         ..
                     },
-                ) => self.has_dst_ips(table, (id, node), dst, item.via.is_none()),
+                ) => self.has_dst_ips(table, (id, node), dst, item.spreads_to_exits()),
                 _ => true,
             }
     }
