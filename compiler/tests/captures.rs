@@ -1,11 +1,13 @@
 //! Tailscale's control server as recorded beside the conformance corpus: the recordings of
 //! headscale's repository that the corpus does not hold (older captures of the same
-//! scenarios, March to April 2026, and held-back `policytest`/`sshtest` scenarios), in
+//! scenarios, March to April 2026, held-back `policytest`/`sshtest` scenarios, and the
+//! `nodeattrs` scenarios of the corpus' own series that it leaves out), in
 //! `testdata/captures/` (its README says where each came from and how it was converted).
 //! Every case is compiled through the library and compared as `check.py` compares: a refused
 //! policy must be refused with the recorded message (or fail its tests), an accepted one must
 //! give each recorded node its recorded packet filter and SSH rules (the older recordings hold
-//! no peers, so only those are compared), and a policy with `tests` must pass them.
+//! no peers, so only those are compared; the `nodeattrs` ones are compared in full, cap maps
+//! and peers too), and a policy with `tests` must pass them.
 //!
 //! `KNOWN` lists the cases aclc does not reproduce, each with the reason; the test fails when
 //! one of them starts passing (take it off the list) or any other case fails.
@@ -98,7 +100,7 @@ fn run_case(case: &Value) -> Vec<String> {
 #[test]
 fn recordings_beside_the_corpus() {
     let cases = cases();
-    assert!(cases.len() >= 112, "only {} cases found", cases.len());
+    assert!(cases.len() >= 124, "only {} cases found", cases.len());
     let mut unexpected = Vec::new();
     for case in &cases {
         let id = corpus::id(case);
