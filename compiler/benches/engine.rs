@@ -14,7 +14,10 @@
 //! `engine/router_retag/large`: its tags flip; `engine/node_batch_x100_router/large`: the
 //! batches of `node_batch_x100` with the router's tags flipping in each;
 //! `engine/service_batch/large`: a Service's address changes in a batch with a member's join
-//! or leave), so no event is a no-op. Workloads come from
+//! or leave), so no event is a no-op. The workloads are compiled with exit nodes given only
+//! the internet's destinations (`support::options`), except in
+//! `engine/node_join_tailscale_exits/medium`: joins under Tailscale's exit filters, the
+//! default. Workloads come from
 //! `testdata/bench/gen_workload.py` (see `aclc_testkit::workloads`); without the generator the
 //! bench says so and skips.
 #![allow(
@@ -82,6 +85,11 @@ struct Loaded {
 }
 
 fn load(preset: &str) -> Option<Loaded> {
+    load_with(preset, bench_options())
+}
+
+/// [`load`] with these engine options.
+fn load_with(preset: &str, options: EngineOptions) -> Option<Loaded> {
     let dir = workloads::workload_dir(preset, 10, &["inventory.json", "policy.hujson"])?;
     let inventory =
         Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
@@ -96,12 +104,7 @@ fn load(preset: &str) -> Option<Loaded> {
     // What the harness holds before the engine (its own inventory, policy text, address set).
     let before = rss_mib();
     let t = Instant::now();
-    let engine = Engine::new(
-        policy,
-        TailnetState::from_inventory(&inventory),
-        bench_options(),
-    )
-    .unwrap();
+    let engine = Engine::new(policy, TailnetState::from_inventory(&inventory), options).unwrap();
     eprintln!(
         "{preset}: engine built in {:.2?}; peak RSS {} MiB, resident {} MiB of which {} MiB \
          before the engine",
@@ -168,6 +171,11 @@ fn timed(
 }
 
 fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
+    node_join_as(c, "node_join", preset, loaded);
+}
+
+/// [`node_join`], measured under the bench id `name`.
+fn node_join_as(c: &mut Criterion, name: &str, preset: &str, loaded: &mut Loaded) {
     let owner = loaded.engine.state().users[0].id;
     let base = loaded.engine.snapshot().node_ids().last().unwrap_or(0) + 1_000_000;
     let mut k = 0;
@@ -179,7 +187,7 @@ fn node_join(c: &mut Criterion, preset: &str, loaded: &mut Loaded) {
     // Each joined node leaves again, untimed, so every join meets the same tailnet: joins
     // that piled up on one owner made each later join slower, and a faster engine, running
     // more of them in criterion's fixed time, was measured on a bigger tailnet.
-    group.bench_function(BenchmarkId::new("node_join", preset), |b| {
+    group.bench_function(BenchmarkId::new(name, preset), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -574,6 +582,13 @@ fn bench_engine(c: &mut Criterion) {
         build(c, "medium", &medium);
         node_join(c, "medium", &mut medium);
         node_batch(c, "medium", 1000, &mut medium, None);
+    }
+    // With Tailscale's exit filters (the default options): each of the 20 exit nodes holds
+    // 782,000 entries, and every join changes them all. Exit nodes that carry the same `via`
+    // tags share one filter, hashed once (ARCHITECTURE.md, "Exit nodes receive every
+    // rule's destinations").
+    if let Some(mut medium) = load_with("medium", EngineOptions::default()) {
+        node_join_as(c, "node_join_tailscale_exits", "medium", &mut medium);
     }
     if let Some(mut large) = load("large") {
         map(c, &large);

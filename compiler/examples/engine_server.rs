@@ -6,13 +6,18 @@
 //! ```text
 //! cargo run --release -p aclc-compiler --example engine_server
 //! cargo run --release -p aclc-compiler --example engine_server -- target/bench-workloads/large
-//! cargo run --release -p aclc-compiler --example engine_server -- --timings target/bench-workloads/large
+//! cargo run --release -p aclc-compiler --example engine_server -- --timings --exit-node-filters internet target/bench-workloads/large
 //! ```
 //!
 //! Without an argument it runs on a four-node tailnet; with a `gen_workload.py` folder it runs
 //! the same events on that workload and reports each event's time and the peak memory.
 //! With `--timings`, each event's phases too (the engine's `tracing` spans,
 //! [`aclc_compiler::phases`], gathered by a small `tracing-subscriber` layer below).
+//! `--exit-node-filters internet` gives exit nodes only the internet's destinations (the
+//! benches' setting): with Tailscale's exit filters (`all`, the default) an exit node of
+//! `large` receives most of its 10,000 rules, past the compiler's filter-entry limit, so the
+//! engine holds the policy refused (it says so, and grants nothing) and every event compiles
+//! in full.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,7 +35,7 @@ use aclc_compiler::engine::questions::{SshOutcome, Tagger};
 use aclc_compiler::engine::{
     ChangeSet, Engine, EngineOptions, Event, NodeRecord, TailnetState, UserRecord,
 };
-use aclc_compiler::Inventory;
+use aclc_compiler::{ExitNodeFilters, Inventory};
 use aclc_policy::model::Policy;
 
 const POLICY: &str = r#"{
@@ -193,8 +198,24 @@ fn push(engine: &Engine, what: &str, changes: &ChangeSet, took: std::time::Durat
 }
 
 fn main() {
-    let timings = std::env::args().any(|a| a == "--timings");
-    let arg = std::env::args().skip(1).find(|a| a != "--timings");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let timings = args.iter().any(|a| a == "--timings");
+    let mut options = EngineOptions::default();
+    let mut arg = None;
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--timings" => {}
+            "--exit-node-filters" => {
+                options.compile.exit_node_filters = match rest.next().map(String::as_str) {
+                    Some("internet") => ExitNodeFilters::InternetOnly,
+                    Some("all") => ExitNodeFilters::AllDestinations,
+                    other => panic!("--exit-node-filters takes all or internet, not {other:?}"),
+                }
+            }
+            _ => arg = Some(a.clone()),
+        }
+    }
     if timings {
         use tracing_subscriber::layer::SubscriberExt;
         let closed = TIMINGS.get_or_init(Closed::default).clone();
@@ -208,13 +229,19 @@ fn main() {
     };
     println!("inputs read in {:.2?}", t.elapsed());
     let t = Instant::now();
-    let mut engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    let mut engine = Engine::new(policy, state, options).unwrap();
     println!(
         "engine ready: {} nodes in {:.2?}, peak RSS {} MiB",
         engine.snapshot().node_ids().count(),
         t.elapsed(),
         peak_rss_mib()
     );
+    if let Some(refusal) = engine.snapshot().compiled().refusal() {
+        println!(
+            "the policy is refused, so every node is granted nothing and each event below \
+             compiles in full: {refusal}"
+        );
+    }
     print_phases();
 
     // The reader: serves maps from the current snapshot while events are applied.

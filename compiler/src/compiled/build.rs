@@ -410,5 +410,6 @@ pub(super) fn assembled(
         users: inventory.shared_users().clone(),
         control_url: options.control_url.clone(),
         refusal: None,
+        exit_prints: std::sync::Mutex::default(),
     }
 }

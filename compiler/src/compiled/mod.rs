@@ -122,6 +122,9 @@ pub struct Compiled {
     /// Why the policy was refused, when this grants nothing in its place
     /// ([`compile_with_options`]).
     refusal: Option<CompileError>,
+    /// The fingerprints of the filters exit nodes share, by what sets them apart
+    /// ([`crate::lower::Lowered::exit_filter_key`]), as they are taken.
+    exit_prints: std::sync::Mutex<Vec<(crate::lower::ExitKey, u64)>>,
 }
 
 // A compiled policy is shared by the threads of a control server.

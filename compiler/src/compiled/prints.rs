@@ -447,7 +447,47 @@ impl Compiled {
     /// building its wire form (the lists of `DstPorts` entries, each with a shared string,
     /// were a third of fingerprinting every node on `large`). Debug builds compare it with
     /// the hash of the wire form.
-    fn filter_print(&self, id: NodeId, cache: &mut HashCache) -> u64 {
+    pub(super) fn filter_print(&self, id: NodeId, cache: &mut HashCache) -> u64 {
+        let Some(key) = self.lowered.exit_filter_key(&self.table, id) else {
+            return self.assembled_print(id, cache);
+        };
+        let known = |prints: &[(crate::lower::ExitKey, u64)]| {
+            prints
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|&(_, print)| print)
+        };
+        // A poisoned lock (a panic elsewhere while it was held) only loses the sharing.
+        let found = self
+            .exit_prints
+            .lock()
+            .ok()
+            .and_then(|prints| known(&prints));
+        let print = match found {
+            Some(print) => {
+                debug_assert_eq!(
+                    print,
+                    self.assembled_print(id, cache),
+                    "exit nodes with one key have different filters"
+                );
+                print
+            }
+            None => {
+                // Hashed outside the lock: two threads may hash one key's filter both.
+                let print = self.assembled_print(id, cache);
+                if let Ok(mut prints) = self.exit_prints.lock() {
+                    if known(&prints).is_none() {
+                        prints.push((key, print));
+                    }
+                }
+                print
+            }
+        };
+        print
+    }
+
+    /// [`Compiled::filter_print`], the filter's parts assembled for node `id`.
+    pub(super) fn assembled_print(&self, id: NodeId, cache: &mut HashCache) -> u64 {
         let print = cache.parts_hash(
             &self.lowered.filter_parts(&self.table, id),
             &self.lowered.srcs,

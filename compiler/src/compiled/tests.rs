@@ -400,3 +400,79 @@ fn wire_output_round_trips() {
     let back: NodeOutput = serde_json::from_str(&text).unwrap();
     assert_eq!(back, wire);
 }
+
+/// Exit nodes of both families under Tailscale's exit filters receive every rule; those that
+/// carry the same `via` tags have one filter, hashed once per compile, and those that carry
+/// others, or exit one family, are hashed apart. Each shared fingerprint is the node's own.
+#[test]
+fn exit_nodes_with_one_key_share_one_filter_fingerprint() {
+    let node = |name: &str, tags: &str, v4: u8, routes: &str| {
+        format!(
+            r#"{{"name": "{name}", "user": {user}, "tags": [{tags}],
+                "ipv4": "100.64.0.{v4}", "ipv6": "fd7a:115c:a1e0::{v4}",
+                "routable_ips": [{routes}], "approved_routes": [{routes}]}}"#,
+            user = if tags.is_empty() {
+                r#""odin@example.com""#
+            } else {
+                "null"
+            },
+        )
+    };
+    let both = r#""0.0.0.0/0", "::/0""#;
+    let nodes = [
+        node("laptop", "", 1, ""),
+        node("exit-a1", r#""tag:exit", "tag:exit-a""#, 2, both),
+        node("exit-a2", r#""tag:exit", "tag:exit-a""#, 3, both),
+        node("exit-b", r#""tag:exit", "tag:exit-b""#, 4, both),
+        node(
+            "exit-v4",
+            r#""tag:exit", "tag:exit-a""#,
+            5,
+            r#""0.0.0.0/0""#,
+        ),
+        node("router", r#""tag:router""#, 6, r#""10.1.0.0/16""#),
+    ];
+    let inventory = format!(
+        r#"{{"users": [{{"id": 1, "name": "odin", "email": "odin@example.com", "roles": ["owner"]}}],
+            "nodes": [{}],
+            "registration_order": ["laptop", "exit-a1", "exit-a2", "exit-b", "exit-v4", "router"],
+            "tailnet": {{"name": "odin@example.com"}}}}"#,
+        nodes.join(",")
+    );
+    let policy = r#"{"tagOwners": {"tag:exit": ["odin@example.com"], "tag:exit-a": ["odin@example.com"],
+                                   "tag:exit-b": ["odin@example.com"], "tag:router": ["odin@example.com"]},
+        "acls": [{"action": "accept", "src": ["odin@example.com"], "dst": ["tag:router:22", "10.1.0.0/16:*"]},
+                 {"action": "accept", "src": ["tag:router"], "dst": ["odin@example.com:443"]}],
+        "grants": [{"src": ["odin@example.com"], "dst": ["autogroup:internet"], "ip": ["80"], "via": ["tag:exit-a"]},
+                   {"src": ["tag:router"], "dst": ["autogroup:internet"], "ip": ["443"], "via": ["tag:exit-b"]}]}"#;
+    let c = compiled_in(&inventory, policy);
+    let id = |name: &str| c.table.id(name).unwrap();
+    let key = |name: &str| c.lowered.exit_filter_key(&c.table, id(name));
+    assert!(key("exit-a1").is_some() && key("exit-a1") == key("exit-a2"));
+    assert!(key("exit-b").is_some() && key("exit-b") != key("exit-a1"));
+    assert!(key("exit-v4").is_none() && key("laptop").is_none() && key("router").is_none());
+    let rules = |name: &str| c.node(name).unwrap().packet_filter_rules().to_vec();
+    assert_eq!(rules("exit-a1"), rules("exit-a2"));
+    assert_ne!(rules("exit-a1"), rules("exit-b"));
+    // The router's rule reaches the exit nodes (every rule's destinations), the via grant
+    // only its carriers.
+    assert!(rules("exit-a1").len() > 1);
+    let mut cache = HashCache::default();
+    let names = [
+        "exit-a1", "exit-a2", "exit-b", "exit-v4", "laptop", "router",
+    ];
+    let prints: Vec<u64> = names
+        .iter()
+        .map(|n| c.filter_print(id(n), &mut cache))
+        .collect();
+    for (n, print) in names.iter().zip(&prints) {
+        assert_eq!(
+            *print,
+            c.assembled_print(id(n), &mut HashCache::default()),
+            "{n}"
+        );
+    }
+    assert_eq!(prints[0], prints[1]);
+    assert_ne!(prints[0], prints[2]);
+    assert_eq!(c.exit_prints.lock().unwrap().len(), 2);
+}
