@@ -124,7 +124,7 @@ pub struct Compiled {
     refusal: Option<CompileError>,
     /// The fingerprints of the filters exit nodes share, by what sets them apart
     /// ([`crate::lower::Lowered::exit_filter_key`]), as they are taken.
-    exit_prints: std::sync::Mutex<Vec<(crate::lower::ExitKey, u64)>>,
+    exit_prints: std::sync::Mutex<crate::hash::Map<crate::lower::ExitKey, u64>>,
 }
 
 // A compiled policy is shared by the threads of a control server.

@@ -451,19 +451,9 @@ impl Compiled {
         let Some(key) = self.lowered.exit_filter_key(&self.table, id) else {
             return self.assembled_print(id, cache);
         };
-        let known = |prints: &[(crate::lower::ExitKey, u64)]| {
-            prints
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|&(_, print)| print)
-        };
         // A poisoned lock (a panic elsewhere while it was held) only loses the sharing.
-        let found = self
-            .exit_prints
-            .lock()
-            .ok()
-            .and_then(|prints| known(&prints));
-        let print = match found {
+        let found = (self.exit_prints.lock().ok()).and_then(|prints| prints.get(&key).copied());
+        match found {
             Some(print) => {
                 debug_assert_eq!(
                     print,
@@ -476,14 +466,11 @@ impl Compiled {
                 // Hashed outside the lock: two threads may hash one key's filter both.
                 let print = self.assembled_print(id, cache);
                 if let Ok(mut prints) = self.exit_prints.lock() {
-                    if known(&prints).is_none() {
-                        prints.push((key, print));
-                    }
+                    prints.insert(key, print);
                 }
                 print
             }
-        };
-        print
+        }
     }
 
     /// [`Compiled::filter_print`], the filter's parts assembled for node `id`.

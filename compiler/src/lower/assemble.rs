@@ -56,7 +56,7 @@ impl Dsts<'_> {
 /// What sets an exit node's filter apart from other exit nodes' ([`Lowered::exit_filter_key`]):
 /// the `via` items it carries and the parts of its items that are not spread, with their
 /// destinations.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ExitKey {
     claims: Vec<u32>,
     parts: Vec<(u32, Vec<Arc<str>>)>,
