@@ -411,5 +411,6 @@ pub(super) fn assembled(
         control_url: options.control_url.clone(),
         refusal: None,
         exit_prints: std::sync::Mutex::default(),
+        spread: crate::lower::SpreadCache::default(),
     }
 }

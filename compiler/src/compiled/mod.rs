@@ -125,6 +125,9 @@ pub struct Compiled {
     /// The fingerprints of the filters exit nodes share, by what sets them apart
     /// ([`crate::lower::Lowered::exit_filter_key`]), as they are taken.
     exit_prints: std::sync::Mutex<crate::hash::Map<crate::lower::ExitKey, u64>>,
+    /// The destinations exit nodes of both families share, listed once
+    /// ([`crate::lower::SpreadCache`]).
+    spread: crate::lower::SpreadCache,
 }
 
 // A compiled policy is shared by the threads of a control server.
@@ -206,7 +209,9 @@ impl Compiled {
         let id = self.table.id(name)?;
         let node = self.table.get(id)?;
         let rules = match rules {
-            true => self.lowered.filter_rules(&self.table, id),
+            true => self
+                .lowered
+                .filter_rules(&self.table, id, Some(&self.spread)),
             false => Vec::new(),
         };
         let peers = match peers {
@@ -267,7 +272,10 @@ impl Compiled {
     /// Just the packet filter of node `name` (cheaper than [`Compiled::node`]).
     pub fn filter_rules(&self, name: &str) -> Option<Vec<FilterRule>> {
         let id = self.table.id(name)?;
-        Some(self.lowered.filter_rules(&self.table, id))
+        Some(
+            self.lowered
+                .filter_rules(&self.table, id, Some(&self.spread)),
+        )
     }
 
     /// Just the SSH rules of node `name`, in the order the node evaluates them.
@@ -425,7 +433,8 @@ impl Compiled {
 
     /// Node `id`'s packet filter (for the access diff).
     pub(crate) fn filter_at(&self, id: NodeId) -> Vec<FilterRule> {
-        self.lowered.filter_rules(&self.table, id)
+        self.lowered
+            .filter_rules(&self.table, id, Some(&self.spread))
     }
 
     /// Node `id`'s SSH rules with the policy rule each came from (for the test runner).

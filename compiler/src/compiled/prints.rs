@@ -130,7 +130,9 @@ impl HashCache {
         use std::hash::Hasher;
         let mut h = crate::hash::hasher();
         for rule in rules {
-            self.rule_into(&mut h, rule, srcs);
+            let mut r = crate::hash::hasher();
+            self.rule_into(&mut r, rule, srcs);
+            h.write_u64(r.finish());
         }
         h.write_usize(rules.len());
         h.finish()
@@ -138,37 +140,70 @@ impl HashCache {
 
     /// [`HashCache::filter_hash`] of the filter `rules` are the parts of
     /// ([`crate::lower::Lowered::filter_parts`]), without building its wire form: every
-    /// `DstPorts` entry written to the hash as the wire rule's would be.
+    /// `DstPorts` entry written to the hash as the wire rule's would be. A filter's hash is
+    /// one of its rules' hashes, so a rule made of the destination lists every exit node
+    /// shares ([`crate::lower::Dsts::Shared`]) is hashed once per compile (`spread`).
     pub(super) fn parts_hash(
         &mut self,
         rules: &[crate::lower::MergedRule<'_>],
         srcs: &crate::lower::SrcTable,
+        spread: Option<&crate::lower::SpreadCache>,
     ) -> u64 {
-        use std::hash::{Hash, Hasher};
+        use std::hash::Hasher;
         let mut h = crate::hash::hasher();
         let mut kept = 0usize;
         for rule in rules.iter().filter(|r| r.kept()) {
             kept += 1;
-            match rule {
-                crate::lower::MergedRule::Whole(rule) => self.rule_into(&mut h, rule, srcs),
-                crate::lower::MergedRule::Net { src, proto, dsts } => {
-                    h.write_u64(self.sources(src, srcs));
-                    // The wire rule's `SrcBits`, always empty.
-                    <[i64]>::hash(&[], &mut h);
-                    h.write_usize(rule.entries());
-                    for (d, ports) in dsts {
-                        for ip in d.ips() {
-                            for &ports in *ports {
-                                dst_into(&mut h, ip, None, ports);
-                            }
-                        }
-                    }
-                    proto.as_slice().hash(&mut h);
-                    h.write_u8(0);
+            // The items of a rule made of shared exit node destinations alone.
+            let shared = match rule {
+                crate::lower::MergedRule::Net { dsts, .. } => dsts
+                    .iter()
+                    .map(|(d, _)| match d {
+                        crate::lower::Dsts::Shared(chunk) => Some(chunk.item),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<u32>>>(),
+                crate::lower::MergedRule::Whole(_) => None,
+            };
+            let hash = match (spread, shared) {
+                (Some(spread), Some(items)) => {
+                    spread.rule_hash(items, || self.merged_rule_hash(rule, srcs))
                 }
-            }
+                _ => self.merged_rule_hash(rule, srcs),
+            };
+            h.write_u64(hash);
         }
         h.write_usize(kept);
+        h.finish()
+    }
+
+    /// The hash of one rule of [`HashCache::parts_hash`], as [`HashCache::rule_into`] writes
+    /// its wire form.
+    fn merged_rule_hash(
+        &mut self,
+        rule: &crate::lower::MergedRule<'_>,
+        srcs: &crate::lower::SrcTable,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::hash::hasher();
+        match rule {
+            crate::lower::MergedRule::Whole(rule) => self.rule_into(&mut h, rule, srcs),
+            crate::lower::MergedRule::Net { src, proto, dsts } => {
+                h.write_u64(self.sources(src, srcs));
+                // The wire rule's `SrcBits`, always empty.
+                <[i64]>::hash(&[], &mut h);
+                h.write_usize(rule.entries());
+                for (d, ports) in dsts {
+                    for ip in d.ips() {
+                        for &ports in *ports {
+                            dst_into(&mut h, ip, None, ports);
+                        }
+                    }
+                }
+                proto.as_slice().hash(&mut h);
+                h.write_u8(0);
+            }
+        }
         h.finish()
     }
 
@@ -476,13 +511,16 @@ impl Compiled {
     /// [`Compiled::filter_print`], the filter's parts assembled for node `id`.
     pub(super) fn assembled_print(&self, id: NodeId, cache: &mut HashCache) -> u64 {
         let print = cache.parts_hash(
-            &self.lowered.filter_parts(&self.table, id),
+            &self
+                .lowered
+                .filter_parts(&self.table, id, Some(&self.spread)),
             &self.lowered.srcs,
+            Some(&self.spread),
         );
         debug_assert_eq!(
             print,
             cache.filter_hash(
-                &self.lowered.filter_rules(&self.table, id),
+                &self.lowered.filter_rules(&self.table, id, None),
                 &self.lowered.srcs
             ),
             "a filter hashed from its parts differs from its wire form's hash"

@@ -475,4 +475,9 @@ fn exit_nodes_with_one_key_share_one_filter_fingerprint() {
     assert_eq!(prints[0], prints[1]);
     assert_ne!(prints[0], prints[2]);
     assert_eq!(c.exit_prints.lock().unwrap().len(), 2);
+    // The two keys' filters listed each spreading node list once (`tag:router:22`, odin's
+    // devices), and hashed once the rule made of one alone (the router's rule to odin's
+    // devices); odin's rule merges its node list with a prefix, hashed on each key.
+    let (chunks, rules) = c.spread.held();
+    assert_eq!((chunks, rules), (2, 1));
 }

@@ -41,6 +41,9 @@ enum Part<'a> {
 pub(crate) enum Dsts<'a> {
     Own(&'a [Arc<str>]),
     Listed(Vec<Arc<str>>),
+    /// A spreading item's node list on an exit node of both families, the same on every
+    /// one ([`SpreadCache`]).
+    Shared(Arc<SpreadChunk>),
 }
 
 impl Dsts<'_> {
@@ -49,7 +52,71 @@ impl Dsts<'_> {
         match self {
             Dsts::Own(ips) => ips,
             Dsts::Listed(ips) => ips,
+            Dsts::Shared(chunk) => &chunk.ips,
         }
+    }
+}
+
+/// One spreading item's destinations on the exit nodes of both families (every address of
+/// the nodes it names: the same list on each, [`Lowered::dst_ips`]).
+#[derive(Debug)]
+pub(crate) struct SpreadChunk {
+    /// The item.
+    pub(crate) item: u32,
+    ips: Vec<Arc<str>>,
+}
+
+/// The [`SpreadChunk`]s of one compile, by item, listed when an exit node's filter first
+/// needs them, and the fingerprint hashes of the rules made of them alone, by their items:
+/// under Tailscale's exit filters an exit node holds most of the policy, and without this
+/// each exit node listed every item's destinations again and each fingerprint hashed them
+/// again. A rule whose parts are all chunks is the same rule on every exit node that has
+/// it (its sources and protocol are its first item's, its entries the items' own), so its
+/// hash is taken once. Belongs to one lowering and node table ([`crate::Compiled`]).
+#[derive(Debug, Default)]
+pub(crate) struct SpreadCache {
+    chunks: std::sync::Mutex<crate::hash::Map<u32, Arc<SpreadChunk>>>,
+    rules: std::sync::Mutex<crate::hash::Map<Vec<u32>, u64>>,
+}
+
+impl SpreadCache {
+    /// Item `i`'s chunk, listed by `list` when it is not yet (outside the lock: two threads
+    /// may list it both, and the first kept is the one every later caller gets).
+    fn chunk(&self, i: u32, list: impl FnOnce() -> Vec<Arc<str>>) -> Arc<SpreadChunk> {
+        let known = |chunks: &crate::hash::Map<u32, Arc<SpreadChunk>>| chunks.get(&i).cloned();
+        if let Some(chunk) = self.chunks.lock().ok().and_then(|c| known(&c)) {
+            return chunk;
+        }
+        let chunk = Arc::new(SpreadChunk {
+            item: i,
+            ips: list(),
+        });
+        match self.chunks.lock() {
+            Ok(mut chunks) => chunks.entry(i).or_insert(chunk).clone(),
+            // A poisoned lock (a panic elsewhere while it was held) only loses the sharing.
+            Err(_) => chunk,
+        }
+    }
+
+    /// How many items' chunks and rules' hashes it holds.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let chunks = self.chunks.lock().map_or(0, |c| c.len());
+        (chunks, self.rules.lock().map_or(0, |r| r.len()))
+    }
+
+    /// The hash of the rule made of the chunks of `items` alone, taken by `hash` when it is
+    /// not known yet (outside the lock).
+    pub(crate) fn rule_hash(&self, items: Vec<u32>, hash: impl FnOnce() -> u64) -> u64 {
+        let known = self.rules.lock().ok().and_then(|r| r.get(&items).copied());
+        if let Some(known) = known {
+            return known;
+        }
+        let hashed = hash();
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.insert(items, hashed);
+        }
+        hashed
     }
 }
 
@@ -226,7 +293,7 @@ impl Lowered {
             if item.body.is_self() {
                 return None;
             }
-            match self.part(table, id, i, item, &NodeState::default()) {
+            match self.part(table, id, i, item, &NodeState::default(), None) {
                 None => {}
                 Some((
                     _,
@@ -242,9 +309,14 @@ impl Lowered {
         Some(ExitKey { claims, parts })
     }
 
-    /// Node `id`'s packet filter.
-    pub(crate) fn filter_rules(&self, table: &NodeTable, id: NodeId) -> Vec<FilterRule> {
-        self.filter_parts(table, id)
+    /// Node `id`'s packet filter (`spread`: the compile's shared exit node destinations).
+    pub(crate) fn filter_rules(
+        &self,
+        table: &NodeTable,
+        id: NodeId,
+        spread: Option<&SpreadCache>,
+    ) -> Vec<FilterRule> {
+        self.filter_parts(table, id, spread)
             .into_iter()
             .filter(MergedRule::kept)
             .map(MergedRule::into_wire)
@@ -258,6 +330,7 @@ impl Lowered {
         &'a self,
         table: &'a NodeTable,
         id: NodeId,
+        spread: Option<&SpreadCache>,
     ) -> Vec<MergedRule<'a>> {
         let Some(node) = table.get(id) else {
             return Vec::new();
@@ -310,7 +383,7 @@ impl Lowered {
             let Some(item) = self.items.get(i as usize) else {
                 continue;
             };
-            if let Some(part) = self.part(table, id, i, item, &state) {
+            if let Some(part) = self.part(table, id, i, item, &state, spread) {
                 parts.push(part);
             }
         }
@@ -365,13 +438,16 @@ impl Lowered {
         if item.body.is_self() {
             return None;
         }
-        Some(match self.part(table, id, i, item, &NodeState::default()) {
-            None => 0,
-            Some((_, _, Part::Net { dsts, ports, .. })) => dsts.ips().len() * ports.len(),
-            Some((_, _, Part::Rule(rule))) => {
-                rule.dst_ports.len() + rule.cap_grant.iter().map(|g| g.dsts.len()).sum::<usize>()
-            }
-        })
+        Some(
+            match self.part(table, id, i, item, &NodeState::default(), None) {
+                None => 0,
+                Some((_, _, Part::Net { dsts, ports, .. })) => dsts.ips().len() * ports.len(),
+                Some((_, _, Part::Rule(rule))) => {
+                    rule.dst_ports.len()
+                        + rule.cap_grant.iter().map(|g| g.dsts.len()).sum::<usize>()
+                }
+            },
+        )
     }
 
     /// What item `i` contributes to node `id`, with its slot.
@@ -382,6 +458,7 @@ impl Lowered {
         i: u32,
         item: &'a Item,
         state: &NodeState,
+        spread: Option<&SpreadCache>,
     ) -> Option<(u32, u32, Part<'a>)> {
         let node = table.get(id)?;
         let NodeState { narrowed, claimed } = state;
@@ -389,7 +466,19 @@ impl Lowered {
         match &item.body {
             Body::Net { .. } if self.is_vacant(item) => None,
             Body::Net { proto, dst, ports } => {
-                let dsts = self.dsts(table, (id, node), dst, item.spreads_to_exits());
+                let shared = spread.filter(|_| {
+                    matches!(dst, Target::Nodes(_))
+                        && item.spreads_to_exits()
+                        && self.spreads_on(node)
+                        && node.exit_v4
+                        && node.exit_v6
+                });
+                let dsts = match shared {
+                    Some(cache) => {
+                        Dsts::Shared(cache.chunk(i, || self.dst_ips(table, (id, node), dst, true)))
+                    }
+                    None => self.dsts(table, (id, node), dst, item.spreads_to_exits()),
+                };
                 if dsts.ips().is_empty() {
                     return None;
                 }

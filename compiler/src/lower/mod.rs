@@ -22,7 +22,7 @@ use crate::resolve::{Resolver, Target};
 use crate::wire::{CapMap, Ports, Strings};
 
 mod assemble;
-pub(crate) use assemble::{ExitKey, MergedRule};
+pub(crate) use assemble::{Dsts, ExitKey, MergedRule, SpreadCache};
 mod builder;
 mod compare;
 mod moves;
