@@ -471,6 +471,12 @@ fn exit_nodes_with_one_key_share_one_filter_fingerprint() {
             c.assembled_print(id(n), &mut HashCache::default()),
             "{n}"
         );
+        // The filter built from the lists the compile shares is the one built without.
+        assert_eq!(
+            c.lowered.filter_rules(&c.table, id(n), Some(&c.spread)),
+            c.lowered.filter_rules(&c.table, id(n), None),
+            "{n}"
+        );
     }
     assert_eq!(prints[0], prints[1]);
     assert_ne!(prints[0], prints[2]);
