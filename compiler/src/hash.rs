@@ -51,3 +51,23 @@ impl Memo {
         *self.0.get_or_init(hash)
     }
 }
+
+/// The hash `map` holds for `key`, or `hash`'s, then kept there: for hashes a compile's
+/// threads share ([`crate::lower::SpreadCache`], the exit nodes' fingerprints). `hash` runs
+/// outside the lock, so two threads may both run it for one key (a hash is a function of
+/// the key, so either value is the same); a poisoned lock (a panic elsewhere while it was
+/// held) only loses the sharing.
+pub(crate) fn memo<K: std::hash::Hash + Eq>(
+    map: &std::sync::Mutex<Map<K, u64>>,
+    key: K,
+    hash: impl FnOnce() -> u64,
+) -> u64 {
+    if let Some(known) = map.lock().ok().and_then(|m| m.get(&key).copied()) {
+        return known;
+    }
+    let hashed = hash();
+    if let Ok(mut m) = map.lock() {
+        m.insert(key, hashed);
+    }
+    hashed
+}

@@ -155,21 +155,22 @@ impl HashCache {
         for rule in rules.iter().filter(|r| r.kept()) {
             kept += 1;
             // The items of a rule made of shared exit node destinations alone.
-            let shared = match rule {
-                crate::lower::MergedRule::Net { dsts, .. } => dsts
+            let shared = match (spread, rule) {
+                (Some(spread), crate::lower::MergedRule::Net { dsts, .. }) => dsts
                     .iter()
                     .map(|(d, _)| match d {
                         crate::lower::Dsts::Shared(chunk) => Some(chunk.item),
                         _ => None,
                     })
-                    .collect::<Option<Vec<u32>>>(),
-                crate::lower::MergedRule::Whole(_) => None,
+                    .collect::<Option<Vec<u32>>>()
+                    .map(|items| (spread, items)),
+                _ => None,
             };
-            let hash = match (spread, shared) {
-                (Some(spread), Some(items)) => {
+            let hash = match shared {
+                Some((spread, items)) => {
                     spread.rule_hash(items, || self.merged_rule_hash(rule, srcs))
                 }
-                _ => self.merged_rule_hash(rule, srcs),
+                None => self.merged_rule_hash(rule, srcs),
             };
             h.write_u64(hash);
         }
@@ -486,26 +487,13 @@ impl Compiled {
         let Some(key) = self.lowered.exit_filter_key(&self.table, id) else {
             return self.assembled_print(id, cache);
         };
-        // A poisoned lock (a panic elsewhere while it was held) only loses the sharing.
-        let found = (self.exit_prints.lock().ok()).and_then(|prints| prints.get(&key).copied());
-        match found {
-            Some(print) => {
-                debug_assert_eq!(
-                    print,
-                    self.assembled_print(id, cache),
-                    "exit nodes with one key have different filters"
-                );
-                print
-            }
-            None => {
-                // Hashed outside the lock: two threads may hash one key's filter both.
-                let print = self.assembled_print(id, cache);
-                if let Ok(mut prints) = self.exit_prints.lock() {
-                    prints.insert(key, print);
-                }
-                print
-            }
-        }
+        let print = crate::hash::memo(&self.exit_prints, key, || self.assembled_print(id, cache));
+        debug_assert_eq!(
+            print,
+            self.assembled_print(id, &mut HashCache::default()),
+            "exit nodes with one key have different filters"
+        );
+        print
     }
 
     /// [`Compiled::filter_print`], the filter's parts assembled for node `id`.

@@ -106,17 +106,9 @@ impl SpreadCache {
     }
 
     /// The hash of the rule made of the chunks of `items` alone, taken by `hash` when it is
-    /// not known yet (outside the lock).
+    /// not known yet ([`crate::hash::memo`]).
     pub(crate) fn rule_hash(&self, items: Vec<u32>, hash: impl FnOnce() -> u64) -> u64 {
-        let known = self.rules.lock().ok().and_then(|r| r.get(&items).copied());
-        if let Some(known) = known {
-            return known;
-        }
-        let hashed = hash();
-        if let Ok(mut rules) = self.rules.lock() {
-            rules.insert(items, hashed);
-        }
-        hashed
+        crate::hash::memo(&self.rules, items, hash)
     }
 }
 
@@ -267,23 +259,13 @@ impl Lowered {
     /// benches' `medium` has 20 exit nodes of 782,000 entries each, hashed on every event).
     pub(crate) fn exit_filter_key(&self, table: &NodeTable, id: NodeId) -> Option<ExitKey> {
         let node = table.get(id)?;
-        if !(self.spreads_on(node) && node.exit_v4 && node.exit_v6) {
+        if !self.spreads_whole_on(node) {
             return None;
         }
         if !node.is_tagged() && !self.self_items.is_empty() {
             return None;
         }
-        let claims: Vec<u32> = self
-            .via_items
-            .iter()
-            .copied()
-            .filter(|&i| {
-                self.items
-                    .get(i as usize)
-                    .and_then(|item| item.via.as_ref())
-                    .is_some_and(|tags| tags.iter().any(|t| node.has_tag(t)))
-            })
-            .collect();
+        let claims: Vec<u32> = self.carried_via(node).map(|(i, _)| i).collect();
         let mut parts = Vec::new();
         for i in self.candidates_without_spread(id, node) {
             let item = self.items.get(i as usize)?;
@@ -307,6 +289,22 @@ impl Lowered {
             }
         }
         Some(ExitKey { claims, parts })
+    }
+
+    /// Whether node `node` is an exit node of both families receiving every spreading item,
+    /// where each such item's part is the same on every one ([`Lowered::exit_filter_key`],
+    /// [`SpreadCache`]).
+    fn spreads_whole_on(&self, node: &NodeInfo) -> bool {
+        self.spreads_on(node) && node.exit_v4 && node.exit_v6
+    }
+
+    /// The `via` items (with their numbers) whose tags node `node` carries.
+    fn carried_via<'a>(&'a self, node: &'a NodeInfo) -> impl Iterator<Item = (u32, &'a Item)> {
+        self.via_items.iter().filter_map(move |&i| {
+            let item = self.items.get(i as usize)?;
+            let tags = item.via.as_ref()?;
+            tags.iter().any(|t| node.has_tag(t)).then_some((i, item))
+        })
     }
 
     /// Node `id`'s packet filter (`spread`: the compile's shared exit node destinations).
@@ -364,19 +362,14 @@ impl Lowered {
         }
         // Network `via` items claim their key's slot on every node carrying a via tag, even
         // where they grant nothing.
-        for &i in &self.via_items {
-            let Some(item) = self.items.get(i as usize) else {
+        for (i, item) in self.carried_via(node) {
+            let Body::Net { proto, .. } = &item.body else {
                 continue;
             };
-            let (Body::Net { proto, .. }, Some(tags)) = (&item.body, &item.via) else {
-                continue;
-            };
-            if tags.iter().any(|t| node.has_tag(t)) {
-                let key = (SrcKey::Id(item.src), *proto);
-                let global = self.first_slot.get(&(item.src, *proto)).copied();
-                let slot = state.claimed.entry(key).or_insert(i);
-                *slot = (*slot).min(i).min(global.unwrap_or(u32::MAX));
-            }
+            let key = (SrcKey::Id(item.src), *proto);
+            let global = self.first_slot.get(&(item.src, *proto)).copied();
+            let slot = state.claimed.entry(key).or_insert(i);
+            *slot = (*slot).min(i).min(global.unwrap_or(u32::MAX));
         }
         let mut parts: Vec<(u32, u32, Part<'a>)> = Vec::new();
         for &i in &candidates {
@@ -469,9 +462,7 @@ impl Lowered {
                 let shared = spread.filter(|_| {
                     matches!(dst, Target::Nodes(_))
                         && item.spreads_to_exits()
-                        && self.spreads_on(node)
-                        && node.exit_v4
-                        && node.exit_v6
+                        && self.spreads_whole_on(node)
                 });
                 let dsts = match shared {
                     Some(cache) => {
@@ -618,6 +609,8 @@ impl Lowered {
         spread: bool,
     ) -> Vec<Arc<str>> {
         let spread = spread && self.spreads_on(node);
+        // An exit node of both families keeps every address, each one's family not read.
+        let every = node.exit_v4 && node.exit_v6;
         match target {
             Target::Wildcard | Target::DangerAll => vec![star()],
             Target::Internet if node.exit => self
@@ -630,9 +623,6 @@ impl Lowered {
             Target::Nodes(ids) if spread => ids
                 .iter()
                 .flat_map(|&m| {
-                    // An exit node of both families keeps every address, each one's family
-                    // not read.
-                    let every = node.exit_v4 && node.exit_v6;
                     let (own, texts) = match table.get(m) {
                         _ if m == id => (true, &node.texts[..]),
                         Some(other) => (every, &other.texts[..]),
