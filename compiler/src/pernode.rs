@@ -2,7 +2,8 @@
 //! each node. Built once per compile by counting, in place of a growable vector per node
 //! (100,000 on `large`), whose reallocations, scattered writes and frees cost a tenth of a
 //! compile; and patched by an engine event (the arrays shared with the previous snapshot, the
-//! changed nodes' lists added), in place of a rebuild of every node's list.
+//! changed nodes' lists added), in place of a rebuild of every node's list; and renumbered
+//! by a policy event through a map per array, in place of a copy of every entry.
 
 use std::sync::Arc;
 
@@ -19,7 +20,85 @@ pub(crate) struct PerNode<E = u32> {
     spans: Vec<Span>,
     /// The arrays the lists are in: one when built, one more per patch (an engine event's
     /// compile shares the earlier arrays and adds its changed nodes' lists).
-    segments: Vec<Arc<Vec<E>>>,
+    segments: Vec<Segment<E>>,
+}
+
+/// One array of lists, and what its entries stand for now.
+#[derive(Debug, Clone)]
+struct Segment<E> {
+    entries: Arc<Vec<E>>,
+    /// Each stored entry's value now (`u32::MAX`: gone), when items were renumbered after
+    /// the array was filled ([`PerNode::remapped`]); `None`: the entries as stored. Ascending
+    /// over the values no list in use maps to `u32::MAX`, so a list stays ascending.
+    map: Option<Arc<[u32]>>,
+}
+
+impl<E> Segment<E> {
+    /// An array whose entries stand for themselves.
+    fn plain(entries: Vec<E>) -> Segment<E> {
+        Segment {
+            entries: Arc::new(entries),
+            map: None,
+        }
+    }
+}
+
+/// `v` through `map` (itself without one; `u32::MAX` past its end).
+fn through(map: Option<&[u32]>, v: u32) -> u32 {
+    match map {
+        None => v,
+        Some(m) => m.get(v as usize).copied().unwrap_or(u32::MAX),
+    }
+}
+
+/// One node's list: its stored entries and the map they are read through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct List<'a, E> {
+    entries: &'a [E],
+    map: Option<&'a [u32]>,
+}
+
+impl<'a, E: Entry> List<'a, E> {
+    /// A list read as stored.
+    pub(crate) fn plain(entries: &'a [E]) -> List<'a, E> {
+        List { entries, map: None }
+    }
+
+    /// How many entries.
+    pub(crate) fn len(self) -> usize {
+        self.entries.len()
+    }
+
+    /// The values in order.
+    pub(crate) fn iter(self) -> impl ExactSizeIterator<Item = u32> + Clone + 'a {
+        let map = self.map;
+        self.entries.iter().map(move |&v| through(map, v.to_u32()))
+    }
+
+    /// True when `i` is one of them (a binary search: a list stays ascending through its map).
+    pub(crate) fn contains(self, i: u32) -> bool {
+        match self.map {
+            None => E::from_u32(i).is_some_and(|i| self.entries.binary_search(&i).is_ok()),
+            Some(m) => self
+                .entries
+                .binary_search_by(|&v| through(Some(m), v.to_u32()).cmp(&i))
+                .is_ok(),
+        }
+    }
+
+    /// True when both are the same memory read through the same map.
+    fn same_memory<F>(self, other: List<'_, F>) -> bool {
+        std::ptr::eq(
+            self.entries.as_ptr().cast::<u8>(),
+            other.entries.as_ptr().cast::<u8>(),
+        ) && self.entries.len() == other.entries.len()
+            && std::mem::size_of::<E>() == std::mem::size_of::<F>()
+            && match (self.map, other.map) {
+                (None, None) => true,
+                (Some(a), Some(b)) => std::ptr::eq(a, b),
+                _ => false,
+            }
+    }
 }
 
 /// What a [`PerNode`] list holds: an index, stored in `u32` or `u16`.
@@ -61,6 +140,10 @@ struct Span {
 /// Patches at most this many arrays deep; the next patch then gathers every array but the
 /// first (the one built) into one.
 const MAX_SEGMENTS: usize = 16;
+
+/// [`PerNode::remapped`] declines when more than this share (one in `STALE_SHARE`) of the
+/// arrays' entries would be lists no node uses.
+const STALE_SHARE: usize = 8;
 
 /// Changed nodes beyond which [`PerNode::patched_with`] declines (the lists are built afresh).
 const MAX_CHANGED: usize = 256;
@@ -118,7 +201,7 @@ impl<E: Entry> PerNode<E> {
             .collect();
         PerNode {
             spans,
-            segments: vec![Arc::new(entries)],
+            segments: vec![Segment::plain(entries)],
         }
     }
 
@@ -151,13 +234,20 @@ impl<E: Entry> PerNode<E> {
                     let span = *self.spans.get(old.index())?;
                     match gather && span.segment >= segment {
                         true => {
-                            let list = self.get(old.index());
+                            let list = self.list(old.index());
                             let moved = Span {
                                 start: added.len(),
                                 len: span.len,
                                 segment,
                             };
-                            added.extend_from_slice(list);
+                            match list.map {
+                                None => added.extend_from_slice(list.entries),
+                                Some(_) => {
+                                    for v in list.iter() {
+                                        added.push(E::from_u32(v)?);
+                                    }
+                                }
+                            }
                             moved
                         }
                         false => span,
@@ -182,8 +272,8 @@ impl<E: Entry> PerNode<E> {
             return None;
         }
         let mut segments = base.to_vec();
-        segments.push(Arc::new(added));
-        let held: usize = segments.iter().map(|s| s.len()).sum();
+        segments.push(Segment::plain(added));
+        let held: usize = segments.iter().map(|s| s.entries.len()).sum();
         let used: usize = spans.iter().map(|s| s.len as usize).sum();
         if held.saturating_sub(used) > held / 3 {
             return None;
@@ -265,7 +355,7 @@ impl<E: Entry> PerNode<E> {
                 .unwrap_or_default()
                 .iter()
                 .flatten()
-                .map(|old| self.get(old.index()).len())
+                .map(|old| self.list(old.index()).len())
                 .sum();
             let mut out: Vec<F> = Vec::with_capacity(size + last.saturating_sub(first));
             let mut adds = added.get(first..last).unwrap_or_default();
@@ -277,16 +367,16 @@ impl<E: Entry> PerNode<E> {
                 adds = rest;
                 match kept.get(n).copied().flatten() {
                     Some(old) => {
-                        let list = self.get(old.index());
+                        let list = self.list(old.index());
                         let mapped = list
                             .iter()
-                            .filter_map(|&i| to_new.get(i.to_u32() as usize).copied())
+                            .filter_map(|i| to_new.get(i as usize).copied())
                             .filter(|&j| j != u32::MAX);
                         let whole = !crate::bits::bit(dropped, old);
                         if here.is_empty() && monotone && whole {
                             // Every item kept: one entry each (an exact-size loop).
-                            let map = |i: E| to_new.get(i.to_u32() as usize).copied();
-                            out.extend(list.iter().map(|&i| to_f(map(i).unwrap_or(u32::MAX))));
+                            let map = |i: u32| to_new.get(i as usize).copied();
+                            out.extend(list.iter().map(|i| to_f(map(i).unwrap_or(u32::MAX))));
                         } else if monotone {
                             // Both ascending: merged.
                             let mut adds = here.iter().map(|&(_, i)| i).peekable();
@@ -332,7 +422,7 @@ impl<E: Entry> PerNode<E> {
         spans.extend(rest.into_iter().map(|s| Span { segment: 1, ..s }));
         Some(PerNode {
             spans,
-            segments: vec![Arc::new(first), Arc::new(second)],
+            segments: vec![Segment::plain(first), Segment::plain(second)],
         })
     }
 
@@ -351,15 +441,166 @@ impl<E: Entry> PerNode<E> {
         })
     }
 
-    /// Node `n`'s items, ascending (empty past the last node).
-    pub(crate) fn get(&self, n: usize) -> &[E] {
+    /// [`PerNode::renumbered`] without copying the lists that only moved: each array is
+    /// kept and read through its map composed with `to_new`, and only the lists of the
+    /// nodes that lost an item (`dropped`), gained one (`added`) or changed (`kept` says
+    /// nothing of them: `list_of` them) are written, into one more array. O(nodes + the
+    /// arrays' maps + those lists' length) where [`PerNode::renumbered`] copies every entry
+    /// (23 million on `large`, beside the previous snapshot's: a policy event's largest
+    /// allocation). `None` when `to_new` is not ascending over the items it keeps (a list
+    /// would not stay ascending), an entry does not fit `E`, more than [`MAX_CHANGED`]
+    /// nodes changed, the arrays are [`MAX_SEGMENTS`] deep, or more than an eighth of them
+    /// would be lists no node uses any more (one in `stale_share`; [`STALE_SHARE`] for an
+    /// engine's index): the caller renumbers every list then, which gathers them.
+    pub(crate) fn remapped(
+        &self,
+        kept: &[Option<NodeId>],
+        (to_new, dropped): (&[u32], &[u64]),
+        added: &[(NodeId, u32)],
+        list_of: impl Fn(NodeId) -> Vec<u32>,
+        stale_share: usize,
+    ) -> Option<PerNode<E>> {
+        if self.segments.len() >= MAX_SEGMENTS
+            || kept
+                .iter()
+                .filter(|k| k.is_none())
+                .nth(MAX_CHANGED)
+                .is_some()
+        {
+            return None;
+        }
+        let mut last = None;
+        for &j in to_new.iter().filter(|&&j| j != u32::MAX) {
+            if last.is_some_and(|l| l >= j) || E::from_u32(j).is_none() {
+                return None;
+            }
+            last = Some(j);
+        }
+        // The lists to write: declined before writing when the lists no node would use any
+        // more (those they replace, and those earlier patches left) would be an eighth of
+        // the arrays. The earlier snapshot's arrays stay alive with the new one, so their
+        // stale lists are memory held between events; and when a rule reaching most of the
+        // entries is added or removed (on `large`, the bench's rule reaches the tagged
+        // servers, whose lists hold 14 of the 23 million entries), renumbering every list
+        // writes little more and leaves nothing stale.
+        let held: usize = self.segments.iter().map(|s| s.entries.len()).sum();
+        let used: usize = self.spans.iter().map(|s| s.len as usize).sum();
+        let mut replaced = 0;
+        let mut adds = added;
+        for (n, old) in kept.iter().enumerate() {
+            let mine = adds.partition_point(|(id, _)| id.index() == n);
+            adds = adds.get(mine..).unwrap_or_default();
+            match old {
+                Some(old) if mine > 0 || crate::bits::bit(dropped, *old) => {
+                    replaced += self.spans.get(old.index()).map_or(0, |s| s.len as usize);
+                }
+                _ => {}
+            }
+        }
+        if (held - used.min(held)).saturating_add(replaced) > held / stale_share.max(1) {
+            return None;
+        }
+        // Each array's map composed with `to_new` (one shared map for the arrays without).
+        let plain: Arc<[u32]> = Arc::from(to_new);
+        let mut segments: Vec<Segment<E>> = self
+            .segments
+            .iter()
+            .map(|s| Segment {
+                entries: s.entries.clone(),
+                map: Some(match &s.map {
+                    None => plain.clone(),
+                    Some(m) => m
+                        .iter()
+                        .map(|&v| match v {
+                            u32::MAX => u32::MAX,
+                            v => to_new.get(v as usize).copied().unwrap_or(u32::MAX),
+                        })
+                        .collect(),
+                }),
+            })
+            .collect();
+        let segment = u32::try_from(segments.len()).ok()?;
+        let mut written: Vec<E> = Vec::new();
+        let mut adds = added;
+        let mut spans = Vec::with_capacity(kept.len());
+        for (n, old) in kept.iter().enumerate() {
+            let mine = adds.partition_point(|(id, _)| id.index() == n);
+            let (here, rest) = adds.split_at(mine);
+            adds = rest;
+            let start = written.len();
+            match old {
+                Some(old) if here.is_empty() && !crate::bits::bit(dropped, *old) => {
+                    spans.push(*self.spans.get(old.index())?);
+                    continue;
+                }
+                Some(old) => {
+                    // Both ascending: merged, the gone items left out.
+                    let mut adds = here.iter().map(|&(_, i)| i).peekable();
+                    let kept_items = self
+                        .list(old.index())
+                        .iter()
+                        .map(|i| to_new.get(i as usize).copied().unwrap_or(u32::MAX))
+                        .filter(|&j| j != u32::MAX);
+                    for j in kept_items {
+                        while let Some(a) = adds.next_if(|&a| a <= j) {
+                            if a < j {
+                                written.push(E::from_u32(a)?);
+                            }
+                        }
+                        written.push(E::from_u32(j)?);
+                    }
+                    for a in adds {
+                        written.push(E::from_u32(a)?);
+                    }
+                }
+                None => {
+                    for j in list_of(NodeId::new(n)) {
+                        written.push(E::from_u32(j)?);
+                    }
+                }
+            }
+            spans.push(Span {
+                start,
+                len: u32::try_from(written.len() - start).ok()?,
+                segment,
+            });
+        }
+        if !adds.is_empty() {
+            return None;
+        }
+        segments.push(Segment::plain(written));
+        let held: usize = segments.iter().map(|s| s.entries.len()).sum();
+        let used: usize = spans.iter().map(|s| s.len as usize).sum();
+        if held.saturating_sub(used) > held / stale_share.max(1) {
+            return None;
+        }
+        Some(PerNode { spans, segments })
+    }
+
+    /// Node `n`'s list (empty past the last node).
+    pub(crate) fn list(&self, n: usize) -> List<'_, E> {
         self.spans
             .get(n)
             .and_then(|s| {
                 let segment = self.segments.get(s.segment as usize)?;
-                segment.get(s.start..s.start.checked_add(s.len as usize)?)
+                let entries = segment
+                    .entries
+                    .get(s.start..s.start.checked_add(s.len as usize)?)?;
+                Some(List {
+                    entries,
+                    map: segment.map.as_deref(),
+                })
             })
-            .unwrap_or(&[])
+            .unwrap_or(List::plain(&[]))
+    }
+
+    /// Node `n`'s entries as stored, ascending (empty past the last node): for lists no
+    /// map renumbers (only [`ItemIndex`] remaps its lists; read those with
+    /// [`PerNode::list`]).
+    pub(crate) fn get(&self, n: usize) -> &[E] {
+        let list = self.list(n);
+        debug_assert!(list.map.is_none(), "a remapped list read as stored");
+        list.entries
     }
 
     /// How many nodes the lists are for.
@@ -385,18 +626,23 @@ pub(crate) enum ItemIndex {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Items<'a> {
     /// From a narrow index.
-    Narrow(&'a [u16]),
+    Narrow(List<'a, u16>),
     /// From a wide one.
-    Wide(&'a [u32]),
+    Wide(List<'a, u32>),
 }
 
-/// The indexes of one [`Items`], in order.
+/// The indexes of one [`Items`], in order: a variant per width, and per whether the list is
+/// read through a map (the lists of most indexes are not, and their loop has no lookup).
 #[derive(Debug, Clone)]
 pub(crate) enum ItemsIter<'a> {
-    /// From a narrow index.
+    /// A narrow list as stored.
     Narrow(std::slice::Iter<'a, u16>),
-    /// From a wide one.
+    /// A wide list as stored.
     Wide(std::slice::Iter<'a, u32>),
+    /// A narrow list through its map.
+    NarrowMapped(std::slice::Iter<'a, u16>, &'a [u32]),
+    /// A wide list through its map.
+    WideMapped(std::slice::Iter<'a, u32>, &'a [u32]),
 }
 
 impl Iterator for ItemsIter<'_> {
@@ -406,13 +652,15 @@ impl Iterator for ItemsIter<'_> {
         match self {
             ItemsIter::Narrow(i) => i.next().map(|&v| u32::from(v)),
             ItemsIter::Wide(i) => i.next().copied(),
+            ItemsIter::NarrowMapped(i, m) => i.next().map(|&v| through(Some(m), u32::from(v))),
+            ItemsIter::WideMapped(i, m) => i.next().map(|&v| through(Some(m), v)),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
-            ItemsIter::Narrow(i) => i.size_hint(),
-            ItemsIter::Wide(i) => i.size_hint(),
+            ItemsIter::Narrow(i) | ItemsIter::NarrowMapped(i, _) => i.size_hint(),
+            ItemsIter::Wide(i) | ItemsIter::WideMapped(i, _) => i.size_hint(),
         }
     }
 }
@@ -431,16 +679,22 @@ impl<'a> Items<'a> {
     /// The indexes in order.
     pub(crate) fn iter(self) -> ItemsIter<'a> {
         match self {
-            Items::Narrow(l) => ItemsIter::Narrow(l.iter()),
-            Items::Wide(l) => ItemsIter::Wide(l.iter()),
+            Items::Narrow(l) => match l.map {
+                None => ItemsIter::Narrow(l.entries.iter()),
+                Some(m) => ItemsIter::NarrowMapped(l.entries.iter(), m),
+            },
+            Items::Wide(l) => match l.map {
+                None => ItemsIter::Wide(l.entries.iter()),
+                Some(m) => ItemsIter::WideMapped(l.entries.iter(), m),
+            },
         }
     }
 
     /// True when `i` is one of them (a binary search).
     pub(crate) fn contains(self, i: u32) -> bool {
         match self {
-            Items::Narrow(l) => u16::try_from(i).is_ok_and(|i| l.binary_search(&i).is_ok()),
-            Items::Wide(l) => l.binary_search(&i).is_ok(),
+            Items::Narrow(l) => l.contains(i),
+            Items::Wide(l) => l.contains(i),
         }
     }
 
@@ -449,11 +703,12 @@ impl<'a> Items<'a> {
         self.iter().collect()
     }
 
-    /// True when both are the same memory (a list an engine's patch kept).
+    /// True when both are the same memory read through the same map (a list an engine's
+    /// patch kept).
     pub(crate) fn same_memory(self, other: Items<'_>) -> bool {
         match (self, other) {
-            (Items::Narrow(a), Items::Narrow(b)) => std::ptr::eq(a, b),
-            (Items::Wide(a), Items::Wide(b)) => std::ptr::eq(a, b),
+            (Items::Narrow(a), Items::Narrow(b)) => a.same_memory(b),
+            (Items::Wide(a), Items::Wide(b)) => a.same_memory(b),
             _ => false,
         }
     }
@@ -462,8 +717,12 @@ impl<'a> Items<'a> {
 impl PartialEq for Items<'_> {
     fn eq(&self, other: &Items<'_>) -> bool {
         match (*self, *other) {
-            (Items::Narrow(a), Items::Narrow(b)) => a == b,
-            (Items::Wide(a), Items::Wide(b)) => a == b,
+            (Items::Narrow(a), Items::Narrow(b)) if a.map.is_none() && b.map.is_none() => {
+                a.entries == b.entries
+            }
+            (Items::Wide(a), Items::Wide(b)) if a.map.is_none() && b.map.is_none() => {
+                a.entries == b.entries
+            }
             (a, b) => a.iter().eq(b.iter()),
         }
     }
@@ -516,17 +775,44 @@ impl ItemIndex {
     }
 
     /// [`PerNode::renumbered`] into lists of `items` items: narrow when they all fit.
+    /// [`PerNode::remapped`] when the width stays and it does not decline.
     pub(crate) fn renumbered(
+        &self,
+        kept: &[Option<NodeId>],
+        moved: (&[u32], &[u64]),
+        added: (&[(NodeId, u32)], usize),
+        list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
+    ) -> Option<ItemIndex> {
+        self.renumbered_sharing(kept, moved, added, list_of, STALE_SHARE)
+    }
+
+    /// [`ItemIndex::renumbered`], remapping while at most one entry in `stale_share` is
+    /// stale (tests remap at larger shares, as their indexes are small).
+    fn renumbered_sharing(
         &self,
         kept: &[Option<NodeId>],
         moved: (&[u32], &[u64]),
         (added, items): (&[(NodeId, u32)], usize),
         list_of: impl Fn(NodeId) -> Vec<u32> + Sync,
+        stale_share: usize,
     ) -> Option<ItemIndex> {
         let last = items
             .checked_sub(1)
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX));
         let to_narrow = narrow(last);
+        // Of the same width: the arrays kept, read through maps, when they can be.
+        let remapped = match (self, to_narrow) {
+            (ItemIndex::Narrow(p), true) => p
+                .remapped(kept, moved, added, &list_of, stale_share)
+                .map(ItemIndex::Narrow),
+            (ItemIndex::Wide(p), false) => p
+                .remapped(kept, moved, added, &list_of, stale_share)
+                .map(ItemIndex::Wide),
+            _ => None,
+        };
+        if remapped.is_some() {
+            return remapped;
+        }
         match self {
             ItemIndex::Narrow(p) => p.renumbered_index(to_narrow, kept, moved, added, list_of),
             ItemIndex::Wide(p) => p.renumbered_index(to_narrow, kept, moved, added, list_of),
@@ -536,8 +822,8 @@ impl ItemIndex {
     /// Node `n`'s items, ascending (empty past the last node).
     pub(crate) fn get(&self, n: usize) -> Items<'_> {
         match self {
-            ItemIndex::Narrow(p) => Items::Narrow(p.get(n)),
-            ItemIndex::Wide(p) => Items::Wide(p.get(n)),
+            ItemIndex::Narrow(p) => Items::Narrow(p.list(n)),
+            ItemIndex::Wide(p) => Items::Wide(p.list(n)),
         }
     }
 

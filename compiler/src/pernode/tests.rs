@@ -304,10 +304,177 @@ proptest! {
 
 #[test]
 fn a_narrow_list_equals_a_wide_one_with_the_same_items() {
-    assert!(Items::Narrow(&[1, 5]) == Items::Wide(&[1, 5]));
-    assert!(Items::Narrow(&[1, 5]) != Items::Wide(&[1, 65_541]));
-    assert!(!Items::Narrow(&[1]).contains(65_537));
-    assert!(!Items::Narrow(&[1]).same_memory(Items::Wide(&[1])));
+    let (narrow, wide) = (List::plain(&[1u16, 5]), List::plain(&[1u32, 5]));
+    assert!(Items::Narrow(narrow) == Items::Wide(wide));
+    assert!(Items::Narrow(narrow) != Items::Wide(List::plain(&[1, 65_541])));
+    assert!(!Items::Narrow(List::plain(&[1])).contains(65_537));
+    assert!(!Items::Narrow(List::plain(&[1])).same_memory(Items::Wide(List::plain(&[1]))));
+}
+
+#[test]
+fn a_remapped_list_reads_through_its_map() {
+    let map = [3u32, 7, u32::MAX, 9];
+    let list = List {
+        entries: &[0u16, 1, 3],
+        map: Some(&map[..]),
+    };
+    let items = Items::Narrow(list);
+    assert_eq!(items.to_vec(), vec![3, 7, 9]);
+    assert_eq!(items.len(), 3);
+    assert!(items.contains(7) && items.contains(9) && !items.contains(1));
+    assert!(items == Items::Wide(List::plain(&[3, 7, 9])));
+    // The same entries read as stored are other items.
+    assert!(!items.same_memory(Items::Narrow(List::plain(list.entries))));
+    assert!(items.same_memory(Items::Narrow(list)));
+}
+
+#[test]
+fn a_policy_events_renumbering_shares_the_arrays() {
+    // Items 0-2 over nodes 0-3; a new item 0 reaching node 0, the old ones moved up by one.
+    let lists = [ids(&[0, 1]), ids(&[1, 2, 3]), ids(&[3])];
+    let index = ItemIndex::from_lists(
+        4,
+        lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as u32, l.as_slice())),
+    );
+    let kept: Vec<Option<NodeId>> = (0..4).map(|n| Some(NodeId::new(n))).collect();
+    let renumber = |share| {
+        index.renumbered_sharing(
+            &kept,
+            (&[1, 2, 3], &[0]),
+            (&[(NodeId::new(0), 0)], 4),
+            |_| Vec::new(),
+            share,
+        )
+    };
+    // Node 0's list is 2 of the 6 entries: past an engine's share of stale lists, renumbered.
+    let whole = renumber(STALE_SHARE).expect("renumbered");
+    let ItemIndex::Narrow(w) = &whole else {
+        panic!("narrow")
+    };
+    assert!(w.segments.iter().all(|s| s.map.is_none()));
+    let got = renumber(3).expect("renumbered");
+    let (ItemIndex::Narrow(old), ItemIndex::Narrow(new)) = (&index, &got) else {
+        panic!("narrow");
+    };
+    assert!(Arc::ptr_eq(
+        &old.segments[0].entries,
+        &new.segments[0].entries
+    ));
+    assert_eq!(new.segments.len(), 2, "only node 0's list written");
+    assert_eq!(new.segments[1].entries.len(), 2);
+    let want: [&[u32]; 4] = [&[0, 1], &[1, 2], &[2], &[2, 3]];
+    for (n, w) in want.iter().enumerate() {
+        assert_eq!(got.get(n).to_vec(), w.to_vec());
+    }
+}
+
+proptest! {
+    /// Differential: an index renumbered event after event (items vanishing and appearing
+    /// as a policy event makes them, a node's list changed beside, a node event's patch in
+    /// between) holds the lists built afresh each time, whether it was remapped (its arrays
+    /// kept, read through maps) or renumbered in full; and remapping shares the arrays.
+    #[test]
+    fn remapped_equals_built_afresh(
+        nodes in 1usize..30,
+        items in proptest::collection::vec(proptest::collection::btree_set(0usize..30, 0..10), 0..20),
+        steps in proptest::collection::vec(
+            (
+                proptest::collection::vec(any::<bool>(), 24),
+                proptest::collection::vec((0usize..30, proptest::collection::btree_set(0usize..30, 0..8)), 0..3),
+                proptest::option::of(0usize..30),
+                any::<bool>(),
+            ),
+            1..24,
+        ),
+        share in prop_oneof![Just(1usize), Just(2), Just(STALE_SHARE)],
+    ) {
+        let as_ids = |l: &std::collections::BTreeSet<usize>| -> Vec<NodeId> {
+            l.iter().filter(|&&n| n < nodes).map(|&n| NodeId::new(n)).collect()
+        };
+        let build = |lists: &[Vec<NodeId>]| {
+            ItemIndex::from_lists(nodes, lists.iter().enumerate().map(|(i, l)| (i as u32, l.as_slice())))
+        };
+        let mut lists: Vec<Vec<NodeId>> = items.iter().map(as_ids).collect();
+        let mut index = build(&lists);
+        for (vanish, appear, changed, patch) in steps {
+            let changed = changed.map(|c| c % nodes);
+            // The changed node's list: its items taken from the next lists.
+            let before = lists.clone();
+            let mut next: Vec<(Option<usize>, Vec<NodeId>)> = lists
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !vanish.get(*i).copied().unwrap_or(false))
+                .map(|(i, l)| (Some(i), l.clone()))
+                .collect();
+            for (at, l) in &appear {
+                let at = at % (next.len() + 1);
+                next.insert(at, (None, as_ids(l)));
+            }
+            if let Some(c) = changed {
+                for (k, (_, l)) in next.iter_mut().enumerate() {
+                    l.retain(|&id| id.index() != c);
+                    if k % 2 == 0 {
+                        l.push(NodeId::new(c));
+                        l.sort_unstable();
+                    }
+                }
+            }
+            let mut to_new = vec![u32::MAX; before.len()];
+            let mut added = Vec::new();
+            for (j, (o, l)) in next.iter().enumerate() {
+                match o {
+                    Some(o) => to_new[*o] = j as u32,
+                    None => added.extend(l.iter().filter(|id| Some(id.index()) != changed).map(|&id| (id, j as u32))),
+                }
+            }
+            added.sort_unstable();
+            let mut dropped = vec![0u64; nodes.div_ceil(64)];
+            for (i, list) in before.iter().enumerate() {
+                if to_new[i] == u32::MAX {
+                    list.iter().for_each(|&id| crate::bits::set_bit(&mut dropped, id));
+                }
+            }
+            lists = next.into_iter().map(|(_, l)| l).collect();
+            let fresh = build(&lists);
+            let kept: Vec<Option<NodeId>> = (0..nodes)
+                .map(|n| (Some(n) != changed).then(|| NodeId::new(n)))
+                .collect();
+            let got = index
+                .renumbered_sharing(&kept, (&to_new, &dropped), (&added, lists.len()), |id| fresh.get(id.index()).to_vec(), share)
+                .unwrap();
+            if let (ItemIndex::Narrow(old), ItemIndex::Narrow(new)) = (&index, &got) {
+                if new.segments.iter().any(|s| s.map.is_some()) {
+                    prop_assert!(Arc::ptr_eq(&old.segments[0].entries, &new.segments[0].entries));
+                }
+                prop_assert!(new.segments.len() <= MAX_SEGMENTS);
+            }
+            for n in 0..nodes {
+                prop_assert_eq!(got.get(n).to_vec(), fresh.get(n).to_vec());
+                prop_assert!(got.get(n) == fresh.get(n));
+                for i in 0..lists.len() as u32 + 1 {
+                    prop_assert_eq!(got.get(n).contains(i), fresh.get(n).contains(i));
+                }
+            }
+            index = got;
+            // A node event's patch (the same items) between policy events.
+            if patch {
+                if let Some(c) = changed {
+                    let kept: Vec<Option<NodeId>> = (0..nodes)
+                        .map(|n| (n != c).then(|| NodeId::new(n)))
+                        .collect();
+                    if let Some(p) = index.patched_with(&kept, |id| fresh.get(id.index()).to_vec()) {
+                        for n in 0..nodes {
+                            prop_assert!(p.get(n) == fresh.get(n));
+                        }
+                        index = p;
+                    }
+                }
+            }
+        }
+    }
 }
 
 proptest! {
