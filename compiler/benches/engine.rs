@@ -14,7 +14,8 @@
 //! `engine/router_retag/large`: its tags flip; `engine/node_batch_x100_router/large`: the
 //! batches of `node_batch_x100` with the router's tags flipping in each;
 //! `engine/service_batch/large`: a Service's address changes in a batch with a member's join
-//! or leave), so no event is a no-op. The workloads are compiled with exit nodes given only
+//! or leave; `engine/policy_add_tag_rule/large`: the rule added names the servers of the
+//! least common tag, where `policy_add_rule`'s names the most common), so no event is a no-op. The workloads are compiled with exit nodes given only
 //! the internet's destinations (`support::options`), except in
 //! `engine/node_join_tailscale_exits/medium`: joins under Tailscale's exit filters, the
 //! default. Workloads come from
@@ -32,7 +33,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -326,6 +327,19 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         .next()
         .unwrap();
     drop(devices);
+    // The least common tag, for `policy_add_tag_rule`.
+    let mut per_tag: HashMap<&str, usize> = HashMap::new();
+    for n in &state.nodes {
+        for t in &n.tags {
+            *per_tag.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    let rare = per_tag
+        .iter()
+        .min_by_key(|(t, n)| (**n, **t))
+        .map(|(t, _)| t.to_string())
+        .unwrap();
+    drop(per_tag);
     drop(state);
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
@@ -474,6 +488,34 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         &loaded.policy_text.replacen("\"acls\": [", &rule, 1),
         &loaded.inventory,
     );
+    // The same rule for the servers of the tag fewest nodes carry (57 on `large`, where the
+    // rule below names the 6,082 of the most common): it reaches few nodes' lists, so the
+    // event remaps the per-node index (its arrays kept, read through a map of item numbers)
+    // where the rule below, reaching lists that hold most entries, renumbers every list.
+    let narrow = parse(
+        &loaded.policy_text.replacen(
+            "\"acls\": [",
+            &format!(
+                "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{rare}:8443\"]}},"
+            ),
+            1,
+        ),
+        &loaded.inventory,
+    );
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("policy_add_tag_rule", "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(&mut loaded.engine, iters, &mut next, |_, i| {
+                Event::ReplacePolicy(if i % 2 == 1 {
+                    narrow.clone()
+                } else {
+                    original.clone()
+                })
+            })
+        })
+    });
+    let _ = loaded.engine.apply(Event::ReplacePolicy(original.clone()));
+    peak_after("policy_add_tag_rule/large");
     let mut next = 0;
     group.bench_function(BenchmarkId::new("policy_add_rule", "large"), |b| {
         b.iter_custom(|iters| {

@@ -825,6 +825,100 @@ impl Compiled {
         Some(peers)
     }
 
+    /// [`Compiled::patched_peers`] for a node among many whose peers an event patches:
+    /// nodes holding the same peer sets here and in `old` ([`crate::peers::PeerIndex::member_of`])
+    /// have the same peers but for their owner's devices and themselves, so the sets'
+    /// reaches and the words where they differ are found once per such group (`group`, the
+    /// last one found: give the nodes grouped by their sets) and each node adds the entries
+    /// of the peers its group gained, less those it lost, with its own devices and itself
+    /// looked at alone. A rule added for `autogroup:member` on `large` patches 66,000 nodes
+    /// whose two peer bit sets (12.5 KB each, made from the sets' reaches) were built and
+    /// compared word by word per node: 1.7 s, most of the event.
+    pub(crate) fn patched_peers_grouped(
+        &self,
+        old: &Compiled,
+        id: NodeId,
+        bases: &[[u64; 4]],
+        before: u64,
+        group: &mut Option<PeerGroup>,
+    ) -> Option<u64> {
+        let len = self.table.len();
+        if len != old.table.len() {
+            return None;
+        }
+        let (now_sets, was_sets) = (self.peers.member_of(id), old.peers.member_of(id));
+        let fits = group
+            .as_ref()
+            .is_some_and(|g| g.now_sets[..] == now_sets[..] && g.was_sets[..] == was_sets[..]);
+        if !fits {
+            let reach_now = self.peers.reach_of(&now_sets);
+            let reach_was = old.peers.reach_of(&was_sets);
+            if reach_now.len() != reach_was.len() {
+                return None;
+            }
+            let diffs = reach_now
+                .iter()
+                .zip(&reach_was)
+                .enumerate()
+                .filter(|(_, (n, w))| n != w)
+                .map(|(i, (&n, &w))| (i, n & !w, w & !n))
+                .collect();
+            *group = Some(PeerGroup {
+                now_sets: now_sets.into_owned(),
+                was_sets: was_sets.into_owned(),
+                reach_now,
+                reach_was,
+                diffs,
+            });
+        }
+        let g = group.as_ref()?;
+        let mut own_now = self.peers.own_peers(&self.table, id, &g.reach_now);
+        let mut own_was = old.peers.own_peers(&old.table, id, &g.reach_was);
+        own_now.sort_unstable();
+        own_was.sort_unstable();
+        // The node and its own devices: in or out of each side by themselves.
+        let alone = |p: NodeId| {
+            p == id || own_now.binary_search(&p).is_ok() || own_was.binary_search(&p).is_ok()
+        };
+        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
+        let mut peers = before;
+        let mut step = |p: NodeId, gained: bool| -> Option<()> {
+            let e = entry(p)?;
+            peers = match gained {
+                true => peers.wrapping_add(e),
+                false => peers.wrapping_sub(e),
+            };
+            Some(())
+        };
+        for &(i, gained, lost) in &g.diffs {
+            for (mut bits, gain) in [(gained, true), (lost, false)] {
+                while bits != 0 {
+                    let p = NodeId::new(i * 64 + bits.trailing_zeros() as usize);
+                    bits &= bits - 1;
+                    if p.index() < len && !alone(p) {
+                        step(p, gain)?;
+                    }
+                }
+            }
+        }
+        let mut apart: Vec<NodeId> = own_now.iter().chain(&own_was).copied().collect();
+        apart.sort_unstable();
+        apart.dedup();
+        for p in apart.into_iter().filter(|&p| p != id && p.index() < len) {
+            let now = crate::bits::bit(&g.reach_now, p) || own_now.binary_search(&p).is_ok();
+            let was = crate::bits::bit(&g.reach_was, p) || own_was.binary_search(&p).is_ok();
+            if now != was {
+                step(p, now)?;
+            }
+        }
+        debug_assert_eq!(
+            Some(peers),
+            self.patched_peers(old, id, bases, before),
+            "a peers' part patched by its group differs from one patched alone"
+        );
+        Some(peers)
+    }
+
     /// The names of the servers of the routes that hold an address of `set` (sorted, each
     /// once).
     pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<std::sync::Arc<str>> {
@@ -1044,4 +1138,15 @@ fn peer_sum(bits: &[u64], bases: &[[u64; 4]], column: usize) -> u64 {
         }
     }
     sum
+}
+
+/// What [`Compiled::patched_peers_grouped`] finds once for the nodes holding the same peer
+/// sets in two compiles: the sets, their reaches and the words where the reaches differ
+/// (word index, bits gained, bits lost).
+pub(crate) struct PeerGroup {
+    now_sets: Vec<u32>,
+    was_sets: Vec<u32>,
+    reach_now: Vec<u64>,
+    reach_was: Vec<u64>,
+    diffs: Vec<(usize, u64, u64)>,
 }

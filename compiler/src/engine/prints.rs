@@ -178,6 +178,18 @@ pub(super) fn policy_fingerprints(
     type Again = (NodeId, (Fingerprint, Filter, bool));
     let again = |part: &[(&Arc<str>, NodeId, u8)]| -> Vec<Again> {
         let mut cache = HashCache::default();
+        // Grouped by their peer sets here and before, when the peers' parts are patched: a
+        // group's reaches are found once (`Compiled::patched_peers_grouped`).
+        let mut part = part.to_vec();
+        if routes_alike {
+            part.sort_by_cached_key(|&(_, node, _)| {
+                (
+                    compiled.peer_sets_of(node).into_owned(),
+                    old.compiled.peer_sets_of(node).into_owned(),
+                )
+            });
+        }
+        let mut group = None;
         part.iter()
             .filter_map(|&(name, node, flags)| {
                 let kept = peers_kept.get(node.index()).copied().unwrap_or(false);
@@ -201,7 +213,13 @@ pub(super) fn policy_fingerprints(
                 // patched by the peers gained and lost, the rules' parts recomputed.
                 let mut fp = old.fingerprints.get(node.index()).copied()?;
                 if !kept {
-                    fp.peers = compiled.patched_peers(&old.compiled, node, by_node, fp.peers)?;
+                    fp.peers = compiled.patched_peers_grouped(
+                        &old.compiled,
+                        node,
+                        by_node,
+                        fp.peers,
+                        &mut group,
+                    )?;
                 }
                 let mut same = false;
                 if ssh {
