@@ -80,6 +80,66 @@ pub(crate) struct PeerIndex {
     route_items: Arc<RouteItems>,
 }
 
+/// Groups [`PeerIndex::flips`] keeps at most (each holds two bit maps of every node: 25 KB
+/// on `large`); past it, the nodes' peers are patched group by group of their sets.
+const MAX_FLIP_GROUPS: usize = 256;
+
+/// Nodes one membership group [`PeerIndex::flips`] compared, whose peers changed: the peers
+/// they gained and lost (one bit per node; bits past the last node may be set).
+#[derive(Debug)]
+pub(crate) struct FlipGroup {
+    members: Vec<NodeId>,
+    gained: Vec<u64>,
+    lost: Vec<u64>,
+}
+
+/// The compared groups whose peers changed ([`PeerIndex::flips`]), and each member's group.
+#[derive(Debug)]
+pub(crate) struct Flips {
+    groups: Vec<FlipGroup>,
+    group_of: HashMap<NodeId, usize>,
+}
+
+impl Flips {
+    fn new(groups: Vec<FlipGroup>) -> Flips {
+        let group_of = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group.members.iter().map(move |&x| (x, g)))
+            .collect();
+        Flips { groups, group_of }
+    }
+
+    /// The peers node `x` gained (`true`) and lost through the unions of its sets' reaches,
+    /// ascending, each once; `None` if the groups disagree on one (they cannot: the peer
+    /// relation is symmetric).
+    pub(crate) fn of(&self, x: NodeId, len: usize) -> Option<Vec<(NodeId, bool)>> {
+        let mut pairs = Vec::new();
+        if let Some(group) = self.group_of.get(&x).and_then(|&g| self.groups.get(g)) {
+            for (bits, gained) in [(&group.gained, true), (&group.lost, false)] {
+                pairs.extend(
+                    crate::bits::iter_bits(bits)
+                        .filter(|p| p.index() < len)
+                        .map(|p| (p, gained)),
+                );
+            }
+        }
+        for group in &self.groups {
+            for (bits, gained) in [(&group.gained, true), (&group.lost, false)] {
+                if bit(bits, x) {
+                    pairs.extend(group.members.iter().map(|&y| (y, gained)));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        match pairs.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+            true => None,
+            false => Some(pairs),
+        }
+    }
+}
+
 /// [`PeerIndex::route_signature`]: visible, direct, and the `via` rules.
 pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Arc<str>]>)>);
 
@@ -281,11 +341,18 @@ impl PeerIndex {
     /// sides share one comparison), and a node on the larger side is marked when its relation
     /// with one of them flipped. `autogroup:self` peers are not compared here
     /// ([`PeerIndex::self_alike`]).
-    pub(crate) fn flipped(
+    ///
+    /// When `keep`, also the compared groups whose peers changed, each with the peers its
+    /// nodes gained and lost ([`Flips`]): every flipped pair of nodes has
+    /// one node in such a group, so each node's gains and losses are found from them (its
+    /// own group's, and the groups whose gains or losses hold it). `None` past
+    /// [`MAX_FLIP_GROUPS`] such groups.
+    pub(crate) fn flips(
         &self,
         old: &PeerIndex,
         changed: &crate::lower::ChangedItems,
-    ) -> Vec<u64> {
+        keep: bool,
+    ) -> (Vec<u64>, Option<Flips>) {
         let words = self.len.div_ceil(64);
         let mut flipped = vec![0u64; words];
         let mut done = vec![0u64; words];
@@ -326,22 +393,42 @@ impl PeerIndex {
             crate::par::min_items(crate::par::worth_threads(self.len), 8),
             |part| {
                 let mut mine = vec![0u64; words];
+                let mut kept = Vec::new();
                 for ((was, is), members) in part {
                     let mut differ = old.reach_of(was);
                     let now = self.reach_of(is);
+                    if keep && kept.len() <= MAX_FLIP_GROUPS && differ != now {
+                        kept.push(FlipGroup {
+                            members: members.clone(),
+                            gained: now.iter().zip(&differ).map(|(n, w)| n & !w).collect(),
+                            lost: differ.iter().zip(&now).map(|(w, n)| w & !n).collect(),
+                        });
+                    }
                     differ.iter_mut().zip(&now).for_each(|(w, n)| *w ^= n);
                     if differ.iter().any(|&w| w != 0) {
                         mine.iter_mut().zip(&differ).for_each(|(f, d)| *f |= d);
                         members.iter().for_each(|&x| set_bit(&mut mine, x));
                     }
                 }
-                vec![mine]
+                vec![(mine, kept)]
             },
         );
-        for part in parts {
+        let mut groups = Vec::new();
+        for (part, kept) in parts {
             flipped.iter_mut().zip(&part).for_each(|(f, p)| *f |= p);
+            groups.extend(kept);
         }
-        flipped
+        let flips = (keep && groups.len() <= MAX_FLIP_GROUPS).then(|| Flips::new(groups));
+        (flipped, flips)
+    }
+
+    /// True when node `p` is in the union of the reaches of the sets `member_of` and of every
+    /// universal set ([`PeerIndex::reach_of`]), found without building that union.
+    pub(crate) fn reaches(&self, member_of: &[u32], p: NodeId) -> bool {
+        bit(self.universal_bits(), p)
+            || member_of
+                .iter()
+                .any(|&s| self.reach(s).is_some_and(|r| r.contains(p)))
     }
 
     /// True when node `id`'s `autogroup:self` peers are alike in `self` and `other` (an index
@@ -381,7 +468,7 @@ impl PeerIndex {
     }
 
     /// Builds every node's list of sets now, if not built yet (a policy event builds them on
-    /// the second core while the first compares the two lowerings; [`PeerIndex::flipped`]
+    /// the second core while the first compares the two lowerings; [`PeerIndex::flips`]
     /// then finds them listed).
     pub(crate) fn prepare_membership(&self) {
         let _ = self.membership();
@@ -424,24 +511,26 @@ impl PeerIndex {
     /// peers every node holding those sets ([`PeerIndex::member_of`]) has, one bit per node
     /// id (bits past the last node may be set, and so may the node's own).
     pub(crate) fn reach_of(&self, member_of: &[u32]) -> Vec<u64> {
-        let mut bits = self
-            .universal_reach
-            .get_or_init(|| {
-                let mut bits = vec![0u64; self.len.div_ceil(64)];
-                for &s in &self.universal {
-                    if let Some(set) = self.reach(s) {
-                        set.or_into(&mut bits);
-                    }
-                }
-                bits
-            })
-            .clone();
+        let mut bits = self.universal_bits().clone();
         for &s in member_of {
             if let Some(set) = self.reach(s) {
                 set.or_into(&mut bits);
             }
         }
         bits
+    }
+
+    /// The union of the universal sets' reaches, one bit per node (computed on first use).
+    fn universal_bits(&self) -> &Vec<u64> {
+        self.universal_reach.get_or_init(|| {
+            let mut bits = vec![0u64; self.len.div_ceil(64)];
+            for &s in &self.universal {
+                if let Some(set) = self.reach(s) {
+                    set.or_into(&mut bits);
+                }
+            }
+            bits
+        })
     }
 
     /// Set `s`'s reach: the union of the sets on the other side of its edges, computed the

@@ -876,6 +876,35 @@ fn a_rule_added_at_the_top_moves_a_self_rule() {
     );
 }
 
+/// A policy edit that adds or removes an `autogroup:self` rule while another rule keeps the
+/// same user's devices peers: each device's self pairing comes or goes, its peers stay. A
+/// peers' part patched from the changed items' flips looks at such devices alone (in each
+/// side's peers when paired or in the side's reach); the debug build compares it with the
+/// part patched from both sides' peers.
+#[test]
+fn a_self_rule_edited_beside_a_rule_that_keeps_the_devices_peers() {
+    let text = |top: &str| {
+        format!(
+            r#"{{"groups": {{"group:eng": ["alice@example.com"]}},
+            "tagOwners": {{"tag:t": []}},
+            "acls": [{top}
+              {{"action": "accept", "src": ["group:eng"], "dst": ["group:eng:22"]}},
+              {{"action": "accept", "src": ["tag:t"], "dst": ["bob@example.com:80"]}}]}}"#
+        )
+    };
+    policy_edit_both_ways(
+        text,
+        r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},"#,
+        vec![
+            owned(1, 1),
+            owned(2, 1),
+            owned(3, 2),
+            owned(4, 2),
+            tagged(5, "tag:t"),
+        ],
+    );
+}
+
 /// A policy edit that changes only an SSH rule's users (its principals are the same): the
 /// destinations' SSH rules changed, and the change set must say so.
 #[test]

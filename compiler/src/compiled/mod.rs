@@ -386,14 +386,16 @@ impl Compiled {
     }
 
     /// The nodes (one bit each) whose peers may differ from those in `old` (a compile of the
-    /// same node table), the changed items given: see [`PeerIndex::flipped`]; `autogroup:self`
+    /// same node table), the changed items given: see [`PeerIndex::flips`]; `autogroup:self`
     /// peers aside ([`Compiled::self_alike`]).
-    pub(crate) fn peers_flipped(
+    /// With them, the peers each node gained and lost ([`crate::peers::PeerIndex::flips`])
+    /// when few groups of nodes were compared.
+    pub(crate) fn peers_flips(
         &self,
         old: &Compiled,
         changed: &crate::lower::ChangedItems,
-    ) -> Vec<u64> {
-        self.peers.flipped(&old.peers, changed)
+    ) -> (Vec<u64>, Option<crate::peers::Flips>) {
+        self.peers.flips(&old.peers, changed, true)
     }
 
     /// Lists every node's peer sets now ([`PeerIndex::prepare_membership`]), so that a later

@@ -919,6 +919,69 @@ impl Compiled {
         Some(peers)
     }
 
+    /// [`Compiled::patched_peers`] from the peers node `id` gained and lost through its
+    /// sets' reaches (`flips`, [`crate::peers::PeerIndex::flips`]), without building either
+    /// side's peers: O(the peers it gained and lost + compared groups), where a node's two
+    /// peer bit sets are 12.5 KB each on `large`. Its owner's devices that `autogroup:self`
+    /// pairs with it, and itself, are looked at alone (a device is in a side's peers when
+    /// paired so or in the side's reach, a test per set). `None` when the flips disagree.
+    pub(crate) fn patched_peers_flipped(
+        &self,
+        old: &Compiled,
+        id: NodeId,
+        bases: &[[u64; 4]],
+        before: u64,
+        flips: &crate::peers::Flips,
+    ) -> Option<u64> {
+        let len = self.table.len();
+        if len != old.table.len() {
+            return None;
+        }
+        let pairs = flips.of(id, len)?;
+        // Every device `autogroup:self` pairs with it, whatever the reach.
+        let mut own_now = self.peers.own_peers(&self.table, id, &[]);
+        let mut own_was = old.peers.own_peers(&old.table, id, &[]);
+        own_now.sort_unstable();
+        own_was.sort_unstable();
+        let alone = |p: NodeId| {
+            p == id || own_now.binary_search(&p).is_ok() || own_was.binary_search(&p).is_ok()
+        };
+        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
+        let mut peers = before;
+        let mut step = |p: NodeId, gained: bool| -> Option<()> {
+            let e = entry(p)?;
+            peers = match gained {
+                true => peers.wrapping_add(e),
+                false => peers.wrapping_sub(e),
+            };
+            Some(())
+        };
+        for (p, gained) in pairs {
+            if !alone(p) {
+                step(p, gained)?;
+            }
+        }
+        let mut apart: Vec<NodeId> = own_now.iter().chain(&own_was).copied().collect();
+        apart.sort_unstable();
+        apart.dedup();
+        if !apart.is_empty() {
+            let (now_sets, was_sets) = (self.peers.member_of(id), old.peers.member_of(id));
+            for p in apart.into_iter().filter(|&p| p != id && p.index() < len) {
+                let now = own_now.binary_search(&p).is_ok() || self.peers.reaches(&now_sets, p);
+                let was = own_was.binary_search(&p).is_ok() || old.peers.reaches(&was_sets, p);
+                if now != was {
+                    step(p, now)?;
+                }
+            }
+        }
+        debug_assert_eq!(
+            Some(peers),
+            self.patched_peers(old, id, bases, before),
+            "a peers' part patched from the flips differs from one patched alone"
+        );
+        Some(peers)
+    }
+
     /// The names of the servers of the routes that hold an address of `set` (sorted, each
     /// once).
     pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<std::sync::Arc<str>> {

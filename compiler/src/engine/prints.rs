@@ -128,7 +128,7 @@ pub(super) fn policy_fingerprints(
         return None;
     }
     // Every node's peer sets are listed on the second core while the first compares the
-    // two lowerings (it sat idle: `PeerIndex::flipped` and the nodes' peers read them next).
+    // two lowerings (it sat idle: `PeerIndex::flips` and the nodes' peers read them next).
     let ((touched, routes_alike), ()) = crate::par::join_if(
         crate::par::event_worth_threads(compiled.table().len()),
         || {
@@ -152,10 +152,12 @@ pub(super) fn policy_fingerprints(
     let by_node = &old.node_bases;
     // A node keeps the peers' part of its fingerprint when every route is shown as before and
     // it is on no side of a changed item, or its peers are the same bit for bit (compared
-    // on the smaller side of each changed item: `Compiled::peers_flipped`).
+    // on the smaller side of each changed item: `Compiled::peers_flips`).
     let mut peers_kept = vec![routes_alike; names.len()];
+    let mut flips = None;
     if routes_alike {
-        let flipped = compiled.peers_flipped(&old.compiled, &items.changed);
+        let (flipped, found) = compiled.peers_flips(&old.compiled, &items.changed);
+        flips = found;
         for &(_, node, flags) in &work {
             if flags & crate::diff::MAP_PEERS == 0 {
                 continue;
@@ -181,7 +183,7 @@ pub(super) fn policy_fingerprints(
         // Grouped by their peer sets here and before, when the peers' parts are patched: a
         // group's reaches are found once (`Compiled::patched_peers_grouped`).
         let mut part = part.to_vec();
-        if routes_alike {
+        if routes_alike && flips.is_none() {
             part.sort_by_cached_key(|&(_, node, _)| {
                 (
                     compiled.peer_sets_of(node).into_owned(),
@@ -213,13 +215,20 @@ pub(super) fn policy_fingerprints(
                 // patched by the peers gained and lost, the rules' parts recomputed.
                 let mut fp = old.fingerprints.get(node.index()).copied()?;
                 if !kept {
-                    fp.peers = compiled.patched_peers_grouped(
-                        &old.compiled,
-                        node,
-                        by_node,
-                        fp.peers,
-                        &mut group,
-                    )?;
+                    fp.peers = match &flips {
+                        Some(flips) => compiled
+                            .patched_peers_flipped(&old.compiled, node, by_node, fp.peers, flips)
+                            .or_else(|| {
+                                compiled.patched_peers(&old.compiled, node, by_node, fp.peers)
+                            }),
+                        None => compiled.patched_peers_grouped(
+                            &old.compiled,
+                            node,
+                            by_node,
+                            fp.peers,
+                            &mut group,
+                        ),
+                    }?;
                 }
                 let mut same = false;
                 if ssh {
