@@ -215,19 +215,32 @@ pub(super) fn policy_fingerprints(
                 // patched by the peers gained and lost, the rules' parts recomputed.
                 let mut fp = old.fingerprints.get(node.index()).copied()?;
                 if !kept {
-                    fp.peers = match &flips {
-                        Some(flips) => compiled
-                            .patched_peers_flipped(&old.compiled, node, by_node, fp.peers, flips)
-                            .or_else(|| {
-                                compiled.patched_peers(&old.compiled, node, by_node, fp.peers)
-                            }),
-                        None => compiled.patched_peers_grouped(
+                    let grouped = |group: &mut Option<_>| {
+                        compiled.patched_peers_grouped(
                             &old.compiled,
                             node,
                             by_node,
                             fp.peers,
-                            &mut group,
-                        ),
+                            group,
+                        )
+                    };
+                    fp.peers = match &flips {
+                        Some(flips) => {
+                            let patched = compiled
+                                .patched_peers_flipped(
+                                    &old.compiled,
+                                    node,
+                                    by_node,
+                                    fp.peers,
+                                    flips,
+                                )
+                                .or_else(|| grouped(&mut group));
+                            // The fallback past `MAX_FLIP_GROUPS` (which small tailnets never
+                            // reach) checked on every node here, against the flips.
+                            debug_assert_eq!(patched, grouped(&mut group));
+                            patched
+                        }
+                        None => grouped(&mut group),
                     }?;
                 }
                 let mut same = false;
