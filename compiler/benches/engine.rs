@@ -480,56 +480,40 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
         .unwrap();
     peak_after("service_batch/large");
     let original = loaded.engine.policy().clone();
-    let rule = format!(
-        "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{}:8443\"]}},",
-        other_tags[0]
-    );
+    // The workload's policy with `autogroup:member` given `tag`'s port 8443 at the top.
+    let with_rule = |tag: &str| {
+        let rule = format!(
+            "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{tag}:8443\"]}},"
+        );
+        parse(
+            &loaded.policy_text.replacen("\"acls\": [", &rule, 1),
+            &loaded.inventory,
+        )
+    };
     // The same rule for the servers of the tag fewest nodes carry (57 on `large`, where the
     // rule below names the 6,082 of the most common): it reaches few nodes' lists, so the
     // event remaps the per-node index (its arrays kept, read through a map of item numbers)
     // where the rule below, reaching lists that hold most entries, renumbers every list.
-    let narrow = parse(
-        &loaded.policy_text.replacen(
-            "\"acls\": [",
-            &format!(
-                "\"acls\": [{{\"action\": \"accept\", \"src\": [\"autogroup:member\"], \"dst\": [\"{rare}:8443\"]}},"
-            ),
-            1,
-        ),
-        &loaded.inventory,
+    // One parsed policy beside the engine's at a time (the harness's share of the peak).
+    let narrow = with_rule(&rare);
+    policy_edits(
+        &mut group,
+        "policy_add_tag_rule",
+        &mut loaded.engine,
+        &original,
+        &narrow,
     );
-    let mut next = 0;
-    group.bench_function(BenchmarkId::new("policy_add_tag_rule", "large"), |b| {
-        b.iter_custom(|iters| {
-            timed(&mut loaded.engine, iters, &mut next, |_, i| {
-                Event::ReplacePolicy(if i % 2 == 1 {
-                    narrow.clone()
-                } else {
-                    original.clone()
-                })
-            })
-        })
-    });
     let _ = loaded.engine.apply(Event::ReplacePolicy(original.clone()));
     peak_after("policy_add_tag_rule/large");
-    // One parsed policy beside the engine's at a time (the harness's share of the peak).
     drop(narrow);
-    let added = parse(
-        &loaded.policy_text.replacen("\"acls\": [", &rule, 1),
-        &loaded.inventory,
+    let added = with_rule(&other_tags[0]);
+    policy_edits(
+        &mut group,
+        "policy_add_rule",
+        &mut loaded.engine,
+        &original,
+        &added,
     );
-    let mut next = 0;
-    group.bench_function(BenchmarkId::new("policy_add_rule", "large"), |b| {
-        b.iter_custom(|iters| {
-            timed(&mut loaded.engine, iters, &mut next, |_, i| {
-                Event::ReplacePolicy(if i % 2 == 1 {
-                    added.clone()
-                } else {
-                    original.clone()
-                })
-            })
-        })
-    });
     peak_after("policy_add_rule/large");
     // The map again after the runs (the workload's own policy restored): the heap the events
     // left behind makes the same map slower with the system allocator.
@@ -541,6 +525,27 @@ fn large_events(c: &mut Criterion, loaded: &mut Loaded) {
     });
     group.finish();
     eprintln!("large: peak RSS after the runs: {} MiB", peak_rss_mib());
+}
+
+/// `engine/<name>/large`: the policy replaced by `edited`, then back by `original`, in turn.
+fn policy_edits(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    engine: &mut Engine,
+    original: &Arc<Policy>,
+    edited: &Arc<Policy>,
+) {
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new(name, "large"), |b| {
+        b.iter_custom(|iters| {
+            timed(engine, iters, &mut next, |_, i| {
+                Event::ReplacePolicy(match i % 2 {
+                    1 => edited.clone(),
+                    _ => original.clone(),
+                })
+            })
+        })
+    });
 }
 
 /// A user's device: the first node (by id) with an owner.

@@ -87,12 +87,8 @@ impl<'a, E: Entry> List<'a, E> {
     }
 
     /// True when both are the same memory read through the same map.
-    fn same_memory<F>(self, other: List<'_, F>) -> bool {
-        std::ptr::eq(
-            self.entries.as_ptr().cast::<u8>(),
-            other.entries.as_ptr().cast::<u8>(),
-        ) && self.entries.len() == other.entries.len()
-            && std::mem::size_of::<E>() == std::mem::size_of::<F>()
+    fn same_memory(self, other: List<'_, E>) -> bool {
+        std::ptr::eq(self.entries, other.entries)
             && match (self.map, other.map) {
                 (None, None) => true,
                 (Some(a), Some(b)) => std::ptr::eq(a, b),
@@ -331,14 +327,7 @@ impl<E: Entry> PerNode<E> {
         {
             return None;
         }
-        let monotone = to_new
-            .iter()
-            .filter(|&&j| j != u32::MAX)
-            .try_fold(None, |last: Option<u32>, &j| match last {
-                Some(l) if l >= j => Err(()),
-                _ => Ok(Some(j)),
-            })
-            .is_ok();
+        let monotone = keeps_order(to_new);
         // Every entry written fits `F` (`list_of`'s are checked as they come).
         let fits = |j: u32| j == u32::MAX || F::from_u32(j).is_some();
         if !to_new.iter().all(|&j| fits(j)) || !added.iter().all(|&(_, i)| fits(i)) {
@@ -469,12 +458,12 @@ impl<E: Entry> PerNode<E> {
         {
             return None;
         }
-        let mut last = None;
-        for &j in to_new.iter().filter(|&&j| j != u32::MAX) {
-            if last.is_some_and(|l| l >= j) || E::from_u32(j).is_none() {
-                return None;
-            }
-            last = Some(j);
+        if !keeps_order(to_new)
+            || !to_new
+                .iter()
+                .all(|&j| j == u32::MAX || E::from_u32(j).is_some())
+        {
+            return None;
         }
         // The lists to write: declined before writing when the lists no node would use any
         // more (those they replace, and those earlier patches left) would be an eighth of
@@ -726,6 +715,19 @@ impl PartialEq for Items<'_> {
             (a, b) => a.iter().eq(b.iter()),
         }
     }
+}
+
+/// True when a renumbering (`u32::MAX`: gone) keeps the order of the items it keeps, so a
+/// list renumbered entry for entry stays ascending.
+fn keeps_order(to_new: &[u32]) -> bool {
+    to_new
+        .iter()
+        .filter(|&&j| j != u32::MAX)
+        .try_fold(None, |last: Option<u32>, &j| match last {
+            Some(l) if l >= j => Err(()),
+            _ => Ok(Some(j)),
+        })
+        .is_ok()
 }
 
 /// True when every index up to `last` fits a `u16`.

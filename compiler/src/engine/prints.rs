@@ -182,9 +182,9 @@ pub(super) fn policy_fingerprints(
         let mut cache = HashCache::default();
         // Grouped by their peer sets here and before, when the peers' parts are patched: a
         // group's reaches are found once (`Compiled::patched_peers_grouped`).
-        let mut part = part.to_vec();
+        let mut part = std::borrow::Cow::Borrowed(part);
         if routes_alike && flips.is_none() {
-            part.sort_by_cached_key(|&(_, node, _)| {
+            part.to_mut().sort_by_cached_key(|&(_, node, _)| {
                 (
                     compiled.peer_sets_of(node).into_owned(),
                     old.compiled.peer_sets_of(node).into_owned(),
