@@ -287,7 +287,7 @@ mod tests {
     use super::*;
     use crate::compiled::{compile_with_options, CompileOptions};
 
-    fn strs(list: &[std::sync::Arc<str>]) -> Vec<&str> {
+    fn strs(list: &[crate::Text]) -> Vec<&str> {
         list.iter().map(|s| &**s).collect()
     }
 

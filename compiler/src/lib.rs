@@ -57,4 +57,6 @@ pub use policytest::{check_test_shapes, run_tests, TestReport};
 /// The node-side matcher, its own crate (`aclc-matcher`) so a node that only enforces filters
 /// needs nothing of the policy language; re-exported for callers of the compiler.
 pub use aclc_matcher as matcher;
+/// A shared address or name text, one pointer wide ([`aclc_matcher::wire::Text`]).
+pub use aclc_matcher::wire::Text;
 pub use aclc_matcher::{Matcher, ReferenceMatcher};

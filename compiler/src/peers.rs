@@ -24,6 +24,7 @@ use crate::lower::{Body, Item, Lowered, Reach};
 use crate::nodes::{NodeId, NodeTable};
 use crate::resolve::Target;
 use crate::routes::RouteTable;
+use crate::Text;
 
 mod routes;
 mod sets;
@@ -141,7 +142,7 @@ impl Flips {
 }
 
 /// [`PeerIndex::route_signature`]: visible, direct, and the `via` rules.
-pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Arc<str>]>)>);
+pub(crate) type RouteSignature = (Vec<u64>, Vec<u64>, Vec<(Vec<u64>, Arc<[Text]>)>);
 
 impl PeerIndex {
     /// Build the index of a lowered policy. The sets' nodes are found on every core (then

@@ -9,6 +9,7 @@ use aclc_policy::model::{Alias, Autogroup, HostAddress, Policy, PolicyIndex, Sel
 use crate::addrset::{net_wire, AddrSet, INTERNET_WIRE};
 use crate::inventory::Role;
 use crate::nodes::{NodeId, NodeInfo, NodeTable, UserId};
+use crate::Text;
 
 /// What a selector stands for. Equality and hashing are by content (node ids are positions
 /// in the node table, so they compare across compiles of the same inventory).
@@ -75,7 +76,7 @@ pub(crate) struct Literal {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Piece {
     /// How `SrcIPs` and `DstPorts` spell it: bare address, CIDR or `first-last`.
-    pub(crate) text: Arc<str>,
+    pub(crate) text: Text,
     /// Its addresses.
     pub(crate) set: AddrSet,
     /// True when it lies inside `autogroup:internet`: exit nodes then carry its traffic.
@@ -86,7 +87,7 @@ impl Literal {
     fn single(text: String, set: AddrSet, internet: &AddrSet) -> Literal {
         Literal {
             pieces: vec![Piece {
-                text: Arc::from(text),
+                text: Text::from(text),
                 public: set.is_subset_of(internet),
                 set: set.clone(),
             }],
@@ -102,7 +103,7 @@ impl Literal {
             .filter_map(|text| {
                 let piece = crate::addrset::parse_wire(&text)?;
                 Some(Piece {
-                    text: Arc::from(text),
+                    text: Text::from(text),
                     public: piece.is_subset_of(internet),
                     set: piece,
                 })

@@ -2,11 +2,13 @@
 //! as serde types that round-trip; the packet filter types come from `aclc-matcher`, the node
 //! side, and are re-exported here.
 //!
-//! Strings are `Arc<str>` so a compiled policy can hand the same address strings and source
+//! Strings are `Text` so a compiled policy can hand the same address strings and source
 //! lists to every node without copying them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use crate::Text;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,14 +76,15 @@ fn null_env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<[St
 /// fields does. Tailscale's control plane names devices by address (`nodeIP`), which is what
 /// aclc emits; the other forms are read and written back unchanged.
 ///
-/// 24 bytes: the address inline, the rarer fields behind one pointer. A lowered policy holds
-/// millions of principals (every source address of every SSH rule); with every field inline
-/// (80 bytes each) they were a sixth of the engine's memory on `large` (71 MB of principal
-/// lists), and a batch of node events copied those lists whole.
+/// 16 bytes: the address inline (a [`Text`], one pointer), the rarer fields behind one more
+/// pointer. A lowered policy holds millions of principals (every source address of every SSH
+/// rule); with every field inline (80 bytes each) they were a sixth of the engine's memory on
+/// `large` (71 MB of principal lists), and a batch of node events copied those lists whole.
+/// With the address an `Arc<str>` (two pointers) they were 24 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(from = "PrincipalFields")]
 pub struct SshPrincipal {
-    node_ip: Option<Arc<str>>,
+    node_ip: Option<Text>,
     other: Option<Box<OtherFields>>,
 }
 
@@ -89,8 +92,8 @@ pub struct SshPrincipal {
 /// elsewhere (aclc writes `nodeIP` alone).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 struct OtherFields {
-    node: Option<Arc<str>>,
-    user_login: Option<Arc<str>>,
+    node: Option<Text>,
+    user_login: Option<Text>,
     any: bool,
     pub_keys: Vec<String>,
 }
@@ -99,11 +102,11 @@ struct OtherFields {
 #[derive(Deserialize)]
 struct PrincipalFields {
     #[serde(default)]
-    node: Option<Arc<str>>,
+    node: Option<Text>,
     #[serde(rename = "nodeIP", default)]
-    node_ip: Option<Arc<str>>,
+    node_ip: Option<Text>,
     #[serde(rename = "userLogin", default)]
-    user_login: Option<Arc<str>>,
+    user_login: Option<Text>,
     #[serde(default)]
     any: bool,
     #[serde(rename = "pubKeys", default)]
@@ -173,7 +176,7 @@ impl Ord for SshPrincipal {
 
 impl SshPrincipal {
     /// The principal naming a device by one of its addresses.
-    pub fn from_node_ip(ip: Arc<str>) -> SshPrincipal {
+    pub fn from_node_ip(ip: Text) -> SshPrincipal {
         SshPrincipal {
             node_ip: Some(ip),
             other: None,
@@ -182,9 +185,9 @@ impl SshPrincipal {
 
     /// A principal with every wire field given.
     pub fn new(
-        node: Option<Arc<str>>,
-        node_ip: Option<Arc<str>>,
-        user_login: Option<Arc<str>>,
+        node: Option<Text>,
+        node_ip: Option<Text>,
+        user_login: Option<Text>,
         any: bool,
         pub_keys: Vec<String>,
     ) -> SshPrincipal {
@@ -386,7 +389,7 @@ pub struct NodeOutput {
     /// Visible peers by name (names shared with the compiled policy: a map holds tens of
     /// thousands of peers, so none is copied).
     #[serde(default)]
-    pub peers: BTreeMap<std::sync::Arc<str>, PeerOutput>,
+    pub peers: BTreeMap<Text, PeerOutput>,
 }
 
 /// How a node sees one peer.
@@ -396,10 +399,10 @@ pub struct PeerOutput {
     /// node, exit routes.
     /// (Shared strings: the peer's own addresses are the compiled policy's.)
     #[serde(default)]
-    pub allowed_ips: Vec<std::sync::Arc<str>>,
+    pub allowed_ips: Vec<Text>,
     /// The subnet routes among `allowed_ips`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_routes: Vec<std::sync::Arc<str>>,
+    pub primary_routes: Vec<Text>,
     /// The peer's capability map as sent to this node, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_map: Option<CapMap>,
@@ -441,17 +444,17 @@ mod tests {
         );
         let plain: SshPrincipal =
             serde_json::from_str(r#"{"nodeIP":"100.64.0.1","any":false,"pubKeys":[]}"#).unwrap();
-        assert_eq!(plain, SshPrincipal::from_node_ip(Arc::from("100.64.0.1")));
+        assert_eq!(plain, SshPrincipal::from_node_ip(Text::from("100.64.0.1")));
         assert_eq!(
             serde_json::to_string(&plain).unwrap(),
             r#"{"nodeIP":"100.64.0.1"}"#
         );
         // Ordered field by field in wire order, as the derived order of the full form was.
-        let login = SshPrincipal::new(None, None, Some(Arc::from("a@b.c")), false, Vec::new());
-        let node = SshPrincipal::new(Some(Arc::from("n1")), None, None, false, Vec::new());
+        let login = SshPrincipal::new(None, None, Some(Text::from("a@b.c")), false, Vec::new());
+        let node = SshPrincipal::new(Some(Text::from("n1")), None, None, false, Vec::new());
         assert!(login < plain && plain < node);
         // The size the lowered lists are measured in (ARCHITECTURE.md, "Decisions").
-        assert_eq!(std::mem::size_of::<SshPrincipal>(), 24);
+        assert_eq!(std::mem::size_of::<SshPrincipal>(), 16);
     }
 
     #[test]
@@ -502,7 +505,7 @@ mod tests {
     fn emitted_ssh_rule_is_minimal() {
         let rule = SshRule {
             rule_expires: None,
-            principals: Arc::from(vec![SshPrincipal::from_node_ip(Arc::from("100.64.0.1"))]),
+            principals: Arc::from(vec![SshPrincipal::from_node_ip(Text::from("100.64.0.1"))]),
             ssh_users: Arc::new(BTreeMap::from([("root".to_string(), "root".to_string())])),
             action: SshAction::accept(),
             accept_env: Arc::from(Vec::new()),

@@ -3,16 +3,21 @@
 //! The control server side (`aclc-compiler`) writes them; a node reads them back, or hands the
 //! JSON straight to [`crate::Matcher::from_json`].
 //!
-//! Strings are `Arc<str>` so a compiler can hand the same address strings and source lists to
-//! every node without copying them.
+//! Strings are [`Text`] (shared, one pointer wide) so a compiler can hand the same address
+//! strings and source lists to every node without copying them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// A shared string: one pointer (a reference count and the length sit before the bytes), where
+/// `Arc<str>` is two. A compiler holds millions of these in its `SrcIPs` lists and SSH
+/// principals (one per source address per list), so the width halves those lists.
+pub type Text = arcstr::ArcStr;
+
 /// A list of shared strings, e.g. the `SrcIPs` of a rule, shared by every node that gets it.
-pub type Strings = Arc<[Arc<str>]>;
+pub type Strings = Arc<[Text]>;
 
 /// A capability map: capability name -> JSON values (`null` for the companion capabilities).
 pub type CapMap = BTreeMap<String, serde_json::Value>;
@@ -76,7 +81,7 @@ where
 pub struct NetPortRange {
     /// Bare IP, CIDR, `first-last` range or `*`.
     #[serde(rename = "IP")]
-    pub ip: Arc<str>,
+    pub ip: Text,
     /// Deprecated prefix length of `IP`; a client refuses a filter that still carries it.
     /// Never written by aclc.
     #[serde(rename = "Bits", default, skip_serializing_if = "Option::is_none")]
@@ -104,7 +109,7 @@ pub struct Ports {
 pub struct CapGrant {
     /// Destination prefixes (`a/32`, `a/128`, or a route prefix).
     #[serde(rename = "Dsts")]
-    pub dsts: Vec<Arc<str>>,
+    pub dsts: Vec<Text>,
     /// Legacy capability names without values (`tailcfg.PeerCapability`, before `CapMap`).
     #[serde(
         rename = "Caps",
@@ -128,13 +133,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_text_is_one_pointer_wide() {
+        // What the compiler's `SrcIPs` lists are measured in (ARCHITECTURE.md, "Decisions").
+        assert_eq!(std::mem::size_of::<Text>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Option<Text>>(),
+            std::mem::size_of::<usize>()
+        );
+        let text = Text::from("100.64.0.1");
+        assert_eq!(serde_json::to_string(&text).unwrap(), r#""100.64.0.1""#);
+        assert_eq!(
+            serde_json::from_str::<Text>(r#""100.64.0.1""#).unwrap(),
+            text
+        );
+    }
+
+    #[test]
     fn filter_rule_json_matches_tailscale() {
         let rule = FilterRule {
             src_bits: Vec::new(),
-            src_ips: Arc::from(vec![Arc::from("100.64.0.1")]),
+            src_ips: Arc::from(vec![Text::from("100.64.0.1")]),
             dst_ports: vec![NetPortRange {
                 bits: None,
-                ip: Arc::from("*"),
+                ip: Text::from("*"),
                 ports: Ports {
                     first: 0,
                     last: 65535,

@@ -2,6 +2,7 @@
 //! own routes), so the engine's change set compares hashes, not maps.
 
 use super::*;
+use crate::Text;
 
 /// Hashes of the parts of what one node receives, so that two compiles can be compared node
 /// by node without building either's wire form (the engine's change sets).
@@ -416,10 +417,7 @@ impl Compiled {
     /// item whose sources are exactly its owner's devices, so a list that becomes (or stops
     /// being) equal to a user's devices moves that user's self rule, wherever the list's
     /// item reaches.
-    pub(crate) fn self_claimants(
-        &self,
-        moves: &crate::lower::SourceMoves,
-    ) -> Vec<std::sync::Arc<str>> {
+    pub(crate) fn self_claimants(&self, moves: &crate::lower::SourceMoves) -> Vec<Text> {
         if !self.lowered.has_self_items() {
             return Vec::new();
         }
@@ -465,7 +463,7 @@ impl Compiled {
     }
 
     /// The name of node `id`.
-    pub(crate) fn name_of(&self, id: NodeId) -> Option<&std::sync::Arc<str>> {
+    pub(crate) fn name_of(&self, id: NodeId) -> Option<&Text> {
         self.table.get(id).map(|n| &n.name)
     }
 
@@ -984,8 +982,8 @@ impl Compiled {
 
     /// The names of the servers of the routes that hold an address of `set` (sorted, each
     /// once).
-    pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<std::sync::Arc<str>> {
-        let mut out: Vec<std::sync::Arc<str>> = routes_over(&self.routes, set)
+    pub(crate) fn servers_over(&self, set: &crate::addrset::AddrSet) -> Vec<Text> {
+        let mut out: Vec<Text> = routes_over(&self.routes, set)
             .flat_map(|entry| entry.servers.iter())
             .filter_map(|&s| self.table.get(s).map(|n| n.name.clone()))
             .collect();
@@ -998,7 +996,7 @@ impl Compiled {
     /// included), sorted. Each distinct route's servers are listed once: the hosts of one
     /// Service all serve its addresses, and listing each host's routes' servers was
     /// O(hosts²).
-    pub(crate) fn route_servers(&self, names: &[&std::sync::Arc<str>]) -> Vec<std::sync::Arc<str>> {
+    pub(crate) fn route_servers(&self, names: &[&Text]) -> Vec<Text> {
         let nodes: Vec<&crate::nodes::NodeInfo> = names
             .iter()
             .filter_map(|name| self.table.id(name).and_then(|id| self.table.get(id)))
@@ -1006,7 +1004,7 @@ impl Compiled {
         let mut routes: Vec<&ipnet::IpNet> = nodes.iter().flat_map(|n| &n.subnet_routes).collect();
         routes.sort_unstable();
         routes.dedup();
-        let mut out: Vec<std::sync::Arc<str>> = routes
+        let mut out: Vec<Text> = routes
             .into_iter()
             .filter_map(|net| self.routes.get(net))
             .flat_map(|(_, entry)| entry.servers.iter())
@@ -1072,7 +1070,7 @@ impl Compiled {
     pub(crate) fn fingerprints_sharing(
         &self,
         sets: &[u32],
-        nodes: &[(NodeId, &Arc<str>)],
+        nodes: &[(NodeId, &Text)],
         bases: &[[u64; 4]],
         routers: &RouterRoutes,
         cache: &mut HashCache,

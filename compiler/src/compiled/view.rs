@@ -2,6 +2,7 @@
 //! on demand from the structures the compile shares between nodes.
 
 use super::*;
+use crate::Text;
 
 /// What one node receives. Borrowed from the [`Compiled`] it came from; peers are kept as a
 /// set and detailed ([`PeerView`]) only when iterated.
@@ -186,8 +187,8 @@ impl PeerView<'_> {
     pub fn to_wire(&self) -> PeerOutput {
         // The same strings as `allowed_ips()` spelled out, without formatting the peer's own
         // addresses again (a map holds tens of thousands of peers).
-        let text = |net: &IpNet| std::sync::Arc::<str>::from(net.to_string());
-        let mut allowed_ips: Vec<std::sync::Arc<str>> = self
+        let text = |net: &IpNet| Text::from(net.to_string());
+        let mut allowed_ips: Vec<Text> = self
             .node
             .addrs()
             .zip(self.node.hosts.iter())

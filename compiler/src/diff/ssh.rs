@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::network::{merge_runs, AddrTable};
 use crate::wire::{SshPrincipal, SshRule};
+use crate::Text;
 
 /// What a login gets: the local user and the action (`accept` or `check`), and the rule
 /// (index in the policy's `ssh` list) that decided.
@@ -17,7 +18,7 @@ pub(crate) struct Outcome {
     pub(crate) local_user: String,
     pub(crate) action: &'static str,
     /// The session's terms ([`terms`]): empty for a plain session.
-    pub(crate) terms: Arc<str>,
+    pub(crate) terms: Text,
     pub(crate) rule: usize,
 }
 
@@ -26,7 +27,7 @@ pub(crate) struct Outcome {
 /// said: every admitting rule allows it). A policy
 /// change that drops `recorder` or `enforceRecorder`, or widens `acceptEnv`, changes no
 /// login's local user or action, and the diff said "access unchanged" (`--exit-code` 0).
-fn terms(rule: &SshRule) -> Arc<str> {
+fn terms(rule: &SshRule) -> Text {
     let action = &rule.action;
     let mut parts: Vec<String> = Vec::new();
     if !action.recorders.is_empty() {
@@ -48,7 +49,7 @@ fn terms(rule: &SshRule) -> Arc<str> {
             action.session_duration / 1_000_000_000
         ));
     }
-    Arc::from(parts.join(", "))
+    Text::from(parts.join(", "))
 }
 
 /// One change on one node: sources (runs of address positions) that gained or lost an
@@ -70,7 +71,7 @@ struct Placed<'a> {
     runs: Rc<Vec<(u32, u32)>>,
     /// The session's [`terms`], written with the signature's rest, once per rule on a node
     /// whose rules changed (not per login decided).
-    terms: Arc<str>,
+    terms: Text,
 }
 
 /// The local user a refusing rule stands for as [`Decided::star`]: any non-empty text (its
@@ -261,7 +262,7 @@ impl SshPlacements {
             policy_index,
             sig: (pid, uid, String::new()),
             runs,
-            terms: Arc::from(""),
+            terms: Text::from(""),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! them: the inventory and node table patched, the compile lent the previous one's parts.
 
 use super::*;
+use crate::Text;
 
 impl Inputs {
     pub(super) fn undo(&mut self, undo: Vec<Undo>) {
@@ -198,7 +199,7 @@ impl Inputs {
         names::NodeNames::new(
             self.nodes
                 .values()
-                .map(|n| (n.id, Arc::from(n.name.as_str()))),
+                .map(|n| (n.id, Text::from(n.name.as_str()))),
         )
     }
 
@@ -216,10 +217,10 @@ impl Inputs {
         {
             return old.names.clone();
         }
-        let present: Vec<(u64, Arc<str>)> = narrow
+        let present: Vec<(u64, Text)> = narrow
             .nodes
             .iter()
-            .filter_map(|(id, _)| Some((*id, Arc::from(now(id)?))))
+            .filter_map(|(id, _)| Some((*id, Text::from(now(id)?))))
             .collect();
         old.names.patched(&narrow.nodes, &present)
     }

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-type Ids = crate::hash::Map<Arc<str>, u64>;
+use crate::Text;
+
+type Ids = crate::hash::Map<Text, u64>;
 
 /// The overlay is folded in past this many entries or a sixteenth of the nodes.
 const FOLD_AT: usize = 256;
@@ -16,18 +18,18 @@ const FOLD_AT: usize = 256;
 /// Every node's name by stable id, and its stable id by name. Cheap to clone (shared maps).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NodeNames {
-    names: Arc<BTreeMap<u64, Arc<str>>>,
+    names: Arc<BTreeMap<u64, Text>>,
     ids: Arc<Ids>,
     /// Names changed since the base maps: `None` for a removed node.
-    names_over: Arc<BTreeMap<u64, Option<Arc<str>>>>,
-    ids_over: Arc<crate::hash::Map<Arc<str>, Option<u64>>>,
+    names_over: Arc<BTreeMap<u64, Option<Text>>>,
+    ids_over: Arc<crate::hash::Map<Text, Option<u64>>>,
     len: usize,
 }
 
 impl NodeNames {
     /// The maps of `pairs` (stable id, name), each id and each name once.
-    pub(crate) fn new(pairs: impl IntoIterator<Item = (u64, Arc<str>)>) -> NodeNames {
-        let names: BTreeMap<u64, Arc<str>> = pairs.into_iter().collect();
+    pub(crate) fn new(pairs: impl IntoIterator<Item = (u64, Text)>) -> NodeNames {
+        let names: BTreeMap<u64, Text> = pairs.into_iter().collect();
         let ids: Ids = names.iter().map(|(&id, name)| (name.clone(), id)).collect();
         NodeNames {
             len: names.len(),
@@ -44,7 +46,7 @@ impl NodeNames {
     }
 
     /// The name of node `id`.
-    pub(crate) fn name(&self, id: u64) -> Option<&Arc<str>> {
+    pub(crate) fn name(&self, id: u64) -> Option<&Text> {
         match self.names_over.get(&id) {
             Some(over) => over.as_ref(),
             None => self.names.get(&id),
@@ -65,7 +67,7 @@ impl NodeNames {
     }
 
     /// Every node, by ascending stable id, with its name.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &Arc<str>)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &Text)> + '_ {
         let mut base = self.names.iter().peekable();
         let mut over = self.names_over.iter().peekable();
         std::iter::from_fn(move || loop {
@@ -105,7 +107,7 @@ impl NodeNames {
     pub(crate) fn patched(
         &self,
         changed: &[(u64, Option<String>)],
-        now: &[(u64, Arc<str>)],
+        now: &[(u64, Text)],
     ) -> NodeNames {
         let mut names_over = BTreeMap::clone(&self.names_over);
         let mut ids_over = crate::hash::Map::clone(&self.ids_over);
@@ -116,7 +118,7 @@ impl NodeNames {
             }
             if let Some(before) = before {
                 if self.id(before) == Some(*id) {
-                    ids_over.insert(Arc::from(before.as_str()), None);
+                    ids_over.insert(Text::from(before.as_str()), None);
                 }
             }
         }
@@ -139,7 +141,7 @@ impl NodeNames {
             len,
         };
         if patched.names_over.len() > FOLD_AT.max(patched.len / 16) {
-            let pairs: Vec<(u64, Arc<str>)> = patched
+            let pairs: Vec<(u64, Text)> = patched
                 .iter()
                 .map(|(id, name)| (id, name.clone()))
                 .collect();
@@ -167,9 +169,9 @@ mod tests {
                 0..120,
             ),
         ) {
-            let name = |n: u8| -> Arc<str> { Arc::from(format!("node-{n}")) };
+            let name = |n: u8| -> Text { Text::from(format!("node-{n}")) };
             // A plain map, names unique: a name taken by one id is dropped from any other.
-            let mut plain: BTreeMap<u64, Arc<str>> = BTreeMap::new();
+            let mut plain: BTreeMap<u64, Text> = BTreeMap::new();
             for (&id, &n) in &start {
                 if !plain.values().any(|v| *v == name(n)) {
                     plain.insert(id, name(n));
@@ -185,7 +187,7 @@ mod tests {
                         next.remove(&id);
                     }
                 }
-                let mut now: Vec<(u64, Arc<str>)> = Vec::new();
+                let mut now: Vec<(u64, Text)> = Vec::new();
                 for &(id, n) in &event {
                     let Some(n) = n else { continue };
                     let taken = next.values().any(|v| *v == name(n));
@@ -198,9 +200,9 @@ mod tests {
                 maps = maps.patched(&changed, &now);
                 plain = next;
                 prop_assert_eq!(maps.len(), plain.len());
-                let listed: Vec<(u64, Arc<str>)> =
+                let listed: Vec<(u64, Text)> =
                     maps.iter().map(|(i, n)| (i, n.clone())).collect();
-                let expected: Vec<(u64, Arc<str>)> =
+                let expected: Vec<(u64, Text)> =
                     plain.iter().map(|(&i, n)| (i, n.clone())).collect();
                 prop_assert_eq!(listed, expected);
                 for id in 0..400u64 {
@@ -217,8 +219,8 @@ mod tests {
 
     #[test]
     fn a_rename_and_a_swap() {
-        let a: Arc<str> = Arc::from("a");
-        let b: Arc<str> = Arc::from("b");
+        let a: Text = Text::from("a");
+        let b: Text = Text::from("b");
         let maps = NodeNames::new([(1, a.clone()), (2, b.clone())]);
         let swapped = maps.patched(
             &[(1, Some("a".into())), (2, Some("b".into()))],

@@ -2,6 +2,7 @@
 //! ([`RouteNarrow`]): only the changed nodes, their dependents and their peers' entries.
 
 use super::*;
+use crate::Text;
 
 /// A change to nodes without routes (the policy unchanged): one node's record, or one
 /// user's (its devices' selectors moved).
@@ -20,7 +21,7 @@ impl Narrow<'_> {
         &self,
         compiled: &'c Compiled,
         ends: &[(u64, Option<NodeId>, Option<NodeId>)],
-    ) -> Option<Vec<(NodeId, NodeId, &'c Arc<str>)>> {
+    ) -> Option<Vec<(NodeId, NodeId, &'c Text)>> {
         let old = &self.old.compiled;
         let before: Vec<NodeId> = ends.iter().filter_map(|e| e.1).collect();
         let after: Vec<NodeId> = ends.iter().filter_map(|e| e.2).collect();
@@ -161,7 +162,7 @@ impl Narrow<'_> {
         let (mut patch, mut patched) = (vec![0u64; n], vec![0u64; words]);
         let column = |v: NodeId| usize::from(compiled.families_missing(v));
         let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
-        let mut present: Vec<(NodeId, &Arc<str>)> = Vec::new();
+        let mut present: Vec<(NodeId, &Text)> = Vec::new();
         let mut new_bases = Vec::new();
         // Puts a changed node's entry in its peers' sums, in new ids (`to` maps the ids of the
         // compile its peers were found in): taken away as it was (`add` false, the old
@@ -237,7 +238,7 @@ impl Narrow<'_> {
         // items. Filters: decided from the items where they can be; the rest assembled. When
         // the rules merge otherwise, the items are paired through their rules and the nodes
         // the regrouping reaches (`forced`) are decided from the items without a partner.
-        let in_full: Vec<(NodeId, &Arc<str>)> = present
+        let in_full: Vec<(NodeId, &Text)> = present
             .iter()
             .copied()
             .chain(servers.iter().map(|&(_, sv, name)| (sv, name)))
@@ -281,7 +282,7 @@ impl Narrow<'_> {
             }
         }
         // The changed nodes were fingerprinted in full.
-        let unchanged = |bits: &[u64]| -> Vec<(NodeId, &Arc<str>)> {
+        let unchanged = |bits: &[u64]| -> Vec<(NodeId, &Text)> {
             crate::bits::iter_bits(bits)
                 .filter(|&v| !crate::bits::bit(&full_bits, v))
                 .filter_map(|v| Some((v, compiled.name_of(v)?)))
@@ -488,7 +489,7 @@ impl RouteNarrow<'_> {
             return None;
         }
         // The nodes' names (the same before and after: a route event renames no node).
-        let route_nodes: Vec<&Arc<str>> = self
+        let route_nodes: Vec<&Text> = self
             .nodes
             .iter()
             .map(|&id| names.name(id))
@@ -505,7 +506,7 @@ impl RouteNarrow<'_> {
         let n = compiled.table().len();
         let to_new = compiled.ids_from(old);
         let (mut out, mut stale) = self.old.moved_prints(&to_new, n);
-        let mut all: Vec<(NodeId, &Arc<str>)> = Vec::with_capacity(servers.len());
+        let mut all: Vec<(NodeId, &Text)> = Vec::with_capacity(servers.len());
         let mut server_bases = Vec::with_capacity(servers.len());
         for &s in &servers {
             let s_name = names.name(s)?;

@@ -2,6 +2,7 @@
 //! patched from the previous snapshot's or decided from the changed rule items.
 
 use super::*;
+use crate::Text;
 
 /// A set of stable node ids.
 pub(super) type IdSet = crate::hash::Set<u64>;
@@ -34,7 +35,7 @@ impl Snapshot {
     /// The filter parts of the fingerprints of the nodes `nodes` (node ids of this snapshot)
     /// this snapshot left uncomputed, computed from its compile (on every core).
     pub(super) fn stale_filters(&self, nodes: &[NodeId]) -> Vec<(NodeId, u64)> {
-        let work: Vec<(NodeId, &Arc<str>)> = nodes
+        let work: Vec<(NodeId, &Text)> = nodes
             .iter()
             .filter(|&&v| crate::bits::bit(&self.stale, v))
             .filter_map(|&v| Some((v, self.compiled.name_of(v)?)))
@@ -141,7 +142,7 @@ pub(super) fn policy_fingerprints(
     );
     let (touched, items) = touched?;
     // In node id order (the same table: the fingerprints' order).
-    let work: Vec<(&Arc<str>, NodeId, u8)> = (0..compiled.table().len())
+    let work: Vec<(&Text, NodeId, u8)> = (0..compiled.table().len())
         .map(NodeId::new)
         .filter_map(|node| {
             let flags = touched.get(node.index()).copied().unwrap_or(u8::MAX);
@@ -178,7 +179,7 @@ pub(super) fn policy_fingerprints(
         was != now && compiled.ssh_unchanged(node, &old.compiled, node)
     };
     type Again = (NodeId, (Fingerprint, Filter, bool));
-    let again = |part: &[(&Arc<str>, NodeId, u8)]| -> Vec<Again> {
+    let again = |part: &[(&Text, NodeId, u8)]| -> Vec<Again> {
         let mut cache = HashCache::default();
         // Grouped by their peer sets here and before, when the peers' parts are patched: a
         // group's reaches are found once (`Compiled::patched_peers_grouped`).
@@ -317,13 +318,13 @@ pub(super) fn stable_by_node(compiled: &Compiled, names: &names::NodeNames) -> V
 }
 
 /// The ids of the nodes named in `list` (stable ids through `map`).
-pub(super) fn stable_ids(list: Vec<Arc<str>>, names: &names::NodeNames) -> IdSet {
+pub(super) fn stable_ids(list: Vec<Text>, names: &names::NodeNames) -> IdSet {
     list.iter().filter_map(|n| names.id(n)).collect()
 }
 
 /// A node whose filter part an event decides: its id in the new compile, its name, and its id
 /// in the old one, when known.
-pub(super) type ToDecide<'a> = (NodeId, &'a Arc<str>, Option<NodeId>);
+pub(super) type ToDecide<'a> = (NodeId, &'a Text, Option<NodeId>);
 
 /// The filter parts of `nodes` after an event, on every core: each node's verdict from the
 /// rule items (`moves`; without them every node is assembled), the nodes in `forced` (one bit
@@ -382,10 +383,10 @@ pub(super) fn decide_filters(
 
 /// One part of the fingerprints of nodes `nodes` (`part` of a node's name), on every core.
 pub(super) fn part_fingerprints(
-    nodes: &[(NodeId, &Arc<str>)],
+    nodes: &[(NodeId, &Text)],
     part: impl Fn(&str) -> Option<u64> + Sync,
 ) -> Vec<(NodeId, u64)> {
-    let work = |chunk: &[(NodeId, &Arc<str>)]| -> Vec<(NodeId, u64)> {
+    let work = |chunk: &[(NodeId, &Text)]| -> Vec<(NodeId, u64)> {
         chunk
             .iter()
             .filter_map(|&(v, name)| Some((v, part(name)?)))
@@ -424,7 +425,7 @@ const SPREAD_FROM: usize = 1024;
 pub(super) fn every_fingerprint(compiled: &Compiled) -> (Vec<Fingerprint>, Vec<[u64; 4]>) {
     let all = compiled.peer_bases();
     let n = compiled.table().len();
-    let nodes: Vec<(NodeId, &Arc<str>)> = (0..n)
+    let nodes: Vec<(NodeId, &Text)> = (0..n)
         .map(NodeId::new)
         .filter_map(|v| Some((v, compiled.name_of(v)?)))
         .collect();
@@ -438,7 +439,7 @@ pub(super) fn every_fingerprint(compiled: &Compiled) -> (Vec<Fingerprint>, Vec<[
 }
 
 /// A node id with its name.
-type Named<'a> = (NodeId, &'a Arc<str>);
+type Named<'a> = (NodeId, &'a Text);
 
 /// [`fingerprints`] of many nodes, those holding the same peer sets in one group whose
 /// shared peers are found and summed once ([`Compiled::fingerprints_sharing`]); the groups
@@ -479,10 +480,10 @@ fn grouped_fingerprints(
 /// every core.
 pub(super) fn fingerprints(
     compiled: &Compiled,
-    nodes: &[(NodeId, &Arc<str>)],
+    nodes: &[(NodeId, &Text)],
     bases: &[[u64; 4]],
 ) -> Vec<(NodeId, Fingerprint)> {
-    let work = |part: &[(NodeId, &Arc<str>)]| -> Vec<(NodeId, Fingerprint)> {
+    let work = |part: &[(NodeId, &Text)]| -> Vec<(NodeId, Fingerprint)> {
         let mut cache = HashCache::default();
         part.iter()
             .filter_map(|&(v, name)| Some((v, compiled.fingerprint(name, bases, &mut cache)?)))

@@ -31,6 +31,7 @@
 //! the batch to the every-node path, which decides on the end state alone.
 
 use super::*;
+use crate::Text;
 
 /// One node's change in a step: its id, its record before the step and after it (`None`:
 /// absent).
@@ -406,7 +407,7 @@ fn resolve_marks(
 ) -> Option<Vec<u64>> {
     let (old, new) = (&current.compiled, &last.compiled);
     let mut changed = vec![0u64; last.fingerprints.len().div_ceil(64)];
-    let names = |s: &Snapshot| -> Vec<Arc<str>> {
+    let names = |s: &Snapshot| -> Vec<Text> {
         ids.iter()
             .filter_map(|&id| s.names.name(id).cloned())
             .collect()

@@ -9,6 +9,7 @@ use super::{Body, Item, Lowered};
 use crate::nodes::{NodeId, NodeInfo, NodeTable};
 use crate::resolve::Target;
 use crate::wire::{CapGrant, FilterRule, NetPortRange, Ports, Strings};
+use crate::Text;
 
 /// The key rule merging uses: interned `SrcIPs` (or a per-node list) and `IPProto`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,8 +40,8 @@ enum Part<'a> {
 /// A network part's destination addresses: the node's own (the common case, borrowed), or
 /// others (`*`, literals, exit routes).
 pub(crate) enum Dsts<'a> {
-    Own(&'a [Arc<str>]),
-    Listed(Vec<Arc<str>>),
+    Own(&'a [Text]),
+    Listed(Vec<Text>),
     /// A spreading item's node list on an exit node of both families, the same on every
     /// one ([`SpreadCache`]).
     Shared(Arc<SpreadChunk>),
@@ -48,7 +49,7 @@ pub(crate) enum Dsts<'a> {
 
 impl Dsts<'_> {
     /// The addresses.
-    pub(crate) fn ips(&self) -> &[Arc<str>] {
+    pub(crate) fn ips(&self) -> &[Text] {
         match self {
             Dsts::Own(ips) => ips,
             Dsts::Listed(ips) => ips,
@@ -63,7 +64,7 @@ impl Dsts<'_> {
 pub(crate) struct SpreadChunk {
     /// The item.
     pub(crate) item: u32,
-    ips: Vec<Arc<str>>,
+    ips: Vec<Text>,
 }
 
 /// The [`SpreadChunk`]s of one compile, by item, listed when an exit node's filter first
@@ -82,7 +83,7 @@ pub(crate) struct SpreadCache {
 impl SpreadCache {
     /// Item `i`'s chunk, listed by `list` when it is not yet (outside the lock: two threads
     /// may list it both, and the first kept is the one every later caller gets).
-    fn chunk(&self, i: u32, list: impl FnOnce() -> Vec<Arc<str>>) -> Arc<SpreadChunk> {
+    fn chunk(&self, i: u32, list: impl FnOnce() -> Vec<Text>) -> Arc<SpreadChunk> {
         let known = |chunks: &crate::hash::Map<u32, Arc<SpreadChunk>>| chunks.get(&i).cloned();
         if let Some(chunk) = self.chunks.lock().ok().and_then(|c| known(&c)) {
             return chunk;
@@ -118,7 +119,7 @@ impl SpreadCache {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ExitKey {
     claims: Vec<u32>,
-    parts: Vec<(u32, Vec<Arc<str>>)>,
+    parts: Vec<(u32, Vec<Text>)>,
 }
 
 /// One rule of a node's packet filter, not yet in wire form ([`Lowered::filter_parts`]):
@@ -523,7 +524,7 @@ impl Lowered {
                 })
             }
             Body::Companion { caps, src_ips } => {
-                let mut dsts: Vec<Arc<str>> = Vec::new();
+                let mut dsts: Vec<Text> = Vec::new();
                 for target in item.src_targets.iter() {
                     for d in narrow(id, node, target) {
                         if !dsts.contains(&d) {
@@ -566,7 +567,7 @@ impl Lowered {
                     return None;
                 }
                 let owner = node.owner?;
-                let mut src: Vec<Arc<str>> = table
+                let mut src: Vec<Text> = table
                     .devices
                     .get(owner.index())?
                     .iter()
@@ -607,7 +608,7 @@ impl Lowered {
         (id, node): (NodeId, &NodeInfo),
         target: &Target,
         spread: bool,
-    ) -> Vec<Arc<str>> {
+    ) -> Vec<Text> {
         let spread = spread && self.spreads_on(node);
         // An exit node of both families keeps every address, each one's family not read.
         let every = node.exit_v4 && node.exit_v6;
@@ -715,7 +716,7 @@ fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece, spread: bool) -> boo
         || ((spread || piece.public) && node.exits_for(&piece.set))
 }
 
-fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
+fn port_ranges(ips: &[Text], ports: &[Ports]) -> Vec<NetPortRange> {
     let mut out = Vec::with_capacity(ips.len() * ports.len());
     for ip in ips {
         out.extend(ports.iter().map(|&ports| NetPortRange {
@@ -729,14 +730,14 @@ fn port_ranges(ips: &[Arc<str>], ports: &[Ports]) -> Vec<NetPortRange> {
 
 /// The wire's `*`, one string shared by every filter (a node's filter holds one per rule
 /// to every destination; each was an allocation of its own).
-fn star() -> Arc<str> {
-    static STAR: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    STAR.get_or_init(|| Arc::from("*")).clone()
+fn star() -> Text {
+    static STAR: std::sync::OnceLock<Text> = std::sync::OnceLock::new();
+    STAR.get_or_init(|| Text::from("*")).clone()
 }
 
 /// `CapGrant.Dsts` of a target for one node: the node's `/32` and `/128` when the target
 /// holds it, and policy prefixes overlapping a route it serves, as CIDRs.
-pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<str>> {
+pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Text> {
     match target {
         Target::Wildcard | Target::DangerAll => node.hosts.to_vec(),
         Target::Nodes(ids) if ids.binary_search(&id).is_ok() => node.hosts.to_vec(),
@@ -751,7 +752,7 @@ pub(super) fn narrow(id: NodeId, node: &NodeInfo, target: &Target) -> Vec<Arc<st
             // refuse the whole map response, so pieces are spelled as CIDRs here.
             for piece in &lit.pieces {
                 if node.routes_overlap(&piece.set) {
-                    out.extend(piece.set.to_prefixes().into_iter().map(Arc::from));
+                    out.extend(piece.set.to_prefixes().into_iter().map(Text::from));
                 }
             }
             out
@@ -790,7 +791,7 @@ pub(super) fn self_sources(table: &NodeTable, node: &NodeInfo, targets: &[Target
     let Some(devices) = node.owner.and_then(|u| table.devices.get(u.index())) else {
         return Arc::from(Vec::new());
     };
-    let mut out: Vec<Arc<str>> = Vec::new();
+    let mut out: Vec<Text> = Vec::new();
     for &m in devices {
         let Some(device) = table.get(m) else { continue };
         if targets.iter().any(|t| t.contains_node(m, device)) {

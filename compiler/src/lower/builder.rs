@@ -3,6 +3,7 @@
 //! policy order.
 
 use super::*;
+use crate::Text;
 
 pub(super) struct Builder<'a> {
     /// An earlier lowering whose source lists may be reused.
@@ -39,7 +40,7 @@ pub(super) struct Builder<'a> {
 }
 
 /// A grant's `via` tags.
-pub(super) type Via = Arc<[Arc<str>]>;
+pub(super) type Via = Arc<[Text]>;
 
 /// A rule's sources as written and its posture gate: rules with equal keys share targets.
 /// Shared with the lowerings that take it from an earlier one, not copied.
@@ -213,13 +214,13 @@ impl Builder<'_> {
     /// strings the targets name before de-duplication (the work spent). Node addresses are
     /// sorted by their ranks in the table ([`NodeTable::texts`]), the few other strings by
     /// content, and the two merged.
-    pub(super) fn strings_of(&self, targets: &[Target]) -> (Vec<Arc<str>>, usize) {
+    pub(super) fn strings_of(&self, targets: &[Target]) -> (Vec<Text>, usize) {
         // `autogroup:danger-all` covers every address; nothing else is listed beside it.
         if targets.iter().any(|t| matches!(t, Target::DangerAll)) {
-            return (vec![Arc::from("*")], 1);
+            return (vec![Text::from("*")], 1);
         }
         let mut ranks: Vec<u32> = Vec::new();
-        let mut others: Vec<Arc<str>> = Vec::new();
+        let mut others: Vec<Text> = Vec::new();
         for target in targets {
             match target {
                 Target::Wildcard => others.extend(self.lowered.star.iter().cloned()),
@@ -268,7 +269,7 @@ impl Builder<'_> {
             grant
                 .via
                 .iter()
-                .map(|v| Arc::from(v.text.as_str()))
+                .map(|v| Text::from(v.text.as_str()))
                 .collect()
         });
         // Its network items (a destination with an `ip` entry each), refused before any is
@@ -641,7 +642,7 @@ impl Builder<'_> {
         reach
     }
 
-    pub(super) fn compute_dst_reach(&self, target: &Target, via: Option<&[Arc<str>]>) -> Reach {
+    pub(super) fn compute_dst_reach(&self, target: &Target, via: Option<&[Text]>) -> Reach {
         if let Some(tags) = via {
             return Reach::Some(Arc::from(self.carriers(target, tags)));
         }
@@ -665,7 +666,7 @@ impl Builder<'_> {
     /// did `*` on a carrier serving no route. The routers a destination's routes reach are
     /// found through the route index, not by testing each carrier's routes (every router
     /// of `large` tested against 200 `via` destinations was a tenth of a retag's lowering).
-    pub(super) fn carriers(&self, target: &Target, tags: &[Arc<str>]) -> Vec<NodeId> {
+    pub(super) fn carriers(&self, target: &Target, tags: &[Text]) -> Vec<NodeId> {
         let table = self.table;
         let serving: Vec<NodeId> = match target {
             Target::Wildcard | Target::DangerAll => {
@@ -703,7 +704,7 @@ impl Builder<'_> {
     }
 
     /// The nodes carrying one of `tags`, sorted, each once.
-    fn carrying(&self, tags: &[Arc<str>]) -> Vec<NodeId> {
+    fn carrying(&self, tags: &[Text]) -> Vec<NodeId> {
         let mut carriers: Vec<NodeId> = tags
             .iter()
             .flat_map(|t| self.table.with_tag(t).iter().copied())
@@ -715,7 +716,7 @@ impl Builder<'_> {
 
     /// [`Builder::carriers`] by testing each carrier's routes (the definition it is checked
     /// against in debug builds).
-    fn carriers_tested(&self, target: &Target, tags: &[Arc<str>]) -> Vec<NodeId> {
+    fn carriers_tested(&self, target: &Target, tags: &[Text]) -> Vec<NodeId> {
         let table = self.table;
         let mut carriers = self.carrying(tags);
         let public = match target {

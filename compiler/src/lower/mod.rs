@@ -20,6 +20,7 @@ use crate::nodes::{NodeId, NodeTable};
 use crate::posture::{gate_of, Gate, Gates};
 use crate::resolve::{Resolver, Target};
 use crate::wire::{CapMap, Ports, Strings};
+use crate::Text;
 
 mod assemble;
 pub(crate) use assemble::{Dsts, ExitKey, MergedRule, SpreadCache};
@@ -62,18 +63,14 @@ pub(crate) struct SrcTable {
 
 impl SrcTable {
     /// The id of a sorted, de-duplicated list.
-    fn intern_sorted(&mut self, strings: Vec<Arc<str>>) -> u32 {
+    fn intern_sorted(&mut self, strings: Vec<Text>) -> u32 {
         let hash = Self::hash(&strings);
         self.intern_hashed(strings, hash)
     }
 
     /// [`SrcTable::intern_sorted`] of a list whose hash is known: a vector (made shared only
     /// when the list is new) or a shared list made already.
-    fn intern_hashed<S: AsRef<[Arc<str>]> + Into<Strings>>(
-        &mut self,
-        strings: S,
-        hash: u64,
-    ) -> u32 {
+    fn intern_hashed<S: AsRef<[Text]> + Into<Strings>>(&mut self, strings: S, hash: u64) -> u32 {
         let slice = strings.as_ref();
         debug_assert!(slice.windows(2).all(|w| w.first() < w.last()));
         debug_assert_eq!(hash, Self::hash(slice));
@@ -131,7 +128,7 @@ impl SrcTable {
     /// is hashed from the earlier list's hash in O(strings patched) ([`Reuse::patched`]).
     /// Lists are sorted without repeats, so a sum loses nothing a sequence hash would
     /// keep; equal hashes are compared in full ([`SrcTable::find`]).
-    pub(crate) fn hash(strings: &[Arc<str>]) -> u64 {
+    pub(crate) fn hash(strings: &[Text]) -> u64 {
         strings
             .iter()
             .fold(0u64, |sum, s| sum.wrapping_add(Self::string_hash(s)))
@@ -145,7 +142,7 @@ impl SrcTable {
         h.finish()
     }
 
-    fn find(&self, hash: u64, strings: &[Arc<str>]) -> Option<u32> {
+    fn find(&self, hash: u64, strings: &[Text]) -> Option<u32> {
         let ids = self.index.get(&hash)?;
         ids.iter().copied().find(|&id| {
             self.sets
@@ -169,12 +166,12 @@ impl SrcTable {
 
     /// The list with this id, borrowed (empty when there is none): for a look at it, where
     /// [`SrcTable::get`] takes a share of it (two atomic counts per look).
-    pub(crate) fn slice(&self, id: u32) -> &[Arc<str>] {
+    pub(crate) fn slice(&self, id: u32) -> &[Text] {
         self.sets.get(id as usize).map_or(&[], |s| &s[..])
     }
 
     /// The id of a sorted, de-duplicated list, if it was interned.
-    fn lookup(&self, strings: &[Arc<str>]) -> Option<u32> {
+    fn lookup(&self, strings: &[Text]) -> Option<u32> {
         self.find(Self::hash(strings), strings)
     }
 }
@@ -187,7 +184,7 @@ pub(crate) struct Item {
     /// Their `SrcIPs` (unused by `autogroup:self` items, whose sources are per node).
     pub(crate) src: u32,
     /// `via` tags; `None` for an ordinary rule.
-    pub(crate) via: Option<Arc<[Arc<str>]>>,
+    pub(crate) via: Option<Arc<[Text]>>,
     /// What the item grants.
     pub(crate) body: Body,
     /// For network items, the index of the first item with the same (`SrcIPs`, `IPProto`).
@@ -292,9 +289,9 @@ pub(crate) struct Lowered {
     /// Network items with `via` (they take part in merging on the nodes carrying a via tag).
     via_items: Vec<u32>,
     /// `autogroup:internet` as wire strings, IPv4 then IPv6.
-    internet: Vec<Arc<str>>,
+    internet: Vec<Text>,
     /// What `*` means as a source.
-    pub(crate) star: Vec<Arc<str>>,
+    pub(crate) star: Vec<Text>,
     /// The same addresses as a set, made from the routes themselves (the peer index read
     /// them back from `star`'s strings on every compile).
     pub(crate) star_set: crate::addrset::AddrSet,
@@ -398,7 +395,7 @@ impl Lowered {
     /// means as a source. Two compiles with the same signature merge
     /// every node's rules the same way, except `autogroup:self` rules, whose per-node
     /// sources merge by content.
-    pub(crate) fn merge_signature(&self) -> (&[ItemMerge], &[Arc<str>]) {
+    pub(crate) fn merge_signature(&self) -> (&[ItemMerge], &[Text]) {
         let slots = self.merges.get_or_init(|| {
             self.items
                 .iter()
@@ -543,7 +540,7 @@ impl Lowered {
             global: Vec::new(),
             self_items: Vec::new(),
             via_items: Vec::new(),
-            internet: INTERNET_WIRE.iter().map(|s| Arc::from(*s)).collect(),
+            internet: INTERNET_WIRE.iter().map(|s| Text::from(*s)).collect(),
             star,
             star_set,
             calls: Vec::new(),
@@ -556,14 +553,14 @@ impl Lowered {
 }
 
 /// Two string lists are equal. The same memory is equal at once, and equal elements are
-/// compared by address before content: `Arc<str>`'s equality always compares content (the
+/// compared by address before content: `Text`'s equality always compares content (the
 /// standard library looks at addresses only for sized `Eq` types), and interning a list the
 /// next compile shares compared every one of its strings with itself (3% of a member join on
 /// `large`).
-pub(crate) fn same_strings(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
+pub(crate) fn same_strings(a: &[Text], b: &[Text]) -> bool {
     a.len() == b.len()
         && (std::ptr::eq(a.as_ptr(), b.as_ptr())
-            || a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y))
+            || a.iter().zip(b).all(|(x, y)| Text::ptr_eq(x, y) || x == y))
 }
 
 /// The owner of the node holding a list's first address: with `autogroup:self` rules, the
@@ -573,7 +570,7 @@ pub(crate) fn same_strings(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
 /// ([`assemble::self_sources`]), so it cannot equal the list. A member's join or leave
 /// moves lists of tens of thousands of devices on `large`, whose first owners' devices had
 /// their filters assembled for nothing (about 20 per leave).
-fn first_owner(table: &NodeTable, list: &[Arc<str>]) -> Option<crate::nodes::UserId> {
+fn first_owner(table: &NodeTable, list: &[Text]) -> Option<crate::nodes::UserId> {
     let ip = list.first()?.parse::<std::net::IpAddr>().ok()?;
     let owner = table.get(table.by_address(ip)?)?.owner?;
     let devices = table.devices.get(owner.index())?;
@@ -918,7 +915,7 @@ fn served_routes(table: &NodeTable) -> Vec<ipnet::IpNet> {
 fn star_sources(
     table: &NodeTable,
     earlier: Option<(&NodeTable, &Lowered)>,
-) -> (Vec<Arc<str>>, crate::addrset::AddrSet) {
+) -> (Vec<Text>, crate::addrset::AddrSet) {
     let nets = served_routes(table);
     if let Some((_, lowered)) = earlier.filter(|(t, _)| served_routes(t) == nets) {
         debug_assert!(
@@ -927,7 +924,7 @@ fn star_sources(
         );
         return (lowered.star.clone(), lowered.star_set.clone());
     }
-    let mut out: Vec<Arc<str>> = TAILNET_WIRE.iter().map(|s| Arc::from(*s)).collect();
+    let mut out: Vec<Text> = TAILNET_WIRE.iter().map(|s| Text::from(*s)).collect();
     debug_assert_eq!(
         nets.len(),
         table
@@ -946,7 +943,7 @@ fn star_sources(
     let mut routes: Vec<String> = nets.iter().map(ToString::to_string).collect();
     routes.sort_unstable();
     routes.dedup();
-    out.extend(routes.into_iter().map(Arc::from));
+    out.extend(routes.into_iter().map(Text::from));
     debug_assert_eq!(
         set,
         crate::addrset::AddrSet::from_wire(out.iter().map(|s| &**s)),

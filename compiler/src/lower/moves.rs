@@ -23,6 +23,7 @@
 
 // Looked up once per item and per dependent node (tens of thousands per event): the fast hash.
 use crate::hash::{Map as HashMap, Set as HashSet};
+use crate::Text;
 use std::sync::Arc;
 
 use super::{first_owner, Body, Item, Lowered};
@@ -49,7 +50,7 @@ pub(crate) struct SourceMoves {
     owners: HashSet<String>,
     /// Tags of moved `via` network items whose destinations moved: nodes carrying one are
     /// assembled.
-    via_tags: HashSet<Arc<str>>,
+    via_tags: HashSet<Text>,
     /// `via` network items whose sources alone moved ([`MovedKind::Via`]), each with the
     /// other `via` network items of its key (`SrcIPs` and `IPProto`) in the earlier lowering
     /// and in this one: on a node carrying one of its tags, the item's claim on its key's
@@ -306,7 +307,7 @@ impl SourceMoves {
                 owners.extend(login(new_table, first_owner(new_table, after)).map(str::to_string));
                 // Looked up by the hash each table keeps: O(1) unless the hash is there.
                 let known =
-                    |from: &super::SrcTable, id: u32, list: &[Arc<str>], to: &super::SrcTable| {
+                    |from: &super::SrcTable, id: u32, list: &[Text], to: &super::SrcTable| {
                         !list.is_empty()
                             && from
                                 .list(id)

@@ -2,6 +2,7 @@
 //! are equal, shared; lists naming a changed node, patched by the few strings that moved.
 
 use super::*;
+use crate::Text;
 
 /// [`Prior`], with what `*` means compared.
 pub(super) struct Reuse<'a> {
@@ -67,7 +68,7 @@ impl Reuse<'_> {
         if old_targets.len() != targets.len() {
             return None;
         }
-        let (mut gone, mut came): (Vec<&Arc<str>>, Vec<&Arc<str>>) = (Vec::new(), Vec::new());
+        let (mut gone, mut came): (Vec<&Text>, Vec<&Text>) = (Vec::new(), Vec::new());
         let (mut taken, mut added) = (0usize, 0usize);
         for (old, new) in old_targets.iter().zip(targets) {
             match (old, new) {
@@ -89,8 +90,8 @@ impl Reuse<'_> {
         let (list, mut hash) = p.lowered.srcs.list(*id)?;
         // Where the texts go and come, by binary search (strings compared O(changed x log
         // list) times, not once per text listed); then the runs between copied.
-        let find = |t: &Arc<str>| list.binary_search_by(|x| (**x).cmp(&**t));
-        let mut cuts: Vec<(usize, Option<&Arc<str>>)> = Vec::new();
+        let find = |t: &Text| list.binary_search_by(|x| (**x).cmp(&**t));
+        let mut cuts: Vec<(usize, Option<&Text>)> = Vec::new();
         gone.sort_unstable();
         gone.dedup();
         for text in gone {
@@ -128,7 +129,7 @@ impl Reuse<'_> {
         cuts.sort_unstable_by_key(|&(at, text)| (at, text.is_none()));
         // The runs of the earlier list kept between the cuts, and what each cut puts in.
         let mut runs: Vec<(usize, usize)> = Vec::with_capacity(cuts.len() + 1);
-        let mut texts: Vec<Option<&Arc<str>>> = Vec::with_capacity(cuts.len());
+        let mut texts: Vec<Option<&Text>> = Vec::with_capacity(cuts.len());
         let mut from = 0;
         for &(at, text) in &cuts {
             // Cuts ascend within the list (checked: a run out of order or out of range
@@ -163,7 +164,7 @@ impl Reuse<'_> {
                 .collect();
             return Some((Made::Shared(out), hash, spent));
         }
-        let mut out: Vec<Arc<str>> = Vec::with_capacity(list.len() + cuts.len());
+        let mut out: Vec<Text> = Vec::with_capacity(list.len() + cuts.len());
         for k in 0..cuts.len() {
             out.extend(run(k));
             out.extend(text(k));
@@ -176,12 +177,12 @@ impl Reuse<'_> {
 /// A patched source list ([`Reuse::patched`]): made in place, or gathered in a vector.
 pub(super) enum Made {
     Shared(Strings),
-    Gathered(Vec<Arc<str>>),
+    Gathered(Vec<Text>),
 }
 
 impl Made {
     #[cfg(debug_assertions)]
-    pub(super) fn strings(&self) -> &[Arc<str>] {
+    pub(super) fn strings(&self) -> &[Text] {
         match self {
             Made::Shared(s) => s,
             Made::Gathered(s) => s,
@@ -195,7 +196,7 @@ pub(super) fn held_texts<'t>(
     table: &'t NodeTable,
     changed: &[NodeId],
     list: &[NodeId],
-    into: &mut Vec<&'t Arc<str>>,
+    into: &mut Vec<&'t Text>,
 ) -> Option<(usize, usize)> {
     let (mut nodes, mut texts) = (0, 0);
     for &id in changed.iter().filter(|id| list.binary_search(id).is_ok()) {

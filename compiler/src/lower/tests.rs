@@ -1,6 +1,7 @@
 //! Unit tests of the lowering: source lists, their reuse and patching, items and slots.
 
 use super::{same_strings, KeyRef, SourceKey, SourceMap};
+use crate::Text;
 use aclc_policy::model::{Alias, Autogroup, Selector};
 use std::sync::Arc;
 
@@ -52,8 +53,8 @@ fn source_lists_are_found_as_written() {
     }
 }
 
-fn list(items: &[&str]) -> Vec<Arc<str>> {
-    items.iter().map(|s| Arc::from(*s)).collect()
+fn list(items: &[&str]) -> Vec<Text> {
+    items.iter().map(|s| Text::from(*s)).collect()
 }
 
 #[test]
@@ -72,6 +73,6 @@ fn string_lists_compare_by_content_whatever_their_memory() {
     assert!(!same_strings(&a[..1], &a));
     // The same start, not the same length.
     assert!(!same_strings(&a[..0], &a));
-    let shared: Vec<Arc<str>> = vec![a[0].clone(), Arc::from("100.64.0.9")];
+    let shared: Vec<Text> = vec![a[0].clone(), Text::from("100.64.0.9")];
     assert!(!same_strings(&a, &shared));
 }

@@ -2,6 +2,7 @@
 //! texts ranked in string order, and the lookups by name, owner, tag and address.
 
 use super::*;
+use crate::Text;
 
 /// The users as the compiler reads them (logins lowercased), users by login, and the members
 /// of each synced group.
@@ -100,7 +101,7 @@ impl NodeTable {
     ) -> (Vec<(u32, u32)>, Vec<Pair<u32>>) {
         // Where each earlier node's texts went (`u32::MAX`: not kept), and the new texts.
         let mut to_new = vec![u32::MAX; earlier.nodes.len()];
-        let mut fresh: Vec<(&Arc<str>, u32, u32)> = Vec::new();
+        let mut fresh: Vec<(&Text, u32, u32)> = Vec::new();
         for (i, (node, from)) in nodes.iter().zip(texts_from).enumerate() {
             match from.and_then(|id| to_new.get_mut(id.index())) {
                 Some(slot) => *slot = index(i),
@@ -169,12 +170,12 @@ impl NodeTable {
     }
 
     /// The address text at `(node, place)` ([`NodeTable::texts`]).
-    pub(super) fn text_of(&self, (node, j): (u32, u32)) -> Option<&Arc<str>> {
+    pub(super) fn text_of(&self, (node, j): (u32, u32)) -> Option<&Text> {
         self.nodes.get(node as usize)?.texts.get(j as usize)
     }
 
     /// The address text of rank `rank` (ranks order every node's address texts as strings).
-    pub(crate) fn text_at(&self, rank: u32) -> Option<&Arc<str>> {
+    pub(crate) fn text_at(&self, rank: u32) -> Option<&Text> {
         self.text_of(*self.texts.get(rank as usize)?)
     }
 
@@ -320,17 +321,17 @@ pub(super) fn node_info(
     let (texts, hosts) = match same_addresses {
         Some(o) => (o.texts.clone(), o.hosts.clone()),
         None => {
-            let texts: Pair<Arc<str>> = n
+            let texts: Pair<Text> = n
                 .addresses()
                 .iter()
-                .map(|a| Arc::from(a.to_string()))
+                .map(|a| Text::from(a.to_string()))
                 .collect();
             // A host prefix is the address text with its full length.
             let hosts = n
                 .addresses()
                 .iter()
                 .zip(&texts)
-                .map(|(a, t)| Arc::from(format!("{t}/{}", if a.is_ipv4() { 32 } else { 128 })))
+                .map(|(a, t)| Text::from(format!("{t}/{}", if a.is_ipv4() { 32 } else { 128 })))
                 .collect();
             (texts, hosts)
         }
@@ -345,7 +346,7 @@ pub(super) fn node_info(
         None => node_tags(&n.tags),
     };
     let info = NodeInfo {
-        name: old.map_or_else(|| Arc::from(n.name.as_str()), |o| o.name.clone()),
+        name: old.map_or_else(|| Text::from(n.name.as_str()), |o| o.name.clone()),
         owner: n
             .user
             .as_deref()
@@ -385,7 +386,7 @@ pub(super) struct Identities {
     pub(super) untagged: Vec<NodeId>,
     /// Each user's untagged devices.
     pub(super) devices: crate::devices::Devices,
-    pub(super) by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
+    pub(super) by_tag: crate::hash::Map<Text, Vec<NodeId>>,
 }
 
 /// The indexes of `nodes`' names, tags and owners (`users` of them).
@@ -537,12 +538,12 @@ pub(super) type Sorted<'n> = (&'n crate::inventory::Node, usize, Option<NodeId>)
 /// A node's tags as the policy names them ([`aclc_policy::model::canonical_tag`], as the policy's
 /// own are read): an inventory's `tag:Server` is the policy's `tag:server`. Two spellings of one tag are
 /// one tag (the first kept).
-pub(super) fn node_tags(tags: &[String]) -> Vec<Arc<str>> {
-    let mut out: Vec<Arc<str>> = Vec::with_capacity(tags.len());
+pub(super) fn node_tags(tags: &[String]) -> Vec<Text> {
+    let mut out: Vec<Text> = Vec::with_capacity(tags.len());
     // A few tags are compared pairwise, a long list (hostile) through a set.
-    let mut seen: Option<HashSet<Arc<str>>> = (tags.len() > 16).then(HashSet::new);
+    let mut seen: Option<HashSet<Text>> = (tags.len() > 16).then(HashSet::new);
     for tag in tags {
-        let tag: Arc<str> = Arc::from(&*aclc_policy::model::canonical_tag(tag));
+        let tag: Text = Text::from(&*aclc_policy::model::canonical_tag(tag));
         let new = match &mut seen {
             Some(seen) => seen.insert(tag.clone()),
             None => !out.contains(&tag),

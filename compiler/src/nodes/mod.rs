@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::addrset::AddrSet;
 use crate::inventory::{Inventory, Role};
 use crate::ipsets::IpSets;
+use crate::Text;
 
 mod build;
 mod patch;
@@ -139,21 +140,21 @@ impl<T: Default> FromIterator<T> for Pair<T> {
 #[derive(Debug, Clone)]
 pub(crate) struct NodeInfo {
     /// Unique name.
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Text,
     /// Owner (index into [`NodeTable::users`]) of a user-owned node.
     pub(crate) owner: Option<UserId>,
     /// Tags; empty for a user-owned node.
-    pub(crate) tags: Vec<Arc<str>>,
+    pub(crate) tags: Vec<Text>,
     /// Tailscale IPv4 address; `None` for a node of an IPv6-only pool.
     pub(crate) v4: Option<Ipv4Addr>,
     /// Tailscale IPv6 address; `None` for a node of an IPv4-only pool.
     pub(crate) v6: Option<Ipv6Addr>,
     /// The addresses it has, bare (how `SrcIPs` and `DstPorts` name them), IPv4 first. Their
     /// ranks among every node's texts are the table's ([`NodeTable::text_ranks`]).
-    pub(crate) texts: Pair<Arc<str>>,
+    pub(crate) texts: Pair<Text>,
     /// The addresses it has as `a/32` and `a/128` (how `CapGrant.Dsts`, `addresses` and
     /// `AllowedIPs` name them), IPv4 first.
-    pub(crate) hosts: Pair<Arc<str>>,
+    pub(crate) hosts: Pair<Text>,
     /// Routes the node advertises.
     pub(crate) advertised: Vec<IpNet>,
     /// Routes approved in the inventory.
@@ -204,7 +205,7 @@ impl NodeInfo {
     }
 
     /// Its `/32` host prefix, if it has an IPv4 address.
-    pub(crate) fn v4_host(&self) -> Option<&Arc<str>> {
+    pub(crate) fn v4_host(&self) -> Option<&Text> {
         self.v4.and(self.hosts.first())
     }
 
@@ -345,7 +346,7 @@ pub(crate) struct NodeTable {
     /// Untagged nodes of each user, sorted.
     pub(crate) devices: crate::devices::Devices,
     /// Nodes carrying each tag, sorted.
-    by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>>,
+    by_tag: crate::hash::Map<Text, Vec<NodeId>>,
     /// Tagged nodes, sorted.
     pub(crate) tagged: Vec<NodeId>,
     /// Untagged nodes, sorted.
@@ -772,7 +773,7 @@ fn walk_names(old: &NodeTable, new: &NodeTable) -> Vec<u32> {
     let mut j = 0;
     for (i, a) in old.nodes.iter().enumerate() {
         // Names the engine's tables share are the same memory: no string compared.
-        let same = |b: &NodeInfo| Arc::ptr_eq(&b.name, &a.name);
+        let same = |b: &NodeInfo| Text::ptr_eq(&b.name, &a.name);
         while new
             .nodes
             .get(j)

@@ -2,6 +2,7 @@
 //! records built, every other node's record and index entry moved by id.
 
 use super::*;
+use crate::Text;
 
 impl NodeTable {
     /// [`NodeTable::reusing`] for a node event, by patching `earlier` instead of building
@@ -171,7 +172,7 @@ impl NodeTable {
         let mut tagged = moved_list(&earlier.tagged);
         let mut untagged = moved_list(&earlier.untagged);
         let mut added_devices: Vec<(usize, NodeId)> = Vec::new();
-        let mut by_tag: crate::hash::Map<Arc<str>, Vec<NodeId>> = earlier
+        let mut by_tag: crate::hash::Map<Text, Vec<NodeId>> = earlier
             .by_tag
             .iter()
             .map(|(tag, list)| (tag.clone(), moved_list(list)))

@@ -2,9 +2,10 @@
 //! once per distinct target, and each node's view of the routes.
 
 use super::*;
+use crate::Text;
 
 /// A `via` rule to a route: its item, source set and tags.
-pub(super) type ItemVia = (u32, u32, Arc<[Arc<str>]>);
+pub(super) type ItemVia = (u32, u32, Arc<[Text]>);
 
 /// Who may be shown one subnet route.
 #[derive(Debug, PartialEq)]
@@ -17,7 +18,7 @@ pub(super) struct RouteView {
     /// Nodes with an ordinary (non-`via`) rule to it; shared as `visible` is.
     pub(super) direct: Arc<NodeSet>,
     /// `via` rules to it: their source set and tags.
-    pub(super) via: Vec<(u32, Arc<[Arc<str>]>)>,
+    pub(super) via: Vec<(u32, Arc<[Text]>)>,
 }
 
 /// True when sources `targets` read the nodes of `*` (a `*` before any

@@ -2,6 +2,7 @@
 //! nodes, and the ranges no node holds, shared between entries with the same source list.
 
 use super::*;
+use crate::Text;
 
 /// Where each source list (by address) lands in the table: runs of positions, and the
 /// entries that hold no node, with an id equal for equal lists. Lists are shared between the
@@ -22,7 +23,7 @@ pub(crate) struct Placements {
     /// with the same rules share them. The candidates are kept alive by `sweeps`.
     pub(super) subtracted: HashMap<(usize, Vec<Entry>), Segments>,
     /// Destination addresses (shared strings) parsed once, kept alive while keys.
-    pub(super) dst_ranges: HashMap<usize, (std::sync::Arc<str>, Ranges)>,
+    pub(super) dst_ranges: HashMap<usize, (Text, Ranges)>,
     /// Placed lists cut to one family ([`Placements::of_families`]), by (id, family).
     pub(super) by_family: HashMap<(u32, u8), Rc<Placed>>,
 }
@@ -123,7 +124,7 @@ pub(super) fn range_text(lo: Addr, hi: Addr) -> String {
 
 impl Placements {
     /// [`ranges`] of a destination string, parsed once per shared string.
-    pub(super) fn ranges(&mut self, text: &std::sync::Arc<str>) -> Ranges {
+    pub(super) fn ranges(&mut self, text: &Text) -> Ranges {
         let key = text.as_ptr() as usize;
         if let Some((_, r)) = self.dst_ranges.get(&key) {
             return r.clone();
