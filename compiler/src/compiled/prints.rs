@@ -870,45 +870,28 @@ impl Compiled {
             });
         }
         let g = group.as_ref()?;
-        let mut own_now = self.peers.own_peers(&self.table, id, &g.reach_now);
-        let mut own_was = old.peers.own_peers(&old.table, id, &g.reach_was);
-        own_now.sort_unstable();
-        own_was.sort_unstable();
-        // The node and its own devices: in or out of each side by themselves.
-        let alone = |p: NodeId| {
-            p == id || own_now.binary_search(&p).is_ok() || own_was.binary_search(&p).is_ok()
-        };
-        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
-        let mut peers = before;
-        let mut step = |p: NodeId, gained: bool| -> Option<()> {
-            let e = entry(p)?;
-            peers = match gained {
-                true => peers.wrapping_add(e),
-                false => peers.wrapping_sub(e),
-            };
-            Some(())
-        };
+        let mut sum = PeerSum::new(
+            (self, id, bases, before),
+            self.peers.own_peers(&self.table, id, &g.reach_now),
+            old.peers.own_peers(&old.table, id, &g.reach_was),
+        );
         for &(i, gained, lost) in &g.diffs {
             for (mut bits, gain) in [(gained, true), (lost, false)] {
                 while bits != 0 {
                     let p = NodeId::new(i * 64 + bits.trailing_zeros() as usize);
                     bits &= bits - 1;
-                    if p.index() < len && !alone(p) {
-                        step(p, gain)?;
+                    if p.index() < len && !sum.alone(p) {
+                        sum.step(p, gain)?;
                     }
                 }
             }
         }
-        let mut apart: Vec<NodeId> = own_now.iter().chain(&own_was).copied().collect();
-        apart.sort_unstable();
-        apart.dedup();
-        for p in apart.into_iter().filter(|&p| p != id && p.index() < len) {
-            let now = crate::bits::bit(&g.reach_now, p) || own_now.binary_search(&p).is_ok();
-            let was = crate::bits::bit(&g.reach_was, p) || own_was.binary_search(&p).is_ok();
-            if now != was {
-                step(p, now)?;
-            }
-        }
+        sum.settle_own(
+            len,
+            |p| crate::bits::bit(&g.reach_now, p),
+            |p| crate::bits::bit(&g.reach_was, p),
+        )?;
+        let peers = sum.peers;
         debug_assert_eq!(
             Some(peers),
             self.patched_peers(old, id, bases, before),
@@ -937,41 +920,25 @@ impl Compiled {
         }
         let pairs = flips.of(id, len)?;
         // Every device `autogroup:self` pairs with it, whatever the reach.
-        let mut own_now = self.peers.own_peers(&self.table, id, &[]);
-        let mut own_was = old.peers.own_peers(&old.table, id, &[]);
-        own_now.sort_unstable();
-        own_was.sort_unstable();
-        let alone = |p: NodeId| {
-            p == id || own_now.binary_search(&p).is_ok() || own_was.binary_search(&p).is_ok()
-        };
-        let entry = |p: NodeId| Some(self.entry_in(id, p, bases.get(p.index())?));
-        let mut peers = before;
-        let mut step = |p: NodeId, gained: bool| -> Option<()> {
-            let e = entry(p)?;
-            peers = match gained {
-                true => peers.wrapping_add(e),
-                false => peers.wrapping_sub(e),
-            };
-            Some(())
-        };
+        let mut sum = PeerSum::new(
+            (self, id, bases, before),
+            self.peers.own_peers(&self.table, id, &[]),
+            old.peers.own_peers(&old.table, id, &[]),
+        );
         for (p, gained) in pairs {
-            if !alone(p) {
-                step(p, gained)?;
+            if !sum.alone(p) {
+                sum.step(p, gained)?;
             }
         }
-        let mut apart: Vec<NodeId> = own_now.iter().chain(&own_was).copied().collect();
-        apart.sort_unstable();
-        apart.dedup();
-        if !apart.is_empty() {
+        if sum.has_own() {
             let (now_sets, was_sets) = (self.peers.member_of(id), old.peers.member_of(id));
-            for p in apart.into_iter().filter(|&p| p != id && p.index() < len) {
-                let now = own_now.binary_search(&p).is_ok() || self.peers.reaches(&now_sets, p);
-                let was = own_was.binary_search(&p).is_ok() || old.peers.reaches(&was_sets, p);
-                if now != was {
-                    step(p, now)?;
-                }
-            }
+            sum.settle_own(
+                len,
+                |p| self.peers.reaches(&now_sets, p),
+                |p| old.peers.reaches(&was_sets, p),
+            )?;
         }
+        let peers = sum.peers;
         debug_assert_eq!(
             Some(peers),
             self.patched_peers(old, id, bases, before),
@@ -1210,4 +1177,84 @@ pub(crate) struct PeerGroup {
     reach_now: Vec<u64>,
     reach_was: Vec<u64>,
     diffs: Vec<(usize, u64, u64)>,
+}
+
+/// A node's peers' part patched peer by peer ([`Compiled::patched_peers_grouped`],
+/// [`Compiled::patched_peers_flipped`]): the sum so far, and the node's own devices that
+/// `autogroup:self` pairs with it on each side (sorted), which with the node itself are
+/// looked at alone, as their place in its peers does not follow the sets' reaches.
+struct PeerSum<'c> {
+    compiled: &'c Compiled,
+    id: NodeId,
+    bases: &'c [[u64; 4]],
+    own_now: Vec<NodeId>,
+    own_was: Vec<NodeId>,
+    peers: u64,
+}
+
+impl<'c> PeerSum<'c> {
+    /// The sum starting at `before`, the node's part in the earlier snapshot.
+    fn new(
+        (compiled, id, bases, before): (&'c Compiled, NodeId, &'c [[u64; 4]], u64),
+        mut own_now: Vec<NodeId>,
+        mut own_was: Vec<NodeId>,
+    ) -> Self {
+        own_now.sort_unstable();
+        own_was.sort_unstable();
+        PeerSum {
+            compiled,
+            id,
+            bases,
+            own_now,
+            own_was,
+            peers: before,
+        }
+    }
+
+    /// Peer `p` is the node or one of its own devices.
+    #[inline]
+    fn alone(&self, p: NodeId) -> bool {
+        p == self.id
+            || self.own_now.binary_search(&p).is_ok()
+            || self.own_was.binary_search(&p).is_ok()
+    }
+
+    /// Peer `p`'s entry added (gained) or taken out (lost).
+    #[inline]
+    fn step(&mut self, p: NodeId, gained: bool) -> Option<()> {
+        let base = self.bases.get(p.index())?;
+        let e = self.compiled.entry_in(self.id, p, base);
+        self.peers = match gained {
+            true => self.peers.wrapping_add(e),
+            false => self.peers.wrapping_sub(e),
+        };
+        Some(())
+    }
+
+    /// The node has own devices on either side.
+    fn has_own(&self) -> bool {
+        !(self.own_now.is_empty() && self.own_was.is_empty())
+    }
+
+    /// Each own device once (among the first `len` nodes): in a side's peers when paired
+    /// there or in that side's reach (`reach_now`, `reach_was`), stepped when the sides differ.
+    fn settle_own(
+        &mut self,
+        len: usize,
+        reach_now: impl Fn(NodeId) -> bool,
+        reach_was: impl Fn(NodeId) -> bool,
+    ) -> Option<()> {
+        let mut own: Vec<NodeId> = self.own_now.iter().chain(&self.own_was).copied().collect();
+        own.sort_unstable();
+        own.dedup();
+        let id = self.id;
+        for p in own.into_iter().filter(|&p| p != id && p.index() < len) {
+            let now = self.own_now.binary_search(&p).is_ok() || reach_now(p);
+            let was = self.own_was.binary_search(&p).is_ok() || reach_was(p);
+            if now != was {
+                self.step(p, now)?;
+            }
+        }
+        Some(())
+    }
 }
