@@ -7,10 +7,13 @@
 //! group; `*`), is an error at that entry: an empty stand-in would widen every `remove` it
 //! took part in. Each set is computed with one sweep over its entries' ranges
 //! ([`AddrSet::from_steps`]), and every range read or produced is charged to the budget
-//! ([`crate::CompileLimits::max_address_ranges`]).
+//! ([`crate::CompileLimits::max_address_ranges`]). A set becomes wire pieces
+//! ([`Literal`]) only when something outside `ipsets` names it: a chain of sets each
+//! including the next holds O(depth^2) ranges in all, and writing every one of them out
+//! (a text and a set per range) took gigabytes within the range budget.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aclc_policy::model::{Alias, IpSetDef, IpSetOp, Policy};
 
@@ -19,16 +22,29 @@ use crate::error::{Budget, CompileError, CompileErrorKind, CompileLimits};
 use crate::nodes::NodeTable;
 use crate::resolve::{Literal, Resolver};
 
-/// Every IP set of a policy, resolved.
+/// Every IP set of a policy, resolved: its addresses, and its wire pieces once asked for.
 #[derive(Debug, Default)]
 pub(crate) struct IpSets {
-    by_name: HashMap<String, Arc<Literal>>,
+    by_name: HashMap<String, (AddrSet, OnceLock<Arc<Literal>>)>,
+    /// `autogroup:internet`, which tells a piece's `public` flag.
+    internet: AddrSet,
 }
 
 impl IpSets {
-    /// The set named `name` (`ipset:x`), if the policy defines it.
+    /// The set named `name` (`ipset:x`), if the policy defines it: its pieces made on the
+    /// first look (O(ranges)), shared after.
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Literal>> {
-        self.by_name.get(name)
+        let (set, pieces) = self.by_name.get(name)?;
+        Some(pieces.get_or_init(|| Arc::new(Literal::from_set(set.clone(), &self.internet))))
+    }
+
+    /// How many sets were made into pieces (for tests).
+    #[cfg(test)]
+    pub(crate) fn made(&self) -> usize {
+        self.by_name
+            .values()
+            .filter(|(_, p)| p.get().is_some())
+            .count()
     }
 }
 
@@ -112,15 +128,15 @@ pub(crate) fn resolve(
             done.insert(name, Arc::new(set));
         }
     }
-    let internet = resolver.internet();
+    let internet = resolver.internet().clone();
     let by_name = done
         .into_iter()
         .map(|(name, set)| {
             let set = Arc::try_unwrap(set).unwrap_or_else(|shared| (*shared).clone());
-            (name.to_string(), Arc::new(Literal::from_set(set, internet)))
+            (name.to_string(), (set, OnceLock::new()))
         })
         .collect();
-    Ok(IpSets { by_name })
+    Ok(IpSets { by_name, internet })
 }
 
 /// An entry of set `name` whose addresses cannot be known.

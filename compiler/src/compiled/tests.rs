@@ -229,6 +229,42 @@ fn deep_ipset_remove_is_not_granted() {
     assert!(c.node("router").unwrap().packet_filter_rules().is_empty());
 }
 
+/// A chain of IP sets, each the next one plus a prefix less one address, holds O(depth^2)
+/// ranges in all: only the set a rule names is written out as wire pieces (writing every
+/// set out took gigabytes on a 2,800-deep chain), and its pieces are exactly the chain's.
+#[test]
+fn only_named_ipsets_become_pieces() {
+    let depth = 60;
+    let mut sets: Vec<String> = (0..depth)
+        .map(|i| {
+            format!(
+                r#""ipset:s{i}": ["add ipset:s{}", "add 10.{j}.0.0/16", "remove 10.{j}.0.1"]"#,
+                i + 1,
+                j = 2 * i
+            )
+        })
+        .collect();
+    sets.push(format!(r#""ipset:s{depth}": ["192.168.0.0/24"]"#));
+    let policy = format!(
+        r#"{{"tagOwners": {{"tag:a": []}}, "ipsets": {{{}}},
+                "acls": [{{"action": "accept", "src": ["ipset:s0"], "dst": ["tag:a:22"]}}]}}"#,
+        sets.join(",")
+    );
+    let c = compiled(&policy);
+    assert!(c.refusal().is_none());
+    assert_eq!(c.table.ipsets.made(), 1, "only ipset:s0 is named by a rule");
+    let head = c.table.ipsets.get("ipset:s0").unwrap();
+    // Each level adds its /16 (apart from the others) less one address: two ranges; and
+    // the last set's /24.
+    assert_eq!(head.pieces.len(), 2 * depth + 1);
+    assert_eq!(&*head.pieces[0].text, "10.0.0.0");
+    assert_eq!(&*head.pieces[1].text, "10.0.0.2-10.0.255.255");
+    assert_eq!(c.table.ipsets.made(), 1);
+    // Another set is written out when something asks for it.
+    assert_eq!(c.table.ipsets.get("ipset:s59").unwrap().pieces.len(), 3);
+    assert_eq!(c.table.ipsets.made(), 2);
+}
+
 /// An IP set whose `remove` names an undefined host (validation skipped) is refused; the
 /// infallible entry point then grants nothing rather than the unreduced set.
 #[test]
