@@ -170,7 +170,8 @@ pub fn failure_diagnostics(report: &TestReport, source: &Source) -> Vec<Diagnost
 }
 
 /// Warnings for assertions that passed but prove less than they seem (a `deny` from a source
-/// with no devices in the inventory holds vacuously): shown, never a refusal.
+/// with no devices in the inventory holds vacuously; one that holds because only some source
+/// addresses get through): shown, never a refusal.
 pub fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
     report
         .warnings()
@@ -178,8 +179,9 @@ pub fn warning_diagnostics(report: &TestReport) -> Vec<Diagnostic> {
             let warning = result.warning.as_deref()?;
             Some(
                 Diagnostic::warning(Code::TestVacuous, result.span, warning).with_help(
-                    "add the source's devices to the inventory, or check that `src` names the \
-                     user or group you meant",
+                    "the assertion passes but proves less than it seems: check that `src` and \
+                     the destination name exactly the devices meant (a test per user or device \
+                     asserts each one)",
                 ),
             )
         })

@@ -461,8 +461,8 @@ codes! {
         "One failing assertion of the policy's tests, with the reason.",
         Described("follows `aclc::tests_failed`, one per failing assertion");
     TestVacuous = "test_vacuous",
-        "A `deny` assertion from a source with no devices in the inventory: it holds, but proves nothing.",
-        Described("`aclc check --inventory` on a test whose `src` user has no devices");
+        "An assertion that passes but proves less than it seems: a `deny` from a source with no devices in the inventory, a `deny` that holds only because some addresses of the source do not get through while others do (a group one of whose members has the access), or only some devices of the destination are reached, or a destination without a port.",
+        Described("`aclc check --inventory` on a test whose `src` user has no devices, or whose `src` group has a member the `deny` does not hold for");
 
     // --- Unused definitions.
     UnusedGroup = "unused_group",

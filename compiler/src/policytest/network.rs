@@ -166,6 +166,8 @@ fn run_test(
         // Devices of the destination, when only some are reached and a deny holds on the
         // reading that every device must be.
         let mut unsettled: Option<usize> = None;
+        // A source address let through, when a deny holds because another is not.
+        let mut partly: Option<Failed> = None;
         let outcome = outcome.map(|(devices, port)| match &sources {
             Some(sources) => {
                 let posture = Posture {
@@ -180,6 +182,9 @@ fn run_test(
                 if refused && some_device_unreached(rules, &posture, asked, budget) {
                     unsettled = Some(devices.len());
                     return Verdict::Denied;
+                }
+                if expected == Expectation::Denied && found == Verdict::Denied {
+                    partly = some_address_through(rules, &posture, asked, budget);
                 }
                 found
             }
@@ -207,6 +212,17 @@ fn run_test(
                  applies with its tests suggests), not if one is enough; aclc cannot verify \
                  which Tailscale does",
                 quote(dst_text)
+            ));
+        }
+        if let Some((addr, node)) = partly.filter(|_| result.passed) {
+            let device = node
+                .and_then(|id| endpoints.table().get(id))
+                .map_or(String::new(), |n| format!(" of {}", n.name));
+            result.warning = Some(format!(
+                "the deny holds only because some addresses of src {} do not get through: \
+                 {addr}{device} does; aclc judges a source allowed when every address of its \
+                 devices is (as headscale does), and cannot verify that Tailscale judges it so",
+                quote(src_text)
             ));
         }
         if sources.is_none() && result.passed {
@@ -366,19 +382,17 @@ fn judge(
     protos: &[u8],
     port: Asked,
 ) -> (Verdict, Option<Failed>) {
-    let asked = (protos, port, destinations);
-    let through = |rule: &NetRule, source: &Device, addr: IpAddr, family: bool| {
-        lets_through(rule, posture, asked, (source, addr), family)
+    let open = Open::list(rules, (protos, port, destinations));
+    let through = |o: &Open<'_>, source: &Device, addr: IpAddr, family: bool| {
+        o.lets_through(posture, destinations, (source, addr), family)
     };
     let mut by: Vec<Span> = Vec::new();
     for source in sources {
         for &addr in &source.addrs {
-            let allowing = rules
-                .candidates(port)
-                .find(|rule| through(rule, source, addr, false));
+            let allowing = open.iter().find(|o| through(o, source, addr, false));
             match allowing {
                 None => return (Verdict::Denied, Some((addr, source.node))),
-                Some(rule) => by.extend(rule.span),
+                Some(o) => by.extend(o.rule.span),
             }
         }
     }
@@ -387,11 +401,10 @@ fn judge(
     // (every source address covered, as above, is not enough). Where one family gets
     // through, the verdict stands: which family Tailscale's tests weigh is not known.
     let one_family = sources.iter().any(|source| {
-        source.addrs.iter().any(|&addr| {
-            rules
-                .candidates(port)
-                .any(|rule| through(rule, source, addr, true))
-        })
+        source
+            .addrs
+            .iter()
+            .any(|&addr| open.iter().any(|o| through(o, source, addr, true)))
     });
     if !one_family {
         let first = sources
@@ -404,29 +417,101 @@ fn judge(
     (Verdict::Allowed { by }, None)
 }
 
+/// A rule that opens the protocol and port a question asks about, with what it reaches of
+/// the question's destinations: decided once per question, so judging every source address
+/// costs O(sources x open rules), not O(sources x rules x destinations) (a test from a group
+/// of 2,000 devices past 4,000 rules to other hosts took 50 s).
+struct Open<'r> {
+    rule: &'r NetRule,
+    reach: Reach,
+}
+
+/// What an [`Open`] rule reaches.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// The same for every source: some destination address at all, of IPv4, of IPv6.
+    Fixed { any: bool, v4: bool, v6: bool },
+    /// `autogroup:self`: the source's own user's devices, judged per source.
+    PerSource,
+}
+
+impl<'r> Open<'r> {
+    /// The rules of `rules` open on `protos` and `port` that reach some destination (or, for
+    /// `autogroup:self`, may), in rule order.
+    fn list(
+        rules: &'r Rules,
+        (protos, port, destinations): (&[u8], Asked, &[Device]),
+    ) -> Vec<Open<'r>> {
+        let families = |covers: &dyn Fn(IpAddr, Option<NodeId>) -> bool| {
+            let (mut v4, mut v6) = (false, false);
+            for d in destinations {
+                for &a in &d.addrs {
+                    if covers(a, d.node) {
+                        v4 |= a.is_ipv4();
+                        v6 |= a.is_ipv6();
+                    }
+                }
+            }
+            (v4, v6)
+        };
+        rules
+            .candidates(port)
+            .filter(|rule| opens(rule, protos, port))
+            .filter_map(|rule| {
+                let reach = match &rule.dst {
+                    Dst::Any => {
+                        let (v4, v6) = families(&|_, _| true);
+                        Reach::Fixed { any: true, v4, v6 }
+                    }
+                    Dst::Addrs(addrs) => {
+                        let (v4, v6) = families(&|a, node| addrs.contains(a, node));
+                        Reach::Fixed {
+                            any: v4 || v6,
+                            v4,
+                            v6,
+                        }
+                    }
+                    Dst::SelfDevices => Reach::PerSource,
+                };
+                match reach {
+                    Reach::Fixed { any: false, .. } => None,
+                    reach => Some(Open { rule, reach }),
+                }
+            })
+            .collect()
+    }
+
+    /// True when the rule lets `addr` (of `source`) through to some address of
+    /// `destinations` (of `addr`'s family, when `family`), its reach decided already.
+    fn lets_through(
+        &self,
+        posture: &Posture<'_>,
+        destinations: &[Device],
+        (source, addr): (&Device, IpAddr),
+        family: bool,
+    ) -> bool {
+        let rule = self.rule;
+        rule.src.iter().any(|part| part.contains(addr, source.node))
+            && posture.admits(rule, source.node)
+            && match self.reach {
+                Reach::Fixed { any, v4, v6 } => match (family, addr.is_ipv4()) {
+                    (false, _) => any,
+                    (true, true) => v4,
+                    (true, false) => v6,
+                },
+                Reach::PerSource => reaches_family(
+                    rule,
+                    posture.table,
+                    source.node,
+                    destinations,
+                    family.then_some(addr),
+                ),
+            }
+    }
+}
+
 /// A source address no rule lets through, with its device's node.
 type Failed = (IpAddr, Option<NodeId>);
-
-/// True when `rule` lets `addr` (of `source`) through on `protos` and `port` to some address
-/// of `destinations` (of `addr`'s family, when `family`).
-fn lets_through(
-    rule: &NetRule,
-    posture: &Posture<'_>,
-    (protos, port, destinations): (&[u8], Asked, &[Device]),
-    (source, addr): (&Device, IpAddr),
-    family: bool,
-) -> bool {
-    rule.src.iter().any(|part| part.contains(addr, source.node))
-        && posture.admits(rule, source.node)
-        && opens(rule, protos, port)
-        && reaches_family(
-            rule,
-            posture.table,
-            source.node,
-            destinations,
-            family.then_some(addr),
-        )
-}
 
 /// True when some address of `destinations` is of `addr`'s family (a packet from `addr` can
 /// reach it at all).
@@ -451,7 +536,7 @@ fn judge_traffic(
     protos: &[u8],
     port: Asked,
 ) -> (Verdict, Option<Failed>, Vec<IpAddr>) {
-    let asked = (protos, port, destinations);
+    let open = Open::list(rules, (protos, port, destinations));
     let mut by: Vec<Span> = Vec::new();
     let mut partial = Vec::new();
     for source in sources {
@@ -464,13 +549,13 @@ fn judge_traffic(
         let mut through = false;
         let mut failed = Vec::new();
         for &addr in &judged {
-            let allowing = rules
-                .candidates(port)
-                .find(|rule| lets_through(rule, posture, asked, (source, addr), true));
+            let allowing = open
+                .iter()
+                .find(|o| o.lets_through(posture, destinations, (source, addr), true));
             match allowing {
-                Some(rule) => {
+                Some(o) => {
                     through = true;
-                    by.extend(rule.span);
+                    by.extend(o.rule.span);
                 }
                 None => failed.push(addr),
             }
@@ -524,6 +609,33 @@ fn some_device_unreached(
             protos,
             port,
         ) == Verdict::Denied
+    })
+}
+
+/// A source address some rule lets through to a destination address of its family (traffic
+/// that flows), with its device, when a `deny` holds because another source address is not
+/// let through: a group one of whose members has the access, or a device let through over
+/// one family only. The work (source addresses times the rules open on the port) is charged
+/// to `budget`; past it, `None`.
+fn some_address_through(
+    rules: &Rules,
+    posture: &Posture<'_>,
+    (sources, destinations, protos, port): (&[Device], &[Device], &[u8], u16),
+    budget: &mut usize,
+) -> Option<Failed> {
+    let open = Open::list(rules, (protos, Asked::Port(port), destinations));
+    let addrs: usize = sources.iter().map(|s| s.addrs.len()).sum();
+    let work = addrs.saturating_mul(open.len().max(1));
+    if work > *budget {
+        return None;
+    }
+    *budget -= work;
+    sources.iter().find_map(|source| {
+        source.addrs.iter().find_map(|&addr| {
+            open.iter()
+                .any(|o| o.lets_through(posture, destinations, (source, addr), true))
+                .then_some((addr, source.node))
+        })
     })
 }
 

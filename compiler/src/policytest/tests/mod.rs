@@ -146,6 +146,44 @@ fn every_source_address_must_be_allowed_and_all_rules_are_named() {
     );
 }
 
+/// A `deny` from a group holds when one member's devices do not get through, even though
+/// another member's do, and over one family only when the other family is refused: both pass
+/// (every source address must be let through) with a warning naming the address that is.
+#[test]
+fn a_deny_that_holds_for_part_of_the_source_warns() {
+    let got = lines(
+        r#""acls": [
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod:22"]},
+  {"action": "accept", "src": ["100.64.0.1"], "dst": ["tag:prod:23"]}
+],
+"tests": [{"src": "group:eng", "deny": ["tag:prod:22", "tag:web:22"]},
+          {"src": "alice@example.com", "deny": ["tag:prod:23"]},
+          {"src": "bob@example.com", "deny": ["tag:prod:23"]}]"#,
+    );
+    let partly = |src: &str, addr: &str, device: &str| {
+        format!(
+            "[warning: the deny holds only because some addresses of src \"{src}\" do not get \
+             through: {addr} of {device} does; aclc judges a source allowed when every address \
+             of its devices is (as headscale does), and cannot verify that Tailscale judges it so]"
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            format!(
+                "PASS group:eng -> tag:prod:22 (tcp/udp): denied {}",
+                partly("group:eng", "100.64.0.2", "bob-laptop")
+            ),
+            "PASS group:eng -> tag:web:22 (tcp/udp): denied".to_string(),
+            format!(
+                "PASS alice@example.com -> tag:prod:23 (tcp/udp): denied {}",
+                partly("alice@example.com", "100.64.0.1", "alice-laptop")
+            ),
+            "PASS bob@example.com -> tag:prod:23 (tcp/udp): denied".to_string(),
+        ]
+    );
+}
+
 #[test]
 fn default_policy_allows_everything() {
     let got = lines(r#""tests": [{"src": "tag:web", "deny": ["tag:prod:5432"]}]"#);
