@@ -65,6 +65,9 @@ struct NodeRules {
     by_login: std::collections::HashMap<String, Vec<usize>>,
     /// Positions of the rules mapping `*` (every other login), ascending.
     star: Vec<usize>,
+    /// A hash of what judging reads of each rule, by the identity of its shared lists: nodes
+    /// with equal signatures are compared in full ([`NodeRules::alike`]).
+    signature: u64,
 }
 
 impl NodeRules {
@@ -90,11 +93,37 @@ impl NodeRules {
                 }
             }
         }
+        let signature = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for rule in &rules {
+                rule.policy_index.hash(&mut h);
+                Arc::as_ptr(&rule.rule.principals).cast::<()>().hash(&mut h);
+                rule.rule.ssh_users.len().hash(&mut h);
+            }
+            h.finish()
+        };
         NodeRules {
             rules,
             by_login,
             star,
+            signature,
         }
+    }
+
+    /// True when every login from every source is judged alike by `self` and `other`: the
+    /// same rules in the same order, each from the same policy rule, with the same
+    /// principals, user map and action (what [`judge`] reads). `autogroup:self` rules,
+    /// whose principals are each user's own devices, are alike only on one user's devices.
+    fn alike(&self, other: &NodeRules) -> bool {
+        self.rules.len() == other.rules.len()
+            && self.rules.iter().zip(&other.rules).all(|(a, b)| {
+                a.policy_index == b.policy_index
+                    && (Arc::ptr_eq(&a.rule.principals, &b.rule.principals)
+                        || a.rule.principals == b.rule.principals)
+                    && a.rule.ssh_users == b.rule.ssh_users
+                    && a.rule.action == b.rule.action
+            })
     }
 
     /// The rules that may map `login`, in rule order (a rule naming neither it nor `*` maps
@@ -308,6 +337,10 @@ impl<'a> Runner<'a> {
 
     /// The verdict over every (source, destination) pair: the first pair that does not meet
     /// the expectation, or (all meeting it) the verdict with every allowing rule.
+    /// Destinations whose SSH rules are alike ([`NodeRules::alike`]) answer every source
+    /// alike, so each kind is judged once: O(sources x kinds of destination), where every
+    /// pair cost O(sources x destinations) (one test from 8,000 devices to 4,000 took 1.5 s,
+    /// at twice that 6 s).
     fn verdict(
         &mut self,
         sources: &[Device],
@@ -316,7 +349,21 @@ impl<'a> Runner<'a> {
         expected: Expectation,
     ) -> Verdict {
         let mut combined: Option<Verdict> = None;
+        let mut kinds: std::collections::HashMap<u64, Vec<NodeId>> =
+            std::collections::HashMap::new();
         for &dst in destinations {
+            self.make_rules(dst);
+            let Some(rules) = self.known_rules(dst) else {
+                continue;
+            };
+            let judged = kinds.entry(rules.signature).or_default();
+            if judged
+                .iter()
+                .any(|&other| self.known_rules(other).is_some_and(|o| o.alike(rules)))
+            {
+                continue;
+            }
+            judged.push(dst);
             for source in sources {
                 let verdict = self.login(dst, &source.addrs, login);
                 if !verdict.meets(expected) {
@@ -331,18 +378,23 @@ impl<'a> Runner<'a> {
         combined.unwrap_or(Verdict::Denied)
     }
 
+    /// Make the SSH rules of node `dst` (lowered under the test's assumed posture
+    /// attributes, when it gives them), unless made already.
+    fn make_rules(&mut self, dst: NodeId) {
+        rules_of(self.compiled, &mut self.assumed, &mut self.rules, dst);
+    }
+
+    /// The SSH rules of node `dst`, when [`Runner::make_rules`] made them.
+    fn known_rules(&self, dst: NodeId) -> Option<&NodeRules> {
+        match &self.assumed {
+            Some((_, rules)) => rules.get(&dst),
+            None => self.rules.get(&dst),
+        }
+    }
+
     /// How node `dst` answers a login as `login` from a device with `addrs`.
     fn login(&mut self, dst: NodeId, addrs: &[IpAddr], login: &str) -> Verdict {
-        let compiled = self.compiled;
-        let rules = match &mut self.assumed {
-            Some((lowered, rules)) => rules
-                .entry(dst)
-                .or_insert_with(|| NodeRules::new(lowered.node_rules(compiled.table(), dst))),
-            None => self
-                .rules
-                .entry(dst)
-                .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
-        };
+        let rules = rules_of(self.compiled, &mut self.assumed, &mut self.rules, dst);
         let span = |policy_index: usize| -> Vec<Span> {
             self.written
                 .get(policy_index)
@@ -359,6 +411,24 @@ impl<'a> Runner<'a> {
                 by: span(rule.policy_index),
             },
         }
+    }
+}
+
+/// The SSH rules of node `dst`, from `assumed` when the test assumes posture attributes
+/// (lowered under them), else from `rules`; made on the first look.
+fn rules_of<'m>(
+    compiled: &Compiled,
+    assumed: &'m mut Option<(SshLowered, std::collections::HashMap<NodeId, NodeRules>)>,
+    rules: &'m mut std::collections::HashMap<NodeId, NodeRules>,
+    dst: NodeId,
+) -> &'m mut NodeRules {
+    match assumed {
+        Some((lowered, rules)) => rules
+            .entry(dst)
+            .or_insert_with(|| NodeRules::new(lowered.node_rules(compiled.table(), dst))),
+        None => rules
+            .entry(dst)
+            .or_insert_with(|| NodeRules::new(compiled.node_ssh_rules(dst))),
     }
 }
 

@@ -518,6 +518,35 @@ const SSH: &str = r#""ssh": [
 ],
 "#;
 
+/// A destination of several devices is judged on every kind of SSH rules its devices have
+/// (devices with alike rules are judged once): a device without the rule the others have
+/// fails an `accept`; `autogroup:self` rules differ per user in their principals alone, so
+/// each user's devices count.
+#[test]
+fn ssh_destinations_of_several_kinds_are_each_judged() {
+    let got = lines(
+        r#""ssh": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:prod"], "users": ["ubuntu"]},
+  {"action": "accept", "src": ["group:eng"], "dst": ["autogroup:self"], "users": ["root"]}
+],
+"sshTests": [
+  {"src": "bob@example.com", "dst": ["autogroup:tagged"], "accept": ["ubuntu"]},
+  {"src": "bob@example.com", "dst": ["autogroup:member"], "deny": ["root", "alice"]},
+  {"src": "group:eng", "dst": ["autogroup:member"], "accept": ["root"], "deny": ["carol"]}
+]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "FAIL bob@example.com -> autogroup:tagged as ubuntu: expected allowed, got denied",
+            "FAIL bob@example.com -> autogroup:member as root: expected denied, got allowed by an accept rule (policy.hujson:6)",
+            "PASS bob@example.com -> autogroup:member as alice: denied",
+            "FAIL group:eng -> autogroup:member as root: expected allowed, got denied",
+            "PASS group:eng -> autogroup:member as carol: denied",
+        ]
+    );
+}
+
 #[test]
 fn ssh_assertions_that_hold() {
     let got = lines(&format!(
