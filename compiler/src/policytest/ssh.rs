@@ -349,21 +349,7 @@ impl<'a> Runner<'a> {
         expected: Expectation,
     ) -> Verdict {
         let mut combined: Option<Verdict> = None;
-        let mut kinds: std::collections::HashMap<u64, Vec<NodeId>> =
-            std::collections::HashMap::new();
-        for &dst in destinations {
-            self.make_rules(dst);
-            let Some(rules) = self.known_rules(dst) else {
-                continue;
-            };
-            let judged = kinds.entry(rules.signature).or_default();
-            if judged
-                .iter()
-                .any(|&other| self.known_rules(other).is_some_and(|o| o.alike(rules)))
-            {
-                continue;
-            }
-            judged.push(dst);
+        for dst in self.kinds(destinations) {
             for source in sources {
                 let verdict = self.login(dst, &source.addrs, login);
                 if !verdict.meets(expected) {
@@ -376,6 +362,29 @@ impl<'a> Runner<'a> {
             }
         }
         combined.unwrap_or(Verdict::Denied)
+    }
+
+    /// One device of each kind among `destinations` (devices whose SSH rules are alike, which
+    /// answer every login from every source alike), the first of its kind, in their order.
+    fn kinds(&mut self, destinations: &[NodeId]) -> Vec<NodeId> {
+        let mut by_signature: std::collections::HashMap<u64, Vec<NodeId>> =
+            std::collections::HashMap::new();
+        let mut first = Vec::new();
+        for &dst in destinations {
+            self.make_rules(dst);
+            let Some(rules) = self.known_rules(dst) else {
+                continue;
+            };
+            let seen = by_signature.entry(rules.signature).or_default();
+            if !seen
+                .iter()
+                .any(|&other| self.known_rules(other).is_some_and(|o| o.alike(rules)))
+            {
+                seen.push(dst);
+                first.push(dst);
+            }
+        }
+        first
     }
 
     /// Make the SSH rules of node `dst` (lowered under the test's assumed posture
@@ -585,7 +594,7 @@ pub(super) fn explain(
         // Every pair is allowed; a check from some source devices and an accept from others
         // is said as such (the combined verdict counts it as an accept, as `sshTests` do).
         let (mut checks, mut accepts) = (0usize, 0usize);
-        for &node in &destinations {
+        for node in runner.kinds(&destinations) {
             for source in &sources {
                 match runner.login(node, &source.addrs, login) {
                     Verdict::AllowedByCheck { .. } => checks += 1,
@@ -605,9 +614,10 @@ pub(super) fn explain(
             notes: Vec::new(),
         });
     }
-    // The first refused (destination, source) pair.
+    // The first refused (destination, source) pair (the first device of a kind is the first
+    // to refuse what its kind refuses).
     let mut refused = None;
-    'pairs: for &node in &destinations {
+    'pairs: for node in runner.kinds(&destinations) {
         for source in &sources {
             if !runner.login(node, &source.addrs, login).is_allowed() {
                 refused = Some((node, source.addrs.clone()));
