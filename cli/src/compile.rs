@@ -126,7 +126,13 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
     let names: Vec<String> = if args.nodes.is_empty() {
         compiled.node_names().map(String::from).collect()
     } else {
-        args.nodes.clone()
+        // A node asked for twice is written once: a JSON object holds a name once.
+        let mut seen = std::collections::HashSet::new();
+        args.nodes
+            .iter()
+            .filter(|n| seen.insert(n.as_str()))
+            .cloned()
+            .collect()
     };
     if let Some(unknown) = names.iter().find(|n| !compiled.has_node(n)) {
         let message = format!("unknown node \"{unknown}\" (not in the inventory)");

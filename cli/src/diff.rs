@@ -500,7 +500,7 @@ impl Report<'_> {
                         "    + {}:{} {}",
                         escape(self.new.name()),
                         e.line,
-                        entry(e)
+                        escape(&entry(e))
                     );
                 }
                 for e in &s.removed {
@@ -509,7 +509,7 @@ impl Report<'_> {
                         "    - {}:{} {}",
                         escape(self.old.name()),
                         e.line,
-                        entry(e)
+                        escape(&entry(e))
                     );
                 }
                 for c in &s.changed {
@@ -606,10 +606,20 @@ impl Report<'_> {
                 }
                 let _ = writeln!(out, "- **{}**: {}", cell(&s.section), section_summary(s));
                 for e in &s.added {
-                    let _ = writeln!(out, "  - ➕ line {}: `{}`", e.line, code(&entry(e)));
+                    let _ = writeln!(
+                        out,
+                        "  - ➕ line {}: `{}`",
+                        e.line,
+                        code(&escape(&entry(e)))
+                    );
                 }
                 for e in &s.removed {
-                    let _ = writeln!(out, "  - ➖ line {} (old): `{}`", e.line, code(&entry(e)));
+                    let _ = writeln!(
+                        out,
+                        "  - ➖ line {} (old): `{}`",
+                        e.line,
+                        code(&escape(&entry(e)))
+                    );
                 }
                 for c in &s.changed {
                     let name = c

@@ -241,6 +241,11 @@ fn node_flag_restricts_the_output() {
         assert_eq!(two["nodes"][name], all["nodes"][name], "{name}");
     }
 
+    // A node asked for twice is written once (a JSON object names a key once).
+    let o = compile_example("policy.hujson", &["--node", "db-1", "--node", "db-1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).matches("\"db-1\":").count(), 1, "{}", stdout(&o));
+
     let o = compile_example("policy.hujson", &["--node", "exit-1", "--format", "human"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);

@@ -725,3 +725,19 @@ fn exit_nodes_with_equal_filters_report_pieces_around_their_own_addresses() {
         "{text}"
     );
 }
+
+/// A definition added or removed is shown escaped like every other line: a group whose name
+/// ends in a zero-width space looks like the one without it, unless the space is spelled out.
+#[test]
+fn added_definitions_are_shown_escaped() {
+    let new = edit(
+        "\"group:ops\": [\"carol@example.com\"],",
+        "\"group:ops\": [\"carol@example.com\"], \"group:eng\u{200B}\": [\"carol@example.com\"],",
+    );
+    for format in ["human", "markdown"] {
+        let o = diff(&new, &["--format", format]);
+        let text = stdout(&o);
+        assert!(text.contains("group:eng\\u{200b}"), "{format}: {text}");
+        assert!(!text.contains('\u{200B}'), "{format}: {text}");
+    }
+}

@@ -87,6 +87,9 @@ codes! {
     BidiControl = "bidi_control",
         "A bidirectional control character can make the text read differently from what it is (Trojan Source); remove it.",
         Policy("{\"groups\": {\"group:eng\u{202E}\": [\"alice@example.com\"]}, \"acls\": [{\"action\": \"accept\", \"src\": [\"group:eng\u{202E}\"], \"dst\": [\"*:*\"]}]}");
+    InvisibleCharacter = "invisible_character",
+        "A character that shows as nothing (a zero-width space, a soft hyphen, a Hangul filler ...) makes two different names look the same; remove it.",
+        Policy("{\"groups\": {\"group:eng\u{200B}\": [\"alice@example.com\"]}, \"acls\": [{\"action\": \"accept\", \"src\": [\"group:eng\u{200B}\"], \"dst\": [\"*:*\"]}]}");
     Internal = "internal",
         "aclc failed where it should not have; the policy is refused to be safe. Please report it.",
         Described("never expected; emitted when a check cannot complete");

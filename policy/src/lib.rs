@@ -5,6 +5,7 @@ pub mod code;
 pub mod diag;
 pub mod diff;
 pub mod hujson;
+mod invisible;
 pub mod limits;
 mod lower;
 pub mod model;
@@ -62,6 +63,7 @@ pub fn parse(source: &Source, options: &Options) -> Result<Checked, Diagnostics>
     let (document, mut diagnostics) = hujson::parse(source, &options.limits);
     if source.text().len() <= options.limits.max_bytes {
         diagnostics.extend(bidi::warnings(source));
+        diagnostics.extend(invisible::warnings(source));
     }
     let policy = document.map(|document| {
         let (policy, lowering) = lower::lower(source, &document.root);

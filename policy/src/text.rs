@@ -1,7 +1,7 @@
 //! Quoting and escaping, in one place: policy text quoted in messages the way Go's `%q`
 //! quotes it (so messages match Tailscale's), and text made safe to print on a terminal
-//! (control and bidirectional characters escaped, so a policy cannot send escape sequences or
-//! reorder what a reviewer reads).
+//! (control, bidirectional and invisible characters escaped, so a policy cannot send escape
+//! sequences, reorder what a reviewer reads or hide a difference between two names).
 
 use std::borrow::Cow;
 
@@ -9,7 +9,7 @@ use std::borrow::Cow;
 pub(crate) const CUT: &str = "…";
 
 /// `s` in double quotes, escaped as Go's `%q` does: quotes and backslashes, `\n`, `\t`, `\r`,
-/// and other control or bidirectional characters as `\uXXXX`.
+/// and other control, bidirectional or invisible characters as `\uXXXX`.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -20,7 +20,7 @@ pub fn quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() || is_bidi_control(c) => {
+            c if c.is_control() || is_bidi_control(c) || is_invisible(c) => {
                 out.push_str(&format!("\\u{:04x}", u32::from(c)));
             }
             c => out.push(c),
@@ -40,10 +40,38 @@ pub fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// True for characters that show as nothing, so that names differing by one look the same
+/// (`group:eng` and `group:eng` with a zero-width space): the zero-width space and
+/// non-joiner, the word joiner and invisible operators, the byte order mark inside text, the
+/// soft hyphen, the combining grapheme joiner, the Hangul fillers, the Khmer inherent
+/// vowels, the Mongolian variation selectors and vowel separator, the shorthand format
+/// controls and the tag characters. The zero-width joiner and the variation selectors are
+/// not among them: emoji sequences are made of them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'
+            | '\u{200C}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
 /// True for characters shown escaped on a terminal: C0 controls other than tab, DEL, C1
-/// controls, and bidirectional controls.
+/// controls, bidirectional controls and invisible characters.
 pub fn needs_escape(c: char) -> bool {
-    (c.is_control() && c != '\t') || is_bidi_control(c)
+    (c.is_control() && c != '\t') || is_bidi_control(c) || is_invisible(c)
 }
 
 /// `text` safe to print on a terminal: each character of [`needs_escape`] written as

@@ -1,5 +1,5 @@
-//! Diagnostics on hostile text: bidirectional control characters ("Trojan Source") get a
-//! warning wherever they are, and rendering any diagnostic stays small, escaped and
+//! Diagnostics on hostile text: bidirectional control characters ("Trojan Source") and
+//! invisible characters get a warning wherever they are, and rendering any diagnostic stays small, escaped and
 //! panic-free however long the line or whatever control characters it holds.
 #![allow(
     clippy::unwrap_used,
@@ -54,6 +54,51 @@ fn bidi_controls_are_flagged_in_strings_keys_and_comments() {
         .map(|d| d.3.as_str())
         .collect();
     assert_eq!(bidi, ["\u{061C}", "\u{200E}"]);
+}
+
+const INVISIBLE_HELP: &str = "a character that shows as nothing makes two different names look \
+    the same (a group named with one is another group than the one without); remove it, or \
+    write it as a \\u escape if it is really meant";
+
+#[test]
+fn invisible_characters_are_flagged_and_shown_escaped() {
+    // Two groups that look alike, the rule naming the one with a zero-width space.
+    let text = "{\"groups\": {\"group:eng\": [\"alice@example.com\"], \
+                \"group:eng\u{200B}\": [\"bob@example.com\"]}, \"acls\": \
+                [{\"action\": \"accept\", \"src\": [\"group:eng\u{200B}\"], \"dst\": [\"*:*\"]}]}";
+    expect_warning_help(
+        text,
+        "aclc::invisible_character",
+        "invisible character U+200B in the policy",
+        "\u{200B}",
+        INVISIBLE_HELP,
+    );
+    let found = diagnose(text);
+    // The unused group's message shows which one it is: the other is escaped.
+    let unused: Vec<&String> = found
+        .iter()
+        .filter(|d| d.1 == "aclc::unused_group")
+        .map(|d| &d.2)
+        .collect();
+    assert_eq!(unused, ["group \"group:eng\" is never used"]);
+    // A soft hyphen and a Hangul filler are flagged; accented letters and an emoji sequence
+    // with a zero-width joiner are not.
+    let found = diagnose("{/* é \u{1F469}\u{200D}\u{1F4BB} */ \"hosts\": {\"a\u{AD}b\": \"10.0.0.1\", \"c\u{3164}\": \"10.0.0.2\"}}");
+    let invisible: Vec<&str> = found
+        .iter()
+        .filter(|d| d.1 == "aclc::invisible_character")
+        .map(|d| d.3.as_str())
+        .collect();
+    assert_eq!(invisible, ["\u{AD}", "\u{3164}"]);
+    // Shown on a terminal, the character is escaped.
+    assert_eq!(
+        aclc_policy::text::escape("group:eng\u{200B}"),
+        "group:eng\\u{200b}"
+    );
+    assert_eq!(
+        aclc_policy::text::quote("group:eng\u{200B}"),
+        "\"group:eng\\u200b\""
+    );
 }
 
 #[test]
