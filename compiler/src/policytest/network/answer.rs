@@ -154,6 +154,15 @@ pub(crate) fn explain_with(
                 notes: Vec::new(),
             });
         }
+        // The refused address, with its device's name when the source has several devices
+        // (a group: which member's device is refused).
+        let at = match node
+            .filter(|_| sources.len() > 1)
+            .and_then(|id| table.get(id))
+        {
+            Some(device) => format!("{}, {addr}", device.name),
+            None => addr.to_string(),
+        };
         let mut misses: Vec<crate::policytest::explain::Miss> = Vec::new();
         for rule in rules.iter() {
             let Some(span) = rule.span else {
@@ -163,10 +172,10 @@ pub(crate) fn explain_with(
                 continue;
             }
             let why = if !rule.src.iter().any(|part| part.contains(addr, node)) {
-                format!("src {} ({addr}) is not in the rule's src", quote(src_text))
+                format!("src {} ({at}) is not in the rule's src", quote(src_text))
             } else if !posture.admits(rule, node) {
                 format!(
-                    "the rule's posture gate does not admit src {} ({addr})",
+                    "the rule's posture gate does not admit src {} ({at})",
                     quote(src_text)
                 )
             } else if !opens(rule, &protos, port) {
@@ -199,7 +208,7 @@ pub(crate) fn explain_with(
             .collect();
         Ok(Explanation {
             verdict,
-            reason: format!("no rule lets {src_text} ({addr}) reach {dst_text} on {what}"),
+            reason: format!("no rule lets {src_text} ({at}) reach {dst_text} on {what}"),
             misses,
             notes,
         })

@@ -90,6 +90,18 @@ fn explain_wrong_port_and_wrong_source() {
         misses,
         vec!["6: src \"bob-laptop\" (100.64.0.2) is not in the rule's src"]
     );
+    // A group: the refused device is named (only alice's reaches tag:prod:22, not bob's).
+    let (allowed, _, reason, misses) =
+        explain_lines(ACLS, &q("group:eng", "prod-1:22", None)).unwrap();
+    assert!(!allowed);
+    assert_eq!(
+        reason,
+        "no rule lets group:eng (bob-laptop, 100.64.0.2) reach prod-1:22 on port 22 (tcp/udp)"
+    );
+    assert_eq!(
+        misses,
+        vec!["6: src \"group:eng\" (bob-laptop, 100.64.0.2) is not in the rule's src"]
+    );
     // Wrong protocol: the prod rule is TCP only.
     let (allowed, _, _, misses) =
         explain_lines(ACLS, &q("alice-laptop", "db:22", Some("udp"))).unwrap();
