@@ -405,8 +405,69 @@ fn an_ssh_test_from_a_group_to_thousands_of_devices() {
     }
 }
 
+/// 400 SSH rules, each from its own user to `tag:web` (2,000 devices), and one `sshTests`
+/// entry: every destination's rules were kept, O(rules x devices) of memory (1.8 GB at 2,000
+/// x 2,000, and an abort at 4,000); only one copy per kind of destination is kept now.
+#[test]
+fn an_ssh_test_over_devices_that_each_have_hundreds_of_rules() {
+    let n = 4000;
+    let dir = group_tailnet(n);
+    let rules: Vec<String> = (0..n / 10)
+        .map(|i| {
+            format!(
+                r#"{{"action": "accept", "src": ["u{i}@example.com"], "dst": ["tag:web"], "users": ["user{i}"]}}"#
+            )
+        })
+        .collect();
+    let policy = format!(
+        r#"{{"tagOwners": {{"tag:web": []}}, "ssh": [{}],
+            "sshTests": [{{"src": "u0@example.com", "dst": ["tag:web"], "accept": ["user0"], "deny": ["root"]}}]}}"#,
+        rules.join(",\n")
+    );
+    std::fs::write(dir.join("policy.hujson"), policy).unwrap();
+    let out = assert_bounded(
+        &dir,
+        &["test", "policy.hujson", "--inventory", "inventory.json"],
+    );
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+/// 400 ICMP tests without a port, each from its own user under a grant of its own, to
+/// `tag:web` (2,000 devices): an assertion without a port takes every rule as a candidate,
+/// and each rule's reach was computed over every destination device, O(tests x rules x
+/// devices). Only rules that take some source address have their reach computed now.
+#[test]
+fn icmp_tests_without_ports_over_hundreds_of_grants() {
+    let n = 4000;
+    let dir = group_tailnet(n);
+    let grants: Vec<String> = (0..n / 10)
+        .map(|i| {
+            format!(
+                r#"{{"src": ["u{i}@example.com"], "dst": ["tag:web"], "ip": ["tcp:{}", "icmp:*"]}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let tests: Vec<String> = (0..n / 10)
+        .map(|i| {
+            format!(r#"{{"src": "u{i}@example.com", "proto": "icmp", "accept": ["tag:web"]}}"#)
+        })
+        .collect();
+    let policy = format!(
+        r#"{{"tagOwners": {{"tag:web": []}}, "grants": [{}], "tests": [{}]}}"#,
+        grants.join(",\n"),
+        tests.join(",\n")
+    );
+    std::fs::write(dir.join("policy.hujson"), policy).unwrap();
+    let out = assert_bounded(
+        &dir,
+        &["test", "policy.hujson", "--inventory", "inventory.json"],
+    );
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
 /// A scratch folder holding `inventory.json`: `n` nodes, the even ones owned by `n / 10`
-/// users (`u0@example.com` ...), the odd ones tagged `tag:web`.
+/// users in turn (`u0@example.com` ..., five devices each), the odd ones tagged `tag:web`.
 fn group_tailnet(n: usize) -> PathBuf {
     let dir = scratch();
     let users: Vec<String> = (0..n / 10)
@@ -420,7 +481,7 @@ fn group_tailnet(n: usize) -> PathBuf {
     let nodes: Vec<String> = (0..n)
         .map(|i| {
             let owner = if i % 2 == 0 {
-                format!(r#""user": "u{}@example.com", "tags": []"#, i % (n / 10))
+                format!(r#""user": "u{}@example.com", "tags": []"#, (i / 2) % (n / 10))
             } else {
                 r#""user": null, "tags": ["tag:web"]"#.to_string()
             };
