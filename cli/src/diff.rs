@@ -338,10 +338,19 @@ impl Report<'_> {
                     plural(c.src.count, "source", "sources"),
                     plural(c.dst.count, "destination", "destinations"),
                 );
-                let details = vec![
-                    format!("sources: {}", list(&c.src)),
-                    format!("destinations: {}", list(&c.dst)),
-                ];
+                let mut sources = format!("sources: {}", list(&c.src));
+                if !c.one_family_sources.is_empty() {
+                    let each: Vec<String> = c
+                        .one_family_sources
+                        .iter()
+                        .map(|one| {
+                            let family = if one.family == "ipv4" { "IPv4" } else { "IPv6" };
+                            format!("{} over {family} only", escape(&one.name))
+                        })
+                        .collect();
+                    let _ = write!(sources, " ({})", each.join(", "));
+                }
+                let details = vec![sources, format!("destinations: {}", list(&c.dst))];
                 out.push(Line::ruled("network", gained, headline, details, &c.rules));
             }
         }

@@ -741,3 +741,42 @@ fn added_definitions_are_shown_escaped() {
         assert!(!text.contains('\u{200B}'), "{format}: {text}");
     }
 }
+
+/// A change over both families that also covers a device over one family only (its IPv4
+/// address had the access already) names that device and its family, in JSON and in the
+/// human report: alice-laptop gains web-1:80 over IPv6 only, alice-phone over both.
+#[test]
+fn a_source_covered_over_one_family_in_a_wider_change_is_named() {
+    let dir = common::scratch();
+    let inventory = r#"{"users": [{"id": 1, "name": "alice", "email": "alice@example.com"}],
+        "nodes": [
+          {"name": "alice-laptop", "user": "alice@example.com", "tags": [], "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
+          {"name": "alice-phone", "user": "alice@example.com", "tags": [], "ipv4": "100.64.0.4", "ipv6": "fd7a:115c:a1e0::4"},
+          {"name": "web-1", "user": null, "tags": ["tag:web"], "ipv4": "100.64.1.1", "ipv6": "fd7a:115c:a1e0::101"}],
+        "tailnet": {"name": "example.com"}}"#;
+    let policy = |src: &str| {
+        format!(
+            r#"{{"tagOwners": {{"tag:web": []}}, "acls": [{{"action": "accept", "src": ["{src}"], "dst": ["tag:web:80"]}}]}}"#
+        )
+    };
+    std::fs::write(dir.join("inventory.json"), inventory).unwrap();
+    std::fs::write(dir.join("old.hujson"), policy("100.64.0.1")).unwrap();
+    std::fs::write(dir.join("new.hujson"), policy("alice@example.com")).unwrap();
+    let doc = json(&diff_in(&dir, "json"));
+    let gained = doc["network"]["gained"].as_array().unwrap();
+    let tcp = gained
+        .iter()
+        .find(|c| c["proto"] == "tcp,udp")
+        .expect("a tcp,udp gain");
+    assert!(tcp.get("family").is_none(), "{tcp}");
+    assert_eq!(
+        tcp["one_family_sources"],
+        json!([{"name": "alice-laptop", "family": "ipv6"}]),
+        "{tcp}"
+    );
+    let human = stdout(&diff_in(&dir, "human"));
+    assert!(
+        human.contains("sources: alice-laptop, alice-phone (alice-laptop over IPv6 only)"),
+        "{human}"
+    );
+}

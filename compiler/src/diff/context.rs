@@ -91,6 +91,53 @@ impl Ctx<'_> {
             .then(|| if at == network::V4 { "ipv4" } else { "ipv6" }.to_string())
     }
 
+    /// [`NetworkChange::one_family_sources`]: the devices (the first `max_names`) whose
+    /// addresses among the change's positions are of one family while they have the other
+    /// too and a destination node has it; nothing when [`Ctx::one_family`] says it of the
+    /// whole change. O(positions).
+    pub(super) fn one_family_sources(
+        &self,
+        src: &network::Source,
+        dsts: &[(u32, Dest)],
+    ) -> Vec<SourceFamily> {
+        let network::Source::Nodes(runs) = src else {
+            return Vec::new();
+        };
+        if self.one_family(src, dsts).is_some() {
+            return Vec::new();
+        }
+        let reachable = dsts
+            .iter()
+            .filter(|(_, d)| matches!(d, Dest::Node))
+            .fold(0u8, |f, (i, _)| f | self.table.families(*i));
+        let mut held: BTreeMap<u32, u8> = BTreeMap::new();
+        for p in runs.iter().flat_map(|&(a, b)| a..b) {
+            if let (Some(node), Some(addr)) = (self.table.node(p), self.table.addr(p)) {
+                *held.entry(node).or_default() |= if addr.is_ipv4() {
+                    network::V4
+                } else {
+                    network::V6
+                };
+            }
+        }
+        held.into_iter()
+            .filter(|&(node, got)| {
+                let own = self.table.families(node);
+                let missing = own & !got;
+                got != 0 && missing != 0 && reachable & missing != 0
+            })
+            .take(self.options.max_names)
+            .filter_map(|(node, got)| {
+                let name = self.names.get(node as usize)?;
+                let family = if got == network::V4 { "ipv4" } else { "ipv6" };
+                Some(SourceFamily {
+                    name: name.to_string(),
+                    family: family.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// A representative address (IPv4 if any) of some positions.
     pub(super) fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
         let all = runs.iter().flat_map(|&(a, b)| a..b);
@@ -175,6 +222,7 @@ impl Ctx<'_> {
                 size,
                 NetworkChange {
                     family: self.one_family(&src, &dsts),
+                    one_family_sources: self.one_family_sources(&src, &dsts),
                     src: self.source(&src),
                     dst: self.destinations(&dsts),
                     proto: protos

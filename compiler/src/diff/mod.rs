@@ -216,12 +216,28 @@ pub struct NetworkChange {
     /// no choice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// When the change is over both families (`family` absent): the source devices it covers
+    /// over one family only, though they have an address of the other and some destination
+    /// has one too (a device whose IPv4 address had the access already, grouped with devices
+    /// that gain it over both). Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub one_family_sources: Vec<SourceFamily>,
     /// The selectors of the responsible rules' sources (as written).
     pub src_selectors: Vec<String>,
     /// The selectors of the responsible rules' destinations (as written).
     pub dst_selectors: Vec<String>,
     /// The rules responsible: in NEW for a gain, in OLD for a loss.
     pub rules: Vec<RuleRef>,
+}
+
+/// A source device a network change covers over one family only
+/// ([`NetworkChange::one_family_sources`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFamily {
+    /// The device.
+    pub name: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
 }
 
 /// A change of SSH access.
