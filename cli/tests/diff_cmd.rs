@@ -780,3 +780,38 @@ fn a_source_covered_over_one_family_in_a_wider_change_is_named() {
         "{human}"
     );
 }
+
+/// A `*` destination covers the routes a node serves, each of one family: its IPv6 sources
+/// gain nothing on an IPv4 subnet. A rule to `*:80` beside one that opens the subnet on every
+/// port already was reported as a gain of the subnet (through alice-laptop's IPv6 address).
+#[test]
+fn a_star_destination_gains_no_route_its_sources_held() {
+    let dir = common::scratch();
+    std::fs::copy(
+        examples().join("inventory.json"),
+        dir.join("inventory.json"),
+    )
+    .unwrap();
+    let subnet =
+        r#"{"action": "accept", "src": ["alice@example.com"], "dst": ["192.168.10.0/24:*"]}"#;
+    std::fs::write(dir.join("old.hujson"), format!(r#"{{"acls": [{subnet}]}}"#)).unwrap();
+    std::fs::write(
+        dir.join("new.hujson"),
+        format!(
+            r#"{{"acls": [{subnet}, {{"action": "accept", "src": ["alice@example.com"], "dst": ["*:80"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let doc = json(&diff_in(&dir, "json"));
+    let gained = doc["network"]["gained"].as_array().unwrap();
+    assert!(!gained.is_empty(), "{doc}");
+    for change in gained {
+        let dsts = change["dst"]["names"].as_array().unwrap();
+        assert!(
+            !dsts
+                .iter()
+                .any(|d| d.as_str().unwrap().contains("192.168.10.0/24")),
+            "{change}"
+        );
+    }
+}

@@ -138,6 +138,50 @@ impl Ctx<'_> {
             .collect()
     }
 
+    /// The atoms whose sources are the same devices at different addresses, joined: a `*`
+    /// rule through an exit node reaches the IPv4 internet from a device's IPv4 address and
+    /// the IPv6 internet from its IPv6 one, which is one change of the device, not one per
+    /// family. O(positions).
+    fn by_device(&self, atoms: NetAtoms) -> NetAtoms {
+        let mut joined: HashMap<
+            (bool, Vec<u32>, u8, PortSet),
+            (Vec<(u32, u32)>, Vec<(u32, Dest)>),
+        > = HashMap::new();
+        let mut out = NetAtoms::new();
+        for ((gained, src, proto, ports), dsts) in atoms {
+            let network::Source::Nodes(runs) = src else {
+                out.entry((gained, src, proto, ports))
+                    .or_default()
+                    .extend(dsts);
+                continue;
+            };
+            let mut nodes: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(a, b)| a..b)
+                .filter_map(|p| self.table.node(p))
+                .collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            let entry = joined.entry((gained, nodes, proto, ports)).or_default();
+            entry.0.extend(runs);
+            entry.1.extend(dsts);
+        }
+        for ((gained, _, proto, ports), (mut runs, dsts)) in joined {
+            runs.sort_unstable();
+            let mut merged_runs: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
+            for (a, b) in runs {
+                match merged_runs.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => merged_runs.push((a, b)),
+                }
+            }
+            out.entry((gained, network::Source::Nodes(merged_runs), proto, ports))
+                .or_default()
+                .extend(dsts);
+        }
+        out
+    }
+
     /// A representative address (IPv4 if any) of some positions.
     pub(super) fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
         let all = runs.iter().flat_map(|&(a, b)| a..b);
@@ -180,7 +224,7 @@ impl Ctx<'_> {
         // Group destinations with the same (sources, protocol, ports), then protocols with
         // the same (sources, ports, destinations); a route is a destination of its own.
         let mut merged: MergedNet = BTreeMap::new();
-        for ((gained, src, proto, ports), mut dsts) in atoms {
+        for ((gained, src, proto, ports), mut dsts) in self.by_device(atoms) {
             dsts.sort();
             dsts.dedup();
             merged

@@ -293,9 +293,12 @@ pub(super) fn entries(
             // The node's own addresses, and the pieces of the routes it serves that the
             // entry covers (`*` covers every route: a router's subnets, an exit node's
             // internet), so equal access written differently compares equal.
-            let mut keys: Vec<Dest> = Vec::new();
+            // Each key with the families a packet to it can be of: a route piece is of one
+            // family, so a `*` entry's sources are cut to it there (an IPv6 source gains no
+            // IPv4 subnet).
+            let mut keys: Vec<(Dest, u8)> = Vec::new();
             if covers_node {
-                keys.push(Dest::Node);
+                keys.push((Dest::Node, families));
             }
             match cut {
                 Cut::Pieces(pieces) => {
@@ -307,7 +310,8 @@ pub(super) fn entries(
                                 break;
                             }
                             if b <= hi {
-                                keys.push(Dest::Route(range_text(a, b)));
+                                let of = if a.0 == 0 { V4 } else { V6 };
+                                keys.push((Dest::Route(range_text(a, b)), of));
                             }
                         }
                     }
@@ -328,18 +332,28 @@ pub(super) fn entries(
                             }
                         }
                         if whole {
-                            keys.push(Dest::Route(zone.to_string()));
+                            keys.push((Dest::Route(zone.to_string()), family(zone.network())));
                         }
                     }
                     if partial {
-                        keys.push(Dest::Route(dst.ip.to_string()));
+                        keys.push((Dest::Route(dst.ip.to_string()), families));
                     }
                 }
             }
             if keys.is_empty() {
-                keys.push(Dest::Route(dst.ip.to_string()));
+                keys.push((Dest::Route(dst.ip.to_string()), families));
             }
-            for key in keys {
+            for (key, of) in keys {
+                // The sources of the key's families (the entry's, cut further for a route
+                // piece of one family).
+                let placed = match of & families {
+                    cut if cut == families || cut == 0 => placed.clone(),
+                    cut => {
+                        let narrower = placements.of_families(&whole, cut, table);
+                        lists.entry(narrower.id).or_insert_with(|| narrower.clone());
+                        narrower
+                    }
+                };
                 for &proto in protos {
                     let (p, q) = if has_ports(proto) {
                         (dst.ports.first, dst.ports.last)
