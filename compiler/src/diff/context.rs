@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Network atoms keyed by devices ([`Ctx::by_device`]): (gained, the source devices,
+/// protocol, ports).
+type DeviceKey = (bool, Vec<u32>, u8, PortSet);
+
 /// Shared state for shaping the output.
 pub(super) struct Ctx<'a> {
     pub(super) names: &'a [&'a str],
@@ -143,10 +147,7 @@ impl Ctx<'_> {
     /// the IPv6 internet from its IPv6 one, which is one change of the device, not one per
     /// family. O(positions).
     fn by_device(&self, atoms: NetAtoms) -> NetAtoms {
-        let mut joined: HashMap<
-            (bool, Vec<u32>, u8, PortSet),
-            (Vec<(u32, u32)>, Vec<(u32, Dest)>),
-        > = HashMap::new();
+        let mut joined: HashMap<DeviceKey, (Vec<(u32, u32)>, Vec<(u32, Dest)>)> = HashMap::new();
         let mut out = NetAtoms::new();
         for ((gained, src, proto, ports), dsts) in atoms {
             let network::Source::Nodes(runs) = src else {
