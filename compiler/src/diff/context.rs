@@ -7,6 +7,9 @@ use super::*;
 /// protocol, ports).
 type DeviceKey = (bool, Vec<u32>, u8, PortSet);
 
+/// The address runs and destinations of the atoms joined under one [`DeviceKey`].
+type Joined = (Vec<(u32, u32)>, Vec<(u32, Dest)>);
+
 /// Shared state for shaping the output.
 pub(super) struct Ctx<'a> {
     pub(super) names: &'a [&'a str],
@@ -147,7 +150,7 @@ impl Ctx<'_> {
     /// the IPv6 internet from its IPv6 one, which is one change of the device, not one per
     /// family. O(positions).
     fn by_device(&self, atoms: NetAtoms) -> NetAtoms {
-        let mut joined: HashMap<DeviceKey, (Vec<(u32, u32)>, Vec<(u32, Dest)>)> = HashMap::new();
+        let mut joined: HashMap<DeviceKey, Joined> = HashMap::new();
         let mut out = NetAtoms::new();
         for ((gained, src, proto, ports), dsts) in atoms {
             let network::Source::Nodes(runs) = src else {
