@@ -333,9 +333,6 @@ fn ipset_chain_of_prefixes_less_one_address() {
 fn a_test_from_a_group_past_thousands_of_rules() {
     let n = 2000;
     let dir = group_tailnet(n);
-    let members: Vec<String> = (0..n / 10)
-        .map(|i| format!(r#""u{i}@example.com""#))
-        .collect();
     let rules: Vec<String> = (0..n)
         .map(|i| {
             format!(
@@ -349,24 +346,18 @@ fn a_test_from_a_group_past_thousands_of_rules() {
         r#"{{"tagOwners": {{"tag:web": []}}, "groups": {{"group:all": [{}]}},
             "acls": [{}, {{"action": "accept", "src": ["group:all"], "dst": ["tag:web:22"]}}],
             "tests": [{{"src": "group:all", "accept": ["tag:web:22"], "deny": ["tag:web:23"]}}]}}"#,
-        members.join(","),
+        all_users(n),
         rules.join(",\n")
     );
-    std::fs::write(dir.join("policy.hujson"), policy).unwrap();
-    for args in [
-        &["test", "policy.hujson", "--inventory", "inventory.json"][..],
-        &[
-            "explain",
-            "policy.hujson",
-            "--inventory",
-            "inventory.json",
-            "group:all",
-            "tag:web:22",
-        ],
-    ] {
-        let out = assert_bounded(&dir, args);
-        assert_eq!(out.status, Some(0), "{args:?}: {out:?}");
-    }
+    let explain = [
+        "explain",
+        "policy.hujson",
+        "--inventory",
+        "inventory.json",
+        "group:all",
+        "tag:web:22",
+    ];
+    each_exits_0(&dir, &policy, &[&TEST, &explain]);
 }
 
 /// An `sshTests` entry from a group of 8,000 devices to 8,000 tagged ones: every (source,
@@ -377,32 +368,23 @@ fn a_test_from_a_group_past_thousands_of_rules() {
 fn an_ssh_test_from_a_group_to_thousands_of_devices() {
     let n = 16_000;
     let dir = group_tailnet(n);
-    let members: Vec<String> = (0..n / 10)
-        .map(|i| format!(r#""u{i}@example.com""#))
-        .collect();
     let policy = format!(
         r#"{{"tagOwners": {{"tag:web": []}}, "groups": {{"group:all": [{}]}},
             "ssh": [{{"action": "accept", "src": ["group:all"], "dst": ["tag:web"], "users": ["root"]}}],
             "sshTests": [{{"src": "group:all", "dst": ["tag:web"], "accept": ["root"], "deny": ["admin"]}}]}}"#,
-        members.join(",")
+        all_users(n)
     );
-    std::fs::write(dir.join("policy.hujson"), policy).unwrap();
-    for args in [
-        &["test", "policy.hujson", "--inventory", "inventory.json"][..],
-        &[
-            "explain",
-            "policy.hujson",
-            "--inventory",
-            "inventory.json",
-            "--ssh",
-            "group:all",
-            "tag:web",
-            "root",
-        ],
-    ] {
-        let out = assert_bounded(&dir, args);
-        assert_eq!(out.status, Some(0), "{args:?}: {out:?}");
-    }
+    let explain = [
+        "explain",
+        "policy.hujson",
+        "--inventory",
+        "inventory.json",
+        "--ssh",
+        "group:all",
+        "tag:web",
+        "root",
+    ];
+    each_exits_0(&dir, &policy, &[&TEST, &explain]);
 }
 
 /// 400 SSH rules, each from its own user to `tag:web` (2,000 devices), and one `sshTests`
@@ -424,12 +406,7 @@ fn an_ssh_test_over_devices_that_each_have_hundreds_of_rules() {
             "sshTests": [{{"src": "u0@example.com", "dst": ["tag:web"], "accept": ["user0"], "deny": ["root"]}}]}}"#,
         rules.join(",\n")
     );
-    std::fs::write(dir.join("policy.hujson"), policy).unwrap();
-    let out = assert_bounded(
-        &dir,
-        &["test", "policy.hujson", "--inventory", "inventory.json"],
-    );
-    assert_eq!(out.status, Some(0), "{out:?}");
+    each_exits_0(&dir, &policy, &[&TEST]);
 }
 
 /// 400 ICMP tests without a port, each from its own user under a grant of its own, to
@@ -458,12 +435,28 @@ fn icmp_tests_without_ports_over_hundreds_of_grants() {
         grants.join(",\n"),
         tests.join(",\n")
     );
+    each_exits_0(&dir, &policy, &[&TEST]);
+}
+
+/// `aclc test` of the policy against the inventory in a [`group_tailnet`] folder.
+const TEST: [&str; 4] = ["test", "policy.hujson", "--inventory", "inventory.json"];
+
+/// Write `policy` as `policy.hujson` in `dir`, then run each of `runs` there: each exits 0
+/// within the bounds.
+fn each_exits_0(dir: &Path, policy: &str, runs: &[&[&str]]) {
     std::fs::write(dir.join("policy.hujson"), policy).unwrap();
-    let out = assert_bounded(
-        &dir,
-        &["test", "policy.hujson", "--inventory", "inventory.json"],
-    );
-    assert_eq!(out.status, Some(0), "{out:?}");
+    for args in runs {
+        let out = assert_bounded(dir, args);
+        assert_eq!(out.status, Some(0), "{args:?}: {out:?}");
+    }
+}
+
+/// The users of a [`group_tailnet`] of `n` nodes, as the items of a JSON list.
+fn all_users(n: usize) -> String {
+    let users: Vec<String> = (0..n / 10)
+        .map(|i| format!(r#""u{i}@example.com""#))
+        .collect();
+    users.join(",")
 }
 
 /// A scratch folder holding `inventory.json`: `n` nodes, the even ones owned by `n / 10`

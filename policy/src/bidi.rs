@@ -23,7 +23,17 @@ pub(crate) fn warnings(source: &Source) -> Vec<Diagnostic> {
     if !text.bytes().any(|b| b == 0xE2 || b == 0xD8) {
         return Vec::new();
     }
-    let mut found = text.char_indices().filter(|&(_, c)| is_bidi_control(c));
+    capped(text, is_bidi_control, warning)
+}
+
+/// `warning` on each character of `text` that `is` picks, up to [`MAX_REPORTED`]; the last
+/// one counts the rest. One pass over the text.
+pub(crate) fn capped(
+    text: &str,
+    is: fn(char) -> bool,
+    warning: fn(usize, char) -> Diagnostic,
+) -> Vec<Diagnostic> {
+    let mut found = text.char_indices().filter(|&(_, c)| is(c));
     let mut out: Vec<Diagnostic> = found
         .by_ref()
         .take(MAX_REPORTED)

@@ -7,30 +7,14 @@ use crate::diag::Diagnostic;
 use crate::source::{Source, Span};
 use crate::text::is_invisible;
 
-/// At most this many characters get a warning each; the last one counts the rest.
-const MAX_REPORTED: usize = crate::bidi::MAX_REPORTED;
-
-/// A warning on each invisible character of `source` (up to [`MAX_REPORTED`]). One pass over
-/// the text, none for ASCII text.
+/// A warning on each invisible character of `source` (up to
+/// [`crate::bidi::MAX_REPORTED`]). One pass over the text, none for ASCII text.
 pub(crate) fn warnings(source: &Source) -> Vec<Diagnostic> {
     let text = source.text();
     if text.is_ascii() {
         return Vec::new();
     }
-    let mut found = text.char_indices().filter(|&(_, c)| is_invisible(c));
-    let mut out: Vec<Diagnostic> = found
-        .by_ref()
-        .take(MAX_REPORTED)
-        .map(|(at, c)| warning(at, c))
-        .collect();
-    let more = found.count();
-    if more > 0 {
-        if let Some(last) = out.last_mut() {
-            last.message
-                .push_str(&format!(" ({more} more after this one are not reported)"));
-        }
-    }
-    out
+    crate::bidi::capped(text, is_invisible, warning)
 }
 
 fn warning(at: usize, c: char) -> Diagnostic {
@@ -72,8 +56,9 @@ mod tests {
     fn a_flood_is_counted_not_listed() {
         let text = format!("{{\"hosts\": {{\"h\": \"{}\"}}}}", "\u{200B}".repeat(1000));
         let found = warnings(&Source::new("p", text));
-        assert_eq!(found.len(), MAX_REPORTED);
-        assert!(found[MAX_REPORTED - 1]
+        let max = crate::bidi::MAX_REPORTED;
+        assert_eq!(found.len(), max);
+        assert!(found[max - 1]
             .message
             .ends_with("(900 more after this one are not reported)"));
     }

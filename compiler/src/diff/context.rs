@@ -170,16 +170,9 @@ impl Ctx<'_> {
             entry.0.extend(runs);
             entry.1.extend(dsts);
         }
-        for ((gained, _, proto, ports), (mut runs, dsts)) in joined {
-            runs.sort_unstable();
-            let mut merged_runs: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
-            for (a, b) in runs {
-                match merged_runs.last_mut() {
-                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                    _ => merged_runs.push((a, b)),
-                }
-            }
-            out.entry((gained, network::Source::Nodes(merged_runs), proto, ports))
+        for ((gained, _, proto, ports), (runs, dsts)) in joined {
+            let runs = network::merge_runs(runs);
+            out.entry((gained, network::Source::Nodes(runs), proto, ports))
                 .or_default()
                 .extend(dsts);
         }

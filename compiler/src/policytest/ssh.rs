@@ -390,20 +390,14 @@ impl<'a> Runner<'a> {
     /// The SSH rules of node `dst` (lowered under the test's assumed posture attributes, when
     /// it gives them), when [`Runner::kinds`] has looked at it.
     fn known_rules(&self, dst: NodeId) -> Option<&NodeRules> {
-        match &self.assumed {
-            Some((_, kinds)) => kinds.rules_of(dst),
-            None => self.rules.rules_of(dst),
-        }
+        current(&self.assumed, &self.rules).rules_of(dst)
     }
 
     /// How node `dst` answers a login as `login` from a device with `addrs`.
     fn login(&mut self, dst: NodeId, addrs: &[IpAddr], login: &str) -> Verdict {
         self.kind(dst);
-        let rules = match &self.assumed {
-            Some((_, kinds)) => kinds.rules_of(dst),
-            None => self.rules.rules_of(dst),
-        };
-        let Some(rules) = rules else {
+        // The fields, not `known_rules`: `judge` takes the admissions mutably beside them.
+        let Some(rules) = current(&self.assumed, &self.rules).rules_of(dst) else {
             return Verdict::Denied;
         };
         let span = |policy_index: usize| -> Vec<Span> {
@@ -422,6 +416,15 @@ impl<'a> Runner<'a> {
                 by: span(rule.policy_index),
             },
         }
+    }
+}
+
+/// The kinds the current test reads: those lowered under its assumed posture attributes, when
+/// it gives them, else the compile's.
+fn current<'k>(assumed: &'k Option<(SshLowered, Kinds)>, rules: &'k Kinds) -> &'k Kinds {
+    match assumed {
+        Some((_, kinds)) => kinds,
+        None => rules,
     }
 }
 
