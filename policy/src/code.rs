@@ -397,7 +397,7 @@ codes! {
         "An SSH rule whose destination is a user and whose `src` names that user more than once and nothing else: accepted as the rule with one source (the same devices), aclc cannot verify that Tailscale's check (the source must be exactly that user) accepts the repetition.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["alice@example.com", "alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}]}"#);
     UnverifiedBracketedHost = "unverified_bracketed_host",
-        "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
+        "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`, a prefix `[fd7a::/48]:22`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);
     PrefixHostBits = "prefix_host_bits",
         "A prefix with bits set past its length (`10.2.3.4/8`) in a rule, `hosts`, an IP set or an `autoApprovers` route: read as its network (`10.0.0.0/8`), as Go's `netip.Prefix.Masked` would; aclc cannot verify that Tailscale reads it so (a typo for one address, `/32`, would widen the rule to the whole network). The client refuses such a prefix on the wire, so aclc never sends one.",

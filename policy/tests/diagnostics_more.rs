@@ -1191,7 +1191,8 @@ fn disable_ipv4_on_a_tailnet_with_ipv4_nodes_warns() {
 
 /// Brackets around an ACL destination that is not an IPv6 address: read as the text inside,
 /// with a warning (Tailscale's documentation brackets only IPv6 addresses; what its parser
-/// does with `[tag:x]` is not captured). An IPv6 address or prefix in brackets is silent.
+/// does with `[tag:x]` is not captured). An IPv6 address in brackets, its length after them or
+/// not, is silent.
 #[test]
 fn bracketed_destinations_other_than_ipv6_are_warned() {
     expect_warning_help(
@@ -1200,6 +1201,14 @@ fn bracketed_destinations_other_than_ipv6_are_warned() {
         "dst=\"[tag:server]:443\": brackets around a destination that is not an IPv6 address; aclc reads it as \"tag:server\" and cannot verify that Tailscale does",
         "[tag:server]:443",
         "brackets are for IPv6 addresses only: write \"tag:server:443\"",
+    );
+    // A prefix inside the brackets is no IPv6 address either (headscale refuses it).
+    expect_warning_help(
+        &acl(r#"{"action": "accept", "src": ["*"], "dst": ["[fd7a:115c:a1e0::/48]:22"]}"#),
+        "aclc::unverified_bracketed_host",
+        "dst=\"[fd7a:115c:a1e0::/48]:22\": brackets around a destination that is not an IPv6 address; aclc reads it as \"fd7a:115c:a1e0::/48\" and cannot verify that Tailscale does",
+        "[fd7a:115c:a1e0::/48]:22",
+        "brackets are for IPv6 addresses only: write \"fd7a:115c:a1e0::/48:22\"",
     );
     for dst in ["[fd7a:115c:a1e0::1]:80,443", "[fd7a:115c:a1e0::]/48:22"] {
         let text = acl(&format!(
@@ -1357,4 +1366,35 @@ fn prefixes_with_host_bits_are_read_as_their_network() {
     );
     let clean = r#"{"hosts": {"n": "10.0.0.0/8", "one": "10.1.1.1/32"}, "acls": [{"action": "accept", "src": ["192.168.0.0/16"], "dst": ["n:*", "one:*"]}]}"#;
     assert!(codes(clean).is_empty(), "{:?}", codes(clean));
+}
+
+/// A prefix whose length is past its family's most says so in its help (it was "not an IP
+/// address, a prefix, or a host"); a length in range that is wrong for another reason (a
+/// leading zero) keeps the general help.
+#[test]
+fn a_prefix_length_out_of_range_is_named() {
+    for (src, help) in [
+        (
+            "10.0.0.0/33",
+            "an IPv4 prefix length is 0 to 32: \"33\" is out of range",
+        ),
+        (
+            "fd7a::/999999999999999999999",
+            "an IPv6 prefix length is 0 to 128: \"999999999999999999999\" is out of range",
+        ),
+        (
+            "10.0.0.0/08",
+            "\"10.0.0.0/08\" is not an IP address, a prefix, or a host defined in \"hosts\"",
+        ),
+    ] {
+        expect_error_help(
+            &acl(&format!(
+                r#"{{"action": "accept", "src": ["{src}"], "dst": ["*:*"]}}"#
+            )),
+            "aclc::undefined_host",
+            &format!("src=\"{src}\": invalid address"),
+            src,
+            Some(help),
+        );
+    }
 }

@@ -218,8 +218,14 @@ impl Lowerer<'_> {
             })
         };
         if let Some((host, ..)) = split.as_ref().filter(|_| whole.starts_with('[')) {
-            let addr = host.split_once('/').map_or(host.as_str(), |(addr, _)| addr);
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            // Only an IPv6 address goes inside the brackets (`[fd7a::1]:22`, or with its
+            // length after them, `[fd7a::]/48:22`); a prefix inside them
+            // (`[fd7a::/48]:22`) is read as that prefix, unverified like any other text.
+            let inside = whole
+                .get(1..)
+                .and_then(|rest| rest.split_once(']'))
+                .map_or("", |(inside, _)| inside);
+            if inside.parse::<std::net::Ipv6Addr>().is_err() {
                 self.warning(
                     Code::UnverifiedBracketedHost,
                     text.span,

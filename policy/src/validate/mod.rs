@@ -310,10 +310,13 @@ impl<'p> Validator<'p> {
                             no_port_help(bare, place)
                         }
                         (None, None, Some(n)) => format!("did you mean the host {}?", quote(n)),
-                        (None, None, None) => format!(
-                            "{} is not an IP address, a prefix, or a host defined in \"hosts\"",
-                            quote(host)
-                        ),
+                        (None, None, None) => match bad_prefix_length(host) {
+                            Some(help) => help,
+                            None => format!(
+                                "{} is not an IP address, a prefix, or a host defined in \"hosts\"",
+                                quote(host)
+                            ),
+                        },
                     };
                     let d = Diagnostic::error(
                         Code::UndefinedHost,
@@ -664,4 +667,25 @@ fn no_port_help(bare: &str, place: Place<'_>) -> String {
         ),
         _ => format!("{} takes no port here: write {}", quote(bare), quote(bare)),
     }
+}
+
+/// The help for an address whose prefix length is out of its family's range
+/// (`10.0.0.0/33`, `fd7a::/999`); `None` for any other text.
+fn bad_prefix_length(host: &str) -> Option<String> {
+    let (addr, len) = host.split_once('/')?;
+    let most = match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(_) => 32,
+        std::net::IpAddr::V6(_) => 128,
+    };
+    let family = if most == 32 { "IPv4" } else { "IPv6" };
+    // Digits only, and more than the family's most (a length in range is wrong for
+    // another reason, a leading zero say).
+    let digits = !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit());
+    let over = len.parse::<u32>().map_or(true, |n| n > most);
+    (digits && over).then(|| {
+        format!(
+            "an {family} prefix length is 0 to {most}: {} is out of range",
+            quote(len)
+        )
+    })
 }
