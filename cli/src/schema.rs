@@ -36,8 +36,11 @@ pub(crate) fn run(args: &SchemaArgs) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{text}") {
-        eprintln!("aclc: cannot write the schema: {e}");
-        return EXIT_USAGE;
+        // A closed pipe (`| head`) is not worth a complaint, as in the other commands.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("aclc: cannot write the schema: {e}");
+            return EXIT_USAGE;
+        }
     }
     EXIT_OK
 }

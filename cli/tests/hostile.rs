@@ -354,6 +354,25 @@ fn output_that_cannot_be_written_is_an_error() {
     }
 }
 
+/// A reader that closes the pipe early (`aclc schema | head -1`) ends the command quietly
+/// with exit 0, as for the other commands' output; `schema` said "cannot write the schema:
+/// Broken pipe" and exited 1. (The read end is closed before the program starts writing.)
+#[test]
+fn a_closed_pipe_ends_schema_quietly() {
+    for which in ["policy", "inventory"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
+            .args(["schema", which])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{which}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{which}");
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
