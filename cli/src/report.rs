@@ -128,14 +128,19 @@ pub(crate) use aclc_api::shape::JsonError;
 /// Set once a write to standard output failed: the command then exits 1 ([`exit_status`]).
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 
-/// Write `text` to standard output. A failure (a full disk, a closed pipe) is reported once
-/// on stderr and makes the command exit 1; `println!` would panic instead.
+/// Write `text` to standard output. A failure (a full disk) is reported once on stderr and
+/// makes the command exit 1; `println!` would panic instead. A closed pipe (`| head`) is
+/// not: the reader took what it wanted, and the exit status stays the verdict's, as in the
+/// commands that stream their output.
 pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return;
+        }
         if !STDOUT_FAILED.swap(true, Ordering::Relaxed) {
             eprintln!("error: cannot write the output: {e}");
         }

@@ -354,22 +354,34 @@ fn output_that_cannot_be_written_is_an_error() {
     }
 }
 
-/// A reader that closes the pipe early (`aclc schema | head -1`) ends the command quietly
-/// with exit 0, as for the other commands' output; `schema` said "cannot write the schema:
-/// Broken pipe" and exited 1. (The read end is closed before the program starts writing.)
+/// A reader that closes the pipe early (`aclc schema | head -1`) ends the command quietly,
+/// with the exit status of its verdict, as for the commands that stream their output:
+/// `schema` said "cannot write the schema: Broken pipe" and exited 1, and `check`'s JSON,
+/// SARIF and GitHub output exited 1 with "cannot write the output". (The read end is closed
+/// before the program starts writing.)
 #[test]
-fn a_closed_pipe_ends_schema_quietly() {
-    for which in ["policy", "inventory"] {
+fn a_closed_pipe_ends_output_quietly() {
+    let policy = examples().join("policy.hujson");
+    let policy = policy.to_str().unwrap();
+    let invalid = examples().join("invalid.hujson");
+    let invalid = invalid.to_str().unwrap();
+    for (args, status) in [
+        (&["schema", "policy"][..], 0),
+        (&["schema", "inventory"], 0),
+        (&["check", "--format", "json", policy], 0),
+        (&["check", "--format", "sarif", policy], 0),
+        (&["check", "--format", "github", invalid], 2),
+    ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aclc"))
-            .args(["schema", which])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         drop(child.stdout.take());
         let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{which}: {}", stderr(&o));
-        assert_eq!(stderr(&o), "", "{which}");
+        assert_eq!(o.status.code(), Some(status), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
     }
 }
 
