@@ -341,8 +341,11 @@ fn via_rules_land_on_routers_by_their_routes() {
     )
     .unwrap();
     let compile_with = |grants: &str| {
-        let policy =
-            format!(r#"{{"tagOwners": {{"tag:rtr": [], "tag:idle": []}}, "grants": [{grants}]}}"#);
+        let policy = format!(
+            r#"{{"tagOwners": {{"tag:rtr": [], "tag:idle": []}},
+                "ipsets": {{"ipset:office": ["add 100.64.0.0/24", "add 10.1.0.0/16"]}},
+                "grants": [{grants}]}}"#
+        );
         let options = aclc_policy::Options {
             context: inventory.policy_context(),
             ..Default::default()
@@ -368,6 +371,18 @@ fn via_rules_land_on_routers_by_their_routes() {
     let rtr = filter(&c, "rtr");
     assert_eq!(rtr[0]["DstPorts"][0]["IP"], json!("*"), "{rtr}");
     assert_eq!(rtr[0]["DstPorts"][1]["IP"], json!("10.1.2.0/24"), "{rtr}");
+    // One destination holding both the router's tailnet prefix and its route (an IP set):
+    // the router carries the route only. It took the whole set, which opened itself (found
+    // by a fail-open review).
+    let c = compile_with(
+        r#"{"src": ["alice@example.com"], "dst": ["ipset:office"], "ip": ["tcp:23"], "via": ["tag:rtr"]}"#,
+    );
+    let rtr = filter(&c, "rtr");
+    assert_eq!(
+        rtr[0]["DstPorts"],
+        json!([{"IP": "10.1.0.0/16", "Ports": {"First": 23, "Last": 23}}]),
+        "{rtr}"
+    );
 }
 
 /// The Kubernetes operator reads a grant's session recorders as addresses (`recorderAddrs`,

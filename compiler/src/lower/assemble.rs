@@ -609,6 +609,8 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> Vec<Text> {
+        // An item with `via` (not `spread`) lands on its carriers for their routes only.
+        let carried = !spread;
         let spread = spread && self.spreads_on(node);
         // An exit node of both families keeps every address, each one's family not read.
         let every = node.exit_v4 && node.exit_v6;
@@ -640,7 +642,7 @@ impl Lowered {
             Target::Literal(lit) => lit
                 .pieces
                 .iter()
-                .filter(|p| piece_on(node, p, spread))
+                .filter(|p| piece_on(node, p, spread, carried))
                 .map(|p| p.text.clone())
                 .collect(),
         }
@@ -654,12 +656,14 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> Dsts<'a> {
-        let spread = spread && self.spreads_on(node);
         match target {
-            Target::Nodes(ids) if !spread => match ids.binary_search(&id) {
-                Ok(_) => Dsts::Own(&node.texts),
-                Err(_) => Dsts::Listed(Vec::new()),
-            },
+            Target::Nodes(ids) if !(spread && self.spreads_on(node)) => {
+                match ids.binary_search(&id) {
+                    Ok(_) => Dsts::Own(&node.texts),
+                    Err(_) => Dsts::Listed(Vec::new()),
+                }
+            }
+            // `spread` as given: `dst_ips` tells a `via` item's carrier by it.
             _ => Dsts::Listed(self.dst_ips(table, (id, node), target, spread)),
         }
     }
@@ -673,6 +677,8 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> bool {
+        let given = spread;
+        let carried = !spread;
         let spread = spread && self.spreads_on(node);
         let has = match target {
             Target::Wildcard | Target::DangerAll => true,
@@ -687,11 +693,14 @@ impl Lowered {
                     .is_some_and(|o| o.texts.iter().any(|t| exits_to(node, t)))
             }),
             Target::Nodes(ids) => !node.texts.is_empty() && ids.binary_search(&id).is_ok(),
-            Target::Literal(lit) => lit.pieces.iter().any(|p| piece_on(node, p, spread)),
+            Target::Literal(lit) => lit
+                .pieces
+                .iter()
+                .any(|p| piece_on(node, p, spread, carried)),
         };
         debug_assert_eq!(
             has,
-            !self.dst_ips(table, (id, node), target, spread).is_empty()
+            !self.dst_ips(table, (id, node), target, given).is_empty()
         );
         has
     }
@@ -706,12 +715,16 @@ fn exits_to(node: &NodeInfo, text: &str) -> bool {
     }
 }
 
-/// True when a policy prefix or range lands on `node`: it holds one of the node's addresses,
+/// True when a policy prefix or range lands on `node`: it holds one of the node's addresses
+/// (unless `carried`: a `via` item's carrier takes what its routes reach, not itself),
 /// overlaps a route the node serves, or, on an exit node, has addresses of a family it exits
 /// to (`spread`: an item without `via`, [`Lowered::dst_ips`]) or lies inside the internet
-/// (a `via` item's carrier).
-fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece, spread: bool) -> bool {
-    node.address_in(&piece.set)
+/// (a `via` item's carrier). A carrier took a piece holding its own address (an IP set of
+/// its tailnet prefix and the route behind it): the router itself was opened, which `via`
+/// does not grant (found by a fail-open review; headscale keeps only the destination
+/// prefixes overlapping the carrier's routes).
+fn piece_on(node: &NodeInfo, piece: &crate::resolve::Piece, spread: bool, carried: bool) -> bool {
+    (!carried && node.address_in(&piece.set))
         || node.routes_overlap(&piece.set)
         || ((spread || piece.public) && node.exits_for(&piece.set))
 }
