@@ -353,7 +353,7 @@ pub struct InventoryError {
 }
 
 impl InventoryError {
-    fn new(kind: InventoryErrorKind, message: impl Into<String>) -> InventoryError {
+    pub(crate) fn new(kind: InventoryErrorKind, message: impl Into<String>) -> InventoryError {
         InventoryError {
             kind,
             message: message.into(),
@@ -403,6 +403,8 @@ pub enum InventoryErrorKind {
     DuplicateUser,
     /// Two nodes with the same name.
     DuplicateNodeName,
+    /// Two nodes with the same stable id (an engine's starting state).
+    DuplicateNodeId,
     /// Two nodes with the same address.
     DuplicateAddress,
     /// A node with neither an IPv4 nor an IPv6 address.

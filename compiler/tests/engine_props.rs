@@ -2357,3 +2357,55 @@ fn a_check_and_an_accept_rule_swapped() {
         [Event::ReplacePolicy(parse_policy(&text(true)).unwrap())],
     );
 }
+
+/// A starting state with two records under one key (a user's or node's id, a Service's
+/// name) is refused, as an inventory with them is: the engine keeps its records by those
+/// keys, and the second replaced the first without a word (two users with id 1: the first
+/// user's devices became the second's; found by a hostile sweep of the bindings).
+#[test]
+fn a_starting_state_with_a_key_twice_is_refused() {
+    use aclc_compiler::engine::EngineError;
+    use aclc_compiler::InventoryErrorKind;
+    let policy =
+        parse_policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#).unwrap();
+    let mut other = user(2, 0);
+    other.id = 1;
+    let svc = approved_service(vec![1], 1);
+    let cases = [
+        (
+            vec![user(1, 0), other],
+            vec![owned(1, 1)],
+            vec![],
+            InventoryErrorKind::DuplicateUser,
+            "users[1].id: duplicate user id 1 (also users[0])",
+        ),
+        (
+            vec![user(1, 0)],
+            vec![owned(1, 1), owned(2, 1), owned(2, 1)],
+            vec![],
+            InventoryErrorKind::DuplicateNodeId,
+            "nodes[2].id: duplicate node id 2 (also nodes[1])",
+        ),
+        (
+            vec![user(1, 0)],
+            vec![owned(1, 1)],
+            vec![svc.clone(), svc],
+            InventoryErrorKind::InvalidService,
+            "services[1].name: duplicate service \"svc:web\" (also services[0])",
+        ),
+    ];
+    for (users, nodes, services, kind, message) in cases {
+        let state = TailnetState {
+            users,
+            nodes,
+            tailnet: Default::default(),
+            services,
+        };
+        match Engine::new(policy.clone(), state, EngineOptions::default()) {
+            Err(EngineError::Inventory(e)) => {
+                assert_eq!((e.kind, e.message.as_str()), (kind, message));
+            }
+            other => panic!("{message}: {:?}", other.err()),
+        }
+    }
+}

@@ -322,6 +322,7 @@ impl Engine {
         state: TailnetState,
         options: EngineOptions,
     ) -> Result<Engine, EngineError> {
+        records::check_unique(&state).map_err(EngineError::Inventory)?;
         let mut inputs = Inputs {
             policy,
             tailnet: state.tailnet,

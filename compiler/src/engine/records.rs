@@ -300,3 +300,50 @@ impl TailnetState {
         }
     }
 }
+
+/// The first record of `state` whose key an earlier one has: a user's or node's stable id,
+/// or a Service's name. The engine keeps its records by those keys, so a second record
+/// replaced the first without a word (two users with id 1: the first user's devices became
+/// the second's, found by a hostile sweep of the bindings); an inventory read from JSON is
+/// refused for the same (`Inventory::from_json`).
+pub(super) fn check_unique(state: &TailnetState) -> Result<(), crate::inventory::InventoryError> {
+    use crate::inventory::{InventoryError, InventoryErrorKind as K};
+    fn first_repeat<'a, T, K: std::hash::Hash + Eq>(
+        items: &'a [T],
+        key: impl Fn(&'a T) -> K,
+    ) -> Option<(usize, usize, &'a T)> {
+        let mut seen = std::collections::HashMap::with_capacity(items.len());
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| seen.insert(key(item), i).map(|first| (i, first, item)))
+    }
+    if let Some((i, first, user)) = first_repeat(&state.users, |u| u.id) {
+        return Err(InventoryError::new(
+            K::DuplicateUser,
+            format!(
+                "users[{i}].id: duplicate user id {} (also users[{first}])",
+                user.id
+            ),
+        ));
+    }
+    if let Some((i, first, node)) = first_repeat(&state.nodes, |n| n.id) {
+        return Err(InventoryError::new(
+            K::DuplicateNodeId,
+            format!(
+                "nodes[{i}].id: duplicate node id {} (also nodes[{first}])",
+                node.id
+            ),
+        ));
+    }
+    if let Some((i, first, svc)) = first_repeat(&state.services, |s| s.name.as_str()) {
+        return Err(InventoryError::new(
+            K::InvalidService,
+            format!(
+                "services[{i}].name: duplicate service \"{}\" (also services[{first}])",
+                svc.name
+            ),
+        ));
+    }
+    Ok(())
+}
