@@ -334,6 +334,11 @@ export class Policy {
 
 export function init(source?: ModuleSource): Promise<Aclc>;
 
+/** JSON text of a response (or any value) with its BigInt values written as JSON integers.
+ * `JSON.stringify` throws on a BigInt, and a node map holds one where the policy writes an
+ * integer past 2^53 - 1 in a capability's value; `space` as `JSON.stringify`'s. */
+export function toJSON(value: unknown, space?: string | number): string;
+
 /**
  * What an approved exit node's packet filter holds: `"all"`, every rule's destinations of the
  * families it exits to (as Tailscale's control server sends it), or `"internet"`, only the

@@ -31,37 +31,68 @@ function marker(text) {
   }
 }
 
-/** JSON text of a request: BigInt values as integers; an integer number too large to be exact
- * refused (RangeError) rather than sent rounded. */
-function stringify(request) {
+/** JSON text of `value` with BigInt values written as JSON integers; `check(key, value)` may
+ * throw on a value or return it (or a replacement). */
+function writeJSON(value, check, space) {
   for (;;) {
     const mark = marker('');
     let bigs = 0;
-    const text = JSON.stringify(request, (key, value) => {
-      // A lone surrogate has no UTF-8 form: read as U+FFFD, as the Go package's strings are
-      // (a policy then gets its diagnostic, not a request error).
-      if (typeof value === 'string' && value.isWellFormed && !value.isWellFormed()) {
-        return value.toWellFormed();
-      }
-      if (typeof value === 'bigint') {
-        bigs += 1;
-        return mark + value.toString();
-      }
-      if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
-        throw new RangeError(
-          `aclc: ${key || 'a value'} = ${value} is past 2^53 - 1, where numbers are not exact: pass it as a BigInt`,
-        );
-      }
-      return value;
-    });
+    const text = JSON.stringify(
+      value,
+      (key, value) => {
+        if (typeof value === 'bigint') {
+          bigs += 1;
+          return mark + value.toString();
+        }
+        return check(key, value);
+      },
+      space,
+    );
     if (bigs === 0) return text;
-    // JSON.stringify writes U+0000 as \u0000. A string of the request that held the marker
+    // JSON.stringify writes U+0000 as \u0000. A string of the value that held the marker
     // (never, but for a one in 36^10 draw) makes the counts differ: another marker then.
     const escaped = mark.replace('\u0000', '\\u0000').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const found = new RegExp(`"${escaped}(-?\\d+)"`, 'g');
     if ((text.match(found) ?? []).length !== bigs) continue;
     return text.replace(found, '$1');
   }
+}
+
+/** JSON text of a request: BigInt values as integers; an integer number too large to be exact
+ * refused (RangeError) rather than sent rounded. */
+function stringify(request) {
+  return writeJSON(request, (key, value) => {
+    // A lone surrogate has no UTF-8 form: read as U+FFFD, as the Go package's strings are
+    // (a policy then gets its diagnostic, not a request error).
+    if (typeof value === 'string' && value.isWellFormed && !value.isWellFormed()) {
+      return value.toWellFormed();
+    }
+    // So is one in an object's key (a posture attribute's name): the key was sent as written,
+    // and the request refused as not JSON.
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      ''.isWellFormed &&
+      Object.keys(value).some((k) => !k.isWellFormed())
+    ) {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.toWellFormed(), v]));
+    }
+    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw new RangeError(
+        `aclc: ${key || 'a value'} = ${value} is past 2^53 - 1, where numbers are not exact: pass it as a BigInt`,
+      );
+    }
+    return value;
+  });
+}
+
+/** JSON text of a response (or any value) with its BigInt values written as JSON integers, as
+ * the module wrote them: `JSON.stringify` throws on a BigInt, and a node map holds one when
+ * the policy writes an integer past 2^53 - 1 in a capability's value. `space` as
+ * `JSON.stringify`'s. */
+export function toJSON(value, space) {
+  return writeJSON(value, (_key, value) => value, space);
 }
 
 /** A response: integers past 2^53 - 1 as BigInt (found outside strings), the rest as

@@ -121,3 +121,41 @@ test('engine: 64-bit ids stay exact (BigInt past 2^53 - 1), and a rounded number
   assert.deepEqual(engine.map(big + 1n), engine.map('big-b'));
   engine.free();
 });
+
+test('engine: a lone surrogate in an object key is read as U+FFFD, as in a value', () => {
+  const policy = '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}';
+  const state = (posture) => ({
+    users: [{ id: 1, login: 'alice@example.com' }],
+    nodes: [{ id: 10, name: 'laptop', user: 1, ipv4: '100.64.0.1', posture }],
+    tailnet: { name: 'example.com' },
+  });
+  // The key was sent as written and the request refused as not JSON.
+  const engine = aclc.engine(policy, { state: state({ 'custom:a\uD800': 'x' }) });
+  assert.equal(engine.nodes.length, 1);
+  engine.free();
+});
+
+test('toJSON writes a response holding a BigInt (a capability value past 2^53 - 1)', async () => {
+  const { toJSON } = await import('../index.js');
+  const policy = `{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"],
+    "app": {"example.com/cap/quota": [{"bytes": 10000000000000001}]}}]}`;
+  const state = {
+    users: [{ id: 1, login: 'alice@example.com' }],
+    nodes: [
+      { id: 10, name: 'a', user: 1, ipv4: '100.64.0.1' },
+      { id: 11, name: 'b', user: 1, ipv4: '100.64.0.2' },
+    ],
+    tailnet: { name: 'example.com' },
+  };
+  const engine = aclc.engine(policy, { state });
+  const map = engine.map(10);
+  // JSON.stringify cannot write the BigInt the exact value needs.
+  assert.throws(() => JSON.stringify(map), TypeError);
+  const text = toJSON(map);
+  assert.ok(text.includes('{"bytes":10000000000000001}'), text);
+  // Everything else as JSON.stringify writes it.
+  const plain = (v) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? 1 : x));
+  assert.equal(text.replace('10000000000000001', '1'), plain(map));
+  assert.equal(toJSON(map, 2), JSON.stringify(JSON.parse(text), null, 2).replace('10000000000000000', '10000000000000001'));
+  engine.free();
+});
