@@ -617,9 +617,16 @@ impl Engine {
     }
 
     fn free(&mut self, args: HandleArgs) -> Reply {
-        if self.engines.remove(&args.handle).is_none() {
-            self.get(args.handle)?;
-            self.loaded.remove(&args.handle);
+        if self.engines.remove(&args.handle).is_none() && self.loaded.remove(&args.handle).is_none() {
+            // Either kind may be freed here: the message names neither (a second free of an
+            // engine said "no policy is loaded").
+            return Err(Failure::new(
+                "unknown_handle",
+                format!(
+                    "nothing is loaded under handle {} (no policy or engine: never loaded, or freed)",
+                    args.handle
+                ),
+            ));
         }
         #[derive(Serialize)]
         struct Answer {

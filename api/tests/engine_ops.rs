@@ -263,6 +263,16 @@ fn events_give_the_change_sets_of_the_engine() {
         json!({"version": 1, "op": "engine_map", "handle": handle, "node": 1}),
     );
     assert_eq!(kind(&gone), "unknown_handle");
+    // A second free names neither kind (it said "no policy is loaded" of an engine).
+    let again = call(
+        &mut api,
+        json!({"version": 1, "op": "free", "handle": handle}),
+    );
+    assert_eq!(kind(&again), "unknown_handle");
+    assert_eq!(
+        again["error"]["message"],
+        format!("nothing is loaded under handle {handle} (no policy or engine: never loaded, or freed)")
+    );
 }
 
 fn started(api: &mut Engine) -> u64 {
