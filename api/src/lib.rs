@@ -617,7 +617,8 @@ impl Engine {
     }
 
     fn free(&mut self, args: HandleArgs) -> Reply {
-        if self.engines.remove(&args.handle).is_none() && self.loaded.remove(&args.handle).is_none() {
+        if self.engines.remove(&args.handle).is_none() && self.loaded.remove(&args.handle).is_none()
+        {
             // Either kind may be freed here: the message names neither (a second free of an
             // engine said "no policy is loaded").
             return Err(Failure::new(

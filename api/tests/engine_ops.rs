@@ -271,7 +271,9 @@ fn events_give_the_change_sets_of_the_engine() {
     assert_eq!(kind(&again), "unknown_handle");
     assert_eq!(
         again["error"]["message"],
-        format!("nothing is loaded under handle {handle} (no policy or engine: never loaded, or freed)")
+        format!(
+            "nothing is loaded under handle {handle} (no policy or engine: never loaded, or freed)"
+        )
     );
 }
 

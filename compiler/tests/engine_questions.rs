@@ -265,6 +265,22 @@ fn tag_ownership_and_peer_impact() {
     let reasons = s.peer_impact(Some(&router), Some(&retagged));
     assert!(reasons.contains(&PeerReason::Selectors));
     assert!(reasons.contains(&PeerReason::ViaTarget));
+    // An exit node that stops serving one family: its peers' AllowedIPs lose that route (it
+    // was answered "own map only", as the node stayed an exit node).
+    let (e4, e6) = addr(9);
+    let mut exit = NodeRecord::tagged(9, "exit-1", &["tag:exit"], e4, e6);
+    let both: Vec<ipnet::IpNet> = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+    exit.advertised_routes = both.clone();
+    exit.approved_routes = both;
+    let mut v6_only = exit.clone();
+    v6_only.advertised_routes = vec!["::/0".parse().unwrap()];
+    assert_eq!(
+        s.peer_impact(Some(&exit), Some(&v6_only)),
+        [PeerReason::Exit]
+    );
+    let mut reordered = exit.clone();
+    reordered.advertised_routes.reverse();
+    assert!(s.peer_impact(Some(&exit), Some(&reordered)).is_empty());
 
     let why = s.explain_flow(1, 2, 443, None).unwrap().unwrap();
     assert!(why.allowed());

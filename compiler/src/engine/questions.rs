@@ -289,7 +289,17 @@ impl Snapshot {
         {
             out.push(PeerReason::Router);
         }
-        if served(b, true).is_empty() != served(a, true).is_empty() {
+        // Which families it exits to, not only whether it is an exit node: a peer's
+        // AllowedIPs list each of `0.0.0.0/0` and `::/0` it serves (one family dropped was
+        // answered "own map only", and a server trusting it kept the dropped route at its
+        // peers; found by a fail-open review).
+        let exits = |n: &NodeRecord| {
+            let mut routes = served(n, true);
+            routes.sort_unstable();
+            routes.dedup();
+            routes
+        };
+        if exits(b) != exits(a) {
             out.push(PeerReason::Exit);
         }
         let via_tags: Vec<&str> = self
