@@ -66,7 +66,8 @@ pub enum PeerReason {
     /// The subnet routes it serves change, or it is a route's server going on- or offline
     /// (the route's primary may move).
     Router,
-    /// Whether it is an exit node changes.
+    /// The exit routes it serves change (`0.0.0.0/0`, `::/0`): it becomes or stops being an
+    /// exit node, or exits to another family.
     Exit,
     /// It carries a tag named in some grant's `via` (it may become or stop being a via
     /// target).
