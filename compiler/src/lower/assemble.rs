@@ -22,7 +22,9 @@ enum SrcKey {
 /// each self item, and the slots claimed per node (by self and `via` items).
 #[derive(Default)]
 struct NodeState {
-    narrowed: HashMap<u32, Strings>,
+    /// Each `autogroup:self` item's sources on the node, with their `SrcIPs` list's number
+    /// when the lowering has one.
+    narrowed: HashMap<u32, (Strings, Option<u32>)>,
     claimed: HashMap<(SrcKey, Option<u8>), u32>,
 }
 
@@ -78,7 +80,16 @@ pub(crate) struct SpreadChunk {
 pub(crate) struct SpreadCache {
     chunks: std::sync::Mutex<crate::hash::Map<u32, Arc<SpreadChunk>>>,
     rules: std::sync::Mutex<crate::hash::Map<Vec<u32>, u64>>,
+    /// The sources of an `autogroup:self` item for the devices of one owner, by (owner, item),
+    /// with their `SrcIPs` list's number when the lowering has one: the same on each of the
+    /// owner's devices. Built per device, they cost O(devices log devices) on each, so a
+    /// join among one user's 4,000 devices took 4 s (found by a hostile sweep of the
+    /// bindings). Kept only for owners of at least [`SELF_SHARED`] devices.
+    selves: std::sync::Mutex<crate::hash::Map<(usize, u32), (Strings, Option<u32>)>>,
 }
+
+/// The fewest devices of one owner whose `autogroup:self` sources [`SpreadCache`] keeps.
+const SELF_SHARED: usize = 8;
 
 impl SpreadCache {
     /// Item `i`'s chunk, listed by `list` when it is not yet (outside the lock: two threads
@@ -110,6 +121,25 @@ impl SpreadCache {
     /// not known yet ([`crate::hash::memo`]).
     pub(crate) fn rule_hash(&self, items: Vec<u32>, hash: impl FnOnce() -> u64) -> u64 {
         crate::hash::memo(&self.rules, items, hash)
+    }
+
+    /// Item `i`'s `autogroup:self` sources for the devices of `owner`, made by `make` when
+    /// they are not kept yet (outside the lock, as [`SpreadCache::chunk`]).
+    fn selves(
+        &self,
+        owner: usize,
+        i: u32,
+        make: impl FnOnce() -> (Strings, Option<u32>),
+    ) -> (Strings, Option<u32>) {
+        let key = (owner, i);
+        if let Some(known) = self.selves.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return known;
+        }
+        let made = make();
+        match self.selves.lock() {
+            Ok(mut selves) => selves.entry(key).or_insert(made).clone(),
+            Err(_) => made,
+        }
     }
 }
 
@@ -344,10 +374,27 @@ impl Lowered {
             if !item.body.is_self() {
                 continue;
             }
-            let sources = self_sources(table, node, &item.src_targets);
+            let make = || {
+                let sources = self_sources(table, node, &item.src_targets);
+                let known = match item.body {
+                    Body::SelfNet { .. } if !sources.is_empty() => self.srcs.lookup(&sources),
+                    _ => None,
+                };
+                (sources, known)
+            };
+            let owner = node.owner.map(|u| u.index());
+            let devices = owner
+                .and_then(|u| table.devices.get(u))
+                .map_or(0, |d| d.len());
+            let (sources, known) = match (spread, owner) {
+                (Some(cache), Some(owner)) if devices >= SELF_SHARED => {
+                    cache.selves(owner, i, make)
+                }
+                _ => make(),
+            };
             if let Body::SelfNet { proto, .. } = item.body {
                 if !sources.is_empty() {
-                    let key = match self.srcs.lookup(&sources) {
+                    let key = match known {
                         Some(src) => SrcKey::Id(src),
                         None => SrcKey::Set(sources.clone()),
                     };
@@ -359,7 +406,7 @@ impl Lowered {
                     *slot = (*slot).min(global.unwrap_or(u32::MAX));
                 }
             }
-            state.narrowed.insert(i, sources);
+            state.narrowed.insert(i, (sources, known));
         }
         // Network `via` items claim their key's slot on every node carrying a via tag, even
         // where they grant nothing.
@@ -486,8 +533,8 @@ impl Lowered {
                 Some((slot, i, part))
             }
             Body::SelfNet { proto, ports } => {
-                let src = narrowed.get(&i).filter(|s| !s.is_empty())?.clone();
-                let key = match self.srcs.lookup(&src) {
+                let (src, known) = narrowed.get(&i).filter(|(s, _)| !s.is_empty())?.clone();
+                let key = match known {
                     Some(id) => SrcKey::Id(id),
                     None => SrcKey::Set(src.clone()),
                 };
@@ -548,7 +595,7 @@ impl Lowered {
                 })
             }
             Body::SelfApp { caps } => {
-                let src = narrowed.get(&i).filter(|s| !s.is_empty())?.clone();
+                let src = narrowed.get(&i).filter(|(s, _)| !s.is_empty())?.0.clone();
                 let rule = FilterRule {
                     src_bits: Vec::new(),
                     src_ips: src,
