@@ -213,6 +213,28 @@ fn recorders_and_enforced_recording() {
     assert_eq!(web.len(), 3);
 }
 
+/// A `check` rule whose recording is enforced and has no recorder device refuses its logins
+/// from where the check stood, before the accept rules: after them, a login an earlier
+/// accept rule also lists was admitted unrecorded and without the check (found by a
+/// differential of SSH answers against the compiled rules).
+#[test]
+fn a_refused_check_stays_before_the_accept_rules() {
+    let c = compiled(
+        r#"{"tagOwners": {"tag:web": [], "tag:none": []},
+            "ssh": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:web"], "users": ["ubuntu"]},
+                    {"action": "check", "src": ["alice@example.com"], "dst": ["tag:web"], "users": ["ubuntu", "root"],
+                     "recorder": ["tag:none"], "enforceRecorder": true}]}"#,
+    );
+    let web = c.ssh_rules("web-1").unwrap();
+    assert_eq!(web.len(), 2);
+    assert!(
+        web[0].action.reject && !web[0].action.accept,
+        "{:?}",
+        web[0].action
+    );
+    assert!(web[1].action.accept, "{:?}", web[1].action);
+}
+
 /// "Tailscale will automatically ensure that traffic is permitted between Tailscale SSH
 /// servers and the recorder nodes to which they send sessions" (Tailscale's session-recording
 /// page): each rule's servers reach its recorders on TCP port 80 and are their peers, with no

@@ -327,7 +327,7 @@ impl crate::ssh::SshSink for SshHashSink<'_> {
         };
         self.last = Some((rule.policy_index, place));
         if let Some(contents) = &mut self.contents {
-            contents.push((rule.action.is_check(), (principals, rest)));
+            contents.push((rule.check_first, (principals, rest)));
         }
         let label = self.labels.get(rule.policy_index);
         self.sum = self

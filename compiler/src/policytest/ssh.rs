@@ -536,6 +536,7 @@ pub(crate) fn judge_wire(
             .enumerate()
             .map(|(i, rule)| NodeSshRule {
                 policy_index: i,
+                check_first: rule.action.is_check(),
                 rule: rule.clone(),
             })
             .collect(),
@@ -754,6 +755,7 @@ mod tests {
         .unwrap();
         NodeSshRule {
             policy_index: 0,
+            check_first: false,
             rule,
         }
     }

@@ -274,6 +274,7 @@ impl SshLowered {
                 )
             };
             let (by_user, user_index) = by_user.unwrap_or_default();
+            let check_first = rule.action.value == PolicyAction::Check;
             let (action, recorders) = recording(
                 match rule.action.value {
                     PolicyAction::Accept => SshAction::accept(),
@@ -302,6 +303,7 @@ impl SshLowered {
             rules.push(LoweredRule {
                 index: i,
                 action,
+                check_first,
                 recorders,
                 // The same policy rule as the earlier one: its user map and environment,
                 // shared (1,400 maps made and freed per event on `large`).
@@ -567,7 +569,7 @@ impl SshLowered {
         let mut out: Vec<NodeSshRule> = Vec::new();
         self.visit_node_rules(table, id, &mut out);
         // Check rules first; the sort is stable, so policy order holds otherwise.
-        out.sort_by_key(|r| !r.rule.action.is_check());
+        out.sort_by_key(|r| !r.check_first);
         out
     }
 

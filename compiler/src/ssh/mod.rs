@@ -132,6 +132,10 @@ struct LoweredRule {
     /// Index of the rule in the policy's `ssh` list.
     index: usize,
     action: SshAction,
+    /// True when the policy writes the rule as `check`: it goes before the accept rules on
+    /// every node, its action a check or, when recording is enforced and no recorder
+    /// exists, a refusal ([`SshRuleRef::check_first`]).
+    check_first: bool,
     /// The session recorders' devices, sorted (their addresses are in `action`).
     recorders: Vec<NodeId>,
     /// The user map every piece of the rule carries.
@@ -337,6 +341,8 @@ impl Destinations {
 pub(crate) struct NodeSshRule {
     /// Index of the source rule in the policy's `ssh` list.
     pub(crate) policy_index: usize,
+    /// Evaluated before the accept rules ([`SshRuleRef::check_first`]).
+    pub(crate) check_first: bool,
     /// The wire rule.
     pub(crate) rule: SshRule,
 }
@@ -457,6 +463,7 @@ impl LoweredRule {
             principals,
             users,
             action: &self.action,
+            check_first: self.check_first,
             accept_env: &self.accept_env,
             principals_hash,
             rest_hash,
@@ -482,6 +489,11 @@ pub(crate) struct SshRuleRef<'a> {
     pub(crate) principals: &'a Arc<[SshPrincipal]>,
     pub(crate) users: &'a Arc<BTreeMap<String, String>>,
     pub(crate) action: &'a SshAction,
+    /// True when the policy writes the rule as `check`, so the node evaluates it before the
+    /// accept rules: its action is a check, or the refusal of enforced recording without a
+    /// recorder, which must stay where the check was (after the accept rules, it let the
+    /// logins they admit in unrecorded; found by a differential of SSH answers).
+    pub(crate) check_first: bool,
     pub(crate) accept_env: &'a Arc<[String]>,
     /// Where the lowered rule keeps the hash of the principals (`None` for a list made for
     /// one node) and of the rest (the rule with these users), for a fingerprint to read
@@ -500,6 +512,7 @@ impl SshSink for Vec<NodeSshRule> {
     fn rule(&mut self, rule: SshRuleRef<'_>) {
         self.push(NodeSshRule {
             policy_index: rule.policy_index,
+            check_first: rule.check_first,
             rule: SshRule {
                 rule_expires: None,
                 principals: rule.principals.clone(),
