@@ -22,9 +22,8 @@ enum SrcKey {
 /// each self item, and the slots claimed per node (by self and `via` items).
 #[derive(Default)]
 struct NodeState {
-    /// Each `autogroup:self` item's sources on the node, with their `SrcIPs` list's number
-    /// when the lowering has one.
-    narrowed: HashMap<u32, (Strings, Option<u32>)>,
+    /// Each `autogroup:self` item's sources on the node.
+    narrowed: HashMap<u32, SelfSources>,
     claimed: HashMap<(SrcKey, Option<u8>), u32>,
 }
 
@@ -85,8 +84,12 @@ pub(crate) struct SpreadCache {
     /// owner's devices. Built per device, they cost O(devices log devices) on each, so a
     /// join among one user's 4,000 devices took 4 s (found by a hostile sweep of the
     /// bindings). Kept only for owners of at least [`SELF_SHARED`] devices.
-    selves: std::sync::Mutex<crate::hash::Map<(usize, u32), (Strings, Option<u32>)>>,
+    selves: std::sync::Mutex<crate::hash::Map<(usize, u32), SelfSources>>,
 }
+
+/// An `autogroup:self` item's sources on a node, with their `SrcIPs` list's number when the
+/// lowering has one.
+type SelfSources = (Strings, Option<u32>);
 
 /// The fewest devices of one owner whose `autogroup:self` sources [`SpreadCache`] keeps.
 const SELF_SHARED: usize = 8;
@@ -125,12 +128,7 @@ impl SpreadCache {
 
     /// Item `i`'s `autogroup:self` sources for the devices of `owner`, made by `make` when
     /// they are not kept yet (outside the lock, as [`SpreadCache::chunk`]).
-    fn selves(
-        &self,
-        owner: usize,
-        i: u32,
-        make: impl FnOnce() -> (Strings, Option<u32>),
-    ) -> (Strings, Option<u32>) {
+    fn selves(&self, owner: usize, i: u32, make: impl FnOnce() -> SelfSources) -> SelfSources {
         let key = (owner, i);
         if let Some(known) = self.selves.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return known;
