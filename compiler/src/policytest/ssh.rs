@@ -253,7 +253,7 @@ impl<'a> Runner<'a> {
         }
         for dst in &test.dst {
             let dst_text = dst.value.trim();
-            let destinations = self.destinations(dst_text, &sources, false);
+            let pairs = self.pairs(dst_text, &sources, false);
             let users = test
                 .accept
                 .iter()
@@ -268,10 +268,10 @@ impl<'a> Runner<'a> {
                     login.to_string()
                 };
                 let subject = format!("{src_text} -> {dst_text} as {shown}");
-                let outcome = match &destinations {
+                let outcome = match &pairs {
                     _ if login.is_empty() => Err(TestError::EmptyUser),
                     Err(error) => Err(error.clone()),
-                    Ok(nodes) => Ok(self.verdict(&sources, nodes, login, expected)),
+                    Ok(pairs) => Ok(self.verdict_pairs(pairs, login, expected)),
                 };
                 out.push(TestResult::evaluated(
                     TestKind::Ssh,
@@ -285,34 +285,55 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The destination devices of a `dst` entry (nodes only: SSH logins land on devices). An
-    /// IPv6 address is refused for a test (`sshTests` name devices by IPv4 address; Tailscale
-    /// refuses IPv6 there), not for a question (`ipv6`), where it names its device as well.
-    fn destinations(
-        &mut self,
-        text: &str,
-        sources: &[Device],
-        ipv6: bool,
-    ) -> Result<Vec<NodeId>, TestError> {
-        let nodes: Vec<NodeId> = match Alias::parse(text) {
-            Ok(Alias::Autogroup(Autogroup::SelfDevices)) => {
-                // The source users' own devices.
-                let table = self.endpoints.table();
-                let mut owners: Vec<crate::nodes::UserId> = sources
-                    .iter()
-                    .filter_map(|d| table.get(d.node?))
-                    .filter(|n| !n.is_tagged())
-                    .filter_map(|n| n.owner)
-                    .collect();
-                owners.sort_unstable();
-                owners.dedup();
-                owners
-                    .iter()
-                    .filter_map(|&u| table.devices.get(u.index()))
-                    .flatten()
-                    .copied()
-                    .collect()
+    /// The source and destination devices a `dst` entry pairs, in groups: every source with
+    /// every destination device, or, for `autogroup:self`, each source owner's untagged
+    /// devices with that owner's devices (a source's "self" is its own user's devices: with
+    /// a group of several users as the source, every member was judged against every other
+    /// member's devices, so neither `accept` nor `deny` could pass; found by a differential
+    /// of SSH answers against the compiled rules).
+    fn pairs(&mut self, text: &str, sources: &[Device], ipv6: bool) -> Result<Pairs, TestError> {
+        if !matches!(
+            Alias::parse(text),
+            Ok(Alias::Autogroup(Autogroup::SelfDevices))
+        ) {
+            let nodes = self.destinations(text, ipv6)?;
+            return Ok(vec![(sources.to_vec(), nodes)]);
+        }
+        let table = self.endpoints.table();
+        let mut by_owner: std::collections::BTreeMap<crate::nodes::UserId, Vec<Device>> =
+            std::collections::BTreeMap::new();
+        for device in sources {
+            let owner = device
+                .node
+                .and_then(|id| table.get(id))
+                .filter(|n| !n.is_tagged())
+                .and_then(|n| n.owner);
+            if let Some(owner) = owner {
+                by_owner.entry(owner).or_default().push(device.clone());
             }
+        }
+        let pairs: Pairs = by_owner
+            .into_iter()
+            .filter_map(|(owner, sources)| {
+                let devices = table.devices.get(owner.index())?;
+                (!devices.is_empty()).then(|| (sources, devices.to_vec()))
+            })
+            .collect();
+        if pairs.is_empty() {
+            return Err(TestError::NoDestinationDevices(format!(
+                "dst {} has no devices",
+                quote(text)
+            )));
+        }
+        Ok(pairs)
+    }
+
+    /// The destination devices of a `dst` entry other than `autogroup:self` (nodes only: SSH
+    /// logins land on devices). An IPv6 address is refused for a test (`sshTests` name
+    /// devices by IPv4 address; Tailscale refuses IPv6 there), not for a question (`ipv6`),
+    /// where it names its device as well.
+    fn destinations(&mut self, text: &str, ipv6: bool) -> Result<Vec<NodeId>, TestError> {
+        let nodes: Vec<NodeId> = match Alias::parse(text) {
             Ok(Alias::Ip(IpAddr::V6(_))) if !ipv6 => {
                 return Err(TestError::InvalidDestination(format!(
                     "dst {}: SSH tests name devices by IPv4 address, not IPv6",
@@ -333,6 +354,23 @@ impl<'a> Runner<'a> {
             )));
         }
         Ok(nodes)
+    }
+
+    /// The verdict over every group of [`Runner::pairs`]: the first that does not meet the
+    /// expectation, or (all meeting it) their verdicts merged.
+    fn verdict_pairs(&mut self, pairs: &Pairs, login: &str, expected: Expectation) -> Verdict {
+        let mut combined: Option<Verdict> = None;
+        for (sources, destinations) in pairs {
+            let verdict = self.verdict(sources, destinations, login, expected);
+            if !verdict.meets(expected) {
+                return verdict;
+            }
+            combined = Some(match combined {
+                None => verdict,
+                Some(so_far) => merge(so_far, verdict),
+            });
+        }
+        combined.unwrap_or(Verdict::Denied)
     }
 
     /// The verdict over every (source, destination) pair: the first pair that does not meet
@@ -418,6 +456,10 @@ impl<'a> Runner<'a> {
         }
     }
 }
+
+/// Groups of source devices, each with the destination devices it is judged against
+/// ([`Runner::pairs`]).
+type Pairs = Vec<(Vec<Device>, Vec<NodeId>)>;
 
 /// The kinds the current test reads: those lowered under its assumed posture attributes, when
 /// it gives them, else the compile's.
@@ -615,23 +657,25 @@ pub(super) fn explain(
     }
     let mut runner = Runner::new(policy, compiled);
     let sources = resolve_named(&mut runner.endpoints, src, Side::Source)?;
-    let destinations = match runner.destinations(dst, &sources, true) {
-        Ok(nodes) => nodes,
+    let pairs = match runner.pairs(dst, &sources, true) {
+        Ok(pairs) => pairs,
         Err(error) => match runner.endpoints.table().id(dst) {
-            Some(id) => vec![id],
+            Some(id) => vec![(sources.clone(), vec![id])],
             None => return Err(error),
         },
     };
-    let verdict = runner.verdict(&sources, &destinations, login, Expectation::Allowed);
+    let verdict = runner.verdict_pairs(&pairs, login, Expectation::Allowed);
     if verdict.is_allowed() {
         // Every pair is allowed; a check from some source devices and an accept from others
         // is said as such (the combined verdict counts it as an accept, as `sshTests` do).
         let (mut checks, mut accepts) = (0usize, 0usize);
-        for node in runner.kinds(&destinations) {
-            for source in &sources {
-                match runner.login(node, &source.addrs, login) {
-                    Verdict::AllowedByCheck { .. } => checks += 1,
-                    _ => accepts += 1,
+        for (sources, destinations) in &pairs {
+            for node in runner.kinds(destinations) {
+                for source in sources {
+                    match runner.login(node, &source.addrs, login) {
+                        Verdict::AllowedByCheck { .. } => checks += 1,
+                        _ => accepts += 1,
+                    }
                 }
             }
         }
@@ -650,11 +694,13 @@ pub(super) fn explain(
     // The first refused (destination, source) pair (the first device of a kind is the first
     // to refuse what its kind refuses).
     let mut refused = None;
-    'pairs: for node in runner.kinds(&destinations) {
-        for source in &sources {
-            if !runner.login(node, &source.addrs, login).is_allowed() {
-                refused = Some((node, source.addrs.clone()));
-                break 'pairs;
+    'pairs: for (sources, destinations) in &pairs {
+        for node in runner.kinds(destinations) {
+            for source in sources {
+                if !runner.login(node, &source.addrs, login).is_allowed() {
+                    refused = Some((node, source.addrs.clone()));
+                    break 'pairs;
+                }
             }
         }
     }

@@ -576,6 +576,30 @@ fn ssh_assertions_that_hold() {
     );
 }
 
+/// `autogroup:self` pairs each source with its own user's devices: a group of several users
+/// as the source is judged member by member. Every member was judged against every other
+/// member's devices, so both the `accept` and the `deny` below failed (found by a
+/// differential of SSH answers against the compiled rules).
+#[test]
+fn ssh_self_pairs_each_source_with_its_own_devices() {
+    let got = lines(
+        r#""ssh": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["autogroup:self"], "users": ["root"]}
+],
+"sshTests": [
+  {"src": "group:eng", "dst": ["autogroup:self"], "accept": ["root"]},
+  {"src": "group:eng", "dst": ["autogroup:self"], "deny": ["root"]}
+]"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "PASS group:eng -> autogroup:self as root: allowed by an accept rule (policy.hujson:5)",
+            "FAIL group:eng -> autogroup:self as root: expected denied, got allowed by an accept rule (policy.hujson:5)",
+        ]
+    );
+}
+
 #[test]
 fn ssh_mismatches() {
     let got = lines(&format!(
