@@ -271,7 +271,7 @@ impl<'a> Runner<'a> {
                 let outcome = match &pairs {
                     _ if login.is_empty() => Err(TestError::EmptyUser),
                     Err(error) => Err(error.clone()),
-                    Ok(pairs) => Ok(self.verdict_pairs(pairs, login, expected)),
+                    Ok(pairs) => Ok(self.verdict(pairs, login, expected)),
                 };
                 out.push(TestResult::evaluated(
                     TestKind::Ssh,
@@ -356,47 +356,26 @@ impl<'a> Runner<'a> {
         Ok(nodes)
     }
 
-    /// The verdict over every group of [`Runner::pairs`]: the first that does not meet the
-    /// expectation, or (all meeting it) their verdicts merged.
-    fn verdict_pairs(&mut self, pairs: &Pairs, login: &str, expected: Expectation) -> Verdict {
+    /// The verdict over every (source, destination) pair of every group of [`Runner::pairs`]:
+    /// the first pair that does not meet the expectation, or (all meeting it) the verdict
+    /// with every allowing rule. Destinations whose SSH rules are alike
+    /// ([`NodeRules::alike`]) answer every source alike, so each kind is judged once per
+    /// group: O(sources x kinds of destination), where every pair cost O(sources x
+    /// destinations) (one test from 8,000 devices to 4,000 took 1.5 s, at twice that 6 s).
+    fn verdict(&mut self, pairs: &Pairs, login: &str, expected: Expectation) -> Verdict {
         let mut combined: Option<Verdict> = None;
         for (sources, destinations) in pairs {
-            let verdict = self.verdict(sources, destinations, login, expected);
-            if !verdict.meets(expected) {
-                return verdict;
-            }
-            combined = Some(match combined {
-                None => verdict,
-                Some(so_far) => merge(so_far, verdict),
-            });
-        }
-        combined.unwrap_or(Verdict::Denied)
-    }
-
-    /// The verdict over every (source, destination) pair: the first pair that does not meet
-    /// the expectation, or (all meeting it) the verdict with every allowing rule.
-    /// Destinations whose SSH rules are alike ([`NodeRules::alike`]) answer every source
-    /// alike, so each kind is judged once: O(sources x kinds of destination), where every
-    /// pair cost O(sources x destinations) (one test from 8,000 devices to 4,000 took 1.5 s,
-    /// at twice that 6 s).
-    fn verdict(
-        &mut self,
-        sources: &[Device],
-        destinations: &[NodeId],
-        login: &str,
-        expected: Expectation,
-    ) -> Verdict {
-        let mut combined: Option<Verdict> = None;
-        for dst in self.kinds(destinations) {
-            for source in sources {
-                let verdict = self.login(dst, &source.addrs, login);
-                if !verdict.meets(expected) {
-                    return verdict;
+            for dst in self.kinds(destinations) {
+                for source in sources {
+                    let verdict = self.login(dst, &source.addrs, login);
+                    if !verdict.meets(expected) {
+                        return verdict;
+                    }
+                    combined = Some(match combined {
+                        None => verdict,
+                        Some(so_far) => merge(so_far, verdict),
+                    });
                 }
-                combined = Some(match combined {
-                    None => verdict,
-                    Some(so_far) => merge(so_far, verdict),
-                });
             }
         }
         combined.unwrap_or(Verdict::Denied)
@@ -636,7 +615,7 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
 }
 
 /// `aclc explain --ssh`: the login judged by [`Runner::verdict`] (as an `accept` assertion:
-/// every source device to every destination device); on a denial, the near misses are the
+/// every source device to every destination device it pairs with); on a denial, the near misses are the
 /// first refusing destination's SSH rules that admit the source but not the login, or the
 /// login but not the source.
 pub(super) fn explain(
@@ -664,7 +643,7 @@ pub(super) fn explain(
             None => return Err(error),
         },
     };
-    let verdict = runner.verdict_pairs(&pairs, login, Expectation::Allowed);
+    let verdict = runner.verdict(&pairs, login, Expectation::Allowed);
     if verdict.is_allowed() {
         // Every pair is allowed; a check from some source devices and an accept from others
         // is said as such (the combined verdict counts it as an accept, as `sshTests` do).
