@@ -308,42 +308,36 @@ impl TailnetState {
 /// refused for the same (`Inventory::from_json`).
 pub(super) fn check_unique(state: &TailnetState) -> Result<(), crate::inventory::InventoryError> {
     use crate::inventory::{InventoryError, InventoryErrorKind as K};
-    fn first_repeat<'a, T, K: std::hash::Hash + Eq>(
+    /// The first item whose key an earlier one has: its place, the earlier one's, the key.
+    fn first_repeat<'a, T, K: std::hash::Hash + Eq + Copy>(
         items: &'a [T],
         key: impl Fn(&'a T) -> K,
-    ) -> Option<(usize, usize, &'a T)> {
+    ) -> Option<(usize, usize, K)> {
         let mut seen = std::collections::HashMap::with_capacity(items.len());
-        items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| seen.insert(key(item), i).map(|first| (i, first, item)))
+        items.iter().enumerate().find_map(|(i, item)| {
+            let k = key(item);
+            seen.insert(k, i).map(|first| (i, first, k))
+        })
     }
-    if let Some((i, first, user)) = first_repeat(&state.users, |u| u.id) {
-        return Err(InventoryError::new(
-            K::DuplicateUser,
-            format!(
-                "users[{i}].id: duplicate user id {} (also users[{first}])",
-                user.id
-            ),
-        ));
+    let repeated = first_repeat(&state.users, |u| u.id)
+        .map(|(i, first, id)| {
+            let message = format!("users[{i}].id: duplicate user id {id} (also users[{first}])");
+            (K::DuplicateUser, message)
+        })
+        .or_else(|| {
+            let (i, first, id) = first_repeat(&state.nodes, |n| n.id)?;
+            let message = format!("nodes[{i}].id: duplicate node id {id} (also nodes[{first}])");
+            Some((K::DuplicateNodeId, message))
+        })
+        .or_else(|| {
+            let (i, first, name) = first_repeat(&state.services, |s| s.name.as_str())?;
+            let message = format!(
+                "services[{i}].name: duplicate service \"{name}\" (also services[{first}])"
+            );
+            Some((K::InvalidService, message))
+        });
+    match repeated {
+        Some((kind, message)) => Err(InventoryError::new(kind, message)),
+        None => Ok(()),
     }
-    if let Some((i, first, node)) = first_repeat(&state.nodes, |n| n.id) {
-        return Err(InventoryError::new(
-            K::DuplicateNodeId,
-            format!(
-                "nodes[{i}].id: duplicate node id {} (also nodes[{first}])",
-                node.id
-            ),
-        ));
-    }
-    if let Some((i, first, svc)) = first_repeat(&state.services, |s| s.name.as_str()) {
-        return Err(InventoryError::new(
-            K::InvalidService,
-            format!(
-                "services[{i}].name: duplicate service \"{}\" (also services[{first}])",
-                svc.name
-            ),
-        ));
-    }
-    Ok(())
 }

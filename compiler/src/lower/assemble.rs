@@ -363,7 +363,13 @@ impl Lowered {
             return Vec::new();
         };
         let candidates = self.candidates(id, node);
-        // `autogroup:self` sources first: they may claim an earlier slot for their key.
+        // `autogroup:self` sources first: they may claim an earlier slot for their key. An
+        // owner of many devices has them shared by all its devices ([`SpreadCache::selves`]).
+        let shared = node
+            .owner
+            .map(|u| u.index())
+            .filter(|&u| table.devices.get(u).is_some_and(|d| d.len() >= SELF_SHARED))
+            .and_then(|owner| Some((spread?, owner)));
         let mut state = NodeState::default();
         for &i in &candidates {
             let Some(item) = self.items.get(i as usize) else {
@@ -380,15 +386,9 @@ impl Lowered {
                 };
                 (sources, known)
             };
-            let owner = node.owner.map(|u| u.index());
-            let devices = owner
-                .and_then(|u| table.devices.get(u))
-                .map_or(0, |d| d.len());
-            let (sources, known) = match (spread, owner) {
-                (Some(cache), Some(owner)) if devices >= SELF_SHARED => {
-                    cache.selves(owner, i, make)
-                }
-                _ => make(),
+            let (sources, known) = match shared {
+                Some((cache, owner)) => cache.selves(owner, i, make),
+                None => make(),
             };
             if let Body::SelfNet { proto, .. } = item.body {
                 if !sources.is_empty() {
@@ -722,14 +722,14 @@ impl Lowered {
         target: &Target,
         spread: bool,
     ) -> bool {
-        let given = spread;
-        let carried = !spread;
-        let spread = spread && self.spreads_on(node);
+        // `spread` as given: an item with `via` (not `spread`) lands on its carriers for
+        // their routes only.
+        let spreads = spread && self.spreads_on(node);
         let has = match target {
             Target::Wildcard | Target::DangerAll => true,
             Target::Internet if node.exit => self.internet.iter().any(|text| exits_to(node, text)),
             Target::Internet | Target::SelfDevices => false,
-            Target::Nodes(ids) if spread => ids.iter().any(|&m| {
+            Target::Nodes(ids) if spreads => ids.iter().any(|&m| {
                 if m == id {
                     return !node.texts.is_empty();
                 }
@@ -741,11 +741,11 @@ impl Lowered {
             Target::Literal(lit) => lit
                 .pieces
                 .iter()
-                .any(|p| piece_on(node, p, spread, carried)),
+                .any(|p| piece_on(node, p, spreads, !spread)),
         };
         debug_assert_eq!(
             has,
-            !self.dst_ips(table, (id, node), target, given).is_empty()
+            !self.dst_ips(table, (id, node), target, spread).is_empty()
         );
         has
     }

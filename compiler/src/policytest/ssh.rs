@@ -9,6 +9,7 @@
 //! A test with `srcPostureAttrs` is judged against the SSH rules lowered again with those
 //! attributes for its source devices (kb/1288), by the same code that compiles them.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -291,13 +292,18 @@ impl<'a> Runner<'a> {
     /// a group of several users as the source, every member was judged against every other
     /// member's devices, so neither `accept` nor `deny` could pass; found by a differential
     /// of SSH answers against the compiled rules).
-    fn pairs(&mut self, text: &str, sources: &[Device], ipv6: bool) -> Result<Pairs, TestError> {
+    fn pairs<'s>(
+        &mut self,
+        text: &str,
+        sources: &'s [Device],
+        ipv6: bool,
+    ) -> Result<Pairs<'s>, TestError> {
         if !matches!(
             Alias::parse(text),
             Ok(Alias::Autogroup(Autogroup::SelfDevices))
         ) {
             let nodes = self.destinations(text, ipv6)?;
-            return Ok(vec![(sources.to_vec(), nodes)]);
+            return Ok(vec![(Cow::Borrowed(sources), nodes)]);
         }
         let table = self.endpoints.table();
         let mut by_owner: std::collections::BTreeMap<crate::nodes::UserId, Vec<Device>> =
@@ -312,11 +318,11 @@ impl<'a> Runner<'a> {
                 by_owner.entry(owner).or_default().push(device.clone());
             }
         }
-        let pairs: Pairs = by_owner
+        let pairs: Pairs<'s> = by_owner
             .into_iter()
             .filter_map(|(owner, sources)| {
                 let devices = table.devices.get(owner.index())?;
-                (!devices.is_empty()).then(|| (sources, devices.to_vec()))
+                (!devices.is_empty()).then(|| (Cow::Owned(sources), devices.to_vec()))
             })
             .collect();
         if pairs.is_empty() {
@@ -362,11 +368,11 @@ impl<'a> Runner<'a> {
     /// ([`NodeRules::alike`]) answer every source alike, so each kind is judged once per
     /// group: O(sources x kinds of destination), where every pair cost O(sources x
     /// destinations) (one test from 8,000 devices to 4,000 took 1.5 s, at twice that 6 s).
-    fn verdict(&mut self, pairs: &Pairs, login: &str, expected: Expectation) -> Verdict {
+    fn verdict(&mut self, pairs: &Pairs<'_>, login: &str, expected: Expectation) -> Verdict {
         let mut combined: Option<Verdict> = None;
         for (sources, destinations) in pairs {
             for dst in self.kinds(destinations) {
-                for source in sources {
+                for source in sources.iter() {
                     let verdict = self.login(dst, &source.addrs, login);
                     if !verdict.meets(expected) {
                         return verdict;
@@ -437,8 +443,9 @@ impl<'a> Runner<'a> {
 }
 
 /// Groups of source devices, each with the destination devices it is judged against
-/// ([`Runner::pairs`]).
-type Pairs = Vec<(Vec<Device>, Vec<NodeId>)>;
+/// ([`Runner::pairs`]): the test's own sources, borrowed, unless the destination is
+/// `autogroup:self`.
+type Pairs<'s> = Vec<(Cow<'s, [Device]>, Vec<NodeId>)>;
 
 /// The kinds the current test reads: those lowered under its assumed posture attributes, when
 /// it gives them, else the compile's.
@@ -615,9 +622,9 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
 }
 
 /// `aclc explain --ssh`: the login judged by [`Runner::verdict`] (as an `accept` assertion:
-/// every source device to every destination device it pairs with); on a denial, the near misses are the
-/// first refusing destination's SSH rules that admit the source but not the login, or the
-/// login but not the source.
+/// every source device to every destination device it pairs with); on a denial, the near
+/// misses are the first refusing destination's SSH rules that admit the source but not the
+/// login, or the login but not the source.
 pub(super) fn explain(
     policy: &Policy,
     compiled: &Compiled,
@@ -639,7 +646,7 @@ pub(super) fn explain(
     let pairs = match runner.pairs(dst, &sources, true) {
         Ok(pairs) => pairs,
         Err(error) => match runner.endpoints.table().id(dst) {
-            Some(id) => vec![(sources.clone(), vec![id])],
+            Some(id) => vec![(Cow::Borrowed(&sources[..]), vec![id])],
             None => return Err(error),
         },
     };
@@ -650,7 +657,7 @@ pub(super) fn explain(
         let (mut checks, mut accepts) = (0usize, 0usize);
         for (sources, destinations) in &pairs {
             for node in runner.kinds(destinations) {
-                for source in sources {
+                for source in sources.iter() {
                     match runner.login(node, &source.addrs, login) {
                         Verdict::AllowedByCheck { .. } => checks += 1,
                         _ => accepts += 1,
@@ -675,7 +682,7 @@ pub(super) fn explain(
     let mut refused = None;
     'pairs: for (sources, destinations) in &pairs {
         for node in runner.kinds(destinations) {
-            for source in sources {
+            for source in sources.iter() {
                 if !runner.login(node, &source.addrs, login).is_allowed() {
                     refused = Some((node, source.addrs.clone()));
                     break 'pairs;
