@@ -175,6 +175,9 @@ func TestCompileLoadNodeMapExplain(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("closing a policy twice: %v", err)
+	}
 	_, err = p.NodeMap(ctx, "web-1")
 	if !errors.As(err, &aerr) || aerr.Kind != "unknown_handle" {
 		t.Fatalf("want unknown_handle after Close, got %v", err)

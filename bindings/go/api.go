@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Info is what the embedded build is: its version and the operations it knows.
@@ -109,6 +110,7 @@ type Policy struct {
 	rt         *Runtime
 	handle     uint64
 	generation uint64
+	closed     atomic.Bool
 	// Nodes lists the inventory's nodes, in the order Compile reports them.
 	Nodes []string
 	// Warnings are the policy's warnings (the policy was accepted).
@@ -315,8 +317,12 @@ func (p *Policy) Explain(ctx context.Context, q Query) (*Explanation, error) {
 	return p.rt.explain(ctx, p.generation, map[string]any{"op": "explain", "handle": p.handle}, q)
 }
 
-// Close releases the policy.
+// Close releases the policy. Closing it again, or after its Runtime, does nothing and
+// returns nil.
 func (p *Policy) Close(ctx context.Context) error {
+	if p.closed.Swap(true) {
+		return nil
+	}
 	err := p.rt.doIn(ctx, p.generation, map[string]any{"op": "free", "handle": p.handle}, nil)
 	if errors.Is(err, errLost) || errors.Is(err, errClosed) {
 		return nil // already gone with its instance, or with its closed runtime

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 )
 
 // The control-server engine (docs/embedding.md, "The engine"): the policy and the tailnet,
@@ -197,6 +198,7 @@ type Engine struct {
 	rt         *Runtime
 	handle     uint64
 	generation uint64
+	closed     atomic.Bool
 	// Nodes are the tailnet's nodes at the start, by ascending id.
 	Nodes []EngineNode
 	// Warnings are the policy's warnings (the policy was accepted).
@@ -348,8 +350,12 @@ func (e *Engine) SSHDecision(ctx context.Context, src, dst uint64, login string)
 	return &out, nil
 }
 
-// Close releases the engine.
+// Close releases the engine. Closing it again, or after its Runtime, does nothing and
+// returns nil.
 func (e *Engine) Close(ctx context.Context) error {
+	if e.closed.Swap(true) {
+		return nil
+	}
 	err := e.rt.doIn(ctx, e.generation, map[string]any{"op": "free", "handle": e.handle}, nil)
 	if errors.Is(err, errLost) || errors.Is(err, errClosed) {
 		return nil // already gone with its instance, or with its closed runtime

@@ -169,6 +169,9 @@ func TestEngineEvents(t *testing.T) {
 	if err := engine.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := engine.Close(ctx); err != nil {
+		t.Fatalf("closing an engine twice: %v", err)
+	}
 	if _, err := engine.Map(ctx, 1); !errors.As(err, &e) || e.Kind != "unknown_handle" {
 		t.Fatalf("after Close: %v", err)
 	}
