@@ -231,7 +231,8 @@ fn pre_checks() {
 fn icmp_replies_and_errors_pass() {
     let m = Both::new(json!([]), &node());
     for (v6, types) in [
-        (false, &[0u8, 3, 11, 12][..]),
+        // 18, not the RFC's 12: the client's `ICMP4ParamProblem` is 0x12.
+        (false, &[0u8, 3, 11, 18][..]),
         (true, &[129u8, 1, 2, 3, 4][..]),
     ] {
         let (src, dst) = if v6 { (PEER6, NODE6) } else { (PEER4, NODE4) };
@@ -243,7 +244,9 @@ fn icmp_replies_and_errors_pass() {
         // An echo request, and an echo reply with a code, are not replies.
         let echo = if v6 { 128 } else { 8 };
         let reply = if v6 { 129 } else { 0 };
-        for (icmp_type, code) in [(echo, 0), (reply, 1)] {
+        // IPv4 type 12 (the RFC's parameter problem) goes through the rules in the client.
+        let rfc_param_problem = if v6 { echo } else { 12 };
+        for (icmp_type, code) in [(echo, 0), (reply, 1), (rfc_param_problem, 0)] {
             let flow = Flow::ping(ip(src), ip(dst)).with_packet(Packet::Icmp { icmp_type, code });
             assert_eq!(m.check(&flow), REFUSED, "{flow:?}");
         }

@@ -172,8 +172,9 @@ pub enum Packet {
         /// The TCP flag byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...).
         flags: u8,
     },
-    /// An ICMP message of this type and code. Echo replies (code 0) and error messages
-    /// (unreachable, time exceeded, parameter problem, ICMPv6 packet too big) are accepted.
+    /// An ICMP message of this type and code. Echo replies (code 0) and error messages are
+    /// accepted: IPv4 types 3, 11 and 18 (the client's parameter problem constant is 0x12;
+    /// type 12 goes through the rules), ICMPv6 types 1 to 4.
     Icmp {
         /// The ICMP type.
         icmp_type: u8,
@@ -229,7 +230,11 @@ impl fmt::Display for Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Allow {
-    /// A rule allows it; `rule` is the lowest index among the rules that do.
+    /// A rule allows it; `rule` is the one the client stops at: the lowest index among the
+    /// rules that do, except for ICMP, where the client looks for a rule matching by address
+    /// first and only then for one matching by a `cap:` capability
+    /// ([`RuleMatch::IcmpCapability`]), so a later address rule is named before an earlier
+    /// capability rule.
     Rule {
         /// Index of the rule in the `FilterRule` list.
         rule: usize,
@@ -559,10 +564,13 @@ fn icmp_path(packet: Packet, v6: bool) -> Path {
     let Packet::Icmp { icmp_type, code } = packet else {
         return Path::Icmp;
     };
+    // The client's error types (`net/packet`'s `IsError`): for IPv4, unreachable (3), time
+    // exceeded (11) and the type its `ICMP4ParamProblem` constant holds, 0x12 (18), not the
+    // RFC's parameter problem (12), which the client's rules decide like any ICMP.
     let (echo_reply, errors): (u8, &[u8]) = if v6 {
         (129, &[1, 2, 3, 4])
     } else {
-        (0, &[3, 11, 12])
+        (0, &[3, 11, 18])
     };
     if (icmp_type == echo_reply && code == 0) || errors.contains(&icmp_type) {
         Path::Stateless(Allow::IcmpReply)

@@ -76,9 +76,25 @@ impl ParsedRules {
     /// Fails only if the text is not JSON of that shape; entries that do not parse (an address
     /// with host bits set after the slash, a reversed range, ...) are skipped and listed in
     /// [`ParsedRules::problems`], as the client skips them.
+    ///
+    /// A `null` where the client's types hold no pointer is read as Go reads it: a `null` rule
+    /// or list entry is its zero value (an empty rule, an empty address that is then skipped,
+    /// protocol 0), a `null` field leaves the field as it was. Half a surrogate pair escaped
+    /// in a string (`"\ud800"`) is U+FFFD, as Go decodes it, not an error.
     pub fn from_json(json: &str) -> Result<Self, MatcherError> {
-        let wire: Option<Vec<WireRule<'_>>> =
-            serde_json::from_str(json).map_err(|e| MatcherError::json(&e))?;
+        type Wire<'a> = Option<Vec<GoNull<WireRule<'a>>>>;
+        let wire: Wire<'_> = match serde_json::from_str(json) {
+            Ok(wire) => wire,
+            // serde_json refuses half a pair; Go's decoder reads it as U+FFFD.
+            Err(e) => match lone_surrogates_replaced(json) {
+                Some(fixed) => {
+                    let wire: Wire<'_> =
+                        serde_json::from_str(&fixed).map_err(|e| MatcherError::json(&e))?;
+                    return Ok(convert(wire.unwrap_or_default()));
+                }
+                None => return Err(MatcherError::json(&e)),
+            },
+        };
         Ok(convert(wire.unwrap_or_default()))
     }
 
@@ -116,9 +132,9 @@ impl ParsedRules {
     }
 }
 
-fn convert(wire: Vec<WireRule<'_>>) -> ParsedRules {
+fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> ParsedRules {
     let mut out = ParsedRules::default();
-    for (index, wire_rule) in wire.into_iter().enumerate() {
+    for (index, GoNull(wire_rule)) in wire.into_iter().enumerate() {
         if wire_rule.src_bits {
             return abort(out.problems, index, "SrcBits");
         }
@@ -397,13 +413,83 @@ fn field(key: &str, names: &[&str]) -> Option<usize> {
     names.iter().position(|n| n.eq_ignore_ascii_case(key))
 }
 
-/// `null` or absent is the same as empty, as for Go slices.
+/// `null` or absent is the same as empty, as for Go slices; a `null` entry is the entry's
+/// zero value, as Go stores it.
 fn list<'de, A, T>(map: &mut A) -> Result<Vec<T>, A::Error>
 where
     A: MapAccess<'de>,
-    T: Deserialize<'de>,
+    T: Deserialize<'de> + Default,
 {
-    Ok(map.next_value::<Option<Vec<T>>>()?.unwrap_or_default())
+    Ok(map
+        .next_value::<Option<Vec<GoNull<T>>>>()?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.0)
+        .collect())
+}
+
+/// A value Go's decoder stores into a type without pointers: `null` leaves its zero value.
+struct GoNull<T>(T);
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for GoNull<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(GoNull(
+            Option::<T>::deserialize(deserializer)?.unwrap_or_default(),
+        ))
+    }
+}
+
+impl Default for Text<'_> {
+    fn default() -> Self {
+        Text(Cow::Borrowed(""))
+    }
+}
+
+/// `json` with each escaped half of a surrogate pair (`\ud800` without its other half) in a
+/// string replaced by `\ufffd`, as Go's decoder reads it; `None` if it holds none. Linear
+/// in the text.
+fn lone_surrogates_replaced(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    let escaped_unit = |at: usize| -> Option<u16> {
+        if bytes.get(at..at + 2)? != b"\\u" {
+            return None;
+        }
+        let hex = std::str::from_utf8(bytes.get(at + 2..at + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut out = String::new();
+    let (mut copied, mut i, mut in_string) = (0, 0, false);
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                let Some(unit) = escaped_unit(i) else {
+                    i += 2; // a two-character escape (or `\u` with bad hex: serde's error)
+                    continue;
+                };
+                let paired = (0xd800..0xdc00).contains(&unit)
+                    && escaped_unit(i + 6).is_some_and(|low| (0xdc00..0xe000).contains(&low));
+                if paired {
+                    i += 12;
+                    continue;
+                }
+                if (0xd800..0xe000).contains(&unit) {
+                    out.push_str(json.get(copied..i)?);
+                    out.push_str("\\ufffd");
+                    copied = i + 6;
+                }
+                i += 6;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(json.get(copied..)?);
+    Some(out)
 }
 
 #[derive(Default)]
@@ -431,7 +517,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRule<'a> {
                         Some(0) => rule.src_ips = list(&mut map)?,
                         Some(1) => rule.src_bits = !list::<_, IgnoredAny>(&mut map)?.is_empty(),
                         Some(2) => rule.dst_ports = list(&mut map)?,
-                        Some(3) => rule.ip_proto = map.next_value()?,
+                        Some(3) => {
+                            rule.ip_proto = map
+                                .next_value::<Option<Vec<GoNull<i64>>>>()?
+                                .map(|list| list.into_iter().map(|n| n.0).collect());
+                        }
                         Some(4) => rule.cap_grant = list(&mut map)?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -446,6 +536,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireRule<'a> {
 }
 
 /// `NetPortRange`.
+#[derive(Default)]
 struct WireDst<'a> {
     ip: Text<'a>,
     bits: bool,
@@ -470,7 +561,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireDst<'a> {
                 };
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     match field(key.as_str(), &["IP", "Bits", "Ports"]) {
-                        Some(0) => dst.ip = map.next_value()?,
+                        Some(0) => {
+                            if let Some(ip) = map.next_value::<Option<Text<'de>>>()? {
+                                dst.ip = ip;
+                            }
+                        }
                         Some(1) => dst.bits = map.next_value::<Option<IgnoredAny>>()?.is_some(),
                         Some(2) => {
                             if let Some(ports) = map.next_value::<Option<WirePorts>>()? {
@@ -508,8 +603,16 @@ impl<'de> Deserialize<'de> for WirePorts {
                 let mut ports = WirePorts { first: 0, last: 0 };
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     match field(key.as_str(), &["First", "Last"]) {
-                        Some(0) => ports.first = map.next_value()?,
-                        Some(1) => ports.last = map.next_value()?,
+                        Some(0) => {
+                            if let Some(first) = map.next_value()? {
+                                ports.first = first;
+                            }
+                        }
+                        Some(1) => {
+                            if let Some(last) = map.next_value()? {
+                                ports.last = last;
+                            }
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -763,6 +866,70 @@ mod tests {
         assert!(ParsedRules::from_json(r#"[{"IPProto":[6.5]}]"#).is_err());
         assert!(ParsedRules::from_json("null").unwrap().is_empty());
         assert!(ParsedRules::from_json("[]").unwrap().is_empty());
+    }
+
+    /// Go's decoder stores `null` as the zero value where its types hold no pointer, and
+    /// reads half a surrogate pair as U+FFFD; the client then skips the empty entries and
+    /// keeps the rest of the filter (checked against `tailscale.com` v1.102.5's decoding).
+    /// Fails if any of these refuses the whole filter again.
+    #[test]
+    fn nulls_and_lone_surrogates_read_as_go_reads_them() {
+        let keep =
+            r#"{"SrcIPs":["100.64.0.1"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}"#;
+        let all = r#""DstPorts":[{"IP":"*","Ports":{"First":1,"Last":2}}]"#;
+        for (filter, rules, problems) in [
+            (format!("[null,{keep}]"), 2, 0),
+            (format!(r#"[{{"SrcIPs":[null,"100.64.0.1"],{all}}}]"#), 1, 1),
+            (
+                format!(r#"[{{"SrcIPs":["\ud800","\udc00x","\ud800\u0041"],{all}}},{keep}]"#),
+                2,
+                3,
+            ),
+            (
+                format!(r#"[{{"SrcIPs":["*"],"IPProto":[null,17],{all}}},{keep}]"#),
+                2,
+                0,
+            ),
+            (
+                format!(r#"[{{"SrcIPs":["*"],"DstPorts":[null,{{"IP":null}}]}},{keep}]"#),
+                2,
+                2,
+            ),
+            (
+                format!(
+                    r#"[{{"SrcIPs":["*"],"CapGrant":[null,{{"Dsts":[null],"Caps":[null]}}]}},{keep}]"#
+                ),
+                2,
+                1,
+            ),
+        ] {
+            let parsed =
+                ParsedRules::from_json(&filter).unwrap_or_else(|e| panic!("{filter}: {e:?}"));
+            assert_eq!(parsed.len(), rules, "{filter}");
+            assert_eq!(
+                parsed.problems().len(),
+                problems,
+                "{filter}: {:?}",
+                parsed.problems()
+            );
+        }
+        // A `null` protocol is protocol 0; a `null` port or address leaves what was there.
+        let parsed = ParsedRules::from_json(
+            r#"[{"SrcIPs":["*"],"IPProto":[null,17],"DstPorts":[{"IP":"10.0.0.1","IP":null,"Ports":{"First":3,"First":null,"Last":5}}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.rules[0].protos, [0, 17]);
+        let dst = parsed.rules[0].dsts[0];
+        assert_eq!((dst.net, dst.first, dst.last), (net("10.0.0.1/32"), 3, 5));
+        // A whole pair stays one character; an escaped backslash before `u` is no escape.
+        assert_eq!(lone_surrogates_replaced(r#"["\ud83d\ude00"]"#), None);
+        assert_eq!(lone_surrogates_replaced(r#"["\\ud800"]"#), None);
+        assert_eq!(
+            lone_surrogates_replaced(r#"["a\udc00b","\ud800\ud800\udc00"]"#).as_deref(),
+            Some(r#"["a\ufffdb","\ufffd\ud800\udc00"]"#)
+        );
+        // Still refused: JSON that is not a filter.
+        assert!(ParsedRules::from_json(r#"[{"SrcIPs":"\ud800"}]"#).is_err());
     }
 
     #[test]
