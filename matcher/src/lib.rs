@@ -408,7 +408,8 @@ pub struct MatcherError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MatcherErrorKind {
-    /// The text is not JSON, or not a list of `FilterRule` objects.
+    /// The text is not JSON, or not a list of `FilterRule` objects, or holds a value Go's
+    /// decoder refuses (a `CapGrant.Dsts` entry that is not a prefix).
     Json,
 }
 
@@ -417,6 +418,14 @@ impl MatcherError {
         MatcherError {
             kind: MatcherErrorKind::Json,
             message: format!("invalid packet filter: {error}"),
+        }
+    }
+
+    /// A value Go's decoder parses itself (a `CapGrant.Dsts` prefix) that does not parse.
+    fn undecodable(message: &str) -> Self {
+        MatcherError {
+            kind: MatcherErrorKind::Json,
+            message: format!("invalid packet filter: {message}"),
         }
     }
 

@@ -90,12 +90,12 @@ impl ParsedRules {
                 Some(fixed) => {
                     let wire: Wire<'_> =
                         serde_json::from_str(&fixed).map_err(|e| MatcherError::json(&e))?;
-                    return Ok(convert(wire.unwrap_or_default()));
+                    return convert(wire.unwrap_or_default());
                 }
                 None => return Err(MatcherError::json(&e)),
             },
         };
-        Ok(convert(wire.unwrap_or_default()))
+        convert(wire.unwrap_or_default())
     }
 
     /// Reads a `FilterRule` list from JSON bytes; see [`ParsedRules::from_json`]. Bytes
@@ -132,11 +132,12 @@ impl ParsedRules {
     }
 }
 
-fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> ParsedRules {
+fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> Result<ParsedRules, MatcherError> {
+    undecodable_dsts(&wire)?;
     let mut out = ParsedRules::default();
     for (index, GoNull(wire_rule)) in wire.into_iter().enumerate() {
         if wire_rule.src_bits {
-            return abort(out.problems, index, "SrcBits");
+            return Ok(abort(out.problems, index, "SrcBits"));
         }
         let mut rule = Rule {
             protos: match &wire_rule.ip_proto {
@@ -166,7 +167,7 @@ fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> ParsedRules {
         }
         for (i, dst) in wire_rule.dst_ports.iter().enumerate() {
             if dst.bits {
-                return abort(out.problems, index, &format!("DstPorts[{i}].Bits"));
+                return Ok(abort(out.problems, index, &format!("DstPorts[{i}].Bits")));
             }
             match parse_ip_set(dst.ip.as_str()) {
                 Ok(IpSet::Nets(nets)) => rule.dsts.extend(nets.map(|net| DstRange {
@@ -196,6 +197,7 @@ fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> ParsedRules {
             for (d, text) in grant.dsts.iter().enumerate() {
                 let dst = match parse_prefix(text.as_str(), false) {
                     Ok(net) => net,
+                    // Only an empty one is left here ([`undecodable_dsts`]).
                     Err(message) => {
                         out.problems.push(problem(
                             index,
@@ -224,7 +226,29 @@ fn convert(wire: Vec<GoNull<WireRule<'_>>>) -> ParsedRules {
         }
         out.rules.push(rule);
     }
-    out
+    Ok(out)
+}
+
+/// The first `CapGrant.Dsts` entry Go's decoder refuses, as an error. `Dsts` are
+/// `netip.Prefix` values, which the decoder parses itself: one that does not parse fails the
+/// whole document, wherever it is, and the client applies none of it. An empty one (or
+/// `null`) is the zero prefix, which holds no address: skipped with the other entries.
+fn undecodable_dsts(wire: &[GoNull<WireRule<'_>>]) -> Result<(), MatcherError> {
+    for (index, GoNull(rule)) in wire.iter().enumerate() {
+        for (g, grant) in rule.cap_grant.iter().enumerate() {
+            for (d, text) in grant.dsts.iter().enumerate() {
+                if text.as_str().is_empty() {
+                    continue;
+                }
+                if let Err(message) = parse_prefix(text.as_str(), false) {
+                    return Err(MatcherError::undecodable(&format!(
+                        "rule {index}, CapGrant[{g}].Dsts[{d}]: {message}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `SrcBits`/`Bits`: the client refuses the whole filter, which leaves no rule.
@@ -408,9 +432,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// Which of `names` a JSON key is, ignoring ASCII case.
+/// Which of `names` (ASCII) a JSON key is, ignoring case as Go's decoder does
+/// (`bytes.EqualFold`): ASCII case, and the two other letters that fold to ASCII ones, the
+/// long s (U+017F, `s`) and the Kelvin sign (U+212A, `k`).
 fn field(key: &str, names: &[&str]) -> Option<usize> {
-    names.iter().position(|n| n.eq_ignore_ascii_case(key))
+    let folded = |c: char| match c {
+        '\u{17f}' => 's',
+        '\u{212a}' => 'k',
+        c => c.to_ascii_lowercase(),
+    };
+    names.iter().position(|n| {
+        key.chars()
+            .map(folded)
+            .eq(n.chars().map(|c| c.to_ascii_lowercase()))
+    })
 }
 
 /// `null` or absent is the same as empty, as for Go slices; a `null` entry is the entry's
@@ -807,6 +842,14 @@ mod tests {
         assert_eq!(rule.srcs.len(), 2);
         assert_eq!((rule.dsts[0].first, rule.dsts[0].last), (22, 23));
         assert_eq!(rule.protos, vec![6]);
+        // Go's folding also takes the long s and the Kelvin sign to ASCII letters.
+        let rules = ParsedRules::from_json(
+            r#"[{"ſrcIPs":["*"],"DSTPORTS":[{"IP":"*","Ports":{"First":1,"Last":2}}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rules.rules[0].srcs.len(), 2);
+        assert_eq!(field("\u{212a}ey", &["Key"]), Some(0));
+        assert_eq!(field("srcip", &["SrcIPs"]), None);
     }
 
     #[test]
@@ -935,7 +978,7 @@ mod tests {
     #[test]
     fn cap_grants() {
         let rules = ParsedRules::from_json(
-            r#"[{"SrcIPs":["100.64.0.1"],"CapGrant":[{"Dsts":["100.64.0.2/32","100.64.0.3/24","bad"],
+            r#"[{"SrcIPs":["100.64.0.1"],"CapGrant":[{"Dsts":["100.64.0.2/32","100.64.0.3/24",""],
                 "Caps":["legacy"],"CapMap":{"example.com/cap/a":[{"x":1}],"example.com/cap/b":null}}]}]"#,
         )
         .unwrap();
@@ -946,5 +989,17 @@ mod tests {
         assert_eq!(rule.caps[3].dst, net("100.64.0.0/24"));
         assert_eq!(rules.problems().len(), 1);
         assert_eq!(rules.problems()[0].field, "CapGrant[0].Dsts[2]");
+        // A destination that is not a prefix fails Go's decoding of the whole document,
+        // wherever it is: after a rule that aborts the conversion too.
+        for bad in ["100.64.0.1", "fe80::1%eth0/64", "10.0.0.0/024", "bad"] {
+            let filter = format!(
+                r#"[{{"SrcIPs":["*"],"SrcBits":[1]}},{{"SrcIPs":["*"],"CapGrant":[{{"Dsts":["{bad}"],"Caps":["x"]}}]}}]"#
+            );
+            let err = ParsedRules::from_json(&filter).unwrap_err();
+            assert!(
+                err.to_string().contains("rule 1, CapGrant[0].Dsts[0]"),
+                "{err}"
+            );
+        }
     }
 }
