@@ -44,11 +44,31 @@ pub(crate) struct CompileArgs {
     /// The control server's URL, the base of the links SSH check-mode rules send clients to.
     #[arg(long, value_name = "URL", default_value = DEFAULT_CONTROL_URL)]
     control_url: String,
+    #[command(flatten)]
+    exit: ExitNodeArgs,
+}
+
+/// `--exit-node-filters`, for every command that compiles.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExitNodeArgs {
     /// What an approved exit node's packet filter holds: `all`, every rule's destinations of
     /// the families it exits to (as Tailscale's control server sends it), or `internet`, only
-    /// `autogroup:internet` and public prefixes (smaller; admits less than Tailscale).
+    /// `autogroup:internet` and public prefixes (smaller; admits less than Tailscale). On a
+    /// large tailnet `all` can pass the compile's budget.
     #[arg(long, value_enum, value_name = "WHAT", default_value_t = ExitFilters::All)]
     exit_node_filters: ExitFilters,
+}
+
+impl ExitNodeArgs {
+    /// The compile options these flags ask for.
+    pub(crate) fn compile_options(&self) -> CompileOptions {
+        let mut options = CompileOptions::default();
+        options.exit_node_filters = match self.exit_node_filters {
+            ExitFilters::All => ExitNodeFilters::AllDestinations,
+            ExitFilters::Internet => ExitNodeFilters::InternetOnly,
+        };
+        options
+    }
 }
 
 /// `--exit-node-filters`.
@@ -86,12 +106,8 @@ pub(crate) fn run(args: &CompileArgs) -> u8 {
             plural(n)
         );
     }
-    let mut compile_options = CompileOptions::default();
+    let mut compile_options = args.exit.compile_options();
     compile_options.control_url.clone_from(&args.control_url);
-    compile_options.exit_node_filters = match args.exit_node_filters {
-        ExitFilters::All => ExitNodeFilters::AllDestinations,
-        ExitFilters::Internet => ExitNodeFilters::InternetOnly,
-    };
     // A policy the compiler refuses (an IP set it cannot compute, work beyond the budget) is
     // refused like an invalid one, with the place to blame.
     let compiled = match try_compile_with_options(&checked.policy, &inventory, &compile_options) {

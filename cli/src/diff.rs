@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use aclc_compiler::diff::{access_diff, AccessDiff, Changes, DiffOptions, Nodes, RuleRef, Side};
-use aclc_compiler::{try_compile_with_options, CompileOptions, Compiled, Inventory};
+use aclc_compiler::{try_compile_with_options, Compiled, Inventory};
 use aclc_policy::diff::{Entry, PolicyDiff, SectionDiff};
 use aclc_policy::hujson;
 use aclc_policy::model::Policy;
@@ -72,6 +72,8 @@ pub(crate) struct DiffArgs {
     max_diagnostics: usize,
     #[command(flatten)]
     limits: InputLimits,
+    #[command(flatten)]
+    exit: crate::compile::ExitNodeArgs,
 }
 
 /// One side, read and checked.
@@ -122,9 +124,9 @@ pub(crate) fn run(args: &DiffArgs) -> u8 {
     let access = match &inventory {
         Some(inventory) => {
             // The two compiles are independent: one on each core.
-            let compile = |side: &Loaded| {
-                try_compile_with_options(&side.policy, inventory, &CompileOptions::default())
-            };
+            let compile_options = args.exit.compile_options();
+            let compile =
+                |side: &Loaded| try_compile_with_options(&side.policy, inventory, &compile_options);
             let (o, n) = std::thread::scope(|scope| {
                 let old_compile = scope.spawn(|| compile(&old));
                 let n = compile(&new);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use aclc_api::shape::rule_text;
 use aclc_compiler::policytest::{explain, explain_ssh, Explanation, NetworkQuery};
-use aclc_compiler::{try_compile_with_options, CompileOptions};
+use aclc_compiler::try_compile_with_options;
 use aclc_policy::text::escape;
 use aclc_policy::{Diagnostic, Source, Span};
 use serde::Serialize;
@@ -60,6 +60,8 @@ pub(crate) struct ExplainArgs {
     max_misses: usize,
     #[command(flatten)]
     limits: InputLimits,
+    #[command(flatten)]
+    exit: crate::compile::ExitNodeArgs,
     /// Output format, on stdout: `human` (a verdict line, then the rules) or `json`.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -90,7 +92,7 @@ pub(crate) fn run(args: &ExplainArgs) -> u8 {
         Err(status) => return status,
     };
     let compiled =
-        match try_compile_with_options(&checked.policy, &inventory, &CompileOptions::default()) {
+        match try_compile_with_options(&checked.policy, &inventory, &args.exit.compile_options()) {
             Ok(compiled) => compiled,
             Err(error) => {
                 return invalid(

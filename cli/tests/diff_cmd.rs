@@ -141,6 +141,29 @@ fn a_removed_group_member_loses_exactly_her_access() {
     );
     empty(&doc, &["ssh", "capabilities"]);
     assert_eq!(doc["ssh"]["gained"], json!([]));
+    // Each change names the rules behind every destination it lists: bob's ICMP to web-1
+    // was the ACL's (default protocols), to the office subnet the grant's; one change listed
+    // both and named the grant alone (line 38), which does not reach web-1.
+    for change in doc["network"]["lost"].as_array().unwrap() {
+        let lines: Vec<&Value> = change["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["line"])
+            .collect();
+        let to_web = change["dst"]["names"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("web-1"));
+        if to_web {
+            assert_eq!(lines, [&json!(27)], "{change}");
+        }
+    }
+    let icmp_to_web = network(&doc, "lost")
+        .into_iter()
+        .filter(|c| c[1] == json!(["web-1"]) && c[2] == json!("icmp"))
+        .count();
+    assert_eq!(icmp_to_web, 1, "{doc}");
 }
 
 #[test]
@@ -814,4 +837,56 @@ fn a_star_destination_gains_no_route_its_sources_held() {
             "{change}"
         );
     }
+}
+
+/// ICMPv6 in an IPv4 packet (or ICMP in an IPv6 one) is another protocol to the client,
+/// admitted only by an entry open on every port: a rule to `office-lan:8080` (an IPv4
+/// subnet, default protocols) gains TCP and UDP on 8080 and no `ipv6-icmp` (it was reported
+/// as gained on every address of the subnet, with ports `*`).
+#[test]
+fn icmp_of_the_other_family_needs_every_port() {
+    let new = edit(
+        "// Operations reaches everything.",
+        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:8080"]},"#,
+    );
+    let out = diff(&new, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let protos: Vec<Value> = network(&doc, "gained")
+        .into_iter()
+        .map(|c| c[2].clone())
+        .collect();
+    assert_eq!(protos, [json!("tcp,udp")], "{doc}");
+    // With every port open, an IPv4 packet of protocol 58 is admitted: that is a gain.
+    let new = edit(
+        "// Operations reaches everything.",
+        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:*"]},"#,
+    );
+    let doc = json(&diff(&new, &["--format", "json"]));
+    let gained = network(&doc, "gained");
+    assert!(
+        gained.iter().any(|c| c[2].as_str().unwrap().contains("ipv6-icmp")),
+        "{doc}"
+    );
+}
+
+/// `--exit-node-filters internet` compiles both sides so: the exit node's filter keeps only
+/// the internet's destinations, so an office subnet rule gains nothing through it.
+#[test]
+fn exit_node_filters_apply_to_both_sides() {
+    let new = edit(
+        "// Operations reaches everything.",
+        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:8080"]},"#,
+    );
+    let via = |args: &[&str]| -> String {
+        let doc = json(&diff(&new, args));
+        network(&doc, "gained")
+            .iter()
+            .map(|c| c[1].to_string())
+            .collect()
+    };
+    assert!(via(&["--format", "json"]).contains("via exit-1"));
+    let internet = via(&["--format", "json", "--exit-node-filters", "internet"]);
+    assert!(!internet.contains("via exit-1"), "{internet}");
+    assert!(internet.contains("via office-router"), "{internet}");
 }

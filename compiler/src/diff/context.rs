@@ -179,18 +179,20 @@ impl Ctx<'_> {
         out
     }
 
-    /// A representative address (IPv4 if any) of some positions.
-    pub(super) fn sample(&self, runs: &[(u32, u32)]) -> Option<IpAddr> {
-        let all = runs.iter().flat_map(|&(a, b)| a..b);
-        let mut first = None;
-        for p in all {
-            let addr = self.table.addr(p)?;
-            if addr.is_ipv4() {
-                return Some(addr);
-            }
-            first.get_or_insert(addr);
-        }
-        first
+    /// Representative addresses of some positions: the first IPv4 and the first IPv6 one,
+    /// IPv4 first. O(runs).
+    pub(super) fn samples(&self, runs: &[(u32, u32)]) -> Vec<IpAddr> {
+        let first_v6 = self.table.first_v6();
+        let v4 = runs
+            .iter()
+            .find(|&&(a, b)| a < b && a < first_v6)
+            .and_then(|&(a, _)| self.table.addr(a));
+        let v6 = runs
+            .iter()
+            .map(|&(a, b)| (a.max(first_v6), b))
+            .find(|&(a, b)| a < b)
+            .and_then(|(a, _)| self.table.addr(a));
+        v4.into_iter().chain(v6).collect()
     }
 
     /// Sort each direction largest first, keep the first `max_changes`, count the rest.
@@ -218,52 +220,67 @@ impl Ctx<'_> {
         old: Side<'_>,
         new: Side<'_>,
     ) -> Changes<NetworkChange> {
-        // Group destinations with the same (sources, protocol, ports), then protocols with
-        // the same (sources, ports, destinations); a route is a destination of its own.
-        let mut merged: MergedNet = BTreeMap::new();
-        for ((gained, src, proto, ports), mut dsts) in self.by_device(atoms) {
-            dsts.sort();
-            dsts.dedup();
-            merged
-                .entry((gained, src, ports, dsts))
-                .or_default()
-                .push(proto);
-        }
-        let mut out: Vec<(bool, usize, NetworkChange)> = Vec::new();
-        let mut attributed = [0usize; 2];
-        let mut sized: Vec<_> = merged
+        // Destinations with the same (sources, protocol, ports), split by the rules behind
+        // them ([`Ctx::attribute_each`]: one change's destinations may owe it to different
+        // rules, such as ICMP to a subnet from a grant and to a server from an ACL with
+        // default protocols), largest first within the budget; then protocols with the same
+        // (sources, ports, destinations, rules). A route is a destination of its own.
+        let mut entries: Vec<_> = self
+            .by_device(atoms)
             .into_iter()
-            .map(|((g, s, ports, dsts), mut protos)| {
-                protos.sort_unstable_by_key(|p| proto_rank(*p));
-                let n = match &s {
-                    network::Source::Nodes(runs) => {
-                        runs.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
-                    }
-                    network::Source::Text(_) => 1,
-                };
-                let size = n.saturating_mul(dsts.len());
-                (g, s, protos, ports, dsts, size)
+            .map(|(key, mut dsts)| {
+                dsts.sort();
+                dsts.dedup();
+                (key, dsts)
             })
             .collect();
-        sized.sort_by_key(|x| std::cmp::Reverse(x.5));
-        for (gained, src, protos, ports, dsts, size) in sized {
-            let proto = protos.first().copied().unwrap_or(6);
+        // Largest first, ties in the keys' order (the atoms are a hash map).
+        entries.sort_by(|(a, da), (b, db)| {
+            let size = |src: &network::Source, dsts: &[(u32, Dest)]| {
+                source_count(src).saturating_mul(dsts.len())
+            };
+            size(&b.1, db).cmp(&size(&a.1, da)).then_with(|| a.cmp(b))
+        });
+        let mut budget = [self
+            .options
+            .max_attributed
+            .saturating_mul(ATTRIBUTED_PER_CHANGE); 2];
+        let mut merged: MergedNet = BTreeMap::new();
+        for ((gained, src, proto, ports), dsts) in entries {
             let side = if gained { new } else { old };
             let slot = usize::from(gained);
-            let mut rules = Vec::new();
-            if attributed.get(slot).copied().unwrap_or(0) < self.options.max_attributed {
-                if let Some(count) = attributed.get_mut(slot) {
-                    *count += 1;
-                }
-                rules = self.attribute(side, slot, &src, &dsts, proto, &ports);
+            let mut left = budget.get(slot).copied().unwrap_or(0);
+            let groups = self.attribute_each(side, slot, (&src, proto, &ports), dsts, &mut left);
+            if let Some(b) = budget.get_mut(slot) {
+                *b = left;
             }
+            for (rules, dsts) in groups {
+                let key = rules.iter().map(|r| (r.file.clone(), r.span)).collect();
+                merged
+                    .entry((gained, src.clone(), ports.clone(), dsts, key))
+                    .or_insert_with(|| (Vec::new(), rules))
+                    .0
+                    .push(proto);
+            }
+        }
+        let mut out: Vec<(bool, usize, NetworkChange)> = Vec::new();
+        for ((gained, src, ports, dsts, _), (mut protos, rules)) in merged {
+            protos.sort_unstable_by_key(|p| proto_rank(*p));
+            let size = source_count(&src).saturating_mul(dsts.len());
+            let side = if gained { new } else { old };
             let (src_selectors, dst_selectors) = selectors(side.policy, &rules);
             out.push((
                 gained,
                 size,
                 NetworkChange {
-                    family: self.one_family(&src, &dsts),
-                    one_family_sources: self.one_family_sources(&src, &dsts),
+                    // ICMP and ICMPv6 are of one family: saying so adds nothing.
+                    family: self
+                        .one_family(&src, &dsts)
+                        .filter(|_| !one_family_protocols(&protos)),
+                    one_family_sources: match one_family_protocols(&protos) {
+                        true => Vec::new(),
+                        false => self.one_family_sources(&src, &dsts),
+                    },
                     src: self.source(&src),
                     dst: self.destinations(&dsts),
                     proto: protos
@@ -281,8 +298,66 @@ impl Ctx<'_> {
         self.finish(out)
     }
 
-    /// The rules of `side` (`slot` 0 old, 1 new) that allow one sample flow of a change (what
-    /// `aclc explain` says).
+    /// A change's destinations grouped by the rules of `side` behind them, at most `left`
+    /// `explain`s (counted down). Node destinations and routes apart (rules reach them by
+    /// different selectors); in each, every destination looked up when they are few
+    /// ([`EXPLAINED_EACH`]), else [`SAMPLED`] spread over them: the change is theirs, with
+    /// every rule found behind one of them (so each rule named is behind some destination,
+    /// and a change of many destinations through several rules stays one). What the budget
+    /// leaves is listed without rules, never with a guess.
+    fn attribute_each(
+        &self,
+        side: Side<'_>,
+        slot: usize,
+        (src, proto, ports): (&network::Source, u8, &PortSet),
+        dsts: Vec<(u32, Dest)>,
+        left: &mut usize,
+    ) -> Vec<Attributed> {
+        let mut groups: Vec<Attributed> = Vec::new();
+        let mut put = |rules: Vec<RuleRef>, dst: (u32, Dest)| match groups
+            .iter_mut()
+            .find(|(r, _)| *r == rules)
+        {
+            Some((_, group)) => group.push(dst),
+            None => groups.push((rules, vec![dst])),
+        };
+        let (nodes, routes): (Vec<_>, Vec<_>) =
+            dsts.into_iter().partition(|(_, d)| matches!(d, Dest::Node));
+        for part in [nodes, routes] {
+            let mut explain = |dst: &(u32, Dest)| {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                Some(self.attribute(side, slot, src, std::slice::from_ref(dst), proto, ports))
+            };
+            if part.len() > EXPLAINED_EACH {
+                let last = part.len() - 1;
+                let picks: Vec<usize> = (0..SAMPLED).map(|k| k * last / (SAMPLED - 1)).collect();
+                let mut rules: Vec<RuleRef> = Vec::new();
+                for found in picks.iter().filter_map(|&i| part.get(i)).map(&mut explain) {
+                    for rule in found.into_iter().flatten() {
+                        if !rules.contains(&rule) {
+                            rules.push(rule);
+                        }
+                    }
+                }
+                rules.sort_by_key(|r| (r.file.clone(), r.span));
+                for dst in part {
+                    put(rules.clone(), dst);
+                }
+                continue;
+            }
+            for dst in part {
+                let rules = explain(&dst).unwrap_or_default();
+                put(rules, dst);
+            }
+        }
+        groups
+    }
+
+    /// The rules of `side` (`slot` 0 old, 1 new) that allow one sample flow of a change to its
+    /// first destination (what `aclc explain` says).
     pub(super) fn attribute(
         &self,
         side: Side<'_>,
@@ -292,38 +367,29 @@ impl Ctx<'_> {
         proto: u8,
         ports: &PortSet,
     ) -> Vec<RuleRef> {
-        let src_addr = match src {
-            network::Source::Nodes(runs) => self.sample(runs),
-            network::Source::Text(t) => network::ranges(t).first().map(|r| r.0),
-        };
-        let Some(src_addr) = src_addr else {
-            return Vec::new();
+        // The source's addresses, an IPv4 one first, and the destination's.
+        let srcs: Vec<IpAddr> = match src {
+            network::Source::Nodes(runs) => self.samples(runs),
+            network::Source::Text(t) => network::ranges(t).iter().map(|r| r.0).collect(),
         };
         let Some((i, dst)) = dsts.first() else {
             return Vec::new();
         };
-        // A destination address of the source's family (a packet has one family), else any.
-        let same = |ip: &IpAddr| ip.is_ipv4() == src_addr.is_ipv4();
-        let dst_addr = match dst {
+        let dst_addrs: Vec<IpAddr> = match dst {
             Dest::Node => self
                 .names
                 .get(*i as usize)
                 .and_then(|n| side.compiled.node_addresses(n))
-                .and_then(|a| {
-                    let ips: Vec<IpAddr> =
-                        a.into_iter().filter(|ip| !ip.is_unspecified()).collect();
-                    ips.iter().copied().find(same).or(ips.first().copied())
-                }),
-            Dest::Route(r) => {
-                let ranges = network::ranges(r);
-                ranges
-                    .iter()
-                    .find(|r| same(&r.0))
-                    .or(ranges.first())
-                    .map(|r| r.0)
-            }
+                .map(|a| a.into_iter().filter(|ip| !ip.is_unspecified()).collect())
+                .unwrap_or_default(),
+            Dest::Route(r) => network::ranges(r).iter().map(|r| r.0).collect(),
         };
-        let Some(dst_addr) = dst_addr else {
+        // A flow of one family (a packet has one), IPv4 first, else any pair.
+        let pair = srcs
+            .iter()
+            .find_map(|s| Some((*s, *dst_addrs.iter().find(|d| d.is_ipv4() == s.is_ipv4())?)))
+            .or_else(|| Some((*srcs.first()?, *dst_addrs.first()?)));
+        let Some((src_addr, dst_addr)) = pair else {
             return Vec::new();
         };
         let host = match dst_addr {
@@ -453,3 +519,13 @@ impl Ctx<'_> {
         self.finish(out)
     }
 }
+
+/// Whether every protocol of a change is ICMP of one family (`icmp` only, or `ipv6-icmp`
+/// only): such a change is of that family by its protocol.
+fn one_family_protocols(protos: &[u8]) -> bool {
+    use aclc_matcher::proto::{ICMPV4, ICMPV6};
+    protos.iter().all(|&p| p == ICMPV4) || protos.iter().all(|&p| p == ICMPV6)
+}
+
+/// Destinations of a change and the rules behind them.
+type Attributed = (Vec<RuleRef>, Vec<(u32, Dest)>);

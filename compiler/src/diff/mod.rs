@@ -44,8 +44,37 @@ use scan::*;
 type NetAtoms = HashMap<(bool, network::Source, u8, PortSet), Vec<(u32, Dest)>>;
 /// SSH changes by (gained, sources, login, outcome): the nodes.
 type SshAtoms = HashMap<(bool, Vec<(u32, u32)>, String, ssh::Outcome), Vec<u32>>;
-/// Network changes by (gained, sources, ports, destinations): the protocols.
-type MergedNet = BTreeMap<(bool, network::Source, PortSet, Vec<(u32, Dest)>), Vec<u8>>;
+/// Network changes by (gained, sources, ports, destinations, the rules behind them by file
+/// and place): the protocols, and those rules.
+type MergedNet = BTreeMap<
+    (
+        bool,
+        network::Source,
+        PortSet,
+        Vec<(u32, Dest)>,
+        Vec<(String, Span)>,
+    ),
+    (Vec<u8>, Vec<RuleRef>),
+>;
+
+/// `explain` calls per change [`DiffOptions::max_attributed`] allows, on average.
+const ATTRIBUTED_PER_CHANGE: usize = 16;
+
+/// Destinations of one kind (nodes, routes) in a change up to which each one's rules are
+/// looked up; past it, [`SAMPLED`] of them first.
+const EXPLAINED_EACH: usize = 16;
+
+/// Destinations looked up in a larger change, first to last: if their rules agree, the
+/// change is theirs.
+const SAMPLED: usize = 8;
+
+/// The source positions (or one, for addresses that hold no node) of a change.
+fn source_count(src: &network::Source) -> usize {
+    match src {
+        network::Source::Nodes(runs) => runs.iter().map(|&(a, b)| (b - a) as usize).sum(),
+        network::Source::Text(_) => 1,
+    }
+}
 
 /// How much detail to keep.
 #[derive(Debug, Clone)]
@@ -56,8 +85,11 @@ pub struct DiffOptions {
     /// Changes listed per list (`gained`, `lost`), largest first; the rest are counted.
     /// Default 1000.
     pub max_changes: usize,
-    /// Changes whose responsible rules are looked up (each costs an `explain`), per list.
-    /// Default 200.
+    /// How many changes' responsible rules are looked up, per list, counted as 16 `explain`
+    /// calls each: a change's destinations may owe it to different rules, so the rules behind
+    /// each are looked up when they are few, else behind 8 of them spread out (and behind
+    /// each if those disagree), largest changes first; destinations past the budget are
+    /// listed without rules. Default 200.
     pub max_attributed: usize,
     /// Threads comparing nodes; 0 (the default): one per core, at most 8.
     pub threads: usize,

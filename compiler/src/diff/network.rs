@@ -107,6 +107,11 @@ impl AddrTable {
     pub(crate) fn addr(&self, p: u32) -> Option<IpAddr> {
         self.addrs.get(p as usize).map(|e| e.0)
     }
+
+    /// The first IPv6 position (every IPv4 address sorts before every IPv6 one).
+    pub(crate) fn first_v6(&self) -> u32 {
+        pos(self.addrs.partition_point(|e| e.0.is_ipv4()))
+    }
 }
 
 /// Position runs `[a, b)` sorted, overlapping or touching ones merged.

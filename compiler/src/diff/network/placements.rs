@@ -343,18 +343,33 @@ pub(super) fn entries(
             if keys.is_empty() {
                 keys.push((Dest::Route(dst.ip.to_string()), families));
             }
+            let all_ports = dst.ports.first == 0 && dst.ports.last == u16::MAX;
             for (key, of) in keys {
                 // The sources of the key's families (the entry's, cut further for a route
                 // piece of one family).
-                let placed = match of & families {
-                    cut if cut == families || cut == 0 => placed.clone(),
-                    cut => {
-                        let narrower = placements.of_families(&whole, cut, table);
-                        lists.entry(narrower.id).or_insert_with(|| narrower.clone());
-                        narrower
-                    }
+                let key_families = match of & families {
+                    0 => families,
+                    cut => cut,
                 };
                 for &proto in protos {
+                    // ICMP of one family in a packet of the other is another protocol to the
+                    // client: admitted only by an entry open on every port.
+                    let of_proto = match (proto, all_ports) {
+                        (aclc_matcher::proto::ICMPV4, false) => key_families & V4,
+                        (aclc_matcher::proto::ICMPV6, false) => key_families & V6,
+                        _ => key_families,
+                    };
+                    if of_proto == 0 {
+                        continue;
+                    }
+                    let placed = match of_proto == families {
+                        true => placed.clone(),
+                        false => {
+                            let narrower = placements.of_families(&whole, of_proto, table);
+                            lists.entry(narrower.id).or_insert_with(|| narrower.clone());
+                            narrower
+                        }
+                    };
                     let (p, q) = if has_ports(proto) {
                         (dst.ports.first, dst.ports.last)
                     } else {
