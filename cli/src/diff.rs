@@ -17,7 +17,7 @@ use aclc_policy::{Diagnostic, Options, Source};
 use serde_json::{json, Value};
 
 use crate::ci::{escape_data, escape_property as property};
-use crate::input::{is_stdin, parse_policy, read_inventory, read_policy, InputLimits, STDIN_TWICE};
+use crate::input::{is_stdin, parse_policy, read_inventory, read_policy, InputLimits};
 use crate::report::{
     eprint_diagnostics, input_error, print_json, Format, JsonError, DEFAULT_MAX_DIAGNOSTICS,
 };
@@ -51,7 +51,8 @@ pub(crate) struct DiffArgs {
     /// The policy after the change; `-` reads standard input.
     #[arg(value_name = "NEW")]
     new: PathBuf,
-    /// Node inventory (JSON): compare what each node receives, not only the rules.
+    /// Node inventory (JSON): compare what each node receives, not only the rules; `-` reads
+    /// standard input.
     #[arg(long, value_name = "INVENTORY")]
     inventory: Option<PathBuf>,
     /// Output format.
@@ -96,7 +97,10 @@ pub(crate) fn run(args: &DiffArgs) -> u8 {
         .filter(|p| is_stdin(p))
         .count();
     if stdin_count > 1 {
-        return input_error(json_errors, STDIN_TWICE);
+        return input_error(
+            json_errors,
+            "standard input (`-`) can be read only once: give OLD, NEW or the inventory as a file",
+        );
     }
     let inventory = match &args.inventory {
         Some(path) => match read_inventory(path, &args.limits) {

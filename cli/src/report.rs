@@ -13,7 +13,7 @@ use serde::Serialize;
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// For people: rendered diagnostics (source line, underline, help) and readable tables.
+    /// For people: rendered diagnostics (source line, underline, help) and readable text.
     Human,
     /// One JSON document on stdout.
     Json,

@@ -865,7 +865,9 @@ fn icmp_of_the_other_family_needs_every_port() {
     let doc = json(&diff(&new, &["--format", "json"]));
     let gained = network(&doc, "gained");
     assert!(
-        gained.iter().any(|c| c[2].as_str().unwrap().contains("ipv6-icmp")),
+        gained
+            .iter()
+            .any(|c| c[2].as_str().unwrap().contains("ipv6-icmp")),
         "{doc}"
     );
 }

@@ -295,3 +295,35 @@ fn invalid_policy_exits_2() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// A name that is nothing says it is no node either (explain takes node names, tests do
+/// not); an SSH destination given with a port says a login's destination has none.
+#[test]
+fn unknown_endpoints_say_what_to_write() {
+    let out = explain(&["alice-laptop", "nope:443"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nor a node of the inventory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = explain(&["--ssh", "alice-laptop", "web-1:22", "root"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("without a port: `web-1`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--exit-node-filters internet` compiles as `aclc compile` does with it.
+#[test]
+fn exit_node_filters_are_accepted() {
+    let out = explain(&[
+        "--exit-node-filters",
+        "internet",
+        "bob@example.com",
+        "web-1:443",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -36,7 +36,7 @@ use aclc_compiler::engine::{
     ChangeSet, Engine, EngineOptions, Event, NodeRecord, TailnetState, UserRecord,
 };
 use aclc_compiler::{ExitNodeFilters, Inventory};
-use aclc_policy::model::Policy;
+use aclc_policy::model::{CheckPeriod, Policy};
 
 const POLICY: &str = r#"{
   "groups": {"group:eng": ["alice@example.com", "bob@"]},
@@ -293,7 +293,14 @@ fn main() {
     if arg.is_none() {
         let decision = snapshot.ssh_decision(1, 3, "root").unwrap();
         if let SshOutcome::Check { period } = decision.action {
-            println!("alice-laptop -> web-1 as root: check every {period:?}");
+            match period {
+                CheckPeriod::Every(d) => {
+                    println!("alice-laptop -> web-1 as root: check every {d}");
+                }
+                CheckPeriod::Always => {
+                    println!("alice-laptop -> web-1 as root: check on every login");
+                }
+            }
         }
         let why = snapshot.explain_flow(1, 3, 443, None).unwrap().unwrap();
         println!("alice-laptop -> web-1:443: {}", why.reason);

@@ -65,6 +65,14 @@ test('compile, load, node maps, explain, free', () => {
   assert.ok(denied.reason.length > 0);
   assert.ok(p.explain({ src: 'carol@example.com', dst: 'web-1', user: 'root' }).reason.length > 0);
   throwsKind(() => p.explain({ src: 'nobody-at-all', dst: 'web-1:443' }), 'query');
+  // An SSH login the packet filter keeps closed on TCP port 22 is allowed, with a note.
+  const closed = aclc.explain(JSON.stringify({
+    tagOwners: { 'tag:web': [], 'tag:db': [], 'tag:router': [], 'tag:exit': [] },
+    acls: [{ action: 'accept', src: ['*'], dst: ['*:443'] }],
+    ssh: [{ action: 'accept', src: ['autogroup:member'], dst: ['tag:web'], users: ['root'] }],
+  }), inventory, { src: 'bob@example.com', dst: 'web-1', user: 'root' });
+  assert.equal(closed.allowed, true);
+  assert.ok(closed.notes.some((n) => n.includes('22')), JSON.stringify(closed));
   p.free();
   throwsKind(() => aclc.request({ op: 'node_map', handle: p.handle, node: 'web-1' }), 'unknown_handle');
   const report = aclc.test(policy, inventory);

@@ -89,7 +89,21 @@ pub fn explain_ssh(
     user: &str,
 ) -> Result<Explanation, TestError> {
     let (src, dst) = (src.trim(), dst.trim());
-    let mut explanation = super::ssh::explain(policy, compiled, src, dst, user)?;
+    let mut explanation = match super::ssh::explain(policy, compiled, src, dst, user) {
+        // `web-1:22`: an SSH login's destination is a device; say so.
+        Err(TestError::UnknownDestination(message)) => {
+            return Err(TestError::UnknownDestination(
+                match super::network::split_port(dst) {
+                    Ok((host, Some(_))) => format!(
+                        "{message} (an SSH login's destination is a device, without a port: \
+                         `{host}`)"
+                    ),
+                    _ => message,
+                },
+            ))
+        }
+        other => other?,
+    };
     // A login the SSH rules allow still needs TCP port 22 open in the packet filter to reach
     // the node's SSH server; `sshTests` (and this verdict) judge the SSH rules alone, as
     // Tailscale does, so a closed port is said beside the verdict, not in it.
@@ -155,9 +169,21 @@ pub(super) fn resolve_named(
         Ok(devices) => Ok(devices),
         Err(error) => match endpoints.table().id(text) {
             Some(id) => endpoints.device(id).map(|d| vec![d]).ok_or(error),
-            None => Err(error),
+            // Nor a node: say so of a bare name (a node's name has no `:` or `@`), as
+            // explain takes node names where tests do not.
+            None if text.contains([':', '@']) => Err(error),
+            None => Err(match error {
+                TestError::UnknownSource(m) => TestError::UnknownSource(nor_a_node(m)),
+                TestError::UnknownDestination(m) => TestError::UnknownDestination(nor_a_node(m)),
+                other => other,
+            }),
         },
     }
+}
+
+/// An unknown name's message, saying it names no node of the inventory either.
+fn nor_a_node(message: String) -> String {
+    format!("{message}, nor a node of the inventory")
 }
 
 /// When `text` names an inventory node that is not among `devices` (the policy reads it as
