@@ -4,7 +4,10 @@ filter shapes, and the filters `aclc compile` writes for the repository's exampl
 
     gen.py random SEED COUNT
     gen.py shapes
-    gen.py compiled SEED FLOWS ACLC_BINARY
+    gen.py compiled SEED FLOWS ACLC_BINARY [DOCUMENTS_DIR]
+
+`compiled` also writes each `aclc compile` document to DOCUMENTS_DIR, if given, for the
+oracle's wire check (`filter-diff -wire DIR`).
 """
 import glob, ipaddress, json, os, random, subprocess, sys, tempfile
 
@@ -351,8 +354,14 @@ if __name__ == "__main__":
         random_cases(int(sys.argv[3]), int(sys.argv[2]))
     elif mode == "shapes" and len(sys.argv) == 2:
         shape_cases()
-    elif mode == "compiled" and len(sys.argv) == 5:
+    elif mode == "compiled" and len(sys.argv) in (5, 6):
         R.seed(int(sys.argv[2]))
-        compiled_cases(compile_all(sys.argv[4]), int(sys.argv[3]))
+        compiled = compile_all(sys.argv[4])
+        if len(sys.argv) == 6:
+            os.makedirs(sys.argv[5], exist_ok=True)
+            for i, (cid, doc) in enumerate(compiled):
+                with open(os.path.join(sys.argv[5], f"{i:04d}.json"), "w") as out:
+                    json.dump(doc, out)
+        compiled_cases(compiled, int(sys.argv[3]))
     else:
         sys.exit(__doc__)

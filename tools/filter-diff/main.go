@@ -114,6 +114,12 @@ func buildPacket(f Flow) []byte {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-wire" {
+		if checkWire(os.Args[2]) > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<30)
 	out := bufio.NewWriter(os.Stdout)
