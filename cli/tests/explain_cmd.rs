@@ -327,3 +327,34 @@ fn exit_node_filters_are_accepted() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `root+password` asks the node for root: a denial names the rule whose users leave root
+/// out, as for `root` (it said no rule reaches the destination; found by a differential
+/// against tailssh's own evaluation).
+#[test]
+fn a_password_login_misses_as_its_account_does() {
+    let policy = r#"{"tagOwners": {"tag:web": ["alice@example.com"]},
+        "ssh": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:web"], "users": ["autogroup:nonroot"]}]}"#;
+    let ask = |login: &str| {
+        let args = [
+            "explain",
+            "-",
+            "--inventory",
+            "inventory.json",
+            "--ssh",
+            "alice-laptop",
+            "web-1",
+            login,
+        ];
+        aclc_in(&examples(), &args, Some(policy))
+    };
+    for login in ["root", "root+password"] {
+        let out = ask(login);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("its users: autogroup:nonroot"),
+            "{login}: {}",
+            stdout(&out)
+        );
+    }
+}

@@ -714,7 +714,8 @@ pub(super) fn explain(
                 .principals
                 .iter()
                 .any(|p| addrs.iter().any(|&ip| p.admits(ip, Some(login))));
-            let maps = maps_login(&rule.rule, login);
+            // The account the server looks up: `root+password` is root.
+            let maps = maps_login(&rule.rule, ssh_user(login));
             let why = match (admits_source, maps) {
                 (true, false) => {
                     let users: Vec<&str> = rule
