@@ -396,6 +396,9 @@ codes! {
     UnverifiedRepeatedSshSource = "unverified_repeated_ssh_source",
         "An SSH rule whose destination is a user and whose `src` names that user more than once and nothing else: accepted as the rule with one source (the same devices), aclc cannot verify that Tailscale's check (the source must be exactly that user) accepts the repetition.",
         Policy(r#"{"ssh": [{"action": "accept", "src": ["alice@example.com", "alice@example.com"], "dst": ["alice@example.com"], "users": ["root"]}]}"#);
+    UnverifiedSshUser = "unverified_ssh_user",
+        "An SSH `users` entry that looks like a pattern but is none: `=` (the client's user map writes \"the same name\" so, but the policy language has no such entry) or an autogroup other than `autogroup:nonroot` (`autogroup:admin`). Accepted as a local account of that very name, as Tailscale reads other odd names (`group:foo`), aclc cannot verify that Tailscale accepts it; no host is likely to have such an account.",
+        Policy(r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:admin"]}]}"#);
     UnverifiedBracketedHost = "unverified_bracketed_host",
         "An ACL destination in brackets that is not an IPv6 address (`[tag:web]:443`, `[10.0.0.1]:80`, a prefix `[fd7a::/48]:22`); accepted as the text inside the brackets, aclc cannot verify that Tailscale reads it so (its documentation brackets only IPv6 addresses).",
         Policy(r#"{"acls": [{"action": "accept", "src": ["*"], "dst": ["[10.0.0.1]:80"]}]}"#);

@@ -1398,3 +1398,37 @@ fn a_prefix_length_out_of_range_is_named() {
         );
     }
 }
+
+/// SSH `users` entries that look like patterns but are none (`=`, an autogroup other than
+/// `autogroup:nonroot`) are local account names to aclc, as other odd names are, with a
+/// warning; `root`, `autogroup:nonroot`, `localpart:*@...` and plain names are silent.
+#[test]
+fn pattern_like_ssh_users_are_warned() {
+    let ssh = |user: &str| {
+        format!(
+            r#"{{"ssh": [{{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["{user}"]}}]}}"#
+        )
+    };
+    expect_warning_help(
+        &ssh("autogroup:admin"),
+        "aclc::unverified_ssh_user",
+        "user \"autogroup:admin\": aclc reads it as a local account of that very name and cannot verify that Tailscale does",
+        "autogroup:admin",
+        "name a local user, \"root\", \"autogroup:nonroot\" or \"localpart:*@<domain>\"",
+    );
+    assert!(codes(&ssh("=")).contains(&"aclc::unverified_ssh_user"));
+    for user in [
+        "root",
+        "autogroup:nonroot",
+        "localpart:*@example.com",
+        "ubuntu",
+        "group:foo",
+    ] {
+        let text = ssh(user);
+        assert!(
+            !codes(&text).contains(&"aclc::unverified_ssh_user"),
+            "{user}"
+        );
+        assert!(errors(&text).is_empty(), "{user}");
+    }
+}

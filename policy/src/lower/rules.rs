@@ -524,7 +524,25 @@ impl Lowerer<'_> {
                 continue;
             };
             match SshUser::parse(&text.value) {
-                Ok(u) => users.push(Spanned::new(u, text.span)),
+                Ok(u) => {
+                    if let SshUser::Literal(name) = &u {
+                        if name == "=" || name.starts_with("autogroup:") {
+                            self.warning(
+                                Code::UnverifiedSshUser,
+                                text.span,
+                                format!(
+                                    "user {}: aclc reads it as a local account of that very name and cannot verify that Tailscale does",
+                                    quote(name)
+                                ),
+                            )
+                            .help = Some(
+                                "name a local user, \"root\", \"autogroup:nonroot\" or \"localpart:*@<domain>\""
+                                    .into(),
+                            );
+                        }
+                    }
+                    users.push(Spanned::new(u, text.span))
+                }
                 Err(message) => {
                     // An empty string has no text to underline: point at the quotes.
                     let span = if text.span.is_empty() {
