@@ -845,11 +845,7 @@ fn a_star_destination_gains_no_route_its_sources_held() {
 /// as gained on every address of the subnet, with ports `*`).
 #[test]
 fn icmp_of_the_other_family_needs_every_port() {
-    let new = edit(
-        "// Operations reaches everything.",
-        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:8080"]},"#,
-    );
-    let out = diff(&new, &["--format", "json"]);
+    let out = diff(&eng_rule_to("office-lan:8080"), &["--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc = json(&out);
     let protos: Vec<Value> = network(&doc, "gained")
@@ -858,11 +854,7 @@ fn icmp_of_the_other_family_needs_every_port() {
         .collect();
     assert_eq!(protos, [json!("tcp,udp")], "{doc}");
     // With every port open, an IPv4 packet of protocol 58 is admitted: that is a gain.
-    let new = edit(
-        "// Operations reaches everything.",
-        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:*"]},"#,
-    );
-    let doc = json(&diff(&new, &["--format", "json"]));
+    let doc = json(&diff(&eng_rule_to("office-lan:*"), &["--format", "json"]));
     let gained = network(&doc, "gained");
     assert!(
         gained
@@ -876,10 +868,7 @@ fn icmp_of_the_other_family_needs_every_port() {
 /// the internet's destinations, so an office subnet rule gains nothing through it.
 #[test]
 fn exit_node_filters_apply_to_both_sides() {
-    let new = edit(
-        "// Operations reaches everything.",
-        r#"{"action": "accept", "src": ["group:eng"], "dst": ["office-lan:8080"]},"#,
-    );
+    let new = eng_rule_to("office-lan:8080");
     let via = |args: &[&str]| -> String {
         let doc = json(&diff(&new, args));
         network(&doc, "gained")
@@ -891,4 +880,12 @@ fn exit_node_filters_apply_to_both_sides() {
     let internet = via(&["--format", "json", "--exit-node-filters", "internet"]);
     assert!(!internet.contains("via exit-1"), "{internet}");
     assert!(internet.contains("via office-router"), "{internet}");
+}
+
+/// The example with an ACL from `group:eng` to `dst` in place of a comment.
+fn eng_rule_to(dst: &str) -> String {
+    edit(
+        "// Operations reaches everything.",
+        &format!(r#"{{"action": "accept", "src": ["group:eng"], "dst": ["{dst}"]}},"#),
+    )
 }
