@@ -159,9 +159,10 @@ fn a_removed_group_member_loses_exactly_her_access() {
             assert_eq!(lines, [&json!(27)], "{change}");
         }
     }
+    // Ping to web-1 (both families) is lost once, owed to the ACL.
     let icmp_to_web = network(&doc, "lost")
         .into_iter()
-        .filter(|c| c[1] == json!(["web-1"]) && c[2] == json!("icmp"))
+        .filter(|c| c[1] == json!(["web-1"]) && c[2] == json!("icmp,ipv6-icmp"))
         .count();
     assert_eq!(icmp_to_web, 1, "{doc}");
 }
@@ -342,23 +343,25 @@ fn every_address_as_a_source_is_gained_beyond_the_nodes() {
         r#"{"src": ["tag:web", "autogroup:danger-all"], "dst": ["tag:db"], "ip": ["tcp:5432"]},"#,
     );
     let doc = json(&diff(&new, &["--format", "json"]));
+    let nodes = json!([
+        "alice-laptop",
+        "bob-laptop",
+        "db-1",
+        "exit-1",
+        "office-router"
+    ]);
+    // Each with ping, which the open port brings.
+    let mut gained = network(&doc, "gained");
+    gained.sort_by_key(|c| c.to_string());
     assert_eq!(
-        network(&doc, "gained"),
+        gained,
         vec![
-            json!([
-                [
-                    "alice-laptop",
-                    "bob-laptop",
-                    "db-1",
-                    "exit-1",
-                    "office-router"
-                ],
-                ["db-1"],
-                "tcp",
-                "5432"
-            ]),
+            json!([["0.0.0.0/0"], ["db-1"], "icmp", "*"]),
             json!([["0.0.0.0/0"], ["db-1"], "tcp", "5432"]),
+            json!([["::/0"], ["db-1"], "ipv6-icmp", "*"]),
             json!([["::/0"], ["db-1"], "tcp", "5432"]),
+            json!([nodes, ["db-1"], "icmp,ipv6-icmp", "*"]),
+            json!([nodes, ["db-1"], "tcp", "5432"]),
         ]
     );
     assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
@@ -374,7 +377,7 @@ fn every_address_as_a_source_is_gained_beyond_the_nodes() {
     let out = diff_in(&dir, "json");
     let doc = json(&out);
     assert_eq!(network(&doc, "gained"), Vec::<Value>::new());
-    assert_eq!(network(&doc, "lost").len(), 3, "{doc}");
+    assert_eq!(network(&doc, "lost").len(), 6, "{doc}");
 }
 
 /// A packet's source and destination are of one family: a rule from an IPv6 source to an IPv4
@@ -394,9 +397,15 @@ fn a_source_of_the_other_family_gains_nothing() {
         &edit(GRANT, &format!("{GRANT}\n\t\t{both}")),
         &["--format", "json"],
     ));
+    // Ping comes with the open port ("if a port is open, ping works"), over IPv4 alone.
+    let mut gained = network(&doc, "gained");
+    gained.sort_by_key(|c| c.to_string());
     assert_eq!(
-        network(&doc, "gained"),
-        vec![json!([["bob-laptop"], ["db-1"], "tcp", "22"])]
+        gained,
+        vec![
+            json!([["bob-laptop"], ["db-1"], "icmp", "*"]),
+            json!([["bob-laptop"], ["db-1"], "tcp", "22"]),
+        ]
     );
     assert_eq!(network(&doc, "lost"), Vec::<Value>::new());
 }
@@ -409,9 +418,17 @@ fn a_change_over_one_family_says_so() {
     let v4 = r#"{"src": ["bob@example.com"], "dst": ["100.64.1.2"], "ip": ["tcp:22"]},"#;
     let new = edit(GRANT, &format!("{GRANT}\n\t\t{v4}"));
     let doc = json(&diff(&new, &["--format", "json"]));
-    let gained = doc["network"]["gained"].as_array().unwrap();
+    let gained = tcp_changes(&doc);
     assert_eq!(gained.len(), 1, "{doc}");
     assert_eq!(gained[0]["family"], json!("ipv4"));
+    // Ping comes with the open port; ICMP is IPv4 by its protocol, which is not said.
+    let icmp = &doc["network"]["gained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["proto"] == json!("icmp"))
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(icmp.get("family").is_none(), "{doc}");
     let human = stdout(&diff(&new, &[]));
     assert!(
         human.contains("gained tcp/22 over IPv4 only on 100.64.1.2"),
@@ -422,16 +439,27 @@ fn a_change_over_one_family_says_so() {
         &edit(GRANT, &format!("{GRANT}\n\t\t{v6}")),
         &["--format", "json"],
     ));
-    assert_eq!(doc["network"]["gained"][0]["family"], json!("ipv6"));
+    assert_eq!(tcp_changes(&doc)[0]["family"], json!("ipv6"));
     // Both families: no `family`.
     let both = r#"{"src": ["bob@example.com"], "dst": ["tag:db"], "ip": ["tcp:22"]},"#;
     let doc = json(&diff(
         &edit(GRANT, &format!("{GRANT}\n\t\t{both}")),
         &["--format", "json"],
     ));
-    let gained = doc["network"]["gained"].as_array().unwrap();
+    let gained = tcp_changes(&doc);
     assert_eq!(gained.len(), 1, "{doc}");
     assert!(gained[0].get("family").is_none(), "{doc}");
+}
+
+/// The TCP changes gained.
+fn tcp_changes(doc: &Value) -> Vec<Value> {
+    doc["network"]["gained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["proto"] == json!("tcp"))
+        .cloned()
+        .collect()
 }
 
 /// An app grant's capability value changed (the example's dashboard role): an access change
@@ -515,11 +543,14 @@ fn recording_taken_or_given_is_an_access_change() {
     // The servers (web-1, db-1) now reach their recorder (db-1) on TCP port 80, which
     // Tailscale gives with no rule written: owed to the SSH rule that records.
     assert_eq!(doc["network"]["lost"], json!([]), "{doc}");
+    // With ping, which the open port brings (db-1 to itself: web-1 could ping it already).
     let network = doc["network"]["gained"].as_array().unwrap();
-    assert_eq!(network.len(), 1, "{doc}");
-    assert_eq!(network[0]["ports"], json!("80"), "{doc}");
-    assert_eq!(network[0]["dst"]["names"], json!(["db-1"]), "{doc}");
-    assert_eq!(network[0]["rules"][0]["line"], json!(50), "{doc}");
+    assert_eq!(network.len(), 2, "{doc}");
+    for c in network {
+        assert_eq!(c["dst"]["names"], json!(["db-1"]), "{doc}");
+        assert_eq!(c["rules"][0]["line"], json!(50), "{doc}");
+    }
+    assert!(network.iter().any(|c| c["ports"] == json!("80")), "{doc}");
     let (gained, lost) = (
         doc["ssh"]["gained"].as_array().unwrap(),
         doc["ssh"]["lost"].as_array().unwrap(),

@@ -179,6 +179,60 @@ impl Ctx<'_> {
         out
     }
 
+    /// Changes of ICMP and of ICMPv6 alone that differ only in their sources' addresses (the
+    /// IPv4 and the IPv6 ones of the same devices: a ping opened with a port) as one change
+    /// of both protocols. O(changes x positions).
+    fn icmp_joined(&self, merged: MergedNet) -> MergedNet {
+        use aclc_matcher::proto::{ICMPV4, ICMPV6};
+        let mut out = MergedNet::new();
+        // The ICMP-only changes kept, by (gained, devices, ports, destinations, rules).
+        let mut seen: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for (key, (protos, rules)) in merged {
+            let icmp_only =
+                protos.iter().all(|&p| p == ICMPV4) || protos.iter().all(|&p| p == ICMPV6);
+            let devices = match &key.1 {
+                network::Source::Nodes(runs) if icmp_only => {
+                    let mut nodes: Vec<u32> = runs
+                        .iter()
+                        .flat_map(|&(a, b)| a..b)
+                        .filter_map(|p| self.table.node(p))
+                        .collect();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    nodes
+                }
+                _ => {
+                    out.insert(key, (protos, rules));
+                    continue;
+                }
+            };
+            let group = (key.0, devices, key.2.clone(), key.3.clone(), key.4.clone());
+            let kept = seen.entry(group).or_default();
+            // A kept change of the other protocol, if any, takes this one in.
+            let other = kept.iter().position(|k| {
+                out.get(k)
+                    .is_some_and(|(p, _)| !p.iter().any(|x| protos.contains(x)))
+            });
+            let Some(old_key) = other.map(|i| kept.swap_remove(i)) else {
+                kept.push(key.clone());
+                out.insert(key, (protos, rules));
+                continue;
+            };
+            if let Some((mut all, old_rules)) = out.remove(&old_key) {
+                all.extend(protos);
+                let runs = match (&old_key.1, &key.1) {
+                    (network::Source::Nodes(a), network::Source::Nodes(b)) => {
+                        network::merge_runs(a.iter().chain(b).copied().collect())
+                    }
+                    _ => Vec::new(),
+                };
+                let joined = (key.0, network::Source::Nodes(runs), key.2, key.3, key.4);
+                out.insert(joined, (all, old_rules));
+            }
+        }
+        out
+    }
+
     /// Representative addresses of some positions: the first IPv4 and the first IPv6 one,
     /// IPv4 first. O(runs).
     pub(super) fn samples(&self, runs: &[(u32, u32)]) -> Vec<IpAddr> {
@@ -264,7 +318,7 @@ impl Ctx<'_> {
             }
         }
         let mut out: Vec<(bool, usize, NetworkChange)> = Vec::new();
-        for ((gained, src, ports, dsts, _), (mut protos, rules)) in merged {
+        for ((gained, src, ports, dsts, _), (mut protos, rules)) in self.icmp_joined(merged) {
             protos.sort_unstable_by_key(|p| proto_rank(*p));
             let size = source_count(&src).saturating_mul(dsts.len());
             let side = if gained { new } else { old };

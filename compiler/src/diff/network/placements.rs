@@ -344,6 +344,7 @@ pub(super) fn entries(
                 keys.push((Dest::Route(dst.ip.to_string()), families));
             }
             let all_ports = dst.ports.first == 0 && dst.ports.last == u16::MAX;
+            let (icmp4, icmp6) = (aclc_matcher::proto::ICMPV4, aclc_matcher::proto::ICMPV6);
             for (key, of) in keys {
                 // The sources of the key's families (the entry's, cut further for a route
                 // piece of one family).
@@ -351,14 +352,25 @@ pub(super) fn entries(
                     0 => families,
                     cut => cut,
                 };
-                for &proto in protos {
-                    // ICMP of one family in a packet of the other is another protocol to the
-                    // client: admitted only by an entry open on every port.
-                    let of_proto = match (proto, all_ports) {
-                        (aclc_matcher::proto::ICMPV4, false) => key_families & V4,
-                        (aclc_matcher::proto::ICMPV6, false) => key_families & V6,
-                        _ => key_families,
+                // ICMP of a packet's own family (an echo request) passes where any rule opens
+                // any port to the destination, whatever its protocols ("if a port is open,
+                // ping works": the client's `matchIPsOnly`); ICMP of the other family is
+                // another protocol to the client, admitted only by a rule that lists it on
+                // every port.
+                let listed_elsewhere =
+                    |proto: u8, other: u8| match all_ports && protos.contains(&proto) {
+                        true => key_families & other,
+                        false => 0,
                     };
+                let icmp = [
+                    (icmp4, (key_families & V4) | listed_elsewhere(icmp4, V6)),
+                    (icmp6, (key_families & V6) | listed_elsewhere(icmp6, V4)),
+                ];
+                let others = protos
+                    .iter()
+                    .filter(|&&p| p != icmp4 && p != icmp6)
+                    .map(|&p| (p, key_families));
+                for (proto, of_proto) in icmp.into_iter().chain(others) {
                     if of_proto == 0 {
                         continue;
                     }

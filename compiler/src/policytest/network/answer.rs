@@ -240,7 +240,13 @@ fn recorder_note(
         .iter()
         .flat_map(|s| s.value.iter())
         .any(|rule| !rule.recorder.is_empty());
-    if !recording || port != Asked::Port(crate::ssh::RECORDER_PORT) || !protos.contains(&TCP) {
+    // TCP port 80, or ICMP, which passes wherever a port is open (`Asked::AnyPort`).
+    let icmp = match port {
+        Asked::Port(crate::ssh::RECORDER_PORT) if protos.contains(&TCP) => false,
+        Asked::AnyPort => true,
+        _ => return None,
+    };
+    if !recording {
         return None;
     }
     let table = compiled.table();
@@ -267,10 +273,16 @@ fn recorder_note(
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} and {} more", rest.len()),
     };
+    let admits = match icmp {
+        false => format!("admits {addr} on TCP port 80 all the same"),
+        true => format!(
+            "lets ICMP from {addr} through all the same (it admits it on TCP port 80, and ICMP \
+             passes wherever a port is open)"
+        ),
+    };
     Some(format!(
-        "the packet filter of {names} admits {addr} on TCP port 80 all the same: Tailscale lets \
-         {RECORDER_ACCESS}, with no rule written for it; this verdict judges the written rules, \
-         as `tests` do"
+        "the packet filter of {names} {admits}: Tailscale lets {RECORDER_ACCESS}, with no rule \
+         written for it; this verdict judges the written rules, as `tests` do"
     ))
 }
 
