@@ -82,20 +82,19 @@ impl ParsedRules {
     /// protocol 0), a `null` field leaves the field as it was. Half a surrogate pair escaped
     /// in a string (`"\ud800"`) is U+FFFD, as Go decodes it, not an error.
     pub fn from_json(json: &str) -> Result<Self, MatcherError> {
-        type Wire<'a> = Option<Vec<GoNull<WireRule<'a>>>>;
-        let wire: Wire<'_> = match serde_json::from_str(json) {
-            Ok(wire) => wire,
-            // serde_json refuses half a pair; Go's decoder reads it as U+FFFD.
-            Err(e) => match lone_surrogates_replaced(json) {
-                Some(fixed) => {
-                    let wire: Wire<'_> =
-                        serde_json::from_str(&fixed).map_err(|e| MatcherError::json(&e))?;
-                    return convert(wire.unwrap_or_default());
-                }
-                None => return Err(MatcherError::json(&e)),
-            },
+        let parse = |text: &str| {
+            let wire: Option<Vec<GoNull<WireRule<'_>>>> =
+                serde_json::from_str(text).map_err(|e| MatcherError::json(&e))?;
+            convert(wire.unwrap_or_default())
         };
-        convert(wire.unwrap_or_default())
+        match parse(json) {
+            // serde_json refuses half a pair; Go's decoder reads it as U+FFFD.
+            Err(error) => match lone_surrogates_replaced(json) {
+                Some(fixed) => parse(&fixed),
+                None => Err(error),
+            },
+            parsed => parsed,
+        }
     }
 
     /// Reads a `FilterRule` list from JSON bytes; see [`ParsedRules::from_json`]. Bytes

@@ -159,14 +159,9 @@ impl Ctx<'_> {
                     .extend(dsts);
                 continue;
             };
-            let mut nodes: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(a, b)| a..b)
-                .filter_map(|p| self.table.node(p))
-                .collect();
-            nodes.sort_unstable();
-            nodes.dedup();
-            let entry = joined.entry((gained, nodes, proto, ports)).or_default();
+            let entry = joined
+                .entry((gained, self.devices(&runs), proto, ports))
+                .or_default();
             entry.0.extend(runs);
             entry.1.extend(dsts);
         }
@@ -183,24 +178,12 @@ impl Ctx<'_> {
     /// IPv4 and the IPv6 ones of the same devices: a ping opened with a port) as one change
     /// of both protocols. O(changes x positions).
     fn icmp_joined(&self, merged: MergedNet) -> MergedNet {
-        use aclc_matcher::proto::{ICMPV4, ICMPV6};
         let mut out = MergedNet::new();
         // The ICMP-only changes kept, by (gained, devices, ports, destinations, rules).
         let mut seen: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for (key, (protos, rules)) in merged {
-            let icmp_only =
-                protos.iter().all(|&p| p == ICMPV4) || protos.iter().all(|&p| p == ICMPV6);
             let devices = match &key.1 {
-                network::Source::Nodes(runs) if icmp_only => {
-                    let mut nodes: Vec<u32> = runs
-                        .iter()
-                        .flat_map(|&(a, b)| a..b)
-                        .filter_map(|p| self.table.node(p))
-                        .collect();
-                    nodes.sort_unstable();
-                    nodes.dedup();
-                    nodes
-                }
+                network::Source::Nodes(runs) if one_family_protocols(&protos) => self.devices(runs),
                 _ => {
                     out.insert(key, (protos, rules));
                     continue;
@@ -231,6 +214,19 @@ impl Ctx<'_> {
             }
         }
         out
+    }
+
+    /// The devices (node indexes, ascending) holding the addresses at some positions.
+    /// O(positions).
+    fn devices(&self, runs: &[(u32, u32)]) -> Vec<u32> {
+        let mut nodes: Vec<u32> = runs
+            .iter()
+            .flat_map(|&(a, b)| a..b)
+            .filter_map(|p| self.table.node(p))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
     }
 
     /// Representative addresses of some positions: the first IPv4 and the first IPv6 one,
@@ -285,29 +281,24 @@ impl Ctx<'_> {
             .map(|(key, mut dsts)| {
                 dsts.sort();
                 dsts.dedup();
-                (key, dsts)
+                (source_count(&key.1).saturating_mul(dsts.len()), key, dsts)
             })
             .collect();
         // Largest first, ties in the keys' order (the atoms are a hash map).
-        entries.sort_by(|(a, da), (b, db)| {
-            let size = |src: &network::Source, dsts: &[(u32, Dest)]| {
-                source_count(src).saturating_mul(dsts.len())
-            };
-            size(&b.1, db).cmp(&size(&a.1, da)).then_with(|| a.cmp(b))
-        });
-        let mut budget = [self
+        entries.sort_by(|(sa, a, _), (sb, b, _)| sb.cmp(sa).then_with(|| a.cmp(b)));
+        let budget = self
             .options
             .max_attributed
-            .saturating_mul(ATTRIBUTED_PER_CHANGE); 2];
+            .saturating_mul(ATTRIBUTED_PER_CHANGE);
+        // `explain`s left for the old side and the new.
+        let (mut old_left, mut new_left) = (budget, budget);
         let mut merged: MergedNet = BTreeMap::new();
-        for ((gained, src, proto, ports), dsts) in entries {
-            let side = if gained { new } else { old };
-            let slot = usize::from(gained);
-            let mut left = budget.get(slot).copied().unwrap_or(0);
-            let groups = self.attribute_each(side, slot, (&src, proto, &ports), dsts, &mut left);
-            if let Some(b) = budget.get_mut(slot) {
-                *b = left;
-            }
+        for (_, (gained, src, proto, ports), dsts) in entries {
+            let (side, slot, left) = match gained {
+                true => (new, 1, &mut new_left),
+                false => (old, 0, &mut old_left),
+            };
+            let groups = self.attribute_each(side, slot, (&src, proto, &ports), dsts, left);
             for (rules, dsts) in groups {
                 let key = rules.iter().map(|r| (r.file.clone(), r.span)).collect();
                 merged
@@ -396,7 +387,7 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                rules.sort_by_key(|r| (r.file.clone(), r.span));
+                rules.sort_by(|a, b| (&a.file, a.span).cmp(&(&b.file, b.span)));
                 for dst in part {
                     put(rules.clone(), dst);
                 }

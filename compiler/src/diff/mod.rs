@@ -64,8 +64,8 @@ const ATTRIBUTED_PER_CHANGE: usize = 16;
 /// looked up; past it, [`SAMPLED`] of them first.
 const EXPLAINED_EACH: usize = 16;
 
-/// Destinations looked up in a larger change, first to last: if their rules agree, the
-/// change is theirs.
+/// Destinations looked up in a larger change, spread first to last: the change is theirs,
+/// with every rule found behind one of them.
 const SAMPLED: usize = 8;
 
 /// The source positions (or one, for addresses that hold no node) of a change.
@@ -87,9 +87,9 @@ pub struct DiffOptions {
     pub max_changes: usize,
     /// How many changes' responsible rules are looked up, per list, counted as 16 `explain`
     /// calls each: a change's destinations may owe it to different rules, so the rules behind
-    /// each are looked up when they are few, else behind 8 of them spread out (and behind
-    /// each if those disagree), largest changes first; destinations past the budget are
-    /// listed without rules. Default 200.
+    /// each are looked up when they are few, else behind 8 of them spread out (every rule
+    /// found named), largest changes first; destinations past the budget are listed without
+    /// rules. Default 200.
     pub max_attributed: usize,
     /// Threads comparing nodes; 0 (the default): one per core, at most 8.
     pub threads: usize,
