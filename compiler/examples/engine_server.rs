@@ -98,11 +98,32 @@ fn tiny() -> (Arc<Policy>, TailnetState, String) {
     (parse(POLICY, None), state, POLICY.to_string())
 }
 
+/// Reads `name` in the workload folder `dir`, or exits with a message saying what is
+/// missing (an example, but a mistyped folder deserves better than a panic).
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| {
+        eprintln!(
+            "engine_server: cannot read {}: {e}\n{USAGE}",
+            dir.join(name).display()
+        );
+        std::process::exit(2)
+    })
+}
+
+const USAGE: &str = "usage: engine_server [--timings] [--exit-node-filters all|internet] [WORKLOAD]
+  WORKLOAD: a folder with inventory.json and policy.hujson, as
+  testdata/bench/gen_workload.py writes them (the benches keep theirs in
+  target/bench-workloads/{small,medium,large}); without it, a four-node tailnet";
+
 fn workload(dir: &Path) -> (Arc<Policy>, TailnetState, String) {
-    let inventory =
-        Inventory::from_json(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
-            .unwrap();
-    let text = std::fs::read_to_string(dir.join("policy.hujson")).unwrap();
+    let inventory = Inventory::from_json(&read(dir, "inventory.json")).unwrap_or_else(|e| {
+        eprintln!(
+            "engine_server: {}: {e}",
+            dir.join("inventory.json").display()
+        );
+        std::process::exit(2)
+    });
+    let text = read(dir, "policy.hujson");
     (
         parse(&text, Some(&inventory)),
         TailnetState::from_inventory(&inventory),
@@ -206,11 +227,18 @@ fn main() {
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--timings" => {}
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
             "--exit-node-filters" => {
                 options.compile.exit_node_filters = match rest.next().map(String::as_str) {
                     Some("internet") => ExitNodeFilters::InternetOnly,
                     Some("all") => ExitNodeFilters::AllDestinations,
-                    other => panic!("--exit-node-filters takes all or internet, not {other:?}"),
+                    other => {
+                        eprintln!("engine_server: --exit-node-filters takes all or internet, not {}\n{USAGE}", other.unwrap_or("nothing"));
+                        std::process::exit(2)
+                    }
                 }
             }
             _ => arg = Some(a.clone()),
