@@ -147,6 +147,48 @@ mod tests {
         unsafe { aclc_engine_free(engine) };
     }
 
+    /// The calls a control server makes, through the raw ABI: under Miri (CI runs this
+    /// crate's tests there) every buffer handed out and back, the engine's box and the
+    /// compile behind them are checked for undefined behaviour, not only for their output.
+    #[test]
+    fn an_engine_takes_events_through_the_c_abi() {
+        let engine = aclc_engine_new();
+        let new = r#"{"version":1,"op":"engine_new",
+            "policy":"{\"tagOwners\":{\"tag:web\":[\"alice@\"]},\"grants\":[{\"src\":[\"alice@\"],\"dst\":[\"tag:web\"],\"ip\":[\"tcp:443\"]}]}",
+            "state":{"users":[{"id":1,"login":"alice@"}],"nodes":[
+                {"id":10,"name":"laptop","user":1,"ipv4":"100.64.0.1","ipv6":"fd7a:115c:a1e0::1"},
+                {"id":11,"name":"web","tags":["tag:web"],"ipv4":"100.64.0.2"}]}}"#;
+        let created = call(engine, new);
+        assert!(created.contains(r#""handle":1"#), "{created}");
+        let apply = r#"{"version":1,"op":"engine_apply","handle":1,"event":{"type":"upsert_node",
+            "node":{"id":12,"name":"phone","user":1,"ipv6":"fd7a:115c:a1e0::3"}}}"#;
+        let changes = call(engine, apply);
+        assert!(
+            changes.contains(r#""name":"phone","added":true"#),
+            "{changes}"
+        );
+        assert!(changes.contains(r#""name":"web""#), "{changes}");
+        let map = call(
+            engine,
+            r#"{"version":1,"op":"engine_map","handle":1,"node":"web"}"#,
+        );
+        assert!(map.contains("fd7a:115c:a1e0::3"), "{map}");
+        let freed = call(engine, r#"{"version":1,"op":"free","handle":1}"#);
+        assert!(freed.contains(r#""freed":1"#), "{freed}");
+        // A zero-length request at a pointer that is not null is read as empty, not past it.
+        let mut len = 0usize;
+        let byte = [b'{'];
+        // SAFETY: a live engine, one readable byte of which none is read, a writable length.
+        let out = unsafe { aclc_engine_call(engine, byte.as_ptr(), 0, &mut len) };
+        // SAFETY: `aclc_engine_call` returned `len` bytes at `out`.
+        let text = String::from_utf8(unsafe { bytes(out, len) }.to_vec()).unwrap();
+        assert!(text.contains(r#""error""#), "{text}");
+        // SAFETY: released once.
+        unsafe { aclc_response_free(out, len) };
+        // SAFETY: from `aclc_engine_new`, freed once.
+        unsafe { aclc_engine_free(engine) };
+    }
+
     #[test]
     fn null_arguments_are_refused_not_dereferenced() {
         let mut len = 0usize;
