@@ -434,6 +434,32 @@ fn check(
     verify(engine, batches.into_iter())
 }
 
+/// The node a one-node event changes, with its record before and after (as a server would
+/// hold them: the event's record, or the engine's with the event's field changed).
+fn node_change(
+    engine: &Engine,
+    event: &Event,
+) -> Option<(u64, Option<NodeRecord>, Option<NodeRecord>)> {
+    let with = |id: u64, change: &dyn Fn(&mut NodeRecord)| {
+        let before = engine.node(id).cloned()?;
+        let mut after = before.clone();
+        change(&mut after);
+        Some((id, Some(before), Some(after)))
+    };
+    match event {
+        Event::UpsertNode(r) => Some((r.id, engine.node(r.id).cloned(), Some(r.clone()))),
+        Event::RemoveNode(id) => Some((*id, engine.node(*id).cloned(), None)),
+        Event::AdvertiseRoutes { node, routes } => {
+            with(*node, &|r| r.advertised_routes.clone_from(routes))
+        }
+        Event::ApproveRoutes { node, routes } => {
+            with(*node, &|r| r.approved_routes.clone_from(routes))
+        }
+        Event::SetOnline { node, online } => with(*node, &|r| r.online = *online),
+        _ => None,
+    }
+}
+
 /// Apply `batches` one by one (a batch of one event through [`Engine::apply`], larger ones
 /// through [`Engine::apply_batch`]), checking the engine against a fresh engine after each.
 fn verify(
@@ -444,6 +470,12 @@ fn verify(
     prop_assert_eq!(&outputs(&engine), &before);
     for event in batches {
         let state_before = engine.state();
+        // A server's question before a one-node event: does it need other nodes' peers?
+        let impact = match event.as_slice() {
+            [one] => node_change(&engine, one)
+                .map(|(id, b, a)| (id, engine.snapshot().peer_impact(b.as_ref(), a.as_ref()))),
+            _ => None,
+        };
         let result = match event.as_slice() {
             [one] => engine.apply(one.clone()),
             _ => engine.apply_batch(event.clone()).map_err(|e| e.error),
@@ -472,6 +504,15 @@ fn verify(
             .collect();
         let got: BTreeSet<u64> = changes.changed_ids().collect();
         prop_assert_eq!(&got, &expected, "changed nodes after {:?}", event);
+        // "Only its own map can change" must hold: a server trusting it pushes no other map.
+        if let Some((id, reasons)) = &impact {
+            prop_assert!(
+                !reasons.is_empty() || expected.iter().all(|n| n == id),
+                "peer_impact said own map only, but {:?} changed after {:?}",
+                expected,
+                event
+            );
+        }
         let removed: BTreeSet<u64> = before
             .keys()
             .filter(|id| !after.contains_key(id))

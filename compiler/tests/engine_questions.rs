@@ -287,3 +287,87 @@ fn tag_ownership_and_peer_impact() {
     assert_eq!(why.verdict.rules().len(), 1);
     assert!(!s.explain_flow(3, 2, 443, None).unwrap().unwrap().allowed());
 }
+
+/// Found by a sweep of the questions against Tailscale's documentation and the engine's own
+/// change sets: who besides a tag's owners may apply it, and a route advertised for the
+/// first time under `autoApprovers`.
+#[test]
+fn network_admins_tagged_owners_and_routes_approved_as_advertised() {
+    let text = r#"{"tagOwners": {"tag:prod": [], "tag:x": ["autogroup:tagged"],
+                      "tag:router": []},
+        "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]}, "exitNode": ["tag:router"]},
+        "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#;
+    let (_, parsed) = aclc_policy::parse_str("policy.hujson", text, &Default::default());
+    let policy = Arc::new(parsed.unwrap().policy);
+    let user = |id, login: &str, roles| UserRecord {
+        id,
+        login: login.to_string(),
+        name: String::new(),
+        roles,
+        groups: Vec::new(),
+    };
+    let (a4, a6) = addr(1);
+    let (b4, b6) = addr(2);
+    let router = NodeRecord::tagged(2, "router", &["tag:router"], b4, b6);
+    let state = TailnetState {
+        users: vec![
+            user(1, "alice@example.com", Vec::new()),
+            user(2, "dave@example.com", vec![Role::NetworkAdmin]),
+            user(3, "ivy@example.com", vec![Role::ItAdmin]),
+        ],
+        nodes: vec![NodeRecord::owned(1, "laptop", 1, a4, a6), router.clone()],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    for mode in [
+        aclc_compiler::engine::ApprovalMode::Derived,
+        aclc_compiler::engine::ApprovalMode::Stored,
+    ] {
+        let mut engine =
+            Engine::new(policy.clone(), state.clone(), EngineOptions::with_approvals(mode))
+                .unwrap();
+        let s = engine.snapshot();
+        // "Owner, Admin, or Network admin can apply any tag, even if they don't own the tag"
+        // (Tailscale's tags documentation); an IT admin may not.
+        assert!(s.may_apply_tag(Tagger::User(2), "tag:prod"));
+        assert!(!s.may_apply_tag(Tagger::User(3), "tag:prod"));
+        assert!(!s.may_apply_tag(Tagger::User(1), "tag:prod"));
+        // autogroup:tagged owns tag:x: any tagged device, not a user or a user's device.
+        assert!(s.may_apply_tag(Tagger::Node(2), "tag:x"));
+        assert!(!s.may_apply_tag(Tagger::Node(1), "tag:x"));
+        assert!(!s.may_apply_tag(Tagger::User(1), "tag:x"));
+
+        // A route advertised for the first time, which autoApprovers approves at once: every
+        // peer gains it (it was answered "own map only").
+        let mut subnet = router.clone();
+        subnet.advertised_routes = vec!["10.1.0.0/16".parse().unwrap()];
+        assert_eq!(s.peer_impact(Some(&router), Some(&subnet)), [PeerReason::Router]);
+        let mut exit = router.clone();
+        exit.advertised_routes = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+        assert_eq!(s.peer_impact(Some(&router), Some(&exit)), [PeerReason::Exit]);
+        // A route nobody approves changes no peer.
+        let mut unapproved = router.clone();
+        unapproved.advertised_routes = vec!["192.168.0.0/24".parse().unwrap()];
+        assert!(s.peer_impact(Some(&router), Some(&unapproved)).is_empty());
+        let changes = engine
+            .apply(aclc_compiler::engine::Event::UpsertNode(subnet.clone()))
+            .unwrap();
+        assert!(changes.changed_ids().any(|id| id == 1), "{mode:?}");
+
+        // Derived approvals are lost under a policy without autoApprovers; stored ones are
+        // in the record, as in Tailscale, and no policy takes them back.
+        let (_, plain) = aclc_policy::parse_str(
+            "policy.hujson",
+            r#"{"tagOwners": {"tag:router": []},
+                "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}"#,
+            &Default::default(),
+        );
+        let lost = engine.snapshot().approvals_lost(&plain.unwrap().policy);
+        match mode {
+            aclc_compiler::engine::ApprovalMode::Derived => {
+                assert_eq!(lost[&2], ["10.1.0.0/16".parse().unwrap()]);
+            }
+            aclc_compiler::engine::ApprovalMode::Stored => assert!(lost.is_empty()),
+        }
+    }
+}

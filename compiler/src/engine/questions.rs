@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use aclc_policy::model::{Alias, CheckPeriod, GoDuration, Policy};
+use aclc_policy::model::{Alias, Autogroup, CheckPeriod, GoDuration, Policy};
 use aclc_policy::Span;
 use ipnet::IpNet;
 
@@ -63,8 +63,8 @@ pub enum PeerReason {
     Identity,
     /// Its tags or owner change (the rules it is a source or destination of).
     Selectors,
-    /// The subnet routes it serves change, or it is a route's server going on- or offline
-    /// (the route's primary may move).
+    /// The subnet routes it serves change, or it is a route's server (or a Tailscale
+    /// Service's host) going on- or offline (the route's primary may move).
     Router,
     /// The exit routes it serves change (`0.0.0.0/0`, `::/0`): it becomes or stops being an
     /// exit node, or exits to another family.
@@ -91,9 +91,11 @@ impl Snapshot {
 
     /// May `who` apply `tag`? Only a tag `tagOwners` defines can be applied; its owners are
     /// users, groups (policy or synced), autogroups (roles, `autogroup:member`) and tags (a
-    /// node carrying an owning tag may apply it). A user-owned node applies what its owner
-    /// may apply. `autogroup:admin` (admins and the owner) may always apply a defined tag.
-    /// Tag names are compared in lowercase, as Tailscale reads them.
+    /// node carrying an owning tag may apply it; `autogroup:tagged`, any tagged node). A
+    /// user-owned node applies what its owner may apply. The tailnet's owner, admins and
+    /// network admins may always apply a defined tag, as Tailscale's tags documentation says
+    /// ("Owner, Admin, or Network admin can apply any tag, even if they don't own the
+    /// tag"). Tag names are compared in lowercase, as Tailscale reads them.
     pub fn may_apply_tag(&self, who: Tagger, tag: &str) -> bool {
         let tag = aclc_policy::model::canonical_tag(tag);
         let Some(def) = self.policy.tag_owners.iter().find(|d| d.tag.value == tag) else {
@@ -112,12 +114,18 @@ impl Snapshot {
         };
         let is_admin = user
             .and_then(|u| table.users.get(u.index()))
-            .is_some_and(|u| u.roles.contains(&Role::Admin) || u.roles.contains(&Role::Owner));
+            .is_some_and(|u| {
+                u.roles
+                    .iter()
+                    .any(|r| matches!(r, Role::Admin | Role::Owner | Role::NetworkAdmin))
+            });
         if is_admin {
             return true;
         }
         def.owners.iter().any(|owner| match &owner.alias {
             Alias::Tag(t) => tags.contains(&t.as_str()),
+            // Tagged devices (a user is not one, nor is a user-owned node).
+            Alias::Autogroup(Autogroup::Tagged) => !tags.is_empty(),
             alias => user.is_some_and(|u| {
                 resolver
                     .users_of(alias)
@@ -147,8 +155,11 @@ impl Snapshot {
 
     /// The approvals `autoApprovers` gives now and would no longer give under `policy`, per
     /// node id: what each node would lose with [`super::ApprovalMode::Derived`]. Routes the
-    /// node's record approves (by an admin, or stored) are never lost, so with
-    /// [`super::ApprovalMode::Stored`] this lists what the new policy would not have approved.
+    /// node's record approves (by an admin, or stored) are never lost. With
+    /// [`super::ApprovalMode::Stored`] every auto-approval given is in the record, as in
+    /// Tailscale, which never takes one back: no policy makes a node lose one, and the answer
+    /// is empty (ask [`Snapshot::auto_approves`] of a snapshot under the new policy for what
+    /// it would approve).
     pub fn approvals_lost(&self, policy: &Policy) -> BTreeMap<u64, Vec<IpNet>> {
         let old_table = self.compiled.table();
         let old = Approvers::new(&self.policy, old_table);
@@ -274,18 +285,45 @@ impl Snapshot {
         if a.tags != b.tags || a.user != b.user {
             out.push(PeerReason::Selectors);
         }
+        // The routes a record serves: approved in it, or auto-approved as it advertises them
+        // (Tailscale approves a route the moment it is advertised, so a route new in `after`
+        // that `autoApprovers` covers is served at once: it was answered "own map only"
+        // while every peer gained it; found by a sweep of the questions). The approvers are
+        // resolved for the node as the snapshot holds it (`before`): when `after` changes
+        // its tags or owner they may approve otherwise, so each route it advertises counts
+        // as served (peers are recomputed for the new selectors anyway).
+        let table = self.compiled.table();
+        let approvers = Approvers::new(&self.policy, table);
+        let current = self.node_id(b.id);
+        let same_selectors = a.tags == b.tags && a.user == b.user;
         let served = |n: &NodeRecord, exit: bool| -> Vec<IpNet> {
-            let auto = self.auto_approved(n.id);
             n.advertised_routes
                 .iter()
                 .filter(|r| (r.prefix_len() == 0) == exit)
-                .filter(|r| n.approved_routes.contains(r) || auto.contains(r))
+                .filter(|r| {
+                    n.approved_routes.contains(r)
+                        || match current {
+                            Some(id) if same_selectors || std::ptr::eq(n, b) => {
+                                approvers.approves(id, &r.trunc())
+                            }
+                            _ => true,
+                        }
+                })
                 .copied()
                 .collect()
         };
         let (subnets_b, subnets_a) = (served(b, false), served(a, false));
+        // A Service's host serves its addresses as a router serves a route: going on- or
+        // offline may move them to another host at every peer (found by the property test
+        // that holds these answers to the engine's change sets).
+        let hosts_service = self.names.name(b.id).is_some_and(|name| {
+            self.inventory
+                .services()
+                .iter()
+                .any(|s| s.hosts.iter().any(|h| h == name))
+        });
         if subnets_b != subnets_a
-            || (!subnets_a.is_empty() && a.online != b.online)
+            || ((!subnets_a.is_empty() || hosts_service) && a.online != b.online)
             || (!subnets_a.is_empty() && a.advertised_routes != b.advertised_routes)
         {
             out.push(PeerReason::Router);
