@@ -147,7 +147,8 @@ function explain(event) {
     const e = loaded.explain(query);
     const rules = e.allowed ? e.rules : e.misses;
     out.innerHTML = `<p class="verdict ${e.allowed ? 'allowed' : 'denied'}">${e.allowed ? 'allowed' : 'denied'}: ${escapeHtml(e.reason)}</p>`
-      + (rules.length ? `<p>${e.allowed ? 'by' : 'nearest misses'}:</p><ul>${rules.map((r) => `<li>line ${r.line}: ${escapeHtml(r.text)}${r.why ? `<br>→ ${escapeHtml(r.why)}` : ''}</li>`).join('')}</ul>` : '');
+      + (rules.length ? `<p>${e.allowed ? 'by' : 'nearest misses'}:</p><ul>${rules.map((r) => `<li>line ${r.line}: ${escapeHtml(r.text)}${r.why ? `<br>→ ${escapeHtml(r.why)}` : ''}</li>`).join('')}</ul>` : '')
+      + (e.also?.length ? `<p>also allowed by (removing only the rule above would not deny it):</p><ul>${e.also.map((r) => `<li>line ${r.line}: ${escapeHtml(r.text)}</li>`).join('')}</ul>` : '');
   } catch (e) {
     if (!(e instanceof AclcError)) throw e;
     out.innerHTML = `<p class="verdict denied">${escapeHtml(e.message)}</p>`;

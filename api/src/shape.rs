@@ -245,6 +245,9 @@ pub struct ExplanationJson {
     pub rules: Vec<RuleJson>,
     /// On a denial, the nearest misses.
     pub misses: Vec<MissJson>,
+    /// On an allowed flow, the other rules that let some of it through as well (removing
+    /// only `rules` would not deny it); empty for SSH logins.
+    pub also: Vec<RuleJson>,
     /// What the verdict cannot show, said beside it (a closed TCP port 22 under an allowed
     /// SSH login, an endpoint that is an IPv4 address `disable-ipv4` takes away); empty
     /// when nothing is.
@@ -304,6 +307,11 @@ impl ExplanationJson {
                     rule: rule_json(source, m.span),
                     why: m.why.clone(),
                 })
+                .collect(),
+            also: explanation
+                .also
+                .iter()
+                .map(|&s| rule_json(source, s))
                 .collect(),
             notes: explanation.notes.clone(),
         }

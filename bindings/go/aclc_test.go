@@ -160,6 +160,11 @@ func TestCompileLoadNodeMapExplain(t *testing.T) {
 	if err != nil || !e.Allowed || len(e.Rules) != 1 || e.Rules[0].Line != 27 {
 		t.Fatalf("explain allowed: %+v %v", e, err)
 	}
+	// The other rules that let a flow through as well are named.
+	e, err = p.Explain(ctx, Query{Src: "carol-desktop", Dst: "carol-desktop:22"})
+	if err != nil || len(e.Rules) != 1 || e.Rules[0].Line != 29 || len(e.Also) != 1 || e.Also[0].Line != 31 {
+		t.Fatalf("explain also: %+v %v", e, err)
+	}
 	e, err = Explain(policy, inventory, Query{Src: "bob@example.com", Dst: "db-1:5432"})
 	if err != nil || e.Allowed || e.Reason == "" {
 		t.Fatalf("explain denied: %+v %v", e, err)

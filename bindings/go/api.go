@@ -69,6 +69,9 @@ type Explanation struct {
 	Reason  string `json:"reason"`
 	Rules   []Rule `json:"rules"`
 	Misses  []Miss `json:"misses"`
+	// Also lists, for an allowed flow, the other rules that let some of it through as
+	// well: removing only Rules would not deny it (empty for SSH logins).
+	Also []Rule `json:"also"`
 	// Notes say what the verdict cannot show: a closed TCP port 22 under an allowed SSH
 	// login, an endpoint that is an IPv4 address `disable-ipv4` takes away.
 	Notes []string `json:"notes"`

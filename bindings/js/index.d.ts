@@ -59,6 +59,8 @@ export interface Explanation {
   reason: string;
   rules: Rule[];
   misses: (Rule & { why: string })[];
+  /** For an allowed flow, the other rules that let some of it through as well: removing only `rules` would not deny it (empty for SSH logins). */
+  also: Rule[];
   /** What the verdict cannot show: a closed TCP port 22 under an allowed SSH login, an endpoint that is an IPv4 address `disable-ipv4` takes away. */
   notes: string[];
 }

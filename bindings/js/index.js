@@ -349,8 +349,8 @@ export class Engine extends Handle {
 
 }
 
-function explanation({ allowed, reason, rules, misses, notes }) {
-  return { allowed, reason, rules, misses, notes: notes ?? [] };
+function explanation({ allowed, reason, rules, misses, also, notes }) {
+  return { allowed, reason, rules, misses, also: also ?? [], notes: notes ?? [] };
 }
 
 /** A policy compiled against an inventory, kept in its instance until `free()`. */

@@ -164,7 +164,8 @@ struct JsonInvalid {
     error: JsonError,
 }
 
-/// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines; or `denied: REASON`,
+/// `allowed: REASON` then `allowed by FILE:LINE: RULE` lines (and `also allowed by` lines for
+/// the other rules that let it through); or `denied: REASON`,
 /// `nearest misses:` and two lines per miss (where and the rule, then why), at most `max`
 /// (0: all) and then how many more.
 fn write_human(e: &Explanation, source: &Source, max: usize) -> std::io::Result<()> {
@@ -180,6 +181,27 @@ fn write_human(e: &Explanation, source: &Source, max: usize) -> std::io::Result<
                 "allowed by {name}:{}: {}",
                 line(span),
                 escape(&rule_text(source, span))
+            )?;
+        }
+        // Rules that let it through as well: an author removing the rules above, to take
+        // the access away, would keep it.
+        for &span in &e.also {
+            writeln!(
+                out,
+                "also allowed by {name}:{}: {}",
+                line(span),
+                escape(&rule_text(source, span))
+            )?;
+        }
+        if !e.also.is_empty() {
+            let which = match e.verdict.rules().len() {
+                1 => "the rule that allows it",
+                _ => "the rules that allow it",
+            };
+            writeln!(
+                out,
+                "note: removing {which} would not deny it: the rules marked \"also allowed \
+                 by\" let it through as well"
             )?;
         }
     } else {

@@ -24,6 +24,8 @@ fn explain(args: &[&str]) -> Output {
 const ENG_RULE: &str =
     r#"{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:80,443", "build-server:22"]}"#;
 const OPS_RULE: &str = r#"{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]}"#;
+const SELF_RULE: &str =
+    r#"{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]}"#;
 
 #[test]
 fn allowed_names_the_rule() {
@@ -36,6 +38,35 @@ fn allowed_names_the_rule() {
              allowed by policy.hujson:27: {ENG_RULE}\n"
         )
     );
+}
+
+/// The other rules that let the flow through are named too: removing the allowing rule alone
+/// would not deny it.
+#[test]
+fn allowed_names_the_other_rules_that_allow() {
+    let out = explain(&["carol-desktop", "carol-desktop:22"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "allowed: carol-desktop reaches carol-desktop:22 on port 22 (tcp/udp) by 1 rule\n\
+             allowed by policy.hujson:29: {OPS_RULE}\n\
+             also allowed by policy.hujson:31: {SELF_RULE}\n\
+             note: removing the rule that allows it would not deny it: the rules marked \
+             \"also allowed by\" let it through as well\n"
+        )
+    );
+    let doc = json(&explain(&[
+        "carol-desktop",
+        "carol-desktop:22",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        doc["also"],
+        json!([{"file": "policy.hujson", "line": 31, "column": 3, "text": SELF_RULE}])
+    );
+    assert_eq!(doc["notes"], json!([]));
 }
 
 #[test]
@@ -109,6 +140,7 @@ fn json_shape() {
         json!([{"file": "policy.hujson", "line": 29, "column": 3, "text": OPS_RULE}])
     );
     assert_eq!(doc["misses"], json!([]));
+    assert_eq!(doc["also"], json!([]));
     assert_eq!(doc["notes"], json!([]));
 }
 

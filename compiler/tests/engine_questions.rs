@@ -323,9 +323,12 @@ fn network_admins_tagged_owners_and_routes_approved_as_advertised() {
         aclc_compiler::engine::ApprovalMode::Derived,
         aclc_compiler::engine::ApprovalMode::Stored,
     ] {
-        let mut engine =
-            Engine::new(policy.clone(), state.clone(), EngineOptions::with_approvals(mode))
-                .unwrap();
+        let mut engine = Engine::new(
+            policy.clone(),
+            state.clone(),
+            EngineOptions::with_approvals(mode),
+        )
+        .unwrap();
         let s = engine.snapshot();
         // "Owner, Admin, or Network admin can apply any tag, even if they don't own the tag"
         // (Tailscale's tags documentation); an IT admin may not.
@@ -341,10 +344,16 @@ fn network_admins_tagged_owners_and_routes_approved_as_advertised() {
         // peer gains it (it was answered "own map only").
         let mut subnet = router.clone();
         subnet.advertised_routes = vec!["10.1.0.0/16".parse().unwrap()];
-        assert_eq!(s.peer_impact(Some(&router), Some(&subnet)), [PeerReason::Router]);
+        assert_eq!(
+            s.peer_impact(Some(&router), Some(&subnet)),
+            [PeerReason::Router]
+        );
         let mut exit = router.clone();
         exit.advertised_routes = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
-        assert_eq!(s.peer_impact(Some(&router), Some(&exit)), [PeerReason::Exit]);
+        assert_eq!(
+            s.peer_impact(Some(&router), Some(&exit)),
+            [PeerReason::Exit]
+        );
         // A route nobody approves changes no peer.
         let mut unapproved = router.clone();
         unapproved.advertised_routes = vec!["192.168.0.0/24".parse().unwrap()];

@@ -60,6 +60,11 @@ test('compile, load, node maps, explain, free', () => {
   const allowed = p.explain({ src: 'bob@example.com', dst: 'web-1:443' });
   assert.equal(allowed.allowed, true);
   assert.equal(allowed.rules[0].line, 27);
+  assert.deepEqual(allowed.also, []);
+  // The other rules that let a flow through as well are named (removing the first alone
+  // would not deny it).
+  const twice = p.explain({ src: 'carol-desktop', dst: 'carol-desktop:22' });
+  assert.deepEqual([twice.rules.map((r) => r.line), twice.also.map((r) => r.line)], [[29], [31]]);
   const denied = aclc.explain(policy, inventory, { src: 'bob@example.com', dst: 'db-1:5432' });
   assert.equal(denied.allowed, false);
   assert.ok(denied.reason.length > 0);

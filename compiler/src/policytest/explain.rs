@@ -37,6 +37,10 @@ pub struct Explanation {
     pub reason: String,
     /// On a denial, the rules that come closest, in policy order.
     pub misses: Vec<Miss>,
+    /// On an allowed flow, the other rules that let some of it through as well, in policy
+    /// order: removing only the verdict's rules would not deny it (network traffic; empty
+    /// for SSH logins, where the first matching rule decides).
+    pub also: Vec<Span>,
     /// What the verdict, judged on the policy as `tests` and `sshTests` are, cannot show,
     /// said beside it: an SSH login allowed through a packet filter that keeps TCP port 22
     /// closed, an endpoint written as a node's IPv4 address that `disable-ipv4` takes away,

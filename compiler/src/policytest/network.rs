@@ -584,6 +584,43 @@ fn judge_traffic(
     (Verdict::Allowed { by }, None, partial)
 }
 
+/// The rules besides `by` (an allowed verdict's) that let some source address through to a
+/// destination address of its family, in policy order: each would keep some of the access
+/// were the rules of `by` removed. O(rules open on the port x source addresses), as
+/// [`judge_traffic`].
+fn also_through(
+    rules: &Rules,
+    posture: &Posture<'_>,
+    (sources, destinations): (&[Device], &[Device]),
+    protos: &[u8],
+    port: Asked,
+    by: &[Span],
+) -> Vec<Span> {
+    let open = Open::list(rules, sources, (protos, port, destinations));
+    let mut also: Vec<Span> = Vec::new();
+    for o in &open {
+        let Some(span) = o.rule.span else {
+            continue;
+        };
+        // `by` is sorted (`judge_traffic`); a rule met twice is dropped below.
+        if by.binary_search(&span).is_ok() {
+            continue;
+        }
+        let through = sources.iter().any(|source| {
+            source.addrs.iter().any(|&addr| {
+                has_family(destinations, addr)
+                    && o.lets_through(posture, destinations, (source, addr), true)
+            })
+        });
+        if through {
+            also.push(span);
+        }
+    }
+    also.sort_unstable();
+    also.dedup();
+    also
+}
+
 /// Work (destination devices times source addresses times rules, summed over a policy's
 /// tests) beyond which [`some_device_unreached`] does not look, and a deny keeps its failure.
 const DEVICE_CHECK_BUDGET: usize = 1 << 24;

@@ -674,6 +674,7 @@ pub(super) fn explain(
             reason: format!("{src} may log in to {dst} as {login} {how}"),
             verdict,
             misses: Vec::new(),
+            also: Vec::new(),
             notes: Vec::new(),
         });
     }
@@ -770,6 +771,7 @@ pub(super) fn explain(
         verdict,
         reason,
         misses,
+        also: Vec::new(),
         notes: Vec::new(),
     })
 }

@@ -74,6 +74,7 @@ pub(crate) fn explain_with(
                     quote(src_text)
                 ),
                 misses: Vec::new(),
+                also: Vec::new(),
                 notes: Vec::new(),
             })
         }
@@ -124,6 +125,7 @@ pub(crate) fn explain_with(
                     ),
                     verdict,
                     misses: Vec::new(),
+                    also: Vec::new(),
                     notes: Vec::new(),
                 });
             }
@@ -135,10 +137,14 @@ pub(crate) fn explain_with(
                 1 => format!("{src_text} reaches {dst_text} on {what} by 1 rule{only}"),
                 n => format!("{src_text} reaches {dst_text} on {what} by {n} rules{only}"),
             };
+            // The other rules that let some of it through too: an author removing only
+            // the verdict's rules, to take the access away, would keep it.
+            let also = also_through(rules, &posture, ends, &protos, port, verdict.rules());
             return Ok(Explanation {
                 verdict,
                 reason,
                 misses: Vec::new(),
+                also,
                 notes: Vec::new(),
             });
         };
@@ -151,6 +157,7 @@ pub(crate) fn explain_with(
                      can pass between them"
                 ),
                 misses: Vec::new(),
+                also: Vec::new(),
                 notes: Vec::new(),
             });
         }
@@ -210,6 +217,7 @@ pub(crate) fn explain_with(
             verdict,
             reason: format!("no rule lets {src_text} ({at}) reach {dst_text} on {what}"),
             misses,
+            also: Vec::new(),
             notes,
         })
     };

@@ -68,6 +68,80 @@ fn explain_allowed_names_the_rule() {
     assert_eq!(rules, vec![5]);
 }
 
+/// The other rules that let an allowed flow through are named beside the allowing one:
+/// removing only that one would not deny the flow (found by a sweep of the engine's
+/// questions, where `explain_flow` named one of two allowing rules).
+#[test]
+fn explain_names_the_other_rules_that_allow() {
+    let body = r#""acls": [
+  {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:web:80,443"]},
+  {"action": "accept", "src": ["alice@example.com"], "dst": ["tag:web:443"]},
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod:443"]}
+],
+"#;
+    let (source, checked, compiled) = head_compiled(body);
+    let line = |s: aclc_policy::Span| source.line_col(s.start as usize).line;
+    let e = explain(
+        &checked.policy,
+        &compiled,
+        &q("bob-laptop", "web-1:443", None),
+    )
+    .unwrap();
+    assert!(e.allowed());
+    assert_eq!(
+        e.verdict
+            .rules()
+            .iter()
+            .map(|&s| line(s))
+            .collect::<Vec<_>>(),
+        [5]
+    );
+    // Line 6 lets bob through too; line 7 is alice's, line 8 another destination's.
+    assert_eq!(e.also.iter().map(|&s| line(s)).collect::<Vec<_>>(), [6]);
+    // One rule alone: nothing else to name.
+    let e = explain(
+        &checked.policy,
+        &compiled,
+        &q("bob-laptop", "web-1:80", None),
+    )
+    .unwrap();
+    assert_eq!(
+        e.verdict
+            .rules()
+            .iter()
+            .map(|&s| line(s))
+            .collect::<Vec<_>>(),
+        [6]
+    );
+    assert!(e.also.is_empty());
+    // A group: alice's own rule lets her device through too.
+    let e = explain(
+        &checked.policy,
+        &compiled,
+        &q("group:eng", "web-1:443", None),
+    )
+    .unwrap();
+    assert_eq!(
+        e.verdict
+            .rules()
+            .iter()
+            .map(|&s| line(s))
+            .collect::<Vec<_>>(),
+        [5]
+    );
+    assert_eq!(e.also.iter().map(|&s| line(s)).collect::<Vec<_>>(), [6, 7]);
+    // A denial names no other rule.
+    let e = explain(
+        &checked.policy,
+        &compiled,
+        &q("bob-laptop", "web-1:22", None),
+    )
+    .unwrap();
+    assert!(!e.allowed());
+    assert!(e.also.is_empty());
+}
+
 #[test]
 fn explain_wrong_port_and_wrong_source() {
     // Wrong port: the rule reaching tag:web opens 80,443 only.
