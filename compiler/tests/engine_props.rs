@@ -124,7 +124,7 @@ fn policy_text(seed: &[u32]) -> String {
             pick(&SELECTORS, s(3))
         ),
         2 => format!(
-            r#", "grants": [{{"src": ["{}"], "dst": ["svc:web"], "ip": ["tcp:443"]}}]"#,
+            r#", "grants": [{{"src": ["{}"], "dst": ["svc:web", "svc:api"], "ip": ["tcp:443"]}}]"#,
             pick(&SELECTORS, s(4))
         ),
         _ => String::new(),
@@ -325,8 +325,12 @@ fn event(e: &[u32; 8]) -> Option<Event> {
             online: e[2].is_multiple_of(2),
         },
         8 => Event::ReplacePolicy(parse_policy(&policy_text(&e.repeat(4)))?),
-        9 => Event::UpsertService(service(e[2], e[3])),
-        _ => Event::RemoveService("svc:web".to_string()),
+        // Two Services, so that a batch may change both (each step must change its own).
+        9 => Event::UpsertService(match e[4] % 2 {
+            0 => service(e[2], e[3]),
+            _ => api_service(e[2], e[3]),
+        }),
+        _ => Event::RemoveService(pick(&["svc:web", "svc:api"], e[2]).to_string()),
     })
 }
 
@@ -350,6 +354,20 @@ fn service(hosts: u32, approved: u32) -> ServiceRecord {
         hosts,
         tags: Vec::new(),
     }
+}
+
+/// `svc:api` (at other addresses), hosted and approved as [`service`] picks; no
+/// `autoApprovers` entry names it. Sometimes without hosts, as a Service just made has none.
+fn api_service(hosts: u32, approved: u32) -> ServiceRecord {
+    let mut api = service(hosts, approved);
+    api.name = "svc:api".to_string();
+    api.ipv4 = Some(Ipv4Addr::new(100, 100, 200, 2));
+    api.ipv6 = Some(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0xab, 0, 0, 0, 2));
+    if approved % 4 == 0 {
+        api.hosts.clear();
+        api.approved_hosts.clear();
+    }
+    api
 }
 
 /// Every node's wire output, by id.
@@ -1429,6 +1447,63 @@ fn a_user_removed_with_devices() {
         ],
         [Event::RemoveUser(1), Event::RemoveUser(2)],
     );
+}
+
+/// Two Services changed in one batch: each step takes its own Service alone to the event's
+/// record. Every step saw both Services after the event, so the first (a Service without
+/// hosts, as one just made is) took the second's hosts too without looking at their
+/// peers, and the second found nothing changed: `client` kept routing `svc:b` nowhere, and
+/// was not in the change set (found by an adversarial sweep of the engine).
+#[test]
+fn two_services_in_one_batch() {
+    let policy = parse_policy(
+        r#"{"tagOwners": {"tag:web": []},
+            "grants": [{"src": ["alice@example.com"], "dst": ["svc:a", "svc:b"], "ip": ["tcp:443"]},
+                       {"src": ["*"], "dst": ["tag:web"], "ip": ["tcp:80"]}]}"#,
+    )
+    .unwrap();
+    let svc = |name: &str, last: u8, hosts: Vec<u64>| ServiceRecord {
+        name: name.to_string(),
+        ipv4: Some(Ipv4Addr::new(100, 100, 200, last)),
+        ipv6: None,
+        approved_hosts: hosts.clone(),
+        hosts,
+        tags: Vec::new(),
+    };
+    let state = TailnetState {
+        users: (1..=4).map(|id| user(id, 0)).collect(),
+        nodes: vec![
+            owned(1, 1),
+            tagged(3, "tag:web"),
+            tagged(4, "tag:web"),
+            owned(5, 2),
+        ],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    let engine = Engine::new(policy, state, EngineOptions::default()).unwrap();
+    let batches = vec![
+        // A hostless Service, then one with a host.
+        vec![
+            Event::UpsertService(svc("svc:a", 1, Vec::new())),
+            Event::UpsertService(svc("svc:b", 2, vec![4])),
+        ],
+        // Both moved in one batch; one's only host an id naming no node.
+        vec![
+            Event::UpsertService(svc("svc:a", 1, vec![99])),
+            Event::UpsertService(svc("svc:b", 2, vec![3])),
+        ],
+        vec![
+            Event::UpsertService(svc("svc:a", 1, vec![3, 4])),
+            Event::UpsertService(svc("svc:b", 2, vec![4])),
+        ],
+        // Both removed in one batch.
+        vec![
+            Event::RemoveService("svc:a".to_string()),
+            Event::RemoveService("svc:b".to_string()),
+        ],
+    ];
+    verify(engine, batches.into_iter()).unwrap();
 }
 
 /// Tailscale Services in the engine: a service added, its hosts, approvals and addresses

@@ -53,15 +53,19 @@ type Stepped = (Built, Option<Vec<u64>>);
 /// One step: the nodes and users it changes, the users' list after it when it changes
 /// users ([`Inputs::user_list`]: the list the snapshots share), and the Service it changes
 /// (by name, with its record before) or the policy before it, when it replaces the
-/// policy. The steps see the policy and the Services after the event throughout: the
-/// policy's step (the first) takes the inventory, the Services' records included, from the
-/// snapshot before it, and each Service's step compares with the snapshot before it.
+/// policy. The steps see the policy after the event throughout; the Services are as before
+/// the event until each one's step takes it to its record after the event (`service_to`),
+/// so each Service's step changes that Service alone and compares with the snapshot
+/// before it. The policy's step (the first) takes the inventory, the Services' records
+/// included, from the snapshot before it.
 #[derive(Default)]
 struct Step {
     nodes: Vec<NodeStep>,
     users: Vec<UserStep>,
     list: Option<Arc<[User]>>,
     service: Option<(String, Option<ServiceRecord>)>,
+    /// The Service's record after the step (the event's), with `service`.
+    service_to: Option<ServiceRecord>,
     policy: Option<Arc<Policy>>,
 }
 
@@ -141,9 +145,20 @@ impl Inputs {
                 ..Step::default()
             });
         }
-        for service in services {
+        // Each Service's step takes that Service alone from its record before the event to
+        // the event's: the steps start from every changed Service's record before it. (Each
+        // step saw every Service after the event, so the first took the others' changes
+        // while fingerprinting only its own hosts' reach, and the later ones found nothing
+        // changed: a batch of two Service events missed the peers of the second's hosts;
+        // found by an adversarial sweep of the engine.)
+        let services_after: Vec<(String, Option<ServiceRecord>)> = services
+            .iter()
+            .map(|(name, _)| (name.clone(), self.services.get(name).cloned()))
+            .collect();
+        for (service, (_, to)) in services.into_iter().zip(&services_after) {
             steps.push(Step {
                 service: Some(service),
+                service_to: to.clone(),
                 ..Step::default()
             });
         }
@@ -161,6 +176,11 @@ impl Inputs {
         for (id, before, _) in &changes {
             self.set_record(*id, before.clone());
         }
+        for step in &steps {
+            if let Some((name, before)) = &step.service {
+                self.set_service(name, before.clone());
+            }
+        }
         let changed_users: Vec<UserStep> = steps.iter().flat_map(|s| s.users.clone()).collect();
         for (id, before, _) in &changed_users {
             self.set_user(*id, before.clone());
@@ -175,6 +195,9 @@ impl Inputs {
         let stepped = self.steps(version, current, &steps);
         for (id, _, after) in &changes {
             self.set_record(*id, after.clone());
+        }
+        for (name, after) in services_after {
+            self.set_service(&name, after);
         }
         for (id, _, after) in &changed_users {
             self.set_user(*id, after.clone());
@@ -320,8 +343,11 @@ impl Inputs {
         done.map(|built| Ok((built, twice)))
     }
 
-    /// The records and users after `step`.
+    /// The records, users and Service after `step`.
     fn take_step(&mut self, step: &Step) {
+        if let Some((name, _)) = &step.service {
+            self.set_service(name, step.service_to.clone());
+        }
         for (id, _, to) in &step.nodes {
             self.set_record(*id, to.clone());
         }
