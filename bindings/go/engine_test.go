@@ -219,6 +219,27 @@ func TestEngineState(t *testing.T) {
 	}
 }
 
+// A state marshaled from the package's own records: a Service without hosts has a nil
+// Hosts, which encoding/json writes as null (the engine refused it: "invalid type: null,
+// expected a sequence").
+func TestEngineStateFromRecords(t *testing.T) {
+	state, err := json.Marshal(map[string]any{
+		"users":    []UserRecord{{ID: 1, Login: "alice@"}},
+		"nodes":    []NodeRecord{{ID: 10, Name: "laptop", User: ptr(uint64(1)), IPv4: "100.64.0.1"}},
+		"services": []ServiceRecord{{Name: "svc:a", IPv4: "100.100.200.1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := NewEngine(`{"grants": [{"src": ["*"], "dst": ["svc:a"], "ip": ["*"]}]}`, string(state), EngineOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", state, err)
+	}
+	engine.Close(context.Background())
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // Nodes of one address family through the typed records: the other family is left out of
 // the event, not sent empty (which the engine refused as an invalid address).
 func TestEngineSingleFamilyNodes(t *testing.T) {

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use aclc_matcher::wire::{CapGrant, CapMap, FilterRule, NetPortRange, Ports, Strings};
 
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+/// A JSON `null` read as the field's default (Go writes a nil slice or map as `null`).
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Default + Deserialize<'de>,

@@ -1612,6 +1612,50 @@ fn services_in_the_engine() {
     .unwrap();
 }
 
+/// A user's login emptied while the user owns a device is refused, and the message says so
+/// (it said `unknown user ""`).
+#[test]
+fn a_login_emptied_under_owned_devices_is_refused_with_its_reason() {
+    let policy = parse_policy(r#"{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}"#);
+    let state = TailnetState {
+        users: (1..=2).map(|id| user(id, 0)).collect(),
+        nodes: vec![owned(1, 1), owned(2, 2)],
+        tailnet: Default::default(),
+        services: Vec::new(),
+    };
+    let mut engine = Engine::new(policy.unwrap(), state, EngineOptions::default()).unwrap();
+    let before = engine.state();
+    let mut nameless = user(2, 0);
+    nameless.login = String::new();
+    let error = engine.apply(Event::UpsertUser(nameless)).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("owned by a user without a login") && message.contains("node2"),
+        "{message}"
+    );
+    assert_eq!(engine.state(), before);
+}
+
+/// The state as Go writes it: a nil slice or map is `null`, read as empty (the Go binding's
+/// own `ServiceRecord` without hosts was refused: "invalid type: null, expected a
+/// sequence"; found by an adversarial sweep of the engine).
+#[test]
+fn null_lists_in_the_state_are_empty() {
+    let state = TailnetState::from_json(
+        r#"{"users": [{"id": 3, "login": "carol@", "name": null, "roles": null, "groups": null}],
+            "nodes": [{"id": 1, "name": "v4", "user": 3, "ipv4": "100.64.0.1", "tags": null,
+                       "advertised_routes": null, "approved_routes": null, "posture": null}],
+            "services": [{"name": "svc:a", "ipv4": "100.100.200.1", "hosts": null,
+                          "approved_hosts": null, "tags": null}],
+            "tailnet": null}"#,
+    )
+    .unwrap();
+    assert!(state.users[0].roles.is_empty() && state.nodes[0].tags.is_empty());
+    assert!(state.services[0].hosts.is_empty());
+    let policy = parse_policy(r#"{"grants": [{"src": ["*"], "dst": ["svc:a"], "ip": ["*"]}]}"#);
+    assert!(Engine::new(policy.unwrap(), state, EngineOptions::default()).is_ok());
+}
+
 /// Nodes with one address family: the engine's inventory format leaves the other out; a
 /// node re-addressed to the other family changes how its peers see it; a node with no
 /// address is refused and leaves the state unchanged.

@@ -23,13 +23,13 @@ pub struct UserRecord {
     /// Empty for a user no policy can name (and who can own no node).
     pub login: String,
     /// Display name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub name: String,
     /// Tailnet roles (for `autogroup:admin`, `autogroup:owner`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub roles: Vec<Role>,
     /// Groups synced from the identity provider (`group:eng@example.com`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub groups: Vec<String>,
 }
 
@@ -49,7 +49,7 @@ pub struct NodeRecord {
     #[serde(default)]
     pub user: Option<u64>,
     /// Tags (`tag:...`); empty for a user-owned node.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub tags: Vec<String>,
     /// Tailscale IPv4 address; `None` on an IPv6-only pool. A node has at least one address
     /// (an event leaving a node with neither is refused as an invalid inventory).
@@ -59,13 +59,13 @@ pub struct NodeRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
     /// Routes the node advertises.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub advertised_routes: Vec<IpNet>,
     /// Routes approved for the node (by an admin, or stored auto-approvals).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub approved_routes: Vec<IpNet>,
     /// Device posture attributes (`node:os` -> `"linux"`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub posture: BTreeMap<String, serde_json::Value>,
     /// Connected to the control server. An offline router is a route's primary only when no
     /// other server of the route is online (HA failover).
@@ -171,16 +171,20 @@ pub enum Event {
 #[serde(deny_unknown_fields)]
 pub struct TailnetState {
     /// The users.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub users: Vec<UserRecord>,
     /// The nodes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub nodes: Vec<NodeRecord>,
     /// The tailnet's name, DNS and settings (as in the corpus inventory).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub tailnet: Tailnet,
     /// Tailscale Services (`svc:name`), with their hosts by node id.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::null_as_default"
+    )]
     pub services: Vec<ServiceRecord>,
 }
 
@@ -198,13 +202,21 @@ pub struct ServiceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
     /// Nodes that advertise the service.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::null_as_default")]
     pub hosts: Vec<u64>,
     /// Hosts an admin approved (`autoApprovers.services` approves others).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::null_as_default"
+    )]
     pub approved_hosts: Vec<u64>,
     /// The service's tags, which `autoApprovers.services` may key on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::null_as_default"
+    )]
     pub tags: Vec<String>,
 }
 

@@ -205,6 +205,17 @@ impl Inventory {
                 K::Ownership,
                 format!("nodes[{i}]: node \"{name}\" has neither an owner (\"user\") nor tags"),
             ),
+            // The engine names an owner by its login: a user whose login was emptied (an
+            // upsert) while owning devices reads as the owner "" (the message said only
+            // unknown user "").
+            (Some(owner), true) if owner.is_empty() => err(
+                K::UnknownOwner,
+                format!(
+                    "nodes[{i}].user: node \"{name}\" is owned by a user without a login; a \
+                     user no policy can name can own no node (give the user its login, or \
+                     remove or reassign its nodes first)"
+                ),
+            ),
             (Some(owner), true) if !user_by_email.contains_key(owner) => err(
                 K::UnknownOwner,
                 format!("nodes[{i}].user: unknown user \"{owner}\" (not among users)"),
