@@ -363,7 +363,7 @@ fn api_service(hosts: u32, approved: u32) -> ServiceRecord {
     api.name = "svc:api".to_string();
     api.ipv4 = Some(Ipv4Addr::new(100, 100, 200, 2));
     api.ipv6 = Some(Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0xab, 0, 0, 0, 2));
-    if approved % 4 == 0 {
+    if approved.is_multiple_of(4) {
         api.hosts.clear();
         api.approved_hosts.clear();
     }
