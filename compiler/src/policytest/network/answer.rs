@@ -130,6 +130,20 @@ pub(crate) fn explain_with(
                 });
             }
         }
+        // For ICMP, every rule open to the source on some protocol and port lets it through
+        // (`matchIPsOnly`), so the other rules and the families reached are judged over
+        // them all: a TCP rule beside an ICMP one keeps the ping, and lets it through over
+        // the family the ICMP rule leaves out (found by a differential of explain against
+        // the compiled filters).
+        let every: Vec<u8> = (0..=u8::MAX).collect();
+        let (protos, partial) = match (icmp_only, denied) {
+            (true, None) if !partial.is_empty() => (
+                every.clone(),
+                judge_traffic(rules, &posture, ends, &every, Asked::AnyPort).2,
+            ),
+            (true, None) => (every.clone(), partial),
+            _ => (protos.clone(), partial),
+        };
         let Some((addr, node)) = denied else {
             let only = only_family(&partial);
             let reason = match verdict.rules().len() {

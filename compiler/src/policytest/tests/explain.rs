@@ -142,6 +142,39 @@ fn explain_names_the_other_rules_that_allow() {
     assert!(e.also.is_empty());
 }
 
+/// ICMP gets through wherever any rule opens some port to the source: a TCP rule beside
+/// the ICMP one is named too, and lets the ping through over the family the ICMP rule
+/// leaves out (explain said "over IPv4 only"; found by a differential of explain against
+/// the compiled filters).
+#[test]
+fn explain_icmp_names_every_rule_that_lets_a_ping_through() {
+    // `db` is prod-1's IPv4 address alone.
+    let body = r#""acls": [
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["db:*"], "proto": "icmp"},
+  {"action": "accept", "src": ["bob@example.com"], "dst": ["tag:prod:443"], "proto": "tcp"}
+],
+"#;
+    let (source, checked, compiled) = head_compiled(body);
+    let line = |s: aclc_policy::Span| source.line_col(s.start as usize).line;
+    let e = explain(
+        &checked.policy,
+        &compiled,
+        &q("bob-laptop", "prod-1", Some("icmp")),
+    )
+    .unwrap();
+    assert!(e.allowed(), "{}", e.reason);
+    assert_eq!(
+        e.verdict
+            .rules()
+            .iter()
+            .map(|&s| line(s))
+            .collect::<Vec<_>>(),
+        [5]
+    );
+    assert_eq!(e.also.iter().map(|&s| line(s)).collect::<Vec<_>>(), [6]);
+    assert!(!e.reason.contains("only"), "{}", e.reason);
+}
+
 #[test]
 fn explain_wrong_port_and_wrong_source() {
     // Wrong port: the rule reaching tag:web opens 80,443 only.
