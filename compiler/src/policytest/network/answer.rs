@@ -109,10 +109,11 @@ pub(crate) fn explain_with(
         };
         let ends = (&sources[..], &destinations[..]);
         let (verdict, denied, partial) = judge_traffic(rules, &posture, ends, &protos, port);
+        // Every protocol: how a node judges ICMP (`matchIPsOnly`, below).
+        let every: Vec<u8> = (0..=u8::MAX).collect();
         if denied.is_some() && icmp_only {
             // A node lets ICMP through to an address any rule opens to the source, whatever the
             // rule's protocols and ports (`matchIPsOnly`: "if any port is open, ping works").
-            let every: Vec<u8> = (0..=u8::MAX).collect();
             let (verdict, denied, partial) =
                 judge_traffic(rules, &posture, ends, &every, Asked::AnyPort);
             if denied.is_none() && verdict.is_allowed() {
@@ -135,7 +136,6 @@ pub(crate) fn explain_with(
         // them all: a TCP rule beside an ICMP one keeps the ping, and lets it through over
         // the family the ICMP rule leaves out (found by a differential of explain against
         // the compiled filters).
-        let every: Vec<u8> = (0..=u8::MAX).collect();
         let (protos, partial) = match (icmp_only, denied) {
             (true, None) if !partial.is_empty() => (
                 every.clone(),
